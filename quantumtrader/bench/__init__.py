@@ -1,0 +1,1 @@
+"""bench subsystem (see docs/architecture.md)."""

@@ -1,0 +1,419 @@
+"""Every setting and its default, in one place.
+
+Resolution order (later wins): built-in defaults, a TOML file (``--config``),
+environment variables ``QT_<SECTION>__<KEY>`` (``QT_DATA_DIR`` for the data
+directory), then explicit command-line options. Sections are frozen,
+keyword-only dataclasses; unknown keys are rejected and every value is
+type-checked and range-checked once, at start-up, so a typo or a bad value
+stops the program with a message naming the key instead of surfacing later in
+the tick loop (the uvicorn ``Config`` idea: data resolved once, runtime apart).
+
+Each field carries its documentation in ``metadata["doc"]``: ``config init``
+writes it out as comments, so the docs cannot drift from the defaults.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import re
+import sys
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, get_args, get_origin, get_type_hints
+
+Check = Callable[[Any], str | None]
+
+#: Where the store, users, the JWT secret and the Numba cache live unless
+#: --data-dir or QT_DATA_DIR says otherwise.
+DEFAULT_DATA_DIR = "~/.quantumtrader"
+
+
+class ConfigError(ValueError):
+    """A setting is unknown or out of range. ``key`` is the dotted name."""
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(f"config {key}: {message}")
+        self.key = key
+
+
+# -- field helpers ---------------------------------------------------------------
+
+
+def setting(default: Any, doc: str, check: Check | None = None) -> Any:
+    """A config field with its documentation and an optional range check."""
+    return field(default=default, metadata={"doc": doc, "check": check})
+
+
+def positive(value: Any) -> str | None:
+    return None if value > 0 else "must be > 0"
+
+
+def non_negative(value: Any) -> str | None:
+    return None if value >= 0 else "must be >= 0"
+
+
+def unit_interval(value: Any) -> str | None:
+    return None if 0.0 <= value <= 1.0 else "must be between 0 and 1"
+
+
+def port(value: Any) -> str | None:
+    return None if 1 <= value <= 65535 else "must be a TCP port (1-65535)"
+
+
+_ENDPOINT_RE = re.compile(r"^tcp://(\*|[A-Za-z0-9.\-]+|\[[0-9A-Fa-f:]+\]):(\d{1,5})$")
+
+
+def endpoint(value: Any) -> str | None:
+    """TCP only: the daemon also runs on Windows VPSs, where ipc:// does not exist."""
+    match = _ENDPOINT_RE.match(value)
+    if not match or not 1 <= int(match.group(2)) <= 65535:
+        return "must look like tcp://HOST:PORT (tcp only, so it works on Windows)"
+    return None
+
+
+def one_of(*allowed: str) -> Check:
+    def check(value: Any) -> str | None:
+        return None if value in allowed else f"must be one of {', '.join(allowed)}"
+
+    return check
+
+
+# -- sections --------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class EndpointsConfig:
+    """Where the daemon binds. Defaults are PROTOCOL.md's, loopback only."""
+
+    events: str = setting("tcp://127.0.0.1:5555", "EA PUSH -> daemon PULL (bound by the daemon)", endpoint)
+    feed: str = setting("tcp://127.0.0.1:5556", "daemon PUB feed for apps and the sidecar", endpoint)
+    control: str = setting("tcp://127.0.0.1:5557", "daemon ROUTER for the sidecar and the CLI", endpoint)
+
+
+@dataclass(frozen=True, kw_only=True)
+class DaemonConfig:
+    """The poller loop and terminal bookkeeping."""
+
+    batch_max: int = setting(4096, "most events drained from the events socket per wake-up", positive)
+    events_hwm: int = setting(1_000_000, "receive high-water mark of the events PULL socket", positive)
+    feed_hwm: int = setting(1_000_000, "send high-water mark of the feed PUB socket (drops beyond it are counted)", positive)
+    heartbeat_s: float = setting(5.0, "heartbeat period assumed for terminals whose hello does not state one", positive)
+    stale_heartbeats: int = setting(3, "a terminal silent for this many heartbeat periods is stale", positive)
+    health_interval_s: float = setting(1.0, "how often health is published on the feed", positive)
+    status_interval_s: float = setting(5.0, "how often the one-line status is logged (0 = never)", non_negative)
+    reject_log_interval_s: float = setting(10.0, "a reject reason is logged at most once per interval", positive)
+    linger_ms: int = setting(200, "socket linger on shutdown, so nothing hangs", non_negative)
+    max_message_bytes: int = setting(65_536, "frames longer than this are rejected unread", positive)
+    max_clock_skew_ms: int = setting(86_400_000, "a tick's time_msc may be at most this far ahead of the daemon's clock", positive)
+
+
+@dataclass(frozen=True, kw_only=True)
+class FeaturesConfig:
+    """Feature kernel parameters (DESIGN.md, "Features")."""
+
+    max_symbols: int = setting(64, "initial symbol capacity; grows (doubling) when exceeded", positive)
+    publish: str = setting(
+        "every_tick",
+        "features.<SYMBOL> on the feed: every_tick, or per_batch (latest per symbol per batch)",
+        one_of("every_tick", "per_batch", "off"),
+    )
+    wave_window: int = setting(64, "W: standardized returns in the wave_function density", positive)
+    wave_bins: int = setting(32, "histogram bins of the wave_function density", positive)
+    wave_bandwidth: float = setting(0.5, "Gaussian kernel bandwidth of wave_function, in standard deviations", positive)
+    chaos_window: int = setting(128, "W: log returns in one chaos_index (Lyapunov) estimate", positive)
+    chaos_every: int = setting(512, "K: ticks between chaos_index recomputes (held in between)", positive)
+    perm_order: int = setting(4, "order of the sliding permutation entropy", positive)
+    perm_window: int = setting(64, "window of the sliding permutation entropy", positive)
+
+
+@dataclass(frozen=True, kw_only=True)
+class SignalsConfig:
+    """Ensemble weights and the signal policy (DESIGN.md, "Models and signals")."""
+
+    weight_quantum: float = setting(0.3, "weight of the quantum (wave_function) component", unit_interval)
+    weight_chaos: float = setting(0.2, "weight of the chaos (trend x regime) component", unit_interval)
+    weight_ml_ensemble: float = setting(0.4, "weight of the online-learned ensemble", unit_interval)
+    weight_technical: float = setting(0.1, "weight of the technical (RSI, MACD) component", unit_interval)
+    buy_threshold: float = setting(0.7, "probability above which the prediction is BUY", unit_interval)
+    sell_threshold: float = setting(0.3, "probability below which the prediction is SELL", unit_interval)
+    interval_s: float = setting(10.0, "a signal is emitted at least this often per symbol while ticks arrive", positive)
+    horizon_ticks: int = setting(20, "H: the label is whether mid rose over the next H ticks", positive)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExecutionConfig:
+    """Commands to terminals (PROTOCOL.md, "Commands")."""
+
+    command_timeout_ms: int = setting(3000, "how long to wait for a terminal's reply before a Lazy Pirate retry", positive)
+    command_retries: int = setting(2, "resends of the same command id after a timeout", non_negative)
+    magic: int = setting(20240115, "magic number put on every order", non_negative)
+    deviation_points: int = setting(10, "max slippage in points for market orders", non_negative)
+
+
+@dataclass(frozen=True, kw_only=True)
+class SidecarConfig:
+    """The REST/WebSocket sidecar."""
+
+    host: str = setting("127.0.0.1", "bind address (0.0.0.0 to serve phones; tokens still required)")
+    port: int = setting(8080, "HTTP port", port)
+
+
+@dataclass(frozen=True, kw_only=True)
+class PaperConfig:
+    """The paper terminal: an EA as far as the daemon can tell."""
+
+    terminal: str = setting("paper-1@QuantumTrader-Paper", "terminal id it announces")
+    command_endpoint: str = setting("tcp://127.0.0.1:5560", "where its REP command socket binds", endpoint)
+    symbols: tuple[str, ...] = setting(
+        ("EURUSD", "GBPUSD", "USDJPY", "AUDUSD", "USDCHF"),
+        "symbols of the built-in generator (ignored with --ticks)",
+    )
+    ticks_per_s: float = setting(50.0, "generator rate over all symbols (0 = as fast as possible)", non_negative)
+    speed: float = setting(1.0, "replay speed of --ticks (1 = real time, 0 = as fast as possible)", non_negative)
+    heartbeat_s: float = setting(5.0, "heartbeat period (the EA's HeartbeatSeconds)", positive)
+    balance: float = setting(10_000.0, "starting balance", positive)
+    currency: str = setting("USD", "account currency")
+    leverage: int = setting(100, "account leverage", positive)
+    login: int = setting(1000001, "account login it reports", positive)
+    seed: int = setting(7, "random seed of the generator", non_negative)
+
+
+@dataclass(frozen=True, kw_only=True)
+class LogConfig:
+    """structlog output."""
+
+    format: str = setting("auto", "auto (console on a TTY, JSON lines otherwise), console or json", one_of("auto", "console", "json"))
+    level: str = setting("info", "debug, info, warning or error", one_of("debug", "info", "warning", "error"))
+
+
+@dataclass(frozen=True, kw_only=True)
+class Config:
+    """The whole effective configuration. Build it with :func:`load_config`."""
+
+    data_dir: str = setting(DEFAULT_DATA_DIR, "data directory: store, users, secret, Numba cache")
+    endpoints: EndpointsConfig = field(default_factory=EndpointsConfig)
+    daemon: DaemonConfig = field(default_factory=DaemonConfig)
+    features: FeaturesConfig = field(default_factory=FeaturesConfig)
+    signals: SignalsConfig = field(default_factory=SignalsConfig)
+    execution: ExecutionConfig = field(default_factory=ExecutionConfig)
+    sidecar: SidecarConfig = field(default_factory=SidecarConfig)
+    paper: PaperConfig = field(default_factory=PaperConfig)
+    log: LogConfig = field(default_factory=LogConfig)
+
+    @property
+    def data_path(self) -> Path:
+        return Path(self.data_dir).expanduser()
+
+
+#: Cross-field rules, each returning (key, message) on failure.
+def _check_whole(config: Config) -> None:
+    s = config.signals
+    total = s.weight_quantum + s.weight_chaos + s.weight_ml_ensemble + s.weight_technical
+    if not math.isclose(total, 1.0, abs_tol=1e-9):
+        raise ConfigError("signals.weight_*", f"weights must sum to 1 (they sum to {total:g})")
+    if not s.sell_threshold < s.buy_threshold:
+        raise ConfigError("signals.sell_threshold", "must be below signals.buy_threshold")
+    eps = config.endpoints
+    bound = [eps.events, eps.feed, eps.control]
+    if len(set(bound)) != len(bound):
+        raise ConfigError("endpoints", "events, feed and control must be different endpoints")
+
+
+# -- loading ---------------------------------------------------------------------
+
+
+def _sections() -> dict[str, type]:
+    hints = get_type_hints(Config)
+    return {f.name: hints[f.name] for f in fields(Config) if dataclasses.is_dataclass(hints[f.name])}
+
+
+def _coerce(key: str, kind: Any, value: Any, from_env: bool) -> Any:
+    """Turn a TOML or environment value into ``kind``, or raise ConfigError."""
+    if from_env and isinstance(value, str):
+        text = value.strip()
+        if kind is bool:
+            low = text.lower()
+            if low in ("1", "true", "yes", "on"):
+                return True
+            if low in ("0", "false", "no", "off"):
+                return False
+            raise ConfigError(key, f"expected true or false, got {value!r}")
+        if get_origin(kind) is tuple:
+            return tuple(part.strip() for part in text.split(",") if part.strip())
+        if kind in (int, float):
+            try:
+                value = kind(text)
+            except ValueError:
+                raise ConfigError(key, f"expected {kind.__name__}, got {value!r}") from None
+    if kind is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(key, f"expected true or false, got {value!r}")
+        return value
+    if kind is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(key, f"expected an integer, got {value!r}")
+        return value
+    if kind is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ConfigError(key, f"expected a finite number, got {value!r}")
+        return float(value)
+    if kind is str:
+        if not isinstance(value, str):
+            raise ConfigError(key, f"expected a string, got {value!r}")
+        return value
+    if get_origin(kind) is tuple:
+        (item,) = get_args(kind)[:1]
+        if not isinstance(value, (list, tuple)) or not all(isinstance(v, item) for v in value):
+            raise ConfigError(key, f"expected a list of {item.__name__}, got {value!r}")
+        return tuple(value)
+    raise ConfigError(key, f"unsupported setting type {kind!r}")  # pragma: no cover - a programming error
+
+
+def _build(cls: type, prefix: str, values: Mapping[str, Any], env: Mapping[str, Any]) -> Any:
+    hints = get_type_hints(cls)
+    known = {f.name for f in fields(cls)}
+    for name in values:
+        if name not in known:
+            raise ConfigError(f"{prefix}{name}", f"unknown setting (known: {', '.join(sorted(known))})")
+    kwargs: dict[str, Any] = {}
+    for f in fields(cls):
+        key = f"{prefix}{f.name}"
+        if f.name in env:
+            kwargs[f.name] = _coerce(key, hints[f.name], env[f.name], from_env=True)
+        elif f.name in values:
+            kwargs[f.name] = _coerce(key, hints[f.name], values[f.name], from_env=False)
+        else:
+            continue
+        check = f.metadata.get("check")
+        problem = check(kwargs[f.name]) if check else None
+        if problem:
+            raise ConfigError(key, f"{problem} (got {kwargs[f.name]!r})")
+    return cls(**kwargs)
+
+
+def _env_overrides(environ: Mapping[str, str]) -> dict[str, dict[str, str]]:
+    """``QT_SECTION__KEY=value`` -> {section: {key: value}}; unknown names are errors."""
+    sections = _sections()
+    out: dict[str, dict[str, str]] = {}
+    for name, value in environ.items():
+        if not name.startswith("QT_") or "__" not in name:
+            continue
+        section, _, key = name[3:].partition("__")
+        section, key = section.lower(), key.lower()
+        if section not in sections:
+            raise ConfigError(name, f"unknown section {section!r} (known: {', '.join(sections)})")
+        out.setdefault(section, {})[key] = value
+    return out
+
+
+def load_config(
+    path: Path | str | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Config:
+    """Defaults < TOML file < environment < ``overrides`` (dotted keys, e.g. ``"sidecar.port"``).
+
+    Raises ConfigError naming the key on any unknown name or bad value.
+    """
+    environ = os.environ if environ is None else environ
+    file_values: dict[str, Any] = {}
+    if path is not None:
+        p = Path(path)
+        try:
+            file_values = tomllib.loads(p.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError("--config", f"file not found: {p}") from None
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError("--config", f"{p} is not valid TOML: {exc}") from None
+    env = _env_overrides(environ)
+    for dotted, value in (overrides or {}).items():
+        if value is None:
+            continue
+        section, _, key = dotted.rpartition(".")
+        target = env.setdefault(section, {}) if section else env.setdefault("", {})
+        target[key] = value
+    sections = _sections()
+    for name, value in file_values.items():
+        if name not in sections and name != "data_dir":
+            raise ConfigError(name, f"unknown section (known: data_dir, {', '.join(sections)})")
+        if name in sections and not isinstance(value, dict):
+            raise ConfigError(name, "must be a table")
+
+    kwargs: dict[str, Any] = {}
+    for name, cls in sections.items():
+        section_env = {k: v for k, v in env.get(name, {}).items()}
+        kwargs[name] = _build(cls, f"{name}.", file_values.get(name, {}), section_env)
+    top_env: dict[str, Any] = dict(env.get("", {}))
+    if "QT_DATA_DIR" in environ and "data_dir" not in top_env:
+        top_env["data_dir"] = environ["QT_DATA_DIR"]
+    top_file = {"data_dir": file_values["data_dir"]} if "data_dir" in file_values else {}
+    top = _build(_TopLevel, "", top_file, top_env)
+    config = Config(data_dir=top.data_dir, **kwargs)
+    _check_whole(config)
+    return config
+
+
+@dataclass(frozen=True, kw_only=True)
+class _TopLevel:
+    data_dir: str = setting(DEFAULT_DATA_DIR, "data directory: store, users, secret, Numba cache")
+
+
+# -- rendering -------------------------------------------------------------------
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, tuple):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    escaped = str(value).replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{escaped}"'
+
+
+def render_toml(config: Config, *, commented: bool) -> str:
+    """The config as TOML; with ``commented``, each key preceded by its doc line."""
+    lines: list[str] = []
+    if commented:
+        lines += [
+            "# QuantumTrader configuration. Every key is optional: the built-in default is shown.",
+            "# Environment overrides: QT_<SECTION>__<KEY>=value (e.g. QT_SIDECAR__PORT=9090), QT_DATA_DIR.",
+            "",
+            f"# {fields(_TopLevel)[0].metadata['doc']}",
+        ]
+    lines.append(f"data_dir = {_toml_value(config.data_dir)}")
+    for name in _sections():
+        section = getattr(config, name)
+        lines += ["", f"[{name}]"]
+        if commented and section.__doc__:
+            lines.append(f"# {section.__doc__.strip().splitlines()[0]}")
+        for f in fields(section):
+            if commented:
+                lines.append(f"# {f.metadata['doc']}")
+            lines.append(f"{f.name} = {_toml_value(getattr(section, f.name))}")
+    return "\n".join(lines) + "\n"
+
+
+__all__ = [
+    "Config",
+    "ConfigError",
+    "DaemonConfig",
+    "EndpointsConfig",
+    "ExecutionConfig",
+    "FeaturesConfig",
+    "LogConfig",
+    "PaperConfig",
+    "SidecarConfig",
+    "SignalsConfig",
+    "load_config",
+    "render_toml",
+]
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.stdout.write(render_toml(load_config(), commented=True))

@@ -1,0 +1,1 @@
+"""daemon subsystem (see docs/architecture.md)."""

@@ -1,0 +1,1 @@
+"""execution subsystem (see docs/architecture.md)."""

@@ -1,0 +1,1 @@
+"""features subsystem (see docs/architecture.md)."""

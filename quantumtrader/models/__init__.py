@@ -1,0 +1,1 @@
+"""models subsystem (see docs/architecture.md)."""

@@ -1,0 +1,1 @@
+"""paper subsystem (see docs/architecture.md)."""

@@ -1,0 +1,1 @@
+"""sidecar subsystem (see docs/architecture.md)."""

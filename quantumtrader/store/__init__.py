@@ -1,0 +1,1 @@
+"""store subsystem (see docs/architecture.md)."""
