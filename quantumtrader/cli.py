@@ -1,0 +1,186 @@
+"""``qt-daemon``: each command builds one Config and calls one ``run``.
+
+Options shared by several commands are declared once, as ``Annotated``
+aliases below, so a flag cannot drift between commands.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+from quantumtrader.config import Config, ConfigError, load_config, render_toml
+
+app = typer.Typer(
+    name="qt-daemon",
+    help="QuantumTrader: MetaTrader terminals over ZeroMQ, features and signals in microseconds.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+config_app = typer.Typer(help="Show or write the configuration.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+
+ConfigOpt = Annotated[
+    Optional[Path],
+    typer.Option("--config", "-c", help="TOML config file (every key optional; see `qt-daemon config init`).", envvar="QT_CONFIG"),
+]
+DataDirOpt = Annotated[
+    Optional[str], typer.Option("--data-dir", help="Data directory (store, users, secret, Numba cache). Env: QT_DATA_DIR.")
+]
+LogFormatOpt = Annotated[Optional[str], typer.Option("--log-format", help="auto, console or json.")]
+LogLevelOpt = Annotated[Optional[str], typer.Option("--log-level", help="debug, info, warning or error.")]
+TicksOpt = Annotated[
+    Optional[list[Path]],
+    typer.Option("--ticks", help="CSV of ticks to replay (time,bid,ask[,volume], gzip or plain); repeat for several symbols."),
+]
+SpeedOpt = Annotated[Optional[float], typer.Option("--speed", help="Replay speed: 1 = real time, 0 = as fast as possible.")]
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code)
+
+
+def build_config(
+    config_path: Path | None,
+    *,
+    data_dir: str | None = None,
+    log_format: str | None = None,
+    log_level: str | None = None,
+    overrides: dict[str, Any] | None = None,
+    configure_log: bool = True,
+) -> Config:
+    """Resolve the config once; a bad value exits 2 with the key named."""
+    merged = {"data_dir": data_dir, "log.format": log_format, "log.level": log_level, **(overrides or {})}
+    try:
+        config = load_config(config_path, overrides=merged)
+    except ConfigError as exc:
+        raise _fail(str(exc)) from None
+    if configure_log:
+        from quantumtrader.log import configure_logging
+
+        configure_logging(config.log.format, config.log.level)
+    return config
+
+
+@app.command()
+def run(
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+    log_format: LogFormatOpt = None,
+    log_level: LogLevelOpt = None,
+    paper: Annotated[bool, typer.Option("--paper", help="Also start a paper terminal, so it runs without MetaTrader.")] = False,
+    no_sidecar: Annotated[bool, typer.Option("--no-sidecar", help="Do not start the REST/WebSocket sidecar.")] = False,
+    ticks: TicksOpt = None,
+) -> None:
+    """Run the daemon (and with --paper a paper terminal streaming to it)."""
+    cfg = build_config(config, data_dir=data_dir, log_format=log_format, log_level=log_level)
+    from quantumtrader.daemon.app import RunOptions, run_daemon
+
+    _check_files(ticks)
+    options = RunOptions(paper=paper, sidecar=not no_sidecar, config_path=config, tick_files=tuple(ticks or ()))
+    raise typer.Exit(run_daemon(cfg, options))
+
+
+@app.command("paper")
+def paper_command(
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+    log_format: LogFormatOpt = None,
+    log_level: LogLevelOpt = None,
+    ticks: TicksOpt = None,
+    speed: SpeedOpt = None,
+    rate: Annotated[Optional[float], typer.Option("--rate", help="Generator ticks/s over all symbols (0 = as fast as possible).")] = None,
+    events: Annotated[Optional[str], typer.Option("--events", help="Daemon events endpoint to PUSH to (default: endpoints.events).")] = None,
+    command_endpoint: Annotated[Optional[str], typer.Option("--command-endpoint", help="Where this terminal's command socket binds.")] = None,
+    terminal: Annotated[Optional[str], typer.Option("--terminal", help="Terminal id to announce.")] = None,
+    heartbeat_s: Annotated[Optional[float], typer.Option("--heartbeat-s", help="Heartbeat period in seconds.")] = None,
+    max_ticks: Annotated[int, typer.Option("--max-ticks", help="Stop the source after this many ticks (0 = no limit).")] = 0,
+    exit_at_end: Annotated[bool, typer.Option("--exit-at-end", help="Say bye and exit when the tick source is finished.")] = False,
+    keep_times: Annotated[bool, typer.Option("--keep-times", help="Send the file's own tick times instead of now.")] = False,
+) -> None:
+    """Run a paper terminal: an EA as far as the daemon can tell (ticks, fills, SL/TP)."""
+    overrides = {
+        "paper.speed": speed,
+        "paper.ticks_per_s": rate,
+        "paper.command_endpoint": command_endpoint,
+        "paper.terminal": terminal,
+        "paper.heartbeat_s": heartbeat_s,
+    }
+    cfg = build_config(config, data_dir=data_dir, log_format=log_format, log_level=log_level, overrides=overrides)
+    _check_files(ticks)
+    from quantumtrader.config import endpoint as check_endpoint
+    from quantumtrader.paper.terminal import PaperOptions, PaperTerminal
+    from quantumtrader.shutdown import install_stop_handlers
+
+    if events is not None and check_endpoint(events):
+        raise _fail(f"--events: {check_endpoint(events)}")
+    options = PaperOptions(
+        events_endpoint=events or cfg.endpoints.events,
+        tick_files=tuple(ticks or ()),
+        exit_at_end=exit_at_end,
+        keep_times=keep_times,
+        max_ticks=max_ticks,
+    )
+    term = PaperTerminal(cfg, options)
+    install_stop_handlers(term.stop)
+    try:
+        term.run()
+    except ValueError as exc:  # a tick file that cannot be read at all
+        raise _fail(str(exc), 1) from None
+
+
+@app.command()
+def status(
+    config: ConfigOpt = None,
+    timeout_ms: Annotated[int, typer.Option("--timeout-ms", help="How long to wait for the daemon.")] = 2000,
+) -> None:
+    """Ask a running daemon for its status (JSON on stdout)."""
+    cfg = build_config(config, configure_log=False)
+    from quantumtrader.control_client import ControlClient, ControlTimeout
+
+    try:
+        with ControlClient(cfg.endpoints.control, timeout_ms=timeout_ms) as client:
+            reply = client.request("status")
+    except ControlTimeout:
+        raise _fail(f"no answer from the daemon at {cfg.endpoints.control} within {timeout_ms} ms", 1) from None
+    import orjson
+
+    sys.stdout.write(orjson.dumps(reply, option=orjson.OPT_INDENT_2).decode() + "\n")
+
+
+@config_app.command("show")
+def config_show(config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
+    """Print the effective configuration (defaults < file < QT_* env < options) as TOML."""
+    cfg = build_config(config, data_dir=data_dir, configure_log=False)
+    sys.stdout.write(render_toml(cfg, commented=False))
+
+
+@config_app.command("init")
+def config_init(
+    path: Annotated[Path, typer.Argument(help="Where to write the commented config file.")] = Path("quantumtrader.toml"),
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
+) -> None:
+    """Write a commented config file with every key at its default."""
+    if path.exists() and not force:
+        raise _fail(f"{path} exists; use --force to overwrite", 1)
+    path.write_text(render_toml(load_config(environ={}), commented=True), encoding="utf-8")
+    typer.echo(f"wrote {path}")
+
+
+def _check_files(paths: list[Path] | None) -> None:
+    for path in paths or ():
+        if not path.is_file():
+            raise _fail(f"--ticks: no such file: {path}", 2)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

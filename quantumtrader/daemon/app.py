@@ -1,0 +1,77 @@
+"""``qt-daemon run``: build the daemon from a config, start its children, serve, stop in order."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import zmq
+
+from quantumtrader.config import Config
+from quantumtrader.daemon.server import Daemon
+from quantumtrader.daemon.supervisor import Child
+from quantumtrader.log import get_logger
+from quantumtrader.shutdown import install_stop_handlers
+
+log = get_logger("quantumtrader.daemon")
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunOptions:
+    paper: bool = False
+    sidecar: bool = True
+    config_path: Path | None = None
+    tick_files: tuple[Path, ...] = ()
+
+
+def _child_args(config: Config, options: RunOptions) -> list[str]:
+    """Options every child needs to see the same configuration as the daemon."""
+    args = ["--data-dir", config.data_dir, "--log-format", config.log.format, "--log-level", config.log.level]
+    if options.config_path is not None:
+        args += ["--config", str(options.config_path)]
+    return args
+
+
+def build_daemon(config: Config) -> Daemon:
+    """The daemon with every subsystem attached (features, signals, execution as they exist)."""
+    return Daemon(config)
+
+
+def run_daemon(config: Config, options: RunOptions) -> int:
+    """Serve until Ctrl-C/SIGTERM. Returns the process exit code."""
+    config.data_path.mkdir(parents=True, exist_ok=True)
+    daemon = build_daemon(config)
+    try:
+        daemon.bind()
+    except zmq.ZMQError as exc:
+        log.error("cannot bind", error=str(exc), endpoints=[config.endpoints.events, config.endpoints.feed, config.endpoints.control])
+        return 1
+    children: list[Child] = []
+    if options.paper:
+        paper_args = ["paper", *_child_args(config, options)]
+        for path in options.tick_files:
+            paper_args += ["--ticks", str(path)]
+        children.append(Child("paper", paper_args, env=dict(os.environ)))
+    if options.sidecar:
+        log.info("sidecar not part of this build yet; serving the feed and control sockets only")
+    for child in children:
+        child.start()
+        daemon.every_pass(child.check)
+    install_stop_handlers(daemon.stop)
+    log.info(
+        "QuantumTrader running",
+        events=config.endpoints.events,
+        feed=config.endpoints.feed,
+        control=config.endpoints.control,
+        data_dir=str(config.data_path),
+        paper=options.paper,
+        hint="Ctrl-C to stop",
+    )
+    try:
+        daemon.run()
+    finally:
+        for child in reversed(children):
+            child.stop()
+    log.info("QuantumTrader stopped")
+    return 0

@@ -1,0 +1,74 @@
+"""The control socket: a ROUTER that answers the sidecar and the CLI.
+
+Requests are decoded by :func:`quantumtrader.protocol.decode_control` and
+dispatched by ``type`` to handlers registered by the subsystems that own them
+(the daemon registers ``status`` and ``snapshot``; execution adds trade
+operations). A handler returns the reply's fields or raises ``ControlError``
+with a message for the client. REQ clients (an empty delimiter frame) and
+DEALER clients (none) are both served: the reply echoes whatever envelope
+frames the request came with.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import zmq
+
+from quantumtrader.metrics import RejectLog
+from quantumtrader.protocol import ProtocolError, control_reply, decode_control, encode
+
+Handler = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+class ControlError(Exception):
+    """A request the daemon understood but refuses; ``status`` maps to an HTTP code in the sidecar."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class ControlServer:
+    def __init__(self, socket: zmq.Socket[bytes], rejects: RejectLog, max_bytes: int, log: Any) -> None:
+        self._socket = socket
+        self._rejects = rejects
+        self._max_bytes = max_bytes
+        self._log = log
+        self.handlers: dict[str, Handler] = {}
+
+    def register(self, kind: str, handler: Handler) -> None:
+        self.handlers[kind] = handler
+
+    def drain(self, limit: int = 256) -> int:
+        """Answer up to ``limit`` waiting requests without blocking."""
+        handled = 0
+        while handled < limit:
+            try:
+                frames = self._socket.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                break
+            handled += 1
+            self._socket.send_multipart(frames[:-1] + [encode(self._answer(frames[-1]))])
+        return handled
+
+    def _answer(self, raw: bytes) -> dict[str, Any]:
+        try:
+            request = decode_control(raw, self._max_bytes)
+        except ProtocolError as exc:
+            self._rejects.reject("control", exc.reason, exc.detail)
+            return control_reply("", ok=False, error=f"{exc.reason}: {exc.detail}", status=400)
+        req_id = request.get("id", "")
+        handler = self.handlers.get(request["type"])
+        if handler is None:
+            self._rejects.reject("control", "unknown_type", str(request["type"])[:40])
+            known = ", ".join(sorted(self.handlers))
+            return control_reply(req_id, ok=False, error=f"unknown request type {request['type']!r} (known: {known})", status=400)
+        try:
+            return control_reply(req_id, **handler(request))
+        except ControlError as exc:
+            return control_reply(req_id, ok=False, error=str(exc), status=exc.status)
+        except Exception as exc:  # a bug in one handler must not take the daemon down
+            self._log.exception("control handler failed", type=request["type"])
+            return control_reply(req_id, ok=False, error=f"internal error: {type(exc).__name__}", status=500)

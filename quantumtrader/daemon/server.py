@@ -1,0 +1,330 @@
+"""The daemon runtime: one thread, one poller, every socket it owns.
+
+The loop (DESIGN.md, "The flow"): wait on the events PULL and the control
+ROUTER with a timeout equal to the time left until the next monotonic
+deadline (health, staleness, status line); drain up to ``batch_max`` events
+per wake-up without blocking; decode and validate each (rejects are counted,
+never raised); handle non-tick events in arrival order; then process the
+batch's ticks together so the feature kernel is called once per batch.
+
+Shutdown is ordered (uvicorn's shape): :meth:`Daemon.stop` only sets a flag
+(safe from a signal handler), the loop finishes its pass, then sockets are
+closed with a bounded linger so nothing hangs.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import psutil
+import zmq
+
+from quantumtrader.config import Config
+from quantumtrader.daemon.control import ControlError, ControlServer
+from quantumtrader.daemon.feed import FeedPublisher
+from quantumtrader.daemon.market import MarketState
+from quantumtrader.daemon.terminals import TerminalRegistry
+from quantumtrader.log import get_logger
+from quantumtrader.metrics import Metrics, RejectLog
+from quantumtrader.protocol import (
+    ProtocolError,
+    app_account,
+    app_position,
+    app_quote,
+    decode_event,
+    iso_from_msc,
+    now_msc,
+    price_update,
+)
+
+log = get_logger("quantumtrader.daemon")
+
+#: Longest the poller sleeps, so a stop request is honoured promptly even on a quiet market.
+_MAX_POLL_MS = 200
+_HARD_MAX_FRAME_BYTES = 64 * 1024 * 1024
+
+
+class Daemon:
+    """The daemon process's runtime state. Build with a resolved :class:`Config`."""
+
+    def __init__(self, config: Config, *, context: zmq.Context[Any] | None = None, monotonic: Callable[[], float] = time.monotonic) -> None:
+        self.config = config
+        self._monotonic = monotonic
+        self._context = context or zmq.Context.instance()
+        self._stop = False
+        self._started = monotonic()
+        dc = config.daemon
+        self.metrics = Metrics()
+        self.rejects = RejectLog(log.warning, dc.reject_log_interval_s, monotonic)
+        self.terminals = TerminalRegistry(dc.heartbeat_s, dc.stale_heartbeats)
+        self.market = MarketState()
+        self.counters = self.metrics.counters
+        self.last_tick_msc = 0
+        self.last_signal_msc = 0
+        self._tick_hooks: list[Callable[[list[dict[str, Any]], int], None]] = []
+        self._periodic_hooks: list[Callable[[float], None]] = []
+        self._status_extra: list[Callable[[], dict[str, Any]]] = []
+        self._sockets_open = False
+        self._process = psutil.Process()
+
+    # -- lifecycle -------------------------------------------------------------
+
+    def bind(self) -> None:
+        """Bind the events, feed and control sockets. Raises zmq.ZMQError if a port is taken."""
+        dc = self.config.daemon
+        eps = self.config.endpoints
+        ctx = self._context
+        self.events = ctx.socket(zmq.PULL)
+        self.events.setsockopt(zmq.RCVHWM, dc.events_hwm)
+        # Hard cap against memory exhaustion. Above it libzmq drops the sender's
+        # connection, so it sits far above max_message_bytes, which is the limit
+        # that is counted (too_large) without disturbing the sender.
+        self.events.setsockopt(zmq.MAXMSGSIZE, _HARD_MAX_FRAME_BYTES)
+        self.feed_socket = ctx.socket(zmq.PUB)
+        self.feed_socket.setsockopt(zmq.SNDHWM, dc.feed_hwm)
+        self.control_socket = ctx.socket(zmq.ROUTER)
+        for sock in (self.events, self.feed_socket, self.control_socket):
+            sock.setsockopt(zmq.LINGER, dc.linger_ms)
+        try:
+            self.events.bind(eps.events)
+            self.feed_socket.bind(eps.feed)
+            self.control_socket.bind(eps.control)
+        except zmq.ZMQError:
+            self.close()
+            raise
+        self._sockets_open = True
+        self.feed = FeedPublisher(self.feed_socket)
+        self.control = ControlServer(self.control_socket, self.rejects, dc.max_message_bytes, log)
+        self.control.register("status", self.control_status)
+        self.control.register("snapshot", self.control_snapshot)
+        self.poller = zmq.Poller()  # registered once; the loop reuses it
+        self.poller.register(self.events, zmq.POLLIN)
+        self.poller.register(self.control_socket, zmq.POLLIN)
+
+    def stop(self) -> None:
+        """Ask the loop to finish. Safe to call from a signal handler or another thread."""
+        self._stop = True
+
+    def close(self) -> None:
+        for name in ("events", "feed_socket", "control_socket"):
+            sock = getattr(self, name, None)
+            if sock is not None and not sock.closed:
+                sock.close(linger=self.config.daemon.linger_ms)
+        self._sockets_open = False
+
+    # -- extension points (signals, execution, supervisor) ---------------------
+
+    def on_ticks(self, hook: Callable[[list[dict[str, Any]], int], None]) -> None:
+        """``hook(ticks, received_ns)`` after quotes are updated and prices published."""
+        self._tick_hooks.append(hook)
+
+    def every_pass(self, hook: Callable[[float], None]) -> None:
+        """``hook(now)`` on every loop pass with the monotonic time; must not block."""
+        self._periodic_hooks.append(hook)
+
+    def status_fields(self, provider: Callable[[], dict[str, Any]]) -> None:
+        self._status_extra.append(provider)
+
+    # -- the loop --------------------------------------------------------------
+
+    def run(self) -> None:
+        """Serve until :meth:`stop`. Binds first if needed; closes sockets at the end."""
+        if not self._sockets_open:
+            self.bind()
+        dc = self.config.daemon
+        now = self._monotonic()
+        next_health = now
+        next_status = now + dc.status_interval_s if dc.status_interval_s > 0 else float("inf")
+        status_ticks = 0
+        status_at = now
+        log.info(
+            "daemon serving",
+            events=self.config.endpoints.events,
+            feed=self.config.endpoints.feed,
+            control=self.config.endpoints.control,
+        )
+        try:
+            while not self._stop:
+                now = self._monotonic()
+                wait_ms = min(_MAX_POLL_MS, max(0, int((min(next_health, next_status) - now) * 1000)))
+                ready = dict(self.poller.poll(wait_ms))
+                if self.events in ready:
+                    self.drain_events()
+                if self.control_socket in ready:
+                    self.control.drain()
+                now = self._monotonic()
+                for hook in self._periodic_hooks:
+                    hook(now)
+                if now >= next_health:
+                    next_health = now + dc.health_interval_s
+                    self._housekeeping(now)
+                if now >= next_status:
+                    ticks = self.counters["ticks"]
+                    self._log_status(ticks - status_ticks, now - status_at)
+                    status_ticks, status_at = ticks, now
+                    next_status = now + dc.status_interval_s
+        finally:
+            log.info("daemon stopping", ticks=self.counters["ticks"], rejects=self.rejects.total)
+            self.close()
+
+    def drain_events(self) -> int:
+        """Receive, validate and process up to ``batch_max`` waiting events. Returns how many."""
+        dc = self.config.daemon
+        received_ns = time.monotonic_ns()
+        clock_msc = now_msc()
+        mono = self._monotonic()
+        recv = self.events.recv
+        ticks: list[dict[str, Any]] = []
+        count = 0
+        for _ in range(dc.batch_max):
+            try:
+                raw = recv(zmq.NOBLOCK)
+            except zmq.Again:
+                break
+            count += 1
+            try:
+                msg = decode_event(raw, clock_msc, max_bytes=dc.max_message_bytes, max_skew_ms=dc.max_clock_skew_ms)
+            except ProtocolError as exc:
+                self.rejects.reject("events", exc.reason, exc.detail)
+                continue
+            kind = msg["type"]
+            if kind == "hello":
+                self.handle_hello(msg, mono, clock_msc)
+                continue
+            _, known = self.terminals.seen(msg["terminal"], msg["seq"], mono, clock_msc)
+            if not known:
+                self.rejects.reject("events", "unknown_terminal", msg["terminal"])
+            if kind == "tick":
+                ticks.append(msg)
+            elif kind == "account":
+                self.handle_account(msg)
+            elif kind == "positions":
+                self.handle_positions(msg)
+            elif kind == "heartbeat":
+                self.handle_heartbeat(msg)
+            elif kind == "bye":
+                self.handle_bye(msg)
+        self.counters["events"] += count
+        if ticks:
+            self.handle_ticks(ticks, received_ns)
+        return count
+
+    # -- event handlers ----------------------------------------------------------
+
+    def handle_hello(self, msg: dict[str, Any], mono: float, clock_msc: int) -> None:
+        session = self.terminals.hello(msg, mono, clock_msc)
+        self.counters["hellos"] += 1
+        log.info(
+            "terminal registered",
+            terminal=session.terminal,
+            platform=session.platform,
+            command_endpoint=session.command_endpoint,
+            symbols=len(session.symbols),
+            hellos=session.hellos,
+        )
+
+    def handle_ticks(self, ticks: list[dict[str, Any]], received_ns: int) -> None:
+        quotes = self.market.quotes
+        publish = self.feed.publish
+        ea_hist = self.metrics.histograms["ea_to_receive"]
+        for tick in ticks:
+            quotes[tick["symbol"]] = tick
+            publish("price", price_update(tick), tick["time_msc"], tick["symbol"])
+            sent_ns = tick.get("sent_ns")
+            if sent_ns is not None and received_ns > sent_ns:
+                ea_hist.record_value(min(received_ns - sent_ns, 60_000_000_000))
+        self.counters["ticks"] += len(ticks)
+        self.last_tick_msc = ticks[-1]["time_msc"]
+        self.metrics.record("receive_to_publish", time.monotonic_ns() - received_ns)
+        for hook in self._tick_hooks:
+            hook(ticks, received_ns)
+
+    def handle_account(self, msg: dict[str, Any]) -> None:
+        self.market.accounts[msg["terminal"]] = msg
+        self.feed.publish("account", app_account(msg), msg["time_msc"])
+
+    def handle_positions(self, msg: dict[str, Any]) -> None:
+        terminal = msg["terminal"]
+        for status, pos in self.market.update_positions(terminal, msg["positions"]):
+            price = self.market.current_price(pos["symbol"], pos["side"])
+            self.feed.publish("position", app_position(pos, terminal, price, status), msg["time_msc"])
+            self.counters[f"positions_{status}"] += 1
+
+    def handle_heartbeat(self, msg: dict[str, Any]) -> None:
+        session = self.terminals.sessions[msg["terminal"]]
+        session.ea_dropped = msg["dropped"]
+
+    def handle_bye(self, msg: dict[str, Any]) -> None:
+        self.terminals.bye(msg["terminal"], msg.get("reason", ""))
+        log.info("terminal said bye", terminal=msg["terminal"], reason=msg.get("reason", ""))
+
+    # -- periodic work -------------------------------------------------------------
+
+    def _housekeeping(self, now: float) -> None:
+        for session in self.terminals.update_stale(now):
+            log.warning("terminal stale", terminal=session.terminal, silent_s=round(now - session.last_seen, 1))
+        self.feed.publish("health", self.health(), now_msc())
+
+    def _log_status(self, ticks: int, seconds: float) -> None:
+        connected = self.terminals.connected()
+        extra: dict[str, Any] = {}
+        for provider in self._status_extra:
+            extra.update(provider())
+        log.info(
+            "status",
+            ticks_per_s=round(ticks / seconds, 1) if seconds > 0 else 0.0,
+            symbols=len(self.market.quotes),
+            terminals=len(connected),
+            stale=sum(1 for s in self.terminals.sessions.values() if s.stale),
+            rejects=self.rejects.total,
+            **extra,
+        )
+
+    # -- queries (control socket, health) --------------------------------------------
+
+    def health(self) -> dict[str, Any]:
+        """The daemon's part of ``/api/health`` (PROTOCOL.md), also published on the feed."""
+        terminals = self.terminals.to_json()
+        connected = self.terminals.connected()
+        degraded = not connected or any(t["stale"] for t in terminals)
+        return {
+            "status": "degraded" if degraded else "healthy",
+            "uptime": round(self._monotonic() - self._started, 3),
+            "terminals": terminals,
+            "data_flow": {
+                "last_market_update": iso_from_msc(self.last_tick_msc) if self.last_tick_msc else None,
+                "last_signal": iso_from_msc(self.last_signal_msc) if self.last_signal_msc else None,
+                "pending_trades": int(self.counters["pending_trades"]),
+            },
+            "latency": self.metrics.latency(),
+            "memory": {"rss_mb": round(self._process.memory_info().rss / 1e6, 1)},
+            "counters": dict(self.counters),
+            "rejects": {k: v for k, v in self.rejects.counts.items() if v},
+            "feed_seq": self.feed.seq,
+        }
+
+    def control_status(self, request: dict[str, Any]) -> dict[str, Any]:
+        return {"health": self.health(), "rejects": dict(self.rejects.counts), "feed_sent": dict(self.feed.sent)}
+
+    def control_snapshot(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Everything a subscriber needs to start, with the feed seq it is valid at (clone pattern)."""
+        market = self.market
+        symbols = request.get("symbols")
+        if symbols is not None and not isinstance(symbols, list):
+            raise ControlError("symbols must be a list")
+        quotes = [app_quote(t) for s, t in market.quotes.items() if symbols is None or s in symbols]
+        positions = [
+            app_position(pos, terminal, market.current_price(pos["symbol"], pos["side"]))
+            for terminal, pos in market.all_positions()
+        ]
+        return {
+            "feed_seq": self.feed.seq,
+            "quotes": quotes,
+            "positions": positions,
+            "accounts": [app_account(acc) for acc in market.accounts.values()],
+            "terminals": self.terminals.to_json(),
+            "counters": dict(self.counters),
+            "rejects": {k: v for k, v in self.rejects.counts.items() if v},
+        }

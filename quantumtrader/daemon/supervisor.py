@@ -1,0 +1,82 @@
+"""Child processes the daemon starts and keeps alive (paper terminal, sidecar).
+
+Children are started as ``python -m quantumtrader ...`` with
+``subprocess.Popen``: no fork, so it behaves the same on Windows VPSs. A
+child that dies is restarted with exponential backoff (uvicorn's supervisor
+idea); shutdown asks politely (terminate), waits a bounded time, then kills.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from quantumtrader.log import get_logger
+
+log = get_logger("quantumtrader.supervisor")
+
+_BACKOFF_START_S = 0.5
+_BACKOFF_MAX_S = 30.0
+_STOP_TIMEOUT_S = 5.0
+
+
+class Child:
+    """One supervised child process."""
+
+    def __init__(self, name: str, args: Sequence[str], *, restart: bool = True, env: dict[str, str] | None = None) -> None:
+        self.name = name
+        self.args = [sys.executable, "-m", "quantumtrader", *args]
+        self.restart = restart
+        self.env = env
+        self.process: subprocess.Popen[bytes] | None = None
+        self.restarts = 0
+        self._backoff_s = _BACKOFF_START_S
+        self._restart_at = 0.0
+        self._stopping = False
+
+    def start(self) -> None:
+        kwargs: dict[str, Any] = {}
+        if sys.platform == "win32":  # lets terminate()/CTRL_BREAK reach the child alone
+            kwargs["creationflags"] = subprocess.CREATE_NEW_PROCESS_GROUP  # type: ignore[attr-defined]
+        self.process = subprocess.Popen(self.args, env=self.env, **kwargs)
+        self._started_at = time.monotonic()
+        log.info("child started", child=self.name, pid=self.process.pid)
+
+    def check(self, now: float) -> None:
+        """Restart the child if it died (non-blocking; call from the loop)."""
+        if self._stopping or self.process is None:
+            return
+        code = self.process.poll()
+        if code is None:
+            if now - self._started_at > 60:
+                self._backoff_s = _BACKOFF_START_S  # it stayed up: forget earlier crashes
+            return
+        if not self.restart:
+            return
+        if self._restart_at == 0.0:
+            self._restart_at = now + self._backoff_s
+            log.warning("child exited", child=self.name, code=code, restart_in_s=self._backoff_s)
+            self._backoff_s = min(self._backoff_s * 2, _BACKOFF_MAX_S)
+        elif now >= self._restart_at:
+            self._restart_at = 0.0
+            self.restarts += 1
+            self.start()
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def stop(self) -> None:
+        self._stopping = True
+        proc = self.process
+        if proc is None or proc.poll() is not None:
+            return
+        proc.terminate()
+        try:
+            proc.wait(_STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            log.warning("child did not stop in time; killing", child=self.name)
+            proc.kill()
+            proc.wait(_STOP_TIMEOUT_S)

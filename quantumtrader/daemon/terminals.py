@@ -1,0 +1,131 @@
+"""Terminal sessions: who is connected, when they were last heard, what they lost.
+
+A session starts with a ``hello`` (which names the terminal's command
+endpoint) and is refreshed by every event. ``seq`` is +1 per event a terminal
+sends, so a jump of n means n-1 events were lost on the way; a ``hello`` resets
+the expectation because the EA's counter restarts with it. Staleness uses the
+monotonic clock passed in, never the wall clock, so a clock change on the VPS
+cannot mark every terminal stale at once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from quantumtrader.protocol import iso_from_msc
+
+
+@dataclass(slots=True)
+class TerminalSession:
+    terminal: str
+    platform: str = ""
+    command_endpoint: str = ""
+    symbols: tuple[str, ...] = ()
+    heartbeat_s: float = 5.0
+    registered: bool = False  # False until a hello arrives (events from a terminal the daemon never met)
+    last_seen: float = 0.0  # monotonic seconds
+    last_seen_msc: int = 0  # wall clock, for humans
+    last_seq: int = -1
+    events: int = 0
+    lost_events: int = 0  # sum of seq gaps
+    seq_regressions: int = 0  # seq went backwards without a hello (duplicate or reordered)
+    ea_dropped: int = 0  # what the EA itself reports it could not send
+    hellos: int = 0
+    stale: bool = False
+    gone: bool = False  # said bye
+    bye_reason: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "terminal": self.terminal,
+            "platform": self.platform,
+            "command_endpoint": self.command_endpoint,
+            "symbols": list(self.symbols),
+            "registered": self.registered,
+            "connected": self.registered and not self.stale and not self.gone,
+            "stale": self.stale,
+            "gone": self.gone,
+            "bye_reason": self.bye_reason,
+            "last_seen": iso_from_msc(self.last_seen_msc) if self.last_seen_msc else None,
+            "last_seen_msc": self.last_seen_msc,
+            "last_seq": self.last_seq,
+            "events": self.events,
+            "lost_events": self.lost_events,
+            "seq_regressions": self.seq_regressions,
+            "ea_dropped": self.ea_dropped,
+            "hellos": self.hellos,
+        }
+
+
+class TerminalRegistry:
+    """All terminal sessions of the daemon, keyed by terminal id."""
+
+    def __init__(self, default_heartbeat_s: float, stale_heartbeats: int) -> None:
+        self.sessions: dict[str, TerminalSession] = {}
+        self._default_heartbeat_s = default_heartbeat_s
+        self._stale_heartbeats = stale_heartbeats
+
+    def hello(self, msg: dict[str, Any], now: float, now_msc: int) -> TerminalSession:
+        """Register or re-register a terminal; its seq counter starts afresh."""
+        session = self.sessions.get(msg["terminal"])
+        if session is None:
+            session = self.sessions[msg["terminal"]] = TerminalSession(terminal=msg["terminal"])
+        session.platform = msg["platform"]
+        session.command_endpoint = msg["command_endpoint"]
+        session.symbols = tuple(msg["symbols"])
+        session.heartbeat_s = float(msg.get("heartbeat_s", self._default_heartbeat_s))
+        session.registered = True
+        session.stale = False
+        session.gone = False
+        session.bye_reason = ""
+        session.hellos += 1
+        session.last_seq = msg["seq"]
+        session.events += 1
+        session.last_seen = now
+        session.last_seen_msc = now_msc
+        return session
+
+    def seen(self, terminal: str, seq: int, now: float, now_msc: int) -> tuple[TerminalSession, bool]:
+        """Account one event. Returns (session, known) — known is False for a terminal without hello."""
+        session = self.sessions.get(terminal)
+        known = session is not None
+        if session is None:
+            session = self.sessions[terminal] = TerminalSession(terminal=terminal, heartbeat_s=self._default_heartbeat_s)
+        expected = session.last_seq + 1
+        if session.last_seq >= 0:
+            if seq > expected:
+                session.lost_events += seq - expected
+            elif seq < expected:
+                session.seq_regressions += 1
+        session.last_seq = seq
+        session.events += 1
+        session.last_seen = now
+        session.last_seen_msc = now_msc
+        if session.stale:
+            session.stale = False
+        return session, known
+
+    def bye(self, terminal: str, reason: str) -> None:
+        session = self.sessions.get(terminal)
+        if session is not None:
+            session.gone = True
+            session.bye_reason = reason
+
+    def update_stale(self, now: float) -> list[TerminalSession]:
+        """Mark terminals silent for ``stale_heartbeats`` periods; returns those that just became stale."""
+        newly: list[TerminalSession] = []
+        for session in self.sessions.values():
+            if session.stale or session.gone:
+                continue
+            if now - session.last_seen > self._stale_heartbeats * session.heartbeat_s:
+                session.stale = True
+                newly.append(session)
+        return newly
+
+    def connected(self) -> list[TerminalSession]:
+        return [s for s in self.sessions.values() if s.registered and not s.stale and not s.gone]
+
+    def to_json(self) -> list[dict[str, Any]]:
+        return [s.to_json() for s in self.sessions.values()]

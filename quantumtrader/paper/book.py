@@ -1,0 +1,215 @@
+"""The paper terminal's account: fills at its own bid/ask, SL/TP, balance and equity.
+
+It answers commands with MetaTrader 5 trade server return codes (the
+``TRADE_RETCODE_*`` numbers) and texts, so the daemon's error table and the
+apps see the same codes as from a real MT5 terminal.
+
+Money model (documented simplification): contract size 100,000; profit is
+converted to the account currency (USD) by dividing by the closing price when
+USD is the base currency (USDJPY), as-is when USD is the quote currency, and
+by the price otherwise (an approximation for crosses). Margin is notional in
+USD over leverage. No swap or commission.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+CONTRACT_SIZE = 100_000.0
+LOT_MIN = 0.01
+LOT_MAX = 100.0
+LOT_STEP = 0.01
+
+# MT5 trade server return codes (the ones the paper terminal can produce).
+RET_DONE = 10009
+RET_INVALID = 10013
+RET_INVALID_VOLUME = 10014
+RET_INVALID_STOPS = 10016
+RET_NO_MONEY = 10019
+RET_PRICE_OFF = 10021
+RET_POSITION_CLOSED = 10036
+
+RET_TEXT = {
+    RET_INVALID: "invalid request",
+    RET_INVALID_VOLUME: "invalid volume in the request",
+    RET_INVALID_STOPS: "invalid stops in the request",
+    RET_NO_MONEY: "there is not enough money to complete the request",
+    RET_PRICE_OFF: "there are no quotes to process the request",
+    RET_POSITION_CLOSED: "position with the specified identifier has already been closed",
+}
+
+
+class TradeError(Exception):
+    def __init__(self, code: int) -> None:
+        super().__init__(RET_TEXT[code])
+        self.code = code
+
+
+@dataclass
+class PaperPosition:
+    ticket: int
+    symbol: str
+    side: str
+    lots: float
+    open_price: float
+    sl: float
+    tp: float
+    magic: int
+    comment: str
+    open_time_msc: int
+    profit: float = 0.0
+
+    def to_event(self) -> dict[str, Any]:
+        return {
+            "ticket": self.ticket,
+            "symbol": self.symbol,
+            "side": self.side,
+            "lots": self.lots,
+            "open_price": self.open_price,
+            "sl": self.sl,
+            "tp": self.tp,
+            "profit": round(self.profit, 2),
+            "swap": 0.0,
+            "commission": 0.0,
+            "magic": self.magic,
+            "comment": self.comment,
+            "open_time_msc": self.open_time_msc,
+        }
+
+
+def _to_account_ccy(symbol: str, amount_quote: float, price: float) -> float:
+    if symbol.endswith("USD"):
+        return amount_quote
+    return amount_quote / price
+
+
+def _lots_ok(lots: float) -> bool:
+    steps = lots / LOT_STEP
+    return LOT_MIN - 1e-12 <= lots <= LOT_MAX + 1e-12 and abs(steps - round(steps)) < 1e-6
+
+
+class PaperBook:
+    """Quotes, positions and money of one paper account."""
+
+    def __init__(self, balance: float, leverage: int, first_ticket: int = 100_001) -> None:
+        self.balance = balance
+        self.leverage = leverage
+        self.quotes: dict[str, tuple[float, float]] = {}
+        self.positions: dict[int, PaperPosition] = {}
+        self._next_ticket = first_ticket
+        self.closed_trades = 0
+
+    # -- market --------------------------------------------------------------------
+
+    def on_quote(self, symbol: str, bid: float, ask: float, time_msc: int) -> list[PaperPosition]:
+        """Mark positions to market; close those whose SL or TP was touched. Returns the closed ones."""
+        self.quotes[symbol] = (bid, ask)
+        if bid >= ask:  # a crossed or locked quote is not a price anyone can trade at
+            return []
+        hit: list[PaperPosition] = []
+        for pos in list(self.positions.values()):
+            if pos.symbol != symbol:
+                continue
+            price = bid if pos.side == "buy" else ask
+            pos.profit = self._profit(pos, price, pos.lots)
+            if pos.side == "buy":
+                touched = (pos.sl > 0 and bid <= pos.sl) or (pos.tp > 0 and bid >= pos.tp)
+            else:
+                touched = (pos.sl > 0 and ask >= pos.sl) or (pos.tp > 0 and ask <= pos.tp)
+            if touched:
+                self._realize(pos, price, pos.lots)
+                hit.append(pos)
+        return hit
+
+    def _profit(self, pos: PaperPosition, price: float, lots: float) -> float:
+        move = (price - pos.open_price) if pos.side == "buy" else (pos.open_price - price)
+        return _to_account_ccy(pos.symbol, move * lots * CONTRACT_SIZE, price)
+
+    def _margin(self, symbol: str, lots: float, price: float) -> float:
+        notional = lots * CONTRACT_SIZE
+        usd = notional if symbol.startswith("USD") else notional * price
+        return usd / self.leverage
+
+    def _realize(self, pos: PaperPosition, price: float, lots: float) -> None:
+        self.balance += self._profit(pos, price, lots)
+        if lots >= pos.lots - 1e-9:
+            del self.positions[pos.ticket]
+            self.closed_trades += 1
+        else:
+            pos.lots = round(pos.lots - lots, 2)
+            pos.profit = self._profit(pos, price, pos.lots)
+
+    # -- account -------------------------------------------------------------------
+
+    @property
+    def equity(self) -> float:
+        return self.balance + sum(p.profit for p in self.positions.values())
+
+    @property
+    def margin(self) -> float:
+        return sum(self._margin(p.symbol, p.lots, p.open_price) for p in self.positions.values())
+
+    def account_fields(self) -> dict[str, Any]:
+        margin = self.margin
+        equity = self.equity
+        return {
+            "balance": round(self.balance, 2),
+            "equity": round(equity, 2),
+            "margin": round(margin, 2),
+            "free_margin": round(equity - margin, 2),
+            "leverage": self.leverage,
+        }
+
+    def positions_event(self) -> list[dict[str, Any]]:
+        return [p.to_event() for p in self.positions.values()]
+
+    # -- trading -------------------------------------------------------------------
+
+    def _check_stops(self, side: str, bid: float, ask: float, sl: float, tp: float) -> None:
+        if side == "buy":
+            if (sl > 0 and sl >= bid) or (tp > 0 and tp <= bid):
+                raise TradeError(RET_INVALID_STOPS)
+        elif (sl > 0 and sl <= ask) or (tp > 0 and tp >= ask):
+            raise TradeError(RET_INVALID_STOPS)
+
+    def open(self, symbol: str, side: str, lots: float, sl: float, tp: float, magic: int, comment: str, time_msc: int) -> PaperPosition:
+        quote = self.quotes.get(symbol)
+        if quote is None or quote[0] >= quote[1]:
+            raise TradeError(RET_PRICE_OFF)
+        if not _lots_ok(lots):
+            raise TradeError(RET_INVALID_VOLUME)
+        bid, ask = quote
+        self._check_stops(side, bid, ask, sl, tp)
+        price = ask if side == "buy" else bid
+        if self._margin(symbol, lots, price) > self.equity - self.margin:
+            raise TradeError(RET_NO_MONEY)
+        pos = PaperPosition(self._next_ticket, symbol, side, round(lots, 2), price, sl, tp, magic, comment[:31], time_msc)
+        self._next_ticket += 1
+        pos.profit = self._profit(pos, bid if side == "buy" else ask, pos.lots)
+        self.positions[pos.ticket] = pos
+        return pos
+
+    def close(self, ticket: int, lots: float) -> tuple[PaperPosition, float, float]:
+        """Close ``lots`` (0 = all) of a position. Returns (position, price, lots closed)."""
+        pos = self.positions.get(ticket)
+        if pos is None:
+            raise TradeError(RET_POSITION_CLOSED)
+        quote = self.quotes.get(pos.symbol)
+        if quote is None or quote[0] >= quote[1]:
+            raise TradeError(RET_PRICE_OFF)
+        lots = pos.lots if lots == 0 else lots
+        if lots > pos.lots + 1e-9 or not _lots_ok(lots):
+            raise TradeError(RET_INVALID_VOLUME)
+        price = quote[0] if pos.side == "buy" else quote[1]
+        self._realize(pos, price, lots)
+        return pos, price, lots
+
+    def modify(self, ticket: int, sl: float, tp: float) -> PaperPosition:
+        pos = self.positions.get(ticket)
+        if pos is None:
+            raise TradeError(RET_POSITION_CLOSED)
+        bid, ask = self.quotes[pos.symbol]
+        self._check_stops(pos.side, bid, ask, sl, tp)
+        pos.sl, pos.tp = sl, tp
+        return pos

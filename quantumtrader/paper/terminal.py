@@ -1,0 +1,349 @@
+"""The paper terminal: a process that is an EA as far as the daemon can tell.
+
+It speaks PROTOCOL.md over real sockets: PUSHes hello/tick/account/positions/
+heartbeat/bye with ``seq`` to the daemon's events endpoint, and answers
+commands on its own command endpoint. It binds a ROUTER there rather than a
+REP: a ROUTER is wire-compatible with the daemon's REQ, and lets the terminal
+hold a reply back (fault injection for the Lazy Pirate tests) without wedging
+a REP state machine.
+
+Sending mirrors the EA rule: never block the terminal's thread. A send that
+would block goes to the :class:`Outbox` (latest tick per symbol, latest
+account and positions) and is retried on the next pass; what it had to
+replace is counted in ``dropped``. In as-fast-as-possible replay the source
+pauses instead, so a benchmark replay loses nothing.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import zmq
+
+from quantumtrader.config import Config
+from quantumtrader.log import get_logger
+from quantumtrader.paper.book import PaperBook, TradeError
+from quantumtrader.paper.ticks import CsvStats, generate_ticks, merge_csv_ticks, symbol_from_path
+from quantumtrader.protocol import (
+    ProtocolError,
+    decode_command,
+    encode,
+    event,
+    now_msc,
+    reply_error,
+    reply_ok,
+)
+
+log = get_logger("quantumtrader.paper")
+
+_REPLY_CACHE_SIZE = 4096  # ids remembered for "answer a repeated id with the stored reply"
+_SNDHWM = 10_000
+_OUTBOX_MAX = 10_000
+
+
+@dataclass(frozen=True, kw_only=True)
+class PaperOptions:
+    """What ``qt-daemon paper`` was asked to do on top of the [paper] config section."""
+
+    events_endpoint: str
+    tick_files: tuple[Path, ...] = ()
+    exit_at_end: bool = False
+    keep_times: bool = False
+    max_gap_s: float = 5.0
+    max_ticks: int = 0  # 0 = no limit
+
+
+class Outbox:
+    """The EA's bounded local queue: latest tick per symbol, latest account/positions."""
+
+    def __init__(self, limit: int = _OUTBOX_MAX) -> None:
+        self._items: OrderedDict[tuple[str, str], bytes] = OrderedDict()
+        self._limit = limit
+        self._serial = 0
+        self.dropped = 0
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def put(self, kind: str, key: str, frame: bytes) -> None:
+        if kind in ("tick", "account", "positions"):
+            slot = (kind, key)
+            if slot in self._items:
+                self.dropped += 1  # the newer one replaces the older: the older is lost
+                del self._items[slot]
+        else:
+            self._serial += 1
+            slot = (kind, str(self._serial))
+        if len(self._items) >= self._limit:
+            self._items.popitem(last=False)
+            self.dropped += 1
+        self._items[slot] = frame
+
+    def flush(self, socket: zmq.Socket[bytes]) -> None:
+        while self._items:
+            slot, frame = next(iter(self._items.items()))
+            try:
+                socket.send(frame, zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            del self._items[slot]
+
+
+class PaperTerminal:
+    def __init__(self, config: Config, options: PaperOptions, context: zmq.Context[Any] | None = None) -> None:
+        self.cfg = config.paper
+        self.options = options
+        self._context = context or zmq.Context.instance()
+        self.book = PaperBook(self.cfg.balance, self.cfg.leverage)
+        self.outbox = Outbox()
+        self.seq = -1
+        self.ticks_sent = 0
+        self.csv_stats = CsvStats()
+        self._replies: OrderedDict[str, bytes] = OrderedDict()
+        self._stop = False
+        self._positions_dirty = True
+        self._account_dirty = True
+        self.symbols: tuple[str, ...] = ()
+
+    def stop(self) -> None:
+        self._stop = True
+
+    # -- sockets ---------------------------------------------------------------
+
+    def _open(self) -> None:
+        self.push = self._context.socket(zmq.PUSH)
+        self.push.setsockopt(zmq.SNDHWM, _SNDHWM)
+        self.push.setsockopt(zmq.LINGER, 2000)  # give bye and the last ticks a moment on exit
+        self.push.connect(self.options.events_endpoint)
+        self.router = self._context.socket(zmq.ROUTER)
+        self.router.setsockopt(zmq.LINGER, 0)
+        self.router.bind(self.cfg.command_endpoint)
+        self.poller = zmq.Poller()
+        self.poller.register(self.router, zmq.POLLIN)
+
+    def _send(self, kind: str, key: str = "", **fields: Any) -> None:
+        self.seq += 1
+        frame = encode(event(kind, self.cfg.terminal, self.seq, now_msc(), **fields))
+        if len(self.outbox):
+            self.outbox.put(kind, key, frame)  # keep order: older queued events go first
+            return
+        try:
+            self.push.send(frame, zmq.NOBLOCK)
+        except zmq.Again:
+            self.outbox.put(kind, key, frame)
+
+    # -- events ----------------------------------------------------------------
+
+    def send_hello(self) -> None:
+        endpoint = self.cfg.command_endpoint.replace("tcp://*:", "tcp://127.0.0.1:").replace("tcp://0.0.0.0:", "tcp://127.0.0.1:")
+        self._send(
+            "hello",
+            platform="PAPER",
+            command_endpoint=endpoint,
+            symbols=list(self.symbols),
+            heartbeat_s=self.cfg.heartbeat_s,
+        )
+
+    def send_account(self) -> None:
+        self._send(
+            "account",
+            "account",
+            login=self.cfg.login,
+            currency=self.cfg.currency,
+            name="Paper account",
+            server="QuantumTrader-Paper",
+            **self.book.account_fields(),
+        )
+        self._account_dirty = False
+
+    def send_positions(self) -> None:
+        self._send("positions", "positions", positions=self.book.positions_event())
+        self._positions_dirty = False
+
+    def send_heartbeat(self) -> None:
+        self._send("heartbeat", dropped=self.outbox.dropped)
+        self.send_account()
+        self.send_positions()
+
+    def _emit_tick(self, symbol: str, bid: float, ask: float, volume: float, time_msc: int | None) -> None:
+        stamp = now_msc() if time_msc is None else time_msc
+        if self.book.on_quote(symbol, bid, ask, stamp):
+            self._positions_dirty = self._account_dirty = True
+        self.seq += 1
+        frame = encode(
+            {
+                "v": 1,
+                "type": "tick",
+                "terminal": self.cfg.terminal,
+                "seq": self.seq,
+                "symbol": symbol,
+                "bid": bid,
+                "ask": ask,
+                "time_msc": stamp,
+                "volume": volume,
+                "sent_ns": time.monotonic_ns(),
+            }
+        )
+        self.ticks_sent += 1
+        if len(self.outbox):
+            self.outbox.put("tick", symbol, frame)
+            return
+        try:
+            self.push.send(frame, zmq.NOBLOCK)
+        except zmq.Again:
+            self.outbox.put("tick", symbol, frame)
+
+    # -- commands --------------------------------------------------------------
+
+    def handle_command(self, raw: bytes) -> bytes:
+        """Execute one command (or answer a repeated id from the cache); returns the reply frame."""
+        try:
+            cmd = decode_command(raw)
+        except ProtocolError as exc:
+            return encode(reply_error("0", 10013, f"invalid request: {exc.detail}"))
+        cached = self._replies.get(cmd["id"])
+        if cached is not None:
+            return cached
+        reply = encode(self._execute(cmd))
+        self._replies[cmd["id"]] = reply
+        if len(self._replies) > _REPLY_CACHE_SIZE:
+            self._replies.popitem(last=False)
+        return reply
+
+    def _execute(self, cmd: dict[str, Any]) -> dict[str, Any]:
+        kind = cmd["type"]
+        cid = cmd["id"]
+        stamp = now_msc()
+        try:
+            if kind == "open":
+                pos = self.book.open(cmd["symbol"], cmd["side"], cmd["lots"], cmd["sl"], cmd["tp"], cmd["magic"], "QT-" + cid, stamp)
+                self._positions_dirty = self._account_dirty = True
+                return reply_ok(cid, ticket=pos.ticket, price=pos.open_price, lots=pos.lots, time_msc=stamp)
+            if kind == "close":
+                pos, price, lots = self.book.close(cmd["ticket"], cmd["lots"])
+                self._positions_dirty = self._account_dirty = True
+                return reply_ok(cid, ticket=pos.ticket, price=price, lots=lots, time_msc=stamp)
+            if kind == "modify":
+                pos = self.book.modify(cmd["ticket"], cmd["sl"], cmd["tp"])
+                self._positions_dirty = True
+                return reply_ok(cid, ticket=pos.ticket, time_msc=stamp)
+            if kind == "snapshot":
+                account = {"login": self.cfg.login, "currency": self.cfg.currency, **self.book.account_fields()}
+                return reply_ok(cid, account=account, positions=self.book.positions_event(), time_msc=stamp)
+            return reply_ok(cid, time_msc=stamp)  # ping
+        except TradeError as exc:
+            return reply_error(cid, exc.code, str(exc))
+
+    def _serve_commands(self, timeout_ms: int) -> None:
+        if not self.poller.poll(timeout_ms):
+            return
+        while True:
+            try:
+                frames = self.router.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            if len(frames) < 2:
+                continue
+            reply = self.handle_command(frames[-1])
+            self.router.send_multipart(frames[:-1] + [reply])
+
+    # -- the loop --------------------------------------------------------------
+
+    def _source(self) -> Iterator[tuple[float, str, float, float, float, int | None]]:
+        """(due offset in seconds, symbol, bid, ask, volume, time_msc or None) in send order."""
+        opts = self.options
+        if opts.tick_files:
+            speed = self.cfg.speed
+            due = 0.0
+            prev: int | None = None
+            for tick in merge_csv_ticks(list(opts.tick_files), self.csv_stats):
+                if prev is not None and speed > 0:
+                    due += min(max(tick.time_msc - prev, 0) / 1000.0, opts.max_gap_s) / speed
+                prev = tick.time_msc
+                yield due, tick.symbol, tick.bid, tick.ask, tick.volume, (tick.time_msc if opts.keep_times else None)
+            return
+        rate = self.cfg.ticks_per_s
+        step = 1.0 / rate if rate > 0 else 0.0
+        due = 0.0
+        for symbol, bid, ask, volume in generate_ticks(self.cfg.symbols, self.cfg.seed):
+            yield due, symbol, bid, ask, volume, None
+            due += step
+
+    def _symbols(self) -> tuple[str, ...]:
+        if self.options.tick_files:
+            return tuple(dict.fromkeys(symbol_from_path(p) for p in self.options.tick_files))
+        return self.cfg.symbols
+
+    def run(self) -> None:
+        self.symbols = self._symbols()
+        self._open()
+        fast = (self.cfg.speed == 0) if self.options.tick_files else (self.cfg.ticks_per_s == 0)
+        log.info(
+            "paper terminal started",
+            terminal=self.cfg.terminal,
+            events=self.options.events_endpoint,
+            commands=self.cfg.command_endpoint,
+            symbols=list(self.symbols),
+            source="csv" if self.options.tick_files else "generator",
+        )
+        self.send_hello()
+        self.send_account()
+        self.send_positions()
+        source = self._source()
+        pending = next(source, None)
+        start = time.monotonic()
+        next_heartbeat = start + self.cfg.heartbeat_s
+        finished = False
+        try:
+            while not self._stop:
+                now = time.monotonic()
+                self.outbox.flush(self.push)
+                produced = 0
+                while pending is not None and (not fast or not len(self.outbox)) and produced < 2000:
+                    if not fast and start + pending[0] > now:
+                        break
+                    _, symbol, bid, ask, volume, stamp = pending
+                    self._emit_tick(symbol, bid, ask, volume, stamp)
+                    produced += 1
+                    if self.options.max_ticks and self.ticks_sent >= self.options.max_ticks:
+                        pending = None
+                        break
+                    pending = next(source, None)
+                if pending is None and not finished:
+                    finished = True
+                    log.info("tick source finished", ticks=self.ticks_sent, skipped_rows=self.csv_stats.skipped)
+                    if self.csv_stats.first_error:
+                        log.warning("bad CSV rows skipped", count=self.csv_stats.skipped, first=self.csv_stats.first_error)
+                if self._positions_dirty:
+                    self.send_positions()
+                if self._account_dirty:
+                    self.send_account()
+                if now >= next_heartbeat:
+                    next_heartbeat = now + self.cfg.heartbeat_s
+                    self.send_heartbeat()
+                if finished and self.options.exit_at_end and not len(self.outbox):
+                    break
+                if fast and pending is not None:
+                    wait_ms = 0
+                else:
+                    wake = next_heartbeat if pending is None else min(next_heartbeat, start + pending[0])
+                    wait_ms = max(0, min(100, int((wake - time.monotonic()) * 1000)))
+                    if len(self.outbox):
+                        wait_ms = min(wait_ms, 5)
+                self._serve_commands(wait_ms)
+        finally:
+            self._shutdown()
+
+    def _shutdown(self) -> None:
+        try:
+            self.outbox.flush(self.push)
+            self._send("bye", reason="paper terminal stopped")
+        finally:
+            self.router.close(linger=0)
+            self.push.close(linger=2000)
+            log.info("paper terminal stopped", ticks=self.ticks_sent, dropped=self.outbox.dropped, seq=self.seq)

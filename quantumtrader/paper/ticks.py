@@ -1,0 +1,160 @@
+"""Tick sources for the paper terminal: CSV replay and a built-in generator.
+
+CSV format (../shared/data/ticks): a header ``time,bid,ask[,volume]``, gzip or
+plain (detected by the gzip magic bytes, not the name), ``time`` either
+ISO-8601 UTC (``2014-05-01T00:00:00.292Z``) or integer milliseconds. A row that
+does not parse is skipped and counted, never fatal: recorded data is outside
+input like any other. Crossed quotes are passed through untouched, as a real
+broker feed would send them; the daemon's validation rejects them.
+"""
+
+from __future__ import annotations
+
+import gzip
+import heapq
+import io
+import math
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import IO, NamedTuple
+
+from quantumtrader.protocol import ProtocolError, check_symbol
+
+
+class SourceTick(NamedTuple):
+    time_msc: int
+    symbol: str
+    bid: float
+    ask: float
+    volume: float
+
+
+@dataclass
+class CsvStats:
+    rows: int = 0
+    skipped: int = 0
+    first_error: str = ""
+    errors_by_line: list[int] = field(default_factory=list)
+
+
+def open_text(path: Path) -> IO[str]:
+    """Open a CSV that may be gzip-compressed, deciding by content."""
+    raw = path.open("rb")
+    magic = raw.read(2)
+    raw.seek(0)
+    if magic == b"\x1f\x8b":
+        return io.TextIOWrapper(gzip.GzipFile(fileobj=raw), encoding="utf-8", newline="")
+    return io.TextIOWrapper(raw, encoding="utf-8", newline="")
+
+
+def parse_time_msc(text: str) -> int:
+    """ISO-8601 UTC with optional milliseconds, or integer milliseconds."""
+    text = text.strip()
+    if text.isdigit():
+        return int(text)
+    if text.endswith("Z"):
+        text = text[:-1] + "+00:00"
+    stamp = datetime.fromisoformat(text)
+    if stamp.tzinfo is None:
+        raise ValueError("time has no timezone; use ...Z for UTC")
+    return int(round(stamp.timestamp() * 1000))
+
+
+def symbol_from_path(path: Path) -> str:
+    """``EURUSD.csv.gz`` -> ``EURUSD``."""
+    name = path.name
+    for suffix in (".gz", ".csv", ".txt"):
+        if name.lower().endswith(suffix):
+            name = name[: -len(suffix)]
+    return name.upper()
+
+
+def read_csv_ticks(path: Path, symbol: str | None = None, stats: CsvStats | None = None) -> Iterator[SourceTick]:
+    """Yield ticks from one CSV file. Bad rows are skipped and counted in ``stats``."""
+    stats = stats if stats is not None else CsvStats()
+    symbol = symbol or symbol_from_path(path)
+    try:
+        check_symbol(symbol)
+    except ProtocolError as exc:
+        raise ValueError(f"{path}: cannot use {symbol!r} as a symbol ({exc.detail}); pass --symbol") from None
+    with open_text(path) as handle:
+        header = handle.readline().strip().lower().split(",")
+        if header[:3] != ["time", "bid", "ask"]:
+            raise ValueError(f"{path}: header must start with time,bid,ask (got {','.join(header)!r})")
+        has_volume = len(header) > 3 and header[3] == "volume"
+        for line_no, line in enumerate(handle, start=2):
+            parts = line.rstrip("\r\n").split(",")
+            try:
+                time_msc = parse_time_msc(parts[0])
+                bid = float(parts[1])
+                ask = float(parts[2])
+                volume = float(parts[3]) if has_volume and len(parts) > 3 and parts[3] else 0.0
+                if not (math.isfinite(bid) and math.isfinite(ask) and math.isfinite(volume)):
+                    raise ValueError("non-finite number")
+            except (ValueError, IndexError) as exc:
+                stats.skipped += 1
+                if not stats.first_error:
+                    stats.first_error = f"{path}:{line_no}: {exc}"
+                if len(stats.errors_by_line) < 100:
+                    stats.errors_by_line.append(line_no)
+                continue
+            stats.rows += 1
+            yield SourceTick(time_msc, symbol, bid, ask, volume)
+
+
+def merge_csv_ticks(paths: list[Path], stats: CsvStats | None = None) -> Iterator[SourceTick]:
+    """Several files (one symbol each) merged into one time-ordered stream."""
+    streams = [read_csv_ticks(path, stats=stats) for path in paths]
+    return heapq.merge(*streams, key=lambda t: t.time_msc) if len(streams) > 1 else streams[0]
+
+
+#: Starting mid, pip size and typical spread in pips for the generator's well-known symbols.
+_KNOWN = {
+    "EURUSD": (1.0850, 0.0001, 0.8),
+    "GBPUSD": (1.2650, 0.0001, 1.1),
+    "USDJPY": (148.50, 0.01, 0.9),
+    "AUDUSD": (0.6550, 0.0001, 0.9),
+    "USDCHF": (0.8850, 0.0001, 1.2),
+    "USDCAD": (1.3550, 0.0001, 1.3),
+    "NZDUSD": (0.6050, 0.0001, 1.4),
+    "EURJPY": (161.00, 0.01, 1.5),
+    "XAUUSD": (2350.0, 0.01, 25.0),
+}
+
+
+def symbol_digits(symbol: str) -> int:
+    """Price digits the generator quotes a symbol with (5 for most FX, 3 for JPY)."""
+    _, pip, _ = _KNOWN.get(symbol, (1.0, 0.0001, 1.0))
+    return {0.0001: 5, 0.01: 3}.get(pip, 5)
+
+
+def generate_ticks(symbols: tuple[str, ...], seed: int) -> Iterator[tuple[str, float, float, float]]:
+    """Endless random-walk quotes: (symbol, bid, ask, volume), symbols in random turn.
+
+    Mid follows a driftless random walk of ~0.3 pip per tick with occasional
+    bursts; spreads wander around the symbol's typical spread. Realistic enough
+    for features, signals and paper fills to do real work; not a market model.
+    """
+    rng = random.Random(seed)
+    state = {}
+    for i, symbol in enumerate(symbols):
+        mid, pip, spread = _KNOWN.get(symbol, (1.0 + 0.1 * i, 0.0001, 1.0))
+        state[symbol] = [mid, pip, spread]
+    while True:
+        symbol = symbols[rng.randrange(len(symbols))]
+        entry = state[symbol]
+        mid, pip, typical = entry
+        burst = 4.0 if rng.random() < 0.01 else 1.0
+        mid = max(pip * 10, mid + rng.gauss(0.0, 0.3 * pip * burst))
+        entry[0] = mid
+        spread_pips = max(0.1, typical * (0.6 + 0.8 * rng.random()))
+        digits = symbol_digits(symbol)
+        half = spread_pips * pip / 2
+        bid = round(mid - half, digits)
+        ask = round(mid + half, digits)
+        if ask <= bid:
+            ask = round(bid + pip / 10, digits)
+        yield symbol, bid, ask, float(rng.randint(1, 10))

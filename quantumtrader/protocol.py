@@ -1,0 +1,633 @@
+"""The wire contract (PROTOCOL.md, version 1): the one module that knows JSON shapes.
+
+Everything that crosses a process boundary is decoded, validated and encoded
+here: EA events (PUSH/PULL), commands and their replies (REQ/REP), feed
+envelopes (PUB/SUB), the control socket (ROUTER) and the app objects the
+sidecar serves. Other modules handle plain dicts whose shape this module
+guarantees.
+
+Validation never raises anything but :class:`ProtocolError`, whose ``reason``
+is one of :data:`REJECT_REASONS`; callers count it and move on, so a bad
+message can never crash or stall the loop. Decoded messages are the parsed
+dicts themselves (no copies, no per-tick objects) because the tick path cannot
+afford an allocation per field.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import secrets
+import time
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timezone
+from typing import Any, Final
+
+import orjson
+
+PROTOCOL_VERSION: Final = 1
+
+EVENT_TYPES: Final = ("hello", "tick", "account", "positions", "heartbeat", "bye")
+COMMAND_TYPES: Final = ("open", "close", "modify", "snapshot", "ping")
+CONTROL_TYPES: Final = ("status", "snapshot")
+
+#: Every reason a message can be rejected for, so counters have a fixed set of keys.
+REJECT_REASONS: Final = (
+    "too_large",  # frame longer than the configured maximum; not even parsed
+    "bad_json",  # not UTF-8 JSON (includes NaN/Infinity literals, which JSON does not have)
+    "not_object",  # valid JSON but not an object (array, number, string, null)
+    "bad_version",  # "v" missing or not 1
+    "unknown_type",  # "type" missing, not a string, or not a message this socket carries
+    "missing_field",  # a required field is absent
+    "bad_type",  # a field has the wrong JSON type
+    "bad_terminal",  # terminal id empty, too long or not a string
+    "bad_symbol",  # symbol not 1-32 chars of [A-Za-z0-9._#+-]
+    "bad_price",  # bid/ask (or another price) not a finite number > 0
+    "crossed_quote",  # ask < bid
+    "bad_volume",  # volume not a finite number >= 0
+    "bad_time",  # time_msc not an integer, before 2000-01-01 or more than the allowed skew ahead
+    "bad_seq",  # seq not an integer >= 0
+    "bad_value",  # any other field outside its documented range
+    "bad_id",  # command id not 1-20 chars of [A-Za-z0-9]
+    "unknown_terminal",  # an event from a terminal that never said hello (counted, still processed)
+)
+
+MIN_TIME_MSC: Final = 946_684_800_000  # 2000-01-01T00:00:00Z
+DEFAULT_MAX_SKEW_MS: Final = 86_400_000  # one day ahead of the daemon's clock
+MAX_TERMINAL_LEN: Final = 64
+MAX_TEXT_LEN: Final = 256
+MAX_SYMBOLS: Final = 4096
+MAX_POSITIONS: Final = 10_000
+
+_SYMBOL_RE: Final = re.compile(r"[A-Za-z0-9._#+\-]{1,32}")
+_ID_RE: Final = re.compile(r"[A-Za-z0-9]{1,20}")
+_ENDPOINT_RE: Final = re.compile(r"tcp://[A-Za-z0-9.\-*]+:\d{1,5}|tcp://\[[0-9A-Fa-f:]+\]:\d{1,5}")
+_ID_ALPHABET: Final = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32: no I, L, O, U
+
+
+class ProtocolError(ValueError):
+    """A message broke the contract. ``reason`` is one of REJECT_REASONS."""
+
+    __slots__ = ("reason", "detail")
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+# -- field checks (each raises ProtocolError with the right reason) ---------------
+
+
+def _get(msg: Mapping[str, Any], name: str) -> Any:
+    try:
+        return msg[name]
+    except KeyError:
+        raise ProtocolError("missing_field", f"{msg.get('type', 'message')} needs {name!r}") from None
+
+
+def _is_number(value: Any) -> bool:
+    # bool is an int subclass in Python; JSON true is never a number here.
+    return (type(value) is float or type(value) is int) and math.isfinite(value)
+
+
+def _is_int(value: Any) -> bool:
+    return type(value) is int
+
+
+def _number(msg: Mapping[str, Any], name: str, *, minimum: float | None = None, reason: str | None = None) -> float:
+    """A finite JSON number; ``reason`` overrides bad_type/bad_value (e.g. bad_price)."""
+    value = _get(msg, name)
+    if not _is_number(value):
+        raise ProtocolError(reason or "bad_type", f"{name} must be a finite number, got {_short(value)}")
+    if minimum is not None and value < minimum:
+        raise ProtocolError(reason or "bad_value", f"{name} must be >= {minimum:g}, got {value!r}")
+    return float(value)
+
+
+def _integer(msg: Mapping[str, Any], name: str, *, minimum: int | None = None, reason: str | None = None) -> int:
+    value = _get(msg, name)
+    if not _is_int(value):
+        raise ProtocolError(reason or "bad_type", f"{name} must be an integer, got {_short(value)}")
+    if minimum is not None and value < minimum:
+        raise ProtocolError(reason or "bad_value", f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
+def _text(msg: Mapping[str, Any], name: str, *, max_len: int = MAX_TEXT_LEN, required: bool = True) -> str:
+    if not required and name not in msg:
+        return ""
+    value = _get(msg, name)
+    if type(value) is not str:
+        raise ProtocolError("bad_type", f"{name} must be a string, got {_short(value)}")
+    if len(value) > max_len:
+        raise ProtocolError("bad_value", f"{name} longer than {max_len} characters")
+    return value
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def check_symbol(value: Any) -> str:
+    """A symbol as PROTOCOL.md allows: 1-32 chars of [A-Za-z0-9._#+-]."""
+    if type(value) is not str or _SYMBOL_RE.fullmatch(value) is None:
+        raise ProtocolError("bad_symbol", f"symbol must be 1-32 chars of [A-Za-z0-9._#+-], got {_short(value)}")
+    return value
+
+
+def check_command_id(value: Any) -> str:
+    """A command id: 1-20 chars of [A-Za-z0-9] (it goes into a 31-char MT4 comment as QT-<id>)."""
+    if type(value) is not str or _ID_RE.fullmatch(value) is None:
+        raise ProtocolError("bad_id", f"id must be 1-20 chars of [A-Za-z0-9], got {_short(value)}")
+    return value
+
+
+def _time_msc(msg: Mapping[str, Any], name: str, now_msc: int, max_skew_ms: int) -> int:
+    value = _get(msg, name)
+    if not _is_int(value):
+        raise ProtocolError("bad_time", f"{name} must be integer milliseconds, got {_short(value)}")
+    if value < MIN_TIME_MSC:
+        raise ProtocolError("bad_time", f"{name} {value} is before 2000-01-01")
+    if value > now_msc + max_skew_ms:
+        raise ProtocolError("bad_time", f"{name} {value} is more than {max_skew_ms} ms ahead of the daemon's clock")
+    return value
+
+
+def _envelope(msg: Mapping[str, Any], now_msc: int, max_skew_ms: int) -> None:
+    """The fields every event carries: terminal, seq, time_msc."""
+    terminal = _get(msg, "terminal")
+    if type(terminal) is not str or not 0 < len(terminal) <= MAX_TERMINAL_LEN:
+        raise ProtocolError("bad_terminal", f"terminal must be a string of 1-{MAX_TERMINAL_LEN} chars, got {_short(terminal)}")
+    seq = _get(msg, "seq")
+    if not _is_int(seq) or seq < 0:
+        raise ProtocolError("bad_seq", f"seq must be an integer >= 0, got {_short(seq)}")
+    _time_msc(msg, "time_msc", now_msc, max_skew_ms)
+
+
+# -- events: EA -> daemon --------------------------------------------------------
+
+
+def _check_tick(msg: dict[str, Any], now_msc: int, max_skew_ms: int) -> None:
+    check_symbol(_get(msg, "symbol"))
+    bid = _get(msg, "bid")
+    ask = _get(msg, "ask")
+    if not _is_number(bid) or bid <= 0:
+        raise ProtocolError("bad_price", f"bid must be a finite number > 0, got {_short(bid)}")
+    if not _is_number(ask) or ask <= 0:
+        raise ProtocolError("bad_price", f"ask must be a finite number > 0, got {_short(ask)}")
+    if ask < bid:
+        raise ProtocolError("crossed_quote", f"ask {ask!r} < bid {bid!r}")
+    volume = _get(msg, "volume")
+    if not _is_number(volume) or volume < 0:
+        raise ProtocolError("bad_volume", f"volume must be a finite number >= 0, got {_short(volume)}")
+    for name in ("open", "high", "low"):
+        if name in msg:
+            value = msg[name]
+            if not _is_number(value) or value <= 0:
+                raise ProtocolError("bad_price", f"{name} must be a finite number > 0, got {_short(value)}")
+    if "sent_ns" in msg and not _is_int(msg["sent_ns"]):
+        raise ProtocolError("bad_type", "sent_ns must be an integer")
+
+
+def _check_hello(msg: dict[str, Any], now_msc: int, max_skew_ms: int) -> None:
+    _text(msg, "platform", max_len=16)
+    endpoint = _text(msg, "command_endpoint", max_len=128)
+    if _ENDPOINT_RE.fullmatch(endpoint) is None:
+        raise ProtocolError("bad_value", f"command_endpoint must be tcp://HOST:PORT, got {_short(endpoint)}")
+    symbols = _get(msg, "symbols")
+    if type(symbols) is not list or len(symbols) > MAX_SYMBOLS:
+        raise ProtocolError("bad_type", f"symbols must be a list of at most {MAX_SYMBOLS} symbols")
+    for symbol in symbols:
+        check_symbol(symbol)
+    if "heartbeat_s" in msg:
+        _number(msg, "heartbeat_s", minimum=0.001)
+
+
+def _check_account(msg: dict[str, Any], now_msc: int, max_skew_ms: int) -> None:
+    _integer(msg, "login", minimum=0)
+    _text(msg, "currency", max_len=16)
+    for name in ("balance", "equity", "margin", "free_margin"):
+        _number(msg, name)
+    _integer(msg, "leverage", minimum=0)
+    for name in ("name", "server", "company"):
+        _text(msg, name, required=False)
+
+
+def check_position(pos: Any, now_msc: int, max_skew_ms: int = DEFAULT_MAX_SKEW_MS) -> None:
+    """One entry of a ``positions`` event (also of a snapshot reply)."""
+    if type(pos) is not dict:
+        raise ProtocolError("bad_type", "each position must be an object")
+    _integer(pos, "ticket", minimum=1)
+    check_symbol(_get(pos, "symbol"))
+    if _get(pos, "side") not in ("buy", "sell"):
+        raise ProtocolError("bad_value", f"side must be 'buy' or 'sell', got {_short(pos['side'])}")
+    _number(pos, "lots", minimum=0.0)
+    _number(pos, "open_price", minimum=0.0, reason="bad_price")
+    _number(pos, "sl", minimum=0.0)
+    _number(pos, "tp", minimum=0.0)
+    for name in ("profit", "swap", "commission"):
+        _number(pos, name)
+    _integer(pos, "magic")
+    _text(pos, "comment", max_len=64)
+    _time_msc(pos, "open_time_msc", now_msc, max_skew_ms)
+
+
+def _check_positions(msg: dict[str, Any], now_msc: int, max_skew_ms: int) -> None:
+    positions = _get(msg, "positions")
+    if type(positions) is not list or len(positions) > MAX_POSITIONS:
+        raise ProtocolError("bad_type", f"positions must be a list of at most {MAX_POSITIONS}")
+    for pos in positions:
+        check_position(pos, now_msc, max_skew_ms)
+
+
+def _check_heartbeat(msg: dict[str, Any], now_msc: int, max_skew_ms: int) -> None:
+    _integer(msg, "dropped", minimum=0)
+
+
+def _check_bye(msg: dict[str, Any], now_msc: int, max_skew_ms: int) -> None:
+    _text(msg, "reason", required=False)
+
+
+_EVENT_CHECKS: Final = {
+    "tick": _check_tick,  # first: the hot path's dict lookup hits it most
+    "hello": _check_hello,
+    "account": _check_account,
+    "positions": _check_positions,
+    "heartbeat": _check_heartbeat,
+    "bye": _check_bye,
+}
+
+
+def parse_object(raw: bytes, max_bytes: int | None = None) -> dict[str, Any]:
+    """One frame -> one JSON object with ``"v": 1``, or ProtocolError."""
+    if max_bytes is not None and len(raw) > max_bytes:
+        raise ProtocolError("too_large", f"frame of {len(raw)} bytes exceeds {max_bytes}")
+    try:
+        msg = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise ProtocolError("bad_json", str(exc)[:120]) from None
+    if type(msg) is not dict:
+        raise ProtocolError("not_object", f"expected a JSON object, got {type(msg).__name__}")
+    if msg.get("v") != PROTOCOL_VERSION or type(msg.get("v")) is not int:
+        raise ProtocolError("bad_version", f"v must be {PROTOCOL_VERSION}, got {_short(msg.get('v'))}")
+    return msg
+
+
+def decode_event(
+    raw: bytes,
+    now_msc: int,
+    *,
+    max_bytes: int | None = None,
+    max_skew_ms: int = DEFAULT_MAX_SKEW_MS,
+) -> dict[str, Any]:
+    """Decode and validate one EA event frame (PROTOCOL.md, "Events").
+
+    ``now_msc`` is the daemon's clock, passed in so that tests control it and
+    the loop reads the clock once per batch, not per message.
+    """
+    msg = parse_object(raw, max_bytes)
+    check = _EVENT_CHECKS.get(msg.get("type"))  # type: ignore[arg-type]
+    if check is None:
+        raise ProtocolError("unknown_type", f"not an event type: {_short(msg.get('type'))}")
+    _envelope(msg, now_msc, max_skew_ms)
+    check(msg, now_msc, max_skew_ms)
+    return msg
+
+
+def now_msc() -> int:
+    """Wall clock in integer ms since the epoch (UTC), as ``*_msc`` fields are."""
+    return time.time_ns() // 1_000_000
+
+
+# -- commands: daemon -> EA, and replies -----------------------------------------
+
+
+def new_command_id() -> str:
+    """A fresh 10-char id (Crockford base32, ~50 bits): the order's idempotency key."""
+    return "".join(secrets.choice(_ID_ALPHABET) for _ in range(10))
+
+
+def _command(kind: str, command_id: str, **fields: Any) -> dict[str, Any]:
+    check_command_id(command_id)
+    return {"v": PROTOCOL_VERSION, "type": kind, "id": command_id, **fields}
+
+
+def open_command(
+    command_id: str,
+    symbol: str,
+    side: str,
+    lots: float,
+    *,
+    sl: float = 0.0,
+    tp: float = 0.0,
+    deviation_points: int = 10,
+    magic: int = 0,
+) -> dict[str, Any]:
+    """A market order. ``sl``/``tp`` 0 means none."""
+    check_symbol(symbol)
+    if side not in ("buy", "sell"):
+        raise ProtocolError("bad_value", f"side must be 'buy' or 'sell', got {side!r}")
+    return _command(
+        "open",
+        command_id,
+        symbol=symbol,
+        side=side,
+        lots=float(lots),
+        sl=float(sl),
+        tp=float(tp),
+        deviation_points=int(deviation_points),
+        magic=int(magic),
+    )
+
+
+def close_command(command_id: str, ticket: int, lots: float = 0.0) -> dict[str, Any]:
+    """Close a position; ``lots`` 0 closes the whole of it."""
+    return _command("close", command_id, ticket=int(ticket), lots=float(lots))
+
+
+def modify_command(command_id: str, ticket: int, sl: float, tp: float) -> dict[str, Any]:
+    return _command("modify", command_id, ticket=int(ticket), sl=float(sl), tp=float(tp))
+
+
+def snapshot_command(command_id: str) -> dict[str, Any]:
+    return _command("snapshot", command_id)
+
+
+def ping_command(command_id: str) -> dict[str, Any]:
+    return _command("ping", command_id)
+
+
+def _check_open(msg: dict[str, Any]) -> None:
+    check_symbol(_get(msg, "symbol"))
+    if _get(msg, "side") not in ("buy", "sell"):
+        raise ProtocolError("bad_value", "side must be 'buy' or 'sell'")
+    _number(msg, "lots", minimum=0.0)
+    _number(msg, "sl", minimum=0.0)
+    _number(msg, "tp", minimum=0.0)
+    _integer(msg, "deviation_points", minimum=0)
+    _integer(msg, "magic", minimum=0)
+
+
+def _check_close(msg: dict[str, Any]) -> None:
+    _integer(msg, "ticket", minimum=1)
+    _number(msg, "lots", minimum=0.0)
+
+
+def _check_modify(msg: dict[str, Any]) -> None:
+    _integer(msg, "ticket", minimum=1)
+    _number(msg, "sl", minimum=0.0)
+    _number(msg, "tp", minimum=0.0)
+
+
+def _check_nothing(msg: dict[str, Any]) -> None:
+    return None
+
+
+_COMMAND_CHECKS: Final = {
+    "open": _check_open,
+    "close": _check_close,
+    "modify": _check_modify,
+    "snapshot": _check_nothing,
+    "ping": _check_nothing,
+}
+
+
+def decode_command(raw: bytes) -> dict[str, Any]:
+    """Decode a command as an EA (or the paper terminal) receives it."""
+    msg = parse_object(raw)
+    check = _COMMAND_CHECKS.get(msg.get("type"))  # type: ignore[arg-type]
+    if check is None:
+        raise ProtocolError("unknown_type", f"not a command type: {_short(msg.get('type'))}")
+    check_command_id(_get(msg, "id"))
+    check(msg)
+    return msg
+
+
+def reply_ok(command_id: str, **fields: Any) -> dict[str, Any]:
+    """A success reply: ``ticket``, ``price``, ``lots``, ``time_msc`` for trades."""
+    return {"v": PROTOCOL_VERSION, "type": "reply", "id": command_id, "ok": True, **fields}
+
+
+def reply_error(command_id: str, code: int, message: str) -> dict[str, Any]:
+    """A failure reply with the terminal's own error code and text."""
+    return {
+        "v": PROTOCOL_VERSION,
+        "type": "reply",
+        "id": command_id,
+        "ok": False,
+        "error": {"code": int(code), "message": message},
+    }
+
+
+def decode_reply(raw: bytes, clock_msc: int | None = None) -> dict[str, Any]:
+    """Decode an EA's reply to a command (PROTOCOL.md, "Commands")."""
+    msg = parse_object(raw)
+    if msg.get("type") != "reply":
+        raise ProtocolError("unknown_type", f"expected a reply, got {_short(msg.get('type'))}")
+    check_command_id(_get(msg, "id"))
+    ok = _get(msg, "ok")
+    if type(ok) is not bool:
+        raise ProtocolError("bad_type", "ok must be true or false")
+    if ok:
+        if "ticket" in msg:
+            _integer(msg, "ticket", minimum=0)
+        for name in ("price", "lots"):
+            if name in msg:
+                _number(msg, name, minimum=0.0)
+        if "time_msc" in msg:
+            _integer(msg, "time_msc", minimum=0, reason="bad_time")
+        if "account" in msg:
+            account = msg["account"]
+            if type(account) is not dict:
+                raise ProtocolError("bad_type", "account must be an object")
+            _check_account(account, 0, 0)
+        if "positions" in msg:
+            _check_positions(msg, clock_msc if clock_msc is not None else now_msc(), DEFAULT_MAX_SKEW_MS)
+    else:
+        error = _get(msg, "error")
+        if type(error) is not dict:
+            raise ProtocolError("bad_type", "error must be an object")
+        _integer(error, "code")
+        _text(error, "message", max_len=1024)
+    return msg
+
+
+def encode(msg: Mapping[str, Any]) -> bytes:
+    """One message -> one frame. NaN becomes null (orjson), never invalid JSON."""
+    return orjson.dumps(msg)
+
+
+# -- events, as the sending side builds them (paper terminal, tests, benches) ----
+
+
+def event(kind: str, terminal: str, seq: int, time_msc: int, **fields: Any) -> dict[str, Any]:
+    """An EA event with the common envelope. The shape is checked by decode_event."""
+    return {"v": PROTOCOL_VERSION, "type": kind, "terminal": terminal, "seq": seq, "time_msc": time_msc, **fields}
+
+
+# -- control socket: sidecar/CLI -> daemon ROUTER (project-defined) --------------
+#
+# Request:  {"v":1, "type": <CONTROL_TYPES or a trade op>, "id": "<any short string>", ...}
+# Reply:    {"v":1, "type":"reply", "id": <same>, "ok": true, ...} or ok false with "error": "<text>".
+
+
+def decode_control(raw: bytes, max_bytes: int | None = None) -> dict[str, Any]:
+    """Decode a control request. The id is echoed back so a client can match replies."""
+    msg = parse_object(raw, max_bytes)
+    kind = msg.get("type")
+    if type(kind) is not str or not kind:
+        raise ProtocolError("unknown_type", "control request needs a string type")
+    req_id = msg.get("id", "")
+    if type(req_id) is not str or len(req_id) > 64:
+        raise ProtocolError("bad_id", "control id must be a string of at most 64 chars")
+    return msg
+
+
+def control_request(kind: str, req_id: str | None = None, **fields: Any) -> dict[str, Any]:
+    return {"v": PROTOCOL_VERSION, "type": kind, "id": req_id or new_command_id(), **fields}
+
+
+def control_reply(req_id: str, ok: bool = True, error: str | None = None, **fields: Any) -> dict[str, Any]:
+    msg: dict[str, Any] = {"v": PROTOCOL_VERSION, "type": "reply", "id": req_id, "ok": ok, **fields}
+    if error is not None:
+        msg["error"] = error
+    return msg
+
+
+# -- feed: daemon PUB -> subscribers ---------------------------------------------
+
+FEED_TYPES: Final = {
+    "price": "price_update",
+    "signal": "signal",
+    "features": "features",
+    "position": "position_update",
+    "account": "account_update",
+    "trade": "trade_update",
+    "health": "health",
+}
+
+
+def iso_from_msc(time_msc: int) -> str:
+    """``1705314645123`` -> ``"2024-01-15T10:30:45.123Z"`` (what the apps parse)."""
+    seconds, millis = divmod(int(time_msc), 1000)
+    return _iso_second(seconds) + f".{millis:03d}Z"
+
+
+_iso_cache: dict[int, str] = {}
+
+
+def _iso_second(seconds: int) -> str:
+    # Ticks arrive many per second: format each second once.
+    text = _iso_cache.get(seconds)
+    if text is None:
+        if len(_iso_cache) > 4096:
+            _iso_cache.clear()
+        text = datetime.fromtimestamp(seconds, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+        _iso_cache[seconds] = text
+    return text
+
+
+def feed_topic(kind: str, symbol: str | None = None) -> bytes:
+    """``price`` + ``EURUSD`` -> ``b"price.EURUSD"``; topics without symbol are bare."""
+    return f"{kind}.{symbol}".encode() if symbol else kind.encode()
+
+
+def feed_frames(kind: str, data: Mapping[str, Any], time_msc: int, seq: int, symbol: str | None = None) -> list[bytes]:
+    """The two PUB frames: topic, then the exact envelope the WebSocket sends apps.
+
+    ``seq`` (added to the contract's envelope) numbers every feed message so a
+    subscriber that also took a control ``snapshot`` can drop what the snapshot
+    already holds (the guide's clone pattern).
+    """
+    envelope = {"type": FEED_TYPES[kind], "data": data, "timestamp": iso_from_msc(time_msc), "seq": seq}
+    return [feed_topic(kind, symbol), orjson.dumps(envelope)]
+
+
+def decode_feed(frames: Sequence[bytes]) -> tuple[str, dict[str, Any]]:
+    """Subscriber side: (topic, envelope). Raises ProtocolError on a malformed message."""
+    if len(frames) != 2:
+        raise ProtocolError("bad_type", f"feed messages have 2 frames, got {len(frames)}")
+    try:
+        envelope = orjson.loads(frames[1])
+    except orjson.JSONDecodeError as exc:
+        raise ProtocolError("bad_json", str(exc)[:120]) from None
+    if type(envelope) is not dict or "type" not in envelope or "data" not in envelope:
+        raise ProtocolError("not_object", "feed envelope needs type and data")
+    return frames[0].decode("utf-8", "replace"), envelope
+
+
+def price_update(tick: Mapping[str, Any]) -> dict[str, Any]:
+    """Feed ``price_update`` data from a validated tick."""
+    bid = tick["bid"]
+    ask = tick["ask"]
+    return {
+        "symbol": tick["symbol"],
+        "bid": bid,
+        "ask": ask,
+        "spread": ask - bid,
+        "volume": int(tick["volume"]),
+        "time_msc": tick["time_msc"],
+        "timestamp": iso_from_msc(tick["time_msc"]),
+        "terminal": tick["terminal"],
+    }
+
+
+def app_position(pos: Mapping[str, Any], terminal: str, current_price: float | None, status: str | None = None) -> dict[str, Any]:
+    """An EA position as the apps read it: string ticket, BUY/SELL, both field spellings."""
+    out: dict[str, Any] = {
+        "ticket": str(pos["ticket"]),
+        "symbol": pos["symbol"],
+        "type": "BUY" if pos["side"] == "buy" else "SELL",
+        "lots": pos["lots"],
+        "volume": pos["lots"],
+        "open_price": pos["open_price"],
+        "entry_price": pos["open_price"],
+        "current_price": current_price if current_price is not None else pos["open_price"],
+        "sl": pos["sl"],
+        "tp": pos["tp"],
+        "profit": pos["profit"],
+        "profit_loss": pos["profit"],
+        "swap": pos["swap"],
+        "commission": pos["commission"],
+        "open_time": iso_from_msc(pos["open_time_msc"]),
+        "comment": pos["comment"],
+        "magic": pos["magic"],
+        "terminal": terminal,
+    }
+    if status is not None:
+        out["status"] = status
+    return out
+
+
+def app_account(acc: Mapping[str, Any]) -> dict[str, Any]:
+    """An EA account event as the apps read it (margin_level and profit derived)."""
+    margin = acc["margin"]
+    return {
+        "login": acc["login"],
+        "name": acc.get("name", ""),
+        "server": acc.get("server", ""),
+        "currency": acc["currency"],
+        "balance": acc["balance"],
+        "equity": acc["equity"],
+        "margin": margin,
+        "free_margin": acc["free_margin"],
+        "margin_level": (acc["equity"] / margin * 100.0) if margin > 0 else 0.0,
+        "profit": acc["equity"] - acc["balance"],
+        "leverage": acc["leverage"],
+        "terminal": acc["terminal"],
+    }
+
+
+def app_quote(tick: Mapping[str, Any]) -> dict[str, Any]:
+    """A quote in ``GET /api/market``."""
+    return {
+        "symbol": tick["symbol"],
+        "bid": tick["bid"],
+        "ask": tick["ask"],
+        "spread": tick["ask"] - tick["bid"],
+        "time_msc": tick["time_msc"],
+        "timestamp": iso_from_msc(tick["time_msc"]),
+        "terminal": tick["terminal"],
+    }
