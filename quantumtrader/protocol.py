@@ -50,6 +50,7 @@ REJECT_REASONS: Final = (
     "bad_value",  # any other field outside its documented range
     "bad_id",  # command id not 1-20 chars of [A-Za-z0-9]
     "unknown_terminal",  # an event from a terminal that never said hello (counted, still processed)
+    "internal_error",  # validation itself failed (a bug): counted and logged, never raised into the loop
 )
 
 MIN_TIME_MSC: Final = 946_684_800_000  # 2000-01-01T00:00:00Z
@@ -288,7 +289,8 @@ def decode_event(
     the loop reads the clock once per batch, not per message.
     """
     msg = parse_object(raw, max_bytes)
-    check = _EVENT_CHECKS.get(msg.get("type"))  # type: ignore[arg-type]
+    kind = msg.get("type")
+    check = _EVENT_CHECKS.get(kind) if type(kind) is str else None
     if check is None:
         raise ProtocolError("unknown_type", f"not an event type: {_short(msg.get('type'))}")
     _envelope(msg, now_msc, max_skew_ms)
@@ -397,7 +399,8 @@ _COMMAND_CHECKS: Final = {
 def decode_command(raw: bytes) -> dict[str, Any]:
     """Decode a command as an EA (or the paper terminal) receives it."""
     msg = parse_object(raw)
-    check = _COMMAND_CHECKS.get(msg.get("type"))  # type: ignore[arg-type]
+    kind = msg.get("type")
+    check = _COMMAND_CHECKS.get(kind) if type(kind) is str else None
     if check is None:
         raise ProtocolError("unknown_type", f"not a command type: {_short(msg.get('type'))}")
     check_command_id(_get(msg, "id"))

@@ -189,6 +189,9 @@ class Daemon:
             except ProtocolError as exc:
                 self.rejects.reject("events", exc.reason, exc.detail)
                 continue
+            except Exception as exc:  # a validation bug must cost one message, not the daemon
+                self.rejects.reject("events", "internal_error", repr(exc)[:200])
+                continue
             kind = msg["type"]
             if kind == "hello":
                 self.handle_hello(msg, mono, clock_msc)

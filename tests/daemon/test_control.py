@@ -1,0 +1,48 @@
+"""The control socket over a real ROUTER: status, snapshot (clone), errors for bad requests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import zmq
+
+from quantumtrader.protocol import encode, parse_object
+from support import Endpoints, control, daemon_process, start, stop, wait_for
+
+
+def test_snapshot_carries_quotes_positions_accounts_and_the_feed_seq(tmp_path: Path) -> None:
+    eps = Endpoints()
+    with daemon_process(eps, tmp_path):
+        paper = start(["paper", "--rate", "100", "--heartbeat-s", "0.5"], eps.env(tmp_path / "data"), tmp_path / "paper.log")
+        try:
+            snap = wait_for(lambda: (s := control(eps.control, "snapshot")) and len(s["quotes"]) == 5 and s["accounts"] and s, 15, "quotes from all 5 symbols")
+            assert snap["ok"] is True
+            assert snap["feed_seq"] > 0
+            quote = snap["quotes"][0]
+            assert set(quote) >= {"symbol", "bid", "ask", "spread", "time_msc", "timestamp"}
+            (account,) = snap["accounts"]
+            assert account["balance"] == 10_000.0 and account["terminal"] == "paper-1@QuantumTrader-Paper"
+            later = control(eps.control, "snapshot")
+            assert later["feed_seq"] >= snap["feed_seq"]
+        finally:
+            stop(paper)
+
+
+def test_bad_control_requests_get_a_clear_error_and_the_daemon_keeps_serving(tmp_path: Path) -> None:
+    eps = Endpoints()
+    with daemon_process(eps, tmp_path):
+        ctx = zmq.Context.instance()
+        dealer = ctx.socket(zmq.DEALER)
+        dealer.setsockopt(zmq.LINGER, 0)
+        dealer.connect(eps.control)
+        try:
+            for raw in (b"garbage", b"[1]", encode({"v": 1, "type": "launch_rockets", "id": "r1"}), encode({"v": 1, "id": "r2"})):
+                dealer.send(raw)
+                assert dealer.poll(3000), f"no reply to {raw[:30]!r}"
+                reply = parse_object(dealer.recv())
+                assert reply["ok"] is False and reply["error"]
+            unknown = control(eps.control, "launch_rockets")
+            assert "unknown request type" in unknown["error"] and "status" in unknown["error"]
+            assert control(eps.control)["ok"] is True
+        finally:
+            dealer.close()

@@ -1,0 +1,50 @@
+"""Issue 2: `qt-daemon run --paper` (the README's run command) shows it is alive and stops cleanly."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import psutil
+
+from support import Endpoints, wait_for
+
+
+def test_run_paper_prints_status_and_exits_cleanly_on_sigint(tmp_path: Path) -> None:
+    eps = Endpoints()
+    env = eps.env(tmp_path / "data", QT_DAEMON__STATUS_INTERVAL_S="1")
+    exe = shutil.which("qt-daemon")
+    assert exe, "qt-daemon is not on PATH: install the package (README) first"
+    log_path = tmp_path / "run.log"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen([exe, "run", "--paper", "--no-sidecar"], env=env, stdout=log, stderr=subprocess.STDOUT)
+    started = time.monotonic()
+    try:
+
+        def status_line() -> dict | None:
+            for line in log_path.read_text(errors="replace").splitlines():
+                if line.startswith("{"):
+                    event = json.loads(line)
+                    if event.get("event") == "status" and event.get("terminals") == 1 and event.get("ticks_per_s", 0) > 0:
+                        return event
+            return None
+
+        status = wait_for(status_line, 20, "a status line with a connected terminal and ticks flowing")
+        assert status["symbols"] >= 1
+        assert time.monotonic() - started < 20
+        text = log_path.read_text()
+        assert eps.events in text and eps.feed in text and eps.control in text  # it says what it serves
+        children = psutil.Process(proc.pid).children(recursive=True)
+        assert children, "the paper terminal child is not running"
+    finally:
+        proc.send_signal(signal.SIGINT)
+        code = proc.wait(15)
+    assert code == 0
+    for child in children:
+        assert not child.is_running() or child.status() == psutil.STATUS_ZOMBIE, "paper child left running"
+    assert "QuantumTrader stopped" in log_path.read_text()

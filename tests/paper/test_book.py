@@ -1,0 +1,90 @@
+"""The paper account: fills at its own bid/ask, SL/TP, MT5 return codes, money."""
+
+from __future__ import annotations
+
+import pytest
+
+from quantumtrader.paper.book import (
+    RET_INVALID_STOPS,
+    RET_INVALID_VOLUME,
+    RET_NO_MONEY,
+    RET_POSITION_CLOSED,
+    RET_PRICE_OFF,
+    PaperBook,
+    TradeError,
+)
+
+T = 1_705_314_645_000
+
+
+def book_with_quote(bid: float = 1.1000, ask: float = 1.1002) -> PaperBook:
+    book = PaperBook(balance=10_000.0, leverage=100)
+    book.on_quote("EURUSD", bid, ask, T)
+    return book
+
+
+def test_buy_fills_at_ask_and_sell_at_bid() -> None:
+    book = book_with_quote()
+    buy = book.open("EURUSD", "buy", 0.1, 0, 0, 1, "QT-A", T)
+    sell = book.open("EURUSD", "sell", 0.1, 0, 0, 1, "QT-B", T)
+    assert (buy.open_price, sell.open_price) == (1.1002, 1.1000)
+    assert buy.ticket != sell.ticket
+    # both pay the spread straight away: 2 pips of 0.1 lot = $2 each
+    assert buy.profit == pytest.approx(-2.0) and sell.profit == pytest.approx(-2.0)
+
+
+def test_take_profit_and_stop_loss_close_on_later_ticks_and_realize_pnl() -> None:
+    book = book_with_quote()
+    tp = book.open("EURUSD", "buy", 0.1, 1.0950, 1.1050, 1, "QT-TP", T)
+    sl = book.open("EURUSD", "sell", 0.2, 1.1040, 1.0900, 1, "QT-SL", T)
+    assert book.on_quote("EURUSD", 1.1030, 1.1032, T) == []
+    closed = book.on_quote("EURUSD", 1.1050, 1.1052, T)
+    assert {p.ticket for p in closed} == {tp.ticket, sl.ticket}
+    # buy 0.1 from 1.1002 closed at bid 1.1050: +48 pips = $48; sell 0.2 from 1.1000 closed at ask 1.1052: -52 pips x 2 = -$104
+    assert book.balance == pytest.approx(10_000 + 48 - 104)
+    assert book.positions == {}
+
+
+def test_partial_close_keeps_the_rest_open() -> None:
+    book = book_with_quote()
+    pos = book.open("EURUSD", "buy", 0.3, 0, 0, 1, "QT-P", T)
+    _, price, lots = book.close(pos.ticket, 0.1)
+    assert (price, lots) == (1.1000, 0.1)
+    assert book.positions[pos.ticket].lots == pytest.approx(0.2)
+    book.close(pos.ticket, 0)
+    assert pos.ticket not in book.positions
+
+
+@pytest.mark.parametrize(
+    ("action", "code"),
+    [
+        (lambda b: b.open("GBPUSD", "buy", 0.1, 0, 0, 1, "x", T), RET_PRICE_OFF),
+        (lambda b: b.open("EURUSD", "buy", 0.015, 0, 0, 1, "x", T), RET_INVALID_VOLUME),
+        (lambda b: b.open("EURUSD", "buy", 0.0, 0, 0, 1, "x", T), RET_INVALID_VOLUME),
+        (lambda b: b.open("EURUSD", "buy", 0.1, 1.1001, 0, 1, "x", T), RET_INVALID_STOPS),  # SL above bid
+        (lambda b: b.open("EURUSD", "sell", 0.1, 0, 1.1003, 1, "x", T), RET_INVALID_STOPS),  # TP above ask
+        (lambda b: b.open("EURUSD", "buy", 100.0, 0, 0, 1, "x", T), RET_NO_MONEY),
+        (lambda b: b.close(999, 0), RET_POSITION_CLOSED),
+        (lambda b: b.modify(999, 0, 0), RET_POSITION_CLOSED),
+    ],
+)
+def test_refusals_carry_mt5_return_codes(action, code: int) -> None:
+    with pytest.raises(TradeError) as info:
+        action(book_with_quote())
+    assert info.value.code == code
+
+
+def test_crossed_quote_is_not_tradeable() -> None:
+    book = book_with_quote(1.1002, 1.1000)
+    with pytest.raises(TradeError) as info:
+        book.open("EURUSD", "buy", 0.1, 0, 0, 1, "x", T)
+    assert info.value.code == RET_PRICE_OFF
+
+
+def test_equity_margin_and_free_margin() -> None:
+    book = book_with_quote()
+    book.open("EURUSD", "buy", 1.0, 0, 0, 1, "x", T)
+    acct = book.account_fields()
+    assert acct["margin"] == pytest.approx(100_000 * 1.1002 / 100, abs=0.01)
+    assert acct["equity"] == pytest.approx(10_000 - 20, abs=0.01)
+    assert acct["free_margin"] == pytest.approx(acct["equity"] - acct["margin"], abs=0.01)

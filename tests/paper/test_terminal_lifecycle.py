@@ -1,0 +1,72 @@
+"""Issue 2: a paper terminal as its own process registers, streams, goes stale when killed,
+and re-registers cleanly when restarted."""
+
+from __future__ import annotations
+
+import signal
+import time
+from pathlib import Path
+
+from support import Endpoints, FeedSubscriber, control, daemon_process, start, stop, wait_for
+
+
+def _terminal(eps: Endpoints, name: str) -> dict | None:
+    for term in control(eps.control)["health"]["terminals"]:
+        if term["terminal"] == name:
+            return term
+    return None
+
+
+def test_paper_terminal_registers_streams_goes_stale_and_reregisters(tmp_path: Path) -> None:
+    eps = Endpoints()
+    name = "paper-7@Test"
+    paper_args = ["paper", "--terminal", name, "--heartbeat-s", "0.3", "--rate", "200"]
+    with daemon_process(eps, tmp_path, QT_DAEMON__HEALTH_INTERVAL_S="0.1") as _daemon:
+        env = eps.env(tmp_path / "data")
+        sub = FeedSubscriber(eps.feed, topics=(b"price.", b"account", b"health"))
+        sub.wait_joined()
+        paper = start(paper_args, env, tmp_path / "paper.log")
+        try:
+            registered = wait_for(lambda: _terminal(eps, name), 15, "hello to register the terminal")
+            assert registered["platform"] == "PAPER"
+            assert registered["command_endpoint"] == eps.command
+            assert registered["symbols"] == ["EURUSD", "GBPUSD", "USDJPY", "AUDUSD", "USDCHF"]
+
+            # ticks flow to subscribers, with the terminal's id
+            got = wait_for(lambda: sub.recv(2000), 10, "a price update")
+            topic, envelope = got
+            while not topic.startswith("price."):
+                topic, envelope = wait_for(lambda: sub.recv(2000), 10, "a price update")
+            assert envelope["type"] == "price_update"
+            assert envelope["data"]["terminal"] == name
+
+            # heartbeats keep it fresh well past 3 periods
+            wait_for(lambda: _terminal(eps, name)["events"] > 50, 10, "events to accumulate")
+            time.sleep(1.5)
+            term = _terminal(eps, name)
+            assert term["connected"] and not term["stale"]
+            assert term["lost_events"] == 0
+            seq_before_kill = term["last_seq"]
+
+            # kill -9: no bye, so only the missing heartbeats tell; stale after 3 x 0.3 s
+            paper.send_signal(signal.SIGKILL)
+            paper.wait(10)
+            stale = wait_for(lambda: _terminal(eps, name)["stale"], 5, "the killed terminal to be marked stale")
+            assert stale
+            assert control(eps.control)["health"]["status"] == "degraded"
+
+            # restart: re-registers, seq restarts without counting a gap or a regression
+            paper = start(paper_args, env, tmp_path / "paper2.log")
+            wait_for(lambda: _terminal(eps, name)["hellos"] == 2, 15, "the restarted terminal's hello")
+            assert _terminal(eps, name)["last_seq"] < seq_before_kill  # its counter started again from 0
+            wait_for(lambda: not _terminal(eps, name)["stale"], 5, "the terminal to be fresh again")
+            term = _terminal(eps, name)
+            assert term["connected"]
+            assert term["lost_events"] == 0
+            assert term["seq_regressions"] == 0
+        finally:
+            assert stop(paper, signal.SIGTERM) == 0 or paper.returncode == -9
+            sub.close()
+        # a clean stop says bye
+        term = wait_for(lambda: _terminal(eps, name)["gone"], 5, "bye from the stopped terminal")
+        assert term

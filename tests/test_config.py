@@ -1,0 +1,96 @@
+"""Config: defaults, file, environment precedence, and clear errors with exit code 2."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from quantumtrader.config import ConfigError, load_config, render_toml
+
+
+def test_defaults_are_the_protocol_endpoints_and_documented_values() -> None:
+    cfg = load_config(environ={})
+    assert cfg.endpoints.events == "tcp://127.0.0.1:5555"
+    assert cfg.endpoints.feed == "tcp://127.0.0.1:5556"
+    assert cfg.endpoints.control == "tcp://127.0.0.1:5557"
+    assert cfg.sidecar.port == 8080
+    assert cfg.execution.command_timeout_ms == 3000
+    assert cfg.execution.command_retries == 2
+    assert (cfg.signals.buy_threshold, cfg.signals.sell_threshold) == (0.7, 0.3)
+
+
+def test_file_overrides_defaults_and_env_overrides_file_and_options_override_env(tmp_path: Path) -> None:
+    path = tmp_path / "qt.toml"
+    path.write_text('data_dir = "/from/file"\n[sidecar]\nport = 9001\nhost = "0.0.0.0"\n[daemon]\nbatch_max = 10\n')
+    env = {"QT_SIDECAR__PORT": "9002", "QT_DATA_DIR": "/from/env"}
+
+    from_file = load_config(path, environ={})
+    from_env = load_config(path, environ=env)
+    from_option = load_config(path, environ=env, overrides={"sidecar.port": 9003, "data_dir": "/from/option"})
+
+    assert (from_file.sidecar.port, from_file.sidecar.host, from_file.daemon.batch_max, from_file.data_dir) == (9001, "0.0.0.0", 10, "/from/file")
+    assert (from_env.sidecar.port, from_env.sidecar.host, from_env.data_dir) == (9002, "0.0.0.0", "/from/env")
+    assert (from_option.sidecar.port, from_option.data_dir) == (9003, "/from/option")
+
+
+@pytest.mark.parametrize(
+    ("toml", "env", "key"),
+    [
+        ("[sidecar]\nport = 70000\n", {}, "sidecar.port"),
+        ("[sidecar]\nport = \"eighty\"\n", {}, "sidecar.port"),
+        ("[sidecar]\nprot = 8080\n", {}, "sidecar.prot"),
+        ("[sidecarr]\n", {}, "sidecarr"),
+        ("[endpoints]\nevents = \"ipc:///tmp/x\"\n", {}, "endpoints.events"),
+        ("[signals]\nweight_quantum = 0.9\n", {}, "signals.weight_*"),
+        ("", {"QT_DAEMON__BATCH_MAX": "-3"}, "daemon.batch_max"),
+        ("", {"QT_DAEMON__BATCH_MAX": "lots"}, "daemon.batch_max"),
+        ("", {"QT_NOPE__X": "1"}, "QT_NOPE__X"),
+        ("[log]\nformat = \"xml\"\n", {}, "log.format"),
+        ("this is = = not toml", {}, "--config"),
+    ],
+)
+def test_bad_values_name_the_key(tmp_path: Path, toml: str, env: dict[str, str], key: str) -> None:
+    path = tmp_path / "qt.toml"
+    path.write_text(toml)
+    with pytest.raises(ConfigError) as info:
+        load_config(path, environ=env)
+    assert info.value.key == key
+
+
+def test_rendered_default_file_loads_back_to_the_same_config(tmp_path: Path) -> None:
+    path = tmp_path / "qt.toml"
+    path.write_text(render_toml(load_config(environ={}), commented=True))
+    assert load_config(path, environ={}) == load_config(environ={})
+
+
+def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    import os
+
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("QT_")}
+    full_env.update(env or {})
+    return subprocess.run([sys.executable, "-m", "quantumtrader", *args], capture_output=True, text=True, env=full_env, timeout=60)
+
+
+def test_cli_bad_value_exits_2_with_the_key_in_the_message(tmp_path: Path) -> None:
+    result = _cli("config", "show", env={"QT_SIDECAR__PORT": "0"})
+    assert result.returncode == 2
+    assert "sidecar.port" in result.stderr and "1-65535" in result.stderr
+
+    path = tmp_path / "bad.toml"
+    path.write_text("[daemon]\nstale_heartbeats = 0\n")
+    result = _cli("run", "--config", str(path), "--no-sidecar")
+    assert result.returncode == 2
+    assert "daemon.stale_heartbeats" in result.stderr
+
+
+def test_cli_config_init_then_show_round_trips(tmp_path: Path) -> None:
+    path = tmp_path / "qt.toml"
+    assert _cli("config", "init", str(path)).returncode == 0
+    assert "# heartbeat period" in path.read_text()
+    shown = _cli("config", "show", "--config", str(path), env={"QT_SIDECAR__PORT": "9191"})
+    assert shown.returncode == 0
+    assert "port = 9191" in shown.stdout
+    assert _cli("config", "init", str(path)).returncode == 1  # refuses to overwrite

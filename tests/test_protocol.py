@@ -1,0 +1,163 @@
+"""protocol.py: validation exactly as PROTOCOL.md says, and the shapes the apps read."""
+
+from __future__ import annotations
+
+import math
+
+import orjson
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from quantumtrader import protocol as p
+
+NOW = 1_705_314_645_000
+
+
+def tick(**over: object) -> dict:
+    msg = {"v": 1, "type": "tick", "terminal": "5012345@ICMarkets-Demo", "seq": 41, "symbol": "EURUSD", "bid": 1.0855, "ask": 1.0856, "time_msc": NOW, "volume": 125}
+    msg.update(over)
+    return msg
+
+
+def reason(msg: object) -> str:
+    raw = msg if isinstance(msg, bytes) else orjson.dumps(msg)
+    with pytest.raises(p.ProtocolError) as info:
+        p.decode_event(raw, NOW)
+    assert info.value.reason in p.REJECT_REASONS
+    return info.value.reason
+
+
+def test_protocol_md_examples_are_accepted() -> None:
+    examples = [
+        b'{"v":1,"type":"hello","terminal":"5012345@ICMarkets-Demo","seq":0,"platform":"MT5","command_endpoint":"tcp://127.0.0.1:5560","symbols":["EURUSD","GBPUSD"],"time_msc":1705314645000}',
+        b'{"v":1,"type":"tick","terminal":"5012345@ICMarkets-Demo","seq":41,"symbol":"EURUSD","bid":1.0855,"ask":1.0856,"time_msc":1705314645123,"volume":125}',
+        b'{"v":1,"type":"account","terminal":"5012345@ICMarkets-Demo","seq":7,"login":5012345,"currency":"USD","balance":10000.0,"equity":10012.5,"margin":108.6,"free_margin":9903.9,"leverage":100,"time_msc":1705314645000}',
+        b'{"v":1,"type":"positions","terminal":"t","seq":8,"positions":[{"ticket":123456,"symbol":"EURUSD","side":"buy","lots":0.1,"open_price":1.08561,"sl":1.0830,"tp":1.0900,"profit":12.5,"swap":0.0,"commission":-0.7,"magic":20240115,"comment":"QT-7K2M9Q4X1B","open_time_msc":1705314645000}],"time_msc":1705314645000}',
+        b'{"v":1,"type":"heartbeat","terminal":"t","seq":9,"dropped":0,"time_msc":1705314645000}',
+        b'{"v":1,"type":"bye","terminal":"t","seq":10,"reason":"chart closed","time_msc":1705314645000}',
+    ]
+    kinds = [p.decode_event(raw, NOW)["type"] for raw in examples]
+    assert kinds == ["hello", "tick", "account", "positions", "heartbeat", "bye"]
+
+
+@pytest.mark.parametrize(
+    ("msg", "expected"),
+    [
+        (b"{nope", "bad_json"),
+        (b"[]", "not_object"),
+        (tick(v=2), "bad_version"),
+        (tick(type="order"), "unknown_type"),
+        ({k: v for k, v in tick().items() if k != "ask"}, "missing_field"),
+        ({k: v for k, v in tick().items() if k != "volume"}, "missing_field"),
+        (tick(bid=0.0), "bad_price"),
+        (tick(bid=-1.0855), "bad_price"),
+        (tick(ask="1.0856"), "bad_price"),
+        (tick(ask=False), "bad_price"),
+        (tick(ask=1.0854), "crossed_quote"),
+        (tick(symbol="EURUSD!"), "bad_symbol"),
+        (tick(symbol="A" * 33), "bad_symbol"),
+        (tick(volume=-0.1), "bad_volume"),
+        (tick(time_msc=946_684_799_999), "bad_time"),
+        (tick(time_msc=NOW + 86_400_001), "bad_time"),
+        (tick(time_msc=1.5e12), "bad_time"),
+        (tick(seq=-1), "bad_seq"),
+        (tick(seq=1.0), "bad_seq"),
+        (tick(terminal="x" * 65), "bad_terminal"),
+        (tick(high=-1), "bad_price"),
+    ],
+)
+def test_each_tick_rule_rejects_with_its_reason(msg: object, expected: str) -> None:
+    assert reason(msg) == expected
+
+
+def test_tick_rules_accept_their_boundaries() -> None:
+    for ok in (
+        tick(ask=1.0855),  # locked quote: ask == bid is allowed
+        tick(volume=0),
+        tick(time_msc=946_684_800_000),
+        tick(time_msc=NOW + 86_400_000),
+        tick(symbol="A" * 32),
+        tick(symbol="EURUSD.r#+-_"[:11].replace("_", "")),
+        tick(open=1.08, high=1.09, low=1.07, sent_ns=123),
+    ):
+        assert p.decode_event(orjson.dumps(ok), NOW)["type"] == "tick"
+
+
+def test_too_large_frames_are_rejected_unparsed() -> None:
+    with pytest.raises(p.ProtocolError) as info:
+        p.decode_event(b" " * 101, NOW, max_bytes=100)
+    assert info.value.reason == "too_large"
+
+
+@given(st.binary(max_size=200))
+def test_arbitrary_bytes_only_ever_raise_protocol_error(raw: bytes) -> None:
+    try:
+        p.decode_event(raw, NOW)
+    except p.ProtocolError as exc:
+        assert exc.reason in p.REJECT_REASONS
+
+
+@given(st.recursive(st.none() | st.booleans() | st.floats(allow_nan=False, allow_infinity=False) | st.integers() | st.text(max_size=8), lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=8), c, max_size=4), max_leaves=12))
+def test_arbitrary_json_values_in_a_tick_never_escape_as_other_errors(value: object) -> None:
+    for field in ("bid", "ask", "symbol", "volume", "time_msc", "seq", "terminal", "type", "v"):
+        try:
+            p.decode_event(orjson.dumps(tick(**{field: value})), NOW)
+        except p.ProtocolError:
+            pass
+
+
+def test_commands_round_trip_through_the_ea_side_decoder() -> None:
+    cid = p.new_command_id()
+    assert 1 <= len(cid) <= 20 and cid.isalnum()
+    built = [
+        p.open_command(cid, "EURUSD", "buy", 0.1, sl=1.083, tp=1.09, deviation_points=10, magic=20240115),
+        p.close_command(cid, 123456, 0),
+        p.modify_command(cid, 123456, 1.084, 1.091),
+        p.snapshot_command(cid),
+        p.ping_command(cid),
+    ]
+    for cmd in built:
+        assert p.decode_command(p.encode(cmd)) == cmd
+    assert built[0] == {"v": 1, "type": "open", "id": cid, "symbol": "EURUSD", "side": "buy", "lots": 0.1, "sl": 1.083, "tp": 1.09, "deviation_points": 10, "magic": 20240115}
+
+
+@pytest.mark.parametrize("bad_id", ["", "a" * 21, "QT-1", "id with space", "ÄÖÜ"])
+def test_command_ids_outside_the_contract_are_refused(bad_id: str) -> None:
+    with pytest.raises(p.ProtocolError) as info:
+        p.ping_command(bad_id)
+    assert info.value.reason == "bad_id"
+
+
+def test_replies_decode_success_and_failure() -> None:
+    ok = p.decode_reply(b'{"v":1,"type":"reply","id":"7K2M9Q4X1B","ok":true,"ticket":123456,"price":1.08561,"lots":0.1,"time_msc":1705314645000}')
+    assert ok["ticket"] == 123456
+    err = p.decode_reply(b'{"v":1,"type":"reply","id":"7K2M9Q4X1B","ok":false,"error":{"code":134,"message":"not enough money"}}')
+    assert err["error"] == {"code": 134, "message": "not enough money"}
+    with pytest.raises(p.ProtocolError):
+        p.decode_reply(b'{"v":1,"type":"reply","id":"7K2M9Q4X1B","ok":"yes"}')
+    with pytest.raises(p.ProtocolError):
+        p.decode_reply(b'{"v":1,"type":"reply","id":"7K2M9Q4X1B","ok":false}')
+
+
+def test_feed_envelope_is_what_the_websocket_sends() -> None:
+    msg = p.decode_event(orjson.dumps(tick(time_msc=1705314645123)), NOW)
+    topic, body = p.feed_frames("price", p.price_update(msg), msg["time_msc"], 9, "EURUSD")
+    envelope = orjson.loads(body)
+    assert topic == b"price.EURUSD"
+    assert envelope["type"] == "price_update" and envelope["seq"] == 9
+    assert envelope["timestamp"] == "2024-01-15T10:30:45.123Z"
+    data = envelope["data"]
+    assert set(data) == {"symbol", "bid", "ask", "spread", "volume", "time_msc", "timestamp", "terminal"}
+    assert isinstance(data["volume"], int)
+    assert math.isclose(data["spread"], 0.0001)
+
+
+def test_app_position_uses_string_ticket_upper_case_type_and_both_spellings() -> None:
+    pos = {"ticket": 123456, "symbol": "EURUSD", "side": "sell", "lots": 0.1, "open_price": 1.08561, "sl": 0.0, "tp": 0.0, "profit": 4.1, "swap": 0.0, "commission": -0.7, "magic": 1, "comment": "QT-X", "open_time_msc": NOW}
+    out = p.app_position(pos, "t", 1.0852, "opened")
+    assert out["ticket"] == "123456" and out["type"] == "SELL"
+    assert out["lots"] == out["volume"] == 0.1
+    assert out["open_price"] == out["entry_price"] == 1.08561
+    assert out["profit"] == out["profit_loss"] == 4.1
+    assert out["open_time"] == "2024-01-15T10:30:45.000Z" and out["status"] == "opened"
