@@ -102,6 +102,9 @@ def paper_command(
     max_ticks: Annotated[int, typer.Option("--max-ticks", help="Stop the source after this many ticks (0 = no limit).")] = 0,
     exit_at_end: Annotated[bool, typer.Option("--exit-at-end", help="Say bye and exit when the tick source is finished.")] = False,
     keep_times: Annotated[bool, typer.Option("--keep-times", help="Send the file's own tick times instead of now.")] = False,
+    drop_reply_every: Annotated[int, typer.Option("--drop-reply-every", help="Fault injection: swallow the first reply of every Nth command.")] = 0,
+    delay_reply_every: Annotated[int, typer.Option("--delay-reply-every", help="Fault injection: delay the reply of every Nth command...")] = 0,
+    delay_reply_ms: Annotated[int, typer.Option("--delay-reply-ms", help="... by this many ms.")] = 0,
 ) -> None:
     """Run a paper terminal: an EA as far as the daemon can tell (ticks, fills, SL/TP)."""
     overrides = {
@@ -125,6 +128,9 @@ def paper_command(
         exit_at_end=exit_at_end,
         keep_times=keep_times,
         max_ticks=max_ticks,
+        drop_reply_every=drop_reply_every,
+        delay_reply_every=delay_reply_every,
+        delay_reply_ms=delay_reply_ms,
     )
     term = PaperTerminal(cfg, options)
     install_stop_handlers(term.stop)
@@ -134,23 +140,61 @@ def paper_command(
         raise _fail(str(exc), 1) from None
 
 
+def _control(config: Path | None, kind: str, timeout_ms: int, **fields: Any) -> dict[str, Any]:
+    """One control request; prints the JSON reply; exits 1 when the daemon refuses or is silent."""
+    import orjson
+
+    from quantumtrader.control_client import ControlClient, ControlTimeout
+
+    cfg = build_config(config, configure_log=False)
+    try:
+        with ControlClient(cfg.endpoints.control, timeout_ms=timeout_ms) as client:
+            reply = client.request(kind, **fields)
+    except ControlTimeout:
+        raise _fail(f"no answer from the daemon at {cfg.endpoints.control} within {timeout_ms} ms", 1) from None
+    sys.stdout.write(orjson.dumps(reply, option=orjson.OPT_INDENT_2).decode() + "\n")
+    if not reply.get("ok"):
+        raise _fail(str(reply.get("error")), 1)
+    return reply
+
+
 @app.command()
 def status(
     config: ConfigOpt = None,
     timeout_ms: Annotated[int, typer.Option("--timeout-ms", help="How long to wait for the daemon.")] = 2000,
 ) -> None:
     """Ask a running daemon for its status (JSON on stdout)."""
-    cfg = build_config(config, configure_log=False)
-    from quantumtrader.control_client import ControlClient, ControlTimeout
+    _control(config, "status", timeout_ms)
 
-    try:
-        with ControlClient(cfg.endpoints.control, timeout_ms=timeout_ms) as client:
-            reply = client.request("status")
-    except ControlTimeout:
-        raise _fail(f"no answer from the daemon at {cfg.endpoints.control} within {timeout_ms} ms", 1) from None
-    import orjson
 
-    sys.stdout.write(orjson.dumps(reply, option=orjson.OPT_INDENT_2).decode() + "\n")
+@app.command()
+def trade(
+    side: Annotated[str, typer.Argument(help="buy or sell")],
+    symbol: Annotated[str, typer.Argument(help="e.g. EURUSD")],
+    lots: Annotated[Optional[float], typer.Argument(help="size; omitted = sized by risk.risk_pct")] = None,
+    sl: Annotated[Optional[float], typer.Option("--sl", help="stop loss price (default: from volatility)")] = None,
+    tp: Annotated[Optional[float], typer.Option("--tp", help="take profit price (default: reward/risk x stop)")] = None,
+    terminal: Annotated[Optional[str], typer.Option("--terminal", help="terminal id when several stream the symbol")] = None,
+    config: ConfigOpt = None,
+    timeout_ms: Annotated[int, typer.Option("--timeout-ms", help="How long to wait for the outcome.")] = 15000,
+) -> None:
+    """Send a market order through the daemon (same risk rules as the app)."""
+    import getpass
+
+    fields: dict[str, Any] = {"symbol": symbol, "side": side, "source": f"cli:{getpass.getuser()}"}
+    for name, value in (("lots", lots), ("sl", sl), ("tp", tp), ("terminal", terminal)):
+        if value is not None:
+            fields[name] = value
+    _control(config, "trade", timeout_ms, **fields)
+
+
+@app.command()
+def orders(
+    limit: Annotated[int, typer.Option("--limit", help="How many, newest first.")] = 20,
+    config: ConfigOpt = None,
+) -> None:
+    """List recent orders with their outcome."""
+    _control(config, "orders", 3000, limit=limit)
 
 
 @config_app.command("show")

@@ -142,6 +142,27 @@ class SignalsConfig:
     sell_threshold: float = setting(0.3, "probability below which the prediction is SELL", unit_interval)
     interval_s: float = setting(10.0, "a signal is emitted at least this often per symbol while ticks arrive", positive)
     horizon_ticks: int = setting(20, "H: the label is whether mid rose over the next H ticks", positive)
+    trend_span_ticks: int = setting(20, "span of the EMA of returns that the chaos component's trend is measured with", positive)
+    chaos_scale: float = setting(0.5, "chaos trust = exp(-max(chaos_index, 0) / chaos_scale): higher = trust trend longer", positive)
+    ml_warmup_labels: int = setting(500, "labels a symbol's learners see before ml_ensemble leaves 0.5", non_negative)
+    ml_memory_ticks: int = setting(5000, "horizon of the online standardization and naive Bayes moments (exponential forgetting)", positive)
+    sgd_learning_rate: float = setting(0.01, "step size of the SGD logistic regression", positive)
+    sgd_l2: float = setting(1e-4, "L2 penalty of the SGD logistic regression", non_negative)
+    nb_temperature: float = setting(4.0, "naive Bayes log-odds are divided by this (correlated features make it overconfident)", positive)
+
+
+@dataclass(frozen=True, kw_only=True)
+class StoreConfig:
+    """The SQLite store in the data directory (DESIGN.md, "Storage")."""
+
+    file_name: str = setting("quantumtrader.db", "database file in the data directory (WAL mode)")
+    signal_retention_days: float = setting(0.0, "signals older than this are deleted (0 = keep the full history)", non_negative)
+    save_interval_s: float = setting(30.0, "how often the models' and features' state is saved (also on shutdown)", positive)
+    queue_max: int = setting(10_000, "writer-thread queue length; beyond it state saves are dropped and counted", positive)
+    encrypt_env: str = setting(
+        "QT_STORE_KEY",
+        "environment variable holding a Fernet key; when set, prediction fields of stored signals are encrypted",
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -152,6 +173,49 @@ class ExecutionConfig:
     command_retries: int = setting(2, "resends of the same command id after a timeout", non_negative)
     magic: int = setting(20240115, "magic number put on every order", non_negative)
     deviation_points: int = setting(10, "max slippage in points for market orders", non_negative)
+    queue_max: int = setting(1000, "commands waiting per terminal before new ones are refused", positive)
+    default_terminal: str = setting("", "terminal used when several stream a symbol and the request names none")
+    symbol_map: tuple[str, ...] = setting(
+        (),
+        'per-terminal broker names, "TERMINAL:SYMBOL=BROKER_SYMBOL" (e.g. "5012345@ICMarkets:EURUSD=EURUSD.r");'
+        " a unique SYMBOL+suffix in the terminal's symbols is found without it",
+    )
+    settle_snapshots: int = setting(3, "positions snapshots without an unknown order's QT-<id> before it is settled as not executed", positive)
+    journal_sync: str = setting(
+        "normal",
+        "SQLite synchronous mode of the order journal: normal survives a crash of the daemon, full also a power loss (~ms per order)",
+        one_of("normal", "full"),
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class RiskConfig:
+    """Pre-trade risk rules (DESIGN.md, "Execution and risk"). Every refusal names its rule."""
+
+    trading_enabled: bool = setting(True, "the global kill switch: false refuses every new position (closes still allowed)")
+    max_quote_age_ms: int = setting(5000, "refuse when the symbol's latest quote arrived longer ago than this", positive)
+    max_spread_pct: float = setting(0.05, "refuse when spread / mid x 100 exceeds this (0.05 = 5.4 pips on EURUSD)", positive)
+    lot_min: float = setting(0.01, "smallest order size", positive)
+    lot_max: float = setting(10.0, "largest order size", positive)
+    lot_step: float = setting(0.01, "sizes are rounded down to a multiple of this", positive)
+    min_stop_pct: float = setting(0.01, "stops must be at least this far from the price, in % of price", non_negative)
+    max_open_positions: int = setting(20, "refuse new positions beyond this many open (0 = no limit)", non_negative)
+    max_lots_per_symbol: float = setting(5.0, "refuse when open + pending lots in one symbol would exceed this (0 = no limit)", non_negative)
+    max_daily_loss: float = setting(0.0, "account currency lost since the UTC day began that switches to reducing-only (0 = off)", non_negative)
+    risk_pct: float = setting(1.0, "size missing lots so a stop-out loses this % of equity", positive)
+    reward_risk: float = setting(2.0, "take-profit distance = this x stop distance when tp is missing", positive)
+    stop_sigmas: float = setting(20.0, "missing stop distance = this x recent tick volatility (volatility_20) x price", positive)
+    default_stop_pct: float = setting(0.2, "stop distance in % of price when no volatility is known yet", positive)
+
+
+@dataclass(frozen=True, kw_only=True)
+class AutoTradeConfig:
+    """Acting on signals: off by default; same path and risk rules as any trade request."""
+
+    enabled: bool = setting(False, "send orders for signals without a human")
+    min_confidence: float = setting(0.8, "act only on BUY/SELL signals at least this confident", unit_interval)
+    lots: float = setting(0.0, "order size (0 = size by risk.risk_pct)", non_negative)
+    one_per_direction: bool = setting(True, "at most one open position per symbol and direction")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -199,7 +263,10 @@ class Config:
     daemon: DaemonConfig = field(default_factory=DaemonConfig)
     features: FeaturesConfig = field(default_factory=FeaturesConfig)
     signals: SignalsConfig = field(default_factory=SignalsConfig)
+    store: StoreConfig = field(default_factory=StoreConfig)
     execution: ExecutionConfig = field(default_factory=ExecutionConfig)
+    risk: RiskConfig = field(default_factory=RiskConfig)
+    auto_trade: AutoTradeConfig = field(default_factory=AutoTradeConfig)
     sidecar: SidecarConfig = field(default_factory=SidecarConfig)
     paper: PaperConfig = field(default_factory=PaperConfig)
     log: LogConfig = field(default_factory=LogConfig)
@@ -406,11 +473,14 @@ __all__ = [
     "DaemonConfig",
     "EndpointsConfig",
     "ExecutionConfig",
+    "RiskConfig",
+    "AutoTradeConfig",
     "FeaturesConfig",
     "LogConfig",
     "PaperConfig",
     "SidecarConfig",
     "SignalsConfig",
+    "StoreConfig",
     "load_config",
     "render_toml",
 ]

@@ -98,7 +98,7 @@ def test_arbitrary_bytes_only_ever_raise_protocol_error(raw: bytes) -> None:
         assert exc.reason in p.REJECT_REASONS
 
 
-@given(st.recursive(st.none() | st.booleans() | st.floats(allow_nan=False, allow_infinity=False) | st.integers() | st.text(max_size=8), lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=8), c, max_size=4), max_leaves=12))
+@given(st.recursive(st.none() | st.booleans() | st.floats(allow_nan=False, allow_infinity=False) | st.integers(-(2**63), 2**63 - 1) | st.text(max_size=8), lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=8), c, max_size=4), max_leaves=12))
 def test_arbitrary_json_values_in_a_tick_never_escape_as_other_errors(value: object) -> None:
     for field in ("bid", "ask", "symbol", "volume", "time_msc", "seq", "terminal", "type", "v"):
         try:

@@ -11,6 +11,7 @@ import zmq
 from quantumtrader.config import Config
 from quantumtrader.daemon.server import Daemon
 from quantumtrader.daemon.supervisor import Child
+from quantumtrader.execution.engine import ExecutionEngine
 from quantumtrader.log import get_logger
 from quantumtrader.shutdown import install_stop_handlers
 
@@ -34,16 +35,24 @@ def _child_args(config: Config, options: RunOptions) -> list[str]:
 
 
 def build_daemon(config: Config) -> Daemon:
-    """The daemon with every subsystem attached (features, signals, execution as they exist)."""
-    return Daemon(config)
+    """The daemon, bound, with every subsystem attached. Raises zmq.ZMQError when a port is taken."""
+    daemon = Daemon(config)
+    daemon.bind()
+    try:
+        execution = ExecutionEngine(config, daemon)
+    except Exception:
+        daemon.close()
+        raise
+    execution.attach()
+    daemon.on_shutdown(execution.close)
+    return daemon
 
 
 def run_daemon(config: Config, options: RunOptions) -> int:
     """Serve until Ctrl-C/SIGTERM. Returns the process exit code."""
     config.data_path.mkdir(parents=True, exist_ok=True)
-    daemon = build_daemon(config)
     try:
-        daemon.bind()
+        daemon = build_daemon(config)
     except zmq.ZMQError as exc:
         log.error("cannot bind", error=str(exc), endpoints=[config.endpoints.events, config.endpoints.feed, config.endpoints.control])
         return 1

@@ -22,6 +22,37 @@ from quantumtrader.protocol import ProtocolError, control_reply, decode_control,
 Handler = Callable[[dict[str, Any]], dict[str, Any]]
 
 
+class Responder:
+    """Answers one control request later (a trade's reply waits for the terminal's).
+
+    Holds the ROUTER envelope of the request so the answer reaches the right
+    client, whenever it is ready; answering twice is ignored.
+    """
+
+    __slots__ = ("_socket", "_envelope", "request_id", "done")
+
+    def __init__(self, socket: zmq.Socket[bytes], envelope: list[bytes], request_id: str) -> None:
+        self._socket = socket
+        self._envelope = envelope
+        self.request_id = request_id
+        self.done = False
+
+    def ok(self, **fields: Any) -> None:
+        self._send(control_reply(self.request_id, **fields))
+
+    def error(self, message: str, status: int = 400, **fields: Any) -> None:
+        self._send(control_reply(self.request_id, ok=False, error=message, status=status, **fields))
+
+    def _send(self, reply: dict[str, Any]) -> None:
+        if self.done:
+            return
+        self.done = True
+        self._socket.send_multipart(self._envelope + [encode(reply)])
+
+
+AsyncHandler = Callable[[dict[str, Any], Responder], None]
+
+
 class ControlError(Exception):
     """A request the daemon understood but refuses; ``status`` maps to an HTTP code in the sidecar."""
 
@@ -37,9 +68,15 @@ class ControlServer:
         self._max_bytes = max_bytes
         self._log = log
         self.handlers: dict[str, Handler] = {}
+        self.async_handlers: dict[str, AsyncHandler] = {}
 
     def register(self, kind: str, handler: Handler) -> None:
+        """A handler that answers at once: returns the reply's fields or raises ControlError."""
         self.handlers[kind] = handler
+
+    def register_async(self, kind: str, handler: AsyncHandler) -> None:
+        """A handler that answers later through the :class:`Responder` it is given."""
+        self.async_handlers[kind] = handler
 
     def drain(self, limit: int = 256) -> int:
         """Answer up to ``limit`` waiting requests without blocking."""
@@ -50,20 +87,33 @@ class ControlServer:
             except zmq.Again:
                 break
             handled += 1
-            self._socket.send_multipart(frames[:-1] + [encode(self._answer(frames[-1]))])
+            answer = self._answer(frames)
+            if answer is not None:
+                self._socket.send_multipart(frames[:-1] + [encode(answer)])
         return handled
 
-    def _answer(self, raw: bytes) -> dict[str, Any]:
+    def _answer(self, frames: list[bytes]) -> dict[str, Any] | None:
         try:
-            request = decode_control(raw, self._max_bytes)
+            request = decode_control(frames[-1], self._max_bytes)
         except ProtocolError as exc:
             self._rejects.reject("control", exc.reason, exc.detail)
             return control_reply("", ok=False, error=f"{exc.reason}: {exc.detail}", status=400)
         req_id = request.get("id", "")
+        async_handler = self.async_handlers.get(request["type"])
+        if async_handler is not None:
+            responder = Responder(self._socket, frames[:-1], req_id)
+            try:
+                async_handler(request, responder)
+            except ControlError as exc:
+                responder.error(str(exc), exc.status)
+            except Exception as exc:
+                self._log.exception("control handler failed", type=request["type"])
+                responder.error(f"internal error: {type(exc).__name__}", 500)
+            return None
         handler = self.handlers.get(request["type"])
         if handler is None:
             self._rejects.reject("control", "unknown_type", str(request["type"])[:40])
-            known = ", ".join(sorted(self.handlers))
+            known = ", ".join(sorted([*self.handlers, *self.async_handlers]))
             return control_reply(req_id, ok=False, error=f"unknown request type {request['type']!r} (known: {known})", status=400)
         try:
             return control_reply(req_id, **handler(request))

@@ -36,6 +36,7 @@ class MarketState:
 
     def __init__(self) -> None:
         self.quotes: dict[str, dict[str, Any]] = {}
+        self.received_ns: dict[str, int] = {}  # monotonic receive time of each symbol's latest quote
         self.positions: dict[str, dict[int, dict[str, Any]]] = {}
         self.accounts: dict[str, dict[str, Any]] = {}
 

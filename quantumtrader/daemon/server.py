@@ -66,6 +66,10 @@ class Daemon:
         self._tick_hooks: list[Callable[[list[dict[str, Any]], int], None]] = []
         self._periodic_hooks: list[Callable[[float], None]] = []
         self._status_extra: list[Callable[[], dict[str, Any]]] = []
+        self._watched: dict[zmq.Socket[bytes], Callable[[], None]] = {}
+        self._event_hooks: dict[str, list[Callable[[dict[str, Any]], None]]] = {}
+        self._shutdown_hooks: list[Callable[[], None]] = []
+        self._deadlines: list[Callable[[], float]] = []
         self._sockets_open = False
         self._process = psutil.Process()
 
@@ -127,6 +131,27 @@ class Daemon:
     def status_fields(self, provider: Callable[[], dict[str, Any]]) -> None:
         self._status_extra.append(provider)
 
+    def on_shutdown(self, hook: Callable[[], None]) -> None:
+        """``hook()`` when the loop ends, in reverse order of registration, before sockets close."""
+        self._shutdown_hooks.append(hook)
+
+    def on_event(self, kind: str, hook: Callable[[dict[str, Any]], None]) -> None:
+        """``hook(msg)`` after the daemon handled a validated hello/account/positions/heartbeat/bye."""
+        self._event_hooks.setdefault(kind, []).append(hook)
+
+    def watch(self, socket: zmq.Socket[bytes], on_readable: Callable[[], None]) -> None:
+        """Poll ``socket`` in the loop's poller; call ``on_readable()`` when it has input."""
+        self._watched[socket] = on_readable
+        self.poller.register(socket, zmq.POLLIN)
+
+    def unwatch(self, socket: zmq.Socket[bytes]) -> None:
+        if self._watched.pop(socket, None) is not None:
+            self.poller.unregister(socket)
+
+    def next_deadline(self, provider: Callable[[], float]) -> None:
+        """``provider()`` -> the monotonic time something needs the loop awake (inf for never)."""
+        self._deadlines.append(provider)
+
     # -- the loop --------------------------------------------------------------
 
     def run(self) -> None:
@@ -148,12 +173,17 @@ class Daemon:
         try:
             while not self._stop:
                 now = self._monotonic()
-                wait_ms = min(_MAX_POLL_MS, max(0, int((min(next_health, next_status) - now) * 1000)))
+                wake = min(next_health, next_status, *(provider() for provider in self._deadlines))
+                wait_ms = min(_MAX_POLL_MS, max(0, int((wake - now) * 1000 + 0.999)))
                 ready = dict(self.poller.poll(wait_ms))
                 if self.events in ready:
                     self.drain_events()
                 if self.control_socket in ready:
                     self.control.drain()
+                for sock in ready:
+                    callback = self._watched.get(sock)  # None for our own sockets, or one unwatched meanwhile
+                    if callback is not None:
+                        callback()
                 now = self._monotonic()
                 for hook in self._periodic_hooks:
                     hook(now)
@@ -167,6 +197,11 @@ class Daemon:
                     next_status = now + dc.status_interval_s
         finally:
             log.info("daemon stopping", ticks=self.counters["ticks"], rejects=self.rejects.total)
+            for hook in reversed(self._shutdown_hooks):
+                try:
+                    hook()
+                except Exception:
+                    log.exception("shutdown hook failed")
             self.close()
 
     def drain_events(self) -> int:
@@ -195,20 +230,23 @@ class Daemon:
             kind = msg["type"]
             if kind == "hello":
                 self.handle_hello(msg, mono, clock_msc)
-                continue
-            _, known = self.terminals.seen(msg["terminal"], msg["seq"], mono, clock_msc)
-            if not known:
-                self.rejects.reject("events", "unknown_terminal", msg["terminal"])
-            if kind == "tick":
-                ticks.append(msg)
-            elif kind == "account":
-                self.handle_account(msg)
-            elif kind == "positions":
-                self.handle_positions(msg)
-            elif kind == "heartbeat":
-                self.handle_heartbeat(msg)
-            elif kind == "bye":
-                self.handle_bye(msg)
+            else:
+                _, known = self.terminals.seen(msg["terminal"], msg["seq"], mono, clock_msc)
+                if not known:  # once per terminal: seen() creates the session
+                    self.rejects.reject("events", "unknown_terminal", msg["terminal"])
+                if kind == "tick":
+                    ticks.append(msg)
+                    continue
+                if kind == "account":
+                    self.handle_account(msg)
+                elif kind == "positions":
+                    self.handle_positions(msg)
+                elif kind == "heartbeat":
+                    self.handle_heartbeat(msg)
+                elif kind == "bye":
+                    self.handle_bye(msg)
+            for hook in self._event_hooks.get(kind, ()):
+                hook(msg)
         self.counters["events"] += count
         if ticks:
             self.handle_ticks(ticks, received_ns)
@@ -230,10 +268,12 @@ class Daemon:
 
     def handle_ticks(self, ticks: list[dict[str, Any]], received_ns: int) -> None:
         quotes = self.market.quotes
+        received = self.market.received_ns
         publish = self.feed.publish
         ea_hist = self.metrics.histograms["ea_to_receive"]
         for tick in ticks:
             quotes[tick["symbol"]] = tick
+            received[tick["symbol"]] = received_ns
             publish("price", price_update(tick), tick["time_msc"], tick["symbol"])
             sent_ns = tick.get("sent_ns")
             if sent_ns is not None and received_ns > sent_ns:

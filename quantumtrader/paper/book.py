@@ -4,11 +4,8 @@ It answers commands with MetaTrader 5 trade server return codes (the
 ``TRADE_RETCODE_*`` numbers) and texts, so the daemon's error table and the
 apps see the same codes as from a real MT5 terminal.
 
-Money model (documented simplification): contract size 100,000; profit is
-converted to the account currency (USD) by dividing by the closing price when
-USD is the base currency (USDJPY), as-is when USD is the quote currency, and
-by the price otherwise (an approximation for crosses). Margin is notional in
-USD over leverage. No swap or commission.
+Money follows :mod:`quantumtrader.money` (the same rules risk sizing uses).
+No swap or commission.
 """
 
 from __future__ import annotations
@@ -16,7 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-CONTRACT_SIZE = 100_000.0
+from quantumtrader import money
+
 LOT_MIN = 0.01
 LOT_MAX = 100.0
 LOT_STEP = 0.01
@@ -78,12 +76,6 @@ class PaperPosition:
         }
 
 
-def _to_account_ccy(symbol: str, amount_quote: float, price: float) -> float:
-    if symbol.endswith("USD"):
-        return amount_quote
-    return amount_quote / price
-
-
 def _lots_ok(lots: float) -> bool:
     steps = lots / LOT_STEP
     return LOT_MIN - 1e-12 <= lots <= LOT_MAX + 1e-12 and abs(steps - round(steps)) < 1e-6
@@ -123,13 +115,10 @@ class PaperBook:
         return hit
 
     def _profit(self, pos: PaperPosition, price: float, lots: float) -> float:
-        move = (price - pos.open_price) if pos.side == "buy" else (pos.open_price - price)
-        return _to_account_ccy(pos.symbol, move * lots * CONTRACT_SIZE, price)
+        return money.profit(pos.symbol, pos.side, lots, pos.open_price, price)
 
     def _margin(self, symbol: str, lots: float, price: float) -> float:
-        notional = lots * CONTRACT_SIZE
-        usd = notional if symbol.startswith("USD") else notional * price
-        return usd / self.leverage
+        return money.margin(symbol, lots, price, self.leverage)
 
     def _realize(self, pos: PaperPosition, price: float, lots: float) -> None:
         self.balance += self._profit(pos, price, lots)

@@ -56,6 +56,10 @@ class PaperOptions:
     keep_times: bool = False
     max_gap_s: float = 5.0
     max_ticks: int = 0  # 0 = no limit
+    # Fault injection, for the Lazy Pirate tests: counted over distinct command ids.
+    drop_reply_every: int = 0  # execute every Nth command but swallow its first reply
+    delay_reply_every: int = 0  # hold the reply of every Nth command ...
+    delay_reply_ms: int = 0  # ... this long
 
 
 class Outbox:
@@ -105,6 +109,9 @@ class PaperTerminal:
         self.ticks_sent = 0
         self.csv_stats = CsvStats()
         self._replies: OrderedDict[str, bytes] = OrderedDict()
+        self._held: list[tuple[float, list[bytes]]] = []  # delayed replies: (due, frames)
+        self.commands_seen = 0
+        self.replies_dropped = 0
         self._stop = False
         self._positions_dirty = True
         self._account_dirty = True
@@ -200,20 +207,23 @@ class PaperTerminal:
 
     # -- commands --------------------------------------------------------------
 
-    def handle_command(self, raw: bytes) -> bytes:
-        """Execute one command (or answer a repeated id from the cache); returns the reply frame."""
+    def handle_command(self, raw: bytes) -> tuple[bytes, bool]:
+        """Execute one command, or answer a repeated id from the cache.
+
+        Returns (reply frame, is_new): only a first sight of an id counts for fault injection.
+        """
         try:
             cmd = decode_command(raw)
         except ProtocolError as exc:
-            return encode(reply_error("0", 10013, f"invalid request: {exc.detail}"))
+            return encode(reply_error("0", 10013, f"invalid request: {exc.detail}")), False
         cached = self._replies.get(cmd["id"])
         if cached is not None:
-            return cached
+            return cached, False
         reply = encode(self._execute(cmd))
         self._replies[cmd["id"]] = reply
         if len(self._replies) > _REPLY_CACHE_SIZE:
             self._replies.popitem(last=False)
-        return reply
+        return reply, True
 
     def _execute(self, cmd: dict[str, Any]) -> dict[str, Any]:
         kind = cmd["type"]
@@ -249,8 +259,24 @@ class PaperTerminal:
                 return
             if len(frames) < 2:
                 continue
-            reply = self.handle_command(frames[-1])
+            reply, is_new = self.handle_command(frames[-1])
+            opts = self.options
+            if is_new:
+                self.commands_seen += 1
+                if opts.drop_reply_every and self.commands_seen % opts.drop_reply_every == 0:
+                    self.replies_dropped += 1  # executed, but the daemon never hears: its retry must not execute again
+                    continue
+                if opts.delay_reply_every and self.commands_seen % opts.delay_reply_every == 0:
+                    self._held.append((time.monotonic() + opts.delay_reply_ms / 1000.0, frames[:-1] + [reply]))
+                    continue
             self.router.send_multipart(frames[:-1] + [reply])
+
+    def _release_held(self, now: float) -> None:
+        due = [h for h in self._held if h[0] <= now]
+        if due:
+            self._held = [h for h in self._held if h[0] > now]
+            for _, frames in due:
+                self.router.send_multipart(frames)  # to a REQ that gave up, ROUTER drops it: a lost reply
 
     # -- the loop --------------------------------------------------------------
 
@@ -326,6 +352,7 @@ class PaperTerminal:
                 if now >= next_heartbeat:
                     next_heartbeat = now + self.cfg.heartbeat_s
                     self.send_heartbeat()
+                self._release_held(now)
                 if finished and self.options.exit_at_end and not len(self.outbox):
                     break
                 if fast and pending is not None:
@@ -333,7 +360,7 @@ class PaperTerminal:
                 else:
                     wake = next_heartbeat if pending is None else min(next_heartbeat, start + pending[0])
                     wait_ms = max(0, min(100, int((wake - time.monotonic()) * 1000)))
-                    if len(self.outbox):
+                    if len(self.outbox) or self._held:
                         wait_ms = min(wait_ms, 5)
                 self._serve_commands(wait_ms)
         finally:

@@ -1,0 +1,479 @@
+"""The execution engine: trade requests -> risk -> journal -> terminal -> outcome.
+
+Every order follows one path whoever asked (app, CLI, auto-trading):
+validate the request, route it to a terminal, fill in missing size and stops,
+run the risk rules (a refusal names its rule), journal the intent, queue the
+command on the terminal's Lazy Pirate session, and when the terminal answers
+(or every try times out) record the outcome, publish ``trade_update`` and
+answer the requester. Orders whose outcome is unknown are settled from the
+terminal's ``positions`` by their ``QT-<id>`` comment, never sent again.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from typing import Any
+
+import zmq
+
+from quantumtrader.config import Config
+from quantumtrader.daemon.control import ControlError, Responder
+from quantumtrader.daemon.server import Daemon
+from quantumtrader.execution.errors import describe
+from quantumtrader.execution.journal import OrderJournal
+from quantumtrader.execution.orders import FILLED, PENDING, REJECTED, UNKNOWN, Order
+from quantumtrader.execution.risk import Exposure, OpenIntent, RiskEngine, round_lots_down
+from quantumtrader.execution.sessions import CommandSession
+from quantumtrader.log import get_logger
+from quantumtrader.protocol import (
+    ProtocolError,
+    check_symbol,
+    close_command,
+    modify_command,
+    new_command_id,
+    now_msc,
+    open_command,
+)
+
+log = get_logger("quantumtrader.execution")
+
+_SUFFIX_RE = re.compile(r"[._#+\-]?[A-Za-z0-9]{0,3}")
+
+
+class ExecutionEngine:
+    def __init__(self, config: Config, daemon: Daemon, *, context: zmq.Context[Any] | None = None) -> None:
+        self.config = config
+        self.daemon = daemon
+        self._context = context or zmq.Context.instance()
+        self.risk = RiskEngine(config.risk)
+        self.journal = OrderJournal(config.data_path / "orders.sqlite", config.execution.journal_sync)
+        self.sessions: dict[str, CommandSession] = {}
+        self.orders: dict[str, Order] = {}  # open (unsettled) orders by id
+        self._waiters: dict[str, list[Responder]] = {}
+        self._by_request: dict[str, str] = {}
+        self._volatility: Any = None
+        self._symbol_map = self._parse_symbol_map(config.execution.symbol_map)
+        for order in self.journal.unsettled():
+            # The daemon stopped mid-command: the outcome is unknown until the
+            # terminal's positions say. Never resend blindly.
+            order.status = UNKNOWN
+            order.updated_msc = now_msc()
+            self.journal.save(order)
+            self.orders[order.id] = order
+        if self.orders:
+            log.warning("orders to reconcile from the previous run", count=len(self.orders))
+
+    # -- wiring ------------------------------------------------------------------
+
+    def attach(self) -> None:
+        d = self.daemon
+        d.on_event("hello", self.handle_hello)
+        d.on_event("positions", self.handle_positions)
+        d.on_event("account", self.handle_account)
+        d.every_pass(self.check_timeouts)
+        d.next_deadline(self.next_deadline)
+        d.control.register_async("trade", self.control_trade)
+        d.control.register_async("close", self.control_close)
+        d.control.register_async("modify", self.control_modify)
+        d.control.register("orders", self.control_orders)
+        d.control.register("risk", self.control_risk)
+        d.status_fields(lambda: {"orders_pending": self._count(PENDING), "orders_unknown": self._count(UNKNOWN)})
+
+    def set_volatility_source(self, source: Any) -> None:
+        """``source(symbol) -> float | None``: recent volatility of tick returns for default stops."""
+        self._volatility = source
+
+    def close(self) -> None:
+        for session in self.sessions.values():
+            session.close()
+        self.journal.close()
+
+    # -- terminal events ---------------------------------------------------------------
+
+    def handle_hello(self, msg: dict[str, Any]) -> None:
+        terminal = msg["terminal"]
+        session = self.sessions.get(terminal)
+        if session is None:
+            ec = self.config.execution
+            self.sessions[terminal] = CommandSession(
+                terminal,
+                msg["command_endpoint"],
+                context=self._context,
+                timeout_ms=ec.command_timeout_ms,
+                retries=ec.command_retries,
+                queue_max=ec.queue_max,
+                watch=self.daemon.watch,
+                unwatch=self.daemon.unwatch,
+                on_reject=lambda reason, detail: self.daemon.rejects.reject("commands", reason, detail),
+            )
+            self.sessions[terminal].retarget(msg["command_endpoint"])
+        else:
+            session.retarget(msg["command_endpoint"])
+        for order in self.orders.values():
+            if order.terminal == terminal and order.status == UNKNOWN:
+                order.snapshots_without = 0  # judge it on what the terminal reports from now on
+
+    def handle_account(self, msg: dict[str, Any]) -> None:
+        self.risk.on_account(msg["terminal"], msg["equity"], msg["time_msc"])
+
+    def handle_positions(self, msg: dict[str, Any]) -> None:
+        """Settle unknown orders of this terminal from its complete list of positions."""
+        terminal = msg["terminal"]
+        unknown = [o for o in self.orders.values() if o.terminal == terminal and o.status == UNKNOWN]
+        if not unknown:
+            return
+        by_comment = {p["comment"]: p for p in msg["positions"]}
+        tickets = {p["ticket"] for p in msg["positions"]}
+        for order in unknown:
+            if order.kind == "open" and ("QT-" + order.id) in by_comment:
+                pos = by_comment["QT-" + order.id]
+                self._settle(order, FILLED, ticket=pos["ticket"], price=pos["open_price"], lots=pos["lots"], reconciled=True)
+                continue
+            if order.kind == "close" and order.ticket not in tickets:
+                self._settle(order, FILLED, reconciled=True)
+                continue
+            order.snapshots_without += 1
+            if order.snapshots_without >= self.config.execution.settle_snapshots:
+                reason = f"not executed: the terminal's positions show no QT-{order.id} after {order.snapshots_without} snapshots"
+                if order.kind == "close":
+                    reason = f"not executed: position {order.ticket} still open after {order.snapshots_without} snapshots"
+                self._settle(order, REJECTED, error=reason, reconciled=True)
+
+    # -- the Lazy Pirate loop duties -------------------------------------------------------
+
+    def check_timeouts(self, now: float) -> None:
+        for session in self.sessions.values():
+            if session.inflight is not None and now >= session.deadline:
+                session.check(now)
+
+    def next_deadline(self) -> float:
+        return min((s.deadline for s in self.sessions.values()), default=float("inf"))
+
+    # -- control requests ----------------------------------------------------------------
+
+    def control_trade(self, request: dict[str, Any], responder: Responder) -> None:
+        if self._answer_repeat(request, responder):
+            return
+        symbol = _symbol(request)
+        side = _side(request)
+        lots = _optional_number(request, "lots")
+        sl = _optional_number(request, "sl", "stop_loss", "stopLoss") or 0.0
+        tp = _optional_number(request, "tp", "take_profit", "takeProfit") or 0.0
+        terminal, broker_symbol = self.route(symbol, _optional_text(request, "terminal"))
+        quote = self.daemon.market.quotes.get(broker_symbol)
+        order = self._new_order(request, "open", terminal, symbol, broker_symbol, side)
+        if quote is not None:
+            vol = self._volatility(broker_symbol) if self._volatility else None
+            sl, tp = self.risk.default_stops(side, quote["bid"], quote["ask"], sl, tp, vol)
+            digits = _price_digits(quote["ask"])
+            sl, tp = round(sl, digits), round(tp, digits)
+            if lots is None:
+                equity = self._equity(terminal)
+                lots = self.risk.size_lots(broker_symbol, side, quote["bid"], quote["ask"], sl, equity)
+        lots = round_lots_down(lots or 0.0, self.config.risk.lot_step)
+        order.lots, order.sl, order.tp = lots, sl, tp
+        reason = self.risk.check_open(
+            OpenIntent(broker_symbol, side, lots, sl, tp),
+            quote,
+            self._quote_age_ms(quote),
+            self._exposure(terminal, broker_symbol),
+        )
+        if reason:
+            self._refuse(order, reason, responder)
+            return
+        ec = self.config.execution
+        command = open_command(order.id, broker_symbol, side, lots, sl=sl, tp=tp, deviation_points=ec.deviation_points, magic=ec.magic)
+        self._dispatch(order, command, responder)
+
+    def control_close(self, request: dict[str, Any], responder: Responder) -> None:
+        if self._answer_repeat(request, responder):
+            return
+        ticket = _ticket(request)
+        lots = _optional_number(request, "lots") or 0.0
+        terminal, pos = self._find_position(ticket, _optional_text(request, "terminal"))
+        order = self._new_order(request, "close", terminal, pos["symbol"], pos["symbol"], "")
+        order.ticket, order.lots = ticket, lots
+        if lots:
+            order.lots = round_lots_down(lots, self.config.risk.lot_step)
+        self._dispatch(order, close_command(order.id, ticket, order.lots), responder)
+
+    def control_modify(self, request: dict[str, Any], responder: Responder) -> None:
+        if self._answer_repeat(request, responder):
+            return
+        ticket = _ticket(request)
+        sl = _optional_number(request, "sl", "stop_loss", "stopLoss")
+        tp = _optional_number(request, "tp", "take_profit", "takeProfit")
+        terminal, pos = self._find_position(ticket, _optional_text(request, "terminal"))
+        sl = pos["sl"] if sl is None else sl
+        tp = pos["tp"] if tp is None else tp
+        order = self._new_order(request, "modify", terminal, pos["symbol"], pos["symbol"], pos["side"])
+        order.ticket, order.sl, order.tp, order.lots = ticket, sl, tp, pos["lots"]
+        reason = self.risk.check_modify(pos["side"], self.daemon.market.quotes.get(pos["symbol"]), sl, tp)
+        if reason:
+            self._refuse(order, reason, responder)
+            return
+        self._dispatch(order, modify_command(order.id, ticket, sl, tp), responder)
+
+    def control_orders(self, request: dict[str, Any]) -> dict[str, Any]:
+        limit = request.get("limit", 100)
+        if type(limit) is not int or not 1 <= limit <= 10_000:
+            raise ControlError("limit must be an integer from 1 to 10000", 422)
+        return {"orders": [o.to_app() for o in self.journal.recent(limit)]}
+
+    def control_risk(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Read the trading state; ``{"kill_switch": true|false}`` flips the kill switch."""
+        if "kill_switch" in request:
+            if type(request["kill_switch"]) is not bool:
+                raise ControlError("kill_switch must be true or false", 422)
+            self.risk.kill_switch = request["kill_switch"]
+            log.warning("kill switch changed", on=self.risk.kill_switch, source=request.get("source", ""))
+        return {"state": self.risk.state.value, "kill_switch": self.risk.kill_switch, "daily_loss": self.risk.daily_loss()}
+
+    # -- routing -------------------------------------------------------------------------
+
+    def route(self, symbol: str, terminal: str | None) -> tuple[str, str]:
+        """(terminal, broker symbol) for a request; ControlError 503/400 when there is none or several."""
+        connected = {s.terminal: s for s in self.daemon.terminals.connected()}
+        if terminal is not None:
+            session = connected.get(terminal)
+            if session is None:
+                raise ControlError(f"terminal {terminal!r} is not connected", 503)
+            broker = self._broker_symbol(terminal, symbol, session.symbols)
+            if broker is None:
+                raise ControlError(f"terminal {terminal!r} does not stream {symbol}", 422)
+            return terminal, broker
+        if not connected:
+            raise ControlError("no terminal connected", 503)
+        candidates = [(t, b) for t, s in connected.items() if (b := self._broker_symbol(t, symbol, s.symbols)) is not None]
+        if not candidates:
+            raise ControlError(f"no connected terminal streams {symbol}", 422)
+        if len(candidates) == 1:
+            return candidates[0]
+        default = self.config.execution.default_terminal
+        for terminal_id, broker in candidates:
+            if terminal_id == default:
+                return terminal_id, broker
+        names = ", ".join(sorted(t for t, _ in candidates))
+        raise ControlError(f"{symbol} is streamed by several terminals ({names}): name one, or set execution.default_terminal", 400)
+
+    def _broker_symbol(self, terminal: str, symbol: str, streamed: tuple[str, ...]) -> str | None:
+        mapped = self._symbol_map.get((terminal, symbol))
+        if mapped is not None:
+            return mapped
+        if symbol in streamed:
+            return symbol
+        # A broker suffix (EURUSD.r, EURUSDm, EURUSD#): use it when exactly one matches.
+        matches = [s for s in streamed if s.startswith(symbol) and _SUFFIX_RE.fullmatch(s[len(symbol):])]
+        return matches[0] if len(matches) == 1 else None
+
+    @staticmethod
+    def _parse_symbol_map(entries: tuple[str, ...]) -> dict[tuple[str, str], str]:
+        out: dict[tuple[str, str], str] = {}
+        for entry in entries:
+            terminal, _, pair = entry.rpartition(":")
+            canonical, _, broker = pair.partition("=")
+            if not terminal or not canonical or not broker:
+                raise ValueError(f'execution.symbol_map entry {entry!r} must look like "TERMINAL:SYMBOL=BROKER_SYMBOL"')
+            out[(terminal, canonical)] = broker
+        return out
+
+    # -- order lifecycle -----------------------------------------------------------------
+
+    def _new_order(self, request: dict[str, Any], kind: str, terminal: str, symbol: str, broker_symbol: str, side: str) -> Order:
+        stamp = now_msc()
+        source = request.get("source", "")
+        return Order(
+            id=new_command_id(),
+            kind=kind,
+            terminal=terminal,
+            symbol=symbol,
+            broker_symbol=broker_symbol,
+            side=side,
+            lots=0.0,
+            sl=0.0,
+            tp=0.0,
+            source=source if type(source) is str else "",
+            request_id=request.get("id", "") if type(request.get("id")) is str else "",
+            comment=_optional_text(request, "comment") or "",
+            created_msc=stamp,
+            updated_msc=stamp,
+        )
+
+    def _answer_repeat(self, request: dict[str, Any], responder: Responder) -> bool:
+        """A control request repeated by a Lazy Pirate client finds its order instead of making another."""
+        request_id = request.get("id")
+        if type(request_id) is not str or not request_id:
+            return False
+        order_id = self._by_request.get(request_id)
+        order = self.orders.get(order_id) if order_id else None
+        if order is None:
+            order = self.journal.by_request(request_id)
+            if order is None:
+                return False
+        if order.status == PENDING:
+            self._waiters.setdefault(order.id, []).append(responder)
+        else:
+            self._answer(order, responder)
+        return True
+
+    def _refuse(self, order: Order, reason: str, responder: Responder) -> None:
+        order.status = REJECTED
+        order.error = reason
+        self.journal.save(order)
+        self._publish(order)
+        self.daemon.counters["orders_refused_by_risk"] += 1
+        responder.error(reason, 422, order=order.to_app())
+
+    def _dispatch(self, order: Order, command: dict[str, Any], responder: Responder) -> None:
+        session = self.sessions.get(order.terminal)
+        if session is None:
+            raise ControlError(f"terminal {order.terminal!r} has no command session yet", 503)
+        self.journal.save(order)  # the intent is durable before the command leaves
+        self.orders[order.id] = order
+        if order.request_id:
+            self._by_request[order.request_id] = order.id
+        self._waiters[order.id] = [responder]
+        self.daemon.counters["pending_trades"] += 1
+        self._publish(order)
+        if not session.submit(command, lambda reply, attempts, rtt_ns: self._on_reply(order, reply, attempts, rtt_ns)):
+            self._settle(order, REJECTED, error=f"terminal {order.terminal} has {self.config.execution.queue_max} commands waiting")
+
+    def _on_reply(self, order: Order, reply: dict[str, Any] | None, attempts: int, rtt_ns: int) -> None:
+        order.attempts = attempts
+        self.daemon.counters["pending_trades"] -= 1
+        if reply is None:
+            order.status = UNKNOWN
+            order.error = f"no reply after {attempts} tries of {self.config.execution.command_timeout_ms} ms; will settle from the terminal's positions"
+            order.updated_msc = now_msc()
+            self.journal.save(order)
+            self._publish(order)
+            self.daemon.counters["orders_unknown"] += 1
+            for responder in self._waiters.pop(order.id, []):
+                responder.error("terminal did not answer in time; the order's outcome is unknown and will be reconciled", 504, order=order.to_app())
+            return
+        self.daemon.metrics.record("command_round_trip", rtt_ns)
+        if reply["ok"]:
+            self._settle(
+                order,
+                FILLED,
+                ticket=reply.get("ticket", order.ticket),
+                price=reply.get("price", 0.0),
+                lots=reply.get("lots", order.lots),
+            )
+        else:
+            err = reply["error"]
+            self._settle(order, REJECTED, error=describe(err["code"], err["message"]), error_code=err["code"])
+
+    def _settle(self, order: Order, status: str, *, ticket: int = 0, price: float = 0.0, lots: float | None = None, error: str = "", error_code: int = 0, reconciled: bool = False) -> None:
+        order.status = status
+        order.ticket = ticket or order.ticket
+        order.price = price or order.price
+        if lots:
+            order.lots = lots
+        order.error = error
+        order.error_code = error_code
+        order.reconciled = reconciled
+        order.updated_msc = now_msc()
+        self.journal.save(order)
+        self.orders.pop(order.id, None)
+        self._publish(order)
+        self.daemon.counters[f"orders_{status}"] += 1
+        if reconciled:
+            log.info("order reconciled", id=order.id, status=status, ticket=order.ticket, terminal=order.terminal)
+        for responder in self._waiters.pop(order.id, []):
+            self._answer(order, responder)
+
+    def _answer(self, order: Order, responder: Responder) -> None:
+        if order.status == FILLED:
+            responder.ok(order=order.to_app())
+        elif order.status == REJECTED:
+            responder.error(order.error or "rejected", 422, order=order.to_app())
+        else:
+            responder.error("the order's outcome is unknown and will be reconciled", 504, order=order.to_app())
+
+    def _publish(self, order: Order) -> None:
+        self.daemon.feed.publish("trade", order.to_app(), order.updated_msc or now_msc())
+
+    # -- helpers -------------------------------------------------------------------------
+
+    def _count(self, status: str) -> int:
+        return sum(1 for o in self.orders.values() if o.status == status)
+
+    def _equity(self, terminal: str) -> float:
+        account = self.daemon.market.accounts.get(terminal)
+        return float(account["equity"]) if account else 0.0
+
+    def _quote_age_ms(self, quote: dict[str, Any] | None) -> float:
+        if quote is None:
+            return math.inf
+        # Receive time, not the broker's tick time: broker clocks and replayed data drift.
+        received_ns = self.daemon.market.received_ns.get(quote["symbol"], 0)
+        return (time.monotonic_ns() - received_ns) / 1e6
+
+    def _exposure(self, terminal: str, broker_symbol: str) -> Exposure:
+        positions = self.daemon.market.positions.get(terminal, {})
+        lots = sum(p["lots"] for p in positions.values() if p["symbol"] == broker_symbol)
+        lots += sum(o.lots for o in self.orders.values() if o.kind == "open" and o.broker_symbol == broker_symbol and o.status == PENDING)
+        pending_opens = sum(1 for o in self.orders.values() if o.kind == "open" and o.status == PENDING)
+        return Exposure(open_positions=sum(len(b) for b in self.daemon.market.positions.values()) + pending_opens, symbol_lots=lots)
+
+    def _find_position(self, ticket: int, terminal: str | None) -> tuple[str, dict[str, Any]]:
+        for term, book in self.daemon.market.positions.items():
+            if (terminal is None or term == terminal) and ticket in book:
+                return term, book[ticket]
+        raise ControlError(f"no open position with ticket {ticket}", 404)
+
+
+# -- request field helpers (control requests are outside input: validate everything) ----------
+
+
+def _symbol(request: dict[str, Any]) -> str:
+    try:
+        return check_symbol(request.get("symbol"))
+    except ProtocolError as exc:
+        raise ControlError(exc.detail, 422) from None
+
+
+def _side(request: dict[str, Any]) -> str:
+    side = request.get("side", request.get("type"))
+    if type(side) is str and side.lower() in ("buy", "sell"):
+        return side.lower()
+    raise ControlError("side must be buy or sell", 422)
+
+
+def _optional_number(request: dict[str, Any], *names: str) -> float | None:
+    for name in names:
+        value = request.get(name)
+        if value is None:
+            continue
+        if type(value) not in (int, float) or not math.isfinite(value) or value < 0:
+            raise ControlError(f"{name} must be a finite number >= 0", 422)
+        return float(value)
+    return None
+
+
+def _optional_text(request: dict[str, Any], name: str) -> str | None:
+    value = request.get(name)
+    if value is None:
+        return None
+    if type(value) is not str or len(value) > 64:
+        raise ControlError(f"{name} must be a string of at most 64 characters", 422)
+    return value
+
+
+def _ticket(request: dict[str, Any]) -> int:
+    ticket = request.get("ticket")
+    if type(ticket) is str and ticket.isdigit():
+        ticket = int(ticket)
+    if type(ticket) is not int or ticket <= 0:
+        raise ControlError("ticket must be a positive integer (or its string)", 422)
+    return ticket
+
+
+def _price_digits(price: float) -> int:
+    """Digits to round computed stops to: 5 for FX majors, 3 for JPY pairs, 2 for metals and indices."""
+    if price < 10:
+        return 5
+    return 3 if price < 1000 else 2

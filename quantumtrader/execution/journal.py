@@ -1,0 +1,79 @@
+"""The order journal: every trade intent is durable before its command leaves.
+
+SQLite in WAL mode in the data directory (``orders.sqlite``), written from
+the loop thread because the rule "intent committed before the command is
+sent" is synchronous by nature. Orders are rare next to ticks and a WAL
+commit with ``synchronous=NORMAL`` costs tens of microseconds (it survives a
+crash of the daemon; ``execution.journal_sync = "full"`` also survives a power
+loss at about a millisecond per order).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import fields
+from pathlib import Path
+
+from quantumtrader.execution.orders import FINAL, Order
+
+_SCHEMA_VERSION = 1
+_COLUMNS = tuple(f.name for f in fields(Order) if f.name != "snapshots_without")
+_TYPES = {"int": "INTEGER", "float": "REAL", "str": "TEXT", "bool": "INTEGER"}
+
+
+class OrderJournal:
+    def __init__(self, path: Path, sync: str = "normal") -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute(f"PRAGMA synchronous={'FULL' if sync == 'full' else 'NORMAL'}")
+        self._migrate()
+
+    def _migrate(self) -> None:
+        self._db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+        row = self._db.execute("SELECT version FROM schema_version").fetchone()
+        if row is None:
+            cols = ", ".join(
+                f"{f.name} {_TYPES[f.type if isinstance(f.type, str) else f.type.__name__]}"
+                + (" PRIMARY KEY" if f.name == "id" else "")
+                for f in fields(Order)
+                if f.name != "snapshots_without"
+            )
+            with self._db:
+                self._db.execute("BEGIN")
+                self._db.execute(f"CREATE TABLE orders ({cols})")
+                self._db.execute("CREATE INDEX orders_status ON orders(status)")
+                self._db.execute("CREATE INDEX orders_request ON orders(request_id)")
+                self._db.execute("INSERT INTO schema_version VALUES (?)", (_SCHEMA_VERSION,))
+        elif row[0] > _SCHEMA_VERSION:
+            raise RuntimeError(f"order journal schema {row[0]} is newer than this version understands ({_SCHEMA_VERSION})")
+
+    def save(self, order: Order) -> None:
+        """Insert or update one order, committed when this returns."""
+        row = order.to_row()
+        placeholders = ", ".join("?" for _ in _COLUMNS)
+        self._db.execute(f"INSERT OR REPLACE INTO orders ({', '.join(_COLUMNS)}) VALUES ({placeholders})", [row[c] for c in _COLUMNS])
+
+    def unsettled(self) -> list[Order]:
+        """Orders whose outcome the daemon does not know (pending or unknown), oldest first."""
+        marks = ", ".join("?" for _ in FINAL)
+        cur = self._db.execute(f"SELECT {', '.join(_COLUMNS)} FROM orders WHERE status NOT IN ({marks}) ORDER BY created_msc", FINAL)
+        return [self._order(r) for r in cur.fetchall()]
+
+    def recent(self, limit: int) -> list[Order]:
+        cur = self._db.execute(f"SELECT {', '.join(_COLUMNS)} FROM orders ORDER BY created_msc DESC LIMIT ?", (limit,))
+        return [self._order(r) for r in cur.fetchall()]
+
+    def by_request(self, request_id: str) -> Order | None:
+        cur = self._db.execute(f"SELECT {', '.join(_COLUMNS)} FROM orders WHERE request_id = ? LIMIT 1", (request_id,))
+        row = cur.fetchone()
+        return self._order(row) if row else None
+
+    @staticmethod
+    def _order(row: tuple) -> Order:
+        values = dict(zip(_COLUMNS, row, strict=True))
+        values["reconciled"] = bool(values["reconciled"])
+        return Order(**values)
+
+    def close(self) -> None:
+        self._db.close()

@@ -1,0 +1,75 @@
+"""The order record and its lifecycle.
+
+``pending`` (intent journaled, command queued or in flight) ->
+``filled`` | ``rejected`` (the terminal answered) | ``unknown`` (every Lazy
+Pirate try timed out, or the daemon restarted mid-command) -> an unknown
+order is settled later from the terminal's positions by its ``QT-<id>``
+comment: ``filled`` (with ``reconciled`` set) or ``rejected`` (not executed).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from quantumtrader.protocol import iso_from_msc
+
+PENDING = "pending"
+FILLED = "filled"
+REJECTED = "rejected"
+UNKNOWN = "unknown"
+FINAL = (FILLED, REJECTED)
+
+
+@dataclass(slots=True)
+class Order:
+    id: str  # the command id: the idempotency key on the wire and QT-<id> in the terminal
+    kind: str  # open | close | modify
+    terminal: str
+    symbol: str  # as the request named it
+    broker_symbol: str  # as the terminal names it
+    side: str  # buy | sell ("" for close/modify)
+    lots: float
+    sl: float
+    tp: float
+    ticket: int = 0
+    status: str = PENDING
+    price: float = 0.0
+    error_code: int = 0
+    error: str = ""
+    source: str = ""
+    request_id: str = ""  # the control request's id, so a retried request finds its order
+    comment: str = ""
+    created_msc: int = 0
+    updated_msc: int = 0
+    attempts: int = 0
+    reconciled: bool = False
+    snapshots_without: int = field(default=0, compare=False)  # settling progress, not persisted
+
+    def to_row(self) -> dict[str, Any]:
+        row = asdict(self)
+        row.pop("snapshots_without")
+        row["reconciled"] = int(self.reconciled)
+        return row
+
+    def to_app(self) -> dict[str, Any]:
+        """``trade_update`` data and the order object of control replies (PROTOCOL.md feed table)."""
+        return {
+            "id": self.id,
+            "symbol": self.symbol,
+            "type": self.side.upper() if self.kind == "open" else self.kind.upper(),
+            "kind": self.kind,
+            "lots": self.lots,
+            "sl": self.sl,
+            "tp": self.tp,
+            "status": self.status,
+            "ticket": str(self.ticket) if self.ticket else None,
+            "price": self.price or None,
+            "error": self.error or None,
+            "error_code": self.error_code or None,
+            "terminal": self.terminal,
+            "source": self.source,
+            "reconciled": self.reconciled,
+            "created": iso_from_msc(self.created_msc) if self.created_msc else None,
+            "updated": iso_from_msc(self.updated_msc) if self.updated_msc else None,
+        }

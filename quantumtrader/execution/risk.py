@@ -1,0 +1,195 @@
+"""Pre-trade risk rules, position sizing and default stops.
+
+Shaped after nautilus_trader's risk engine: the trading state is explicit
+(``active``: anything allowed; ``reducing``: only closes and stop changes;
+``halted``: kill switch, nothing new) and each rule is a ``_check_*``
+predicate that returns the reason for a refusal, or None. Rules read the
+clock they are given, never the wall clock directly, so they are testable.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+from quantumtrader import money
+from quantumtrader.config import RiskConfig
+
+
+class TradingState(str, Enum):
+    ACTIVE = "active"
+    REDUCING = "reducing"
+    HALTED = "halted"
+
+
+@dataclass(frozen=True, slots=True)
+class OpenIntent:
+    """A new position as risk sees it, after sizing and default stops."""
+
+    symbol: str
+    side: str
+    lots: float
+    sl: float
+    tp: float
+
+
+@dataclass(frozen=True, slots=True)
+class Exposure:
+    """What is already open or on its way, for the limits."""
+
+    open_positions: int
+    symbol_lots: float  # open + pending lots in the intent's symbol
+
+
+def round_lots_down(lots: float, step: float) -> float:
+    """Round down to the lot step (never up: risk sized it, we may only take less)."""
+    steps = math.floor(lots / step + 1e-9)
+    return round(steps * step, 8)
+
+
+class RiskEngine:
+    def __init__(self, config: RiskConfig) -> None:
+        self.config = config
+        self.kill_switch = not config.trading_enabled
+        self._day: int = -1
+        self._day_start_equity: dict[str, float] = {}
+        self._equity: dict[str, float] = {}
+
+    # -- state -----------------------------------------------------------------
+
+    @property
+    def state(self) -> TradingState:
+        if self.kill_switch:
+            return TradingState.HALTED
+        if self._daily_loss_breached():
+            return TradingState.REDUCING
+        return TradingState.ACTIVE
+
+    def on_account(self, terminal: str, equity: float, now_msc: int) -> None:
+        """Track equity per terminal and where it stood when the UTC day began."""
+        day = now_msc // 86_400_000
+        if day != self._day:
+            self._day = day
+            self._day_start_equity = dict(self._equity)
+        self._day_start_equity.setdefault(terminal, equity)
+        self._equity[terminal] = equity
+
+    def daily_loss(self) -> float:
+        return sum(max(0.0, start - self._equity.get(t, start)) for t, start in self._day_start_equity.items())
+
+    def _daily_loss_breached(self) -> bool:
+        limit = self.config.max_daily_loss
+        return limit > 0 and self.daily_loss() >= limit
+
+    # -- sizing and default stops ----------------------------------------------
+
+    def default_stop_distance(self, price: float, volatility: float | None) -> float:
+        """From recent volatility (std of tick returns) when known, else a fixed % of price."""
+        cfg = self.config
+        floor = price * cfg.min_stop_pct / 100.0 * 1.5
+        if volatility is not None and math.isfinite(volatility) and volatility > 0:
+            return max(floor, cfg.stop_sigmas * volatility * price)
+        return max(floor, price * cfg.default_stop_pct / 100.0)
+
+    def default_stops(self, side: str, bid: float, ask: float, sl: float, tp: float, volatility: float | None) -> tuple[float, float]:
+        """Fill in a missing SL (from volatility) and TP (reward/risk x the stop distance)."""
+        price = ask if side == "buy" else bid
+        distance = abs(price - sl) if sl > 0 else self.default_stop_distance(price, volatility)
+        sign = 1.0 if side == "buy" else -1.0
+        if sl <= 0:
+            sl = price - sign * distance
+        if tp <= 0:
+            tp = price + sign * distance * self.config.reward_risk
+        return sl, tp
+
+    def size_lots(self, symbol: str, side: str, bid: float, ask: float, sl: float, equity: float) -> float:
+        """Lots so that hitting the stop loses risk_pct of equity, rounded down to the step."""
+        price = ask if side == "buy" else bid
+        distance = abs(price - sl)
+        if distance <= 0 or equity <= 0:
+            return 0.0
+        per_lot = money.value_per_price_unit(symbol, 1.0, price) * distance
+        lots = equity * self.config.risk_pct / 100.0 / per_lot
+        return min(round_lots_down(lots, self.config.lot_step), self.config.lot_max)
+
+    # -- the rules -------------------------------------------------------------
+
+    def check_open(self, intent: OpenIntent, quote: dict[str, Any] | None, quote_age_ms: float, exposure: Exposure) -> str | None:
+        """The reason a new position is refused, or None if every rule passes."""
+        for reason in (
+            self._check_state(),
+            self._check_quote(quote, quote_age_ms),
+            self._check_spread(quote),
+            self._check_stops(intent.side, quote, intent.sl, intent.tp),
+            self._check_lots(intent.lots),
+            self._check_open_positions(exposure.open_positions),
+            self._check_symbol_exposure(exposure.symbol_lots, intent.lots),
+        ):
+            if reason:
+                return reason
+        return None
+
+    def check_modify(self, side: str, quote: dict[str, Any] | None, sl: float, tp: float) -> str | None:
+        if self.kill_switch:
+            return None  # moving stops never adds risk we are not already carrying
+        return self._check_stops(side, quote, sl, tp)
+
+    def _check_state(self) -> str | None:
+        state = self.state
+        if state is TradingState.HALTED:
+            return "trading halted: the kill switch is on (risk.trading_enabled)"
+        if state is TradingState.REDUCING:
+            return f"reducing only: daily loss {self.daily_loss():.2f} reached risk.max_daily_loss {self.config.max_daily_loss:g}"
+        return None
+
+    def _check_quote(self, quote: dict[str, Any] | None, age_ms: float) -> str | None:
+        if quote is None:
+            return "no quote for this symbol yet"
+        if age_ms > self.config.max_quote_age_ms:
+            return f"quote is stale: {age_ms:.0f} ms old (risk.max_quote_age_ms {self.config.max_quote_age_ms})"
+        return None
+
+    def _check_spread(self, quote: dict[str, Any] | None) -> str | None:
+        if quote is None:
+            return None
+        mid = (quote["bid"] + quote["ask"]) / 2
+        spread_pct = (quote["ask"] - quote["bid"]) / mid * 100.0
+        if spread_pct > self.config.max_spread_pct:
+            return f"spread too wide: {spread_pct:.4f}% of price (risk.max_spread_pct {self.config.max_spread_pct:g})"
+        return None
+
+    def _check_lots(self, lots: float) -> str | None:
+        cfg = self.config
+        if lots < cfg.lot_min - 1e-12:
+            return f"lots {lots:g} below the minimum {cfg.lot_min:g}"
+        if lots > cfg.lot_max + 1e-12:
+            return f"lots {lots:g} above the maximum {cfg.lot_max:g}"
+        return None
+
+    def _check_stops(self, side: str, quote: dict[str, Any] | None, sl: float, tp: float) -> str | None:
+        if quote is None:
+            return None
+        price = quote["bid"] if side == "buy" else quote["ask"]  # the price a position is closed at
+        min_distance = price * self.config.min_stop_pct / 100.0
+        below, above = (sl, tp) if side == "buy" else (tp, sl)
+        if below > 0 and below > price - min_distance:
+            name = "stop loss" if side == "buy" else "take profit"
+            return f"{name} {below:g} must be below {price:g} by at least {min_distance:.6g}"
+        if above > 0 and above < price + min_distance:
+            name = "take profit" if side == "buy" else "stop loss"
+            return f"{name} {above:g} must be above {price:g} by at least {min_distance:.6g}"
+        return None
+
+    def _check_open_positions(self, open_positions: int) -> str | None:
+        limit = self.config.max_open_positions
+        if limit and open_positions >= limit:
+            return f"{open_positions} positions open: risk.max_open_positions is {limit}"
+        return None
+
+    def _check_symbol_exposure(self, symbol_lots: float, lots: float) -> str | None:
+        limit = self.config.max_lots_per_symbol
+        if limit and symbol_lots + lots > limit + 1e-9:
+            return f"{symbol_lots:g} lots open or pending in this symbol + {lots:g} exceeds risk.max_lots_per_symbol {limit:g}"
+        return None
