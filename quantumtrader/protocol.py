@@ -634,3 +634,53 @@ def app_quote(tick: Mapping[str, Any]) -> dict[str, Any]:
         "timestamp": iso_from_msc(tick["time_msc"]),
         "terminal": tick["terminal"],
     }
+
+
+# -- signals (PROTOCOL.md, "signal"; built here so the feed, the store and the API share one shape) --
+
+SIGNAL_PREDICTIONS: Final = ("BUY", "SELL", "HOLD")
+SIGNAL_COMPONENTS: Final = ("quantum", "chaos", "ml_ensemble", "technical")
+
+
+def _finite_or_none(value: float | None) -> float | None:
+    return None if value is None or not math.isfinite(value) else float(value)
+
+
+def signal_object(
+    *,
+    signal_id: str,
+    symbol: str,
+    prediction: str,
+    probability: float,
+    trend: str,
+    time_msc: int,
+    components: Mapping[str, float],
+    features: Mapping[str, float | None],
+    ml_probability: float,
+    ml_components: Mapping[str, float],
+) -> dict[str, Any]:
+    """The app's signal object: ``confidence`` and ``action`` derived here so they cannot disagree.
+
+    ``confidence`` = max(p, 1 - p); ``action`` is "entry" for BUY/SELL and
+    "hold" for HOLD. Feature values that are NaN (warming up) become null.
+    """
+    if prediction not in SIGNAL_PREDICTIONS:
+        raise ValueError(f"prediction must be one of {SIGNAL_PREDICTIONS}, got {prediction!r}")
+    p = float(probability)
+    return {
+        "id": signal_id,
+        "symbol": symbol,
+        "prediction": prediction,
+        "trend": trend,
+        "probability": p,
+        "confidence": max(p, 1.0 - p),
+        "action": "hold" if prediction == "HOLD" else "entry",
+        "timestamp": iso_from_msc(time_msc),
+        "time_msc": int(time_msc),
+        "components": {name: float(components[name]) for name in SIGNAL_COMPONENTS},
+        "features": {name: _finite_or_none(value) for name, value in features.items()},
+        "ml_prediction": {
+            "probability": float(ml_probability),
+            "components": {name: float(value) for name, value in ml_components.items()},
+        },
+    }

@@ -1,0 +1,83 @@
+"""The three rule-based components: each maps features of one tick to P(up) in [0, 1].
+
+Scalar ``@njit`` functions, inlined into the batch kernel (``kernel.py``) and
+callable from tests on hand-made inputs. Each returns 0.5, "no opinion", while
+any input it needs is still NaN (warming up), so a cold component never pulls
+the ensemble anywhere (DESIGN.md, "Models and signals").
+"""
+
+from __future__ import annotations
+
+import math
+
+from numba import njit
+
+
+@njit(cache=True)
+def quantum_probability(wave_function: float) -> float:
+    """``wave_function`` is already a probability: the mass the kernel density of the
+    last W standardized returns puts on the next return being positive
+    (DESIGN.md, "Features"). Clipped to [0, 1] against rounding."""
+    if math.isnan(wave_function):
+        return 0.5
+    return min(1.0, max(0.0, wave_function))
+
+
+@njit(cache=True)
+def trend_score(momentum: float, volatility: float, alpha: float) -> float:
+    """Momentum over volatility, squashed to [-1, 1].
+
+    ``momentum`` is an EMA (weight ``alpha``) of tick returns, ``volatility`` the
+    rolling standard deviation of those returns. For independent returns the
+    EMA's standard deviation is ``volatility * sqrt(alpha / (2 - alpha))``, so
+    ``z`` below is a t-like statistic: |z| ~ 1 is what noise alone produces,
+    and ``tanh(z / 2)`` keeps noise near 0 and a clean trend near +-1.
+    """
+    if math.isnan(momentum) or math.isnan(volatility):
+        return 0.0
+    if volatility <= 0.0:
+        if momentum > 0.0:
+            return 1.0
+        if momentum < 0.0:
+            return -1.0
+        return 0.0
+    z = momentum / (volatility * math.sqrt(alpha / (2.0 - alpha)))
+    return math.tanh(0.5 * z)
+
+
+@njit(cache=True)
+def chaos_probability(trend: float, chaos_index: float, chaos_scale: float) -> float:
+    """Trend, trusted less as the largest Lyapunov exponent rises.
+
+    trust = exp(-max(chaos_index, 0) / chaos_scale): 1 for a stable
+    (non-positive exponent) regime, falling towards 0 as nearby trajectories
+    diverge faster, where extrapolating a trend is worth less.
+    """
+    if math.isnan(chaos_index):
+        return 0.5
+    trust = math.exp(-max(chaos_index, 0.0) / chaos_scale)
+    return 0.5 + 0.5 * trend * trust
+
+
+@njit(cache=True)
+def technical_probability(rsi: float, macd: float, macd_signal: float, price: float, volatility: float) -> float:
+    """RSI and the MACD histogram read as momentum, averaged, mapped to [0, 1].
+
+    RSI (0..100) contributes ``(rsi - 50) / 50``; the histogram
+    ``macd - macd_signal`` is in price units, so it is scaled by the price
+    move of one tick's standard deviation (``price * volatility``) and
+    squashed with tanh. Both are read as trend-following (RSI 70 = up
+    momentum), not as the overbought/oversold mean-reversion reading; the
+    evaluation (docs/evaluation.md) says which reading the data supports.
+    """
+    if math.isnan(rsi) or math.isnan(macd) or math.isnan(macd_signal):
+        return 0.5
+    rsi_term = (rsi - 50.0) / 50.0
+    histogram = macd - macd_signal
+    scale = price * volatility
+    if math.isnan(scale) or scale <= 0.0:
+        macd_term = 0.0 if histogram == 0.0 else (1.0 if histogram > 0.0 else -1.0)
+    else:
+        macd_term = math.tanh(histogram / scale)
+    p = 0.5 + 0.25 * (rsi_term + macd_term)
+    return min(1.0, max(0.0, p))

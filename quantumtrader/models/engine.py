@@ -1,0 +1,108 @@
+"""ModelEngine: owns the model and policy state, grows it with symbols, calls the kernel once per batch.
+
+The Python side of the nautilus-style split: the class orchestrates (capacity,
+buffers, snapshot/restore, warm-up), :mod:`quantumtrader.models.kernel`
+computes. Output buffers are preallocated and reused; results returned by
+:meth:`step` alias them and are valid until the next call (copy what you keep).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from quantumtrader.config import SignalsConfig
+from quantumtrader.features.names import N_FEATURES
+from quantumtrader.models.kernel import N_OUT, ensemble_step
+from quantumtrader.models.params import feature_columns, model_params
+from quantumtrader.models.state import ModelState, PolicyState, grow_rows, make_model_state, make_policy_state
+
+#: Bumped when the meaning or layout of ModelState changes; a saved state of
+#: another version is ignored (models start cold) rather than misread.
+STATE_VERSION = 1
+
+
+class StepResult(NamedTuple):
+    """Views into the engine's buffers for one batch of ``n`` ticks."""
+
+    out: np.ndarray  # f8[n, N_OUT]; columns OUT_* of kernel.py
+    prediction: np.ndarray  # i8[n]: HOLD/BUY/SELL codes
+    emit: np.ndarray  # bool[n]: a signal is due for this tick
+
+
+class ModelEngine:
+    """The four components, the online learners and the signal policy for every symbol."""
+
+    def __init__(self, cfg: SignalsConfig, *, capacity: int = 64, n_features: int = N_FEATURES) -> None:
+        self.cfg = cfg
+        self.params = model_params(cfg)
+        self.cols = feature_columns()
+        self.n_features = n_features
+        self.horizon = cfg.horizon_ticks
+        self.capacity = max(1, capacity)
+        self.state: ModelState = make_model_state(self.capacity, n_features, self.horizon)
+        self.policy: PolicyState = make_policy_state(self.capacity)
+        self._alloc(256)
+
+    def _alloc(self, rows: int) -> None:
+        self._out = np.empty((rows, N_OUT))
+        self._prediction = np.empty(rows, dtype=np.int64)
+        self._emit = np.empty(rows, dtype=np.bool_)
+
+    def ensure_capacity(self, n_symbols: int) -> None:
+        """Make room for symbol indices < ``n_symbols`` (doubling; existing rows copied)."""
+        if n_symbols <= self.capacity:
+            return
+        capacity = self.capacity
+        while capacity < n_symbols:
+            capacity *= 2
+        self.state = ModelState(*grow_rows(self.state, make_model_state(capacity, self.n_features, self.horizon)))
+        self.policy = PolicyState(*grow_rows(self.policy, make_policy_state(capacity)))
+        self.capacity = capacity
+
+    def step(self, sym_idx: np.ndarray, mid: np.ndarray, features: np.ndarray, clock_s: np.ndarray) -> StepResult:
+        """One jitted call for the batch. Symbol indices must be < ``capacity``."""
+        n = sym_idx.shape[0]
+        if n > self._out.shape[0]:
+            self._alloc(max(n, 2 * self._out.shape[0]))
+        out, prediction, emit = self._out[:n], self._prediction[:n], self._emit[:n]
+        ensemble_step(self.state, self.policy, self.params, self.cols, sym_idx, mid, features, clock_s, out, prediction, emit)
+        return StepResult(out, prediction, emit)
+
+    def labels_seen(self, s: int) -> int:
+        return int(self.state.labels[s])
+
+    # -- persistence -----------------------------------------------------------
+
+    def snapshot(self) -> dict[str, Any]:
+        """Copies of the learned state (not the policy's: its clock is per process)."""
+        return {
+            "version": STATE_VERSION,
+            "n_features": self.n_features,
+            "horizon": self.horizon,
+            "arrays": {name: arr.copy() for name, arr in zip(ModelState._fields, self.state)},
+        }
+
+    def restore(self, snapshot: dict[str, Any]) -> bool:
+        """Load a :meth:`snapshot`. False (and the state untouched) when it does not fit this config."""
+        if (snapshot.get("version"), snapshot.get("n_features"), snapshot.get("horizon")) != (STATE_VERSION, self.n_features, self.horizon):
+            return False
+        arrays = snapshot["arrays"]
+        if set(arrays) != set(ModelState._fields):
+            return False
+        saved = ModelState(**{name: np.asarray(arrays[name]) for name in ModelState._fields})
+        self.ensure_capacity(saved.momentum.shape[0])
+        self.state = ModelState(*grow_rows(saved, make_model_state(self.capacity, self.n_features, self.horizon)))
+        return True
+
+
+def warm_up_kernel(cfg: SignalsConfig) -> float:
+    """Compile (or load from the Numba cache) the ensemble kernel; returns the seconds it took."""
+    started = time.perf_counter()
+    engine = ModelEngine(cfg, capacity=1)
+    n = 4
+    features = np.full((n, engine.n_features), np.nan)
+    engine.step(np.zeros(n, dtype=np.int32), np.ones(n), features, np.arange(n, dtype=np.float64))
+    return time.perf_counter() - started

@@ -1,0 +1,121 @@
+"""The ensemble's batch kernel: one jitted call per tick batch (DESIGN.md, "The flow").
+
+For each tick, in arrival order: the three rule-based components read the
+feature row; the online learners first learn from the row that has just
+matured (its label, "did mid rise over the next H ticks", is known now), then
+predict for this row, which joins the ring to wait for its own label; the
+weighted sum is classified and the signal policy decides whether it is due.
+Learning strictly before predicting on rows at least H ticks old means no
+prediction ever sees its own outcome, in the daemon and in ``evaluate`` alike.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+from quantumtrader.models import params as P
+from quantumtrader.models.components import chaos_probability, quantum_probability, technical_probability, trend_score
+from quantumtrader.models.learners import nb_predict, nb_update, sgd_predict, sgd_update, standardize
+from quantumtrader.models.policy import classify, policy_step
+from quantumtrader.models.state import ModelState, PolicyState
+
+# Columns of the kernel's output matrix.
+OUT_PROBABILITY = 0  # the weighted P(up)
+OUT_QUANTUM = 1
+OUT_CHAOS = 2
+OUT_ML = 3
+OUT_TECHNICAL = 4
+OUT_SGD = 5  # the ml_ensemble's learners, for ml_prediction.components
+OUT_NB = 6
+OUT_TREND = 7  # trend score in [-1, 1] (momentum over volatility), for the signal's "trend"
+N_OUT = 8
+
+
+@njit(cache=True)
+def ensemble_step(
+    state: ModelState,
+    policy: PolicyState,
+    params: np.ndarray,
+    cols: np.ndarray,
+    sym_idx: np.ndarray,
+    mid: np.ndarray,
+    features: np.ndarray,
+    clock_s: np.ndarray,
+    out: np.ndarray,
+    prediction: np.ndarray,
+    emit: np.ndarray,
+) -> None:
+    """Update every symbol's models with a batch and write its probabilities and decisions.
+
+    Inputs (n ticks): ``sym_idx`` i8/i4[n], ``mid`` f8[n] (price units),
+    ``features`` f8[n, F] (the feature kernel's matrix, NaN while warming up),
+    ``clock_s`` f8[n] (policy clock, seconds). ``params`` and ``cols`` come
+    from :mod:`quantumtrader.models.params`. Outputs: ``out`` f8[n, N_OUT],
+    ``prediction`` i8[n] (HOLD/BUY/SELL codes), ``emit`` bool[n] (signal due).
+    """
+    n_features = features.shape[1]
+    horizon = state.ring_x.shape[1]
+    z = np.empty(n_features)
+    trend_alpha = params[P.TREND_ALPHA]
+    alpha_min = params[P.ML_ALPHA_MIN]
+    for i in range(sym_idx.shape[0]):
+        s = sym_idx[i]
+        row = features[i]
+
+        # chaos: trend of an EMA of returns, discounted by the Lyapunov exponent
+        r = row[cols[P.COL_RETURNS]]
+        if not math.isnan(r):
+            m = state.momentum[s]
+            state.momentum[s] = r if math.isnan(m) else m + trend_alpha * (r - m)
+        volatility = row[cols[P.COL_VOLATILITY_20]]
+        trend = trend_score(state.momentum[s], volatility, trend_alpha)
+        p_chaos = chaos_probability(trend, row[cols[P.COL_CHAOS_INDEX]], params[P.CHAOS_SCALE])
+        p_quantum = quantum_probability(row[cols[P.COL_WAVE_FUNCTION]])
+        p_technical = technical_probability(
+            row[cols[P.COL_RSI]], row[cols[P.COL_MACD]], row[cols[P.COL_MACD_SIGNAL]], mid[i], volatility
+        )
+
+        # ml_ensemble: learn from the matured row, then predict for this one
+        standardize(state.feat_mean, state.feat_var, state.feat_count, s, row, alpha_min, z)
+        pos = state.ring_pos[s]
+        if state.ring_fill[s] == horizon:
+            label = 1 if mid[i] > state.ring_mid[s, pos] else 0
+            matured = state.ring_x[s, pos]
+            sgd_update(state.sgd_w, s, matured, float(label), params[P.SGD_LR], params[P.SGD_L2])
+            nb_update(state.nb_count, state.nb_mean, state.nb_var, s, matured, label, alpha_min)
+            state.labels[s] += 1.0
+        else:
+            state.ring_fill[s] += 1
+        state.ring_x[s, pos, :] = z
+        state.ring_mid[s, pos] = mid[i]
+        state.ring_pos[s] = (pos + 1) % horizon
+        if state.labels[s] >= params[P.ML_WARMUP] and state.labels[s] > 0.0:
+            p_sgd = sgd_predict(state.sgd_w, s, z)
+            p_nb = nb_predict(state.nb_count, state.nb_mean, state.nb_var, s, z, params[P.NB_TEMPERATURE])
+            p_ml = 0.5 * (p_sgd + p_nb)
+        else:
+            p_sgd = 0.5
+            p_nb = 0.5
+            p_ml = 0.5
+
+        p = (
+            params[P.W_QUANTUM] * p_quantum
+            + params[P.W_CHAOS] * p_chaos
+            + params[P.W_ML] * p_ml
+            + params[P.W_TECHNICAL] * p_technical
+        )
+        p = min(1.0, max(0.0, p))
+        out[i, OUT_PROBABILITY] = p
+        out[i, OUT_QUANTUM] = p_quantum
+        out[i, OUT_CHAOS] = p_chaos
+        out[i, OUT_ML] = p_ml
+        out[i, OUT_TECHNICAL] = p_technical
+        out[i, OUT_SGD] = p_sgd
+        out[i, OUT_NB] = p_nb
+        out[i, OUT_TREND] = trend
+        code = classify(p, params[P.BUY_THRESHOLD], params[P.SELL_THRESHOLD])
+        prediction[i] = code
+        emit[i] = policy_step(policy.last_prediction, policy.last_emit_s, s, code, clock_s[i], params[P.INTERVAL_S])

@@ -1,0 +1,34 @@
+"""Opening the SQLite store: WAL, the pragmas, and where the file lives.
+
+WAL lets the sidecar read while the daemon writes. ``synchronous=NORMAL`` in
+WAL mode means a commit is written to the WAL file (the OS page cache) without
+an fsync: it survives the daemon being killed (kill -9, a crash), which is
+the durability the signal rule needs, and may lose the last commits only on
+a power loss or OS crash, which no signal published to subscribers a moment
+earlier could survive either. Each thread opens its own connection.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+#: How long a writer waits for the other writer's lock before SQLITE_BUSY.
+BUSY_TIMEOUT_MS = 5000
+
+
+def store_path(data_dir: Path, file_name: str) -> Path:
+    return Path(data_dir).expanduser() / file_name
+
+
+def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
+    """A connection in autocommit mode (transactions are explicit ``BEGIN``/``COMMIT``)."""
+    if readonly:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None, check_same_thread=False)
+    else:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    return conn

@@ -1,0 +1,102 @@
+"""The store's writer thread: everything that may be slow goes through its queue.
+
+Model/feature state saves and retention deletes are enqueued by the loop
+(``put_nowait``: a full queue drops the job and counts it, it never blocks the
+loop) and executed here on a connection of this thread's own. The loop only
+pays for copying the state arrays, which it must do anyway so the kernel can
+keep mutating them while the copy is serialized here.
+"""
+
+from __future__ import annotations
+
+import queue
+import sqlite3
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from quantumtrader.log import get_logger
+from quantumtrader.store.codec import pack_state
+from quantumtrader.store.db import connect
+
+log = get_logger("quantumtrader.store")
+
+Job = Callable[[sqlite3.Connection], None]
+_STOP = object()
+
+
+def save_state_job(name: str, saved_msc: int, state: dict[str, Any]) -> Job:
+    """A job that serializes ``state`` (already a copy) and upserts it under ``name``."""
+
+    def job(conn: sqlite3.Connection) -> None:
+        blob = pack_state(state)
+        conn.execute(
+            "INSERT INTO model_state (name, saved_msc, body) VALUES (?, ?, ?) "
+            "ON CONFLICT(name) DO UPDATE SET saved_msc = excluded.saved_msc, body = excluded.body",
+            (name, saved_msc, blob),
+        )
+
+    return job
+
+
+def retention_job(cutoff_msc: int) -> Job:
+    def job(conn: sqlite3.Connection) -> None:
+        conn.execute("DELETE FROM signals WHERE time_msc < ?", (cutoff_msc,))
+
+    return job
+
+
+class StoreWriter:
+    """One thread, one connection, one queue of jobs; each job is its own transaction."""
+
+    def __init__(self, path: Path, queue_max: int) -> None:
+        self._path = path
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=queue_max)
+        self.counters: Counter[str] = Counter()
+        self._thread = threading.Thread(target=self._run, name="qt-store-writer", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def submit(self, kind: str, job: Job) -> bool:
+        """Enqueue without blocking; False (and counted as ``dropped_<kind>``) when the queue is full."""
+        try:
+            self._queue.put_nowait((kind, job))
+        except queue.Full:
+            self.counters[f"dropped_{kind}"] += 1
+            return False
+        return True
+
+    def close(self, timeout_s: float = 10.0) -> bool:
+        """Finish every queued job, then stop. Blocks (shutdown only); True when it finished in time."""
+        if not self._thread.is_alive():
+            return True
+        self._queue.put(_STOP)
+        self._thread.join(timeout_s)
+        return not self._thread.is_alive()
+
+    def _run(self) -> None:
+        conn = connect(self._path)
+        try:
+            while True:
+                item = self._queue.get()
+                if item is _STOP:
+                    return
+                kind, job = item
+                started = time.perf_counter()
+                try:
+                    conn.execute("BEGIN IMMEDIATE")
+                    job(conn)
+                    conn.execute("COMMIT")
+                    self.counters[f"done_{kind}"] += 1
+                except Exception as exc:  # a failed save must not kill the writer; the next one retries
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    self.counters[f"failed_{kind}"] += 1
+                    log.error("store job failed", kind=kind, error=repr(exc)[:300])
+                self.counters[f"ms_{kind}"] = round((time.perf_counter() - started) * 1000, 3)
+        finally:
+            conn.close()

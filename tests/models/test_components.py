@@ -1,0 +1,49 @@
+"""Each rule component on constructed inputs: direction, bounds, and 0.5 while inputs warm up."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from quantumtrader.models.components import chaos_probability, quantum_probability, technical_probability, trend_score
+
+ALPHA = 2.0 / 21.0
+
+
+def test_quantum_is_the_wave_function_mass_clipped_and_half_when_unknown() -> None:
+    assert quantum_probability(0.8) == 0.8
+    assert quantum_probability(1.0000001) == 1.0
+    assert quantum_probability(-1e-12) == 0.0
+    assert quantum_probability(math.nan) == 0.5
+
+
+def test_trend_score_follows_momentum_over_volatility() -> None:
+    up = trend_score(1e-4, 1e-4, ALPHA)  # momentum one sigma per tick: a clean trend
+    down = trend_score(-1e-4, 1e-4, ALPHA)
+    noise = trend_score(1e-6, 1e-4, ALPHA)
+    assert up > 0.9 and down < -0.9 and up == pytest.approx(-down)
+    assert abs(noise) < 0.05
+    assert trend_score(math.nan, 1e-4, ALPHA) == 0.0
+    assert trend_score(1e-5, 0.0, ALPHA) == 1.0  # a move without volatility is all trend
+
+
+def test_chaos_gives_uptrend_above_half_and_trusts_it_less_as_chaos_rises() -> None:
+    trend = trend_score(1e-4, 1e-4, ALPHA)
+    calm, chaotic, wild = (chaos_probability(trend, lam, 0.5) for lam in (0.0, 0.5, 5.0))
+    assert calm > chaotic > wild > 0.5
+    assert wild == pytest.approx(0.5, abs=1e-3)
+    assert chaos_probability(-trend, 0.0, 0.5) == pytest.approx(1.0 - calm)
+    assert chaos_probability(trend, -0.3, 0.5) == calm  # a negative exponent (stable) is full trust
+    assert chaos_probability(trend, math.nan, 0.5) == 0.5
+
+
+def test_technical_reads_rsi_and_macd_histogram_as_momentum() -> None:
+    price, vol = 1.1, 1e-4
+    bullish = technical_probability(75.0, 2e-4, 1e-4, price, vol)
+    bearish = technical_probability(25.0, -2e-4, -1e-4, price, vol)
+    flat = technical_probability(50.0, 1e-4, 1e-4, price, vol)
+    assert bullish > 0.7 and bearish < 0.3 and flat == 0.5
+    assert bullish == pytest.approx(1.0 - bearish)
+    assert technical_probability(100.0, 1.0, -1.0, price, vol) <= 1.0
+    assert technical_probability(math.nan, 1e-4, 0.0, price, vol) == 0.5

@@ -1,0 +1,165 @@
+"""The SQLite store: migrations, signal commits without duplicates, reader queries, retention, state, encryption."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from quantumtrader.protocol import signal_object
+from quantumtrader.store import (
+    MIGRATIONS,
+    SCHEMA_VERSION,
+    SignalCipher,
+    SignalReader,
+    Store,
+    StoreKeyError,
+    connect,
+    current_version,
+    migrate,
+    pack_state,
+    unpack_state,
+)
+
+
+def make_signal(n: int, symbol: str = "EURUSD", p: float = 0.8, time_msc: int = 1_700_000_000_000) -> dict:
+    prediction = "BUY" if p > 0.7 else "SELL" if p < 0.3 else "HOLD"
+    return signal_object(
+        signal_id=f"s-test-{n}",
+        symbol=symbol,
+        prediction=prediction,
+        probability=p,
+        trend="neutral",
+        time_msc=time_msc + n,
+        components={"quantum": p, "chaos": 0.5, "ml_ensemble": 0.5, "technical": 0.5},
+        features={"rsi": 55.0, "macd": float("nan")},
+        ml_probability=0.5,
+        ml_components={"sgd_logistic": 0.5, "gaussian_nb": 0.5},
+    )
+
+
+def test_migrations_bring_an_empty_and_a_v1_database_to_the_latest(tmp_path: Path) -> None:
+    fresh = connect(tmp_path / "fresh.db")
+    assert migrate(fresh) == [m.version for m in MIGRATIONS]
+    assert current_version(fresh) == SCHEMA_VERSION
+    assert migrate(fresh) == []  # idempotent
+
+    old = connect(tmp_path / "old.db")
+    assert migrate(old, target=1) == [1]
+    old.execute("INSERT INTO signals (id, symbol, time_msc, prediction, confidence, body) VALUES ('s-1', 'EURUSD', 1, 'BUY', 0.9, '{}')")
+    assert migrate(old) == [2]
+    assert old.execute("SELECT encrypted FROM signals WHERE id = 's-1'").fetchone() == (0,)
+    versions = [row[0] for row in old.execute("SELECT version FROM schema_version ORDER BY version")]
+    assert versions == [1, 2]
+
+
+def test_a_newer_database_is_refused(tmp_path: Path) -> None:
+    conn = connect(tmp_path / "new.db")
+    migrate(conn)
+    conn.execute("INSERT INTO schema_version VALUES (?, 'from the future', 0)", (SCHEMA_VERSION + 1,))
+    with pytest.raises(RuntimeError, match="newer"):
+        migrate(conn)
+
+
+def test_store_is_wal(tmp_path: Path) -> None:
+    store = Store(tmp_path / "qt.db")
+    mode = sqlite3.connect(tmp_path / "qt.db").execute("PRAGMA journal_mode").fetchone()[0]
+    store.close()
+    assert mode == "wal"
+
+
+def test_signals_commit_once_even_when_committed_twice(tmp_path: Path) -> None:
+    store = Store(tmp_path / "qt.db")
+    signals = [make_signal(i) for i in range(5)]
+    assert store.signals.commit(signals) == 5
+    assert store.signals.commit(signals[3:] + [make_signal(5)]) == 1
+    with SignalReader(tmp_path / "qt.db") as reader:
+        assert reader.count() == 6
+        assert all(reader.count(s["id"]) == 1 for s in signals)
+        (latest,) = reader.signals(limit=1)
+    store.close()
+    assert latest == make_signal(5)  # round-trips exactly; NaN feature stored as null
+    assert latest["features"]["macd"] is None
+
+
+def test_reader_filters_by_symbol_confidence_since_and_limit_newest_first(tmp_path: Path) -> None:
+    store = Store(tmp_path / "qt.db")
+    rows = [make_signal(i, "EURUSD" if i % 2 else "GBPUSD", p=0.9 if i % 3 == 0 else 0.6) for i in range(30)]
+    store.signals.commit(rows)
+    reader = SignalReader(tmp_path / "qt.db")
+
+    eur = reader.signals("EURUSD", limit=100)
+    assert [s["id"] for s in eur] == [s["id"] for s in reversed(rows) if s["symbol"] == "EURUSD"]
+    confident = reader.signals(min_confidence=0.85, limit=100)
+    assert confident and all(s["confidence"] >= 0.85 for s in confident)
+    assert len(confident) == sum(1 for s in rows if s["confidence"] >= 0.85)
+    since = reader.signals(since_msc=rows[25]["time_msc"], limit=100)
+    assert [s["id"] for s in since] == [s["id"] for s in reversed(rows[25:])]
+    assert [s["id"] for s in reader.signals(limit=3)] == [s["id"] for s in reversed(rows[-3:])]
+    assert reader.signals(limit=0) == []
+    reader.close()
+    store.close()
+
+
+def test_retention_deletes_only_older_signals(tmp_path: Path) -> None:
+    day = 86_400_000
+    now = 1_700_000_000_000 + 10 * day
+    store = Store(tmp_path / "qt.db", retention_days=2.0)
+    store.start()
+    store.signals.commit([make_signal(0, time_msc=now - 3 * day), make_signal(1, time_msc=now - day)])
+    assert store.apply_retention(now)
+    store.close()
+    with SignalReader(tmp_path / "qt.db") as reader:
+        assert reader.ids() == ["s-test-1"]
+
+
+def test_retention_zero_keeps_everything(tmp_path: Path) -> None:
+    store = Store(tmp_path / "qt.db")
+    assert not store.apply_retention(10**13)
+    store.close()
+
+
+def test_state_saves_on_the_writer_thread_and_loads_back(tmp_path: Path) -> None:
+    state = {"symbols": ["EURUSD"], "models": {"version": 1, "arrays": {"w": np.arange(6.0).reshape(2, 3), "n": np.array([1, 2], dtype=np.int64)}}}
+    store = Store(tmp_path / "qt.db")
+    store.start()
+    assert store.save_state("pipeline", 123, state)
+    assert store.save_state("pipeline", 456, {**state, "symbols": ["EURUSD", "GBPUSD"]})
+    store.close()  # drains the queue
+
+    reopened = Store(tmp_path / "qt.db")
+    saved_msc, loaded = reopened.load_state("pipeline")
+    reopened.close()
+    assert saved_msc == 456
+    assert loaded["symbols"] == ["EURUSD", "GBPUSD"]
+    np.testing.assert_array_equal(loaded["models"]["arrays"]["w"], state["models"]["arrays"]["w"])
+    assert loaded["models"]["arrays"]["n"].dtype == np.int64
+
+
+def test_codec_round_trips_without_pickle() -> None:
+    tree = {"a": np.zeros((2, 2)), "b": {"c": 1.5, "d": [1, "x"], "e": np.array([True])}, "f": np.float64(2.0)}
+    back = unpack_state(pack_state(tree))
+    assert back["b"]["c"] == 1.5 and back["b"]["d"] == [1, "x"] and back["f"] == 2.0
+    np.testing.assert_array_equal(back["a"], tree["a"])
+    with pytest.raises(ValueError):
+        pack_state({"a/b": 1})
+
+
+def test_encrypted_signals_hide_predictions_and_read_back_with_the_key(tmp_path: Path) -> None:
+    from cryptography.fernet import Fernet
+
+    key = Fernet.generate_key().decode()
+    store = Store(tmp_path / "qt.db", cipher=SignalCipher(key))
+    store.signals.commit([make_signal(0, p=0.9), make_signal(1, p=0.6)])
+    store.close()
+
+    raw = sqlite3.connect(tmp_path / "qt.db").execute("SELECT prediction, confidence, body, encrypted FROM signals").fetchall()
+    assert all(r[0] is None and r[1] is None and r[3] == 1 and "BUY" not in r[2] for r in raw)
+    with SignalReader(tmp_path / "qt.db", SignalCipher(key)) as reader:
+        assert [s["id"] for s in reader.signals(min_confidence=0.8)] == ["s-test-0"]
+    with SignalReader(tmp_path / "qt.db") as reader, pytest.raises(StoreKeyError):
+        reader.signals()
+    with pytest.raises(StoreKeyError):
+        SignalCipher("not a key")
