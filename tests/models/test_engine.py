@@ -7,7 +7,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from helpers import feature_rows, trending_rows
+from model_rows import feature_rows, trending_rows
 from quantumtrader.config import SignalsConfig
 from quantumtrader.features.names import N_FEATURES
 from quantumtrader.models.engine import ModelEngine
