@@ -245,6 +245,11 @@ def _check_positions(msg: dict[str, Any], now_msc: int, max_skew_ms: int) -> Non
 
 def _check_heartbeat(msg: dict[str, Any], now_msc: int, max_skew_ms: int) -> None:
     _integer(msg, "dropped", minimum=0)
+    # Added to the contract: a heartbeat may repeat the hello fields, so a daemon
+    # that restarted while the EA kept running (ZeroMQ reconnects silently, so
+    # the EA never says hello again) can register the terminal and reach it.
+    if "command_endpoint" in msg:
+        _check_hello(msg, now_msc, max_skew_ms)
 
 
 def _check_bye(msg: dict[str, Any], now_msc: int, max_skew_ms: int) -> None:

@@ -298,6 +298,12 @@ class Daemon:
     def handle_heartbeat(self, msg: dict[str, Any]) -> None:
         session = self.terminals.sessions[msg["terminal"]]
         session.ea_dropped = msg["dropped"]
+        if not session.registered and "command_endpoint" in msg:
+            # A terminal met after a daemon restart: its heartbeat carries the hello fields.
+            self.terminals.register(session, msg)
+            log.info("terminal registered from heartbeat", terminal=session.terminal, command_endpoint=session.command_endpoint)
+            for hook in self._event_hooks.get("hello", ()):
+                hook(msg)
 
     def handle_bye(self, msg: dict[str, Any]) -> None:
         self.terminals.bye(msg["terminal"], msg.get("reason", ""))

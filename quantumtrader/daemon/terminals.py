@@ -72,6 +72,16 @@ class TerminalRegistry:
         session = self.sessions.get(msg["terminal"])
         if session is None:
             session = self.sessions[msg["terminal"]] = TerminalSession(terminal=msg["terminal"])
+        self.register(session, msg)
+        session.hellos += 1
+        session.last_seq = msg["seq"]
+        session.events += 1
+        session.last_seen = now
+        session.last_seen_msc = now_msc
+        return session
+
+    def register(self, session: TerminalSession, msg: dict[str, Any]) -> None:
+        """Take the hello fields (from a hello, or a heartbeat that repeats them)."""
         session.platform = msg["platform"]
         session.command_endpoint = msg["command_endpoint"]
         session.symbols = tuple(msg["symbols"])
@@ -80,12 +90,6 @@ class TerminalRegistry:
         session.stale = False
         session.gone = False
         session.bye_reason = ""
-        session.hellos += 1
-        session.last_seq = msg["seq"]
-        session.events += 1
-        session.last_seen = now
-        session.last_seen_msc = now_msc
-        return session
 
     def seen(self, terminal: str, seq: int, now: float, now_msc: int) -> tuple[TerminalSession, bool]:
         """Account one event. Returns (session, known) — known is False for a terminal without hello."""

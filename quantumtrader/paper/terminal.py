@@ -146,15 +146,12 @@ class PaperTerminal:
 
     # -- events ----------------------------------------------------------------
 
-    def send_hello(self) -> None:
+    def _hello_fields(self) -> dict[str, Any]:
         endpoint = self.cfg.command_endpoint.replace("tcp://*:", "tcp://127.0.0.1:").replace("tcp://0.0.0.0:", "tcp://127.0.0.1:")
-        self._send(
-            "hello",
-            platform="PAPER",
-            command_endpoint=endpoint,
-            symbols=list(self.symbols),
-            heartbeat_s=self.cfg.heartbeat_s,
-        )
+        return {"platform": "PAPER", "command_endpoint": endpoint, "symbols": list(self.symbols), "heartbeat_s": self.cfg.heartbeat_s}
+
+    def send_hello(self) -> None:
+        self._send("hello", **self._hello_fields())
 
     def send_account(self) -> None:
         self._send(
@@ -173,7 +170,7 @@ class PaperTerminal:
         self._positions_dirty = False
 
     def send_heartbeat(self) -> None:
-        self._send("heartbeat", dropped=self.outbox.dropped)
+        self._send("heartbeat", dropped=self.outbox.dropped, **self._hello_fields())
         self.send_account()
         self.send_positions()
 

@@ -1,0 +1,199 @@
+"""Issue 5 over real sockets, with the paper terminal as its own process:
+lost and late replies, a daemon killed mid-order, a terminal frozen mid-command."""
+
+from __future__ import annotations
+
+import signal
+import time
+from pathlib import Path
+
+import orjson
+import pytest
+import zmq
+
+from quantumtrader.protocol import control_request, encode, new_command_id, parse_object, snapshot_command
+from support import Endpoints, control, daemon_process, free_port, start, stop, wait_for
+
+# Generous limits so only the rule under test can refuse; a rich paper account.
+RISK_OFF = {
+    "QT_RISK__MAX_OPEN_POSITIONS": "0",
+    "QT_RISK__MAX_LOTS_PER_SYMBOL": "0",
+    "QT_RISK__LOT_MAX": "1000",
+    "QT_RISK__MAX_SPREAD_PCT": "1",
+    "QT_PAPER__BALANCE": "1000000000",
+    "QT_EXECUTION__QUEUE_MAX": "5000",
+}
+
+
+def has_quote(endpoint: str, symbol: str = "EURUSD") -> bool:
+    return any(q["symbol"] == symbol for q in control(endpoint, "snapshot")["quotes"])
+
+
+def terminal_positions(endpoint: str) -> list[dict]:
+    """Ask the paper terminal itself (not the daemon) what it holds."""
+    sock = zmq.Context.instance().socket(zmq.REQ)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.connect(endpoint)
+    try:
+        sock.send(encode(snapshot_command(new_command_id())))
+        assert sock.poll(5000), "paper terminal did not answer a snapshot"
+        return parse_object(sock.recv())["positions"]
+    finally:
+        sock.close()
+
+
+class Dealer:
+    """Many control requests in flight at once on one DEALER socket."""
+
+    def __init__(self, endpoint: str) -> None:
+        self.sock = zmq.Context.instance().socket(zmq.DEALER)
+        self.sock.setsockopt(zmq.LINGER, 0)
+        self.sock.connect(endpoint)
+
+    def send(self, kind: str, **fields: object) -> str:
+        msg = control_request(kind, **fields)
+        self.sock.send(encode(msg))
+        return msg["id"]
+
+    def collect(self, ids: set[str], timeout_s: float) -> dict[str, dict]:
+        replies: dict[str, dict] = {}
+        deadline = time.monotonic() + timeout_s
+        while len(replies) < len(ids):
+            left = deadline - time.monotonic()
+            assert left > 0, f"only {len(replies)} of {len(ids)} replies within {timeout_s}s"
+            if self.sock.poll(int(left * 1000)):
+                reply = orjson.loads(self.sock.recv())
+                replies[reply["id"]] = reply
+        return replies
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@pytest.mark.timeout(300)
+def test_1000_orders_with_lost_and_late_replies_execute_exactly_once(tmp_path: Path) -> None:
+    eps = Endpoints()
+    env = {**RISK_OFF, "QT_EXECUTION__COMMAND_TIMEOUT_MS": "60", "QT_EXECUTION__COMMAND_RETRIES": "2"}
+    with daemon_process(eps, tmp_path, **env):
+        paper = start(
+            ["paper", "--rate", "200", "--heartbeat-s", "0.5", "--drop-reply-every", "3", "--delay-reply-every", "5", "--delay-reply-ms", "150"],
+            eps.env(tmp_path / "data", **env),
+            tmp_path / "paper.log",
+        )
+        dealer = Dealer(eps.control)
+        try:
+            wait_for(lambda: len(control(eps.control, "snapshot")["quotes"]) == 5, 15, "quotes for all symbols")
+            ticks_before = control(eps.control)["health"]["counters"]["ticks"]
+            started = time.monotonic()
+            # every 100th asks for 150 lots: within our risk limit, beyond the terminal's (MT5 10014)
+            ids = {dealer.send("trade", symbol="EURUSD", side="buy" if i % 2 else "sell", lots=150.0 if i % 100 == 0 else 0.01, source="test") for i in range(1000)}
+            replies = dealer.collect(ids, timeout_s=240)
+            elapsed = time.monotonic() - started
+
+            orders = [r["order"] for r in replies.values()]
+            assert all(o["status"] in ("filled", "rejected") for o in orders), "an order was left pending or unknown"
+            rejected = [o for o in orders if o["status"] == "rejected"]
+            assert len(rejected) == 10 and all(o["error_code"] == 10014 for o in rejected)
+            filled_ids = {o["id"] for o in orders if o["status"] == "filled"}
+            assert len(filled_ids) == 990
+
+            held = terminal_positions(eps.command)
+            comments = [p["comment"] for p in held]
+            assert len(comments) == len(set(comments)) == 990, "an order executed twice or not at all"
+            assert {c.removeprefix("QT-") for c in comments} == filled_ids
+
+            status = control(eps.control)["health"]
+            assert status["counters"]["orders_filled"] == 990 and status["counters"].get("orders_unknown", 0) == 0
+            assert status["latency"]["command_round_trip"]["count"] == 1000
+            # ticks kept flowing while ~530 commands waited out a timeout
+            ticks_during = status["counters"]["ticks"] - ticks_before
+            assert ticks_during > 0.5 * 200 * elapsed, f"{ticks_during} ticks in {elapsed:.1f}s at 200/s"
+            assert control(eps.control, "orders", limit=10)["orders"][0]["status"] in ("filled", "rejected")
+        finally:
+            dealer.close()
+            stop(paper)
+
+
+@pytest.mark.timeout(120)
+def test_daemon_killed_between_command_and_reply_reconciles_instead_of_resending(tmp_path: Path) -> None:
+    eps = Endpoints()
+    env = {**RISK_OFF, "QT_EXECUTION__COMMAND_TIMEOUT_MS": "5000"}
+    paper = None
+    with daemon_process(eps, tmp_path, **env) as daemon:
+        paper = start(
+            ["paper", "--rate", "100", "--heartbeat-s", "0.3", "--delay-reply-every", "1", "--delay-reply-ms", "3000"],
+            eps.env(tmp_path / "data", **env),
+            tmp_path / "paper.log",
+        )
+        wait_for(lambda: has_quote(eps.control), 15, "a EURUSD quote")
+        dealer = Dealer(eps.control)
+        dealer.send("trade", symbol="EURUSD", side="buy", lots=0.05, source="test")
+        pending = wait_for(
+            lambda: [o for o in control(eps.control, "orders")["orders"] if o["status"] == "pending"], 5, "the order to be journaled as pending"
+        )
+        (order,) = pending
+        # the terminal executes at once but holds the reply for 3 s: kill the daemon meanwhile
+        wait_for(lambda: any(p["comment"] == "QT-" + order["id"] for p in terminal_positions(eps.command)), 5, "the terminal to execute")
+        daemon.send_signal(signal.SIGKILL)
+        daemon.wait(10)
+        dealer.close()
+    try:
+        with daemon_process(eps, tmp_path, **env):
+            settled = wait_for(
+                lambda: next((o for o in control(eps.control, "orders")["orders"] if o["id"] == order["id"] and o["status"] != "unknown"), None),
+                15,
+                "the order to be reconciled from the terminal's positions",
+            )
+            assert settled["status"] == "filled" and settled["reconciled"] is True
+            assert settled["ticket"] is not None
+            held = [p for p in terminal_positions(eps.command) if p["comment"] == "QT-" + order["id"]]
+            assert len(held) == 1, "the order was sent again after the restart"
+            # and the restarted daemon can trade with the terminal it never got a hello from
+            assert control(eps.control, "trade", timeout_ms=10_000, symbol="EURUSD", side="sell", lots=0.01, source="test")["order"]["status"] == "filled"
+    finally:
+        stop(paper)
+
+
+@pytest.mark.timeout(120)
+def test_frozen_terminal_ends_unknown_then_settles_while_another_keeps_filling(tmp_path: Path) -> None:
+    eps = Endpoints()
+    env = {**RISK_OFF, "QT_EXECUTION__COMMAND_TIMEOUT_MS": "200", "QT_EXECUTION__COMMAND_RETRIES": "2"}
+    data = tmp_path / "data"
+    cmd_b = f"tcp://127.0.0.1:{free_port()}"
+    with daemon_process(eps, tmp_path, **env):
+        a = start(["paper", "--terminal", "A@Test", "--rate", "100", "--heartbeat-s", "0.3"], eps.env(data, **env), tmp_path / "a.log")
+        b = start(["paper", "--terminal", "B@Test", "--rate", "100", "--heartbeat-s", "0.3", "--command-endpoint", cmd_b], eps.env(data, **env), tmp_path / "b.log")
+        dealer = Dealer(eps.control)
+        try:
+            wait_for(lambda: len([t for t in control(eps.control)["health"]["terminals"] if t["connected"]]) == 2, 15, "both terminals")
+            wait_for(lambda: has_quote(eps.control), 15, "a EURUSD quote")
+            ambiguous = control(eps.control, "trade", symbol="EURUSD", side="buy", lots=0.01)
+            assert ambiguous["ok"] is False and "several terminals" in ambiguous["error"]
+
+            a.send_signal(signal.SIGSTOP)  # frozen mid-command: alive, silent
+            stuck = dealer.send("trade", symbol="EURUSD", side="buy", lots=0.02, terminal="A@Test", source="test")
+            started = time.monotonic()
+            for _ in range(10):
+                reply = control(eps.control, "trade", timeout_ms=5000, symbol="EURUSD", side="buy", lots=0.01, terminal="B@Test", source="test")
+                assert reply["order"]["status"] == "filled"
+            assert time.monotonic() - started < 3.0, "B's orders waited for A"
+
+            (unknown,) = dealer.collect({stuck}, timeout_s=10).values()
+            assert unknown["ok"] is False and unknown["status"] == 504 and unknown["order"]["status"] == "unknown"
+            order_id = unknown["order"]["id"]
+
+            a.send_signal(signal.SIGCONT)
+            settled = wait_for(
+                lambda: next((o for o in control(eps.control, "orders", limit=50)["orders"] if o["id"] == order_id and o["status"] != "unknown"), None),
+                20,
+                "the unknown order to settle once A is back",
+            )
+            held = [p for p in terminal_positions(eps.command) if p["comment"] == "QT-" + order_id]
+            assert len(held) <= 1
+            assert settled["status"] == ("filled" if held else "rejected")
+            assert settled["reconciled"] is True
+        finally:
+            dealer.close()
+            a.send_signal(signal.SIGCONT)
+            stop(a)
+            stop(b)

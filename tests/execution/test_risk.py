@@ -1,0 +1,102 @@
+"""Each risk rule refuses what it should and lets through what it should; sizing to the lot step."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from quantumtrader.config import RiskConfig
+from quantumtrader.execution.errors import describe
+from quantumtrader.execution.risk import Exposure, OpenIntent, RiskEngine, TradingState, round_lots_down
+
+QUOTE = {"symbol": "EURUSD", "bid": 1.10000, "ask": 1.10010}
+FREE = Exposure(open_positions=0, symbol_lots=0.0)
+
+
+def engine(**over: object) -> RiskEngine:
+    return RiskEngine(dataclasses.replace(RiskConfig(), **over))
+
+
+def check(risk: RiskEngine, *, side: str = "buy", lots: float = 0.1, sl: float = 1.0950, tp: float = 1.1100, quote: dict | None = QUOTE, age_ms: float = 10, exposure: Exposure = FREE) -> str | None:
+    return risk.check_open(OpenIntent("EURUSD", side, lots, sl, tp), quote, age_ms, exposure)
+
+
+def test_a_sound_order_passes_every_rule() -> None:
+    assert check(engine()) is None
+    assert check(engine(), side="sell", sl=1.1050, tp=1.0900) is None
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "config", "needle"),
+    [
+        ({}, {"trading_enabled": False}, "kill switch"),
+        ({"quote": None}, {}, "no quote"),
+        ({"age_ms": 6000}, {}, "stale"),
+        ({"quote": {"symbol": "EURUSD", "bid": 1.1, "ask": 1.1008}}, {}, "spread too wide"),
+        ({"lots": 0.001}, {}, "below the minimum"),
+        ({"lots": 11.0}, {}, "above the maximum"),
+        ({"sl": 1.1005}, {}, "stop loss 1.1005 must be below"),  # buy SL above the bid
+        ({"sl": 1.09995}, {}, "stop loss"),  # buy SL closer than min_stop_pct
+        ({"tp": 1.0990}, {}, "take profit 1.099 must be above"),
+        ({"side": "sell", "sl": 1.0990, "tp": 1.0900}, {}, "stop loss 1.099 must be above"),
+        ({"side": "sell", "sl": 1.1050, "tp": 1.1050}, {}, "take profit 1.105 must be below"),
+        ({"exposure": Exposure(20, 0.0)}, {}, "max_open_positions"),
+        ({"exposure": Exposure(0, 4.95)}, {}, "max_lots_per_symbol"),
+    ],
+)
+def test_each_rule_refuses_with_its_reason(kwargs: dict, config: dict, needle: str) -> None:
+    reason = check(engine(**config), **kwargs)
+    assert reason is not None and needle in reason
+
+
+def test_limits_set_to_zero_mean_no_limit() -> None:
+    assert check(engine(max_open_positions=0, max_lots_per_symbol=0), exposure=Exposure(10_000, 10_000.0)) is None
+
+
+def test_daily_loss_switches_to_reducing_and_recovers_next_day() -> None:
+    risk = engine(max_daily_loss=100.0)
+    day = 1_705_276_800_000  # 2024-01-15T00:00Z
+    risk.on_account("t", 10_000.0, day + 1000)
+    risk.on_account("t", 9_950.0, day + 2000)
+    assert risk.state is TradingState.ACTIVE
+    risk.on_account("t", 9_899.0, day + 3000)
+    assert risk.state is TradingState.REDUCING
+    assert "reducing only" in check(risk)
+    risk.on_account("t", 9_899.0, day + 86_400_000 + 1)  # a new UTC day starts from here
+    assert risk.state is TradingState.ACTIVE
+
+
+def test_kill_switch_still_allows_moving_stops() -> None:
+    risk = engine(trading_enabled=False)
+    assert risk.state is TradingState.HALTED
+    assert risk.check_modify("buy", QUOTE, 1.0950, 1.1100) is None
+
+
+@pytest.mark.parametrize(("lots", "step", "expected"), [(0.129, 0.01, 0.12), (0.13, 0.01, 0.13), (1.0, 0.1, 1.0), (0.0999, 0.01, 0.09), (2.5, 1.0, 2.0)])
+def test_sizes_round_down_to_the_step_never_up(lots: float, step: float, expected: float) -> None:
+    assert round_lots_down(lots, step) == pytest.approx(expected)
+
+
+def test_size_by_risk_loses_risk_pct_of_equity_at_the_stop() -> None:
+    risk = engine(risk_pct=1.0)
+    # buy at 1.10010 with SL 1.09010: 100 pips = $1,000 per lot; 1% of $10,000 = $100 -> 0.1 lot
+    assert risk.size_lots("EURUSD", "buy", 1.1, 1.1001, 1.0901, 10_000.0) == pytest.approx(0.1)
+    # USDJPY: 1 yen per unit; 100,000 yen per lot per 1.0 move, in USD / price
+    lots = risk.size_lots("USDJPY", "sell", 150.0, 150.02, 151.0, 10_000.0)
+    assert lots == pytest.approx(0.15)  # 1.0 yen x 100,000 / 150 = $666.67 per lot -> 100/666.67 = 0.15
+
+
+def test_default_stops_come_from_volatility_and_reward_risk() -> None:
+    risk = engine(stop_sigmas=20.0, reward_risk=2.0)
+    sl, tp = risk.default_stops("buy", 1.1, 1.1001, 0.0, 0.0, volatility=0.0001)
+    assert sl == pytest.approx(1.1001 - 20 * 0.0001 * 1.1001)
+    assert tp - 1.1001 == pytest.approx(2 * (1.1001 - sl))
+    sl, tp = risk.default_stops("sell", 1.1, 1.1001, 0.0, 0.0, volatility=None)
+    assert sl - 1.1 == pytest.approx(1.1 * 0.2 / 100)  # default_stop_pct
+
+
+def test_error_codes_read_as_text_for_both_platforms() -> None:
+    assert describe(134, "not enough money") == "not enough money (134)"
+    assert describe(10019, "No money") == "there is not enough money to complete the request (10019): No money"
+    assert describe(99999, "broker says no") == "broker says no (99999)"
