@@ -355,7 +355,12 @@ class Daemon:
         }
 
     def control_status(self, request: dict[str, Any]) -> dict[str, Any]:
-        return {"health": self.health(), "rejects": dict(self.rejects.counts), "feed_sent": dict(self.feed.sent)}
+        """Health, rejects and feed counts; ``"reset_latency": true`` starts the histograms afresh after reading."""
+        reply = {"health": self.health(), "rejects": dict(self.rejects.counts), "feed_sent": dict(self.feed.sent)}
+        if request.get("reset_latency") is True:
+            for hist in self.metrics.histograms.values():
+                hist.reset()
+        return reply
 
     def control_snapshot(self, request: dict[str, Any]) -> dict[str, Any]:
         """Everything a subscriber needs to start, with the feed seq it is valid at (clone pattern)."""

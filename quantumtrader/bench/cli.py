@@ -1,0 +1,112 @@
+"""``qt-bench``: each scenario drives real processes over real sockets and reports against a baseline.
+
+Scenario functions live one per module (pipeline, trade, startup, features,
+ws); this module only parses options and calls them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+app = typer.Typer(name="qt-bench", help="QuantumTrader benchmarks: latency and throughput against baselines, one run.", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+
+JsonOpt = Annotated[Optional[Path], typer.Option("--json", help="Write every figure and the machine to this JSON file.")]
+PlotOpt = Annotated[Optional[Path], typer.Option("--plot", help="Write a latency percentile plot (PNG; needs matplotlib).")]
+TicksOpt = Annotated[Optional[Path], typer.Option("--ticks", help="Real ticks to replay (CSV as in ../shared/data/ticks); default generated.")]
+SymbolsOpt = Annotated[int, typer.Option("--symbols", help="How many symbols the ticks are spread over.")]
+
+
+def _default_ticks() -> Path | None:
+    candidate = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "ticks" / "EURUSD.csv.gz"
+    return candidate if candidate.is_file() else None
+
+
+@app.command()
+def pipeline(
+    rate: Annotated[float, typer.Option("--rate", help="Ticks per second for the latency runs.")] = 10_000,
+    symbols: SymbolsOpt = 50,
+    duration_s: Annotated[float, typer.Option("--duration", help="Measured seconds (after warm-up).")] = 10.0,
+    throughput_ticks: Annotated[int, typer.Option("--throughput-ticks", help="Ticks for the as-fast-as-possible run.")] = 300_000,
+    ticks: TicksOpt = None,
+    json: JsonOpt = None,
+    plot: PlotOpt = None,
+) -> None:
+    """Sender process -> daemon -> SUB receiver, against a PUSH->PUB relay (the transport floor)."""
+    from quantumtrader.bench.pipeline import run_pipeline_bench
+
+    run_pipeline_bench(rate=rate, symbols=symbols, duration_s=duration_s, throughput_ticks=throughput_ticks, ticks_csv=ticks or _default_ticks(), json_out=json, plot_out=plot)
+
+
+@app.command()
+def trade(
+    orders: Annotated[int, typer.Option("--orders", help="Market orders to send one after another.")] = 500,
+    tick_rate: Annotated[float, typer.Option("--tick-rate", help="Ticks/s the paper terminal streams meanwhile.")] = 2000,
+    json: JsonOpt = None,
+) -> None:
+    """Control -> daemon -> terminal -> reply round trip, and the tick path while orders are in flight."""
+    from quantumtrader.bench.trade import run_trade_bench
+
+    run_trade_bench(orders=orders, tick_rate=tick_rate, json_out=json)
+
+
+@app.command()
+def startup(symbols: SymbolsOpt = 100, json: JsonOpt = None) -> None:
+    """Cold and warm-cache start to a daemon that answers; RSS after N symbols."""
+    from quantumtrader.bench.startup import run_startup_bench
+
+    run_startup_bench(symbols=symbols, json_out=json)
+
+
+@app.command()
+def features(
+    ticks: TicksOpt = None,
+    n_ticks: Annotated[int, typer.Option("--n-ticks", help="How many real ticks to run through each implementation.")] = 200_000,
+    json: JsonOpt = None,
+) -> None:
+    """Feature kernel ns/tick against TA-Lib stream, talipp and the pandas recompute of the system we replace."""
+    from quantumtrader.bench.features import run_features_bench
+
+    path = ticks or _default_ticks()
+    if path is None:
+        raise typer.BadParameter("no tick file: pass --ticks (../shared/data/ticks/EURUSD.csv.gz was not found)")
+    run_features_bench(path, n_ticks, json)
+
+
+@app.command()
+def ws(
+    clients: Annotated[int, typer.Option("--clients", help="WebSocket clients.")] = 500,
+    tick_rate: Annotated[float, typer.Option("--tick-rate", help="Ticks/s the paper terminal streams.")] = 2000,
+    symbols: SymbolsOpt = 20,
+    duration_s: Annotated[float, typer.Option("--duration", help="Measured seconds.")] = 20.0,
+    json: JsonOpt = None,
+) -> None:
+    """Through the sidecar to N WebSocket clients: tick -> client latency, starvation, a stuck client."""
+    from quantumtrader.bench.ws import run_ws_bench
+
+    run_ws_bench(clients=clients, ticks_per_s=tick_rate, symbols=symbols, duration_s=duration_s, json_out=json)
+
+
+@app.command("all")
+def all_scenarios(out_dir: Annotated[Path, typer.Option("--out", help="Directory for one JSON per scenario.")] = Path("bench/results")) -> None:
+    """Every scenario with its defaults, results under --out."""
+    runs: list[tuple[str, Any]] = [
+        ("features", lambda: features(None, 200_000, out_dir / "features.json")),
+        ("pipeline", lambda: pipeline(10_000, 50, 10.0, 300_000, None, out_dir / "pipeline.json", out_dir / "pipeline.png")),
+        ("trade", lambda: trade(500, 2000, out_dir / "trade.json")),
+        ("startup", lambda: startup(100, out_dir / "startup.json")),
+        ("ws", lambda: ws(500, 2000, 20, 20.0, out_dir / "ws.json")),
+    ]
+    for name, run in runs:
+        typer.echo(f"== {name}")
+        run()
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,94 @@
+"""What every benchmark scenario shares: machine facts, percentiles, results files, tables, plots."""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+from collections.abc import Iterable
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+
+from quantumtrader.metrics import new_histogram, summarize
+
+_LIBRARIES = ("quantumtrader", "pyzmq", "numpy", "numba", "orjson", "starlette", "uvicorn", "ta-lib", "talipp", "pandas")
+
+
+def machine() -> dict[str, Any]:
+    """CPU, cores, OS, Python and library versions: the context every figure needs."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    versions = {}
+    for name in _LIBRARIES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "os": platform.platform(),
+        "python": sys.version.split()[0],
+        "libraries": versions,
+        "load_avg": os.getloadavg() if hasattr(os, "getloadavg") else None,
+        "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def latency_summary(values_ns: Iterable[int]) -> dict[str, float]:
+    """HDR percentiles (p50..p99.9, max, mean) in microseconds."""
+    hist = new_histogram()
+    for value in values_ns:
+        hist.record_value(min(max(int(value), 1), 60_000_000_000))
+    return summarize(hist)
+
+
+def write_json(path: Path | None, result: dict[str, Any]) -> None:
+    if path is None:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY))
+
+
+def table(rows: list[tuple[str, ...]], header: tuple[str, ...]) -> str:
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    line = lambda r: "  ".join(str(c).rjust(w) if i else str(c).ljust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True)))  # noqa: E731
+    return "\n".join([line(header), "  ".join("-" * w for w in widths), *map(line, rows)])
+
+
+def percentile_plot(path: Path, series: dict[str, np.ndarray], title: str) -> None:
+    """Latency by percentile (log x of 1/(1-p)), one line per series; needs matplotlib (bench extra)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    pct = np.array([50, 75, 90, 95, 99, 99.5, 99.9, 99.95, 99.99])
+    for name, values_ns in series.items():
+        if len(values_ns):
+            ax.plot(1 / (1 - pct / 100), np.percentile(values_ns, pct) / 1000.0, marker="o", label=name)
+    ax.set_xscale("log")
+    ax.set_xticks(1 / (1 - pct / 100))
+    ax.set_xticklabels([f"{p:g}" for p in pct])
+    ax.set_xlabel("percentile")
+    ax.set_ylabel("latency (µs)")
+    ax.set_title(title)
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

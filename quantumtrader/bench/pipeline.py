@@ -1,0 +1,233 @@
+"""``qt-bench pipeline``: sender process -> daemon -> SUB receiver, against the transport floor.
+
+Three runs in one invocation, all between separate processes over loopback TCP:
+
+1. the floor: the same sender and receiver through :mod:`quantumtrader.bench.floor`
+   (PULL -> PUB, no work), at the same rate;
+2. the daemon at the same rate: tick -> ``price_update`` and tick -> ``signal``
+   latency per tick (HDR percentiles), loss counted from the tick index;
+3. the daemon as fast as the sender can push: sustained throughput and loss.
+
+Warm-up ticks (JIT, caches, TCP) are sent first and left out of the figures.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+import zmq
+
+from quantumtrader.bench.common import latency_summary, machine, percentile_plot, table, write_json
+from quantumtrader.bench.procs import Endpoints, control, free_port, start, stop, wait_for, wait_ready
+
+
+class _Receiver:
+    """SUB on the feed: receive time of each tick's price update and of each signal."""
+
+    def __init__(self, endpoint: str, n_ticks: int) -> None:
+        self.sock = zmq.Context.instance().socket(zmq.SUB)
+        self.sock.setsockopt(zmq.RCVHWM, 0)
+        self.sock.setsockopt(zmq.LINGER, 0)
+        for topic in (b"price.", b"signal.", b"health"):
+            self.sock.setsockopt(zmq.SUBSCRIBE, topic)
+        self.sock.connect(endpoint)
+        self.recv_ns = np.zeros(n_ticks, dtype=np.int64)
+        self.received = 0
+        self.duplicates = 0
+        self.signals: list[tuple[str, int, int]] = []  # (symbol, time_msc, recv_ns)
+
+    def wait_joined(self, timeout_s: float, poke: Callable[[], None] | None = None) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if poke:
+                poke()
+            if self.sock.poll(200):
+                self.sock.recv_multipart()
+                return
+        raise RuntimeError("the feed never answered: subscriber could not join")
+
+    def run(self, n_ticks: int, timeout_s: float) -> None:
+        recv = self.sock.recv_multipart
+        loads = orjson.loads
+        deadline = time.monotonic() + timeout_s
+        while self.received < n_ticks and time.monotonic() < deadline:
+            if not self.sock.poll(500):
+                continue
+            while True:
+                try:
+                    topic, body = recv(zmq.NOBLOCK)
+                except zmq.Again:
+                    break
+                now = time.monotonic_ns()
+                if topic.startswith(b"price."):
+                    msg = loads(body)
+                    if "poke" in msg:  # the floor relay's join probe, not a tick
+                        continue
+                    index = msg["data"]["volume"] if "data" in msg else msg["volume"]
+                    if self.recv_ns[index]:
+                        self.duplicates += 1
+                    else:
+                        self.recv_ns[index] = now
+                        self.received += 1
+                elif topic.startswith(b"signal."):
+                    data = loads(body)["data"]
+                    self.signals.append((data["symbol"], data["time_msc"], now))
+
+    def close(self) -> None:
+        self.sock.close(linger=0)
+
+
+def _send(events: str, n_ticks: int, symbols: int, rate: float, tmp: Path, csv: Path | None) -> tuple[subprocess.Popen[bytes], Path]:
+    out = tmp / f"sent-{time.monotonic_ns()}.npy"
+    args = [sys.executable, "-m", "quantumtrader.bench.sender", events, str(n_ticks), str(symbols), str(rate), str(out)]
+    if csv is not None:
+        args += ["--csv", str(csv)]
+    return subprocess.Popen(args, stdout=subprocess.PIPE), out
+
+
+def _one_run(events: str, feed: str, n_ticks: int, warmup: int, symbols: int, rate: float, tmp: Path, csv: Path | None, poke: Callable[[], None] | None) -> dict[str, Any]:
+    receiver = _Receiver(feed, n_ticks)
+    try:
+        receiver.wait_joined(20, poke)
+        sender, out = _send(events, n_ticks, symbols, rate, tmp, csv)
+        started = time.monotonic()
+        receiver.run(n_ticks, timeout_s=max(60.0, 3 * n_ticks / max(rate, 10_000)))
+        elapsed = time.monotonic() - started
+        sender_out, _ = sender.communicate(timeout=120)
+        info = orjson.loads(sender_out)
+        sent_ns = np.load(out)
+    finally:
+        receiver.close()
+    got = receiver.recv_ns > 0
+    measured = np.arange(n_ticks) >= warmup
+    latency = (receiver.recv_ns - sent_ns)[got & measured]
+    result: dict[str, Any] = {
+        "ticks": n_ticks,
+        "warmup_ticks": warmup,
+        "symbols": symbols,
+        "rate_target": rate,
+        "rate_sent": n_ticks / info["send_s"] if info["send_s"] > 0 else None,
+        "received": int(receiver.received),
+        "lost": int(n_ticks - receiver.received),
+        "duplicates": receiver.duplicates,
+        "tick_to_price_update": latency_summary(latency),
+        "_latency_ns": latency,
+    }
+    if receiver.received:
+        first, last = sent_ns[0], receiver.recv_ns[got].max()
+        result["throughput_ticks_per_s"] = receiver.received / ((last - first) / 1e9)
+    if receiver.signals:
+        # (symbol, time_msc) is unique per tick by the sender's construction.
+        index = {}
+        per_symbol: dict[int, int] = {}
+        for i in range(n_ticks):
+            s = i % symbols
+            per_symbol[s] = per_symbol.get(s, 0) + 1
+            index[(f"SYM{s:03d}", info["base_msc"] + per_symbol[s])] = i
+        sig_lat = [recv - sent_ns[index[(sym, t)]] for sym, t, recv in receiver.signals if (sym, t) in index and index[(sym, t)] >= warmup]
+        result["tick_to_signal"] = latency_summary(sig_lat)
+        result["signals"] = len(receiver.signals)
+        result["_signal_latency_ns"] = np.array(sig_lat, dtype=np.int64)
+    result["elapsed_s"] = elapsed
+    return result
+
+
+def run_pipeline_bench(
+    *,
+    rate: float = 10_000,
+    symbols: int = 50,
+    duration_s: float = 10.0,
+    warmup_s: float = 2.0,
+    throughput_ticks: int = 300_000,
+    ticks_csv: Path | None = None,
+    json_out: Path | None = None,
+    plot_out: Path | None = None,
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    n_ticks = int(rate * (duration_s + warmup_s))
+    warmup = int(rate * warmup_s)
+    with tempfile.TemporaryDirectory(prefix="qt-bench-") as tmp_name:
+        tmp = Path(tmp_name)
+
+        # 1. the floor
+        events, feed = f"tcp://127.0.0.1:{free_port()}", f"tcp://127.0.0.1:{free_port()}"
+        relay = subprocess.Popen([sys.executable, "-m", "quantumtrader.bench.floor", events, feed])
+        poke_sock = zmq.Context.instance().socket(zmq.PUSH)
+        poke_sock.setsockopt(zmq.LINGER, 0)
+        poke_sock.connect(events)
+
+        def poke() -> None:  # the relay publishes only what it receives: prod it until the SUB has joined
+            poke_sock.send(orjson.dumps({"volume": 0, "poke": True}), zmq.NOBLOCK)
+
+        try:
+            log(f"floor: PUSH -> relay -> SUB, {n_ticks} ticks at {rate:g}/s over {symbols} symbols")
+            floor = _one_run(events, feed, n_ticks, warmup, symbols, rate, tmp, ticks_csv, poke)
+        finally:
+            poke_sock.close()
+            stop(relay)
+        floor["lost"] = max(0, floor["lost"])
+
+        # 2 + 3. the daemon
+        eps = Endpoints()
+        env = eps.env(tmp / "data", QT_DAEMON__STATUS_INTERVAL_S="0", QT_DAEMON__HEALTH_INTERVAL_S="0.5", QT_LOG__LEVEL="warning")
+        log_path = tmp / "daemon.log"
+        daemon = start(["run", "--no-sidecar"], env, log_path)
+        try:
+            started = time.monotonic()
+            wait_ready(eps.control, daemon, log_path, timeout=120)
+            startup_s = time.monotonic() - started
+            log(f"daemon: {n_ticks} ticks at {rate:g}/s over {symbols} symbols (ready in {startup_s:.1f}s)")
+            paced = _one_run(eps.events, eps.feed, n_ticks, warmup, symbols, rate, tmp, ticks_csv, None)
+            status_paced = control(eps.control, timeout_ms=3000)["health"]
+            log(f"daemon: {throughput_ticks} ticks as fast as the sender can push")
+            flat_out = _one_run(eps.events, eps.feed, throughput_ticks, min(warmup, throughput_ticks // 10), symbols, 0, tmp, ticks_csv, None)
+            status = control(eps.control, timeout_ms=3000)["health"]
+        finally:
+            stop(daemon)
+
+    ratio = {
+        "p50": paced["tick_to_price_update"].get("p50_us", float("nan")) / floor["tick_to_price_update"].get("p50_us", float("nan")),
+        "p99": paced["tick_to_price_update"].get("p99_us", float("nan")) / floor["tick_to_price_update"].get("p99_us", float("nan")),
+    }
+    result: dict[str, Any] = {
+        "scenario": "pipeline",
+        "machine": machine(),
+        "floor": {k: v for k, v in floor.items() if not k.startswith("_")},
+        "daemon": {k: v for k, v in paced.items() if not k.startswith("_")},
+        "daemon_max_rate": {k: v for k, v in flat_out.items() if not k.startswith("_")},
+        "daemon_over_floor": ratio,
+        "daemon_stage_latency": status_paced.get("latency", {}),
+        "daemon_stage_latency_after_max_rate": status.get("latency", {}),
+        "daemon_counters": status.get("counters", {}),
+        "daemon_ready_s": startup_s,
+        "targets": {
+            "tick_to_price_update_p99_us": 500,
+            "tick_to_signal_p99_us": 1000,
+            "p50_over_floor": 3.0,
+            "throughput_ticks_per_s": 150_000,
+        },
+    }
+    rows = []
+    for name, run in (("floor", floor), ("daemon", paced), ("daemon max rate", flat_out)):
+        lat = run["tick_to_price_update"]
+        rows.append((name, f"{run.get('rate_sent') or 0:,.0f}", f"{lat.get('p50_us', 0):.0f}", f"{lat.get('p90_us', 0):.0f}", f"{lat.get('p99_us', 0):.0f}", f"{lat.get('p99.9_us', 0):.0f}", f"{lat.get('max_us', 0):.0f}", str(run["lost"]), f"{run.get('throughput_ticks_per_s', 0):,.0f}"))
+    log(table(rows, ("tick -> price_update", "sent/s", "p50 µs", "p90", "p99", "p99.9", "max", "lost", "recv/s")))
+    if "tick_to_signal" in paced:
+        sig = paced["tick_to_signal"]
+        log(f"tick -> signal ({paced['signals']} signals): p50 {sig.get('p50_us', 0):.0f} µs, p99 {sig.get('p99_us', 0):.0f} µs, max {sig.get('max_us', 0):.0f} µs")
+    log(f"daemon over floor: p50 x{ratio['p50']:.2f}, p99 x{ratio['p99']:.2f}")
+    write_json(json_out, result)
+    if plot_out is not None:
+        series = {"floor": floor["_latency_ns"], "daemon tick->price_update": paced["_latency_ns"]}
+        if "_signal_latency_ns" in paced:
+            series["daemon tick->signal"] = paced["_signal_latency_ns"]
+        percentile_plot(plot_out, series, f"pipeline at {rate:g} ticks/s over {symbols} symbols")
+    return result

@@ -1,0 +1,110 @@
+"""Real processes on loopback for benchmarks and tests: endpoints, start, stop, readiness.
+
+Benchmarks drive the daemon, paper terminals and senders as separate
+processes over real sockets, exactly as they run in production; the test
+suite uses the same helpers.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from quantumtrader.control_client import ControlClient, ControlTimeout
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Endpoints:
+    """A fresh set of daemon endpoints on free loopback ports, as QT_* environment."""
+
+    def __init__(self) -> None:
+        self.events = f"tcp://127.0.0.1:{free_port()}"
+        self.feed = f"tcp://127.0.0.1:{free_port()}"
+        self.control = f"tcp://127.0.0.1:{free_port()}"
+        self.command = f"tcp://127.0.0.1:{free_port()}"
+
+    def env(self, data_dir: Path, **extra: str) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("QT_")}
+        env.update(
+            QT_ENDPOINTS__EVENTS=self.events,
+            QT_ENDPOINTS__FEED=self.feed,
+            QT_ENDPOINTS__CONTROL=self.control,
+            QT_PAPER__COMMAND_ENDPOINT=self.command,
+            QT_DATA_DIR=str(data_dir),
+            QT_LOG__FORMAT="json",
+            PYTHONUNBUFFERED="1",
+        )
+        env.update(extra)
+        return env
+
+
+def start(args: list[str], env: dict[str, str], log_path: Path, module: str = "quantumtrader") -> subprocess.Popen[bytes]:
+    """``python -m <module> <args>`` with output to ``log_path``."""
+    handle = log_path.open("ab")
+    return subprocess.Popen([sys.executable, "-m", module, *args], env=env, stdout=handle, stderr=subprocess.STDOUT)
+
+
+def stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGINT, timeout: float = 15.0) -> int:
+    """Signal, wait, kill if needed; raises if it had to kill (a stop that hangs is a bug)."""
+    if proc.poll() is None:
+        proc.send_signal(sig)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+            raise AssertionError(f"process {proc.args} did not stop within {timeout}s after signal {sig}") from None
+    return proc.returncode
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.05) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+def control(endpoint: str, kind: str = "status", timeout_ms: int = 1000, **fields: Any) -> dict[str, Any]:
+    with ControlClient(endpoint, timeout_ms=timeout_ms, retries=0) as client:
+        return client.request(kind, **fields)
+
+
+def wait_ready(endpoint: str, proc: subprocess.Popen[bytes], log_path: Path, timeout: float = 30.0) -> None:
+    def ready() -> bool:
+        if proc.poll() is not None:
+            raise AssertionError(f"daemon exited with {proc.returncode}:\n{log_path.read_text(errors='replace')[-3000:]}")
+        try:
+            return bool(control(endpoint, timeout_ms=300)["ok"])
+        except ControlTimeout:
+            return False
+
+    wait_for(ready, timeout, "the daemon's control socket to answer")
+
+
+@contextmanager
+def daemon_process(eps: Endpoints, tmp: Path, *args: str, **env: str) -> Iterator[subprocess.Popen[bytes]]:
+    """A daemon (no sidecar) on ``eps``, ready when entered, stopped with SIGINT on exit."""
+    log_path = tmp / "daemon.log"
+    proc = start(["run", "--no-sidecar", *args], eps.env(tmp / "data", **env), log_path)
+    try:
+        wait_ready(eps.control, proc, log_path)
+        yield proc
+    finally:
+        stop(proc)

@@ -1,0 +1,90 @@
+"""An EA-like sender process for benchmarks: hello, then ticks at a rate, each stamped.
+
+Each tick carries ``sent_ns`` (the sender's ``time.monotonic_ns()``) and, as
+``volume``, its index, so a receiver can compute tick -> feed latency per tick
+and count loss. ``time_msc`` advances one millisecond per tick *per symbol*,
+which makes (symbol, time_msc) unique, so a signal (which carries its tick's
+time_msc) maps back to the tick that caused it.
+
+Why one clock works across processes: ``time.monotonic_ns()`` is
+CLOCK_MONOTONIC on Linux and QueryPerformanceCounter on Windows; both are
+system-wide clocks, so two processes on one host read the same timeline.
+
+Usage: python -m quantumtrader.bench.sender EVENTS N_TICKS N_SYMBOLS RATE OUT.npy [--csv FILE]
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import orjson
+import zmq
+
+TERMINAL = "bench-sender@QuantumTrader"
+
+
+def symbols(n: int) -> list[str]:
+    return [f"SYM{i:03d}" for i in range(n)]
+
+
+def prices(n_ticks: int, csv: Path | None) -> tuple[np.ndarray, np.ndarray]:
+    """Bid/ask: replayed from a tick CSV when given (cycled), else a seeded random walk."""
+    if csv is not None:
+        from quantumtrader.paper.ticks import read_csv_ticks
+
+        rows = [(t.bid, t.ask) for t, _ in zip(read_csv_ticks(csv), range(n_ticks), strict=False) if t.ask >= t.bid]
+        arr = np.array(rows)
+        reps = -(-n_ticks // len(arr))
+        arr = np.tile(arr, (reps, 1))[:n_ticks]
+        return arr[:, 0], arr[:, 1]
+    rng = np.random.default_rng(7)
+    mid = 1.1 + np.cumsum(rng.normal(0, 3e-5, n_ticks))
+    half = 0.00005 + rng.random(n_ticks) * 0.00005
+    return np.round(mid - half, 5), np.round(mid + half, 5)
+
+
+def main(argv: list[str]) -> None:
+    endpoint, n_ticks, n_symbols, rate, out = argv[0], int(argv[1]), int(argv[2]), float(argv[3]), Path(argv[4])
+    csv = Path(argv[6]) if len(argv) > 6 and argv[5] == "--csv" else None
+    names = symbols(n_symbols)
+    bids, asks = prices(n_ticks, csv)
+    ctx = zmq.Context()
+    push = ctx.socket(zmq.PUSH)
+    push.setsockopt(zmq.SNDHWM, 0)
+    push.setsockopt(zmq.LINGER, 60_000)
+    push.connect(endpoint)
+    base_msc = int(time.time() * 1000) - 3_600_000
+    push.send(orjson.dumps({"v": 1, "type": "hello", "terminal": TERMINAL, "seq": 0, "platform": "BENCH", "command_endpoint": "tcp://127.0.0.1:1", "symbols": names, "time_msc": base_msc + 3_600_000}))
+    time.sleep(0.2)
+    sent_ns = np.zeros(n_ticks, dtype=np.int64)
+    per_symbol = [0] * n_symbols
+    interval_ns = int(1e9 / rate) if rate > 0 else 0
+    start = time.monotonic_ns()
+    dumps = orjson.dumps
+    send = push.send
+    for i in range(n_ticks):
+        if interval_ns:
+            due = start + i * interval_ns
+            while True:  # sleep coarsely, then spin: ticks go out within ~50 us of their schedule
+                now = time.monotonic_ns()
+                if now >= due:
+                    break
+                if due - now > 200_000:
+                    time.sleep((due - now - 100_000) / 1e9)
+        s = i % n_symbols
+        per_symbol[s] += 1
+        stamp = time.monotonic_ns()
+        sent_ns[i] = stamp
+        send(dumps({"v": 1, "type": "tick", "terminal": TERMINAL, "seq": i + 1, "symbol": names[s], "bid": float(bids[i]), "ask": float(asks[i]), "time_msc": base_msc + per_symbol[s], "volume": i, "sent_ns": stamp}))
+    elapsed = (time.monotonic_ns() - start) / 1e9
+    push.close()
+    ctx.term()
+    np.save(out, sent_ns)
+    sys.stdout.write(orjson.dumps({"ticks": n_ticks, "send_s": elapsed, "base_msc": base_msc}).decode() + "\n")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,83 @@
+"""``qt-bench startup``: time from process start to a daemon that answers, cold and warm; RSS.
+
+Cold: an empty Numba cache (a fresh ``NUMBA_CACHE_DIR``), so every kernel
+compiles. Warm: the same cache again, so kernels load from disk. "Healthy"
+means the control socket answers ``status``, which the daemon only does once
+its kernels are warmed up and its loop runs. RSS is read after 100 symbols
+have streamed through features and models.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from quantumtrader.bench.common import machine, table, write_json
+from quantumtrader.bench.procs import Endpoints, control, start, stop, wait_ready
+
+
+def _time_to_ready(eps: Endpoints, env: dict[str, str], log_path: Path) -> tuple[float, subprocess.Popen[bytes]]:
+    began = time.monotonic()
+    proc = start(["run", "--no-sidecar"], env, log_path)
+    wait_ready(eps.control, proc, log_path, timeout=300)
+    return time.monotonic() - began, proc
+
+
+def run_startup_bench(*, symbols: int = 100, ticks: int = 50_000, json_out: Path | None = None, log: Callable[[str], None] = print) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="qt-bench-") as tmp_name:
+        tmp = Path(tmp_name)
+        eps = Endpoints()
+        env = eps.env(tmp / "data", QT_DAEMON__STATUS_INTERVAL_S="0", QT_LOG__LEVEL="warning", NUMBA_CACHE_DIR=str(tmp / "numba-cache"))
+        log("startup: cold (empty Numba cache)")
+        cold_s, proc = _time_to_ready(eps, env, tmp / "cold.log")
+        stop(proc)
+        log("startup: warm (cached kernels)")
+        warm_s, proc = _time_to_ready(eps, env, tmp / "warm.log")
+        try:
+            idle_rss = psutil.Process(proc.pid).memory_info().rss
+            log(f"startup: {ticks} ticks over {symbols} symbols, then RSS")
+            sender = subprocess.run(
+                [sys.executable, "-m", "quantumtrader.bench.sender", eps.events, str(ticks), str(symbols), "0", str(tmp / "sent.npy")],
+                capture_output=True,
+                timeout=300,
+                check=True,
+            )
+            del sender
+            deadline = time.monotonic() + 60
+            while control(eps.control)["health"]["counters"].get("ticks", 0) < ticks and time.monotonic() < deadline:
+                time.sleep(0.2)
+            health = control(eps.control)["health"]
+            rss = psutil.Process(proc.pid).memory_info().rss
+        finally:
+            stop(proc)
+    result = {
+        "scenario": "startup",
+        "machine": machine(),
+        "cold_start_to_ready_s": cold_s,
+        "warm_start_to_ready_s": warm_s,
+        "rss_idle_mb": idle_rss / 1e6,
+        "rss_after_symbols_mb": rss / 1e6,
+        "symbols": symbols,
+        "ticks": health["counters"].get("ticks", 0),
+        "targets": {"warm_start_to_ready_s": 3.0, "rss_after_symbols_mb": 250},
+    }
+    log(
+        table(
+            [
+                ("cold start -> ready", f"{cold_s:.2f} s"),
+                ("warm start -> ready", f"{warm_s:.2f} s"),
+                ("RSS idle", f"{idle_rss / 1e6:.0f} MB"),
+                (f"RSS after {symbols} symbols", f"{rss / 1e6:.0f} MB"),
+            ],
+            ("startup", "measured"),
+        )
+    )
+    write_json(json_out, result)
+    return result

@@ -1,0 +1,85 @@
+"""``qt-bench trade``: control request -> daemon -> terminal -> reply -> control reply.
+
+A paper terminal (its own process) streams ticks while orders go through the
+daemon one after another. Reported: the client's round trip (what the app's
+request costs, through the control socket), the daemon's command round trip
+(REQ to the terminal and back), and the tick path's receive -> publish
+latency without and with orders in flight, from the daemon's own histograms.
+The paper terminal fills in microseconds, so its execution time is a
+negligible part of the round trip; a real terminal adds its broker's time.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from quantumtrader.bench.common import latency_summary, machine, table, write_json
+from quantumtrader.bench.procs import Endpoints, control, start, stop, wait_for, wait_ready
+from quantumtrader.control_client import ControlClient
+
+
+def run_trade_bench(*, orders: int = 500, tick_rate: float = 2000, json_out: Path | None = None, log: Callable[[str], None] = print) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="qt-bench-") as tmp_name:
+        tmp = Path(tmp_name)
+        eps = Endpoints()
+        env = eps.env(
+            tmp / "data",
+            QT_DAEMON__STATUS_INTERVAL_S="0",
+            QT_LOG__LEVEL="warning",
+            QT_RISK__MAX_OPEN_POSITIONS="0",
+            QT_RISK__MAX_LOTS_PER_SYMBOL="0",
+            QT_RISK__MAX_SPREAD_PCT="1",
+            QT_PAPER__BALANCE="1000000000",
+        )
+        daemon = start(["run", "--no-sidecar"], env, tmp / "daemon.log")
+        paper = None
+        try:
+            wait_ready(eps.control, daemon, tmp / "daemon.log", timeout=120)
+            paper = start(["paper", "--rate", str(tick_rate), "--heartbeat-s", "1"], env, tmp / "paper.log")
+            wait_for(lambda: any(q["symbol"] == "EURUSD" for q in control(eps.control, "snapshot")["quotes"]), 30, "EURUSD quotes")
+            control(eps.control, reset_latency=True)
+            time.sleep(3.0)  # a quiet window: the tick path without orders
+            quiet = control(eps.control, reset_latency=True)["health"]["latency"]["receive_to_publish"]
+            log(f"trade: {orders} market orders through the daemon while {tick_rate:g} ticks/s stream")
+            client_ns: list[int] = []
+            with ControlClient(eps.control, timeout_ms=10_000, retries=0) as client:
+                for i in range(orders):
+                    began = time.monotonic_ns()
+                    reply = client.request("trade", symbol="EURUSD", side="buy" if i % 2 else "sell", lots=0.01, source="bench")
+                    client_ns.append(time.monotonic_ns() - began)
+                    if not reply.get("ok"):
+                        raise RuntimeError(f"order {i} failed: {reply.get('error')}")
+            health = control(eps.control)["health"]
+        finally:
+            if paper is not None:
+                stop(paper)
+            stop(daemon)
+    busy = health["latency"]["receive_to_publish"]
+    result = {
+        "scenario": "trade",
+        "machine": machine(),
+        "orders": orders,
+        "tick_rate": tick_rate,
+        "client_round_trip": latency_summary(client_ns),
+        "daemon_command_round_trip": health["latency"]["command_round_trip"],
+        "tick_receive_to_publish_quiet": quiet,
+        "tick_receive_to_publish_with_orders": busy,
+        "targets": {"client_round_trip_p99_us": 2000},
+    }
+    rows = [
+        ("control -> terminal -> control (client)", *_row(result["client_round_trip"])),
+        ("daemon REQ -> terminal REP", *_row(result["daemon_command_round_trip"])),
+        ("tick receive -> publish, quiet", *_row(quiet)),
+        ("tick receive -> publish, orders in flight", *_row(busy)),
+    ]
+    log(table(rows, ("", "p50 µs", "p90", "p99", "p99.9", "max")))
+    write_json(json_out, result)
+    return result
+
+
+def _row(summary: dict[str, float]) -> tuple[str, ...]:
+    return tuple(f"{summary.get(k, 0):.0f}" for k in ("p50_us", "p90_us", "p99_us", "p99.9_us", "max_us"))
