@@ -197,6 +197,31 @@ def orders(
     _control(config, "orders", 3000, limit=limit)
 
 
+@app.command()
+def evaluate(
+    files: Annotated[list[Path], typer.Argument(help="Tick CSVs (time,bid,ask[,volume], gzip or plain), one symbol each; merged by time.")],
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+    log_format: LogFormatOpt = None,
+    log_level: LogLevelOpt = None,
+    json_out: Annotated[Optional[Path], typer.Option("--json", help="Write the full report as JSON here.")] = None,
+    plot_out: Annotated[Optional[Path], typer.Option("--plot", help="Write a PNG (calibration curve, cumulative P&L); needs the 'plot' extra.")] = None,
+    no_progress: Annotated[bool, typer.Option("--no-progress", help="No progress bar (e.g. in CI logs).")] = False,
+) -> None:
+    """Replay recorded ticks through the daemon's own pipeline and score its signals against baselines."""
+    cfg = build_config(config, data_dir=data_dir, log_format=log_format, log_level=log_level)
+    _check_files(files)
+    from quantumtrader.evaluate import run as run_evaluate
+
+    try:
+        table = run_evaluate(cfg, files, json_out=json_out, plot_out=plot_out, show_progress=not no_progress)
+    except ValueError as exc:  # a tick file that cannot be read at all
+        raise _fail(str(exc), 1) from None
+    except ImportError as exc:
+        raise _fail(f"{exc}; install the plot extra: pip install 'quantumtrader[plot]'", 1) from None
+    typer.echo(table)
+
+
 @config_app.command("show")
 def config_show(config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
     """Print the effective configuration (defaults < file < QT_* env < options) as TOML."""

@@ -21,8 +21,14 @@ def store_path(data_dir: Path, file_name: str) -> Path:
     return Path(data_dir).expanduser() / file_name
 
 
-def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
-    """A connection in autocommit mode (transactions are explicit ``BEGIN``/``COMMIT``)."""
+def connect(path: Path, *, readonly: bool = False, checkpoints: bool = True) -> sqlite3.Connection:
+    """A connection in autocommit mode (transactions are explicit ``BEGIN``/``COMMIT``).
+
+    ``checkpoints=False`` turns off WAL auto-checkpointing on this connection:
+    SQLite runs it inside whichever commit crosses the threshold, a
+    multi-millisecond stall that must land on the writer thread, never on the
+    loop's signal commits (the writer checkpoints; see writer.py).
+    """
     if readonly:
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None, check_same_thread=False)
     else:
@@ -30,5 +36,7 @@ def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
         conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
+        if not checkpoints:
+            conn.execute("PRAGMA wal_autocheckpoint=0")
     conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     return conn

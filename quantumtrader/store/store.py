@@ -15,7 +15,7 @@ from quantumtrader.store.crypto import SignalCipher, cipher_from_env
 from quantumtrader.store.db import connect, store_path
 from quantumtrader.store.schema import migrate
 from quantumtrader.store.signals import SignalLog
-from quantumtrader.store.writer import StoreWriter, retention_job, save_state_job
+from quantumtrader.store.writer import StoreWriter, checkpoint_job, retention_job, save_state_job
 
 _MS_PER_DAY = 86_400_000
 
@@ -25,7 +25,7 @@ class Store:
 
     def __init__(self, path: Path, *, queue_max: int = 10_000, retention_days: float = 0.0, cipher: SignalCipher | None = None) -> None:
         self.path = path
-        self._conn = connect(path)
+        self._conn = connect(path, checkpoints=False)  # the loop's: checkpoints happen on the writer
         self.migrated = migrate(self._conn)
         self.signals = SignalLog(self._conn, cipher)
         self.writer = StoreWriter(path, queue_max)
@@ -55,6 +55,10 @@ class Store:
     def save_state(self, name: str, saved_msc: int, state: dict[str, Any]) -> bool:
         """Enqueue a save of ``state`` (a copy the caller no longer mutates). Never blocks."""
         return self.writer.submit("state", save_state_job(name, saved_msc, state))
+
+    def checkpoint(self) -> bool:
+        """Enqueue a passive WAL checkpoint (the loop's connection never runs one itself)."""
+        return self.writer.submit("checkpoint", checkpoint_job)
 
     def apply_retention(self, now_msc: int) -> bool:
         if self.retention_days <= 0:

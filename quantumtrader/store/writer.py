@@ -49,6 +49,10 @@ def retention_job(cutoff_msc: int) -> Job:
     return job
 
 
+def checkpoint_job(conn: sqlite3.Connection) -> None:
+    """Marker job: the writer runs a PASSIVE checkpoint outside any transaction (see _run)."""
+
+
 class StoreWriter:
     """One thread, one connection, one queue of jobs; each job is its own transaction."""
 
@@ -87,6 +91,10 @@ class StoreWriter:
                     return
                 kind, job = item
                 started = time.perf_counter()
+                if job is checkpoint_job:  # must run outside a transaction; PASSIVE never blocks readers or the loop's writes
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                    self.counters["done_checkpoint"] += 1
+                    continue
                 try:
                     conn.execute("BEGIN IMMEDIATE")
                     job(conn)

@@ -1,0 +1,263 @@
+"""The signal stage of the daemon: ticks -> features -> ensemble -> signals on the feed and in the store.
+
+Attached to the :class:`~quantumtrader.daemon.server.Daemon` through its hooks
+(``on_ticks``, ``every_pass``, ``on_shutdown``, ``status_fields``, control
+handlers). Per tick batch, on the loop's thread: arrays are filled from the
+validated ticks, the feature kernel and the model kernel are called once
+each (:class:`~quantumtrader.models.pipeline.SignalPipeline`, the same code
+``qt-daemon evaluate`` replays), due signals are committed to the store and
+*then* published, and the feature vectors are published last, so nothing
+stands between a tick and its signal but the two kernels and the commit.
+
+Order of work per batch and why:
+1. signals first: they are what apps act on (``receive_to_signal``);
+2. the store commit before their publication: a subscriber can never have
+   seen a signal that a kill -9 takes out of the store (store/signals.py);
+3. feature vectors last: per tick (``features.publish = every_tick``, the
+   default), or the latest per symbol of the batch (``per_batch``), or not
+   at all (``off``).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from quantumtrader.config import Config
+from quantumtrader.daemon.control import ControlError
+from quantumtrader.daemon.server import Daemon
+from quantumtrader.features.names import FEATURE_NAMES, N_FEATURES
+from quantumtrader.log import get_logger
+from quantumtrader.metrics import new_histogram, summarize
+from quantumtrader.models.pipeline import Batch, SignalPipeline, use_numba_cache
+from quantumtrader.protocol import now_msc
+from quantumtrader.store import Store
+
+log = get_logger("quantumtrader.signals")
+
+#: The name the pipeline's state is saved under in the store's model_state table.
+STATE_NAME = "pipeline"
+
+
+class PipelineStage:
+    """Owns the SignalPipeline and the Store for one daemon."""
+
+    def __init__(self, daemon: Daemon, config: Config, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self.daemon = daemon
+        self.config = config
+        self._clock = clock
+        self._publish_features = config.features.publish
+        self.counters: Counter[str] = Counter()
+        self.store_commit_hist = new_histogram()  # ns per signal commit (one per batch that emits)
+        self.signal_batch_hist = new_histogram()  # receive -> published, only batches that emitted
+        self.latest_signals: dict[str, dict[str, Any]] = {}
+        self.warmup_s = 0.0
+        self.restored: dict[str, Any] = {}
+        cache_dir = use_numba_cache(config.data_path)
+        cached = cache_dir is not None and any(cache_dir.rglob("*.nbi"))
+        self.pipeline = SignalPipeline(config.features, config.signals)
+        self.warmup_s = self.pipeline.warm_up()
+        log.info(
+            "signal kernels ready",
+            warmup_s=round(self.warmup_s, 3),
+            numba_cache=str(cache_dir) if cache_dir else os.environ.get("NUMBA_CACHE_DIR", "default"),
+            cache_present_before=cached,
+        )
+        self.store = Store.from_config(config)
+        self._restore()
+        self.store.start()
+        self._alloc(config.daemon.batch_max)
+        self._latest_rows = np.full((config.features.max_symbols, N_FEATURES), np.nan)
+        self._latest_time = np.zeros(config.features.max_symbols, dtype=np.int64)
+        self._next_save = clock() + config.store.save_interval_s
+
+    def _alloc(self, rows: int) -> None:
+        self._sym = np.empty(rows, dtype=np.int32)
+        self._bid = np.empty(rows)
+        self._ask = np.empty(rows)
+        self._volume = np.empty(rows)
+        self._time = np.empty(rows, dtype=np.int64)
+        self._clock_s = np.empty(rows)
+
+    def _restore(self) -> None:
+        loaded = self.store.load_state(STATE_NAME)
+        if loaded is None:
+            log.info("no saved model state; models start cold", store=str(self.store.path), migrated=self.store.migrated)
+            return
+        saved_msc, state = loaded
+        restored = self.pipeline.restore(state)
+        self.restored = {**restored, "saved_msc": saved_msc, "symbols": [s for s in self.pipeline.symbols if s]}
+        log.info(
+            "model state restored",
+            features=restored["features"],
+            models=restored["models"],
+            symbols=len(self.restored["symbols"]),
+            age_s=round((now_msc() - saved_msc) / 1000, 1),
+        )
+
+    def attach(self) -> None:
+        d = self.daemon
+        d.on_ticks(self.on_ticks)
+        d.every_pass(self.on_pass)
+        d.on_shutdown(self.close)
+        d.status_fields(self.status_line)
+        d.control.register("features", self.control_features)
+        d.control.register("signals", self.control_signals)
+
+    # -- the tick path ---------------------------------------------------------------
+
+    def on_ticks(self, ticks: list[dict[str, Any]], received_ns: int) -> None:
+        n = len(ticks)
+        if n > self._sym.shape[0]:
+            self._alloc(n)
+        sym, bid, ask, volume, stamp = self._sym[:n], self._bid[:n], self._ask[:n], self._volume[:n], self._time[:n]
+        index_of = self.pipeline.index_of
+        for i, tick in enumerate(ticks):
+            sym[i] = index_of(tick["symbol"])
+            bid[i] = tick["bid"]
+            ask[i] = tick["ask"]
+            volume[i] = tick["volume"]
+            stamp[i] = tick["time_msc"]
+        clock_s = self._clock_s[:n]
+        clock_s.fill(self._clock())
+        metrics = self.daemon.metrics
+
+        started = time.monotonic_ns()
+        features = self.pipeline.compute_features(sym, bid, ask, volume, stamp)
+        metrics.record("features", time.monotonic_ns() - started)
+        batch = self.pipeline.decide(sym, bid, ask, features, clock_s)
+        if batch.emitted.size:
+            self._emit(batch, stamp, received_ns)
+        metrics.record("receive_to_signal", time.monotonic_ns() - received_ns)
+        self._keep_latest(batch, stamp)
+        if self._publish_features != "off":
+            self._publish(batch, stamp)
+
+    def _emit(self, batch: Batch, stamp: np.ndarray, received_ns: int) -> None:
+        signals = [self.pipeline.signal(batch, int(row), int(stamp[row])) for row in batch.emitted]
+        started = time.monotonic_ns()
+        try:
+            self.store.signals.commit(signals)
+        except Exception as exc:  # a full disk must not silence the signals; it is counted and logged
+            self.counters["store_errors"] += 1
+            log.error("signal commit failed; publishing anyway", error=repr(exc)[:200], signals=len(signals))
+        self.store_commit_hist.record_value(max(1, min(time.monotonic_ns() - started, 60_000_000_000)))
+        publish = self.daemon.feed.publish
+        for sig in signals:
+            publish("signal", sig, sig["time_msc"], sig["symbol"])
+            self.latest_signals[sig["symbol"]] = sig
+        self.daemon.last_signal_msc = signals[-1]["time_msc"]
+        self.counters["signals"] += len(signals)
+        self.signal_batch_hist.record_value(max(1, min(time.monotonic_ns() - received_ns, 60_000_000_000)))
+
+    def _keep_latest(self, batch: Batch, stamp: np.ndarray) -> None:
+        capacity = len(self.pipeline.symbols)
+        if capacity > self._latest_rows.shape[0]:
+            size = max(capacity, 2 * self._latest_rows.shape[0])
+            rows = np.full((size, N_FEATURES), np.nan)
+            rows[: self._latest_rows.shape[0]] = self._latest_rows
+            times = np.zeros(size, dtype=np.int64)
+            times[: self._latest_time.shape[0]] = self._latest_time
+            self._latest_rows, self._latest_time = rows, times
+        # fancy-index assignment writes repeated indices in order: the last tick per symbol wins
+        self._latest_rows[batch.sym_idx] = batch.features
+        self._latest_time[batch.sym_idx] = stamp
+
+    def _publish(self, batch: Batch, stamp: np.ndarray) -> None:
+        publish = self.daemon.feed.publish
+        symbols = self.pipeline.symbols
+        values = batch.features.tolist()  # NaN stays NaN; orjson writes it as null
+        if self._publish_features == "every_tick":
+            rows = range(len(values))
+        else:  # per_batch: the last row of each symbol in the batch
+            last: dict[int, int] = {}
+            for row, s in enumerate(batch.sym_idx.tolist()):
+                last[s] = row
+            rows = sorted(last.values())
+        for row in rows:
+            symbol = symbols[int(batch.sym_idx[row])]
+            time_msc = int(stamp[row])
+            data = {"symbol": symbol, "time_msc": time_msc, "features": dict(zip(FEATURE_NAMES, values[row]))}
+            publish("features", data, time_msc, symbol)
+
+    # -- periodic work and shutdown -----------------------------------------------------
+
+    def on_pass(self, now: float) -> None:
+        if now < self._next_save:
+            return
+        self._next_save = now + self.config.store.save_interval_s
+        self.save_state()
+        self.store.checkpoint()
+        self.store.apply_retention(now_msc())
+
+    def save_state(self) -> bool:
+        """Copy the state on this thread (cheap, arrays) and let the writer thread serialize it."""
+        started = time.perf_counter()
+        snapshot = self.pipeline.snapshot()
+        self.counters["state_snapshot_us"] = int((time.perf_counter() - started) * 1e6)
+        queued = self.store.save_state(STATE_NAME, now_msc(), snapshot)
+        self.counters["state_saves"] += int(queued)
+        return queued
+
+    def close(self) -> None:
+        """Final save, then drain the writer: what a clean stop leaves is the latest state."""
+        self.save_state()
+        finished = self.store.close()
+        log.info("signal store closed", signals=self.counters["signals"], writer_finished=finished, writer=dict(self.store.writer.counters))
+
+    # -- queries ------------------------------------------------------------------------
+
+    def latest_features(self, symbols: list[str] | None = None) -> dict[str, dict[str, Any]]:
+        out: dict[str, dict[str, Any]] = {}
+        for idx, name in enumerate(self.pipeline.symbols):
+            if not name or (symbols is not None and name not in symbols) or self._latest_time[idx] == 0:
+                continue
+            values = [None if v != v else v for v in self._latest_rows[idx].tolist()]
+            out[name] = {"symbol": name, "time_msc": int(self._latest_time[idx]), "features": dict(zip(FEATURE_NAMES, values))}
+        return out
+
+    def control_features(self, request: dict[str, Any]) -> dict[str, Any]:
+        """``{"type":"features"[, "symbol": S]}`` -> the latest feature vector per symbol."""
+        symbol = request.get("symbol")
+        if symbol is not None and not isinstance(symbol, str):
+            raise ControlError("symbol must be a string")
+        latest = self.latest_features([symbol] if symbol else None)
+        if symbol and symbol not in latest:
+            raise ControlError(f"no features for {symbol!r} yet", status=404)
+        return {"features": latest}
+
+    def control_signals(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Latest signal per symbol, counters, and the signal-path histograms (for qt-bench and status)."""
+        return {
+            "latest": dict(self.latest_signals),
+            "counters": dict(self.counters),
+            "restored": self.restored,
+            "warmup_s": round(self.warmup_s, 3),
+            "latency": {
+                "receive_to_signal_emitted": summarize(self.signal_batch_hist),
+                "store_commit": summarize(self.store_commit_hist),
+                "receive_to_signal": summarize(self.daemon.metrics.histograms["receive_to_signal"]),
+                "features": summarize(self.daemon.metrics.histograms["features"]),
+            },
+            "store": {"path": str(self.store.path), "encrypted": self.store.encrypted, "writer": dict(self.store.writer.counters)},
+        }
+
+    def status_line(self) -> dict[str, Any]:
+        """Compact fields for the periodic status log line (the full picture is the ``signals`` query)."""
+        return {
+            "signals": self.counters["signals"],
+            "signal_symbols": len(self.latest_signals),
+            "latest_signals": {s: sig["prediction"] for s, sig in self.latest_signals.items()},
+        }
+
+
+def attach_signals(daemon: Daemon, config: Config) -> PipelineStage:
+    """Build the stage (warm-up, store, restore) and hook it into ``daemon`` (already bound)."""
+    stage = PipelineStage(daemon, config)
+    stage.attach()
+    return stage

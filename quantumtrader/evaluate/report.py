@@ -1,0 +1,156 @@
+"""Per-symbol evaluation of the ensemble against baselines; text table, JSON and plot.
+
+Strategies compared on the same ticks and the same horizon:
+- ``ensemble``: the daemon's signals (BUY/SELL acted on, HOLD not);
+- ``technical``: the technical component alone, through the same thresholds
+  and signal policy (``models.policy.apply_policy``, the kernel's own code);
+- ``coin_flip``: a seeded coin decides BUY or SELL at each moment the
+  ensemble acts, so it trades as often and as late as the ensemble does;
+- ``always_hold``: never trades, always says 0.5.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from quantumtrader.config import SignalsConfig
+from quantumtrader.evaluate.replay import ReplayResult
+from quantumtrader.evaluate.scoring import calibration, pip_size, probability_scores, trade_scores
+from quantumtrader.models.policy import BUY, HOLD, SELL, apply_policy
+from quantumtrader.models.state import make_policy_state
+
+COIN_SEED = 20140501
+
+
+def _policy(sym: np.ndarray, p: np.ndarray, clock_s: np.ndarray, cfg: SignalsConfig, n_symbols: int) -> tuple[np.ndarray, np.ndarray]:
+    prediction = np.empty(sym.shape[0], dtype=np.int64)
+    emit = np.empty(sym.shape[0], dtype=np.bool_)
+    params3 = np.array([cfg.buy_threshold, cfg.sell_threshold, cfg.interval_s])
+    apply_policy(make_policy_state(n_symbols), sym, p, clock_s, params3, prediction, emit)
+    return prediction, emit
+
+
+def _acted(prediction: np.ndarray, emit: np.ndarray, n_labelled: int) -> tuple[np.ndarray, np.ndarray]:
+    rows = np.flatnonzero(emit[:n_labelled] & (prediction[:n_labelled] != HOLD))
+    return rows, np.where(prediction[rows] == BUY, 1, -1)
+
+
+def _strategy(name: str, p: np.ndarray | None, rows: np.ndarray, direction: np.ndarray, emit: np.ndarray | None, prediction: np.ndarray | None,
+              y: np.ndarray, bid: np.ndarray, ask: np.ndarray, mid: np.ndarray, horizon: int, pip: float) -> dict[str, Any]:
+    n_labelled = y.size
+    probs = probability_scores(np.full(n_labelled, 0.5) if p is None else p[:n_labelled], y)
+    trades = trade_scores(direction, rows, bid, ask, mid, horizon, pip)
+    out: dict[str, Any] = {"strategy": name, "probability": probs, **{k: v for k, v in trades.items() if k != "cumulative_pnl"}}
+    if emit is not None and prediction is not None:
+        out["signals"] = int(emit.sum())
+        out["signals_by_prediction"] = {label: int((emit & (prediction == code)).sum()) for label, code in (("BUY", BUY), ("SELL", SELL), ("HOLD", HOLD))}
+    else:
+        out["signals"] = int(rows.size)
+    out["_cumulative_pnl"] = trades["cumulative_pnl"]
+    out["_calibration"] = calibration(p[:n_labelled], y) if p is not None else []
+    return out
+
+
+def evaluate_symbol(result: ReplayResult, s: int, cfg: SignalsConfig) -> dict[str, Any]:
+    t = result.ticks
+    mask = t.sym == s
+    symbol = t.symbols[s]
+    bid, ask = t.bid[mask], t.ask[mask]
+    mid = 0.5 * (bid + ask)
+    h = cfg.horizon_ticks
+    n = mid.size
+    n_labelled = max(0, n - h)
+    y = (mid[h:] > mid[:n_labelled]).astype(np.float64)
+    pip = pip_size(symbol)
+    p, tech = result.probability[mask], result.technical[mask]
+    prediction, emit = result.prediction[mask], result.emit[mask]
+    clock_s = t.time_msc[mask] / 1000.0
+
+    rows, direction = _acted(prediction, emit, n_labelled)
+    tech_pred, tech_emit = _policy(np.zeros(n, dtype=np.int32), tech, clock_s, cfg, 1)
+    tech_rows, tech_dir = _acted(tech_pred, tech_emit, n_labelled)
+    coin = np.random.default_rng(COIN_SEED).choice(np.array([1, -1]), size=rows.size)
+    strategies = [
+        _strategy("ensemble", p, rows, direction, emit, prediction, y, bid, ask, mid, h, pip),
+        _strategy("technical", tech, tech_rows, tech_dir, tech_emit, tech_pred, y, bid, ask, mid, h, pip),
+        _strategy("coin_flip", None, rows, coin, None, None, y, bid, ask, mid, h, pip),
+        _strategy("always_hold", None, rows[:0], direction[:0], None, None, y, bid, ask, mid, h, pip),
+    ]
+    spread_pips = (ask - bid) / pip
+    return {
+        "symbol": symbol,
+        "ticks": int(n),
+        "labelled_ticks": int(n_labelled),
+        "horizon_ticks": h,
+        "median_spread_pips": float(np.median(spread_pips)) if n else math.nan,
+        "strategies": strategies,
+    }
+
+
+def evaluate(result: ReplayResult, cfg: SignalsConfig) -> list[dict[str, Any]]:
+    return [evaluate_symbol(result, s, cfg) for s in range(len(result.ticks.symbols))]
+
+
+def public(report: dict[str, Any]) -> dict[str, Any]:
+    """The report without the private series (``_*`` keys) that only the plot uses."""
+    if isinstance(report, dict):
+        return {k: public(v) for k, v in report.items() if not k.startswith("_")}
+    if isinstance(report, list):
+        return [public(v) for v in report]
+    return report
+
+
+def _fmt(x: float, spec: str) -> str:
+    return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else format(x, spec)
+
+
+def text_table(symbols: list[dict[str, Any]]) -> str:
+    lines = []
+    for sym in symbols:
+        lines.append(
+            f"{sym['symbol']}: {sym['ticks']:,} ticks, horizon {sym['horizon_ticks']} ticks, "
+            f"median spread {sym['median_spread_pips']:.2f} pips, base rate (mid up) {sym['strategies'][0]['probability']['base_rate']:.4f}"
+        )
+        lines.append(f"  {'strategy':<12} {'signals':>8} {'trades':>7} {'hit rate':>9} {'95% CI':>17} {'P&L pips':>11} {'pips/trade':>10} {'Brier':>8} {'skill':>8} {'log loss':>9}")
+        for st in sym["strategies"]:
+            ci = st["hit_rate_ci95"]
+            pr = st["probability"]
+            lines.append(
+                f"  {st['strategy']:<12} {st['signals']:>8} {st['trades']:>7} {_fmt(st['hit_rate'], '.4f'):>9} "
+                f"{'[' + _fmt(ci[0], '.3f') + ', ' + _fmt(ci[1], '.3f') + ']':>17} {st['pnl_pips']:>11.1f} {_fmt(st['pnl_pips_per_trade'], '.3f'):>10} "
+                f"{pr['brier']:>8.5f} {_fmt(pr['brier_skill'], '+.5f'):>8} {pr['log_loss']:>9.5f}"
+            )
+        lines.append(
+            f"  reference: Brier of the base rate {sym['strategies'][0]['probability']['brier_base_rate']:.5f}, "
+            f"log loss of the base rate {sym['strategies'][0]['probability']['log_loss_base_rate']:.5f}"
+        )
+    return "\n".join(lines)
+
+
+def plot(symbols: list[dict[str, Any]], path: str) -> None:
+    """Calibration curve and cumulative P&L per symbol (needs the ``plot`` extra: matplotlib)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(len(symbols), 2, figsize=(12, 4.5 * len(symbols)), squeeze=False)
+    for (cal_ax, pnl_ax), sym in zip(axes, symbols):
+        cal_ax.plot([0, 1], [0, 1], color="grey", linestyle=":", label="perfect")
+        for st in sym["strategies"]:
+            if st["_calibration"]:
+                cal_ax.plot([b["p_mean"] for b in st["_calibration"]], [b["observed"] for b in st["_calibration"]], marker="o", label=st["strategy"])
+            if st["trades"]:
+                pnl_ax.plot(st["_cumulative_pnl"], label=f"{st['strategy']} ({st['trades']} trades)")
+        cal_ax.set(title=f"{sym['symbol']}: calibration (P(mid up in {sym['horizon_ticks']} ticks))", xlabel="predicted", ylabel="observed")
+        cal_ax.legend()
+        pnl_ax.axhline(0, color="grey", linewidth=0.8)
+        pnl_ax.set(title=f"{sym['symbol']}: cumulative P&L of acting on signals", xlabel="trade", ylabel="pips (spread paid)")
+        if pnl_ax.get_legend_handles_labels()[0]:
+            pnl_ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

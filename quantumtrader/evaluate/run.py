@@ -1,0 +1,60 @@
+"""``qt-daemon evaluate``: replay files, score, print, write JSON and the plot."""
+
+from __future__ import annotations
+
+import platform
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from quantumtrader.config import Config
+from quantumtrader.evaluate.replay import load_ticks, replay
+from quantumtrader.models.pipeline import use_numba_cache
+from quantumtrader.evaluate.report import evaluate, plot, public, text_table
+
+
+def run_evaluation(config: Config, files: list[Path], *, show_progress: bool = True) -> dict[str, Any]:
+    """The whole evaluation as a JSON-ready dict plus private series for the plot (``_*`` keys)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    use_numba_cache(config.data_path)
+    started = time.perf_counter()
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), disable=not show_progress, transient=True
+    ) as progress:
+        reading = progress.add_task("reading + validating", total=None)
+        ticks = load_ticks(files, lambda k: progress.advance(reading, k))
+        progress.update(reading, total=ticks.rows_read, completed=ticks.rows_read)
+        replaying = progress.add_task("replaying", total=int(ticks.sym.shape[0]))
+        result = replay(config, ticks, lambda k: progress.advance(replaying, k))
+    symbols = evaluate(result, config.signals)
+    return {
+        "files": [str(f) for f in files],
+        "rows_read": ticks.rows_read,
+        "bad_rows": ticks.bad_rows,
+        "rejected": dict(ticks.rejected),
+        "ticks_accepted": int(ticks.sym.shape[0]),
+        "signals_config": asdict(config.signals),
+        "symbols": symbols,
+        "runtime": {"seconds": round(time.perf_counter() - started, 2), "python": platform.python_version(), "machine": platform.machine()},
+    }
+
+
+def write_json(report: dict[str, Any], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(orjson.dumps(public(report), option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY))
+
+
+def run(config: Config, files: list[Path], *, json_out: Path | None = None, plot_out: Path | None = None, show_progress: bool = True) -> str:
+    """Evaluate and return the text table (the CLI prints it)."""
+    report = run_evaluation(config, files, show_progress=show_progress)
+    if json_out is not None:
+        write_json(report, json_out)
+    if plot_out is not None:
+        plot(report["symbols"], str(plot_out))
+    rejected = ", ".join(f"{k} {v:,}" for k, v in sorted(report["rejected"].items())) or "none"
+    header = f"{report['ticks_accepted']:,} of {report['rows_read']:,} ticks accepted (rejected as the daemon would: {rejected}); {report['runtime']['seconds']} s"
+    return header + "\n" + text_table(report["symbols"])

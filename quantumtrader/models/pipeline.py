@@ -1,0 +1,180 @@
+"""Ticks in, feature rows, probabilities and due signals out: the whole signal path, no sockets.
+
+The daemon's :class:`~quantumtrader.daemon.pipeline.PipelineStage` and
+``qt-daemon evaluate`` both drive this class, so what is evaluated is the
+code that trades, not a copy of it. Per batch: one FeatureEngine.update (one
+jitted call), one ModelEngine.step (one jitted call). The clock for the signal
+policy is an argument: the daemon's monotonic seconds, or the ticks' own time
+in a replay.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from quantumtrader.config import FeaturesConfig, SignalsConfig
+from quantumtrader.features.engine import FeatureEngine
+from quantumtrader.features.names import FEATURE_NAMES
+from quantumtrader.models.engine import ModelEngine, StepResult
+from quantumtrader.models.kernel import OUT_CHAOS, OUT_ML, OUT_NB, OUT_PROBABILITY, OUT_QUANTUM, OUT_SGD, OUT_TECHNICAL, OUT_TREND
+from quantumtrader.models.policy import PREDICTIONS
+from quantumtrader.protocol import signal_object
+
+#: |trend score| below this is "neutral": tanh(z/2) < 0.2 means |z| < ~0.4,
+#: well inside what noise alone produces.
+TREND_NEUTRAL_BAND = 0.2
+_ID_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
+
+
+def use_numba_cache(data_dir: Path) -> Path | None:
+    """Point Numba's cache into the data directory before anything compiles (features/cache.py's rule)."""
+    try:
+        from quantumtrader.features.cache import ensure_numba_cache_dir
+    except ImportError:  # pragma: no cover - only before the feature package provides it
+        return None
+    result = ensure_numba_cache_dir(data_dir)
+    return Path(result) if result is not None else None
+
+
+class SignalIds:
+    """Unique signal ids ``s-<boot>-<n>``: a random per-process prefix and a counter.
+
+    The prefix (50 random bits) keeps ids unique across restarts without
+    reading the store; the counter keeps them cheap on the hot path.
+    """
+
+    def __init__(self, prefix: str | None = None) -> None:
+        self.prefix = prefix or "".join(secrets.choice(_ID_ALPHABET) for _ in range(10))
+        self._n = 0
+
+    def __call__(self) -> str:
+        self._n += 1
+        return f"s-{self.prefix}-{self._n}"
+
+
+class Batch(NamedTuple):
+    """One processed batch; arrays alias engine buffers until the next call."""
+
+    sym_idx: np.ndarray  # i4[n]
+    features: np.ndarray  # f8[n, N_FEATURES]
+    models: StepResult
+    emitted: np.ndarray  # i8[k]: rows whose signal is due, in arrival order
+
+
+def trend_label(score: float) -> str:
+    if score > TREND_NEUTRAL_BAND:
+        return "bullish"
+    if score < -TREND_NEUTRAL_BAND:
+        return "bearish"
+    return "neutral"
+
+
+class SignalPipeline:
+    """Feature engine + model engine + signal objects for any number of symbols."""
+
+    def __init__(self, features_cfg: FeaturesConfig, signals_cfg: SignalsConfig, *, ids: SignalIds | None = None) -> None:
+        self.features_cfg = features_cfg
+        self.signals_cfg = signals_cfg
+        self.features = FeatureEngine(features_cfg)
+        self.models = ModelEngine(signals_cfg, capacity=features_cfg.max_symbols)
+        self.ids = ids or SignalIds()
+        self.symbols: list[str] = []
+        self._index: dict[str, int] = {}
+
+    def index_of(self, symbol: str) -> int:
+        """The symbol's row in every state array; adds the symbol on first sight."""
+        idx = self._index.get(symbol)
+        if idx is None:
+            idx = int(self.features.add_symbol(symbol))
+            self._index[symbol] = idx
+            while len(self.symbols) <= idx:
+                self.symbols.append("")
+            self.symbols[idx] = symbol
+            self.models.ensure_capacity(idx + 1)
+        return idx
+
+    def process(
+        self,
+        sym_idx: np.ndarray,
+        bid: np.ndarray,
+        ask: np.ndarray,
+        volume: np.ndarray,
+        time_msc: np.ndarray,
+        clock_s: np.ndarray,
+    ) -> Batch:
+        """Features, then models and policy, for ``n`` validated ticks (indices from :meth:`index_of`)."""
+        features = self.compute_features(sym_idx, bid, ask, volume, time_msc)
+        return self.decide(sym_idx, bid, ask, features, clock_s)
+
+    def compute_features(self, sym_idx: np.ndarray, bid: np.ndarray, ask: np.ndarray, volume: np.ndarray, time_msc: np.ndarray) -> np.ndarray:
+        """The feature kernel's one call for the batch (separate so the daemon can time it alone)."""
+        return self.features.update(sym_idx, bid, ask, volume, time_msc)
+
+    def decide(self, sym_idx: np.ndarray, bid: np.ndarray, ask: np.ndarray, features: np.ndarray, clock_s: np.ndarray) -> Batch:
+        """The model kernel's one call: probabilities, predictions and which signals are due."""
+        result = self.models.step(sym_idx, 0.5 * (bid + ask), features, clock_s)
+        return Batch(sym_idx, features, result, np.flatnonzero(result.emit))
+
+    def signal(self, batch: Batch, row: int, time_msc: int) -> dict[str, Any]:
+        """The PROTOCOL.md signal object for ``row`` of ``batch``, with a fresh id."""
+        out = batch.models.out[row]
+        values = batch.features[row].tolist()
+        return signal_object(
+            signal_id=self.ids(),
+            symbol=self.symbols[int(batch.sym_idx[row])],
+            prediction=PREDICTIONS[int(batch.models.prediction[row])],
+            probability=float(out[OUT_PROBABILITY]),
+            trend=trend_label(float(out[OUT_TREND])),
+            time_msc=int(time_msc),
+            components={
+                "quantum": float(out[OUT_QUANTUM]),
+                "chaos": float(out[OUT_CHAOS]),
+                "ml_ensemble": float(out[OUT_ML]),
+                "technical": float(out[OUT_TECHNICAL]),
+            },
+            features=dict(zip(FEATURE_NAMES, values)),
+            ml_probability=float(out[OUT_ML]),
+            ml_components={"sgd_logistic": float(out[OUT_SGD]), "gaussian_nb": float(out[OUT_NB])},
+        )
+
+    # -- persistence and start-up ------------------------------------------------
+
+    def snapshot(self) -> dict[str, Any]:
+        """Copies of all learned and feature state, with the symbol order they are indexed by."""
+        return {"symbols": list(self.symbols), "features": self.features.snapshot(), "models": self.models.snapshot()}
+
+    def restore(self, snapshot: dict[str, Any]) -> dict[str, bool]:
+        """Resume from a :meth:`snapshot`. Each half is restored only if it fits the current config."""
+        symbols = [str(s) for s in snapshot.get("symbols", [])]
+        restored = {"features": False, "models": False}
+        try:
+            features = FeatureEngine.restore(snapshot["features"], self.features_cfg)
+        except Exception:  # a snapshot from another feature layout: start features cold
+            features = None
+        if features is not None and all(int(features.symbol_index(s)) == i for i, s in enumerate(symbols) if s):
+            self.features = features
+            restored["features"] = True
+        else:
+            self.features = FeatureEngine(self.features_cfg)
+        self.symbols, self._index = [], {}
+        for name in symbols:
+            if name:
+                self.index_of(name)
+        restored["models"] = self.models.restore(snapshot["models"])
+        return restored
+
+    def warm_up(self) -> float:
+        """Compile (or load from the Numba cache) both kernels on a scratch pipeline; seconds taken."""
+        started = time.perf_counter()
+        scratch = SignalPipeline(self.features_cfg, self.signals_cfg, ids=SignalIds("warmup"))
+        idx = scratch.index_of("WARMUP")
+        n = 4
+        sym = np.full(n, idx, dtype=np.int32)
+        bid = np.array([1.1, 1.1001, 1.1002, 1.1001])
+        scratch.process(sym, bid, bid + 0.0001, np.ones(n), np.arange(n, dtype=np.int64) + 1_700_000_000_000, np.arange(n, dtype=np.float64))
+        return time.perf_counter() - started
