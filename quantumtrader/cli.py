@@ -211,7 +211,7 @@ def evaluate(
     """Replay recorded ticks through the daemon's own pipeline and score its signals against baselines."""
     cfg = build_config(config, data_dir=data_dir, log_format=log_format, log_level=log_level)
     _check_files(files)
-    from quantumtrader.evaluate import run as run_evaluate
+    from quantumtrader.evaluate.run import run as run_evaluate
 
     try:
         table = run_evaluate(cfg, files, json_out=json_out, plot_out=plot_out, show_progress=not no_progress)
@@ -239,6 +239,103 @@ def config_init(
         raise _fail(f"{path} exists; use --force to overwrite", 1)
     path.write_text(render_toml(load_config(environ={}), commented=True), encoding="utf-8")
     typer.echo(f"wrote {path}")
+
+
+@app.command("sidecar")
+def sidecar_command(
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+    log_format: LogFormatOpt = None,
+    log_level: LogLevelOpt = None,
+    host: Annotated[Optional[str], typer.Option("--host", help="Bind address (0.0.0.0 to serve phones; tokens still required).")] = None,
+    port: Annotated[Optional[int], typer.Option("--port", help="HTTP port (default 8080).")] = None,
+) -> None:
+    """Run the REST/WebSocket sidecar alone (`qt-daemon run` starts it for you)."""
+    cfg = build_config(
+        config, data_dir=data_dir, log_format=log_format, log_level=log_level, overrides={"sidecar.host": host, "sidecar.port": port}
+    )
+    from quantumtrader.sidecar import run_sidecar
+
+    raise typer.Exit(run_sidecar(cfg))
+
+
+user_app = typer.Typer(help="Users of the sidecar (scrypt-hashed passwords in the data directory).", no_args_is_help=True)
+app.add_typer(user_app, name="user")
+
+
+@user_app.command("add")
+def user_add(
+    name: Annotated[str, typer.Argument(help="User name (1-64 chars of A-Z a-z 0-9 . _ @ -).")],
+    role: Annotated[str, typer.Option("--role", help="viewer (read) or trader (read and trade).")] = "viewer",
+    password_stdin: Annotated[bool, typer.Option("--password-stdin", help="Read the password from standard input (first line).")] = False,
+    replace: Annotated[bool, typer.Option("--replace", help="Change the role/password of an existing user.")] = False,
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Add a user. The password is read from stdin or prompted for; it is never an argument (shell history)."""
+    cfg = build_config(config, data_dir=data_dir)  # logs go to stderr
+    from quantumtrader.sidecar.auth import load_or_create_secret
+    from quantumtrader.sidecar.users import UserError, UserStore
+
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    try:
+        user = UserStore(cfg.data_path).add(name, role, password, replace=replace)
+    except UserError as exc:
+        raise _fail(str(exc), 1) from None
+    load_or_create_secret(cfg.data_path)  # so the first token works without starting the sidecar first
+    typer.echo(f"user {user.name} ({user.role}) saved in {cfg.data_path}")
+
+
+@user_app.command("list")
+def user_list(config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
+    """List users and their roles (never their hashes)."""
+    cfg = build_config(config, data_dir=data_dir, configure_log=False)
+    from quantumtrader.sidecar.users import UserStore
+
+    for user in UserStore(cfg.data_path).list():
+        typer.echo(f"{user.name}\t{user.role}")
+
+
+@user_app.command("remove")
+def user_remove(
+    name: Annotated[str, typer.Argument(help="User to remove; their tokens stop working at once.")],
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Remove a user (revokes every token issued to them)."""
+    cfg = build_config(config, data_dir=data_dir, configure_log=False)
+    from quantumtrader.sidecar.users import UserStore
+
+    if not UserStore(cfg.data_path).remove(name):
+        raise _fail(f"no user {name!r}", 1)
+    typer.echo(f"user {name} removed")
+
+
+@app.command("token")
+def token_command(
+    user: Annotated[str, typer.Option("--user", help="Existing user to issue an access token for.")],
+    ttl: Annotated[Optional[str], typer.Option("--ttl", help="Lifetime: seconds, or with a unit (90m, 12h, 30d). Default sidecar.cli_token_ttl_s.")] = None,
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Print an access token (and nothing else) for the app's settings or for scripts."""
+    cfg = build_config(config, data_dir=data_dir)  # logs go to stderr: stdout is only the token
+    from quantumtrader.sidecar.auth import ACCESS, TokenService, load_or_create_secret, parse_ttl
+    from quantumtrader.sidecar.users import UserStore
+
+    try:
+        ttl_s = parse_ttl(ttl) if ttl is not None else cfg.sidecar.cli_token_ttl_s
+    except ValueError as exc:
+        raise _fail(f"--ttl: {exc}") from None
+    users = UserStore(cfg.data_path)
+    found = users.get(user)
+    if found is None:
+        raise _fail(f"no user {user!r} (add one with: qt-daemon user add {user} --role viewer --password-stdin)", 1)
+    tokens = TokenService(load_or_create_secret(cfg.data_path), users)
+    sys.stdout.write(tokens.issue(found, ACCESS, ttl_s) + "\n")
 
 
 def _check_files(paths: list[Path] | None) -> None:

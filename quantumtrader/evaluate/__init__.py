@@ -1,5 +1,6 @@
-"""``qt-daemon evaluate``: recorded ticks through the daemon's own pipeline, scored against baselines."""
+"""``qt-daemon evaluate``: recorded ticks through the daemon's own pipeline, scored against baselines.
 
-from quantumtrader.evaluate.run import run, run_evaluation, write_json
-
-__all__ = ["run", "run_evaluation", "write_json"]
+Modules: ``scoring`` (pure numpy definitions), ``replay`` (validation and the
+pipeline), ``report`` (strategies, table, plot), ``run`` (the command). Not
+imported here, so the scoring definitions load without the Numba kernels.
+"""
