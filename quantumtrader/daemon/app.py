@@ -63,7 +63,8 @@ def run_daemon(config: Config, options: RunOptions) -> int:
             paper_args += ["--ticks", str(path)]
         children.append(Child("paper", paper_args, env=dict(os.environ)))
     if options.sidecar:
-        log.info("sidecar not part of this build yet; serving the feed and control sockets only")
+        # Its own process, so WebSocket fan-out and HTTP never jitter the tick path; restarted with backoff if it dies.
+        children.append(Child("sidecar", ["sidecar", *_child_args(config, options)], env=dict(os.environ)))
     for child in children:
         child.start()
         daemon.every_pass(child.check)

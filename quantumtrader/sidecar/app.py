@@ -1,0 +1,110 @@
+"""The Starlette application: routes, middleware and the lifespan that owns the runtime.
+
+``create_app`` does no I/O (tests and uvicorn build it freely); the lifespan
+starts the clone and the hub when the server starts and stops them, in
+order, when it stops.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route, WebSocketRoute
+from starlette.schemas import SchemaGenerator
+
+from quantumtrader.config import Config
+from quantumtrader.log import get_logger
+from quantumtrader.sidecar.errors import ApiError, handle_api_error, handle_http_exception
+from quantumtrader.sidecar.ratelimit import RateLimitMiddleware
+from quantumtrader.sidecar.routes import api_routes
+from quantumtrader.sidecar.runtime import Sidecar
+from quantumtrader.sidecar.ws import websocket_endpoint
+
+log = get_logger("quantumtrader.sidecar")
+
+_SCHEMAS = SchemaGenerator(
+    {
+        "openapi": "3.0.3",
+        "info": {"title": "QuantumTrader sidecar (App API)", "version": "1"},
+        "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}},
+        "security": [{"bearer": []}],
+    }
+)
+
+
+async def openapi(request: Request) -> Response:
+    """The OpenAPI document, generated from the routes' docstrings.
+    ---
+    summary: This document
+    tags: [meta]
+    security: []
+    responses:
+      200: {description: OpenAPI 3 JSON}
+    """
+    schema: dict[str, Any] = _SCHEMAS.get_schema(routes=request.app.routes)
+    # YAML reads the status codes as integers; OpenAPI (and orjson by default) want string keys.
+    return Response(orjson.dumps(schema, option=orjson.OPT_NON_STR_KEYS), media_type="application/json")
+
+
+def routes() -> list[BaseRoute]:
+    return [*api_routes(), Route("/api/openapi.json", openapi, methods=["GET"]), WebSocketRoute("/ws", websocket_endpoint)]
+
+
+def create_app(config: Config) -> Starlette:
+    """The sidecar's ASGI app for ``config``. Nothing is opened until the server starts it."""
+    sidecar = Sidecar(config)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await sidecar.start()
+        log.info(
+            "sidecar serving",
+            url=f"http://{config.sidecar.host}:{config.sidecar.port}",
+            feed=config.endpoints.feed,
+            control=config.endpoints.control,
+            users=len(sidecar.users.list()),
+        )
+        try:
+            yield
+        finally:
+            await sidecar.stop()
+            log.info("sidecar stopped")
+
+    middleware = [
+        Middleware(
+            RateLimitMiddleware,  # type: ignore[arg-type]
+            per_ip=sidecar.per_ip,
+            per_token=sidecar.per_token,
+            on_deny=lambda kind: sidecar.counters.update((f"rate_limited_{kind}_responses",)),
+        )
+    ]
+    if config.sidecar.cors_origins:
+        # Before the limiter, so even a 429 carries the CORS headers a browser needs to read it.
+        middleware.insert(
+            0,
+            Middleware(
+                CORSMiddleware,  # type: ignore[arg-type]
+                allow_origins=list(config.sidecar.cors_origins),
+                allow_methods=["GET", "POST", "PUT"],
+                allow_headers=["Authorization", "Content-Type"],
+                max_age=600,
+            ),
+        )
+    app = Starlette(
+        routes=routes(),
+        middleware=middleware,
+        exception_handlers={ApiError: handle_api_error, HTTPException: handle_http_exception},
+        lifespan=lifespan,
+    )
+    app.state.sidecar = sidecar
+    return app

@@ -1,0 +1,44 @@
+"""Errors as the apps read them: ``{"success": false, "error": "<reason>"}``.
+
+One exception type carries the HTTP status, so handlers raise and never build
+error bodies by hand; Starlette's own HTTPExceptions (unknown route, wrong
+method) are rendered in the same shape, so the app never sees an HTML page or
+``{"detail": ...}``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+from quantumtrader.sidecar.jsonresp import JSONResponse
+
+
+class ApiError(Exception):
+    """A refusal with its HTTP status (PROTOCOL.md, "App API": 400 401 403 404 422 429 503 504)."""
+
+    def __init__(self, status: int, message: str, headers: Mapping[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.headers = dict(headers or {})
+
+
+def error_response(status: int, message: str, headers: Mapping[str, str] | None = None) -> Response:
+    return JSONResponse({"success": False, "error": message}, status_code=status, headers=dict(headers or {}))
+
+
+async def handle_api_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ApiError)
+    return error_response(exc.status, exc.message, exc.headers)
+
+
+async def handle_http_exception(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    message = exc.detail if isinstance(exc.detail, str) and exc.detail else "error"
+    if exc.status_code == 404:
+        message = f"not found: {request.url.path}"
+    return error_response(exc.status_code, message, exc.headers)

@@ -1,0 +1,245 @@
+"""WebSocket fan-out: one feed message in, one text frame out to every interested client.
+
+Price updates are throttled once, here, per symbol: a tick is sent at once if
+the symbol's last update went out at least ``1/max_updates_per_s`` ago
+(leading edge, so a busy symbol's updates are fresh, not up to an interval
+old); otherwise it waits as the symbol's pending update, replaced by any newer
+one, and goes out on a trailing timer if nothing newer arrives. Then each
+client has its own bounded queue, read by its own sender task:
+
+- prices: one slot per symbol, latest wins (a client that is briefly slow gets
+  the newest quote, never a backlog of old ones);
+- health: one slot, latest wins;
+- signals, positions, trades, accounts: a FIFO that is never thinned; when it
+  holds ``queue_size`` messages the client is too far behind and is
+  disconnected (code 1013, "try again later") and counted, so one stalled
+  phone costs a bounded amount of memory and never slows anyone else.
+
+Before a client subscribes to a symbol it receives every symbol; after, only
+the symbols it subscribed to (price updates and signals; account, positions,
+trades and health go to everyone).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import Counter, deque
+from collections.abc import Awaitable, Callable
+
+from hdrh.histogram import HdrHistogram
+
+SendText = Callable[[str], Awaitable[None]]
+
+#: Close code for a client that fell too far behind (RFC 6455 registry: "Try Again Later").
+CLOSE_TOO_SLOW = 1013
+
+
+class Client:
+    """One WebSocket connection's queues and sender task."""
+
+    __slots__ = ("send", "symbols", "fifo", "prices", "health_text", "wake", "closed", "queue_size", "hub", "task", "sent", "too_slow")
+
+    def __init__(self, hub: Hub, send: SendText, queue_size: int) -> None:
+        self.hub = hub
+        self.send = send
+        self.symbols: set[str] | None = None  # None = every symbol (nothing subscribed yet)
+        self.fifo: deque[tuple[str, int]] = deque()
+        self.prices: dict[str, tuple[str, int]] = {}
+        self.health_text: str | None = None
+        self.wake = asyncio.Event()
+        self.closed = asyncio.Event()
+        self.queue_size = queue_size
+        self.task: asyncio.Task[None] | None = None
+        self.sent = 0
+        self.too_slow = False
+
+    def offer_price(self, symbol: str, text: str, recv_ns: int) -> None:
+        if symbol in self.prices:
+            self.hub.counters["ws_prices_conflated"] += 1
+        self.prices[symbol] = (text, recv_ns)
+        self.wake.set()
+
+    def offer(self, text: str, recv_ns: int) -> None:
+        if len(self.fifo) >= self.queue_size:
+            self.hub.drop_slow(self)
+            return
+        self.fifo.append((text, recv_ns))
+        self.wake.set()
+
+    def offer_health(self, text: str) -> None:
+        self.health_text = text
+        self.wake.set()
+
+    def reply(self, text: str) -> None:
+        """A direct answer to this client (pong, handshake, signals on request): queued with the reliable ones."""
+        self.offer(text, 0)
+
+    async def pump(self) -> None:
+        """Send whatever is queued; sleep when nothing is. Runs until cancelled or the send fails."""
+        hist = self.hub.latency
+        record = hist.record_value
+        send = self.send
+        try:
+            while True:
+                if not (self.fifo or self.prices or self.health_text):
+                    self.wake.clear()
+                    await self.wake.wait()
+                    continue
+                while self.fifo:
+                    text, recv_ns = self.fifo.popleft()
+                    await send(text)
+                    if recv_ns:
+                        record(max(1, time.monotonic_ns() - recv_ns))
+                    self.sent += 1
+                if self.prices:
+                    batch, self.prices = self.prices, {}
+                    for text, recv_ns in batch.values():
+                        await send(text)
+                        if recv_ns:  # 0 = made here (a subscribe's current quote), not from the feed
+                            record(max(1, time.monotonic_ns() - recv_ns))
+                        self.sent += 1
+                if self.health_text is not None:
+                    text, self.health_text = self.health_text, None
+                    await send(text)
+                    self.sent += 1
+        except Exception:  # the connection went away: the endpoint sees it on receive and cleans up
+            self.hub.counters["ws_send_failures"] += 1
+        finally:
+            self.closed.set()
+
+
+class Hub:
+    """Every connected client, indexed by what they want."""
+
+    def __init__(self, *, max_updates_per_s: float, queue_size: int, max_clients: int, clock: Callable[[], float] = time.monotonic) -> None:
+        self.interval_s = 1.0 / max_updates_per_s
+        self.queue_size = queue_size
+        self.max_clients = max_clients
+        self._clock = clock
+        self.clients: set[Client] = set()
+        self._everything: set[Client] = set()
+        self._by_symbol: dict[str, set[Client]] = {}
+        self._next_at: dict[str, float] = {}
+        self._pending: dict[str, tuple[str, int]] = {}
+        self._timers: dict[str, asyncio.TimerHandle] = {}
+        self.counters: Counter[str] = Counter()
+        self.latency = HdrHistogram(1, 60_000_000_000, 3)  # feed receive -> WebSocket send, ns
+
+    # -- clients -------------------------------------------------------------------
+
+    def full(self) -> bool:
+        return len(self.clients) >= self.max_clients
+
+    def add(self, send: SendText) -> Client:
+        client = Client(self, send, self.queue_size)
+        self.clients.add(client)
+        self._everything.add(client)
+        client.task = asyncio.get_running_loop().create_task(client.pump(), name="ws-pump")
+        self.counters["ws_connections"] += 1
+        return client
+
+    async def remove(self, client: Client) -> None:
+        self.clients.discard(client)
+        self._everything.discard(client)
+        for symbol in list(client.symbols or ()):
+            self._unindex(client, symbol)
+        task = client.task
+        if task is not None and not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    def subscribe(self, client: Client, symbol: str) -> None:
+        if client.symbols is None:
+            client.symbols = set()
+            self._everything.discard(client)
+        client.symbols.add(symbol)
+        self._by_symbol.setdefault(symbol, set()).add(client)
+
+    def unsubscribe(self, client: Client, symbol: str) -> None:
+        if client.symbols is None or symbol not in client.symbols:
+            return
+        client.symbols.discard(symbol)
+        self._unindex(client, symbol)
+        client.prices.pop(symbol, None)
+
+    def _unindex(self, client: Client, symbol: str) -> None:
+        members = self._by_symbol.get(symbol)
+        if members is not None:
+            members.discard(client)
+            if not members:
+                del self._by_symbol[symbol]
+
+    def drop_slow(self, client: Client) -> None:
+        """Too far behind on messages that must not be dropped: disconnect it (the endpoint closes)."""
+        if client.too_slow:
+            return
+        client.too_slow = True
+        client.fifo.clear()
+        client.prices.clear()
+        self.counters["ws_disconnected_slow"] += 1
+        if client.task is not None:
+            client.task.cancel()
+        client.closed.set()
+
+    # -- feed side (the Clone's Sink) -----------------------------------------------------
+
+    def price(self, symbol: str, text: str, recv_ns: int) -> None:
+        now = self._clock()
+        if now >= self._next_at.get(symbol, 0.0):
+            self._next_at[symbol] = now + self.interval_s
+            self._pending.pop(symbol, None)
+            self._fan_out_price(symbol, text, recv_ns)
+            return
+        if symbol in self._pending:
+            self.counters["ws_prices_throttled"] += 1
+        self._pending[symbol] = (text, recv_ns)
+        if symbol not in self._timers:
+            self._arm(symbol)
+
+    def _arm(self, symbol: str) -> None:
+        # Trailing edge half an interval late: a busy symbol sends its next tick on arrival
+        # (fresh) and this timer finds nothing; a symbol that went quiet still gets its last quote.
+        loop = asyncio.get_running_loop()
+        delay = max(0.0, self._next_at[symbol] - self._clock()) + self.interval_s / 2
+        self._timers[symbol] = loop.call_later(delay, self._flush, symbol)
+
+    def _flush(self, symbol: str) -> None:
+        self._timers.pop(symbol, None)
+        pending = self._pending.get(symbol)
+        if pending is None:
+            return
+        now = self._clock()
+        if now < self._next_at.get(symbol, 0.0):
+            self._arm(symbol)
+            return
+        del self._pending[symbol]
+        self._next_at[symbol] = now + self.interval_s
+        self._fan_out_price(symbol, *pending)
+
+    def _fan_out_price(self, symbol: str, text: str, recv_ns: int) -> None:
+        self.counters["ws_price_fanouts"] += 1
+        for client in self._everything:
+            client.offer_price(symbol, text, recv_ns)
+        for client in self._by_symbol.get(symbol, ()):
+            client.offer_price(symbol, text, recv_ns)
+
+    def reliable(self, symbol: str | None, text: str, recv_ns: int) -> None:
+        targets: list[Client]
+        if symbol is None:
+            targets = list(self.clients)
+        else:
+            targets = [*self._everything, *self._by_symbol.get(symbol, ())]
+        for client in targets:
+            client.offer(text, recv_ns)
+
+    def health(self, text: str) -> None:
+        for client in self.clients:
+            client.offer_health(text)
+
+    def close(self) -> None:
+        for timer in self._timers.values():
+            timer.cancel()
+        self._timers.clear()

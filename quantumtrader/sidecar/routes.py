@@ -1,0 +1,537 @@
+"""The REST endpoints of PROTOCOL.md, "App API", with the exact names and types the app reads.
+
+Each handler's docstring says why it does what it does; the YAML after
+``---`` is its OpenAPI operation (``/api/openapi.json`` is generated from it).
+Reads come from the clone (no round trip to the daemon); trades go to the
+daemon's control socket with the caller recorded as ``source``.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+from typing import Any
+
+import anyio
+import orjson
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from quantumtrader.metrics import prometheus_text
+from quantumtrader.protocol import iso_from_msc, now_msc
+from quantumtrader.sidecar.auth import REFRESH, Principal
+from quantumtrader.sidecar.errors import ApiError
+from quantumtrader.sidecar.jsonresp import JSONResponse
+from quantumtrader.sidecar.ratelimit import client_ip, retry_after
+from quantumtrader.sidecar.runtime import Sidecar
+from quantumtrader.sidecar.signals import app_signal
+from quantumtrader.sidecar.validate import field_error, json_body, number, query_float, query_int, symbol, text, ticket
+
+
+def _sidecar(request: Request) -> Sidecar:
+    sidecar: Sidecar = request.app.state.sidecar
+    return sidecar
+
+
+def _now_iso() -> str:
+    return iso_from_msc(now_msc())
+
+
+def _user(request: Request) -> tuple[Sidecar, Principal]:
+    sidecar = _sidecar(request)
+    return sidecar, sidecar.authenticate(request)
+
+
+# -- auth -------------------------------------------------------------------------------
+
+
+async def login(request: Request) -> Response:
+    """Username and password for an access and a refresh token.
+
+    Rate limited per IP and per user name before the password is even
+    checked (each check is an scrypt, and each attempt a guess); the scrypt
+    runs in a worker thread so the event loop keeps serving.
+    ---
+    summary: Log in
+    tags: [auth]
+    requestBody:
+      content:
+        application/json:
+          schema: {type: object, required: [username, password], properties: {username: {type: string}, password: {type: string}}}
+    responses:
+      200: {description: "{success, accessToken, refreshToken, expiresIn, user{username, role}}"}
+      401: {description: wrong user name or password}
+      429: {description: too many attempts}
+    """
+    sidecar = _sidecar(request)
+    rejects = sidecar.counters
+    body = await json_body(request, rejects)
+    username = text(body, "username", rejects, max_len=64)
+    password = text(body, "password", rejects, max_len=1024)
+    assert username is not None and password is not None
+    wait = max(sidecar.login_per_ip.take(client_ip(request.scope)), sidecar.login_per_name.take(username))
+    if wait:
+        sidecar.counters["login_rate_limited"] += 1
+        raise ApiError(429, "too many login attempts; retry later", retry_after(wait))
+    user = await anyio.to_thread.run_sync(sidecar.users.authenticate, username, password)
+    if user is None:
+        sidecar.counters["login_failures"] += 1
+        raise ApiError(401, "wrong user name or password")
+    assert sidecar.tokens is not None
+    sc = sidecar.config.sidecar
+    sidecar.counters["logins"] += 1
+    return JSONResponse(
+        {
+            "success": True,
+            "accessToken": sidecar.tokens.issue(user, "access", sc.access_ttl_s),
+            "refreshToken": sidecar.tokens.issue(user, REFRESH, sc.refresh_ttl_s),
+            "tokenType": "Bearer",
+            "expiresIn": sc.access_ttl_s,
+            "user": {"username": user.name, "role": user.role},
+        }
+    )
+
+
+async def refresh(request: Request) -> Response:
+    """A refresh token for a new access token (the refresh token itself is not renewed).
+    ---
+    summary: Refresh the access token
+    tags: [auth]
+    requestBody:
+      content:
+        application/json:
+          schema: {type: object, required: [refreshToken], properties: {refreshToken: {type: string}}}
+    responses:
+      200: {description: "{success, accessToken, expiresIn}"}
+      401: {description: invalid, expired or not a refresh token}
+    """
+    sidecar = _sidecar(request)
+    body = await json_body(request, sidecar.counters)
+    token = text(body, "refreshToken", sidecar.counters, max_len=4096)
+    assert token is not None and sidecar.tokens is not None
+    principal = sidecar.tokens.verify(token, REFRESH)
+    ttl = sidecar.config.sidecar.access_ttl_s
+    return JSONResponse({"success": True, "accessToken": sidecar.tokens.issue(principal.user, "access", ttl), "tokenType": "Bearer", "expiresIn": ttl})
+
+
+# -- observability -------------------------------------------------------------------------
+
+
+async def health(request: Request) -> Response:
+    """Is the whole chain up: daemon reachable, terminals connected and fresh. No auth, nothing secret.
+
+    ``healthy`` needs the daemon's feed to be alive and the daemon to report
+    healthy (a terminal connected, none stale); the app's connection test
+    checks exactly ``status == "healthy"``.
+    ---
+    summary: Health (no auth)
+    tags: [observability]
+    security: []
+    responses:
+      200: {description: "{status, uptime, connections{terminals, websocket_clients}, data_flow, latency, memory, timestamp}"}
+    """
+    sidecar = _sidecar(request)
+    clone = sidecar.clone
+    assert clone is not None
+    daemon = clone.daemon_health if clone.daemon_alive() else {}
+    alive = bool(daemon)
+    latency = dict(daemon.get("latency", {})) if alive else {}
+    latency["feed_to_websocket"] = sidecar.feed_to_ws()
+    data_flow = daemon.get("data_flow") or {"last_market_update": None, "last_signal": None, "pending_trades": 0}
+    return JSONResponse(
+        {
+            "status": "healthy" if alive and daemon.get("status") == "healthy" else "degraded",
+            "uptime": round(time.monotonic() - sidecar.started_at, 3),
+            "daemon": {"reachable": alive, "status": daemon.get("status", "unreachable"), "uptime": daemon.get("uptime")},
+            "connections": {"terminals": clone.terminals if alive else [], "websocket_clients": len(sidecar.hub.clients)},
+            "data_flow": data_flow,
+            "latency": latency,
+            "memory": {"rss_mb": daemon.get("memory", {}).get("rss_mb"), "sidecar_rss_mb": sidecar.rss_mb()},
+            "feed": {"last_seq": clone.last_seq, "gaps": clone.counters["feed_gaps"], "snapshots": clone.counters["snapshots"]},
+            "timestamp": _now_iso(),
+        }
+    )
+
+
+async def metrics(request: Request) -> Response:
+    """Prometheus text: the daemon's counters and latency (from its last health) and the sidecar's own.
+
+    Needs a token like every other read (counters reveal trading activity);
+    point Prometheus at it with ``authorization: {credentials_file: ...}``.
+    ---
+    summary: Prometheus metrics
+    tags: [observability]
+    responses:
+      200: {description: Prometheus text exposition format 0.0.4}
+    """
+    sidecar, _ = _user(request)
+    clone = sidecar.clone
+    assert clone is not None
+    daemon = clone.daemon_health if clone.daemon_alive() else {}
+    d_counters = {k: float(v) for k, v in daemon.get("counters", {}).items() if isinstance(v, (int, float))}
+    d_counters.update({f"rejects_{k}": float(v) for k, v in daemon.get("rejects", {}).items() if isinstance(v, (int, float))})
+    d_gauges = {"up": 1.0 if daemon else 0.0, "uptime_seconds": float(daemon.get("uptime") or 0.0), "rss_megabytes": float(daemon.get("memory", {}).get("rss_mb") or 0.0)}
+    d_gauges["terminals_connected"] = float(sum(1 for t in clone.terminals if isinstance(t, dict) and not t.get("stale")))
+    s_gauges = {
+        "websocket_clients": float(len(sidecar.hub.clients)),
+        "quotes": float(len(clone.quotes)),
+        "positions": float(len(clone.positions)),
+        "rss_megabytes": sidecar.rss_mb(),
+        "uptime_seconds": time.monotonic() - sidecar.started_at,
+        "feed_last_seq": float(clone.last_seq or 0),
+    }
+    body = prometheus_text(d_counters, d_gauges, daemon.get("latency", {}), prefix="qt_daemon")
+    body += prometheus_text(sidecar.own_counters(), s_gauges, {"feed_to_websocket": sidecar.feed_to_ws()}, prefix="qt_sidecar")
+    return PlainTextResponse(body, media_type="text/plain; version=0.0.4; charset=utf-8")
+
+
+# -- market data -------------------------------------------------------------------------------
+
+
+async def market(request: Request) -> Response:
+    """Latest quote per symbol, from the clone.
+    ---
+    summary: Latest quotes
+    tags: [market]
+    responses:
+      200: {description: "{quotes: [{symbol, bid, ask, spread, time_msc, timestamp}], timestamp}"}
+    """
+    sidecar, _ = _user(request)
+    assert sidecar.clone is not None
+    quotes = [
+        {k: q.get(k) for k in ("symbol", "bid", "ask", "spread", "time_msc", "timestamp", "terminal")}
+        for _, q in sorted(sidecar.clone.quotes.items())
+    ]
+    return JSONResponse({"quotes": quotes, "count": len(quotes), "timestamp": _now_iso()})
+
+
+def _since_msc(request: Request, sidecar: Sidecar) -> int | None:
+    raw = request.query_params.get("since")
+    if not raw:
+        return None
+    if raw.isdigit():
+        return int(raw)
+    try:
+        return int(datetime.fromisoformat(raw.replace("Z", "+00:00")).timestamp() * 1000)
+    except ValueError:
+        raise field_error(sidecar.counters, "since must be integer milliseconds or an ISO-8601 time") from None
+
+
+async def signals(request: Request) -> Response:
+    """Signal history, newest first: the store when the daemon has one, else those seen on the feed.
+    ---
+    summary: Signals
+    tags: [signals]
+    parameters:
+      - {name: symbol, in: query, schema: {type: string}}
+      - {name: min_confidence, in: query, schema: {type: number, minimum: 0, maximum: 1, default: 0}}
+      - {name: limit, in: query, schema: {type: integer, minimum: 1, maximum: 1000, default: 100}}
+      - {name: since, in: query, schema: {type: string}, description: ISO-8601 time or integer ms}
+    responses:
+      200: {description: "{signals: [signal], count, timestamp, source}"}
+    """
+    sidecar, _ = _user(request)
+    rejects = sidecar.counters
+    sym = request.query_params.get("symbol") or None
+    if sym is not None:
+        sym = symbol(sym, rejects)
+    min_conf = query_float(request, "min_confidence", 0.0, rejects, low=0.0, high=1.0)
+    limit = query_int(request, "limit", 100, rejects, low=1, high=1000)
+    rows, source = await sidecar.query_signals(symbol=sym, min_confidence=min_conf, limit=limit, since_msc=_since_msc(request, sidecar))
+    out = [app_signal(s) for s in rows]
+    return JSONResponse({"signals": out, "count": len(out), "timestamp": _now_iso(), "source": source})
+
+
+async def features(request: Request) -> Response:
+    """The symbol's latest feature vector: from the feed when seen, else asked of the daemon.
+    ---
+    summary: Latest features of a symbol
+    tags: [market]
+    parameters:
+      - {name: symbol, in: path, required: true, schema: {type: string}}
+    responses:
+      200: {description: "{symbol, time_msc, features{...}}"}
+      404: {description: no features for that symbol}
+    """
+    sidecar, _ = _user(request)
+    sym = symbol(request.path_params["symbol"], sidecar.counters)
+    assert sidecar.clone is not None
+    raw = sidecar.clone.features.get(sym)
+    if raw is not None:
+        data = orjson.loads(raw).get("data", {})
+        return JSONResponse({"symbol": sym, "time_msc": data.get("time_msc"), "features": data.get("features", {})})
+    reply = await sidecar.call("features", symbol=sym)
+    return JSONResponse({"symbol": reply.get("symbol", sym), "time_msc": reply.get("time_msc"), "features": reply.get("features", {})})
+
+
+# -- account and positions ------------------------------------------------------------------------
+
+
+async def positions(request: Request) -> Response:
+    """Open positions with ``current_price`` refreshed from the latest quote (bid for BUY, ask for SELL).
+    ---
+    summary: Open positions
+    tags: [account]
+    responses:
+      200: {description: "{positions: [position], count, timestamp}"}
+    """
+    sidecar, _ = _user(request)
+    clone = sidecar.clone
+    assert clone is not None
+    out = []
+    for pos in clone.positions.values():
+        quote = clone.quotes.get(str(pos.get("symbol")))
+        item = dict(pos)
+        if quote is not None:
+            item["current_price"] = quote.get("bid") if pos.get("type") == "BUY" else quote.get("ask")
+        out.append(item)
+    out.sort(key=lambda p: (str(p.get("open_time")), str(p.get("ticket"))))
+    return JSONResponse({"positions": out, "count": len(out), "timestamp": _now_iso()})
+
+
+async def account(request: Request) -> Response:
+    """The account object (of ``?terminal=`` when several terminals are connected; else the first).
+    ---
+    summary: Account
+    tags: [account]
+    parameters:
+      - {name: terminal, in: query, schema: {type: string}}
+    responses:
+      200: {description: "{login, name, server, currency, balance, equity, margin, free_margin, margin_level, profit, terminal}"}
+      503: {description: no terminal connected}
+    """
+    sidecar, _ = _user(request)
+    assert sidecar.clone is not None
+    accounts = sidecar.clone.accounts
+    wanted = request.query_params.get("terminal")
+    if wanted:
+        if wanted not in accounts:
+            raise ApiError(404, f"no account from terminal {wanted!r}")
+        return JSONResponse(accounts[wanted])
+    if not accounts:
+        raise ApiError(503, "no terminal connected")
+    return JSONResponse(accounts[sorted(accounts)[0]])
+
+
+async def orders(request: Request) -> Response:
+    """Recent orders from the daemon's journal (newest first), for the dashboard and tools.
+    ---
+    summary: Recent orders
+    tags: [trading]
+    parameters:
+      - {name: limit, in: query, schema: {type: integer, minimum: 1, maximum: 1000, default: 100}}
+    responses:
+      200: {description: "{orders: [order], count, timestamp}"}
+    """
+    sidecar, _ = _user(request)
+    limit = query_int(request, "limit", 100, sidecar.counters, low=1, high=1000)
+    reply = await sidecar.call("orders", limit=limit)
+    found = reply.get("orders", [])
+    return JSONResponse({"orders": found, "count": len(found), "timestamp": _now_iso()})
+
+
+# -- trading ----------------------------------------------------------------------------------------
+
+
+def _source(principal: Principal) -> str:
+    return f"app:{principal.name}"
+
+
+async def _submit(sidecar: Sidecar, principal: Principal, body: dict[str, Any], kind: str, fields: dict[str, Any], message: str) -> Response:
+    """Send a trade operation (absent fields left out) and answer with its order.
+
+    A refusal comes back as the daemon's ApiError: 422 with a risk rule's or
+    the terminal's reason, 404 unknown ticket, 503 no terminal, 504 no answer.
+    """
+    fields["terminal"] = text(body, "terminal", sidecar.counters, max_len=64, required=False)
+    fields["source"] = _source(principal)
+    sidecar.counters[f"{kind}_requests"] += 1
+    request = {k: v for k, v in fields.items() if v is not None}
+    reply = await sidecar.call(kind, timeout_ms=sidecar.trade_timeout_ms, retries=0, **request)
+    order = reply.get("order")
+    return _trade_response(order if isinstance(order, dict) else {}, message)
+
+
+def _trade_response(order: dict[str, Any], message: str) -> Response:
+    status = order.get("status")
+    body = {
+        "success": status in ("filled", "pending"),
+        "ticket": str(order["ticket"]) if order.get("ticket") is not None else None,
+        "price": order.get("price"),
+        "id": str(order.get("id", "")),
+        "status": status,
+        "message": message if status == "filled" else f"order {status}",
+        "order": order,
+    }
+    return JSONResponse(body)
+
+
+async def trade(request: Request) -> Response:
+    """Open a position. Traders only; risk rules size and place what is missing.
+
+    ``stop_loss``/``stopLoss`` and ``take_profit``/``takeProfit`` are one
+    field each (the app sends the first spelling, others the second); a null
+    means "let the risk rules choose". The request waits for the terminal's
+    answer (the daemon's Lazy Pirate: timeout x tries), never resent from here.
+    ---
+    summary: Open a position
+    tags: [trading]
+    requestBody:
+      content:
+        application/json:
+          schema:
+            type: object
+            required: [symbol, type]
+            properties:
+              symbol: {type: string}
+              type: {type: string, enum: [BUY, SELL]}
+              lots: {type: number}
+              stop_loss: {type: number}
+              stopLoss: {type: number}
+              take_profit: {type: number}
+              takeProfit: {type: number}
+              comment: {type: string}
+              terminal: {type: string}
+    responses:
+      200: {description: "{success: true, ticket, price, id, message}"}
+      403: {description: viewer}
+      422: {description: invalid field or refused by a risk rule (the rule's reason in error)}
+      503: {description: no terminal connected}
+      504: {description: the terminal did not answer in time}
+    """
+    sidecar, principal = _user(request)
+    sidecar.require_trader(principal)
+    rejects = sidecar.counters
+    body = await json_body(request, rejects)
+    sym = symbol(body.get("symbol"), rejects)
+    side = body.get("type", body.get("side"))
+    if not isinstance(side, str) or side.upper() not in ("BUY", "SELL"):
+        raise field_error(rejects, "type must be BUY or SELL")
+    fields: dict[str, Any] = {
+        "symbol": sym,
+        "side": side.lower(),
+        "lots": number(body, ("lots", "volume"), rejects, minimum=0.0, strictly=True),
+        "sl": number(body, ("stop_loss", "stopLoss", "sl"), rejects),
+        "tp": number(body, ("take_profit", "takeProfit", "tp"), rejects),
+        "comment": text(body, "comment", rejects, max_len=64, required=False),
+    }
+    return await _submit(sidecar, principal, body, "trade", fields, "Trade executed successfully")
+
+
+async def close(request: Request) -> Response:
+    """Close a position (all of it, or ``{"lots": x}`` of it). The app sends no body: that is fine.
+    ---
+    summary: Close a position
+    tags: [trading]
+    parameters:
+      - {name: ticket, in: path, required: true, schema: {type: string}}
+    responses:
+      200: {description: "{success: true, ticket, price, id, message}"}
+      404: {description: no open position with that ticket}
+    """
+    sidecar, principal = _user(request)
+    sidecar.require_trader(principal)
+    rejects = sidecar.counters
+    tkt = ticket(request.path_params["ticket"], rejects)
+    body = await json_body(request, rejects, allow_empty=True)
+    fields = {"ticket": tkt, "lots": number(body, ("lots",), rejects) or None}
+    return await _submit(sidecar, principal, body, "close", fields, "Position closed successfully")
+
+
+async def modify(request: Request) -> Response:
+    """Move a position's stop-loss and take-profit; a null or absent one is left as it is.
+    ---
+    summary: Modify stop-loss / take-profit
+    tags: [trading]
+    requestBody:
+      content:
+        application/json:
+          schema:
+            type: object
+            required: [ticket]
+            properties:
+              ticket: {type: [string, integer]}
+              stop_loss: {type: number}
+              stopLoss: {type: number}
+              take_profit: {type: number}
+              takeProfit: {type: number}
+    responses:
+      200: {description: "{success: true, ticket, id, message}"}
+      404: {description: no open position with that ticket}
+      422: {description: invalid field or refused by a risk rule}
+    """
+    sidecar, principal = _user(request)
+    sidecar.require_trader(principal)
+    rejects = sidecar.counters
+    body = await json_body(request, rejects)
+    if body.get("ticket") is None:
+        raise field_error(rejects, "ticket is required")
+    fields = {
+        "ticket": ticket(body["ticket"], rejects),
+        "sl": number(body, ("stop_loss", "stopLoss", "sl"), rejects),
+        "tp": number(body, ("take_profit", "takeProfit", "tp"), rejects),
+    }
+    if fields["sl"] is None and fields["tp"] is None:
+        raise field_error(rejects, "give stop_loss and/or take_profit")
+    return await _submit(sidecar, principal, body, "modify", fields, "Position modified successfully")
+
+
+async def broker_connect(request: Request) -> Response:
+    """Whether a terminal with this login is connected to the daemon.
+
+    A terminal logs itself in to its broker; the sidecar cannot and must not
+    do it, so the password is validated as a field and then forgotten: never
+    stored, never logged, never forwarded.
+    ---
+    summary: Is this broker login connected?
+    tags: [account]
+    requestBody:
+      content:
+        application/json:
+          schema: {type: object, required: [login], properties: {platform: {type: string}, server: {type: string}, login: {type: integer}, password: {type: string}}}
+    responses:
+      200: {description: "{success: true, terminal}"}
+      404: {description: no connected terminal has that login}
+      503: {description: no terminal connected}
+    """
+    sidecar, _ = _user(request)
+    rejects = sidecar.counters
+    body = await json_body(request, rejects)
+    login_value = body.get("login")
+    if isinstance(login_value, str) and login_value.isdigit():
+        login_value = int(login_value)
+    if isinstance(login_value, bool) or not isinstance(login_value, int) or login_value <= 0:
+        raise field_error(rejects, "login must be a positive integer")
+    text(body, "platform", rejects, max_len=16, required=False)
+    server = text(body, "server", rejects, max_len=128, required=False)
+    text(body, "password", rejects, max_len=1024, required=False)
+    body.pop("password", None)
+    clone = sidecar.clone
+    assert clone is not None
+    if not clone.accounts:
+        raise ApiError(503, "no terminal connected")
+    stale = {t.get("terminal") for t in clone.terminals if isinstance(t, dict) and t.get("stale")}
+    for terminal, acc in sorted(clone.accounts.items()):
+        if acc.get("login") == login_value and terminal not in stale and (not server or not acc.get("server") or acc.get("server") == server):
+            return JSONResponse({"success": True, "terminal": terminal, "login": login_value, "server": acc.get("server", ""), "message": "terminal connected"})
+    raise ApiError(404, f"no connected terminal is logged in as {login_value}")
+
+
+def api_routes() -> list[BaseRoute]:
+    return [
+        Route("/api/auth/login", login, methods=["POST"]),
+        Route("/api/auth/refresh", refresh, methods=["POST"]),
+        Route("/api/health", health, methods=["GET"]),
+        Route("/api/metrics", metrics, methods=["GET"]),
+        Route("/api/market", market, methods=["GET"]),
+        Route("/api/signals", signals, methods=["GET"]),
+        Route("/api/features/{symbol}", features, methods=["GET"]),
+        Route("/api/positions", positions, methods=["GET"]),
+        Route("/api/account", account, methods=["GET"]),
+        Route("/api/orders", orders, methods=["GET"]),
+        Route("/api/trade", trade, methods=["POST"]),
+        Route("/api/trade/close/{ticket}", close, methods=["POST"]),
+        Route("/api/trade/modify", modify, methods=["PUT"]),
+        Route("/api/broker/connect", broker_connect, methods=["POST"]),
+    ]

@@ -1,0 +1,170 @@
+"""Everything one sidecar process holds, built once from the config and shared by the endpoints.
+
+Built in :func:`create_app` (no I/O), started and stopped by the app's
+lifespan: the ZeroMQ context, the control client, the clone and the hub live
+exactly as long as the server does.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from typing import Any
+
+import anyio
+import psutil
+import zmq.asyncio
+from starlette.requests import HTTPConnection
+
+from quantumtrader.config import Config
+from quantumtrader.metrics import summarize
+from quantumtrader.sidecar.auth import ACCESS, Principal, TokenService, bearer_token, load_or_create_secret
+from quantumtrader.sidecar.control import AsyncControl, ControlTimeout
+from quantumtrader.sidecar.errors import ApiError
+from quantumtrader.sidecar.hub import Hub
+from quantumtrader.sidecar.ratelimit import Buckets
+from quantumtrader.sidecar.signals import SignalReader, filter_recent
+from quantumtrader.sidecar.state import Clone
+from quantumtrader.sidecar.store_reader import open_signal_reader
+from quantumtrader.sidecar.users import UserStore
+
+#: HTTP statuses of the App API that a daemon refusal may carry through unchanged.
+_PASS_THROUGH = {400, 401, 403, 404, 409, 422, 429, 503, 504}
+
+
+class Sidecar:
+    def __init__(self, config: Config) -> None:
+        sc = config.sidecar
+        self.config = config
+        self.started_at = time.monotonic()
+        self.counters: Counter[str] = Counter()
+        self.users = UserStore(config.data_path)
+        self.tokens: TokenService | None = None  # needs the secret file: made in start()
+        self.per_ip = Buckets(sc.rate_per_ip_per_s, sc.rate_per_ip_burst)
+        self.per_token = Buckets(sc.rate_per_token_per_s, sc.rate_per_token_burst)
+        self.login_per_ip = Buckets(sc.login_per_min / 60.0, sc.login_burst)
+        self.login_per_name = Buckets(sc.login_per_min / 60.0, sc.login_burst)
+        self.hub = Hub(max_updates_per_s=sc.max_updates_per_s, queue_size=sc.ws_queue_size, max_clients=sc.ws_max_clients)
+        ex = config.execution
+        # A trade waits for the daemon's own Lazy Pirate to the terminal (timeout x tries) plus a margin.
+        self.trade_timeout_ms = ex.command_timeout_ms * (ex.command_retries + 1) + 2000
+        self._context: zmq.asyncio.Context | None = None
+        self.control: AsyncControl | None = None
+        self.clone: Clone | None = None
+        self.signal_reader: SignalReader | None = None
+        self._process = psutil.Process()
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        sc = self.config.sidecar
+        self.config.data_path.mkdir(parents=True, exist_ok=True)
+        self.tokens = TokenService(load_or_create_secret(self.config.data_path), self.users)
+        self._context = zmq.asyncio.Context()
+        self.control = AsyncControl(
+            self.config.endpoints.control, self._context, timeout_ms=sc.control_timeout_ms, retries=sc.control_retries
+        )
+        self.clone = Clone(
+            self.config.endpoints.feed,
+            self._context,
+            self.control,
+            self.hub,
+            hwm=sc.feed_hwm,
+            recent_signals=sc.recent_signals,
+            silence_s=sc.daemon_silence_s,
+        )
+        self.clone.start()
+
+    async def stop(self) -> None:
+        for client in list(self.hub.clients):
+            await self.hub.remove(client)
+        self.hub.close()
+        if self.clone is not None:
+            await self.clone.stop()
+        if self.control is not None:
+            await self.control.close()
+        if self._context is not None:
+            self._context.term()
+
+    # -- auth ------------------------------------------------------------------------------
+
+    def authenticate(self, conn: HTTPConnection, token: str | None = None) -> Principal:
+        """The caller of a request (Bearer header) or WebSocket (``?token=`` or header); 401 otherwise."""
+        assert self.tokens is not None
+        token = token or bearer_token(conn.headers.get("authorization"))
+        if not token:
+            self.counters["auth_missing"] += 1
+            raise ApiError(401, "missing token: send Authorization: Bearer <token>", {"WWW-Authenticate": "Bearer"})
+        try:
+            return self.tokens.verify(token, ACCESS)
+        except ApiError:
+            self.counters["auth_invalid"] += 1
+            raise
+
+    def require_trader(self, principal: Principal) -> None:
+        if principal.role != "trader":
+            self.counters["auth_forbidden"] += 1
+            raise ApiError(403, f"role {principal.role!r} may not trade (needs trader)")
+
+    # -- daemon ------------------------------------------------------------------------------
+
+    async def call(self, kind: str, *, timeout_ms: int | None = None, retries: int | None = None, **fields: Any) -> dict[str, Any]:
+        """A control request whose refusal becomes the matching ApiError.
+
+        No reply: 503 when the feed has been silent too (the daemon is down or
+        unreachable), 504 when the daemon is alive but did not answer in time
+        (it is waiting for a terminal).
+        """
+        assert self.control is not None and self.clone is not None
+        try:
+            reply = await self.control.request(kind, timeout_ms=timeout_ms, retries=retries, **fields)
+        except ControlTimeout:
+            if self.clone.daemon_alive():
+                self.counters["daemon_timeouts"] += 1
+                raise ApiError(504, f"the daemon did not answer {kind!r} in time") from None
+            self.counters["daemon_unreachable"] += 1
+            raise ApiError(503, "the daemon is not reachable") from None
+        if reply.get("ok") is True:
+            return reply
+        error = str(reply.get("error") or "refused by the daemon")
+        status = reply.get("status")
+        if error.startswith("unknown request type"):
+            raise ApiError(503, f"this daemon does not support {kind!r} yet ({error})")
+        if not isinstance(status, int) or status not in _PASS_THROUGH:
+            status = 502 if isinstance(status, int) and status >= 500 else 400
+        raise ApiError(status, error)
+
+    async def query_signals(self, *, symbol: str | None, min_confidence: float, limit: int, since_msc: int | None) -> tuple[list[dict[str, Any]], str]:
+        """Newest-first signals and where they came from ("store" or "feed")."""
+        assert self.clone is not None
+        reader = self.signal_reader
+        if reader is None:
+            reader = self.signal_reader = open_signal_reader(self.config)
+        if reader is not None:
+            try:
+                rows = await anyio.to_thread.run_sync(
+                    lambda: reader.signals(symbol=symbol, min_confidence=min_confidence, limit=limit, since_msc=since_msc)
+                )
+                return rows, "store"
+            except Exception:  # a locked or half-migrated store must not take the endpoint down
+                self.counters["store_errors"] += 1
+                self.signal_reader = None
+        recent = filter_recent(self.clone.signals, symbol=symbol, min_confidence=min_confidence, limit=limit, since_msc=since_msc)
+        return recent, "feed"
+
+    # -- observability ----------------------------------------------------------------------------
+
+    def rss_mb(self) -> float:
+        return round(self._process.memory_info().rss / 1e6, 1)
+
+    def own_counters(self) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for source in (self.counters, self.hub.counters, self.clone.counters if self.clone else Counter()):
+            out.update({k: float(v) for k, v in source.items()})
+        out["rate_limited_ip"] = float(self.per_ip.denied)
+        out["rate_limited_token"] = float(self.per_token.denied)
+        out["login_rate_limited"] = float(self.login_per_ip.denied + self.login_per_name.denied)
+        return out
+
+    def feed_to_ws(self) -> dict[str, float]:
+        return summarize(self.hub.latency)

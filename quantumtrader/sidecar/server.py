@@ -1,0 +1,42 @@
+"""``qt-daemon sidecar``: serve the app with uvicorn, in this process, until Ctrl-C/SIGTERM.
+
+uvicorn's ``websockets-sansio`` protocol (the websockets library's Sans-I/O
+core): permessage-deflate with 12-bit windows and memLevel 5, so compression
+costs ~tens of KiB per connection instead of ~300 KiB, which matters with
+hundreds of phones; server pings find dead peers. uvicorn installs its own
+signal handlers and shuts down in order (stop accepting, close connections,
+run the lifespan's exit).
+"""
+
+from __future__ import annotations
+
+import uvicorn
+
+from quantumtrader.config import Config
+from quantumtrader.sidecar.app import create_app
+
+
+def uvicorn_config(config: Config) -> uvicorn.Config:
+    sc = config.sidecar
+    return uvicorn.Config(
+        create_app(config),
+        host=sc.host,
+        port=sc.port,
+        ws="websockets-sansio",
+        ws_per_message_deflate=True,
+        ws_ping_interval=sc.ws_ping_interval_s,
+        ws_ping_timeout=sc.ws_ping_timeout_s,
+        ws_max_size=sc.ws_max_message_bytes,
+        lifespan="on",
+        log_config=None,  # structlog owns logging; uvicorn's access log per request is too chatty for polling apps
+        access_log=False,
+        server_header=False,
+        timeout_graceful_shutdown=5,
+    )
+
+
+def run_sidecar(config: Config) -> int:
+    """Serve until stopped. Returns the process exit code (1 when the port cannot be bound)."""
+    server = uvicorn.Server(uvicorn_config(config))
+    server.run()
+    return 0 if server.started else 1

@@ -1,0 +1,304 @@
+"""The sidecar's clone of the daemon's state: snapshot + feed updates (the guide's clone pattern).
+
+The feed SUB is connected first; then a control ``snapshot`` gives quotes,
+positions and accounts valid at feed ``seq`` S; updates with seq <= S are
+already in it, later ones are applied on top. Every feed message carries the
+next seq, so a gap (the SUB's high-water mark overflowed) or a seq that goes
+backwards (the daemon restarted) is seen at once and healed with a fresh
+snapshot; the positions that changed meanwhile are pushed to WebSocket clients
+as ``position_update`` messages, so they heal too. Either process can restart.
+
+The SUB takes every topic, ``features.*`` included, because a seq gap can only
+be told from a filtered-out message if nothing is filtered out; features are
+kept as raw bytes (seq read from the tail without parsing), so they cost next
+to nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import Counter, deque
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import orjson
+import zmq
+import zmq.asyncio
+
+from quantumtrader.log import get_logger
+from quantumtrader.protocol import iso_from_msc, now_msc
+from quantumtrader.sidecar.control import AsyncControl, ControlTimeout
+
+log = get_logger("quantumtrader.sidecar.state")
+
+_DRAIN_MAX = 1024  # messages handled per wake-up before yielding to HTTP and WebSocket work
+_SNAPSHOT_BACKOFF_S = (0.2, 0.5, 1.0, 2.0, 5.0)
+_REPLAY_MAX = 50_000  # feed updates kept while a snapshot is in flight
+
+
+class Sink(Protocol):
+    """Where live feed messages go (the WebSocket hub)."""
+
+    def price(self, symbol: str, text: str, recv_ns: int) -> None: ...
+
+    def reliable(self, symbol: str | None, text: str, recv_ns: int) -> None: ...
+
+    def health(self, text: str) -> None: ...
+
+
+def seq_of(raw: bytes) -> int | None:
+    """The envelope's ``seq`` without parsing it: the daemon writes it last (``...,"seq":N}``)."""
+    at = raw.rfind(b'"seq":')
+    if at < 0:
+        return None
+    end = raw.find(b"}", at)
+    try:
+        return int(raw[at + 6 : end])
+    except ValueError:
+        return None
+
+
+def envelope(kind: str, data: dict[str, Any]) -> str:
+    """A message in the feed's envelope shape made by the sidecar itself (healing, replies)."""
+    return orjson.dumps({"type": kind, "data": data, "timestamp": iso_from_msc(now_msc())}).decode()
+
+
+class Clone:
+    """Latest quotes, positions, accounts, features, recent signals and the daemon's health."""
+
+    def __init__(
+        self,
+        endpoint: str,
+        context: zmq.asyncio.Context,
+        control: AsyncControl,
+        sink: Sink,
+        *,
+        hwm: int,
+        recent_signals: int,
+        silence_s: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.endpoint = endpoint
+        self._context = context
+        self._control = control
+        self._sink = sink
+        self._hwm = hwm
+        self._silence_s = silence_s
+        self._clock = clock
+        self.quotes: dict[str, dict[str, Any]] = {}
+        self.positions: dict[tuple[str, str], dict[str, Any]] = {}
+        self.accounts: dict[str, dict[str, Any]] = {}
+        self.features: dict[str, bytes] = {}
+        self.signals: deque[dict[str, Any]] = deque(maxlen=recent_signals)
+        self.daemon_health: dict[str, Any] = {}
+        self.terminals: list[dict[str, Any]] = []
+        self.last_seq: int | None = None
+        self.snapshot_seq: int | None = None
+        self.last_message_at = float("-inf")
+        self.counters: Counter[str] = Counter()
+        self._snapshot_wanted = asyncio.Event()
+        self._replay: list[tuple[int, str, dict[str, Any]]] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._socket: zmq.asyncio.Socket | None = None
+        self.synced = asyncio.Event()
+
+    # -- lifecycle -----------------------------------------------------------------
+
+    def start(self) -> None:
+        sock = self._context.socket(zmq.SUB)
+        sock.setsockopt(zmq.RCVHWM, self._hwm)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.SUBSCRIBE, b"")
+        sock.connect(self.endpoint)
+        self._socket = sock
+        self._snapshot_wanted.set()
+        loop = asyncio.get_running_loop()
+        self._tasks = [loop.create_task(self._read_feed(sock), name="feed"), loop.create_task(self._snapshots(), name="snapshots")]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self._socket is not None:
+            self._socket.close(linger=0)
+
+    def daemon_alive(self) -> bool:
+        return self._clock() - self.last_message_at < self._silence_s
+
+    # -- feed ------------------------------------------------------------------------
+
+    async def _read_feed(self, sock: zmq.asyncio.Socket) -> None:
+        while True:
+            # Wait with a timeout so a silent daemon is noticed (it publishes health every second).
+            if not await sock.poll(int(self._silence_s * 1000)):
+                if self.last_seq is not None and not self.daemon_alive():
+                    log.warning("daemon silent; will resync when it is back", silent_s=self._silence_s)
+                    self.last_seq = None
+                    self.synced.clear()
+                continue
+            for _ in range(_DRAIN_MAX):
+                try:
+                    frames = sock.recv_multipart(zmq.NOBLOCK)
+                    frames = await frames if not isinstance(frames, list) else frames
+                except zmq.Again:
+                    break
+                try:
+                    self.handle(frames, time.monotonic_ns())
+                except Exception as exc:  # one bad message must cost a counter, never the reader
+                    self.counters["feed_rejects"] += 1
+                    self.counters[f"feed_reject_{type(exc).__name__}"] += 1
+            await asyncio.sleep(0)  # let HTTP and WebSocket tasks run between batches
+
+    def handle(self, frames: list[bytes], recv_ns: int) -> None:
+        """One feed message: check the seq, update the clone, pass it on to the hub."""
+        if len(frames) != 2:
+            self.counters["feed_rejects"] += 1
+            return
+        topic_b, raw = frames
+        self.last_message_at = self._clock()
+        self.counters["feed_messages"] += 1
+        seq = seq_of(raw)
+        if seq is not None:
+            self._check_seq(seq)
+        kind, _, symbol = topic_b.decode("utf-8", "replace").partition(".")
+        if kind == "features":
+            self.features[symbol] = raw
+            return
+        env = orjson.loads(raw)
+        data = env.get("data") if isinstance(env, dict) else None
+        if not isinstance(data, dict):
+            self.counters["feed_rejects"] += 1
+            return
+        text = raw.decode()
+        if kind == "price":
+            self.quotes[symbol] = data
+            self._remember(seq, kind, data)
+            self._sink.price(symbol, text, recv_ns)
+        elif kind == "signal":
+            self.signals.appendleft(data)
+            self._sink.reliable(symbol, text, recv_ns)
+        elif kind == "position":
+            self._apply_position(data)
+            self._remember(seq, kind, data)
+            self._sink.reliable(None, text, recv_ns)
+        elif kind == "account":
+            self.accounts[str(data.get("terminal", ""))] = data
+            self._remember(seq, kind, data)
+            self._sink.reliable(None, text, recv_ns)
+        elif kind == "trade":
+            self._sink.reliable(None, text, recv_ns)
+        elif kind == "health":
+            self.daemon_health = data
+            terminals = data.get("terminals")
+            if isinstance(terminals, list):
+                self.terminals = terminals
+            self._sink.health(text)
+        else:
+            self.counters["feed_unknown_topic"] += 1
+
+    def _check_seq(self, seq: int) -> None:
+        last = self.last_seq
+        self.last_seq = seq
+        if last is None:
+            return
+        if seq == last + 1:
+            return
+        if seq <= last:
+            self.counters["feed_resets"] += 1  # a new daemon process counts from 1 again
+            log.info("feed seq went back: daemon restarted; taking a fresh snapshot", seq=seq, last=last)
+        else:
+            self.counters["feed_gaps"] += 1
+            self.counters["feed_lost"] += seq - last - 1
+        self._snapshot_wanted.set()
+
+    def _apply_position(self, data: dict[str, Any]) -> None:
+        key = (str(data.get("terminal", "")), str(data.get("ticket", "")))
+        if data.get("status") == "closed":
+            self.positions.pop(key, None)
+        else:
+            self.positions[key] = {k: v for k, v in data.items() if k != "status"}
+
+    def _remember(self, seq: int | None, kind: str, data: dict[str, Any]) -> None:
+        replay = self._replay
+        if replay is not None and seq is not None:
+            if len(replay) < _REPLAY_MAX:
+                replay.append((seq, kind, data))
+            else:
+                self._replay = None  # too much happened meanwhile: take another snapshot
+                self._snapshot_wanted.set()
+
+    # -- snapshots -----------------------------------------------------------------------
+
+    async def _snapshots(self) -> None:
+        failures = 0
+        while True:
+            await self._snapshot_wanted.wait()
+            self._snapshot_wanted.clear()
+            self._replay = []
+            try:
+                reply = await self._control.request("snapshot", retries=0)
+            except ControlTimeout:
+                reply = None
+            if reply is None or not reply.get("ok"):
+                self._replay = None
+                delay = _SNAPSHOT_BACKOFF_S[min(failures, len(_SNAPSHOT_BACKOFF_S) - 1)]
+                failures += 1
+                self.counters["snapshot_failures"] += 1
+                if failures in (1, 10) or failures % 100 == 0:
+                    log.warning("no snapshot from the daemon yet; retrying", endpoint=self._control.endpoint, failures=failures)
+                await asyncio.sleep(delay)
+                self._snapshot_wanted.set()
+                continue
+            failures = 0
+            self.apply_snapshot(reply)
+
+    def apply_snapshot(self, snap: dict[str, Any]) -> None:
+        """Replace quotes, positions and accounts; replay newer updates; tell clients what changed."""
+        seq = int(snap.get("feed_seq", 0))
+        replay = self._replay or []
+        self._replay = None
+        before = self.positions
+        quotes = {q["symbol"]: q for q in snap.get("quotes", []) if isinstance(q, dict) and "symbol" in q}
+        self.quotes = quotes
+        self.positions = {
+            (str(p.get("terminal", "")), str(p.get("ticket", ""))): p for p in snap.get("positions", []) if isinstance(p, dict)
+        }
+        self.accounts = {str(a.get("terminal", "")): a for a in snap.get("accounts", []) if isinstance(a, dict)}
+        if isinstance(snap.get("terminals"), list):
+            self.terminals = snap["terminals"]
+        for msg_seq, kind, data in replay:
+            if msg_seq <= seq:
+                continue  # the snapshot already holds it
+            if kind == "price":
+                self.quotes[str(data.get("symbol"))] = data
+            elif kind == "position":
+                self._apply_position(data)
+            elif kind == "account":
+                self.accounts[str(data.get("terminal", ""))] = data
+        first = self.snapshot_seq is None
+        self.snapshot_seq = seq
+        if self.last_seq is None:
+            self.last_seq = seq
+        self.counters["snapshots"] += 1
+        self.synced.set()
+        log.info("snapshot applied", feed_seq=seq, quotes=len(self.quotes), positions=len(self.positions), accounts=len(self.accounts))
+        if not first:
+            self._heal_clients(before)
+
+    def _heal_clients(self, before: dict[tuple[str, str], dict[str, Any]]) -> None:
+        """Send WebSocket clients the position and account changes a gap or restart hid from them."""
+        now_ns = time.monotonic_ns()
+        for key, pos in before.items():
+            if key not in self.positions:
+                self._sink.reliable(None, envelope("position_update", {**pos, "status": "closed"}), now_ns)
+        for key, pos in self.positions.items():
+            old = before.get(key)
+            if old != pos:
+                status = "opened" if old is None else "updated"
+                self._sink.reliable(None, envelope("position_update", {**pos, "status": status}), now_ns)
+        for account in self.accounts.values():
+            self._sink.reliable(None, envelope("account_update", account), now_ns)

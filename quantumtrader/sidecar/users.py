@@ -1,0 +1,152 @@
+"""Users of the sidecar: names, roles and scrypt password hashes in the data directory.
+
+The file (``users.json``, mode 0600) holds only salted ``hashlib.scrypt``
+hashes (n=2**14, r=8, p=1: ~16 MiB and tens of milliseconds per check, which
+makes guessing expensive while a login stays instant for a person); clear-text
+passwords exist only in memory during ``user add`` and a login. There are no
+default users: ``qt-daemon user add`` creates them.
+
+The sidecar re-reads the file when its modification time changes, so
+``user remove`` revokes a user's tokens without a restart.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from quantumtrader.sidecar.files import write_private
+
+USERS_FILE = "users.json"
+ROLES = ("viewer", "trader")
+_NAME_RE = re.compile(r"[A-Za-z0-9._@-]{1,64}")
+_SCRYPT_N = 2**14
+_SCRYPT_R = 8
+_SCRYPT_P = 1
+_KEY_LEN = 32
+MIN_PASSWORD_LEN = 8
+MAX_PASSWORD_LEN = 1024  # scrypt of a megabyte "password" is a cheap denial of service
+
+
+class UserError(ValueError):
+    """A bad user name, role or password (message says which)."""
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    name: str
+    role: str
+
+
+def check_name(name: str) -> str:
+    if not isinstance(name, str) or _NAME_RE.fullmatch(name) is None:
+        raise UserError("user name must be 1-64 chars of [A-Za-z0-9._@-]")
+    return name
+
+
+def check_role(role: str) -> str:
+    if role not in ROLES:
+        raise UserError(f"role must be one of {', '.join(ROLES)}")
+    return role
+
+
+def hash_password(password: str, *, n: int = _SCRYPT_N, r: int = _SCRYPT_R, p: int = _SCRYPT_P) -> dict[str, Any]:
+    """A fresh salt and the scrypt hash, with the parameters (so they can be raised later)."""
+    salt = secrets.token_bytes(16)
+    digest = hashlib.scrypt(password.encode(), salt=salt, n=n, r=r, p=p, dklen=_KEY_LEN, maxmem=64 * 1024 * 1024)
+    return {"scrypt": {"n": n, "r": r, "p": p}, "salt": salt.hex(), "hash": digest.hex()}
+
+
+def verify_password(password: str, record: dict[str, Any]) -> bool:
+    """Constant-time comparison of scrypt(password) with the stored hash."""
+    try:
+        params = record["scrypt"]
+        salt = bytes.fromhex(record["salt"])
+        expected = bytes.fromhex(record["hash"])
+        digest = hashlib.scrypt(
+            password.encode(), salt=salt, n=int(params["n"]), r=int(params["r"]), p=int(params["p"]),
+            dklen=len(expected), maxmem=64 * 1024 * 1024,
+        )
+    except (KeyError, ValueError, TypeError):
+        return False
+    return hmac.compare_digest(digest, expected)
+
+
+#: scrypt of a fixed password, checked when the user does not exist so that a
+#: login's timing does not reveal which names exist.
+_DUMMY: dict[str, Any] = {}
+
+
+class UserStore:
+    """The users file. Reads are cached by mtime; writes replace the file atomically."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.path = data_dir / USERS_FILE
+        self._mtime_ns = -1
+        self._records: dict[str, dict[str, Any]] = {}
+
+    def _load(self) -> dict[str, dict[str, Any]]:
+        try:
+            mtime = self.path.stat().st_mtime_ns
+        except FileNotFoundError:
+            self._mtime_ns, self._records = -1, {}
+            return self._records
+        if mtime != self._mtime_ns:
+            try:
+                data = orjson.loads(self.path.read_bytes())
+                users = data.get("users", {}) if isinstance(data, dict) else {}
+                self._records = {k: v for k, v in users.items() if isinstance(v, dict) and v.get("role") in ROLES}
+            except (OSError, orjson.JSONDecodeError):
+                self._records = {}  # unreadable file: nobody logs in, rather than a crash
+            self._mtime_ns = mtime
+        return self._records
+
+    def _save(self, records: dict[str, dict[str, Any]]) -> None:
+        write_private(self.path, orjson.dumps({"version": 1, "users": records}, option=orjson.OPT_INDENT_2))
+        self._mtime_ns = -1
+
+    def get(self, name: str) -> User | None:
+        record = self._load().get(name)
+        return User(name, record["role"]) if record else None
+
+    def list(self) -> list[User]:
+        return [User(name, rec["role"]) for name, rec in sorted(self._load().items())]
+
+    def add(self, name: str, role: str, password: str, *, replace: bool = False) -> User:
+        check_name(name)
+        check_role(role)
+        if not MIN_PASSWORD_LEN <= len(password) <= MAX_PASSWORD_LEN:
+            raise UserError(f"password must be {MIN_PASSWORD_LEN}-{MAX_PASSWORD_LEN} characters")
+        records = dict(self._load())
+        if name in records and not replace:
+            raise UserError(f"user {name!r} exists (use --replace to change its role or password)")
+        records[name] = {"role": role, "created_msc": time.time_ns() // 1_000_000, **hash_password(password)}
+        self._save(records)
+        return User(name, role)
+
+    def remove(self, name: str) -> bool:
+        records = dict(self._load())
+        if records.pop(name, None) is None:
+            return False
+        self._save(records)
+        return True
+
+    def authenticate(self, name: str, password: str) -> User | None:
+        """The user if the password matches. Costs one scrypt whether or not the name exists."""
+        if len(password) > MAX_PASSWORD_LEN:
+            return None
+        record = self._load().get(name)
+        if record is None:
+            if not _DUMMY:
+                _DUMMY.update(hash_password("not a real password"))
+            verify_password(password, _DUMMY)
+            return None
+        return User(name, record["role"]) if verify_password(password, record) else None

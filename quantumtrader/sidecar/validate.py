@@ -1,0 +1,130 @@
+"""Request bodies and query parameters are outside input: every field checked, every refusal counted.
+
+400 when the body is not a JSON object at all; 422 when a field is missing,
+of the wrong type or out of range (PROTOCOL.md, "App API"). The messages name
+the field, so an app developer can fix the request from the error alone.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+
+from quantumtrader.protocol import ProtocolError, check_symbol
+from quantumtrader.sidecar.errors import ApiError
+
+MAX_BODY_BYTES = 64 * 1024
+
+
+async def json_body(request: Request, rejects: Counter[str], *, allow_empty: bool = False) -> dict[str, Any]:
+    """The body as a JSON object. An empty body is ``{}`` when allowed (the app's close sends none)."""
+    raw = await _read_limited(request, rejects)
+    if not raw.strip():
+        if allow_empty:
+            return {}
+        rejects["body_missing"] += 1
+        raise ApiError(400, "a JSON object body is required")
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        rejects["body_bad_json"] += 1
+        raise ApiError(400, "body is not valid JSON") from None
+    if not isinstance(body, dict):
+        rejects["body_not_object"] += 1
+        raise ApiError(400, "body must be a JSON object")
+    return body
+
+
+async def _read_limited(request: Request, rejects: Counter[str]) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        rejects["body_too_large"] += 1
+        raise ApiError(400, f"body larger than {MAX_BODY_BYTES} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            rejects["body_too_large"] += 1
+            raise ApiError(400, f"body larger than {MAX_BODY_BYTES} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def field_error(rejects: Counter[str], message: str) -> ApiError:
+    rejects["invalid_field"] += 1
+    return ApiError(422, message)
+
+
+def text(body: dict[str, Any], name: str, rejects: Counter[str], *, max_len: int = 256, required: bool = True) -> str | None:
+    value = body.get(name)
+    if value is None:
+        if required:
+            raise field_error(rejects, f"{name} is required")
+        return None
+    if not isinstance(value, str) or len(value) > max_len:
+        raise field_error(rejects, f"{name} must be a string of at most {max_len} characters")
+    return value
+
+
+def symbol(value: Any, rejects: Counter[str], name: str = "symbol") -> str:
+    try:
+        return check_symbol(value)
+    except ProtocolError:
+        raise field_error(rejects, f"{name} must be 1-32 characters of A-Z a-z 0-9 . _ # + -") from None
+
+
+def number(body: dict[str, Any], names: tuple[str, ...], rejects: Counter[str], *, minimum: float = 0.0, strictly: bool = False) -> float | None:
+    """The first non-null of ``names`` (two spellings of one field); both given and different is an error."""
+    found: float | None = None
+    found_name = ""
+    for name in names:
+        value = body.get(name)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise field_error(rejects, f"{name} must be a number")
+        if value < minimum or (strictly and value == minimum):
+            raise field_error(rejects, f"{name} must be {'>' if strictly else '>='} {minimum:g}")
+        if found is not None and float(value) != found:
+            raise field_error(rejects, f"{found_name} and {name} are the same field and disagree")
+        found, found_name = float(value), name
+    return found
+
+
+def ticket(value: Any, rejects: Counter[str]) -> int:
+    """A ticket as the apps send it: an integer (the Dart app) or its string (what we serve)."""
+    if isinstance(value, str) and value.isdigit() and len(value) <= 20:
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise field_error(rejects, "ticket must be a positive integer or a string of digits")
+    return value
+
+
+def query_float(request: Request, name: str, default: float, rejects: Counter[str], *, low: float, high: float) -> float:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise field_error(rejects, f"{name} must be a number") from None
+    if not math.isfinite(value) or not low <= value <= high:
+        raise field_error(rejects, f"{name} must be between {low:g} and {high:g}")
+    return value
+
+
+def query_int(request: Request, name: str, default: int, rejects: Counter[str], *, low: int, high: int) -> int:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    if not raw.lstrip("-").isdigit():
+        raise field_error(rejects, f"{name} must be an integer")
+    value = int(raw)
+    if not low <= value <= high:
+        raise field_error(rejects, f"{name} must be between {low} and {high}")
+    return value

@@ -1,0 +1,223 @@
+"""``/ws``: authenticate, say ``connection``, then stream feed envelopes and answer the app's messages.
+
+The token comes in ``?token=`` (what the app sends) or the Authorization
+header. Without a valid one the client gets ``{"type":"error",...}`` and
+close code 1008 (policy violation), as PROTOCOL.md says; the connection is
+accepted first only so that the error message can be delivered. Error
+messages carry the text both in ``data.message`` (the contract) and at the top
+level (where the seed app's WebSocketService looks for it).
+
+Client messages are outside input: size-capped by uvicorn, rate limited per
+connection, parsed defensively; a bad one is answered with an error and
+counted, never allowed to close anything else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+import orjson
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from quantumtrader.log import get_logger
+from quantumtrader.protocol import ProtocolError, check_symbol, iso_from_msc, now_msc
+from quantumtrader.sidecar.auth import Principal, bearer_token
+from quantumtrader.sidecar.errors import ApiError
+from quantumtrader.sidecar.hub import CLOSE_TOO_SLOW, Client
+from quantumtrader.sidecar.ratelimit import Buckets, client_ip
+from quantumtrader.sidecar.runtime import Sidecar
+from quantumtrader.sidecar.signals import app_signal
+
+log = get_logger("quantumtrader.sidecar.ws")
+
+CLOSE_POLICY = 1008
+CLOSE_GOING_AWAY = 1001
+_CLOSE_WAIT_S = 1.0
+SERVER_NAME = "quantumtrader-sidecar"
+
+
+def message(kind: str, data: dict[str, Any] | None = None, **extra: Any) -> str:
+    body: dict[str, Any] = {"type": kind, "data": data or {}, "timestamp": iso_from_msc(now_msc()), **extra}
+    return orjson.dumps(body).decode()
+
+
+def error_message(text: str) -> str:
+    return message("error", {"message": text}, message=text)
+
+
+async def websocket_endpoint(websocket: WebSocket) -> None:
+    sidecar: Sidecar = websocket.app.state.sidecar
+    wait = sidecar.per_ip.take(client_ip(websocket.scope))
+    await websocket.accept()
+    if wait:
+        await _refuse(websocket, "rate limited; retry later", CLOSE_TOO_SLOW)
+        return
+    token = websocket.query_params.get("token") or bearer_token(websocket.headers.get("authorization"))
+    try:
+        principal = sidecar.authenticate(websocket, token)
+    except ApiError as exc:
+        sidecar.counters["ws_auth_failures"] += 1
+        await _refuse(websocket, exc.message, CLOSE_POLICY)
+        return
+    if sidecar.hub.full():
+        sidecar.counters["ws_refused_full"] += 1
+        await _refuse(websocket, "server full; retry later", CLOSE_TOO_SLOW)
+        return
+    await websocket.send_text(
+        message("connection", {"status": "connected", "server": SERVER_NAME, "user": principal.name, "role": principal.role, "symbols": sorted(sidecar.clone.quotes) if sidecar.clone else []})
+    )
+    client = sidecar.hub.add(websocket.send_text)
+    watcher = asyncio.get_running_loop().create_task(_close_when_dropped(websocket, client, sidecar), name="ws-watch")
+    session = Session(sidecar, client, principal)
+    try:
+        while True:
+            event = await websocket.receive()
+            if event["type"] == "websocket.disconnect":
+                break
+            raw = event.get("text")
+            if raw is None and event.get("bytes") is not None:
+                raw = event["bytes"].decode("utf-8", "replace")
+            await session.handle(raw or "")
+    except (WebSocketDisconnect, RuntimeError):
+        pass  # the peer went away mid-receive; nothing to answer
+    finally:
+        watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watcher
+        await sidecar.hub.remove(client)
+
+
+async def _refuse(websocket: WebSocket, text: str, code: int) -> None:
+    with contextlib.suppress(Exception):
+        await websocket.send_text(error_message(text))
+        await websocket.close(code=code, reason=text[:120])
+
+
+async def _close_when_dropped(websocket: WebSocket, client: Client, sidecar: Sidecar) -> None:
+    """Close the socket once the hub has given up on the client (too slow, or its send failed)."""
+    await client.closed.wait()
+    code = CLOSE_TOO_SLOW if client.too_slow else CLOSE_GOING_AWAY
+    with contextlib.suppress(Exception):
+        # A stalled reader never drains the socket, so the close frame may never get out: bounded wait.
+        await asyncio.wait_for(websocket.close(code=code, reason="too far behind" if client.too_slow else ""), _CLOSE_WAIT_S)
+        return
+    _abort(websocket)
+
+
+def _abort(websocket: WebSocket) -> None:
+    """Best effort: drop the TCP connection of a client that cannot even take a close frame.
+
+    Reaches uvicorn's protocol object through the ASGI send callable; when that
+    is not possible (another server) the connection ends at the next ping
+    timeout instead, with memory still bounded by the transport's buffer.
+    """
+    protocol = getattr(getattr(websocket, "_send", None), "__self__", None)
+    transport = getattr(protocol, "transport", None)
+    if transport is not None:
+        transport.abort()
+
+
+class Session:
+    """One client's messages: handshake, ping, subscribe, unsubscribe, get_signals."""
+
+    def __init__(self, sidecar: Sidecar, client: Client, principal: Principal) -> None:
+        self.sidecar = sidecar
+        self.client = client
+        self.principal = principal
+        rate = sidecar.config.sidecar.ws_messages_per_s
+        self.limiter = Buckets(rate, max(1, int(rate * 2)), max_keys=1)
+
+    def reject(self, reason: str, text: str) -> None:
+        self.sidecar.counters[f"ws_reject_{reason}"] += 1
+        self.client.reply(error_message(text))
+
+    async def handle(self, raw: str) -> None:
+        if self.limiter.take("c"):
+            self.reject("rate", "rate limited: too many messages")
+            return
+        try:
+            msg = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            self.reject("bad_json", "message is not valid JSON")
+            return
+        if not isinstance(msg, dict) or not isinstance(msg.get("type"), str):
+            self.reject("bad_type", "message must be a JSON object with a string type")
+            return
+        kind = msg["type"]
+        handler = getattr(self, f"handle_{kind}", None) if kind in _CLIENT_TYPES else None
+        if handler is None:
+            self.reject("unknown_type", f"unknown message type {kind[:32]!r} (known: {', '.join(_CLIENT_TYPES)})")
+            return
+        await handler(msg)
+
+    async def handle_handshake(self, msg: dict[str, Any]) -> None:
+        clone = self.sidecar.clone
+        self.client.reply(
+            message(
+                "handshake",
+                {
+                    "status": "ok",
+                    "server": SERVER_NAME,
+                    "protocol": 1,
+                    "user": self.principal.name,
+                    "role": self.principal.role,
+                    "symbols": sorted(clone.quotes) if clone else [],
+                    "max_updates_per_s": self.sidecar.config.sidecar.max_updates_per_s,
+                },
+            )
+        )
+
+    async def handle_ping(self, msg: dict[str, Any]) -> None:
+        echo = msg.get("timestamp")
+        self.client.reply(message("pong", {"timestamp": echo} if isinstance(echo, (int, str)) else {}))
+
+    def _symbol(self, msg: dict[str, Any]) -> str | None:
+        try:
+            return check_symbol(msg.get("symbol"))
+        except ProtocolError:
+            self.reject("bad_symbol", "symbol must be 1-32 characters of A-Z a-z 0-9 . _ # + -")
+            return None
+
+    async def handle_subscribe(self, msg: dict[str, Any]) -> None:
+        symbol = self._symbol(msg)
+        if symbol is None:
+            return
+        if self.client.symbols is not None and len(self.client.symbols) >= 1024 and symbol not in self.client.symbols:
+            self.reject("too_many_symbols", "at most 1024 subscribed symbols")
+            return
+        self.sidecar.hub.subscribe(self.client, symbol)
+        self.client.reply(message("subscribed", {"symbol": symbol, "symbols": sorted(self.client.symbols or ())}))
+        clone = self.sidecar.clone
+        quote = clone.quotes.get(symbol) if clone else None
+        if quote is not None:  # the current quote at once, instead of waiting for the next tick
+            self.client.offer_price(symbol, message("price_update", quote), 0)
+
+    async def handle_unsubscribe(self, msg: dict[str, Any]) -> None:
+        symbol = self._symbol(msg)
+        if symbol is None:
+            return
+        self.sidecar.hub.unsubscribe(self.client, symbol)
+        self.client.reply(message("unsubscribed", {"symbol": symbol, "symbols": sorted(self.client.symbols or ())}))
+
+    async def handle_get_signals(self, msg: dict[str, Any]) -> None:
+        min_conf = msg.get("min_confidence", 0.0)
+        if isinstance(min_conf, bool) or not isinstance(min_conf, (int, float)) or not 0.0 <= min_conf <= 1.0:
+            self.reject("bad_value", "min_confidence must be a number from 0 to 1")
+            return
+        limit = msg.get("limit", 50)
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 500:
+            self.reject("bad_value", "limit must be an integer from 1 to 500")
+            return
+        symbol = None
+        if msg.get("symbol") is not None:
+            symbol = self._symbol(msg)
+            if symbol is None:
+                return
+        rows, _ = await self.sidecar.query_signals(symbol=symbol, min_confidence=float(min_conf), limit=limit, since_msc=None)
+        for sig in reversed(rows):  # oldest first, as if they had streamed live
+            self.client.reply(message("signal", app_signal(sig)))
+
+
+_CLIENT_TYPES = ("handshake", "ping", "subscribe", "unsubscribe", "get_signals")
