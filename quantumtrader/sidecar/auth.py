@@ -100,7 +100,7 @@ class TokenService:
         except jwt.InvalidTokenError as exc:
             raise ApiError(401, f"invalid token ({type(exc).__name__})") from None
         if claims.get("type") != kind:
-            raise ApiError(401, f"a {claims.get('type')!s} token cannot be used as an {kind} token")
+            raise ApiError(401, f"a {claims.get('type')!s} token cannot be used here (needs type {kind})")
         sub = claims.get("sub")
         user = self.users.get(sub) if isinstance(sub, str) else None
         if user is None:

@@ -1,0 +1,193 @@
+"""Auth against a real sidecar process: 401 / 403 / 1008 as PROTOCOL.md says, files private, no clear passwords.
+
+The sidecar runs without a daemon here: auth is decided before anything is
+asked of the daemon, and a sidecar must refuse bad tokens even while the
+daemon is down.
+"""
+
+from __future__ import annotations
+
+import json
+import stat
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import jwt
+import pytest
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect
+
+from sidecar_stack import PASSWORDS, Stack, cli, make_stack
+from support import start, wait_for
+
+PROTECTED = [
+    ("GET", "/api/market"),
+    ("GET", "/api/signals"),
+    ("GET", "/api/features/EURUSD"),
+    ("GET", "/api/positions"),
+    ("GET", "/api/account"),
+    ("GET", "/api/orders"),
+    ("GET", "/api/metrics"),
+    ("POST", "/api/trade"),
+    ("POST", "/api/trade/close/123"),
+    ("PUT", "/api/trade/modify"),
+    ("POST", "/api/broker/connect"),
+]
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    stack = make_stack(tmp_path_factory.mktemp("auth"), QT_SIDECAR__RATE_PER_TOKEN_BURST="30", QT_SIDECAR__RATE_PER_TOKEN_PER_S="1")
+    stack.procs["sidecar"] = start(["sidecar"], stack.env, stack.tmp / "sidecar.log")
+    wait_for(lambda: _up(stack), 30, "the sidecar to answer", interval=0.2)
+    try:
+        yield stack
+    finally:
+        stack.stop_all()
+
+
+def _up(stack: Stack) -> bool:
+    try:
+        return httpx.get(f"{stack.url}/api/health", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _secret(stack: Stack) -> bytes:
+    return (stack.data_dir / "jwt_secret").read_bytes().strip()
+
+
+def _claims(**override: object) -> dict[str, object]:
+    now = int(time.time())
+    return {"sub": "alice", "role": "trader", "type": "access", "iss": "quantumtrader", "iat": now, "exp": now + 600, **override}
+
+
+def _request(stack: Stack, method: str, path: str, token: str | None) -> httpx.Response:
+    headers = {"Content-Type": "application/json"}
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+    return httpx.request(method, f"{stack.url}{path}", headers=headers, content=b"{}", timeout=5)
+
+
+def _assert_401(response: httpx.Response, words: str = "") -> None:
+    assert response.status_code == 401, response.text
+    body = response.json()
+    assert body["success"] is False and words in body["error"]
+
+
+def test_every_protected_endpoint_refuses_a_missing_token(stack: Stack) -> None:
+    for method, path in PROTECTED:
+        response = _request(stack, method, path, None)
+        _assert_401(response, "missing token")
+        assert response.headers["www-authenticate"] == "Bearer"
+
+
+def test_bad_signature_alg_none_expired_and_refresh_as_access_are_401(stack: Stack) -> None:
+    secret = _secret(stack)
+    forged = jwt.encode(_claims(), b"x" * 64, algorithm="HS256")
+    unsigned = jwt.encode(_claims(), None, algorithm="none")  # type: ignore[arg-type]
+    expired = jwt.encode(_claims(exp=int(time.time()) - 60, iat=int(time.time()) - 120), secret, algorithm="HS256")
+    refresh = jwt.encode(_claims(type="refresh"), secret, algorithm="HS256")
+    no_role = jwt.encode({k: v for k, v in _claims().items() if k != "role"}, secret, algorithm="HS256")
+    stranger = jwt.encode(_claims(sub="mallory"), secret, algorithm="HS256")
+    hs512 = jwt.encode(_claims(), secret, algorithm="HS512")
+    for token, words in [
+        (forged, "invalid token"),
+        (unsigned, "invalid token"),
+        (expired, "expired"),
+        (refresh, "refresh token cannot be used"),
+        (no_role, "invalid token"),
+        (stranger, "unknown user"),
+        (hs512, "invalid token"),
+        ("not-a-jwt", "invalid token"),
+    ]:
+        for method, path in (("GET", "/api/positions"), ("POST", "/api/trade")):
+            _assert_401(_request(stack, method, path, token), words)
+    good = jwt.encode(_claims(), secret, algorithm="HS256")
+    assert _request(stack, "GET", "/api/positions", good).status_code == 200
+
+
+def test_a_viewer_cannot_trade(stack: Stack) -> None:
+    viewer = stack.tokens["bob"]
+    for method, path in (("POST", "/api/trade"), ("POST", "/api/trade/close/123"), ("PUT", "/api/trade/modify")):
+        response = _request(stack, method, path, viewer)
+        assert response.status_code == 403, response.text
+        assert response.json() == {"success": False, "error": "role 'viewer' may not trade (needs trader)"}
+    assert _request(stack, "GET", "/api/positions", viewer).status_code == 200
+
+
+def test_websocket_without_a_valid_token_gets_an_error_then_1008(stack: Stack) -> None:
+    secret = _secret(stack)
+    expired = jwt.encode(_claims(exp=int(time.time()) - 60, iat=int(time.time()) - 120), secret, algorithm="HS256")
+    refresh = jwt.encode(_claims(type="refresh"), secret, algorithm="HS256")
+    for query in ("", "?token=", "?token=garbage", f"?token={expired}", f"?token={refresh}"):
+        with connect(f"{stack.ws_url}{query}", open_timeout=5) as ws:
+            error = json.loads(ws.recv(timeout=5))
+            assert error["type"] == "error" and error["data"]["message"]
+            with pytest.raises(ConnectionClosed) as closed:
+                ws.recv(timeout=5)
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
+    # The Authorization header works as well as ?token=.
+    with connect(stack.ws_url, additional_headers={"Authorization": f"Bearer {stack.tokens['bob']}"}, open_timeout=5) as ws:
+        assert json.loads(ws.recv(timeout=5))["type"] == "connection"
+
+
+def test_secret_and_users_files_are_private_and_hold_no_clear_password(stack: Stack) -> None:
+    for name in ("jwt_secret", "users.json"):
+        mode = stat.S_IMODE((stack.data_dir / name).stat().st_mode)
+        assert mode == 0o600, f"{name} has mode {oct(mode)}"
+    assert len(_secret(stack)) >= 64
+    for path in stack.tmp.rglob("*"):
+        if path.is_file():
+            data = path.read_bytes()
+            for password in PASSWORDS.values():
+                assert password.encode() not in data, f"a clear-text password is in {path}"
+    users = json.loads((stack.data_dir / "users.json").read_text())["users"]
+    assert set(users["alice"]) >= {"role", "salt", "hash", "scrypt"} and users["alice"]["role"] == "trader"
+    for token in stack.tokens.values():  # tokens are never logged
+        assert token not in (stack.tmp / "sidecar.log").read_text()
+
+
+def test_cli_lists_users_and_removing_one_revokes_its_tokens(stack: Stack) -> None:
+    done = cli(["user", "add", "carol", "--role", "viewer", "--password-stdin"], stack.env, "carol-secret-pw\n")
+    assert done.returncode == 0, done.stderr
+    listing = cli(["user", "list"], stack.env).stdout
+    assert "alice\ttrader" in listing and "carol\tviewer" in listing and "hash" not in listing
+    token = cli(["token", "--user", "carol", "--ttl", "5m"], stack.env).stdout
+    assert token.count(".") == 2 and token.strip() == token.rstrip("\n") and len(token.splitlines()) == 1  # only the token
+    assert _request(stack, "GET", "/api/positions", token.strip()).status_code == 200
+    assert cli(["user", "remove", "carol"], stack.env).returncode == 0
+    _assert_401(_request(stack, "GET", "/api/positions", token.strip()), "unknown user")
+    assert cli(["token", "--user", "nobody"], stack.env).returncode != 0
+    assert cli(["user", "add", "x y", "--password-stdin"], stack.env, "long-enough-pw\n").returncode != 0
+    assert cli(["user", "add", "dave", "--role", "admin", "--password-stdin"], stack.env, "long-enough-pw\n").returncode != 0
+
+
+def test_login_refresh_and_per_token_rate_limit(stack: Stack) -> None:
+    with httpx.Client(base_url=stack.url, timeout=10) as http:
+        login = http.post("/api/auth/login", json={"username": "alice", "password": PASSWORDS["alice"]})
+        assert login.status_code == 200, login.text
+        body = login.json()
+        assert body["success"] is True and body["user"] == {"username": "alice", "role": "trader"}
+        assert type(body["expiresIn"]) is int and body["expiresIn"] > 0
+        access, refresh = body["accessToken"], body["refreshToken"]
+        assert http.get("/api/positions", headers={"Authorization": f"Bearer {access}"}).status_code == 200
+        _assert_401(http.get("/api/positions", headers={"Authorization": f"Bearer {refresh}"}), "refresh token cannot be used")
+        renewed = http.post("/api/auth/refresh", json={"refreshToken": refresh})
+        assert renewed.status_code == 200 and renewed.json()["accessToken"].count(".") == 2
+        _assert_401(http.post("/api/auth/refresh", json={"refreshToken": access}), "access token cannot be used")
+        assert http.post("/api/auth/login", json={"username": "alice"}).status_code == 422
+        # Per-token bucket of this stack: 30 at once, 1/s after: a burst of 40 is cut with 429 + Retry-After.
+        statuses = [http.get("/api/market", headers={"Authorization": f"Bearer {access}"}) for _ in range(40)]
+        limited = [r for r in statuses if r.status_code == 429]
+        assert limited and int(limited[0].headers["retry-after"]) >= 1
+        assert limited[0].json()["success"] is False
+
+
+def test_login_attempts_are_rate_limited(stack: Stack) -> None:
+    with httpx.Client(base_url=stack.url, timeout=10) as http:
+        codes = [http.post("/api/auth/login", json={"username": "bob", "password": f"guess-{i}"}).status_code for i in range(8)]
+    assert codes[0] == 401 and 429 in codes, codes
+    assert codes.index(429) <= 5  # five attempts at once (login_burst), then one every 10 s

@@ -1,0 +1,254 @@
+"""The app's exact requests against real processes, checking every field it reads with the type it casts to.
+
+Requests are those of TradingPlatformService and WebSocketService in
+QuantumTrader-Pro's lib/services (routes, headers, bodies with ``stop_loss``
+/``take_profit`` and nulls, an integer ticket in modify, no body on close,
+``?token=`` on the WebSocket, its handshake/subscribe/ping messages).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from websockets.sync.client import ClientConnection, connect
+
+import dart
+from sidecar_stack import APP_SYMBOLS, Stack, running_stack
+from support import wait_for
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    yield from running_stack(tmp_path_factory.mktemp("contract"))
+
+
+def recv_until(ws: ClientConnection, predicate: Any, timeout: float, what: str, seen: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The first message matching ``predicate``; everything received on the way is appended to ``seen``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            msg = json.loads(ws.recv(timeout=max(0.01, deadline - time.monotonic())))
+        except TimeoutError:
+            break
+        if seen is not None:
+            seen.append(msg)
+        if predicate(msg):
+            return msg  # type: ignore[no-any-return]
+    raise AssertionError(f"no {what} within {timeout}s")
+
+
+def test_health_is_what_testConnection_checks(stack: Stack) -> None:
+    response = httpx.get(f"{stack.url}/api/health", headers=stack.headers(), timeout=5)
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "healthy"
+    assert type(body["uptime"]) is float
+    assert body["connections"]["terminals"][0]["terminal"] == "paper-1@QuantumTrader-Paper"
+    assert type(body["connections"]["websocket_clients"]) is int
+    assert set(body["data_flow"]) >= {"last_market_update", "last_signal", "pending_trades"}
+    assert "feed_to_websocket" in body["latency"] and body["memory"]["sidecar_rss_mb"] > 0
+    dart.date_parse(body["timestamp"])
+    assert httpx.get(f"{stack.url}/api/health", timeout=5).status_code == 200  # no token needed
+    text = response.text.lower()
+    assert "password" not in text and "secret" not in text and stack.tokens["alice"] not in response.text
+
+
+def test_fetchSignals_reads_signals_newest_first_with_the_types_fromJson_casts(stack: Stack) -> None:
+    with stack.http() as http:
+        response = http.get("/api/signals", headers=stack.headers())
+        assert response.status_code == 200
+        body = response.json()
+        assert isinstance(body, dict) and isinstance(body["signals"], list)
+        assert body["count"] == len(body["signals"]) >= len(stack.signals)
+        for item in body["signals"]:
+            dart.trade_signal_from_json(item)
+        times = [s["time_msc"] for s in body["signals"]]
+        assert times == sorted(times, reverse=True)
+        filtered = http.get("/api/signals", params={"symbol": "EURUSD", "min_confidence": 0.7, "limit": 2}, headers=stack.headers()).json()
+        assert filtered["count"] <= 2 and all(s["symbol"] == "EURUSD" and s["confidence"] >= 0.7 for s in filtered["signals"])
+        assert http.get("/api/signals", params={"min_confidence": "lots"}, headers=stack.headers()).status_code == 422
+        assert http.get("/api/signals", params={"limit": 0}, headers=stack.headers()).status_code == 422
+
+
+def test_account_has_every_field_AccountInfo_reads(stack: Stack) -> None:
+    response = httpx.get(f"{stack.url}/api/account", headers=stack.headers("bob"), timeout=5)
+    assert response.status_code == 200
+    body = response.json()
+    dart.account_info_from_json(body)
+    assert body["login"] == 1000001 and body["balance"] == 10_000.0
+
+
+def test_market_quotes(stack: Stack) -> None:
+    body = httpx.get(f"{stack.url}/api/market", headers=stack.headers("bob"), timeout=5).json()
+    symbols = {q["symbol"] for q in body["quotes"]}
+    assert {"EURUSD", "GBPUSD", "USDJPY"} <= symbols
+    for quote in body["quotes"]:
+        dart.to_double(quote["bid"]), dart.to_double(quote["ask"]), dart.to_double(quote["spread"])
+        dart.integer(quote["time_msc"]), dart.date_parse(quote["timestamp"])
+
+
+def test_features_of_a_symbol(stack: Stack) -> None:
+    response = httpx.get(f"{stack.url}/api/features/EURUSD", headers=stack.headers(), timeout=5)
+    if response.status_code == 200:
+        body = response.json()
+        assert body["symbol"] == "EURUSD" and isinstance(body["features"], dict)
+    else:  # a daemon built without the feature pipeline says so; never a crash or an HTML page
+        assert response.status_code in (404, 503) and response.json()["success"] is False
+    assert httpx.get(f"{stack.url}/api/features/EUR%20USD", headers=stack.headers(), timeout=5).status_code == 422
+
+
+def test_executeTrade_then_fetchOpenTrades_modifyPosition_closePosition(stack: Stack) -> None:
+    with stack.http() as http:
+        body = {  # executeTrade: nulls for the stops it does not set, its own comment
+            "symbol": "EURUSD",
+            "type": "BUY",
+            "lots": 0.1,
+            "stop_loss": None,
+            "take_profit": None,
+            "comment": f"QuantumTrader-{int(time.time() * 1000)}",
+        }
+        response = http.post("/api/trade", headers=stack.headers(), content=json.dumps(body))
+        assert response.status_code == 200, response.text
+        trade = response.json()
+        assert trade["success"] is True and trade["message"] == "Trade executed successfully"
+        ticket = dart.string(trade["ticket"])
+        dart.to_double(trade["price"]), dart.string(trade["id"])
+
+        def position() -> dict[str, Any] | None:
+            found = http.get("/api/positions", headers=stack.headers()).json()["positions"]
+            return next((p for p in found if p["ticket"] == ticket), None)
+
+        pos = wait_for(position, 10, "the new position in GET /api/positions")
+        dart.open_trade_from_json(pos)
+        assert pos["type"] == "BUY" and pos["volume"] == 0.1 and pos["symbol"] == "EURUSD"
+
+        # modifyPosition sends the ticket as a Dart int, and a null take_profit (= leave it).
+        new_sl = round(pos["open_price"] * 0.99, 5)
+        modify = {"ticket": int(ticket), "stop_loss": new_sl, "take_profit": None}
+        response = http.put("/api/trade/modify", headers=stack.headers(), content=json.dumps(modify))
+        assert response.status_code == 200, response.text
+        wait_for(lambda: (p := position()) and abs(p["sl"] - new_sl) < 1e-9, 10, "the modified stop-loss")
+
+        # closePosition: POST with the JSON content type and no body at all.
+        response = http.post(f"/api/trade/close/{int(ticket)}", headers=stack.headers())
+        assert response.status_code == 200, response.text
+        assert response.json()["success"] is True
+        wait_for(lambda: position() is None, 10, "the position to disappear after close")
+        assert http.post(f"/api/trade/close/{int(ticket)}", headers=stack.headers()).status_code == 404
+
+
+def test_trade_errors_are_the_app_error_shape_with_the_right_status(stack: Stack) -> None:
+    with stack.http() as http:
+        cases = [
+            (b"{not json", 400),
+            (b"[1, 2]", 400),
+            (json.dumps({"type": "BUY"}).encode(), 422),
+            (json.dumps({"symbol": "EURUSD", "type": "HOLD"}).encode(), 422),
+            (json.dumps({"symbol": "EURUSD", "type": "BUY", "lots": -1}).encode(), 422),
+            (json.dumps({"symbol": "EURUSD", "type": "BUY", "lots": "0.1"}).encode(), 422),
+            (json.dumps({"symbol": "EURUSD", "type": "BUY", "stop_loss": 1.0, "stopLoss": 1.1}).encode(), 422),
+            (json.dumps({"symbol": "NOPE", "type": "SELL", "lots": 0.1}).encode(), 422),  # no terminal streams it
+            (json.dumps({"symbol": "EURUSD", "type": "BUY", "lots": 99.0}).encode(), 422),  # a risk rule
+        ]
+        for raw, status in cases:
+            response = http.post("/api/trade", headers=stack.headers(), content=raw)
+            assert response.status_code == status, (raw, response.text)
+            body = response.json()
+            assert body["success"] is False and isinstance(body["error"], str) and body["error"]
+        assert http.get("/api/nothing-here", headers=stack.headers()).json() == {"success": False, "error": "not found: /api/nothing-here"}
+        assert http.delete("/api/trade", headers=stack.headers()).status_code == 405
+        assert http.put("/api/trade/modify", headers=stack.headers(), content=b'{"ticket": "abc", "stop_loss": 1}').status_code == 422
+
+
+def test_connectToBroker_answers_whether_that_login_is_connected_and_forgets_the_password(stack: Stack) -> None:
+    body = {"platform": "MT5", "server": "QuantumTrader-Paper", "login": 1000001, "password": "hunter2-broker-pw"}
+    response = httpx.post(f"{stack.url}/api/broker/connect", headers=stack.headers(), content=json.dumps(body), timeout=5)
+    assert response.status_code == 200 and response.json()["success"] is True
+    other = httpx.post(f"{stack.url}/api/broker/connect", headers=stack.headers(), content=json.dumps({**body, "login": 42}), timeout=5)
+    assert other.status_code == 404 and other.json()["success"] is False
+    for path in stack.tmp.rglob("*"):
+        if path.is_file():
+            assert b"hunter2-broker-pw" not in path.read_bytes(), f"the broker password ended up in {path}"
+
+
+def test_websocket_session_as_the_app_runs_it(stack: Stack) -> None:
+    with connect(f"{stack.ws_url}?token={stack.tokens['bob']}", open_timeout=5) as ws:
+        first = json.loads(ws.recv(timeout=5))
+        assert first["type"] == "connection" and first["data"]["status"] == "connected"
+        dart.date_parse(first["timestamp"])
+        # Before subscribing: every symbol.
+        seen: set[str] = set()
+        recv_until(ws, lambda m: m["type"] == "price_update" and (seen.add(m["data"]["symbol"]) or len(seen) >= 4), 10, "prices of 4 symbols")
+        ws.send(json.dumps({"type": "handshake", "version": "2.0", "platform": "android", "timestamp": "2024-01-15T10:30:45.123"}))
+        assert recv_until(ws, lambda m: m["type"] == "handshake", 5, "handshake")["data"]["status"] == "ok"
+        for symbol in APP_SYMBOLS:
+            ws.send(json.dumps({"type": "subscribe", "symbol": symbol, "timestamp": "2024-01-15T10:30:45.123"}))
+        recv_until(ws, lambda m: m["type"] == "subscribed" and len(m["data"]["symbols"]) == 5, 5, "five subscriptions")
+        ws.send(json.dumps({"type": "ping", "timestamp": 1705314645123}))
+        recv_until(ws, lambda m: m["type"] == "pong", 5, "pong")
+        ws.send(json.dumps({"type": "get_signals", "min_confidence": 0.7, "timestamp": "2024-01-15T10:30:45.123"}))
+        signal = recv_until(ws, lambda m: m["type"] == "signal", 5, "a signal")
+        dart.trade_signal_from_json(signal["data"])
+        assert signal["data"]["confidence"] >= 0.7
+        # After subscribing: only the subscribed symbols, each price with the fields MarketUpdate reads.
+        deadline = time.monotonic() + 2.0
+        prices = 0
+        while time.monotonic() < deadline:
+            msg = json.loads(ws.recv(timeout=5))
+            if msg["type"] == "price_update" and msg["seq"] > 0:
+                dart.market_update(msg["data"])
+                if prices > 5:  # messages queued before the subscription may still arrive first
+                    assert msg["data"]["symbol"] in APP_SYMBOLS
+                prices += 1
+        assert prices > 0
+        ws.send("not json")
+        error = recv_until(ws, lambda m: m["type"] == "error", 5, "an error for bad input")
+        assert error["data"]["message"] and error["message"] == error["data"]["message"]
+
+
+def test_websocket_streams_position_updates_of_a_trade(stack: Stack) -> None:
+    with connect(f"{stack.ws_url}?token={stack.tokens['alice']}", open_timeout=5) as ws:
+        recv_until(ws, lambda m: m["type"] == "connection", 5, "connection")
+        body = {"symbol": "GBPUSD", "type": "SELL", "lots": 0.05, "stopLoss": None, "takeProfit": None}
+        trade = httpx.post(f"{stack.url}/api/trade", headers=stack.headers(), content=json.dumps(body), timeout=20).json()
+        assert trade["success"] is True, trade
+        seen: list[dict[str, Any]] = []
+        update = recv_until(ws, lambda m: m["type"] == "position_update" and m["data"]["ticket"] == trade["ticket"], 10, "position_update", seen)
+        dart.open_trade_from_json(update["data"])
+        assert update["data"]["status"] == "opened" and update["data"]["type"] == "SELL"
+        def filled(m: dict[str, Any]) -> bool:
+            return m["type"] == "trade_update" and m["data"]["id"] == trade["id"] and m["data"]["status"] == "filled"
+
+        # The fill's trade_update and the terminal's positions event race; either may come first.
+        if not any(filled(m) for m in seen):
+            recv_until(ws, filled, 5, "the filled trade_update")
+        assert httpx.post(f"{stack.url}/api/trade/close/{trade['ticket']}", headers=stack.headers(), timeout=20).status_code == 200
+        closed = recv_until(ws, lambda m: m["type"] == "position_update" and m["data"]["status"] == "closed", 10, "closed update")
+        assert closed["data"]["ticket"] == trade["ticket"]
+
+
+def test_openapi_documents_every_route(stack: Stack) -> None:
+    schema = httpx.get(f"{stack.url}/api/openapi.json", timeout=5).json()
+    paths = schema["paths"]
+    for path in ("/api/auth/login", "/api/auth/refresh", "/api/health", "/api/metrics", "/api/market", "/api/signals",
+                 "/api/features/{symbol}", "/api/positions", "/api/account", "/api/trade", "/api/trade/close/{ticket}",
+                 "/api/trade/modify", "/api/broker/connect"):
+        assert path in paths, path
+    assert "put" in paths["/api/trade/modify"] and "post" in paths["/api/trade"]
+
+
+def test_metrics_are_prometheus_text_of_both_processes(stack: Stack) -> None:
+    response = httpx.get(f"{stack.url}/api/metrics", headers=stack.headers("bob"), timeout=5)
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/plain")
+    text = response.text
+    assert "qt_daemon_ticks_total" in text and "qt_daemon_up 1" in text
+    assert "qt_sidecar_feed_messages_total" in text and "qt_sidecar_websocket_clients" in text
+    assert 'qt_sidecar_latency_feed_to_websocket_microseconds{quantile="0.99"}' in text
+    for line in text.splitlines():
+        assert line.startswith("#") or len(line.split(" ")) == 2, line
