@@ -99,6 +99,7 @@ class Clone:
         self.last_message_at = float("-inf")
         self.counters: Counter[str] = Counter()
         self._snapshot_wanted = asyncio.Event()
+        self._resync_on_message = False
         self._replay: list[tuple[int, str, dict[str, Any]]] | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._socket: zmq.asyncio.Socket | None = None
@@ -138,6 +139,7 @@ class Clone:
                 if self.last_seq is not None and not self.daemon_alive():
                     log.warning("daemon silent; will resync when it is back", silent_s=self._silence_s)
                     self.last_seq = None
+                    self._resync_on_message = True  # whatever it missed meanwhile, a new snapshot has
                     self.synced.clear()
                 continue
             for _ in range(_DRAIN_MAX):
@@ -146,21 +148,27 @@ class Clone:
                     frames = await frames if not isinstance(frames, list) else frames
                 except zmq.Again:
                     break
-                try:
-                    self.handle(frames, time.monotonic_ns())
-                except Exception as exc:  # one bad message must cost a counter, never the reader
-                    self.counters["feed_rejects"] += 1
-                    self.counters[f"feed_reject_{type(exc).__name__}"] += 1
+                self.handle(frames, time.monotonic_ns())
             await asyncio.sleep(0)  # let HTTP and WebSocket tasks run between batches
 
     def handle(self, frames: list[bytes], recv_ns: int) -> None:
         """One feed message: check the seq, update the clone, pass it on to the hub."""
+        try:
+            self._handle(frames, recv_ns)
+        except Exception as exc:  # one bad message must cost a counter, never the reader
+            self.counters["feed_rejects"] += 1
+            self.counters[f"feed_reject_{type(exc).__name__}"] += 1
+
+    def _handle(self, frames: list[bytes], recv_ns: int) -> None:
         if len(frames) != 2:
             self.counters["feed_rejects"] += 1
             return
         topic_b, raw = frames
         self.last_message_at = self._clock()
         self.counters["feed_messages"] += 1
+        if self._resync_on_message:
+            self._resync_on_message = False
+            self._snapshot_wanted.set()
         seq = seq_of(raw)
         if seq is not None:
             self._check_seq(seq)
@@ -281,8 +289,6 @@ class Clone:
                 self.accounts[str(data.get("terminal", ""))] = data
         first = self.snapshot_seq is None
         self.snapshot_seq = seq
-        if self.last_seq is None:
-            self.last_seq = seq
         self.counters["snapshots"] += 1
         self.synced.set()
         log.info("snapshot applied", feed_seq=seq, quotes=len(self.quotes), positions=len(self.positions), accounts=len(self.accounts))

@@ -1,0 +1,177 @@
+"""The WebSocket hub and the clone in-process: throttling, conflation, slow clients, subscriptions, seq gaps.
+
+Fake clients (an async send that records, or one that never returns) make
+the policies checkable exactly, without sockets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from quantumtrader.sidecar.hub import Hub
+from quantumtrader.sidecar.ratelimit import Buckets
+from quantumtrader.sidecar.state import Clone, seq_of
+
+
+def price(symbol: str, bid: float, seq: int = 0) -> str:
+    return json.dumps({"type": "price_update", "data": {"symbol": symbol, "bid": bid}, "seq": seq})
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.got: list[dict[str, Any]] = []
+
+    async def send(self, text: str) -> None:
+        self.got.append(json.loads(text))
+
+
+class Stalled:
+    """A client whose socket never drains: every send waits forever."""
+
+    def __init__(self) -> None:
+        self.started = 0
+
+    async def send(self, text: str) -> None:
+        self.started += 1
+        await asyncio.Event().wait()
+
+
+def test_prices_are_throttled_per_symbol_and_the_latest_always_arrives() -> None:
+    async def scenario() -> Recorder:
+        hub = Hub(max_updates_per_s=20, queue_size=100, max_clients=10)
+        rec = Recorder()
+        hub.add(rec.send)
+        for i in range(100):  # 100 ticks of one symbol over ~0.5 s: 200/s into a 20/s limit
+            hub.price("EURUSD", price("EURUSD", 1.0 + i), 1)
+            await asyncio.sleep(0.005)
+        await asyncio.sleep(0.2)  # the trailing flush
+        hub.close()
+        return rec
+
+    rec = asyncio.run(scenario())
+    bids = [m["data"]["bid"] for m in rec.got]
+    assert 5 <= len(bids) <= 0.75 * 20 + 2, bids  # at most max_updates_per_s over the run (+ the leading one)
+    assert bids[-1] == 100.0  # the latest quote is never lost
+    assert bids == sorted(bids)
+
+
+def test_a_stalled_client_costs_bounded_memory_is_dropped_and_never_slows_the_others() -> None:
+    async def scenario() -> tuple[Hub, Recorder, Any, Any]:
+        hub = Hub(max_updates_per_s=1000, queue_size=50, max_clients=10)
+        good = Recorder()
+        stalled = Stalled()
+        hub.add(good.send)
+        slow = hub.add(stalled.send)
+        for i in range(2000):
+            hub.price(f"S{i % 20}", price(f"S{i % 20}", float(i)), 1)
+            if i % 20 == 0:
+                hub.reliable(None, json.dumps({"type": "signal", "data": {"i": i}}), 1)
+            if i % 100 == 0:
+                await asyncio.sleep(0)
+            assert len(slow.prices) <= 20 and len(slow.fifo) <= 50  # bounded at every step
+        await asyncio.sleep(0.05)
+        return hub, good, slow, stalled
+
+    hub, good, slow, stalled = asyncio.run(scenario())
+    assert slow.too_slow and slow.closed.is_set() and hub.counters["ws_disconnected_slow"] == 1
+    assert stalled.started == 1
+    signals = [m for m in good.got if m["type"] == "signal"]
+    assert len(signals) == 100  # every reliable message reached the client that keeps up
+    assert {m["data"]["symbol"] for m in good.got if m["type"] == "price_update"} == {f"S{i}" for i in range(20)}
+
+
+def test_before_subscribing_a_client_gets_every_symbol_after_only_its_own() -> None:
+    async def scenario() -> tuple[Recorder, Recorder]:
+        hub = Hub(max_updates_per_s=1000, queue_size=100, max_clients=10)
+        everything, picky = Recorder(), Recorder()
+        hub.add(everything.send)
+        client = hub.add(picky.send)
+        hub.subscribe(client, "EURUSD")
+        for i, symbol in enumerate(["EURUSD", "GBPUSD", "USDJPY"] * 3):
+            hub.price(symbol, price(symbol, float(i)), 1)
+            hub.reliable(symbol, json.dumps({"type": "signal", "data": {"symbol": symbol}}), 1)
+            await asyncio.sleep(0.01)
+        hub.reliable(None, json.dumps({"type": "position_update", "data": {}}), 1)
+        hub.unsubscribe(client, "EURUSD")
+        hub.price("EURUSD", price("EURUSD", 99.0), 1)
+        await asyncio.sleep(0.01)
+        return everything, picky
+
+    everything, picky = asyncio.run(scenario())
+    assert {m["data"]["symbol"] for m in everything.got if "symbol" in m["data"]} == {"EURUSD", "GBPUSD", "USDJPY"}
+    assert {m["data"]["symbol"] for m in picky.got if "symbol" in m["data"]} == {"EURUSD"}
+    assert any(m["type"] == "position_update" for m in picky.got)  # not symbol-scoped: everyone gets it
+    assert 99.0 not in [m["data"].get("bid") for m in picky.got]
+
+
+class _NoControl:
+    endpoint = "tcp://127.0.0.1:1"
+
+
+class _Sink:
+    def __init__(self) -> None:
+        self.reliable_texts: list[str] = []
+
+    def price(self, symbol: str, text: str, recv_ns: int) -> None: ...
+
+    def reliable(self, symbol: str | None, text: str, recv_ns: int) -> None:
+        self.reliable_texts.append(text)
+
+    def health(self, text: str) -> None: ...
+
+
+def _frames(kind: str, seq: int, data: dict[str, Any], symbol: str = "") -> list[bytes]:
+    topic = f"{kind}.{symbol}" if symbol else kind
+    body = {"type": {"price": "price_update", "position": "position_update"}.get(kind, kind), "data": data, "timestamp": "x", "seq": seq}
+    return [topic.encode(), json.dumps(body, separators=(",", ":")).encode()]
+
+
+def test_clone_sees_gaps_and_restarts_and_heals_clients_from_the_snapshot() -> None:
+    async def scenario() -> tuple[Clone, _Sink]:
+        sink = _Sink()
+        clone = Clone("tcp://127.0.0.1:1", None, _NoControl(), sink, hwm=10, recent_signals=10, silence_s=3.0)  # type: ignore[arg-type]
+        pos = {"ticket": "7", "terminal": "t1", "symbol": "EURUSD", "type": "BUY"}
+        clone.apply_snapshot({"feed_seq": 10, "quotes": [], "positions": [pos], "accounts": []})
+        clone._snapshot_wanted.clear()
+        clone.handle(_frames("price", 11, {"symbol": "EURUSD", "bid": 1.1}, "EURUSD"), 1)
+        clone.handle(_frames("price", 12, {"symbol": "EURUSD", "bid": 1.2}, "EURUSD"), 1)
+        assert not clone._snapshot_wanted.is_set()
+        clone.handle(_frames("price", 15, {"symbol": "EURUSD", "bid": 1.5}, "EURUSD"), 1)  # 13 and 14 lost
+        assert clone._snapshot_wanted.is_set() and clone.counters["feed_lost"] == 2
+        clone._snapshot_wanted.clear()
+        clone.handle(_frames("price", 1, {"symbol": "EURUSD", "bid": 1.0}, "EURUSD"), 1)  # a new daemon
+        assert clone._snapshot_wanted.is_set() and clone.counters["feed_resets"] == 1
+        clone.handle([b"price.EURUSD", b"{not json"], 1)  # a bad message costs a counter at most
+        clone.apply_snapshot({"feed_seq": 3, "quotes": [{"symbol": "EURUSD", "bid": 1.3}], "positions": [], "accounts": []})
+        return clone, sink
+
+    clone, sink = asyncio.run(scenario())
+    assert clone.positions == {} and clone.quotes["EURUSD"]["bid"] == 1.3
+    healed = [json.loads(t) for t in sink.reliable_texts]
+    assert healed[-1]["type"] == "position_update" and healed[-1]["data"]["status"] == "closed"  # the client learns it closed
+    assert seq_of(b'{"type":"x","data":{},"timestamp":"t","seq":123}') == 123 and seq_of(b"{}") is None
+
+
+def test_default_rate_limits_never_touch_the_apps_five_second_polling() -> None:
+    now = [0.0]
+    per_token = Buckets(20.0, 100, clock=lambda: now[0])
+    per_ip = Buckets(50.0, 300, clock=lambda: now[0])
+    for _ in range(720):  # an hour of fetchSignals + fetchOpenTrades every 5 s, plus a refresh burst of 3 each time
+        for _ in range(5):
+            assert per_token.take("app") == 0.0 and per_ip.take("10.0.0.2") == 0.0
+        now[0] += 5.0
+    assert per_token.denied == 0 and per_ip.denied == 0
+
+
+def test_buckets_refill_say_when_to_retry_and_stay_bounded() -> None:
+    now = [0.0]
+    buckets = Buckets(2.0, 3, max_keys=100, clock=lambda: now[0])
+    assert [buckets.take("k") for _ in range(3)] == [0.0, 0.0, 0.0]
+    assert buckets.take("k") == 0.5  # one token comes in 1/rate seconds
+    now[0] += 0.5
+    assert buckets.take("k") == 0.0
+    for i in range(1000):
+        buckets.take(f"ip{i}")
+    assert len(buckets) <= 100

@@ -1,0 +1,114 @@
+"""Either process can restart and the other heals: `qt-daemon run` restarts a killed sidecar and clients
+reconnect; a restarted daemon is noticed (its feed seq starts again) and the sidecar resyncs from a fresh
+snapshot while its WebSocket clients stay connected.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+import pytest
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import ClientConnection, connect
+
+from sidecar_stack import Stack, make_stack, running_stack
+from support import stop, wait_for
+
+
+def _prices(ws: ClientConnection, count: int, timeout: float) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    deadline = time.monotonic() + timeout
+    while len(out) < count:
+        msg = json.loads(ws.recv(timeout=max(0.01, deadline - time.monotonic())))
+        if msg["type"] == "price_update":
+            out.append(msg)
+    return out
+
+
+def _health(stack: Stack) -> dict[str, Any]:
+    return httpx.get(f"{stack.url}/api/health", timeout=5).json()  # type: ignore[no-any-return]
+
+
+def test_run_restarts_a_killed_sidecar_and_clients_reconnect(tmp_path: Path) -> None:
+    stack = make_stack(tmp_path)
+    exe = shutil.which("qt-daemon")
+    assert exe, "qt-daemon is not on PATH: install the package (README) first"
+    with (tmp_path / "run.log").open("wb") as log:
+        run = subprocess.Popen([exe, "run", "--paper"], env=stack.env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        stack.wait_healthy(timeout=90)
+
+        def sidecar_child() -> psutil.Process | None:
+            for child in psutil.Process(run.pid).children():
+                try:
+                    if "sidecar" in child.cmdline():
+                        return child
+                except psutil.Error:  # a zombie the supervisor has not reaped yet
+                    continue
+            return None
+
+        first = wait_for(sidecar_child, 10, "the sidecar child")
+        url = f"{stack.ws_url}?token={stack.tokens['bob']}"
+        with connect(url, open_timeout=5) as ws:
+            assert json.loads(ws.recv(timeout=5))["type"] == "connection"
+            _prices(ws, 3, 10)
+            os.kill(first.pid, signal.SIGKILL)  # a crash, not a polite stop
+            with pytest.raises((ConnectionClosed, TimeoutError)):
+                while True:
+                    ws.recv(timeout=10)
+        second = wait_for(lambda: (c := sidecar_child()) and c.pid != first.pid and c, 15, "a new sidecar child")
+        stack.wait_healthy(timeout=30)
+        with connect(url, open_timeout=5) as ws:  # the app's reconnect: same URL, same token
+            assert json.loads(ws.recv(timeout=5))["type"] == "connection"
+            assert len(_prices(ws, 3, 10)) == 3
+        assert "child exited" in (tmp_path / "run.log").read_text()
+        children = psutil.Process(run.pid).children(recursive=True)
+    finally:
+        code = stop(run, signal.SIGINT, timeout=20)
+    assert code == 0
+    for child in children:
+        assert not child.is_running() or child.status() == psutil.STATUS_ZOMBIE, f"{child.cmdline()} left running"
+    assert second.pid != first.pid
+
+
+@pytest.fixture
+def stack(tmp_path: Path) -> Iterator[Stack]:
+    yield from running_stack(tmp_path)
+
+
+def test_sidecar_heals_from_a_fresh_snapshot_when_the_daemon_restarts(stack: Stack) -> None:
+    trade = httpx.post(f"{stack.url}/api/trade", headers=stack.headers(), json={"symbol": "EURUSD", "type": "BUY", "lots": 0.02}, timeout=20)
+    assert trade.status_code == 200, trade.text
+    ticket = trade.json()["ticket"]
+    before = _health(stack)
+    with connect(f"{stack.ws_url}?token={stack.tokens['bob']}", open_timeout=5) as ws:
+        _prices(ws, 2, 10)
+        stop(stack.procs.pop("daemon"))
+        assert wait_for(lambda: _health(stack)["status"] == "degraded", 10, "health to turn degraded while the daemon is down")
+        down = httpx.get(f"{stack.url}/api/orders", headers=stack.headers(), timeout=15)
+        assert down.status_code == 503 and down.json()["success"] is False  # daemon down: 503, not 504
+        restarted_at_msc = int(time.time() * 1000)
+        stack.start_daemon()
+        stack.wait_healthy(timeout=30)
+        wait_for(lambda: _health(stack)["feed"]["snapshots"] > before["feed"]["snapshots"], 10, "a fresh snapshot from the new daemon")
+        # The same WebSocket connection carries prices from the new daemon.
+        fresh = [m for m in _prices(ws, 20, 15) if m["data"]["time_msc"] >= restarted_at_msc]
+        assert fresh, "no price from the restarted daemon reached the connected client"
+
+    def position_back() -> bool:
+        found = httpx.get(f"{stack.url}/api/positions", headers=stack.headers(), timeout=5).json()["positions"]
+        return any(p["ticket"] == ticket for p in found)
+
+    wait_for(position_back, 15, "the open position to be known again after the restart")
+    market = httpx.get(f"{stack.url}/api/market", headers=stack.headers(), timeout=5).json()
+    assert market["quotes"] and max(q["time_msc"] for q in market["quotes"]) >= restarted_at_msc
