@@ -98,5 +98,5 @@ def nb_predict(count: np.ndarray, mean: np.ndarray, var: np.ndarray, s: int, z: 
         v0 = max(var[s, 0, f], NB_VAR_FLOOR)
         d1 = z[f] - mean[s, 1, f]
         d0 = z[f] - mean[s, 0, f]
-        log_odds += 0.5 * (math.log(v0) - math.log(v1)) - 0.5 * (d1 * d1 / v1 - d0 * d0 / v0)
+        log_odds += 0.5 * math.log(v0 / v1) - 0.5 * (d1 * d1 / v1 - d0 * d0 / v0)  # one log, not two
     return sigmoid(log_odds / temperature)
