@@ -45,6 +45,13 @@ def build_daemon(config: Config) -> Daemon:
         raise
     execution.attach()
     daemon.on_shutdown(execution.close)
+    try:
+        from quantumtrader.daemon.pipeline import attach_signals
+
+        attach_signals(daemon, config)  # warms the kernels up and restores the models before serving
+    except Exception:
+        daemon.close()
+        raise
     return daemon
 
 
