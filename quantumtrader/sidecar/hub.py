@@ -1,11 +1,14 @@
 """WebSocket fan-out: one feed message in, one text frame out to every interested client.
 
-Price updates are throttled once, here, per symbol: a tick is sent at once if
-the symbol's last update went out at least ``1/max_updates_per_s`` ago
-(leading edge, so a busy symbol's updates are fresh, not up to an interval
-old); otherwise it waits as the symbol's pending update, replaced by any newer
-one, and goes out on a trailing timer if nothing newer arrives. Then each
-client has its own bounded queue, read by its own sender task:
+Price updates are throttled once, here, per symbol (the classic throttle): a
+tick of a symbol that has been quiet for ``1/max_updates_per_s`` goes out at
+once (leading edge); otherwise it becomes the symbol's pending update,
+replaced by any newer tick, and the pending one goes out when the interval is
+up (trailing edge). So a busy symbol sends its latest quote every interval,
+never older than the gap between two of its ticks, and a symbol that goes
+quiet still delivers its last quote. (Holding the trailing send back in the
+hope of a fresher tick was measured worse: every miss costs the whole wait.)
+Then each client has its own bounded queue, read by its own sender task:
 
 - prices: one slot per symbol, latest wins (a client that is briefly slow gets
   the newest quote, never a backlog of old ones);
@@ -30,7 +33,10 @@ from collections.abc import Awaitable, Callable
 
 from hdrh.histogram import HdrHistogram
 
-SendText = Callable[[str], Awaitable[None]]
+from quantumtrader.metrics import PERCENTILES
+
+#: Sends several text frames to one client; the writer may coalesce them into one socket write.
+SendMany = Callable[[list[str]], Awaitable[None]]
 
 #: Close code for a client that fell too far behind (RFC 6455 registry: "Try Again Later").
 CLOSE_TOO_SLOW = 1013
@@ -41,7 +47,7 @@ class Client:
 
     __slots__ = ("send", "symbols", "fifo", "prices", "health_text", "wake", "closed", "queue_size", "hub", "task", "sent", "too_slow")
 
-    def __init__(self, hub: Hub, send: SendText, queue_size: int) -> None:
+    def __init__(self, hub: Hub, send: SendMany, queue_size: int) -> None:
         self.hub = hub
         self.send = send
         self.symbols: set[str] | None = None  # None = every symbol (nothing subscribed yet)
@@ -72,14 +78,18 @@ class Client:
         self.health_text = text
         self.wake.set()
 
+    def _record(self, elapsed_ns: int) -> None:
+        hub = self.hub
+        value = min(max(elapsed_ns, 1), 60_000_000_000)
+        hub.latency.record_value(value)
+        hub.latency_sum_ns += value
+
     def reply(self, text: str) -> None:
         """A direct answer to this client (pong, handshake, signals on request): queued with the reliable ones."""
         self.offer(text, 0)
 
     async def pump(self) -> None:
         """Send whatever is queued; sleep when nothing is. Runs until cancelled or the send fails."""
-        hist = self.hub.latency
-        record = hist.record_value
         send = self.send
         try:
             while True:
@@ -87,23 +97,22 @@ class Client:
                     self.wake.clear()
                     await self.wake.wait()
                     continue
-                while self.fifo:
-                    text, recv_ns = self.fifo.popleft()
-                    await send(text)
-                    if recv_ns:
-                        record(max(1, time.monotonic_ns() - recv_ns))
-                    self.sent += 1
+                # Everything queued goes out in one batch (one socket write with the fast writer):
+                # reliable messages first, in order, then the latest price per symbol, then health.
+                batch = list(self.fifo)
+                self.fifo.clear()
                 if self.prices:
-                    batch, self.prices = self.prices, {}
-                    for text, recv_ns in batch.values():
-                        await send(text)
-                        if recv_ns:  # 0 = made here (a subscribe's current quote), not from the feed
-                            record(max(1, time.monotonic_ns() - recv_ns))
-                        self.sent += 1
+                    batch.extend(self.prices.values())
+                    self.prices = {}
                 if self.health_text is not None:
-                    text, self.health_text = self.health_text, None
-                    await send(text)
-                    self.sent += 1
+                    batch.append((self.health_text, 0))
+                    self.health_text = None
+                await send([text for text, _ in batch])
+                done_ns = time.monotonic_ns()
+                for _, recv_ns in batch:
+                    if recv_ns:  # 0 = made here (replies, a subscribe's current quote), not from the feed
+                        self._record(done_ns - recv_ns)
+                self.sent += len(batch)
         except Exception:  # the connection went away: the endpoint sees it on receive and cleans up
             self.hub.counters["ws_send_failures"] += 1
         finally:
@@ -126,13 +135,14 @@ class Hub:
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self.counters: Counter[str] = Counter()
         self.latency = HdrHistogram(1, 60_000_000_000, 3)  # feed receive -> WebSocket send, ns
+        self.latency_sum_ns = 0  # for the mean: HdrHistogram.get_mean_value walks every bucket (~50 ms)
 
     # -- clients -------------------------------------------------------------------
 
     def full(self) -> bool:
         return len(self.clients) >= self.max_clients
 
-    def add(self, send: SendText) -> Client:
+    def add(self, send: SendMany) -> Client:
         client = Client(self, send, self.queue_size)
         self.clients.add(client)
         self._everything.add(client)
@@ -187,36 +197,26 @@ class Hub:
     # -- feed side (the Clone's Sink) -----------------------------------------------------
 
     def price(self, symbol: str, text: str, recv_ns: int) -> None:
+        if symbol in self._timers:  # a trailing send is due: this tick replaces its quote
+            if symbol in self._pending:
+                self.counters["ws_prices_throttled"] += 1
+            self._pending[symbol] = (text, recv_ns)
+            return
         now = self._clock()
-        if now >= self._next_at.get(symbol, 0.0):
+        next_at = self._next_at.get(symbol, 0.0)
+        if now >= next_at:
             self._next_at[symbol] = now + self.interval_s
-            self._pending.pop(symbol, None)
             self._fan_out_price(symbol, text, recv_ns)
             return
-        if symbol in self._pending:
-            self.counters["ws_prices_throttled"] += 1
         self._pending[symbol] = (text, recv_ns)
-        if symbol not in self._timers:
-            self._arm(symbol)
-
-    def _arm(self, symbol: str) -> None:
-        # Trailing edge half an interval late: a busy symbol sends its next tick on arrival
-        # (fresh) and this timer finds nothing; a symbol that went quiet still gets its last quote.
-        loop = asyncio.get_running_loop()
-        delay = max(0.0, self._next_at[symbol] - self._clock()) + self.interval_s / 2
-        self._timers[symbol] = loop.call_later(delay, self._flush, symbol)
+        self._timers[symbol] = asyncio.get_running_loop().call_later(next_at - now, self._flush, symbol)
 
     def _flush(self, symbol: str) -> None:
-        self._timers.pop(symbol, None)
-        pending = self._pending.get(symbol)
+        del self._timers[symbol]
+        pending = self._pending.pop(symbol, None)
         if pending is None:
             return
-        now = self._clock()
-        if now < self._next_at.get(symbol, 0.0):
-            self._arm(symbol)
-            return
-        del self._pending[symbol]
-        self._next_at[symbol] = now + self.interval_s
+        self._next_at[symbol] = self._clock() + self.interval_s
         self._fan_out_price(symbol, *pending)
 
     def _fan_out_price(self, symbol: str, text: str, recv_ns: int) -> None:
@@ -238,6 +238,18 @@ class Hub:
     def health(self, text: str) -> None:
         for client in self.clients:
             client.offer_health(text)
+
+    def latency_summary(self) -> dict[str, float]:
+        """feed -> WebSocket send percentiles in µs, in one pass over the histogram (a few ms, not 50)."""
+        hist = self.latency
+        count = hist.get_total_count()
+        out: dict[str, float] = {"count": float(count)}
+        if count:
+            for pct, value in hist.get_percentile_to_value_dict(list(PERCENTILES)).items():
+                out[f"p{pct:g}_us"] = value / 1000.0
+            out["max_us"] = hist.get_max_value() / 1000.0
+            out["mean_us"] = self.latency_sum_ns / count / 1000.0
+        return out
 
     def close(self) -> None:
         for timer in self._timers.values():

@@ -17,7 +17,6 @@ import zmq.asyncio
 from starlette.requests import HTTPConnection
 
 from quantumtrader.config import Config
-from quantumtrader.metrics import summarize
 from quantumtrader.sidecar.auth import ACCESS, Principal, TokenService, bearer_token, load_or_create_secret
 from quantumtrader.sidecar.control import AsyncControl, ControlTimeout
 from quantumtrader.sidecar.errors import ApiError
@@ -53,6 +52,8 @@ class Sidecar:
         self.clone: Clone | None = None
         self.signal_reader: SignalReader | None = None
         self._process = psutil.Process()
+        self._summary: dict[str, float] = {}
+        self._summary_at = float("-inf")
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -167,4 +168,9 @@ class Sidecar:
         return out
 
     def feed_to_ws(self) -> dict[str, float]:
-        return summarize(self.hub.latency)
+        """The hub's latency summary, recomputed at most once a second (health may be polled often)."""
+        now = time.monotonic()
+        if now - self._summary_at >= 1.0:
+            self._summary = self.hub.latency_summary()
+            self._summary_at = now
+        return self._summary

@@ -23,8 +23,8 @@ class Recorder:
     def __init__(self) -> None:
         self.got: list[dict[str, Any]] = []
 
-    async def send(self, text: str) -> None:
-        self.got.append(json.loads(text))
+    async def send(self, texts: list[str]) -> None:
+        self.got.extend(json.loads(text) for text in texts)
 
 
 class Stalled:
@@ -33,7 +33,7 @@ class Stalled:
     def __init__(self) -> None:
         self.started = 0
 
-    async def send(self, text: str) -> None:
+    async def send(self, texts: list[str]) -> None:
         self.started += 1
         await asyncio.Event().wait()
 
