@@ -25,7 +25,7 @@ from support import wait_for
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    yield from running_stack(tmp_path_factory.mktemp("contract"))
+    yield from running_stack(tmp_path_factory.mktemp("contract"), QT_SIGNALS__INTERVAL_S="1")
 
 
 def recv_until(ws: ClientConnection, predicate: Any, timeout: float, what: str, seen: list[dict[str, Any]] | None = None) -> dict[str, Any]:
@@ -95,11 +95,11 @@ def test_market_quotes(stack: Stack) -> None:
 
 def test_features_of_a_symbol(stack: Stack) -> None:
     response = httpx.get(f"{stack.url}/api/features/EURUSD", headers=stack.headers(), timeout=5)
-    if response.status_code == 200:
-        body = response.json()
-        assert body["symbol"] == "EURUSD" and isinstance(body["features"], dict)
-    else:  # a daemon built without the feature pipeline says so; never a crash or an HTML page
-        assert response.status_code in (404, 503) and response.json()["success"] is False
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["symbol"] == "EURUSD" and type(body["time_msc"]) is int
+    assert {"returns", "rsi", "macd", "spread", "wave_function", "chaos_index"} <= set(body["features"])
+    assert all(v is None or type(v) is float for v in body["features"].values())
     assert httpx.get(f"{stack.url}/api/features/EUR%20USD", headers=stack.headers(), timeout=5).status_code == 422
 
 
@@ -252,3 +252,11 @@ def test_metrics_are_prometheus_text_of_both_processes(stack: Stack) -> None:
     assert 'qt_sidecar_latency_feed_to_websocket_microseconds{quantile="0.99"}' in text
     for line in text.splitlines():
         assert line.startswith("#") or len(line.split(" ")) == 2, line
+
+
+def test_live_signals_from_the_feed_reach_websocket_clients(stack: Stack) -> None:
+    with connect(f"{stack.ws_url}?token={stack.tokens['bob']}", open_timeout=5) as ws:
+        live = recv_until(ws, lambda m: m["type"] == "signal" and m.get("seq", 0) > 0, 20, "a live signal from the daemon")
+        dart.trade_signal_from_json(live["data"])
+    newest = httpx.get(f"{stack.url}/api/signals", params={"limit": 1}, headers=stack.headers(), timeout=5).json()
+    assert newest["source"] == "store" and newest["signals"][0]["time_msc"] >= live["data"]["time_msc"] - 60_000
