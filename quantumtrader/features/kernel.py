@@ -169,6 +169,8 @@ def lyapunov_rosenstein(data: np.ndarray, emb_dim: int, min_tsep: int, traj_len:
     for k in range(traj_len):
         total = 0.0
         used = 0
+        product = 1.0  # sum of logs taken as log of products: one log per up to 8 distances
+        factors = 0
         for i in range(ntraj):
             a = i + k
             b = nb[i] + k
@@ -177,11 +179,17 @@ def lyapunov_rosenstein(data: np.ndarray, emb_dim: int, min_tsep: int, traj_len:
                 diff = data[a + e] - data[b + e]
                 d += diff * diff
             if d != 0.0:
-                total += 0.5 * math.log(d)
+                product *= d
+                factors += 1
                 used += 1
+                if factors == 8 or product < 1e-250 or product > 1e250:
+                    total += math.log(product)
+                    product = 1.0
+                    factors = 0
         if used > 0:
+            total += math.log(product)
             ks[count] = k
-            ys[count] = total / used
+            ys[count] = 0.5 * total / used  # log(sqrt(d2)) = 0.5 * log(d2)
             count += 1
     if count < 2:
         return np.nan
@@ -200,7 +208,7 @@ def lyapunov_rosenstein(data: np.ndarray, emb_dim: int, min_tsep: int, traj_len:
     return num / den
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _update_one(st: FeatureState, s: int, x: float, ask: float, volume: float, out: np.ndarray, r: int) -> None:
     num = st.num
     cnt = st.cnt

@@ -1,0 +1,208 @@
+"""``qt-bench features``: ns per tick of our kernel against the baselines, on the same real ticks, in one run.
+
+Compared, each fed the same bid prices one tick at a time where it is a
+streaming implementation:
+
+- ours, batch: ``FeatureEngine.update`` over batches of 4096 ticks (the
+  daemon's batch size): all 13 features, amortized chaos_index included;
+- ours, per tick: one Python -> Numba call per tick (what a naive integration pays);
+- TA-Lib stream (ta-lib >= 0.8 stream objects): RSI(14) + MACD(12,26,9) + STDDEV(20);
+- talipp: RSI(14) + MACD(12,26,9) + StdDev(20), incremental ``add`` per tick;
+- the system we replace: pandas recompute of RSI, MACD and rolling std over
+  the last 1000 ticks on every tick (run on a small subset; it is that slow).
+
+Also measured: one chaos_index recompute, and the kernels' first-compile
+(empty cache) and cached load times in fresh processes.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from quantumtrader.bench.common import machine, table, write_json
+from quantumtrader.config import load_config
+
+_BATCH = 4096
+_PANDAS_TICKS = 300
+_PANDAS_WINDOW = 1000
+
+_COMPILE_PROBE = (
+    "import time; t=time.perf_counter();"
+    "from quantumtrader.config import load_config;"
+    "from quantumtrader.features.engine import FeatureEngine;"
+    "FeatureEngine(load_config(environ={}).features).warmup();"
+    "print(time.perf_counter()-t)"
+)
+
+
+def _load(path: Path, n: int) -> tuple[np.ndarray, np.ndarray]:
+    from quantumtrader.paper.ticks import read_csv_ticks
+
+    bids, asks = [], []
+    for tick in read_csv_ticks(path):
+        bids.append(tick.bid)
+        asks.append(tick.ask)
+        if len(bids) >= n:
+            break
+    return np.array(bids), np.array(asks)
+
+
+def _best_of(runs: int, fn: Callable[[], float]) -> float:
+    return min(fn() for _ in range(runs))
+
+
+def _ours_batch(bid: np.ndarray, ask: np.ndarray) -> float:
+    from quantumtrader.features.engine import FeatureEngine
+
+    engine = FeatureEngine(load_config(environ={}).features)
+    idx = engine.add_symbol("EURUSD")
+    n = len(bid)
+    sym = np.full(n, idx, dtype=np.int32)
+    volume = np.zeros(n)
+    started = time.perf_counter_ns()
+    for lo in range(0, n, _BATCH):
+        hi = lo + _BATCH
+        engine.update(sym[lo:hi], bid[lo:hi], ask[lo:hi], volume[lo:hi])
+    return (time.perf_counter_ns() - started) / n
+
+
+def _ours_per_tick(bid: np.ndarray, ask: np.ndarray) -> float:
+    from quantumtrader.features.engine import FeatureEngine
+
+    engine = FeatureEngine(load_config(environ={}).features)
+    idx = engine.add_symbol("EURUSD")
+    update = engine.update_one
+    started = time.perf_counter_ns()
+    for b, a in zip(bid.tolist(), ask.tolist(), strict=True):
+        update(idx, b, a, 0.0)
+    return (time.perf_counter_ns() - started) / len(bid)
+
+
+def _talib_stream(bid: np.ndarray) -> float:
+    from talib import stream
+
+    head = 40
+    rsi = stream.RSI(bid[:head], timeperiod=14)
+    macd = stream.MACD(bid[:head], 12, 26, 9)
+    std = stream.STDDEV(bid[:head], 20, 1.0)
+    prices = bid[head:].tolist()
+    started = time.perf_counter_ns()
+    for price in prices:
+        rsi.update(price)
+        macd.update(price)
+        std.update(price)
+    return (time.perf_counter_ns() - started) / len(prices)
+
+
+def _talipp(bid: np.ndarray) -> float:
+    from talipp.indicators import MACD, RSI, StdDev
+
+    rsi, macd, std = RSI(14), MACD(12, 26, 9), StdDev(20)
+    prices = bid.tolist()
+    started = time.perf_counter_ns()
+    for price in prices:
+        rsi.add(price)
+        macd.add(price)
+        std.add(price)
+    return (time.perf_counter_ns() - started) / len(prices)
+
+
+def _pandas_recompute(bid: np.ndarray) -> float:
+    """The original system: on every tick, rebuild RSI, MACD and rolling std over the last 1000 ticks."""
+    import pandas as pd
+
+    series = bid[: _PANDAS_WINDOW + _PANDAS_TICKS]
+    started = time.perf_counter_ns()
+    for end in range(_PANDAS_WINDOW, _PANDAS_WINDOW + _PANDAS_TICKS):
+        window = pd.Series(series[end - _PANDAS_WINDOW : end])
+        delta = window.diff()
+        gain = delta.clip(lower=0).rolling(14).mean()
+        loss = (-delta.clip(upper=0)).rolling(14).mean()
+        _rsi = 100 - 100 / (1 + gain / loss)
+        ema_fast = window.ewm(span=12, adjust=False).mean()
+        ema_slow = window.ewm(span=26, adjust=False).mean()
+        macd = ema_fast - ema_slow
+        _signal = macd.ewm(span=9, adjust=False).mean()
+        _vol = window.pct_change().rolling(20).std()
+        _ = (_rsi.iloc[-1], _signal.iloc[-1], _vol.iloc[-1])
+    return (time.perf_counter_ns() - started) / _PANDAS_TICKS
+
+
+def _chaos_recompute_us(bid: np.ndarray) -> float:
+    from quantumtrader.features.kernel import lyapunov_rosenstein
+    from quantumtrader.features.state import CHAOS_EMB_DIM, CHAOS_MIN_TSEP, CHAOS_TRAJ_LEN
+
+    cfg = load_config(environ={}).features
+    logret = np.log(bid[1:] / bid[:-1])
+    windows = [logret[i : i + cfg.chaos_window].copy() for i in range(0, 200 * 97, 97)]
+    lyapunov_rosenstein(windows[0], CHAOS_EMB_DIM, CHAOS_MIN_TSEP, CHAOS_TRAJ_LEN)
+    started = time.perf_counter_ns()
+    for window in windows:
+        lyapunov_rosenstein(window, CHAOS_EMB_DIM, CHAOS_MIN_TSEP, CHAOS_TRAJ_LEN)
+    return (time.perf_counter_ns() - started) / len(windows) / 1000.0
+
+
+def _compile_times() -> dict[str, float]:
+    """First compile into an empty cache, then a cached load, each in a fresh process."""
+    with tempfile.TemporaryDirectory(prefix="qt-numba-") as cache:
+        env_cmd = [sys.executable, "-c", _COMPILE_PROBE]
+        import os
+
+        env = {**os.environ, "NUMBA_CACHE_DIR": cache}
+        cold = float(subprocess.run(env_cmd, env=env, capture_output=True, text=True, check=True).stdout.strip())
+        warm = float(subprocess.run(env_cmd, env=env, capture_output=True, text=True, check=True).stdout.strip())
+    return {"first_compile_s": cold, "cached_load_s": warm}
+
+
+def run_features_bench(ticks_path: Path, n_ticks: int = 200_000, json_out: Path | None = None, log: Callable[[str], None] = print) -> dict[str, Any]:
+    bid, ask = _load(ticks_path, n_ticks)
+    log(f"features: {len(bid):,} real ticks from {ticks_path.name}")
+    _ours_batch(bid[:5000], ask[:5000])  # compile or load before timing
+    _ours_per_tick(bid[:100], ask[:100])
+    ns = {
+        "ours_batch": _best_of(3, lambda: _ours_batch(bid, ask)),
+        "ours_per_tick_call": _best_of(2, lambda: _ours_per_tick(bid, ask)),
+        "talib_stream": _best_of(2, lambda: _talib_stream(bid)),
+        "talipp": _best_of(1, lambda: _talipp(bid[: min(len(bid), 50_000)])),
+        "pandas_recompute_1000": _best_of(1, lambda: _pandas_recompute(bid)),
+    }
+    chaos_us = _chaos_recompute_us(bid)
+    compile_times = _compile_times()
+    cfg = load_config(environ={}).features
+    base = ns["ours_batch"]
+    ratios = {name: value / base for name, value in ns.items()}
+    result = {
+        "scenario": "features",
+        "machine": machine(),
+        "ticks": len(bid),
+        "source": ticks_path.name,
+        "ns_per_tick": ns,
+        "ratio_to_ours_batch": ratios,
+        "chaos_recompute_us": chaos_us,
+        "chaos_amortized_ns_per_tick": chaos_us * 1000.0 / cfg.chaos_every,
+        "chaos_window": cfg.chaos_window,
+        "chaos_every": cfg.chaos_every,
+        **compile_times,
+        "what": {
+            "ours_batch": "all 13 features incl. amortized chaos_index, batches of 4096",
+            "ours_per_tick_call": "all 13 features, one Python->Numba call per tick",
+            "talib_stream": "RSI+MACD+STDDEV stream objects, update per tick",
+            "talipp": "RSI+MACD+StdDev, add per tick",
+            "pandas_recompute_1000": f"RSI+MACD+rolling std recomputed over 1000 ticks per tick ({_PANDAS_TICKS} ticks)",
+        },
+        "targets": {"ours_batch_ns": 150, "talib_stream_ratio": 5, "talipp_ratio": 100, "pandas_ratio": 5000},
+    }
+    rows = [(name, f"{value:,.0f}", f"x{ratios[name]:,.1f}") for name, value in ns.items()]
+    log(table(rows, ("implementation", "ns/tick", "vs ours batch")))
+    log(f"one chaos_index recompute: {chaos_us:.1f} µs (every {cfg.chaos_every} ticks: {result['chaos_amortized_ns_per_tick']:.1f} ns/tick amortized)")
+    log(f"kernels: first compile {compile_times['first_compile_s']:.1f} s, cached load {compile_times['cached_load_s']:.2f} s")
+    write_json(json_out, result)
+    return result
