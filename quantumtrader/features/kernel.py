@@ -35,6 +35,7 @@ from quantumtrader.features.state import (
     NUM_EMA_SLOW,
     NUM_LAST_MACD,
     NUM_MACD_SIG,
+    NUM_PERM_CLOGC,
     NUM_PREV_X,
     NUM_R5_S1,
     NUM_R5_S2,
@@ -43,6 +44,7 @@ from quantumtrader.features.state import (
     NUM_RSI_G,
     NUM_RSI_L,
     NUM_VOL5_S,
+    NUM_WAVE_MASS,
     P_CHAOS_EMB_DIM,
     P_CHAOS_EVERY,
     P_CHAOS_MIN_TSEP,
@@ -81,14 +83,14 @@ K_SIGNAL = 2.0 / (MACD_SIGNAL + 1)
 RSI_ZERO = 1e-14
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _rolling_std(s1: float, s2: float, n: int) -> float:
     """Sample standard deviation (ddof=1) from running sums; tiny negative variances are rounding."""
     var = (s2 - s1 * s1 / n) / (n - 1)
     return math.sqrt(var) if var > 0.0 else 0.0
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _pattern_code(last_x: np.ndarray, row: int, order: int) -> int:
     """Lehmer code of the ordinal pattern of the last ``order`` prices (oldest first).
 
@@ -106,7 +108,7 @@ def _pattern_code(last_x: np.ndarray, row: int, order: int) -> int:
     return code
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _nearer(d2: float, j: int, best_d2: float, best_j: int) -> bool:
     """Is candidate j (squared distance d2) a nearer neighbour than the best so far?
 
@@ -124,7 +126,7 @@ def _nearer(d2: float, j: int, best_d2: float, best_j: int) -> bool:
     return d < b or (d == b and j < best_j)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def lyapunov_rosenstein(data: np.ndarray, emb_dim: int, min_tsep: int, traj_len: int) -> float:
     """Largest Lyapunov exponent of ``data`` (lag 1), as nolds.lyap_r(..., fit="poly") computes it.
 
@@ -208,7 +210,7 @@ def lyapunov_rosenstein(data: np.ndarray, emb_dim: int, min_tsep: int, traj_len:
     return num / den
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", error_model="numpy")
 def _update_one(st: FeatureState, s: int, x: float, ask: float, volume: float, out: np.ndarray, r: int) -> None:
     num = st.num
     cnt = st.cnt
@@ -271,20 +273,29 @@ def _update_one(st: FeatureState, s: int, x: float, ask: float, volume: float, o
         p = cnt[s, CNT_PATTERNS]
         plen = st.pattern.shape[1]
         slot = cnt[s, CNT_PAT_POS]
+        clogc = st.clogc
+        # H = ln(L) - (1/L) sum c ln c over the pattern counts c (L patterns in the
+        # window). The sum is kept running: two table lookups per changed count.
         if p >= plen:
-            st.pcount[s, st.pattern[s, slot]] -= 1
+            old_code = st.pattern[s, slot]
+            c = st.pcount[s, old_code]
+            num[s, NUM_PERM_CLOGC] += clogc[c - 1] - clogc[c]
+            st.pcount[s, old_code] = c - 1
         st.pattern[s, slot] = code
-        st.pcount[s, code] += 1
+        c = st.pcount[s, code]
+        num[s, NUM_PERM_CLOGC] += clogc[c + 1] - clogc[c]
+        st.pcount[s, code] = c + 1
         cnt[s, CNT_PATTERNS] = p + 1
-        cnt[s, CNT_PAT_POS] = slot + 1 if slot + 1 < plen else 0
-        if p + 1 >= plen:
-            # H = ln(L) - (1/L) sum c ln c over pattern counts c (L patterns in the window);
-            # summed from a table of c ln c: lookups and adds, no log per tick.
-            clogc = st.clogc
+        slot += 1
+        if slot == plen:  # a lap: re-anchor the running sum so rounding never accumulates
+            slot = 0
             total = 0.0
-            for c in range(st.pcount.shape[1]):
-                total += clogc[st.pcount[s, c]]
-            out[r, F_PERM] = (clogc[plen] - total) / plen / math.log(st.pcount.shape[1])
+            for k in range(st.pcount.shape[1]):
+                total += clogc[st.pcount[s, k]]
+            num[s, NUM_PERM_CLOGC] = total
+        cnt[s, CNT_PAT_POS] = slot
+        if p + 1 >= plen:
+            out[r, F_PERM] = (clogc[plen] - num[s, NUM_PERM_CLOGC]) / plen / math.log(st.pcount.shape[1])
 
     if t == 0:
         num[s, NUM_PREV_X] = x
@@ -370,17 +381,25 @@ def _update_one(st: FeatureState, s: int, x: float, ask: float, volume: float, o
         w = params[P_WAVE_WINDOW]
         nz = cnt[s, CNT_Z]
         zslot = cnt[s, CNT_Z_POS]
+        table = st.wave_table
         if nz >= w:
-            st.zcount[s, st.zbin[s, zslot]] -= 1
+            old_bin = st.zbin[s, zslot]
+            st.zcount[s, old_bin] -= 1
+            num[s, NUM_WAVE_MASS] -= table[old_bin]
         st.zbin[s, zslot] = b
         st.zcount[s, b] += 1
+        num[s, NUM_WAVE_MASS] += table[b]
         cnt[s, CNT_Z] = nz + 1
-        cnt[s, CNT_Z_POS] = zslot + 1 if zslot + 1 < w else 0
-        if nz + 1 >= w:
+        zslot += 1
+        if zslot == w:  # a lap: re-anchor the running mass from the bin counts
+            zslot = 0
             mass = 0.0
             for i in range(bins):
-                mass += st.zcount[s, i] * st.wave_table[i]
-            out[r, F_WAVE] = mass / w
+                mass += st.zcount[s, i] * table[i]
+            num[s, NUM_WAVE_MASS] = mass
+        cnt[s, CNT_Z_POS] = zslot
+        if nz + 1 >= w:
+            out[r, F_WAVE] = num[s, NUM_WAVE_MASS] / w
 
     # chaos_index: recomputed every chaos_every returns once the window is full, held in between
     cw = params[P_CHAOS_WINDOW]
@@ -400,7 +419,7 @@ def _update_one(st: FeatureState, s: int, x: float, ask: float, volume: float, o
     out[r, F_CHAOS] = num[s, NUM_CHAOS]
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def update_batch(st: FeatureState, sym_idx: np.ndarray, bid: np.ndarray, ask: np.ndarray, volume: np.ndarray, out: np.ndarray) -> None:
     """Update state with ``n`` ticks in arrival order and write one feature row per tick into ``out``.
 
@@ -411,7 +430,7 @@ def update_batch(st: FeatureState, sym_idx: np.ndarray, bid: np.ndarray, ask: np
         _update_one(st, sym_idx[r], bid[r], ask[r], volume[r], out, r)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def update_tick(st: FeatureState, s: int, bid: float, ask: float, volume: float, out: np.ndarray) -> None:
     """One tick, one call (the per-tick entry point the benchmark compares with the batch call)."""
     _update_one(st, s, bid, ask, volume, out, 0)

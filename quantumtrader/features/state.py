@@ -42,7 +42,9 @@ NUM_EMA_SLOW = 9  # seeding: sum of x[0..25]; then the slow EMA
 NUM_MACD_SIG = 10  # seeding: sum of macd[25..33]; then the signal EMA
 NUM_CHAOS = 11  # the held Lyapunov estimate (NaN until the first recompute)
 NUM_LAST_MACD = 12
-N_NUM = 13
+NUM_WAVE_MASS = 13  # running sum of wave_table over the zbin ring (re-anchored each lap)
+NUM_PERM_CLOGC = 14  # running sum of c ln c over pattern counts (re-anchored each lap)
+N_NUM = 15
 
 # -- cnt columns
 CNT_TICKS = 0  # prices seen (x index of the current tick after increment - 1)
