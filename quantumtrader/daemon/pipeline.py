@@ -20,23 +20,25 @@ Order of work per batch and why:
 
 from __future__ import annotations
 
-import os
 import time
 from collections import Counter
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from quantumtrader.config import Config
 from quantumtrader.daemon.control import ControlError
 from quantumtrader.daemon.server import Daemon
+from quantumtrader.features.cache import ensure_numba_cache_dir
 from quantumtrader.features.names import FEATURE_NAMES, N_FEATURES
 from quantumtrader.log import get_logger
 from quantumtrader.metrics import new_histogram, summarize
-from quantumtrader.models.pipeline import Batch, SignalPipeline, use_numba_cache
 from quantumtrader.protocol import now_msc
 from quantumtrader.store import Store
+
+if TYPE_CHECKING:
+    from quantumtrader.models.pipeline import Batch
 
 log = get_logger("quantumtrader.signals")
 
@@ -58,16 +60,15 @@ class PipelineStage:
         self.latest_signals: dict[str, dict[str, Any]] = {}
         self.warmup_s = 0.0
         self.restored: dict[str, Any] = {}
-        cache_dir = use_numba_cache(config.data_path)
-        cached = cache_dir is not None and any(cache_dir.rglob("*.nbi"))
+        # Numba fixes a kernel's cache directory when the kernel is decorated, i.e.
+        # when its module is imported: so the directory first, then the import.
+        cache_dir = ensure_numba_cache_dir(config.data_path)
+        cached = any(cache_dir.rglob("*.nbi"))
+        from quantumtrader.models.pipeline import SignalPipeline
+
         self.pipeline = SignalPipeline(config.features, config.signals)
         self.warmup_s = self.pipeline.warm_up()
-        log.info(
-            "signal kernels ready",
-            warmup_s=round(self.warmup_s, 3),
-            numba_cache=str(cache_dir) if cache_dir else os.environ.get("NUMBA_CACHE_DIR", "default"),
-            cache_present_before=cached,
-        )
+        log.info("signal kernels ready", warmup_s=round(self.warmup_s, 3), numba_cache=str(cache_dir), cache_present_before=cached)
         self.store = Store.from_config(config)
         self._restore()
         self.store.start()

@@ -11,16 +11,17 @@ from typing import Any
 import orjson
 
 from quantumtrader.config import Config
-from quantumtrader.evaluate.replay import load_ticks, replay
-from quantumtrader.models.pipeline import use_numba_cache
-from quantumtrader.evaluate.report import evaluate, plot, public, text_table
+from quantumtrader.features.cache import ensure_numba_cache_dir
 
 
 def run_evaluation(config: Config, files: list[Path], *, show_progress: bool = True) -> dict[str, Any]:
     """The whole evaluation as a JSON-ready dict plus private series for the plot (``_*`` keys)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    use_numba_cache(config.data_path)
+    ensure_numba_cache_dir(config.data_path)  # before the kernels' modules are imported (they fix it then)
+    from quantumtrader.evaluate.replay import load_ticks, replay
+    from quantumtrader.evaluate.report import evaluate
+
     started = time.perf_counter()
     with Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), disable=not show_progress, transient=True
@@ -44,6 +45,8 @@ def run_evaluation(config: Config, files: list[Path], *, show_progress: bool = T
 
 
 def write_json(report: dict[str, Any], path: Path) -> None:
+    from quantumtrader.evaluate.report import public
+
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(orjson.dumps(public(report), option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY))
 
@@ -51,6 +54,8 @@ def write_json(report: dict[str, Any], path: Path) -> None:
 def run(config: Config, files: list[Path], *, json_out: Path | None = None, plot_out: Path | None = None, show_progress: bool = True) -> str:
     """Evaluate and return the text table (the CLI prints it)."""
     report = run_evaluation(config, files, show_progress=show_progress)
+    from quantumtrader.evaluate.report import plot, text_table
+
     if json_out is not None:
         write_json(report, json_out)
     if plot_out is not None:

@@ -1,5 +1,9 @@
 """Ticks in, feature rows, probabilities and due signals out: the whole signal path, no sockets.
 
+Importing this module decorates the Numba kernels, which fixes where their
+cache lives: call ``features.cache.ensure_numba_cache_dir`` *before* importing
+it (the daemon stage and ``evaluate`` do).
+
 The daemon's :class:`~quantumtrader.daemon.pipeline.PipelineStage` and
 ``qt-daemon evaluate`` both drive this class, so what is evaluated is the
 code that trades, not a copy of it. Per batch: one FeatureEngine.update (one
@@ -12,7 +16,6 @@ from __future__ import annotations
 
 import secrets
 import time
-from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -29,16 +32,6 @@ from quantumtrader.protocol import signal_object
 #: well inside what noise alone produces.
 TREND_NEUTRAL_BAND = 0.2
 _ID_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
-
-
-def use_numba_cache(data_dir: Path) -> Path | None:
-    """Point Numba's cache into the data directory before anything compiles (features/cache.py's rule)."""
-    try:
-        from quantumtrader.features.cache import ensure_numba_cache_dir
-    except ImportError:  # pragma: no cover - only before the feature package provides it
-        return None
-    result = ensure_numba_cache_dir(data_dir)
-    return Path(result) if result is not None else None
 
 
 class SignalIds:
