@@ -50,7 +50,7 @@ def _strategy(name: str, p: np.ndarray | None, rows: np.ndarray, direction: np.n
     else:
         out["signals"] = int(rows.size)
     out["_cumulative_pnl"] = trades["cumulative_pnl"]
-    out["_calibration"] = calibration(p[:n_labelled], y) if p is not None else []
+    out["calibration"] = calibration(p[:n_labelled], y) if p is not None else []
     return out
 
 
@@ -141,8 +141,8 @@ def plot(symbols: list[dict[str, Any]], path: str) -> None:
     for (cal_ax, pnl_ax), sym in zip(axes, symbols):
         cal_ax.plot([0, 1], [0, 1], color="grey", linestyle=":", label="perfect")
         for st in sym["strategies"]:
-            if st["_calibration"]:
-                cal_ax.plot([b["p_mean"] for b in st["_calibration"]], [b["observed"] for b in st["_calibration"]], marker="o", label=st["strategy"])
+            if st["calibration"]:
+                cal_ax.plot([b["p_mean"] for b in st["calibration"]], [b["observed"] for b in st["calibration"]], marker="o", label=st["strategy"])
             if st["trades"]:
                 pnl_ax.plot(st["_cumulative_pnl"], label=f"{st['strategy']} ({st['trades']} trades)")
         cal_ax.set(title=f"{sym['symbol']}: calibration (P(mid up in {sym['horizon_ticks']} ticks))", xlabel="predicted", ylabel="observed")
