@@ -107,7 +107,11 @@ class DaemonConfig:
     status_interval_s: float = setting(5.0, "how often the one-line status is logged (0 = never)", non_negative)
     reject_log_interval_s: float = setting(10.0, "a reject reason is logged at most once per interval", positive)
     linger_ms: int = setting(200, "socket linger on shutdown, so nothing hangs", non_negative)
-    max_message_bytes: int = setting(65_536, "frames longer than this are rejected unread", positive)
+    max_message_bytes: int = setting(
+        4 * 1024 * 1024,
+        "frames longer than this are rejected unread (a positions snapshot of ~20,000 positions fits)",
+        positive,
+    )
     max_clock_skew_ms: int = setting(86_400_000, "a tick's time_msc may be at most this far ahead of the daemon's clock", positive)
 
 

@@ -43,7 +43,7 @@ log = get_logger("quantumtrader.daemon")
 
 #: Longest the poller sleeps, so a stop request is honoured promptly even on a quiet market.
 _MAX_POLL_MS = 200
-_HARD_MAX_FRAME_BYTES = 64 * 1024 * 1024
+_HARD_MAX_FRAME_BYTES = 256 * 1024 * 1024
 
 
 class Daemon:

@@ -26,7 +26,8 @@ def garbage(now_msc: int) -> list[tuple[bytes, str]]:
         msg.update(over)
         return orjson.dumps({k: v for k, v in msg.items() if v is not ...})
 
-    big = b'{"v":1,"type":"tick","pad":"' + b"x" * (1024 * 1024) + b'"}'
+    megabyte = b'{"v":1,"type":"tick","pad":"' + b"x" * (1024 * 1024) + b'"}'
+    huge = b'{"v":1,"type":"tick","pad":"' + b"x" * (5 * 1024 * 1024) + b'"}'  # over the 4 MiB frame limit
     return [
         (b"not json at all", "bad_json"),
         (b"", "bad_json"),
@@ -70,8 +71,9 @@ def garbage(now_msc: int) -> list[tuple[bytes, str]]:
         (tick(seq=-1), "bad_seq"),
         (tick(seq="3"), "bad_seq"),
         (tick(sent_ns="x"), "bad_type"),
-        (big, "too_large"),
-        (b"{" + b'"k":' * 0 + b'"s":"' + b"y" * 70_000 + b'"}', "too_large"),
+        (megabyte, "missing_field"),  # 1 MB is within the limit (positions can be large): parsed, then refused
+        (huge, "too_large"),
+        (b'{"s":"' + b"y" * 70_000 + b'"}', "bad_version"),
         (orjson.dumps({"v": 1, "type": "account", "terminal": TERMINAL, "seq": 0, "time_msc": now_msc, "login": 1, "currency": "USD", "balance": "lots", "equity": 1.0, "margin": 0.0, "free_margin": 1.0, "leverage": 100}), "bad_type"),
         (orjson.dumps({"v": 1, "type": "positions", "terminal": TERMINAL, "seq": 0, "time_msc": now_msc, "positions": {"a": 1}}), "bad_type"),
         (orjson.dumps({"v": 1, "type": "hello", "terminal": TERMINAL, "seq": 0, "time_msc": now_msc, "platform": "MT5", "command_endpoint": "ipc:///tmp/x", "symbols": []}), "bad_value"),
