@@ -69,7 +69,7 @@ class _Receiver:
                 now = time.monotonic_ns()
                 if topic.startswith(b"price."):
                     msg = loads(body)
-                    if "poke" in msg:  # the floor relay's join probe, not a tick
+                    if "data" not in msg and msg.get("type") != "tick":  # the relay forwards hello and probes too
                         continue
                     index = msg["data"]["volume"] if "data" in msg else msg["volume"]
                     if self.recv_ns[index]:
@@ -165,7 +165,7 @@ def run_pipeline_bench(
         poke_sock.connect(events)
 
         def poke() -> None:  # the relay publishes only what it receives: prod it until the SUB has joined
-            poke_sock.send(orjson.dumps({"volume": 0, "poke": True}), zmq.NOBLOCK)
+            poke_sock.send(orjson.dumps({"type": "probe"}), zmq.NOBLOCK)
 
         try:
             log(f"floor: PUSH -> relay -> SUB, {n_ticks} ticks at {rate:g}/s over {symbols} symbols")

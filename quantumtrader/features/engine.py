@@ -23,6 +23,11 @@ from quantumtrader.features.state import SHARED, FeatureState, grow, make_featur
 _SNAPSHOT_VERSION = 1
 
 
+def _as(array: np.ndarray, dtype: type) -> np.ndarray:
+    """The array itself when it already has the kernel's dtype (the daemon's buffers do)."""
+    return array if array.dtype == dtype else array.astype(dtype)
+
+
 class FeatureEngine:
     def __init__(self, cfg: FeaturesConfig) -> None:
         self.cfg = cfg
@@ -63,19 +68,15 @@ class FeatureEngine:
         for non-finite or non-positive prices, negative volume or unknown rows.
         """
         n = sym_idx.shape[0]
-        if n == 0:
-            return self._out[:0]
-        if not (np.all(np.isfinite(bid)) and np.all(np.isfinite(ask)) and np.all(np.isfinite(volume))):
-            raise ValueError("feature batch has a NaN or infinite price or volume")
-        if bid.min() <= 0 or ask.min() <= 0 or volume.min() < 0:
-            raise ValueError("feature batch has a non-positive price or a negative volume")
-        if sym_idx.min() < 0 or sym_idx.max() >= len(self.symbols):
-            raise ValueError("feature batch names a symbol row that was never added")
         if n > self._out.shape[0]:
             self._out = np.empty((max(n, 2 * self._out.shape[0]), N_FEATURES))
         out = self._out[:n]
-        update_batch(self.state, sym_idx.astype(np.int32, copy=False), bid.astype(np.float64, copy=False), ask.astype(np.float64, copy=False), volume.astype(np.float64, copy=False), out)
-        self._latest[sym_idx] = out  # repeated rows: numpy assigns in order, so the last tick wins
+        if n == 0:
+            return out
+        bad = update_batch(self.state, _as(sym_idx, np.int32), _as(bid, np.float64), _as(ask, np.float64), _as(volume, np.float64), out, self._latest, len(self.symbols))
+        if bad:
+            r = bad - 1
+            raise ValueError(f"feature batch row {r}: symbol row {int(sym_idx[r])}, bid {bid[r]!r}, ask {ask[r]!r}, volume {volume[r]!r} (prices must be finite and > 0, volume >= 0, the symbol added)")
         return out
 
     def update_one(self, idx: int, bid: float, ask: float, volume: float) -> np.ndarray:

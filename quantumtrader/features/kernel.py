@@ -420,14 +420,33 @@ def _update_one(st: FeatureState, s: int, x: float, ask: float, volume: float, o
 
 
 @njit(cache=True, error_model="numpy")
-def update_batch(st: FeatureState, sym_idx: np.ndarray, bid: np.ndarray, ask: np.ndarray, volume: np.ndarray, out: np.ndarray) -> None:
-    """Update state with ``n`` ticks in arrival order and write one feature row per tick into ``out``.
+def update_batch(st: FeatureState, sym_idx: np.ndarray, bid: np.ndarray, ask: np.ndarray, volume: np.ndarray, out: np.ndarray, latest: np.ndarray, n_symbols: int) -> int:
+    """Update state with ``n`` ticks in arrival order; one feature row per tick into ``out``.
 
-    ``sym_idx`` i4[n] rows of the state; ``bid``, ``ask``, ``volume`` f8[n]
-    (validated: finite, bid > 0); ``out`` f8[n, N_FEATURES]. Price x = bid.
+    ``sym_idx`` i4[n] rows of the state (< ``n_symbols``); ``bid``, ``ask``,
+    ``volume`` f8[n]; ``out`` f8[n, N_FEATURES]; ``latest`` f8[cap, N_FEATURES]
+    receives each symbol's last row. Price x = bid.
+
+    The whole batch is checked first (finite prices > 0, volume >= 0, known
+    rows); if any tick fails, nothing is touched and ``1 + its index`` is
+    returned, else 0. One call does both so a small batch pays one
+    Python-to-Numba transition, not one per check.
     """
-    for r in range(sym_idx.shape[0]):
-        _update_one(st, sym_idx[r], bid[r], ask[r], volume[r], out, r)
+    n = sym_idx.shape[0]
+    for r in range(n):
+        b = bid[r]
+        a = ask[r]
+        v = volume[r]
+        s = sym_idx[r]
+        # written so NaN fails every comparison
+        if not (b > 0.0 and a > 0.0 and v >= 0.0 and b < np.inf and a < np.inf and v < np.inf and 0 <= s < n_symbols):
+            return r + 1
+    for r in range(n):
+        s = sym_idx[r]
+        _update_one(st, s, bid[r], ask[r], volume[r], out, r)
+        for f in range(out.shape[1]):
+            latest[s, f] = out[r, f]
+    return 0
 
 
 @njit(cache=True, error_model="numpy")
