@@ -121,8 +121,9 @@ class FeaturesConfig:
 
     max_symbols: int = setting(64, "initial symbol capacity; grows (doubling) when exceeded", positive)
     publish: str = setting(
-        "every_tick",
-        "features.<SYMBOL> on the feed: every_tick, or per_batch (latest per symbol per batch)",
+        "per_batch",
+        "features.<SYMBOL> on the feed: per_batch (each symbol's latest vector of each batch: every tick"
+        " at low rates, conflated under load), every_tick, or off",
         one_of("every_tick", "per_batch", "off"),
     )
     wave_window: int = setting(64, "W: standardized returns in the wave_function density", positive)

@@ -131,10 +131,18 @@ def _short(value: Any) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
+_KNOWN_SYMBOLS: set[str] = set()  # symbols already validated: a set lookup instead of a regex per tick
+_KNOWN_SYMBOLS_MAX = 100_000
+
+
 def check_symbol(value: Any) -> str:
     """A symbol as PROTOCOL.md allows: 1-32 chars of [A-Za-z0-9._#+-]."""
+    if value in _KNOWN_SYMBOLS:
+        return value  # type: ignore[no-any-return]
     if type(value) is not str or _SYMBOL_RE.fullmatch(value) is None:
         raise ProtocolError("bad_symbol", f"symbol must be 1-32 chars of [A-Za-z0-9._#+-], got {_short(value)}")
+    if len(_KNOWN_SYMBOLS) < _KNOWN_SYMBOLS_MAX:  # bounded: a flood of distinct names cannot grow it forever
+        _KNOWN_SYMBOLS.add(value)
     return value
 
 
@@ -542,14 +550,15 @@ def feed_topic(kind: str, symbol: str | None = None) -> bytes:
     return f"{kind}.{symbol}".encode() if symbol else kind.encode()
 
 
-def feed_frames(kind: str, data: Mapping[str, Any], time_msc: int, seq: int, symbol: str | None = None) -> list[bytes]:
+def feed_frames(kind: str, data: Mapping[str, Any], time_msc: int, seq: int, symbol: str | None = None, timestamp: str | None = None) -> list[bytes]:
     """The two PUB frames: topic, then the exact envelope the WebSocket sends apps.
 
     ``seq`` (added to the contract's envelope) numbers every feed message so a
     subscriber that also took a control ``snapshot`` can drop what the snapshot
-    already holds (the guide's clone pattern).
+    already holds (the guide's clone pattern). ``timestamp`` is the ISO form of
+    ``time_msc`` when the caller has it already (ticks do).
     """
-    envelope = {"type": FEED_TYPES[kind], "data": data, "timestamp": iso_from_msc(time_msc), "seq": seq}
+    envelope = {"type": FEED_TYPES[kind], "data": data, "timestamp": timestamp or iso_from_msc(time_msc), "seq": seq}
     return [feed_topic(kind, symbol), orjson.dumps(envelope)]
 
 

@@ -13,9 +13,9 @@ Order of work per batch and why:
 1. signals first: they are what apps act on (``receive_to_signal``);
 2. the store commit before their publication: a subscriber can never have
    seen a signal that a kill -9 takes out of the store (store/signals.py);
-3. feature vectors last: per tick (``features.publish = every_tick``, the
-   default), or the latest per symbol of the batch (``per_batch``), or not
-   at all (``off``).
+3. feature vectors last: the latest per symbol of the batch (``per_batch``,
+   the default), per tick (``features.publish = every_tick``), or not at all
+   (``off``).
 """
 
 from __future__ import annotations

@@ -274,7 +274,8 @@ class Daemon:
         for tick in ticks:
             quotes[tick["symbol"]] = tick
             received[tick["symbol"]] = received_ns
-            publish("price", price_update(tick), tick["time_msc"], tick["symbol"])
+            data = price_update(tick)
+            publish("price", data, tick["time_msc"], tick["symbol"], data["timestamp"])
             sent_ns = tick.get("sent_ns")
             if sent_ns is not None and received_ns > sent_ns:
                 ea_hist.record_value(min(received_ns - sent_ns, 60_000_000_000))
