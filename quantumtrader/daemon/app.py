@@ -11,6 +11,7 @@ import zmq
 from quantumtrader.config import Config
 from quantumtrader.daemon.server import Daemon
 from quantumtrader.daemon.supervisor import Child
+from quantumtrader.execution.auto import AutoTrader
 from quantumtrader.execution.engine import ExecutionEngine
 from quantumtrader.log import get_logger
 from quantumtrader.shutdown import install_stop_handlers
@@ -48,10 +49,13 @@ def build_daemon(config: Config) -> Daemon:
     try:
         from quantumtrader.daemon.pipeline import attach_signals
 
-        attach_signals(daemon, config)  # warms the kernels up and restores the models before serving
+        stage = attach_signals(daemon, config)  # warms the kernels up and restores the models before serving
     except Exception:
         daemon.close()
         raise
+    execution.set_volatility_source(stage.volatility)
+    if config.auto_trade.enabled:
+        AutoTrader(config.auto_trade, execution, daemon).attach()
     return daemon
 
 

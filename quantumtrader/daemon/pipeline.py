@@ -31,7 +31,7 @@ from quantumtrader.config import Config
 from quantumtrader.daemon.control import ControlError
 from quantumtrader.daemon.server import Daemon
 from quantumtrader.features.cache import ensure_numba_cache_dir
-from quantumtrader.features.names import FEATURE_NAMES, N_FEATURES
+from quantumtrader.features.names import FEATURE_INDEX, FEATURE_NAMES, N_FEATURES
 from quantumtrader.log import get_logger
 from quantumtrader.metrics import new_histogram, summarize
 from quantumtrader.protocol import now_msc
@@ -151,6 +151,8 @@ class PipelineStage:
         publish = self.daemon.feed.publish
         for sig in signals:
             publish("signal", sig, sig["time_msc"], sig["symbol"])
+            for hook in self.daemon.signal_hooks:  # auto-trading acts only on what was published
+                hook(sig)
             self.latest_signals[sig["symbol"]] = sig
         self.daemon.last_signal_msc = signals[-1]["time_msc"]
         self.counters["signals"] += len(signals)
@@ -221,6 +223,16 @@ class PipelineStage:
             values = [None if v != v else v for v in self._latest_rows[idx].tolist()]
             out[name] = {"symbol": name, "time_msc": int(self._latest_time[idx]), "features": dict(zip(FEATURE_NAMES, values))}
         return out
+
+    def volatility(self, symbol: str) -> float | None:
+        """The symbol's latest volatility_20 (std of tick returns), or None while warming up.
+
+        Execution sizes default stops from it."""
+        idx = self.pipeline.features.symbol_index(symbol)
+        if idx is None or idx >= self._latest_rows.shape[0]:
+            return None
+        value = float(self._latest_rows[idx, FEATURE_INDEX["volatility_20"]])
+        return None if value != value else value
 
     def control_features(self, request: dict[str, Any]) -> dict[str, Any]:
         """``{"type":"features"[, "symbol": S]}`` -> the latest feature vector per symbol."""

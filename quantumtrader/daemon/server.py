@@ -69,6 +69,7 @@ class Daemon:
         self._watched: dict[zmq.Socket[bytes], Callable[[], None]] = {}
         self._event_hooks: dict[str, list[Callable[[dict[str, Any]], None]]] = {}
         self._shutdown_hooks: list[Callable[[], None]] = []
+        self.signal_hooks: list[Callable[[dict[str, Any]], None]] = []  # called with each signal after it is published
         self._deadlines: list[Callable[[], float]] = []
         self._sockets_open = False
         self._process = psutil.Process()
