@@ -44,15 +44,23 @@ def run_trade_bench(*, orders: int = 500, tick_rate: float = 2000, json_out: Pat
             control(eps.control, reset_latency=True)
             time.sleep(3.0)  # a quiet window: the tick path without orders
             quiet = control(eps.control, reset_latency=True)["health"]["latency"]["receive_to_publish"]
-            log(f"trade: {orders} market orders through the daemon while {tick_rate:g} ticks/s stream")
+            log(f"trade: {orders} orders (open, then close it) through the daemon while {tick_rate:g} ticks/s stream")
             client_ns: list[int] = []
             with ControlClient(eps.control, timeout_ms=10_000, retries=0) as client:
+                # Open then close: a realistic book. Opening 500 positions and keeping them
+                # would measure the cost of re-validating a 500-position snapshot per fill.
                 for i in range(orders):
                     began = time.monotonic_ns()
-                    reply = client.request("trade", symbol="EURUSD", side="buy" if i % 2 else "sell", lots=0.01, source="bench")
+                    if i % 2 == 0:
+                        reply = client.request("trade", symbol="EURUSD", side="buy" if i % 4 else "sell", lots=0.01, source="bench")
+                    else:
+                        reply = client.request("close", ticket=int(ticket), source="bench")
                     client_ns.append(time.monotonic_ns() - began)
                     if not reply.get("ok"):
                         raise RuntimeError(f"order {i} failed: {reply.get('error')}")
+                    ticket = reply["order"]["ticket"]
+                    if i % 2 == 0:  # the close needs the daemon to have seen the position
+                        wait_for(lambda: any(p["ticket"] == ticket for p in control(eps.control, "snapshot")["positions"]), 5, "the position")
             health = control(eps.control)["health"]
         finally:
             if paper is not None:
