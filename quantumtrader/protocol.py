@@ -137,9 +137,11 @@ _KNOWN_SYMBOLS_MAX = 100_000
 
 def check_symbol(value: Any) -> str:
     """A symbol as PROTOCOL.md allows: 1-32 chars of [A-Za-z0-9._#+-]."""
+    if type(value) is not str:  # first: an unhashable value must not reach the set lookup
+        raise ProtocolError("bad_symbol", f"symbol must be 1-32 chars of [A-Za-z0-9._#+-], got {_short(value)}")
     if value in _KNOWN_SYMBOLS:
-        return value  # type: ignore[no-any-return]
-    if type(value) is not str or _SYMBOL_RE.fullmatch(value) is None:
+        return value
+    if _SYMBOL_RE.fullmatch(value) is None:
         raise ProtocolError("bad_symbol", f"symbol must be 1-32 chars of [A-Za-z0-9._#+-], got {_short(value)}")
     if len(_KNOWN_SYMBOLS) < _KNOWN_SYMBOLS_MAX:  # bounded: a flood of distinct names cannot grow it forever
         _KNOWN_SYMBOLS.add(value)

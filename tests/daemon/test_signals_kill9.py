@@ -29,7 +29,12 @@ FAST_SIGNALS = {
 def _start_daemon(eps: Endpoints, tmp: Path, name: str) -> subprocess.Popen[bytes]:
     log_path = tmp / f"{name}.log"
     proc = start(["run", "--no-sidecar"], eps.env(tmp / "data", **FAST_SIGNALS), log_path)
-    wait_ready(eps.control, proc, log_path, timeout=120.0)  # a cold Numba cache compiles here
+    try:
+        wait_ready(eps.control, proc, log_path, timeout=120.0)  # a cold Numba cache compiles here
+    except BaseException:
+        proc.kill()  # never leave a daemon behind when the test gives up on it
+        proc.wait(10)
+        raise
     return proc
 
 
