@@ -11,6 +11,7 @@ loss at about a millisecond per order).
 from __future__ import annotations
 
 import sqlite3
+import threading
 from dataclasses import fields
 from pathlib import Path
 
@@ -21,13 +22,34 @@ _COLUMNS = tuple(f.name for f in fields(Order) if f.name != "snapshots_without")
 _TYPES = {"int": "INTEGER", "float": "REAL", "str": "TEXT", "bool": "INTEGER"}
 
 
+_CHECKPOINT_EVERY_S = 2.0
+
+
 class OrderJournal:
     def __init__(self, path: Path, sync: str = "normal") -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute(f"PRAGMA synchronous={'FULL' if sync == 'full' else 'NORMAL'}")
+        # The loop's connection never checkpoints: an automatic checkpoint copies the
+        # WAL into the database and fsyncs, 1-4 ms on the loop thread (measured: 27
+        # of 6,000 saves). A background thread with its own connection does it instead.
+        self._db.execute("PRAGMA wal_autocheckpoint=0")
         self._migrate()
+        self._stop = threading.Event()
+        self._checkpointer = threading.Thread(target=self._checkpoint_loop, args=(path,), name="orders-checkpoint", daemon=True)
+        self._checkpointer.start()
+
+    def _checkpoint_loop(self, path: Path) -> None:
+        db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+        try:
+            while not self._stop.wait(_CHECKPOINT_EVERY_S):
+                try:
+                    db.execute("PRAGMA wal_checkpoint(PASSIVE)")  # never waits for the writer
+                except sqlite3.Error:
+                    pass  # busy or locked: the next round catches up
+        finally:
+            db.close()
 
     def _migrate(self) -> None:
         self._db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
@@ -76,4 +98,6 @@ class OrderJournal:
         return Order(**values)
 
     def close(self) -> None:
+        self._stop.set()
+        self._checkpointer.join(timeout=5)
         self._db.close()
