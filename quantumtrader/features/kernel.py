@@ -90,6 +90,33 @@ def _rolling_std(s1: float, s2: float, n: int) -> float:
     return math.sqrt(var) if var > 0.0 else 0.0
 
 
+@njit(cache=True, inline="always", error_model="numpy")
+def _push_rolling(ring: np.ndarray, num: np.ndarray, s: int, c1: int, c2: int, value: float, k: int, size: int) -> None:
+    """Put the k-th sample of symbol ``s`` into its ring of ``size``; keep sum and sum of squares in num[s, c1/c2].
+
+    Whenever the ring completes a lap both sums are recomputed from the ring,
+    so rounding never accumulates. ``size`` is a literal at each call site, so
+    after inlining the modulo is a multiply, not a division.
+    """
+    slot = k % size
+    if k >= size:
+        old = ring[s, slot]
+        num[s, c1] -= old
+        num[s, c2] -= old * old
+    ring[s, slot] = value
+    num[s, c1] += value
+    num[s, c2] += value * value
+    if slot == size - 1:
+        a1 = 0.0
+        a2 = 0.0
+        for i in range(size):
+            v = ring[s, i]
+            a1 += v
+            a2 += v * v
+        num[s, c1] = a1
+        num[s, c2] = a2
+
+
 @njit(cache=True, error_model="numpy")
 def _pattern_code(last_x: np.ndarray, row: int, order: int) -> int:
     """Lehmer code of the ordinal pattern of the last ``order`` prices (oldest first).
@@ -330,42 +357,10 @@ def _update_one(st: FeatureState, s: int, x: float, ask: float, volume: float, o
         out[r, F_RSI] = 100.0 * g / total if not (-RSI_ZERO < total < RSI_ZERO) else 0.0
 
     # volatility_5 / volatility_20: running sums over rings, re-anchored every lap
-    slot = nr % 5
-    if nr >= 5:
-        old = st.ret5[s, slot]
-        num[s, NUM_R5_S1] -= old
-        num[s, NUM_R5_S2] -= old * old
-    st.ret5[s, slot] = ret
-    num[s, NUM_R5_S1] += ret
-    num[s, NUM_R5_S2] += ret * ret
-    if slot == 4:
-        a1 = 0.0
-        a2 = 0.0
-        for i in range(5):
-            v = st.ret5[s, i]
-            a1 += v
-            a2 += v * v
-        num[s, NUM_R5_S1] = a1
-        num[s, NUM_R5_S2] = a2
+    _push_rolling(st.ret5, num, s, NUM_R5_S1, NUM_R5_S2, ret, nr, 5)
     if nr >= 4:
         out[r, F_VOL5] = _rolling_std(num[s, NUM_R5_S1], num[s, NUM_R5_S2], 5)
-    slot = nr % 20
-    if nr >= 20:
-        old = st.ret20[s, slot]
-        num[s, NUM_R20_S1] -= old
-        num[s, NUM_R20_S2] -= old * old
-    st.ret20[s, slot] = ret
-    num[s, NUM_R20_S1] += ret
-    num[s, NUM_R20_S2] += ret * ret
-    if slot == 19:
-        a1 = 0.0
-        a2 = 0.0
-        for i in range(20):
-            v = st.ret20[s, i]
-            a1 += v
-            a2 += v * v
-        num[s, NUM_R20_S1] = a1
-        num[s, NUM_R20_S2] = a2
+    _push_rolling(st.ret20, num, s, NUM_R20_S1, NUM_R20_S2, ret, nr, 20)
 
     if nr >= 19:
         sigma = _rolling_std(num[s, NUM_R20_S1], num[s, NUM_R20_S2], 20)
