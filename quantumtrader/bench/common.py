@@ -55,6 +55,17 @@ def latency_summary(values_ns: Iterable[int]) -> dict[str, float]:
     return summarize(hist)
 
 
+def progress(total: int, description: str) -> Any:
+    """A rich progress bar on stderr (typer brings rich); disabled when stderr is not a terminal."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), transient=True, disable=not sys.stderr.isatty())
+    bar.start()
+    task = bar.add_task(description, total=total)
+    bar.advance_to = lambda done: bar.update(task, completed=done)  # type: ignore[attr-defined]
+    return bar
+
+
 def write_json(path: Path | None, result: dict[str, Any]) -> None:
     if path is None:
         return

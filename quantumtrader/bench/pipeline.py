@@ -25,7 +25,7 @@ import numpy as np
 import orjson
 import zmq
 
-from quantumtrader.bench.common import latency_summary, machine, percentile_plot, table, write_json
+from quantumtrader.bench.common import latency_summary, machine, percentile_plot, progress, table, write_json
 from quantumtrader.bench.procs import Endpoints, control, free_port, start, stop, wait_for, wait_ready
 
 
@@ -58,7 +58,15 @@ class _Receiver:
         recv = self.sock.recv_multipart
         loads = orjson.loads
         deadline = time.monotonic() + timeout_s
+        bar = progress(n_ticks, "ticks received")
+        try:
+            self._receive(n_ticks, deadline, recv, loads, bar)
+        finally:
+            bar.stop()
+
+    def _receive(self, n_ticks: int, deadline: float, recv: Any, loads: Any, bar: Any) -> None:
         while self.received < n_ticks and time.monotonic() < deadline:
+            bar.advance_to(self.received)
             if not self.sock.poll(500):
                 continue
             while True:
@@ -222,7 +230,10 @@ def run_pipeline_bench(
     log(table(rows, ("tick -> price_update", "sent/s", "p50 µs", "p90", "p99", "p99.9", "max", "lost", "recv/s")))
     if "tick_to_signal" in paced:
         sig = paced["tick_to_signal"]
-        log(f"tick -> signal ({paced['signals']} signals): p50 {sig.get('p50_us', 0):.0f} µs, p99 {sig.get('p99_us', 0):.0f} µs, max {sig.get('max_us', 0):.0f} µs")
+        if sig.get("count"):
+            log(f"tick -> signal ({int(sig['count'])} signals after warm-up): p50 {sig['p50_us']:.0f} µs, p99 {sig['p99_us']:.0f} µs, max {sig['max_us']:.0f} µs")
+        else:
+            log(f"tick -> signal: all {paced['signals']} signals came during warm-up; run longer (--duration)")
     log(f"daemon over floor: p50 x{ratio['p50']:.2f}, p99 x{ratio['p99']:.2f}")
     write_json(json_out, result)
     if plot_out is not None:

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from quantumtrader.bench.common import latency_summary, machine, table, write_json
+from quantumtrader.bench.common import latency_summary, machine, progress, table, write_json
 from quantumtrader.bench.procs import Endpoints, control, start, stop, wait_for, wait_ready
 from quantumtrader.control_client import ControlClient
 
@@ -46,6 +46,7 @@ def run_trade_bench(*, orders: int = 500, tick_rate: float = 2000, json_out: Pat
             quiet = control(eps.control, reset_latency=True)["health"]["latency"]["receive_to_publish"]
             log(f"trade: {orders} orders (open, then close it) through the daemon while {tick_rate:g} ticks/s stream")
             client_ns: list[int] = []
+            bar = progress(orders, "orders")
             with ControlClient(eps.control, timeout_ms=10_000, retries=0) as client:
                 # Open then close: a realistic book. Opening 500 positions and keeping them
                 # would measure the cost of re-validating a 500-position snapshot per fill.
@@ -58,9 +59,11 @@ def run_trade_bench(*, orders: int = 500, tick_rate: float = 2000, json_out: Pat
                     client_ns.append(time.monotonic_ns() - began)
                     if not reply.get("ok"):
                         raise RuntimeError(f"order {i} failed: {reply.get('error')}")
+                    bar.advance_to(i + 1)
                     ticket = reply["order"]["ticket"]
                     if i % 2 == 0:  # the close needs the daemon to have seen the position
                         wait_for(lambda: any(p["ticket"] == ticket for p in control(eps.control, "snapshot")["positions"]), 5, "the position")
+            bar.stop()
             health = control(eps.control)["health"]
         finally:
             if paper is not None:
