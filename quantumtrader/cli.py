@@ -102,8 +102,8 @@ def paper_command(
     max_ticks: Annotated[int, typer.Option("--max-ticks", help="Stop the source after this many ticks (0 = no limit).")] = 0,
     exit_at_end: Annotated[bool, typer.Option("--exit-at-end", help="Say bye and exit when the tick source is finished.")] = False,
     keep_times: Annotated[bool, typer.Option("--keep-times", help="Send the file's own tick times instead of now.")] = False,
-    drop_reply_every: Annotated[int, typer.Option("--drop-reply-every", help="Fault injection: swallow the first reply of every Nth command.")] = 0,
-    delay_reply_every: Annotated[int, typer.Option("--delay-reply-every", help="Fault injection: delay the reply of every Nth command...")] = 0,
+    drop_reply_every: Annotated[int, typer.Option("--drop-reply-every", help="Fault injection: swallow the first reply of every Nth trading command.")] = 0,
+    delay_reply_every: Annotated[int, typer.Option("--delay-reply-every", help="Fault injection: delay the reply of every Nth trading command...")] = 0,
     delay_reply_ms: Annotated[int, typer.Option("--delay-reply-ms", help="... by this many ms.")] = 0,
 ) -> None:
     """Run a paper terminal: an EA as far as the daemon can tell (ticks, fills, SL/TP)."""

@@ -56,7 +56,7 @@ class PaperOptions:
     keep_times: bool = False
     max_gap_s: float = 5.0
     max_ticks: int = 0  # 0 = no limit
-    # Fault injection, for the Lazy Pirate tests: counted over distinct command ids.
+    # Fault injection, for the Lazy Pirate tests: counted over distinct trading command ids.
     drop_reply_every: int = 0  # execute every Nth command but swallow its first reply
     delay_reply_every: int = 0  # hold the reply of every Nth command ...
     delay_reply_ms: int = 0  # ... this long
@@ -207,7 +207,9 @@ class PaperTerminal:
     def handle_command(self, raw: bytes) -> tuple[bytes, bool]:
         """Execute one command, or answer a repeated id from the cache.
 
-        Returns (reply frame, is_new): only a first sight of an id counts for fault injection.
+        Returns (reply frame, counts_for_faults): only the first sight of a
+        trading command's id (open, close, modify) counts for fault injection;
+        snapshot and ping always answer at once.
         """
         try:
             cmd = decode_command(raw)
@@ -220,7 +222,7 @@ class PaperTerminal:
         self._replies[cmd["id"]] = reply
         if len(self._replies) > _REPLY_CACHE_SIZE:
             self._replies.popitem(last=False)
-        return reply, True
+        return reply, cmd["type"] in ("open", "close", "modify")
 
     def _execute(self, cmd: dict[str, Any]) -> dict[str, Any]:
         kind = cmd["type"]
@@ -256,9 +258,9 @@ class PaperTerminal:
                 return
             if len(frames) < 2:
                 continue
-            reply, is_new = self.handle_command(frames[-1])
+            reply, faultable = self.handle_command(frames[-1])
             opts = self.options
-            if is_new:
+            if faultable:
                 self.commands_seen += 1
                 if opts.drop_reply_every and self.commands_seen % opts.drop_reply_every == 0:
                     self.replies_dropped += 1  # executed, but the daemon never hears: its retry must not execute again

@@ -120,11 +120,13 @@ def test_1000_orders_with_lost_and_late_replies_execute_exactly_once(tmp_path: P
 @pytest.mark.timeout(120)
 def test_daemon_killed_between_command_and_reply_reconciles_instead_of_resending(tmp_path: Path) -> None:
     eps = Endpoints()
-    env = {**RISK_OFF, "QT_EXECUTION__COMMAND_TIMEOUT_MS": "5000"}
+    # The terminal holds every reply 10 s: the kill must land inside that window even
+    # on a loaded CI box (3 s was not always enough: the reply won the race).
+    env = {**RISK_OFF, "QT_EXECUTION__COMMAND_TIMEOUT_MS": "20000"}
     paper = None
     with daemon_process(eps, tmp_path, **env) as daemon:
         paper = start(
-            ["paper", "--rate", "100", "--heartbeat-s", "0.3", "--delay-reply-every", "1", "--delay-reply-ms", "3000"],
+            ["paper", "--rate", "100", "--heartbeat-s", "0.3", "--delay-reply-every", "1", "--delay-reply-ms", "10000"],
             eps.env(tmp_path / "data", **env),
             tmp_path / "paper.log",
         )
@@ -135,7 +137,7 @@ def test_daemon_killed_between_command_and_reply_reconciles_instead_of_resending
             lambda: [o for o in control(eps.control, "orders")["orders"] if o["status"] == "pending"], 5, "the order to be journaled as pending"
         )
         (order,) = pending
-        # the terminal executes at once but holds the reply for 3 s: kill the daemon meanwhile
+        # the terminal executes at once but holds the reply for 10 s: kill the daemon meanwhile
         wait_for(lambda: any(p["comment"] == "QT-" + order["id"] for p in terminal_positions(eps.command)), 5, "the terminal to execute")
         daemon.send_signal(signal.SIGKILL)
         daemon.wait(10)
@@ -152,7 +154,7 @@ def test_daemon_killed_between_command_and_reply_reconciles_instead_of_resending
             held = [p for p in terminal_positions(eps.command) if p["comment"] == "QT-" + order["id"]]
             assert len(held) == 1, "the order was sent again after the restart"
             # and the restarted daemon can trade with the terminal it never got a hello from
-            assert control(eps.control, "trade", timeout_ms=10_000, symbol="EURUSD", side="sell", lots=0.01, source="test")["order"]["status"] == "filled"
+            assert control(eps.control, "trade", timeout_ms=30_000, symbol="EURUSD", side="sell", lots=0.01, source="test")["order"]["status"] == "filled"
     finally:
         stop(paper)
 
