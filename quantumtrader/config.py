@@ -213,7 +213,12 @@ class RiskConfig:
     max_daily_loss: float = setting(0.0, "account currency lost since the UTC day began that switches to reducing-only (0 = off)", non_negative)
     risk_pct: float = setting(1.0, "size missing lots so a stop-out loses this % of equity", positive)
     reward_risk: float = setting(2.0, "take-profit distance = this x stop distance when tp is missing", positive)
-    stop_sigmas: float = setting(20.0, "missing stop distance = this x recent tick volatility (volatility_20) x price", positive)
+    stop_sigmas: float = setting(2.0, "missing stop distance = this many standard deviations of price over stop_horizon_ticks", positive)
+    stop_horizon_ticks: int = setting(
+        3600,
+        "horizon of a default stop: tick volatility (volatility_20) is scaled by its square root (3600 ticks ~ 12 pips on EURUSD)",
+        positive,
+    )
     default_stop_pct: float = setting(0.2, "stop distance in % of price when no volatility is known yet", positive)
 
 

@@ -86,11 +86,16 @@ class RiskEngine:
     # -- sizing and default stops ----------------------------------------------
 
     def default_stop_distance(self, price: float, volatility: float | None) -> float:
-        """From recent volatility (std of tick returns) when known, else a fixed % of price."""
+        """From recent volatility when known, else a fixed % of price.
+
+        ``volatility`` is the std of *tick* returns; a stop must survive the
+        moves of a horizon, not of one tick, so it is scaled by the square root
+        of ``stop_horizon_ticks`` (random-walk scaling) before ``stop_sigmas``.
+        """
         cfg = self.config
         floor = price * cfg.min_stop_pct / 100.0 * 1.5
         if volatility is not None and math.isfinite(volatility) and volatility > 0:
-            return max(floor, cfg.stop_sigmas * volatility * price)
+            return max(floor, cfg.stop_sigmas * volatility * math.sqrt(cfg.stop_horizon_ticks) * price)
         return max(floor, price * cfg.default_stop_pct / 100.0)
 
     def default_stops(self, side: str, bid: float, ask: float, sl: float, tp: float, volatility: float | None) -> tuple[float, float]:

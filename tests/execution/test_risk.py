@@ -88,9 +88,9 @@ def test_size_by_risk_loses_risk_pct_of_equity_at_the_stop() -> None:
 
 
 def test_default_stops_come_from_volatility_and_reward_risk() -> None:
-    risk = engine(stop_sigmas=20.0, reward_risk=2.0)
-    sl, tp = risk.default_stops("buy", 1.1, 1.1001, 0.0, 0.0, volatility=0.0001)
-    assert sl == pytest.approx(1.1001 - 20 * 0.0001 * 1.1001)
+    risk = engine(stop_sigmas=2.0, stop_horizon_ticks=3600, reward_risk=2.0)
+    sl, tp = risk.default_stops("buy", 1.1, 1.1001, 0.0, 0.0, volatility=0.00001)
+    assert sl == pytest.approx(1.1001 - 2 * 0.00001 * 60 * 1.1001)  # 2 sigma over sqrt(3600) ticks
     assert tp - 1.1001 == pytest.approx(2 * (1.1001 - sl))
     sl, tp = risk.default_stops("sell", 1.1, 1.1001, 0.0, 0.0, volatility=None)
     assert sl - 1.1 == pytest.approx(1.1 * 0.2 / 100)  # default_stop_pct
