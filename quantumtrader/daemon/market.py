@@ -32,13 +32,31 @@ def diff_positions(old: dict[int, dict[str, Any]], new: list[dict[str, Any]]) ->
 
 
 class MarketState:
-    """Latest tick per symbol, positions and account per terminal."""
+    """Latest tick per symbol, per (terminal, symbol), positions and account per terminal.
+
+    Several terminals may stream the same symbol (two brokers on one VPS).
+    Their prices differ, so interleaving them would make one series of
+    nonsense for the indicators: the first terminal to stream a symbol *owns*
+    it (its ticks drive ``quotes``, features and signals) until it goes stale
+    or says bye; every terminal's latest quote is still kept in
+    ``terminal_quotes`` for the risk checks of orders routed to it.
+    """
 
     def __init__(self) -> None:
         self.quotes: dict[str, dict[str, Any]] = {}
         self.received_ns: dict[str, int] = {}  # monotonic receive time of each symbol's latest quote
+        self.terminal_quotes: dict[tuple[str, str], dict[str, Any]] = {}
+        self.terminal_received_ns: dict[tuple[str, str], int] = {}
+        self.owner: dict[str, str] = {}  # symbol -> the terminal whose ticks drive it
         self.positions: dict[str, dict[int, dict[str, Any]]] = {}
         self.accounts: dict[str, dict[str, Any]] = {}
+
+    def release(self, terminal: str) -> list[str]:
+        """A terminal went stale or left: its symbols go to whichever terminal ticks next."""
+        freed = [symbol for symbol, owner in self.owner.items() if owner == terminal]
+        for symbol in freed:
+            del self.owner[symbol]
+        return freed
 
     def update_positions(self, terminal: str, positions: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
         old = self.positions.get(terminal, {})
@@ -46,9 +64,9 @@ class MarketState:
         self.positions[terminal] = {pos["ticket"]: pos for pos in positions}
         return changes
 
-    def current_price(self, symbol: str, side: str) -> float | None:
-        """The price a position would close at: bid for a buy, ask for a sell."""
-        quote = self.quotes.get(symbol)
+    def current_price(self, terminal: str, symbol: str, side: str) -> float | None:
+        """The price a position of ``terminal`` would close at: bid for a buy, ask for a sell."""
+        quote = self.terminal_quotes.get((terminal, symbol)) or self.quotes.get(symbol)
         if quote is None:
             return None
         return quote["bid"] if side == "buy" else quote["ask"]

@@ -268,23 +268,38 @@ class Daemon:
         )
 
     def handle_ticks(self, ticks: list[dict[str, Any]], received_ns: int) -> None:
-        quotes = self.market.quotes
-        received = self.market.received_ns
+        market = self.market
+        quotes = market.quotes
+        received = market.received_ns
+        by_terminal = market.terminal_quotes
+        by_terminal_ns = market.terminal_received_ns
+        owner = market.owner
         publish = self.feed.publish
         ea_hist = self.metrics.histograms["ea_to_receive"]
+        owned: list[dict[str, Any]] = []
         for tick in ticks:
-            quotes[tick["symbol"]] = tick
-            received[tick["symbol"]] = received_ns
+            symbol = tick["symbol"]
+            terminal = tick["terminal"]
+            key = (terminal, symbol)
+            by_terminal[key] = tick
+            by_terminal_ns[key] = received_ns
+            if owner.setdefault(symbol, terminal) == terminal:
+                quotes[symbol] = tick
+                received[symbol] = received_ns
+                owned.append(tick)
             data = price_update(tick)
-            publish("price", data, tick["time_msc"], tick["symbol"], data["timestamp"])
+            publish("price", data, tick["time_msc"], symbol, data["timestamp"])
             sent_ns = tick.get("sent_ns")
             if sent_ns is not None and received_ns > sent_ns:
                 ea_hist.record_value(min(received_ns - sent_ns, 60_000_000_000))
         self.counters["ticks"] += len(ticks)
+        if len(owned) != len(ticks):
+            self.counters["ticks_not_owner"] += len(ticks) - len(owned)
         self.last_tick_msc = ticks[-1]["time_msc"]
         self.metrics.record("receive_to_publish", time.monotonic_ns() - received_ns)
-        for hook in self._tick_hooks:
-            hook(ticks, received_ns)
+        if owned:
+            for hook in self._tick_hooks:  # features and signals see one terminal's series per symbol
+                hook(owned, received_ns)
 
     def handle_account(self, msg: dict[str, Any]) -> None:
         self.market.accounts[msg["terminal"]] = msg
@@ -293,7 +308,7 @@ class Daemon:
     def handle_positions(self, msg: dict[str, Any]) -> None:
         terminal = msg["terminal"]
         for status, pos in self.market.update_positions(terminal, msg["positions"]):
-            price = self.market.current_price(pos["symbol"], pos["side"])
+            price = self.market.current_price(terminal, pos["symbol"], pos["side"])
             self.feed.publish("position", app_position(pos, terminal, price, status), msg["time_msc"])
             self.counters[f"positions_{status}"] += 1
 
@@ -309,13 +324,15 @@ class Daemon:
 
     def handle_bye(self, msg: dict[str, Any]) -> None:
         self.terminals.bye(msg["terminal"], msg.get("reason", ""))
+        self.market.release(msg["terminal"])
         log.info("terminal said bye", terminal=msg["terminal"], reason=msg.get("reason", ""))
 
     # -- periodic work -------------------------------------------------------------
 
     def _housekeeping(self, now: float) -> None:
         for session in self.terminals.update_stale(now):
-            log.warning("terminal stale", terminal=session.terminal, silent_s=round(now - session.last_seen, 1))
+            freed = self.market.release(session.terminal)
+            log.warning("terminal stale", terminal=session.terminal, silent_s=round(now - session.last_seen, 1), symbols_released=len(freed))
         self.feed.publish("health", self.health(), now_msc())
 
     def _log_status(self, ticks: int, seconds: float) -> None:
@@ -372,7 +389,7 @@ class Daemon:
             raise ControlError("symbols must be a list")
         quotes = [app_quote(t) for s, t in market.quotes.items() if symbols is None or s in symbols]
         positions = [
-            app_position(pos, terminal, market.current_price(pos["symbol"], pos["side"]))
+            app_position(pos, terminal, market.current_price(terminal, pos["symbol"], pos["side"]))
             for terminal, pos in market.all_positions()
         ]
         return {

@@ -162,7 +162,7 @@ class ExecutionEngine:
         sl = _optional_number(request, "sl", "stop_loss", "stopLoss") or 0.0
         tp = _optional_number(request, "tp", "take_profit", "takeProfit") or 0.0
         terminal, broker_symbol = self.route(symbol, _optional_text(request, "terminal"))
-        quote = self.daemon.market.quotes.get(broker_symbol)
+        quote = self.daemon.market.terminal_quotes.get((terminal, broker_symbol))  # the price this terminal trades at
         order = self._new_order(request, "open", terminal, symbol, broker_symbol, side)
         if quote is not None:
             vol = self._volatility(broker_symbol) if self._volatility else None
@@ -177,7 +177,7 @@ class ExecutionEngine:
         reason = self.risk.check_open(
             OpenIntent(broker_symbol, side, lots, sl, tp),
             quote,
-            self._quote_age_ms(quote),
+            self._quote_age_ms(terminal, broker_symbol),
             self._exposure(terminal, broker_symbol),
         )
         if reason:
@@ -210,7 +210,7 @@ class ExecutionEngine:
         tp = pos["tp"] if tp is None else tp
         order = self._new_order(request, "modify", terminal, pos["symbol"], pos["symbol"], pos["side"])
         order.ticket, order.sl, order.tp, order.lots = ticket, sl, tp, pos["lots"]
-        reason = self.risk.check_modify(pos["side"], self.daemon.market.quotes.get(pos["symbol"]), sl, tp)
+        reason = self.risk.check_modify(pos["side"], self.daemon.market.terminal_quotes.get((terminal, pos["symbol"])), sl, tp)
         if reason:
             self._refuse(order, reason, responder)
             return
@@ -405,11 +405,11 @@ class ExecutionEngine:
         account = self.daemon.market.accounts.get(terminal)
         return float(account["equity"]) if account else 0.0
 
-    def _quote_age_ms(self, quote: dict[str, Any] | None) -> float:
-        if quote is None:
-            return math.inf
+    def _quote_age_ms(self, terminal: str, symbol: str) -> float:
         # Receive time, not the broker's tick time: broker clocks and replayed data drift.
-        received_ns = self.daemon.market.received_ns.get(quote["symbol"], 0)
+        received_ns = self.daemon.market.terminal_received_ns.get((terminal, symbol))
+        if received_ns is None:
+            return math.inf
         return (time.monotonic_ns() - received_ns) / 1e6
 
     def _exposure(self, terminal: str, broker_symbol: str) -> Exposure:
