@@ -392,9 +392,11 @@ class Daemon:
             app_position(pos, terminal, market.current_price(terminal, pos["symbol"], pos["side"]))
             for terminal, pos in market.all_positions()
         ]
+        terminal_quotes = [app_quote(t) for (_, s), t in market.terminal_quotes.items() if symbols is None or s in symbols]
         return {
             "feed_seq": self.feed.seq,
-            "quotes": quotes,
+            "quotes": quotes,  # per symbol, from the terminal that owns its series
+            "terminal_quotes": terminal_quotes,  # every terminal's latest quote of every symbol it streams
             "positions": positions,
             "accounts": [app_account(acc) for acc in market.accounts.values()],
             "terminals": self.terminals.to_json(),

@@ -171,7 +171,12 @@ def test_frozen_terminal_ends_unknown_then_settles_while_another_keeps_filling(t
         dealer = Dealer(eps.control)
         try:
             wait_for(lambda: len([t for t in control(eps.control)["health"]["terminals"] if t["connected"]]) == 2, 15, "both terminals")
-            wait_for(lambda: has_quote(eps.control), 15, "a EURUSD quote")
+            # B's orders are checked against B's own quote (A owns the symbol's series): wait for it
+            wait_for(
+                lambda: any(q["symbol"] == "EURUSD" and q["terminal"] == "B@Test" for q in control(eps.control, "snapshot")["terminal_quotes"]),
+                15,
+                "a EURUSD quote from B",
+            )
             ambiguous = control(eps.control, "trade", symbol="EURUSD", side="buy", lots=0.01)
             assert ambiguous["ok"] is False and "several terminals" in ambiguous["error"]
 
@@ -180,7 +185,7 @@ def test_frozen_terminal_ends_unknown_then_settles_while_another_keeps_filling(t
             started = time.monotonic()
             for _ in range(10):
                 reply = control(eps.control, "trade", timeout_ms=5000, symbol="EURUSD", side="buy", lots=0.01, terminal="B@Test", source="test")
-                assert reply["order"]["status"] == "filled"
+                assert reply["order"]["status"] == "filled", reply["order"]
             assert time.monotonic() - started < 3.0, "B's orders waited for A"
 
             (unknown,) = dealer.collect({stuck}, timeout_s=10).values()
