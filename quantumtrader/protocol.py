@@ -380,7 +380,8 @@ def _check_open(msg: dict[str, Any]) -> None:
     check_symbol(_get(msg, "symbol"))
     if _get(msg, "side") not in ("buy", "sell"):
         raise ProtocolError("bad_value", "side must be 'buy' or 'sell'")
-    _number(msg, "lots", minimum=0.0)
+    if _number(msg, "lots", minimum=0.0) <= 0:
+        raise ProtocolError("bad_value", "lots of an open must be > 0")  # as the EAs' QtValidateCommand
     _number(msg, "sl", minimum=0.0)
     _number(msg, "tp", minimum=0.0)
     _integer(msg, "deviation_points", minimum=0)

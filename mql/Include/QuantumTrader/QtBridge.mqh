@@ -1,0 +1,380 @@
+//+------------------------------------------------------------------+
+//| QtBridge.mqh - what the MT4 and the MT5 bridge do the same way    |
+//|                                                                  |
+//| One job: the platform-independent half of an EA: the sockets,    |
+//| the symbol list, the outgoing queue, hello/heartbeat/account/bye,|
+//| and serving commands from the REP socket (parse, answer a        |
+//| repeated id from the cache, execute once). The EA supplies the   |
+//| platform half through the three functions declared below, and   |
+//| declares these inputs before including this file:                |
+//|   EventsEndpoint, CommandBindEndpoint, CommandEndpointAnnounced, |
+//|   TerminalId, SymbolList, HeartbeatSeconds, TimerMilliseconds,   |
+//|   QueueCapacity, AccountMinIntervalMs, UtcOffsetAuto,            |
+//|   UtcOffsetMinutes, ByeLingerMs.                                 |
+//| Needs dingmaotu's mql-zmq (docs/mql.md).                         |
+//+------------------------------------------------------------------+
+#property strict
+
+#include <Zmq/Zmq.mqh>
+#include <QuantumTrader/QtJson.mqh>
+#include <QuantumTrader/QtCommand.mqh>
+#include <QuantumTrader/QtSeq.mqh>
+#include <QuantumTrader/QtReplyCache.mqh>
+#include <QuantumTrader/QtTime.mqh>
+#include <QuantumTrader/QtErrors.mqh>
+#include <QuantumTrader/QtQueue.mqh>
+#include <QuantumTrader/QtEvents.mqh>
+#include <QuantumTrader/QtWire.mqh>
+
+//--- the platform half, implemented by each EA
+string QtPositionsJson(string &key);     // the positions array; key: what counts as a change
+string QtPositionsKey();                 // the key alone, cheaply
+string QtExecuteTrade(QtCommand &cmd);   // open, close or modify -> the reply text
+
+//--- event kinds of the queue (QtQueue.mqh)
+#define QT_KIND_TICK      1
+#define QT_KIND_ACCOUNT   2
+#define QT_KIND_POSITIONS 3
+#define QT_KIND_OTHER     4
+
+//--- sockets: objects by value, closed by their destructors after OnDeinit;
+//--- the context is shared by every EA of the terminal (mql-zmq's named handle)
+Context g_context("QuantumTraderBridge");
+Socket  g_push(g_context, ZMQ_PUSH);
+Socket  g_rep(g_context, ZMQ_REP);
+
+QtSeq        g_seq;
+QtReplyCache g_cache;
+QtClock      g_clock;
+QtQueue      g_queue;
+string       g_terminal = "";
+string       g_hello_fields = "";
+string       g_pending_reply = "";       // a reply the REP socket did not take yet
+bool         g_connected = false;
+bool         g_bound = false;
+string       g_positions_key = "";
+string       g_account_body = "";
+ulong        g_last_account_us = 0;
+ulong        g_last_heartbeat_us = 0;
+
+//--- the streamed symbols and what was last sent for each
+string       g_symbols[];
+int          g_symbol_digits[];
+long         g_last_msc[];               // server time (ms) of the last tick sent
+int          g_sent_at_last[];           // MT5: ticks already sent that carry exactly g_last_msc
+double       g_last_bid[];               // MT4: the last quote sent (only changes are sent)
+double       g_last_ask[];
+int          g_symbol_count = 0;
+
+//+------------------------------------------------------------------+
+//| text and symbols                                                 |
+//+------------------------------------------------------------------+
+string QtTrim(string text)
+  {
+   int start = 0;
+   int stop = StringLen(text);
+   while(start < stop && StringGetCharacter(text, start) <= ' ')
+      start++;
+   while(stop > start && StringGetCharacter(text, stop - 1) <= ' ')
+      stop--;
+   return StringSubstr(text, start, stop - start);
+  }
+
+void QtAddSymbol(string name)
+  {
+   if(!QtValidSymbol(name))
+     {
+      PrintFormat("QuantumTrader: symbol '%s' skipped: the wire allows 1-32 characters of [A-Za-z0-9._#+-]", name);
+      return;
+     }
+   for(int i = 0; i < g_symbol_count; i++)
+      if(g_symbols[i] == name)
+         return;
+   if(!SymbolSelect(name, true))
+     {
+      PrintFormat("QuantumTrader: symbol '%s' skipped: SymbolSelect failed, error %d", name, GetLastError());
+      return;
+     }
+   int n = g_symbol_count + 1;
+   if(ArrayResize(g_symbols, n) != n || ArrayResize(g_symbol_digits, n) != n || ArrayResize(g_last_msc, n) != n ||
+      ArrayResize(g_sent_at_last, n) != n || ArrayResize(g_last_bid, n) != n || ArrayResize(g_last_ask, n) != n)
+     {
+      Print("QuantumTrader: out of memory for the symbol list");
+      return;
+     }
+   g_symbols[g_symbol_count] = name;
+   g_symbol_digits[g_symbol_count] = (int)SymbolInfoInteger(name, SYMBOL_DIGITS);
+   g_last_msc[g_symbol_count] = 0;
+   g_sent_at_last[g_symbol_count] = 0;
+   g_last_bid[g_symbol_count] = 0.0;
+   g_last_ask[g_symbol_count] = 0.0;
+   g_symbol_count = n;
+  }
+
+//--- SymbolList (comma separated), or every Market Watch symbol when empty
+void QtLoadSymbols()
+  {
+   g_symbol_count = 0;
+   string list = QtTrim(SymbolList);
+   if(list == "")
+     {
+      int total = SymbolsTotal(true);
+      for(int i = 0; i < total; i++)
+         QtAddSymbol(SymbolName(i, true));
+      return;
+     }
+   string parts[];
+   int count = StringSplit(list, ',', parts);
+   for(int i = 0; i < count; i++)
+     {
+      string name = QtTrim(parts[i]);
+      if(name != "")
+         QtAddSymbol(name);
+     }
+  }
+
+int QtSymbolIndex(string name)
+  {
+   for(int i = 0; i < g_symbol_count; i++)
+      if(g_symbols[i] == name)
+         return i;
+   return -1;
+  }
+
+//+------------------------------------------------------------------+
+//| events out                                                       |
+//+------------------------------------------------------------------+
+void QtFlush()
+  {
+   while(!QtQueueEmpty(g_queue))
+     {
+      if(!QtSendText(g_push, QtQueuePeek(g_queue)))
+         return;                         // would block: retried on the next timer event
+      QtQueuePopHead(g_queue, false);
+     }
+  }
+
+void QtEmit(int kind, string key, string text)
+  {
+   QtQueuePush(g_queue, kind, key, text);
+   QtFlush();
+  }
+
+//--- a tick of symbol index; crossed or empty quotes are never sent (the wire refuses them)
+void QtEmitQuote(int index, double bid, double ask, long server_msc, long volume)
+  {
+   if(bid <= 0.0 || ask <= 0.0 || ask < bid)
+      return;
+   string symbol = g_symbols[index];
+   QtEmit(QT_KIND_TICK, symbol, QtTickEvent(g_terminal, QtSeqTake(g_seq), symbol, bid, ask, g_symbol_digits[index],
+                                             QtServerMscToUtc(g_clock, server_msc), volume));
+  }
+
+string QtAccountFieldsNow()
+  {
+   return QtAccountFields(AccountInfoInteger(ACCOUNT_LOGIN), AccountInfoString(ACCOUNT_CURRENCY),
+                          AccountInfoDouble(ACCOUNT_BALANCE), AccountInfoDouble(ACCOUNT_EQUITY),
+                          AccountInfoDouble(ACCOUNT_MARGIN), AccountInfoDouble(ACCOUNT_MARGIN_FREE),
+                          AccountInfoInteger(ACCOUNT_LEVERAGE), AccountInfoString(ACCOUNT_NAME),
+                          AccountInfoString(ACCOUNT_SERVER));
+  }
+
+void QtSendAccount()
+  {
+   g_account_body = QtAccountFieldsNow();
+   g_last_account_us = GetMicrosecondCount();
+   QtEmit(QT_KIND_ACCOUNT, "", QtAccountEvent(g_terminal, QtSeqTake(g_seq), g_account_body, QtNowUtcMsc()));
+  }
+
+void QtSendPositions()
+  {
+   string key = "";
+   string positions = QtPositionsJson(key);
+   g_positions_key = key;
+   QtEmit(QT_KIND_POSITIONS, "", QtPositionsEvent(g_terminal, QtSeqTake(g_seq), positions, QtNowUtcMsc()));
+  }
+
+//--- heartbeat (with the hello fields, docs/protocol.md), then account and positions
+void QtSendHeartbeat()
+  {
+   g_last_heartbeat_us = GetMicrosecondCount();
+   QtEmit(QT_KIND_OTHER, "", QtHeartbeatEvent(g_terminal, QtSeqTake(g_seq), g_queue.dropped, g_hello_fields,
+                                                QtNowUtcMsc()));
+   QtSendAccount();
+   QtSendPositions();
+  }
+
+//--- positions on any change, account on change (at most every AccountMinIntervalMs), heartbeats
+void QtCheckState()
+  {
+   if(QtPositionsKey() != g_positions_key)
+      QtSendPositions();
+   ulong now_us = GetMicrosecondCount();
+   if(now_us - g_last_account_us >= (ulong)AccountMinIntervalMs * 1000)
+     {
+      if(QtAccountFieldsNow() != g_account_body)
+         QtSendAccount();
+     }
+   if(now_us - g_last_heartbeat_us >= (ulong)HeartbeatSeconds * 1000000)
+      QtSendHeartbeat();
+  }
+
+//+------------------------------------------------------------------+
+//| commands in                                                      |
+//+------------------------------------------------------------------+
+string QtExecute(QtCommand &cmd)
+  {
+   if(cmd.type == "ping")
+      return QtReplyPing(cmd.id, QtNowUtcMsc());
+   if(cmd.type == "snapshot")
+     {
+      string key = "";
+      string positions = QtPositionsJson(key);
+      return QtReplySnapshot(cmd.id, QtAccountFieldsNow(), positions, QtNowUtcMsc());
+     }
+   string reply = QtExecuteTrade(cmd);
+   // a trade changes positions and account: tell the daemon now, not at the next check
+   QtSendPositions();
+   QtSendAccount();
+   return reply;
+  }
+
+//--- the reply to one command text: from the cache when its id was seen before
+string QtHandleCommand(string text)
+  {
+   QtCommand cmd;
+   int code = 0;
+   string err = "";
+   if(!QtParseCommand(text, cmd, code, err))
+     {
+      string earlier = QtReplyCacheFind(g_cache, cmd.id);
+      if(earlier != "")
+         return earlier;
+      return QtReplyError(cmd.id, code, "invalid command: " + err);
+     }
+   string cached = QtReplyCacheFind(g_cache, cmd.id);
+   if(cached != "")
+      return cached;                     // a retry (Lazy Pirate): never execute twice
+   string reply = QtExecute(cmd);
+   QtReplyCachePut(g_cache, cmd.id, reply);
+   return reply;
+  }
+
+//--- drain every waiting command. REP alternates recv and send, so a reply
+//--- the socket did not take is sent before the next recv.
+void QtServeCommands()
+  {
+   if(!g_bound)
+      return;
+   while(true)
+     {
+      if(g_pending_reply != "")
+        {
+         if(!QtSendText(g_rep, g_pending_reply))
+            return;
+         g_pending_reply = "";
+        }
+      string text = "";
+      if(!QtReceiveText(g_rep, text))
+         return;
+      g_pending_reply = QtHandleCommand(text);
+     }
+  }
+
+//+------------------------------------------------------------------+
+//| start and stop                                                   |
+//+------------------------------------------------------------------+
+//--- inputs, state, sockets, timer and hello; INIT_SUCCEEDED or why not
+int QtBridgeStart(string platform, datetime server_now)
+  {
+   if(HeartbeatSeconds < 1 || TimerMilliseconds < 1 || QueueCapacity < 16 || AccountMinIntervalMs < 0 ||
+      ByeLingerMs < 0)
+     {
+      Print("QuantumTrader: HeartbeatSeconds and TimerMilliseconds must be >= 1, QueueCapacity >= 16, "
+            "AccountMinIntervalMs and ByeLingerMs >= 0");
+      return INIT_PARAMETERS_INCORRECT;
+     }
+   QtSeqReset(g_seq);
+   QtReplyCacheReset(g_cache);
+   QtClockInit(g_clock, UtcOffsetAuto, UtcOffsetMinutes);
+   QtClockUpdate(g_clock, server_now);
+   QtQueueInit(g_queue, QueueCapacity);
+
+   g_terminal = QtTrim(TerminalId);
+   if(g_terminal == "")
+      g_terminal = IntegerToString(AccountInfoInteger(ACCOUNT_LOGIN)) + "@" + AccountInfoString(ACCOUNT_SERVER);
+   if(StringLen(g_terminal) > 64)
+      g_terminal = StringSubstr(g_terminal, 0, 64);
+
+   QtLoadSymbols();
+   g_hello_fields = QtHelloFields(platform, CommandEndpointAnnounced, g_symbols, g_symbol_count, HeartbeatSeconds);
+
+   g_push.setLinger(0);
+   g_rep.setLinger(0);
+   g_push.setSendHighWaterMark(QueueCapacity);
+   g_push.setImmediate(true);            // no queueing inside ZeroMQ for an absent daemon: our queue coalesces
+   g_connected = g_push.connect(EventsEndpoint);
+   if(!g_connected)
+     {
+      PrintFormat("QuantumTrader: cannot connect the events socket to %s", EventsEndpoint);
+      return INIT_FAILED;
+     }
+   g_bound = g_rep.bind(CommandBindEndpoint);
+   if(!g_bound)
+     {
+      PrintFormat("QuantumTrader: cannot bind the command socket to %s (port in use by another terminal?)",
+                  CommandBindEndpoint);
+      return INIT_FAILED;
+     }
+   if(!EventSetMillisecondTimer(TimerMilliseconds))
+     {
+      PrintFormat("QuantumTrader: EventSetMillisecondTimer failed, error %d", GetLastError());
+      return INIT_FAILED;
+     }
+   QtEmit(QT_KIND_OTHER, "", QtHelloEvent(g_terminal, QtSeqTake(g_seq), g_hello_fields, QtNowUtcMsc()));
+   QtSendAccount();
+   QtSendPositions();
+   g_last_heartbeat_us = GetMicrosecondCount();
+   PrintFormat("QuantumTrader: terminal %s, %d symbols, events -> %s, commands on %s",
+               g_terminal, g_symbol_count, EventsEndpoint, CommandBindEndpoint);
+   return INIT_SUCCEEDED;
+  }
+
+string QtReasonText(int reason)
+  {
+   switch(reason)
+     {
+      case REASON_PROGRAM:     return "expert removed by ExpertRemove";
+      case REASON_REMOVE:      return "expert removed from chart";
+      case REASON_RECOMPILE:   return "expert recompiled";
+      case REASON_CHARTCHANGE: return "chart symbol or period changed";
+      case REASON_CHARTCLOSE:  return "chart closed";
+      case REASON_PARAMETERS:  return "inputs changed";
+      case REASON_ACCOUNT:     return "account changed";
+      case REASON_TEMPLATE:    return "template applied";
+      case REASON_INITFAILED:  return "initialization failed";
+      case REASON_CLOSE:       return "terminal closed";
+     }
+   return "deinit reason " + IntegerToString(reason);
+  }
+
+//--- bye, then the sockets go. Linger is 0 while running; for the bye alone it
+//--- is ByeLingerMs, so the close after OnDeinit waits at most that long for
+//--- the bye to leave (nothing waits when the daemon is absent: with
+//--- ZMQ_IMMEDIATE the send then fails at once and there is nothing to flush).
+void QtBridgeStop(int reason)
+  {
+   EventKillTimer();
+   if(g_connected)
+     {
+      g_push.setLinger(ByeLingerMs);
+      QtEmit(QT_KIND_OTHER, "", QtByeEvent(g_terminal, QtSeqTake(g_seq), QtReasonText(reason), QtNowUtcMsc()));
+      g_connected = false;
+     }
+   if(g_bound)
+     {
+      g_rep.unbind(CommandBindEndpoint);
+      g_bound = false;
+     }
+  }
+//+------------------------------------------------------------------+

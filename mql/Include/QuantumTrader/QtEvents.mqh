@@ -1,0 +1,149 @@
+//+------------------------------------------------------------------+
+//| QtEvents.mqh - the exact JSON of every event and reply            |
+//|                                                                  |
+//| One job: the wire shapes of PROTOCOL.md ("Events", "Commands")   |
+//| and docs/protocol.md, built from plain values. Field order is    |
+//| fixed (tests/mql/test_wire.py holds golden copies of these       |
+//| strings). Prices carry the symbol's digits, lots the lot step's  |
+//| digits, money 2 decimals.                                        |
+//+------------------------------------------------------------------+
+#property strict
+
+#include <QuantumTrader/QtJson.mqh>
+
+//--- {"v":1,"type":"<type>","terminal":"<terminal>","seq":<seq>   (left open)
+string QtEventHead(string type, string terminal, long seq)
+  {
+   return "{\"v\":1,\"type\":" + QtJsonString(type) + ",\"terminal\":" + QtJsonString(terminal) +
+          ",\"seq\":" + QtJsonInt(seq);
+  }
+
+//--- ,"time_msc":<time>}   (closes an event or a reply)
+string QtEventTail(long time_msc)
+  {
+   return ",\"time_msc\":" + QtJsonInt(time_msc) + "}";
+  }
+
+//--- the hello fields, repeated in every heartbeat (docs/protocol.md)
+string QtHelloFields(string platform, string command_endpoint, string &symbols[], int symbol_count, int heartbeat_s)
+  {
+   return "\"platform\":" + QtJsonString(platform) +
+          ",\"command_endpoint\":" + QtJsonString(command_endpoint) +
+          ",\"symbols\":" + QtJsonStringArray(symbols, symbol_count) +
+          ",\"heartbeat_s\":" + QtJsonInt(heartbeat_s);
+  }
+
+string QtHelloEvent(string terminal, long seq, string hello_fields, long time_msc)
+  {
+   return QtEventHead("hello", terminal, seq) + "," + hello_fields + QtEventTail(time_msc);
+  }
+
+string QtHeartbeatEvent(string terminal, long seq, long dropped, string hello_fields, long time_msc)
+  {
+   return QtEventHead("heartbeat", terminal, seq) + ",\"dropped\":" + QtJsonInt(dropped) + "," +
+          hello_fields + QtEventTail(time_msc);
+  }
+
+string QtByeEvent(string terminal, long seq, string reason, long time_msc)
+  {
+   return QtEventHead("bye", terminal, seq) + ",\"reason\":" + QtJsonString(reason) + QtEventTail(time_msc);
+  }
+
+string QtTickEvent(string terminal, long seq, string symbol, double bid, double ask, int digits, long time_msc, long volume)
+  {
+   return QtEventHead("tick", terminal, seq) + ",\"symbol\":" + QtJsonString(symbol) +
+          ",\"bid\":" + QtJsonNumber(bid, digits) + ",\"ask\":" + QtJsonNumber(ask, digits) +
+          ",\"time_msc\":" + QtJsonInt(time_msc) + ",\"volume\":" + QtJsonInt(volume) + "}";
+  }
+
+//--- the account fields (no braces): the account event and the snapshot reply share them
+string QtAccountFields(long login, string currency, double balance, double equity, double margin,
+                       double free_margin, long leverage, string name, string server)
+  {
+   return "\"login\":" + QtJsonInt(login) + ",\"currency\":" + QtJsonString(currency) +
+          ",\"balance\":" + QtJsonNumber(balance, 2) + ",\"equity\":" + QtJsonNumber(equity, 2) +
+          ",\"margin\":" + QtJsonNumber(margin, 2) + ",\"free_margin\":" + QtJsonNumber(free_margin, 2) +
+          ",\"leverage\":" + QtJsonInt(leverage) + ",\"name\":" + QtJsonString(name) +
+          ",\"server\":" + QtJsonString(server);
+  }
+
+string QtAccountEvent(string terminal, long seq, string account_fields, long time_msc)
+  {
+   return QtEventHead("account", terminal, seq) + "," + account_fields + QtEventTail(time_msc);
+  }
+
+//--- one position object of the positions list
+string QtPositionObject(long ticket, string symbol, bool is_buy, double lots, int lot_digits,
+                        double open_price, double sl, double tp, int digits, double profit, double swap,
+                        double commission, long magic, string comment, long open_time_msc)
+  {
+   string side = "sell";
+   if(is_buy)
+      side = "buy";
+   return "{\"ticket\":" + QtJsonInt(ticket) + ",\"symbol\":" + QtJsonString(symbol) +
+          ",\"side\":" + QtJsonString(side) + ",\"lots\":" + QtJsonNumber(lots, lot_digits) +
+          ",\"open_price\":" + QtJsonNumber(open_price, digits) + ",\"sl\":" + QtJsonNumber(sl, digits) +
+          ",\"tp\":" + QtJsonNumber(tp, digits) + ",\"profit\":" + QtJsonNumber(profit, 2) +
+          ",\"swap\":" + QtJsonNumber(swap, 2) + ",\"commission\":" + QtJsonNumber(commission, 2) +
+          ",\"magic\":" + QtJsonInt(magic) + ",\"comment\":" + QtJsonString(comment) +
+          ",\"open_time_msc\":" + QtJsonInt(open_time_msc) + "}";
+  }
+
+//--- positions_json is a JSON array: "[" + objects joined by "," + "]"
+string QtPositionsEvent(string terminal, long seq, string positions_json, long time_msc)
+  {
+   return QtEventHead("positions", terminal, seq) + ",\"positions\":" + positions_json + QtEventTail(time_msc);
+  }
+
+//--- {"v":1,"type":"reply","id":"<id>","ok":<ok>   (left open)
+string QtReplyHead(string id, bool ok)
+  {
+   string safe_id = id;
+   if(safe_id == "")
+      safe_id = "0";          // the command's id could not be read
+   return "{\"v\":1,\"type\":\"reply\",\"id\":" + QtJsonString(safe_id) + ",\"ok\":" + QtJsonBool(ok);
+  }
+
+//--- success of open/close: the position's ticket, the fill price and lots
+string QtReplyTrade(string id, long ticket, double price, int digits, double lots, int lot_digits, long time_msc)
+  {
+   return QtReplyHead(id, true) + ",\"ticket\":" + QtJsonInt(ticket) + ",\"price\":" + QtJsonNumber(price, digits) +
+          ",\"lots\":" + QtJsonNumber(lots, lot_digits) + QtEventTail(time_msc);
+  }
+
+//--- success of open where the stops could not be set after the fill (MT4):
+//--- the position exists, so the reply is ok and says what failed
+string QtReplyTradeStopsFailed(string id, long ticket, double price, int digits, double lots, int lot_digits,
+                               long time_msc, int code, string message)
+  {
+   return QtReplyHead(id, true) + ",\"ticket\":" + QtJsonInt(ticket) + ",\"price\":" + QtJsonNumber(price, digits) +
+          ",\"lots\":" + QtJsonNumber(lots, lot_digits) + ",\"stops_error\":{\"code\":" + QtJsonInt(code) +
+          ",\"message\":" + QtJsonString(message) + "}" + QtEventTail(time_msc);
+  }
+
+//--- success of modify: the ticket
+string QtReplyModified(string id, long ticket, long time_msc)
+  {
+   return QtReplyHead(id, true) + ",\"ticket\":" + QtJsonInt(ticket) + QtEventTail(time_msc);
+  }
+
+//--- success of ping
+string QtReplyPing(string id, long time_msc)
+  {
+   return QtReplyHead(id, true) + QtEventTail(time_msc);
+  }
+
+//--- success of snapshot: the account object and the positions array
+string QtReplySnapshot(string id, string account_fields, string positions_json, long time_msc)
+  {
+   return QtReplyHead(id, true) + ",\"account\":{" + account_fields + "},\"positions\":" + positions_json +
+          QtEventTail(time_msc);
+  }
+
+//--- failure, with the terminal's own code and text (or a parser code < 0)
+string QtReplyError(string id, int code, string message)
+  {
+   return QtReplyHead(id, false) + ",\"error\":{\"code\":" + QtJsonInt(code) + ",\"message\":" +
+          QtJsonString(message) + "}}";
+  }
+//+------------------------------------------------------------------+
