@@ -14,6 +14,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import Any
 
+import numpy as np
 from hdrh.histogram import HdrHistogram
 
 from quantumtrader.protocol import REJECT_REASONS
@@ -27,8 +28,11 @@ STAGES: tuple[str, ...] = (
     "command_round_trip",  # command sent to a terminal -> its reply
 )
 
+_LOWEST_NS = 100
 _HIGHEST_NS = 60 * 1_000_000_000  # one minute: anything slower is clamped
 PERCENTILES: tuple[float, ...] = (50.0, 90.0, 99.0, 99.9)
+#: Samples a :class:`LatencyRecorder` buffers before it folds them into its histogram.
+BUFFER_SAMPLES = 4096
 
 
 def new_histogram() -> HdrHistogram:
@@ -39,7 +43,7 @@ def new_histogram() -> HdrHistogram:
     one pass costs ~0.15 ms; at 1 ns / 3 digits it cost ~1.3 ms, and hdrh's
     get_mean_value (never called here) ~46 ms.
     """
-    return HdrHistogram(100, _HIGHEST_NS, 2)
+    return HdrHistogram(_LOWEST_NS, _HIGHEST_NS, 2)
 
 
 def summarize(hist: HdrHistogram) -> dict[str, float]:
@@ -53,6 +57,70 @@ def summarize(hist: HdrHistogram) -> dict[str, float]:
         out[f"p{pct:g}_us"] = values[pct] / 1000.0
     out["max_us"] = hist.get_max_value() / 1000.0
     return out
+
+
+def add_values(hist: HdrHistogram, values_ns: np.ndarray) -> None:
+    """Record many values at once: hdrh's own bucket arithmetic, vectorized.
+
+    ``record_value`` is pure Python (~0.85 µs a call); this is one numpy pass
+    over the batch, adding the counts in bulk to the histogram's own counts
+    array, so the histogram reads exactly as if each value had been recorded.
+    Values are clamped into the histogram's range first (a clock oddity never
+    raises and is never silently dropped).
+    """
+    if values_ns.size == 0:
+        return
+    values = np.clip(values_ns, hist.lowest_trackable_value, hist.highest_trackable_value).astype(np.int64)
+    # bit length of (value | sub_bucket_mask): frexp's exponent, exact below 2**53
+    _, bits = np.frexp((values | hist.sub_bucket_mask).astype(np.float64))
+    bucket = bits.astype(np.int64) - hist.unit_magnitude - (hist.sub_bucket_half_count_magnitude + 1)
+    sub_bucket = values >> (bucket + hist.unit_magnitude)
+    index = ((bucket + 1) << hist.sub_bucket_half_count_magnitude) + sub_bucket - hist.sub_bucket_half_count
+    counts = np.ctypeslib.as_array(hist.counts)  # a view: hdrh keeps its counts in a ctypes array
+    counts += np.bincount(index, minlength=hist.counts_len)[: hist.counts_len].astype(counts.dtype)
+    hist.total_count += int(values.size)
+    hist.min_value = min(hist.min_value, int(values.min()))
+    hist.max_value = max(hist.max_value, int(values.max()))
+
+
+class LatencyRecorder:
+    """An HDR histogram fed through a preallocated buffer: the tick path pays one array store.
+
+    Recording straight into hdrh cost ~0.85 µs per sample, four per tick
+    batch plus one per tick (the daemon's biggest fixed cost after the
+    kernels). Samples wait in a numpy buffer and are folded in bulk
+    (:func:`add_values`) when it fills or when the histogram is read
+    (health, status, the control queries), so readers always see every sample.
+    """
+
+    __slots__ = ("_buffer", "_n", "histogram")
+
+    def __init__(self, capacity: int = BUFFER_SAMPLES) -> None:
+        self.histogram = new_histogram()
+        self._buffer = np.empty(capacity, dtype=np.int64)
+        self._n = 0
+
+    def record(self, value_ns: int) -> None:
+        n = self._n
+        self._buffer[n] = value_ns
+        n += 1
+        self._n = n
+        if n == self._buffer.shape[0]:
+            self.fold()
+
+    def fold(self) -> HdrHistogram:
+        """Move the buffered samples into the histogram; returns it (complete)."""
+        if self._n:
+            add_values(self.histogram, self._buffer[: self._n])
+            self._n = 0
+        return self.histogram
+
+    def summary(self) -> dict[str, float]:
+        return summarize(self.fold())
+
+    def reset(self) -> None:
+        self._n = 0
+        self.histogram.reset()
 
 
 class RejectLog:
@@ -93,14 +161,14 @@ class Metrics:
 
     def __init__(self, stages: Iterable[str] = STAGES) -> None:
         self.counters: Counter[str] = Counter()
-        self.histograms: dict[str, HdrHistogram] = {stage: new_histogram() for stage in stages}
+        self.histograms: dict[str, LatencyRecorder] = {stage: LatencyRecorder() for stage in stages}
 
     def record(self, stage: str, value_ns: int) -> None:
-        # HDR rejects values outside its range; clamp so a clock oddity never raises.
-        self.histograms[stage].record_value(min(max(value_ns, 100), _HIGHEST_NS))
+        """Off the tick path (commands); the tick path holds its recorders' ``record`` directly."""
+        self.histograms[stage].record(value_ns)
 
     def latency(self) -> dict[str, dict[str, float]]:
-        return {stage: summarize(hist) for stage, hist in self.histograms.items()}
+        return {stage: recorder.summary() for stage, recorder in self.histograms.items()}
 
 
 def prometheus_text(

@@ -31,9 +31,9 @@ from quantumtrader.config import Config
 from quantumtrader.daemon.control import ControlError
 from quantumtrader.daemon.server import Daemon
 from quantumtrader.features.cache import ensure_numba_cache_dir
-from quantumtrader.features.names import FEATURE_INDEX, FEATURE_NAMES, N_FEATURES
+from quantumtrader.features.names import FEATURE_NAMES
 from quantumtrader.log import get_logger
-from quantumtrader.metrics import new_histogram, summarize
+from quantumtrader.metrics import LatencyRecorder
 from quantumtrader.protocol import now_msc
 from quantumtrader.store import Store
 
@@ -55,8 +55,11 @@ class PipelineStage:
         self._clock = clock
         self._publish_features = config.features.publish
         self.counters: Counter[str] = Counter()
-        self.store_commit_hist = new_histogram()  # ns per signal commit (one per batch that emits)
-        self.signal_batch_hist = new_histogram()  # receive -> published, only batches that emitted
+        self.store_commit_hist = LatencyRecorder()  # ns per signal commit (one per batch that emits)
+        self.signal_batch_hist = LatencyRecorder()  # receive -> published, only batches that emitted
+        histograms = daemon.metrics.histograms
+        self._record_features = histograms["features"].record
+        self._record_receive_to_signal = histograms["receive_to_signal"].record
         self.latest_signals: dict[str, dict[str, Any]] = {}
         self.warmup_s = 0.0
         self.restored: dict[str, Any] = {}
@@ -73,8 +76,6 @@ class PipelineStage:
         self._restore()
         self.store.start()
         self._alloc(config.daemon.batch_max)
-        self._latest_rows = np.full((config.features.max_symbols, N_FEATURES), np.nan)
-        self._latest_time = np.zeros(config.features.max_symbols, dtype=np.int64)
         self._next_save = clock() + config.store.save_interval_s
 
     def _alloc(self, rows: int) -> None:
@@ -84,6 +85,7 @@ class PipelineStage:
         self._volume = np.empty(rows)
         self._time = np.empty(rows, dtype=np.int64)
         self._clock_s = np.empty(rows)
+        self._mid = np.empty(rows)
 
     def _restore(self) -> None:
         loaded = self.store.load_state(STATE_NAME)
@@ -126,16 +128,14 @@ class PipelineStage:
             stamp[i] = tick["time_msc"]
         clock_s = self._clock_s[:n]
         clock_s.fill(self._clock())
-        metrics = self.daemon.metrics
 
         started = time.monotonic_ns()
         features = self.pipeline.compute_features(sym, bid, ask, volume, stamp)
-        metrics.record("features", time.monotonic_ns() - started)
-        batch = self.pipeline.decide(sym, bid, ask, features, clock_s)
+        self._record_features(time.monotonic_ns() - started)
+        batch = self.pipeline.decide(sym, bid, ask, features, clock_s, mid=self._mid[:n])
         if batch.emitted.size:
             self._emit(batch, stamp, received_ns)
-        metrics.record("receive_to_signal", time.monotonic_ns() - received_ns)
-        self._keep_latest(batch, stamp)
+        self._record_receive_to_signal(time.monotonic_ns() - received_ns)
         if self._publish_features != "off":
             self._publish(batch, stamp)
 
@@ -147,7 +147,7 @@ class PipelineStage:
         except Exception as exc:  # a full disk must not silence the signals; it is counted and logged
             self.counters["store_errors"] += 1
             log.error("signal commit failed; publishing anyway", error=repr(exc)[:200], signals=len(signals))
-        self.store_commit_hist.record_value(max(1, min(time.monotonic_ns() - started, 60_000_000_000)))
+        self.store_commit_hist.record(time.monotonic_ns() - started)
         publish = self.daemon.feed.publish
         for sig in signals:
             publish("signal", sig, sig["time_msc"], sig["symbol"])
@@ -156,20 +156,7 @@ class PipelineStage:
             self.latest_signals[sig["symbol"]] = sig
         self.daemon.last_signal_msc = signals[-1]["time_msc"]
         self.counters["signals"] += len(signals)
-        self.signal_batch_hist.record_value(max(1, min(time.monotonic_ns() - received_ns, 60_000_000_000)))
-
-    def _keep_latest(self, batch: Batch, stamp: np.ndarray) -> None:
-        capacity = len(self.pipeline.symbols)
-        if capacity > self._latest_rows.shape[0]:
-            size = max(capacity, 2 * self._latest_rows.shape[0])
-            rows = np.full((size, N_FEATURES), np.nan)
-            rows[: self._latest_rows.shape[0]] = self._latest_rows
-            times = np.zeros(size, dtype=np.int64)
-            times[: self._latest_time.shape[0]] = self._latest_time
-            self._latest_rows, self._latest_time = rows, times
-        # fancy-index assignment writes repeated indices in order: the last tick per symbol wins
-        self._latest_rows[batch.sym_idx] = batch.features
-        self._latest_time[batch.sym_idx] = stamp
+        self.signal_batch_hist.record(time.monotonic_ns() - received_ns)
 
     def _publish(self, batch: Batch, stamp: np.ndarray) -> None:
         publish = self.daemon.feed.publish
@@ -216,23 +203,30 @@ class PipelineStage:
     # -- queries ------------------------------------------------------------------------
 
     def latest_features(self, symbols: list[str] | None = None) -> dict[str, dict[str, Any]]:
+        """Each symbol's feature vector after its latest tick since start-up.
+
+        The vectors are the feature engine's own (its kernel keeps the latest
+        row per symbol); their time is that of the symbol's latest quote, the
+        tick that produced them. Symbols restored from a snapshot but not
+        ticked yet have no quote and are left out.
+        """
+        quotes = self.daemon.market.quotes
+        engine = self.pipeline.features
         out: dict[str, dict[str, Any]] = {}
-        for idx, name in enumerate(self.pipeline.symbols):
-            if not name or (symbols is not None and name not in symbols) or self._latest_time[idx] == 0:
+        for name in self.pipeline.symbols:
+            quote = quotes.get(name)
+            if not name or quote is None or (symbols is not None and name not in symbols):
                 continue
-            values = [None if v != v else v for v in self._latest_rows[idx].tolist()]
-            out[name] = {"symbol": name, "time_msc": int(self._latest_time[idx]), "features": dict(zip(FEATURE_NAMES, values))}
+            out[name] = {"symbol": name, "time_msc": quote["time_msc"], "features": engine.latest(name)}
         return out
 
     def volatility(self, symbol: str) -> float | None:
         """The symbol's latest volatility_20 (std of tick returns), or None while warming up.
 
         Execution sizes default stops from it."""
-        idx = self.pipeline.features.symbol_index(symbol)
-        if idx is None or idx >= self._latest_rows.shape[0]:
+        if self.pipeline.features.symbol_index(symbol) is None:
             return None
-        value = float(self._latest_rows[idx, FEATURE_INDEX["volatility_20"]])
-        return None if value != value else value
+        return self.pipeline.features.latest(symbol)["volatility_20"]
 
     def control_features(self, request: dict[str, Any]) -> dict[str, Any]:
         """``{"type":"features"[, "symbol": S]}`` -> the latest feature vector per symbol."""
@@ -252,10 +246,10 @@ class PipelineStage:
             "restored": self.restored,
             "warmup_s": round(self.warmup_s, 3),
             "latency": {
-                "receive_to_signal_emitted": summarize(self.signal_batch_hist),
-                "store_commit": summarize(self.store_commit_hist),
-                "receive_to_signal": summarize(self.daemon.metrics.histograms["receive_to_signal"]),
-                "features": summarize(self.daemon.metrics.histograms["features"]),
+                "receive_to_signal_emitted": self.signal_batch_hist.summary(),
+                "store_commit": self.store_commit_hist.summary(),
+                "receive_to_signal": self.daemon.metrics.histograms["receive_to_signal"].summary(),
+                "features": self.daemon.metrics.histograms["features"].summary(),
             },
             "store": {"path": str(self.store.path), "encrypted": self.store.encrypted, "writer": dict(self.store.writer.counters)},
         }

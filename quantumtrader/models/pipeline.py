@@ -32,6 +32,8 @@ from quantumtrader.protocol import signal_object
 #: well inside what noise alone produces.
 TREND_NEUTRAL_BAND = 0.2
 _ID_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
+_NONE_EMITTED = np.empty(0, dtype=np.int64)
+_NONE_EMITTED.flags.writeable = False
 
 
 class SignalIds:
@@ -108,10 +110,22 @@ class SignalPipeline:
         """The feature kernel's one call for the batch (separate so the daemon can time it alone)."""
         return self.features.update(sym_idx, bid, ask, volume, time_msc)
 
-    def decide(self, sym_idx: np.ndarray, bid: np.ndarray, ask: np.ndarray, features: np.ndarray, clock_s: np.ndarray) -> Batch:
-        """The model kernel's one call: probabilities, predictions and which signals are due."""
-        result = self.models.step(sym_idx, 0.5 * (bid + ask), features, clock_s)
-        return Batch(sym_idx, features, result, np.flatnonzero(result.emit))
+    def decide(
+        self, sym_idx: np.ndarray, bid: np.ndarray, ask: np.ndarray, features: np.ndarray, clock_s: np.ndarray, *, mid: np.ndarray | None = None
+    ) -> Batch:
+        """The model kernel's one call: probabilities, predictions and which signals are due.
+
+        ``mid`` is an optional f8[n] buffer for the mid prices, so the daemon's
+        per-batch call allocates nothing; most batches emit nothing, so the
+        emitted rows are searched for only when there are any.
+        """
+        if mid is None:
+            mid = np.empty(bid.shape[0])
+        np.add(bid, ask, out=mid)
+        mid *= 0.5
+        result = self.models.step(sym_idx, mid, features, clock_s)
+        emitted = np.flatnonzero(result.emit) if result.emit.any() else _NONE_EMITTED
+        return Batch(sym_idx, features, result, emitted)
 
     def signal(self, batch: Batch, row: int, time_msc: int) -> dict[str, Any]:
         """The PROTOCOL.md signal object for ``row`` of ``batch``, with a fresh id."""
