@@ -281,7 +281,13 @@ string QtExecuteTrade(QtCommand &cmd)
 //+------------------------------------------------------------------+
 int OnInit()
   {
-   return QtBridgeStart("MT4", TimeCurrent());
+   int result = QtBridgeStart("MT4", TimeCurrent());
+   if(result != INIT_SUCCEEDED)
+      return result;
+   // the quotes the terminal has now go out at once, not at the first change
+   for(int i = 0; i < g_symbol_count; i++)
+      QtStreamSymbol(i);
+   return INIT_SUCCEEDED;
   }
 
 void OnDeinit(const int reason)

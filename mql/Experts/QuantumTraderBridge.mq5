@@ -406,7 +406,13 @@ int OnInit()
       Print("QuantumTrader: MaxTicksPerCopy must be >= 1");
       return INIT_PARAMETERS_INCORRECT;
      }
-   return QtBridgeStart("MT5", TimeTradeServer());
+   int result = QtBridgeStart("MT5", TimeTradeServer());
+   if(result != INIT_SUCCEEDED)
+      return result;
+   // the quotes the terminal has now go out at once, not at the first change
+   for(int i = 0; i < g_symbol_count; i++)
+      QtStreamSymbol(i);
+   return INIT_SUCCEEDED;
   }
 
 void OnDeinit(const int reason)

@@ -143,7 +143,7 @@ def scan(text: str, rel: str, src: Source) -> None:
             src.calls.append(Call(tok.text, args, rel, tok.line))
 
 
-def load(platform: str) -> Source:
+def load(platform: str, mql_root: Path = MQL_DIR) -> Source:
     """The EA of ``platform`` ("mql4" or "mql5") with its QuantumTrader includes, recursively."""
     src = Source()
     seen: set[Path] = set()
@@ -154,14 +154,14 @@ def load(platform: str) -> Source:
         seen.add(path)
         text = path.read_text(encoding="utf-8")
         for inc in _INCLUDE.findall(text):
-            target = MQL_DIR / "Include" / inc
+            target = mql_root / "Include" / inc
             if inc.startswith("QuantumTrader/"):
                 visit(target, f"Include/{inc}")
             else:
                 src.external_includes.add(inc)
         scan(text, rel, src)
 
-    expert = EXPERTS[platform]
+    expert = mql_root / "Experts" / EXPERTS[platform].name
     visit(expert, f"Experts/{expert.name}")
     return src
 
@@ -193,18 +193,23 @@ def _signature(entry: dict) -> Signature:
     return Signature(entry["name"], entry["version"], required, float("inf") if variadic else len(names), syntax)
 
 
-def reference(path: Path = REFERENCE) -> dict[tuple[str, str], list[Signature]]:
-    """(name, version) -> documented signatures of the built-in functions (class members left out)."""
+def raw_reference(path: Path = REFERENCE) -> dict[tuple[str, str], list[dict]]:
+    """(name, version) -> the reference entries of built-in functions (class members left out)."""
     if not path.is_file():
         raise AssertionError(f"MQL reference not found: looked for {path} (../shared/data beside the repo)")
-    out: dict[tuple[str, str], list[Signature]] = {}
+    out: dict[tuple[str, str], list[dict]] = {}
     for entry in json.loads(path.read_text(encoding="utf-8")):
         if entry["category"] == "class" or "::" in entry["syntax"] or entry["version"] not in ("mql4", "mql5"):
             continue
         if not entry["syntax"] and not entry["parameters"]:
             continue  # a page without a signature (an overview), not a function
-        out.setdefault((entry["name"], entry["version"]), []).append(_signature(entry))
+        out.setdefault((entry["name"], entry["version"]), []).append(entry)
     return out
+
+
+def reference(path: Path = REFERENCE) -> dict[tuple[str, str], list[Signature]]:
+    """(name, version) -> documented signatures of the built-in functions."""
+    return {key: [_signature(e) for e in entries] for key, entries in raw_reference(path).items()}
 
 
 def builtin_calls(src: Source) -> list[Call]:

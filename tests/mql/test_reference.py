@@ -99,7 +99,7 @@ def _mutated(platform: str, old: str, new: str) -> Source:
     ("platform", "old", "new", "expect"),
     [
         # an MQL5-only call in the MT4 EA
-        ("mql4", "return QtBridgeStart(\"MT4\", TimeCurrent());", "return QtBridgeStart(\"MT4\", TimeTradeServer());", "MQL5-only"),
+        ("mql4", "QtBridgeStart(\"MT4\", TimeCurrent())", "QtBridgeStart(\"MT4\", TimeTradeServer())", "MQL5-only"),
         # a wrong argument count
         ("mql5", "OrderSend(request, result)", "OrderSend(request)", "called with 1 arguments"),
         ("mql4", "OrderClose(ticket, lots, price, CloseDeviationPoints, clrNONE)", "OrderClose(ticket, lots)", "called with 2"),

@@ -4,8 +4,8 @@ Events and replies: the exact strings the builders of
 mql/Include/QuantumTrader/QtEvents.mqh produce for sample inputs, written out
 here by reading that code (field order, digits per symbol, 2 decimals for
 money, lot-step digits for lots), must pass the daemon's validation and
-decode to the intended values. The g++ harness (tests/mql_harness) compiles
-the same builders and compares their output with these strings.
+decode to the intended values. (The g++ harness, tests/mql_harness, runs the
+compiled builders against the daemon itself.)
 
 Commands: ``mirror_parse`` is QtCommand.mqh's grammar and checks, transcribed
 rule by rule (keep the two in step). Everything the daemon can send (its own

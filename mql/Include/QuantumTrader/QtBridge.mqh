@@ -290,7 +290,7 @@ int QtBridgeStart(string platform, datetime server_now)
    if(HeartbeatSeconds < 1 || TimerMilliseconds < 1 || QueueCapacity < 16 || AccountMinIntervalMs < 0 ||
       ByeLingerMs < 0)
      {
-      Print("QuantumTrader: HeartbeatSeconds and TimerMilliseconds must be >= 1, QueueCapacity >= 16, "
+      Print("QuantumTrader: HeartbeatSeconds and TimerMilliseconds must be >= 1, QueueCapacity >= 16, " +
             "AccountMinIntervalMs and ByeLingerMs >= 0");
       return INIT_PARAMETERS_INCORRECT;
      }
@@ -311,8 +311,11 @@ int QtBridgeStart(string platform, datetime server_now)
 
    g_push.setLinger(0);
    g_rep.setLinger(0);
+   // ZMQ_IMMEDIATE stays off: the pipe exists from connect() on, so the events
+   // of the first milliseconds (before TCP is up) wait in it instead of being
+   // coalesced in our queue. With the daemon down, ZeroMQ holds QueueCapacity
+   // events, then sends would block and our queue coalesces the rest.
    g_push.setSendHighWaterMark(QueueCapacity);
-   g_push.setImmediate(true);            // no queueing inside ZeroMQ for an absent daemon: our queue coalesces
    g_connected = g_push.connect(EventsEndpoint);
    if(!g_connected)
      {
@@ -360,8 +363,8 @@ string QtReasonText(int reason)
 
 //--- bye, then the sockets go. Linger is 0 while running; for the bye alone it
 //--- is ByeLingerMs, so the close after OnDeinit waits at most that long for
-//--- the bye to leave (nothing waits when the daemon is absent: with
-//--- ZMQ_IMMEDIATE the send then fails at once and there is nothing to flush).
+//--- the bye (and anything still queued) to leave, never longer, even when
+//--- the daemon is absent.
 void QtBridgeStop(int reason)
   {
    EventKillTimer();

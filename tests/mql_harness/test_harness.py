@@ -1,0 +1,249 @@
+"""The EAs' own MQL source, compiled by g++ and run against the real daemon (issue 9).
+
+Both EAs are built by harness.py (transform + prelude generated from the MQL
+reference + the simulated terminal), started as processes beside a real
+daemon, and fed real EURUSD ticks. Everything below goes over real ZeroMQ
+sockets: the EA's PUSH to the daemon's PULL, the daemon's REQ to the EA's REP,
+and a test REQ straight to the EA for what the daemon would never send.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+import os
+import shutil
+import signal
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import orjson
+import pytest
+import zmq
+
+import harness
+from quantumtrader.protocol import decode_reply, encode, open_command, snapshot_command
+from support import REPO, Endpoints, FeedSubscriber, control, daemon_process, free_port, shared_ticks, wait_for
+
+BUILD_DIR = REPO / ".harness-build"
+TICKS = 1500  # real OANDA ticks replayed per EA
+TICK_US = 1000
+TIMEOUT_S = 120
+
+
+@pytest.fixture(scope="module")
+def executables() -> dict[str, Path]:
+    return {p: harness.build(p, BUILD_DIR / p) for p in ("mql4", "mql5")}
+
+
+@pytest.fixture(scope="module")
+def tick_file(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[tuple[int, float, float]]]:
+    """The first TICKS rows of the OANDA file as ``symbol,time_msc,bid,ask`` for the simulated terminal."""
+    rows = []
+    with gzip.open(shared_ticks(), "rt") as f:
+        next(f)
+        for line in f:
+            t, bid, ask = line.strip().split(",")
+            stamp = dt.datetime.fromisoformat(t.replace("Z", "+00:00"))
+            rows.append((int(stamp.timestamp() * 1000), float(bid), float(ask)))
+            if len(rows) == TICKS:
+                break
+    path = tmp_path_factory.mktemp("ticks") / "eurusd.csv"
+    path.write_text("".join(f"EURUSD,{ms},{bid:.5f},{ask:.5f}\n" for ms, bid, ask in rows))
+    return path, rows
+
+
+def expected_ticks(platform: str, rows: list[tuple[int, float, float]]) -> list[tuple[int, float, float]]:
+    """What the EA must send for the chart symbol, derived from the file, not from the EA.
+
+    MT5 sends every tick (CopyTicks from the last one sent); MT4 sends a tick
+    when bid, ask or its second-resolution time changed. Neither sends a
+    crossed quote. Times are UTC: the EA undoes the broker's server offset.
+    """
+    out, last = [], None
+    for ms, bid, ask in rows:
+        if ask < bid:
+            continue
+        if platform == "mql5":
+            out.append((ms, bid, ask))
+            continue
+        key = (ms // 1000, bid, ask)
+        if key != last:
+            out.append((ms // 1000 * 1000, bid, ask))
+            last = key
+    return out
+
+
+@dataclass
+class Terminal:
+    platform: str
+    name: str
+    command: str
+    proc: subprocess.Popen[bytes]
+    log: Path
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+@pytest.fixture
+def stack(tmp_path: Path, executables: dict[str, Path], tick_file) -> Iterator[tuple[Endpoints, dict[str, Terminal], FeedSubscriber]]:
+    eps = Endpoints()
+    env = {"QT_RISK__MAX_QUOTE_AGE_MS": "3600000", "QT_RISK__MAX_SPREAD_PCT": "1"}
+    with daemon_process(eps, tmp_path, **env):
+        feed = FeedSubscriber(eps.feed)
+        feed.wait_joined()
+        terminals = {}
+        for platform, exe in executables.items():
+            port = free_port()
+            name = f"harness-{platform}"
+            log = tmp_path / f"{platform}.log"
+            ea_env = {
+                **{k: v for k, v in os.environ.items() if not k.startswith("MQL_")},
+                "MQL_TICKS": str(tick_file[0]),
+                "MQL_CHART_SYMBOL": "EURUSD",
+                "MQL_TICK_US": str(TICK_US),
+                "MQL_SERVER_OFFSET_S": "10800",  # a broker on UTC+3: the EA must undo it
+                "MQL_INPUT_EventsEndpoint": eps.events,
+                "MQL_INPUT_CommandBindEndpoint": f"tcp://127.0.0.1:{port}",
+                "MQL_INPUT_CommandEndpointAnnounced": f"tcp://127.0.0.1:{port}",
+                "MQL_INPUT_TerminalId": name,
+                "MQL_INPUT_HeartbeatSeconds": "1",
+            }
+            proc = subprocess.Popen([str(exe)], env=ea_env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+            terminals[platform] = Terminal(platform, name, f"tcp://127.0.0.1:{port}", proc, log)
+        try:
+            yield eps, terminals, feed
+        finally:
+            for t in terminals.values():
+                if t.proc.poll() is None:
+                    t.proc.kill()
+                    t.proc.wait(5)
+            feed.close()
+
+
+def terminal_status(eps: Endpoints, name: str) -> dict | None:
+    return next((t for t in control(eps.control)["health"]["terminals"] if t["terminal"] == name), None)
+
+
+def ask_ea(endpoint: str, command: dict) -> tuple[bytes, dict]:
+    """One command straight to the EA's REP socket (what the daemon's Lazy Pirate retry does)."""
+    ctx = zmq.Context.instance()
+    req = ctx.socket(zmq.REQ)
+    req.setsockopt(zmq.LINGER, 0)
+    req.connect(endpoint)
+    try:
+        req.send(encode(command))
+        assert req.poll(5000), f"no reply from the EA to {command['type']}"
+        raw = req.recv()
+        return raw, decode_reply(raw)
+    finally:
+        req.close()
+
+
+@pytest.mark.timeout(TIMEOUT_S)
+def test_both_compiled_eas_drive_the_real_daemon(stack, tick_file) -> None:
+    eps, terminals, feed = stack
+    rows = tick_file[1]
+    prices: dict[str, list[tuple[int, float, float]]] = {t.name: [] for t in terminals.values()}
+    accounts: set[str] = set()
+
+    def drain() -> None:
+        while (got := feed.recv(50)) is not None:
+            topic, msg = got
+            data = msg["data"]
+            if msg["type"] == "price_update" and data.get("terminal") in prices:
+                prices[data["terminal"]].append((data["time_msc"], data["bid"], data["ask"]))
+            elif msg["type"] == "account_update" and data.get("terminal") in prices:
+                accounts.add(data["terminal"])
+
+    # hello registers both terminals with their platform and command endpoint
+    for t in terminals.values():
+        session = wait_for(lambda: terminal_status(eps, t.name), 20, f"{t.name} to register")
+        assert session["registered"] and session["platform"] == t.platform.upper().replace("QL", "T")
+        assert session["command_endpoint"] == t.command
+
+    # every replayed tick arrives, in order, with UTC times; seq has no gaps
+    for t in terminals.values():
+        wanted = expected_ticks(t.platform, rows)
+        try:
+            wait_for(lambda: (drain(), len(prices[t.name]) >= len(wanted))[1], 60, f"all {len(wanted)} ticks of {t.name}", interval=0)
+        except AssertionError:
+            got = prices[t.name]
+            missing = [w for w in wanted if w not in set(got)][:5]
+            raise AssertionError(f"{t.name}: {len(got)} of {len(wanted)} ticks; first missing {missing}; first got {got[:3]}; status {terminal_status(eps, t.name)}") from None
+        assert prices[t.name] == wanted
+        assert "replay_done" in t.output()
+        session = terminal_status(eps, t.name)
+        assert session["lost_events"] == 0 and session["seq_regressions"] == 0 and session["ea_dropped"] == 0
+    wait_for(lambda: (drain(), accounts == set(prices))[1], 10, "account events from both EAs", interval=0)
+
+    for t in terminals.values():
+        # a trade through the daemon's control socket, executed by the EA's own code
+        reply = control(eps.control, "trade", timeout_ms=20_000, symbol="EURUSD", side="buy", lots=0.1, terminal=t.name, source="test")
+        order = reply["order"]
+        assert order["status"] == "filled", reply
+        ticket = order["ticket"]
+        assert f"order_opened ticket={ticket} symbol=EURUSD comment=QT-{order['id']}" in t.output()
+        positions = wait_for(
+            lambda: [p for p in control(eps.control, "snapshot")["positions"] if str(p["ticket"]) == str(ticket) and p["terminal"] == t.name],
+            10,
+            f"{t.name}'s position in the daemon",
+        )
+        assert positions[0]["symbol"] == "EURUSD"
+
+        # the same command id twice: the second answer comes from the EA's cache, no second order
+        command = open_command("HARNESS" + t.platform[-1], "EURUSD", "sell", 0.2, deviation_points=1000, magic=7)
+        first_raw, first = ask_ea(t.command, command)
+        second_raw, _ = ask_ea(t.command, command)
+        assert first["ok"] and second_raw == first_raw
+        assert t.output().count(f"comment=QT-{command['id']}") == 1
+        _, snap = ask_ea(t.command, snapshot_command("SNAP" + t.platform[-1]))
+        assert sum(p["comment"] == f"QT-{command['id']}" for p in snap["positions"]) == 1
+        assert snap["account"]["login"] == 5012345
+
+        # bad stops (inside the broker's 10-point stop level): the terminal's own error code
+        bid = rows[-1][1]
+        bad = open_command("BADSTOPS" + t.platform[-1], "EURUSD", "buy", 0.1, sl=round(bid - 0.00003, 5), deviation_points=1000)
+        _, refused = ask_ea(t.command, bad)
+        assert refused["ok"] is False
+        assert refused["error"]["code"] == (130 if t.platform == "mql4" else 10016), refused
+        assert "invalid stops" in refused["error"]["message"]
+
+    # removing the EA: bye reaches the daemon, then the process exits cleanly
+    for t in terminals.values():
+        t.proc.send_signal(signal.SIGTERM)
+        assert t.proc.wait(10) == 0, t.output()[-2000:]
+        session = wait_for(lambda: (s := terminal_status(eps, t.name)) and s["gone"] and s, 10, f"{t.name}'s bye")
+        assert session["bye_reason"] == "expert removed from chart"
+
+
+@pytest.mark.parametrize(
+    ("platform", "old", "new", "expect"),
+    [
+        ("mql4", "OrderSelect(i, SELECT_BY_POS, MODE_TRADES)", "OrderSelet(i, SELECT_BY_POS, MODE_TRADES)", "OrderSelet"),
+        ("mql5", "PositionSelectByTicket((ulong)cmd.ticket)", "PositionSelectByTicket((ulong)cmd.ticket, 0)", "PositionSelectByTicket"),
+        ("mql4", "tick.time <= 0", "tick.time_msc <= 0", "time_msc"),  # MQL4's MqlTick has no time_msc
+    ],
+)
+def test_a_broken_copy_of_an_ea_does_not_build(tmp_path: Path, platform: str, old: str, new: str, expect: str) -> None:
+    copy = tmp_path / "mql"
+    shutil.copytree(REPO / "mql", copy)
+    expert = copy / "Experts" / harness.mqlsource.EXPERTS[platform].name
+    text = expert.read_text(encoding="utf-8")
+    assert old in text, f"mutation anchor {old!r} is gone from {expert.name}: update this test"
+    expert.write_text(text.replace(old, new, 1), encoding="utf-8")
+    with pytest.raises(harness.BuildError) as failed:
+        harness.build(platform, tmp_path / "build", mql_root=copy)
+    assert expect in str(failed.value)
+
+
+def test_the_prelude_is_generated_from_the_reference() -> None:
+    decls = harness.declarations_for({"OrderSend", "StringSubstr", "CopyTicks"}, "mql4")
+    assert any(d.startswith("int OrderSend(string symbol, int cmd, double volume") and "string comment = NULL" in d for d in decls)
+    assert "string StringSubstr(string string_value, int start_pos, int length = 0);" in decls  # MQL4: 0 = to the end
+    assert any("no documented MQL4 signature" in d and d.startswith("// CopyTicks") for d in decls)
+    assert "string StringSubstr(string string_value, int start_pos, int length = -1);" in harness.declarations_for({"StringSubstr"}, "mql5")
+
