@@ -24,6 +24,7 @@ import pytest
 import zmq
 
 import harness
+from test_wire import REFUSED
 from quantumtrader.protocol import decode_reply, encode, open_command, snapshot_command
 from support import REPO, Endpoints, FeedSubscriber, control, daemon_process, free_port, shared_ticks, wait_for
 
@@ -128,14 +129,14 @@ def terminal_status(eps: Endpoints, name: str) -> dict | None:
     return next((t for t in control(eps.control)["health"]["terminals"] if t["terminal"] == name), None)
 
 
-def ask_ea(endpoint: str, command: dict) -> tuple[bytes, dict]:
+def ask_ea(endpoint: str, command: dict | bytes) -> tuple[bytes, dict]:
     """One command straight to the EA's REP socket (what the daemon's Lazy Pirate retry does)."""
     ctx = zmq.Context.instance()
     req = ctx.socket(zmq.REQ)
     req.setsockopt(zmq.LINGER, 0)
     req.connect(endpoint)
     try:
-        req.send(encode(command))
+        req.send(command if isinstance(command, bytes) else encode(command))
         assert req.poll(5000), f"no reply from the EA to {command['type']}"
         raw = req.recv()
         return raw, decode_reply(raw)
@@ -211,6 +212,13 @@ def test_both_compiled_eas_drive_the_real_daemon(stack, tick_file) -> None:
         assert refused["ok"] is False
         assert refused["error"]["code"] == (130 if t.platform == "mql4" else 10016), refused
         assert "invalid stops" in refused["error"]["message"]
+
+        # the compiled parser refuses exactly what its Python transcription (tests/mql/test_wire.py) refuses, with the same code
+        for text, code in REFUSED:
+            _, answer = ask_ea(t.command, text.encode())
+            assert answer["ok"] is False and answer["error"]["code"] == code, (text, answer)
+        _, pong = ask_ea(t.command, b' {"id":"P1","v":1,"extra":null,"type":"ping"} ')
+        assert pong["ok"] is True
 
     # removing the EA: bye reaches the daemon, then the process exits cleanly
     for t in terminals.values():
