@@ -13,9 +13,11 @@ Order of work per batch and why:
 1. signals first: they are what apps act on (``receive_to_signal``);
 2. the store commit before their publication: a subscriber can never have
    seen a signal that a kill -9 takes out of the store (store/signals.py);
-3. feature vectors last: the latest per symbol of the batch (``per_batch``,
-   the default), per tick (``features.publish = every_tick``), or not at all
-   (``off``).
+3. feature vectors last: each symbol's latest at most every
+   ``features.publish_interval_ms`` (``latest``, the default: a held vector
+   goes out when its interval ends, see :mod:`~quantumtrader.daemon.conflate`),
+   the latest per symbol of each batch (``per_batch``), per tick
+   (``every_tick``), or not at all (``off``).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from quantumtrader.config import Config
+from quantumtrader.daemon.conflate import Conflator
 from quantumtrader.daemon.control import ControlError
 from quantumtrader.daemon.server import Daemon
 from quantumtrader.features.cache import ensure_numba_cache_dir
@@ -54,6 +57,7 @@ class PipelineStage:
         self.config = config
         self._clock = clock
         self._publish_features = config.features.publish
+        self._features_conflator = Conflator(config.features.publish_interval_ms / 1000.0)
         self.counters: Counter[str] = Counter()
         self.store_commit_hist = LatencyRecorder()  # ns per signal commit (one per batch that emits)
         self.signal_batch_hist = LatencyRecorder()  # receive -> published, only batches that emitted
@@ -107,6 +111,8 @@ class PipelineStage:
         d = self.daemon
         d.on_ticks(self.on_ticks)
         d.every_pass(self.on_pass)
+        if self._publish_features == "latest":
+            d.next_deadline(self._features_conflator.next_deadline)
         d.on_shutdown(self.close)
         d.status_fields(self.status_line)
         d.control.register("features", self.control_features)
@@ -126,8 +132,9 @@ class PipelineStage:
             ask[i] = tick["ask"]
             volume[i] = tick["volume"]
             stamp[i] = tick["time_msc"]
+        now = self._clock()
         clock_s = self._clock_s[:n]
-        clock_s.fill(self._clock())
+        clock_s.fill(now)
 
         started = time.monotonic_ns()
         features = self.pipeline.compute_features(sym, bid, ask, volume, stamp)
@@ -137,7 +144,7 @@ class PipelineStage:
             self._emit(batch, stamp, received_ns)
         self._record_receive_to_signal(time.monotonic_ns() - received_ns)
         if self._publish_features != "off":
-            self._publish(batch, stamp)
+            self._publish(batch, stamp, now)
 
     def _emit(self, batch: Batch, stamp: np.ndarray, received_ns: int) -> None:
         signals = [self.pipeline.signal(batch, int(row), int(stamp[row])) for row in batch.emitted]
@@ -158,26 +165,42 @@ class PipelineStage:
         self.counters["signals"] += len(signals)
         self.signal_batch_hist.record(time.monotonic_ns() - received_ns)
 
-    def _publish(self, batch: Batch, stamp: np.ndarray) -> None:
-        publish = self.daemon.feed.publish
-        symbols = self.pipeline.symbols
-        values = batch.features.tolist()  # NaN stays NaN; orjson writes it as null
+    def _publish(self, batch: Batch, stamp: np.ndarray, now: float) -> None:
+        """Feature vectors of the batch's rows as ``features.publish`` says (never ``off`` here)."""
         if self._publish_features == "every_tick":
-            rows = range(len(values))
-        else:  # per_batch: the last row of each symbol in the batch
+            rows: list[int] = list(range(batch.sym_idx.shape[0]))
+        else:  # the last row of each symbol in the batch
             last: dict[int, int] = {}
             for row, s in enumerate(batch.sym_idx.tolist()):
                 last[s] = row
-            rows = sorted(last.values())
+            if self._publish_features == "latest":  # and only if its interval has passed; else held for on_pass
+                offer = self._features_conflator.offer
+                rows = [row for s, row in last.items() if offer(s, now)]
+            else:
+                rows = sorted(last.values())
+        publish = self.daemon.feed.publish
+        symbols = self.pipeline.symbols
         for row in rows:
             symbol = symbols[int(batch.sym_idx[row])]
             time_msc = int(stamp[row])
-            data = {"symbol": symbol, "time_msc": time_msc, "features": dict(zip(FEATURE_NAMES, values[row]))}
+            # NaN stays NaN; orjson writes it as null
+            data = {"symbol": symbol, "time_msc": time_msc, "features": dict(zip(FEATURE_NAMES, batch.features[row].tolist()))}
             publish("features", data, time_msc, symbol)
+
+    def _flush_features(self, now: float) -> None:
+        """The held vectors whose interval has ended: the symbol's latest, from the feature engine."""
+        ready = self._features_conflator.due(now)
+        if not ready:
+            return
+        latest = self.latest_features([self.pipeline.symbols[s] for s in ready])
+        for data in latest.values():
+            self.daemon.feed.publish("features", data, data["time_msc"], data["symbol"])
 
     # -- periodic work and shutdown -----------------------------------------------------
 
     def on_pass(self, now: float) -> None:
+        if now >= self._features_conflator.next_deadline():
+            self._flush_features(now)
         if now < self._next_save:
             return
         self._next_save = now + self.config.store.save_interval_s

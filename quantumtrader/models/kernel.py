@@ -47,7 +47,7 @@ def ensemble_step(
     out: np.ndarray,
     prediction: np.ndarray,
     emit: np.ndarray,
-) -> None:
+) -> int:
     """Update every symbol's models with a batch and write its probabilities and decisions.
 
     Inputs (n ticks): ``sym_idx`` i8/i4[n], ``mid`` f8[n] (price units),
@@ -55,12 +55,15 @@ def ensemble_step(
     ``clock_s`` f8[n] (policy clock, seconds). ``params`` and ``cols`` come
     from :mod:`quantumtrader.models.params`. Outputs: ``out`` f8[n, N_OUT],
     ``prediction`` i8[n] (HOLD/BUY/SELL codes), ``emit`` bool[n] (signal due).
+    Returns how many rows have ``emit`` set, so the caller looks for them only
+    when there are any (most batches emit nothing).
     """
     n_features = features.shape[1]
     horizon = state.ring_x.shape[1]
     z = np.empty(n_features)
     trend_alpha = params[P.TREND_ALPHA]
     alpha_min = params[P.ML_ALPHA_MIN]
+    emitted = 0
     for i in range(sym_idx.shape[0]):
         s = sym_idx[i]
         row = features[i]
@@ -118,4 +121,8 @@ def ensemble_step(
         out[i, OUT_TREND] = trend
         code = classify(p, params[P.BUY_THRESHOLD], params[P.SELL_THRESHOLD])
         prediction[i] = code
-        emit[i] = policy_step(policy.last_prediction, policy.last_emit_s, s, code, clock_s[i], params[P.INTERVAL_S])
+        due = policy_step(policy.last_prediction, policy.last_emit_s, s, code, clock_s[i], params[P.INTERVAL_S])
+        emit[i] = due
+        if due:
+            emitted += 1
+    return emitted

@@ -124,7 +124,7 @@ class SignalPipeline:
         np.add(bid, ask, out=mid)
         mid *= 0.5
         result = self.models.step(sym_idx, mid, features, clock_s)
-        emitted = np.flatnonzero(result.emit) if result.emit.any() else _NONE_EMITTED
+        emitted = np.flatnonzero(result.emit) if result.n_emitted else _NONE_EMITTED
         return Batch(sym_idx, features, result, emitted)
 
     def signal(self, batch: Batch, row: int, time_msc: int) -> dict[str, Any]:
