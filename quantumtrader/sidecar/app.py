@@ -8,7 +8,9 @@ order, when it stops.
 from __future__ import annotations
 
 import contextlib
+import mimetypes
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -18,9 +20,10 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import BaseRoute, Route, WebSocketRoute
+from starlette.responses import FileResponse, Response
+from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.schemas import SchemaGenerator
+from starlette.staticfiles import StaticFiles
 
 from quantumtrader.config import Config
 from quantumtrader.log import get_logger
@@ -56,8 +59,36 @@ async def openapi(request: Request) -> Response:
     return Response(orjson.dumps(schema, option=orjson.OPT_NON_STR_KEYS), media_type="application/json")
 
 
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+# ES modules need a JavaScript MIME type; some Windows registries map .js to text/plain.
+mimetypes.add_type("text/javascript", ".js")
+mimetypes.add_type("text/css", ".css")
+
+# The dashboard loads nothing but its own files and talks only to this origin.
+_PAGE_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-cache",
+}
+
+
+async def dashboard(request: Request) -> Response:
+    """The live dashboard (static page; it logs in through /api/auth/login, so it needs no token itself)."""
+    return FileResponse(STATIC_DIR / "index.html", headers=_PAGE_HEADERS)
+
+
 def routes() -> list[BaseRoute]:
-    return [*api_routes(), Route("/api/openapi.json", openapi, methods=["GET"]), WebSocketRoute("/ws", websocket_endpoint)]
+    return [
+        *api_routes(),
+        Route("/api/openapi.json", openapi, methods=["GET"]),
+        WebSocketRoute("/ws", websocket_endpoint),
+        Route("/", dashboard, methods=["GET"], include_in_schema=False),
+        Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
+    ]
 
 
 def create_app(config: Config) -> Starlette:
