@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import warnings
 
@@ -13,6 +14,7 @@ from talib import stream
 
 import naive
 from conftest import synthetic_volume
+from quantumtrader.features.engine import FeatureEngine
 from quantumtrader.features.kernel import lyapunov_rosenstein
 from quantumtrader.features.names import FEATURE_INDEX as F
 from quantumtrader.features.state import CHAOS_EMB_DIM, CHAOS_MIN_TSEP, CHAOS_TRAJ_LEN
@@ -139,3 +141,35 @@ def test_lyapunov_kernel_matches_nolds_on_chaotic_and_random_series() -> None:
 def test_features_are_never_infinite_on_real_data(computed) -> None:
     for feed in FEEDS:
         assert not np.isinf(computed[feed]).any()
+
+
+@pytest.mark.parametrize("feed", FEEDS)
+def test_ta3_kernel_equals_the_full_kernel_bit_for_bit(feed, ticks, computed, features_cfg) -> None:
+    """update_batch_ta (the benchmark's like-for-like path) computes exactly the full kernel's four columns.
+
+    Fed two interleaved symbols in uneven batches, so its state handling is
+    checked too, not only the step functions it shares with update_batch.
+    """
+    from quantumtrader.features.kernel import update_batch_ta
+
+    bid = ticks[feed]["bid"].to_numpy()
+    n = len(bid)
+    engine = FeatureEngine(features_cfg)
+    a, b = engine.add_symbol("A"), engine.add_symbol("B")
+    # A gets every tick of the file; B gets the same prices scaled, interleaved after each of A's
+    sym = np.empty(2 * n, dtype=np.int32)
+    sym[0::2], sym[1::2] = a, b
+    prices = np.empty(2 * n)
+    prices[0::2], prices[1::2] = bid, bid * 3.0
+    out = np.empty((2 * n, computed[feed].shape[1]))
+    lo = 0
+    for size in itertools.cycle((1, 7, 4096, 333)):
+        hi = min(lo + size, 2 * n)
+        update_batch_ta(engine.state, sym[lo:hi], prices[lo:hi], out[lo:hi])
+        lo = hi
+        if lo == 2 * n:
+            break
+    for name in ("rsi", "macd", "macd_signal", "volatility_20"):
+        col = F[name]
+        assert np.array_equal(out[0::2, col], computed[feed][:, col], equal_nan=True), f"{feed}: {name} differs from update_batch"
+        assert np.isnan(out[1::2, col]).sum() == np.isnan(computed[feed][:, col]).sum(), f"{feed}: {name} warm-up of B differs"
