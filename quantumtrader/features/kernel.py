@@ -483,7 +483,8 @@ def update_batch(st: FeatureState, sym_idx: np.ndarray, bid: np.ndarray, ask: np
 @njit(cache=True, error_model="numpy")
 def update_tick(st: FeatureState, s: int, bid: float, ask: float, volume: float, out: np.ndarray) -> None:
     """One tick, one call (the per-tick entry point the benchmark compares with the batch call)."""
-    _update_one(*st, s, bid, ask, volume, out, 0)
+    num, cnt, ret5, ret20, vol5, zbin, zcount, logret_ring, last_x, pattern, pcount, params, wave_table, clogc = st
+    _update_one(num, cnt, ret5, ret20, vol5, zbin, zcount, logret_ring, last_x, pattern, pcount, params, wave_table, clogc, s, bid, ask, volume, out, 0)
 
 
 @njit(cache=True, error_model="numpy")

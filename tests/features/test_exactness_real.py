@@ -173,3 +173,13 @@ def test_ta3_kernel_equals_the_full_kernel_bit_for_bit(feed, ticks, computed, fe
         col = F[name]
         assert np.array_equal(out[0::2, col], computed[feed][:, col], equal_nan=True), f"{feed}: {name} differs from update_batch"
         assert np.isnan(out[1::2, col]).sum() == np.isnan(computed[feed][:, col]).sum(), f"{feed}: {name} warm-up of B differs"
+
+
+def test_per_tick_call_equals_the_batch_call(ticks, computed, features_cfg) -> None:
+    """FeatureEngine.update_one (update_tick; also the daemon's warm-up) gives the batch kernel's rows exactly."""
+    frame = ticks["oanda"].iloc[:3000]
+    engine = FeatureEngine(features_cfg)
+    idx = engine.add_symbol("EURUSD")
+    volume = synthetic_volume(len(frame))
+    rows = np.array([engine.update_one(idx, b, a, v).copy() for b, a, v in zip(frame["bid"], frame["ask"], volume, strict=True)])
+    assert np.array_equal(rows, computed["oanda"][:3000], equal_nan=True)
