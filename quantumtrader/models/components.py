@@ -13,7 +13,7 @@ import math
 from numba import njit
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def quantum_probability(wave_function: float) -> float:
     """``wave_function`` is already a probability: the mass the kernel density of the
     last W standardized returns puts on the next return being positive
@@ -23,7 +23,7 @@ def quantum_probability(wave_function: float) -> float:
     return min(1.0, max(0.0, wave_function))
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def trend_score(momentum: float, volatility: float, alpha: float) -> float:
     """Momentum over volatility, squashed to [-1, 1].
 
@@ -45,7 +45,7 @@ def trend_score(momentum: float, volatility: float, alpha: float) -> float:
     return math.tanh(0.5 * z)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def chaos_probability(trend: float, chaos_index: float, chaos_scale: float) -> float:
     """Trend, trusted less as the largest Lyapunov exponent rises.
 
@@ -59,7 +59,7 @@ def chaos_probability(trend: float, chaos_index: float, chaos_scale: float) -> f
     return 0.5 + 0.5 * trend * trust
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def technical_probability(rsi: float, macd: float, macd_signal: float, price: float, volatility: float) -> float:
     """RSI and the MACD histogram read as momentum, averaged, mapped to [0, 1].
 

@@ -58,8 +58,11 @@ def ensemble_step(
     Returns how many rows have ``emit`` set, so the caller looks for them only
     when there are any (most batches emit nothing).
     """
+    # unpacked once: taking a field out of a NamedTuple per tick costs a reference count update each time
+    momentum, feat_mean, feat_var, feat_count, ring_x, ring_mid, ring_pos, ring_fill, labels, sgd_w, nb_count, nb_mean, nb_var = state
+    last_prediction, last_emit_s = policy
     n_features = features.shape[1]
-    horizon = state.ring_x.shape[1]
+    horizon = ring_x.shape[1]
     z = np.empty(n_features)
     trend_alpha = params[P.TREND_ALPHA]
     alpha_min = params[P.ML_ALPHA_MIN]
@@ -71,10 +74,10 @@ def ensemble_step(
         # chaos: trend of an EMA of returns, discounted by the Lyapunov exponent
         r = row[cols[P.COL_RETURNS]]
         if not math.isnan(r):
-            m = state.momentum[s]
-            state.momentum[s] = r if math.isnan(m) else m + trend_alpha * (r - m)
+            m = momentum[s]
+            momentum[s] = r if math.isnan(m) else m + trend_alpha * (r - m)
         volatility = row[cols[P.COL_VOLATILITY_20]]
-        trend = trend_score(state.momentum[s], volatility, trend_alpha)
+        trend = trend_score(momentum[s], volatility, trend_alpha)
         p_chaos = chaos_probability(trend, row[cols[P.COL_CHAOS_INDEX]], params[P.CHAOS_SCALE])
         p_quantum = quantum_probability(row[cols[P.COL_WAVE_FUNCTION]])
         p_technical = technical_probability(
@@ -82,22 +85,22 @@ def ensemble_step(
         )
 
         # ml_ensemble: learn from the matured row, then predict for this one
-        standardize(state.feat_mean, state.feat_var, state.feat_count, s, row, alpha_min, z)
-        pos = state.ring_pos[s]
-        if state.ring_fill[s] == horizon:
-            label = 1 if mid[i] > state.ring_mid[s, pos] else 0
-            matured = state.ring_x[s, pos]
-            sgd_update(state.sgd_w, s, matured, float(label), params[P.SGD_LR], params[P.SGD_L2])
-            nb_update(state.nb_count, state.nb_mean, state.nb_var, s, matured, label, alpha_min)
-            state.labels[s] += 1.0
+        standardize(feat_mean, feat_var, feat_count, s, row, alpha_min, z)
+        pos = ring_pos[s]
+        if ring_fill[s] == horizon:
+            label = 1 if mid[i] > ring_mid[s, pos] else 0
+            matured = ring_x[s, pos]
+            sgd_update(sgd_w, s, matured, float(label), params[P.SGD_LR], params[P.SGD_L2])
+            nb_update(nb_count, nb_mean, nb_var, s, matured, label, alpha_min)
+            labels[s] += 1.0
         else:
-            state.ring_fill[s] += 1
-        state.ring_x[s, pos, :] = z
-        state.ring_mid[s, pos] = mid[i]
-        state.ring_pos[s] = (pos + 1) % horizon
-        if state.labels[s] >= params[P.ML_WARMUP] and state.labels[s] > 0.0:
-            p_sgd = sgd_predict(state.sgd_w, s, z)
-            p_nb = nb_predict(state.nb_count, state.nb_mean, state.nb_var, s, z, params[P.NB_TEMPERATURE])
+            ring_fill[s] += 1
+        ring_x[s, pos, :] = z
+        ring_mid[s, pos] = mid[i]
+        ring_pos[s] = (pos + 1) % horizon
+        if labels[s] >= params[P.ML_WARMUP] and labels[s] > 0.0:
+            p_sgd = sgd_predict(sgd_w, s, z)
+            p_nb = nb_predict(nb_count, nb_mean, nb_var, s, z, params[P.NB_TEMPERATURE])
             p_ml = 0.5 * (p_sgd + p_nb)
         else:
             p_sgd = 0.5
@@ -121,7 +124,7 @@ def ensemble_step(
         out[i, OUT_TREND] = trend
         code = classify(p, params[P.BUY_THRESHOLD], params[P.SELL_THRESHOLD])
         prediction[i] = code
-        due = policy_step(policy.last_prediction, policy.last_emit_s, s, code, clock_s[i], params[P.INTERVAL_S])
+        due = policy_step(last_prediction, last_emit_s, s, code, clock_s[i], params[P.INTERVAL_S])
         emit[i] = due
         if due:
             emitted += 1

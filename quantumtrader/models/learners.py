@@ -22,7 +22,7 @@ Z_CLIP = 5.0
 NB_VAR_FLOOR = 1e-2
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def standardize(mean: np.ndarray, var: np.ndarray, count: np.ndarray, s: int, x: np.ndarray, alpha_min: float, z: np.ndarray) -> None:
     """Update symbol ``s``'s running moments with the raw row ``x`` and write its z-scores to ``z``.
 
@@ -46,12 +46,12 @@ def standardize(mean: np.ndarray, var: np.ndarray, count: np.ndarray, s: int, x:
             z[f] = min(Z_CLIP, max(-Z_CLIP, (v - mean[s, f]) / sd))
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def sigmoid(u: float) -> float:
     return 1.0 / (1.0 + math.exp(-min(30.0, max(-30.0, u))))
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def sgd_predict(w: np.ndarray, s: int, z: np.ndarray) -> float:
     n = z.shape[0]
     u = w[s, n]
@@ -60,7 +60,7 @@ def sgd_predict(w: np.ndarray, s: int, z: np.ndarray) -> float:
     return sigmoid(u)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def sgd_update(w: np.ndarray, s: int, z: np.ndarray, y: float, lr: float, l2: float) -> None:
     """One step of logistic-loss SGD with L2 (the bias is not penalized)."""
     n = z.shape[0]
@@ -70,7 +70,7 @@ def sgd_update(w: np.ndarray, s: int, z: np.ndarray, y: float, lr: float, l2: fl
     w[s, n] -= lr * g
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def nb_update(count: np.ndarray, mean: np.ndarray, var: np.ndarray, s: int, z: np.ndarray, y: int, alpha_min: float) -> None:
     """Add one labelled row to class ``y``'s forgetting moments; both class counts decay."""
     decay = 1.0 - alpha_min
@@ -84,7 +84,7 @@ def nb_update(count: np.ndarray, mean: np.ndarray, var: np.ndarray, s: int, z: n
         var[s, y, f] = (1.0 - alpha) * (var[s, y, f] + alpha * d * d)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def nb_predict(count: np.ndarray, mean: np.ndarray, var: np.ndarray, s: int, z: np.ndarray, temperature: float) -> float:
     """P(up | z) under independent Gaussians per class, log-odds tempered by ``temperature``.
 

@@ -19,7 +19,7 @@ SELL = 2
 PREDICTIONS: tuple[str, ...] = ("HOLD", "BUY", "SELL")  # by code
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def classify(p: float, buy_threshold: float, sell_threshold: float) -> int:
     """BUY strictly above the buy threshold, SELL strictly below the sell threshold, else HOLD."""
     if p > buy_threshold:
@@ -29,7 +29,7 @@ def classify(p: float, buy_threshold: float, sell_threshold: float) -> int:
     return HOLD
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def policy_step(last_prediction: np.ndarray, last_emit_s: np.ndarray, s: int, prediction: int, clock_s: float, interval_s: float) -> bool:
     """True when symbol ``s``'s signal is due now; records the emission."""
     prev = last_prediction[s]
@@ -40,7 +40,7 @@ def policy_step(last_prediction: np.ndarray, last_emit_s: np.ndarray, s: int, pr
     return False
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def apply_policy(
     policy: PolicyState,
     sym_idx: np.ndarray,
