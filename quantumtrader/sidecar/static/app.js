@@ -259,7 +259,7 @@ function positionRow(p, trader) {
   row.dataset.trader = String(trader);
   row.setAttribute("aria-label", `Position ${p.ticket} ${p.type} ${p.symbol}`);
   row.append(
-    cell(String(p.ticket), "ticket"),
+    cell(String(p.ticket), "ticket opt"),
     cell(p.symbol, "symbol"),
     cell(p.type, `side side-${String(p.type).toLowerCase()}`),
     cell("", "num lots"),
@@ -314,12 +314,16 @@ function signalFilter() {
   return { symbol: $("#filter-symbol").value, minConfidence: Number.isFinite(conf) ? Math.min(1, Math.max(0, conf)) : 0 };
 }
 
+function matchesFilter({ symbol, minConfidence }) {
+  return (s) => (!symbol || s.symbol === symbol) && (s.confidence ?? 0) >= minConfidence;
+}
+
 function renderSignals() {
   const { symbol, minConfidence } = signalFilter();
   const list = Array.from(state.signals.values())
-    .filter((s) => (!symbol || s.symbol === symbol) && (s.confidence ?? 0) >= minConfidence)
+    .filter(matchesFilter({ symbol, minConfidence }))
     .sort((a, b) => timeMsc(b) - timeMsc(a))
-    .slice(0, 100);
+    .slice(0, MAX_SIGNALS / 2);
   const ol = $("#signals");
   const existing = new Map(Array.from(ol.children).map((li) => [li.dataset.id, li]));
   const items = list.map((s) => existing.get(String(s.id)) || signalItem(s));
@@ -332,6 +336,7 @@ function signalItem(s) {
   li.dataset.id = String(s.id);
   li.dataset.symbol = s.symbol;
   li.dataset.via = s.via;
+  li.dataset.confidence = String(s.confidence ?? "");
   const prediction = String(s.prediction || "HOLD");
   li.className = `signal signal-${prediction.toLowerCase()}`;
   li.setAttribute("aria-label", `${prediction} ${s.symbol}, confidence ${pct(s.confidence)}`);
@@ -515,8 +520,11 @@ function applySignal(sig, via) {
   if (state.signals.has(id)) return;
   state.signals.set(id, { ...sig, id, via });
   if (state.signals.size > MAX_SIGNALS * 1.5) {
-    const keep = Array.from(state.signals.values()).sort((a, b) => timeMsc(b) - timeMsc(a)).slice(0, MAX_SIGNALS);
-    state.signals = new Map(keep.map((s) => [s.id, s]));
+    // Keep the newest overall and the newest that the filter shows (older matches must not be pushed out).
+    const newest = Array.from(state.signals.values()).sort((a, b) => timeMsc(b) - timeMsc(a));
+    const keep = new Set(newest.slice(0, MAX_SIGNALS));
+    for (const s of newest.filter(matchesFilter(signalFilter())).slice(0, MAX_SIGNALS / 2)) keep.add(s);
+    state.signals = new Map(Array.from(keep, (s) => [s.id, s]));
   }
   schedule("signals");
 }

@@ -78,17 +78,22 @@ export function lineChart(svg, series, label) {
     const n = s.values.length;
     const step = n > 1 ? plotW / (n - 1) : 0;
     let d = "";
-    let pen = false;
+    let run = 0; // points in the current stretch; a lone point is drawn as a dot (zero-length line, round cap)
+    const lift = () => {
+      if (run === 1) d += "l0,0";
+      run = 0;
+    };
     s.values.forEach((v, j) => {
       if (typeof v !== "number" || v <= 0) {
-        pen = false;
+        lift();
         return;
       }
-      d += `${pen ? "L" : "M"}${(left + j * step).toFixed(1)},${y(v).toFixed(1)}`;
-      pen = true;
+      d += `${run ? "L" : "M"}${(left + j * step).toFixed(1)},${y(v).toFixed(1)}`;
+      run += 1;
     });
+    lift();
     if (d) {
-      const path = svgEl("path", { d, fill: "none", stroke: SERIES_COLORS[i % SERIES_COLORS.length], "stroke-width": 1.5 });
+      const path = svgEl("path", { d, fill: "none", stroke: SERIES_COLORS[i % SERIES_COLORS.length], "stroke-width": 2, "stroke-linecap": "round" });
       path.setAttribute("vector-effect", "non-scaling-stroke");
       svg.appendChild(path);
     }
