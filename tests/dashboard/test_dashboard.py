@@ -334,6 +334,18 @@ def test_the_page_reconnects_by_itself_after_a_sidecar_restart_and_catches_up(al
     expect(page.locator(f'#positions tr[data-ticket="{ticket}"]')).to_have_count(0)
 
 
+def test_reconnect_backoff_is_exponential_capped_and_jittered(alice: AlicePage) -> None:
+    bounds = alice.page.evaluate(
+        """async () => {
+            const live = await import('/static/live.js');
+            return [0, 1, 2, 3, 4, 5, 6, 40].map((n) => [live.backoffMs(n, 500, 10000, () => 0), live.backoffMs(n, 500, 10000, () => 0.9999)]);
+        }"""
+    )
+    ceilings = [500, 1000, 2000, 4000, 8000, 10_000, 10_000, 10_000]
+    assert [low for low, _ in bounds] == [c // 2 for c in ceilings]  # never less than half: no thundering herd at 0 ms
+    assert [high for _, high in bounds] == ceilings  # doubling, capped at 10 s
+
+
 def test_the_access_token_is_refreshed_before_it_expires(alice: AlicePage, stack: Stack) -> None:
     page = alice.page
     deadline = time.monotonic() + ACCESS_TTL_S

@@ -274,7 +274,7 @@ function positionRow(p, trader) {
     actions.className = "actions trader-only";
     actions.append(
       button("Close", `Close position ${p.ticket}`, "btn-close", (e) => closePosition(p, e.currentTarget)),
-      button("Modify", `Modify position ${p.ticket}`, "btn-modify", () => openModify(p)),
+      button("Modify", `Modify position ${p.ticket}`, "btn-modify", () => openModify(state.positions.get(positionKey(p)) || p)),
     );
     row.appendChild(actions);
   }
