@@ -105,6 +105,7 @@ def paper_command(
     drop_reply_every: Annotated[int, typer.Option("--drop-reply-every", help="Fault injection: swallow the first reply of every Nth trading command.")] = 0,
     delay_reply_every: Annotated[int, typer.Option("--delay-reply-every", help="Fault injection: delay the reply of every Nth trading command...")] = 0,
     delay_reply_ms: Annotated[int, typer.Option("--delay-reply-ms", help="... by this many ms.")] = 0,
+    timeout_reply_every: Annotated[int, typer.Option("--timeout-reply-every", help="Fault injection: execute every Nth trading command but answer error 128 (trade timeout).")] = 0,
 ) -> None:
     """Run a paper terminal: an EA as far as the daemon can tell (ticks, fills, SL/TP)."""
     overrides = {
@@ -131,6 +132,7 @@ def paper_command(
         drop_reply_every=drop_reply_every,
         delay_reply_every=delay_reply_every,
         delay_reply_ms=delay_reply_ms,
+        timeout_reply_every=timeout_reply_every,
     )
     term = PaperTerminal(cfg, options)
     install_stop_handlers(term.stop)

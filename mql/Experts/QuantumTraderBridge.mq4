@@ -122,6 +122,23 @@ string QtFailure(string id, int code, string context)
    return QtReplyError(id, code, message);
   }
 
+//--- MT4 errors after which the order may still have been executed: trade
+//--- timeout, queued, accepted by the dealer
+bool QtOutcomeUnknown(int code)
+  {
+   return code == 128 || code == 142 || code == 143;
+  }
+
+//--- the ticket of the open position whose comment is `comment`, or -1
+int QtFindPositionByComment(string comment)
+  {
+   int total = OrdersTotal();
+   for(int i = 0; i < total; i++)
+      if(OrderSelect(i, SELECT_BY_POS, MODE_TRADES) && QtSelectedIsPosition() && OrderComment() == comment)
+         return OrderTicket();
+   return -1;
+  }
+
 //--- select an open market position by ticket; false with the error code set
 bool QtSelectPosition(long ticket, int &code)
   {
@@ -176,19 +193,27 @@ string QtExecuteOpen(QtCommand &cmd)
      }
    if(price <= 0.0)
       return QtFailure(cmd.id, 136, symbol);   // ERR_OFF_QUOTES
-   double lots = NormalizeDouble(cmd.lots, lot_digits);
+   double lots = 0.0;
+   if(!QtLotsForSymbol(symbol, cmd.lots, lots))
+      return QtFailure(cmd.id, 131, QtLotsText(symbol, cmd.lots));   // ERR_INVALID_TRADE_VOLUME
    double sl = NormalizeDouble(cmd.sl, digits);
    double tp = NormalizeDouble(cmd.tp, digits);
    string comment = "QT-" + cmd.id;
 
    ResetLastError();
-   int ticket;
+   int ticket = -1;
    if(StopsAfterFill)
       ticket = OrderSend(symbol, type, lots, price, (int)cmd.deviation_points, 0.0, 0.0, comment, (int)magic, 0, clrNONE);
    else
       ticket = OrderSend(symbol, type, lots, price, (int)cmd.deviation_points, sl, tp, comment, (int)magic, 0, clrNONE);
    if(ticket < 0)
-      return QtFailure(cmd.id, GetLastError(), symbol);
+     {
+      int err = GetLastError();
+      if(QtOutcomeUnknown(err))
+         ticket = QtFindPositionByComment(comment);   // executed after all? then it is ours
+      if(ticket < 0)
+         return QtFailure(cmd.id, err, symbol);  // the daemon settles 128/142/143 from positions later
+     }
 
    double fill_price = price;
    double fill_lots = lots;
@@ -224,8 +249,8 @@ string QtExecuteClose(QtCommand &cmd)
    int digits = (int)SymbolInfoInteger(symbol, SYMBOL_DIGITS);
    int lot_digits = QtStepDigits(SymbolInfoDouble(symbol, SYMBOL_VOLUME_STEP));
    double lots = OrderLots();
-   if(cmd.lots > 0.0 && cmd.lots < lots)
-      lots = NormalizeDouble(cmd.lots, lot_digits);
+   if(cmd.lots > 0.0 && cmd.lots < lots && !QtLotsForSymbol(symbol, cmd.lots, lots))
+      return QtFailure(cmd.id, 131, QtLotsText(symbol, cmd.lots));
    RefreshRates();
    double price = MarketInfo(symbol, MODE_ASK);   // a sell position closes at the ask
    if(is_buy)
@@ -235,7 +260,12 @@ string QtExecuteClose(QtCommand &cmd)
 
    ResetLastError();
    if(!OrderClose(ticket, lots, price, CloseDeviationPoints, clrNONE))
-      return QtFailure(cmd.id, GetLastError(), "ticket " + IntegerToString(ticket));
+     {
+      int err = GetLastError();
+      bool closed = QtOutcomeUnknown(err) && OrderSelect(ticket, SELECT_BY_TICKET) && OrderCloseTime() > 0;
+      if(!closed)
+         return QtFailure(cmd.id, err, "ticket " + IntegerToString(ticket));
+     }
    double close_price = price;
    long time_msc = QtNowUtcMsc();
    if(OrderSelect(ticket, SELECT_BY_TICKET, MODE_HISTORY))
@@ -279,9 +309,12 @@ string QtExecuteTrade(QtCommand &cmd)
 //+------------------------------------------------------------------+
 //| event handlers                                                   |
 //+------------------------------------------------------------------+
+datetime g_last_server_time = 0;        // TimeCurrent() when the offset was last estimated
+
 int OnInit()
   {
-   int result = QtBridgeStart("MT4", TimeCurrent());
+   g_last_server_time = TimeCurrent();
+   int result = QtBridgeStart("MT4", g_last_server_time);
    if(result != INIT_SUCCEEDED)
       return result;
    // the quotes the terminal has now go out at once, not at the first change
@@ -297,6 +330,14 @@ void OnDeinit(const int reason)
 
 void OnTimer()
   {
+   // TimeCurrent() moves only when a tick arrives (any Market Watch symbol):
+   // a fresh server time, so the offset is estimated before that tick is sent
+   datetime server_now = TimeCurrent();
+   if(UtcOffsetAuto && server_now != g_last_server_time)
+     {
+      g_last_server_time = server_now;
+      QtClockUpdate(g_clock, server_now);
+     }
    QtFlush();
    QtServeCommands();
    for(int i = 0; i < g_symbol_count; i++)
@@ -310,7 +351,10 @@ void OnTimer()
 void OnTick()
   {
    if(UtcOffsetAuto)
-      QtClockUpdate(g_clock, TimeCurrent());
+     {
+      g_last_server_time = TimeCurrent();
+      QtClockUpdate(g_clock, g_last_server_time);
+     }
    int index = QtSymbolIndex(Symbol());
    if(index >= 0)
       QtStreamSymbol(index);

@@ -195,9 +195,22 @@ ENUM_ORDER_TYPE_FILLING QtFillingFor(string symbol)
    return ORDER_FILLING_RETURN;
   }
 
+//--- a deal or SL/TP change that was carried out. TRADE_RETCODE_PLACED is not:
+//--- the order waits (exchange execution) and may fill later, so it goes back
+//--- as a failure with its code and the daemon settles it from the positions.
 bool QtRetcodeOk(uint retcode)
   {
-   return retcode == TRADE_RETCODE_DONE || retcode == TRADE_RETCODE_DONE_PARTIAL || retcode == TRADE_RETCODE_PLACED;
+   return retcode == TRADE_RETCODE_DONE || retcode == TRADE_RETCODE_DONE_PARTIAL;
+  }
+
+//--- the ticket of the position an open went into: on a hedging account the
+//--- position's ticket is its opening order's; on netting and exchange
+//--- accounts the deal joins the symbol's one position, which has its own
+long QtOpenedPositionTicket(string symbol, MqlTradeResult &result)
+  {
+   if(AccountInfoInteger(ACCOUNT_MARGIN_MODE) != ACCOUNT_MARGIN_MODE_RETAIL_HEDGING && PositionSelect(symbol))
+      return PositionGetInteger(POSITION_TICKET);
+   return (long)result.order;
   }
 
 //--- the failure reply of a trade request: retcode, or GetLastError() when the
@@ -218,9 +231,12 @@ string QtTradeFailure(string id, bool sent, MqlTradeResult &result, int last_err
 string QtExecuteOpen(QtCommand &cmd)
   {
    string symbol = cmd.symbol;
+   ResetLastError();
    if(!SymbolSelect(symbol, true))
      {
       int err = GetLastError();
+      if(err == 0)
+         err = 4301;                     // ERR_MARKET_UNKNOWN_SYMBOL
       return QtReplyError(cmd.id, err, QtMt5RetcodeText(err) + ": " + symbol);
      }
    MqlTick tick;
@@ -239,7 +255,11 @@ string QtExecuteOpen(QtCommand &cmd)
    ZeroMemory(result);
    request.action = TRADE_ACTION_DEAL;
    request.symbol = symbol;
-   request.volume = NormalizeDouble(cmd.lots, lot_digits);
+   double lots = 0.0;
+   if(!QtLotsForSymbol(symbol, cmd.lots, lots))
+      return QtReplyError(cmd.id, TRADE_RETCODE_INVALID_VOLUME,
+                          QtMt5RetcodeText(TRADE_RETCODE_INVALID_VOLUME) + ": " + QtLotsText(symbol, cmd.lots));
+   request.volume = lots;
    if(is_buy)
      {
       request.type = ORDER_TYPE_BUY;
@@ -264,14 +284,11 @@ string QtExecuteOpen(QtCommand &cmd)
    if(!sent || !QtRetcodeOk(result.retcode))
       return QtTradeFailure(cmd.id, sent, result, last_error);
 
-   long ticket = (long)result.order;          // hedging: the position ticket is the opening order's
+   long ticket = QtOpenedPositionTicket(symbol, result);
    double price = result.price;
    long time_msc = QtNowUtcMsc();
    if(result.deal > 0 && HistoryDealSelect(result.deal))
      {
-      long position_id = HistoryDealGetInteger(result.deal, DEAL_POSITION_ID);
-      if(position_id > 0)
-         ticket = position_id;                // netting: the position the deal went into
       if(price <= 0.0)
          price = HistoryDealGetDouble(result.deal, DEAL_PRICE);
       long deal_msc = HistoryDealGetInteger(result.deal, DEAL_TIME_MSC);
@@ -300,8 +317,9 @@ string QtExecuteClose(QtCommand &cmd)
    int digits = (int)SymbolInfoInteger(symbol, SYMBOL_DIGITS);
    int lot_digits = QtStepDigits(SymbolInfoDouble(symbol, SYMBOL_VOLUME_STEP));
    double lots = volume;
-   if(cmd.lots > 0.0 && cmd.lots < volume)
-      lots = NormalizeDouble(cmd.lots, lot_digits);
+   if(cmd.lots > 0.0 && cmd.lots < volume && !QtLotsForSymbol(symbol, cmd.lots, lots))
+      return QtReplyError(cmd.id, TRADE_RETCODE_INVALID_VOLUME,
+                          QtMt5RetcodeText(TRADE_RETCODE_INVALID_VOLUME) + ": " + QtLotsText(symbol, cmd.lots));
    MqlTick tick;
    if(!SymbolInfoTick(symbol, tick) || tick.bid <= 0.0 || tick.ask <= 0.0)
       return QtReplyError(cmd.id, TRADE_RETCODE_PRICE_OFF, QtMt5RetcodeText(TRADE_RETCODE_PRICE_OFF));

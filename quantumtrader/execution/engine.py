@@ -21,7 +21,7 @@ import zmq
 from quantumtrader.config import Config
 from quantumtrader.daemon.control import ControlError, Responder
 from quantumtrader.daemon.server import Daemon
-from quantumtrader.execution.errors import describe
+from quantumtrader.execution.errors import OUTCOME_UNKNOWN, describe
 from quantumtrader.execution.journal import OrderJournal
 from quantumtrader.execution.orders import FILLED, PENDING, REJECTED, UNKNOWN, Order
 from quantumtrader.execution.risk import Exposure, OpenIntent, RiskEngine, round_lots_down
@@ -344,16 +344,18 @@ class ExecutionEngine:
         order.attempts = attempts
         self.daemon.counters["pending_trades"] -= 1
         if reply is None:
-            order.status = UNKNOWN
-            order.error = f"no reply after {attempts} tries of {self.config.execution.command_timeout_ms} ms; will settle from the terminal's positions"
-            order.updated_msc = now_msc()
-            self.journal.save(order)
-            self._publish(order)
-            self.daemon.counters["orders_unknown"] += 1
-            for responder in self._waiters.pop(order.id, []):
-                responder.error("terminal did not answer in time; the order's outcome is unknown and will be reconciled", 504, order=order.to_app())
+            self._mark_unknown(
+                order,
+                f"no reply after {attempts} tries of {self.config.execution.command_timeout_ms} ms; will settle from the terminal's positions",
+                "terminal did not answer in time; the order's outcome is unknown and will be reconciled",
+            )
             return
         self.daemon.metrics.record("command_round_trip", rtt_ns)
+        if not reply["ok"] and reply["error"]["code"] in OUTCOME_UNKNOWN:
+            err = reply["error"]
+            text = describe(err["code"], err["message"])
+            self._mark_unknown(order, f"{text}; may still execute, will settle from the terminal's positions", f"{text}: the order's outcome is unknown and will be reconciled")
+            return
         if reply["ok"]:
             self._settle(
                 order,
@@ -365,6 +367,17 @@ class ExecutionEngine:
         else:
             err = reply["error"]
             self._settle(order, REJECTED, error=describe(err["code"], err["message"]), error_code=err["code"])
+
+    def _mark_unknown(self, order: Order, error: str, answer: str) -> None:
+        """The terminal may or may not have executed it: kept open until a positions snapshot settles it."""
+        order.status = UNKNOWN
+        order.error = error
+        order.updated_msc = now_msc()
+        self.journal.save(order)
+        self._publish(order)
+        self.daemon.counters["orders_unknown"] += 1
+        for responder in self._waiters.pop(order.id, []):
+            responder.error(answer, 504, order=order.to_app())
 
     def _settle(self, order: Order, status: str, *, ticket: int = 0, price: float = 0.0, lots: float | None = None, error: str = "", error_code: int = 0, reconciled: bool = False) -> None:
         order.status = status

@@ -94,6 +94,12 @@ TERMINAL_ERRORS: dict[int, str] = {
 }
 
 
+#: Codes after which the order may still have been executed: MT4 trade timeout,
+#: queued, accepted by the dealer; MT5 "order placed" (a market order that
+#: waits, as on exchange execution). Such a reply settles the order as
+#: unknown, to be reconciled from the terminal's positions, never as rejected.
+OUTCOME_UNKNOWN: frozenset[int] = frozenset({128, 142, 143, 10008})
+
 def describe(code: int, terminal_text: str = "") -> str:
     """``"not enough money (134)"``, with the terminal's own text when it says something else."""
     ours = TERMINAL_ERRORS.get(code)

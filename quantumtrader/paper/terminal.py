@@ -35,6 +35,7 @@ from quantumtrader.protocol import (
     encode,
     event,
     now_msc,
+    parse_object,
     reply_error,
     reply_ok,
 )
@@ -60,6 +61,7 @@ class PaperOptions:
     drop_reply_every: int = 0  # execute every Nth command but swallow its first reply
     delay_reply_every: int = 0  # hold the reply of every Nth command ...
     delay_reply_ms: int = 0  # ... this long
+    timeout_reply_every: int = 0  # execute every Nth command but answer MT4's 128 "trade timeout"
 
 
 class Outbox:
@@ -262,6 +264,9 @@ class PaperTerminal:
             opts = self.options
             if faultable:
                 self.commands_seen += 1
+                if opts.timeout_reply_every and self.commands_seen % opts.timeout_reply_every == 0:
+                    # as MT4 may: the order went through, the terminal says it timed out
+                    reply = encode(reply_error(parse_object(reply)["id"], 128, "trade timeout (paper fault injection: executed)"))
                 if opts.drop_reply_every and self.commands_seen % opts.drop_reply_every == 0:
                     self.replies_dropped += 1  # executed, but the daemon never hears: its retry must not execute again
                     continue

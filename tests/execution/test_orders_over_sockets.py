@@ -207,3 +207,35 @@ def test_frozen_terminal_ends_unknown_then_settles_while_another_keeps_filling(t
             a.send_signal(signal.SIGCONT)
             stop(a)
             stop(b)
+
+
+@pytest.mark.timeout(120)
+def test_trade_timeout_reply_settles_from_positions_not_as_rejected(tmp_path: Path) -> None:
+    """MT4's 128 (trade timeout) and MT5's 10008 (placed) may hide an executed order: unknown, then reconciled.
+
+    The paper terminal executes every command and answers 128, as MT4 can;
+    settling that as rejected would leave a live position the daemon does not
+    know it owns.
+    """
+    eps = Endpoints()
+    with daemon_process(eps, tmp_path, **RISK_OFF):
+        paper = start(
+            ["paper", "--rate", "100", "--heartbeat-s", "0.3", "--timeout-reply-every", "1"],
+            eps.env(tmp_path / "data", **RISK_OFF),
+            tmp_path / "paper.log",
+        )
+        try:
+            wait_for(lambda: has_quote(eps.control), 15, "a EURUSD quote")
+            reply = control(eps.control, "trade", timeout_ms=10_000, symbol="EURUSD", side="buy", lots=0.03, source="test")
+            assert reply["ok"] is False and reply["status"] == 504, reply
+            order = reply["order"]
+            assert order["status"] == "unknown" and "trade timeout (128)" in reply["error"]
+            settled = wait_for(
+                lambda: next((o for o in control(eps.control, "orders")["orders"] if o["id"] == order["id"] and o["status"] != "unknown"), None),
+                15,
+                "the order to be reconciled from the terminal's positions",
+            )
+            assert settled["status"] == "filled" and settled["reconciled"] is True
+            assert [p["comment"] for p in terminal_positions(eps.command)].count("QT-" + order["id"]) == 1
+        finally:
+            stop(paper)

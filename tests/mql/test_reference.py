@@ -20,12 +20,14 @@ ZMQ_METHODS = {
         "bind": (1, 1), "unbind": (1, 1), "connect": (1, 1), "disconnect": (1, 1),
         "send": (1, 3), "recv": (1, 2),
         "setLinger": (1, 1), "setSendHighWaterMark": (1, 1), "setReceiveHighWaterMark": (1, 1), "setImmediate": (1, 1),
+        "setMaxMessageSize": (1, 1), "getLastEndpoint": (1, 1),
     },
-    "ZmqMsg": {"getData": (0, 1), "size": (0, 0)},
+    "ZmqMsg": {"getData": (0, 1), "size": (0, 0), "more": (0, 0)},
+    "Zmq": {"errorNumber": (0, 0)},  # Zmq.mqh's static utilities, called as Zmq::errorNumber()
 }
 # Receivers in our source and their mql-zmq class (declared as `Socket g_push(...)`,
 # `Socket &socket`, `ZmqMsg message`).
-RECEIVERS = {"g_push": "Socket", "g_rep": "Socket", "socket": "Socket", "message": "ZmqMsg"}
+RECEIVERS = {"g_push": "Socket", "g_rep": "Socket", "socket": "Socket", "message": "ZmqMsg", "part": "ZmqMsg", "Zmq": "Zmq"}
 
 
 @pytest.fixture(scope="module")
@@ -99,7 +101,7 @@ def _mutated(platform: str, old: str, new: str) -> Source:
     ("platform", "old", "new", "expect"),
     [
         # an MQL5-only call in the MT4 EA
-        ("mql4", "QtBridgeStart(\"MT4\", TimeCurrent())", "QtBridgeStart(\"MT4\", TimeTradeServer())", "MQL5-only"),
+        ("mql4", "g_last_server_time = TimeCurrent();", "g_last_server_time = TimeTradeServer();", "MQL5-only"),
         # a wrong argument count
         ("mql5", "OrderSend(request, result)", "OrderSend(request)", "called with 1 arguments"),
         ("mql4", "OrderClose(ticket, lots, price, CloseDeviationPoints, clrNONE)", "OrderClose(ticket, lots)", "called with 2"),

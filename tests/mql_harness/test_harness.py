@@ -25,7 +25,7 @@ import zmq
 
 import harness
 from test_wire import REFUSED
-from quantumtrader.protocol import decode_reply, encode, open_command, snapshot_command
+from quantumtrader.protocol import decode_reply, encode, open_command, ping_command, snapshot_command
 from support import REPO, Endpoints, FeedSubscriber, control, daemon_process, free_port, shared_ticks, wait_for
 
 BUILD_DIR = REPO / ".harness-build"
@@ -226,6 +226,61 @@ def test_both_compiled_eas_drive_the_real_daemon(stack, tick_file) -> None:
         assert t.proc.wait(10) == 0, t.output()[-2000:]
         session = wait_for(lambda: (s := terminal_status(eps, t.name)) and s["gone"] and s, 10, f"{t.name}'s bye")
         assert session["bye_reason"] == "expert removed from chart"
+
+
+@pytest.mark.timeout(TIMEOUT_S)
+def test_reinit_in_place_multipart_requests_and_lot_steps(stack) -> None:
+    """What a line-by-line review found, now run: each would have stalled or doubled an order.
+
+    - The terminal re-initialises an EA in place (OnDeinit, OnInit, globals
+      kept) when the chart's symbol or period changes: the EA must come back
+      (no "port in use"), say bye and hello, keep serving commands, and still
+      answer a retried command id from its cache instead of trading twice.
+    - A request of two frames must be read to its end and refused, or the
+      REP socket would never reply again.
+    - Lots are rounded down to the symbol's step; below the minimum is the
+      terminal's invalid-volume error.
+    """
+    eps, terminals, _feed = stack
+    for t in terminals.values():
+        wait_for(lambda: (s := terminal_status(eps, t.name)) and s["registered"] and s, 20, f"{t.name} to register")
+        p = t.platform[-1]
+
+        before = open_command("BEFORE" + p, "EURUSD", "buy", 0.1, deviation_points=1000)
+        first_raw, first = ask_ea(t.command, before)
+        assert first["ok"], first
+
+        t.proc.send_signal(signal.SIGUSR1)
+        wait_for(lambda: "reinit oninit=0" in t.output(), 10, f"{t.name} to re-initialise")
+        session = wait_for(lambda: (s := terminal_status(eps, t.name)) and not s["gone"] and s["registered"] and s, 10, f"{t.name}'s hello after the re-init")
+        assert t.proc.poll() is None, t.output()[-2000:]
+        again_raw, _ = ask_ea(t.command, before)
+        assert again_raw == first_raw, "a retried id after a re-init was executed again"
+        assert t.output().count(f"comment=QT-{before['id']}") == 1
+        reply = control(eps.control, "trade", timeout_ms=20_000, symbol="EURUSD", side="buy", lots=0.1, terminal=t.name, source="test")
+        assert reply["order"]["status"] == "filled", reply
+        assert session["lost_events"] == 0
+
+        # two frames: refused as malformed, and the socket keeps answering
+        req = zmq.Context.instance().socket(zmq.REQ)
+        req.setsockopt(zmq.LINGER, 0)
+        req.connect(t.command)
+        try:
+            req.send_multipart([encode(ping_command("MP1" + p)), b"trailing frame"])
+            assert req.poll(5000), "no reply to a two-frame request: the REP socket is stuck"
+            refused = decode_reply(req.recv())
+            assert refused["ok"] is False and refused["error"]["code"] == -1, refused
+            req.send(encode(ping_command("MP2" + p)))
+            assert req.poll(5000)
+            assert decode_reply(req.recv())["ok"] is True
+        finally:
+            req.close()
+
+        # lots: 0.017 -> 0.01 (step 0.01, rounded down, never up); 0.004 is under the minimum
+        _, odd = ask_ea(t.command, open_command("STEP" + p, "EURUSD", "sell", 0.017, deviation_points=1000))
+        assert odd["ok"] and odd["lots"] == 0.01, odd
+        _, tiny = ask_ea(t.command, open_command("TINY" + p, "EURUSD", "sell", 0.004, deviation_points=1000))
+        assert tiny["ok"] is False and tiny["error"]["code"] == (131 if t.platform == "mql4" else 10014), tiny
 
 
 @pytest.mark.parametrize(

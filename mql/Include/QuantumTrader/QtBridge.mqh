@@ -50,8 +50,12 @@ QtQueue      g_queue;
 string       g_terminal = "";
 string       g_hello_fields = "";
 string       g_pending_reply = "";       // a reply the REP socket did not take yet
-bool         g_connected = false;
-bool         g_bound = false;
+bool         g_connected = false;       // the bridge emits events (false after OnDeinit)
+bool         g_bound = false;           // the REP socket is bound (kept across a re-initialisation)
+string       g_push_endpoint = "";      // what g_push is connected to
+string       g_rep_endpoint = "";       // the input g_rep was bound with
+string       g_rep_bound_at = "";       // ... and the address it resolved to (unbind needs it)
+bool         g_send_error_logged = false;
 string       g_positions_key = "";
 string       g_account_body = "";
 ulong        g_last_account_us = 0;
@@ -141,6 +145,34 @@ int QtSymbolIndex(string name)
    return -1;
   }
 
+//--- lots rounded down to the symbol's volume step (never up: the daemon sized
+//--- them as a maximum); false when the result is not inside min..max
+bool QtLotsForSymbol(string symbol, double requested, double &lots)
+  {
+   double step = SymbolInfoDouble(symbol, SYMBOL_VOLUME_STEP);
+   double min_lots = SymbolInfoDouble(symbol, SYMBOL_VOLUME_MIN);
+   double max_lots = SymbolInfoDouble(symbol, SYMBOL_VOLUME_MAX);
+   lots = requested;
+   if(step > 0.0)
+      lots = MathFloor(requested / step + 1e-9) * step;   // 1e-9: 0.3 / 0.1 is 2.9999999999999996
+   lots = NormalizeDouble(lots, QtStepDigits(step));
+   if(lots <= 0.0)
+      return false;
+   if(min_lots > 0.0 && lots < min_lots - 1e-12)
+      return false;
+   if(max_lots > 0.0 && lots > max_lots + 1e-12)
+      return false;
+   return true;
+  }
+
+string QtLotsText(string symbol, double requested)
+  {
+   return "lots " + DoubleToString(requested, 8) + " for " + symbol + " (min " +
+          DoubleToString(SymbolInfoDouble(symbol, SYMBOL_VOLUME_MIN), 8) + ", max " +
+          DoubleToString(SymbolInfoDouble(symbol, SYMBOL_VOLUME_MAX), 8) + ", step " +
+          DoubleToString(SymbolInfoDouble(symbol, SYMBOL_VOLUME_STEP), 8) + ")";
+  }
+
 //+------------------------------------------------------------------+
 //| events out                                                       |
 //+------------------------------------------------------------------+
@@ -148,9 +180,10 @@ void QtFlush()
   {
    while(!QtQueueEmpty(g_queue))
      {
-      if(!QtSendText(g_push, QtQueuePeek(g_queue)))
+      int sent = QtSendText(g_push, QtQueuePeek(g_queue));
+      if(sent == 0)
          return;                         // would block: retried on the next timer event
-      QtQueuePopHead(g_queue, false);
+      QtQueuePopHead(g_queue, sent < 0); // refused for good: dropped and counted, never retried forever
      }
   }
 
@@ -256,7 +289,8 @@ string QtHandleCommand(string text)
    if(cached != "")
       return cached;                     // a retry (Lazy Pirate): never execute twice
    string reply = QtExecute(cmd);
-   QtReplyCachePut(g_cache, cmd.id, reply);
+   if(cmd.type != "ping" && cmd.type != "snapshot")
+      QtReplyCachePut(g_cache, cmd.id, reply);  // only trades must never run twice; reads keep the slots free
    return reply;
   }
 
@@ -270,14 +304,25 @@ void QtServeCommands()
      {
       if(g_pending_reply != "")
         {
-         if(!QtSendText(g_rep, g_pending_reply))
-            return;
+         int sent = QtSendText(g_rep, g_pending_reply);
+         if(sent == 0)
+            return;                      // would block: the same reply goes first next time
+         if(sent < 0 && !g_send_error_logged)
+           {
+            PrintFormat("QuantumTrader: a reply could not be sent (zmq error %d); the daemon will retry",
+                        Zmq::errorNumber());
+            g_send_error_logged = true;
+           }
          g_pending_reply = "";
         }
       string text = "";
-      if(!QtReceiveText(g_rep, text))
+      bool malformed = false;
+      if(!QtReceiveText(g_rep, text, malformed))
          return;
-      g_pending_reply = QtHandleCommand(text);
+      if(malformed)
+         g_pending_reply = QtReplyError("0", -1, "invalid command: a command must be one frame of UTF-8 text without NUL bytes");
+      else
+         g_pending_reply = QtHandleCommand(text);
      }
   }
 
@@ -294,11 +339,18 @@ int QtBridgeStart(string platform, datetime server_now)
             "AccountMinIntervalMs and ByeLingerMs >= 0");
       return INIT_PARAMETERS_INCORRECT;
      }
+   // The terminal re-initialises an EA in place (OnDeinit then OnInit, global
+   // variables kept) when the chart's symbol or period or the inputs change.
+   // So the reply cache is never reset here (a retry arriving across a
+   // re-initialisation must still find its reply; globals start empty), the
+   // queue is kept unless its size changed (events still waiting, the bye
+   // among them, go out before the new hello), and the sockets below are
+   // kept when their endpoints did not change.
    QtSeqReset(g_seq);
-   QtReplyCacheReset(g_cache);
    QtClockInit(g_clock, UtcOffsetAuto, UtcOffsetMinutes);
    QtClockUpdate(g_clock, server_now);
-   QtQueueInit(g_queue, QueueCapacity);
+   if(g_queue.capacity != QueueCapacity)
+      QtQueueInit(g_queue, QueueCapacity);
 
    g_terminal = QtTrim(TerminalId);
    if(g_terminal == "")
@@ -316,18 +368,37 @@ int QtBridgeStart(string platform, datetime server_now)
    // coalesced in our queue. With the daemon down, ZeroMQ holds QueueCapacity
    // events, then sends would block and our queue coalesces the rest.
    g_push.setSendHighWaterMark(QueueCapacity);
-   g_connected = g_push.connect(EventsEndpoint);
-   if(!g_connected)
+   g_rep.setMaxMessageSize(65536);     // commands are a few hundred bytes; anything huge is not ours
+   if(g_push_endpoint != EventsEndpoint)
      {
-      PrintFormat("QuantumTrader: cannot connect the events socket to %s", EventsEndpoint);
-      return INIT_FAILED;
+      if(g_push_endpoint != "")
+         g_push.disconnect(g_push_endpoint);
+      g_push_endpoint = "";
+      if(!g_push.connect(EventsEndpoint))
+        {
+         PrintFormat("QuantumTrader: cannot connect the events socket to %s", EventsEndpoint);
+         return INIT_FAILED;
+        }
+      g_push_endpoint = EventsEndpoint;
      }
-   g_bound = g_rep.bind(CommandBindEndpoint);
-   if(!g_bound)
+   g_connected = true;
+   if(!g_bound || g_rep_endpoint != CommandBindEndpoint)
      {
-      PrintFormat("QuantumTrader: cannot bind the command socket to %s (port in use by another terminal?)",
-                  CommandBindEndpoint);
-      return INIT_FAILED;
+      if(g_bound)
+         g_rep.unbind(g_rep_bound_at);  // a wildcard bind is unbound by the address it resolved to
+      g_bound = g_rep.bind(CommandBindEndpoint);
+      if(!g_bound)
+        {
+         g_rep_endpoint = "";
+         PrintFormat("QuantumTrader: cannot bind the command socket to %s (port in use by another terminal?)",
+                     CommandBindEndpoint);
+         return INIT_FAILED;
+        }
+      g_rep_endpoint = CommandBindEndpoint;
+      g_rep_bound_at = CommandBindEndpoint;
+      string resolved = "";
+      if(g_rep.getLastEndpoint(resolved) && resolved != "")
+         g_rep_bound_at = resolved;
      }
    if(!EventSetMillisecondTimer(TimerMilliseconds))
      {
@@ -361,10 +432,12 @@ string QtReasonText(int reason)
    return "deinit reason " + IntegerToString(reason);
   }
 
-//--- bye, then the sockets go. Linger is 0 while running; for the bye alone it
-//--- is ByeLingerMs, so the close after OnDeinit waits at most that long for
-//--- the bye (and anything still queued) to leave, never longer, even when
-//--- the daemon is absent.
+//--- bye. The sockets stay open: when the EA is unloaded their destructors
+//--- close them after OnDeinit; when it is re-initialised in place, the next
+//--- OnInit reuses them (unbinding here and binding again raced with the
+//--- port's release and failed). Linger is 0 while running; for the bye alone
+//--- it is ByeLingerMs, so the close waits at most that long for the bye (and
+//--- anything still queued) to leave, even when the daemon is absent.
 void QtBridgeStop(int reason)
   {
    EventKillTimer();
@@ -373,11 +446,6 @@ void QtBridgeStop(int reason)
       g_push.setLinger(ByeLingerMs);
       QtEmit(QT_KIND_OTHER, "", QtByeEvent(g_terminal, QtSeqTake(g_seq), QtReasonText(reason), QtNowUtcMsc()));
       g_connected = false;
-     }
-   if(g_bound)
-     {
-      g_rep.unbind(CommandBindEndpoint);
-      g_bound = false;
      }
   }
 //+------------------------------------------------------------------+

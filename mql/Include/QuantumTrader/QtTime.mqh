@@ -10,8 +10,9 @@
 //| TimeCurrent() is the time of the last tick and stands still      |
 //| while the market is closed). Rounding to 15 minutes absorbs the  |
 //| delay of the last tick; real server offsets are whole quarter    |
-//| hours. TimeGMT() is the computer's clock: keep the VPS clock     |
-//| synchronised (NTP). An input can fix the offset instead.         |
+//| hours; an estimate more than 2 minutes off a quarter hour is     |
+//| stale and ignored. TimeGMT() is the computer's clock: keep the   |
+//| VPS clock synchronised (NTP). An input can fix the offset.       |
 //+------------------------------------------------------------------+
 #property strict
 
@@ -29,18 +30,25 @@ void QtClockInit(QtClock &clock, bool automatic, int offset_minutes)
    clock.known = !automatic;
   }
 
-//--- re-estimate the offset from a fresh server time (ignored when fixed)
+//--- re-estimate the offset from a server time (ignored when fixed). Taken
+//--- only when it looks fresh: within 2 minutes of a whole quarter hour off
+//--- UTC and inside the world's offsets (-12 h..+14 h). A stale time (MT4's
+//--- TimeCurrent() over a weekend) almost never passes, and the previous
+//--- offset (or UtcOffsetMinutes before the first estimate) stays.
 void QtClockUpdate(QtClock &clock, datetime server_now)
   {
    if(clock.fixed || server_now <= 0)
       return;
    long diff = (long)server_now - (long)TimeGMT();
    long quarter = 900;
-   long rounded;
+   long rounded = 0;
    if(diff >= 0)
       rounded = ((diff + quarter / 2) / quarter) * quarter;
    else
       rounded = -(((-diff) + quarter / 2) / quarter) * quarter;
+   long residual = diff - rounded;
+   if(residual > 120 || residual < -120 || rounded > 14 * 3600 || rounded < -12 * 3600)
+      return;
    clock.offset_s = rounded;
    clock.known = true;
   }

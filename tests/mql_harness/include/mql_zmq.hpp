@@ -1,14 +1,21 @@
 // The mql-zmq classes the EAs use (dingmaotu/mql-zmq, Include/Zmq/), with the
 // same method signatures as its headers, implemented over libzmq's C API.
 // Only what the EAs call and its near neighbours: Context, Socket (with the
-// SocketOptions setters), ZmqMsg, PollItem.
+// SocketOptions setters), ZmqMsg, PollItem, and Zmq's static errorNumber().
 #pragma once
 #include <zmq.h>
 
+#include <cerrno>  // EAGAIN (mql-zmq's Errno.mqh defines the same names)
 #include <cstring>
 
 #include "mql_types.hpp"
 
+
+// Zmq.mqh: the library's global utilities
+class Zmq {
+ public:
+  static int errorNumber() { return zmq_errno(); }
+};
 
 struct PollItem {
   void* socket = nullptr;
@@ -68,6 +75,17 @@ class SocketOptions {
   bool setReceiveHighWaterMark(int value) { return setOption(ZMQ_RCVHWM, value); }
   bool setImmediate(bool value) { return setOption(ZMQ_IMMEDIATE, value ? 1 : 0); }
   bool setReconnectInterval(int value) { return setOption(ZMQ_RECONNECT_IVL, value); }
+  bool setMaxMessageSize(long value) {
+    int64_t v = value;
+    return zmq_setsockopt(m_ref, ZMQ_MAXMSGSIZE, &v, sizeof v) == 0;
+  }
+  bool getLastEndpoint(string& value) {  // SOCKOPT_GET_NTSTR(LastEndpoint, ZMQ_LAST_ENDPOINT)
+    char buf[256];
+    size_t len = sizeof buf;
+    if (zmq_getsockopt(m_ref, ZMQ_LAST_ENDPOINT, buf, &len) != 0) return false;
+    value = string(buf);
+    return true;
+  }
 };
 
 class Socket : public SocketOptions {

@@ -10,7 +10,9 @@
 //   MQL_BALANCE, MQL_LEVERAGE, MQL_LOGIN, MQL_SERVER, MQL_STOPS_LEVEL (points),
 //   MQL_INPUT_<Name>    an EA input
 // Stops on SIGTERM/SIGINT: OnDeinit(REASON_REMOVE), then the globals'
-// destructors close the sockets, as when a trader removes the EA.
+// destructors close the sockets, as when a trader removes the EA. SIGUSR1:
+// OnDeinit(REASON_CHARTCHANGE) then OnInit() with the globals kept, as when
+// the trader changes the chart's symbol or period.
 // Prints "MQL_HARNESS <key>=<value>" lines on stdout for the test.
 #include <atomic>
 #include <chrono>
@@ -157,6 +159,7 @@ std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now()
 std::chrono::steady_clock::time_point last_tick_at = started;
 long last_tick_utc_msc = 0;
 std::atomic<bool> stop{false};
+std::atomic<bool> reinit{false};  // SIGUSR1: the trader changed the chart's symbol or period
 
 Symbol* find(const std::string& name) {
   for (auto& s : symbols)
@@ -199,6 +202,9 @@ double account_double(int property_id) {
   return 0;
 }
 long account_integer(int property_id) {
+#ifdef QT_MQL5
+  if (property_id == ACCOUNT_MARGIN_MODE) return ACCOUNT_MARGIN_MODE_RETAIL_HEDGING;  // positions are never merged here
+#endif
   return property_id == ACCOUNT_LOGIN ? login : property_id == ACCOUNT_LEVERAGE ? leverage : 0;
 }
 string account_string(int property_id) {
@@ -335,6 +341,7 @@ double MathAbs(double value) { return std::fabs(value); }
 bool MathIsValidNumber(double number) { return std::isfinite(number); }
 double MathPow(double base, double exponent) { return std::pow(base, exponent); }
 double MathRound(double value) { return std::round(value); }
+double MathFloor(double val) { return std::floor(val); }
 double NormalizeDouble(double value, int digits) {
   double f = std::pow(10.0, digits);
   return std::round(value * f) / f;
@@ -378,6 +385,17 @@ int StringSplit(const string string_value, const ushort separator, MqlArray<stri
   result.items.push_back(string(part));
   return (int)result.items.size();
 }
+// count < 0: to the end of the array; either way the copy stops at a 0 byte, as documented
+string CharArrayToString(MqlArray<uchar>& array, int start, int count, uint codepage) {
+  std::string bytes;
+  size_t end = count < 0 ? array.items.size() : std::min(array.items.size(), (size_t)start + (size_t)count);
+  for (size_t i = (size_t)start; i < end && array.items[i] != 0; i++) bytes.push_back((char)array.items[i]);
+  if (codepage == CP_UTF8) return string(bytes.c_str());
+  string out;
+  for (char c : bytes) out.units.push_back((char16_t)(unsigned char)c);
+  return out;
+}
+
 int StringToCharArray(string text_string, MqlArray<uchar>& array, int start, int count, uint codepage) {
   std::string bytes = codepage == CP_UTF8 ? text_string.utf8() : std::string();
   if (codepage != CP_UTF8)
@@ -592,6 +610,12 @@ ulong PositionGetTicket(int index) {
   position = sim::open_orders[(size_t)index];
   return (ulong)position.ticket;
 }
+bool PositionSelect(string symbol) {  // hedging: the symbol's first position, as the terminal does
+  std::string name = symbol.utf8();
+  for (auto& o : sim::open_orders)
+    if (o.symbol == name) return position = o, true;
+  return sim::last_error = 4753, false;
+}
 bool PositionSelectByTicket(ulong ticket) {
   int i = sim::find_open((long)ticket);
   if (i < 0) return sim::last_error = 4753, false;  // ERR_TRADE_POSITION_NOT_FOUND
@@ -762,6 +786,17 @@ static long env_long(const char* name, long fallback) {
 }
 
 static void on_signal(int) { sim::stop = true; }
+static void on_reinit(int) { sim::reinit = true; }
+
+// OnInit, reported on stdout; a failure ends the EA as the terminal does
+static bool start_ea(const char* label) {
+  int init = OnInit();
+  std::printf("MQL_HARNESS %s=%d\n", label, init);
+  std::fflush(stdout);
+  if (init == INIT_SUCCEEDED) return true;
+  OnDeinit(REASON_INITFAILED);
+  return false;
+}
 
 int main() {
   const char* ticks = std::getenv("MQL_TICKS");
@@ -777,6 +812,7 @@ int main() {
   long tick_us = env_long("MQL_TICK_US", 500);
   std::signal(SIGTERM, on_signal);
   std::signal(SIGINT, on_signal);
+  std::signal(SIGUSR1, on_reinit);
 
   // the terminal knows each symbol's current quote when the EA is attached
   std::vector<bool> seen(sim::symbols.size(), false);
@@ -789,19 +825,18 @@ int main() {
     }
   }
   mql_apply_inputs();
-  int init = OnInit();
-  std::printf("MQL_HARNESS oninit=%d\n", init);
-  std::fflush(stdout);
-  if (init != INIT_SUCCEEDED) {
-    OnDeinit(REASON_INITFAILED);
-    return 3;
-  }
+  if (!start_ea("oninit")) return 3;
   using clock = std::chrono::steady_clock;
   auto next_tick = clock::now();
   auto next_timer = clock::now() + std::chrono::milliseconds(sim::timer_ms);
   size_t cursor = 0;
   bool announced = false;
   while (!sim::stop) {
+    if (sim::reinit.exchange(false)) {
+      // the terminal re-initialises the EA in place: OnDeinit, then OnInit, globals kept
+      OnDeinit(REASON_CHARTCHANGE);
+      if (!start_ea("reinit oninit")) return 3;
+    }
     auto now = clock::now();
     while (cursor < sim::tape.size() && sim::tape[cursor].first < 0) cursor++;
     if (cursor < sim::tape.size() && now >= next_tick) {
