@@ -266,6 +266,45 @@ def _check_bye(msg: dict[str, Any], now_msc: int, max_skew_ms: int) -> None:
     _text(msg, "reason", required=False)
 
 
+_INF: Final = math.inf
+
+
+def _plain_tick(msg: dict[str, Any], now_msc: int, max_skew_ms: int) -> bool:
+    """True for a tick the full checks (``_envelope`` + ``_check_tick``) would accept, decided in one pass.
+
+    The hot path: the everyday shape only (float prices, a symbol seen
+    before, no open/high/low). Anything else, every invalid tick included,
+    answers False and goes through the full checks, which name the reason;
+    this accepts nothing they refuse (a property test holds it to that).
+    """
+    get = msg.get
+    terminal = get("terminal")
+    seq = get("seq")
+    t = get("time_msc")
+    symbol = get("symbol")
+    bid = get("bid")
+    ask = get("ask")
+    volume = get("volume")
+    return (
+        type(terminal) is str
+        and 0 < len(terminal) <= MAX_TERMINAL_LEN
+        and type(seq) is int
+        and seq >= 0
+        and type(t) is int
+        and MIN_TIME_MSC <= t <= now_msc + max_skew_ms
+        and type(symbol) is str
+        and symbol in _KNOWN_SYMBOLS
+        and type(bid) is float
+        and type(ask) is float
+        and 0.0 < bid <= ask < _INF  # NaN fails every comparison
+        and ((type(volume) is float and 0.0 <= volume < _INF) or (type(volume) is int and volume >= 0))
+        and type(get("sent_ns", 0)) is int
+        and "open" not in msg
+        and "high" not in msg
+        and "low" not in msg
+    )
+
+
 _EVENT_CHECKS: Final = {
     "tick": _check_tick,  # first: the hot path's dict lookup hits it most
     "hello": _check_hello,
@@ -305,6 +344,8 @@ def decode_event(
     """
     msg = parse_object(raw, max_bytes)
     kind = msg.get("type")
+    if kind == "tick" and _plain_tick(msg, now_msc, max_skew_ms):
+        return msg
     check = _EVENT_CHECKS.get(kind) if type(kind) is str else None
     if check is None:
         raise ProtocolError("unknown_type", f"not an event type: {_short(msg.get('type'))}")

@@ -6,7 +6,7 @@ import math
 
 import orjson
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from quantumtrader import protocol as p
@@ -161,3 +161,62 @@ def test_app_position_uses_string_ticket_upper_case_type_and_both_spellings() ->
     assert out["open_price"] == out["entry_price"] == 1.08561
     assert out["profit"] == out["profit_loss"] == 4.1
     assert out["open_time"] == "2024-01-15T10:30:45.000Z" and out["status"] == "opened"
+
+
+_field_values = (
+    st.none()
+    | st.booleans()
+    | st.floats()  # NaN and infinities included: orjson never yields them, the fast path must still refuse them
+    | st.integers(-(2**63), 2**64 - 1)
+    | st.integers(-3, 3)
+    | st.sampled_from([0.0, -0.0, 1.0855, 1.0856, 1e-300, p.MIN_TIME_MSC - 1, p.MIN_TIME_MSC, NOW + p.DEFAULT_MAX_SKEW_MS, NOW + p.DEFAULT_MAX_SKEW_MS + 1, "t" * 64, "t" * 65, ""])
+    | st.text(max_size=70)
+    | st.lists(st.integers(), max_size=2)
+)
+
+
+_TICK_FIELDS = ["terminal", "seq", "time_msc", "symbol", "bid", "ask", "volume", "sent_ns", "open", "high", "low", "extra"]
+
+
+@given(st.sampled_from(_TICK_FIELDS), _field_values, st.sampled_from(_TICK_FIELDS), _field_values, st.booleans())
+@settings(max_examples=3000)
+def test_the_tick_fast_path_accepts_nothing_the_full_checks_refuse(field: str, value: object, field2: str, value2: object, two: bool) -> None:
+    """decode_event's hot path (_plain_tick) is a shortcut, never a loosening of the contract.
+
+    A valid everyday tick with one (or two) fields replaced by anything:
+    whenever the fast path says yes, the full checks must say yes too.
+    """
+    p.check_symbol("EURUSD")  # known, as on the hot path
+    msg = tick(bid=1.0855, ask=1.0856, volume=1.0, sent_ns=5)
+    msg[field] = value
+    if two:
+        msg[field2] = value2
+    if p._plain_tick(msg, NOW, p.DEFAULT_MAX_SKEW_MS):
+        p._envelope(msg, NOW, p.DEFAULT_MAX_SKEW_MS)  # raises if the fast path was wrong
+        p._check_tick(msg, NOW, p.DEFAULT_MAX_SKEW_MS)
+
+
+def test_the_tick_fast_path_takes_the_everyday_tick() -> None:
+    """Otherwise it would be dead code and the hot path would quietly be the slow one."""
+    p.check_symbol("EURUSD")
+    assert p._plain_tick(tick(bid=1.0855, ask=1.0856, volume=3.0, sent_ns=12), NOW, p.DEFAULT_MAX_SKEW_MS)
+    assert p._plain_tick(tick(bid=1.0855, ask=1.0856, volume=125), NOW, p.DEFAULT_MAX_SKEW_MS)
+    assert not p._plain_tick(tick(bid=1.0855, ask=1.0854), NOW, p.DEFAULT_MAX_SKEW_MS)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("terminal", "t" * 65), ("terminal", ""), ("terminal", 5), ("seq", -1), ("seq", True), ("seq", 1.0),
+        ("time_msc", p.MIN_TIME_MSC - 1), ("time_msc", NOW + p.DEFAULT_MAX_SKEW_MS + 1), ("time_msc", float(NOW)),
+        ("bid", 0.0), ("bid", -0.0), ("bid", math.nan), ("bid", math.inf), ("ask", 1.0854), ("ask", math.inf), ("ask", math.nan),
+        ("volume", -1), ("volume", -1.0), ("volume", math.nan), ("volume", math.inf), ("volume", True),
+        ("sent_ns", None), ("sent_ns", 1.5), ("open", 1.0), ("high", 1.0), ("low", 1.0), ("symbol", "EUR USD"), ("symbol", 7),
+    ],
+)
+def test_the_tick_fast_path_refuses_each_boundary(field: str, value: object) -> None:
+    """Each field just outside what the contract allows (or merely unusual) leaves the fast path."""
+    p.check_symbol("EURUSD")
+    msg = tick(bid=1.0855, ask=1.0856, volume=1.0, sent_ns=5)
+    msg[field] = value
+    assert not p._plain_tick(msg, NOW, p.DEFAULT_MAX_SKEW_MS)
