@@ -195,6 +195,7 @@ def run_pipeline_bench(
             log(f"daemon: {n_ticks} ticks at {rate:g}/s over {symbols} symbols (ready in {startup_s:.1f}s)")
             paced = _one_run(eps.events, eps.feed, n_ticks, warmup, symbols, rate, tmp, ticks_csv, None)
             status_paced = control(eps.control, timeout_ms=3000)["health"]
+            signal_path = control(eps.control, "signals", timeout_ms=3000)["latency"]  # where a signal's time goes, in the daemon
             log(f"daemon: {throughput_ticks} ticks as fast as the sender can push")
             flat_out = _one_run(eps.events, eps.feed, throughput_ticks, min(warmup, throughput_ticks // 10), symbols, 0, tmp, ticks_csv, None)
             status = control(eps.control, timeout_ms=3000)["health"]
@@ -213,6 +214,7 @@ def run_pipeline_bench(
         "daemon_max_rate": {k: v for k, v in flat_out.items() if not k.startswith("_")},
         "daemon_over_floor": ratio,
         "daemon_stage_latency": status_paced.get("latency", {}),
+        "daemon_signal_path": signal_path,
         "daemon_stage_latency_after_max_rate": status.get("latency", {}),
         "daemon_counters": status.get("counters", {}),
         "daemon_ready_s": startup_s,
