@@ -139,7 +139,7 @@ void QtStartSymbol(int index)
    QtEmitTick(index, tick);
    g_last_msc[index] = tick.time_msc;
    g_sent_at_last[index] = 0;
-   int copied = CopyTicks(symbol, g_ticks, COPY_TICKS_INFO, (ulong)tick.time_msc, MaxTicksPerCopy);
+   int copied = CopyTicks(symbol, g_ticks, COPY_TICKS_INFO, (ulong)tick.time_msc, (uint)MaxTicksPerCopy);
    for(int i = 0; i < copied; i++)
       if(g_ticks[i].time_msc == tick.time_msc)
          g_sent_at_last[index]++;
@@ -155,7 +155,7 @@ void QtStreamSymbol(int index)
       return;
      }
    string symbol = g_symbols[index];
-   int copied = CopyTicks(symbol, g_ticks, COPY_TICKS_INFO, (ulong)g_last_msc[index], MaxTicksPerCopy);
+   int copied = CopyTicks(symbol, g_ticks, COPY_TICKS_INFO, (ulong)g_last_msc[index], (uint)MaxTicksPerCopy);
    if(copied <= 0)
       return;                            // none new, or history not synchronised yet (-1)
    int skipped = 0;
