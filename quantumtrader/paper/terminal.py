@@ -16,6 +16,7 @@ pauses instead, so a benchmark replay loses nothing.
 
 from __future__ import annotations
 
+import math
 import time
 from collections import OrderedDict
 from collections.abc import Iterator
@@ -363,7 +364,10 @@ class PaperTerminal:
                     wait_ms = 0
                 else:
                     wake = next_heartbeat if pending is None else min(next_heartbeat, start + pending[0])
-                    wait_ms = max(0, min(100, int((wake - time.monotonic()) * 1000)))
+                    # Rounded up: poll() counts whole milliseconds, and rounding a 0.5 ms wait down
+                    # to 0 made the terminal spin a whole core at 2,000 ticks/s. Ticks due meanwhile
+                    # go out together on the next pass (at most 1 ms late), as a real feed bunches them.
+                    wait_ms = max(0, min(100, math.ceil((wake - time.monotonic()) * 1000)))
                     if len(self.outbox) or self._held:
                         wait_ms = min(wait_ms, 5)
                 self._serve_commands(wait_ms)
