@@ -227,6 +227,21 @@ class _Stack:
                     stop(proc, timeout=20)
 
 
+def _cpu_seconds(procs: dict[str, Any], sidecar_pid: int) -> dict[str, float]:
+    """User + system CPU seconds so far of each process of the run, this one (the clients) included."""
+    pids = {"sidecar": sidecar_pid, "daemon": procs["daemon"].pid, "paper": procs["paper"].pid, "clients (this process)": None}
+    out: dict[str, float] = {}
+    for name, pid in pids.items():
+        with contextlib.suppress(psutil.Error):
+            times = psutil.Process(pid).cpu_times()
+            out[name] = times.user + times.system
+    return out
+
+
+def _cpu_share(before: dict[str, float], after: dict[str, float], wall_s: float) -> dict[str, float]:
+    return {name: round((after[name] - before[name]) / wall_s, 2) for name in after if name in before}
+
+
 async def _loaded_run(stack: _Stack, clients: int, dashboards: int, duration_s: float) -> dict[str, Any]:
     token = stack.token()
     url = f"ws://127.0.0.1:{stack.port}/ws?token={token}"
@@ -240,7 +255,10 @@ async def _loaded_run(stack: _Stack, clients: int, dashboards: int, duration_s: 
     _sample_rss(sidecar_pid, rss)
     before = _daemon_latency(stack.eps)
     clients_phase = Phase("clients", clients)
+    cpu_before = _cpu_seconds(stack.procs, sidecar_pid)
+    wall_before = time.monotonic()
     await _measure(fleet, clients_phase, duration_s, sidecar_pid, rss)
+    cpu_share = _cpu_share(cpu_before, _cpu_seconds(stack.procs, sidecar_pid), time.monotonic() - wall_before)
     rss_before_stall = max(rss)
     stalled = await _stalled_client(url)
     stalled_phase = Phase("stalled", clients)
@@ -265,8 +283,10 @@ async def _loaded_run(stack: _Stack, clients: int, dashboards: int, duration_s: 
         "sidecar_rss_mb": {"before_stall_max": round(rss_before_stall, 1), "during_stall_max": round(max(stall_rss), 1), "during_stall_last": round(stall_rss[-1], 1)},
         "sidecar_counters": {
             name: _metric(metrics, f"qt_sidecar_{name}_total")
-            for name in ("ws_disconnected_slow", "ws_prices_conflated", "ws_prices_throttled", "ws_price_fanouts", "feed_gaps", "feed_messages")
+            for name in ("ws_disconnected_slow", "ws_prices_conflated", "ws_prices_throttled", "ws_price_fanouts", "ws_frames_built", "ws_frames_reused", "feed_gaps", "feed_messages")
         },
+        # who used the 2 cores during the clients phase (1.0 = one core): the clients run in this process
+        "cpu_cores_used_clients_phase": cpu_share,
     }
 
 
@@ -382,6 +402,10 @@ def render_markdown(r: dict[str, Any]) -> str:
         "## The stalled client",
         "",
         f"Sidecar RSS: {r['sidecar_rss_mb']} MB. Counters: {r['sidecar_counters']}.",
+        "",
+        "## Who used the cores (clients phase, 1.0 = one core of the 2)",
+        "",
+        f"{r.get('cpu_cores_used_clients_phase', {})}",
         "",
         "## Targets",
         "",

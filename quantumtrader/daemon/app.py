@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +14,7 @@ from quantumtrader.daemon.supervisor import Child
 from quantumtrader.execution.auto import AutoTrader
 from quantumtrader.execution.engine import ExecutionEngine
 from quantumtrader.log import get_logger
+from quantumtrader.gc_tuning import tune_gc
 from quantumtrader.shutdown import install_stop_handlers
 
 log = get_logger("quantumtrader.daemon")
@@ -60,23 +60,6 @@ def build_daemon(config: Config) -> Daemon:
     return daemon
 
 
-def _tune_gc() -> None:
-    """Keep CPython's cyclic collector off the tick path's tail latency.
-
-    The hot path allocates short-lived dicts (decoded ticks, feed payloads)
-    that reference counting frees at once; what triggers the collector is the
-    count of allocations, so at 10,000 ticks/s the default gen-0 threshold
-    (700) ran a collection every few ms, each a pause of tens to hundreds of
-    microseconds over every object made at start-up. Freezing moves the
-    start-up objects (modules, kernels, config) out of the collector's sight,
-    and a higher gen-0 threshold makes collections rare; cycles are still
-    collected.
-    """
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(50_000, 20, 100)
-
-
 def run_daemon(config: Config, options: RunOptions) -> int:
     """Serve until Ctrl-C/SIGTERM. Returns the process exit code."""
     config.data_path.mkdir(parents=True, exist_ok=True)
@@ -98,7 +81,7 @@ def run_daemon(config: Config, options: RunOptions) -> int:
         child.start()
         daemon.every_pass(child.check)
     install_stop_handlers(daemon.stop)
-    _tune_gc()
+    tune_gc()
     log.info(
         "QuantumTrader running",
         events=config.endpoints.events,

@@ -34,6 +34,7 @@ from collections.abc import Awaitable, Callable
 from hdrh.histogram import HdrHistogram
 
 from quantumtrader.metrics import PERCENTILES
+from quantumtrader.sidecar.frames import FrameCache
 
 #: Sends several text frames to one client; the writer may coalesce them into one socket write.
 SendMany = Callable[[list[str]], Awaitable[None]]
@@ -134,6 +135,7 @@ class Hub:
         self._pending: dict[str, tuple[str, int]] = {}
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self.counters: Counter[str] = Counter()
+        self.frames = FrameCache()  # each fan-out's frames, built once for every client that can share them
         self.latency = HdrHistogram(1, 60_000_000_000, 3)  # feed receive -> WebSocket send, ns
         self.latency_sum_ns = 0  # for the mean: HdrHistogram.get_mean_value walks every bucket (~50 ms)
 

@@ -3,7 +3,8 @@
 uvicorn's ``websockets-sansio`` protocol (the websockets library's Sans-I/O
 core): permessage-deflate with 12-bit windows and memLevel 5, so compression
 costs ~tens of KiB per connection instead of ~300 KiB, which matters with
-hundreds of phones; server pings find dead peers. uvicorn installs its own
+hundreds of phones, and without server context takeover, so one compressed
+frame serves every client (frames.py); server pings find dead peers. uvicorn installs its own
 signal handlers and shuts down in order (stop accepting, close connections,
 run the lifespan's exit).
 """
@@ -13,7 +14,9 @@ from __future__ import annotations
 import uvicorn
 
 from quantumtrader.config import Config
+from quantumtrader.gc_tuning import tune_gc
 from quantumtrader.sidecar.app import create_app
+from quantumtrader.sidecar.frames import SharedFrameProtocol
 
 
 def uvicorn_config(config: Config) -> uvicorn.Config:
@@ -22,7 +25,7 @@ def uvicorn_config(config: Config) -> uvicorn.Config:
         create_app(config),
         host=sc.host,
         port=sc.port,
-        ws="websockets-sansio",
+        ws=SharedFrameProtocol,  # uvicorn's websockets-sansio, negotiating server_no_context_takeover (frames.py)
         ws_per_message_deflate=True,
         ws_ping_interval=sc.ws_ping_interval_s,
         ws_ping_timeout=sc.ws_ping_timeout_s,
@@ -38,5 +41,6 @@ def uvicorn_config(config: Config) -> uvicorn.Config:
 def run_sidecar(config: Config) -> int:
     """Serve until stopped. Returns the process exit code (1 when the port cannot be bound)."""
     server = uvicorn.Server(uvicorn_config(config))
+    tune_gc()  # hundreds of connections' objects made a full collection a pause of milliseconds
     server.run()
     return 0 if server.started else 1

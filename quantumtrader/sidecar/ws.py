@@ -21,11 +21,13 @@ from typing import Any
 
 import orjson
 from starlette.websockets import WebSocket, WebSocketDisconnect
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
 from quantumtrader.log import get_logger
 from quantumtrader.protocol import ProtocolError, check_symbol, iso_from_msc, now_msc
 from quantumtrader.sidecar.auth import Principal, bearer_token
 from quantumtrader.sidecar.errors import ApiError
+from quantumtrader.sidecar.frames import FrameCache, encoding_of
 from quantumtrader.sidecar.hub import CLOSE_TOO_SLOW, Client
 from quantumtrader.sidecar.ratelimit import Buckets, client_ip
 from quantumtrader.sidecar.runtime import Sidecar
@@ -69,7 +71,7 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
     await websocket.send_text(
         message("connection", {"status": "connected", "server": SERVER_NAME, "user": principal.name, "role": principal.role, "symbols": sorted(sidecar.clone.quotes) if sidecar.clone else []})
     )
-    client = sidecar.hub.add(batch_writer(websocket))
+    client = sidecar.hub.add(batch_writer(websocket, sidecar.hub.frames))
     watcher = asyncio.get_running_loop().create_task(_close_when_dropped(websocket, client, sidecar), name="ws-watch")
     session = Session(sidecar, client, principal)
     try:
@@ -108,19 +110,38 @@ async def _close_when_dropped(websocket: WebSocket, client: Client, sidecar: Sid
 
 
 def _uvicorn_protocol(websocket: WebSocket) -> Any:
-    """uvicorn's protocol object behind the ASGI send callable, or None (another server)."""
-    return getattr(getattr(websocket, "_send", None), "__self__", None)
+    """uvicorn's protocol object behind the ASGI send callable, or None (another server).
+
+    Starlette hands the endpoint a ``send`` wrapped in closures (its exception
+    handling), so the bound method of uvicorn's protocol is looked for in the
+    closure cells too, a few levels down.
+    """
+    pending: list[Any] = [getattr(websocket, "_send", None)]
+    for _ in range(4):
+        found: list[Any] = []
+        for fn in pending:
+            owner = getattr(fn, "__self__", None)
+            if isinstance(owner, WebSocketsSansIOProtocol):
+                return owner
+            for cell in getattr(fn, "__closure__", None) or ():
+                with contextlib.suppress(ValueError):  # an empty cell
+                    if callable(cell.cell_contents):
+                        found.append(cell.cell_contents)
+        pending = found
+    return None
 
 
-def batch_writer(websocket: WebSocket) -> Callable[[list[str]], Awaitable[None]]:
+def batch_writer(websocket: WebSocket, frames: FrameCache) -> Callable[[list[str]], Awaitable[None]]:
     """Send several messages to one client, in one socket write when the server allows it.
 
     Under uvicorn's websockets-sansio protocol each ASGI send is one frame
     and one ``transport.write`` (a syscall): profiled at 500 clients it was
     most of the sidecar's time. Frames are still separate WebSocket messages
     (the app parses one JSON object per message); only the write is shared.
-    The protocol's own flow control is kept (wait while its transport is
-    paused). Any other server gets the plain ASGI path, one send per message.
+    When the connection's encoding can be shared (see frames.py), each frame
+    comes ready-made from ``frames``, built once for all clients. The
+    protocol's own flow control is kept (wait while its transport is paused).
+    Any other server gets the plain ASGI path, one send per message.
     """
     protocol = _uvicorn_protocol(websocket)
     conn = getattr(protocol, "conn", None)
@@ -132,11 +153,17 @@ def batch_writer(websocket: WebSocket) -> Callable[[list[str]], Awaitable[None]]
 
         return one_by_one
 
+    encoding = encoding_of(list(getattr(conn, "extensions", None) or ()))
+
     async def coalesced(texts: list[str]) -> None:
         if not protocol.writable.is_set():
             await protocol.writable.wait()
         if protocol.disconnected or protocol.close_sent:
             raise ConnectionError("WebSocket closed")
+        if encoding is not None:
+            frame = frames.frame
+            protocol.transport.write(b"".join([frame(text, encoding) for text in texts]))
+            return
         for text in texts:
             conn.send_text(text.encode())
         protocol.transport.write(b"".join(conn.data_to_send()))

@@ -260,3 +260,35 @@ def test_live_signals_from_the_feed_reach_websocket_clients(stack: Stack) -> Non
         dart.trade_signal_from_json(live["data"])
     newest = httpx.get(f"{stack.url}/api/signals", params={"limit": 1}, headers=stack.headers(), timeout=5).json()
     assert newest["source"] == "store" and newest["signals"][0]["time_msc"] >= live["data"]["time_msc"] - 60_000
+
+
+def test_clients_share_one_compressed_frame_per_message(stack: Stack) -> None:
+    """Three deflate clients on real sockets: each message is compressed once, and every client decodes it.
+
+    The sidecar answers the client's permessage-deflate offer with
+    server_no_context_takeover (the websockets client, like the app's,
+    keeps one inflate stream across messages); frames are then built once
+    and reused (sidecar/frames.py).
+    """
+
+    def counter(name: str) -> float:
+        text = httpx.get(f"{stack.url}/api/metrics", headers=stack.headers("bob"), timeout=5).text
+        return next(float(line.split(" ")[1]) for line in text.splitlines() if line.startswith(f"qt_sidecar_{name}"))
+
+    reused_before = counter("ws_frames_reused")
+    clients = [connect(f"{stack.ws_url}?token={stack.tokens['bob']}", open_timeout=5) for _ in range(3)]
+    try:
+        for ws in clients:
+            negotiated = ws.response.headers.get("Sec-WebSocket-Extensions", "")
+            assert "permessage-deflate" in negotiated and "server_no_context_takeover" in negotiated, negotiated
+        for ws in clients:  # many messages each, decoded by one inflate stream per client
+            seen: list[dict[str, Any]] = []
+            recv_until(ws, lambda m: m["type"] == "price_update" and sum(x["type"] == "price_update" for x in seen) >= 20, 15, "20 price updates", seen)
+            for msg in seen:
+                if msg["type"] == "price_update":
+                    dart.market_update(msg["data"])
+                    assert msg["data"]["ask"] >= msg["data"]["bid"] > 0
+    finally:
+        for ws in clients:
+            ws.close()
+    assert counter("ws_frames_reused") > reused_before
