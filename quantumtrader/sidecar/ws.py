@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -28,7 +27,7 @@ from quantumtrader.protocol import ProtocolError, check_symbol, iso_from_msc, no
 from quantumtrader.sidecar.auth import Principal, bearer_token
 from quantumtrader.sidecar.errors import ApiError
 from quantumtrader.sidecar.frames import FrameCache, encoding_of
-from quantumtrader.sidecar.hub import CLOSE_TOO_SLOW, Client
+from quantumtrader.sidecar.hub import CLOSE_TOO_SLOW, Client, SendMany, WriteNow
 from quantumtrader.sidecar.ratelimit import Buckets, client_ip
 from quantumtrader.sidecar.runtime import Sidecar
 from quantumtrader.sidecar.signals import app_signal
@@ -71,7 +70,8 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
     await websocket.send_text(
         message("connection", {"status": "connected", "server": SERVER_NAME, "user": principal.name, "role": principal.role, "symbols": sorted(sidecar.clone.quotes) if sidecar.clone else []})
     )
-    client = sidecar.hub.add(batch_writer(websocket, sidecar.hub.frames))
+    send, write_now = batch_writer(websocket, sidecar.hub.frames)
+    client = sidecar.hub.add(send, write_now)
     watcher = asyncio.get_running_loop().create_task(_close_when_dropped(websocket, client, sidecar), name="ws-watch")
     session = Session(sidecar, client, principal)
     try:
@@ -131,7 +131,7 @@ def _uvicorn_protocol(websocket: WebSocket) -> Any:
     return None
 
 
-def batch_writer(websocket: WebSocket, frames: FrameCache) -> Callable[[list[str]], Awaitable[None]]:
+def batch_writer(websocket: WebSocket, frames: FrameCache) -> tuple[SendMany, WriteNow | None]:
     """Send several messages to one client, in one socket write when the server allows it.
 
     Under uvicorn's websockets-sansio protocol each ASGI send is one frame
@@ -142,6 +142,10 @@ def batch_writer(websocket: WebSocket, frames: FrameCache) -> Callable[[list[str
     comes ready-made from ``frames``, built once for all clients. The
     protocol's own flow control is kept (wait while its transport is paused).
     Any other server gets the plain ASGI path, one send per message.
+
+    Also returns the fast lane (``write_now``) when frames can be shared: one
+    message written at once if the transport takes writes now, else False
+    (the hub queues it as usual).
     """
     protocol = _uvicorn_protocol(websocket)
     conn = getattr(protocol, "conn", None)
@@ -151,7 +155,7 @@ def batch_writer(websocket: WebSocket, frames: FrameCache) -> Callable[[list[str
             for text in texts:
                 await websocket.send_text(text)
 
-        return one_by_one
+        return one_by_one, None
 
     encoding = encoding_of(list(getattr(conn, "extensions", None) or ()))
 
@@ -168,7 +172,17 @@ def batch_writer(websocket: WebSocket, frames: FrameCache) -> Callable[[list[str
             conn.send_text(text.encode())
         protocol.transport.write(b"".join(conn.data_to_send()))
 
-    return coalesced
+    if encoding is None:
+        return coalesced, None
+    shared = encoding
+
+    def write_now(text: str) -> bool:
+        if not protocol.writable.is_set() or protocol.disconnected or protocol.close_sent:
+            return False
+        protocol.transport.write(frames.frame(text, shared))
+        return True
+
+    return coalesced, write_now
 
 
 def _abort(websocket: WebSocket) -> None:

@@ -82,6 +82,58 @@ def test_a_stalled_client_costs_bounded_memory_is_dropped_and_never_slows_the_ot
     assert {m["data"]["symbol"] for m in good.got if m["type"] == "price_update"} == {f"S{i}" for i in range(20)}
 
 
+class FastLane(Recorder):
+    """A client whose socket takes writes at once (the shared-frame path), until told it is paused."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.paused = False
+        self.direct = 0
+        self.release = asyncio.Event()
+        self.release.set()
+
+    def write_now(self, text: str) -> bool:
+        if self.paused:
+            return False
+        self.direct += 1
+        self.got.append(json.loads(text))
+        return True
+
+    async def send(self, texts: list[str]) -> None:
+        await self.release.wait()  # a batch in flight until released
+        await super().send(texts)
+
+
+def test_the_fast_lane_writes_idle_clients_at_once_and_never_overtakes_what_is_queued() -> None:
+    async def scenario() -> tuple[Hub, FastLane]:
+        hub = Hub(max_updates_per_s=1000, queue_size=100, max_clients=10)
+        lane = FastLane()
+        hub.add(lane.send, lane.write_now)
+        hub.price("EURUSD", price("EURUSD", 1.0), 1)  # idle: written during the fan-out itself
+        assert lane.direct == 1 and [m["data"]["bid"] for m in lane.got] == [1.0]
+        # a reliable message is queued: the next quote must wait behind it, not jump ahead
+        lane.release.clear()
+        hub.reliable(None, json.dumps({"type": "signal", "data": {"n": 1}}), 1)
+        await asyncio.sleep(0.002)
+        hub.price("GBPUSD", price("GBPUSD", 2.0), 1)  # the batch with the signal is in flight
+        assert lane.direct == 1
+        lane.release.set()
+        await asyncio.sleep(0.01)
+        # paused socket: queued, and the pump delivers it when it drains
+        lane.paused = True
+        hub.price("USDJPY", price("USDJPY", 3.0), 1)
+        await asyncio.sleep(0.01)
+        lane.paused = False
+        hub.price("AUDUSD", price("AUDUSD", 4.0), 1)
+        await asyncio.sleep(0.01)
+        return hub, lane
+
+    hub, lane = asyncio.run(scenario())
+    kinds = [(m["type"], m["data"].get("bid", m["data"].get("n"))) for m in lane.got]
+    assert kinds == [("price_update", 1.0), ("signal", 1), ("price_update", 2.0), ("price_update", 3.0), ("price_update", 4.0)], kinds
+    assert lane.direct == 2 and hub.counters["ws_prices_direct"] == 2
+
+
 def test_before_subscribing_a_client_gets_every_symbol_after_only_its_own() -> None:
     async def scenario() -> tuple[Recorder, Recorder]:
         hub = Hub(max_updates_per_s=1000, queue_size=100, max_clients=10)
