@@ -94,3 +94,24 @@ def test_cli_config_init_then_show_round_trips(tmp_path: Path) -> None:
     assert shown.returncode == 0
     assert "port = 9191" in shown.stdout
     assert _cli("config", "init", str(path)).returncode == 1  # refuses to overwrite
+
+
+def test_numba_cache_is_keyed_by_every_kernel_source(tmp_path, monkeypatch) -> None:
+    """An edit to any kernel module (not only the one Numba checks) must give a fresh cache directory."""
+    import shutil
+
+    from quantumtrader.features import cache
+
+    monkeypatch.delenv("NUMBA_CACHE_DIR", raising=False)
+    first = cache.ensure_numba_cache_dir(tmp_path / "data")
+    assert first.parent == tmp_path / "data" / "numba-cache" and first.name == cache.sources_key() and first.is_dir()
+    assert cache.ensure_numba_cache_dir(tmp_path / "data") == first  # idempotent: never nested twice
+    # a copy of the package with one inlined helper edited hashes differently
+    copy = tmp_path / "pkg" / "quantumtrader"
+    for package in ("features", "models"):
+        shutil.copytree(Path(cache.__file__).resolve().parents[1] / package, copy / package)
+    monkeypatch.setattr(cache, "__file__", str(copy / "features" / "cache.py"))
+    same = cache.sources_key()
+    policy = copy / "models" / "policy.py"
+    policy.write_text(policy.read_text() + "\n# edited\n")
+    assert cache.sources_key() != same

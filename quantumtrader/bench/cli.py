@@ -67,6 +67,10 @@ def features(
     json: JsonOpt = None,
 ) -> None:
     """Feature kernel ns/tick against TA-Lib stream, talipp and the pandas recompute of the system we replace."""
+    from quantumtrader.config import load_config
+    from quantumtrader.features.cache import ensure_numba_cache_dir
+
+    ensure_numba_cache_dir(load_config().data_path)  # the kernels run in this process: the daemon's keyed cache, before they import
     from quantumtrader.bench.features import run_features_bench
 
     path = ticks or _default_ticks()

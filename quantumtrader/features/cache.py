@@ -8,25 +8,48 @@ every start so the second start loads instead of compiling. Numba fixes a
 kernel's cache location when the kernel is decorated, i.e. when its module is
 imported, so this must run before ``quantumtrader.features.kernel`` (or any
 other kernel module) is imported; :func:`ensure_numba_cache_dir` is idempotent.
+
+Inside that directory the kernels go to ``k-<hash of the kernels' sources>``.
+Numba checks a cached kernel against its own file's time stamp only, so an
+edit to a function it inlines from another file (the models' policy or
+learners, say) left the old machine code in use: a stale kernel that passed
+for the new one. Keyed by every kernel source file, any edit gets a fresh
+directory (old ones are left; each is a few MB).
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
 
-def ensure_numba_cache_dir(data_dir: Path | str) -> Path:
-    """Set NUMBA_CACHE_DIR (unless already set) and make sure the directory exists. Returns it."""
-    current = os.environ.get("NUMBA_CACHE_DIR")
-    path = Path(current) if current else Path(data_dir).expanduser() / "numba-cache"
-    path.mkdir(parents=True, exist_ok=True)
-    if not current:
-        os.environ["NUMBA_CACHE_DIR"] = str(path)
-        try:  # numba itself may be imported already: its config copied the variable at import
-            import numba.core.config as numba_config
+_KERNEL_PACKAGES = ("features", "models")  # every module with @njit(cache=True) lives in these
 
-            numba_config.CACHE_DIR = str(path)
-        except ImportError:  # pragma: no cover
-            pass
+
+def sources_key() -> str:
+    """``k-`` and 12 hex digits of a hash over the kernel packages' sources (names and bytes)."""
+    root = Path(__file__).resolve().parents[1]
+    digest = hashlib.sha256()
+    for package in _KERNEL_PACKAGES:
+        for source in sorted((root / package).glob("*.py")):
+            digest.update(source.name.encode())
+            digest.update(source.read_bytes())
+    return "k-" + digest.hexdigest()[:12]
+
+
+def ensure_numba_cache_dir(data_dir: Path | str) -> Path:
+    """Point NUMBA_CACHE_DIR at the keyed directory (inside an explicit one, if set) and create it. Returns it."""
+    key = sources_key()
+    current = os.environ.get("NUMBA_CACHE_DIR")
+    base = Path(current) if current else Path(data_dir).expanduser() / "numba-cache"
+    path = base if base.name == key else base / key
+    path.mkdir(parents=True, exist_ok=True)
+    os.environ["NUMBA_CACHE_DIR"] = str(path)  # child processes inherit the keyed directory
+    try:  # numba itself may be imported already: its config copied the variable at import
+        import numba.core.config as numba_config
+
+        numba_config.CACHE_DIR = str(path)
+    except ImportError:  # pragma: no cover
+        pass
     return path

@@ -17,6 +17,7 @@ HOLD = 0
 BUY = 1
 SELL = 2
 PREDICTIONS: tuple[str, ...] = ("HOLD", "BUY", "SELL")  # by code
+_GOLDEN = 0.6180339887498949  # (sqrt(5) - 1) / 2
 
 
 @njit(cache=True, inline="always")
@@ -31,11 +32,19 @@ def classify(p: float, buy_threshold: float, sell_threshold: float) -> int:
 
 @njit(cache=True, inline="always")
 def policy_step(last_prediction: np.ndarray, last_emit_s: np.ndarray, s: int, prediction: int, clock_s: float, interval_s: float) -> bool:
-    """True when symbol ``s``'s signal is due now; records the emission."""
+    """True when symbol ``s``'s signal is due now; records the emission.
+
+    A symbol's first signal starts its interval clock a fraction of an
+    interval early (row ``s`` times the golden ratio, mod 1: spread evenly
+    over any number of symbols), so symbols that started together do not all
+    fall due for their periodic signal in the same moment (50 symbols in one
+    millisecond was a burst of commits that delayed the signals behind it);
+    the first periodic signal comes sooner, never later than the interval.
+    """
     prev = last_prediction[s]
     if prev < 0 or prediction != prev or clock_s - last_emit_s[s] >= interval_s:
         last_prediction[s] = prediction
-        last_emit_s[s] = clock_s
+        last_emit_s[s] = clock_s - ((s * _GOLDEN) % 1.0) * interval_s if prev < 0 else clock_s
         return True
     return False
 

@@ -114,12 +114,28 @@ def test_policy_emits_on_first_tick_on_change_and_at_least_every_interval() -> N
     assert emit.tolist() == [True, False, True, False, False, True, False, True, True]
 
 
-def test_policy_clock_is_per_symbol() -> None:
+def test_policy_clock_is_per_symbol_and_staggered() -> None:
+    """Row 1's first signal starts its clock 0.618 of an interval early: due 3.82 s later, not 10."""
     cfg = dataclasses.replace(DEFAULT, interval_s=10.0)
     engine = ModelEngine(cfg)
-    sym = np.array([0, 1, 0, 1], dtype=np.int32)
-    res = engine.step(sym, np.full(4, 1.1), feature_rows(4), np.array([0.0, 5.0, 10.0, 14.0]))
-    assert res.emit.tolist() == [True, True, True, False]
+    sym = np.array([0, 1, 0, 1, 1, 1], dtype=np.int32)
+    res = engine.step(sym, np.full(6, 1.1), feature_rows(6), np.array([0.0, 5.0, 10.0, 8.7, 8.9, 18.8]))
+    #   row 0 first, row 1 first, row 0 after 10 s, row 1 at 3.7 s (not yet), 3.9 s (due), 9.9 s after that (not yet)
+    assert res.emit.tolist() == [True, True, True, False, True, False]
+
+
+def test_staggered_periodic_signals_of_many_symbols_never_bunch() -> None:
+    """50 symbols that start together: their periodic signals spread over the interval instead of one burst."""
+    cfg = dataclasses.replace(DEFAULT, interval_s=10.0)
+    engine = ModelEngine(cfg)
+    due_at: list[float] = []
+    for t in np.arange(0.0, 12.0, 0.01):
+        sym = np.arange(50, dtype=np.int32)
+        res = engine.step(sym, np.full(50, 1.1), feature_rows(50), np.full(50, t))
+        if t > 0:
+            due_at.extend([t] * int(res.emit.sum()))
+    per_tenth = np.bincount((np.array(due_at) * 10).astype(int))
+    assert len(due_at) >= 50 and per_tenth.max() <= 2, per_tenth.max()
 
 
 def test_snapshot_restore_resumes_exactly() -> None:
