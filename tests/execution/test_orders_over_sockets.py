@@ -113,9 +113,10 @@ def test_1000_orders_with_lost_and_late_replies_execute_exactly_once(tmp_path: P
             status = control(eps.control)["health"]
             assert status["counters"]["orders_filled"] == 1000 and status["counters"].get("orders_unknown", 0) == 0
             assert status["latency"]["command_round_trip"]["count"] == 1010
-            # ticks kept flowing while ~390 commands waited out a timeout
+            # ticks kept flowing at the terminal's full rate while ~430 commands waited out a timeout
+            # (measured: 1.000 of 200/s; 0.95 leaves room for the run's first and last moments)
             ticks_during = status["counters"]["ticks"] - ticks_before
-            assert ticks_during > 0.5 * 200 * elapsed, f"{ticks_during} ticks in {elapsed:.1f}s at 200/s"
+            assert ticks_during > 0.95 * 200 * elapsed, f"{ticks_during} ticks in {elapsed:.1f}s at 200/s"
             assert control(eps.control, "orders", limit=10)["orders"][0]["status"] in ("filled", "rejected")
         finally:
             dealer.close()
