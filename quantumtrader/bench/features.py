@@ -80,12 +80,13 @@ def _ours_batch(bid: np.ndarray, ask: np.ndarray) -> float:
 def _ours_batch_ta(bid: np.ndarray) -> float:
     from quantumtrader.features.engine import FeatureEngine
     from quantumtrader.features.kernel import update_batch_ta
+    from quantumtrader.features.names import N_FEATURES
 
     engine = FeatureEngine(load_config(environ={}).features)
     idx = engine.add_symbol("EURUSD")
     n = len(bid)
     sym = np.full(n, idx, dtype=np.int32)
-    out = np.empty((_BATCH, engine._out.shape[1]))
+    out = np.empty((_BATCH, N_FEATURES))
     started = time.perf_counter_ns()
     for lo in range(0, n, _BATCH):
         hi = min(lo + _BATCH, n)

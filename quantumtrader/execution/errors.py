@@ -100,6 +100,7 @@ TERMINAL_ERRORS: dict[int, str] = {
 #: unknown, to be reconciled from the terminal's positions, never as rejected.
 OUTCOME_UNKNOWN: frozenset[int] = frozenset({128, 142, 143, 10008})
 
+
 def describe(code: int, terminal_text: str = "") -> str:
     """``"not enough money (134)"``, with the terminal's own text when it says something else."""
     ours = TERMINAL_ERRORS.get(code)

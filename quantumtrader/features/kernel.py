@@ -323,7 +323,6 @@ def _make_update_one(full: bool):  # noqa: ANN202  (returns a jitted function)
                 p = cnt[s, CNT_PATTERNS]
                 plen = pattern.shape[1]
                 slot = cnt[s, CNT_PAT_POS]
-                clogc = clogc
                 # H = ln(L) - (1/L) sum c ln c over the pattern counts c (L patterns in the
                 # window). The sum is kept running: two table lookups per changed count.
                 if p >= plen:

@@ -36,7 +36,6 @@ from quantumtrader.protocol import (
     encode,
     event,
     now_msc,
-    parse_object,
     reply_error,
     reply_ok,
 )
@@ -207,25 +206,25 @@ class PaperTerminal:
 
     # -- commands --------------------------------------------------------------
 
-    def handle_command(self, raw: bytes) -> tuple[bytes, bool]:
+    def handle_command(self, raw: bytes) -> tuple[bytes, str | None]:
         """Execute one command, or answer a repeated id from the cache.
 
-        Returns (reply frame, counts_for_faults): only the first sight of a
-        trading command's id (open, close, modify) counts for fault injection;
-        snapshot and ping always answer at once.
+        Returns (reply frame, the id if it counts for faults): only the first
+        sight of a trading command's id (open, close, modify) counts for fault
+        injection; snapshot and ping always answer at once.
         """
         try:
             cmd = decode_command(raw)
         except ProtocolError as exc:
-            return encode(reply_error("0", 10013, f"invalid request: {exc.detail}")), False
+            return encode(reply_error("0", 10013, f"invalid request: {exc.detail}")), None
         cached = self._replies.get(cmd["id"])
         if cached is not None:
-            return cached, False
+            return cached, None
         reply = encode(self._execute(cmd))
         self._replies[cmd["id"]] = reply
         if len(self._replies) > _REPLY_CACHE_SIZE:
             self._replies.popitem(last=False)
-        return reply, cmd["type"] in ("open", "close", "modify")
+        return reply, cmd["id"] if cmd["type"] in ("open", "close", "modify") else None
 
     def _execute(self, cmd: dict[str, Any]) -> dict[str, Any]:
         kind = cmd["type"]
@@ -261,13 +260,13 @@ class PaperTerminal:
                 return
             if len(frames) < 2:
                 continue
-            reply, faultable = self.handle_command(frames[-1])
+            reply, faultable_id = self.handle_command(frames[-1])
             opts = self.options
-            if faultable:
+            if faultable_id is not None:
                 self.commands_seen += 1
                 if opts.timeout_reply_every and self.commands_seen % opts.timeout_reply_every == 0:
                     # as MT4 may: the order went through, the terminal says it timed out
-                    reply = encode(reply_error(parse_object(reply)["id"], 128, "trade timeout (paper fault injection: executed)"))
+                    reply = encode(reply_error(faultable_id, 128, "trade timeout (paper fault injection: executed)"))
                 if opts.drop_reply_every and self.commands_seen % opts.drop_reply_every == 0:
                     self.replies_dropped += 1  # executed, but the daemon never hears: its retry must not execute again
                     continue

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import struct
 import zlib
+from collections import Counter
 from typing import Any
 
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
@@ -35,14 +36,29 @@ _SYNC_TAIL = b"\x00\x00\xff\xff"
 _CACHE_MAX = 4096
 
 
+#: ASGI scope extension under which :class:`SharedFrameProtocol` hands itself to the endpoint.
+SCOPE_KEY = "quantumtrader.ws_protocol"
+
+
 class SharedFrameProtocol(WebSocketsSansIOProtocol):
-    """uvicorn's websockets-sansio protocol, negotiating ``server_no_context_takeover``."""
+    """uvicorn's websockets-sansio protocol, negotiating ``server_no_context_takeover``.
+
+    It also puts itself in the connection's ASGI scope (``extensions``), so the
+    endpoint's writer reaches the transport and the negotiated extensions
+    without guessing at what sits behind the ASGI ``send``.
+    """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         for factory in self.conn.available_extensions or ():
             if isinstance(factory, ServerPerMessageDeflateFactory):
                 factory.server_no_context_takeover = True
+
+    def handle_connect(self, event: Any) -> None:
+        super().handle_connect(event)
+        scope = getattr(self, "scope", None)  # absent when the handshake was refused
+        if scope is not None:  # the app's task is created but has not run yet
+            scope.setdefault("extensions", {})[SCOPE_KEY] = self
 
 
 def encoding_of(extensions: list[Any]) -> Encoding:
@@ -80,14 +96,25 @@ class FrameCache:
 
     The hub hands every client of a fan-out the same message text, so a
     small cache that forgets everything when full is enough: a message lives
-    for one fan-out, a few milliseconds.
+    for one fan-out, a few milliseconds. Counts go to ``counters`` (the hub's,
+    so they reach /api/metrics with the others) as ``ws_frames_built`` and
+    ``ws_frames_reused``.
     """
 
-    def __init__(self, max_entries: int = _CACHE_MAX) -> None:
+    def __init__(self, max_entries: int = _CACHE_MAX, counters: Counter[str] | None = None) -> None:
         self._frames: dict[tuple[str, int], bytes] = {}
         self._max = max_entries
-        self.built = 0
-        self.reused = 0
+        self.counters: Counter[str] = counters if counters is not None else Counter()
+        for name in ("ws_frames_built", "ws_frames_reused"):  # exported from the start, at 0
+            self.counters[name] += 0
+
+    @property
+    def built(self) -> int:
+        return self.counters["ws_frames_built"]
+
+    @property
+    def reused(self) -> int:
+        return self.counters["ws_frames_reused"]
 
     def frame(self, text: str, encoding: int) -> bytes:
         key = (text, encoding)
@@ -96,7 +123,7 @@ class FrameCache:
             if len(self._frames) >= self._max:
                 self._frames.clear()
             frame = self._frames[key] = build_frame(text, encoding)
-            self.built += 1
+            self.counters["ws_frames_built"] += 1
         else:
-            self.reused += 1
+            self.counters["ws_frames_reused"] += 1
         return frame

@@ -152,7 +152,7 @@ class Hub:
         self._pending: dict[str, tuple[str, int]] = {}
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self.counters: Counter[str] = Counter()
-        self.frames = FrameCache()  # each fan-out's frames, built once for every client that can share them
+        self.frames = FrameCache(counters=self.counters)  # each fan-out's frames, built once for every client that can share them
         self.latency = HdrHistogram(1, 60_000_000_000, 3)  # feed receive -> WebSocket send, ns
         self.latency_sum_ns = 0  # for the mean: HdrHistogram.get_mean_value walks every bucket (~50 ms)
 

@@ -162,8 +162,6 @@ class Sidecar:
         out: dict[str, float] = {}
         for source in (self.counters, self.hub.counters, self.clone.counters if self.clone else Counter()):
             out.update({k: float(v) for k, v in source.items()})
-        out["ws_frames_built"] = float(self.hub.frames.built)
-        out["ws_frames_reused"] = float(self.hub.frames.reused)
         out["rate_limited_ip"] = float(self.per_ip.denied)
         out["rate_limited_token"] = float(self.per_token.denied)
         out["login_rate_limited"] = float(self.login_per_ip.denied + self.login_per_name.denied)

@@ -20,13 +20,12 @@ from typing import Any
 
 import orjson
 from starlette.websockets import WebSocket, WebSocketDisconnect
-from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
 from quantumtrader.log import get_logger
 from quantumtrader.protocol import ProtocolError, check_symbol, iso_from_msc, now_msc
 from quantumtrader.sidecar.auth import Principal, bearer_token
 from quantumtrader.sidecar.errors import ApiError
-from quantumtrader.sidecar.frames import FrameCache, encoding_of
+from quantumtrader.sidecar.frames import SCOPE_KEY, FrameCache, encoding_of
 from quantumtrader.sidecar.hub import CLOSE_TOO_SLOW, Client, SendMany, WriteNow
 from quantumtrader.sidecar.ratelimit import Buckets, client_ip
 from quantumtrader.sidecar.runtime import Sidecar
@@ -110,25 +109,8 @@ async def _close_when_dropped(websocket: WebSocket, client: Client, sidecar: Sid
 
 
 def _uvicorn_protocol(websocket: WebSocket) -> Any:
-    """uvicorn's protocol object behind the ASGI send callable, or None (another server).
-
-    Starlette hands the endpoint a ``send`` wrapped in closures (its exception
-    handling), so the bound method of uvicorn's protocol is looked for in the
-    closure cells too, a few levels down.
-    """
-    pending: list[Any] = [getattr(websocket, "_send", None)]
-    for _ in range(4):
-        found: list[Any] = []
-        for fn in pending:
-            owner = getattr(fn, "__self__", None)
-            if isinstance(owner, WebSocketsSansIOProtocol):
-                return owner
-            for cell in getattr(fn, "__closure__", None) or ():
-                with contextlib.suppress(ValueError):  # an empty cell
-                    if callable(cell.cell_contents):
-                        found.append(cell.cell_contents)
-        pending = found
-    return None
+    """Our uvicorn protocol object (frames.SharedFrameProtocol puts it in the scope), or None (another server)."""
+    return websocket.scope.get("extensions", {}).get(SCOPE_KEY)
 
 
 def batch_writer(websocket: WebSocket, frames: FrameCache) -> tuple[SendMany, WriteNow | None]:

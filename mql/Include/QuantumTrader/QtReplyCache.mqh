@@ -4,7 +4,9 @@
 //| One job: remember the reply sent for each of the last 256 ids so |
 //| that a command the daemon repeats (Lazy Pirate retry after a     |
 //| timeout) is answered with the stored reply and never executed    |
-//| twice. A fixed ring: the oldest entry is overwritten.            |
+//| twice. A fixed ring: the oldest entry is overwritten. A global   |
+//| starts empty (MQL zero-initialises it) and is never reset: a     |
+//| retry across an in-place re-initialisation finds its reply.      |
 //+------------------------------------------------------------------+
 #property strict
 
@@ -21,18 +23,6 @@ int QtReplyCacheCapacity()
    return 256;
   }
 
-void QtReplyCacheReset(QtReplyCache &cache)
-  {
-   for(int i = 0; i < QtReplyCacheCapacity(); i++)
-     {
-      cache.ids[i] = "";
-      cache.replies[i] = "";
-     }
-   cache.next = 0;
-   cache.count = 0;
-  }
-
-//--- the stored reply for id, or "" when there is none
 string QtReplyCacheFind(QtReplyCache &cache, string id)
   {
    if(id == "")

@@ -20,14 +20,12 @@ struct QtClock
   {
    long              offset_s;    // server time - UTC, seconds
    bool              fixed;       // true: set by the user, never re-estimated
-   bool              known;       // true once estimated or fixed
   };
 
 void QtClockInit(QtClock &clock, bool automatic, int offset_minutes)
   {
    clock.offset_s = (long)offset_minutes * 60;
    clock.fixed = !automatic;
-   clock.known = !automatic;
   }
 
 //--- re-estimate the offset from a server time (ignored when fixed). Taken
@@ -50,7 +48,6 @@ void QtClockUpdate(QtClock &clock, datetime server_now)
    if(residual > 120 || residual < -120 || rounded > 14 * 3600 || rounded < -12 * 3600)
       return;
    clock.offset_s = rounded;
-   clock.known = true;
   }
 
 //--- server time in milliseconds -> UTC milliseconds
