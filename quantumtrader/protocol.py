@@ -712,8 +712,6 @@ SIGNAL_PREDICTIONS: Final = ("BUY", "SELL", "HOLD")
 SIGNAL_COMPONENTS: Final = ("quantum", "chaos", "ml_ensemble", "technical")
 
 
-def _finite_or_none(value: float | None) -> float | None:
-    return None if value is None or not math.isfinite(value) else float(value)
 
 
 def signal_object(
@@ -748,7 +746,9 @@ def signal_object(
         "timestamp": iso_from_msc(time_msc),
         "time_msc": int(time_msc),
         "components": {name: float(components[name]) for name in SIGNAL_COMPONENTS},
-        "features": {name: _finite_or_none(value) for name, value in features.items()},
+        # v - v is 0.0 for a finite float, NaN for NaN and inf: null in JSON. Inline,
+        # not a function call per feature: this runs on the signal's hot path.
+        "features": {name: (float(v) if v is not None and v - v == 0.0 else None) for name, v in features.items()},
         "ml_prediction": {
             "probability": float(ml_probability),
             "components": {name: float(value) for name, value in ml_components.items()},
