@@ -175,6 +175,12 @@ class StoreConfig:
     signal_retention_days: float = setting(0.0, "signals older than this are deleted (0 = keep the full history)", non_negative)
     save_interval_s: float = setting(30.0, "how often the models' and features' state is saved (also on shutdown)", positive)
     queue_max: int = setting(10_000, "writer-thread queue length; beyond it state saves are dropped and counted", positive)
+    insert_interval_ms: int = setting(
+        100,
+        "journaled signals go to the writer thread (SQLite) at most this often: readers see a signal this much later at most,"
+        " and the writer wakes (and contends for the GIL with the tick loop) at most this often",
+        positive,
+    )
     encrypt_env: str = setting(
         "QT_STORE_KEY",
         "environment variable holding a Fernet key; when set, prediction fields of stored signals are encrypted",

@@ -22,7 +22,9 @@ _SNDMORE = int(zmq.SNDMORE)
 class FeedPublisher:
     def __init__(self, socket: zmq.Socket[bytes]) -> None:
         self._socket = socket
-        self._send = socket.send
+        # pyzmq's compiled send, without the pure-Python wrapper's keyword
+        # handling (routing_id, group: unused on PUB): two calls per message.
+        self._send = zmq.backend.Socket.send.__get__(socket)
         self.seq = 0
         self.sent: Counter[str] = Counter()
 

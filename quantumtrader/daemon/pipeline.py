@@ -5,14 +5,15 @@ Attached to the :class:`~quantumtrader.daemon.server.Daemon` through its hooks
 handlers). Per tick batch, on the loop's thread: arrays are filled from the
 validated ticks, the feature kernel and the model kernel are called once
 each (:class:`~quantumtrader.models.pipeline.SignalPipeline`, the same code
-``qt-daemon evaluate`` replays), due signals are committed to the store and
-*then* published, and the feature vectors are published last, so nothing
-stands between a tick and its signal but the two kernels and the commit.
+``qt-daemon evaluate`` replays), due signals are written to the store's journal
+and *then* published, and the feature vectors are published last, so nothing
+stands between a tick and its signal but the two kernels and one write.
 
 Order of work per batch and why:
 1. signals first: they are what apps act on (``receive_to_signal``);
-2. the store commit before their publication: a subscriber can never have
-   seen a signal that a kill -9 takes out of the store (store/signals.py);
+2. the signal journal's write before their publication: a subscriber can
+   never have seen a signal that a kill -9 takes out of the store; SQLite
+   gets them from the writer thread after (store/journal.py);
 3. feature vectors last: each symbol's latest at most every
    ``features.publish_interval_ms`` (``latest``, the default: a held vector
    goes out when its interval ends, see :mod:`~quantumtrader.daemon.conflate`),
@@ -59,7 +60,7 @@ class PipelineStage:
         self._publish_features = config.features.publish
         self._features_conflator = Conflator(config.features.publish_interval_ms / 1000.0)
         self.counters: Counter[str] = Counter()
-        self.store_commit_hist = LatencyRecorder()  # ns per signal commit (one per batch that emits)
+        self.store_journal_hist = LatencyRecorder()  # ns per journal write (one per batch that emits)
         self.signal_batch_hist = LatencyRecorder()  # receive -> published, only batches that emitted
         histograms = daemon.metrics.histograms
         self._record_features = histograms["features"].record
@@ -81,6 +82,7 @@ class PipelineStage:
         self.store.start()
         self._alloc(config.daemon.batch_max)
         self._next_save = clock() + config.store.save_interval_s
+        self._next_insert = 0.0
 
     def _alloc(self, rows: int) -> None:
         self._sym = np.empty(rows, dtype=np.int32)
@@ -149,21 +151,26 @@ class PipelineStage:
     def _emit(self, batch: Batch, stamp: np.ndarray, received_ns: int) -> None:
         signals = [self.pipeline.signal(batch, int(row), int(stamp[row])) for row in batch.emitted]
         started = time.monotonic_ns()
+        rows = None
         try:
-            self.store.signals.commit(signals)
+            rows = self.store.journal_signals(signals)
         except Exception as exc:  # a full disk must not silence the signals; it is counted and logged
             self.counters["store_errors"] += 1
-            log.error("signal commit failed; publishing anyway", error=repr(exc)[:200], signals=len(signals))
-        self.store_commit_hist.record(time.monotonic_ns() - started)
+            log.error("signal journal write failed; publishing anyway", error=repr(exc)[:200], signals=len(signals))
+        self.store_journal_hist.record(time.monotonic_ns() - started)
         publish = self.daemon.feed.publish
         for sig in signals:
             publish("signal", sig, sig["time_msc"], sig["symbol"])
+            self.latest_signals[sig["symbol"]] = sig
+        self.signal_batch_hist.record(time.monotonic_ns() - received_ns)
+        # Off the latency path: SQLite (the writer thread, see on_pass) and auto-trading.
+        if rows is not None:
+            self.store.queue_signals(rows)
+        for sig in signals:
             for hook in self.daemon.signal_hooks:  # auto-trading acts only on what was published
                 hook(sig)
-            self.latest_signals[sig["symbol"]] = sig
         self.daemon.last_signal_msc = signals[-1]["time_msc"]
         self.counters["signals"] += len(signals)
-        self.signal_batch_hist.record(time.monotonic_ns() - received_ns)
 
     def _publish(self, batch: Batch, stamp: np.ndarray, now: float) -> None:
         """Feature vectors of the batch's rows as ``features.publish`` says (never ``off`` here)."""
@@ -201,10 +208,14 @@ class PipelineStage:
     def on_pass(self, now: float) -> None:
         if now >= self._features_conflator.next_deadline():
             self._flush_features(now)
+        if now >= self._next_insert:
+            self._next_insert = now + self.config.store.insert_interval_ms / 1000.0
+            self.store.flush_signals()
         if now < self._next_save:
             return
         self._next_save = now + self.config.store.save_interval_s
         self.save_state()
+        self.store.rotate_journal()
         self.store.checkpoint()
         self.store.apply_retention(now_msc())
 
@@ -270,7 +281,7 @@ class PipelineStage:
             "warmup_s": round(self.warmup_s, 3),
             "latency": {
                 "receive_to_signal_emitted": self.signal_batch_hist.summary(),
-                "store_commit": self.store_commit_hist.summary(),
+                "store_journal": self.store_journal_hist.summary(),
                 "receive_to_signal": self.daemon.metrics.histograms["receive_to_signal"].summary(),
                 "features": self.daemon.metrics.histograms["features"].summary(),
             },

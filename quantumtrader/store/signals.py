@@ -1,14 +1,11 @@
-"""Signals in the store: committed before they are published, read newest first.
+"""Signals in the store: journaled before they are published, inserted by the writer, read newest first.
 
 The durability rule: every signal a subscriber saw must be in the store after
-a kill -9, exactly once. A queue to a writer thread cannot promise that (the
-last few enqueued signals die with the process), so :class:`SignalLog` commits
-on the loop's thread, one transaction per batch of signals, *before* the
-pipeline publishes them. Signals are rare (a few per second per symbol at
-most) and a WAL commit with ``synchronous=NORMAL`` does not fsync, so this
-costs tens of microseconds per batch that emits anything (measured in
-docs/signals.md), and nothing on the far more common batches that emit
-nothing. ``INSERT OR IGNORE`` on the signal id makes a duplicate impossible.
+a kill -9, exactly once. The loop makes the rows durable in the signal
+journal (store/journal.py: one ``write`` per batch that emits, before the
+publication); the writer thread inserts them into SQLite, and files a dead
+process left behind are replayed at the next start. ``INSERT OR IGNORE`` on
+the signal id makes a duplicate impossible however often a row is inserted.
 """
 
 from __future__ import annotations
@@ -23,9 +20,18 @@ import orjson
 from quantumtrader.store.crypto import SignalCipher
 from quantumtrader.store.db import connect
 
+_INSERT = "INSERT OR IGNORE INTO signals (id, symbol, time_msc, prediction, confidence, body, encrypted) VALUES (?, ?, ?, ?, ?, ?, ?)"
+
+
+def insert_rows(conn: sqlite3.Connection, rows: Sequence[Sequence[Any]]) -> int:
+    """Insert store rows inside the caller's transaction; returns how many were new."""
+    before = conn.total_changes
+    conn.executemany(_INSERT, rows)
+    return conn.total_changes - before
+
 
 class SignalLog:
-    """The daemon's writer of signals (one connection, used from the loop's thread only)."""
+    """Signal objects -> store rows (encrypted when a key is set), and committing them."""
 
     def __init__(self, conn: sqlite3.Connection, cipher: SignalCipher | None = None) -> None:
         self._conn = conn
@@ -43,19 +49,19 @@ class SignalLog:
 
     def commit(self, signals: Sequence[dict[str, Any]]) -> int:
         """Insert ``signals`` in one transaction; returns how many were new (duplicates ignored)."""
+        return self.commit_rows(self.rows(signals))
+
+    def commit_rows(self, rows: Sequence[Sequence[Any]]) -> int:
+        """Insert store rows (from :meth:`rows` or a journal) in one transaction."""
         conn = self._conn
-        before = conn.total_changes
         conn.execute("BEGIN")
         try:
-            conn.executemany(
-                "INSERT OR IGNORE INTO signals (id, symbol, time_msc, prediction, confidence, body, encrypted) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                self.rows(signals),
-            )
+            new = insert_rows(conn, rows)
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
             raise
-        return conn.total_changes - before
+        return new
 
 
 class SignalReader:

@@ -1,7 +1,9 @@
-"""The daemon's store: open, migrate, restore, then signals on the loop and the rest on the writer.
+"""The daemon's store: open, migrate, recover the journal, restore; then the journal on the loop, the rest on the writer.
 
 DESIGN.md, "Storage". Only the daemon writes; readers (sidecar, CLI) use
-:class:`~quantumtrader.store.signals.SignalReader`.
+:class:`~quantumtrader.store.signals.SignalReader`. Signals take two steps
+(store/journal.py): :meth:`Store.journal_signals` before they are published,
+:meth:`Store.queue_signals` after.
 """
 
 from __future__ import annotations
@@ -10,24 +12,32 @@ from pathlib import Path
 from typing import Any
 
 from quantumtrader.config import Config
+from quantumtrader.log import get_logger
 from quantumtrader.store.codec import unpack_state
 from quantumtrader.store.crypto import SignalCipher, cipher_from_env
 from quantumtrader.store.db import connect, store_path
 from quantumtrader.store.schema import migrate
+from quantumtrader.store.journal import Row, SignalJournal, journal_files, read_journal
 from quantumtrader.store.signals import SignalLog
-from quantumtrader.store.writer import StoreWriter, checkpoint_job, retention_job, save_state_job
+from quantumtrader.store.writer import StoreWriter, checkpoint_job, retention_job, retire_journal_job, save_state_job, signals_job
+
+log = get_logger("quantumtrader.store")
 
 _MS_PER_DAY = 86_400_000
 
 
 class Store:
-    """Owns the loop's connection (signals) and the writer thread (state, retention)."""
+    """Owns the signal journal, the writer thread (signal inserts, state, retention) and a connection for start-up."""
 
     def __init__(self, path: Path, *, queue_max: int = 10_000, retention_days: float = 0.0, cipher: SignalCipher | None = None) -> None:
         self.path = path
-        self._conn = connect(path, checkpoints=False)  # the loop's: checkpoints happen on the writer
+        self._conn = connect(path, checkpoints=False)  # start-up's; checkpoints happen on the writer
         self.migrated = migrate(self._conn)
         self.signals = SignalLog(self._conn, cipher)
+        self.recovered = self._recover_journal()
+        self.journal = SignalJournal(path)
+        self._unretired: list[Path] = []
+        self._pending: list[Row] = []
         self.writer = StoreWriter(path, queue_max)
         self.retention_days = retention_days
         self.encrypted = cipher is not None
@@ -44,6 +54,45 @@ class Store:
 
     def start(self) -> None:
         self.writer.start()
+
+    def _recover_journal(self) -> int:
+        """Put the rows of journal files a dead process left into SQLite, then delete the files."""
+        recovered = 0
+        for path in journal_files(self.path):
+            rows, damaged = read_journal(path)
+            new = self.signals.commit_rows(rows)
+            path.unlink()
+            recovered += new
+            log.info("signal journal recovered", file=path.name, rows=len(rows), new=new, damaged=damaged)
+        return recovered
+
+    # -- signals: journal (before publishing), then the writer ---------------------------
+
+    def journal_signals(self, signals: list[dict[str, Any]]) -> list[Row]:
+        """Make ``signals`` durable (one write to the journal); returns their store rows for :meth:`queue_signals`."""
+        rows = self.signals.rows(signals)
+        self.journal.append(rows)
+        return rows
+
+    def queue_signals(self, rows: list[Row]) -> None:
+        """Keep journaled rows for the next :meth:`flush_signals` (one writer job for many batches)."""
+        self._pending.extend(rows)
+
+    def flush_signals(self) -> bool:
+        """Hand the kept rows to the writer; if its queue is full they reach SQLite when the journal file retires."""
+        if not self._pending:
+            return False
+        rows, self._pending = self._pending, []
+        return self.writer.submit("signals", signals_job(rows))
+
+    def rotate_journal(self, *, block: bool = False) -> None:
+        """Start a new journal file and queue the closed one(s) for retirement (insert all, commit, delete)."""
+        self.flush_signals()
+        closed = self.journal.rotate()
+        if closed is not None:
+            self._unretired.append(closed)
+        while self._unretired and self.writer.submit("journal", retire_journal_job(self._unretired[0]), block=block):
+            self._unretired.pop(0)
 
     def load_state(self, name: str) -> tuple[int, dict[str, Any]] | None:
         """(saved_msc, state) of the last save under ``name``, or None. Start-up only (blocks)."""
@@ -66,7 +115,8 @@ class Store:
         return self.writer.submit("retention", retention_job(now_msc - int(self.retention_days * _MS_PER_DAY)))
 
     def close(self) -> bool:
-        """Drain the writer (the final state save is in its queue), then close the loop's connection."""
+        """Retire the journal and drain the writer (the final state save is in its queue), then close."""
+        self.rotate_journal(block=True)
         finished = self.writer.close()
         self._conn.close()
         return finished

@@ -1,6 +1,7 @@
 """The store's writer thread: everything that may be slow goes through its queue.
 
-Model/feature state saves and retention deletes are enqueued by the loop
+Signal inserts, journal retirements, model/feature state saves and retention
+deletes are enqueued by the loop
 (``put_nowait``: a full queue drops the job and counts it, it never blocks the
 loop) and executed here on a connection of this thread's own. The loop only
 pays for copying the state arrays, which it must do anyway so the kernel can
@@ -14,17 +15,21 @@ import sqlite3
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from quantumtrader.log import get_logger
 from quantumtrader.store.codec import pack_state
 from quantumtrader.store.db import connect
+from quantumtrader.store.journal import read_journal
+from quantumtrader.store.signals import insert_rows
 
 log = get_logger("quantumtrader.store")
 
-Job = Callable[[sqlite3.Connection], None]
+#: A job runs inside its own transaction; it may return a step to run once that
+#: transaction is committed (deleting a journal file only after its rows are in).
+Job = Callable[[sqlite3.Connection], "Callable[[], None] | None"]
 _STOP = object()
 
 
@@ -38,6 +43,28 @@ def save_state_job(name: str, saved_msc: int, state: dict[str, Any]) -> Job:
             "ON CONFLICT(name) DO UPDATE SET saved_msc = excluded.saved_msc, body = excluded.body",
             (name, saved_msc, blob),
         )
+
+    return job
+
+
+def signals_job(rows: Sequence[Sequence[Any]]) -> Job:
+    """A job that inserts store rows the loop has already journaled."""
+
+    def job(conn: sqlite3.Connection) -> None:
+        insert_rows(conn, rows)
+
+    return job
+
+
+def retire_journal_job(path: Path) -> Job:
+    """A job that inserts every row of a closed journal file, then (after the commit) deletes it."""
+
+    def job(conn: sqlite3.Connection) -> Callable[[], None]:
+        rows, damaged = read_journal(path)
+        if damaged:
+            log.warning("signal journal: damaged lines skipped", file=str(path), damaged=damaged)
+        insert_rows(conn, rows)
+        return lambda: path.unlink(missing_ok=True)
 
     return job
 
@@ -65,10 +92,10 @@ class StoreWriter:
     def start(self) -> None:
         self._thread.start()
 
-    def submit(self, kind: str, job: Job) -> bool:
-        """Enqueue without blocking; False (and counted as ``dropped_<kind>``) when the queue is full."""
+    def submit(self, kind: str, job: Job, *, block: bool = False) -> bool:
+        """Enqueue without blocking (``block`` only at shutdown); False, counted as ``dropped_<kind>``, when full."""
         try:
-            self._queue.put_nowait((kind, job))
+            self._queue.put((kind, job), block=block)
         except queue.Full:
             self.counters[f"dropped_{kind}"] += 1
             return False
@@ -97,8 +124,10 @@ class StoreWriter:
                     continue
                 try:
                     conn.execute("BEGIN IMMEDIATE")
-                    job(conn)
+                    after_commit = job(conn)
                     conn.execute("COMMIT")
+                    if after_commit is not None:
+                        after_commit()
                     self.counters[f"done_{kind}"] += 1
                 except Exception as exc:  # a failed save must not kill the writer; the next one retries
                     if conn.in_transaction:
