@@ -19,6 +19,7 @@ from quantumtrader.config import FeaturesConfig
 from quantumtrader.features.kernel import update_batch, update_tick
 from quantumtrader.features.names import FEATURE_NAMES, N_FEATURES
 from quantumtrader.features.state import SHARED, FeatureState, grow, make_feature_state
+from quantumtrader.kernel_entry import CompiledKernel, array_types
 
 _SNAPSHOT_VERSION = 1
 
@@ -36,6 +37,7 @@ class FeatureEngine:
         self._index: dict[str, int] = {}
         self._out = np.empty((1024, N_FEATURES))
         self._latest = np.full((self.state.num.shape[0], N_FEATURES), np.nan)
+        self._update_batch = CompiledKernel(update_batch)  # no per-call typing of the state tuple (kernel_entry.py)
 
     # -- symbols -----------------------------------------------------------------
 
@@ -73,7 +75,9 @@ class FeatureEngine:
         out = self._out[:n]
         if n == 0:
             return out
-        bad = update_batch(self.state, _as(sym_idx, np.int32), _as(bid, np.float64), _as(ask, np.float64), _as(volume, np.float64), out, self._latest, len(self.symbols))
+        sym, x, a, v = _as(sym_idx, np.int32), _as(bid, np.float64), _as(ask, np.float64), _as(volume, np.float64)
+        # out and latest are this engine's own buffers, whose types never change: only the caller's arrays are in the key
+        bad = self._update_batch(array_types(sym, x, a, v), self.state, sym, x, a, v, out, self._latest, len(self.symbols))
         if bad:
             r = bad - 1
             raise ValueError(f"feature batch row {r}: symbol row {int(sym_idx[r])}, bid {bid[r]!r}, ask {ask[r]!r}, volume {volume[r]!r} (prices must be finite and > 0, volume >= 0, the symbol added)")

@@ -9,13 +9,13 @@ computes. Output buffers are preallocated and reused; results returned by
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import numpy as np
 
 from quantumtrader.config import SignalsConfig
 from quantumtrader.features.names import N_FEATURES
+from quantumtrader.kernel_entry import CompiledKernel, array_types
 from quantumtrader.models.kernel import N_OUT, ensemble_step
 from quantumtrader.models.params import feature_columns, model_params
 from quantumtrader.models.state import ModelState, PolicyState, grow_rows, make_model_state, make_policy_state
@@ -23,15 +23,6 @@ from quantumtrader.models.state import ModelState, PolicyState, grow_rows, make_
 #: Bumped when the meaning or layout of ModelState changes; a saved state of
 #: another version is ignored (models start cold) rather than misread.
 STATE_VERSION = 1
-
-
-def _arg_types(*arrays: np.ndarray) -> tuple[Any, ...]:
-    """What decides each array's Numba type: dtype, rank, layout (C/F/any), writeable, aligned."""
-    key: list[Any] = []
-    for a in arrays:
-        flags = a.flags
-        key += (a.dtype, a.ndim, flags.c_contiguous, flags.f_contiguous, flags.writeable, flags.aligned)
-    return tuple(key)
 
 
 class StepResult(NamedTuple):
@@ -55,7 +46,7 @@ class ModelEngine:
         self.capacity = max(1, capacity)
         self.state: ModelState = make_model_state(self.capacity, n_features, self.horizon)
         self.policy: PolicyState = make_policy_state(self.capacity)
-        self._compiled: dict[tuple[Any, ...], Callable[..., int]] = {}
+        self._kernel = CompiledKernel(ensemble_step)  # no per-call typing of the state tuples (kernel_entry.py)
         self._alloc(256)
 
     def _alloc(self, rows: int) -> None:
@@ -80,26 +71,9 @@ class ModelEngine:
         if n > self._out.shape[0]:
             self._alloc(max(n, 2 * self._out.shape[0]))
         out, prediction, emit = self._out[:n], self._prediction[:n], self._emit[:n]
-        kernel = self._compiled.get(_arg_types(sym_idx, mid, features, clock_s)) or self._resolve(sym_idx, mid, features, clock_s)
-        emitted = kernel(self.state, self.policy, self.params, self.cols, sym_idx, mid, features, clock_s, out, prediction, emit)
+        key = array_types(sym_idx, mid, features, clock_s)  # the arguments whose types the caller decides
+        emitted: int = self._kernel(key, self.state, self.policy, self.params, self.cols, sym_idx, mid, features, clock_s, out, prediction, emit)
         return StepResult(out, prediction, emit, emitted)
-
-    def _resolve(self, sym_idx: np.ndarray, mid: np.ndarray, features: np.ndarray, clock_s: np.ndarray) -> Callable[..., int]:
-        """The compiled overload of the kernel for these argument types (compiled or loaded from the cache if new).
-
-        Numba's dispatcher types every argument on every call, and a
-        NamedTuple of arrays goes through its Python ``typeof`` (~2.7 µs a
-        batch for the two state tuples, more than the kernel's own work on a
-        one-tick batch). Calling the overload's entry point skips that; it is
-        valid for exactly the Numba types it was compiled for, which the key
-        (:func:`_arg_types`) pins for the per-call arrays, while the engine's
-        own arrays never change type (growing and restoring copy into fresh
-        arrays of the same dtypes and ranks).
-        """
-        args = (self.state, self.policy, self.params, self.cols, sym_idx, mid, features, clock_s, self._out, self._prediction, self._emit)
-        entry: Callable[..., int] = ensemble_step.compile(tuple(ensemble_step.typeof_pyval(a) for a in args))
-        self._compiled[_arg_types(sym_idx, mid, features, clock_s)] = entry
-        return entry
 
     def labels_seen(self, s: int) -> int:
         return int(self.state.labels[s])
