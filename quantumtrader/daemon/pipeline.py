@@ -91,7 +91,6 @@ class PipelineStage:
         self._volume = np.empty(rows)
         self._time = np.empty(rows, dtype=np.int64)
         self._clock_s = np.empty(rows)
-        self._mid = np.empty(rows)
 
     def _restore(self) -> None:
         loaded = self.store.load_state(STATE_NAME)
@@ -141,7 +140,7 @@ class PipelineStage:
         started = time.monotonic_ns()
         features = self.pipeline.compute_features(sym, bid, ask, volume, stamp)
         self._record_features(time.monotonic_ns() - started)
-        batch = self.pipeline.decide(sym, bid, ask, features, clock_s, mid=self._mid[:n])
+        batch = self.pipeline.decide(sym, bid, ask, features, clock_s)
         if batch.emitted.size:
             self._emit(batch, stamp, received_ns)
         self._record_receive_to_signal(time.monotonic_ns() - received_ns)

@@ -66,13 +66,17 @@ class ModelEngine:
         self.capacity = capacity
 
     def step(self, sym_idx: np.ndarray, mid: np.ndarray, features: np.ndarray, clock_s: np.ndarray) -> StepResult:
-        """One jitted call for the batch. Symbol indices must be < ``capacity``."""
+        """:meth:`step_quotes` for callers that have mid prices, not quotes: ``mid`` as both sides is exact ((m + m) * 0.5 == m short of overflow)."""
+        return self.step_quotes(sym_idx, mid, mid, features, clock_s)
+
+    def step_quotes(self, sym_idx: np.ndarray, bid: np.ndarray, ask: np.ndarray, features: np.ndarray, clock_s: np.ndarray) -> StepResult:
+        """One jitted call for the batch; the kernel takes the mid from ``bid`` and ``ask``. Symbol indices must be < ``capacity``."""
         n = sym_idx.shape[0]
         if n > self._out.shape[0]:
             self._alloc(max(n, 2 * self._out.shape[0]))
         out, prediction, emit = self._out[:n], self._prediction[:n], self._emit[:n]
-        key = array_types(sym_idx, mid, features, clock_s)  # the arguments whose types the caller decides
-        emitted: int = self._kernel(key, self.state, self.policy, self.params, self.cols, sym_idx, mid, features, clock_s, out, prediction, emit)
+        key = array_types(sym_idx, bid, ask, features, clock_s)  # the arguments whose types the caller decides
+        emitted: int = self._kernel(key, self.state, self.policy, self.params, self.cols, sym_idx, bid, ask, features, clock_s, out, prediction, emit)
         return StepResult(out, prediction, emit, emitted)
 
     def labels_seen(self, s: int) -> int:

@@ -49,7 +49,8 @@ def ensemble_step(
     params: np.ndarray,
     cols: np.ndarray,
     sym_idx: np.ndarray,
-    mid: np.ndarray,
+    bid: np.ndarray,
+    ask: np.ndarray,
     features: np.ndarray,
     clock_s: np.ndarray,
     out: np.ndarray,
@@ -58,13 +59,17 @@ def ensemble_step(
 ) -> int:
     """Update every symbol's models with a batch and write its probabilities and decisions.
 
-    Inputs (n ticks): ``sym_idx`` i8/i4[n], ``mid`` f8[n] (price units),
+    Inputs (n ticks): ``sym_idx`` i8/i4[n], ``bid`` and ``ask`` f8[n],
     ``features`` f8[n, F] (the feature kernel's matrix, NaN while warming up),
     ``clock_s`` f8[n] (policy clock, seconds). ``params`` and ``cols`` come
     from :mod:`quantumtrader.models.params`. Outputs: ``out`` f8[n, N_OUT],
     ``prediction`` i8[n] (HOLD/BUY/SELL codes), ``emit`` bool[n] (signal due).
     Returns how many rows have ``emit`` set, so the caller looks for them only
-    when there are any (most batches emit nothing).
+    when there are any (most batches emit nothing). The mid price is computed
+    here, per tick, as ``(bid + ask) * 0.5``: the same rounding as numpy's
+    add-then-halve, without the two numpy calls a batch (~1 µs, on a 2-tick
+    batch more than the ticks' own work). Pass the same array as ``bid`` and
+    ``ask`` for a known mid: ``(m + m) * 0.5`` is exactly ``m``.
     """
     # unpacked once: taking a field out of a NamedTuple per tick costs a reference count update each time
     momentum, feat_mean, feat_var, feat_count, ring_x, ring_mid, ring_pos, ring_fill, labels, sgd_w, nb_count, nb_mean, nb_var = state
@@ -78,6 +83,7 @@ def ensemble_step(
     for i in range(sym_idx.shape[0]):
         s = sym_idx[i]
         row = features[i]
+        mid = (bid[i] + ask[i]) * 0.5
 
         # chaos: trend of an EMA of returns, discounted by the Lyapunov exponent
         r = row[cols[P.COL_RETURNS]]
@@ -89,14 +95,14 @@ def ensemble_step(
         p_chaos = chaos_probability(trend, row[cols[P.COL_CHAOS_INDEX]], params[P.CHAOS_SCALE])
         p_quantum = quantum_probability(row[cols[P.COL_WAVE_FUNCTION]])
         p_technical = technical_probability(
-            row[cols[P.COL_RSI]], row[cols[P.COL_MACD]], row[cols[P.COL_MACD_SIGNAL]], mid[i], volatility
+            row[cols[P.COL_RSI]], row[cols[P.COL_MACD]], row[cols[P.COL_MACD_SIGNAL]], mid, volatility
         )
 
         # ml_ensemble: learn from the matured row, then predict for this one
         standardize(feat_mean, feat_var, feat_count, s, row, alpha_min, z)
         pos = ring_pos[s]
         if ring_fill[s] == horizon:
-            label = 1 if mid[i] > ring_mid[s, pos] else 0
+            label = 1 if mid > ring_mid[s, pos] else 0
             matured = ring_x[s, pos]
             sgd_update(sgd_w, s, matured, float(label), params[P.SGD_LR], params[P.SGD_L2])
             nb_update(nb_count, nb_mean, nb_var, s, matured, label, alpha_min)
@@ -104,7 +110,7 @@ def ensemble_step(
         else:
             ring_fill[s] += 1
         ring_x[s, pos, :] = z
-        ring_mid[s, pos] = mid[i]
+        ring_mid[s, pos] = mid
         ring_pos[s] = (pos + 1) % horizon
         if labels[s] >= params[P.ML_WARMUP] and labels[s] > 0.0:
             p_sgd = sgd_predict(sgd_w, s, z)

@@ -110,20 +110,14 @@ class SignalPipeline:
         """The feature kernel's one call for the batch (separate so the daemon can time it alone)."""
         return self.features.update(sym_idx, bid, ask, volume, time_msc)
 
-    def decide(
-        self, sym_idx: np.ndarray, bid: np.ndarray, ask: np.ndarray, features: np.ndarray, clock_s: np.ndarray, *, mid: np.ndarray | None = None
-    ) -> Batch:
+    def decide(self, sym_idx: np.ndarray, bid: np.ndarray, ask: np.ndarray, features: np.ndarray, clock_s: np.ndarray) -> Batch:
         """The model kernel's one call: probabilities, predictions and which signals are due.
 
-        ``mid`` is an optional f8[n] buffer for the mid prices, so the daemon's
-        per-batch call allocates nothing; most batches emit nothing, so the
+        The kernel computes each tick's mid from ``bid`` and ``ask``, so a
+        batch costs no numpy call for it; most batches emit nothing, so the
         emitted rows are searched for only when there are any.
         """
-        if mid is None:
-            mid = np.empty(bid.shape[0])
-        np.add(bid, ask, out=mid)
-        mid *= 0.5
-        result = self.models.step(sym_idx, mid, features, clock_s)
+        result = self.models.step_quotes(sym_idx, bid, ask, features, clock_s)
         emitted = np.flatnonzero(result.emit) if result.n_emitted else _NONE_EMITTED
         return Batch(sym_idx, features, result, emitted)
 
