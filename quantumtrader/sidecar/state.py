@@ -133,6 +133,12 @@ class Clone:
     # -- feed ------------------------------------------------------------------------
 
     async def _read_feed(self, sock: zmq.asyncio.Socket) -> None:
+        # Wait with the asyncio socket; drain with a plain one sharing it, and only while a whole
+        # message is there (EVENTS), so the drain never ends in zmq.Again. Through the asyncio
+        # socket every non-blocking recv made a Future, and the last one of each drain held the
+        # Again with its traceback: a reference cycle per wake-up, ~50,000 objects of garbage every
+        # few seconds at 2,000 ticks/s, whose collection stopped the loop for 25-40 ms.
+        drain = zmq.Socket.shadow(sock.underlying)
         while True:
             # Wait with a timeout so a silent daemon is noticed (it publishes health every second).
             if not await sock.poll(int(self._silence_s * 1000)):
@@ -143,12 +149,9 @@ class Clone:
                     self.synced.clear()
                 continue
             for _ in range(_DRAIN_MAX):
-                try:
-                    frames = sock.recv_multipart(zmq.NOBLOCK)
-                    frames = await frames if not isinstance(frames, list) else frames
-                except zmq.Again:
+                if not drain.get(zmq.EVENTS) & zmq.POLLIN:
                     break
-                self.handle(frames, time.monotonic_ns())
+                self.handle(drain.recv_multipart(zmq.NOBLOCK), time.monotonic_ns())
             await asyncio.sleep(0)  # let HTTP and WebSocket tasks run between batches
 
     def handle(self, frames: list[bytes], recv_ns: int) -> None:
