@@ -1,9 +1,10 @@
 """``qt-bench ws``: the sidecar's WebSocket fan-out under load (issue 6, "What must be shown").
 
 Real processes on loopback: a daemon, a paper terminal streaming
-``ticks_per_s`` over ``symbols`` symbols, the sidecar; in this process, N
-WebSocket clients (asyncio, permessage-deflate like the app's Dart client).
-Most clients behave like the app (subscribe to its five symbols); a few
+``ticks_per_s`` over ``symbols`` symbols, the sidecar; N WebSocket clients
+(permessage-deflate like the app's Dart client) spread over ``client_procs``
+child processes (2 by default: see :class:`Fleet`), and in this process one
+client that stalls. Most clients behave like the app (subscribe to its five symbols); a few
 subscribe to nothing and so get every symbol, like a dashboard.
 
 Phases, each measured separately:
@@ -36,12 +37,17 @@ from typing import Any
 
 import httpx
 import orjson
+import numpy as np
 import psutil
-from hdrh.histogram import HdrHistogram
+from websockets.client import ClientProtocol
+from websockets.extensions.permessage_deflate import enable_client_permessage_deflate
+from websockets.frames import Frame, Opcode
+from websockets.uri import parse_uri
 
 from quantumtrader.bench.common import machine, table, write_json
 from quantumtrader.bench.procs import Endpoints, control, free_port, start, stop, wait_for, wait_ready
-from quantumtrader.metrics import new_histogram, summarize
+from quantumtrader.gc_tuning import tune_gc
+from quantumtrader.metrics import add_values, new_histogram, summarize
 
 #: The app's five (TradingPlatformService._subscribeToAllSymbols) first, then other liquid names.
 SYMBOLS = (
@@ -64,59 +70,228 @@ class Phase:
         self.ended = 0.0
 
 
-class Fleet:
-    """N WebSocket clients in one event loop, recording into the current phase."""
+class _Client(asyncio.Protocol):
+    """One WebSocket client: websockets' Sans-I/O protocol (the core its asyncio client runs on) over a socket.
 
-    def __init__(self, url: str, clients: int, dashboards: int) -> None:
+    Each message is stamped with ``time.time_ns()`` as soon as the library
+    hands it over (frame parsed, payload inflated by permessage-deflate),
+    before any JSON parsing; parsing and counting wait until the phase ends,
+    so the load generator's bookkeeping never delays a timestamp. (With the library's asyncio client, a
+    message is stamped only when the task awaiting it resumes: after every
+    other socket that became readable in the same burst has been parsed, and
+    after the earlier tasks' own parsing: at 490 clients per burst that queue
+    was most of the measured latency, and no phone has 489 others in its loop.)
+    """
+
+    def __init__(self, worker: _Worker, index: int, url: str, subscribe: tuple[str, ...]) -> None:
+        self.worker = worker
+        self.index = index
+        self.subscribe = subscribe
+        self.ws = ClientProtocol(parse_uri(url), extensions=enable_client_permessage_deflate(None), max_size=2**20)
+        self.transport: Any = None
+        self.ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.closing = False
+
+    def connection_made(self, transport: Any) -> None:  # an asyncio.Transport (uvloop's is not a subclass)
+        self.transport = transport
+        self.ws.send_request(self.ws.connect())
+        self._flush()
+
+    def data_received(self, data: bytes) -> None:
+        ws = self.ws
+        ws.receive_data(data)
+        events = ws.events_received()
+        now_ns = time.time_ns()
+        for event in events:
+            if isinstance(event, Frame):
+                if event.opcode is Opcode.TEXT:
+                    self._text(now_ns, event.data)
+            elif ws.handshake_exc is not None and not self.ready.done():
+                self.ready.set_exception(ws.handshake_exc)
+        self._flush()  # pongs, and the close handshake
+
+    def _text(self, now_ns: int, payload: bytes) -> None:
+        if not self.ready.done():  # the "connection" message: subscribe, then count as connected
+            for symbol in self.subscribe:
+                self.ws.send_text(orjson.dumps({"type": "subscribe", "symbol": symbol}))
+            self.ready.set_result(None)
+            return
+        self.worker.received(self.index, now_ns, payload)
+
+    def _flush(self) -> None:
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        for chunk in self.ws.data_to_send():
+            if chunk:
+                transport.write(chunk)
+            elif transport.can_write_eof():
+                transport.write_eof()
+
+    def close(self) -> None:
+        self.closing = True
+        with contextlib.suppress(Exception):
+            self.ws.send_close(1000)
+            self._flush()
+        if self.transport is not None:
+            self.transport.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.ready.done():
+            self.ready.set_exception(ConnectionError(f"client {self.index}: connection lost before it was ready"))
+        elif not self.closing:
+            self.worker.closed_early += 1
+
+
+class _Worker:
+    """A child process's share of the clients, in one event loop."""
+
+    def __init__(self, url: str, indices: range, dashboards: int) -> None:
         self.url = url
-        self.n = clients
+        self.indices = indices
         self.dashboards = dashboards
-        self.phase: Phase | None = None
-        self.connected = 0
+        self.clients: list[_Client] = []
         self.closed_early = 0
-        self.tasks: list[asyncio.Task[None]] = []
-        self.ready = asyncio.Event()
+        self.recording = False
+        # What arrived during the phase, parsed only when it ends: three flat lists (no tuple per
+        # message for the collector to walk), so a burst costs the clients no more than receiving it.
+        self.indices_got: list[int] = []
+        self.stamps_ns: list[int] = []
+        self.payloads: list[bytes] = []
+
+    async def connect(self) -> None:
+        loop = asyncio.get_running_loop()
+        host, port = self.url.split("//", 1)[1].split("/", 1)[0].rsplit(":", 1)
+        gate = asyncio.Semaphore(_CONNECT_CONCURRENCY)
+
+        async def one(index: int) -> None:
+            client = _Client(self, index, self.url, () if index < self.dashboards else SYMBOLS[:5])
+            async with gate:
+                await asyncio.wait_for(loop.create_connection(lambda: client, host, int(port)), 30)
+                await asyncio.wait_for(client.ready, 30)
+            self.clients.append(client)
+
+        await asyncio.gather(*(one(i) for i in self.indices))
+
+    def received(self, index: int, now_ns: int, payload: bytes) -> None:
+        if self.recording:
+            self.indices_got.append(index)
+            self.stamps_ns.append(now_ns)
+            self.payloads.append(payload)
+
+    def start_phase(self) -> None:
+        self.indices_got, self.stamps_ns, self.payloads = [], [], []
+        self.recording = True
+
+    def end_phase(self) -> tuple[dict[int, int], bytes]:
+        """Price updates per client, and each one's latency (ns, as int64 bytes)."""
+        self.recording = False
+        counts: dict[int, int] = {}
+        latencies: list[int] = []
+        loads = orjson.loads
+        for index, now_ns, payload in zip(self.indices_got, self.stamps_ns, self.payloads):
+            msg = loads(payload)
+            if msg.get("type") == "price_update":
+                counts[index] = counts.get(index, 0) + 1
+                latencies.append(now_ns - msg["data"]["time_msc"] * 1_000_000)
+        self.indices_got, self.stamps_ns, self.payloads = [], [], []
+        return counts, np.asarray(latencies, dtype=np.int64).tobytes()
+
+    def close(self) -> None:
+        for client in self.clients:
+            client.close()
+
+
+def _worker_main(conn: Any, url: str, indices: range, dashboards: int) -> None:
+    """A child process's share of the clients; driven by the parent over ``conn`` (spawn-safe, so Windows too)."""
+    _run_loop(_serve_worker(conn, _Worker(url, indices, dashboards)))
+
+
+async def _serve_worker(conn: Any, worker: _Worker) -> None:
+    loop = asyncio.get_running_loop()
+    try:
+        await worker.connect()
+    except Exception as exc:
+        conn.send(("error", repr(exc)))
+        return
+    tune_gc()  # as the sidecar does: collections must not walk every connection's objects mid-burst
+    conn.send(("ready", len(worker.clients)))
+    while True:
+        command = await loop.run_in_executor(None, conn.recv)  # a thread waits on the pipe: the loop stays free
+        if command == "start":
+            worker.start_phase()
+            conn.send("started")
+        elif command == "end":
+            conn.send((*worker.end_phase(), worker.closed_early))
+        else:
+            worker.close()
+            await asyncio.sleep(0.2)  # let the close frames go out
+            conn.send("closed")
+            return
+
+
+class Fleet:
+    """N WebSocket clients spread over ``procs`` child processes, recording into the current phase.
+
+    A load generator, not a phone: 500 phones have 500 CPUs, and clients that
+    share one loop stamp a burst's messages one after the other. Two
+    processes let the clients' receive work use both cores while the sidecar
+    writes (``run_ws_bench(client_procs=...)``; on the 2-core machine, one
+    process gave a p50 ~1 ms higher, the p99 the same within the noise).
+    """
+
+    def __init__(self, url: str, clients: int, dashboards: int, procs: int) -> None:
+        import multiprocessing
+
+        self.closed_early = 0
+        self._mp = multiprocessing.get_context("spawn")
+        shares = [range(clients * i // procs, clients * (i + 1) // procs) for i in range(procs)]
+        self._workers: list[tuple[Any, Any]] = []
+        for share in shares:
+            parent, child = self._mp.Pipe()
+            proc = self._mp.Process(target=_worker_main, args=(child, url, share, dashboards), name=f"ws-clients-{share.start}", daemon=True)
+            self._workers.append((proc, parent))
+
+    @property
+    def pids(self) -> list[int]:
+        return [proc.pid for proc, _ in self._workers if proc.pid is not None]
+
+    async def _ask(self, conn: Any, message: Any, timeout: float) -> Any:
+        if message is not None:
+            conn.send(message)
+        if not await asyncio.get_running_loop().run_in_executor(None, conn.poll, timeout):
+            raise TimeoutError(f"a client process did not answer {message!r} within {timeout:g} s")
+        return conn.recv()
 
     async def start(self) -> None:
-        gate = asyncio.Semaphore(_CONNECT_CONCURRENCY)
-        self.tasks = [asyncio.create_task(self._client(i, gate)) for i in range(self.n)]
-        await asyncio.wait_for(self.ready.wait(), 120)
+        for proc, _ in self._workers:
+            proc.start()
+        answers = await asyncio.gather(*(self._ask(conn, None, 180) for _, conn in self._workers))
+        errors = [a for a in answers if a[0] != "ready"]
+        if errors:
+            raise RuntimeError(f"client processes failed to connect: {errors}")
 
-    async def _client(self, index: int, gate: asyncio.Semaphore) -> None:
-        from websockets.asyncio.client import connect
+    async def begin(self, phase: Phase) -> None:
+        await asyncio.gather(*(self._ask(conn, "start", 30) for _, conn in self._workers))
+        phase.started = time.monotonic()
 
-        subscribe = () if index < self.dashboards else SYMBOLS[:5]
-        async with gate:
-            ws = await connect(self.url, open_timeout=30, max_size=2**20)
-            await ws.recv()  # connection
-            for symbol in subscribe:
-                await ws.send(orjson.dumps({"type": "subscribe", "symbol": symbol}).decode())
-        self.connected += 1
-        if self.connected == self.n:
-            self.ready.set()
-        loads = orjson.loads
-        try:
-            async for text in ws:
-                now_ns = time.time_ns()
-                phase = self.phase
-                if phase is None:
-                    continue
-                msg = loads(text)
-                if msg.get("type") != "price_update":
-                    continue
-                phase.counts[index] += 1
-                phase.latency.record_value(min(max(now_ns - msg["data"]["time_msc"] * 1_000_000, 1), 60_000_000_000))
-        except Exception:
-            self.closed_early += 1
-        finally:
-            await ws.close()
+    async def end(self, phase: Phase) -> None:
+        phase.ended = time.monotonic()
+        answers = await asyncio.gather(*(self._ask(conn, "end", 60) for _, conn in self._workers))
+        self.closed_early = 0
+        for counts, latencies, closed_early in answers:
+            for index, count in counts.items():
+                phase.counts[index] += count
+            add_values(phase.latency, np.frombuffer(latencies, dtype=np.int64))
+            self.closed_early += closed_early
 
     async def stop(self) -> None:
-        for task in self.tasks:
-            task.cancel()
-        for task in self.tasks:
-            with contextlib.suppress(BaseException):
-                await task
+        for proc, conn in self._workers:
+            with contextlib.suppress(Exception):
+                await self._ask(conn, "close", 10)
+            proc.join(10)
+            if proc.is_alive():
+                proc.kill()
 
 
 async def _stalled_client(url: str) -> Any:
@@ -133,14 +308,12 @@ def _sample_rss(pid: int, samples: list[float]) -> None:
 
 
 async def _measure(fleet: Fleet, phase: Phase, seconds: float, sidecar_pid: int, rss: list[float]) -> None:
-    fleet.phase = phase
-    phase.started = time.monotonic()
+    await fleet.begin(phase)
     end = phase.started + seconds
     while time.monotonic() < end:
         await asyncio.sleep(min(1.0, end - time.monotonic()))
         _sample_rss(sidecar_pid, rss)
-    phase.ended = time.monotonic()
-    fleet.phase = None
+    await fleet.end(phase)
 
 
 def _phase_result(phase: Phase) -> dict[str, Any]:
@@ -227,14 +400,13 @@ class _Stack:
                     stop(proc, timeout=20)
 
 
-def _cpu_seconds(procs: dict[str, Any], sidecar_pid: int) -> dict[str, float]:
-    """User + system CPU seconds so far of each process of the run, this one (the clients) included."""
-    pids = {"sidecar": sidecar_pid, "daemon": procs["daemon"].pid, "paper": procs["paper"].pid, "clients (this process)": None}
+def _cpu_seconds(procs: dict[str, Any], sidecar_pid: int, client_pids: list[int]) -> dict[str, float]:
+    """User + system CPU seconds so far of each process of the run, the client processes summed."""
+    pids = {"sidecar": [sidecar_pid], "daemon": [procs["daemon"].pid], "paper": [procs["paper"].pid], f"clients ({len(client_pids)} processes)": client_pids}
     out: dict[str, float] = {}
-    for name, pid in pids.items():
+    for name, group in pids.items():
         with contextlib.suppress(psutil.Error):
-            times = psutil.Process(pid).cpu_times()
-            out[name] = times.user + times.system
+            out[name] = sum(sum(psutil.Process(pid).cpu_times()[:2]) for pid in group)
     return out
 
 
@@ -242,12 +414,12 @@ def _cpu_share(before: dict[str, float], after: dict[str, float], wall_s: float)
     return {name: round((after[name] - before[name]) / wall_s, 2) for name in after if name in before}
 
 
-async def _loaded_run(stack: _Stack, clients: int, dashboards: int, duration_s: float) -> dict[str, Any]:
+async def _loaded_run(stack: _Stack, clients: int, dashboards: int, duration_s: float, client_procs: int) -> dict[str, Any]:
     token = stack.token()
     url = f"ws://127.0.0.1:{stack.port}/ws?token={token}"
     sidecar_pid = stack.procs["sidecar"].pid
     rss: list[float] = []
-    fleet = Fleet(url, clients, dashboards)
+    fleet = Fleet(url, clients, dashboards, client_procs)
     connect_started = time.monotonic()
     await fleet.start()
     connect_s = time.monotonic() - connect_started
@@ -255,10 +427,10 @@ async def _loaded_run(stack: _Stack, clients: int, dashboards: int, duration_s: 
     _sample_rss(sidecar_pid, rss)
     before = _daemon_latency(stack.eps)
     clients_phase = Phase("clients", clients)
-    cpu_before = _cpu_seconds(stack.procs, sidecar_pid)
+    cpu_before = _cpu_seconds(stack.procs, sidecar_pid, fleet.pids)
     wall_before = time.monotonic()
     await _measure(fleet, clients_phase, duration_s, sidecar_pid, rss)
-    cpu_share = _cpu_share(cpu_before, _cpu_seconds(stack.procs, sidecar_pid), time.monotonic() - wall_before)
+    cpu_share = _cpu_share(cpu_before, _cpu_seconds(stack.procs, sidecar_pid, fleet.pids), time.monotonic() - wall_before)
     rss_before_stall = max(rss)
     stalled = await _stalled_client(url)
     stalled_phase = Phase("stalled", clients)
@@ -283,9 +455,9 @@ async def _loaded_run(stack: _Stack, clients: int, dashboards: int, duration_s: 
         "sidecar_rss_mb": {"before_stall_max": round(rss_before_stall, 1), "during_stall_max": round(max(stall_rss), 1), "during_stall_last": round(stall_rss[-1], 1)},
         "sidecar_counters": {
             name: _metric(metrics, f"qt_sidecar_{name}_total")
-            for name in ("ws_disconnected_slow", "ws_prices_conflated", "ws_prices_throttled", "ws_price_fanouts", "ws_frames_built", "ws_frames_reused", "feed_gaps", "feed_messages")
+            for name in ("ws_disconnected_slow", "ws_prices_conflated", "ws_prices_throttled", "ws_price_fanouts", "ws_prices_direct", "ws_reliable_direct", "ws_frames_built", "ws_frames_reused", "feed_gaps", "feed_messages")
         },
-        # who used the 2 cores during the clients phase (1.0 = one core): the clients run in this process
+        # who used the cores during the clients phase (1.0 = one core)
         "cpu_cores_used_clients_phase": cpu_share,
     }
 
@@ -300,6 +472,7 @@ def run_ws_bench(
     dashboards: int = 10,
     max_updates_per_s: float | None = None,
     extra_env: dict[str, str] | None = None,
+    client_procs: int = 2,
     log: Any = print,
 ) -> dict[str, Any]:
     """Run the three phases and return (and write) the result; ``ws.md`` is written beside ``json_out``."""
@@ -317,20 +490,21 @@ def run_ws_bench(
             baseline["ticks_per_s_measured"] = round((baseline["ticks"] - first["ticks"]) / max(baseline["uptime_s"] - first["uptime_s"], 1e-9), 1)
         log(f"ws: {clients} clients ({dashboards} unsubscribed) for {duration_s:g} s, then one stalled client for {duration_s:g} s")
         with _Stack(tmp / "b", ticks_per_s, symbols, max_updates_per_s, extra_env or {}) as stack:
-            loaded = _run_loop(_loaded_run(stack, clients, dashboards, duration_s))
+            loaded = _run_loop(_loaded_run(stack, clients, dashboards, duration_s, client_procs))
     from quantumtrader.config import SidecarConfig
 
     result: dict[str, Any] = {
         "scenario": "ws",
         "clients": clients,
         "dashboard_clients": dashboards,
+        "client_processes": client_procs,
         "subscribed_symbols_per_app_client": 5,
         "symbols": symbols,
         "ticks_per_s_target": ticks_per_s,
         "max_updates_per_s": max_updates_per_s or SidecarConfig().max_updates_per_s,
         "duration_s": duration_s,
         "extra_env": extra_env or {},
-        "clock": "tick time_msc (paper terminal, CLOCK_REALTIME at send, truncated to ms) vs time.time_ns() at client receive, same host",
+        "clock": "tick time_msc (paper terminal, CLOCK_REALTIME at send, truncated to ms) vs time.time_ns() when the client's WebSocket library hands the message over, same host",
         "baseline_daemon_latency": baseline,
         **loaded,
         "machine": machine(),
@@ -378,7 +552,8 @@ def render_markdown(r: dict[str, Any]) -> str:
         f"{r['dashboard_clients']} to nothing, i.e. all {r['symbols']}), permessage-deflate, while a paper terminal streams "
         f"{r['ticks_per_s_target']:g} ticks/s (measured {r['ticks_per_s_measured']:g}) over {r['symbols']} symbols; "
         f"max_updates_per_s = {r['max_updates_per_s']:g} per symbol. {m['cores']} cores ({m['cpu']}), Python {m['python']}; "
-        "daemon, paper terminal, sidecar and all clients share them.",
+        f"daemon, paper terminal, sidecar and all clients share them. Clients: websockets' Sans-I/O protocol on asyncio sockets "
+        f"in {r['client_processes']} processes, each message stamped as the library hands it over (before JSON parsing).",
         "",
         f"Clock: {r['clock']}.",
         "",
@@ -391,7 +566,7 @@ def render_markdown(r: dict[str, Any]) -> str:
         f"Updates per client per second: {c['updates_per_client_per_s']} (clients phase), {s['updates_per_client_per_s']} (with the stalled client); "
         f"starving clients: {c['starved_clients']} / {s['starved_clients']}; clients that got nothing: {c['clients_with_no_update']} / {s['clients_with_no_update']}.",
         "",
-        f"Sidecar feed -> WebSocket send (µs, whole run): {r['sidecar_feed_to_websocket_us']}.",
+        f"Sidecar feed -> WebSocket send (µs, whole run; fast-lane writes timed per 32 clients, at the end of each: an upper bound): {r['sidecar_feed_to_websocket_us']}.",
         "",
         "## Daemon tick path with and without the fan-out load (µs)",
         "",
