@@ -27,10 +27,10 @@ or under ``max_updates_per_s`` (busy symbols send a little less often: an
 interval plus the wait for the next tick).
 
 Then every message goes to each interested client. A client with nothing
-queued or in flight and a socket that takes writes gets it written at once,
-in the hub's own pass (the fast lane, the shared frame straight to its
-transport); otherwise it waits in the client's bounded queue, read by its own
-sender task:
+queued or in flight and a socket that takes writes gets it in the hub's own
+pass (the fast lane: the shared frames straight to its transport, one write
+per client when the pass ends); otherwise it waits in the client's bounded
+queue, read by its own sender task:
 
 - prices: one slot per symbol, latest wins (a client that is briefly slow gets
   the newest quote, never a backlog of old ones);
@@ -52,6 +52,7 @@ import contextlib
 import time
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Iterable
+from typing import Protocol
 
 from hdrh.histogram import HdrHistogram
 
@@ -60,14 +61,23 @@ from quantumtrader.sidecar.frames import FrameCache
 
 #: Sends several text frames to one client; the writer may coalesce them into one socket write.
 SendMany = Callable[[list[str]], Awaitable[None]]
-#: Writes one message at once without waiting, or answers False (the socket is busy or paused): the fast lane.
-WriteNow = Callable[[str], bool]
+
+
+class FastWriter(Protocol):
+    """A connection's fast lane: messages written straight to its socket, no task involved."""
+
+    def ready(self) -> bool:
+        """The socket takes writes now (not paused by a full buffer, not closing)."""
+
+    def write(self, texts: list[str]) -> None:
+        """Every one of them, in order, in one socket write."""
+
 
 #: Ticks held while a symbol's window was shut (one interval) from which it counts as busy: at 4,
 #: a tick every quarter interval or more often, where waiting for the next tick beats sending the held one.
 BUSY_HELD = 4
 
-#: Fast-lane writes of one fan-out timed together (one clock read and histogram record per chunk).
+#: Clients flushed between two clock reads when timing fast-lane writes (an upper bound for each).
 _TIMED_EVERY = 32
 
 #: Close code for a client that fell too far behind (RFC 6455 registry: "Try Again Later").
@@ -77,12 +87,14 @@ CLOSE_TOO_SLOW = 1013
 class Client:
     """One WebSocket connection's queues and sender task."""
 
-    __slots__ = ("send", "write_now", "sending", "symbols", "fifo", "prices", "health_text", "wake", "closed", "queue_size", "hub", "task", "sent", "too_slow")
+    __slots__ = ("send", "writer", "corked", "corked_ns", "sending", "symbols", "fifo", "prices", "health_text", "wake", "closed", "queue_size", "hub", "task", "sent", "too_slow")
 
-    def __init__(self, hub: Hub, send: SendMany, queue_size: int, write_now: WriteNow | None = None) -> None:
+    def __init__(self, hub: Hub, send: SendMany, queue_size: int, writer: FastWriter | None = None) -> None:
         self.hub = hub
         self.send = send
-        self.write_now = write_now
+        self.writer = writer
+        self.corked: list[str] = []  # fast-lane messages of this pass, written when it ends
+        self.corked_ns: list[int] = []  # and when the feed gave each one (0: made here)
         self.sending = False  # the pump has a batch in flight: nothing may overtake it
         self.symbols: set[str] | None = None  # None = every symbol (nothing subscribed yet)
         self.fifo: deque[tuple[str, int]] = deque()
@@ -95,23 +107,28 @@ class Client:
         self.sent = 0
         self.too_slow = False
 
-    def _write_now(self, text: str) -> bool:
-        """The fast lane: with nothing queued or in flight, the message is written now, in the hub's own pass.
+    def _write_now(self, text: str, recv_ns: int) -> bool:
+        """The fast lane: with nothing queued or in flight, the message goes out in the hub's own pass.
 
         Waking the client's task instead cost a task switch per client per
         message (at 500 clients most of a fan-out's time, and the last client
         waited for all). Anything queued or a batch in flight keeps the queue,
         so nothing is overtaken; a paused socket (its buffer full) says no.
+        The message is held until the pass ends (:meth:`Hub.flush`), so that
+        everything for this client in the same pass is one socket write.
         """
-        write_now = self.write_now
-        if write_now is None or self.sending or self.fifo or self.prices or self.health_text is not None or not write_now(text):
-            return False
-        self.sent += 1
+        if not self.corked:
+            writer = self.writer
+            if writer is None or self.sending or self.fifo or self.prices or self.health_text is not None or not writer.ready():
+                return False
+            self.hub.cork(self)
+        self.corked.append(text)
+        self.corked_ns.append(recv_ns)
         return True
 
     def offer_price(self, symbol: str, text: str, recv_ns: int) -> bool:
-        """Written now (True) or queued in the symbol's slot, latest wins (False)."""
-        if self._write_now(text):
+        """Written in this pass (True) or queued in the symbol's slot, latest wins (False)."""
+        if self._write_now(text, recv_ns):
             return True
         if symbol in self.prices:
             self.hub.counters["ws_prices_conflated"] += 1
@@ -120,8 +137,8 @@ class Client:
         return False
 
     def offer(self, text: str, recv_ns: int) -> bool:
-        """A message that is never dropped: written now (True) or queued (False); too many queued drops the client."""
-        if self._write_now(text):
+        """A message that is never dropped: written in this pass (True) or queued (False); too many queued drops the client."""
+        if self._write_now(text, recv_ns):
             return True
         if len(self.fifo) >= self.queue_size:
             self.hub.drop_slow(self)
@@ -131,7 +148,7 @@ class Client:
         return False
 
     def offer_health(self, text: str) -> None:
-        if not self._write_now(text):
+        if not self._write_now(text, 0):
             self.health_text = text
             self.wake.set()
 
@@ -189,6 +206,7 @@ class Hub:
         self._pending: dict[str, tuple[str, int]] = {}  # the quote held while the symbol's window is shut
         self._held: dict[str, int] = {}  # ticks held since the symbol's last send (how busy it is)
         self._timers: dict[str, asyncio.TimerHandle] = {}
+        self._corked: list[Client] = []  # clients with fast-lane messages held until this pass ends
         self.counters: Counter[str] = Counter()
         self.frames = FrameCache(counters=self.counters)  # each fan-out's frames, built once for every client that can share them
         self.latency = HdrHistogram(1, 60_000_000_000, 3)  # feed receive -> WebSocket send, ns
@@ -199,8 +217,8 @@ class Hub:
     def full(self) -> bool:
         return len(self.clients) >= self.max_clients
 
-    def add(self, send: SendMany, write_now: WriteNow | None = None) -> Client:
-        client = Client(self, send, self.queue_size, write_now)
+    def add(self, send: SendMany, writer: FastWriter | None = None) -> Client:
+        client = Client(self, send, self.queue_size, writer)
         self.clients.add(client)
         self._everything.add(client)
         client.task = asyncio.get_running_loop().create_task(client.pump(), name="ws-pump")
@@ -290,35 +308,66 @@ class Hub:
 
     def _fan_out_price(self, symbol: str, text: str, recv_ns: int) -> None:
         self.counters["ws_price_fanouts"] += 1
-        self._offer_all((self._everything, self._by_symbol.get(symbol, ())), lambda client: client.offer_price(symbol, text, recv_ns), recv_ns, "ws_prices_direct")
+        self._offer_all((self._everything, self._by_symbol.get(symbol, ())), lambda client: client.offer_price(symbol, text, recv_ns), "ws_prices_direct")
 
     def reliable(self, symbol: str | None, text: str, recv_ns: int) -> None:
         groups = (list(self.clients),) if symbol is None else (list(self._everything), list(self._by_symbol.get(symbol, ())))
-        self._offer_all(groups, lambda client: client.offer(text, recv_ns), recv_ns, "ws_reliable_direct")
+        self._offer_all(groups, lambda client: client.offer(text, recv_ns), "ws_reliable_direct")
 
-    def _offer_all(self, groups: tuple[Iterable[Client], ...], offer: Callable[[Client], bool], recv_ns: int, counter: str) -> None:
-        """Offer one message to every client of ``groups``; those written in the fast lane are timed in
-        chunks of ``_TIMED_EVERY`` (each sample the chunk's end: an upper bound for its clients), since a
-        histogram record per client cost about a microsecond, twice the rest of a client's share."""
-        written = 0
+    def _offer_all(self, groups: tuple[Iterable[Client], ...], offer: Callable[[Client], bool], counter: str) -> None:
+        """Offer one message to every client of ``groups``, counting those that take the fast lane."""
+        direct = 0
         for clients in groups:
             for client in clients:
-                if offer(client):
-                    written += 1
-                    if written == _TIMED_EVERY:
-                        self._written(recv_ns, written, counter)
-                        written = 0
-        self._written(recv_ns, written, counter)
+                direct += offer(client)
+        self.counters[counter] += direct
 
     def health(self, text: str) -> None:
         for client in self.clients:
             client.offer_health(text)
 
-    def _written(self, recv_ns: int, count: int, counter: str) -> None:
-        if count:
-            self.counters[counter] += count
-            if recv_ns:
-                self.record(time.monotonic_ns() - recv_ns, count)
+    def cork(self, client: Client) -> None:
+        """``client`` holds fast-lane messages: write them when this pass of the loop ends."""
+        if not self._corked:
+            asyncio.get_running_loop().call_soon(self.flush)
+        self._corked.append(client)
+
+    def flush(self) -> None:
+        """One socket write per client for everything the pass gave it.
+
+        A pass is whatever runs before the loop turns: one feed drain (every
+        message that waited while the last fan-out ran, its signal after a
+        quote, health) or one timer. Written one fan-out at a time, messages
+        that queued up behind a 490-client fan-out each cost a whole pass of
+        socket writes again (~4.5 ms: the kernel's loopback send is most of
+        it), so a burst queued up; held to the end of the pass, they share
+        one write per client. Timed per ``_TIMED_EVERY`` clients (one clock
+        read each: an upper bound for them): a histogram record per client
+        cost about a microsecond, twice the rest of a client's share.
+        """
+        clients, self._corked = self._corked, []
+        done: dict[int, int] = {}  # feed receive time -> messages written
+        for n, client in enumerate(clients, 1):
+            texts, stamps = client.corked, client.corked_ns
+            client.corked, client.corked_ns = [], []
+            try:
+                client.writer.write(texts)  # type: ignore[union-attr]  # corked only with a writer
+            except Exception:  # the connection went away: the endpoint sees it on receive and cleans up
+                self.counters["ws_send_failures"] += 1
+            else:
+                client.sent += len(texts)
+                for recv_ns in stamps:
+                    if recv_ns:  # 0 = made here, not from the feed
+                        done[recv_ns] = done.get(recv_ns, 0) + 1
+            if n % _TIMED_EVERY == 0:
+                self._record_done(done)
+        self._record_done(done)
+
+    def _record_done(self, done: dict[int, int]) -> None:
+        now_ns = time.monotonic_ns()
+        for recv_ns, count in done.items():
+            self.record(now_ns - recv_ns, count)
+        done.clear()
 
     def record(self, elapsed_ns: int, count: int = 1) -> None:
         """``count`` feed -> WebSocket send samples of ``elapsed_ns``."""

@@ -26,7 +26,7 @@ from quantumtrader.protocol import ProtocolError, check_symbol, iso_from_msc, no
 from quantumtrader.sidecar.auth import Principal, bearer_token
 from quantumtrader.sidecar.errors import ApiError
 from quantumtrader.sidecar.frames import SCOPE_KEY, FrameCache, encoding_of
-from quantumtrader.sidecar.hub import CLOSE_TOO_SLOW, Client, SendMany, WriteNow
+from quantumtrader.sidecar.hub import CLOSE_TOO_SLOW, Client, FastWriter, SendMany
 from quantumtrader.sidecar.ratelimit import Buckets, client_ip
 from quantumtrader.sidecar.runtime import Sidecar
 from quantumtrader.sidecar.signals import app_signal
@@ -69,8 +69,8 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
     await websocket.send_text(
         message("connection", {"status": "connected", "server": SERVER_NAME, "user": principal.name, "role": principal.role, "symbols": sorted(sidecar.clone.quotes) if sidecar.clone else []})
     )
-    send, write_now = batch_writer(websocket, sidecar.hub.frames)
-    client = sidecar.hub.add(send, write_now)
+    send, writer = batch_writer(websocket, sidecar.hub.frames)
+    client = sidecar.hub.add(send, writer)
     watcher = asyncio.get_running_loop().create_task(_close_when_dropped(websocket, client, sidecar), name="ws-watch")
     session = Session(sidecar, client, principal)
     try:
@@ -113,7 +113,7 @@ def _uvicorn_protocol(websocket: WebSocket) -> Any:
     return websocket.scope.get("extensions", {}).get(SCOPE_KEY)
 
 
-def batch_writer(websocket: WebSocket, frames: FrameCache) -> tuple[SendMany, WriteNow | None]:
+def batch_writer(websocket: WebSocket, frames: FrameCache) -> tuple[SendMany, FastWriter | None]:
     """Send several messages to one client, in one socket write when the server allows it.
 
     Under uvicorn's websockets-sansio protocol each ASGI send is one frame
@@ -125,9 +125,8 @@ def batch_writer(websocket: WebSocket, frames: FrameCache) -> tuple[SendMany, Wr
     protocol's own flow control is kept (wait while its transport is paused).
     Any other server gets the plain ASGI path, one send per message.
 
-    Also returns the fast lane (``write_now``) when frames can be shared: one
-    message written at once if the transport takes writes now, else False
-    (the hub queues it as usual).
+    Also returns the fast lane (a :class:`SharedFrameWriter`) when frames
+    can be shared.
     """
     protocol = _uvicorn_protocol(websocket)
     conn = getattr(protocol, "conn", None)
@@ -146,25 +145,37 @@ def batch_writer(websocket: WebSocket, frames: FrameCache) -> tuple[SendMany, Wr
             await protocol.writable.wait()
         if protocol.disconnected or protocol.close_sent:
             raise ConnectionError("WebSocket closed")
-        if encoding is not None:
-            frame = frames.frame
-            protocol.transport.write(b"".join([frame(text, encoding) for text in texts]))
+        if fast is not None:
+            fast.write(texts)
             return
         for text in texts:
             conn.send_text(text.encode())
         protocol.transport.write(b"".join(conn.data_to_send()))
 
-    if encoding is None:
-        return coalesced, None
-    shared = encoding
+    fast = None if encoding is None else SharedFrameWriter(protocol, frames, encoding)
+    return coalesced, fast
 
-    def write_now(text: str) -> bool:
-        if not protocol.writable.is_set() or protocol.disconnected or protocol.close_sent:
-            return False
-        protocol.transport.write(frames.frame(text, shared))
-        return True
 
-    return coalesced, write_now
+class SharedFrameWriter:
+    """The fast lane of one uvicorn connection: shared frames (frames.py) straight to its transport."""
+
+    __slots__ = ("_protocol", "_frame", "_encoding")
+
+    def __init__(self, protocol: Any, frames: FrameCache, encoding: int) -> None:
+        self._protocol = protocol
+        self._frame = frames.frame
+        self._encoding = encoding
+
+    def ready(self) -> bool:
+        protocol = self._protocol
+        return bool(protocol.writable.is_set() and not protocol.disconnected and not protocol.close_sent)
+
+    def write(self, texts: list[str]) -> None:
+        protocol = self._protocol
+        if protocol.disconnected or protocol.close_sent:
+            raise ConnectionError("WebSocket closed")
+        frame, encoding = self._frame, self._encoding
+        protocol.transport.write(frame(texts[0], encoding) if len(texts) == 1 else b"".join([frame(text, encoding) for text in texts]))
 
 
 def _abort(websocket: WebSocket) -> None:

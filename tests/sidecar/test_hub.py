@@ -68,14 +68,16 @@ class Timed:
     def __init__(self) -> None:
         self.got: list[tuple[float, str, float]] = []
 
-    def write_now(self, text: str) -> bool:
-        data = json.loads(text)["data"]
-        self.got.append((time.monotonic(), data["symbol"], data["bid"]))
+    def ready(self) -> bool:
         return True
 
-    async def send(self, texts: list[str]) -> None:
+    def write(self, texts: list[str]) -> None:
         for text in texts:
-            self.write_now(text)
+            data = json.loads(text)["data"]
+            self.got.append((time.monotonic(), data["symbol"], data["bid"]))
+
+    async def send(self, texts: list[str]) -> None:
+        self.write(texts)
 
 
 def test_a_busy_symbol_sends_its_next_tick_when_its_window_opens_and_a_quiet_one_what_it_held() -> None:
@@ -83,7 +85,7 @@ def test_a_busy_symbol_sends_its_next_tick_when_its_window_opens_and_a_quiet_one
     async def scenario() -> tuple[float, list[tuple[float, str, float]], list[tuple[float, str, float]], Timed]:
         hub = Hub(max_updates_per_s=1 / window_s, queue_size=100, max_clients=10)
         client = Timed()
-        hub.add(client.send, client.write_now)
+        hub.add(client.send, client)
         t0 = time.monotonic()
         hub.price("EURUSD", price("EURUSD", 0.0), 1)  # both windows open: sent at once
         hub.price("GBPUSD", price("GBPUSD", 0.0), 1)
@@ -94,6 +96,7 @@ def test_a_busy_symbol_sends_its_next_tick_when_its_window_opens_and_a_quiet_one
         await asyncio.sleep(t0 + 1.2 * window_s - time.monotonic())  # both windows have opened, the grace runs
         opened = list(client.got)
         hub.price("EURUSD", price("EURUSD", 100.0), 1)  # the busy symbol's next tick: out at once
+        await asyncio.sleep(0)  # the end of the pass: the fast lane's writes
         fresh = client.got[-1]
         for i in range(101, 101 + BUSY_HELD + 1):  # busy again, then silent
             await asyncio.sleep(window_s / 20)
@@ -145,15 +148,17 @@ class FastLane(Recorder):
         super().__init__()
         self.paused = False
         self.direct = 0
+        self.writes = 0
         self.release = asyncio.Event()
         self.release.set()
 
-    def write_now(self, text: str) -> bool:
-        if self.paused:
-            return False
-        self.direct += 1
-        self.got.append(json.loads(text))
-        return True
+    def ready(self) -> bool:
+        return not self.paused
+
+    def write(self, texts: list[str]) -> None:
+        self.writes += 1
+        self.direct += len(texts)
+        self.got.extend(json.loads(text) for text in texts)
 
     async def send(self, texts: list[str]) -> None:
         await self.release.wait()  # a batch in flight until released
@@ -164,10 +169,12 @@ def test_the_fast_lane_writes_idle_clients_at_once_and_never_overtakes_what_is_q
     async def scenario() -> tuple[Hub, FastLane]:
         hub = Hub(max_updates_per_s=1000, queue_size=100, max_clients=10)
         lane = FastLane()
-        hub.add(lane.send, lane.write_now)
-        hub.price("EURUSD", price("EURUSD", 1.0), 1)  # idle: written during the fan-out itself
-        hub.reliable(None, json.dumps({"type": "signal", "data": {"n": 1}}), 1)  # a reliable one too
-        assert lane.direct == 2 and [m["type"] for m in lane.got] == ["price_update", "signal"]
+        hub.add(lane.send, lane)
+        hub.price("EURUSD", price("EURUSD", 1.0), 1)  # idle: the fast lane, written when the pass ends
+        hub.reliable(None, json.dumps({"type": "signal", "data": {"n": 1}}), 1)  # a reliable one too, same write
+        assert lane.got == []
+        await asyncio.sleep(0)
+        assert lane.direct == 2 and lane.writes == 1 and [m["type"] for m in lane.got] == ["price_update", "signal"]
         # the socket pauses: the next signal is queued, and its batch is still in flight when the
         # socket takes writes again: a quote and health must wait behind it, not jump ahead
         lane.paused = True
@@ -187,6 +194,7 @@ def test_the_fast_lane_writes_idle_clients_at_once_and_never_overtakes_what_is_q
         lane.paused = False
         hub.price("AUDUSD", price("AUDUSD", 4.0), 1)  # idle again: the fast lane
         await asyncio.sleep(0.01)
+        assert lane.writes == 2
         return hub, lane
 
     hub, lane = asyncio.run(scenario())
