@@ -98,7 +98,12 @@ class EndpointsConfig:
 class DaemonConfig:
     """The poller loop and terminal bookkeeping."""
 
-    batch_max: int = setting(4096, "most events drained from the events socket per wake-up", positive)
+    batch_max: int = setting(
+        512,
+        "most events drained from the events socket per wake-up (512: a batch's tick dicts stay in the core's L2 cache"
+        " through its several passes; 4096 was ~9% slower flat out)",
+        positive,
+    )
     events_hwm: int = setting(1_000_000, "receive high-water mark of the events PULL socket", positive)
     feed_hwm: int = setting(1_000_000, "send high-water mark of the feed PUB socket (drops beyond it are counted)", positive)
     heartbeat_s: float = setting(5.0, "heartbeat period assumed for terminals whose hello does not state one", positive)
