@@ -47,15 +47,36 @@ def new_histogram() -> HdrHistogram:
 
 
 def summarize(hist: HdrHistogram) -> dict[str, float]:
-    """Percentiles (one pass over the counts) and max, in microseconds, with the count."""
+    """Percentiles and max, in microseconds, with the count.
+
+    The daemon reads its histograms for every health message, on the tick
+    loop: hdrh's ``get_percentile_to_value_dict`` walks the counts array in
+    Python (~65 µs a histogram, ~0.3 ms for the five), a stall every tick that
+    arrives meanwhile waits out. :func:`percentile_values` gives the same
+    values from one numpy cumulative sum.
+    """
     count = hist.get_total_count()
     out: dict[str, float] = {"count": float(count)}
     if count == 0:
         return out
-    values = hist.get_percentile_to_value_dict(list(PERCENTILES))
-    for pct in PERCENTILES:
-        out[f"p{pct:g}_us"] = values[pct] / 1000.0
+    for pct, value in zip(PERCENTILES, percentile_values(hist, PERCENTILES), strict=True):
+        out[f"p{pct:g}_us"] = value / 1000.0
     out["max_us"] = hist.get_max_value() / 1000.0
+    return out
+
+
+def percentile_values(hist: HdrHistogram, percentiles: Iterable[float]) -> list[int]:
+    """What ``hist.get_percentile_to_value_dict`` answers for each of ``percentiles`` (each > 0), vectorized.
+
+    hdrh's rule: the first counts index where the running total reaches the
+    percentile's target count, reported as the highest value equivalent to it.
+    """
+    counts = np.ctypeslib.as_array(hist.counts)[: hist.counts_len]
+    running = np.cumsum(counts)
+    out = []
+    for pct in percentiles:
+        index = int(np.searchsorted(running, hist.get_target_count_at_percentile(pct), side="left"))
+        out.append(hist.get_highest_equivalent_value(hist.get_value_from_index(min(index, hist.counts_len - 1))))
     return out
 
 
