@@ -606,7 +606,7 @@ def feed_topic(kind: str, symbol: str | None = None) -> bytes:
 _topics: dict[tuple[str, str | None], bytes] = {}
 
 
-def feed_frames(kind: str, data: Mapping[str, Any], time_msc: int, seq: int, symbol: str | None = None, timestamp: str | None = None) -> list[bytes]:
+def feed_frames(kind: str, data: Mapping[str, Any] | orjson.Fragment, time_msc: int, seq: int, symbol: str | None = None, timestamp: str | None = None) -> list[bytes]:
     """The two PUB frames: topic, then the exact envelope the WebSocket sends apps.
 
     ``seq`` (added to the contract's envelope) numbers every feed message so a

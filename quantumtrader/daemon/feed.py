@@ -12,6 +12,7 @@ from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
+import orjson
 import zmq
 
 from quantumtrader.protocol import feed_frames
@@ -28,7 +29,8 @@ class FeedPublisher:
         self.seq = 0
         self.sent: Counter[str] = Counter()
 
-    def publish(self, kind: str, data: Mapping[str, Any], time_msc: int, symbol: str | None = None, timestamp: str | None = None) -> None:
+    def publish(self, kind: str, data: Mapping[str, Any] | orjson.Fragment, time_msc: int, symbol: str | None = None, timestamp: str | None = None) -> None:
+        """``data`` may be already serialized (an ``orjson.Fragment``: a signal the journal has the bytes of)."""
         self.seq += 1
         topic, body = feed_frames(kind, data, time_msc, self.seq, symbol, timestamp)
         # Two plain sends with a pre-converted flag: send_multipart's per-call

@@ -29,6 +29,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import orjson
 
 from quantumtrader.config import Config
 from quantumtrader.daemon.conflate import Conflator
@@ -150,16 +151,17 @@ class PipelineStage:
     def _emit(self, batch: Batch, stamp: np.ndarray, received_ns: int) -> None:
         signals = [self.pipeline.signal(batch, int(row), int(stamp[row])) for row in batch.emitted]
         started = time.monotonic_ns()
+        bodies = [orjson.dumps(sig) for sig in signals]  # once: the journal and the feed embed these bytes
         rows = None
         try:
-            rows = self.store.journal_signals(signals)
+            rows = self.store.journal_signals(signals, bodies)
         except Exception as exc:  # a full disk must not silence the signals; it is counted and logged
             self.counters["store_errors"] += 1
             log.error("signal journal write failed; publishing anyway", error=repr(exc)[:200], signals=len(signals))
         self.store_journal_hist.record(time.monotonic_ns() - started)
         publish = self.daemon.feed.publish
-        for sig in signals:
-            publish("signal", sig, sig["time_msc"], sig["symbol"])
+        for sig, body in zip(signals, bodies, strict=True):
+            publish("signal", orjson.Fragment(body), sig["time_msc"], sig["symbol"])
             self.latest_signals[sig["symbol"]] = sig
         self.signal_batch_hist.record(time.monotonic_ns() - received_ns)
         # Off the latency path: SQLite (the writer thread, see on_pass) and auto-trading.

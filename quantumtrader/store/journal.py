@@ -7,7 +7,8 @@ most of the tick -> signal latency. A write-ahead journal keeps the same
 rule for the price of one ``write`` system call (a few µs):
 
 1. the loop appends the batch's store rows to the open journal file, one
-   JSON array per line, in one ``os.write`` (in the OS page cache when it
+   JSON array per line (a plaintext signal embedded as the JSON object the
+   daemon serialized once for the feed too), in one ``os.write`` (in the OS page cache when it
    returns: it survives the process, like a WAL commit with
    ``synchronous=NORMAL``, and like it is lost only to a power loss or an OS
    crash);
@@ -56,6 +57,14 @@ def journal_files(db_path: Path) -> list[Path]:
     return [path for _, path in sorted(found)]
 
 
+def _line(row: Row) -> bytes:
+    """One journal line. A plaintext body (a JSON object in a string) goes in as the object itself
+    (``orjson.Fragment``: copied, not escaped again); :func:`read_journal` turns it back into the string."""
+    if row[6] == 0:
+        row = (*row[:5], orjson.Fragment(row[5]), 0)
+    return orjson.dumps(row) + b"\n"
+
+
 def read_journal(path: Path) -> tuple[list[Row], int]:
     """(rows, damaged lines) of one journal file; a damaged line is skipped, not fatal."""
     rows: list[Row] = []
@@ -71,6 +80,8 @@ def read_journal(path: Path) -> tuple[list[Row], int]:
         if not isinstance(row, list) or len(row) != 7 or not isinstance(row[0], str):
             damaged += 1
             continue
+        if isinstance(row[5], dict):  # a plaintext body, written as the object: orjson gives back its exact bytes
+            row[5] = orjson.dumps(row[5]).decode()
         rows.append(tuple(row))
     return rows, damaged
 
@@ -96,7 +107,7 @@ class SignalJournal:
             self._number += 1
             self._path = self._db_path.with_name(f"{self._db_path.name}.signals.{self._number:06d}.jnl")
             self._fd = os.open(self._path, _FLAGS, 0o600)
-        data = b"".join(orjson.dumps(row) + b"\n" for row in rows)
+        data = b"".join(_line(row) for row in rows)
         view = memoryview(data)
         while view:  # a regular file takes it all at once; the loop is for the rule, not the case
             view = view[os.write(self._fd, view) :]

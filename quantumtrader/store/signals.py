@@ -37,10 +37,11 @@ class SignalLog:
         self._conn = conn
         self._cipher = cipher
 
-    def rows(self, signals: Sequence[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    def rows(self, signals: Sequence[dict[str, Any]], bodies: Sequence[bytes] | None = None) -> list[tuple[Any, ...]]:
+        """Store rows; ``bodies`` are the signals already serialized (the daemon's, also published), else made here."""
         out = []
-        for sig in signals:
-            body = orjson.dumps(sig)
+        for i, sig in enumerate(signals):
+            body = orjson.dumps(sig) if bodies is None else bodies[i]
             if self._cipher is None:
                 out.append((sig["id"], sig["symbol"], sig["time_msc"], sig["prediction"], sig["confidence"], body.decode(), 0))
             else:

@@ -68,9 +68,9 @@ class Store:
 
     # -- signals: journal (before publishing), then the writer ---------------------------
 
-    def journal_signals(self, signals: list[dict[str, Any]]) -> list[Row]:
-        """Make ``signals`` durable (one write to the journal); returns their store rows for :meth:`queue_signals`."""
-        rows = self.signals.rows(signals)
+    def journal_signals(self, signals: list[dict[str, Any]], bodies: list[bytes] | None = None) -> list[Row]:
+        """Make ``signals`` (serialized as ``bodies``) durable: one write to the journal; their rows for :meth:`queue_signals`."""
+        rows = self.signals.rows(signals, bodies)
         self.journal.append(rows)
         return rows
 

@@ -110,3 +110,22 @@ def test_an_encrypted_store_journals_no_plaintext_prediction(tmp_path: Path) -> 
     assert raw == [(None, 1)]
     with SignalReader(db, SignalCipher(key)) as reader:
         assert reader.signals()[0]["prediction"] == "BUY"
+
+
+def test_a_plaintext_signal_is_journaled_as_its_json_and_read_back_byte_for_byte(tmp_path: Path) -> None:
+    import orjson
+
+    db = tmp_path / "qt.db"
+    sig = make_signal(0)
+    body = orjson.dumps(sig)  # what the daemon publishes on the feed too
+    dead = Store(db)
+    rows = dead.journal_signals([sig], [body])
+    path = dead.journal.path
+    assert path is not None
+    line = path.read_bytes()
+    assert body in line and b'\\"' not in line  # embedded as the object, not escaped into a string
+    back, damaged = read_journal(path)
+    assert damaged == 0 and back == rows and back[0][5].encode() == body
+    Store(db).close()
+    with SignalReader(db) as reader:
+        assert orjson.dumps(reader.signals()[0]) == body
