@@ -3,8 +3,10 @@
 Compared, each fed the same bid prices one tick at a time where it is a
 streaming implementation:
 
-- ours, batch: ``FeatureEngine.update`` over batches of 4096 ticks (the
-  daemon's batch size): all 13 features, amortized chaos_index included;
+- ours, batch: ``FeatureEngine.update`` over batches of 4096 ticks (a
+  replay's batch; the daemon drains at most ``daemon.batch_max`` = 512 per
+  wake-up, where the per-call overhead adds ~5 ns/tick: 78 vs 73 ns measured
+  side by side on 200,000 real ticks): all 13 features, amortized chaos_index included;
 - ours, the three TA indicators: ``update_batch_ta``, the same step functions
   computing only RSI, MACD/signal and the 20-tick standard deviation, the
   work TA-Lib and talipp do below (their ratios are taken against this);
