@@ -152,10 +152,10 @@ class PipelineStage:
         signals = [self.pipeline.signal(batch, int(row), int(stamp[row])) for row in batch.emitted]
         started = time.monotonic_ns()
         bodies = [orjson.dumps(sig) for sig in signals]  # once: the journal and the feed embed these bytes
-        rows = None
+        rows = self.store.signals.rows(signals, bodies)
         try:
-            rows = self.store.journal_signals(signals, bodies)
-        except Exception as exc:  # a full disk must not silence the signals; it is counted and logged
+            self.store.journal.append(rows)
+        except OSError as exc:  # a full disk must not silence the signals; counted, logged, still handed to SQLite
             self.counters["store_errors"] += 1
             log.error("signal journal write failed; publishing anyway", error=repr(exc)[:200], signals=len(signals))
         self.store_journal_hist.record(time.monotonic_ns() - started)
@@ -165,8 +165,7 @@ class PipelineStage:
             self.latest_signals[sig["symbol"]] = sig
         self.signal_batch_hist.record(time.monotonic_ns() - received_ns)
         # Off the latency path: SQLite (the writer thread, see on_pass) and auto-trading.
-        if rows is not None:
-            self.store.queue_signals(rows)
+        self.store.queue_signals(rows)
         for sig in signals:
             for hook in self.daemon.signal_hooks:  # auto-trading acts only on what was published
                 hook(sig)

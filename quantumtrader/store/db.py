@@ -26,8 +26,8 @@ def connect(path: Path, *, readonly: bool = False, checkpoints: bool = True) -> 
 
     ``checkpoints=False`` turns off WAL auto-checkpointing on this connection:
     SQLite runs it inside whichever commit crosses the threshold, a
-    multi-millisecond stall that must land on the writer thread, never on the
-    loop's signal commits (the writer checkpoints; see writer.py).
+    multi-millisecond stall that must land on the writer thread, never on
+    another connection's commit (the writer checkpoints; see writer.py).
     """
     if readonly:
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None, check_same_thread=False)

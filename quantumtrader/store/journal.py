@@ -15,10 +15,10 @@ rule for the price of one ``write`` system call (a few µs):
 2. then it publishes, and hands the same rows to the writer thread, which
    inserts them into SQLite moments later (readers see them from there);
 3. every ``save_interval_s`` the loop starts a new file and queues the old
-   one for *retirement*: the writer inserts every row of the file (``INSERT OR
-   IGNORE`` on the signal id, so rows already inserted cost nothing and rows
-   whose job was dropped from a full queue are not lost), commits, and only
-   then deletes the file;
+   one for *retirement*: the writer checks that SQLite holds every id written
+   to it (one indexed count), inserts the file's rows if not (``INSERT OR
+   IGNORE`` on the signal id, so rows of a job dropped from a full queue or a
+   failed insert are not lost), commits, and only then deletes the file;
 4. at start, before anything is published, files left by a process that
    died are replayed into SQLite the same way, then deleted.
 
@@ -29,8 +29,10 @@ counted; the rest of the file is still read.
 
 from __future__ import annotations
 
+import glob
 import os
 import re
+import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -38,23 +40,64 @@ from typing import Any
 import orjson
 
 from quantumtrader.log import get_logger
+from quantumtrader.store.signals import insert_rows
 
 log = get_logger("quantumtrader.store")
 
 Row = tuple[Any, ...]
+#: A closed journal file and the ids of the signals written to it (None: not known, read the file).
+Closed = tuple[Path, "list[str] | None"]
 #: os.O_BINARY exists on Windows only: without it Windows would translate newlines.
 _FLAGS = os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_BINARY", 0)
 
 
+def _number(path: Path) -> int | None:
+    match = re.fullmatch(r".+\.signals\.(\d+)\.jnl", path.name)
+    return int(match.group(1)) if match else None
+
+
 def journal_files(db_path: Path) -> list[Path]:
     """The journal files of the store at ``db_path``, oldest first."""
-    pattern = re.compile(re.escape(db_path.name) + r"\.signals\.(\d+)\.jnl")
     found = []
-    for path in db_path.parent.glob(f"{db_path.name}.signals.*.jnl"):
-        match = pattern.fullmatch(path.name)
-        if match:
-            found.append((int(match.group(1)), path))
+    for path in db_path.parent.glob(f"{glob.escape(db_path.name)}.signals.*.jnl"):
+        number = _number(path)
+        if number is not None and path.name.startswith(db_path.name + "."):
+            found.append((number, path))
     return [path for _, path in sorted(found)]
+
+
+def settle_journal(conn: sqlite3.Connection, path: Path, ids: list[str] | None) -> tuple[int, int]:
+    """Make sure every row of a closed journal file is in SQLite (inside the caller's transaction).
+
+    With the ids the loop wrote to it, one indexed count says whether the
+    writer's inserts already hold them all (the usual case: the file is then
+    not read, which for a busy file is tens of ms of parsing on the writer
+    thread, holding the GIL the tick loop needs). Otherwise, or without ids
+    (recovery after a death), every row is read and inserted, ``INSERT OR
+    IGNORE``. Returns (rows inserted, damaged lines skipped).
+    """
+    if ids is not None and _count_present(conn, ids) == len(set(ids)):
+        return 0, 0
+    rows, damaged = read_journal(path)
+    return insert_rows(conn, rows), damaged
+
+
+def remove_journal(path: Path) -> None:
+    """Delete a settled file; if the OS refuses (a virus scanner holding it on Windows), leave it:
+    the next start settles it again, and INSERT OR IGNORE makes that harmless."""
+    try:
+        path.unlink(missing_ok=True)
+    except OSError as exc:
+        log.warning("signal journal file left in place", file=str(path), error=repr(exc)[:200])
+
+
+def _count_present(conn: sqlite3.Connection, ids: list[str]) -> int:
+    unique = list(set(ids))
+    present = 0
+    for start in range(0, len(unique), 500):  # below SQLite's bound-parameter limit
+        chunk = unique[start : start + 500]
+        present += conn.execute(f"SELECT COUNT(*) FROM signals WHERE id IN ({','.join('?' * len(chunk))})", chunk).fetchone()[0]
+    return present
 
 
 def _line(row: Row) -> bytes:
@@ -92,9 +135,11 @@ class SignalJournal:
     def __init__(self, db_path: Path) -> None:
         self._db_path = db_path
         existing = journal_files(db_path)
-        self._number = int(existing[-1].name.rsplit(".", 2)[-2]) if existing else 0
+        self._number = (_number(existing[-1]) or 0) if existing else 0
         self._fd: int | None = None
         self._path: Path | None = None
+        self._ids: list[str] | None = []
+        self._closed: list[Closed] = []
 
     @property
     def path(self) -> Path | None:
@@ -102,22 +147,42 @@ class SignalJournal:
         return self._path
 
     def append(self, rows: Sequence[Row]) -> None:
-        """Write ``rows`` in one system call; when this returns they survive the process."""
+        """Write ``rows`` in one system call; when this returns they survive the process.
+
+        If the write fails (a full disk), the file is closed there and then, so
+        the next batch starts a new file instead of continuing a cut line; the
+        failed file is retired by reading it (its ids are no longer trusted).
+        """
         if self._fd is None:
             self._number += 1
             self._path = self._db_path.with_name(f"{self._db_path.name}.signals.{self._number:06d}.jnl")
             self._fd = os.open(self._path, _FLAGS, 0o600)
+            self._ids = []
         data = b"".join(_line(row) for row in rows)
         view = memoryview(data)
-        while view:  # a regular file takes it all at once; the loop is for the rule, not the case
-            view = view[os.write(self._fd, view) :]
+        try:
+            while view:  # a regular file takes it all at once; the loop is for the rule, not the case
+                view = view[os.write(self._fd, view) :]
+        except OSError:
+            self._ids = None
+            self._close()
+            raise
+        if self._ids is not None:
+            self._ids.extend(row[0] for row in rows)
 
-    def rotate(self) -> Path | None:
-        """Close the open file and return it (None if nothing was written since the last rotation)."""
+    def rotate(self) -> list[Closed]:
+        """Close the open file; every file closed since the last call, with the ids written to it."""
+        self._close()
+        closed, self._closed = self._closed, []
+        return closed
+
+    def _close(self) -> None:
         if self._fd is None:
-            return None
-        os.close(self._fd)
-        path = self._path
-        self._fd = None
-        self._path = None
-        return path
+            return
+        try:
+            os.close(self._fd)
+        finally:
+            assert self._path is not None
+            self._closed.append((self._path, self._ids))
+            self._fd = None
+            self._path = None

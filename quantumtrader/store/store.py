@@ -2,8 +2,8 @@
 
 DESIGN.md, "Storage". Only the daemon writes; readers (sidecar, CLI) use
 :class:`~quantumtrader.store.signals.SignalReader`. Signals take two steps
-(store/journal.py): :meth:`Store.journal_signals` before they are published,
-:meth:`Store.queue_signals` after.
+(store/journal.py): rows (``Store.signals.rows``) appended to ``Store.journal``
+before they are published, :meth:`Store.queue_signals` after.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from quantumtrader.store.codec import unpack_state
 from quantumtrader.store.crypto import SignalCipher, cipher_from_env
 from quantumtrader.store.db import connect, store_path
 from quantumtrader.store.schema import migrate
-from quantumtrader.store.journal import Row, SignalJournal, journal_files, read_journal
+from quantumtrader.store.journal import Closed, Row, SignalJournal, journal_files, remove_journal, settle_journal
 from quantumtrader.store.signals import SignalLog
 from quantumtrader.store.writer import StoreWriter, checkpoint_job, retention_job, retire_journal_job, save_state_job, signals_job
 
@@ -36,7 +36,7 @@ class Store:
         self.signals = SignalLog(self._conn, cipher)
         self.recovered = self._recover_journal()
         self.journal = SignalJournal(path)
-        self._unretired: list[Path] = []
+        self._unretired: list[Closed] = []
         self._pending: list[Row] = []
         self.writer = StoreWriter(path, queue_max)
         self.retention_days = retention_days
@@ -58,21 +58,21 @@ class Store:
     def _recover_journal(self) -> int:
         """Put the rows of journal files a dead process left into SQLite, then delete the files."""
         recovered = 0
+        conn = self._conn
         for path in journal_files(self.path):
-            rows, damaged = read_journal(path)
-            new = self.signals.commit_rows(rows)
-            path.unlink()
+            conn.execute("BEGIN")
+            try:
+                new, damaged = settle_journal(conn, path, None)
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            remove_journal(path)
             recovered += new
-            log.info("signal journal recovered", file=path.name, rows=len(rows), new=new, damaged=damaged)
+            log.info("signal journal recovered", file=path.name, new=new, damaged=damaged)
         return recovered
 
     # -- signals: journal (before publishing), then the writer ---------------------------
-
-    def journal_signals(self, signals: list[dict[str, Any]], bodies: list[bytes] | None = None) -> list[Row]:
-        """Make ``signals`` (serialized as ``bodies``) durable: one write to the journal; their rows for :meth:`queue_signals`."""
-        rows = self.signals.rows(signals, bodies)
-        self.journal.append(rows)
-        return rows
 
     def queue_signals(self, rows: list[Row]) -> None:
         """Keep journaled rows for the next :meth:`flush_signals` (one writer job for many batches)."""
@@ -88,10 +88,8 @@ class Store:
     def rotate_journal(self, *, block: bool = False) -> None:
         """Start a new journal file and queue the closed one(s) for retirement (insert all, commit, delete)."""
         self.flush_signals()
-        closed = self.journal.rotate()
-        if closed is not None:
-            self._unretired.append(closed)
-        while self._unretired and self.writer.submit("journal", retire_journal_job(self._unretired[0]), block=block):
+        self._unretired.extend(self.journal.rotate())
+        while self._unretired and self.writer.submit("journal", retire_journal_job(*self._unretired[0]), block=block):
             self._unretired.pop(0)
 
     def load_state(self, name: str) -> tuple[int, dict[str, Any]] | None:

@@ -2,7 +2,7 @@
 
 Signal inserts, journal retirements, model/feature state saves and retention
 deletes are enqueued by the loop
-(``put_nowait``: a full queue drops the job and counts it, it never blocks the
+(without waiting: a full queue drops the job and counts it, it never blocks the
 loop) and executed here on a connection of this thread's own. The loop only
 pays for copying the state arrays, which it must do anyway so the kernel can
 keep mutating them while the copy is serialized here.
@@ -22,7 +22,7 @@ from typing import Any
 from quantumtrader.log import get_logger
 from quantumtrader.store.codec import pack_state
 from quantumtrader.store.db import connect
-from quantumtrader.store.journal import read_journal
+from quantumtrader.store.journal import remove_journal, settle_journal
 from quantumtrader.store.signals import insert_rows
 
 log = get_logger("quantumtrader.store")
@@ -31,6 +31,7 @@ log = get_logger("quantumtrader.store")
 #: transaction is committed (deleting a journal file only after its rows are in).
 Job = Callable[[sqlite3.Connection], "Callable[[], None] | None"]
 _STOP = object()
+_BLOCK_S = 10.0
 
 
 def save_state_job(name: str, saved_msc: int, state: dict[str, Any]) -> Job:
@@ -56,15 +57,14 @@ def signals_job(rows: Sequence[Sequence[Any]]) -> Job:
     return job
 
 
-def retire_journal_job(path: Path) -> Job:
-    """A job that inserts every row of a closed journal file, then (after the commit) deletes it."""
+def retire_journal_job(path: Path, ids: list[str] | None) -> Job:
+    """A job that makes sure a closed journal file's rows are all in SQLite, then (after the commit) deletes it."""
 
     def job(conn: sqlite3.Connection) -> Callable[[], None]:
-        rows, damaged = read_journal(path)
+        _, damaged = settle_journal(conn, path, ids)
         if damaged:
             log.warning("signal journal: damaged lines skipped", file=str(path), damaged=damaged)
-        insert_rows(conn, rows)
-        return lambda: path.unlink(missing_ok=True)
+        return lambda: remove_journal(path)
 
     return job
 
@@ -93,9 +93,16 @@ class StoreWriter:
         self._thread.start()
 
     def submit(self, kind: str, job: Job, *, block: bool = False) -> bool:
-        """Enqueue without blocking (``block`` only at shutdown); False, counted as ``dropped_<kind>``, when full."""
+        """Enqueue without blocking; False, counted as ``dropped_<kind>``, when full.
+
+        ``block`` (shutdown only) waits for room, but never for a writer that
+        is not running, and at most ``_BLOCK_S``: a stop must not hang; what is
+        not written is recovered from the journal at the next start.
+        """
         try:
-            self._queue.put((kind, job), block=block)
+            if block and not self._thread.is_alive():
+                raise queue.Full
+            self._queue.put((kind, job), block=block, timeout=_BLOCK_S if block else None)
         except queue.Full:
             self.counters[f"dropped_{kind}"] += 1
             return False
@@ -119,8 +126,12 @@ class StoreWriter:
                 kind, job = item
                 started = time.perf_counter()
                 if job is checkpoint_job:  # must run outside a transaction; PASSIVE never blocks readers or the loop's writes
-                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
-                    self.counters["done_checkpoint"] += 1
+                    try:
+                        conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                        self.counters["done_checkpoint"] += 1
+                    except sqlite3.Error as exc:  # the writer outlives a failed checkpoint: the next one retries
+                        self.counters["failed_checkpoint"] += 1
+                        log.error("store checkpoint failed", error=repr(exc)[:300])
                     continue
                 try:
                     conn.execute("BEGIN IMMEDIATE")
