@@ -178,12 +178,18 @@ class StoreConfig:
 
     file_name: str = setting("quantumtrader.db", "database file in the data directory (WAL mode)")
     signal_retention_days: float = setting(0.0, "signals older than this are deleted (0 = keep the full history)", non_negative)
-    save_interval_s: float = setting(30.0, "how often the models' and features' state is saved (also on shutdown)", positive)
-    queue_max: int = setting(10_000, "writer-thread queue length; beyond it state saves are dropped and counted", positive)
+    save_interval_s: float = setting(
+        30.0, "how often the models' and features' state is saved (also on shutdown) and the signal journal starts a new file", positive
+    )
+    queue_max: int = setting(
+        10_000,
+        "writer-thread queue length; beyond it jobs are dropped and counted (signals stay in the journal and reach SQLite when its file retires)",
+        positive,
+    )
     insert_interval_ms: int = setting(
         100,
-        "journaled signals go to the writer thread (SQLite) at most this often: readers see a signal this much later at most,"
-        " and the writer wakes (and contends for the GIL with the tick loop) at most this often",
+        "journaled signals go to the writer thread (SQLite) about this often (up to 200 ms when the loop is idle), so readers"
+        " usually see a signal that much later; the writer wakes (and contends for the GIL with the tick loop) at most this often",
         positive,
     )
     encrypt_env: str = setting(

@@ -712,8 +712,6 @@ SIGNAL_PREDICTIONS: Final = ("BUY", "SELL", "HOLD")
 SIGNAL_COMPONENTS: Final = ("quantum", "chaos", "ml_ensemble", "technical")
 
 
-
-
 def signal_object(
     *,
     signal_id: str,

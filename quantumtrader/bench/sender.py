@@ -83,14 +83,13 @@ def main(argv: list[str]) -> None:
         return
     start = time.monotonic_ns()
     for i in range(n_ticks):
-        if interval_ns:
-            # Sleep until due, never spin: a spinning sender would take one of the
-            # machine's two cores from the processes being measured. Ticks due
-            # within the same ~ms go out as a burst, as real ticks often do.
-            due = start + i * interval_ns
-            now = time.monotonic_ns()
-            if due > now:
-                time.sleep((due - now) / 1e9)
+        # Sleep until due, never spin: a spinning sender would take one of the
+        # machine's two cores from the processes being measured. Ticks due
+        # within the same ~ms go out as a burst, as real ticks often do.
+        due = start + i * interval_ns
+        now = time.monotonic_ns()
+        if due > now:
+            time.sleep((due - now) / 1e9)
         s = i % n_symbols
         per_symbol[s] += 1
         stamp = time.monotonic_ns()

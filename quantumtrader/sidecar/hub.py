@@ -56,7 +56,7 @@ from typing import Protocol
 
 from hdrh.histogram import HdrHistogram
 
-from quantumtrader.metrics import PERCENTILES
+from quantumtrader.metrics import summarize
 from quantumtrader.sidecar.frames import FrameCache
 
 #: Sends several text frames to one client; the writer may coalesce them into one socket write.
@@ -376,15 +376,10 @@ class Hub:
         self.latency_sum_ns += value * count
 
     def latency_summary(self) -> dict[str, float]:
-        """feed -> WebSocket send percentiles in µs, in one pass over the histogram (a few ms, not 50)."""
-        hist = self.latency
-        count = hist.get_total_count()
-        out: dict[str, float] = {"count": float(count)}
-        if count:
-            for pct, value in hist.get_percentile_to_value_dict(list(PERCENTILES)).items():
-                out[f"p{pct:g}_us"] = value / 1000.0
-            out["max_us"] = hist.get_max_value() / 1000.0
-            out["mean_us"] = self.latency_sum_ns / count / 1000.0
+        """feed -> WebSocket send percentiles in µs (metrics.summarize: one numpy pass) and the mean."""
+        out = summarize(self.latency)
+        if out["count"]:
+            out["mean_us"] = self.latency_sum_ns / out["count"] / 1000.0
         return out
 
     def close(self) -> None:
