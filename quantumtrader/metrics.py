@@ -114,12 +114,13 @@ class LatencyRecorder:
     (health, status, the control queries), so readers always see every sample.
     """
 
-    __slots__ = ("_buffer", "_n", "histogram")
+    __slots__ = ("_buffer", "_n", "histogram", "total_ns")
 
     def __init__(self, capacity: int = BUFFER_SAMPLES) -> None:
         self.histogram = new_histogram()
         self._buffer = np.empty(capacity, dtype=np.int64)
         self._n = 0
+        self.total_ns = 0  # sum of every sample folded, for a mean (hdrh's get_mean_value walks every bucket)
 
     def record(self, value_ns: int) -> None:
         n = self._n
@@ -129,18 +130,35 @@ class LatencyRecorder:
         if n == self._buffer.shape[0]:
             self.fold()
 
+    def record_count(self, value_ns: int, count: int) -> None:
+        """``count`` samples of one value (a fan-out timed as a whole), as one slice fill."""
+        n = self._n
+        if n + count > self._buffer.shape[0]:
+            self.fold()
+            n = 0
+            if count > self._buffer.shape[0]:
+                self._fold_values(np.full(count, value_ns, dtype=np.int64))
+                return
+        self._buffer[n : n + count] = value_ns
+        self._n = n + count
+
     def fold(self) -> HdrHistogram:
         """Move the buffered samples into the histogram; returns it (complete)."""
         if self._n:
-            add_values(self.histogram, self._buffer[: self._n])
+            self._fold_values(self._buffer[: self._n])
             self._n = 0
         return self.histogram
+
+    def _fold_values(self, values: np.ndarray) -> None:
+        add_values(self.histogram, values)
+        self.total_ns += int(values.sum())
 
     def summary(self) -> dict[str, float]:
         return summarize(self.fold())
 
     def reset(self) -> None:
         self._n = 0
+        self.total_ns = 0
         self.histogram.reset()
 
 

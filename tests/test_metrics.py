@@ -32,3 +32,15 @@ def test_bulk_fold_and_percentiles_equal_hdrh_recording_one_by_one(values: list[
 
 def test_an_empty_histogram_has_only_a_count() -> None:
     assert summarize(new_histogram()) == {"count": 0.0}
+
+
+def test_record_count_is_count_single_records_and_the_total_is_their_sum() -> None:
+    from quantumtrader.metrics import LatencyRecorder
+
+    counted, single = LatencyRecorder(capacity=8), LatencyRecorder(capacity=8)
+    for value, count in ((5_000, 3), (70_000, 1), (2_000_000, 20), (900, 6)):  # 20 > capacity: folded directly
+        counted.record_count(value, count)
+        for _ in range(count):
+            single.record(value)
+    assert list(counted.fold().counts) == list(single.fold().counts)
+    assert counted.total_ns == single.total_ns == 3 * 5_000 + 70_000 + 20 * 2_000_000 + 6 * 900

@@ -56,7 +56,7 @@ from typing import Protocol
 
 from hdrh.histogram import HdrHistogram
 
-from quantumtrader.metrics import summarize
+from quantumtrader.metrics import LatencyRecorder, summarize
 from quantumtrader.sidecar.frames import FrameCache
 
 #: Sends several text frames to one client; the writer may coalesce them into one socket write.
@@ -209,8 +209,7 @@ class Hub:
         self._corked: list[Client] = []  # clients with fast-lane messages held until this pass ends
         self.counters: Counter[str] = Counter()
         self.frames = FrameCache(counters=self.counters)  # each fan-out's frames, built once for every client that can share them
-        self.latency = HdrHistogram(1, 60_000_000_000, 3)  # feed receive -> WebSocket send, ns
-        self.latency_sum_ns = 0  # for the mean: HdrHistogram.get_mean_value walks every bucket (~50 ms)
+        self._latency = LatencyRecorder()  # feed receive -> WebSocket send, ns (buffered: no pure-Python record per message)
 
     # -- clients -------------------------------------------------------------------
 
@@ -371,15 +370,21 @@ class Hub:
 
     def record(self, elapsed_ns: int, count: int = 1) -> None:
         """``count`` feed -> WebSocket send samples of ``elapsed_ns``."""
-        value = min(max(elapsed_ns, 1), 60_000_000_000)
-        self.latency.record_value(value, count)
-        self.latency_sum_ns += value * count
+        if count == 1:
+            self._latency.record(elapsed_ns)
+        else:
+            self._latency.record_count(elapsed_ns, count)
+
+    @property
+    def latency(self) -> HdrHistogram:
+        """Every feed -> WebSocket send sample so far (folded in when read)."""
+        return self._latency.fold()
 
     def latency_summary(self) -> dict[str, float]:
         """feed -> WebSocket send percentiles in µs (metrics.summarize: one numpy pass) and the mean."""
         out = summarize(self.latency)
         if out["count"]:
-            out["mean_us"] = self.latency_sum_ns / out["count"] / 1000.0
+            out["mean_us"] = self._latency.total_ns / out["count"] / 1000.0
         return out
 
     def close(self) -> None:

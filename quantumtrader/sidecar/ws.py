@@ -143,11 +143,10 @@ def batch_writer(websocket: WebSocket, frames: FrameCache) -> tuple[SendMany, Fa
     async def coalesced(texts: list[str]) -> None:
         if not protocol.writable.is_set():
             await protocol.writable.wait()
-        if protocol.disconnected or protocol.close_sent:
-            raise ConnectionError("WebSocket closed")
         if fast is not None:
-            fast.write(texts)
+            fast.write(texts)  # raises ConnectionError when closed
             return
+        _check_open(protocol)
         for text in texts:
             conn.send_text(text.encode())
         protocol.transport.write(b"".join(conn.data_to_send()))
@@ -168,14 +167,22 @@ class SharedFrameWriter:
 
     def ready(self) -> bool:
         protocol = self._protocol
-        return bool(protocol.writable.is_set() and not protocol.disconnected and not protocol.close_sent)
+        return bool(protocol.writable.is_set() and not _closed(protocol))
 
     def write(self, texts: list[str]) -> None:
         protocol = self._protocol
-        if protocol.disconnected or protocol.close_sent:
-            raise ConnectionError("WebSocket closed")
+        _check_open(protocol)
         frame, encoding = self._frame, self._encoding
         protocol.transport.write(frame(texts[0], encoding) if len(texts) == 1 else b"".join([frame(text, encoding) for text in texts]))
+
+
+def _closed(protocol: Any) -> bool:
+    return bool(protocol.disconnected or protocol.close_sent)
+
+
+def _check_open(protocol: Any) -> None:
+    if _closed(protocol):
+        raise ConnectionError("WebSocket closed")
 
 
 def _abort(websocket: WebSocket) -> None:
