@@ -25,6 +25,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, get_args, get_origin, get_type_hints
 
+from quantumtrader.priority import LEVELS as PRIORITY_LEVELS
+
 Check = Callable[[Any], str | None]
 
 #: Where the store, users, the JWT secret and the Numba cache live unless
@@ -118,6 +120,13 @@ class DaemonConfig:
         positive,
     )
     max_clock_skew_ms: int = setting(86_400_000, "a tick's time_msc may be at most this far ahead of the daemon's clock", positive)
+    tick_priority: str = setting(
+        "high",
+        "scheduling priority of the tick thread (normal, above_normal, high = nice -10 / THREAD_PRIORITY_HIGHEST):"
+        " above its own I/O and writer threads, so waking them does not pre-empt a batch; where the OS refuses"
+        " (Linux without CAP_SYS_NICE) the daemon runs at normal and says so in its log and health",
+        one_of(*PRIORITY_LEVELS),
+    )
 
 
 @dataclass(frozen=True, kw_only=True)

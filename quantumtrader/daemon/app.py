@@ -15,6 +15,7 @@ from quantumtrader.execution.auto import AutoTrader
 from quantumtrader.execution.engine import ExecutionEngine
 from quantumtrader.log import get_logger
 from quantumtrader.gc_tuning import tune_gc
+from quantumtrader.priority import raise_thread_priority
 from quantumtrader.shutdown import install_stop_handlers
 
 log = get_logger("quantumtrader.daemon")
@@ -82,6 +83,9 @@ def run_daemon(config: Config, options: RunOptions) -> int:
         daemon.every_pass(child.check)
     install_stop_handlers(daemon.stop)
     tune_gc()
+    # Last, on the loop's own thread: the I/O and writer threads started above keep the normal priority.
+    daemon.tick_priority = raise_thread_priority(config.daemon.tick_priority)
+    (log.info if daemon.tick_priority.applied else log.warning)("tick thread priority", **daemon.tick_priority.to_json())
     log.info(
         "QuantumTrader running",
         events=config.endpoints.events,

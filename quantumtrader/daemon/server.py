@@ -28,6 +28,7 @@ from quantumtrader.daemon.market import MarketState
 from quantumtrader.daemon.terminals import TerminalRegistry
 from quantumtrader.log import get_logger
 from quantumtrader.metrics import Metrics, RejectLog
+from quantumtrader.priority import PriorityResult
 from quantumtrader.protocol import (
     ProtocolError,
     app_account,
@@ -76,6 +77,7 @@ class Daemon:
         self._deadlines: list[Callable[[], float]] = []
         self._sockets_open = False
         self._process = psutil.Process()
+        self.tick_priority = PriorityResult("normal", True, "not set: the loop runs at the priority it was started with")
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -374,6 +376,7 @@ class Daemon:
             "counters": dict(self.counters),
             "rejects": {k: v for k, v in self.rejects.counts.items() if v},
             "feed_seq": self.feed.seq,
+            "tick_priority": self.tick_priority.to_json(),
         }
 
     def control_status(self, request: dict[str, Any]) -> dict[str, Any]:
