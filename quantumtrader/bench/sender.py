@@ -31,19 +31,27 @@ def symbols(n: int) -> list[str]:
     return [f"SYM{i:03d}" for i in range(n)]
 
 
-def prices(n_ticks: int, csv: Path | None) -> tuple[np.ndarray, np.ndarray]:
-    """Bid/ask: replayed from a tick CSV when given (cycled), else a seeded random walk."""
+def prices(n_ticks: int, n_symbols: int, csv: Path | None) -> tuple[np.ndarray, np.ndarray]:
+    """Bid/ask of tick i, which belongs to symbol ``i % n_symbols``: a series of its own per symbol.
+
+    Each symbol replays the CSV from its own starting point (cycled), or walks
+    its own seeded random walk. One series dealt round-robin to all symbols
+    would make 50 copies of one market a tick apart, whose predictions flip
+    together: bursts of simultaneous signals no set of real symbols produces.
+    """
+    per_symbol = -(-n_ticks // n_symbols)
     if csv is not None:
         from quantumtrader.paper.ticks import read_csv_ticks
 
-        rows = [(t.bid, t.ask) for t, _ in zip(read_csv_ticks(csv), range(n_ticks), strict=False) if t.ask >= t.bid]
-        arr = np.array(rows)
-        reps = -(-n_ticks // len(arr))
-        arr = np.tile(arr, (reps, 1))[:n_ticks]
-        return arr[:, 0], arr[:, 1]
+        series = np.array([(t.bid, t.ask) for t in read_csv_ticks(csv) if t.ask >= t.bid])
+        starts = np.arange(n_symbols) * len(series) // n_symbols
+        rows = (starts[:, None] + np.arange(per_symbol)[None, :]) % len(series)  # [symbol, k]
+        quotes = series[rows.T.reshape(-1)[:n_ticks]]  # tick i = symbol i % n, its (i // n)-th quote
+        return quotes[:, 0], quotes[:, 1]
     rng = np.random.default_rng(7)
-    mid = 1.1 + np.cumsum(rng.normal(0, 3e-5, n_ticks))
-    half = 0.00005 + rng.random(n_ticks) * 0.00005
+    mid = 1.1 + rng.random(n_symbols)[None, :] + np.cumsum(rng.normal(0, 3e-5, (per_symbol, n_symbols)), axis=0)
+    half = 0.00005 + rng.random((per_symbol, n_symbols)) * 0.00005
+    mid, half = mid.reshape(-1)[:n_ticks], half.reshape(-1)[:n_ticks]
     return np.round(mid - half, 5), np.round(mid + half, 5)
 
 
@@ -51,7 +59,7 @@ def main(argv: list[str]) -> None:
     endpoint, n_ticks, n_symbols, rate, out = argv[0], int(argv[1]), int(argv[2]), float(argv[3]), Path(argv[4])
     csv = Path(argv[6]) if len(argv) > 6 and argv[5] == "--csv" else None
     names = symbols(n_symbols)
-    bids, asks = prices(n_ticks, csv)
+    bids, asks = prices(n_ticks, n_symbols, csv)
     ctx = zmq.Context()
     push = ctx.socket(zmq.PUSH)
     push.setsockopt(zmq.SNDHWM, 0)

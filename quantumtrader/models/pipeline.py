@@ -123,24 +123,23 @@ class SignalPipeline:
 
     def signal(self, batch: Batch, row: int, time_msc: int) -> dict[str, Any]:
         """The PROTOCOL.md signal object for ``row`` of ``batch``, with a fresh id."""
-        out = batch.models.out[row]
-        values = batch.features[row].tolist()
+        out = batch.models.out[row].tolist()  # one call for the row, not a numpy scalar per field
         return signal_object(
             signal_id=self.ids(),
             symbol=self.symbols[int(batch.sym_idx[row])],
             prediction=PREDICTIONS[int(batch.models.prediction[row])],
-            probability=float(out[OUT_PROBABILITY]),
-            trend=trend_label(float(out[OUT_TREND])),
-            time_msc=int(time_msc),
+            probability=out[OUT_PROBABILITY],
+            trend=trend_label(out[OUT_TREND]),
+            time_msc=time_msc,
             components={
-                "quantum": float(out[OUT_QUANTUM]),
-                "chaos": float(out[OUT_CHAOS]),
-                "ml_ensemble": float(out[OUT_ML]),
-                "technical": float(out[OUT_TECHNICAL]),
+                "quantum": out[OUT_QUANTUM],
+                "chaos": out[OUT_CHAOS],
+                "ml_ensemble": out[OUT_ML],
+                "technical": out[OUT_TECHNICAL],
             },
-            features=dict(zip(FEATURE_NAMES, values)),
-            ml_probability=float(out[OUT_ML]),
-            ml_components={"sgd_logistic": float(out[OUT_SGD]), "gaussian_nb": float(out[OUT_NB])},
+            features=dict(zip(FEATURE_NAMES, batch.features[row].tolist())),
+            ml_probability=out[OUT_ML],
+            ml_components={"sgd_logistic": out[OUT_SGD], "gaussian_nb": out[OUT_NB]},
         )
 
     # -- persistence and start-up ------------------------------------------------

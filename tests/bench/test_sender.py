@@ -1,0 +1,31 @@
+"""The benchmark sender's ticks: one series per symbol, not one series dealt round-robin."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from quantumtrader.bench.sender import prices
+from quantumtrader.paper.ticks import read_csv_ticks
+from support import shared_ticks
+
+
+def test_generated_symbols_walk_independently() -> None:
+    n_symbols, n_ticks = 50, 50 * 400
+    bid, ask = prices(n_ticks, n_symbols, None)
+    assert bid.shape == ask.shape == (n_ticks,) and (ask > bid).all()
+    series = bid.reshape(-1, n_symbols).T  # [symbol, k]: tick i is symbol i % n
+    steps = np.diff(series, axis=1)
+    corr = np.corrcoef(steps[0], steps[1])[0, 1]
+    assert abs(corr) < 0.2, corr  # one walk dealt round-robin gives neighbours the same moves a tick apart
+    assert len({round(float(s[0]), 2) for s in series}) > 10  # and different price levels
+
+
+def test_real_ticks_give_each_symbol_its_own_stretch_of_the_file() -> None:
+    path = shared_ticks()
+    n_symbols, n_ticks = 8, 8 * 100
+    bid, ask = prices(n_ticks, n_symbols, path)
+    quotes = [(t.bid, t.ask) for t in read_csv_ticks(path) if t.ask >= t.bid]
+    for s in range(n_symbols):
+        start = s * len(quotes) // n_symbols
+        mine = list(zip(bid[s::n_symbols].tolist(), ask[s::n_symbols].tolist(), strict=True))
+        assert mine == quotes[start : start + 100]

@@ -1,0 +1,83 @@
+"""The tick thread's priority: raised for the loop's thread only, reported, and a refusal is not fatal."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from quantumtrader.priority import LEVELS, raise_thread_priority
+from support import Endpoints, control, daemon_process
+
+linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads per-thread nice values from /proc")
+
+
+def _thread_nice(pid: int) -> dict[str, int]:
+    """name -> nice of every thread of ``pid`` (from /proc/PID/task/TID/stat; field 19 is nice)."""
+    out = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        stat = (task / "stat").read_text()
+        name = stat[stat.index("(") + 1 : stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2 :].split()
+        out[f"{name}:{task.name}"] = int(fields[16])
+    return out
+
+
+def test_unknown_level_is_a_clear_error_and_normal_changes_nothing() -> None:
+    with pytest.raises(ValueError, match="above_normal"):
+        raise_thread_priority("ludicrous")
+    before = os.getpriority(os.PRIO_PROCESS, 0) if hasattr(os, "getpriority") else None
+    result = raise_thread_priority("normal")
+    assert result.applied and result.requested == "normal"
+    if before is not None:
+        assert os.getpriority(os.PRIO_PROCESS, 0) == before
+
+
+@linux_only
+def test_only_the_calling_thread_is_raised_or_the_refusal_says_how_to_allow_it() -> None:
+    results = []
+    thread = threading.Thread(target=lambda: results.append((raise_thread_priority("high"), threading.get_native_id())))
+    thread.start()
+    thread.join()
+    (result, tid), = results
+    # our own thread is untouched: the level is per thread, not per process
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == 0
+    if result.applied:
+        assert result.detail == f"nice {LEVELS['high'][0]}"
+    else:
+        assert "CAP_SYS_NICE" in result.detail and "normal" in result.detail
+
+
+@linux_only
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="needs root to run a child as an unprivileged user")
+def test_an_unprivileged_process_is_refused_and_runs_on() -> None:
+    # The module is imported as root, then the child gives up root for good, as a service account would run.
+    code = (
+        "import os; from quantumtrader.priority import raise_thread_priority as r;"
+        " os.setgid(65534); os.setuid(65534); x = r('high'); print(x.applied, x.detail)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("False ") and "CAP_SYS_NICE" in done.stdout
+
+
+@linux_only
+@pytest.mark.parametrize("level", ["high", "normal"])
+def test_the_daemon_raises_its_tick_thread_above_its_io_thread_and_reports_it(tmp_path: Path, level: str) -> None:
+    eps = Endpoints()
+    with daemon_process(eps, tmp_path, QT_DAEMON__TICK_PRIORITY=level) as proc:
+        reported = control(eps.control)["health"]["tick_priority"]
+        threads = _thread_nice(proc.pid)
+    assert reported["requested"] == level
+    loop = threads[next(name for name in threads if name.endswith(f":{proc.pid}"))]  # the main thread runs the loop
+    io_threads = [nice for name, nice in threads.items() if name.startswith("ZMQbg/IO")]
+    assert io_threads, threads
+    assert all(nice == 0 for nice in io_threads), threads
+    if level == "normal" or not reported["applied"]:
+        assert loop == 0
+    else:
+        assert loop == LEVELS["high"][0], threads
