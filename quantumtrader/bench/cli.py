@@ -15,7 +15,7 @@ app = typer.Typer(name="qt-bench", help="QuantumTrader benchmarks: latency and t
 
 JsonOpt = Annotated[Optional[Path], typer.Option("--json", help="Write every figure and the machine to this JSON file.")]
 PlotOpt = Annotated[Optional[Path], typer.Option("--plot", help="Write a latency percentile plot (PNG; needs matplotlib).")]
-TicksOpt = Annotated[Optional[Path], typer.Option("--ticks", help="Real ticks to replay (CSV as in ../shared/data/ticks); default generated.")]
+TicksOpt = Annotated[Optional[Path], typer.Option("--ticks", help="Real ticks to replay (CSV as in ../shared/data/ticks), each symbol from its own point in the file; default ../shared/data/ticks/EURUSD.csv.gz when present, else a seeded random walk per symbol.")]
 SymbolsOpt = Annotated[int, typer.Option("--symbols", help="How many symbols the ticks are spread over.")]
 
 

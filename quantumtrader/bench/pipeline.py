@@ -46,7 +46,21 @@ class _Receiver:
         self.recv_ns = np.zeros(n_ticks, dtype=np.int64)
         self.received = 0
         self.duplicates = 0
+        self.prices: list[tuple[int, int]] = []  # (time_msc, recv_ns) of each price update
         self.signals: list[tuple[str, int, int]] = []  # (symbol, time_msc, recv_ns)
+
+    def index_prices(self, base_msc: int) -> None:
+        """Price updates -> ``recv_ns`` by tick index (the sender's time_msc is ``base_msc + index + 1``)."""
+        seen = np.zeros(self.recv_ns.shape[0], dtype=bool)
+        self.received = 0
+        for time_msc, now in self.prices:
+            index = time_msc - base_msc - 1
+            if seen[index]:
+                self.duplicates += 1
+                continue
+            seen[index] = True
+            self.recv_ns[index] = now
+            self.received += 1
 
     def wait_joined(self, timeout_s: float, poke: Callable[[], None] | None = None) -> None:
         deadline = time.monotonic() + timeout_s
@@ -113,12 +127,8 @@ class _Receiver:
                     msg = loads(body)
                     if "data" not in msg and msg.get("type") != "tick":  # the relay forwards hello and probes too
                         continue
-                    index = msg["data"]["volume"] if "data" in msg else msg["volume"]
-                    if self.recv_ns[index]:
-                        self.duplicates += 1
-                    else:
-                        self.recv_ns[index] = now
-                        self.received += 1
+                    self.prices.append(((msg["data"] if "data" in msg else msg)["time_msc"], now))
+                    self.received += 1
                 elif topic.startswith(b"signal."):
                     data = loads(body)["data"]
                     self.signals.append((data["symbol"], data["time_msc"], now))
@@ -149,6 +159,8 @@ def _one_run(events: str, feed: str, n_ticks: int, warmup: int, symbols: int, ra
         sent_ns = np.load(out)
     finally:
         receiver.close()
+    if rate > 0:  # the max-rate receiver stamped price updates in arrival order already (_count)
+        receiver.index_prices(info["base_msc"])
     got = receiver.recv_ns > 0
     measured = np.arange(n_ticks) >= warmup
     latency = (receiver.recv_ns - sent_ns)[got & measured]
@@ -168,14 +180,9 @@ def _one_run(events: str, feed: str, n_ticks: int, warmup: int, symbols: int, ra
         first, last = sent_ns[0], receiver.recv_ns[got].max()
         result["throughput_ticks_per_s"] = receiver.received / ((last - first) / 1e9)
     if receiver.signals:
-        # (symbol, time_msc) is unique per tick by the sender's construction.
-        index = {}
-        per_symbol: dict[int, int] = {}
-        for i in range(n_ticks):
-            s = i % symbols
-            per_symbol[s] = per_symbol.get(s, 0) + 1
-            index[(f"SYM{s:03d}", info["base_msc"] + per_symbol[s])] = i
-        sig_lat = [recv - sent_ns[index[(sym, t)]] for sym, t, recv in receiver.signals if (sym, t) in index and index[(sym, t)] >= warmup]
+        # A signal carries its tick's time_msc, base_msc + index + 1 by the sender's construction.
+        indices = [t - info["base_msc"] - 1 for _, t, _ in receiver.signals]
+        sig_lat = [recv - sent_ns[i] for i, (_, _, recv) in zip(indices, receiver.signals, strict=True) if warmup <= i < n_ticks]
         result["tick_to_signal"] = latency_summary(sig_lat)
         result["signals"] = len(receiver.signals)
         result["_signal_latency_ns"] = np.array(sig_lat, dtype=np.int64)

@@ -1,11 +1,14 @@
 """An EA-like sender process for benchmarks: hello, then ticks at a rate, each stamped.
 
-Each tick carries ``sent_ns`` (the sender's ``time.monotonic_ns()``) and, as
-``volume``, its index, so a receiver can compute tick -> feed latency per tick
-and count loss. At rate 0 (as fast as possible) the ticks are encoded before
-the clock starts, without ``sent_ns`` (the send times go to OUT.npy only). ``time_msc`` advances one millisecond per tick *per symbol*,
-which makes (symbol, time_msc) unique, so a signal (which carries its tick's
-time_msc) maps back to the tick that caused it.
+Each tick carries ``sent_ns`` (the sender's ``time.monotonic_ns()``), so a
+receiver can compute tick -> feed latency per tick and count loss. At rate 0
+(as fast as possible) the ticks are encoded before the clock starts, without
+``sent_ns`` (the send times go to OUT.npy only). Tick ``i`` has ``time_msc`` =
+``base_msc + i + 1`` (``base_msc`` is printed at the end): unique, so a price
+update or a signal (which carry their tick's time_msc) map back to the tick,
+and each symbol's market clock advances ``n_symbols`` ms a tick. The volume is
+the data's (the tick index stood there once and fed the volume_rate feature
+a ramp).
 
 Why one clock works across processes: ``time.monotonic_ns()`` is
 CLOCK_MONOTONIC on Linux and QueryPerformanceCounter on Windows; both are
@@ -31,8 +34,8 @@ def symbols(n: int) -> list[str]:
     return [f"SYM{i:03d}" for i in range(n)]
 
 
-def prices(n_ticks: int, n_symbols: int, csv: Path | None) -> tuple[np.ndarray, np.ndarray]:
-    """Bid/ask of tick i, which belongs to symbol ``i % n_symbols``: a series of its own per symbol.
+def prices(n_ticks: int, n_symbols: int, csv: Path | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Bid/ask/volume of tick i, which belongs to symbol ``i % n_symbols``: a series of its own per symbol.
 
     Each symbol replays the CSV from its own starting point (cycled), or walks
     its own seeded random walk. One series dealt round-robin to all symbols
@@ -43,23 +46,23 @@ def prices(n_ticks: int, n_symbols: int, csv: Path | None) -> tuple[np.ndarray, 
     if csv is not None:
         from quantumtrader.paper.ticks import read_csv_ticks
 
-        series = np.array([(t.bid, t.ask) for t in read_csv_ticks(csv) if t.ask >= t.bid])
+        series = np.array([(t.bid, t.ask, t.volume) for t in read_csv_ticks(csv) if t.ask >= t.bid])
         starts = np.arange(n_symbols) * len(series) // n_symbols
         rows = (starts[:, None] + np.arange(per_symbol)[None, :]) % len(series)  # [symbol, k]
         quotes = series[rows.T.reshape(-1)[:n_ticks]]  # tick i = symbol i % n, its (i // n)-th quote
-        return quotes[:, 0], quotes[:, 1]
+        return quotes[:, 0], quotes[:, 1], quotes[:, 2]
     rng = np.random.default_rng(7)
     mid = 1.1 + rng.random(n_symbols)[None, :] + np.cumsum(rng.normal(0, 3e-5, (per_symbol, n_symbols)), axis=0)
     half = 0.00005 + rng.random((per_symbol, n_symbols)) * 0.00005
     mid, half = mid.reshape(-1)[:n_ticks], half.reshape(-1)[:n_ticks]
-    return np.round(mid - half, 5), np.round(mid + half, 5)
+    return np.round(mid - half, 5), np.round(mid + half, 5), np.ones(n_ticks)
 
 
 def main(argv: list[str]) -> None:
     endpoint, n_ticks, n_symbols, rate, out = argv[0], int(argv[1]), int(argv[2]), float(argv[3]), Path(argv[4])
     csv = Path(argv[6]) if len(argv) > 6 and argv[5] == "--csv" else None
     names = symbols(n_symbols)
-    bids, asks = prices(n_ticks, n_symbols, csv)
+    bids, asks, volumes = prices(n_ticks, n_symbols, csv)
     ctx = zmq.Context()
     push = ctx.socket(zmq.PUSH)
     push.setsockopt(zmq.SNDHWM, 0)
@@ -69,7 +72,10 @@ def main(argv: list[str]) -> None:
     push.send(orjson.dumps({"v": 1, "type": "hello", "terminal": TERMINAL, "seq": 0, "platform": "BENCH", "command_endpoint": "tcp://127.0.0.1:1", "symbols": names, "time_msc": base_msc + 3_600_000}))
     time.sleep(0.2)
     sent_ns = np.zeros(n_ticks, dtype=np.int64)
-    per_symbol = [0] * n_symbols
+
+    def tick(i: int) -> dict[str, object]:
+        return {"v": 1, "type": "tick", "terminal": TERMINAL, "seq": i + 1, "symbol": names[i % n_symbols], "bid": float(bids[i]), "ask": float(asks[i]), "time_msc": base_msc + i + 1, "volume": float(volumes[i])}
+
     interval_ns = int(1e9 / rate) if rate > 0 else 0
     dumps = orjson.dumps
     send = push.send
@@ -77,11 +83,7 @@ def main(argv: list[str]) -> None:
         # As fast as possible: the ticks are encoded before the clock starts and
         # carry no sent_ns, so the sender's share of the 2 cores is the sends
         # alone and the run measures the daemon, not the load generator.
-        encoded = []
-        for i in range(n_ticks):
-            s = i % n_symbols
-            per_symbol[s] += 1
-            encoded.append(dumps({"v": 1, "type": "tick", "terminal": TERMINAL, "seq": i + 1, "symbol": names[s], "bid": float(bids[i]), "ask": float(asks[i]), "time_msc": base_msc + per_symbol[s], "volume": i}))
+        encoded = [dumps(tick(i)) for i in range(n_ticks)]
         clock = time.monotonic_ns
         start = clock()
         for i, message in enumerate(encoded):
@@ -98,11 +100,10 @@ def main(argv: list[str]) -> None:
         now = time.monotonic_ns()
         if due > now:
             time.sleep((due - now) / 1e9)
-        s = i % n_symbols
-        per_symbol[s] += 1
+        message = tick(i)
         stamp = time.monotonic_ns()
-        sent_ns[i] = stamp
-        send(dumps({"v": 1, "type": "tick", "terminal": TERMINAL, "seq": i + 1, "symbol": names[s], "bid": float(bids[i]), "ask": float(asks[i]), "time_msc": base_msc + per_symbol[s], "volume": i, "sent_ns": stamp}))
+        sent_ns[i] = message["sent_ns"] = stamp
+        send(dumps(message))
     _finish(push, ctx, out, sent_ns, n_ticks, (time.monotonic_ns() - start) / 1e9, base_msc)
 
 

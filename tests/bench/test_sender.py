@@ -11,8 +11,8 @@ from support import shared_ticks
 
 def test_generated_symbols_walk_independently() -> None:
     n_symbols, n_ticks = 50, 50 * 400
-    bid, ask = prices(n_ticks, n_symbols, None)
-    assert bid.shape == ask.shape == (n_ticks,) and (ask > bid).all()
+    bid, ask, volume = prices(n_ticks, n_symbols, None)
+    assert bid.shape == ask.shape == volume.shape == (n_ticks,) and (ask > bid).all()
     series = bid.reshape(-1, n_symbols).T  # [symbol, k]: tick i is symbol i % n
     steps = np.diff(series, axis=1)
     corr = np.corrcoef(steps[0], steps[1])[0, 1]
@@ -23,9 +23,9 @@ def test_generated_symbols_walk_independently() -> None:
 def test_real_ticks_give_each_symbol_its_own_stretch_of_the_file() -> None:
     path = shared_ticks()
     n_symbols, n_ticks = 8, 8 * 100
-    bid, ask = prices(n_ticks, n_symbols, path)
-    quotes = [(t.bid, t.ask) for t in read_csv_ticks(path) if t.ask >= t.bid]
+    bid, ask, volume = prices(n_ticks, n_symbols, path)
+    quotes = [(t.bid, t.ask, t.volume) for t in read_csv_ticks(path) if t.ask >= t.bid]
     for s in range(n_symbols):
         start = s * len(quotes) // n_symbols
-        mine = list(zip(bid[s::n_symbols].tolist(), ask[s::n_symbols].tolist(), strict=True))
+        mine = list(zip(bid[s::n_symbols].tolist(), ask[s::n_symbols].tolist(), volume[s::n_symbols].tolist(), strict=True))
         assert mine == quotes[start : start + 100]
