@@ -29,3 +29,21 @@ def test_real_ticks_give_each_symbol_its_own_stretch_of_the_file() -> None:
         start = s * len(quotes) // n_symbols
         mine = list(zip(bid[s::n_symbols].tolist(), ask[s::n_symbols].tolist(), volume[s::n_symbols].tolist(), strict=True))
         assert mine == quotes[start : start + 100]
+
+
+def test_the_receiver_maps_price_updates_back_to_ticks_and_counts_duplicates() -> None:
+    from quantumtrader.bench.pipeline import _Receiver
+    from quantumtrader.bench.procs import free_port
+
+    receiver = _Receiver(f"tcp://127.0.0.1:{free_port()}", 5)
+    try:
+        base = 1_700_000_000_000
+        arrivals = [(base + 3, 30), (base + 1, 10), (base + 3, 31), (base + 5, 50), (base + 99, 99)]  # tick 2 twice, one stray
+        for k, (time_msc, now) in enumerate(arrivals):
+            receiver.price_time_msc[k], receiver.price_recv_ns[k] = time_msc, now
+        receiver.received = len(arrivals)
+        receiver.index_prices(base)
+        assert receiver.recv_ns.tolist() == [10, 0, 30, 0, 50]  # the first arrival of each tick counts
+        assert receiver.received == 3 and receiver.duplicates == 2
+    finally:
+        receiver.close()
