@@ -17,6 +17,8 @@ nice value (raising it needs root, CAP_SYS_NICE or an RLIMIT_NICE such as
 systemd's ``LimitNICE=-10``); Windows: ``SetThreadPriority`` (no rights
 needed up to ``THREAD_PRIORITY_HIGHEST``); elsewhere: the process's nice value.
 A refusal is not an error: the daemon runs at the normal priority and says so.
+Child processes the supervisor (re)starts from the raised thread would inherit
+its level on Linux; :func:`lower_child_priority` sets them back.
 """
 
 from __future__ import annotations
@@ -32,6 +34,10 @@ LEVELS: dict[str, tuple[int, int]] = {
     "above_normal": (-5, 1),  # THREAD_PRIORITY_ABOVE_NORMAL
     "high": (-10, 2),  # THREAD_PRIORITY_HIGHEST
 }
+
+
+#: The calling thread's nice value before :func:`raise_thread_priority` raised it (None: never raised).
+_nice_before: int | None = None
 
 
 @dataclass(frozen=True)
@@ -55,7 +61,9 @@ def raise_thread_priority(level: str) -> PriorityResult:
         return PriorityResult(level, True, "left at the normal priority")
     if sys.platform == "win32":
         return _windows(level, win_level)
+    global _nice_before
     who = threading.get_native_id() if sys.platform.startswith("linux") else 0
+    before = os.getpriority(os.PRIO_PROCESS, who)
     try:
         os.setpriority(os.PRIO_PROCESS, who, nice)
     except OSError as exc:
@@ -65,7 +73,26 @@ def raise_thread_priority(level: str) -> PriorityResult:
             f"nice {nice} refused ({exc.strerror}); running at the normal priority. Grant CAP_SYS_NICE or"
             " an RLIMIT_NICE (systemd: LimitNICE=-10), or set daemon.tick_priority = normal to silence this",
         )
+    _nice_before = before
     return PriorityResult(level, True, f"nice {os.getpriority(os.PRIO_PROCESS, who)}")
+
+
+def lower_child_priority(pid: int) -> None:
+    """Give a child process started from the raised thread the priority the thread had before.
+
+    On Linux and macOS a child inherits its parent thread's nice value, so a
+    sidecar or paper terminal the supervisor restarts from the loop would run
+    at -10 too. Called right after the child is spawned, while it is still
+    starting its interpreter (before it has threads of its own). Raising a
+    nice value back is always allowed. Windows children do not inherit a
+    thread's priority: nothing to do.
+    """
+    if _nice_before is None or sys.platform == "win32":
+        return
+    try:
+        os.setpriority(os.PRIO_PROCESS, pid, _nice_before)
+    except OSError:  # the child already exited: its restart will be handled by the supervisor
+        pass
 
 
 def _windows(level: str, win_level: int) -> PriorityResult:

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from quantumtrader.log import get_logger
+from quantumtrader.priority import lower_child_priority
 
 log = get_logger("quantumtrader.supervisor")
 
@@ -42,6 +43,7 @@ class Child:
         if sys.platform == "win32":  # lets terminate()/CTRL_BREAK reach the child alone
             kwargs["creationflags"] = subprocess.CREATE_NEW_PROCESS_GROUP  # type: ignore[attr-defined]
         self.process = subprocess.Popen(self.args, env=self.env, **kwargs)
+        lower_child_priority(self.process.pid)  # a restart comes from the raised tick thread
         self._started_at = time.monotonic()
         log.info("child started", child=self.name, pid=self.process.pid)
 

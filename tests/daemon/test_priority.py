@@ -81,3 +81,29 @@ def test_the_daemon_raises_its_tick_thread_above_its_io_thread_and_reports_it(tm
         assert loop == 0
     else:
         assert loop == LEVELS["high"][0], threads
+
+
+@linux_only
+def test_a_child_started_from_the_raised_thread_runs_at_the_priority_from_before() -> None:
+    from quantumtrader.daemon.supervisor import Child
+
+    found: list[tuple[bool, int, int]] = []
+
+    def from_the_loop_thread() -> None:
+        result = raise_thread_priority("high")
+        child = Child("sleeper", [])
+        child.args = [sys.executable, "-c", "import time; time.sleep(30)"]
+        child.start()  # as a restart from the loop would
+        assert child.process is not None
+        try:
+            found.append((result.applied, os.getpriority(os.PRIO_PROCESS, threading.get_native_id()), os.getpriority(os.PRIO_PROCESS, child.process.pid)))
+        finally:
+            child.stop()
+
+    thread = threading.Thread(target=from_the_loop_thread)
+    thread.start()
+    thread.join()
+    (applied, loop_nice, child_nice), = found
+    if applied:
+        assert loop_nice == LEVELS["high"][0]
+    assert child_nice == 0

@@ -195,7 +195,7 @@ def test_frozen_terminal_ends_unknown_then_settles_while_another_keeps_filling(t
             assert time.monotonic() - started < 3.0, "B's orders waited for A"
 
             (unknown,) = dealer.collect({stuck}, timeout_s=10).values()
-            assert unknown["ok"] is False and unknown["status"] == 504 and unknown["order"]["status"] == "unknown"
+            assert unknown["ok"] is False and unknown["status"] == 504 and unknown["order"]["status"] == "unknown", unknown
             order_id = unknown["order"]["id"]
 
             a.send_signal(signal.SIGCONT)
