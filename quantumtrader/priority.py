@@ -99,6 +99,10 @@ def _windows(level: str, win_level: int) -> PriorityResult:
     import ctypes
 
     kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)  # type: ignore[attr-defined,unused-ignore]
+    # HANDLE is pointer-sized: without these, ctypes would pass the pseudo-handle as a 32-bit int on x64
+    kernel32.GetCurrentThread.restype = ctypes.c_void_p
+    kernel32.SetThreadPriority.argtypes = [ctypes.c_void_p, ctypes.c_int]
+    kernel32.GetThreadPriority.argtypes = [ctypes.c_void_p]
     handle = kernel32.GetCurrentThread()
     if not kernel32.SetThreadPriority(handle, win_level):
         return PriorityResult(level, False, f"SetThreadPriority refused (error {ctypes.get_last_error()}); running at the normal priority")  # type: ignore[attr-defined,unused-ignore]
