@@ -19,7 +19,7 @@ import math
 import re
 import secrets
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any, Final
 
@@ -721,7 +721,7 @@ def signal_object(
     trend: str,
     time_msc: int,
     components: Mapping[str, float],
-    features: Mapping[str, float | None],
+    features: dict[str, float | None] | Iterable[tuple[str, float | None]],
     ml_probability: float,
     ml_components: Mapping[str, float],
 ) -> dict[str, Any]:
@@ -729,6 +729,8 @@ def signal_object(
 
     ``confidence`` = max(p, 1 - p); ``action`` is "entry" for BUY/SELL and
     "hold" for HOLD. Feature values that are NaN (warming up) become null.
+    ``features`` may be (name, value) pairs: the daemon passes the kernel's
+    row zipped with the names, so the dict is built once, here.
     """
     if prediction not in SIGNAL_PREDICTIONS:
         raise ValueError(f"prediction must be one of {SIGNAL_PREDICTIONS}, got {prediction!r}")
@@ -746,7 +748,7 @@ def signal_object(
         "components": {name: float(components[name]) for name in SIGNAL_COMPONENTS},
         # v - v is 0.0 for a finite float, NaN for NaN and inf: null in JSON. Inline,
         # not a function call per feature: this runs on the signal's hot path.
-        "features": {name: (float(v) if v is not None and v - v == 0.0 else None) for name, v in features.items()},
+        "features": {name: (float(v) if v is not None and v - v == 0.0 else None) for name, v in (features.items() if isinstance(features, dict) else features)},
         "ml_prediction": {
             "probability": float(ml_probability),
             "components": {name: float(value) for name, value in ml_components.items()},

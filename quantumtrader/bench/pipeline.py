@@ -30,7 +30,7 @@ import orjson
 import zmq
 
 from quantumtrader.bench.common import latency_summary, machine, percentile_plot, progress, table, write_json
-from quantumtrader.bench.procs import Endpoints, control, free_port, start, stop, wait_for, wait_ready
+from quantumtrader.bench.procs import Endpoints, control, free_port, start, stop, wait_ready
 
 
 class _Receiver:

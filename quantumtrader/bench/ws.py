@@ -42,7 +42,7 @@ import psutil
 from websockets.client import ClientProtocol
 from websockets.extensions.permessage_deflate import enable_client_permessage_deflate
 from websockets.frames import Frame, Opcode
-from websockets.uri import parse_uri
+from websockets.uri import WebSocketURI, parse_uri
 
 from quantumtrader.bench.common import machine, table, write_json
 from quantumtrader.bench.procs import Endpoints, control, free_port, start, stop, wait_for, wait_ready
@@ -83,11 +83,11 @@ class _Client(asyncio.Protocol):
     was most of the measured latency, and no phone has 489 others in its loop.)
     """
 
-    def __init__(self, worker: _Worker, index: int, url: str, subscribe: tuple[str, ...]) -> None:
+    def __init__(self, worker: _Worker, index: int, uri: WebSocketURI, subscribe: tuple[str, ...]) -> None:
         self.worker = worker
         self.index = index
         self.subscribe = subscribe
-        self.ws = ClientProtocol(parse_uri(url), extensions=enable_client_permessage_deflate(None), max_size=2**20)
+        self.ws = ClientProtocol(uri, extensions=enable_client_permessage_deflate(None), max_size=2**20)
         self.transport: Any = None
         self.ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.closing = False
@@ -161,13 +161,13 @@ class _Worker:
 
     async def connect(self) -> None:
         loop = asyncio.get_running_loop()
-        host, port = self.url.split("//", 1)[1].split("/", 1)[0].rsplit(":", 1)
+        uri = parse_uri(self.url)
         gate = asyncio.Semaphore(_CONNECT_CONCURRENCY)
 
         async def one(index: int) -> None:
-            client = _Client(self, index, self.url, () if index < self.dashboards else SYMBOLS[:5])
+            client = _Client(self, index, uri, () if index < self.dashboards else SYMBOLS[:5])
             async with gate:
-                await asyncio.wait_for(loop.create_connection(lambda: client, host, int(port)), 30)
+                await asyncio.wait_for(loop.create_connection(lambda: client, uri.host, uri.port), 30)
                 await asyncio.wait_for(client.ready, 30)
             self.clients.append(client)
 
@@ -180,8 +180,7 @@ class _Worker:
             self.payloads.append(payload)
 
     def start_phase(self) -> None:
-        self.indices_got, self.stamps_ns, self.payloads = [], [], []
-        self.recording = True
+        self.recording = True  # the lists are empty: made so, and emptied by end_phase
 
     def end_phase(self) -> tuple[dict[int, int], bytes]:
         """Price updates per client, and each one's latency (ns, as int64 bytes)."""
@@ -244,12 +243,12 @@ class Fleet:
         import multiprocessing
 
         self.closed_early = 0
-        self._mp = multiprocessing.get_context("spawn")
+        mp = multiprocessing.get_context("spawn")
         shares = [range(clients * i // procs, clients * (i + 1) // procs) for i in range(procs)]
         self._workers: list[tuple[Any, Any]] = []
         for share in shares:
-            parent, child = self._mp.Pipe()
-            proc = self._mp.Process(target=_worker_main, args=(child, url, share, dashboards), name=f"ws-clients-{share.start}", daemon=True)
+            parent, child = mp.Pipe()
+            proc = mp.Process(target=_worker_main, args=(child, url, share, dashboards), name=f"ws-clients-{share.start}", daemon=True)
             self._workers.append((proc, parent))
 
     @property

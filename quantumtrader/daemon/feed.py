@@ -22,7 +22,6 @@ _SNDMORE = int(zmq.SNDMORE)
 
 class FeedPublisher:
     def __init__(self, socket: zmq.Socket[bytes]) -> None:
-        self._socket = socket
         # pyzmq's compiled send, without the pure-Python wrapper's keyword
         # handling (routing_id, group: unused on PUB): two calls per message.
         self._send = zmq.backend.Socket.send.__get__(socket)

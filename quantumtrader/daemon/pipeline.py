@@ -161,7 +161,7 @@ class PipelineStage:
         self.store_journal_hist.record(time.monotonic_ns() - started)
         publish = self.daemon.feed.publish
         for sig, body in zip(signals, bodies, strict=True):
-            publish("signal", orjson.Fragment(body), sig["time_msc"], sig["symbol"])
+            publish("signal", orjson.Fragment(body), sig["time_msc"], sig["symbol"], sig["timestamp"])
             self.latest_signals[sig["symbol"]] = sig
         self.signal_batch_hist.record(time.monotonic_ns() - received_ns)
         # Off the latency path: SQLite (the writer thread, see on_pass) and auto-trading.

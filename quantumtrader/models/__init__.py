@@ -5,7 +5,7 @@
 models can be used and tested without the feature engine.
 """
 
-from quantumtrader.models.engine import ModelEngine, StepResult, warm_up_kernel
+from quantumtrader.models.engine import ModelEngine, StepResult
 from quantumtrader.models.policy import BUY, HOLD, PREDICTIONS, SELL, classify
 from quantumtrader.models.state import ModelState, PolicyState, make_model_state, make_policy_state
 
@@ -21,5 +21,4 @@ __all__ = [
     "classify",
     "make_model_state",
     "make_policy_state",
-    "warm_up_kernel",
 ]

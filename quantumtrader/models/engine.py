@@ -8,7 +8,6 @@ computes. Output buffers are preallocated and reused; results returned by
 
 from __future__ import annotations
 
-import time
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -104,13 +103,3 @@ class ModelEngine:
         self.ensure_capacity(saved.momentum.shape[0])
         self.state = ModelState(*grow_rows(saved, make_model_state(self.capacity, self.n_features, self.horizon)))
         return True
-
-
-def warm_up_kernel(cfg: SignalsConfig) -> float:
-    """Compile (or load from the Numba cache) the ensemble kernel; returns the seconds it took."""
-    started = time.perf_counter()
-    engine = ModelEngine(cfg, capacity=1)
-    n = 4
-    features = np.full((n, engine.n_features), np.nan)
-    engine.step(np.zeros(n, dtype=np.int32), np.ones(n), features, np.arange(n, dtype=np.float64))
-    return time.perf_counter() - started

@@ -137,7 +137,7 @@ class SignalPipeline:
                 "ml_ensemble": out[OUT_ML],
                 "technical": out[OUT_TECHNICAL],
             },
-            features=dict(zip(FEATURE_NAMES, batch.features[row].tolist())),
+            features=zip(FEATURE_NAMES, batch.features[row].tolist()),
             ml_probability=out[OUT_ML],
             ml_components={"sgd_logistic": out[OUT_SGD], "gaussian_nb": out[OUT_NB]},
         )

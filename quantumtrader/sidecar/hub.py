@@ -49,14 +49,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import time
 from collections import Counter, deque
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from hdrh.histogram import HdrHistogram
 
-from quantumtrader.metrics import LatencyRecorder, summarize
+from quantumtrader.metrics import LatencyRecorder
 from quantumtrader.sidecar.frames import FrameCache
 
 #: Sends several text frames to one client; the writer may coalesce them into one socket write.
@@ -104,7 +105,6 @@ class Client:
         self.closed = asyncio.Event()
         self.queue_size = queue_size
         self.task: asyncio.Task[None] | None = None
-        self.sent = 0
         self.too_slow = False
 
     def _write_now(self, text: str, recv_ns: int) -> bool:
@@ -184,7 +184,6 @@ class Client:
                 for _, recv_ns in batch:
                     if recv_ns:  # 0 = made here (replies, a subscribe's current quote), not from the feed
                         self.hub.record(done_ns - recv_ns)
-                self.sent += len(batch)
         except Exception:  # the connection went away: the endpoint sees it on receive and cleans up
             self.hub.counters["ws_send_failures"] += 1
         finally:
@@ -203,8 +202,8 @@ class Hub:
         self._everything: set[Client] = set()
         self._by_symbol: dict[str, set[Client]] = {}
         self._next_at: dict[str, float] = {}
-        self._pending: dict[str, tuple[str, int]] = {}  # the quote held while the symbol's window is shut
-        self._held: dict[str, int] = {}  # ticks held since the symbol's last send (how busy it is)
+        # the quote held while the symbol's window is shut, and how many ticks were held since its last send (how busy it is)
+        self._pending: dict[str, tuple[str, int, int]] = {}
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._corked: list[Client] = []  # clients with fast-lane messages held until this pass ends
         self.counters: Counter[str] = Counter()
@@ -280,16 +279,17 @@ class Hub:
                 self.counters["ws_prices_throttled"] += 1
             self._send(symbol, text, recv_ns, now)
             return
-        if symbol in self._pending:
+        held = self._pending.get(symbol)
+        if held is not None:
             self.counters["ws_prices_throttled"] += 1
-        self._pending[symbol] = (text, recv_ns)
-        self._held[symbol] = self._held.get(symbol, 0) + 1
+        self._pending[symbol] = (text, recv_ns, 1 if held is None else held[2] + 1)
         if symbol not in self._timers:
             self._timers[symbol] = asyncio.get_running_loop().call_later(self._next_at[symbol] - now, self._window_opens, symbol)
 
     def _window_opens(self, symbol: str) -> None:
         """A held quote's window is open: send it now, or give a busy symbol's next tick the chance to go instead."""
-        if self._held.get(symbol, 0) >= BUSY_HELD:
+        held = self._pending.get(symbol)
+        if held is not None and held[2] >= BUSY_HELD:
             self._timers[symbol] = asyncio.get_running_loop().call_later(self.interval_s / 2, self._send_held, symbol)
             return
         self._send_held(symbol)
@@ -298,28 +298,27 @@ class Hub:
         del self._timers[symbol]
         pending = self._pending.pop(symbol, None)
         if pending is not None:
-            self._send(symbol, *pending, self._clock())
+            self._send(symbol, pending[0], pending[1], self._clock())
 
     def _send(self, symbol: str, text: str, recv_ns: int, now: float) -> None:
         self._next_at[symbol] = now + self.interval_s
-        self._held[symbol] = 0
         self._fan_out_price(symbol, text, recv_ns)
 
     def _fan_out_price(self, symbol: str, text: str, recv_ns: int) -> None:
         self.counters["ws_price_fanouts"] += 1
-        self._offer_all((self._everything, self._by_symbol.get(symbol, ())), lambda client: client.offer_price(symbol, text, recv_ns), "ws_prices_direct")
+        direct = 0  # clients that took the fast lane
+        for client in self._everything:
+            direct += client.offer_price(symbol, text, recv_ns)
+        for client in self._by_symbol.get(symbol, ()):
+            direct += client.offer_price(symbol, text, recv_ns)
+        self.counters["ws_prices_direct"] += direct
 
     def reliable(self, symbol: str | None, text: str, recv_ns: int) -> None:
-        groups = (list(self.clients),) if symbol is None else (list(self._everything), list(self._by_symbol.get(symbol, ())))
-        self._offer_all(groups, lambda client: client.offer(text, recv_ns), "ws_reliable_direct")
-
-    def _offer_all(self, groups: tuple[Iterable[Client], ...], offer: Callable[[Client], bool], counter: str) -> None:
-        """Offer one message to every client of ``groups``, counting those that take the fast lane."""
-        direct = 0
-        for clients in groups:
-            for client in clients:
-                direct += offer(client)
-        self.counters[counter] += direct
+        clients = self.clients if symbol is None else itertools.chain(self._everything, self._by_symbol.get(symbol, ()))
+        direct = 0  # clients that took the fast lane
+        for client in clients:
+            direct += client.offer(text, recv_ns)
+        self.counters["ws_reliable_direct"] += direct
 
     def health(self, text: str) -> None:
         for client in self.clients:
@@ -354,7 +353,6 @@ class Hub:
             except Exception:  # the connection went away: the endpoint sees it on receive and cleans up
                 self.counters["ws_send_failures"] += 1
             else:
-                client.sent += len(texts)
                 for recv_ns in stamps:
                     if recv_ns:  # 0 = made here, not from the feed
                         done[recv_ns] = done.get(recv_ns, 0) + 1
@@ -381,8 +379,8 @@ class Hub:
         return self._latency.fold()
 
     def latency_summary(self) -> dict[str, float]:
-        """feed -> WebSocket send percentiles in µs (metrics.summarize: one numpy pass) and the mean."""
-        out = summarize(self.latency)
+        """feed -> WebSocket send percentiles in µs (one numpy pass) and the mean."""
+        out = self._latency.summary()
         if out["count"]:
             out["mean_us"] = self._latency.total_ns / out["count"] / 1000.0
         return out

@@ -188,8 +188,8 @@ def _check_open(protocol: Any) -> None:
 def _abort(websocket: WebSocket) -> None:
     """Best effort: drop the TCP connection of a client that cannot even take a close frame.
 
-    Reaches uvicorn's protocol object through the ASGI send callable; when that
-    is not possible (another server) the connection ends at the next ping
+    Reaches uvicorn's protocol object through the connection's scope
+    (frames.SharedFrameProtocol puts it there); when that is not possible (another server) the connection ends at the next ping
     timeout instead, with memory still bounded by the transport's buffer.
     """
     transport = getattr(_uvicorn_protocol(websocket), "transport", None)

@@ -61,7 +61,7 @@ def journal_files(db_path: Path) -> list[Path]:
     found = []
     for path in db_path.parent.glob(f"{glob.escape(db_path.name)}.signals.*.jnl"):
         number = _number(path)
-        if number is not None and path.name.startswith(db_path.name + "."):
+        if number is not None:
             found.append((number, path))
     return [path for _, path in sorted(found)]
 
@@ -76,8 +76,10 @@ def settle_journal(conn: sqlite3.Connection, path: Path, ids: list[str] | None) 
     (recovery after a death), every row is read and inserted, ``INSERT OR
     IGNORE``. Returns (rows inserted, damaged lines skipped).
     """
-    if ids is not None and _count_present(conn, ids) == len(set(ids)):
-        return 0, 0
+    if ids is not None:
+        unique = list(set(ids))
+        if _count_present(conn, unique) == len(unique):
+            return 0, 0
     rows, damaged = read_journal(path)
     return insert_rows(conn, rows), damaged
 
@@ -91,8 +93,8 @@ def remove_journal(path: Path) -> None:
         log.warning("signal journal file left in place", file=str(path), error=repr(exc)[:200])
 
 
-def _count_present(conn: sqlite3.Connection, ids: list[str]) -> int:
-    unique = list(set(ids))
+def _count_present(conn: sqlite3.Connection, unique: list[str]) -> int:
+    """How many of ``unique`` (distinct ids) SQLite holds."""
     present = 0
     for start in range(0, len(unique), 500):  # below SQLite's bound-parameter limit
         chunk = unique[start : start + 500]

@@ -17,7 +17,7 @@ from quantumtrader.store.codec import unpack_state
 from quantumtrader.store.crypto import SignalCipher, cipher_from_env
 from quantumtrader.store.db import connect, store_path
 from quantumtrader.store.schema import migrate
-from quantumtrader.store.journal import Closed, Row, SignalJournal, journal_files, remove_journal, settle_journal
+from quantumtrader.store.journal import Closed, Row, SignalJournal, journal_files, read_journal, remove_journal
 from quantumtrader.store.signals import SignalLog
 from quantumtrader.store.writer import StoreWriter, checkpoint_job, retention_job, retire_journal_job, save_state_job, signals_job
 
@@ -58,15 +58,9 @@ class Store:
     def _recover_journal(self) -> int:
         """Put the rows of journal files a dead process left into SQLite, then delete the files."""
         recovered = 0
-        conn = self._conn
         for path in journal_files(self.path):
-            conn.execute("BEGIN")
-            try:
-                new, damaged = settle_journal(conn, path, None)
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+            rows, damaged = read_journal(path)
+            new = self.signals.commit_rows(rows)
             remove_journal(path)
             recovered += new
             log.info("signal journal recovered", file=path.name, new=new, damaged=damaged)
