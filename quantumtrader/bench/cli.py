@@ -31,13 +31,14 @@ def pipeline(
     duration_s: Annotated[float, typer.Option("--duration", help="Measured seconds (after warm-up).")] = 10.0,
     throughput_ticks: Annotated[int, typer.Option("--throughput-ticks", help="Ticks for the as-fast-as-possible run.")] = 300_000,
     ticks: TicksOpt = None,
+    repeat: Annotated[int, typer.Option("--repeat", min=1, help="Independent runs; above 1 the JSON and the console add, per target, min/median/max over the runs and in how many it was met.")] = 1,
     json: JsonOpt = None,
     plot: PlotOpt = None,
 ) -> None:
     """Sender process -> daemon -> SUB receiver, against a PUSH->PUB relay (the transport floor)."""
     from quantumtrader.bench.pipeline import run_pipeline_bench
 
-    run_pipeline_bench(rate=rate, symbols=symbols, duration_s=duration_s, throughput_ticks=throughput_ticks, ticks_csv=ticks or _default_ticks(), json_out=json, plot_out=plot)
+    run_pipeline_bench(rate=rate, symbols=symbols, duration_s=duration_s, throughput_ticks=throughput_ticks, ticks_csv=ticks or _default_ticks(), repeat=repeat, json_out=json, plot_out=plot)
 
 
 @app.command()
@@ -98,7 +99,7 @@ def all_scenarios(out_dir: Annotated[Path, typer.Option("--out", help="Directory
     """Every scenario with its defaults, results under --out."""
     runs: list[tuple[str, Any]] = [
         ("features", lambda: features(None, 200_000, out_dir / "features.json")),
-        ("pipeline", lambda: pipeline(10_000, 50, 10.0, 300_000, None, out_dir / "pipeline.json", out_dir / "pipeline.png")),
+        ("pipeline", lambda: pipeline(10_000, 50, 10.0, 300_000, None, 1, out_dir / "pipeline.json", out_dir / "pipeline.png")),
         ("trade", lambda: trade(500, 2000, out_dir / "trade.json")),
         ("startup", lambda: startup(100, out_dir / "startup.json")),
         ("ws", lambda: ws(500, 2000, 20, 20.0, out_dir / "ws.json")),

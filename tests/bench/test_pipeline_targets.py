@@ -1,0 +1,73 @@
+"""How a pipeline run is judged against its targets, alone and over repeated runs."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import orjson
+
+from quantumtrader.bench.pipeline import TARGETS, judge, over_runs, run_pipeline_bench
+from support import shared_ticks
+
+
+def _run(price_p99: float, signal_p99: float | None, ratio: float, flat_out: float, lost: int = 0, gaps: int = 0, emitting_p99: float = 250.0) -> dict:
+    daemon: dict = {"tick_to_price_update": {"p99_us": price_p99}}
+    if signal_p99 is not None:
+        daemon["tick_to_signal"] = {"p99_us": signal_p99}
+    return {
+        "daemon": daemon,
+        "daemon_over_floor": {"p50": ratio},
+        "daemon_max_rate": {"throughput_ticks_per_s": flat_out, "lost": lost},
+        "daemon_seq_gaps": gaps,
+        "daemon_signal_path": {"receive_to_signal_emitted": {"p99_us": emitting_p99}},
+    }
+
+
+def _met(run: dict) -> dict[str, bool]:
+    return {v["target"]: v["met"] for v in judge(run)}
+
+
+def test_each_target_is_met_only_on_its_side_of_the_limit() -> None:
+    names = [t.name for t in TARGETS]
+    assert _met(_run(499.0, 999.0, 2.9, 150_000, emitting_p99=99.0)) == dict.fromkeys(names, True)
+    assert _met(_run(500.0, 1000.0, 3.0, 149_999, emitting_p99=100.0)) == dict.fromkeys(names, False)
+
+
+def test_throughput_counts_only_without_loss_and_a_missing_figure_is_a_miss() -> None:
+    flat_out = "flat out ticks/s, zero loss"
+    assert _met(_run(400, 600, 1.2, 200_000))[flat_out]
+    assert not _met(_run(400, 600, 1.2, 200_000, lost=1))[flat_out]
+    assert not _met(_run(400, 600, 1.2, 200_000, gaps=3))[flat_out]
+    verdicts = {v["target"]: v for v in judge(_run(400, None, math.nan, 200_000))}
+    assert verdicts["tick -> signal p99 µs"]["value"] is None and not verdicts["tick -> signal p99 µs"]["met"]
+    assert not verdicts["daemon / floor at p50"]["met"]  # NaN: the floor had no figure
+
+
+def test_over_runs_counts_the_runs_that_met_each_target() -> None:
+    runs = [_run(450, 600, 1.1, 190_000), _run(520, 700, 1.4, 145_000), _run(480, 1200, 1.2, 160_000, lost=2)]
+    summary = {s["target"]: s for s in over_runs(runs)}
+    price = summary["tick -> price_update p99 µs"]
+    assert price["values"] == [450, 520, 480] and (price["min"], price["median"], price["max"]) == (450, 480, 520)
+    assert price["met_runs"] == 2 and price["runs"] == 3
+    assert summary["tick -> signal p99 µs"]["met_runs"] == 2
+    assert summary["flat out ticks/s, zero loss"]["met_runs"] == 1  # 145k is short, 160k lost two ticks
+    assert summary["in-daemon receive -> signal published p99 µs"]["met_runs"] == 0
+
+
+def test_repeated_runs_over_real_processes_are_each_judged_and_summarized(tmp_path: Path) -> None:
+    out = tmp_path / "pipeline.json"
+    lines: list[str] = []
+    result = run_pipeline_bench(rate=2000, symbols=5, duration_s=1.0, warmup_s=0.5, throughput_ticks=20_000, ticks_csv=shared_ticks(), repeat=2, json_out=out, log=lines.append)
+    written = orjson.loads(out.read_bytes())
+    assert written["repeat"] == 2 and len(written["runs"]) == 2
+    for run in written["runs"]:
+        assert run["daemon"]["lost"] == 0 and run["floor"]["lost"] == 0 and run["daemon_max_rate"]["lost"] == 0
+        assert run["daemon"]["received"] == run["daemon"]["ticks"] == 3000
+        assert [v["target"] for v in run["targets"]] == [t.name for t in TARGETS]
+    for i, summary in enumerate(written["over_runs"]):
+        values = [run["targets"][i]["value"] for run in written["runs"]]
+        assert summary["values"] == values
+        assert summary["met_runs"] == sum(run["targets"][i]["met"] for run in written["runs"])
+    assert result["over_runs"] == written["over_runs"]
+    assert any(line.startswith("over 2 runs") for line in lines)
