@@ -4,8 +4,10 @@ The loop (DESIGN.md, "The flow"): wait on the events PULL and the control
 ROUTER with a timeout equal to the time left until the next monotonic
 deadline (health, staleness, status line); drain up to ``batch_max`` events
 per wake-up without blocking; decode and validate each (rejects are counted,
-never raised); handle non-tick events in arrival order; then process the
-batch's ticks together so the feature kernel is called once per batch.
+never raised); handle every event in arrival order (a tick: market state and
+its price update, published before the next event is decoded); then pass the
+batch's ticks to features and signals together, so each kernel is called
+once per batch.
 
 Shutdown is ordered (uvicorn's shape): :meth:`Daemon.stop` only sets a flag
 (safe from a signal handler), the loop finishes its pass, then sockets are
@@ -217,8 +219,10 @@ class Daemon:
         clock_msc = now_msc()
         mono = self._monotonic()
         recv = self.events.recv
-        ticks: list[dict[str, Any]] = []
-        count = 0
+        quote = self.quote_tick
+        owned: list[dict[str, Any]] = []  # ticks of the terminals that own their symbols: the features' input
+        last_tick: dict[str, Any] | None = None
+        n_ticks = count = 0
         for _ in range(dc.batch_max):
             try:
                 raw = recv(zmq.NOBLOCK)
@@ -241,7 +245,12 @@ class Daemon:
                 if not known:  # once per terminal: seen() creates the session
                     self.rejects.reject("events", "unknown_terminal", msg["terminal"])
                 if kind == "tick":
-                    ticks.append(msg)
+                    # Its price goes out now, not after the rest of the batch is
+                    # decoded: a burst's first ticks do not wait for its last.
+                    if quote(msg, received_ns):
+                        owned.append(msg)
+                    last_tick = msg
+                    n_ticks += 1
                     continue
                 if kind == "account":
                     self.handle_account(msg)
@@ -254,8 +263,8 @@ class Daemon:
             for hook in self._event_hooks.get(kind, ()):
                 hook(msg)
         self.counters["events"] += count
-        if ticks:
-            self.handle_ticks(ticks, received_ns)
+        if last_tick is not None:
+            self.end_tick_batch(owned, n_ticks, last_tick, received_ns)
         return count
 
     # -- event handlers ----------------------------------------------------------
@@ -272,35 +281,31 @@ class Daemon:
             hellos=session.hellos,
         )
 
-    def handle_ticks(self, ticks: list[dict[str, Any]], received_ns: int) -> None:
+    def quote_tick(self, tick: dict[str, Any], received_ns: int) -> bool:
+        """Market state and the price update of one validated tick; True if its terminal owns the symbol."""
+        symbol = tick["symbol"]
+        terminal = tick["terminal"]
         market = self.market
-        quotes = market.quotes
-        received = market.received_ns
-        by_terminal = market.terminal_quotes
-        by_terminal_ns = market.terminal_received_ns
-        owner = market.owner
-        publish = self.feed.publish
-        ea_record = self._ea_to_receive
-        owned: list[dict[str, Any]] = []
-        for tick in ticks:
-            symbol = tick["symbol"]
-            terminal = tick["terminal"]
-            key = (terminal, symbol)
-            by_terminal[key] = tick
-            by_terminal_ns[key] = received_ns
-            if owner.setdefault(symbol, terminal) == terminal:
-                quotes[symbol] = tick
-                received[symbol] = received_ns
-                owned.append(tick)
-            data = price_update(tick)
-            publish("price", data, tick["time_msc"], symbol, data["timestamp"])
-            sent_ns = tick.get("sent_ns")
-            if sent_ns is not None and received_ns > sent_ns:
-                ea_record(received_ns - sent_ns)
-        self.counters["ticks"] += len(ticks)
-        if len(owned) != len(ticks):
-            self.counters["ticks_not_owner"] += len(ticks) - len(owned)
-        self.last_tick_msc = ticks[-1]["time_msc"]
+        key = (terminal, symbol)
+        market.terminal_quotes[key] = tick
+        market.terminal_received_ns[key] = received_ns
+        owns = market.owner.setdefault(symbol, terminal) == terminal
+        if owns:
+            market.quotes[symbol] = tick
+            market.received_ns[symbol] = received_ns
+        data = price_update(tick)
+        self.feed.publish("price", data, tick["time_msc"], symbol, data["timestamp"])
+        sent_ns = tick.get("sent_ns")
+        if sent_ns is not None and received_ns > sent_ns:
+            self._ea_to_receive(received_ns - sent_ns)
+        return owns
+
+    def end_tick_batch(self, owned: list[dict[str, Any]], n_ticks: int, last_tick: dict[str, Any], received_ns: int) -> None:
+        """After a batch's ticks are quoted: counters, the publish latency, then features and signals."""
+        self.counters["ticks"] += n_ticks
+        if len(owned) != n_ticks:
+            self.counters["ticks_not_owner"] += n_ticks - len(owned)
+        self.last_tick_msc = last_tick["time_msc"]
         self._receive_to_publish(time.monotonic_ns() - received_ns)
         if owned:
             for hook in self._tick_hooks:  # features and signals see one terminal's series per symbol
