@@ -47,6 +47,7 @@ log = get_logger("quantumtrader.daemon")
 #: Longest the poller sleeps, so a stop request is honoured promptly even on a quiet market.
 _MAX_POLL_MS = 200
 _HARD_MAX_FRAME_BYTES = 256 * 1024 * 1024
+_EVENTS, _POLLIN = int(zmq.EVENTS), int(zmq.POLLIN)
 
 
 class Daemon:
@@ -219,11 +220,18 @@ class Daemon:
         clock_msc = now_msc()
         mono = self._monotonic()
         recv = self.events.recv
+        pending = self.events.get
         quote = self.quote_tick
         owned: list[dict[str, Any]] = []  # ticks of the terminals that own their symbols: the features' input
         last_tick: dict[str, Any] | None = None
         n_ticks = count = 0
-        for _ in range(dc.batch_max):
+        for i in range(dc.batch_max):
+            # Most wake-ups at 10,000 ticks/s bring one event. Asking ZMQ_EVENTS
+            # whether a second waits (~1.2 µs) is cheaper than the zmq.Again
+            # that an empty recv raises (~3 µs, exception object included),
+            # and that time sits between a tick's price and its signal.
+            if i == 1 and not pending(_EVENTS) & _POLLIN:
+                break
             try:
                 raw = recv(zmq.NOBLOCK)
             except zmq.Again:
