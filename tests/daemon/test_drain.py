@@ -1,0 +1,87 @@
+"""One wake-up of the loop, in process over real sockets: what a drain takes and in which order it publishes."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import orjson
+import pytest
+import zmq
+
+from quantumtrader.config import load_config
+from quantumtrader.daemon.app import build_daemon
+from quantumtrader.daemon.server import Daemon
+from quantumtrader.protocol import decode_feed, now_msc
+from support import Endpoints
+
+TERMINAL = "drain-1@Test"
+
+
+@pytest.fixture
+def daemon(tmp_path: Path) -> Iterator[tuple[Daemon, zmq.Socket, zmq.Socket]]:
+    eps = Endpoints()
+    d = build_daemon(load_config(environ=eps.env(tmp_path / "data", QT_LOG__LEVEL="warning")))
+    ctx = zmq.Context.instance()
+    push, sub = ctx.socket(zmq.PUSH), ctx.socket(zmq.SUB)
+    sub.setsockopt(zmq.SUBSCRIBE, b"")
+    sub.connect(eps.feed)
+    push.connect(eps.events)
+    try:
+        _send(push, {"type": "hello", "seq": 0, "platform": "MT5", "command_endpoint": "tcp://127.0.0.1:1", "symbols": ["EURUSD", "GBPUSD"]})
+        _wait_drained(d, 1)
+        time.sleep(0.3)  # the SUB's subscription reaches the PUB
+        yield d, push, sub
+    finally:
+        push.close(linger=0)
+        sub.close(linger=0)
+        d.close()
+
+
+def _send(push: zmq.Socket, fields: dict) -> None:
+    push.send(orjson.dumps({"v": 1, "terminal": TERMINAL, "time_msc": now_msc(), **fields}))
+
+
+def _tick(seq: int, symbol: str, bid: float) -> dict:
+    return {"type": "tick", "seq": seq, "symbol": symbol, "bid": bid, "ask": bid + 0.0002, "volume": 1.0}
+
+
+def _wait_drained(d: Daemon, n: int) -> int:
+    """Events in the socket after they were sent: wait until all n have arrived, then one drain."""
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and d.events.poll(50) == 0:
+        pass
+    time.sleep(0.2)  # all n are in the PULL's queue well before this
+    return d.drain_events()
+
+
+def _feed(sub: zmq.Socket) -> list[tuple[str, dict]]:
+    out = []
+    while sub.poll(300):
+        out.append(decode_feed(sub.recv_multipart()))
+    return out
+
+
+def test_one_drain_takes_every_waiting_event_one_or_many(daemon: tuple[Daemon, zmq.Socket, zmq.Socket]) -> None:
+    d, push, sub = daemon
+    for seq in range(1, 8):
+        _send(push, _tick(seq, "EURUSD", 1.1 + seq / 10_000))
+    assert _wait_drained(d, 7) == 7
+    _send(push, _tick(8, "EURUSD", 1.1009))
+    assert _wait_drained(d, 1) == 1
+    assert d.drain_events() == 0  # nothing waiting: an empty drain, no error
+    prices = [env["data"]["bid"] for topic, env in _feed(sub) if topic.startswith("price.")]
+    assert prices == [1.1 + seq / 10_000 for seq in range(1, 8)] + [1.1009]
+
+
+def test_a_batch_publishes_in_arrival_order_each_price_before_the_next_event(daemon: tuple[Daemon, zmq.Socket, zmq.Socket]) -> None:
+    d, push, sub = daemon
+    position = {"ticket": 7, "symbol": "EURUSD", "side": "buy", "lots": 0.1, "open_price": 1.1, "sl": 0.0, "tp": 0.0, "profit": 0.0, "swap": 0.0, "commission": 0.0, "magic": 0, "comment": "", "open_time_msc": now_msc()}
+    _send(push, _tick(1, "EURUSD", 1.1001))
+    _send(push, {"type": "positions", "seq": 2, "positions": [position]})
+    _send(push, _tick(3, "GBPUSD", 1.2701))
+    assert _wait_drained(d, 3) == 3  # one batch
+    published = [(topic, env["seq"]) for topic, env in _feed(sub) if topic.startswith(("price.", "position"))]
+    assert [topic for topic, _ in published] == ["price.EURUSD", "position", "price.GBPUSD"]
+    assert [seq for _, seq in published] == sorted(seq for _, seq in published)
