@@ -22,7 +22,7 @@ from quantumtrader.protocol import REJECT_REASONS
 #: Latency stages the daemon measures (DESIGN.md, "Observability").
 STAGES: tuple[str, ...] = (
     "ea_to_receive",  # EA sent_ns (same-host monotonic clock) -> daemon receive
-    "receive_to_publish",  # batch received -> price_update published
+    "receive_to_publish",  # batch received -> batch decoded, every price_update of it published
     "features",  # feature kernel call, per batch
     "receive_to_signal",  # batch received -> signal published
     "command_round_trip",  # command sent to a terminal -> its reply

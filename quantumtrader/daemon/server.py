@@ -316,7 +316,7 @@ class Daemon:
         self.last_tick_msc = last_tick["time_msc"]
         self._receive_to_publish(time.monotonic_ns() - received_ns)
         if owned:
-            for hook in self._tick_hooks:  # features and signals see one terminal's series per symbol
+            for hook in self._tick_hooks:  # features and signals: each tick of the terminal that owned its symbol when it was quoted
                 hook(owned, received_ns)
 
     def handle_account(self, msg: dict[str, Any]) -> None:

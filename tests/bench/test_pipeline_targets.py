@@ -11,15 +11,14 @@ from quantumtrader.bench.pipeline import TARGETS, judge, over_runs, run_pipeline
 from support import shared_ticks
 
 
-def _run(price_p99: float, signal_p99: float | None, ratio: float, flat_out: float, lost: int = 0, gaps: int = 0, emitting_p99: float = 250.0) -> dict:
-    daemon: dict = {"tick_to_price_update": {"p99_us": price_p99}}
+def _run(price_p99: float, signal_p99: float | None, ratio: float, flat_out: float, lost: int = 0, emitting_p99: float = 250.0) -> dict:
+    daemon: dict = {"tick_to_price_update": {"p99_us": price_p99}, "lost": 0}
     if signal_p99 is not None:
         daemon["tick_to_signal"] = {"p99_us": signal_p99}
     return {
         "daemon": daemon,
         "daemon_over_floor": {"p50": ratio},
         "daemon_max_rate": {"throughput_ticks_per_s": flat_out, "lost": lost},
-        "daemon_seq_gaps": gaps,
         "daemon_signal_path": {"receive_to_signal_emitted": {"p99_us": emitting_p99}},
     }
 
@@ -34,19 +33,27 @@ def test_each_target_is_met_only_on_its_side_of_the_limit() -> None:
     assert _met(_run(500.0, 1000.0, 3.0, 149_999, emitting_p99=100.0)) == dict.fromkeys(names, False)
 
 
-def test_throughput_counts_only_without_loss_and_a_missing_figure_is_a_miss() -> None:
-    flat_out = "flat out ticks/s, zero loss"
+def test_a_figure_counts_only_if_its_phase_lost_nothing_and_a_missing_figure_is_a_miss() -> None:
+    flat_out, price = "flat out ticks/s, zero loss", "tick -> price_update p99 µs"
     assert _met(_run(400, 600, 1.2, 200_000))[flat_out]
-    assert not _met(_run(400, 600, 1.2, 200_000, lost=1))[flat_out]
-    assert not _met(_run(400, 600, 1.2, 200_000, gaps=3))[flat_out]
+    lossy_max_rate = _met(_run(400, 600, 1.2, 200_000, lost=1))
+    assert not lossy_max_rate[flat_out] and lossy_max_rate[price]  # the paced run lost nothing
+    lossy_paced = _run(400, 600, 1.2, 200_000)
+    lossy_paced["daemon"]["lost"] = 2
+    assert _met(lossy_paced) == {t.name: t.path[0] == "daemon_max_rate" for t in TARGETS}
     verdicts = {v["target"]: v for v in judge(_run(400, None, math.nan, 200_000))}
     assert verdicts["tick -> signal p99 µs"]["value"] is None and not verdicts["tick -> signal p99 µs"]["met"]
-    assert not verdicts["daemon / floor at p50"]["met"]  # NaN: the floor had no figure
+    assert verdicts["daemon / floor at p50"]["value"] is None and not verdicts["daemon / floor at p50"]["met"]  # NaN: the floor had no figure
+    truncated = _run(400, 600, 1.2, 200_000)
+    del truncated["daemon_max_rate"]
+    assert not _met(truncated)[flat_out] and _met(truncated)[price]
 
 
 def test_over_runs_counts_the_runs_that_met_each_target() -> None:
     runs = [_run(450, 600, 1.1, 190_000), _run(520, 700, 1.4, 145_000), _run(480, 1200, 1.2, 160_000, lost=2)]
     summary = {s["target"]: s for s in over_runs(runs)}
+    ratio = {s["target"]: s for s in over_runs([_run(450, 600, math.nan, 190_000), *runs])}["daemon / floor at p50"]
+    assert ratio["values"][0] is None and (ratio["min"], ratio["median"], ratio["max"]) == (1.1, 1.2, 1.4)  # NaN left out, not poisoning
     price = summary["tick -> price_update p99 µs"]
     assert price["values"] == [450, 520, 480] and (price["min"], price["median"], price["max"]) == (450, 480, 520)
     assert price["met_runs"] == 2 and price["runs"] == 3
