@@ -17,6 +17,7 @@ from quantumtrader.log import get_logger
 from quantumtrader.gc_tuning import tune_gc
 from quantumtrader.priority import raise_thread_priority
 from quantumtrader.shutdown import install_stop_handlers
+from quantumtrader.store.lock import DataDirBusy, DataDirLock
 
 log = get_logger("quantumtrader.daemon")
 
@@ -64,10 +65,17 @@ def build_daemon(config: Config) -> Daemon:
 def run_daemon(config: Config, options: RunOptions) -> int:
     """Serve until Ctrl-C/SIGTERM. Returns the process exit code."""
     config.data_path.mkdir(parents=True, exist_ok=True)
+    lock = DataDirLock(config.data_path)  # before the store is touched; the OS drops it when the process ends, however it ends
+    try:
+        lock.acquire()
+    except DataDirBusy as exc:
+        log.error("cannot start", error=str(exc))
+        return 1
     try:
         daemon = build_daemon(config)
     except zmq.ZMQError as exc:
         log.error("cannot bind", error=str(exc), endpoints=[config.endpoints.events, config.endpoints.feed, config.endpoints.control])
+        lock.release()
         return 1
     children: list[Child] = []
     if options.paper:
@@ -100,5 +108,6 @@ def run_daemon(config: Config, options: RunOptions) -> int:
     finally:
         for child in reversed(children):
             child.stop()
+        lock.release()
     log.info("QuantumTrader stopped")
     return 0

@@ -1,0 +1,83 @@
+"""One daemon per data directory, held by an OS file lock for as long as the process lives.
+
+The store's write path assumes it is the only writer: at start a daemon
+settles every signal journal file it finds (they are what a dead process
+left), and it retires its own files as it rotates them. A second daemon on
+the same directory (another config with other ports, a copy started by
+hand) would settle the first one's live journal and race it for the
+SQLite writer. So the daemon takes an exclusive lock on ``daemon.lock`` in
+the data directory before it touches the store, and refuses to start,
+naming the holder, when another process has it.
+
+The lock is the operating system's (``flock`` on Linux, ``msvcrt.locking``
+on Windows): it goes with the process however the process ends, kill -9
+and power loss included, so a stale lock file never blocks a restart. The
+file itself stays; its content (the holder's pid) is only for the message.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+LOCK_FILE = "daemon.lock"
+
+
+class DataDirBusy(RuntimeError):
+    """Another live process holds the data directory's lock."""
+
+
+class DataDirLock:
+    """``acquire()`` once at start; the OS releases it when the process exits (``release()`` for tests and tidiness)."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.path = Path(data_dir) / LOCK_FILE
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        """Take the lock or raise :class:`DataDirBusy` with the holder's pid when it is known."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_BINARY", 0), 0o644)
+        try:
+            _lock(fd)
+        except OSError:
+            holder = _read_pid(fd)
+            os.close(fd)
+            who = f"process {holder}" if holder else "another process"
+            raise DataDirBusy(
+                f"data directory {self.path.parent} is in use by {who} (another daemon?); "
+                "stop it, or give this one its own data_dir (QT_DATA_DIR or --config)"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.lseek(fd, 0, os.SEEK_SET)
+        os.write(fd, str(os.getpid()).encode())
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing the descriptor releases the lock on both systems
+            self._fd = None
+
+
+def _read_pid(fd: int) -> int | None:
+    try:
+        os.lseek(fd, 0, os.SEEK_SET)
+        return int(os.read(fd, 32).decode().strip() or 0) or None
+    except (OSError, ValueError):
+        return None
+
+
+if os.name == "nt":  # pragma: no cover - no Windows machine runs the tests here
+    import msvcrt
+
+    def _lock(fd: int) -> None:
+        # One byte far past any pid: the pid text stays readable for the message (Windows locks are mandatory).
+        os.lseek(fd, 1 << 20, os.SEEK_SET)
+        msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+        os.lseek(fd, 0, os.SEEK_SET)
+
+else:
+    import fcntl
+
+    def _lock(fd: int) -> None:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
