@@ -50,6 +50,7 @@ def run_trade_bench(*, orders: int = 500, tick_rate: float = 2000, json_out: Pat
             with ControlClient(eps.control, timeout_ms=10_000, retries=0) as client:
                 # Open then close: a realistic book. Opening 500 positions and keeping them
                 # would measure the cost of re-validating a 500-position snapshot per fill.
+                ticket = 0  # the position the previous (even) order opened; each odd order closes it
                 for i in range(orders):
                     began = time.monotonic_ns()
                     if i % 2 == 0:
