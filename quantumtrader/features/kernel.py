@@ -51,7 +51,6 @@ from quantumtrader.features.state import (
     P_CHAOS_TRAJ_LEN,
     P_CHAOS_WINDOW,
     P_PERM_ORDER,
-    P_PERM_WINDOW,
     P_WAVE_BINS,
     P_WAVE_WINDOW,
     Z_MAX,

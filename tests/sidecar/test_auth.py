@@ -11,7 +11,6 @@ import json
 import stat
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import jwt
