@@ -46,7 +46,7 @@ class DataDirLock:
             who = f"process {holder}" if holder else "another process"
             raise DataDirBusy(
                 f"data directory {self.path.parent} is in use by {who} (another daemon?); "
-                "stop it, or give this one its own data_dir (QT_DATA_DIR or --config)"
+                "stop it, or give this one its own data directory (--data-dir or QT_DATA_DIR)"
             ) from None
         os.ftruncate(fd, 0)
         os.lseek(fd, 0, os.SEEK_SET)

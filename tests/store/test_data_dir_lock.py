@@ -35,7 +35,7 @@ def test_a_second_daemon_on_the_same_data_directory_refuses_to_start_until_the_f
         refused = start(["run", "--no-sidecar"], second_eps.env(data), tmp_path / "refused.log")
         assert refused.wait(timeout=60) == 1
         message = (tmp_path / "refused.log").read_text(encoding="utf-8")
-        assert f"in use by process {first.pid}" in message and "data_dir" in message, message
+        assert f"in use by process {first.pid}" in message and "--data-dir" in message, message
         assert control(first_eps.control)["health"]["status"] in ("healthy", "degraded")  # the first one never noticed
 
         first.send_signal(signal.SIGKILL)  # dies holding the lock: the OS frees it
