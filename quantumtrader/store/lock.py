@@ -11,8 +11,10 @@ naming the holder, when another process has it.
 
 The lock is the operating system's (``flock`` on Linux, ``msvcrt.locking``
 on Windows): it goes with the process however the process ends, kill -9
-and power loss included, so a stale lock file never blocks a restart. The
-file itself stays; its content (the holder's pid) is only for the message.
+included, so a stale lock file never blocks a restart. The descriptor is
+not inherited (Python's default), so the terminals and the sidecar the
+daemon starts never hold it. The file itself stays; its content (the
+holder's pid) is only for the message.
 """
 
 from __future__ import annotations
@@ -48,9 +50,10 @@ class DataDirLock:
                 f"data directory {self.path.parent} is in use by {who} (another daemon?); "
                 "stop it, or give this one its own data directory (--data-dir or QT_DATA_DIR)"
             ) from None
-        os.ftruncate(fd, 0)
+        # Written over the previous holder's pid at a fixed width: no truncation, which
+        # Windows may refuse with a locked range in the file.
         os.lseek(fd, 0, os.SEEK_SET)
-        os.write(fd, str(os.getpid()).encode())
+        os.write(fd, f"{os.getpid():<20}".encode())
         self._fd = fd
 
     def release(self) -> None:
