@@ -26,7 +26,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 #: Levels accepted by ``daemon.tick_priority``, with their nice value and their Windows thread priority.
 LEVELS: dict[str, tuple[int, int]] = {
@@ -49,7 +49,7 @@ class PriorityResult:
     detail: str
 
     def to_json(self) -> dict[str, object]:
-        return {"requested": self.requested, "applied": self.applied, "detail": self.detail}
+        return asdict(self)
 
 
 def raise_thread_priority(level: str) -> PriorityResult:

@@ -41,10 +41,11 @@ class Target(NamedTuple):
     """One target a pipeline run is judged by: where its figure is in the run's JSON, and the limit."""
 
     name: str
-    path: tuple[str, ...]  # keys into the run's result dict; path[0] is the phase whose loss must be zero
+    path: tuple[str, ...]  # keys into the run's result dict
     limit: float
     at_least: bool  # True: the figure must reach the limit; False: stay under it
     issue: int
+    phase: str = "daemon"  # the run phase it was measured in: the figure counts only if that phase lost nothing
 
 
 #: The load the targets are stated for (issues 4 and 8).
@@ -55,11 +56,9 @@ TARGETS: tuple[Target, ...] = (
     Target("tick -> price_update p99 µs", ("daemon", "tick_to_price_update", "p99_us"), 500, False, 8),
     Target("tick -> signal p99 µs", ("daemon", "tick_to_signal", "p99_us"), 1000, False, 8),
     Target("daemon / floor at p50", ("daemon_over_floor", "p50"), 3.0, False, 8),
-    Target("flat out ticks/s, zero loss", ("daemon_max_rate", "throughput_ticks_per_s"), 150_000, True, 8),
+    Target("flat out ticks/s, zero loss", ("daemon_max_rate", "throughput_ticks_per_s"), 150_000, True, 8, "daemon_max_rate"),
     Target("in-daemon receive -> signal published p99 µs", ("daemon_signal_path", "receive_to_signal_emitted", "p99_us"), 100, False, 4),
 )
-#: The phase of a run each result section was measured in: a figure counts only if that phase lost nothing.
-_PHASE = {"daemon": "daemon", "daemon_over_floor": "daemon", "daemon_signal_path": "daemon", "daemon_max_rate": "daemon_max_rate"}
 
 
 def _figure(result: dict[str, Any], target: Target) -> float | None:
@@ -84,7 +83,7 @@ def judge(result: dict[str, Any]) -> list[dict[str, Any]]:
     out = []
     for target in TARGETS:
         value = _figure(result, target)
-        phase = result.get(_PHASE[target.path[0]])
+        phase = result.get(target.phase)
         lost = phase.get("lost") if isinstance(phase, dict) else None
         if value is None or lost != 0:
             met = False
@@ -150,7 +149,7 @@ class _Receiver:
         # at a time, which showed up in both the floor's and the daemon's tails.
         self.price_time_msc = np.zeros(n_ticks, dtype=np.int64)
         self.price_recv_ns = np.zeros(n_ticks, dtype=np.int64)
-        self.signals: list[tuple[str, int, int]] = []  # (symbol, time_msc, recv_ns)
+        self.signals: list[tuple[int, int]] = []  # (time_msc, recv_ns) of each signal
 
     def index_prices(self, base_msc: int) -> None:
         """Price updates -> ``recv_ns`` by tick index (the sender's time_msc is ``base_msc + index + 1``)."""
@@ -213,8 +212,13 @@ class _Receiver:
                     self.received += 1
 
     def _receive(self, n_ticks: int, deadline: float, recv: Any, loads: Any, bar: Any) -> None:
-        while self.received < n_ticks and time.monotonic() < deadline:
-            bar.advance_to(self.received)
+        # Locals in the per-message loop: its cost delays the stamp of the next message in a burst.
+        price_time_msc, price_recv_ns, signals = self.price_time_msc, self.price_recv_ns, self.signals
+        capacity = price_time_msc.shape[0]
+        clock = time.monotonic_ns
+        received = self.received
+        while received < n_ticks and time.monotonic() < deadline:
+            bar.advance_to(received)
             if not self.sock.poll(500):
                 continue
             while True:
@@ -222,18 +226,21 @@ class _Receiver:
                     topic, body = recv(zmq.NOBLOCK)
                 except zmq.Again:
                     break
-                now = time.monotonic_ns()
+                now = clock()
                 if topic.startswith(b"price."):
                     msg = loads(body)
-                    if "data" not in msg and msg.get("type") != "tick":  # the relay forwards hello and probes too
-                        continue
-                    if self.received < self.price_time_msc.shape[0]:  # more than n_ticks: duplicates, counted by index_prices
-                        self.price_time_msc[self.received] = (msg["data"] if "data" in msg else msg)["time_msc"]
-                        self.price_recv_ns[self.received] = now
-                    self.received += 1
+                    data = msg.get("data")
+                    if data is None:
+                        if msg.get("type") != "tick":  # the relay forwards hello and probes too
+                            continue
+                        data = msg  # the relay's raw tick
+                    if received < capacity:  # more than n_ticks: duplicates, counted by index_prices
+                        price_time_msc[received] = data["time_msc"]
+                        price_recv_ns[received] = now
+                    received += 1
                 elif topic.startswith(b"signal."):
-                    data = loads(body)["data"]
-                    self.signals.append((data["symbol"], data["time_msc"], now))
+                    signals.append((loads(body)["data"]["time_msc"], now))
+            self.received = received
 
     def close(self) -> None:
         self.sock.close(linger=0)
@@ -283,8 +290,8 @@ def _one_run(events: str, feed: str, n_ticks: int, warmup: int, symbols: int, ra
         result["throughput_ticks_per_s"] = receiver.received / ((last - first) / 1e9)
     if receiver.signals:
         # A signal carries its tick's time_msc, base_msc + index + 1 by the sender's construction.
-        indices = [t - info["base_msc"] - 1 for _, t, _ in receiver.signals]
-        sig_lat = [recv - sent_ns[i] for i, (_, _, recv) in zip(indices, receiver.signals, strict=True) if warmup <= i < n_ticks]
+        first = info["base_msc"] + 1
+        sig_lat = [recv - sent_ns[t - first] for t, recv in receiver.signals if warmup <= t - first < n_ticks]
         result["tick_to_signal"] = latency_summary(sig_lat)
         result["signals"] = len(receiver.signals)
         result["_signal_latency_ns"] = np.array(sig_lat, dtype=np.int64)
@@ -322,7 +329,8 @@ def run_pipeline_bench(
         for number in range(1, repeat + 1):
             if repeat > 1:
                 log(f"== run {number} of {repeat}")
-            runs.append(_run_once(rate, symbols, duration_s, warmup_s, throughput_ticks, ticks_csv, plot_out, log, numba_cache))
+            plot = plot_out if number == repeat else None  # the last run's
+            runs.append(_run_once(rate, symbols, duration_s, warmup_s, throughput_ticks, ticks_csv, plot, log, numba_cache))
     if repeat == 1:
         write_json(json_out, runs[0])
         return runs[0]

@@ -72,10 +72,17 @@ def run_daemon(config: Config, options: RunOptions) -> int:
         log.error("cannot start", error=str(exc))
         return 1
     try:
+        return _serve(config, options)
+    finally:
+        lock.release()
+
+
+def _serve(config: Config, options: RunOptions) -> int:
+    """Build, start the children, serve until stopped; the data directory's lock is held by the caller."""
+    try:
         daemon = build_daemon(config)
     except zmq.ZMQError as exc:
         log.error("cannot bind", error=str(exc), endpoints=[config.endpoints.events, config.endpoints.feed, config.endpoints.control])
-        lock.release()
         return 1
     children: list[Child] = []
     if options.paper:
@@ -108,6 +115,5 @@ def run_daemon(config: Config, options: RunOptions) -> int:
     finally:
         for child in reversed(children):
             child.stop()
-        lock.release()
     log.info("QuantumTrader stopped")
     return 0

@@ -51,6 +51,22 @@ class MarketState:
         self.positions: dict[str, dict[int, dict[str, Any]]] = {}
         self.accounts: dict[str, dict[str, Any]] = {}
 
+    def quote(self, tick: dict[str, Any], received_ns: int) -> bool:
+        """Record a validated tick as its terminal's latest quote, and as the symbol's if that terminal owns it.
+
+        Returns whether it does (the first terminal to stream a symbol takes it).
+        """
+        symbol = tick["symbol"]
+        terminal = tick["terminal"]
+        key = (terminal, symbol)
+        self.terminal_quotes[key] = tick
+        self.terminal_received_ns[key] = received_ns
+        if self.owner.setdefault(symbol, terminal) != terminal:
+            return False
+        self.quotes[symbol] = tick
+        self.received_ns[symbol] = received_ns
+        return True
+
     def release(self, terminal: str) -> list[str]:
         """A terminal went stale or left: its symbols go to whichever terminal ticks next."""
         freed = [symbol for symbol, owner in self.owner.items() if owner == terminal]

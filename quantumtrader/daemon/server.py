@@ -67,6 +67,7 @@ class Daemon:
         self.rejects = RejectLog(log.warning, dc.reject_log_interval_s, monotonic)
         self.terminals = TerminalRegistry(dc.heartbeat_s, dc.stale_heartbeats)
         self.market = MarketState()
+        self._quote = self.market.quote  # bound once, like the recorders above: called per tick
         self.counters = self.metrics.counters
         self.last_tick_msc = 0
         self.last_signal_msc = 0
@@ -109,6 +110,7 @@ class Daemon:
             raise
         self._sockets_open = True
         self.feed = FeedPublisher(self.feed_socket)
+        self._publish = self.feed.publish
         self.control = ControlServer(self.control_socket, self.rejects, dc.max_message_bytes, log)
         self.control.register("status", self.control_status)
         self.control.register("snapshot", self.control_snapshot)
@@ -272,7 +274,7 @@ class Daemon:
                 hook(msg)
         self.counters["events"] += count
         if last_tick is not None:
-            self.end_tick_batch(owned, n_ticks, last_tick, received_ns)
+            self.end_tick_batch(owned, n_ticks, last_tick["time_msc"], received_ns)
         return count
 
     # -- event handlers ----------------------------------------------------------
@@ -291,29 +293,20 @@ class Daemon:
 
     def quote_tick(self, tick: dict[str, Any], received_ns: int) -> bool:
         """Market state and the price update of one validated tick; True if its terminal owns the symbol."""
-        symbol = tick["symbol"]
-        terminal = tick["terminal"]
-        market = self.market
-        key = (terminal, symbol)
-        market.terminal_quotes[key] = tick
-        market.terminal_received_ns[key] = received_ns
-        owns = market.owner.setdefault(symbol, terminal) == terminal
-        if owns:
-            market.quotes[symbol] = tick
-            market.received_ns[symbol] = received_ns
+        owns = self._quote(tick, received_ns)
         data = price_update(tick)
-        self.feed.publish("price", data, tick["time_msc"], symbol, data["timestamp"])
+        self._publish("price", data, tick["time_msc"], tick["symbol"], data["timestamp"])
         sent_ns = tick.get("sent_ns")
         if sent_ns is not None and received_ns > sent_ns:
             self._ea_to_receive(received_ns - sent_ns)
         return owns
 
-    def end_tick_batch(self, owned: list[dict[str, Any]], n_ticks: int, last_tick: dict[str, Any], received_ns: int) -> None:
+    def end_tick_batch(self, owned: list[dict[str, Any]], n_ticks: int, last_time_msc: int, received_ns: int) -> None:
         """After a batch's ticks are quoted: counters, the publish latency, then features and signals."""
         self.counters["ticks"] += n_ticks
         if len(owned) != n_ticks:
             self.counters["ticks_not_owner"] += n_ticks - len(owned)
-        self.last_tick_msc = last_tick["time_msc"]
+        self.last_tick_msc = last_time_msc
         self._receive_to_publish(time.monotonic_ns() - received_ns)
         if owned:
             for hook in self._tick_hooks:  # features and signals: each tick of the terminal that owned its symbol when it was quoted

@@ -88,7 +88,7 @@ CLOSE_TOO_SLOW = 1013
 class Client:
     """One WebSocket connection's queues and sender task."""
 
-    __slots__ = ("send", "writer", "corked", "corked_ns", "sending", "symbols", "fifo", "prices", "health_text", "wake", "closed", "queue_size", "hub", "task", "sent", "too_slow")
+    __slots__ = ("send", "writer", "corked", "corked_ns", "sending", "symbols", "fifo", "prices", "health_text", "wake", "closed", "queue_size", "hub", "task", "too_slow")
 
     def __init__(self, hub: Hub, send: SendMany, queue_size: int, writer: FastWriter | None = None) -> None:
         self.hub = hub

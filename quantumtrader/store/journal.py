@@ -166,11 +166,10 @@ class SignalJournal:
             while view:  # a regular file takes it all at once; the loop is for the rule, not the case
                 view = view[os.write(self._fd, view) :]
         except OSError:
-            self._ids = None
+            self._ids = None  # this file's ids are no longer trusted: it is retired by reading it
             self._close()
             raise
-        if self._ids is not None:
-            self._ids.extend(row[0] for row in rows)
+        self._ids.extend(row[0] for row in rows)  # type: ignore[union-attr]  # reset to [] with each new file
 
     def rotate(self) -> list[Closed]:
         """Close the open file; every file closed since the last call, with the ids written to it."""

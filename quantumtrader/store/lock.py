@@ -38,7 +38,6 @@ class DataDirLock:
 
     def acquire(self) -> None:
         """Take the lock or raise :class:`DataDirBusy` with the holder's pid when it is known."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_BINARY", 0), 0o644)
         try:
             _lock(fd)
