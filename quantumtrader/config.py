@@ -62,6 +62,13 @@ def unit_interval(value: Any) -> str | None:
     return None if 0.0 <= value <= 1.0 else "must be between 0 and 1"
 
 
+def at_most(limit: int) -> Check:
+    def check(value: Any) -> str | None:
+        return None if 0 <= value <= limit else f"must be between 0 and {limit}"
+
+    return check
+
+
 def port(value: Any) -> str | None:
     return None if 1 <= value <= 65535 else "must be a TCP port (1-65535)"
 
@@ -120,6 +127,14 @@ class DaemonConfig:
         positive,
     )
     max_clock_skew_ms: int = setting(86_400_000, "a tick's time_msc may be at most this far ahead of the daemon's clock", positive)
+    busy_poll_us: int = setting(
+        200,
+        "after each batch of events the loop keeps asking the events socket for the next one, without sleeping, for"
+        " up to this many µs before it blocks in the poller (0 = never): a thread that sleeps between ticks wakes"
+        " to cold caches, and on a VM its core may have run another guest meanwhile. Costs CPU only while ticks"
+        " arrive: up to this long per batch, i.e. one core when they come more often than this, nothing when idle",
+        at_most(100_000),
+    )
     tick_priority: str = setting(
         "high",
         "scheduling priority of the tick thread (normal, above_normal, high = nice -10 / THREAD_PRIORITY_HIGHEST):"
@@ -412,7 +427,7 @@ def _coerce(key: str, kind: Any, value: Any, from_env: bool) -> Any:
 def _build(cls: type, prefix: str, values: Mapping[str, Any], env: Mapping[str, Any]) -> Any:
     hints = get_type_hints(cls)
     known = {f.name for f in fields(cls)}
-    for name in values:
+    for name in (*values, *env):  # a misspelt QT_SECTION__KEY must not be ignored silently either
         if name not in known:
             raise ConfigError(f"{prefix}{name}", f"unknown setting (known: {', '.join(sorted(known))})")
     kwargs: dict[str, Any] = {}

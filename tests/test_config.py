@@ -48,6 +48,8 @@ def test_file_overrides_defaults_and_env_overrides_file_and_options_override_env
         ("", {"QT_DAEMON__BATCH_MAX": "-3"}, "daemon.batch_max"),
         ("", {"QT_DAEMON__BATCH_MAX": "lots"}, "daemon.batch_max"),
         ("", {"QT_NOPE__X": "1"}, "QT_NOPE__X"),
+        ("", {"QT_DAEMON__BUSY_POL_US": "0"}, "daemon.busy_pol_us"),  # a misspelt key in a known section
+        ("", {"QT_DAEMON__BUSY_POLL_US": "100001"}, "daemon.busy_poll_us"),
         ("[log]\nformat = \"xml\"\n", {}, "log.format"),
         ("this is = = not toml", {}, "--config"),
     ],

@@ -32,13 +32,18 @@ def pipeline(
     throughput_ticks: Annotated[int, typer.Option("--throughput-ticks", help="Ticks for the as-fast-as-possible run.")] = 300_000,
     ticks: TicksOpt = None,
     repeat: Annotated[int, typer.Option("--repeat", min=1, help="Independent runs; above 1 the JSON and the console add, per target, min/median/max over the runs and in how many it was met.")] = 1,
+    settings: Annotated[Optional[list[str]], typer.Option("--set", help="A daemon setting for these runs, SECTION.KEY=VALUE as in the config file (e.g. daemon.busy_poll_us=0); repeatable. Recorded in the JSON.")] = None,
     json: JsonOpt = None,
     plot: PlotOpt = None,
 ) -> None:
     """Sender process -> daemon -> SUB receiver, against a PUSH->PUB relay (the transport floor)."""
-    from quantumtrader.bench.pipeline import run_pipeline_bench
+    from quantumtrader.bench.pipeline import daemon_settings, run_pipeline_bench
 
-    run_pipeline_bench(rate=rate, symbols=symbols, duration_s=duration_s, throughput_ticks=throughput_ticks, ticks_csv=ticks or _default_ticks(), repeat=repeat, json_out=json, plot_out=plot)
+    try:
+        daemon_env = daemon_settings(settings or [])
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--set") from None
+    run_pipeline_bench(rate=rate, symbols=symbols, duration_s=duration_s, throughput_ticks=throughput_ticks, ticks_csv=ticks or _default_ticks(), repeat=repeat, daemon_env=daemon_env, json_out=json, plot_out=plot)
 
 
 @app.command()

@@ -35,6 +35,7 @@ import zmq
 
 from quantumtrader.bench.common import latency_summary, machine, percentile_plot, progress, table, write_json
 from quantumtrader.bench.procs import Endpoints, control, free_port, start, stop, wait_ready
+from quantumtrader.config import ConfigError, load_config
 
 
 class Target(NamedTuple):
@@ -299,6 +300,25 @@ def _one_run(events: str, feed: str, n_ticks: int, warmup: int, symbols: int, ra
     return result
 
 
+def daemon_settings(settings: list[str]) -> dict[str, str]:
+    """``["daemon.busy_poll_us=0", ...]`` -> the daemon's environment variables, checked by the daemon's own config loader.
+
+    Raises ValueError naming the setting, before any process is started.
+    """
+    env: dict[str, str] = {}
+    for item in settings:
+        dotted, sep, value = item.partition("=")
+        section, dot, key = dotted.strip().partition(".")
+        if not sep or not dot or not section or not key or "." in key:
+            raise ValueError(f"{item!r}: expected SECTION.KEY=VALUE, e.g. daemon.busy_poll_us=0")
+        env[f"QT_{section.upper()}__{key.upper()}"] = value.strip()
+    try:
+        load_config(environ=env)
+    except ConfigError as exc:
+        raise ValueError(str(exc)) from None
+    return env
+
+
 def run_pipeline_bench(
     *,
     rate: float = 10_000,
@@ -308,6 +328,7 @@ def run_pipeline_bench(
     throughput_ticks: int = 300_000,
     ticks_csv: Path | None = None,
     repeat: int = 1,
+    daemon_env: dict[str, str] | None = None,
     json_out: Path | None = None,
     plot_out: Path | None = None,
     log: Callable[[str], None] = print,
@@ -330,7 +351,7 @@ def run_pipeline_bench(
             if repeat > 1:
                 log(f"== run {number} of {repeat}")
             plot = plot_out if number == repeat else None  # the last run's
-            runs.append(_run_once(rate, symbols, duration_s, warmup_s, throughput_ticks, ticks_csv, plot, log, numba_cache))
+            runs.append(_run_once(rate, symbols, duration_s, warmup_s, throughput_ticks, ticks_csv, plot, log, numba_cache, daemon_env or {}))
     if repeat == 1:
         write_json(json_out, runs[0])
         return runs[0]
@@ -343,7 +364,18 @@ def run_pipeline_bench(
     return result
 
 
-def _run_once(rate: float, symbols: int, duration_s: float, warmup_s: float, throughput_ticks: int, ticks_csv: Path | None, plot_out: Path | None, log: Callable[[str], None], numba_cache: str) -> dict[str, Any]:
+def _run_once(
+    rate: float,
+    symbols: int,
+    duration_s: float,
+    warmup_s: float,
+    throughput_ticks: int,
+    ticks_csv: Path | None,
+    plot_out: Path | None,
+    log: Callable[[str], None],
+    numba_cache: str,
+    daemon_env: dict[str, str],
+) -> dict[str, Any]:
     n_ticks = int(rate * (duration_s + warmup_s))
     warmup = int(rate * warmup_s)
     with tempfile.TemporaryDirectory(prefix="qt-bench-") as tmp_name:
@@ -369,7 +401,8 @@ def _run_once(rate: float, symbols: int, duration_s: float, warmup_s: float, thr
 
         # 2 + 3. the daemon
         eps = Endpoints()
-        env = eps.env(tmp / "data", QT_DAEMON__STATUS_INTERVAL_S="0", QT_DAEMON__HEALTH_INTERVAL_S="0.5", QT_LOG__LEVEL="warning", NUMBA_CACHE_DIR=numba_cache)
+        quiet = {"QT_DAEMON__STATUS_INTERVAL_S": "0", "QT_DAEMON__HEALTH_INTERVAL_S": "0.5", "QT_LOG__LEVEL": "warning"}
+        env = eps.env(tmp / "data", NUMBA_CACHE_DIR=numba_cache, **{**quiet, **daemon_env})
         log_path = tmp / "daemon.log"
         daemon = start(["run", "--no-sidecar"], env, log_path)
         try:
@@ -403,6 +436,7 @@ def _run_once(rate: float, symbols: int, duration_s: float, warmup_s: float, thr
         "daemon_counters": status.get("counters", {}),
         "daemon_seq_gaps": sum(t.get("lost_events", 0) for t in status.get("terminals", [])),  # both runs
         "daemon_ready_s": startup_s,
+        "daemon_settings": daemon_env,  # --set: what differs from the defaults (and the bench's quiet logging)
     }
     result["targets"] = judge(result)
     rows = []

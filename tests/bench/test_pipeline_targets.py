@@ -7,7 +7,7 @@ from pathlib import Path
 
 import orjson
 
-from quantumtrader.bench.pipeline import TARGETS, judge, over_runs, run_pipeline_bench
+from quantumtrader.bench.pipeline import TARGETS, daemon_settings, judge, over_runs, run_pipeline_bench
 from support import shared_ticks
 
 
@@ -65,16 +65,38 @@ def test_over_runs_counts_the_runs_that_met_each_target() -> None:
 def test_repeated_runs_over_real_processes_are_each_judged_and_summarized(tmp_path: Path) -> None:
     out = tmp_path / "pipeline.json"
     lines: list[str] = []
-    result = run_pipeline_bench(rate=2000, symbols=5, duration_s=1.0, warmup_s=0.5, throughput_ticks=20_000, ticks_csv=shared_ticks(), repeat=2, json_out=out, log=lines.append)
+    settings = {"QT_DAEMON__BUSY_POLL_US": "0"}
+    result = run_pipeline_bench(rate=2000, symbols=5, duration_s=1.0, warmup_s=0.5, throughput_ticks=20_000, ticks_csv=shared_ticks(), repeat=2, daemon_env=settings, json_out=out, log=lines.append)
     written = orjson.loads(out.read_bytes())
     assert written["repeat"] == 2 and len(written["runs"]) == 2
     for run in written["runs"]:
         assert run["daemon"]["lost"] == 0 and run["floor"]["lost"] == 0 and run["daemon_max_rate"]["lost"] == 0
         assert run["daemon"]["received"] == run["daemon"]["ticks"] == 3000
         assert [v["target"] for v in run["targets"]] == [t.name for t in TARGETS]
+        assert run["daemon_settings"] == settings
     for i, summary in enumerate(written["over_runs"]):
         values = [run["targets"][i]["value"] for run in written["runs"]]
         assert summary["values"] == values
         assert summary["met_runs"] == sum(run["targets"][i]["met"] for run in written["runs"])
     assert result["over_runs"] == written["over_runs"]
     assert any(line.startswith("over 2 runs") for line in lines)
+
+
+def test_daemon_settings_become_its_environment_and_a_bad_one_is_refused_before_anything_starts() -> None:
+    assert daemon_settings(["daemon.busy_poll_us=0", " signals.interval_s = 5 "]) == {"QT_DAEMON__BUSY_POLL_US": "0", "QT_SIGNALS__INTERVAL_S": "5"}
+    for bad, says in (("busy_poll_us=0", "SECTION.KEY=VALUE"), ("daemon.busy_poll_us", "SECTION.KEY=VALUE"), ("daemon.nope=1", "daemon.nope"), ("daemon.busy_poll_us=lots", "daemon.busy_poll_us")):
+        try:
+            daemon_settings([bad])
+        except ValueError as exc:
+            assert says in str(exc), (bad, str(exc))
+        else:
+            raise AssertionError(f"{bad!r} was accepted")
+
+
+def test_the_cli_names_a_bad_setting_and_exits_2() -> None:
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "quantumtrader.bench.cli", "pipeline", "--set", "daemon.busy_poll_us=-1"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert "daemon.busy_poll_us" in done.stderr + done.stdout

@@ -1,0 +1,103 @@
+"""Busy polling after a batch (``daemon.busy_poll_us``): it catches the next event without sleeping, and an idle daemon sleeps."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import orjson
+import psutil
+import pytest
+import zmq
+
+from quantumtrader.config import ConfigError, load_config
+from quantumtrader.daemon.app import build_daemon
+from quantumtrader.daemon.server import Daemon
+from quantumtrader.protocol import now_msc
+from support import Endpoints, daemon_process
+
+TERMINAL = "spin-1@Test"
+
+
+def _event(fields: dict) -> bytes:
+    return orjson.dumps({"v": 1, "terminal": TERMINAL, "time_msc": now_msc(), **fields})
+
+
+def _hello(seq: int = 0) -> bytes:
+    return _event({"type": "hello", "seq": seq, "platform": "MT5", "command_endpoint": "tcp://127.0.0.1:1", "symbols": ["EURUSD"]})
+
+
+def _tick(seq: int) -> bytes:
+    return _event({"type": "tick", "seq": seq, "symbol": "EURUSD", "bid": 1.1 + seq / 100_000, "ask": 1.1002 + seq / 100_000, "volume": 1.0})
+
+
+@pytest.fixture
+def daemon(tmp_path: Path) -> Iterator[tuple[Daemon, zmq.Socket]]:
+    eps = Endpoints()
+    d = build_daemon(load_config(environ=eps.env(tmp_path / "data", QT_LOG__LEVEL="warning")))
+    push = zmq.Context.instance().socket(zmq.PUSH)
+    push.connect(eps.events)
+    try:
+        yield d, push
+    finally:
+        push.close(linger=0)
+        d.close()
+
+
+def test_the_spin_returns_as_soon_as_an_event_arrives_and_gives_up_at_its_deadline(daemon: tuple[Daemon, zmq.Socket]) -> None:
+    d, push = daemon
+    started = time.monotonic()
+    assert d._busy_poll(time.monotonic_ns() + 50_000_000) is False  # nothing sent: spins out its 50 ms
+    assert time.monotonic() - started >= 0.05
+
+    timer = threading.Timer(0.1, lambda: push.send(_hello()))
+    started = time.monotonic()
+    timer.start()
+    try:
+        found = d._busy_poll(time.monotonic_ns() + 5_000_000_000)
+    finally:
+        timer.join()
+    elapsed = time.monotonic() - started
+    assert found is True
+    assert 0.1 <= elapsed < 2.0  # the event ended the spin, not the 5 s deadline
+    assert d.drain_events() == 1  # and it is there to drain, not consumed by the check
+
+
+def test_busy_poll_out_of_range_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="busy_poll_us"):
+        load_config(environ={"QT_DAEMON__BUSY_POLL_US": "100001"})
+    with pytest.raises(ConfigError, match="busy_poll_us"):
+        load_config(environ={"QT_DAEMON__BUSY_POLL_US": "-1"})
+
+
+def _cpu_s(proc: psutil.Process) -> float:
+    times = proc.cpu_times()
+    return times.user + times.system
+
+
+def test_the_daemon_spins_after_each_batch_and_sleeps_when_no_event_comes(tmp_path: Path) -> None:
+    """With a 100 ms spin (the maximum, to be measurable), five ticks cost ~0.5 s of CPU; as long again idle, almost none."""
+    eps = Endpoints()
+    with daemon_process(eps, tmp_path, QT_DAEMON__BUSY_POLL_US="100000") as proc:
+        push = zmq.Context.instance().socket(zmq.PUSH)
+        push.connect(eps.events)
+        try:
+            push.send(_hello())
+            time.sleep(1.0)  # the hello's own spin is over
+            process = psutil.Process(proc.pid)
+
+            before = _cpu_s(process)
+            time.sleep(1.5)
+            idle = _cpu_s(process) - before
+
+            before = _cpu_s(process)
+            for seq in range(1, 6):
+                push.send(_tick(seq))
+                time.sleep(0.3)
+            ticking = _cpu_s(process) - before
+        finally:
+            push.close(linger=0)
+    assert idle < 0.15, f"an idle daemon used {idle:.3f} s of CPU in 1.5 s: it spins without events"
+    assert ticking > 0.25, f"five ticks cost only {ticking:.3f} s of CPU: the loop did not spin after them"
