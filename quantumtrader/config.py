@@ -119,7 +119,7 @@ class DaemonConfig:
     stale_heartbeats: int = setting(3, "a terminal silent for this many heartbeat periods is stale", positive)
     health_interval_s: float = setting(1.0, "how often health is published on the feed", positive)
     status_interval_s: float = setting(5.0, "how often the one-line status is logged (0 = never)", non_negative)
-    reject_log_interval_s: float = setting(10.0, "a reject reason is logged at most once per interval", positive)
+    reject_log_interval_s: float = setting(10.0, "a reject reason, or a failure that repeats (the signal journal on a full disk), is logged at most once per interval", positive)
     linger_ms: int = setting(200, "socket linger on shutdown, so nothing hangs", non_negative)
     max_message_bytes: int = setting(
         4 * 1024 * 1024,

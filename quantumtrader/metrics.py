@@ -162,33 +162,40 @@ class LatencyRecorder:
         self.histogram.reset()
 
 
+class LogLimiter:
+    """At most one log line per key and interval: a failure that repeats on every tick must not flood the log."""
+
+    def __init__(self, interval_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self._interval_s = interval_s
+        self._clock = clock
+        self._last_logged: dict[str, float] = {}
+        self._since_logged: Counter[str] = Counter()
+
+    def due(self, key: str) -> int | None:
+        """Count one occurrence of ``key``; if a line is due, how many occurred since the last one (this one included)."""
+        self._since_logged[key] += 1
+        now = self._clock()
+        last = self._last_logged.get(key)
+        if last is not None and now - last < self._interval_s:
+            return None
+        self._last_logged[key] = now
+        since, self._since_logged[key] = self._since_logged[key], 0
+        return since
+
+
 class RejectLog:
     """Counts rejected messages by reason; logs each reason at most once per interval."""
 
     def __init__(self, log: Callable[..., Any], interval_s: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.counts: Counter[str] = Counter({reason: 0 for reason in REJECT_REASONS})
         self._log = log
-        self._interval_s = interval_s
-        self._clock = clock
-        self._last_logged: dict[str, float] = {}
-        self._since_logged: Counter[str] = Counter()
+        self._limiter = LogLimiter(interval_s, clock)
 
     def reject(self, source: str, reason: str, detail: str) -> None:
         self.counts[reason] += 1
-        self._since_logged[reason] += 1
-        now = self._clock()
-        last = self._last_logged.get(reason)
-        if last is None or now - last >= self._interval_s:
-            self._last_logged[reason] = now
-            self._log(
-                "message rejected",
-                source=source,
-                reason=reason,
-                detail=detail,
-                count_since_last_log=self._since_logged[reason],
-                total=self.counts[reason],
-            )
-            self._since_logged[reason] = 0
+        since = self._limiter.due(reason)
+        if since is not None:
+            self._log("message rejected", source=source, reason=reason, detail=detail, count_since_last_log=since, total=self.counts[reason])
 
     @property
     def total(self) -> int:

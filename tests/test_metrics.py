@@ -44,3 +44,25 @@ def test_record_count_is_count_single_records_and_the_total_is_their_sum() -> No
             single.record(value)
     assert list(counted.fold().counts) == list(single.fold().counts)
     assert counted.total_ns == single.total_ns == 3 * 5_000 + 70_000 + 20 * 2_000_000 + 6 * 900
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_repeating_reject_is_logged_once_per_interval_with_the_count_since() -> None:
+    from quantumtrader.metrics import RejectLog
+
+    clock, lines = _Clock(), []
+    rejects = RejectLog(lambda event, **fields: lines.append((event, fields)), 10.0, clock)
+    for _ in range(5):
+        rejects.reject("events", "bad_json", "x")
+    rejects.reject("events", "bad_value", "y")  # another reason has its own interval
+    clock.now += 10.0
+    rejects.reject("events", "bad_json", "x")
+    assert [(f["reason"], f["count_since_last_log"], f["total"]) for _, f in lines] == [("bad_json", 1, 1), ("bad_value", 1, 1), ("bad_json", 5, 6)]
+    assert rejects.counts["bad_json"] == 6 and rejects.total == 7

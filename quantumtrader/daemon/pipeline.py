@@ -38,7 +38,7 @@ from quantumtrader.daemon.server import Daemon
 from quantumtrader.features.cache import ensure_numba_cache_dir
 from quantumtrader.features.names import FEATURE_NAMES
 from quantumtrader.log import get_logger
-from quantumtrader.metrics import LatencyRecorder
+from quantumtrader.metrics import LatencyRecorder, LogLimiter
 from quantumtrader.protocol import now_msc
 from quantumtrader.store import Store
 
@@ -61,6 +61,7 @@ class PipelineStage:
         self._publish_features = config.features.publish
         self._features_conflator = Conflator(config.features.publish_interval_ms / 1000.0)
         self.counters: Counter[str] = Counter()
+        self._error_log = LogLimiter(config.daemon.reject_log_interval_s, clock)
         self.store_journal_hist = LatencyRecorder()  # ns per journal write (one per batch that emits)
         self.signal_batch_hist = LatencyRecorder()  # receive -> published, only batches that emitted
         histograms = daemon.metrics.histograms
@@ -157,7 +158,9 @@ class PipelineStage:
             self.store.journal.append(rows)
         except OSError as exc:  # a full disk must not silence the signals; counted, logged, still handed to SQLite
             self.counters["store_errors"] += 1
-            log.error("signal journal write failed; publishing anyway", error=repr(exc)[:200], signals=len(signals))
+            since = self._error_log.due("journal")
+            if since is not None:
+                log.error("signal journal write failed; publishing anyway", error=repr(exc)[:200], signals=len(signals), failures_since_last_log=since, total=self.counters["store_errors"])
         self.store_journal_hist.record(time.monotonic_ns() - started)
         publish = self.daemon.feed.publish
         for sig, body in zip(signals, bodies, strict=True):

@@ -33,7 +33,8 @@ import glob
 import os
 import re
 import sqlite3
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -131,10 +132,21 @@ def read_journal(path: Path) -> tuple[list[Row], int]:
     return rows, damaged
 
 
+#: After a failed open or write the journal is not tried again for this long. On a
+#: full disk every emitting batch (up to hundreds a second) would otherwise
+#: start a new file, and fail again; meanwhile signals are published anyway and
+#: still handed to SQLite, as after any failed write.
+RETRY_AFTER_FAILURE_S = 1.0
+
+
+class JournalPaused(OSError):
+    """Raised without touching the disk while the journal waits out its pause after a failure."""
+
+
 class SignalJournal:
     """The loop's open journal file (one at a time), numbered after the files already there."""
 
-    def __init__(self, db_path: Path) -> None:
+    def __init__(self, db_path: Path, *, clock: Callable[[], float] = time.monotonic) -> None:
         self._db_path = db_path
         existing = journal_files(db_path)
         self._number = (_number(existing[-1]) or 0) if existing else 0
@@ -142,6 +154,8 @@ class SignalJournal:
         self._path: Path | None = None
         self._ids: list[str] | None = []
         self._closed: list[Closed] = []
+        self._clock = clock
+        self._retry_at = 0.0
 
     @property
     def path(self) -> Path | None:
@@ -154,11 +168,20 @@ class SignalJournal:
         If the write fails (a full disk), the file is closed there and then, so
         the next batch starts a new file instead of continuing a cut line; the
         failed file is retired by reading it (its ids are no longer trusted).
+        After a failed open or write, appends raise :class:`JournalPaused`
+        for ``RETRY_AFTER_FAILURE_S`` without touching the disk.
         """
         if self._fd is None:
+            if self._clock() < self._retry_at:
+                raise JournalPaused(f"signal journal paused for {RETRY_AFTER_FAILURE_S:g} s after a failed write")
             self._number += 1
-            self._path = self._db_path.with_name(f"{self._db_path.name}.signals.{self._number:06d}.jnl")
-            self._fd = os.open(self._path, _FLAGS, 0o600)
+            path = self._db_path.with_name(f"{self._db_path.name}.signals.{self._number:06d}.jnl")
+            try:
+                self._fd = os.open(path, _FLAGS, 0o600)
+            except OSError:
+                self._retry_at = self._clock() + RETRY_AFTER_FAILURE_S
+                raise
+            self._path = path
             self._ids = []
         data = b"".join(_line(row) for row in rows)
         view = memoryview(data)
@@ -168,6 +191,7 @@ class SignalJournal:
         except OSError:
             self._ids = None  # this file's ids are no longer trusted: it is retired by reading it
             self._close()
+            self._retry_at = self._clock() + RETRY_AFTER_FAILURE_S
             raise
         self._ids.extend(row[0] for row in rows)  # type: ignore[union-attr]  # reset to [] with each new file
 

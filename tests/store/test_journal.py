@@ -10,6 +10,14 @@ from quantumtrader.store.journal import SignalJournal, journal_files, read_journ
 from tests.store.test_store import make_signal
 
 
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 def _journal(store: Store, signals: list[dict], bodies: list[bytes] | None = None) -> list[tuple]:
     """What the daemon does before publishing: the rows, appended to the journal."""
     rows = store.signals.rows(signals, bodies)
@@ -157,6 +165,8 @@ def test_a_failed_write_closes_the_file_so_the_next_batch_is_not_glued_to_a_cut_
 
     db = tmp_path / "qt.db"
     dead = Store(db)
+    clock = _Clock()
+    dead.journal = SignalJournal(db, clock=clock)
     _journal(dead, [make_signal(0)])
     real_write = os.write
 
@@ -171,6 +181,7 @@ def test_a_failed_write_closes_the_file_so_the_next_batch_is_not_glued_to_a_cut_
     except OSError:
         pass
     monkeypatch.setattr(journal_module.os, "write", real_write)
+    clock.now += journal_module.RETRY_AFTER_FAILURE_S
     _journal(dead, [make_signal(2)])  # published after the failure: must survive
     names = [p.name[-10:] for p in journal_files(db)]
     assert names == ["000001.jnl", "000002.jnl"]
@@ -178,6 +189,49 @@ def test_a_failed_write_closes_the_file_so_the_next_batch_is_not_glued_to_a_cut_
     restarted = Store(db)
     restarted.close()
     assert _stored_ids(db) == ["s-test-0", "s-test-2"]  # s-test-1 was never durable (and never published)
+
+
+def test_after_a_failure_the_journal_pauses_instead_of_starting_a_file_per_batch(tmp_path: Path, monkeypatch) -> None:
+    import errno
+
+    from quantumtrader.store import journal as journal_module
+
+    db = tmp_path / "qt.db"
+    clock = _Clock()
+    journal = SignalJournal(db, clock=clock)
+    store = Store(db)
+    rows = store.signals.rows([make_signal(0)])
+
+    def full_disk(fd: int, data: memoryview) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(journal_module.os, "write", full_disk)
+    try:
+        journal.append(rows)
+        raise AssertionError("the failed write must raise")
+    except OSError as exc:
+        assert not isinstance(exc, journal_module.JournalPaused)
+    for _ in range(100):  # an emitting batch after another, within the pause
+        clock.now += journal_module.RETRY_AFTER_FAILURE_S / 200
+        try:
+            journal.append(rows)
+            raise AssertionError("a paused journal must raise")
+        except journal_module.JournalPaused:
+            pass
+    assert len(journal_files(db)) == 1  # no new file while paused
+    clock.now += journal_module.RETRY_AFTER_FAILURE_S / 2 + 0.01
+    try:
+        journal.append(rows)  # the pause is over: tried again, fails again
+        raise AssertionError("the failed write must raise")
+    except OSError as exc:
+        assert not isinstance(exc, journal_module.JournalPaused)
+    assert len(journal_files(db)) == 2
+    monkeypatch.undo()
+    clock.now += journal_module.RETRY_AFTER_FAILURE_S
+    journal.append(rows)  # the disk has room again
+    assert journal.path is not None and journal.path.stat().st_size > 0
+    journal.rotate()
+    store.close()
 
 
 def test_retirement_does_not_read_a_file_whose_rows_the_writer_already_inserted(tmp_path: Path, monkeypatch) -> None:
