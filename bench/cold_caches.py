@@ -5,7 +5,7 @@ observation that on a VM the work after a sleep runs on cold caches (and
 sometimes on a core that ran another guest meanwhile). This measures one
 small step of the tick path's kind (a no-op call, a 1,200-byte copy, a
 1,200-byte ``os.write`` to a file) after a pause spent sleeping and after the
-same pause spent spinning, and prints the ratio. Run it on a VPS to decide
+same pause spent spinning (alternating, sample by sample), and prints the ratio. Run it on a VPS to decide
 whether busy polling is worth a core there.
 
 Usage: python bench/cold_caches.py [--json FILE]
@@ -39,20 +39,25 @@ def _percentiles(samples_ns: list[int]) -> dict[str, float]:
     return {"p50_us": ordered[n // 2] / 1000, "p90_us": ordered[int(n * 0.9)] / 1000, "p99_us": ordered[int(n * 0.99)] / 1000}
 
 
-def _measure(step: Callable[[int], object], pause: Callable[[], None]) -> dict[str, float]:
+def _measure(step: Callable[[int], object], pause_s: float) -> tuple[dict[str, float], dict[str, float]]:
+    """(after sleeping, after spinning): the two alternate sample by sample, so drift in the machine hits both alike."""
     clock = time.perf_counter_ns
-    samples = []
-    for i in range(SAMPLES):
-        pause()
+    slept, spun = [], []
+    for i in range(2 * SAMPLES):
+        sleeping = i % 2 == 0
+        if sleeping:
+            time.sleep(pause_s)
+        else:
+            _spin(pause_s)
         started = clock()
         step(i)
-        samples.append(clock() - started)
-    return _percentiles(samples)
+        (slept if sleeping else spun).append(clock() - started)
+    return _percentiles(slept), _percentiles(spun)
 
 
 def main(argv: list[str]) -> None:
     json_out = Path(argv[argv.index("--json") + 1]) if "--json" in argv else None
-    buffer = bytearray(len(LINE) * SAMPLES)
+    buffer = bytearray(len(LINE) * 2 * SAMPLES)
     with tempfile.TemporaryDirectory(prefix="qt-cold-") as tmp:
         fd = os.open(Path(tmp) / "journal.bin", os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_BINARY", 0), 0o600)
         steps: dict[str, Callable[[int], object]] = {
@@ -64,8 +69,7 @@ def main(argv: list[str]) -> None:
         try:
             for pause_s in PAUSES_S:
                 for name, step in steps.items():
-                    slept = _measure(step, lambda: time.sleep(pause_s))
-                    spun = _measure(step, lambda: _spin(pause_s))
+                    slept, spun = _measure(step, pause_s)
                     results.append({"step": name, "pause_us": pause_s * 1e6, "after_sleep": slept, "after_spin": spun, "p50_ratio": slept["p50_us"] / max(spun["p50_us"], 1e-3)})
         finally:
             os.close(fd)

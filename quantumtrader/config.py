@@ -62,9 +62,9 @@ def unit_interval(value: Any) -> str | None:
     return None if 0.0 <= value <= 1.0 else "must be between 0 and 1"
 
 
-def at_most(limit: int) -> Check:
+def between(low: float, high: float) -> Check:
     def check(value: Any) -> str | None:
-        return None if 0 <= value <= limit else f"must be between 0 and {limit}"
+        return None if low <= value <= high else f"must be between {low:g} and {high:g}"
 
     return check
 
@@ -133,7 +133,7 @@ class DaemonConfig:
         " up to this many µs before it blocks in the poller (0 = never): a thread that sleeps between ticks wakes"
         " to cold caches, and on a VM its core may have run another guest meanwhile. Costs CPU only while ticks"
         " arrive: up to this long per batch, i.e. one core when they come more often than this, nothing when idle",
-        at_most(100_000),
+        between(0, 100_000),
     )
     tick_priority: str = setting(
         "high",

@@ -11,10 +11,20 @@ import zmq
 from quantumtrader.bench.procs import Endpoints, control, daemon_process, free_port, start, stop, wait_for, wait_ready
 from quantumtrader.protocol import decode_feed
 
-__all__ = ["Endpoints", "FeedSubscriber", "control", "daemon_process", "free_port", "shared_ticks", "start", "stop", "wait_for", "wait_ready"]
+__all__ = ["Endpoints", "FakeClock", "FeedSubscriber", "control", "daemon_process", "free_port", "shared_ticks", "start", "stop", "wait_for", "wait_ready"]
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+class FakeClock:
+    """A monotonic clock the test moves by hand (``clock.now += seconds``)."""
+
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
 
 
 def shared_ticks(name: str = "EURUSD.csv.gz") -> Path:

@@ -7,6 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from quantumtrader.metrics import PERCENTILES, add_values, new_histogram, percentile_values, summarize
+from support import FakeClock
 
 # nanoseconds from below the histogram's floor (clamped) to over a minute (clamped), skewed like latencies
 latencies = st.lists(st.one_of(st.integers(0, 2_000), st.integers(2_000, 5_000_000), st.integers(5_000_000, 90 * 10**9)), min_size=1, max_size=400)
@@ -46,18 +47,11 @@ def test_record_count_is_count_single_records_and_the_total_is_their_sum() -> No
     assert counted.total_ns == single.total_ns == 3 * 5_000 + 70_000 + 20 * 2_000_000 + 6 * 900
 
 
-class _Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
 
 def test_a_repeating_reject_is_logged_once_per_interval_with_the_count_since() -> None:
     from quantumtrader.metrics import RejectLog
 
-    clock, lines = _Clock(), []
+    clock, lines = FakeClock(), []
     rejects = RejectLog(lambda event, **fields: lines.append((event, fields)), 10.0, clock)
     for _ in range(5):
         rejects.reject("events", "bad_json", "x")

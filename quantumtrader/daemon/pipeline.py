@@ -41,6 +41,7 @@ from quantumtrader.log import get_logger
 from quantumtrader.metrics import LatencyRecorder, LogLimiter
 from quantumtrader.protocol import now_msc
 from quantumtrader.store import Store
+from quantumtrader.store.journal import JournalPaused
 
 if TYPE_CHECKING:
     from quantumtrader.models.pipeline import Batch
@@ -157,11 +158,9 @@ class PipelineStage:
         try:
             self.store.journal.append(rows)
         except OSError as exc:  # a full disk must not silence the signals; counted, logged, still handed to SQLite
-            self.counters["store_errors"] += 1
-            since = self._error_log.due("journal")
-            if since is not None:
-                log.error("signal journal write failed; publishing anyway", error=repr(exc)[:200], signals=len(signals), failures_since_last_log=since, total=self.counters["store_errors"])
-        self.store_journal_hist.record(time.monotonic_ns() - started)
+            self._journal_failed(exc, len(signals))
+        else:
+            self.store_journal_hist.record(time.monotonic_ns() - started)  # writes that happened, not refusals
         publish = self.daemon.feed.publish
         for sig, body in zip(signals, bodies, strict=True):
             publish("signal", orjson.Fragment(body), sig["time_msc"], sig["symbol"], sig["timestamp"])
@@ -174,6 +173,28 @@ class PipelineStage:
                 hook(sig)
         self.daemon.last_signal_msc = signals[-1]["time_msc"]
         self.counters["signals"] += len(signals)
+
+    def _journal_failed(self, exc: OSError, n_signals: int) -> None:
+        """Count a batch the journal did not take, and log it at most once per interval.
+
+        ``store_errors`` counts failed writes, ``store_journal_paused`` the
+        batches refused during the pause that follows one (their signals are
+        published, but only the writer's queue holds them until SQLite does:
+        a kill -9 meanwhile loses them). The log line names the failure that
+        started the pause, not the pause.
+        """
+        paused = isinstance(exc, JournalPaused)
+        self.counters["store_journal_paused" if paused else "store_errors"] += 1
+        since = self._error_log.due("journal")
+        if since is not None:
+            log.error(
+                "signal journal write failed; publishing anyway",
+                error=repr(exc)[:300],
+                signals=n_signals,
+                count_since_last_log=since,
+                store_errors=self.counters["store_errors"],
+                store_journal_paused=self.counters["store_journal_paused"],
+            )
 
     def _publish(self, batch: Batch, stamp: np.ndarray, now: float) -> None:
         """Feature vectors of the batch's rows as ``features.publish`` says (never ``off`` here)."""

@@ -156,6 +156,7 @@ class SignalJournal:
         self._closed: list[Closed] = []
         self._clock = clock
         self._retry_at = 0.0
+        self._failure = ""  # the error that started the pause, for what JournalPaused says
 
     @property
     def path(self) -> Path | None:
@@ -173,13 +174,13 @@ class SignalJournal:
         """
         if self._fd is None:
             if self._clock() < self._retry_at:
-                raise JournalPaused(f"signal journal paused for {RETRY_AFTER_FAILURE_S:g} s after a failed write")
+                raise JournalPaused(f"signal journal paused for {RETRY_AFTER_FAILURE_S:g} s after: {self._failure}")
             self._number += 1
             path = self._db_path.with_name(f"{self._db_path.name}.signals.{self._number:06d}.jnl")
             try:
                 self._fd = os.open(path, _FLAGS, 0o600)
-            except OSError:
-                self._retry_at = self._clock() + RETRY_AFTER_FAILURE_S
+            except OSError as exc:
+                self._pause(exc)
                 raise
             self._path = path
             self._ids = []
@@ -188,12 +189,16 @@ class SignalJournal:
         try:
             while view:  # a regular file takes it all at once; the loop is for the rule, not the case
                 view = view[os.write(self._fd, view) :]
-        except OSError:
+        except OSError as exc:
             self._ids = None  # this file's ids are no longer trusted: it is retired by reading it
+            self._pause(exc)
             self._close()
-            self._retry_at = self._clock() + RETRY_AFTER_FAILURE_S
             raise
         self._ids.extend(row[0] for row in rows)  # type: ignore[union-attr]  # reset to [] with each new file
+
+    def _pause(self, exc: OSError) -> None:
+        self._retry_at = self._clock() + RETRY_AFTER_FAILURE_S
+        self._failure = repr(exc)[:200]
 
     def rotate(self) -> list[Closed]:
         """Close the open file; every file closed since the last call, with the ids written to it."""

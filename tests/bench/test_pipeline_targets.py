@@ -73,7 +73,10 @@ def test_repeated_runs_over_real_processes_are_each_judged_and_summarized(tmp_pa
         assert run["daemon"]["lost"] == 0 and run["floor"]["lost"] == 0 and run["daemon_max_rate"]["lost"] == 0
         assert run["daemon"]["received"] == run["daemon"]["ticks"] == 3000
         assert [v["target"] for v in run["targets"]] == [t.name for t in TARGETS]
-        assert run["daemon_settings"] == settings
+        assert run["daemon_settings"] == {"daemon.busy_poll_us": "0"}
+        assert run["daemon_tick_priority"]["requested"] == "high"
+        writer = run["daemon_store_writer"]
+        assert writer.get("done_signals", 0) > 0 and not any(n for k, n in writer.items() if k.startswith(("dropped_", "failed_"))), writer
     for i, summary in enumerate(written["over_runs"]):
         values = [run["targets"][i]["value"] for run in written["runs"]]
         assert summary["values"] == values
@@ -84,7 +87,13 @@ def test_repeated_runs_over_real_processes_are_each_judged_and_summarized(tmp_pa
 
 def test_daemon_settings_become_its_environment_and_a_bad_one_is_refused_before_anything_starts() -> None:
     assert daemon_settings(["daemon.busy_poll_us=0", " signals.interval_s = 5 "]) == {"QT_DAEMON__BUSY_POLL_US": "0", "QT_SIGNALS__INTERVAL_S": "5"}
-    for bad, says in (("busy_poll_us=0", "SECTION.KEY=VALUE"), ("daemon.busy_poll_us", "SECTION.KEY=VALUE"), ("daemon.nope=1", "daemon.nope"), ("daemon.busy_poll_us=lots", "daemon.busy_poll_us")):
+    for bad, says in (
+        ("busy_poll_us=0", "SECTION.KEY=VALUE"),
+        ("daemon.busy_poll_us", "SECTION.KEY=VALUE"),
+        ("daemon.nope=1", "daemon.nope"),
+        ("daemon.busy_poll_us=lots", "daemon.busy_poll_us"),
+        ("endpoints.events=tcp://127.0.0.1:9", "sets the endpoints section itself"),
+    ):
         try:
             daemon_settings([bad])
         except ValueError as exc:
@@ -100,3 +109,28 @@ def test_the_cli_names_a_bad_setting_and_exits_2() -> None:
     done = subprocess.run([sys.executable, "-m", "quantumtrader.bench.cli", "pipeline", "--set", "daemon.busy_poll_us=-1"], capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
     assert "daemon.busy_poll_us" in done.stderr + done.stdout
+
+
+def test_bench_all_hands_every_scenario_its_defaults_and_output_paths(tmp_path: Path, monkeypatch) -> None:
+    """`qt-bench all` calls the commands as functions: the arguments must land where they belong (the runs themselves are stubbed)."""
+    from quantumtrader.bench import cli, features, pipeline, startup, trade, ws
+
+    monkeypatch.setenv("QT_DATA_DIR", str(tmp_path / "data"))
+    calls: dict[str, tuple] = {}
+
+    def stub(name: str):
+        return lambda *args, **kwargs: calls.__setitem__(name, (args, kwargs))
+
+    monkeypatch.setattr(features, "run_features_bench", stub("features"))
+    monkeypatch.setattr(pipeline, "run_pipeline_bench", stub("pipeline"))
+    monkeypatch.setattr(trade, "run_trade_bench", stub("trade"))
+    monkeypatch.setattr(startup, "run_startup_bench", stub("startup"))
+    monkeypatch.setattr(ws, "run_ws_bench", stub("ws"))
+    cli.all_scenarios(out_dir=tmp_path)
+
+    assert calls["features"][0][1:] == (200_000, tmp_path / "features.json")
+    p = calls["pipeline"][1]
+    assert (p["rate"], p["symbols"], p["repeat"], p["daemon_env"], p["json_out"], p["plot_out"]) == (10_000, 50, 1, {}, tmp_path / "pipeline.json", tmp_path / "pipeline.png")
+    assert calls["trade"][1] == {"orders": 500, "tick_rate": 2000, "json_out": tmp_path / "trade.json"}
+    assert calls["startup"][1] == {"symbols": 100, "json_out": tmp_path / "startup.json"}
+    assert calls["ws"][1]["json_out"] == tmp_path / "ws.json" and calls["ws"][1]["clients"] == 500

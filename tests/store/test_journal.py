@@ -8,14 +8,8 @@ from pathlib import Path
 from quantumtrader.store import SignalCipher, SignalReader, Store
 from quantumtrader.store.journal import SignalJournal, journal_files, read_journal
 from tests.store.test_store import make_signal
+from support import FakeClock
 
-
-class _Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def _journal(store: Store, signals: list[dict], bodies: list[bytes] | None = None) -> list[tuple]:
@@ -165,7 +159,7 @@ def test_a_failed_write_closes_the_file_so_the_next_batch_is_not_glued_to_a_cut_
 
     db = tmp_path / "qt.db"
     dead = Store(db)
-    clock = _Clock()
+    clock = FakeClock()
     dead.journal = SignalJournal(db, clock=clock)
     _journal(dead, [make_signal(0)])
     real_write = os.write
@@ -197,7 +191,7 @@ def test_after_a_failure_the_journal_pauses_instead_of_starting_a_file_per_batch
     from quantumtrader.store import journal as journal_module
 
     db = tmp_path / "qt.db"
-    clock = _Clock()
+    clock = FakeClock()
     journal = SignalJournal(db, clock=clock)
     store = Store(db)
     rows = store.signals.rows([make_signal(0)])
