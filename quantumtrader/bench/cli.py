@@ -99,6 +99,17 @@ def ws(
     run_ws_bench(clients=clients, ticks_per_s=tick_rate, symbols=symbols, duration_s=duration_s, json_out=json)
 
 
+@app.command()
+def host(
+    samples: Annotated[int, typer.Option("--samples", min=10, help="Samples per step, pause and mode.")] = 400,
+    json: JsonOpt = None,
+) -> None:
+    """What a 100 µs or 5 ms pause costs the next small step, sleeping vs spinning: is daemon.busy_poll_us worth a core here?"""
+    from quantumtrader.bench.host import run_host_bench
+
+    run_host_bench(samples=samples, json_out=json)
+
+
 @app.command("all")
 def all_scenarios(out_dir: Annotated[Path, typer.Option("--out", help="Directory for one JSON per scenario.")] = Path("bench/results")) -> None:
     """Every scenario with its defaults, results under --out."""
@@ -109,6 +120,7 @@ def all_scenarios(out_dir: Annotated[Path, typer.Option("--out", help="Directory
         ("trade", lambda: trade(orders=500, tick_rate=2000, json=out_dir / "trade.json")),
         ("startup", lambda: startup(symbols=100, json=out_dir / "startup.json")),
         ("ws", lambda: ws(clients=500, tick_rate=2000, symbols=20, duration_s=20.0, json=out_dir / "ws.json")),
+        ("host", lambda: host(samples=400, json=out_dir / "cold-caches.json")),
     ]
     for name, run in runs:
         typer.echo(f"== {name}")

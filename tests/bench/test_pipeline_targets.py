@@ -113,7 +113,7 @@ def test_the_cli_names_a_bad_setting_and_exits_2() -> None:
 
 def test_bench_all_hands_every_scenario_its_defaults_and_output_paths(tmp_path: Path, monkeypatch) -> None:
     """`qt-bench all` calls the commands as functions: the arguments must land where they belong (the runs themselves are stubbed)."""
-    from quantumtrader.bench import cli, features, pipeline, startup, trade, ws
+    from quantumtrader.bench import cli, features, host, pipeline, startup, trade, ws
 
     monkeypatch.setenv("QT_DATA_DIR", str(tmp_path / "data"))
     calls: dict[str, tuple] = {}
@@ -126,6 +126,7 @@ def test_bench_all_hands_every_scenario_its_defaults_and_output_paths(tmp_path: 
     monkeypatch.setattr(trade, "run_trade_bench", stub("trade"))
     monkeypatch.setattr(startup, "run_startup_bench", stub("startup"))
     monkeypatch.setattr(ws, "run_ws_bench", stub("ws"))
+    monkeypatch.setattr(host, "run_host_bench", stub("host"))
     cli.all_scenarios(out_dir=tmp_path)
 
     assert calls["features"][0][1:] == (200_000, tmp_path / "features.json")
@@ -134,3 +135,4 @@ def test_bench_all_hands_every_scenario_its_defaults_and_output_paths(tmp_path: 
     assert calls["trade"][1] == {"orders": 500, "tick_rate": 2000, "json_out": tmp_path / "trade.json"}
     assert calls["startup"][1] == {"symbols": 100, "json_out": tmp_path / "startup.json"}
     assert calls["ws"][1]["json_out"] == tmp_path / "ws.json" and calls["ws"][1]["clients"] == 500
+    assert calls["host"][1] == {"samples": 400, "json_out": tmp_path / "cold-caches.json"}
