@@ -58,15 +58,14 @@ def non_negative(value: Any) -> str | None:
     return None if value >= 0 else "must be >= 0"
 
 
-def unit_interval(value: Any) -> str | None:
-    return None if 0.0 <= value <= 1.0 else "must be between 0 and 1"
-
-
 def between(low: float, high: float) -> Check:
     def check(value: Any) -> str | None:
         return None if low <= value <= high else f"must be between {low:g} and {high:g}"
 
     return check
+
+
+unit_interval = between(0.0, 1.0)
 
 
 def port(value: Any) -> str | None:

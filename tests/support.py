@@ -11,10 +11,28 @@ import zmq
 from quantumtrader.bench.procs import Endpoints, control, daemon_process, free_port, start, stop, wait_for, wait_ready
 from quantumtrader.protocol import decode_feed
 
-__all__ = ["Endpoints", "FakeClock", "FeedSubscriber", "control", "daemon_process", "free_port", "shared_ticks", "start", "stop", "wait_for", "wait_ready"]
+__all__ = ["Endpoints", "FakeClock", "FeedSubscriber", "event_frame", "inproc_daemon", "control", "daemon_process", "free_port", "shared_ticks", "start", "stop", "wait_for", "wait_ready"]
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+def inproc_daemon(data_dir: Path, **env: str) -> tuple[Any, Endpoints]:
+    """The real ``build_daemon`` in this process, bound on free ports (quiet logging; ``env``: more QT_ settings)."""
+    from quantumtrader.config import load_config
+    from quantumtrader.daemon.app import build_daemon
+
+    eps = Endpoints()
+    return build_daemon(load_config(environ=eps.env(data_dir, QT_LOG__LEVEL="warning", **env))), eps
+
+
+def event_frame(terminal: str, fields: dict[str, Any]) -> bytes:
+    """An EA event as it goes on the wire: v1, the terminal, the current time, then ``fields``."""
+    import orjson
+
+    from quantumtrader.protocol import now_msc
+
+    return orjson.dumps({"v": 1, "terminal": terminal, "time_msc": now_msc(), **fields})
 
 
 class FakeClock:

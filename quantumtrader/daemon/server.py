@@ -115,6 +115,7 @@ class Daemon:
         self.control = ControlServer(self.control_socket, self.rejects, dc.max_message_bytes, log)
         self.control.register("status", self.control_status)
         self.control.register("snapshot", self.control_snapshot)
+        self._spin_items = [(self.events, _POLLIN)]  # for the busy poll, built once
         self.poller = zmq.Poller()  # registered once; the loop reuses it
         self.poller.register(self.events, zmq.POLLIN)
         self.poller.register(self.control_socket, zmq.POLLIN)
@@ -189,8 +190,11 @@ class Daemon:
                 now = self._monotonic()
                 wake = min(next_health, next_status, *(provider() for provider in self._deadlines))
                 wait_ms = min(_MAX_POLL_MS, max(0, int((wake - now) * 1000 + 0.999)))
-                if spin_until and wait_ms and self._busy_poll(spin_until):
-                    wait_ms = 0  # an event is waiting: the poll below returns at once
+                if spin_until and wait_ms:
+                    if self._busy_poll(spin_until):
+                        wait_ms = 0  # an event is waiting: the poll below returns at once
+                    else:
+                        spin_until = 0  # spun out: sleep in the poller until the next batch
                 ready = dict(self.poller.poll(wait_ms))
                 if self.events in ready:
                     self.drain_events()
@@ -236,7 +240,7 @@ class Daemon:
         # 1 % of its insert rate), at the same ~2 µs a try. perf_counter, not
         # monotonic: before Python 3.13 Windows' monotonic moves in ~15.6 ms
         # steps, which would turn a 200 µs spin into up to 15.6 ms.
-        items = [(self.events, _POLLIN)]
+        items = self._spin_items
         clock = time.perf_counter_ns
         while clock() < until_ns:
             if zmq.zmq_poll(items, 0):

@@ -8,36 +8,27 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import orjson
 import psutil
 import pytest
 import zmq
 
-from quantumtrader.config import load_config
-from quantumtrader.daemon.app import build_daemon
 from quantumtrader.daemon.server import Daemon
-from quantumtrader.protocol import now_msc
-from support import Endpoints, daemon_process
+from support import Endpoints, daemon_process, event_frame, inproc_daemon
 
 TERMINAL = "spin-1@Test"
 
 
-def _event(fields: dict) -> bytes:
-    return orjson.dumps({"v": 1, "terminal": TERMINAL, "time_msc": now_msc(), **fields})
-
-
 def _hello(seq: int = 0) -> bytes:
-    return _event({"type": "hello", "seq": seq, "platform": "MT5", "command_endpoint": "tcp://127.0.0.1:1", "symbols": ["EURUSD"]})
+    return event_frame(TERMINAL, {"type": "hello", "seq": seq, "platform": "MT5", "command_endpoint": "tcp://127.0.0.1:1", "symbols": ["EURUSD"]})
 
 
 def _tick(seq: int) -> bytes:
-    return _event({"type": "tick", "seq": seq, "symbol": "EURUSD", "bid": 1.1 + seq / 100_000, "ask": 1.1002 + seq / 100_000, "volume": 1.0})
+    return event_frame(TERMINAL, {"type": "tick", "seq": seq, "symbol": "EURUSD", "bid": 1.1 + seq / 100_000, "ask": 1.1002 + seq / 100_000, "volume": 1.0})
 
 
 @pytest.fixture
 def daemon(tmp_path: Path) -> Iterator[tuple[Daemon, zmq.Socket]]:
-    eps = Endpoints()
-    d = build_daemon(load_config(environ=eps.env(tmp_path / "data", QT_LOG__LEVEL="warning")))
+    d, eps = inproc_daemon(tmp_path / "data")
     push = zmq.Context.instance().socket(zmq.PUSH)
     push.connect(eps.events)
     try:

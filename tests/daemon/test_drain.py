@@ -6,23 +6,19 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import orjson
 import pytest
 import zmq
 
-from quantumtrader.config import load_config
-from quantumtrader.daemon.app import build_daemon
 from quantumtrader.daemon.server import Daemon
 from quantumtrader.protocol import decode_feed, now_msc
-from support import Endpoints
+from support import event_frame, inproc_daemon
 
 TERMINAL = "drain-1@Test"
 
 
 @pytest.fixture
 def daemon(tmp_path: Path) -> Iterator[tuple[Daemon, zmq.Socket, zmq.Socket]]:
-    eps = Endpoints()
-    d = build_daemon(load_config(environ=eps.env(tmp_path / "data", QT_LOG__LEVEL="warning")))
+    d, eps = inproc_daemon(tmp_path / "data")
     ctx = zmq.Context.instance()
     push, sub = ctx.socket(zmq.PUSH), ctx.socket(zmq.SUB)
     sub.setsockopt(zmq.SUBSCRIBE, b"")
@@ -40,7 +36,7 @@ def daemon(tmp_path: Path) -> Iterator[tuple[Daemon, zmq.Socket, zmq.Socket]]:
 
 
 def _send(push: zmq.Socket, fields: dict) -> None:
-    push.send(orjson.dumps({"v": 1, "terminal": TERMINAL, "time_msc": now_msc(), **fields}))
+    push.send(event_frame(TERMINAL, fields))
 
 
 def _tick(seq: int, symbol: str, bid: float) -> dict:

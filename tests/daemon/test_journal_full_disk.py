@@ -8,17 +8,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-import orjson
 import zmq
 
-from quantumtrader.config import load_config
 from quantumtrader.daemon import pipeline as pipeline_module
-from quantumtrader.daemon.app import build_daemon
 from quantumtrader.daemon.pipeline import PipelineStage
-from quantumtrader.protocol import decode_feed, now_msc
+from quantumtrader.protocol import decode_feed
 from quantumtrader.store import journal as journal_module
 from quantumtrader.store.journal import journal_files
-from support import Endpoints
+from support import event_frame, inproc_daemon
 
 TERMINAL = "disk-1@Test"
 
@@ -35,12 +32,11 @@ class _Log:
 
 
 def _send(push: zmq.Socket, fields: dict) -> None:
-    push.send(orjson.dumps({"v": 1, "terminal": TERMINAL, "time_msc": now_msc(), **fields}))
+    push.send(event_frame(TERMINAL, fields))
 
 
 def test_signals_go_out_and_the_failure_is_logged_once_per_interval(tmp_path: Path, monkeypatch) -> None:
-    eps = Endpoints()
-    d = build_daemon(load_config(environ=eps.env(tmp_path / "data", QT_LOG__LEVEL="warning", QT_SIGNALS__INTERVAL_S="0.01", QT_DAEMON__REJECT_LOG_INTERVAL_S="0.5")))
+    d, eps = inproc_daemon(tmp_path / "data", QT_SIGNALS__INTERVAL_S="0.01", QT_DAEMON__REJECT_LOG_INTERVAL_S="0.5")
     stage = next(hook.__self__ for hook in d._tick_hooks if isinstance(getattr(hook, "__self__", None), PipelineStage))
     ctx = zmq.Context.instance()
     push, sub = ctx.socket(zmq.PUSH), ctx.socket(zmq.SUB)
