@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from quantumtrader.bench.common import machine, table, write_json
+from quantumtrader.bench.cpu import CpuPhase, describe
 
 LINE = b"x" * 1200
 PAUSES_S = (0.0001, 0.005)  # 100 µs: between two ticks at 10,000/s; 5 ms: a quiet market
@@ -69,7 +70,7 @@ def run_host_bench(*, samples: int = 400, json_out: Path | None = None, log: Cal
         raise ValueError("samples must be between 10 and 10000")
     buffer = bytearray(len(LINE) * 2 * samples)
     results = []
-    with tempfile.TemporaryDirectory(prefix="qt-bench-host-") as tmp:
+    with CpuPhase() as cpu, tempfile.TemporaryDirectory(prefix="qt-bench-host-") as tmp:
         fd = os.open(Path(tmp) / "journal.bin", os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_BINARY", 0), 0o600)
         try:
             steps: dict[str, Callable[[int], object]] = {
@@ -97,6 +98,7 @@ def run_host_bench(*, samples: int = 400, json_out: Path | None = None, log: Cal
         for r in results
     ]
     log(table(rows, ("step", "pause", "slept p50 µs", "after sleep p50 / p99 µs", "after spin p50 / p99 µs", "sleep/spin p50")))
-    result = {"scenario": "host", "samples": samples, "results": results, "machine": machine()}
+    log(describe({"this run": cpu.shares}))
+    result = {"scenario": "host", "samples": samples, "results": results, "cpu": cpu.shares, "machine": machine()}
     write_json(json_out, result)
     return result

@@ -34,6 +34,7 @@ import orjson
 import zmq
 
 from quantumtrader.bench.common import latency_summary, machine, percentile_plot, progress, table, write_json
+from quantumtrader.bench.cpu import CpuPhase, describe
 from quantumtrader.bench.procs import Endpoints, control, free_port, start, stop, wait_ready
 from quantumtrader.config import ConfigError, load_config
 
@@ -117,6 +118,14 @@ def over_runs(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
             }
         )
     return summary
+
+
+_PHASES = ("floor", "daemon", "daemon_max_rate")
+
+
+def steal_over_runs(runs: list[dict[str, Any]]) -> dict[str, list[float | None]]:
+    """Per phase, each run's steal (per cent of the CPU time the host took; None where not measurable)."""
+    return {phase: [((run.get(phase) or {}).get("cpu") or {}).get("steal_pct") for run in runs] for phase in _PHASES}
 
 
 def _off_target_load(rate: float, symbols: int) -> str:
@@ -260,10 +269,11 @@ def _one_run(events: str, feed: str, n_ticks: int, warmup: int, symbols: int, ra
     receiver = _Receiver(feed, n_ticks)
     try:
         receiver.wait_joined(20, poke)
-        sender, out = _send(events, n_ticks, symbols, rate, tmp, csv)
-        started = time.monotonic()
-        receiver.run(n_ticks, timeout_s=max(60.0, 3 * n_ticks / max(rate, 10_000)), decode=rate > 0)
-        elapsed = time.monotonic() - started
+        with CpuPhase() as cpu:  # the machine's CPU time while the ticks flowed: how much the host took (steal)
+            sender, out = _send(events, n_ticks, symbols, rate, tmp, csv)
+            started = time.monotonic()
+            receiver.run(n_ticks, timeout_s=max(60.0, 3 * n_ticks / max(rate, 10_000)), decode=rate > 0)
+            elapsed = time.monotonic() - started
         sender_out, _ = sender.communicate(timeout=120)
         info = orjson.loads(sender_out)
         sent_ns = np.load(out)
@@ -297,6 +307,7 @@ def _one_run(events: str, feed: str, n_ticks: int, warmup: int, symbols: int, ra
         result["signals"] = len(receiver.signals)
         result["_signal_latency_ns"] = np.array(sig_lat, dtype=np.int64)
     result["elapsed_s"] = elapsed
+    result["cpu"] = cpu.shares
     return result
 
 
@@ -365,7 +376,10 @@ def run_pipeline_bench(
     rows = [(s["target"], f"#{s['issue']}", _fmt(s["limit"]), _fmt(s["min"]), _fmt(s["median"]), _fmt(s["max"]), f"{s['met_runs']} of {s['runs']}") for s in summary]
     log(f"over {repeat} runs:{_off_target_load(rate, symbols)}")
     log(table(rows, ("target", "issue", "limit", "min", "median", "max", "met")))
-    result = {"scenario": "pipeline", "machine": machine(), "repeat": repeat, "over_runs": summary, "runs": runs}
+    steal = steal_over_runs(runs)
+    if any(v is not None for values in steal.values() for v in values):
+        log("steal % per run (CPU time the host took): " + "; ".join(f"{phase} {', '.join(_fmt(v) for v in values)}" for phase, values in steal.items()))
+    result = {"scenario": "pipeline", "machine": machine(), "repeat": repeat, "over_runs": summary, "steal_pct_over_runs": steal, "runs": runs}
     write_json(json_out, result)
     return result
 
@@ -461,6 +475,7 @@ def _run_once(
         else:
             log(f"tick -> signal: all {paced['signals']} signals came during warm-up; run longer (--duration)")
     log(f"daemon over floor: p50 x{ratio['p50']:.2f}, p99 x{ratio['p99']:.2f}")
+    log(describe({"floor": floor["cpu"], "daemon": paced["cpu"], "daemon max rate": flat_out["cpu"]}))
     if note := _off_target_load(rate, symbols):
         log(note)
     for verdict in result["targets"]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import sys
 from pathlib import Path
 
 import orjson
@@ -77,6 +78,13 @@ def test_repeated_runs_over_real_processes_are_each_judged_and_summarized(tmp_pa
         assert run["daemon_tick_priority"]["requested"] == "high"
         writer = run["daemon_store_writer"]
         assert writer.get("done_signals", 0) > 0 and not any(n for k, n in writer.items() if k.startswith(("dropped_", "failed_"))), writer
+        if sys.platform.startswith("linux"):  # each phase's CPU time, read from /proc/stat while its ticks flowed
+            for phase in ("floor", "daemon", "daemon_max_rate"):
+                cpu = run[phase]["cpu"]
+                assert cpu["busy_pct"] > 0 and cpu["cpu_seconds"] > 0 and 0 <= cpu["steal_pct"] < 100, (phase, cpu)
+    if sys.platform.startswith("linux"):
+        assert written["steal_pct_over_runs"]["daemon"] == [run["daemon"]["cpu"]["steal_pct"] for run in written["runs"]]
+        assert any(line.startswith("CPU over all cores") for line in lines)
     for i, summary in enumerate(written["over_runs"]):
         values = [run["targets"][i]["value"] for run in written["runs"]]
         assert summary["values"] == values
