@@ -59,6 +59,8 @@ MAX_TERMINAL_LEN: Final = 64
 MAX_TEXT_LEN: Final = 256
 MAX_SYMBOLS: Final = 4096
 MAX_POSITIONS: Final = 10_000
+#: MT5 tickets are ulong; orjson writes integers up to this and refuses larger ones.
+MAX_TICKET: Final = 2**64 - 1
 
 _SYMBOL_RE: Final = re.compile(r"[A-Za-z0-9._#+\-]{1,32}")
 _ID_RE: Final = re.compile(r"[A-Za-z0-9]{1,20}")
@@ -124,6 +126,19 @@ def _text(msg: Mapping[str, Any], name: str, *, max_len: int = MAX_TEXT_LEN, req
     if len(value) > max_len:
         raise ProtocolError("bad_value", f"{name} longer than {max_len} characters")
     return value
+
+
+#: ASCII digits only: ``str.isdigit()`` also says yes to "²" and "٣", which ``int()`` then refuses.
+_DECIMAL: Final = re.compile(r"-?[0-9]{1,20}")
+
+
+def decimal(text: str) -> int | None:
+    """A string of at most 20 ASCII digits (a leading minus allowed) as an int; None for anything else.
+
+    For numbers that come as text (query strings, headers, ticket strings):
+    one rule instead of ``isdigit()`` checks that let a "²" through to ``int()``.
+    """
+    return int(text) if _DECIMAL.fullmatch(text) else None
 
 
 def _short(value: Any) -> str:
@@ -690,19 +705,6 @@ def app_account(acc: Mapping[str, Any]) -> dict[str, Any]:
         "profit": acc["equity"] - acc["balance"],
         "leverage": acc["leverage"],
         "terminal": acc["terminal"],
-    }
-
-
-def app_quote(tick: Mapping[str, Any]) -> dict[str, Any]:
-    """A quote in ``GET /api/market``."""
-    return {
-        "symbol": tick["symbol"],
-        "bid": tick["bid"],
-        "ask": tick["ask"],
-        "spread": tick["ask"] - tick["bid"],
-        "time_msc": tick["time_msc"],
-        "timestamp": iso_from_msc(tick["time_msc"]),
-        "terminal": tick["terminal"],
     }
 
 

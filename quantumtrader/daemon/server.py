@@ -36,7 +36,6 @@ from quantumtrader.protocol import (
     ProtocolError,
     app_account,
     app_position,
-    app_quote,
     decode_event,
     iso_from_msc,
     now_msc,
@@ -431,12 +430,12 @@ class Daemon:
         symbols = request.get("symbols")
         if symbols is not None and not isinstance(symbols, list):
             raise ControlError("symbols must be a list")
-        quotes = [app_quote(t) for s, t in market.quotes.items() if symbols is None or s in symbols]
+        quotes = [price_update(t) for s, t in market.quotes.items() if symbols is None or s in symbols]
         positions = [
             app_position(pos, terminal, market.current_price(terminal, pos["symbol"], pos["side"]))
             for terminal, pos in market.all_positions()
         ]
-        terminal_quotes = [app_quote(t) for (_, s), t in market.terminal_quotes.items() if symbols is None or s in symbols]
+        terminal_quotes = [price_update(t) for (_, s), t in market.terminal_quotes.items() if symbols is None or s in symbols]
         return {
             "feed_seq": self.feed.seq,
             "quotes": quotes,  # per symbol, from the terminal that owns its series

@@ -28,9 +28,11 @@ from quantumtrader.execution.risk import Exposure, OpenIntent, RiskEngine, round
 from quantumtrader.execution.sessions import CommandSession
 from quantumtrader.log import get_logger
 from quantumtrader.protocol import (
+    MAX_TICKET,
     ProtocolError,
     check_symbol,
     close_command,
+    decimal,
     modify_command,
     new_command_id,
     now_msc,
@@ -478,10 +480,10 @@ def _optional_text(request: dict[str, Any], name: str) -> str | None:
 
 def _ticket(request: dict[str, Any]) -> int:
     ticket = request.get("ticket")
-    if type(ticket) is str and ticket.isdigit():
-        ticket = int(ticket)
-    if type(ticket) is not int or ticket <= 0:
-        raise ControlError("ticket must be a positive integer (or its string)", 422)
+    if type(ticket) is str:
+        ticket = decimal(ticket)
+    if type(ticket) is not int or not 0 < ticket <= MAX_TICKET:
+        raise ControlError("ticket must be a positive integer, at most 2^64-1 (or its string)", 422)
     return ticket
 
 

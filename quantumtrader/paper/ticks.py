@@ -21,7 +21,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, NamedTuple
 
-from quantumtrader.protocol import ProtocolError, check_symbol
+from quantumtrader.protocol import ProtocolError, check_symbol, decimal
 
 
 class SourceTick(NamedTuple):
@@ -53,8 +53,9 @@ def open_text(path: Path) -> IO[str]:
 def parse_time_msc(text: str) -> int:
     """ISO-8601 UTC with optional milliseconds, or integer milliseconds."""
     text = text.strip()
-    if text.isdigit():
-        return int(text)
+    value = decimal(text)
+    if value is not None and value >= 0:
+        return value
     if text.endswith("Z"):
         text = text[:-1] + "+00:00"
     stamp = datetime.fromisoformat(text)

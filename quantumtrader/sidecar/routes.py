@@ -9,7 +9,7 @@ daemon's control socket with the caller recorded as ``source``.
 from __future__ import annotations
 
 import time
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 import anyio
@@ -26,7 +26,7 @@ from quantumtrader.sidecar.jsonresp import JSONResponse
 from quantumtrader.sidecar.ratelimit import client_ip, retry_after
 from quantumtrader.sidecar.runtime import Sidecar
 from quantumtrader.sidecar.signals import app_signal
-from quantumtrader.sidecar.validate import field_error, json_body, number, query_float, query_int, symbol, text, ticket
+from quantumtrader.sidecar.validate import decimal, field_error, json_body, number, query_float, query_int, symbol, text, ticket
 
 
 def _sidecar(request: Request) -> Sidecar:
@@ -206,16 +206,28 @@ async def market(request: Request) -> Response:
     return JSONResponse({"quotes": quotes, "count": len(quotes), "timestamp": _now_iso()})
 
 
+#: The latest moment ``since`` may name: the end of year 9999 (datetime's range), in ms.
+_MAX_SINCE_MSC = 253_402_300_799_999
+
+
 def _since_msc(request: Request, sidecar: Sidecar) -> int | None:
+    """``since`` as ms since 1970: integer ms, or an ISO-8601 time read as UTC unless it states an offset
+    (never the server's local time: every time we serve is UTC)."""
     raw = request.query_params.get("since")
     if not raw:
         return None
-    if raw.isdigit():
-        return int(raw)
-    try:
-        return int(datetime.fromisoformat(raw.replace("Z", "+00:00")).timestamp() * 1000)
-    except ValueError:
-        raise field_error(sidecar.counters, "since must be integer milliseconds or an ISO-8601 time") from None
+    value = decimal(raw)
+    if value is None:
+        try:
+            moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+            if moment.tzinfo is None:
+                moment = moment.replace(tzinfo=timezone.utc)
+            value = int(moment.timestamp() * 1000)
+        except (ValueError, OverflowError):
+            value = None
+    if value is None or not 0 <= value <= _MAX_SINCE_MSC:
+        raise field_error(sidecar.counters, "since must be integer milliseconds since 1970 or an ISO-8601 time (UTC unless it has an offset)")
+    return value
 
 
 async def signals(request: Request) -> Response:
@@ -261,8 +273,13 @@ async def features(request: Request) -> Response:
     if raw is not None:
         data = orjson.loads(raw).get("data", {})
         return JSONResponse({"symbol": sym, "time_msc": data.get("time_msc"), "features": data.get("features", {})})
+    # Not on the feed yet (a sidecar started since the symbol's last tick): the daemon's latest, keyed by symbol.
     reply = await sidecar.call("features", symbol=sym)
-    return JSONResponse({"symbol": reply.get("symbol", sym), "time_msc": reply.get("time_msc"), "features": reply.get("features", {})})
+    latest = reply.get("features")
+    data = latest.get(sym) if isinstance(latest, dict) else None
+    if not isinstance(data, dict):
+        raise ApiError(404, f"no features for {sym} yet")
+    return JSONResponse({"symbol": sym, "time_msc": data.get("time_msc"), "features": data.get("features", {})})
 
 
 # -- account and positions ------------------------------------------------------------------------
@@ -281,7 +298,8 @@ async def positions(request: Request) -> Response:
     assert clone is not None
     out = []
     for pos in clone.positions.values():
-        quote = clone.quotes.get(str(pos.get("symbol")))
+        # Its own terminal's quote: another broker's price for the same symbol is not what it closes at.
+        quote = clone.terminal_quotes.get((str(pos.get("terminal", "")), str(pos.get("symbol"))))
         item = dict(pos)
         if quote is not None:
             item["current_price"] = quote.get("bid") if pos.get("type") == "BUY" else quote.get("ask")
@@ -499,9 +517,9 @@ async def broker_connect(request: Request) -> Response:
     rejects = sidecar.counters
     body = await json_body(request, rejects)
     login_value = body.get("login")
-    if isinstance(login_value, str) and login_value.isdigit():
-        login_value = int(login_value)
-    if isinstance(login_value, bool) or not isinstance(login_value, int) or login_value <= 0:
+    if isinstance(login_value, str):
+        login_value = decimal(login_value)
+    if isinstance(login_value, bool) or not isinstance(login_value, int) or not 0 < login_value < 2**63:
         raise field_error(rejects, "login must be a positive integer")
     text(body, "platform", rejects, max_len=16, required=False)
     server = text(body, "server", rejects, max_len=128, required=False)

@@ -88,6 +88,8 @@ class Clone:
         self._silence_s = silence_s
         self._clock = clock
         self.quotes: dict[str, dict[str, Any]] = {}
+        # Every terminal's latest quote of each symbol: a position is priced by its own broker's quote.
+        self.terminal_quotes: dict[tuple[str, str], dict[str, Any]] = {}
         self.positions: dict[tuple[str, str], dict[str, Any]] = {}
         self.accounts: dict[str, dict[str, Any]] = {}
         self.features: dict[str, bytes] = {}
@@ -187,6 +189,7 @@ class Clone:
         text = raw.decode()
         if kind == "price":
             self.quotes[symbol] = data
+            self.terminal_quotes[(str(data.get("terminal", "")), symbol)] = data
             self._remember(seq, kind, data)
             self._sink.price(symbol, text, recv_ns)
         elif kind == "signal":
@@ -275,6 +278,9 @@ class Clone:
         before = self.positions
         quotes = {q["symbol"]: q for q in snap.get("quotes", []) if isinstance(q, dict) and "symbol" in q}
         self.quotes = quotes
+        self.terminal_quotes = {
+            (str(q.get("terminal", "")), str(q["symbol"])): q for q in snap.get("terminal_quotes", []) if isinstance(q, dict) and "symbol" in q
+        }
         self.positions = {
             (str(p.get("terminal", "")), str(p.get("ticket", ""))): p for p in snap.get("positions", []) if isinstance(p, dict)
         }
@@ -286,6 +292,7 @@ class Clone:
                 continue  # the snapshot already holds it
             if kind == "price":
                 self.quotes[str(data.get("symbol"))] = data
+                self.terminal_quotes[(str(data.get("terminal", "")), str(data.get("symbol")))] = data
             elif kind == "position":
                 self._apply_position(data)
             elif kind == "account":

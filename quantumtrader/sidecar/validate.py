@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 from starlette.requests import Request
 
-from quantumtrader.protocol import ProtocolError, check_symbol
+from quantumtrader.protocol import MAX_TICKET, ProtocolError, check_symbol, decimal
 from quantumtrader.sidecar.errors import ApiError
 
 MAX_BODY_BYTES = 64 * 1024
@@ -41,7 +41,7 @@ async def json_body(request: Request, rejects: Counter[str], *, allow_empty: boo
 
 async def _read_limited(request: Request, rejects: Counter[str]) -> bytes:
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+    if declared is not None and (decimal(declared) or 0) > MAX_BODY_BYTES:
         rejects["body_too_large"] += 1
         raise ApiError(400, f"body larger than {MAX_BODY_BYTES} bytes")
     chunks: list[bytes] = []
@@ -98,10 +98,10 @@ def number(body: dict[str, Any], names: tuple[str, ...], rejects: Counter[str], 
 
 def ticket(value: Any, rejects: Counter[str]) -> int:
     """A ticket as the apps send it: an integer (the Dart app) or its string (what we serve)."""
-    if isinstance(value, str) and value.isdigit() and len(value) <= 20:
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise field_error(rejects, "ticket must be a positive integer or a string of digits")
+    if isinstance(value, str):
+        value = decimal(value) if value[:1] != "-" else None
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= MAX_TICKET:
+        raise field_error(rejects, "ticket must be a positive integer (at most 2^64-1) or a string of its digits")
     return value
 
 
@@ -122,9 +122,9 @@ def query_int(request: Request, name: str, default: int, rejects: Counter[str], 
     raw = request.query_params.get(name)
     if raw is None or raw == "":
         return default
-    if not raw.lstrip("-").isdigit():
+    value = decimal(raw)
+    if value is None:
         raise field_error(rejects, f"{name} must be an integer")
-    value = int(raw)
     if not low <= value <= high:
         raise field_error(rejects, f"{name} must be between {low} and {high}")
     return value

@@ -291,3 +291,21 @@ def test_clients_share_one_compressed_frame_per_message(stack: Stack) -> None:
         for ws in clients:
             ws.close()
     assert counter("ws_frames_reused") > reused_before
+
+
+def test_number_like_text_that_is_not_a_number_is_a_422_never_a_500(stack: Stack) -> None:
+    """str.isdigit() says yes to '²', which int() refuses; a ticket beyond 2^64 cannot be written as JSON."""
+    with stack.http() as http:
+        for params in ({"limit": "--1"}, {"limit": "²"}, {"since": "²"}, {"since": "-5"}, {"since": "99999999999999999999"}, {"since": "0001-01-01"}):
+            response = http.get("/api/signals", params=params, headers=stack.headers())
+            assert response.status_code == 422, (params, response.text)
+            assert response.json()["success"] is False
+        assert http.get("/api/orders", params={"limit": "²"}, headers=stack.headers()).status_code == 422
+        for ticket in ("%C2%B2", "99999999999999999999", "18446744073709551616"):
+            response = http.post(f"/api/trade/close/{ticket}", headers=stack.headers())
+            assert response.status_code == 422, (ticket, response.text)
+        response = http.put("/api/trade/modify", headers=stack.headers(), content=b'{"ticket": 18446744073709551616, "stop_loss": 1}')
+        assert response.status_code == 422, response.text
+        response = http.post("/api/broker/connect", headers=stack.headers(), content=json.dumps({"login": "²"}))
+        assert response.status_code == 422, response.text
+

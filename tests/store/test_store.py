@@ -103,6 +103,19 @@ def test_reader_filters_by_symbol_confidence_since_and_limit_newest_first(tmp_pa
     store.close()
 
 
+def test_the_reader_opens_the_store_in_a_directory_whose_name_has_uri_characters(tmp_path: Path) -> None:
+    """'#' and '%' in the data directory stay part of the path (a plain file: URI cut it there)."""
+    where = tmp_path / "q#1 %41" / "qt.db"
+    store = Store(where)
+    rows = [make_signal(i) for i in range(3)]
+    store.signals.commit(rows)
+    reader = SignalReader(where)
+    assert [s["id"] for s in reader.signals(limit=10)] == [s["id"] for s in reversed(rows)]
+    reader.close()
+    store.close()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["q#1 %41"]  # no stray file where the URI was cut
+
+
 def test_retention_deletes_only_older_signals(tmp_path: Path) -> None:
     day = 86_400_000
     now = 1_700_000_000_000 + 10 * day
