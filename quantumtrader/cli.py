@@ -117,6 +117,7 @@ def paper_command(
     }
     cfg = build_config(config, data_dir=data_dir, log_format=log_format, log_level=log_level, overrides=overrides)
     _check_files(ticks)
+    from quantumtrader.config import connect_address
     from quantumtrader.config import endpoint as check_endpoint
     from quantumtrader.paper.terminal import PaperOptions, PaperTerminal
     from quantumtrader.shutdown import install_stop_handlers
@@ -124,7 +125,7 @@ def paper_command(
     if events is not None and check_endpoint(events):
         raise _fail(f"--events: {check_endpoint(events)}")
     options = PaperOptions(
-        events_endpoint=events or cfg.endpoints.events,
+        events_endpoint=connect_address(events or cfg.endpoints.events),
         tick_files=tuple(ticks or ()),
         exit_at_end=exit_at_end,
         keep_times=keep_times,
@@ -146,11 +147,12 @@ def _control(config: Path | None, kind: str, timeout_ms: int, **fields: Any) -> 
     """One control request; prints the JSON reply; exits 1 when the daemon refuses or is silent."""
     import orjson
 
+    from quantumtrader.config import connect_address
     from quantumtrader.control_client import ControlClient, ControlTimeout
 
     cfg = build_config(config, configure_log=False)
     try:
-        with ControlClient(cfg.endpoints.control, timeout_ms=timeout_ms) as client:
+        with ControlClient(connect_address(cfg.endpoints.control), timeout_ms=timeout_ms) as client:
             reply = client.request(kind, **fields)
     except ControlTimeout:
         raise _fail(f"no answer from the daemon at {cfg.endpoints.control} within {timeout_ms} ms", 1) from None

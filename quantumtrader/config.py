@@ -83,6 +83,18 @@ def endpoint(value: Any) -> str | None:
     return None
 
 
+def connect_address(endpoint: str) -> str:
+    """Where to connect to a socket bound at ``endpoint`` on this host.
+
+    A bind to every interface (``*``, ``0.0.0.0``) is reached on loopback:
+    libzmq refuses to connect to ``*``, and Windows to ``0.0.0.0``.
+    """
+    for wildcard in ("tcp://*:", "tcp://0.0.0.0:"):
+        if endpoint.startswith(wildcard):
+            return "tcp://127.0.0.1:" + endpoint[len(wildcard) :]
+    return endpoint
+
+
 def one_of(*allowed: str) -> Check:
     def check(value: Any) -> str | None:
         return None if value in allowed else f"must be one of {', '.join(allowed)}"

@@ -64,7 +64,13 @@ MAX_TICKET: Final = 2**64 - 1
 
 _SYMBOL_RE: Final = re.compile(r"[A-Za-z0-9._#+\-]{1,32}")
 _ID_RE: Final = re.compile(r"[A-Za-z0-9]{1,20}")
-_ENDPOINT_RE: Final = re.compile(r"tcp://[A-Za-z0-9.\-*]+:\d{1,5}|tcp://\[[0-9A-Fa-f:]+\]:\d{1,5}")
+#: An address the daemon can connect to: a host name or IP (no wildcard: '*' is for binding, and libzmq
+#: refuses to connect to it) or a bracketed IPv6 address, and a port.
+_ENDPOINT_RE: Final = re.compile(r"tcp://(?:[A-Za-z0-9](?:[A-Za-z0-9.\-]{0,251}[A-Za-z0-9])?|\[[0-9A-Fa-f:]+\]):(\d{1,5})")
+#: Far beyond any tick's volume, and small enough that int(volume) is a JSON integer (orjson: 64 bits).
+MAX_VOLUME: Final = 1e15
+#: sent_ns is a monotonic clock in ns: a signed 64-bit value that a difference of two still fits.
+_MAX_NS: Final = 2**62
 _ID_ALPHABET: Final = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32: no I, L, O, U
 
 
@@ -206,22 +212,26 @@ def _check_tick(msg: dict[str, Any], now_msc: int, max_skew_ms: int) -> None:
     if ask < bid:
         raise ProtocolError("crossed_quote", f"ask {ask!r} < bid {bid!r}")
     volume = _get(msg, "volume")
-    if not _is_number(volume) or volume < 0:
-        raise ProtocolError("bad_volume", f"volume must be a finite number >= 0, got {_short(volume)}")
+    if not _is_number(volume) or not 0 <= volume <= MAX_VOLUME:
+        raise ProtocolError("bad_volume", f"volume must be a number from 0 to {MAX_VOLUME:g}, got {_short(volume)}")
     for name in ("open", "high", "low"):
         if name in msg:
             value = msg[name]
             if not _is_number(value) or value <= 0:
                 raise ProtocolError("bad_price", f"{name} must be a finite number > 0, got {_short(value)}")
-    if "sent_ns" in msg and not _is_int(msg["sent_ns"]):
-        raise ProtocolError("bad_type", "sent_ns must be an integer")
+    if "sent_ns" in msg:
+        if not _is_int(msg["sent_ns"]):
+            raise ProtocolError("bad_type", "sent_ns must be an integer")
+        if not 0 <= msg["sent_ns"] < _MAX_NS:
+            raise ProtocolError("bad_value", f"sent_ns must be from 0 to 2^62, got {_short(msg['sent_ns'])}")
 
 
 def _check_hello(msg: dict[str, Any], now_msc: int, max_skew_ms: int) -> None:
     _text(msg, "platform", max_len=16)
     endpoint = _text(msg, "command_endpoint", max_len=128)
-    if _ENDPOINT_RE.fullmatch(endpoint) is None:
-        raise ProtocolError("bad_value", f"command_endpoint must be tcp://HOST:PORT, got {_short(endpoint)}")
+    match = _ENDPOINT_RE.fullmatch(endpoint)
+    if match is None or not 1 <= int(match.group(1)) <= 65535 or endpoint.startswith("tcp://0.0.0.0:"):
+        raise ProtocolError("bad_value", f"command_endpoint must be tcp://HOST:PORT that the daemon can connect to (not * or 0.0.0.0), got {_short(endpoint)}")
     symbols = _get(msg, "symbols")
     if type(symbols) is not list or len(symbols) > MAX_SYMBOLS:
         raise ProtocolError("bad_type", f"symbols must be a list of at most {MAX_SYMBOLS} symbols")
@@ -312,8 +322,10 @@ def _plain_tick(msg: dict[str, Any], now_msc: int, max_skew_ms: int) -> bool:
         and type(bid) is float
         and type(ask) is float
         and 0.0 < bid <= ask < _INF  # NaN fails every comparison
-        and ((type(volume) is float and 0.0 <= volume < _INF) or (type(volume) is int and volume >= 0))
-        and type(get("sent_ns", 0)) is int
+        and (type(volume) is float or type(volume) is int)
+        and 0 <= volume <= MAX_VOLUME  # NaN fails it
+        and type(sent_ns := get("sent_ns", 0)) is int
+        and 0 <= sent_ns < _MAX_NS
         and "open" not in msg
         and "high" not in msg
         and "low" not in msg

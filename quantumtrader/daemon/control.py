@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import orjson
 import zmq
 
 from quantumtrader.metrics import RejectLog
@@ -97,7 +98,7 @@ class ControlServer:
             request = decode_control(frames[-1], self._max_bytes)
         except ProtocolError as exc:
             self._rejects.reject("control", exc.reason, exc.detail)
-            return control_reply("", ok=False, error=f"{exc.reason}: {exc.detail}", status=400)
+            return control_reply(_readable_id(frames[-1], self._max_bytes), ok=False, error=f"{exc.reason}: {exc.detail}", status=400)
         req_id = request.get("id", "")
         async_handler = self.async_handlers.get(request["type"])
         if async_handler is not None:
@@ -122,3 +123,19 @@ class ControlServer:
         except Exception as exc:  # a bug in one handler must not take the daemon down
             self._log.exception("control handler failed", type=request["type"])
             return control_reply(req_id, ok=False, error=f"internal error: {type(exc).__name__}", status=500)
+
+
+def _readable_id(raw: bytes, max_bytes: int) -> str:
+    """The id of a request refused as malformed, when it has a readable one.
+
+    A client matches replies by id: without it the refusal looks like silence,
+    and the client retries and reports "no answer" instead of the reason.
+    """
+    if len(raw) > max_bytes:
+        return ""
+    try:
+        msg = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return ""
+    req_id = msg.get("id") if type(msg) is dict else None
+    return req_id if type(req_id) is str and len(req_id) <= 64 else ""

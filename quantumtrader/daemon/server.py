@@ -30,7 +30,7 @@ from quantumtrader.daemon.feed import FeedPublisher
 from quantumtrader.daemon.market import MarketState
 from quantumtrader.daemon.terminals import TerminalRegistry
 from quantumtrader.log import get_logger
-from quantumtrader.metrics import Metrics, RejectLog
+from quantumtrader.metrics import LogLimiter, Metrics, RejectLog
 from quantumtrader.priority import PriorityResult
 from quantumtrader.protocol import (
     ProtocolError,
@@ -65,6 +65,7 @@ class Daemon:
         self._ea_to_receive = self.metrics.histograms["ea_to_receive"].record
         self._receive_to_publish = self.metrics.histograms["receive_to_publish"].record
         self.rejects = RejectLog(log.warning, dc.reject_log_interval_s, monotonic)
+        self._internal_log = LogLimiter(dc.reject_log_interval_s, monotonic)
         self.terminals = TerminalRegistry(dc.heartbeat_s, dc.stale_heartbeats)
         self.market = MarketState()
         self._quote = self.market.quote  # bound once, like the recorders above: called per tick
@@ -199,20 +200,20 @@ class Daemon:
                     self.drain_events()
                     spin_until = time.perf_counter_ns() + spin_ns if spin_ns else 0
                 if self.control_socket in ready:
-                    self.control.drain()
+                    self._guarded("control", self.control.drain)
                 for sock in ready:
                     callback = self._watched.get(sock)  # None for our own sockets, or one unwatched meanwhile
                     if callback is not None:
-                        callback()
+                        self._guarded("watched socket", callback)
                 now = self._monotonic()
                 for hook in self._periodic_hooks:
-                    hook(now)
+                    self._guarded("periodic work", hook, now)
                 if now >= next_health:
                     next_health = now + dc.health_interval_s
-                    self._housekeeping(now)
+                    self._guarded("housekeeping", self._housekeeping, now)
                 if now >= next_status:
                     ticks = self.counters["ticks"]
-                    self._log_status(ticks - status_ticks, now - status_at)
+                    self._guarded("status", self._log_status, ticks - status_ticks, now - status_at)
                     status_ticks, status_at = ticks, now
                     next_status = now + dc.status_interval_s
         finally:
@@ -279,34 +280,54 @@ class Daemon:
                 self.rejects.reject("events", "internal_error", repr(exc)[:200])
                 continue
             kind = msg["type"]
-            if kind == "hello":
-                self.handle_hello(msg, mono, clock_msc)
-            else:
-                _, known = self.terminals.seen(msg["terminal"], msg["seq"], mono, clock_msc)
-                if not known:  # once per terminal: seen() creates the session
-                    self.rejects.reject("events", "unknown_terminal", msg["terminal"])
-                if kind == "tick":
-                    # Its price goes out now, not after the rest of the batch is
-                    # decoded: a burst's first ticks do not wait for its last.
-                    if quote(msg, received_ns):
-                        owned.append(msg)
-                    last_tick = msg
-                    n_ticks += 1
-                    continue
-                if kind == "account":
-                    self.handle_account(msg)
-                elif kind == "positions":
-                    self.handle_positions(msg)
-                elif kind == "heartbeat":
-                    self.handle_heartbeat(msg)
-                elif kind == "bye":
-                    self.handle_bye(msg)
-            for hook in self._event_hooks.get(kind, ()):
-                hook(msg)
+            try:  # free in CPython 3.11+ until something raises; a per-event function call would not be
+                if kind == "hello":
+                    self.handle_hello(msg, mono, clock_msc)
+                else:
+                    _, known = self.terminals.seen(msg["terminal"], msg["seq"], mono, clock_msc)
+                    if not known:  # once per terminal: seen() creates the session
+                        self.rejects.reject("events", "unknown_terminal", msg["terminal"])
+                    if kind == "tick":
+                        # Its price goes out now, not after the rest of the batch is
+                        # decoded: a burst's first ticks do not wait for its last.
+                        if quote(msg, received_ns):
+                            owned.append(msg)
+                        last_tick = msg
+                        n_ticks += 1
+                        continue
+                    if kind == "account":
+                        self.handle_account(msg)
+                    elif kind == "positions":
+                        self.handle_positions(msg)
+                    elif kind == "heartbeat":
+                        self.handle_heartbeat(msg)
+                    elif kind == "bye":
+                        self.handle_bye(msg)
+                for hook in self._event_hooks.get(kind, ()):
+                    hook(msg)
+            except Exception as exc:  # a subsystem failing on one event costs that event, never the daemon
+                self.rejects.reject("events", "internal_error", f"{kind}: {exc!r}"[:200])
+                self.internal_error(f"{kind} event", exc)
         self.counters["events"] += count
         if last_tick is not None:
             self.end_tick_batch(owned, n_ticks, last_tick["time_msc"], received_ns)
         return count
+
+    def internal_error(self, where: str, exc: BaseException) -> None:
+        """A subsystem raised inside the loop (a bug, or a failure nobody handled, such as a full disk under
+        SQLite): counted in ``internal_errors``, logged with its traceback at most once per
+        ``daemon.reject_log_interval_s`` per place, and the loop goes on. Without this one bad hello or
+        one failed write ended ``run()``."""
+        self.counters["internal_errors"] += 1
+        since = self._internal_log.due(where)
+        if since is not None:
+            log.error("internal error; the daemon goes on", where=where, error=repr(exc)[:300], count_since_last_log=since, exc_info=exc)
+
+    def _guarded(self, where: str, call: Callable[..., None], *args: Any) -> None:
+        try:
+            call(*args)
+        except Exception as exc:
+            self.internal_error(where, exc)
 
     # -- event handlers ----------------------------------------------------------
 
@@ -341,7 +362,10 @@ class Daemon:
         self._receive_to_publish(time.monotonic_ns() - received_ns)
         if owned:
             for hook in self._tick_hooks:  # features and signals: each tick of the terminal that owned its symbol when it was quoted
-                hook(owned, received_ns)
+                try:
+                    hook(owned, received_ns)
+                except Exception as exc:
+                    self.internal_error("tick hook", exc)
 
     def handle_account(self, msg: dict[str, Any]) -> None:
         self.market.accounts[msg["terminal"]] = msg

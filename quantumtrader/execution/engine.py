@@ -340,6 +340,7 @@ class ExecutionEngine:
         self.daemon.counters["pending_trades"] += 1
         self._publish(order)
         if not session.submit(command, lambda reply, attempts, rtt_ns: self._on_reply(order, reply, attempts, rtt_ns)):
+            self.daemon.counters["pending_trades"] -= 1  # never sent: _on_reply, which counts it down, will not run
             self._settle(order, REJECTED, error=f"terminal {order.terminal} has {self.config.execution.queue_max} commands waiting")
 
     def _on_reply(self, order: Order, reply: dict[str, Any] | None, attempts: int, rtt_ns: int) -> None:
@@ -458,13 +459,17 @@ def _side(request: dict[str, Any]) -> str:
     raise ControlError("side must be buy or sell", 422)
 
 
+#: Beyond any lot size, stop or take-profit of any market; lot arithmetic on 1e308 overflowed (a 500).
+_MAX_NUMBER = 1e12
+
+
 def _optional_number(request: dict[str, Any], *names: str) -> float | None:
     for name in names:
         value = request.get(name)
         if value is None:
             continue
-        if type(value) not in (int, float) or not math.isfinite(value) or value < 0:
-            raise ControlError(f"{name} must be a finite number >= 0", 422)
+        if type(value) not in (int, float) or not 0 <= value <= _MAX_NUMBER:  # NaN fails it
+            raise ControlError(f"{name} must be a number from 0 to {_MAX_NUMBER:g}", 422)
         return float(value)
     return None
 

@@ -139,12 +139,15 @@ class CommandSession:
         if sock is None:
             return
         try:
-            raw = sock.recv(zmq.NOBLOCK)
+            # All of it: a REQ socket that left a frame unread refuses the next send (EFSM).
+            frames = sock.recv_multipart(zmq.NOBLOCK)
         except zmq.Again:
             return
         pending = self.inflight
         try:
-            reply = decode_reply(raw)
+            if len(frames) != 1:
+                raise ProtocolError("bad_type", f"a reply is one frame, got {len(frames)}")
+            reply = decode_reply(frames[0])
         except ProtocolError as exc:
             self._on_reject(exc.reason, f"reply from {self.terminal}: {exc.detail}")
             self._reopen()  # a REQ must not send again before a valid recv; start clean and let the timeout retry

@@ -26,7 +26,7 @@ from typing import Any
 
 import zmq
 
-from quantumtrader.config import Config
+from quantumtrader.config import Config, connect_address
 from quantumtrader.log import get_logger
 from quantumtrader.paper.book import PaperBook, TradeError
 from quantumtrader.paper.ticks import CsvStats, generate_ticks, merge_csv_ticks, symbol_from_path
@@ -149,7 +149,7 @@ class PaperTerminal:
     # -- events ----------------------------------------------------------------
 
     def _hello_fields(self) -> dict[str, Any]:
-        endpoint = self.cfg.command_endpoint.replace("tcp://*:", "tcp://127.0.0.1:").replace("tcp://0.0.0.0:", "tcp://127.0.0.1:")
+        endpoint = connect_address(self.cfg.command_endpoint)  # bound on every interface: the daemon reaches it on loopback
         return {"platform": "PAPER", "command_endpoint": endpoint, "symbols": list(self.symbols), "heartbeat_s": self.cfg.heartbeat_s}
 
     def send_hello(self) -> None:

@@ -16,7 +16,7 @@ import psutil
 import zmq.asyncio
 from starlette.requests import HTTPConnection
 
-from quantumtrader.config import Config
+from quantumtrader.config import Config, connect_address
 from quantumtrader.sidecar.auth import ACCESS, Principal, TokenService, bearer_token, load_or_create_secret
 from quantumtrader.sidecar.control import AsyncControl, ControlTimeout
 from quantumtrader.sidecar.errors import ApiError
@@ -63,10 +63,10 @@ class Sidecar:
         self.tokens = TokenService(load_or_create_secret(self.config.data_path), self.users)
         self._context = zmq.asyncio.Context()
         self.control = AsyncControl(
-            self.config.endpoints.control, self._context, timeout_ms=sc.control_timeout_ms, retries=sc.control_retries
+            connect_address(self.config.endpoints.control), self._context, timeout_ms=sc.control_timeout_ms, retries=sc.control_retries
         )
         self.clone = Clone(
-            self.config.endpoints.feed,
+            connect_address(self.config.endpoints.feed),
             self._context,
             self.control,
             self.hub,

@@ -36,11 +36,20 @@ def test_bad_control_requests_get_a_clear_error_and_the_daemon_keeps_serving(tmp
         dealer.setsockopt(zmq.LINGER, 0)
         dealer.connect(eps.control)
         try:
-            for raw in (b"garbage", b"[1]", encode({"v": 1, "type": "launch_rockets", "id": "r1"}), encode({"v": 1, "id": "r2"})):
+            for raw, req_id in (
+                (b"garbage", ""),
+                (b"[1]", ""),
+                (encode({"v": 1, "type": "launch_rockets", "id": "r1"}), "r1"),
+                (encode({"v": 1, "id": "r2"}), "r2"),  # malformed, but its id is readable: a client matches the refusal
+                (encode({"v": 2, "type": "status", "id": "r3"}), "r3"),
+                (encode({"v": 1, "type": "trade", "id": "r4", "symbol": "EURUSD", "side": "buy", "lots": 1e308}), "r4"),
+                (encode({"v": 1, "type": "close", "id": "r5", "ticket": "\u00b2"}), "r5"),
+            ):
                 dealer.send(raw)
                 assert dealer.poll(3000), f"no reply to {raw[:30]!r}"
                 reply = parse_object(dealer.recv())
-                assert reply["ok"] is False and reply["error"]
+                assert reply["ok"] is False and reply["error"] and reply["id"] == req_id, (raw, reply)
+                assert reply["status"] != 500, (raw, reply)  # a clear refusal, not an internal error
             unknown = control(eps.control, "launch_rockets")
             assert "unknown request type" in unknown["error"] and "status" in unknown["error"]
             assert control(eps.control)["ok"] is True

@@ -1,0 +1,118 @@
+"""Events that once ended the daemon's loop, sent to a real daemon process: each is refused or absorbed,
+counted, and the daemon goes on publishing the next tick.
+
+Found by a review (2026-12-03): a hello announcing ``tcp://*:5560`` (the EA's
+bind address copied into its announced one) made the execution engine's
+``connect`` raise inside the loop; a tick with ``volume`` 1e20 passed
+validation and made the price update's JSON encoding raise; a tick with a
+``sent_ns`` near -2^63 overflowed the latency histogram.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import orjson
+import zmq
+
+from quantumtrader.protocol import now_msc
+from support import Endpoints, FeedSubscriber, control, daemon_process
+
+TERMINAL = "hostile-1@Test"
+
+
+def _frame(**fields: object) -> bytes:
+    return orjson.dumps({"v": 1, "terminal": TERMINAL, "time_msc": now_msc(), **fields})
+
+
+def _tick(seq: int, **extra: object) -> bytes:
+    return _frame(**{"type": "tick", "seq": seq, "symbol": "EURUSD", "bid": 1.1, "ask": 1.1002, "volume": 1.0, **extra})
+
+
+def test_hostile_hellos_and_ticks_are_refused_and_the_daemon_publishes_the_next_tick(tmp_path: Path) -> None:
+    eps = Endpoints()
+    with daemon_process(eps, tmp_path) as daemon:
+        sub = FeedSubscriber(eps.feed, topics=(b"price.", b"health"))
+        push = zmq.Context.instance().socket(zmq.PUSH)
+        push.setsockopt(zmq.LINGER, 1000)
+        push.connect(eps.events)
+        try:
+            sub.wait_joined()
+            for endpoint in ("tcp://*:5560", "tcp://0.0.0.0:5560", "tcp://-:5560", "tcp://127.0.0.1:99999"):
+                push.send(_frame(type="hello", seq=0, platform="MT5", command_endpoint=endpoint, symbols=["EURUSD"]))
+                push.send(_frame(type="heartbeat", seq=0, dropped=0, platform="MT5", command_endpoint=endpoint, symbols=["EURUSD"]))
+            push.send(_frame(type="hello", seq=0, platform="MT5", command_endpoint="tcp://127.0.0.1:1", symbols=["EURUSD"]))
+            push.send(_tick(1, volume=1e20))
+            push.send(_tick(2, volume=2e15))
+            push.send(_tick(3, sent_ns=-(2**63)))
+            push.send(_tick(4, sent_ns=2**63 - 1))
+            push.send(_tick(5, volume=7.0))  # the one valid tick, after all of them
+            deadline = time.monotonic() + 10
+            prices = []
+            while time.monotonic() < deadline and not prices:
+                got = sub.recv(timeout_ms=500)
+                if got is not None and got[0] == "price.EURUSD":
+                    prices.append(got[1]["data"])
+            assert daemon.poll() is None, "the daemon process ended"
+            assert [p["volume"] for p in prices] == [7], prices
+            status = control(eps.control)
+        finally:
+            push.close()
+            sub.close()
+    rejects = status["rejects"]
+    assert rejects["bad_value"] == 8 + 2, rejects  # 4 hellos, 4 heartbeats carrying hello fields, 2 sent_ns
+    assert rejects["bad_volume"] == 2, rejects
+    assert rejects["internal_error"] == 0, rejects  # refused at the door, not caught inside
+    assert status["health"]["counters"]["ticks"] == 1
+
+
+def test_a_subsystem_that_raises_costs_its_event_not_the_loop_and_is_logged_once_per_interval(tmp_path: Path, capfd) -> None:
+    """In process over real sockets: an event hook and a tick hook that raise (a full disk under SQLite, a bug)."""
+    import sqlite3
+    import threading
+
+    from support import inproc_daemon
+
+    d, eps = inproc_daemon(tmp_path / "data")
+
+    def full_disk(msg: dict) -> None:
+        raise sqlite3.OperationalError("database or disk is full")
+
+    def buggy(ticks: list, received_ns: int) -> None:
+        raise ZeroDivisionError("a bug")
+
+    d.on_event("account", full_disk)
+    d.on_ticks(buggy)
+    sub = FeedSubscriber(eps.feed, topics=(b"price.", b"health"))
+    push = zmq.Context.instance().socket(zmq.PUSH)
+    push.connect(eps.events)
+    loop = threading.Thread(target=d.run, daemon=True)
+    loop.start()
+    try:
+        sub.wait_joined()
+        push.send(_frame(type="hello", seq=0, platform="MT5", command_endpoint="tcp://127.0.0.1:1", symbols=["EURUSD"]))
+        account = {"login": 1, "currency": "USD", "balance": 1.0, "equity": 1.0, "margin": 0.0, "free_margin": 1.0, "leverage": 100, "server": "X", "company": "Y", "name": "Z"}
+        for seq in range(1, 4):
+            push.send(_frame(type="account", seq=seq, **account))
+        for seq in range(4, 7):
+            push.send(_tick(seq, volume=float(seq)))
+        volumes = []
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and len(volumes) < 3:
+            got = sub.recv(timeout_ms=200)
+            if got is not None and got[0] == "price.EURUSD":
+                volumes.append(got[1]["data"]["volume"])
+        assert volumes == [4, 5, 6]
+        assert loop.is_alive()
+        assert d.rejects.counts["internal_error"] == 3
+        assert d.counters["internal_errors"] >= 4  # three accounts, and the tick hook once per batch
+    finally:
+        d.stop()
+        loop.join(10)
+        push.close(linger=0)
+        sub.close()
+    err = capfd.readouterr()
+    lines = [line for line in (err.out + err.err).splitlines() if "internal error; the daemon goes on" in line]
+    assert len(lines) == 2, lines  # one per place ("account event", "tick hook") within the interval
+    assert any("database or disk is full" in line for line in lines) and any("ZeroDivisionError" in line for line in lines)
