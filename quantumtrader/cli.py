@@ -53,13 +53,24 @@ def build_config(
     log_level: str | None = None,
     overrides: dict[str, Any] | None = None,
     configure_log: bool = True,
+    make_data_dir: bool = False,
 ) -> Config:
-    """Resolve the config once; a bad value exits 2 with the key named."""
+    """Resolve the config once; a bad value exits 2 with the key named.
+
+    ``make_data_dir``: the command writes there (store, users, Numba cache), so
+    a directory that cannot be created is the same clear exit 2, not a traceback
+    from whichever part touches it first.
+    """
     merged = {"data_dir": data_dir, "log.format": log_format, "log.level": log_level, **(overrides or {})}
     try:
         config = load_config(config_path, overrides=merged)
     except ConfigError as exc:
         raise _fail(str(exc)) from None
+    if make_data_dir:
+        try:
+            config.data_path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise _fail(f"data_dir: cannot create {config.data_path}: {exc.strerror or exc}") from None
     if configure_log:
         from quantumtrader.log import configure_logging
 
@@ -78,7 +89,7 @@ def run(
     ticks: TicksOpt = None,
 ) -> None:
     """Run the daemon (and with --paper a paper terminal streaming to it)."""
-    cfg = build_config(config, data_dir=data_dir, log_format=log_format, log_level=log_level)
+    cfg = build_config(config, data_dir=data_dir, log_format=log_format, log_level=log_level, make_data_dir=True)
     from quantumtrader.daemon.app import RunOptions, run_daemon
 
     _check_files(ticks)
@@ -139,8 +150,8 @@ def paper_command(
     install_stop_handlers(term.stop)
     try:
         term.run()
-    except ValueError as exc:  # a tick file that cannot be read at all
-        raise _fail(str(exc), 1) from None
+    except ValueError as exc:  # a tick file that cannot be read: bad input (exit 2), which a restart would meet again
+        raise _fail(str(exc), 2) from None
 
 
 def _control(config: Path | None, kind: str, timeout_ms: int, **fields: Any) -> dict[str, Any]:
@@ -213,17 +224,31 @@ def evaluate(
     no_progress: Annotated[bool, typer.Option("--no-progress", help="No progress bar (e.g. in CI logs).")] = False,
 ) -> None:
     """Replay recorded ticks through the daemon's own pipeline and score its signals against baselines."""
-    cfg = build_config(config, data_dir=data_dir, log_format=log_format, log_level=log_level)
-    _check_files(files)
+    cfg = build_config(config, data_dir=data_dir, log_format=log_format, log_level=log_level, make_data_dir=True)
+    _check_files(files, "FILE")
+    if plot_out is not None:  # before the replay, not after minutes of it
+        import importlib.util
+
+        if importlib.util.find_spec("matplotlib") is None:
+            raise _fail("--plot needs matplotlib: pip install 'quantumtrader[plot]'", 2)
+    for out in (json_out, plot_out):
+        if out is not None:
+            _writable_dir(out)
     from quantumtrader.evaluate.run import run as run_evaluate
 
     try:
         table = run_evaluate(cfg, files, json_out=json_out, plot_out=plot_out, show_progress=not no_progress)
-    except ValueError as exc:  # a tick file that cannot be read at all
+    except ValueError as exc:  # a tick file that cannot be read, or gives no tick at all
         raise _fail(str(exc), 1) from None
-    except ImportError as exc:
-        raise _fail(f"{exc}; install the plot extra: pip install 'quantumtrader[plot]'", 1) from None
     typer.echo(table)
+
+
+def _writable_dir(path: Path) -> None:
+    """Create the directory an output file goes into; a clear error (exit 2) if it cannot be."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _fail(f"cannot write {path}: {exc.strerror or exc}", 2) from None
 
 
 @config_app.command("show")
@@ -241,7 +266,10 @@ def config_init(
     """Write a commented config file with every key at its default."""
     if path.exists() and not force:
         raise _fail(f"{path} exists; use --force to overwrite", 1)
-    path.write_text(render_toml(load_config(environ={}), commented=True), encoding="utf-8")
+    try:
+        path.write_text(render_toml(load_config(environ={}), commented=True), encoding="utf-8")
+    except OSError as exc:
+        raise _fail(f"cannot write {path}: {exc.strerror or exc}", 1) from None
     typer.echo(f"wrote {path}")
 
 
@@ -256,7 +284,7 @@ def sidecar_command(
 ) -> None:
     """Run the REST/WebSocket sidecar alone (`qt-daemon run` starts it for you)."""
     cfg = build_config(
-        config, data_dir=data_dir, log_format=log_format, log_level=log_level, overrides={"sidecar.host": host, "sidecar.port": port}
+        config, data_dir=data_dir, log_format=log_format, log_level=log_level, overrides={"sidecar.host": host, "sidecar.port": port}, make_data_dir=True
     )
     from quantumtrader.sidecar import run_sidecar
 
@@ -277,7 +305,7 @@ def user_add(
     data_dir: DataDirOpt = None,
 ) -> None:
     """Add a user. The password is read from stdin or prompted for; it is never an argument (shell history)."""
-    cfg = build_config(config, data_dir=data_dir)  # logs go to stderr
+    cfg = build_config(config, data_dir=data_dir, make_data_dir=True)  # logs go to stderr
     from quantumtrader.sidecar.auth import load_or_create_secret
     from quantumtrader.sidecar.users import UserError, UserStore
 
@@ -296,7 +324,7 @@ def user_add(
 @user_app.command("list")
 def user_list(config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
     """List users and their roles (never their hashes)."""
-    cfg = build_config(config, data_dir=data_dir, configure_log=False)
+    cfg = build_config(config, data_dir=data_dir, configure_log=False, make_data_dir=True)
     from quantumtrader.sidecar.users import UserStore
 
     for user in UserStore(cfg.data_path).list():
@@ -310,7 +338,7 @@ def user_remove(
     data_dir: DataDirOpt = None,
 ) -> None:
     """Remove a user (revokes every token issued to them)."""
-    cfg = build_config(config, data_dir=data_dir, configure_log=False)
+    cfg = build_config(config, data_dir=data_dir, configure_log=False, make_data_dir=True)
     from quantumtrader.sidecar.users import UserStore
 
     if not UserStore(cfg.data_path).remove(name):
@@ -326,7 +354,7 @@ def token_command(
     data_dir: DataDirOpt = None,
 ) -> None:
     """Print an access token (and nothing else) for the app's settings or for scripts."""
-    cfg = build_config(config, data_dir=data_dir)  # logs go to stderr: stdout is only the token
+    cfg = build_config(config, data_dir=data_dir, make_data_dir=True)  # logs go to stderr: stdout is only the token
     from quantumtrader.sidecar.auth import ACCESS, TokenService, load_or_create_secret, parse_ttl
     from quantumtrader.sidecar.users import UserStore
 
@@ -342,10 +370,16 @@ def token_command(
     sys.stdout.write(tokens.issue(found, ACCESS, ttl_s) + "\n")
 
 
-def _check_files(paths: list[Path] | None) -> None:
-    for path in paths or ():
-        if not path.is_file():
-            raise _fail(f"--ticks: no such file: {path}", 2)
+def _check_files(paths: list[Path] | None, what: str = "--ticks") -> None:
+    """Each tick file opens and has its header, one file per symbol: checked before anything starts."""
+    from quantumtrader.paper.ticks import check_one_file_per_symbol, check_tick_file
+
+    try:
+        for path in paths or ():
+            check_tick_file(path)
+        check_one_file_per_symbol(list(paths or ()))
+    except ValueError as exc:
+        raise _fail(f"{what}: {exc}", 2) from None
 
 
 def main() -> None:

@@ -492,6 +492,8 @@ def load_config(
             raise ConfigError("--config", f"file not found: {p}") from None
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError("--config", f"{p} is not valid TOML: {exc}") from None
+        except OSError as exc:  # a directory, no permission
+            raise ConfigError("--config", f"cannot read {p}: {exc.strerror or exc}") from None
     env = _env_overrides(environ)
     for dotted, value in (overrides or {}).items():
         if value is None:

@@ -73,15 +73,22 @@ def features(
     json: JsonOpt = None,
 ) -> None:
     """Feature kernel ns/tick against TA-Lib stream, talipp and the pandas recompute of the system we replace."""
-    from quantumtrader.config import load_config
+    from quantumtrader.config import ConfigError, load_config
     from quantumtrader.features.cache import ensure_numba_cache_dir
-
-    ensure_numba_cache_dir(load_config().data_path)  # the kernels run in this process: the daemon's keyed cache, before they import
-    from quantumtrader.bench.features import run_features_bench
 
     path = ticks or _default_ticks()
     if path is None:
         raise typer.BadParameter("no tick file: pass --ticks (../shared/data/ticks/EURUSD.csv.gz was not found)")
+    if not path.is_file():
+        raise typer.BadParameter(f"no such file: {path}", param_hint="--ticks")
+    try:  # the kernels run in this process: the daemon's keyed cache, before they import
+        ensure_numba_cache_dir(load_config().data_path)
+    except ConfigError as exc:
+        raise typer.BadParameter(str(exc), param_hint="QT_* environment") from None
+    except OSError as exc:
+        raise typer.BadParameter(f"cannot create the Numba cache in the data directory: {exc}", param_hint="QT_DATA_DIR") from None
+    from quantumtrader.bench.features import run_features_bench
+
     run_features_bench(path, n_ticks, json)
 
 
@@ -111,8 +118,15 @@ def host(
 
 
 @app.command("all")
-def all_scenarios(out_dir: Annotated[Path, typer.Option("--out", help="Directory for one JSON per scenario.")] = Path("bench/results")) -> None:
+def all_scenarios(
+    out_dir: Annotated[Optional[Path], typer.Option("--out", help="Directory for one JSON per scenario (default: qt-bench-results/<UTC time>, never the committed bench/results).")] = None,
+) -> None:
     """Every scenario with its defaults, results under --out."""
+    if out_dir is None:
+        from datetime import datetime, timezone
+
+        out_dir = Path("qt-bench-results") / datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    typer.echo(f"results under {out_dir}")
     runs: list[tuple[str, Any]] = [
         # keywords: a new option in the middle of a command's signature must not shift these
         ("features", lambda: features(ticks=None, n_ticks=200_000, json=out_dir / "features.json")),

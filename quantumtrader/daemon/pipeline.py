@@ -170,7 +170,10 @@ class PipelineStage:
         self.store.queue_signals(rows)
         for sig in signals:
             for hook in self.daemon.signal_hooks:  # auto-trading acts only on what was published
-                hook(sig)
+                try:
+                    hook(sig)
+                except Exception as exc:  # an order journal on a full disk must not cost the batch's bookkeeping
+                    self.daemon.internal_error("signal hook", exc)
         self.daemon.last_signal_msc = signals[-1]["time_msc"]
         self.counters["signals"] += len(signals)
 

@@ -3,11 +3,16 @@
 Children are started as ``python -m quantumtrader ...`` with
 ``subprocess.Popen``: no fork, so it behaves the same on Windows VPSs. A
 child that dies is restarted with exponential backoff (uvicorn's supervisor
-idea); shutdown asks politely (terminate), waits a bounded time, then kills.
+idea), except one that exits with code 2: the CLI's exit for bad input (a
+config value, a tick file), which the next start would meet again, so it is
+logged once and left down. Shutdown asks politely (SIGTERM; CTRL_BREAK on
+Windows, where terminate() is TerminateProcess and no handler would run),
+waits a bounded time, then kills.
 """
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 import time
@@ -22,6 +27,8 @@ log = get_logger("quantumtrader.supervisor")
 _BACKOFF_START_S = 0.5
 _BACKOFF_MAX_S = 30.0
 _STOP_TIMEOUT_S = 5.0
+#: The CLI exits with 2 on bad input: a restart would fail the same way.
+BAD_INPUT_EXIT = 2
 
 
 class Child:
@@ -58,6 +65,10 @@ class Child:
             return
         if not self.restart:
             return
+        if code == BAD_INPUT_EXIT:
+            self.restart = False
+            log.error("child refused its input (exit 2; its log says why); not restarted", child=self.name)
+            return
         if self._restart_at == 0.0:
             self._restart_at = now + self._backoff_s
             log.warning("child exited", child=self.name, code=code, restart_in_s=self._backoff_s)
@@ -75,7 +86,10 @@ class Child:
         proc = self.process
         if proc is None or proc.poll() is not None:
             return
-        proc.terminate()
+        if sys.platform == "win32":  # its own process group (see start): the break reaches the child alone
+            proc.send_signal(signal.CTRL_BREAK_EVENT)  # type: ignore[attr-defined]
+        else:
+            proc.terminate()
         try:
             proc.wait(_STOP_TIMEOUT_S)
         except subprocess.TimeoutExpired:

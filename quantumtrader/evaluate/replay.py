@@ -39,6 +39,7 @@ class TickArrays:
     rows_read: int = 0
     rejected: Counter[str] = field(default_factory=Counter)
     bad_rows: int = 0
+    first_error: str = ""  # where the first unreadable row was, and why
 
 
 @dataclass
@@ -90,6 +91,7 @@ def load_ticks(paths: list[Path], progress: Callable[[int], None] | None = None)
         rows_read=read,
         rejected=rejected,
         bad_rows=stats.skipped,
+        first_error=stats.first_error,
     )
 
 

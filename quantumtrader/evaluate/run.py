@@ -29,6 +29,10 @@ def run_evaluation(config: Config, files: list[Path], *, show_progress: bool = T
         reading = progress.add_task("reading + validating", total=None)
         ticks = load_ticks(files, lambda k: progress.advance(reading, k))
         progress.update(reading, total=ticks.rows_read, completed=ticks.rows_read)
+        if not ticks.sym.shape[0]:  # nothing to score: an error, not a table of zeros
+            rejected = ", ".join(f"{k} {v:,}" for k, v in sorted(ticks.rejected.items())) or "none"
+            first = f"; first: {ticks.first_error}" if ticks.first_error else ""
+            raise ValueError(f"no tick accepted from {ticks.rows_read:,} rows ({ticks.bad_rows:,} unreadable{first}; rejected as the daemon would: {rejected})")
         replaying = progress.add_task("replaying", total=int(ticks.sym.shape[0]))
         result = replay(config, ticks, lambda k: progress.advance(replaying, k))
     symbols = evaluate(result, config.signals)
@@ -36,6 +40,7 @@ def run_evaluation(config: Config, files: list[Path], *, show_progress: bool = T
         "files": [str(f) for f in files],
         "rows_read": ticks.rows_read,
         "bad_rows": ticks.bad_rows,
+        "first_bad_row": ticks.first_error,
         "rejected": dict(ticks.rejected),
         "ticks_accepted": int(ticks.sym.shape[0]),
         "signals_config": asdict(config.signals),
@@ -62,4 +67,6 @@ def run(config: Config, files: list[Path], *, json_out: Path | None = None, plot
         plot(report["symbols"], str(plot_out))
     rejected = ", ".join(f"{k} {v:,}" for k, v in sorted(report["rejected"].items())) or "none"
     header = f"{report['ticks_accepted']:,} of {report['rows_read']:,} ticks accepted (rejected as the daemon would: {rejected}); {report['runtime']['seconds']} s"
+    if report["bad_rows"]:
+        header += f"\n{report['bad_rows']:,} unreadable rows skipped (first: {report['first_bad_row']})"
     return header + "\n" + text_table(report["symbols"])

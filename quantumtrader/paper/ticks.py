@@ -80,7 +80,37 @@ def read_csv_ticks(path: Path, symbol: str | None = None, stats: CsvStats | None
     try:
         check_symbol(symbol)
     except ProtocolError as exc:
-        raise ValueError(f"{path}: cannot use {symbol!r} as a symbol ({exc.detail}); pass --symbol") from None
+        raise ValueError(f"{path}: cannot use {symbol!r} as a symbol ({exc.detail}); name the file SYMBOL.csv or SYMBOL.csv.gz") from None
+    try:
+        yield from _read_rows(path, symbol, stats)
+    except (OSError, EOFError, UnicodeDecodeError) as exc:  # unreadable, a truncated or corrupt gzip, not text
+        raise ValueError(f"{path}: cannot read it ({type(exc).__name__}: {exc}); {stats.rows:,} rows read before") from None
+
+
+def check_tick_file(path: Path) -> None:
+    """Raise ValueError naming the problem unless ``path`` opens and has a time,bid,ask header.
+
+    Run before anything starts, so a bad file is a clear error at once, not a
+    child process that fails and is restarted forever."""
+    if not path.is_file():
+        raise ValueError(f"{path}: no such file")
+    rows = read_csv_ticks(path)
+    try:
+        next(rows, None)
+    finally:
+        rows.close()
+
+
+def check_one_file_per_symbol(paths: list[Path]) -> None:
+    """Raise ValueError if two files name the same symbol: their feeds would be merged into one series without a word."""
+    seen: dict[str, Path] = {}
+    for path in paths:
+        other = seen.setdefault(symbol_from_path(path), path)
+        if other != path:
+            raise ValueError(f"{other} and {path} are both {symbol_from_path(path)}: one file per symbol")
+
+
+def _read_rows(path: Path, symbol: str, stats: CsvStats) -> Iterator[SourceTick]:
     with open_text(path) as handle:
         header = handle.readline().strip().lower().split(",")
         if header[:3] != ["time", "bid", "ask"]:
@@ -108,6 +138,7 @@ def read_csv_ticks(path: Path, symbol: str | None = None, stats: CsvStats | None
 
 def merge_csv_ticks(paths: list[Path], stats: CsvStats | None = None) -> Iterator[SourceTick]:
     """Several files (one symbol each) merged into one time-ordered stream."""
+    check_one_file_per_symbol(paths)
     streams = [read_csv_ticks(path, stats=stats) for path in paths]
     return heapq.merge(*streams, key=lambda t: t.time_msc) if len(streams) > 1 else streams[0]
 

@@ -47,3 +47,33 @@ def test_run_paper_prints_status_and_exits_cleanly_on_sigint(tmp_path: Path) -> 
     for child in children:
         assert not child.is_running() or child.status() == psutil.STATUS_ZOMBIE, "paper child left running"
     assert "QuantumTrader stopped" in log_path.read_text()
+
+
+def test_a_paper_child_that_refuses_its_tick_file_is_left_down_and_the_daemon_serves_on(tmp_path: Path) -> None:
+    """The file's header passes the check before start; the cut comes later. The child exits 2 (bad input):
+    restarting it would meet the same cut, so the supervisor logs it once and does not restart it."""
+    import gzip
+
+    from support import control
+
+    cut = tmp_path / "EURUSD.csv.gz"
+    rows = "".join(f"{1_705_314_645_000 + i},1.1,1.1002\n" for i in range(3000))  # 1 ms apart: the cut comes at once
+    cut.write_bytes(gzip.compress(("time,bid,ask\n" + rows).encode())[:600])
+    eps = Endpoints()
+    env = eps.env(tmp_path / "data")
+    exe = shutil.which("qt-daemon")
+    assert exe, "qt-daemon is not on PATH: install the package (README) first"
+    log_path = tmp_path / "run.log"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen([exe, "run", "--paper", "--no-sidecar", "--ticks", str(cut)], env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_for(lambda: "not restarted" in log_path.read_text(errors="replace"), 60, "the supervisor leaving the paper child down")
+        time.sleep(2)  # a restart would come within the first backoff (0.5 s)
+        text = log_path.read_text(errors="replace")
+        assert text.count('"child started"') == 1 and "cannot read it" in text, text[-3000:]
+        assert proc.poll() is None
+        assert control(eps.control)["ok"] is True  # the daemon serves on
+    finally:
+        proc.send_signal(signal.SIGINT)
+        code = proc.wait(15)
+    assert code == 0
