@@ -314,6 +314,9 @@ class SidecarConfig:
     ws_ping_interval_s: float = setting(20.0, "server WebSocket ping period", positive)
     ws_ping_timeout_s: float = setting(20.0, "a client that does not answer a ping within this is dropped", positive)
     ws_max_message_bytes: int = setting(65_536, "largest message a WebSocket client may send", positive)
+    ws_auth_recheck_s: float = setting(
+        5.0, "an open WebSocket's token is checked again this often (expiry, user removed, role changed); it is closed (1008) when it no longer passes", positive
+    )
     recent_signals: int = setting(1000, "latest signals kept in memory from the feed (history comes from the store)", positive)
     control_timeout_ms: int = setting(2000, "wait for the daemon's reply to a query before a Lazy Pirate retry", positive)
     control_retries: int = setting(1, "retries of a query (trades are never resent: they wait one long timeout)", non_negative)

@@ -73,6 +73,7 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
     client = sidecar.hub.add(send, writer)
     watcher = asyncio.get_running_loop().create_task(_close_when_dropped(websocket, client, sidecar), name="ws-watch")
     session = Session(sidecar, client, principal)
+    rechecker = asyncio.get_running_loop().create_task(_recheck_token(websocket, token, session, sidecar), name="ws-auth")
     try:
         while True:
             event = await websocket.receive()
@@ -85,9 +86,10 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
     except (WebSocketDisconnect, RuntimeError):
         pass  # the peer went away mid-receive; nothing to answer
     finally:
-        watcher.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await watcher
+        for task in (watcher, rechecker):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         await sidecar.hub.remove(client)
 
 
@@ -95,6 +97,30 @@ async def _refuse(websocket: WebSocket, text: str, code: int) -> None:
     with contextlib.suppress(Exception):
         await websocket.send_text(error_message(text))
         await websocket.close(code=code, reason=text[:120])
+
+
+async def _recheck_token(websocket: WebSocket, token: str | None, session: Session, sidecar: Sidecar) -> None:
+    """Check the connection's token again every ``sidecar.ws_auth_recheck_s``; close it (1008) once it fails.
+
+    A socket outlives its token: without this, a connection made with a
+    one-hour token, or by a user since removed (``qt-daemon user remove``
+    promises to revoke every token at once), kept streaming positions and
+    trades for as long as the app stayed connected. A role changed in
+    users.json applies to the session from the next check on.
+    """
+    interval = sidecar.config.sidecar.ws_auth_recheck_s
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            session.principal = sidecar.authenticate(websocket, token)
+        except ApiError as exc:
+            sidecar.counters["ws_auth_revoked"] += 1
+            with contextlib.suppress(Exception):
+                await websocket.send_text(error_message(f"{exc.message}; connect again with a valid token"))
+                await asyncio.wait_for(websocket.close(code=CLOSE_POLICY, reason="token no longer valid"), _CLOSE_WAIT_S)
+                return
+            _abort(websocket)
+            return
 
 
 async def _close_when_dropped(websocket: WebSocket, client: Client, sidecar: Sidecar) -> None:

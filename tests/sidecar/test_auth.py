@@ -38,7 +38,7 @@ PROTECTED = [
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    stack = make_stack(tmp_path_factory.mktemp("auth"), QT_SIDECAR__RATE_PER_TOKEN_BURST="30", QT_SIDECAR__RATE_PER_TOKEN_PER_S="1")
+    stack = make_stack(tmp_path_factory.mktemp("auth"), QT_SIDECAR__RATE_PER_TOKEN_BURST="30", QT_SIDECAR__RATE_PER_TOKEN_PER_S="1", QT_SIDECAR__WS_AUTH_RECHECK_S="0.3")
     stack.procs["sidecar"] = start(["sidecar"], stack.env, stack.tmp / "sidecar.log")
     wait_for(lambda: _up(stack), 30, "the sidecar to answer", interval=0.2)
     try:
@@ -131,6 +131,40 @@ def test_websocket_without_a_valid_token_gets_an_error_then_1008(stack: Stack) -
     # The Authorization header works as well as ?token=.
     with connect(stack.ws_url, additional_headers={"Authorization": f"Bearer {stack.tokens['bob']}"}, open_timeout=5) as ws:
         assert json.loads(ws.recv(timeout=5))["type"] == "connection"
+
+
+def _closed_for_policy_within(ws: object, seconds: float) -> str:
+    """The error text the server sent before closing with 1008, within ``seconds`` (other messages skipped)."""
+    deadline = time.monotonic() + seconds
+    error = ""
+    with pytest.raises(ConnectionClosed) as closed:
+        while time.monotonic() < deadline:
+            msg = json.loads(ws.recv(timeout=max(0.05, deadline - time.monotonic())))  # type: ignore[attr-defined]
+            if msg["type"] == "error":
+                error = msg["data"]["message"]
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
+    return error
+
+
+def test_an_open_websocket_is_closed_when_its_token_expires_or_its_user_is_removed(stack: Stack) -> None:
+    """A socket outlives its token: it used to stream on after the expiry and after `user remove`."""
+    secret = _secret(stack)
+    short = jwt.encode(_claims(sub="bob", role="viewer", exp=int(time.time()) + 1), secret, algorithm="HS256")  # + the 5 s leeway
+    with connect(f"{stack.ws_url}?token={short}", open_timeout=5) as ws:
+        assert json.loads(ws.recv(timeout=5))["type"] == "connection"
+        started = time.monotonic()
+        assert "expired" in _closed_for_policy_within(ws, 10)
+        assert time.monotonic() - started > 0.5  # open while the token was valid
+    done = cli(["user", "add", "temp", "--role", "viewer", "--password-stdin"], stack.env, "temp-password-1\n")
+    assert done.returncode == 0, done.stderr
+    token = cli(["token", "--user", "temp", "--ttl", "1h"], stack.env).stdout.strip()
+    with connect(f"{stack.ws_url}?token={token}", open_timeout=5) as ws:
+        assert json.loads(ws.recv(timeout=5))["type"] == "connection"
+        time.sleep(1.0)
+        ws.send(json.dumps({"type": "ping", "timestamp": 1}))  # still served before the removal
+        assert json.loads(ws.recv(timeout=5))["type"] == "pong"
+        assert cli(["user", "remove", "temp"], stack.env).returncode == 0
+        assert _closed_for_policy_within(ws, 5)
 
 
 def test_secret_and_users_files_are_private_and_hold_no_clear_password(stack: Stack) -> None:
