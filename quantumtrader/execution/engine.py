@@ -127,14 +127,22 @@ class ExecutionEngine:
         if not unknown:
             return
         by_comment = {p["comment"]: p for p in msg["positions"]}
-        tickets = {p["ticket"] for p in msg["positions"]}
+        by_ticket = {p["ticket"]: p for p in msg["positions"]}
         for order in unknown:
             if order.kind == "open" and ("QT-" + order.id) in by_comment:
                 pos = by_comment["QT-" + order.id]
                 self._settle(order, FILLED, ticket=pos["ticket"], price=pos["open_price"], lots=pos["lots"], reconciled=True)
                 continue
-            if order.kind == "close" and order.ticket not in tickets:
+            held = by_ticket.get(order.ticket)
+            if order.kind == "close" and held is None:
                 self._settle(order, FILLED, reconciled=True)
+                continue
+            if order.kind == "close" and order.position_lots and held is not None and held["lots"] < order.position_lots - 1e-9:
+                # A partial close keeps the ticket on MT5 (and the paper terminal): its lots shrank.
+                self._settle(order, FILLED, lots=round(order.position_lots - held["lots"], 8), reconciled=True)
+                continue
+            if order.kind == "modify" and held is not None and _same_price(held["sl"], order.sl) and _same_price(held["tp"], order.tp):
+                self._settle(order, FILLED, reconciled=True)  # the position carries the stops asked for
                 continue
             order.snapshots_without += 1
             if order.snapshots_without >= self.config.execution.settle_snapshots:
@@ -196,7 +204,7 @@ class ExecutionEngine:
         lots = _optional_number(request, "lots") or 0.0
         terminal, pos = self._find_position(ticket, _optional_text(request, "terminal"))
         order = self._new_order(request, "close", terminal, pos["symbol"], pos["symbol"], "")
-        order.ticket, order.lots = ticket, lots
+        order.ticket, order.lots, order.position_lots = ticket, lots, pos["lots"]
         if lots:
             order.lots = round_lots_down(lots, self.config.risk.lot_step)
         self._dispatch(order, close_command(order.id, ticket, order.lots), responder)
@@ -490,6 +498,11 @@ def _ticket(request: dict[str, Any]) -> int:
     if type(ticket) is not int or not 0 < ticket <= MAX_TICKET:
         raise ControlError("ticket must be a positive integer, at most 2^64-1 (or its string)", 422)
     return ticket
+
+
+def _same_price(a: float, b: float) -> bool:
+    """Equal as a terminal would store them (rounded to the symbol's digits: well above 1e-7 apart when not)."""
+    return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-7)
 
 
 def _price_digits(price: float) -> int:

@@ -15,10 +15,10 @@ import threading
 from dataclasses import fields
 from pathlib import Path
 
-from quantumtrader.execution.orders import FINAL, Order
+from quantumtrader.execution.orders import FINAL, TRANSIENT, Order
 
 _SCHEMA_VERSION = 1
-_COLUMNS = tuple(f.name for f in fields(Order) if f.name != "snapshots_without")
+_COLUMNS = tuple(f.name for f in fields(Order) if f.name not in TRANSIENT)
 _TYPES = {"int": "INTEGER", "float": "REAL", "str": "TEXT", "bool": "INTEGER"}
 
 

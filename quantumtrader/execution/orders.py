@@ -21,6 +21,10 @@ UNKNOWN = "unknown"
 FINAL = (FILLED, REJECTED)
 
 
+#: Order fields kept in memory only (settling progress), not in the journal's columns.
+TRANSIENT = ("snapshots_without", "position_lots")
+
+
 @dataclass(slots=True)
 class Order:
     id: str  # the command id: the idempotency key on the wire and QT-<id> in the terminal
@@ -45,10 +49,15 @@ class Order:
     attempts: int = 0
     reconciled: bool = False
     snapshots_without: int = field(default=0, compare=False)  # settling progress, not persisted
+    # A close: the position's lots when it was asked for, so a partial close whose reply was
+    # lost can be told from one that did not happen (MT5 keeps the ticket). Not persisted: after
+    # a restart an unknown partial close settles as the snapshots say, as before.
+    position_lots: float = field(default=0.0, compare=False)
 
     def to_row(self) -> dict[str, Any]:
         row = asdict(self)
-        row.pop("snapshots_without")
+        for name in TRANSIENT:
+            row.pop(name)
         row["reconciled"] = int(self.reconciled)
         return row
 

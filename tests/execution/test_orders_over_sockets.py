@@ -243,5 +243,31 @@ def test_trade_timeout_reply_settles_from_positions_not_as_rejected(tmp_path: Pa
             )
             assert settled["status"] == "filled" and settled["reconciled"] is True
             assert [p["comment"] for p in terminal_positions(eps.command)].count("QT-" + order["id"]) == 1
+
+            # A partial close and a modify answered 128 as well: executed, so filled once the positions show it
+            # (a partial close keeps its ticket; a modify changes no ticket: both used to settle as rejected).
+            ticket = int(settled["ticket"])
+
+            def reconciled(order_id: str) -> dict:
+                return wait_for(
+                    lambda: next((o for o in control(eps.control, "orders")["orders"] if o["id"] == order_id and o["status"] != "unknown"), None),
+                    15,
+                    f"order {order_id} to be reconciled",
+                )
+
+            reply = control(eps.control, "close", timeout_ms=10_000, ticket=ticket, lots=0.01)
+            assert reply["ok"] is False and reply["order"]["status"] == "unknown", reply
+            closed = reconciled(reply["order"]["id"])
+            assert closed["status"] == "filled" and closed["reconciled"] is True and closed["lots"] == pytest.approx(0.01), closed
+            (held,) = [p for p in terminal_positions(eps.command) if p["ticket"] == ticket]
+            assert held["lots"] == pytest.approx(0.02)
+            bid = next(q["bid"] for q in control(eps.control, "snapshot")["quotes"] if q["symbol"] == "EURUSD")
+            sl = round(bid - 0.0050, 5)
+            reply = control(eps.control, "modify", timeout_ms=10_000, ticket=ticket, sl=sl, tp=0.0)
+            assert reply["ok"] is False and reply["order"]["status"] == "unknown", reply
+            modified = reconciled(reply["order"]["id"])
+            assert modified["status"] == "filled" and modified["reconciled"] is True, modified
+            (held,) = [p for p in terminal_positions(eps.command) if p["ticket"] == ticket]
+            assert held["sl"] == pytest.approx(sl)
         finally:
             stop(paper)
