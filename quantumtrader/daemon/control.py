@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 import zmq
 
-from quantumtrader.metrics import RejectLog
+from quantumtrader.metrics import LogLimiter, RejectLog
 from quantumtrader.protocol import ProtocolError, control_reply, decode_control, encode
 
 Handler = Callable[[dict[str, Any]], dict[str, Any]]
@@ -63,11 +63,13 @@ class ControlError(Exception):
 
 
 class ControlServer:
-    def __init__(self, socket: zmq.Socket[bytes], rejects: RejectLog, max_bytes: int, log: Any) -> None:
+    def __init__(self, socket: zmq.Socket[bytes], rejects: RejectLog, max_bytes: int, log: Any, failure_log: LogLimiter | None = None) -> None:
         self._socket = socket
         self._rejects = rejects
         self._max_bytes = max_bytes
         self._log = log
+        # a handler that fails on every request of a kind logs its traceback once per interval, not per request
+        self._failure_log = failure_log or LogLimiter(10.0)
         self.handlers: dict[str, Handler] = {}
         self.async_handlers: dict[str, AsyncHandler] = {}
 
@@ -108,7 +110,7 @@ class ControlServer:
             except ControlError as exc:
                 responder.error(str(exc), exc.status)
             except Exception as exc:
-                self._log.exception("control handler failed", type=request["type"])
+                self._failed(request["type"], exc)
                 responder.error(f"internal error: {type(exc).__name__}", 500)
             return None
         handler = self.handlers.get(request["type"])
@@ -121,8 +123,13 @@ class ControlServer:
         except ControlError as exc:
             return control_reply(req_id, ok=False, error=str(exc), status=exc.status)
         except Exception as exc:  # a bug in one handler must not take the daemon down
-            self._log.exception("control handler failed", type=request["type"])
+            self._failed(request["type"], exc)
             return control_reply(req_id, ok=False, error=f"internal error: {type(exc).__name__}", status=500)
+
+    def _failed(self, kind: Any, exc: Exception) -> None:
+        since = self._failure_log.due(str(kind)[:40])
+        if since is not None:
+            self._log.error("control handler failed", type=kind, count_since_last_log=since, exc_info=exc)
 
 
 def _readable_id(raw: bytes, max_bytes: int) -> str:

@@ -112,7 +112,7 @@ class Daemon:
         self._sockets_open = True
         self.feed = FeedPublisher(self.feed_socket)
         self._publish = self.feed.publish
-        self.control = ControlServer(self.control_socket, self.rejects, dc.max_message_bytes, log)
+        self.control = ControlServer(self.control_socket, self.rejects, dc.max_message_bytes, log, LogLimiter(dc.reject_log_interval_s, self._monotonic))
         self.control.register("status", self.control_status)
         self.control.register("snapshot", self.control_snapshot)
         self._spin_items = [(self.events, _POLLIN)]  # for the busy poll, built once

@@ -116,3 +116,26 @@ def test_a_subsystem_that_raises_costs_its_event_not_the_loop_and_is_logged_once
     lines = [line for line in (err.out + err.err).splitlines() if "internal error; the daemon goes on" in line]
     assert len(lines) == 2, lines  # one per place ("account event", "tick hook") within the interval
     assert any("database or disk is full" in line for line in lines) and any("ZeroDivisionError" in line for line in lines)
+
+
+def test_a_control_handler_that_fails_on_every_request_logs_once_per_interval(tmp_path: Path, capfd) -> None:
+    from support import control, inproc_daemon
+    import threading
+
+    d, eps = inproc_daemon(tmp_path / "data")
+
+    def broken(request: dict) -> dict:
+        raise RuntimeError("handler bug")
+
+    d.control.register("broken", broken)
+    loop = threading.Thread(target=d.run, daemon=True)
+    loop.start()
+    try:
+        replies = [control(eps.control, "broken") for _ in range(5)]
+    finally:
+        d.stop()
+        loop.join(10)
+    assert all(r["ok"] is False and r["status"] == 500 and "RuntimeError" in r["error"] for r in replies), replies
+    err = capfd.readouterr()
+    lines = [line for line in (err.out + err.err).splitlines() if "control handler failed" in line]
+    assert len(lines) == 1, lines  # a traceback per request before
