@@ -128,9 +128,10 @@ def paper_command(
     }
     cfg = build_config(config, data_dir=data_dir, log_format=log_format, log_level=log_level, overrides=overrides)
     _check_files(ticks)
-    from quantumtrader.config import connect_address
+    from quantumtrader.protocol import connect_address
     from quantumtrader.config import endpoint as check_endpoint
     from quantumtrader.paper.terminal import PaperOptions, PaperTerminal
+    from quantumtrader.paper.ticks import TickFileError
     from quantumtrader.shutdown import install_stop_handlers
 
     if events is not None and check_endpoint(events):
@@ -150,15 +151,17 @@ def paper_command(
     install_stop_handlers(term.stop)
     try:
         term.run()
-    except ValueError as exc:  # a tick file that cannot be read: bad input (exit 2), which a restart would meet again
+    except TickFileError as exc:  # bad input (exit 2): a restart would meet the same file
         raise _fail(str(exc), 2) from None
+    except ValueError as exc:
+        raise _fail(str(exc), 1) from None
 
 
 def _control(config: Path | None, kind: str, timeout_ms: int, **fields: Any) -> dict[str, Any]:
     """One control request; prints the JSON reply; exits 1 when the daemon refuses or is silent."""
     import orjson
 
-    from quantumtrader.config import connect_address
+    from quantumtrader.protocol import connect_address
     from quantumtrader.control_client import ControlClient, ControlTimeout
 
     cfg = build_config(config, configure_log=False)
@@ -214,7 +217,7 @@ def orders(
 
 @app.command()
 def evaluate(
-    files: Annotated[list[Path], typer.Argument(help="Tick CSVs (time,bid,ask[,volume], gzip or plain), one symbol each; merged by time.")],
+    files: Annotated[list[Path], typer.Argument(help="Tick CSVs (time,bid,ask[,volume], gzip or plain), one symbol each, named by the file (EURUSD.csv.gz); all merged by time, files of one symbol into one series.")],
     config: ConfigOpt = None,
     data_dir: DataDirOpt = None,
     log_format: LogFormatOpt = None,
@@ -371,15 +374,16 @@ def token_command(
 
 
 def _check_files(paths: list[Path] | None, what: str = "--ticks") -> None:
-    """Each tick file opens and has its header, one file per symbol: checked before anything starts."""
-    from quantumtrader.paper.ticks import check_one_file_per_symbol, check_tick_file
+    """Each tick file opens and has its header: checked before anything starts. Files naming one symbol are merged by time: said."""
+    from quantumtrader.paper.ticks import TickFileError, check_tick_file, shared_symbols
 
     try:
         for path in paths or ():
             check_tick_file(path)
-        check_one_file_per_symbol(list(paths or ()))
-    except ValueError as exc:
+    except TickFileError as exc:
         raise _fail(f"{what}: {exc}", 2) from None
+    for symbol, files in shared_symbols(list(paths or ())).items():
+        typer.echo(f"note: {', '.join(map(str, files))} are all {symbol}: merged by time into one series (right for consecutive periods of one feed, not for two brokers' feeds)", err=True)
 
 
 def main() -> None:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-import re
 import sys
 import tomllib
 from collections.abc import Callable, Mapping
@@ -26,6 +25,7 @@ from pathlib import Path
 from typing import Any, get_args, get_origin, get_type_hints
 
 from quantumtrader.priority import LEVELS as PRIORITY_LEVELS
+from quantumtrader.protocol import parse_endpoint
 
 Check = Callable[[Any], str | None]
 
@@ -72,27 +72,11 @@ def port(value: Any) -> str | None:
     return None if 1 <= value <= 65535 else "must be a TCP port (1-65535)"
 
 
-_ENDPOINT_RE = re.compile(r"^tcp://(\*|[A-Za-z0-9.\-]+|\[[0-9A-Fa-f:]+\]):(\d{1,5})$")
-
-
 def endpoint(value: Any) -> str | None:
     """TCP only: the daemon also runs on Windows VPSs, where ipc:// does not exist."""
-    match = _ENDPOINT_RE.match(value)
-    if not match or not 1 <= int(match.group(2)) <= 65535:
+    if parse_endpoint(value) is None:
         return "must look like tcp://HOST:PORT (tcp only, so it works on Windows)"
     return None
-
-
-def connect_address(endpoint: str) -> str:
-    """Where to connect to a socket bound at ``endpoint`` on this host.
-
-    A bind to every interface (``*``, ``0.0.0.0``) is reached on loopback:
-    libzmq refuses to connect to ``*``, and Windows to ``0.0.0.0``.
-    """
-    for wildcard in ("tcp://*:", "tcp://0.0.0.0:"):
-        if endpoint.startswith(wildcard):
-            return "tcp://127.0.0.1:" + endpoint[len(wildcard) :]
-    return endpoint
 
 
 def one_of(*allowed: str) -> Check:

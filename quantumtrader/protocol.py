@@ -44,13 +44,13 @@ REJECT_REASONS: Final = (
     "bad_symbol",  # symbol not 1-32 chars of [A-Za-z0-9._#+-]
     "bad_price",  # bid/ask (or another price) not a finite number > 0
     "crossed_quote",  # ask < bid
-    "bad_volume",  # volume not a finite number >= 0
+    "bad_volume",  # volume not a number from 0 to MAX_VOLUME (1e15)
     "bad_time",  # time_msc not an integer, before 2000-01-01 or more than the allowed skew ahead
     "bad_seq",  # seq not an integer >= 0
     "bad_value",  # any other field outside its documented range
     "bad_id",  # command id not 1-20 chars of [A-Za-z0-9]
     "unknown_terminal",  # an event from a terminal that never said hello (counted, still processed)
-    "internal_error",  # validation itself failed (a bug): counted and logged, never raised into the loop
+    "internal_error",  # validation, or a handler or hook of a valid event, raised (a bug, a full disk): counted, logged, never raised into the loop
 )
 
 MIN_TIME_MSC: Final = 946_684_800_000  # 2000-01-01T00:00:00Z
@@ -64,9 +64,34 @@ MAX_TICKET: Final = 2**64 - 1
 
 _SYMBOL_RE: Final = re.compile(r"[A-Za-z0-9._#+\-]{1,32}")
 _ID_RE: Final = re.compile(r"[A-Za-z0-9]{1,20}")
-#: An address the daemon can connect to: a host name or IP (no wildcard: '*' is for binding, and libzmq
-#: refuses to connect to it) or a bracketed IPv6 address, and a port.
-_ENDPOINT_RE: Final = re.compile(r"tcp://(?:[A-Za-z0-9](?:[A-Za-z0-9.\-]{0,251}[A-Za-z0-9])?|\[[0-9A-Fa-f:]+\]):(\d{1,5})")
+#: tcp://HOST:PORT: a host name or IPv4 address, a bracketed IPv6 address, or '*'; ASCII digits only
+#: (\d would take '٥', which int() reads and libzmq refuses).
+_ENDPOINT_RE: Final = re.compile(r"tcp://(\*|[A-Za-z0-9](?:[A-Za-z0-9.\-]{0,251}[A-Za-z0-9])?|\[[0-9A-Fa-f:]+\]):([0-9]{1,5})")
+#: Hosts that mean "every interface": for binding; nothing can connect to them (libzmq refuses '*',
+#: Windows refuses 0.0.0.0).
+WILDCARD_HOSTS: Final = ("*", "0.0.0.0", "[::]")
+
+
+def parse_endpoint(endpoint: Any) -> tuple[str, int] | None:
+    """``tcp://HOST:PORT`` -> (host, port), or None if it is not one (TCP only: Windows has no ipc://).
+
+    The one definition of an endpoint: the config's (which may bind to a
+    wildcard), a hello's command endpoint (which the daemon must connect to)
+    and :func:`connect_address` all read it here.
+    """
+    match = _ENDPOINT_RE.fullmatch(endpoint) if type(endpoint) is str else None
+    if match is None or not 1 <= int(match.group(2)) <= 65535:
+        return None
+    return match.group(1), int(match.group(2))
+
+
+def connect_address(endpoint: str) -> str:
+    """Where to connect to a socket bound at ``endpoint`` on this host: a wildcard bind is reached on loopback."""
+    parsed = parse_endpoint(endpoint)
+    if parsed is not None and parsed[0] in WILDCARD_HOSTS:
+        return f"tcp://127.0.0.1:{parsed[1]}"
+    return endpoint
+
 #: Far beyond any tick's volume, and small enough that int(volume) is a JSON integer (orjson: 64 bits).
 MAX_VOLUME: Final = 1e15
 #: sent_ns is a monotonic clock in ns: a signed 64-bit value that a difference of two still fits.
@@ -145,6 +170,27 @@ def decimal(text: str) -> int | None:
     one rule instead of ``isdigit()`` checks that let a "²" through to ``int()``.
     """
     return int(text) if _DECIMAL.fullmatch(text) else None
+
+
+def msc_from_text(text: str, *, naive_is_utc: bool) -> int:
+    """Integer ms since 1970, or an ISO-8601 time (``Z`` or an offset), as integer ms; ValueError otherwise.
+
+    ``naive_is_utc``: a time without an offset is UTC (the API's ``since``:
+    every time we serve is UTC), or refused (a tick file: a local time there
+    is a mistake to name, not to guess).
+    """
+    text = text.strip()
+    value = decimal(text)
+    if value is not None:
+        if value < 0:
+            raise ValueError("time before 1970")
+        return value
+    stamp = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith("Z") else text)
+    if stamp.tzinfo is None:
+        if not naive_is_utc:
+            raise ValueError("time has no timezone; use ...Z for UTC")
+        stamp = stamp.replace(tzinfo=timezone.utc)
+    return int(round(stamp.timestamp() * 1000))
 
 
 def _short(value: Any) -> str:
@@ -229,9 +275,9 @@ def _check_tick(msg: dict[str, Any], now_msc: int, max_skew_ms: int) -> None:
 def _check_hello(msg: dict[str, Any], now_msc: int, max_skew_ms: int) -> None:
     _text(msg, "platform", max_len=16)
     endpoint = _text(msg, "command_endpoint", max_len=128)
-    match = _ENDPOINT_RE.fullmatch(endpoint)
-    if match is None or not 1 <= int(match.group(1)) <= 65535 or endpoint.startswith("tcp://0.0.0.0:"):
-        raise ProtocolError("bad_value", f"command_endpoint must be tcp://HOST:PORT that the daemon can connect to (not * or 0.0.0.0), got {_short(endpoint)}")
+    parsed = parse_endpoint(endpoint)
+    if parsed is None or parsed[0] in WILDCARD_HOSTS:
+        raise ProtocolError("bad_value", f"command_endpoint must be tcp://HOST:PORT that the daemon can connect to (not a wildcard: {', '.join(WILDCARD_HOSTS)}), got {_short(endpoint)}")
     symbols = _get(msg, "symbols")
     if type(symbols) is not list or len(symbols) > MAX_SYMBOLS:
         raise ProtocolError("bad_type", f"symbols must be a list of at most {MAX_SYMBOLS} symbols")
@@ -672,6 +718,18 @@ def price_update(tick: Mapping[str, Any]) -> dict[str, Any]:
         "timestamp": iso_from_msc(tick["time_msc"]),
         "terminal": tick["terminal"],
     }
+
+
+def close_price(buy: bool, *quotes: Mapping[str, Any] | None) -> float | None:
+    """The price a position would close at (bid for a buy, ask for a sell) from the first quote there is.
+
+    Callers pass the position's own terminal's quote first, then the symbol's:
+    the daemon for its feed and snapshots, the sidecar for ``/api/positions``.
+    """
+    for quote in quotes:
+        if quote is not None:
+            return quote["bid"] if buy else quote["ask"]  # type: ignore[no-any-return]
+    return None
 
 
 def app_position(pos: Mapping[str, Any], terminal: str, current_price: float | None, status: str | None = None) -> dict[str, Any]:

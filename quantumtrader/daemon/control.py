@@ -63,13 +63,13 @@ class ControlError(Exception):
 
 
 class ControlServer:
-    def __init__(self, socket: zmq.Socket[bytes], rejects: RejectLog, max_bytes: int, log: Any, failure_log: LogLimiter | None = None) -> None:
+    def __init__(self, socket: zmq.Socket[bytes], rejects: RejectLog, max_bytes: int, log: Any, failure_log: LogLimiter) -> None:
         self._socket = socket
         self._rejects = rejects
         self._max_bytes = max_bytes
         self._log = log
         # a handler that fails on every request of a kind logs its traceback once per interval, not per request
-        self._failure_log = failure_log or LogLimiter(10.0)
+        self._failure_log = failure_log
         self.handlers: dict[str, Handler] = {}
         self.async_handlers: dict[str, AsyncHandler] = {}
 

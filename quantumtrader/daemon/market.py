@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from quantumtrader.protocol import close_price
+
 #: Fields whose change makes a position "updated" on the feed.
 _POSITION_FIELDS = ("lots", "sl", "tp", "profit", "swap", "commission", "open_price")
 
@@ -82,10 +84,7 @@ class MarketState:
 
     def current_price(self, terminal: str, symbol: str, side: str) -> float | None:
         """The price a position of ``terminal`` would close at: bid for a buy, ask for a sell."""
-        quote = self.terminal_quotes.get((terminal, symbol)) or self.quotes.get(symbol)
-        if quote is None:
-            return None
-        return quote["bid"] if side == "buy" else quote["ask"]
+        return close_price(side == "buy", self.terminal_quotes.get((terminal, symbol)), self.quotes.get(symbol))
 
     def all_positions(self) -> list[tuple[str, dict[str, Any]]]:
         return [(terminal, pos) for terminal, book in self.positions.items() for pos in book.values()]

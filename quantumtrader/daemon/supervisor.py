@@ -86,10 +86,13 @@ class Child:
         proc = self.process
         if proc is None or proc.poll() is not None:
             return
-        if sys.platform == "win32":  # its own process group (see start): the break reaches the child alone
-            proc.send_signal(signal.CTRL_BREAK_EVENT)  # type: ignore[attr-defined]
-        else:
-            proc.terminate()
+        try:
+            if sys.platform == "win32":  # its own process group (see start): the break reaches the child alone
+                proc.send_signal(signal.CTRL_BREAK_EVENT)  # type: ignore[attr-defined]
+            else:
+                proc.terminate()
+        except OSError:  # no console to send a break through (pythonw, a service): stop it the hard way
+            proc.kill()
         try:
             proc.wait(_STOP_TIMEOUT_S)
         except subprocess.TimeoutExpired:

@@ -53,6 +53,8 @@ class ExecutionEngine:
         self.journal = OrderJournal(config.data_path / "orders.sqlite", config.execution.journal_sync)
         self.sessions: dict[str, CommandSession] = {}
         self.orders: dict[str, Order] = {}  # open (unsettled) orders by id
+        self._positions_msc: dict[str, int] = {}  # terminal -> when its latest positions event was handled
+        self._close_filled_msc: dict[int, int] = {}  # ticket -> when a close of it last settled filled
         self._waiters: dict[str, list[Responder]] = {}
         self._by_request: dict[str, str] = {}
         self._volatility: Any = None
@@ -123,6 +125,7 @@ class ExecutionEngine:
     def handle_positions(self, msg: dict[str, Any]) -> None:
         """Settle unknown orders of this terminal from its complete list of positions."""
         terminal = msg["terminal"]
+        self._positions_msc[terminal] = now_msc()
         unknown = [o for o in self.orders.values() if o.terminal == terminal and o.status == UNKNOWN]
         if not unknown:
             return
@@ -204,7 +207,12 @@ class ExecutionEngine:
         lots = _optional_number(request, "lots") or 0.0
         terminal, pos = self._find_position(ticket, _optional_text(request, "terminal"))
         order = self._new_order(request, "close", terminal, pos["symbol"], pos["symbol"], "")
-        order.ticket, order.lots, order.position_lots = ticket, lots, pos["lots"]
+        order.ticket, order.lots = ticket, lots
+        # The lots the position has now, unless another close of it may still change them before the next
+        # positions event (one in flight, or one filled since the last event): then a shrink proves nothing.
+        closing = any(o.kind == "close" and o.ticket == ticket for o in self.orders.values())
+        if not closing and self._close_filled_msc.get(ticket, 0) < self._positions_msc.get(terminal, 0):
+            order.position_lots = pos["lots"]
         if lots:
             order.lots = round_lots_down(lots, self.config.risk.lot_step)
         self._dispatch(order, close_command(order.id, ticket, order.lots), responder)
@@ -400,6 +408,8 @@ class ExecutionEngine:
         order.error_code = error_code
         order.reconciled = reconciled
         order.updated_msc = now_msc()
+        if order.kind == "close" and status == FILLED:
+            self._close_filled_msc[order.ticket] = order.updated_msc
         self.journal.save(order)
         self.orders.pop(order.id, None)
         self._publish(order)

@@ -26,11 +26,12 @@ from typing import Any
 
 import zmq
 
-from quantumtrader.config import Config, connect_address
+from quantumtrader.config import Config
 from quantumtrader.log import get_logger
 from quantumtrader.paper.book import PaperBook, TradeError
 from quantumtrader.paper.ticks import CsvStats, generate_ticks, merge_csv_ticks, symbol_from_path
 from quantumtrader.protocol import (
+    connect_address,
     ProtocolError,
     decode_command,
     encode,

@@ -17,11 +17,17 @@ import math
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import IO, NamedTuple
 
-from quantumtrader.protocol import ProtocolError, check_symbol, decimal
+from quantumtrader.protocol import ProtocolError, check_symbol, msc_from_text
+
+
+class TickFileError(ValueError):
+    """A tick file that cannot be used as it is (missing, unreadable, no header, a name that is no symbol).
+
+    Bad input: the paper terminal exits 2 on it, and its supervisor does not
+    restart it (it would meet the same file). Other ValueErrors are not this."""
 
 
 class SourceTick(NamedTuple):
@@ -51,17 +57,8 @@ def open_text(path: Path) -> IO[str]:
 
 
 def parse_time_msc(text: str) -> int:
-    """ISO-8601 UTC with optional milliseconds, or integer milliseconds."""
-    text = text.strip()
-    value = decimal(text)
-    if value is not None and value >= 0:
-        return value
-    if text.endswith("Z"):
-        text = text[:-1] + "+00:00"
-    stamp = datetime.fromisoformat(text)
-    if stamp.tzinfo is None:
-        raise ValueError("time has no timezone; use ...Z for UTC")
-    return int(round(stamp.timestamp() * 1000))
+    """ISO-8601 UTC with optional milliseconds, or integer milliseconds; a time without a zone is refused."""
+    return msc_from_text(text, naive_is_utc=False)
 
 
 def symbol_from_path(path: Path) -> str:
@@ -80,11 +77,11 @@ def read_csv_ticks(path: Path, symbol: str | None = None, stats: CsvStats | None
     try:
         check_symbol(symbol)
     except ProtocolError as exc:
-        raise ValueError(f"{path}: cannot use {symbol!r} as a symbol ({exc.detail}); name the file SYMBOL.csv or SYMBOL.csv.gz") from None
+        raise TickFileError(f"{path}: cannot use {symbol!r} as a symbol ({exc.detail}); name the file SYMBOL.csv or SYMBOL.csv.gz") from None
     try:
         yield from _read_rows(path, symbol, stats)
     except (OSError, EOFError, UnicodeDecodeError) as exc:  # unreadable, a truncated or corrupt gzip, not text
-        raise ValueError(f"{path}: cannot read it ({type(exc).__name__}: {exc}); {stats.rows:,} rows read before") from None
+        raise TickFileError(f"{path}: cannot read it ({type(exc).__name__}: {exc}); {stats.rows:,} rows read before") from None
 
 
 def check_tick_file(path: Path) -> None:
@@ -92,8 +89,10 @@ def check_tick_file(path: Path) -> None:
 
     Run before anything starts, so a bad file is a clear error at once, not a
     child process that fails and is restarted forever."""
+    if not path.exists():
+        raise TickFileError(f"{path}: no such file")
     if not path.is_file():
-        raise ValueError(f"{path}: no such file")
+        raise TickFileError(f"{path}: not a file")
     rows = read_csv_ticks(path)
     try:
         next(rows, None)
@@ -101,20 +100,20 @@ def check_tick_file(path: Path) -> None:
         rows.close()
 
 
-def check_one_file_per_symbol(paths: list[Path]) -> None:
-    """Raise ValueError if two files name the same symbol: their feeds would be merged into one series without a word."""
-    seen: dict[str, Path] = {}
+def shared_symbols(paths: list[Path]) -> dict[str, list[Path]]:
+    """Symbols that more than one of ``paths`` names (the symbol is the file's name): their ticks are merged
+    by time into one series, right for consecutive months of one feed, wrong for two brokers' feeds."""
+    by_symbol: dict[str, list[Path]] = {}
     for path in paths:
-        other = seen.setdefault(symbol_from_path(path), path)
-        if other != path:
-            raise ValueError(f"{other} and {path} are both {symbol_from_path(path)}: one file per symbol")
+        by_symbol.setdefault(symbol_from_path(path), []).append(path)
+    return {symbol: files for symbol, files in by_symbol.items() if len(files) > 1}
 
 
 def _read_rows(path: Path, symbol: str, stats: CsvStats) -> Iterator[SourceTick]:
     with open_text(path) as handle:
         header = handle.readline().strip().lower().split(",")
         if header[:3] != ["time", "bid", "ask"]:
-            raise ValueError(f"{path}: header must start with time,bid,ask (got {','.join(header)!r})")
+            raise TickFileError(f"{path}: header must start with time,bid,ask (got {','.join(header)!r})")
         has_volume = len(header) > 3 and header[3] == "volume"
         for line_no, line in enumerate(handle, start=2):
             parts = line.rstrip("\r\n").split(",")
@@ -137,8 +136,7 @@ def _read_rows(path: Path, symbol: str, stats: CsvStats) -> Iterator[SourceTick]
 
 
 def merge_csv_ticks(paths: list[Path], stats: CsvStats | None = None) -> Iterator[SourceTick]:
-    """Several files (one symbol each) merged into one time-ordered stream."""
-    check_one_file_per_symbol(paths)
+    """Several files (the symbol of each is its name) merged into one time-ordered stream."""
     streams = [read_csv_ticks(path, stats=stats) for path in paths]
     return heapq.merge(*streams, key=lambda t: t.time_msc) if len(streams) > 1 else streams[0]
 

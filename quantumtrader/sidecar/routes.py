@@ -9,7 +9,6 @@ daemon's control socket with the caller recorded as ``source``.
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
 from typing import Any
 
 import anyio
@@ -19,7 +18,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from quantumtrader.metrics import prometheus_text
-from quantumtrader.protocol import iso_from_msc, now_msc
+from quantumtrader.protocol import close_price, iso_from_msc, msc_from_text, now_msc
 from quantumtrader.sidecar.auth import REFRESH, Principal
 from quantumtrader.sidecar.errors import ApiError
 from quantumtrader.sidecar.jsonresp import JSONResponse
@@ -216,15 +215,10 @@ def _since_msc(request: Request, sidecar: Sidecar) -> int | None:
     raw = request.query_params.get("since")
     if not raw:
         return None
-    value = decimal(raw)
-    if value is None:
-        try:
-            moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-            if moment.tzinfo is None:
-                moment = moment.replace(tzinfo=timezone.utc)
-            value = int(moment.timestamp() * 1000)
-        except (ValueError, OverflowError):
-            value = None
+    try:
+        value: int | None = msc_from_text(raw, naive_is_utc=True)
+    except (ValueError, OverflowError):
+        value = None
     if value is None or not 0 <= value <= _MAX_SINCE_MSC:
         raise field_error(sidecar.counters, "since must be integer milliseconds since 1970 or an ISO-8601 time (UTC unless it has an offset)")
     return value
@@ -298,11 +292,12 @@ async def positions(request: Request) -> Response:
     assert clone is not None
     out = []
     for pos in clone.positions.values():
-        # Its own terminal's quote: another broker's price for the same symbol is not what it closes at.
-        quote = clone.terminal_quotes.get((str(pos.get("terminal", "")), str(pos.get("symbol"))))
+        # Its own terminal's quote first, as the daemon prices it: another broker's is the fallback.
+        symbol_name = str(pos.get("symbol"))
+        price = close_price(pos.get("type") == "BUY", clone.terminal_quotes.get((str(pos.get("terminal", "")), symbol_name)), clone.quotes.get(symbol_name))
         item = dict(pos)
-        if quote is not None:
-            item["current_price"] = quote.get("bid") if pos.get("type") == "BUY" else quote.get("ask")
+        if price is not None:
+            item["current_price"] = price
         out.append(item)
     out.sort(key=lambda p: (str(p.get("open_time")), str(p.get("ticket"))))
     return JSONResponse({"positions": out, "count": len(out), "timestamp": _now_iso()})

@@ -16,7 +16,8 @@ import psutil
 import zmq.asyncio
 from starlette.requests import HTTPConnection
 
-from quantumtrader.config import Config, connect_address
+from quantumtrader.config import Config
+from quantumtrader.protocol import connect_address
 from quantumtrader.sidecar.auth import ACCESS, Principal, TokenService, bearer_token, load_or_create_secret
 from quantumtrader.sidecar.control import AsyncControl, ControlTimeout
 from quantumtrader.sidecar.errors import ApiError

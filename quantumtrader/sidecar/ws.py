@@ -19,11 +19,11 @@ import contextlib
 from typing import Any
 
 import orjson
-from starlette.websockets import WebSocket, WebSocketDisconnect
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from quantumtrader.log import get_logger
 from quantumtrader.protocol import ProtocolError, check_symbol, iso_from_msc, now_msc
-from quantumtrader.sidecar.auth import Principal, bearer_token
+from quantumtrader.sidecar.auth import ACCESS, Principal, bearer_token
 from quantumtrader.sidecar.errors import ApiError
 from quantumtrader.sidecar.frames import SCOPE_KEY, FrameCache, encoding_of
 from quantumtrader.sidecar.hub import CLOSE_TOO_SLOW, Client, FastWriter, SendMany
@@ -86,20 +86,26 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
     except (WebSocketDisconnect, RuntimeError):
         pass  # the peer went away mid-receive; nothing to answer
     finally:
-        for task in (watcher, rechecker):
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        watcher.cancel()
+        rechecker.cancel()
+        await asyncio.gather(watcher, rechecker, return_exceptions=True)
         await sidecar.hub.remove(client)
 
 
 async def _refuse(websocket: WebSocket, text: str, code: int) -> None:
-    with contextlib.suppress(Exception):
+    """Say why, then close with ``code``; bounded, since a client that stopped reading blocks a send: its connection is dropped."""
+
+    async def say_and_close() -> None:
         await websocket.send_text(error_message(text))
         await websocket.close(code=code, reason=text[:120])
 
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(say_and_close(), _CLOSE_WAIT_S)
+        return
+    _abort(websocket)
 
-async def _recheck_token(websocket: WebSocket, token: str | None, session: Session, sidecar: Sidecar) -> None:
+
+async def _recheck_token(websocket: WebSocket, token: str, session: Session, sidecar: Sidecar) -> None:
     """Check the connection's token again every ``sidecar.ws_auth_recheck_s``; close it (1008) once it fails.
 
     A socket outlives its token: without this, a connection made with a
@@ -109,23 +115,22 @@ async def _recheck_token(websocket: WebSocket, token: str | None, session: Sessi
     users.json applies to the session from the next check on.
     """
     interval = sidecar.config.sidecar.ws_auth_recheck_s
+    assert sidecar.tokens is not None
     while True:
         await asyncio.sleep(interval)
         try:
-            session.principal = sidecar.authenticate(websocket, token)
+            session.principal = sidecar.tokens.verify(token, ACCESS)  # not authenticate(): a revoked socket is no failed login
         except ApiError as exc:
             sidecar.counters["ws_auth_revoked"] += 1
-            with contextlib.suppress(Exception):
-                await websocket.send_text(error_message(f"{exc.message}; connect again with a valid token"))
-                await asyncio.wait_for(websocket.close(code=CLOSE_POLICY, reason="token no longer valid"), _CLOSE_WAIT_S)
-                return
-            _abort(websocket)
+            await _refuse(websocket, f"{exc.message}; connect again with a valid token", CLOSE_POLICY)
             return
 
 
 async def _close_when_dropped(websocket: WebSocket, client: Client, sidecar: Sidecar) -> None:
     """Close the socket once the hub has given up on the client (too slow, or its send failed)."""
     await client.closed.wait()
+    if websocket.application_state is WebSocketState.DISCONNECTED:
+        return  # closed already (a revoked token): another close would fail and abort the handshake under way
     code = CLOSE_TOO_SLOW if client.too_slow else CLOSE_GOING_AWAY
     with contextlib.suppress(Exception):
         # A stalled reader never drains the socket, so the close frame may never get out: bounded wait.

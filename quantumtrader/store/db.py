@@ -32,7 +32,9 @@ def connect(path: Path, *, readonly: bool = False, checkpoints: bool = True) -> 
     if readonly:
         # as_uri() percent-encodes: a '#', '?' or '%' in the data directory stays part of the path
         # (an f"file:{path}" URI cut it there and opened another file); file:///C:/... on Windows.
-        conn = sqlite3.connect(Path(path).resolve().as_uri() + "?mode=ro", uri=True, isolation_level=None, check_same_thread=False)
+        # absolute(), not resolve(): on Windows resolve() turns a mapped drive into \\server\share,
+        # whose file://server/... URI SQLite refuses.
+        conn = sqlite3.connect(Path(path).absolute().as_uri() + "?mode=ro", uri=True, isolation_level=None, check_same_thread=False)
     else:
         path.parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -58,5 +59,5 @@ def test_a_busy_phase_on_this_machine_shows_busy_time() -> None:
     shares = phase.shares
     assert shares is not None, "no CPU shares from /proc/stat on Linux"
     assert abs(shares["busy_pct"] + shares["idle_pct"] + shares["steal_pct"] - 100) < 0.5
-    assert shares["busy_pct"] > 20  # one of at most a few cores spun the whole time
+    assert shares["busy_pct"] > 60 / (os.cpu_count() or 1)  # one core of the machine's spun the whole time
     assert 0.2 < shares["cpu_seconds"]

@@ -29,7 +29,7 @@ def test_a_time_without_offset_is_utc_even_on_a_server_in_another_zone(monkeypat
         assert _since("2024-01-15T05:30:45.123-05:00") == expected
         assert _since(str(expected)) == expected
     finally:
-        monkeypatch.delenv("TZ")
+        monkeypatch.undo()  # TZ as it was (set or not), then the C library told so
         time.tzset()
 
 
