@@ -105,3 +105,24 @@ def describe(phases: dict[str, dict[str, float] | None]) -> str:
     if worst > NOTABLE_STEAL_PCT:
         text += f"\n  the host took up to {worst:.0f}% of the CPU time (steal): these latencies are partly the host's; compare only with runs that had as much"
     return text
+
+
+def process_cpu_s(pid: int | None = None) -> float | None:
+    """CPU seconds (user + system, all threads) a process has used so far; None if it cannot be read.
+
+    psutil, so it works on Windows too: the per-process shares are there
+    even where the machine's steal is not."""
+    import psutil
+
+    try:
+        times = psutil.Process(pid).cpu_times()
+    except (psutil.Error, OSError):
+        return None
+    return float(times.user + times.system)
+
+
+def cores(cpu_s: float | None, seconds: float) -> float | None:
+    """CPU seconds over wall seconds: how many cores' worth a process kept busy."""
+    if cpu_s is None or seconds <= 0:
+        return None
+    return round(cpu_s / seconds, 2)

@@ -24,6 +24,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -34,7 +35,7 @@ import orjson
 import zmq
 
 from quantumtrader.bench.common import latency_summary, machine, percentile_plot, progress, table, write_json
-from quantumtrader.bench.cpu import CpuPhase, describe
+from quantumtrader.bench.cpu import cores, cpu_shares, describe, process_cpu_s, read_cpu_times
 from quantumtrader.bench.procs import Endpoints, control, free_port, start, stop, wait_ready
 from quantumtrader.config import ConfigError, load_config
 
@@ -133,6 +134,10 @@ def _off_target_load(rate: float, symbols: int) -> str:
     if (rate, symbols) == (TARGET_RATE, TARGET_SYMBOLS):
         return ""
     return f" (the targets are stated for {TARGET_RATE:,} ticks/s over {TARGET_SYMBOLS} symbols; these verdicts only orient)"
+
+
+def _cores_text(shares: dict[str, float | None]) -> str:
+    return " / ".join("-" if shares.get(k) is None else f"{shares[k]:.2f}" for k in ("server", "sender", "receiver"))
 
 
 def _fmt(value: float | None) -> str:
@@ -264,18 +269,40 @@ def _send(events: str, n_ticks: int, symbols: int, rate: float, tmp: Path, csv: 
     return subprocess.Popen(args, stdout=subprocess.PIPE), out
 
 
-def _one_run(events: str, feed: str, n_ticks: int, warmup: int, symbols: int, rate: float, tmp: Path, csv: Path | None, poke: Callable[[], None] | None) -> dict[str, Any]:
-    """One sender -> (daemon or floor) -> receiver run; rate 0 = as fast as possible, receiver counting only."""
+def _one_run(events: str, feed: str, n_ticks: int, warmup: int, symbols: int, rate: float, tmp: Path, csv: Path | None, poke: Callable[[], None] | None, server_pid: int) -> dict[str, Any]:
+    """One sender -> (daemon or floor) -> receiver run; rate 0 = as fast as possible, receiver counting only.
+
+    ``server_pid``: the relay's or the daemon's process, whose CPU over the run is recorded beside the
+    sender's and the receiver's (this process): on two cores the load generator's share is part of the story.
+    """
     receiver = _Receiver(feed, n_ticks)
     try:
         receiver.wait_joined(20, poke)
-        with CpuPhase() as cpu:  # the machine's CPU time while the ticks flowed: how much the host took (steal)
-            sender, out = _send(events, n_ticks, symbols, rate, tmp, csv)
-            started = time.monotonic()
-            receiver.run(n_ticks, timeout_s=max(60.0, 3 * n_ticks / max(rate, 10_000)), decode=rate > 0)
-            elapsed = time.monotonic() - started
-        sender_out, _ = sender.communicate(timeout=120)
-        info = orjson.loads(sender_out)
+        window: dict[str, Any] = {}
+        sender, out = _send(events, n_ticks, symbols, rate, tmp, csv)
+        lines: list[bytes] = []
+
+        def watch_sender() -> None:
+            """Its first line says it starts sending: the CPU window opens there, so its start-up (a second
+            of Python and CSV reading) stays out of the figures. Its last line is its summary."""
+            assert sender.stdout is not None
+            for line in sender.stdout:
+                if not lines:
+                    window.update(at=time.monotonic(), machine=read_cpu_times(), server=process_cpu_s(server_pid), receiver=process_cpu_s())
+                lines.append(line)
+
+        watcher = threading.Thread(target=watch_sender, name="sender-watch", daemon=True)
+        watcher.start()
+        started = time.monotonic()
+        receiver.run(n_ticks, timeout_s=max(60.0, 3 * n_ticks / max(rate, 10_000)), decode=rate > 0)
+        ended = time.monotonic()
+        elapsed = ended - started
+        machine_cpu = cpu_shares(window.get("machine"), read_cpu_times())
+        flow_s = ended - window.get("at", ended)
+        server_after, receiver_after = process_cpu_s(server_pid), process_cpu_s()
+        sender.wait(timeout=120)
+        watcher.join(10)
+        info = orjson.loads(lines[-1])
         sent_ns = np.load(out)
     finally:
         receiver.close()
@@ -307,8 +334,18 @@ def _one_run(events: str, feed: str, n_ticks: int, warmup: int, symbols: int, ra
         result["signals"] = len(receiver.signals)
         result["_signal_latency_ns"] = np.array(sig_lat, dtype=np.int64)
     result["elapsed_s"] = elapsed
-    result["cpu"] = cpu.shares
+    result["cpu"] = machine_cpu  # both cores, from the first update to the last: how busy, and how much the host took (steal)
+    # cores' worth each process kept busy: the server (relay or daemon) and the receiver over the same window, the sender while it sent
+    result["cpu_cores"] = {
+        "server": cores(_spent(window.get("server"), server_after), flow_s),
+        "receiver": cores(_spent(window.get("receiver"), receiver_after), flow_s),
+        "sender": cores(info.get("cpu_s"), info["send_s"]),
+    }
     return result
+
+
+def _spent(before: float | None, after: float | None) -> float | None:
+    return None if before is None or after is None else after - before
 
 
 #: Sections ``--set`` may not change: the runs depend on them (ports they chose, the sender as the only terminal).
@@ -413,7 +450,7 @@ def _run_once(
 
         try:
             log(f"floor: PUSH -> relay -> SUB, {n_ticks} ticks at {rate:g}/s over {symbols} symbols")
-            floor = _one_run(events, feed, n_ticks, warmup, symbols, rate, tmp, ticks_csv, poke)
+            floor = _one_run(events, feed, n_ticks, warmup, symbols, rate, tmp, ticks_csv, poke, relay.pid)
         finally:
             poke_sock.close()
             stop(relay)
@@ -430,11 +467,11 @@ def _run_once(
             wait_ready(eps.control, daemon, log_path, timeout=120)
             startup_s = time.monotonic() - started
             log(f"daemon: {n_ticks} ticks at {rate:g}/s over {symbols} symbols (ready in {startup_s:.1f}s)")
-            paced = _one_run(eps.events, eps.feed, n_ticks, warmup, symbols, rate, tmp, ticks_csv, None)
+            paced = _one_run(eps.events, eps.feed, n_ticks, warmup, symbols, rate, tmp, ticks_csv, None, daemon.pid)
             status_paced = control(eps.control, timeout_ms=3000)["health"]
             signal_path = control(eps.control, "signals", timeout_ms=3000)["latency"]  # where a signal's time goes, in the daemon
             log(f"daemon: {throughput_ticks} ticks as fast as the sender can push")
-            flat_out = _one_run(eps.events, eps.feed, throughput_ticks, min(warmup, throughput_ticks // 10), symbols, 0, tmp, ticks_csv, None)
+            flat_out = _one_run(eps.events, eps.feed, throughput_ticks, min(warmup, throughput_ticks // 10), symbols, 0, tmp, ticks_csv, None, daemon.pid)
             status = control(eps.control, timeout_ms=3000)["health"]
             signal_store = control(eps.control, "signals", timeout_ms=3000)["store"]  # after both runs
         finally:
@@ -476,6 +513,7 @@ def _run_once(
             log(f"tick -> signal: all {paced['signals']} signals came during warm-up; run longer (--duration)")
     log(f"daemon over floor: p50 x{ratio['p50']:.2f}, p99 x{ratio['p99']:.2f}")
     log(describe({"floor": floor["cpu"], "daemon": paced["cpu"], "daemon max rate": flat_out["cpu"]}))
+    log("cores busy (server / sender / receiver): " + ", ".join(f"{name} {_cores_text(run['cpu_cores'])}" for name, run in (("floor", floor), ("daemon", paced), ("daemon max rate", flat_out))))
     if note := _off_target_load(rate, symbols):
         log(note)
     for verdict in result["targets"]:

@@ -82,9 +82,13 @@ def test_repeated_runs_over_real_processes_are_each_judged_and_summarized(tmp_pa
             for phase in ("floor", "daemon", "daemon_max_rate"):
                 cpu = run[phase]["cpu"]
                 assert cpu["busy_pct"] > 0 and cpu["cpu_seconds"] > 0 and 0 <= cpu["steal_pct"] < 100, (phase, cpu)
+        for phase in ("floor", "daemon", "daemon_max_rate"):  # each process's share (psutil: any OS)
+            shares = run[phase]["cpu_cores"]
+            assert all(0 < shares[k] < 4 for k in ("server", "sender", "receiver")), (phase, shares)
     if sys.platform.startswith("linux"):
         assert written["steal_pct_over_runs"]["daemon"] == [run["daemon"]["cpu"]["steal_pct"] for run in written["runs"]]
         assert any(line.startswith("CPU over all cores") for line in lines)
+    assert any(line.startswith("cores busy (server / sender / receiver)") for line in lines)
     for i, summary in enumerate(written["over_runs"]):
         values = [run["targets"][i]["value"] for run in written["runs"]]
         assert summary["values"] == values
