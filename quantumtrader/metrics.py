@@ -217,6 +217,19 @@ class Metrics:
         return {stage: recorder.summary() for stage, recorder in self.histograms.items()}
 
 
+#: Daemon counters that go down as well as up (orders in flight): exported as gauges, since Prometheus
+#: reads any decrease of a counter as a reset and its increase() would be wrong.
+GAUGE_COUNTERS = frozenset({"pending_trades"})
+
+
+def _number(value: float) -> str:
+    """Exact: a whole number as an integer, anything else as repr. ``:g`` kept 6 digits, so a tick counter
+    past a million moved in steps and rate() over a scrape read 0 or a spike."""
+    if value == value and abs(value) < 2**63 and float(value).is_integer():
+        return str(int(value))
+    return repr(float(value))
+
+
 def prometheus_text(
     counters: dict[str, float],
     gauges: dict[str, float],
@@ -227,18 +240,18 @@ def prometheus_text(
     lines: list[str] = []
     for name, value in sorted(counters.items()):
         metric = f"{prefix}_{_metric_name(name)}_total"
-        lines += [f"# TYPE {metric} counter", f"{metric} {value:g}"]
+        lines += [f"# TYPE {metric} counter", f"{metric} {_number(value)}"]
     for name, value in sorted(gauges.items()):
         metric = f"{prefix}_{_metric_name(name)}"
-        lines += [f"# TYPE {metric} gauge", f"{metric} {value:g}"]
+        lines += [f"# TYPE {metric} gauge", f"{metric} {_number(value)}"]
     for stage, summary in sorted(latency.items()):
         metric = f"{prefix}_latency_{_metric_name(stage)}_microseconds"
         lines.append(f"# TYPE {metric} summary")
         for pct in PERCENTILES:
             key = f"p{pct:g}_us"
             if key in summary:
-                lines.append(f'{metric}{{quantile="{pct / 100:g}"}} {summary[key]:g}')
-        lines.append(f"{metric}_count {summary.get('count', 0):g}")
+                lines.append(f'{metric}{{quantile="{pct / 100:g}"}} {_number(summary[key])}')
+        lines.append(f"{metric}_count {_number(summary.get('count', 0))}")
     return "\n".join(lines) + "\n"
 
 

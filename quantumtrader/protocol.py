@@ -42,7 +42,7 @@ REJECT_REASONS: Final = (
     "bad_type",  # a field has the wrong JSON type
     "bad_terminal",  # terminal id empty, too long or not a string
     "bad_symbol",  # symbol not 1-32 chars of [A-Za-z0-9._#+-]
-    "bad_price",  # bid/ask (or another price) not a finite number > 0
+    "bad_price",  # bid/ask not a number from MIN_PRICE to MAX_PRICE (another price: not a finite number > 0)
     "crossed_quote",  # ask < bid
     "bad_volume",  # volume not a number from 0 to MAX_VOLUME (1e15)
     "bad_time",  # time_msc not an integer, before 2000-01-01 or more than the allowed skew ahead
@@ -92,6 +92,10 @@ def connect_address(endpoint: str) -> str:
         return f"tcp://127.0.0.1:{parsed[1]}"
     return endpoint
 
+#: Prices outside this range are no instrument's: a bid of 1e-300 next to a normal one made a return
+#: whose square is inf, and the features' running variance inf for good (and saved with the state).
+MIN_PRICE: Final = 1e-9
+MAX_PRICE: Final = 1e12
 #: Far beyond any tick's volume, and small enough that int(volume) is a JSON integer (orjson: 64 bits).
 MAX_VOLUME: Final = 1e15
 #: sent_ns is a monotonic clock in ns: a signed 64-bit value that a difference of two still fits.
@@ -251,10 +255,10 @@ def _check_tick(msg: dict[str, Any], now_msc: int, max_skew_ms: int) -> None:
     check_symbol(_get(msg, "symbol"))
     bid = _get(msg, "bid")
     ask = _get(msg, "ask")
-    if not _is_number(bid) or bid <= 0:
-        raise ProtocolError("bad_price", f"bid must be a finite number > 0, got {_short(bid)}")
-    if not _is_number(ask) or ask <= 0:
-        raise ProtocolError("bad_price", f"ask must be a finite number > 0, got {_short(ask)}")
+    if not _is_number(bid) or not MIN_PRICE <= bid <= MAX_PRICE:
+        raise ProtocolError("bad_price", f"bid must be a number from {MIN_PRICE:g} to {MAX_PRICE:g}, got {_short(bid)}")
+    if not _is_number(ask) or not MIN_PRICE <= ask <= MAX_PRICE:
+        raise ProtocolError("bad_price", f"ask must be a number from {MIN_PRICE:g} to {MAX_PRICE:g}, got {_short(ask)}")
     if ask < bid:
         raise ProtocolError("crossed_quote", f"ask {ask!r} < bid {bid!r}")
     volume = _get(msg, "volume")
@@ -337,9 +341,6 @@ def _check_bye(msg: dict[str, Any], now_msc: int, max_skew_ms: int) -> None:
     _text(msg, "reason", required=False)
 
 
-_INF: Final = math.inf
-
-
 def _plain_tick(msg: dict[str, Any], now_msc: int, max_skew_ms: int) -> bool:
     """True for a tick the full checks (``_envelope`` + ``_check_tick``) would accept, decided in one pass.
 
@@ -367,7 +368,7 @@ def _plain_tick(msg: dict[str, Any], now_msc: int, max_skew_ms: int) -> bool:
         and symbol in _KNOWN_SYMBOLS
         and type(bid) is float
         and type(ask) is float
-        and 0.0 < bid <= ask < _INF  # NaN fails every comparison
+        and MIN_PRICE <= bid <= ask <= MAX_PRICE  # NaN fails every comparison
         and (type(volume) is float or type(volume) is int)
         and 0 <= volume <= MAX_VOLUME  # NaN fails it
         and type(sent_ns := get("sent_ns", 0)) is int

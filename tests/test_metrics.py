@@ -6,7 +6,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from quantumtrader.metrics import PERCENTILES, add_values, new_histogram, percentile_values, summarize
+from quantumtrader.metrics import PERCENTILES, add_values, new_histogram, percentile_values, prometheus_text, summarize
 from support import FakeClock
 
 # nanoseconds from below the histogram's floor (clamped) to over a minute (clamped), skewed like latencies
@@ -60,3 +60,13 @@ def test_a_repeating_reject_is_logged_once_per_interval_with_the_count_since() -
     rejects.reject("events", "bad_json", "x")
     assert [(f["reason"], f["count_since_last_log"], f["total"]) for _, f in lines] == [("bad_json", 1, 1), ("bad_value", 1, 1), ("bad_json", 5, 6)]
     assert rejects.counts["bad_json"] == 6 and rejects.total == 7
+
+
+def test_prometheus_values_are_exact_not_six_significant_digits() -> None:
+    """``:g`` printed 1234567891 as 1.23457e+09: a counter moving in steps of 10,000 made rate() read 0 or a spike."""
+    text = prometheus_text({"ticks": 1_234_567_891.0}, {"uptime_seconds": 12.345678912}, {"stage": {"p50_us": 123456.789, "count": 7_654_321.0}})
+    assert "qt_ticks_total 1234567891\n" in text
+    assert "qt_uptime_seconds 12.345678912\n" in text
+    assert 'qt_latency_stage_microseconds{quantile="0.5"} 123456.789\n' in text
+    assert "qt_latency_stage_microseconds_count 7654321\n" in text
+

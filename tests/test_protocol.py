@@ -52,6 +52,11 @@ def test_protocol_md_examples_are_accepted() -> None:
         ({k: v for k, v in tick().items() if k != "volume"}, "missing_field"),
         (tick(bid=0.0), "bad_price"),
         (tick(bid=-1.0855), "bad_price"),
+        (tick(bid=1e-300, ask=1e-300), "bad_price"),  # a return next to it would square to inf in the features
+        (tick(bid=1.0855, ask=2e12), "bad_price"),
+        (tick(volume=2e15), "bad_volume"),
+        (tick(sent_ns=-1), "bad_value"),
+        (tick(sent_ns=2**62), "bad_value"),
         (tick(ask="1.0856"), "bad_price"),
         (tick(ask=False), "bad_price"),
         (tick(ask=1.0854), "crossed_quote"),

@@ -246,18 +246,18 @@ class PipelineStage:
         self.store.checkpoint()
         self.store.apply_retention(now_msc())
 
-    def save_state(self) -> bool:
+    def save_state(self, *, final: bool = False) -> bool:
         """Copy the state on this thread (cheap, arrays) and let the writer thread serialize it."""
         started = time.perf_counter()
         snapshot = self.pipeline.snapshot()
         self.counters["state_snapshot_us"] = int((time.perf_counter() - started) * 1e6)
-        queued = self.store.save_state(STATE_NAME, now_msc(), snapshot)
+        queued = self.store.save_state(STATE_NAME, now_msc(), snapshot, final=final)
         self.counters["state_saves"] += int(queued)
         return queued
 
     def close(self) -> None:
-        """Final save, then drain the writer: what a clean stop leaves is the latest state."""
-        self.save_state()
+        """Final save (waiting for room in the writer's queue), then drain the writer: what a clean stop leaves is the latest state."""
+        self.save_state(final=True)
         finished = self.store.close()
         log.info("signal store closed", signals=self.counters["signals"], writer_finished=finished, writer=dict(self.store.writer.counters))
 

@@ -165,7 +165,9 @@ class SignalPipeline:
         for name in symbols:
             if name:
                 self.index_of(name)
-        restored["models"] = self.models.restore(snapshot["models"])
+        # Models learned on the features as they were computed: a feature state refused for other windows
+        # or bins means the learners' weights and scaling fit another definition, so they start cold too.
+        restored["models"] = restored["features"] and self.models.restore(snapshot["models"])
         return restored
 
     def warm_up(self) -> float:

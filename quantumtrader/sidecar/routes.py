@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from quantumtrader.metrics import prometheus_text
+from quantumtrader.metrics import GAUGE_COUNTERS, prometheus_text
 from quantumtrader.protocol import close_price, iso_from_msc, msc_from_text, now_msc
 from quantumtrader.sidecar.auth import REFRESH, Principal
 from quantumtrader.sidecar.errors import ApiError
@@ -172,6 +172,8 @@ async def metrics(request: Request) -> Response:
     d_counters.update({f"rejects_{k}": float(v) for k, v in daemon.get("rejects", {}).items() if isinstance(v, (int, float))})
     d_gauges = {"up": 1.0 if daemon else 0.0, "uptime_seconds": float(daemon.get("uptime") or 0.0), "rss_megabytes": float(daemon.get("memory", {}).get("rss_mb") or 0.0)}
     d_gauges["terminals_connected"] = float(sum(1 for t in clone.terminals if isinstance(t, dict) and not t.get("stale")))
+    for name in GAUGE_COUNTERS & d_counters.keys():
+        d_gauges[name] = d_counters.pop(name)
     s_gauges = {
         "websocket_clients": float(len(sidecar.hub.clients)),
         "quotes": float(len(clone.quotes)),

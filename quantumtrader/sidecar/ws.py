@@ -72,8 +72,9 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
     send, writer = batch_writer(websocket, sidecar.hub.frames)
     client = sidecar.hub.add(send, writer)
     watcher = asyncio.get_running_loop().create_task(_close_when_dropped(websocket, client, sidecar), name="ws-watch")
-    session = Session(sidecar, client, principal)
-    rechecker = asyncio.get_running_loop().create_task(_recheck_token(websocket, token, session, sidecar), name="ws-auth")
+    assert token is not None  # authenticate() refused a connection without one
+    session = Session(sidecar, client, principal, token)
+    rechecker = asyncio.get_running_loop().create_task(_recheck_token(websocket, session, sidecar), name="ws-auth")
     try:
         while True:
             event = await websocket.receive()
@@ -105,21 +106,23 @@ async def _refuse(websocket: WebSocket, text: str, code: int) -> None:
     _abort(websocket)
 
 
-async def _recheck_token(websocket: WebSocket, token: str, session: Session, sidecar: Sidecar) -> None:
+async def _recheck_token(websocket: WebSocket, session: Session, sidecar: Sidecar) -> None:
     """Check the connection's token again every ``sidecar.ws_auth_recheck_s``; close it (1008) once it fails.
 
     A socket outlives its token: without this, a connection made with a
     one-hour token, or by a user since removed (``qt-daemon user remove``
     promises to revoke every token at once), kept streaming positions and
     trades for as long as the app stayed connected. A role changed in
-    users.json applies to the session from the next check on.
+    users.json applies to the session from the next check on. A client
+    keeps its socket across a token refresh by sending the new token
+    (``{"type":"auth"}``, :meth:`Session.handle_auth`).
     """
     interval = sidecar.config.sidecar.ws_auth_recheck_s
     assert sidecar.tokens is not None
     while True:
         await asyncio.sleep(interval)
         try:
-            session.principal = sidecar.tokens.verify(token, ACCESS)  # not authenticate(): a revoked socket is no failed login
+            session.principal = sidecar.tokens.verify(session.token, ACCESS)  # not authenticate(): a revoked socket is no failed login
         except ApiError as exc:
             sidecar.counters["ws_auth_revoked"] += 1
             await _refuse(websocket, f"{exc.message}; connect again with a valid token", CLOSE_POLICY)
@@ -229,12 +232,13 @@ def _abort(websocket: WebSocket) -> None:
 
 
 class Session:
-    """One client's messages: handshake, ping, subscribe, unsubscribe, get_signals."""
+    """One client's messages: handshake, ping, subscribe, unsubscribe, get_signals, auth."""
 
-    def __init__(self, sidecar: Sidecar, client: Client, principal: Principal) -> None:
+    def __init__(self, sidecar: Sidecar, client: Client, principal: Principal, token: str) -> None:
         self.sidecar = sidecar
         self.client = client
         self.principal = principal
+        self.token = token  # the one the periodic re-check verifies: the connection's, or a newer one sent by "auth"
         rate = sidecar.config.sidecar.ws_messages_per_s
         self.limiter = Buckets(rate, max(1, int(rate * 2)), max_keys=1)
 
@@ -260,6 +264,31 @@ class Session:
             self.reject("unknown_type", f"unknown message type {kind[:32]!r} (known: {', '.join(_CLIENT_TYPES)})")
             return
         await handler(msg)
+
+    async def handle_auth(self, msg: dict[str, Any]) -> None:
+        """``{"type":"auth","token":T}``: a renewed access token for this connection (our addition).
+
+        The token is checked again every ``sidecar.ws_auth_recheck_s``; a
+        client that refreshes its token before expiry hands the new one over
+        here and keeps its socket, instead of being closed (1008) and missing
+        what comes while it reconnects. It must be a valid access token of the
+        same user; otherwise the connection keeps the token it has.
+        """
+        token = msg.get("token")
+        if not isinstance(token, str) or not token or len(token) > 4096:
+            self.reject("bad_field", "auth needs token: a string")
+            return
+        assert self.sidecar.tokens is not None
+        try:
+            principal = self.sidecar.tokens.verify(token, ACCESS)
+        except ApiError as exc:
+            self.reject("auth", f"auth refused: {exc.message}")
+            return
+        if principal.name != self.principal.name:
+            self.reject("auth", "auth refused: a token of another user; connect again instead")
+            return
+        self.token, self.principal = token, principal
+        self.client.reply(message("authenticated", {"user": principal.name, "role": principal.role}))
 
     async def handle_handshake(self, msg: dict[str, Any]) -> None:
         clone = self.sidecar.clone
@@ -329,4 +358,4 @@ class Session:
             self.client.reply(message("signal", app_signal(sig)))
 
 
-_CLIENT_TYPES = ("handshake", "ping", "subscribe", "unsubscribe", "get_signals")
+_CLIENT_TYPES = ("handshake", "ping", "subscribe", "unsubscribe", "get_signals", "auth")

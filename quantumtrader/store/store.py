@@ -93,9 +93,10 @@ class Store:
             return None
         return int(row[0]), unpack_state(row[1])
 
-    def save_state(self, name: str, saved_msc: int, state: dict[str, Any]) -> bool:
-        """Enqueue a save of ``state`` (a copy the caller no longer mutates). Never blocks."""
-        return self.writer.submit("state", save_state_job(name, saved_msc, state))
+    def save_state(self, name: str, saved_msc: int, state: dict[str, Any], *, final: bool = False) -> bool:
+        """Enqueue a save of ``state`` (a copy the caller no longer mutates). Never blocks, except
+        ``final`` (shutdown): that one waits for room, bounded, so a full queue cannot drop the last state."""
+        return self.writer.submit("state", save_state_job(name, saved_msc, state), block=final)
 
     def checkpoint(self) -> bool:
         """Enqueue a passive WAL checkpoint (the loop's connection never runs one itself)."""

@@ -83,3 +83,16 @@ def test_snapshot_restore_resumes_the_learners_instead_of_starting_at_half() -> 
     ref = whole.process(sym, bid[2000:2300], ask[2000:2300], volume[2000:2300], stamp[2000:2300], stamp[2000:2300] / 1000.0).models.out[:, OUT_ML]
     np.testing.assert_allclose(got, ref, rtol=0, atol=1e-12)
     assert np.all(got != 0.5)
+
+
+def test_models_start_cold_when_the_feature_state_is_refused_for_another_definition() -> None:
+    """Learners fitted on features computed with other windows would predict at once from a scaling that no longer fits."""
+    import dataclasses
+
+    ticks = _ticks(3000, ("EURUSD",))
+    first = SignalPipeline(FeaturesConfig(), FAST)
+    _run(first, ticks, 0, 3000)
+    other = dataclasses.replace(FeaturesConfig(), wave_window=FeaturesConfig().wave_window + 8)
+    resumed = SignalPipeline(other, FAST)
+    assert resumed.restore(first.snapshot()) == {"features": False, "models": False}
+

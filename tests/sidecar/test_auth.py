@@ -167,6 +167,26 @@ def test_an_open_websocket_is_closed_when_its_token_expires_or_its_user_is_remov
         assert _closed_for_policy_within(ws, 5)
 
 
+def test_a_socket_handed_a_renewed_token_outlives_the_one_it_connected_with(stack: Stack) -> None:
+    """The dashboard refreshes its token before expiry and sends it ({"type":"auth"}) instead of reconnecting."""
+    secret = _secret(stack)
+    short = jwt.encode(_claims(sub="bob", role="viewer", exp=int(time.time()) + 1), secret, algorithm="HS256")
+    with connect(f"{stack.ws_url}?token={short}", open_timeout=5) as ws:
+        assert json.loads(ws.recv(timeout=5))["type"] == "connection"
+        ws.send(json.dumps({"type": "auth", "token": stack.tokens["alice"]}))  # another user's: refused, the old token stays
+        assert "another user" in json.loads(ws.recv(timeout=5))["data"]["message"]
+        ws.send(json.dumps({"type": "auth", "token": "garbage"}))
+        assert "auth refused" in json.loads(ws.recv(timeout=5))["data"]["message"]
+        ws.send(json.dumps({"type": "auth", "token": stack.tokens["bob"]}))
+        reply = json.loads(ws.recv(timeout=5))
+        assert reply["type"] == "authenticated" and reply["data"]["user"] == "bob", reply
+        deadline = time.monotonic() + 9  # past the short token's expiry and leeway (~6 s) and a few re-checks
+        while time.monotonic() < deadline:
+            ws.send(json.dumps({"type": "ping", "timestamp": 1}))
+            assert json.loads(ws.recv(timeout=5))["type"] == "pong"  # still open: a 1008 close would raise here
+            time.sleep(1)
+
+
 def test_secret_and_users_files_are_private_and_hold_no_clear_password(stack: Stack) -> None:
     for name in ("jwt_secret", "users.json"):
         mode = stat.S_IMODE((stack.data_dir / name).stat().st_mode)

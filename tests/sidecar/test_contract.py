@@ -251,6 +251,7 @@ def test_metrics_are_prometheus_text_of_both_processes(stack: Stack) -> None:
     assert 'qt_sidecar_latency_feed_to_websocket_microseconds{quantile="0.99"}' in text
     for line in text.splitlines():
         assert line.startswith("#") or len(line.split(" ")) == 2, line
+    assert "# TYPE qt_daemon_pending_trades gauge" in text and "qt_daemon_pending_trades_total" not in text  # it goes down too
 
 
 def test_live_signals_from_the_feed_reach_websocket_clients(stack: Stack) -> None:

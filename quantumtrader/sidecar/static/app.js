@@ -862,6 +862,7 @@ function init() {
 
   session.addEventListener("logout", (e) => showLogin(e.detail));
   session.addEventListener("role", applyRole);
+  session.addEventListener("refreshed", () => live.reauth()); // the open socket keeps going on the new token
   live.addEventListener("state", (e) => showConnection(e.detail));
   live.addEventListener("message", (e) => onLiveMessage(e.detail));
   live.addEventListener("connected", (e) => {

@@ -62,6 +62,13 @@ export class Live extends EventTarget {
     }
   }
 
+  /** Hand a refreshed access token to the open socket, which the server re-checks every few seconds:
+   *  without it the socket is closed (1008) when the token it connected with expires. */
+  reauth() {
+    const token = this.token();
+    if (token) this.send({ type: "auth", token });
+  }
+
   send(message) {
     if (this.ws && this.ws.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify(message));
   }
