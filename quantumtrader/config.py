@@ -158,7 +158,7 @@ class FeaturesConfig:
         positive,
     )
     wave_window: int = setting(64, "W: standardized returns in the wave_function density", positive)
-    wave_bins: int = setting(32, "histogram bins of the wave_function density", positive)
+    wave_bins: int = setting(33, "histogram bins of the wave_function density (odd: one bin is centred on a zero return)", positive)
     wave_bandwidth: float = setting(0.5, "Gaussian kernel bandwidth of wave_function, in standard deviations", positive)
     chaos_window: int = setting(128, "W: log returns in one chaos_index (Lyapunov) estimate", positive)
     chaos_every: int = setting(

@@ -110,8 +110,10 @@ def check_params(cfg: FeaturesConfig) -> None:
         raise ConfigError("features.perm_order", "must be 2..6 (6! = 720 patterns)")
     if cfg.perm_window <= cfg.perm_order:
         raise ConfigError("features.perm_window", "must exceed features.perm_order")
-    if cfg.wave_bins < 2:
-        raise ConfigError("features.wave_bins", "must be at least 2")
+    if cfg.wave_bins < 3 or cfg.wave_bins % 2 == 0:
+        # Odd, so that one bin is centred on 0: an unchanged bid (a quarter to half of the ticks in
+        # ../shared/data) must weigh 0.5, not Φ(0.25) = 0.60 as in the bin above 0 of an even count.
+        raise ConfigError("features.wave_bins", "must be odd and at least 3 (one bin centred on a zero return)")
 
 
 def wave_table(bins: int, bandwidth: float) -> np.ndarray:

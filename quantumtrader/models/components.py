@@ -23,6 +23,11 @@ def quantum_probability(wave_function: float) -> float:
     return min(1.0, max(0.0, wave_function))
 
 
+#: A rolling standard deviation of tick returns at or below this is a price that did not move (0, or
+#: the rounding left by the running sums, ~1e-14): real ones are ~1e-6 and above.
+STILL_VOLATILITY = 1e-12
+
+
 @njit(cache=True, inline="always")
 def trend_score(momentum: float, volatility: float, alpha: float) -> float:
     """Momentum over volatility, squashed to [-1, 1].
@@ -35,11 +40,9 @@ def trend_score(momentum: float, volatility: float, alpha: float) -> float:
     """
     if math.isnan(momentum) or math.isnan(volatility):
         return 0.0
-    if volatility <= 0.0:
-        if momentum > 0.0:
-            return 1.0
-        if momentum < 0.0:
-            return -1.0
+    if volatility <= STILL_VOLATILITY:
+        # A price that has not moved for the whole window has no trend to read: the momentum EMA
+        # only decays, so an old small move would otherwise read as a clean trend (+-1).
         return 0.0
     z = momentum / (volatility * math.sqrt(alpha / (2.0 - alpha)))
     return math.tanh(0.5 * z)
@@ -75,8 +78,8 @@ def technical_probability(rsi: float, macd: float, macd_signal: float, price: fl
     rsi_term = (rsi - 50.0) / 50.0
     histogram = macd - macd_signal
     scale = price * volatility
-    if math.isnan(scale) or scale <= 0.0:
-        macd_term = 0.0 if histogram == 0.0 else (1.0 if histogram > 0.0 else -1.0)
+    if math.isnan(scale) or volatility <= STILL_VOLATILITY:
+        macd_term = 0.0  # a still market: no momentum to read (see trend_score)
     else:
         macd_term = math.tanh(histogram / scale)
     p = 0.5 + 0.25 * (rsi_term + macd_term)

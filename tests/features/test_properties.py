@@ -52,6 +52,9 @@ def test_constant_prices_give_zero_volatility_and_rsi_and_no_inf(features_cfg) -
     assert out[-1, F["perm_entropy"]] == 0.0  # one pattern only
     assert np.isnan(out[-1, F["chaos_index"]])  # every distance zero: nolds says -inf, we say NaN
     assert not np.isinf(out).any()
+    # no move is no lean: every z is 0, and the bin centred on 0 weighs exactly half (an even bin count
+    # put 0 in the bin above it: 0.60, a lean towards BUY wherever the bid stands still)
+    assert np.all(out[200:, F["wave_function"]] == pytest.approx(0.5, abs=1e-12))
 
 
 def test_one_tick_is_all_warm_up_except_spread(features_cfg) -> None:

@@ -25,7 +25,9 @@ def test_trend_score_follows_momentum_over_volatility() -> None:
     assert up > 0.9 and down < -0.9 and up == pytest.approx(-down)
     assert abs(noise) < 0.05
     assert trend_score(math.nan, 1e-4, ALPHA) == 0.0
-    assert trend_score(1e-5, 0.0, ALPHA) == 1.0  # a move without volatility is all trend
+    # A price that did not move for the window (volatility 0, or the ~1e-14 the running sums leave) has no
+    # trend: its momentum EMA is only the decaying trace of an old move (this read +-1 until 2026-12-03).
+    assert trend_score(1e-5, 0.0, ALPHA) == 0.0 and trend_score(-1e-7, 3e-14, ALPHA) == 0.0
 
 
 def test_chaos_gives_uptrend_above_half_and_trusts_it_less_as_chaos_rises() -> None:
@@ -47,3 +49,4 @@ def test_technical_reads_rsi_and_macd_histogram_as_momentum() -> None:
     assert bullish == pytest.approx(1.0 - bearish)
     assert technical_probability(100.0, 1.0, -1.0, price, vol) <= 1.0
     assert technical_probability(math.nan, 1e-4, 0.0, price, vol) == 0.5
+    assert technical_probability(50.0, 2e-4, 1e-4, price, 0.0) == 0.5  # a still market: the MACD term says nothing
