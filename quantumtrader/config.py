@@ -294,6 +294,7 @@ class SidecarConfig:
     max_updates_per_s: float = setting(5.0, "price updates per symbol per second sent to WebSocket clients (latest wins)", positive)
     ws_queue_size: int = setting(1000, "undelivered signals/positions/trades/accounts per client before it is disconnected", positive)
     ws_max_clients: int = setting(2000, "WebSocket connections beyond this are refused", positive)
+    ws_max_per_user: int = setting(20, "WebSocket connections one user may hold at once (phones, dashboards); beyond it refused", positive)
     ws_messages_per_s: float = setting(20.0, "messages per second a WebSocket client may send (excess answered with an error)", positive)
     ws_ping_interval_s: float = setting(20.0, "server WebSocket ping period", positive)
     ws_ping_timeout_s: float = setting(20.0, "a client that does not answer a ping within this is dropped", positive)

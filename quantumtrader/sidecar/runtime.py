@@ -40,6 +40,7 @@ class Sidecar:
         self.counters: Counter[str] = Counter()
         self.users = UserStore(config.data_path)
         self.tokens: TokenService | None = None  # needs the secret file: made in start()
+        self.ws_per_user: Counter[str] = Counter()  # open WebSocket connections per user name
         self.per_ip = Buckets(sc.rate_per_ip_per_s, sc.rate_per_ip_burst)
         self.per_token = Buckets(sc.rate_per_token_per_s, sc.rate_per_token_burst)
         self.login_per_ip = Buckets(sc.login_per_min / 60.0, sc.login_burst)

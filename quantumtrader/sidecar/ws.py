@@ -66,6 +66,24 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
         sidecar.counters["ws_refused_full"] += 1
         await _refuse(websocket, "server full; retry later", CLOSE_TOO_SLOW)
         return
+    # Per user, counted before any await: one token (a viewer's too) could otherwise take every slot
+    # of ws_max_clients and lock the trader's own phone out.
+    cap = sidecar.config.sidecar.ws_max_per_user
+    if sidecar.ws_per_user[principal.name] >= cap:
+        sidecar.counters["ws_refused_per_user"] += 1
+        await _refuse(websocket, f"too many connections for user {principal.name} ({cap}); close one and retry", CLOSE_TOO_SLOW)
+        return
+    sidecar.ws_per_user[principal.name] += 1
+    try:
+        await _serve(websocket, sidecar, principal, token)
+    finally:
+        sidecar.ws_per_user[principal.name] -= 1
+        if sidecar.ws_per_user[principal.name] <= 0:
+            del sidecar.ws_per_user[principal.name]
+
+
+async def _serve(websocket: WebSocket, sidecar: Sidecar, principal: Principal, token: str | None) -> None:
+    """An accepted, authenticated connection, until it ends."""
     await websocket.send_text(
         message("connection", {"status": "connected", "server": SERVER_NAME, "user": principal.name, "role": principal.role, "symbols": sorted(sidecar.clone.quotes) if sidecar.clone else []})
     )

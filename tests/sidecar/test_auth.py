@@ -38,7 +38,7 @@ PROTECTED = [
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    stack = make_stack(tmp_path_factory.mktemp("auth"), QT_SIDECAR__RATE_PER_TOKEN_BURST="30", QT_SIDECAR__RATE_PER_TOKEN_PER_S="1", QT_SIDECAR__WS_AUTH_RECHECK_S="0.3")
+    stack = make_stack(tmp_path_factory.mktemp("auth"), QT_SIDECAR__RATE_PER_TOKEN_BURST="30", QT_SIDECAR__RATE_PER_TOKEN_PER_S="1", QT_SIDECAR__WS_AUTH_RECHECK_S="0.3", QT_SIDECAR__WS_MAX_PER_USER="3")
     stack.procs["sidecar"] = start(["sidecar"], stack.env, stack.tmp / "sidecar.log")
     wait_for(lambda: _up(stack), 30, "the sidecar to answer", interval=0.2)
     try:
@@ -185,6 +185,33 @@ def test_a_socket_handed_a_renewed_token_outlives_the_one_it_connected_with(stac
             ws.send(json.dumps({"type": "ping", "timestamp": 1}))
             assert json.loads(ws.recv(timeout=5))["type"] == "pong"  # still open: a 1008 close would raise here
             time.sleep(1)
+
+
+def test_one_user_cannot_take_every_websocket_slot(stack: Stack) -> None:
+    """Each connection of a user counts until it ends; beyond ws_max_per_user (3 here) refused with 1013."""
+    url = f"{stack.ws_url}?token={stack.tokens['bob']}"
+    held = [connect(url, open_timeout=5) for _ in range(3)]
+    try:
+        for ws in held:
+            assert json.loads(ws.recv(timeout=5))["type"] == "connection"
+        with connect(url, open_timeout=5) as extra:
+            assert "too many connections" in json.loads(extra.recv(timeout=5))["data"]["message"]
+            with pytest.raises(ConnectionClosed) as closed:
+                extra.recv(timeout=5)
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == 1013
+        with connect(f"{stack.ws_url}?token={stack.tokens['alice']}", open_timeout=5) as other:  # another user is not affected
+            assert json.loads(other.recv(timeout=5))["type"] == "connection"
+        held.pop().close()
+        deadline = time.monotonic() + 5  # the server counts the closed one down once it sees the close
+        while True:
+            with connect(url, open_timeout=5) as again:
+                if json.loads(again.recv(timeout=5))["type"] == "connection":
+                    break
+            assert time.monotonic() < deadline, "a slot freed by a close was never given back"
+            time.sleep(0.1)
+    finally:
+        for ws in held:
+            ws.close()
 
 
 def test_secret_and_users_files_are_private_and_hold_no_clear_password(stack: Stack) -> None:
