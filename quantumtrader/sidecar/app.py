@@ -24,6 +24,7 @@ from starlette.responses import FileResponse, Response
 from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.schemas import SchemaGenerator
 from starlette.staticfiles import StaticFiles
+from starlette.types import Scope
 
 from quantumtrader.config import Config
 from quantumtrader.log import get_logger
@@ -81,13 +82,23 @@ async def dashboard(request: Request) -> Response:
     return FileResponse(STATIC_DIR / "index.html", headers=_PAGE_HEADERS)
 
 
+class _DashboardFiles(StaticFiles):
+    """The dashboard's files with the page's headers: /static/index.html is the same working page as /,
+    so it must not be framable or outside the CSP either, and the scripts want nosniff."""
+
+    async def get_response(self, path: str, scope: Scope) -> Response:
+        response = await super().get_response(path, scope)
+        response.headers.update(_PAGE_HEADERS)
+        return response
+
+
 def routes() -> list[BaseRoute]:
     return [
         *api_routes(),
         Route("/api/openapi.json", openapi, methods=["GET"]),
         WebSocketRoute("/ws", websocket_endpoint),
         Route("/", dashboard, methods=["GET"], include_in_schema=False),
-        Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
+        Mount("/static", _DashboardFiles(directory=STATIC_DIR), name="static"),
     ]
 
 

@@ -310,3 +310,13 @@ def test_number_like_text_that_is_not_a_number_is_a_422_never_a_500(stack: Stack
         response = http.post("/api/broker/connect", headers=stack.headers(), content=json.dumps({"login": "²"}))
         assert response.status_code == 422, response.text
 
+
+
+def test_the_dashboard_files_carry_the_page_headers_under_static_too(stack: Stack) -> None:
+    """/static/index.html is the same working page as /: without the headers it could be framed and escape the CSP."""
+    for path in ("/", "/static/index.html", "/static/app.js"):
+        response = httpx.get(f"{stack.url}{path}", timeout=5)
+        assert response.status_code == 200, path
+        assert "frame-ancestors 'none'" in response.headers["content-security-policy"], path
+        assert response.headers["x-content-type-options"] == "nosniff", path
+    assert httpx.get(f"{stack.url}/static/../app.py", timeout=5).status_code == 404
