@@ -268,6 +268,11 @@ class Clone:
                 self._snapshot_wanted.set()
                 continue
             failures = 0
+            if self._replay is None:
+                # More than _REPLAY_MAX updates came while it was in flight and were not kept: applying it
+                # would lose them (and tell clients that positions opened since are closed). Another is wanted.
+                self.counters["snapshots_discarded"] += 1
+                continue
             self.apply_snapshot(reply)
 
     def apply_snapshot(self, snap: dict[str, Any]) -> None:

@@ -351,3 +351,48 @@ def test_buckets_refill_say_when_to_retry_and_stay_bounded() -> None:
     for i in range(1000):
         buckets.take(f"ip{i}")
     assert len(buckets) <= 100
+
+
+def test_a_snapshot_that_outlived_its_replay_buffer_is_discarded_and_asked_again(monkeypatch) -> None:
+    """Updates beyond the replay buffer while a snapshot is in flight are not kept: applying that snapshot
+    would lose them and tell clients that positions opened meanwhile are closed."""
+    from quantumtrader.sidecar import state
+
+    monkeypatch.setattr(state, "_REPLAY_MAX", 5)
+
+    class SlowControl:
+        endpoint = "tcp://127.0.0.1:1"
+
+        def __init__(self) -> None:
+            self.calls = 0
+            self.release = asyncio.Event()
+
+        async def request(self, kind: str, **fields: Any) -> dict[str, Any]:
+            self.calls += 1
+            if self.calls == 1:
+                await self.release.wait()  # the first snapshot is in flight while the feed runs on
+                return {"ok": True, "feed_seq": 1, "quotes": [{"symbol": "EURUSD", "bid": 1.0, "terminal": "t1"}], "positions": [], "accounts": []}
+            if self.calls == 2:
+                return {"ok": True, "feed_seq": 20, "quotes": [{"symbol": "EURUSD", "bid": 2.0, "terminal": "t1"}], "positions": [], "accounts": []}
+            await asyncio.Event().wait()  # no third
+            raise AssertionError
+
+    async def scenario() -> tuple[Clone, SlowControl]:
+        control = SlowControl()
+        clone = Clone("tcp://127.0.0.1:1", None, control, _Sink(), hwm=10, recent_signals=10, silence_s=3.0)  # type: ignore[arg-type]
+        clone._snapshot_wanted.set()
+        task = asyncio.get_running_loop().create_task(clone._snapshots())
+        await asyncio.sleep(0.01)
+        for seq in range(2, 12):  # ten updates: beyond the buffer of five
+            clone.handle(_frames("price", seq, {"symbol": "EURUSD", "bid": 1.0 + seq / 100, "terminal": "t1"}, "EURUSD"), 1)
+        control.release.set()
+        for _ in range(100):
+            await asyncio.sleep(0.01)
+            if control.calls >= 3:
+                break
+        task.cancel()
+        return clone, control
+
+    clone, control = asyncio.run(scenario())
+    assert clone.counters["snapshots_discarded"] == 1
+    assert control.calls >= 2 and clone.quotes["EURUSD"]["bid"] == 2.0  # the second snapshot, not the stale first
