@@ -174,7 +174,7 @@ _field_values = (
     | st.floats()  # NaN and infinities included: orjson never yields them, the fast path must still refuse them
     | st.integers(-(2**63), 2**64 - 1)
     | st.integers(-3, 3)
-    | st.sampled_from([0.0, -0.0, 1.0855, 1.0856, 1e-300, p.MIN_TIME_MSC - 1, p.MIN_TIME_MSC, NOW + p.DEFAULT_MAX_SKEW_MS, NOW + p.DEFAULT_MAX_SKEW_MS + 1, "t" * 64, "t" * 65, ""])
+    | st.sampled_from([0.0, -0.0, 1.0855, 1.0856, 1e-300, p.MIN_PRICE, p.MAX_PRICE, math.nextafter(p.MIN_PRICE, 0.0), math.nextafter(p.MAX_PRICE, math.inf), p.MAX_VOLUME, math.nextafter(p.MAX_VOLUME, math.inf), 2**62 - 1, 2**62, p.MIN_TIME_MSC - 1, p.MIN_TIME_MSC, NOW + p.DEFAULT_MAX_SKEW_MS, NOW + p.DEFAULT_MAX_SKEW_MS + 1, "t" * 64, "t" * 65, ""])
     | st.text(max_size=70)
     | st.lists(st.integers(), max_size=2)
 )

@@ -293,15 +293,22 @@ def _one_run(events: str, feed: str, n_ticks: int, warmup: int, symbols: int, ra
 
         watcher = threading.Thread(target=watch_sender, name="sender-watch", daemon=True)
         watcher.start()
-        started = time.monotonic()
-        receiver.run(n_ticks, timeout_s=max(60.0, 3 * n_ticks / max(rate, 10_000)), decode=rate > 0)
-        ended = time.monotonic()
-        elapsed = ended - started
-        machine_cpu = cpu_shares(window.get("machine"), read_cpu_times())
-        flow_s = ended - window.get("at", ended)
-        server_after, receiver_after = process_cpu_s(server_pid), process_cpu_s()
-        sender.wait(timeout=120)
-        watcher.join(10)
+        try:
+            started = time.monotonic()
+            receiver.run(n_ticks, timeout_s=max(60.0, 3 * n_ticks / max(rate, 10_000)), decode=rate > 0)
+            ended = time.monotonic()
+            elapsed = ended - started
+            machine_cpu = cpu_shares(window.get("machine"), read_cpu_times())
+            flow_s = ended - window.get("at", ended)
+            server_after, receiver_after = process_cpu_s(server_pid), process_cpu_s()
+            sender.wait(timeout=120)
+            watcher.join(10)
+        finally:
+            if sender.poll() is None:  # the receiver gave up or failed: the sender must not outlive the run
+                sender.kill()
+                sender.wait()
+        if sender.returncode != 0 or len(lines) < 2:
+            raise RuntimeError(f"the sender failed (exit {sender.returncode}); its output: {b''.join(lines)[-500:]!r}")
         info = orjson.loads(lines[-1])
         sent_ns = np.load(out)
     finally:

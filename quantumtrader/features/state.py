@@ -113,7 +113,7 @@ def check_params(cfg: FeaturesConfig) -> None:
     if cfg.wave_bins < 3 or cfg.wave_bins % 2 == 0:
         # Odd, so that one bin is centred on 0: an unchanged bid (a quarter to half of the ticks in
         # ../shared/data) must weigh 0.5, not Φ(0.25) = 0.60 as in the bin above 0 of an even count.
-        raise ConfigError("features.wave_bins", "must be odd and at least 3 (one bin centred on a zero return)")
+        raise ConfigError("features.wave_bins", "must be odd and at least 3, so one bin is centred on a zero return (33 is the default; a config written before 2026-12-03 may say 32)")
 
 
 def wave_table(bins: int, bandwidth: float) -> np.ndarray:

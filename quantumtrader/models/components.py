@@ -23,9 +23,10 @@ def quantum_probability(wave_function: float) -> float:
     return min(1.0, max(0.0, wave_function))
 
 
-#: A rolling standard deviation of tick returns at or below this is a price that did not move (0, or
-#: the rounding left by the running sums, ~1e-14): real ones are ~1e-6 and above.
-STILL_VOLATILITY = 1e-12
+#: A rolling standard deviation of tick returns at or below this is a price that did not move: 0, or
+#: the rounding the running sums keep until their next recompute (up to ~1e-11 after a large tick left
+#: the window). One 0.1-pip move in 20 EURUSD ticks is ~2e-6: real ones are far above.
+STILL_VOLATILITY = 1e-9
 
 
 @njit(cache=True, inline="always")

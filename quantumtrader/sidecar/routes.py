@@ -174,6 +174,8 @@ async def metrics(request: Request) -> Response:
     d_gauges["terminals_connected"] = float(sum(1 for t in clone.terminals if isinstance(t, dict) and not t.get("stale")))
     for name in GAUGE_COUNTERS & d_counters.keys():
         d_gauges[name] = d_counters.pop(name)
+    # always there, from the first scrape on (the counter appears only with the first trade)
+    d_gauges["pending_trades"] = float((daemon.get("data_flow") or {}).get("pending_trades") or 0)
     s_gauges = {
         "websocket_clients": float(len(sidecar.hub.clients)),
         "quotes": float(len(clone.quotes)),

@@ -112,7 +112,10 @@ class StoreWriter:
         """Finish every queued job, then stop. Blocks (shutdown only); True when it finished in time."""
         if not self._thread.is_alive():
             return True
-        self._queue.put(_STOP)
+        try:
+            self._queue.put(_STOP, timeout=_BLOCK_S)  # a writer stuck with a full queue must not hang the stop
+        except queue.Full:
+            return False
         self._thread.join(timeout_s)
         return not self._thread.is_alive()
 

@@ -319,4 +319,3 @@ def test_the_dashboard_files_carry_the_page_headers_under_static_too(stack: Stac
         assert response.status_code == 200, path
         assert "frame-ancestors 'none'" in response.headers["content-security-policy"], path
         assert response.headers["x-content-type-options"] == "nosniff", path
-    assert httpx.get(f"{stack.url}/static/../app.py", timeout=5).status_code == 404

@@ -563,6 +563,9 @@ function applyHealth(h, fromRest) {
 function onLiveMessage(msg) {
   const data = msg.data;
   switch (msg.type) {
+    case "authenticated": // the renewed token took: the server's role for it applies (a downgrade too)
+      if (data && data.role) session.setRole(data.role);
+      break;
     case "price_update":
       applyQuote(data);
       break;

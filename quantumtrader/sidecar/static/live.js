@@ -79,6 +79,7 @@ export class Live extends EventTarget {
     const scheme = location.protocol === "https:" ? "wss" : "ws";
     const ws = new WebSocket(`${scheme}://${location.host}/ws?token=${encodeURIComponent(token)}`);
     this.ws = ws;
+    this.openedWith = token;
     this._setState("connecting");
     ws.onmessage = (event) => this._onMessage(ws, event);
     ws.onclose = (event) => this._onClose(ws, event);
@@ -100,6 +101,7 @@ export class Live extends EventTarget {
       this.connections += 1;
       this._setState("connected");
       this._startPings(ws);
+      if (this.token() !== this.openedWith) this.reauth(); // refreshed while it was connecting
       this.dispatchEvent(new CustomEvent("connected", { detail: msg.data || {} }));
       return;
     }
