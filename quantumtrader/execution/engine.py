@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import re
+import sqlite3
 import time
 from typing import Any
 
@@ -27,6 +28,7 @@ from quantumtrader.execution.orders import FILLED, PENDING, REJECTED, UNKNOWN, O
 from quantumtrader.execution.risk import Exposure, OpenIntent, RiskEngine, round_lots_down
 from quantumtrader.execution.sessions import CommandSession
 from quantumtrader.log import get_logger
+from quantumtrader.metrics import LogLimiter
 from quantumtrader.protocol import (
     MAX_TICKET,
     ProtocolError,
@@ -53,6 +55,7 @@ class ExecutionEngine:
         self.journal = OrderJournal(config.data_path / "orders.sqlite", config.execution.journal_sync)
         self.sessions: dict[str, CommandSession] = {}
         self.orders: dict[str, Order] = {}  # open (unsettled) orders by id
+        self._journal_log = LogLimiter(config.daemon.reject_log_interval_s)
         self._positions_msc: dict[str, int] = {}  # terminal -> when its latest positions event was handled
         self._close_filled_msc: dict[int, int] = {}  # ticket -> when a close of it last settled filled
         self._waiters: dict[str, list[Responder]] = {}
@@ -336,10 +339,27 @@ class ExecutionEngine:
             self._answer(order, responder)
         return True
 
+    def _record(self, order: Order) -> bool:
+        """Save to the order journal; False (counted, logged once per interval) if SQLite refuses (a full disk).
+
+        An order not yet sent is then refused (``_dispatch``): no command leaves without its durable
+        intent. A later state that cannot be saved stays in memory and on the feed; after a restart the
+        journal's older state makes the order unknown and the positions settle it, never a resend.
+        """
+        try:
+            self.journal.save(order)
+        except sqlite3.Error as exc:
+            self.daemon.counters["order_journal_errors"] += 1
+            since = self._journal_log.due("journal")
+            if since is not None:
+                log.error("order journal write failed", error=repr(exc)[:300], order=order.id, status=order.status, count_since_last_log=since)
+            return False
+        return True
+
     def _refuse(self, order: Order, reason: str, responder: Responder) -> None:
         order.status = REJECTED
         order.error = reason
-        self.journal.save(order)
+        self._record(order)
         self._publish(order)
         self.daemon.counters["orders_refused_by_risk"] += 1
         responder.error(reason, 422, order=order.to_app())
@@ -348,7 +368,8 @@ class ExecutionEngine:
         session = self.sessions.get(order.terminal)
         if session is None:
             raise ControlError(f"terminal {order.terminal!r} has no command session yet", 503)
-        self.journal.save(order)  # the intent is durable before the command leaves
+        if not self._record(order):  # the intent is durable before the command leaves, or it does not leave
+            raise ControlError("the order journal cannot be written (see the daemon's log: a full disk?); no order is sent until it can", 503)
         self.orders[order.id] = order
         if order.request_id:
             self._by_request[order.request_id] = order.id
@@ -392,7 +413,7 @@ class ExecutionEngine:
         order.status = UNKNOWN
         order.error = error
         order.updated_msc = now_msc()
-        self.journal.save(order)
+        self._record(order)
         self._publish(order)
         self.daemon.counters["orders_unknown"] += 1
         for responder in self._waiters.pop(order.id, []):
@@ -410,7 +431,7 @@ class ExecutionEngine:
         order.updated_msc = now_msc()
         if order.kind == "close" and status == FILLED:
             self._close_filled_msc[order.ticket] = order.updated_msc
-        self.journal.save(order)
+        self._record(order)
         self.orders.pop(order.id, None)
         self._publish(order)
         self.daemon.counters[f"orders_{status}"] += 1
