@@ -506,8 +506,9 @@ function applyQuote(data) {
   q.changed = true;
   state.quotes.set(q.symbol, q);
   for (const p of state.positions.values()) {
-    if (p.symbol === q.symbol) {
-      p.current_price = p.type === "BUY" ? q.bid : q.ask;
+    // its own broker's quote only, as the server prices it (another terminal may stream the symbol too)
+    if (p.symbol === q.symbol && (!data.terminal || !p.terminal || p.terminal === data.terminal)) {
+      p.current_price = p.type === "BUY" ? data.bid : data.ask;
       schedule("positions");
     }
   }
@@ -576,9 +577,12 @@ function onLiveMessage(msg) {
       applyPosition(data);
       break;
     case "account_update":
-      state.account = data;
-      schedule("account");
-      schedule("positions");
+      // the account shown is the one REST gave (several terminals each send theirs: it flipped between them)
+      if (data && (!state.account || !state.account.terminal || data.terminal === state.account.terminal)) {
+        state.account = data;
+        schedule("account");
+        schedule("positions");
+      }
       break;
     case "health":
       applyHealth(data, false);
