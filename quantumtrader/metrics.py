@@ -182,6 +182,12 @@ class LogLimiter:
         since, self._since_logged[key] = self._since_logged[key], 0
         return since
 
+    def log(self, key: str, emit: Callable[..., Any], event: str, **fields: Any) -> None:
+        """Count one occurrence of ``key``; when a line is due, ``emit(event, count_since_last_log=N, **fields)``."""
+        since = self.due(key)
+        if since is not None:
+            emit(event, count_since_last_log=since, **fields)
+
 
 class RejectLog:
     """Counts rejected messages by reason; logs each reason at most once per interval."""
@@ -193,9 +199,7 @@ class RejectLog:
 
     def reject(self, source: str, reason: str, detail: str) -> None:
         self.counts[reason] += 1
-        since = self._limiter.due(reason)
-        if since is not None:
-            self._log("message rejected", source=source, reason=reason, detail=detail, count_since_last_log=since, total=self.counts[reason])
+        self._limiter.log(reason, self._log, "message rejected", source=source, reason=reason, detail=detail, total=self.counts[reason])
 
     @property
     def total(self) -> int:
@@ -215,11 +219,6 @@ class Metrics:
 
     def latency(self) -> dict[str, dict[str, float]]:
         return {stage: recorder.summary() for stage, recorder in self.histograms.items()}
-
-
-#: Daemon counters that go down as well as up (orders in flight): exported as gauges, since Prometheus
-#: reads any decrease of a counter as a reset and its increase() would be wrong.
-GAUGE_COUNTERS = frozenset({"pending_trades"})
 
 
 def _number(value: float) -> str:

@@ -176,6 +176,15 @@ def decimal(text: str) -> int | None:
     return int(text) if _DECIMAL.fullmatch(text) else None
 
 
+def positive_int(value: Any, high: int) -> int | None:
+    """An int from 1 to ``high``, given as one (not a bool) or as its ASCII digits; None for anything else.
+
+    Tickets and logins come both ways (the Dart app sends integers, we serve strings)."""
+    if type(value) is str:
+        value = decimal(value)
+    return value if type(value) is int and 0 < value <= high else None
+
+
 def msc_from_text(text: str, *, naive_is_utc: bool) -> int:
     """Integer ms since 1970, or an ISO-8601 time (``Z`` or an offset), as integer ms; ValueError otherwise.
 
@@ -613,10 +622,15 @@ def decode_control(raw: bytes, max_bytes: int | None = None) -> dict[str, Any]:
     kind = msg.get("type")
     if type(kind) is not str or not kind:
         raise ProtocolError("unknown_type", "control request needs a string type")
-    req_id = msg.get("id", "")
-    if type(req_id) is not str or len(req_id) > 64:
+    if control_id(msg) is None:
         raise ProtocolError("bad_id", "control id must be a string of at most 64 chars")
     return msg
+
+
+def control_id(msg: Mapping[str, Any]) -> str | None:
+    """A control request's id ("" when absent), or None if it is not a string of at most 64 chars."""
+    req_id = msg.get("id", "")
+    return req_id if type(req_id) is str and len(req_id) <= 64 else None
 
 
 def control_request(kind: str, req_id: str | None = None, **fields: Any) -> dict[str, Any]:

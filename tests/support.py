@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +14,7 @@ import zmq
 from quantumtrader.bench.procs import Endpoints, control, daemon_process, free_port, start, stop, wait_for, wait_ready
 from quantumtrader.protocol import decode_feed
 
-__all__ = ["Endpoints", "FakeClock", "FeedSubscriber", "event_frame", "inproc_daemon", "control", "daemon_process", "free_port", "shared_ticks", "start", "stop", "wait_for", "wait_ready"]
+__all__ = ["Endpoints", "FakeClock", "FeedSubscriber", "event_frame", "inproc_daemon", "serving", "control", "daemon_process", "free_port", "shared_ticks", "start", "stop", "wait_for", "wait_ready"]
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO.parent / "shared" / "data"
@@ -24,6 +27,18 @@ def inproc_daemon(data_dir: Path, **env: str) -> tuple[Any, Endpoints]:
 
     eps = Endpoints()
     return build_daemon(load_config(environ=eps.env(data_dir, QT_LOG__LEVEL="warning", **env))), eps
+
+
+@contextlib.contextmanager
+def serving(daemon: Any) -> Iterator[threading.Thread]:
+    """Run an in-process daemon's loop on a thread for the block; stopped and joined after it."""
+    loop = threading.Thread(target=daemon.run, name="daemon-loop", daemon=True)
+    loop.start()
+    try:
+        yield loop
+    finally:
+        daemon.stop()
+        loop.join(10)
 
 
 def event_frame(terminal: str, fields: dict[str, Any]) -> bytes:

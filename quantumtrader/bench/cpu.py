@@ -16,8 +16,11 @@ read or parsed) the shares are ``None``, never a guess.
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 from typing import NamedTuple
+
+import psutil  # here, not in process_cpu_s: its first call runs on the sender-watch thread as the ticks start
 
 PROC_STAT = Path("/proc/stat")
 #: Above this much steal in a phase the console says the figures reflect the host, not only our code.
@@ -112,8 +115,6 @@ def process_cpu_s(pid: int | None = None) -> float | None:
 
     psutil, so it works on Windows too: the per-process shares are there
     even where the machine's steal is not."""
-    import psutil
-
     try:
         times = psutil.Process(pid).cpu_times()
     except (psutil.Error, OSError):
@@ -126,3 +127,29 @@ def cores(cpu_s: float | None, seconds: float) -> float | None:
     if cpu_s is None or seconds <= 0:
         return None
     return round(cpu_s / seconds, 2)
+
+
+class Mark(NamedTuple):
+    """One reading, at one moment, of the machine's CPU and of two processes': a benchmark's server and this one."""
+
+    at: float
+    machine: CpuTimes | None
+    server: float | None
+    here: float | None
+
+
+def mark(server_pid: int) -> Mark:
+    return Mark(time.monotonic(), read_cpu_times(), process_cpu_s(server_pid), process_cpu_s())
+
+
+def usage(opened: Mark | None, closed: Mark) -> tuple[dict[str, float] | None, dict[str, float | None]]:
+    """Between two marks: the machine's shares (busy, idle, steal) and the cores' worth the server and this
+    process kept busy; None for what was not read (no opening mark: the window never opened)."""
+    if opened is None:
+        return None, {"server": None, "here": None}
+    seconds = closed.at - opened.at
+
+    def spent(before: float | None, after: float | None) -> float | None:
+        return None if before is None or after is None else after - before
+
+    return cpu_shares(opened.machine, closed.machine), {"server": cores(spent(opened.server, closed.server), seconds), "here": cores(spent(opened.here, closed.here), seconds)}

@@ -35,7 +35,7 @@ import orjson
 import zmq
 
 from quantumtrader.bench.common import latency_summary, machine, percentile_plot, progress, table, write_json
-from quantumtrader.bench.cpu import cores, cpu_shares, describe, process_cpu_s, read_cpu_times
+from quantumtrader.bench.cpu import Mark, cores, describe, mark, usage
 from quantumtrader.bench.procs import Endpoints, control, free_port, start, stop, wait_ready
 from quantumtrader.config import ConfigError, load_config
 
@@ -278,7 +278,7 @@ def _one_run(events: str, feed: str, n_ticks: int, warmup: int, symbols: int, ra
     receiver = _Receiver(feed, n_ticks)
     try:
         receiver.wait_joined(20, poke)
-        window: dict[str, Any] = {}
+        opened: list[Mark] = []
         sender, out = _send(events, n_ticks, symbols, rate, tmp, csv)
         lines: list[bytes] = []
 
@@ -288,7 +288,7 @@ def _one_run(events: str, feed: str, n_ticks: int, warmup: int, symbols: int, ra
             assert sender.stdout is not None
             for line in sender.stdout:
                 if not lines:
-                    window.update(at=time.monotonic(), machine=read_cpu_times(), server=process_cpu_s(server_pid), receiver=process_cpu_s())
+                    opened.append(mark(server_pid))
                 lines.append(line)
 
         watcher = threading.Thread(target=watch_sender, name="sender-watch", daemon=True)
@@ -296,11 +296,9 @@ def _one_run(events: str, feed: str, n_ticks: int, warmup: int, symbols: int, ra
         try:
             started = time.monotonic()
             receiver.run(n_ticks, timeout_s=max(60.0, 3 * n_ticks / max(rate, 10_000)), decode=rate > 0)
-            ended = time.monotonic()
-            elapsed = ended - started
-            machine_cpu = cpu_shares(window.get("machine"), read_cpu_times())
-            flow_s = ended - window.get("at", ended)
-            server_after, receiver_after = process_cpu_s(server_pid), process_cpu_s()
+            closed = mark(server_pid)
+            elapsed = closed.at - started
+            machine_cpu, shares = usage(opened[0] if opened else None, closed)
             sender.wait(timeout=120)
             watcher.join(10)
         finally:
@@ -343,16 +341,8 @@ def _one_run(events: str, feed: str, n_ticks: int, warmup: int, symbols: int, ra
     result["elapsed_s"] = elapsed
     result["cpu"] = machine_cpu  # both cores, from the first update to the last: how busy, and how much the host took (steal)
     # cores' worth each process kept busy: the server (relay or daemon) and the receiver over the same window, the sender while it sent
-    result["cpu_cores"] = {
-        "server": cores(_spent(window.get("server"), server_after), flow_s),
-        "receiver": cores(_spent(window.get("receiver"), receiver_after), flow_s),
-        "sender": cores(info.get("cpu_s"), info["send_s"]),
-    }
+    result["cpu_cores"] = {"server": shares["server"], "receiver": shares["here"], "sender": cores(info.get("cpu_s"), info["send_s"])}
     return result
-
-
-def _spent(before: float | None, after: float | None) -> float | None:
-    return None if before is None or after is None else after - before
 
 
 #: Sections ``--set`` may not change: the runs depend on them (ports they chose, the sender as the only terminal).

@@ -85,17 +85,14 @@ def main(argv: list[str]) -> None:
         # alone and the run measures the daemon, not the load generator.
         encoded = [dumps(tick(i)) for i in range(n_ticks)]
         clock = time.monotonic_ns
-        _starting()
-        cpu_start = time.process_time()
-        start = clock()
+        started = _starting()
         for i, message in enumerate(encoded):
             sent_ns[i] = clock()
             send(message)
-        _finish(push, ctx, out, sent_ns, n_ticks, (time.monotonic_ns() - start) / 1e9, base_msc, time.process_time() - cpu_start)
+        _finish(push, ctx, out, sent_ns, n_ticks, base_msc, started)
         return
-    _starting()
-    cpu_start = time.process_time()
-    start = time.monotonic_ns()
+    started = _starting()
+    start = started[0]
     for i in range(n_ticks):
         # Sleep until due, never spin: a spinning sender would take one of the
         # machine's two cores from the processes being measured. Ticks due
@@ -108,17 +105,21 @@ def main(argv: list[str]) -> None:
         stamp = time.monotonic_ns()
         sent_ns[i] = message["sent_ns"] = stamp
         send(dumps(message))
-    _finish(push, ctx, out, sent_ns, n_ticks, (time.monotonic_ns() - start) / 1e9, base_msc, time.process_time() - cpu_start)
+    _finish(push, ctx, out, sent_ns, n_ticks, base_msc, started)
 
 
-def _starting() -> None:
-    """First line on stdout: sending starts now (the bench opens its CPU window here)."""
+def _starting() -> tuple[int, float]:
+    """First line on stdout: sending starts now (the bench opens its CPU window here). Returns the start
+    (monotonic ns, process CPU seconds)."""
     sys.stdout.write('{"sending": true}\n')
     sys.stdout.flush()
+    return time.monotonic_ns(), time.process_time()
 
 
-def _finish(push: zmq.Socket[bytes], ctx: zmq.Context[zmq.Socket[bytes]], out: Path, sent_ns: np.ndarray, n_ticks: int, elapsed: float, base_msc: int, cpu_s: float) -> None:
-    """``cpu_s``: the sender's own CPU time while it sent (all its threads, ZeroMQ's I/O thread included)."""
+def _finish(push: zmq.Socket[bytes], ctx: zmq.Context[zmq.Socket[bytes]], out: Path, sent_ns: np.ndarray, n_ticks: int, base_msc: int, started: tuple[int, float]) -> None:
+    """Summary line: seconds sending and the sender's own CPU time meanwhile (all its threads, ZeroMQ's I/O
+    thread included), both taken before the socket's linger."""
+    elapsed, cpu_s = (time.monotonic_ns() - started[0]) / 1e9, time.process_time() - started[1]
     push.close()  # lingers until every tick is on the wire
     ctx.term()
     np.save(out, sent_ns)

@@ -18,7 +18,7 @@ import orjson
 import zmq
 
 from quantumtrader.metrics import LogLimiter, RejectLog
-from quantumtrader.protocol import ProtocolError, control_reply, decode_control, encode
+from quantumtrader.protocol import ProtocolError, control_id, control_reply, decode_control, encode
 
 Handler = Callable[[dict[str, Any]], dict[str, Any]]
 
@@ -127,9 +127,7 @@ class ControlServer:
             return control_reply(req_id, ok=False, error=f"internal error: {type(exc).__name__}", status=500)
 
     def _failed(self, kind: Any, exc: Exception) -> None:
-        since = self._failure_log.due(str(kind)[:40])
-        if since is not None:
-            self._log.error("control handler failed", type=kind, count_since_last_log=since, exc_info=exc)
+        self._failure_log.log(f"control {str(kind)[:40]}", self._log.error, "control handler failed", type=kind, exc_info=exc)
 
 
 def _readable_id(raw: bytes, max_bytes: int) -> str:
@@ -144,5 +142,4 @@ def _readable_id(raw: bytes, max_bytes: int) -> str:
         msg = orjson.loads(raw)
     except orjson.JSONDecodeError:
         return ""
-    req_id = msg.get("id") if type(msg) is dict else None
-    return req_id if type(req_id) is str and len(req_id) <= 64 else ""
+    return (control_id(msg) or "") if type(msg) is dict else ""

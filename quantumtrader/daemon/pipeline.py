@@ -188,16 +188,15 @@ class PipelineStage:
         """
         paused = isinstance(exc, JournalPaused)
         self.counters["store_journal_paused" if paused else "store_errors"] += 1
-        since = self._error_log.due("journal")
-        if since is not None:
-            log.error(
-                "signal journal write failed; publishing anyway",
-                error=repr(exc)[:300],
-                signals=n_signals,
-                count_since_last_log=since,
-                store_errors=self.counters["store_errors"],
-                store_journal_paused=self.counters["store_journal_paused"],
-            )
+        self._error_log.log(
+            "journal",
+            log.error,
+            "signal journal write failed; publishing anyway",
+            error=repr(exc)[:300],
+            signals=n_signals,
+            store_errors=self.counters["store_errors"],
+            store_journal_paused=self.counters["store_journal_paused"],
+        )
 
     def _publish(self, batch: Batch, stamp: np.ndarray, now: float) -> None:
         """Feature vectors of the batch's rows as ``features.publish`` says (never ``off`` here)."""

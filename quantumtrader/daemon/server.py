@@ -79,6 +79,7 @@ class Daemon:
         self._event_hooks: dict[str, list[Callable[[dict[str, Any]], None]]] = {}
         self._shutdown_hooks: list[Callable[[], None]] = []
         self.signal_hooks: list[Callable[[dict[str, Any]], None]] = []  # called with each signal after it is published
+        self.pending_trades: Callable[[], int] = lambda: 0  # orders sent and not answered (the execution engine sets it)
         self._deadlines: list[Callable[[], float]] = []
         self._sockets_open = False
         self._process = psutil.Process()
@@ -112,7 +113,7 @@ class Daemon:
         self._sockets_open = True
         self.feed = FeedPublisher(self.feed_socket)
         self._publish = self.feed.publish
-        self.control = ControlServer(self.control_socket, self.rejects, dc.max_message_bytes, log, LogLimiter(dc.reject_log_interval_s, self._monotonic))
+        self.control = ControlServer(self.control_socket, self.rejects, dc.max_message_bytes, log, self._internal_log)
         self.control.register("status", self.control_status)
         self.control.register("snapshot", self.control_snapshot)
         self._spin_items = [(self.events, _POLLIN)]  # for the busy poll, built once
@@ -322,9 +323,7 @@ class Daemon:
         ``daemon.reject_log_interval_s`` per place, and the loop goes on. Without this one bad hello or
         one failed write ended ``run()``."""
         self.counters["internal_errors"] += 1
-        since = self._internal_log.due(where)
-        if since is not None:
-            log.error("internal error; the daemon goes on", where=where, error=repr(exc)[:300], count_since_last_log=since, exc_info=exc)
+        self._internal_log.log(where, log.error, "internal error; the daemon goes on", where=where, error=repr(exc)[:300], exc_info=exc)
 
     def _guarded(self, where: str, call: Callable[..., None], *args: Any) -> None:
         try:
@@ -433,7 +432,7 @@ class Daemon:
             "data_flow": {
                 "last_market_update": iso_from_msc(self.last_tick_msc) if self.last_tick_msc else None,
                 "last_signal": iso_from_msc(self.last_signal_msc) if self.last_signal_msc else None,
-                "pending_trades": int(self.counters["pending_trades"]),
+                "pending_trades": self.pending_trades(),
             },
             "latency": self.metrics.latency(),
             "memory": {"rss_mb": round(self._process.memory_info().rss / 1e6, 1)},

@@ -30,7 +30,7 @@ def run_evaluation(config: Config, files: list[Path], *, show_progress: bool = T
         ticks = load_ticks(files, lambda k: progress.advance(reading, k))
         progress.update(reading, total=ticks.rows_read, completed=ticks.rows_read)
         if not ticks.sym.shape[0]:  # nothing to score: an error, not a table of zeros
-            rejected = ", ".join(f"{k} {v:,}" for k, v in sorted(ticks.rejected.items())) or "none"
+            rejected = _rejected_text(ticks.rejected)
             first = f"; first: {ticks.first_error}" if ticks.first_error else ""
             raise ValueError(f"no tick accepted from {ticks.rows_read:,} rows ({ticks.bad_rows:,} unreadable{first}; rejected as the daemon would: {rejected})")
         replaying = progress.add_task("replaying", total=int(ticks.sym.shape[0]))
@@ -65,8 +65,13 @@ def run(config: Config, files: list[Path], *, json_out: Path | None = None, plot
         write_json(report, json_out)
     if plot_out is not None:
         plot(report["symbols"], str(plot_out))
-    rejected = ", ".join(f"{k} {v:,}" for k, v in sorted(report["rejected"].items())) or "none"
+    rejected = _rejected_text(report["rejected"])
     header = f"{report['ticks_accepted']:,} of {report['rows_read']:,} ticks accepted (rejected as the daemon would: {rejected}); {report['runtime']['seconds']} s"
     if report["bad_rows"]:
         header += f"\n{report['bad_rows']:,} unreadable rows skipped (first: {report['first_bad_row']})"
     return header + "\n" + text_table(report["symbols"])
+
+
+def _rejected_text(rejected: dict[str, int]) -> str:
+    """``{"crossed_quote": 116871}`` -> ``"crossed_quote 116,871"``; "none" when nothing was."""
+    return ", ".join(f"{k} {v:,}" for k, v in sorted(rejected.items())) or "none"

@@ -34,11 +34,11 @@ from quantumtrader.protocol import (
     ProtocolError,
     check_symbol,
     close_command,
-    decimal,
     modify_command,
     new_command_id,
     now_msc,
     open_command,
+    positive_int,
 )
 
 log = get_logger("quantumtrader.execution")
@@ -56,8 +56,8 @@ class ExecutionEngine:
         self.sessions: dict[str, CommandSession] = {}
         self.orders: dict[str, Order] = {}  # open (unsettled) orders by id
         self._journal_log = LogLimiter(config.daemon.reject_log_interval_s)
-        self._positions_msc: dict[str, int] = {}  # terminal -> when its latest positions event was handled
-        self._close_filled_msc: dict[int, int] = {}  # ticket -> when a close of it last settled filled
+        # terminal -> tickets a close filled since its latest positions event (they may not show it yet)
+        self._closed_since_positions: dict[str, set[int]] = {}
         self._waiters: dict[str, list[Responder]] = {}
         self._by_request: dict[str, str] = {}
         self._volatility: Any = None
@@ -87,6 +87,7 @@ class ExecutionEngine:
         d.control.register("orders", self.control_orders)
         d.control.register("risk", self.control_risk)
         d.status_fields(lambda: {"orders_pending": self._count(PENDING), "orders_unknown": self._count(UNKNOWN)})
+        d.pending_trades = lambda: self._count(PENDING)  # health's data_flow: derived, never counted by hand
 
     def set_volatility_source(self, source: Any) -> None:
         """``source(symbol) -> float | None``: recent volatility of tick returns for default stops."""
@@ -128,7 +129,7 @@ class ExecutionEngine:
     def handle_positions(self, msg: dict[str, Any]) -> None:
         """Settle unknown orders of this terminal from its complete list of positions."""
         terminal = msg["terminal"]
-        self._positions_msc[terminal] = now_msc()
+        self._closed_since_positions.pop(terminal, None)
         unknown = [o for o in self.orders.values() if o.terminal == terminal and o.status == UNKNOWN]
         if not unknown:
             return
@@ -214,7 +215,7 @@ class ExecutionEngine:
         # The lots the position has now, unless another close of it may still change them before the next
         # positions event (one in flight, or one filled since the last event): then a shrink proves nothing.
         closing = any(o.kind == "close" and o.ticket == ticket for o in self.orders.values())
-        if not closing and self._close_filled_msc.get(ticket, 0) < self._positions_msc.get(terminal, 0):
+        if not closing and ticket not in self._closed_since_positions.get(terminal, ()):
             order.position_lots = pos["lots"]
         if lots:
             order.lots = round_lots_down(lots, self.config.risk.lot_step)
@@ -350,9 +351,7 @@ class ExecutionEngine:
             self.journal.save(order)
         except sqlite3.Error as exc:
             self.daemon.counters["order_journal_errors"] += 1
-            since = self._journal_log.due("journal")
-            if since is not None:
-                log.error("order journal write failed", error=repr(exc)[:300], order=order.id, status=order.status, count_since_last_log=since)
+            self._journal_log.log("journal", log.error, "order journal write failed", error=repr(exc)[:300], order=order.id, status=order.status)
             return False
         return True
 
@@ -374,15 +373,12 @@ class ExecutionEngine:
         if order.request_id:
             self._by_request[order.request_id] = order.id
         self._waiters[order.id] = [responder]
-        self.daemon.counters["pending_trades"] += 1
         self._publish(order)
         if not session.submit(command, lambda reply, attempts, rtt_ns: self._on_reply(order, reply, attempts, rtt_ns)):
-            self.daemon.counters["pending_trades"] -= 1  # never sent: _on_reply, which counts it down, will not run
             self._settle(order, REJECTED, error=f"terminal {order.terminal} has {self.config.execution.queue_max} commands waiting")
 
     def _on_reply(self, order: Order, reply: dict[str, Any] | None, attempts: int, rtt_ns: int) -> None:
         order.attempts = attempts
-        self.daemon.counters["pending_trades"] -= 1
         if reply is None:
             self._mark_unknown(
                 order,
@@ -430,7 +426,7 @@ class ExecutionEngine:
         order.reconciled = reconciled
         order.updated_msc = now_msc()
         if order.kind == "close" and status == FILLED:
-            self._close_filled_msc[order.ticket] = order.updated_msc
+            self._closed_since_positions.setdefault(order.terminal, set()).add(order.ticket)
         self._record(order)
         self.orders.pop(order.id, None)
         self._publish(order)
@@ -523,10 +519,8 @@ def _optional_text(request: dict[str, Any], name: str) -> str | None:
 
 
 def _ticket(request: dict[str, Any]) -> int:
-    ticket = request.get("ticket")
-    if type(ticket) is str:
-        ticket = decimal(ticket)
-    if type(ticket) is not int or not 0 < ticket <= MAX_TICKET:
+    ticket = positive_int(request.get("ticket"), MAX_TICKET)
+    if ticket is None:
         raise ControlError("ticket must be a positive integer, at most 2^64-1 (or its string)", 422)
     return ticket
 

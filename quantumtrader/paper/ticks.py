@@ -56,11 +56,6 @@ def open_text(path: Path) -> IO[str]:
     return io.TextIOWrapper(raw, encoding="utf-8", newline="")
 
 
-def parse_time_msc(text: str) -> int:
-    """ISO-8601 UTC with optional milliseconds, or integer milliseconds; a time without a zone is refused."""
-    return msc_from_text(text, naive_is_utc=False)
-
-
 def symbol_from_path(path: Path) -> str:
     """``EURUSD.csv.gz`` -> ``EURUSD``."""
     name = path.name
@@ -118,7 +113,7 @@ def _read_rows(path: Path, symbol: str, stats: CsvStats) -> Iterator[SourceTick]
         for line_no, line in enumerate(handle, start=2):
             parts = line.rstrip("\r\n").split(",")
             try:
-                time_msc = parse_time_msc(parts[0])
+                time_msc = msc_from_text(parts[0], naive_is_utc=False)  # a time without a zone is refused
                 bid = float(parts[1])
                 ask = float(parts[2])
                 volume = float(parts[3]) if has_volume and len(parts) > 3 and parts[3] else 0.0

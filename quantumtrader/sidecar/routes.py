@@ -17,15 +17,15 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from quantumtrader.metrics import GAUGE_COUNTERS, prometheus_text
-from quantumtrader.protocol import close_price, iso_from_msc, msc_from_text, now_msc
+from quantumtrader.metrics import prometheus_text
+from quantumtrader.protocol import close_price, iso_from_msc, msc_from_text, now_msc, positive_int
 from quantumtrader.sidecar.auth import REFRESH, Principal
 from quantumtrader.sidecar.errors import ApiError
 from quantumtrader.sidecar.jsonresp import JSONResponse
 from quantumtrader.sidecar.ratelimit import client_ip, retry_after
 from quantumtrader.sidecar.runtime import Sidecar
 from quantumtrader.sidecar.signals import app_signal
-from quantumtrader.sidecar.validate import decimal, field_error, json_body, number, query_float, query_int, symbol, text, ticket
+from quantumtrader.sidecar.validate import field_error, json_body, number, query_float, query_int, symbol, text, ticket
 
 
 def _sidecar(request: Request) -> Sidecar:
@@ -172,10 +172,7 @@ async def metrics(request: Request) -> Response:
     d_counters.update({f"rejects_{k}": float(v) for k, v in daemon.get("rejects", {}).items() if isinstance(v, (int, float))})
     d_gauges = {"up": 1.0 if daemon else 0.0, "uptime_seconds": float(daemon.get("uptime") or 0.0), "rss_megabytes": float(daemon.get("memory", {}).get("rss_mb") or 0.0)}
     d_gauges["terminals_connected"] = float(sum(1 for t in clone.terminals if isinstance(t, dict) and not t.get("stale")))
-    for name in GAUGE_COUNTERS & d_counters.keys():
-        d_gauges[name] = d_counters.pop(name)
-    # always there, from the first scrape on (the counter appears only with the first trade)
-    d_gauges["pending_trades"] = float((daemon.get("data_flow") or {}).get("pending_trades") or 0)
+    d_gauges["pending_trades"] = float((daemon.get("data_flow") or {}).get("pending_trades") or 0)  # a level, not a counter
     s_gauges = {
         "websocket_clients": float(len(sidecar.hub.clients)),
         "quotes": float(len(clone.quotes)),
@@ -515,10 +512,8 @@ async def broker_connect(request: Request) -> Response:
     sidecar, _ = _user(request)
     rejects = sidecar.counters
     body = await json_body(request, rejects)
-    login_value = body.get("login")
-    if isinstance(login_value, str):
-        login_value = decimal(login_value)
-    if isinstance(login_value, bool) or not isinstance(login_value, int) or not 0 < login_value < 2**63:
+    login_value = positive_int(body.get("login"), 2**63 - 1)
+    if login_value is None:
         raise field_error(rejects, "login must be a positive integer")
     text(body, "platform", rejects, max_len=16, required=False)
     server = text(body, "server", rejects, max_len=128, required=False)

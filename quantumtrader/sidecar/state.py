@@ -188,8 +188,7 @@ class Clone:
             return
         text = raw.decode()
         if kind == "price":
-            self.quotes[symbol] = data
-            self.terminal_quotes[(str(data.get("terminal", "")), symbol)] = data
+            self._set_quote(symbol, data)
             self._remember(seq, kind, data)
             self._sink.price(symbol, text, recv_ns)
         elif kind == "signal":
@@ -235,6 +234,11 @@ class Clone:
             self.positions.pop(key, None)
         else:
             self.positions[key] = {k: v for k, v in data.items() if k != "status"}
+
+    def _set_quote(self, symbol: str, data: dict[str, Any]) -> None:
+        """A price update: the symbol's latest quote, and its terminal's (which prices that terminal's positions)."""
+        self.quotes[symbol] = data
+        self.terminal_quotes[(str(data.get("terminal", "")), symbol)] = data
 
     def _remember(self, seq: int | None, kind: str, data: dict[str, Any]) -> None:
         replay = self._replay
@@ -296,8 +300,7 @@ class Clone:
             if msg_seq <= seq:
                 continue  # the snapshot already holds it
             if kind == "price":
-                self.quotes[str(data.get("symbol"))] = data
-                self.terminal_quotes[(str(data.get("terminal", "")), str(data.get("symbol")))] = data
+                self._set_quote(str(data.get("symbol")), data)
             elif kind == "position":
                 self._apply_position(data)
             elif kind == "account":

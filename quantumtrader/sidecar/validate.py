@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 from starlette.requests import Request
 
-from quantumtrader.protocol import MAX_TICKET, ProtocolError, check_symbol, decimal
+from quantumtrader.protocol import MAX_TICKET, ProtocolError, check_symbol, decimal, positive_int
 from quantumtrader.sidecar.errors import ApiError
 
 MAX_BODY_BYTES = 64 * 1024
@@ -98,11 +98,10 @@ def number(body: dict[str, Any], names: tuple[str, ...], rejects: Counter[str], 
 
 def ticket(value: Any, rejects: Counter[str]) -> int:
     """A ticket as the apps send it: an integer (the Dart app) or its string (what we serve)."""
-    if isinstance(value, str):
-        value = decimal(value) if value[:1] != "-" else None
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= MAX_TICKET:
+    ticket_value = positive_int(value, MAX_TICKET)
+    if ticket_value is None:
         raise field_error(rejects, "ticket must be a positive integer (at most 2^64-1) or a string of its digits")
-    return value
+    return ticket_value
 
 
 def query_float(request: Request, name: str, default: float, rejects: Counter[str], *, low: float, high: float) -> float:

@@ -89,7 +89,7 @@ async def _serve(websocket: WebSocket, sidecar: Sidecar, principal: Principal, t
     )
     send, writer = batch_writer(websocket, sidecar.hub.frames)
     client = sidecar.hub.add(send, writer)
-    watcher = asyncio.get_running_loop().create_task(_close_when_dropped(websocket, client, sidecar), name="ws-watch")
+    watcher = asyncio.get_running_loop().create_task(_close_when_dropped(websocket, client), name="ws-watch")
     assert token is not None  # authenticate() refused a connection without one
     session = Session(sidecar, client, principal, token)
     rechecker = asyncio.get_running_loop().create_task(_recheck_token(websocket, session, sidecar), name="ws-auth")
@@ -112,11 +112,20 @@ async def _serve(websocket: WebSocket, sidecar: Sidecar, principal: Principal, t
 
 
 async def _refuse(websocket: WebSocket, text: str, code: int) -> None:
-    """Say why, then close with ``code``; bounded, since a client that stopped reading blocks a send: its connection is dropped."""
+    """Say why (an ``error`` message), then close with ``code``."""
+    await _close(websocket, code, text[:120], say=text)
+
+
+async def _close(websocket: WebSocket, code: int, reason: str, *, say: str | None = None) -> None:
+    """The one way a connection is closed: bounded, since a client that stopped reading blocks a send
+    (its connection is then dropped), and never twice (a second close would abort the handshake under way)."""
+    if websocket.application_state is WebSocketState.DISCONNECTED:
+        return
 
     async def say_and_close() -> None:
-        await websocket.send_text(error_message(text))
-        await websocket.close(code=code, reason=text[:120])
+        if say is not None:
+            await websocket.send_text(error_message(say))
+        await websocket.close(code=code, reason=reason)
 
     with contextlib.suppress(Exception):
         await asyncio.wait_for(say_and_close(), _CLOSE_WAIT_S)
@@ -147,17 +156,10 @@ async def _recheck_token(websocket: WebSocket, session: Session, sidecar: Sideca
             return
 
 
-async def _close_when_dropped(websocket: WebSocket, client: Client, sidecar: Sidecar) -> None:
+async def _close_when_dropped(websocket: WebSocket, client: Client) -> None:
     """Close the socket once the hub has given up on the client (too slow, or its send failed)."""
     await client.closed.wait()
-    if websocket.application_state is WebSocketState.DISCONNECTED:
-        return  # closed already (a revoked token): another close would fail and abort the handshake under way
-    code = CLOSE_TOO_SLOW if client.too_slow else CLOSE_GOING_AWAY
-    with contextlib.suppress(Exception):
-        # A stalled reader never drains the socket, so the close frame may never get out: bounded wait.
-        await asyncio.wait_for(websocket.close(code=code, reason="too far behind" if client.too_slow else ""), _CLOSE_WAIT_S)
-        return
-    _abort(websocket)
+    await _close(websocket, CLOSE_TOO_SLOW if client.too_slow else CLOSE_GOING_AWAY, "too far behind" if client.too_slow else "")
 
 
 def _uvicorn_protocol(websocket: WebSocket) -> Any:

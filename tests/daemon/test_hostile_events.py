@@ -13,17 +13,15 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import orjson
 import zmq
 
-from quantumtrader.protocol import now_msc
-from support import Endpoints, FeedSubscriber, control, daemon_process, wait_for
+from support import Endpoints, FeedSubscriber, control, daemon_process, event_frame, inproc_daemon, serving, wait_for
 
 TERMINAL = "hostile-1@Test"
 
 
 def _frame(**fields: object) -> bytes:
-    return orjson.dumps({"v": 1, "terminal": TERMINAL, "time_msc": now_msc(), **fields})
+    return event_frame(TERMINAL, fields)
 
 
 def _tick(seq: int, **extra: object) -> bytes:
@@ -70,9 +68,6 @@ def test_hostile_hellos_and_ticks_are_refused_and_the_daemon_publishes_the_next_
 def test_a_subsystem_that_raises_costs_its_event_not_the_loop_and_is_logged_once_per_interval(tmp_path: Path, capfd) -> None:
     """In process over real sockets: an event hook and a tick hook that raise (a full disk under SQLite, a bug)."""
     import sqlite3
-    import threading
-
-    from support import inproc_daemon
 
     d, eps = inproc_daemon(tmp_path / "data")
 
@@ -87,30 +82,27 @@ def test_a_subsystem_that_raises_costs_its_event_not_the_loop_and_is_logged_once
     sub = FeedSubscriber(eps.feed, topics=(b"price.", b"health"))
     push = zmq.Context.instance().socket(zmq.PUSH)
     push.connect(eps.events)
-    loop = threading.Thread(target=d.run, daemon=True)
-    loop.start()
     try:
-        sub.wait_joined()
-        push.send(_frame(type="hello", seq=0, platform="MT5", command_endpoint="tcp://127.0.0.1:1", symbols=["EURUSD"]))
-        account = {"login": 1, "currency": "USD", "balance": 1.0, "equity": 1.0, "margin": 0.0, "free_margin": 1.0, "leverage": 100, "server": "X", "company": "Y", "name": "Z"}
-        for seq in range(1, 4):
-            push.send(_frame(type="account", seq=seq, **account))
-        for seq in range(4, 7):
-            push.send(_tick(seq, volume=float(seq)))
-        volumes = []
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and len(volumes) < 3:
-            got = sub.recv(timeout_ms=200)
-            if got is not None and got[0] == "price.EURUSD":
-                volumes.append(got[1]["data"]["volume"])
-        assert volumes == [4, 5, 6]
-        assert loop.is_alive()
-        assert d.rejects.counts["internal_error"] == 3
-        # three accounts, and the tick hook once per batch (it runs after the batch's prices are out: wait for it)
-        wait_for(lambda: d.counters["internal_errors"] >= 4, 5, "the tick hook's failure to be counted")
+        with serving(d) as loop:
+            sub.wait_joined()
+            push.send(_frame(type="hello", seq=0, platform="MT5", command_endpoint="tcp://127.0.0.1:1", symbols=["EURUSD"]))
+            account = {"login": 1, "currency": "USD", "balance": 1.0, "equity": 1.0, "margin": 0.0, "free_margin": 1.0, "leverage": 100, "server": "X", "company": "Y", "name": "Z"}
+            for seq in range(1, 4):
+                push.send(_frame(type="account", seq=seq, **account))
+            for seq in range(4, 7):
+                push.send(_tick(seq, volume=float(seq)))
+            volumes = []
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and len(volumes) < 3:
+                got = sub.recv(timeout_ms=200)
+                if got is not None and got[0] == "price.EURUSD":
+                    volumes.append(got[1]["data"]["volume"])
+            assert volumes == [4, 5, 6]
+            assert loop.is_alive()
+            assert d.rejects.counts["internal_error"] == 3
+            # three accounts, and the tick hook once per batch (it runs after the batch's prices are out: wait for it)
+            wait_for(lambda: d.counters["internal_errors"] >= 4, 5, "the tick hook's failure to be counted")
     finally:
-        d.stop()
-        loop.join(10)
         push.close(linger=0)
         sub.close()
     err = capfd.readouterr()
@@ -120,22 +112,14 @@ def test_a_subsystem_that_raises_costs_its_event_not_the_loop_and_is_logged_once
 
 
 def test_a_control_handler_that_fails_on_every_request_logs_once_per_interval(tmp_path: Path, capfd) -> None:
-    from support import control, inproc_daemon
-    import threading
-
     d, eps = inproc_daemon(tmp_path / "data")
 
     def broken(request: dict) -> dict:
         raise RuntimeError("handler bug")
 
     d.control.register("broken", broken)
-    loop = threading.Thread(target=d.run, daemon=True)
-    loop.start()
-    try:
+    with serving(d):
         replies = [control(eps.control, "broken") for _ in range(5)]
-    finally:
-        d.stop()
-        loop.join(10)
     assert all(r["ok"] is False and r["status"] == 500 and "RuntimeError" in r["error"] for r in replies), replies
     err = capfd.readouterr()
     lines = [line for line in (err.out + err.err).splitlines() if "control handler failed" in line]

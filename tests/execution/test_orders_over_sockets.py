@@ -278,31 +278,27 @@ def test_an_order_journal_that_cannot_be_written_refuses_new_orders_and_the_daem
     """SQLite refusing the order journal (a full disk) raised out of the daemon's loop; now the order is not
     sent (503, its reason named) and the daemon keeps serving: the next order, once the journal works, fills."""
     import sqlite3
-    import threading
 
-    from support import inproc_daemon
+    from support import inproc_daemon, serving
 
     d, eps = inproc_daemon(tmp_path / "data", **RISK_OFF)
     engine = d.control.async_handlers["trade"].__self__
-    loop = threading.Thread(target=d.run, daemon=True)
-    loop.start()
-    paper = start(["paper", "--rate", "100"], eps.env(tmp_path / "paper-data", **RISK_OFF), tmp_path / "paper.log")
-    try:
-        wait_for(lambda: has_quote(eps.control), 20, "a EURUSD quote")
-        real_save = engine.journal.save
+    with serving(d) as loop:
+        paper = start(["paper", "--rate", "100"], eps.env(tmp_path / "paper-data", **RISK_OFF), tmp_path / "paper.log")
+        try:
+            wait_for(lambda: has_quote(eps.control), 20, "a EURUSD quote")
+            real_save = engine.journal.save
 
-        def full_disk(order: object) -> None:
-            raise sqlite3.OperationalError("database or disk is full")
+            def full_disk(order: object) -> None:
+                raise sqlite3.OperationalError("database or disk is full")
 
-        engine.journal.save = full_disk
-        refused = control(eps.control, "trade", timeout_ms=10_000, symbol="EURUSD", side="buy", lots=0.01, source="test")
-        assert refused["ok"] is False and refused["status"] == 503 and "order journal" in refused["error"], refused
-        assert [p for p in terminal_positions(eps.command)] == []  # nothing was sent
-        assert loop.is_alive() and control(eps.control)["health"]["counters"]["order_journal_errors"] == 1
-        engine.journal.save = real_save
-        filled = control(eps.control, "trade", timeout_ms=10_000, symbol="EURUSD", side="buy", lots=0.01, source="test")
-        assert filled["ok"] is True and filled["order"]["status"] == "filled", filled
-    finally:
-        stop(paper)
-        d.stop()
-        loop.join(10)
+            engine.journal.save = full_disk
+            refused = control(eps.control, "trade", timeout_ms=10_000, symbol="EURUSD", side="buy", lots=0.01, source="test")
+            assert refused["ok"] is False and refused["status"] == 503 and "order journal" in refused["error"], refused
+            assert [p for p in terminal_positions(eps.command)] == []  # nothing was sent
+            assert loop.is_alive() and control(eps.control)["health"]["counters"]["order_journal_errors"] == 1
+            engine.journal.save = real_save
+            filled = control(eps.control, "trade", timeout_ms=10_000, symbol="EURUSD", side="buy", lots=0.01, source="test")
+            assert filled["ok"] is True and filled["order"]["status"] == "filled", filled
+        finally:
+            stop(paper)
