@@ -177,11 +177,12 @@ def test_frozen_terminal_ends_unknown_then_settles_while_another_keeps_filling(t
         dealer = Dealer(eps.control)
         try:
             wait_for(lambda: len([t for t in control(eps.control)["health"]["terminals"] if t["connected"]]) == 2, 15, "both terminals")
-            # B's orders are checked against B's own quote (A owns the symbol's series): wait for it
+            # each terminal's orders are checked against its own quote: wait for both (on a loaded host
+            # A's first EURUSD tick can come after B's, and A's order was then refused 422, not left unknown)
             wait_for(
-                lambda: any(q["symbol"] == "EURUSD" and q["terminal"] == "B@Test" for q in control(eps.control, "snapshot")["terminal_quotes"]),
+                lambda: {q["terminal"] for q in control(eps.control, "snapshot")["terminal_quotes"] if q["symbol"] == "EURUSD"} >= {"A@Test", "B@Test"},
                 15,
-                "a EURUSD quote from B",
+                "a EURUSD quote from A and from B",
             )
             ambiguous = control(eps.control, "trade", symbol="EURUSD", side="buy", lots=0.01)
             assert ambiguous["ok"] is False and "several terminals" in ambiguous["error"]
