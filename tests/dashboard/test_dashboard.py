@@ -29,7 +29,7 @@ import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, Playwright, expect, sync_playwright
 
 from sidecar_stack import PASSWORDS, Stack, cli, running_stack
-from support import REPO, stop
+from support import REPO, free_port, start, stop, wait_for
 
 CHROMIUM = Path("/usr/bin/chromium")
 DESKTOP = {"width": 1280, "height": 800}
@@ -377,3 +377,33 @@ def test_screenshots_at_desktop_and_phone_size(alice: AlicePage, stack: Stack) -
         close_position(stack, ticket)
     for name in ("dashboard-desktop.png", "dashboard-phone.png"):
         assert (out / name).stat().st_size > 10_000
+
+
+def test_positions_on_accounts_in_other_currencies_are_totalled_apart(alice: AlicePage, stack: Stack) -> None:
+    """Last in the module: a second terminal (a EUR account) joins. A USD and a EUR sum added up are no total."""
+    page = alice.page
+    euro = "B@Euro-Paper"
+    env = {**stack.env, "QT_PAPER__CURRENCY": "EUR", "QT_PAPER__LOGIN": "2000002"}
+    second = start(
+        ["paper", "--terminal", euro, "--rate", "50", "--heartbeat-s", "0.5", "--command-endpoint", f"tcp://127.0.0.1:{free_port()}"],
+        env,
+        stack.tmp / "paper-euro.log",
+    )
+    tickets: list[str] = []
+    try:
+        first = api(stack, "GET", "/api/account").json()["terminal"]
+
+        def trade(terminal: str) -> str | None:
+            response = api(stack, "POST", "/api/trade", json={"symbol": "GBPUSD", "type": "SELL", "lots": 0.01, "terminal": terminal})
+            return str(response.json()["ticket"]) if response.status_code == 200 else None  # 422 until its first GBPUSD quote
+
+        for terminal in (first, euro):
+            ticket = wait_for(lambda: trade(terminal), 30, f"a position on {terminal}'s account")
+            tickets.append(ticket)
+            expect(page.locator(f'#positions tr[data-key="{terminal}|{ticket}"]')).to_have_count(1)  # tickets are per terminal
+        amount = r"-?[\d,]+\.\d\d"
+        expect(page.locator("#positions-total")).to_have_text(re.compile(rf"^({amount} USD · {amount} EUR|{amount} EUR · {amount} USD)$"))
+    finally:
+        for ticket in tickets:
+            api(stack, "POST", f"/api/trade/close/{ticket}")
+        stop(second)

@@ -25,6 +25,7 @@ const state = {
   signals: new Map(), // id -> signal (with .via = "ws" | "rest")
   positions: new Map(), // terminal|ticket -> position
   account: null,
+  currencies: new Map(), // terminal -> its account's currency (every terminal's account_update)
   health: null,
   latency: [], // [{t, stages: {name: {p50_us, ...}}}]
   dirty: new Set(),
@@ -215,8 +216,7 @@ function renderPositions() {
   const body = $("#positions tbody");
   const trader = session.isTrader;
   const seen = new Set();
-  let total = 0;
-  let currency = state.account ? state.account.currency : "";
+  const totals = new Map(); // currency -> sum: terminals of accounts in other currencies are not added up
   const list = Array.from(state.positions.values()).sort((a, b) => String(a.open_time).localeCompare(String(b.open_time)));
   for (const p of list) {
     const key = positionKey(p);
@@ -231,7 +231,10 @@ function renderPositions() {
     const q = state.quotes.get(p.symbol);
     const digits = q ? q.digits : Math.max(decimals(p.open_price), decimals(p.current_price));
     const profit = typeof p.profit === "number" ? p.profit : p.profit_loss;
-    if (typeof profit === "number") total += profit;
+    if (typeof profit === "number") {
+      const currency = accountCurrency(p.terminal);
+      totals.set(currency, (totals.get(currency) || 0) + profit);
+    }
     $(".lots", row).textContent = fixed(p.lots ?? p.volume, 2);
     $(".open", row).textContent = fixed(p.open_price, digits);
     $(".price", row).textContent = fixed(p.current_price, digits);
@@ -247,9 +250,24 @@ function renderPositions() {
   }
   setEmpty("positions", state.positions.size === 0);
   const totalEl = $("#positions-total");
-  totalEl.textContent = state.positions.size ? money(total, currency) : "";
-  totalEl.classList.toggle("pos", total > 0);
-  totalEl.classList.toggle("neg", total < 0);
+  const sums = Array.from(totals.values());
+  totalEl.textContent = state.positions.size ? Array.from(totals, ([currency, sum]) => money(sum, currency)).join(" · ") : "";
+  totalEl.classList.toggle("pos", sums.length > 0 && sums.every((x) => x > 0));
+  totalEl.classList.toggle("neg", sums.length > 0 && sums.every((x) => x < 0));
+}
+
+function accountCurrency(terminal) {
+  const known = terminal ? state.currencies.get(terminal) : undefined;
+  if (known !== undefined) return known;
+  const a = state.account;
+  return a && (!terminal || !a.terminal || a.terminal === terminal) ? a.currency || "" : "";
+}
+
+function rememberCurrency(account) {
+  if (!account || !account.terminal || typeof account.currency !== "string") return;
+  if (state.currencies.get(account.terminal) === account.currency) return;
+  state.currencies.set(account.terminal, account.currency);
+  schedule("positions");
 }
 
 function positionRow(p, trader) {
@@ -577,6 +595,7 @@ function onLiveMessage(msg) {
       applyPosition(data);
       break;
     case "account_update":
+      rememberCurrency(data);
       // the account shown is the one REST gave (several terminals each send theirs: it flipped between them)
       if (data && (!state.account || !state.account.terminal || data.terminal === state.account.terminal)) {
         state.account = data;
@@ -608,6 +627,7 @@ async function loadPositions() {
 async function loadAccount() {
   try {
     state.account = await session.api("/api/account");
+    rememberCurrency(state.account);
   } catch (err) {
     if (err.status !== 503) throw err;
     state.account = null; // no terminal connected
@@ -809,6 +829,7 @@ function showLogin(reason) {
   state.signals.clear();
   state.positions.clear();
   state.account = null;
+  state.currencies.clear();
   state.health = null;
   state.latency = [];
   for (const sel of ["#quotes tbody", "#positions tbody", "#signals", "#terminals tbody", "#latency tbody"]) $(sel).replaceChildren();
