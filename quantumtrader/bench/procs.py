@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -22,19 +22,25 @@ from quantumtrader.control_client import ControlClient, ControlTimeout
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    return free_ports(1)[0]
+
+
+def free_ports(n: int) -> list[int]:
+    """``n`` distinct free loopback ports: all held until all are known (one at a time, the OS may hand one out twice)."""
+    with ExitStack() as held:
+        ports = []
+        for _ in range(n):
+            s = held.enter_context(socket.socket())
+            s.bind(("127.0.0.1", 0))
+            ports.append(int(s.getsockname()[1]))
+        return ports
 
 
 class Endpoints:
     """A fresh set of daemon endpoints on free loopback ports, as QT_* environment."""
 
     def __init__(self) -> None:
-        self.events = f"tcp://127.0.0.1:{free_port()}"
-        self.feed = f"tcp://127.0.0.1:{free_port()}"
-        self.control = f"tcp://127.0.0.1:{free_port()}"
-        self.command = f"tcp://127.0.0.1:{free_port()}"
+        self.events, self.feed, self.control, self.command = (f"tcp://127.0.0.1:{port}" for port in free_ports(4))
 
     def env(self, data_dir: Path, **extra: str) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("QT_")}
@@ -81,7 +87,8 @@ def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: 
         time.sleep(interval)
 
 
-def control(endpoint: str, kind: str = "status", timeout_ms: int = 1000, **fields: Any) -> dict[str, Any]:
+def control(endpoint: str, kind: str = "status", timeout_ms: int = 5000, **fields: Any) -> dict[str, Any]:
+    """One control request, no retry. 5 s: a reply takes ms, but a loaded 2-core host can stall a process for a second."""
     with ControlClient(endpoint, timeout_ms=timeout_ms, retries=0) as client:
         return client.request(kind, **fields)
 

@@ -115,4 +115,5 @@ def test_the_daemon_spins_after_each_batch_and_sleeps_when_no_event_comes(tmp_pa
         finally:
             push.close(linger=0)
     assert idle < 0.15, f"an idle daemon used {idle:.3f} s of CPU in 1.5 s: it spins without events"
-    assert ticking > 0.3, f"ten ticks cost only {ticking:.3f} s of CPU: the loop did not spin after them"  # ~1 s expected; a busy machine takes some
+    # ~1 s expected; a busy machine (or a host stealing a third of it) takes some: judged against the idle figure
+    assert ticking > max(0.2, 5 * idle), f"ten ticks cost only {ticking:.3f} s of CPU ({idle:.3f} idle): the loop did not spin after them"

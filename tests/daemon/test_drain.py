@@ -27,7 +27,7 @@ def daemon(tmp_path: Path) -> Iterator[tuple[Daemon, zmq.Socket, zmq.Socket]]:
     try:
         _send(push, {"type": "hello", "seq": 0, "platform": "MT5", "command_endpoint": "tcp://127.0.0.1:1", "symbols": ["EURUSD", "GBPUSD"]})
         _wait_drained(d)
-        time.sleep(0.3)  # the SUB's subscription reaches the PUB
+        time.sleep(1.0)  # the SUB's subscription reaches the PUB (ms on loopback; a loaded host can stall a process)
         yield d, push, sub
     finally:
         push.close(linger=0)
@@ -44,11 +44,11 @@ def _tick(seq: int, symbol: str, bid: float) -> dict:
 
 
 def _wait_drained(d: Daemon) -> int:
-    """One drain, once the events just sent have had time to arrive (loopback, a few small frames: well under 0.2 s)."""
+    """One drain, once the events just sent have had time to arrive (loopback, a few small frames: well under 0.5 s)."""
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline and d.events.poll(50) == 0:
         pass
-    time.sleep(0.2)
+    time.sleep(0.5)
     return d.drain_events()
 
 

@@ -53,7 +53,7 @@ def test_signals_go_out_and_the_failure_is_logged_once_per_interval(tmp_path: Pa
     monkeypatch.setattr(journal_module.os, "write", full_disk)
     try:
         _send(push, {"type": "hello", "seq": 0, "platform": "MT5", "command_endpoint": "tcp://127.0.0.1:1", "symbols": ["EURUSD"]})
-        time.sleep(0.3)  # the SUB's subscription reaches the PUB
+        time.sleep(1.0)  # the SUB's subscription reaches the PUB (ms on loopback; a loaded host can stall a process)
         d.drain_events()
         started = time.monotonic()
         for seq in range(1, 61):

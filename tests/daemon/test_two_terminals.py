@@ -17,13 +17,14 @@ def test_first_terminal_owns_a_symbol_until_it_goes_stale(tmp_path: Path) -> Non
     eps = Endpoints()
     data = tmp_path / "data"
     with daemon_process(eps, tmp_path, QT_DAEMON__HEALTH_INTERVAL_S="0.1"):
-        a = start(["paper", "--terminal", "A@BrokerOne", "--rate", "200", "--heartbeat-s", "0.3"], eps.env(data, QT_PAPER__SEED="1"), tmp_path / "a.log")
+        # heartbeats 1 s: stale after 3 s, so a loaded host stalling A while B starts does not hand B the symbols early
+        a = start(["paper", "--terminal", "A@BrokerOne", "--rate", "200", "--heartbeat-s", "1.0"], eps.env(data, QT_PAPER__SEED="1"), tmp_path / "a.log")
         b = None
         sub = FeedSubscriber(eps.feed, topics=(b"price.",))
         try:
             wait_for(lambda: len(control(eps.control, "snapshot")["quotes"]) == 5, 15, "A's quotes")
             b = start(
-                ["paper", "--terminal", "B@BrokerTwo", "--rate", "200", "--heartbeat-s", "0.3", "--command-endpoint", f"tcp://127.0.0.1:{free_port()}"],
+                ["paper", "--terminal", "B@BrokerTwo", "--rate", "200", "--heartbeat-s", "1.0", "--command-endpoint", f"tcp://127.0.0.1:{free_port()}"],
                 eps.env(data, QT_PAPER__SEED="2"),
                 tmp_path / "b.log",
             )

@@ -30,7 +30,7 @@ from support import REPO, Endpoints, FeedSubscriber, control, daemon_process, fr
 BUILD_DIR = REPO / ".harness-build"
 TICKS = 1500  # real OANDA ticks replayed per EA
 TICK_US = 1000
-TIMEOUT_S = 120
+TIMEOUT_S = 300  # the module fixture builds both EAs with g++ first, 2-4x slower on a loaded host
 
 
 @pytest.fixture(scope="module")
