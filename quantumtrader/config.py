@@ -163,7 +163,7 @@ class FeaturesConfig:
     chaos_window: int = setting(128, "W: log returns in one chaos_index (Lyapunov) estimate", positive)
     chaos_every: int = setting(
         2048,
-        "K: ticks between chaos_index recomputes, held in between (one recompute ~30 us: ~15 ns/tick amortized)",
+        "K: ticks between chaos_index recomputes, held in between (one recompute ~23 us: ~11 ns/tick amortized, bench/results/features.json)",
         positive,
     )
     perm_order: int = setting(4, "order of the sliding permutation entropy", positive)
