@@ -289,8 +289,14 @@ class SidecarConfig:
     rate_per_token_burst: int = setting(100, "burst size of the per-token bucket", positive)
     rate_per_ip_per_s: float = setting(50.0, "requests per second per client IP (several phones may share one)", positive)
     rate_per_ip_burst: int = setting(300, "burst size of the per-IP bucket", positive)
-    login_per_min: float = setting(6.0, "login attempts per minute per IP and per username", positive)
-    login_burst: int = setting(5, "login attempts allowed at once before the per-minute rate applies", positive)
+    login_per_min: float = setting(6.0, "login attempts per minute per client IP", positive)
+    login_burst: int = setting(5, "login attempts allowed at once per client IP before the per-minute rate applies", positive)
+    login_failures_per_name_per_min: float = setting(
+        30.0,
+        "failed logins per minute per user name, from all IPs together (caps distributed guessing; above the per-IP rate so one IP cannot lock a user out)",
+        positive,
+    )
+    login_failures_per_name_burst: int = setting(10, "failed logins allowed at once per user name before its per-minute rate applies", positive)
     max_updates_per_s: float = setting(5.0, "price updates per symbol per second sent to WebSocket clients (latest wins)", positive)
     ws_queue_size: int = setting(1000, "undelivered signals/positions/trades/accounts per client before it is disconnected", positive)
     ws_max_clients: int = setting(2000, "WebSocket connections beyond this are refused", positive)

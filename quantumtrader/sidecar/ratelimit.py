@@ -4,8 +4,13 @@ A bucket holds up to ``burst`` tokens and refills at ``rate_per_s``; a request
 takes one. Defaults are generous (20/s per token, 50/s per IP): the app polls
 signals and positions every 5 s (0.4 requests/s), and the seed bridge's
 100-per-15-minutes limit was exhausted by exactly that polling. Login attempts
-get their own, strict buckets (per IP and per name), because each costs an
-scrypt and is a password guess.
+get their own, strict buckets, because each costs an scrypt and is a password
+guess: every attempt per IP, and failed ones per user name from all IPs
+together. The name's bucket is checked before the password and charged only
+by a failure from an IP its own bucket let through, at a higher rate than one
+IP's: one guessing client can never lock the user out (it did when both were
+6/min and every attempt counted); many can, for as long as they keep guessing,
+which is the price of capping guesses per account.
 
 Memory is bounded: at most ``max_keys`` buckets per limiter; beyond that the
 full (idle) ones are forgotten first, as they would allow a request anyway.
@@ -40,14 +45,23 @@ class Buckets:
 
     def take(self, key: str, cost: float = 1.0) -> float:
         now = self._clock()
-        tokens, at = self._state.get(key, (self.burst, now))
-        tokens = min(self.burst, tokens + (now - at) * self.rate_per_s)
+        tokens = self._level(key, now)
+        self._remember(key, tokens - cost if tokens >= cost else tokens, now)
+        return self._refusal(tokens, cost)
+
+    def wait(self, key: str, cost: float = 1.0) -> float:
+        """Like :meth:`take`, without taking: 0.0 if ``cost`` is there now, else seconds until it would be."""
+        return self._refusal(self._level(key, self._clock()), cost)
+
+    def _refusal(self, tokens: float, cost: float) -> float:
         if tokens >= cost:
-            self._remember(key, tokens - cost, now)
             return 0.0
-        self._remember(key, tokens, now)
         self.denied += 1
         return (cost - tokens) / self.rate_per_s
+
+    def _level(self, key: str, now: float) -> float:
+        tokens, at = self._state.get(key, (self.burst, now))
+        return min(self.burst, tokens + (now - at) * self.rate_per_s)
 
     def _remember(self, key: str, tokens: float, now: float) -> None:
         state = self._state

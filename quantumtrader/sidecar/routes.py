@@ -48,8 +48,9 @@ def _user(request: Request) -> tuple[Sidecar, Principal]:
 async def login(request: Request) -> Response:
     """Username and password for an access and a refresh token.
 
-    Rate limited per IP and per user name before the password is even
-    checked (each check is an scrypt, and each attempt a guess); the scrypt
+    Rate limited per IP, and by the user name's recent failures from all IPs,
+    before the password is even checked (each check is an scrypt, and each
+    attempt a guess; ratelimit.py says why failures only); the scrypt
     runs in a worker thread so the event loop keeps serving.
     ---
     summary: Log in
@@ -69,13 +70,14 @@ async def login(request: Request) -> Response:
     username = text(body, "username", rejects, max_len=64)
     password = text(body, "password", rejects, max_len=1024)
     assert username is not None and password is not None
-    wait = max(sidecar.login_per_ip.take(client_ip(request.scope)), sidecar.login_per_name.take(username))
+    wait = sidecar.login_per_ip.take(client_ip(request.scope)) or sidecar.login_failures_per_name.wait(username)
     if wait:
         sidecar.counters["login_rate_limited"] += 1
         raise ApiError(429, "too many login attempts; retry later", retry_after(wait))
     user = await anyio.to_thread.run_sync(sidecar.users.authenticate, username, password)
     if user is None:
         sidecar.counters["login_failures"] += 1
+        sidecar.login_failures_per_name.take(username)
         raise ApiError(401, "wrong user name or password")
     assert sidecar.tokens is not None
     sc = sidecar.config.sidecar

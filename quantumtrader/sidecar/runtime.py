@@ -44,7 +44,7 @@ class Sidecar:
         self.per_ip = Buckets(sc.rate_per_ip_per_s, sc.rate_per_ip_burst)
         self.per_token = Buckets(sc.rate_per_token_per_s, sc.rate_per_token_burst)
         self.login_per_ip = Buckets(sc.login_per_min / 60.0, sc.login_burst)
-        self.login_per_name = Buckets(sc.login_per_min / 60.0, sc.login_burst)
+        self.login_failures_per_name = Buckets(sc.login_failures_per_name_per_min / 60.0, sc.login_failures_per_name_burst)
         self.hub = Hub(max_updates_per_s=sc.max_updates_per_s, queue_size=sc.ws_queue_size, max_clients=sc.ws_max_clients)
         ex = config.execution
         # A trade waits for the daemon's own Lazy Pirate to the terminal (timeout x tries) plus a margin.
@@ -166,7 +166,7 @@ class Sidecar:
             out.update({k: float(v) for k, v in source.items()})
         out["rate_limited_ip"] = float(self.per_ip.denied)
         out["rate_limited_token"] = float(self.per_token.denied)
-        out["login_rate_limited"] = float(self.login_per_ip.denied + self.login_per_name.denied)
+        out["login_rate_limited"] = float(self.login_per_ip.denied + self.login_failures_per_name.denied)
         return out
 
     def feed_to_ws(self) -> dict[str, float]:
