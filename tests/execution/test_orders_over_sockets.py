@@ -305,3 +305,69 @@ def test_an_order_journal_that_cannot_be_written_refuses_new_orders_and_the_daem
             assert filled["ok"] is True and filled["order"]["status"] == "filled", filled
         finally:
             stop(paper)
+
+
+@pytest.mark.timeout(60)
+def test_a_close_after_another_filled_since_the_last_positions_is_not_settled_by_that_shrink(tmp_path: Path) -> None:
+    """Stale lots: the daemon knows a position's lots from the terminal's last positions event. A partial close
+    filled since then shrinks them at the next event; a second close sent meanwhile and lost (never executed)
+    must not take that shrink for its own and be settled as filled. The terminal is a script on a real ROUTER
+    socket (it answers the first close, swallows the second), the daemon the real one in process."""
+    from quantumtrader.protocol import decode_command, now_msc, reply_ok
+    from support import event_frame, inproc_daemon, serving
+
+    d, eps = inproc_daemon(tmp_path / "data", **RISK_OFF, QT_EXECUTION__COMMAND_TIMEOUT_MS="300", QT_EXECUTION__COMMAND_RETRIES="0")
+    ctx = zmq.Context.instance()
+    terminal = ctx.socket(zmq.ROUTER)
+    terminal.setsockopt(zmq.LINGER, 0)
+    port = terminal.bind_to_random_port("tcp://127.0.0.1")
+    events = ctx.socket(zmq.PUSH)
+    events.setsockopt(zmq.LINGER, 0)
+    events.connect(eps.events)
+    name, seq = "script@Broker", iter(range(1, 1000))
+    opened_msc = now_msc() - 60_000
+
+    def send_event(**fields: object) -> None:
+        events.send(event_frame(name, {"seq": next(seq), **fields}))
+
+    def positions(lots: float) -> None:
+        held = {"ticket": 500, "symbol": "EURUSD", "side": "buy", "lots": lots, "open_price": 1.1, "sl": 0.0, "tp": 0.0, "profit": 0.0,
+                "swap": 0.0, "commission": 0.0, "magic": 0, "comment": "manual", "open_time_msc": opened_msc}  # fmt: skip
+        send_event(type="positions", positions=[held])
+
+    def next_command() -> tuple[bytes, dict]:
+        assert terminal.poll(10_000), "no command reached the terminal"
+        ident, _, raw = terminal.recv_multipart()
+        return ident, decode_command(raw)
+
+    dealer = Dealer(eps.control)
+    try:
+        with serving(d):
+            events.send(event_frame(name, {"seq": 0, "type": "hello", "platform": "MT5", "command_endpoint": f"tcp://127.0.0.1:{port}", "symbols": ["EURUSD"]}))
+            positions(0.10)
+            wait_for(lambda: control(eps.control, "snapshot")["positions"], 10, "the position from the positions event")
+
+            first = dealer.send("close", ticket=500, lots=0.03, source="test")
+            ident, command = next_command()
+            terminal.send_multipart([ident, b"", encode(reply_ok(command["id"], ticket=500, price=1.1, lots=0.03, time_msc=now_msc()))])
+            (filled,) = dealer.collect({first}, timeout_s=10).values()
+            assert filled["order"]["status"] == "filled", filled
+
+            second = dealer.send("close", ticket=500, lots=0.02, source="test")  # before the next positions event
+            next_command()  # swallowed: never executed, never answered
+            (lost,) = dealer.collect({second}, timeout_s=10).values()
+            assert lost["order"]["status"] == "unknown", lost
+
+            for _ in range(3):  # settle_snapshots events, each showing the first close alone: 0.10 -> 0.07
+                positions(0.07)
+            settled = wait_for(
+                lambda: next((o for o in control(eps.control, "orders", limit=10)["orders"] if o["id"] == lost["order"]["id"] and o["status"] != "unknown"), None),
+                10,
+                "the lost close to be settled from the positions",
+            )
+            assert settled["status"] == "rejected", settled  # 'filled' if judged against the lots before the first close
+    finally:
+        dealer.close()
+        events.close()
+        terminal.close()
+        d.close()
