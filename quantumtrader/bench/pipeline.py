@@ -36,7 +36,7 @@ import zmq
 
 from quantumtrader.bench.common import latency_summary, machine, percentile_plot, progress, table, write_json
 from quantumtrader.bench.cpu import Mark, cores, describe, mark, usage
-from quantumtrader.bench.procs import Endpoints, control, free_port, start, stop, wait_ready
+from quantumtrader.bench.procs import Endpoints, control, free_ports, start, stop, wait_ready
 from quantumtrader.config import ConfigError, load_config
 
 
@@ -436,7 +436,7 @@ def _run_once(
         tmp = Path(tmp_name)
 
         # 1. the floor
-        events, feed = f"tcp://127.0.0.1:{free_port()}", f"tcp://127.0.0.1:{free_port()}"
+        events, feed = (f"tcp://127.0.0.1:{port}" for port in free_ports(2))
         relay = subprocess.Popen([sys.executable, "-m", "quantumtrader.bench.floor", events, feed])
         poke_sock = zmq.Context.instance().socket(zmq.PUSH)
         poke_sock.setsockopt(zmq.LINGER, 0)

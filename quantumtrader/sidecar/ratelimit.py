@@ -53,6 +53,12 @@ class Buckets:
         """Like :meth:`take`, without taking: 0.0 if ``cost`` is there now, else seconds until it would be."""
         return self._refusal(self._level(key, self._clock()), cost)
 
+    def charge(self, key: str, cost: float = 1.0) -> None:
+        """Take ``cost`` whatever is left, down below zero if need be: for what is paid after the fact (a failed
+        login, known only after the scrypt), so attempts that passed :meth:`wait` together are all paid for."""
+        now = self._clock()
+        self._remember(key, self._level(key, now) - cost, now)
+
     def _refusal(self, tokens: float, cost: float) -> float:
         if tokens >= cost:
             return 0.0

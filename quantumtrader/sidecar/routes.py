@@ -71,13 +71,12 @@ async def login(request: Request) -> Response:
     password = text(body, "password", rejects, max_len=1024)
     assert username is not None and password is not None
     wait = sidecar.login_per_ip.take(client_ip(request.scope)) or sidecar.login_failures_per_name.wait(username)
-    if wait:
-        sidecar.counters["login_rate_limited"] += 1
+    if wait:  # counted by the limiters themselves (login_rate_limited in the metrics)
         raise ApiError(429, "too many login attempts; retry later", retry_after(wait))
     user = await anyio.to_thread.run_sync(sidecar.users.authenticate, username, password)
     if user is None:
         sidecar.counters["login_failures"] += 1
-        sidecar.login_failures_per_name.take(username)
+        sidecar.login_failures_per_name.charge(username)
         raise ApiError(401, "wrong user name or password")
     assert sidecar.tokens is not None
     sc = sidecar.config.sidecar

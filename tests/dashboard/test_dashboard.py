@@ -143,14 +143,18 @@ def api(stack: Stack, method: str, path: str, user: str = "alice", **kwargs: Any
     return httpx.request(method, f"{stack.url}{path}", headers=stack.headers(user), timeout=20, **kwargs)
 
 
-def open_position(stack: Stack, symbol: str = "GBPUSD", lots: float = 0.02) -> str:
-    response = api(stack, "POST", "/api/trade", json={"symbol": symbol, "type": "SELL", "lots": lots})
+def sell(stack: Stack, symbol: str, lots: float, terminal: str | None = None) -> httpx.Response:
+    return api(stack, "POST", "/api/trade", json={"symbol": symbol, "type": "SELL", "lots": lots, **({"terminal": terminal} if terminal else {})})
+
+
+def open_position(stack: Stack, symbol: str = "GBPUSD", lots: float = 0.02, terminal: str | None = None) -> str:
+    response = sell(stack, symbol, lots, terminal)
     assert response.status_code == 200, response.text
     return str(response.json()["ticket"])
 
 
-def close_position(stack: Stack, ticket: str) -> None:
-    response = api(stack, "POST", f"/api/trade/close/{ticket}")
+def close_position(stack: Stack, ticket: str, terminal: str | None = None) -> None:
+    response = api(stack, "POST", f"/api/trade/close/{ticket}", json={"terminal": terminal} if terminal else None)
     assert response.status_code == 200, response.text
 
 
@@ -384,26 +388,23 @@ def test_positions_on_accounts_in_other_currencies_are_totalled_apart(alice: Ali
     page = alice.page
     euro = "B@Euro-Paper"
     env = {**stack.env, "QT_PAPER__CURRENCY": "EUR", "QT_PAPER__LOGIN": "2000002"}
+    first = api(stack, "GET", "/api/account").json()["terminal"]  # before the second one: /api/account gives the first id in order
     second = start(
         ["paper", "--terminal", euro, "--rate", "50", "--heartbeat-s", "0.5", "--command-endpoint", f"tcp://127.0.0.1:{free_port()}"],
         env,
         stack.tmp / "paper-euro.log",
     )
-    tickets: list[str] = []
+    held: list[tuple[str, str]] = []  # (terminal, ticket): tickets are per terminal (both paper books count from 100001)
     try:
-        first = api(stack, "GET", "/api/account").json()["terminal"]
-
-        def trade(terminal: str) -> str | None:
-            response = api(stack, "POST", "/api/trade", json={"symbol": "GBPUSD", "type": "SELL", "lots": 0.01, "terminal": terminal})
-            return str(response.json()["ticket"]) if response.status_code == 200 else None  # 422 until its first GBPUSD quote
-
         for terminal in (first, euro):
-            ticket = wait_for(lambda: trade(terminal), 30, f"a position on {terminal}'s account")
-            tickets.append(ticket)
-            expect(page.locator(f'#positions tr[data-key="{terminal}|{ticket}"]')).to_have_count(1)  # tickets are per terminal
+            # 422 until the terminal's first GBPUSD quote
+            opened = wait_for(lambda: (r := sell(stack, "GBPUSD", 0.01, terminal)).status_code == 200 and r, 30, f"a position on {terminal}'s account")
+            ticket = str(opened.json()["ticket"])
+            held.append((terminal, ticket))
+            expect(page.locator(f'#positions tr[data-key="{terminal}|{ticket}"]')).to_have_count(1)
         amount = r"-?[\d,]+\.\d\d"
         expect(page.locator("#positions-total")).to_have_text(re.compile(rf"^({amount} USD · {amount} EUR|{amount} EUR · {amount} USD)$"))
     finally:
-        for ticket in tickets:
-            api(stack, "POST", f"/api/trade/close/{ticket}")
+        for terminal, ticket in held:
+            close_position(stack, ticket, terminal)
         stop(second)

@@ -40,7 +40,9 @@ PROTECTED = [
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     stack = make_stack(tmp_path_factory.mktemp("auth"), QT_SIDECAR__RATE_PER_TOKEN_BURST="30", QT_SIDECAR__RATE_PER_TOKEN_PER_S="1", QT_SIDECAR__WS_AUTH_RECHECK_S="0.3", QT_SIDECAR__WS_MAX_PER_USER="3",
-        QT_SIDECAR__LOGIN_FAILURES_PER_NAME_PER_MIN="1",  # a failure's token comes back after a minute: counts below are exact
+        # a token comes back after a minute: the login counts below are exact; per name as fast as per IP, so one IP cannot lock a name
+        QT_SIDECAR__LOGIN_PER_MIN="1",
+        QT_SIDECAR__LOGIN_FAILURES_PER_NAME_PER_MIN="1",
     )
     stack.procs["sidecar"] = start(["sidecar"], stack.env, stack.tmp / "sidecar.log")
     wait_for(lambda: _up(stack), 30, "the sidecar to answer", interval=0.2)
@@ -277,16 +279,16 @@ def _login_from(stack: Stack, ip: str, username: str, password: str) -> int:
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="source addresses across 127.0.0.0/8 are Linux's loopback")
 def test_one_guessing_client_cannot_lock_a_user_out_but_many_are_capped(stack: Stack) -> None:
-    done = cli(["user", "add", "carol", "--role", "viewer", "--password-stdin"], stack.env, "carol-secret-pw\n")
+    done = cli(["user", "add", "dave", "--role", "viewer", "--password-stdin"], stack.env, "dave-secret-pw\n")
     assert done.returncode == 0, done.stderr
-    # one client guessing carol's password: cut at its IP's burst (5), and carol logs in from elsewhere
-    guesses = [_login_from(stack, "127.0.0.2", "carol", f"guess-{i}") for i in range(8)]
+    # one client guessing dave's password: cut at its IP's burst (5), and dave logs in from elsewhere
+    guesses = [_login_from(stack, "127.0.0.2", "dave", f"guess-{i}") for i in range(8)]
     assert guesses[:5] == [401] * 5 and guesses[5:] == [429] * 3, guesses
-    assert _login_from(stack, "127.0.0.3", "carol", "carol-secret-pw") == 200
+    assert _login_from(stack, "127.0.0.3", "dave", "dave-secret-pw") == 200
     # many clients together: failures per name are capped (burst 10: 5 left), then even the right password waits
-    spread = [_login_from(stack, f"127.0.1.{i}", "carol", "wrong") for i in range(1, 13)]
+    spread = [_login_from(stack, f"127.0.1.{i}", "dave", "wrong") for i in range(1, 13)]
     assert spread == [401] * 5 + [429] * 7, spread
-    assert _login_from(stack, "127.0.0.4", "carol", "carol-secret-pw") == 429
+    assert _login_from(stack, "127.0.0.4", "dave", "dave-secret-pw") == 429
 
 
 def test_login_attempts_are_rate_limited(stack: Stack) -> None:

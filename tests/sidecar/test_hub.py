@@ -357,6 +357,20 @@ def test_buckets_refill_say_when_to_retry_and_stay_bounded() -> None:
     assert len(buckets) <= 100
 
 
+def test_failures_paid_after_the_fact_are_all_paid_even_when_checked_together() -> None:
+    """Login failures: wait() before the scrypt, charge() after it. Ten attempts that all passed wait() with one
+    token left are all charged (take() would have charged one and counted nine as refused)."""
+    now = [0.0]
+    names = Buckets(1.0, 2, clock=lambda: now[0])
+    names.charge("carol")
+    assert [names.wait("carol") for _ in range(10)] == [0.0] * 10 and names.denied == 0  # wait takes nothing
+    for _ in range(10):
+        names.charge("carol")
+    assert names.wait("carol") == 10.0 and names.denied == 1  # 1 - 10 tokens: ten seconds until one is back
+    now[0] += 10.0
+    assert names.wait("carol") == 0.0
+
+
 def test_a_snapshot_that_outlived_its_replay_buffer_is_discarded_and_asked_again(monkeypatch) -> None:
     """Updates beyond the replay buffer while a snapshot is in flight are not kept: applying that snapshot
     would lose them and tell clients that positions opened meanwhile are closed."""

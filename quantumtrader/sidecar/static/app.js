@@ -256,11 +256,15 @@ function renderPositions() {
   totalEl.classList.toggle("neg", sums.length > 0 && sums.every((x) => x < 0));
 }
 
+// The label a position's P&L is summed under: its account's currency; a terminal whose account has not
+// been seen yet (its account_update is a heartbeat away) is summed on its own, under its name.
 function accountCurrency(terminal) {
-  const known = terminal ? state.currencies.get(terminal) : undefined;
-  if (known !== undefined) return known;
   const a = state.account;
-  return a && (!terminal || !a.terminal || a.terminal === terminal) ? a.currency || "" : "";
+  if (!terminal) return a ? a.currency || "" : "";
+  const known = state.currencies.get(terminal);
+  if (known !== undefined) return known;
+  if (a && (!a.terminal || a.terminal === terminal)) return a.currency || "";
+  return `(${terminal})`;
 }
 
 function rememberCurrency(account) {
