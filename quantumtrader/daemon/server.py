@@ -383,10 +383,13 @@ class Daemon:
     def handle_heartbeat(self, msg: dict[str, Any]) -> None:
         session = self.terminals.sessions[msg["terminal"]]
         session.ea_dropped = msg["dropped"]
-        if not session.registered and "command_endpoint" in msg:
-            # A terminal met after a daemon restart: its heartbeat carries the hello fields.
+        if (not session.registered or session.gone) and "command_endpoint" in msg:
+            # A terminal met after a daemon restart: its heartbeat carries the hello fields. Or one
+            # that said bye and still beats: the bye came from another process under its id (a copy
+            # of the EA that failed to start) or its new hello was lost; it is alive, so it trades.
+            back = session.gone
             self.terminals.register(session, msg)
-            log.info("terminal registered from heartbeat", terminal=session.terminal, command_endpoint=session.command_endpoint)
+            log.info("terminal registered from heartbeat", terminal=session.terminal, command_endpoint=session.command_endpoint, after_bye=back)
             for hook in self._event_hooks.get("hello", ()):
                 hook(msg)
 

@@ -88,6 +88,22 @@ class Terminal:
         return self.log.read_text(errors="replace")
 
 
+def ea_env(eps: Endpoints, tick_path: Path, name: str, command: str) -> dict[str, str]:
+    """The simulated terminal's settings and the EA's inputs, as the environment the harness reads."""
+    return {
+        **{k: v for k, v in os.environ.items() if not k.startswith("MQL_")},
+        "MQL_TICKS": str(tick_path),
+        "MQL_CHART_SYMBOL": "EURUSD",
+        "MQL_TICK_US": str(TICK_US),
+        "MQL_SERVER_OFFSET_S": "10800",  # a broker on UTC+3: the EA must undo it
+        "MQL_INPUT_EventsEndpoint": eps.events,
+        "MQL_INPUT_CommandBindEndpoint": command,
+        "MQL_INPUT_CommandEndpointAnnounced": command,
+        "MQL_INPUT_TerminalId": name,
+        "MQL_INPUT_HeartbeatSeconds": "1",
+    }
+
+
 @pytest.fixture
 def stack(tmp_path: Path, executables: dict[str, Path], tick_file) -> Iterator[tuple[Endpoints, dict[str, Terminal], FeedSubscriber]]:
     eps = Endpoints()
@@ -97,23 +113,11 @@ def stack(tmp_path: Path, executables: dict[str, Path], tick_file) -> Iterator[t
         feed.wait_joined()
         terminals = {}
         for platform, exe in executables.items():
-            port = free_port()
+            command = f"tcp://127.0.0.1:{free_port()}"
             name = f"harness-{platform}"
             log = tmp_path / f"{platform}.log"
-            ea_env = {
-                **{k: v for k, v in os.environ.items() if not k.startswith("MQL_")},
-                "MQL_TICKS": str(tick_file[0]),
-                "MQL_CHART_SYMBOL": "EURUSD",
-                "MQL_TICK_US": str(TICK_US),
-                "MQL_SERVER_OFFSET_S": "10800",  # a broker on UTC+3: the EA must undo it
-                "MQL_INPUT_EventsEndpoint": eps.events,
-                "MQL_INPUT_CommandBindEndpoint": f"tcp://127.0.0.1:{port}",
-                "MQL_INPUT_CommandEndpointAnnounced": f"tcp://127.0.0.1:{port}",
-                "MQL_INPUT_TerminalId": name,
-                "MQL_INPUT_HeartbeatSeconds": "1",
-            }
-            proc = subprocess.Popen([str(exe)], env=ea_env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
-            terminals[platform] = Terminal(platform, name, f"tcp://127.0.0.1:{port}", proc, log)
+            proc = subprocess.Popen([str(exe)], env=ea_env(eps, tick_file[0], name, command), stdout=log.open("wb"), stderr=subprocess.STDOUT)
+            terminals[platform] = Terminal(platform, name, command, proc, log)
         try:
             yield eps, terminals, feed
         finally:
@@ -280,6 +284,27 @@ def test_reinit_in_place_multipart_requests_and_lot_steps(stack) -> None:
         assert odd["ok"] and odd["lots"] == 0.01, odd
         _, tiny = ask_ea(t.command, open_command("TINY" + p, "EURUSD", "sell", 0.004, deviation_points=1000))
         assert tiny["ok"] is False and tiny["error"]["code"] == (131 if t.platform == "mql4" else 10014), tiny
+
+
+@pytest.mark.timeout(TIMEOUT_S)
+def test_a_copy_that_cannot_start_says_nothing_for_the_one_that_runs(stack, executables, tick_file) -> None:
+    """A second copy of the EA on another chart of the same terminal has the same default terminal id and
+    command port: its bind fails and it does not start. It used to say bye under that id on its way out
+    (OnDeinit after a failed OnInit), and the daemon took the working copy for gone: orders refused, ticks
+    flowing. Now it sends nothing (seen as no seq regression: its bye had seq 0), and the terminal trades."""
+    eps, terminals, _feed = stack
+    for platform, t in terminals.items():
+        wait_for(lambda: (s := terminal_status(eps, t.name)) and s["connected"] and s["events"] > 5 and s, 30, f"{t.name} streaming")
+        before = terminal_status(eps, t.name)
+        copy = subprocess.run([str(executables[platform])], env=ea_env(eps, tick_file[0], t.name, t.command), capture_output=True, timeout=60)
+        out = (copy.stdout + copy.stderr).decode(errors="replace")  # the EA's Print goes to stderr
+        assert copy.returncode == 3 and "cannot bind the command socket" in out and "oninit=1" in out, out[-2000:]  # INIT_FAILED
+        # what the copy sent on its way out (the old code's bye) left with it: give the daemon time to read it
+        wait_for(lambda: terminal_status(eps, t.name)["events"] >= before["events"] + 3, 10, f"{t.name}'s next events")
+        after = terminal_status(eps, t.name)
+        assert after["seq_regressions"] == before["seq_regressions"] and not after["gone"], (before, after)
+        reply = control(eps.control, "trade", timeout_ms=20_000, symbol="EURUSD", side="buy", lots=0.1, terminal=t.name, source="test")
+        assert reply["order"]["status"] == "filled", reply
 
 
 @pytest.mark.parametrize(

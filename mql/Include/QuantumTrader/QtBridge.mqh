@@ -50,7 +50,7 @@ QtQueue      g_queue;
 string       g_terminal = "";
 string       g_hello_fields = "";
 string       g_pending_reply = "";       // a reply the REP socket did not take yet
-bool         g_connected = false;       // the bridge emits events (false after OnDeinit)
+bool         g_connected = false;       // the hello went out, so OnDeinit says bye (false after it, or after a failed start)
 bool         g_bound = false;           // the REP socket is bound (kept across a re-initialisation)
 string       g_push_endpoint = "";      // what g_push is connected to
 string       g_rep_endpoint = "";       // the input g_rep was bound with
@@ -381,7 +381,6 @@ int QtBridgeStart(string platform, datetime server_now)
         }
       g_push_endpoint = EventsEndpoint;
      }
-   g_connected = true;
    if(!g_bound || g_rep_endpoint != CommandBindEndpoint)
      {
       if(g_bound)
@@ -405,6 +404,10 @@ int QtBridgeStart(string platform, datetime server_now)
       PrintFormat("QuantumTrader: EventSetMillisecondTimer failed, error %d", GetLastError());
       return INIT_FAILED;
      }
+   // Only now may OnDeinit say bye: a start that failed above (a second copy of the EA whose
+   // command port is taken, under the same default terminal id) must not say it for the copy
+   // that works, which the daemon would take as gone and stop trading with.
+   g_connected = true;
    QtEmit(QT_KIND_OTHER, "", QtHelloEvent(g_terminal, QtSeqTake(g_seq), g_hello_fields, QtNowUtcMsc()));
    QtSendAccount();
    QtSendPositions();
