@@ -31,8 +31,11 @@ void QtClockInit(QtClock &clock, bool automatic, int offset_minutes)
 //--- re-estimate the offset from a server time (ignored when fixed). Taken
 //--- only when it looks fresh: within 2 minutes of a whole quarter hour off
 //--- UTC and inside the world's offsets (-12 h..+14 h). A stale time (MT4's
-//--- TimeCurrent() over a weekend) almost never passes, and the previous
-//--- offset (or UtcOffsetMinutes before the first estimate) stays.
+//--- TimeCurrent() over a weekend) passes about a quarter of the time (4 of
+//--- every 15 minutes) with a wrong offset, which holds until the next tick
+//--- re-estimates it; a stale time refused leaves the previous offset (or
+//--- UtcOffsetMinutes before the first estimate). Set the offset by input
+//--- (UtcOffsetAuto = false) to be sure when starting with the market closed.
 void QtClockUpdate(QtClock &clock, datetime server_now)
   {
    if(clock.fixed || server_now <= 0)
