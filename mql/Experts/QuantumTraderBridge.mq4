@@ -87,10 +87,16 @@ string QtPositionsJson(string &key)
       out = out + QtPositionObject(OrderTicket(), symbol, OrderType() == OP_BUY, OrderLots(), lot_digits,
                                    OrderOpenPrice(), OrderStopLoss(), OrderTakeProfit(), digits, OrderProfit(),
                                    OrderSwap(), OrderCommission(), OrderMagicNumber(), OrderComment(),
-                                   QtServerTimeToUtcMsc(g_clock, OrderOpenTime()));
+                                   QtServerTimeToUtcMsc(g_clock, OrderOpenTime()), QtMoneyDigits());
       written++;
      }
    return out + "]";
+  }
+
+//--- MQL4 has no ACCOUNT_CURRENCY_DIGITS: 2, as MT4 shows money (a crypto account would be rounded)
+int QtMoneyDigits()
+  {
+   return 2;
   }
 
 string QtPositionsKey()

@@ -97,10 +97,19 @@ string QtPositionsJson(string &key)
       if(written > 0)
          out = out + ",";
       out = out + QtPositionObject((long)ticket, symbol, is_buy, lots, lot_digits, price_open, sl, tp, digits,
-                                   profit, swap, commission, magic, comment, open_msc);
+                                   profit, swap, commission, magic, comment, open_msc, QtMoneyDigits());
       written++;
      }
    return out + "]";
+  }
+
+//--- the account currency's decimals: 2 for USD, 8 for a BTC account (money fields were always 2)
+int QtMoneyDigits()
+  {
+   int digits = (int)AccountInfoInteger(ACCOUNT_CURRENCY_DIGITS);
+   if(digits < 0 || digits > 8)
+      return 2;
+   return digits;
   }
 
 string QtPositionsKey()

@@ -47,12 +47,12 @@ GOLDEN_EVENTS: dict[str, tuple[str, dict[str, Any]]] = {
         '{"v":1,"type":"tick","terminal":"5012345@ICMarkets-Demo","seq":42,"symbol":"XAUUSD","bid":2034.50,"ask":2034.85,"time_msc":1705314645200,"volume":0}',
         {"bid": 2034.5, "ask": 2034.85, "volume": 0},
     ),
-    # QtAccountEvent(TERMINAL, 7, QtAccountFields(5012345, "USD", 10000, 10012.5, 108.6, 9903.9, 100, "Jane \"JT\" Trader", "ICMarkets-Demo"), NOW)
+    # QtAccountEvent(TERMINAL, 7, QtAccountFields(5012345, "USD", 10000, 10012.5, 108.6, 9903.9, 100, "Jane \"JT\" Trader", "ICMarkets-Demo", 2), NOW)
     "account": (
         '{"v":1,"type":"account","terminal":"5012345@ICMarkets-Demo","seq":7,"login":5012345,"currency":"USD","balance":10000.00,"equity":10012.50,"margin":108.60,"free_margin":9903.90,"leverage":100,"name":"Jane \\"JT\\" Trader","server":"ICMarkets-Demo","time_msc":1705314650000}',
         {"login": 5012345, "balance": 10000.0, "equity": 10012.5, "free_margin": 9903.9, "name": 'Jane "JT" Trader'},
     ),
-    # QtPositionsEvent(TERMINAL, 8, "[" + QtPositionObject(123456, "EURUSD", true, 0.1, 2, 1.08561, 1.083, 1.09, 5, 12.5, 0, -0.7, 20240115, "QT-7K2M9Q4X1B", 1705314600000) + "]", NOW)
+    # QtPositionsEvent(TERMINAL, 8, "[" + QtPositionObject(123456, "EURUSD", true, 0.1, 2, 1.08561, 1.083, 1.09, 5, 12.5, 0, -0.7, 20240115, "QT-7K2M9Q4X1B", 1705314600000, 2) + "]", NOW)
     "positions": (
         '{"v":1,"type":"positions","terminal":"5012345@ICMarkets-Demo","seq":8,"positions":[{"ticket":123456,"symbol":"EURUSD","side":"buy","lots":0.10,"open_price":1.08561,"sl":1.08300,"tp":1.09000,"profit":12.50,"swap":0.00,"commission":-0.70,"magic":20240115,"comment":"QT-7K2M9Q4X1B","open_time_msc":1705314600000}],"time_msc":1705314650000}',
         {"positions": [{"ticket": 123456, "symbol": "EURUSD", "side": "buy", "lots": 0.1, "open_price": 1.08561, "sl": 1.083, "tp": 1.09,

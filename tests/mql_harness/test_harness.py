@@ -307,6 +307,28 @@ def test_a_copy_that_cannot_start_says_nothing_for_the_one_that_runs(stack, exec
         assert reply["order"]["status"] == "filled", reply
 
 
+@pytest.mark.timeout(TIMEOUT_S)
+def test_an_mt5_account_in_bitcoin_keeps_its_satoshis(tmp_path: Path, executables, tick_file) -> None:
+    """Money fields were written with 2 decimals whatever the account's currency: a BTC balance of 0.12345678
+    reached the daemon as 0.12. MT5 says how many decimals the account currency has (ACCOUNT_CURRENCY_DIGITS)."""
+    eps = Endpoints()
+    with daemon_process(eps, tmp_path):
+        env = {**ea_env(eps, tick_file[0], "harness-btc", f"tcp://127.0.0.1:{free_port()}"),
+               "MQL_CURRENCY": "BTC", "MQL_CURRENCY_DIGITS": "8", "MQL_BALANCE": "0.12345678"}  # fmt: skip
+        log = tmp_path / "btc.log"
+        proc = subprocess.Popen([str(executables["mql5"])], env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+        try:
+            account = wait_for(
+                lambda: next((a for a in control(eps.control, "snapshot")["accounts"] if a.get("terminal") == "harness-btc"), None),
+                30,
+                "the BTC account",
+            )
+            assert account["currency"] == "BTC" and account["balance"] == 0.12345678, account
+        finally:
+            proc.kill()
+            proc.wait(5)
+
+
 @pytest.mark.parametrize(
     ("platform", "old", "new", "expect"),
     [

@@ -5,7 +5,7 @@
 //| the symbol list, the outgoing queue, hello/heartbeat/account/bye,|
 //| and serving commands from the REP socket (parse, answer a        |
 //| repeated id from the cache, execute once). The EA supplies the   |
-//| platform half through the three functions declared below, and   |
+//| platform half through the four functions declared below, and    |
 //| declares these inputs before including this file:                |
 //|   EventsEndpoint, CommandBindEndpoint, CommandEndpointAnnounced, |
 //|   TerminalId, SymbolList, HeartbeatSeconds, TimerMilliseconds,   |
@@ -30,6 +30,7 @@
 string QtPositionsJson(string &key);     // the positions array; key: what counts as a change
 string QtPositionsKey();                 // the key alone, cheaply
 string QtExecuteTrade(QtCommand &cmd);   // open, close or modify -> the reply text
+int    QtMoneyDigits();                  // decimals of the account currency (balance, profit...)
 
 //--- event kinds of the queue (QtQueue.mqh)
 #define QT_KIND_TICK      1
@@ -209,7 +210,7 @@ string QtAccountFieldsNow()
                           AccountInfoDouble(ACCOUNT_BALANCE), AccountInfoDouble(ACCOUNT_EQUITY),
                           AccountInfoDouble(ACCOUNT_MARGIN), AccountInfoDouble(ACCOUNT_MARGIN_FREE),
                           AccountInfoInteger(ACCOUNT_LEVERAGE), AccountInfoString(ACCOUNT_NAME),
-                          AccountInfoString(ACCOUNT_SERVER));
+                          AccountInfoString(ACCOUNT_SERVER), QtMoneyDigits());
   }
 
 void QtSendAccount()

@@ -57,12 +57,13 @@ string QtTickEvent(string terminal, long seq, string symbol, double bid, double 
   }
 
 //--- the account fields (no braces): the account event and the snapshot reply share them
+//--- money_digits: the account currency's decimals (2 for USD, 8 for a BTC account)
 string QtAccountFields(long login, string currency, double balance, double equity, double margin,
-                       double free_margin, long leverage, string name, string server)
+                       double free_margin, long leverage, string name, string server, int money_digits)
   {
    return "\"login\":" + QtJsonInt(login) + ",\"currency\":" + QtJsonString(currency) +
-          ",\"balance\":" + QtJsonNumber(balance, 2) + ",\"equity\":" + QtJsonNumber(equity, 2) +
-          ",\"margin\":" + QtJsonNumber(margin, 2) + ",\"free_margin\":" + QtJsonNumber(free_margin, 2) +
+          ",\"balance\":" + QtJsonNumber(balance, money_digits) + ",\"equity\":" + QtJsonNumber(equity, money_digits) +
+          ",\"margin\":" + QtJsonNumber(margin, money_digits) + ",\"free_margin\":" + QtJsonNumber(free_margin, money_digits) +
           ",\"leverage\":" + QtJsonInt(leverage) + ",\"name\":" + QtJsonString(name) +
           ",\"server\":" + QtJsonString(server);
   }
@@ -75,7 +76,7 @@ string QtAccountEvent(string terminal, long seq, string account_fields, long tim
 //--- one position object of the positions list
 string QtPositionObject(long ticket, string symbol, bool is_buy, double lots, int lot_digits,
                         double open_price, double sl, double tp, int digits, double profit, double swap,
-                        double commission, long magic, string comment, long open_time_msc)
+                        double commission, long magic, string comment, long open_time_msc, int money_digits)
   {
    string side = "sell";
    if(is_buy)
@@ -83,8 +84,8 @@ string QtPositionObject(long ticket, string symbol, bool is_buy, double lots, in
    return "{\"ticket\":" + QtJsonInt(ticket) + ",\"symbol\":" + QtJsonString(symbol) +
           ",\"side\":" + QtJsonString(side) + ",\"lots\":" + QtJsonNumber(lots, lot_digits) +
           ",\"open_price\":" + QtJsonNumber(open_price, digits) + ",\"sl\":" + QtJsonNumber(sl, digits) +
-          ",\"tp\":" + QtJsonNumber(tp, digits) + ",\"profit\":" + QtJsonNumber(profit, 2) +
-          ",\"swap\":" + QtJsonNumber(swap, 2) + ",\"commission\":" + QtJsonNumber(commission, 2) +
+          ",\"tp\":" + QtJsonNumber(tp, digits) + ",\"profit\":" + QtJsonNumber(profit, money_digits) +
+          ",\"swap\":" + QtJsonNumber(swap, money_digits) + ",\"commission\":" + QtJsonNumber(commission, money_digits) +
           ",\"magic\":" + QtJsonInt(magic) + ",\"comment\":" + QtJsonString(comment) +
           ",\"open_time_msc\":" + QtJsonInt(open_time_msc) + "}";
   }

@@ -18,6 +18,7 @@
 #include <chrono>
 #include <cmath>
 #include <csignal>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <map>
@@ -149,6 +150,8 @@ long offset_s = 7200;
 double balance = 10000.0;
 long leverage = 100, login = 5012345, stops_level = 10;
 std::string server = "QuantumTrader-Harness";
+std::string currency = "USD";
+long currency_digits = 2;
 double contract = 100000.0, vol_min = 0.01, vol_max = 100.0, vol_step = 0.01;
 std::vector<Order> open_orders, history;
 std::vector<Deal> deals;
@@ -204,11 +207,12 @@ double account_double(int property_id) {
 long account_integer(int property_id) {
 #ifdef QT_MQL5
   if (property_id == ACCOUNT_MARGIN_MODE) return ACCOUNT_MARGIN_MODE_RETAIL_HEDGING;  // positions are never merged here
+  if (property_id == ACCOUNT_CURRENCY_DIGITS) return currency_digits;
 #endif
   return property_id == ACCOUNT_LOGIN ? login : property_id == ACCOUNT_LEVERAGE ? leverage : 0;
 }
 string account_string(int property_id) {
-  if (property_id == ACCOUNT_CURRENCY) return string("USD");
+  if (property_id == ACCOUNT_CURRENCY) return string(currency.c_str());
   if (property_id == ACCOUNT_SERVER) return string(server.c_str());
   if (property_id == ACCOUNT_NAME) return string("Harness Trader");
   return string();
@@ -804,7 +808,9 @@ int main() {
   sim::load(ticks);
   sim::chart_symbol = std::getenv("MQL_CHART_SYMBOL") ? std::getenv("MQL_CHART_SYMBOL") : sim::symbols[0].name;
   sim::offset_s = env_long("MQL_SERVER_OFFSET_S", 7200);
-  sim::balance = (double)env_long("MQL_BALANCE", 10000);
+  sim::balance = std::getenv("MQL_BALANCE") ? std::strtod(std::getenv("MQL_BALANCE"), nullptr) : 10000.0;  // a BTC account: 0.12345678
+  if (std::getenv("MQL_CURRENCY")) sim::currency = std::getenv("MQL_CURRENCY");
+  sim::currency_digits = env_long("MQL_CURRENCY_DIGITS", 2);
   sim::leverage = env_long("MQL_LEVERAGE", 100);
   sim::login = env_long("MQL_LOGIN", 5012345);
   sim::stops_level = env_long("MQL_STOPS_LEVEL", 10);
