@@ -232,13 +232,15 @@ def test_both_compiled_eas_drive_the_real_daemon(stack, tick_file) -> None:
 
 
 @pytest.mark.timeout(TIMEOUT_S)
-def test_reinit_in_place_multipart_requests_and_lot_steps(stack) -> None:
+def test_reinit_in_place_multipart_requests_and_lot_steps(stack, tmp_path: Path) -> None:
     """What a line-by-line review found, now run: each would have stalled or doubled an order.
 
     - The terminal re-initialises an EA in place (OnDeinit, OnInit, globals
       kept) when the chart's symbol or period changes: the EA must come back
-      (no "port in use"), say bye and hello, keep serving commands, and still
-      answer a retried command id from its cache instead of trading twice.
+      (no "port in use"), say hello again without a bye (a bye released the
+      terminal's symbols to whichever other terminal ticked next), keep serving
+      commands, and still answer a retried command id from its cache instead
+      of trading twice.
     - A request of two frames must be read to its end and refused, or the
       REP socket would never reply again.
     - Lots are rounded down to the symbol's step; below the minimum is the
@@ -255,8 +257,10 @@ def test_reinit_in_place_multipart_requests_and_lot_steps(stack) -> None:
 
         t.proc.send_signal(signal.SIGUSR1)
         wait_for(lambda: "reinit oninit=0" in t.output(), 10, f"{t.name} to re-initialise")
-        session = wait_for(lambda: (s := terminal_status(eps, t.name)) and not s["gone"] and s["registered"] and s, 10, f"{t.name}'s hello after the re-init")
+        session = wait_for(lambda: (s := terminal_status(eps, t.name)) and s["hellos"] >= 2 and not s["gone"] and s, 10, f"{t.name}'s hello after the re-init")
         assert t.proc.poll() is None, t.output()[-2000:]
+        byes = [line for line in (tmp_path / "daemon.log").read_text(errors="replace").splitlines() if "terminal said bye" in line and t.name in line]
+        assert not byes, byes  # read after the hello, which the EA sends after any bye
         again_raw, _ = ask_ea(t.command, before)
         assert again_raw == first_raw, "a retried id after a re-init was executed again"
         assert t.output().count(f"comment=QT-{before['id']}") == 1

@@ -344,7 +344,7 @@ int QtBridgeStart(string platform, datetime server_now)
    // variables kept) when the chart's symbol or period or the inputs change.
    // So the reply cache is never reset here (a retry arriving across a
    // re-initialisation must still find its reply; globals start empty), the
-   // queue is kept unless its size changed (events still waiting, the bye
+   // queue is kept unless its size changed (events still waiting, a bye
    // among them, go out before the new hello), and the sockets below are
    // kept when their endpoints did not change.
    QtSeqReset(g_seq);
@@ -445,6 +445,12 @@ string QtReasonText(int reason)
 void QtBridgeStop(int reason)
   {
    EventKillTimer();
+   // A chart's symbol or period change re-initialises the EA in place with the same inputs: the
+   // same terminal, the same symbols, a hello in milliseconds. A bye would release its symbols
+   // meanwhile, and another terminal's tick would take their feature/signal series over for good.
+   // Should the new OnInit fail, its OnDeinit says the bye (g_connected stays true until then).
+   if(reason == REASON_CHARTCHANGE)
+      return;
    if(g_connected)
      {
       g_push.setLinger(ByeLingerMs);
