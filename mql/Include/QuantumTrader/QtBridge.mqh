@@ -347,7 +347,6 @@ int QtBridgeStart(string platform, datetime server_now)
    // queue is kept unless its size changed (events still waiting, a bye
    // among them, go out before the new hello), and the sockets below are
    // kept when their endpoints did not change.
-   QtSeqReset(g_seq);
    QtClockInit(g_clock, UtcOffsetAuto, UtcOffsetMinutes);
    QtClockUpdate(g_clock, server_now);
    if(g_queue.capacity != QueueCapacity)
@@ -409,6 +408,7 @@ int QtBridgeStart(string platform, datetime server_now)
    // command port is taken, under the same default terminal id) must not say it for the copy
    // that works, which the daemon would take as gone and stop trading with.
    g_connected = true;
+   QtSeqReset(g_seq);  // here, not earlier: a bye from a failed re-initialisation keeps the old count
    QtEmit(QT_KIND_OTHER, "", QtHelloEvent(g_terminal, QtSeqTake(g_seq), g_hello_fields, QtNowUtcMsc()));
    QtSendAccount();
    QtSendPositions();
@@ -456,6 +456,13 @@ void QtBridgeStop(int reason)
       g_push.setLinger(ByeLingerMs);
       QtEmit(QT_KIND_OTHER, "", QtByeEvent(g_terminal, QtSeqTake(g_seq), QtReasonText(reason), QtNowUtcMsc()));
       g_connected = false;
+     }
+   else if(reason == REASON_INITFAILED)
+     {
+      // a re-initialisation (new inputs) that failed after its OnInit set linger 0: the bye the
+      // previous OnDeinit queued, and anything before it, still get ByeLingerMs to leave
+      g_push.setLinger(ByeLingerMs);
+      QtFlush();
      }
   }
 //+------------------------------------------------------------------+

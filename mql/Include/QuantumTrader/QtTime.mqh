@@ -31,8 +31,8 @@ void QtClockInit(QtClock &clock, bool automatic, int offset_minutes)
 //--- re-estimate the offset from a server time (ignored when fixed). Taken
 //--- only when it looks fresh: within 2 minutes of a whole quarter hour off
 //--- UTC and inside the world's offsets (-12 h..+14 h). A stale time (MT4's
-//--- TimeCurrent() over a weekend) passes about a quarter of the time (4 of
-//--- every 15 minutes) with a wrong offset, which holds until the next tick
+//--- TimeCurrent() with the market closed) less than ~12 h old passes about
+//--- 4 times in 15 with an offset off by its age, until the next tick
 //--- re-estimates it; a stale time refused leaves the previous offset (or
 //--- UtcOffsetMinutes before the first estimate). Set the offset by input
 //--- (UtcOffsetAuto = false) to be sure when starting with the market closed.
