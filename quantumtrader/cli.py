@@ -13,6 +13,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from quantumtrader.config import Config, ConfigError, load_config, render_toml
+from quantumtrader.daemon.supervisor import BAD_INPUT_EXIT
 
 app = typer.Typer(
     name="qt-daemon",
@@ -40,7 +41,7 @@ TicksOpt = Annotated[
 SpeedOpt = Annotated[Optional[float], typer.Option("--speed", help="Replay speed: 1 = real time, 0 = as fast as possible.")]
 
 
-def _fail(message: str, code: int = 2) -> typer.Exit:
+def _fail(message: str, code: int = BAD_INPUT_EXIT) -> typer.Exit:
     typer.echo(f"error: {message}", err=True)
     return typer.Exit(code)
 
@@ -152,7 +153,7 @@ def paper_command(
     try:
         term.run()
     except TickFileError as exc:  # bad input (exit 2): a restart would meet the same file
-        raise _fail(str(exc), 2) from None
+        raise _fail(str(exc)) from None
     except ValueError as exc:
         raise _fail(str(exc), 1) from None
 
@@ -233,7 +234,7 @@ def evaluate(
         import importlib.util
 
         if importlib.util.find_spec("matplotlib") is None:
-            raise _fail("--plot needs matplotlib: pip install 'quantumtrader[plot]'", 2)
+            raise _fail("--plot needs matplotlib: pip install 'quantumtrader[plot]'")
     for out in (json_out, plot_out):
         if out is not None:
             _writable_dir(out)
@@ -251,7 +252,7 @@ def _writable_dir(path: Path) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise _fail(f"cannot write {path}: {exc.strerror or exc}", 2) from None
+        raise _fail(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
 @config_app.command("show")
@@ -381,7 +382,7 @@ def _check_files(paths: list[Path] | None, what: str = "--ticks") -> None:
         for path in paths or ():
             check_tick_file(path)
     except TickFileError as exc:
-        raise _fail(f"{what}: {exc}", 2) from None
+        raise _fail(f"{what}: {exc}") from None
     for symbol, files in shared_symbols(list(paths or ())).items():
         typer.echo(f"note: {', '.join(map(str, files))} are all {symbol}: merged by time into one series (right for consecutive periods of one feed, not for two brokers' feeds)", err=True)
 

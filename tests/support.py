@@ -14,7 +14,7 @@ import zmq
 from quantumtrader.bench.procs import Endpoints, control, daemon_process, free_port, start, stop, wait_for, wait_ready
 from quantumtrader.protocol import decode_feed
 
-__all__ = ["Endpoints", "FakeClock", "FeedSubscriber", "event_frame", "inproc_daemon", "serving", "control", "daemon_process", "free_port", "shared_ticks", "start", "stop", "wait_for", "wait_ready"]
+__all__ = ["Endpoints", "FakeClock", "FeedSubscriber", "event_frame", "inproc_daemon", "serving", "control", "daemon_process", "free_port", "shared_ticks", "start", "terminal_status", "stop", "wait_for", "wait_ready"]
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO.parent / "shared" / "data"
@@ -39,6 +39,11 @@ def serving(daemon: Any) -> Iterator[threading.Thread]:
     finally:
         daemon.stop()
         loop.join(10)
+
+
+def terminal_status(control_endpoint: str, name: str) -> dict[str, Any] | None:
+    """The daemon's health entry of terminal ``name``, or None before it is known."""
+    return next((t for t in control(control_endpoint)["health"]["terminals"] if t["terminal"] == name), None)
 
 
 def event_frame(terminal: str, fields: dict[str, Any]) -> bytes:

@@ -71,6 +71,7 @@ string QtPositionsJson(string &key)
    string out = "[";
    key = "";
    int written = 0;
+   int money_digits = QtMoneyDigits();  // once, not per position
    int total = OrdersTotal();
    for(int i = 0; i < total; i++)
      {
@@ -87,7 +88,7 @@ string QtPositionsJson(string &key)
       out = out + QtPositionObject(OrderTicket(), symbol, OrderType() == OP_BUY, OrderLots(), lot_digits,
                                    OrderOpenPrice(), OrderStopLoss(), OrderTakeProfit(), digits, OrderProfit(),
                                    OrderSwap(), OrderCommission(), OrderMagicNumber(), OrderComment(),
-                                   QtServerTimeToUtcMsc(g_clock, OrderOpenTime()), QtMoneyDigits());
+                                   QtServerTimeToUtcMsc(g_clock, OrderOpenTime()), money_digits);
       written++;
      }
    return out + "]";

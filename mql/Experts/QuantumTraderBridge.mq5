@@ -69,6 +69,7 @@ string QtPositionsJson(string &key)
    key = "";
    int total = PositionsTotal();
    int written = 0;
+   int money_digits = QtMoneyDigits();  // once, not per position
    for(int i = 0; i < total; i++)
      {
       ulong ticket = PositionGetTicket(i);  // also selects it; 0 = failed
@@ -97,7 +98,7 @@ string QtPositionsJson(string &key)
       if(written > 0)
          out = out + ",";
       out = out + QtPositionObject((long)ticket, symbol, is_buy, lots, lot_digits, price_open, sl, tp, digits,
-                                   profit, swap, commission, magic, comment, open_msc, QtMoneyDigits());
+                                   profit, swap, commission, magic, comment, open_msc, money_digits);
       written++;
      }
    return out + "]";

@@ -30,6 +30,7 @@ from quantumtrader.execution.sessions import CommandSession
 from quantumtrader.log import get_logger
 from quantumtrader.metrics import LogLimiter
 from quantumtrader.protocol import (
+    MAX_PRICE,
     MAX_TICKET,
     ProtocolError,
     check_symbol,
@@ -86,8 +87,8 @@ class ExecutionEngine:
         d.control.register_async("modify", self.control_modify)
         d.control.register("orders", self.control_orders)
         d.control.register("risk", self.control_risk)
-        d.status_fields(lambda: {"orders_pending": self._count(PENDING), "orders_unknown": self._count(UNKNOWN)})
         d.pending_trades = lambda: self._count(PENDING)  # health's data_flow: derived, never counted by hand
+        d.status_fields(lambda: {"orders_pending": d.pending_trades(), "orders_unknown": self._count(UNKNOWN)})
 
     def set_volatility_source(self, source: Any) -> None:
         """``source(symbol) -> float | None``: recent volatility of tick returns for default stops."""
@@ -144,7 +145,7 @@ class ExecutionEngine:
             if order.kind == "close" and held is None:
                 self._settle(order, FILLED, reconciled=True)
                 continue
-            if order.kind == "close" and order.position_lots and held is not None and held["lots"] < order.position_lots - 1e-9:
+            if order.kind == "close" and order.position_lots and held["lots"] < order.position_lots - 1e-9:  # held: a None closed it above
                 # A partial close keeps the ticket on MT5 (and the paper terminal): its lots shrank.
                 self._settle(order, FILLED, lots=round(order.position_lots - held["lots"], 8), reconciled=True)
                 continue
@@ -494,8 +495,8 @@ def _side(request: dict[str, Any]) -> str:
     raise ControlError("side must be buy or sell", 422)
 
 
-#: Beyond any lot size, stop or take-profit of any market; lot arithmetic on 1e308 overflowed (a 500).
-_MAX_NUMBER = 1e12
+#: Beyond any lot size, stop or take-profit of any market (the protocol's price bound); lot arithmetic on 1e308 overflowed (a 500).
+_MAX_NUMBER = MAX_PRICE
 
 
 def _optional_number(request: dict[str, Any], *names: str) -> float | None:

@@ -62,6 +62,7 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
         sidecar.counters["ws_auth_failures"] += 1
         await _refuse(websocket, exc.message, CLOSE_POLICY)
         return
+    assert token is not None  # authenticate() refused a connection without one
     if sidecar.hub.full():
         sidecar.counters["ws_refused_full"] += 1
         await _refuse(websocket, "server full; retry later", CLOSE_TOO_SLOW)
@@ -82,7 +83,7 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
             del sidecar.ws_per_user[principal.name]
 
 
-async def _serve(websocket: WebSocket, sidecar: Sidecar, principal: Principal, token: str | None) -> None:
+async def _serve(websocket: WebSocket, sidecar: Sidecar, principal: Principal, token: str) -> None:
     """An accepted, authenticated connection, until it ends."""
     await websocket.send_text(
         message("connection", {"status": "connected", "server": SERVER_NAME, "user": principal.name, "role": principal.role, "symbols": sorted(sidecar.clone.quotes) if sidecar.clone else []})
@@ -90,7 +91,6 @@ async def _serve(websocket: WebSocket, sidecar: Sidecar, principal: Principal, t
     send, writer = batch_writer(websocket, sidecar.hub.frames)
     client = sidecar.hub.add(send, writer)
     watcher = asyncio.get_running_loop().create_task(_close_when_dropped(websocket, client), name="ws-watch")
-    assert token is not None  # authenticate() refused a connection without one
     session = Session(sidecar, client, principal, token)
     rechecker = asyncio.get_running_loop().create_task(_recheck_token(websocket, session, sidecar), name="ws-auth")
     try:

@@ -12,14 +12,10 @@ from pathlib import Path
 
 import zmq
 
-from support import control, event_frame, inproc_daemon, serving, wait_for
+from support import event_frame, inproc_daemon, serving, terminal_status, wait_for
 
 TERMINAL = "beating-1@Test"
 HELLO = {"platform": "MT5", "command_endpoint": "tcp://127.0.0.1:1", "symbols": ["EURUSD"]}
-
-
-def _status(endpoint: str) -> dict | None:
-    return next((t for t in control(endpoint)["health"]["terminals"] if t["terminal"] == TERMINAL), None)
 
 
 def test_a_heartbeat_after_a_bye_brings_the_terminal_back(tmp_path: Path) -> None:
@@ -30,12 +26,12 @@ def test_a_heartbeat_after_a_bye_brings_the_terminal_back(tmp_path: Path) -> Non
     try:
         with serving(d):
             push.send(event_frame(TERMINAL, {"type": "hello", "seq": 0, **HELLO}))
-            wait_for(lambda: (_status(eps.control) or {}).get("connected"), 10, "the hello")
+            wait_for(lambda: (terminal_status(eps.control, TERMINAL) or {}).get("connected"), 10, "the hello")
             push.send(event_frame(TERMINAL, {"type": "bye", "seq": 0, "reason": "initialization failed"}))  # another copy's
-            gone = wait_for(lambda: (s := _status(eps.control)) and s["gone"] and s, 10, "the bye")
+            gone = wait_for(lambda: (s := terminal_status(eps.control, TERMINAL)) and s["gone"] and s, 10, "the bye")
             assert not gone["connected"]
             push.send(event_frame(TERMINAL, {"type": "heartbeat", "seq": 5, "dropped": 0, **HELLO}))
-            back = wait_for(lambda: (s := _status(eps.control)) and s["connected"] and s, 10, "the heartbeat to bring it back")
+            back = wait_for(lambda: (s := terminal_status(eps.control, TERMINAL)) and s["connected"] and s, 10, "the heartbeat to bring it back")
             assert not back["gone"] and back["bye_reason"] == ""
     finally:
         push.close()

@@ -147,8 +147,8 @@ def sell(stack: Stack, symbol: str, lots: float, terminal: str | None = None) ->
     return api(stack, "POST", "/api/trade", json={"symbol": symbol, "type": "SELL", "lots": lots, **({"terminal": terminal} if terminal else {})})
 
 
-def open_position(stack: Stack, symbol: str = "GBPUSD", lots: float = 0.02, terminal: str | None = None) -> str:
-    response = sell(stack, symbol, lots, terminal)
+def open_position(stack: Stack, symbol: str = "GBPUSD", lots: float = 0.02) -> str:
+    response = sell(stack, symbol, lots)
     assert response.status_code == 200, response.text
     return str(response.json()["ticket"])
 

@@ -4,6 +4,7 @@ lost and late replies, a daemon killed mid-order, a terminal frozen mid-command.
 from __future__ import annotations
 
 import signal
+import sqlite3
 import time
 from pathlib import Path
 
@@ -11,8 +12,8 @@ import orjson
 import pytest
 import zmq
 
-from quantumtrader.protocol import control_request, encode, new_command_id, parse_object, snapshot_command
-from support import Endpoints, control, daemon_process, free_port, start, stop, wait_for
+from quantumtrader.protocol import control_request, decode_command, encode, new_command_id, now_msc, parse_object, reply_ok, snapshot_command
+from support import Endpoints, control, daemon_process, event_frame, free_port, inproc_daemon, serving, start, stop, wait_for
 
 # Generous limits so only the rule under test can refuse; a rich paper account.
 RISK_OFF = {
@@ -40,6 +41,15 @@ def terminal_positions(endpoint: str) -> list[dict]:
         return parse_object(sock.recv())["positions"]
     finally:
         sock.close()
+
+
+def settled_order(endpoint: str, order_id: str, timeout: float, what: str) -> dict:
+    """Wait until the daemon's order journal shows ``order_id`` settled (no longer unknown); return it."""
+    return wait_for(
+        lambda: next((o for o in control(endpoint, "orders", limit=50)["orders"] if o["id"] == order_id and o["status"] != "unknown"), None),
+        timeout,
+        what,
+    )
 
 
 class Dealer:
@@ -151,11 +161,7 @@ def test_daemon_killed_between_command_and_reply_reconciles_instead_of_resending
         dealer.close()
     try:
         with daemon_process(eps, tmp_path, **env):
-            settled = wait_for(
-                lambda: next((o for o in control(eps.control, "orders")["orders"] if o["id"] == order["id"] and o["status"] != "unknown"), None),
-                15,
-                "the order to be reconciled from the terminal's positions",
-            )
+            settled = settled_order(eps.control, order["id"], 15, "the order to be reconciled from the terminal's positions")
             assert settled["status"] == "filled" and settled["reconciled"] is True
             assert settled["ticket"] is not None
             held = [p for p in terminal_positions(eps.command) if p["comment"] == "QT-" + order["id"]]
@@ -202,11 +208,7 @@ def test_frozen_terminal_ends_unknown_then_settles_while_another_keeps_filling(t
             order_id = unknown["order"]["id"]
 
             a.send_signal(signal.SIGCONT)
-            settled = wait_for(
-                lambda: next((o for o in control(eps.control, "orders", limit=50)["orders"] if o["id"] == order_id and o["status"] != "unknown"), None),
-                20,
-                "the unknown order to settle once A is back",
-            )
+            settled = settled_order(eps.control, order_id, 20, "the unknown order to settle once A is back")
             held = [p for p in terminal_positions(eps.command) if p["comment"] == "QT-" + order_id]
             assert len(held) <= 1
             assert settled["status"] == ("filled" if held else "rejected")
@@ -239,11 +241,7 @@ def test_trade_timeout_reply_settles_from_positions_not_as_rejected(tmp_path: Pa
             assert reply["ok"] is False and reply["status"] == 504, reply
             order = reply["order"]
             assert order["status"] == "unknown" and "trade timeout (128)" in reply["error"]
-            settled = wait_for(
-                lambda: next((o for o in control(eps.control, "orders")["orders"] if o["id"] == order["id"] and o["status"] != "unknown"), None),
-                15,
-                "the order to be reconciled from the terminal's positions",
-            )
+            settled = settled_order(eps.control, order["id"], 15, "the order to be reconciled from the terminal's positions")
             assert settled["status"] == "filled" and settled["reconciled"] is True
             assert [p["comment"] for p in terminal_positions(eps.command)].count("QT-" + order["id"]) == 1
 
@@ -251,16 +249,9 @@ def test_trade_timeout_reply_settles_from_positions_not_as_rejected(tmp_path: Pa
             # (a partial close keeps its ticket; a modify changes no ticket: both used to settle as rejected).
             ticket = int(settled["ticket"])
 
-            def reconciled(order_id: str) -> dict:
-                return wait_for(
-                    lambda: next((o for o in control(eps.control, "orders")["orders"] if o["id"] == order_id and o["status"] != "unknown"), None),
-                    15,
-                    f"order {order_id} to be reconciled",
-                )
-
             reply = control(eps.control, "close", timeout_ms=10_000, ticket=ticket, lots=0.01)
             assert reply["ok"] is False and reply["order"]["status"] == "unknown", reply
-            closed = reconciled(reply["order"]["id"])
+            closed = settled_order(eps.control, reply["order"]["id"], 15, "the partial close to be reconciled")
             assert closed["status"] == "filled" and closed["reconciled"] is True and closed["lots"] == pytest.approx(0.01), closed
             (held,) = [p for p in terminal_positions(eps.command) if p["ticket"] == ticket]
             assert held["lots"] == pytest.approx(0.02)
@@ -268,7 +259,7 @@ def test_trade_timeout_reply_settles_from_positions_not_as_rejected(tmp_path: Pa
             sl = round(bid - 0.0050, 5)
             reply = control(eps.control, "modify", timeout_ms=10_000, ticket=ticket, sl=sl, tp=0.0)
             assert reply["ok"] is False and reply["order"]["status"] == "unknown", reply
-            modified = reconciled(reply["order"]["id"])
+            modified = settled_order(eps.control, reply["order"]["id"], 15, "the modify to be reconciled")
             assert modified["status"] == "filled" and modified["reconciled"] is True, modified
             (held,) = [p for p in terminal_positions(eps.command) if p["ticket"] == ticket]
             assert held["sl"] == pytest.approx(sl)
@@ -280,10 +271,6 @@ def test_trade_timeout_reply_settles_from_positions_not_as_rejected(tmp_path: Pa
 def test_an_order_journal_that_cannot_be_written_refuses_new_orders_and_the_daemon_goes_on(tmp_path: Path) -> None:
     """SQLite refusing the order journal (a full disk) raised out of the daemon's loop; now the order is not
     sent (503, its reason named) and the daemon keeps serving: the next order, once the journal works, fills."""
-    import sqlite3
-
-    from support import inproc_daemon, serving
-
     d, eps = inproc_daemon(tmp_path / "data", **RISK_OFF)
     engine = d.control.async_handlers["trade"].__self__
     with serving(d) as loop:
@@ -298,7 +285,7 @@ def test_an_order_journal_that_cannot_be_written_refuses_new_orders_and_the_daem
             engine.journal.save = full_disk
             refused = control(eps.control, "trade", timeout_ms=10_000, symbol="EURUSD", side="buy", lots=0.01, source="test")
             assert refused["ok"] is False and refused["status"] == 503 and "order journal" in refused["error"], refused
-            assert [p for p in terminal_positions(eps.command)] == []  # nothing was sent
+            assert terminal_positions(eps.command) == []  # nothing was sent
             assert loop.is_alive() and control(eps.control)["health"]["counters"]["order_journal_errors"] == 1
             engine.journal.save = real_save
             filled = control(eps.control, "trade", timeout_ms=10_000, symbol="EURUSD", side="buy", lots=0.01, source="test")
@@ -313,8 +300,6 @@ def test_a_close_after_another_filled_since_the_last_positions_is_not_settled_by
     filled since then shrinks them at the next event; a second close sent meanwhile and lost (never executed)
     must not take that shrink for its own and be settled as filled. The terminal is a script on a real ROUTER
     socket (it answers the first close, swallows the second), the daemon the real one in process."""
-    from quantumtrader.protocol import decode_command, now_msc, reply_ok
-    from support import event_frame, inproc_daemon, serving
 
     d, eps = inproc_daemon(tmp_path / "data", **RISK_OFF, QT_EXECUTION__COMMAND_TIMEOUT_MS="300", QT_EXECUTION__COMMAND_RETRIES="0")
     ctx = zmq.Context.instance()
@@ -360,11 +345,7 @@ def test_a_close_after_another_filled_since_the_last_positions_is_not_settled_by
 
             for _ in range(3):  # settle_snapshots events, each showing the first close alone: 0.10 -> 0.07
                 positions(0.07)
-            settled = wait_for(
-                lambda: next((o for o in control(eps.control, "orders", limit=10)["orders"] if o["id"] == lost["order"]["id"] and o["status"] != "unknown"), None),
-                10,
-                "the lost close to be settled from the positions",
-            )
+            settled = settled_order(eps.control, lost["order"]["id"], 10, "the lost close to be settled from the positions")
             assert settled["status"] == "rejected", settled  # 'filled' if judged against the lots before the first close
     finally:
         dealer.close()

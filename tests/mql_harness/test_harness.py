@@ -25,7 +25,7 @@ import zmq
 import harness
 from test_wire import REFUSED
 from quantumtrader.protocol import decode_reply, encode, open_command, ping_command, snapshot_command
-from support import REPO, Endpoints, FeedSubscriber, control, daemon_process, free_port, shared_ticks, wait_for
+from support import REPO, Endpoints, FeedSubscriber, control, daemon_process, free_port, shared_ticks, terminal_status, wait_for
 
 BUILD_DIR = REPO / ".harness-build"
 TICKS = 1500  # real OANDA ticks replayed per EA
@@ -128,10 +128,6 @@ def stack(tmp_path: Path, executables: dict[str, Path], tick_file) -> Iterator[t
             feed.close()
 
 
-def terminal_status(eps: Endpoints, name: str) -> dict | None:
-    return next((t for t in control(eps.control)["health"]["terminals"] if t["terminal"] == name), None)
-
-
 def ask_ea(endpoint: str, command: dict | bytes) -> tuple[bytes, dict]:
     """One command straight to the EA's REP socket (what the daemon's Lazy Pirate retry does)."""
     ctx = zmq.Context.instance()
@@ -165,7 +161,7 @@ def test_both_compiled_eas_drive_the_real_daemon(stack, tick_file) -> None:
 
     # hello registers both terminals with their platform and command endpoint
     for t in terminals.values():
-        session = wait_for(lambda: terminal_status(eps, t.name), 20, f"{t.name} to register")
+        session = wait_for(lambda: terminal_status(eps.control, t.name), 20, f"{t.name} to register")
         assert session["registered"] and session["platform"] == t.platform.upper().replace("QL", "T")
         assert session["command_endpoint"] == t.command
 
@@ -177,10 +173,10 @@ def test_both_compiled_eas_drive_the_real_daemon(stack, tick_file) -> None:
         except AssertionError:
             got = prices[t.name]
             missing = [w for w in wanted if w not in set(got)][:5]
-            raise AssertionError(f"{t.name}: {len(got)} of {len(wanted)} ticks; first missing {missing}; first got {got[:3]}; status {terminal_status(eps, t.name)}") from None
+            raise AssertionError(f"{t.name}: {len(got)} of {len(wanted)} ticks; first missing {missing}; first got {got[:3]}; status {terminal_status(eps.control, t.name)}") from None
         assert prices[t.name] == wanted
         assert "replay_done" in t.output()
-        session = terminal_status(eps, t.name)
+        session = terminal_status(eps.control, t.name)
         assert session["lost_events"] == 0 and session["seq_regressions"] == 0 and session["ea_dropped"] == 0
     wait_for(lambda: (drain(), accounts == set(prices))[1], 10, "account events from both EAs", interval=0)
 
@@ -227,7 +223,7 @@ def test_both_compiled_eas_drive_the_real_daemon(stack, tick_file) -> None:
     for t in terminals.values():
         t.proc.send_signal(signal.SIGTERM)
         assert t.proc.wait(10) == 0, t.output()[-2000:]
-        session = wait_for(lambda: (s := terminal_status(eps, t.name)) and s["gone"] and s, 10, f"{t.name}'s bye")
+        session = wait_for(lambda: (s := terminal_status(eps.control, t.name)) and s["gone"] and s, 10, f"{t.name}'s bye")
         assert session["bye_reason"] == "expert removed from chart"
 
 
@@ -248,7 +244,7 @@ def test_reinit_in_place_multipart_requests_and_lot_steps(stack, tmp_path: Path)
     """
     eps, terminals, _feed = stack
     for t in terminals.values():
-        wait_for(lambda: (s := terminal_status(eps, t.name)) and s["registered"] and s, 20, f"{t.name} to register")
+        wait_for(lambda: (s := terminal_status(eps.control, t.name)) and s["registered"] and s, 20, f"{t.name} to register")
         p = t.platform[-1]
 
         before = open_command("BEFORE" + p, "EURUSD", "buy", 0.1, deviation_points=1000)
@@ -257,7 +253,7 @@ def test_reinit_in_place_multipart_requests_and_lot_steps(stack, tmp_path: Path)
 
         t.proc.send_signal(signal.SIGUSR1)
         wait_for(lambda: "reinit oninit=0" in t.output(), 10, f"{t.name} to re-initialise")
-        session = wait_for(lambda: (s := terminal_status(eps, t.name)) and s["hellos"] >= 2 and not s["gone"] and s, 10, f"{t.name}'s hello after the re-init")
+        session = wait_for(lambda: (s := terminal_status(eps.control, t.name)) and s["hellos"] >= 2 and not s["gone"] and s, 10, f"{t.name}'s hello after the re-init")
         assert t.proc.poll() is None, t.output()[-2000:]
         byes = [line for line in (tmp_path / "daemon.log").read_text(errors="replace").splitlines() if "terminal said bye" in line and t.name in line]
         assert not byes, byes  # read after the hello, which the EA sends after any bye
@@ -298,14 +294,13 @@ def test_a_copy_that_cannot_start_says_nothing_for_the_one_that_runs(stack, exec
     flowing. Now it sends nothing (seen as no seq regression: its bye had seq 0), and the terminal trades."""
     eps, terminals, _feed = stack
     for platform, t in terminals.items():
-        wait_for(lambda: (s := terminal_status(eps, t.name)) and s["connected"] and s["events"] > 5 and s, 30, f"{t.name} streaming")
-        before = terminal_status(eps, t.name)
+        before = wait_for(lambda: (s := terminal_status(eps.control, t.name)) and s["connected"] and s["events"] > 5 and s, 30, f"{t.name} streaming")
         copy = subprocess.run([str(executables[platform])], env=ea_env(eps, tick_file[0], t.name, t.command), capture_output=True, timeout=60)
         out = (copy.stdout + copy.stderr).decode(errors="replace")  # the EA's Print goes to stderr
         assert copy.returncode == 3 and "cannot bind the command socket" in out and "oninit=1" in out, out[-2000:]  # INIT_FAILED
         # what the copy sent on its way out (the old code's bye) left with it: give the daemon time to read it
-        wait_for(lambda: terminal_status(eps, t.name)["events"] >= before["events"] + 3, 10, f"{t.name}'s next events")
-        after = terminal_status(eps, t.name)
+        wait_for(lambda: terminal_status(eps.control, t.name)["events"] >= before["events"] + 3, 10, f"{t.name}'s next events")
+        after = terminal_status(eps.control, t.name)
         assert after["seq_regressions"] == before["seq_regressions"] and not after["gone"], (before, after)
         reply = control(eps.control, "trade", timeout_ms=20_000, symbol="EURUSD", side="buy", lots=0.1, terminal=t.name, source="test")
         assert reply["order"]["status"] == "filled", reply

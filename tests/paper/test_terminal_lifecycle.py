@@ -7,14 +7,7 @@ import signal
 import time
 from pathlib import Path
 
-from support import Endpoints, FeedSubscriber, control, daemon_process, start, stop, wait_for
-
-
-def _terminal(eps: Endpoints, name: str) -> dict | None:
-    for term in control(eps.control)["health"]["terminals"]:
-        if term["terminal"] == name:
-            return term
-    return None
+from support import Endpoints, FeedSubscriber, control, daemon_process, start, stop, terminal_status, wait_for
 
 
 def test_paper_terminal_registers_streams_goes_stale_and_reregisters(tmp_path: Path) -> None:
@@ -27,7 +20,7 @@ def test_paper_terminal_registers_streams_goes_stale_and_reregisters(tmp_path: P
         sub.wait_joined()
         paper = start(paper_args, env, tmp_path / "paper.log")
         try:
-            registered = wait_for(lambda: _terminal(eps, name), 15, "hello to register the terminal")
+            registered = wait_for(lambda: terminal_status(eps.control, name), 15, "hello to register the terminal")
             assert registered["platform"] == "PAPER"
             assert registered["command_endpoint"] == eps.command
             assert registered["symbols"] == ["EURUSD", "GBPUSD", "USDJPY", "AUDUSD", "USDCHF"]
@@ -41,9 +34,9 @@ def test_paper_terminal_registers_streams_goes_stale_and_reregisters(tmp_path: P
             assert envelope["data"]["terminal"] == name
 
             # heartbeats keep it fresh well past 3 periods
-            wait_for(lambda: _terminal(eps, name)["events"] > 50, 10, "events to accumulate")
+            wait_for(lambda: terminal_status(eps.control, name)["events"] > 50, 10, "events to accumulate")
             time.sleep(1.5)
-            term = _terminal(eps, name)
+            term = terminal_status(eps.control, name)
             assert term["connected"] and not term["stale"]
             assert term["lost_events"] == 0
             seq_before_kill = term["last_seq"]
@@ -51,16 +44,16 @@ def test_paper_terminal_registers_streams_goes_stale_and_reregisters(tmp_path: P
             # kill -9: no bye, so only the missing heartbeats tell; stale after 3 x 0.3 s
             paper.send_signal(signal.SIGKILL)
             paper.wait(10)
-            stale = wait_for(lambda: _terminal(eps, name)["stale"], 5, "the killed terminal to be marked stale")
+            stale = wait_for(lambda: terminal_status(eps.control, name)["stale"], 5, "the killed terminal to be marked stale")
             assert stale
             assert control(eps.control)["health"]["status"] == "degraded"
 
             # restart: re-registers, seq restarts without counting a gap or a regression
             paper = start(paper_args, env, tmp_path / "paper2.log")
-            wait_for(lambda: _terminal(eps, name)["hellos"] == 2, 15, "the restarted terminal's hello")
-            assert _terminal(eps, name)["last_seq"] < seq_before_kill  # its counter started again from 0
-            wait_for(lambda: not _terminal(eps, name)["stale"], 5, "the terminal to be fresh again")
-            term = _terminal(eps, name)
+            wait_for(lambda: terminal_status(eps.control, name)["hellos"] == 2, 15, "the restarted terminal's hello")
+            assert terminal_status(eps.control, name)["last_seq"] < seq_before_kill  # its counter started again from 0
+            wait_for(lambda: not terminal_status(eps.control, name)["stale"], 5, "the terminal to be fresh again")
+            term = terminal_status(eps.control, name)
             assert term["connected"]
             assert term["lost_events"] == 0
             assert term["seq_regressions"] == 0
@@ -68,5 +61,5 @@ def test_paper_terminal_registers_streams_goes_stale_and_reregisters(tmp_path: P
             assert stop(paper, signal.SIGTERM) == 0 or paper.returncode == -9
             sub.close()
         # a clean stop says bye
-        term = wait_for(lambda: _terminal(eps, name)["gone"], 5, "bye from the stopped terminal")
+        term = wait_for(lambda: terminal_status(eps.control, name)["gone"], 5, "bye from the stopped terminal")
         assert term

@@ -451,18 +451,17 @@ void QtBridgeStop(int reason)
    // Should the new OnInit fail, its OnDeinit says the bye (g_connected stays true until then).
    if(reason == REASON_CHARTCHANGE)
       return;
+   // A re-initialisation (new inputs) that failed after its OnInit set linger 0 has no bye of its
+   // own to say, but the previous OnDeinit's bye (and anything before it) still gets ByeLingerMs.
+   if(!g_connected && reason != REASON_INITFAILED)
+      return;
+   g_push.setLinger(ByeLingerMs);
    if(g_connected)
      {
-      g_push.setLinger(ByeLingerMs);
       QtEmit(QT_KIND_OTHER, "", QtByeEvent(g_terminal, QtSeqTake(g_seq), QtReasonText(reason), QtNowUtcMsc()));
       g_connected = false;
      }
-   else if(reason == REASON_INITFAILED)
-     {
-      // a re-initialisation (new inputs) that failed after its OnInit set linger 0: the bye the
-      // previous OnDeinit queued, and anything before it, still get ByeLingerMs to leave
-      g_push.setLinger(ByeLingerMs);
+   else
       QtFlush();
-     }
   }
 //+------------------------------------------------------------------+

@@ -208,6 +208,11 @@ function renderTicketQuote() {
   $("#ticket-quote").textContent = q ? `bid ${fixed(q.bid, q.digits)} · ask ${fixed(q.ask, q.digits)}` : "";
 }
 
+// Two terminal ids name the same terminal, or one is unknown (older messages carry none).
+function sameTerminal(a, b) {
+  return !a || !b || a === b;
+}
+
 function positionKey(p) {
   return `${p.terminal || ""}|${p.ticket}`;
 }
@@ -263,7 +268,7 @@ function accountCurrency(terminal) {
   if (!terminal) return a ? a.currency || "" : "";
   const known = state.currencies.get(terminal);
   if (known !== undefined) return known;
-  if (a && (!a.terminal || a.terminal === terminal)) return a.currency || "";
+  if (a && sameTerminal(a.terminal, terminal)) return a.currency || "";
   return `(${terminal})`;
 }
 
@@ -529,7 +534,7 @@ function applyQuote(data) {
   state.quotes.set(q.symbol, q);
   for (const p of state.positions.values()) {
     // its own broker's quote only, as the server prices it (another terminal may stream the symbol too)
-    if (p.symbol === q.symbol && (!data.terminal || !p.terminal || p.terminal === data.terminal)) {
+    if (p.symbol === q.symbol && sameTerminal(p.terminal, data.terminal)) {
       p.current_price = p.type === "BUY" ? data.bid : data.ask;
       schedule("positions");
     }
