@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import platform
 import sys
+import time
 from collections.abc import Iterable
 from datetime import datetime, timezone
 from importlib import metadata
@@ -45,6 +46,13 @@ def machine() -> dict[str, Any]:
         "load_avg": os.getloadavg() if hasattr(os, "getloadavg") else None,
         "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
+
+
+def spin(seconds: float) -> None:
+    """Wait without sleeping, as the daemon's loop waits for the next tick (``daemon.busy_poll_us``)."""
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        pass
 
 
 def latency_summary(values_ns: Iterable[int]) -> dict[str, float]:

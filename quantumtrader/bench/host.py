@@ -22,17 +22,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from quantumtrader.bench.common import machine, table, write_json
+from quantumtrader.bench.common import machine, spin, table, write_json
 from quantumtrader.bench.cpu import CpuPhase, describe
 
 LINE = b"x" * 1200
 PAUSES_S = (0.0001, 0.005)  # 100 µs: between two ticks at 10,000/s; 5 ms: a quiet market
-
-
-def _spin(seconds: float) -> None:
-    end = time.perf_counter() + seconds
-    while time.perf_counter() < end:
-        pass
 
 
 def _percentiles(samples_ns: list[int]) -> dict[str, float]:
@@ -51,7 +45,7 @@ def _measure(step: Callable[[int], object], pause_s: float, samples: int) -> dic
         if sleeping:
             time.sleep(pause_s)
         else:
-            _spin(pause_s)
+            spin(pause_s)
         started = clock()
         step(i)
         ended = clock()

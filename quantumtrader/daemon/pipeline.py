@@ -7,7 +7,8 @@ validated ticks, the feature kernel and the model kernel are called once
 each (:class:`~quantumtrader.models.pipeline.SignalPipeline`, the same code
 ``qt-daemon evaluate`` replays), due signals are written to the store's journal
 and *then* published, and the feature vectors are published last, so nothing
-stands between a tick and its signal but the two kernels and one write.
+stands between a tick and its signal but the two kernels and one copy into
+the journal's memory-mapped file.
 
 Order of work per batch and why:
 1. signals first: they are what apps act on (``receive_to_signal``);
@@ -232,6 +233,7 @@ class PipelineStage:
     # -- periodic work and shutdown -----------------------------------------------------
 
     def on_pass(self, now: float) -> None:
+        self.store.journal.prepare()  # page faults and file opening here, between batches, not in _emit
         if now >= self._features_conflator.next_deadline():
             self._flush_features(now)
         if now >= self._next_insert:

@@ -79,10 +79,11 @@ class Store:
         rows, self._pending = self._pending, []
         return self.writer.submit("signals", signals_job(rows))
 
-    def rotate_journal(self, *, block: bool = False) -> None:
-        """Start a new journal file and queue the closed one(s) for retirement (insert all, commit, delete)."""
+    def rotate_journal(self, *, block: bool = False, final: bool = False) -> None:
+        """Start a new journal file and queue the closed one(s) for retirement (insert all, commit, delete).
+        ``final``: no new file (the journal's helper thread stops)."""
         self.flush_signals()
-        self._unretired.extend(self.journal.rotate())
+        self._unretired.extend(self.journal.close() if final else self.journal.rotate())
         while self._unretired and self.writer.submit("journal", retire_journal_job(*self._unretired[0]), block=block):
             self._unretired.pop(0)
 
@@ -109,7 +110,7 @@ class Store:
 
     def close(self) -> bool:
         """Retire the journal and drain the writer (the final state save is in its queue), then close."""
-        self.rotate_journal(block=True)
+        self.rotate_journal(block=True, final=True)
         finished = self.writer.close()
         self._conn.close()
         return finished

@@ -57,7 +57,7 @@ def signals_job(rows: Sequence[Sequence[Any]]) -> Job:
     return job
 
 
-def retire_journal_job(path: Path, ids: list[str] | None) -> Job:
+def retire_journal_job(path: Path, ids: list[str]) -> Job:
     """A job that makes sure a closed journal file's rows are all in SQLite, then (after the commit) deletes it."""
 
     def job(conn: sqlite3.Connection) -> Callable[[], None]:

@@ -34,7 +34,7 @@ def test_a_step_after_a_sleep_is_counted_as_after_sleep_and_alternates_with_spin
         now[0] += 5_000 if cold[0] else 1_000
 
     monkeypatch.setattr(host.time, "sleep", fake_sleep)
-    monkeypatch.setattr(host, "_spin", fake_spin)
+    monkeypatch.setattr(host, "spin", fake_spin)
     figures = host._measure(step, 0.0001, 20)
     assert events == ["sleep", "step", "spin", "step"] * 20
     assert figures["after_sleep"]["p50_us"] == figures["after_sleep"]["p99_us"] == 5.0

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import errno
+import os
 import sqlite3
 from pathlib import Path
 
+import pytest
+
 from quantumtrader.store import SignalCipher, SignalReader, Store
+from quantumtrader.store import journal as journal_module
 from quantumtrader.store.journal import SignalJournal, journal_files, read_journal
 from tests.store.test_store import make_signal
 from support import FakeClock
@@ -20,8 +25,13 @@ def _journal(store: Store, signals: list[dict], bodies: list[bytes] | None = Non
 
 
 def _die(store: Store) -> None:
-    """A process that dies closes its files (Windows will not delete an open one); nothing else happens."""
-    store.journal.rotate()
+    """What a kill -9 leaves: the OS unmaps and closes the open journal file (Windows will not delete an
+    open one), which keeps its size and the zeros after the last row; nothing else happens."""
+    journal = store.journal
+    if journal._map is not None:
+        journal._map.close()
+        os.close(journal._fd)
+        journal._map = journal._fd = None
 
 
 def _stored_ids(db: Path) -> list[str]:
@@ -37,7 +47,8 @@ def test_a_journaled_signal_survives_a_process_that_never_closed_the_store(tmp_p
     assert [p.name for p in journal_files(db)] == ["qt.db.signals.000001.jnl"]
     assert _stored_ids(db) == []
 
-    _die(dead)  # no flush of ours: the bytes are the OS's once os.write returned
+    assert journal_files(db)[0].stat().st_size == journal_module.CHUNK_BYTES  # zeros after the rows
+    _die(dead)  # no flush, no msync: the bytes are the OS's once the copy into the mapping is done
     restarted = Store(db)
     assert restarted.recovered == 3
     assert journal_files(db) == []
@@ -52,8 +63,8 @@ def test_recovery_ignores_rows_already_inserted_and_skips_damaged_lines(tmp_path
     dead.signals.commit_rows(rows[:1])  # the writer got to the first one before the death
     path = dead.journal.path
     assert path is not None
-    with path.open("ab") as f:
-        f.write(b'["s-test-9", "EURUSD", 1, "BU')  # a line cut short
+    cut = b'["s-test-9", "EURUSD", 1, "BU'  # a line cut short: the process died inside the copy
+    dead.journal._map[dead.journal._end : dead.journal._end + len(cut)] = cut
     assert len(read_journal(path)[0]) == 2 and read_journal(path)[1] == 1
 
     _die(dead)
@@ -151,81 +162,109 @@ def test_a_plaintext_signal_is_journaled_as_its_json_and_read_back_byte_for_byte
         assert orjson.dumps(reader.signals()[0]) == body
 
 
-def test_a_failed_write_closes_the_file_so_the_next_batch_is_not_glued_to_a_cut_line(tmp_path: Path, monkeypatch) -> None:
-    import errno
-    import os
+def _full_disk(fd: int, size: int) -> None:
+    raise OSError(errno.ENOSPC, "No space left on device")
 
-    from quantumtrader.store import journal as journal_module
 
+def test_a_full_file_goes_on_in_the_next_and_a_full_disk_loses_only_what_was_never_published(tmp_path: Path, monkeypatch) -> None:
     db = tmp_path / "qt.db"
     dead = Store(db)
     clock = FakeClock()
     dead.journal = SignalJournal(db, clock=clock)
-    _journal(dead, [make_signal(0)])
-    real_write = os.write
+    line = len(journal_module.journal_line(dead.signals.rows([make_signal(0)])[0]))
+    monkeypatch.setattr(journal_module, "CHUNK_BYTES", 2 * line + line // 2)  # two rows a file
+    for n in range(3):
+        _journal(dead, [make_signal(n)])
+    assert [p.name[-10:] for p in journal_files(db)] == ["000001.jnl", "000002.jnl"]  # the third opened the second
 
-    def half_then_full_disk(fd: int, data: memoryview) -> int:
-        real_write(fd, bytes(data[: len(data) // 2]))
-        raise OSError(errno.ENOSPC, "No space left on device")
-
-    monkeypatch.setattr(journal_module.os, "write", half_then_full_disk)
-    try:
-        _journal(dead, [make_signal(1)])
-        raise AssertionError("the failed write must raise")
-    except OSError:
-        pass
-    monkeypatch.setattr(journal_module.os, "write", real_write)
+    _journal(dead, [make_signal(3)])  # the second file's second row: no allocation
+    monkeypatch.setattr(journal_module, "_zero_fill", _full_disk)
+    with pytest.raises(OSError) as failed:
+        _journal(dead, [make_signal(4)])  # needs a third file: the disk is full
+    assert not isinstance(failed.value, journal_module.JournalPaused)
+    assert len(journal_files(db)) == 2  # the file that could not be sized is not left behind
+    monkeypatch.undo()
     clock.now += journal_module.RETRY_AFTER_FAILURE_S
-    _journal(dead, [make_signal(2)])  # published after the failure: must survive
-    names = [p.name[-10:] for p in journal_files(db)]
-    assert names == ["000001.jnl", "000002.jnl"]
+    _journal(dead, [make_signal(5)])  # published after the failure: must survive
+    big = [make_signal(n) for n in range(6, 12)]  # more than a file holds: a file of its own size
+    _journal(dead, big)
     _die(dead)
     restarted = Store(db)
     restarted.close()
-    assert _stored_ids(db) == ["s-test-0", "s-test-2"]  # s-test-1 was never durable (and never published)
+    assert _stored_ids(db) == sorted(f"s-test-{n}" for n in (0, 1, 2, 3, 5, *range(6, 12)))  # s-test-4 was never published
 
 
-def test_after_a_failure_the_journal_pauses_instead_of_starting_a_file_per_batch(tmp_path: Path, monkeypatch) -> None:
-    import errno
-
-    from quantumtrader.store import journal as journal_module
-
+def test_after_a_failure_the_journal_pauses_instead_of_trying_the_disk_every_batch(tmp_path: Path, monkeypatch) -> None:
     db = tmp_path / "qt.db"
     clock = FakeClock()
     journal = SignalJournal(db, clock=clock)
     store = Store(db)
     rows = store.signals.rows([make_signal(0)])
+    tries: list[int] = []
 
-    def full_disk(fd: int, data: memoryview) -> int:
-        raise OSError(errno.ENOSPC, "No space left on device")
+    def full_disk(fd: int, size: int) -> None:
+        tries.append(size)
+        _full_disk(fd, size)
 
-    monkeypatch.setattr(journal_module.os, "write", full_disk)
-    try:
+    monkeypatch.setattr(journal_module, "_zero_fill", full_disk)
+    with pytest.raises(OSError) as failed:
         journal.append(rows)
-        raise AssertionError("the failed write must raise")
-    except OSError as exc:
-        assert not isinstance(exc, journal_module.JournalPaused)
+    assert not isinstance(failed.value, journal_module.JournalPaused)
     for _ in range(100):  # an emitting batch after another, within the pause
         clock.now += journal_module.RETRY_AFTER_FAILURE_S / 200
-        try:
+        with pytest.raises(journal_module.JournalPaused, match="No space left on device"):
             journal.append(rows)
-            raise AssertionError("a paused journal must raise")
-        except journal_module.JournalPaused:
-            pass
-    assert len(journal_files(db)) == 1  # no new file while paused
+    assert len(tries) == 1 and journal_files(db) == []  # the disk not tried again, no file left
     clock.now += journal_module.RETRY_AFTER_FAILURE_S / 2 + 0.01
-    try:
+    with pytest.raises(OSError) as failed:
         journal.append(rows)  # the pause is over: tried again, fails again
-        raise AssertionError("the failed write must raise")
-    except OSError as exc:
-        assert not isinstance(exc, journal_module.JournalPaused)
-    assert len(journal_files(db)) == 2
+    assert not isinstance(failed.value, journal_module.JournalPaused)
+    assert len(tries) == 2
     monkeypatch.undo()
     clock.now += journal_module.RETRY_AFTER_FAILURE_S
     journal.append(rows)  # the disk has room again
-    assert journal.path is not None and journal.path.stat().st_size > 0
+    assert journal.path is not None
     journal.rotate()
+    assert read_journal(journal_files(db)[0]) == (rows, 0)
     store.close()
+
+
+def test_between_batches_the_next_file_is_made_off_the_loop_and_its_pages_touched(tmp_path: Path, monkeypatch) -> None:
+    import threading
+
+    db = tmp_path / "qt.db"
+    store = Store(db)
+    line = len(journal_module.journal_line(store.signals.rows([make_signal(0)])[0]))
+    monkeypatch.setattr(journal_module, "CHUNK_BYTES", 8 * line)  # 8 rows a file
+    monkeypatch.setattr(journal_module, "TOUCH_AHEAD_BYTES", 3 * line)
+    made_on: list[str] = []
+    real_prepare = journal_module._prepare_file
+
+    def prepare_file(path: Path, size: int):
+        made_on.append(threading.current_thread().name)
+        return real_prepare(path, size)
+
+    monkeypatch.setattr(journal_module, "_prepare_file", prepare_file)
+    journal = store.journal
+    journal.prepare()  # as the loop does, long before the first signal
+    written = []
+    for n in range(20):  # across files, prepared between batches as the loop does
+        written += _journal(store, [make_signal(n)])
+        journal.prepare()
+        mapped = journal._map
+        assert mapped is not None and journal._touched == min(journal._end + 3 * line, len(mapped))
+        assert mapped[journal._end :] == bytes(len(mapped) - journal._end)  # touched, still zeros
+    assert journal._spare is not None
+    journal._spare[1].result()  # the spare for the next file, made meanwhile
+    assert len(made_on) == 4 and all(name.startswith("qt-journal") for name in made_on)  # 3 used, 1 spare; none on this thread
+    journal.rotate()
+    files = journal_files(db)
+    counts = [len(read_journal(p)[0]) for p in files]
+    assert len(counts) == 4 and counts[-1] == 0 and sum(counts) == 20, counts  # three used; the last: the spare, all zeros
+    assert all(p.stat().st_size == 8 * line for p in files)  # not cut: zeros after the rows
+    assert [row for p in files for row in read_journal(p)[0]] == written
+    store.close()
+    assert len(journal_files(db)) == 3  # the spare deleted at close
 
 
 def test_retirement_does_not_read_a_file_whose_rows_the_writer_already_inserted(tmp_path: Path, monkeypatch) -> None:
