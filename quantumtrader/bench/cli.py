@@ -122,12 +122,15 @@ def journal(
     batches: Annotated[int, typer.Option("--batches", min=100, max=1_000_000, help="Emitting batches appended each way.")] = 10_000,
     signals_per_batch: Annotated[int, typer.Option("--signals-per-batch", min=1, max=1000, help="Signals in each batch.")] = 1,
     pause_us: Annotated[float, typer.Option("--pause-us", min=0, max=100_000, help="µs spent spinning between batches (100: ticks at 10,000/s).")] = 100.0,
+    directory: Annotated[Optional[Path], typer.Option("--dir", help="Where the files go (a temporary directory inside it): the daemon's data directory measures its disk; default the system's temporary directory.")] = None,
     json: JsonOpt = None,
 ) -> None:
     """The signal journal's append (a copy into a memory-mapped file) against one os.write a batch, alternating."""
     from quantumtrader.bench.journal import run_journal_bench
 
-    run_journal_bench(batches=batches, signals_per_batch=signals_per_batch, pause_us=pause_us, json_out=json)
+    if directory is not None and not directory.is_dir():
+        raise typer.BadParameter(f"not a directory: {directory}", param_hint="--dir")
+    run_journal_bench(batches=batches, signals_per_batch=signals_per_batch, pause_us=pause_us, directory=directory, json_out=json)
 
 
 @app.command("all")
@@ -148,7 +151,7 @@ def all_scenarios(
         ("startup", lambda: startup(symbols=100, json=out_dir / "startup.json")),
         ("ws", lambda: ws(clients=500, tick_rate=2000, symbols=20, duration_s=20.0, json=out_dir / "ws.json")),
         ("host", lambda: host(samples=400, json=out_dir / "cold-caches.json")),
-        ("journal", lambda: journal(batches=10_000, signals_per_batch=1, pause_us=100.0, json=out_dir / "journal.json")),
+        ("journal", lambda: journal(batches=10_000, signals_per_batch=1, pause_us=100.0, directory=None, json=out_dir / "journal.json")),
     ]
     for name, run in runs:
         typer.echo(f"== {name}")

@@ -12,7 +12,7 @@ the journal's memory-mapped file.
 
 Order of work per batch and why:
 1. signals first: they are what apps act on (``receive_to_signal``);
-2. the signal journal's write before their publication: a subscriber can
+2. the signal journal's append before their publication: a subscriber can
    never have seen a signal that a kill -9 takes out of the store; SQLite
    gets them from the writer thread after (store/journal.py);
 3. feature vectors last: each symbol's latest at most every
@@ -64,7 +64,7 @@ class PipelineStage:
         self._features_conflator = Conflator(config.features.publish_interval_ms / 1000.0)
         self.counters: Counter[str] = Counter()
         self._error_log = LogLimiter(config.daemon.reject_log_interval_s, clock)
-        self.store_journal_hist = LatencyRecorder()  # ns per journal write (one per batch that emits)
+        self.store_journal_hist = LatencyRecorder()  # ns per journal append (one per batch that emits)
         self.signal_batch_hist = LatencyRecorder()  # receive -> published, only batches that emitted
         histograms = daemon.metrics.histograms
         self._record_features = histograms["features"].record
@@ -161,7 +161,7 @@ class PipelineStage:
         except OSError as exc:  # a full disk must not silence the signals; counted, logged, still handed to SQLite
             self._journal_failed(exc, len(signals))
         else:
-            self.store_journal_hist.record(time.monotonic_ns() - started)  # writes that happened, not refusals
+            self.store_journal_hist.record(time.monotonic_ns() - started)  # appends that happened, not refusals
         publish = self.daemon.feed.publish
         for sig, body in zip(signals, bodies, strict=True):
             publish("signal", orjson.Fragment(body), sig["time_msc"], sig["symbol"], sig["timestamp"])
@@ -181,7 +181,8 @@ class PipelineStage:
     def _journal_failed(self, exc: OSError, n_signals: int) -> None:
         """Count a batch the journal did not take, and log it at most once per interval.
 
-        ``store_errors`` counts failed writes, ``store_journal_paused`` the
+        ``store_errors`` counts failed appends (a journal file that could not be
+        made: a full disk), ``store_journal_paused`` the
         batches refused during the pause that follows one (their signals are
         published, but only the writer's queue holds them until SQLite does:
         a kill -9 meanwhile loses them). The log line names the failure that

@@ -12,9 +12,11 @@ rule for the price of one copy into memory:
    the copy is a ``memcpy`` into the OS page cache, not a system call: when
    it returns the rows survive the process (the kernel owns those pages,
    like a WAL commit with ``synchronous=NORMAL``, and like it they are lost
-   only to a power loss or an OS crash). A ``write`` per batch cost 2-3
-   times as much at the median and at p99 on a busy VM (each one also
-   updates the file's times: work for the file system's journal);
+   only to a power loss or an OS crash). An ``os.write`` per batch, as
+   before 2026-12-03, cost ~1.5 times as much at the median and ~2 times at
+   p99 on a busy VM, 2-2.6 and 2-3.6 times in the daemon (``qt-bench
+   journal``; each write also updates the file's times: work for the file
+   system's journal);
 2. then it publishes, and hands the same rows to the writer thread, which
    inserts them into SQLite moments later (readers see them from there);
 3. every ``save_interval_s`` the loop starts a new file and queues the old
@@ -30,10 +32,11 @@ before the loop needs it (:meth:`SignalJournal.prepare`): its blocks are
 allocated, so a full disk is an error when a file is prepared (the journal
 then pauses, see ``append``) and never a fault while copying (writing into a
 mapped page whose block cannot be allocated kills the process: SIGBUS on
-Linux), and its pages are in the OS cache. A full file is closed and the
-next one taken within the same ``append``. The pages just past the end are
-touched between batches, so not even a minor page fault sits between a
-signal and its publication. A closed file keeps its zeros after the last row
+Linux), and its pages are in the OS cache. Between batches the loop moves
+to that file when the open one has less than ``TOUCH_AHEAD_BYTES`` left,
+and touches the pages just past the end, so neither the file system nor a
+page fault sits between a signal and its publication; a burst that fills a
+file anyway goes on in the next within the same ``append``. A closed file keeps its zeros after the last row
 (the reader ignores them) until it retires. A line cut short (the process
 died inside the copy: that signal was never published) or damaged is
 skipped and counted; the rest of the file is still read.
@@ -62,12 +65,15 @@ log = get_logger("quantumtrader.store")
 Row = tuple[Any, ...]
 #: A closed journal file and the ids of the signals written to it.
 Closed = tuple[Path, list[str]]
-#: os.O_BINARY exists on Windows only: without it Windows would translate newlines.
-_FLAGS = os.O_RDWR | os.O_CREAT | getattr(os, "O_BINARY", 0)
-#: A journal file's size: ~3,500 plaintext signals (a row is ~1.2 KB), so a busy daemon opens a
-#: file every few minutes besides the rotation's every ``store.save_interval_s``.
-CHUNK_BYTES = 4 << 20
-#: How far ahead of the end :meth:`SignalJournal.prepare` keeps pages mapped: a burst's worth.
+#: os.O_BINARY exists on Windows only: without it Windows would translate newlines. O_EXCL: a file
+#: is zero-filled from its start, so an existing one (another journal's) must never be opened.
+_FLAGS = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+#: A journal file's size: ~1,000 plaintext signals (a row is ~1 KB). Each file used is this many
+#: bytes written to disk however few rows it gets: at one rotation per ``store.save_interval_s``
+#: (30 s) ~35 KB/s while signals flow, nothing while none do.
+CHUNK_BYTES = 1 << 20
+#: How far ahead of the end :meth:`SignalJournal.prepare` keeps pages touched, and how little room
+#: left makes it move to the next file between batches rather than inside an append: a burst's worth.
 TOUCH_AHEAD_BYTES = 64 << 10
 _PAGE = mmap.PAGESIZE
 
@@ -75,23 +81,28 @@ _PAGE = mmap.PAGESIZE
 def _zero_fill(fd: int, size: int) -> None:
     """Write ``size`` zeros: the file's blocks are allocated (a full disk fails here, not in a mapped
     page, which would kill the process) and its pages are in the OS cache, so writing into them
-    later costs a minor page fault (~0.3 µs) instead of the file system's ~4 µs, ~2 ms for the first."""
+    later costs a minor page fault (~0.3 µs) instead of the file system's ~4 µs, ~2 ms for the first.
+    A copy-on-write file system (btrfs, ZFS) allocates again when a page is rewritten: there a full
+    disk can still fault in the mapping."""
     zeros = memoryview(bytes(size))
     while zeros:
         zeros = zeros[os.write(fd, zeros) :]
 
 
 def _prepare_file(path: Path, size: int) -> tuple[int, mmap.mmap]:
-    """A new journal file of ``size`` zeros, mapped. Runs on a helper thread (the system calls release
-    the GIL): ~10 ms of file system work for 4 MB that the tick loop does not wait for."""
+    """A new journal file of ``size`` zeros, mapped, its first pages touched. Runs on a helper thread
+    (the system calls release the GIL): ~3 ms of file system work a file that the loop does not wait for."""
     fd = os.open(path, _FLAGS, 0o600)
     try:
         _zero_fill(fd, size)
-        return fd, mmap.mmap(fd, size)
+        mapped = mmap.mmap(fd, size)
     except BaseException:
         os.close(fd)
         remove_journal(path)  # holds no row: nothing to retire
         raise
+    for offset in range(0, min(TOUCH_AHEAD_BYTES, size), _PAGE):
+        mapped[offset] = 0  # the page tables are the process's: the loop's first rows fault nothing
+    return fd, mapped
 
 
 def _number(path: Path) -> int | None:
@@ -174,10 +185,9 @@ def read_journal(path: Path) -> tuple[list[Row], int]:
     return rows, damaged
 
 
-#: After a failed open or write the journal is not tried again for this long. On a
-#: full disk every emitting batch (up to hundreds a second) would otherwise
-#: start a new file, and fail again; meanwhile signals are published anyway and
-#: still handed to SQLite, as after any failed write.
+#: After a file could not be made (a full disk) no new one is tried for this long. Every
+#: emitting batch (up to hundreds a second) would otherwise try the disk again, and fail;
+#: meanwhile signals are published anyway and still handed to SQLite.
 RETRY_AFTER_FAILURE_S = 1.0
 
 
@@ -188,9 +198,9 @@ class JournalPaused(OSError):
 class SignalJournal:
     """The loop's open journal file (one at a time, memory-mapped), numbered after the files already there.
 
-    The next file is prepared on a helper thread (:meth:`prepare`, called
-    by the loop between batches) so that opening one, at a rotation or when
-    one is full, costs the loop a hand-over, not the file system's work.
+    The next file is made on a helper thread and the loop moves to it
+    between batches (:meth:`prepare`), so a rotation or a full file costs an
+    append a hand-over at most, not the file system's work.
     """
 
     def __init__(self, db_path: Path, *, clock: Callable[[], float] = time.monotonic) -> None:
@@ -206,6 +216,7 @@ class SignalJournal:
         self._closed: list[Closed] = []
         self._helper: ThreadPoolExecutor | None = None
         self._spare: tuple[Path, Future[tuple[int, mmap.mmap]]] | None = None
+        self._shut = False
         self._clock = clock
         self._retry_at = 0.0
         self._failure = ""  # the error that started the pause, for what JournalPaused says
@@ -218,25 +229,52 @@ class SignalJournal:
     def append(self, rows: Sequence[Row]) -> None:
         """Copy ``rows`` into the journal; when this returns they survive the process.
 
-        Takes the next file first if none is open or the open one is full.
-        If that fails (a full disk), appends raise :class:`JournalPaused`
+        Takes the next file if none is open or the open one is full (a batch
+        that does not fit goes on in the next file, row by row). If that fails
+        (a full disk), the error is raised, and then :class:`JournalPaused`
         for ``RETRY_AFTER_FAILURE_S`` without touching the disk.
         """
         data = b"".join(journal_line(row) for row in rows)
-        size = len(data)
-        if self._map is None or self._end + size > len(self._map):
-            self._close()
-            self._next_file(size)
+        if self._map is not None and self._end + len(data) <= len(self._map):
+            self._copy(data)
+            self._ids.extend(row[0] for row in rows)
+            return
+        for row in rows:
+            line = journal_line(row)
+            if len(line) > CHUNK_BYTES:  # not a signal of ours (~1 KB): refused like a failed write, not a crash
+                raise OSError(f"a journal row of {len(line)} bytes does not fit in a journal file")
+            if self._map is None or self._end + len(line) > len(self._map):
+                self._close()
+                self._next_file()
+            self._copy(line)
+            self._ids.append(row[0])
+
+    def _copy(self, data: bytes) -> None:
         assert self._map is not None
         end = self._end
-        self._map[end : end + size] = data
-        self._end = end + size
-        self._ids.extend(row[0] for row in rows)
+        self._map[end : end + len(data)] = data
+        self._end = end + len(data)
 
     def prepare(self) -> None:
-        """Between batches: fault in the pages just past the end, and have the next file prepared."""
+        """Between batches (never raises): the open file left for the spare when nearly full, the
+        next spare asked for, and the pages just past the end touched."""
+        if self._shut:
+            return
+        spare = self._spare
+        if spare is not None and spare[1].done() and spare[1].exception() is not None:
+            self._fail(spare[1].exception())  # dropped, made again after the pause; said when a file is needed
+            self._spare = spare = None
+        if self._map is not None and len(self._map) - self._end < TOUCH_AHEAD_BYTES and spare is not None and spare[1].done():
+            self._close()  # its unmapping here, between batches, not in an append
+            try:
+                self._next_file()  # the sound spare, ready
+            except OSError:
+                pass  # not seen; if it were, the next append would say it
         if self._spare is None and self._clock() >= self._retry_at:
-            self._spare = self._submit(CHUNK_BYTES)
+            try:
+                self._spare = self._submit()
+            except Exception as exc:  # no thread to be had: as a full disk, tried again after the pause
+                self._fail(exc)
         mapped = self._map
         if mapped is None:
             return
@@ -250,31 +288,36 @@ class SignalJournal:
             offset += _PAGE
         self._touched = limit
 
-    def _submit(self, size: int) -> tuple[Path, Future[tuple[int, mmap.mmap]]]:
+    def _submit(self) -> tuple[Path, Future[tuple[int, mmap.mmap]]]:
         if self._helper is None:
             self._helper = ThreadPoolExecutor(max_workers=1, thread_name_prefix="qt-journal")
-        self._number += 1
-        path = self._db_path.with_name(f"{self._db_path.name}.signals.{self._number:06d}.jnl")
-        return path, self._helper.submit(_prepare_file, path, size)
+        while True:  # a number no file has (O_EXCL refuses one all the same)
+            self._number += 1
+            path = self._db_path.with_name(f"{self._db_path.name}.signals.{self._number:06d}.jnl")
+            if not path.exists():
+                return path, self._helper.submit(_prepare_file, path, CHUNK_BYTES)
 
-    def _next_file(self, size: int) -> None:
-        """The spare file (waited for if not ready yet, or made now for a batch larger than a file)."""
+    def _fail(self, exc: BaseException) -> None:
+        self._retry_at = self._clock() + RETRY_AFTER_FAILURE_S
+        self._failure = repr(exc)[:200]
+
+    def _next_file(self) -> None:
+        """Open the spare file (waited for if not ready yet, asked for now if there is none)."""
+        if self._shut:
+            raise OSError("the signal journal is closed")
         if self._clock() < self._retry_at:
             raise JournalPaused(f"signal journal paused for {RETRY_AFTER_FAILURE_S:g} s after: {self._failure}")
-        spare, self._spare = self._spare, None
-        if spare is None or size > CHUNK_BYTES:
-            if spare is not None:
-                self._spare = spare  # kept for the next time
-            spare = self._submit(max(CHUNK_BYTES, size))
-        path, future = spare
         try:
-            fd, mapped = future.result()
-        except OSError as exc:
-            self._retry_at = self._clock() + RETRY_AFTER_FAILURE_S
-            self._failure = repr(exc)[:200]
-            raise
-        self._fd, self._map, self._path = fd, mapped, path
-        self._end = self._touched = 0
+            spare, self._spare = self._spare or self._submit(), None
+            fd, mapped = spare[1].result()
+        except Exception as exc:  # a full disk; or no thread, no memory: as good as a failed write
+            self._fail(exc)
+            if isinstance(exc, OSError):
+                raise
+            raise OSError(f"signal journal file not made: {exc!r}") from exc
+        self._fd, self._map, self._path = fd, mapped, spare[0]
+        self._end = 0
+        self._touched = min(TOUCH_AHEAD_BYTES, len(mapped))  # touched by _prepare_file
         self._ids = []
 
     def rotate(self) -> list[Closed]:
@@ -284,13 +327,14 @@ class SignalJournal:
         return closed
 
     def close(self) -> list[Closed]:
-        """:meth:`rotate`, and the spare file (no rows) deleted and the helper thread stopped."""
+        """:meth:`rotate` for the last time: the spare file (no rows) deleted, the helper thread stopped."""
+        self._shut = True
         closed = self.rotate()
         spare, self._spare = self._spare, None
         if spare is not None:
             try:
                 fd, mapped = spare[1].result()
-            except OSError:
+            except Exception:
                 pass  # it removed its file itself
             else:
                 mapped.close()

@@ -2,8 +2,8 @@
 
 The durability rule: every signal a subscriber saw must be in the store after
 a kill -9, exactly once. The loop makes the rows durable in the signal
-journal (store/journal.py: one ``write`` per batch that emits, before the
-publication); the writer thread inserts them into SQLite, and files a dead
+journal (store/journal.py: one copy into a mapped file per batch that emits,
+before the publication); the writer thread inserts them into SQLite, and files a dead
 process left behind are replayed at the next start. ``INSERT OR IGNORE`` on
 the signal id makes a duplicate impossible however often a row is inserted.
 """

@@ -79,11 +79,13 @@ class Store:
         rows, self._pending = self._pending, []
         return self.writer.submit("signals", signals_job(rows))
 
-    def rotate_journal(self, *, block: bool = False, final: bool = False) -> None:
-        """Start a new journal file and queue the closed one(s) for retirement (insert all, commit, delete).
-        ``final``: no new file (the journal's helper thread stops)."""
+    def rotate_journal(self, *, block: bool = False) -> None:
+        """Start a new journal file and queue the closed one(s) for retirement (insert all, commit, delete)."""
         self.flush_signals()
-        self._unretired.extend(self.journal.close() if final else self.journal.rotate())
+        self._retire(self.journal.rotate(), block=block)
+
+    def _retire(self, closed: list[Closed], *, block: bool) -> None:
+        self._unretired.extend(closed)
         while self._unretired and self.writer.submit("journal", retire_journal_job(*self._unretired[0]), block=block):
             self._unretired.pop(0)
 
@@ -110,7 +112,8 @@ class Store:
 
     def close(self) -> bool:
         """Retire the journal and drain the writer (the final state save is in its queue), then close."""
-        self.rotate_journal(block=True, final=True)
+        self.flush_signals()
+        self._retire(self.journal.close(), block=True)  # the last file; the journal's helper thread stops
         finished = self.writer.close()
         self._conn.close()
         return finished

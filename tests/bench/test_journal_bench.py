@@ -18,7 +18,7 @@ def test_each_way_is_measured_per_batch_and_the_journal_changes_files(tmp_path: 
     monkeypatch.setattr(journal_module, "CHUNK_BYTES", 64 << 10)  # ~60 rows a file: the run goes through several
     out = tmp_path / "journal.json"
     lines: list[str] = []
-    result = run_journal_bench(batches=200, signals_per_batch=2, pause_us=10, json_out=out, log=lines.append)
+    result = run_journal_bench(batches=200, signals_per_batch=2, pause_us=10, directory=tmp_path, json_out=out, log=lines.append)
     written = orjson.loads(out.read_bytes())
     assert written["figures"] == result["figures"] and written["machine"]["cores"]
     for name in ("os.write (before)", "journal (mmap)", "prepare (between batches)"):
@@ -28,6 +28,7 @@ def test_each_way_is_measured_per_batch_and_the_journal_changes_files(tmp_path: 
     ratio = result["journal_over_write"]["p50_us"]
     assert ratio == pytest.approx(result["figures"]["journal (mmap)"]["p50_us"] / result["figures"]["os.write (before)"]["p50_us"])
     assert any("journal / os.write" in line for line in lines)
+    assert result["directory"] == str(tmp_path) and [p.name for p in tmp_path.iterdir()] == ["journal.json"]  # its files removed
 
 
 @pytest.mark.parametrize(("kwargs", "message"), [({"batches": 99}, "batches"), ({"signals_per_batch": 0}, "signals per batch"), ({"pause_us": -1}, "pause")])

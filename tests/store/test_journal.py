@@ -32,6 +32,8 @@ def _die(store: Store) -> None:
         journal._map.close()
         os.close(journal._fd)
         journal._map = journal._fd = None
+    if journal._helper is not None:  # its spare file, if any, is left as a dead process leaves it
+        journal._helper.shutdown(wait=True)
 
 
 def _stored_ids(db: Path) -> list[str]:
@@ -178,16 +180,16 @@ def test_a_full_file_goes_on_in_the_next_and_a_full_disk_loses_only_what_was_nev
     assert [p.name[-10:] for p in journal_files(db)] == ["000001.jnl", "000002.jnl"]  # the third opened the second
 
     _journal(dead, [make_signal(3)])  # the second file's second row: no allocation
-    monkeypatch.setattr(journal_module, "_zero_fill", _full_disk)
-    with pytest.raises(OSError) as failed:
-        _journal(dead, [make_signal(4)])  # needs a third file: the disk is full
+    with monkeypatch.context() as full:
+        full.setattr(journal_module, "_zero_fill", _full_disk)
+        with pytest.raises(OSError) as failed:
+            _journal(dead, [make_signal(4)])  # needs a third file: the disk is full
     assert not isinstance(failed.value, journal_module.JournalPaused)
-    assert len(journal_files(db)) == 2  # the file that could not be sized is not left behind
-    monkeypatch.undo()
+    assert len(journal_files(db)) == 2  # the file that could not be made is not left behind
     clock.now += journal_module.RETRY_AFTER_FAILURE_S
     _journal(dead, [make_signal(5)])  # published after the failure: must survive
-    big = [make_signal(n) for n in range(6, 12)]  # more than a file holds: a file of its own size
-    _journal(dead, big)
+    _journal(dead, [make_signal(n) for n in range(6, 12)])  # more than a file holds: goes on in the next files
+    assert len(journal_files(db)) == 6  # 0-1, 2-3, then 5-6, 7-8, 9-10, 11
     _die(dead)
     restarted = Store(db)
     restarted.close()
@@ -229,42 +231,80 @@ def test_after_a_failure_the_journal_pauses_instead_of_trying_the_disk_every_bat
     store.close()
 
 
-def test_between_batches_the_next_file_is_made_off_the_loop_and_its_pages_touched(tmp_path: Path, monkeypatch) -> None:
+def test_between_batches_the_loop_moves_to_a_file_made_on_the_helper_thread(tmp_path: Path, monkeypatch) -> None:
+    """As the daemon's loop does: prepare() after each batch, time between batches. Every file is made
+    off the loop's thread, and after the first no append has to open one: prepare() moved to the next
+    file when the open one was nearly full."""
+    import sys
     import threading
 
     db = tmp_path / "qt.db"
     store = Store(db)
     line = len(journal_module.journal_line(store.signals.rows([make_signal(0)])[0]))
-    monkeypatch.setattr(journal_module, "CHUNK_BYTES", 8 * line)  # 8 rows a file
+    monkeypatch.setattr(journal_module, "CHUNK_BYTES", 8 * line)
     monkeypatch.setattr(journal_module, "TOUCH_AHEAD_BYTES", 3 * line)
     made_on: list[str] = []
-    real_prepare = journal_module._prepare_file
+    opened_by: list[str] = []
+    real_prepare, real_next = journal_module._prepare_file, SignalJournal._next_file
 
     def prepare_file(path: Path, size: int):
         made_on.append(threading.current_thread().name)
         return real_prepare(path, size)
 
+    def next_file(self: SignalJournal) -> None:
+        opened_by.append(sys._getframe(1).f_code.co_name)
+        real_next(self)
+
     monkeypatch.setattr(journal_module, "_prepare_file", prepare_file)
+    monkeypatch.setattr(SignalJournal, "_next_file", next_file)
     journal = store.journal
-    journal.prepare()  # as the loop does, long before the first signal
+    journal.prepare()  # long before the first signal
     written = []
-    for n in range(20):  # across files, prepared between batches as the loop does
+    for n in range(30):
         written += _journal(store, [make_signal(n)])
         journal.prepare()
-        mapped = journal._map
-        assert mapped is not None and journal._touched == min(journal._end + 3 * line, len(mapped))
-        assert mapped[journal._end :] == bytes(len(mapped) - journal._end)  # touched, still zeros
-    assert journal._spare is not None
-    journal._spare[1].result()  # the spare for the next file, made meanwhile
-    assert len(made_on) == 4 and all(name.startswith("qt-journal") for name in made_on)  # 3 used, 1 spare; none on this thread
+        assert journal._spare is not None
+        journal._spare[1].result()  # the time between batches, in which the helper makes the next file
     journal.rotate()
     files = journal_files(db)
     counts = [len(read_journal(p)[0]) for p in files]
-    assert len(counts) == 4 and counts[-1] == 0 and sum(counts) == 20, counts  # three used; the last: the spare, all zeros
+    assert len(files) >= 5 and counts[-1] == 0, counts  # the last: the spare, all zeros
+    assert opened_by == ["append"] + ["prepare"] * (len(files) - 2), opened_by
+    assert made_on and all(name.startswith("qt-journal") for name in made_on), made_on
     assert all(p.stat().st_size == 8 * line for p in files)  # not cut: zeros after the rows
     assert [row for p in files for row in read_journal(p)[0]] == written
     store.close()
-    assert len(journal_files(db)) == 3  # the spare deleted at close
+    assert len(journal_files(db)) == len(files) - 1  # the spare deleted at close
+    journal.prepare()  # after close: nothing, no new file
+    with pytest.raises(OSError, match="closed"):
+        journal.append(written[:1])
+    assert len(journal_files(db)) == len(files) - 1
+
+
+def test_a_spare_that_failed_in_the_background_is_made_again_after_the_pause(tmp_path: Path, monkeypatch) -> None:
+    db = tmp_path / "qt.db"
+    store = Store(db)
+    clock = FakeClock()
+    store.journal = journal = SignalJournal(db, clock=clock)
+    _journal(store, [make_signal(0)])  # the first file, made at the first append
+    with monkeypatch.context() as full:
+        full.setattr(journal_module, "_zero_fill", _full_disk)
+        journal.prepare()  # asks for the spare: the disk is full
+        assert journal._spare is not None
+        with pytest.raises(OSError):
+            journal._spare[1].result()
+    journal.prepare()  # sees the failure: dropped, no new try during the pause
+    assert journal._spare is None
+    _journal(store, [make_signal(1)])  # the open file still takes rows meanwhile
+    journal.prepare()
+    assert journal._spare is None
+    clock.now += journal_module.RETRY_AFTER_FAILURE_S
+    journal.prepare()  # after the pause: made again
+    assert journal._spare is not None
+    journal._spare[1].result()
+    store.close()  # its writer never ran: the file is left for the next start
+    Store(db).close()
+    assert _stored_ids(db) == ["s-test-0", "s-test-1"]
 
 
 def test_retirement_does_not_read_a_file_whose_rows_the_writer_already_inserted(tmp_path: Path, monkeypatch) -> None:
