@@ -200,7 +200,8 @@ class SignalJournal:
 
     The next file is made on a helper thread and the loop moves to it
     between batches (:meth:`prepare`), so a rotation or a full file costs an
-    append a hand-over at most, not the file system's work.
+    append a hand-over at most, not the file system's work. The helper
+    thread starts at the first :meth:`prepare` (``Store.start``).
     """
 
     def __init__(self, db_path: Path, *, clock: Callable[[], float] = time.monotonic) -> None:

@@ -53,7 +53,10 @@ class Store:
         )
 
     def start(self) -> None:
+        """The writer thread, and the journal's helper thread with its first file: both started here,
+        before the daemon raises the tick thread's priority, which a thread started later would inherit."""
         self.writer.start()
+        self.journal.prepare()
 
     def _recover_journal(self) -> int:
         """Put the rows of journal files a dead process left into SQLite, then delete the files."""

@@ -81,6 +81,9 @@ def test_the_daemon_raises_its_tick_thread_above_its_io_thread_and_reports_it(tm
         assert loop == 0
     else:
         assert loop == LEVELS["high"][0], threads
+    # every other thread (ZeroMQ's, the store's writer, the signal journal's helper) keeps the normal level
+    others = [nice for name, nice in threads.items() if not name.endswith(f":{proc.pid}")]
+    assert len(others) >= len(io_threads) + 2 and all(nice == 0 for nice in others), threads
 
 
 @linux_only
