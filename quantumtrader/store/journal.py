@@ -13,10 +13,10 @@ rule for the price of one copy into memory:
    it returns the rows survive the process (the kernel owns those pages,
    like a WAL commit with ``synchronous=NORMAL``, and like it they are lost
    only to a power loss or an OS crash). An ``os.write`` per batch, as
-   before 2026-12-03, cost ~1.5 times as much at the median and ~2 times at
-   p99 on a busy VM, 2-2.6 and 2-3.6 times in the daemon (``qt-bench
-   journal``; each write also updates the file's times: work for the file
-   system's journal);
+   before 2026-12-03, cost ~1.6 times as much at the median and ~2.6 times
+   at p99 on a busy VM (``qt-bench journal``), and the whole journal step
+   (with serializing and the rows) about twice as much in the daemon; each
+   write also updates the file's times: work for the file system's journal;
 2. then it publishes, and hands the same rows to the writer thread, which
    inserts them into SQLite moments later (readers see them from there);
 3. every ``save_interval_s`` the loop starts a new file and queues the old
@@ -89,9 +89,10 @@ def _zero_fill(fd: int, size: int) -> None:
         zeros = zeros[os.write(fd, zeros) :]
 
 
-def _prepare_file(path: Path, size: int) -> tuple[int, mmap.mmap]:
-    """A new journal file of ``size`` zeros, mapped, its first pages touched. Runs on a helper thread
-    (the system calls release the GIL): ~3 ms of file system work a file that the loop does not wait for."""
+def _prepare_file(path: Path, size: int) -> tuple[int, mmap.mmap, int]:
+    """A new journal file of ``size`` zeros, mapped, its first pages touched (the offset below which they
+    all are is returned with it). Runs on a helper thread (the system calls release the GIL): ~3 ms of
+    file system work a file that the loop does not wait for."""
     fd = os.open(path, _FLAGS, 0o600)
     try:
         _zero_fill(fd, size)
@@ -100,9 +101,11 @@ def _prepare_file(path: Path, size: int) -> tuple[int, mmap.mmap]:
         os.close(fd)
         remove_journal(path)  # holds no row: nothing to retire
         raise
-    for offset in range(0, min(TOUCH_AHEAD_BYTES, size), _PAGE):
+    offset = 0
+    while offset < min(TOUCH_AHEAD_BYTES, size):
         mapped[offset] = 0  # the page tables are the process's: the loop's first rows fault nothing
-    return fd, mapped
+        offset += _PAGE
+    return fd, mapped, min(offset, size)
 
 
 def _number(path: Path) -> int | None:
@@ -216,7 +219,7 @@ class SignalJournal:
         self._ids: list[str] = []
         self._closed: list[Closed] = []
         self._helper: ThreadPoolExecutor | None = None
-        self._spare: tuple[Path, Future[tuple[int, mmap.mmap]]] | None = None
+        self._spare: tuple[Path, Future[tuple[int, mmap.mmap, int]]] | None = None
         self._spare_ready = False  # the spare is made and sound: prepare()'s usual pass does nothing
         self._shut = False
         self._clock = clock
@@ -236,13 +239,13 @@ class SignalJournal:
         (a full disk), the error is raised, and then :class:`JournalPaused`
         for ``RETRY_AFTER_FAILURE_S`` without touching the disk.
         """
-        data = b"".join(journal_line(row) for row in rows)
+        lines = [journal_line(row) for row in rows]
+        data = b"".join(lines)
         if self._map is not None and self._end + len(data) <= len(self._map):
             self._copy(data)
             self._ids.extend(row[0] for row in rows)
             return
-        for row in rows:
-            line = journal_line(row)
+        for row, line in zip(rows, lines, strict=True):
             if len(line) > CHUNK_BYTES:  # not a signal of ours (~1 KB): refused like a failed write, not a crash
                 raise OSError(f"a journal row of {len(line)} bytes does not fit in a journal file")
             if self._map is None or self._end + len(line) > len(self._map):
@@ -264,21 +267,22 @@ class SignalJournal:
         Runs after every batch (most emit nothing), so it does little each
         time: one page fault at most (5-15 µs on a VM, so a 64 KB refill at
         once would put ~100 µs before some next tick), and with a sound spare
-        ready nothing else (a Future's ``done()`` takes a lock).
+        ready and room left nothing else (a Future's ``done()`` takes a lock).
         """
         mapped = self._map
-        if self._spare_ready and mapped is not None and self._touch_one(mapped):
+        if mapped is not None and self._spare_ready and len(mapped) - self._end >= TOUCH_AHEAD_BYTES:
+            self._touch_one(mapped)
             return
         if self._shut:
             return
         spare = self._spare
-        if spare is not None and spare[1].done():
+        if spare is not None and not self._spare_ready and spare[1].done():
             if spare[1].exception() is not None:
                 self._fail(spare[1].exception())  # dropped, made again after the pause; said when a file is needed
-                self._spare = spare = None
+                self._spare = None
             else:
                 self._spare_ready = True
-        if mapped is not None and len(mapped) - self._end < TOUCH_AHEAD_BYTES and self._spare_ready:
+        if mapped is not None and self._spare_ready and len(mapped) - self._end < TOUCH_AHEAD_BYTES:
             self._close()  # its unmapping here, between batches, not in an append
             try:
                 self._next_file()  # the sound spare, ready (its first pages touched on the helper thread)
@@ -292,21 +296,19 @@ class SignalJournal:
             except Exception as exc:  # no thread to be had: as a full disk, tried again after the pause
                 self._fail(exc)
 
-    def _touch_one(self, mapped: mmap.mmap) -> bool:
-        """Touch the next page past the end if the pages ahead fall short; False when the file is touched to its end."""
+    def _touch_one(self, mapped: mmap.mmap) -> None:
+        """Touch the next page past the end, unless the pages ahead are touched already."""
         touched, end = self._touched, self._end
         if touched >= end + TOUCH_AHEAD_BYTES:
-            return True
+            return
         if touched < end:  # the rows went past it: their pages were faulted by the copy
             touched = end + (-end % _PAGE)  # the next page boundary: zeros there, never a row's bytes
-        if touched >= len(mapped):
-            self._touched = len(mapped)
-            return False
-        mapped[touched] = 0
-        self._touched = min(touched + _PAGE, len(mapped))
-        return True
+        if touched < len(mapped):
+            mapped[touched] = 0
+            touched += _PAGE
+        self._touched = min(touched, len(mapped))
 
-    def _submit(self) -> tuple[Path, Future[tuple[int, mmap.mmap]]]:
+    def _submit(self) -> tuple[Path, Future[tuple[int, mmap.mmap, int]]]:
         if self._helper is None:
             self._helper = ThreadPoolExecutor(max_workers=1, thread_name_prefix="qt-journal")
         while True:  # a number no file has (O_EXCL refuses one all the same)
@@ -328,7 +330,7 @@ class SignalJournal:
         self._spare_ready = False
         try:
             spare, self._spare = self._spare or self._submit(), None
-            fd, mapped = spare[1].result()
+            fd, mapped, touched = spare[1].result()
         except Exception as exc:  # a full disk; or no thread, no memory: as good as a failed write
             self._fail(exc)
             if isinstance(exc, OSError):
@@ -336,7 +338,7 @@ class SignalJournal:
             raise OSError(f"signal journal file not made: {exc!r}") from exc
         self._fd, self._map, self._path = fd, mapped, spare[0]
         self._end = 0
-        self._touched = min(-(-TOUCH_AHEAD_BYTES // _PAGE) * _PAGE, len(mapped))  # the pages _prepare_file touched
+        self._touched = touched
         self._ids = []
 
     def rotate(self) -> list[Closed]:
@@ -353,7 +355,7 @@ class SignalJournal:
         spare, self._spare = self._spare, None
         if spare is not None:
             try:
-                fd, mapped = spare[1].result()
+                fd, mapped, _ = spare[1].result()
             except Exception:
                 pass  # it removed its file itself
             else:
@@ -371,11 +373,10 @@ class SignalJournal:
         if self._fd is None:
             return
         assert self._map is not None and self._path is not None
+        fd, mapped = self._fd, self._map
+        self._closed.append((self._path, self._ids))  # detached first: whatever the OS says, the journal moves on
+        self._fd = self._map = self._path = None
         try:
-            self._map.close()
+            mapped.close()
         finally:
-            os.close(self._fd)
-            self._closed.append((self._path, self._ids))
-            self._fd = None
-            self._map = None
-            self._path = None
+            os.close(fd)

@@ -15,7 +15,8 @@ def test_each_way_is_measured_per_batch_and_the_journal_changes_files(tmp_path: 
     monkeypatch.setattr(journal_bench, "WARMUP_BATCHES", 10)
     from quantumtrader.store import journal as journal_module
 
-    monkeypatch.setattr(journal_module, "CHUNK_BYTES", 64 << 10)  # ~60 rows a file: the run goes through several
+    monkeypatch.setattr(journal_module, "CHUNK_BYTES", 64 << 10)  # ~65 rows a file: the run goes through several
+    monkeypatch.setattr(journal_module, "TOUCH_AHEAD_BYTES", 16 << 10)
     out = tmp_path / "journal.json"
     lines: list[str] = []
     result = run_journal_bench(batches=200, signals_per_batch=2, pause_us=10, directory=tmp_path, json_out=out, log=lines.append)

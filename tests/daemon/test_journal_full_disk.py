@@ -36,6 +36,11 @@ def _send(push: zmq.Socket, fields: dict) -> None:
 
 
 def test_signals_go_out_and_the_failure_is_logged_once_per_interval(tmp_path: Path, monkeypatch) -> None:
+    def full_disk(fd: int, size: int) -> None:  # a journal file cannot be given its blocks
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    # before the daemon starts: its store asks the journal's helper thread for the first file at once
+    monkeypatch.setattr(journal_module, "_zero_fill", full_disk)
     d, eps = inproc_daemon(tmp_path / "data", QT_SIGNALS__INTERVAL_S="0.01", QT_DAEMON__REJECT_LOG_INTERVAL_S="0.5")
     stage = next(hook.__self__ for hook in d._tick_hooks if isinstance(getattr(hook, "__self__", None), PipelineStage))
     ctx = zmq.Context.instance()
@@ -46,11 +51,6 @@ def test_signals_go_out_and_the_failure_is_logged_once_per_interval(tmp_path: Pa
     push.connect(eps.events)
     fake_log = _Log()
     monkeypatch.setattr(pipeline_module, "log", fake_log)
-
-    def full_disk(fd: int, size: int) -> None:  # a journal file cannot be given its blocks
-        raise OSError(errno.ENOSPC, "No space left on device")
-
-    monkeypatch.setattr(journal_module, "_zero_fill", full_disk)
     try:
         _send(push, {"type": "hello", "seq": 0, "platform": "MT5", "command_endpoint": "tcp://127.0.0.1:1", "symbols": ["EURUSD"]})
         time.sleep(1.0)  # the SUB's subscription reaches the PUB (ms on loopback; a loaded host can stall a process)

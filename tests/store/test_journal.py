@@ -231,8 +231,8 @@ def test_after_a_failure_the_journal_pauses_instead_of_trying_the_disk_every_bat
     store.close()
 
 
-@pytest.mark.parametrize(("chunk_pages", "ahead_pages", "batches"), [(None, None, 30), (16, 4, 400)])
-def test_between_batches_the_loop_moves_to_a_file_made_on_the_helper_thread(tmp_path: Path, monkeypatch, chunk_pages, ahead_pages, batches) -> None:
+@pytest.mark.parametrize(("chunk_pages", "ahead_pages", "batches", "per_batch"), [(None, None, 30, 1), (16, 4, 400, 1), (16, 4, 60, 20)])
+def test_between_batches_the_loop_moves_to_a_file_made_on_the_helper_thread(tmp_path: Path, monkeypatch, chunk_pages, ahead_pages, batches, per_batch) -> None:
     """As the daemon's loop does: prepare() after each batch, time between batches. Every file is made
     off the loop's thread, and after the first no append has to open one: prepare() moved to the next
     file when the open one was nearly full."""
@@ -263,8 +263,8 @@ def test_between_batches_the_loop_moves_to_a_file_made_on_the_helper_thread(tmp_
     journal = store.journal
     journal.prepare()  # long before the first signal
     written = []
-    for n in range(batches):
-        written += _journal(store, [make_signal(n)])
+    for n in range(batches):  # per_batch 20: bursts of ~9 KB, more than the page a pass touches
+        written += _journal(store, [make_signal(n * per_batch + k) for k in range(per_batch)])
         journal.prepare()
         assert journal._spare is not None
         journal._spare[1].result()  # the time between batches, in which the helper makes the next file
