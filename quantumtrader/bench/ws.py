@@ -348,15 +348,18 @@ def _metric(text: str, name: str) -> float:
 class _Stack:
     """Daemon + paper + sidecar on free ports, in a temporary data directory."""
 
-    def __init__(self, tmp: Path, ticks_per_s: float, symbols: int, max_updates_per_s: float | None, extra_env: dict[str, str]) -> None:
+    def __init__(self, tmp: Path, ticks_per_s: float, symbols: int, max_updates_per_s: float | None, extra_env: dict[str, str], clients: int = 0) -> None:
         self.tmp = tmp
         self.eps = Endpoints()
         self.port = free_port()
         extra = {
             "QT_SIDECAR__PORT": str(self.port),
             "QT_PAPER__SYMBOLS": ",".join(SYMBOLS[:symbols]),
-            # 500 phones come from 500 addresses; here they share 127.0.0.1, so its per-IP bucket is widened.
-            "QT_SIDECAR__RATE_PER_IP_BURST": "5000",
+            # 500 phones come from 500 addresses and as many users; here they share 127.0.0.1 and one
+            # user's token, so the per-IP bucket and the per-user connection cap are widened.
+            "QT_SIDECAR__RATE_PER_IP_BURST": str(max(5000, 2 * clients)),
+            "QT_SIDECAR__WS_MAX_PER_USER": str(max(1, clients)),
+            "QT_SIDECAR__WS_MAX_CLIENTS": str(max(2000, clients)),
             "QT_DAEMON__STATUS_INTERVAL_S": "0",
         }
         if max_updates_per_s is not None:
@@ -488,7 +491,7 @@ def run_ws_bench(
             baseline = _daemon_latency(stack.eps)
             baseline["ticks_per_s_measured"] = round((baseline["ticks"] - first["ticks"]) / max(baseline["uptime_s"] - first["uptime_s"], 1e-9), 1)
         log(f"ws: {clients} clients ({dashboards} unsubscribed) for {duration_s:g} s, then one stalled client for {duration_s:g} s")
-        with _Stack(tmp / "b", ticks_per_s, symbols, max_updates_per_s, extra_env or {}) as stack:
+        with _Stack(tmp / "b", ticks_per_s, symbols, max_updates_per_s, extra_env or {}, clients) as stack:
             loaded = _run_loop(_loaded_run(stack, clients, dashboards, duration_s, client_procs))
     from quantumtrader.config import SidecarConfig
 
