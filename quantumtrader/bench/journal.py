@@ -70,7 +70,6 @@ def run_journal_bench(
     directory: Path | None = None,
     json_out: Path | None = None,
     log: Callable[[str], None] = print,
-
 ) -> dict[str, Any]:
     """``batches`` appends each way, alternating; returns (and writes) the figures with the machine.
 
@@ -140,4 +139,3 @@ def run_journal_bench(
     }
     write_json(json_out, result)
     return result
-

@@ -13,8 +13,8 @@ rule for the price of one copy into memory:
    it returns the rows survive the process (the kernel owns those pages,
    like a WAL commit with ``synchronous=NORMAL``, and like it they are lost
    only to a power loss or an OS crash). An ``os.write`` per batch, as
-   before 2026-12-03, cost ~1.6 times as much at the median and ~2.6 times
-   at p99 on a busy VM (``qt-bench journal``), and the whole journal step
+   before 2026-12-03, cost ~1.6 times as much at the median and ~2.6-2.8
+   times at p99 on a busy VM (``qt-bench journal``), and the whole journal step
    (with serializing and the rows) about twice as much in the daemon; each
    write also updates the file's times: work for the file system's journal;
 2. then it publishes, and hands the same rows to the writer thread, which
@@ -221,6 +221,7 @@ class SignalJournal:
         self._helper: ThreadPoolExecutor | None = None
         self._spare: tuple[Path, Future[tuple[int, mmap.mmap, int]]] | None = None
         self._spare_ready = False  # the spare is made and sound: prepare()'s usual pass does nothing
+        self._unreported: BaseException | None = None  # see _fail
         self._shut = False
         self._clock = clock
         self._retry_at = 0.0
@@ -277,14 +278,16 @@ class SignalJournal:
             return
         spare = self._spare
         if spare is not None and not self._spare_ready and spare[1].done():
-            if spare[1].exception() is not None:
-                self._fail(spare[1].exception())  # dropped, made again after the pause; said when a file is needed
+            exc = spare[1].exception()
+            if exc is not None:  # dropped, made again after the pause
+                self._fail(exc, unreported=True)
                 self._spare = None
             else:
                 self._spare_ready = True
+                self._unreported = None  # a failure that cost no batch: the disk has room again
         if mapped is not None and self._spare_ready and len(mapped) - self._end < TOUCH_AHEAD_BYTES:
-            self._close()  # its unmapping here, between batches, not in an append
             try:
+                self._close()  # its unmapping here, between batches, not in an append
                 self._next_file()  # the sound spare, ready (its first pages touched on the helper thread)
             except OSError:
                 pass  # not seen; if it were, the next append would say it
@@ -294,7 +297,7 @@ class SignalJournal:
             try:
                 self._spare = self._submit()
             except Exception as exc:  # no thread to be had: as a full disk, tried again after the pause
-                self._fail(exc)
+                self._fail(exc, unreported=True)
 
     def _touch_one(self, mapped: mmap.mmap) -> None:
         """Touch the next page past the end, unless the pages ahead are touched already."""
@@ -317,14 +320,23 @@ class SignalJournal:
             if not path.exists():
                 return path, self._helper.submit(_prepare_file, path, CHUNK_BYTES)
 
-    def _fail(self, exc: BaseException) -> None:
+    def _fail(self, exc: BaseException, *, unreported: bool = False) -> None:
+        """Start the pause. ``unreported``: a failure between batches, which the next append that needs a
+        file raises as itself (an error, counted as one) rather than as the pause it started."""
         self._retry_at = self._clock() + RETRY_AFTER_FAILURE_S
         self._failure = repr(exc)[:200]
+        if unreported:
+            self._unreported = exc
 
     def _next_file(self) -> None:
         """Open the spare file (waited for if not ready yet, asked for now if there is none)."""
         if self._shut:
             raise OSError("the signal journal is closed")
+        if self._unreported is not None:
+            exc, self._unreported = self._unreported, None
+            if isinstance(exc, OSError):
+                raise exc
+            raise OSError(f"signal journal file not made: {exc!r}") from exc
         if self._clock() < self._retry_at:
             raise JournalPaused(f"signal journal paused for {RETRY_AFTER_FAILURE_S:g} s after: {self._failure}")
         self._spare_ready = False

@@ -16,7 +16,6 @@ from tests.store.test_store import make_signal
 from support import FakeClock
 
 
-
 def _journal(store: Store, signals: list[dict], bodies: list[bytes] | None = None) -> list[tuple]:
     """What the daemon does before publishing: the rows, appended to the journal."""
     rows = store.signals.rows(signals, bodies)
@@ -120,7 +119,7 @@ def test_new_files_are_numbered_after_the_ones_left_behind(tmp_path: Path) -> No
     # a journal opened on files not yet recovered never writes into one of them
     other = SignalJournal(db)
     other.append([("s-x", "EURUSD", 1, "BUY", 0.9, "{}", 0)])
-    other.rotate()
+    other.close()
     assert [p.name[-10:] for p in journal_files(db)] == ["000001.jnl", "000002.jnl", "000003.jnl"]
 
 
@@ -305,9 +304,34 @@ def test_a_spare_that_failed_in_the_background_is_made_again_after_the_pause(tmp
     journal.prepare()  # after the pause: made again
     assert journal._spare is not None
     journal._spare[1].result()
-    store.close()  # its writer never ran: the file is left for the next start
+    journal.prepare()  # sound: the earlier failure cost no batch and is not raised later
+    journal.rotate()
+    _journal(store, [make_signal(2)])
+    store.close()  # its writer never ran: the files are left for the next start
     Store(db).close()
-    assert _stored_ids(db) == ["s-test-0", "s-test-1"]
+    assert _stored_ids(db) == ["s-test-0", "s-test-1", "s-test-2"]
+
+
+def test_a_failure_between_batches_is_raised_as_itself_by_the_append_that_needed_the_file(tmp_path: Path, monkeypatch) -> None:
+    """The daemon counts an append's OSError as an error and JournalPaused as a batch refused during the
+    pause: a full disk found by prepare() must still show as an error, once, then as the pause."""
+    db = tmp_path / "qt.db"
+    clock = FakeClock()
+    journal = SignalJournal(db, clock=clock)
+    rows = Store(db).signals.rows([make_signal(0)])
+    with monkeypatch.context() as full:
+        full.setattr(journal_module, "_zero_fill", _full_disk)
+        journal.prepare()  # as Store.start does: the first file asked for, and it fails
+        assert journal._spare is not None
+        with pytest.raises(OSError):
+            journal._spare[1].result()
+        journal.prepare()  # the loop's next pass finds the failure first
+    with pytest.raises(OSError, match="No space left") as first:
+        journal.append(rows)
+    assert not isinstance(first.value, journal_module.JournalPaused)
+    with pytest.raises(journal_module.JournalPaused):
+        journal.append(rows)
+    journal.close()
 
 
 def test_retirement_does_not_read_a_file_whose_rows_the_writer_already_inserted(tmp_path: Path, monkeypatch) -> None:
