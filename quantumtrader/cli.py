@@ -12,8 +12,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from quantumtrader.config import Config, ConfigError, load_config, render_toml
-from quantumtrader.daemon.supervisor import BAD_INPUT_EXIT
+from quantumtrader.config import BAD_INPUT_EXIT, Config, ConfigError, load_config, render_toml
 
 app = typer.Typer(
     name="qt-daemon",

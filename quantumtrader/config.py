@@ -34,6 +34,11 @@ Check = Callable[[Any], str | None]
 DEFAULT_DATA_DIR = "~/.quantumtrader"
 
 
+#: The CLI's exit code on bad input (a config like this one, a bad tick file): a restart would fail
+#: the same way, so the supervisor does not restart a child that exits with it.
+BAD_INPUT_EXIT = 2
+
+
 class ConfigError(ValueError):
     """A setting is unknown or out of range. ``key`` is the dotted name."""
 

@@ -48,6 +48,10 @@ def machine() -> dict[str, Any]:
     }
 
 
+#: An append-only file as the signal journal was written before 2026-12-03 (O_BINARY: Windows only, no newline translation).
+APPEND_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_BINARY", 0)
+
+
 def spin(seconds: float) -> None:
     """Wait without sleeping, as the daemon's loop waits for the next tick (``daemon.busy_poll_us``)."""
     end = time.perf_counter() + seconds

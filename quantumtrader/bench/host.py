@@ -22,7 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from quantumtrader.bench.common import machine, spin, table, write_json
+from quantumtrader.bench.common import APPEND_FLAGS, machine, spin, table, write_json
 from quantumtrader.bench.cpu import CpuPhase, describe
 
 LINE = b"x" * 1200
@@ -65,7 +65,7 @@ def run_host_bench(*, samples: int = 400, json_out: Path | None = None, log: Cal
     buffer = bytearray(len(LINE) * 2 * samples)
     results = []
     with CpuPhase() as cpu, tempfile.TemporaryDirectory(prefix="qt-bench-host-") as tmp:
-        fd = os.open(Path(tmp) / "journal.bin", os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_BINARY", 0), 0o600)
+        fd = os.open(Path(tmp) / "journal.bin", APPEND_FLAGS, 0o600)
         try:
             steps: dict[str, Callable[[int], object]] = {
                 "no-op call": lambda i: None,

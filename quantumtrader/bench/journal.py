@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from quantumtrader.bench.common import latency_summary, machine, spin, table, write_json
+from quantumtrader.bench.common import APPEND_FLAGS, latency_summary, machine, spin, table, write_json
 from quantumtrader.bench.cpu import CpuPhase, describe
 from quantumtrader.features.names import FEATURE_NAMES
 from quantumtrader.protocol import SIGNAL_COMPONENTS, signal_object
@@ -37,7 +37,6 @@ from quantumtrader.store.signals import SignalLog
 
 #: Batches each way before the measured ones: the first file is taken, the interpreter and caches warm.
 WARMUP_BATCHES = 200
-_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_BINARY", 0)
 
 
 def _signals(rng: np.random.Generator, first_id: int, n: int) -> list[dict[str, Any]]:
@@ -89,17 +88,18 @@ def run_journal_bench(
     rng = np.random.default_rng(7)
     rows_of = SignalLog(sqlite3.connect(":memory:")).rows  # the daemon's rows; the connection is not used
     clock = time.perf_counter_ns
+    pause_s = pause_us / 1e6
     timings: dict[str, list[int]] = {"os.write (before)": [], "journal (mmap)": [], "prepare (between batches)": []}
     log(f"journal: {batches} batches of {signals_per_batch} signal(s) each way, alternating, {pause_us:g} µs spinning between")
     with CpuPhase() as cpu, tempfile.TemporaryDirectory(prefix="qt-bench-journal-", dir=directory) as tmp:
         journal = SignalJournal(Path(tmp) / "qt.db")
-        fd = os.open(Path(tmp) / "baseline.jnl", _FLAGS, 0o600)
+        fd = os.open(Path(tmp) / "baseline.jnl", APPEND_FLAGS, 0o600)
         journal.prepare()  # the daemon's loop has done this long before its first signal
         try:
             for i in range(-2 * WARMUP_BATCHES, 2 * batches):
                 rows = rows_of(_signals(rng, (i + 2 * WARMUP_BATCHES) * signals_per_batch, signals_per_batch))
                 if i % 2:
-                    spin(pause_us / 1e6)
+                    spin(pause_s)
                     started = clock()
                     os.write(fd, b"".join(journal_line(row) for row in rows))
                     if i >= 0:
@@ -108,7 +108,7 @@ def run_journal_bench(
                     started = clock()
                     journal.prepare()
                     prepared = clock() - started
-                    spin(pause_us / 1e6)
+                    spin(pause_s)
                     started = clock()
                     journal.append(rows)
                     if i >= 0:
@@ -130,7 +130,7 @@ def run_journal_bench(
         "signals_per_batch": signals_per_batch,
         "pause_us": pause_us,
         "directory": str(directory or tempfile.gettempdir()),
-        "row_bytes": len(journal_line(rows_of(_signals(rng, 0, 1))[0])),
+        "row_bytes": len(journal_line(rows[0])),  # the last batch's first row
         "figures": figures,
         "journal_over_write": ratios,
         "journal_files": files,

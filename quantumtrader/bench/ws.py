@@ -46,6 +46,7 @@ from websockets.uri import WebSocketURI, parse_uri
 
 from quantumtrader.bench.common import machine, table, write_json
 from quantumtrader.bench.procs import Endpoints, control, free_port, start, stop, wait_for, wait_ready
+from quantumtrader.config import SidecarConfig
 from quantumtrader.gc_tuning import tune_gc
 from quantumtrader.metrics import add_values, new_histogram, summarize
 
@@ -359,7 +360,7 @@ class _Stack:
             # user's token, so the per-IP bucket and the per-user connection cap are widened.
             "QT_SIDECAR__RATE_PER_IP_BURST": str(max(5000, 2 * clients)),
             "QT_SIDECAR__WS_MAX_PER_USER": str(max(1, clients)),
-            "QT_SIDECAR__WS_MAX_CLIENTS": str(max(2000, clients)),
+            "QT_SIDECAR__WS_MAX_CLIENTS": str(max(SidecarConfig().ws_max_clients, clients)),
             "QT_DAEMON__STATUS_INTERVAL_S": "0",
         }
         if max_updates_per_s is not None:
@@ -493,8 +494,6 @@ def run_ws_bench(
         log(f"ws: {clients} clients ({dashboards} unsubscribed) for {duration_s:g} s, then one stalled client for {duration_s:g} s")
         with _Stack(tmp / "b", ticks_per_s, symbols, max_updates_per_s, extra_env or {}, clients) as stack:
             loaded = _run_loop(_loaded_run(stack, clients, dashboards, duration_s, client_procs))
-    from quantumtrader.config import SidecarConfig
-
     result: dict[str, Any] = {
         "scenario": "ws",
         "clients": clients,

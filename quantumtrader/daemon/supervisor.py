@@ -19,6 +19,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from quantumtrader.config import BAD_INPUT_EXIT
 from quantumtrader.log import get_logger
 from quantumtrader.priority import lower_child_priority
 
@@ -27,8 +28,6 @@ log = get_logger("quantumtrader.supervisor")
 _BACKOFF_START_S = 0.5
 _BACKOFF_MAX_S = 30.0
 _STOP_TIMEOUT_S = 5.0
-#: The CLI exits with 2 on bad input: a restart would fail the same way.
-BAD_INPUT_EXIT = 2
 
 
 class Child:

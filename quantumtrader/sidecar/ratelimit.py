@@ -66,7 +66,10 @@ class Buckets:
         return (cost - tokens) / self.rate_per_s
 
     def _level(self, key: str, now: float) -> float:
-        tokens, at = self._state.get(key, (self.burst, now))
+        return self._refilled(*self._state.get(key, (self.burst, now)), now)
+
+    def _refilled(self, tokens: float, at: float, now: float) -> float:
+        """A bucket left at ``tokens`` at time ``at``, as it stands ``now``."""
         return min(self.burst, tokens + (now - at) * self.rate_per_s)
 
     def _remember(self, key: str, tokens: float, now: float) -> None:
@@ -76,7 +79,7 @@ class Buckets:
         state[key] = (tokens, now)
 
     def _prune(self, now: float) -> None:
-        full = [k for k, (t, at) in self._state.items() if t + (now - at) * self.rate_per_s >= self.burst]
+        full = [k for k, (t, at) in self._state.items() if self._refilled(t, at, now) >= self.burst]
         for key in full:
             del self._state[key]
         while len(self._state) >= self.max_keys:  # everyone busy: forget the oldest

@@ -108,6 +108,16 @@ def _prepare_file(path: Path, size: int) -> tuple[int, mmap.mmap, int]:
     return fd, mapped, min(offset, size)
 
 
+def _as_os_error(exc: BaseException) -> OSError:
+    """What an append raises for a journal file not made: the OSError itself, or one naming the cause
+    (no thread, no memory), so the daemon counts and logs it as a failed write either way."""
+    if isinstance(exc, OSError):
+        return exc
+    error = OSError(f"signal journal file not made: {exc!r}")
+    error.__cause__ = exc
+    return error
+
+
 def _number(path: Path) -> int | None:
     match = re.fullmatch(r".+\.signals\.(\d+)\.jnl", path.name)
     return int(match.group(1)) if match else None
@@ -334,9 +344,7 @@ class SignalJournal:
             raise OSError("the signal journal is closed")
         if self._unreported is not None:
             exc, self._unreported = self._unreported, None
-            if isinstance(exc, OSError):
-                raise exc
-            raise OSError(f"signal journal file not made: {exc!r}") from exc
+            raise _as_os_error(exc)
         if self._clock() < self._retry_at:
             raise JournalPaused(f"signal journal paused for {RETRY_AFTER_FAILURE_S:g} s after: {self._failure}")
         self._spare_ready = False
@@ -345,9 +353,7 @@ class SignalJournal:
             fd, mapped, touched = spare[1].result()
         except Exception as exc:  # a full disk; or no thread, no memory: as good as a failed write
             self._fail(exc)
-            if isinstance(exc, OSError):
-                raise
-            raise OSError(f"signal journal file not made: {exc!r}") from exc
+            raise _as_os_error(exc)
         self._fd, self._map, self._path = fd, mapped, spare[0]
         self._end = 0
         self._touched = touched
@@ -362,7 +368,6 @@ class SignalJournal:
     def close(self) -> list[Closed]:
         """:meth:`rotate` for the last time: the spare file (no rows) deleted, the helper thread stopped."""
         self._shut = True
-        self._spare_ready = False
         closed = self.rotate()
         spare, self._spare = self._spare, None
         if spare is not None:

@@ -9,12 +9,11 @@ import pytest
 
 from quantumtrader.bench import journal as journal_bench
 from quantumtrader.bench.journal import run_journal_bench
+from quantumtrader.store import journal as journal_module
 
 
 def test_each_way_is_measured_per_batch_and_the_journal_changes_files(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setattr(journal_bench, "WARMUP_BATCHES", 10)
-    from quantumtrader.store import journal as journal_module
-
     monkeypatch.setattr(journal_module, "CHUNK_BYTES", 64 << 10)  # ~65 rows a file: the run goes through several
     monkeypatch.setattr(journal_module, "TOUCH_AHEAD_BYTES", 16 << 10)
     out = tmp_path / "journal.json"

@@ -3,7 +3,6 @@ counted for every batch but logged once per interval, and the journal does not s
 
 from __future__ import annotations
 
-import errno
 import time
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from quantumtrader.protocol import decode_feed
 from quantumtrader.store import journal as journal_module
 from quantumtrader.store.journal import journal_files
 from support import event_frame, inproc_daemon
+from tests.store.test_journal import _full_disk as full_disk
 
 TERMINAL = "disk-1@Test"
 
@@ -36,11 +36,8 @@ def _send(push: zmq.Socket, fields: dict) -> None:
 
 
 def test_signals_go_out_and_the_failure_is_logged_once_per_interval(tmp_path: Path, monkeypatch) -> None:
-    def full_disk(fd: int, size: int) -> None:  # a journal file cannot be given its blocks
-        raise OSError(errno.ENOSPC, "No space left on device")
-
     # before the daemon starts: its store asks the journal's helper thread for the first file at once
-    monkeypatch.setattr(journal_module, "_zero_fill", full_disk)
+    monkeypatch.setattr(journal_module, "_zero_fill", full_disk)  # a journal file cannot be given its blocks
     d, eps = inproc_daemon(tmp_path / "data", QT_SIGNALS__INTERVAL_S="0.01", QT_DAEMON__REJECT_LOG_INTERVAL_S="0.5")
     stage = next(hook.__self__ for hook in d._tick_hooks if isinstance(getattr(hook, "__self__", None), PipelineStage))
     ctx = zmq.Context.instance()

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import errno
-import os
 import sqlite3
+import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -27,10 +28,7 @@ def _die(store: Store) -> None:
     """What a kill -9 leaves: the OS unmaps and closes the open journal file (Windows will not delete an
     open one), which keeps its size and the zeros after the last row; nothing else happens."""
     journal = store.journal
-    if journal._map is not None:
-        journal._map.close()
-        os.close(journal._fd)
-        journal._map = journal._fd = None
+    journal.rotate()  # closing is all the OS does; the file keeps its size, as a kill -9 leaves it
     if journal._helper is not None:  # its spare file, if any, is left as a dead process leaves it
         journal._helper.shutdown(wait=True)
 
@@ -235,9 +233,6 @@ def test_between_batches_the_loop_moves_to_a_file_made_on_the_helper_thread(tmp_
     """As the daemon's loop does: prepare() after each batch, time between batches. Every file is made
     off the loop's thread, and after the first no append has to open one: prepare() moved to the next
     file when the open one was nearly full."""
-    import sys
-    import threading
-
     db = tmp_path / "qt.db"
     store = Store(db)
     line = len(journal_module.journal_line(store.signals.rows([make_signal(0)])[0]))
@@ -335,8 +330,6 @@ def test_a_failure_between_batches_is_raised_as_itself_by_the_append_that_needed
 
 
 def test_retirement_does_not_read_a_file_whose_rows_the_writer_already_inserted(tmp_path: Path, monkeypatch) -> None:
-    from quantumtrader.store import journal as journal_module
-
     db = tmp_path / "qt.db"
     store = Store(db)
     store.start()
