@@ -359,8 +359,9 @@ class _Stack:
             # 500 phones come from 500 addresses and as many users; here they share 127.0.0.1 and one
             # user's token, so the per-IP bucket and the per-user connection cap are widened.
             "QT_SIDECAR__RATE_PER_IP_BURST": str(max(5000, 2 * clients)),
-            "QT_SIDECAR__WS_MAX_PER_USER": str(max(1, clients)),
-            "QT_SIDECAR__WS_MAX_CLIENTS": str(max(SidecarConfig().ws_max_clients, clients)),
+            # + 1: the stalled client of the last phase, on the same token
+            "QT_SIDECAR__WS_MAX_PER_USER": str(clients + 1),
+            "QT_SIDECAR__WS_MAX_CLIENTS": str(max(SidecarConfig().ws_max_clients, clients + 1)),
             "QT_DAEMON__STATUS_INTERVAL_S": "0",
         }
         if max_updates_per_s is not None:
