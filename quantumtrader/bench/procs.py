@@ -37,10 +37,17 @@ def free_ports(n: int) -> list[int]:
 
 
 class Endpoints:
-    """A fresh set of daemon endpoints on free loopback ports, as QT_* environment."""
+    """A fresh set of daemon endpoints on free loopback ports, as QT_* environment.
 
-    def __init__(self) -> None:
-        self.events, self.feed, self.control, self.command = (f"tcp://127.0.0.1:{port}" for port in free_ports(4))
+    ``spare`` more ports (``spare_ports``: a sidecar's, a second terminal's) come from the same
+    reservation: a port taken later with :func:`free_port` may be one of these four, which the daemon
+    binds only when it starts (a second terminal was once handed the daemon's feed port).
+    """
+
+    def __init__(self, spare: int = 0) -> None:
+        ports = free_ports(4 + spare)
+        self.events, self.feed, self.control, self.command = (f"tcp://127.0.0.1:{port}" for port in ports[:4])
+        self.spare_ports = ports[4:]
 
     def env(self, data_dir: Path, **extra: str) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("QT_")}

@@ -45,7 +45,7 @@ from websockets.frames import Frame, Opcode
 from websockets.uri import WebSocketURI, parse_uri
 
 from quantumtrader.bench.common import machine, table, write_json
-from quantumtrader.bench.procs import Endpoints, control, free_port, start, stop, wait_for, wait_ready
+from quantumtrader.bench.procs import Endpoints, control, start, stop, wait_for, wait_ready
 from quantumtrader.config import SidecarConfig
 from quantumtrader.gc_tuning import tune_gc
 from quantumtrader.metrics import add_values, new_histogram, summarize
@@ -351,8 +351,8 @@ class _Stack:
 
     def __init__(self, tmp: Path, ticks_per_s: float, symbols: int, max_updates_per_s: float | None, extra_env: dict[str, str], clients: int = 0) -> None:
         self.tmp = tmp
-        self.eps = Endpoints()
-        self.port = free_port()
+        self.eps = Endpoints(spare=1)
+        self.port = self.eps.spare_ports[0]
         extra = {
             "QT_SIDECAR__PORT": str(self.port),
             "QT_PAPER__SYMBOLS": ",".join(SYMBOLS[:symbols]),

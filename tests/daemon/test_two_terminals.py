@@ -6,7 +6,7 @@ from __future__ import annotations
 import signal
 from pathlib import Path
 
-from support import Endpoints, FeedSubscriber, control, daemon_process, free_port, start, stop, wait_for
+from support import Endpoints, FeedSubscriber, control, daemon_process, start, stop, wait_for
 
 
 def _quote_terminals(eps: Endpoints) -> set[str]:
@@ -14,7 +14,7 @@ def _quote_terminals(eps: Endpoints) -> set[str]:
 
 
 def test_first_terminal_owns_a_symbol_until_it_goes_stale(tmp_path: Path) -> None:
-    eps = Endpoints()
+    eps = Endpoints(spare=1)
     data = tmp_path / "data"
     with daemon_process(eps, tmp_path, QT_DAEMON__HEALTH_INTERVAL_S="0.1"):
         # heartbeats 1 s: stale after 3 s, so a loaded host stalling A while B starts does not hand B the symbols early
@@ -24,7 +24,7 @@ def test_first_terminal_owns_a_symbol_until_it_goes_stale(tmp_path: Path) -> Non
         try:
             wait_for(lambda: len(control(eps.control, "snapshot")["quotes"]) == 5, 15, "A's quotes")
             b = start(
-                ["paper", "--terminal", "B@BrokerTwo", "--rate", "200", "--heartbeat-s", "1.0", "--command-endpoint", f"tcp://127.0.0.1:{free_port()}"],
+                ["paper", "--terminal", "B@BrokerTwo", "--rate", "200", "--heartbeat-s", "1.0", "--command-endpoint", f"tcp://127.0.0.1:{eps.spare_ports[0]}"],
                 eps.env(data, QT_PAPER__SEED="2"),
                 tmp_path / "b.log",
             )

@@ -29,7 +29,7 @@ import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, Playwright, expect, sync_playwright
 
 from sidecar_stack import PASSWORDS, Stack, cli, running_stack
-from support import REPO, free_port, start, stop, wait_for
+from support import REPO, start, stop, wait_for
 
 CHROMIUM = Path("/usr/bin/chromium")
 DESKTOP = {"width": 1280, "height": 800}
@@ -390,7 +390,7 @@ def test_positions_on_accounts_in_other_currencies_are_totalled_apart(alice: Ali
     env = {**stack.env, "QT_PAPER__CURRENCY": "EUR", "QT_PAPER__LOGIN": "2000002"}
     first = api(stack, "GET", "/api/account").json()["terminal"]  # before the second one: /api/account gives the first id in order
     second = start(
-        ["paper", "--terminal", euro, "--rate", "50", "--heartbeat-s", "0.5", "--command-endpoint", f"tcp://127.0.0.1:{free_port()}"],
+        ["paper", "--terminal", euro, "--rate", "50", "--heartbeat-s", "0.5", "--command-endpoint", f"tcp://127.0.0.1:{stack.eps.spare_ports[1]}"],
         env,
         stack.tmp / "paper-euro.log",
     )

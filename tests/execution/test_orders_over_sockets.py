@@ -13,7 +13,7 @@ import pytest
 import zmq
 
 from quantumtrader.protocol import control_request, decode_command, encode, new_command_id, now_msc, parse_object, reply_ok, snapshot_command
-from support import Endpoints, control, daemon_process, event_frame, free_port, inproc_daemon, serving, start, stop, wait_for
+from support import Endpoints, control, daemon_process, event_frame, inproc_daemon, serving, start, stop, wait_for
 
 # Generous limits so only the rule under test can refuse; a rich paper account.
 RISK_OFF = {
@@ -174,12 +174,12 @@ def test_daemon_killed_between_command_and_reply_reconciles_instead_of_resending
 
 @pytest.mark.timeout(120)
 def test_frozen_terminal_ends_unknown_then_settles_while_another_keeps_filling(tmp_path: Path) -> None:
-    eps = Endpoints()
+    eps = Endpoints(spare=1)
     # 1 s: B's answered commands never time out on a loaded host, and A's stuck one takes 3 s to
     # give up, long enough for B's ten orders to fill meanwhile if they do not wait for A
     env = {**RISK_OFF, "QT_EXECUTION__COMMAND_TIMEOUT_MS": "1000", "QT_EXECUTION__COMMAND_RETRIES": "2"}
     data = tmp_path / "data"
-    cmd_b = f"tcp://127.0.0.1:{free_port()}"
+    cmd_b = f"tcp://127.0.0.1:{eps.spare_ports[0]}"
     with daemon_process(eps, tmp_path, **env):
         a = start(["paper", "--terminal", "A@Test", "--rate", "100", "--heartbeat-s", "0.3"], eps.env(data, **env), tmp_path / "a.log")
         b = start(["paper", "--terminal", "B@Test", "--rate", "100", "--heartbeat-s", "0.3", "--command-endpoint", cmd_b], eps.env(data, **env), tmp_path / "b.log")

@@ -25,7 +25,7 @@ import zmq
 import harness
 from test_wire import REFUSED
 from quantumtrader.protocol import decode_reply, encode, open_command, ping_command, snapshot_command
-from support import REPO, Endpoints, FeedSubscriber, control, daemon_process, free_port, shared_ticks, terminal_status, wait_for
+from support import REPO, Endpoints, FeedSubscriber, control, daemon_process, shared_ticks, terminal_status, wait_for
 
 BUILD_DIR = REPO / ".harness-build"
 TICKS = 1500  # real OANDA ticks replayed per EA
@@ -106,14 +106,15 @@ def ea_env(eps: Endpoints, tick_path: Path, name: str, command: str) -> dict[str
 
 @pytest.fixture
 def stack(tmp_path: Path, executables: dict[str, Path], tick_file) -> Iterator[tuple[Endpoints, dict[str, Terminal], FeedSubscriber]]:
-    eps = Endpoints()
+    eps = Endpoints(spare=len(executables))  # a command port per EA
+    spare = iter(eps.spare_ports)
     env = {"QT_RISK__MAX_QUOTE_AGE_MS": "3600000", "QT_RISK__MAX_SPREAD_PCT": "1"}
     with daemon_process(eps, tmp_path, **env):
         feed = FeedSubscriber(eps.feed)
         feed.wait_joined()
         terminals = {}
         for platform, exe in executables.items():
-            command = f"tcp://127.0.0.1:{free_port()}"
+            command = f"tcp://127.0.0.1:{next(spare)}"
             name = f"harness-{platform}"
             log = tmp_path / f"{platform}.log"
             proc = subprocess.Popen([str(exe)], env=ea_env(eps, tick_file[0], name, command), stdout=log.open("wb"), stderr=subprocess.STDOUT)
@@ -310,9 +311,9 @@ def test_a_copy_that_cannot_start_says_nothing_for_the_one_that_runs(stack, exec
 def test_an_mt5_account_in_bitcoin_keeps_its_satoshis(tmp_path: Path, executables, tick_file) -> None:
     """Money fields were written with 2 decimals whatever the account's currency: a BTC balance of 0.12345678
     reached the daemon as 0.12. MT5 says how many decimals the account currency has (ACCOUNT_CURRENCY_DIGITS)."""
-    eps = Endpoints()
+    eps = Endpoints(spare=1)
     with daemon_process(eps, tmp_path):
-        env = {**ea_env(eps, tick_file[0], "harness-btc", f"tcp://127.0.0.1:{free_port()}"),
+        env = {**ea_env(eps, tick_file[0], "harness-btc", f"tcp://127.0.0.1:{eps.spare_ports[0]}"),
                "MQL_CURRENCY": "BTC", "MQL_CURRENCY_DIGITS": "8", "MQL_BALANCE": "0.12345678"}  # fmt: skip
         log = tmp_path / "btc.log"
         proc = subprocess.Popen([str(executables["mql5"])], env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)

@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 
 from quantumtrader.protocol import now_msc, signal_object
-from support import Endpoints, free_port, start, stop, wait_for
+from support import Endpoints, start, stop, wait_for
 
 PASSWORDS = {"alice": "alice-secret-pw", "bob": "bob-secret-pw"}
 ROLES = {"alice": "trader", "bob": "viewer"}
@@ -129,8 +129,8 @@ class Stack:
 
 
 def make_stack(tmp: Path, **env: str) -> Stack:
-    eps = Endpoints()
-    port = free_port()
+    eps = Endpoints(spare=2)  # the sidecar's port, and one for a terminal a test adds
+    port = eps.spare_ports[0]
     stack = Stack(eps, tmp, port, eps.env(tmp / "data", QT_SIDECAR__PORT=str(port), QT_DAEMON__HEALTH_INTERVAL_S="0.5", **env))
     for user, password in PASSWORDS.items():
         done = cli(["user", "add", user, "--role", ROLES[user], "--password-stdin"], stack.env, password + "\n")
