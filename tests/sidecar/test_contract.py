@@ -192,7 +192,8 @@ def test_websocket_session_as_the_app_runs_it(stack: Stack) -> None:
         ws.send(json.dumps({"type": "ping", "timestamp": 1705314645123}))
         recv_until(ws, lambda m: m["type"] == "pong", 5, "pong")
         ws.send(json.dumps({"type": "get_signals", "min_confidence": 0.7, "timestamp": "2024-01-15T10:30:45.123"}))
-        signal = recv_until(ws, lambda m: m["type"] == "signal", 5, "a signal")
+        # the answer (the seeded history, ids s-test...), not a live signal of the subscriptions arriving first
+        signal = recv_until(ws, lambda m: m["type"] == "signal" and m["data"]["id"].startswith("s-test"), 5, "a signal from history")
         dart.trade_signal_from_json(signal["data"])
         assert signal["data"]["confidence"] >= 0.7
         # After subscribing: only the subscribed symbols, each price with the fields MarketUpdate reads.
