@@ -329,6 +329,34 @@ def test_an_mt5_account_in_bitcoin_keeps_its_satoshis(tmp_path: Path, executable
             proc.wait(5)
 
 
+@pytest.mark.timeout(TIMEOUT_S)
+@pytest.mark.parametrize("platform", ["mql4", "mql5"])
+def test_an_ea_started_before_the_login_says_hello_as_the_account(tmp_path: Path, executables, tick_file, platform: str) -> None:
+    """With no TerminalId the id is <login>@<server>, and a terminal not logged in yet reads login 0: the EA
+    said hello as "0@<server>" and kept that id after the login (every such terminal the same id). It now
+    waits for the login, sends nothing meanwhile, and says hello as the account without a restart."""
+    eps = Endpoints(spare=1)
+    with daemon_process(eps, tmp_path, QT_RISK__MAX_QUOTE_AGE_MS="3600000", QT_RISK__MAX_SPREAD_PCT="1"):  # replayed ticks are old
+        env = {**ea_env(eps, tick_file[0], "", f"tcp://127.0.0.1:{eps.spare_ports[0]}"),
+               "MQL_LOGIN": "7012345", "MQL_SERVER": "Harness-Live", "MQL_LOGIN_AFTER_MS": "1500",
+               "MQL_TICK_US": "4000"}  # the replay (6 s) goes on well after the login  # fmt: skip
+        log = tmp_path / f"{platform}-login.log"
+        proc = subprocess.Popen([str(executables[platform])], env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+        try:
+            name = "7012345@Harness-Live"
+            wait_for(lambda: any(q["terminal"] == name for q in control(eps.control, "snapshot")["terminal_quotes"]), 30, f"{name}'s ticks")
+            session = terminal_status(eps.control, name)
+            assert session["lost_events"] == 0 and session["seq_regressions"] == 0, session
+            health = control(eps.control)["health"]
+            assert [t["terminal"] for t in health["terminals"]] == [name], health["terminals"]
+            assert "no account has logged in yet" in log.read_text(errors="replace")
+            reply = control(eps.control, "trade", timeout_ms=20_000, symbol="EURUSD", side="buy", lots=0.1, terminal=name, source="test")
+            assert reply["order"]["status"] == "filled", reply
+        finally:
+            proc.kill()
+            proc.wait(5)
+
+
 @pytest.mark.parametrize(
     ("platform", "old", "new", "expect"),
     [

@@ -32,6 +32,9 @@ string QtPositionsKey();                 // the key alone, cheaply
 string QtExecuteTrade(QtCommand &cmd);   // open, close or modify -> the reply text
 int    QtMoneyDigits();                  // decimals of the account currency (balance, profit...)
 
+//--- below, used before its definition
+bool   QtSayHello();                     // the hello once the terminal's id is known
+
 //--- event kinds of the queue (QtQueue.mqh)
 #define QT_KIND_TICK      1
 #define QT_KIND_ACCOUNT   2
@@ -52,6 +55,7 @@ string       g_terminal = "";
 string       g_hello_fields = "";
 string       g_pending_reply = "";       // a reply the REP socket did not take yet
 bool         g_connected = false;       // the hello went out, so OnDeinit says bye (false after it, or after a failed start)
+bool         g_hello_due = false;       // started, but no hello yet: the account has not logged in (QtSayHello)
 bool         g_bound = false;           // the REP socket is bound (kept across a re-initialisation)
 string       g_push_endpoint = "";      // what g_push is connected to
 string       g_rep_endpoint = "";       // the input g_rep was bound with
@@ -199,6 +203,8 @@ void QtEmitQuote(int index, double bid, double ask, long server_msc, long volume
   {
    if(bid <= 0.0 || ask <= 0.0 || ask < bid)
       return;
+   if(g_hello_due && !QtSayHello())
+      return;                            // no terminal id yet: the daemon would refuse it
    string symbol = g_symbols[index];
    QtEmit(QT_KIND_TICK, symbol, QtTickEvent(g_terminal, QtSeqTake(g_seq), symbol, bid, ask, g_symbol_digits[index],
                                              QtServerMscToUtc(g_clock, server_msc), volume));
@@ -241,6 +247,8 @@ void QtSendHeartbeat()
 //--- positions on any change, account on change (at most every AccountMinIntervalMs), heartbeats
 void QtCheckState()
   {
+   if(g_hello_due && !QtSayHello())
+      return;
    if(QtPositionsKey() != g_positions_key)
       QtSendPositions();
    ulong now_us = GetMicrosecondCount();
@@ -352,12 +360,6 @@ int QtBridgeStart(string platform, datetime server_now)
    if(g_queue.capacity != QueueCapacity)
       QtQueueInit(g_queue, QueueCapacity);
 
-   g_terminal = QtTrim(TerminalId);
-   if(g_terminal == "")
-      g_terminal = IntegerToString(AccountInfoInteger(ACCOUNT_LOGIN)) + "@" + AccountInfoString(ACCOUNT_SERVER);
-   if(StringLen(g_terminal) > 64)
-      g_terminal = StringSubstr(g_terminal, 0, 64);
-
    QtLoadSymbols();
    g_hello_fields = QtHelloFields(platform, CommandEndpointAnnounced, g_symbols, g_symbol_count, HeartbeatSeconds);
 
@@ -404,9 +406,45 @@ int QtBridgeStart(string platform, datetime server_now)
       PrintFormat("QuantumTrader: EventSetMillisecondTimer failed, error %d", GetLastError());
       return INIT_FAILED;
      }
-   // Only now may OnDeinit say bye: a start that failed above (a second copy of the EA whose
-   // command port is taken, under the same default terminal id) must not say it for the copy
-   // that works, which the daemon would take as gone and stop trading with.
+   g_hello_due = true;  // only now: a start that failed above says nothing (QtSayHello)
+   if(!QtSayHello())
+      Print("QuantumTrader: no account has logged in yet; the hello (and every event) waits for the login. " +
+            "Set TerminalId to name this terminal now.");
+   return INIT_SUCCEEDED;
+  }
+
+//--- the terminal's id on the wire: the TerminalId input, else <login>@<server>; "" while no
+//--- account has logged in. A terminal started before its login reads login 0, and "0@" would
+//--- be every such terminal's id, kept after the login until the EA restarted.
+string QtTerminalIdNow()
+  {
+   string id = QtTrim(TerminalId);
+   if(id == "")
+     {
+      long login = AccountInfoInteger(ACCOUNT_LOGIN);
+      if(login == 0)
+         return "";
+      id = IntegerToString(login) + "@" + AccountInfoString(ACCOUNT_SERVER);
+     }
+   if(StringLen(id) > 64)
+      id = StringSubstr(id, 0, 64);
+   return id;
+  }
+
+//--- the hello that QtBridgeStart owes, with account and positions, once the id is known; false
+//--- while it is not (tried again on every tick and timer event, so no restart is needed)
+bool QtSayHello()
+  {
+   if(!g_hello_due)
+      return true;
+   string id = QtTerminalIdNow();
+   if(id == "")
+      return false;
+   g_terminal = id;
+   g_hello_due = false;
+   // Only now may OnDeinit say bye: a start that failed (a second copy of the EA whose command port
+   // is taken, under the same default terminal id) must not say it for the copy that works, which
+   // the daemon would take as gone and stop trading with.
    g_connected = true;
    QtSeqReset(g_seq);  // here, not earlier: a bye from a failed re-initialisation keeps the old count
    QtEmit(QT_KIND_OTHER, "", QtHelloEvent(g_terminal, QtSeqTake(g_seq), g_hello_fields, QtNowUtcMsc()));
@@ -415,7 +453,7 @@ int QtBridgeStart(string platform, datetime server_now)
    g_last_heartbeat_us = GetMicrosecondCount();
    PrintFormat("QuantumTrader: terminal %s, %d symbols, events -> %s, commands on %s",
                g_terminal, g_symbol_count, EventsEndpoint, CommandBindEndpoint);
-   return INIT_SUCCEEDED;
+   return true;
   }
 
 string QtReasonText(int reason)

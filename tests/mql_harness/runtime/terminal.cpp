@@ -149,6 +149,7 @@ std::string chart_symbol;
 long offset_s = 7200;
 double balance = 10000.0;
 long leverage = 100, login = 5012345, stops_level = 10;
+long login_after_ms = 0;  // a terminal started before its account logged in reads login 0 until then
 std::string server = "QuantumTrader-Harness";
 std::string currency = "USD";
 long currency_digits = 2;
@@ -209,7 +210,11 @@ long account_integer(int property_id) {
   if (property_id == ACCOUNT_MARGIN_MODE) return ACCOUNT_MARGIN_MODE_RETAIL_HEDGING;  // positions are never merged here
   if (property_id == ACCOUNT_CURRENCY_DIGITS) return currency_digits;
 #endif
-  return property_id == ACCOUNT_LOGIN ? login : property_id == ACCOUNT_LEVERAGE ? leverage : 0;
+  if (property_id == ACCOUNT_LOGIN) {
+    auto since = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
+    return since.count() < login_after_ms ? 0 : login;
+  }
+  return property_id == ACCOUNT_LEVERAGE ? leverage : 0;
 }
 string account_string(int property_id) {
   if (property_id == ACCOUNT_CURRENCY) return string(currency.c_str());
@@ -813,6 +818,7 @@ int main() {
   sim::currency_digits = env_long("MQL_CURRENCY_DIGITS", 2);
   sim::leverage = env_long("MQL_LEVERAGE", 100);
   sim::login = env_long("MQL_LOGIN", 5012345);
+  sim::login_after_ms = env_long("MQL_LOGIN_AFTER_MS", 0);
   sim::stops_level = env_long("MQL_STOPS_LEVEL", 10);
   if (std::getenv("MQL_SERVER")) sim::server = std::getenv("MQL_SERVER");
   long tick_us = env_long("MQL_TICK_US", 500);
