@@ -219,11 +219,17 @@ string QtAccountFieldsNow()
                           AccountInfoString(ACCOUNT_SERVER), QtMoneyDigits());
   }
 
-void QtSendAccount()
+//--- the account event of body (QtAccountFieldsNow), which becomes what later checks compare with
+void QtSendAccountBody(string body)
   {
-   g_account_body = QtAccountFieldsNow();
+   g_account_body = body;
    g_last_account_us = GetMicrosecondCount();
    QtEmit(QT_KIND_ACCOUNT, "", QtAccountEvent(g_terminal, QtSeqTake(g_seq), g_account_body, QtNowUtcMsc()));
+  }
+
+void QtSendAccount()
+  {
+   QtSendAccountBody(QtAccountFieldsNow());
   }
 
 void QtSendPositions()
@@ -254,8 +260,9 @@ void QtCheckState()
    ulong now_us = GetMicrosecondCount();
    if(now_us - g_last_account_us >= (ulong)AccountMinIntervalMs * 1000)
      {
-      if(QtAccountFieldsNow() != g_account_body)
-         QtSendAccount();
+      string body = QtAccountFieldsNow();  // built once: the comparison's text is the event's
+      if(body != g_account_body)
+         QtSendAccountBody(body);
      }
    if(now_us - g_last_heartbeat_us >= (ulong)HeartbeatSeconds * 1000000)
       QtSendHeartbeat();
