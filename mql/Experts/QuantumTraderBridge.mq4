@@ -94,10 +94,13 @@ string QtPositionsJson(string &key)
    return out + "]";
   }
 
-//--- MQL4 has no ACCOUNT_CURRENCY_DIGITS: 2, as MT4 shows money (a crypto account would be rounded)
+//--- MQL4 has no ACCOUNT_CURRENCY_DIGITS: 8, the most any currency has, so a BTC account keeps its
+//--- satoshis (2 rounded 0.12345678 to 0.12). A USD account's 1234.56 goes out as 1234.56000000,
+//--- the same number; a large one may print as 987654321.00999999, which reads back as the very
+//--- double the terminal holds (17 significant digits or more always do).
 int QtMoneyDigits()
   {
-   return 2;
+   return 8;
   }
 
 string QtPositionsKey()

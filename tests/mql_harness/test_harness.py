@@ -308,22 +308,28 @@ def test_a_copy_that_cannot_start_says_nothing_for_the_one_that_runs(stack, exec
 
 
 @pytest.mark.timeout(TIMEOUT_S)
-def test_an_mt5_account_in_bitcoin_keeps_its_satoshis(tmp_path: Path, executables, tick_file) -> None:
+@pytest.mark.parametrize(
+    ("platform", "currency", "balance"),
+    [("mql5", "BTC", "0.12345678"), ("mql4", "BTC", "0.12345678"), ("mql4", "JPY", "987654321.01")],
+)
+def test_an_account_keeps_its_money_exactly(tmp_path: Path, executables, tick_file, platform: str, currency: str, balance: str) -> None:
     """Money fields were written with 2 decimals whatever the account's currency: a BTC balance of 0.12345678
-    reached the daemon as 0.12. MT5 says how many decimals the account currency has (ACCOUNT_CURRENCY_DIGITS)."""
+    reached the daemon as 0.12. MT5 says how many decimals the account currency has (ACCOUNT_CURRENCY_DIGITS);
+    MQL4 does not, so MT4 writes 8; a large balance at 8 decimals (987654321.00999999 on the wire) must still
+    read back as the number the terminal holds."""
     eps = Endpoints(spare=1)
     with daemon_process(eps, tmp_path):
-        env = {**ea_env(eps, tick_file[0], "harness-btc", f"tcp://127.0.0.1:{eps.spare_ports[0]}"),
-               "MQL_CURRENCY": "BTC", "MQL_CURRENCY_DIGITS": "8", "MQL_BALANCE": "0.12345678"}  # fmt: skip
-        log = tmp_path / "btc.log"
-        proc = subprocess.Popen([str(executables["mql5"])], env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+        env = {**ea_env(eps, tick_file[0], "harness-money", f"tcp://127.0.0.1:{eps.spare_ports[0]}"),
+               "MQL_CURRENCY": currency, "MQL_CURRENCY_DIGITS": "8", "MQL_BALANCE": balance}  # fmt: skip
+        log = tmp_path / "money.log"
+        proc = subprocess.Popen([str(executables[platform])], env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
         try:
             account = wait_for(
-                lambda: next((a for a in control(eps.control, "snapshot")["accounts"] if a.get("terminal") == "harness-btc"), None),
+                lambda: next((a for a in control(eps.control, "snapshot")["accounts"] if a.get("terminal") == "harness-money"), None),
                 30,
-                "the BTC account",
+                "the account",
             )
-            assert account["currency"] == "BTC" and account["balance"] == 0.12345678, account
+            assert account["currency"] == currency and account["balance"] == float(balance) and account["equity"] == float(balance), account
         finally:
             proc.kill()
             proc.wait(5)
