@@ -5,7 +5,7 @@
 //| and docs/protocol.md, built from plain values. Field order is    |
 //| fixed (tests/mql/test_wire.py holds golden copies of these       |
 //| strings). Prices carry the symbol's digits, lots the lot step's  |
-//| digits, money 2 decimals.                                        |
+//| digits, money the account currency's decimals (QtMoneyDigits).   |
 //+------------------------------------------------------------------+
 #property strict
 
