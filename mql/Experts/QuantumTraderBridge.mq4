@@ -149,6 +149,17 @@ int QtFindPositionByComment(string comment)
    return -1;
   }
 
+string QtReplyIfOpened(string id)
+  {
+   int ticket = QtFindPositionByComment("QT-" + id);
+   if(ticket < 0 || !OrderSelect(ticket, SELECT_BY_TICKET, MODE_TRADES))
+      return "";
+   string symbol = OrderSymbol();
+   return QtReplyTrade(id, ticket, OrderOpenPrice(), (int)SymbolInfoInteger(symbol, SYMBOL_DIGITS), OrderLots(),
+                       QtStepDigits(SymbolInfoDouble(symbol, SYMBOL_VOLUME_STEP)),
+                       QtServerTimeToUtcMsc(g_clock, OrderOpenTime()));
+  }
+
 //--- select an open market position by ticket; false with the error code set
 bool QtSelectPosition(long ticket, int &code)
   {

@@ -238,6 +238,22 @@ string QtTradeFailure(string id, bool sent, MqlTradeResult &result, int last_err
    return QtReplyError(id, code, message);
   }
 
+string QtReplyIfOpened(string id)
+  {
+   string comment = "QT-" + id;
+   for(int i = PositionsTotal() - 1; i >= 0; i--)
+     {
+      ulong ticket = PositionGetTicket(i);  // also selects it; 0 = failed
+      if(ticket == 0 || PositionGetString(POSITION_COMMENT) != comment)
+         continue;
+      string symbol = PositionGetString(POSITION_SYMBOL);
+      return QtReplyTrade(id, (long)ticket, PositionGetDouble(POSITION_PRICE_OPEN), (int)SymbolInfoInteger(symbol, SYMBOL_DIGITS),
+                          PositionGetDouble(POSITION_VOLUME), QtStepDigits(SymbolInfoDouble(symbol, SYMBOL_VOLUME_STEP)),
+                          QtServerMscToUtc(g_clock, PositionGetInteger(POSITION_TIME_MSC)));
+     }
+   return "";
+  }
+
 string QtExecuteOpen(QtCommand &cmd)
   {
    string symbol = cmd.symbol;

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import gzip
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -305,6 +306,35 @@ def test_a_copy_that_cannot_start_says_nothing_for_the_one_that_runs(stack, exec
         assert after["seq_regressions"] == before["seq_regressions"] and not after["gone"], (before, after)
         reply = control(eps.control, "trade", timeout_ms=20_000, symbol="EURUSD", side="buy", lots=0.1, terminal=t.name, source="test")
         assert reply["order"]["status"] == "filled", reply
+
+
+@pytest.mark.timeout(TIMEOUT_S)
+@pytest.mark.parametrize("platform", ["mql4", "mql5"])
+def test_a_retry_after_the_ea_restarted_does_not_open_twice(tmp_path: Path, executables, tick_file, platform: str) -> None:
+    """The EA answers a repeated command id from its reply cache, which lives in memory: an EA re-attached (or a
+    terminal restarted) after opening a position but before its reply reached the daemon got the daemon's
+    Lazy Pirate retry with an empty cache and opened a second position. The position's comment QT-<id> is the
+    record that survives: the fresh EA must answer with that position."""
+    eps = Endpoints(spare=1)
+    command_endpoint = f"tcp://127.0.0.1:{eps.spare_ports[0]}"
+    with daemon_process(eps, tmp_path, QT_RISK__MAX_QUOTE_AGE_MS="3600000", QT_RISK__MAX_SPREAD_PCT="1"):
+        env = {**ea_env(eps, tick_file[0], f"harness-again-{platform}", command_endpoint), "MQL_POSITION": "EURUSD,0,0.3,QT-AGAIN00001"}
+        log = tmp_path / f"{platform}-again.log"
+        proc = subprocess.Popen([str(executables[platform])], env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+        try:
+            held = wait_for(lambda: re.search(r"order_opened ticket=(\d+) symbol=EURUSD comment=QT-AGAIN00001", log.read_text(errors="replace")), 30, "the held position")
+            ticket = int(held.group(1))
+            _, again = ask_ea(command_endpoint, open_command("AGAIN00001", "EURUSD", "buy", 0.3, deviation_points=1000))
+            assert again["ok"] and int(again["ticket"]) == ticket and again["lots"] == 0.3, again
+            _, fresh = ask_ea(command_endpoint, open_command("FRESH00001", "EURUSD", "buy", 0.1, deviation_points=1000))
+            assert fresh["ok"] and int(fresh["ticket"]) != ticket, fresh
+            out = log.read_text(errors="replace")
+            assert out.count("comment=QT-AGAIN00001") == 1 and out.count("comment=QT-FRESH00001") == 1, out[-2000:]
+            _, snap = ask_ea(command_endpoint, snapshot_command("SNAPAGAIN1"))
+            assert sorted(p["comment"] for p in snap["positions"]) == ["QT-AGAIN00001", "QT-FRESH00001"], snap["positions"]
+        finally:
+            proc.kill()
+            proc.wait(5)
 
 
 @pytest.mark.timeout(TIMEOUT_S)

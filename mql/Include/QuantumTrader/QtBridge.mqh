@@ -31,6 +31,7 @@ string QtPositionsJson(string &key);     // the positions array; key: what count
 string QtPositionsKey();                 // the key alone, cheaply
 string QtExecuteTrade(QtCommand &cmd);   // open, close or modify -> the reply text
 int    QtMoneyDigits();                  // decimals of the account currency (balance, profit...)
+string QtReplyIfOpened(string id);       // the reply for an open whose position exists already, else ""
 
 //--- below, used before its definition
 bool   QtSayHello();                     // the hello once the terminal's id is known
@@ -280,6 +281,16 @@ string QtExecute(QtCommand &cmd)
       string key = "";
       string positions = QtPositionsJson(key);
       return QtReplySnapshot(cmd.id, QtAccountFieldsNow(), positions, QtNowUtcMsc());
+     }
+   if(cmd.type == "open")
+     {
+      // An id the terminal holds a position for was executed by an earlier run of this EA whose
+      // reply went with its reply cache (the EA re-attached, the terminal restarted): the daemon's
+      // retry must not open a second position. The broker keeps the comment QT-<id>, so the
+      // position itself is the durable record the cache is not.
+      string earlier = QtReplyIfOpened(cmd.id);
+      if(earlier != "")
+         return earlier;
      }
    string reply = QtExecuteTrade(cmd);
    // a trade changes positions and account: tell the daemon now, not at the next check

@@ -836,6 +836,15 @@ int main() {
       sim::tape[i].first = -1;  // applied before start
     }
   }
+  // MQL_POSITION=SYMBOL,TYPE,LOTS,COMMENT: a position the terminal holds before the EA starts (one an
+  // earlier run of the EA opened, say, whose reply cache went with it)
+  if (const char* held = std::getenv("MQL_POSITION")) {
+    char symbol[64] = {0}, comment[64] = {0};
+    int type = 0;
+    double lots = 0;
+    if (std::sscanf(held, "%63[^,],%d,%lf,%63s", symbol, &type, &lots, comment) != 4) mql_critical("MQL_POSITION: SYMBOL,TYPE,LOTS,COMMENT");
+    sim::open(symbol, type, lots, 0, 0, 0, comment);
+  }
   mql_apply_inputs();
   if (!start_ea("oninit")) return 3;
   using clock = std::chrono::steady_clock;
