@@ -581,6 +581,12 @@ def decode_reply(raw: bytes, clock_msc: int | None = None) -> dict[str, Any]:
                 _number(msg, name, minimum=0.0)
         if "time_msc" in msg:
             _integer(msg, "time_msc", minimum=0, reason="bad_time")
+        if "stops_error" in msg:  # opened, but the stops set after the fill were refused (MT4 StopsAfterFill)
+            stops = msg["stops_error"]
+            if type(stops) is not dict:
+                raise ProtocolError("bad_type", "stops_error must be an object")
+            _integer(stops, "code")
+            _text(stops, "message", max_len=1024)
         if "account" in msg:
             account = msg["account"]
             if type(account) is not dict:

@@ -16,7 +16,6 @@ from quantumtrader.config import AutoTradeConfig
 from quantumtrader.daemon.control import ControlError
 from quantumtrader.daemon.server import Daemon
 from quantumtrader.execution.engine import ExecutionEngine
-from quantumtrader.execution.orders import PENDING
 from quantumtrader.log import get_logger
 
 log = get_logger("quantumtrader.auto_trade")
@@ -70,4 +69,5 @@ class AutoTrader:
         for book in self.daemon.market.positions.values():
             if any(p["symbol"] == symbol and p["side"] == side for p in book.values()):
                 return True
-        return any(o.kind == "open" and o.symbol == symbol and o.side == side and o.status == PENDING for o in self.execution.orders.values())
+        # every unsettled open, an unknown one too: it may still execute
+        return any(o.kind == "open" and o.symbol == symbol and o.side == side for o in self.execution.orders.values())

@@ -55,7 +55,7 @@ class ExecutionEngine:
         self.risk = RiskEngine(config.risk)
         self.journal = OrderJournal(config.data_path / "orders.sqlite", config.execution.journal_sync)
         self.sessions: dict[str, CommandSession] = {}
-        self.orders: dict[str, Order] = {}  # open (unsettled) orders by id
+        self.orders: dict[str, Order] = {}  # unsettled orders (pending or unknown) by id
         self._journal_log = LogLimiter(config.daemon.reject_log_interval_s)
         # terminal -> tickets a close filled since its latest positions event (they may not show it yet)
         self._closed_since_positions: dict[str, set[int]] = {}
@@ -220,6 +220,8 @@ class ExecutionEngine:
             order.position_lots = pos["lots"]
         if lots:
             order.lots = round_lots_down(lots, self.config.risk.lot_step)
+            if not order.lots:  # 0 lots on the wire closes the whole position: never what a partial close asked for
+                raise ControlError(f"lots {lots:g} is below the lot step {self.config.risk.lot_step:g}: nothing to close (0 would close the whole position)", 422)
         self._dispatch(order, close_command(order.id, ticket, order.lots), responder)
 
     def control_modify(self, request: dict[str, Any], responder: Responder) -> None:
@@ -394,12 +396,23 @@ class ExecutionEngine:
             self._mark_unknown(order, f"{text}; may still execute, will settle from the terminal's positions", f"{text}: the order's outcome is unknown and will be reconciled")
             return
         if reply["ok"]:
+            error, error_code = "", 0
+            stops = reply.get("stops_error")
+            if stops is not None:
+                # The position exists without the stops asked for: say so, and record what it holds.
+                error_code = stops["code"]
+                error = f"filled, but the terminal refused its stops: {describe(error_code, stops['message'])}; the position has no SL/TP"
+                order.sl = order.tp = 0.0
+                self.daemon.counters["orders_stops_refused"] += 1
+                log.warning("order filled without its stops", id=order.id, terminal=order.terminal, ticket=reply.get("ticket"), error=error)
             self._settle(
                 order,
                 FILLED,
                 ticket=reply.get("ticket", order.ticket),
                 price=reply.get("price", 0.0),
                 lots=reply.get("lots", order.lots),
+                error=error,
+                error_code=error_code,
             )
         else:
             err = reply["error"]
@@ -467,9 +480,11 @@ class ExecutionEngine:
     def _exposure(self, terminal: str, broker_symbol: str) -> Exposure:
         positions = self.daemon.market.positions.get(terminal, {})
         lots = sum(p["lots"] for p in positions.values() if p["symbol"] == broker_symbol)
-        lots += sum(o.lots for o in self.orders.values() if o.kind == "open" and o.broker_symbol == broker_symbol and o.status == PENDING)
-        pending_opens = sum(1 for o in self.orders.values() if o.kind == "open" and o.status == PENDING)
-        return Exposure(open_positions=sum(len(b) for b in self.daemon.market.positions.values()) + pending_opens, symbol_lots=lots)
+        # Every unsettled open, unknown ones too: the terminal may still execute those (a command it has
+        # received runs when it unblocks); counting only pending ones let every later order through.
+        opens = [o for o in self.orders.values() if o.kind == "open"]
+        lots += sum(o.lots for o in opens if o.broker_symbol == broker_symbol)
+        return Exposure(open_positions=sum(len(b) for b in self.daemon.market.positions.values()) + len(opens), symbol_lots=lots)
 
     def _find_position(self, ticket: int, terminal: str | None) -> tuple[str, dict[str, Any]]:
         for term, book in self.daemon.market.positions.items():

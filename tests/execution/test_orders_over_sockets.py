@@ -352,3 +352,94 @@ def test_a_close_after_another_filled_since_the_last_positions_is_not_settled_by
         events.close()
         terminal.close()
         d.close()
+
+
+class ScriptedTerminal:
+    """A terminal that is a test script on a real ROUTER socket: events on a real PUSH, commands answered by hand."""
+
+    def __init__(self, eps: Endpoints, name: str = "script@Broker") -> None:
+        ctx = zmq.Context.instance()
+        self.name = name
+        self.commands = ctx.socket(zmq.ROUTER)
+        self.commands.setsockopt(zmq.LINGER, 0)
+        self.port = self.commands.bind_to_random_port("tcp://127.0.0.1")
+        self.events = ctx.socket(zmq.PUSH)
+        self.events.setsockopt(zmq.LINGER, 0)
+        self.events.connect(eps.events)
+        self._seq = iter(range(1000))
+
+    def send(self, **fields: object) -> None:
+        self.events.send(event_frame(self.name, {"seq": next(self._seq), **fields}))
+
+    def hello(self) -> None:
+        self.send(type="hello", platform="MT4", command_endpoint=f"tcp://127.0.0.1:{self.port}", symbols=["EURUSD"])
+
+    def next_command(self, timeout_ms: int = 10_000) -> tuple[bytes, dict] | None:
+        if not self.commands.poll(timeout_ms):
+            return None
+        ident, _, raw = self.commands.recv_multipart()
+        return ident, decode_command(raw)
+
+    def answer(self, ident: bytes, reply: dict) -> None:
+        self.commands.send_multipart([ident, b"", encode(reply)])
+
+    def close(self) -> None:
+        self.events.close()
+        self.commands.close()
+
+
+@pytest.mark.timeout(60)
+def test_what_an_execution_audit_found_over_real_sockets(tmp_path: Path) -> None:
+    """Three defects a read-only audit of execution/ found, each run against the real daemon in process:
+    - a partial close below the lot step was rounded to 0 lots, which on the wire closes the whole position;
+    - an open whose outcome is unknown (every try timed out; the terminal may still run it) did not count
+      against the risk limits, so every later order passed max_open_positions;
+    - an open the terminal filled but whose stops it refused (MT4 StopsAfterFill, reply field stops_error)
+      was reported filled with the stops asked for: the app showed protection the position does not have."""
+    env = {**RISK_OFF, "QT_RISK__MAX_OPEN_POSITIONS": "1", "QT_EXECUTION__COMMAND_TIMEOUT_MS": "300", "QT_EXECUTION__COMMAND_RETRIES": "0"}
+    d, eps = inproc_daemon(tmp_path / "data", **env)
+    term = ScriptedTerminal(eps)
+    dealer = Dealer(eps.control)
+    held = {"ticket": 500, "symbol": "EURUSD", "side": "buy", "lots": 0.10, "open_price": 1.1, "sl": 0.0, "tp": 0.0, "profit": 0.0,
+            "swap": 0.0, "commission": 0.0, "magic": 0, "comment": "manual", "open_time_msc": now_msc() - 60_000}  # fmt: skip
+    try:
+        with serving(d):
+            term.hello()
+            term.send(type="positions", positions=[held])
+            wait_for(lambda: control(eps.control, "snapshot")["positions"], 10, "the position from the positions event")
+
+            below = control(eps.control, "close", ticket=500, lots=0.004, source="test")
+            assert below["ok"] is False and below["status"] == 422 and "lot step" in below["error"], below
+            assert term.next_command(300) is None, "a close below the lot step reached the terminal"
+
+            term.send(type="positions", positions=[])  # flat: the one position allowed is free
+            wait_for(lambda: not control(eps.control, "snapshot")["positions"], 10, "no positions")
+
+            def quote() -> None:
+                term.send(type="tick", symbol="EURUSD", bid=1.1, ask=1.1001, volume=1)
+                wait_for(lambda: any(q["symbol"] == "EURUSD" for q in control(eps.control, "snapshot")["quotes"]), 10, "a EURUSD quote")
+
+            quote()
+            stopped = dealer.send("trade", symbol="EURUSD", side="sell", lots=0.01, sl=1.1050, tp=1.0950, source="test")
+            ident, command = term.next_command()
+            assert command["type"] == "open" and command["sl"] == 1.105, command
+            term.answer(ident, reply_ok(command["id"], ticket=777, price=1.1, lots=0.01, time_msc=now_msc(), stops_error={"code": 130, "message": "invalid stops"}))
+            (filled,) = dealer.collect({stopped}, timeout_s=10).values()
+            order = filled["order"]
+            assert filled["ok"] is True and order["status"] == "filled" and order["ticket"] == "777", filled
+            assert order["sl"] == 0.0 and order["tp"] == 0.0 and "refused its stops" in order["error"] and order["error_code"] == 130, order
+            assert control(eps.control)["health"]["counters"]["orders_stops_refused"] == 1
+
+            # (the filled sell above is in no positions event yet: none open, none unsettled)
+            first = dealer.send("trade", symbol="EURUSD", side="buy", lots=0.01, source="test")
+            assert term.next_command() is not None  # swallowed: the outcome stays unknown
+            (unknown,) = dealer.collect({first}, timeout_s=10).values()
+            assert unknown["order"]["status"] == "unknown", unknown
+            quote()
+            second = control(eps.control, "trade", symbol="EURUSD", side="buy", lots=0.01, source="test")
+            assert second["ok"] is False and second["status"] == 422 and "max_open_positions" in second["error"], second
+            assert term.next_command(300) is None, "the second open reached the terminal"
+    finally:
+        dealer.close()
+        term.close()
+        d.close()
