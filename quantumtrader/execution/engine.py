@@ -72,6 +72,11 @@ class ExecutionEngine:
             self.orders[order.id] = order
         if self.orders:
             log.warning("orders to reconcile from the previous run", count=len(self.orders))
+        saved = self.journal.load_risk()
+        if saved is not None:
+            self.risk.restore(saved, now_msc())
+            if self.risk.kill_switch:
+                log.warning("trading halted: the kill switch was on when the daemon stopped (control risk {\"kill_switch\": false} lifts it)")
 
     # -- wiring ------------------------------------------------------------------
 
@@ -125,7 +130,16 @@ class ExecutionEngine:
                 order.snapshots_without = 0  # judge it on what the terminal reports from now on
 
     def handle_account(self, msg: dict[str, Any]) -> None:
-        self.risk.on_account(msg["terminal"], msg["equity"], msg["time_msc"])
+        if self.risk.on_account(msg["terminal"], msg["equity"], msg["time_msc"]):
+            self._save_risk()
+
+    def _save_risk(self) -> None:
+        """The kill switch and the day's starting equity, so a restart keeps both (a failure is counted and logged)."""
+        try:
+            self.journal.save_risk(self.risk.saved_state())
+        except sqlite3.Error as exc:
+            self.daemon.counters["risk_state_errors"] += 1
+            self._journal_log.log("risk", log.error, "risk state not saved: a restart would forget the kill switch", error=repr(exc)[:300])
 
     def handle_positions(self, msg: dict[str, Any]) -> None:
         """Settle unknown orders of this terminal from its complete list of positions."""
@@ -254,6 +268,7 @@ class ExecutionEngine:
                 raise ControlError("kill_switch must be true or false", 422)
             self.risk.kill_switch = request["kill_switch"]
             log.warning("kill switch changed", on=self.risk.kill_switch, source=request.get("source", ""))
+            self._save_risk()
         return {"state": self.risk.state.value, "kill_switch": self.risk.kill_switch, "daily_loss": self.risk.daily_loss()}
 
     # -- routing -------------------------------------------------------------------------

@@ -14,15 +14,20 @@ import sqlite3
 import threading
 from dataclasses import fields
 from pathlib import Path
+from typing import Any
+
+import orjson
 
 from quantumtrader.execution.orders import FINAL, TRANSIENT, Order
 
-_SCHEMA_VERSION = 1
+#: 2 added ``risk_state`` (the kill switch and the day's starting equity survive a restart).
+_SCHEMA_VERSION = 2
 _COLUMNS = tuple(f.name for f in fields(Order) if f.name not in TRANSIENT)
 _TYPES = {"int": "INTEGER", "float": "REAL", "str": "TEXT", "bool": "INTEGER"}
 
 
 _CHECKPOINT_EVERY_S = 2.0
+_RISK_TABLE = "CREATE TABLE risk_state (name TEXT PRIMARY KEY, value TEXT NOT NULL)"
 
 
 class OrderJournal:
@@ -66,9 +71,29 @@ class OrderJournal:
                 self._db.execute(f"CREATE TABLE orders ({cols})")
                 self._db.execute("CREATE INDEX orders_status ON orders(status)")
                 self._db.execute("CREATE INDEX orders_request ON orders(request_id)")
+                self._db.execute(_RISK_TABLE)
                 self._db.execute("INSERT INTO schema_version VALUES (?)", (_SCHEMA_VERSION,))
         elif row[0] > _SCHEMA_VERSION:
             raise RuntimeError(f"order journal schema {row[0]} is newer than this version understands ({_SCHEMA_VERSION})")
+        elif row[0] == 1:
+            with self._db:
+                self._db.execute("BEGIN")
+                self._db.execute(_RISK_TABLE)
+                self._db.execute("UPDATE schema_version SET version = 2")
+
+    def save_risk(self, state: dict[str, Any]) -> None:
+        """The risk engine's state to survive a restart (RiskEngine.saved_state), committed when this returns."""
+        self._db.execute("INSERT OR REPLACE INTO risk_state (name, value) VALUES ('risk', ?)", (orjson.dumps(state).decode(),))
+
+    def load_risk(self) -> dict[str, Any] | None:
+        row = self._db.execute("SELECT value FROM risk_state WHERE name = 'risk'").fetchone()
+        if row is None:
+            return None
+        try:
+            state = orjson.loads(row[0])
+        except orjson.JSONDecodeError:
+            return None
+        return state if isinstance(state, dict) else None
 
     def save(self, order: Order) -> None:
         """Insert or update one order, committed when this returns."""

@@ -67,14 +67,40 @@ class RiskEngine:
             return TradingState.REDUCING
         return TradingState.ACTIVE
 
-    def on_account(self, terminal: str, equity: float, now_msc: int) -> None:
-        """Track equity per terminal and where it stood when the UTC day began."""
+    def on_account(self, terminal: str, equity: float, now_msc: int) -> bool:
+        """Track equity per terminal and where it stood when the UTC day began.
+
+        True when the day's starting equity changed: the caller saves :meth:`saved_state`,
+        so a restart later that day does not start the daily loss afresh.
+        """
         day = now_msc // 86_400_000
-        if day != self._day:
+        changed = day != self._day
+        if changed:
             self._day = day
             self._day_start_equity = dict(self._equity)
-        self._day_start_equity.setdefault(terminal, equity)
+        if terminal not in self._day_start_equity:
+            self._day_start_equity[terminal] = equity
+            changed = True
         self._equity[terminal] = equity
+        return changed
+
+    def saved_state(self) -> dict[str, Any]:
+        """What must survive a restart: the kill switch and the day's starting equity per terminal."""
+        return {"kill_switch": self.kill_switch, "day": self._day, "day_start_equity": dict(self._day_start_equity)}
+
+    def restore(self, state: dict[str, Any], now_msc: int) -> None:
+        """Resume from :meth:`saved_state`: a crash or a restart must neither resume trading that an
+        operator halted nor give a fresh daily-loss allowance. A halt from either the config
+        (``trading_enabled = false``) or the saved switch holds; only the control request lifts it.
+        A starting equity of another day is ignored. Malformed parts are ignored (the file is ours,
+        but a crash may have left anything)."""
+        if state.get("kill_switch") is True:
+            self.kill_switch = True
+        starts = state.get("day_start_equity")
+        if state.get("day") == now_msc // 86_400_000 and isinstance(starts, dict):
+            valid = {str(t): float(e) for t, e in starts.items() if type(e) in (int, float) and math.isfinite(e)}
+            self._day = now_msc // 86_400_000
+            self._day_start_equity = valid
 
     def daily_loss(self) -> float:
         return sum(max(0.0, start - self._equity.get(t, start)) for t, start in self._day_start_equity.items())

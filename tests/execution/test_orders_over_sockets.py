@@ -443,3 +443,47 @@ def test_what_an_execution_audit_found_over_real_sockets(tmp_path: Path) -> None
         dealer.close()
         term.close()
         d.close()
+
+
+@pytest.mark.timeout(120)
+def test_the_kill_switch_and_the_daily_loss_survive_a_kill_9(tmp_path: Path) -> None:
+    """An operator halts trading during an incident; the daemon crashes (or the VPS reboots). Trading resumed
+    at the restart (the switch lived in memory), and the day's starting equity was taken afresh from the first
+    account event after it: a restart was a new daily-loss allowance. Both are in the order journal now."""
+    eps = Endpoints()
+    env = {**RISK_OFF, "QT_RISK__MAX_DAILY_LOSS": "500"}
+
+    def account(term: ScriptedTerminal, equity: float) -> None:
+        term.send(type="account", login=5012345, currency="USD", balance=10000.0, equity=equity, margin=0.0, free_margin=equity, leverage=100)
+
+    def risk() -> dict:
+        return control(eps.control, "risk")
+
+    with daemon_process(eps, tmp_path, **env) as daemon:
+        term = ScriptedTerminal(eps)
+        try:
+            term.hello()
+            account(term, 10_000.0)
+            account(term, 9_400.0)
+            wait_for(lambda: risk()["daily_loss"] == 600.0, 10, "the day's loss of 600")
+            assert risk()["state"] == "reducing"
+            halted = control(eps.control, "risk", kill_switch=True, source="test")
+            assert halted["kill_switch"] is True and halted["state"] == "halted", halted
+            daemon.send_signal(signal.SIGKILL)
+            daemon.wait(10)
+        finally:
+            term.close()
+    with daemon_process(eps, tmp_path, **env):
+        term = ScriptedTerminal(eps)
+        try:
+            after = risk()
+            assert after["kill_switch"] is True and after["state"] == "halted", after
+            term.hello()
+            account(term, 9_400.0)  # the first equity after the restart: not the day's start
+            wait_for(lambda: control(eps.control)["health"]["terminals"], 10, "the terminal")
+            lifted = control(eps.control, "risk", kill_switch=False, source="test")
+            assert lifted["kill_switch"] is False, lifted
+            wait_for(lambda: risk()["daily_loss"] == 600.0, 10, "the day's loss still 600 after the restart")
+            assert risk()["state"] == "reducing"
+        finally:
+            term.close()

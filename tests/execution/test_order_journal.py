@@ -1,0 +1,48 @@
+"""The order journal's schema migration and the risk state it keeps across restarts."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from quantumtrader.execution.journal import OrderJournal
+
+
+def test_a_version_1_journal_gains_the_risk_state_and_keeps_its_orders(tmp_path: Path) -> None:
+    path = tmp_path / "orders.sqlite"
+    OrderJournal(path).close()
+    db = sqlite3.connect(path)  # back to what version 1 wrote: no risk_state table
+    db.execute("DROP TABLE risk_state")
+    db.execute("UPDATE schema_version SET version = 1")
+    db.execute("INSERT INTO orders (id, kind, terminal, symbol, broker_symbol, side, lots, sl, tp, status, created_msc) "
+               "VALUES ('OLDORDER01', 'open', 't', 'EURUSD', 'EURUSD', 'buy', 0.1, 0, 0, 'filled', 1)")  # fmt: skip
+    db.commit()
+    db.close()
+
+    journal = OrderJournal(path)
+    try:
+        assert journal.load_risk() is None
+        journal.save_risk({"kill_switch": True, "day": 20_000, "day_start_equity": {"t": 10_000.0}})
+        assert [o.id for o in journal.recent(10)] == ["OLDORDER01"]
+    finally:
+        journal.close()
+    reopened = OrderJournal(path)
+    try:
+        assert reopened.load_risk() == {"kill_switch": True, "day": 20_000, "day_start_equity": {"t": 10_000.0}}
+    finally:
+        reopened.close()
+    assert sqlite3.connect(path).execute("SELECT version FROM schema_version").fetchone() == (2,)
+
+
+def test_a_risk_state_that_is_not_an_object_reads_as_none(tmp_path: Path) -> None:
+    path = tmp_path / "orders.sqlite"
+    OrderJournal(path).close()
+    db = sqlite3.connect(path)
+    db.execute("INSERT INTO risk_state (name, value) VALUES ('risk', '[1, 2')")
+    db.commit()
+    db.close()
+    journal = OrderJournal(path)
+    try:
+        assert journal.load_risk() is None
+    finally:
+        journal.close()
