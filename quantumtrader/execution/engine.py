@@ -256,6 +256,15 @@ class ExecutionEngine:
         self._dispatch(order, modify_command(order.id, ticket, sl, tp), responder)
 
     def control_orders(self, request: dict[str, Any]) -> dict[str, Any]:
+        """The newest orders; with ``request_id``, the order that trade request made (none: an empty list).
+
+        A client whose trade request timed out (commands wait their turn at a slow terminal) asks this
+        before it could think a retry safe: the order exists and may still fill.
+        """
+        request_id = _optional_text(request, "request_id")
+        if request_id is not None:
+            order = self._order_of_request(request_id)
+            return {"orders": [order.to_app()] if order is not None else []}
         limit = request.get("limit", 100)
         if type(limit) is not int or not 1 <= limit <= 10_000:
             raise ControlError("limit must be an integer from 1 to 10000", 422)
@@ -346,17 +355,19 @@ class ExecutionEngine:
         request_id = request.get("id")
         if type(request_id) is not str or not request_id:
             return False
-        order_id = self._by_request.get(request_id)
-        order = self.orders.get(order_id) if order_id else None
+        order = self._order_of_request(request_id)
         if order is None:
-            order = self.journal.by_request(request_id)
-            if order is None:
-                return False
+            return False
         if order.status == PENDING:
             self._waiters.setdefault(order.id, []).append(responder)
         else:
             self._answer(order, responder)
         return True
+
+    def _order_of_request(self, request_id: str) -> Order | None:
+        order_id = self._by_request.get(request_id)
+        order = self.orders.get(order_id) if order_id else None
+        return order if order is not None else self.journal.by_request(request_id)
 
     def _record(self, order: Order) -> bool:
         """Save to the order journal; False (counted, logged once per interval) if SQLite refuses (a full disk).

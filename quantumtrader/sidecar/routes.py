@@ -18,7 +18,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from quantumtrader.metrics import prometheus_text
-from quantumtrader.protocol import close_price, iso_from_msc, msc_from_text, now_msc, positive_int
+from quantumtrader.protocol import close_price, iso_from_msc, msc_from_text, new_command_id, now_msc, positive_int
 from quantumtrader.sidecar.auth import REFRESH, Principal
 from quantumtrader.sidecar.errors import ApiError
 from quantumtrader.sidecar.jsonresp import JSONResponse
@@ -363,7 +363,20 @@ async def _submit(sidecar: Sidecar, principal: Principal, body: dict[str, Any], 
     fields["source"] = _source(principal)
     sidecar.counters[f"{kind}_requests"] += 1
     request = {k: v for k, v in fields.items() if v is not None}
-    reply = await sidecar.call(kind, timeout_ms=sidecar.trade_timeout_ms, retries=0, **request)
+    request_id = new_command_id()
+    try:
+        reply = await sidecar.call(kind, timeout_ms=sidecar.trade_timeout_ms, retries=0, req_id=request_id, **request)
+    except ApiError as exc:
+        if exc.status != 504:
+            raise
+        # No answer in time: the order may be waiting its turn behind others at a slow terminal, and will
+        # still fill. A bare 504 made a retry (a second order) look safe: answer with the order as it stands.
+        found = await sidecar.call("orders", request_id=request_id)
+        orders = found.get("orders")
+        if not orders or not isinstance(orders[0], dict):
+            raise  # the daemon never made one: nothing will execute
+        sidecar.counters["trade_answered_pending"] += 1
+        return _trade_response(orders[0], message)
     order = reply.get("order")
     return _trade_response(order if isinstance(order, dict) else {}, message)
 

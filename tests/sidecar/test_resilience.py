@@ -11,6 +11,7 @@ import shutil
 import signal
 import subprocess
 import time
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
 from sidecar_stack import Stack, make_stack, running_stack
-from support import stop, wait_for
+from support import start, stop, wait_for
 
 
 def _prices(ws: ClientConnection, count: int, timeout: float) -> list[dict[str, Any]]:
@@ -112,3 +113,35 @@ def test_sidecar_heals_from_a_fresh_snapshot_when_the_daemon_restarts(stack: Sta
     wait_for(position_back, 15, "the open position to be known again after the restart")
     market = httpx.get(f"{stack.url}/api/market", headers=stack.headers(), timeout=5).json()
     assert market["quotes"] and max(q["time_msc"] for q in market["quotes"]) >= restarted_at_msc
+
+
+@pytest.mark.timeout(180)
+def test_a_trade_that_waits_its_turn_past_the_timeout_is_answered_with_its_order(tmp_path: Path) -> None:
+    """Commands to one terminal go one at a time. A second order queued behind a slow first one outlived the
+    sidecar's wait (the daemon's timeout x tries + 2 s) and the app got a bare 504 with no order id, though
+    the order was pending and filled a moment later: a retry looked safe and made a second position. The
+    sidecar now asks the daemon for the order its request made and answers with it."""
+    stack = make_stack(tmp_path, QT_EXECUTION__COMMAND_TIMEOUT_MS="6000", QT_EXECUTION__COMMAND_RETRIES="0", QT_RISK__MAX_QUOTE_AGE_MS="60000")
+    try:
+        stack.start_daemon()
+        # every reply held 5 s: the first order fills at ~5 s, the second (sent then) at ~10 s, after the sidecar's 8 s
+        stack.procs["paper"] = start(["paper", "--rate", "50", "--heartbeat-s", "0.5", "--delay-reply-every", "1", "--delay-reply-ms", "5000"],
+                                     stack.env, stack.tmp / "paper.log")  # fmt: skip
+        stack.start_sidecar()
+        wait_for(lambda: _health(stack)["data_flow"]["last_market_update"], 30, "a quote through the sidecar")
+        body = json.dumps({"symbol": "EURUSD", "type": "BUY", "lots": 0.01, "stop_loss": None, "take_profit": None})
+        with ThreadPoolExecutor(2) as pool:
+            first = pool.submit(lambda: httpx.post(f"{stack.url}/api/trade", headers=stack.headers(), content=body, timeout=30))
+            time.sleep(0.3)  # the second is queued behind the first at the daemon
+            second = pool.submit(lambda: httpx.post(f"{stack.url}/api/trade", headers=stack.headers(), content=body, timeout=30))
+            answers = [first.result(), second.result()]
+        assert answers[0].status_code == 200 and answers[0].json()["status"] == "filled", answers[0].text
+        waited = answers[1]
+        assert waited.status_code == 200, waited.text
+        pending = waited.json()
+        assert pending["status"] == "pending" and pending["id"] and pending["ticket"] is None, pending
+        orders = lambda: httpx.get(f"{stack.url}/api/orders", headers=stack.headers(), timeout=5).json()["orders"]  # noqa: E731
+        filled = wait_for(lambda: next((o for o in orders() if o["id"] == pending["id"] and o["status"] == "filled"), None), 20, "the waiting order to fill")
+        assert filled["ticket"]
+    finally:
+        stack.stop_all()
