@@ -69,5 +69,4 @@ class AutoTrader:
         for book in self.daemon.market.positions.values():
             if any(p["symbol"] == symbol and p["side"] == side for p in book.values()):
                 return True
-        # every unsettled open, an unknown one too: it may still execute
-        return any(o.kind == "open" and o.symbol == symbol and o.side == side for o in self.execution.orders.values())
+        return any(o.symbol == symbol and o.side == side for o in self.execution.unsettled_opens())

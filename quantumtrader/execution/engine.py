@@ -130,7 +130,9 @@ class ExecutionEngine:
                 order.snapshots_without = 0  # judge it on what the terminal reports from now on
 
     def handle_account(self, msg: dict[str, Any]) -> None:
-        if self.risk.on_account(msg["terminal"], msg["equity"], msg["time_msc"]):
+        # The daemon's clock decides the day, not the EA's: a terminal's old or skewed time_msc flipped the
+        # day back and forth, and each flip took the day's starting equity afresh (no daily loss).
+        if self.risk.on_account(msg["terminal"], msg["equity"], now_msc()):
             self._save_risk()
 
     def _save_risk(self) -> None:
@@ -264,7 +266,7 @@ class ExecutionEngine:
         request_id = _optional_text(request, "request_id")
         if request_id is not None:
             order = self._order_of_request(request_id)
-            return {"orders": [order.to_app()] if order is not None else []}
+            return {"orders": [order.to_app()] if order is not None else [], "request_id": request_id}
         limit = request.get("limit", 100)
         if type(limit) is not int or not 1 <= limit <= 10_000:
             raise ControlError("limit must be an integer from 1 to 10000", 422)
@@ -275,7 +277,7 @@ class ExecutionEngine:
         if "kill_switch" in request:
             if type(request["kill_switch"]) is not bool:
                 raise ControlError("kill_switch must be true or false", 422)
-            self.risk.kill_switch = request["kill_switch"]
+            self.risk.switch(request["kill_switch"])
             log.warning("kill switch changed", on=self.risk.kill_switch, source=request.get("source", ""))
             self._save_risk()
         return {"state": self.risk.state.value, "kill_switch": self.risk.kill_switch, "daily_loss": self.risk.daily_loss()}
@@ -506,11 +508,25 @@ class ExecutionEngine:
     def _exposure(self, terminal: str, broker_symbol: str) -> Exposure:
         positions = self.daemon.market.positions.get(terminal, {})
         lots = sum(p["lots"] for p in positions.values() if p["symbol"] == broker_symbol)
-        # Every unsettled open, unknown ones too: the terminal may still execute those (a command it has
-        # received runs when it unblocks); counting only pending ones let every later order through.
-        opens = [o for o in self.orders.values() if o.kind == "open"]
-        lots += sum(o.lots for o in opens if o.broker_symbol == broker_symbol)
+        opens = self.unsettled_opens()
+        lots += sum(o.lots for o in opens if o.terminal == terminal and o.broker_symbol == broker_symbol)
         return Exposure(open_positions=sum(len(b) for b in self.daemon.market.positions.values()) + len(opens), symbol_lots=lots)
+
+    def unsettled_opens(self) -> list[Order]:
+        """Opens that may still execute, for the risk limits and auto-trading's one per direction.
+
+        Pending ones, and unknown ones of a terminal that is with us in this run and has not said bye: a
+        frozen terminal runs the commands it received when it unblocks (counting only pending ones let
+        every later order through). An unknown open of a terminal not seen since a restart, or gone,
+        still settles from its positions when it returns, but holds no slot meanwhile: a renamed or
+        retired terminal's would hold one for good.
+        """
+        sessions = self.daemon.terminals.sessions
+        return [
+            o
+            for o in self.orders.values()
+            if o.kind == "open" and (o.status == PENDING or ((s := sessions.get(o.terminal)) is not None and not s.gone))
+        ]
 
     def _find_position(self, ticket: int, terminal: str | None) -> tuple[str, dict[str, Any]]:
         for term, book in self.daemon.market.positions.items():

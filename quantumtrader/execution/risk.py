@@ -53,6 +53,7 @@ class RiskEngine:
     def __init__(self, config: RiskConfig) -> None:
         self.config = config
         self.kill_switch = not config.trading_enabled
+        self._switched: bool | None = None  # what the control request last set: saved, unlike the config's halt
         self._day: int = -1
         self._day_start_equity: dict[str, float] = {}
         self._equity: dict[str, float] = {}
@@ -77,16 +78,23 @@ class RiskEngine:
         changed = day != self._day
         if changed:
             self._day = day
-            self._day_start_equity = dict(self._equity)
-        if terminal not in self._day_start_equity:
+            self._day_start_equity = {t: e for t, e in self._equity.items() if e > 0}
+        # No equity (a terminal not logged in yet sends zeros) is no day's start: from 0 no loss is ever counted.
+        if terminal not in self._day_start_equity and equity > 0:
             self._day_start_equity[terminal] = equity
             changed = True
         self._equity[terminal] = equity
         return changed
 
+    def switch(self, on: bool) -> None:
+        """The kill switch as the control request sets it (saved; the config's halt is not)."""
+        self.kill_switch = self._switched = on
+
     def saved_state(self) -> dict[str, Any]:
-        """What must survive a restart: the kill switch and the day's starting equity per terminal."""
-        return {"kill_switch": self.kill_switch, "day": self._day, "day_start_equity": dict(self._day_start_equity)}
+        """What must survive a restart: the kill switch as the control request set it (None: never; a halt
+        from the config is the config's, so lifting it there and restarting lifts it) and the day's
+        starting equity per terminal."""
+        return {"kill_switch": self._switched, "day": self._day, "day_start_equity": dict(self._day_start_equity)}
 
     def restore(self, state: dict[str, Any], now_msc: int) -> None:
         """Resume from :meth:`saved_state`: a crash or a restart must neither resume trading that an
@@ -95,10 +103,10 @@ class RiskEngine:
         A starting equity of another day is ignored. Malformed parts are ignored (the file is ours,
         but a crash may have left anything)."""
         if state.get("kill_switch") is True:
-            self.kill_switch = True
+            self.kill_switch = self._switched = True
         starts = state.get("day_start_equity")
         if state.get("day") == now_msc // 86_400_000 and isinstance(starts, dict):
-            valid = {str(t): float(e) for t, e in starts.items() if type(e) in (int, float) and math.isfinite(e)}
+            valid = {str(t): float(e) for t, e in starts.items() if type(e) in (int, float) and math.isfinite(e) and e > 0}
             self._day = now_msc // 86_400_000
             self._day_start_equity = valid
 

@@ -9,6 +9,7 @@ method) are rendered in the same shape, so the app never sees an HTML page or
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -20,20 +21,29 @@ from quantumtrader.sidecar.jsonresp import JSONResponse
 class ApiError(Exception):
     """A refusal with its HTTP status (PROTOCOL.md, "App API": 400 401 403 404 422 429 503 504)."""
 
-    def __init__(self, status: int, message: str, headers: Mapping[str, str] | None = None) -> None:
+    def __init__(self, status: int, message: str, headers: Mapping[str, str] | None = None, extra: Mapping[str, Any] | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.headers = dict(headers or {})
+        self.extra = dict(extra or {})  # fields the body adds after success and error (the order a 504 left pending)
 
 
-def error_response(status: int, message: str, headers: Mapping[str, str] | None = None) -> Response:
-    return JSONResponse({"success": False, "error": message}, status_code=status, headers=dict(headers or {}))
+class NoAnswer(ApiError):
+    """504 because the daemon did not answer in time (it is up, waiting for a terminal), as opposed to
+    a 504 the daemon itself gave (an order whose outcome is unknown)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(504, message)
+
+
+def error_response(status: int, message: str, headers: Mapping[str, str] | None = None, extra: Mapping[str, Any] | None = None) -> Response:
+    return JSONResponse({"success": False, "error": message, **(extra or {})}, status_code=status, headers=dict(headers or {}))
 
 
 async def handle_api_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiError)
-    return error_response(exc.status, exc.message, exc.headers)
+    return error_response(exc.status, exc.message, exc.headers, exc.extra)
 
 
 async def handle_http_exception(request: Request, exc: Exception) -> Response:

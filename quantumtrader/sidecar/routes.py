@@ -20,7 +20,7 @@ from starlette.routing import BaseRoute, Route
 from quantumtrader.metrics import prometheus_text
 from quantumtrader.protocol import close_price, iso_from_msc, msc_from_text, new_command_id, now_msc, positive_int
 from quantumtrader.sidecar.auth import REFRESH, Principal
-from quantumtrader.sidecar.errors import ApiError
+from quantumtrader.sidecar.errors import ApiError, NoAnswer
 from quantumtrader.sidecar.jsonresp import JSONResponse
 from quantumtrader.sidecar.ratelimit import client_ip, retry_after
 from quantumtrader.sidecar.runtime import Sidecar
@@ -366,17 +366,21 @@ async def _submit(sidecar: Sidecar, principal: Principal, body: dict[str, Any], 
     request_id = new_command_id()
     try:
         reply = await sidecar.call(kind, timeout_ms=sidecar.trade_timeout_ms, retries=0, req_id=request_id, **request)
-    except ApiError as exc:
-        if exc.status != 504:
-            raise
-        # No answer in time: the order may be waiting its turn behind others at a slow terminal, and will
-        # still fill. A bare 504 made a retry (a second order) look safe: answer with the order as it stands.
+    except NoAnswer as exc:
+        # The order may be waiting its turn behind others at a slow terminal and still fill: a bare 504
+        # made a retry (a second order) look safe. Still a 504 (the terminal did not answer in time), but
+        # with the order as it stands. An older daemon ignores request_id: its answer does not echo it.
         found = await sidecar.call("orders", request_id=request_id)
         orders = found.get("orders")
-        if not orders or not isinstance(orders[0], dict):
-            raise  # the daemon never made one: nothing will execute
+        if found.get("request_id") != request_id or not orders or not isinstance(orders[0], dict):
+            raise  # the daemon made no order for this request: nothing will execute
+        order = orders[0]
         sidecar.counters["trade_answered_pending"] += 1
-        return _trade_response(orders[0], message)
+        raise ApiError(
+            504,
+            f"the terminal has not answered yet: order {order.get('id')} is {order.get('status')} and may still fill (GET /api/orders, trade_update)",
+            extra={"id": str(order.get("id", "")), "status": order.get("status"), "order": order},
+        ) from exc
     order = reply.get("order")
     return _trade_response(order if isinstance(order, dict) else {}, message)
 

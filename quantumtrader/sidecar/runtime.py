@@ -20,7 +20,7 @@ from quantumtrader.config import Config
 from quantumtrader.protocol import connect_address
 from quantumtrader.sidecar.auth import ACCESS, Principal, TokenService, bearer_token, load_or_create_secret
 from quantumtrader.sidecar.control import AsyncControl, ControlTimeout
-from quantumtrader.sidecar.errors import ApiError
+from quantumtrader.sidecar.errors import ApiError, NoAnswer
 from quantumtrader.sidecar.hub import Hub
 from quantumtrader.sidecar.ratelimit import Buckets
 from quantumtrader.sidecar.signals import SignalReader, filter_recent
@@ -124,7 +124,7 @@ class Sidecar:
         except ControlTimeout:
             if self.clone.daemon_alive():
                 self.counters["daemon_timeouts"] += 1
-                raise ApiError(504, f"the daemon did not answer {kind!r} in time") from None
+                raise NoAnswer(f"the daemon did not answer {kind!r} in time") from None
             self.counters["daemon_unreachable"] += 1
             raise ApiError(503, "the daemon is not reachable") from None
         if reply.get("ok") is True:

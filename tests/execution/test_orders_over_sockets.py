@@ -453,8 +453,8 @@ def test_the_kill_switch_and_the_daily_loss_survive_a_kill_9(tmp_path: Path) -> 
     eps = Endpoints()
     env = {**RISK_OFF, "QT_RISK__MAX_DAILY_LOSS": "500"}
 
-    def account(term: ScriptedTerminal, equity: float) -> None:
-        term.send(type="account", login=5012345, currency="USD", balance=10000.0, equity=equity, margin=0.0, free_margin=equity, leverage=100)
+    def account(term: ScriptedTerminal, equity: float, **fields: object) -> None:
+        term.send(type="account", login=5012345, currency="USD", balance=10000.0, equity=equity, margin=0.0, free_margin=equity, leverage=100, **fields)
 
     def risk() -> dict:
         return control(eps.control, "risk")
@@ -467,6 +467,11 @@ def test_the_kill_switch_and_the_daily_loss_survive_a_kill_9(tmp_path: Path) -> 
             account(term, 9_400.0)
             wait_for(lambda: risk()["daily_loss"] == 600.0, 10, "the day's loss of 600")
             assert risk()["state"] == "reducing"
+            # a terminal's clock a day behind (or an old event) does not start a new day: the daemon's clock decides
+            account(term, 9_400.0, time_msc=now_msc() - 86_400_000)
+            account(term, 9_400.0)
+            wait_for(lambda: control(eps.control)["health"]["terminals"][0]["events"] >= 5, 10, "both account events")
+            assert risk()["daily_loss"] == 600.0
             halted = control(eps.control, "risk", kill_switch=True, source="test")
             assert halted["kill_switch"] is True and halted["state"] == "halted", halted
             daemon.send_signal(signal.SIGKILL)

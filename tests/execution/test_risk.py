@@ -70,30 +70,33 @@ def test_daily_loss_switches_to_reducing_and_recovers_next_day() -> None:
 def test_the_saved_state_restores_a_halt_and_today_s_start_only() -> None:
     day = 1_705_276_800_000  # 2024-01-15T00:00Z
     before = engine(max_daily_loss=100.0)
+    before.on_account("t", 0.0, day + 500)
+    assert before.saved_state()["day_start_equity"] == {}  # not logged in yet: zeros are no day's start
     assert before.on_account("t", 10_000.0, day + 1000) is True  # the day's start: worth saving
     assert before.on_account("t", 9_950.0, day + 2000) is False
-    before.kill_switch = True
+    before.switch(True)
     saved = before.saved_state()
 
     same_day = engine(max_daily_loss=100.0)
     same_day.restore(saved, day + 5000)
     assert same_day.kill_switch is True
-    same_day.kill_switch = False
+    same_day.switch(False)
     assert same_day.on_account("t", 9_899.0, day + 6000) is False  # not a new start: the loss is 101
     assert same_day.state is TradingState.REDUCING
 
     next_day = engine(max_daily_loss=100.0)
     next_day.restore(saved, day + 86_400_000 + 1)  # yesterday's start is no baseline today
-    next_day.kill_switch = False
+    next_day.switch(False)
     next_day.on_account("t", 9_899.0, day + 86_400_000 + 2)
     assert next_day.state is TradingState.ACTIVE
 
     off_in_config = engine(trading_enabled=False)
     off_in_config.restore({**saved, "kill_switch": False}, day + 5000)  # a saved "off" does not lift the config's halt
     assert off_in_config.state is TradingState.HALTED
+    assert engine(trading_enabled=False).saved_state()["kill_switch"] is None  # the config's halt is the config's to lift
 
     garbled = engine(max_daily_loss=100.0)
-    garbled.restore({"kill_switch": "yes", "day": (day + 5000) // 86_400_000, "day_start_equity": {"t": "lots", "u": float("nan"), "v": 1.0}}, day + 5000)
+    garbled.restore({"kill_switch": "yes", "day": (day + 5000) // 86_400_000, "day_start_equity": {"t": "lots", "u": float("nan"), "w": 0.0, "v": 1.0}}, day + 5000)
     assert garbled.kill_switch is False and garbled.saved_state()["day_start_equity"] == {"v": 1.0}
 
 

@@ -120,26 +120,30 @@ def test_a_trade_that_waits_its_turn_past_the_timeout_is_answered_with_its_order
     """Commands to one terminal go one at a time. A second order queued behind a slow first one outlived the
     sidecar's wait (the daemon's timeout x tries + 2 s) and the app got a bare 504 with no order id, though
     the order was pending and filled a moment later: a retry looked safe and made a second position. The
-    sidecar now asks the daemon for the order its request made and answers with it."""
-    stack = make_stack(tmp_path, QT_EXECUTION__COMMAND_TIMEOUT_MS="6000", QT_EXECUTION__COMMAND_RETRIES="0", QT_RISK__MAX_QUOTE_AGE_MS="60000")
+    sidecar now asks the daemon for the order its request made and says so in the 504."""
+    stack = make_stack(tmp_path, QT_EXECUTION__COMMAND_TIMEOUT_MS="8000", QT_EXECUTION__COMMAND_RETRIES="0", QT_RISK__MAX_QUOTE_AGE_MS="60000")
     try:
         stack.start_daemon()
-        # every reply held 5 s: the first order fills at ~5 s, the second (sent then) at ~10 s, after the sidecar's 8 s
-        stack.procs["paper"] = start(["paper", "--rate", "50", "--heartbeat-s", "0.5", "--delay-reply-every", "1", "--delay-reply-ms", "5000"],
+        # every reply held 6 s: the first order fills at ~6 s, the second (sent then) at ~12 s; the sidecar
+        # waits 10 s (timeout x 1 try + 2 s) from the second's arrival, while the first is in flight. Each
+        # margin is 2 s: the first's reply vs the daemon's 8 s, the second's fill vs the sidecar's 10 s.
+        stack.procs["paper"] = start(["paper", "--rate", "50", "--heartbeat-s", "0.5", "--delay-reply-every", "1", "--delay-reply-ms", "6000"],
                                      stack.env, stack.tmp / "paper.log")  # fmt: skip
         stack.start_sidecar()
         wait_for(lambda: _health(stack)["data_flow"]["last_market_update"], 30, "a quote through the sidecar")
         body = json.dumps({"symbol": "EURUSD", "type": "BUY", "lots": 0.01, "stop_loss": None, "take_profit": None})
+        post = lambda: httpx.post(f"{stack.url}/api/trade", headers=stack.headers(), content=body, timeout=40)  # noqa: E731
         with ThreadPoolExecutor(2) as pool:
-            first = pool.submit(lambda: httpx.post(f"{stack.url}/api/trade", headers=stack.headers(), content=body, timeout=30))
-            time.sleep(0.3)  # the second is queued behind the first at the daemon
-            second = pool.submit(lambda: httpx.post(f"{stack.url}/api/trade", headers=stack.headers(), content=body, timeout=30))
+            first = pool.submit(post)
+            wait_for(lambda: _health(stack)["data_flow"]["pending_trades"] == 1, 10, "the first order in flight", interval=0.05)
+            second = pool.submit(post)
             answers = [first.result(), second.result()]
         assert answers[0].status_code == 200 and answers[0].json()["status"] == "filled", answers[0].text
         waited = answers[1]
-        assert waited.status_code == 200, waited.text
+        assert waited.status_code == 504, waited.text  # the contract's status for "the terminal did not answer in time"
         pending = waited.json()
-        assert pending["status"] == "pending" and pending["id"] and pending["ticket"] is None, pending
+        assert pending["success"] is False and pending["status"] == "pending" and pending["id"] and pending["id"] in pending["error"], pending
+        assert pending["order"]["id"] == pending["id"] and pending["order"]["ticket"] is None, pending
         orders = lambda: httpx.get(f"{stack.url}/api/orders", headers=stack.headers(), timeout=5).json()["orders"]  # noqa: E731
         filled = wait_for(lambda: next((o for o in orders() if o["id"] == pending["id"] and o["status"] == "filled"), None), 20, "the waiting order to fill")
         assert filled["ticket"]
