@@ -16,7 +16,7 @@
 
 //--- inputs (QtBridge.mqh reads the shared ones)
 input string EventsEndpoint           = "tcp://127.0.0.1:5555"; // Daemon events endpoint (PUSH connects here)
-input string CommandBindEndpoint      = "tcp://*:5560";         // Command socket this EA binds (REP); one port per terminal
+input string CommandBindEndpoint      = "tcp://127.0.0.1:5560"; // Command socket this EA binds (REP); one port per terminal; loopback: no order entry from the network
 input string CommandEndpointAnnounced = "tcp://127.0.0.1:5560"; // Command endpoint announced to the daemon in hello/heartbeat
 input string TerminalId               = "";                     // Terminal id; empty = "<login>@<server>"
 input string SymbolList               = "";                     // Symbols to stream, comma separated; empty = Market Watch
@@ -149,15 +149,33 @@ int QtFindPositionByComment(string comment)
    return -1;
   }
 
-string QtReplyIfOpened(string id)
+string QtReplyIfOpened(QtCommand &cmd)
   {
-   int ticket = QtFindPositionByComment("QT-" + id);
+   int ticket = QtFindPositionByComment("QT-" + cmd.id);
    if(ticket < 0 || !OrderSelect(ticket, SELECT_BY_TICKET, MODE_TRADES))
       return "";
    string symbol = OrderSymbol();
-   return QtReplyTrade(id, ticket, OrderOpenPrice(), (int)SymbolInfoInteger(symbol, SYMBOL_DIGITS), OrderLots(),
-                       QtStepDigits(SymbolInfoDouble(symbol, SYMBOL_VOLUME_STEP)),
-                       QtServerTimeToUtcMsc(g_clock, OrderOpenTime()));
+   int digits = (int)SymbolInfoInteger(symbol, SYMBOL_DIGITS);
+   int lot_digits = QtStepDigits(SymbolInfoDouble(symbol, SYMBOL_VOLUME_STEP));
+   double price = OrderOpenPrice();
+   double lots = OrderLots();
+   long time_msc = QtServerTimeToUtcMsc(g_clock, OrderOpenTime());
+   // With StopsAfterFill the earlier run may have stopped between the fill and its OrderModify: finish it
+   // (or say the stops failed), or the daemon would record stops the position does not have.
+   double sl = NormalizeDouble(cmd.sl, digits);
+   double tp = NormalizeDouble(cmd.tp, digits);
+   double half_point = 0.5 * MarketInfo(symbol, MODE_POINT);
+   if(StopsAfterFill && (sl > 0.0 || tp > 0.0) &&
+      (MathAbs(OrderStopLoss() - sl) > half_point || MathAbs(OrderTakeProfit() - tp) > half_point))
+     {
+      ResetLastError();
+      if(!OrderModify(ticket, price, sl, tp, 0, clrNONE))
+        {
+         int err = GetLastError();
+         return QtReplyTradeStopsFailed(cmd.id, ticket, price, digits, lots, lot_digits, time_msc, err, QtMt4ErrorText(err));
+        }
+     }
+   return QtReplyTrade(cmd.id, ticket, price, digits, lots, lot_digits, time_msc);
   }
 
 //--- select an open market position by ticket; false with the error code set

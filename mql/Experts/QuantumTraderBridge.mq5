@@ -16,7 +16,7 @@
 
 //--- inputs (QtBridge.mqh reads the shared ones)
 input string EventsEndpoint           = "tcp://127.0.0.1:5555"; // Daemon events endpoint (PUSH connects here)
-input string CommandBindEndpoint      = "tcp://*:5560";         // Command socket this EA binds (REP); one port per terminal
+input string CommandBindEndpoint      = "tcp://127.0.0.1:5560"; // Command socket this EA binds (REP); one port per terminal; loopback: no order entry from the network
 input string CommandEndpointAnnounced = "tcp://127.0.0.1:5560"; // Command endpoint announced to the daemon in hello/heartbeat
 input string TerminalId               = "";                     // Terminal id; empty = "<login>@<server>"
 input string SymbolList               = "";                     // Symbols to stream, comma separated; empty = Market Watch
@@ -238,8 +238,9 @@ string QtTradeFailure(string id, bool sent, MqlTradeResult &result, int last_err
    return QtReplyError(id, code, message);
   }
 
-string QtReplyIfOpened(string id)
+string QtReplyIfOpened(QtCommand &cmd)
   {
+   string id = cmd.id;
    string comment = "QT-" + id;
    for(int i = PositionsTotal() - 1; i >= 0; i--)
      {

@@ -16,6 +16,7 @@ import re
 import shutil
 import signal
 import subprocess
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -130,7 +131,7 @@ def stack(tmp_path: Path, executables: dict[str, Path], tick_file) -> Iterator[t
             feed.close()
 
 
-def ask_ea(endpoint: str, command: dict | bytes) -> tuple[bytes, dict]:
+def ask_ea(endpoint: str, command: dict | bytes, timeout_ms: int = 5000) -> tuple[bytes, dict]:
     """One command straight to the EA's REP socket (what the daemon's Lazy Pirate retry does)."""
     ctx = zmq.Context.instance()
     req = ctx.socket(zmq.REQ)
@@ -138,7 +139,7 @@ def ask_ea(endpoint: str, command: dict | bytes) -> tuple[bytes, dict]:
     req.connect(endpoint)
     try:
         req.send(command if isinstance(command, bytes) else encode(command))
-        assert req.poll(5000), f"no reply from the EA to {command['type']}"
+        assert req.poll(timeout_ms), f"no reply from the EA to {command if isinstance(command, bytes) else command['type']}"
         raw = req.recv()
         return raw, decode_reply(raw)
     finally:
@@ -318,20 +319,28 @@ def test_a_retry_after_the_ea_restarted_does_not_open_twice(tmp_path: Path, exec
     eps = Endpoints(spare=1)
     command_endpoint = f"tcp://127.0.0.1:{eps.spare_ports[0]}"
     with daemon_process(eps, tmp_path, QT_RISK__MAX_QUOTE_AGE_MS="3600000", QT_RISK__MAX_SPREAD_PCT="1"):
-        env = {**ea_env(eps, tick_file[0], f"harness-again-{platform}", command_endpoint), "MQL_POSITION": "EURUSD,0,0.3,QT-AGAIN00001"}
+        # MT4 with StopsAfterFill: the earlier run may have stopped between the fill and setting the stops
+        env = {**ea_env(eps, tick_file[0], f"harness-again-{platform}", command_endpoint), "MQL_POSITION": "EURUSD,0,0.3,QT-AGAIN00001",
+               **({"MQL_INPUT_StopsAfterFill": "true"} if platform == "mql4" else {})}  # fmt: skip
         log = tmp_path / f"{platform}-again.log"
         proc = subprocess.Popen([str(executables[platform])], env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
         try:
             held = wait_for(lambda: re.search(r"order_opened ticket=(\d+) symbol=EURUSD comment=QT-AGAIN00001", log.read_text(errors="replace")), 30, "the held position")
             ticket = int(held.group(1))
-            _, again = ask_ea(command_endpoint, open_command("AGAIN00001", "EURUSD", "buy", 0.3, deviation_points=1000))
-            assert again["ok"] and int(again["ticket"]) == ticket and again["lots"] == 0.3, again
+            _, before = ask_ea(command_endpoint, snapshot_command("SNAPBEFORE"))
+            opened_at = next(p["open_price"] for p in before["positions"] if p["comment"] == "QT-AGAIN00001")
+            sl, tp = round(opened_at - 0.01, 5), round(opened_at + 0.01, 5)
+            _, again = ask_ea(command_endpoint, open_command("AGAIN00001", "EURUSD", "buy", 0.3, sl=sl, tp=tp, deviation_points=1000))
+            assert again["ok"] and int(again["ticket"]) == ticket and again["lots"] == 0.3 and "stops_error" not in again, again
             _, fresh = ask_ea(command_endpoint, open_command("FRESH00001", "EURUSD", "buy", 0.1, deviation_points=1000))
             assert fresh["ok"] and int(fresh["ticket"]) != ticket, fresh
             out = log.read_text(errors="replace")
             assert out.count("comment=QT-AGAIN00001") == 1 and out.count("comment=QT-FRESH00001") == 1, out[-2000:]
             _, snap = ask_ea(command_endpoint, snapshot_command("SNAPAGAIN1"))
             assert sorted(p["comment"] for p in snap["positions"]) == ["QT-AGAIN00001", "QT-FRESH00001"], snap["positions"]
+            held = next(p for p in snap["positions"] if p["comment"] == "QT-AGAIN00001")
+            if platform == "mql4":  # the stops the earlier run never set are set now
+                assert (held["sl"], held["tp"]) == (sl, tp), held
         finally:
             proc.kill()
             proc.wait(5)
@@ -367,28 +376,44 @@ def test_an_account_keeps_its_money_exactly(tmp_path: Path, executables, tick_fi
 
 @pytest.mark.timeout(TIMEOUT_S)
 @pytest.mark.parametrize("platform", ["mql4", "mql5"])
-def test_an_ea_started_before_the_login_says_hello_as_the_account(tmp_path: Path, executables, tick_file, platform: str) -> None:
+@pytest.mark.parametrize("terminal_id", ["", "harness-early"])
+def test_an_ea_started_before_the_login_says_hello_as_the_account(tmp_path: Path, executables, tick_file, platform: str, terminal_id: str) -> None:
     """With no TerminalId the id is <login>@<server>, and a terminal not logged in yet reads login 0: the EA
     said hello as "0@<server>" and kept that id after the login (every such terminal the same id). It now
-    waits for the login, sends nothing meanwhile, and says hello as the account without a restart."""
+    waits for the login, sends nothing meanwhile, and says hello as the account without a restart. Before
+    the login it serves no command either (a daemon retrying one across a terminal restart must find the
+    positions synced), and with a TerminalId set it sends no account of zeros (the day's starting equity)."""
     eps = Endpoints(spare=1)
+    command_endpoint = f"tcp://127.0.0.1:{eps.spare_ports[0]}"
     with daemon_process(eps, tmp_path, QT_RISK__MAX_QUOTE_AGE_MS="3600000", QT_RISK__MAX_SPREAD_PCT="1"):  # replayed ticks are old
-        env = {**ea_env(eps, tick_file[0], "", f"tcp://127.0.0.1:{eps.spare_ports[0]}"),
+        feed = FeedSubscriber(eps.feed, (b"account",))
+        env = {**ea_env(eps, tick_file[0], terminal_id, command_endpoint),
                "MQL_LOGIN": "7012345", "MQL_SERVER": "Harness-Live", "MQL_LOGIN_AFTER_MS": "1500",
                "MQL_TICK_US": "4000"}  # the replay (6 s) goes on well after the login  # fmt: skip
         log = tmp_path / f"{platform}-login.log"
+        started = time.monotonic()
         proc = subprocess.Popen([str(executables[platform])], env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
         try:
-            name = "7012345@Harness-Live"
+            if not terminal_id:  # (a TerminalId makes the hello, and commands, go at once)
+                _, pong = ask_ea(command_endpoint, ping_command("EARLYPING1"), timeout_ms=20_000)
+                assert pong["ok"] and time.monotonic() - started >= 1.4, "a command was served before the login"
+            name = terminal_id or "7012345@Harness-Live"
             wait_for(lambda: any(q["terminal"] == name for q in control(eps.control, "snapshot")["terminal_quotes"]), 30, f"{name}'s ticks")
             session = terminal_status(eps.control, name)
             assert session["lost_events"] == 0 and session["seq_regressions"] == 0, session
             health = control(eps.control)["health"]
             assert [t["terminal"] for t in health["terminals"]] == [name], health["terminals"]
-            assert "no account has logged in yet" in log.read_text(errors="replace")
+            if not terminal_id:
+                assert "no account has logged in yet" in log.read_text(errors="replace")
             reply = control(eps.control, "trade", timeout_ms=20_000, symbol="EURUSD", side="buy", lots=0.1, terminal=name, source="test")
             assert reply["order"]["status"] == "filled", reply
+            wait_for(lambda: any(a.get("terminal") == name for a in control(eps.control, "snapshot")["accounts"]), 30, f"{name}'s account")
+            accounts = []
+            while (msg := feed.recv(500)) is not None:
+                accounts.append(msg[1])
+            assert accounts and all(a["data"]["login"] == 7012345 for a in accounts), accounts
         finally:
+            feed.close()
             proc.kill()
             proc.wait(5)
 

@@ -31,7 +31,7 @@ string QtPositionsJson(string &key);     // the positions array; key: what count
 string QtPositionsKey();                 // the key alone, cheaply
 string QtExecuteTrade(QtCommand &cmd);   // open, close or modify -> the reply text
 int    QtMoneyDigits();                  // decimals of the account currency (balance, profit...)
-string QtReplyIfOpened(string id);       // the reply for an open whose position exists already, else ""
+string QtReplyIfOpened(QtCommand &cmd);  // the reply for an open whose position exists already, else ""
 
 //--- below, used before its definition
 bool   QtSayHello();                     // the hello once the terminal's id is known
@@ -223,6 +223,8 @@ string QtAccountFieldsNow()
 //--- the account event of body (QtAccountFieldsNow), which becomes what later checks compare with
 void QtSendAccountBody(string body)
   {
+   if(AccountInfoInteger(ACCOUNT_LOGIN) == 0)
+      return;                            // not logged in: zeros, which the daemon would take for the day's equity
    g_account_body = body;
    g_last_account_us = GetMicrosecondCount();
    QtEmit(QT_KIND_ACCOUNT, "", QtAccountEvent(g_terminal, QtSeqTake(g_seq), g_account_body, QtNowUtcMsc()));
@@ -288,7 +290,7 @@ string QtExecute(QtCommand &cmd)
       // reply went with its reply cache (the EA re-attached, the terminal restarted): the daemon's
       // retry must not open a second position. The broker keeps the comment QT-<id>, so the
       // position itself is the durable record the cache is not.
-      string earlier = QtReplyIfOpened(cmd.id);
+      string earlier = QtReplyIfOpened(cmd);
       if(earlier != "")
          return earlier;
      }
@@ -325,7 +327,10 @@ string QtHandleCommand(string text)
 //--- the socket did not take is sent before the next recv.
 void QtServeCommands()
   {
-   if(!g_bound)
+   // Not before the hello: a daemon still retrying a command to this endpoint (the terminal restarted
+   // before its login) gets it served after the login, when the positions an earlier run opened are
+   // there for QtReplyIfOpened; served now, the open would fail and that failure would be cached.
+   if(!g_bound || g_hello_due)
       return;
    while(true)
      {
