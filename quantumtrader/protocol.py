@@ -133,6 +133,11 @@ def _is_int(value: Any) -> bool:
     return type(value) is int
 
 
+#: The heartbeat periods a hello may announce, in seconds (the EA's HeartbeatSeconds is a whole number >= 1).
+MIN_HEARTBEAT_S: Final = 0.1
+MAX_HEARTBEAT_S: Final = 3600.0
+
+
 def _number(msg: Mapping[str, Any], name: str, *, minimum: float | None = None, reason: str | None = None) -> float:
     """A finite JSON number; ``reason`` overrides bad_type/bad_value (e.g. bad_price)."""
     value = _get(msg, name)
@@ -297,7 +302,11 @@ def _check_hello(msg: dict[str, Any], now_msc: int, max_skew_ms: int) -> None:
     for symbol in symbols:
         check_symbol(symbol)
     if "heartbeat_s" in msg:
-        _number(msg, "heartbeat_s", minimum=0.001)
+        # Bounded both ways: 3 x 1e300 overflowed to inf (never stale: the symbols held for good),
+        # and a few ms made a terminal flap stale on every pass.
+        heartbeat = _number(msg, "heartbeat_s", minimum=MIN_HEARTBEAT_S)
+        if heartbeat > MAX_HEARTBEAT_S:
+            raise ProtocolError("bad_value", f"heartbeat_s must be <= {MAX_HEARTBEAT_S:g}, got {heartbeat!r}")
 
 
 def _check_account(msg: dict[str, Any], now_msc: int, max_skew_ms: int) -> None:

@@ -319,11 +319,10 @@ class PipelineStage:
 
     def status_line(self) -> dict[str, Any]:
         """Compact fields for the periodic status log line (the full picture is the ``signals`` query)."""
-        return {
-            "signals": self.counters["signals"],
-            "signal_symbols": len(self.latest_signals),
-            "latest_signals": {s: sig["prediction"] for s, sig in self.latest_signals.items()},
-        }
+        fields: dict[str, Any] = {"signals": self.counters["signals"], "signal_symbols": len(self.latest_signals)}
+        if not self.store.encrypted:  # with a store key the predictions are what must not reach the disk in clear, logs included
+            fields["latest_signals"] = {s: sig["prediction"] for s, sig in self.latest_signals.items()}
+        return fields
 
 
 def attach_signals(daemon: Daemon, config: Config) -> PipelineStage:

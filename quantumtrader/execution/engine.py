@@ -529,10 +529,13 @@ class ExecutionEngine:
         ]
 
     def _find_position(self, ticket: int, terminal: str | None) -> tuple[str, dict[str, Any]]:
-        for term, book in self.daemon.market.positions.items():
-            if (terminal is None or term == terminal) and ticket in book:
-                return term, book[ticket]
-        raise ControlError(f"no open position with ticket {ticket}", 404)
+        found = [(term, book[ticket]) for term, book in self.daemon.market.positions.items() if (terminal is None or term == terminal) and ticket in book]
+        if not found:
+            raise ControlError(f"no open position with ticket {ticket}", 404)
+        if len(found) > 1:  # tickets are per broker: two terminals may both hold this number
+            names = ", ".join(sorted(term for term, _ in found))
+            raise ControlError(f"ticket {ticket} is held by several terminals ({names}): name one", 400)
+        return found[0]
 
 
 # -- request field helpers (control requests are outside input: validate everything) ----------

@@ -114,6 +114,7 @@ class CommandSession:
         self.close()
         sock = self._context.socket(zmq.REQ)
         sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.IPV6, 1)  # a hello may announce tcp://[::1]:port; without it nothing reaches it
         sock.connect(self.endpoint)
         self._socket = sock
         self._watch(sock, self._on_readable)

@@ -1,0 +1,126 @@
+"""Defects an audit of the daemon found (2026-12-03), each over the real daemon in process and real sockets."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import orjson
+import pytest
+import zmq
+
+from quantumtrader import protocol as p
+from support import control, event_frame, inproc_daemon, serving, wait_for
+
+NOW = 1_705_314_645_000
+
+
+def hello(**over: object) -> bytes:
+    msg = {"v": 1, "type": "hello", "terminal": "t@B", "seq": 0, "platform": "MT5", "command_endpoint": "tcp://127.0.0.1:5560", "symbols": ["EURUSD"], "time_msc": NOW}
+    return orjson.dumps({**msg, **over})
+
+
+@pytest.mark.parametrize("heartbeat_s", [1e300, 3601.0, 0.01])
+def test_a_hello_heartbeat_outside_its_bounds_is_refused(heartbeat_s: float) -> None:
+    """3 x 1e300 overflowed to inf: the terminal was never stale and held its symbols for good; a few ms flapped."""
+    with pytest.raises(p.ProtocolError) as info:
+        p.decode_event(hello(heartbeat_s=heartbeat_s), NOW)
+    assert info.value.reason == "bad_value" and "heartbeat_s" in info.value.detail
+
+
+@pytest.mark.parametrize("heartbeat_s", [p.MIN_HEARTBEAT_S, 5, p.MAX_HEARTBEAT_S])
+def test_a_hello_heartbeat_within_its_bounds_is_taken(heartbeat_s: float) -> None:
+    assert p.decode_event(hello(heartbeat_s=heartbeat_s), NOW)["heartbeat_s"] == heartbeat_s
+
+
+def test_the_status_log_names_no_prediction_when_the_store_is_encrypted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Encryption at rest keeps predictions out of SQLite and the journal; the periodic status line logged
+    each symbol's latest BUY/SELL/HOLD in clear every few seconds."""
+    from cryptography.fernet import Fernet
+
+    monkeypatch.setenv("QT_TEST_STORE_KEY", Fernet.generate_key().decode())
+    for encrypted in (False, True):
+        env = {"QT_STORE__ENCRYPT_ENV": "QT_TEST_STORE_KEY"} if encrypted else {}
+        d, _ = inproc_daemon(tmp_path / f"data-{encrypted}", **env)
+        try:
+            stage = d._tick_hooks[0].__self__
+            stage.latest_signals["EURUSD"] = {"prediction": "BUY"}
+            line = stage.status_line()
+            assert line["signal_symbols"] == 1
+            assert ("latest_signals" in line) is not encrypted, line
+        finally:
+            d.close()
+
+
+def test_a_ticket_two_terminals_hold_is_not_closed_at_the_first_one_found(tmp_path: Path) -> None:
+    """Tickets are numbered per broker: two terminals can hold the same one, and the app's close cannot name
+    a terminal. The first terminal found was closed; now the request is refused until it names one."""
+    d, eps = inproc_daemon(tmp_path / "data")
+    ctx = zmq.Context.instance()
+    push = ctx.socket(zmq.PUSH)
+    push.setsockopt(zmq.LINGER, 0)
+    push.connect(eps.events)
+    routers = []
+    try:
+        with serving(d):
+            for name in ("A@BrokerOne", "B@BrokerTwo"):
+                router = ctx.socket(zmq.ROUTER)
+                router.setsockopt(zmq.LINGER, 0)
+                port = router.bind_to_random_port("tcp://127.0.0.1")
+                routers.append(router)
+                push.send(event_frame(name, {"seq": 0, "type": "hello", "platform": "MT5", "command_endpoint": f"tcp://127.0.0.1:{port}", "symbols": ["EURUSD"]}))
+                held = {"ticket": 500, "symbol": "EURUSD", "side": "buy", "lots": 0.1, "open_price": 1.1, "sl": 0.0, "tp": 0.0, "profit": 0.0,
+                        "swap": 0.0, "commission": 0.0, "magic": 0, "comment": "manual", "open_time_msc": p.now_msc() - 60_000}  # fmt: skip
+                push.send(event_frame(name, {"seq": 1, "type": "positions", "positions": [held]}))
+            wait_for(lambda: len(control(eps.control, "snapshot")["positions"]) == 2, 10, "both terminals' position 500")
+            refused = control(eps.control, "close", ticket=500, source="test")
+            assert refused["ok"] is False and refused["status"] == 400 and "several terminals" in refused["error"], refused
+            assert not any(r.poll(300) for r in routers), "a close reached a terminal"
+    finally:
+        push.close()
+        for r in routers:
+            r.close()
+        d.close()
+
+
+def _ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
+            s.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not _ipv6_loopback(), reason="no IPv6 loopback on this machine")
+def test_a_terminal_that_announces_an_ipv6_endpoint_gets_its_commands(tmp_path: Path) -> None:
+    """The hello's endpoint check admits tcp://[::1]:port, but the command socket had IPv6 off: every command
+    to such a terminal timed out and ended unknown."""
+    d, eps = inproc_daemon(tmp_path / "data", QT_EXECUTION__COMMAND_TIMEOUT_MS="5000", QT_RISK__MAX_SPREAD_PCT="1")
+    ctx = zmq.Context.instance()
+    router = ctx.socket(zmq.ROUTER)
+    router.setsockopt(zmq.LINGER, 0)
+    router.setsockopt(zmq.IPV6, 1)
+    port = router.bind_to_random_port("tcp://[::1]")
+    push = ctx.socket(zmq.PUSH)
+    push.setsockopt(zmq.LINGER, 0)
+    push.connect(eps.events)
+    try:
+        with serving(d):
+            push.send(event_frame("v6@Broker", {"seq": 0, "type": "hello", "platform": "MT5", "command_endpoint": f"tcp://[::1]:{port}", "symbols": ["EURUSD"]}))
+            push.send(event_frame("v6@Broker", {"seq": 1, "type": "tick", "symbol": "EURUSD", "bid": 1.1, "ask": 1.1001, "volume": 1}))
+            wait_for(lambda: control(eps.control, "snapshot")["quotes"], 10, "the terminal's quote")
+            dealer = ctx.socket(zmq.DEALER)
+            dealer.setsockopt(zmq.LINGER, 0)
+            dealer.connect(eps.control)
+            try:
+                dealer.send(p.encode(p.control_request("trade", symbol="EURUSD", side="buy", lots=0.01, source="test")))
+                assert router.poll(5000), "no command reached the IPv6 endpoint"
+                _, _, raw = router.recv_multipart()
+                assert p.decode_command(raw)["type"] == "open"
+            finally:
+                dealer.close()
+    finally:
+        push.close()
+        router.close()
+        d.close()
