@@ -288,14 +288,17 @@ class Daemon:
                 if kind == "hello":
                     self.handle_hello(msg, mono, clock_msc)
                 else:
-                    _, known = self.terminals.seen(msg["terminal"], msg["seq"], mono, clock_msc)
+                    session, known = self.terminals.seen(msg["terminal"], msg["seq"], mono, clock_msc)
                     if not known:  # once per terminal: seen() creates the session
                         self.rejects.reject("events", "unknown_terminal", msg["terminal"])
                     if kind == "tick":
                         # Its price goes out now, not after the rest of the batch is
                         # decoded: a burst's first ticks do not wait for its last.
                         if quote(msg, received_ns):
-                            owned.append(msg)
+                            if session.gone:  # said bye: owns nothing (it is never checked for silence, so it would keep it)
+                                self.market.release(msg["terminal"])
+                            else:
+                                owned.append(msg)
                         last_tick = msg
                         n_ticks += 1
                         continue

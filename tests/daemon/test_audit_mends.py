@@ -10,7 +10,7 @@ import pytest
 import zmq
 
 from quantumtrader import protocol as p
-from support import control, event_frame, inproc_daemon, serving, wait_for
+from support import control, event_frame, inproc_daemon, serving, terminal_status, wait_for
 
 NOW = 1_705_314_645_000
 
@@ -123,4 +123,37 @@ def test_a_terminal_that_announces_an_ipv6_endpoint_gets_its_commands(tmp_path: 
     finally:
         push.close()
         router.close()
+        d.close()
+
+
+def test_a_terminal_that_ticks_after_its_bye_takes_no_symbol_back(tmp_path: Path) -> None:
+    """A bye releases a terminal's symbols; a tick from it afterwards took a symbol back, and a terminal that
+    said bye is never checked for silence: it owned the symbol for good, and another terminal's ticks of it
+    never drove features or signals again."""
+    d, eps = inproc_daemon(tmp_path / "data")
+    push = zmq.Context.instance().socket(zmq.PUSH)
+    push.setsockopt(zmq.LINGER, 0)
+    push.connect(eps.events)
+    seq = {"A@One": 0, "B@Two": 0}
+
+    def send(name: str, kind: str, **fields: object) -> None:
+        push.send(event_frame(name, {"type": kind, "seq": seq[name], **fields}))
+        seq[name] += 1
+
+    def owner() -> str | None:
+        return next((q["terminal"] for q in control(eps.control, "snapshot")["quotes"] if q["symbol"] == "EURUSD"), None)
+
+    try:
+        with serving(d):
+            for name in seq:
+                send(name, "hello", platform="MT5", command_endpoint="tcp://127.0.0.1:1", symbols=["EURUSD"], heartbeat_s=p.MIN_HEARTBEAT_S)
+            send("A@One", "tick", symbol="EURUSD", bid=1.1, ask=1.1001, volume=1)
+            wait_for(lambda: owner() == "A@One", 10, "A to own EURUSD")
+            send("A@One", "bye", reason="expert removed from chart")
+            send("A@One", "tick", symbol="EURUSD", bid=1.1002, ask=1.1003, volume=1)  # took it back
+            wait_for(lambda: terminal_status(eps.control, "A@One")["events"] == 4, 10, "A's tick after its bye")
+            send("B@Two", "tick", symbol="EURUSD", bid=1.2, ask=1.2001, volume=1)
+            wait_for(lambda: owner() == "B@Two", 10, "B to own EURUSD")
+    finally:
+        push.close()
         d.close()
