@@ -1,6 +1,6 @@
 """An EA-like sender process for benchmarks: hello, then ticks at a rate, each stamped.
 
-Each tick carries ``sent_ns`` (the sender's ``time.monotonic_ns()``), so a
+Each tick carries ``sent_ns`` (the sender's ``time.perf_counter_ns()``), so a
 receiver can compute tick -> feed latency per tick and count loss. At rate 0
 (as fast as possible) the ticks are encoded before the clock starts, without
 ``sent_ns`` (the send times go to OUT.npy only). Tick ``i`` has ``time_msc`` =
@@ -10,9 +10,13 @@ and each symbol's market clock advances ``n_symbols`` ms a tick. The volume is
 the data's (the tick index stood there once and fed the volume_rate feature
 a ramp).
 
-Why one clock works across processes: ``time.monotonic_ns()`` is
+Why one clock works across processes: ``time.perf_counter_ns()`` is
 CLOCK_MONOTONIC on Linux and QueryPerformanceCounter on Windows; both are
 system-wide clocks, so two processes on one host read the same timeline.
+Not ``time.monotonic_ns()``: on Linux the same clock, but before Python 3.13
+on Windows it is GetTickCount64, which moves in ~15.6 ms steps (every stage
+of the daemon would read 0 or 15.6 ms). The daemon, the sidecar and the
+benches all stamp with ``perf_counter_ns``.
 
 Usage: python -m quantumtrader.bench.sender EVENTS N_TICKS N_SYMBOLS RATE OUT.npy [--csv FILE]
 """
@@ -84,7 +88,7 @@ def main(argv: list[str]) -> None:
         # carry no sent_ns, so the sender's share of the 2 cores is the sends
         # alone and the run measures the daemon, not the load generator.
         encoded = [dumps(tick(i)) for i in range(n_ticks)]
-        clock = time.monotonic_ns
+        clock = time.perf_counter_ns
         started = _starting()
         for i, message in enumerate(encoded):
             sent_ns[i] = clock()
@@ -98,11 +102,11 @@ def main(argv: list[str]) -> None:
         # machine's two cores from the processes being measured. Ticks due
         # within the same ~ms go out as a burst, as real ticks often do.
         due = start + i * interval_ns
-        now = time.monotonic_ns()
+        now = time.perf_counter_ns()
         if due > now:
             time.sleep((due - now) / 1e9)
         message = tick(i)
-        stamp = time.monotonic_ns()
+        stamp = time.perf_counter_ns()
         sent_ns[i] = message["sent_ns"] = stamp
         send(dumps(message))
     _finish(push, ctx, out, sent_ns, n_ticks, base_msc, started)
@@ -113,13 +117,13 @@ def _starting() -> tuple[int, float]:
     (monotonic ns, process CPU seconds)."""
     sys.stdout.write('{"sending": true}\n')
     sys.stdout.flush()
-    return time.monotonic_ns(), time.process_time()
+    return time.perf_counter_ns(), time.process_time()
 
 
 def _finish(push: zmq.Socket[bytes], ctx: zmq.Context[zmq.Socket[bytes]], out: Path, sent_ns: np.ndarray, n_ticks: int, base_msc: int, started: tuple[int, float]) -> None:
     """Summary line: seconds sending and the sender's own CPU time meanwhile (all its threads, ZeroMQ's I/O
     thread included), both taken before the socket's linger."""
-    elapsed, cpu_s = (time.monotonic_ns() - started[0]) / 1e9, time.process_time() - started[1]
+    elapsed, cpu_s = (time.perf_counter_ns() - started[0]) / 1e9, time.process_time() - started[1]
     push.close()  # lingers until every tick is on the wire
     ctx.term()
     np.save(out, sent_ns)

@@ -141,19 +141,19 @@ class PipelineStage:
         clock_s = self._clock_s[:n]
         clock_s.fill(now)
 
-        started = time.monotonic_ns()
+        started = time.perf_counter_ns()
         features = self.pipeline.compute_features(sym, bid, ask, volume, stamp)
-        self._record_features(time.monotonic_ns() - started)
+        self._record_features(time.perf_counter_ns() - started)
         batch = self.pipeline.decide(sym, bid, ask, features, clock_s)
         if batch.emitted.size:
             self._emit(batch, stamp, received_ns)
-        self._record_receive_to_signal(time.monotonic_ns() - received_ns)
+        self._record_receive_to_signal(time.perf_counter_ns() - received_ns)
         if self._publish_features != "off":
             self._publish(batch, stamp, now)
 
     def _emit(self, batch: Batch, stamp: np.ndarray, received_ns: int) -> None:
         signals = [self.pipeline.signal(batch, int(row), int(stamp[row])) for row in batch.emitted]
-        started = time.monotonic_ns()
+        started = time.perf_counter_ns()
         bodies = [orjson.dumps(sig) for sig in signals]  # once: the journal and the feed embed these bytes
         rows = self.store.signals.rows(signals, bodies)
         try:
@@ -161,12 +161,12 @@ class PipelineStage:
         except OSError as exc:  # a full disk must not silence the signals; counted, logged, still handed to SQLite
             self._journal_failed(exc, len(signals))
         else:
-            self.store_journal_hist.record(time.monotonic_ns() - started)  # appends that happened, not refusals
+            self.store_journal_hist.record(time.perf_counter_ns() - started)  # appends that happened, not refusals
         publish = self.daemon.feed.publish
         for sig, body in zip(signals, bodies, strict=True):
             publish("signal", orjson.Fragment(body), sig["time_msc"], sig["symbol"], sig["timestamp"])
             self.latest_signals[sig["symbol"]] = sig
-        self.signal_batch_hist.record(time.monotonic_ns() - received_ns)
+        self.signal_batch_hist.record(time.perf_counter_ns() - received_ns)
         # Off the latency path: SQLite (the writer thread, see on_pass) and auto-trading.
         self.store.queue_signals(rows)
         for sig in signals:

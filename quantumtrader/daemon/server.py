@@ -254,7 +254,7 @@ class Daemon:
     def drain_events(self) -> int:
         """Receive, validate and process up to ``batch_max`` waiting events. Returns how many."""
         dc = self.config.daemon
-        received_ns = time.monotonic_ns()
+        received_ns = time.perf_counter_ns()
         clock_msc = now_msc()
         mono = self._monotonic()
         recv = self.events.recv
@@ -364,7 +364,7 @@ class Daemon:
         if len(owned) != n_ticks:
             self.counters["ticks_not_owner"] += n_ticks - len(owned)
         self.last_tick_msc = last_time_msc
-        self._receive_to_publish(time.monotonic_ns() - received_ns)
+        self._receive_to_publish(time.perf_counter_ns() - received_ns)
         if owned:
             for hook in self._tick_hooks:  # features and signals: each tick of the terminal that owned its symbol when it was quoted
                 try:

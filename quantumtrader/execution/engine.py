@@ -503,7 +503,7 @@ class ExecutionEngine:
         received_ns = self.daemon.market.terminal_received_ns.get((terminal, symbol))
         if received_ns is None:
             return math.inf
-        return (time.monotonic_ns() - received_ns) / 1e6
+        return (time.perf_counter_ns() - received_ns) / 1e6
 
     def _exposure(self, terminal: str, broker_symbol: str) -> Exposure:
         positions = self.daemon.market.positions.get(terminal, {})

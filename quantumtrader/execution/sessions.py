@@ -125,7 +125,7 @@ class CommandSession:
         assert self._socket is not None
         pending.attempts += 1
         if not pending.first_sent_ns:
-            pending.first_sent_ns = time.monotonic_ns()
+            pending.first_sent_ns = time.perf_counter_ns()
         # A REQ socket that is connecting queues the message; it never blocks here.
         self._socket.send(pending.frame, zmq.NOBLOCK)
         self.deadline = self._monotonic() + self._timeout_s
@@ -164,5 +164,5 @@ class CommandSession:
         self.inflight = None
         self.deadline = float("inf")
         self.completed += 1
-        pending.on_done(reply, pending.attempts, time.monotonic_ns() - pending.first_sent_ns)
+        pending.on_done(reply, pending.attempts, time.perf_counter_ns() - pending.first_sent_ns)
         self._send_next()

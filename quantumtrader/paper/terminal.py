@@ -193,7 +193,7 @@ class PaperTerminal:
                 "ask": ask,
                 "time_msc": stamp,
                 "volume": volume,
-                "sent_ns": time.monotonic_ns(),
+                "sent_ns": time.perf_counter_ns(),
             }
         )
         self.ticks_sent += 1

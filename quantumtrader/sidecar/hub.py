@@ -180,7 +180,7 @@ class Client:
                     await send([text for text, _ in batch])
                 finally:
                     self.sending = False
-                done_ns = time.monotonic_ns()
+                done_ns = time.perf_counter_ns()
                 for _, recv_ns in batch:
                     if recv_ns:  # 0 = made here (replies, a subscribe's current quote), not from the feed
                         self.hub.record(done_ns - recv_ns)
@@ -361,7 +361,7 @@ class Hub:
         self._record_done(done)
 
     def _record_done(self, done: dict[int, int]) -> None:
-        now_ns = time.monotonic_ns()
+        now_ns = time.perf_counter_ns()
         for recv_ns, count in done.items():
             self.record(now_ns - recv_ns, count)
         done.clear()

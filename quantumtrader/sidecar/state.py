@@ -153,7 +153,7 @@ class Clone:
             for _ in range(_DRAIN_MAX):
                 if not drain.get(zmq.EVENTS) & zmq.POLLIN:
                     break
-                self.handle(drain.recv_multipart(zmq.NOBLOCK), time.monotonic_ns())
+                self.handle(drain.recv_multipart(zmq.NOBLOCK), time.perf_counter_ns())
             await asyncio.sleep(0)  # let HTTP and WebSocket tasks run between batches
 
     def handle(self, frames: list[bytes], recv_ns: int) -> None:
@@ -315,7 +315,7 @@ class Clone:
 
     def _heal_clients(self, before: dict[tuple[str, str], dict[str, Any]]) -> None:
         """Send WebSocket clients the position and account changes a gap or restart hid from them."""
-        now_ns = time.monotonic_ns()
+        now_ns = time.perf_counter_ns()
         for key, pos in before.items():
             if key not in self.positions:
                 self._sink.reliable(None, envelope("position_update", {**pos, "status": "closed"}), now_ns)
