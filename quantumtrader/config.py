@@ -126,7 +126,9 @@ class DaemonConfig:
         "frames longer than this are rejected unread (a positions snapshot of ~20,000 positions fits)",
         positive,
     )
-    max_clock_skew_ms: int = setting(86_400_000, "a tick's time_msc may be at most this far ahead of the daemon's clock", positive)
+    max_clock_skew_ms: int = setting(
+        86_400_000, "a tick's time_msc may be at most this far ahead of the daemon's clock (at most 30 days)", between(1, 30 * 86_400_000)
+    )
     busy_poll_us: int = setting(
         200,
         "after each batch of events the loop keeps asking the events socket for the next one, without sleeping, for"
@@ -371,7 +373,21 @@ class Config:
 
 
 #: Cross-field rules, each returning (key, message) on failure.
+def parse_symbol_map(entries: tuple[str, ...]) -> dict[tuple[str, str], str]:
+    """``execution.symbol_map`` as {(terminal, symbol): broker symbol}; checked when the config loads, so a
+    malformed entry is a ConfigError naming the key (exit 2), not a traceback when the daemon is built."""
+    out: dict[tuple[str, str], str] = {}
+    for entry in entries:
+        terminal, _, pair = entry.rpartition(":")
+        canonical, _, broker = pair.partition("=")
+        if not terminal or not canonical or not broker:
+            raise ConfigError("execution.symbol_map", f'entry {entry!r} must look like "TERMINAL:SYMBOL=BROKER_SYMBOL"')
+        out[(terminal, canonical)] = broker
+    return out
+
+
 def _check_whole(config: Config) -> None:
+    parse_symbol_map(config.execution.symbol_map)
     s = config.signals
     total = s.weight_quantum + s.weight_chaos + s.weight_ml_ensemble + s.weight_technical
     if not math.isclose(total, 1.0, abs_tol=1e-9):

@@ -51,6 +51,10 @@ def test_file_overrides_defaults_and_env_overrides_file_and_options_override_env
         ("", {"QT_DAEMON__BUSY_POL_US": "0"}, "daemon.busy_pol_us"),  # a misspelt key in a known section
         ("", {"QT_DAEMON__BUSY_POLL_US": "100001"}, "daemon.busy_poll_us"),
         ("[log]\nformat = \"xml\"\n", {}, "log.format"),
+        # found by the daemon audit: a bad map entry was a traceback when the daemon was built; a skew of 1e18 ms let
+        # a tick's time pass year 9999 and its formatting fail
+        ("[execution]\nsymbol_map = [\"EURUSD=EURUSD.r\"]\n", {}, "execution.symbol_map"),
+        ("", {"QT_DAEMON__MAX_CLOCK_SKEW_MS": "1000000000000000000"}, "daemon.max_clock_skew_ms"),
         ("this is = = not toml", {}, "--config"),
     ],
 )

@@ -19,7 +19,7 @@ from typing import Any
 
 import zmq
 
-from quantumtrader.config import Config
+from quantumtrader.config import Config, parse_symbol_map
 from quantumtrader.daemon.control import ControlError, Responder
 from quantumtrader.daemon.server import Daemon
 from quantumtrader.execution.errors import OUTCOME_UNKNOWN, describe
@@ -62,7 +62,7 @@ class ExecutionEngine:
         self._waiters: dict[str, list[Responder]] = {}
         self._by_request: dict[str, str] = {}
         self._volatility: Any = None
-        self._symbol_map = self._parse_symbol_map(config.execution.symbol_map)
+        self._symbol_map = parse_symbol_map(config.execution.symbol_map)
         for order in self.journal.unsettled():
             # The daemon stopped mid-command: the outcome is unknown until the
             # terminal's positions say. Never resend blindly.
@@ -318,17 +318,6 @@ class ExecutionEngine:
         # A broker suffix (EURUSD.r, EURUSDm, EURUSD#): use it when exactly one matches.
         matches = [s for s in streamed if s.startswith(symbol) and _SUFFIX_RE.fullmatch(s[len(symbol):])]
         return matches[0] if len(matches) == 1 else None
-
-    @staticmethod
-    def _parse_symbol_map(entries: tuple[str, ...]) -> dict[tuple[str, str], str]:
-        out: dict[tuple[str, str], str] = {}
-        for entry in entries:
-            terminal, _, pair = entry.rpartition(":")
-            canonical, _, broker = pair.partition("=")
-            if not terminal or not canonical or not broker:
-                raise ValueError(f'execution.symbol_map entry {entry!r} must look like "TERMINAL:SYMBOL=BROKER_SYMBOL"')
-            out[(terminal, canonical)] = broker
-        return out
 
     # -- order lifecycle -----------------------------------------------------------------
 
