@@ -117,6 +117,12 @@ class DaemonConfig:
     feed_hwm: int = setting(1_000_000, "send high-water mark of the feed PUB socket (drops beyond it are counted)", positive)
     heartbeat_s: float = setting(5.0, "heartbeat period assumed for terminals whose hello does not state one", positive)
     stale_heartbeats: int = setting(3, "a terminal silent for this many heartbeat periods is stale", positive)
+    max_terminals: int = setting(
+        64,
+        "most terminal ids the daemon keeps while it runs (each has a session and a command socket, never dropped);"
+        " events of a new id beyond it are refused (too_many_terminals)",
+        positive,
+    )
     health_interval_s: float = setting(1.0, "how often health is published on the feed", positive)
     status_interval_s: float = setting(5.0, "how often the one-line status is logged (0 = never)", non_negative)
     reject_log_interval_s: float = setting(10.0, "a reject reason, or a failure that repeats (the signal journal on a full disk), is logged at most once per interval", positive)

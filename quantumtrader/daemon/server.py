@@ -260,6 +260,8 @@ class Daemon:
         recv = self.events.recv
         pending = self.events.get
         quote = self.quote_tick
+        sessions = self.terminals.sessions
+        max_terminals = dc.max_terminals
         owned: list[dict[str, Any]] = []  # ticks of the terminals that own their symbols: the features' input
         last_tick: dict[str, Any] | None = None
         n_ticks = count = 0
@@ -282,6 +284,11 @@ class Daemon:
                 continue
             except Exception as exc:  # a validation bug must cost one message, not the daemon
                 self.rejects.reject("events", "internal_error", repr(exc)[:200])
+                continue
+            # Each id costs a session and, once it says hello, a command socket (1,023 at most per process):
+            # past the cap a new id is refused. Under it this is one length check per event.
+            if len(sessions) >= max_terminals and msg["terminal"] not in sessions:
+                self.rejects.reject("events", "too_many_terminals", msg["terminal"])
                 continue
             kind = msg["type"]
             try:  # free in CPython 3.11+ until something raises; a per-event function call would not be

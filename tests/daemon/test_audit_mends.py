@@ -157,3 +157,24 @@ def test_a_terminal_that_ticks_after_its_bye_takes_no_symbol_back(tmp_path: Path
     finally:
         push.close()
         d.close()
+
+
+def test_new_terminal_ids_past_the_cap_are_refused_and_counted(tmp_path: Path) -> None:
+    """Every terminal id took a session and, after a hello, a command socket (1,023 per process), never dropped:
+    a sender inventing ids used up the sockets, after which a real terminal's retries failed. Past
+    daemon.max_terminals a new id is refused; the known ones go on."""
+    d, eps = inproc_daemon(tmp_path / "data", QT_DAEMON__MAX_TERMINALS="3")
+    push = zmq.Context.instance().socket(zmq.PUSH)
+    push.setsockopt(zmq.LINGER, 0)
+    push.connect(eps.events)
+    try:
+        with serving(d):
+            for i in range(6):
+                push.send(event_frame(f"t{i}@B", {"type": "hello", "seq": 0, "platform": "MT5", "command_endpoint": f"tcp://127.0.0.1:{5560 + i}", "symbols": ["EURUSD"]}))
+            health = wait_for(lambda: (h := control(eps.control)["health"])["rejects"].get("too_many_terminals") == 3 and h, 10, "three refusals")
+            assert sorted(t["terminal"] for t in health["terminals"]) == ["t0@B", "t1@B", "t2@B"]
+            push.send(event_frame("t1@B", {"type": "heartbeat", "seq": 1, "dropped": 0}))  # a known one goes on
+            wait_for(lambda: terminal_status(eps.control, "t1@B")["events"] == 2, 10, "t1's heartbeat")
+    finally:
+        push.close()
+        d.close()
