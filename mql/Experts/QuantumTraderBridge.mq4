@@ -149,6 +149,23 @@ int QtFindPositionByComment(string comment)
    return -1;
   }
 
+//--- the reply to an open that filled; stops_due (StopsAfterFill): set its stops now, and a refusal is
+//--- said in the reply (the position exists, so the reply is ok and says what failed)
+string QtReplyFilled(string id, int ticket, double price, int digits, double lots, int lot_digits, long time_msc,
+                     double sl, double tp, bool stops_due)
+  {
+   if(stops_due)
+     {
+      ResetLastError();
+      if(!OrderModify(ticket, price, sl, tp, 0, clrNONE))
+        {
+         int err = GetLastError();
+         return QtReplyTradeStopsFailed(id, ticket, price, digits, lots, lot_digits, time_msc, err, QtMt4ErrorText(err));
+        }
+     }
+   return QtReplyTrade(id, ticket, price, digits, lots, lot_digits, time_msc);
+  }
+
 string QtReplyIfOpened(QtCommand &cmd)
   {
    int ticket = QtFindPositionByComment("QT-" + cmd.id);
@@ -165,17 +182,9 @@ string QtReplyIfOpened(QtCommand &cmd)
    double sl = NormalizeDouble(cmd.sl, digits);
    double tp = NormalizeDouble(cmd.tp, digits);
    double half_point = 0.5 * MarketInfo(symbol, MODE_POINT);
-   if(StopsAfterFill && (sl > 0.0 || tp > 0.0) &&
-      (MathAbs(OrderStopLoss() - sl) > half_point || MathAbs(OrderTakeProfit() - tp) > half_point))
-     {
-      ResetLastError();
-      if(!OrderModify(ticket, price, sl, tp, 0, clrNONE))
-        {
-         int err = GetLastError();
-         return QtReplyTradeStopsFailed(cmd.id, ticket, price, digits, lots, lot_digits, time_msc, err, QtMt4ErrorText(err));
-        }
-     }
-   return QtReplyTrade(cmd.id, ticket, price, digits, lots, lot_digits, time_msc);
+   bool stops_due = StopsAfterFill && (sl > 0.0 || tp > 0.0) &&
+                    (MathAbs(OrderStopLoss() - sl) > half_point || MathAbs(OrderTakeProfit() - tp) > half_point);
+   return QtReplyFilled(cmd.id, ticket, price, digits, lots, lot_digits, time_msc, sl, tp, stops_due);
   }
 
 //--- select an open market position by ticket; false with the error code set
@@ -263,18 +272,8 @@ string QtExecuteOpen(QtCommand &cmd)
       fill_lots = OrderLots();
       time_msc = QtServerTimeToUtcMsc(g_clock, OrderOpenTime());
      }
-   if(StopsAfterFill && (sl > 0.0 || tp > 0.0))
-     {
-      ResetLastError();
-      if(!OrderModify(ticket, fill_price, sl, tp, 0, clrNONE))
-        {
-         // the position exists: the reply must say ok, and what failed
-         int err = GetLastError();
-         return QtReplyTradeStopsFailed(cmd.id, ticket, fill_price, digits, fill_lots, lot_digits, time_msc, err,
-                                        QtMt4ErrorText(err));
-        }
-     }
-   return QtReplyTrade(cmd.id, ticket, fill_price, digits, fill_lots, lot_digits, time_msc);
+   return QtReplyFilled(cmd.id, ticket, fill_price, digits, fill_lots, lot_digits, time_msc, sl, tp,
+                        StopsAfterFill && (sl > 0.0 || tp > 0.0));
   }
 
 string QtExecuteClose(QtCommand &cmd)

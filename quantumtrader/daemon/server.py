@@ -299,13 +299,13 @@ class Daemon:
                     if not known:  # once per terminal: seen() creates the session
                         self.rejects.reject("events", "unknown_terminal", msg["terminal"])
                     if kind == "tick":
+                        if session.gone:  # said bye: its ticks are not the market's (never checked for silence again,
+                            self.counters["ticks_after_bye"] += 1  # it kept a symbol it took back for good) until a hello or heartbeat
+                            continue
                         # Its price goes out now, not after the rest of the batch is
                         # decoded: a burst's first ticks do not wait for its last.
                         if quote(msg, received_ns):
-                            if session.gone:  # said bye: owns nothing (it is never checked for silence, so it would keep it)
-                                self.market.release(msg["terminal"])
-                            else:
-                                owned.append(msg)
+                            owned.append(msg)
                         last_tick = msg
                         n_ticks += 1
                         continue

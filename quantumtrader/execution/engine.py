@@ -75,8 +75,8 @@ class ExecutionEngine:
         saved = self.journal.load_risk()
         if saved is not None:
             self.risk.restore(saved, now_msc())
-            if self.risk.kill_switch:
-                log.warning("trading halted: the kill switch was on when the daemon stopped (control risk {\"kill_switch\": false} lifts it)")
+            if self.risk.saved_state()["kill_switch"]:
+                log.warning("trading halted: the kill switch was set on by the control request before the daemon stopped (control risk {\"kill_switch\": false} lifts it)")
 
     # -- wiring ------------------------------------------------------------------
 
@@ -518,7 +518,14 @@ class ExecutionEngine:
         ]
 
     def _find_position(self, ticket: int, terminal: str | None) -> tuple[str, dict[str, Any]]:
-        found = [(term, book[ticket]) for term, book in self.daemon.market.positions.items() if (terminal is None or term == terminal) and ticket in book]
+        sessions = self.daemon.terminals.sessions
+        found = [
+            (term, book[ticket])
+            for term, book in self.daemon.market.positions.items()
+            # a gone terminal's last positions stay known, but it takes no command (a renamed TerminalId's would
+            # make every close of its tickets ambiguous until a restart)
+            if (terminal is None or term == terminal) and ticket in book and not ((s := sessions.get(term)) is not None and s.gone and terminal is None)
+        ]
         if not found:
             raise ControlError(f"no open position with ticket {ticket}", 404)
         if len(found) > 1:  # tickets are per broker: two terminals may both hold this number

@@ -98,8 +98,9 @@ class RiskEngine:
 
     def restore(self, state: dict[str, Any], now_msc: int) -> None:
         """Resume from :meth:`saved_state`: a crash or a restart must neither resume trading that an
-        operator halted nor give a fresh daily-loss allowance. A halt from either the config
-        (``trading_enabled = false``) or the saved switch holds; only the control request lifts it.
+        operator halted nor give a fresh daily-loss allowance. A halt from the config
+        (``trading_enabled = false``, lifted there) or from the saved switch (lifted by the control
+        request) holds.
         A starting equity of another day is ignored. Malformed parts are ignored (the file is ours,
         but a crash may have left anything)."""
         if state.get("kill_switch") is True:

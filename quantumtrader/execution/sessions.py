@@ -114,7 +114,8 @@ class CommandSession:
         self.close()
         sock = self._context.socket(zmq.REQ)
         sock.setsockopt(zmq.LINGER, 0)
-        sock.setsockopt(zmq.IPV6, 1)  # a hello may announce tcp://[::1]:port; without it nothing reaches it
+        if self.endpoint.startswith("tcp://["):  # an IPv6 literal, which a hello may announce: unreachable without it
+            sock.setsockopt(zmq.IPV6, 1)  # (not for names: with it on, "localhost" resolves to ::1 first, and the EA binds 127.0.0.1)
         sock.connect(self.endpoint)
         self._socket = sock
         self._watch(sock, self._on_readable)

@@ -29,6 +29,14 @@ class ApiError(Exception):
         self.extra = dict(extra or {})  # fields the body adds after success and error (the order a 504 left pending)
 
 
+def order_fields(order: Any) -> dict[str, Any]:
+    """What an error body adds when an order stands behind it (a refusal, an unknown outcome): its id,
+    status and object, so the app can follow it instead of taking a retry for safe."""
+    if not isinstance(order, dict):
+        return {}
+    return {"id": str(order.get("id", "")), "status": order.get("status"), "order": order}
+
+
 class NoAnswer(ApiError):
     """504 because the daemon did not answer in time (it is up, waiting for a terminal), as opposed to
     a 504 the daemon itself gave (an order whose outcome is unknown)."""

@@ -20,7 +20,7 @@ from starlette.routing import BaseRoute, Route
 from quantumtrader.metrics import prometheus_text
 from quantumtrader.protocol import close_price, iso_from_msc, msc_from_text, new_command_id, now_msc, positive_int
 from quantumtrader.sidecar.auth import REFRESH, Principal
-from quantumtrader.sidecar.errors import ApiError, NoAnswer
+from quantumtrader.sidecar.errors import ApiError, NoAnswer, order_fields
 from quantumtrader.sidecar.jsonresp import JSONResponse
 from quantumtrader.sidecar.ratelimit import client_ip, retry_after
 from quantumtrader.sidecar.runtime import Sidecar
@@ -376,10 +376,13 @@ async def _submit(sidecar: Sidecar, principal: Principal, body: dict[str, Any], 
             raise  # the daemon made no order for this request: nothing will execute
         order = orders[0]
         sidecar.counters["trade_answered_pending"] += 1
+        status = order.get("status")
+        if status == "filled":  # it settled between the wait's end and the lookup
+            return _trade_response(order, message)
+        if status == "rejected":
+            raise ApiError(422, str(order.get("error") or "rejected"), extra=order_fields(order)) from exc
         raise ApiError(
-            504,
-            f"the terminal has not answered yet: order {order.get('id')} is {order.get('status')} and may still fill (GET /api/orders, trade_update)",
-            extra={"id": str(order.get("id", "")), "status": order.get("status"), "order": order},
+            504, f"the terminal has not answered yet: order {order.get('id')} is {status} and may still fill (GET /api/orders, trade_update)", extra=order_fields(order)
         ) from exc
     order = reply.get("order")
     return _trade_response(order if isinstance(order, dict) else {}, message)

@@ -20,7 +20,7 @@ from quantumtrader.config import Config
 from quantumtrader.protocol import connect_address
 from quantumtrader.sidecar.auth import ACCESS, Principal, TokenService, bearer_token, load_or_create_secret
 from quantumtrader.sidecar.control import AsyncControl, ControlTimeout
-from quantumtrader.sidecar.errors import ApiError, NoAnswer
+from quantumtrader.sidecar.errors import ApiError, NoAnswer, order_fields
 from quantumtrader.sidecar.hub import Hub
 from quantumtrader.sidecar.ratelimit import Buckets
 from quantumtrader.sidecar.signals import SignalReader, filter_recent
@@ -135,7 +135,7 @@ class Sidecar:
             raise ApiError(503, f"this daemon does not support {kind!r} yet ({error})")
         if not isinstance(status, int) or status not in _PASS_THROUGH:
             status = 502 if isinstance(status, int) and status >= 500 else 400
-        raise ApiError(status, error)
+        raise ApiError(status, error, extra=order_fields(reply.get("order")))
 
     async def query_signals(self, *, symbol: str | None, min_confidence: float, limit: int, since_msc: int | None) -> tuple[list[dict[str, Any]], str]:
         """Newest-first signals and where they came from ("store" or "feed")."""

@@ -382,7 +382,8 @@ def test_an_ea_started_before_the_login_says_hello_as_the_account(tmp_path: Path
     said hello as "0@<server>" and kept that id after the login (every such terminal the same id). It now
     waits for the login, sends nothing meanwhile, and says hello as the account without a restart. Before
     the login it serves no command either (a daemon retrying one across a terminal restart must find the
-    positions synced), and with a TerminalId set it sends no account of zeros (the day's starting equity)."""
+    positions synced), and with a TerminalId set (the hello goes at once) it still serves nothing and sends no
+    account of zeros (the day's starting equity) or empty positions before the login."""
     eps = Endpoints(spare=1)
     command_endpoint = f"tcp://127.0.0.1:{eps.spare_ports[0]}"
     with daemon_process(eps, tmp_path, QT_RISK__MAX_QUOTE_AGE_MS="3600000", QT_RISK__MAX_SPREAD_PCT="1"):  # replayed ticks are old
@@ -394,9 +395,8 @@ def test_an_ea_started_before_the_login_says_hello_as_the_account(tmp_path: Path
         started = time.monotonic()
         proc = subprocess.Popen([str(executables[platform])], env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
         try:
-            if not terminal_id:  # (a TerminalId makes the hello, and commands, go at once)
-                _, pong = ask_ea(command_endpoint, ping_command("EARLYPING1"), timeout_ms=20_000)
-                assert pong["ok"] and time.monotonic() - started >= 1.4, "a command was served before the login"
+            _, pong = ask_ea(command_endpoint, ping_command("EARLYPING1"), timeout_ms=20_000)  # with a TerminalId too
+            assert pong["ok"] and time.monotonic() - started >= 1.4, "a command was served before the login"
             name = terminal_id or "7012345@Harness-Live"
             wait_for(lambda: any(q["terminal"] == name for q in control(eps.control, "snapshot")["terminal_quotes"]), 30, f"{name}'s ticks")
             session = terminal_status(eps.control, name)

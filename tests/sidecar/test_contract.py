@@ -160,6 +160,9 @@ def test_trade_errors_are_the_app_error_shape_with_the_right_status(stack: Stack
             assert response.status_code == status, (raw, response.text)
             body = response.json()
             assert body["success"] is False and isinstance(body["error"], str) and body["error"]
+        # a refusal that made an order (the risk rule) says which: its id, status and object come with the error
+        refused = http.post("/api/trade", headers=stack.headers(), content=cases[-1][0]).json()
+        assert refused["status"] == "rejected" and refused["order"]["id"] == refused["id"] and refused["id"], refused
         assert http.get("/api/nothing-here", headers=stack.headers()).json() == {"success": False, "error": "not found: /api/nothing-here"}
         assert http.delete("/api/trade", headers=stack.headers()).status_code == 405
         assert http.put("/api/trade/modify", headers=stack.headers(), content=b'{"ticket": "abc", "stop_loss": 1}').status_code == 422

@@ -221,10 +221,17 @@ string QtAccountFieldsNow()
   }
 
 //--- the account event of body (QtAccountFieldsNow), which becomes what later checks compare with
+//--- a terminal not logged in has no account: its zeros would be the day's starting equity, its empty
+//--- positions would settle the daemon's unknown orders, and a trade it served would fail and be cached
+bool QtLoggedIn()
+  {
+   return AccountInfoInteger(ACCOUNT_LOGIN) != 0;
+  }
+
 void QtSendAccountBody(string body)
   {
-   if(AccountInfoInteger(ACCOUNT_LOGIN) == 0)
-      return;                            // not logged in: zeros, which the daemon would take for the day's equity
+   if(!QtLoggedIn())
+      return;
    g_account_body = body;
    g_last_account_us = GetMicrosecondCount();
    QtEmit(QT_KIND_ACCOUNT, "", QtAccountEvent(g_terminal, QtSeqTake(g_seq), g_account_body, QtNowUtcMsc()));
@@ -237,6 +244,8 @@ void QtSendAccount()
 
 void QtSendPositions()
   {
+   if(!QtLoggedIn())
+      return;
    string key = "";
    string positions = QtPositionsJson(key);
    g_positions_key = key;
@@ -327,10 +336,10 @@ string QtHandleCommand(string text)
 //--- the socket did not take is sent before the next recv.
 void QtServeCommands()
   {
-   // Not before the hello: a daemon still retrying a command to this endpoint (the terminal restarted
-   // before its login) gets it served after the login, when the positions an earlier run opened are
-   // there for QtReplyIfOpened; served now, the open would fail and that failure would be cached.
-   if(!g_bound || g_hello_due)
+   // Not before the login (with or without the hello): a daemon still retrying a command to this
+   // endpoint (the terminal restarted) gets it served after the login, when the positions an earlier
+   // run opened are there for QtReplyIfOpened; served now, the open would fail and be cached.
+   if(!g_bound || !QtLoggedIn())
       return;
    while(true)
      {
@@ -364,10 +373,10 @@ void QtServeCommands()
 //--- inputs, state, sockets, timer and hello; INIT_SUCCEEDED or why not
 int QtBridgeStart(string platform, datetime server_now)
   {
-   if(HeartbeatSeconds < 1 || TimerMilliseconds < 1 || QueueCapacity < 16 || AccountMinIntervalMs < 0 ||
+   if(HeartbeatSeconds < 1 || HeartbeatSeconds > 3600 || TimerMilliseconds < 1 || QueueCapacity < 16 || AccountMinIntervalMs < 0 ||
       ByeLingerMs < 0)
      {
-      Print("QuantumTrader: HeartbeatSeconds and TimerMilliseconds must be >= 1, QueueCapacity >= 16, " +
+      Print("QuantumTrader: HeartbeatSeconds must be 1..3600 (the daemon refuses a hello outside), TimerMilliseconds >= 1, QueueCapacity >= 16, " +
             "AccountMinIntervalMs and ByeLingerMs >= 0");
       return INIT_PARAMETERS_INCORRECT;
      }
