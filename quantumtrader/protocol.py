@@ -345,6 +345,8 @@ def _check_positions(msg: dict[str, Any], now_msc: int, max_skew_ms: int) -> Non
         raise ProtocolError("bad_type", f"positions must be a list of at most {MAX_POSITIONS}")
     for pos in positions:
         check_position(pos, now_msc, max_skew_ms)
+    if len({pos["ticket"] for pos in positions}) != len(positions):  # the second silently replaced the first
+        raise ProtocolError("bad_value", "positions holds a ticket twice")
 
 
 def _check_heartbeat(msg: dict[str, Any], now_msc: int, max_skew_ms: int) -> None:

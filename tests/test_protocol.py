@@ -227,3 +227,13 @@ def test_the_tick_fast_path_refuses_each_boundary(field: str, value: object) -> 
     msg = tick(bid=1.0855, ask=1.0856, volume=1.0, sent_ns=5)
     msg[field] = value
     assert not p._plain_tick(msg, NOW, p.DEFAULT_MAX_SKEW_MS)
+
+
+
+def test_a_positions_list_holding_a_ticket_twice_is_refused() -> None:
+    """Found by the daemon audit: the feed said "opened" twice and the second silently replaced the first."""
+    pos = {"ticket": 7, "symbol": "EURUSD", "side": "buy", "lots": 0.1, "open_price": 1.1, "sl": 0.0, "tp": 0.0, "profit": 0.0,
+           "swap": 0.0, "commission": 0.0, "magic": 0, "comment": "", "open_time_msc": NOW}  # fmt: skip
+    msg = {"v": 1, "type": "positions", "terminal": "t", "seq": 1, "time_msc": NOW}
+    assert len(p.decode_event(orjson.dumps({**msg, "positions": [pos, {**pos, "ticket": 8}]}), NOW)["positions"]) == 2
+    assert reason({**msg, "positions": [pos, {**pos, "lots": 0.2}]}) == "bad_value"

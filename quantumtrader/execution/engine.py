@@ -251,7 +251,10 @@ class ExecutionEngine:
         tp = pos["tp"] if tp is None else tp
         order = self._new_order(request, "modify", terminal, pos["symbol"], pos["symbol"], pos["side"])
         order.ticket, order.sl, order.tp, order.lots = ticket, sl, tp, pos["lots"]
-        reason = self.risk.check_modify(pos["side"], self.daemon.market.terminal_quotes.get((terminal, pos["symbol"])), sl, tp)
+        # Only the stops that change are checked: a trailing stop already near the price must not block a new TP.
+        reason = self.risk.check_modify(
+            pos["side"], self.daemon.market.terminal_quotes.get((terminal, pos["symbol"])), sl if sl != pos["sl"] else 0.0, tp if tp != pos["tp"] else 0.0
+        )
         if reason:
             self._refuse(order, reason, responder)
             return

@@ -408,6 +408,18 @@ def test_what_an_execution_audit_found_over_real_sockets(tmp_path: Path) -> None
             term.send(type="positions", positions=[held])
             wait_for(lambda: control(eps.control, "snapshot")["positions"], 10, "the position from the positions event")
 
+            # a position whose (trailing) stop sits near the price: a new TP alone was refused for that stop
+            term.send(type="tick", symbol="EURUSD", bid=1.1, ask=1.1001, volume=1)
+            term.send(type="positions", positions=[{**held, "sl": 1.09995}])
+            wait_for(lambda: control(eps.control, "snapshot")["positions"][0]["sl"] == 1.09995, 10, "the stop near the price")
+            modify = dealer.send("modify", ticket=500, tp=1.12, source="test")
+            ident, command = term.next_command()
+            assert command["type"] == "modify" and command["tp"] == 1.12 and command["sl"] == 1.09995, command
+            term.answer(ident, reply_ok(command["id"], ticket=500, time_msc=now_msc()))
+            (modified,) = dealer.collect({modify}, timeout_s=10).values()
+            assert modified["ok"] is True, modified
+            term.send(type="positions", positions=[held])
+
             below = control(eps.control, "close", ticket=500, lots=0.004, source="test")
             assert below["ok"] is False and below["status"] == 422 and "lot step" in below["error"], below
             assert term.next_command(300) is None, "a close below the lot step reached the terminal"
