@@ -81,6 +81,7 @@ class TokenService:
             "iat": now,
             "exp": now + int(ttl_s),
             "jti": secrets.token_hex(8),
+            "ep": user.epoch,
         }
         return jwt.encode(claims, self._secret, algorithm=ALGORITHM)
 
@@ -105,6 +106,8 @@ class TokenService:
         user = self.users.get(sub) if isinstance(sub, str) else None
         if user is None:
             raise ApiError(401, "unknown user")
+        if claims.get("ep", 0) != user.epoch:
+            raise ApiError(401, "token revoked (the user's password changed, or its tokens were revoked)")
         return Principal(user, str(claims.get("jti", "")))
 
 

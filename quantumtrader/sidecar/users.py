@@ -44,6 +44,10 @@ class UserError(ValueError):
 class User:
     name: str
     role: str
+    # Tokens carry the epoch they were issued under; adding, replacing or revoking the user starts a new
+    # one, so a password change or a remove-then-add does not leave old tokens working (0: a file from
+    # before epochs, whose tokens have none).
+    epoch: int = 0
 
 
 def check_name(name: str) -> str:
@@ -115,10 +119,10 @@ class UserStore:
 
     def get(self, name: str) -> User | None:
         record = self._load().get(name)
-        return User(name, record["role"]) if record else None
+        return _user(name, record) if record else None
 
     def list(self) -> list[User]:
-        return [User(name, rec["role"]) for name, rec in sorted(self._load().items())]
+        return [_user(name, rec) for name, rec in sorted(self._load().items())]
 
     def add(self, name: str, role: str, password: str, *, replace: bool = False) -> User:
         check_name(name)
@@ -128,9 +132,20 @@ class UserStore:
         records = dict(self._load())
         if name in records and not replace:
             raise UserError(f"user {name!r} exists (use --replace to change its role or password)")
-        records[name] = {"role": role, "created_msc": time.time_ns() // 1_000_000, **hash_password(password)}
+        now = time.time_ns() // 1_000_000
+        records[name] = {"role": role, "created_msc": now, "epoch": _next_epoch(records.get(name), now), **hash_password(password)}
         self._save(records)
-        return User(name, role)
+        return _user(name, records[name])
+
+    def revoke(self, name: str) -> bool:
+        """Every token issued to ``name`` so far stops working (the user stays). False if there is none."""
+        records = dict(self._load())
+        record = records.get(name)
+        if record is None:
+            return False
+        records[name] = {**record, "epoch": _next_epoch(record, time.time_ns() // 1_000_000)}
+        self._save(records)
+        return True
 
     def remove(self, name: str) -> bool:
         records = dict(self._load())
@@ -149,4 +164,16 @@ class UserStore:
                 _DUMMY.update(hash_password("not a real password"))
             verify_password(password, _DUMMY)
             return None
-        return User(name, record["role"]) if verify_password(password, record) else None
+        return _user(name, record) if verify_password(password, record) else None
+
+
+def _user(name: str, record: dict[str, Any]) -> User:
+    epoch = record.get("epoch", 0)
+    return User(name, record["role"], epoch if type(epoch) is int else -1)  # a garbled epoch: no token matches
+
+
+def _next_epoch(record: dict[str, Any] | None, now_msc: int) -> int:
+    """A new epoch for a user: the time in ms, above the last one however the clock moved. A name removed
+    and added again starts from the clock, past any epoch it had (its tokens were issued before)."""
+    previous = record.get("epoch", 0) if record else 0
+    return max(now_msc, previous + 1 if type(previous) is int else 0)

@@ -63,9 +63,12 @@ def _secret(stack: Stack) -> bytes:
     return (stack.data_dir / "jwt_secret").read_bytes().strip()
 
 
-def _claims(**override: object) -> dict[str, object]:
+def _claims(stack: Stack, **override: object) -> dict[str, object]:
+    """Alice's claims (or ``sub``'s) as the sidecar issues them, the user's token epoch from the users file included."""
     now = int(time.time())
-    return {"sub": "alice", "role": "trader", "type": "access", "iss": "quantumtrader", "iat": now, "exp": now + 600, **override}
+    users = json.loads((stack.data_dir / "users.json").read_text())["users"]
+    epoch = users.get(str(override.get("sub", "alice")), {}).get("epoch", 0)
+    return {"sub": "alice", "role": "trader", "type": "access", "iss": "quantumtrader", "iat": now, "exp": now + 600, "ep": epoch, **override}
 
 
 def _request(stack: Stack, method: str, path: str, token: str | None) -> httpx.Response:
@@ -90,13 +93,13 @@ def test_every_protected_endpoint_refuses_a_missing_token(stack: Stack) -> None:
 
 def test_bad_signature_alg_none_expired_and_refresh_as_access_are_401(stack: Stack) -> None:
     secret = _secret(stack)
-    forged = jwt.encode(_claims(), b"x" * 64, algorithm="HS256")
-    unsigned = jwt.encode(_claims(), None, algorithm="none")  # type: ignore[arg-type]
-    expired = jwt.encode(_claims(exp=int(time.time()) - 60, iat=int(time.time()) - 120), secret, algorithm="HS256")
-    refresh = jwt.encode(_claims(type="refresh"), secret, algorithm="HS256")
-    no_role = jwt.encode({k: v for k, v in _claims().items() if k != "role"}, secret, algorithm="HS256")
-    stranger = jwt.encode(_claims(sub="mallory"), secret, algorithm="HS256")
-    hs512 = jwt.encode(_claims(), secret, algorithm="HS512")
+    forged = jwt.encode(_claims(stack), b"x" * 64, algorithm="HS256")
+    unsigned = jwt.encode(_claims(stack), None, algorithm="none")  # type: ignore[arg-type]
+    expired = jwt.encode(_claims(stack, exp=int(time.time()) - 60, iat=int(time.time()) - 120), secret, algorithm="HS256")
+    refresh = jwt.encode(_claims(stack, type="refresh"), secret, algorithm="HS256")
+    no_role = jwt.encode({k: v for k, v in _claims(stack).items() if k != "role"}, secret, algorithm="HS256")
+    stranger = jwt.encode(_claims(stack, sub="mallory"), secret, algorithm="HS256")
+    hs512 = jwt.encode(_claims(stack), secret, algorithm="HS512")
     for token, words in [
         (forged, "invalid token"),
         (unsigned, "invalid token"),
@@ -109,7 +112,7 @@ def test_bad_signature_alg_none_expired_and_refresh_as_access_are_401(stack: Sta
     ]:
         for method, path in (("GET", "/api/positions"), ("POST", "/api/trade")):
             _assert_401(_request(stack, method, path, token), words)
-    good = jwt.encode(_claims(), secret, algorithm="HS256")
+    good = jwt.encode(_claims(stack), secret, algorithm="HS256")
     assert _request(stack, "GET", "/api/positions", good).status_code == 200
 
 
@@ -124,8 +127,8 @@ def test_a_viewer_cannot_trade(stack: Stack) -> None:
 
 def test_websocket_without_a_valid_token_gets_an_error_then_1008(stack: Stack) -> None:
     secret = _secret(stack)
-    expired = jwt.encode(_claims(exp=int(time.time()) - 60, iat=int(time.time()) - 120), secret, algorithm="HS256")
-    refresh = jwt.encode(_claims(type="refresh"), secret, algorithm="HS256")
+    expired = jwt.encode(_claims(stack, exp=int(time.time()) - 60, iat=int(time.time()) - 120), secret, algorithm="HS256")
+    refresh = jwt.encode(_claims(stack, type="refresh"), secret, algorithm="HS256")
     for query in ("", "?token=", "?token=garbage", f"?token={expired}", f"?token={refresh}"):
         with connect(f"{stack.ws_url}{query}", open_timeout=5) as ws:
             error = json.loads(ws.recv(timeout=5))
@@ -154,7 +157,7 @@ def _closed_for_policy_within(ws: object, seconds: float) -> str:
 def test_an_open_websocket_is_closed_when_its_token_expires_or_its_user_is_removed(stack: Stack) -> None:
     """A socket outlives its token: it used to stream on after the expiry and after `user remove`."""
     secret = _secret(stack)
-    short = jwt.encode(_claims(sub="bob", role="viewer", exp=int(time.time()) + 1), secret, algorithm="HS256")  # + the 5 s leeway
+    short = jwt.encode(_claims(stack, sub="bob", role="viewer", exp=int(time.time()) + 1), secret, algorithm="HS256")  # + the 5 s leeway
     with connect(f"{stack.ws_url}?token={short}", open_timeout=5) as ws:
         assert json.loads(ws.recv(timeout=5))["type"] == "connection"
         started = time.monotonic()
@@ -175,7 +178,7 @@ def test_an_open_websocket_is_closed_when_its_token_expires_or_its_user_is_remov
 def test_a_socket_handed_a_renewed_token_outlives_the_one_it_connected_with(stack: Stack) -> None:
     """The dashboard refreshes its token before expiry and sends it ({"type":"auth"}) instead of reconnecting."""
     secret = _secret(stack)
-    short = jwt.encode(_claims(sub="bob", role="viewer", exp=int(time.time()) + 1), secret, algorithm="HS256")
+    short = jwt.encode(_claims(stack, sub="bob", role="viewer", exp=int(time.time()) + 1), secret, algorithm="HS256")
     with connect(f"{stack.ws_url}?token={short}", open_timeout=5) as ws:
         assert json.loads(ws.recv(timeout=5))["type"] == "connection"
         ws.send(json.dumps({"type": "auth", "token": stack.tokens["alice"]}))  # another user's: refused, the old token stays
@@ -248,6 +251,35 @@ def test_cli_lists_users_and_removing_one_revokes_its_tokens(stack: Stack) -> No
     assert cli(["token", "--user", "nobody"], stack.env).returncode != 0
     assert cli(["user", "add", "x y", "--password-stdin"], stack.env, "long-enough-pw\n").returncode != 0
     assert cli(["user", "add", "dave", "--role", "admin", "--password-stdin"], stack.env, "long-enough-pw\n").returncode != 0
+
+
+def test_a_password_change_a_revoke_or_a_remove_and_add_again_retires_old_tokens(stack: Stack) -> None:
+    """Found by an audit of the sidecar: tokens named only their user, so a password changed after a leak left
+    every issued token working (up to the CLI's 10-year TTL), and removing then adding the name again revived
+    them, with the new role. Tokens now carry the user's epoch, which each of these starts afresh."""
+
+    def add(role: str, password: str, *extra: str) -> None:
+        done = cli(["user", "add", "erin", "--role", role, "--password-stdin", *extra], stack.env, password + "\n")
+        assert done.returncode == 0, done.stderr
+
+    def token() -> str:
+        return cli(["token", "--user", "erin", "--ttl", "5m"], stack.env).stdout.strip()
+
+    add("viewer", "erin-first-password")
+    first = token()
+    assert _request(stack, "GET", "/api/positions", first).status_code == 200
+    add("viewer", "erin-second-password", "--replace")
+    _assert_401(_request(stack, "GET", "/api/positions", first), "token revoked")
+    second = token()
+    assert _request(stack, "GET", "/api/positions", second).status_code == 200
+    assert cli(["user", "revoke", "erin"], stack.env).returncode == 0
+    _assert_401(_request(stack, "GET", "/api/positions", second), "token revoked")
+    third = token()
+    assert cli(["user", "remove", "erin"], stack.env).returncode == 0
+    add("trader", "erin-third-password")  # the same name again, now a trader
+    _assert_401(_request(stack, "GET", "/api/positions", third), "token revoked")
+    assert _request(stack, "GET", "/api/positions", token()).status_code == 200
+    assert cli(["user", "revoke", "nobody"], stack.env).returncode != 0
 
 
 def test_login_refresh_and_per_token_rate_limit(stack: Stack) -> None:
