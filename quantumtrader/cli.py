@@ -6,6 +6,7 @@ aliases below, so a flag cannot drift between commands.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any, Optional
@@ -71,6 +72,12 @@ def build_config(
             config.data_path.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise _fail(f"data_dir: cannot create {config.data_path}: {exc.strerror or exc}") from None
+        numba_dir = os.environ.get("NUMBA_CACHE_DIR")  # set by hand: the kernels compile into it (features/cache.py)
+        if numba_dir:
+            try:
+                Path(numba_dir).expanduser().mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise _fail(f"NUMBA_CACHE_DIR: cannot create {numba_dir}: {exc.strerror or exc} (unset it to use the data directory)") from None
     if configure_log:
         from quantumtrader.log import configure_logging
 
@@ -347,6 +354,21 @@ def user_remove(
     if not UserStore(cfg.data_path).remove(name):
         raise _fail(f"no user {name!r}", 1)
     typer.echo(f"user {name} removed")
+
+
+@user_app.command("revoke")
+def user_revoke(
+    name: Annotated[str, typer.Argument(help="User whose tokens stop working at once (the user stays).")],
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Revoke every token issued to a user so far (a lost phone); they log in again for new ones."""
+    cfg = build_config(config, data_dir=data_dir, configure_log=False, make_data_dir=True)
+    from quantumtrader.sidecar.users import UserStore
+
+    if not UserStore(cfg.data_path).revoke(name):
+        raise _fail(f"no user {name!r}", 1)
+    typer.echo(f"every token of {name} revoked")
 
 
 @app.command("token")

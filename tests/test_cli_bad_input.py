@@ -62,3 +62,14 @@ def test_config_and_output_paths_that_cannot_be_used_are_clear_errors(tmp_path: 
     _refused(_cli("token", "--user", "nobody", "--data-dir", str(blocker / "data")), 2, "data_dir: cannot create")
     good = _good_csv(tmp_path / "EURUSD.csv")
     _refused(_cli("evaluate", str(good), "--plot", str(blocker / "out.png"), "--data-dir", str(tmp_path / "data")), 2, "cannot write")
+
+
+def test_a_numba_cache_dir_that_cannot_be_made_is_named_not_a_traceback(tmp_path: Path) -> None:
+    """Found by a fresh-machine audit: NUMBA_CACHE_DIR set by hand to a place that cannot be created raised
+    PermissionError from the daemon's start-up (a traceback, exit 1) instead of the usual exit 2 naming it."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("QT_")}
+    env["NUMBA_CACHE_DIR"] = str(blocker / "numba")
+    result = subprocess.run([sys.executable, "-m", "quantumtrader", "run", "--no-sidecar", "--data-dir", str(tmp_path / "data")], capture_output=True, text=True, env=env, timeout=120)
+    _refused(result, 2, "NUMBA_CACHE_DIR", "cannot create")

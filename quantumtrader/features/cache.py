@@ -42,7 +42,7 @@ def ensure_numba_cache_dir(data_dir: Path | str) -> Path:
     """Point NUMBA_CACHE_DIR at the keyed directory (inside an explicit one, if set) and create it. Returns it."""
     key = sources_key()
     current = os.environ.get("NUMBA_CACHE_DIR")
-    base = Path(current) if current else Path(data_dir).expanduser() / "numba-cache"
+    base = Path(current).expanduser() if current else Path(data_dir).expanduser() / "numba-cache"
     path = base if base.name == key else base / key
     path.mkdir(parents=True, exist_ok=True)
     os.environ["NUMBA_CACHE_DIR"] = str(path)  # child processes inherit the keyed directory
