@@ -348,12 +348,7 @@ def user_remove(
     data_dir: DataDirOpt = None,
 ) -> None:
     """Remove a user (revokes every token issued to them)."""
-    cfg = build_config(config, data_dir=data_dir, configure_log=False, make_data_dir=True)
-    from quantumtrader.sidecar.users import UserStore
-
-    if not UserStore(cfg.data_path).remove(name):
-        raise _fail(f"no user {name!r}", 1)
-    typer.echo(f"user {name} removed")
+    _change_user(name, "remove", f"user {name} removed", config, data_dir)
 
 
 @user_app.command("revoke")
@@ -363,12 +358,17 @@ def user_revoke(
     data_dir: DataDirOpt = None,
 ) -> None:
     """Revoke every token issued to a user so far (a lost phone); they log in again for new ones."""
+    _change_user(name, "revoke", f"every token of {name} revoked", config, data_dir)
+
+
+def _change_user(name: str, change: str, done: str, config: Optional[Path], data_dir: Optional[str]) -> None:
+    """``UserStore.<change>(name)`` (remove, revoke); exit 1 naming the user when there is none."""
     cfg = build_config(config, data_dir=data_dir, configure_log=False, make_data_dir=True)
     from quantumtrader.sidecar.users import UserStore
 
-    if not UserStore(cfg.data_path).revoke(name):
+    if not getattr(UserStore(cfg.data_path), change)(name):
         raise _fail(f"no user {name!r}", 1)
-    typer.echo(f"every token of {name} revoked")
+    typer.echo(done)
 
 
 @app.command("token")
