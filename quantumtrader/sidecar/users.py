@@ -107,6 +107,8 @@ class UserStore:
             try:
                 data = orjson.loads(self.path.read_bytes())
                 users = data.get("users", {}) if isinstance(data, dict) else {}
+                if not isinstance(users, dict):  # a hand-edited file ({"users": []}) raised on every request, a plain 500
+                    users = {}
                 self._records = {k: v for k, v in users.items() if isinstance(v, dict) and v.get("role") in ROLES}
             except (OSError, orjson.JSONDecodeError):
                 self._records = {}  # unreadable file: nobody logs in, rather than a crash

@@ -154,6 +154,10 @@ async def _recheck_token(websocket: WebSocket, session: Session, sidecar: Sideca
             sidecar.counters["ws_auth_revoked"] += 1
             await _refuse(websocket, f"{exc.message}; connect again with a valid token", CLOSE_POLICY)
             return
+        except Exception:  # a check that cannot be made must not end the checking and leave the socket open
+            sidecar.counters["ws_auth_check_failed"] += 1
+            await _refuse(websocket, "the token could not be checked; connect again", CLOSE_POLICY)
+            return
 
 
 async def _close_when_dropped(websocket: WebSocket, client: Client) -> None:

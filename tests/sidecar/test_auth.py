@@ -328,3 +328,14 @@ def test_login_attempts_are_rate_limited(stack: Stack) -> None:
         codes = [http.post("/api/auth/login", json={"username": "bob", "password": f"guess-{i}"}).status_code for i in range(8)]
     assert codes[0] == 401 and 429 in codes, codes
     assert codes.index(429) <= 5  # five attempts at once (login_burst), then one every 10 s
+
+
+@pytest.mark.parametrize("content", ['{"users": []}', '{"users": "alice"}', "[1, 2]", '{"users": {"alice": 3}}', "not json"])
+def test_a_garbled_users_file_means_nobody_not_a_crash(tmp_path, content: str) -> None:
+    """Found by the sidecar audit: {"users": []} raised AttributeError on every request (a plain-text 500) and
+    killed each WebSocket's token re-check, which then never closed a revoked socket."""
+    from quantumtrader.sidecar.users import UserStore
+
+    (tmp_path / "users.json").write_text(content)
+    store = UserStore(tmp_path)
+    assert store.get("alice") is None and store.list() == [] and store.authenticate("alice", "any password at all") is None
