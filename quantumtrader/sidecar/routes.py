@@ -19,7 +19,7 @@ from starlette.routing import BaseRoute, Route
 
 from quantumtrader.metrics import prometheus_text
 from quantumtrader.protocol import close_price, iso_from_msc, msc_from_text, new_command_id, now_msc, positive_int
-from quantumtrader.sidecar.auth import REFRESH, Principal
+from quantumtrader.sidecar.auth import ACCESS, REFRESH, Principal, bearer_token
 from quantumtrader.sidecar.errors import ApiError, NoAnswer, order_fields
 from quantumtrader.sidecar.jsonresp import JSONResponse
 from quantumtrader.sidecar.ratelimit import client_ip, retry_after
@@ -144,7 +144,7 @@ async def health(request: Request) -> Response:
             "status": "healthy" if alive and daemon.get("status") == "healthy" else "degraded",
             "uptime": round(time.monotonic() - sidecar.started_at, 3),
             "daemon": {"reachable": alive, "status": daemon.get("status", "unreachable"), "uptime": daemon.get("uptime")},
-            "connections": {"terminals": clone.terminals if alive else [], "websocket_clients": len(sidecar.hub.clients)},
+            "connections": {"terminals": _terminals_for(request, sidecar, clone.terminals if alive else []), "websocket_clients": len(sidecar.hub.clients)},
             "data_flow": data_flow,
             "latency": latency,
             "memory": {"rss_mb": daemon.get("memory", {}).get("rss_mb"), "sidecar_rss_mb": sidecar.rss_mb()},
@@ -152,6 +152,22 @@ async def health(request: Request) -> Response:
             "timestamp": _now_iso(),
         }
     )
+
+
+#: What /api/health says of a terminal to a caller without a token: whether the chain is up, not whose
+#: account it is (the id is <login>@<server>) nor where its unauthenticated command socket listens.
+_PUBLIC_TERMINAL_FIELDS = ("platform", "registered", "connected", "stale", "gone", "last_seen")
+
+
+def _terminals_for(request: Request, sidecar: Sidecar, terminals: list[Any]) -> list[Any]:
+    token = bearer_token(request.headers.get("authorization"))
+    if token and sidecar.tokens is not None:
+        try:
+            sidecar.tokens.verify(token, ACCESS)
+            return terminals
+        except ApiError:
+            pass  # health answers anyone: a bad token gets the public view, not a 401
+    return [{k: t.get(k) for k in _PUBLIC_TERMINAL_FIELDS} for t in terminals if isinstance(t, dict)]
 
 
 async def metrics(request: Request) -> Response:

@@ -53,7 +53,12 @@ def test_health_is_what_testConnection_checks(stack: Stack) -> None:
     assert set(body["data_flow"]) >= {"last_market_update", "last_signal", "pending_trades"}
     assert "feed_to_websocket" in body["latency"] and body["memory"]["sidecar_rss_mb"] > 0
     dart.date_parse(body["timestamp"])
-    assert httpx.get(f"{stack.url}/api/health", timeout=5).status_code == 200  # no token needed
+    # no token needed, and then nothing of whose account it is or where its command socket listens (sidecar audit)
+    for headers in ({}, {"Authorization": "Bearer not-a-token"}):
+        public = httpx.get(f"{stack.url}/api/health", headers=headers, timeout=5)
+        assert public.status_code == 200 and public.json()["status"] == "healthy", public.text
+        (terminal,) = public.json()["connections"]["terminals"]
+        assert terminal["connected"] is True and terminal["platform"] == "PAPER" and not {"terminal", "command_endpoint", "symbols"} & set(terminal), terminal
     text = response.text.lower()
     assert "password" not in text and "secret" not in text and stack.tokens["alice"] not in response.text
 

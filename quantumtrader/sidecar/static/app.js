@@ -3,7 +3,7 @@
 // Data flow: REST loads everything once the socket says "connected" (so a reconnect catches up on
 // whatever it missed), then WebSocket messages keep it live. Rendering is batched per animation frame.
 
-import { ApiError, Session, request } from "./api.js";
+import { ApiError, Session } from "./api.js";
 import { Live } from "./live.js";
 import { lineChart, SERIES_COLORS, sparkline, svgEl } from "./charts.js";
 
@@ -655,7 +655,8 @@ async function loadSignals(sinceMsc) {
 }
 
 async function loadHealth() {
-  applyHealth(await request("/api/health"), true);
+  // with the token: without one, health names no terminal (its id is the account login)
+  applyHealth(await session.api("/api/health"), true);
 }
 
 function newestSignalMsc() {
