@@ -43,6 +43,10 @@ def load_or_create_secret(data_dir: Path) -> bytes:
         log.warning("JWT secret readable by others; restricting to 0600", path=str(path))
         path.chmod(0o600)
     secret = path.read_bytes().strip()
+    waited_until = time.monotonic() + 2.0
+    while len(secret) < 32 and time.monotonic() < waited_until:  # the process that won O_EXCL is still writing it
+        time.sleep(0.02)
+        secret = path.read_bytes().strip()
     if len(secret) < 32:
         raise RuntimeError(f"{path} holds fewer than 32 bytes; delete it to have a new secret generated")
     return secret

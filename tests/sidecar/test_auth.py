@@ -339,3 +339,20 @@ def test_a_garbled_users_file_means_nobody_not_a_crash(tmp_path, content: str) -
     (tmp_path / "users.json").write_text(content)
     store = UserStore(tmp_path)
     assert store.get("alice") is None and store.list() == [] and store.authenticate("alice", "any password at all") is None
+
+
+def test_a_secret_another_process_is_still_writing_is_waited_for(tmp_path) -> None:
+    """Found by the sidecar audit: the loser of the O_EXCL race (the sidecar starting beside `user add`) read the
+    winner's file before it was written and refused it as 'fewer than 32 bytes; delete it'."""
+    import threading
+
+    from quantumtrader.sidecar.auth import SECRET_FILE, load_or_create_secret
+
+    path = tmp_path / SECRET_FILE
+    path.write_bytes(b"")  # created, not yet written
+    writer = threading.Timer(0.3, lambda: path.write_bytes(b"ab" * 64))
+    writer.start()
+    try:
+        assert load_or_create_secret(tmp_path) == b"ab" * 64
+    finally:
+        writer.join()
