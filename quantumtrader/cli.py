@@ -72,12 +72,6 @@ def build_config(
             config.data_path.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise _fail(f"data_dir: cannot create {config.data_path}: {exc.strerror or exc}") from None
-        numba_dir = os.environ.get("NUMBA_CACHE_DIR")  # set by hand: the kernels compile into it (features/cache.py)
-        if numba_dir:
-            try:
-                Path(numba_dir).expanduser().mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise _fail(f"NUMBA_CACHE_DIR: cannot create {numba_dir}: {exc.strerror or exc} (unset it to use the data directory)") from None
     if configure_log:
         from quantumtrader.log import configure_logging
 
@@ -97,6 +91,7 @@ def run(
 ) -> None:
     """Run the daemon (and with --paper a paper terminal streaming to it)."""
     cfg = build_config(config, data_dir=data_dir, log_format=log_format, log_level=log_level, make_data_dir=True)
+    _check_numba_cache(cfg)
     from quantumtrader.daemon.app import RunOptions, run_daemon
 
     _check_files(ticks)
@@ -235,6 +230,7 @@ def evaluate(
 ) -> None:
     """Replay recorded ticks through the daemon's own pipeline and score its signals against baselines."""
     cfg = build_config(config, data_dir=data_dir, log_format=log_format, log_level=log_level, make_data_dir=True)
+    _check_numba_cache(cfg)
     _check_files(files, "FILE")
     if plot_out is not None:  # before the replay, not after minutes of it
         import importlib.util
@@ -251,6 +247,17 @@ def evaluate(
     except ValueError as exc:  # a tick file that cannot be read, or gives no tick at all
         raise _fail(str(exc), 1) from None
     typer.echo(table)
+
+
+def _check_numba_cache(cfg: Config) -> None:
+    """For the commands that compile kernels: the cache directory can be made and written, else exit 2 naming it."""
+    from quantumtrader.features.cache import check_numba_cache_dir, numba_cache_path
+
+    try:
+        check_numba_cache_dir(cfg.data_path)
+    except OSError as exc:
+        where = "NUMBA_CACHE_DIR" if os.environ.get("NUMBA_CACHE_DIR") else "data_dir"
+        raise _fail(f"{where}: cannot write the Numba cache at {numba_cache_path(cfg.data_path)}: {exc.strerror or exc}") from None
 
 
 def _writable_dir(path: Path) -> None:

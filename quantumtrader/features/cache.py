@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import tempfile
 from pathlib import Path
 
 
@@ -38,12 +39,29 @@ def sources_key() -> str:
     return "k-" + digest.hexdigest()[:12]
 
 
-def ensure_numba_cache_dir(data_dir: Path | str) -> Path:
-    """Point NUMBA_CACHE_DIR at the keyed directory (inside an explicit one, if set) and create it. Returns it."""
+def numba_cache_path(data_dir: Path | str) -> Path:
+    """The keyed directory the kernels compile into: inside NUMBA_CACHE_DIR if set, else the data directory."""
     key = sources_key()
     current = os.environ.get("NUMBA_CACHE_DIR")
     base = Path(current).expanduser() if current else Path(data_dir).expanduser() / "numba-cache"
-    path = base if base.name == key else base / key
+    return base if base.name == key else base / key
+
+
+def check_numba_cache_dir(data_dir: Path | str) -> Path:
+    """Create the keyed directory and prove it writable (without importing Numba); OSError if it is not.
+
+    The CLI calls this before a command that compiles kernels, so a bad NUMBA_CACHE_DIR or data directory
+    is a clear error naming it, not a traceback from deep in the daemon's start-up."""
+    path = numba_cache_path(data_dir)
+    path.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryFile(dir=path):
+        pass
+    return path
+
+
+def ensure_numba_cache_dir(data_dir: Path | str) -> Path:
+    """Point NUMBA_CACHE_DIR at the keyed directory (inside an explicit one, if set) and create it. Returns it."""
+    path = numba_cache_path(data_dir)
     path.mkdir(parents=True, exist_ok=True)
     os.environ["NUMBA_CACHE_DIR"] = str(path)  # child processes inherit the keyed directory
     try:  # numba itself may be imported already: its config copied the variable at import

@@ -135,7 +135,12 @@ class UserStore:
         if name in records and not replace:
             raise UserError(f"user {name!r} exists (use --replace to change its role or password)")
         now = time.time_ns() // 1_000_000
-        records[name] = {"role": role, "created_msc": now, "epoch": _next_epoch(records.get(name), now), **hash_password(password)}
+        old = records.get(name)
+        # A new password retires the tokens issued before; a role change alone keeps them (it applies to them
+        # from their next check, as the users file's role always does).
+        same_password = old is not None and verify_password(password, old)
+        epoch = old.get("epoch", 0) if same_password and old is not None else _next_epoch(old, now)
+        records[name] = {"role": role, "created_msc": now, "epoch": epoch, **hash_password(password)}
         self._save(records)
         return _user(name, records[name])
 
@@ -171,7 +176,7 @@ class UserStore:
 
 def _user(name: str, record: dict[str, Any]) -> User:
     epoch = record.get("epoch", 0)
-    return User(name, record["role"], epoch if type(epoch) is int else -1)  # a garbled epoch: no token matches
+    return User(name, record["role"], epoch if type(epoch) is int else -1)  # garbled: the tokens issued before stop matching
 
 
 def _next_epoch(record: dict[str, Any] | None, now_msc: int) -> int:

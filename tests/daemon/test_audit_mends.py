@@ -152,6 +152,7 @@ def test_a_terminal_that_ticks_after_its_bye_takes_no_symbol_back(tmp_path: Path
             send("A@One", "bye", reason="expert removed from chart")
             send("A@One", "tick", symbol="EURUSD", bid=1.1002, ask=1.1003, volume=1)  # took it back
             wait_for(lambda: terminal_status(eps.control, "A@One")["events"] == 4, 10, "A's tick after its bye")
+            assert control(eps.control)["health"]["counters"]["ticks_after_bye"] == 1  # not the market's: no price, no owner
             send("B@Two", "tick", symbol="EURUSD", bid=1.2, ask=1.2001, volume=1)
             wait_for(lambda: owner() == "B@Two", 10, "B to own EURUSD")
     finally:

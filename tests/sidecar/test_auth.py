@@ -268,6 +268,8 @@ def test_a_password_change_a_revoke_or_a_remove_and_add_again_retires_old_tokens
     add("viewer", "erin-first-password")
     first = token()
     assert _request(stack, "GET", "/api/positions", first).status_code == 200
+    add("trader", "erin-first-password", "--replace")  # a role change alone keeps the tokens (the role applies to them)
+    assert _request(stack, "GET", "/api/positions", first).status_code == 200
     add("viewer", "erin-second-password", "--replace")
     _assert_401(_request(stack, "GET", "/api/positions", first), "token revoked")
     second = token()
