@@ -123,6 +123,12 @@ class DaemonConfig:
         " events of a new id beyond it are refused (too_many_terminals)",
         positive,
     )
+    max_symbols: int = setting(
+        4096,
+        "most symbols the daemon keeps while it runs (each has quotes, feature and model state, never dropped);"
+        " ticks of a new symbol beyond it are refused (too_many_symbols)",
+        positive,
+    )
     health_interval_s: float = setting(1.0, "how often health is published on the feed", positive)
     status_interval_s: float = setting(5.0, "how often the one-line status is logged (0 = never)", non_negative)
     reject_log_interval_s: float = setting(10.0, "a reject reason, or a failure that repeats (the signal journal on a full disk), is logged at most once per interval", positive)

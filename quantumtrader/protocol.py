@@ -51,6 +51,7 @@ REJECT_REASONS: Final = (
     "bad_id",  # command id not 1-20 chars of [A-Za-z0-9]
     "unknown_terminal",  # an event from a terminal that never said hello (counted, still processed)
     "too_many_terminals",  # an event of a new terminal id when daemon.max_terminals are known (refused)
+    "too_many_symbols",  # a tick of a new symbol when daemon.max_symbols are known (refused)
     "internal_error",  # validation, or a handler or hook of a valid event, raised (a bug, a full disk): counted, logged, never raised into the loop
 )
 

@@ -262,6 +262,8 @@ class Daemon:
         quote = self.quote_tick
         sessions = self.terminals.sessions
         max_terminals = dc.max_terminals
+        quotes = self.market.quotes  # one per symbol ever ticked (the first terminal to tick one owns it)
+        max_symbols = dc.max_symbols
         owned: list[dict[str, Any]] = []  # ticks of the terminals that own their symbols: the features' input
         last_tick: dict[str, Any] | None = None
         n_ticks = count = 0
@@ -301,6 +303,9 @@ class Daemon:
                     if kind == "tick":
                         if session.gone:  # said bye: its ticks are not the market's (never checked for silence again,
                             self.counters["ticks_after_bye"] += 1  # it kept a symbol it took back for good) until a hello or heartbeat
+                            continue
+                        if len(quotes) >= max_symbols and msg["symbol"] not in quotes:  # each new symbol is state for good
+                            self.rejects.reject("events", "too_many_symbols", msg["symbol"])
                             continue
                         # Its price goes out now, not after the rest of the batch is
                         # decoded: a burst's first ticks do not wait for its last.

@@ -20,6 +20,14 @@ def hello(**over: object) -> bytes:
     return orjson.dumps({**msg, **over})
 
 
+def _events_socket(endpoint: str) -> zmq.Socket:
+    """A PUSH socket to the daemon's events endpoint, as an EA has."""
+    push = zmq.Context.instance().socket(zmq.PUSH)
+    push.setsockopt(zmq.LINGER, 0)
+    push.connect(endpoint)
+    return push
+
+
 @pytest.mark.parametrize("heartbeat_s", [1e300, 3601.0, 0.01])
 def test_a_hello_heartbeat_outside_its_bounds_is_refused(heartbeat_s: float) -> None:
     """3 x 1e300 overflowed to inf: the terminal was never stale and held its symbols for good; a few ms flapped."""
@@ -57,9 +65,7 @@ def test_a_ticket_two_terminals_hold_is_not_closed_at_the_first_one_found(tmp_pa
     a terminal. The first terminal found was closed; now the request is refused until it names one."""
     d, eps = inproc_daemon(tmp_path / "data")
     ctx = zmq.Context.instance()
-    push = ctx.socket(zmq.PUSH)
-    push.setsockopt(zmq.LINGER, 0)
-    push.connect(eps.events)
+    push = _events_socket(eps.events)
     routers = []
     try:
         with serving(d):
@@ -102,9 +108,7 @@ def test_a_terminal_that_announces_an_ipv6_endpoint_gets_its_commands(tmp_path: 
     router.setsockopt(zmq.LINGER, 0)
     router.setsockopt(zmq.IPV6, 1)
     port = router.bind_to_random_port("tcp://[::1]")
-    push = ctx.socket(zmq.PUSH)
-    push.setsockopt(zmq.LINGER, 0)
-    push.connect(eps.events)
+    push = _events_socket(eps.events)
     try:
         with serving(d):
             push.send(event_frame("v6@Broker", {"seq": 0, "type": "hello", "platform": "MT5", "command_endpoint": f"tcp://[::1]:{port}", "symbols": ["EURUSD"]}))
@@ -131,9 +135,7 @@ def test_a_terminal_that_ticks_after_its_bye_takes_no_symbol_back(tmp_path: Path
     said bye is never checked for silence: it owned the symbol for good, and another terminal's ticks of it
     never drove features or signals again."""
     d, eps = inproc_daemon(tmp_path / "data")
-    push = zmq.Context.instance().socket(zmq.PUSH)
-    push.setsockopt(zmq.LINGER, 0)
-    push.connect(eps.events)
+    push = _events_socket(eps.events)
     seq = {"A@One": 0, "B@Two": 0}
 
     def send(name: str, kind: str, **fields: object) -> None:
@@ -165,9 +167,7 @@ def test_new_terminal_ids_past_the_cap_are_refused_and_counted(tmp_path: Path) -
     a sender inventing ids used up the sockets, after which a real terminal's retries failed. Past
     daemon.max_terminals a new id is refused; the known ones go on."""
     d, eps = inproc_daemon(tmp_path / "data", QT_DAEMON__MAX_TERMINALS="3")
-    push = zmq.Context.instance().socket(zmq.PUSH)
-    push.setsockopt(zmq.LINGER, 0)
-    push.connect(eps.events)
+    push = _events_socket(eps.events)
     try:
         with serving(d):
             for i in range(6):
@@ -176,6 +176,24 @@ def test_new_terminal_ids_past_the_cap_are_refused_and_counted(tmp_path: Path) -
             assert sorted(t["terminal"] for t in health["terminals"]) == ["t0@B", "t1@B", "t2@B"]
             push.send(event_frame("t1@B", {"type": "heartbeat", "seq": 1, "dropped": 0}))  # a known one goes on
             wait_for(lambda: terminal_status(eps.control, "t1@B")["events"] == 2, 10, "t1's heartbeat")
+    finally:
+        push.close()
+        d.close()
+
+
+def test_ticks_of_new_symbols_past_the_cap_are_refused_and_counted(tmp_path: Path) -> None:
+    """Every symbol a tick names is state kept for good (quotes, a feature and model row, saved every 30 s):
+    a terminal inventing names grew the daemon without bound. Past daemon.max_symbols a new one is refused."""
+    d, eps = inproc_daemon(tmp_path / "data", QT_DAEMON__MAX_SYMBOLS="3")
+    push = _events_socket(eps.events)
+    try:
+        with serving(d):
+            push.send(event_frame("t@B", {"type": "hello", "seq": 0, "platform": "MT5", "command_endpoint": "tcp://127.0.0.1:5560", "symbols": ["EURUSD"]}))
+            for i, symbol in enumerate(["EURUSD", "GBPUSD", "USDJPY", "AUDUSD", "NZDUSD", "EURUSD"], start=1):
+                push.send(event_frame("t@B", {"type": "tick", "seq": i, "symbol": symbol, "bid": 1.1, "ask": 1.1001, "volume": 1}))
+            health = wait_for(lambda: (h := control(eps.control)["health"])["rejects"].get("too_many_symbols") == 2 and h, 10, "two refusals")
+            assert sorted(q["symbol"] for q in control(eps.control, "snapshot")["quotes"]) == ["EURUSD", "GBPUSD", "USDJPY"]
+            assert health["counters"]["ticks"] == 4  # the known ones go on
     finally:
         push.close()
         d.close()
