@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, get_args, get_origin, get_type_hints
 
 from quantumtrader.priority import LEVELS as PRIORITY_LEVELS
-from quantumtrader.protocol import parse_endpoint
+from quantumtrader.protocol import MAX_HEARTBEAT_S, MIN_HEARTBEAT_S, parse_endpoint
 
 Check = Callable[[Any], str | None]
 
@@ -346,7 +346,7 @@ class PaperConfig:
     )
     ticks_per_s: float = setting(50.0, "generator rate over all symbols (0 = as fast as possible)", non_negative)
     speed: float = setting(1.0, "replay speed of --ticks (1 = real time, 0 = as fast as possible)", non_negative)
-    heartbeat_s: float = setting(5.0, "heartbeat period (the EA's HeartbeatSeconds); 0.1-3600 s, what a hello may announce", between(0.1, 3600.0))
+    heartbeat_s: float = setting(5.0, "heartbeat period (the EA's HeartbeatSeconds); 0.1-3600 s, what a hello may announce", between(MIN_HEARTBEAT_S, MAX_HEARTBEAT_S))
     balance: float = setting(10_000.0, "starting balance", positive)
     currency: str = setting("USD", "account currency")
     leverage: int = setting(100, "account leverage", positive)

@@ -46,6 +46,16 @@ def terminal_status(control_endpoint: str, name: str) -> dict[str, Any] | None:
     return next((t for t in control(control_endpoint)["health"]["terminals"] if t["terminal"] == name), None)
 
 
+def events_push(endpoint: str) -> Any:
+    """A PUSH socket to the daemon's events endpoint, as an EA has (linger 0); the caller closes it."""
+    import zmq
+
+    push = zmq.Context.instance().socket(zmq.PUSH)
+    push.setsockopt(zmq.LINGER, 0)
+    push.connect(endpoint)
+    return push
+
+
 def event_frame(terminal: str, fields: dict[str, Any]) -> bytes:
     """An EA event as it goes on the wire: v1, the terminal, the current time, then ``fields``."""
     import orjson

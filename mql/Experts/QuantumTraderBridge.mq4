@@ -149,21 +149,34 @@ int QtFindPositionByComment(string comment)
    return -1;
   }
 
-//--- the reply to an open that filled; stops_due (StopsAfterFill): set its stops now, and a refusal is
-//--- said in the reply (the position exists, so the reply is ok and says what failed)
-string QtReplyFilled(string id, int ticket, double price, int digits, double lots, int lot_digits, long time_msc,
-                     double sl, double tp, bool stops_due)
+//--- the reply to an open that filled: the fill as the terminal holds it (else the values given); with
+//--- StopsAfterFill the stops asked for and not on the position are set now, and a refusal is said in the
+//--- reply (the position exists, so it is ok and says what failed). A fresh fill holds none; a retried
+//--- open's position may hold them already, or not (the earlier run stopped between fill and stops).
+string QtReplyFilled(QtCommand &cmd, int ticket, int digits, int lot_digits, double price, double lots)
   {
+   long time_msc = QtNowUtcMsc();
+   double sl = NormalizeDouble(cmd.sl, digits);
+   double tp = NormalizeDouble(cmd.tp, digits);
+   bool stops_due = StopsAfterFill && (sl > 0.0 || tp > 0.0);
+   if(OrderSelect(ticket, SELECT_BY_TICKET, MODE_TRADES))
+     {
+      price = OrderOpenPrice();
+      lots = OrderLots();
+      time_msc = QtServerTimeToUtcMsc(g_clock, OrderOpenTime());
+      double half_point = 0.5 * MarketInfo(OrderSymbol(), MODE_POINT);
+      stops_due = stops_due && (MathAbs(OrderStopLoss() - sl) > half_point || MathAbs(OrderTakeProfit() - tp) > half_point);
+     }
    if(stops_due)
      {
       ResetLastError();
       if(!OrderModify(ticket, price, sl, tp, 0, clrNONE))
         {
          int err = GetLastError();
-         return QtReplyTradeStopsFailed(id, ticket, price, digits, lots, lot_digits, time_msc, err, QtMt4ErrorText(err));
+         return QtReplyTradeStopsFailed(cmd.id, ticket, price, digits, lots, lot_digits, time_msc, err, QtMt4ErrorText(err));
         }
      }
-   return QtReplyTrade(id, ticket, price, digits, lots, lot_digits, time_msc);
+   return QtReplyTrade(cmd.id, ticket, price, digits, lots, lot_digits, time_msc);
   }
 
 string QtReplyIfOpened(QtCommand &cmd)
@@ -172,19 +185,8 @@ string QtReplyIfOpened(QtCommand &cmd)
    if(ticket < 0 || !OrderSelect(ticket, SELECT_BY_TICKET, MODE_TRADES))
       return "";
    string symbol = OrderSymbol();
-   int digits = (int)SymbolInfoInteger(symbol, SYMBOL_DIGITS);
-   int lot_digits = QtStepDigits(SymbolInfoDouble(symbol, SYMBOL_VOLUME_STEP));
-   double price = OrderOpenPrice();
-   double lots = OrderLots();
-   long time_msc = QtServerTimeToUtcMsc(g_clock, OrderOpenTime());
-   // With StopsAfterFill the earlier run may have stopped between the fill and its OrderModify: finish it
-   // (or say the stops failed), or the daemon would record stops the position does not have.
-   double sl = NormalizeDouble(cmd.sl, digits);
-   double tp = NormalizeDouble(cmd.tp, digits);
-   double half_point = 0.5 * MarketInfo(symbol, MODE_POINT);
-   bool stops_due = StopsAfterFill && (sl > 0.0 || tp > 0.0) &&
-                    (MathAbs(OrderStopLoss() - sl) > half_point || MathAbs(OrderTakeProfit() - tp) > half_point);
-   return QtReplyFilled(cmd.id, ticket, price, digits, lots, lot_digits, time_msc, sl, tp, stops_due);
+   return QtReplyFilled(cmd, ticket, (int)SymbolInfoInteger(symbol, SYMBOL_DIGITS),
+                        QtStepDigits(SymbolInfoDouble(symbol, SYMBOL_VOLUME_STEP)), OrderOpenPrice(), OrderLots());
   }
 
 //--- select an open market position by ticket; false with the error code set
@@ -263,17 +265,7 @@ string QtExecuteOpen(QtCommand &cmd)
          return QtFailure(cmd.id, err, symbol);  // the daemon settles 128/142/143 from positions later
      }
 
-   double fill_price = price;
-   double fill_lots = lots;
-   long time_msc = QtNowUtcMsc();
-   if(OrderSelect(ticket, SELECT_BY_TICKET, MODE_TRADES))
-     {
-      fill_price = OrderOpenPrice();
-      fill_lots = OrderLots();
-      time_msc = QtServerTimeToUtcMsc(g_clock, OrderOpenTime());
-     }
-   return QtReplyFilled(cmd.id, ticket, fill_price, digits, fill_lots, lot_digits, time_msc, sl, tp,
-                        StopsAfterFill && (sl > 0.0 || tp > 0.0));
+   return QtReplyFilled(cmd, ticket, digits, lot_digits, price, lots);
   }
 
 string QtExecuteClose(QtCommand &cmd)

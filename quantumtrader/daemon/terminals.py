@@ -128,6 +128,11 @@ class TerminalRegistry:
                 newly.append(session)
         return newly
 
+    def is_gone(self, terminal: str) -> bool:
+        """Said bye and nothing brought it back (an unknown id is not gone: it was never met)."""
+        session = self.sessions.get(terminal)
+        return session is not None and session.gone
+
     def connected(self) -> list[TerminalSession]:
         return [s for s in self.sessions.values() if s.registered and not s.stale and not s.gone]
 

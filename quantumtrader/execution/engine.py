@@ -513,22 +513,22 @@ class ExecutionEngine:
         still settles from its positions when it returns, but holds no slot meanwhile: a renamed or
         retired terminal's would hold one for good.
         """
-        sessions = self.daemon.terminals.sessions
+        terminals = self.daemon.terminals
         return [
             o
             for o in self.orders.values()
-            if o.kind == "open" and (o.status == PENDING or ((s := sessions.get(o.terminal)) is not None and not s.gone))
+            if o.kind == "open" and (o.status == PENDING or (o.terminal in terminals.sessions and not terminals.is_gone(o.terminal)))
         ]
 
     def _find_position(self, ticket: int, terminal: str | None) -> tuple[str, dict[str, Any]]:
-        sessions = self.daemon.terminals.sessions
-        found = [
-            (term, book[ticket])
-            for term, book in self.daemon.market.positions.items()
-            # a gone terminal's last positions stay known, but it takes no command (a renamed TerminalId's would
-            # make every close of its tickets ambiguous until a restart)
-            if (terminal is None or term == terminal) and ticket in book and not ((s := sessions.get(term)) is not None and s.gone and terminal is None)
-        ]
+        positions = self.daemon.market.positions
+        if terminal is not None:
+            book = positions.get(terminal, {})
+            found = [(terminal, book[ticket])] if ticket in book else []
+        else:  # a gone terminal's last positions stay known, but it takes no command (a renamed TerminalId's
+            # would make every close of its tickets ambiguous until a restart)
+            gone = self.daemon.terminals.is_gone
+            found = [(term, book[ticket]) for term, book in positions.items() if ticket in book and not gone(term)]
         if not found:
             raise ControlError(f"no open position with ticket {ticket}", 404)
         if len(found) > 1:  # tickets are per broker: two terminals may both hold this number

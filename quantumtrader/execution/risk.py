@@ -24,6 +24,9 @@ class TradingState(str, Enum):
     HALTED = "halted"
 
 
+_MS_PER_DAY = 86_400_000  # the daily-loss day: UTC days of the daemon's clock
+
+
 @dataclass(frozen=True, slots=True)
 class OpenIntent:
     """A new position as risk sees it, after sizing and default stops."""
@@ -74,7 +77,7 @@ class RiskEngine:
         True when the day's starting equity changed: the caller saves :meth:`saved_state`,
         so a restart later that day does not start the daily loss afresh.
         """
-        day = now_msc // 86_400_000
+        day = now_msc // _MS_PER_DAY
         changed = day != self._day
         if changed:
             self._day = day
@@ -106,9 +109,10 @@ class RiskEngine:
         if state.get("kill_switch") is True:
             self.kill_switch = self._switched = True
         starts = state.get("day_start_equity")
-        if state.get("day") == now_msc // 86_400_000 and isinstance(starts, dict):
+        today = now_msc // _MS_PER_DAY
+        if state.get("day") == today and isinstance(starts, dict):
             valid = {str(t): float(e) for t, e in starts.items() if type(e) in (int, float) and math.isfinite(e) and e > 0}
-            self._day = now_msc // 86_400_000
+            self._day = today
             self._day_start_equity = valid
 
     def daily_loss(self) -> float:

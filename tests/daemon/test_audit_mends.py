@@ -10,7 +10,7 @@ import pytest
 import zmq
 
 from quantumtrader import protocol as p
-from support import control, event_frame, inproc_daemon, serving, terminal_status, wait_for
+from support import control, event_frame, events_push, inproc_daemon, serving, terminal_status, wait_for
 
 NOW = 1_705_314_645_000
 
@@ -18,14 +18,6 @@ NOW = 1_705_314_645_000
 def hello(**over: object) -> bytes:
     msg = {"v": 1, "type": "hello", "terminal": "t@B", "seq": 0, "platform": "MT5", "command_endpoint": "tcp://127.0.0.1:5560", "symbols": ["EURUSD"], "time_msc": NOW}
     return orjson.dumps({**msg, **over})
-
-
-def _events_socket(endpoint: str) -> zmq.Socket:
-    """A PUSH socket to the daemon's events endpoint, as an EA has."""
-    push = zmq.Context.instance().socket(zmq.PUSH)
-    push.setsockopt(zmq.LINGER, 0)
-    push.connect(endpoint)
-    return push
 
 
 @pytest.mark.parametrize("heartbeat_s", [1e300, 3601.0, 0.01])
@@ -65,7 +57,7 @@ def test_a_ticket_two_terminals_hold_is_not_closed_at_the_first_one_found(tmp_pa
     a terminal. The first terminal found was closed; now the request is refused until it names one."""
     d, eps = inproc_daemon(tmp_path / "data")
     ctx = zmq.Context.instance()
-    push = _events_socket(eps.events)
+    push = events_push(eps.events)
     routers = []
     try:
         with serving(d):
@@ -108,7 +100,7 @@ def test_a_terminal_that_announces_an_ipv6_endpoint_gets_its_commands(tmp_path: 
     router.setsockopt(zmq.LINGER, 0)
     router.setsockopt(zmq.IPV6, 1)
     port = router.bind_to_random_port("tcp://[::1]")
-    push = _events_socket(eps.events)
+    push = events_push(eps.events)
     try:
         with serving(d):
             push.send(event_frame("v6@Broker", {"seq": 0, "type": "hello", "platform": "MT5", "command_endpoint": f"tcp://[::1]:{port}", "symbols": ["EURUSD"]}))
@@ -135,7 +127,7 @@ def test_a_terminal_that_ticks_after_its_bye_takes_no_symbol_back(tmp_path: Path
     said bye is never checked for silence: it owned the symbol for good, and another terminal's ticks of it
     never drove features or signals again."""
     d, eps = inproc_daemon(tmp_path / "data")
-    push = _events_socket(eps.events)
+    push = events_push(eps.events)
     seq = {"A@One": 0, "B@Two": 0}
 
     def send(name: str, kind: str, **fields: object) -> None:
@@ -167,7 +159,7 @@ def test_new_terminal_ids_past_the_cap_are_refused_and_counted(tmp_path: Path) -
     a sender inventing ids used up the sockets, after which a real terminal's retries failed. Past
     daemon.max_terminals a new id is refused; the known ones go on."""
     d, eps = inproc_daemon(tmp_path / "data", QT_DAEMON__MAX_TERMINALS="3")
-    push = _events_socket(eps.events)
+    push = events_push(eps.events)
     try:
         with serving(d):
             for i in range(6):
@@ -185,7 +177,7 @@ def test_ticks_of_new_symbols_past_the_cap_are_refused_and_counted(tmp_path: Pat
     """Every symbol a tick names is state kept for good (quotes, a feature and model row, saved every 30 s):
     a terminal inventing names grew the daemon without bound. Past daemon.max_symbols a new one is refused."""
     d, eps = inproc_daemon(tmp_path / "data", QT_DAEMON__MAX_SYMBOLS="3")
-    push = _events_socket(eps.events)
+    push = events_push(eps.events)
     try:
         with serving(d):
             push.send(event_frame("t@B", {"type": "hello", "seq": 0, "platform": "MT5", "command_endpoint": "tcp://127.0.0.1:5560", "symbols": ["EURUSD"]}))

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import zmq
-
-from support import event_frame, inproc_daemon, serving, terminal_status, wait_for
+from support import event_frame, events_push, inproc_daemon, serving, terminal_status, wait_for
 
 TERMINAL = "beating-1@Test"
 HELLO = {"platform": "MT5", "command_endpoint": "tcp://127.0.0.1:1", "symbols": ["EURUSD"]}
@@ -20,9 +18,7 @@ HELLO = {"platform": "MT5", "command_endpoint": "tcp://127.0.0.1:1", "symbols": 
 
 def test_a_heartbeat_after_a_bye_brings_the_terminal_back(tmp_path: Path) -> None:
     d, eps = inproc_daemon(tmp_path / "data")
-    push = zmq.Context.instance().socket(zmq.PUSH)
-    push.setsockopt(zmq.LINGER, 0)
-    push.connect(eps.events)
+    push = events_push(eps.events)
     try:
         with serving(d):
             push.send(event_frame(TERMINAL, {"type": "hello", "seq": 0, **HELLO}))

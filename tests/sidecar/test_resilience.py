@@ -136,7 +136,7 @@ def test_a_trade_that_waits_its_turn_past_the_timeout_is_answered_with_its_order
         with ThreadPoolExecutor(2) as pool:
             first = pool.submit(post)
             # asked of the daemon itself: the sidecar's health is up to a second old
-            wait_for(lambda: control(stack.eps.control)["health"]["data_flow"]["pending_trades"] == 1, 10, "the first order in flight", interval=0.05)
+            wait_for(lambda: control(stack.eps.control)["health"]["data_flow"]["pending_trades"] == 1, 10, "the first order in flight")
             second = pool.submit(post)
             answers = [first.result(), second.result()]
         assert answers[0].status_code == 200 and answers[0].json()["status"] == "filled", answers[0].text
