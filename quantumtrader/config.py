@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import re
 import sys
 import tomllib
 from collections.abc import Callable, Mapping
@@ -82,6 +83,13 @@ def endpoint(value: Any) -> str | None:
     if parse_endpoint(value) is None:
         return "must look like tcp://HOST:PORT (tcp only, so it works on Windows)"
     return None
+
+
+def symbol_suffix(value: Any) -> str | None:
+    """Empty, or 1-8 of the characters a symbol may have (PROTOCOL.md)."""
+    if value == "" or re.fullmatch(r"[A-Za-z0-9._#+\-]{1,8}", value):
+        return None
+    return "must be empty or 1-8 characters of A-Z a-z 0-9 . _ # + -"
 
 
 def one_of(*allowed: str) -> Check:
@@ -332,6 +340,13 @@ class SidecarConfig:
     control_retries: int = setting(1, "retries of a query (trades are never resent: they wait one long timeout)", non_negative)
     feed_hwm: int = setting(100_000, "receive high-water mark of the sidecar's feed SUB (a loss shows as a seq gap)", positive)
     daemon_silence_s: float = setting(3.0, "no health on the feed for this long = the daemon is down (503 instead of 504)", positive)
+    symbol_suffix: str = setting(
+        "",
+        'the broker\'s suffix on its symbol names ("m" for EURUSDm, ".r" for EURUSD.r): taken off every symbol the sidecar sends'
+        " (the broker's name kept in broker_symbol) and put back on names apps send, so the app's fixed list (EURUSD, ...) matches;"
+        " empty = names as the terminals send them",
+        symbol_suffix,
+    )
 
 
 @dataclass(frozen=True, kw_only=True)

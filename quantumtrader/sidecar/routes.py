@@ -286,9 +286,10 @@ async def features(request: Request) -> Response:
         data = orjson.loads(raw).get("data", {})
         return JSONResponse({"symbol": sym, "time_msc": data.get("time_msc"), "features": data.get("features", {})})
     # Not on the feed yet (a sidecar started since the symbol's last tick): the daemon's latest, keyed by symbol.
-    reply = await sidecar.call("features", symbol=sym)
+    broker = sidecar.names.to_broker(sym)
+    reply = await sidecar.call("features", symbol=broker)
     latest = reply.get("features")
-    data = latest.get(sym) if isinstance(latest, dict) else None
+    data = latest.get(broker) if isinstance(latest, dict) else None
     if not isinstance(data, dict):
         raise ApiError(404, f"no features for {sym} yet")
     return JSONResponse({"symbol": sym, "time_msc": data.get("time_msc"), "features": data.get("features", {})})
@@ -358,7 +359,7 @@ async def orders(request: Request) -> Response:
     sidecar, _ = _user(request)
     limit = query_int(request, "limit", 100, sidecar.counters, low=1, high=1000)
     reply = await sidecar.call("orders", limit=limit)
-    found = reply.get("orders", [])
+    found = [sidecar.names.data(order) if isinstance(order, dict) else order for order in reply.get("orders", [])]
     return JSONResponse({"orders": found, "count": len(found), "timestamp": _now_iso()})
 
 
@@ -394,14 +395,14 @@ async def _submit(sidecar: Sidecar, principal: Principal, body: dict[str, Any], 
         sidecar.counters["trade_answered_pending"] += 1
         status = order.get("status")
         if status == "filled":  # it settled between the wait's end and the lookup
-            return _trade_response(order, message)
+            return _trade_response(sidecar.names.data(order), message)
         if status == "rejected":
             raise ApiError(422, str(order.get("error") or "rejected"), extra=order_fields(order)) from exc
         raise ApiError(
             504, f"the terminal has not answered yet: order {order.get('id')} is {status} and may still fill (GET /api/orders, trade_update)", extra=order_fields(order)
         ) from exc
     order = reply.get("order")
-    return _trade_response(order if isinstance(order, dict) else {}, message)
+    return _trade_response(sidecar.names.data(order) if isinstance(order, dict) else {}, message)
 
 
 def _trade_response(order: dict[str, Any], message: str) -> Response:
@@ -460,7 +461,7 @@ async def trade(request: Request) -> Response:
     if not isinstance(side, str) or side.upper() not in ("BUY", "SELL"):
         raise field_error(rejects, "type must be BUY or SELL")
     fields: dict[str, Any] = {
-        "symbol": sym,
+        "symbol": sidecar.names.to_broker(sym),  # the daemon would map a short suffix itself; sidecar.symbol_suffix may be longer
         "side": side.lower(),
         "lots": number(body, ("lots", "volume"), rejects, minimum=0.0, strictly=True),
         "sl": number(body, ("stop_loss", "stopLoss", "sl"), rejects),

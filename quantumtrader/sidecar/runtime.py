@@ -26,6 +26,7 @@ from quantumtrader.sidecar.ratelimit import Buckets
 from quantumtrader.sidecar.signals import SignalReader, filter_recent
 from quantumtrader.sidecar.state import Clone
 from quantumtrader.sidecar.store_reader import open_signal_reader
+from quantumtrader.sidecar.symbols import AppSymbols
 from quantumtrader.sidecar.users import UserStore
 
 #: HTTP statuses of the App API that a daemon refusal may carry through unchanged.
@@ -45,6 +46,7 @@ class Sidecar:
         self.per_token = Buckets(sc.rate_per_token_per_s, sc.rate_per_token_burst)
         self.login_per_ip = Buckets(sc.login_per_min / 60.0, sc.login_burst)
         self.login_failures_per_name = Buckets(sc.login_failures_per_name_per_min / 60.0, sc.login_failures_per_name_burst)
+        self.names = AppSymbols(sc.symbol_suffix)  # what apps call each symbol (sidecar.symbol_suffix)
         self.hub = Hub(max_updates_per_s=sc.max_updates_per_s, queue_size=sc.ws_queue_size, max_clients=sc.ws_max_clients)
         ex = config.execution
         # A trade waits for the daemon's own Lazy Pirate to the terminal (timeout x tries) plus a margin.
@@ -75,6 +77,7 @@ class Sidecar:
             hwm=sc.feed_hwm,
             recent_signals=sc.recent_signals,
             silence_s=sc.daemon_silence_s,
+            names=self.names,
         )
         self.clone.start()
 
@@ -138,17 +141,19 @@ class Sidecar:
         raise ApiError(status, error, extra=order_fields(reply.get("order")))
 
     async def query_signals(self, *, symbol: str | None, min_confidence: float, limit: int, since_msc: int | None) -> tuple[list[dict[str, Any]], str]:
-        """Newest-first signals and where they came from ("store" or "feed")."""
+        """Newest-first signals and where they came from ("store" or "feed"), under the apps' symbol names."""
         assert self.clone is not None
         reader = self.signal_reader
         if reader is None:
             reader = self.signal_reader = open_signal_reader(self.config)
         if reader is not None:
+            names = self.names
+            stored = names.to_broker(symbol) if symbol is not None else None  # the store has the broker's names
             try:
                 rows = await anyio.to_thread.run_sync(
-                    lambda: reader.signals(symbol=symbol, min_confidence=min_confidence, limit=limit, since_msc=since_msc)
+                    lambda: reader.signals(symbol=stored, min_confidence=min_confidence, limit=limit, since_msc=since_msc)
                 )
-                return rows, "store"
+                return [names.data(row) for row in rows], "store"
             except Exception:  # a locked or half-migrated store must not take the endpoint down
                 self.counters["store_errors"] += 1
                 self.signal_reader = None

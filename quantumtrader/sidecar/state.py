@@ -30,6 +30,7 @@ import zmq.asyncio
 from quantumtrader.log import get_logger
 from quantumtrader.protocol import iso_from_msc, now_msc
 from quantumtrader.sidecar.control import AsyncControl, ControlTimeout
+from quantumtrader.sidecar.symbols import AppSymbols
 
 log = get_logger("quantumtrader.sidecar.state")
 
@@ -78,6 +79,7 @@ class Clone:
         hwm: int,
         recent_signals: int,
         silence_s: float,
+        names: AppSymbols | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.endpoint = endpoint
@@ -87,6 +89,7 @@ class Clone:
         self._hwm = hwm
         self._silence_s = silence_s
         self._clock = clock
+        self.names = names or AppSymbols("")  # everything below is kept under the apps' names
         self.quotes: dict[str, dict[str, Any]] = {}
         # Every terminal's latest quote of each symbol: a position is priced by its own broker's quote.
         self.terminal_quotes: dict[tuple[str, str], dict[str, Any]] = {}
@@ -178,8 +181,9 @@ class Clone:
         if seq is not None:
             self._check_seq(seq)
         kind, _, symbol = topic_b.decode("utf-8", "replace").partition(".")
+        names = self.names
         if kind == "features":
-            self.features[symbol] = raw
+            self.features[names.to_app(symbol)] = raw
             return
         env = orjson.loads(raw)
         data = env.get("data") if isinstance(env, dict) else None
@@ -187,6 +191,12 @@ class Clone:
             self.counters["feed_rejects"] += 1
             return
         text = raw.decode()
+        if names.active:  # sidecar.symbol_suffix: the apps get (and the clone keeps) their names, not the broker's
+            renamed = names.data(data)
+            if renamed is not data:
+                env["data"] = data = renamed
+                text = orjson.dumps(env).decode()
+            symbol = names.to_app(symbol)
         if kind == "price":
             self._set_quote(symbol, data)
             self._remember(seq, kind, data)
@@ -285,14 +295,15 @@ class Clone:
         replay = self._replay or []
         self._replay = None
         before = self.positions
-        quotes = {q["symbol"]: q for q in snap.get("quotes", []) if isinstance(q, dict) and "symbol" in q}
+        named = self.names.data
+        quotes = {q["symbol"]: q for q in (named(q) for q in snap.get("quotes", []) if isinstance(q, dict)) if "symbol" in q}
         self.quotes = quotes
         self.terminal_quotes = {
-            (str(q.get("terminal", "")), str(q["symbol"])): q for q in snap.get("terminal_quotes", []) if isinstance(q, dict) and "symbol" in q
+            (str(q.get("terminal", "")), str(q["symbol"])): q
+            for q in (named(q) for q in snap.get("terminal_quotes", []) if isinstance(q, dict))
+            if "symbol" in q
         }
-        self.positions = {
-            (str(p.get("terminal", "")), str(p.get("ticket", ""))): p for p in snap.get("positions", []) if isinstance(p, dict)
-        }
+        self.positions = {(str(p.get("terminal", "")), str(p.get("ticket", ""))): named(p) for p in snap.get("positions", []) if isinstance(p, dict)}
         self.accounts = {str(a.get("terminal", "")): a for a in snap.get("accounts", []) if isinstance(a, dict)}
         if isinstance(snap.get("terminals"), list):
             self.terminals = snap["terminals"]

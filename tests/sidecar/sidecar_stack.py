@@ -8,14 +8,17 @@ One stack serves a whole test module (starting processes is the slow part).
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
+from websockets.sync.client import ClientConnection
 
 from quantumtrader.protocol import now_msc, signal_object
 from support import Endpoints, start, stop, wait_for
@@ -61,6 +64,21 @@ def seed_signals(data_dir: Path, count: int = 6) -> list[dict[str, Any]]:
     return made
 
 
+def recv_until(ws: ClientConnection, predicate: Any, timeout: float, what: str, seen: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The first message matching ``predicate``; everything received on the way is appended to ``seen``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            msg = json.loads(ws.recv(timeout=max(0.01, deadline - time.monotonic())))
+        except TimeoutError:
+            break
+        if seen is not None:
+            seen.append(msg)
+        if predicate(msg):
+            return msg  # type: ignore[no-any-return]
+    raise AssertionError(f"no {what} within {timeout}s")
+
+
 @dataclass
 class Stack:
     eps: Endpoints
@@ -89,6 +107,13 @@ class Stack:
         if user is not None:
             out["Authorization"] = f"Bearer {self.tokens[user]}"
         return out
+
+    def trade(self, symbol: str, side: str, lots: float) -> dict[str, Any]:
+        """TradingPlatformService.executeTrade's request (null stops), as alice; asserts it filled."""
+        body = {"symbol": symbol, "type": side, "lots": lots, "stopLoss": None, "takeProfit": None}
+        trade: dict[str, Any] = httpx.post(f"{self.url}/api/trade", headers=self.headers(), content=json.dumps(body), timeout=20).json()
+        assert trade["success"] is True, trade
+        return trade
 
     def http(self) -> httpx.Client:
         return httpx.Client(base_url=self.url, timeout=20.0)

@@ -15,31 +15,16 @@ from typing import Any
 
 import httpx
 import pytest
-from websockets.sync.client import ClientConnection, connect
+from websockets.sync.client import connect
 
 import dart
-from sidecar_stack import APP_SYMBOLS, Stack, running_stack
+from sidecar_stack import APP_SYMBOLS, Stack, recv_until, running_stack
 from support import wait_for
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     yield from running_stack(tmp_path_factory.mktemp("contract"), QT_SIGNALS__INTERVAL_S="1")
-
-
-def recv_until(ws: ClientConnection, predicate: Any, timeout: float, what: str, seen: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-    """The first message matching ``predicate``; everything received on the way is appended to ``seen``."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            msg = json.loads(ws.recv(timeout=max(0.01, deadline - time.monotonic())))
-        except TimeoutError:
-            break
-        if seen is not None:
-            seen.append(msg)
-        if predicate(msg):
-            return msg  # type: ignore[no-any-return]
-    raise AssertionError(f"no {what} within {timeout}s")
 
 
 def test_health_is_what_testConnection_checks(stack: Stack) -> None:
@@ -223,9 +208,7 @@ def test_websocket_session_as_the_app_runs_it(stack: Stack) -> None:
 def test_websocket_streams_position_updates_of_a_trade(stack: Stack) -> None:
     with connect(f"{stack.ws_url}?token={stack.tokens['alice']}", open_timeout=5) as ws:
         recv_until(ws, lambda m: m["type"] == "connection", 5, "connection")
-        body = {"symbol": "GBPUSD", "type": "SELL", "lots": 0.05, "stopLoss": None, "takeProfit": None}
-        trade = httpx.post(f"{stack.url}/api/trade", headers=stack.headers(), content=json.dumps(body), timeout=20).json()
-        assert trade["success"] is True, trade
+        trade = stack.trade("GBPUSD", "SELL", 0.05)
         seen: list[dict[str, Any]] = []
         update = recv_until(ws, lambda m: m["type"] == "position_update" and m["data"]["ticket"] == trade["ticket"], 10, "position_update", seen)
         dart.open_trade_from_json(update["data"])
