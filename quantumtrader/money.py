@@ -1,13 +1,16 @@
 """Money arithmetic shared by risk sizing and the paper terminal: one place for the rules.
 
-Documented simplification (the daemon does not know each broker's contract
-specs): FX contract size 100,000 units; profit in the quote currency is
+Sizing uses the broker's own figures when the terminal sends them (the
+``specs`` of its hello: a tick's value in the account currency, see
+:func:`loss_per_lot`). Without them, a documented simplification: FX contract size 100,000 units; profit in the quote currency is
 converted to a USD account by dividing by the price when USD is not the quote
 currency (exact for USDxxx, approximate for crosses); margin is notional in
 USD over leverage.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 CONTRACT_SIZE = 100_000.0
 
@@ -34,3 +37,15 @@ def margin(symbol: str, lots: float, price: float, leverage: int) -> float:
     notional = lots * CONTRACT_SIZE
     usd = notional if symbol.startswith("USD") else notional * price
     return usd / leverage
+
+
+def loss_per_lot(symbol: str, price: float, distance: float, spec: Mapping[str, float] | None = None) -> float:
+    """What a move of ``distance`` against one lot costs, in the account currency.
+
+    From the broker's specs when the terminal gave them (distance / tick_size
+    x tick_value: right for gold, indices, crypto and any account currency),
+    else the 100,000-unit FX approximation above.
+    """
+    if spec is not None and spec["tick_size"] > 0 and spec["tick_value"] > 0:
+        return distance / spec["tick_size"] * spec["tick_value"]
+    return value_per_price_unit(symbol, 1.0, price) * distance

@@ -303,12 +303,35 @@ def _check_hello(msg: dict[str, Any], now_msc: int, max_skew_ms: int) -> None:
         raise ProtocolError("bad_type", f"symbols must be a list of at most {MAX_SYMBOLS} symbols")
     for symbol in symbols:
         check_symbol(symbol)
+    if "specs" in msg:
+        _check_specs(msg["specs"])
     if "heartbeat_s" in msg:
         # Bounded both ways: 3 x 1e300 overflowed to inf (never stale: the symbols held for good),
         # and a few ms made a terminal flap stale on every pass.
         heartbeat = _number(msg, "heartbeat_s", minimum=MIN_HEARTBEAT_S)
         if heartbeat > MAX_HEARTBEAT_S:
             raise ProtocolError("bad_value", f"heartbeat_s must be <= {MAX_HEARTBEAT_S:g}, got {heartbeat!r}")
+
+
+#: A symbol's trading specs as the broker has them (an added, optional ``specs`` field of hello and
+#: heartbeat: {symbol: {field: number}}). tick_value is the account currency's value of one tick_size
+#: move of one lot, which is what sizing a position by its stop needs; 0 means the terminal does not know.
+SYMBOL_SPEC_FIELDS: Final = ("contract_size", "tick_size", "tick_value", "volume_min", "volume_step", "volume_max")
+
+
+def _check_specs(specs: Any) -> None:
+    if type(specs) is not dict or len(specs) > MAX_SYMBOLS:
+        raise ProtocolError("bad_type", f"specs must be an object of at most {MAX_SYMBOLS} symbols")
+    for symbol, spec in specs.items():
+        check_symbol(symbol)
+        if type(spec) is not dict:
+            raise ProtocolError("bad_type", f"specs[{symbol}] must be an object of {', '.join(SYMBOL_SPEC_FIELDS)}")
+        for name in SYMBOL_SPEC_FIELDS:
+            if name not in spec:
+                raise ProtocolError("missing_field", f"specs[{symbol}] needs {name!r}")
+            value = spec[name]
+            if not _is_number(value) or value < 0:
+                raise ProtocolError("bad_value", f"specs[{symbol}].{name} must be a finite number >= 0, got {_short(value)}")
 
 
 def _check_account(msg: dict[str, Any], now_msc: int, max_skew_ms: int) -> None:

@@ -237,3 +237,24 @@ def test_a_positions_list_holding_a_ticket_twice_is_refused() -> None:
     msg = {"v": 1, "type": "positions", "terminal": "t", "seq": 1, "time_msc": NOW}
     assert len(p.decode_event(orjson.dumps({**msg, "positions": [pos, {**pos, "ticket": 8}]}), NOW)["positions"]) == 2
     assert reason({**msg, "positions": [pos, {**pos, "lots": 0.2}]}) == "bad_value"
+
+
+def test_hello_specs_are_checked_field_by_field() -> None:
+    hello = {"v": 1, "type": "hello", "terminal": "1@X", "seq": 0, "platform": "MT5", "command_endpoint": "tcp://127.0.0.1:5560", "symbols": ["XAUUSD"], "time_msc": NOW}
+    spec = {"contract_size": 100.0, "tick_size": 0.01, "tick_value": 1.0, "volume_min": 0.01, "volume_step": 0.01, "volume_max": 50.0}
+    assert p.decode_event(orjson.dumps({**hello, "specs": {"XAUUSD": spec}}), NOW)["specs"] == {"XAUUSD": spec}
+    assert p.decode_event(orjson.dumps({**hello, "specs": {"XAUUSD": {**spec, "tick_value": 0}}}), NOW)  # 0: the terminal does not know
+    beat = {**hello, "type": "heartbeat", "dropped": 0, "specs": {"XAUUSD": spec}}
+    assert p.decode_event(orjson.dumps(beat), NOW)["specs"]["XAUUSD"] == spec
+    for specs, reason in (
+        ([], "bad_type"),
+        ({"XAUUSD": 1}, "bad_type"),
+        ({"XAU USD": spec}, "bad_symbol"),
+        ({"XAUUSD": {k: v for k, v in spec.items() if k != "tick_size"}}, "missing_field"),
+        ({"XAUUSD": {**spec, "tick_value": -1.0}}, "bad_value"),
+        ({"XAUUSD": {**spec, "volume_step": True}}, "bad_value"),
+        ({"XAUUSD": {**spec, "volume_max": "50"}}, "bad_value"),
+    ):
+        with pytest.raises(p.ProtocolError) as refused:
+            p.decode_event(orjson.dumps({**hello, "specs": specs}), NOW)
+        assert refused.value.reason == reason, specs

@@ -116,6 +116,7 @@ class Daemon:
         self.control = ControlServer(self.control_socket, self.rejects, dc.max_message_bytes, log, self._internal_log)
         self.control.register("status", self.control_status)
         self.control.register("snapshot", self.control_snapshot)
+        self.control.register("specs", self.control_specs)
         self._spin_items = [(self.events, _POLLIN)]  # for the busy poll, built once
         self.poller = zmq.Poller()  # registered once; the loop reuses it
         self.poller.register(self.events, zmq.POLLIN)
@@ -407,6 +408,8 @@ class Daemon:
             log.info("terminal registered from heartbeat", terminal=session.terminal, command_endpoint=session.command_endpoint, after_bye=back)
             for hook in self._event_hooks.get("hello", ()):
                 hook(msg)
+        elif "specs" in msg:  # the hello's fields again: the symbols' specs of now (a cross's tick value moves with its rate)
+            session.specs = msg["specs"]
 
     def handle_bye(self, msg: dict[str, Any]) -> None:
         self.terminals.bye(msg["terminal"], msg.get("reason", ""))
@@ -490,3 +493,13 @@ class Daemon:
             "counters": dict(self.counters),
             "rejects": {k: v for k, v in self.rejects.counts.items() if v},
         }
+
+    def control_specs(self, request: dict[str, Any]) -> dict[str, Any]:
+        """``{"type":"specs","terminal":T}`` -> the symbols' specs T last sent (what sizing uses; not in health: too big)."""
+        terminal = request.get("terminal")
+        if type(terminal) is not str:
+            raise ControlError("terminal must be a string")
+        session = self.terminals.sessions.get(terminal)
+        if session is None:
+            raise ControlError(f"no terminal {terminal!r}", status=404)
+        return {"terminal": terminal, "specs": session.specs}

@@ -22,6 +22,7 @@ class TerminalSession:
     platform: str = ""
     command_endpoint: str = ""
     symbols: tuple[str, ...] = ()
+    specs: dict[str, dict[str, float]] = field(default_factory=dict)  # the broker's, per symbol (protocol.SYMBOL_SPEC_FIELDS)
     heartbeat_s: float = 5.0
     registered: bool = False  # False until a hello arrives (events from a terminal the daemon never met)
     last_seen: float = 0.0  # monotonic seconds
@@ -85,6 +86,7 @@ class TerminalRegistry:
         session.platform = msg["platform"]
         session.command_endpoint = msg["command_endpoint"]
         session.symbols = tuple(msg["symbols"])
+        session.specs = msg.get("specs", {})  # heartbeats that repeat them refresh them (Daemon.handle_heartbeat)
         session.heartbeat_s = float(msg.get("heartbeat_s", self._default_heartbeat_s))
         session.registered = True
         session.stale = False

@@ -198,6 +198,7 @@ class ExecutionEngine:
         terminal, broker_symbol = self.route(symbol, _optional_text(request, "terminal"))
         quote = self.daemon.market.terminal_quotes.get((terminal, broker_symbol))  # the price this terminal trades at
         order = self._new_order(request, "open", terminal, symbol, broker_symbol, side)
+        spec = self._spec(terminal, broker_symbol)
         if quote is not None:
             vol = self._volatility(broker_symbol) if self._volatility else None
             sl, tp = self.risk.default_stops(side, quote["bid"], quote["ask"], sl, tp, vol)
@@ -205,14 +206,15 @@ class ExecutionEngine:
             sl, tp = round(sl, digits), round(tp, digits)
             if lots is None:
                 equity = self._equity(terminal)
-                lots = self.risk.size_lots(broker_symbol, side, quote["bid"], quote["ask"], sl, equity)
-        lots = round_lots_down(lots or 0.0, self.config.risk.lot_step)
+                lots = self.risk.size_lots(broker_symbol, side, quote["bid"], quote["ask"], sl, equity, spec)
+        lots = round_lots_down(lots or 0.0, self.risk.lot_step(spec))
         order.lots, order.sl, order.tp = lots, sl, tp
         reason = self.risk.check_open(
             OpenIntent(broker_symbol, side, lots, sl, tp),
             quote,
             self._quote_age_ms(terminal, broker_symbol),
             self._exposure(terminal, broker_symbol),
+            spec,
         )
         if reason:
             self._refuse(order, reason, responder)
@@ -235,9 +237,10 @@ class ExecutionEngine:
         if not closing and ticket not in self._closed_since_positions.get(terminal, ()):
             order.position_lots = pos["lots"]
         if lots:
-            order.lots = round_lots_down(lots, self.config.risk.lot_step)
+            step = self.risk.lot_step(self._spec(terminal, pos["symbol"]))
+            order.lots = round_lots_down(lots, step)
             if not order.lots:  # 0 lots on the wire closes the whole position: never what a partial close asked for
-                raise ControlError(f"lots {lots:g} is below the lot step {self.config.risk.lot_step:g}: nothing to close (0 would close the whole position)", 422)
+                raise ControlError(f"lots {lots:g} is below the lot step {step:g}: nothing to close (0 would close the whole position)", 422)
         self._dispatch(order, close_command(order.id, ticket, order.lots), responder)
 
     def control_modify(self, request: dict[str, Any], responder: Responder) -> None:
@@ -485,6 +488,11 @@ class ExecutionEngine:
 
     def _count(self, status: str) -> int:
         return sum(1 for o in self.orders.values() if o.status == status)
+
+    def _spec(self, terminal: str, broker_symbol: str) -> dict[str, float] | None:
+        """The symbol's specs as its terminal last sent them (hello or heartbeat), None if it did not."""
+        session = self.daemon.terminals.sessions.get(terminal)
+        return session.specs.get(broker_symbol) if session is not None else None
 
     def _equity(self, terminal: str) -> float:
         account = self.daemon.market.accounts.get(terminal)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from enum import Enum
+from collections.abc import Mapping
 from typing import Any
 
 from quantumtrader import money
@@ -148,26 +149,39 @@ class RiskEngine:
             tp = price + sign * distance * self.config.reward_risk
         return sl, tp
 
-    def size_lots(self, symbol: str, side: str, bid: float, ask: float, sl: float, equity: float) -> float:
-        """Lots so that hitting the stop loses risk_pct of equity, rounded down to the step."""
+    def lot_step(self, spec: Mapping[str, float] | None = None) -> float:
+        """The symbol's volume step at the broker when its terminal said it, else ``risk.lot_step``."""
+        if spec is not None and spec["volume_step"] > 0:
+            return spec["volume_step"]
+        return self.config.lot_step
+
+    def size_lots(self, symbol: str, side: str, bid: float, ask: float, sl: float, equity: float, spec: Mapping[str, float] | None = None) -> float:
+        """Lots so that hitting the stop loses risk_pct of equity, rounded down to the step.
+
+        ``spec``: the symbol's specs from its terminal (protocol.SYMBOL_SPEC_FIELDS), when it sent them.
+        """
         price = ask if side == "buy" else bid
         distance = abs(price - sl)
         if distance <= 0 or equity <= 0:
             return 0.0
-        per_lot = money.value_per_price_unit(symbol, 1.0, price) * distance
-        lots = equity * self.config.risk_pct / 100.0 / per_lot
-        return min(round_lots_down(lots, self.config.lot_step), self.config.lot_max)
+        lots = equity * self.config.risk_pct / 100.0 / money.loss_per_lot(symbol, price, distance, spec)
+        cap = self.config.lot_max
+        if spec is not None and spec["volume_max"] > 0:
+            cap = min(cap, spec["volume_max"])
+        return min(round_lots_down(lots, self.lot_step(spec)), cap)
 
     # -- the rules -------------------------------------------------------------
 
-    def check_open(self, intent: OpenIntent, quote: dict[str, Any] | None, quote_age_ms: float, exposure: Exposure) -> str | None:
+    def check_open(
+        self, intent: OpenIntent, quote: dict[str, Any] | None, quote_age_ms: float, exposure: Exposure, spec: Mapping[str, float] | None = None
+    ) -> str | None:
         """The reason a new position is refused, or None if every rule passes."""
         for reason in (
             self._check_state(),
             self._check_quote(quote, quote_age_ms),
             self._check_spread(quote),
             self._check_stops(intent.side, quote, intent.sl, intent.tp),
-            self._check_lots(intent.lots),
+            self._check_lots(intent.symbol, intent.lots, spec),
             self._check_open_positions(exposure.open_positions),
             self._check_symbol_exposure(exposure.symbol_lots, intent.lots),
         ):
@@ -204,12 +218,17 @@ class RiskEngine:
             return f"spread too wide: {spread_pct:.4f}% of price (risk.max_spread_pct {self.config.max_spread_pct:g})"
         return None
 
-    def _check_lots(self, lots: float) -> str | None:
+    def _check_lots(self, symbol: str, lots: float, spec: Mapping[str, float] | None = None) -> str | None:
         cfg = self.config
         if lots < cfg.lot_min - 1e-12:
             return f"lots {lots:g} below the minimum {cfg.lot_min:g}"
         if lots > cfg.lot_max + 1e-12:
             return f"lots {lots:g} above the maximum {cfg.lot_max:g}"
+        if spec is not None:  # the broker's limits: the terminal would refuse the order anyway, after a round trip
+            if lots < spec["volume_min"] - 1e-12:
+                return f"lots {lots:g} below {symbol}'s minimum at the broker ({spec['volume_min']:g})"
+            if 0 < spec["volume_max"] < lots - 1e-12:
+                return f"lots {lots:g} above {symbol}'s maximum at the broker ({spec['volume_max']:g})"
         return None
 
     def _check_stops(self, side: str, quote: dict[str, Any] | None, sl: float, tp: float) -> str | None:

@@ -371,8 +371,12 @@ class ScriptedTerminal:
     def send(self, **fields: object) -> None:
         self.events.send(event_frame(self.name, {"seq": next(self._seq), **fields}))
 
-    def hello(self) -> None:
-        self.send(type="hello", platform="MT4", command_endpoint=f"tcp://127.0.0.1:{self.port}", symbols=["EURUSD"])
+    def hello(self, kind: str = "hello", symbols: tuple[str, ...] = ("EURUSD",), **fields: object) -> None:
+        """A hello (or a heartbeat that repeats its fields, ``kind="heartbeat", dropped=0``)."""
+        self.send(type=kind, platform="MT4", command_endpoint=f"tcp://127.0.0.1:{self.port}", symbols=list(symbols), **fields)
+
+    def account(self, equity: float, **fields: object) -> None:
+        self.send(type="account", login=5012345, currency="USD", balance=10000.0, equity=equity, margin=0.0, free_margin=equity, leverage=100, **fields)
 
     def next_command(self, timeout_ms: int = 10_000) -> tuple[bytes, dict] | None:
         if not self.commands.poll(timeout_ms):
@@ -386,6 +390,12 @@ class ScriptedTerminal:
     def close(self) -> None:
         self.events.close()
         self.commands.close()
+
+
+def refused_here(term: ScriptedTerminal, reply: dict, why: str) -> None:
+    """The daemon refused the order (422, ``why`` in its reason) and nothing reached the terminal."""
+    assert reply["ok"] is False and reply["status"] == 422 and why in reply["error"], reply
+    assert term.next_command(300) is None, f"an order refused for {why!r} reached the terminal"
 
 
 @pytest.mark.timeout(60)
@@ -451,9 +461,7 @@ def test_what_an_execution_audit_found_over_real_sockets(tmp_path: Path) -> None
             (unknown,) = dealer.collect({first}, timeout_s=10).values()
             assert unknown["order"]["status"] == "unknown", unknown
             quote()
-            second = control(eps.control, "trade", symbol="EURUSD", side="buy", lots=0.01, source="test")
-            assert second["ok"] is False and second["status"] == 422 and "max_open_positions" in second["error"], second
-            assert term.next_command(300) is None, "the second open reached the terminal"
+            refused_here(term, control(eps.control, "trade", symbol="EURUSD", side="buy", lots=0.01, source="test"), "max_open_positions")
     finally:
         dealer.close()
         term.close()
@@ -468,9 +476,6 @@ def test_the_kill_switch_and_the_daily_loss_survive_a_kill_9(tmp_path: Path) -> 
     eps = Endpoints()
     env = {**RISK_OFF, "QT_RISK__MAX_DAILY_LOSS": "500"}
 
-    def account(term: ScriptedTerminal, equity: float, **fields: object) -> None:
-        term.send(type="account", login=5012345, currency="USD", balance=10000.0, equity=equity, margin=0.0, free_margin=equity, leverage=100, **fields)
-
     def risk() -> dict:
         return control(eps.control, "risk")
 
@@ -478,13 +483,13 @@ def test_the_kill_switch_and_the_daily_loss_survive_a_kill_9(tmp_path: Path) -> 
         term = ScriptedTerminal(eps)
         try:
             term.hello()
-            account(term, 10_000.0)
-            account(term, 9_400.0)
+            term.account(10_000.0)
+            term.account(9_400.0)
             wait_for(lambda: risk()["daily_loss"] == 600.0, 10, "the day's loss of 600")
             assert risk()["state"] == "reducing"
             # a terminal's clock a day behind (or an old event) does not start a new day: the daemon's clock decides
-            account(term, 9_400.0, time_msc=now_msc() - 86_400_000)
-            account(term, 9_400.0)
+            term.account(9_400.0, time_msc=now_msc() - 86_400_000)
+            term.account(9_400.0)
             wait_for(lambda: control(eps.control)["health"]["terminals"][0]["events"] >= 5, 10, "both account events")
             assert risk()["daily_loss"] == 600.0
             halted = control(eps.control, "risk", kill_switch=True, source="test")
@@ -499,7 +504,7 @@ def test_the_kill_switch_and_the_daily_loss_survive_a_kill_9(tmp_path: Path) -> 
             after = risk()
             assert after["kill_switch"] is True and after["state"] == "halted", after
             term.hello()
-            account(term, 9_400.0)  # the first equity after the restart: not the day's start
+            term.account(9_400.0)  # the first equity after the restart: not the day's start
             wait_for(lambda: control(eps.control)["health"]["terminals"], 10, "the terminal")
             lifted = control(eps.control, "risk", kill_switch=False, source="test")
             assert lifted["kill_switch"] is False, lifted
@@ -507,3 +512,46 @@ def test_the_kill_switch_and_the_daily_loss_survive_a_kill_9(tmp_path: Path) -> 
             assert risk()["state"] == "reducing"
         finally:
             term.close()
+
+
+@pytest.mark.timeout(60)
+def test_missing_lots_are_sized_by_the_specs_the_terminal_sends(tmp_path: Path) -> None:
+    """Sizing assumed 100,000 units a lot for every symbol: on gold (100 oz), an index or crypto the size for
+    risk.risk_pct came out ~1,000x too small and rounded to 0 lots, so an order without lots (auto-trading's)
+    never traded there. The EA now sends each symbol's specs in its hello and heartbeats; the daemon sizes by
+    the broker's tick value and volume step and refuses what the broker's volume limits would."""
+    d, eps = inproc_daemon(tmp_path / "data", **RISK_OFF, QT_RISK__RISK_PCT="1")
+    term = ScriptedTerminal(eps)
+    dealer = Dealer(eps.control)
+    gold = {"contract_size": 100.0, "tick_size": 0.01, "tick_value": 1.0, "volume_min": 0.01, "volume_step": 0.01, "volume_max": 50.0}
+    index = {"contract_size": 1.0, "tick_size": 1.0, "tick_value": 1.0, "volume_min": 0.5, "volume_step": 0.1, "volume_max": 5.0}
+
+    def opened(**request: object) -> dict:
+        sent = dealer.send("trade", source="test", **request)
+        ident, command = term.next_command()
+        term.answer(ident, reply_ok(command["id"], ticket=900, price=2000.3, lots=command["lots"], time_msc=now_msc()))
+        (reply,) = dealer.collect({sent}, timeout_s=10).values()
+        assert reply["ok"] is True, reply
+        return command
+
+    try:
+        with serving(d):
+            term.hello(symbols=("XAUUSD", "US30"), specs={"XAUUSD": gold, "US30": index})
+            term.account(10_000.0)
+            term.send(type="tick", symbol="XAUUSD", bid=2000.0, ask=2000.3, volume=1)
+            term.send(type="tick", symbol="US30", bid=39000.0, ask=39002.0, volume=1)
+            wait_for(lambda: len(control(eps.control, "snapshot")["quotes"]) == 2, 10, "both quotes")
+            # $10 below the ask: 1,000 ticks of $1 a lot = $1,000; 1% of $10,000 -> 0.1 lot (0.0001 before: refused)
+            assert opened(symbol="XAUUSD", side="buy", sl=1990.3, tp=2020.3)["lots"] == pytest.approx(0.1)
+            # a heartbeat repeats the hello with the tick value of now (a EUR account's gold: 0.5 EUR a tick, say)
+            term.hello("heartbeat", symbols=("XAUUSD", "US30"), dropped=0, specs={"XAUUSD": {**gold, "tick_value": 0.5}, "US30": index})
+            wait_for(lambda: d.terminals.sessions[term.name].specs["XAUUSD"]["tick_value"] == 0.5, 10, "the refreshed specs")
+            assert opened(symbol="XAUUSD", side="buy", sl=1990.3, tp=2020.3)["lots"] == pytest.approx(0.2)
+            # the index's own step (0.1): 100 / 52 points = 1.92 lots -> 1.9, not 1.92
+            assert opened(symbol="US30", side="sell", sl=39052.0, tp=38900.0)["lots"] == pytest.approx(1.9)
+            refused = control(eps.control, "trade", symbol="US30", side="buy", lots=0.3, sl=38900.0, tp=39100.0, source="test")
+            refused_here(term, refused, "US30's minimum at the broker (0.5)")
+    finally:
+        dealer.close()
+        term.close()
+        d.close()

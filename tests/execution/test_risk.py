@@ -120,6 +120,39 @@ def test_size_by_risk_loses_risk_pct_of_equity_at_the_stop() -> None:
     assert lots == pytest.approx(0.15)  # 1.0 yen x 100,000 / 150 = $666.67 per lot -> 100/666.67 = 0.15
 
 
+GOLD = {"contract_size": 100.0, "tick_size": 0.01, "tick_value": 1.0, "volume_min": 0.01, "volume_step": 0.01, "volume_max": 50.0}
+
+
+def test_size_by_the_brokers_specs_when_the_terminal_sent_them() -> None:
+    risk = engine(risk_pct=1.0)
+    # XAUUSD, 100 oz a lot: a $10 stop is 1,000 ticks of $1 = $1,000 per lot -> 1% of $10,000 is 0.1 lot
+    assert risk.size_lots("XAUUSD", "buy", 2000.0, 2000.3, 1990.3, 10_000.0, GOLD) == pytest.approx(0.1)
+    # without them the FX approximation (100,000 units) made it 0.0001 lot: nothing at all
+    assert risk.size_lots("XAUUSD", "buy", 2000.0, 2000.3, 1990.3, 10_000.0) == 0.0
+    # a EUR account: the broker's tick value is in EUR (0.92 per tick), so the same stop costs less per lot
+    eur = {**GOLD, "tick_value": 0.92}
+    assert risk.size_lots("XAUUSD", "buy", 2000.0, 2000.3, 1990.3, 10_000.0, eur) == pytest.approx(0.1)  # 100 / 920 = 0.108 -> step 0.01
+    # the symbol's own step and maximum
+    index = {"contract_size": 1.0, "tick_size": 1.0, "tick_value": 1.0, "volume_min": 0.1, "volume_step": 0.1, "volume_max": 5.0}
+    assert risk.size_lots("US30", "sell", 39000.0, 39002.0, 39052.0, 10_000.0, index) == pytest.approx(1.9)  # 100 / 52 = 1.92 -> 1.9
+    assert risk.size_lots("US30", "sell", 39000.0, 39002.0, 39004.0, 10_000.0, index) == pytest.approx(5.0)  # 50 lots, capped by the broker
+    assert risk.lot_step(index) == 0.1 and risk.lot_step(None) == risk.config.lot_step
+    zero = {**index, "tick_value": 0.0, "volume_step": 0.0}  # a terminal that does not know: the approximation and risk.lot_step
+    assert risk.lot_step(zero) == risk.config.lot_step
+    assert risk.size_lots("EURUSD", "buy", 1.1, 1.1001, 1.0901, 10_000.0, {**zero, "tick_size": 0.00001}) == pytest.approx(0.1)
+
+
+def test_the_brokers_volume_limits_refuse_with_the_symbol_named() -> None:
+    risk = engine()
+    index = {"contract_size": 1.0, "tick_size": 1.0, "tick_value": 1.0, "volume_min": 0.1, "volume_step": 0.1, "volume_max": 5.0}
+    intent = OpenIntent("US30", "buy", 0.05, 0.0, 0.0)
+    assert risk.check_open(intent, None, 10, FREE, index) == "no quote for this symbol yet"  # the rules keep their order
+    reason = risk._check_lots("US30", 0.05, index)
+    assert reason == "lots 0.05 below US30's minimum at the broker (0.1)"
+    assert risk._check_lots("US30", 6.0, index) == "lots 6 above US30's maximum at the broker (5)"
+    assert risk._check_lots("US30", 0.5, index) is None and risk._check_lots("US30", 0.05, None) is None
+
+
 def test_default_stops_come_from_volatility_and_reward_risk() -> None:
     risk = engine(stop_sigmas=2.0, stop_horizon_ticks=3600, reward_risk=2.0)
     sl, tp = risk.default_stops("buy", 1.1, 1.1001, 0.0, 0.0, volatility=0.00001)

@@ -37,6 +37,16 @@ GOLDEN_EVENTS: dict[str, tuple[str, dict[str, Any]]] = {
         '{"v":1,"type":"hello","terminal":"5012345@ICMarkets-Demo","seq":0,' + HELLO_FIELDS + ',"time_msc":1705314645000}',
         {"seq": 0, "platform": "MT5", "symbols": ["EURUSD", "XAUUSD", "US30.cash"], "heartbeat_s": 5},
     ),
+    # QtHelloEvent(TERMINAL, 0, hello_fields + QtSpecsField()): QtSymbolSpec("XAUUSD", 100, 0.01, 1, 0.01, 0.01, 50) and
+    # QtSymbolSpec("US30.cash", 1, 0.1, -2, 0.1, 0.1, 1e6): a negative value is sent as 0, "not known" (QtNotBelowZero)
+    "hello_specs": (
+        '{"v":1,"type":"hello","terminal":"5012345@ICMarkets-Demo","seq":0,' + HELLO_FIELDS + ',"specs":{'
+        '"XAUUSD":{"contract_size":100.00000000,"tick_size":0.01000000,"tick_value":1.00000000,"volume_min":0.01000000,"volume_step":0.01000000,"volume_max":50.00000000},'
+        '"US30.cash":{"contract_size":1.00000000,"tick_size":0.10000000,"tick_value":0.00000000,"volume_min":0.10000000,"volume_step":0.10000000,"volume_max":1000000.00000000}'
+        '},"time_msc":1705314645000}',
+        {"specs": {"XAUUSD": {"contract_size": 100.0, "tick_size": 0.01, "tick_value": 1.0, "volume_min": 0.01, "volume_step": 0.01, "volume_max": 50.0},
+                   "US30.cash": {"contract_size": 1.0, "tick_size": 0.1, "tick_value": 0.0, "volume_min": 0.1, "volume_step": 0.1, "volume_max": 1e6}}},
+    ),
     # QtTickEvent(TERMINAL, 41, "EURUSD", 1.0855, 1.0856, 5, 1705314645123, 125): prices with the symbol's 5 digits
     "tick": (
         '{"v":1,"type":"tick","terminal":"5012345@ICMarkets-Demo","seq":41,"symbol":"EURUSD","bid":1.08550,"ask":1.08560,"time_msc":1705314645123,"volume":125}',

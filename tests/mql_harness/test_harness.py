@@ -167,6 +167,13 @@ def test_both_compiled_eas_drive_the_real_daemon(stack, tick_file) -> None:
         session = wait_for(lambda: terminal_status(eps.control, t.name), 20, f"{t.name} to register")
         assert session["registered"] and session["platform"] == t.platform.upper().replace("QL", "T")
         assert session["command_endpoint"] == t.command
+        # and each symbol's specs as the terminal has them (what the daemon sizes positions by)
+        specs = wait_for(lambda: control(eps.control, "specs", terminal=t.name)["specs"], 10, f"{t.name}'s specs")
+        assert set(specs) == set(session["symbols"]), specs
+        eurusd = specs["EURUSD"]
+        assert eurusd["tick_size"] in (1e-5, 1e-4, 1e-3) and eurusd["tick_value"] == pytest.approx(eurusd["tick_size"] * 100_000), eurusd
+        assert {k: eurusd[k] for k in ("contract_size", "volume_min", "volume_step", "volume_max")} == {
+            "contract_size": 100_000.0, "volume_min": 0.01, "volume_step": 0.01, "volume_max": 100.0}  # fmt: skip
 
     # every replayed tick arrives, in order, with UTC times; seq has no gaps
     for t in terminals.values():

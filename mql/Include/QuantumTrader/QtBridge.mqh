@@ -171,6 +171,23 @@ bool QtLotsForSymbol(string symbol, double requested, double &lots)
    return true;
   }
 
+//--- ,"specs":{...}: every streamed symbol's specs as the terminal has them now, for the hello and
+//--- each heartbeat (a cross's tick value moves with its rate); the daemon sizes positions by them
+string QtSpecsField()
+  {
+   string out = "";
+   for(int i = 0; i < g_symbol_count; i++)
+     {
+      string s = g_symbols[i];
+      if(i > 0)
+         out = out + ",";
+      out = out + QtSymbolSpec(s, SymbolInfoDouble(s, SYMBOL_TRADE_CONTRACT_SIZE), SymbolInfoDouble(s, SYMBOL_TRADE_TICK_SIZE),
+                               SymbolInfoDouble(s, SYMBOL_TRADE_TICK_VALUE), SymbolInfoDouble(s, SYMBOL_VOLUME_MIN),
+                               SymbolInfoDouble(s, SYMBOL_VOLUME_STEP), SymbolInfoDouble(s, SYMBOL_VOLUME_MAX));
+     }
+   return ",\"specs\":{" + out + "}";
+  }
+
 string QtLotsText(string symbol, double requested)
   {
    return "lots " + DoubleToString(requested, 8) + " for " + symbol + " (min " +
@@ -256,7 +273,7 @@ void QtSendPositions()
 void QtSendHeartbeat()
   {
    g_last_heartbeat_us = GetMicrosecondCount();
-   QtEmit(QT_KIND_OTHER, "", QtHeartbeatEvent(g_terminal, QtSeqTake(g_seq), g_queue.dropped, g_hello_fields,
+   QtEmit(QT_KIND_OTHER, "", QtHeartbeatEvent(g_terminal, QtSeqTake(g_seq), g_queue.dropped, g_hello_fields + QtSpecsField(),
                                                 QtNowUtcMsc()));
    QtSendAccount();
    QtSendPositions();
@@ -479,7 +496,7 @@ bool QtSayHello()
    // the daemon would take as gone and stop trading with.
    g_connected = true;
    QtSeqReset(g_seq);  // here, not earlier: a bye from a failed re-initialisation keeps the old count
-   QtEmit(QT_KIND_OTHER, "", QtHelloEvent(g_terminal, QtSeqTake(g_seq), g_hello_fields, QtNowUtcMsc()));
+   QtEmit(QT_KIND_OTHER, "", QtHelloEvent(g_terminal, QtSeqTake(g_seq), g_hello_fields + QtSpecsField(), QtNowUtcMsc()));
    QtSendAccount();
    QtSendPositions();
    g_last_heartbeat_us = GetMicrosecondCount();

@@ -33,6 +33,25 @@ string QtHelloFields(string platform, string command_endpoint, string &symbols[]
           ",\"heartbeat_s\":" + QtJsonInt(heartbeat_s);
   }
 
+//--- a spec as the daemon accepts it: below zero (never a terminal's) or NaN is 0, "not known",
+//--- so one odd symbol cannot cost the whole hello
+double QtNotBelowZero(double value)
+  {
+   return value > 0.0 ? value : 0.0;
+  }
+
+//--- "<symbol>":{...} of the hello's "specs" (docs/protocol.md)
+string QtSymbolSpec(string symbol, double contract_size, double tick_size, double tick_value,
+                    double volume_min, double volume_step, double volume_max)
+  {
+   return QtJsonString(symbol) + ":{\"contract_size\":" + QtJsonNumber(QtNotBelowZero(contract_size), 8) +
+          ",\"tick_size\":" + QtJsonNumber(QtNotBelowZero(tick_size), 8) +
+          ",\"tick_value\":" + QtJsonNumber(QtNotBelowZero(tick_value), 8) +
+          ",\"volume_min\":" + QtJsonNumber(QtNotBelowZero(volume_min), 8) +
+          ",\"volume_step\":" + QtJsonNumber(QtNotBelowZero(volume_step), 8) +
+          ",\"volume_max\":" + QtJsonNumber(QtNotBelowZero(volume_max), 8) + "}";
+  }
+
 string QtHelloEvent(string terminal, long seq, string hello_fields, long time_msc)
   {
    return QtEventHead("hello", terminal, seq) + "," + hello_fields + QtEventTail(time_msc);

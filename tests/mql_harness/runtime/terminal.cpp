@@ -462,6 +462,8 @@ double SymbolInfoDouble(string name, ENUM_SYMBOL_INFO_DOUBLE prop_id) {
     case SYMBOL_ASK: return q ? q->ask : 0;
     case SYMBOL_POINT: return s ? sim::point(s) : 0;
     case SYMBOL_TRADE_CONTRACT_SIZE: return sim::contract;
+    case SYMBOL_TRADE_TICK_SIZE: return s ? sim::point(s) : 0;
+    case SYMBOL_TRADE_TICK_VALUE: return s ? sim::point(s) * sim::contract : 0;  // the sim's P&L: quote currency = account currency
     case SYMBOL_VOLUME_MIN: return sim::vol_min;
     case SYMBOL_VOLUME_MAX: return sim::vol_max;
     case SYMBOL_VOLUME_STEP: return sim::vol_step;
