@@ -340,6 +340,12 @@ class SidecarConfig:
     control_retries: int = setting(1, "retries of a query (trades are never resent: they wait one long timeout)", non_negative)
     feed_hwm: int = setting(100_000, "receive high-water mark of the sidecar's feed SUB (a loss shows as a seq gap)", positive)
     daemon_silence_s: float = setting(3.0, "no health on the feed for this long = the daemon is down (503 instead of 504)", positive)
+    signal_query_budget_ms: int = setting(
+        500,
+        "most time one signal query may read the store: one that matches few rows walks the whole history (kept by default),"
+        " decrypting it when encrypted; past this it answers with what it found and complete: false",
+        positive,
+    )
     symbol_suffix: str = setting(
         "",
         'the broker\'s suffix on its symbol names ("m" for EURUSDm, ".r" for EURUSD.r): taken off every symbol the sidecar sends'

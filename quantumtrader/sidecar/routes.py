@@ -253,7 +253,7 @@ async def signals(request: Request) -> Response:
       - {name: limit, in: query, schema: {type: integer, minimum: 1, maximum: 1000, default: 100}}
       - {name: since, in: query, schema: {type: string}, description: ISO-8601 time or integer ms}
     responses:
-      200: {description: "{signals: [signal], count, timestamp, source}"}
+      200: {description: "{signals: [signal], count, timestamp, source, complete} (complete false: the query's time budget ran out; older ones may match)"}
     """
     sidecar, _ = _user(request)
     rejects = sidecar.counters
@@ -262,9 +262,9 @@ async def signals(request: Request) -> Response:
         sym = symbol(sym, rejects)
     min_conf = query_float(request, "min_confidence", 0.0, rejects, low=0.0, high=1.0)
     limit = query_int(request, "limit", 100, rejects, low=1, high=1000)
-    rows, source = await sidecar.query_signals(symbol=sym, min_confidence=min_conf, limit=limit, since_msc=_since_msc(request, sidecar))
+    rows, source, complete = await sidecar.query_signals(symbol=sym, min_confidence=min_conf, limit=limit, since_msc=_since_msc(request, sidecar))
     out = [app_signal(s) for s in rows]
-    return JSONResponse({"signals": out, "count": len(out), "timestamp": _now_iso(), "source": source})
+    return JSONResponse({"signals": out, "count": len(out), "timestamp": _now_iso(), "source": source, "complete": complete})
 
 
 async def features(request: Request) -> Response:

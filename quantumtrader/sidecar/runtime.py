@@ -140,8 +140,9 @@ class Sidecar:
             status = 502 if isinstance(status, int) and status >= 500 else 400
         raise ApiError(status, error, extra=order_fields(reply.get("order")))
 
-    async def query_signals(self, *, symbol: str | None, min_confidence: float, limit: int, since_msc: int | None) -> tuple[list[dict[str, Any]], str]:
-        """Newest-first signals and where they came from ("store" or "feed"), under the apps' symbol names."""
+    async def query_signals(self, *, symbol: str | None, min_confidence: float, limit: int, since_msc: int | None) -> tuple[list[dict[str, Any]], str, bool]:
+        """Newest-first signals, where they came from ("store" or "feed") and whether the store's query
+        looked at every row it could match (``sidecar.signal_query_budget_ms``), under the apps' symbol names."""
         assert self.clone is not None
         reader = self.signal_reader
         if reader is None:
@@ -150,15 +151,17 @@ class Sidecar:
             names = self.names
             stored = names.to_broker(symbol) if symbol is not None else None  # the store has the broker's names
             try:
-                rows = await anyio.to_thread.run_sync(
+                rows, complete = await anyio.to_thread.run_sync(
                     lambda: reader.signals(symbol=stored, min_confidence=min_confidence, limit=limit, since_msc=since_msc)
                 )
-                return [names.data(row) for row in rows], "store"
+                if not complete:
+                    self.counters["signal_queries_cut_short"] += 1
+                return [names.data(row) for row in rows], "store", complete
             except Exception:  # a locked or half-migrated store must not take the endpoint down
                 self.counters["store_errors"] += 1
                 self.signal_reader = None
         recent = filter_recent(self.clone.signals, symbol=symbol, min_confidence=min_confidence, limit=limit, since_msc=since_msc)
-        return recent, "feed"
+        return recent, "feed", True
 
     # -- observability ----------------------------------------------------------------------------
 

@@ -18,7 +18,8 @@ from quantumtrader.protocol import iso_from_msc
 class SignalReader(Protocol):
     """The store's read side, as the sidecar uses it (newest first)."""
 
-    def signals(self, *, symbol: str | None, min_confidence: float, limit: int, since_msc: int | None) -> list[dict[str, Any]]: ...
+    def signals(self, *, symbol: str | None, min_confidence: float, limit: int, since_msc: int | None) -> tuple[list[dict[str, Any]], bool]:
+        """(signals, complete): complete is False when the query's time budget ran out first."""
 
 
 def app_signal(sig: dict[str, Any]) -> dict[str, Any]:

@@ -18,14 +18,18 @@ log = get_logger("quantumtrader.sidecar.store")
 
 
 class LockedReader:
-    def __init__(self, reader: Any) -> None:
+    """One connection, one query at a time, each bounded by ``budget_s`` (a query waiting its turn waits at most
+    the queries ahead of it, each within its budget)."""
+
+    def __init__(self, reader: Any, budget_s: float) -> None:
         self._reader = reader
         self._lock = threading.Lock()
+        self._budget_s = budget_s
 
-    def signals(self, *, symbol: str | None, min_confidence: float, limit: int, since_msc: int | None) -> list[dict[str, Any]]:
+    def signals(self, *, symbol: str | None, min_confidence: float, limit: int, since_msc: int | None) -> tuple[list[dict[str, Any]], bool]:
         with self._lock:
-            rows: list[dict[str, Any]] = self._reader.signals(symbol, min_confidence=min_confidence, limit=limit, since_msc=since_msc)
-            return rows
+            page = self._reader.signals(symbol, min_confidence=min_confidence, limit=limit, since_msc=since_msc, budget_s=self._budget_s)
+            return list(page), page.complete
 
 
 def open_signal_reader(config: Config) -> SignalReader | None:
@@ -37,7 +41,7 @@ def open_signal_reader(config: Config) -> SignalReader | None:
     if not path.is_file():
         return None
     try:
-        return LockedReader(StoreSignalReader(path, cipher_from_env(config.store.encrypt_env)))
+        return LockedReader(StoreSignalReader(path, cipher_from_env(config.store.encrypt_env)), config.sidecar.signal_query_budget_ms / 1000.0)
     except Exception as exc:  # a bad key or an unreadable file: fall back to the feed, say why once
         log.warning("cannot open the store for reading; serving signals seen on the feed", path=str(path), error=str(exc))
         return None

@@ -377,7 +377,7 @@ class Session:
             symbol = self._symbol(msg)
             if symbol is None:
                 return
-        rows, _ = await self.sidecar.query_signals(symbol=symbol, min_confidence=float(min_conf), limit=limit, since_msc=None)
+        rows, _, _ = await self.sidecar.query_signals(symbol=symbol, min_confidence=float(min_conf), limit=limit, since_msc=None)
         for sig in reversed(rows):  # oldest first, as if they had streamed live
             self.client.reply(message("signal", app_signal(sig)))
 

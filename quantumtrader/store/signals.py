@@ -11,6 +11,7 @@ the signal id makes a duplicate impossible however often a row is inserted.
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -65,6 +66,17 @@ class SignalLog:
         return new
 
 
+#: SQLite virtual machine steps between two looks at a query's deadline (well under a millisecond of work).
+_PROGRESS_STEPS = 20_000
+
+
+class SignalPage(list[dict[str, Any]]):
+    """Signals, newest first. ``complete`` is False when the query's time budget ran out before it
+    had looked at every row it might match: there may be more, older than the last one here."""
+
+    complete: bool = True
+
+
 class SignalReader:
     """Read-only queries for the sidecar and tools: a connection of their own, never the daemon's."""
 
@@ -97,15 +109,23 @@ class SignalReader:
         min_confidence: float | None = None,
         limit: int = 100,
         since_msc: int | None = None,
-    ) -> list[dict[str, Any]]:
+        budget_s: float | None = None,
+    ) -> SignalPage:
         """Signal objects, newest first (by time_msc, then insertion order).
 
         ``since_msc`` keeps signals at or after that time. ``min_confidence``
         is applied in SQL on plaintext rows and after decryption on encrypted
         ones, so the result is the same either way.
+
+        ``budget_s`` bounds the work: a query that matches few rows walks the
+        whole history to prove it (the full history is kept by default, and
+        an encrypted row must be decrypted to be judged), while holding the
+        sidecar's one reader. Past the budget it stops, SQLite interrupted by
+        its progress handler, and returns what it found, ``complete`` False.
         """
+        out = SignalPage()
         if limit <= 0:
-            return []
+            return out
         where: list[str] = []
         args: list[Any] = []
         if symbol is not None:
@@ -121,14 +141,28 @@ class SignalReader:
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY time_msc DESC, rowid DESC"
-        out: list[dict[str, Any]] = []
-        for body, encrypted in self._conn.execute(sql, args):
-            sig = self._decode(body, encrypted)
-            if min_confidence is not None and sig["confidence"] < min_confidence:
-                continue
-            out.append(sig)
-            if len(out) >= limit:
-                break
+        conn = self._conn
+        deadline = None if budget_s is None else time.monotonic() + budget_s
+        if deadline is not None:
+            conn.set_progress_handler(lambda: time.monotonic() > deadline, _PROGRESS_STEPS)  # truthy: interrupt
+        try:
+            for body, encrypted in conn.execute(sql, args):
+                if deadline is not None and time.monotonic() > deadline:  # decrypting is the slow part of encrypted rows
+                    out.complete = False
+                    break
+                sig = self._decode(body, encrypted)
+                if min_confidence is not None and sig["confidence"] < min_confidence:
+                    continue
+                out.append(sig)
+                if len(out) >= limit:
+                    break
+        except sqlite3.OperationalError as exc:
+            if deadline is None or "interrupt" not in str(exc):
+                raise
+            out.complete = False
+        finally:
+            if deadline is not None:
+                conn.set_progress_handler(None, 0)
         return out
 
     def count(self, signal_id: str | None = None) -> int:

@@ -55,6 +55,7 @@ def test_fetchSignals_reads_signals_newest_first_with_the_types_fromJson_casts(s
         body = response.json()
         assert isinstance(body, dict) and isinstance(body["signals"], list)
         assert body["count"] == len(body["signals"]) >= len(stack.signals)
+        assert body["source"] == "store" and body["complete"] is True  # every row looked at, within the query's time budget
         for item in body["signals"]:
             dart.trade_signal_from_json(item)
         times = [s["time_msc"] for s in body["signals"]]

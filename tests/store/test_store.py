@@ -176,3 +176,39 @@ def test_encrypted_signals_hide_predictions_and_read_back_with_the_key(tmp_path:
         reader.signals()
     with pytest.raises(StoreKeyError):
         SignalCipher("not a key")
+
+
+def test_a_query_that_matches_nothing_stops_at_its_time_budget(tmp_path: Path) -> None:
+    """Retention 0 keeps the full history, so a query that matches few rows (min_confidence 1) walked all of it,
+    decrypting every row of an encrypted store, while holding the sidecar's one reader: unbounded. With a
+    budget it stops (SQLite interrupted by its progress handler, or the decrypting loop) and says so."""
+    from cryptography.fernet import Fernet
+
+    key = Fernet.generate_key().decode()
+    plain, secret = Store(tmp_path / "plain.db"), Store(tmp_path / "secret.db", cipher=SignalCipher(key))
+    many = [make_signal(n, p=0.8) for n in range(50_000)]
+    plain.signals.commit(many)
+    secret.signals.commit(many[:2_000])
+    plain.close()
+    secret.close()
+    with SignalReader(tmp_path / "plain.db") as reader:
+        cut = reader.signals(min_confidence=0.9, budget_s=0.0)  # already spent: stopped at the first look
+        assert cut == [] and not cut.complete
+        unbounded = reader.signals(min_confidence=0.9)  # the spent budget's handler is gone: walks it all
+        assert unbounded == [] and unbounded.complete
+        found = reader.signals(min_confidence=0.5, limit=5, budget_s=60.0)  # in budget: complete, the newest five
+        assert [s["id"] for s in found] == [f"s-test-{n}" for n in range(49_999, 49_994, -1)] and found.complete
+    with SignalReader(tmp_path / "secret.db", SignalCipher(key)) as reader:
+        cut = reader.signals(min_confidence=0.9, budget_s=0.0)
+        assert cut == [] and not cut.complete
+        assert reader.signals(min_confidence=0.9, budget_s=60.0).complete
+    # the sidecar's reader applies sidecar.signal_query_budget_ms (1 ms: far less than walking 50,000 rows)
+    from quantumtrader.config import load_config
+    from quantumtrader.sidecar.store_reader import open_signal_reader
+
+    config = load_config(overrides={"data_dir": str(tmp_path), "store.file_name": "plain.db", "sidecar.signal_query_budget_ms": 1})
+    sidecar_reader = open_signal_reader(config)
+    assert sidecar_reader is not None
+    assert sidecar_reader.signals(symbol=None, min_confidence=0.9, limit=10, since_msc=None) == ([], False)
+    rows, complete = sidecar_reader.signals(symbol=None, min_confidence=0.5, limit=2, since_msc=None)
+    assert len(rows) == 2 and complete
