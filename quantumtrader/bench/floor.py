@@ -10,10 +10,11 @@ Usage: python -m quantumtrader.bench.floor EVENTS FEED
 
 from __future__ import annotations
 
-import signal
 import sys
 
 import zmq
+
+from quantumtrader.shutdown import install_stop_handlers
 
 
 def main(argv: list[str]) -> None:
@@ -26,12 +27,11 @@ def main(argv: list[str]) -> None:
     pub.bind(argv[1])
     stop = False
 
-    def handler(signum: int, frame: object) -> None:
+    def handler() -> None:
         nonlocal stop
         stop = True
 
-    signal.signal(signal.SIGINT, handler)
-    signal.signal(signal.SIGTERM, handler)
+    install_stop_handlers(handler)  # Ctrl-Break too: how the bench asks a child to stop on Windows
     while not stop:
         if pull.poll(100):
             while True:

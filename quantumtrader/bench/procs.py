@@ -18,6 +18,7 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
+from quantumtrader.children import ask_to_stop, popen_kwargs
 from quantumtrader.control_client import ControlClient, ControlTimeout
 
 
@@ -67,13 +68,13 @@ class Endpoints:
 def start(args: list[str], env: dict[str, str], log_path: Path, module: str = "quantumtrader") -> subprocess.Popen[bytes]:
     """``python -m <module> <args>`` with output to ``log_path``."""
     handle = log_path.open("ab")
-    return subprocess.Popen([sys.executable, "-m", module, *args], env=env, stdout=handle, stderr=subprocess.STDOUT)
+    return subprocess.Popen([sys.executable, "-m", module, *args], env=env, stdout=handle, stderr=subprocess.STDOUT, **popen_kwargs())
 
 
 def stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGINT, timeout: float = 15.0) -> int:
-    """Signal, wait, kill if needed; raises if it had to kill (a stop that hangs is a bug)."""
+    """Signal (Ctrl-Break on Windows), wait, kill if needed; raises if it had to kill (a stop that hangs is a bug)."""
     if proc.poll() is None:
-        proc.send_signal(sig)
+        ask_to_stop(proc, sig)
         try:
             proc.wait(timeout)
         except subprocess.TimeoutExpired:

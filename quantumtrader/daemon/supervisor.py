@@ -12,13 +12,12 @@ waits a bounded time, then kills.
 
 from __future__ import annotations
 
-import signal
 import subprocess
 import sys
 import time
 from collections.abc import Sequence
-from typing import Any
 
+from quantumtrader.children import ask_to_stop, popen_kwargs
 from quantumtrader.config import BAD_INPUT_EXIT
 from quantumtrader.log import get_logger
 from quantumtrader.priority import lower_child_priority
@@ -45,10 +44,7 @@ class Child:
         self._stopping = False
 
     def start(self) -> None:
-        kwargs: dict[str, Any] = {}
-        if sys.platform == "win32":  # lets terminate()/CTRL_BREAK reach the child alone
-            kwargs["creationflags"] = subprocess.CREATE_NEW_PROCESS_GROUP  # type: ignore[attr-defined]
-        self.process = subprocess.Popen(self.args, env=self.env, **kwargs)
+        self.process = subprocess.Popen(self.args, env=self.env, **popen_kwargs())  # its own group on Windows: see ask_to_stop
         lower_child_priority(self.process.pid)  # a restart comes from the raised tick thread
         self._started_at = time.monotonic()
         log.info("child started", child=self.name, pid=self.process.pid)
@@ -85,13 +81,7 @@ class Child:
         proc = self.process
         if proc is None or proc.poll() is not None:
             return
-        try:
-            if sys.platform == "win32":  # its own process group (see start): the break reaches the child alone
-                proc.send_signal(signal.CTRL_BREAK_EVENT)  # type: ignore[attr-defined]
-            else:
-                proc.terminate()
-        except OSError:  # no console to send a break through (pythonw, a service): stop it the hard way
-            proc.kill()
+        ask_to_stop(proc)
         try:
             proc.wait(_STOP_TIMEOUT_S)
         except subprocess.TimeoutExpired:
