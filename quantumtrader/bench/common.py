@@ -67,11 +67,23 @@ def latency_summary(values_ns: Iterable[int]) -> dict[str, float]:
     return summarize(hist)
 
 
-def progress(total: int, description: str) -> Any:
-    """A rich progress bar on stderr (typer brings rich); disabled when stderr is not a terminal."""
+def progress(total: int, description: str, refresh_per_second: float = 10.0) -> Any:
+    """A rich progress bar on stderr (typer brings rich); disabled when stderr is not a terminal.
+
+    Its redraws run on a thread of this process: where this process is also
+    measuring (the pipeline's receiver stamps arrivals), ask for fewer.
+    """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), transient=True, disable=not sys.stderr.isatty())
+    bar = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        transient=True,
+        disable=not sys.stderr.isatty(),
+        refresh_per_second=refresh_per_second,
+    )
     bar.start()
     task = bar.add_task(description, total=total)
     bar.advance_to = lambda done: bar.update(task, completed=done)  # type: ignore[attr-defined]
@@ -91,14 +103,24 @@ def table(rows: list[tuple[str, ...]], header: tuple[str, ...]) -> str:
     return "\n".join([line(header), "  ".join("-" * w for w in widths), *map(line, rows)])
 
 
-def percentile_plot(path: Path, series: dict[str, np.ndarray], title: str) -> None:
-    """Latency by percentile (log x of 1/(1-p)), one line per series; needs matplotlib (bench extra)."""
+def percentile_plot(path: Path, series: dict[str, np.ndarray], title: str, throughput: dict[str, float] | None = None) -> None:
+    """Latency by percentile (log x of 1/(1-p)), one line per series, and beside it ``throughput``
+    (ticks/s per run) as bars when given; needs matplotlib (bench extra)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(8, 4.5))
+    if throughput:
+        fig, (ax, bars) = plt.subplots(1, 2, figsize=(12, 4.5), gridspec_kw={"width_ratios": [2, 1]})
+        names = list(throughput)
+        bars.bar(range(len(names)), [throughput[n] / 1000.0 for n in names], color="tab:gray")
+        bars.set_xticks(range(len(names)))
+        bars.set_xticklabels(names, rotation=15)
+        bars.set_ylabel("throughput (thousand ticks/s)")
+        bars.grid(True, axis="y", alpha=0.3)
+    else:
+        fig, ax = plt.subplots(figsize=(8, 4.5))
     pct = np.array([50, 75, 90, 95, 99, 99.5, 99.9, 99.95, 99.99])
     for name, values_ns in series.items():
         if len(values_ns):

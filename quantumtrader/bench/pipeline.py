@@ -190,7 +190,7 @@ class _Receiver:
         recv = self.sock.recv_multipart
         loads = orjson.loads
         deadline = time.monotonic() + timeout_s
-        bar = progress(n_ticks, "ticks received")
+        bar = progress(n_ticks, "ticks received", refresh_per_second=1.0)  # one redraw a second beside the stamps, not ten
         try:
             if decode:
                 self._receive(n_ticks, deadline, recv, loads, bar)
@@ -269,11 +269,26 @@ def _send(events: str, n_ticks: int, symbols: int, rate: float, tmp: Path, csv: 
     return subprocess.Popen(args, stdout=subprocess.PIPE), out
 
 
-def _one_run(events: str, feed: str, n_ticks: int, warmup: int, symbols: int, rate: float, tmp: Path, csv: Path | None, poke: Callable[[], None] | None, server_pid: int) -> dict[str, Any]:
+def _one_run(
+    events: str,
+    feed: str,
+    n_ticks: int,
+    warmup: int,
+    symbols: int,
+    rate: float,
+    tmp: Path,
+    csv: Path | None,
+    poke: Callable[[], None] | None,
+    server_pid: int,
+    when_warm: Callable[[], None] | None = None,
+) -> dict[str, Any]:
     """One sender -> (daemon or floor) -> receiver run; rate 0 = as fast as possible, receiver counting only.
 
     ``server_pid``: the relay's or the daemon's process, whose CPU over the run is recorded beside the
     sender's and the receiver's (this process): on two cores the load generator's share is part of the story.
+    ``when_warm()`` is called from a helper thread once 90 % of the warm-up ticks are in (the daemon's
+    own histograms start afresh there: its figures leave the warm-up out too; not at the very end of it,
+    so that the control request never overlaps a measured tick's arrival).
     """
     receiver = _Receiver(feed, n_ticks)
     try:
@@ -293,15 +308,20 @@ def _one_run(events: str, feed: str, n_ticks: int, warmup: int, symbols: int, ra
 
         watcher = threading.Thread(target=watch_sender, name="sender-watch", daemon=True)
         watcher.start()
+        run_over = threading.Event()
+        if when_warm is not None:
+            threading.Thread(target=_call_when, args=(lambda: receiver.received >= 0.9 * warmup, when_warm, run_over), name="warm-watch", daemon=True).start()
         try:
             started = time.monotonic()
-            receiver.run(n_ticks, timeout_s=max(60.0, 3 * n_ticks / max(rate, 10_000)), decode=rate > 0)
+            receiver.run(n_ticks, timeout_s=receive_timeout_s(n_ticks, rate), decode=rate > 0)
+            run_over.set()
             closed = mark(server_pid)
             elapsed = closed.at - started
             machine_cpu, shares = usage(opened[0] if opened else None, closed)
             sender.wait(timeout=120)
             watcher.join(10)
         finally:
+            run_over.set()
             if sender.poll() is None:  # the receiver gave up or failed: the sender must not outlive the run
                 sender.kill()
                 sender.wait()
@@ -328,9 +348,9 @@ def _one_run(events: str, feed: str, n_ticks: int, warmup: int, symbols: int, ra
         "tick_to_price_update": latency_summary(latency),
         "_latency_ns": latency,
     }
-    if receiver.received:
-        first, last = sent_ns[0], receiver.recv_ns[got].max()
-        result["throughput_ticks_per_s"] = receiver.received / ((last - first) / 1e9)
+    if (got & measured).any():  # the measured ticks only: from the first one's send to the last arrival
+        first, last = sent_ns[warmup], receiver.recv_ns[got & measured].max()
+        result["throughput_ticks_per_s"] = int((got & measured).sum()) / ((last - first) / 1e9)
     if receiver.signals:
         # A signal carries its tick's time_msc, base_msc + index + 1 by the sender's construction.
         first = info["base_msc"] + 1
@@ -343,6 +363,22 @@ def _one_run(events: str, feed: str, n_ticks: int, warmup: int, symbols: int, ra
     # cores' worth each process kept busy: the server (relay or daemon) and the receiver over the same window, the sender while it sent
     result["cpu_cores"] = {"server": shares["server"], "receiver": shares["here"], "sender": cores(info.get("cpu_s"), info["send_s"])}
     return result
+
+
+def receive_timeout_s(n_ticks: int, rate: float) -> float:
+    """How long the receiver waits for a run's ticks: 3x the time they take at the rate (as at 10,000/s for the
+    flat-out run, rate 0), at least a minute. Capped at 10,000/s before, a run at 1,000/s longer than 60 s
+    was cut short and its unsent ticks counted as lost."""
+    return max(60.0, 3 * n_ticks / (rate if rate > 0 else 10_000))
+
+
+def _call_when(ready: Callable[[], bool], call: Callable[[], None], over: threading.Event) -> None:
+    """``call()`` once ``ready()``, unless the run is ``over`` first (then the figures keep the warm-up: never silently wrong, the JSON says which)."""
+    while not over.is_set():
+        if ready():
+            call()
+            return
+        time.sleep(0.005)
 
 
 #: Sections ``--set`` may not change: the runs depend on them (ports they chose, the sender as the only terminal).
@@ -401,10 +437,13 @@ def run_pipeline_bench(
         for number in range(1, repeat + 1):
             if repeat > 1:
                 log(f"== run {number} of {repeat}")
-            plot = plot_out if number == repeat else None  # the last run's
-            runs.append(_run_once(rate, symbols, duration_s, warmup_s, throughput_ticks, ticks_csv, plot, log, numba_cache, daemon_env or {}))
+            runs.append(_run_once(rate, symbols, duration_s, warmup_s, throughput_ticks, ticks_csv, log, numba_cache, daemon_env or {}))
+    plot = runs[-1].pop("_plot")
+    for run in runs:
+        run.pop("_plot", None)
     if repeat == 1:
         write_json(json_out, runs[0])
+        _draw(plot_out, plot)
         return runs[0]
     summary = over_runs(runs)
     rows = [(s["target"], f"#{s['issue']}", _fmt(s["limit"]), _fmt(s["min"]), _fmt(s["median"]), _fmt(s["max"]), f"{s['met_runs']} of {s['runs']}") for s in summary]
@@ -415,7 +454,15 @@ def run_pipeline_bench(
         log("steal % per run (CPU time the host took): " + "; ".join(f"{phase} {', '.join(_fmt(v) for v in values)}" for phase, values in steal.items()))
     result = {"scenario": "pipeline", "machine": machine(), "repeat": repeat, "over_runs": summary, "steal_pct_over_runs": steal, "runs": runs}
     write_json(json_out, result)
+    _draw(plot_out, plot)
     return result
+
+
+def _draw(plot_out: Path | None, plot: tuple[dict[str, np.ndarray], str, dict[str, float]]) -> None:
+    """The last run's percentile plot and throughput; after the JSON, so that a bad plot path costs only the plot."""
+    if plot_out is not None:
+        series, title, throughput = plot
+        percentile_plot(plot_out, series, title, throughput)
 
 
 def _run_once(
@@ -425,7 +472,6 @@ def _run_once(
     warmup_s: float,
     throughput_ticks: int,
     ticks_csv: Path | None,
-    plot_out: Path | None,
     log: Callable[[str], None],
     numba_cache: str,
     daemon_env: dict[str, str],
@@ -464,11 +510,23 @@ def _run_once(
             wait_ready(eps.control, daemon, log_path, timeout=120)
             startup_s = time.monotonic() - started
             log(f"daemon: {n_ticks} ticks at {rate:g}/s over {symbols} symbols (ready in {startup_s:.1f}s)")
-            paced = _one_run(eps.events, eps.feed, n_ticks, warmup, symbols, rate, tmp, ticks_csv, None, daemon.pid)
+            reset: dict[str, bool] = {}
+
+            def forget_warmup(run: str) -> Callable[[], None]:
+                def call() -> None:
+                    control(eps.control, reset_latency=True, timeout_ms=3000)
+                    control(eps.control, "signals", reset_latency=True, timeout_ms=3000)
+                    reset[run] = True
+
+                return call
+
+            paced = _one_run(eps.events, eps.feed, n_ticks, warmup, symbols, rate, tmp, ticks_csv, None, daemon.pid, forget_warmup("paced"))
             status_paced = control(eps.control, timeout_ms=3000)["health"]
             signal_path = control(eps.control, "signals", timeout_ms=3000)["latency"]  # where a signal's time goes, in the daemon
             log(f"daemon: {throughput_ticks} ticks as fast as the sender can push")
-            flat_out = _one_run(eps.events, eps.feed, throughput_ticks, min(warmup, throughput_ticks // 10), symbols, 0, tmp, ticks_csv, None, daemon.pid)
+            flat_out = _one_run(
+                eps.events, eps.feed, throughput_ticks, min(warmup, throughput_ticks // 10), symbols, 0, tmp, ticks_csv, None, daemon.pid, forget_warmup("max_rate")
+            )
             status = control(eps.control, timeout_ms=3000)["health"]
             signal_store = control(eps.control, "signals", timeout_ms=3000)["store"]  # after both runs
         finally:
@@ -485,6 +543,8 @@ def _run_once(
         "daemon": {k: v for k, v in paced.items() if not k.startswith("_")},
         "daemon_max_rate": {k: v for k, v in flat_out.items() if not k.startswith("_")},
         "daemon_over_floor": ratio,
+        # the daemon's own histograms, from 90 % of each run's warm-up on (True), or since its start (False: the reset never came)
+        "daemon_histograms_after_warmup": {"paced": reset.get("paced", False), "max_rate": reset.get("max_rate", False)},
         "daemon_stage_latency": status_paced.get("latency", {}),
         "daemon_signal_path": signal_path,
         "daemon_stage_latency_after_max_rate": status.get("latency", {}),
@@ -516,9 +576,9 @@ def _run_once(
     for verdict in result["targets"]:
         bound = ">=" if verdict["at_least"] else "<"
         log(f"  #{verdict['issue']} {verdict['target']}: {_fmt(verdict['value'])} (target {bound} {_fmt(verdict['limit'])}): {'met' if verdict['met'] else 'MISSED'}")
-    if plot_out is not None:
-        series = {"floor": floor["_latency_ns"], "daemon tick->price_update": paced["_latency_ns"]}
-        if "_signal_latency_ns" in paced:
-            series["daemon tick->signal"] = paced["_signal_latency_ns"]
-        percentile_plot(plot_out, series, f"pipeline at {rate:g} ticks/s over {symbols} symbols")
+    series = {"floor": floor["_latency_ns"], "daemon tick->price_update": paced["_latency_ns"]}
+    if "_signal_latency_ns" in paced:
+        series["daemon tick->signal"] = paced["_signal_latency_ns"]
+    throughput = {name: run.get("throughput_ticks_per_s", 0.0) for name, run in (("floor", floor), ("daemon", paced), ("daemon max rate", flat_out))}
+    result["_plot"] = (series, f"pipeline at {rate:g} ticks/s over {symbols} symbols", throughput)  # drawn after the JSON is written
     return result

@@ -302,8 +302,12 @@ class PipelineStage:
         return {"features": latest}
 
     def control_signals(self, request: dict[str, Any]) -> dict[str, Any]:
-        """Latest signal per symbol, counters, and the signal-path histograms (for qt-bench and status)."""
-        return {
+        """Latest signal per symbol, counters, and the signal-path histograms (for qt-bench and status).
+
+        ``"reset_latency": true`` starts this stage's own histograms afresh after reading (as ``status``
+        does the daemon's): qt-bench leaves its warm-up out of the figures this way.
+        """
+        reply: dict[str, Any] = {
             "latest": dict(self.latest_signals),
             "counters": dict(self.counters),
             "restored": self.restored,
@@ -316,6 +320,10 @@ class PipelineStage:
             },
             "store": {"path": str(self.store.path), "encrypted": self.store.encrypted, "writer": dict(self.store.writer.counters)},
         }
+        if request.get("reset_latency") is True:
+            self.signal_batch_hist.reset()
+            self.store_journal_hist.reset()
+        return reply
 
     def status_line(self) -> dict[str, Any]:
         """Compact fields for the periodic status log line (the full picture is the ``signals`` query)."""

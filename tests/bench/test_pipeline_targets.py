@@ -6,9 +6,11 @@ import math
 import sys
 from pathlib import Path
 
+import numpy as np
 import orjson
+import pytest
 
-from quantumtrader.bench.pipeline import TARGETS, daemon_settings, judge, over_runs, run_pipeline_bench
+from quantumtrader.bench.pipeline import TARGETS, daemon_settings, judge, over_runs, receive_timeout_s, run_pipeline_bench
 from support import shared_ticks
 
 
@@ -67,8 +69,12 @@ def test_repeated_runs_over_real_processes_are_each_judged_and_summarized(tmp_pa
     out = tmp_path / "pipeline.json"
     lines: list[str] = []
     settings = {"QT_DAEMON__BUSY_POLL_US": "0"}
-    result = run_pipeline_bench(rate=2000, symbols=5, duration_s=1.0, warmup_s=0.5, throughput_ticks=20_000, ticks_csv=shared_ticks(), repeat=2, daemon_env=settings, json_out=out, log=lines.append)
+    (tmp_path / "a-file").write_text("")
+    bad_plot = tmp_path / "a-file" / "pipeline.png"  # under a regular file: the plot fails, the JSON must not be lost with it
+    with pytest.raises(OSError):
+        run_pipeline_bench(rate=2000, symbols=5, duration_s=1.0, warmup_s=0.5, throughput_ticks=20_000, ticks_csv=shared_ticks(), repeat=2, daemon_env=settings, json_out=out, plot_out=bad_plot, log=lines.append)
     written = orjson.loads(out.read_bytes())
+
     assert written["repeat"] == 2 and len(written["runs"]) == 2
     for run in written["runs"]:
         assert run["daemon"]["lost"] == 0 and run["floor"]["lost"] == 0 and run["daemon_max_rate"]["lost"] == 0
@@ -76,6 +82,11 @@ def test_repeated_runs_over_real_processes_are_each_judged_and_summarized(tmp_pa
         assert [v["target"] for v in run["targets"]] == [t.name for t in TARGETS]
         assert run["daemon_settings"] == {"daemon.busy_poll_us": "0"}
         assert run["daemon_tick_priority"]["requested"] == "high"
+        # the daemon's own histograms start afresh at 90 % of each run's warm-up: its figures leave the warm-up out
+        assert run["daemon_histograms_after_warmup"] == {"paced": True, "max_rate": True}
+        in_daemon = run["daemon_stage_latency"]["ea_to_receive"]["count"]
+        assert 0 < in_daemon <= run["daemon"]["ticks"] - 0.8 * run["daemon"]["warmup_ticks"], in_daemon
+        assert 0 < run["daemon_stage_latency_after_max_rate"]["receive_to_publish"]["count"] <= run["daemon_max_rate"]["ticks"]  # batches of the max-rate run only
         writer = run["daemon_store_writer"]
         assert writer.get("done_signals", 0) > 0 and not any(n for k, n in writer.items() if k.startswith(("dropped_", "failed_"))), writer
         if sys.platform.startswith("linux"):  # each phase's CPU time, read from /proc/stat while its ticks flowed
@@ -93,7 +104,6 @@ def test_repeated_runs_over_real_processes_are_each_judged_and_summarized(tmp_pa
         values = [run["targets"][i]["value"] for run in written["runs"]]
         assert summary["values"] == values
         assert summary["met_runs"] == sum(run["targets"][i]["met"] for run in written["runs"])
-    assert result["over_runs"] == written["over_runs"]
     assert any(line.startswith("over 2 runs") for line in lines)
 
 
@@ -148,3 +158,18 @@ def test_bench_all_hands_every_scenario_its_defaults_and_output_paths(tmp_path: 
     assert calls["startup"][1] == {"symbols": 100, "json_out": tmp_path / "startup.json"}
     assert calls["ws"][1]["json_out"] == tmp_path / "ws.json" and calls["ws"][1]["clients"] == 500
     assert calls["host"][1] == {"samples": 400, "json_out": tmp_path / "cold-caches.json"}
+
+
+def test_the_receiver_waits_as_long_as_the_ticks_take_at_their_rate() -> None:
+    assert receive_timeout_s(102_000, 1000) == pytest.approx(306.0)  # 100 s at 1,000/s: was cut at 60 s, the rest "lost"
+    assert receive_timeout_s(3000, 2000) == 60.0 and receive_timeout_s(300_000, 0) == pytest.approx(90.0)
+
+
+def test_the_plot_has_the_latency_percentiles_and_the_throughput(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    from quantumtrader.bench.common import percentile_plot
+
+    rng = np.random.default_rng(1)
+    path = tmp_path / "p.png"
+    percentile_plot(path, {"floor": rng.integers(1, 10**6, 1000), "daemon": rng.integers(1, 10**6, 1000)}, "t", {"floor": 1e4, "daemon max rate": 1.2e5})
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
