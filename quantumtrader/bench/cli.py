@@ -16,7 +16,8 @@ app = typer.Typer(name="qt-bench", help="QuantumTrader benchmarks: latency and t
 JsonOpt = Annotated[Optional[Path], typer.Option("--json", help="Write every figure and the machine to this JSON file.")]
 PlotOpt = Annotated[Optional[Path], typer.Option("--plot", help="Write a latency percentile plot (PNG; needs matplotlib).")]
 TicksOpt = Annotated[Optional[Path], typer.Option("--ticks", help="Real ticks to replay (CSV as in ../shared/data/ticks), each symbol from its own point in the file; default ../shared/data/ticks/EURUSD.csv.gz when present, else a seeded random walk per symbol.")]
-SymbolsOpt = Annotated[int, typer.Option("--symbols", help="How many symbols the ticks are spread over.")]
+SymbolsOpt = Annotated[int, typer.Option("--symbols", min=1, max=4096, help="How many symbols the ticks are spread over (at most daemon.max_symbols' default).")]
+DurationOpt = Annotated[float, typer.Option("--duration", min=1.0, max=86_400.0, help="Measured seconds (after warm-up).")]
 
 
 def _default_ticks() -> Path | None:
@@ -24,12 +25,25 @@ def _default_ticks() -> Path | None:
     return candidate if candidate.is_file() else None
 
 
+def _tick_file(given: Path | None) -> Path | None:
+    """``--ticks`` checked before anything starts (a bad file failed in the sender, after a minute's wait), else the default."""
+    if given is None:
+        return _default_ticks()
+    from quantumtrader.paper.ticks import TickFileError, check_tick_file
+
+    try:
+        check_tick_file(given)
+    except (TickFileError, ValueError, OSError) as exc:
+        raise typer.BadParameter(str(exc), param_hint="--ticks") from None
+    return given
+
+
 @app.command()
 def pipeline(
-    rate: Annotated[float, typer.Option("--rate", help="Ticks per second for the latency runs.")] = 10_000,
+    rate: Annotated[float, typer.Option("--rate", min=1.0, max=1_000_000.0, help="Ticks per second for the latency runs.")] = 10_000,
     symbols: SymbolsOpt = 50,
-    duration_s: Annotated[float, typer.Option("--duration", help="Measured seconds (after warm-up).")] = 10.0,
-    throughput_ticks: Annotated[int, typer.Option("--throughput-ticks", help="Ticks for the as-fast-as-possible run.")] = 300_000,
+    duration_s: DurationOpt = 10.0,
+    throughput_ticks: Annotated[int, typer.Option("--throughput-ticks", min=1000, max=100_000_000, help="Ticks for the as-fast-as-possible run.")] = 300_000,
     ticks: TicksOpt = None,
     repeat: Annotated[int, typer.Option("--repeat", min=1, help="Independent runs; above 1 the JSON and the console add, per target, min/median/max over the runs and in how many it was met.")] = 1,
     settings: Annotated[Optional[list[str]], typer.Option("--set", help="A daemon setting for these runs, SECTION.KEY=VALUE as in the config file (e.g. daemon.busy_poll_us=0); repeatable. Recorded in the JSON.")] = None,
@@ -43,13 +57,14 @@ def pipeline(
         daemon_env = daemon_settings(settings or [])
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--set") from None
-    run_pipeline_bench(rate=rate, symbols=symbols, duration_s=duration_s, throughput_ticks=throughput_ticks, ticks_csv=ticks or _default_ticks(), repeat=repeat, daemon_env=daemon_env, json_out=json, plot_out=plot)
+    csv = _tick_file(ticks)
+    run_pipeline_bench(rate=rate, symbols=symbols, duration_s=duration_s, throughput_ticks=throughput_ticks, ticks_csv=csv, repeat=repeat, daemon_env=daemon_env, json_out=json, plot_out=plot)
 
 
 @app.command()
 def trade(
-    orders: Annotated[int, typer.Option("--orders", help="Market orders to send one after another.")] = 500,
-    tick_rate: Annotated[float, typer.Option("--tick-rate", help="Ticks/s the paper terminal streams meanwhile.")] = 2000,
+    orders: Annotated[int, typer.Option("--orders", min=1, max=1_000_000, help="Market orders to send one after another (and one before them, not counted: it connects the daemon to the terminal).")] = 500,
+    tick_rate: Annotated[float, typer.Option("--tick-rate", min=1.0, max=1_000_000.0, help="Ticks/s the paper terminal streams meanwhile.")] = 2000,
     json: JsonOpt = None,
 ) -> None:
     """Control -> daemon -> terminal -> reply round trip, and the tick path while orders are in flight."""
@@ -69,18 +84,16 @@ def startup(symbols: SymbolsOpt = 100, json: JsonOpt = None) -> None:
 @app.command()
 def features(
     ticks: TicksOpt = None,
-    n_ticks: Annotated[int, typer.Option("--n-ticks", help="How many real ticks to run through each implementation.")] = 200_000,
+    n_ticks: Annotated[int, typer.Option("--n-ticks", min=20_000, max=100_000_000, help="How many real ticks to run through each implementation (the baselines need 20,000 at least).")] = 200_000,
     json: JsonOpt = None,
 ) -> None:
     """Feature kernel ns/tick against TA-Lib stream, talipp and the pandas recompute of the system we replace."""
     from quantumtrader.config import ConfigError, load_config
     from quantumtrader.features.cache import ensure_numba_cache_dir
 
-    path = ticks or _default_ticks()
+    path = _tick_file(ticks)
     if path is None:
         raise typer.BadParameter("no tick file: pass --ticks (../shared/data/ticks/EURUSD.csv.gz was not found)")
-    if not path.is_file():
-        raise typer.BadParameter(f"no such file: {path}", param_hint="--ticks")
     try:  # the kernels run in this process: the daemon's keyed cache, before they import
         ensure_numba_cache_dir(load_config().data_path)
     except ConfigError as exc:
@@ -89,15 +102,18 @@ def features(
         raise typer.BadParameter(f"cannot create the Numba cache in the data directory: {exc}", param_hint="QT_DATA_DIR") from None
     from quantumtrader.bench.features import run_features_bench
 
-    run_features_bench(path, n_ticks, json)
+    try:
+        run_features_bench(path, n_ticks, json)
+    except ValueError as exc:  # too few ticks in the file for the baselines
+        raise typer.BadParameter(str(exc), param_hint="--ticks") from None
 
 
 @app.command()
 def ws(
-    clients: Annotated[int, typer.Option("--clients", help="WebSocket clients.")] = 500,
-    tick_rate: Annotated[float, typer.Option("--tick-rate", help="Ticks/s the paper terminal streams.")] = 2000,
-    symbols: SymbolsOpt = 20,
-    duration_s: Annotated[float, typer.Option("--duration", help="Measured seconds.")] = 20.0,
+    clients: Annotated[int, typer.Option("--clients", min=1, max=100_000, help="WebSocket clients.")] = 500,
+    tick_rate: Annotated[float, typer.Option("--tick-rate", min=1.0, max=1_000_000.0, help="Ticks/s the paper terminal streams.")] = 2000,
+    symbols: Annotated[int, typer.Option("--symbols", min=1, max=20, help="Symbols the paper terminal streams (its 20 well-known ones at most).")] = 20,
+    duration_s: Annotated[float, typer.Option("--duration", min=2.0, max=86_400.0, help="Measured seconds.")] = 20.0,
     json: JsonOpt = None,
 ) -> None:
     """Through the sidecar to N WebSocket clients: tick -> client latency, starvation, a stuck client."""

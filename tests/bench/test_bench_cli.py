@@ -1,0 +1,55 @@
+"""qt-bench on bad options and files: exit 2 with the option named, before anything starts; never a traceback.
+
+Each case was found by a review: a missing --ticks file failed in the sender and the receiver waited a
+minute; --symbols 0 divided by zero; a negative rate made numpy fail; too few ticks for the features'
+baselines was an IndexError; ws --duration 0 failed after the whole run.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def _bench(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("QT_")}, "COLUMNS": "500"}  # typer's error box: one line
+    return subprocess.run([sys.executable, "-m", "quantumtrader.bench.cli", *args], capture_output=True, text=True, env=env, timeout=120)
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["pipeline", "--ticks", "no-such-ticks.csv"], "no such file"),
+        (["pipeline", "--symbols", "0"], "--symbols"),
+        (["pipeline", "--rate", "-1"], "--rate"),
+        (["pipeline", "--duration", "0"], "--duration"),
+        (["pipeline", "--throughput-ticks", "10"], "--throughput-ticks"),
+        (["startup", "--symbols", "0"], "--symbols"),
+        (["features", "--n-ticks", "100"], "--n-ticks"),
+        (["ws", "--duration", "0"], "--duration"),
+        (["ws", "--symbols", "21"], "--symbols"),
+        (["trade", "--orders", "0"], "--orders"),
+    ],
+)
+def test_a_bad_option_is_refused_before_anything_starts(args: list[str], says: str) -> None:
+    done = _bench(*args)
+    assert done.returncode == 2, (done.returncode, done.stdout[-1000:], done.stderr[-2000:])
+    assert "Traceback" not in done.stderr and says in done.stderr, done.stderr[-2000:]
+
+
+def test_a_tick_file_too_short_for_the_baselines_is_named(tmp_path: Path) -> None:
+    short = tmp_path / "short.csv"
+    short.write_text("time,bid,ask\n" + "".join(f"2024-01-15T10:30:{i % 60:02d}.{i // 60:03d}Z,1.1,1.1002\n" for i in range(1000)))
+    done = _bench("features", "--ticks", str(short), "--n-ticks", "20000")
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    assert "has 1,000 ticks" in done.stderr and "--ticks" in done.stderr, done.stderr[-2000:]
+
+
+def test_ws_symbols_bound_is_the_paper_terminals_list() -> None:
+    from quantumtrader.bench.ws import SYMBOLS
+
+    assert len(SYMBOLS) == 20  # the --symbols maximum in quantumtrader/bench/cli.py
