@@ -51,19 +51,30 @@ def run_trade_bench(*, orders: int = 500, tick_rate: float = 2000, json_out: Pat
                 # Open then close: a realistic book. Opening 500 positions and keeping them
                 # would measure the cost of re-validating a 500-position snapshot per fill.
                 ticket = 0  # the position the previous (even) order opened; each odd order closes it
-                for i in range(orders):
+
+                def order(i: int) -> int:
+                    """Order ``i`` (even: open, odd: close the last one opened); its round trip in ns."""
+                    nonlocal ticket
                     began = time.perf_counter_ns()
                     if i % 2 == 0:
                         reply = client.request("trade", symbol="EURUSD", side="buy" if i % 4 else "sell", lots=0.01, source="bench")
                     else:
                         reply = client.request("close", ticket=int(ticket), source="bench")
-                    client_ns.append(time.perf_counter_ns() - began)
+                    took = time.perf_counter_ns() - began
                     if not reply.get("ok"):
                         raise RuntimeError(f"order {i} failed: {reply.get('error')}")
-                    bar.advance_to(i + 1)
                     ticket = reply["order"]["ticket"]
                     if i % 2 == 0:  # the close needs the daemon to have seen the position
                         wait_for(lambda: any(p["ticket"] == ticket for p in control(eps.control, "snapshot")["positions"]), 5, "the position")
+                    return took
+
+                # Warm-up, not counted: the first order connects the daemon's command socket to the terminal.
+                order(0)
+                order(1)
+                control(eps.control, reset_latency=True)
+                for i in range(orders):
+                    client_ns.append(order(i))
+                    bar.advance_to(i + 1)
             bar.stop()
             health = control(eps.control)["health"]
         finally:
@@ -75,6 +86,7 @@ def run_trade_bench(*, orders: int = 500, tick_rate: float = 2000, json_out: Pat
         "scenario": "trade",
         "machine": machine(),
         "orders": orders,
+        "warmup_orders": 2,  # an open and its close before the figures (the daemon's histograms reset after them)
         "tick_rate": tick_rate,
         "client_round_trip": latency_summary(client_ns),
         "daemon_command_round_trip": health["latency"]["command_round_trip"],

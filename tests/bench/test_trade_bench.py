@@ -1,0 +1,20 @@
+"""qt-bench trade over real processes (daemon, paper terminal): the figures count the measured orders only."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+
+from quantumtrader.bench.trade import run_trade_bench
+
+
+def test_the_round_trips_are_the_measured_orders_after_a_warm_up(tmp_path: Path) -> None:
+    out = tmp_path / "trade.json"
+    lines: list[str] = []
+    result = run_trade_bench(orders=6, tick_rate=200, json_out=out, log=lines.append)
+    assert orjson.loads(out.read_bytes())["client_round_trip"] == result["client_round_trip"]
+    assert result["client_round_trip"]["count"] == 6 and result["warmup_orders"] == 2
+    # the daemon's REQ -> REP histogram starts after the warm-up's open and close: the 6 measured orders exactly
+    assert result["daemon_command_round_trip"]["count"] == 6, result["daemon_command_round_trip"]
+    assert any("control -> terminal -> control" in line for line in lines)
