@@ -47,6 +47,7 @@ class ReplayResult:
     """Per accepted tick: what the pipeline said."""
 
     ticks: TickArrays
+    rows: np.ndarray  # i4[len(ticks.symbols)]: each symbol's row in the pipeline's state (its signal policy's too)
     probability: np.ndarray  # f8[n] ensemble P(up)
     technical: np.ndarray  # f8[n] technical component alone
     prediction: np.ndarray  # i8[n]
@@ -116,4 +117,4 @@ def replay(config: Config, ticks: TickArrays, progress: Callable[[int], None] | 
         emit[sl] = batch.models.emit
         if progress is not None:
             progress(stop - start)
-    return ReplayResult(ticks, probability, technical, prediction, emit)
+    return ReplayResult(ticks, remap, probability, technical, prediction, emit)

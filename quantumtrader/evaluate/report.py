@@ -25,11 +25,18 @@ from quantumtrader.models.state import make_policy_state
 COIN_SEED = 20140501
 
 
-def _policy(sym: np.ndarray, p: np.ndarray, clock_s: np.ndarray, cfg: SignalsConfig, n_symbols: int) -> tuple[np.ndarray, np.ndarray]:
-    prediction = np.empty(sym.shape[0], dtype=np.int64)
-    emit = np.empty(sym.shape[0], dtype=np.bool_)
+def _policy(row: int, p: np.ndarray, clock_s: np.ndarray, cfg: SignalsConfig) -> tuple[np.ndarray, np.ndarray]:
+    """The signal policy over one symbol's probabilities, as that symbol's pipeline ``row``.
+
+    The row matters: the policy starts each symbol's interval clock early by
+    a fraction that depends on it (``models.policy.policy_step``), so a
+    baseline run as another row would time its first periodic signal, and
+    those after it until a prediction changes, apart from the ensemble's.
+    """
+    prediction = np.empty(p.shape[0], dtype=np.int64)
+    emit = np.empty(p.shape[0], dtype=np.bool_)
     params3 = np.array([cfg.buy_threshold, cfg.sell_threshold, cfg.interval_s])
-    apply_policy(make_policy_state(n_symbols), sym, p, clock_s, params3, prediction, emit)
+    apply_policy(make_policy_state(row + 1), np.full(p.shape[0], row, dtype=np.int32), p, clock_s, params3, prediction, emit)
     return prediction, emit
 
 
@@ -70,7 +77,7 @@ def evaluate_symbol(result: ReplayResult, s: int, cfg: SignalsConfig) -> dict[st
     clock_s = t.time_msc[mask] / 1000.0
 
     rows, direction = _acted(prediction, emit, n_labelled)
-    tech_pred, tech_emit = _policy(np.zeros(n, dtype=np.int32), tech, clock_s, cfg, 1)
+    tech_pred, tech_emit = _policy(int(result.rows[s]), tech, clock_s, cfg)
     tech_rows, tech_dir = _acted(tech_pred, tech_emit, n_labelled)
     coin = np.random.default_rng(COIN_SEED).choice(np.array([1, -1]), size=rows.size)
     strategies = [

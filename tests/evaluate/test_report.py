@@ -1,0 +1,48 @@
+"""evaluate's report: the baselines are run as the ensemble is, symbol by symbol."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from quantumtrader.config import load_config
+from quantumtrader.evaluate.replay import load_ticks, replay
+from quantumtrader.evaluate.report import evaluate
+
+SYMBOLS = ("EURUSD", "GBPUSD", "AUDUSD")
+TICKS_PER_SYMBOL = 3000
+
+
+def _write_quiet_ticks(tmp: Path) -> list[Path]:
+    """A quiet market: a quote a second per symbol (interleaved), bid 1.10000 and 1.10001 in turn, so the
+    technical reading stays HOLD and every signal after the first is a periodic one, due every 10 s."""
+    paths = []
+    for k, symbol in enumerate(SYMBOLS):
+        stamp = 1_400_000_000_000 + np.arange(TICKS_PER_SYMBOL) * 1000 + 7 * k
+        path = tmp / f"{symbol}.csv"
+        path.write_text("time,bid,ask\n" + "".join(f"{t},{1.1 + 1e-5 * (i % 2):.5f},{1.1001 + 1e-5 * (i % 2):.5f}\n" for i, t in enumerate(stamp)))
+        paths.append(path)
+    return paths
+
+
+def test_technical_baseline_signals_as_the_ensemble_when_the_ensemble_is_technical_alone(tmp_path: Path) -> None:
+    # Arrange: all weight on the technical component, so the ensemble's probability is the technical one;
+    # the baseline then goes through the same thresholds and policy and must signal at the same ticks.
+    overrides = {"signals.weight_quantum": 0.0, "signals.weight_chaos": 0.0, "signals.weight_ml_ensemble": 0.0, "signals.weight_technical": 1.0}
+    config = load_config(environ={}, overrides=overrides)
+    ticks = load_ticks(_write_quiet_ticks(tmp_path))
+
+    # Act
+    result = replay(config, ticks)
+    report = evaluate(result, config.signals)
+
+    # Assert: for every symbol, not only the first (row 0): the policy times a symbol's periodic signals by its row
+    # until its prediction first changes, and here it never does
+    assert np.array_equal(result.probability, result.technical)
+    assert [sym["symbol"] for sym in report] == list(SYMBOLS)
+    for sym in report:
+        ensemble, technical = sym["strategies"][0], sym["strategies"][1]
+        assert (ensemble["strategy"], technical["strategy"]) == ("ensemble", "technical")
+        for key in ("signals", "signals_by_prediction", "trades", "hits", "pnl_pips"):
+            assert technical[key] == ensemble[key], (sym["symbol"], key)
