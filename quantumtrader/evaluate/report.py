@@ -18,9 +18,10 @@ import numpy as np
 
 from quantumtrader.config import SignalsConfig
 from quantumtrader.evaluate.replay import ReplayResult
-from quantumtrader.evaluate.scoring import calibration, pip_size, probability_scores, trade_scores
+from quantumtrader.evaluate.scoring import calibration, probability_scores, trade_scores
 from quantumtrader.models.policy import BUY, HOLD, SELL, apply_policy
 from quantumtrader.models.state import make_policy_state
+from quantumtrader.pips import pip_size
 
 COIN_SEED = 20140501
 
@@ -71,7 +72,7 @@ def evaluate_symbol(result: ReplayResult, s: int, cfg: SignalsConfig) -> dict[st
     n = mid.size
     n_labelled = max(0, n - h)
     y = (mid[h:] > mid[:n_labelled]).astype(np.float64)
-    pip = pip_size(symbol)
+    pip = pip_size(symbol, float(np.median(mid)))
     p, tech = result.probability[mask], result.technical[mask]
     prediction, emit = result.prediction[mask], result.emit[mask]
     clock_s = t.time_msc[mask] / 1000.0
@@ -92,6 +93,7 @@ def evaluate_symbol(result: ReplayResult, s: int, cfg: SignalsConfig) -> dict[st
         "ticks": int(n),
         "labelled_ticks": int(n_labelled),
         "horizon_ticks": h,
+        "pip_size": pip,
         "median_spread_pips": float(np.median(spread_pips)) if n else math.nan,
         "strategies": strategies,
     }
@@ -119,7 +121,7 @@ def text_table(symbols: list[dict[str, Any]]) -> str:
     for sym in symbols:
         lines.append(
             f"{sym['symbol']}: {sym['ticks']:,} ticks, horizon {sym['horizon_ticks']} ticks, "
-            f"median spread {sym['median_spread_pips']:.2f} pips, base rate (mid up) {sym['strategies'][0]['probability']['base_rate']:.4f}"
+            f"pip {sym['pip_size']:g}, median spread {sym['median_spread_pips']:.2f} pips, base rate (mid up) {sym['strategies'][0]['probability']['base_rate']:.4f}"
         )
         lines.append(f"  {'strategy':<12} {'signals':>8} {'trades':>7} {'hit rate':>9} {'95% CI':>17} {'P&L pips':>11} {'pips/trade':>10} {'Brier':>8} {'skill':>8} {'log loss':>9}")
         for st in sym["strategies"]:

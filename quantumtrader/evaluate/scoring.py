@@ -100,8 +100,3 @@ def trade_scores(direction: np.ndarray, entry_rows: np.ndarray, bid: np.ndarray,
         "pnl_pips_per_trade": float(pnl.mean()) if n else math.nan,
         "cumulative_pnl": np.cumsum(pnl),
     }
-
-
-def pip_size(symbol: str) -> float:
-    """0.01 for yen crosses, else 0.0001 (what a trader calls a pip on FX majors)."""
-    return 0.01 if "JPY" in symbol.upper() else 0.0001

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, NamedTuple
 
+from quantumtrader.pips import pip_size
 from quantumtrader.protocol import ProtocolError, check_symbol, msc_from_text
 
 
@@ -136,24 +137,37 @@ def merge_csv_ticks(paths: list[Path], stats: CsvStats | None = None) -> Iterato
     return heapq.merge(*streams, key=lambda t: t.time_msc) if len(streams) > 1 else streams[0]
 
 
-#: Starting mid, pip size and typical spread in pips for the generator's well-known symbols.
+#: Starting mid and typical spread in pips for the generator's well-known symbols (their pips: ``pips.pip_size``).
 _KNOWN = {
-    "EURUSD": (1.0850, 0.0001, 0.8),
-    "GBPUSD": (1.2650, 0.0001, 1.1),
-    "USDJPY": (148.50, 0.01, 0.9),
-    "AUDUSD": (0.6550, 0.0001, 0.9),
-    "USDCHF": (0.8850, 0.0001, 1.2),
-    "USDCAD": (1.3550, 0.0001, 1.3),
-    "NZDUSD": (0.6050, 0.0001, 1.4),
-    "EURJPY": (161.00, 0.01, 1.5),
-    "XAUUSD": (2350.0, 0.01, 25.0),
+    "EURUSD": (1.0850, 0.8),
+    "GBPUSD": (1.2650, 1.1),
+    "USDJPY": (148.50, 0.9),
+    "AUDUSD": (0.6550, 0.9),
+    "USDCHF": (0.8850, 1.2),
+    "USDCAD": (1.3550, 1.3),
+    "NZDUSD": (0.6050, 1.4),
+    "EURJPY": (161.00, 1.5),
+    "XAUUSD": (2350.0, 25.0),
 }
 
 
-def symbol_digits(symbol: str) -> int:
-    """Price digits the generator quotes a symbol with (5 for most FX, 3 for JPY)."""
-    _, pip, _ = _KNOWN.get(symbol, (1.0, 0.0001, 1.0))
-    return {0.0001: 5, 0.01: 3}.get(pip, 5)
+def _start(symbol: str, i: int) -> tuple[float, float, float]:
+    """Starting mid, pip and typical spread in pips of the generator's ``i``-th symbol.
+
+    One not in ``_KNOWN`` starts at 10,000 pips (+1,000 per place in the list): 1.0, 1.1, ... for an FX
+    pair, 100, 110, ... for a JPY-quoted one, so its quotes are as many pips wide and as many digits
+    deep as a known one's.
+    """
+    if symbol in _KNOWN:
+        mid, spread = _KNOWN[symbol]
+        return mid, pip_size(symbol, mid), spread
+    pip = pip_size(symbol, 1.0)
+    return 10_000 * pip * (1.0 + 0.1 * i), pip, 1.0
+
+
+def _digits(pip: float) -> int:
+    """Price digits a quote is rounded to: one below the pip (5 for most FX, 3 for JPY pairs and gold)."""
+    return max(0, round(-math.log10(pip)) + 1)
 
 
 def generate_ticks(symbols: tuple[str, ...], seed: int) -> Iterator[tuple[str, float, float, float]]:
@@ -164,10 +178,7 @@ def generate_ticks(symbols: tuple[str, ...], seed: int) -> Iterator[tuple[str, f
     for features, signals and paper fills to do real work; not a market model.
     """
     rng = random.Random(seed)
-    state = {}
-    for i, symbol in enumerate(symbols):
-        mid, pip, spread = _KNOWN.get(symbol, (1.0 + 0.1 * i, 0.0001, 1.0))
-        state[symbol] = [mid, pip, spread]
+    state = {symbol: list(_start(symbol, i)) for i, symbol in enumerate(symbols)}
     while True:
         symbol = symbols[rng.randrange(len(symbols))]
         entry = state[symbol]
@@ -176,7 +187,7 @@ def generate_ticks(symbols: tuple[str, ...], seed: int) -> Iterator[tuple[str, f
         mid = max(pip * 10, mid + rng.gauss(0.0, 0.3 * pip * burst))
         entry[0] = mid
         spread_pips = max(0.1, typical * (0.6 + 0.8 * rng.random()))
-        digits = symbol_digits(symbol)
+        digits = _digits(pip)
         half = spread_pips * pip / 2
         bid = round(mid - half, digits)
         ask = round(mid + half, digits)

@@ -1,4 +1,4 @@
-"""evaluate's report: the baselines are run as the ensemble is, symbol by symbol."""
+"""evaluate's report: the baselines are run as the ensemble is, symbol by symbol; pips by the one convention."""
 
 from __future__ import annotations
 
@@ -46,3 +46,21 @@ def test_technical_baseline_signals_as_the_ensemble_when_the_ensemble_is_technic
         assert (ensemble["strategy"], technical["strategy"]) == ("ensemble", "technical")
         for key in ("signals", "signals_by_prediction", "trades", "hits", "pnl_pips"):
             assert technical[key] == ensemble[key], (sym["symbol"], key)
+
+
+def test_pips_are_the_symbols_own(tmp_path: Path) -> None:
+    # Arrange: gold 25 pips wide at 0.01, bitcoin 20 pips wide at 1 (quantumtrader.pips), EURUSD 1 pip
+    quotes = {"XAUUSD": (2350.00, 0.25), "BTCUSD": (60_000.0, 20.0), "EURUSD": (1.085, 0.0001)}
+    paths = []
+    for k, (symbol, (bid, spread)) in enumerate(quotes.items()):
+        path = tmp_path / f"{symbol}.csv"
+        path.write_text("time,bid,ask\n" + "".join(f"{1_400_000_000_000 + 1000 * i + k},{bid},{bid + spread}\n" for i in range(100)))
+        paths.append(path)
+    config = load_config(environ={})
+
+    # Act
+    report = evaluate(replay(config, load_ticks(paths)), config.signals)
+
+    # Assert
+    assert {sym["symbol"]: round(sym["median_spread_pips"], 6) for sym in report} == {"XAUUSD": 25.0, "BTCUSD": 20.0, "EURUSD": 1.0}
+    assert {sym["symbol"]: sym["pip_size"] for sym in report} == {"XAUUSD": 0.01, "BTCUSD": 1.0, "EURUSD": 0.0001}
