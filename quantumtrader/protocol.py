@@ -762,10 +762,17 @@ def decode_feed(frames: Sequence[bytes]) -> tuple[str, dict[str, Any]]:
 
 
 def price_update(tick: Mapping[str, Any]) -> dict[str, Any]:
-    """Feed ``price_update`` data from a validated tick."""
+    """Feed ``price_update`` data from a validated tick.
+
+    The tick's ``sent_ns`` (our addition: the paper terminal and the bench
+    sender stamp it with ``time.perf_counter_ns()``) goes along when there is
+    one, so that a client on the same machine measures tick -> client with
+    the one clock every process shares (qt-bench ws), not the wall clock in
+    whole milliseconds.
+    """
     bid = tick["bid"]
     ask = tick["ask"]
-    return {
+    data = {
         "symbol": tick["symbol"],
         "bid": bid,
         "ask": ask,
@@ -775,6 +782,10 @@ def price_update(tick: Mapping[str, Any]) -> dict[str, Any]:
         "timestamp": iso_from_msc(tick["time_msc"]),
         "terminal": tick["terminal"],
     }
+    sent_ns = tick.get("sent_ns")
+    if sent_ns is not None:
+        data["sent_ns"] = sent_ns
+    return data
 
 
 def close_price(buy: bool, *quotes: Mapping[str, Any] | None) -> float | None:

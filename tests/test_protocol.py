@@ -258,3 +258,10 @@ def test_hello_specs_are_checked_field_by_field() -> None:
         with pytest.raises(p.ProtocolError) as refused:
             p.decode_event(orjson.dumps({**hello, "specs": specs}), NOW)
         assert refused.value.reason == reason, specs
+
+
+def test_a_price_update_carries_the_ticks_sent_ns_when_it_has_one() -> None:
+    tick = {"v": 1, "type": "tick", "terminal": "paper-1@X", "seq": 1, "symbol": "EURUSD", "bid": 1.1, "ask": 1.1002, "time_msc": NOW, "volume": 1.0}
+    assert "sent_ns" not in p.price_update(p.decode_event(orjson.dumps(tick), NOW))  # a real EA's
+    stamped = p.price_update(p.decode_event(orjson.dumps({**tick, "sent_ns": 123_456_789}), NOW))
+    assert stamped["sent_ns"] == 123_456_789 and stamped["bid"] == 1.1
