@@ -73,6 +73,10 @@ def between(low: float, high: float) -> Check:
 
 unit_interval = between(0.0, 1.0)
 
+#: signals.horizon_ticks at most: the models keep H standardized feature rows per symbol (models/state.py,
+#: ``ring_x``), so H is memory; 1,000 ticks is minutes to an hour of EURUSD, 50 times the default.
+MAX_HORIZON_TICKS = 1000
+
 
 def port(value: Any) -> str | None:
     return None if 1 <= value <= 65535 else "must be a TCP port (1-65535)"
@@ -208,7 +212,12 @@ class SignalsConfig:
     buy_threshold: float = setting(0.7, "probability above which the prediction is BUY", unit_interval)
     sell_threshold: float = setting(0.3, "probability below which the prediction is SELL", unit_interval)
     interval_s: float = setting(10.0, "a signal is emitted at least this often per symbol while ticks arrive", positive)
-    horizon_ticks: int = setting(20, "H: the label is whether mid rose over the next H ticks", positive)
+    horizon_ticks: int = setting(
+        20,
+        f"H: the label is whether mid rose over the next H ticks (1 to {MAX_HORIZON_TICKS:,}: every symbol keeps its last H"
+        f" feature rows waiting for their labels, ~0.1 KB each: ~110 KB a symbol at {MAX_HORIZON_TICKS:,}, ~460 MB for 4,096 symbols)",
+        between(1, MAX_HORIZON_TICKS),
+    )
     trend_span_ticks: int = setting(20, "span of the EMA of returns that the chaos component's trend is measured with", positive)
     chaos_scale: float = setting(0.5, "chaos trust = exp(-max(chaos_index, 0) / chaos_scale): higher = trust trend longer", positive)
     ml_warmup_labels: int = setting(500, "labels a symbol's learners see before ml_ensemble leaves 0.5", non_negative)

@@ -56,6 +56,9 @@ def test_file_overrides_defaults_and_env_overrides_file_and_options_override_env
         ("[execution]\nsymbol_map = [\"EURUSD=EURUSD.r\"]\n", {}, "execution.symbol_map"),
         ("", {"QT_DAEMON__MAX_CLOCK_SKEW_MS": "1000000000000000000"}, "daemon.max_clock_skew_ms"),
         ("this is = = not toml", {}, "--config"),
+        # a huge horizon was a MemoryError when the models' state was allocated (max_symbols x H x features x 8 bytes)
+        ("[signals]\nhorizon_ticks = 100000000\n", {}, "signals.horizon_ticks"),
+        ("", {"QT_SIGNALS__HORIZON_TICKS": "1001"}, "signals.horizon_ticks"),
     ],
 )
 def test_bad_values_name_the_key(tmp_path: Path, toml: str, env: dict[str, str], key: str) -> None:
@@ -64,6 +67,15 @@ def test_bad_values_name_the_key(tmp_path: Path, toml: str, env: dict[str, str],
     with pytest.raises(ConfigError) as info:
         load_config(path, environ=env)
     assert info.value.key == key
+
+
+def test_horizon_ticks_is_bounded_with_a_message_that_says_the_bound(tmp_path: Path) -> None:
+    path = tmp_path / "qt.toml"
+    path.write_text("[signals]\nhorizon_ticks = 1000\n")
+    assert load_config(path, environ={}).signals.horizon_ticks == 1000
+
+    with pytest.raises(ConfigError, match=r"signals.horizon_ticks: must be between 1 and 1000 \(got 100000000\)"):
+        load_config(environ={"QT_SIGNALS__HORIZON_TICKS": "100000000"})
 
 
 def test_rendered_default_file_loads_back_to_the_same_config(tmp_path: Path) -> None:
