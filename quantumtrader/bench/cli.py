@@ -43,7 +43,8 @@ def pipeline(
     rate: Annotated[float, typer.Option("--rate", min=1.0, max=1_000_000.0, help="Ticks per second for the latency runs.")] = 10_000,
     symbols: SymbolsOpt = 50,
     duration_s: DurationOpt = 10.0,
-    throughput_ticks: Annotated[int, typer.Option("--throughput-ticks", min=1000, max=100_000_000, help="Ticks for the as-fast-as-possible run.")] = 300_000,
+    throughput_ticks: Annotated[int, typer.Option("--throughput-ticks", min=1000, max=100_000_000, help="Ticks for the as-fast-as-possible run (how fast a backlog drains).")] = 300_000,
+    sustain_s: Annotated[float, typer.Option("--sustain", min=0.5, max=600.0, help="Seconds of each paced run that looks for the highest rate the daemon keeps up with (from 0.9x the flat-out rate, down by 0.8x, at most 3 tries).")] = 3.0,
     ticks: TicksOpt = None,
     repeat: Annotated[int, typer.Option("--repeat", min=1, help="Independent runs; above 1 the JSON and the console add, per target, min/median/max over the runs and in how many it was met.")] = 1,
     settings: Annotated[Optional[list[str]], typer.Option("--set", help="A daemon setting for these runs, SECTION.KEY=VALUE as in the config file (e.g. daemon.busy_poll_us=0); repeatable. Recorded in the JSON.")] = None,
@@ -58,7 +59,7 @@ def pipeline(
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--set") from None
     csv = _tick_file(ticks)
-    run_pipeline_bench(rate=rate, symbols=symbols, duration_s=duration_s, throughput_ticks=throughput_ticks, ticks_csv=csv, repeat=repeat, daemon_env=daemon_env, json_out=json, plot_out=plot)
+    run_pipeline_bench(rate=rate, symbols=symbols, duration_s=duration_s, throughput_ticks=throughput_ticks, sustain_s=sustain_s, ticks_csv=csv, repeat=repeat, daemon_env=daemon_env, json_out=json, plot_out=plot)
 
 
 @app.command()
@@ -162,7 +163,7 @@ def all_scenarios(
     runs: list[tuple[str, Any]] = [
         # keywords: a new option in the middle of a command's signature must not shift these
         ("features", lambda: features(ticks=None, n_ticks=200_000, json=out_dir / "features.json")),
-        ("pipeline", lambda: pipeline(rate=10_000, symbols=50, duration_s=10.0, throughput_ticks=300_000, ticks=None, repeat=1, settings=None, json=out_dir / "pipeline.json", plot=out_dir / "pipeline.png")),
+        ("pipeline", lambda: pipeline(rate=10_000, symbols=50, duration_s=10.0, throughput_ticks=300_000, sustain_s=3.0, ticks=None, repeat=1, settings=None, json=out_dir / "pipeline.json", plot=out_dir / "pipeline.png")),
         ("trade", lambda: trade(orders=500, tick_rate=2000, json=out_dir / "trade.json")),
         ("startup", lambda: startup(symbols=100, json=out_dir / "startup.json")),
         ("ws", lambda: ws(clients=500, tick_rate=2000, symbols=20, duration_s=20.0, json=out_dir / "ws.json")),
