@@ -29,12 +29,19 @@ def _tick_file(given: Path | None) -> Path | None:
     """``--ticks`` checked before anything starts (a bad file failed in the sender, after a minute's wait), else the default."""
     if given is None:
         return _default_ticks()
-    from quantumtrader.paper.ticks import TickFileError, check_tick_file
+    from quantumtrader.paper.ticks import TickFileError, check_tick_file, read_csv_ticks
 
     try:
         check_tick_file(given)
+        rows = read_csv_ticks(given)
+        try:
+            first = next(rows, None)  # a header alone, or no row the reader accepts, is no tick file either
+        finally:
+            rows.close()
     except (TickFileError, ValueError, OSError) as exc:
         raise typer.BadParameter(str(exc), param_hint="--ticks") from None
+    if first is None:
+        raise typer.BadParameter(f"{given}: no tick in it", param_hint="--ticks")
     return given
 
 
@@ -64,7 +71,7 @@ def pipeline(
 
 @app.command()
 def trade(
-    orders: Annotated[int, typer.Option("--orders", min=1, max=1_000_000, help="Market orders to send one after another (and one before them, not counted: it connects the daemon to the terminal).")] = 500,
+    orders: Annotated[int, typer.Option("--orders", min=1, max=1_000_000, help="Market orders to send one after another (and two before them, an open and its close, not counted: the first connects the daemon to the terminal).")] = 500,
     tick_rate: Annotated[float, typer.Option("--tick-rate", min=1.0, max=1_000_000.0, help="Ticks/s the paper terminal streams meanwhile.")] = 2000,
     json: JsonOpt = None,
 ) -> None:
@@ -101,11 +108,11 @@ def features(
         raise typer.BadParameter(str(exc), param_hint="QT_* environment") from None
     except OSError as exc:
         raise typer.BadParameter(f"cannot create the Numba cache in the data directory: {exc}", param_hint="QT_DATA_DIR") from None
-    from quantumtrader.bench.features import run_features_bench
+    from quantumtrader.bench.features import TooFewTicks, run_features_bench
 
     try:
         run_features_bench(path, n_ticks, json)
-    except ValueError as exc:  # too few ticks in the file for the baselines
+    except TooFewTicks as exc:
         raise typer.BadParameter(str(exc), param_hint="--ticks") from None
 
 

@@ -48,6 +48,10 @@ _COMPILE_PROBE = (
 )
 
 
+class TooFewTicks(ValueError):
+    """The tick file is shorter than the baselines need (a bad ``--ticks``, not a failure of the benchmark)."""
+
+
 def min_ticks() -> int:
     """Ticks a features run needs: the pandas baseline's window and ticks, and the chaos recompute's 200 windows."""
     return max(_PANDAS_WINDOW + _PANDAS_TICKS, 200 * 97 + load_config(environ={}).features.chaos_window + 1)
@@ -192,7 +196,7 @@ def _compile_times() -> dict[str, float]:
 def run_features_bench(ticks_path: Path, n_ticks: int = 200_000, json_out: Path | None = None, log: Callable[[str], None] = print) -> dict[str, Any]:
     bid, ask = _load(ticks_path, n_ticks)
     if len(bid) < min_ticks():
-        raise ValueError(f"{ticks_path} has {len(bid):,} ticks; the baselines need at least {min_ticks():,}")
+        raise TooFewTicks(f"{ticks_path} has {len(bid):,} ticks; the baselines need at least {min_ticks():,}")
     log(f"features: {len(bid):,} real ticks from {ticks_path.name}")
     _ours_batch(bid[:5000], ask[:5000])  # compile or load before timing
     _ours_batch_ta(bid[:5000])

@@ -49,6 +49,13 @@ def test_a_tick_file_too_short_for_the_baselines_is_named(tmp_path: Path) -> Non
     assert "has 1,000 ticks" in done.stderr and "--ticks" in done.stderr, done.stderr[-2000:]
 
 
+def test_a_tick_file_with_a_header_only_is_refused(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.csv"
+    empty.write_text("time,bid,ask\n")
+    done = _bench("pipeline", "--ticks", str(empty))
+    assert done.returncode == 2 and "Traceback" not in done.stderr and "no tick in it" in done.stderr, done.stderr[-2000:]
+
+
 def test_ws_symbols_bound_is_the_paper_terminals_list() -> None:
     from quantumtrader.bench.ws import SYMBOLS
 
