@@ -317,6 +317,8 @@ def _check_hello(msg: dict[str, Any], now_msc: int, max_skew_ms: int) -> None:
 #: heartbeat: {symbol: {field: number}}). tick_value is the account currency's value of one tick_size
 #: move of one lot, which is what sizing a position by its stop needs; 0 means the terminal does not know.
 SYMBOL_SPEC_FIELDS: Final = ("contract_size", "tick_size", "tick_value", "volume_min", "volume_step", "volume_max")
+#: The smallest spec value other than 0 (the EAs write 8 decimals).
+MIN_SPEC_VALUE: Final = 1e-8
 
 
 def _check_specs(specs: Any) -> None:
@@ -330,8 +332,9 @@ def _check_specs(specs: Any) -> None:
             if name not in spec:
                 raise ProtocolError("missing_field", f"specs[{symbol}] needs {name!r}")
             value = spec[name]
-            if not _is_number(value) or value < 0:
-                raise ProtocolError("bad_value", f"specs[{symbol}].{name} must be a finite number >= 0, got {_short(value)}")
+            # 0 (not known) or at least 1e-8, the EA's last decimal: a step of 1e-320 overflowed the lot rounding
+            if not _is_number(value) or not (value == 0 or value >= MIN_SPEC_VALUE):
+                raise ProtocolError("bad_value", f"specs[{symbol}].{name} must be 0 or a finite number >= {MIN_SPEC_VALUE:g}, got {_short(value)}")
 
 
 def _check_account(msg: dict[str, Any], now_msc: int, max_skew_ms: int) -> None:
@@ -380,6 +383,8 @@ def _check_heartbeat(msg: dict[str, Any], now_msc: int, max_skew_ms: int) -> Non
     # the EA never says hello again) can register the terminal and reach it.
     if "command_endpoint" in msg:
         _check_hello(msg, now_msc, max_skew_ms)
+    elif "specs" in msg:  # specs alone refresh a registered terminal's (Daemon.handle_heartbeat): checked the same
+        _check_specs(msg["specs"])
 
 
 def _check_bye(msg: dict[str, Any], now_msc: int, max_skew_ms: int) -> None:

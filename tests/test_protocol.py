@@ -254,10 +254,15 @@ def test_hello_specs_are_checked_field_by_field() -> None:
         ({"XAUUSD": {**spec, "tick_value": -1.0}}, "bad_value"),
         ({"XAUUSD": {**spec, "volume_step": True}}, "bad_value"),
         ({"XAUUSD": {**spec, "volume_max": "50"}}, "bad_value"),
+        ({"XAUUSD": {**spec, "volume_step": 1e-320}}, "bad_value"),  # overflowed the lot rounding
     ):
         with pytest.raises(p.ProtocolError) as refused:
             p.decode_event(orjson.dumps({**hello, "specs": specs}), NOW)
         assert refused.value.reason == reason, specs
+        # a heartbeat with specs alone (no hello fields) refreshes a terminal's: checked the same
+        bare = {"v": 1, "type": "heartbeat", "terminal": "1@X", "seq": 3, "dropped": 0, "time_msc": NOW, "specs": specs}
+        with pytest.raises(p.ProtocolError):
+            p.decode_event(orjson.dumps(bare), NOW)
 
 
 def test_a_price_update_carries_the_ticks_sent_ns_when_it_has_one() -> None:

@@ -175,6 +175,7 @@ class Sidecar:
         out["rate_limited_ip"] = float(self.per_ip.denied)
         out["rate_limited_token"] = float(self.per_token.denied)
         out["login_rate_limited"] = float(self.login_per_ip.denied + self.login_failures_per_name.denied)
+        out["symbol_suffix_collisions"] = float(len(self.names.collided))
         return out
 
     def feed_to_ws(self) -> dict[str, float]:

@@ -21,6 +21,7 @@ import contextlib
 import time
 from collections import Counter, deque
 from collections.abc import Callable
+from functools import partial
 from typing import Any, Protocol
 
 import orjson
@@ -192,7 +193,7 @@ class Clone:
             return
         text = raw.decode()
         if names.active:  # sidecar.symbol_suffix: the apps get (and the clone keeps) their names, not the broker's
-            renamed = names.data(data)
+            renamed = names.data(data, learn=True)
             if renamed is not data:
                 env["data"] = data = renamed
                 text = orjson.dumps(env).decode()
@@ -295,7 +296,7 @@ class Clone:
         replay = self._replay or []
         self._replay = None
         before = self.positions
-        named = self.names.data
+        named = partial(self.names.data, learn=True)  # the daemon's state of now: its names teach the mapping
         quotes = {q["symbol"]: q for q in (named(q) for q in snap.get("quotes", []) if isinstance(q, dict)) if "symbol" in q}
         self.quotes = quotes
         self.terminal_quotes = {

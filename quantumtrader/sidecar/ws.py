@@ -346,6 +346,7 @@ class Session:
         symbol = self._symbol(msg)
         if symbol is None:
             return
+        symbol = self.sidecar.names.app_name(symbol)  # the feed reaches clients under the apps' names (sidecar.symbol_suffix)
         if self.client.symbols is not None and len(self.client.symbols) >= 1024 and symbol not in self.client.symbols:
             self.reject("too_many_symbols", "at most 1024 subscribed symbols")
             return
@@ -360,6 +361,7 @@ class Session:
         symbol = self._symbol(msg)
         if symbol is None:
             return
+        symbol = self.sidecar.names.app_name(symbol)
         self.sidecar.hub.unsubscribe(self.client, symbol)
         self.client.reply(message("unsubscribed", {"symbol": symbol, "symbols": sorted(self.client.symbols or ())}))
 

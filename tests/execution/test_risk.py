@@ -129,9 +129,9 @@ def test_size_by_the_brokers_specs_when_the_terminal_sent_them() -> None:
     assert risk.size_lots("XAUUSD", "buy", 2000.0, 2000.3, 1990.3, 10_000.0, GOLD) == pytest.approx(0.1)
     # without them the FX approximation (100,000 units) made it 0.0001 lot: nothing at all
     assert risk.size_lots("XAUUSD", "buy", 2000.0, 2000.3, 1990.3, 10_000.0) == 0.0
-    # a EUR account: the broker's tick value is in EUR (0.92 per tick), so the same stop costs less per lot
-    eur = {**GOLD, "tick_value": 0.92}
-    assert risk.size_lots("XAUUSD", "buy", 2000.0, 2000.3, 1990.3, 10_000.0, eur) == pytest.approx(0.1)  # 100 / 920 = 0.108 -> step 0.01
+    # a EUR account: the broker's tick value is in EUR (0.5 per tick, say), so the same stop costs less per lot
+    eur = {**GOLD, "tick_value": 0.5}
+    assert risk.size_lots("XAUUSD", "buy", 2000.0, 2000.3, 1990.3, 10_000.0, eur) == pytest.approx(0.2)  # 100 / 500
     # the symbol's own step and maximum
     index = {"contract_size": 1.0, "tick_size": 1.0, "tick_value": 1.0, "volume_min": 0.1, "volume_step": 0.1, "volume_max": 5.0}
     assert risk.size_lots("US30", "sell", 39000.0, 39002.0, 39052.0, 10_000.0, index) == pytest.approx(1.9)  # 100 / 52 = 1.92 -> 1.9

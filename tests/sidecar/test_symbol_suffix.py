@@ -41,11 +41,17 @@ def test_names_both_ways() -> None:
     assert names.to_broker("EURUSD") == "EURUSD.r"  # learned from the feed
     assert names.to_broker("US30") == "US30"  # seen without the suffix: not given one
     assert names.to_broker("GBPUSD") == "GBPUSD.r" and names.to_broker("GBPUSD.r") == "GBPUSD.r"  # not seen yet
+    assert names.app_name("GBPUSD.r") == "GBPUSD" and names.app_name("GBPUSD") == "GBPUSD"  # what an app sends
+    assert names.to_broker("XAUUSD") == "XAUUSD.r"  # app_name remembered nothing from it
     data = {"symbol": "EURUSD.r", "bid": 1.1}
     assert names.data(data) == {"symbol": "EURUSD", "bid": 1.1, "broker_symbol": "EURUSD.r"} and data["symbol"] == "EURUSD.r"
     plain = {"symbol": "US30"}
     assert names.data(plain) is plain and AppSymbols("").data(data) is data
     assert AppSymbols("").to_broker("EURUSD") == "EURUSD"
+    assert names.data({"symbol": "USDJPY"}) is not None and names.to_broker("USDJPY") == "USDJPY.r"  # a store row teaches nothing
+    # the plain name from another terminal: two symbols; the suffixed one keeps its name (was: each tick flipped the mapping)
+    assert names.to_app("EURUSD") == "EURUSD" and names.to_app("EURUSD.r") == "EURUSD.r" and names.collided == {"EURUSD.r"}
+    assert names.to_broker("EURUSD") == "EURUSD" and names.to_broker("EURUSD.r") == "EURUSD.r" and names.app_name("EURUSD.r") == "EURUSD.r"
 
 
 def test_the_app_session_sees_its_own_names(stack: Stack) -> None:
@@ -54,6 +60,9 @@ def test_the_app_session_sees_its_own_names(stack: Stack) -> None:
         for symbol in APP_SYMBOLS:
             ws.send(json.dumps({"type": "subscribe", "symbol": symbol}))
         recv_until(ws, lambda m: m["type"] == "subscribed" and len(m["data"]["symbols"]) == 5, 5, "five subscriptions")
+        ws.send(json.dumps({"type": "subscribe", "symbol": "EURUSDm"}))  # the broker's name: the same subscription
+        again = recv_until(ws, lambda m: m["type"] == "subscribed" and m["data"]["symbol"] == "EURUSD", 5, "EURUSDm subscribed as EURUSD")
+        assert sorted(again["data"]["symbols"]) == sorted(APP_SYMBOLS), again
         prices: set[str] = set()
         seen: list[dict[str, Any]] = []
 
