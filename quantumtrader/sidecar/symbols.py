@@ -6,9 +6,9 @@ WebSocket stream and in ``GET /api/signals`` alike. Many brokers name every
 symbol with a suffix (``EURUSDm``, ``EURUSD.r``): there the app showed no
 price and no signal. With the suffix set, everything the sidecar sends
 names the symbol without it and keeps the broker's name in
-``broker_symbol`` (an added field), and a name an app sends (a subscription,
-a query, a path, a trade) is mapped back to the broker's before the daemon
-or the store sees it (the daemon's own suffix rule, docs/execution.md, knows
+``broker_symbol`` (an added field), and a name an app sends (a query, a
+path, a trade) is mapped back to the broker's before the daemon or the
+store sees it (the daemon's own suffix rule, docs/execution.md, knows
 short suffixes only); a subscription to either name is to the app's.
 
 One suffix for the sidecar: it is a broker's naming. Where the feed also
