@@ -73,12 +73,14 @@ def pipeline(
 def trade(
     orders: Annotated[int, typer.Option("--orders", min=1, max=1_000_000, help="Market orders to send one after another (and two before them, an open and its close, not counted: the first connects the daemon to the terminal).")] = 500,
     tick_rate: Annotated[float, typer.Option("--tick-rate", min=1.0, max=1_000_000.0, help="Ticks/s the paper terminal streams meanwhile.")] = 2000,
+    ticks: Annotated[Optional[Path], typer.Option("--ticks", help="Real EURUSD ticks (CSV as in ../shared/data/ticks) for the paper terminal to replay at --tick-rate; default its generator.")] = None,
     json: JsonOpt = None,
 ) -> None:
     """Control -> daemon -> terminal -> reply round trip, and the tick path while orders are in flight."""
     from quantumtrader.bench.trade import run_trade_bench
 
-    run_trade_bench(orders=orders, tick_rate=tick_rate, json_out=json)
+    csv = _tick_file(ticks) if ticks is not None else None
+    run_trade_bench(orders=orders, tick_rate=tick_rate, ticks_csv=csv, json_out=json)
 
 
 @app.command()
@@ -122,12 +124,14 @@ def ws(
     tick_rate: Annotated[float, typer.Option("--tick-rate", min=1.0, max=1_000_000.0, help="Ticks/s the paper terminal streams.")] = 2000,
     symbols: Annotated[int, typer.Option("--symbols", min=1, max=20, help="Symbols the paper terminal streams (its 20 well-known ones at most).")] = 20,
     duration_s: Annotated[float, typer.Option("--duration", min=2.0, max=86_400.0, help="Measured seconds.")] = 20.0,
+    ticks: Annotated[Optional[Path], typer.Option("--ticks", help="Real ticks (CSV as in ../shared/data/ticks) for the paper terminal to replay at --tick-rate, its symbol instead of --symbols; default its generator.")] = None,
     json: JsonOpt = None,
 ) -> None:
     """Through the sidecar to N WebSocket clients: tick -> client latency, starvation, a stuck client."""
     from quantumtrader.bench.ws import run_ws_bench
 
-    run_ws_bench(clients=clients, ticks_per_s=tick_rate, symbols=symbols, duration_s=duration_s, json_out=json)
+    csv = _tick_file(ticks) if ticks is not None else None
+    run_ws_bench(clients=clients, ticks_per_s=tick_rate, symbols=symbols, duration_s=duration_s, ticks_csv=csv, json_out=json)
 
 
 @app.command()
@@ -171,9 +175,9 @@ def all_scenarios(
         # keywords: a new option in the middle of a command's signature must not shift these
         ("features", lambda: features(ticks=None, n_ticks=200_000, json=out_dir / "features.json")),
         ("pipeline", lambda: pipeline(rate=10_000, symbols=50, duration_s=10.0, throughput_ticks=300_000, sustain_s=3.0, ticks=None, repeat=1, settings=None, json=out_dir / "pipeline.json", plot=out_dir / "pipeline.png")),
-        ("trade", lambda: trade(orders=500, tick_rate=2000, json=out_dir / "trade.json")),
+        ("trade", lambda: trade(orders=500, tick_rate=2000, ticks=None, json=out_dir / "trade.json")),
         ("startup", lambda: startup(symbols=100, json=out_dir / "startup.json")),
-        ("ws", lambda: ws(clients=500, tick_rate=2000, symbols=20, duration_s=20.0, json=out_dir / "ws.json")),
+        ("ws", lambda: ws(clients=500, tick_rate=2000, symbols=20, duration_s=20.0, ticks=None, json=out_dir / "ws.json")),
         ("host", lambda: host(samples=400, json=out_dir / "cold-caches.json")),
         ("journal", lambda: journal(batches=10_000, signals_per_batch=1, pause_us=100.0, directory=None, json=out_dir / "journal.json")),
     ]

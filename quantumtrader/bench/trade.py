@@ -22,7 +22,11 @@ from quantumtrader.bench.procs import Endpoints, control, start, stop, wait_for,
 from quantumtrader.control_client import ControlClient
 
 
-def run_trade_bench(*, orders: int = 500, tick_rate: float = 2000, json_out: Path | None = None, log: Callable[[str], None] = print) -> dict[str, Any]:
+def run_trade_bench(
+    *, orders: int = 500, tick_rate: float = 2000, ticks_csv: Path | None = None, json_out: Path | None = None, log: Callable[[str], None] = print
+) -> dict[str, Any]:
+    """``ticks_csv``: real ticks the paper terminal replays at ``tick_rate`` (its symbol must be EURUSD, what the
+    orders trade), instead of its generator."""
     with tempfile.TemporaryDirectory(prefix="qt-bench-") as tmp_name:
         tmp = Path(tmp_name)
         eps = Endpoints()
@@ -39,7 +43,8 @@ def run_trade_bench(*, orders: int = 500, tick_rate: float = 2000, json_out: Pat
         paper = None
         try:
             wait_ready(eps.control, daemon, tmp / "daemon.log", timeout=120)
-            paper = start(["paper", "--rate", str(tick_rate), "--heartbeat-s", "1"], env, tmp / "paper.log")
+            source = ["--ticks", str(ticks_csv)] if ticks_csv is not None else []
+            paper = start(["paper", *source, "--rate", str(tick_rate), "--heartbeat-s", "1"], env, tmp / "paper.log")
             wait_for(lambda: any(q["symbol"] == "EURUSD" for q in control(eps.control, "snapshot")["quotes"]), 30, "EURUSD quotes")
             control(eps.control, reset_latency=True)
             time.sleep(3.0)  # a quiet window: the tick path without orders
@@ -88,6 +93,7 @@ def run_trade_bench(*, orders: int = 500, tick_rate: float = 2000, json_out: Pat
         "orders": orders,
         "warmup_orders": 2,  # an open and its close before the figures (the daemon's histograms reset after them)
         "tick_rate": tick_rate,
+        "ticks": str(ticks_csv) if ticks_csv is not None else "the paper terminal's generator",
         "client_round_trip": latency_summary(client_ns),
         "daemon_command_round_trip": health["latency"]["command_round_trip"],
         "tick_receive_to_publish_quiet": quiet,

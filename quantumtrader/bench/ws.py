@@ -352,8 +352,11 @@ def _metric(text: str, name: str) -> float:
 class _Stack:
     """Daemon + paper + sidecar on free ports, in a temporary data directory."""
 
-    def __init__(self, tmp: Path, ticks_per_s: float, symbols: int, max_updates_per_s: float | None, extra_env: dict[str, str], clients: int = 0) -> None:
+    def __init__(
+        self, tmp: Path, ticks_per_s: float, symbols: int, max_updates_per_s: float | None, extra_env: dict[str, str], clients: int = 0, ticks_csv: Path | None = None
+    ) -> None:
         self.tmp = tmp
+        self.source = ["--ticks", str(ticks_csv)] if ticks_csv is not None else []  # the file's symbol, at the rate
         self.eps = Endpoints(spare=1)
         self.port = self.eps.spare_ports[0]
         extra = {
@@ -386,7 +389,7 @@ class _Stack:
         log = self.tmp / "daemon.log"
         self.procs["daemon"] = start(["run", "--no-sidecar"], self.env, log)
         wait_ready(self.eps.control, self.procs["daemon"], log, timeout=120)
-        self.procs["paper"] = start(["paper", "--rate", str(self.ticks_per_s)], self.env, self.tmp / "paper.log")
+        self.procs["paper"] = start(["paper", *self.source, "--rate", str(self.ticks_per_s)], self.env, self.tmp / "paper.log")
         self.procs["sidecar"] = start(["sidecar"], self.env, self.tmp / "sidecar.log")
         url = f"http://127.0.0.1:{self.port}/api/health"
 
@@ -480,9 +483,14 @@ def run_ws_bench(
     max_updates_per_s: float | None = None,
     extra_env: dict[str, str] | None = None,
     client_procs: int = 2,
+    ticks_csv: Path | None = None,
     log: Any = print,
 ) -> dict[str, Any]:
-    """Run the three phases and return (and write) the result; ``ws.md`` is written beside ``json_out``."""
+    """Run the three phases and return (and write) the result; ``ws.md`` is written beside ``json_out``.
+
+    ``ticks_csv``: real ticks the paper terminal replays at ``ticks_per_s`` instead of its generator; the
+    symbols are then the file's (``symbols`` does not apply), so the app clients get that one of their five.
+    """
     if not 1 <= symbols <= len(SYMBOLS):
         raise ValueError(f"symbols must be 1-{len(SYMBOLS)}")
     with tempfile.TemporaryDirectory(prefix="qt-bench-ws-") as tmp_name:
@@ -490,13 +498,13 @@ def run_ws_bench(
         (tmp / "a").mkdir()
         (tmp / "b").mkdir()
         log(f"ws: baseline (no clients) for {duration_s / 2:g} s")
-        with _Stack(tmp / "a", ticks_per_s, symbols, max_updates_per_s, extra_env or {}) as stack:
+        with _Stack(tmp / "a", ticks_per_s, symbols, max_updates_per_s, extra_env or {}, ticks_csv=ticks_csv) as stack:
             first = _daemon_latency(stack.eps, reset=True)  # the window's figures only, not the stack's start-up
             time.sleep(duration_s / 2)
             baseline = _daemon_latency(stack.eps)
             baseline["ticks_per_s_measured"] = round((baseline["ticks"] - first["ticks"]) / max(baseline["uptime_s"] - first["uptime_s"], 1e-9), 1)
         log(f"ws: {clients} clients ({dashboards} unsubscribed) for {duration_s:g} s, then one stalled client for {duration_s:g} s")
-        with _Stack(tmp / "b", ticks_per_s, symbols, max_updates_per_s, extra_env or {}, clients) as stack:
+        with _Stack(tmp / "b", ticks_per_s, symbols, max_updates_per_s, extra_env or {}, clients, ticks_csv=ticks_csv) as stack:
             loaded = _run_loop(_loaded_run(stack, clients, dashboards, duration_s, client_procs))
     result: dict[str, Any] = {
         "scenario": "ws",
@@ -508,6 +516,7 @@ def run_ws_bench(
         "ticks_per_s_target": ticks_per_s,
         "max_updates_per_s": max_updates_per_s or SidecarConfig().max_updates_per_s,
         "duration_s": duration_s,
+        "ticks": str(ticks_csv) if ticks_csv is not None else "the paper terminal's generator",
         "extra_env": extra_env or {},
         "clock": "the paper terminal's sent_ns (time.perf_counter_ns() as it sends the tick, carried by the price update) vs time.perf_counter_ns() when the client's WebSocket library hands the message over, same host",
         "baseline_daemon_latency": baseline,
@@ -555,7 +564,8 @@ def render_markdown(r: dict[str, Any]) -> str:
         "",
         f"{r['clients']} WebSocket clients on loopback ({r['clients'] - r['dashboard_clients']} subscribed to the app's 5 symbols, "
         f"{r['dashboard_clients']} to nothing, i.e. all {r['symbols']}), permessage-deflate, while a paper terminal streams "
-        f"{r['ticks_per_s_target']:g} ticks/s (measured {r['ticks_per_s_measured']:g}) over {r['symbols']} symbols; "
+        f"{r['ticks_per_s_target']:g} ticks/s (measured {r['ticks_per_s_measured']:g}) "
+        f"{'over ' + str(r['symbols']) + ' symbols' if r.get('ticks', '').endswith('generator') else 'replayed from ' + Path(r['ticks']).name}; "
         f"max_updates_per_s = {r['max_updates_per_s']:g} per symbol. {m['cores']} cores ({m['cpu']}), Python {m['python']}; "
         f"daemon, paper terminal, sidecar and all clients share them. Clients: websockets' Sans-I/O protocol on asyncio sockets "
         f"in {r['client_processes']} processes, each message stamped as the library hands it over (before JSON parsing).",

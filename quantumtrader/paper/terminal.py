@@ -58,6 +58,7 @@ class PaperOptions:
     keep_times: bool = False
     max_gap_s: float = 5.0
     max_ticks: int = 0  # 0 = no limit
+    replay_rate: float = 0.0  # > 0: the files' ticks at this many a second, their own times ignored (benchmarks)
     # Fault injection, for the Lazy Pirate tests: counted over distinct trading command ids.
     drop_reply_every: int = 0  # execute every Nth command but swallow its first reply
     delay_reply_every: int = 0  # hold the reply of every Nth command ...
@@ -290,10 +291,13 @@ class PaperTerminal:
         opts = self.options
         if opts.tick_files:
             speed = self.cfg.speed
+            step = 1.0 / opts.replay_rate if opts.replay_rate > 0 else 0.0
             due = 0.0
             prev: int | None = None
             for tick in merge_csv_ticks(list(opts.tick_files), self.csv_stats):
-                if prev is not None and speed > 0:
+                if step:
+                    due += step
+                elif prev is not None and speed > 0:
                     due += min(max(tick.time_msc - prev, 0) / 1000.0, opts.max_gap_s) / speed
                 prev = tick.time_msc
                 yield due, tick.symbol, tick.bid, tick.ask, tick.volume, (tick.time_msc if opts.keep_times else None)
@@ -313,7 +317,10 @@ class PaperTerminal:
     def run(self) -> None:
         self.symbols = self._symbols()
         self._open()
-        fast = (self.cfg.speed == 0) if self.options.tick_files else (self.cfg.ticks_per_s == 0)
+        if self.options.tick_files:
+            fast = self.options.replay_rate <= 0 and self.cfg.speed == 0
+        else:
+            fast = self.cfg.ticks_per_s == 0
         log.info(
             "paper terminal started",
             terminal=self.cfg.terminal,

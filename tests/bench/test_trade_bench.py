@@ -7,6 +7,7 @@ from pathlib import Path
 import orjson
 
 from quantumtrader.bench.trade import run_trade_bench
+from support import shared_ticks
 
 
 def test_the_round_trips_are_the_measured_orders_after_a_warm_up(tmp_path: Path) -> None:
@@ -18,3 +19,10 @@ def test_the_round_trips_are_the_measured_orders_after_a_warm_up(tmp_path: Path)
     # the daemon's REQ -> REP histogram starts after the warm-up's open and close: the 6 measured orders exactly
     assert result["daemon_command_round_trip"]["count"] == 6, result["daemon_command_round_trip"]
     assert any("control -> terminal -> control" in line for line in lines)
+
+
+def test_the_paper_terminal_can_replay_real_ticks_at_the_rate(tmp_path: Path) -> None:
+    """The issue: each scenario on real ticks from ../shared/data/ticks or generated ones (--ticks)."""
+    result = run_trade_bench(orders=2, tick_rate=500, ticks_csv=shared_ticks(), log=lambda _: None)
+    assert result["ticks"].endswith("EURUSD.csv.gz") and result["client_round_trip"]["count"] == 2
+    assert result["tick_receive_to_publish_quiet"]["count"] > 500  # ~3 s of the file at 500/s, not its own pace
