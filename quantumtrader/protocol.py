@@ -317,8 +317,10 @@ def _check_hello(msg: dict[str, Any], now_msc: int, max_skew_ms: int) -> None:
 #: heartbeat: {symbol: {field: number}}). tick_value is the account currency's value of one tick_size
 #: move of one lot, which is what sizing a position by its stop needs; 0 means the terminal does not know.
 SYMBOL_SPEC_FIELDS: Final = ("contract_size", "tick_size", "tick_value", "volume_min", "volume_step", "volume_max")
-#: The smallest spec value other than 0 (the EAs write 8 decimals).
+#: The smallest spec value other than 0 (the EAs write 8 decimals), and the largest (a contract of 10^12
+#: units is none a broker has): outside them sizing's arithmetic overflowed.
 MIN_SPEC_VALUE: Final = 1e-8
+MAX_SPEC_VALUE: Final = 1e12
 
 
 def _check_specs(specs: Any) -> None:
@@ -333,8 +335,8 @@ def _check_specs(specs: Any) -> None:
                 raise ProtocolError("missing_field", f"specs[{symbol}] needs {name!r}")
             value = spec[name]
             # 0 (not known) or at least 1e-8, the EA's last decimal: a step of 1e-320 overflowed the lot rounding
-            if not _is_number(value) or not (value == 0 or value >= MIN_SPEC_VALUE):
-                raise ProtocolError("bad_value", f"specs[{symbol}].{name} must be 0 or a finite number >= {MIN_SPEC_VALUE:g}, got {_short(value)}")
+            if not _is_number(value) or not (value == 0 or MIN_SPEC_VALUE <= value <= MAX_SPEC_VALUE):
+                raise ProtocolError("bad_value", f"specs[{symbol}].{name} must be 0 or from {MIN_SPEC_VALUE:g} to {MAX_SPEC_VALUE:g}, got {_short(value)}")
 
 
 def _check_account(msg: dict[str, Any], now_msc: int, max_skew_ms: int) -> None:

@@ -255,6 +255,7 @@ def test_hello_specs_are_checked_field_by_field() -> None:
         ({"XAUUSD": {**spec, "volume_step": True}}, "bad_value"),
         ({"XAUUSD": {**spec, "volume_max": "50"}}, "bad_value"),
         ({"XAUUSD": {**spec, "volume_step": 1e-320}}, "bad_value"),  # overflowed the lot rounding
+        ({"XAUUSD": {**spec, "tick_size": 1e300}}, "bad_value"),  # overflowed the loss per lot
     ):
         with pytest.raises(p.ProtocolError) as refused:
             p.decode_event(orjson.dumps({**hello, "specs": specs}), NOW)

@@ -73,13 +73,18 @@ def pipeline(
 def trade(
     orders: Annotated[int, typer.Option("--orders", min=1, max=1_000_000, help="Market orders to send one after another (and two before them, an open and its close, not counted: the first connects the daemon to the terminal).")] = 500,
     tick_rate: Annotated[float, typer.Option("--tick-rate", min=1.0, max=1_000_000.0, help="Ticks/s the paper terminal streams meanwhile.")] = 2000,
-    ticks: Annotated[Optional[Path], typer.Option("--ticks", help="Real EURUSD ticks (CSV as in ../shared/data/ticks) for the paper terminal to replay at --tick-rate; default its generator.")] = None,
+    ticks: Annotated[Optional[Path], typer.Option("--ticks", help="Real EURUSD ticks (CSV as in ../shared/data/ticks) for the paper terminal to replay at --tick-rate, once: they must last the run; default its generator.")] = None,
     json: JsonOpt = None,
 ) -> None:
     """Control -> daemon -> terminal -> reply round trip, and the tick path while orders are in flight."""
     from quantumtrader.bench.trade import run_trade_bench
 
     csv = _tick_file(ticks) if ticks is not None else None
+    if csv is not None:
+        from quantumtrader.paper.ticks import symbol_from_path
+
+        if symbol_from_path(csv) != "EURUSD":  # what the orders trade; another symbol had no quote, after 30 s
+            raise typer.BadParameter(f"{csv}: the orders trade EURUSD, this file is {symbol_from_path(csv)}", param_hint="--ticks")
     run_trade_bench(orders=orders, tick_rate=tick_rate, ticks_csv=csv, json_out=json)
 
 
@@ -124,7 +129,7 @@ def ws(
     tick_rate: Annotated[float, typer.Option("--tick-rate", min=1.0, max=1_000_000.0, help="Ticks/s the paper terminal streams.")] = 2000,
     symbols: Annotated[int, typer.Option("--symbols", min=1, max=20, help="Symbols the paper terminal streams (its 20 well-known ones at most).")] = 20,
     duration_s: Annotated[float, typer.Option("--duration", min=2.0, max=86_400.0, help="Measured seconds.")] = 20.0,
-    ticks: Annotated[Optional[Path], typer.Option("--ticks", help="Real ticks (CSV as in ../shared/data/ticks) for the paper terminal to replay at --tick-rate, its symbol instead of --symbols; default its generator.")] = None,
+    ticks: Annotated[Optional[Path], typer.Option("--ticks", help="Real ticks (CSV as in ../shared/data/ticks) for the paper terminal to replay at --tick-rate, once (they must last the run), its symbol instead of --symbols; default its generator.")] = None,
     json: JsonOpt = None,
 ) -> None:
     """Through the sidecar to N WebSocket clients: tick -> client latency, starvation, a stuck client."""

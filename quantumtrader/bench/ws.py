@@ -512,7 +512,7 @@ def run_ws_bench(
         "dashboard_clients": dashboards,
         "client_processes": client_procs,
         "subscribed_symbols_per_app_client": 5,
-        "symbols": symbols,
+        "symbols": symbols if ticks_csv is None else 1,  # a file's one symbol
         "ticks_per_s_target": ticks_per_s,
         "max_updates_per_s": max_updates_per_s or SidecarConfig().max_updates_per_s,
         "duration_s": duration_s,

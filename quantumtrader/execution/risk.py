@@ -164,7 +164,10 @@ class RiskEngine:
         distance = abs(price - sl)
         if distance <= 0 or equity <= 0:
             return 0.0
-        lots = equity * self.config.risk_pct / 100.0 / money.loss_per_lot(symbol, price, distance, spec)
+        per_lot = money.loss_per_lot(symbol, price, distance, spec)
+        if not (per_lot > 0 and math.isfinite(per_lot)):  # odd specs (within their bounds): no size rather than a crash
+            return 0.0
+        lots = equity * self.config.risk_pct / 100.0 / per_lot
         cap = self.config.lot_max
         if spec is not None and spec["volume_max"] > 0:
             cap = min(cap, spec["volume_max"])

@@ -56,6 +56,13 @@ def test_a_tick_file_with_a_header_only_is_refused(tmp_path: Path) -> None:
     assert done.returncode == 2 and "Traceback" not in done.stderr and "no tick in it" in done.stderr, done.stderr[-2000:]
 
 
+def test_trade_ticks_must_be_the_symbol_the_orders_trade(tmp_path: Path) -> None:
+    gbp = tmp_path / "GBPUSD.csv"
+    gbp.write_text("time,bid,ask\n2024-01-15T10:30:00.000Z,1.27,1.2702\n")
+    done = _bench("trade", "--ticks", str(gbp))
+    assert done.returncode == 2 and "Traceback" not in done.stderr and "the orders trade EURUSD" in done.stderr, done.stderr[-2000:]
+
+
 def test_ws_symbols_bound_is_the_paper_terminals_list() -> None:
     from quantumtrader.bench.ws import SYMBOLS
 

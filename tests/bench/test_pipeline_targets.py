@@ -73,7 +73,7 @@ def test_repeated_runs_over_real_processes_are_each_judged_and_summarized(tmp_pa
     (tmp_path / "a-file").write_text("")
     bad_plot = tmp_path / "a-file" / "pipeline.png"  # under a regular file: the plot fails, the JSON must not be lost with it
     with pytest.raises(OSError):
-        run_pipeline_bench(rate=2000, symbols=5, duration_s=1.0, warmup_s=0.5, throughput_ticks=20_000, sustain_s=0.5, ticks_csv=shared_ticks(), repeat=2, daemon_env=settings, json_out=out, plot_out=bad_plot, log=lines.append)
+        run_pipeline_bench(rate=2000, symbols=5, duration_s=1.0, warmup_s=0.5, throughput_ticks=60_000, sustain_s=0.5, ticks_csv=shared_ticks(), repeat=2, daemon_env=settings, json_out=out, plot_out=bad_plot, log=lines.append)
     written = orjson.loads(out.read_bytes())
 
     assert written["repeat"] == 2 and len(written["runs"]) == 2

@@ -25,4 +25,5 @@ def test_the_paper_terminal_can_replay_real_ticks_at_the_rate(tmp_path: Path) ->
     """The issue: each scenario on real ticks from ../shared/data/ticks or generated ones (--ticks)."""
     result = run_trade_bench(orders=2, tick_rate=500, ticks_csv=shared_ticks(), log=lambda _: None)
     assert result["ticks"].endswith("EURUSD.csv.gz") and result["client_round_trip"]["count"] == 2
-    assert result["tick_receive_to_publish_quiet"]["count"] > 500  # ~3 s of the file at 500/s, not its own pace
+    # ~3 s of the file at 500/s: neither its own pace (~1 a second) nor as fast as the paper terminal goes
+    assert 500 < result["tick_receive_to_publish_quiet"]["count"] < 3000, result["tick_receive_to_publish_quiet"]

@@ -140,6 +140,9 @@ def test_size_by_the_brokers_specs_when_the_terminal_sent_them() -> None:
     zero = {**index, "tick_value": 0.0, "volume_step": 0.0}  # a terminal that does not know: the approximation and risk.lot_step
     assert risk.lot_step(zero) == risk.config.lot_step
     assert risk.size_lots("EURUSD", "buy", 1.1, 1.1001, 1.0901, 10_000.0, {**zero, "tick_size": 0.00001}) == pytest.approx(0.1)
+    # odd specs within the protocol's bounds: a loss per lot of ~1e-19 sizes to the cap, not an overflow
+    odd = {**GOLD, "tick_size": 1e12, "tick_value": 1e-8}
+    assert risk.size_lots("XAUUSD", "buy", 2000.0, 2000.3, 1990.3, 10_000.0, odd) == risk.config.lot_max
 
 
 def test_the_brokers_volume_limits_refuse_with_the_symbol_named() -> None:

@@ -48,7 +48,8 @@ def test_names_both_ways() -> None:
     plain = {"symbol": "US30"}
     assert names.data(plain) is plain and AppSymbols("").data(data) is data
     assert AppSymbols("").to_broker("EURUSD") == "EURUSD"
-    assert names.data({"symbol": "USDJPY"}) is not None and names.to_broker("USDJPY") == "USDJPY.r"  # a store row teaches nothing
+    names.data({"symbol": "USDJPY"})  # a store row's plain name teaches nothing:
+    assert names.to_broker("USDJPY") == "USDJPY.r"
     # the plain name from another terminal: two symbols; the suffixed one keeps its name (was: each tick flipped the mapping)
     assert names.to_app("EURUSD") == "EURUSD" and names.to_app("EURUSD.r") == "EURUSD.r" and names.collided == {"EURUSD.r"}
     assert names.to_broker("EURUSD") == "EURUSD" and names.to_broker("EURUSD.r") == "EURUSD.r" and names.app_name("EURUSD.r") == "EURUSD.r"
