@@ -51,7 +51,7 @@ def pipeline(
     symbols: SymbolsOpt = 50,
     duration_s: DurationOpt = 10.0,
     throughput_ticks: Annotated[int, typer.Option("--throughput-ticks", min=1000, max=100_000_000, help="Ticks for the as-fast-as-possible run (how fast a backlog drains).")] = 300_000,
-    sustain_s: Annotated[float, typer.Option("--sustain", min=0.5, max=600.0, help="Seconds of each paced run that looks for the highest rate the daemon keeps up with (from 0.9x the flat-out rate, down by 0.8x, at most 3 tries).")] = 3.0,
+    sustain_s: Annotated[float, typer.Option("--sustain", min=0.5, max=600.0, help="Seconds of each paced run that looks for the highest rate the daemon keeps up with (from 0.9x the flat-out rate, down by 0.8x, at most 5 tries).")] = 3.0,
     ticks: TicksOpt = None,
     repeat: Annotated[int, typer.Option("--repeat", min=1, help="Independent runs; above 1 the JSON and the console add, per target, min/median/max over the runs and in how many it was met.")] = 1,
     settings: Annotated[Optional[list[str]], typer.Option("--set", help="A daemon setting for these runs, SECTION.KEY=VALUE as in the config file (e.g. daemon.busy_poll_us=0); repeatable. Recorded in the JSON.")] = None,
