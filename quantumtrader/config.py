@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, get_args, get_origin, get_type_hints
 
 from quantumtrader.priority import LEVELS as PRIORITY_LEVELS
-from quantumtrader.protocol import MAX_HEARTBEAT_S, MIN_HEARTBEAT_S, parse_endpoint
+from quantumtrader.protocol import MAX_HEARTBEAT_S, MIN_HEARTBEAT_S, SYMBOL_CHARS, parse_endpoint
 
 Check = Callable[[Any], str | None]
 
@@ -91,7 +91,7 @@ def endpoint(value: Any) -> str | None:
 
 def symbol_suffix(value: Any) -> str | None:
     """Empty, or 1-8 of the characters a symbol may have (PROTOCOL.md)."""
-    if value == "" or re.fullmatch(r"[A-Za-z0-9._#+\-]{1,8}", value):
+    if value == "" or re.fullmatch(SYMBOL_CHARS + "{1,8}", value):
         return None
     return "must be empty or 1-8 characters of A-Z a-z 0-9 . _ # + -"
 

@@ -64,7 +64,9 @@ MAX_POSITIONS: Final = 10_000
 #: MT5 tickets are ulong; orjson writes integers up to this and refuses larger ones.
 MAX_TICKET: Final = 2**64 - 1
 
-_SYMBOL_RE: Final = re.compile(r"[A-Za-z0-9._#+\-]{1,32}")
+#: The characters of a symbol (PROTOCOL.md); config's sidecar.symbol_suffix is made of them too.
+SYMBOL_CHARS: Final = r"[A-Za-z0-9._#+\-]"
+_SYMBOL_RE: Final = re.compile(SYMBOL_CHARS + "{1,32}")
 _ID_RE: Final = re.compile(r"[A-Za-z0-9]{1,20}")
 #: tcp://HOST:PORT: a host name or IPv4 address, a bracketed IPv6 address, or '*'; ASCII digits only
 #: (\d would take '٥', which int() reads and libzmq refuses).
@@ -478,6 +480,10 @@ def decode_event(
     _envelope(msg, now_msc, max_skew_ms)
     check(msg, now_msc, max_skew_ms)
     return msg
+
+
+#: Milliseconds in a UTC day (the daily-loss day, retention).
+MS_PER_DAY: Final = 86_400_000
 
 
 def now_msc() -> int:

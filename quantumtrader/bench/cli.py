@@ -29,16 +29,11 @@ def _tick_file(given: Path | None) -> Path | None:
     """``--ticks`` checked before anything starts (a bad file failed in the sender, after a minute's wait), else the default."""
     if given is None:
         return _default_ticks()
-    from quantumtrader.paper.ticks import TickFileError, check_tick_file, read_csv_ticks
+    from quantumtrader.paper.ticks import check_tick_file
 
     try:
-        check_tick_file(given)
-        rows = read_csv_ticks(given)
-        try:
-            first = next(rows, None)  # a header alone, or no row the reader accepts, is no tick file either
-        finally:
-            rows.close()
-    except (TickFileError, ValueError, OSError) as exc:
+        first = check_tick_file(given)  # a header alone, or no row the reader accepts, is no tick file either
+    except (ValueError, OSError) as exc:  # TickFileError is a ValueError
         raise typer.BadParameter(str(exc), param_hint="--ticks") from None
     if first is None:
         raise typer.BadParameter(f"{given}: no tick in it", param_hint="--ticks")
@@ -83,8 +78,9 @@ def trade(
     if csv is not None:
         from quantumtrader.paper.ticks import symbol_from_path
 
-        if symbol_from_path(csv) != "EURUSD":  # what the orders trade; another symbol had no quote, after 30 s
-            raise typer.BadParameter(f"{csv}: the orders trade EURUSD, this file is {symbol_from_path(csv)}", param_hint="--ticks")
+        symbol = symbol_from_path(csv)
+        if symbol != "EURUSD":  # what the orders trade; another symbol had no quote, after 30 s
+            raise typer.BadParameter(f"{csv}: the orders trade EURUSD, this file is {symbol}", param_hint="--ticks")
     run_trade_bench(orders=orders, tick_rate=tick_rate, ticks_csv=csv, json_out=json)
 
 

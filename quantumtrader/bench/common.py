@@ -67,6 +67,15 @@ def latency_summary(values_ns: Iterable[int]) -> dict[str, float]:
     return summarize(hist)
 
 
+#: What the trade and ws scenarios stream without --ticks.
+GENERATOR = "the paper terminal's generator"
+
+
+def paper_source(ticks_csv: Path | None) -> list[str]:
+    """The paper terminal's arguments for its ticks: a file to replay (at its --rate), or none (its generator)."""
+    return ["--ticks", str(ticks_csv)] if ticks_csv is not None else []
+
+
 def progress(total: int, description: str, refresh_per_second: float = 10.0) -> Any:
     """A rich progress bar on stderr (typer brings rich); disabled when stderr is not a terminal.
 

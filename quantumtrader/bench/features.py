@@ -38,6 +38,8 @@ from quantumtrader.config import load_config
 _BATCH = 4096
 _PANDAS_TICKS = 300
 _PANDAS_WINDOW = 1000
+#: The chaos recompute's windows: this many, starting this many ticks apart.
+_CHAOS_WINDOWS, _CHAOS_STRIDE = 200, 97
 
 _COMPILE_PROBE = (
     "import time; t=time.perf_counter();"
@@ -54,7 +56,7 @@ class TooFewTicks(ValueError):
 
 def min_ticks() -> int:
     """Ticks a features run needs: the pandas baseline's window and ticks, and the chaos recompute's 200 windows."""
-    return max(_PANDAS_WINDOW + _PANDAS_TICKS, 200 * 97 + load_config(environ={}).features.chaos_window + 1)
+    return max(_PANDAS_WINDOW + _PANDAS_TICKS, _CHAOS_WINDOWS * _CHAOS_STRIDE + load_config(environ={}).features.chaos_window + 1)
 
 
 def _load(path: Path, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -173,7 +175,7 @@ def _chaos_recompute_us(bid: np.ndarray) -> float:
 
     cfg = load_config(environ={}).features
     logret = np.log(bid[1:] / bid[:-1])
-    windows = [logret[i : i + cfg.chaos_window].copy() for i in range(0, 200 * 97, 97)]
+    windows = [logret[i : i + cfg.chaos_window].copy() for i in range(0, _CHAOS_WINDOWS * _CHAOS_STRIDE, _CHAOS_STRIDE)]
     lyapunov_rosenstein(windows[0], CHAOS_EMB_DIM, CHAOS_MIN_TSEP, CHAOS_TRAJ_LEN)
     started = time.perf_counter_ns()
     for window in windows:
@@ -195,8 +197,9 @@ def _compile_times() -> dict[str, float]:
 
 def run_features_bench(ticks_path: Path, n_ticks: int = 200_000, json_out: Path | None = None, log: Callable[[str], None] = print) -> dict[str, Any]:
     bid, ask = _load(ticks_path, n_ticks)
-    if len(bid) < min_ticks():
-        raise TooFewTicks(f"{ticks_path} has {len(bid):,} ticks; the baselines need at least {min_ticks():,}")
+    needed = min_ticks()
+    if len(bid) < needed:
+        raise TooFewTicks(f"{ticks_path} has {len(bid):,} ticks; the baselines need at least {needed:,}")
     log(f"features: {len(bid):,} real ticks from {ticks_path.name}")
     _ours_batch(bid[:5000], ask[:5000])  # compile or load before timing
     _ours_batch_ta(bid[:5000])

@@ -38,7 +38,6 @@ import zmq
 from quantumtrader.bench.common import latency_summary, machine, percentile_plot, progress, table, write_json
 from quantumtrader.bench.cpu import Mark, cores, describe, mark, usage
 from quantumtrader.bench.procs import Endpoints, control, free_ports, start, stop, wait_ready
-from quantumtrader.children import popen_kwargs
 from quantumtrader.config import ConfigError, load_config
 
 
@@ -375,12 +374,12 @@ def _one_run(
         # send, or the last warm-up tick's arrival if a backlog of warm-up ticks was still ahead of it) to
         # the last arrival.
         first = sent_ns[warmup]
-        if 0 < warmup <= n_ticks and receiver.recv_ns[warmup - 1] > first:
+        if warmup > 0 and receiver.recv_ns[warmup - 1] > first:  # warmup < n_ticks: a measured tick arrived
             first = receiver.recv_ns[warmup - 1]
         last = receiver.recv_ns[got & measured].max()
         result["throughput_ticks_per_s"] = int((got & measured).sum()) / ((last - first) / 1e9)
     if when_warm is not None:
-        result["daemon_reset_after_warmup"] = bool(warm_outcome.get("ok"))
+        result["_reset_after_warmup"] = bool(warm_outcome.get("ok"))  # in the JSON as daemon_histograms_after_warmup
     if receiver.signals:
         # A signal carries its tick's time_msc, base_msc + index + 1 by the sender's construction.
         first = info["base_msc"] + 1
@@ -480,9 +479,8 @@ def run_pipeline_bench(
             if repeat > 1:
                 log(f"== run {number} of {repeat}")
             runs.append(_run_once(rate, symbols, duration_s, warmup_s, throughput_ticks, sustain_s, ticks_csv, log, numba_cache, daemon_env or {}))
-    plot = runs[-1].pop("_plot")
     for run in runs:
-        run.pop("_plot", None)
+        plot = run.pop("_plot")  # the last run's is drawn
     if repeat == 1:
         write_json(json_out, runs[0])
         _draw(plot_out, plot)
@@ -560,7 +558,7 @@ def _run_once(
 
         # 1. the floor
         events, feed = (f"tcp://127.0.0.1:{port}" for port in free_ports(2))
-        relay = subprocess.Popen([sys.executable, "-m", "quantumtrader.bench.floor", events, feed], **popen_kwargs())  # its own group: stop() breaks it alone on Windows
+        relay = start([events, feed], dict(os.environ), tmp / "relay.log", module="quantumtrader.bench.floor")
         poke_sock = zmq.Context.instance().socket(zmq.PUSH)
         poke_sock.setsockopt(zmq.LINGER, 0)
         poke_sock.connect(events)
@@ -617,7 +615,7 @@ def _run_once(
         "daemon_sustained": sustained,  # the highest paced rate tried that the daemon kept up with
         "daemon_over_floor": ratio,
         # the daemon's own histograms, from 90 % of each run's warm-up on (True), or since its start (False: the reset never came)
-        "daemon_histograms_after_warmup": {"paced": paced.get("daemon_reset_after_warmup", False), "max_rate": flat_out.get("daemon_reset_after_warmup", False)},
+        "daemon_histograms_after_warmup": {"paced": paced["_reset_after_warmup"], "max_rate": flat_out["_reset_after_warmup"]},
         "daemon_stage_latency": status_paced.get("latency", {}),
         "daemon_signal_path": signal_path,
         "daemon_stage_latency_after_max_rate": status.get("latency", {}),

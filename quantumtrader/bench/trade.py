@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from quantumtrader.bench.common import latency_summary, machine, progress, table, write_json
+from quantumtrader.bench.common import GENERATOR, latency_summary, machine, paper_source, progress, table, write_json
 from quantumtrader.bench.procs import Endpoints, control, start, stop, wait_for, wait_ready
 from quantumtrader.control_client import ControlClient
 
@@ -43,8 +43,7 @@ def run_trade_bench(
         paper = None
         try:
             wait_ready(eps.control, daemon, tmp / "daemon.log", timeout=120)
-            source = ["--ticks", str(ticks_csv)] if ticks_csv is not None else []
-            paper = start(["paper", *source, "--rate", str(tick_rate), "--heartbeat-s", "1"], env, tmp / "paper.log")
+            paper = start(["paper", *paper_source(ticks_csv), "--rate", str(tick_rate), "--heartbeat-s", "1"], env, tmp / "paper.log")
             wait_for(lambda: any(q["symbol"] == "EURUSD" for q in control(eps.control, "snapshot")["quotes"]), 30, "EURUSD quotes")
             control(eps.control, reset_latency=True)
             time.sleep(3.0)  # a quiet window: the tick path without orders
@@ -93,7 +92,7 @@ def run_trade_bench(
         "orders": orders,
         "warmup_orders": 2,  # an open and its close before the figures (the daemon's histograms reset after them)
         "tick_rate": tick_rate,
-        "ticks": str(ticks_csv) if ticks_csv is not None else "the paper terminal's generator",
+        "ticks": str(ticks_csv) if ticks_csv is not None else GENERATOR,
         "client_round_trip": latency_summary(client_ns),
         "daemon_command_round_trip": health["latency"]["command_round_trip"],
         "tick_receive_to_publish_quiet": quiet,

@@ -46,7 +46,7 @@ from websockets.extensions.permessage_deflate import enable_client_permessage_de
 from websockets.frames import Frame, Opcode
 from websockets.uri import WebSocketURI, parse_uri
 
-from quantumtrader.bench.common import machine, table, write_json
+from quantumtrader.bench.common import GENERATOR, machine, paper_source, table, write_json
 from quantumtrader.bench.procs import Endpoints, control, start, stop, wait_for, wait_ready
 from quantumtrader.config import SidecarConfig
 from quantumtrader.gc_tuning import tune_gc
@@ -356,7 +356,7 @@ class _Stack:
         self, tmp: Path, ticks_per_s: float, symbols: int, max_updates_per_s: float | None, extra_env: dict[str, str], clients: int = 0, ticks_csv: Path | None = None
     ) -> None:
         self.tmp = tmp
-        self.source = ["--ticks", str(ticks_csv)] if ticks_csv is not None else []  # the file's symbol, at the rate
+        self.source = paper_source(ticks_csv)  # a file: its symbol, at the rate
         self.eps = Endpoints(spare=1)
         self.port = self.eps.spare_ports[0]
         extra = {
@@ -516,7 +516,7 @@ def run_ws_bench(
         "ticks_per_s_target": ticks_per_s,
         "max_updates_per_s": max_updates_per_s or SidecarConfig().max_updates_per_s,
         "duration_s": duration_s,
-        "ticks": str(ticks_csv) if ticks_csv is not None else "the paper terminal's generator",
+        "ticks": str(ticks_csv) if ticks_csv is not None else GENERATOR,
         "extra_env": extra_env or {},
         "clock": "the paper terminal's sent_ns (time.perf_counter_ns() as it sends the tick, carried by the price update) vs time.perf_counter_ns() when the client's WebSocket library hands the message over, same host",
         "baseline_daemon_latency": baseline,
@@ -565,7 +565,7 @@ def render_markdown(r: dict[str, Any]) -> str:
         f"{r['clients']} WebSocket clients on loopback ({r['clients'] - r['dashboard_clients']} subscribed to the app's 5 symbols, "
         f"{r['dashboard_clients']} to nothing, i.e. all {r['symbols']}), permessage-deflate, while a paper terminal streams "
         f"{r['ticks_per_s_target']:g} ticks/s (measured {r['ticks_per_s_measured']:g}) "
-        f"{'over ' + str(r['symbols']) + ' symbols' if r.get('ticks', '').endswith('generator') else 'replayed from ' + Path(r['ticks']).name}; "
+        f"{'over ' + str(r['symbols']) + ' symbols' if r.get('ticks', GENERATOR) == GENERATOR else 'replayed from ' + Path(r['ticks']).name}; "
         f"max_updates_per_s = {r['max_updates_per_s']:g} per symbol. {m['cores']} cores ({m['cpu']}), Python {m['python']}; "
         f"daemon, paper terminal, sidecar and all clients share them. Clients: websockets' Sans-I/O protocol on asyncio sockets "
         f"in {r['client_processes']} processes, each message stamped as the library hands it over (before JSON parsing).",

@@ -75,7 +75,7 @@ class ExecutionEngine:
         saved = self.journal.load_risk()
         if saved is not None:
             self.risk.restore(saved, now_msc())
-            if self.risk.saved_state()["kill_switch"]:
+            if saved.get("kill_switch") is True:  # what restore() took as the control request's halt
                 log.warning("trading halted: the kill switch was set on by the control request before the daemon stopped (control risk {\"kill_switch\": false} lifts it)")
 
     # -- wiring ------------------------------------------------------------------
@@ -525,7 +525,7 @@ class ExecutionEngine:
         return [
             o
             for o in self.orders.values()
-            if o.kind == "open" and (o.status == PENDING or (o.terminal in terminals.sessions and not terminals.is_gone(o.terminal)))
+            if o.kind == "open" and (o.status == PENDING or ((s := terminals.sessions.get(o.terminal)) is not None and not s.gone))
         ]
 
     def _find_position(self, ticket: int, terminal: str | None) -> tuple[str, dict[str, Any]]:

@@ -17,6 +17,7 @@ from typing import Any
 
 from quantumtrader import money
 from quantumtrader.config import RiskConfig
+from quantumtrader.protocol import MS_PER_DAY
 
 
 class TradingState(str, Enum):
@@ -25,7 +26,6 @@ class TradingState(str, Enum):
     HALTED = "halted"
 
 
-_MS_PER_DAY = 86_400_000  # the daily-loss day: UTC days of the daemon's clock
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +78,7 @@ class RiskEngine:
         True when the day's starting equity changed: the caller saves :meth:`saved_state`,
         so a restart later that day does not start the daily loss afresh.
         """
-        day = now_msc // _MS_PER_DAY
+        day = now_msc // MS_PER_DAY
         changed = day != self._day
         if changed:
             self._day = day
@@ -110,7 +110,7 @@ class RiskEngine:
         if state.get("kill_switch") is True:
             self.kill_switch = self._switched = True
         starts = state.get("day_start_equity")
-        today = now_msc // _MS_PER_DAY
+        today = now_msc // MS_PER_DAY
         if state.get("day") == today and isinstance(starts, dict):
             valid = {str(t): float(e) for t, e in starts.items() if type(e) in (int, float) and math.isfinite(e) and e > 0}
             self._day = today

@@ -18,7 +18,7 @@ import random
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, NamedTuple
+from typing import IO, Any, NamedTuple
 
 from quantumtrader.pips import pip_size
 from quantumtrader.protocol import ProtocolError, check_symbol, msc_from_text
@@ -80,8 +80,9 @@ def read_csv_ticks(path: Path, symbol: str | None = None, stats: CsvStats | None
         raise TickFileError(f"{path}: cannot read it ({type(exc).__name__}: {exc}); {stats.rows:,} rows read before") from None
 
 
-def check_tick_file(path: Path) -> None:
-    """Raise ValueError naming the problem unless ``path`` opens and has a time,bid,ask header.
+def check_tick_file(path: Path) -> SourceTick | None:
+    """Raise ValueError naming the problem unless ``path`` opens and has a time,bid,ask header; returns its
+    first tick (None: no row the reader accepts).
 
     Run before anything starts, so a bad file is a clear error at once, not a
     child process that fails and is restarted forever."""
@@ -91,7 +92,7 @@ def check_tick_file(path: Path) -> None:
         raise TickFileError(f"{path}: not a file")
     rows = read_csv_ticks(path)
     try:
-        next(rows, None)
+        return next(rows, None)
     finally:
         rows.close()
 
@@ -178,16 +179,18 @@ def generate_ticks(symbols: tuple[str, ...], seed: int) -> Iterator[tuple[str, f
     for features, signals and paper fills to do real work; not a market model.
     """
     rng = random.Random(seed)
-    state = {symbol: list(_start(symbol, i)) for i, symbol in enumerate(symbols)}
+    state: dict[str, list[Any]] = {}  # [mid, pip, typical spread in pips, price digits]: the digits once, not per tick
+    for i, symbol in enumerate(symbols):
+        mid, pip, typical = _start(symbol, i)
+        state[symbol] = [mid, pip, typical, _digits(pip)]
     while True:
         symbol = symbols[rng.randrange(len(symbols))]
         entry = state[symbol]
-        mid, pip, typical = entry
+        mid, pip, typical, digits = entry
         burst = 4.0 if rng.random() < 0.01 else 1.0
         mid = max(pip * 10, mid + rng.gauss(0.0, 0.3 * pip * burst))
         entry[0] = mid
         spread_pips = max(0.1, typical * (0.6 + 0.8 * rng.random()))
-        digits = _digits(pip)
         half = spread_pips * pip / 2
         bid = round(mid - half, digits)
         ask = round(mid + half, digits)

@@ -395,17 +395,18 @@ async def _submit(sidecar: Sidecar, principal: Principal, body: dict[str, Any], 
         sidecar.counters["trade_answered_pending"] += 1
         status = order.get("status")
         if status == "filled":  # it settled between the wait's end and the lookup
-            return _trade_response(sidecar.names.data(order), message)
+            return _trade_response(sidecar, order, message)
         if status == "rejected":
             raise ApiError(422, str(order.get("error") or "rejected"), extra=order_fields(order)) from exc
         raise ApiError(
             504, f"the terminal has not answered yet: order {order.get('id')} is {status} and may still fill (GET /api/orders, trade_update)", extra=order_fields(order)
         ) from exc
     order = reply.get("order")
-    return _trade_response(sidecar.names.data(order) if isinstance(order, dict) else {}, message)
+    return _trade_response(sidecar, order if isinstance(order, dict) else {}, message)
 
 
-def _trade_response(order: dict[str, Any], message: str) -> Response:
+def _trade_response(sidecar: Sidecar, order: dict[str, Any], message: str) -> Response:
+    order = sidecar.names.data(order)  # under the apps' symbol names (sidecar.symbol_suffix)
     status = order.get("status")
     body = {
         "success": status in ("filled", "pending"),

@@ -191,13 +191,16 @@ class Clone:
         if not isinstance(data, dict):
             self.counters["feed_rejects"] += 1
             return
-        text = raw.decode()
+        text: str | None = None
         if names.active:  # sidecar.symbol_suffix: the apps get (and the clone keeps) their names, not the broker's
-            renamed = names.data(data, learn=True)
+            renamed = names.data(data, learn=True)  # learns the data's symbol, which is the topic's
             if renamed is not data:
                 env["data"] = data = renamed
                 text = orjson.dumps(env).decode()
-            symbol = names.to_app(symbol)
+            if symbol:
+                symbol = names.app_name(symbol)
+        if text is None:
+            text = raw.decode()
         if kind == "price":
             self._set_quote(symbol, data)
             self._remember(seq, kind, data)

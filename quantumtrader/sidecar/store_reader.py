@@ -29,7 +29,7 @@ class LockedReader:
     def signals(self, *, symbol: str | None, min_confidence: float, limit: int, since_msc: int | None) -> tuple[list[dict[str, Any]], bool]:
         with self._lock:
             page = self._reader.signals(symbol, min_confidence=min_confidence, limit=limit, since_msc=since_msc, budget_s=self._budget_s)
-            return list(page), page.complete
+            return page, page.complete  # a SignalPage is a list
 
 
 def open_signal_reader(config: Config) -> SignalReader | None:

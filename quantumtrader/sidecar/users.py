@@ -139,7 +139,7 @@ class UserStore:
         # A new password retires the tokens issued before; a role change alone keeps them (it applies to them
         # from their next check, as the users file's role always does).
         same_password = old is not None and verify_password(password, old)
-        epoch = old.get("epoch", 0) if old is not None and same_password else _next_epoch(old, now)
+        epoch = old.get("epoch", 0) if same_password else _next_epoch(old, now)
         records[name] = {"role": role, "created_msc": now, "epoch": epoch, **hash_password(password)}
         self._save(records)
         return _user(name, records[name])

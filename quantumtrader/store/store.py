@@ -13,6 +13,7 @@ from typing import Any
 
 from quantumtrader.config import Config
 from quantumtrader.log import get_logger
+from quantumtrader.protocol import MS_PER_DAY
 from quantumtrader.store.codec import unpack_state
 from quantumtrader.store.crypto import SignalCipher, cipher_from_env
 from quantumtrader.store.db import connect, store_path
@@ -23,7 +24,6 @@ from quantumtrader.store.writer import StoreWriter, checkpoint_job, retention_jo
 
 log = get_logger("quantumtrader.store")
 
-_MS_PER_DAY = 86_400_000
 
 
 class Store:
@@ -111,7 +111,7 @@ class Store:
     def apply_retention(self, now_msc: int) -> bool:
         if self.retention_days <= 0:
             return False
-        return self.writer.submit("retention", retention_job(now_msc - int(self.retention_days * _MS_PER_DAY)))
+        return self.writer.submit("retention", retention_job(now_msc - int(self.retention_days * MS_PER_DAY)))
 
     def close(self) -> bool:
         """Retire the journal and drain the writer (the final state save is in its queue), then close."""

@@ -13,7 +13,7 @@ import pytest
 import zmq
 
 from quantumtrader.protocol import control_request, decode_command, encode, new_command_id, now_msc, parse_object, reply_error, reply_ok, snapshot_command
-from support import Endpoints, control, daemon_process, event_frame, inproc_daemon, serving, start, stop, wait_for
+from support import Endpoints, control, daemon_process, event_frame, events_push, inproc_daemon, serving, start, stop, wait_for
 
 # Generous limits so only the rule under test can refuse; a rich paper account.
 RISK_OFF = {
@@ -306,9 +306,7 @@ def test_a_close_after_another_filled_since_the_last_positions_is_not_settled_by
     terminal = ctx.socket(zmq.ROUTER)
     terminal.setsockopt(zmq.LINGER, 0)
     port = terminal.bind_to_random_port("tcp://127.0.0.1")
-    events = ctx.socket(zmq.PUSH)
-    events.setsockopt(zmq.LINGER, 0)
-    events.connect(eps.events)
+    events = events_push(eps.events)
     name, seq = "script@Broker", iter(range(1, 1000))
     opened_msc = now_msc() - 60_000
 
@@ -363,9 +361,7 @@ class ScriptedTerminal:
         self.commands = ctx.socket(zmq.ROUTER)
         self.commands.setsockopt(zmq.LINGER, 0)
         self.port = self.commands.bind_to_random_port("tcp://127.0.0.1")
-        self.events = ctx.socket(zmq.PUSH)
-        self.events.setsockopt(zmq.LINGER, 0)
-        self.events.connect(eps.events)
+        self.events = events_push(eps.events)
         self._seq = iter(range(1000))
 
     def send(self, **fields: object) -> None:

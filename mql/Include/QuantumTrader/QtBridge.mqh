@@ -188,6 +188,12 @@ string QtSpecsField()
    return ",\"specs\":{" + out + "}";
   }
 
+//--- the hello fields as a hello or heartbeat carries them: the fixed ones and the specs of now
+string QtHelloFieldsNow()
+  {
+   return g_hello_fields + QtSpecsField();
+  }
+
 string QtLotsText(string symbol, double requested)
   {
    return "lots " + DoubleToString(requested, 8) + " for " + symbol + " (min " +
@@ -273,7 +279,7 @@ void QtSendPositions()
 void QtSendHeartbeat()
   {
    g_last_heartbeat_us = GetMicrosecondCount();
-   QtEmit(QT_KIND_OTHER, "", QtHeartbeatEvent(g_terminal, QtSeqTake(g_seq), g_queue.dropped, g_hello_fields + QtSpecsField(),
+   QtEmit(QT_KIND_OTHER, "", QtHeartbeatEvent(g_terminal, QtSeqTake(g_seq), g_queue.dropped, QtHelloFieldsNow(),
                                                 QtNowUtcMsc()));
    QtSendAccount();
    QtSendPositions();
@@ -496,7 +502,7 @@ bool QtSayHello()
    // the daemon would take as gone and stop trading with.
    g_connected = true;
    QtSeqReset(g_seq);  // here, not earlier: a bye from a failed re-initialisation keeps the old count
-   QtEmit(QT_KIND_OTHER, "", QtHelloEvent(g_terminal, QtSeqTake(g_seq), g_hello_fields + QtSpecsField(), QtNowUtcMsc()));
+   QtEmit(QT_KIND_OTHER, "", QtHelloEvent(g_terminal, QtSeqTake(g_seq), QtHelloFieldsNow(), QtNowUtcMsc()));
    QtSendAccount();
    QtSendPositions();
    g_last_heartbeat_us = GetMicrosecondCount();
