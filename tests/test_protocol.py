@@ -182,7 +182,7 @@ _field_values = (
 )
 
 
-_TICK_FIELDS = ["terminal", "seq", "time_msc", "symbol", "bid", "ask", "volume", "sent_ns", "open", "high", "low", "extra"]
+_TICK_FIELDS = ["v", "type", "terminal", "seq", "time_msc", "symbol", "bid", "ask", "volume", "sent_ns", "open", "high", "low", "extra"]
 
 
 @given(st.sampled_from(_TICK_FIELDS), _field_values, st.sampled_from(_TICK_FIELDS), _field_values, st.booleans())
@@ -199,6 +199,7 @@ def test_the_tick_fast_path_accepts_nothing_the_full_checks_refuse(field: str, v
     if two:
         msg[field2] = value2
     if p._plain_tick(msg, NOW, p.DEFAULT_MAX_SKEW_MS):
+        assert type(msg["v"]) is int and msg["v"] == p.PROTOCOL_VERSION and msg["type"] == "tick"  # what parse_object and the dispatch check
         p._envelope(msg, NOW, p.DEFAULT_MAX_SKEW_MS)  # raises if the fast path was wrong
         p._check_tick(msg, NOW, p.DEFAULT_MAX_SKEW_MS)
 
@@ -218,6 +219,7 @@ def test_the_tick_fast_path_takes_the_everyday_tick() -> None:
         ("time_msc", p.MIN_TIME_MSC - 1), ("time_msc", NOW + p.DEFAULT_MAX_SKEW_MS + 1), ("time_msc", float(NOW)),
         ("bid", 0.0), ("bid", -0.0), ("bid", math.nan), ("bid", math.inf), ("ask", 1.0854), ("ask", math.inf), ("ask", math.nan),
         ("volume", -1), ("volume", -1.0), ("volume", math.nan), ("volume", math.inf), ("volume", True),
+        ("v", 2), ("v", True), ("v", 1.0), ("v", "1"), ("type", "heartbeat"), ("type", None),
         ("sent_ns", None), ("sent_ns", 1.5), ("open", 1.0), ("high", 1.0), ("low", 1.0), ("symbol", "EUR USD"), ("symbol", 7),
     ],
 )

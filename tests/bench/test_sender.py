@@ -47,3 +47,43 @@ def test_the_receiver_maps_price_updates_back_to_ticks_and_counts_duplicates() -
         assert receiver.received == 3 and receiver.duplicates == 2
     finally:
         receiver.close()
+
+
+def test_a_paced_sender_sends_valid_ticks_stamped_as_it_saved_them(tmp_path) -> None:
+    """Real process: the sender at a rate, a PULL here. Each frame is the tick's JSON with the
+    ``sent_ns`` the sender saved for it spliced in last (the ticks are encoded before the clock
+    starts): exactly what serializing the dict with the stamp gives, and valid to the daemon."""
+    import subprocess
+    import sys
+
+    import orjson
+    import zmq
+
+    from quantumtrader import protocol
+    from quantumtrader.bench.sender import TERMINAL, symbols
+
+    ctx = zmq.Context.instance()
+    pull = ctx.socket(zmq.PULL)
+    port = pull.bind_to_random_port("tcp://127.0.0.1")
+    out = tmp_path / "sent.npy"
+    n_ticks, n_symbols = 40, 3
+    proc = subprocess.run([sys.executable, "-m", "quantumtrader.bench.sender", f"tcp://127.0.0.1:{port}", str(n_ticks), str(n_symbols), "2000", str(out)], capture_output=True, timeout=60)
+    try:
+        assert proc.returncode == 0, proc.stderr.decode()
+        frames = []
+        while pull.poll(2000):
+            frames.append(pull.recv())
+    finally:
+        pull.close(linger=0)
+    base_msc = orjson.loads(proc.stdout.splitlines()[-1])["base_msc"]
+    stamps = np.load(out)
+    bid, ask, volume = prices(n_ticks, n_symbols, None)
+    names = symbols(n_symbols)
+    assert orjson.loads(frames[0])["type"] == "hello" and len(frames) == n_ticks + 1
+    for i, raw in enumerate(frames[1:]):
+        expected = {"v": 1, "type": "tick", "terminal": TERMINAL, "seq": i + 1, "symbol": names[i % n_symbols], "bid": float(bid[i]), "ask": float(ask[i]),
+                    "time_msc": base_msc + i + 1, "volume": float(volume[i]), "sent_ns": int(stamps[i])}
+        assert raw == orjson.dumps(expected)
+        protocol.check_symbol(names[i % n_symbols])
+        assert protocol.decode_event(raw, protocol.now_msc())["sent_ns"] == stamps[i] > 0
+    assert (np.diff(stamps) >= 0).all()
