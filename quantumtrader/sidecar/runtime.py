@@ -160,6 +160,8 @@ class Sidecar:
             except Exception:  # a locked or half-migrated store must not take the endpoint down
                 self.counters["store_errors"] += 1
                 self.signal_reader = None
+        if symbol is not None:  # the clone keeps the apps' names; an app may ask by the broker's
+            symbol = self.names.app_name(symbol)
         recent = filter_recent(self.clone.signals, symbol=symbol, min_confidence=min_confidence, limit=limit, since_msc=since_msc)
         return recent, "feed", True
 

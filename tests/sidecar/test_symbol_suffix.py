@@ -113,3 +113,22 @@ def test_a_trade_on_the_apps_name_opens_the_brokers_symbol(stack: Stack) -> None
     mine = [p for p in positions["positions"] if str(p["ticket"]) == trade["ticket"]]
     assert mine and mine[0]["symbol"] == "XAUUSD" and mine[0]["current_price"] > 0, mine  # priced by its terminal's XAUUSDm quote
     assert httpx.post(f"{stack.url}/api/trade/close/{trade['ticket']}", headers=stack.headers(), timeout=20).status_code == 200
+
+
+def test_the_feed_fallback_finds_a_symbol_asked_for_by_the_brokers_name(tmp_path) -> None:
+    """Without a store to read (none yet, or unreadable) the signals come from those seen on the feed, which
+    the clone keeps under the apps' names: ``?symbol=EURUSDm`` found nothing there, while the store path
+    (and the WebSocket's subscribe) took the broker's name as the app's."""
+    import asyncio
+    from collections import deque
+    from types import SimpleNamespace
+
+    from quantumtrader.config import load_config
+    from quantumtrader.sidecar.runtime import Sidecar
+
+    sidecar = Sidecar(load_config(environ={}, overrides={"data_dir": str(tmp_path), "sidecar.symbol_suffix": "m"}))
+    signal = sidecar.names.data({"symbol": "EURUSDm", "confidence": 0.7, "time_msc": 1_700_000_000_000}, learn=True)
+    sidecar.clone = SimpleNamespace(signals=deque([signal]))  # type: ignore[assignment]  # the store is what this test leaves out
+    for asked in ("EURUSD", "EURUSDm"):
+        found, source, complete = asyncio.run(sidecar.query_signals(symbol=asked, min_confidence=0.0, limit=10, since_msc=None))
+        assert (found, source, complete) == ([signal], "feed", True), asked
