@@ -76,12 +76,13 @@ def technical_probability(rsi: float, macd: float, macd_signal: float, price: fl
     """
     if math.isnan(rsi) or math.isnan(macd) or math.isnan(macd_signal):
         return 0.5
-    rsi_term = (rsi - 50.0) / 50.0
-    histogram = macd - macd_signal
     scale = price * volatility
     if math.isnan(scale) or volatility <= STILL_VOLATILITY:
-        macd_term = 0.0  # a still market: no momentum to read (see trend_score)
-    else:
-        macd_term = math.tanh(histogram / scale)
+        # A still market: no momentum to read (see trend_score). Wilder's averages of gain and loss
+        # decay together while nothing moves, so RSI keeps the old move's reading, then reads 0 once
+        # both are below TA-Lib's zero: a SELL lean in a market that does not move (until 2026-12-03).
+        return 0.5
+    rsi_term = (rsi - 50.0) / 50.0
+    macd_term = math.tanh((macd - macd_signal) / scale)
     p = 0.5 + 0.25 * (rsi_term + macd_term)
     return min(1.0, max(0.0, p))

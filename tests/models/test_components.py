@@ -50,3 +50,26 @@ def test_technical_reads_rsi_and_macd_histogram_as_momentum() -> None:
     assert technical_probability(100.0, 1.0, -1.0, price, vol) <= 1.0
     assert technical_probability(math.nan, 1e-4, 0.0, price, vol) == 0.5
     assert technical_probability(50.0, 2e-4, 1e-4, price, 0.0) == 0.5  # a still market: the MACD term says nothing
+    # nor RSI: a market that stopped moving keeps its last move's RSI, then TA-Lib's 0 (read as a SELL lean until 2026-12-03)
+    assert technical_probability(0.0, 1e-4, 1e-4, price, 0.0) == 0.5 and technical_probability(80.0, 1e-4, 1e-4, price, 1e-12) == 0.5
+
+
+def test_a_market_that_stops_moving_gives_no_technical_lean() -> None:
+    """Through the real feature kernel: a walk, then the same quote for 400 ticks. RSI reads 0 (TA-Lib's
+    output once gain and loss have decayed to nothing) and the technical component must read no momentum."""
+    import numpy as np
+
+    from quantumtrader.config import load_config
+    from quantumtrader.features.engine import FeatureEngine
+    from quantumtrader.features.names import FEATURE_INDEX
+
+    engine = FeatureEngine(load_config(environ={}).features)
+    row = engine.add_symbol("EURUSD")
+    walk = 1.1 + np.cumsum(np.random.default_rng(3).normal(0, 1e-4, 200))
+    mid = np.concatenate([walk, np.full(400, walk[-1])])
+    n = mid.shape[0]
+    out = engine.update(np.full(n, row, dtype=np.int32), mid - 5e-5, mid + 5e-5, np.ones(n), 1_700_000_000_000 + np.arange(n, dtype=np.int64))
+    last = out[-1]
+    rsi, volatility = last[FEATURE_INDEX["rsi"]], last[FEATURE_INDEX["volatility_20"]]
+    assert rsi == 0.0 and volatility < 1e-12, (rsi, volatility)
+    assert technical_probability(rsi, last[FEATURE_INDEX["macd"]], last[FEATURE_INDEX["macd_signal"]], mid[-1], volatility) == 0.5
