@@ -447,11 +447,8 @@ _EVENT_CHECKS: Final = {
 }
 
 
-_loads: Final = orjson.loads
-
-
-def parse_object(raw: bytes, max_bytes: int | None = None) -> dict[str, Any]:
-    """One frame -> one JSON object with ``"v": 1``, or ProtocolError."""
+def _parse(raw: bytes, max_bytes: int | None) -> dict[str, Any]:
+    """One frame -> one JSON object, or ProtocolError (too_large, bad_json, not_object)."""
     if max_bytes is not None and len(raw) > max_bytes:
         raise ProtocolError("too_large", f"frame of {len(raw)} bytes exceeds {max_bytes}")
     try:
@@ -460,8 +457,18 @@ def parse_object(raw: bytes, max_bytes: int | None = None) -> dict[str, Any]:
         raise ProtocolError("bad_json", str(exc)[:120]) from None
     if type(msg) is not dict:
         raise ProtocolError("not_object", f"expected a JSON object, got {type(msg).__name__}")
+    return msg
+
+
+def _check_version(msg: dict[str, Any]) -> None:
     if msg.get("v") != PROTOCOL_VERSION or type(msg.get("v")) is not int:
         raise ProtocolError("bad_version", f"v must be {PROTOCOL_VERSION}, got {_short(msg.get('v'))}")
+
+
+def parse_object(raw: bytes, max_bytes: int | None = None) -> dict[str, Any]:
+    """One frame -> one JSON object with ``"v": 1``, or ProtocolError."""
+    msg = _parse(raw, max_bytes)
+    _check_version(msg)
     return msg
 
 
@@ -477,19 +484,14 @@ def decode_event(
     ``now_msc`` is the daemon's clock, passed in so that tests control it and
     the loop reads the clock once per batch, not per message.
     """
-    # The everyday tick in one parse and one pass of checks: per tick, the
-    # calls of the full path below cost more than the checks themselves.
-    # Anything else (every invalid frame included) goes the full way, which
-    # names the reason; for an invalid frame that parses it parses twice.
-    if max_bytes is None or len(raw) <= max_bytes:
-        try:
-            msg = _loads(raw)
-        except orjson.JSONDecodeError:
-            pass
-        else:
-            if type(msg) is dict and _plain_tick(msg, now_msc, max_skew_ms):
-                return msg  # type: ignore[no-any-return]
-    msg = parse_object(raw, max_bytes)
+    msg = _parse(raw, max_bytes)
+    # The everyday tick in one pass of checks (version included): per tick,
+    # the calls of the full checks below cost more than the checks themselves.
+    # Anything else, every invalid tick included, goes the full way, which
+    # names the reason.
+    if _plain_tick(msg, now_msc, max_skew_ms):
+        return msg
+    _check_version(msg)
     kind = msg.get("type")
     check = _EVENT_CHECKS.get(kind) if type(kind) is str else None
     if check is None:

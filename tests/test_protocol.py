@@ -93,6 +93,12 @@ def test_too_large_frames_are_rejected_unparsed() -> None:
     with pytest.raises(p.ProtocolError) as info:
         p.decode_event(b" " * 101, NOW, max_bytes=100)
     assert info.value.reason == "too_large"
+    p.check_symbol("EURUSD")  # known: the everyday tick's fast path would take it, were it not too large
+    padded = orjson.dumps(tick(bid=1.0855, ask=1.0856, volume=1.0, pad="x" * 200))
+    assert p.decode_event(padded, NOW)["type"] == "tick"
+    with pytest.raises(p.ProtocolError) as info:
+        p.decode_event(padded, NOW, max_bytes=len(padded) - 1)
+    assert info.value.reason == "too_large"
 
 
 @settings(deadline=None)  # a GC pause or the host's steal is no finding

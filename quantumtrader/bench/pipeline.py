@@ -197,7 +197,7 @@ class _Receiver:
         raise RuntimeError("the feed never answered: subscriber could not join")
 
     def run(self, n_ticks: int, timeout_s: float, *, decode: bool = True) -> None:
-        recv = self.sock.recv
+        recv = self.sock.recv_multipart
         loads = orjson.loads
         deadline = time.monotonic() + timeout_s
         bar = progress(n_ticks, "ticks received", refresh_per_second=1.0)  # one redraw a second beside the stamps, not ten
@@ -248,11 +248,10 @@ class _Receiver:
                 continue
             while True:
                 try:
-                    topic = recv(zmq.NOBLOCK)
+                    topic, body = recv(zmq.NOBLOCK)
                 except zmq.Again:
                     break
                 now = clock()
-                body = recv()  # every feed message is two frames: recv_multipart's list and loop cost more
                 if topic.startswith(b"price."):
                     msg = loads(body)
                     data = msg.get("data")

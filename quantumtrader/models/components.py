@@ -73,6 +73,8 @@ def technical_probability(rsi: float, macd: float, macd_signal: float, price: fl
     squashed with tanh. Both are read as trend-following (RSI 70 = up
     momentum), not as the overbought/oversold mean-reversion reading; the
     evaluation (docs/evaluation.md) says which reading the data supports.
+    A still market (``volatility`` at or below ``STILL_VOLATILITY``) or one
+    whose scale is not known yet (NaN) reads 0.5: no momentum to read.
     """
     if math.isnan(rsi) or math.isnan(macd) or math.isnan(macd_signal):
         return 0.5

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from quantumtrader.bench.sender import prices
 from quantumtrader.paper.ticks import read_csv_ticks
@@ -49,17 +50,20 @@ def test_the_receiver_maps_price_updates_back_to_ticks_and_counts_duplicates() -
         receiver.close()
 
 
-def test_a_paced_sender_sends_valid_ticks_stamped_as_it_saved_them(tmp_path) -> None:
-    """Real process: the sender at a rate, a PULL here. Each frame is the tick's JSON with the
-    ``sent_ns`` the sender saved for it spliced in last (the ticks are encoded before the clock
-    starts): exactly what serializing the dict with the stamp gives, and valid to the daemon."""
+@pytest.mark.parametrize("pre_encoded", [True, False])
+def test_a_paced_sender_sends_valid_ticks_stamped_as_it_saved_them(tmp_path, monkeypatch, capsys, pre_encoded: bool) -> None:
+    """The sender at a rate, a PULL here: a real process, and in this process past ``PRE_ENCODED_MAX``
+    (each tick encoded as it goes). Each frame is the tick's JSON with the ``sent_ns`` the sender saved
+    for it spliced in last: exactly what serializing the dict with the stamp gives, and valid to the daemon."""
     import subprocess
     import sys
+    import time
 
     import orjson
     import zmq
 
     from quantumtrader import protocol
+    from quantumtrader.bench import sender
     from quantumtrader.bench.sender import TERMINAL, symbols
 
     ctx = zmq.Context.instance()
@@ -67,15 +71,24 @@ def test_a_paced_sender_sends_valid_ticks_stamped_as_it_saved_them(tmp_path) -> 
     port = pull.bind_to_random_port("tcp://127.0.0.1")
     out = tmp_path / "sent.npy"
     n_ticks, n_symbols = 40, 3
-    proc = subprocess.run([sys.executable, "-m", "quantumtrader.bench.sender", f"tcp://127.0.0.1:{port}", str(n_ticks), str(n_symbols), "2000", str(out)], capture_output=True, timeout=60)
+    argv = [f"tcp://127.0.0.1:{port}", str(n_ticks), str(n_symbols), "2000", str(out)]
     try:
-        assert proc.returncode == 0, proc.stderr.decode()
+        if pre_encoded:
+            proc = subprocess.run([sys.executable, "-m", "quantumtrader.bench.sender", *argv], capture_output=True, timeout=60)
+            assert proc.returncode == 0, proc.stderr.decode()
+            summary = proc.stdout.splitlines()[-1]
+        else:
+            monkeypatch.setattr(sender, "PRE_ENCODED_MAX", n_ticks - 1)
+            sender.main(argv)
+            summary = capsys.readouterr().out.splitlines()[-1].encode()
         frames = []
-        while pull.poll(2000):
-            frames.append(pull.recv())
+        deadline = time.monotonic() + 30  # every frame was sent before the sender returned; a starved machine is slow to pass them on
+        while len(frames) < n_ticks + 1 and time.monotonic() < deadline:
+            if pull.poll(500):
+                frames.append(pull.recv())
     finally:
         pull.close(linger=0)
-    base_msc = orjson.loads(proc.stdout.splitlines()[-1])["base_msc"]
+    base_msc = orjson.loads(summary)["base_msc"]
     stamps = np.load(out)
     bid, ask, volume = prices(n_ticks, n_symbols, None)
     names = symbols(n_symbols)

@@ -132,3 +132,8 @@ def test_the_feed_fallback_finds_a_symbol_asked_for_by_the_brokers_name(tmp_path
     for asked in ("EURUSD", "EURUSDm"):
         found, source, complete = asyncio.run(sidecar.query_signals(symbol=asked, min_confidence=0.0, limit=10, since_msc=None))
         assert (found, source, complete) == ([signal], "feed", True), asked
+    plain = Sidecar(load_config(environ={}, overrides={"data_dir": str(tmp_path)}))  # no suffix: names are taken as they come
+    signal = {"symbol": "EURUSDm", "confidence": 0.7, "time_msc": 1_700_000_000_000}
+    plain.clone = SimpleNamespace(signals=deque([signal]))  # type: ignore[assignment]
+    assert asyncio.run(plain.query_signals(symbol="EURUSDm", min_confidence=0.0, limit=10, since_msc=None))[0] == [signal]
+    assert asyncio.run(plain.query_signals(symbol="EURUSD", min_confidence=0.0, limit=10, since_msc=None))[0] == []
