@@ -101,7 +101,8 @@ def main(argv: list[str]) -> None:
     # At a rate too the ticks are encoded first, up to PRE_ENCODED_MAX of them
     # (~0.2 KB each): the stamp, taken just before the send, is spliced in as
     # the object's last field, exactly what dumps of the dict with it gives.
-    # Longer runs encode each tick as it goes, as before (more of a core).
+    # Longer runs encode each tick as it goes (more of a core; the stamp is
+    # taken after the encoding, so it is not counted as latency).
     heads = [dumps(tick(i))[:-1] for i in range(n_ticks)] if n_ticks <= PRE_ENCODED_MAX else None
     started = _starting()
     start = started[0]
