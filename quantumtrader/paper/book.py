@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from quantumtrader import money
+from quantumtrader.pips import pip_size
+from quantumtrader.protocol import MAX_SPEC_VALUE, MIN_SPEC_VALUE
 
 LOT_MIN = 0.01
 LOT_MAX = 100.0
@@ -93,6 +95,31 @@ class PaperBook:
         self.closed_trades = 0
 
     # -- market --------------------------------------------------------------------
+
+    def symbol_spec(self, symbol: str) -> dict[str, float]:
+        """The symbol's specs as a broker's terminal sends them (hello and heartbeats), by this book's own rules.
+
+        Contract and lot limits are the book's (``money.CONTRACT_SIZE``, ``LOT_*``); a tick is a tenth
+        of the symbol's pip (the generator's digits); its value in the account currency is taken at
+        the latest quote, 0 ("not known", the daemon then sizes as without specs) before the first.
+        So the daemon sizes paper orders through the same path as a real EA's, to the same lots.
+        """
+        quote = self.quotes.get(symbol)
+        price = (quote[0] + quote[1]) / 2.0 if quote is not None else 0.0
+        tick_size = tick_value = 0.0
+        if price > 0.0:
+            tick_size = pip_size(symbol, price) / 10.0
+            tick_value = money.value_per_price_unit(symbol, 1.0, price) * tick_size
+            if not (MIN_SPEC_VALUE <= tick_size <= MAX_SPEC_VALUE and MIN_SPEC_VALUE <= tick_value <= MAX_SPEC_VALUE):
+                tick_size = tick_value = 0.0  # a price of 1e-5 or 1e13: outside what the protocol takes, so not known
+        return {
+            "contract_size": money.CONTRACT_SIZE,
+            "tick_size": tick_size,
+            "tick_value": tick_value,
+            "volume_min": LOT_MIN,
+            "volume_step": LOT_STEP,
+            "volume_max": LOT_MAX,
+        }
 
     def on_quote(self, symbol: str, bid: float, ask: float, time_msc: int) -> list[PaperPosition]:
         """Mark positions to market; close those whose SL or TP was touched. Returns the closed ones."""

@@ -152,7 +152,8 @@ class PaperTerminal:
 
     def _hello_fields(self) -> dict[str, Any]:
         endpoint = connect_address(self.cfg.command_endpoint)  # bound on every interface: the daemon reaches it on loopback
-        return {"platform": "PAPER", "command_endpoint": endpoint, "symbols": list(self.symbols), "heartbeat_s": self.cfg.heartbeat_s}
+        specs = {symbol: self.book.symbol_spec(symbol) for symbol in self.symbols}  # heartbeats repeat them, as the EAs' do
+        return {"platform": "PAPER", "command_endpoint": endpoint, "symbols": list(self.symbols), "heartbeat_s": self.cfg.heartbeat_s, "specs": specs}
 
     def send_hello(self) -> None:
         self._send("hello", **self._hello_fields())

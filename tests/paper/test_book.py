@@ -88,3 +88,28 @@ def test_equity_margin_and_free_margin() -> None:
     assert acct["margin"] == pytest.approx(100_000 * 1.1002 / 100, abs=0.01)
     assert acct["equity"] == pytest.approx(10_000 - 20, abs=0.01)
     assert acct["free_margin"] == pytest.approx(acct["equity"] - acct["margin"], abs=0.01)
+
+
+def test_the_books_specs_are_what_it_trades_by() -> None:
+    """What the paper terminal sends in hello and heartbeats (as a real EA sends its broker's): sizing by them
+    (distance / tick_size x tick_value) gives what the book's own money rules lose, and each value passes the
+    protocol's check, 0 while a value is not known."""
+    from quantumtrader import money, protocol
+    from quantumtrader.paper.book import LOT_MAX, LOT_MIN, LOT_STEP, PaperBook
+
+    book = PaperBook(10_000.0, 100)
+    assert book.symbol_spec("EURUSD") == {"contract_size": 100_000.0, "tick_size": 0.0, "tick_value": 0.0, "volume_min": LOT_MIN, "volume_step": LOT_STEP, "volume_max": LOT_MAX}
+    for symbol, bid, ask in (("EURUSD", 1.08550, 1.08560), ("USDJPY", 151.230, 151.245), ("XAUUSD", 2310.10, 2310.40), ("EURGBP", 0.85510, 0.85522)):
+        book.on_quote(symbol, bid, ask, 1_700_000_000_000)
+        spec = book.symbol_spec(symbol)
+        mid = (bid + ask) / 2
+        distance = 0.0050 * mid  # a stop half a per cent away
+        loss = money.profit(symbol, "buy", 1.0, mid, mid - distance)
+        # the same as sizing without specs (the 100,000-unit rule at today's price) ...
+        assert money.loss_per_lot(symbol, mid, distance, spec) == pytest.approx(money.loss_per_lot(symbol, mid, distance), rel=1e-9), symbol
+        if symbol.endswith("USD"):  # ... which is what the book loses exactly where no conversion at the stop's price enters
+            assert money.loss_per_lot(symbol, mid, distance, spec) == pytest.approx(-loss, rel=1e-9), symbol
+        protocol._check_specs({symbol: spec})
+    assert book.symbol_spec("USDJPY")["tick_size"] == pytest.approx(0.001) and book.symbol_spec("EURUSD")["tick_value"] == pytest.approx(1.0)
+    book.on_quote("PENNY", 0.00001, 0.00002, 1_700_000_000_000)  # a tick of 1e-10: below what the protocol takes
+    assert book.symbol_spec("PENNY")["tick_size"] == 0.0 and book.symbol_spec("PENNY")["tick_value"] == 0.0

@@ -7,6 +7,8 @@ import signal
 import time
 from pathlib import Path
 
+import pytest
+
 from support import Endpoints, FeedSubscriber, control, daemon_process, start, stop, terminal_status, wait_for
 
 
@@ -40,6 +42,11 @@ def test_paper_terminal_registers_streams_goes_stale_and_reregisters(tmp_path: P
             assert term["connected"] and not term["stale"]
             assert term["lost_events"] == 0
             seq_before_kill = term["last_seq"]
+            # its symbols' specs, as a real EA sends its broker's, refreshed by heartbeats once quotes exist
+            specs = control(eps.control, "specs", terminal=name)["specs"]
+            assert set(specs) == set(registered["symbols"]) and specs["EURUSD"]["tick_value"] == pytest.approx(1.0)
+            assert specs["USDJPY"]["tick_size"] == pytest.approx(0.001) and 0.3 < specs["USDJPY"]["tick_value"] < 3.0
+            assert specs["EURUSD"]["contract_size"] == 100_000 and specs["EURUSD"]["volume_step"] == 0.01
 
             # kill -9: no bye, so only the missing heartbeats tell; stale after 3 x 0.3 s
             paper.send_signal(signal.SIGKILL)
