@@ -15,7 +15,7 @@ from typing import Any
 
 from quantumtrader import money
 from quantumtrader.pips import pip_size
-from quantumtrader.protocol import MAX_SPEC_VALUE, MIN_SPEC_VALUE
+from quantumtrader.protocol import MAX_PRICE, MAX_SPEC_VALUE, MIN_PRICE, MIN_SPEC_VALUE
 
 LOT_MIN = 0.01
 LOT_MAX = 100.0
@@ -101,13 +101,16 @@ class PaperBook:
 
         Contract and lot limits are the book's (``money.CONTRACT_SIZE``, ``LOT_*``); a tick is a tenth
         of the symbol's pip (the generator's digits); its value in the account currency is taken at
-        the latest quote, 0 ("not known", the daemon then sizes as without specs) before the first.
-        So the daemon sizes paper orders through the same path as a real EA's, to the same lots.
+        the latest valid quote's mid, 0 ("not known", the daemon then sizes as without specs) before
+        the first. So the daemon sizes paper orders through the same path as a real EA's: to the same
+        lots as without specs for USD-quoted symbols, within a step for others (their tick value is
+        the mid's as of the last heartbeat, the approximation without specs converts at the order's
+        side of the current quote).
         """
         quote = self.quotes.get(symbol)
-        price = (quote[0] + quote[1]) / 2.0 if quote is not None else 0.0
         tick_size = tick_value = 0.0
-        if price > 0.0:
+        if quote is not None and MIN_PRICE <= quote[0] < quote[1] <= MAX_PRICE:  # a quote the daemon takes (the book keeps any)
+            price = (quote[0] + quote[1]) / 2.0
             tick_size = pip_size(symbol, price) / 10.0
             tick_value = money.value_per_price_unit(symbol, 1.0, price) * tick_size
             if not (MIN_SPEC_VALUE <= tick_size <= MAX_SPEC_VALUE and MIN_SPEC_VALUE <= tick_value <= MAX_SPEC_VALUE):

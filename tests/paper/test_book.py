@@ -113,3 +113,7 @@ def test_the_books_specs_are_what_it_trades_by() -> None:
     assert book.symbol_spec("USDJPY")["tick_size"] == pytest.approx(0.001) and book.symbol_spec("EURUSD")["tick_value"] == pytest.approx(1.0)
     book.on_quote("PENNY", 0.00001, 0.00002, 1_700_000_000_000)  # a tick of 1e-10: below what the protocol takes
     assert book.symbol_spec("PENNY")["tick_size"] == 0.0 and book.symbol_spec("PENNY")["tick_value"] == 0.0
+    # quotes the daemon refuses (the book keeps any) give no specs, and none raises: a heartbeat must go out
+    for bid, ask in ((1e308, 1.5e308), (1.1, 1.0), (1.1, 1.1)):
+        book.on_quote("US30", bid, ask, 1_700_000_000_000)
+        assert book.symbol_spec("US30")["tick_size"] == 0.0 and book.symbol_spec("US30")["tick_value"] == 0.0
