@@ -35,3 +35,21 @@ def ask_to_stop(proc: subprocess.Popen[Any], sig: int = signal.SIGTERM) -> None:
     except OSError:  # pythonw or a service on Windows (no console), or it exited meanwhile
         if proc.poll() is None:
             proc.kill()
+
+
+def stop(proc: subprocess.Popen[Any], sig: int = signal.SIGTERM, timeout_s: float = 15.0, kill_wait_s: float = 5.0) -> bool:
+    """Ask ``proc`` to stop (:func:`ask_to_stop`), wait ``timeout_s``, kill it if it has not stopped.
+
+    Returns False when it had to be killed: the caller says what that means (the supervisor logs it,
+    the benchmarks and tests treat a stop that hangs as a bug).
+    """
+    if proc.poll() is not None:
+        return True
+    ask_to_stop(proc, sig)
+    try:
+        proc.wait(timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(kill_wait_s)
+        return False
+    return True

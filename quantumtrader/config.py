@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, get_args, get_origin, get_type_hints
 
 from quantumtrader.priority import LEVELS as PRIORITY_LEVELS
-from quantumtrader.protocol import MAX_HEARTBEAT_S, MIN_HEARTBEAT_S, SYMBOL_CHARS, parse_endpoint
+from quantumtrader.protocol import DEFAULT_MAX_SKEW_MS, MAX_HEARTBEAT_S, MIN_HEARTBEAT_S, MS_PER_DAY, SYMBOL_CHARS, parse_endpoint
 
 Check = Callable[[Any], str | None]
 
@@ -151,7 +151,7 @@ class DaemonConfig:
         positive,
     )
     max_clock_skew_ms: int = setting(
-        86_400_000, "a tick's time_msc may be at most this far ahead of the daemon's clock (at most 30 days)", between(1, 30 * 86_400_000)
+        DEFAULT_MAX_SKEW_MS, "a tick's time_msc may be at most this far ahead of the daemon's clock (at most 30 days)", between(1, 30 * MS_PER_DAY)
     )
     busy_poll_us: int = setting(
         200,

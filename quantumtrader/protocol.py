@@ -56,7 +56,9 @@ REJECT_REASONS: Final = (
 )
 
 MIN_TIME_MSC: Final = 946_684_800_000  # 2000-01-01T00:00:00Z
-DEFAULT_MAX_SKEW_MS: Final = 86_400_000  # one day ahead of the daemon's clock
+#: Milliseconds in a UTC day (the daily-loss day, retention, the default clock skew).
+MS_PER_DAY: Final = 86_400_000
+DEFAULT_MAX_SKEW_MS: Final = MS_PER_DAY  # one day ahead of the daemon's clock
 MAX_TERMINAL_LEN: Final = 64
 MAX_TEXT_LEN: Final = 256
 MAX_SYMBOLS: Final = 4096
@@ -325,6 +327,11 @@ MIN_SPEC_VALUE: Final = 1e-8
 MAX_SPEC_VALUE: Final = 1e12
 
 
+def spec_in_range(value: float) -> bool:
+    """A known spec value the protocol takes (0, "not known", is the other)."""
+    return MIN_SPEC_VALUE <= value <= MAX_SPEC_VALUE
+
+
 def _check_specs(specs: Any) -> None:
     if type(specs) is not dict or len(specs) > MAX_SYMBOLS:
         raise ProtocolError("bad_type", f"specs must be an object of at most {MAX_SYMBOLS} symbols")
@@ -337,7 +344,7 @@ def _check_specs(specs: Any) -> None:
                 raise ProtocolError("missing_field", f"specs[{symbol}] needs {name!r}")
             value = spec[name]
             # 0 (not known) or at least 1e-8, the EA's last decimal: a step of 1e-320 overflowed the lot rounding
-            if not _is_number(value) or not (value == 0 or MIN_SPEC_VALUE <= value <= MAX_SPEC_VALUE):
+            if not _is_number(value) or not (value == 0 or spec_in_range(value)):
                 raise ProtocolError("bad_value", f"specs[{symbol}].{name} must be 0 or from {MIN_SPEC_VALUE:g} to {MAX_SPEC_VALUE:g}, got {_short(value)}")
 
 
@@ -499,10 +506,6 @@ def decode_event(
     _envelope(msg, now_msc, max_skew_ms)
     check(msg, now_msc, max_skew_ms)
     return msg
-
-
-#: Milliseconds in a UTC day (the daily-loss day, retention).
-MS_PER_DAY: Final = 86_400_000
 
 
 def now_msc() -> int:

@@ -7,16 +7,21 @@ ws, host, journal); this module only parses options and calls them.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
+
+from quantumtrader.config import DaemonConfig
+
+if TYPE_CHECKING:
+    from quantumtrader.paper.ticks import SourceTick
 
 app = typer.Typer(name="qt-bench", help="QuantumTrader benchmarks: latency and throughput against baselines, one run.", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 
 JsonOpt = Annotated[Optional[Path], typer.Option("--json", help="Write every figure and the machine to this JSON file.")]
 PlotOpt = Annotated[Optional[Path], typer.Option("--plot", help="Write a latency percentile plot (PNG; needs matplotlib).")]
 TicksOpt = Annotated[Optional[Path], typer.Option("--ticks", help="Real ticks to replay (CSV as in ../shared/data/ticks), each symbol from its own point in the file; default ../shared/data/ticks/EURUSD.csv.gz when present, else a seeded random walk per symbol.")]
-SymbolsOpt = Annotated[int, typer.Option("--symbols", min=1, max=4096, help="How many symbols the ticks are spread over (at most daemon.max_symbols' default).")]
+SymbolsOpt = Annotated[int, typer.Option("--symbols", min=1, max=DaemonConfig().max_symbols, help="How many symbols the ticks are spread over (at most daemon.max_symbols' default).")]
 DurationOpt = Annotated[float, typer.Option("--duration", min=1.0, max=86_400.0, help="Measured seconds (after warm-up).")]
 
 
@@ -25,10 +30,8 @@ def _default_ticks() -> Path | None:
     return candidate if candidate.is_file() else None
 
 
-def _tick_file(given: Path | None) -> Path | None:
-    """``--ticks`` checked before anything starts (a bad file failed in the sender, after a minute's wait), else the default."""
-    if given is None:
-        return _default_ticks()
+def _first_tick(given: Path) -> SourceTick:
+    """``--ticks`` checked before anything starts (a bad file failed in the sender, after a minute's wait): its first tick."""
     from quantumtrader.paper.ticks import check_tick_file
 
     try:
@@ -37,6 +40,14 @@ def _tick_file(given: Path | None) -> Path | None:
         raise typer.BadParameter(str(exc), param_hint="--ticks") from None
     if first is None:
         raise typer.BadParameter(f"{given}: no tick in it", param_hint="--ticks")
+    return first
+
+
+def _tick_file(given: Path | None) -> Path | None:
+    """``--ticks`` checked (:func:`_first_tick`), else the default tick file."""
+    if given is None:
+        return _default_ticks()
+    _first_tick(given)
     return given
 
 
@@ -74,14 +85,11 @@ def trade(
     """Control -> daemon -> terminal -> reply round trip, and the tick path while orders are in flight."""
     from quantumtrader.bench.trade import run_trade_bench
 
-    csv = _tick_file(ticks) if ticks is not None else None
-    if csv is not None:
-        from quantumtrader.paper.ticks import symbol_from_path
-
-        symbol = symbol_from_path(csv)
+    if ticks is not None:
+        symbol = _first_tick(ticks).symbol
         if symbol != "EURUSD":  # what the orders trade; another symbol had no quote, after 30 s
-            raise typer.BadParameter(f"{csv}: the orders trade EURUSD, this file is {symbol}", param_hint="--ticks")
-    run_trade_bench(orders=orders, tick_rate=tick_rate, ticks_csv=csv, json_out=json)
+            raise typer.BadParameter(f"{ticks}: the orders trade EURUSD, this file is {symbol}", param_hint="--ticks")
+    run_trade_bench(orders=orders, tick_rate=tick_rate, ticks_csv=ticks, json_out=json)
 
 
 @app.command()
@@ -131,8 +139,9 @@ def ws(
     """Through the sidecar to N WebSocket clients: tick -> client latency, starvation, a stuck client."""
     from quantumtrader.bench.ws import run_ws_bench
 
-    csv = _tick_file(ticks) if ticks is not None else None
-    run_ws_bench(clients=clients, ticks_per_s=tick_rate, symbols=symbols, duration_s=duration_s, ticks_csv=csv, json_out=json)
+    if ticks is not None:
+        _first_tick(ticks)
+    run_ws_bench(clients=clients, ticks_per_s=tick_rate, symbols=symbols, duration_s=duration_s, ticks_csv=ticks, json_out=json)
 
 
 @app.command()

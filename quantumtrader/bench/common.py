@@ -71,6 +71,11 @@ def latency_summary(values_ns: Iterable[int]) -> dict[str, float]:
 GENERATOR = "the paper terminal's generator"
 
 
+def tick_source(ticks_csv: Path | None) -> str:
+    """What the results say the paper terminal streamed: the file, or :data:`GENERATOR`."""
+    return str(ticks_csv) if ticks_csv is not None else GENERATOR
+
+
 def paper_source(ticks_csv: Path | None) -> list[str]:
     """The paper terminal's arguments for its ticks: a file to replay (at its --rate), or none (its generator)."""
     return ["--ticks", str(ticks_csv)] if ticks_csv is not None else []

@@ -478,9 +478,8 @@ def run_pipeline_bench(
         for number in range(1, repeat + 1):
             if repeat > 1:
                 log(f"== run {number} of {repeat}")
-            runs.append(_run_once(rate, symbols, duration_s, warmup_s, throughput_ticks, sustain_s, ticks_csv, log, numba_cache, daemon_env or {}))
-    for run in runs:
-        plot = run.pop("_plot")  # the last run's is drawn
+            run, plot = _run_once(rate, symbols, duration_s, warmup_s, throughput_ticks, sustain_s, ticks_csv, log, numba_cache, daemon_env or {})
+            runs.append(run)  # the last run's plot is drawn
     if repeat == 1:
         write_json(json_out, runs[0])
         _draw(plot_out, plot)
@@ -498,7 +497,11 @@ def run_pipeline_bench(
     return result
 
 
-def _draw(plot_out: Path | None, plot: tuple[dict[str, np.ndarray], str, dict[str, float]]) -> None:
+#: A run's percentile plot: latency series, title, throughput per phase.
+Plot = tuple[dict[str, np.ndarray], str, dict[str, float]]
+
+
+def _draw(plot_out: Path | None, plot: Plot) -> None:
     """The last run's percentile plot and throughput; after the JSON, so that a bad plot path costs only the plot."""
     if plot_out is not None:
         series, title, throughput = plot
@@ -550,7 +553,7 @@ def _run_once(
     log: Callable[[str], None],
     numba_cache: str,
     daemon_env: dict[str, str],
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], Plot]:
     n_ticks = int(rate * (duration_s + warmup_s))
     warmup = int(rate * warmup_s)
     with tempfile.TemporaryDirectory(prefix="qt-bench-") as tmp_name:
@@ -628,8 +631,9 @@ def _run_once(
         "daemon_store_writer": signal_store.get("writer", {}),  # the writer thread kept up (or dropped: counted)
     }
     result["targets"] = judge(result)
+    phases = (("floor", floor), ("daemon", paced), ("daemon max rate", flat_out))
     rows = []
-    for name, run in (("floor", floor), ("daemon", paced), ("daemon max rate", flat_out)):
+    for name, run in phases:
         lat = run["tick_to_price_update"]
         rows.append((name, f"{run.get('rate_sent') or 0:,.0f}", f"{lat.get('p50_us', 0):.0f}", f"{lat.get('p90_us', 0):.0f}", f"{lat.get('p99_us', 0):.0f}", f"{lat.get('p99.9_us', 0):.0f}", f"{lat.get('max_us', 0):.0f}", str(run["lost"]), f"{run.get('throughput_ticks_per_s', 0):,.0f}"))
     log(table(rows, ("tick -> price_update", "sent/s", "p50 µs", "p90", "p99", "p99.9", "max", "lost", "recv/s")))
@@ -642,8 +646,8 @@ def _run_once(
     log(f"daemon over floor: p50 x{ratio['p50']:.2f}, p99 x{ratio['p99']:.2f}")
     tried = ", ".join(f"{t['rate_target']:,.0f}/s {'kept up' if t['kept_up'] else 'fell behind'} (lost {t['lost']}, p99 {t['tick_to_price_update'].get('p99_us', float('nan')):,.0f} µs)" for t in sustained["tries"])
     log(f"sustained: {_fmt(sustained['ticks_per_s'])} ticks/s; tried {tried or 'nothing (no flat-out rate)'}")
-    log(describe({"floor": floor["cpu"], "daemon": paced["cpu"], "daemon max rate": flat_out["cpu"]}))
-    log("cores busy (server / sender / receiver): " + ", ".join(f"{name} {_cores_text(run['cpu_cores'])}" for name, run in (("floor", floor), ("daemon", paced), ("daemon max rate", flat_out))))
+    log(describe({name: run["cpu"] for name, run in phases}))
+    log("cores busy (server / sender / receiver): " + ", ".join(f"{name} {_cores_text(run['cpu_cores'])}" for name, run in phases))
     if note := _off_target_load(rate, symbols):
         log(note)
     for verdict in result["targets"]:
@@ -652,7 +656,6 @@ def _run_once(
     series = {"floor": floor["_latency_ns"], "daemon tick->price_update": paced["_latency_ns"]}
     if "_signal_latency_ns" in paced:
         series["daemon tick->signal"] = paced["_signal_latency_ns"]
-    throughput = {name: run.get("throughput_ticks_per_s", 0.0) for name, run in (("floor", floor), ("daemon", paced), ("daemon max rate", flat_out))}
+    throughput = {name: run.get("throughput_ticks_per_s", 0.0) for name, run in phases}
     throughput["daemon sustained"] = sustained["ticks_per_s"] or 0.0
-    result["_plot"] = (series, f"pipeline at {rate:g} ticks/s over {symbols} symbols", throughput)  # drawn after the JSON is written
-    return result
+    return result, (series, f"pipeline at {rate:g} ticks/s over {symbols} symbols", throughput)  # the plot: drawn after the JSON is written

@@ -18,7 +18,8 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
-from quantumtrader.children import ask_to_stop, popen_kwargs
+from quantumtrader.children import popen_kwargs
+from quantumtrader.children import stop as stop_child
 from quantumtrader.control_client import ControlClient, ControlTimeout
 
 
@@ -73,14 +74,8 @@ def start(args: list[str], env: dict[str, str], log_path: Path, module: str = "q
 
 def stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGINT, timeout: float = 15.0) -> int:
     """Signal (Ctrl-Break on Windows), wait, kill if needed; raises if it had to kill (a stop that hangs is a bug)."""
-    if proc.poll() is None:
-        ask_to_stop(proc, sig)
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
-            raise AssertionError(f"process {proc.args} did not stop within {timeout}s after signal {sig}") from None
+    if not stop_child(proc, sig, timeout):
+        raise AssertionError(f"process {proc.args} did not stop within {timeout}s after signal {sig}")
     return proc.returncode
 
 

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from quantumtrader.bench.common import GENERATOR, latency_summary, machine, paper_source, progress, table, write_json
+from quantumtrader.bench.common import latency_summary, machine, paper_source, progress, table, tick_source, write_json
 from quantumtrader.bench.procs import Endpoints, control, start, stop, wait_for, wait_ready
 from quantumtrader.control_client import ControlClient
 
@@ -92,7 +92,7 @@ def run_trade_bench(
         "orders": orders,
         "warmup_orders": 2,  # an open and its close before the figures (the daemon's histograms reset after them)
         "tick_rate": tick_rate,
-        "ticks": str(ticks_csv) if ticks_csv is not None else GENERATOR,
+        "ticks": tick_source(ticks_csv),
         "client_round_trip": latency_summary(client_ns),
         "daemon_command_round_trip": health["latency"]["command_round_trip"],
         "tick_receive_to_publish_quiet": quiet,

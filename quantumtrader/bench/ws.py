@@ -46,7 +46,7 @@ from websockets.extensions.permessage_deflate import enable_client_permessage_de
 from websockets.frames import Frame, Opcode
 from websockets.uri import WebSocketURI, parse_uri
 
-from quantumtrader.bench.common import GENERATOR, machine, paper_source, table, write_json
+from quantumtrader.bench.common import GENERATOR, machine, paper_source, table, tick_source, write_json
 from quantumtrader.bench.procs import Endpoints, control, start, stop, wait_for, wait_ready
 from quantumtrader.config import SidecarConfig
 from quantumtrader.gc_tuning import tune_gc
@@ -516,7 +516,7 @@ def run_ws_bench(
         "ticks_per_s_target": ticks_per_s,
         "max_updates_per_s": max_updates_per_s or SidecarConfig().max_updates_per_s,
         "duration_s": duration_s,
-        "ticks": str(ticks_csv) if ticks_csv is not None else GENERATOR,
+        "ticks": tick_source(ticks_csv),
         "extra_env": extra_env or {},
         "clock": "the paper terminal's sent_ns (time.perf_counter_ns() as it sends the tick, carried by the price update) vs time.perf_counter_ns() when the client's WebSocket library hands the message over, same host",
         "baseline_daemon_latency": baseline,

@@ -17,7 +17,8 @@ import sys
 import time
 from collections.abc import Sequence
 
-from quantumtrader.children import ask_to_stop, popen_kwargs
+from quantumtrader.children import popen_kwargs
+from quantumtrader.children import stop as stop_child
 from quantumtrader.config import BAD_INPUT_EXIT
 from quantumtrader.log import get_logger
 from quantumtrader.priority import lower_child_priority
@@ -78,13 +79,5 @@ class Child:
 
     def stop(self) -> None:
         self._stopping = True
-        proc = self.process
-        if proc is None or proc.poll() is not None:
-            return
-        ask_to_stop(proc)
-        try:
-            proc.wait(_STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            log.warning("child did not stop in time; killing", child=self.name)
-            proc.kill()
-            proc.wait(_STOP_TIMEOUT_S)
+        if self.process is not None and not stop_child(self.process, timeout_s=_STOP_TIMEOUT_S, kill_wait_s=_STOP_TIMEOUT_S):
+            log.warning("child did not stop in time; killed", child=self.name)

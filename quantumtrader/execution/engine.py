@@ -74,8 +74,7 @@ class ExecutionEngine:
             log.warning("orders to reconcile from the previous run", count=len(self.orders))
         saved = self.journal.load_risk()
         if saved is not None:
-            self.risk.restore(saved, now_msc())
-            if saved.get("kill_switch") is True:  # what restore() took as the control request's halt
+            if self.risk.restore(saved, now_msc()):  # the control request's halt, kept across the restart
                 log.warning("trading halted: the kill switch was set on by the control request before the daemon stopped (control risk {\"kill_switch\": false} lifts it)")
 
     # -- wiring ------------------------------------------------------------------
@@ -525,7 +524,7 @@ class ExecutionEngine:
         return [
             o
             for o in self.orders.values()
-            if o.kind == "open" and (o.status == PENDING or ((s := terminals.sessions.get(o.terminal)) is not None and not s.gone))
+            if o.kind == "open" and (o.status == PENDING or (o.terminal in terminals.sessions and not terminals.is_gone(o.terminal)))
         ]
 
     def _find_position(self, ticket: int, terminal: str | None) -> tuple[str, dict[str, Any]]:

@@ -26,8 +26,6 @@ class TradingState(str, Enum):
     HALTED = "halted"
 
 
-
-
 @dataclass(frozen=True, slots=True)
 class OpenIntent:
     """A new position as risk sees it, after sizing and default stops."""
@@ -100,14 +98,15 @@ class RiskEngine:
         starting equity per terminal."""
         return {"kill_switch": self._switched, "day": self._day, "day_start_equity": dict(self._day_start_equity)}
 
-    def restore(self, state: dict[str, Any], now_msc: int) -> None:
+    def restore(self, state: dict[str, Any], now_msc: int) -> bool:
         """Resume from :meth:`saved_state`: a crash or a restart must neither resume trading that an
         operator halted nor give a fresh daily-loss allowance. A halt from the config
         (``trading_enabled = false``, lifted there) or from the saved switch (lifted by the control
         request) holds.
         A starting equity of another day is ignored. Malformed parts are ignored (the file is ours,
-        but a crash may have left anything)."""
-        if state.get("kill_switch") is True:
+        but a crash may have left anything). Returns whether the saved kill switch halts trading."""
+        halted = state.get("kill_switch") is True
+        if halted:
             self.kill_switch = self._switched = True
         starts = state.get("day_start_equity")
         today = now_msc // MS_PER_DAY
@@ -115,6 +114,7 @@ class RiskEngine:
             valid = {str(t): float(e) for t, e in starts.items() if type(e) in (int, float) and math.isfinite(e) and e > 0}
             self._day = today
             self._day_start_equity = valid
+        return halted
 
     def daily_loss(self) -> float:
         return sum(max(0.0, start - self._equity.get(t, start)) for t, start in self._day_start_equity.items())

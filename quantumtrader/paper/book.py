@@ -15,7 +15,7 @@ from typing import Any
 
 from quantumtrader import money
 from quantumtrader.pips import pip_size
-from quantumtrader.protocol import MAX_PRICE, MAX_SPEC_VALUE, MIN_PRICE, MIN_SPEC_VALUE
+from quantumtrader.protocol import MAX_PRICE, MIN_PRICE, spec_in_range
 
 LOT_MIN = 0.01
 LOT_MAX = 100.0
@@ -109,11 +109,11 @@ class PaperBook:
         """
         quote = self.quotes.get(symbol)
         tick_size = tick_value = 0.0
-        if quote is not None and MIN_PRICE <= quote[0] < quote[1] <= MAX_PRICE:  # a quote the daemon takes (the book keeps any)
+        if quote is not None and MIN_PRICE <= quote[0] < quote[1] <= MAX_PRICE:  # a quote the daemon takes, and not locked (the book keeps any)
             price = (quote[0] + quote[1]) / 2.0
             tick_size = pip_size(symbol, price) / 10.0
             tick_value = money.value_per_price_unit(symbol, 1.0, price) * tick_size
-            if not (MIN_SPEC_VALUE <= tick_size <= MAX_SPEC_VALUE and MIN_SPEC_VALUE <= tick_value <= MAX_SPEC_VALUE):
+            if not (spec_in_range(tick_size) and spec_in_range(tick_value)):
                 tick_size = tick_value = 0.0  # a price of 1e-5 or 1e13: outside what the protocol takes, so not known
         return {
             "contract_size": money.CONTRACT_SIZE,

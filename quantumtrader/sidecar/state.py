@@ -191,15 +191,14 @@ class Clone:
         if not isinstance(data, dict):
             self.counters["feed_rejects"] += 1
             return
-        text: str | None = None
-        if names.active:  # sidecar.symbol_suffix: the apps get (and the clone keeps) their names, not the broker's
-            renamed = names.data(data, learn=True)  # learns the data's symbol, which is the topic's
-            if renamed is not data:
-                env["data"] = data = renamed
-                text = orjson.dumps(env).decode()
+        # sidecar.symbol_suffix: the apps get (and the clone keeps) their names, not the broker's. data() learns
+        # the data's symbol, which is the topic's: renamed, the topic's symbol is the renamed data's.
+        if names.active and (renamed := names.data(data, learn=True)) is not data:
+            env["data"] = data = renamed
+            text = orjson.dumps(env).decode()
             if symbol:
-                symbol = names.app_name(symbol)
-        if text is None:
+                symbol = data["symbol"]
+        else:
             text = raw.decode()
         if kind == "price":
             self._set_quote(symbol, data)

@@ -25,7 +25,6 @@ from quantumtrader.store.writer import StoreWriter, checkpoint_job, retention_jo
 log = get_logger("quantumtrader.store")
 
 
-
 class Store:
     """Owns the signal journal, the writer thread (signal inserts, state, retention) and a connection for start-up."""
 
