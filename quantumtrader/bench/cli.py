@@ -149,7 +149,7 @@ def host(
     samples: Annotated[int, typer.Option("--samples", min=10, max=10_000, help="Samples per step, pause and mode.")] = 400,
     json: JsonOpt = None,
 ) -> None:
-    """What a 100 µs or 5 ms pause costs the next small step, sleeping vs spinning: a hint whether daemon.busy_poll_us pays here."""
+    """What a 100 µs or 5 ms pause costs the next small step, sleeping vs spinning (a hint whether daemon.busy_poll_us pays here), and a feed publication, against one right after another."""
     from quantumtrader.bench.host import run_host_bench
 
     run_host_bench(samples=samples, json_out=json)

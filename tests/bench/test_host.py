@@ -42,6 +42,30 @@ def test_a_step_after_a_sleep_is_counted_as_after_sleep_and_alternates_with_spin
     assert figures["sleep_pause"]["p50_us"] == 150.0 and figures["spin_pause"]["p50_us"] == 100.0
 
 
+def test_the_wakeup_figures_put_the_step_after_the_pause_and_the_one_right_after_it_apart(monkeypatch) -> None:
+    """With a fake clock, a step "costs" 20 µs after a pause and 2 µs right after another: the figures must say exactly that."""
+    now = [0]
+    asleep = [False]
+    events: list[str] = []
+    monkeypatch.setattr(host.time, "perf_counter_ns", lambda: now[0])
+
+    def fake_spin(seconds: float) -> None:
+        events.append("spin")
+        asleep[0] = True
+        now[0] += int(seconds * 1e9)
+
+    def step(i: int) -> None:
+        events.append("step")
+        now[0] += 20_000 if asleep[0] else 2_000
+        asleep[0] = False
+
+    monkeypatch.setattr(host, "spin", fake_spin)
+    figures = host._measure_wakeup(step, 0.0001, 20)
+    assert events == ["spin", "step", "step"] * 20
+    assert figures["after_pause"]["p50_us"] == figures["after_pause"]["p99_us"] == 20.0
+    assert figures["back_to_back"]["p50_us"] == figures["back_to_back"]["p99_us"] == 2.0
+
+
 def test_each_step_and_pause_is_measured_both_ways_and_written(tmp_path: Path) -> None:
     out = tmp_path / "host.json"
     lines: list[str] = []
@@ -54,6 +78,12 @@ def test_each_step_and_pause_is_measured_both_ways_and_written(tmp_path: Path) -
         assert r["spin_pause"]["p50_us"] >= r["pause_us"] * 0.99, r
         assert r["after_sleep"]["p50_us"] >= 0 and r["after_spin"]["p50_us"] >= 0  # 0 is possible on Windows' 100 ns clock
     assert any("sleep/spin p50" in line for line in lines)
+    # the feed publication: the daemon's publisher to a subscriber process that took every message (2 per sample and pause)
+    assert [(r["step"], r["pause_us"]) for r in written["feed_wakeup"]] == [("feed publish", p * 1e6) for p in PAUSES_S]
+    assert written["feed_delivered"] == 2 * 20 * len(PAUSES_S)
+    for r in written["feed_wakeup"]:
+        assert r["after_pause"]["p50_us"] > 0 and r["back_to_back"]["p50_us"] > 0 and r["p50_ratio"] > 0, r
+    assert any("pause/back-to-back p50" in line for line in lines)
     if sys.platform.startswith("linux"):  # the run's CPU time from /proc/stat, steal included
         assert written["cpu"]["busy_pct"] > 0 and lines[-1].startswith("CPU over all cores")
 
