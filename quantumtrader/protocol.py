@@ -65,6 +65,10 @@ MAX_SYMBOLS: Final = 4096
 MAX_POSITIONS: Final = 10_000
 #: MT5 tickets are ulong; orjson writes integers up to this and refuses larger ones.
 MAX_TICKET: Final = 2**64 - 1
+#: MQL's ``long``: what the EAs count ``seq`` and ``dropped`` in and send ``login`` and ``leverage`` as.
+#: orjson reads integers up to 2^64 - 1; a seq of 2^64 - 1 after a 0 added a gap beyond 64 bits to
+#: the terminal's lost_events, which health could then not serialize (found by tests/daemon/test_event_fuzz.py).
+MAX_LONG: Final = 2**63 - 1
 
 #: The characters of a symbol (PROTOCOL.md); config's sidecar.symbol_suffix is made of them too.
 SYMBOL_CHARS: Final = r"[A-Za-z0-9._#+\-]"
@@ -154,12 +158,14 @@ def _number(msg: Mapping[str, Any], name: str, *, minimum: float | None = None, 
     return float(value)
 
 
-def _integer(msg: Mapping[str, Any], name: str, *, minimum: int | None = None, reason: str | None = None) -> int:
+def _integer(msg: Mapping[str, Any], name: str, *, minimum: int | None = None, maximum: int | None = None, reason: str | None = None) -> int:
     value = _get(msg, name)
     if not _is_int(value):
         raise ProtocolError(reason or "bad_type", f"{name} must be an integer, got {_short(value)}")
     if minimum is not None and value < minimum:
         raise ProtocolError(reason or "bad_value", f"{name} must be >= {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise ProtocolError(reason or "bad_value", f"{name} must be <= {maximum}, got {value}")
     return value
 
 
@@ -263,8 +269,8 @@ def _envelope(msg: Mapping[str, Any], now_msc: int, max_skew_ms: int) -> None:
     if type(terminal) is not str or not 0 < len(terminal) <= MAX_TERMINAL_LEN:
         raise ProtocolError("bad_terminal", f"terminal must be a string of 1-{MAX_TERMINAL_LEN} chars, got {_short(terminal)}")
     seq = _get(msg, "seq")
-    if not _is_int(seq) or seq < 0:
-        raise ProtocolError("bad_seq", f"seq must be an integer >= 0, got {_short(seq)}")
+    if not _is_int(seq) or not 0 <= seq <= MAX_LONG:
+        raise ProtocolError("bad_seq", f"seq must be an integer from 0 to 2^63-1, got {_short(seq)}")
     _time_msc(msg, "time_msc", now_msc, max_skew_ms)
 
 
@@ -349,11 +355,11 @@ def _check_specs(specs: Any) -> None:
 
 
 def _check_account(msg: dict[str, Any], now_msc: int, max_skew_ms: int) -> None:
-    _integer(msg, "login", minimum=0)
+    _integer(msg, "login", minimum=0, maximum=MAX_LONG)
     _text(msg, "currency", max_len=16)
     for name in ("balance", "equity", "margin", "free_margin"):
         _number(msg, name)
-    _integer(msg, "leverage", minimum=0)
+    _integer(msg, "leverage", minimum=0, maximum=MAX_LONG)
     for name in ("name", "server", "company"):
         _text(msg, name, required=False)
 
@@ -388,7 +394,7 @@ def _check_positions(msg: dict[str, Any], now_msc: int, max_skew_ms: int) -> Non
 
 
 def _check_heartbeat(msg: dict[str, Any], now_msc: int, max_skew_ms: int) -> None:
-    _integer(msg, "dropped", minimum=0)
+    _integer(msg, "dropped", minimum=0, maximum=MAX_LONG)
     # Added to the contract: a heartbeat may repeat the hello fields, so a daemon
     # that restarted while the EA kept running (ZeroMQ reconnects silently, so
     # the EA never says hello again) can register the terminal and reach it.
@@ -426,7 +432,7 @@ def _plain_tick(msg: dict[str, Any], now_msc: int, max_skew_ms: int) -> bool:
         and type(terminal) is str
         and 0 < len(terminal) <= MAX_TERMINAL_LEN
         and type(seq) is int
-        and seq >= 0
+        and 0 <= seq <= MAX_LONG
         and type(t) is int
         and MIN_TIME_MSC <= t <= now_msc + max_skew_ms
         and type(symbol) is str

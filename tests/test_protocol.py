@@ -68,6 +68,7 @@ def test_protocol_md_examples_are_accepted() -> None:
         (tick(time_msc=1.5e12), "bad_time"),
         (tick(seq=-1), "bad_seq"),
         (tick(seq=1.0), "bad_seq"),
+        (tick(seq=2**63), "bad_seq"),  # past MQL's long (orjson reads up to 2^64 - 1)
         (tick(terminal="x" * 65), "bad_terminal"),
         (tick(high=-1), "bad_price"),
     ],
@@ -85,8 +86,18 @@ def test_tick_rules_accept_their_boundaries() -> None:
         tick(symbol="A" * 32),
         tick(symbol="EURUSD.r#+-_"[:11].replace("_", "")),
         tick(open=1.08, high=1.09, low=1.07, sent_ns=123),
+        tick(seq=2**63 - 1),  # MQL's long, the EA's counter
     ):
         assert p.decode_event(orjson.dumps(ok), NOW)["type"] == "tick"
+
+
+def test_the_counts_and_ids_an_ea_sends_as_an_mql_long_stop_at_2_63_minus_1() -> None:
+    """orjson reads integers up to 2^64 - 1; the EAs' seq, dropped, login and leverage are MQL longs."""
+    account = {"v": 1, "type": "account", "terminal": "t", "seq": 1, "time_msc": NOW, "login": 1, "currency": "USD", "balance": 1.0, "equity": 1.0, "margin": 0.0, "free_margin": 1.0, "leverage": 100}
+    heartbeat = {"v": 1, "type": "heartbeat", "terminal": "t", "seq": 1, "time_msc": NOW, "dropped": 0}
+    for msg, name in ((account, "login"), (account, "leverage"), (heartbeat, "dropped")):
+        assert p.decode_event(orjson.dumps({**msg, name: 2**63 - 1}), NOW)[name] == 2**63 - 1
+        assert reason({**msg, name: 2**63}) == "bad_value", name
 
 
 def test_too_large_frames_are_rejected_unparsed() -> None:
@@ -182,7 +193,7 @@ _field_values = (
     | st.floats()  # NaN and infinities included: orjson never yields them, the fast path must still refuse them
     | st.integers(-(2**63), 2**64 - 1)
     | st.integers(-3, 3)
-    | st.sampled_from([0.0, -0.0, 1.0855, 1.0856, 1e-300, p.MIN_PRICE, p.MAX_PRICE, math.nextafter(p.MIN_PRICE, 0.0), math.nextafter(p.MAX_PRICE, math.inf), p.MAX_VOLUME, math.nextafter(p.MAX_VOLUME, math.inf), 2**62 - 1, 2**62, p.MIN_TIME_MSC - 1, p.MIN_TIME_MSC, NOW + p.DEFAULT_MAX_SKEW_MS, NOW + p.DEFAULT_MAX_SKEW_MS + 1, "t" * 64, "t" * 65, ""])
+    | st.sampled_from([0.0, -0.0, 1.0855, 1.0856, 1e-300, p.MIN_PRICE, p.MAX_PRICE, math.nextafter(p.MIN_PRICE, 0.0), math.nextafter(p.MAX_PRICE, math.inf), p.MAX_VOLUME, math.nextafter(p.MAX_VOLUME, math.inf), 2**62 - 1, 2**62, 2**63 - 1, 2**63, p.MIN_TIME_MSC - 1, p.MIN_TIME_MSC, NOW + p.DEFAULT_MAX_SKEW_MS, NOW + p.DEFAULT_MAX_SKEW_MS + 1, "t" * 64, "t" * 65, ""])
     | st.text(max_size=70)
     | st.lists(st.integers(), max_size=2)
 )

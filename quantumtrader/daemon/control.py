@@ -21,6 +21,23 @@ from quantumtrader.metrics import LogLimiter, RejectLog
 from quantumtrader.protocol import ProtocolError, control_id, control_reply, decode_control, encode
 
 Handler = Callable[[dict[str, Any]], dict[str, Any]]
+#: Told of a reply that could not be encoded: (request type, the exception).
+FailureLog = Callable[[Any, Exception], None]
+
+
+def reply_frame(reply: dict[str, Any], kind: Any, failed: FailureLog) -> bytes:
+    """The reply's bytes, or those of a 500 that says why when JSON cannot carry it.
+
+    A reply holding an integer beyond 64 bits (once: a terminal's lost_events)
+    raised inside the drain: that client and every request still queued
+    behind it got no answer at all and timed out, for as long as the state
+    stayed so. Now the one reply is a 500 and the rest are answered.
+    """
+    try:
+        return encode(reply)
+    except Exception as exc:  # orjson's JSONEncodeError (a TypeError) or anything a default hook raises
+        failed(kind, exc)
+        return encode(control_reply(str(reply.get("id", "")), ok=False, error=f"internal error: the reply could not be encoded ({type(exc).__name__})", status=500))
 
 
 class Responder:
@@ -30,13 +47,15 @@ class Responder:
     client, whenever it is ready; answering twice is ignored.
     """
 
-    __slots__ = ("_socket", "_envelope", "request_id", "done")
+    __slots__ = ("_socket", "_envelope", "request_id", "done", "_kind", "_failed")
 
-    def __init__(self, socket: zmq.Socket[bytes], envelope: list[bytes], request_id: str) -> None:
+    def __init__(self, socket: zmq.Socket[bytes], envelope: list[bytes], request_id: str, kind: Any = "", failed: FailureLog | None = None) -> None:
         self._socket = socket
         self._envelope = envelope
         self.request_id = request_id
         self.done = False
+        self._kind = kind
+        self._failed: FailureLog = failed or (lambda kind, exc: None)
 
     def ok(self, **fields: Any) -> None:
         self._send(control_reply(self.request_id, **fields))
@@ -48,7 +67,7 @@ class Responder:
         if self.done:
             return
         self.done = True
-        self._socket.send_multipart(self._envelope + [encode(reply)])
+        self._socket.send_multipart(self._envelope + [reply_frame(reply, self._kind, self._failed)])
 
 
 AsyncHandler = Callable[[dict[str, Any], Responder], None]
@@ -92,19 +111,24 @@ class ControlServer:
             handled += 1
             answer = self._answer(frames)
             if answer is not None:
-                self._socket.send_multipart(frames[:-1] + [encode(answer)])
+                self._socket.send_multipart(frames[:-1] + [answer])
         return handled
 
-    def _answer(self, frames: list[bytes]) -> dict[str, Any] | None:
+    def _answer(self, frames: list[bytes]) -> bytes | None:
+        """The reply's frame, or None when a :class:`Responder` will send it later."""
         try:
             request = decode_control(frames[-1], self._max_bytes)
         except ProtocolError as exc:
             self._rejects.reject("control", exc.reason, exc.detail)
-            return control_reply(_readable_id(frames[-1], self._max_bytes), ok=False, error=f"{exc.reason}: {exc.detail}", status=400)
+            return encode(control_reply(_readable_id(frames[-1], self._max_bytes), ok=False, error=f"{exc.reason}: {exc.detail}", status=400))
+        reply = self._reply(request, frames)
+        return None if reply is None else reply_frame(reply, request["type"], self._failed)
+
+    def _reply(self, request: dict[str, Any], frames: list[bytes]) -> dict[str, Any] | None:
         req_id = request.get("id", "")
         async_handler = self.async_handlers.get(request["type"])
         if async_handler is not None:
-            responder = Responder(self._socket, frames[:-1], req_id)
+            responder = Responder(self._socket, frames[:-1], req_id, request["type"], self._failed)
             try:
                 async_handler(request, responder)
             except ControlError as exc:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from quantumtrader.protocol import iso_from_msc
+from quantumtrader.protocol import MAX_LONG, iso_from_msc
 
 
 @dataclass(slots=True)
@@ -101,8 +101,8 @@ class TerminalRegistry:
             session = self.sessions[terminal] = TerminalSession(terminal=terminal, heartbeat_s=self._default_heartbeat_s)
         expected = session.last_seq + 1
         if session.last_seq >= 0:
-            if seq > expected:
-                session.lost_events += seq - expected
+            if seq > expected:  # "at least" past 2^63 - 1: seq resets with each hello, so gaps can add up beyond 64 bits
+                session.lost_events = min(session.lost_events + seq - expected, MAX_LONG)
             elif seq < expected:
                 session.seq_regressions += 1
         session.last_seq = seq

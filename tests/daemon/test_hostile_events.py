@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import orjson
 import zmq
 
 from support import Endpoints, FeedSubscriber, control, daemon_process, event_frame, inproc_daemon, serving, wait_for
@@ -124,3 +125,59 @@ def test_a_control_handler_that_fails_on_every_request_logs_once_per_interval(tm
     err = capfd.readouterr()
     lines = [line for line in (err.out + err.err).splitlines() if "control handler failed" in line]
     assert len(lines) == 1, lines  # a traceback per request before
+
+
+def test_a_reply_json_cannot_carry_is_a_500_and_the_requests_behind_it_are_answered(tmp_path: Path) -> None:
+    """In process over real sockets. A reply holding an integer past 64 bits used to raise inside the drain:
+    that client and every request queued behind it in the same drain got no answer at all."""
+    d, eps = inproc_daemon(tmp_path / "data")
+    d.control.register("huge", lambda request: {"n": 2**70})
+    ctx = zmq.Context.instance()
+    dealers = [ctx.socket(zmq.DEALER) for _ in range(3)]
+    try:
+        for dealer in dealers:
+            dealer.setsockopt(zmq.LINGER, 0)
+            dealer.connect(eps.control)
+        time.sleep(0.3)  # connected before the requests go: one drain takes all three
+        for dealer, kind in zip(dealers, ("huge", "status", "huge"), strict=True):
+            dealer.send(orjson.dumps({"v": 1, "type": kind, "id": f"r-{kind}"}))
+        time.sleep(0.3)
+        assert d.control.drain() == 3
+        replies = [orjson.loads(dealer.recv()) if dealer.poll(2000) else None for dealer in dealers]
+    finally:
+        for dealer in dealers:
+            dealer.close()
+        d.close()
+    huge, status, huge_again = replies
+    assert huge is not None and huge["ok"] is False and huge["status"] == 500 and "could not be encoded" in huge["error"] and huge["id"] == "r-huge", huge
+    assert status is not None and status["ok"] is True and status["id"] == "r-status"
+    assert huge_again is not None and huge_again["status"] == 500
+
+
+def test_seq_beyond_an_mql_long_is_refused_and_gaps_that_add_up_past_64_bits_keep_health_answering(tmp_path: Path) -> None:
+    """A real daemon process. seq 2^64-1 after a hello's 0 (orjson reads it) made lost_events a gap past
+    64 bits; then health could not be published or answered, for good (found by test_event_fuzz.py)."""
+    eps = Endpoints()
+    max_long = 2**63 - 1
+    with daemon_process(eps, tmp_path) as daemon:
+        push = zmq.Context.instance().socket(zmq.PUSH)
+        push.setsockopt(zmq.LINGER, 1000)
+        push.connect(eps.events)
+        try:
+            hello = {"type": "hello", "platform": "MT5", "command_endpoint": "tcp://127.0.0.1:1", "symbols": ["EURUSD"]}
+            push.send(_frame(seq=0, **hello))
+            push.send(_tick(2**64 - 1))  # past MQL's long: refused
+            for _ in range(3):  # each a gap of 2^63 - 2 after a hello's 0: three add up past 2^64
+                push.send(_tick(max_long))
+                push.send(_frame(seq=0, **hello))
+            push.send(_tick(max_long))
+            wait_for(lambda: control(eps.control)["health"]["counters"].get("events", 0) >= 9, 10, "the nine events taken")
+            status = control(eps.control)
+            snapshot = control(eps.control, "snapshot")
+        finally:
+            push.close()
+        assert daemon.poll() is None
+    assert status["rejects"]["bad_seq"] == 1, status["rejects"]
+    terminal = next(t for t in status["health"]["terminals"] if t["terminal"] == TERMINAL)
+    assert terminal["lost_events"] == max_long, terminal  # "at least this many"
+    assert snapshot["ok"] and status["health"]["counters"].get("internal_errors", 0) == 0
