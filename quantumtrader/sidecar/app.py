@@ -16,7 +16,6 @@ from typing import Any
 import orjson
 
 from starlette.applications import Starlette
-from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
@@ -28,7 +27,7 @@ from starlette.types import Scope
 
 from quantumtrader.config import Config
 from quantumtrader.log import get_logger
-from quantumtrader.sidecar.errors import ApiError, handle_api_error, handle_http_exception
+from quantumtrader.sidecar.errors import EXCEPTION_HANDLERS
 from quantumtrader.sidecar.ratelimit import RateLimitMiddleware
 from quantumtrader.sidecar.routes import api_routes
 from quantumtrader.sidecar.runtime import Sidecar
@@ -145,7 +144,7 @@ def create_app(config: Config) -> Starlette:
     app = Starlette(
         routes=routes(),
         middleware=middleware,
-        exception_handlers={ApiError: handle_api_error, HTTPException: handle_http_exception},
+        exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,
     )
     app.state.sidecar = sidecar

@@ -3,7 +3,8 @@
 One exception type carries the HTTP status, so handlers raise and never build
 error bodies by hand; Starlette's own HTTPExceptions (unknown route, wrong
 method) are rendered in the same shape, so the app never sees an HTML page or
-``{"detail": ...}``.
+``{"detail": ...}``; nor, since the API fuzz (tests/sidecar/test_api_fuzz.py)
+showed it, the plain-text "Internal Server Error" of a handler that raised.
 """
 
 from __future__ import annotations
@@ -60,3 +61,19 @@ async def handle_http_exception(request: Request, exc: Exception) -> Response:
     if exc.status_code == 404:
         message = f"not found: {request.url.path}"
     return error_response(exc.status_code, message, exc.headers)
+
+
+async def handle_internal_error(request: Request, exc: Exception) -> Response:
+    """A handler raised (a bug): the app still gets its JSON shape, with a 500.
+
+    Starlette calls this from its outermost middleware and then re-raises, so
+    the server logs the traceback as before; counted for /api/metrics.
+    """
+    sidecar = getattr(request.app.state, "sidecar", None)
+    if sidecar is not None:
+        sidecar.counters["internal_errors"] += 1
+    return error_response(500, f"internal error: {type(exc).__name__}")
+
+
+#: The app's exception handlers, in one place (the app and its test use this mapping).
+EXCEPTION_HANDLERS: dict[Any, Any] = {ApiError: handle_api_error, HTTPException: handle_http_exception, Exception: handle_internal_error}
