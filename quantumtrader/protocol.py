@@ -69,6 +69,9 @@ MAX_TICKET: Final = 2**64 - 1
 #: orjson reads integers up to 2^64 - 1; a seq of 2^64 - 1 after a 0 added a gap beyond 64 bits to
 #: the terminal's lost_events, which health could then not serialize (found by tests/daemon/test_event_fuzz.py).
 MAX_LONG: Final = 2**63 - 1
+#: MQL's ``int``: the error codes a terminal answers with (GetLastError, trade server retcodes).
+MIN_INT32: Final = -(2**31)
+MAX_INT32: Final = 2**31 - 1
 
 #: The characters of a symbol (PROTOCOL.md); config's sidecar.symbol_suffix is made of them too.
 SYMBOL_CHARS: Final = r"[A-Za-z0-9._#+\-]"
@@ -652,7 +655,7 @@ def decode_reply(raw: bytes, clock_msc: int | None = None) -> dict[str, Any]:
         raise ProtocolError("bad_type", "ok must be true or false")
     if ok:
         if "ticket" in msg:
-            _integer(msg, "ticket", minimum=0)
+            _integer(msg, "ticket", minimum=0, maximum=MAX_TICKET)
         for name in ("price", "lots"):
             if name in msg:
                 _number(msg, name, minimum=0.0)
@@ -662,7 +665,7 @@ def decode_reply(raw: bytes, clock_msc: int | None = None) -> dict[str, Any]:
             stops = msg["stops_error"]
             if type(stops) is not dict:
                 raise ProtocolError("bad_type", "stops_error must be an object")
-            _integer(stops, "code")
+            _integer(stops, "code", minimum=MIN_INT32, maximum=MAX_INT32)
             _text(stops, "message", max_len=1024)
         if "account" in msg:
             account = msg["account"]
@@ -675,7 +678,7 @@ def decode_reply(raw: bytes, clock_msc: int | None = None) -> dict[str, Any]:
         error = _get(msg, "error")
         if type(error) is not dict:
             raise ProtocolError("bad_type", "error must be an object")
-        _integer(error, "code")
+        _integer(error, "code", minimum=MIN_INT32, maximum=MAX_INT32)
         _text(error, "message", max_len=1024)
     return msg
 

@@ -290,3 +290,17 @@ def test_a_price_update_carries_the_ticks_sent_ns_when_it_has_one() -> None:
     assert "sent_ns" not in p.price_update(p.decode_event(orjson.dumps(tick), NOW))  # a real EA's
     stamped = p.price_update(p.decode_event(orjson.dumps({**tick, "sent_ns": 123_456_789}), NOW))
     assert stamped["sent_ns"] == 123_456_789 and stamped["bid"] == 1.1
+
+
+def test_a_replys_error_codes_are_an_mql_int_and_its_ticket_at_most_a_ulong() -> None:
+    """Both go into the order journal's signed 64-bit columns; an MQL error code is an int."""
+    base = {"v": 1, "type": "reply", "id": "ABC123", "ok": False, "error": {"code": 2**31 - 1, "message": "x"}}
+    assert p.decode_reply(orjson.dumps(base))["error"]["code"] == 2**31 - 1
+    assert p.decode_reply(orjson.dumps({**base, "error": {"code": -(2**31), "message": "x"}}))["error"]["code"] == -(2**31)
+    for code in (2**31, -(2**31) - 1, 2**63):
+        with pytest.raises(p.ProtocolError):
+            p.decode_reply(orjson.dumps({**base, "error": {"code": code, "message": "x"}}))
+    filled = {"v": 1, "type": "reply", "id": "ABC123", "ok": True, "ticket": 2**64 - 1, "stops_error": {"code": 2**40, "message": "x"}}
+    with pytest.raises(p.ProtocolError):
+        p.decode_reply(orjson.dumps(filled))
+    assert p.decode_reply(orjson.dumps({**filled, "stops_error": {"code": 130, "message": "x"}}))["ticket"] == 2**64 - 1

@@ -27,6 +27,19 @@ _TYPES = {"int": "INTEGER", "float": "REAL", "str": "TEXT", "bool": "INTEGER"}
 
 
 _CHECKPOINT_EVERY_S = 2.0
+#: SQLite's INTEGER is a signed 64-bit value and MT5's tickets are ulong: a ticket from 2^63 up is
+#: stored as the signed value of the same 64 bits (a fuzzed close of position 2^64 - 1 raised
+#: OverflowError in save, a 500 to the app, and nothing was recorded). Tickets are never negative.
+_TICKET_WRAP = 2**64
+
+
+def _sql_ticket(ticket: int) -> int:
+    return ticket - _TICKET_WRAP if ticket >= _TICKET_WRAP // 2 else ticket
+
+
+def _ticket_from_sql(value: int | None) -> int | None:
+    """None stays None: a row of an older journal written without a ticket."""
+    return value + _TICKET_WRAP if value is not None and value < 0 else value
 _RISK_TABLE = "CREATE TABLE risk_state (name TEXT PRIMARY KEY, value TEXT NOT NULL)"
 
 
@@ -98,6 +111,7 @@ class OrderJournal:
     def save(self, order: Order) -> None:
         """Insert or update one order, committed when this returns."""
         row = order.to_row()
+        row["ticket"] = _sql_ticket(row["ticket"])
         placeholders = ", ".join("?" for _ in _COLUMNS)
         self._db.execute(f"INSERT OR REPLACE INTO orders ({', '.join(_COLUMNS)}) VALUES ({placeholders})", [row[c] for c in _COLUMNS])
 
@@ -120,6 +134,7 @@ class OrderJournal:
     def _order(row: tuple) -> Order:
         values = dict(zip(_COLUMNS, row, strict=True))
         values["reconciled"] = bool(values["reconciled"])
+        values["ticket"] = _ticket_from_sql(values["ticket"])
         return Order(**values)
 
     def close(self) -> None:

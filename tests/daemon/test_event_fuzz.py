@@ -35,6 +35,7 @@ from quantumtrader.protocol import (
     MAX_HEARTBEAT_S,
     MAX_PRICE,
     MAX_SPEC_VALUE,
+    MAX_TICKET,
     MAX_VOLUME,
     MIN_HEARTBEAT_S,
     MIN_PRICE,
@@ -83,7 +84,7 @@ def hello_fields(command_endpoint: str) -> st.SearchStrategy[dict[str, Any]]:
 
 @st.composite
 def positions(draw: st.DrawFn) -> dict[str, Any]:
-    tickets = draw(st.lists(st.sampled_from((1, 2, 7, 2**53 + 1, 2**63 - 1)), max_size=3, unique=True))
+    tickets = draw(st.lists(st.sampled_from((1, 2, 7, 2**53 + 1, 2**63 - 1, MAX_TICKET)), max_size=3, unique=True))
     out = []
     for ticket in tickets:
         out.append(
@@ -138,7 +139,7 @@ def events(command_endpoint: str) -> st.SearchStrategy[tuple[str, dict[str, Any]
 def trade_requests() -> st.SearchStrategy[dict[str, Any]]:
     """Control requests that act on the state the events built, fields at the edges of what they accept."""
     number = st.sampled_from((0, 1e-9, 0.01, 1, 1.1, 1e6, MAX_PRICE))
-    ticket = st.sampled_from((1, 2, 7, 2**53 + 1, 2**63 - 1, "7"))
+    ticket = st.sampled_from((1, 2, 7, 2**53 + 1, 2**63 - 1, MAX_TICKET, str(MAX_TICKET), "7"))
     return st.one_of(
         st.fixed_dictionaries(
             {"type": st.just("trade"), "symbol": st.sampled_from(SYMBOLS), "side": st.sampled_from(("buy", "sell", "BUY"))},

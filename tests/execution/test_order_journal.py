@@ -46,3 +46,23 @@ def test_a_risk_state_that_is_not_an_object_reads_as_none(tmp_path: Path) -> Non
         assert journal.load_risk() is None
     finally:
         journal.close()
+
+
+def test_mt5_tickets_past_a_signed_64_bit_integer_are_kept_exactly(tmp_path: Path) -> None:
+    """MT5 tickets are ulong and SQLite's INTEGER is signed: 2^64 - 1 raised OverflowError in save (a 500, nothing recorded)."""
+    from quantumtrader.execution.orders import Order
+
+    path = tmp_path / "orders.sqlite"
+    tickets = {"T1": 1, "T2": 2**63 - 1, "T3": 2**63, "T4": 2**64 - 1}
+    journal = OrderJournal(path)
+    try:
+        for n, (order_id, ticket) in enumerate(tickets.items()):
+            journal.save(Order(id=order_id, kind="close", terminal="t", symbol="EURUSD", broker_symbol="EURUSD", side="", lots=0.0, sl=0.0, tp=0.0, ticket=ticket, created_msc=n))
+    finally:
+        journal.close()
+    reopened = OrderJournal(path)
+    try:
+        assert {o.id: o.ticket for o in reopened.recent(10)} == tickets
+        assert reopened.by_request("") is not None and reopened.by_request("").ticket in tickets.values()
+    finally:
+        reopened.close()
