@@ -7,8 +7,10 @@ heartbeat period at either bound, specs of 1e12, tickets and magic numbers
 at the 64-bit edges, seq jumping about, terminals that leave and come
 back) reach the market state, the execution engine's books and risk
 checks, the feature and model kernels, the store, and the health,
-snapshot and order replies; and control requests with fields at the edges
-of *their* validation try to trade on that state. A subsystem that raises
+snapshot and order replies; control requests with fields at the edges of
+*their* validation try to trade on that state; and one terminal's command
+socket (a REP, as the EA's) answers the daemon's commands with replies at
+the edges of the reply contract, or garbage. A subsystem that raises
 on any of it is counted in ``internal_errors`` (the loop survives it, the
 event or request is lost: a bug); a kernel that writes out of bounds ends
 the process. After every example the daemon must have taken every event,
@@ -19,10 +21,13 @@ refused with a 4xx reason, and still publish the next tick.
 from __future__ import annotations
 
 import itertools
+import queue
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
 
+import orjson
 import pytest
 import zmq
 from hypothesis import HealthCheck, given, settings
@@ -32,12 +37,14 @@ from support import Endpoints, FeedSubscriber, control, daemon_process, event_fr
 
 from quantumtrader.bench.procs import free_port
 from quantumtrader.protocol import (
+    MAX_INT32,
     MAX_HEARTBEAT_S,
     MAX_PRICE,
     MAX_SPEC_VALUE,
     MAX_TICKET,
     MAX_VOLUME,
     MIN_HEARTBEAT_S,
+    MIN_INT32,
     MIN_PRICE,
     MIN_SPEC_VALUE,
     MIN_TIME_MSC,
@@ -46,6 +53,8 @@ from quantumtrader.protocol import (
 )
 
 TERMINALS = ("fuzz-a@Broker", "fuzz-b@Broker", "fuzz-c@Other")
+#: Its command socket is the FakeTerminal below, answering with fuzzed replies; the others' is a dead port.
+ANSWERING = TERMINALS[0]
 SYMBOLS = ("EURUSD", "USDJPY", "XAUUSD", "BTCUSD", "US30.cash", "EURUSDm", "A", "X#9+-_.")
 INT64 = (-(2**63), -1, 0, 1, 2**31, 2**53 + 1, 2**63 - 1)
 #: Finite doubles from the smallest to the largest, signs both ways: what "a finite number" lets in.
@@ -122,18 +131,74 @@ accounts = st.fixed_dictionaries(
 )
 
 
-def events(command_endpoint: str) -> st.SearchStrategy[tuple[str, dict[str, Any]]]:
+def events(dead_endpoint: str, answering_endpoint: str) -> st.SearchStrategy[tuple[str, dict[str, Any]]]:
     """(terminal, fields without the envelope) for every event type the EAs send."""
-    hello = hello_fields(command_endpoint).map(lambda f: {"type": "hello", **f})
-    heartbeat = st.builds(
-        lambda dropped, extra, spec: {"type": "heartbeat", "dropped": dropped, **extra, **({"specs": spec} if spec is not None and not extra else {})},
-        st.sampled_from((0, 1, 2**63 - 1)),
-        st.one_of(st.just({}), hello_fields(command_endpoint)),
-        st.none() | specs(),
+
+    def of(terminal: str) -> st.SearchStrategy[tuple[str, dict[str, Any]]]:
+        endpoint = answering_endpoint if terminal == ANSWERING else dead_endpoint
+        hello = hello_fields(endpoint).map(lambda f: {"type": "hello", **f})
+        heartbeat = st.builds(
+            lambda dropped, extra, spec: {"type": "heartbeat", "dropped": dropped, **extra, **({"specs": spec} if spec is not None and not extra else {})},
+            st.sampled_from((0, 1, 2**63 - 1)),
+            st.one_of(st.just({}), hello_fields(endpoint)),
+            st.none() | specs(),
+        )
+        bye = st.builds(lambda reason: {"type": "bye", "reason": reason}, texts)
+        return st.tuples(st.just(terminal), st.one_of(ticks(), ticks(), ticks(), hello, heartbeat, positions(), accounts, bye))
+
+    return st.sampled_from(TERMINALS).flatmap(of)
+
+
+def replies() -> st.SearchStrategy[dict[str, Any] | bytes]:
+    """What a terminal may answer a command with: a success or failure at the edges of the contract, or garbage."""
+    code = st.sampled_from((MIN_INT32, -1, 0, 130, 10019, MAX_INT32))
+    ok = st.fixed_dictionaries(
+        {"ok": st.just(True)},
+        optional={
+            "ticket": st.sampled_from((0, 1, 2**63 - 1, 2**63, MAX_TICKET)),
+            "price": st.sampled_from(EDGE_FLOATS),
+            "lots": st.sampled_from(EDGE_FLOATS),
+            "time_msc": st.sampled_from((0, 1, now_msc(), 2**63 - 1)),
+            "stops_error": st.fixed_dictionaries({"code": code, "message": texts}),
+            "account": accounts.map(lambda a: {k: v for k, v in a.items() if k != "type"}),
+            "positions": positions().map(lambda p: p["positions"]),
+        },
     )
-    bye = st.builds(lambda reason: {"type": "bye", "reason": reason}, texts)
-    kinds = st.one_of(ticks(), ticks(), ticks(), hello, heartbeat, positions(), accounts, bye)
-    return st.tuples(st.sampled_from(TERMINALS), kinds)
+    failed = st.fixed_dictionaries({"ok": st.just(False), "error": st.fixed_dictionaries({"code": code, "message": texts})})
+    garbage = st.sampled_from((b"", b"{", b"[]", b'{"v":1,"type":"reply"}', b'{"v":1,"type":"reply","id":"WRONGID1","ok":true}'))
+    return st.one_of(ok, ok, failed, garbage)
+
+
+class FakeTerminal:
+    """A REP command socket, as the EA's, answering each command with the next queued reply (a plain success when none is queued)."""
+
+    def __init__(self) -> None:
+        self.replies: queue.SimpleQueue[dict[str, Any] | bytes] = queue.SimpleQueue()
+        self.commands = 0
+        self._sock = zmq.Context.instance().socket(zmq.REP)
+        self._sock.setsockopt(zmq.LINGER, 0)
+        port = self._sock.bind_to_random_port("tcp://127.0.0.1")
+        self.endpoint = f"tcp://127.0.0.1:{port}"
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, name="fake-terminal", daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            if not self._sock.poll(50):
+                continue
+            command = orjson.loads(self._sock.recv())
+            self.commands += 1
+            try:
+                reply = self.replies.get_nowait()
+            except queue.Empty:
+                reply = {"ok": True}
+            self._sock.send(reply if isinstance(reply, bytes) else orjson.dumps({"v": 1, "type": "reply", "id": command.get("id"), **reply}))
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        self._sock.close()
 
 
 def trade_requests() -> st.SearchStrategy[dict[str, Any]]:
@@ -164,9 +229,10 @@ QUERIES = (
 class Fuzzed:
     """The daemon under test and what has been sent to it so far."""
 
-    def __init__(self, eps: Endpoints, command_endpoint: str) -> None:
+    def __init__(self, eps: Endpoints, command_endpoint: str, terminal: FakeTerminal) -> None:
         self.eps = eps
         self.command_endpoint = command_endpoint
+        self.terminal = terminal
         self.push = zmq.Context.instance().socket(zmq.PUSH)
         self.push.setsockopt(zmq.LINGER, 0)
         self.push.connect(eps.events)
@@ -201,9 +267,13 @@ def fuzzed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fuzzed]:
     eps = Endpoints()
     # Nothing listens on the terminals' command port: dispatched orders time out fast and fail, as at a dead terminal.
     env = {"QT_EXECUTION__COMMAND_TIMEOUT_MS": "100", "QT_EXECUTION__COMMAND_RETRIES": "0", "QT_SIGNALS__INTERVAL_S": "1"}
-    with daemon_process(eps, tmp, **env) as proc:
-        yield Fuzzed(eps, f"tcp://127.0.0.1:{free_port()}")
-        assert proc.poll() is None, "the daemon died under the fuzzed events"
+    terminal = FakeTerminal()
+    try:
+        with daemon_process(eps, tmp, **env) as proc:
+            yield Fuzzed(eps, f"tcp://127.0.0.1:{free_port()}", terminal)
+            assert proc.poll() is None, "the daemon died under the fuzzed events"
+    finally:
+        terminal.close()
 
 
 def _no_internal_errors(status: dict[str, Any]) -> None:
@@ -215,7 +285,7 @@ def _no_internal_errors(status: dict[str, Any]) -> None:
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(data=st.data())
 def test_edge_events_and_requests_never_cost_an_internal_error(fuzzed: Fuzzed, data: st.DataObject) -> None:
-    batch = data.draw(st.lists(events(fuzzed.command_endpoint), min_size=1, max_size=12), label="events")
+    batch = data.draw(st.lists(events(fuzzed.command_endpoint, fuzzed.terminal.endpoint), min_size=1, max_size=12), label="events")
     for terminal, fields in batch:
         seq = data.draw(st.sampled_from((None, None, None, 0, 2**63 - 1)), label="seq (None: the next)")
         fuzzed.send(terminal, fields, seq)
@@ -225,6 +295,8 @@ def test_edge_events_and_requests_never_cost_an_internal_error(fuzzed: Fuzzed, d
         fields = dict(query)
         reply = control(fuzzed.eps.control, fields.pop("type"), **fields)
         assert reply["ok"] or (query["type"] == "specs" and reply.get("status") == 404), (query, reply)
+    for reply in data.draw(st.lists(replies(), max_size=4), label="the answering terminal's replies"):
+        fuzzed.terminal.replies.put(reply)
     for request in data.draw(st.lists(trade_requests(), max_size=3), label="trade requests"):
         kind = request.pop("type")
         reply = control(fuzzed.eps.control, kind, timeout_ms=10_000, **request)
@@ -261,3 +333,4 @@ def test_after_the_fuzz_a_plain_terminal_still_gets_its_ticks_published(fuzzed: 
         return
     assert counters["hellos"] > 0 and counters["ticks"] > 3 and any(k.startswith("positions_") for k in counters), counters
     assert sum(status["rejects"].values()) < counters["events"] / 10, status["rejects"]
+    assert fuzzed.terminal.commands > 0, "no command reached the answering terminal: its fuzzed replies were never read"
