@@ -73,6 +73,17 @@ def between(low: float, high: float) -> Check:
 
 unit_interval = between(0.0, 1.0)
 
+#: What every numeric setting is held to besides its own check. Beyond them values reached C APIs
+#: (ZeroMQ's int options: events_hwm 1e20 raised OverflowError at bind) or turned into inf (a health
+#: interval of 1e308 s, times 1000 for the poller) and ended the daemon with a traceback, not a
+#: ConfigError naming the key. 2^31 - 1 of anything (ms, ticks, counts) and 1e12 of anything (seconds,
+#: an account's currency, like protocol.MAX_PRICE) are beyond every sensible setting.
+MAX_INT_SETTING = 2**31 - 1
+MAX_FLOAT_SETTING = 1e12
+#: Sizes of per-symbol state (the feature windows) and of per-batch buffers: allocated when the
+#: daemon starts, so a huge one was a MemoryError traceback (features.wave_window 1e9: 500 GB).
+MAX_WINDOW = 4096
+
 #: signals.horizon_ticks at most: the models keep H standardized feature rows per symbol (models/state.py,
 #: ``ring_x``), so H is memory; 1,000 ticks is minutes to an hour of EURUSD, 50 times the default.
 MAX_HORIZON_TICKS = 1000
@@ -122,8 +133,8 @@ class DaemonConfig:
     batch_max: int = setting(
         512,
         "most events drained from the events socket per wake-up (512: a batch's tick dicts stay in the core's L2 cache"
-        " through its several passes; 4096 was ~9% slower flat out)",
-        positive,
+        " through its several passes; 4096 was ~9% slower flat out; at most 65,536)",
+        between(1, 65_536),
     )
     events_hwm: int = setting(1_000_000, "receive high-water mark of the events PULL socket", positive)
     feed_hwm: int = setting(1_000_000, "send high-water mark of the feed PUB socket (drops beyond it are counted)", positive)
@@ -132,8 +143,8 @@ class DaemonConfig:
     max_terminals: int = setting(
         64,
         "most terminal ids the daemon keeps while it runs (each has a session and a command socket, never dropped);"
-        " events of a new id beyond it are refused (too_many_terminals)",
-        positive,
+        " events of a new id beyond it are refused (too_many_terminals); at most 1,000: a process has ~1,023 sockets on Windows",
+        between(1, 1000),
     )
     max_symbols: int = setting(
         4096,
@@ -147,8 +158,8 @@ class DaemonConfig:
     linger_ms: int = setting(200, "socket linger on shutdown, so nothing hangs", non_negative)
     max_message_bytes: int = setting(
         4 * 1024 * 1024,
-        "frames longer than this are rejected unread (a positions snapshot of ~20,000 positions fits)",
-        positive,
+        "frames longer than this are rejected unread (a positions snapshot of ~20,000 positions fits; at most 1 GiB)",
+        between(1, 2**30),
     )
     max_clock_skew_ms: int = setting(
         DEFAULT_MAX_SKEW_MS, "a tick's time_msc may be at most this far ahead of the daemon's clock (at most 30 days)", between(1, 30 * MS_PER_DAY)
@@ -174,7 +185,7 @@ class DaemonConfig:
 class FeaturesConfig:
     """Feature kernel parameters (DESIGN.md, "Features")."""
 
-    max_symbols: int = setting(64, "initial symbol capacity; grows (doubling) when exceeded", positive)
+    max_symbols: int = setting(64, f"initial symbol capacity; grows (doubling) when exceeded (at most {MAX_WINDOW:,})", between(1, MAX_WINDOW))
     publish: str = setting(
         "latest",
         "features.<SYMBOL> on the feed: latest (each symbol's latest vector at most every publish_interval_ms,"
@@ -188,17 +199,17 @@ class FeaturesConfig:
         " per_batch at 10,000 ticks/s cost a quarter of the daemon's time per batch)",
         positive,
     )
-    wave_window: int = setting(64, "W: standardized returns in the wave_function density", positive)
-    wave_bins: int = setting(33, "histogram bins of the wave_function density (odd: one bin is centred on a zero return)", positive)
+    wave_window: int = setting(64, f"W: standardized returns in the wave_function density (at most {MAX_WINDOW:,})", between(1, MAX_WINDOW))
+    wave_bins: int = setting(33, "histogram bins of the wave_function density (odd: one bin is centred on a zero return; at most 1,001)", between(1, 1001))
     wave_bandwidth: float = setting(0.5, "Gaussian kernel bandwidth of wave_function, in standard deviations", positive)
-    chaos_window: int = setting(128, "W: log returns in one chaos_index (Lyapunov) estimate", positive)
+    chaos_window: int = setting(128, f"W: log returns in one chaos_index (Lyapunov) estimate (at most {MAX_WINDOW:,})", between(1, MAX_WINDOW))
     chaos_every: int = setting(
         2048,
         "K: ticks between chaos_index recomputes, held in between (one recompute ~23 us: ~11 ns/tick amortized, bench/results/features.json)",
         positive,
     )
     perm_order: int = setting(4, "order of the sliding permutation entropy", positive)
-    perm_window: int = setting(64, "window of the sliding permutation entropy", positive)
+    perm_window: int = setting(64, f"window of the sliding permutation entropy (at most {MAX_WINDOW:,})", between(1, MAX_WINDOW))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -507,6 +518,11 @@ def _build(cls: type, prefix: str, values: Mapping[str, Any], env: Mapping[str, 
             kwargs[f.name] = _coerce(key, hints[f.name], values[f.name], from_env=False)
         else:
             continue
+        value = kwargs[f.name]
+        limit = MAX_INT_SETTING if hints[f.name] is int else MAX_FLOAT_SETTING if hints[f.name] is float else None
+        if limit is not None and abs(value) > limit:
+            shown = f"{limit:,}" if isinstance(limit, int) else f"{limit:g}"
+            raise ConfigError(key, f"must be from -{shown} to {shown} (got {value!r})")
         check = f.metadata.get("check")
         problem = check(kwargs[f.name]) if check else None
         if problem:

@@ -78,6 +78,30 @@ def test_horizon_ticks_is_bounded_with_a_message_that_says_the_bound(tmp_path: P
         load_config(environ={"QT_SIGNALS__HORIZON_TICKS": "100000000"})
 
 
+def _numeric_settings() -> list[tuple[str, type]]:
+    import dataclasses
+    import typing
+
+    from quantumtrader.config import _sections
+
+    out = []
+    for section, cls in _sections().items():
+        hints = typing.get_type_hints(cls)
+        out += [(f"{section}.{f.name}", hints[f.name]) for f in dataclasses.fields(cls) if hints[f.name] in (int, float)]
+    return out
+
+
+@pytest.mark.parametrize(("key", "kind"), _numeric_settings(), ids=lambda v: v if isinstance(v, str) else v.__name__)
+def test_every_numeric_setting_refuses_a_value_beyond_its_kind_with_its_key(key: str, kind: type) -> None:
+    """Found by trying extremes at `qt-daemon run`: events_hwm 1e20 was an OverflowError at bind, health_interval_s
+    1e308 an OverflowError in the poller (x 1000 = inf), features.wave_window 1e9 and batch_max 1e12 MemoryErrors."""
+    section, _, name = key.partition(".")
+    for value in (("99999999999999999999", "-99999999999999999999") if kind is int else ("1e308", "-1e308")):
+        with pytest.raises(ConfigError) as info:
+            load_config(environ={f"QT_{section.upper()}__{name.upper()}": value})
+        assert info.value.key == key
+
+
 def test_rendered_default_file_loads_back_to_the_same_config(tmp_path: Path) -> None:
     path = tmp_path / "qt.toml"
     path.write_text(render_toml(load_config(environ={}), commented=True))
@@ -102,6 +126,12 @@ def test_cli_bad_value_exits_2_with_the_key_in_the_message(tmp_path: Path) -> No
     result = _cli("run", "--config", str(path), "--no-sidecar")
     assert result.returncode == 2
     assert "daemon.stale_heartbeats" in result.stderr
+
+    # each of these was a traceback out of `run` (see test_every_numeric_setting_refuses_...)
+    for env_name, value in (("QT_DAEMON__EVENTS_HWM", "99999999999999999999"), ("QT_DAEMON__HEALTH_INTERVAL_S", "1e308"), ("QT_FEATURES__WAVE_WINDOW", "1000000000")):
+        result = _cli("run", "--no-sidecar", "--paper", env={env_name: value, "QT_DATA_DIR": str(tmp_path / "data")})
+        key = env_name[3:].lower().replace("__", ".")
+        assert result.returncode == 2 and key in result.stderr and "Traceback" not in result.stderr, (env_name, result.stderr[-2000:])
 
 
 def test_cli_config_init_then_show_round_trips(tmp_path: Path) -> None:

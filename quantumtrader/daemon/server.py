@@ -191,7 +191,7 @@ class Daemon:
             while not self._stop:
                 now = self._monotonic()
                 wake = min(next_health, next_status, *(provider() for provider in self._deadlines))
-                wait_ms = min(_MAX_POLL_MS, max(0, int((wake - now) * 1000 + 0.999)))
+                wait_ms = int(min(_MAX_POLL_MS, max(0.0, (wake - now) * 1000 + 0.999)))  # clamped before int(): a deadline may be inf
                 if spin_until and wait_ms:
                     if self._busy_poll(spin_until):
                         wait_ms = 0  # an event is waiting: the poll below returns at once
