@@ -56,6 +56,7 @@ REJECT_REASONS: Final = (
 )
 
 MIN_TIME_MSC: Final = 946_684_800_000  # 2000-01-01T00:00:00Z
+MAX_TIME_MSC: Final = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z: the last time an ISO string (and Python) can say
 #: Milliseconds in a UTC day (the daily-loss day, retention, the default clock skew).
 MS_PER_DAY: Final = 86_400_000
 DEFAULT_MAX_SKEW_MS: Final = MS_PER_DAY  # one day ahead of the daemon's clock
@@ -217,6 +218,8 @@ def msc_from_text(text: str, *, naive_is_utc: bool) -> int:
     if value is not None:
         if value < 0:
             raise ValueError("time before 1970")
+        if value > MAX_TIME_MSC:  # 20 digits parse, and past 64 bits no JSON encoder writes them (evaluate ended on one)
+            raise ValueError("time after 9999-12-31")
         return value
     stamp = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith("Z") else text)
     if stamp.tzinfo is None:
