@@ -49,13 +49,13 @@ class Responder:
 
     __slots__ = ("_socket", "_envelope", "request_id", "done", "_kind", "_failed")
 
-    def __init__(self, socket: zmq.Socket[bytes], envelope: list[bytes], request_id: str, kind: Any = "", failed: FailureLog | None = None) -> None:
+    def __init__(self, socket: zmq.Socket[bytes], envelope: list[bytes], request_id: str, kind: Any, failed: FailureLog) -> None:
         self._socket = socket
         self._envelope = envelope
         self.request_id = request_id
         self.done = False
-        self._kind = kind
-        self._failed: FailureLog = failed or (lambda kind, exc: None)
+        self._kind = kind  # the request's type: what a reply that cannot be encoded is logged under
+        self._failed = failed
 
     def ok(self, **fields: Any) -> None:
         self._send(control_reply(self.request_id, **fields))
