@@ -133,7 +133,11 @@ def ws(
     tick_rate: Annotated[float, typer.Option("--tick-rate", min=1.0, max=1_000_000.0, help="Ticks/s the paper terminal streams.")] = 2000,
     symbols: Annotated[int, typer.Option("--symbols", min=1, max=20, help="Symbols the paper terminal streams (its 20 well-known ones at most).")] = 20,
     duration_s: Annotated[float, typer.Option("--duration", min=2.0, max=86_400.0, help="Measured seconds.")] = 20.0,
-    ticks: Annotated[Optional[Path], typer.Option("--ticks", help="Real ticks (CSV as in ../shared/data/ticks) for the paper terminal to replay at --tick-rate, once (they must last the run), its symbol instead of --symbols; default its generator.")] = None,
+    ticks: Annotated[Optional[Path], typer.Option("--ticks", help="Real ticks (CSV as in ../shared/data/ticks) for the paper terminal to replay at --tick-rate as --symbols symbols, each a stretch of the file (the file must hold enough for the run); default its generator.")] = None,
+    max_updates_per_s: Annotated[
+        Optional[float],
+        typer.Option("--max-updates-per-s", min=0.1, max=1_000_000.0, help="The sidecar's price throttle per symbol (sidecar.max_updates_per_s); default the sidecar's default. High: no quote is held, so what is left is delivery."),
+    ] = None,
     json: JsonOpt = None,
 ) -> None:
     """Through the sidecar to N WebSocket clients: tick -> client latency, starvation, a stuck client."""
@@ -141,7 +145,7 @@ def ws(
 
     if ticks is not None:
         _first_tick(ticks)
-    run_ws_bench(clients=clients, ticks_per_s=tick_rate, symbols=symbols, duration_s=duration_s, ticks_csv=ticks, json_out=json)
+    run_ws_bench(clients=clients, ticks_per_s=tick_rate, symbols=symbols, duration_s=duration_s, ticks_csv=ticks, max_updates_per_s=max_updates_per_s, json_out=json)
 
 
 @app.command()

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import platform
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
@@ -76,9 +77,39 @@ def tick_source(ticks_csv: Path | None) -> str:
     return str(ticks_csv) if ticks_csv is not None else GENERATOR
 
 
-def paper_source(ticks_csv: Path | None) -> list[str]:
-    """The paper terminal's arguments for its ticks: a file to replay (at its --rate), or none (its generator)."""
-    return ["--ticks", str(ticks_csv)] if ticks_csv is not None else []
+def tick_file_per_symbol(ticks_csv: Path, symbols: Sequence[str], out_dir: Path, max_ticks: int) -> list[Path]:
+    """One real tick file played as ``len(symbols)`` symbols by the paper terminal: a file per symbol in ``out_dir``.
+
+    Symbol i gets the i-th of ``len(symbols)`` consecutive stretches of the
+    file's first ``max_ticks`` good rows (the reader's: a bad row is skipped),
+    its times moved so that every stretch starts at the file's first time.
+    The terminal merges its files by time, so the symbols interleave with
+    their own stretch's gaps between ticks, not one symbol after another.
+    The prices are the file's, whatever the symbol's name: the scenarios
+    that use this measure delivery, not prices.
+    """
+    from quantumtrader.paper.ticks import TickFileError, read_csv_ticks
+
+    rows = list(itertools.islice(read_csv_ticks(ticks_csv), max_ticks))
+    per_symbol = len(rows) // len(symbols)
+    if per_symbol == 0:
+        raise TickFileError(f"{ticks_csv}: {len(rows)} good rows; {len(symbols)} symbols need at least one each")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i, symbol in enumerate(symbols):
+        stretch = rows[i * per_symbol : (i + 1) * per_symbol]
+        shift = stretch[0].time_msc - rows[0].time_msc
+        path = out_dir / f"{symbol}.csv"
+        lines = [f"{t.time_msc - shift},{t.bid!r},{t.ask!r},{t.volume!r}" for t in stretch]
+        path.write_text("time,bid,ask,volume\n" + "\n".join(lines) + "\n", encoding="utf-8")
+        paths.append(path)
+    return paths
+
+
+def paper_source(ticks: Path | Sequence[Path] | None) -> list[str]:
+    """The paper terminal's arguments for its ticks: files to replay (at its --rate), or none (its generator)."""
+    files = [] if ticks is None else [ticks] if isinstance(ticks, Path) else list(ticks)
+    return [arg for path in files for arg in ("--ticks", str(path))]
 
 
 def progress(total: int, description: str, refresh_per_second: float = 10.0) -> Any:

@@ -46,7 +46,7 @@ from websockets.extensions.permessage_deflate import enable_client_permessage_de
 from websockets.frames import Frame, Opcode
 from websockets.uri import WebSocketURI, parse_uri
 
-from quantumtrader.bench.common import GENERATOR, machine, paper_source, table, tick_source, write_json
+from quantumtrader.bench.common import GENERATOR, machine, paper_source, table, tick_file_per_symbol, tick_source, write_json
 from quantumtrader.bench.procs import Endpoints, control, start, stop, wait_for, wait_ready
 from quantumtrader.config import SidecarConfig
 from quantumtrader.gc_tuning import tune_gc
@@ -353,10 +353,11 @@ class _Stack:
     """Daemon + paper + sidecar on free ports, in a temporary data directory."""
 
     def __init__(
-        self, tmp: Path, ticks_per_s: float, symbols: int, max_updates_per_s: float | None, extra_env: dict[str, str], clients: int = 0, ticks_csv: Path | None = None
+        self, tmp: Path, ticks_per_s: float, symbols: int, max_updates_per_s: float | None, extra_env: dict[str, str], clients: int = 0,
+        tick_files: list[Path] | None = None,
     ) -> None:
         self.tmp = tmp
-        self.source = paper_source(ticks_csv)  # a file: its symbol, at the rate
+        self.source = paper_source(tick_files)  # files: one per symbol (tick_file_per_symbol), at the rate
         self.eps = Endpoints(spare=1)
         self.port = self.eps.spare_ports[0]
         extra = {
@@ -488,8 +489,8 @@ def run_ws_bench(
 ) -> dict[str, Any]:
     """Run the three phases and return (and write) the result; ``ws.md`` is written beside ``json_out``.
 
-    ``ticks_csv``: real ticks the paper terminal replays at ``ticks_per_s`` instead of its generator; the
-    symbols are then the file's (``symbols`` does not apply), so the app clients get that one of their five.
+    ``ticks_csv``: real ticks the paper terminal replays at ``ticks_per_s`` instead of its generator, as
+    ``symbols`` symbols, each a stretch of the file (:func:`~quantumtrader.bench.common.tick_file_per_symbol`).
     """
     if not 1 <= symbols <= len(SYMBOLS):
         raise ValueError(f"symbols must be 1-{len(SYMBOLS)}")
@@ -497,14 +498,18 @@ def run_ws_bench(
         tmp = Path(tmp_name)
         (tmp / "a").mkdir()
         (tmp / "b").mkdir()
+        tick_files = None
+        if ticks_csv is not None:
+            # each stack replays from the start: enough for its phases (the loaded one is 2 x duration) and start-up
+            tick_files = tick_file_per_symbol(ticks_csv, SYMBOLS[:symbols], tmp / "ticks", int(ticks_per_s * (3 * duration_s + 120)))
         log(f"ws: baseline (no clients) for {duration_s / 2:g} s")
-        with _Stack(tmp / "a", ticks_per_s, symbols, max_updates_per_s, extra_env or {}, ticks_csv=ticks_csv) as stack:
+        with _Stack(tmp / "a", ticks_per_s, symbols, max_updates_per_s, extra_env or {}, tick_files=tick_files) as stack:
             first = _daemon_latency(stack.eps, reset=True)  # the window's figures only, not the stack's start-up
             time.sleep(duration_s / 2)
             baseline = _daemon_latency(stack.eps)
             baseline["ticks_per_s_measured"] = round((baseline["ticks"] - first["ticks"]) / max(baseline["uptime_s"] - first["uptime_s"], 1e-9), 1)
         log(f"ws: {clients} clients ({dashboards} unsubscribed) for {duration_s:g} s, then one stalled client for {duration_s:g} s")
-        with _Stack(tmp / "b", ticks_per_s, symbols, max_updates_per_s, extra_env or {}, clients, ticks_csv=ticks_csv) as stack:
+        with _Stack(tmp / "b", ticks_per_s, symbols, max_updates_per_s, extra_env or {}, clients, tick_files=tick_files) as stack:
             loaded = _run_loop(_loaded_run(stack, clients, dashboards, duration_s, client_procs))
     result: dict[str, Any] = {
         "scenario": "ws",
@@ -512,7 +517,7 @@ def run_ws_bench(
         "dashboard_clients": dashboards,
         "client_processes": client_procs,
         "subscribed_symbols_per_app_client": 5,
-        "symbols": symbols if ticks_csv is None else 1,  # a file's one symbol
+        "symbols": symbols,
         "ticks_per_s_target": ticks_per_s,
         "max_updates_per_s": max_updates_per_s or SidecarConfig().max_updates_per_s,
         "duration_s": duration_s,
@@ -565,7 +570,7 @@ def render_markdown(r: dict[str, Any]) -> str:
         f"{r['clients']} WebSocket clients on loopback ({r['clients'] - r['dashboard_clients']} subscribed to the app's 5 symbols, "
         f"{r['dashboard_clients']} to nothing, i.e. all {r['symbols']}), permessage-deflate, while a paper terminal streams "
         f"{r['ticks_per_s_target']:g} ticks/s (measured {r['ticks_per_s_measured']:g}) "
-        f"{'over ' + str(r['symbols']) + ' symbols' if r.get('ticks', GENERATOR) == GENERATOR else 'replayed from ' + Path(r['ticks']).name}; "
+        f"over {r['symbols']} symbols{'' if r.get('ticks', GENERATOR) == GENERATOR else ', each a stretch of ' + Path(r['ticks']).name}; "
         f"max_updates_per_s = {r['max_updates_per_s']:g} per symbol. {m['cores']} cores ({m['cpu']}), Python {m['python']}; "
         f"daemon, paper terminal, sidecar and all clients share them. Clients: websockets' Sans-I/O protocol on asyncio sockets "
         f"in {r['client_processes']} processes, each message stamped as the library hands it over (before JSON parsing).",
