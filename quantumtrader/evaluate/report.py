@@ -26,18 +26,24 @@ from quantumtrader.pips import pip_size
 COIN_SEED = 20140501
 
 
-def _policy(row: int, p: np.ndarray, clock_s: np.ndarray, cfg: SignalsConfig) -> tuple[np.ndarray, np.ndarray]:
-    """The signal policy over one symbol's probabilities, as that symbol's pipeline ``row``.
+def technical_policy(result: ReplayResult, cfg: SignalsConfig) -> tuple[np.ndarray, np.ndarray]:
+    """The signal policy over the technical component's probabilities, every tick in one call.
 
-    The row matters: the policy starts each symbol's interval clock early by
-    a fraction that depends on it (``models.policy.policy_step``), so a
-    baseline run as another row would time its first periodic signal, and
-    those after it until a prediction changes, apart from the ensemble's.
+    Each symbol runs as its pipeline row (``result.rows``), with a policy
+    state of its own, as in the daemon: the row matters, because the policy
+    starts each symbol's interval clock early by a fraction that depends on
+    it (``models.policy.policy_step``), so a baseline run as another row
+    would time its first periodic signal, and those after it until a
+    prediction changes, apart from the ensemble's.
     """
-    prediction = np.empty(p.shape[0], dtype=np.int64)
-    emit = np.empty(p.shape[0], dtype=np.bool_)
+    t = result.ticks
+    n = t.sym.shape[0]
+    prediction = np.empty(n, dtype=np.int64)
+    emit = np.empty(n, dtype=np.bool_)
+    rows = result.rows[t.sym]
     params3 = np.array([cfg.buy_threshold, cfg.sell_threshold, cfg.interval_s])
-    apply_policy(make_policy_state(row + 1), np.full(p.shape[0], row, dtype=np.int32), p, clock_s, params3, prediction, emit)
+    policy = make_policy_state(int(result.rows.max()) + 1 if result.rows.size else 0)
+    apply_policy(policy, rows, result.technical, t.time_msc / 1000.0, params3, prediction, emit)
     return prediction, emit
 
 
@@ -62,23 +68,22 @@ def _strategy(name: str, p: np.ndarray | None, rows: np.ndarray, direction: np.n
     return out
 
 
-def evaluate_symbol(result: ReplayResult, s: int, cfg: SignalsConfig) -> dict[str, Any]:
+def evaluate_symbol(result: ReplayResult, s: int, ticks_of: np.ndarray, technical: tuple[np.ndarray, np.ndarray], cfg: SignalsConfig) -> dict[str, Any]:
+    """Symbol ``s``'s report; ``ticks_of``: the indices of its ticks in time order; ``technical``: :func:`technical_policy`'s."""
     t = result.ticks
-    mask = t.sym == s
     symbol = t.symbols[s]
-    bid, ask = t.bid[mask], t.ask[mask]
+    bid, ask = t.bid[ticks_of], t.ask[ticks_of]
     mid = 0.5 * (bid + ask)
     h = cfg.horizon_ticks
     n = mid.size
     n_labelled = max(0, n - h)
     y = (mid[h:] > mid[:n_labelled]).astype(np.float64)
     pip = pip_size(symbol, float(np.median(mid)))
-    p, tech = result.probability[mask], result.technical[mask]
-    prediction, emit = result.prediction[mask], result.emit[mask]
-    clock_s = t.time_msc[mask] / 1000.0
+    p, tech = result.probability[ticks_of], result.technical[ticks_of]
+    prediction, emit = result.prediction[ticks_of], result.emit[ticks_of]
 
     rows, direction = _acted(prediction, emit, n_labelled)
-    tech_pred, tech_emit = _policy(int(result.rows[s]), tech, clock_s, cfg)
+    tech_pred, tech_emit = technical[0][ticks_of], technical[1][ticks_of]
     tech_rows, tech_dir = _acted(tech_pred, tech_emit, n_labelled)
     coin = np.random.default_rng(COIN_SEED).choice(np.array([1, -1]), size=rows.size)
     strategies = [
@@ -100,7 +105,14 @@ def evaluate_symbol(result: ReplayResult, s: int, cfg: SignalsConfig) -> dict[st
 
 
 def evaluate(result: ReplayResult, cfg: SignalsConfig) -> list[dict[str, Any]]:
-    return [evaluate_symbol(result, s, cfg) for s in range(len(result.ticks.symbols))]
+    """Every symbol's report. The ticks are grouped by symbol once (a stable sort keeps each symbol's in
+    time order) and the technical baseline's policy runs once over all of them: per symbol, a mask over
+    every tick and a policy state sized to the symbol's row made the work grow with the square of the
+    symbol count."""
+    order = np.argsort(result.ticks.sym, kind="stable")
+    bounds = np.searchsorted(result.ticks.sym[order], np.arange(len(result.ticks.symbols) + 1))
+    technical = technical_policy(result, cfg)
+    return [evaluate_symbol(result, s, order[bounds[s] : bounds[s + 1]], technical, cfg) for s in range(len(result.ticks.symbols))]
 
 
 def public(report: dict[str, Any]) -> dict[str, Any]:

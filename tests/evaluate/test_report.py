@@ -64,3 +64,27 @@ def test_pips_are_the_symbols_own(tmp_path: Path) -> None:
     # Assert
     assert {sym["symbol"]: round(sym["median_spread_pips"], 6) for sym in report} == {"XAUUSD": 25.0, "BTCUSD": 20.0, "EURUSD": 1.0}
     assert {sym["symbol"]: sym["pip_size"] for sym in report} == {"XAUUSD": 0.01, "BTCUSD": 1.0, "EURUSD": 0.0001}
+
+
+def test_each_symbol_is_scored_on_its_own_ticks_in_time_order(tmp_path: Path) -> None:
+    # Arrange: three symbols whose ticks interleave unevenly (the ticks are grouped by symbol once, by a sort:
+    # a symbol's series must come out whole and in time order), each its own random walk
+    rng = np.random.default_rng(3)
+    series = {}
+    for k, symbol in enumerate(SYMBOLS):
+        n = 400 + 300 * k
+        stamp = 1_400_000_000_000 + np.cumsum(rng.integers(1, 2000, n))
+        bid = np.round(1.1 + np.cumsum(rng.normal(0, 1e-4, n)), 5)
+        (tmp_path / f"{symbol}.csv").write_text("time,bid,ask\n" + "".join(f"{t},{b:.5f},{b + 0.0001:.5f}\n" for t, b in zip(stamp, bid)))
+        series[symbol] = bid + 0.00005
+    config = load_config(environ={})
+
+    # Act
+    report = evaluate(replay(config, load_ticks(sorted(tmp_path.glob("*.csv")))), config.signals)
+
+    # Assert: the base rate is the share of ticks whose mid is higher h ticks later, computed here from the files
+    h = config.signals.horizon_ticks
+    for sym in report:
+        mid = series[sym["symbol"]]
+        assert (sym["ticks"], sym["labelled_ticks"]) == (mid.size, mid.size - h)
+        assert sym["strategies"][0]["probability"]["base_rate"] == np.mean(mid[h:] > mid[:-h])
