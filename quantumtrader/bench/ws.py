@@ -48,6 +48,7 @@ from websockets.uri import WebSocketURI, parse_uri
 
 from quantumtrader.bench.common import GENERATOR, machine, paper_source, table, tick_file_per_symbol, tick_source, write_json
 from quantumtrader.bench.procs import Endpoints, control, start, stop, wait_for, wait_ready
+from quantumtrader.bench.staleness import OVER_MS, summarize_staleness
 from quantumtrader.config import SidecarConfig
 from quantumtrader.gc_tuning import tune_gc
 from quantumtrader.metrics import add_values, new_histogram, summarize
@@ -71,6 +72,8 @@ class Phase:
         self.counts = [0] * clients
         self.started = 0.0
         self.ended = 0.0
+        self.ended_ns = 0  # perf_counter_ns: the clock of the quotes' stamps
+        self.quotes: list[np.ndarray] = []  # [n, 4] int64 per client process: client, symbol index, tick sent_ns, received ns
 
 
 class _Client(asyncio.Protocol):
@@ -185,19 +188,24 @@ class _Worker:
     def start_phase(self) -> None:
         self.recording = True  # the lists are empty: made so, and emptied by end_phase
 
-    def end_phase(self) -> tuple[dict[int, int], bytes]:
-        """Price updates per client, and each one's latency (ns, as int64 bytes)."""
+    def end_phase(self) -> tuple[dict[int, int], bytes, bytes]:
+        """Price updates per client, each one's latency (ns, as int64 bytes), and each one as (client, symbol index,
+        tick sent_ns, received ns) rows (int64 bytes) for the staleness."""
         self.recording = False
         counts: dict[int, int] = {}
         latencies: list[int] = []
+        quotes: list[tuple[int, int, int, int]] = []
         loads = orjson.loads
+        symbol_index = {name: i for i, name in enumerate(SYMBOLS)}
         for index, now_ns, payload in zip(self.indices_got, self.stamps_ns, self.payloads):
             msg = loads(payload)
             if msg.get("type") == "price_update":
                 counts[index] = counts.get(index, 0) + 1
-                latencies.append(now_ns - msg["data"]["sent_ns"])  # the paper terminal's stamp, carried by the price update
+                data = msg["data"]
+                latencies.append(now_ns - data["sent_ns"])  # the paper terminal's stamp, carried by the price update
+                quotes.append((index, symbol_index.get(data["symbol"], -1), data["sent_ns"], now_ns))
         self.indices_got, self.stamps_ns, self.payloads = [], [], []
-        return counts, np.asarray(latencies, dtype=np.int64).tobytes()
+        return counts, np.asarray(latencies, dtype=np.int64).tobytes(), np.asarray(quotes, dtype=np.int64).reshape(-1, 4).tobytes()
 
     def close(self) -> None:
         for client in self.clients:
@@ -279,12 +287,14 @@ class Fleet:
 
     async def end(self, phase: Phase) -> None:
         phase.ended = time.monotonic()
+        phase.ended_ns = time.perf_counter_ns()
         answers = await asyncio.gather(*(self._ask(conn, "end", 60) for _, conn in self._workers))
         self.closed_early = 0
-        for counts, latencies, closed_early in answers:
+        for counts, latencies, quotes, closed_early in answers:
             for index, count in counts.items():
                 phase.counts[index] += count
             add_values(phase.latency, np.frombuffer(latencies, dtype=np.int64))
+            phase.quotes.append(np.frombuffer(quotes, dtype=np.int64).reshape(-1, 4))
             self.closed_early += closed_early
 
     async def stop(self) -> None:
@@ -294,6 +304,47 @@ class Fleet:
             proc.join(10)
             if proc.is_alive():
                 proc.kill()
+
+
+class FeedTicks:
+    """Every price update the daemon publishes, as (symbol index, tick sent_ns): what the clients' quotes are
+    measured against (:mod:`~quantumtrader.bench.staleness`). A SUB socket on a thread of this process."""
+
+    def __init__(self, endpoint: str) -> None:
+        import threading
+
+        import zmq
+
+        self._ctx = zmq.Context()
+        self._sock = self._ctx.socket(zmq.SUB)
+        self._sock.setsockopt(zmq.RCVHWM, 0)  # every tick: a missed one would hide a client's staleness
+        self._sock.setsockopt(zmq.LINGER, 0)
+        self._sock.setsockopt(zmq.SUBSCRIBE, b"price.")
+        self._sock.connect(endpoint)
+        self._stop = threading.Event()
+        self._rows: list[tuple[int, int]] = []
+        self._thread = threading.Thread(target=self._run, name="feed-ticks", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        symbol_index = {name: i for i, name in enumerate(SYMBOLS)}
+        sock, rows, loads = self._sock, self._rows, orjson.loads
+        while not self._stop.is_set():
+            if sock.poll(100):
+                data = loads(sock.recv_multipart()[1])["data"]
+                rows.append((symbol_index.get(data["symbol"], -1), data["sent_ns"]))
+
+    def received(self) -> int:
+        return len(self._rows)
+
+    def stop(self) -> dict[int, np.ndarray]:
+        """Each symbol's tick send times, ascending."""
+        self._stop.set()
+        self._thread.join(5)
+        self._sock.close()
+        self._ctx.term()
+        rows = np.asarray(self._rows, dtype=np.int64).reshape(-1, 2)
+        return {int(sym): np.sort(rows[rows[:, 0] == sym, 1]) for sym in np.unique(rows[:, 0])}
 
 
 async def _stalled_client(url: str) -> Any:
@@ -318,8 +369,9 @@ async def _measure(fleet: Fleet, phase: Phase, seconds: float, sidecar_pid: int,
     await fleet.end(phase)
 
 
-def _phase_result(phase: Phase) -> dict[str, Any]:
+def _phase_result(phase: Phase, ticks_sent: dict[int, np.ndarray]) -> dict[str, Any]:
     seconds = max(phase.ended - phase.started, 1e-9)
+    quotes = np.concatenate(phase.quotes) if phase.quotes else np.empty((0, 4), dtype=np.int64)
     rates = sorted(c / seconds for c in phase.counts)
     median = statistics.median(rates) if rates else 0.0
     return {
@@ -328,6 +380,8 @@ def _phase_result(phase: Phase) -> dict[str, Any]:
         "updates_per_client_per_s": {"min": round(rates[0], 2), "median": round(median, 2), "max": round(rates[-1], 2)} if rates else {},
         "starved_clients": sum(1 for r in rates if r < _STARVED_FRACTION * median),
         "clients_with_no_update": sum(1 for c in phase.counts if c == 0),
+        # what a client shows: how long after a newer tick exists (bench/staleness.py)
+        "staleness_ms": summarize_staleness(ticks_sent, quotes[:, 0], quotes[:, 1], quotes[:, 2], quotes[:, 3], phase.ended_ns),
     }
 
 
@@ -431,10 +485,13 @@ async def _loaded_run(stack: _Stack, clients: int, dashboards: int, duration_s: 
     sidecar_pid = stack.procs["sidecar"].pid
     rss: list[float] = []
     fleet = Fleet(url, clients, dashboards, client_procs)
+    feed_ticks = FeedTicks(stack.eps.feed)
     connect_started = time.monotonic()
     await fleet.start()
     connect_s = time.monotonic() - connect_started
     await asyncio.sleep(_WARMUP_S)
+    if feed_ticks.received() == 0:
+        raise RuntimeError(f"no price update on the daemon's feed ({stack.eps.feed}) after the clients connected")
     _sample_rss(sidecar_pid, rss)
     before = _daemon_latency(stack.eps, reset=True)  # the loaded figures: both measured phases, not the connecting
     clients_phase = Phase("clients", clients)
@@ -447,6 +504,7 @@ async def _loaded_run(stack: _Stack, clients: int, dashboards: int, duration_s: 
     stalled_phase = Phase("stalled", clients)
     stall_rss: list[float] = []
     await _measure(fleet, stalled_phase, duration_s, sidecar_pid, stall_rss)
+    ticks_sent = feed_ticks.stop()
     after = _daemon_latency(stack.eps)
     async with httpx.AsyncClient(timeout=10) as http:
         metrics = (await http.get(f"http://127.0.0.1:{stack.port}/api/metrics", headers={"Authorization": f"Bearer {token}"})).text
@@ -457,8 +515,8 @@ async def _loaded_run(stack: _Stack, clients: int, dashboards: int, duration_s: 
     ticks = after["ticks"] - before["ticks"]
     return {
         "connect_s": round(connect_s, 2),
-        "clients_phase": _phase_result(clients_phase),
-        "stalled_phase": _phase_result(stalled_phase),
+        "clients_phase": _phase_result(clients_phase, ticks_sent),
+        "stalled_phase": _phase_result(stalled_phase, ticks_sent),
         "closed_early": fleet.closed_early,
         "ticks_per_s_measured": round(ticks / max(after["uptime_s"] - before["uptime_s"], 1e-9), 1),
         "daemon_latency_loaded": after,
@@ -551,6 +609,14 @@ def _run_loop(coro: Any) -> Any:
         return asyncio.run(coro)
 
 
+def _stale_row(st: dict[str, Any]) -> tuple[str, ...]:
+    """Mean, p50, p90, p99, max, then the share of the time over each of OVER_MS (as %)."""
+    if not st:
+        return ("-",) * (5 + len(OVER_MS))
+    shares = st["time_share_over_ms"]
+    return (*(f"{st[k]:.1f}" for k in ("mean_ms", "p50_ms", "p90_ms", "p99_ms", "max_ms")), *(f"{100 * shares[str(x)]:.1f}%" for x in OVER_MS))
+
+
 def render_markdown(r: dict[str, Any]) -> str:
     def lat(d: dict[str, Any]) -> tuple[str, ...]:
         return tuple(f"{d.get(k, float('nan')):.2f}" for k in ("p50_ms", "p90_ms", "p99_ms", "p99.9_ms", "max_ms"))
@@ -581,6 +647,18 @@ def render_markdown(r: dict[str, Any]) -> str:
         "",
         "```",
         table(rows, ("phase", "p50", "p90", "p99", "p99.9", "max")),
+        "```",
+        "",
+        "The age of each quote as it arrives. Held by the throttle (latest wins, at most max_updates_per_s a symbol), a quote is as old as its wait; "
+        "what a phone shows is the staleness below.",
+        "",
+        "## Staleness: how long a client shows a quote after a newer tick exists (ms, time-weighted)",
+        "",
+        "```",
+        table(
+            [(label, *_stale_row(ph.get("staleness_ms", {}))) for label, ph in (("clients", c), ("+ stalled client", s))],
+            ("phase", "mean", "p50", "p90", "p99", "max", *(f"> {x} ms" for x in OVER_MS)),
+        ),
         "```",
         "",
         f"Updates per client per second: {c['updates_per_client_per_s']} (clients phase), {s['updates_per_client_per_s']} (with the stalled client); "

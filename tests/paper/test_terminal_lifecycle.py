@@ -16,7 +16,7 @@ def test_paper_terminal_registers_streams_goes_stale_and_reregisters(tmp_path: P
     eps = Endpoints()
     name = "paper-7@Test"
     paper_args = ["paper", "--terminal", name, "--heartbeat-s", "0.3", "--rate", "200"]
-    with daemon_process(eps, tmp_path, QT_DAEMON__HEALTH_INTERVAL_S="0.1") as _daemon:
+    with daemon_process(eps, tmp_path, QT_DAEMON__HEALTH_INTERVAL_S="0.1"):
         env = eps.env(tmp_path / "data")
         sub = FeedSubscriber(eps.feed, topics=(b"price.", b"account", b"health"))
         sub.wait_joined()

@@ -1,0 +1,99 @@
+"""How long a WebSocket client shows a quote after a newer one exists (``qt-bench ws``).
+
+With the sidecar's throttle (at most ``max_updates_per_s`` a symbol), the
+age of each quote a client *receives* says little about what a phone
+*shows*: a rule that holds a newer quote back to send a fresher one later
+delivers young quotes while the screen stays behind. Staleness is what the
+trader sees: at time t, a client that shows the quote of the tick sent at q
+is stale by ``t - n`` when n, the send time of the next tick of that symbol
+after q, is before t, and is 0 otherwise (it shows the newest quote).
+
+Inputs are the terminal's ``sent_ns`` stamps (the clock every process of
+the machine shares): the quotes a client received with their receive times,
+and every tick the daemon published (the bench's own feed subscriber). Each
+(client, symbol) pair is followed from its first quote of the phase to the
+phase's end. Over a stretch between two quotes the staleness rises at slope
+1 from where it starts, so its time integral and its time-weighted
+distribution are exact, no sampling.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+
+#: Staleness levels whose share of the time is reported, in ms.
+OVER_MS = (10, 50, 100, 200, 500)
+
+
+def stale_segments(ticks_sent: np.ndarray, shown_sent: np.ndarray, received: np.ndarray, end_ns: int) -> tuple[np.ndarray, np.ndarray, float]:
+    """One (client, symbol) pair: the staleness at the start and end of each stretch where it is stale, and the time followed.
+
+    ``ticks_sent``: send times of every tick of the symbol, ascending;
+    ``shown_sent`` / ``received``: each quote the client got (its tick's send
+    time, and when it arrived), in arrival order; ``end_ns``: the phase's end.
+    Returns (start, end) staleness of each stale stretch, in ns, and the ns
+    from the first quote to ``end_ns``.
+    """
+    if received.size == 0 or end_ns <= received[0]:
+        return np.empty(0), np.empty(0), 0.0
+    shown = np.maximum.accumulate(shown_sent)  # a client keeps the newest it has seen
+    stretch_end = np.append(received[1:], end_ns).astype(np.float64)
+    stretch_start = received.astype(np.float64)
+    following = np.searchsorted(ticks_sent, shown, side="right")
+    next_sent = np.where(following < ticks_sent.size, ticks_sent[np.minimum(following, ticks_sent.size - 1)], np.inf)
+    start = np.maximum(stretch_start, next_sent)  # when the stretch becomes stale (inf: never)
+    stale = start < stretch_end
+    return start[stale] - next_sent[stale], stretch_end[stale] - next_sent[stale], float(end_ns - received[0])
+
+
+def summarize_staleness(
+    ticks_sent: Mapping[int, np.ndarray], client: np.ndarray, symbol: np.ndarray, shown_sent: np.ndarray, received: np.ndarray, end_ns: int
+) -> dict[str, float | dict[str, float]]:
+    """Over every (client, symbol) pair of the quotes given: mean staleness, its time-weighted p50/p90/p99, share of time over each of :data:`OVER_MS`.
+
+    ``client``, ``symbol``, ``shown_sent``, ``received``: one entry per quote received
+    (symbols as keys of ``ticks_sent``, which holds each symbol's tick send times).
+    """
+    order = np.lexsort((received, symbol, client))
+    client, symbol, shown_sent, received = client[order], symbol[order], shown_sent[order], received[order]
+    cuts = np.flatnonzero((np.diff(client) != 0) | (np.diff(symbol) != 0)) + 1
+    starts: list[np.ndarray] = []
+    ends: list[np.ndarray] = []
+    followed = 0.0
+    empty = np.empty(0, dtype=np.int64)
+    for lo, hi in zip(np.r_[0, cuts], np.r_[cuts, client.size]):
+        if hi <= lo:
+            continue
+        a, b, t = stale_segments(ticks_sent.get(int(symbol[lo]), empty), shown_sent[lo:hi], received[lo:hi], end_ns)
+        starts.append(a)
+        ends.append(b)
+        followed += t
+    a = np.concatenate(starts) if starts else np.empty(0)
+    b = np.concatenate(ends) if ends else np.empty(0)
+    if followed <= 0:
+        return {}
+
+    def time_over(x: float) -> float:  # ns during which the staleness exceeds x
+        return float(np.sum(np.clip(b - np.maximum(a, x), 0.0, None)))
+
+    def percentile(p: float) -> float:
+        want = (1.0 - p) * followed  # the time above the answer
+        lo, hi = 0.0, float(b.max()) if b.size else 0.0
+        if time_over(0.0) <= want:
+            return 0.0
+        for _ in range(60):
+            mid = 0.5 * (lo + hi)
+            lo, hi = (mid, hi) if time_over(mid) > want else (lo, mid)
+        return hi
+
+    return {
+        "mean_ms": float(np.sum(b * b - a * a) / 2.0 / followed / 1e6),
+        "p50_ms": percentile(0.50) / 1e6,
+        "p90_ms": percentile(0.90) / 1e6,
+        "p99_ms": percentile(0.99) / 1e6,
+        "max_ms": float(b.max()) / 1e6 if b.size else 0.0,
+        "time_share_over_ms": {str(x): time_over(x * 1e6) / followed for x in OVER_MS},
+        "followed_s": followed / 1e9,
+    }
