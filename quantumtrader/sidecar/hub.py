@@ -4,27 +4,23 @@ Price updates are throttled once, here, per symbol, to at most one per
 ``interval = 1/max_updates_per_s``, latest wins. A tick that finds its
 symbol's window open goes out at once (leading edge) and shuts the window for
 an interval; ticks that come while it is shut are held, each replacing the
-last. When the window opens with a quote held, one of two things happens:
+last, and when the window opens the held quote goes out at once (trailing
+edge), so a symbol that goes quiet still delivers its last quote.
 
-- the symbol is quiet (fewer than ``BUSY_HELD`` ticks held while it was
-  shut, i.e. slower than a tick every quarter interval): the held quote goes
-  out now (trailing edge), so a symbol that goes quiet still delivers its last
-  quote;
-- the symbol is busy: its next tick is due within a quarter interval, so the
-  window stays open for it and that fresh tick goes out the moment it arrives;
-  the held quote goes out only if none comes within half an interval.
-
-Why not always the trailing edge: a held quote is as old as the time since
-the symbol's last tick, and with ticks at random times that is exponential,
-not bounded by the mean gap: at 100 ticks/s per symbol it was 7 ms at the
-median and 46 ms at p99 (qt-bench ws: that was the p99 of the sidecar's whole
-feed -> send). Waiting for the next tick instead makes every quote of a busy
-symbol fresh when sent and, simulated over Poisson ticks, also lowers the
-time-averaged age of the quote a client shows (105 vs 110 ms at 100 ticks/s,
-116 vs 126 at 40/s); for a symbol slower than a tick every quarter interval
-it raises it (193 vs 172 ms at 10/s), hence the two cases. The rate stays at
-or under ``max_updates_per_s`` (busy symbols send a little less often: an
-interval plus the wait for the next tick).
+Why the plain trailing edge: what a trader sees is staleness, the time a
+phone shows a quote after a newer one exists, and sending the held quote the
+moment the window opens is what ends it soonest. Until 2026-12-04 a busy
+symbol (4 or more ticks held in an interval) kept its window open up to half
+an interval for its next tick instead: the quotes that went out were younger
+(qt-bench ws, the generator's ~100 ticks/s per symbol: tick -> client p99
+5-12 ms, now 45-54), but the newer quote held meanwhile was not shown, and
+with real ticks, which come in bursts, the wait often found no tick. On the
+EURUSD file replayed as 20 symbols, phones are now 27 % less stale on
+average and more than 200 ms behind 0.1 % of the time instead of 6.7 %
+(bench/results/ws-runs/throttle-ab/); simulated over the whole files at their
+own pace and 10x and 75x faster (``bench/throttle_sim.py``, checked send for
+send against this class as it was at b106dbd), 9-45 % less stale. The rate
+is at most ``max_updates_per_s`` either way.
 
 Then every message goes to each interested client. A client with nothing
 queued or in flight and a socket that takes writes gets it in the hub's own
@@ -73,10 +69,6 @@ class FastWriter(Protocol):
     def write(self, texts: list[str]) -> None:
         """Every one of them, in order, in one socket write."""
 
-
-#: Ticks held while a symbol's window was shut (one interval) from which it counts as busy: at 4,
-#: a tick every quarter interval or more often, where waiting for the next tick beats sending the held one.
-BUSY_HELD = 4
 
 #: Clients flushed between two clock reads when timing fast-lane writes (an upper bound for each).
 _TIMED_EVERY = 32
@@ -202,8 +194,7 @@ class Hub:
         self._everything: set[Client] = set()
         self._by_symbol: dict[str, set[Client]] = {}
         self._next_at: dict[str, float] = {}
-        # the quote held while the symbol's window is shut, and how many ticks were held since its last send (how busy it is)
-        self._pending: dict[str, tuple[str, int, int]] = {}
+        self._pending: dict[str, tuple[str, int]] = {}  # the quote held while the symbol's window is shut: (text, recv_ns)
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._corked: list[Client] = []  # clients with fast-lane messages held until this pass ends
         self.counters: Counter[str] = Counter()
@@ -279,22 +270,14 @@ class Hub:
                 self.counters["ws_prices_throttled"] += 1
             self._send(symbol, text, recv_ns, now)
             return
-        held = self._pending.get(symbol)
-        if held is not None:
+        if symbol in self._pending:
             self.counters["ws_prices_throttled"] += 1
-        self._pending[symbol] = (text, recv_ns, 1 if held is None else held[2] + 1)
+        self._pending[symbol] = (text, recv_ns)
         if symbol not in self._timers:
-            self._timers[symbol] = asyncio.get_running_loop().call_later(self._next_at[symbol] - now, self._window_opens, symbol)
-
-    def _window_opens(self, symbol: str) -> None:
-        """A held quote's window is open: send it now, or give a busy symbol's next tick the chance to go instead."""
-        held = self._pending.get(symbol)
-        if held is not None and held[2] >= BUSY_HELD:
-            self._timers[symbol] = asyncio.get_running_loop().call_later(self.interval_s / 2, self._send_held, symbol)
-            return
-        self._send_held(symbol)
+            self._timers[symbol] = asyncio.get_running_loop().call_later(self._next_at[symbol] - now, self._send_held, symbol)
 
     def _send_held(self, symbol: str) -> None:
+        """The symbol's window is open again: its held quote goes out now (trailing edge)."""
         del self._timers[symbol]
         pending = self._pending.pop(symbol, None)
         if pending is not None:

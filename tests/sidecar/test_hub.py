@@ -15,7 +15,7 @@ from typing import Any
 import zmq
 import zmq.asyncio
 
-from quantumtrader.sidecar.hub import BUSY_HELD, Hub
+from quantumtrader.sidecar.hub import Hub
 from quantumtrader.sidecar.ratelimit import Buckets
 from quantumtrader.sidecar.state import Clone, seq_of
 
@@ -82,40 +82,31 @@ class Timed:
         self.write(texts)
 
 
-def test_a_busy_symbol_sends_its_next_tick_when_its_window_opens_and_a_quiet_one_what_it_held() -> None:
+def test_a_held_quote_goes_out_as_its_window_opens_however_busy_its_symbol() -> None:
+    # The trailing edge: what a phone shows stays superseded for as short a time as the rate allows. (Until
+    # 2026-12-04 a symbol with 4 or more ticks held waited up to half an interval for its next tick instead;
+    # on real tick timing that left phones showing a superseded quote longer: bench/throttle_sim.py.)
     window_s = 0.4  # 1 / max_updates_per_s; wide, so a loaded machine's timer jitter cannot reorder the steps
-    async def scenario() -> tuple[float, list[tuple[float, str, float]], list[tuple[float, str, float]], Timed]:
+
+    async def scenario() -> tuple[float, list[tuple[float, str, float]]]:
         hub = Hub(max_updates_per_s=1 / window_s, queue_size=100, max_clients=10)
         client = Timed()
         hub.add(client.send, client)
         t0 = time.monotonic()
         hub.price("EURUSD", price("EURUSD", 0.0), 1)  # both windows open: sent at once
         hub.price("GBPUSD", price("GBPUSD", 0.0), 1)
-        for i in range(1, BUSY_HELD + 3):  # EURUSD is busy: more than BUSY_HELD ticks held while shut
+        for i in range(1, 9):  # EURUSD busy: 8 ticks held while its window is shut, then silent
             await asyncio.sleep(window_s / 10)
             hub.price("EURUSD", price("EURUSD", float(i)), 1)
-        hub.price("GBPUSD", price("GBPUSD", 1.0), 1)  # GBPUSD is quiet: one tick held
-        await asyncio.sleep(t0 + 1.2 * window_s - time.monotonic())  # both windows have opened, the grace runs
-        opened = list(client.got)
-        hub.price("EURUSD", price("EURUSD", 100.0), 1)  # the busy symbol's next tick: out at once
-        await asyncio.sleep(0)  # the end of the pass: the fast lane's writes
-        fresh = client.got[-1]
-        for i in range(101, 101 + BUSY_HELD + 1):  # busy again, then silent
-            await asyncio.sleep(window_s / 20)
-            hub.price("EURUSD", price("EURUSD", float(i)), 1)
-        await asyncio.sleep(2 * window_s)
+        hub.price("GBPUSD", price("GBPUSD", 1.0), 1)  # GBPUSD quiet: one tick held
+        await asyncio.sleep(t0 + 2.6 * window_s - time.monotonic())
         hub.close()
-        return t0, opened, [fresh], client
+        return t0, client.got
 
-    t0, opened, (fresh,), client = asyncio.run(scenario())
-    # the quiet symbol's held quote went out when its window opened; the busy one's did not
-    assert [(s, b) for _, s, b in opened] == [("EURUSD", 0.0), ("GBPUSD", 0.0), ("GBPUSD", 1.0)]
-    assert 0.95 * window_s <= opened[-1][0] - t0 < 1.2 * window_s
-    assert fresh[1:] == ("EURUSD", 100.0)
-    # silent after being busy: its held quote goes out half an interval after the window opened
-    last = client.got[-1]
-    assert last[1:] == ("EURUSD", 100.0 + BUSY_HELD + 1) and last[0] - fresh[0] >= 1.45 * window_s
-    assert [b for _, s, b in client.got if s == "EURUSD"] == [0.0, 100.0, 100.0 + BUSY_HELD + 1]  # at most one per window
+    t0, got = asyncio.run(scenario())
+    assert [(s, b) for _, s, b in got] == [("EURUSD", 0.0), ("GBPUSD", 0.0), ("EURUSD", 8.0), ("GBPUSD", 1.0)]
+    for when, symbol, bid in got[2:]:  # each held quote, the latest of its window, as the window opened
+        assert 0.95 * window_s <= when - t0 < 1.25 * window_s, (symbol, bid, when - t0)
 
 
 def test_a_stalled_client_costs_bounded_memory_is_dropped_and_never_slows_the_others() -> None:
