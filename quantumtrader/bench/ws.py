@@ -58,6 +58,8 @@ SYMBOLS = (
     "EURUSD", "GBPUSD", "XAUUSD", "BTCUSD", "USDJPY", "AUDUSD", "USDCHF", "USDCAD", "NZDUSD", "EURGBP",
     "EURJPY", "GBPJPY", "EURCHF", "AUDJPY", "CADJPY", "CHFJPY", "EURAUD", "GBPAUD", "XAGUSD", "ETHUSD",
 )
+#: A symbol's index in SYMBOLS: how the clients and the feed recorder name it to the staleness (-1: not ours).
+_SYMBOL_INDEX = {name: i for i, name in enumerate(SYMBOLS)}
 _WARMUP_S = 3.0
 _CONNECT_CONCURRENCY = 50
 _STARVED_FRACTION = 0.5  # a client with fewer than half the median updates is starving
@@ -196,14 +198,13 @@ class _Worker:
         latencies: list[int] = []
         quotes: list[tuple[int, int, int, int]] = []
         loads = orjson.loads
-        symbol_index = {name: i for i, name in enumerate(SYMBOLS)}
         for index, now_ns, payload in zip(self.indices_got, self.stamps_ns, self.payloads):
             msg = loads(payload)
             if msg.get("type") == "price_update":
                 counts[index] = counts.get(index, 0) + 1
                 data = msg["data"]
                 latencies.append(now_ns - data["sent_ns"])  # the paper terminal's stamp, carried by the price update
-                quotes.append((index, symbol_index.get(data["symbol"], -1), data["sent_ns"], now_ns))
+                quotes.append((index, _SYMBOL_INDEX.get(data["symbol"], -1), data["sent_ns"], now_ns))
         self.indices_got, self.stamps_ns, self.payloads = [], [], []
         return counts, np.asarray(latencies, dtype=np.int64).tobytes(), np.asarray(quotes, dtype=np.int64).reshape(-1, 4).tobytes()
 
@@ -327,12 +328,11 @@ class FeedTicks:
         self._thread.start()
 
     def _run(self) -> None:
-        symbol_index = {name: i for i, name in enumerate(SYMBOLS)}
         sock, rows, loads = self._sock, self._rows, orjson.loads
         while not self._stop.is_set():
             if sock.poll(100):
                 data = loads(sock.recv_multipart()[1])["data"]
-                rows.append((symbol_index.get(data["symbol"], -1), data["sent_ns"]))
+                rows.append((_SYMBOL_INDEX.get(data["symbol"], -1), data["sent_ns"]))
 
     def received(self) -> int:
         return len(self._rows)
