@@ -194,7 +194,7 @@ class Hub:
         self._everything: set[Client] = set()
         self._by_symbol: dict[str, set[Client]] = {}
         self._next_at: dict[str, float] = {}
-        self._pending: dict[str, tuple[str, int]] = {}  # the quote held while the symbol's window is shut: (text, recv_ns)
+        self._pending: dict[str, str] = {}  # the quote held while the symbol's window is shut
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._corked: list[Client] = []  # clients with fast-lane messages held until this pass ends
         self.counters: Counter[str] = Counter()
@@ -272,16 +272,22 @@ class Hub:
             return
         if symbol in self._pending:
             self.counters["ws_prices_throttled"] += 1
-        self._pending[symbol] = (text, recv_ns)
+        self._pending[symbol] = text
         if symbol not in self._timers:
             self._timers[symbol] = asyncio.get_running_loop().call_later(self._next_at[symbol] - now, self._send_held, symbol)
 
     def _send_held(self, symbol: str) -> None:
-        """The symbol's window is open again: its held quote goes out now (trailing edge)."""
+        """The symbol's window is open again: its held quote goes out now (trailing edge).
+
+        Its feed -> WebSocket time is counted from now: the wait is the
+        throttle's rule, not the sidecar's work, and counted from the feed it
+        filled the histogram's tail with waits up to an interval long, which
+        told an operator nothing about a slow sidecar (``qt-bench ws`` shows
+        what the wait costs a phone: staleness)."""
         del self._timers[symbol]
         pending = self._pending.pop(symbol, None)
         if pending is not None:
-            self._send(symbol, pending[0], pending[1], self._clock())
+            self._send(symbol, pending, time.perf_counter_ns(), self._clock())
 
     def _send(self, symbol: str, text: str, recv_ns: int, now: float) -> None:
         self._next_at[symbol] = now + self.interval_s
