@@ -10,8 +10,10 @@ subscribe to nothing and so get every symbol, like a dashboard.
 Phases, each measured separately:
 1. ``baseline``: daemon + paper + sidecar, no clients: the daemon's tick-path
    latency (ea_to_receive, receive_to_publish) without fan-out load.
-2. ``clients``: the N clients connected: tick -> client receive latency and
-   updates per client.
+2. ``clients``: the N clients connected: tick -> client receive latency,
+   staleness (how long a client shows a quote after a newer tick exists,
+   against every tick the daemon published: :class:`FeedTicks`,
+   :mod:`~quantumtrader.bench.staleness`) and updates per client.
 3. ``stalled``: one more client connects and then never reads: do the others
    slow down, does the sidecar's memory stay bounded?
 
