@@ -143,9 +143,14 @@ def ws(
     """Through the sidecar to N WebSocket clients: tick -> client latency, starvation, a stuck client."""
     from quantumtrader.bench.ws import run_ws_bench
 
+    from quantumtrader.paper.ticks import TickFileError
+
     if ticks is not None:
         _first_tick(ticks)
-    run_ws_bench(clients=clients, ticks_per_s=tick_rate, symbols=symbols, duration_s=duration_s, ticks_csv=ticks, max_updates_per_s=max_updates_per_s, json_out=json)
+    try:
+        run_ws_bench(clients=clients, ticks_per_s=tick_rate, symbols=symbols, duration_s=duration_s, ticks_csv=ticks, max_updates_per_s=max_updates_per_s, json_out=json)
+    except TickFileError as exc:  # too few ticks to spread over --symbols: found before anything starts
+        raise typer.BadParameter(str(exc), param_hint="--ticks") from None
 
 
 @app.command()

@@ -77,33 +77,47 @@ def tick_source(ticks_csv: Path | None) -> str:
     return str(ticks_csv) if ticks_csv is not None else GENERATOR
 
 
-def tick_file_per_symbol(ticks_csv: Path, symbols: Sequence[str], out_dir: Path, max_ticks: int) -> list[Path]:
-    """One real tick file played as ``len(symbols)`` symbols by the paper terminal: a file per symbol in ``out_dir``.
+#: Pauses in a tick file longer than this (nights, weekends) are cut to it when a file is spread over symbols (ms).
+MAX_PAUSE_MS = 60_000
 
-    Symbol i gets the i-th of ``len(symbols)`` consecutive stretches of the
-    file's first ``max_ticks`` good rows (the reader's: a bad row is skipped),
-    its times moved so that every stretch starts at the file's first time.
-    The terminal merges its files by time, so the symbols interleave with
-    their own stretch's gaps between ticks, not one symbol after another.
-    The prices are the file's, whatever the symbol's name: the scenarios
-    that use this measure delivery, not prices.
+
+def tick_file_per_symbol(ticks_csv: Path, symbols: Sequence[str], out_dir: Path, max_ticks: int) -> tuple[list[Path], int]:
+    """One real tick file played as ``len(symbols)`` symbols by the paper terminal: a file per symbol in ``out_dir``,
+    and how many of the file's rows they hold.
+
+    The file's first ``max_ticks`` good rows (the reader's: a bad row is
+    skipped) are cut into ``len(symbols)`` stretches of equal market time
+    (pauses over :data:`MAX_PAUSE_MS` counted as that), symbol i gets the
+    i-th, its times moved so that every stretch starts at the file's first
+    time. The terminal merges its files by time, so the symbols interleave
+    with their own stretch's gaps between ticks and all end together; cut by
+    row counts instead, a stretch over a weekend lasted days of file time
+    and the busy ones ran out minutes into a run. The prices are the file's,
+    whatever the symbol's name: the scenarios that use this measure delivery,
+    not prices.
     """
     from quantumtrader.paper.ticks import TickFileError, read_csv_ticks
 
+    n = len(symbols)
     rows = list(itertools.islice(read_csv_ticks(ticks_csv), max_ticks))
-    per_symbol = len(rows) // len(symbols)
-    if per_symbol == 0:
-        raise TickFileError(f"{ticks_csv}: {len(rows)} good rows; {len(symbols)} symbols need at least one each")
+    if len(rows) < n:
+        raise TickFileError(f"{ticks_csv}: {len(rows)} good rows; {n} symbols need at least one each")
+    times = np.array([t.time_msc for t in rows], dtype=np.int64)
+    clock = np.concatenate(([0], np.cumsum(np.minimum(np.diff(times), MAX_PAUSE_MS))))  # market time, ms from the first row
+    span = clock[-1] / n
+    which = np.minimum((clock / span).astype(np.int64), n - 1) if span > 0 else np.arange(len(rows)) * n // len(rows)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = []
     for i, symbol in enumerate(symbols):
-        stretch = rows[i * per_symbol : (i + 1) * per_symbol]
-        shift = stretch[0].time_msc - rows[0].time_msc
+        stretch = np.flatnonzero(which == i)
+        if stretch.size == 0:
+            raise TickFileError(f"{ticks_csv}: no tick in the {i + 1}th of {n} equal stretches of its first {len(rows):,} rows' time; fewer symbols or a longer file")
+        stamps = times[0] + np.round(clock[stretch] - i * span).astype(np.int64)
+        lines = [f"{stamp},{rows[j].bid!r},{rows[j].ask!r},{rows[j].volume!r}" for stamp, j in zip(stamps.tolist(), stretch.tolist())]
         path = out_dir / f"{symbol}.csv"
-        lines = [f"{t.time_msc - shift},{t.bid!r},{t.ask!r},{t.volume!r}" for t in stretch]
         path.write_text("time,bid,ask,volume\n" + "\n".join(lines) + "\n", encoding="utf-8")
         paths.append(path)
-    return paths
+    return paths, len(rows)
 
 
 def paper_source(ticks: Path | Sequence[Path] | None) -> list[str]:

@@ -26,7 +26,8 @@ counter on Windows), so the difference is the end-to-end latency (tick sent
 ``time_msc`` against ``time.time_ns()``: whole milliseconds, 0-1 ms too
 much on every sample, and ~15.6 ms steps on Windows before Python 3.13.) A
 price update that is conflated away is never received and so never measured:
-what is measured is the age of each quote when a client gets it.
+what is measured is the age of each quote when a client gets it. What a
+phone shows is measured apart: the staleness (above).
 """
 
 from __future__ import annotations
@@ -83,7 +84,7 @@ class Phase:
 class _Client(asyncio.Protocol):
     """One WebSocket client: websockets' Sans-I/O protocol (the core its asyncio client runs on) over a socket.
 
-    Each message is stamped with ``time.time_ns()`` as soon as the library
+    Each message is stamped with ``time.perf_counter_ns()`` as soon as the library
     hands it over (frame parsed, payload inflated by permessage-deflate),
     before any JSON parsing; parsing and counting wait until the phase ends,
     so the load generator's bookkeeping never delays a timestamp. (With the library's asyncio client, a
@@ -326,6 +327,8 @@ class FeedTicks:
         self._sock.connect(endpoint)
         self._stop = threading.Event()
         self._rows: list[tuple[int, int]] = []
+        self.errors = 0  # messages it could not read (counted in the result; their ticks are missing)
+        self._ticks: dict[int, np.ndarray] | None = None
         self._thread = threading.Thread(target=self._run, name="feed-ticks", daemon=True)
         self._thread.start()
 
@@ -333,20 +336,27 @@ class FeedTicks:
         sock, rows, loads = self._sock, self._rows, orjson.loads
         while not self._stop.is_set():
             if sock.poll(100):
-                data = loads(sock.recv_multipart()[1])["data"]
-                rows.append((_SYMBOL_INDEX.get(data["symbol"], -1), data["sent_ns"]))
+                frames = sock.recv_multipart()
+                try:
+                    data = loads(frames[1])["data"]
+                    rows.append((_SYMBOL_INDEX.get(data["symbol"], -1), int(data["sent_ns"])))
+                except (orjson.JSONDecodeError, IndexError, KeyError, TypeError, ValueError):
+                    self.errors += 1
 
     def received(self) -> int:
         return len(self._rows)
 
     def stop(self) -> dict[int, np.ndarray]:
-        """Each symbol's tick send times, ascending."""
-        self._stop.set()
-        self._thread.join(5)
-        self._sock.close()
-        self._ctx.term()
-        rows = np.asarray(self._rows, dtype=np.int64).reshape(-1, 2)
-        return {int(sym): np.sort(rows[rows[:, 0] == sym, 1]) for sym in np.unique(rows[:, 0])}
+        """Each symbol's tick send times, ascending (the same answer when called again)."""
+        if self._ticks is None:
+            self._stop.set()
+            self._thread.join(5)
+            if not self._thread.is_alive():  # else the socket is still in use: left to the process's end
+                self._sock.close()
+                self._ctx.term()
+            rows = np.asarray(list(self._rows), dtype=np.int64).reshape(-1, 2)
+            self._ticks = {int(sym): np.sort(rows[rows[:, 0] == sym, 1]) for sym in np.unique(rows[:, 0])}
+        return self._ticks
 
 
 async def _stalled_client(url: str) -> Any:
@@ -488,38 +498,42 @@ async def _loaded_run(stack: _Stack, clients: int, dashboards: int, duration_s: 
     rss: list[float] = []
     fleet = Fleet(url, clients, dashboards, client_procs)
     feed_ticks = FeedTicks(stack.eps.feed)
-    connect_started = time.monotonic()
-    await fleet.start()
-    connect_s = time.monotonic() - connect_started
-    await asyncio.sleep(_WARMUP_S)
-    if feed_ticks.received() == 0:
-        raise RuntimeError(f"no price update on the daemon's feed ({stack.eps.feed}) after the clients connected")
-    _sample_rss(sidecar_pid, rss)
-    before = _daemon_latency(stack.eps, reset=True)  # the loaded figures: both measured phases, not the connecting
-    clients_phase = Phase("clients", clients)
-    cpu_before = _cpu_seconds(stack.procs, sidecar_pid, fleet.pids)
-    wall_before = time.monotonic()
-    await _measure(fleet, clients_phase, duration_s, sidecar_pid, rss)
-    cpu_share = _cpu_share(cpu_before, _cpu_seconds(stack.procs, sidecar_pid, fleet.pids), time.monotonic() - wall_before)
-    rss_before_stall = max(rss)
-    stalled = await _stalled_client(url)
-    stalled_phase = Phase("stalled", clients)
-    stall_rss: list[float] = []
-    await _measure(fleet, stalled_phase, duration_s, sidecar_pid, stall_rss)
-    ticks_sent = feed_ticks.stop()
-    after = _daemon_latency(stack.eps)
-    async with httpx.AsyncClient(timeout=10) as http:
-        metrics = (await http.get(f"http://127.0.0.1:{stack.port}/api/metrics", headers={"Authorization": f"Bearer {token}"})).text
-        health = (await http.get(f"http://127.0.0.1:{stack.port}/api/health")).json()
-    await fleet.stop()
-    with contextlib.suppress(Exception):
-        stalled.transport.abort()
+    try:
+        connect_started = time.monotonic()
+        await fleet.start()
+        connect_s = time.monotonic() - connect_started
+        await asyncio.sleep(_WARMUP_S)
+        if feed_ticks.received() == 0:
+            raise RuntimeError(f"no price update on the daemon's feed ({stack.eps.feed}) after the clients connected")
+        _sample_rss(sidecar_pid, rss)
+        before = _daemon_latency(stack.eps, reset=True)  # the loaded figures: both measured phases, not the connecting
+        clients_phase = Phase("clients", clients)
+        cpu_before = _cpu_seconds(stack.procs, sidecar_pid, fleet.pids)
+        wall_before = time.monotonic()
+        await _measure(fleet, clients_phase, duration_s, sidecar_pid, rss)
+        cpu_share = _cpu_share(cpu_before, _cpu_seconds(stack.procs, sidecar_pid, fleet.pids), time.monotonic() - wall_before)
+        rss_before_stall = max(rss)
+        stalled = await _stalled_client(url)
+        stalled_phase = Phase("stalled", clients)
+        stall_rss: list[float] = []
+        await _measure(fleet, stalled_phase, duration_s, sidecar_pid, stall_rss)
+        after = _daemon_latency(stack.eps)
+        async with httpx.AsyncClient(timeout=10) as http:
+            metrics = (await http.get(f"http://127.0.0.1:{stack.port}/api/metrics", headers={"Authorization": f"Bearer {token}"})).text
+            health = (await http.get(f"http://127.0.0.1:{stack.port}/api/health")).json()
+        await fleet.stop()
+        with contextlib.suppress(Exception):
+            stalled.transport.abort()
+    finally:
+        ticks_sent = feed_ticks.stop()
     ticks = after["ticks"] - before["ticks"]
     return {
         "connect_s": round(connect_s, 2),
         "clients_phase": _phase_result(clients_phase, ticks_sent),
         "stalled_phase": _phase_result(stalled_phase, ticks_sent),
         "closed_early": fleet.closed_early,
+        "feed_ticks_recorded": feed_ticks.received(),  # the staleness's reference: every price update of the run
+        "feed_ticks_unreadable": feed_ticks.errors,
         "ticks_per_s_measured": round(ticks / max(after["uptime_s"] - before["uptime_s"], 1e-9), 1),
         "daemon_latency_loaded": after,
         "sidecar_feed_to_websocket_us": health["latency"].get("feed_to_websocket", {}),
@@ -561,7 +575,10 @@ def run_ws_bench(
         tick_files = None
         if ticks_csv is not None:
             # each stack replays from the start: enough for its phases (the loaded one is 2 x duration) and start-up
-            tick_files = tick_file_per_symbol(ticks_csv, SYMBOLS[:symbols], tmp / "ticks", int(ticks_per_s * (3 * duration_s + 120)))
+            needed = int(ticks_per_s * (3 * duration_s + 120))
+            tick_files, held = tick_file_per_symbol(ticks_csv, SYMBOLS[:symbols], tmp / "ticks", needed)
+            if held < needed:
+                log(f"ws: {ticks_csv} holds {held:,} good rows, {needed:,} wanted at {ticks_per_s:g} ticks/s: the ticks may end before the last phase")
         log(f"ws: baseline (no clients) for {duration_s / 2:g} s")
         with _Stack(tmp / "a", ticks_per_s, symbols, max_updates_per_s, extra_env or {}, tick_files=tick_files) as stack:
             first = _daemon_latency(stack.eps, reset=True)  # the window's figures only, not the stack's start-up
@@ -666,7 +683,7 @@ def render_markdown(r: dict[str, Any]) -> str:
         f"Updates per client per second: {c['updates_per_client_per_s']} (clients phase), {s['updates_per_client_per_s']} (with the stalled client); "
         f"starving clients: {c['starved_clients']} / {s['starved_clients']}; clients that got nothing: {c['clients_with_no_update']} / {s['clients_with_no_update']}.",
         "",
-        f"Sidecar feed -> WebSocket send (µs, whole run; fast-lane writes timed per 32 clients, at the end of each: an upper bound): {r['sidecar_feed_to_websocket_us']}.",
+        f"Sidecar feed -> WebSocket send (µs, whole run; a quote the throttle held from its release; fast-lane writes timed per 32 clients, at the end of each: an upper bound): {r['sidecar_feed_to_websocket_us']}.",
         "",
         "## Daemon tick path with and without the fan-out load (µs)",
         "",

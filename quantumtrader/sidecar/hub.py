@@ -19,7 +19,7 @@ EURUSD file replayed as 20 symbols, phones are now 27 % less stale on
 average and more than 200 ms behind 0.1 % of the time instead of 6.7 %
 (bench/results/ws-runs/throttle-ab/); simulated over the whole files at their
 own pace and 10x and 75x faster (``bench/throttle_sim.py``, checked send for
-send against this class as it was at b106dbd), 9-45 % less stale. The rate
+send against this class as it was at b106dbd), 8-31 % less stale. The rate
 is at most ``max_updates_per_s`` either way.
 
 Then every message goes to each interested client. A client with nothing
@@ -199,7 +199,8 @@ class Hub:
         self._corked: list[Client] = []  # clients with fast-lane messages held until this pass ends
         self.counters: Counter[str] = Counter()
         self.frames = FrameCache(counters=self.counters)  # each fan-out's frames, built once for every client that can share them
-        self._latency = LatencyRecorder()  # feed receive -> WebSocket send, ns (buffered: no pure-Python record per message)
+        # feed receive -> WebSocket send, ns (a held quote from its release: _send_held); buffered: no pure-Python record per message
+        self._latency = LatencyRecorder()
 
     # -- clients -------------------------------------------------------------------
 

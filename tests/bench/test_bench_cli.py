@@ -49,6 +49,14 @@ def test_a_tick_file_too_short_for_the_baselines_is_named(tmp_path: Path) -> Non
     assert "has 1,000 ticks" in done.stderr and "--ticks" in done.stderr, done.stderr[-2000:]
 
 
+def test_ws_with_a_tick_file_too_short_for_its_symbols_is_refused_before_anything_starts(tmp_path: Path) -> None:
+    short = tmp_path / "EURUSD.csv"
+    short.write_text("time,bid,ask\n" + "".join(f"2024-01-15T10:30:{i:02d}.000Z,1.1,1.1002\n" for i in range(5)))
+    done = _bench("ws", "--ticks", str(short), "--symbols", "20", "--clients", "1")
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    assert "5 good rows; 20 symbols" in done.stderr and "--ticks" in done.stderr, done.stderr[-2000:]
+
+
 def test_a_tick_file_with_a_header_only_is_refused(tmp_path: Path) -> None:
     empty = tmp_path / "empty.csv"
     empty.write_text("time,bid,ask\n")

@@ -63,3 +63,20 @@ def test_an_older_quote_after_a_newer_one_does_not_make_the_client_look_older() 
     with_late = _one_client([0, 10], [(0, 1), (10, 12), (0, 15)], 20)
     without = _one_client([0, 10], [(0, 1), (10, 12)], 20)
     assert with_late["mean_ms"] == pytest.approx(without["mean_ms"])
+
+
+def test_quotes_after_the_end_of_the_phase_are_not_followed_past_it() -> None:
+    # the phase ends at 30 ms and a quote arrives at 35 (the clients are told to stop after the clock is read):
+    # staleness is counted up to 30 only, as the time followed is
+    st = _one_client([0, 10], [(0, 1), (10, 35)], 30)
+    assert st["followed_s"] == pytest.approx(0.029)
+    assert st["mean_ms"] == pytest.approx(20 * 20 / 2 / 29)
+    assert st["max_ms"] == pytest.approx(20)
+
+
+def test_a_symbol_with_no_tick_on_record_and_an_empty_phase_are_answered() -> None:
+    # no reference ticks for the symbol (the recorder missed them): nothing newer is known, never stale
+    st = summarize_staleness({}, np.array([0, 0]), np.array([3, 3]), np.array([0, 10]) * MS, np.array([1, 11]) * MS, 20 * MS)
+    assert st["mean_ms"] == 0.0 and st["followed_s"] == pytest.approx(0.019)
+    empty = np.empty(0, dtype=np.int64)
+    assert summarize_staleness({0: np.array([0])}, empty, empty, empty, empty, 10 * MS) == {}

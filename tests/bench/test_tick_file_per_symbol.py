@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from quantumtrader.bench.common import paper_source, tick_file_per_symbol
+from quantumtrader.bench.common import MAX_PAUSE_MS, paper_source, tick_file_per_symbol
 from quantumtrader.paper.ticks import TickFileError, merge_csv_ticks, read_csv_ticks, symbol_from_path
 
 SHARED_TICKS = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "ticks" / "EURUSD.csv.gz"
@@ -20,19 +20,31 @@ def real_ticks() -> Path:
     return SHARED_TICKS
 
 
-def test_each_symbol_gets_its_own_stretch_of_the_file_starting_together(tmp_path: Path, real_ticks: Path) -> None:
-    symbols = ["EURUSD", "GBPUSD", "XAUUSD", "USDJPY", "AUDUSD"]
-    files = tick_file_per_symbol(real_ticks, symbols, tmp_path, 5000)
-    source = list(itertools.islice(read_csv_ticks(real_ticks), 5000))
+def test_each_symbol_gets_an_equal_stretch_of_market_time_and_all_end_together(tmp_path: Path, real_ticks: Path) -> None:
+    # 360,000 rows of the real file span a weekend: cut by row counts, the stretch over it lasted days of file
+    # time and busy ones ran out minutes into a run (found in review); cut by market time they end together
+    symbols = [f"SYM{i:02d}" for i in range(20)]
+    files, held = tick_file_per_symbol(real_ticks, symbols, tmp_path, 360_000)
+    source = list(itertools.islice(read_csv_ticks(real_ticks), 360_000))
+    assert held == len(source) == 360_000
     assert [symbol_from_path(f) for f in files] == symbols
-    for i, path in enumerate(files):
-        got = list(read_csv_ticks(path))  # the paper terminal's own reader
-        stretch = source[i * 1000 : (i + 1) * 1000]
-        assert [(t.bid, t.ask) for t in got] == [(t.bid, t.ask) for t in stretch]
-        assert got[0].time_msc == source[0].time_msc
-        assert [b.time_msc - a.time_msc for a, b in itertools.pairwise(got)] == [b.time_msc - a.time_msc for a, b in itertools.pairwise(stretch)]
+    got = [list(read_csv_ticks(path)) for path in files]  # the paper terminal's own reader
+    # every row once, in the file's order, stretch after stretch
+    assert [(t.bid, t.ask) for stretch in got for t in stretch] == [(t.bid, t.ask) for t in source]
+    firsts = [stretch[0].time_msc for stretch in got]
+    lasts = [stretch[-1].time_msc for stretch in got]
+    assert min(firsts) == source[0].time_msc and max(firsts) - source[0].time_msc <= MAX_PAUSE_MS  # each from its stretch's start
+    assert max(lasts) - min(lasts) <= MAX_PAUSE_MS
+    # inside a stretch the file's gaps, a pause over a minute cut to one (1 ms of rounding)
+    row = 0
+    for stretch in got:
+        original = source[row : row + len(stretch)]
+        row += len(stretch)
+        want = [min(b.time_msc - a.time_msc, MAX_PAUSE_MS) for a, b in itertools.pairwise(original)]
+        have = [b.time_msc - a.time_msc for a, b in itertools.pairwise(stretch)]
+        assert all(abs(h - w) <= 1 for h, w in zip(have, want, strict=True))
     # the terminal merges by time: every symbol is streaming from the start, not one after another
-    first = list(itertools.islice(merge_csv_ticks(files), 200))
+    first = list(itertools.islice(merge_csv_ticks(files), 2000))
     assert {t.symbol for t in first} == set(symbols)
     assert paper_source(files) == [arg for f in files for arg in ("--ticks", str(f))]
 

@@ -8,7 +8,9 @@ import numpy as np
 
 from quantumtrader.config import load_config
 from quantumtrader.evaluate.replay import load_ticks, replay
-from quantumtrader.evaluate.report import evaluate
+from quantumtrader.evaluate.report import evaluate, technical_policy
+from quantumtrader.models.policy import apply_policy
+from quantumtrader.models.state import make_policy_state
 
 SYMBOLS = ("EURUSD", "GBPUSD", "AUDUSD")
 TICKS_PER_SYMBOL = 3000
@@ -88,3 +90,29 @@ def test_each_symbol_is_scored_on_its_own_ticks_in_time_order(tmp_path: Path) ->
         mid = series[sym["symbol"]]
         assert (sym["ticks"], sym["labelled_ticks"]) == (mid.size, mid.size - h)
         assert sym["strategies"][0]["probability"]["base_rate"] == np.mean(mid[h:] > mid[:-h])
+
+
+def test_the_technical_policy_over_every_tick_is_each_symbols_own_run(tmp_path: Path) -> None:
+    # One call over all ticks (each symbol as its pipeline row, a state per row) against the policy run per
+    # symbol on that symbol's ticks alone, as the report did until 2026-12-04
+    paths = _write_quiet_ticks(tmp_path)
+    rng = np.random.default_rng(5)
+    for path in paths:  # random walks, so the technical reading moves and predictions change
+        lines = path.read_text().splitlines()
+        bids = 1.1 + np.cumsum(rng.normal(0, 2e-4, len(lines) - 1))
+        path.write_text(lines[0] + "\n" + "".join(f"{line.split(',')[0]},{b:.5f},{b + 0.0001:.5f}\n" for line, b in zip(lines[1:], bids)))
+    config = load_config(environ={})
+    result = replay(config, load_ticks(paths))
+    cfg = config.signals
+
+    prediction, emit = technical_policy(result, cfg)
+
+    params3 = np.array([cfg.buy_threshold, cfg.sell_threshold, cfg.interval_s])
+    for s in range(len(result.ticks.symbols)):
+        mine = np.flatnonzero(result.ticks.sym == s)
+        row = int(result.rows[s])
+        want_pred = np.empty(mine.size, dtype=np.int64)
+        want_emit = np.empty(mine.size, dtype=np.bool_)
+        apply_policy(make_policy_state(row + 1), np.full(mine.size, row, dtype=np.int32), result.technical[mine], result.ticks.time_msc[mine] / 1000.0, params3, want_pred, want_emit)
+        assert np.array_equal(prediction[mine], want_pred) and np.array_equal(emit[mine], want_emit)
+        assert 1 < want_emit.sum() < mine.size  # the check compares something: some signals, not every tick
