@@ -15,8 +15,8 @@ an interval for its next tick instead: the quotes that went out were younger
 (qt-bench ws, the generator's ~100 ticks/s per symbol: tick -> client p99
 5-12 ms, now 45-54), but the newer quote held meanwhile was not shown, and
 with real ticks, which come in bursts, the wait often found no tick. On the
-EURUSD file replayed as 20 symbols, phones are now 27 % less stale on
-average and more than 200 ms behind 0.1 % of the time instead of 6.7 %
+EURUSD file replayed as 20 symbols, phones are now 23 % less stale on
+average and more than 200 ms behind 0.1 % of the time instead of 8 %
 (bench/results/ws-runs/throttle-ab/); simulated over the whole files at their
 own pace and 10x and 75x faster (``bench/throttle_sim.py``, checked send for
 send against this class as it was at b106dbd), 8-31 % less stale. The rate
