@@ -111,7 +111,7 @@ def tick_file_per_symbol(ticks_csv: Path, symbols: Sequence[str], out_dir: Path,
     for i, symbol in enumerate(symbols):
         stretch = np.flatnonzero(which == i)
         if stretch.size == 0:
-            raise TickFileError(f"{ticks_csv}: no tick in the {i + 1}th of {n} equal stretches of its first {len(rows):,} rows' time; fewer symbols or a longer file")
+            raise TickFileError(f"{ticks_csv}: no tick in stretch {i + 1} of {n} (equal parts of its first {len(rows):,} rows' market time); fewer symbols or a longer file")
         stamps = times[0] + np.round(clock[stretch] - i * span).astype(np.int64)
         lines = [f"{stamp},{rows[j].bid!r},{rows[j].ask!r},{rows[j].volume!r}" for stamp, j in zip(stamps.tolist(), stretch.tolist())]
         path = out_dir / f"{symbol}.csv"
