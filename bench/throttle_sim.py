@@ -32,7 +32,6 @@ Run: ``python bench/throttle_sim.py`` (about 10 s); its output as committed:
 from __future__ import annotations
 
 import argparse
-import gzip
 import math
 import sys
 import time
@@ -41,6 +40,7 @@ from pathlib import Path
 import numpy as np
 
 from quantumtrader.bench.staleness import ramp_summary
+from quantumtrader.paper.ticks import read_csv_ticks
 
 BUSY_HELD = 4
 INF = math.inf
@@ -122,7 +122,9 @@ def metrics(arr: np.ndarray, s_t: np.ndarray, s_i: np.ndarray, interval: float):
     out["age_p50"], out["age_p90"], out["age_p99"] = np.percentile(age, [50, 90, 99])
     out["age_max"] = age.max()
     out["held_share"] = float((age > 0).mean())
-    # (B) staleness as briefed: time since the shown quote stopped being the newest one.
+    # (B) staleness, as qt-bench ws measures it: time since the shown quote stopped being the newest. Not through
+    # staleness.stale_segments, which finds the next tick by its send time: the files' times are whole ms, and a
+    # tick in the same ms as the one shown is newer all the same (here: the next by index).
     # between send j (tick k_j) and send j+1: 0 until tick k_j+1 arrives, then t - a[k_j+1] up to s_{j+1}
     nxt = s_i[:-1] + 1
     lenB = s_t[1:] - arr[nxt]
@@ -149,14 +151,11 @@ def metrics(arr: np.ndarray, s_t: np.ndarray, s_i: np.ndarray, interval: float):
     return out
 
 
-def load_ticks(path: str) -> np.ndarray:
-    with gzip.open(path, "rt") as f:
-        header = f.readline().strip()
-        assert header == "time,bid,ask", header
-        times = [line[:23] for line in f]
-    ts = np.array(times, dtype="datetime64[ms]").astype(np.int64)
+def load_ticks(path: Path) -> np.ndarray:
+    """The file's tick times, ms since 1970, read as the paper terminal reads them."""
+    ts = np.fromiter((t.time_msc for t in read_csv_ticks(path)), dtype=np.int64)
     assert np.all(np.diff(ts) >= 0)
-    return (ts - ts[0]).astype(np.float64)
+    return ts.astype(np.float64)
 
 
 COLS = [
@@ -203,22 +202,18 @@ def main():
     ap.add_argument("--busy-held", type=int, default=BUSY_HELD, help="BUSY_HELD (1 = always wait half an interval)")
     a = ap.parse_args()
     interval = 1000.0 / a.rate
-    root = str(Path(__file__).resolve().parents[1].parent / "shared" / "data" / "ticks")
+    root = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "ticks"
     print(f"interval={interval} ms BUSY_HELD={BUSY_HELD} timers_first={a.timers_first}")
     print("ages/staleness in ms; stB = staleness as briefed (t - arrival of first tick newer than shown);")
     print("stA = literal 'newest unsent' reading; shownC = hub docstring metric (t - arrival of shown tick)")
     print(header())
     sys.stdout.flush()
     if not a.skip_files:
-        for name, path in [("OANDA", f"{root}/EURUSD.csv.gz"), ("FXCM", f"{root}/fxcm/EURUSD.csv.gz")]:
+        for name, path in [("OANDA", root / "EURUSD.csv.gz"), ("FXCM", root / "fxcm" / "EURUSD.csv.gz")]:
             t = time.time()
             arr_full = load_ticks(path)
             if a.start:
-                with gzip.open(path, "rt") as f:
-                    f.readline()
-                    first = np.datetime64(f.readline()[:23], "ms").astype(np.int64)
-                off = np.datetime64(a.start, "ms").astype(np.int64) - first
-                arr_full = arr_full[np.searchsorted(arr_full, off):]
+                arr_full = arr_full[np.searchsorted(arr_full, np.datetime64(a.start, "ms").astype(np.int64)):]
             if a.ticks:
                 arr_full = arr_full[: a.ticks]
             arr_full = arr_full - arr_full[0]

@@ -73,12 +73,12 @@ class Phase:
 
     def __init__(self, name: str, clients: int) -> None:
         self.name = name
-        self.latency = new_histogram()
-        self.counts = [0] * clients
-        self.started = 0.0
-        self.ended = 0.0
-        self.ended_ns = 0  # perf_counter_ns: the clock of the quotes' stamps
-        self.quotes: list[np.ndarray] = []  # [n, 4] int64 per client process: client, symbol index, tick sent_ns, received ns
+        self.clients = clients
+        self.started_ns = 0  # perf_counter_ns, the clock of the quotes' stamps
+        self.ended_ns = 0
+        # every price update a client got, [n, 4] int64 per client process: client, symbol index, tick sent_ns,
+        # received ns; the counts per client, the latencies and the staleness are all read from these
+        self.quotes: list[np.ndarray] = []
 
 
 class _Client(asyncio.Protocol):
@@ -193,23 +193,20 @@ class _Worker:
     def start_phase(self) -> None:
         self.recording = True  # the lists are empty: made so, and emptied by end_phase
 
-    def end_phase(self) -> tuple[dict[int, int], bytes, bytes]:
-        """Price updates per client, each one's latency (ns, as int64 bytes), and each one as (client, symbol index,
-        tick sent_ns, received ns) rows (int64 bytes) for the staleness."""
+    def end_phase(self) -> bytes:
+        """Each price update received as a (client, symbol index, tick sent_ns, received ns) row, int64 bytes.
+
+        ``sent_ns`` is the paper terminal's stamp, carried by the price update."""
         self.recording = False
-        counts: dict[int, int] = {}
-        latencies: list[int] = []
         quotes: list[tuple[int, int, int, int]] = []
         loads = orjson.loads
         for index, now_ns, payload in zip(self.indices_got, self.stamps_ns, self.payloads):
             msg = loads(payload)
             if msg.get("type") == "price_update":
-                counts[index] = counts.get(index, 0) + 1
                 data = msg["data"]
-                latencies.append(now_ns - data["sent_ns"])  # the paper terminal's stamp, carried by the price update
                 quotes.append((index, _SYMBOL_INDEX.get(data["symbol"], -1), data["sent_ns"], now_ns))
         self.indices_got, self.stamps_ns, self.payloads = [], [], []
-        return counts, np.asarray(latencies, dtype=np.int64).tobytes(), np.asarray(quotes, dtype=np.int64).reshape(-1, 4).tobytes()
+        return np.asarray(quotes, dtype=np.int64).reshape(-1, 4).tobytes()
 
     def close(self) -> None:
         for client in self.clients:
@@ -236,7 +233,7 @@ async def _serve_worker(conn: Any, worker: _Worker) -> None:
             worker.start_phase()
             conn.send("started")
         elif command == "end":
-            conn.send((*worker.end_phase(), worker.closed_early))
+            conn.send((worker.end_phase(), worker.closed_early))
         else:
             worker.close()
             await asyncio.sleep(0.2)  # let the close frames go out
@@ -287,17 +284,13 @@ class Fleet:
 
     async def begin(self, phase: Phase) -> None:
         await asyncio.gather(*(self._ask(conn, "start", 30) for _, conn in self._workers))
-        phase.started = time.monotonic()
+        phase.started_ns = time.perf_counter_ns()
 
     async def end(self, phase: Phase) -> None:
-        phase.ended = time.monotonic()
         phase.ended_ns = time.perf_counter_ns()
         answers = await asyncio.gather(*(self._ask(conn, "end", 60) for _, conn in self._workers))
         self.closed_early = 0
-        for counts, latencies, quotes, closed_early in answers:
-            for index, count in counts.items():
-                phase.counts[index] += count
-            add_values(phase.latency, np.frombuffer(latencies, dtype=np.int64))
+        for quotes, closed_early in answers:
             phase.quotes.append(np.frombuffer(quotes, dtype=np.int64).reshape(-1, 4))
             self.closed_early += closed_early
 
@@ -374,24 +367,27 @@ def _sample_rss(pid: int, samples: list[float]) -> None:
 
 async def _measure(fleet: Fleet, phase: Phase, seconds: float, sidecar_pid: int, rss: list[float]) -> None:
     await fleet.begin(phase)
-    end = phase.started + seconds
-    while time.monotonic() < end:
-        await asyncio.sleep(min(1.0, end - time.monotonic()))
+    end = phase.started_ns / 1e9 + seconds
+    while time.perf_counter() < end:
+        await asyncio.sleep(min(1.0, end - time.perf_counter()))
         _sample_rss(sidecar_pid, rss)
     await fleet.end(phase)
 
 
 def _phase_result(phase: Phase, ticks_sent: dict[int, np.ndarray]) -> dict[str, Any]:
-    seconds = max(phase.ended - phase.started, 1e-9)
+    seconds = max((phase.ended_ns - phase.started_ns) / 1e9, 1e-9)
     quotes = np.concatenate(phase.quotes) if phase.quotes else np.empty((0, 4), dtype=np.int64)
-    rates = sorted(c / seconds for c in phase.counts)
+    counts = np.bincount(quotes[:, 0], minlength=phase.clients).tolist()
+    latency = new_histogram()
+    add_values(latency, quotes[:, 3] - quotes[:, 2])
+    rates = sorted(c / seconds for c in counts)
     median = statistics.median(rates) if rates else 0.0
     return {
         "seconds": round(seconds, 2),
-        "tick_to_client_ms": {k.replace("_us", "_ms"): (v / 1000.0 if k.endswith("_us") else v) for k, v in summarize(phase.latency).items()},
+        "tick_to_client_ms": {k.replace("_us", "_ms"): (v / 1000.0 if k.endswith("_us") else v) for k, v in summarize(latency).items()},
         "updates_per_client_per_s": {"min": round(rates[0], 2), "median": round(median, 2), "max": round(rates[-1], 2)} if rates else {},
         "starved_clients": sum(1 for r in rates if r < _STARVED_FRACTION * median),
-        "clients_with_no_update": sum(1 for c in phase.counts if c == 0),
+        "clients_with_no_update": sum(1 for c in counts if c == 0),
         # what a client shows: how long after a newer tick exists (bench/staleness.py)
         "staleness_ms": summarize_staleness(ticks_sent, quotes[:, 0], quotes[:, 1], quotes[:, 2], quotes[:, 3], phase.ended_ns),
     }
