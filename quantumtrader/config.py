@@ -140,6 +140,12 @@ class DaemonConfig:
     feed_hwm: int = setting(1_000_000, "send high-water mark of the feed PUB socket (drops beyond it are counted)", positive)
     heartbeat_s: float = setting(5.0, "heartbeat period assumed for terminals whose hello does not state one", positive)
     stale_heartbeats: int = setting(3, "a terminal silent for this many heartbeat periods is stale", positive)
+    retire_after_s: float = setting(
+        3600.0,
+        "a terminal silent this long is retired: still listed, no longer keeps health degraded (an EA removed without bye);"
+        " its next event brings it back (0 = never)",
+        non_negative,
+    )
     max_terminals: int = setting(
         64,
         "most terminal ids the daemon keeps while it runs (each has a session and a command socket, never dropped);"

@@ -422,6 +422,9 @@ class Daemon:
         for session in self.terminals.update_stale(now):
             freed = self.market.release(session.terminal)
             log.warning("terminal stale", terminal=session.terminal, silent_s=round(now - session.last_seen, 1), symbols_released=len(freed))
+        for session in self.terminals.retire_silent(now, self.config.daemon.retire_after_s):
+            self.counters["terminals_retired"] += 1
+            log.warning("terminal retired: silent too long, health no longer waits for it", terminal=session.terminal, silent_s=round(now - session.last_seen, 1))
         self.feed.publish("health", self.health(), now_msc())
 
     def _log_status(self, ticks: int, seconds: float) -> None:
@@ -434,7 +437,8 @@ class Daemon:
             ticks_per_s=round(ticks / seconds, 1) if seconds > 0 else 0.0,
             symbols=len(self.market.quotes),
             terminals=len(connected),
-            stale=sum(1 for s in self.terminals.sessions.values() if s.stale),
+            stale=len(self.terminals.degraded_by()),
+            retired=sum(1 for s in self.terminals.sessions.values() if s.retired),
             rejects=self.rejects.total,
             **extra,
         )
@@ -445,7 +449,7 @@ class Daemon:
         """The daemon's part of ``/api/health`` (PROTOCOL.md), also published on the feed."""
         terminals = self.terminals.to_json()
         connected = self.terminals.connected()
-        degraded = not connected or any(t["stale"] for t in terminals)
+        degraded = not connected or bool(self.terminals.degraded_by())
         return {
             "status": "degraded" if degraded else "healthy",
             "uptime": round(self._monotonic() - self._started, 3),

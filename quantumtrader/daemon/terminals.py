@@ -6,6 +6,13 @@ sends, so a jump of n means n-1 events were lost on the way; a ``hello`` resets
 the expectation because the EA's counter restarts with it. Staleness uses the
 monotonic clock passed in, never the wall clock, so a clock change on the VPS
 cannot mark every terminal stale at once.
+
+A terminal that stays silent for ``daemon.retire_after_s`` is *retired*: still
+listed (its positions and orders may matter), but no longer a reason for
+health to say degraded. Without it, an EA removed without ``bye`` (a crashed
+terminal, a VPS moved) kept health degraded until the daemon restarted. It is
+not a ``bye``: its next event of any kind brings it back at once, as a stale
+terminal's does, so an hour-long network outage loses no ticks on return.
 """
 
 from __future__ import annotations
@@ -34,6 +41,7 @@ class TerminalSession:
     ea_dropped: int = 0  # what the EA itself reports it could not send
     hellos: int = 0
     stale: bool = False
+    retired: bool = False  # stale for daemon.retire_after_s: listed, but no longer makes health degraded
     gone: bool = False  # said bye
     bye_reason: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
@@ -47,6 +55,7 @@ class TerminalSession:
             "registered": self.registered,
             "connected": self.registered and not self.stale and not self.gone,
             "stale": self.stale,
+            "retired": self.retired,
             "gone": self.gone,
             "bye_reason": self.bye_reason,
             "last_seen": iso_from_msc(self.last_seen_msc) if self.last_seen_msc else None,
@@ -90,6 +99,7 @@ class TerminalRegistry:
         session.heartbeat_s = float(msg.get("heartbeat_s", self._default_heartbeat_s))
         session.registered = True
         session.stale = False
+        session.retired = False
         session.gone = False
         session.bye_reason = ""
 
@@ -110,7 +120,7 @@ class TerminalRegistry:
         session.last_seen = now
         session.last_seen_msc = now_msc
         if session.stale:
-            session.stale = False
+            session.stale = session.retired = False
         return session, known
 
     def bye(self, terminal: str, reason: str) -> None:
@@ -129,6 +139,19 @@ class TerminalRegistry:
                 session.stale = True
                 newly.append(session)
         return newly
+
+    def retire_silent(self, now: float, after_s: float) -> list[TerminalSession]:
+        """Retire stale terminals silent for ``after_s`` seconds (0: never); returns those just retired."""
+        if after_s <= 0:
+            return []
+        newly = [s for s in self.sessions.values() if s.stale and not s.retired and now - s.last_seen > after_s]
+        for session in newly:
+            session.retired = True
+        return newly
+
+    def degraded_by(self) -> list[TerminalSession]:
+        """The terminals that make health degraded: stale and not yet retired."""
+        return [s for s in self.sessions.values() if s.stale and not s.retired]
 
     def is_gone(self, terminal: str) -> bool:
         """Said bye and nothing brought it back (an unknown id is not gone: it was never met)."""

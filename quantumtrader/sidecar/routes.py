@@ -156,7 +156,7 @@ async def health(request: Request) -> Response:
 
 #: What /api/health says of a terminal to a caller without a token: whether the chain is up, not whose
 #: account it is (the id is <login>@<server>) nor where its unauthenticated command socket listens.
-_PUBLIC_TERMINAL_FIELDS = ("platform", "registered", "connected", "stale", "gone", "last_seen")
+_PUBLIC_TERMINAL_FIELDS = ("platform", "registered", "connected", "stale", "retired", "gone", "last_seen")
 
 
 def _terminals_for(request: Request, sidecar: Sidecar, terminals: list[Any]) -> list[Any]:

@@ -412,6 +412,7 @@ function signalItem(s) {
 
 function terminalState(t) {
   if (t.gone) return "gone";
+  if (t.retired) return "retired";  // silent for daemon.retire_after_s: health no longer waits for it
   if (t.stale) return "stale";
   return t.connected === false ? "disconnected" : "connected";
 }
