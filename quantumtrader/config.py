@@ -336,6 +336,12 @@ class SidecarConfig:
     port: int = setting(8080, "HTTP port", port)
     cors_origins: tuple[str, ...] = setting((), 'origins allowed by CORS, e.g. ["https://app.example"] (empty = CORS off)')
     access_ttl_s: int = setting(3600, "lifetime of an access token from /api/auth/login", positive)
+    signals_min_confidence: float = setting(
+        0.7,
+        "GET /api/signals and get_signals without min_confidence return signals at least this confident:"
+        " the app asks without it and, as with the seed app's bridge (0.7), means the actionable ones (BUY/SELL at the default thresholds)",
+        unit_interval,
+    )
     refresh_ttl_s: int = setting(7 * 86_400, "lifetime of a refresh token", positive)
     cli_token_ttl_s: int = setting(30 * 86_400, "default lifetime of `qt-daemon token` (the app stores it and cannot refresh)", positive)
     rate_per_token_per_s: float = setting(20.0, "requests per second per token (token bucket refill)", positive)

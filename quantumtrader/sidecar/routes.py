@@ -249,7 +249,7 @@ async def signals(request: Request) -> Response:
     tags: [signals]
     parameters:
       - {name: symbol, in: query, schema: {type: string}}
-      - {name: min_confidence, in: query, schema: {type: number, minimum: 0, maximum: 1, default: 0}}
+      - {name: min_confidence, in: query, schema: {type: number, minimum: 0, maximum: 1, default: 0.7}, description: "default: sidecar.signals_min_confidence"}
       - {name: limit, in: query, schema: {type: integer, minimum: 1, maximum: 1000, default: 100}}
       - {name: since, in: query, schema: {type: string}, description: ISO-8601 time or integer ms}
     responses:
@@ -260,7 +260,8 @@ async def signals(request: Request) -> Response:
     sym = request.query_params.get("symbol") or None
     if sym is not None:
         sym = symbol(sym, rejects)
-    min_conf = query_float(request, "min_confidence", 0.0, rejects, low=0.0, high=1.0)
+    # The app's fetchSignals sends no filter and lists what it gets: the seed bridge's 0.7, not every HOLD.
+    min_conf = query_float(request, "min_confidence", sidecar.config.sidecar.signals_min_confidence, rejects, low=0.0, high=1.0)
     limit = query_int(request, "limit", 100, rejects, low=1, high=1000)
     rows, source, complete = await sidecar.query_signals(symbol=sym, min_confidence=min_conf, limit=limit, since_msc=_since_msc(request, sidecar))
     out = [app_signal(s) for s in rows]

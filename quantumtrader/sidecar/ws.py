@@ -366,7 +366,7 @@ class Session:
         self.client.reply(message("unsubscribed", {"symbol": symbol, "symbols": sorted(self.client.symbols or ())}))
 
     async def handle_get_signals(self, msg: dict[str, Any]) -> None:
-        min_conf = msg.get("min_confidence", 0.0)
+        min_conf = msg.get("min_confidence", self.sidecar.config.sidecar.signals_min_confidence)
         if isinstance(min_conf, bool) or not isinstance(min_conf, (int, float)) or not 0.0 <= min_conf <= 1.0:
             self.reject("bad_value", "min_confidence must be a number from 0 to 1")
             return

@@ -50,11 +50,16 @@ def test_health_is_what_testConnection_checks(stack: Stack) -> None:
 
 def test_fetchSignals_reads_signals_newest_first_with_the_types_fromJson_casts(stack: Stack) -> None:
     with stack.http() as http:
-        response = http.get("/api/signals", headers=stack.headers())
+        response = http.get("/api/signals", params={"min_confidence": 0, "limit": 1000}, headers=stack.headers())
         assert response.status_code == 200
         body = response.json()
         assert isinstance(body, dict) and isinstance(body["signals"], list)
         assert body["count"] == len(body["signals"]) >= len(stack.signals)
+        hold = next(s["id"] for s in stack.signals if s["prediction"] == "HOLD")  # confidence 0.5
+        assert hold in {s["id"] for s in body["signals"]}
+        # as fetchSignals asks, with no filter: the seed bridge's 0.7, the actionable signals, not every HOLD
+        default = http.get("/api/signals", headers=stack.headers()).json()["signals"]
+        assert default and all(s["confidence"] >= 0.7 for s in default) and hold not in {s["id"] for s in default}
         assert body["source"] == "store" and body["complete"] is True  # every row looked at, within the query's time budget
         for item in body["signals"]:
             dart.trade_signal_from_json(item)
@@ -206,6 +211,32 @@ def test_websocket_session_as_the_app_runs_it(stack: Stack) -> None:
         assert error["data"]["message"] and error["message"] == error["data"]["message"]
 
 
+def test_get_signals_without_min_confidence_answers_the_actionable_ones(stack: Stack) -> None:
+    hold = next(s["id"] for s in stack.signals if s["prediction"] == "HOLD" and s["symbol"] == "EURUSD")
+    actionable = {s["id"] for s in stack.signals if s["symbol"] == "EURUSD" and s["confidence"] >= 0.7}
+
+    def history(request: dict[str, Any]) -> set[str]:
+        with connect(f"{stack.ws_url}?token={stack.tokens['bob']}", open_timeout=5) as ws:
+            recv_until(ws, lambda m: m["type"] == "connection", 5, "connection")
+            ws.send(json.dumps({"type": "subscribe", "symbol": "NOSUCH"}))  # no live prices or signals in between
+            recv_until(ws, lambda m: m["type"] == "subscribed", 5, "subscribed")
+            ws.send(json.dumps({"type": "get_signals", "symbol": "EURUSD", "limit": 500, **request}))
+            ids: set[str] = set()
+            deadline = time.monotonic() + 1.5
+            while time.monotonic() < deadline:
+                try:
+                    msg = json.loads(ws.recv(timeout=max(0.01, deadline - time.monotonic())))
+                except TimeoutError:
+                    break
+                if msg["type"] == "signal" and msg.get("seq") is None:
+                    ids.add(msg["data"]["id"])
+            return ids
+
+    default = history({})
+    assert actionable <= default and hold not in default
+    assert {hold} | actionable <= history({"min_confidence": 0})
+
+
 def test_websocket_streams_position_updates_of_a_trade(stack: Stack) -> None:
     with connect(f"{stack.ws_url}?token={stack.tokens['alice']}", open_timeout=5) as ws:
         recv_until(ws, lambda m: m["type"] == "connection", 5, "connection")
@@ -251,7 +282,7 @@ def test_live_signals_from_the_feed_reach_websocket_clients(stack: Stack) -> Non
     with connect(f"{stack.ws_url}?token={stack.tokens['bob']}", open_timeout=5) as ws:
         live = recv_until(ws, lambda m: m["type"] == "signal" and m.get("seq", 0) > 0, 20, "a live signal from the daemon")
         dart.trade_signal_from_json(live["data"])
-    newest = httpx.get(f"{stack.url}/api/signals", params={"limit": 1}, headers=stack.headers(), timeout=5).json()
+    newest = httpx.get(f"{stack.url}/api/signals", params={"limit": 1, "min_confidence": 0}, headers=stack.headers(), timeout=5).json()
     assert newest["source"] == "store" and newest["signals"][0]["time_msc"] >= live["data"]["time_msc"] - 60_000
 
 

@@ -81,19 +81,19 @@ def test_the_app_session_sees_its_own_names(stack: Stack) -> None:
         ws.send(json.dumps({"type": "handshake", "version": "2.0", "platform": "android"}))
         handshake = recv_until(ws, lambda m: m["type"] == "handshake", 5, "handshake")
         assert set(APP_SYMBOLS) <= set(handshake["data"]["symbols"]) and not set(BROKER_SYMBOLS) & set(handshake["data"]["symbols"])
-        ws.send(json.dumps({"type": "get_signals", "symbol": signal["data"]["symbol"], "limit": 5}))
+        ws.send(json.dumps({"type": "get_signals", "symbol": signal["data"]["symbol"], "limit": 5, "min_confidence": 0}))
         answer = recv_until(ws, lambda m: m["type"] == "signal" and m.get("seq") is None, 5, "the history of the symbol")
         assert answer["data"]["symbol"] == signal["data"]["symbol"] and answer["data"]["broker_symbol"] == signal["data"]["broker_symbol"]
 
 
 def test_rest_signals_quotes_and_features_under_the_apps_names(stack: Stack) -> None:
     def stored() -> list[dict[str, Any]] | None:
-        body = httpx.get(f"{stack.url}/api/signals", params={"symbol": "EURUSD"}, headers=stack.headers(), timeout=5).json()
+        body = httpx.get(f"{stack.url}/api/signals", params={"symbol": "EURUSD", "min_confidence": 0}, headers=stack.headers(), timeout=5).json()
         return body["signals"] or None
 
     eurusd = wait_for(stored, 30, "a stored EURUSDm signal asked for as EURUSD")
     assert all(s["symbol"] == "EURUSD" and s["broker_symbol"] == "EURUSDm" for s in eurusd)
-    everything = httpx.get(f"{stack.url}/api/signals", params={"limit": 100}, headers=stack.headers(), timeout=5).json()["signals"]
+    everything = httpx.get(f"{stack.url}/api/signals", params={"limit": 100, "min_confidence": 0}, headers=stack.headers(), timeout=5).json()["signals"]
     assert not {s["symbol"] for s in everything} & set(BROKER_SYMBOLS)  # what the app's fetchSignals filters by
     market = httpx.get(f"{stack.url}/api/market", headers=stack.headers(), timeout=5).json()
     assert {q["symbol"] for q in market["quotes"]} == set(APP_SYMBOLS)

@@ -649,7 +649,7 @@ async function loadSignals(sinceMsc) {
   const { symbol, minConfidence } = signalFilter();
   const params = new URLSearchParams({ limit: "100" });
   if (symbol) params.set("symbol", symbol);
-  if (minConfidence > 0) params.set("min_confidence", String(minConfidence));
+  params.set("min_confidence", String(minConfidence)); // always: the server's default is 0.7, the filter's may be 0
   if (sinceMsc) params.set("since", String(sinceMsc));
   const body = await session.api(`/api/signals?${params}`);
   for (const s of body.signals || []) applySignal(s, "rest");
