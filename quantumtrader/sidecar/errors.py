@@ -55,11 +55,26 @@ async def handle_api_error(request: Request, exc: Exception) -> Response:
     return error_response(exc.status, exc.message, exc.headers, exc.extra)
 
 
+#: The app's legacy ``MT4Service`` (lib/services/mt4_service.dart, which its published screens import) and what
+#: serves the same need here. Not served: it sends no token, and orders without one are not taken (docs/sidecar.md).
+LEGACY_ROUTES = {
+    "/api/trades": "GET /api/positions",
+    "/api/order": "POST /api/trade",
+    "/api/connect": "POST /api/broker/connect",
+    "/api/predictions": "GET /api/signals",
+}
+
+
+def _legacy_hint(path: str) -> str:
+    instead = LEGACY_ROUTES.get(path) or ("POST /api/trade/close/{ticket}" if path.startswith("/api/close/") else None)
+    return f" (the app's legacy MT4Service route, not served: it sends no token; use {instead}, with a token)" if instead else ""
+
+
 async def handle_http_exception(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     message = exc.detail if isinstance(exc.detail, str) and exc.detail else "error"
     if exc.status_code == 404:
-        message = f"not found: {request.url.path}"
+        message = f"not found: {request.url.path}{_legacy_hint(request.url.path)}"
     return error_response(exc.status_code, message, exc.headers)
 
 

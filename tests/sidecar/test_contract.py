@@ -160,6 +160,11 @@ def test_trade_errors_are_the_app_error_shape_with_the_right_status(stack: Stack
         refused = http.post("/api/trade", headers=stack.headers(), content=cases[-1][0]).json()
         assert refused["status"] == "rejected" and refused["order"]["id"] == refused["id"] and refused["id"], refused
         assert http.get("/api/nothing-here", headers=stack.headers()).json() == {"success": False, "error": "not found: /api/nothing-here"}
+        # the app's legacy MT4Service, as it sends them (no token): refused, naming what serves the need
+        order = http.post("/api/order", headers={"Content-Type": "application/json"}, content=json.dumps({"symbol": "EURUSD", "type": "BUY", "volume": 0.01}))
+        assert order.status_code == 404 and "use POST /api/trade, with a token" in order.json()["error"]
+        close = http.post("/api/close/123456", headers={"Content-Type": "application/json"})
+        assert close.status_code == 404 and "use POST /api/trade/close/{ticket}" in close.json()["error"]
         assert http.delete("/api/trade", headers=stack.headers()).status_code == 405
         assert http.put("/api/trade/modify", headers=stack.headers(), content=b'{"ticket": "abc", "stop_loss": 1}').status_code == 422
 
