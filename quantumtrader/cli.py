@@ -14,6 +14,8 @@ from typing import Annotated, Any, Optional
 import typer
 
 from quantumtrader.config import BAD_INPUT_EXIT, Config, ConfigError, load_config, render_toml
+from quantumtrader.protocol import ORDERS_LIMIT_MAX
+from quantumtrader.outputs import PLOT_SUFFIXES, output_file_problem
 
 app = typer.Typer(
     name="qt-daemon",
@@ -115,13 +117,13 @@ def paper_command(
     command_endpoint: Annotated[Optional[str], typer.Option("--command-endpoint", help="Where this terminal's command socket binds.")] = None,
     terminal: Annotated[Optional[str], typer.Option("--terminal", help="Terminal id to announce.")] = None,
     heartbeat_s: Annotated[Optional[float], typer.Option("--heartbeat-s", help="Heartbeat period in seconds.")] = None,
-    max_ticks: Annotated[int, typer.Option("--max-ticks", help="Stop the source after this many ticks (0 = no limit).")] = 0,
+    max_ticks: Annotated[int, typer.Option("--max-ticks", min=0, help="Stop the source after this many ticks (0 = no limit).")] = 0,
     exit_at_end: Annotated[bool, typer.Option("--exit-at-end", help="Say bye and exit when the tick source is finished.")] = False,
     keep_times: Annotated[bool, typer.Option("--keep-times", help="Send the file's own tick times instead of now.")] = False,
-    drop_reply_every: Annotated[int, typer.Option("--drop-reply-every", help="Fault injection: swallow the first reply of every Nth trading command.")] = 0,
-    delay_reply_every: Annotated[int, typer.Option("--delay-reply-every", help="Fault injection: delay the reply of every Nth trading command...")] = 0,
-    delay_reply_ms: Annotated[int, typer.Option("--delay-reply-ms", help="... by this many ms.")] = 0,
-    timeout_reply_every: Annotated[int, typer.Option("--timeout-reply-every", help="Fault injection: execute every Nth trading command but answer error 128 (trade timeout).")] = 0,
+    drop_reply_every: Annotated[int, typer.Option("--drop-reply-every", min=0, help="Fault injection: swallow the first reply of every Nth trading command.")] = 0,
+    delay_reply_every: Annotated[int, typer.Option("--delay-reply-every", min=0, help="Fault injection: delay the reply of every Nth trading command...")] = 0,
+    delay_reply_ms: Annotated[int, typer.Option("--delay-reply-ms", min=0, help="... by this many ms.")] = 0,
+    timeout_reply_every: Annotated[int, typer.Option("--timeout-reply-every", min=0, help="Fault injection: execute every Nth trading command but answer error 128 (trade timeout).")] = 0,
 ) -> None:
     """Run a paper terminal: an EA as far as the daemon can tell (ticks, fills, SL/TP)."""
     overrides = {
@@ -185,7 +187,7 @@ def _control(config: Path | None, kind: str, timeout_ms: int, **fields: Any) -> 
 @app.command()
 def status(
     config: ConfigOpt = None,
-    timeout_ms: Annotated[int, typer.Option("--timeout-ms", help="How long to wait for the daemon.")] = 2000,
+    timeout_ms: Annotated[int, typer.Option("--timeout-ms", min=1, help="How long to wait for the daemon.")] = 2000,
 ) -> None:
     """Ask a running daemon for its status (JSON on stdout)."""
     _control(config, "status", timeout_ms)
@@ -200,11 +202,17 @@ def trade(
     tp: Annotated[Optional[float], typer.Option("--tp", help="take profit price (default: reward/risk x stop)")] = None,
     terminal: Annotated[Optional[str], typer.Option("--terminal", help="terminal id when several stream the symbol")] = None,
     config: ConfigOpt = None,
-    timeout_ms: Annotated[int, typer.Option("--timeout-ms", help="How long to wait for the outcome.")] = 15000,
+    timeout_ms: Annotated[int, typer.Option("--timeout-ms", min=1, help="How long to wait for the outcome.")] = 15000,
 ) -> None:
     """Send a market order through the daemon (same risk rules as the app)."""
     import getpass
 
+    import math
+
+    for name, number in (("lots", lots), ("--sl", sl), ("--tp", tp)):
+        # JSON has no NaN or infinity: they would go out as null, which reads as "not given" (a risk-sized order)
+        if number is not None and not (math.isfinite(number) and number > 0):
+            raise _fail(f"{name} must be a finite number above 0, got {number}")
     fields: dict[str, Any] = {"symbol": symbol, "side": side, "source": f"cli:{getpass.getuser()}"}
     for name, value in (("lots", lots), ("sl", sl), ("tp", tp), ("terminal", terminal)):
         if value is not None:
@@ -214,7 +222,7 @@ def trade(
 
 @app.command()
 def orders(
-    limit: Annotated[int, typer.Option("--limit", help="How many, newest first.")] = 20,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=ORDERS_LIMIT_MAX, help="How many, newest first.")] = 20,
     config: ConfigOpt = None,
 ) -> None:
     """List recent orders with their outcome."""
@@ -241,9 +249,10 @@ def evaluate(
 
         if importlib.util.find_spec("matplotlib") is None:
             raise _fail("--plot needs matplotlib: pip install 'quantumtrader[plot]'")
-    for out in (json_out, plot_out):
-        if out is not None:
-            _writable_dir(out)
+    for option, out, suffixes in (("--json", json_out, ()), ("--plot", plot_out, PLOT_SUFFIXES)):
+        problem = None if out is None else output_file_problem(out, suffixes)
+        if problem is not None:
+            raise _fail(f"{option}: {problem}")
     from quantumtrader.evaluate.run import run as run_evaluate
 
     try:
@@ -262,14 +271,6 @@ def _check_numba_cache(cfg: Config) -> None:
     except OSError as exc:
         where = "NUMBA_CACHE_DIR" if os.environ.get("NUMBA_CACHE_DIR") else "data_dir"
         raise _fail(f"{where}: cannot write the Numba cache at {numba_cache_path(cfg.data_path)}: {exc.strerror or exc}") from None
-
-
-def _writable_dir(path: Path) -> None:
-    """Create the directory an output file goes into; a clear error (exit 2) if it cannot be."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise _fail(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
 @config_app.command("show")
@@ -346,9 +347,14 @@ def user_add(
 def user_list(config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
     """List users and their roles (never their hashes)."""
     cfg = build_config(config, data_dir=data_dir, configure_log=False, make_data_dir=True)
-    from quantumtrader.sidecar.users import UserStore
+    from quantumtrader.sidecar.users import UserError, UserStore
 
-    for user in UserStore(cfg.data_path).list():
+    users = UserStore(cfg.data_path)
+    try:
+        users.check()  # an empty list from a damaged file would read as "no users"
+    except UserError as exc:
+        raise _fail(str(exc), 1) from None
+    for user in users.list():
         typer.echo(f"{user.name}\t{user.role}")
 
 
@@ -375,9 +381,13 @@ def user_revoke(
 def _change_user(name: str, change: str, done: str, config: Optional[Path], data_dir: Optional[str]) -> None:
     """``UserStore.<change>(name)`` (remove, revoke); exit 1 naming the user when there is none."""
     cfg = build_config(config, data_dir=data_dir, configure_log=False, make_data_dir=True)
-    from quantumtrader.sidecar.users import UserStore
+    from quantumtrader.sidecar.users import UserError, UserStore
 
-    if not getattr(UserStore(cfg.data_path), change)(name):
+    try:
+        changed = getattr(UserStore(cfg.data_path), change)(name)
+    except UserError as exc:
+        raise _fail(str(exc), 1) from None
+    if not changed:
         raise _fail(f"no user {name!r}", 1)
     typer.echo(done)
 
@@ -392,13 +402,17 @@ def token_command(
     """Print an access token (and nothing else) for the app's settings or for scripts."""
     cfg = build_config(config, data_dir=data_dir, make_data_dir=True)  # logs go to stderr: stdout is only the token
     from quantumtrader.sidecar.auth import ACCESS, TokenService, load_or_create_secret, parse_ttl
-    from quantumtrader.sidecar.users import UserStore
+    from quantumtrader.sidecar.users import UserError, UserStore
 
     try:
         ttl_s = parse_ttl(ttl) if ttl is not None else cfg.sidecar.cli_token_ttl_s
     except ValueError as exc:
         raise _fail(f"--ttl: {exc}") from None
     users = UserStore(cfg.data_path)
+    try:
+        users.check()  # "no user" would send the operator to re-add a user the damaged file still holds
+    except UserError as exc:
+        raise _fail(str(exc), 1) from None
     found = users.get(user)
     if found is None:
         raise _fail(f"no user {user!r} (add one with: qt-daemon user add {user} --role viewer --password-stdin)", 1)

@@ -26,7 +26,17 @@ from pathlib import Path
 from typing import Any, get_args, get_origin, get_type_hints
 
 from quantumtrader.priority import LEVELS as PRIORITY_LEVELS
-from quantumtrader.protocol import DEFAULT_MAX_SKEW_MS, MAX_HEARTBEAT_S, MIN_HEARTBEAT_S, MS_PER_DAY, SYMBOL_CHARS, parse_endpoint
+from quantumtrader.protocol import (
+    DEFAULT_MAX_SKEW_MS,
+    MAX_HEARTBEAT_S,
+    MAX_TERMINAL_LEN,
+    MIN_HEARTBEAT_S,
+    MS_PER_DAY,
+    SYMBOL_CHARS,
+    ProtocolError,
+    check_symbol,
+    parse_endpoint,
+)
 
 Check = Callable[[Any], str | None]
 
@@ -105,6 +115,23 @@ def symbol_suffix(value: Any) -> str | None:
     if value == "" or re.fullmatch(SYMBOL_CHARS + "{1,8}", value):
         return None
     return "must be empty or 1-8 characters of A-Z a-z 0-9 . _ # + -"
+
+
+def terminal_id(value: Any) -> str | None:
+    """What the daemon accepts as a terminal id (every event of another would be refused: bad_terminal)."""
+    return None if 0 < len(value) <= MAX_TERMINAL_LEN else f"must be 1-{MAX_TERMINAL_LEN} characters"
+
+
+def symbol_list(value: Any) -> str | None:
+    """At least one symbol, each as PROTOCOL.md allows (an empty list crash-looped the paper terminal)."""
+    if not value:
+        return "must name at least one symbol"
+    for symbol in value:
+        try:
+            check_symbol(symbol)
+        except ProtocolError as exc:
+            return exc.detail
+    return None
 
 
 def one_of(*allowed: str) -> Check:
@@ -391,11 +418,12 @@ class SidecarConfig:
 class PaperConfig:
     """The paper terminal: an EA as far as the daemon can tell."""
 
-    terminal: str = setting("paper-1@QuantumTrader-Paper", "terminal id it announces")
+    terminal: str = setting("paper-1@QuantumTrader-Paper", "terminal id it announces", terminal_id)
     command_endpoint: str = setting("tcp://127.0.0.1:5560", "where its REP command socket binds", endpoint)
     symbols: tuple[str, ...] = setting(
         ("EURUSD", "GBPUSD", "USDJPY", "AUDUSD", "USDCHF"),
         "symbols of the built-in generator (ignored with --ticks)",
+        symbol_list,
     )
     ticks_per_s: float = setting(50.0, "generator rate over all symbols (0 = as fast as possible)", non_negative)
     speed: float = setting(1.0, "replay speed of --ticks (1 = real time, 0 = as fast as possible)", non_negative)

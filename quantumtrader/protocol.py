@@ -73,6 +73,8 @@ MAX_LONG: Final = 2**63 - 1
 #: MQL's ``int``: the error codes a terminal answers with (GetLastError, trade server retcodes).
 MIN_INT32: Final = -(2**31)
 MAX_INT32: Final = 2**31 - 1
+#: Most orders one ``orders`` control request may ask for (its ``limit``).
+ORDERS_LIMIT_MAX: Final = 10_000
 
 #: The characters of a symbol (PROTOCOL.md); config's sidecar.symbol_suffix is made of them too.
 SYMBOL_CHARS: Final = r"[A-Za-z0-9._#+\-]"

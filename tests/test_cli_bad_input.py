@@ -12,7 +12,7 @@ import pytest
 
 
 def _cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("QT_")}
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("QT_")}, "COLUMNS": "1000"}
     return subprocess.run([sys.executable, "-m", "quantumtrader", *args], capture_output=True, text=True, env=env, timeout=timeout)
 
 
@@ -76,3 +76,81 @@ def test_a_numba_cache_dir_that_cannot_be_made_is_named_not_a_traceback(tmp_path
     # commands that compile nothing are not held up by it (a lost phone's tokens must be revocable)
     listed = subprocess.run([sys.executable, "-m", "quantumtrader", "user", "list", "--data-dir", str(tmp_path / "data")], capture_output=True, text=True, env=env, timeout=60)
     assert listed.returncode == 0, listed.stderr
+
+
+def _bench(*args: str) -> subprocess.CompletedProcess[str]:
+    # typer's usage errors are drawn in a box as wide as the terminal: wide enough that no message wraps
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("QT_")}, "COLUMNS": "1000"}
+    return subprocess.run([sys.executable, "-m", "quantumtrader.bench.cli", *args], capture_output=True, text=True, env=env, timeout=120)
+
+
+def test_output_paths_are_checked_before_the_work_not_after_it(tmp_path: Path) -> None:
+    """Found by a review (2026-12-04): a --json that is a directory, or a --plot named .csv, failed with a
+    traceback once evaluate or a benchmark had run (minutes), and the result was lost."""
+    data = str(tmp_path / "data")
+    good = _good_csv(tmp_path / "EURUSD.csv")
+    _refused(_cli("evaluate", str(good), "--json", str(tmp_path), "--data-dir", data), 2, "--json:", "is a directory")
+    _refused(_cli("evaluate", str(good), "--plot", str(tmp_path / "out.csv"), "--data-dir", data), 2, "--plot:", ".png")
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    # the journal scenario takes seconds to run: refused at once, nothing written
+    _refused(_bench("journal", "--json", str(tmp_path)), 2, "--json", "is a directory")
+    _refused(_bench("journal", "--json", str(blocker / "x.json")), 2, "--json", "not a directory")
+    _refused(_bench("pipeline", "--plot", str(tmp_path / "p.csv")), 2, "--plot", ".png")
+    _refused(_bench("all", "--out", str(blocker)), 2, "--out", "not a directory")
+
+
+def test_a_gzip_with_garbage_past_its_header_is_a_tick_file_error(tmp_path: Path) -> None:
+    """zlib.error is neither OSError nor EOFError: a corrupt (not truncated) gzip was a traceback."""
+    compressed = bytearray(gzip.compress(b"time,bid,ask\n" + b"2024-01-15T10:30:00.000Z,1.1,1.1002\n" * 5000))
+    for i in range(40, len(compressed) - 20, 7):
+        compressed[i] ^= 0x5A
+    bad = tmp_path / "EURUSD.csv.gz"
+    bad.write_bytes(bytes(compressed))
+    _refused(_cli("evaluate", str(bad), "--no-progress", "--data-dir", str(tmp_path / "data")), 2, "EURUSD.csv.gz", "cannot read", "decompressing")
+    _refused(_bench("features", "--ticks", str(bad)), 2, "--ticks", "cannot read")
+
+
+def test_order_sizes_and_timeouts_that_are_no_numbers_are_refused_before_anything_is_sent(tmp_path: Path) -> None:
+    """NaN and infinity go out as JSON null, which the daemon reads as "not given": `trade buy EURUSD nan`
+    filled a risk-sized order. A negative timeout waited forever. Refused here with no daemon running:
+    the command must stop before it sends (it would otherwise wait its timeout and say nobody answered)."""
+    for args, says in (
+        (("buy", "EURUSD", "nan"), "lots must be a finite number above 0, got nan"),
+        (("buy", "EURUSD", "inf"), "got inf"),
+        (("sell", "EURUSD", "0.1", "--sl", "nan"), "--sl must be a finite number"),
+        (("sell", "EURUSD", "0.1", "--tp", "-1"), "--tp must be a finite number above 0"),
+    ):
+        _refused(_cli("trade", *args, "--timeout-ms", "50"), 2, says)
+    _refused(_cli("status", "--timeout-ms", "-1", timeout=20), 2, "--timeout-ms")
+    _refused(_cli("orders", "--limit", "100000000000000000000", timeout=20), 2, "--limit")
+
+
+def test_paper_settings_that_would_crash_loop_the_paper_terminal_are_config_errors(tmp_path: Path) -> None:
+    data = str(tmp_path / "data")
+    for env, says in ((",", "must name at least one symbol"), ("EURUSD,bad sym!", "bad sym!")):
+        result = subprocess.run([sys.executable, "-m", "quantumtrader", "config", "show", "--data-dir", data], capture_output=True, text=True, env={**{k: v for k, v in os.environ.items() if not k.startswith("QT_")}, "QT_PAPER__SYMBOLS": env}, timeout=60)
+        _refused(result, 2, "paper.symbols", says)
+    _refused(_cli("paper", "--terminal", "", "--max-ticks", "1", "--data-dir", data), 2, "paper.terminal", "1-64")
+    _refused(_cli("paper", "--max-ticks", "-1", "--data-dir", data), 2, "--max-ticks")
+
+
+def test_a_damaged_users_file_is_named_and_never_rewritten(tmp_path: Path) -> None:
+    """Found by a review (2026-12-04): one stray comma in users.json and `user list` printed nothing (exit 0),
+    `token` said there was no such user, and the next `user add` rewrote the file with only the new user."""
+    data = str(tmp_path / "data")
+    for name in ("alice", "carol"):
+        added = subprocess.run([sys.executable, "-m", "quantumtrader", "user", "add", name, "--role", "viewer", "--password-stdin", "--data-dir", data], input="a long password\n", capture_output=True, text=True, env={k: v for k, v in os.environ.items() if not k.startswith("QT_")}, timeout=60)
+        assert added.returncode == 0, added.stderr
+    users = tmp_path / "data" / "users.json"
+    damaged = users.read_bytes().replace(b'"users": {', b'"users": {,', 1)
+    users.write_bytes(damaged)
+    _refused(_cli("user", "list", "--data-dir", data), 1, "users.json is not valid JSON", "left as it is")
+    _refused(_cli("token", "--user", "alice", "--data-dir", data), 1, "users.json is not valid JSON")
+    _refused(_cli("user", "remove", "carol", "--data-dir", data), 1, "users.json is not valid JSON")
+    dave = subprocess.run([sys.executable, "-m", "quantumtrader", "user", "add", "dave", "--role", "viewer", "--password-stdin", "--data-dir", data], input="a long password\n", capture_output=True, text=True, env={k: v for k, v in os.environ.items() if not k.startswith("QT_")}, timeout=60)
+    _refused(dave, 1, "users.json is not valid JSON")
+    assert users.read_bytes() == damaged  # alice and carol are still in it, for a person to mend
+    # a hand-edited role: that entry is named; the others still log in (the sidecar), but nothing is rewritten
+    users.write_bytes(damaged.replace(b'"users": {,', b'"users": {', 1).replace(b'"viewer"', b'"Viewer"', 1))
+    _refused(_cli("user", "list", "--data-dir", data), 1, "entries without a known role", "'alice'")

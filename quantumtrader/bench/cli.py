@@ -6,20 +6,34 @@ ws, host, journal); this module only parses options and calls them.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
 from quantumtrader.config import DaemonConfig
+from quantumtrader.outputs import PLOT_SUFFIXES, output_dir_problem, output_file_problem
 
 if TYPE_CHECKING:
     from quantumtrader.paper.ticks import SourceTick
 
 app = typer.Typer(name="qt-bench", help="QuantumTrader benchmarks: latency and throughput against baselines, one run.", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 
-JsonOpt = Annotated[Optional[Path], typer.Option("--json", help="Write every figure and the machine to this JSON file.")]
-PlotOpt = Annotated[Optional[Path], typer.Option("--plot", help="Write a latency percentile plot (PNG; needs matplotlib).")]
+def _checked(problem_of: Callable[[Path], str | None]) -> Callable[[Path | None], Path | None]:
+    """A typer callback: the output path checked before the scenario runs (minutes), not when its result is written."""
+
+    def check(path: Path | None) -> Path | None:
+        problem = None if path is None else problem_of(path)
+        if problem is not None:
+            raise typer.BadParameter(problem)
+        return path
+
+    return check
+
+
+JsonOpt = Annotated[Optional[Path], typer.Option("--json", callback=_checked(output_file_problem), help="Write every figure and the machine to this JSON file.")]
+PlotOpt = Annotated[Optional[Path], typer.Option("--plot", callback=_checked(lambda path: output_file_problem(path, PLOT_SUFFIXES)), help="Write a latency percentile plot (PNG, or .svg/.pdf; needs matplotlib).")]
 TicksOpt = Annotated[Optional[Path], typer.Option("--ticks", help="Real ticks to replay (CSV as in ../shared/data/ticks), each symbol from its own point in the file; default ../shared/data/ticks/EURUSD.csv.gz when present, else a seeded random walk per symbol.")]
 SymbolsOpt = Annotated[int, typer.Option("--symbols", min=1, max=DaemonConfig().max_symbols, help="How many symbols the ticks are spread over (at most daemon.max_symbols' default).")]
 DurationOpt = Annotated[float, typer.Option("--duration", min=1.0, max=86_400.0, help="Measured seconds (after warm-up).")]
@@ -182,7 +196,7 @@ def journal(
 
 @app.command("all")
 def all_scenarios(
-    out_dir: Annotated[Optional[Path], typer.Option("--out", help="Directory for one JSON per scenario (default: qt-bench-results/<UTC time>, never the committed bench/results).")] = None,
+    out_dir: Annotated[Optional[Path], typer.Option("--out", callback=_checked(output_dir_problem), help="Directory for one JSON per scenario (default: qt-bench-results/<UTC time>, never the committed bench/results).")] = None,
 ) -> None:
     """Every scenario with its defaults, results under --out."""
     if out_dir is None:

@@ -32,6 +32,7 @@ from quantumtrader.metrics import LogLimiter
 from quantumtrader.protocol import (
     MAX_PRICE,
     MAX_TICKET,
+    ORDERS_LIMIT_MAX,
     ProtocolError,
     check_symbol,
     close_command,
@@ -273,8 +274,8 @@ class ExecutionEngine:
             order = self._order_of_request(request_id)
             return {"orders": [order.to_app()] if order is not None else [], "request_id": request_id}
         limit = request.get("limit", 100)
-        if type(limit) is not int or not 1 <= limit <= 10_000:
-            raise ControlError("limit must be an integer from 1 to 10000", 422)
+        if type(limit) is not int or not 1 <= limit <= ORDERS_LIMIT_MAX:
+            raise ControlError(f"limit must be an integer from 1 to {ORDERS_LIMIT_MAX}", 422)
         return {"orders": [o.to_app() for o in self.journal.recent(limit)]}
 
     def control_risk(self, request: dict[str, Any]) -> dict[str, Any]:

@@ -15,6 +15,7 @@ import heapq
 import io
 import math
 import random
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -76,7 +77,9 @@ def read_csv_ticks(path: Path, symbol: str | None = None, stats: CsvStats | None
         raise TickFileError(f"{path}: cannot use {symbol!r} as a symbol ({exc.detail}); name the file SYMBOL.csv or SYMBOL.csv.gz") from None
     try:
         yield from _read_rows(path, symbol, stats)
-    except (OSError, EOFError, UnicodeDecodeError) as exc:  # unreadable, a truncated or corrupt gzip, not text
+    # unreadable, a truncated gzip (EOFError), a corrupt one (BadGzipFile is an OSError; bad compressed data
+    # past a good header is zlib.error), not text
+    except (OSError, EOFError, zlib.error, UnicodeDecodeError) as exc:
         raise TickFileError(f"{path}: cannot read it ({type(exc).__name__}: {exc}); {stats.rows:,} rows read before") from None
 
 

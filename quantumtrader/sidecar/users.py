@@ -8,6 +8,13 @@ default users: ``qt-daemon user add`` creates them.
 
 The sidecar re-reads the file when its modification time changes, so
 ``user remove`` revokes a user's tokens without a restart.
+
+A damaged file (not JSON, a hand-edited entry without a known role) is never
+rewritten: a change refuses with the reason (``UserError``), so the users it
+still holds are not lost to the next ``user add``, which used to rewrite the
+file with only the new user. Until it is fixed the sidecar lets in the
+entries it can read (none if it cannot read the file) and logs why, once per
+version of the file.
 """
 
 from __future__ import annotations
@@ -23,7 +30,10 @@ from typing import Any
 
 import orjson
 
+from quantumtrader.log import get_logger
 from quantumtrader.sidecar.files import write_private
+
+log = get_logger("quantumtrader.sidecar.users")
 
 USERS_FILE = "users.json"
 ROLES = ("viewer", "trader")
@@ -96,24 +106,34 @@ class UserStore:
         self.path = data_dir / USERS_FILE
         self._mtime_ns = -1
         self._records: dict[str, dict[str, Any]] = {}
+        self.damaged: str | None = None  # why the file cannot be taken whole (None: it can, or there is none)
 
     def _load(self) -> dict[str, dict[str, Any]]:
         try:
             mtime = self.path.stat().st_mtime_ns
         except FileNotFoundError:
-            self._mtime_ns, self._records = -1, {}
+            self._mtime_ns, self._records, self.damaged = -1, {}, None
+            return self._records
+        except OSError as exc:
+            self._mtime_ns, self._records, self.damaged = -1, {}, f"{self.path} cannot be read: {exc.strerror or exc}"
             return self._records
         if mtime != self._mtime_ns:
-            try:
-                data = orjson.loads(self.path.read_bytes())
-                users = data.get("users", {}) if isinstance(data, dict) else {}
-                if not isinstance(users, dict):  # a hand-edited file ({"users": []}) raised on every request, a plain 500
-                    users = {}
-                self._records = {k: v for k, v in users.items() if isinstance(v, dict) and v.get("role") in ROLES}
-            except (OSError, orjson.JSONDecodeError):
-                self._records = {}  # unreadable file: nobody logs in, rather than a crash
+            self._records, self.damaged = _parse(self.path)
             self._mtime_ns = mtime
+            if self.damaged is not None:
+                log.error("users file damaged: only the entries it can read may log in, and no change is written to it", problem=self.damaged, users_read=len(self._records))
         return self._records
+
+    def check(self) -> None:
+        """UserError naming the problem when the file is damaged (for commands that show or change users)."""
+        self._load()
+        if self.damaged is not None:
+            raise UserError(f"{self.damaged}; it is left as it is so no user in it is lost: fix it, or move it away to start afresh")
+
+    def _for_change(self) -> dict[str, dict[str, Any]]:
+        """A copy of the records to change and save; refused while the file is damaged (the save would drop what it could not read)."""
+        self.check()
+        return dict(self._records)
 
     def _save(self, records: dict[str, dict[str, Any]]) -> None:
         write_private(self.path, orjson.dumps({"version": 1, "users": records}, option=orjson.OPT_INDENT_2))
@@ -131,7 +151,11 @@ class UserStore:
         check_role(role)
         if not MIN_PASSWORD_LEN <= len(password) <= MAX_PASSWORD_LEN:
             raise UserError(f"password must be {MIN_PASSWORD_LEN}-{MAX_PASSWORD_LEN} characters")
-        records = dict(self._load())
+        try:
+            password.encode("utf-8")
+        except UnicodeEncodeError:
+            raise UserError("the password is not text (UTF-8)") from None
+        records = self._for_change()
         if name in records and not replace:
             raise UserError(f"user {name!r} exists (use --replace to change its role or password)")
         now = time.time_ns() // 1_000_000
@@ -146,7 +170,7 @@ class UserStore:
 
     def revoke(self, name: str) -> bool:
         """Every token issued to ``name`` so far stops working (the user stays). False if there is none."""
-        records = dict(self._load())
+        records = self._for_change()
         record = records.get(name)
         if record is None:
             return False
@@ -155,7 +179,7 @@ class UserStore:
         return True
 
     def remove(self, name: str) -> bool:
-        records = dict(self._load())
+        records = self._for_change()
         if records.pop(name, None) is None:
             return False
         self._save(records)
@@ -184,3 +208,21 @@ def _next_epoch(record: dict[str, Any] | None, now_msc: int) -> int:
     and added again starts from the clock, past any epoch it had (its tokens were issued before)."""
     previous = record.get("epoch", 0) if record else 0
     return max(now_msc, previous + 1 if type(previous) is int else 0)
+
+
+def _parse(path: Path) -> tuple[dict[str, dict[str, Any]], str | None]:
+    """The usable records of a users file, and what is wrong with it (None: nothing)."""
+    try:
+        data = orjson.loads(path.read_bytes())
+    except OSError as exc:
+        return {}, f"{path} cannot be read: {exc.strerror or exc}"
+    except orjson.JSONDecodeError as exc:
+        return {}, f"{path} is not valid JSON ({exc})"
+    users = data.get("users") if isinstance(data, dict) else None
+    if not isinstance(users, dict):  # a hand-edited file ({"users": []}) raised on every request, a plain 500
+        return {}, f"{path} has no users object"
+    records = {k: v for k, v in users.items() if isinstance(v, dict) and v.get("role") in ROLES}
+    bad = [k for k in users if k not in records]
+    if bad:
+        return records, f"{path}: entries without a known role ({', '.join(ROLES)}): {', '.join(map(repr, bad[:5]))}{' ...' if len(bad) > 5 else ''}"
+    return records, None
