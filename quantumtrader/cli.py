@@ -97,6 +97,8 @@ def run(
     from quantumtrader.daemon.app import RunOptions, run_daemon
 
     _check_files(ticks)
+    if not no_sidecar:
+        _signing_secret(cfg)  # else the sidecar child fails at start-up and is restarted forever
     options = RunOptions(paper=paper, sidecar=not no_sidecar, config_path=config, tick_files=tuple(ticks or ()))
     raise typer.Exit(run_daemon(cfg, options))
 
@@ -308,9 +310,20 @@ def sidecar_command(
     cfg = build_config(
         config, data_dir=data_dir, log_format=log_format, log_level=log_level, overrides={"sidecar.host": host, "sidecar.port": port}, make_data_dir=True
     )
+    _signing_secret(cfg)  # a bad one is exit 2 naming the file, not a traceback from the server's start-up
     from quantumtrader.sidecar import run_sidecar
 
     raise typer.Exit(run_sidecar(cfg))
+
+
+def _signing_secret(cfg: Config) -> bytes:
+    """The sidecar's token signing secret, made if absent; exit 2 naming its file when it cannot be used."""
+    from quantumtrader.sidecar.auth import SecretError, load_or_create_secret
+
+    try:
+        return load_or_create_secret(cfg.data_path)
+    except SecretError as exc:
+        raise _fail(str(exc)) from None
 
 
 user_app = typer.Typer(help="Users of the sidecar (scrypt-hashed passwords in the data directory).", no_args_is_help=True)
@@ -328,7 +341,7 @@ def user_add(
 ) -> None:
     """Add a user. The password is read from stdin or prompted for; it is never an argument (shell history)."""
     cfg = build_config(config, data_dir=data_dir, make_data_dir=True)  # logs go to stderr
-    from quantumtrader.sidecar.auth import load_or_create_secret
+    _signing_secret(cfg)  # first: a user saved and then an error would read as a failure that changed something
     from quantumtrader.sidecar.users import UserError, UserStore
 
     if password_stdin:
@@ -339,7 +352,6 @@ def user_add(
         user = UserStore(cfg.data_path).add(name, role, password, replace=replace)
     except UserError as exc:
         raise _fail(str(exc), 1) from None
-    load_or_create_secret(cfg.data_path)  # so the first token works without starting the sidecar first
     typer.echo(f"user {user.name} ({user.role}) saved in {cfg.data_path}")
 
 
@@ -401,13 +413,14 @@ def token_command(
 ) -> None:
     """Print an access token (and nothing else) for the app's settings or for scripts."""
     cfg = build_config(config, data_dir=data_dir, make_data_dir=True)  # logs go to stderr: stdout is only the token
-    from quantumtrader.sidecar.auth import ACCESS, TokenService, load_or_create_secret, parse_ttl
+    from quantumtrader.sidecar.auth import ACCESS, TokenService, parse_ttl
     from quantumtrader.sidecar.users import UserError, UserStore
 
     try:
         ttl_s = parse_ttl(ttl) if ttl is not None else cfg.sidecar.cli_token_ttl_s
     except ValueError as exc:
         raise _fail(f"--ttl: {exc}") from None
+    secret = _signing_secret(cfg)
     users = UserStore(cfg.data_path)
     try:
         users.check()  # "no user" would send the operator to re-add a user the damaged file still holds
@@ -416,7 +429,7 @@ def token_command(
     found = users.get(user)
     if found is None:
         raise _fail(f"no user {user!r} (add one with: qt-daemon user add {user} --role viewer --password-stdin)", 1)
-    tokens = TokenService(load_or_create_secret(cfg.data_path), users)
+    tokens = TokenService(secret, users)
     sys.stdout.write(tokens.issue(found, ACCESS, ttl_s) + "\n")
 
 

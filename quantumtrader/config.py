@@ -117,6 +117,11 @@ def symbol_suffix(value: Any) -> str | None:
     return "must be empty or 1-8 characters of A-Z a-z 0-9 . _ # + -"
 
 
+def path_text(value: Any) -> str | None:
+    """A path the OS can take: a NUL in it raised ValueError from the first file call, a traceback."""
+    return "must not be empty or contain a NUL character" if not value or "\0" in value else None
+
+
 def terminal_id(value: Any) -> str | None:
     """What the daemon accepts as a terminal id (every event of another would be refused: bad_terminal)."""
     return None if 0 < len(value) <= MAX_TERMINAL_LEN else f"must be 1-{MAX_TERMINAL_LEN} characters"
@@ -447,7 +452,7 @@ class LogConfig:
 class Config:
     """The whole effective configuration. Build it with :func:`load_config`."""
 
-    data_dir: str = setting(DEFAULT_DATA_DIR, "data directory: store, users, secret, Numba cache")
+    data_dir: str = setting(DEFAULT_DATA_DIR, "data directory: store, users, secret, Numba cache", path_text)
     endpoints: EndpointsConfig = field(default_factory=EndpointsConfig)
     daemon: DaemonConfig = field(default_factory=DaemonConfig)
     features: FeaturesConfig = field(default_factory=FeaturesConfig)
@@ -637,7 +642,7 @@ def load_config(
 
 @dataclass(frozen=True, kw_only=True)
 class _TopLevel:
-    data_dir: str = setting(DEFAULT_DATA_DIR, "data directory: store, users, secret, Numba cache")
+    data_dir: str = setting(DEFAULT_DATA_DIR, "data directory: store, users, secret, Numba cache", path_text)
 
 
 # -- rendering -------------------------------------------------------------------

@@ -154,3 +154,27 @@ def test_a_damaged_users_file_is_named_and_never_rewritten(tmp_path: Path) -> No
     # a hand-edited role: that entry is named; the others still log in (the sidecar), but nothing is rewritten
     users.write_bytes(damaged.replace(b'"users": {,', b'"users": {', 1).replace(b'"viewer"', b'"Viewer"', 1))
     _refused(_cli("user", "list", "--data-dir", data), 1, "entries without a known role", "'alice'")
+
+
+def test_a_signing_secret_that_cannot_be_used_is_named_and_left_alone(tmp_path: Path) -> None:
+    """A short secret raised RuntimeError (a traceback) from `token` and `user add`, a directory in its place
+    IsADirectoryError; the sidecar failed at start-up and `run` restarted it forever."""
+    data = tmp_path / "data"
+    data.mkdir()
+    secret = data / "jwt_secret"
+    secret.write_text("short")
+    _refused(_cli("token", "--user", "alice", "--data-dir", str(data)), 2, "jwt_secret holds fewer than 32 bytes")
+    _refused(_cli("sidecar", "--data-dir", str(data), timeout=60), 2, "jwt_secret holds fewer than 32 bytes")
+    assert secret.read_text() == "short"  # never replaced: that would log every phone out
+    secret.unlink()
+    secret.mkdir()
+    added = subprocess.run([sys.executable, "-m", "quantumtrader", "user", "add", "bob", "--password-stdin", "--data-dir", str(data)], input="a long password\n", capture_output=True, text=True, env={k: v for k, v in os.environ.items() if not k.startswith("QT_")}, timeout=60)
+    _refused(added, 2, "jwt_secret as the token signing secret: it is not a file")
+    assert not (data / "users.json").exists()  # refused before the user was saved
+    _refused(_cli("run", "--data-dir", str(data), timeout=60), 2, "it is not a file")
+
+
+def test_a_data_dir_with_a_nul_in_it_is_a_config_error(tmp_path: Path) -> None:
+    config = tmp_path / "q.toml"
+    config.write_text('data_dir = "/tmp/a\\u0000b"\n')
+    _refused(_cli("config", "show", "--config", str(config)), 2, "data_dir", "NUL")

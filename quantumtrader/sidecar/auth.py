@@ -34,21 +34,31 @@ _REQUIRED_CLAIMS = ["exp", "iat", "sub", "role", "type", "iss"]
 log = get_logger("quantumtrader.sidecar.auth")
 
 
+class SecretError(ValueError):
+    """The signing secret's file cannot be used; the message names it and says what to do."""
+
+
 def load_or_create_secret(data_dir: Path) -> bytes:
-    """The signing secret, created (0600) if absent. Refuses a secret shorter than 32 bytes."""
+    """The signing secret, created (0600) if absent. Refuses a secret shorter than 32 bytes, or one it cannot read
+    (SecretError: the CLI says so and exits; it is never replaced, which would log every phone out)."""
     path = data_dir / SECRET_FILE
-    if create_private(path, secrets.token_hex(64).encode()):
-        log.info("JWT secret created", path=str(path))
-    elif too_open(path):
-        log.warning("JWT secret readable by others; restricting to 0600", path=str(path))
-        path.chmod(0o600)
-    secret = path.read_bytes().strip()
-    waited_until = time.monotonic() + 2.0
-    while len(secret) < 32 and time.monotonic() < waited_until:  # the process that won O_EXCL is still writing it
-        time.sleep(0.02)
+    if path.exists() and not path.is_file():  # before too_open: it would chmod a directory
+        raise SecretError(f"cannot use {path} as the token signing secret: it is not a file")
+    try:
+        if create_private(path, secrets.token_hex(64).encode()):
+            log.info("JWT secret created", path=str(path))
+        elif too_open(path):
+            log.warning("JWT secret readable by others; restricting to 0600", path=str(path))
+            path.chmod(0o600)
         secret = path.read_bytes().strip()
+        waited_until = time.monotonic() + 2.0
+        while len(secret) < 32 and time.monotonic() < waited_until:  # the process that won O_EXCL is still writing it
+            time.sleep(0.02)
+            secret = path.read_bytes().strip()
+    except OSError as exc:
+        raise SecretError(f"cannot use {path} as the token signing secret: {exc.strerror or exc}") from None
     if len(secret) < 32:
-        raise RuntimeError(f"{path} holds fewer than 32 bytes; delete it to have a new secret generated")
+        raise SecretError(f"{path} holds fewer than 32 bytes; delete it to have a new secret generated (tokens issued so far stop working)")
     return secret
 
 
