@@ -8,7 +8,7 @@ from pathlib import Path
 
 import zmq
 
-from quantumtrader.config import Config
+from quantumtrader.config import BAD_INPUT_EXIT, Config
 from quantumtrader.daemon.server import Daemon
 from quantumtrader.daemon.supervisor import Child
 from quantumtrader.execution.auto import AutoTrader
@@ -17,6 +17,7 @@ from quantumtrader.log import get_logger
 from quantumtrader.gc_tuning import tune_gc
 from quantumtrader.priority import raise_thread_priority
 from quantumtrader.shutdown import install_stop_handlers
+from quantumtrader.store.db import StateFileError
 from quantumtrader.store.lock import DataDirBusy, DataDirLock
 
 log = get_logger("quantumtrader.daemon")
@@ -68,13 +69,16 @@ def run_daemon(config: Config, options: RunOptions) -> int:
     lock = DataDirLock(config.data_path)  # before the store is touched; the OS drops it when the process ends, however it ends
     try:
         lock.acquire()
+        try:
+            return _serve(config, options)
+        finally:
+            lock.release()
     except DataDirBusy as exc:
         log.error("cannot start", error=str(exc))
         return 1
-    try:
-        return _serve(config, options)
-    finally:
-        lock.release()
+    except StateFileError as exc:  # the daemon's own files, damaged: said, and nothing in them touched
+        log.error("cannot start", error=str(exc))
+        return BAD_INPUT_EXIT
 
 
 def _serve(config: Config, options: RunOptions) -> int:

@@ -23,7 +23,7 @@ from quantumtrader.config import Config, parse_symbol_map
 from quantumtrader.daemon.control import ControlError, Responder
 from quantumtrader.daemon.server import Daemon
 from quantumtrader.execution.errors import OUTCOME_UNKNOWN, describe
-from quantumtrader.execution.journal import OrderJournal
+from quantumtrader.execution.journal import OrderJournal, RiskStateDamaged
 from quantumtrader.execution.orders import FILLED, PENDING, REJECTED, UNKNOWN, Order
 from quantumtrader.execution.risk import Exposure, OpenIntent, RiskEngine, round_lots_down
 from quantumtrader.execution.sessions import CommandSession
@@ -73,9 +73,14 @@ class ExecutionEngine:
             self.orders[order.id] = order
         if self.orders:
             log.warning("orders to reconcile from the previous run", count=len(self.orders))
-        saved = self.journal.load_risk()
-        if saved is not None:
-            if self.risk.restore(saved, now_msc()):  # the control request's halt, kept across the restart
+        try:
+            saved = self.journal.load_risk()
+        except RiskStateDamaged as exc:
+            # Unknown whether an operator had halted trading: halted it stays until one says otherwise.
+            self.risk.restore({"kill_switch": True}, now_msc())
+            log.error("saved risk state unreadable: trading halted to be safe (control risk {\"kill_switch\": false} lifts it)", problem=str(exc))
+        else:
+            if saved is not None and self.risk.restore(saved, now_msc()):  # the control request's halt, kept across the restart
                 log.warning("trading halted: the kill switch was set on by the control request before the daemon stopped (control risk {\"kill_switch\": false} lifts it)")
 
     # -- wiring ------------------------------------------------------------------

@@ -19,6 +19,7 @@ from typing import Any
 import orjson
 
 from quantumtrader.execution.orders import FINAL, TRANSIENT, Order
+from quantumtrader.store.db import StateFileError, check_state_file, checkpoint_on_close, opening
 
 #: 2 added ``risk_state`` (the kill switch and the day's starting equity survive a restart).
 _SCHEMA_VERSION = 2
@@ -43,17 +44,23 @@ def _ticket_from_sql(value: int | None) -> int | None:
 _RISK_TABLE = "CREATE TABLE risk_state (name TEXT PRIMARY KEY, value TEXT NOT NULL)"
 
 
+class RiskStateDamaged(ValueError):
+    """The saved risk state (the kill switch, the day's starting equity) is there but cannot be read."""
+
+
 class OrderJournal:
     def __init__(self, path: Path, sync: str = "normal") -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute(f"PRAGMA synchronous={'FULL' if sync == 'full' else 'NORMAL'}")
-        # The loop's connection never checkpoints: an automatic checkpoint copies the
-        # WAL into the database and fsyncs, 1-4 ms on the loop thread (measured: 27
-        # of 6,000 saves). A background thread with its own connection does it instead.
-        self._db.execute("PRAGMA wal_autocheckpoint=0")
-        self._migrate()
+        check_state_file(path)  # an empty one read as a new journal: no orders to reconcile, the kill switch off
+        with opening(path):
+            self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute(f"PRAGMA synchronous={'FULL' if sync == 'full' else 'NORMAL'}")
+            # The loop's connection never checkpoints: an automatic checkpoint copies the
+            # WAL into the database and fsyncs, 1-4 ms on the loop thread (measured: 27
+            # of 6,000 saves). A background thread with its own connection does it instead.
+            self._db.execute("PRAGMA wal_autocheckpoint=0")
+            self._migrate()
         self._stop = threading.Event()
         self._checkpointer = threading.Thread(target=self._checkpoint_loop, args=(path,), name="orders-checkpoint", daemon=True)
         self._checkpointer.start()
@@ -87,7 +94,7 @@ class OrderJournal:
                 self._db.execute(_RISK_TABLE)
                 self._db.execute("INSERT INTO schema_version VALUES (?)", (_SCHEMA_VERSION,))
         elif row[0] > _SCHEMA_VERSION:
-            raise RuntimeError(f"order journal schema {row[0]} is newer than this version understands ({_SCHEMA_VERSION})")
+            raise StateFileError(f"order journal schema {row[0]} is newer than this version understands ({_SCHEMA_VERSION}); upgrade QuantumTrader")
         elif row[0] == 1:
             with self._db:
                 self._db.execute("BEGIN")
@@ -99,14 +106,18 @@ class OrderJournal:
         self._db.execute("INSERT OR REPLACE INTO risk_state (name, value) VALUES ('risk', ?)", (orjson.dumps(state).decode(),))
 
     def load_risk(self) -> dict[str, Any] | None:
+        """The saved risk state; None if none was ever saved. RiskStateDamaged when one was and cannot be read:
+        the caller must not take that for "no kill switch" (it did: a damaged row resumed halted trading)."""
         row = self._db.execute("SELECT value FROM risk_state WHERE name = 'risk'").fetchone()
         if row is None:
             return None
         try:
             state = orjson.loads(row[0])
-        except orjson.JSONDecodeError:
-            return None
-        return state if isinstance(state, dict) else None
+        except (orjson.JSONDecodeError, TypeError) as exc:
+            raise RiskStateDamaged(f"not JSON ({exc})") from None
+        if not isinstance(state, dict) or state.get("kill_switch") not in (None, True, False):
+            raise RiskStateDamaged(f"not a risk state: {str(row[0])[:80]!r}")
+        return state
 
     def save(self, order: Order) -> None:
         """Insert or update one order, committed when this returns."""
@@ -140,4 +151,5 @@ class OrderJournal:
     def close(self) -> None:
         self._stop.set()
         self._checkpointer.join(timeout=5)
+        checkpoint_on_close(self._db)
         self._db.close()

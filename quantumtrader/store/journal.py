@@ -150,6 +150,18 @@ def settle_journal(conn: sqlite3.Connection, path: Path, ids: list[str]) -> tupl
     return insert_rows(conn, rows), damaged
 
 
+def keep_damaged_journal(path: Path) -> Path:
+    """Rename a journal file that held damage beside it as ``<name>.damaged`` (never read again, never deleted):
+    what could not be read is evidence, and may be mended by hand."""
+    kept = path.with_name(path.name + ".damaged")
+    try:
+        path.replace(kept)
+    except OSError as exc:
+        log.warning("damaged signal journal file left in place", file=str(path), error=repr(exc)[:200])
+        return path
+    return kept
+
+
 def remove_journal(path: Path) -> None:
     """Delete a settled file; if the OS refuses (a virus scanner holding it on Windows), leave it:
     the next start settles it again, and INSERT OR IGNORE makes that harmless."""
@@ -176,6 +188,22 @@ def journal_line(row: Row) -> bytes:
     return orjson.dumps(row) + b"\n"
 
 
+def _row_ok(row: Any) -> bool:
+    """The shape SignalLog.rows writes: id, symbol, time_msc, prediction, confidence (None when encrypted),
+    the body (the signal object, or the cipher's text) and the encrypted flag."""
+    return (
+        isinstance(row, list)
+        and len(row) == 7
+        and type(row[0]) is str
+        and type(row[1]) is str
+        and type(row[2]) is int
+        and (row[3] is None or type(row[3]) is str)
+        and (row[4] is None or type(row[4]) in (int, float))
+        and (type(row[5]) is str if row[6] == 1 else type(row[5]) is dict and row[5].get("id") == row[0])
+        and row[6] in (0, 1)
+    )
+
+
 def read_journal(path: Path) -> tuple[list[Row], int]:
     """(rows, damaged lines) of one journal file; a damaged line is skipped, not fatal."""
     rows: list[Row] = []
@@ -189,7 +217,7 @@ def read_journal(path: Path) -> tuple[list[Row], int]:
         except orjson.JSONDecodeError:
             damaged += 1
             continue
-        if not isinstance(row, list) or len(row) != 7 or not isinstance(row[0], str):
+        if not _row_ok(row):  # a line that parses but would not bind (a dict as time_msc) stopped every start
             damaged += 1
             continue
         if isinstance(row[5], dict):  # a plaintext body, written as the object: orjson gives back its exact bytes

@@ -22,6 +22,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from quantumtrader.store.db import StateFileError
+
 LOCK_FILE = "daemon.lock"
 
 
@@ -38,7 +40,10 @@ class DataDirLock:
 
     def acquire(self) -> None:
         """Take the lock or raise :class:`DataDirBusy` with the holder's pid when it is known."""
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_BINARY", 0), 0o644)
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_BINARY", 0), 0o644)
+        except OSError as exc:  # a directory in its place, no permission: a traceback before
+            raise StateFileError(f"cannot open the data directory's lock file {self.path}: {exc.strerror or exc}") from None
         try:
             _lock(fd)
         except OSError:

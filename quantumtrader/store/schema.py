@@ -12,6 +12,8 @@ import sqlite3
 import time
 from typing import NamedTuple
 
+from quantumtrader.store.db import StateFileError
+
 
 class Migration(NamedTuple):
     version: int
@@ -68,7 +70,7 @@ def migrate(conn: sqlite3.Connection, target: int = SCHEMA_VERSION) -> list[int]
     conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, description TEXT NOT NULL, applied_msc INTEGER NOT NULL)")
     have = current_version(conn)
     if have > SCHEMA_VERSION:
-        raise RuntimeError(f"store schema version {have} is newer than this program's {SCHEMA_VERSION}; upgrade QuantumTrader")
+        raise StateFileError(f"store schema version {have} is newer than this program's {SCHEMA_VERSION}; upgrade QuantumTrader")
     applied: list[int] = []
     for step in MIGRATIONS:
         if step.version <= have or step.version > target:

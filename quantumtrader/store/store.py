@@ -16,9 +16,9 @@ from quantumtrader.log import get_logger
 from quantumtrader.protocol import MS_PER_DAY
 from quantumtrader.store.codec import unpack_state
 from quantumtrader.store.crypto import SignalCipher, cipher_from_env
-from quantumtrader.store.db import connect, store_path
+from quantumtrader.store.db import StateFileError, checkpoint_on_close, connect, opening, store_path
 from quantumtrader.store.schema import migrate
-from quantumtrader.store.journal import Closed, Row, SignalJournal, journal_files, read_journal, remove_journal
+from quantumtrader.store.journal import CHUNK_BYTES, Closed, Row, SignalJournal, journal_files, keep_damaged_journal, read_journal, remove_journal
 from quantumtrader.store.signals import SignalLog
 from quantumtrader.store.writer import StoreWriter, checkpoint_job, retention_job, retire_journal_job, save_state_job, signals_job
 
@@ -30,10 +30,11 @@ class Store:
 
     def __init__(self, path: Path, *, queue_max: int = 10_000, retention_days: float = 0.0, cipher: SignalCipher | None = None) -> None:
         self.path = path
-        self._conn = connect(path, checkpoints=False)  # start-up's; checkpoints happen on the writer
-        self.migrated = migrate(self._conn)
-        self.signals = SignalLog(self._conn, cipher)
-        self.recovered = self._recover_journal()
+        with opening(path):
+            self._conn = connect(path, checkpoints=False)  # start-up's; checkpoints happen on the writer
+            self.migrated = migrate(self._conn)
+            self.signals = SignalLog(self._conn, cipher)
+            self.recovered = self._recover_journal()
         self.journal = SignalJournal(path)
         self._unretired: list[Closed] = []
         self._pending: list[Row] = []
@@ -58,14 +59,26 @@ class Store:
         self.journal.prepare()
 
     def _recover_journal(self) -> int:
-        """Put the rows of journal files a dead process left into SQLite, then delete the files."""
+        """Put the rows of journal files a dead process left into SQLite, then delete the files.
+
+        A file with unreadable lines, or not of the size every journal file is
+        made (cut: its lost rows leave no line to count), is kept beside as
+        ``.damaged`` and said at warning level: its signals may exist nowhere else."""
         recovered = 0
         for path in journal_files(self.path):
-            rows, damaged = read_journal(path)
+            try:
+                size = path.stat().st_size
+                rows, damaged = read_journal(path)
+            except OSError as exc:  # a directory in its place, no permission
+                raise StateFileError(f"signal journal {path} cannot be read ({exc.strerror or exc}); move it out of the data directory to start") from None
             new = self.signals.commit_rows(rows)
-            remove_journal(path)
             recovered += new
-            log.info("signal journal recovered", file=path.name, new=new, damaged=damaged)
+            if damaged or size != CHUNK_BYTES:
+                kept = keep_damaged_journal(path)
+                log.warning("signal journal damaged: its readable signals recovered, the file kept", file=kept.name, new=new, rows=len(rows), damaged_lines=damaged, size=size, expected_size=CHUNK_BYTES)
+            else:
+                remove_journal(path)
+                log.info("signal journal recovered", file=path.name, new=new, damaged=damaged)
         return recovered
 
     # -- signals: journal (before publishing), then the writer ---------------------------
@@ -117,5 +130,6 @@ class Store:
         self.flush_signals()
         self._retire(self.journal.close(), block=True)  # the last file; the journal's helper thread stops
         finished = self.writer.close()
+        checkpoint_on_close(self._conn)
         self._conn.close()
         return finished

@@ -5,7 +5,9 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from quantumtrader.execution.journal import OrderJournal
+import pytest
+
+from quantumtrader.execution.journal import OrderJournal, RiskStateDamaged
 
 
 def test_a_version_1_journal_gains_the_risk_state_and_keeps_its_orders(tmp_path: Path) -> None:
@@ -34,18 +36,21 @@ def test_a_version_1_journal_gains_the_risk_state_and_keeps_its_orders(tmp_path:
     assert sqlite3.connect(path).execute("SELECT version FROM schema_version").fetchone() == (2,)
 
 
-def test_a_risk_state_that_is_not_an_object_reads_as_none(tmp_path: Path) -> None:
+def test_a_risk_state_that_cannot_be_read_is_said_not_taken_for_none(tmp_path: Path) -> None:
+    """None means "never saved" and lets trading run; a damaged row read as None resumed a halted daemon."""
     path = tmp_path / "orders.sqlite"
     OrderJournal(path).close()
-    db = sqlite3.connect(path)
-    db.execute("INSERT INTO risk_state (name, value) VALUES ('risk', '[1, 2')")
-    db.commit()
-    db.close()
-    journal = OrderJournal(path)
-    try:
-        assert journal.load_risk() is None
-    finally:
-        journal.close()
+    for value in ("[1, 2", "[1, 2]", '{"kill_switch": "yes"}'):
+        db = sqlite3.connect(path)
+        db.execute("INSERT OR REPLACE INTO risk_state (name, value) VALUES ('risk', ?)", (value,))
+        db.commit()
+        db.close()
+        journal = OrderJournal(path)
+        try:
+            with pytest.raises(RiskStateDamaged):
+                journal.load_risk()
+        finally:
+            journal.close()
 
 
 def test_mt5_tickets_past_a_signed_64_bit_integer_are_kept_exactly(tmp_path: Path) -> None:

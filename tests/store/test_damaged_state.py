@@ -1,0 +1,125 @@
+"""The daemon's own state files, damaged (a full disk, a power cut, a bad copy, a person): nothing in them is
+lost or rewritten without a word, and nothing a halted trader relies on is taken for "all clear".
+
+Each case was found by a review on 2026-12-04 that damaged every file of a data directory and restarted."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from quantumtrader.execution.journal import OrderJournal
+from quantumtrader.store import Store
+from quantumtrader.store.db import StateFileError
+from quantumtrader.store.journal import journal_files
+from support import Endpoints, control, daemon_process
+from tests.store.test_journal import _die, _journal, _stored_ids
+from tests.store.test_store import make_signal
+
+
+def test_an_empty_or_foreign_database_is_refused_and_left_as_it_is(tmp_path: Path) -> None:
+    """SQLite takes an empty file for a new database: a cut orders.sqlite came back with no orders to
+    reconcile and the kill switch off, a cut store with no signals, both without a word."""
+    for make in (Store, OrderJournal):
+        empty = tmp_path / f"empty-{make.__name__}.sqlite"
+        empty.write_bytes(b"")
+        with pytest.raises(StateFileError, match="is empty"):
+            make(empty)
+        assert empty.stat().st_size == 0  # not made into a fresh database
+        foreign = tmp_path / f"foreign-{make.__name__}.sqlite"
+        foreign.write_bytes(b"not a database, " * 1000)
+        with pytest.raises(StateFileError, match="cannot be used"):
+            make(foreign)
+        assert foreign.read_bytes() == b"not a database, " * 1000
+    # tables there but their schema version gone (a hand edit): refused, not "table orders already exists"
+    path = tmp_path / "orders.sqlite"
+    OrderJournal(path).close()
+    db = sqlite3.connect(path)
+    db.execute("DELETE FROM schema_version")
+    db.commit()
+    db.close()
+    with pytest.raises(StateFileError, match="orders.sqlite cannot be used"):
+        OrderJournal(path)
+
+
+def test_run_refuses_a_cut_order_journal_naming_it(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    OrderJournal(data / "orders.sqlite").close()
+    (data / "orders.sqlite").write_bytes(b"")
+    eps = Endpoints()
+    result = subprocess.run([sys.executable, "-m", "quantumtrader", "run", "--no-sidecar"], env=eps.env(data), capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "orders.sqlite is empty" in result.stdout + result.stderr and "Traceback" not in result.stderr
+    assert (data / "orders.sqlite").stat().st_size == 0
+
+
+def test_a_damaged_risk_state_halts_trading_until_an_operator_lifts_it(tmp_path: Path) -> None:
+    """Read as "never saved", a damaged row resumed trading an operator had halted, then was overwritten."""
+    data = tmp_path / "data"
+    journal = OrderJournal(data / "orders.sqlite")
+    journal.save_risk({"kill_switch": True, "day": 0, "day_start_equity": {}})
+    journal.close()
+    db = sqlite3.connect(data / "orders.sqlite")
+    db.execute("UPDATE risk_state SET value = substr(value, 1, 10)")
+    db.commit()
+    db.close()
+    eps = Endpoints()
+    with daemon_process(eps, tmp_path):
+        risk = control(eps.control, "risk")
+        assert risk["kill_switch"] is True and risk["state"] == "halted", risk
+        lifted = control(eps.control, "risk", kill_switch=False, source="test")
+        assert lifted["kill_switch"] is False
+    assert "saved risk state unreadable" in (tmp_path / "daemon.log").read_text()
+
+
+def test_a_damaged_journal_file_gives_up_its_readable_signals_and_is_kept_beside(tmp_path: Path) -> None:
+    db = tmp_path / "qt.db"
+    dead = Store(db)
+    _journal(dead, [make_signal(0), make_signal(1)])
+    journal = dead.journal
+    # a line that parses but would not bind (a dict as the symbol): every start failed on it
+    bad = b'["x-1",{"a":1},1,null,null,"{}",0]\n'
+    journal._map[journal._end : journal._end + len(bad)] = bad
+    first = journal.path
+    _die(dead)
+    restarted = Store(db)
+    assert restarted.recovered == 2
+    restarted.close()
+    assert _stored_ids(db) == ["s-test-0", "s-test-1"]
+    assert journal_files(db) == [] and first is not None and first.with_name(first.name + ".damaged").is_file()
+
+    # cut short (a bad copy): the rows past the cut leave no line to count, so the size tells
+    db2 = tmp_path / "qt2.db"
+    dead = Store(db2)
+    rows = _journal(dead, [make_signal(i) for i in range(3)])
+    path = dead.journal.path
+    assert path is not None
+    _die(dead)
+    whole = path.read_bytes()
+    path.write_bytes(whole[: whole.index(rows[1][0].encode()) + 10])  # inside the second row
+    restarted = Store(db2)
+    assert restarted.recovered == 1
+    restarted.close()
+    assert path.with_name(path.name + ".damaged").read_bytes() == whole[: whole.index(rows[1][0].encode()) + 10]
+
+
+def test_a_clean_close_leaves_everything_in_the_database_file(tmp_path: Path) -> None:
+    """The last signals and the final model save stayed in -wal: a copy of the database file alone lacked them."""
+    db = tmp_path / "qt.db"
+    store = Store(db)
+    store.start()
+    _journal(store, [make_signal(i) for i in range(5)])
+    store.queue_signals(store.signals.rows([make_signal(i) for i in range(5)]))
+    sidecar = sqlite3.connect(db)  # the sidecar's reader stays open: SQLite's own checkpoint at the last close never came
+    sidecar.execute("SELECT count(*) FROM signals").fetchone()
+    copy = tmp_path / "copy.db"
+    try:
+        assert store.close()
+        copy.write_bytes(db.read_bytes())  # the database file alone, as it is once the daemon has stopped
+    finally:
+        sidecar.close()
+    assert _stored_ids(copy) == [f"s-test-{i}" for i in range(5)]
