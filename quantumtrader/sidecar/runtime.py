@@ -17,6 +17,8 @@ import zmq.asyncio
 from starlette.requests import HTTPConnection
 
 from quantumtrader.config import Config
+from quantumtrader.log import get_logger
+from quantumtrader.metrics import LogLimiter
 from quantumtrader.protocol import connect_address
 from quantumtrader.sidecar.auth import ACCESS, Principal, TokenService, bearer_token, load_or_create_secret
 from quantumtrader.sidecar.control import AsyncControl, ControlTimeout
@@ -33,6 +35,8 @@ from quantumtrader.sidecar.users import UserStore
 _PASS_THROUGH = {400, 401, 403, 404, 409, 422, 429, 503, 504}
 
 
+log = get_logger("quantumtrader.sidecar")
+
 class Sidecar:
     def __init__(self, config: Config) -> None:
         sc = config.sidecar
@@ -47,6 +51,7 @@ class Sidecar:
         self.login_per_ip = Buckets(sc.login_per_min / 60.0, sc.login_burst)
         self.login_failures_per_name = Buckets(sc.login_failures_per_name_per_min / 60.0, sc.login_failures_per_name_burst)
         self.names = AppSymbols(sc.symbol_suffix)  # what apps call each symbol (sidecar.symbol_suffix)
+        self._store_log = LogLimiter(config.daemon.reject_log_interval_s)
         self.hub = Hub(max_updates_per_s=sc.max_updates_per_s, queue_size=sc.ws_queue_size, max_clients=sc.ws_max_clients)
         ex = config.execution
         # A trade waits for the daemon's own Lazy Pirate to the terminal (timeout x tries) plus a margin.
@@ -157,13 +162,20 @@ class Sidecar:
                 if not complete:
                     self.counters["signal_queries_cut_short"] += 1
                 return [names.data(row) for row in rows], "store", complete
-            except Exception:  # a locked or half-migrated store must not take the endpoint down
+            except Exception as exc:  # a locked, half-migrated or damaged store must not take the endpoint down
                 self.counters["store_errors"] += 1
                 self.signal_reader = None
+                # ... nor hide the history silently: said (once per interval), and the answer marked incomplete
+                self._store_log.log("query", log.error, "signal store unreadable; answering from the signals seen on the feed since start", error=repr(exc)[:300], store_errors=self.counters["store_errors"])
+                return self._recent(symbol, min_confidence, limit, since_msc), "feed", False
+        return self._recent(symbol, min_confidence, limit, since_msc), "feed", True
+
+    def _recent(self, symbol: str | None, min_confidence: float, limit: int, since_msc: int | None) -> list[dict[str, Any]]:
+        """The signals the clone has seen on the feed (a store-less daemon's only history)."""
+        assert self.clone is not None
         if symbol is not None:  # the clone keeps the apps' names; an app may ask by the broker's
             symbol = self.names.app_name(symbol)
-        recent = filter_recent(self.clone.signals, symbol=symbol, min_confidence=min_confidence, limit=limit, since_msc=since_msc)
-        return recent, "feed", True
+        return filter_recent(self.clone.signals, symbol=symbol, min_confidence=min_confidence, limit=limit, since_msc=since_msc)
 
     # -- observability ----------------------------------------------------------------------------
 

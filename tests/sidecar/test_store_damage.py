@@ -1,0 +1,38 @@
+"""A signal store the sidecar cannot read: the history is answered from the feed and said to be incomplete,
+and the failure is logged. Before, the answer was an empty list marked complete, and nothing was logged
+(found by a review that damaged the store under a running stack, 2026-12-04)."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import httpx
+
+from sidecar_stack import make_stack
+from support import wait_for
+
+
+def test_an_unreadable_store_is_answered_from_the_feed_marked_incomplete_and_logged(tmp_path: Path) -> None:
+    stack = make_stack(tmp_path)
+    try:
+        stack.start_daemon()
+        stack.start_paper()
+        stack.start_sidecar()
+
+        def signals() -> dict:
+            return httpx.get(f"{stack.url}/api/signals", params={"min_confidence": 0}, headers=stack.headers(), timeout=5).json()
+
+        whole = signals()
+        assert whole["source"] == "store" and whole["complete"] is True and whole["count"] >= len(stack.signals)
+        newest = whole["signals"][0]["id"]
+        db = sqlite3.connect(stack.data_dir / "quantumtrader.db")
+        db.execute("UPDATE signals SET body = substr(body, 1, 40) WHERE id = ?", (newest,))  # cut, as a bad disk would
+        db.commit()
+        db.close()
+        damaged = signals()
+        assert damaged["source"] == "feed" and damaged["complete"] is False, damaged
+        log = tmp_path / "sidecar.log"
+        wait_for(lambda: "signal store unreadable" in log.read_text(errors="replace"), 5, "the failure in the sidecar's log")
+    finally:
+        stack.stop_all()
