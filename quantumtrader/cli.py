@@ -97,6 +97,7 @@ def run(
     from quantumtrader.daemon.app import RunOptions, run_daemon
 
     _check_files(ticks)
+    _check_store_key(cfg)
     if not no_sidecar:
         _signing_secret(cfg)  # else the sidecar child fails at start-up and is restarted forever
     options = RunOptions(paper=paper, sidecar=not no_sidecar, config_path=config, tick_files=tuple(ticks or ()))
@@ -311,9 +312,21 @@ def sidecar_command(
         config, data_dir=data_dir, log_format=log_format, log_level=log_level, overrides={"sidecar.host": host, "sidecar.port": port}, make_data_dir=True
     )
     _signing_secret(cfg)  # a bad one is exit 2 naming the file, not a traceback from the server's start-up
+    _check_store_key(cfg)
     from quantumtrader.sidecar import run_sidecar
 
     raise typer.Exit(run_sidecar(cfg))
+
+
+def _check_store_key(cfg: Config) -> None:
+    """The store's encryption key, when its variable is set, is one Fernet takes: else exit 2 naming the variable
+    (it was a StoreKeyError traceback from deep in the daemon's start-up, after the kernels had warmed up)."""
+    from quantumtrader.store.crypto import StoreKeyError, cipher_from_env
+
+    try:
+        cipher_from_env(cfg.store.encrypt_env)
+    except StoreKeyError as exc:
+        raise _fail(f"{cfg.store.encrypt_env}: {exc}") from None
 
 
 def _signing_secret(cfg: Config) -> bytes:

@@ -117,6 +117,22 @@ def symbol_suffix(value: Any) -> str | None:
     return "must be empty or 1-8 characters of A-Z a-z 0-9 . _ # + -"
 
 
+#: The names the daemon and the sidecar keep in the data directory besides the store (each module's own
+#: constant; tests/test_config.py holds them equal): the store must not be opened on one of them.
+ORDERS_FILE = "orders.sqlite"
+OTHER_DATA_NAMES = (ORDERS_FILE, "daemon.lock", "users.json", "jwt_secret", "numba-cache")
+
+
+def store_file_name(value: Any) -> str | None:
+    """A plain file name in the data directory: a path in it ("../x.db") put the store elsewhere or failed with
+    a traceback from SQLite, and another file's name made two subsystems share one file."""
+    if not value or value in (".", "..") or any(c in value for c in "/\\\0:"):
+        return "must be a plain file name (no directory, no / \\ : or NUL)"
+    if value in OTHER_DATA_NAMES:
+        return f"{value} is another file of the data directory; pick another name"
+    return None
+
+
 def path_text(value: Any) -> str | None:
     """A path the OS can take: a NUL in it raised ValueError from the first file call, a traceback."""
     return "must not be empty or contain a NUL character" if not value or "\0" in value else None
@@ -280,7 +296,7 @@ class SignalsConfig:
 class StoreConfig:
     """The SQLite store in the data directory (DESIGN.md, "Storage")."""
 
-    file_name: str = setting("quantumtrader.db", "database file in the data directory (WAL mode)")
+    file_name: str = setting("quantumtrader.db", "database file in the data directory (WAL mode)", store_file_name)
     signal_retention_days: float = setting(0.0, "signals older than this are deleted (0 = keep the full history)", non_negative)
     save_interval_s: float = setting(
         30.0, "how often the models' and features' state is saved (also on shutdown) and the signal journal starts a new file", positive

@@ -178,3 +178,16 @@ def test_a_data_dir_with_a_nul_in_it_is_a_config_error(tmp_path: Path) -> None:
     config = tmp_path / "q.toml"
     config.write_text('data_dir = "/tmp/a\\u0000b"\n')
     _refused(_cli("config", "show", "--config", str(config)), 2, "data_dir", "NUL")
+
+
+def test_a_store_name_or_key_that_cannot_work_is_refused_before_the_daemon_starts(tmp_path: Path) -> None:
+    """A path as the store's file name put it elsewhere or failed inside SQLite; another file's name (the
+    order journal's) made two subsystems share one database; a key Fernet refuses was a StoreKeyError
+    traceback after the kernels had warmed up."""
+    data = str(tmp_path / "data")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("QT_")}
+    for name, says in (("../../x.db", "plain file name"), ("orders.sqlite", "another file of the data directory"), ("", "plain file name")):
+        result = subprocess.run([sys.executable, "-m", "quantumtrader", "config", "show", "--data-dir", data], capture_output=True, text=True, env={**env, "QT_STORE__FILE_NAME": name}, timeout=60)
+        _refused(result, 2, "store.file_name", says)
+    keyed = subprocess.run([sys.executable, "-m", "quantumtrader", "run", "--no-sidecar", "--data-dir", data], capture_output=True, text=True, env={**env, "QT_STORE_KEY": "garbage"}, timeout=120)
+    _refused(keyed, 2, "QT_STORE_KEY", "not a valid Fernet key")

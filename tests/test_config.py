@@ -163,3 +163,17 @@ def test_numba_cache_is_keyed_by_every_kernel_source(tmp_path, monkeypatch) -> N
     policy = copy / "models" / "policy.py"
     policy.write_text(policy.read_text() + "\n# edited\n")
     assert cache.sources_key() != same
+
+
+def test_the_data_directorys_other_names_are_the_ones_the_modules_use(monkeypatch) -> None:
+    """store.file_name is refused on these; the lock, users, secret and cache modules keep their own constants,
+    so they are held equal here (the order journal's name is config.ORDERS_FILE itself)."""
+    from quantumtrader.config import ORDERS_FILE, OTHER_DATA_NAMES
+    from quantumtrader.features.cache import numba_cache_path
+    from quantumtrader.sidecar.auth import SECRET_FILE
+    from quantumtrader.sidecar.users import USERS_FILE
+    from quantumtrader.store.lock import LOCK_FILE
+
+    monkeypatch.delenv("NUMBA_CACHE_DIR", raising=False)
+    cache = numba_cache_path(Path("data")).parent.name
+    assert set(OTHER_DATA_NAMES) == {ORDERS_FILE, LOCK_FILE, USERS_FILE, SECRET_FILE, cache}

@@ -120,6 +120,7 @@ class PipelineStage:
             d.next_deadline(self._features_conflator.next_deadline)
         d.on_shutdown(self.close)
         d.status_fields(self.status_line)
+        d.health_problems(self.store_problems)
         d.control.register("features", self.control_features)
         d.control.register("signals", self.control_signals)
 
@@ -324,6 +325,11 @@ class PipelineStage:
             self.signal_batch_hist.reset()
             self.store_journal_hist.reset()
         return reply
+
+    def store_problems(self) -> list[str]:
+        """The store's writer failing (a full disk, a damaged database): health says degraded, naming it. Before,
+        every write logged its failure while health said healthy and journal files piled up."""
+        return [f"signal store: {kind} writes failing: {error}" for kind, error in sorted(self.store.writer.failing.items())]
 
     def status_line(self) -> dict[str, Any]:
         """Compact fields for the periodic status log line (the full picture is the ``signals`` query)."""

@@ -75,6 +75,7 @@ class Daemon:
         self._tick_hooks: list[Callable[[list[dict[str, Any]], int], None]] = []
         self._periodic_hooks: list[Callable[[float], None]] = []
         self._status_extra: list[Callable[[], dict[str, Any]]] = []
+        self._health_problems: list[Callable[[], list[str]]] = []
         self._watched: dict[zmq.Socket[bytes], Callable[[], None]] = {}
         self._event_hooks: dict[str, list[Callable[[dict[str, Any]], None]]] = {}
         self._shutdown_hooks: list[Callable[[], None]] = []
@@ -145,6 +146,10 @@ class Daemon:
 
     def status_fields(self, provider: Callable[[], dict[str, Any]]) -> None:
         self._status_extra.append(provider)
+
+    def health_problems(self, provider: Callable[[], list[str]]) -> None:
+        """``provider()`` -> what is wrong now (empty: nothing); any makes health degraded and is listed in it."""
+        self._health_problems.append(provider)
 
     def on_shutdown(self, hook: Callable[[], None]) -> None:
         """``hook()`` when the loop ends, in reverse order of registration, before sockets close."""
@@ -449,9 +454,11 @@ class Daemon:
         """The daemon's part of ``/api/health`` (PROTOCOL.md), also published on the feed."""
         terminals = self.terminals.to_json()
         connected = self.terminals.connected()
-        degraded = not connected or bool(self.terminals.degraded_by())
+        problems = [problem for provider in self._health_problems for problem in provider()]
+        degraded = not connected or bool(self.terminals.degraded_by()) or bool(problems)
         return {
             "status": "degraded" if degraded else "healthy",
+            "problems": problems,
             "uptime": round(self._monotonic() - self._started, 3),
             "terminals": terminals,
             "data_flow": {

@@ -19,7 +19,7 @@ from typing import Any
 
 import zmq
 
-from quantumtrader.config import Config, parse_symbol_map
+from quantumtrader.config import ORDERS_FILE, Config, parse_symbol_map
 from quantumtrader.daemon.control import ControlError, Responder
 from quantumtrader.daemon.server import Daemon
 from quantumtrader.execution.errors import OUTCOME_UNKNOWN, describe
@@ -54,7 +54,7 @@ class ExecutionEngine:
         self.daemon = daemon
         self._context = context or zmq.Context.instance()
         self.risk = RiskEngine(config.risk)
-        self.journal = OrderJournal(config.data_path / "orders.sqlite", config.execution.journal_sync)
+        self.journal = OrderJournal(config.data_path / ORDERS_FILE, config.execution.journal_sync)
         self.sessions: dict[str, CommandSession] = {}
         self.orders: dict[str, Order] = {}  # unsettled orders (pending or unknown) by id
         self._journal_log = LogLimiter(config.daemon.reject_log_interval_s)

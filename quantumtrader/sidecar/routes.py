@@ -143,7 +143,7 @@ async def health(request: Request) -> Response:
         {
             "status": "healthy" if alive and daemon.get("status") == "healthy" else "degraded",
             "uptime": round(time.monotonic() - sidecar.started_at, 3),
-            "daemon": {"reachable": alive, "status": daemon.get("status", "unreachable"), "uptime": daemon.get("uptime")},
+            "daemon": {"reachable": alive, "status": daemon.get("status", "unreachable"), "uptime": daemon.get("uptime"), "problems": daemon.get("problems", [])},
             "connections": {"terminals": _terminals_for(request, sidecar, clone.terminals if alive else []), "websocket_clients": len(sidecar.hub.clients)},
             "data_flow": data_flow,
             "latency": latency,

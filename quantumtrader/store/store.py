@@ -105,11 +105,19 @@ class Store:
             self._unretired.pop(0)
 
     def load_state(self, name: str) -> tuple[int, dict[str, Any]] | None:
-        """(saved_msc, state) of the last save under ``name``, or None. Start-up only (blocks)."""
+        """(saved_msc, state) of the last save under ``name``, or None. Start-up only (blocks).
+
+        A save that cannot be unpacked (bytes flipped on disk: zipfile's Bad CRC) is None too, logged: the
+        models start cold, as without one, instead of the daemon not starting. The row stays for a person
+        to look at until the next save replaces it."""
         row = self._conn.execute("SELECT saved_msc, body FROM model_state WHERE name = ?", (name,)).fetchone()
         if row is None:
             return None
-        return int(row[0]), unpack_state(row[1])
+        try:
+            return int(row[0]), unpack_state(row[1])
+        except Exception as exc:  # zipfile.BadZipFile, ValueError, KeyError, orjson's: whatever damage makes of it
+            log.error("saved model state unreadable; the models start cold", name=name, error=repr(exc)[:300])
+            return None
 
     def save_state(self, name: str, saved_msc: int, state: dict[str, Any], *, final: bool = False) -> bool:
         """Enqueue a save of ``state`` (a copy the caller no longer mutates). Never blocks, except

@@ -87,6 +87,7 @@ class StoreWriter:
         self._path = path
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=queue_max)
         self.counters: Counter[str] = Counter()
+        self.failing: dict[str, str] = {}  # kind -> the error of its last job, until one of that kind succeeds
         self._thread = threading.Thread(target=self._run, name="qt-store-writer", daemon=True)
 
     def start(self) -> None:
@@ -143,10 +144,12 @@ class StoreWriter:
                     if after_commit is not None:
                         after_commit()
                     self.counters[f"done_{kind}"] += 1
+                    self.failing.pop(kind, None)
                 except Exception as exc:  # a failed save must not kill the writer; the next one retries
                     if conn.in_transaction:
                         conn.execute("ROLLBACK")
                     self.counters[f"failed_{kind}"] += 1
+                    self.failing[kind] = repr(exc)[:200]
                     log.error("store job failed", kind=kind, error=repr(exc)[:300])
                 self.counters[f"ms_{kind}"] = round((time.perf_counter() - started) * 1000, 3)
         finally:

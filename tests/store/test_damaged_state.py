@@ -123,3 +123,27 @@ def test_a_clean_close_leaves_everything_in_the_database_file(tmp_path: Path) ->
     finally:
         sidecar.close()
     assert _stored_ids(copy) == [f"s-test-{i}" for i in range(5)]
+
+
+def test_a_saved_model_state_that_cannot_be_unpacked_means_a_cold_start_not_no_start(tmp_path: Path) -> None:
+    """Flipped bytes in the saved state raised zipfile.BadZipFile (Bad CRC-32) from the daemon's start-up."""
+    import numpy as np
+
+    db = tmp_path / "qt.db"
+    store = Store(db)
+    store.start()
+    store.save_state("pipeline", 1, {"w": np.arange(1000, dtype=np.float64)}, final=True)
+    assert store.close()
+    conn = sqlite3.connect(db)
+    (body,) = conn.execute("SELECT body FROM model_state WHERE name = 'pipeline'").fetchone()
+    flipped = bytearray(body)
+    for i in range(200, len(flipped) - 200, 50):
+        flipped[i] ^= 0xFF
+    conn.execute("UPDATE model_state SET body = ? WHERE name = 'pipeline'", (bytes(flipped),))
+    conn.commit()
+    conn.close()
+    restarted = Store(db)
+    try:
+        assert restarted.load_state("pipeline") is None
+    finally:
+        restarted.close()
