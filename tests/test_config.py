@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import os
 from pathlib import Path
 
 import pytest
@@ -177,3 +178,35 @@ def test_the_data_directorys_other_names_are_the_ones_the_modules_use(monkeypatc
     monkeypatch.delenv("NUMBA_CACHE_DIR", raising=False)
     cache = numba_cache_path(Path("data")).parent.name
     assert set(OTHER_DATA_NAMES) == {ORDERS_FILE, LOCK_FILE, USERS_FILE, SECRET_FILE, cache}
+
+
+def test_a_numba_cache_cut_by_a_power_cut_is_compiled_afresh_not_a_failed_start(tmp_path: Path) -> None:
+    """Index files cut to 0 bytes (a power cut during the first compile) made every start fail inside Numba's
+    loader with EOFError ("Aborted.", exit 1) until a person deleted the directory. Costs one compile (~10 s)."""
+    import shutil
+    import subprocess
+    import sys
+
+    from quantumtrader.features.cache import numba_cache_path
+
+    cache = tmp_path / "numba"
+    keyed = numba_cache_path(tmp_path)  # this test session's kernels, compiled already: copied, then cut
+    shutil.copytree(Path(os.environ["NUMBA_CACHE_DIR"]), cache / keyed.name, dirs_exist_ok=True)
+    script = (
+        "import tempfile\n"
+        "from quantumtrader.config import load_config\n"
+        "from quantumtrader.features.cache import ensure_numba_cache_dir\n"
+        "cfg = load_config(environ={'QT_DATA_DIR': tempfile.mkdtemp()})\n"
+        "ensure_numba_cache_dir(cfg.data_path)\n"
+        "from quantumtrader.models.pipeline import SignalPipeline\n"
+        "SignalPipeline(cfg.features, cfg.signals).warm_up()\n"
+    )
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("QT_")}, "NUMBA_CACHE_DIR": str(cache)}
+    if not any((cache / keyed.name).rglob("*.nbi")):  # this session has not compiled them yet: once, here
+        assert subprocess.run([sys.executable, "-c", script], env=env, timeout=300).returncode == 0
+    for index in (cache / keyed.name).rglob("*.nbi"):
+        index.write_bytes(b"")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Numba cache could not be loaded; deleted and compiling afresh" in result.stdout + result.stderr
+    assert all(p.stat().st_size > 0 for p in (cache / keyed.name).rglob("*.nbi"))  # written again

@@ -71,3 +71,24 @@ def ensure_numba_cache_dir(data_dir: Path | str) -> Path:
     except ImportError:  # pragma: no cover
         pass
     return path
+
+
+def clear_numba_cache() -> int:
+    """Delete the compiled kernels in the current keyed cache directory (``*.nbi`` index, ``*.nbc`` code); how many.
+
+    For a damaged cache: a file cut by a power cut during a first compile made
+    every later start fail inside Numba's loader (EOFError: "Aborted.") until a
+    person found and deleted the directory. The files are derived, never data:
+    the next compile writes them again."""
+    directory = os.environ.get("NUMBA_CACHE_DIR")
+    if not directory:
+        return 0
+    removed = 0
+    for path in Path(directory).rglob("*"):
+        if path.suffix in (".nbi", ".nbc") and path.is_file():
+            try:
+                path.unlink()
+                removed += 1
+            except OSError:
+                pass
+    return removed

@@ -23,6 +23,7 @@ import numpy as np
 from quantumtrader.config import FeaturesConfig, SignalsConfig
 from quantumtrader.features.engine import FeatureEngine
 from quantumtrader.features.names import FEATURE_NAMES
+from quantumtrader.log import get_logger
 from quantumtrader.models.engine import ModelEngine, StepResult
 from quantumtrader.models.kernel import OUT_CHAOS, OUT_ML, OUT_NB, OUT_PROBABILITY, OUT_QUANTUM, OUT_SGD, OUT_TECHNICAL, OUT_TREND
 from quantumtrader.models.policy import PREDICTIONS
@@ -35,6 +36,8 @@ _ID_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
 _NONE_EMITTED = np.empty(0, dtype=np.int64)
 _NONE_EMITTED.flags.writeable = False
 
+
+log = get_logger("quantumtrader.models")
 
 class SignalIds:
     """Unique signal ids ``s-<boot>-<n>``: a random per-process prefix and a counter.
@@ -171,12 +174,25 @@ class SignalPipeline:
         return restored
 
     def warm_up(self) -> float:
-        """Compile (or load from the Numba cache) both kernels on a scratch pipeline; seconds taken."""
+        """Compile (or load from the Numba cache) both kernels on a scratch pipeline; seconds taken.
+
+        A cache Numba cannot load (a file cut by a power cut mid-compile: EOFError, UnpicklingError) is
+        deleted and the kernels compiled afresh, once, logged; a second failure is not the cache's."""
         started = time.perf_counter()
+        try:
+            self._warm_once()
+        except Exception as exc:
+            from quantumtrader.features.cache import clear_numba_cache
+
+            removed = clear_numba_cache()
+            log.warning("Numba cache could not be loaded; deleted and compiling afresh", error=repr(exc)[:200], files_removed=removed)
+            self._warm_once()
+        return time.perf_counter() - started
+
+    def _warm_once(self) -> None:
         scratch = SignalPipeline(self.features_cfg, self.signals_cfg, ids=SignalIds("warmup"))
         idx = scratch.index_of("WARMUP")
         n = 4
         sym = np.full(n, idx, dtype=np.int32)
         bid = np.array([1.1, 1.1001, 1.1002, 1.1001])
         scratch.process(sym, bid, bid + 0.0001, np.ones(n), np.arange(n, dtype=np.int64) + 1_700_000_000_000, np.arange(n, dtype=np.float64))
-        return time.perf_counter() - started
