@@ -191,3 +191,21 @@ def test_a_store_name_or_key_that_cannot_work_is_refused_before_the_daemon_start
         _refused(result, 2, "store.file_name", says)
     keyed = subprocess.run([sys.executable, "-m", "quantumtrader", "run", "--no-sidecar", "--data-dir", data], capture_output=True, text=True, env={**env, "QT_STORE_KEY": "garbage"}, timeout=120)
     _refused(keyed, 2, "QT_STORE_KEY", "not a valid Fernet key")
+
+
+def test_rows_out_of_time_order_are_counted_and_said_not_passed_over(tmp_path: Path) -> None:
+    """Found by a review (2026-12-04): a file with rows out of time order was replayed as it stood without a
+    word (and a merge of several files assumes each is in order). Counted where evaluate and the paper
+    terminal read files; evaluate's table says it (quantumtrader/evaluate/run.py)."""
+    from quantumtrader.evaluate.replay import load_ticks
+
+    rows = [f"2024-01-15T10:30:{i:02d}.000Z,1.1{i % 7},1.1{i % 7}2,1\n" for i in range(40)]
+    rows[20], rows[25] = rows[25], rows[20]  # 25 before 20: two steps back in time
+    path = tmp_path / "EURUSD.csv"
+    path.write_text("time,bid,ask,volume\n" + "".join(rows))
+    ticks = load_ticks([path])
+    assert ticks.sym.shape[0] == 40 and ticks.out_of_order == 2
+    assert ticks.first_out_of_order.endswith("EURUSD.csv:23: 2024-01-15T10:30:21.000Z is earlier than the row before it")
+    in_order = tmp_path / "GBPUSD.csv"
+    in_order.write_text("time,bid,ask,volume\n" + "".join(sorted(rows)))
+    assert load_ticks([in_order]).out_of_order == 0

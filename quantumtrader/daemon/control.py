@@ -132,6 +132,7 @@ class ControlServer:
             try:
                 async_handler(request, responder)
             except ControlError as exc:
+                self._refused(request["type"], exc)
                 responder.error(str(exc), exc.status)
             except Exception as exc:
                 self._failed(request["type"], exc)
@@ -145,10 +146,18 @@ class ControlServer:
         try:
             return control_reply(req_id, **handler(request))
         except ControlError as exc:
+            self._refused(request["type"], exc)
             return control_reply(req_id, ok=False, error=str(exc), status=exc.status)
         except Exception as exc:  # a bug in one handler must not take the daemon down
             self._failed(request["type"], exc)
             return control_reply(req_id, ok=False, error=f"internal error: {type(exc).__name__}", status=500)
+
+    def _refused(self, kind: Any, exc: ControlError) -> None:
+        """A field the request got wrong (400, 422) is a reject like any bad input from outside: counted and
+        logged once per interval (``bad_value``). A refusal on the merits (no such position, a risk rule,
+        trading halted) is an answer, not a reject."""
+        if exc.status in (400, 422):
+            self._rejects.reject("control", "bad_value", f"{str(kind)[:40]}: {exc}"[:200])
 
     def _failed(self, kind: Any, exc: Exception) -> None:
         self._failure_log.log(f"control {str(kind)[:40]}", self._log.error, "control handler failed", type=kind, exc_info=exc)

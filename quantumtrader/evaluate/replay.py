@@ -40,6 +40,8 @@ class TickArrays:
     rejected: Counter[str] = field(default_factory=Counter)
     bad_rows: int = 0
     first_error: str = ""  # where the first unreadable row was, and why
+    out_of_order: int = 0  # rows earlier than the row before them in their file (CsvStats)
+    first_out_of_order: str = ""
 
 
 @dataclass
@@ -93,6 +95,8 @@ def load_ticks(paths: list[Path], progress: Callable[[int], None] | None = None)
         rejected=rejected,
         bad_rows=stats.skipped,
         first_error=stats.first_error,
+        out_of_order=stats.out_of_order,
+        first_out_of_order=stats.first_out_of_order,
     )
 
 

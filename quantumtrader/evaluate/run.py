@@ -41,6 +41,8 @@ def run_evaluation(config: Config, files: list[Path], *, show_progress: bool = T
         "rows_read": ticks.rows_read,
         "bad_rows": ticks.bad_rows,
         "first_bad_row": ticks.first_error,
+        "rows_out_of_order": ticks.out_of_order,
+        "first_out_of_order": ticks.first_out_of_order,
         "rejected": dict(ticks.rejected),
         "ticks_accepted": int(ticks.sym.shape[0]),
         "signals_config": asdict(config.signals),
@@ -69,6 +71,11 @@ def run(config: Config, files: list[Path], *, json_out: Path | None = None, plot
     header = f"{report['ticks_accepted']:,} of {report['rows_read']:,} ticks accepted (rejected as the daemon would: {rejected}); {report['runtime']['seconds']} s"
     if report["bad_rows"]:
         header += f"\n{report['bad_rows']:,} unreadable rows skipped (first: {report['first_bad_row']})"
+    if report["rows_out_of_order"]:
+        header += (
+            f"\n{report['rows_out_of_order']:,} rows earlier than the row before them (first: {report['first_out_of_order']}):"
+            " replayed in the files' order, so horizons and P&L follow it; sort the file by time"
+        )
     return header + "\n" + text_table(report["symbols"])
 
 

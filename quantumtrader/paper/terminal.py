@@ -358,6 +358,8 @@ class PaperTerminal:
                     log.info("tick source finished", ticks=self.ticks_sent, skipped_rows=self.csv_stats.skipped)
                     if self.csv_stats.first_error:
                         log.warning("bad CSV rows skipped", count=self.csv_stats.skipped, first=self.csv_stats.first_error)
+                    if self.csv_stats.out_of_order:
+                        log.warning("CSV rows out of time order, sent in the file's order", count=self.csv_stats.out_of_order, first=self.csv_stats.first_out_of_order)
                 if self._positions_dirty:
                     self.send_positions()
                 if self._account_dirty:

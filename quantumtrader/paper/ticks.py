@@ -46,6 +46,10 @@ class CsvStats:
     skipped: int = 0
     first_error: str = ""
     errors_by_line: list[int] = field(default_factory=list)
+    # rows earlier than the row before them in their file: replayed in the file's order, and a merge of several
+    # files (heapq.merge) assumes each is in time order, so the merged order is off too. Counted and said.
+    out_of_order: int = 0
+    first_out_of_order: str = ""
 
 
 def open_text(path: Path) -> IO[str]:
@@ -115,6 +119,7 @@ def _read_rows(path: Path, symbol: str, stats: CsvStats) -> Iterator[SourceTick]
         if header[:3] != ["time", "bid", "ask"]:
             raise TickFileError(f"{path}: header must start with time,bid,ask (got {','.join(header)!r})")
         has_volume = len(header) > 3 and header[3] == "volume"
+        last_msc = None
         for line_no, line in enumerate(handle, start=2):
             parts = line.rstrip("\r\n").split(",")
             try:
@@ -132,6 +137,11 @@ def _read_rows(path: Path, symbol: str, stats: CsvStats) -> Iterator[SourceTick]
                     stats.errors_by_line.append(line_no)
                 continue
             stats.rows += 1
+            if last_msc is not None and time_msc < last_msc:
+                stats.out_of_order += 1
+                if not stats.first_out_of_order:
+                    stats.first_out_of_order = f"{path}:{line_no}: {parts[0]} is earlier than the row before it"
+            last_msc = time_msc
             yield SourceTick(time_msc, symbol, bid, ask, volume)
 
 

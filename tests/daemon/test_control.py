@@ -53,5 +53,13 @@ def test_bad_control_requests_get_a_clear_error_and_the_daemon_keeps_serving(tmp
             unknown = control(eps.control, "launch_rockets")
             assert "unknown request type" in unknown["error"] and "status" in unknown["error"]
             assert control(eps.control)["ok"] is True
+            # a field refused (r4's lots, r5's ticket: 422) is a reject like any bad input, counted by reason
+            # (they were answered but not counted); a refusal on the merits (no such position: 404) is not
+            rejects = control(eps.control)["rejects"]
+            before = rejects["bad_value"]
+            assert before >= 2, rejects
+            assert control(eps.control, "close", ticket=123456789)["status"] == 404
+            assert control(eps.control, "orders", limit=0)["status"] == 422
+            assert control(eps.control)["rejects"]["bad_value"] == before + 1
         finally:
             dealer.close()
