@@ -94,12 +94,12 @@ def run(
     """Run the daemon (and with --paper a paper terminal streaming to it)."""
     cfg = build_config(config, data_dir=data_dir, log_format=log_format, log_level=log_level, make_data_dir=True)
     _check_numba_cache(cfg)
-    from quantumtrader.daemon.app import RunOptions, run_daemon
-
     _check_files(ticks)
     _check_store_key(cfg)
     if not no_sidecar:
         _signing_secret(cfg)  # else the sidecar child fails at start-up and is restarted forever
+    from quantumtrader.daemon.app import RunOptions, run_daemon  # after the checks: a refusal comes at once
+
     options = RunOptions(paper=paper, sidecar=not no_sidecar, config_path=config, tick_files=tuple(ticks or ()))
     raise typer.Exit(run_daemon(cfg, options))
 

@@ -19,6 +19,7 @@ directory (old ones are left; each is a few MB).
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import os
 import tempfile
@@ -74,21 +75,38 @@ def ensure_numba_cache_dir(data_dir: Path | str) -> Path:
 
 
 def clear_numba_cache() -> int:
-    """Delete the compiled kernels in the current keyed cache directory (``*.nbi`` index, ``*.nbc`` code); how many.
+    """Delete damaged compiled kernels in the current keyed cache directory; how many files went.
 
     For a damaged cache: a file cut by a power cut during a first compile made
     every later start fail inside Numba's loader (EOFError: "Aborted.") until a
-    person found and deleted the directory. The files are derived, never data:
-    the next compile writes them again."""
+    person found and deleted the directory. An index (``*.nbi``) that does not
+    unpickle goes with its code files (``*.nbc``), so only those kernels are
+    compiled again; when every index reads (the damage is in a code file), all
+    go. The files are derived, never data: the next compile writes them again."""
     directory = os.environ.get("NUMBA_CACHE_DIR")
     if not directory:
         return 0
+    indexes = [p for p in Path(directory).rglob("*.nbi") if p.is_file()]
+    damaged = [p for p in indexes if not _index_reads(p)]
     removed = 0
-    for path in Path(directory).rglob("*"):
-        if path.suffix in (".nbi", ".nbc") and path.is_file():
+    for index in damaged or indexes:
+        for path in [index, *index.parent.glob(glob.escape(index.stem) + ".*.nbc")]:
             try:
                 path.unlink()
                 removed += 1
             except OSError:
                 pass
     return removed
+
+
+def _index_reads(index: Path) -> bool:
+    """Whether Numba could read this index: its version, then (stamp, overloads), both pickled (numba.core.caching)."""
+    import pickle
+
+    try:
+        with index.open("rb") as handle:
+            pickle.load(handle)
+            pickle.loads(handle.read())
+    except Exception:  # EOFError, UnpicklingError, whatever a cut or flipped file gives
+        return False
+    return True
