@@ -275,7 +275,12 @@ def _send(events: str, n_ticks: int, symbols: int, rate: float, tmp: Path, csv: 
     out = tmp / f"sent-{time.perf_counter_ns()}.npy"
     args = [sys.executable, "-m", "quantumtrader.bench.sender", events, str(n_ticks), str(symbols), str(rate), str(out)]
     if csv is not None:
-        args += ["--csv", str(csv)]
+        series = tmp / "series.npy"  # the file parsed once per run, here, not by each of its senders
+        if not series.exists():
+            from quantumtrader.bench.sender import file_series
+
+            np.save(series, file_series(csv))
+        args += ["--series", str(series)]
     return subprocess.Popen(args, stdout=subprocess.PIPE), out
 
 

@@ -19,7 +19,11 @@ on Windows it is GetTickCount64, which moves in ~15.6 ms steps (every stage
 of the daemon would read 0 or 15.6 ms). The daemon, the sidecar and the
 benches all stamp with ``perf_counter_ns``.
 
-Usage: python -m quantumtrader.bench.sender EVENTS N_TICKS N_SYMBOLS RATE OUT.npy [--csv FILE]
+Usage: python -m quantumtrader.bench.sender EVENTS N_TICKS N_SYMBOLS RATE OUT.npy [--csv FILE | --series FILE.npy]
+
+``--series``: the rows of a tick file as :func:`file_series` gives them, saved
+with ``np.save`` by the bench once per run; parsing the real EURUSD file took
+each sender ~2.5 s of start-up, and a run starts eight or more.
 """
 
 from __future__ import annotations
@@ -41,7 +45,14 @@ def symbols(n: int) -> list[str]:
     return [f"SYM{i:03d}" for i in range(n)]
 
 
-def prices(n_ticks: int, n_symbols: int, csv: Path | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def file_series(csv: Path) -> np.ndarray:
+    """A tick file's (bid, ask, volume) rows, [n, 3], crossed quotes left out."""
+    from quantumtrader.paper.ticks import read_csv_ticks
+
+    return np.array([(t.bid, t.ask, t.volume) for t in read_csv_ticks(csv) if t.ask >= t.bid])
+
+
+def prices(n_ticks: int, n_symbols: int, csv: Path | np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Bid/ask/volume of tick i, which belongs to symbol ``i % n_symbols``: a series of its own per symbol.
 
     Each symbol replays the CSV from its own starting point (cycled), or walks
@@ -51,9 +62,7 @@ def prices(n_ticks: int, n_symbols: int, csv: Path | None) -> tuple[np.ndarray, 
     """
     per_symbol = -(-n_ticks // n_symbols)
     if csv is not None:
-        from quantumtrader.paper.ticks import read_csv_ticks
-
-        series = np.array([(t.bid, t.ask, t.volume) for t in read_csv_ticks(csv) if t.ask >= t.bid])
+        series = csv if isinstance(csv, np.ndarray) else file_series(csv)
         starts = np.arange(n_symbols) * len(series) // n_symbols
         rows = (starts[:, None] + np.arange(per_symbol)[None, :]) % len(series)  # [symbol, k]
         quotes = series[rows.T.reshape(-1)[:n_ticks]]  # tick i = symbol i % n, its (i // n)-th quote
@@ -67,9 +76,13 @@ def prices(n_ticks: int, n_symbols: int, csv: Path | None) -> tuple[np.ndarray, 
 
 def main(argv: list[str]) -> None:
     endpoint, n_ticks, n_symbols, rate, out = argv[0], int(argv[1]), int(argv[2]), float(argv[3]), Path(argv[4])
-    csv = Path(argv[6]) if len(argv) > 6 and argv[5] == "--csv" else None
+    source: Path | np.ndarray | None = None
+    if len(argv) > 6 and argv[5] == "--csv":
+        source = Path(argv[6])
+    elif len(argv) > 6 and argv[5] == "--series":
+        source = np.load(argv[6])
     names = symbols(n_symbols)
-    bids, asks, volumes = prices(n_ticks, n_symbols, csv)
+    bids, asks, volumes = prices(n_ticks, n_symbols, source)
     ctx = zmq.Context()
     push = ctx.socket(zmq.PUSH)
     push.setsockopt(zmq.SNDHWM, 0)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -100,3 +102,16 @@ def test_a_paced_sender_sends_valid_ticks_stamped_as_it_saved_them(tmp_path, mon
         protocol.check_symbol(names[i % n_symbols])
         assert protocol.decode_event(raw, protocol.now_msc())["sent_ns"] == stamps[i] > 0
     assert (np.diff(stamps) >= 0).all()
+
+
+def test_a_series_parsed_once_gives_the_senders_the_same_prices_as_the_file(tmp_path: Path) -> None:
+    """The bench parses --ticks once per run and hands its senders the rows (--series); each sender parsed
+    the whole real file itself before (~2.5 s, eight or more senders a run)."""
+    from quantumtrader.bench.sender import file_series
+
+    path = tmp_path / "EURUSD.csv"
+    path.write_text("time,bid,ask,volume\n" + "".join(f"2024-01-15T10:{i // 60:02d}:{i % 60:02d}.000Z,1.{1000 + i},1.{1002 + i},{i}\n" for i in range(500)))
+    saved = tmp_path / "series.npy"
+    np.save(saved, file_series(path))
+    for got, want in zip(prices(1000, 7, np.load(saved)), prices(1000, 7, path), strict=True):
+        assert np.array_equal(got, want)
