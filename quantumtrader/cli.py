@@ -14,8 +14,8 @@ from typing import Annotated, Any, Optional
 import typer
 
 from quantumtrader.config import BAD_INPUT_EXIT, Config, ConfigError, load_config, render_toml
-from quantumtrader.protocol import ORDERS_LIMIT_MAX
 from quantumtrader.outputs import PLOT_SUFFIXES, output_file_problem
+from quantumtrader.protocol import ORDERS_LIMIT_MAX
 
 app = typer.Typer(
     name="qt-daemon",
@@ -209,7 +209,6 @@ def trade(
 ) -> None:
     """Send a market order through the daemon (same risk rules as the app)."""
     import getpass
-
     import math
 
     for name, number in (("lots", lots), ("--sl", sl), ("--tp", tp)):
