@@ -9,13 +9,16 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
 from quantumtrader.config import BAD_INPUT_EXIT, Config, ConfigError, load_config, render_toml
 from quantumtrader.outputs import PLOT_SUFFIXES, output_file_problem
 from quantumtrader.protocol import ORDERS_LIMIT_MAX
+
+if TYPE_CHECKING:
+    from quantumtrader.sidecar.users import UserStore
 
 app = typer.Typer(
     name="qt-daemon",
@@ -371,14 +374,7 @@ def user_add(
 def user_list(config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
     """List users and their roles (never their hashes)."""
     cfg = build_config(config, data_dir=data_dir, configure_log=False, make_data_dir=True)
-    from quantumtrader.sidecar.users import UserError, UserStore
-
-    users = UserStore(cfg.data_path)
-    try:
-        users.check()  # an empty list from a damaged file would read as "no users"
-    except UserError as exc:
-        raise _fail(str(exc), 1) from None
-    for user in users.list():
+    for user in _users(cfg).list():  # checked: an empty list from a damaged file would read as "no users"
         typer.echo(f"{user.name}\t{user.role}")
 
 
@@ -400,6 +396,18 @@ def user_revoke(
 ) -> None:
     """Revoke every token issued to a user so far (a lost phone); they log in again for new ones."""
     _change_user(name, "revoke", f"every token of {name} revoked", config, data_dir)
+
+
+def _users(cfg: Config) -> UserStore:
+    """The users file's store, checked whole: a damaged file is exit 1 naming the problem (sidecar/users.py)."""
+    from quantumtrader.sidecar.users import UserError, UserStore
+
+    users = UserStore(cfg.data_path)
+    try:
+        users.check()
+    except UserError as exc:
+        raise _fail(str(exc), 1) from None
+    return users
 
 
 def _change_user(name: str, change: str, done: str, config: Optional[Path], data_dir: Optional[str]) -> None:
@@ -426,18 +434,13 @@ def token_command(
     """Print an access token (and nothing else) for the app's settings or for scripts."""
     cfg = build_config(config, data_dir=data_dir, make_data_dir=True)  # logs go to stderr: stdout is only the token
     from quantumtrader.sidecar.auth import ACCESS, TokenService, parse_ttl
-    from quantumtrader.sidecar.users import UserError, UserStore
 
     try:
         ttl_s = parse_ttl(ttl) if ttl is not None else cfg.sidecar.cli_token_ttl_s
     except ValueError as exc:
         raise _fail(f"--ttl: {exc}") from None
     secret = _signing_secret(cfg)
-    users = UserStore(cfg.data_path)
-    try:
-        users.check()  # "no user" would send the operator to re-add a user the damaged file still holds
-    except UserError as exc:
-        raise _fail(str(exc), 1) from None
+    users = _users(cfg)  # checked: "no user" would send the operator to re-add a user the damaged file still holds
     found = users.get(user)
     if found is None:
         raise _fail(f"no user {user!r} (add one with: qt-daemon user add {user} --role viewer --password-stdin)", 1)

@@ -11,9 +11,15 @@ from pathlib import Path
 import pytest
 
 
-def _cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("QT_")}, "COLUMNS": "1000"}
-    return subprocess.run([sys.executable, "-m", "quantumtrader", *args], capture_output=True, text=True, env=env, timeout=timeout)
+def _cli(*args: str, timeout: float = 120, module: str = "quantumtrader", input: str | None = None, **env: str) -> subprocess.CompletedProcess[str]:
+    """``python -m <module> args`` without this shell's QT_ settings, with ``env`` added. typer's usage errors are
+    drawn in a box as wide as the terminal: wide enough (COLUMNS) that no message wraps."""
+    environ = {**{k: v for k, v in os.environ.items() if not k.startswith("QT_")}, "COLUMNS": "1000", **env}
+    return subprocess.run([sys.executable, "-m", module, *args], input=input, capture_output=True, text=True, env=environ, timeout=timeout)
+
+
+def _bench(*args: str) -> subprocess.CompletedProcess[str]:
+    return _cli(*args, module="quantumtrader.bench.cli")
 
 
 def _refused(result: subprocess.CompletedProcess[str], code: int, *says: str) -> None:
@@ -69,19 +75,12 @@ def test_a_numba_cache_dir_that_cannot_be_made_is_named_not_a_traceback(tmp_path
     PermissionError from the daemon's start-up (a traceback, exit 1) instead of the usual exit 2 naming it."""
     blocker = tmp_path / "a-file"
     blocker.write_text("not a directory")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("QT_")}
-    env["NUMBA_CACHE_DIR"] = str(blocker / "numba")
-    result = subprocess.run([sys.executable, "-m", "quantumtrader", "run", "--no-sidecar", "--data-dir", str(tmp_path / "data")], capture_output=True, text=True, env=env, timeout=120)
+    numba = str(blocker / "numba")
+    result = _cli("run", "--no-sidecar", "--data-dir", str(tmp_path / "data"), NUMBA_CACHE_DIR=numba)
     _refused(result, 2, "NUMBA_CACHE_DIR", "cannot write the Numba cache")
     # commands that compile nothing are not held up by it (a lost phone's tokens must be revocable)
-    listed = subprocess.run([sys.executable, "-m", "quantumtrader", "user", "list", "--data-dir", str(tmp_path / "data")], capture_output=True, text=True, env=env, timeout=60)
+    listed = _cli("user", "list", "--data-dir", str(tmp_path / "data"), timeout=60, NUMBA_CACHE_DIR=numba)
     assert listed.returncode == 0, listed.stderr
-
-
-def _bench(*args: str) -> subprocess.CompletedProcess[str]:
-    # typer's usage errors are drawn in a box as wide as the terminal: wide enough that no message wraps
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("QT_")}, "COLUMNS": "1000"}
-    return subprocess.run([sys.executable, "-m", "quantumtrader.bench.cli", *args], capture_output=True, text=True, env=env, timeout=120)
 
 
 def test_output_paths_are_checked_before_the_work_not_after_it(tmp_path: Path) -> None:
@@ -129,8 +128,7 @@ def test_order_sizes_and_timeouts_that_are_no_numbers_are_refused_before_anythin
 def test_paper_settings_that_would_crash_loop_the_paper_terminal_are_config_errors(tmp_path: Path) -> None:
     data = str(tmp_path / "data")
     for env, says in ((",", "must name at least one symbol"), ("EURUSD,bad sym!", "bad sym!")):
-        result = subprocess.run([sys.executable, "-m", "quantumtrader", "config", "show", "--data-dir", data], capture_output=True, text=True, env={**{k: v for k, v in os.environ.items() if not k.startswith("QT_")}, "QT_PAPER__SYMBOLS": env}, timeout=60)
-        _refused(result, 2, "paper.symbols", says)
+        _refused(_cli("config", "show", "--data-dir", data, timeout=60, QT_PAPER__SYMBOLS=env), 2, "paper.symbols", says)
     _refused(_cli("paper", "--terminal", "", "--max-ticks", "1", "--data-dir", data), 2, "paper.terminal", "1-64")
     _refused(_cli("paper", "--max-ticks", "-1", "--data-dir", data), 2, "--max-ticks")
 
@@ -140,7 +138,7 @@ def test_a_damaged_users_file_is_named_and_never_rewritten(tmp_path: Path) -> No
     `token` said there was no such user, and the next `user add` rewrote the file with only the new user."""
     data = str(tmp_path / "data")
     for name in ("alice", "carol"):
-        added = subprocess.run([sys.executable, "-m", "quantumtrader", "user", "add", name, "--role", "viewer", "--password-stdin", "--data-dir", data], input="a long password\n", capture_output=True, text=True, env={k: v for k, v in os.environ.items() if not k.startswith("QT_")}, timeout=60)
+        added = _cli("user", "add", name, "--role", "viewer", "--password-stdin", "--data-dir", data, input="a long password\n", timeout=60)
         assert added.returncode == 0, added.stderr
     users = tmp_path / "data" / "users.json"
     damaged = users.read_bytes().replace(b'"users": {', b'"users": {,', 1)
@@ -148,7 +146,7 @@ def test_a_damaged_users_file_is_named_and_never_rewritten(tmp_path: Path) -> No
     _refused(_cli("user", "list", "--data-dir", data), 1, "users.json is not valid JSON", "left as it is")
     _refused(_cli("token", "--user", "alice", "--data-dir", data), 1, "users.json is not valid JSON")
     _refused(_cli("user", "remove", "carol", "--data-dir", data), 1, "users.json is not valid JSON")
-    dave = subprocess.run([sys.executable, "-m", "quantumtrader", "user", "add", "dave", "--role", "viewer", "--password-stdin", "--data-dir", data], input="a long password\n", capture_output=True, text=True, env={k: v for k, v in os.environ.items() if not k.startswith("QT_")}, timeout=60)
+    dave = _cli("user", "add", "dave", "--role", "viewer", "--password-stdin", "--data-dir", data, input="a long password\n", timeout=60)
     _refused(dave, 1, "users.json is not valid JSON")
     assert users.read_bytes() == damaged  # alice and carol are still in it, for a person to mend
     # a hand-edited role: that entry is named; the others still log in (the sidecar), but nothing is rewritten
@@ -168,7 +166,7 @@ def test_a_signing_secret_that_cannot_be_used_is_named_and_left_alone(tmp_path: 
     assert secret.read_text() == "short"  # never replaced: that would log every phone out
     secret.unlink()
     secret.mkdir()
-    added = subprocess.run([sys.executable, "-m", "quantumtrader", "user", "add", "bob", "--password-stdin", "--data-dir", str(data)], input="a long password\n", capture_output=True, text=True, env={k: v for k, v in os.environ.items() if not k.startswith("QT_")}, timeout=60)
+    added = _cli("user", "add", "bob", "--password-stdin", "--data-dir", str(data), input="a long password\n", timeout=60)
     _refused(added, 2, "jwt_secret as the token signing secret: it is not a file")
     assert not (data / "users.json").exists()  # refused before the user was saved
     _refused(_cli("run", "--data-dir", str(data), timeout=60), 2, "it is not a file")
@@ -185,12 +183,9 @@ def test_a_store_name_or_key_that_cannot_work_is_refused_before_the_daemon_start
     order journal's) made two subsystems share one database; a key Fernet refuses was a StoreKeyError
     traceback after the kernels had warmed up."""
     data = str(tmp_path / "data")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("QT_")}
     for name, says in (("../../x.db", "plain file name"), ("orders.sqlite", "another file of the data directory"), ("", "plain file name")):
-        result = subprocess.run([sys.executable, "-m", "quantumtrader", "config", "show", "--data-dir", data], capture_output=True, text=True, env={**env, "QT_STORE__FILE_NAME": name}, timeout=60)
-        _refused(result, 2, "store.file_name", says)
-    keyed = subprocess.run([sys.executable, "-m", "quantumtrader", "run", "--no-sidecar", "--data-dir", data], capture_output=True, text=True, env={**env, "QT_STORE_KEY": "garbage"}, timeout=120)
-    _refused(keyed, 2, "QT_STORE_KEY", "not a valid Fernet key")
+        _refused(_cli("config", "show", "--data-dir", data, timeout=60, QT_STORE__FILE_NAME=name), 2, "store.file_name", says)
+    _refused(_cli("run", "--no-sidecar", "--data-dir", data, QT_STORE_KEY="garbage"), 2, "QT_STORE_KEY", "not a valid Fernet key")
 
 
 def test_rows_out_of_time_order_are_counted_and_said_not_passed_over(tmp_path: Path) -> None:
