@@ -352,6 +352,9 @@ class RiskConfig:
     lot_max: float = setting(10.0, "largest order size", positive)
     lot_step: float = setting(0.01, "sizes are rounded down to a multiple of this", positive)
     min_stop_pct: float = setting(0.01, "stops must be at least this far from the price, in % of price", non_negative)
+    max_stop_pct: float = setting(
+        20.0, "stops and take-profits further than this from the price, in % of price, are refused: pips or a distance sent as a price", positive
+    )
     max_open_positions: int = setting(20, "refuse new positions beyond this many open (0 = no limit)", non_negative)
     max_lots_per_symbol: float = setting(5.0, "refuse when open + pending lots in one symbol would exceed this (0 = no limit)", non_negative)
     max_daily_loss: float = setting(0.0, "account currency lost since the UTC day began that switches to reducing-only (0 = off)", non_negative)

@@ -44,8 +44,11 @@ def loss_per_lot(symbol: str, price: float, distance: float, spec: Mapping[str, 
 
     From the broker's specs when the terminal gave them (distance / tick_size
     x tick_value: right for gold, indices, crypto and any account currency),
-    else the 100,000-unit FX approximation above.
+    else the FX approximation above, with the broker's contract size when it
+    gave one. Only a USD account's pairs with USD are sized that way
+    (``RiskEngine.sizing_problem`` refuses the rest).
     """
     if spec is not None and spec["tick_size"] > 0 and spec["tick_value"] > 0:
         return distance / spec["tick_size"] * spec["tick_value"]
-    return value_per_price_unit(symbol, 1.0, price) * distance
+    contract = spec["contract_size"] if spec is not None and spec["contract_size"] > 0 else CONTRACT_SIZE
+    return to_account_currency(symbol, contract, price) * distance

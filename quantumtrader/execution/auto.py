@@ -69,4 +69,4 @@ class AutoTrader:
         for book in self.daemon.market.positions.values():
             if any(p["symbol"] == symbol and p["side"] == side for p in book.values()):
                 return True
-        return any(o.symbol == symbol and o.side == side for o in self.execution.unsettled_opens())
+        return any(o.symbol == symbol and o.side == side for o in self.execution.opens_not_in_positions())

@@ -26,7 +26,7 @@ from quantumtrader.execution.errors import OUTCOME_UNKNOWN, describe
 from quantumtrader.execution.journal import OrderJournal, RiskStateDamaged
 from quantumtrader.execution.orders import FILLED, PENDING, REJECTED, UNKNOWN, Order
 from quantumtrader.execution.risk import Exposure, OpenIntent, RiskEngine, round_lots_down
-from quantumtrader.execution.sessions import CommandSession
+from quantumtrader.execution.sessions import CommandSession, Gate
 from quantumtrader.log import get_logger
 from quantumtrader.metrics import LogLimiter
 from quantumtrader.protocol import (
@@ -60,6 +60,9 @@ class ExecutionEngine:
         self._journal_log = LogLimiter(config.daemon.reject_log_interval_s)
         # terminal -> tickets a close filled since its latest positions event (they may not show it yet)
         self._closed_since_positions: dict[str, set[int]] = {}
+        # terminal -> ticket -> [open filled by a reply, positions events since that did not list it]: it counts
+        # against the limits until one does (or settle_snapshots do not: closed meanwhile, by its stop).
+        self._opened_not_listed: dict[str, dict[int, list[Any]]] = {}
         self._waiters: dict[str, list[Responder]] = {}
         self._by_request: dict[str, str] = {}
         self._volatility: Any = None
@@ -152,6 +155,7 @@ class ExecutionEngine:
         """Settle unknown orders of this terminal from its complete list of positions."""
         terminal = msg["terminal"]
         self._closed_since_positions.pop(terminal, None)
+        self._forget_listed_opens(terminal, {p["ticket"] for p in msg["positions"]})
         unknown = [o for o in self.orders.values() if o.terminal == terminal and o.status == UNKNOWN]
         if not unknown:
             return
@@ -210,6 +214,10 @@ class ExecutionEngine:
             digits = _price_digits(quote["ask"])
             sl, tp = round(sl, digits), round(tp, digits)
             if lots is None:
+                problem = self.risk.sizing_problem(broker_symbol, self._account_currency(terminal), spec)
+                if problem:
+                    self._refuse(order, problem, responder)
+                    return
                 equity = self._equity(terminal)
                 lots = self.risk.size_lots(broker_symbol, side, quote["bid"], quote["ask"], sl, equity, spec)
         lots = round_lots_down(lots or 0.0, self.risk.lot_step(spec))
@@ -226,7 +234,7 @@ class ExecutionEngine:
             return
         ec = self.config.execution
         command = open_command(order.id, broker_symbol, side, lots, sl=sl, tp=tp, deviation_points=ec.deviation_points, magic=ec.magic)
-        self._dispatch(order, command, responder)
+        self._dispatch(order, command, responder, gate=lambda: self._still_wanted(order))
 
     def control_close(self, request: dict[str, Any], responder: Responder) -> None:
         if self._answer_repeat(request, responder):
@@ -289,9 +297,23 @@ class ExecutionEngine:
             if type(request["kill_switch"]) is not bool:
                 raise ControlError("kill_switch must be true or false", 422)
             self.risk.switch(request["kill_switch"])
-            log.warning("kill switch changed", on=self.risk.kill_switch, source=request.get("source", ""))
+            # opens waiting behind a slow terminal were approved before the switch: refused now, not when their turn comes
+            dropped = sum(session.recheck_queue() for session in self.sessions.values()) if self.risk.kill_switch else 0
+            log.warning("kill switch changed", on=self.risk.kill_switch, source=request.get("source", ""), queued_opens_refused=dropped)
             self._save_risk()
-        return {"state": self.risk.state.value, "kill_switch": self.risk.kill_switch, "daily_loss": self.risk.daily_loss()}
+        if "daily_loss_reset" in request:
+            if type(request["daily_loss_reset"]) is not bool:
+                raise ControlError("daily_loss_reset must be true or false", 422)
+            if request["daily_loss_reset"]:
+                self.risk.reset_daily_loss()
+                log.warning("daily loss reset: the day starts again from the equity now", source=request.get("source", ""))
+                self._save_risk()
+        return {
+            "state": self.risk.state.value,
+            "kill_switch": self.risk.kill_switch,
+            "daily_loss": self.risk.daily_loss(),
+            "daily_loss_breached": self.risk.daily_loss_breached,
+        }
 
     # -- routing -------------------------------------------------------------------------
 
@@ -394,7 +416,21 @@ class ExecutionEngine:
         self.daemon.counters["orders_refused_by_risk"] += 1
         responder.error(reason, 422, order=order.to_app())
 
-    def _dispatch(self, order: Order, command: dict[str, Any], responder: Responder) -> None:
+    def _still_wanted(self, order: Order) -> bool:
+        """An open leaving its terminal's queue: the rules that may have changed while it waited, again
+        (:meth:`RiskEngine.check_queued`). Refused, it is settled as rejected and never sent."""
+        reason = self.risk.check_queued(
+            OpenIntent(order.broker_symbol, order.side, order.lots, order.sl, order.tp),
+            self.daemon.market.terminal_quotes.get((order.terminal, order.broker_symbol)),
+            self._quote_age_ms(order.terminal, order.broker_symbol),
+        )
+        if reason is None:
+            return True
+        self.daemon.counters["orders_refused_by_risk"] += 1
+        self._settle(order, REJECTED, error=f"not sent: while it waited its turn at the terminal, {reason}")
+        return False
+
+    def _dispatch(self, order: Order, command: dict[str, Any], responder: Responder, gate: Gate | None = None) -> None:
         session = self.sessions.get(order.terminal)
         if session is None:
             raise ControlError(f"terminal {order.terminal!r} has no command session yet", 503)
@@ -405,7 +441,7 @@ class ExecutionEngine:
             self._by_request[order.request_id] = order.id
         self._waiters[order.id] = [responder]
         self._publish(order)
-        if not session.submit(command, lambda reply, attempts, rtt_ns: self._on_reply(order, reply, attempts, rtt_ns)):
+        if not session.submit(command, lambda reply, attempts, rtt_ns: self._on_reply(order, reply, attempts, rtt_ns), gate):
             self._settle(order, REJECTED, error=f"terminal {order.terminal} has {self.config.execution.queue_max} commands waiting")
 
     def _on_reply(self, order: Order, reply: dict[str, Any] | None, attempts: int, rtt_ns: int) -> None:
@@ -469,6 +505,8 @@ class ExecutionEngine:
         order.updated_msc = now_msc()
         if order.kind == "close" and status == FILLED:
             self._closed_since_positions.setdefault(order.terminal, set()).add(order.ticket)
+        if order.kind == "open" and status == FILLED and not reconciled and order.ticket not in self.daemon.market.positions.get(order.terminal, {}):
+            self._opened_not_listed.setdefault(order.terminal, {})[order.ticket] = [order, 0]
         self._record(order)
         self.orders.pop(order.id, None)
         self._publish(order)
@@ -499,6 +537,10 @@ class ExecutionEngine:
         session = self.daemon.terminals.sessions.get(terminal)
         return session.specs.get(broker_symbol) if session is not None else None
 
+    def _account_currency(self, terminal: str) -> str | None:
+        account = self.daemon.market.accounts.get(terminal)
+        return str(account["currency"]) if account else None
+
     def _equity(self, terminal: str) -> float:
         account = self.daemon.market.accounts.get(terminal)
         return float(account["equity"]) if account else 0.0
@@ -513,21 +555,35 @@ class ExecutionEngine:
     def _exposure(self, terminal: str, broker_symbol: str) -> Exposure:
         positions = self.daemon.market.positions.get(terminal, {})
         lots = sum(p["lots"] for p in positions.values() if p["symbol"] == broker_symbol)
-        opens = self.unsettled_opens()
+        opens = self.opens_not_in_positions()
         lots += sum(o.lots for o in opens if o.terminal == terminal and o.broker_symbol == broker_symbol)
         return Exposure(open_positions=sum(len(b) for b in self.daemon.market.positions.values()) + len(opens), symbol_lots=lots)
 
-    def unsettled_opens(self) -> list[Order]:
-        """Opens that may still execute, for the risk limits and auto-trading's one per direction.
+    def _forget_listed_opens(self, terminal: str, tickets: set[int]) -> None:
+        """A positions event: filled opens it lists are counted from the positions now; one missing from
+        ``settle_snapshots`` events was closed before any listed it (its stop), and holds no slot."""
+        waiting = self._opened_not_listed.get(terminal)
+        if not waiting:
+            return
+        for ticket, entry in list(waiting.items()):
+            entry[1] += 1
+            if ticket in tickets or entry[1] >= self.config.execution.settle_snapshots:
+                del waiting[ticket]
 
-        Pending ones, and unknown ones of a terminal that is with us in this run and has not said bye: a
+    def opens_not_in_positions(self) -> list[Order]:
+        """Opens the positions do not show, for the risk limits and auto-trading's one per direction.
+
+        Filled ones whose terminal has not listed them yet (a terminal replies first and sends positions after:
+        counting on the positions alone let a burst of orders past the limits in between), pending ones, and
+        unknown ones of a terminal that is with us in this run and has not said bye: a
         frozen terminal runs the commands it received when it unblocks (counting only pending ones let
         every later order through). An unknown open of a terminal not seen since a restart, or gone,
         still settles from its positions when it returns, but holds no slot meanwhile: a renamed or
         retired terminal's would hold one for good.
         """
         terminals = self.daemon.terminals
-        return [
+        filled = [entry[0] for waiting in self._opened_not_listed.values() for entry in waiting.values()]
+        return filled + [
             o
             for o in self.orders.values()
             if o.kind == "open" and (o.status == PENDING or (o.terminal in terminals.sessions and not terminals.is_gone(o.terminal)))

@@ -17,6 +17,7 @@ from typing import Any
 
 from quantumtrader import money
 from quantumtrader.config import RiskConfig
+from quantumtrader.pips import CURRENCIES
 from quantumtrader.protocol import MS_PER_DAY
 
 
@@ -59,6 +60,9 @@ class RiskEngine:
         self._day: int = -1
         self._day_start_equity: dict[str, float] = {}
         self._equity: dict[str, float] = {}
+        # The UTC day the daily loss reached its limit: reducing-only holds for the rest of it. Recomputed from
+        # equity alone, the limit lifted itself when a floating loss recovered a little or a deposit came in.
+        self._breached_day: int = -1
 
     # -- state -----------------------------------------------------------------
 
@@ -66,15 +70,16 @@ class RiskEngine:
     def state(self) -> TradingState:
         if self.kill_switch:
             return TradingState.HALTED
-        if self._daily_loss_breached():
+        if self.daily_loss_breached:
             return TradingState.REDUCING
         return TradingState.ACTIVE
 
     def on_account(self, terminal: str, equity: float, now_msc: int) -> bool:
         """Track equity per terminal and where it stood when the UTC day began.
 
-        True when the day's starting equity changed: the caller saves :meth:`saved_state`,
-        so a restart later that day does not start the daily loss afresh.
+        True when the day's starting equity changed or the daily loss just reached its limit: the
+        caller saves :meth:`saved_state`, so a restart later that day neither starts the daily loss
+        afresh nor lifts the limit.
         """
         day = now_msc // MS_PER_DAY
         changed = day != self._day
@@ -86,7 +91,16 @@ class RiskEngine:
             self._day_start_equity[terminal] = equity
             changed = True
         self._equity[terminal] = equity
+        limit = self.config.max_daily_loss
+        if limit > 0 and self._breached_day != day and self.daily_loss() >= limit:
+            self._breached_day = day
+            changed = True
         return changed
+
+    def reset_daily_loss(self) -> None:
+        """An operator's decision to trade on today: the day starts again from each terminal's equity now."""
+        self._breached_day = -1
+        self._day_start_equity = {t: e for t, e in self._equity.items() if e > 0}
 
     def switch(self, on: bool) -> None:
         """The kill switch as the control request sets it (saved; the config's halt is not)."""
@@ -95,8 +109,13 @@ class RiskEngine:
     def saved_state(self) -> dict[str, Any]:
         """What must survive a restart: the kill switch as the control request set it (None: never; a halt
         from the config is the config's, so lifting it there and restarting lifts it) and the day's
-        starting equity per terminal."""
-        return {"kill_switch": self._switched, "day": self._day, "day_start_equity": dict(self._day_start_equity)}
+        starting equity per terminal, and whether the daily loss reached its limit that day."""
+        return {
+            "kill_switch": self._switched,
+            "day": self._day,
+            "day_start_equity": dict(self._day_start_equity),
+            "daily_loss_breached": self._breached_day == self._day >= 0,
+        }
 
     def restore(self, state: dict[str, Any], now_msc: int) -> bool:
         """Resume from :meth:`saved_state`: a crash or a restart must neither resume trading that an
@@ -114,14 +133,17 @@ class RiskEngine:
             valid = {str(t): float(e) for t, e in starts.items() if type(e) in (int, float) and math.isfinite(e) and e > 0}
             self._day = today
             self._day_start_equity = valid
+            if state.get("daily_loss_breached") is True:
+                self._breached_day = today
         return halted
 
     def daily_loss(self) -> float:
         return sum(max(0.0, start - self._equity.get(t, start)) for t, start in self._day_start_equity.items())
 
-    def _daily_loss_breached(self) -> bool:
-        limit = self.config.max_daily_loss
-        return limit > 0 and self.daily_loss() >= limit
+    @property
+    def daily_loss_breached(self) -> bool:
+        """The daily loss reached ``max_daily_loss`` today (latched until the next UTC day or :meth:`reset_daily_loss`)."""
+        return self.config.max_daily_loss > 0 and self._breached_day == self._day >= 0
 
     # -- sizing and default stops ----------------------------------------------
 
@@ -155,6 +177,24 @@ class RiskEngine:
             return spec["volume_step"]
         return self.config.lot_step
 
+    def sizing_problem(self, symbol: str, account_currency: str | None, spec: Mapping[str, float] | None = None) -> str | None:
+        """Why lots cannot be sized for ``symbol``, or None.
+
+        With the broker's tick value (specs) any symbol and account currency can be sized. Without it, the
+        100,000-unit FX approximation (:mod:`quantumtrader.money`) holds only for a USD account trading a
+        pair with USD on one side; anywhere else it was off by the exchange rate (a JPY account: 150 times
+        the risk asked for).
+        """
+        if spec is not None and spec["tick_size"] > 0 and spec["tick_value"] > 0:
+            return None
+        name = symbol.upper()
+        if account_currency == "USD" and name[:3] in CURRENCIES and name[3:6] in CURRENCIES and "USD" in (name[:3], name[3:6]):
+            return None
+        return (
+            f"cannot size {symbol}: its terminal sent no tick value for it, and without one only a USD account's pairs with USD "
+            f"are sized (the account is in {account_currency or 'an unknown currency'}); give lots"
+        )
+
     def size_lots(self, symbol: str, side: str, bid: float, ask: float, sl: float, equity: float, spec: Mapping[str, float] | None = None) -> float:
         """Lots so that hitting the stop loses risk_pct of equity, rounded down to the step.
 
@@ -180,13 +220,25 @@ class RiskEngine:
     ) -> str | None:
         """The reason a new position is refused, or None if every rule passes."""
         for reason in (
+            self.check_queued(intent, quote, quote_age_ms),
+            self._check_lots(intent.symbol, intent.lots, spec),
+            self._check_open_positions(exposure.open_positions),
+            self._check_symbol_exposure(exposure.symbol_lots, intent.lots),
+        ):
+            if reason:
+                return reason
+        return None
+
+    def check_queued(self, intent: OpenIntent, quote: dict[str, Any] | None, quote_age_ms: float) -> str | None:
+        """The rules that may change while an open waits its turn at a busy terminal (the kill switch, the
+        daily loss, the quote's age and spread, the stops against the price): run when it is requested and
+        again when it leaves the queue. The limits need not be: they counted it from its request on."""
+        for reason in (
             self._check_state(),
             self._check_quote(quote, quote_age_ms),
             self._check_spread(quote),
             self._check_stops(intent.side, quote, intent.sl, intent.tp),
-            self._check_lots(intent.symbol, intent.lots, spec),
-            self._check_open_positions(exposure.open_positions),
-            self._check_symbol_exposure(exposure.symbol_lots, intent.lots),
+            self._check_stops_set(intent.sl, intent.tp),
         ):
             if reason:
                 return reason
@@ -202,7 +254,10 @@ class RiskEngine:
         if state is TradingState.HALTED:
             return "trading halted: the kill switch is on (risk.trading_enabled)"
         if state is TradingState.REDUCING:
-            return f"reducing only: daily loss {self.daily_loss():.2f} reached risk.max_daily_loss {self.config.max_daily_loss:g}"
+            return (
+                f"reducing only: the daily loss reached risk.max_daily_loss {self.config.max_daily_loss:g} today (now {self.daily_loss():.2f}); "
+                'until the next UTC day, or control risk {"daily_loss_reset": true}'
+            )
         return None
 
     def _check_quote(self, quote: dict[str, Any] | None, age_ms: float) -> str | None:
@@ -234,10 +289,25 @@ class RiskEngine:
                 return f"lots {lots:g} above {symbol}'s maximum at the broker ({spec['volume_max']:g})"
         return None
 
+    def _check_stops_set(self, sl: float, tp: float) -> str | None:
+        """A new position always carries both stops (default ones fill in what was not given): one at or
+        below 0 is a default stop that volatility pushed past 0, sent as no stop at all."""
+        for name, value in (("stop loss", sl), ("take profit", tp)):
+            if not value > 0:
+                return f"{name} {value:g} is not a price: give one (the default, from volatility or the other stop, fell to or below 0)"
+        return None
+
     def _check_stops(self, side: str, quote: dict[str, Any] | None, sl: float, tp: float) -> str | None:
         if quote is None:
             return None
         price = quote["bid"] if side == "buy" else quote["ask"]  # the price a position is closed at
+        max_distance = price * self.config.max_stop_pct / 100.0
+        for name, value in (("stop loss", sl), ("take profit", tp)):
+            if value > 0 and abs(value - price) > max_distance:
+                return (
+                    f"{name} {value:g} is {abs(value - price) / price * 100:.0f}% from the price {price:g}, beyond risk.max_stop_pct "
+                    f"{self.config.max_stop_pct:g}: stops are prices, not pips or distances"
+                )
         min_distance = price * self.config.min_stop_pct / 100.0
         below, above = (sl, tp) if side == "buy" else (tp, sl)
         if below > 0 and below > price - min_distance:

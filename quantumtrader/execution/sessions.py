@@ -27,6 +27,10 @@ from quantumtrader.protocol import ProtocolError, decode_reply, encode
 
 #: ``on_done(reply or None, attempts, round_trip_ns)``; None means every try timed out.
 Done = Callable[[dict[str, Any] | None, int, int], None]
+#: Asked when a command leaves the queue (and when :meth:`CommandSession.recheck_queue` is called): False
+#: drops it unsent, the gate having answered its requester. What was true when it was queued (the kill
+#: switch off, a fresh quote) may not be seconds later, behind a terminal that does not answer.
+Gate = Callable[[], bool]
 
 
 @dataclass(slots=True)
@@ -34,6 +38,7 @@ class Pending:
     command: dict[str, Any]
     frame: bytes
     on_done: Done
+    gate: Gate | None = None
     attempts: int = 0
     first_sent_ns: int = 0
 
@@ -72,14 +77,20 @@ class CommandSession:
 
     # -- public ----------------------------------------------------------------
 
-    def submit(self, command: dict[str, Any], on_done: Done) -> bool:
+    def submit(self, command: dict[str, Any], on_done: Done, gate: Gate | None = None) -> bool:
         """Queue a command; False when the terminal's queue is full."""
         if len(self.queue) >= self._queue_max:
             return False
-        self.queue.append(Pending(command, encode(command), on_done))
+        self.queue.append(Pending(command, encode(command), on_done, gate))
         if self.inflight is None:
             self._send_next()
         return True
+
+    def recheck_queue(self) -> int:
+        """Ask every queued command's gate now (the kill switch went on); returns how many were dropped."""
+        before = len(self.queue)
+        self.queue = deque(p for p in self.queue if p.gate is None or p.gate())
+        return before - len(self.queue)
 
     def retarget(self, endpoint: str) -> None:
         """The terminal said hello with a (possibly new) endpoint: reconnect, resend what is in flight."""
@@ -132,9 +143,12 @@ class CommandSession:
         self.deadline = self._monotonic() + self._timeout_s
 
     def _send_next(self) -> None:
-        if self.queue:
-            self.inflight = self.queue.popleft()
-            self._send(self.inflight)
+        while self.queue:
+            pending = self.queue.popleft()
+            if pending.gate is None or pending.gate():
+                self.inflight = pending
+                self._send(pending)
+                return
 
     def _on_readable(self) -> None:
         sock = self._socket

@@ -376,8 +376,8 @@ class ScriptedTerminal:
         """A hello (or a heartbeat that repeats its fields, ``kind="heartbeat", dropped=0``)."""
         self.send(type=kind, platform="MT4", command_endpoint=f"tcp://127.0.0.1:{self.port}", symbols=list(symbols), **fields)
 
-    def account(self, equity: float, **fields: object) -> None:
-        self.send(type="account", login=5012345, currency="USD", balance=10000.0, equity=equity, margin=0.0, free_margin=equity, leverage=100, **fields)
+    def account(self, equity: float, currency: str = "USD", **fields: object) -> None:
+        self.send(type="account", login=5012345, currency=currency, balance=10000.0, equity=equity, margin=0.0, free_margin=equity, leverage=100, **fields)
 
     def next_command(self, timeout_ms: int = 10_000) -> tuple[bytes, dict] | None:
         if not self.commands.poll(timeout_ms):
@@ -455,7 +455,10 @@ def test_what_an_execution_audit_found_over_real_sockets(tmp_path: Path) -> None
             assert order["sl"] == 0.0 and order["tp"] == 0.0 and "refused its stops" in order["error"] and order["error_code"] == 130, order
             assert control(eps.control)["health"]["counters"]["orders_stops_refused"] == 1
 
-            # (the filled sell above is in no positions event yet: none open, none unsettled)
+            # the filled sell above counts until a positions event lists it (the risk review's fill gap); it is then closed
+            term.send(type="positions", positions=[{**held, "ticket": 777, "side": "sell", "lots": 0.01, "comment": "QT-" + order["id"]}])
+            term.send(type="positions", positions=[])
+            wait_for(lambda: not control(eps.control, "snapshot")["positions"], 10, "no positions")
             first = dealer.send("trade", symbol="EURUSD", side="buy", lots=0.01, source="test")
             ident, command = term.next_command()
             term.answer(ident, reply_error(command["id"], 128, "trade timeout"))  # may have executed: unknown
@@ -463,6 +466,93 @@ def test_what_an_execution_audit_found_over_real_sockets(tmp_path: Path) -> None
             assert unknown["order"]["status"] == "unknown", unknown
             quote()
             refused_here(term, control(eps.control, "trade", symbol="EURUSD", side="buy", lots=0.01, source="test"), "max_open_positions")
+    finally:
+        dealer.close()
+        term.close()
+        d.close()
+
+
+@pytest.mark.timeout(90)
+def test_what_a_risk_review_found_over_real_sockets(tmp_path: Path) -> None:
+    """Four defects a read-only review of the order path found (2026-12-04), each against the real daemon in process:
+    - opens queued behind a command the terminal had not answered were sent after the kill switch went on, and
+      with the quote they were approved on long stale: the rules ran once, when they were queued;
+    - an open the terminal filled counted against no limit until its next positions event (the reply comes first);
+    - without a tick value from the terminal, lots were sized as if the account were in USD (a JPY account: 150x);
+    - a stop given in pips (20 on EURUSD) was sent as the price 20."""
+    env = {**RISK_OFF, "QT_RISK__MAX_LOTS_PER_SYMBOL": "0.05", "QT_RISK__MAX_QUOTE_AGE_MS": "1000", "QT_EXECUTION__COMMAND_TIMEOUT_MS": "10000", "QT_EXECUTION__COMMAND_RETRIES": "0"}
+    d, eps = inproc_daemon(tmp_path / "data", **env)
+    term = ScriptedTerminal(eps)
+    dealer = Dealer(eps.control)
+    stops = {"sl": 1.09, "tp": 1.11}
+
+    def quote(symbol: str = "EURUSD") -> None:
+        before = control(eps.control)["health"]["counters"].get("ticks", 0)
+        term.send(type="tick", symbol=symbol, bid=1.1, ask=1.1001, volume=1)
+        wait_for(lambda: control(eps.control)["health"]["counters"]["ticks"] > before, 10, f"a {symbol} tick")
+
+    def fill(ident: bytes, command: dict, ticket: int) -> None:
+        term.answer(ident, reply_ok(command["id"], ticket=ticket, price=1.1, lots=command["lots"], time_msc=now_msc()))
+
+    try:
+        with serving(d):
+            term.hello(symbols=("EURUSD", "GBPUSD"))
+            term.account(10_000.0)
+            term.send(type="positions", positions=[])
+            quote()
+
+            # the kill switch: the first open waits for its reply, two queue behind it
+            first = dealer.send("trade", symbol="EURUSD", side="buy", lots=0.01, source="test", **stops)
+            ident, command = term.next_command()
+            queued = {dealer.send("trade", symbol="EURUSD", side="buy", lots=0.01, source="test", **stops) for _ in range(2)}
+            wait_for(lambda: control(eps.control)["health"]["data_flow"]["pending_trades"] == 3, 10, "three orders pending")
+            switched = control(eps.control, "risk", kill_switch=True, source="test")
+            assert switched["ok"] is True and switched["kill_switch"] is True, switched
+            refused = dealer.collect(queued, timeout_s=5)  # at once, not when their turn would have come
+            assert all(r["status"] == 422 and "kill switch" in r["error"] and r["order"]["status"] == "rejected" for r in refused.values()), refused
+            fill(ident, command, 9001)
+            assert dealer.collect({first}, timeout_s=10)[first]["order"]["status"] == "filled"
+            assert term.next_command(300) is None, "an open approved before the kill switch reached the terminal after it"
+            control(eps.control, "risk", kill_switch=False, source="test")
+
+            # a quote that went stale while an open waited its turn
+            quote()
+            held = dealer.send("trade", symbol="EURUSD", side="buy", lots=0.01, source="test", **stops)
+            ident, command = term.next_command()
+            late = dealer.send("trade", symbol="EURUSD", side="buy", lots=0.01, source="test", **stops)
+            time.sleep(1.3)  # past max_quote_age_ms, no tick meanwhile
+            fill(ident, command, 9002)
+            replies = dealer.collect({held, late}, timeout_s=10)
+            assert replies[held]["order"]["status"] == "filled", replies[held]
+            assert replies[late]["status"] == 422 and "quote is stale" in replies[late]["error"] and "not sent" in replies[late]["error"], replies[late]
+            assert term.next_command(300) is None, "an open whose quote went stale in the queue reached the terminal"
+
+            # a fill counts against the limits before the terminal's positions list it
+            quote("GBPUSD")
+            opened = dealer.send("trade", symbol="GBPUSD", side="buy", lots=0.05, source="test", **stops)
+            ident, command = term.next_command()
+            fill(ident, command, 9003)
+            assert dealer.collect({opened}, timeout_s=10)[opened]["order"]["status"] == "filled"
+            refused_here(term, control(eps.control, "trade", symbol="GBPUSD", side="buy", lots=0.01, source="test", **stops), "max_lots_per_symbol")
+            # closed by its stop before any positions event listed it: after settle_snapshots (3) events without it, free
+            for _ in range(3):
+                term.send(type="positions", positions=[])
+            quote("GBPUSD")  # one PUSH, in order: its tick is handled after the positions events
+            again = dealer.send("trade", symbol="GBPUSD", side="buy", lots=0.01, source="test", **stops)
+            ident, command = term.next_command()
+            assert command["symbol"] == "GBPUSD" and command["lots"] == 0.01, command
+            fill(ident, command, 9004)
+            dealer.collect({again}, timeout_s=10)
+
+            # a stop in pips, not a price
+            quote()
+            refused_here(term, control(eps.control, "trade", symbol="EURUSD", side="sell", lots=0.01, stop_loss=20, source="test"), "risk.max_stop_pct")
+
+            # sizing without a tick value on a JPY account
+            term.account(1_000_000.0, currency="JPY")
+            wait_for(lambda: control(eps.control, "snapshot")["accounts"][0]["currency"] == "JPY", 10, "the JPY account")
+            quote()
+            refused_here(term, control(eps.control, "trade", symbol="EURUSD", side="buy", source="test"), "cannot size EURUSD")
     finally:
         dealer.close()
         term.close()

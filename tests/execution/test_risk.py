@@ -12,6 +12,7 @@ from quantumtrader.execution.risk import Exposure, OpenIntent, RiskEngine, Tradi
 
 QUOTE = {"symbol": "EURUSD", "bid": 1.10000, "ask": 1.10010}
 FREE = Exposure(open_positions=0, symbol_lots=0.0)
+GOLD = {"contract_size": 100.0, "tick_size": 0.01, "tick_value": 1.0, "volume_min": 0.01, "volume_step": 0.01, "volume_max": 50.0}
 
 
 def engine(**over: object) -> RiskEngine:
@@ -67,6 +68,69 @@ def test_daily_loss_switches_to_reducing_and_recovers_next_day() -> None:
     assert risk.state is TradingState.ACTIVE
 
 
+def test_a_daily_loss_that_reached_the_limit_holds_for_the_day_through_a_recovery_a_deposit_and_a_restart() -> None:
+    """It was recomputed from equity on every check: a floating loss that recovered a little, or a deposit,
+    lifted the limit the same day (a review, 2026-12-04)."""
+    risk = engine(max_daily_loss=100.0)
+    day = 1_705_276_800_000  # 2024-01-15T00:00Z
+    risk.on_account("t", 10_000.0, day + 1000)
+    assert risk.on_account("t", 9_890.0, day + 2000) is True  # the breach is saved at once
+    assert risk.state is TradingState.REDUCING
+    risk.on_account("t", 9_905.0, day + 3000)  # recovered to a loss of 95
+    assert risk.state is TradingState.REDUCING and "reached risk.max_daily_loss 100 today (now 95.00)" in check(risk)
+    risk.on_account("t", 10_905.0, day + 4000)  # a deposit of 1,000
+    assert risk.state is TradingState.REDUCING and risk.daily_loss() == 0.0
+
+    restarted = engine(max_daily_loss=100.0)
+    restarted.restore(risk.saved_state(), day + 5000)
+    assert restarted.state is TradingState.REDUCING
+    tomorrow = engine(max_daily_loss=100.0)
+    tomorrow.restore(risk.saved_state(), day + 86_400_000 + 1)  # another day's breach is not today's
+    assert tomorrow.state is TradingState.ACTIVE
+
+    risk.reset_daily_loss()  # an operator trades on: the day starts again from the equity now
+    assert risk.state is TradingState.ACTIVE and risk.saved_state()["daily_loss_breached"] is False
+    risk.on_account("t", 10_800.0, day + 6000)  # 105 below the new start
+    assert risk.state is TradingState.REDUCING
+    risk.on_account("t", 10_800.0, day + 86_400_000 + 1)
+    assert risk.state is TradingState.ACTIVE
+
+
+def test_stops_that_are_pips_or_distances_or_past_zero_are_refused() -> None:
+    """A stop in pips (20) or a distance (0.002) sent as a price, or a default stop that high volatility put below 0,
+    passed every rule and went to the terminal (a review, 2026-12-04)."""
+    risk = engine()
+    assert "20 is 1718% from the price 1.1001, beyond risk.max_stop_pct 20" in check(risk, side="sell", sl=20.0, tp=1.09)
+    assert "stop loss 0.002 is 100% from the price" in check(risk, sl=0.002)
+    assert "take profit 40 is" in check(risk, tp=40.0)
+    sl, tp = risk.default_stops("buy", 1.1, 1.1001, 0.0, 0.0, volatility=0.01)
+    assert sl < 0
+    assert "stop loss" in check(engine(max_stop_pct=1000.0), sl=sl, tp=tp) and "is not a price" in check(engine(max_stop_pct=1000.0), sl=sl, tp=tp)
+    assert check(engine(max_stop_pct=30.0), sl=0.8, tp=1.3) is None  # within the bound set
+    assert "risk.max_stop_pct" in risk.check_modify("sell", QUOTE, 20.0, 0.0)
+
+
+@pytest.mark.parametrize(
+    ("symbol", "currency", "spec", "sized"),
+    [
+        ("EURUSD", "USD", None, True),
+        ("USDJPY", "USD", None, True),
+        ("EURUSD.r", "USD", None, True),
+        ("EURUSD", "JPY", None, False),  # the approximation is in USD: 150x the risk in yen
+        ("EURUSD", "JPY", {**GOLD, "tick_value": 0.0}, False),  # MT5's 0: no conversion rate
+        ("GBPJPY", "USD", None, False),  # a cross converted by its own price
+        ("XAUUSD", "USD", None, False),
+        ("EURUSD", None, None, False),  # no account event yet
+        ("XAUUSD", "JPY", GOLD, True),  # the broker's tick value: any symbol, any currency
+    ],
+)
+def test_lots_are_sized_without_a_tick_value_only_where_the_approximation_holds(symbol: str, currency: str | None, spec: dict | None, sized: bool) -> None:
+    problem = engine().sizing_problem(symbol, currency, spec)
+    assert (problem is None) is sized, problem
+    if problem:
+        assert problem.startswith(f"cannot size {symbol}") and "give lots" in problem
+
+
 def test_the_saved_state_restores_a_halt_and_today_s_start_only() -> None:
     day = 1_705_276_800_000  # 2024-01-15T00:00Z
     before = engine(max_daily_loss=100.0)
@@ -81,8 +145,8 @@ def test_the_saved_state_restores_a_halt_and_today_s_start_only() -> None:
     same_day.restore(saved, day + 5000)
     assert same_day.kill_switch is True
     same_day.switch(False)
-    assert same_day.on_account("t", 9_899.0, day + 6000) is False  # not a new start: the loss is 101
-    assert same_day.state is TradingState.REDUCING
+    assert same_day.on_account("t", 9_899.0, day + 6000) is True  # not a new start (the loss is 101), but the limit reached: saved
+    assert same_day.state is TradingState.REDUCING and same_day.saved_state()["day_start_equity"] == {"t": 10_000.0}
 
     next_day = engine(max_daily_loss=100.0)
     next_day.restore(saved, day + 86_400_000 + 1)  # yesterday's start is no baseline today
@@ -120,9 +184,6 @@ def test_size_by_risk_loses_risk_pct_of_equity_at_the_stop() -> None:
     assert lots == pytest.approx(0.15)  # 1.0 yen x 100,000 / 150 = $666.67 per lot -> 100/666.67 = 0.15
 
 
-GOLD = {"contract_size": 100.0, "tick_size": 0.01, "tick_value": 1.0, "volume_min": 0.01, "volume_step": 0.01, "volume_max": 50.0}
-
-
 def test_size_by_the_brokers_specs_when_the_terminal_sent_them() -> None:
     risk = engine(risk_pct=1.0)
     # XAUUSD, 100 oz a lot: a $10 stop is 1,000 ticks of $1 = $1,000 per lot -> 1% of $10,000 is 0.1 lot
@@ -139,7 +200,10 @@ def test_size_by_the_brokers_specs_when_the_terminal_sent_them() -> None:
     assert risk.lot_step(index) == 0.1 and risk.lot_step(None) == risk.config.lot_step
     zero = {**index, "tick_value": 0.0, "volume_step": 0.0}  # a terminal that does not know: the approximation and risk.lot_step
     assert risk.lot_step(zero) == risk.config.lot_step
-    assert risk.size_lots("EURUSD", "buy", 1.1, 1.1001, 1.0901, 10_000.0, {**zero, "tick_size": 0.00001}) == pytest.approx(0.1)
+    fx = {**zero, "tick_size": 0.00001, "contract_size": 100_000.0}
+    assert risk.size_lots("EURUSD", "buy", 1.1, 1.1001, 1.0901, 10_000.0, fx) == pytest.approx(0.1)
+    # with the broker's contract size (a mini-lot account: 10,000 units), 100 pips cost $100 a lot
+    assert risk.size_lots("EURUSD", "buy", 1.1, 1.1001, 1.0901, 10_000.0, {**fx, "contract_size": 10_000.0}) == pytest.approx(1.0)
     # odd specs within the protocol's bounds: a loss per lot of ~1e-19 sizes to the cap, not an overflow
     odd = {**GOLD, "tick_size": 1e12, "tick_value": 1e-8}
     assert risk.size_lots("XAUUSD", "buy", 2000.0, 2000.3, 1990.3, 10_000.0, odd) == risk.config.lot_max
