@@ -38,6 +38,8 @@ class TickArrays:
     time_msc: np.ndarray
     rows_read: int = 0
     rejected: Counter[str] = field(default_factory=Counter)
+    #: the same per symbol: a symbol none of whose ticks was accepted is in no other field
+    rejected_by_symbol: dict[str, Counter[str]] = field(default_factory=dict)
     bad_rows: int = 0
     first_error: str = ""  # where the first unreadable row was, and why
     out_of_order: int = 0  # rows earlier than the row before them in their file (CsvStats)
@@ -60,6 +62,7 @@ def load_ticks(paths: list[Path], progress: Callable[[int], None] | None = None)
     """Read, validate (as the daemon does) and keep the accepted ticks as arrays."""
     stats = CsvStats()
     rejected: Counter[str] = Counter()
+    rejected_by_symbol: dict[str, Counter[str]] = {}
     index: dict[str, int] = {}
     sym: list[int] = []
     bid: list[float] = []
@@ -76,6 +79,7 @@ def load_ticks(paths: list[Path], progress: Callable[[int], None] | None = None)
             decode_event(raw, tick.time_msc)
         except ProtocolError as exc:
             rejected[exc.reason] += 1
+            rejected_by_symbol.setdefault(tick.symbol, Counter())[exc.reason] += 1
             continue
         sym.append(index.setdefault(tick.symbol, len(index)))
         bid.append(tick.bid)
@@ -93,6 +97,7 @@ def load_ticks(paths: list[Path], progress: Callable[[int], None] | None = None)
         time_msc=np.array(stamp, dtype=np.int64),
         rows_read=read,
         rejected=rejected,
+        rejected_by_symbol=rejected_by_symbol,
         bad_rows=stats.skipped,
         first_error=stats.first_error,
         out_of_order=stats.out_of_order,

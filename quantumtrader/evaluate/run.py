@@ -44,6 +44,9 @@ def run_evaluation(config: Config, files: list[Path], *, show_progress: bool = T
         "rows_out_of_order": ticks.out_of_order,
         "first_out_of_order": ticks.first_out_of_order,
         "rejected": dict(ticks.rejected),
+        "rejected_by_symbol": {s: dict(c) for s, c in sorted(ticks.rejected_by_symbol.items())},
+        # a symbol none of whose ticks was accepted has no report below: said here, not left out without a word
+        "symbols_not_scored": sorted(s for s in ticks.rejected_by_symbol if s not in ticks.symbols),
         "ticks_accepted": int(ticks.sym.shape[0]),
         "signals_config": asdict(config.signals),
         "symbols": symbols,
@@ -71,6 +74,8 @@ def run(config: Config, files: list[Path], *, json_out: Path | None = None, plot
     header = f"{report['ticks_accepted']:,} of {report['rows_read']:,} ticks accepted (rejected as the daemon would: {rejected}); {report['runtime']['seconds']} s"
     if report["bad_rows"]:
         header += f"\n{report['bad_rows']:,} unreadable rows skipped (first: {report['first_bad_row']})"
+    for symbol in report["symbols_not_scored"]:
+        header += f"\n{symbol}: no tick accepted ({_rejected_text(report['rejected_by_symbol'][symbol])}), not scored"
     if report["rows_out_of_order"]:
         header += (
             f"\n{report['rows_out_of_order']:,} rows earlier than the row before them (first: {report['first_out_of_order']}):"

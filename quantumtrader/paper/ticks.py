@@ -63,12 +63,15 @@ def open_text(path: Path) -> IO[str]:
 
 
 def symbol_from_path(path: Path) -> str:
-    """``EURUSD.csv.gz`` -> ``EURUSD``."""
+    """``EURUSD.csv.gz`` -> ``EURUSD``; ``eurusd.csv`` -> ``EURUSD``; ``EURUSDm.csv`` -> ``EURUSDm``.
+
+    An all-lowercase name is taken for the symbol in capitals; any other keeps its case, which brokers'
+    suffixes carry (``EURUSDm`` is not ``EURUSDM`` to a terminal, and was reported as such)."""
     name = path.name
     for suffix in (".gz", ".csv", ".txt"):
         if name.lower().endswith(suffix):
             name = name[: -len(suffix)]
-    return name.upper()
+    return name.upper() if name.islower() else name
 
 
 def read_csv_ticks(path: Path, symbol: str | None = None, stats: CsvStats | None = None) -> Iterator[SourceTick]:

@@ -116,3 +116,23 @@ def test_the_technical_policy_over_every_tick_is_each_symbols_own_run(tmp_path: 
         apply_policy(make_policy_state(row + 1), np.full(mine.size, row, dtype=np.int32), result.technical[mine], result.ticks.time_msc[mine] / 1000.0, params3, want_pred, want_emit)
         assert np.array_equal(prediction[mine], want_pred) and np.array_equal(emit[mine], want_emit)
         assert 1 < want_emit.sum() < mine.size  # the check compares something: some signals, not every tick
+
+
+def test_a_symbol_with_no_tick_accepted_is_named_not_left_out_and_names_keep_their_case(tmp_path: Path) -> None:
+    """Found by a review (2026-12-04): a file whose every quote was refused (crossed) gave its symbol no line at
+    all, only a run-wide count; and ``EURUSDm.csv`` was reported as EURUSDM, a name no terminal sends."""
+    from quantumtrader.evaluate.run import run, run_evaluation
+
+    good, crossed, lower = tmp_path / "EURUSDm.csv", tmp_path / "GBPUSD.csv", tmp_path / "audusd.csv"
+    good.write_text("time,bid,ask\n" + "".join(f"{1_400_000_000_000 + 1000 * i},1.1000{i % 3},1.1001{i % 3}\n" for i in range(200)))
+    crossed.write_text("time,bid,ask\n" + "".join(f"{1_400_000_000_000 + 1000 * i + 1},1.2001,1.2000\n" for i in range(50)))
+    lower.write_text("time,bid,ask\n" + "".join(f"{1_400_000_000_000 + 1000 * i + 2},0.6600{i % 3},0.6601{i % 3}\n" for i in range(5)))
+    config = load_config(environ={"QT_DATA_DIR": str(tmp_path / "data")})
+
+    report = run_evaluation(config, [good, crossed, lower], show_progress=False)
+
+    assert [sym["symbol"] for sym in report["symbols"]] == ["EURUSDm", "AUDUSD"]
+    assert report["symbols_not_scored"] == ["GBPUSD"]
+    assert report["rejected_by_symbol"] == {"GBPUSD": {"crossed_quote": 50}} and report["rejected"] == {"crossed_quote": 50}
+    table = run(config, [good, crossed, lower], show_progress=False)
+    assert "GBPUSD: no tick accepted (crossed_quote 50), not scored" in table
