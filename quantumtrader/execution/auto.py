@@ -2,10 +2,20 @@
 
 Off by default (``auto_trade.enabled``). A published BUY/SELL signal at least
 ``auto_trade.min_confidence`` confident becomes a ``trade`` request from
-source ``auto:<signal id>``; with ``one_per_direction`` (default) nothing is
-sent while the symbol already has an open position or a pending order in that
-direction. Refusals (risk rules, no terminal) are logged and counted, never
-raised: a signal that cannot be traded must not disturb the tick path.
+source ``auto:<signal id>`` to the terminal the request is routed to; with
+``one_per_direction`` (default) nothing is sent while that terminal already
+holds a position, or has an order under way, in that symbol (its broker's
+name) and direction. Nothing is sent while trading is halted or
+reducing-only, or when no terminal trades the symbol: counted as skipped,
+never journaled as a refused order (one per signal per symbol filled the
+order journal for as long as a halt lasted). Refusals by the risk rules are
+counted and logged at most once per interval, never raised: a signal that
+cannot be traded must not disturb the tick path.
+
+What it does not do (docs/execution.md, "Auto-trading"): a SELL while a BUY
+is open opens a sell, it does not close the buy; and a periodic signal (the
+same prediction re-published every ``signals.interval_s``) is acted on like
+a new one, so once a position closes the next BUY opens another.
 """
 
 from __future__ import annotations
@@ -16,25 +26,32 @@ from quantumtrader.config import AutoTradeConfig
 from quantumtrader.daemon.control import ControlError
 from quantumtrader.daemon.server import Daemon
 from quantumtrader.execution.engine import ExecutionEngine
+from quantumtrader.execution.risk import TradingState
 from quantumtrader.log import get_logger
+from quantumtrader.metrics import LogLimiter
 
 log = get_logger("quantumtrader.auto_trade")
 
 
 class _LogResponder:
-    """Where an auto order's outcome goes: no one is waiting, so it is logged and counted."""
+    """Where an auto order's outcome goes: no one is waiting, so it is counted and logged (once per interval per status)."""
 
-    def __init__(self, daemon: Daemon, signal_id: str) -> None:
+    def __init__(self, daemon: Daemon, signal_id: str, limiter: LogLimiter) -> None:
         self._daemon = daemon
         self._signal_id = signal_id
+        self._limiter = limiter
         self.done = False
 
     def ok(self, **fields: Any) -> None:
         self._daemon.counters["auto_orders_filled"] += 1
 
     def error(self, message: str, status: int = 400, **fields: Any) -> None:
+        if status == 504:  # no answer in time, or an outcome-unknown code: it may have filled (the positions settle it)
+            self._daemon.counters["auto_orders_unknown"] += 1
+            self._limiter.log("unknown", log.warning, "auto order outcome unknown; will settle from the terminal's positions", signal=self._signal_id, reason=message)
+            return
         self._daemon.counters["auto_orders_refused"] += 1
-        log.info("auto order not filled", signal=self._signal_id, status=status, reason=message)
+        self._limiter.log(f"refused-{status}", log.info, "auto order not filled", signal=self._signal_id, status=status, reason=message)
 
 
 class AutoTrader:
@@ -42,6 +59,7 @@ class AutoTrader:
         self.config = config
         self.execution = execution
         self.daemon = daemon
+        self._log = LogLimiter(execution.config.daemon.reject_log_interval_s)
 
     def attach(self) -> None:
         self.daemon.signal_hooks.append(self.on_signal)
@@ -53,20 +71,43 @@ class AutoTrader:
             return
         side = "buy" if prediction == "BUY" else "sell"
         symbol = signal["symbol"]
-        if self.config.one_per_direction and self._holding(symbol, side):
+        counters = self.daemon.counters
+        state = self.execution.risk.state
+        if state is not TradingState.ACTIVE:
+            counters[f"auto_skipped_{state.value}"] += 1
             return
-        request: dict[str, Any] = {"type": "trade", "id": "auto-" + signal["id"], "symbol": symbol, "side": side, "source": f"auto:{signal['id']}"}
+        try:
+            terminal, broker_symbol = self.execution.route(symbol, None)
+        except ControlError as exc:
+            counters["auto_skipped_no_terminal"] += 1
+            self._log.log("route", log.info, "auto order not sent: no terminal to trade it", signal=signal["id"], symbol=symbol, reason=str(exc))
+            return
+        if self.config.one_per_direction and self._holding(terminal, broker_symbol, side):
+            counters["auto_skipped_holding"] += 1
+            return
+        request: dict[str, Any] = {
+            "type": "trade",
+            "id": "auto-" + signal["id"],
+            "symbol": symbol,
+            "terminal": terminal,
+            "side": side,
+            "source": f"auto:{signal['id']}",
+        }
         if self.config.lots > 0:
             request["lots"] = self.config.lots
-        responder = _LogResponder(self.daemon, signal["id"])
+        responder = _LogResponder(self.daemon, signal["id"], self._log)
         self.daemon.counters["auto_orders_sent"] += 1
         try:
             self.execution.control_trade(request, responder)  # type: ignore[arg-type]
         except ControlError as exc:
             responder.error(str(exc), exc.status)
 
-    def _holding(self, symbol: str, side: str) -> bool:
-        for book in self.daemon.market.positions.values():
-            if any(p["symbol"] == symbol and p["side"] == side for p in book.values()):
-                return True
-        return any(o.symbol == symbol and o.side == side for o in self.execution.opens_not_in_positions())
+    def _holding(self, terminal: str, broker_symbol: str, side: str) -> bool:
+        """The terminal the order would go to holds, or has under way, a position in this symbol and direction.
+
+        Its own book under the broker's name: the signal's name (EURUSD) missed a position listed as EURUSDm
+        at a terminal with a suffix, and another terminal's positions (one that said bye, say) blocked it."""
+        book = self.daemon.market.positions.get(terminal, {})
+        if any(p["symbol"] == broker_symbol and p["side"] == side for p in book.values()):
+            return True
+        return any(o.terminal == terminal and o.broker_symbol == broker_symbol and o.side == side for o in self.execution.opens_not_in_positions())

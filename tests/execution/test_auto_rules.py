@@ -1,0 +1,106 @@
+"""Auto-trading's own rules against the real daemon in process, over real sockets, with scripted terminals.
+
+Found by a read-only review (2026-12-04): the one-per-direction check compared the signal's symbol with the
+broker's (a terminal trading EURUSD as EURUSDm took a new position on every BUY) and looked at every
+terminal's positions (one that had said bye blocked the symbol on all others); while trading was halted
+every BUY/SELL signal became a journaled, refused order; an order whose outcome was unknown was counted
+and logged as refused. Signals are handed to the auto-trader on the daemon's own thread (a pass hook), as
+the signal stage does; real signals never reach it here (min_confidence 0.99, the models say ~0.5).
+"""
+
+from __future__ import annotations
+
+import queue
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from quantumtrader.protocol import now_msc, reply_error, reply_ok
+from support import control, inproc_daemon, serving, wait_for
+from test_orders_over_sockets import ScriptedTerminal
+
+ENV = {
+    "QT_AUTO_TRADE__ENABLED": "true",
+    "QT_AUTO_TRADE__MIN_CONFIDENCE": "0.99",
+    "QT_AUTO_TRADE__LOTS": "0.01",
+    "QT_EXECUTION__DEFAULT_TERMINAL": "B@X",
+    "QT_EXECUTION__COMMAND_TIMEOUT_MS": "10000",
+    "QT_EXECUTION__COMMAND_RETRIES": "0",
+    "QT_RISK__MAX_SPREAD_PCT": "1",
+}
+
+
+def _auto_trader(daemon: Any) -> Any:
+    return next(hook.__self__ for hook in daemon.signal_hooks if type(hook.__self__).__name__ == "AutoTrader")
+
+
+@pytest.mark.timeout(90)
+def test_auto_trading_looks_at_the_terminal_it_trades_at_and_skips_while_halted(tmp_path: Path) -> None:
+    d, eps = inproc_daemon(tmp_path / "data", **ENV)
+    signals: queue.Queue[dict[str, Any]] = queue.Queue()
+    auto = _auto_trader(d)
+    d.every_pass(lambda now: [auto.on_signal(signals.get_nowait()) for _ in range(signals.qsize())])
+    a, b = ScriptedTerminal(eps, "A@X"), ScriptedTerminal(eps, "B@X")
+    ids = iter(range(1000))
+
+    def counters() -> dict[str, int]:
+        return control(eps.control)["health"]["counters"]
+
+    def signal(prediction: str) -> None:
+        """One signal for EURUSD, after fresh quotes at both terminals; returns once the auto-trader has seen it."""
+        before = sum(v for k, v in counters().items() if k.startswith("auto_"))
+        a.send(type="tick", symbol="EURUSD", bid=1.1, ask=1.1001, volume=1)
+        b.send(type="tick", symbol="EURUSDm", bid=1.1, ask=1.1001, volume=1)
+        signals.put({"id": f"sig-{next(ids)}", "symbol": "EURUSD", "prediction": prediction, "confidence": 1.0})
+        wait_for(lambda: sum(v for k, v in counters().items() if k.startswith("auto_")) > before, 10, f"the {prediction} signal acted on")
+
+    def position(ticket: int, side: str, command_id: str, symbol: str = "EURUSDm") -> dict[str, Any]:
+        return {"ticket": ticket, "symbol": symbol, "side": side, "lots": 0.01, "open_price": 1.1, "sl": 0.0, "tp": 0.0, "profit": 0.0,
+                "swap": 0.0, "commission": 0.0, "magic": 0, "comment": "QT-" + command_id, "open_time_msc": now_msc()}  # fmt: skip
+
+    try:
+        with serving(d):
+            a.hello(symbols=("EURUSD",))
+            b.hello(symbols=("EURUSDm",))
+            for term in (a, b):
+                term.account(10_000.0)
+                term.send(type="positions", positions=[])
+
+            # B trades EURUSD as EURUSDm (the default of the two): a BUY, then another while it holds that buy
+            signal("BUY")
+            ident, command = b.next_command()
+            assert (command["type"], command["symbol"], command["side"]) == ("open", "EURUSDm", "buy"), command
+            b.answer(ident, reply_ok(command["id"], ticket=500, price=1.1001, lots=0.01, time_msc=now_msc()))
+            b.send(type="positions", positions=[position(500, "buy", command["id"])])
+            signal("BUY")
+            assert b.next_command(300) is None, "a second EURUSDm buy for a second BUY signal"
+            assert counters()["auto_skipped_holding"] == 1
+
+            # A's own sell, then A says bye: its book no longer speaks for the terminal that trades the symbol
+            a.send(type="positions", positions=[position(900, "sell", "manual", symbol="EURUSD")])
+            a.send(type="bye", reason="test")
+            signal("SELL")
+            ident, command = b.next_command()
+            assert (command["symbol"], command["side"]) == ("EURUSDm", "sell"), command
+            b.answer(ident, reply_ok(command["id"], ticket=501, price=1.1, lots=0.01, time_msc=now_msc()))
+            b.send(type="positions", positions=[])  # both closed
+
+            # halted: skipped and counted, nothing journaled, nothing sent
+            journaled = len(control(eps.control, "orders", limit=100)["orders"])
+            control(eps.control, "risk", kill_switch=True, source="test")
+            signal("BUY")
+            assert counters()["auto_skipped_halted"] == 1 and len(control(eps.control, "orders", limit=100)["orders"]) == journaled
+            assert b.next_command(300) is None
+            control(eps.control, "risk", kill_switch=False, source="test")
+
+            # an outcome the terminal leaves unknown (MT4 128, trade timeout) is no refusal
+            signal("BUY")
+            ident, command = b.next_command()
+            b.answer(ident, reply_error(command["id"], 128, "trade timeout"))
+            wait_for(lambda: counters().get("auto_orders_unknown") == 1, 10, "the unknown outcome counted")
+            assert counters().get("auto_orders_refused", 0) == 0
+    finally:
+        a.close()
+        b.close()
+        d.close()
