@@ -568,8 +568,20 @@ def open_command(
     )
 
 
-def close_command(command_id: str, ticket: int, lots: float = 0.0) -> dict[str, Any]:
-    """Close a position; ``lots`` 0 closes the whole of it."""
+#: Our EAs' (and the paper terminal's) error code refusing a close whose position is already smaller than the
+#: ``position_lots`` it was asked against (:func:`close_command`). In MQL5's range for user errors (65536 up).
+CLOSE_ALREADY_RAN: Final = 65601
+
+
+def close_command(command_id: str, ticket: int, lots: float = 0.0, position_lots: float = 0.0) -> dict[str, Any]:
+    """Close a position; ``lots`` 0 closes the whole of it.
+
+    ``position_lots`` (an added field, sent when known): the position's lots when the close was asked. A
+    terminal that finds the position already smaller refuses with :data:`CLOSE_ALREADY_RAN` instead of closing
+    again: a retry of a partial close whose first try ran in an earlier run of the EA (its reply cache went
+    with it) closed what the trader meant to keep."""
+    if position_lots > 0:
+        return _command("close", command_id, ticket=int(ticket), lots=float(lots), position_lots=float(position_lots))
     return _command("close", command_id, ticket=int(ticket), lots=float(lots))
 
 
@@ -600,6 +612,8 @@ def _check_open(msg: dict[str, Any]) -> None:
 def _check_close(msg: dict[str, Any]) -> None:
     _integer(msg, "ticket", minimum=1)
     _number(msg, "lots", minimum=0.0)
+    if "position_lots" in msg:
+        _number(msg, "position_lots", minimum=0.0)
 
 
 def _check_modify(msg: dict[str, Any]) -> None:

@@ -343,6 +343,17 @@ string QtExecuteClose(QtCommand &cmd)
    long magic = PositionGetInteger(POSITION_MAGIC);
    int digits = (int)SymbolInfoInteger(symbol, SYMBOL_DIGITS);
    int lot_digits = QtStepDigits(SymbolInfoDouble(symbol, SYMBOL_VOLUME_STEP));
+   // A retried close whose first try ran in an earlier run of this EA (re-attached, recompiled, the
+   // terminal restarted: the reply cache went with it). MT5 keeps the ticket on a partial close, so the
+   // position is there, smaller than when the daemon asked; closing "lots" again took what the trader kept
+   // (the whole rest when it was no more than that). The daemon settles the order from the positions.
+   double tolerance = SymbolInfoDouble(symbol, SYMBOL_VOLUME_STEP) / 2.0;
+   if(tolerance < 1e-8)
+      tolerance = 1e-8;
+   if(cmd.position_lots > 0.0 && volume < cmd.position_lots - tolerance)
+      return QtReplyError(cmd.id, QT_ERR_CLOSE_ALREADY_RAN,
+                          QtMt5RetcodeText(QT_ERR_CLOSE_ALREADY_RAN) + ": ticket " + IntegerToString(cmd.ticket) + " holds " +
+                          DoubleToString(volume, lot_digits) + " lots, asked against " + DoubleToString(cmd.position_lots, lot_digits));
    double lots = volume;
    if(cmd.lots > 0.0 && cmd.lots < volume && !QtLotsForSymbol(symbol, cmd.lots, lots))
       return QtReplyError(cmd.id, TRADE_RETCODE_INVALID_VOLUME,

@@ -22,7 +22,7 @@ import zmq
 from quantumtrader.config import ORDERS_FILE, Config, parse_symbol_map
 from quantumtrader.daemon.control import ControlError, Responder
 from quantumtrader.daemon.server import Daemon
-from quantumtrader.execution.errors import OUTCOME_UNKNOWN, describe
+from quantumtrader.execution.errors import CLOSE_TARGET_GONE, OUTCOME_UNKNOWN, describe
 from quantumtrader.execution.journal import OrderJournal, RiskStateDamaged
 from quantumtrader.execution.orders import FILLED, PENDING, REJECTED, UNKNOWN, Order
 from quantumtrader.execution.risk import Exposure, OpenIntent, RiskEngine, round_lots_down
@@ -254,7 +254,7 @@ class ExecutionEngine:
             order.lots = round_lots_down(lots, step)
             if not order.lots:  # 0 lots on the wire closes the whole position: never what a partial close asked for
                 raise ControlError(f"lots {lots:g} is below the lot step {step:g}: nothing to close (0 would close the whole position)", 422)
-        self._dispatch(order, close_command(order.id, ticket, order.lots), responder)
+        self._dispatch(order, close_command(order.id, ticket, order.lots, order.position_lots), responder)
 
     def control_modify(self, request: dict[str, Any], responder: Responder) -> None:
         if self._answer_repeat(request, responder):
@@ -454,7 +454,8 @@ class ExecutionEngine:
             )
             return
         self.daemon.metrics.record("command_round_trip", rtt_ns)
-        if not reply["ok"] and reply["error"]["code"] in OUTCOME_UNKNOWN:
+        retried_close_gone = order.kind == "close" and attempts > 1 and not reply["ok"] and reply["error"]["code"] in CLOSE_TARGET_GONE
+        if not reply["ok"] and (reply["error"]["code"] in OUTCOME_UNKNOWN or retried_close_gone):
             err = reply["error"]
             text = describe(err["code"], err["message"])
             self._mark_unknown(order, f"{text}; may still execute, will settle from the terminal's positions", f"{text}: the order's outcome is unknown and will be reconciled")

@@ -8,6 +8,8 @@ own text is kept next to ours: the terminal may know more than we do.
 
 from __future__ import annotations
 
+from quantumtrader.protocol import CLOSE_ALREADY_RAN
+
 TERMINAL_ERRORS: dict[int, str] = {
     # MT4 trade errors
     0: "no error",
@@ -91,6 +93,7 @@ TERMINAL_ERRORS: dict[int, str] = {
     10044: "only position closing is allowed for the symbol",
     10045: "position closing is allowed only by FIFO rule",
     10046: "opposite positions on a single account are disabled by the broker",
+    CLOSE_ALREADY_RAN: "the position is smaller than when the close was asked: an earlier try of this close ran",
 }
 
 
@@ -98,7 +101,11 @@ TERMINAL_ERRORS: dict[int, str] = {
 #: queued, accepted by the dealer; MT5 "order placed" (a market order that
 #: waits, as on exchange execution). Such a reply settles the order as
 #: unknown, to be reconciled from the terminal's positions, never as rejected.
-OUTCOME_UNKNOWN: frozenset[int] = frozenset({128, 142, 143, 10008})
+OUTCOME_UNKNOWN: frozenset[int] = frozenset({128, 142, 143, 10008, CLOSE_ALREADY_RAN})
+
+#: A close's position not found (MT4 invalid ticket, MT5 position not found / already closed): on a *retry*
+#: that is most likely the first try's work (an EA that lost its reply cache to a restart), so unknown too.
+CLOSE_TARGET_GONE: frozenset[int] = frozenset({4108, 4753, 10036})
 
 
 def describe(code: int, terminal_text: str = "") -> str:

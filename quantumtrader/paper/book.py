@@ -15,7 +15,7 @@ from typing import Any
 
 from quantumtrader import money
 from quantumtrader.pips import pip_size
-from quantumtrader.protocol import MAX_PRICE, MIN_PRICE, spec_in_range
+from quantumtrader.protocol import CLOSE_ALREADY_RAN, MAX_PRICE, MIN_PRICE, spec_in_range
 
 LOT_MIN = 0.01
 LOT_MAX = 100.0
@@ -37,6 +37,7 @@ RET_TEXT = {
     RET_NO_MONEY: "there is not enough money to complete the request",
     RET_PRICE_OFF: "there are no quotes to process the request",
     RET_POSITION_CLOSED: "position with the specified identifier has already been closed",
+    CLOSE_ALREADY_RAN: "the position is smaller than when the close was asked: an earlier try of this close ran",
 }
 
 
@@ -209,11 +210,16 @@ class PaperBook:
         self.positions[pos.ticket] = pos
         return pos
 
-    def close(self, ticket: int, lots: float) -> tuple[PaperPosition, float, float]:
-        """Close ``lots`` (0 = all) of a position. Returns (position, price, lots closed)."""
+    def close(self, ticket: int, lots: float, position_lots: float = 0.0) -> tuple[PaperPosition, float, float]:
+        """Close ``lots`` (0 = all) of a position. Returns (position, price, lots closed).
+
+        ``position_lots``: what the position held when the close was asked (0: not said); a position already
+        smaller is refused, as the EAs do (protocol.close_command)."""
         pos = self.positions.get(ticket)
         if pos is None:
             raise TradeError(RET_POSITION_CLOSED)
+        if position_lots > 0 and pos.lots < position_lots - 1e-9:
+            raise TradeError(CLOSE_ALREADY_RAN)
         quote = self.quotes.get(pos.symbol)
         if quote is None or quote[0] >= quote[1]:
             raise TradeError(RET_PRICE_OFF)

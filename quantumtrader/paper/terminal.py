@@ -239,7 +239,7 @@ class PaperTerminal:
                 self._positions_dirty = self._account_dirty = True
                 return reply_ok(cid, ticket=pos.ticket, price=pos.open_price, lots=pos.lots, time_msc=stamp)
             if kind == "close":
-                pos, price, lots = self.book.close(cmd["ticket"], cmd["lots"])
+                pos, price, lots = self.book.close(cmd["ticket"], cmd["lots"], cmd.get("position_lots", 0.0))
                 self._positions_dirty = self._account_dirty = True
                 return reply_ok(cid, ticket=pos.ticket, price=price, lots=lots, time_msc=stamp)
             if kind == "modify":

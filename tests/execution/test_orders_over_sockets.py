@@ -3,9 +3,11 @@ lost and late replies, a daemon killed mid-order, a terminal frozen mid-command.
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import sqlite3
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
@@ -393,6 +395,27 @@ class ScriptedTerminal:
         self.commands.close()
 
 
+@contextlib.contextmanager
+def scripted_daemon(tmp_path: Path, **env: str) -> Iterator[tuple[Endpoints, ScriptedTerminal, Dealer]]:
+    """The real daemon in process with its loop on a thread, a scripted terminal (no hello yet) and a dealer."""
+    d, eps = inproc_daemon(tmp_path / "data", **env)
+    term = ScriptedTerminal(eps)
+    dealer = Dealer(eps.control)
+    try:
+        with serving(d):
+            yield eps, term, dealer
+    finally:
+        dealer.close()
+        term.close()
+        d.close()
+
+
+def held_position(ticket: int, **fields: object) -> dict:
+    """A position as a terminal lists it: an EURUSD buy of 0.10 opened by hand a minute ago, ``fields`` changed."""
+    return {"ticket": ticket, "symbol": "EURUSD", "side": "buy", "lots": 0.10, "open_price": 1.1, "sl": 0.0, "tp": 0.0, "profit": 0.0,
+            "swap": 0.0, "commission": 0.0, "magic": 0, "comment": "manual", "open_time_msc": now_msc() - 60_000, **fields}  # fmt: skip
+
+
 def refused_here(term: ScriptedTerminal, reply: dict, why: str) -> None:
     """The daemon refused the order (422, ``why`` in its reason) and nothing reached the terminal."""
     assert reply["ok"] is False and reply["status"] == 422 and why in reply["error"], reply
@@ -410,66 +433,57 @@ def test_what_an_execution_audit_found_over_real_sockets(tmp_path: Path) -> None
     # A long command timeout: the test answers each command itself, and the GIL it shares with the daemon's loop
     # must never turn an answer into a timeout. The unknown outcome comes from MT4's 128 (trade timeout) instead.
     env = {**RISK_OFF, "QT_RISK__MAX_OPEN_POSITIONS": "1", "QT_EXECUTION__COMMAND_TIMEOUT_MS": "10000", "QT_EXECUTION__COMMAND_RETRIES": "0"}
-    d, eps = inproc_daemon(tmp_path / "data", **env)
-    term = ScriptedTerminal(eps)
-    dealer = Dealer(eps.control)
-    held = {"ticket": 500, "symbol": "EURUSD", "side": "buy", "lots": 0.10, "open_price": 1.1, "sl": 0.0, "tp": 0.0, "profit": 0.0,
-            "swap": 0.0, "commission": 0.0, "magic": 0, "comment": "manual", "open_time_msc": now_msc() - 60_000}  # fmt: skip
-    try:
-        with serving(d):
-            term.hello()
-            term.send(type="positions", positions=[held])
-            wait_for(lambda: control(eps.control, "snapshot")["positions"], 10, "the position from the positions event")
+    held = held_position(500)
+    with scripted_daemon(tmp_path, **env) as (eps, term, dealer):
+        term.hello()
+        term.send(type="positions", positions=[held])
+        wait_for(lambda: control(eps.control, "snapshot")["positions"], 10, "the position from the positions event")
 
-            # a position whose (trailing) stop sits near the price: a new TP alone was refused for that stop
+        # a position whose (trailing) stop sits near the price: a new TP alone was refused for that stop
+        term.send(type="tick", symbol="EURUSD", bid=1.1, ask=1.1001, volume=1)
+        term.send(type="positions", positions=[{**held, "sl": 1.09995}])
+        wait_for(lambda: control(eps.control, "snapshot")["positions"][0]["sl"] == 1.09995, 10, "the stop near the price")
+        modify = dealer.send("modify", ticket=500, tp=1.12, source="test")
+        ident, command = term.next_command()
+        assert command["type"] == "modify" and command["tp"] == 1.12 and command["sl"] == 1.09995, command
+        term.answer(ident, reply_ok(command["id"], ticket=500, time_msc=now_msc()))
+        (modified,) = dealer.collect({modify}, timeout_s=10).values()
+        assert modified["ok"] is True, modified
+        term.send(type="positions", positions=[held])
+
+        below = control(eps.control, "close", ticket=500, lots=0.004, source="test")
+        assert below["ok"] is False and below["status"] == 422 and "lot step" in below["error"], below
+        assert term.next_command(300) is None, "a close below the lot step reached the terminal"
+
+        term.send(type="positions", positions=[])  # flat: the one position allowed is free
+        wait_for(lambda: not control(eps.control, "snapshot")["positions"], 10, "no positions")
+
+        def quote() -> None:
             term.send(type="tick", symbol="EURUSD", bid=1.1, ask=1.1001, volume=1)
-            term.send(type="positions", positions=[{**held, "sl": 1.09995}])
-            wait_for(lambda: control(eps.control, "snapshot")["positions"][0]["sl"] == 1.09995, 10, "the stop near the price")
-            modify = dealer.send("modify", ticket=500, tp=1.12, source="test")
-            ident, command = term.next_command()
-            assert command["type"] == "modify" and command["tp"] == 1.12 and command["sl"] == 1.09995, command
-            term.answer(ident, reply_ok(command["id"], ticket=500, time_msc=now_msc()))
-            (modified,) = dealer.collect({modify}, timeout_s=10).values()
-            assert modified["ok"] is True, modified
-            term.send(type="positions", positions=[held])
+            wait_for(lambda: any(q["symbol"] == "EURUSD" for q in control(eps.control, "snapshot")["quotes"]), 10, "a EURUSD quote")
 
-            below = control(eps.control, "close", ticket=500, lots=0.004, source="test")
-            assert below["ok"] is False and below["status"] == 422 and "lot step" in below["error"], below
-            assert term.next_command(300) is None, "a close below the lot step reached the terminal"
+        quote()
+        stopped = dealer.send("trade", symbol="EURUSD", side="sell", lots=0.01, sl=1.1050, tp=1.0950, source="test")
+        ident, command = term.next_command()
+        assert command["type"] == "open" and command["sl"] == 1.105, command
+        term.answer(ident, reply_ok(command["id"], ticket=777, price=1.1, lots=0.01, time_msc=now_msc(), stops_error={"code": 130, "message": "invalid stops"}))
+        (filled,) = dealer.collect({stopped}, timeout_s=10).values()
+        order = filled["order"]
+        assert filled["ok"] is True and order["status"] == "filled" and order["ticket"] == "777", filled
+        assert order["sl"] == 0.0 and order["tp"] == 0.0 and "refused its stops" in order["error"] and order["error_code"] == 130, order
+        assert control(eps.control)["health"]["counters"]["orders_stops_refused"] == 1
 
-            term.send(type="positions", positions=[])  # flat: the one position allowed is free
-            wait_for(lambda: not control(eps.control, "snapshot")["positions"], 10, "no positions")
-
-            def quote() -> None:
-                term.send(type="tick", symbol="EURUSD", bid=1.1, ask=1.1001, volume=1)
-                wait_for(lambda: any(q["symbol"] == "EURUSD" for q in control(eps.control, "snapshot")["quotes"]), 10, "a EURUSD quote")
-
-            quote()
-            stopped = dealer.send("trade", symbol="EURUSD", side="sell", lots=0.01, sl=1.1050, tp=1.0950, source="test")
-            ident, command = term.next_command()
-            assert command["type"] == "open" and command["sl"] == 1.105, command
-            term.answer(ident, reply_ok(command["id"], ticket=777, price=1.1, lots=0.01, time_msc=now_msc(), stops_error={"code": 130, "message": "invalid stops"}))
-            (filled,) = dealer.collect({stopped}, timeout_s=10).values()
-            order = filled["order"]
-            assert filled["ok"] is True and order["status"] == "filled" and order["ticket"] == "777", filled
-            assert order["sl"] == 0.0 and order["tp"] == 0.0 and "refused its stops" in order["error"] and order["error_code"] == 130, order
-            assert control(eps.control)["health"]["counters"]["orders_stops_refused"] == 1
-
-            # the filled sell above counts until a positions event lists it (the risk review's fill gap); it is then closed
-            term.send(type="positions", positions=[{**held, "ticket": 777, "side": "sell", "lots": 0.01, "comment": "QT-" + order["id"]}])
-            term.send(type="positions", positions=[])
-            wait_for(lambda: not control(eps.control, "snapshot")["positions"], 10, "no positions")
-            first = dealer.send("trade", symbol="EURUSD", side="buy", lots=0.01, source="test")
-            ident, command = term.next_command()
-            term.answer(ident, reply_error(command["id"], 128, "trade timeout"))  # may have executed: unknown
-            (unknown,) = dealer.collect({first}, timeout_s=10).values()
-            assert unknown["order"]["status"] == "unknown", unknown
-            quote()
-            refused_here(term, control(eps.control, "trade", symbol="EURUSD", side="buy", lots=0.01, source="test"), "max_open_positions")
-    finally:
-        dealer.close()
-        term.close()
-        d.close()
+        # the filled sell above counts until a positions event lists it (the risk review's fill gap); it is then closed
+        term.send(type="positions", positions=[{**held, "ticket": 777, "side": "sell", "lots": 0.01, "comment": "QT-" + order["id"]}])
+        term.send(type="positions", positions=[])
+        wait_for(lambda: not control(eps.control, "snapshot")["positions"], 10, "no positions")
+        first = dealer.send("trade", symbol="EURUSD", side="buy", lots=0.01, source="test")
+        ident, command = term.next_command()
+        term.answer(ident, reply_error(command["id"], 128, "trade timeout"))  # may have executed: unknown
+        (unknown,) = dealer.collect({first}, timeout_s=10).values()
+        assert unknown["order"]["status"] == "unknown", unknown
+        quote()
+        refused_here(term, control(eps.control, "trade", symbol="EURUSD", side="buy", lots=0.01, source="test"), "max_open_positions")
 
 
 @pytest.mark.timeout(90)
@@ -481,9 +495,6 @@ def test_what_a_risk_review_found_over_real_sockets(tmp_path: Path) -> None:
     - without a tick value from the terminal, lots were sized as if the account were in USD (a JPY account: 150x);
     - a stop given in pips (20 on EURUSD) was sent as the price 20."""
     env = {**RISK_OFF, "QT_RISK__MAX_LOTS_PER_SYMBOL": "0.05", "QT_RISK__MAX_QUOTE_AGE_MS": "1000", "QT_EXECUTION__COMMAND_TIMEOUT_MS": "10000", "QT_EXECUTION__COMMAND_RETRIES": "0"}
-    d, eps = inproc_daemon(tmp_path / "data", **env)
-    term = ScriptedTerminal(eps)
-    dealer = Dealer(eps.control)
     stops = {"sl": 1.09, "tp": 1.11}
 
     def quote(symbol: str = "EURUSD") -> None:
@@ -494,69 +505,101 @@ def test_what_a_risk_review_found_over_real_sockets(tmp_path: Path) -> None:
     def fill(ident: bytes, command: dict, ticket: int) -> None:
         term.answer(ident, reply_ok(command["id"], ticket=ticket, price=1.1, lots=command["lots"], time_msc=now_msc()))
 
-    try:
-        with serving(d):
-            term.hello(symbols=("EURUSD", "GBPUSD"))
-            term.account(10_000.0)
+    with scripted_daemon(tmp_path, **env) as (eps, term, dealer):
+        term.hello(symbols=("EURUSD", "GBPUSD"))
+        term.account(10_000.0)
+        term.send(type="positions", positions=[])
+        quote()
+
+        # the kill switch: the first open waits for its reply, two queue behind it
+        first = dealer.send("trade", symbol="EURUSD", side="buy", lots=0.01, source="test", **stops)
+        ident, command = term.next_command()
+        queued = {dealer.send("trade", symbol="EURUSD", side="buy", lots=0.01, source="test", **stops) for _ in range(2)}
+        wait_for(lambda: control(eps.control)["health"]["data_flow"]["pending_trades"] == 3, 10, "three orders pending")
+        switched = control(eps.control, "risk", kill_switch=True, source="test")
+        assert switched["ok"] is True and switched["kill_switch"] is True, switched
+        refused = dealer.collect(queued, timeout_s=5)  # at once, not when their turn would have come
+        assert all(r["status"] == 422 and "kill switch" in r["error"] and r["order"]["status"] == "rejected" for r in refused.values()), refused
+        fill(ident, command, 9001)
+        assert dealer.collect({first}, timeout_s=10)[first]["order"]["status"] == "filled"
+        assert term.next_command(300) is None, "an open approved before the kill switch reached the terminal after it"
+        control(eps.control, "risk", kill_switch=False, source="test")
+
+        # a quote that went stale while an open waited its turn
+        quote()
+        held = dealer.send("trade", symbol="EURUSD", side="buy", lots=0.01, source="test", **stops)
+        ident, command = term.next_command()
+        late = dealer.send("trade", symbol="EURUSD", side="buy", lots=0.01, source="test", **stops)
+        time.sleep(1.3)  # past max_quote_age_ms, no tick meanwhile
+        fill(ident, command, 9002)
+        replies = dealer.collect({held, late}, timeout_s=10)
+        assert replies[held]["order"]["status"] == "filled", replies[held]
+        assert replies[late]["status"] == 422 and "quote is stale" in replies[late]["error"] and "not sent" in replies[late]["error"], replies[late]
+        assert term.next_command(300) is None, "an open whose quote went stale in the queue reached the terminal"
+
+        # a fill counts against the limits before the terminal's positions list it
+        quote("GBPUSD")
+        opened = dealer.send("trade", symbol="GBPUSD", side="buy", lots=0.05, source="test", **stops)
+        ident, command = term.next_command()
+        fill(ident, command, 9003)
+        assert dealer.collect({opened}, timeout_s=10)[opened]["order"]["status"] == "filled"
+        refused_here(term, control(eps.control, "trade", symbol="GBPUSD", side="buy", lots=0.01, source="test", **stops), "max_lots_per_symbol")
+        # closed by its stop before any positions event listed it: after settle_snapshots (3) events without it, free
+        for _ in range(3):
             term.send(type="positions", positions=[])
-            quote()
+        quote("GBPUSD")  # one PUSH, in order: its tick is handled after the positions events
+        again = dealer.send("trade", symbol="GBPUSD", side="buy", lots=0.01, source="test", **stops)
+        ident, command = term.next_command()
+        assert command["symbol"] == "GBPUSD" and command["lots"] == 0.01, command
+        fill(ident, command, 9004)
+        dealer.collect({again}, timeout_s=10)
 
-            # the kill switch: the first open waits for its reply, two queue behind it
-            first = dealer.send("trade", symbol="EURUSD", side="buy", lots=0.01, source="test", **stops)
-            ident, command = term.next_command()
-            queued = {dealer.send("trade", symbol="EURUSD", side="buy", lots=0.01, source="test", **stops) for _ in range(2)}
-            wait_for(lambda: control(eps.control)["health"]["data_flow"]["pending_trades"] == 3, 10, "three orders pending")
-            switched = control(eps.control, "risk", kill_switch=True, source="test")
-            assert switched["ok"] is True and switched["kill_switch"] is True, switched
-            refused = dealer.collect(queued, timeout_s=5)  # at once, not when their turn would have come
-            assert all(r["status"] == 422 and "kill switch" in r["error"] and r["order"]["status"] == "rejected" for r in refused.values()), refused
-            fill(ident, command, 9001)
-            assert dealer.collect({first}, timeout_s=10)[first]["order"]["status"] == "filled"
-            assert term.next_command(300) is None, "an open approved before the kill switch reached the terminal after it"
-            control(eps.control, "risk", kill_switch=False, source="test")
+        # a stop in pips, not a price
+        quote()
+        refused_here(term, control(eps.control, "trade", symbol="EURUSD", side="sell", lots=0.01, stop_loss=20, source="test"), "risk.max_stop_pct")
 
-            # a quote that went stale while an open waited its turn
-            quote()
-            held = dealer.send("trade", symbol="EURUSD", side="buy", lots=0.01, source="test", **stops)
-            ident, command = term.next_command()
-            late = dealer.send("trade", symbol="EURUSD", side="buy", lots=0.01, source="test", **stops)
-            time.sleep(1.3)  # past max_quote_age_ms, no tick meanwhile
-            fill(ident, command, 9002)
-            replies = dealer.collect({held, late}, timeout_s=10)
-            assert replies[held]["order"]["status"] == "filled", replies[held]
-            assert replies[late]["status"] == 422 and "quote is stale" in replies[late]["error"] and "not sent" in replies[late]["error"], replies[late]
-            assert term.next_command(300) is None, "an open whose quote went stale in the queue reached the terminal"
+        # sizing without a tick value on a JPY account
+        term.account(1_000_000.0, currency="JPY")
+        wait_for(lambda: control(eps.control, "snapshot")["accounts"][0]["currency"] == "JPY", 10, "the JPY account")
+        quote()
+        refused_here(term, control(eps.control, "trade", symbol="EURUSD", side="buy", source="test"), "cannot size EURUSD")
 
-            # a fill counts against the limits before the terminal's positions list it
-            quote("GBPUSD")
-            opened = dealer.send("trade", symbol="GBPUSD", side="buy", lots=0.05, source="test", **stops)
-            ident, command = term.next_command()
-            fill(ident, command, 9003)
-            assert dealer.collect({opened}, timeout_s=10)[opened]["order"]["status"] == "filled"
-            refused_here(term, control(eps.control, "trade", symbol="GBPUSD", side="buy", lots=0.01, source="test", **stops), "max_lots_per_symbol")
-            # closed by its stop before any positions event listed it: after settle_snapshots (3) events without it, free
-            for _ in range(3):
-                term.send(type="positions", positions=[])
-            quote("GBPUSD")  # one PUSH, in order: its tick is handled after the positions events
-            again = dealer.send("trade", symbol="GBPUSD", side="buy", lots=0.01, source="test", **stops)
-            ident, command = term.next_command()
-            assert command["symbol"] == "GBPUSD" and command["lots"] == 0.01, command
-            fill(ident, command, 9004)
-            dealer.collect({again}, timeout_s=10)
 
-            # a stop in pips, not a price
-            quote()
-            refused_here(term, control(eps.control, "trade", symbol="EURUSD", side="sell", lots=0.01, stop_loss=20, source="test"), "risk.max_stop_pct")
+@pytest.mark.timeout(60)
+def test_a_retried_close_that_finds_its_work_done_is_settled_from_the_positions(tmp_path: Path) -> None:
+    """Found by a review of the EAs (2026-12-04): an EA restarted between a close and its reply lost its reply
+    cache; the daemon's retry then found the position gone (MT4 4108: a partial close gives the rest a new
+    ticket; MT5 4753 after a whole close) and the close that happened was recorded as rejected, or, MT5
+    keeping the ticket of a partial close, closed the rest. A close now carries the position's lots when asked
+    (the EA refuses one already smaller, 65601), and both answers to a retry settle from the positions."""
+    env = {**RISK_OFF, "QT_EXECUTION__COMMAND_TIMEOUT_MS": "400", "QT_EXECUTION__COMMAND_RETRIES": "2"}
+    held = held_position(700)
+    with scripted_daemon(tmp_path, **env) as (eps, term, dealer):
+        term.hello()
+        term.send(type="positions", positions=[held, {**held, "ticket": 701}])
+        wait_for(lambda: len(control(eps.control, "snapshot")["positions"]) == 2, 10, "the two positions")
 
-            # sizing without a tick value on a JPY account
-            term.account(1_000_000.0, currency="JPY")
-            wait_for(lambda: control(eps.control, "snapshot")["accounts"][0]["currency"] == "JPY", 10, "the JPY account")
-            quote()
-            refused_here(term, control(eps.control, "trade", symbol="EURUSD", side="buy", source="test"), "cannot size EURUSD")
-    finally:
-        dealer.close()
-        term.close()
-        d.close()
+        kept = {**held, "lots": 0.05}
+        for ticket, lots, code, after in ((700, 0.05, 65601, [kept, {**held, "ticket": 701}]), (701, 0.0, 4108, [kept])):
+            close = dealer.send("close", ticket=ticket, lots=lots, source="test")
+            _, first = term.next_command()  # the first try: executed, its reply lost with the EA's restart
+            assert first["type"] == "close" and first["position_lots"] == 0.10, first
+            ident, retry = term.next_command()
+            assert retry["id"] == first["id"], (first, retry)
+            term.answer(ident, reply_error(retry["id"], code, "refused by the restarted EA"))
+            (answer,) = dealer.collect({close}, timeout_s=10).values()
+            assert answer["status"] == 504 and answer["order"]["status"] == "unknown", answer
+            term.send(type="positions", positions=after)
+            order = settled_order(eps.control, first["id"], 10, f"the close of {ticket} settled")
+            assert order["status"] == "filled" and order["reconciled"] is True, order
+            assert ticket == 701 or order["lots"] == 0.05, order  # the partial close: what the position lost
+
+        # a first try refused "position not found" is a refusal, as before: nothing says it ran
+        close = dealer.send("close", ticket=700, source="test")
+        ident, first = term.next_command()
+        term.answer(ident, reply_error(first["id"], 4753, "position not found"))
+        (answer,) = dealer.collect({close}, timeout_s=10).values()
+        assert answer["status"] == 422 and answer["order"]["status"] == "rejected", answer
 
 
 @pytest.mark.timeout(120)
@@ -611,9 +654,6 @@ def test_missing_lots_are_sized_by_the_specs_the_terminal_sends(tmp_path: Path) 
     risk.risk_pct came out ~1,000x too small and rounded to 0 lots, so an order without lots (auto-trading's)
     never traded there. The EA now sends each symbol's specs in its hello and heartbeats; the daemon sizes by
     the broker's tick value and volume step and refuses what the broker's volume limits would."""
-    d, eps = inproc_daemon(tmp_path / "data", **RISK_OFF, QT_RISK__RISK_PCT="1")
-    term = ScriptedTerminal(eps)
-    dealer = Dealer(eps.control)
     gold = {"contract_size": 100.0, "tick_size": 0.01, "tick_value": 1.0, "volume_min": 0.01, "volume_step": 0.01, "volume_max": 50.0}
     index = {"contract_size": 1.0, "tick_size": 1.0, "tick_value": 1.0, "volume_min": 0.5, "volume_step": 0.1, "volume_max": 5.0}
 
@@ -625,24 +665,19 @@ def test_missing_lots_are_sized_by_the_specs_the_terminal_sends(tmp_path: Path) 
         assert reply["ok"] is True, reply
         return command
 
-    try:
-        with serving(d):
-            term.hello(symbols=("XAUUSD", "US30"), specs={"XAUUSD": gold, "US30": index})
-            term.account(10_000.0)
-            term.send(type="tick", symbol="XAUUSD", bid=2000.0, ask=2000.3, volume=1)
-            term.send(type="tick", symbol="US30", bid=39000.0, ask=39002.0, volume=1)
-            wait_for(lambda: len(control(eps.control, "snapshot")["quotes"]) == 2, 10, "both quotes")
-            # $10 below the ask: 1,000 ticks of $1 a lot = $1,000; 1% of $10,000 -> 0.1 lot (0.0001 before: refused)
-            assert opened(symbol="XAUUSD", side="buy", sl=1990.3, tp=2020.3)["lots"] == pytest.approx(0.1)
-            # a heartbeat repeats the hello with the tick value of now (a EUR account's gold: 0.5 EUR a tick, say)
-            term.hello("heartbeat", symbols=("XAUUSD", "US30"), dropped=0, specs={"XAUUSD": {**gold, "tick_value": 0.5}, "US30": index})
-            wait_for(lambda: d.terminals.sessions[term.name].specs["XAUUSD"]["tick_value"] == 0.5, 10, "the refreshed specs")
-            assert opened(symbol="XAUUSD", side="buy", sl=1990.3, tp=2020.3)["lots"] == pytest.approx(0.2)
-            # the index's own step (0.1): 100 / 52 points = 1.92 lots -> 1.9, not 1.92
-            assert opened(symbol="US30", side="sell", sl=39052.0, tp=38900.0)["lots"] == pytest.approx(1.9)
-            refused = control(eps.control, "trade", symbol="US30", side="buy", lots=0.3, sl=38900.0, tp=39100.0, source="test")
-            refused_here(term, refused, "US30's minimum at the broker (0.5)")
-    finally:
-        dealer.close()
-        term.close()
-        d.close()
+    with scripted_daemon(tmp_path, **RISK_OFF, QT_RISK__RISK_PCT="1") as (eps, term, dealer):
+        term.hello(symbols=("XAUUSD", "US30"), specs={"XAUUSD": gold, "US30": index})
+        term.account(10_000.0)
+        term.send(type="tick", symbol="XAUUSD", bid=2000.0, ask=2000.3, volume=1)
+        term.send(type="tick", symbol="US30", bid=39000.0, ask=39002.0, volume=1)
+        wait_for(lambda: len(control(eps.control, "snapshot")["quotes"]) == 2, 10, "both quotes")
+        # $10 below the ask: 1,000 ticks of $1 a lot = $1,000; 1% of $10,000 -> 0.1 lot (0.0001 before: refused)
+        assert opened(symbol="XAUUSD", side="buy", sl=1990.3, tp=2020.3)["lots"] == pytest.approx(0.1)
+        # a heartbeat repeats the hello with the tick value of now (a EUR account's gold: 0.5 EUR a tick, say)
+        term.hello("heartbeat", symbols=("XAUUSD", "US30"), dropped=0, specs={"XAUUSD": {**gold, "tick_value": 0.5}, "US30": index})
+        wait_for(lambda: control(eps.control, "specs", terminal=term.name)["specs"]["XAUUSD"]["tick_value"] == 0.5, 10, "the refreshed specs")
+        assert opened(symbol="XAUUSD", side="buy", sl=1990.3, tp=2020.3)["lots"] == pytest.approx(0.2)
+        # the index's own step (0.1): 100 / 52 points = 1.92 lots -> 1.9, not 1.92
+        assert opened(symbol="US30", side="sell", sl=39052.0, tp=38900.0)["lots"] == pytest.approx(1.9)
+        refused = control(eps.control, "trade", symbol="US30", side="buy", lots=0.3, sl=38900.0, tp=39100.0, source="test")
+        refused_here(term, refused, "US30's minimum at the broker (0.5)")

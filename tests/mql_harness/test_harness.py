@@ -26,7 +26,7 @@ import zmq
 
 import harness
 from test_wire import REFUSED
-from quantumtrader.protocol import decode_reply, encode, open_command, ping_command, snapshot_command
+from quantumtrader.protocol import CLOSE_ALREADY_RAN, close_command, decode_reply, encode, open_command, ping_command, snapshot_command
 from support import REPO, Endpoints, FeedSubscriber, control, daemon_process, shared_ticks, terminal_status, wait_for
 
 BUILD_DIR = REPO / ".harness-build"
@@ -348,6 +348,35 @@ def test_a_retry_after_the_ea_restarted_does_not_open_twice(tmp_path: Path, exec
             held = next(p for p in snap["positions"] if p["comment"] == "QT-AGAIN00001")
             if platform == "mql4":  # the stops the earlier run never set are set now
                 assert (held["sl"], held["tp"]) == (sl, tp), held
+        finally:
+            proc.kill()
+            proc.wait(5)
+
+
+@pytest.mark.timeout(TIMEOUT_S)
+def test_a_retried_partial_close_after_the_ea_restarted_does_not_close_the_rest(tmp_path: Path, executables, tick_file) -> None:
+    """Found by a review (2026-12-04): MT5 keeps a position's ticket on a partial close. An EA re-attached after
+    closing 0.05 of 0.10 but before its reply reached the daemon got the Lazy Pirate retry with an empty reply
+    cache, found 0.05 left, and closed it: the half the trader kept. The daemon now sends the lots the position
+    had when it asked (position_lots); the EA refuses a close whose position is already smaller (65601, which
+    the daemon settles from the positions). MT4 gives the rest a new ticket: its retry finds no position."""
+    eps = Endpoints(spare=1)
+    command_endpoint = f"tcp://127.0.0.1:{eps.spare_ports[0]}"
+    with daemon_process(eps, tmp_path, QT_RISK__MAX_QUOTE_AGE_MS="3600000", QT_RISK__MAX_SPREAD_PCT="1"):
+        env = {**ea_env(eps, tick_file[0], "harness-partial-mql5", command_endpoint), "MQL_POSITION": "EURUSD,0,0.05,QT-KEPT000001"}
+        log = tmp_path / "mql5-partial.log"
+        proc = subprocess.Popen([str(executables["mql5"])], env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+        try:
+            held = wait_for(lambda: re.search(r"order_opened ticket=(\d+) symbol=EURUSD comment=QT-KEPT000001", log.read_text(errors="replace")), 30, "the held position")
+            ticket = int(held.group(1))
+            _, again = ask_ea(command_endpoint, close_command("PCLOSE0001", ticket, 0.05, position_lots=0.10))
+            assert again["ok"] is False and again["error"]["code"] == CLOSE_ALREADY_RAN, again
+            _, snap = ask_ea(command_endpoint, snapshot_command("SNAPPART01"))
+            assert [p["lots"] for p in snap["positions"]] == [0.05], snap  # the half the trader kept
+            _, partial = ask_ea(command_endpoint, close_command("PCLOSE0002", ticket, 0.02, position_lots=0.05))  # asked against what it holds
+            assert partial["ok"] and partial["lots"] == 0.02, partial
+            _, snap = ask_ea(command_endpoint, snapshot_command("SNAPPART02"))
+            assert [p["lots"] for p in snap["positions"]] == [0.03], snap
         finally:
             proc.kill()
             proc.wait(5)

@@ -17,11 +17,13 @@
 //| Members may come in any order; unknown members are ignored (the  |
 //| contract may add fields); a known member given twice is refused. |
 //| Field types: v integer 1; type, id, symbol, side strings; lots,  |
-//| sl, tp numbers; deviation_points, magic, ticket integers (no     |
-//| fraction, no exponent, within a long: |n| <= 9223372036854775807).                       |
+//| sl, tp, position_lots numbers; deviation_points, magic, ticket   |
+//| integers (no fraction, no exponent, within a long:               |
+//| |n| <= 9223372036854775807).                                     |
 //| Required per type (as quantumtrader/protocol.py decode_command): |
 //|   open:   symbol side lots sl tp deviation_points magic          |
-//|   close:  ticket lots          modify: ticket sl tp              |
+//|   close:  ticket lots (position_lots optional, >= 0)             |
+//|   modify: ticket sl tp                                           |
 //|   snapshot, ping: nothing else                                   |
 //| Error codes (negative, never a terminal's own code):             |
 //|   -1 malformed JSON, -2 bad version or unknown type,             |
@@ -38,6 +40,7 @@ struct QtCommand
    double            lots;
    double            sl;
    double            tp;
+   double            position_lots;   // close: the position's lots when the daemon asked (0: not said)
    long              deviation_points;
    long              magic;
    long              ticket;
@@ -50,6 +53,7 @@ struct QtCommand
    bool              has_lots;
    bool              has_sl;
    bool              has_tp;
+   bool              has_position_lots;
    bool              has_deviation_points;
    bool              has_magic;
    bool              has_ticket;
@@ -67,6 +71,7 @@ void QtCommandReset(QtCommand &cmd)
    cmd.lots = 0.0;
    cmd.sl = 0.0;
    cmd.tp = 0.0;
+   cmd.position_lots = 0.0;
    cmd.deviation_points = 0;
    cmd.magic = 0;
    cmd.ticket = 0;
@@ -79,6 +84,7 @@ void QtCommandReset(QtCommand &cmd)
    cmd.has_lots = false;
    cmd.has_sl = false;
    cmd.has_tp = false;
+   cmd.has_position_lots = false;
    cmd.has_deviation_points = false;
    cmd.has_magic = false;
    cmd.has_ticket = false;
@@ -394,9 +400,10 @@ bool QtStoreMember(QtCommand &cmd, const string &key, int kind, const string &st
         }
       return true;
      }
-   if(key == "lots" || key == "sl" || key == "tp")
+   if(key == "lots" || key == "sl" || key == "tp" || key == "position_lots")
      {
-      if((key == "lots" && cmd.has_lots) || (key == "sl" && cmd.has_sl) || (key == "tp" && cmd.has_tp))
+      if((key == "lots" && cmd.has_lots) || (key == "sl" && cmd.has_sl) || (key == "tp" && cmd.has_tp) ||
+         (key == "position_lots" && cmd.has_position_lots))
         {
          err = "field " + key + " given twice";
          return false;
@@ -421,6 +428,11 @@ bool QtStoreMember(QtCommand &cmd, const string &key, int kind, const string &st
         {
          cmd.sl = value;
          cmd.has_sl = true;
+        }
+      else if(key == "position_lots")
+        {
+         cmd.position_lots = value;
+         cmd.has_position_lots = true;
         }
       else
         {
@@ -529,6 +541,11 @@ bool QtValidateCommand(QtCommand &cmd, int &code, string &err)
       if(!cmd.has_lots || cmd.lots < 0.0)
         {
          err = "lots must be a number >= 0 (0 = the whole position)";
+         return false;
+        }
+      if(cmd.position_lots < 0.0)
+        {
+         err = "position_lots must be a number >= 0";
          return false;
         }
       return true;

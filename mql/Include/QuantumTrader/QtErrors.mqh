@@ -11,6 +11,10 @@
 //+------------------------------------------------------------------+
 #property strict
 
+//--- Ours, in MQL5's range for user errors: a close refused because its position already holds less
+//--- than the position_lots it was asked against (quantumtrader/protocol.py CLOSE_ALREADY_RAN)
+#define QT_ERR_CLOSE_ALREADY_RAN 65601
+
 //--- MT4: trade server return codes (0-150) and the runtime errors the
 //--- trade functions set (4000+)
 string QtMt4ErrorText(int code)
@@ -111,6 +115,7 @@ string QtMt5RetcodeText(int code)
       case 10046: return "opposite positions on a single symbol are disabled";
       case 4301:  return "unknown symbol";
       case 4753:  return "position not found";
+      case QT_ERR_CLOSE_ALREADY_RAN: return "the position is smaller than when the close was asked: an earlier try of this close ran";
       case 4752:  return "trading by Expert Advisors prohibited";
       case 4754:  return "order not found";
       case 4756:  return "trade request sending failed";
