@@ -156,8 +156,8 @@ int QtFindPositionByComment(string comment)
 string QtReplyFilled(QtCommand &cmd, int ticket, int digits, int lot_digits, double price, double lots)
   {
    long time_msc = QtNowUtcMsc();
-   double sl = NormalizeDouble(cmd.sl, digits);
-   double tp = NormalizeDouble(cmd.tp, digits);
+   double sl = QtStopPrice(cmd.symbol, cmd.sl);
+   double tp = QtStopPrice(cmd.symbol, cmd.tp);
    bool stops_due = StopsAfterFill && (sl > 0.0 || tp > 0.0);
    if(OrderSelect(ticket, SELECT_BY_TICKET, MODE_TRADES))
      {
@@ -246,8 +246,8 @@ string QtExecuteOpen(QtCommand &cmd)
    double lots = 0.0;
    if(!QtLotsForSymbol(symbol, cmd.lots, lots))
       return QtFailure(cmd.id, 131, QtLotsText(symbol, cmd.lots));   // ERR_INVALID_TRADE_VOLUME
-   double sl = NormalizeDouble(cmd.sl, digits);
-   double tp = NormalizeDouble(cmd.tp, digits);
+   double sl = QtStopPrice(symbol, cmd.sl);
+   double tp = QtStopPrice(symbol, cmd.tp);
    string comment = "QT-" + cmd.id;
 
    ResetLastError();
@@ -313,9 +313,8 @@ string QtExecuteModify(QtCommand &cmd)
    if(!QtSelectPosition(cmd.ticket, code))
       return QtFailure(cmd.id, code, "ticket " + IntegerToString(cmd.ticket));
    int ticket = OrderTicket();
-   int digits = (int)SymbolInfoInteger(OrderSymbol(), SYMBOL_DIGITS);
    ResetLastError();
-   if(!OrderModify(ticket, OrderOpenPrice(), NormalizeDouble(cmd.sl, digits), NormalizeDouble(cmd.tp, digits), 0,
+   if(!OrderModify(ticket, OrderOpenPrice(), QtStopPrice(OrderSymbol(), cmd.sl), QtStopPrice(OrderSymbol(), cmd.tp), 0,
                    clrNONE))
      {
       int err = GetLastError();

@@ -297,8 +297,8 @@ string QtExecuteOpen(QtCommand &cmd)
       request.type = ORDER_TYPE_SELL;
       request.price = tick.bid;
      }
-   request.sl = NormalizeDouble(cmd.sl, digits);
-   request.tp = NormalizeDouble(cmd.tp, digits);
+   request.sl = QtStopPrice(symbol, cmd.sl);
+   request.tp = QtStopPrice(symbol, cmd.tp);
    request.deviation = (ulong)cmd.deviation_points;
    request.magic = (ulong)magic;
    request.comment = "QT-" + cmd.id;
@@ -418,7 +418,6 @@ string QtExecuteModify(QtCommand &cmd)
      }
    string symbol = PositionGetString(POSITION_SYMBOL);
    long magic = PositionGetInteger(POSITION_MAGIC);
-   int digits = (int)SymbolInfoInteger(symbol, SYMBOL_DIGITS);
 
    MqlTradeRequest request;
    MqlTradeResult result;
@@ -427,8 +426,8 @@ string QtExecuteModify(QtCommand &cmd)
    request.action = TRADE_ACTION_SLTP;
    request.position = (ulong)cmd.ticket;
    request.symbol = symbol;
-   request.sl = NormalizeDouble(cmd.sl, digits);
-   request.tp = NormalizeDouble(cmd.tp, digits);
+   request.sl = QtStopPrice(symbol, cmd.sl);
+   request.tp = QtStopPrice(symbol, cmd.tp);
    request.magic = (ulong)magic;
 
    ResetLastError();

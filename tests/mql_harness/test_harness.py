@@ -26,7 +26,7 @@ import zmq
 
 import harness
 from test_wire import REFUSED
-from quantumtrader.protocol import CLOSE_ALREADY_RAN, close_command, decode_reply, encode, open_command, ping_command, snapshot_command
+from quantumtrader.protocol import CLOSE_ALREADY_RAN, close_command, decode_reply, encode, modify_command, open_command, ping_command, snapshot_command
 from support import REPO, Endpoints, FeedSubscriber, control, daemon_process, shared_ticks, terminal_status, wait_for
 
 BUILD_DIR = REPO / ".harness-build"
@@ -348,6 +348,36 @@ def test_a_retry_after_the_ea_restarted_does_not_open_twice(tmp_path: Path, exec
             held = next(p for p in snap["positions"] if p["comment"] == "QT-AGAIN00001")
             if platform == "mql4":  # the stops the earlier run never set are set now
                 assert (held["sl"], held["tp"]) == (sl, tp), held
+        finally:
+            proc.kill()
+            proc.wait(5)
+
+
+@pytest.mark.timeout(TIMEOUT_S)
+@pytest.mark.parametrize("platform", ["mql4", "mql5"])
+def test_stops_are_put_on_the_symbols_tick_grid(tmp_path: Path, executables, tick_file, platform: str) -> None:
+    """Found by a review (2026-12-04): the EAs rounded stops to the symbol's digits only. Where a tick is several
+    points (US30 in 1.0, a future in 0.25) a stop with the right digits but off the grid is refused as invalid
+    (130 / 10016): an order with stops the daemon computed failed, a stop was not moved. Here a tick of 5
+    points (0.00005 on EURUSD); the terminal refuses a stop off that grid, as a broker does."""
+    eps = Endpoints(spare=1)
+    command_endpoint = f"tcp://127.0.0.1:{eps.spare_ports[0]}"
+    with daemon_process(eps, tmp_path, QT_RISK__MAX_QUOTE_AGE_MS="3600000", QT_RISK__MAX_SPREAD_PCT="1"):
+        env = {**ea_env(eps, tick_file[0], f"harness-grid-{platform}", command_endpoint), "MQL_TICK_SIZE_POINTS": "5"}
+        log = tmp_path / f"{platform}-grid.log"
+        proc = subprocess.Popen([str(executables[platform])], env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+        try:
+            wait_for(lambda: ask_ea(command_endpoint, ping_command("GRIDPING01"))[1]["ok"], 30, "the EA serving commands")
+            _, snap = ask_ea(command_endpoint, snapshot_command("GRIDSNAP01"))
+            _, opened = ask_ea(command_endpoint, open_command("GRIDOPEN01", "EURUSD", "buy", 0.1, sl=1.30123, tp=1.45247, deviation_points=1000))
+            assert opened["ok"], opened
+            _, snap = ask_ea(command_endpoint, snapshot_command("GRIDSNAP02"))
+            (held,) = snap["positions"]
+            assert (held["sl"], held["tp"]) == (1.30125, 1.45245), held  # the nearest ticks of 0.00005
+            _, moved = ask_ea(command_endpoint, modify_command("GRIDMOVE01", int(opened["ticket"]), 1.31011, 1.44989))
+            assert moved["ok"], moved
+            _, snap = ask_ea(command_endpoint, snapshot_command("GRIDSNAP03"))
+            assert (snap["positions"][0]["sl"], snap["positions"][0]["tp"]) == (1.3101, 1.4499), snap["positions"]
         finally:
             proc.kill()
             proc.wait(5)

@@ -171,6 +171,19 @@ bool QtLotsForSymbol(string symbol, double requested, double &lots)
    return true;
   }
 
+//--- a stop or take-profit as the broker takes it: on the symbol's tick grid, then to its digits. Some
+//--- indices and futures move in ticks of several points (US30 in 1.0, a future in 0.25), and a stop off
+//--- the grid is refused as invalid (MT4 130, MT5 10016) though it has the right digits. 0 (none) stays 0.
+double QtStopPrice(string symbol, double price)
+  {
+   if(price <= 0.0)
+      return 0.0;
+   double tick = SymbolInfoDouble(symbol, SYMBOL_TRADE_TICK_SIZE);
+   if(tick > 0.0)
+      price = MathRound(price / tick) * tick;
+   return NormalizeDouble(price, (int)SymbolInfoInteger(symbol, SYMBOL_DIGITS));
+  }
+
 //--- ,"specs":{...}: every streamed symbol's specs as the terminal has them now, for the hello and
 //--- each heartbeat (a cross's tick value moves with its rate); the daemon sizes positions by them
 string QtSpecsField()

@@ -172,6 +172,13 @@ Symbol* find(const std::string& name) {
 }
 const Tick* quote(const Symbol* s) { return s && !s->ticks.empty() ? &s->ticks.back() : nullptr; }
 double point(const Symbol* s) { return std::pow(10.0, -s->digits); }
+// MQL_TICK_SIZE_POINTS: a tick of several points (an index's 1.0, a future's 0.25); a stop off that grid is refused
+long tick_points = 1;
+double tick_size(const Symbol* s) { return point(s) * tick_points; }
+bool on_grid(const Symbol* s, double price) {
+  double ticks = price / tick_size(s);
+  return price == 0 || std::fabs(ticks - std::round(ticks)) < 1e-6;
+}
 long now_utc_msc() {
   auto since = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - last_tick_at);
   return last_tick_utc_msc + since.count();
@@ -227,6 +234,7 @@ string account_string(int property_id) {
 bool stops_ok(const Symbol* s, int type, double sl, double tp) {
   const Tick* q = quote(s);
   double min = stops_level * point(s) - 1e-9;
+  if (!on_grid(s, sl) || !on_grid(s, tp)) return false;
   if (type == 0) return (sl == 0 || q->bid - sl >= min) && (tp == 0 || tp - q->bid >= min);
   return (sl == 0 || sl - q->ask >= min) && (tp == 0 || q->ask - tp >= min);
 }
@@ -462,8 +470,8 @@ double SymbolInfoDouble(string name, ENUM_SYMBOL_INFO_DOUBLE prop_id) {
     case SYMBOL_ASK: return q ? q->ask : 0;
     case SYMBOL_POINT: return s ? sim::point(s) : 0;
     case SYMBOL_TRADE_CONTRACT_SIZE: return sim::contract;
-    case SYMBOL_TRADE_TICK_SIZE: return s ? sim::point(s) : 0;
-    case SYMBOL_TRADE_TICK_VALUE: return s ? sim::point(s) * sim::contract : 0;  // the sim's P&L: quote currency = account currency
+    case SYMBOL_TRADE_TICK_SIZE: return s ? sim::tick_size(s) : 0;
+    case SYMBOL_TRADE_TICK_VALUE: return s ? sim::tick_size(s) * sim::contract : 0;  // the sim's P&L: quote currency = account currency
     case SYMBOL_VOLUME_MIN: return sim::vol_min;
     case SYMBOL_VOLUME_MAX: return sim::vol_max;
     case SYMBOL_VOLUME_STEP: return sim::vol_step;
@@ -822,6 +830,7 @@ int main() {
   sim::login = env_long("MQL_LOGIN", 5012345);
   sim::login_after_ms = env_long("MQL_LOGIN_AFTER_MS", 0);
   sim::stops_level = env_long("MQL_STOPS_LEVEL", 10);
+  sim::tick_points = env_long("MQL_TICK_SIZE_POINTS", 1);
   if (std::getenv("MQL_SERVER")) sim::server = std::getenv("MQL_SERVER");
   long tick_us = env_long("MQL_TICK_US", 500);
   std::signal(SIGTERM, on_signal);
