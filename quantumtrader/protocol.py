@@ -589,6 +589,21 @@ def modify_command(command_id: str, ticket: int, sl: float, tp: float) -> dict[s
     return _command("modify", command_id, ticket=int(ticket), sl=float(sl), tp=float(tp))
 
 
+#: Our EAs' (and the paper terminal's) error code refusing a trade command whose ``login`` is not the
+#: account the terminal is logged in to now (:func:`for_account`). Not executed: a plain refusal.
+WRONG_ACCOUNT: Final = 65602
+
+
+def for_account(command: dict[str, Any], login: int) -> dict[str, Any]:
+    """``command`` with the account it is meant for (an added field; 0: not known, left out).
+
+    The terminal refuses it logged in to another account (:data:`WRONG_ACCOUNT`): a trader who switched
+    the terminal from a demo to a live account while the daemon was still retrying a command got it run
+    on the live one. With the default terminal id (login@server) the switch makes a new terminal id, but
+    the command port, and the commands in flight to it, are the same EA's."""
+    return {**command, "login": int(login)} if login > 0 else command
+
+
 def snapshot_command(command_id: str) -> dict[str, Any]:
     return _command("snapshot", command_id)
 
@@ -598,6 +613,7 @@ def ping_command(command_id: str) -> dict[str, Any]:
 
 
 def _check_open(msg: dict[str, Any]) -> None:
+    _check_login(msg)
     check_symbol(_get(msg, "symbol"))
     if _get(msg, "side") not in ("buy", "sell"):
         raise ProtocolError("bad_value", "side must be 'buy' or 'sell'")
@@ -609,7 +625,13 @@ def _check_open(msg: dict[str, Any]) -> None:
     _integer(msg, "magic", minimum=0)
 
 
+def _check_login(msg: dict[str, Any]) -> None:
+    if "login" in msg:
+        _integer(msg, "login", minimum=1, maximum=MAX_LONG)
+
+
 def _check_close(msg: dict[str, Any]) -> None:
+    _check_login(msg)
     _integer(msg, "ticket", minimum=1)
     _number(msg, "lots", minimum=0.0)
     if "position_lots" in msg:
@@ -617,6 +639,7 @@ def _check_close(msg: dict[str, Any]) -> None:
 
 
 def _check_modify(msg: dict[str, Any]) -> None:
+    _check_login(msg)
     _integer(msg, "ticket", minimum=1)
     _number(msg, "sl", minimum=0.0)
     _number(msg, "tp", minimum=0.0)

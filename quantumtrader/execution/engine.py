@@ -36,6 +36,7 @@ from quantumtrader.protocol import (
     ProtocolError,
     check_symbol,
     close_command,
+    for_account,
     modify_command,
     new_command_id,
     now_msc,
@@ -441,6 +442,7 @@ class ExecutionEngine:
             self._by_request[order.request_id] = order.id
         self._waiters[order.id] = [responder]
         self._publish(order)
+        command = for_account(command, self._login(order.terminal))  # the terminal refuses it on another account
         if not session.submit(command, lambda reply, attempts, rtt_ns: self._on_reply(order, reply, attempts, rtt_ns), gate):
             self._settle(order, REJECTED, error=f"terminal {order.terminal} has {self.config.execution.queue_max} commands waiting")
 
@@ -537,6 +539,11 @@ class ExecutionEngine:
         """The symbol's specs as its terminal last sent them (hello or heartbeat), None if it did not."""
         session = self.daemon.terminals.sessions.get(terminal)
         return session.specs.get(broker_symbol) if session is not None else None
+
+    def _login(self, terminal: str) -> int:
+        """The account the terminal last said it is logged in to (0: no account event yet)."""
+        account = self.daemon.market.accounts.get(terminal)
+        return int(account["login"]) if account else 0
 
     def _account_currency(self, terminal: str) -> str | None:
         account = self.daemon.market.accounts.get(terminal)

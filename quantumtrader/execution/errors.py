@@ -8,7 +8,7 @@ own text is kept next to ours: the terminal may know more than we do.
 
 from __future__ import annotations
 
-from quantumtrader.protocol import CLOSE_ALREADY_RAN
+from quantumtrader.protocol import CLOSE_ALREADY_RAN, WRONG_ACCOUNT
 
 TERMINAL_ERRORS: dict[int, str] = {
     # MT4 trade errors
@@ -51,6 +51,7 @@ TERMINAL_ERRORS: dict[int, str] = {
     4109: "trade is not allowed in the expert properties",
     4110: "longs are not allowed in the expert properties",
     4111: "shorts are not allowed in the expert properties",
+    4753: "position not found",  # MT5's runtime error when a ticket selects no position
     # MT5 trade server return codes
     10004: "requote",
     10006: "request rejected",
@@ -94,6 +95,7 @@ TERMINAL_ERRORS: dict[int, str] = {
     10045: "position closing is allowed only by FIFO rule",
     10046: "opposite positions on a single account are disabled by the broker",
     CLOSE_ALREADY_RAN: "the position is smaller than when the close was asked: an earlier try of this close ran",
+    WRONG_ACCOUNT: "the terminal is logged in to another account than the command was meant for: not executed",
 }
 
 

@@ -36,6 +36,7 @@ from quantumtrader.protocol import (
     decode_command,
     encode,
     event,
+    WRONG_ACCOUNT,
     now_msc,
     reply_error,
     reply_ok,
@@ -233,6 +234,8 @@ class PaperTerminal:
         kind = cmd["type"]
         cid = cmd["id"]
         stamp = now_msc()
+        if "login" in cmd and cmd["login"] != self.cfg.login:
+            return reply_error(cid, WRONG_ACCOUNT, f"account {cmd['login']} asked, logged in to {self.cfg.login}: not executed")
         try:
             if kind == "open":
                 pos = self.book.open(cmd["symbol"], cmd["side"], cmd["lots"], cmd["sl"], cmd["tp"], cmd["magic"], "QT-" + cid, stamp)

@@ -14,7 +14,7 @@ import orjson
 import pytest
 import zmq
 
-from quantumtrader.protocol import control_request, decode_command, encode, new_command_id, now_msc, parse_object, reply_error, reply_ok, snapshot_command
+from quantumtrader.protocol import WRONG_ACCOUNT, control_request, decode_command, encode, new_command_id, now_msc, parse_object, reply_error, reply_ok, snapshot_command
 from support import Endpoints, control, daemon_process, event_frame, events_push, inproc_daemon, serving, start, stop, wait_for
 
 # Generous limits so only the rule under test can refuse; a rich paper account.
@@ -514,6 +514,7 @@ def test_what_a_risk_review_found_over_real_sockets(tmp_path: Path) -> None:
         # the kill switch: the first open waits for its reply, two queue behind it
         first = dealer.send("trade", symbol="EURUSD", side="buy", lots=0.01, source="test", **stops)
         ident, command = term.next_command()
+        assert command["login"] == 5012345, command  # the account it is meant for (the EA refuses it on another)
         queued = {dealer.send("trade", symbol="EURUSD", side="buy", lots=0.01, source="test", **stops) for _ in range(2)}
         wait_for(lambda: control(eps.control)["health"]["data_flow"]["pending_trades"] == 3, 10, "three orders pending")
         switched = control(eps.control, "risk", kill_switch=True, source="test")
@@ -594,12 +595,14 @@ def test_a_retried_close_that_finds_its_work_done_is_settled_from_the_positions(
             assert order["status"] == "filled" and order["reconciled"] is True, order
             assert ticket == 701 or order["lots"] == 0.05, order  # the partial close: what the position lost
 
-        # a first try refused "position not found" is a refusal, as before: nothing says it ran
-        close = dealer.send("close", ticket=700, source="test")
-        ident, first = term.next_command()
-        term.answer(ident, reply_error(first["id"], 4753, "position not found"))
-        (answer,) = dealer.collect({close}, timeout_s=10).values()
-        assert answer["status"] == 422 and answer["order"]["status"] == "rejected", answer
+        # a first try refused "position not found" is a refusal, as before: nothing says it ran; so is a
+        # refusal because the terminal is logged in to another account (WRONG_ACCOUNT)
+        for code, says in ((4753, "position not found"), (WRONG_ACCOUNT, "another account")):
+            close = dealer.send("close", ticket=700, source="test")
+            ident, first = term.next_command()
+            term.answer(ident, reply_error(first["id"], code, "refused"))
+            (answer,) = dealer.collect({close}, timeout_s=10).values()
+            assert answer["status"] == 422 and answer["order"]["status"] == "rejected" and says in answer["error"], answer
 
 
 @pytest.mark.timeout(120)

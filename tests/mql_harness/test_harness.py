@@ -9,6 +9,7 @@ and a test REQ straight to the EA for what the daemon would never send.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import gzip
 import os
@@ -26,7 +27,7 @@ import zmq
 
 import harness
 from test_wire import REFUSED
-from quantumtrader.protocol import CLOSE_ALREADY_RAN, close_command, decode_reply, encode, modify_command, open_command, ping_command, snapshot_command
+from quantumtrader.protocol import CLOSE_ALREADY_RAN, WRONG_ACCOUNT, close_command, decode_reply, encode, for_account, modify_command, open_command, ping_command, snapshot_command
 from support import REPO, Endpoints, FeedSubscriber, control, daemon_process, shared_ticks, terminal_status, wait_for
 
 BUILD_DIR = REPO / ".harness-build"
@@ -129,6 +130,23 @@ def stack(tmp_path: Path, executables: dict[str, Path], tick_file) -> Iterator[t
                     t.proc.kill()
                     t.proc.wait(5)
             feed.close()
+
+
+@contextlib.contextmanager
+def ea_running(tmp_path: Path, executable: Path, tick_path: Path, name: str, **mql_env: str) -> Iterator[tuple[Endpoints, str, Path]]:
+    """A daemon process (replayed ticks are old: quote age and spread let through) and one compiled EA beside it,
+    ``name`` its TerminalId and ``mql_env`` more MQL_ settings; yields the endpoints, the EA's command endpoint and its log."""
+    eps = Endpoints(spare=1)
+    command_endpoint = f"tcp://127.0.0.1:{eps.spare_ports[0]}"
+    with daemon_process(eps, tmp_path, QT_RISK__MAX_QUOTE_AGE_MS="3600000", QT_RISK__MAX_SPREAD_PCT="1"):
+        log = tmp_path / f"{name}.log"
+        env = {**ea_env(eps, tick_path, name, command_endpoint), **mql_env}
+        proc = subprocess.Popen([str(executable)], env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+        try:
+            yield eps, command_endpoint, log
+        finally:
+            proc.kill()
+            proc.wait(5)
 
 
 def ask_ea(endpoint: str, command: dict | bytes, timeout_ms: int = 5000) -> tuple[bytes, dict]:
@@ -323,34 +341,42 @@ def test_a_retry_after_the_ea_restarted_does_not_open_twice(tmp_path: Path, exec
     terminal restarted) after opening a position but before its reply reached the daemon got the daemon's
     Lazy Pirate retry with an empty cache and opened a second position. The position's comment QT-<id> is the
     record that survives: the fresh EA must answer with that position."""
-    eps = Endpoints(spare=1)
-    command_endpoint = f"tcp://127.0.0.1:{eps.spare_ports[0]}"
-    with daemon_process(eps, tmp_path, QT_RISK__MAX_QUOTE_AGE_MS="3600000", QT_RISK__MAX_SPREAD_PCT="1"):
-        # MT4 with StopsAfterFill: the earlier run may have stopped between the fill and setting the stops
-        env = {**ea_env(eps, tick_file[0], f"harness-again-{platform}", command_endpoint), "MQL_POSITION": "EURUSD,0,0.3,QT-AGAIN00001",
-               **({"MQL_INPUT_StopsAfterFill": "true"} if platform == "mql4" else {})}  # fmt: skip
-        log = tmp_path / f"{platform}-again.log"
-        proc = subprocess.Popen([str(executables[platform])], env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
-        try:
-            held = wait_for(lambda: re.search(r"order_opened ticket=(\d+) symbol=EURUSD comment=QT-AGAIN00001", log.read_text(errors="replace")), 30, "the held position")
-            ticket = int(held.group(1))
-            _, before = ask_ea(command_endpoint, snapshot_command("SNAPBEFORE"))
-            opened_at = next(p["open_price"] for p in before["positions"] if p["comment"] == "QT-AGAIN00001")
-            sl, tp = round(opened_at - 0.01, 5), round(opened_at + 0.01, 5)
-            _, again = ask_ea(command_endpoint, open_command("AGAIN00001", "EURUSD", "buy", 0.3, sl=sl, tp=tp, deviation_points=1000))
-            assert again["ok"] and int(again["ticket"]) == ticket and again["lots"] == 0.3 and "stops_error" not in again, again
-            _, fresh = ask_ea(command_endpoint, open_command("FRESH00001", "EURUSD", "buy", 0.1, deviation_points=1000))
-            assert fresh["ok"] and int(fresh["ticket"]) != ticket, fresh
-            out = log.read_text(errors="replace")
-            assert out.count("comment=QT-AGAIN00001") == 1 and out.count("comment=QT-FRESH00001") == 1, out[-2000:]
-            _, snap = ask_ea(command_endpoint, snapshot_command("SNAPAGAIN1"))
-            assert sorted(p["comment"] for p in snap["positions"]) == ["QT-AGAIN00001", "QT-FRESH00001"], snap["positions"]
-            held = next(p for p in snap["positions"] if p["comment"] == "QT-AGAIN00001")
-            if platform == "mql4":  # the stops the earlier run never set are set now
-                assert (held["sl"], held["tp"]) == (sl, tp), held
-        finally:
-            proc.kill()
-            proc.wait(5)
+    # MT4 with StopsAfterFill: the earlier run may have stopped between the fill and setting the stops
+    with ea_running(tmp_path, executables[platform], tick_file[0], f"harness-again-{platform}", MQL_POSITION="EURUSD,0,0.3,QT-AGAIN00001",
+                    **({"MQL_INPUT_StopsAfterFill": "true"} if platform == "mql4" else {})) as (eps, command_endpoint, log):  # fmt: skip
+        held = wait_for(lambda: re.search(r"order_opened ticket=(\d+) symbol=EURUSD comment=QT-AGAIN00001", log.read_text(errors="replace")), 30, "the held position")
+        ticket = int(held.group(1))
+        _, before = ask_ea(command_endpoint, snapshot_command("SNAPBEFORE"))
+        opened_at = next(p["open_price"] for p in before["positions"] if p["comment"] == "QT-AGAIN00001")
+        sl, tp = round(opened_at - 0.01, 5), round(opened_at + 0.01, 5)
+        _, again = ask_ea(command_endpoint, open_command("AGAIN00001", "EURUSD", "buy", 0.3, sl=sl, tp=tp, deviation_points=1000))
+        assert again["ok"] and int(again["ticket"]) == ticket and again["lots"] == 0.3 and "stops_error" not in again, again
+        _, fresh = ask_ea(command_endpoint, open_command("FRESH00001", "EURUSD", "buy", 0.1, deviation_points=1000))
+        assert fresh["ok"] and int(fresh["ticket"]) != ticket, fresh
+        out = log.read_text(errors="replace")
+        assert out.count("comment=QT-AGAIN00001") == 1 and out.count("comment=QT-FRESH00001") == 1, out[-2000:]
+        _, snap = ask_ea(command_endpoint, snapshot_command("SNAPAGAIN1"))
+        assert sorted(p["comment"] for p in snap["positions"]) == ["QT-AGAIN00001", "QT-FRESH00001"], snap["positions"]
+        held = next(p for p in snap["positions"] if p["comment"] == "QT-AGAIN00001")
+        if platform == "mql4":  # the stops the earlier run never set are set now
+            assert (held["sl"], held["tp"]) == (sl, tp), held
+
+
+@pytest.mark.timeout(TIMEOUT_S)
+@pytest.mark.parametrize("platform", ["mql4", "mql5"])
+def test_a_trade_meant_for_another_account_is_refused(tmp_path: Path, executables, tick_file, platform: str) -> None:
+    """Found by a review (2026-12-04): commands carried no account, so a command the daemon was still retrying
+    when the trader switched the terminal to another account (a demo to a live one) ran on the new account. A
+    trade command now says which account it is for (login, from the terminal's account events); the EA refuses
+    it logged in to another (65602) and runs it logged in to that one."""
+    with ea_running(tmp_path, executables[platform], tick_file[0], f"harness-account-{platform}", MQL_LOGIN="7000001") as (eps, command_endpoint, log):
+        wait_for(lambda: ask_ea(command_endpoint, ping_command("ACCTPING01"))[1]["ok"], 30, "the EA serving commands")
+        _, other = ask_ea(command_endpoint, for_account(open_command("ACCTOPEN01", "EURUSD", "buy", 0.1, deviation_points=1000), 5012345))
+        assert other["ok"] is False and other["error"]["code"] == WRONG_ACCOUNT and "7000001" in other["error"]["message"], other
+        _, snap = ask_ea(command_endpoint, snapshot_command("ACCTSNAP01"))
+        assert snap["positions"] == [], snap["positions"]
+        _, own = ask_ea(command_endpoint, for_account(open_command("ACCTOPEN02", "EURUSD", "buy", 0.1, deviation_points=1000), 7000001))
+        assert own["ok"], own
 
 
 @pytest.mark.timeout(TIMEOUT_S)
@@ -360,27 +386,18 @@ def test_stops_are_put_on_the_symbols_tick_grid(tmp_path: Path, executables, tic
     points (US30 in 1.0, a future in 0.25) a stop with the right digits but off the grid is refused as invalid
     (130 / 10016): an order with stops the daemon computed failed, a stop was not moved. Here a tick of 5
     points (0.00005 on EURUSD); the terminal refuses a stop off that grid, as a broker does."""
-    eps = Endpoints(spare=1)
-    command_endpoint = f"tcp://127.0.0.1:{eps.spare_ports[0]}"
-    with daemon_process(eps, tmp_path, QT_RISK__MAX_QUOTE_AGE_MS="3600000", QT_RISK__MAX_SPREAD_PCT="1"):
-        env = {**ea_env(eps, tick_file[0], f"harness-grid-{platform}", command_endpoint), "MQL_TICK_SIZE_POINTS": "5"}
-        log = tmp_path / f"{platform}-grid.log"
-        proc = subprocess.Popen([str(executables[platform])], env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
-        try:
-            wait_for(lambda: ask_ea(command_endpoint, ping_command("GRIDPING01"))[1]["ok"], 30, "the EA serving commands")
-            _, snap = ask_ea(command_endpoint, snapshot_command("GRIDSNAP01"))
-            _, opened = ask_ea(command_endpoint, open_command("GRIDOPEN01", "EURUSD", "buy", 0.1, sl=1.30123, tp=1.45247, deviation_points=1000))
-            assert opened["ok"], opened
-            _, snap = ask_ea(command_endpoint, snapshot_command("GRIDSNAP02"))
-            (held,) = snap["positions"]
-            assert (held["sl"], held["tp"]) == (1.30125, 1.45245), held  # the nearest ticks of 0.00005
-            _, moved = ask_ea(command_endpoint, modify_command("GRIDMOVE01", int(opened["ticket"]), 1.31011, 1.44989))
-            assert moved["ok"], moved
-            _, snap = ask_ea(command_endpoint, snapshot_command("GRIDSNAP03"))
-            assert (snap["positions"][0]["sl"], snap["positions"][0]["tp"]) == (1.3101, 1.4499), snap["positions"]
-        finally:
-            proc.kill()
-            proc.wait(5)
+    with ea_running(tmp_path, executables[platform], tick_file[0], f"harness-grid-{platform}", MQL_TICK_SIZE_POINTS="5") as (eps, command_endpoint, log):
+        wait_for(lambda: ask_ea(command_endpoint, ping_command("GRIDPING01"))[1]["ok"], 30, "the EA serving commands")
+        _, snap = ask_ea(command_endpoint, snapshot_command("GRIDSNAP01"))
+        _, opened = ask_ea(command_endpoint, open_command("GRIDOPEN01", "EURUSD", "buy", 0.1, sl=1.30123, tp=1.45247, deviation_points=1000))
+        assert opened["ok"], opened
+        _, snap = ask_ea(command_endpoint, snapshot_command("GRIDSNAP02"))
+        (held,) = snap["positions"]
+        assert (held["sl"], held["tp"]) == (1.30125, 1.45245), held  # the nearest ticks of 0.00005
+        _, moved = ask_ea(command_endpoint, modify_command("GRIDMOVE01", int(opened["ticket"]), 1.31011, 1.44989))
+        assert moved["ok"], moved
+        _, snap = ask_ea(command_endpoint, snapshot_command("GRIDSNAP03"))
+        assert (snap["positions"][0]["sl"], snap["positions"][0]["tp"]) == (1.3101, 1.4499), snap["positions"]
 
 
 @pytest.mark.timeout(TIMEOUT_S)
@@ -390,26 +407,17 @@ def test_a_retried_partial_close_after_the_ea_restarted_does_not_close_the_rest(
     cache, found 0.05 left, and closed it: the half the trader kept. The daemon now sends the lots the position
     had when it asked (position_lots); the EA refuses a close whose position is already smaller (65601, which
     the daemon settles from the positions). MT4 gives the rest a new ticket: its retry finds no position."""
-    eps = Endpoints(spare=1)
-    command_endpoint = f"tcp://127.0.0.1:{eps.spare_ports[0]}"
-    with daemon_process(eps, tmp_path, QT_RISK__MAX_QUOTE_AGE_MS="3600000", QT_RISK__MAX_SPREAD_PCT="1"):
-        env = {**ea_env(eps, tick_file[0], "harness-partial-mql5", command_endpoint), "MQL_POSITION": "EURUSD,0,0.05,QT-KEPT000001"}
-        log = tmp_path / "mql5-partial.log"
-        proc = subprocess.Popen([str(executables["mql5"])], env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
-        try:
-            held = wait_for(lambda: re.search(r"order_opened ticket=(\d+) symbol=EURUSD comment=QT-KEPT000001", log.read_text(errors="replace")), 30, "the held position")
-            ticket = int(held.group(1))
-            _, again = ask_ea(command_endpoint, close_command("PCLOSE0001", ticket, 0.05, position_lots=0.10))
-            assert again["ok"] is False and again["error"]["code"] == CLOSE_ALREADY_RAN, again
-            _, snap = ask_ea(command_endpoint, snapshot_command("SNAPPART01"))
-            assert [p["lots"] for p in snap["positions"]] == [0.05], snap  # the half the trader kept
-            _, partial = ask_ea(command_endpoint, close_command("PCLOSE0002", ticket, 0.02, position_lots=0.05))  # asked against what it holds
-            assert partial["ok"] and partial["lots"] == 0.02, partial
-            _, snap = ask_ea(command_endpoint, snapshot_command("SNAPPART02"))
-            assert [p["lots"] for p in snap["positions"]] == [0.03], snap
-        finally:
-            proc.kill()
-            proc.wait(5)
+    with ea_running(tmp_path, executables["mql5"], tick_file[0], "harness-partial-mql5", MQL_POSITION="EURUSD,0,0.05,QT-KEPT000001") as (eps, command_endpoint, log):
+        held = wait_for(lambda: re.search(r"order_opened ticket=(\d+) symbol=EURUSD comment=QT-KEPT000001", log.read_text(errors="replace")), 30, "the held position")
+        ticket = int(held.group(1))
+        _, again = ask_ea(command_endpoint, close_command("PCLOSE0001", ticket, 0.05, position_lots=0.10))
+        assert again["ok"] is False and again["error"]["code"] == CLOSE_ALREADY_RAN, again
+        _, snap = ask_ea(command_endpoint, snapshot_command("SNAPPART01"))
+        assert [p["lots"] for p in snap["positions"]] == [0.05], snap  # the half the trader kept
+        _, partial = ask_ea(command_endpoint, close_command("PCLOSE0002", ticket, 0.02, position_lots=0.05))  # asked against what it holds
+        assert partial["ok"] and partial["lots"] == 0.02, partial
+        _, snap = ask_ea(command_endpoint, snapshot_command("SNAPPART02"))
+        assert [p["lots"] for p in snap["positions"]] == [0.03], snap
 
 
 @pytest.mark.timeout(TIMEOUT_S)

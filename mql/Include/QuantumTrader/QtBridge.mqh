@@ -329,6 +329,12 @@ string QtExecute(QtCommand &cmd)
       string positions = QtPositionsJson(key);
       return QtReplySnapshot(cmd.id, QtAccountFieldsNow(), positions, QtNowUtcMsc());
      }
+   // A trade meant for another account: the trader switched this terminal's account (demo to live, say)
+   // while the daemon was still retrying it. Checked before anything, the open's look-up included.
+   long login = AccountInfoInteger(ACCOUNT_LOGIN);
+   if(cmd.has_login && cmd.login != login)
+      return QtReplyError(cmd.id, QT_ERR_WRONG_ACCOUNT, "the command was meant for account " + IntegerToString(cmd.login) +
+                          ", the terminal is logged in to " + IntegerToString(login) + ": not executed");
    if(cmd.type == "open")
      {
       // An id the terminal holds a position for was executed by an earlier run of this EA whose

@@ -17,13 +17,14 @@
 //| Members may come in any order; unknown members are ignored (the  |
 //| contract may add fields); a known member given twice is refused. |
 //| Field types: v integer 1; type, id, symbol, side strings; lots,  |
-//| sl, tp, position_lots numbers; deviation_points, magic, ticket   |
-//| integers (no fraction, no exponent, within a long:               |
+//| sl, tp, position_lots numbers; deviation_points, magic, ticket,  |
+//| login integers (no fraction, no exponent, within a long:         |
 //| |n| <= 9223372036854775807).                                     |
 //| Required per type (as quantumtrader/protocol.py decode_command): |
 //|   open:   symbol side lots sl tp deviation_points magic          |
 //|   close:  ticket lots (position_lots optional, >= 0)             |
 //|   modify: ticket sl tp                                           |
+//|   open, close, modify: login optional (>= 1)                     |
 //|   snapshot, ping: nothing else                                   |
 //| Error codes (negative, never a terminal's own code):             |
 //|   -1 malformed JSON, -2 bad version or unknown type,             |
@@ -44,6 +45,7 @@ struct QtCommand
    long              deviation_points;
    long              magic;
    long              ticket;
+   long              login;           // trades: the account the daemon meant (0: not said)
    long              v;
    bool              has_v;
    bool              has_type;
@@ -57,6 +59,7 @@ struct QtCommand
    bool              has_deviation_points;
    bool              has_magic;
    bool              has_ticket;
+   bool              has_login;
   };
 
 //--- value kinds of the parser
@@ -75,6 +78,7 @@ void QtCommandReset(QtCommand &cmd)
    cmd.deviation_points = 0;
    cmd.magic = 0;
    cmd.ticket = 0;
+   cmd.login = 0;
    cmd.v = 0;
    cmd.has_v = false;
    cmd.has_type = false;
@@ -88,6 +92,7 @@ void QtCommandReset(QtCommand &cmd)
    cmd.has_deviation_points = false;
    cmd.has_magic = false;
    cmd.has_ticket = false;
+   cmd.has_login = false;
   }
 
 //--- true for a character of [A-Za-z0-9]
@@ -441,10 +446,10 @@ bool QtStoreMember(QtCommand &cmd, const string &key, int kind, const string &st
         }
       return true;
      }
-   if(key == "deviation_points" || key == "magic" || key == "ticket")
+   if(key == "deviation_points" || key == "magic" || key == "ticket" || key == "login")
      {
       if((key == "deviation_points" && cmd.has_deviation_points) ||
-         (key == "magic" && cmd.has_magic) || (key == "ticket" && cmd.has_ticket))
+         (key == "magic" && cmd.has_magic) || (key == "ticket" && cmd.has_ticket) || (key == "login" && cmd.has_login))
         {
          err = "field " + key + " given twice";
          return false;
@@ -464,6 +469,11 @@ bool QtStoreMember(QtCommand &cmd, const string &key, int kind, const string &st
         {
          cmd.magic = number;
          cmd.has_magic = true;
+        }
+      else if(key == "login")
+        {
+         cmd.login = number;
+         cmd.has_login = true;
         }
       else
         {

@@ -14,6 +14,8 @@
 //--- Ours, in MQL5's range for user errors: a close refused because its position already holds less
 //--- than the position_lots it was asked against (quantumtrader/protocol.py CLOSE_ALREADY_RAN)
 #define QT_ERR_CLOSE_ALREADY_RAN 65601
+//--- a trade command meant for another account than the one logged in now (quantumtrader/protocol.py WRONG_ACCOUNT)
+#define QT_ERR_WRONG_ACCOUNT 65602
 
 //--- MT4: trade server return codes (0-150) and the runtime errors the
 //--- trade functions set (4000+)
@@ -116,6 +118,7 @@ string QtMt5RetcodeText(int code)
       case 4301:  return "unknown symbol";
       case 4753:  return "position not found";
       case QT_ERR_CLOSE_ALREADY_RAN: return "the position is smaller than when the close was asked: an earlier try of this close ran";
+      case QT_ERR_WRONG_ACCOUNT: return "the terminal is logged in to another account than the command was meant for: not executed";
       case 4752:  return "trading by Expert Advisors prohibited";
       case 4754:  return "order not found";
       case 4756:  return "trade request sending failed";
