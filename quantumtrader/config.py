@@ -453,8 +453,13 @@ class PaperConfig:
     speed: float = setting(1.0, "replay speed of --ticks (1 = real time, 0 = as fast as possible)", non_negative)
     heartbeat_s: float = setting(5.0, "heartbeat period (the EA's HeartbeatSeconds); 0.1-3600 s, what a hello may announce", between(MIN_HEARTBEAT_S, MAX_HEARTBEAT_S))
     balance: float = setting(10_000.0, "starting balance", positive)
-    currency: str = setting("USD", "account currency")
+    currency: str = setting(
+        "USD",
+        "account currency: the paper book computes in USD; another name only labels those figures (for display tests), its specs then"
+        " carry no tick value, so orders need lots",
+    )
     leverage: int = setting(100, "account leverage", positive)
+    stop_out_pct: float = setting(50.0, "margin level (equity / margin x 100) below which the biggest loser is closed, as a broker's stop-out (0 = never)", non_negative)
     login: int = setting(1000001, "account login it reports", positive)
     seed: int = setting(7, "random seed of the generator", non_negative)
 

@@ -2,10 +2,12 @@
 
 Sizing uses the broker's own figures when the terminal sends them (the
 ``specs`` of its hello: a tick's value in the account currency, see
-:func:`loss_per_lot`). Without them, a documented simplification: FX contract size 100,000 units; profit in the quote currency is
-converted to a USD account by dividing by the price when USD is not the quote
-currency (exact for USDxxx, approximate for crosses); margin is notional in
-USD over leverage.
+:func:`loss_per_lot`). Without them, a documented simplification: a lot is
+100,000 units of an FX pair, 100 oz of gold, 5,000 oz of silver
+(:func:`contract_size`); profit in the quote currency is converted to a USD
+account by dividing by the price when USD is not the quote currency (exact
+for USDxxx, approximate for crosses, whose base currency it takes for USD);
+margin is the notional so converted, over leverage.
 """
 
 from __future__ import annotations
@@ -13,6 +15,19 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 CONTRACT_SIZE = 100_000.0
+
+#: Units in a lot of a metal, by the prefix or name brokers use (the usual CFD contracts); FX is CONTRACT_SIZE.
+METAL_CONTRACTS = {"XAU": 100.0, "GOLD": 100.0, "XAG": 5_000.0, "SILVER": 5_000.0}
+
+
+def contract_size(symbol: str) -> float:
+    """Units in one lot of ``symbol``: 100,000 for FX (and any other name), a metal's own contract. Gold at
+    100,000 units a lot made a 0.01-lot paper order need $23,500 of margin and pay $750 a dollar."""
+    name = symbol.upper()
+    for prefix, units in METAL_CONTRACTS.items():
+        if name.startswith(prefix):
+            return units
+    return CONTRACT_SIZE
 
 
 def to_account_currency(symbol: str, amount_in_quote: float, price: float) -> float:
@@ -25,17 +40,20 @@ def to_account_currency(symbol: str, amount_in_quote: float, price: float) -> fl
 def profit(symbol: str, side: str, lots: float, open_price: float, close_price: float) -> float:
     """Profit of a position in USD: long gains when price rises, short when it falls."""
     move = (close_price - open_price) if side == "buy" else (open_price - close_price)
-    return to_account_currency(symbol, move * lots * CONTRACT_SIZE, close_price)
+    return to_account_currency(symbol, move * lots * contract_size(symbol), close_price)
 
 
 def value_per_price_unit(symbol: str, lots: float, price: float) -> float:
     """USD gained or lost per 1.0 of price movement (so a stop distance d costs d x this)."""
-    return to_account_currency(symbol, lots * CONTRACT_SIZE, price)
+    return to_account_currency(symbol, lots * contract_size(symbol), price)
 
 
 def margin(symbol: str, lots: float, price: float, leverage: int) -> float:
-    notional = lots * CONTRACT_SIZE
-    usd = notional if symbol.startswith("USD") else notional * price
+    """The notional in USD over leverage: the base currency's units for USDxxx, x the price for a USD quote, and
+    for a cross the base units taken for USD, as profit converts them (EURJPY's notional x its price was
+    counted as USD: 16,100 for 0.1 lot, where a broker asks ~108)."""
+    notional = lots * contract_size(symbol)
+    usd = notional if symbol.startswith("USD") else to_account_currency(symbol, notional * price, price)
     return usd / leverage
 
 
@@ -50,5 +68,5 @@ def loss_per_lot(symbol: str, price: float, distance: float, spec: Mapping[str, 
     """
     if spec is not None and spec["tick_size"] > 0 and spec["tick_value"] > 0:
         return distance / spec["tick_size"] * spec["tick_value"]
-    contract = spec["contract_size"] if spec is not None and spec["contract_size"] > 0 else CONTRACT_SIZE
+    contract = spec["contract_size"] if spec is not None and spec["contract_size"] > 0 else contract_size(symbol)
     return to_account_currency(symbol, contract, price) * distance

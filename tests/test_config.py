@@ -213,3 +213,4 @@ def test_a_numba_cache_cut_by_a_power_cut_is_compiled_afresh_not_a_failed_start(
     assert "Numba cache could not be loaded; deleted and compiling afresh" in result.stdout + result.stderr
     assert cut[0].stat().st_size > 0  # written again
     assert all(p.read_bytes() == body for p, body in others.items())  # only the damaged kernel was compiled again
+

@@ -87,9 +87,11 @@ def _lots_ok(lots: float) -> bool:
 class PaperBook:
     """Quotes, positions and money of one paper account."""
 
-    def __init__(self, balance: float, leverage: int, first_ticket: int = 100_001) -> None:
+    def __init__(self, balance: float, leverage: int, first_ticket: int = 100_001, stop_out_pct: float = 0.0, currency: str = "USD") -> None:
         self.balance = balance
         self.leverage = leverage
+        self.currency = currency  # only a label unless USD: the book's arithmetic is in USD
+        self.stop_out_pct = stop_out_pct  # margin level (equity / margin x 100) below which positions are closed; 0: never
         self.quotes: dict[str, tuple[float, float]] = {}
         self.positions: dict[int, PaperPosition] = {}
         self._next_ticket = first_ticket
@@ -100,7 +102,7 @@ class PaperBook:
     def symbol_spec(self, symbol: str) -> dict[str, float]:
         """The symbol's specs as a broker's terminal sends them (hello and heartbeats), by this book's own rules.
 
-        Contract and lot limits are the book's (``money.CONTRACT_SIZE``, ``LOT_*``); a tick is a tenth
+        Contract and lot limits are the book's (``money.contract_size``, ``LOT_*``); a tick is a tenth
         of the symbol's pip (the generator's digits); its value in the account currency is taken at
         the latest valid quote's mid, 0 ("not known", the daemon then sizes as without specs) before
         the first. So the daemon sizes paper orders through the same path as a real EA's: to the same
@@ -116,8 +118,11 @@ class PaperBook:
             tick_value = money.value_per_price_unit(symbol, 1.0, price) * tick_size
             if not (spec_in_range(tick_size) and spec_in_range(tick_value)):
                 tick_size = tick_value = 0.0  # a price of 1e-5 or 1e13: outside what the protocol takes, so not known
+            if self.currency != "USD":
+                # a USD figure labelled JPY: sizing by it took ~150x the risk asked for; "not known" makes the daemon refuse to size
+                tick_size = tick_value = 0.0
         return {
-            "contract_size": money.CONTRACT_SIZE,
+            "contract_size": money.contract_size(symbol),
             "tick_size": tick_size,
             "tick_value": tick_value,
             "volume_min": LOT_MIN,
@@ -143,7 +148,25 @@ class PaperBook:
             if touched:
                 self._realize(pos, price, pos.lots)
                 hit.append(pos)
-        return hit
+        return hit + self._stop_out()
+
+    def _stop_out(self) -> list[PaperPosition]:
+        """A broker's stop-out: below ``stop_out_pct`` of margin level the biggest loser is closed at its price
+        now, then the next, until the level recovers. Without it a paper account went on to a margin level
+        of -81 % and a negative balance, which no broker allows."""
+        closed: list[PaperPosition] = []
+        while self.stop_out_pct > 0 and self.positions:
+            margin = self.margin
+            if margin <= 0 or self.equity / margin * 100.0 >= self.stop_out_pct:
+                break
+            tradable = [p for p in self.positions.values() if (q := self.quotes.get(p.symbol)) is not None and q[0] < q[1]]
+            if not tradable:
+                break
+            worst = min(tradable, key=lambda p: p.profit)
+            bid, ask = self.quotes[worst.symbol]
+            self._realize(worst, bid if worst.side == "buy" else ask, worst.lots)
+            closed.append(worst)
+        return closed
 
     def _profit(self, pos: PaperPosition, price: float, lots: float) -> float:
         return money.profit(pos.symbol, pos.side, lots, pos.open_price, price)
@@ -235,6 +258,8 @@ class PaperBook:
         if pos is None:
             raise TradeError(RET_POSITION_CLOSED)
         bid, ask = self.quotes[pos.symbol]
+        if bid >= ask:  # as open and close: a crossed quote is no price to judge stops by
+            raise TradeError(RET_PRICE_OFF)
         self._check_stops(pos.side, bid, ask, sl, tp)
         pos.sl, pos.tp = sl, tp
         return pos

@@ -44,6 +44,8 @@ from quantumtrader.protocol import (
 
 log = get_logger("quantumtrader.paper")
 
+#: How often, at most, an account event follows equity while positions are open (the EAs' AccountMinIntervalMs default).
+ACCOUNT_INTERVAL_S = 1.0
 _REPLY_CACHE_SIZE = 4096  # ids remembered for "answer a repeated id with the stored reply"
 _SNDHWM = 10_000
 _OUTBOX_MAX = 10_000
@@ -108,7 +110,7 @@ class PaperTerminal:
         self.cfg = config.paper
         self.options = options
         self._context = context or zmq.Context.instance()
-        self.book = PaperBook(self.cfg.balance, self.cfg.leverage)
+        self.book = PaperBook(self.cfg.balance, self.cfg.leverage, stop_out_pct=self.cfg.stop_out_pct, currency=self.cfg.currency)
         self.outbox = Outbox()
         self.seq = -1
         self.ticks_sent = 0
@@ -120,6 +122,8 @@ class PaperTerminal:
         self._stop = False
         self._positions_dirty = True
         self._account_dirty = True
+        self._account_sent: dict[str, Any] = {}
+        self._next_account_check = 0.0
         self.symbols: tuple[str, ...] = ()
 
     def stop(self) -> None:
@@ -160,6 +164,7 @@ class PaperTerminal:
         self._send("hello", **self._hello_fields())
 
     def send_account(self) -> None:
+        self._account_sent = self.book.account_fields()
         self._send(
             "account",
             "account",
@@ -167,7 +172,7 @@ class PaperTerminal:
             currency=self.cfg.currency,
             name="Paper account",
             server="QuantumTrader-Paper",
-            **self.book.account_fields(),
+            **self._account_sent,
         )
         self._account_dirty = False
 
@@ -356,6 +361,8 @@ class PaperTerminal:
                         pending = None
                         break
                     pending = next(source, None)
+                    if self._positions_dirty:  # a stop closed a position: say so now, not up to 2,000 ticks later
+                        break
                 if pending is None and not finished:
                     finished = True
                     log.info("tick source finished", ticks=self.ticks_sent, skipped_rows=self.csv_stats.skipped)
@@ -367,6 +374,12 @@ class PaperTerminal:
                     self.send_positions()
                 if self._account_dirty:
                     self.send_account()
+                elif self.book.positions and now >= self._next_account_check:
+                    # Equity moves with every tick while positions are open: sent when it changed, at most once
+                    # per ACCOUNT_INTERVAL_S, as the EAs do (AccountMinIntervalMs). The daily loss and sizing read it.
+                    self._next_account_check = now + ACCOUNT_INTERVAL_S
+                    if self.book.account_fields() != self._account_sent:
+                        self.send_account()
                 if now >= next_heartbeat:
                     next_heartbeat = now + self.cfg.heartbeat_s
                     self.send_heartbeat()

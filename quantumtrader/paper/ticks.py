@@ -190,9 +190,13 @@ def _digits(pip: float) -> int:
 def generate_ticks(symbols: tuple[str, ...], seed: int) -> Iterator[tuple[str, float, float, float]]:
     """Endless random-walk quotes: (symbol, bid, ask, volume), symbols in random turn.
 
-    Mid follows a driftless random walk of ~0.3 pip per tick with occasional
-    bursts; spreads wander around the symbol's typical spread. Realistic enough
-    for features, signals and paper fills to do real work; not a market model.
+    Mid follows a driftless random walk with occasional bursts, ~0.3 pip per
+    tick where the typical spread is a pip or less and 0.3 x the spread where
+    it is wider (gold's 25 pips: 7.5), so a spread is a few ticks' moves on
+    every symbol (gold at 0.3 pip a tick took ~77 ticks' moves to earn its
+    spread back: every paper trade on it lost); spreads wander around the
+    symbol's typical spread. Realistic enough for features, signals and paper
+    fills to do real work; not a market model.
     """
     rng = random.Random(seed)
     state: dict[str, list[Any]] = {}  # [mid, pip, typical spread in pips, price digits]: the digits once, not per tick
@@ -204,7 +208,7 @@ def generate_ticks(symbols: tuple[str, ...], seed: int) -> Iterator[tuple[str, f
         entry = state[symbol]
         mid, pip, typical, digits = entry
         burst = 4.0 if rng.random() < 0.01 else 1.0
-        mid = max(pip * 10, mid + rng.gauss(0.0, 0.3 * pip * burst))
+        mid = max(pip * 10, mid + rng.gauss(0.0, 0.3 * max(1.0, typical) * pip * burst))
         entry[0] = mid
         spread_pips = max(0.1, typical * (0.6 + 0.8 * rng.random()))
         half = spread_pips * pip / 2

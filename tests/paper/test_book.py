@@ -117,3 +117,55 @@ def test_the_books_specs_are_what_it_trades_by() -> None:
     for bid, ask in ((1e308, 1.5e308), (1.1, 1.0), (1.1, 1.1)):
         book.on_quote("US30", bid, ask, 1_700_000_000_000)
         assert book.symbol_spec("US30")["tick_size"] == 0.0 and book.symbol_spec("US30")["tick_value"] == 0.0
+
+
+def test_money_of_crosses_and_metals_is_a_brokers_order_of_magnitude() -> None:
+    """Found by a review (2026-12-04): gold was 100,000 units a lot (a 0.01-lot order needed $23,500 of margin
+    and paid $750 a dollar) and a cross's margin was its notional x its price counted as USD (0.1 EURJPY:
+    16,100). Now a metal's own contract (gold 100 oz, silver 5,000) and a cross's base units taken for USD,
+    as its profit already converts them."""
+    book = PaperBook(balance=10_000.0, leverage=100)
+    book.on_quote("XAUUSD", 2350.00, 2350.25, T)
+    book.on_quote("EURJPY", 161.000, 161.015, T)
+    gold = book.open("XAUUSD", "buy", 0.01, 0, 0, 1, "QT-G", T)
+    assert book.margin == pytest.approx(0.01 * 100 * 2350.25 / 100)  # $23.50
+    book.on_quote("XAUUSD", 2351.25, 2351.50, T)
+    assert gold.profit == pytest.approx(1.0)  # $1 on 1 oz
+    assert book.symbol_spec("XAUUSD")["contract_size"] == 100.0 and book.symbol_spec("EURJPY")["contract_size"] == 100_000.0
+    book.open("EURJPY", "buy", 0.1, 0, 0, 1, "QT-J", T)  # refused before: not enough money
+    assert book.margin - 23.5025 == pytest.approx(10_000 / 100)
+
+
+def test_a_margin_level_below_the_stop_out_closes_the_biggest_loser_first() -> None:
+    book = PaperBook(balance=10_000.0, leverage=100, stop_out_pct=50.0)
+    book.on_quote("EURUSD", 1.1000, 1.1001, T)
+    book.on_quote("GBPUSD", 1.2650, 1.2651, T)
+    big = book.open("EURUSD", "buy", 8.0, 0, 0, 1, "QT-BIG", T)  # margin 8,800.8
+    small = book.open("GBPUSD", "buy", 0.1, 0, 0, 1, "QT-SMALL", T)
+    assert book.on_quote("EURUSD", 1.0950, 1.0951, T) == []  # equity ~5,990 of margin ~8,927: 67 %
+    closed = book.on_quote("EURUSD", 1.0940, 1.0941, T)  # ~5,190: 58 %, still above
+    assert closed == []
+    closed = book.on_quote("EURUSD", 1.0925, 1.0926, T)  # ~3,990: 45 %: the stop-out
+    assert closed == [big] and list(book.positions) == [small.ticket]
+    assert book.balance == pytest.approx(10_000 + 8.0 * 100_000 * (1.0925 - 1.1001))  # at the tick's bid, not above
+    assert PaperBook(10_000.0, 100).stop_out_pct == 0.0  # the book alone never stops out; the terminal sets paper.stop_out_pct
+
+
+def test_stops_are_not_judged_against_a_crossed_quote() -> None:
+    book = book_with_quote()
+    pos = book.open("EURUSD", "buy", 0.1, 0, 0, 1, "QT-X", T)
+    book.on_quote("EURUSD", 1.1003, 1.1001, T)
+    with pytest.raises(TradeError) as refused:
+        book.modify(pos.ticket, 1.0900, 1.1100)
+    assert refused.value.code == RET_PRICE_OFF
+
+
+def test_an_account_labelled_in_another_currency_sends_no_tick_value() -> None:
+    """The paper book computes in USD; paper.currency only labels it (a review, 2026-12-04): a "JPY" account sent
+    EURUSD's tick value of 1.0 "JPY", and the daemon sized by it to ~150 times the risk asked for. Unless USD, the
+    specs now say "not known" (0), and the daemon refuses to size an order without lots for such an account."""
+    usd, jpy = PaperBook(10_000.0, 100), PaperBook(1_500_000.0, 100, currency="JPY")
+    for book in (usd, jpy):
+        book.on_quote("EURUSD", 1.1000, 1.1002, T)
+    assert usd.symbol_spec("EURUSD")["tick_value"] == pytest.approx(1.0)
+    assert jpy.symbol_spec("EURUSD")["tick_value"] == 0.0 and jpy.symbol_spec("EURUSD")["tick_size"] == 0.0
