@@ -46,7 +46,9 @@ from quantumtrader.protocol import (
 
 log = get_logger("quantumtrader.execution")
 
-_SUFFIX_RE = re.compile(r"[._#+\-]?[A-Za-z0-9]{0,3}")
+# A broker's suffix: a separator and up to 4 more (EURUSD.r, EURUSD#, EURUSD.pro), or up to 4 lowercase letters or
+# digits (EURUSDm, EURUSDc). Capitals without a separator are another symbol: "EUR" + "USD" opened EURUSD for "EUR".
+_SUFFIX_RE = re.compile(r"[._#+\-][A-Za-z0-9]{0,4}|[a-z0-9]{1,4}")
 
 
 class ExecutionEngine:
@@ -200,6 +202,7 @@ class ExecutionEngine:
     def control_trade(self, request: dict[str, Any], responder: Responder) -> None:
         if self._answer_repeat(request, responder):
             return
+        _check_expiry(request)
         symbol = _symbol(request)
         side = _side(request)
         lots = _optional_number(request, "lots")
@@ -240,6 +243,7 @@ class ExecutionEngine:
     def control_close(self, request: dict[str, Any], responder: Responder) -> None:
         if self._answer_repeat(request, responder):
             return
+        _check_expiry(request)
         ticket = _ticket(request)
         lots = _optional_number(request, "lots") or 0.0
         terminal, pos = self._find_position(ticket, _optional_text(request, "terminal"))
@@ -260,6 +264,7 @@ class ExecutionEngine:
     def control_modify(self, request: dict[str, Any], responder: Responder) -> None:
         if self._answer_repeat(request, responder):
             return
+        _check_expiry(request)
         ticket = _ticket(request)
         sl = _optional_number(request, "sl", "stop_loss", "stopLoss")
         tp = _optional_number(request, "tp", "take_profit", "takeProfit")
@@ -602,15 +607,16 @@ class ExecutionEngine:
         if terminal is not None:
             book = positions.get(terminal, {})
             found = [(terminal, book[ticket])] if ticket in book else []
-        else:  # a gone terminal's last positions stay known, but it takes no command (a renamed TerminalId's
-            # would make every close of its tickets ambiguous until a restart)
-            gone = self.daemon.terminals.is_gone
-            found = [(term, book[ticket]) for term, book in positions.items() if ticket in book and not gone(term)]
-        if not found:
-            raise ControlError(f"no open position with ticket {ticket}", 404)
+        else:
+            found = [(term, book[ticket]) for term, book in positions.items() if ticket in book]
         if len(found) > 1:  # tickets are per broker: two terminals may both hold this number
+            # a gone terminal's too: its row is still listed, and its close landed on the other's position
             names = ", ".join(sorted(term for term, _ in found))
             raise ControlError(f"ticket {ticket} is held by several terminals ({names}): name one", 400)
+        if found and self.daemon.terminals.is_gone(found[0][0]):  # its last positions stay known, but it takes no command
+            raise ControlError(f"ticket {ticket} is held by {found[0][0]}, which said bye: it takes no command until it is back", 409)
+        if not found:
+            raise ControlError(f"no open position with ticket {ticket}", 404)
         return found[0]
 
 
@@ -644,6 +650,19 @@ def _optional_number(request: dict[str, Any], *names: str) -> float | None:
             raise ControlError(f"{name} must be a number from 0 to {_MAX_NUMBER:g}", 422)
         return float(value)
     return None
+
+
+def _check_expiry(request: dict[str, Any]) -> None:
+    """``expires_msc`` (added, optional): a requester that stops waiting says when; read after it, nothing is done.
+    The sidecar answered "not reachable" to a trade the stalled daemon read seconds later and executed."""
+    expires = request.get("expires_msc")
+    if expires is None:
+        return
+    if type(expires) is not int:
+        raise ControlError("expires_msc must be an integer (ms since the epoch)", 422)
+    late_ms = now_msc() - expires
+    if late_ms > 0:
+        raise ControlError(f"the request expired {late_ms} ms before the daemon read it: nothing was done", 408)
 
 
 def _optional_text(request: dict[str, Any], name: str) -> str | None:

@@ -137,7 +137,7 @@ def create_app(config: Config) -> Starlette:
                 CORSMiddleware,  # type: ignore[arg-type]
                 allow_origins=list(config.sidecar.cors_origins),
                 allow_methods=["GET", "POST", "PUT"],
-                allow_headers=["Authorization", "Content-Type"],
+                allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
                 max_age=600,
             ),
         )

@@ -80,6 +80,12 @@ class AsyncControl:
         msg = control_request(kind, **fields)
         frame = encode(msg)
         timeout_s = (timeout_ms or self.timeout_ms) / 1000.0
+        same = self._pending.get(msg["id"])
+        if same is not None:  # the same request id in flight (an app's repeated Idempotency-Key): one reply serves both
+            try:
+                return await asyncio.wait_for(asyncio.shield(same), timeout_s)
+            except asyncio.TimeoutError:
+                raise ControlTimeout(f"no reply from the daemon at {self.endpoint} to {kind!r}") from None
         tries = 1 + (self.retries if retries is None else retries)
         for _attempt in range(tries):
             sock = self._socket or self._open()

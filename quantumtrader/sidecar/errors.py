@@ -38,6 +38,14 @@ def order_fields(order: Any) -> dict[str, Any]:
     return {"id": str(order.get("id", "")), "status": order.get("status"), "order": order}
 
 
+class Unreachable(ApiError):
+    """503: no reply and the feed silent too (the daemon is down or stalled). A trade's request may still sit in
+    the sockets: the trade routes answer it as an unknown outcome, not as "nothing happened"."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(503, message)
+
+
 class NoAnswer(ApiError):
     """504 because the daemon did not answer in time (it is up, waiting for a terminal), as opposed to
     a 504 the daemon itself gave (an order whose outcome is unknown)."""

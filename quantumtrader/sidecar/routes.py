@@ -8,6 +8,7 @@ daemon's control socket with the caller recorded as ``source``.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from typing import Any
 
@@ -20,7 +21,7 @@ from starlette.routing import BaseRoute, Route
 from quantumtrader.metrics import prometheus_text
 from quantumtrader.protocol import close_price, iso_from_msc, msc_from_text, new_command_id, now_msc, positive_int
 from quantumtrader.sidecar.auth import ACCESS, REFRESH, Principal, bearer_token
-from quantumtrader.sidecar.errors import ApiError, NoAnswer, order_fields
+from quantumtrader.sidecar.errors import ApiError, NoAnswer, Unreachable, order_fields
 from quantumtrader.sidecar.jsonresp import JSONResponse
 from quantumtrader.sidecar.ratelimit import client_ip, retry_after
 from quantumtrader.sidecar.runtime import Sidecar
@@ -371,19 +372,43 @@ def _source(principal: Principal) -> str:
     return f"app:{principal.name}"
 
 
-async def _submit(sidecar: Sidecar, principal: Principal, body: dict[str, Any], kind: str, fields: dict[str, Any], message: str) -> Response:
+def _request_id(http: Request, principal: Principal, rejects: Any) -> str:
+    """The control request's id: fresh, or from the client's ``Idempotency-Key`` (per user), so that a client
+    repeating a trade it got no answer to finds the order the first made (the daemon answers a known id with
+    its order) instead of placing a second. Without one, every POST is a new order."""
+    key = http.headers.get("idempotency-key")
+    if key is None:
+        return new_command_id()
+    if not 1 <= len(key) <= 128:
+        raise field_error(rejects, "Idempotency-Key must be 1-128 characters")
+    return hashlib.sha256(f"{principal.name}\0{key}".encode()).hexdigest()[:20]  # a command id: 20 of [0-9a-f]
+
+
+async def _submit(http: Request, sidecar: Sidecar, principal: Principal, body: dict[str, Any], kind: str, fields: dict[str, Any], message: str) -> Response:
     """Send a trade operation (absent fields left out) and answer with its order.
 
     A refusal comes back as the daemon's ApiError: 422 with a risk rule's or
     the terminal's reason, 404 unknown ticket, 503 no terminal, 504 no answer.
+    The request expires when this wait ends (``expires_msc``): a daemon that reads it later does nothing.
     """
     fields["terminal"] = text(body, "terminal", sidecar.counters, max_len=64, required=False)
     fields["source"] = _source(principal)
     sidecar.counters[f"{kind}_requests"] += 1
     request = {k: v for k, v in fields.items() if v is not None}
-    request_id = new_command_id()
+    request_id = _request_id(http, principal, sidecar.counters)
+    expires_msc = now_msc() + sidecar.trade_timeout_ms
     try:
-        reply = await sidecar.call(kind, timeout_ms=sidecar.trade_timeout_ms, retries=0, req_id=request_id, **request)
+        reply = await sidecar.call(kind, timeout_ms=sidecar.trade_timeout_ms, retries=0, req_id=request_id, expires_msc=expires_msc, **request)
+    except Unreachable as exc:
+        # The request may sit in the sockets of a stalled daemon: a plain 503 read as "nothing happened", and
+        # the order filled when the daemon woke. The daemon does nothing with it after expires_msc (now).
+        sidecar.counters["trade_answered_unreachable"] += 1
+        raise ApiError(
+            504,
+            f"the daemon did not answer: if it read the request before {iso_from_msc(expires_msc)} its order may still fill"
+            f" (request id {request_id}, GET /api/orders); after that it does nothing with it",
+            extra={"request_id": request_id},
+        ) from exc
     except NoAnswer as exc:
         # The order may be waiting its turn behind others at a slow terminal and still fill: a bare 504
         # made a retry (a second order) look safe. Still a 504 (the terminal did not answer in time), but
@@ -470,7 +495,7 @@ async def trade(request: Request) -> Response:
         "tp": number(body, ("take_profit", "takeProfit", "tp"), rejects),
         "comment": text(body, "comment", rejects, max_len=64, required=False),
     }
-    return await _submit(sidecar, principal, body, "trade", fields, "Trade executed successfully")
+    return await _submit(request, sidecar, principal, body, "trade", fields, "Trade executed successfully")
 
 
 async def close(request: Request) -> Response:
@@ -489,8 +514,9 @@ async def close(request: Request) -> Response:
     rejects = sidecar.counters
     tkt = ticket(request.path_params["ticket"], rejects)
     body = await json_body(request, rejects, allow_empty=True)
-    fields = {"ticket": tkt, "lots": number(body, ("lots",), rejects) or None}
-    return await _submit(sidecar, principal, body, "close", fields, "Position closed successfully")
+    # > 0 when given: 0 (or a "volume" read as absent) closed the whole position where a part was asked
+    fields = {"ticket": tkt, "lots": number(body, ("lots", "volume"), rejects, minimum=0.0, strictly=True)}
+    return await _submit(request, sidecar, principal, body, "close", fields, "Position closed successfully")
 
 
 async def modify(request: Request) -> Response:
@@ -528,7 +554,7 @@ async def modify(request: Request) -> Response:
     }
     if fields["sl"] is None and fields["tp"] is None:
         raise field_error(rejects, "give stop_loss and/or take_profit")
-    return await _submit(sidecar, principal, body, "modify", fields, "Position modified successfully")
+    return await _submit(request, sidecar, principal, body, "modify", fields, "Position modified successfully")
 
 
 async def broker_connect(request: Request) -> Response:

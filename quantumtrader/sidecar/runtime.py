@@ -22,7 +22,7 @@ from quantumtrader.metrics import LogLimiter
 from quantumtrader.protocol import connect_address
 from quantumtrader.sidecar.auth import ACCESS, Principal, TokenService, bearer_token, load_or_create_secret
 from quantumtrader.sidecar.control import AsyncControl, ControlTimeout
-from quantumtrader.sidecar.errors import ApiError, NoAnswer, order_fields
+from quantumtrader.sidecar.errors import ApiError, NoAnswer, Unreachable, order_fields
 from quantumtrader.sidecar.hub import Hub
 from quantumtrader.sidecar.ratelimit import Buckets
 from quantumtrader.sidecar.signals import SignalReader, filter_recent
@@ -134,7 +134,7 @@ class Sidecar:
                 self.counters["daemon_timeouts"] += 1
                 raise NoAnswer(f"the daemon did not answer {kind!r} in time") from None
             self.counters["daemon_unreachable"] += 1
-            raise ApiError(503, "the daemon is not reachable") from None
+            raise Unreachable("the daemon is not reachable") from None
         if reply.get("ok") is True:
             return reply
         error = str(reply.get("error") or "refused by the daemon")

@@ -74,6 +74,15 @@ def test_a_ticket_two_terminals_hold_is_not_closed_at_the_first_one_found(tmp_pa
             refused = control(eps.control, "close", ticket=500, source="test")
             assert refused["ok"] is False and refused["status"] == 400 and "several terminals" in refused["error"], refused
             assert not any(r.poll(300) for r in routers), "a close reached a terminal"
+            # B says bye; its position stays listed (a review, 2026-12-04: the dashboard's close of B's row, which named
+            # no terminal, closed A's position). Still ambiguous; named, A's goes to A, and B's is refused: it is gone.
+            push.send(event_frame("B@BrokerTwo", {"seq": 2, "type": "bye", "reason": "removed"}))
+            wait_for(lambda: terminal_status(eps.control, "B@BrokerTwo")["gone"], 10, "B gone")
+            refused = control(eps.control, "close", ticket=500, source="test")
+            assert refused["status"] == 400 and "several terminals" in refused["error"], refused
+            gone = control(eps.control, "close", ticket=500, terminal="B@BrokerTwo", source="test")
+            assert gone["status"] == 409 and "said bye" in gone["error"], gone
+            assert not any(r.poll(300) for r in routers), "a close reached a terminal"
     finally:
         push.close()
         for r in routers:
@@ -186,6 +195,44 @@ def test_ticks_of_new_symbols_past_the_cap_are_refused_and_counted(tmp_path: Pat
             health = wait_for(lambda: (h := control(eps.control)["health"])["rejects"].get("too_many_symbols") == 2 and h, 10, "two refusals")
             assert sorted(q["symbol"] for q in control(eps.control, "snapshot")["quotes"]) == ["EURUSD", "GBPUSD", "USDJPY"]
             assert health["counters"]["ticks"] == 4  # the known ones go on
+    finally:
+        push.close()
+        d.close()
+
+
+def test_a_trade_request_read_after_it_expired_does_nothing(tmp_path: Path) -> None:
+    """A review (2026-12-04): the sidecar answered 503 "not reachable" to a trade a stalled daemon read seconds later
+    and executed. A request may say when its requester stops waiting (expires_msc); read after that, nothing is done."""
+    d, eps = inproc_daemon(tmp_path / "data", QT_RISK__MAX_SPREAD_PCT="1")
+    try:
+        with serving(d):
+            for kind, fields in (("trade", {"symbol": "EURUSD", "side": "buy", "lots": 0.01}), ("close", {"ticket": 5}), ("modify", {"ticket": 5, "sl": 1.0})):
+                late = control(eps.control, kind, expires_msc=p.now_msc() - 1000, source="test", **fields)
+                assert late["ok"] is False and "expired" in late["error"] and "nothing was done" in late["error"], late
+                assert control(eps.control, kind, expires_msc="soon", source="test", **fields)["status"] == 422
+                in_time = control(eps.control, kind, expires_msc=p.now_msc() + 60_000, source="test", **fields)
+                assert "expired" not in in_time["error"], in_time  # refused for what it is (no terminal, no ticket), not as expired
+            assert control(eps.control, "orders")["orders"] == []
+    finally:
+        d.close()
+
+
+def test_a_broker_suffix_is_a_suffix_not_the_rest_of_another_symbol(tmp_path: Path) -> None:
+    """A review (2026-12-04): "EUR" + "USD" read as a broker's suffix, so a trade for "EUR" opened EURUSD (and "GBPU"
+    GBPUSDm). A suffix is a separator and up to 4 more, or up to 4 lowercase letters or digits."""
+    d, eps = inproc_daemon(tmp_path / "data", QT_RISK__MAX_SPREAD_PCT="1")
+    push = events_push(eps.events)
+    try:
+        with serving(d):
+            push.send(event_frame("s@Broker", {"seq": 0, "type": "hello", "platform": "MT5", "command_endpoint": "tcp://127.0.0.1:5999",
+                                               "symbols": ["EURUSD", "GBPUSDm", "USDJPY.pro", "XAUUSD#"]}))  # fmt: skip
+            wait_for(lambda: terminal_status(eps.control, "s@Broker"), 10, "the terminal")
+            for asked in ("EUR", "GBPU", "EURUS", "USD"):
+                reply = control(eps.control, "trade", symbol=asked, side="buy", lots=0.01, source="test")
+                assert reply["status"] == 422 and f"no connected terminal streams {asked}" in reply["error"], reply
+            for asked in ("GBPUSD", "USDJPY", "XAUUSD"):  # found at the broker's name; refused further on (no quote yet)
+                reply = control(eps.control, "trade", symbol=asked, side="buy", lots=0.01, source="test")
+                assert reply["ok"] is False and "streams" not in reply["error"], reply
     finally:
         push.close()
         d.close()

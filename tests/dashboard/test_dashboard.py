@@ -266,6 +266,27 @@ def test_trade_ticket_opens_a_position_that_can_be_modified_and_closed(alice: Al
     expect(page.locator(f'#positions tr[data-ticket="{sized}"]')).to_have_count(0)
 
 
+def test_a_lots_box_that_is_blank_or_not_a_plain_decimal_places_nothing(alice: AlicePage, stack: Stack) -> None:
+    """A review (2026-12-04): the boxes were number fields, which read "1e", "." or "-" as blank, sent as "size by
+    risk" (0.46 lots placed), and "0,5" as 05 (5 lots). Now text, parsed as a plain decimal; blank without "Size by
+    risk" is refused here, before anything is sent."""
+    page = alice.page
+    ticket_form = page.get_by_role("form", name="Trade ticket")
+    ticket_form.get_by_label("Symbol").select_option("GBPUSD")
+    page.locator("label[for=side-buy]").click()
+    before = len(api(stack, "GET", "/api/positions").json()["positions"])
+    for typed, says in (("", "give a size, or tick Size by risk"), ("1e", "not a number"), ("0,5", "not a number"), (".", "not a number")):
+        ticket_form.get_by_label("Lots").fill(typed)
+        page.get_by_role("button", name="Place BUY").click()
+        expect(page.locator("#ticket-error")).to_contain_text(says)
+    ticket_form.get_by_label("Lots").fill("0.10")
+    page.get_by_role("button", name="Place BUY").click()  # the form still trades
+    expect(page.locator("#ticket-status")).to_contain_text("ticket")
+    placed = re.search(r"ticket (\d+)", page.locator("#ticket-status").inner_text()).group(1)  # type: ignore[union-attr]
+    assert len(api(stack, "GET", "/api/positions").json()["positions"]) == before + 1
+    close_position(stack, placed)
+
+
 def test_a_refused_trade_shows_the_risk_rule_reason_verbatim(alice: AlicePage, stack: Stack, console: Console) -> None:
     refused = api(stack, "POST", "/api/trade", json={"symbol": "USDJPY", "type": "SELL", "lots": 99})
     assert refused.status_code == 422

@@ -188,8 +188,10 @@ def test_size_by_the_brokers_specs_when_the_terminal_sent_them() -> None:
     risk = engine(risk_pct=1.0)
     # XAUUSD, 100 oz a lot: a $10 stop is 1,000 ticks of $1 = $1,000 per lot -> 1% of $10,000 is 0.1 lot
     assert risk.size_lots("XAUUSD", "buy", 2000.0, 2000.3, 1990.3, 10_000.0, GOLD) == pytest.approx(0.1)
-    # without them the FX approximation (100,000 units) made it 0.0001 lot: nothing at all
-    assert risk.size_lots("XAUUSD", "buy", 2000.0, 2000.3, 1990.3, 10_000.0) == 0.0
+    # without them the approximation takes gold's own contract (100 oz; 100,000 units made it 0.0001 lot: nothing at
+    # all); the engine still sizes no gold order without the broker's tick value (sizing_problem: only USD FX pairs)
+    assert risk.size_lots("XAUUSD", "buy", 2000.0, 2000.3, 1990.3, 10_000.0) == pytest.approx(0.1)
+    assert risk.sizing_problem("XAUUSD", "USD", None) is not None
     # a EUR account: the broker's tick value is in EUR (0.5 per tick, say), so the same stop costs less per lot
     eur = {**GOLD, "tick_value": 0.5}
     assert risk.size_lots("XAUUSD", "buy", 2000.0, 2000.3, 1990.3, 10_000.0, eur) == pytest.approx(0.2)  # 100 / 500

@@ -169,6 +169,32 @@ def test_trade_errors_are_the_app_error_shape_with_the_right_status(stack: Stack
         assert http.put("/api/trade/modify", headers=stack.headers(), content=b'{"ticket": "abc", "stop_loss": 1}').status_code == 422
 
 
+def test_a_repeated_idempotency_key_finds_the_first_order_and_a_partial_close_is_never_the_whole(stack: Stack) -> None:
+    """A review (2026-12-04): every POST was a new order (an app's user tapping again after a 504 made a second), and
+    a close of {"lots": 0} or {"volume": 0.05} closed the whole position."""
+    with stack.http() as http:
+        body = json.dumps({"symbol": "EURUSD", "type": "BUY", "lots": 0.1, "stop_loss": None, "take_profit": None})
+        keyed = {**stack.headers(), "Idempotency-Key": f"tap-{time.time_ns()}"}
+        first, again = (http.post("/api/trade", headers=keyed, content=body).json() for _ in range(2))
+        assert first["success"] is True and again["id"] == first["id"] and again["ticket"] == first["ticket"], (first, again)
+        other = http.post("/api/trade", headers={**keyed, "Idempotency-Key": keyed["Idempotency-Key"] + "-b"}, content=body).json()
+        assert other["success"] is True and other["id"] != first["id"]
+        ticket = first["ticket"]
+
+        def lots() -> float | None:
+            found = http.get("/api/positions", headers=stack.headers()).json()["positions"]
+            return next((p["volume"] for p in found if p["ticket"] == ticket), None)
+
+        wait_for(lambda: lots() == 0.1, 10, "the position")
+        zero = http.post(f"/api/trade/close/{ticket}", headers=stack.headers(), content=json.dumps({"lots": 0}))
+        assert zero.status_code == 422 and "lots must be > 0" in zero.json()["error"], zero.text
+        half = http.post(f"/api/trade/close/{ticket}", headers=stack.headers(), content=json.dumps({"volume": 0.05}))
+        assert half.status_code == 200, half.text
+        wait_for(lambda: lots() == 0.05, 10, "half the position left")
+        for t in (ticket, other["ticket"]):
+            assert http.post(f"/api/trade/close/{t}", headers=stack.headers()).status_code == 200
+
+
 def test_connectToBroker_answers_whether_that_login_is_connected_and_forgets_the_password(stack: Stack) -> None:
     body = {"platform": "MT5", "server": "QuantumTrader-Paper", "login": 1000001, "password": "hunter2-broker-pw"}
     response = httpx.post(f"{stack.url}/api/broker/connect", headers=stack.headers(), content=json.dumps(body), timeout=5)

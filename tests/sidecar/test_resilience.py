@@ -150,3 +150,33 @@ def test_a_trade_that_waits_its_turn_past_the_timeout_is_answered_with_its_order
         assert filled["ticket"]
     finally:
         stack.stop_all()
+
+
+@pytest.mark.timeout(120)
+def test_a_trade_the_stalled_daemon_reads_after_the_sidecar_gave_up_does_nothing(tmp_path: Path) -> None:
+    """A review (2026-12-04): with the daemon stalled (here SIGSTOP), a trade was answered 503 "the daemon is not
+    reachable", then filled when the daemon woke and read it from the socket. The sidecar now answers 504 with the
+    request's id, and the request expires when the sidecar stops waiting: the daemon, reading it later, does nothing."""
+    stack = make_stack(tmp_path, QT_EXECUTION__COMMAND_TIMEOUT_MS="1000", QT_EXECUTION__COMMAND_RETRIES="0", QT_SIDECAR__DAEMON_SILENCE_S="1")
+    try:
+        stack.start_daemon()
+        stack.start_paper()
+        stack.start_sidecar()
+        wait_for(lambda: _health(stack)["data_flow"]["last_market_update"], 30, "a quote through the sidecar")
+        daemon = stack.procs["daemon"]
+        daemon.send_signal(signal.SIGSTOP)
+        try:
+            body = json.dumps({"symbol": "EURUSD", "type": "BUY", "lots": 0.01, "stop_loss": None, "take_profit": None})
+            answer = httpx.post(f"{stack.url}/api/trade", headers=stack.headers(), content=body, timeout=30)
+            time.sleep(1.0)  # the daemon wakes well after the request expired
+        finally:
+            daemon.send_signal(signal.SIGCONT)
+        assert answer.status_code == 504, answer.text
+        said = answer.json()
+        assert said["success"] is False and said["request_id"] in said["error"] and "does nothing with it" in said["error"], said
+        wait_for(lambda: control(stack.eps.control)["health"]["counters"].get("ticks", 0) > 0, 10, "the daemon awake")
+        time.sleep(1.0)
+        assert control(stack.eps.control, "orders", request_id=said["request_id"])["orders"] == [], "the expired trade made an order"
+        assert control(stack.eps.control, "snapshot")["positions"] == []
+    finally:
+        stack.stop_all()

@@ -691,11 +691,13 @@ function pollHealth() {
 
 // -- actions --------------------------------------------------------------------------------------------
 
+// A plain decimal ("0.5", ".5", "12"), null when empty, else NaN. The fields are text, not type=number: a number
+// field reads "1e", "." or "-" as "" (blank: a risk-sized order) and "0,5" as 05 (5 lots).
+const DECIMAL = /^(\d+(\.\d*)?|\.\d+)$/;
 function numberOrNull(input) {
   const raw = input.value.trim();
   if (raw === "") return null;
-  const v = Number(raw);
-  return Number.isFinite(v) ? v : NaN;
+  return DECIMAL.test(raw) ? Number(raw) : NaN;
 }
 
 function showTicketResult(ok, text) {
@@ -714,9 +716,13 @@ async function submitTicket(event) {
   order.take_profit = numberOrNull($("#ticket-tp"));
   for (const [k, v] of Object.entries(order)) {
     if (Number.isNaN(v)) {
-      showTicketResult(false, `${k.replace("_", " ")} is not a number`);
+      showTicketResult(false, `${k.replace("_", " ")} is not a number (a dot for decimals: 0.5)`);
       return;
     }
+  }
+  if (order.lots === null) {  // sent as null, the risk rules size it: only when asked to
+    showTicketResult(false, "lots: give a size, or tick Size by risk");
+    return;
   }
   if (!order.symbol) {
     showTicketResult(false, "choose a symbol");
@@ -752,7 +758,8 @@ async function closePosition(p, btn) {
   btn.disabled = true;
   btn.textContent = "Closing…";
   try {
-    await session.api(`/api/trade/close/${encodeURIComponent(p.ticket)}`, { method: "POST" });
+    // the row's terminal: tickets are per broker, and two terminals may hold this number
+    await session.api(`/api/trade/close/${encodeURIComponent(p.ticket)}`, { method: "POST", body: p.terminal ? { terminal: p.terminal } : {} });
     $("#positions-error").textContent = "";
   } catch (err) {
     $("#positions-error").textContent = `Close ${p.ticket} refused: ${err.message}`;
@@ -777,8 +784,9 @@ async function submitModify(event) {
   event.preventDefault();
   if (!modifying) return;
   const body = { ticket: String(modifying.ticket), stop_loss: numberOrNull($("#modify-sl")), take_profit: numberOrNull($("#modify-tp")) };
+  if (modifying.terminal) body.terminal = modifying.terminal;
   if (Number.isNaN(body.stop_loss) || Number.isNaN(body.take_profit)) {
-    $("#modify-error").textContent = "stop loss and take profit must be numbers";
+    $("#modify-error").textContent = "stop loss and take profit must be numbers (a dot for decimals)";
     return;
   }
   $("#modify-submit").disabled = true;
