@@ -49,9 +49,13 @@ def test_auto_trading_looks_at_the_terminal_it_trades_at_and_skips_while_halted(
 
     def signal(prediction: str) -> None:
         """One signal for EURUSD, after fresh quotes at both terminals; returns once the auto-trader has seen it."""
-        before = sum(v for k, v in counters().items() if k.startswith("auto_"))
+        seen = counters()
+        before = sum(v for k, v in seen.items() if k.startswith("auto_"))
         a.send(type="tick", symbol="EURUSD", bid=1.1, ask=1.1001, volume=1)
         b.send(type="tick", symbol="EURUSDm", bid=1.1, ask=1.1001, volume=1)
+        # both quotes in before the signal: on a busy machine a pass could take the signal before the ticks arrived
+        arrived = lambda c: c.get("ticks", 0) + c.get("ticks_after_bye", 0)  # noqa: E731 (A's, once it said bye)
+        wait_for(lambda: arrived(counters()) >= arrived(seen) + 2, 10, "both terminals' ticks")
         signals.put({"id": f"sig-{next(ids)}", "symbol": "EURUSD", "prediction": prediction, "confidence": 1.0})
         wait_for(lambda: sum(v for k, v in counters().items() if k.startswith("auto_")) > before, 10, f"the {prediction} signal acted on")
 
