@@ -134,19 +134,23 @@ def stack(tmp_path: Path, executables: dict[str, Path], tick_file) -> Iterator[t
 
 @contextlib.contextmanager
 def ea_running(tmp_path: Path, executable: Path, tick_path: Path, name: str, **mql_env: str) -> Iterator[tuple[Endpoints, str, Path]]:
-    """A daemon process (replayed ticks are old: quote age and spread let through) and one compiled EA beside it,
-    ``name`` its TerminalId and ``mql_env`` more MQL_ settings; yields the endpoints, the EA's command endpoint and its log."""
+    """One compiled EA (``name`` its TerminalId, ``mql_env`` more MQL_ settings) for a test that commands it directly
+    (``ask_ea``, as the daemon's retry would): its events go to a PULL socket nobody reads, no daemon needed (one
+    started per test cost ~2.5 s each). Yields the endpoints, the EA's command endpoint and its log."""
     eps = Endpoints(spare=1)
     command_endpoint = f"tcp://127.0.0.1:{eps.spare_ports[0]}"
-    with daemon_process(eps, tmp_path, QT_RISK__MAX_QUOTE_AGE_MS="3600000", QT_RISK__MAX_SPREAD_PCT="1"):
-        log = tmp_path / f"{name}.log"
-        env = {**ea_env(eps, tick_path, name, command_endpoint), **mql_env}
-        proc = subprocess.Popen([str(executable)], env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
-        try:
-            yield eps, command_endpoint, log
-        finally:
-            proc.kill()
-            proc.wait(5)
+    events = zmq.Context.instance().socket(zmq.PULL)
+    events.setsockopt(zmq.LINGER, 0)
+    events.bind(eps.events)
+    log = tmp_path / f"{name}.log"
+    env = {**ea_env(eps, tick_path, name, command_endpoint), **mql_env}
+    proc = subprocess.Popen([str(executable)], env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+    try:
+        yield eps, command_endpoint, log
+    finally:
+        proc.kill()
+        proc.wait(5)
+        events.close()
 
 
 def ask_ea(endpoint: str, command: dict | bytes, timeout_ms: int = 5000) -> tuple[bytes, dict]:
