@@ -609,6 +609,10 @@ class ExecutionEngine:
             found = [(terminal, book[ticket])] if ticket in book else []
         else:
             found = [(term, book[ticket]) for term, book in positions.items() if ticket in book]
+            gone = self.daemon.terminals.is_gone
+            live = [(term, pos) for term, pos in found if not gone(term)]
+            if len(live) == 1 and all(_same_position(pos, live[0][1]) for term, pos in found if gone(term)):
+                found = live  # a renamed TerminalId: the gone name's copy of the same position, not a second one
         if len(found) > 1:  # tickets are per broker: two terminals may both hold this number
             # a gone terminal's too: its row is still listed, and its close landed on the other's position
             names = ", ".join(sorted(term for term, _ in found))
@@ -679,6 +683,11 @@ def _ticket(request: dict[str, Any]) -> int:
     if ticket is None:
         raise ControlError("ticket must be a positive integer, at most 2^64-1 (or its string)", 422)
     return ticket
+
+
+def _same_position(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """One position listed under two terminal ids (the EA's TerminalId changed): same symbol, side, opening and comment."""
+    return all(a[k] == b[k] for k in ("symbol", "side", "open_time_msc", "comment"))
 
 
 def _same_price(a: float, b: float) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 import zmq
 
 from quantumtrader import protocol as p
+from quantumtrader.control_client import ControlTimeout
 from support import control, event_frame, events_push, inproc_daemon, serving, terminal_status, wait_for
 
 NOW = 1_705_314_645_000
@@ -59,6 +61,7 @@ def test_a_ticket_two_terminals_hold_is_not_closed_at_the_first_one_found(tmp_pa
     ctx = zmq.Context.instance()
     push = events_push(eps.events)
     routers = []
+    held: dict[str, dict] = {}
     try:
         with serving(d):
             for name in ("A@BrokerOne", "B@BrokerTwo"):
@@ -67,9 +70,9 @@ def test_a_ticket_two_terminals_hold_is_not_closed_at_the_first_one_found(tmp_pa
                 port = router.bind_to_random_port("tcp://127.0.0.1")
                 routers.append(router)
                 push.send(event_frame(name, {"seq": 0, "type": "hello", "platform": "MT5", "command_endpoint": f"tcp://127.0.0.1:{port}", "symbols": ["EURUSD"]}))
-                held = {"ticket": 500, "symbol": "EURUSD", "side": "buy", "lots": 0.1, "open_price": 1.1, "sl": 0.0, "tp": 0.0, "profit": 0.0,
-                        "swap": 0.0, "commission": 0.0, "magic": 0, "comment": "manual", "open_time_msc": p.now_msc() - 60_000}  # fmt: skip
-                push.send(event_frame(name, {"seq": 1, "type": "positions", "positions": [held]}))
+                held[name] = {"ticket": 500, "symbol": "EURUSD", "side": "buy", "lots": 0.1, "open_price": 1.1, "sl": 0.0, "tp": 0.0, "profit": 0.0,
+                              "swap": 0.0, "commission": 0.0, "magic": 0, "comment": f"manual at {name}", "open_time_msc": p.now_msc() - 60_000}  # fmt: skip
+                push.send(event_frame(name, {"seq": 1, "type": "positions", "positions": [held[name]]}))
             wait_for(lambda: len(control(eps.control, "snapshot")["positions"]) == 2, 10, "both terminals' position 500")
             refused = control(eps.control, "close", ticket=500, source="test")
             assert refused["ok"] is False and refused["status"] == 400 and "several terminals" in refused["error"], refused
@@ -83,6 +86,22 @@ def test_a_ticket_two_terminals_hold_is_not_closed_at_the_first_one_found(tmp_pa
             gone = control(eps.control, "close", ticket=500, terminal="B@BrokerTwo", source="test")
             assert gone["status"] == 409 and "said bye" in gone["error"], gone
             assert not any(r.poll(300) for r in routers), "a close reached a terminal"
+            # but a renamed TerminalId (C@BrokerOne is A under a new name: the same position, A gone) is no ambiguity
+            push.send(event_frame("B@BrokerTwo", {"seq": 3, "type": "hello", "platform": "MT5", "command_endpoint": "tcp://127.0.0.1:5998", "symbols": ["EURUSD"]}))
+            push.send(event_frame("B@BrokerTwo", {"seq": 4, "type": "positions", "positions": []}))  # B is back, flat
+            push.send(event_frame("A@BrokerOne", {"seq": 2, "type": "bye", "reason": "renamed"}))
+            renamed = ctx.socket(zmq.ROUTER)
+            renamed.setsockopt(zmq.LINGER, 0)
+            routers.append(renamed)
+            port = renamed.bind_to_random_port("tcp://127.0.0.1")
+            push.send(event_frame("C@BrokerOne", {"seq": 0, "type": "hello", "platform": "MT5", "command_endpoint": f"tcp://127.0.0.1:{port}", "symbols": ["EURUSD"]}))
+            push.send(event_frame("C@BrokerOne", {"seq": 1, "type": "positions", "positions": [held["A@BrokerOne"]]}))
+            wait_for(lambda: terminal_status(eps.control, "A@BrokerOne")["gone"] and terminal_status(eps.control, "C@BrokerOne"), 10, "A renamed C")
+            wait_for(lambda: len(control(eps.control, "snapshot")["positions"]) == 2, 10, "A's and C's copies of 500")
+            with contextlib.suppress(ControlTimeout):  # C does not answer here: the request waits for it
+                refused = control(eps.control, "close", ticket=500, source="test", timeout_ms=1500)
+                raise AssertionError(f"answered at once: {refused}")
+            assert renamed.poll(5000), "the close of a renamed terminal's position did not reach it"
     finally:
         push.close()
         for r in routers:
