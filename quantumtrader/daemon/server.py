@@ -76,6 +76,7 @@ class Daemon:
         self._periodic_hooks: list[Callable[[float], None]] = []
         self._status_extra: list[Callable[[], dict[str, Any]]] = []
         self._health_problems: list[Callable[[], list[str]]] = []
+        self._health_extra: list[Callable[[], dict[str, Any]]] = []
         self._watched: dict[zmq.Socket[bytes], Callable[[], None]] = {}
         self._event_hooks: dict[str, list[Callable[[dict[str, Any]], None]]] = {}
         self._shutdown_hooks: list[Callable[[], None]] = []
@@ -150,6 +151,10 @@ class Daemon:
     def health_problems(self, provider: Callable[[], list[str]]) -> None:
         """``provider()`` -> what is wrong now (empty: nothing); any makes health degraded and is listed in it."""
         self._health_problems.append(provider)
+
+    def health_fields(self, provider: Callable[[], dict[str, Any]]) -> None:
+        """``provider()`` -> fields added to health (a subsystem's state the apps show), read each time health is built."""
+        self._health_extra.append(provider)
 
     def on_shutdown(self, hook: Callable[[], None]) -> None:
         """``hook()`` when the loop ends, in reverse order of registration, before sockets close."""
@@ -472,6 +477,7 @@ class Daemon:
             "rejects": {k: v for k, v in self.rejects.counts.items() if v},
             "feed_seq": self.feed.seq,
             "tick_priority": self.tick_priority.to_json(),
+            **{k: v for provider in self._health_extra for k, v in provider().items()},
         }
 
     def control_status(self, request: dict[str, Any]) -> dict[str, Any]:

@@ -105,6 +105,8 @@ class ExecutionEngine:
         d.control.register("risk", self.control_risk)
         d.pending_trades = lambda: self._count(PENDING)  # health's data_flow: derived, never counted by hand
         d.status_fields(lambda: {"orders_pending": d.pending_trades(), "orders_unknown": self._count(UNKNOWN)})
+        # the trading state in health: a trader learned of a halt only from the next order's refusal
+        d.health_fields(lambda: {"trading": {"state": self.risk.state.value, "kill_switch": self.risk.kill_switch}})
 
     def set_volatility_source(self, source: Any) -> None:
         """``source(symbol) -> float | None``: recent volatility of tick returns for default stops."""

@@ -130,7 +130,7 @@ async def health(request: Request) -> Response:
     tags: [observability]
     security: []
     responses:
-      200: {description: "{status, uptime, connections{terminals, websocket_clients}, data_flow, latency, memory, timestamp}"}
+      200: {description: "{status, uptime, daemon, trading{state, kill_switch}, connections{terminals, websocket_clients}, data_flow, latency, memory, timestamp}"}
     """
     sidecar = _sidecar(request)
     clone = sidecar.clone
@@ -145,6 +145,8 @@ async def health(request: Request) -> Response:
             "status": "healthy" if alive and daemon.get("status") == "healthy" else "degraded",
             "uptime": round(time.monotonic() - sidecar.started_at, 3),
             "daemon": {"reachable": alive, "status": daemon.get("status", "unreachable"), "uptime": daemon.get("uptime"), "problems": daemon.get("problems", [])},
+            # active / reducing (the daily loss) / halted (the kill switch); null while the daemon is unreachable
+            "trading": daemon.get("trading"),
             "connections": {"terminals": _terminals_for(request, sidecar, clone.terminals if alive else []), "websocket_clients": len(sidecar.hub.clients)},
             "data_flow": data_flow,
             "latency": latency,

@@ -519,6 +519,7 @@ def test_what_a_risk_review_found_over_real_sockets(tmp_path: Path) -> None:
         wait_for(lambda: control(eps.control)["health"]["data_flow"]["pending_trades"] == 3, 10, "three orders pending")
         switched = control(eps.control, "risk", kill_switch=True, source="test")
         assert switched["ok"] is True and switched["kill_switch"] is True, switched
+        assert control(eps.control)["health"]["trading"] == {"state": "halted", "kill_switch": True}
         refused = dealer.collect(queued, timeout_s=5)  # at once, not when their turn would have come
         assert all(r["status"] == 422 and "kill switch" in r["error"] and r["order"]["status"] == "rejected" for r in refused.values()), refused
         fill(ident, command, 9001)

@@ -37,6 +37,7 @@ def test_health_is_what_testConnection_checks(stack: Stack) -> None:
     assert type(body["connections"]["websocket_clients"]) is int
     assert set(body["data_flow"]) >= {"last_market_update", "last_signal", "pending_trades"}
     assert "feed_to_websocket" in body["latency"] and body["memory"]["sidecar_rss_mb"] > 0
+    assert body["trading"] == {"state": "active", "kill_switch": False}  # a halt shows here, not only in the next refusal
     dart.date_parse(body["timestamp"])
     # no token needed, and then nothing of whose account it is or where its command socket listens (sidecar audit)
     for headers in ({}, {"Authorization": "Bearer not-a-token"}):
