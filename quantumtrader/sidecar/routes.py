@@ -489,6 +489,9 @@ async def trade(request: Request) -> Response:
     side = body.get("type", body.get("side"))
     if not isinstance(side, str) or side.upper() not in ("BUY", "SELL"):
         raise field_error(rejects, "type must be BUY or SELL")
+    other = body.get("side") if "type" in body else None
+    if other is not None and (not isinstance(other, str) or other.upper() != side.upper()):  # one field, two names: as lots/volume
+        raise field_error(rejects, "type and side are the same field and disagree")
     fields: dict[str, Any] = {
         "symbol": sidecar.names.to_broker(sym),  # the daemon would map a short suffix itself; sidecar.symbol_suffix may be longer
         "side": side.lower(),

@@ -149,6 +149,7 @@ def test_trade_errors_are_the_app_error_shape_with_the_right_status(stack: Stack
             (json.dumps({"symbol": "EURUSD", "type": "BUY", "lots": -1}).encode(), 422),
             (json.dumps({"symbol": "EURUSD", "type": "BUY", "lots": "0.1"}).encode(), 422),
             (json.dumps({"symbol": "EURUSD", "type": "BUY", "stop_loss": 1.0, "stopLoss": 1.1}).encode(), 422),
+            (json.dumps({"symbol": "EURUSD", "type": "BUY", "side": "sell", "lots": 0.1}).encode(), 422),  # took "type" silently
             (json.dumps({"symbol": "NOPE", "type": "SELL", "lots": 0.1}).encode(), 422),  # no terminal streams it
             (json.dumps({"symbol": "EURUSD", "type": "BUY", "lots": 99.0}).encode(), 422),  # a risk rule
         ]
