@@ -194,6 +194,12 @@ class DaemonConfig:
         " its next event brings it back (0 = never)",
         non_negative,
     )
+    clock_ahead_warn_s: float = setting(
+        300.0,
+        "a terminal whose tick times run this far ahead of this machine's UTC clock makes health degraded, named:"
+        " its UTC offset is wrong (the EA's UtcOffsetMinutes / UtcOffsetAuto) or a clock is off (0 = never)",
+        non_negative,
+    )
     max_terminals: int = setting(
         64,
         "most terminal ids the daemon keeps while it runs (each has a session and a command socket, never dropped);"

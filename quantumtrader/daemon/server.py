@@ -71,6 +71,7 @@ class Daemon:
         self._quote = self.market.quote  # bound once, like the recorders above: called per tick
         self.counters = self.metrics.counters
         self.last_tick_msc = 0
+        self._last_tick_msc_of: dict[str, int] = {}  # terminal -> time of the last tick that ended a batch (the clock check)
         self.last_signal_msc = 0
         self._tick_hooks: list[Callable[[list[dict[str, Any]], int], None]] = []
         self._periodic_hooks: list[Callable[[float], None]] = []
@@ -341,6 +342,7 @@ class Daemon:
         self.counters["events"] += count
         if last_tick is not None:
             self.end_tick_batch(owned, n_ticks, last_tick["time_msc"], received_ns)
+            self._last_tick_msc_of[last_tick["terminal"]] = last_tick["time_msc"]  # after the batch's work: off its latency
         return count
 
     def internal_error(self, where: str, exc: BaseException) -> None:
@@ -459,7 +461,7 @@ class Daemon:
         """The daemon's part of ``/api/health`` (PROTOCOL.md), also published on the feed."""
         terminals = self.terminals.to_json()
         connected = self.terminals.connected()
-        problems = [problem for provider in self._health_problems for problem in provider()]
+        problems = self._clock_problems() + [problem for provider in self._health_problems for problem in provider()]
         degraded = not connected or bool(self.terminals.degraded_by()) or bool(problems)
         return {
             "status": "degraded" if degraded else "healthy",
@@ -479,6 +481,23 @@ class Daemon:
             "tick_priority": self.tick_priority.to_json(),
             **{k: v for provider in self._health_extra for k, v in provider().items()},
         }
+
+    def _clock_problems(self) -> list[str]:
+        """Terminals whose tick times run ahead of this machine's UTC clock by more than ``clock_ahead_warn_s``.
+
+        An EA whose UTC offset estimate never took (the VPS clock more than 2 minutes off) stamped its ticks
+        with the broker's time, 2-3 hours ahead, and nothing said so: the daemon takes ticks up to a day ahead.
+        Measured against the last tick of a batch, so a terminal's old tick understates it (never overstates)."""
+        limit_ms = self.config.daemon.clock_ahead_warn_s * 1000
+        if not limit_ms:
+            return []
+        now = now_msc()
+        return [
+            f"terminal {terminal}: tick times {(stamp - now) / 60_000:.0f} min ahead of this machine's UTC clock"
+            " (the EA's UTC offset, UtcOffsetMinutes / UtcOffsetAuto, or a clock is off)"
+            for terminal, stamp in sorted(self._last_tick_msc_of.items())
+            if stamp - now > limit_ms and not self.terminals.is_gone(terminal)
+        ]
 
     def control_status(self, request: dict[str, Any]) -> dict[str, Any]:
         """Health, rejects and feed counts; ``"reset_latency": true`` starts the histograms afresh after reading."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import time
 from pathlib import Path
 
 import orjson
@@ -252,6 +253,33 @@ def test_a_broker_suffix_is_a_suffix_not_the_rest_of_another_symbol(tmp_path: Pa
             for asked in ("GBPUSD", "USDJPY", "XAUUSD"):  # found at the broker's name; refused further on (no quote yet)
                 reply = control(eps.control, "trade", symbol=asked, side="buy", lots=0.01, source="test")
                 assert reply["ok"] is False and "streams" not in reply["error"], reply
+    finally:
+        push.close()
+        d.close()
+
+
+def test_a_terminal_whose_tick_times_run_hours_ahead_is_named_in_health(tmp_path: Path) -> None:
+    """A review of the EAs (2026-12-04): an EA whose UTC offset estimate never took (the VPS clock more than 2 minutes
+    off) stamps its ticks with the broker's time, 2-3 hours ahead; the daemon takes ticks up to a day ahead, and
+    nothing said so. Health now names such a terminal (degraded) until its ticks are back on time."""
+    d, eps = inproc_daemon(tmp_path / "data")
+    push = events_push(eps.events)
+    try:
+        with serving(d):
+            for name in ("fast@Broker", "fine@Broker"):
+                push.send(event_frame(name, {"seq": 0, "type": "hello", "platform": "MT5", "command_endpoint": "tcp://127.0.0.1:5996", "symbols": ["EURUSD"]}))
+
+            def tick(name: str, seq: int, ahead_ms: int) -> None:
+                push.send(event_frame(name, {"seq": seq, "type": "tick", "symbol": "EURUSD", "bid": 1.1, "ask": 1.1001, "volume": 1, "time_msc": p.now_msc() + ahead_ms}))
+                time.sleep(0.05)  # its own batch: the check reads each batch's last tick
+
+            tick("fine@Broker", 1, 0)
+            tick("fast@Broker", 1, 2 * 3_600_000 + 5 * 60_000)  # UTC+2 broker time taken for UTC
+            health = wait_for(lambda: (h := control(eps.control)["health"])["problems"] and h, 10, "a clock problem")
+            assert health["status"] == "degraded" and len(health["problems"]) == 1, health["problems"]
+            assert "fast@Broker" in health["problems"][0] and "125 min ahead" in health["problems"][0], health["problems"]
+            tick("fast@Broker", 2, 0)  # back on time
+            wait_for(lambda: not control(eps.control)["health"]["problems"], 10, "the problem gone")
     finally:
         push.close()
         d.close()
