@@ -29,7 +29,7 @@ import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, Playwright, expect, sync_playwright
 
 from sidecar_stack import PASSWORDS, Stack, cli, running_stack
-from support import REPO, start, stop, wait_for
+from support import REPO, control, start, stop, wait_for
 
 CHROMIUM = Path("/usr/bin/chromium")
 DESKTOP = {"width": 1280, "height": 800}
@@ -285,6 +285,18 @@ def test_a_lots_box_that_is_blank_or_not_a_plain_decimal_places_nothing(alice: A
     placed = re.search(r"ticket (\d+)", page.locator("#ticket-status").inner_text()).group(1)  # type: ignore[union-attr]
     assert len(api(stack, "GET", "/api/positions").json()["positions"]) == before + 1
     close_position(stack, placed)
+
+
+def test_the_trading_state_is_shown_with_the_daemon(alice: AlicePage, stack: Stack) -> None:
+    """A halt (the kill switch) or the daily-loss limit showed only in the next order's refusal (a review, 2026-12-04)."""
+    facts = alice.page.locator("#health-facts")
+    expect(facts).to_contain_text("Tradingactive")
+    control(stack.eps.control, "risk", kill_switch=True, source="test")
+    try:
+        expect(facts).to_contain_text("Tradinghalted (kill switch)", timeout=10_000)  # the next health poll (2 s)
+    finally:
+        control(stack.eps.control, "risk", kill_switch=False, source="test")
+    expect(facts).to_contain_text("Tradingactive", timeout=10_000)
 
 
 def test_a_refused_trade_shows_the_risk_rule_reason_verbatim(alice: AlicePage, stack: Stack, console: Console) -> None:

@@ -417,6 +417,8 @@ function terminalState(t) {
   return t.connected === false ? "disconnected" : "connected";
 }
 
+const TRADING_TEXT = { active: "active", reducing: "reducing only (daily loss limit)", halted: "halted (kill switch)" };
+
 function renderHealth() {
   const h = state.health;
   const badge = $("#health-status");
@@ -452,8 +454,11 @@ function renderHealth() {
   const daemon = h.daemon || {};
   const feed = h.feed || {};
   const flow = h.data_flow || {};
+  const trading = h.trading || null;
   const items = [
     ["Daemon", `${daemon.status || "–"}${typeof daemon.uptime === "number" ? `, up ${Math.round(daemon.uptime)} s` : ""}`],
+    // a halt or the daily-loss limit said here, not only in the next order's refusal
+    ["Trading", trading ? TRADING_TEXT[trading.state] || String(trading.state) : "–"],
     ["Feed seq", `${feed.last_seq ?? "–"} (gaps ${feed.gaps ?? 0}, snapshots ${feed.snapshots ?? 0})`],
     ["Last tick", flow.last_market_update ? flow.last_market_update.slice(11, 23) : "–"],
     ["Pending trades", String(flow.pending_trades ?? 0)],
