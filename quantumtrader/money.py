@@ -14,20 +14,19 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from quantumtrader.pips import metal
+
 CONTRACT_SIZE = 100_000.0
 
-#: Units in a lot of a metal, by the prefix or name brokers use (the usual CFD contracts); FX is CONTRACT_SIZE.
+#: Units in a lot of a metal, by the names of ``pips.METALS`` (the usual CFD contracts); FX is CONTRACT_SIZE.
 METAL_CONTRACTS = {"XAU": 100.0, "GOLD": 100.0, "XAG": 5_000.0, "SILVER": 5_000.0}
 
 
 def contract_size(symbol: str) -> float:
     """Units in one lot of ``symbol``: 100,000 for FX (and any other name), a metal's own contract. Gold at
     100,000 units a lot made a 0.01-lot paper order need $23,500 of margin and pay $750 a dollar."""
-    name = symbol.upper()
-    for prefix, units in METAL_CONTRACTS.items():
-        if name.startswith(prefix):
-            return units
-    return CONTRACT_SIZE
+    kind = metal(symbol)
+    return METAL_CONTRACTS[kind] if kind is not None else CONTRACT_SIZE
 
 
 def to_account_currency(symbol: str, amount_in_quote: float, price: float) -> float:

@@ -34,14 +34,26 @@ CURRENCIES = frozenset(
 METALS = {"XAU": 0.01, "GOLD": 0.01, "XAG": 0.001, "SILVER": 0.001}
 
 
+def metal(symbol: str) -> str | None:
+    """The ``METALS`` key the symbol is named by (``XAU``, ``GOLD``, ...), or None: one place for "is it a metal"."""
+    name = symbol.upper()
+    return next((prefix for prefix in METALS if name.startswith(prefix)), None)
+
+
+def fx_pair(symbol: str) -> tuple[str, str] | None:
+    """(base, quote) currency codes of an FX pair (a broker suffix ignored), or None."""
+    name = symbol.upper()
+    return (name[:3], name[3:6]) if name[:3] in CURRENCIES and name[3:6] in CURRENCIES else None
+
+
 def pip_size(symbol: str, price: float) -> float:
     """The symbol's pip in price units; ``price`` (> 0) is used only for symbols outside FX and metals."""
-    name = symbol.upper()
-    for prefix, pip in METALS.items():
-        if name.startswith(prefix):
-            return pip
-    if name[:3] in CURRENCIES and name[3:6] in CURRENCIES:
-        return JPY_PIP if name[3:6] == "JPY" else FX_PIP
+    kind = metal(symbol)
+    if kind is not None:
+        return METALS[kind]
+    pair = fx_pair(symbol)
+    if pair is not None:
+        return JPY_PIP if pair[1] == "JPY" else FX_PIP
     if not (math.isfinite(price) and price > 0):
         raise ValueError(f"{symbol}: a pip outside FX and metals is scaled to the price, which must be > 0 (got {price!r})")
     return 10.0 ** (math.floor(math.log10(price)) - 4)

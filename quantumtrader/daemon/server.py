@@ -71,7 +71,6 @@ class Daemon:
         self._quote = self.market.quote  # bound once, like the recorders above: called per tick
         self.counters = self.metrics.counters
         self.last_tick_msc = 0
-        self._last_tick_msc_of: dict[str, int] = {}  # terminal -> time of the last tick that ended a batch (the clock check)
         self.last_signal_msc = 0
         self._tick_hooks: list[Callable[[list[dict[str, Any]], int], None]] = []
         self._periodic_hooks: list[Callable[[float], None]] = []
@@ -342,7 +341,6 @@ class Daemon:
         self.counters["events"] += count
         if last_tick is not None:
             self.end_tick_batch(owned, n_ticks, last_tick["time_msc"], received_ns)
-            self._last_tick_msc_of[last_tick["terminal"]] = last_tick["time_msc"]  # after the batch's work: off its latency
         return count
 
     def internal_error(self, where: str, exc: BaseException) -> None:
@@ -487,15 +485,19 @@ class Daemon:
 
         An EA whose UTC offset estimate never took (the VPS clock more than 2 minutes off) stamped its ticks
         with the broker's time, 2-3 hours ahead, and nothing said so: the daemon takes ticks up to a day ahead.
-        Measured against the last tick of a batch, so a terminal's old tick understates it (never overstates)."""
+        Read from each terminal's latest quotes (``market.terminal_quotes``), once per health: nothing on the tick
+        path. A terminal's old quote understates how far ahead it runs, never overstates it."""
         limit_ms = self.config.daemon.clock_ahead_warn_s * 1000
         if not limit_ms:
             return []
+        latest: dict[str, int] = {}
+        for (terminal, _), tick in self.market.terminal_quotes.items():
+            latest[terminal] = max(latest.get(terminal, 0), tick["time_msc"])
         now = now_msc()
         return [
             f"terminal {terminal}: tick times {(stamp - now) / 60_000:.0f} min ahead of this machine's UTC clock"
             " (the EA's UTC offset, UtcOffsetMinutes / UtcOffsetAuto, or a clock is off)"
-            for terminal, stamp in sorted(self._last_tick_msc_of.items())
+            for terminal, stamp in sorted(latest.items())
             if stamp - now > limit_ms and not self.terminals.is_gone(terminal)
         ]
 

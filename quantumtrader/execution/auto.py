@@ -107,7 +107,4 @@ class AutoTrader:
 
         Its own book under the broker's name: the signal's name (EURUSD) missed a position listed as EURUSDm
         at a terminal with a suffix, and another terminal's positions (one that said bye, say) blocked it."""
-        book = self.daemon.market.positions.get(terminal, {})
-        if any(p["symbol"] == broker_symbol and p["side"] == side for p in book.values()):
-            return True
-        return any(o.terminal == terminal and o.broker_symbol == broker_symbol and o.side == side for o in self.execution.opens_not_in_positions())
+        return any(held_side == side for held_side, _ in self.execution.holdings(terminal, broker_symbol))

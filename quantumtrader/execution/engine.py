@@ -220,12 +220,12 @@ class ExecutionEngine:
             digits = _price_digits(quote["ask"])
             sl, tp = round(sl, digits), round(tp, digits)
             if lots is None:
-                problem = self.risk.sizing_problem(broker_symbol, self._account_currency(terminal), spec)
+                account = self.daemon.market.accounts.get(terminal) or {}
+                problem = self.risk.sizing_problem(broker_symbol, account.get("currency"), spec)
                 if problem:
                     self._refuse(order, problem, responder)
                     return
-                equity = self._equity(terminal)
-                lots = self.risk.size_lots(broker_symbol, side, quote["bid"], quote["ask"], sl, equity, spec)
+                lots = self.risk.size_lots(broker_symbol, side, quote["bid"], quote["ask"], sl, float(account.get("equity", 0.0)), spec)
         lots = round_lots_down(lots or 0.0, self.risk.lot_step(spec))
         order.lots, order.sl, order.tp = lots, sl, tp
         reason = self.risk.check_open(
@@ -449,7 +449,8 @@ class ExecutionEngine:
             self._by_request[order.request_id] = order.id
         self._waiters[order.id] = [responder]
         self._publish(order)
-        command = for_account(command, self._login(order.terminal))  # the terminal refuses it on another account
+        account = self.daemon.market.accounts.get(order.terminal) or {}
+        command = for_account(command, int(account.get("login", 0)))  # the terminal refuses it on another account
         if not session.submit(command, lambda reply, attempts, rtt_ns: self._on_reply(order, reply, attempts, rtt_ns), gate):
             self._settle(order, REJECTED, error=f"terminal {order.terminal} has {self.config.execution.queue_max} commands waiting")
 
@@ -547,19 +548,6 @@ class ExecutionEngine:
         session = self.daemon.terminals.sessions.get(terminal)
         return session.specs.get(broker_symbol) if session is not None else None
 
-    def _login(self, terminal: str) -> int:
-        """The account the terminal last said it is logged in to (0: no account event yet)."""
-        account = self.daemon.market.accounts.get(terminal)
-        return int(account["login"]) if account else 0
-
-    def _account_currency(self, terminal: str) -> str | None:
-        account = self.daemon.market.accounts.get(terminal)
-        return str(account["currency"]) if account else None
-
-    def _equity(self, terminal: str) -> float:
-        account = self.daemon.market.accounts.get(terminal)
-        return float(account["equity"]) if account else 0.0
-
     def _quote_age_ms(self, terminal: str, symbol: str) -> float:
         # Receive time, not the broker's tick time: broker clocks and replayed data drift.
         received_ns = self.daemon.market.terminal_received_ns.get((terminal, symbol))
@@ -568,11 +556,15 @@ class ExecutionEngine:
         return (time.perf_counter_ns() - received_ns) / 1e6
 
     def _exposure(self, terminal: str, broker_symbol: str) -> Exposure:
-        positions = self.daemon.market.positions.get(terminal, {})
-        lots = sum(p["lots"] for p in positions.values() if p["symbol"] == broker_symbol)
-        opens = self.opens_not_in_positions()
-        lots += sum(o.lots for o in opens if o.terminal == terminal and o.broker_symbol == broker_symbol)
-        return Exposure(open_positions=sum(len(b) for b in self.daemon.market.positions.values()) + len(opens), symbol_lots=lots)
+        held = sum(lots for _, lots in self.holdings(terminal, broker_symbol))
+        return Exposure(open_positions=sum(len(b) for b in self.daemon.market.positions.values()) + len(self.opens_not_in_positions()), symbol_lots=held)
+
+    def holdings(self, terminal: str, broker_symbol: str) -> list[tuple[str, float]]:
+        """(side, lots) of what ``terminal`` holds or has under way in ``broker_symbol``: its positions, and its opens
+        the positions do not show yet. The risk limits' exposure and auto-trading's one per direction read it."""
+        book = self.daemon.market.positions.get(terminal, {}).values()
+        held = [(p["side"], p["lots"]) for p in book if p["symbol"] == broker_symbol]
+        return held + [(o.side, o.lots) for o in self.opens_not_in_positions() if o.terminal == terminal and o.broker_symbol == broker_symbol]
 
     def _forget_listed_opens(self, terminal: str, tickets: set[int]) -> None:
         """A positions event: filled opens it lists are counted from the positions now; one missing from

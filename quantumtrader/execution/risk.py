@@ -17,7 +17,7 @@ from typing import Any
 
 from quantumtrader import money
 from quantumtrader.config import RiskConfig
-from quantumtrader.pips import CURRENCIES
+from quantumtrader.pips import fx_pair
 from quantumtrader.protocol import MS_PER_DAY
 
 
@@ -187,8 +187,8 @@ class RiskEngine:
         """
         if spec is not None and spec["tick_size"] > 0 and spec["tick_value"] > 0:
             return None
-        name = symbol.upper()
-        if account_currency == "USD" and name[:3] in CURRENCIES and name[3:6] in CURRENCIES and "USD" in (name[:3], name[3:6]):
+        pair = fx_pair(symbol)
+        if account_currency == "USD" and pair is not None and "USD" in pair:
             return None
         return (
             f"cannot size {symbol}: its terminal sent no tick value for it, and without one only a USD account's pairs with USD "

@@ -39,6 +39,7 @@ _NONE_EMITTED.flags.writeable = False
 
 log = get_logger("quantumtrader.models")
 
+
 class SignalIds:
     """Unique signal ids ``s-<boot>-<n>``: a random per-process prefix and a counter.
 

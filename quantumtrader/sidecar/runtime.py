@@ -37,6 +37,7 @@ _PASS_THROUGH = {400, 401, 403, 404, 409, 422, 429, 503, 504}
 
 log = get_logger("quantumtrader.sidecar")
 
+
 class Sidecar:
     def __init__(self, config: Config) -> None:
         sc = config.sidecar
