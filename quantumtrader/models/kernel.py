@@ -127,7 +127,9 @@ def ensemble_step(
             + params[P.W_ML] * p_ml
             + params[P.W_TECHNICAL] * p_technical
         )
-        p = min(1.0, max(0.0, p))
+        # Numba's max(0.0, nan) is 0.0: a NaN would read as a SELL of confidence 1. No input gives one
+        # today (each component answers 0.5 to NaN); this keeps it so.
+        p = min(1.0, max(0.0, p)) if p == p else 0.5
         out[i, OUT_PROBABILITY] = p
         out[i, OUT_QUANTUM] = p_quantum
         out[i, OUT_CHAOS] = p_chaos

@@ -27,16 +27,27 @@ def standardize(mean: np.ndarray, var: np.ndarray, count: np.ndarray, s: int, x:
     """Update symbol ``s``'s running moments with the raw row ``x`` and write its z-scores to ``z``.
 
     NaN (a feature still warming up) is not counted and becomes z = 0, the
-    mean: an absent feature pushes neither learner either way.
+    mean: an absent feature pushes neither learner either way. So is an
+    infinity, which would make the mean NaN for good (and be saved so).
+
+    The moments take a deviation of at most ``Z_CLIP`` standard deviations:
+    one bad tick (a bid x1000, valid by the protocol's ranges) otherwise
+    inflated a feature's variance ~1e6-fold, and forgetting at 1/5000 a tick
+    left that feature reading 0 for ~100,000 ticks. A real change of scale
+    still gets through: the variance can grow ~0.5 % a tick even after
+    warm-up (x100 in ~1,000 ticks).
     """
     for f in range(x.shape[0]):
         v = x[f]
-        if math.isnan(v):
+        if not math.isfinite(v):
             z[f] = 0.0
             continue
         count[s, f] += 1.0
         alpha = max(1.0 / count[s, f], alpha_min)
         d = v - mean[s, f]
+        if var[s, f] > 0.0:  # from the third value on
+            limit = Z_CLIP * math.sqrt(var[s, f])
+            d = min(limit, max(-limit, d))
         mean[s, f] += alpha * d
         var[s, f] = (1.0 - alpha) * (var[s, f] + alpha * d * d)
         sd = math.sqrt(var[s, f])
