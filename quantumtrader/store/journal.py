@@ -152,8 +152,17 @@ def settle_journal(conn: sqlite3.Connection, path: Path, ids: list[str]) -> tupl
 
 def keep_damaged_journal(path: Path) -> Path:
     """Rename a journal file that held damage beside it as ``<name>.damaged`` (never read again, never deleted):
-    what could not be read is evidence, and may be mended by hand."""
+    what could not be read is evidence, and may be mended by hand.
+
+    Never over another kept file: a kept file no longer counts when journal files are numbered, so a
+    second damaged file of the same name (two cut files in a row) replaced the first's evidence.
+    The later ones are ``<name>.damaged.2``, ``.3``...; the data directory's lock makes this process the
+    only one naming them."""
     kept = path.with_name(path.name + ".damaged")
+    n = 1
+    while kept.exists():
+        n += 1
+        kept = path.with_name(f"{path.name}.damaged.{n}")
     try:
         path.replace(kept)
     except OSError as exc:

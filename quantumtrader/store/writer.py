@@ -88,7 +88,8 @@ class StoreWriter:
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=queue_max)
         self.counters: Counter[str] = Counter()
         self.failing: dict[str, str] = {}  # kind -> the error of its last job, until one of that kind succeeds
-        self._thread = threading.Thread(target=self._run, name="qt-store-writer", daemon=True)
+        self._died = False  # the thread ended on an error of its own: nothing queued runs any more
+        self._thread = threading.Thread(target=self._run_guarded, name="qt-store-writer", daemon=True)
 
     def start(self) -> None:
         self._thread.start()
@@ -101,7 +102,7 @@ class StoreWriter:
         not written is recovered from the journal at the next start.
         """
         try:
-            if block and not self._thread.is_alive():
+            if self._died or (block and not self._thread.is_alive()):
                 raise queue.Full
             self._queue.put((kind, job), block=block, timeout=_BLOCK_S if block else None)
         except queue.Full:
@@ -112,13 +113,24 @@ class StoreWriter:
     def close(self, timeout_s: float = 10.0) -> bool:
         """Finish every queued job, then stop. Blocks (shutdown only); True when it finished in time."""
         if not self._thread.is_alive():
-            return True
+            return not self._died
         try:
             self._queue.put(_STOP, timeout=_BLOCK_S)  # a writer stuck with a full queue must not hang the stop
         except queue.Full:
             return False
         self._thread.join(timeout_s)
         return not self._thread.is_alive()
+
+    def _run_guarded(self) -> None:
+        """The thread's body. If the writer itself fails (its connection cannot be opened, a ROLLBACK
+        raises), health must say so: the thread used to end in silence, health stayed "ok", every
+        later save was queued for nobody and the shutdown's final save was lost."""
+        try:
+            self._run()
+        except Exception as exc:
+            self._died = True
+            self.failing["writer"] = f"the writer thread stopped: {exc!r}"[:200]
+            log.error("store writer stopped; signals stay in their journal files until a restart", error=repr(exc)[:300])
 
     def _run(self) -> None:
         conn = connect(self._path)

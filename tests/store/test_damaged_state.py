@@ -107,6 +107,26 @@ def test_a_damaged_journal_file_gives_up_its_readable_signals_and_is_kept_beside
     assert path.with_name(path.name + ".damaged").read_bytes() == whole[: whole.index(rows[1][0].encode()) + 10]
 
 
+def test_a_second_damaged_journal_file_of_the_same_name_never_replaces_the_first(tmp_path: Path) -> None:
+    """A kept file no longer counts when files are numbered, so the next process's first file has the kept one's
+    name: cut too, it was renamed over the first's evidence (signals that may exist nowhere else)."""
+    db = tmp_path / "qt.db"
+    kept = []
+    for n in range(2):
+        dead = Store(db)
+        rows = _journal(dead, [make_signal(10 * n + i) for i in range(3)])
+        path = dead.journal.path
+        assert path is not None
+        _die(dead)
+        whole = path.read_bytes()
+        kept.append(whole[: whole.index(rows[1][0].encode()) + 10])
+        path.write_bytes(kept[-1])
+        Store(db).close()
+    assert kept[0] != kept[1]
+    assert path.with_name(path.name + ".damaged").read_bytes() == kept[0]
+    assert path.with_name(path.name + ".damaged.2").read_bytes() == kept[1]
+
+
 def test_a_clean_close_leaves_everything_in_the_database_file(tmp_path: Path) -> None:
     """The last signals and the final model save stayed in -wal: a copy of the database file alone lacked them."""
     db = tmp_path / "qt.db"

@@ -151,6 +151,24 @@ def test_state_saves_on_the_writer_thread_and_loads_back(tmp_path: Path) -> None
     assert loaded["models"]["arrays"]["n"].dtype == np.int64
 
 
+def test_a_writer_thread_that_stops_on_its_own_error_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The thread's own connection failing (or a ROLLBACK raising) ended it in silence: health stayed "ok",
+    every later save was queued for nobody and ``close()`` reported the final save as done."""
+    import quantumtrader.store.writer as writer_module
+
+    def refuse(path: Path) -> sqlite3.Connection:
+        raise sqlite3.OperationalError("unable to open database file")
+
+    store = Store(tmp_path / "qt.db")
+    monkeypatch.setattr(writer_module, "connect", refuse)
+    store.start()
+    store.writer._thread.join(5)
+    assert "unable to open database file" in store.writer.failing["writer"]
+    assert not store.save_state("pipeline", 1, {"symbols": []})
+    assert store.writer.counters["dropped_state"] == 1
+    assert not store.writer.close()
+
+
 def test_codec_round_trips_without_pickle() -> None:
     tree = {"a": np.zeros((2, 2)), "b": {"c": 1.5, "d": [1, "x"], "e": np.array([True])}, "f": np.float64(2.0)}
     back = unpack_state(pack_state(tree))
