@@ -828,9 +828,11 @@ def feed_frames(kind: str, data: Mapping[str, Any] | orjson.Fragment, time_msc: 
     ``seq`` (added to the contract's envelope) numbers every feed message so a
     subscriber that also took a control ``snapshot`` can drop what the snapshot
     already holds (the guide's clone pattern). ``timestamp`` is the ISO form of
-    ``time_msc`` when the caller has it already (ticks do).
+    ``time_msc`` when the caller has it already (ticks do). ``v`` because every
+    daemon message carries it (PROTOCOL.md, "Transport"): a subscriber that
+    checks the version must not drop the feed.
     """
-    envelope = {"type": FEED_TYPES[kind], "data": data, "timestamp": timestamp or iso_from_msc(time_msc), "seq": seq}
+    envelope = {"v": PROTOCOL_VERSION, "type": FEED_TYPES[kind], "data": data, "timestamp": timestamp or iso_from_msc(time_msc), "seq": seq}
     return [feed_topic(kind, symbol), orjson.dumps(envelope)]
 
 

@@ -170,6 +170,7 @@ def test_feed_envelope_is_what_the_websocket_sends() -> None:
     envelope = orjson.loads(body)
     assert topic == b"price.EURUSD"
     assert envelope["type"] == "price_update" and envelope["seq"] == 9
+    assert envelope["v"] == 1  # PROTOCOL.md: every daemon message carries it (the feed went without, 2026-12-04)
     assert envelope["timestamp"] == "2024-01-15T10:30:45.123Z"
     data = envelope["data"]
     assert set(data) == {"symbol", "bid", "ask", "spread", "volume", "time_msc", "timestamp", "terminal"}

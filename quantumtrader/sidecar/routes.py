@@ -9,6 +9,7 @@ daemon's control socket with the caller recorded as ``source``.
 from __future__ import annotations
 
 import hashlib
+import re
 import time
 from typing import Any
 
@@ -144,7 +145,7 @@ async def health(request: Request) -> Response:
         {
             "status": "healthy" if alive and daemon.get("status") == "healthy" else "degraded",
             "uptime": round(time.monotonic() - sidecar.started_at, 3),
-            "daemon": {"reachable": alive, "status": daemon.get("status", "unreachable"), "uptime": daemon.get("uptime"), "problems": daemon.get("problems", [])},
+            "daemon": {"reachable": alive, "status": daemon.get("status", "unreachable"), "uptime": daemon.get("uptime"), "problems": _problems_for(request, sidecar, daemon.get("problems", []), clone.terminals)},
             # active / reducing (the daily loss) / halted (the kill switch); null while the daemon is unreachable
             "trading": daemon.get("trading"),
             "connections": {"terminals": _terminals_for(request, sidecar, clone.terminals if alive else []), "websocket_clients": len(sidecar.hub.clients)},
@@ -162,15 +163,40 @@ async def health(request: Request) -> Response:
 _PUBLIC_TERMINAL_FIELDS = ("platform", "registered", "connected", "stale", "retired", "gone", "last_seen")
 
 
-def _terminals_for(request: Request, sidecar: Sidecar, terminals: list[Any]) -> list[Any]:
+def _signed_in(request: Request, sidecar: Sidecar) -> bool:
     token = bearer_token(request.headers.get("authorization"))
     if token and sidecar.tokens is not None:
         try:
             sidecar.tokens.verify(token, ACCESS)
-            return terminals
+            return True
         except ApiError:
             pass  # health answers anyone: a bad token gets the public view, not a 401
+    return False
+
+
+def _terminals_for(request: Request, sidecar: Sidecar, terminals: list[Any]) -> list[Any]:
+    if _signed_in(request, sidecar):
+        return terminals
     return [{k: t.get(k) for k in _PUBLIC_TERMINAL_FIELDS} for t in terminals if isinstance(t, dict)]
+
+
+#: A file path in a problem's text (an OSError's repr names the file): POSIX or a Windows drive.
+_PATH_RE = re.compile(r"(?<![\w.])(?:[A-Za-z]:\\|/)[^\s'\",()]+")
+
+
+def _problems_for(request: Request, sidecar: Sidecar, problems: list[Any], terminals: list[Any]) -> list[str]:
+    """The daemon's problems; to a caller without a token, with terminal ids (``<login>@<server>``, which the
+    public terminal list leaves out) and file paths replaced: a clock or store problem named them."""
+    texts = [str(problem) for problem in problems]
+    if _signed_in(request, sidecar):
+        return texts
+    ids = sorted({t["terminal"] for t in terminals if isinstance(t, dict) and isinstance(t.get("terminal"), str) and t["terminal"]}, key=len, reverse=True)
+    public = []
+    for problem in texts:
+        for terminal in ids:
+            problem = problem.replace(terminal, "<terminal>")
+        public.append(_PATH_RE.sub("<path>", problem))
+    return public
 
 
 async def metrics(request: Request) -> Response:

@@ -67,8 +67,10 @@ def test_one_drain_takes_every_waiting_event_one_or_many(daemon: tuple[Daemon, z
     _send(push, _tick(8, "EURUSD", 1.1009))
     assert _wait_drained(d) == 1
     assert d.drain_events() == 0  # nothing waiting: an empty drain, no error
-    prices = [env["data"]["bid"] for topic, env in _feed(sub) if topic.startswith("price.")]
+    feed = _feed(sub)
+    prices = [env["data"]["bid"] for topic, env in feed if topic.startswith("price.")]
     assert prices == [1.1 + seq / 10_000 for seq in range(1, 8)] + [1.1009]
+    assert {env.get("v") for _, env in feed} == {1}  # every daemon message carries "v": 1, the feed's too
 
 
 def test_a_batch_publishes_in_arrival_order_each_price_before_the_next_event(daemon: tuple[Daemon, zmq.Socket, zmq.Socket]) -> None:
