@@ -184,7 +184,12 @@ def _control(config: Path | None, kind: str, timeout_ms: int, **fields: Any) -> 
             reply = client.request(kind, **fields)
     except ControlTimeout:
         raise _fail(f"no answer from the daemon at {cfg.endpoints.control} within {timeout_ms} ms", 1) from None
-    sys.stdout.write(orjson.dumps(reply, option=orjson.OPT_INDENT_2).decode() + "\n")
+    # As UTF-8 bytes: on Windows a piped stdout encodes with the ANSI code page, strictly, and a broker's
+    # message in Russian or Chinese (a trade's reply) raised UnicodeEncodeError after the order had gone out,
+    # which reads as a failure worth retrying.
+    sys.stdout.flush()
+    sys.stdout.buffer.write(orjson.dumps(reply, option=orjson.OPT_INDENT_2) + b"\n")
+    sys.stdout.buffer.flush()
     if not reply.get("ok"):
         raise _fail(str(reply.get("error")), 1)
     return reply
@@ -360,7 +365,12 @@ def user_add(
     from quantumtrader.sidecar.users import UserError, UserStore
 
     if password_stdin:
-        password = sys.stdin.readline().rstrip("\r\n")
+        # Bytes, as UTF-8 (a byte-order mark dropped): Windows decodes a piped stdin with the ANSI code page,
+        # so a non-ASCII password was hashed as other characters than the app sends, and login failed.
+        try:
+            password = sys.stdin.buffer.readline().decode("utf-8-sig").rstrip("\r\n")
+        except UnicodeDecodeError:
+            raise _fail("--password-stdin: the password is not UTF-8 text") from None
     else:
         password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
     try:

@@ -620,6 +620,15 @@ def _env_overrides(environ: Mapping[str, str]) -> dict[str, dict[str, str]]:
     return out
 
 
+def _toml_text(raw: bytes) -> str:
+    """A config file's text. TOML is UTF-8, but Windows tools write what they like: Notepad's "UTF-8" begins
+    with a byte-order mark (which tomllib refuses at line 1, column 1) and PowerShell 5's ``>`` writes UTF-16
+    (``qt-daemon config show > qt.toml``). Both are read as the file their author meant."""
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return raw.decode("utf-16")
+    return raw.decode("utf-8-sig")
+
+
 def load_config(
     path: Path | str | None = None,
     *,
@@ -635,7 +644,7 @@ def load_config(
     if path is not None:
         p = Path(path)
         try:
-            file_values = tomllib.loads(p.read_text(encoding="utf-8"))
+            file_values = tomllib.loads(_toml_text(p.read_bytes()))
         except FileNotFoundError:
             raise ConfigError("--config", f"file not found: {p}") from None
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:

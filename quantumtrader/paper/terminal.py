@@ -282,7 +282,7 @@ class PaperTerminal:
                     self.replies_dropped += 1  # executed, but the daemon never hears: its retry must not execute again
                     continue
                 if opts.delay_reply_every and self.commands_seen % opts.delay_reply_every == 0:
-                    self._held.append((time.monotonic() + opts.delay_reply_ms / 1000.0, frames[:-1] + [reply]))
+                    self._held.append((time.perf_counter() + opts.delay_reply_ms / 1000.0, frames[:-1] + [reply]))
                     continue
             self.router.send_multipart(frames[:-1] + [reply])
 
@@ -343,12 +343,13 @@ class PaperTerminal:
         self.send_positions()
         source = self._source()
         pending = next(source, None)
-        start = time.monotonic()
+        # perf_counter, not monotonic: on Windows monotonic moves in ~15.6 ms steps, and paced ticks left in bursts.
+        start = time.perf_counter()
         next_heartbeat = start + self.cfg.heartbeat_s
         finished = False
         try:
             while not self._stop:
-                now = time.monotonic()
+                now = time.perf_counter()
                 self.outbox.flush(self.push)
                 produced = 0
                 while pending is not None and (not fast or not len(self.outbox)) and produced < 2000:
@@ -393,7 +394,7 @@ class PaperTerminal:
                     # Rounded up: poll() counts whole milliseconds, and rounding a 0.5 ms wait down
                     # to 0 made the terminal spin a whole core at 2,000 ticks/s. Ticks due meanwhile
                     # go out together on the next pass (at most 1 ms late), as a real feed bunches them.
-                    wait_ms = max(0, min(100, math.ceil((wake - time.monotonic()) * 1000)))
+                    wait_ms = max(0, min(100, math.ceil((wake - time.perf_counter()) * 1000)))
                     if len(self.outbox) or self._held:
                         wait_ms = min(wait_ms, 5)
                 self._serve_commands(wait_ms)

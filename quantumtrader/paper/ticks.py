@@ -53,13 +53,16 @@ class CsvStats:
 
 
 def open_text(path: Path) -> IO[str]:
-    """Open a CSV that may be gzip-compressed, deciding by content."""
+    """Open a CSV that may be gzip-compressed, deciding by content.
+
+    ``utf-8-sig``: Excel's "CSV UTF-8" and Windows editors begin the file with a byte-order mark, which
+    made the header ``\ufefftime,bid,ask`` and the file refused."""
     raw = path.open("rb")
     magic = raw.read(2)
     raw.seek(0)
     if magic == b"\x1f\x8b":
-        return io.TextIOWrapper(gzip.GzipFile(fileobj=raw), encoding="utf-8", newline="")
-    return io.TextIOWrapper(raw, encoding="utf-8", newline="")
+        return io.TextIOWrapper(gzip.GzipFile(fileobj=raw), encoding="utf-8-sig", newline="")
+    return io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
 
 
 def symbol_from_path(path: Path) -> str:

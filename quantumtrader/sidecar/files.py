@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import secrets
 import sys
+import time
 from pathlib import Path
 
 PRIVATE_MODE = 0o600
@@ -26,10 +27,25 @@ def write_private(path: Path, data: bytes) -> None:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(tmp, path)
+        _replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def _replace(tmp: Path, path: Path) -> None:
+    """``os.replace``, retried for a second on Windows, where it fails while another process has ``path`` open:
+    the sidecar re-reads the users file right after each change, and a virus scanner opens every new file.
+    A ``user add`` then printed a traceback."""
+    deadline = time.monotonic() + 1.0
+    while True:
+        try:
+            os.replace(tmp, path)
+            return
+        except PermissionError:
+            if sys.platform != "win32" or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 def create_private(path: Path, data: bytes) -> bool:

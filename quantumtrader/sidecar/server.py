@@ -11,6 +11,9 @@ run the lifespan's exit).
 
 from __future__ import annotations
 
+import sys
+import warnings
+
 import uvicorn
 
 from quantumtrader.config import Config
@@ -40,6 +43,10 @@ def uvicorn_config(config: Config) -> uvicorn.Config:
 
 def run_sidecar(config: Config) -> int:
     """Serve until stopped. Returns the process exit code (1 when the port cannot be bound)."""
+    if sys.platform == "win32":  # the selector thread is expected there (pyproject.toml, tornado): not a warning
+        from zmq.asyncio import ProactorSelectorThreadWarning
+
+        warnings.simplefilter("ignore", ProactorSelectorThreadWarning)
     server = uvicorn.Server(uvicorn_config(config))
     tune_gc()  # hundreds of connections' objects made a full collection a pause of milliseconds
     server.run()

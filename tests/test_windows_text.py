@@ -1,0 +1,87 @@
+"""Text in and out of the CLI as Windows hands it over (a review for Windows VPSs, 2026-12-04).
+
+Windows tools write a byte-order mark or UTF-16, and Python on Windows encodes a piped stdin/stdout with the
+ANSI code page, strictly. Here the same conditions are made on Linux: the files as those tools write them,
+``PYTHONIOENCODING=cp1252`` for the code page.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import orjson
+import zmq
+
+from quantumtrader.config import load_config
+from quantumtrader.paper.ticks import open_text
+from quantumtrader.sidecar.users import UserStore
+from support import free_port
+from test_cli_bad_input import _cli
+
+CONFIG = '# latency in µs\n[sidecar]\nport = 8123\n'
+
+
+def test_a_config_file_saved_by_notepad_or_powershell_is_read(tmp_path: Path) -> None:
+    """Notepad's "UTF-8" begins with a byte-order mark (tomllib refused it at line 1, column 1); PowerShell 5's
+    ``qt-daemon config show > qt.toml`` writes UTF-16 ("not valid TOML")."""
+    for name, raw in (("bom.toml", b"\xef\xbb\xbf" + CONFIG.encode()), ("utf16.toml", CONFIG.encode("utf-16")), ("plain.toml", CONFIG.encode())):
+        path = tmp_path / name
+        path.write_bytes(raw)
+        assert load_config(path, environ={}).sidecar.port == 8123, name
+
+
+def test_a_tick_file_saved_as_excel_csv_utf8_is_read(tmp_path: Path) -> None:
+    """Excel's "CSV UTF-8" begins with a byte-order mark: the header read ``\\ufefftime,bid,ask`` and was refused."""
+    path = tmp_path / "EURUSD.csv"
+    path.write_bytes(b"\xef\xbb\xbftime,bid,ask\r\n2024-01-15T10:30:00.000Z,1.1,1.1002\r\n")
+    with open_text(path) as handle:
+        assert handle.readline().rstrip("\r\n") == "time,bid,ask"
+    result = _cli("evaluate", str(path), "--no-progress", "--data-dir", str(tmp_path / "data"), timeout=300)
+    assert "header" not in result.stderr, result.stderr[-2000:]
+    assert "1 of 1 ticks accepted" in result.stdout + result.stderr, (result.stdout[-2000:], result.stderr[-2000:])
+
+
+def test_a_reply_in_a_language_the_code_page_lacks_is_printed_not_a_traceback(tmp_path: Path) -> None:
+    """A broker's message in Russian (a trade's reply names it) raised UnicodeEncodeError on a cp1252 stdout,
+    after the order had gone out: it read as a failure worth retrying. A real control socket answers here."""
+    port = free_port()
+    ctx = zmq.Context.instance()
+    router = ctx.socket(zmq.ROUTER)
+    router.bind(f"tcp://127.0.0.1:{port}")
+
+    def answer() -> None:
+        if router.poll(60_000):
+            frames = router.recv_multipart()
+            request = orjson.loads(frames[-1])
+            reply = {"v": 1, "type": "reply", "id": request["id"], "ok": True, "orders": [{"error": "Недостаточно денег (10019)"}]}
+            router.send_multipart([*frames[:-1], orjson.dumps(reply)])
+
+    server = threading.Thread(target=answer)
+    server.start()
+    try:
+        result = _cli("orders", PYTHONIOENCODING="cp1252", QT_ENDPOINTS__CONTROL=f"tcp://127.0.0.1:{port}")
+    finally:
+        server.join(70)
+        router.close(linger=0)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    assert json.loads(result.stdout)["orders"][0]["error"] == "Недостаточно денег (10019)"
+
+
+def test_a_password_piped_in_is_read_as_utf8_whatever_the_code_page(tmp_path: Path) -> None:
+    """Windows decodes a piped stdin with the ANSI code page: a non-ASCII password was hashed as other
+    characters than the app sends (UTF-8 JSON), and every login failed without a word."""
+    data = tmp_path / "data"
+    password = "Grüße-€uro-密码"
+    environ = {**{k: v for k, v in os.environ.items() if not k.startswith("QT_")}, "PYTHONIOENCODING": "cp1252"}
+    done = subprocess.run(
+        [sys.executable, "-m", "quantumtrader", "user", "add", "ana", "--password-stdin", "--data-dir", str(data)],
+        input=password.encode() + b"\r\n", capture_output=True, env=environ, timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert UserStore(data).authenticate("ana", password) is not None
