@@ -145,7 +145,7 @@ def paper_command(
     from quantumtrader.config import endpoint as check_endpoint
     from quantumtrader.paper.terminal import PaperOptions, PaperTerminal
     from quantumtrader.paper.ticks import TickFileError
-    from quantumtrader.shutdown import install_stop_handlers
+    from quantumtrader.shutdown import install_stop_handlers, stop_with_parent
 
     if events is not None and check_endpoint(events):
         raise _fail(f"--events: {check_endpoint(events)}")
@@ -163,6 +163,7 @@ def paper_command(
     )
     term = PaperTerminal(cfg, options)
     install_stop_handlers(term.stop)
+    stop_with_parent(term.stop)
     try:
         term.run()
     except TickFileError as exc:  # bad input (exit 2): a restart would meet the same file
@@ -193,6 +194,15 @@ def _control(config: Path | None, kind: str, timeout_ms: int, **fields: Any) -> 
     if not reply.get("ok"):
         raise _fail(str(reply.get("error")), 1)
     return reply
+
+
+@app.command()
+def stop(
+    config: ConfigOpt = None,
+    timeout_ms: Annotated[int, typer.Option("--timeout-ms", min=1, help="How long to wait for the daemon's answer.")] = 2000,
+) -> None:
+    """Ask a running daemon to stop in order (as Ctrl-C does): for one without a console, e.g. a Windows scheduled task."""
+    _control(config, "stop", timeout_ms)
 
 
 @app.command()

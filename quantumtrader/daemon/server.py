@@ -119,6 +119,7 @@ class Daemon:
         self.control.register("status", self.control_status)
         self.control.register("snapshot", self.control_snapshot)
         self.control.register("specs", self.control_specs)
+        self.control.register("stop", self.control_stop)
         self._spin_items = [(self.events, _POLLIN)]  # for the busy poll, built once
         self.poller = zmq.Poller()  # registered once; the loop reuses it
         self.poller.register(self.events, zmq.POLLIN)
@@ -508,6 +509,14 @@ class Daemon:
             for recorder in self.metrics.histograms.values():
                 recorder.reset()
         return reply
+
+    def control_stop(self, request: dict[str, Any]) -> dict[str, Any]:
+        """``qt-daemon stop``: the orderly stop (final saves, children asked to stop) for a daemon no signal can
+        reach that way: on Windows one started without a console (a scheduled task, a service wrapper) has
+        no Ctrl-C to get, and ending it is TerminateProcess, which runs nothing. Answered, then the loop ends."""
+        log.warning("stop asked over the control socket")
+        self.stop()
+        return {"stopping": True}
 
     def control_snapshot(self, request: dict[str, Any]) -> dict[str, Any]:
         """Everything a subscriber needs to start, with the feed seq it is valid at (clone pattern)."""

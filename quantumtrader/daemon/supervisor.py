@@ -12,6 +12,7 @@ waits a bounded time, then kills.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -22,6 +23,7 @@ from quantumtrader.children import stop as stop_child
 from quantumtrader.config import BAD_INPUT_EXIT
 from quantumtrader.log import get_logger
 from quantumtrader.priority import lower_child_priority
+from quantumtrader.shutdown import PARENT_PIPE_ENV
 
 log = get_logger("quantumtrader.supervisor")
 
@@ -45,7 +47,11 @@ class Child:
         self._stopping = False
 
     def start(self) -> None:
-        self.process = subprocess.Popen(self.args, env=self.env, **popen_kwargs())  # its own group on Windows: see ask_to_stop
+        self._close_pipe()
+        # stdin: a pipe this process never writes to; the child stops when it closes (shutdown.stop_with_parent),
+        # so a daemon killed outright does not leave its children holding their ports.
+        env = {**(os.environ if self.env is None else self.env), PARENT_PIPE_ENV: "1"}
+        self.process = subprocess.Popen(self.args, env=env, stdin=subprocess.PIPE, **popen_kwargs())  # its own group on Windows: see ask_to_stop
         lower_child_priority(self.process.pid)  # a restart comes from the raised tick thread
         self._started_at = time.monotonic()
         log.info("child started", child=self.name, pid=self.process.pid)
@@ -81,3 +87,11 @@ class Child:
         self._stopping = True
         if self.process is not None and not stop_child(self.process, timeout_s=_STOP_TIMEOUT_S, kill_wait_s=_STOP_TIMEOUT_S):
             log.warning("child did not stop in time; killed", child=self.name)
+        self._close_pipe()
+
+    def _close_pipe(self) -> None:
+        if self.process is not None and self.process.stdin is not None:
+            try:
+                self.process.stdin.close()
+            except OSError:  # the child is gone: nothing to tell it
+                pass

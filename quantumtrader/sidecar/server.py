@@ -18,6 +18,7 @@ import uvicorn
 
 from quantumtrader.config import Config
 from quantumtrader.gc_tuning import tune_gc
+from quantumtrader.shutdown import stop_with_parent
 from quantumtrader.sidecar.app import create_app
 from quantumtrader.sidecar.frames import SharedFrameProtocol
 
@@ -48,6 +49,7 @@ def run_sidecar(config: Config) -> int:
 
         warnings.simplefilter("ignore", ProactorSelectorThreadWarning)
     server = uvicorn.Server(uvicorn_config(config))
+    stop_with_parent(lambda: setattr(server, "should_exit", True))  # uvicorn's own orderly stop, as on a signal
     tune_gc()  # hundreds of connections' objects made a full collection a pause of milliseconds
     server.run()
     return 0 if server.started else 1
