@@ -19,11 +19,7 @@ from support import Endpoints, control, wait_for
 def test_run_paper_prints_status_and_exits_cleanly_on_sigint(tmp_path: Path) -> None:
     eps = Endpoints()
     env = eps.env(tmp_path / "data", QT_DAEMON__STATUS_INTERVAL_S="1")
-    exe = shutil.which("qt-daemon")
-    assert exe, "qt-daemon is not on PATH: install the package (README) first"
-    log_path = tmp_path / "run.log"
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen([exe, "run", "--paper", "--no-sidecar"], env=env, stdout=log, stderr=subprocess.STDOUT)
+    proc, log_path = _qt_daemon(tmp_path, env, "run", "--paper", "--no-sidecar")
     try:
 
         def status_line() -> dict | None:
@@ -59,11 +55,7 @@ def test_a_paper_child_that_refuses_its_tick_file_is_left_down_and_the_daemon_se
     cut.write_bytes(gzip.compress(("time,bid,ask\n" + rows).encode())[:600])
     eps = Endpoints()
     env = eps.env(tmp_path / "data")
-    exe = shutil.which("qt-daemon")
-    assert exe, "qt-daemon is not on PATH: install the package (README) first"
-    log_path = tmp_path / "run.log"
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen([exe, "run", "--paper", "--no-sidecar", "--ticks", str(cut)], env=env, stdout=log, stderr=subprocess.STDOUT)
+    proc, log_path = _qt_daemon(tmp_path, env, "run", "--paper", "--no-sidecar", "--ticks", str(cut))
     try:
         wait_for(lambda: "not restarted" in log_path.read_text(errors="replace"), 60, "the supervisor leaving the paper child down")
         time.sleep(2)  # a restart would come within the first backoff (0.5 s)
@@ -85,11 +77,7 @@ def test_children_of_a_daemon_killed_outright_stop_and_free_their_ports(tmp_path
     eps = Endpoints(spare=1)
     sidecar_port = eps.spare_ports[0]
     env = eps.env(tmp_path / "data", QT_SIDECAR__PORT=str(sidecar_port))
-    exe = shutil.which("qt-daemon")
-    assert exe, "qt-daemon is not on PATH: install the package (README) first"
-    log_path = tmp_path / "run.log"
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen([exe, "run", "--paper"], env=env, stdout=log, stderr=subprocess.STDOUT)
+    proc, log_path = _qt_daemon(tmp_path, env, "run", "--paper")
     children: list[psutil.Process] = []
     try:
         children = wait_for(lambda: (c := psutil.Process(proc.pid).children()) and len(c) == 2 and c, 40, "the paper and sidecar children")
@@ -124,15 +112,11 @@ def test_qt_daemon_stop_stops_a_daemon_that_has_no_console_in_order(tmp_path: Pa
     ending it is TerminateProcess: no final save. `qt-daemon stop` asks over the control socket instead."""
     eps = Endpoints()
     env = eps.env(tmp_path / "data")
-    exe = shutil.which("qt-daemon")
-    assert exe, "qt-daemon is not on PATH: install the package (README) first"
-    log_path = tmp_path / "run.log"
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen([exe, "run", "--paper", "--no-sidecar"], env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+    proc, log_path = _qt_daemon(tmp_path, env, "run", "--paper", "--no-sidecar")
     try:
         wait_for(lambda: control(eps.control)["health"]["status"] == "healthy", 40, "the daemon healthy with its paper terminal")
         children = psutil.Process(proc.pid).children()
-        done = subprocess.run([exe, "stop"], env=env, capture_output=True, text=True, timeout=30)
+        done = subprocess.run([str(shutil.which("qt-daemon")), "stop"], env=env, capture_output=True, text=True, timeout=30)
         assert done.returncode == 0 and json.loads(done.stdout)["stopping"] is True, (done.stdout, done.stderr)
         assert proc.wait(20) == 0
     finally:
@@ -143,3 +127,13 @@ def test_qt_daemon_stop_stops_a_daemon_that_has_no_console_in_order(tmp_path: Pa
     closed = next(json.loads(line) for line in text.splitlines() if line.startswith("{") and '"signal store closed"' in line)
     assert closed["writer_finished"] is True and closed["writer"].get("done_state", 0) >= 1, closed  # the final save made
     assert not [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
+
+
+def _qt_daemon(tmp_path: Path, env: dict[str, str], *args: str) -> tuple[subprocess.Popen[bytes], Path]:
+    """The installed `qt-daemon` (the README's command) with ``args``, its output in ``run.log``."""
+    exe = shutil.which("qt-daemon")
+    assert exe, "qt-daemon is not on PATH: install the package (README) first"
+    log_path = tmp_path / "run.log"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen([exe, *args], env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+    return proc, log_path
