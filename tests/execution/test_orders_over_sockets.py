@@ -459,8 +459,7 @@ def test_what_an_execution_audit_found_over_real_sockets(tmp_path: Path) -> None
         wait_for(lambda: not control(eps.control, "snapshot")["positions"], 10, "no positions")
 
         def quote() -> None:
-            term.send(type="tick", symbol="EURUSD", bid=1.1, ask=1.1001, volume=1)
-            wait_for(lambda: any(q["symbol"] == "EURUSD" for q in control(eps.control, "snapshot")["quotes"]), 10, "a EURUSD quote")
+            fresh_quote(term, eps)
 
         quote()
         stopped = dealer.send("trade", symbol="EURUSD", side="sell", lots=0.01, sl=1.1050, tp=1.0950, source="test")
@@ -477,6 +476,7 @@ def test_what_an_execution_audit_found_over_real_sockets(tmp_path: Path) -> None
         term.send(type="positions", positions=[{**held, "ticket": 777, "side": "sell", "lots": 0.01, "comment": "QT-" + order["id"]}])
         term.send(type="positions", positions=[])
         wait_for(lambda: not control(eps.control, "snapshot")["positions"], 10, "no positions")
+        quote()  # fresh: on a loaded host the last one can be past max_quote_age_ms (5 s) by now, and the open refused unsent
         first = dealer.send("trade", symbol="EURUSD", side="buy", lots=0.01, source="test")
         ident, command = term.next_command()
         term.answer(ident, reply_error(command["id"], 128, "trade timeout"))  # may have executed: unknown
@@ -484,6 +484,14 @@ def test_what_an_execution_audit_found_over_real_sockets(tmp_path: Path) -> None
         assert unknown["order"]["status"] == "unknown", unknown
         quote()
         refused_here(term, control(eps.control, "trade", symbol="EURUSD", side="buy", lots=0.01, source="test"), "max_open_positions")
+
+
+def fresh_quote(term: ScriptedTerminal, eps: Endpoints, symbol: str = "EURUSD") -> None:
+    """A tick the daemon has handled before this returns: an order sent next is judged on a fresh quote (the risk
+    rules refuse one older than max_quote_age_ms, 5 s, which a loaded host reached between a test's steps)."""
+    before = control(eps.control)["health"]["counters"].get("ticks", 0)  # none counted yet: no key
+    term.send(type="tick", symbol=symbol, bid=1.1, ask=1.1001, volume=1)
+    wait_for(lambda: control(eps.control)["health"]["counters"].get("ticks", 0) > before, 10, f"a {symbol} tick")
 
 
 @pytest.mark.timeout(90)
@@ -498,9 +506,7 @@ def test_what_a_risk_review_found_over_real_sockets(tmp_path: Path) -> None:
     stops = {"sl": 1.09, "tp": 1.11}
 
     def quote(symbol: str = "EURUSD") -> None:
-        before = control(eps.control)["health"]["counters"].get("ticks", 0)
-        term.send(type="tick", symbol=symbol, bid=1.1, ask=1.1001, volume=1)
-        wait_for(lambda: control(eps.control)["health"]["counters"]["ticks"] > before, 10, f"a {symbol} tick")
+        fresh_quote(term, eps, symbol)
 
     def fill(ident: bytes, command: dict, ticket: int) -> None:
         term.answer(ident, reply_ok(command["id"], ticket=ticket, price=1.1, lots=command["lots"], time_msc=now_msc()))
