@@ -95,6 +95,8 @@ def run(
     ticks: TicksOpt = None,
 ) -> None:
     """Run the daemon (and with --paper a paper terminal streaming to it)."""
+    if ticks and not paper:  # the files were ignored without a word: a daemon waiting for a terminal that never comes
+        raise _fail("--ticks needs --paper: the files are replayed by the paper terminal")
     cfg = build_config(config, data_dir=data_dir, log_format=log_format, log_level=log_level, make_data_dir=True)
     _check_numba_cache(cfg)
     _check_files(ticks)
@@ -143,7 +145,7 @@ def paper_command(
     _check_files(ticks)
     from quantumtrader.protocol import connect_address
     from quantumtrader.config import endpoint as check_endpoint
-    from quantumtrader.paper.terminal import PaperOptions, PaperTerminal
+    from quantumtrader.paper.terminal import CommandBindError, PaperOptions, PaperTerminal
     from quantumtrader.paper.ticks import TickFileError
     from quantumtrader.shutdown import install_stop_handlers, stop_with_parent
 
@@ -168,7 +170,7 @@ def paper_command(
         term.run()
     except TickFileError as exc:  # bad input (exit 2): a restart would meet the same file
         raise _fail(str(exc)) from None
-    except ValueError as exc:
+    except (ValueError, CommandBindError) as exc:  # the port may be free at the supervisor's next try: exit 1
         raise _fail(str(exc), 1) from None
 
 

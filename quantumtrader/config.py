@@ -610,7 +610,15 @@ def _env_overrides(environ: Mapping[str, str]) -> dict[str, dict[str, str]]:
     sections = _sections()
     out: dict[str, dict[str, str]] = {}
     for name, value in environ.items():
-        if not name.startswith("QT_") or "__" not in name:
+        if not name.startswith("QT_"):
+            continue
+        if "__" not in name:
+            # QT_SIDECAR_PORT was ignored without a word (and the daemon served on 8080). Refused only where the
+            # name begins with one of our sections, so Qt's own variables (QT_QPA_PLATFORM...) pass by.
+            typo = next((section for section in sections if name[3:].lower().startswith(section + "_")), None)
+            if typo is not None:
+                key = name[4 + len(typo) :]
+                raise ConfigError(name, f"not read: two underscores between section and key (QT_{typo.upper()}__{key})")
             continue
         section, _, key = name[3:].partition("__")
         section, key = section.lower(), key.lower()

@@ -23,7 +23,9 @@ def configure_logging(fmt: str = "auto", level: str = "info", stream: Any = None
     if fmt == "auto":
         fmt = "console" if getattr(stream, "isatty", lambda: False)() else "json"
     renderer: Any = (
-        structlog.dev.ConsoleRenderer(colors=getattr(stream, "isatty", lambda: False)())
+        # sort_keys=False: fields in the order the code gives them (a status line reads ticks_per_s first, not
+        # latest_signals={...}), as README's "What you see" shows them.
+        structlog.dev.ConsoleRenderer(colors=getattr(stream, "isatty", lambda: False)(), sort_keys=False)
         if fmt == "console"
         else structlog.processors.JSONRenderer()
     )

@@ -194,11 +194,15 @@ class RejectLog:
 
     def __init__(self, log: Callable[..., Any], interval_s: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.counts: Counter[str] = Counter({reason: 0 for reason in REJECT_REASONS})
+        # by where they came from ("events": the EAs, "control": the sidecar and the CLI): an operator's mistyped
+        # trade must not read as trouble on the EA link, which is what the reject counters are for (docs/mql.md)
+        self.by_source: Counter[str] = Counter()
         self._log = log
         self._limiter = LogLimiter(interval_s, clock)
 
     def reject(self, source: str, reason: str, detail: str) -> None:
         self.counts[reason] += 1
+        self.by_source[source] += 1
         self._limiter.log(reason, self._log, "message rejected", source=source, reason=reason, detail=detail, total=self.counts[reason])
 
     @property

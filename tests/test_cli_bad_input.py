@@ -204,3 +204,37 @@ def test_rows_out_of_time_order_are_counted_and_said_not_passed_over(tmp_path: P
     in_order = tmp_path / "GBPUSD.csv"
     in_order.write_text("time,bid,ask,volume\n" + "".join(sorted(rows)))
     assert load_ticks([in_order]).out_of_order == 0
+
+
+def test_ports_already_taken_are_named_with_what_to_do(tmp_path: Path) -> None:
+    """A newcomer's review (2026-12-04): the sidecar logged "sidecar serving" and then uvicorn's bare bind error
+    (exit 3), the paper terminal a 40-line traceback, both at every restart under `qt-daemon run`; the daemon named
+    the address but not what to do. Each now says it in one line, with the setting to change."""
+    import socket
+
+    from support import free_port
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", free_port()))
+        taken.listen()
+        port = taken.getsockname()[1]
+        data = str(tmp_path / "data")
+        sidecar = _cli("sidecar", "--data-dir", data, "--port", str(port))
+        assert sidecar.returncode == 1, sidecar.stderr[-2000:]
+        assert "Traceback" not in sidecar.stderr and "sidecar serving" not in sidecar.stderr, sidecar.stderr[-2000:]
+        assert "cannot listen for the app" in sidecar.stderr and "QT_SIDECAR__PORT" in sidecar.stderr, sidecar.stderr[-2000:]
+        paper = _cli("paper", "--data-dir", data, "--command-endpoint", f"tcp://127.0.0.1:{port}", "--events", f"tcp://127.0.0.1:{free_port()}")
+        _refused(paper, 1, f"cannot bind the command socket at tcp://127.0.0.1:{port}", "--command-endpoint")
+        daemon = _cli("run", "--no-sidecar", "--data-dir", data, QT_ENDPOINTS__EVENTS=f"tcp://127.0.0.1:{port}")
+        assert daemon.returncode == 1 and "Traceback" not in daemon.stderr, daemon.stderr[-2000:]
+        assert "cannot bind" in daemon.stderr and "QT_ENDPOINTS__EVENTS" in daemon.stderr, daemon.stderr[-2000:]
+
+
+def test_settings_that_would_be_ignored_are_refused(tmp_path: Path) -> None:
+    """`run --ticks F` without --paper served with no terminal and said nothing of F; QT_SIDECAR_PORT (one
+    underscore) was ignored and the sidecar took 8080. Qt's own variables still pass."""
+    data = str(tmp_path / "data")
+    _refused(_cli("run", "--data-dir", data, "--ticks", str(_good_csv(tmp_path / "EURUSD.csv"))), 2, "--ticks needs --paper")
+    _refused(_cli("config", "show", QT_SIDECAR_PORT="9999"), 2, "QT_SIDECAR_PORT", "QT_SIDECAR__PORT")
+    shown = _cli("config", "show", QT_QPA_PLATFORM="offscreen", QT_LOGGING_RULES="*.debug=false", QT_SIDECAR__PORT="9999")
+    assert shown.returncode == 0 and "port = 9999" in shown.stdout, shown.stderr[-2000:]

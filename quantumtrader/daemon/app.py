@@ -86,7 +86,12 @@ def _serve(config: Config, options: RunOptions) -> int:
     try:
         daemon = build_daemon(config)
     except zmq.ZMQError as exc:
-        log.error("cannot bind", error=str(exc), endpoints=[config.endpoints.events, config.endpoints.feed, config.endpoints.control])
+        log.error(
+            "cannot bind",
+            error=str(exc),
+            endpoints=[config.endpoints.events, config.endpoints.feed, config.endpoints.control],
+            hint="another qt-daemon on these ports (its data directory is another)? give this one others: endpoints.events/feed/control (QT_ENDPOINTS__EVENTS, __FEED, __CONTROL)",
+        )
         return 1
     children: list[Child] = []
     if options.paper:

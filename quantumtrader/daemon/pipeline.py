@@ -76,6 +76,8 @@ class PipelineStage:
         # when its module is imported: so the directory first, then the import.
         cache_dir = ensure_numba_cache_dir(config.data_path)
         cached = any(cache_dir.rglob("*.nbi"))
+        if not cached:  # else ~10 s of silence at a first start, which reads as a hang
+            log.info("compiling the signal kernels (first start with this code: ~10 s, then cached)", numba_cache=str(cache_dir))
         from quantumtrader.models.pipeline import SignalPipeline
 
         self.pipeline = SignalPipeline(config.features, config.signals)

@@ -476,6 +476,7 @@ class Daemon:
             "memory": {"rss_mb": round(self._process.memory_info().rss / 1e6, 1)},
             "counters": dict(self.counters),
             "rejects": {k: v for k, v in self.rejects.counts.items() if v},
+            "rejects_by_source": dict(self.rejects.by_source),
             "feed_seq": self.feed.seq,
             "tick_priority": self.tick_priority.to_json(),
             **{k: v for provider in self._health_extra for k, v in provider().items()},

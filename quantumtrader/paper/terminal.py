@@ -105,6 +105,10 @@ class Outbox:
             del self._items[slot]
 
 
+class CommandBindError(Exception):
+    """The command socket's endpoint is taken: said in one line (it was a traceback at every restart)."""
+
+
 class PaperTerminal:
     def __init__(self, config: Config, options: PaperOptions, context: zmq.Context[Any] | None = None) -> None:
         self.cfg = config.paper
@@ -138,7 +142,16 @@ class PaperTerminal:
         self.push.connect(self.options.events_endpoint)
         self.router = self._context.socket(zmq.ROUTER)
         self.router.setsockopt(zmq.LINGER, 0)
-        self.router.bind(self.cfg.command_endpoint)
+        try:
+            self.router.bind(self.cfg.command_endpoint)
+        except zmq.ZMQError as exc:
+            self.push.close(linger=0)
+            self.router.close(linger=0)
+            raise CommandBindError(
+                f"cannot bind the command socket at {self.cfg.command_endpoint}: {exc.strerror}; another paper terminal, "
+                "or an EA on this machine (its CommandBindEndpoint, default tcp://127.0.0.1:5560), has it? give this one "
+                "another: paper.command_endpoint (QT_PAPER__COMMAND_ENDPOINT, --command-endpoint)"
+            ) from None
         self.poller = zmq.Poller()
         self.poller.register(self.router, zmq.POLLIN)
 

@@ -11,6 +11,8 @@ run the lifespan's exit).
 
 from __future__ import annotations
 
+import os
+import socket
 import sys
 import warnings
 
@@ -18,9 +20,12 @@ import uvicorn
 
 from quantumtrader.config import Config
 from quantumtrader.gc_tuning import tune_gc
+from quantumtrader.log import get_logger
 from quantumtrader.shutdown import stop_with_parent
 from quantumtrader.sidecar.app import create_app
 from quantumtrader.sidecar.frames import SharedFrameProtocol
+
+log = get_logger("quantumtrader.sidecar")
 
 
 def uvicorn_config(config: Config) -> uvicorn.Config:
@@ -48,8 +53,41 @@ def run_sidecar(config: Config) -> int:
         from zmq.asyncio import ProactorSelectorThreadWarning
 
         warnings.simplefilter("ignore", ProactorSelectorThreadWarning)
+    try:
+        listener = listen(config.sidecar.host, config.sidecar.port)
+    except OSError as exc:
+        log.error(
+            "cannot listen for the app",
+            address=f"{config.sidecar.host}:{config.sidecar.port}",
+            error=exc.strerror or str(exc),
+            hint="another sidecar or program has this port? give this one another: sidecar.port (QT_SIDECAR__PORT, --port)",
+        )
+        return 1
     server = uvicorn.Server(uvicorn_config(config))
     stop_with_parent(lambda: setattr(server, "should_exit", True))  # uvicorn's own orderly stop, as on a signal
     tune_gc()  # hundreds of connections' objects made a full collection a pause of milliseconds
-    server.run()
+    with listener:
+        server.run(sockets=[listener])
     return 0 if server.started else 1
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """The sidecar's listening socket, bound before the server starts. Why here: uvicorn binds after the app's
+    start-up (which logged "sidecar serving" first), then answers a port in use with a bare OSError text and
+    exit 3, and under ``qt-daemon run`` that repeated at every restart with nothing saying what to do.
+
+    SO_REUSEADDR on POSIX only (a restart must not wait out TIME_WAIT); on Windows it would let a second
+    process bind the same port and take its connections, which is why asyncio does not set it there either.
+    """
+    family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        if os.name == "posix":
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(2048)  # uvicorn's default backlog
+        sock.set_inheritable(False)
+    except OSError:
+        sock.close()
+        raise
+    return sock

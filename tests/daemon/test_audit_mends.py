@@ -283,3 +283,22 @@ def test_a_terminal_whose_tick_times_run_hours_ahead_is_named_in_health(tmp_path
     finally:
         push.close()
         d.close()
+
+
+def test_rejects_say_whether_the_ea_link_or_an_operator_sent_them(tmp_path: Path) -> None:
+    """A newcomer's review (2026-12-04): `trade hold EURUSD` or a trade for a symbol no terminal streams counted as
+    rejects beside the EAs' bad ticks, and docs/mql.md reads the reject counters to diagnose the EA link."""
+    d, eps = inproc_daemon(tmp_path / "data")
+    push = events_push(eps.events)
+    try:
+        with serving(d):
+            push.send(event_frame("t@B", {"seq": 0, "type": "hello", "platform": "MT5", "command_endpoint": "tcp://127.0.0.1:5996", "symbols": ["EURUSD"]}))
+            push.send(event_frame("t@B", {"seq": 1, "type": "tick", "symbol": "EURUSD", "bid": -1.0, "ask": 1.1, "volume": 1, "time_msc": p.now_msc()}))
+            refused = control(eps.control, "trade", symbol="EURUSD", side="hold", lots=0.01, source="test")
+            assert refused["ok"] is False
+            health = wait_for(lambda: (h := control(eps.control)["health"])["rejects_by_source"].get("events") and h, 10, "the bad tick counted")
+            assert health["rejects_by_source"] == {"events": 1, "control": 1}, health["rejects_by_source"]
+            assert sum(health["rejects"].values()) == 2
+    finally:
+        push.close()
+        d.close()
