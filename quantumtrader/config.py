@@ -614,11 +614,12 @@ def _env_overrides(environ: Mapping[str, str]) -> dict[str, dict[str, str]]:
             continue
         if "__" not in name:
             # QT_SIDECAR_PORT was ignored without a word (and the daemon served on 8080). Refused only where the
-            # name begins with one of our sections, so Qt's own variables (QT_QPA_PLATFORM...) pass by.
-            typo = next((section for section in sections if name[3:].lower().startswith(section + "_")), None)
-            if typo is not None:
-                key = name[4 + len(typo) :]
-                raise ConfigError(name, f"not read: two underscores between section and key (QT_{typo.upper()}__{key})")
+            # name is one of our sections and one of its keys, so Qt's own variables (QT_QPA_PLATFORM...) and
+            # ours that are no setting (QT_STORE_KEY, the store's key: store.encrypt_env) pass by.
+            for section, kind in sections.items():
+                key = name[3:].lower().removeprefix(section + "_")
+                if key != name[3:].lower() and key in {f.name for f in fields(kind)}:
+                    raise ConfigError(name, f"not read: two underscores between section and key (QT_{section.upper()}__{key.upper()})")
             continue
         section, _, key = name[3:].partition("__")
         section, key = section.lower(), key.lower()
