@@ -122,7 +122,7 @@ def over_runs(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return summary
 
 
-_PHASES = ("floor", "daemon", "daemon_max_rate")
+_PHASES = ("floor", "daemon", "daemon_max_rate", "floor_after")
 
 #: A paced run "kept up" when it lost nothing and its tick -> price_update p99 stayed under this: a daemon
 #: slower than the sender by even 5 % builds a backlog that passes it within half a second of a 3 s run.
@@ -374,6 +374,13 @@ def _one_run(
         "tick_to_price_update": latency_summary(latency),
         "_latency_ns": latency,
     }
+    due_ns = _due_times(info, n_ticks)
+    if due_ns is not None:
+        # Coordinated omission: a sender that fell behind its schedule stamps a tick when it gets round to it,
+        # so the figure above leaves out the wait the load on the two cores put on the tick before it was sent
+        # (the daemon's load more than the floor's). From the due time it is in; how late the sender was, too.
+        result["tick_to_price_update_from_due"] = latency_summary((receiver.recv_ns - due_ns)[got & measured])
+        result["sender_late"] = latency_summary(np.maximum(sent_ns - due_ns, 0)[measured])
     if (got & measured).any():
         # The measured ticks over their own time: from when the daemon could start on the first of them (its
         # send, or the last warm-up tick's arrival if a backlog of warm-up ticks was still ahead of it) to
@@ -390,6 +397,8 @@ def _one_run(
         first = info["base_msc"] + 1
         sig_lat = [recv - sent_ns[t - first] for t, recv in receiver.signals if warmup <= t - first < n_ticks]
         result["tick_to_signal"] = latency_summary(sig_lat)
+        if due_ns is not None:
+            result["tick_to_signal_from_due"] = latency_summary([recv - due_ns[t - first] for t, recv in receiver.signals if warmup <= t - first < n_ticks])
         result["signals"] = len(receiver.signals)
         result["_signal_latency_ns"] = np.array(sig_lat, dtype=np.int64)
     result["elapsed_s"] = elapsed
@@ -397,6 +406,14 @@ def _one_run(
     # cores' worth each process kept busy: the server (relay or daemon) and the receiver over the same window, the sender while it sent
     result["cpu_cores"] = {"server": shares["server"], "receiver": shares["here"], "sender": cores(info.get("cpu_s"), info["send_s"])}
     return result
+
+
+def _due_times(info: dict[str, Any], n_ticks: int) -> np.ndarray | None:
+    """When each tick of a paced run was due (the sender's schedule, its summary line), or None (flat out)."""
+    interval = int(info.get("interval_ns") or 0)
+    if interval <= 0 or "start_ns" not in info:
+        return None
+    return int(info["start_ns"]) + np.arange(n_ticks, dtype=np.int64) * interval
 
 
 def receive_timeout_s(n_ticks: int, rate: float) -> float:
@@ -506,6 +523,19 @@ def run_pipeline_bench(
 Plot = tuple[dict[str, np.ndarray], str, dict[str, float]]
 
 
+def _from_due_text(floor: dict[str, Any], paced: dict[str, Any]) -> str:
+    """The console's line on coordinated omission: each paced run from the ticks' due times, and how late the sender was."""
+    parts = []
+    for name, run in (("floor", floor), ("daemon", paced)):
+        due, late = run.get("tick_to_price_update_from_due", {}), run.get("sender_late", {})
+        if due.get("count"):
+            parts.append(f"{name} p50 {due['p50_us']:.0f} µs, p99 {due['p99_us']:.0f} (sender late p99 {late.get('p99_us', 0):.0f})")
+    signal = paced.get("tick_to_signal_from_due", {})
+    if signal.get("count"):
+        parts.append(f"daemon tick -> signal p99 {signal['p99_us']:.0f} µs")
+    return "from each tick's due time (coordinated omission; the targets are judged on the sender's stamp, as issue 8 defines): " + "; ".join(parts)
+
+
 def _draw(plot_out: Path | None, plot: Plot) -> None:
     """The last run's percentile plot and throughput; after the JSON, so that a bad plot path costs only the plot."""
     if plot_out is not None:
@@ -514,19 +544,25 @@ def _draw(plot_out: Path | None, plot: Plot) -> None:
 
 
 def _sustained(flat_out: dict[str, Any], sustain_s: float, paced_run: Callable[[float, int], dict[str, Any]], log: Callable[[str], None]) -> dict[str, Any]:
-    """The sustained rate: paced runs, from 0.9x the flat-out run's rate down by 0.8x, until one keeps up.
+    """The sustained rate: paced runs from 0.9x the flat-out run's rate, down by 0.8x until one keeps up, or,
+    when the first keeps up, up by 1.1x until one falls behind; the highest rate kept up with is the figure.
 
     The flat-out run pushes its ticks faster than any daemon takes them and
     measures how fast the backlog drains, while the sender sits idle: with
     the sender sharing the two cores all along, the rate the daemon keeps up
-    with is lower. "Kept up": nothing lost and tick -> price_update p99 under
-    ``KEPT_UP_P99_US`` over ``sustain_s`` seconds (a backlog grows without
-    bound; its latency shows it within the run). ``ticks_per_s`` is None when
-    no try kept up.
+    with is lower, but not always: a first try that kept up said only that the
+    limit is at least 0.9x the drain rate, and that was reported as the figure
+    (5 of 23 recorded runs; a review of the method, 2026-12-04). "Kept up":
+    nothing lost and tick -> price_update p99 under ``KEPT_UP_P99_US`` over
+    ``sustain_s`` seconds (a backlog grows without bound; its latency shows it
+    within the run). ``ticks_per_s`` is None when no try kept up;
+    ``limit_above`` when every try kept up (the limit lies above the last).
     """
     drain = flat_out.get("throughput_ticks_per_s") or 0.0
     rate = float(round(0.9 * drain, -3))
     tries: list[dict[str, Any]] = []
+    best: float | None = None
+    direction = ""  # "down" after a first try that fell behind, "up" after one that kept up
     for _ in range(SUSTAIN_TRIES):
         if rate < 1000:
             break
@@ -541,10 +577,26 @@ def _sustained(flat_out: dict[str, Any], sustain_s: float, paced_run: Callable[[
         tries.append(
             {"rate_target": rate, "rate_sent": sent, "sender_reached": reached, "lost": run["lost"], "tick_to_price_update": run["tick_to_price_update"], "cpu_cores": run["cpu_cores"], "kept_up": kept_up}
         )
+        direction = direction or ("up" if kept_up else "down")
         if kept_up:
-            return {"ticks_per_s": rate, "lost": 0, "seconds": sustain_s, "kept_up_p99_us": KEPT_UP_P99_US, "tries": tries}
-        rate = min(float(round(0.8 * rate, -3)), rate - 1000.0)  # always a step down, however the rounding falls
-    return {"ticks_per_s": None, "lost": tries[-1]["lost"] if tries else None, "seconds": sustain_s, "kept_up_p99_us": KEPT_UP_P99_US, "tries": tries}
+            best = rate
+            if direction == "down":
+                break
+            rate = max(float(round(1.1 * rate, -3)), rate + 1000.0)  # always a step up, however the rounding falls
+        else:
+            if direction == "up":
+                break
+            rate = min(float(round(0.8 * rate, -3)), rate - 1000.0)  # always a step down, however the rounding falls
+    result: dict[str, Any] = {
+        "ticks_per_s": best,
+        "lost": 0 if best is not None else (tries[-1]["lost"] if tries else None),
+        "seconds": sustain_s,
+        "kept_up_p99_us": KEPT_UP_P99_US,
+        "tries": tries,
+    }
+    if tries and direction == "up" and tries[-1]["kept_up"]:
+        result["limit_above"] = True
+    return result
 
 
 def _run_once(
@@ -564,23 +616,28 @@ def _run_once(
     with tempfile.TemporaryDirectory(prefix="qt-bench-") as tmp_name:
         tmp = Path(tmp_name)
 
-        # 1. the floor
-        events, feed = (f"tcp://127.0.0.1:{port}" for port in free_ports(2))
-        relay = start([events, feed], dict(os.environ), tmp / "relay.log", module="quantumtrader.bench.floor")
-        poke_sock = zmq.Context.instance().socket(zmq.PUSH)
-        poke_sock.setsockopt(zmq.LINGER, 0)
-        poke_sock.connect(events)
+        def floor_run(when: str) -> dict[str, Any]:
+            """The transport floor: a bare PUSH -> relay -> SUB, the same ticks at the same rate."""
+            events, feed = (f"tcp://127.0.0.1:{port}" for port in free_ports(2))
+            relay = start([events, feed], dict(os.environ), tmp / f"relay-{when}.log", module="quantumtrader.bench.floor")
+            poke_sock = zmq.Context.instance().socket(zmq.PUSH)
+            poke_sock.setsockopt(zmq.LINGER, 0)
+            poke_sock.connect(events)
 
-        def poke() -> None:  # the relay publishes only what it receives: prod it until the SUB has joined
-            poke_sock.send(orjson.dumps({"type": "probe"}), zmq.NOBLOCK)
+            def poke() -> None:  # the relay publishes only what it receives: prod it until the SUB has joined
+                poke_sock.send(orjson.dumps({"type": "probe"}), zmq.NOBLOCK)
 
-        try:
-            log(f"floor: PUSH -> relay -> SUB, {n_ticks} ticks at {rate:g}/s over {symbols} symbols")
-            floor = _one_run(events, feed, n_ticks, warmup, symbols, rate, tmp, ticks_csv, poke, relay.pid)
-        finally:
-            poke_sock.close()
-            stop(relay)
-        floor["lost"] = max(0, floor["lost"])
+            try:
+                log(f"floor ({when}): PUSH -> relay -> SUB, {n_ticks} ticks at {rate:g}/s over {symbols} symbols")
+                run = _one_run(events, feed, n_ticks, warmup, symbols, rate, tmp, ticks_csv, poke, relay.pid)
+            finally:
+                poke_sock.close()
+                stop(relay)
+            run["lost"] = max(0, run["lost"])
+            return run
+
+        # 1. the floor, before the daemon (and 4. again after it: the host's floor moves between minutes)
+        floor = floor_run("before")
 
         # 2 + 3. the daemon
         eps = Endpoints()
@@ -609,19 +666,24 @@ def _run_once(
             signal_store = control(eps.control, "signals", timeout_ms=3000)["store"]  # after every run
         finally:
             stop(daemon)
+        floor_after = floor_run("after")
 
+    # Over the mean of the floors before and after: one floor measured minutes before the daemon divided two
+    # moments of a host whose floor p50 moved 300-1,900 µs between runs (a review of the method, 2026-12-04).
+    floors = (floor["tick_to_price_update"], floor_after["tick_to_price_update"])
     ratio = {
-        "p50": paced["tick_to_price_update"].get("p50_us", float("nan")) / floor["tick_to_price_update"].get("p50_us", float("nan")),
-        "p99": paced["tick_to_price_update"].get("p99_us", float("nan")) / floor["tick_to_price_update"].get("p99_us", float("nan")),
+        pct: paced["tick_to_price_update"].get(f"{pct}_us", float("nan")) / (sum(f.get(f"{pct}_us", float("nan")) for f in floors) / 2)
+        for pct in ("p50", "p99")
     }
     result: dict[str, Any] = {
         "scenario": "pipeline",
         "machine": machine(),
         "floor": {k: v for k, v in floor.items() if not k.startswith("_")},
+        "floor_after": {k: v for k, v in floor_after.items() if not k.startswith("_")},  # the same, after the daemon's runs
         "daemon": {k: v for k, v in paced.items() if not k.startswith("_")},
         "daemon_max_rate": {k: v for k, v in flat_out.items() if not k.startswith("_")},  # how fast a backlog drains
         "daemon_sustained": sustained,  # the highest paced rate tried that the daemon kept up with
-        "daemon_over_floor": ratio,
+        "daemon_over_floor": ratio,  # over the mean of floor and floor_after
         # the daemon's own histograms, from 90 % of each run's warm-up on (True), or since its start (False: the reset never came)
         "daemon_histograms_after_warmup": {"paced": paced["_reset_after_warmup"], "max_rate": flat_out["_reset_after_warmup"]},
         "daemon_stage_latency": status_paced.get("latency", {}),
@@ -636,7 +698,7 @@ def _run_once(
         "daemon_store_writer": signal_store.get("writer", {}),  # the writer thread kept up (or dropped: counted)
     }
     result["targets"] = judge(result)
-    phases = (("floor", floor), ("daemon", paced), ("daemon max rate", flat_out))
+    phases = (("floor", floor), ("daemon", paced), ("daemon max rate", flat_out), ("floor after", floor_after))
     rows = []
     for name, run in phases:
         lat = run["tick_to_price_update"]
@@ -648,9 +710,11 @@ def _run_once(
             log(f"tick -> signal ({int(sig['count'])} signals after warm-up): p50 {sig['p50_us']:.0f} µs, p99 {sig['p99_us']:.0f} µs, max {sig['max_us']:.0f} µs")
         else:
             log(f"tick -> signal: all {paced['signals']} signals came during warm-up; run longer (--duration)")
-    log(f"daemon over floor: p50 x{ratio['p50']:.2f}, p99 x{ratio['p99']:.2f}")
+    log(f"daemon over floor (the mean of before and after): p50 x{ratio['p50']:.2f}, p99 x{ratio['p99']:.2f}")
+    log(_from_due_text(floor, paced))
     tried = ", ".join(f"{t['rate_target']:,.0f}/s {'kept up' if t['kept_up'] else 'fell behind'} (lost {t['lost']}, p99 {t['tick_to_price_update'].get('p99_us', float('nan')):,.0f} µs)" for t in sustained["tries"])
-    log(f"sustained: {_fmt(sustained['ticks_per_s'])} ticks/s; tried {tried or 'nothing (no flat-out rate)'}")
+    above = " (every try kept up: the limit lies above)" if sustained.get("limit_above") else ""
+    log(f"sustained: {_fmt(sustained['ticks_per_s'])} ticks/s{above}; tried {tried or 'nothing (no flat-out rate)'}")
     log(describe({name: run["cpu"] for name, run in phases}))
     log("cores busy (server / sender / receiver): " + ", ".join(f"{name} {_cores_text(run['cpu_cores'])}" for name, run in phases))
     if note := _off_target_load(rate, symbols):

@@ -109,7 +109,7 @@ def main(argv: list[str]) -> None:
         for i, message in enumerate(encoded):
             sent_ns[i] = clock()
             send(message)
-        _finish(push, ctx, out, sent_ns, n_ticks, base_msc, started)
+        _finish(push, ctx, out, sent_ns, n_ticks, base_msc, started, 0)
         return
     # At a rate too the ticks are encoded first, up to PRE_ENCODED_MAX of them
     # (~0.2 KB each): the stamp, taken just before the send, is spliced in as
@@ -131,7 +131,7 @@ def main(argv: list[str]) -> None:
         stamp = clock()
         sent_ns[i] = stamp
         send(b'%b,"sent_ns":%d}' % (head, stamp))
-    _finish(push, ctx, out, sent_ns, n_ticks, base_msc, started)
+    _finish(push, ctx, out, sent_ns, n_ticks, base_msc, started, interval_ns)
 
 
 def _starting() -> tuple[int, float]:
@@ -142,14 +142,19 @@ def _starting() -> tuple[int, float]:
     return time.perf_counter_ns(), time.process_time()
 
 
-def _finish(push: zmq.Socket[bytes], ctx: zmq.Context[zmq.Socket[bytes]], out: Path, sent_ns: np.ndarray, n_ticks: int, base_msc: int, started: tuple[int, float]) -> None:
+def _finish(
+    push: zmq.Socket[bytes], ctx: zmq.Context[zmq.Socket[bytes]], out: Path, sent_ns: np.ndarray, n_ticks: int, base_msc: int, started: tuple[int, float], interval_ns: int
+) -> None:
     """Summary line: seconds sending and the sender's own CPU time meanwhile (all its threads, ZeroMQ's I/O
-    thread included), both taken before the socket's linger."""
+    thread included), both taken before the socket's linger; for a paced run also its schedule (``start_ns``,
+    ``interval_ns``: tick i was due at start_ns + i * interval_ns), so the bench can measure from when a tick
+    was due, not only from when a late sender got round to stamping it (coordinated omission)."""
     elapsed, cpu_s = (time.perf_counter_ns() - started[0]) / 1e9, time.process_time() - started[1]
     push.close()  # lingers until every tick is on the wire
     ctx.term()
     np.save(out, sent_ns)
-    sys.stdout.write(orjson.dumps({"ticks": n_ticks, "send_s": elapsed, "base_msc": base_msc, "cpu_s": cpu_s}).decode() + "\n")
+    summary = {"ticks": n_ticks, "send_s": elapsed, "base_msc": base_msc, "cpu_s": cpu_s, "start_ns": started[0], "interval_ns": interval_ns}
+    sys.stdout.write(orjson.dumps(summary).decode() + "\n")
 
 
 if __name__ == "__main__":
