@@ -180,8 +180,11 @@ def _terminals_for(request: Request, sidecar: Sidecar, terminals: list[Any]) -> 
     return [{k: t.get(k) for k in _PUBLIC_TERMINAL_FIELDS} for t in terminals if isinstance(t, dict)]
 
 
-#: A file path in a problem's text (an OSError's repr names the file): POSIX or a Windows drive.
-_PATH_RE = re.compile(r"(?<![\w.])(?:[A-Za-z]:\\|/)[^\s'\",()]+")
+#: File paths in a problem's text (an OSError's str() and the store's own errors name the file): first a quoted
+#: string holding a slash or backslash, whole (a path may have spaces: C:\Users\John Smith), then a bare one
+#: (POSIX, a drive, a UNC share) not inside a URL or endpoint (tcp://127.0.0.1:5555 stays).
+_QUOTED_PATH_RE = re.compile(r"""(['"])[^'"]*[/\\][^'"]*\1""")
+_PATH_RE = re.compile(r"(?<![\w.:/\\])(?:[A-Za-z]:\\|\\\\|/)[^\s'\",()]+")
 
 
 def _problems_for(request: Request, sidecar: Sidecar, problems: list[Any], terminals: list[Any]) -> list[str]:
@@ -190,13 +193,15 @@ def _problems_for(request: Request, sidecar: Sidecar, problems: list[Any], termi
     texts = [str(problem) for problem in problems]
     if _signed_in(request, sidecar):
         return texts
-    ids = sorted({t["terminal"] for t in terminals if isinstance(t, dict) and isinstance(t.get("terminal"), str) and t["terminal"]}, key=len, reverse=True)
-    public = []
-    for problem in texts:
-        for terminal in ids:
-            problem = problem.replace(terminal, "<terminal>")
-        public.append(_PATH_RE.sub("<path>", problem))
-    return public
+    ids = [t["terminal"] for t in terminals if isinstance(t, dict) and isinstance(t.get("terminal"), str) and t["terminal"]]
+    return [public_problem(problem, ids) for problem in texts]
+
+
+def public_problem(problem: str, terminal_ids: list[str]) -> str:
+    """``problem`` with each of ``terminal_ids`` (the longest first) and every file path replaced."""
+    for terminal in sorted(set(terminal_ids), key=len, reverse=True):
+        problem = problem.replace(terminal, "<terminal>")
+    return _PATH_RE.sub("<path>", _QUOTED_PATH_RE.sub(r"\1<path>\1", problem))
 
 
 async def metrics(request: Request) -> Response:

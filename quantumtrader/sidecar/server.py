@@ -79,7 +79,10 @@ def listen(host: str, port: int) -> socket.socket:
     SO_REUSEADDR on POSIX only (a restart must not wait out TIME_WAIT); on Windows it would let a second
     process bind the same port and take its connections, which is why asyncio does not set it there either.
     """
-    family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+    # IPv4 unless the host is an IPv6 literal, as uvicorn decides: getaddrinfo's first answer for "localhost"
+    # is ::1 on Windows and on many Linux hosts, which would leave 127.0.0.1 unanswered.
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    family, kind, proto, _, address = socket.getaddrinfo(host, port, family, socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
     sock = socket.socket(family, kind, proto)
     try:
         if os.name == "posix":

@@ -112,14 +112,14 @@ class StoreWriter:
 
     def close(self, timeout_s: float = 10.0) -> bool:
         """Finish every queued job, then stop. Blocks (shutdown only); True when it finished in time."""
-        if not self._thread.is_alive():
+        if not self._thread.is_alive() or self._died:
             return not self._died
         try:
             self._queue.put(_STOP, timeout=_BLOCK_S)  # a writer stuck with a full queue must not hang the stop
         except queue.Full:
             return False
         self._thread.join(timeout_s)
-        return not self._thread.is_alive()
+        return not self._thread.is_alive() and not self._died  # died while draining: the final jobs did not run
 
     def _run_guarded(self) -> None:
         """The thread's body. If the writer itself fails (its connection cannot be opened, a ROLLBACK

@@ -8,6 +8,7 @@ from pathlib import Path
 import httpx
 
 from quantumtrader import protocol as p
+from quantumtrader.sidecar.routes import public_problem
 from sidecar_stack import running_stack
 from support import event_frame, events_push, wait_for
 
@@ -35,3 +36,17 @@ def test_a_problem_naming_a_terminal_reaches_anyone_without_its_account(tmp_path
                 assert "5012345" not in str(problems(headers))
         finally:
             push.close()
+
+
+def test_paths_in_a_problem_are_replaced_whole_and_endpoints_are_left() -> None:
+    """The first version cut a Windows path at its space (C:\\Users\\John <path>...), missed UNC shares, and read
+    the // of tcp:// as a path (a review of the change, 2026-12-05)."""
+    cases = {
+        "store: StateFileError(\"'C:\\\\Users\\\\John Smith\\\\qt\\\\qt.db' cannot be used\")": "store: StateFileError(\"'<path>' cannot be used\")",
+        "[Errno 28] No space left on device: '/home/ana/.quantumtrader/q.db'": "[Errno 28] No space left on device: '<path>'",
+        "share \\\\server\\share\\q.db is gone": "share <path> is gone",
+        "feed tcp://127.0.0.1:5555 silent": "feed tcp://127.0.0.1:5555 silent",
+        "terminal 5012345@ICMarkets-Live: tick times 180 min ahead": "terminal <terminal>: tick times 180 min ahead",
+    }
+    for text, public in cases.items():
+        assert public_problem(text, ["5012345@ICMarkets-Live"]) == public, text

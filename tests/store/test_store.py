@@ -169,6 +169,21 @@ def test_a_writer_thread_that_stops_on_its_own_error_says_so(tmp_path: Path, mon
     assert not store.writer.close()
 
 
+def test_a_writer_that_dies_while_close_drains_it_does_not_report_the_drain_done(tmp_path: Path) -> None:
+    """close() judged only whether the thread had ended: one that died on the last jobs (a ROLLBACK raising) read
+    as a finished drain, the final save reported done (a review of the change, 2026-12-05)."""
+    store = Store(tmp_path / "qt.db")
+    store.start()
+
+    def breaks_the_connection(conn: sqlite3.Connection) -> None:
+        conn.close()  # the ROLLBACK after the error below then raises, outside the job's own handler
+        raise sqlite3.OperationalError("disk I/O error")
+
+    assert store.writer.submit("state", breaks_the_connection)
+    assert not store.writer.close()
+    assert "writer" in store.writer.failing
+
+
 def test_codec_round_trips_without_pickle() -> None:
     tree = {"a": np.zeros((2, 2)), "b": {"c": 1.5, "d": [1, "x"], "e": np.array([True])}, "f": np.float64(2.0)}
     back = unpack_state(pack_state(tree))
