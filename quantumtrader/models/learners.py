@@ -17,6 +17,11 @@ from numba import njit
 #: Standardized values are clipped here: FX returns have fat tails, and one
 #: 30-sigma tick must not swing a learner's weights.
 Z_CLIP = 5.0
+#: The running moments take a deviation of at most this many standard deviations. Far above Z_CLIP: a clip
+#: on the moments shrinks the variance of a feature whose jumps come rarer than 1 in MOMENT_CLIP² ticks (a
+#: fixed spread that widens now and then), so it must bite only on values no market gives; at 5 sd (the first
+#: version, 2026-12-04) a spread jumping 1 % of the time had its sd driven from 2e-5 to 4e-17.
+MOMENT_CLIP = 30.0
 #: Naive Bayes variance floor in standardized units (a near-constant feature
 #: would otherwise make the likelihood explode).
 NB_VAR_FLOOR = 1e-2
@@ -30,12 +35,14 @@ def standardize(mean: np.ndarray, var: np.ndarray, count: np.ndarray, s: int, x:
     mean: an absent feature pushes neither learner either way. So is an
     infinity, which would make the mean NaN for good (and be saved so).
 
-    The moments take a deviation of at most ``Z_CLIP`` standard deviations:
-    one bad tick (a bid x1000, valid by the protocol's ranges) otherwise
-    inflated a feature's variance ~1e6-fold, and forgetting at 1/5000 a tick
-    left that feature reading 0 for ~100,000 ticks. A real change of scale
-    still gets through: the variance can grow ~0.5 % a tick even after
-    warm-up (x100 in ~1,000 ticks).
+    The moments take a deviation of at most ``MOMENT_CLIP`` (30) standard
+    deviations: one bad tick (a bid x1000, valid by the protocol's ranges)
+    otherwise inflated a feature's variance ~1e6-fold, and forgetting at
+    1/5000 a tick left that feature reading 0 for ~100,000 ticks; now it adds
+    at most 18 % once warmed up. A real change of scale still gets through
+    (the variance can grow ~18 % a tick), and a feature's rare real jumps
+    keep their weight unless they are rarer than 1 in 900 ticks and beyond
+    30 sd.
     """
     for f in range(x.shape[0]):
         v = x[f]
@@ -46,7 +53,7 @@ def standardize(mean: np.ndarray, var: np.ndarray, count: np.ndarray, s: int, x:
         alpha = max(1.0 / count[s, f], alpha_min)
         d = v - mean[s, f]
         if var[s, f] > 0.0:  # from the third value on
-            limit = Z_CLIP * math.sqrt(var[s, f])
+            limit = MOMENT_CLIP * math.sqrt(var[s, f])
             d = min(limit, max(-limit, d))
         mean[s, f] += alpha * d
         var[s, f] = (1.0 - alpha) * (var[s, f] + alpha * d * d)

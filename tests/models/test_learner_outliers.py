@@ -63,3 +63,15 @@ def test_an_infinite_feature_is_left_out_like_a_missing_one() -> None:
         standardize(mean, var, count, 0, np.full(N_FEATURES, v), 1 / 5000, z)
     assert np.isfinite(mean).all() and np.isfinite(var).all()
     assert count[0, 0] == 4 and 0 < z[0] < 5
+
+
+def test_a_feature_that_jumps_rarely_keeps_its_variance() -> None:
+    """A spread fixed but for 1 % of ticks three times as wide: a clip at 5 sd (the first version) took each
+    jump as 5 sd, the variance shrank every tick and its sd went from 2e-5 towards 1e-17 (review, 2026-12-05)."""
+    rng = np.random.default_rng(3)
+    values = np.where(rng.random(300_000) < 0.01, 3e-4, 1e-4)
+    mean, var, count = np.zeros((1, 1)), np.zeros((1, 1)), np.zeros((1, 1))
+    z = np.zeros(1)
+    for v in values:
+        standardize(mean, var, count, 0, np.array([v]), 1 / 5000, z)
+    assert 1e-5 < np.sqrt(var[0, 0]) < 4e-5  # the true sd: sqrt(0.01 x 0.99) x 2e-4 = 2e-5
