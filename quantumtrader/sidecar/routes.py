@@ -75,7 +75,7 @@ async def login(request: Request) -> Response:
     wait = sidecar.login_per_ip.take(client_ip(request.scope)) or sidecar.login_failures_per_name.wait(username)
     if wait:  # counted by the limiters themselves (login_rate_limited in the metrics)
         raise ApiError(429, "too many login attempts; retry later", retry_after(wait))
-    user = await anyio.to_thread.run_sync(sidecar.users.authenticate, username, password)
+    user = await anyio.to_thread.run_sync(sidecar.users.authenticate, username, password, limiter=sidecar.scrypt_limiter)
     if user is None:
         sidecar.counters["login_failures"] += 1
         sidecar.login_failures_per_name.charge(username)

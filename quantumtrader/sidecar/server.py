@@ -43,6 +43,10 @@ def uvicorn_config(config: Config) -> uvicorn.Config:
         log_config=None,  # structlog owns logging; uvicorn's access log per request is too chatty for polling apps
         access_log=False,
         server_header=False,
+        # Not X-Forwarded-For: uvicorn trusts it from loopback by default, and a local proxy or tunnel that
+        # passes a client's header on (or any local process) then chose the address every per-IP limit keys
+        # on: rotating it bypassed the login limit, locked a user out, ran unlimited scrypts (review, 2026-12-05).
+        proxy_headers=False,
         timeout_graceful_shutdown=5,
     )
 

@@ -374,6 +374,11 @@ class Session:
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 500:
             self.reject("bad_value", "limit must be an integer from 1 to 500")
             return
+        # Charged by what it asks for: 60 bytes asking for 500 signals cost a ping's token, and 20 sockets of
+        # one viewer so delayed every phone's prices by a third of a second (review, 2026-12-05).
+        if self.limiter.take("c", cost=limit / 25):
+            self.reject("rate", "rate limited: get_signals asks for many signals; ask for fewer or less often")
+            return
         symbol = None
         if msg.get("symbol") is not None:
             symbol = self._symbol(msg)

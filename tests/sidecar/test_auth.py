@@ -19,7 +19,7 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-from sidecar_stack import PASSWORDS, Stack, cli, make_stack
+from sidecar_stack import PASSWORDS, Stack, cli, make_stack, recv_until, running_stack
 from support import start, wait_for
 
 PROTECTED = [
@@ -358,3 +358,23 @@ def test_a_secret_another_process_is_still_writing_is_waited_for(tmp_path) -> No
         assert load_or_create_secret(tmp_path) == b"ab" * 64
     finally:
         writer.join()
+
+
+def test_a_forwarded_for_header_does_not_pick_the_address_the_limits_key_on(tmp_path) -> None:
+    """uvicorn trusts X-Forwarded-For from loopback by default: behind a local proxy or tunnel that passes the
+    client's header on (or from any local process), rotating it bypassed the per-IP login limit, locked a user
+    out and ran unlimited scrypts (a security review, 2026-12-05). And a WebSocket get_signals asking for 500
+    signals cost what a ping does: 20 sockets of one viewer delayed every phone's prices by a third of a second."""
+    for stack in running_stack(tmp_path, QT_SIDECAR__LOGIN_PER_MIN="1"):
+        with httpx.Client(base_url=stack.url, timeout=10) as http:
+            codes = [
+                http.post("/api/auth/login", json={"username": "bob", "password": f"guess-{i}"}, headers={"X-Forwarded-For": f"10.0.0.{i}"}).status_code
+                for i in range(8)
+            ]
+        assert codes == [401] * 5 + [429] * 3, codes
+        with connect(f"{stack.ws_url}?token={stack.tokens['bob']}", open_timeout=10) as ws:
+            recv_until(ws, lambda m: m["type"] == "connection", 10, "the connection message")
+            for _ in range(3):
+                ws.send(json.dumps({"type": "get_signals", "limit": 500, "min_confidence": 0}))
+            refused = recv_until(ws, lambda m: m["type"] == "error", 10, "a refusal of the third get_signals")
+            assert "get_signals asks for many signals" in refused["message"], refused
