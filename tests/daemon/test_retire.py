@@ -57,15 +57,16 @@ def test_a_silent_terminal_degrades_health_until_retired_and_its_next_tick_bring
             hello = {"type": "hello", "seq": 0, "platform": "MT5", "command_endpoint": "tcp://127.0.0.1:1", "symbols": ["XAGUSD"], "heartbeat_s": 0.2}
             push.send(event_frame(SILENT, hello))
             push.send(event_frame(SILENT, {"type": "tick", "seq": 1, "symbol": "XAGUSD", "bid": 30.01, "ask": 30.03, "volume": 1.0}))
+            last_heard = time.monotonic()  # its silence starts here (the noticing below may come late on a loaded host)
             wait_for(lambda: terminal_status(eps.control, SILENT), 10, "the silent terminal's hello")
 
-            stale = wait_for(lambda: terminal_status(eps.control, SILENT)["stale"], 10, "the silent terminal to go stale")
-            went_stale = time.monotonic()
-            assert stale and control(eps.control)["health"]["status"] == "degraded"
-            assert not terminal_status(eps.control, SILENT)["retired"]
+            wait_for(lambda: terminal_status(eps.control, SILENT)["stale"], 10, "the silent terminal to go stale")
+            health = control(eps.control)["health"]  # one reading: the terminal's state and health's together
+            (silent,) = [t for t in health["terminals"] if t["terminal"] == SILENT]
+            assert silent["retired"] or health["status"] == "degraded"  # stale and not yet retired: degraded
 
             retired = wait_for(lambda: terminal_status(eps.control, SILENT)["retired"], 10, "the silent terminal to be retired")
-            assert retired and time.monotonic() - went_stale > 1.0  # not before its 2 s of silence (0.6 s of which before stale)
+            assert retired and time.monotonic() - last_heard >= 2.0  # not before its 2 s of silence
             health = control(eps.control)["health"]
             assert health["status"] == "healthy", health["terminals"]
             assert health["counters"]["terminals_retired"] == 1

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import fcntl
 import gzip
 import os
 import re
@@ -38,7 +39,12 @@ TIMEOUT_S = 300  # the module fixture builds both EAs with g++ first, 2-4x slowe
 
 @pytest.fixture(scope="module")
 def executables() -> dict[str, Path]:
-    return {p: harness.build(p, BUILD_DIR / p) for p in ("mql4", "mql5")}
+    # One build at a time across the xdist workers: both share .harness-build, and on a fresh clone each would
+    # rewrite ea.cpp while the other's g++ reads it, or relink an executable the other is starting.
+    BUILD_DIR.mkdir(parents=True, exist_ok=True)
+    with (BUILD_DIR / ".lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return {p: harness.build(p, BUILD_DIR / p) for p in ("mql4", "mql5")}
 
 
 @pytest.fixture(scope="module")

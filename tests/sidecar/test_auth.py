@@ -374,7 +374,7 @@ def test_a_forwarded_for_header_does_not_pick_the_address_the_limits_key_on(tmp_
         assert codes == [401] * 5 + [429] * 3, codes
         with connect(f"{stack.ws_url}?token={stack.tokens['bob']}", open_timeout=10) as ws:
             recv_until(ws, lambda m: m["type"] == "connection", 10, "the connection message")
-            for _ in range(3):
+            for _ in range(5):  # two fit the bucket (40); five leave no room for a stall's refill
                 ws.send(json.dumps({"type": "get_signals", "limit": 500, "min_confidence": 0}))
             refused = recv_until(ws, lambda m: m["type"] == "error", 10, "a refusal of the third get_signals")
             assert "get_signals asks for many signals" in refused["message"], refused
