@@ -73,7 +73,8 @@ def test_repeated_runs_over_real_processes_are_each_judged_and_summarized(tmp_pa
     (tmp_path / "a-file").write_text("")
     bad_plot = tmp_path / "a-file" / "pipeline.png"  # under a regular file: the plot fails, the JSON must not be lost with it
     with pytest.raises(OSError):
-        run_pipeline_bench(rate=2000, symbols=5, duration_s=1.0, warmup_s=0.5, throughput_ticks=60_000, sustain_s=0.5, ticks_csv=shared_ticks(), repeat=2, daemon_env=settings, json_out=out, plot_out=bad_plot, log=lines.append)
+        # 2.5 s paced: the two latency resets, fired at 90 % of the warm-up, must land before the run ends
+        run_pipeline_bench(rate=2000, symbols=5, duration_s=2.0, warmup_s=0.5, throughput_ticks=60_000, sustain_s=0.5, ticks_csv=shared_ticks(), repeat=2, daemon_env=settings, json_out=out, plot_out=bad_plot, log=lines.append)
     written = orjson.loads(out.read_bytes())
 
     assert written["repeat"] == 2 and len(written["runs"]) == 2
@@ -92,7 +93,7 @@ def test_repeated_runs_over_real_processes_are_each_judged_and_summarized(tmp_pa
         assert all(t["kept_up"] == tries[0]["kept_up"] for t in tries[:-1])  # it turns at most once, at the last try
         if not kept:
             assert len(tries) == SUSTAIN_TRIES
-        assert run["daemon"]["received"] == run["daemon"]["ticks"] == 3000
+        assert run["daemon"]["received"] == run["daemon"]["ticks"] == 5000
         # coordinated omission: from the due time a tick waits at least as long as from the sender's stamp
         for phase in ("floor", "daemon", "floor_after"):
             stamp, due = run[phase]["tick_to_price_update"], run[phase]["tick_to_price_update_from_due"]

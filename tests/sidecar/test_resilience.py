@@ -121,18 +121,19 @@ def test_a_trade_that_waits_its_turn_past_the_timeout_is_answered_with_its_order
     sidecar's wait (the daemon's timeout x tries + 2 s) and the app got a bare 504 with no order id, though
     the order was pending and filled a moment later: a retry looked safe and made a second position. The
     sidecar now asks the daemon for the order its request made and says so in the 504."""
-    stack = make_stack(tmp_path, QT_EXECUTION__COMMAND_TIMEOUT_MS="8000", QT_EXECUTION__COMMAND_RETRIES="0", QT_RISK__MAX_QUOTE_AGE_MS="60000")
+    stack = make_stack(tmp_path, QT_EXECUTION__COMMAND_TIMEOUT_MS="14000", QT_EXECUTION__COMMAND_RETRIES="0", QT_RISK__MAX_QUOTE_AGE_MS="60000")
     try:
         stack.start_daemon()
-        # every reply held 6 s: the first order fills at ~6 s, the second (sent then) at ~12 s; the sidecar
-        # waits 10 s (timeout x 1 try + 2 s) from the second's arrival, while the first is in flight. Each
-        # margin is 2 s: the first's reply vs the daemon's 8 s, the second's fill vs the sidecar's 10 s.
-        stack.procs["paper"] = start(["paper", "--rate", "50", "--heartbeat-s", "0.5", "--delay-reply-every", "1", "--delay-reply-ms", "6000"],
+        # every reply held 10 s: the first order fills at ~10 s, the second (sent then) at ~20 s; the sidecar
+        # waits 16 s (timeout x 1 try + 2 s) from the second's arrival, while the first is in flight. Each
+        # margin is 4 s (2 s was within a loaded host's stalls with two xdist workers): the first's reply vs
+        # the daemon's 14 s, the second's fill vs the sidecar's 16 s.
+        stack.procs["paper"] = start(["paper", "--rate", "50", "--heartbeat-s", "0.5", "--delay-reply-every", "1", "--delay-reply-ms", "10000"],
                                      stack.env, stack.tmp / "paper.log")  # fmt: skip
         stack.start_sidecar()
         wait_for(lambda: _health(stack)["data_flow"]["last_market_update"], 30, "a quote through the sidecar")
         body = json.dumps({"symbol": "EURUSD", "type": "BUY", "lots": 0.01, "stop_loss": None, "take_profit": None})
-        post = lambda: httpx.post(f"{stack.url}/api/trade", headers=stack.headers(), content=body, timeout=40)  # noqa: E731
+        post = lambda: httpx.post(f"{stack.url}/api/trade", headers=stack.headers(), content=body, timeout=60)  # noqa: E731
         with ThreadPoolExecutor(2) as pool:
             first = pool.submit(post)
             # asked of the daemon itself: the sidecar's health is up to a second old
