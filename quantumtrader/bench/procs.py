@@ -8,6 +8,7 @@ suite uses the same helpers.
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -27,13 +28,28 @@ def free_port() -> int:
     return free_ports(1)[0]
 
 
+#: Under pytest-xdist each worker takes its ports from a range of its own, below Linux's ephemeral range
+#: (32768-60999): a port found free and released is then bound by the process it is for seconds later, and
+#: meanwhile neither the other worker's picks nor any process's outgoing connections (ephemeral ports) can
+#: take it. Outside a test run the OS picks, as before.
+_WORKER_PORTS_FROM, _WORKER_PORTS_EACH = 12000, 4000
+
+
 def free_ports(n: int) -> list[int]:
     """``n`` distinct free loopback ports: all held until all are known (one at a time, the OS may hand one out twice)."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
     with ExitStack() as held:
-        ports = []
-        for _ in range(n):
+        ports: list[int] = []
+        while len(ports) < n:
             s = held.enter_context(socket.socket())
-            s.bind(("127.0.0.1", 0))
+            if worker.startswith("gw") and worker[2:].isdigit():
+                low = _WORKER_PORTS_FROM + (int(worker[2:]) % 5) * _WORKER_PORTS_EACH
+                try:
+                    s.bind(("127.0.0.1", random.randrange(low, low + _WORKER_PORTS_EACH)))
+                except OSError:  # taken (or one of ours already): another try
+                    continue
+            else:
+                s.bind(("127.0.0.1", 0))
             ports.append(int(s.getsockname()[1]))
         return ports
 
