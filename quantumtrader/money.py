@@ -48,12 +48,11 @@ def value_per_price_unit(symbol: str, lots: float, price: float) -> float:
 
 
 def margin(symbol: str, lots: float, price: float, leverage: int) -> float:
-    """The notional in USD over leverage: the base currency's units for USDxxx, x the price for a USD quote, and
-    for a cross the base units taken for USD, as profit converts them (EURJPY's notional x its price was
-    counted as USD: 16,100 for 0.1 lot, where a broker asks ~108)."""
+    """The notional in USD over leverage, converted as profit is (:func:`to_account_currency` of the notional in
+    the quote currency): the base units for USDxxx, x the price for a USD quote, and for a cross the base units
+    taken for USD (EURJPY's notional x its price was counted as USD: 16,100 for 0.1 lot, a broker asks ~108)."""
     notional = lots * contract_size(symbol)
-    usd = notional if symbol.startswith("USD") else to_account_currency(symbol, notional * price, price)
-    return usd / leverage
+    return to_account_currency(symbol, notional * price, price) / leverage
 
 
 def loss_per_lot(symbol: str, price: float, distance: float, spec: Mapping[str, float] | None = None) -> float:

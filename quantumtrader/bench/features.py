@@ -77,11 +77,16 @@ def _best_of(runs: int, fn: Callable[[], float]) -> float:
     return min(fn() for _ in range(runs))
 
 
-def _ours_batch(bid: np.ndarray, ask: np.ndarray) -> float:
+def _fresh_engine() -> tuple[Any, int]:
+    """A feature engine with the default config and EURUSD's row: each timing starts from cold state."""
     from quantumtrader.features.engine import FeatureEngine
 
     engine = FeatureEngine(load_config(environ={}).features)
-    idx = engine.add_symbol("EURUSD")
+    return engine, int(engine.add_symbol("EURUSD"))
+
+
+def _ours_batch(bid: np.ndarray, ask: np.ndarray) -> float:
+    engine, idx = _fresh_engine()
     n = len(bid)
     sym = np.full(n, idx, dtype=np.int32)
     volume = np.zeros(n)
@@ -93,12 +98,10 @@ def _ours_batch(bid: np.ndarray, ask: np.ndarray) -> float:
 
 
 def _ours_batch_ta(bid: np.ndarray) -> float:
-    from quantumtrader.features.engine import FeatureEngine
     from quantumtrader.features.kernel import update_batch_ta
     from quantumtrader.features.names import N_FEATURES
 
-    engine = FeatureEngine(load_config(environ={}).features)
-    idx = engine.add_symbol("EURUSD")
+    engine, idx = _fresh_engine()
     n = len(bid)
     sym = np.full(n, idx, dtype=np.int32)
     out = np.empty((_BATCH, N_FEATURES))
@@ -110,10 +113,7 @@ def _ours_batch_ta(bid: np.ndarray) -> float:
 
 
 def _ours_per_tick(bid: np.ndarray, ask: np.ndarray) -> float:
-    from quantumtrader.features.engine import FeatureEngine
-
-    engine = FeatureEngine(load_config(environ={}).features)
-    idx = engine.add_symbol("EURUSD")
+    engine, idx = _fresh_engine()
     update = engine.update_one
     started = time.perf_counter_ns()
     for b, a in zip(bid.tolist(), ask.tolist(), strict=True):
@@ -124,13 +124,12 @@ def _ours_per_tick(bid: np.ndarray, ask: np.ndarray) -> float:
 def _ours_per_tick_ta3(bid: np.ndarray) -> float:
     """The three TA indicators one tick a call from Python, as TA-Lib's stream objects are called (like for like),
     through the compiled entry point the daemon uses (kernel_entry: no dispatcher typing per call)."""
-    from quantumtrader.features.engine import FeatureEngine
     from quantumtrader.features.kernel import update_batch_ta
     from quantumtrader.features.names import N_FEATURES
     from quantumtrader.kernel_entry import CompiledKernel, array_types
 
-    engine = FeatureEngine(load_config(environ={}).features)
-    sym = np.full(1, engine.add_symbol("EURUSD"), dtype=np.int32)
+    engine, idx = _fresh_engine()
+    sym = np.full(1, idx, dtype=np.int32)
     price = np.empty(1)
     out = np.empty((1, N_FEATURES))
     state = engine.state
@@ -147,10 +146,8 @@ def _ours_per_tick_ta3(bid: np.ndarray) -> float:
 def _ours_daemon_call(bid: np.ndarray, ask: np.ndarray) -> float:
     """All 13 features through ``FeatureEngine.update`` with one-tick arrays: what the daemon pays for a batch of
     one tick (at 10,000 ticks/s it drains ~1.2 ticks a batch)."""
-    from quantumtrader.features.engine import FeatureEngine
-
-    engine = FeatureEngine(load_config(environ={}).features)
-    sym = np.full(1, engine.add_symbol("EURUSD"), dtype=np.int32)
+    engine, idx = _fresh_engine()
+    sym = np.full(1, idx, dtype=np.int32)
     b, a, v = np.empty(1), np.empty(1), np.zeros(1)
     update = engine.update
     pairs = list(zip(bid.tolist(), ask.tolist(), strict=True))

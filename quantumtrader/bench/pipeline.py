@@ -395,10 +395,11 @@ def _one_run(
     if receiver.signals:
         # A signal carries its tick's time_msc, base_msc + index + 1 by the sender's construction.
         first = info["base_msc"] + 1
-        sig_lat = [recv - sent_ns[t - first] for t, recv in receiver.signals if warmup <= t - first < n_ticks]
+        measured_signals = [(t - first, recv) for t, recv in receiver.signals if warmup <= t - first < n_ticks]  # (tick index, received ns)
+        sig_lat = [recv - sent_ns[i] for i, recv in measured_signals]
         result["tick_to_signal"] = latency_summary(sig_lat)
         if due_ns is not None:
-            result["tick_to_signal_from_due"] = latency_summary([recv - due_ns[t - first] for t, recv in receiver.signals if warmup <= t - first < n_ticks])
+            result["tick_to_signal_from_due"] = latency_summary([recv - due_ns[i] for i, recv in measured_signals])
         result["signals"] = len(receiver.signals)
         result["_signal_latency_ns"] = np.array(sig_lat, dtype=np.int64)
     result["elapsed_s"] = elapsed

@@ -120,6 +120,7 @@ class Daemon:
         self.control.register("snapshot", self.control_snapshot)
         self.control.register("specs", self.control_specs)
         self.control.register("stop", self.control_stop)
+        self.health_problems(self._clock_problems)  # through the same mechanism as the subsystems' problems
         self._spin_items = [(self.events, _POLLIN)]  # for the busy poll, built once
         self.poller = zmq.Poller()  # registered once; the loop reuses it
         self.poller.register(self.events, zmq.POLLIN)
@@ -460,7 +461,7 @@ class Daemon:
         """The daemon's part of ``/api/health`` (PROTOCOL.md), also published on the feed."""
         terminals = self.terminals.to_json()
         connected = self.terminals.connected()
-        problems = self._clock_problems() + [problem for provider in self._health_problems for problem in provider()]
+        problems = [problem for provider in self._health_problems for problem in provider()]
         degraded = not connected or bool(self.terminals.degraded_by()) or bool(problems)
         return {
             "status": "degraded" if degraded else "healthy",

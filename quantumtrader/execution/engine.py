@@ -598,12 +598,12 @@ class ExecutionEngine:
 
     def _find_position(self, ticket: int, terminal: str | None) -> tuple[str, dict[str, Any]]:
         positions = self.daemon.market.positions
+        gone = self.daemon.terminals.is_gone
         if terminal is not None:
             book = positions.get(terminal, {})
             found = [(terminal, book[ticket])] if ticket in book else []
         else:
             found = [(term, book[ticket]) for term, book in positions.items() if ticket in book]
-            gone = self.daemon.terminals.is_gone
             live = [(term, pos) for term, pos in found if not gone(term)]
             if len(live) == 1 and all(_same_position(pos, live[0][1]) for term, pos in found if gone(term)):
                 found = live  # a renamed TerminalId: the gone name's copy of the same position, not a second one
@@ -611,7 +611,7 @@ class ExecutionEngine:
             # a gone terminal's too: its row is still listed, and its close landed on the other's position
             names = ", ".join(sorted(term for term, _ in found))
             raise ControlError(f"ticket {ticket} is held by several terminals ({names}): name one", 400)
-        if found and self.daemon.terminals.is_gone(found[0][0]):  # its last positions stay known, but it takes no command
+        if found and gone(found[0][0]):  # its last positions stay known, but it takes no command
             raise ControlError(f"ticket {ticket} is held by {found[0][0]}, which said bye: it takes no command until it is back", 409)
         if not found:
             raise ControlError(f"no open position with ticket {ticket}", 404)

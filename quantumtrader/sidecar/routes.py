@@ -138,6 +138,7 @@ async def health(request: Request) -> Response:
     assert clone is not None
     daemon = clone.daemon_health if clone.daemon_alive() else {}
     alive = bool(daemon)
+    signed_in = _signed_in(request, sidecar)  # once: both the terminals and the problems are shown by it
     latency = dict(daemon.get("latency", {})) if alive else {}
     latency["feed_to_websocket"] = sidecar.feed_to_ws()
     data_flow = daemon.get("data_flow") or {"last_market_update": None, "last_signal": None, "pending_trades": 0}
@@ -145,10 +146,10 @@ async def health(request: Request) -> Response:
         {
             "status": "healthy" if alive and daemon.get("status") == "healthy" else "degraded",
             "uptime": round(time.monotonic() - sidecar.started_at, 3),
-            "daemon": {"reachable": alive, "status": daemon.get("status", "unreachable"), "uptime": daemon.get("uptime"), "problems": _problems_for(request, sidecar, daemon.get("problems", []), clone.terminals)},
+            "daemon": {"reachable": alive, "status": daemon.get("status", "unreachable"), "uptime": daemon.get("uptime"), "problems": _problems_for(signed_in, daemon.get("problems", []), clone.terminals)},
             # active / reducing (the daily loss) / halted (the kill switch); null while the daemon is unreachable
             "trading": daemon.get("trading"),
-            "connections": {"terminals": _terminals_for(request, sidecar, clone.terminals if alive else []), "websocket_clients": len(sidecar.hub.clients)},
+            "connections": {"terminals": _terminals_for(signed_in, clone.terminals if alive else []), "websocket_clients": len(sidecar.hub.clients)},
             "data_flow": data_flow,
             "latency": latency,
             "memory": {"rss_mb": daemon.get("memory", {}).get("rss_mb"), "sidecar_rss_mb": sidecar.rss_mb()},
@@ -174,8 +175,8 @@ def _signed_in(request: Request, sidecar: Sidecar) -> bool:
     return False
 
 
-def _terminals_for(request: Request, sidecar: Sidecar, terminals: list[Any]) -> list[Any]:
-    if _signed_in(request, sidecar):
+def _terminals_for(signed_in: bool, terminals: list[Any]) -> list[Any]:
+    if signed_in:
         return terminals
     return [{k: t.get(k) for k in _PUBLIC_TERMINAL_FIELDS} for t in terminals if isinstance(t, dict)]
 
@@ -187,11 +188,11 @@ _QUOTED_PATH_RE = re.compile(r"""(['"])[^'"]*[/\\][^'"]*\1""")
 _PATH_RE = re.compile(r"(?<![\w.:/\\])(?:[A-Za-z]:\\|\\\\|/)[^\s'\",()]+")
 
 
-def _problems_for(request: Request, sidecar: Sidecar, problems: list[Any], terminals: list[Any]) -> list[str]:
+def _problems_for(signed_in: bool, problems: list[Any], terminals: list[Any]) -> list[str]:
     """The daemon's problems; to a caller without a token, with terminal ids (``<login>@<server>``, which the
     public terminal list leaves out) and file paths replaced: a clock or store problem named them."""
     texts = [str(problem) for problem in problems]
-    if _signed_in(request, sidecar):
+    if signed_in:
         return texts
     ids = [t["terminal"] for t in terminals if isinstance(t, dict) and isinstance(t.get("terminal"), str) and t["terminal"]]
     return [public_problem(problem, ids) for problem in texts]
