@@ -7,6 +7,7 @@ import sys
 import os
 from pathlib import Path
 
+import orjson
 import pytest
 
 from quantumtrader.config import ConfigError, load_config, render_toml
@@ -105,8 +106,21 @@ def test_every_numeric_setting_refuses_a_value_beyond_its_kind_with_its_key(key:
 
 def test_rendered_default_file_loads_back_to_the_same_config(tmp_path: Path) -> None:
     path = tmp_path / "qt.toml"
-    path.write_text(render_toml(load_config(environ={}), commented=True))
-    assert load_config(path, environ={}) == load_config(environ={})
+    config = load_config(environ={})
+    path.write_text(render_toml(config, commented=True))
+    assert load_config(path, environ={}) == config
+    # and every key is in the file with its value: a key left out would load back as its default all the same
+    import dataclasses
+    import tomllib
+
+    written = tomllib.loads(path.read_text())
+    expected = {"data_dir": config.data_dir} | {
+        section.name: {f.name: getattr(getattr(config, section.name), f.name) for f in dataclasses.fields(getattr(config, section.name))}
+        for section in dataclasses.fields(config)
+        if dataclasses.is_dataclass(getattr(config, section.name))
+    }
+    as_toml = orjson.loads(orjson.dumps(expected))  # tuples as lists, as TOML has them
+    assert written == as_toml
 
 
 def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -139,6 +153,15 @@ def test_cli_config_init_then_show_round_trips(tmp_path: Path) -> None:
     path = tmp_path / "qt.toml"
     assert _cli("config", "init", str(path)).returncode == 0
     assert "# heartbeat period" in path.read_text()
+    import dataclasses
+    import tomllib
+
+    written = tomllib.loads(path.read_text())
+    config = load_config(environ={})
+    for section in dataclasses.fields(config):
+        value = getattr(config, section.name)
+        if dataclasses.is_dataclass(value):  # every key of every section written, not left to its default
+            assert set(written[section.name]) == {f.name for f in dataclasses.fields(value)}, section.name
     shown = _cli("config", "show", "--config", str(path), env={"QT_SIDECAR__PORT": "9191"})
     assert shown.returncode == 0
     assert "port = 9191" in shown.stdout

@@ -76,7 +76,8 @@ def test_each_step_and_pause_is_measured_both_ways_and_written(tmp_path: Path) -
     for r in result["results"]:
         assert r["sleep_pause"]["p50_us"] >= r["pause_us"] * 0.9, r  # it really slept about that long (or longer)
         assert r["spin_pause"]["p50_us"] >= r["pause_us"] * 0.99, r
-        assert r["after_sleep"]["p50_us"] >= 0 and r["after_spin"]["p50_us"] >= 0  # 0 is possible on Windows' 100 ns clock
+        if r["step"] == "1,200-byte os.write":  # a system call: measurable on any clock (a no-op call may read 0 on Windows' 100 ns one)
+            assert r["after_sleep"]["p50_us"] > 0 and r["after_spin"]["p50_us"] > 0, r
     assert any("sleep/spin p50" in line for line in lines)
     # the feed publication: the daemon's publisher to a subscriber process that took every message (2 per sample and pause)
     assert [(r["step"], r["pause_us"]) for r in written["feed_wakeup"]] == [("feed publish", p * 1e6) for p in PAUSES_S]

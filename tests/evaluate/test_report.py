@@ -50,6 +50,31 @@ def test_technical_baseline_signals_as_the_ensemble_when_the_ensemble_is_technic
             assert technical[key] == ensemble[key], (sym["symbol"], key)
 
 
+def test_technical_baseline_trades_as_the_ensemble_when_the_ensemble_is_technical_alone(tmp_path: Path) -> None:
+    # Arrange: the same, on markets that move (a seeded random walk with slow waves of trend per symbol), so BUY and SELL
+    # signals are given and traded: in the quiet market above every signal is HOLD and the trades compared are 0 == 0
+    overrides = {"signals.weight_quantum": 0.0, "signals.weight_chaos": 0.0, "signals.weight_ml_ensemble": 0.0, "signals.weight_technical": 1.0}
+    config = load_config(environ={}, overrides=overrides)
+    rng = np.random.default_rng(7)
+    paths = []
+    for k, symbol in enumerate(SYMBOLS):
+        i = np.arange(TICKS_PER_SYMBOL)
+        bid = 1.1 + np.cumsum(rng.normal(0, 2e-5, TICKS_PER_SYMBOL) + 3e-5 * np.sin(2 * np.pi * i / (400 + 100 * k)))
+        path = tmp_path / f"{symbol}.csv"
+        path.write_text("time,bid,ask\n" + "".join(f"{1_400_000_000_000 + 1000 * j + 7 * k},{b:.5f},{b + 1e-4:.5f}\n" for j, b in enumerate(bid)))
+        paths.append(path)
+
+    # Act
+    report = evaluate(replay(config, load_ticks(paths)), config.signals)
+
+    # Assert
+    for sym in report:
+        ensemble, technical = sym["strategies"][0], sym["strategies"][1]
+        assert ensemble["trades"] > 0 and ensemble["signals_by_prediction"]["BUY"] > 0 and ensemble["signals_by_prediction"]["SELL"] > 0, (sym["symbol"], ensemble)
+        for key in ("signals", "signals_by_prediction", "trades", "hits", "pnl_pips"):
+            assert technical[key] == ensemble[key], (sym["symbol"], key)
+
+
 def test_pips_are_the_symbols_own(tmp_path: Path) -> None:
     # Arrange: gold 25 pips wide at 0.01, bitcoin 20 pips wide at 1 (quantumtrader.pips), EURUSD 1 pip
     quotes = {"XAUUSD": (2350.00, 0.25), "BTCUSD": (60_000.0, 20.0), "EURUSD": (1.085, 0.0001)}

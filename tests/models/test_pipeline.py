@@ -92,7 +92,9 @@ def test_models_start_cold_when_the_feature_state_is_refused_for_another_definit
     ticks = _ticks(3000, ("EURUSD",))
     first = SignalPipeline(FeaturesConfig(), FAST)
     _run(first, ticks, 0, 3000)
-    other = dataclasses.replace(FeaturesConfig(), wave_window=FeaturesConfig().wave_window + 8)
-    resumed = SignalPipeline(other, FAST)
-    assert resumed.restore(first.snapshot()) == {"features": False, "models": False}
+    # A window's length changes the arrays' shapes too; chaos_every and the bandwidth do not, so the parameters' own
+    # check is what must refuse them.
+    for change in ({"wave_window": FeaturesConfig().wave_window + 8}, {"chaos_every": FeaturesConfig().chaos_every * 2}, {"wave_bandwidth": FeaturesConfig().wave_bandwidth * 1.5}):
+        resumed = SignalPipeline(dataclasses.replace(FeaturesConfig(), **change), FAST)
+        assert resumed.restore(first.snapshot()) == {"features": False, "models": False}, change
 

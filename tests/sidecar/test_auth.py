@@ -234,8 +234,16 @@ def test_secret_and_users_files_are_private_and_hold_no_clear_password(stack: St
                 assert password.encode() not in data, f"a clear-text password is in {path}"
     users = json.loads((stack.data_dir / "users.json").read_text())["users"]
     assert set(users["alice"]) >= {"role", "salt", "hash", "scrypt"} and users["alice"]["role"] == "trader"
-    for token in stack.tokens.values():  # tokens are never logged
-        assert token not in (stack.tmp / "sidecar.log").read_text()
+    # Tokens are never logged: each used here first, over HTTP and on a WebSocket (?token=, as the app sends it), so
+    # the check does not depend on other tests having used them before on this worker.
+    for token in stack.tokens.values():
+        assert _request(stack, "GET", "/api/positions", token).status_code in (200, 403)
+        with connect(f"{stack.ws_url}?token={token}", open_timeout=5) as ws:
+            assert json.loads(ws.recv(timeout=5))["type"] == "connection"
+    time.sleep(0.5)  # any log line of those requests written
+    log_text = (stack.tmp / "sidecar.log").read_text()
+    for token in stack.tokens.values():
+        assert token not in log_text
 
 
 def test_cli_lists_users_and_removing_one_revokes_its_tokens(stack: Stack) -> None:

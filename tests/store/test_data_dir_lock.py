@@ -36,7 +36,9 @@ def test_a_second_daemon_on_the_same_data_directory_refuses_to_start_until_the_f
         assert refused.wait(timeout=60) == 1
         message = (tmp_path / "refused.log").read_text(encoding="utf-8")
         assert f"in use by process {first.pid}" in message and "--data-dir" in message, message
-        assert control(first_eps.control)["health"]["status"] in ("healthy", "degraded")  # the first one never noticed
+        # the first one never noticed: still serving, and the lock file still names it (the refused one wrote nothing)
+        assert control(first_eps.control)["health"]["uptime"] > 0
+        assert (data / "daemon.lock").read_text().split()[0] == str(first.pid)
 
         first.send_signal(signal.SIGKILL)  # dies holding the lock: the OS frees it
         first.wait(timeout=10)

@@ -129,9 +129,17 @@ def test_retention_deletes_only_older_signals(tmp_path: Path) -> None:
 
 
 def test_retention_zero_keeps_everything(tmp_path: Path) -> None:
-    store = Store(tmp_path / "qt.db")
-    assert not store.apply_retention(10**13)
+    # The same as above with retention 0 (keep for ever): the signals of years ago are all still there. The daemon
+    # ignores apply_retention's answer, so the answer alone would not show that nothing was deleted.
+    day = 86_400_000
+    now = 1_700_000_000_000 + 1000 * day
+    store = Store(tmp_path / "qt.db", retention_days=0.0)
+    store.start()
+    store.signals.commit([make_signal(0, time_msc=now - 900 * day), make_signal(1, time_msc=now - day)])
+    assert not store.apply_retention(now)
     store.close()
+    with SignalReader(tmp_path / "qt.db") as reader:
+        assert sorted(reader.ids()) == ["s-test-0", "s-test-1"]
 
 
 def test_state_saves_on_the_writer_thread_and_loads_back(tmp_path: Path) -> None:
