@@ -15,6 +15,7 @@ writes it out as comments, so the docs cannot drift from the defaults.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import math
 import os
 import re
@@ -131,6 +132,20 @@ def store_file_name(value: Any) -> str | None:
     if value in OTHER_DATA_NAMES:
         return f"{value} is another file of the data directory; pick another name"
     return None
+
+
+def listen_host(value: Any) -> str | None:
+    """An address to listen on: an IP literal or a host name. Anything else loaded, then made the sidecar exit
+    at every start, restarted with backoff for ever, with a hint about the port (a fuzz, 2026-12-05)."""
+    try:
+        ipaddress.ip_address(value)
+        return None
+    except ValueError:
+        pass
+    labels = value.rstrip(".").split(".") if value else []
+    if labels and len(value) <= 253 and all(re.fullmatch(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?", label) for label in labels):
+        return None
+    return "must be an IP address (127.0.0.1, 0.0.0.0, ::1) or a host name"
 
 
 def path_text(value: Any) -> str | None:
@@ -389,7 +404,7 @@ class AutoTradeConfig:
 class SidecarConfig:
     """The REST/WebSocket sidecar."""
 
-    host: str = setting("127.0.0.1", "bind address (0.0.0.0 to serve phones; tokens still required)")
+    host: str = setting("127.0.0.1", "bind address (0.0.0.0 to serve phones; tokens still required)", listen_host)
     port: int = setting(8080, "HTTP port", port)
     cors_origins: tuple[str, ...] = setting((), 'origins allowed by CORS, e.g. ["https://app.example"] (empty = CORS off)')
     access_ttl_s: int = setting(3600, "lifetime of an access token from /api/auth/login", positive)
@@ -420,6 +435,7 @@ class SidecarConfig:
     ws_messages_per_s: float = setting(20.0, "messages per second a WebSocket client may send (excess answered with an error)", positive)
     ws_ping_interval_s: float = setting(20.0, "server WebSocket ping period", positive)
     ws_ping_timeout_s: float = setting(20.0, "a client that does not answer a ping within this is dropped", positive)
+    body_timeout_s: float = setting(10.0, "a request body must arrive within this once its headers have (a client that stops mid-body gets a 400)", positive)
     ws_max_message_bytes: int = setting(65_536, "largest message a WebSocket client may send", positive)
     ws_auth_recheck_s: float = setting(
         5.0, "an open WebSocket's token is checked again this often (expiry, user removed, role changed); it is closed (1008) when it no longer passes", positive
@@ -515,6 +531,11 @@ def parse_symbol_map(entries: tuple[str, ...]) -> dict[tuple[str, str], str]:
 
 
 def _check_whole(config: Config) -> None:
+    # The feature kernel's own limits (its embedding and pattern sizes live beside it): checked here too, so a
+    # bad value is exit 2 naming the key when the config loads, not a traceback when the daemon builds its kernels.
+    from quantumtrader.features.state import check_params
+
+    check_params(config.features)
     parse_symbol_map(config.execution.symbol_map)
     s = config.signals
     total = s.weight_quantum + s.weight_chaos + s.weight_ml_ensemble + s.weight_technical
@@ -658,6 +679,8 @@ def load_config(
             raise ConfigError("--config", f"file not found: {p}") from None
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError("--config", f"{p} is not valid TOML: {exc}") from None
+        except RecursionError:  # tomllib recurses per nesting level: x = [[[[... 2,000 deep
+            raise ConfigError("--config", f"{p} is not valid TOML: nested too deeply") from None
         except OSError as exc:  # a directory, no permission
             raise ConfigError("--config", f"cannot read {p}: {exc.strerror or exc}") from None
     env = _env_overrides(environ)

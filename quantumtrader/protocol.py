@@ -42,7 +42,7 @@ REJECT_REASONS: Final = (
     "bad_type",  # a field has the wrong JSON type
     "bad_terminal",  # terminal id empty, too long or not a string
     "bad_symbol",  # symbol not 1-32 chars of [A-Za-z0-9._#+-]
-    "bad_price",  # bid/ask not a number from MIN_PRICE to MAX_PRICE (another price: not a finite number > 0)
+    "bad_price",  # bid/ask or a position's open price not a number from MIN_PRICE to MAX_PRICE
     "crossed_quote",  # ask < bid
     "bad_volume",  # volume not a number from 0 to MAX_VOLUME (1e15)
     "bad_time",  # time_msc not an integer, before 2000-01-01 or more than the allowed skew ahead
@@ -114,6 +114,12 @@ MIN_PRICE: Final = 1e-9
 MAX_PRICE: Final = 1e12
 #: Far beyond any tick's volume, and small enough that int(volume) is a JSON integer (orjson: 64 bits).
 MAX_VOLUME: Final = 1e15
+#: Beyond any account's balance, equity or margin and any position's profit, either sign. A terminal's 1e308 was
+#: taken (finite), then its sums overflowed: the app read null where PROTOCOL.md has numbers.
+MAX_MONEY: Final = 1e15
+#: Lots in a terminal's fill or position: beyond any market's, as the daemon's own requests are bounded
+#: (execution/engine.py). A fill of 1e308 lots was recorded and refused every later trade of the symbol.
+MAX_LOTS: Final = MAX_PRICE
 #: sent_ns is a monotonic clock in ns: a signed 64-bit value that a difference of two still fits.
 _MAX_NS: Final = 2**62
 _ID_ALPHABET: Final = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32: no I, L, O, U
@@ -154,14 +160,21 @@ MIN_HEARTBEAT_S: Final = 0.1
 MAX_HEARTBEAT_S: Final = 3600.0
 
 
-def _number(msg: Mapping[str, Any], name: str, *, minimum: float | None = None, reason: str | None = None) -> float:
+def _number(msg: Mapping[str, Any], name: str, *, minimum: float | None = None, maximum: float | None = None, reason: str | None = None) -> float:
     """A finite JSON number; ``reason`` overrides bad_type/bad_value (e.g. bad_price)."""
     value = _get(msg, name)
     if not _is_number(value):
         raise ProtocolError(reason or "bad_type", f"{name} must be a finite number, got {_short(value)}")
     if minimum is not None and value < minimum:
         raise ProtocolError(reason or "bad_value", f"{name} must be >= {minimum:g}, got {value!r}")
+    if maximum is not None and value > maximum:
+        raise ProtocolError(reason or "bad_value", f"{name} must be <= {maximum:g}, got {value!r}")
     return float(value)
+
+
+def _money(msg: Mapping[str, Any], name: str) -> float:
+    """An amount of an account's currency (balance, a position's profit): finite and at most MAX_MONEY either way."""
+    return _number(msg, name, minimum=-MAX_MONEY, maximum=MAX_MONEY)
 
 
 def _integer(msg: Mapping[str, Any], name: str, *, minimum: int | None = None, maximum: int | None = None, reason: str | None = None) -> int:
@@ -366,7 +379,7 @@ def _check_account(msg: dict[str, Any], now_msc: int, max_skew_ms: int) -> None:
     _integer(msg, "login", minimum=0, maximum=MAX_LONG)
     _text(msg, "currency", max_len=16)
     for name in ("balance", "equity", "margin", "free_margin"):
-        _number(msg, name)
+        _money(msg, name)
     _integer(msg, "leverage", minimum=0, maximum=MAX_LONG)
     for name in ("name", "server", "company"):
         _text(msg, name, required=False)
@@ -380,12 +393,12 @@ def check_position(pos: Any, now_msc: int, max_skew_ms: int = DEFAULT_MAX_SKEW_M
     check_symbol(_get(pos, "symbol"))
     if _get(pos, "side") not in ("buy", "sell"):
         raise ProtocolError("bad_value", f"side must be 'buy' or 'sell', got {_short(pos['side'])}")
-    _number(pos, "lots", minimum=0.0)
-    _number(pos, "open_price", minimum=0.0, reason="bad_price")
-    _number(pos, "sl", minimum=0.0)
-    _number(pos, "tp", minimum=0.0)
+    _number(pos, "lots", minimum=0.0, maximum=MAX_LOTS)
+    _number(pos, "open_price", minimum=MIN_PRICE, maximum=MAX_PRICE, reason="bad_price")  # a position has a price
+    _number(pos, "sl", minimum=0.0, maximum=MAX_PRICE)  # 0: none
+    _number(pos, "tp", minimum=0.0, maximum=MAX_PRICE)
     for name in ("profit", "swap", "commission"):
-        _number(pos, name)
+        _money(pos, name)
     _integer(pos, "magic")
     _text(pos, "comment", max_len=64)
     _time_msc(pos, "open_time_msc", now_msc, max_skew_ms)
@@ -698,9 +711,10 @@ def decode_reply(raw: bytes, clock_msc: int | None = None) -> dict[str, Any]:
     if ok:
         if "ticket" in msg:
             _integer(msg, "ticket", minimum=0, maximum=MAX_TICKET)
-        for name in ("price", "lots"):
-            if name in msg:
-                _number(msg, name, minimum=0.0)
+        if "price" in msg:
+            _number(msg, "price", minimum=0.0, maximum=MAX_PRICE)
+        if "lots" in msg:
+            _number(msg, "lots", minimum=0.0, maximum=MAX_LOTS)
         if "time_msc" in msg:
             _integer(msg, "time_msc", minimum=0, reason="bad_time")
         if "stops_error" in msg:  # opened, but the stops set after the fill were refused (MT4 StopsAfterFill)
@@ -915,6 +929,13 @@ def app_position(pos: Mapping[str, Any], terminal: str, current_price: float | N
     return out
 
 
+def _margin_level(equity: float, margin: float) -> float:
+    """Equity over margin in percent; 0 without margin, as the terminals show it. A margin of 5e-324 made it
+    inf, which the app read as null: a level past any number is shown as 0 too (no margin to speak of)."""
+    level = equity / margin * 100.0 if margin > 0 else 0.0
+    return level if math.isfinite(level) else 0.0
+
+
 def app_account(acc: Mapping[str, Any]) -> dict[str, Any]:
     """An EA account event as the apps read it (margin_level and profit derived)."""
     margin = acc["margin"]
@@ -927,7 +948,7 @@ def app_account(acc: Mapping[str, Any]) -> dict[str, Any]:
         "equity": acc["equity"],
         "margin": margin,
         "free_margin": acc["free_margin"],
-        "margin_level": (acc["equity"] / margin * 100.0) if margin > 0 else 0.0,
+        "margin_level": _margin_level(acc["equity"], margin),
         "profit": acc["equity"] - acc["balance"],
         "leverage": acc["leverage"],
         "terminal": acc["terminal"],

@@ -238,3 +238,13 @@ def test_settings_that_would_be_ignored_are_refused(tmp_path: Path) -> None:
     _refused(_cli("config", "show", QT_SIDECAR_PORT="9999"), 2, "QT_SIDECAR_PORT", "QT_SIDECAR__PORT")
     shown = _cli("config", "show", QT_QPA_PLATFORM="offscreen", QT_LOGGING_RULES="*.debug=false", QT_SIDECAR__PORT="9999")
     assert shown.returncode == 0 and "port = 9999" in shown.stdout, shown.stderr[-2000:]
+
+
+@pytest.mark.parametrize("ttl", ["²", "1²h", "٣", "-5m", "0", "h"])
+def test_token_ttl_refuses_what_is_not_ascii_digits_with_its_own_message(ttl: str) -> None:
+    """``str.isdigit`` took "²" and int() then raised its own message ("invalid literal for int()")."""
+    from quantumtrader.sidecar.auth import parse_ttl
+
+    with pytest.raises(ValueError, match="expected seconds|from 1 second"):
+        parse_ttl(ttl)
+    assert parse_ttl("90m") == 5400 and parse_ttl("3600") == 3600

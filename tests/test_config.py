@@ -131,6 +131,39 @@ def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedP
     return subprocess.run([sys.executable, "-m", "quantumtrader", *args], capture_output=True, text=True, env=full_env, timeout=60)
 
 
+@pytest.mark.parametrize(
+    ("key", "value", "says"),
+    [
+        ("features.perm_order", "20", "2..6"),
+        ("features.perm_window", "3", "must exceed features.perm_order"),
+        ("features.chaos_window", "1", "at least"),
+        ("features.wave_bins", "32", "odd"),
+        ("sidecar.host", "not a host!!", "IP address"),
+        ("sidecar.host", "", "IP address"),
+    ],
+)
+def test_values_the_daemon_cannot_start_with_are_refused_when_the_config_loads(key: str, value: str, says: str) -> None:
+    # The feature kernel's limits were checked only when the daemon built its kernels (a traceback, exit 1, after
+    # config show had accepted the value); a bad sidecar host only when the sidecar bound (restarted for ever)
+    section, name = key.split(".")
+    with pytest.raises(ConfigError, match=says) as refused:
+        load_config(environ={f"QT_{section.upper()}__{name.upper()}": value})
+    assert refused.value.key == key
+
+
+def test_run_with_a_value_the_kernels_refuse_exits_2_naming_it_without_a_traceback(tmp_path: Path) -> None:
+    result = _cli("run", "--no-sidecar", env={"QT_FEATURES__WAVE_BINS": "32", "QT_DATA_DIR": str(tmp_path / "data")})
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "features.wave_bins" in result.stderr and "Traceback" not in result.stderr + result.stdout
+
+
+def test_a_config_file_nested_too_deeply_is_an_error_not_a_traceback(tmp_path: Path) -> None:
+    path = tmp_path / "deep.toml"
+    path.write_text("x = " + "[" * 3000 + "]" * 3000 + "\n")
+    result = _cli("config", "show", "--config", str(path))
+    assert result.returncode == 2 and "nested too deeply" in result.stderr and "Traceback" not in result.stderr, result.stderr[-2000:]
+
+
 def test_cli_bad_value_exits_2_with_the_key_in_the_message(tmp_path: Path) -> None:
     result = _cli("config", "show", env={"QT_SIDECAR__PORT": "0"})
     assert result.returncode == 2

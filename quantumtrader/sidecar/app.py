@@ -126,7 +126,7 @@ def create_app(config: Config) -> Starlette:
             RateLimitMiddleware,  # type: ignore[arg-type]
             per_ip=sidecar.per_ip,
             per_token=sidecar.per_token,
-            on_deny=lambda kind: sidecar.counters.update((f"rate_limited_{kind}_responses",)),
+            on_deny=sidecar.rate_limited,
         )
     ]
     if config.sidecar.cors_origins:

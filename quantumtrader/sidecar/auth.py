@@ -20,6 +20,7 @@ from pathlib import Path
 import jwt
 
 from quantumtrader.log import get_logger
+from quantumtrader.protocol import decimal
 from quantumtrader.sidecar.errors import ApiError
 from quantumtrader.sidecar.files import create_private, too_open
 from quantumtrader.sidecar.users import User, UserStore
@@ -142,10 +143,10 @@ def parse_ttl(text: str) -> int:
     """``3600``, ``90m``, ``12h``, ``30d`` -> seconds (1 s to 10 years)."""
     text = text.strip().lower()
     unit = _TTL_UNITS.get(text[-1:], 0) if text else 0
-    digits = text[:-1] if unit else text
-    if not digits.isdigit():
+    number = decimal(text[:-1] if unit else text)  # not isdigit(): it let "²" through to int()
+    if number is None:
         raise ValueError(f"expected seconds or a number with s/m/h/d, got {text!r}")
-    seconds = int(digits) * (unit or 1)
+    seconds = number * (unit or 1)
     if not 1 <= seconds <= 10 * 365 * 86_400:
         raise ValueError("must be from 1 second to 10 years")
     return seconds

@@ -22,10 +22,13 @@ from quantumtrader.sidecar.jsonresp import JSONResponse
 class ApiError(Exception):
     """A refusal with its HTTP status (PROTOCOL.md, "App API": 400 401 403 404 422 429 503 504)."""
 
-    def __init__(self, status: int, message: str, headers: Mapping[str, str] | None = None, extra: Mapping[str, Any] | None = None) -> None:
+    def __init__(
+        self, status: int, message: str, headers: Mapping[str, str] | None = None, extra: Mapping[str, Any] | None = None, *, reason: str | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+        self.reason = reason  # the counter it is counted under, when validation refused it (validate.refuse)
         self.headers = dict(headers or {})
         self.extra = dict(extra or {})  # fields the body adds after success and error (the order a 504 left pending)
 
@@ -58,8 +61,19 @@ def error_response(status: int, message: str, headers: Mapping[str, str] | None 
     return JSONResponse({"success": False, "error": message, **(extra or {})}, status_code=status, headers=dict(headers or {}))
 
 
+def _log_refusal(request: Request, status: int, message: str, reason: str | None = None) -> None:
+    """A client's request refused (4xx): logged once per status, route and reason per interval
+    (Sidecar.log_reject). The route's template, not the path, keys it: paths are the client's to invent."""
+    sidecar = getattr(request.app.state, "sidecar", None)
+    if sidecar is None or not 400 <= status < 500:
+        return
+    route = getattr(request.scope.get("route"), "path", None) or "(no route)"
+    sidecar.log_reject(f"{status} {route} {reason}", status=status, route=route, reason=reason, method=request.method, error=message[:200])
+
+
 async def handle_api_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiError)
+    _log_refusal(request, exc.status, exc.message, exc.reason)
     return error_response(exc.status, exc.message, exc.headers, exc.extra)
 
 
@@ -83,6 +97,7 @@ async def handle_http_exception(request: Request, exc: Exception) -> Response:
     message = exc.detail if isinstance(exc.detail, str) and exc.detail else "error"
     if exc.status_code == 404:
         message = f"not found: {request.url.path}{_legacy_hint(request.url.path)}"
+    _log_refusal(request, exc.status_code, message)
     return error_response(exc.status_code, message, exc.headers)
 
 

@@ -58,6 +58,7 @@ class Sidecar:
         self.scrypt_limiter: anyio.CapacityLimiter | None = None
         self.names = AppSymbols(sc.symbol_suffix)  # what apps call each symbol (sidecar.symbol_suffix)
         self._store_log = LogLimiter(config.daemon.reject_log_interval_s)
+        self._reject_log = LogLimiter(config.daemon.reject_log_interval_s)
         self.hub = Hub(max_updates_per_s=sc.max_updates_per_s, queue_size=sc.ws_queue_size, max_clients=sc.ws_max_clients)
         ex = config.execution
         # A trade waits for the daemon's own Lazy Pirate to the terminal (timeout x tries) plus a margin.
@@ -69,6 +70,17 @@ class Sidecar:
         self._process = psutil.Process()
         self._summary: dict[str, float] = {}
         self._summary_at = float("-inf")
+
+    def log_reject(self, key: str, **fields: Any) -> None:
+        """A refused request or message, logged at most once per ``daemon.reject_log_interval_s`` per ``key`` (a
+        bounded set: a status and a route, a WebSocket reason), as the daemon's rejects are; the counters say how
+        many. Before, the sidecar's refusals were counted only, so a broken client or a scan left no line to read."""
+        self._reject_log.log(key, log.warning, "request refused", **fields)
+
+    def rate_limited(self, kind: str) -> None:
+        """A 429 the rate limiter answered (``kind``: ip, token, login...): counted and logged as a refusal."""
+        self.counters[f"rate_limited_{kind}_responses"] += 1
+        self.log_reject(f"429 {kind}", status=429, limit=kind)
 
     # -- lifecycle -----------------------------------------------------------------------
 

@@ -60,6 +60,7 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
         principal = sidecar.authenticate(websocket, token)
     except ApiError as exc:
         sidecar.counters["ws_auth_failures"] += 1
+        sidecar.log_reject("ws auth", route="/ws", error=exc.message[:200])
         await _refuse(websocket, exc.message, CLOSE_POLICY)
         return
     assert token is not None  # authenticate() refused a connection without one
@@ -268,6 +269,7 @@ class Session:
 
     def reject(self, reason: str, text: str) -> None:
         self.sidecar.counters[f"ws_reject_{reason}"] += 1
+        self.sidecar.log_reject(f"ws {reason}", route="/ws", reason=reason, error=text[:200])
         self.client.reply(error_message(text))
 
     async def handle(self, raw: str) -> None:

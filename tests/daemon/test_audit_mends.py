@@ -47,12 +47,28 @@ def test_the_status_log_names_no_prediction_when_the_store_is_encrypted(tmp_path
         d, _ = inproc_daemon(tmp_path / f"data-{encrypted}", **env)
         try:
             stage = d._tick_hooks[0].__self__
-            stage.latest_signals["EURUSD"] = {"prediction": "BUY"}
+            stage.latest_signals["EURUSD"] = {"symbol": "EURUSD", "prediction": "BUY", "time_msc": 1}
             line = stage.status_line()
             assert line["signal_symbols"] == 1
             assert ("latest_signals" in line) is not encrypted, line
         finally:
             d.close()
+
+
+def test_the_status_log_lists_the_most_recently_signalled_symbols_only(tmp_path: Path) -> None:
+    """A terminal that streamed 4,096 symbols made the status line 74 KB every 5 s: it lists 20, the count all."""
+    from quantumtrader.daemon.pipeline import STATUS_SIGNALS
+
+    d, _ = inproc_daemon(tmp_path / "data")
+    try:
+        stage = d._tick_hooks[0].__self__
+        for i in range(200):  # the newest signals are those of the symbols added last
+            stage.latest_signals[f"S{i:03d}"] = {"symbol": f"S{i:03d}", "prediction": "BUY", "time_msc": 1_000 + i}
+        line = stage.status_line()
+        assert line["signal_symbols"] == 200
+        assert sorted(line["latest_signals"]) == [f"S{i:03d}" for i in range(200 - STATUS_SIGNALS, 200)]
+    finally:
+        d.close()
 
 
 def test_a_ticket_two_terminals_hold_is_not_closed_at_the_first_one_found(tmp_path: Path) -> None:

@@ -24,6 +24,15 @@ def test_snapshot_carries_quotes_positions_accounts_and_the_feed_seq(tmp_path: P
             assert account["balance"] == 10_000.0 and account["terminal"] == "paper-1@QuantumTrader-Paper"
             later = control(eps.control, "snapshot")
             assert later["feed_seq"] >= snap["feed_seq"]
+            # a filter: only the named symbols; a list too long or not of names is refused, not searched per quote
+            # (100,000 names searched as a list for each quote held the loop for seconds)
+            first, second = sorted(q["symbol"] for q in snap["quotes"])[:2]
+            many = [f"X{i:07d}" for i in range(100_000)] + [first]
+            assert sorted(q["symbol"] for q in control(eps.control, "snapshot", symbols=[first, second, "NOSUCH"])["quotes"]) == [first, second]
+            for bad in (many, [first, 3], first):
+                refused = control(eps.control, "snapshot", symbols=bad)
+                assert refused["ok"] is False and refused["status"] == 400 and "at most 4096 symbol names" in refused["error"], refused
+            assert control(eps.control, "status")["ok"] is True
         finally:
             stop(paper)
 

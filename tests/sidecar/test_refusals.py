@@ -1,0 +1,127 @@
+"""Refused input at the sidecar, over real sockets: answered, counted, and logged once per reason and interval.
+
+What a fuzz of the sidecar found (2026-12-05): a client that declared a body
+longer than it sent and hung up raised out of the route (a 500 and a
+45-line traceback per request); one that stayed connected held its request
+for ever; uvicorn wrote one line per connection that did not speak HTTP;
+and the sidecar's own refusals were counted but never logged.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from websockets.sync.client import connect
+
+from sidecar_stack import Stack, running_stack
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    # One log line per reason for the whole module (an interval longer than it runs), bodies given 1 s.
+    yield from running_stack(tmp_path_factory.mktemp("refusals"), QT_SIDECAR__BODY_TIMEOUT_S="1", QT_DAEMON__REJECT_LOG_INTERVAL_S="600")
+
+
+def _raw(stack: Stack, request: bytes, *, keep_open: bool = False, timeout: float = 5.0) -> bytes:
+    """Send ``request`` on a fresh TCP connection; with ``keep_open``, read the answer; else hang up at once."""
+    with socket.create_connection(("127.0.0.1", stack.port), timeout=timeout) as sock:
+        sock.sendall(request)
+        if not keep_open:
+            return b""
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+            if b"\r\n\r\n" in answer and b"}" in answer:
+                break
+        return answer
+
+
+def _cut_body(stack: Stack) -> bytes:
+    """A trade request that declares 100 bytes of body and sends 5."""
+    return (
+        f"POST /api/trade HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {stack.tokens['alice']}\r\n"
+        "Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"sym"
+    ).encode()
+
+
+def _counter(stack: Stack, name: str) -> float:
+    text = httpx.get(f"{stack.url}/api/metrics", headers=stack.headers(), timeout=10).text
+    line = next((ln for ln in text.splitlines() if ln.startswith(f"qt_sidecar_{name}_total ")), None)
+    return float(line.split()[1]) if line else 0.0
+
+
+def _log(stack: Stack) -> str:
+    time.sleep(0.3)  # the sidecar's last lines written
+    return (stack.tmp / "sidecar.log").read_text(errors="replace")
+
+
+def _refused_lines(stack: Stack, needle: str) -> list[str]:
+    return [line for line in _log(stack).splitlines() if "request refused" in line and needle in line]
+
+
+def test_a_client_that_hangs_up_mid_body_is_refused_counted_and_logged_once_without_a_traceback(stack: Stack) -> None:
+    for _ in range(10):
+        _raw(stack, _cut_body(stack))
+    deadline = time.monotonic() + 10
+    while _counter(stack, "body_incomplete") < 10 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _counter(stack, "body_incomplete") == 10
+    assert _counter(stack, "internal_errors") == 0
+    log = _log(stack)
+    assert "Traceback" not in log and "ClientDisconnect" not in log, log[-3000:]
+    lines = _refused_lines(stack, "went away before its body ended")
+    assert len(lines) == 1 and "/api/trade" in lines[0], lines
+    # and the sidecar still takes a whole request
+    assert httpx.get(f"{stack.url}/api/positions", headers=stack.headers(), timeout=10).status_code == 200
+
+
+def test_a_body_that_stops_arriving_is_answered_400_when_its_time_is_up(stack: Stack) -> None:
+    started = time.monotonic()
+    answer = _raw(stack, _cut_body(stack), keep_open=True, timeout=10)
+    waited = time.monotonic() - started
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400"), answer
+    assert json.loads(body) == {"success": False, "error": "the body did not arrive within 1 s"}
+    assert 0.9 < waited < 8, waited  # the setting's 1 s, not never
+    assert _counter(stack, "body_timeout") >= 1
+
+
+def test_connections_that_do_not_speak_http_are_counted_and_logged_once(stack: Stack) -> None:
+    before = _counter(stack, "http_invalid_requests")
+    for _ in range(200):
+        _raw(stack, b"GARBAGE\r\n\r\n", keep_open=True)
+    deadline = time.monotonic() + 10
+    while _counter(stack, "http_invalid_requests") < before + 200 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _counter(stack, "http_invalid_requests") == before + 200
+    lines = [line for line in _log(stack).splitlines() if "Invalid HTTP request" in line]
+    assert len(lines) == 1, lines[:5]
+
+
+def test_refused_requests_and_websocket_messages_are_logged_once_per_reason(stack: Stack, tmp_path: Path) -> None:
+    with httpx.Client(base_url=stack.url, timeout=10) as http:
+        for _ in range(5):
+            assert http.post("/api/trade", headers=stack.headers(), content=b"{not json").status_code == 400
+            assert http.get("/api/signals", params={"limit": "many"}, headers=stack.headers()).status_code == 422
+            assert http.get("/api/positions", headers={"Authorization": "Bearer nope"}).status_code == 401
+    with connect(f"{stack.ws_url}?token={stack.tokens['alice']}", open_timeout=5) as ws:
+        ws.recv(timeout=5)  # connection
+        for _ in range(5):
+            ws.send("not json")
+        errors = 0
+        while errors < 5:
+            if json.loads(ws.recv(timeout=5))["type"] == "error":
+                errors += 1
+    assert len(_refused_lines(stack, "body is not valid JSON")) == 1
+    (signals,) = _refused_lines(stack, "/api/signals")
+    assert "422" in signals and "limit" in signals
+    assert len(_refused_lines(stack, "401")) == 1
+    assert len([line for line in _refused_lines(stack, '"route": "/ws"') if '"reason": "bad_json"' in line]) == 1
+    log = _log(stack)
+    assert stack.tokens["alice"] not in log and "Bearer" not in log
