@@ -82,6 +82,10 @@ class AutoTrader:
             counters["auto_skipped_no_terminal"] += 1
             self._log.log("route", log.info, "auto order not sent: no terminal to trade it", signal=signal["id"], symbol=symbol, reason=str(exc))
             return
+        if not self.execution.positions_known(terminal):  # after a restart, until its positions arrive: what it holds is unknown
+            counters["auto_skipped_positions_unknown"] += 1
+            self._log.log("positions", log.info, "auto order not sent: the terminal's positions are not known yet", signal=signal["id"], terminal=terminal)
+            return
         if self.config.one_per_direction and self._holding(terminal, broker_symbol, side):
             counters["auto_skipped_holding"] += 1
             return

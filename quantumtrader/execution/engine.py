@@ -211,6 +211,8 @@ class ExecutionEngine:
         sl = _optional_number(request, "sl", "stop_loss", "stopLoss") or 0.0
         tp = _optional_number(request, "tp", "take_profit", "takeProfit") or 0.0
         terminal, broker_symbol = self.route(symbol, _optional_text(request, "terminal"))
+        if not self.positions_known(terminal):
+            raise ControlError(f"terminal {terminal!r} has not sent its positions since the daemon started: the limits cannot be checked yet; retry in a few seconds", 503)
         quote = self.daemon.market.terminal_quotes.get((terminal, broker_symbol))  # the price this terminal trades at
         order = self._new_order(request, "open", terminal, symbol, broker_symbol, side)
         spec = self._spec(terminal, broker_symbol)
@@ -558,6 +560,13 @@ class ExecutionEngine:
     def _exposure(self, terminal: str, broker_symbol: str) -> Exposure:
         held = sum(lots for _, lots in self.holdings(terminal, broker_symbol))
         return Exposure(open_positions=sum(len(b) for b in self.daemon.market.positions.values()) + len(self.opens_not_in_positions()), symbol_lots=held)
+
+    def positions_known(self, terminal: str) -> bool:
+        """Whether ``terminal`` has sent its positions since this daemon started. A terminal that outlived a restart
+        is routable from its first heartbeat; its positions come in the next events, and a batch of signals
+        between the two was traded against an empty book: a kill -9 soak (2026-12-05) saw one terminal go from 16
+        positions to 31, each symbol's pair held twice, max_open_positions 20. Opens wait for them."""
+        return terminal in self.daemon.market.positions
 
     def holdings(self, terminal: str, broker_symbol: str) -> list[tuple[str, float]]:
         """(side, lots) of what ``terminal`` holds or has under way in ``broker_symbol``: its positions, and its opens

@@ -149,7 +149,8 @@ def test_a_terminal_that_announces_an_ipv6_endpoint_gets_its_commands(tmp_path: 
     try:
         with serving(d):
             push.send(event_frame("v6@Broker", {"seq": 0, "type": "hello", "platform": "MT5", "command_endpoint": f"tcp://[::1]:{port}", "symbols": ["EURUSD"]}))
-            push.send(event_frame("v6@Broker", {"seq": 1, "type": "tick", "symbol": "EURUSD", "bid": 1.1, "ask": 1.1001, "volume": 1}))
+            push.send(event_frame("v6@Broker", {"seq": 1, "type": "positions", "positions": []}))  # as the EAs do after a hello
+            push.send(event_frame("v6@Broker", {"seq": 2, "type": "tick", "symbol": "EURUSD", "bid": 1.1, "ask": 1.1001, "volume": 1}))
             wait_for(lambda: control(eps.control, "snapshot")["quotes"], 10, "the terminal's quote")
             dealer = ctx.socket(zmq.DEALER)
             dealer.setsockopt(zmq.LINGER, 0)

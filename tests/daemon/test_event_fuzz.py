@@ -295,9 +295,14 @@ def test_edge_events_and_requests_never_cost_an_internal_error(fuzzed: Fuzzed) -
         _one_example(fuzzed, data)
 
     example()
-    status = fuzzed.status()
+    # and a plain positions event still reaches the market state (whether the fuzz drew a valid one is chance)
+    opened_before = fuzzed.status()["health"]["counters"].get("positions_opened", 0)
+    position = {"ticket": 987654321, "symbol": "EURUSD", "side": "buy", "lots": 0.1, "open_price": 1.1, "sl": 0.0, "tp": 0.0, "profit": 0.0,
+                "swap": 0.0, "commission": 0.0, "magic": 0, "comment": "after the fuzz", "open_time_msc": now_msc()}  # fmt: skip
+    fuzzed.send(ANSWERING, {"type": "positions", "positions": [position]})
+    status = fuzzed.wait_taken()
     counters = status["health"]["counters"]
-    assert counters["hellos"] > 0 and counters["ticks"] > 3 and any(k.startswith("positions_") for k in counters), counters
+    assert counters["hellos"] > 0 and counters["ticks"] > 3 and counters.get("positions_opened", 0) == opened_before + 1, counters
     assert sum(status["rejects"].values()) < counters["events"] / 10, status["rejects"]
     assert fuzzed.terminal.commands > 0, "no command reached the answering terminal: its fuzzed replies were never read"
 
@@ -319,6 +324,7 @@ def _one_example(fuzzed: Fuzzed, data: st.DataObject) -> None:
     # stale or gone most of the time (heartbeats of 0.1 s, byes), and then no command reached it and its fuzzed
     # replies went unread in about a third of the runs (the check at the end of this file).
     fuzzed.send(ANSWERING, {"type": "hello", "platform": "MT5", "command_endpoint": fuzzed.terminal.endpoint, "symbols": list(SYMBOLS)})
+    fuzzed.send(ANSWERING, {"type": "positions", "positions": []})  # as the EAs do after a hello: opens wait for them
     for symbol in SYMBOLS:
         fuzzed.send(ANSWERING, {"type": "tick", "symbol": symbol, "bid": 1.1, "ask": 1.1001, "volume": 1.0})
     fuzzed.wait_taken()

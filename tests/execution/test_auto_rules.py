@@ -108,3 +108,51 @@ def test_auto_trading_looks_at_the_terminal_it_trades_at_and_skips_while_halted(
         a.close()
         b.close()
         d.close()
+
+
+@pytest.mark.timeout(90)
+def test_after_a_restart_a_terminal_is_not_traded_until_its_positions_come(tmp_path: Path) -> None:
+    """A kill -9 soak (2026-12-05): a terminal that outlived the daemon is routable from its first heartbeat, its
+    positions come in the next events, and the signals of a batch in between were traded against an empty book:
+    16 positions became 31, each symbol's pair held twice, max_open_positions (20) passed. Here the heartbeat
+    alone (the daemon never had a hello from it), then a signal and a manual trade, then the positions."""
+    d, eps = inproc_daemon(tmp_path / "data", **{**ENV, "QT_EXECUTION__DEFAULT_TERMINAL": ""})
+    signals: queue.Queue[dict[str, Any]] = queue.Queue()
+    auto = _auto_trader(d)
+    d.every_pass(lambda now: [auto.on_signal(signals.get_nowait()) for _ in range(signals.qsize())])
+    b = ScriptedTerminal(eps, "B@X")
+
+    def counters() -> dict[str, int]:
+        return control(eps.control)["health"]["counters"]
+
+    def signal(prediction: str) -> None:
+        before = sum(v for k, v in counters().items() if k.startswith("auto_"))
+        signals.put({"id": f"sig-{prediction}-{before}", "symbol": "EURUSD", "prediction": prediction, "confidence": 1.0})
+        wait_for(lambda: sum(v for k, v in counters().items() if k.startswith("auto_")) > before, 10, f"the {prediction} signal acted on")
+
+    held = {"ticket": 500, "symbol": "EURUSD", "side": "buy", "lots": 0.01, "open_price": 1.1, "sl": 0.0, "tp": 0.0, "profit": 0.0,
+            "swap": 0.0, "commission": 0.0, "magic": 0, "comment": "QT-EARLIER", "open_time_msc": now_msc()}  # fmt: skip
+    try:
+        with serving(d):
+            b.hello("heartbeat", dropped=0, send_positions=False)
+            b.account(10_000.0)
+            b.send(type="tick", symbol="EURUSD", bid=1.1, ask=1.1001, volume=1)
+            wait_for(lambda: counters().get("ticks", 0) >= 1, 10, "the terminal's quote")
+
+            signal("BUY")
+            assert counters()["auto_skipped_positions_unknown"] == 1
+            manual = control(eps.control, "trade", symbol="EURUSD", side="buy", lots=0.01, source="test")
+            assert manual["ok"] is False and manual["status"] == 503 and "has not sent its positions" in manual["error"], manual
+            assert b.next_command(300) is None, "an open sent before the terminal's positions were known"
+
+            b.send(type="positions", positions=[held])  # it already holds a buy (from before the restart)
+            wait_for(lambda: control(eps.control, "snapshot")["positions"], 10, "the positions")
+            signal("BUY")
+            assert counters()["auto_skipped_holding"] == 1 and b.next_command(300) is None
+            signal("SELL")
+            ident, command = b.next_command()
+            assert (command["type"], command["side"]) == ("open", "sell"), command
+            b.answer(ident, reply_ok(command["id"], ticket=501, price=1.1, lots=0.01, time_msc=now_msc()))
+    finally:
+        b.close()
+        d.close()

@@ -377,9 +377,12 @@ class ScriptedTerminal:
     def send(self, **fields: object) -> None:
         self.events.send(event_frame(self.name, {"seq": next(self._seq), **fields}))
 
-    def hello(self, kind: str = "hello", symbols: tuple[str, ...] = ("EURUSD",), **fields: object) -> None:
-        """A hello (or a heartbeat that repeats its fields, ``kind="heartbeat", dropped=0``)."""
+    def hello(self, kind: str = "hello", symbols: tuple[str, ...] = ("EURUSD",), send_positions: bool = True, **fields: object) -> None:
+        """A hello (or a heartbeat that repeats its fields, ``kind="heartbeat", dropped=0``), then an empty positions
+        list, as the EAs send them: the daemon opens nothing for a terminal whose positions it has not had."""
         self.send(type=kind, platform="MT4", command_endpoint=f"tcp://127.0.0.1:{self.port}", symbols=list(symbols), **fields)
+        if send_positions:
+            self.send(type="positions", positions=[])
 
     def account(self, equity: float, currency: str = "USD", **fields: object) -> None:
         self.send(type="account", login=5012345, currency=currency, balance=10000.0, equity=equity, margin=0.0, free_margin=equity, leverage=100, **fields)
