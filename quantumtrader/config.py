@@ -143,7 +143,13 @@ def listen_host(value: Any) -> str | None:
     except ValueError:
         pass
     labels = value.rstrip(".").split(".") if value else []
-    if labels and len(value) <= 253 and all(re.fullmatch(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?", label) for label in labels):
+    # Underscores too (docker-compose service names); all digits is a mistyped address (999.1.1.1), not a name.
+    if (
+        labels
+        and len(value) <= 253
+        and all(re.fullmatch(r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?", label) for label in labels)
+        and not all(label.isdigit() for label in labels)
+    ):
         return None
     return "must be an IP address (127.0.0.1, 0.0.0.0, ::1) or a host name"
 
@@ -533,7 +539,7 @@ def parse_symbol_map(entries: tuple[str, ...]) -> dict[tuple[str, str], str]:
 def _check_whole(config: Config) -> None:
     # The feature kernel's own limits (its embedding and pattern sizes live beside it): checked here too, so a
     # bad value is exit 2 naming the key when the config loads, not a traceback when the daemon builds its kernels.
-    from quantumtrader.features.state import check_params
+    from quantumtrader.features.limits import check_params
 
     check_params(config.features)
     parse_symbol_map(config.execution.symbol_map)

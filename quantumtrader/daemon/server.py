@@ -33,7 +33,6 @@ from quantumtrader.log import get_logger
 from quantumtrader.metrics import LogLimiter, Metrics, RejectLog
 from quantumtrader.priority import PriorityResult
 from quantumtrader.protocol import (
-    MAX_SYMBOLS,
     ProtocolError,
     app_account,
     app_position,
@@ -47,19 +46,21 @@ log = get_logger("quantumtrader.daemon")
 
 #: Longest the poller sleeps, so a stop request is honoured promptly even on a quiet market.
 _MAX_POLL_MS = 200
+#: A gap between two health passes longer than this (and than 3 health intervals) means the loop was frozen.
+_FROZEN_S = 2.0
 _HARD_MAX_FRAME_BYTES = 256 * 1024 * 1024
 _EVENTS, _POLLIN = int(zmq.EVENTS), int(zmq.POLLIN)
 
 
-def _symbol_filter(value: Any) -> frozenset[str] | None:
-    """A snapshot's ``symbols`` as a set, or None for all: a list of at most MAX_SYMBOLS strings, else a 400.
+def _symbol_filter(value: Any, max_symbols: int) -> frozenset[str] | None:
+    """A snapshot's ``symbols`` as a set, or None for all: a list of at most ``daemon.max_symbols`` strings, else a 400.
 
     A set, because the filter is tested once per quote on the loop's thread: a list of 100,000 names searched
     per quote (a 1 MB request; 4 MB are allowed) held every tick for 19 s."""
     if value is None:
         return None
-    if type(value) is not list or len(value) > MAX_SYMBOLS or not all(type(s) is str for s in value):
-        raise ControlError(f"symbols must be a list of at most {MAX_SYMBOLS} symbol names")
+    if type(value) is not list or len(value) > max_symbols or not all(type(s) is str for s in value):
+        raise ControlError(f"symbols must be a list of at most {max_symbols} symbol names")
     return frozenset(value)
 
 
@@ -72,6 +73,7 @@ class Daemon:
         self._context = context or zmq.Context.instance()
         self._stop = False
         self._started = monotonic()
+        self._last_housekeeping = self._started
         dc = config.daemon
         self.metrics = Metrics()
         # bound once: the tick path records without a dict lookup per sample
@@ -206,6 +208,7 @@ class Daemon:
         status_at = now
         spin_ns = dc.busy_poll_us * 1000
         spin_until = 0
+        self._last_housekeeping = now  # the kernels' warm-up since __init__ was no freeze
         log.info(
             "daemon serving",
             events=self.config.endpoints.events,
@@ -444,6 +447,15 @@ class Daemon:
     # -- periodic work -------------------------------------------------------------
 
     def _housekeeping(self, now: float) -> None:
+        gap = now - self._last_housekeeping
+        self._last_housekeeping = now
+        if gap > max(_FROZEN_S, 3 * self.config.daemon.health_interval_s):
+            # The loop itself did not run (SIGSTOP, a VM paused, a swap storm): the terminals' events of that time
+            # are still in the sockets, unread. Judged now, every terminal was "silent" for as long as the daemon
+            # was frozen: a soak saw "terminal stale" logged, symbols released and health degraded 0.5 ms after
+            # SIGCONT. Their silence is timed afresh from now.
+            self.terminals.restart_silence_clocks(now)
+            log.warning("the daemon's loop did not run; terminals' silence timed afresh", stalled_s=round(gap, 1))
         for session in self.terminals.update_stale(now):
             freed = self.market.release(session.terminal)
             log.warning("terminal stale", terminal=session.terminal, silent_s=round(now - session.last_seen, 1), symbols_released=len(freed))
@@ -536,7 +548,7 @@ class Daemon:
     def control_snapshot(self, request: dict[str, Any]) -> dict[str, Any]:
         """Everything a subscriber needs to start, with the feed seq it is valid at (clone pattern)."""
         market = self.market
-        symbols = _symbol_filter(request.get("symbols"))
+        symbols = _symbol_filter(request.get("symbols"), self.config.daemon.max_symbols)
         quotes = [price_update(t) for s, t in market.quotes.items() if symbols is None or s in symbols]
         positions = [
             app_position(pos, terminal, market.current_price(terminal, pos["symbol"], pos["side"]))

@@ -140,6 +140,13 @@ class TerminalRegistry:
                 newly.append(session)
         return newly
 
+    def restart_silence_clocks(self, now: float) -> None:
+        """After the daemon itself was frozen: silence is timed from ``now`` for every terminal not yet stale (their
+        events of that time wait unread in the socket; a terminal that is really gone goes stale one window later)."""
+        for session in self.sessions.values():
+            if not session.stale and not session.gone:
+                session.last_seen = max(session.last_seen, now)
+
     def retire_silent(self, now: float, after_s: float) -> list[TerminalSession]:
         """Retire stale terminals silent for ``after_s`` seconds (0: never); returns those just retired."""
         if after_s <= 0:

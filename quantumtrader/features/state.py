@@ -27,6 +27,7 @@ from typing import NamedTuple
 import numpy as np
 
 from quantumtrader.config import FeaturesConfig
+from quantumtrader.features.limits import CHAOS_EMB_DIM, CHAOS_MIN_TSEP, CHAOS_TRAJ_LEN, check_params
 
 # -- num columns
 NUM_PREV_X = 0
@@ -72,10 +73,6 @@ N_PARAMS = 9
 #: Standardized returns are binned on [-Z_MAX, Z_MAX]; beyond it they count in the edge bins.
 Z_MAX = 4.0
 
-#: Rosenstein parameters fixed by our definition (nolds.lyap_r is called with the same).
-CHAOS_EMB_DIM = 4
-CHAOS_MIN_TSEP = 10
-CHAOS_TRAJ_LEN = 20
 
 
 #: Arrays that hold configuration, not per-symbol rows.
@@ -97,23 +94,6 @@ class FeatureState(NamedTuple):
     params: np.ndarray
     wave_table: np.ndarray
     clogc: np.ndarray  # c * ln(c) for c = 0..patterns in the window (0 ln 0 = 0)
-
-
-def check_params(cfg: FeaturesConfig) -> None:
-    """Reject parameter combinations the kernel cannot honour, naming the key."""
-    from quantumtrader.config import ConfigError
-
-    min_chaos = (CHAOS_EMB_DIM - 1) + CHAOS_TRAJ_LEN + 2 * CHAOS_MIN_TSEP + 2
-    if cfg.chaos_window < min_chaos:
-        raise ConfigError("features.chaos_window", f"must be at least {min_chaos} for emb_dim {CHAOS_EMB_DIM}, min_tsep {CHAOS_MIN_TSEP}, trajectory_len {CHAOS_TRAJ_LEN}")
-    if not 2 <= cfg.perm_order <= 6:
-        raise ConfigError("features.perm_order", "must be 2..6 (6! = 720 patterns)")
-    if cfg.perm_window <= cfg.perm_order:
-        raise ConfigError("features.perm_window", "must exceed features.perm_order")
-    if cfg.wave_bins < 3 or cfg.wave_bins % 2 == 0:
-        # Odd, so that one bin is centred on 0: an unchanged bid (a quarter to half of the ticks in
-        # ../shared/data) must weigh 0.5, not Φ(0.25) = 0.60 as in the bin above 0 of an even count.
-        raise ConfigError("features.wave_bins", "must be odd and at least 3, so one bin is centred on a zero return (33 is the default; a config written before 2026-12-03 may say 32)")
 
 
 def wave_table(bins: int, bandwidth: float) -> np.ndarray:

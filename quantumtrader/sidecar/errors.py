@@ -68,7 +68,7 @@ def _log_refusal(request: Request, status: int, message: str, reason: str | None
     if sidecar is None or not 400 <= status < 500:
         return
     route = getattr(request.scope.get("route"), "path", None) or "(no route)"
-    sidecar.log_reject(f"{status} {route} {reason}", status=status, route=route, reason=reason, method=request.method, error=message[:200])
+    sidecar.log_reject(f"{status} {route} {reason}", status=status, route=route, reason=reason, method=request.scope.get("method", "WS"), error=message[:200])
 
 
 async def handle_api_error(request: Request, exc: Exception) -> Response:
@@ -97,6 +97,9 @@ async def handle_http_exception(request: Request, exc: Exception) -> Response:
     message = exc.detail if isinstance(exc.detail, str) and exc.detail else "error"
     if exc.status_code == 404:
         message = f"not found: {request.url.path}{_legacy_hint(request.url.path)}"
+    sidecar = getattr(request.app.state, "sidecar", None)
+    if sidecar is not None and 400 <= exc.status_code < 500:  # an unknown route, a wrong method: refusals too
+        sidecar.counters[f"http_{exc.status_code}"] += 1
     _log_refusal(request, exc.status_code, message)
     return error_response(exc.status_code, message, exc.headers)
 

@@ -89,11 +89,14 @@ def run_sidecar(config: Config) -> int:
     try:
         listener = listen(config.sidecar.host, config.sidecar.port)
     except OSError as exc:
+        unresolved = isinstance(exc, socket.gaierror)  # a host name that does not resolve here: not the port's fault
         log.error(
             "cannot listen for the app",
             address=f"{config.sidecar.host}:{config.sidecar.port}",
             error=exc.strerror or str(exc),
-            hint="another sidecar or program has this port? give this one another: sidecar.port (QT_SIDECAR__PORT, --port)",
+            hint="sidecar.host is no address of this machine (QT_SIDECAR__HOST, --host)"
+            if unresolved
+            else "another sidecar or program has this port? give this one another: sidecar.port (QT_SIDECAR__PORT, --port)",
         )
         return 1
     server = uvicorn.Server(uvicorn_config(config))

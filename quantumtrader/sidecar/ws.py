@@ -48,32 +48,37 @@ def error_message(text: str) -> str:
     return message("error", {"message": text}, message=text)
 
 
+async def _refuse_connection(websocket: WebSocket, sidecar: Sidecar, reason: str, message: str, code: int) -> None:
+    """A connection refused before it is served: logged as a refusal (once per reason and interval), then closed."""
+    sidecar.log_reject(f"ws connection {reason}", route="/ws", reason=f"connection_{reason}", error=message[:200])
+    await _refuse(websocket, message, code)
+
+
 async def websocket_endpoint(websocket: WebSocket) -> None:
     sidecar: Sidecar = websocket.app.state.sidecar
     wait = sidecar.per_ip.take(client_ip(websocket.scope))
     await websocket.accept()
     if wait:
-        await _refuse(websocket, "rate limited; retry later", CLOSE_TOO_SLOW)
+        await _refuse_connection(websocket, sidecar, "rate", "rate limited; retry later", CLOSE_TOO_SLOW)
         return
     token = websocket.query_params.get("token") or bearer_token(websocket.headers.get("authorization"))
     try:
         principal = sidecar.authenticate(websocket, token)
     except ApiError as exc:
         sidecar.counters["ws_auth_failures"] += 1
-        sidecar.log_reject("ws auth", route="/ws", error=exc.message[:200])
-        await _refuse(websocket, exc.message, CLOSE_POLICY)
+        await _refuse_connection(websocket, sidecar, "auth", exc.message, CLOSE_POLICY)
         return
     assert token is not None  # authenticate() refused a connection without one
     if sidecar.hub.full():
         sidecar.counters["ws_refused_full"] += 1
-        await _refuse(websocket, "server full; retry later", CLOSE_TOO_SLOW)
+        await _refuse_connection(websocket, sidecar, "full", "server full; retry later", CLOSE_TOO_SLOW)
         return
     # Per user, counted before any await: one token (a viewer's too) could otherwise take every slot
     # of ws_max_clients and lock the trader's own phone out.
     cap = sidecar.config.sidecar.ws_max_per_user
     if sidecar.ws_per_user[principal.name] >= cap:
         sidecar.counters["ws_refused_per_user"] += 1
-        await _refuse(websocket, f"too many connections for user {principal.name} ({cap}); close one and retry", CLOSE_TOO_SLOW)
+        await _refuse_connection(websocket, sidecar, "per_user", f"too many connections for user {principal.name} ({cap}); close one and retry", CLOSE_TOO_SLOW)
         return
     sidecar.ws_per_user[principal.name] += 1
     try:

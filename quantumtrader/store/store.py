@@ -73,6 +73,13 @@ class Store:
                 raise StateFileError(f"signal journal {path} cannot be read ({exc.strerror or exc}); move it out of the data directory to start") from None
             new = self.signals.commit_rows(rows)
             recovered += new
+            if not rows and not damaged and size != CHUNK_BYTES and not path.read_bytes().strip(b"\0"):
+                # Made but not yet filled when the process died (kill -9 while a new file is prepared): zeros
+                # only, so no signal was ever in it. Kept as damaged, every such kill left one more empty file
+                # and a warning that its signals "may exist nowhere else" (a soak: ten kills, ten files).
+                remove_journal(path)
+                log.info("unfinished signal journal file removed: it held no signal", file=path.name, size=size)
+                continue
             if damaged or size != CHUNK_BYTES:
                 kept = keep_damaged_journal(path)
                 log.warning("signal journal damaged: its readable signals recovered, the file kept", file=kept.name, new=new, rows=len(rows), damaged_lines=damaged, size=size, expected_size=CHUNK_BYTES)

@@ -2,7 +2,7 @@
 
 Validation is fuzzed on its own (tests/test_protocol.py: any bytes end as a
 ``ProtocolError``). This is what comes after it: events the contract
-accepts but no broker sends (a price of 1e-9 or 1e12, a profit of 1e308, a
+accepts but no broker sends (a price of 1e-9 or 1e12, a profit of 1e15, a
 heartbeat period at either bound, specs of 1e12, tickets and magic numbers
 at the 64-bit edges, seq jumping about, terminals that leave and come
 back) reach the market state, the execution engine's books and risk
@@ -37,6 +37,7 @@ from support import Endpoints, FeedSubscriber, control, daemon_process, event_fr
 
 from quantumtrader.bench.procs import free_port
 from quantumtrader.protocol import (
+    MAX_MONEY,
     MAX_INT32,
     MAX_HEARTBEAT_S,
     MAX_PRICE,
@@ -60,6 +61,9 @@ INT64 = (-(2**63), -1, 0, 1, 2**31, 2**53 + 1, 2**63 - 1)
 #: Finite doubles from the smallest to the largest, signs both ways: what "a finite number" lets in.
 EDGE_FLOATS = (0.0, 5e-324, 1e-300, 1e-9, 1e-8, 0.5, 1.0, 1.1, 99.99, 1e6, 1e12, 1e15, 1e300, 1.7976931348623157e308)
 SIGNED_FLOATS = EDGE_FLOATS + tuple(-x for x in EDGE_FLOATS if x)
+#: What a terminal's prices, lots and amounts may be (protocol.MAX_PRICE, MAX_MONEY): the edges inside them.
+PRICE_EDGES = tuple(x for x in EDGE_FLOATS if x <= MAX_PRICE)
+MONEY_EDGES = tuple(x for x in SIGNED_FLOATS if abs(x) <= MAX_MONEY)
 
 prices = st.sampled_from((MIN_PRICE, MIN_PRICE * 1.5, 1e-5, 0.6543, 1.1, 1.10002, 150.25, 2345.6, 65000.0, MAX_PRICE / 2, MAX_PRICE)) | st.floats(MIN_PRICE, MAX_PRICE)
 texts = st.sampled_from(("", "x", "QT-abc123", "ümlaut", "a" * 64, "\x00\n\t"))
@@ -101,13 +105,13 @@ def positions(draw: st.DrawFn) -> dict[str, Any]:
                 "ticket": ticket,
                 "symbol": draw(st.sampled_from(SYMBOLS)),
                 "side": draw(st.sampled_from(("buy", "sell"))),
-                "lots": draw(st.sampled_from(EDGE_FLOATS)),
-                "open_price": draw(st.sampled_from(EDGE_FLOATS)),
-                "sl": draw(st.sampled_from(EDGE_FLOATS)),
-                "tp": draw(st.sampled_from(EDGE_FLOATS)),
-                "profit": draw(st.sampled_from(SIGNED_FLOATS)),
-                "swap": draw(st.sampled_from(SIGNED_FLOATS)),
-                "commission": draw(st.sampled_from(SIGNED_FLOATS)),
+                "lots": draw(st.sampled_from(PRICE_EDGES)),
+                "open_price": draw(st.sampled_from(PRICE_EDGES)),
+                "sl": draw(st.sampled_from(PRICE_EDGES)),
+                "tp": draw(st.sampled_from(PRICE_EDGES)),
+                "profit": draw(st.sampled_from(MONEY_EDGES)),
+                "swap": draw(st.sampled_from(MONEY_EDGES)),
+                "commission": draw(st.sampled_from(MONEY_EDGES)),
                 "magic": draw(st.sampled_from(INT64)),
                 "comment": draw(texts),
                 "open_time_msc": draw(st.sampled_from((MIN_TIME_MSC, now_msc() - 86_400_000, now_msc()))),
@@ -121,10 +125,10 @@ accounts = st.fixed_dictionaries(
         "type": st.just("account"),
         "login": st.sampled_from((0, 1, 2**63 - 1)),
         "currency": st.sampled_from(("USD", "JPY", "", "€")),
-        "balance": st.sampled_from(SIGNED_FLOATS),
-        "equity": st.sampled_from(SIGNED_FLOATS),
-        "margin": st.sampled_from(SIGNED_FLOATS),
-        "free_margin": st.sampled_from(SIGNED_FLOATS),
+        "balance": st.sampled_from(MONEY_EDGES),
+        "equity": st.sampled_from(MONEY_EDGES),
+        "margin": st.sampled_from(MONEY_EDGES),
+        "free_margin": st.sampled_from(MONEY_EDGES),
         "leverage": st.sampled_from((0, 1, 500, 2**63 - 1)),
     },
     optional={"name": texts, "server": texts, "company": texts},
@@ -156,8 +160,8 @@ def replies() -> st.SearchStrategy[dict[str, Any] | bytes]:
         {"ok": st.just(True)},
         optional={
             "ticket": st.sampled_from((0, 1, 2**63 - 1, 2**63, MAX_TICKET)),
-            "price": st.sampled_from(EDGE_FLOATS),
-            "lots": st.sampled_from(EDGE_FLOATS),
+            "price": st.sampled_from(PRICE_EDGES),
+            "lots": st.sampled_from(PRICE_EDGES),
             "time_msc": st.sampled_from((0, 1, now_msc(), 2**63 - 1)),
             "stops_error": st.fixed_dictionaries({"code": code, "message": texts}),
             "account": accounts.map(lambda a: {k: v for k, v in a.items() if k != "type"}),

@@ -86,3 +86,32 @@ def test_a_silent_terminal_degrades_health_until_retired_and_its_next_tick_bring
         finally:
             push.close(linger=0)
             stop(paper)
+
+
+def test_a_daemon_that_was_frozen_does_not_blame_its_terminals_for_the_silence(tmp_path: Path) -> None:
+    """A soak (2026-12-05): SIGSTOP for 20 s, and 0.5 ms after SIGCONT "terminal stale" was logged, its symbols
+    released and health degraded, before the terminal's queued events were read: it had never been silent. A gap
+    between two health passes longer than the loop ever takes means the daemon, not the terminals, stopped."""
+    from quantumtrader.config import load_config
+    from quantumtrader.daemon.server import Daemon
+
+    clock = FakeClock()
+    eps = Endpoints()
+    d = Daemon(load_config(environ=eps.env(tmp_path / "data")), monotonic=clock)
+    d.bind()
+    try:
+        _hello(d.terminals, "a", clock.now)  # heartbeat 1 s, 3 heartbeats: stale after 3 s of silence
+        d._housekeeping(clock.now)
+        clock.now += 20.0  # frozen: no pass ran, no event was read
+        d._housekeeping(clock.now)
+        assert not d.terminals.sessions["a"].stale and d.health()["status"] == "healthy"
+        clock.now += 1.0  # running again: a pass a second, and still nothing from "a"
+        d._housekeeping(clock.now)
+        clock.now += 1.0
+        d._housekeeping(clock.now)
+        assert not d.terminals.sessions["a"].stale  # 2 s of its own silence
+        clock.now += 1.5
+        d._housekeeping(clock.now)
+        assert d.terminals.sessions["a"].stale  # 3.5 s of silence since the daemon ran again: really silent
+    finally:
+        d.close()

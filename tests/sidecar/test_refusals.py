@@ -121,7 +121,7 @@ def test_refused_requests_and_websocket_messages_are_logged_once_per_reason(stac
     assert len(_refused_lines(stack, "body is not valid JSON")) == 1
     (signals,) = _refused_lines(stack, "/api/signals")
     assert "422" in signals and "limit" in signals
-    assert len(_refused_lines(stack, "401")) == 1
+    assert len(_refused_lines(stack, '"status": 401')) == 1
     assert len([line for line in _refused_lines(stack, '"route": "/ws"') if '"reason": "bad_json"' in line]) == 1
     log = _log(stack)
     assert stack.tokens["alice"] not in log and "Bearer" not in log

@@ -107,6 +107,29 @@ def test_a_damaged_journal_file_gives_up_its_readable_signals_and_is_kept_beside
     assert path.with_name(path.name + ".damaged").read_bytes() == whole[: whole.index(rows[1][0].encode()) + 10]
 
 
+def test_a_journal_file_made_but_not_yet_filled_when_the_process_died_is_removed_not_kept(tmp_path: Path) -> None:
+    """A kill -9 soak (2026-12-05): a process killed while a new file was being made (created, then filled with
+    zeros) left it short and empty; kept as .damaged with a warning that its signals may exist nowhere else, one
+    more file at every such kill. Zeros hold no signal: removed. A short file with a row in it is still kept."""
+    db = tmp_path / "qt.db"
+    dead = Store(db)
+    _journal(dead, [make_signal(0)])
+    path = dead.journal.path
+    assert path is not None
+    _die(dead)
+    whole = path.read_bytes()
+    empty = path.with_name(path.name.replace(".000001.", ".000002."))
+    empty.write_bytes(b"\0" * 4096)  # created and partly zero-filled: no row ever written
+    zero = path.with_name(path.name.replace(".000001.", ".000003."))
+    zero.write_bytes(b"")  # created, killed before the first byte
+    path.write_bytes(whole[: len(whole) // 2])  # a short file that holds a row: damage, kept
+    restarted = Store(db)
+    restarted.close()
+    assert _stored_ids(db) == ["s-test-0"]
+    leftovers = sorted(p.name for p in db.parent.iterdir() if ".jnl" in p.name)
+    assert leftovers == [path.name + ".damaged"], leftovers
+
+
 def test_a_second_damaged_journal_file_of_the_same_name_never_replaces_the_first(tmp_path: Path) -> None:
     """A kept file no longer counts when files are numbered, so the next process's first file has the kept one's
     name: cut too, it was renamed over the first's evidence (signals that may exist nowhere else)."""
