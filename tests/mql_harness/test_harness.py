@@ -22,6 +22,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import zmq
@@ -489,7 +490,15 @@ def test_an_ea_started_before_the_login_says_hello_as_the_account(tmp_path: Path
             assert [t["terminal"] for t in health["terminals"]] == [name], health["terminals"]
             if not terminal_id:
                 assert "no account has logged in yet" in log.read_text(errors="replace")
-            reply = control(eps.control, "trade", timeout_ms=20_000, symbol="EURUSD", side="buy", lots=0.1, terminal=name, source="test")
+            # Its ticks flow before the login (with a TerminalId), its positions only after: until they come an open is
+            # answered 503 "has not sent its positions" (the daemon checks the limits against them), and retried, as
+            # the error says. A trade answered otherwise ends the waiting.
+            def traded() -> dict[str, Any] | None:
+                reply = control(eps.control, "trade", timeout_ms=20_000, symbol="EURUSD", side="buy", lots=0.1, terminal=name, source="test")
+                waiting = reply.get("status") == 503 and "has not sent its positions" in reply.get("error", "")
+                return None if waiting else reply
+
+            reply = wait_for(traded, 30, f"{name}'s positions, then the trade")
             assert reply["order"]["status"] == "filled", reply
             wait_for(lambda: any(a.get("terminal") == name for a in control(eps.control, "snapshot")["accounts"]), 30, f"{name}'s account")
             accounts = []
