@@ -74,7 +74,6 @@ N_PARAMS = 9
 Z_MAX = 4.0
 
 
-
 #: Arrays that hold configuration, not per-symbol rows.
 SHARED = ("params", "wave_table", "clogc")
 
