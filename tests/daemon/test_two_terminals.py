@@ -34,9 +34,13 @@ def test_first_terminal_owns_a_symbol_until_it_goes_stale(tmp_path: Path) -> Non
             seen: set[str] = set()  # both brokers' prices still go out on the feed
 
             def both_on_feed() -> bool:
+                # Everything waiting, not one message a call: the subscriber holds every price since it joined (its
+                # queue is unbounded), A's alone for the seconds before B started, and one a call (wait_for sleeps
+                # 50 ms between calls) took longer than the 10 s to reach B's (a flake a review saw 3 times in 4)
                 got = sub.recv(200)
-                if got is not None:
+                while got is not None and seen != {"A@BrokerOne", "B@BrokerTwo"}:
                     seen.add(got[1]["data"]["terminal"])
+                    got = sub.recv(0)
                 return seen == {"A@BrokerOne", "B@BrokerTwo"}
 
             wait_for(both_on_feed, 10, "price updates from both terminals")
