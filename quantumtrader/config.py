@@ -26,6 +26,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, get_args, get_origin, get_type_hints
 
+from quantumtrader.features.limits import check_params
 from quantumtrader.priority import LEVELS as PRIORITY_LEVELS
 from quantumtrader.protocol import (
     DEFAULT_MAX_SKEW_MS,
@@ -537,10 +538,8 @@ def parse_symbol_map(entries: tuple[str, ...]) -> dict[tuple[str, str], str]:
 
 
 def _check_whole(config: Config) -> None:
-    # The feature kernel's own limits (its embedding and pattern sizes live beside it): checked here too, so a
-    # bad value is exit 2 naming the key when the config loads, not a traceback when the daemon builds its kernels.
-    from quantumtrader.features.limits import check_params
-
+    # The feature kernel's own limits: checked here too, so a bad value is exit 2 naming the key when the config
+    # loads, not a traceback when the daemon builds its kernels.
     check_params(config.features)
     parse_symbol_map(config.execution.symbol_map)
     s = config.signals

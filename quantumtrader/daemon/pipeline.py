@@ -24,6 +24,7 @@ Order of work per batch and why:
 
 from __future__ import annotations
 
+import heapq
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -341,7 +342,7 @@ class PipelineStage:
         if not self.store.encrypted:  # with a store key the predictions are what must not reach the disk in clear, logs included
             # The most recent STATUS_SIGNALS symbols' only: all of them made a line of 74 KB every 5 s once a
             # terminal had streamed 4,096 symbols (1.3 GB of log a day); the count above says how many there are.
-            latest = sorted(self.latest_signals.values(), key=lambda sig: sig["time_msc"], reverse=True)[:STATUS_SIGNALS]
+            latest = heapq.nlargest(STATUS_SIGNALS, self.latest_signals.values(), key=lambda sig: sig["time_msc"])
             fields["latest_signals"] = {sig["symbol"]: sig["prediction"] for sig in latest}
         return fields
 

@@ -16,40 +16,35 @@ import os
 import socket
 import sys
 import warnings
-from collections import Counter
 
 import uvicorn
 
 from quantumtrader.config import Config
 from quantumtrader.gc_tuning import tune_gc
 from quantumtrader.log import get_logger
-from quantumtrader.metrics import LogLimiter
 from quantumtrader.shutdown import stop_with_parent
 from quantumtrader.sidecar.app import create_app
 from quantumtrader.sidecar.frames import SharedFrameProtocol
+from quantumtrader.sidecar.runtime import Sidecar
 
 log = get_logger("quantumtrader.sidecar")
 
 
 class InvalidRequestLog(logging.Filter):
     """uvicorn's "Invalid HTTP request received." (a warning per malformed request: 2,000 garbage connections
-    were 2,000 log lines in 1.6 s, counted nowhere): counted in ``http_invalid_requests`` and let through at most
-    once per ``daemon.reject_log_interval_s``, as the sidecar's other refusals are."""
+    were 2,000 log lines in 1.6 s, counted nowhere): counted in ``http_invalid_requests`` and logged as the
+    sidecar's other refusals are (Sidecar.log_reject, once per interval), uvicorn's own line dropped."""
 
-    def __init__(self, counters: Counter[str], interval_s: float) -> None:
+    def __init__(self, sidecar: Sidecar) -> None:
         super().__init__()
-        self._counters = counters
-        self._limiter = LogLimiter(interval_s)
+        self._sidecar = sidecar
 
     def filter(self, record: logging.LogRecord) -> bool:
         if not str(record.msg).startswith("Invalid HTTP request"):
             return True
-        self._counters["http_invalid_requests"] += 1
-        since = self._limiter.due("invalid")
-        if since is None:
-            return False
-        record.msg = f"{record.msg} ({since} since the last such line; counted in http_invalid_requests)"
-        return True
+        self._sidecar.counters["http_invalid_requests"] += 1
+        self._sidecar.log_reject("invalid_http", reason="invalid_http", error=record.getMessage()[:200])
+        return False
 
 
 def uvicorn_config(config: Config) -> uvicorn.Config:
@@ -58,7 +53,7 @@ def uvicorn_config(config: Config) -> uvicorn.Config:
     uvicorn_log = logging.getLogger("uvicorn.error")
     for old in [f for f in uvicorn_log.filters if isinstance(f, InvalidRequestLog)]:  # one per process's app
         uvicorn_log.removeFilter(old)
-    uvicorn_log.addFilter(InvalidRequestLog(app.state.sidecar.counters, config.daemon.reject_log_interval_s))
+    uvicorn_log.addFilter(InvalidRequestLog(app.state.sidecar))
     return uvicorn.Config(
         app,
         host=sc.host,

@@ -48,8 +48,11 @@ def error_message(text: str) -> str:
     return message("error", {"message": text}, message=text)
 
 
-async def _refuse_connection(websocket: WebSocket, sidecar: Sidecar, reason: str, message: str, code: int) -> None:
-    """A connection refused before it is served: logged as a refusal (once per reason and interval), then closed."""
+async def _refuse_connection(websocket: WebSocket, sidecar: Sidecar, reason: str, message: str, code: int, counter: str | None = None) -> None:
+    """A connection refused before it is served: counted under ``counter`` (the IP limiter counts its own),
+    logged as a refusal (once per reason and interval), then closed."""
+    if counter is not None:
+        sidecar.counters[counter] += 1
     sidecar.log_reject(f"ws connection {reason}", route="/ws", reason=f"connection_{reason}", error=message[:200])
     await _refuse(websocket, message, code)
 
@@ -65,20 +68,17 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
     try:
         principal = sidecar.authenticate(websocket, token)
     except ApiError as exc:
-        sidecar.counters["ws_auth_failures"] += 1
-        await _refuse_connection(websocket, sidecar, "auth", exc.message, CLOSE_POLICY)
+        await _refuse_connection(websocket, sidecar, "auth", exc.message, CLOSE_POLICY, "ws_auth_failures")
         return
     assert token is not None  # authenticate() refused a connection without one
     if sidecar.hub.full():
-        sidecar.counters["ws_refused_full"] += 1
-        await _refuse_connection(websocket, sidecar, "full", "server full; retry later", CLOSE_TOO_SLOW)
+        await _refuse_connection(websocket, sidecar, "full", "server full; retry later", CLOSE_TOO_SLOW, "ws_refused_full")
         return
     # Per user, counted before any await: one token (a viewer's too) could otherwise take every slot
     # of ws_max_clients and lock the trader's own phone out.
     cap = sidecar.config.sidecar.ws_max_per_user
     if sidecar.ws_per_user[principal.name] >= cap:
-        sidecar.counters["ws_refused_per_user"] += 1
-        await _refuse_connection(websocket, sidecar, "per_user", f"too many connections for user {principal.name} ({cap}); close one and retry", CLOSE_TOO_SLOW)
+        await _refuse_connection(websocket, sidecar, "per_user", f"too many connections for user {principal.name} ({cap}); close one and retry", CLOSE_TOO_SLOW, "ws_refused_per_user")
         return
     sidecar.ws_per_user[principal.name] += 1
     try:
