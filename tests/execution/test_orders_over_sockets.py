@@ -82,6 +82,10 @@ class Dealer:
         self.sock.close()
 
 
+#: Most of the 1,010 orders allowed to end "unknown" (their commands answered too late every try) before they settle.
+MAX_UNKNOWN = 20
+
+
 @pytest.mark.timeout(300)
 def test_1000_orders_with_lost_and_late_replies_execute_exactly_once(tmp_path: Path) -> None:
     eps = Endpoints()
@@ -115,12 +119,25 @@ def test_1000_orders_with_lost_and_late_replies_execute_exactly_once(tmp_path: P
             replies = dealer.collect(ids, timeout_s=240)
             elapsed = time.monotonic() - started
 
-            orders = [r["order"] for r in replies.values()]
-            unsettled = [(o["id"], o["status"], o["error"]) for o in orders if o["status"] not in ("filled", "rejected")]
-            assert not unsettled, f"orders left pending or unknown: {unsettled[:5]}"
-            rejected = [o for o in orders if o["status"] == "rejected"]
-            assert len(rejected) == 10 and all(o["error_code"] == 10019 for o in rejected)
-            filled_ids = {o["id"] for o in orders if o["status"] == "filled"}
+            orders = {rid: r["order"] for rid, r in replies.items()}
+            unsettled = [(o["id"], o["status"], o["error"]) for o in orders.values() if o["status"] not in ("filled", "rejected", "unknown")]
+            assert not unsettled, f"orders left pending: {unsettled[:5]}"
+            # A command answered too late three times over is "unknown" and settles from the terminal's positions,
+            # the design's fallback: 5 of 1,010 when the suite ran at half speed beside two other loads (2026-12-05),
+            # none on a machine to itself. The retries must carry all but a few; the few must settle, exactly once.
+            unknown = [rid for rid, o in orders.items() if o["status"] == "unknown"]
+            assert len(unknown) <= MAX_UNKNOWN, f"{len(unknown)} orders unknown after every try (the retries not carrying them?)"
+            for rid in unknown:
+                orders[rid] = wait_for(
+                    lambda rid=rid: next((o for o in control(eps.control, "orders", request_id=rid)["orders"] if o["status"] != "unknown"), None),
+                    15,
+                    f"order of request {rid} to settle from the terminal's positions",
+                )
+                assert orders[rid]["reconciled"] is True
+            rejected = [o for o in orders.values() if o["status"] == "rejected"]
+            # a refusal the terminal answered carries its code; a reconciled one (no reply came) cannot
+            assert len(rejected) == 10 and all(o["error_code"] == 10019 or o["reconciled"] for o in rejected)
+            filled_ids = {o["id"] for o in orders.values() if o["status"] == "filled"}
             assert len(filled_ids) == 1000
 
             held = terminal_positions(eps.command)
@@ -129,8 +146,8 @@ def test_1000_orders_with_lost_and_late_replies_execute_exactly_once(tmp_path: P
             assert {c.removeprefix("QT-") for c in comments} == filled_ids
 
             status = control(eps.control)["health"]
-            assert status["counters"]["orders_filled"] == 1000 and status["counters"].get("orders_unknown", 0) == 0
-            assert status["latency"]["command_round_trip"]["count"] == 1010
+            assert status["counters"]["orders_filled"] == 1000 and status["counters"].get("orders_unknown", 0) == len(unknown)
+            assert status["latency"]["command_round_trip"]["count"] == 1010 - len(unknown)  # a round trip is a reply received
             # ticks kept flowing at the terminal's full rate while ~415 commands waited out a timeout
             # (measured: 1.000 of 200/s; 0.95 leaves room for the run's first and last moments)
             # read until it holds: after a stall the terminal sends what was due at once, so one reading taken in a
