@@ -20,7 +20,7 @@ from quantumtrader.store.db import StateFileError, checkpoint_on_close, connect,
 from quantumtrader.store.schema import migrate
 from quantumtrader.store.journal import CHUNK_BYTES, Closed, Row, SignalJournal, journal_files, keep_damaged_journal, read_journal, remove_journal
 from quantumtrader.store.signals import SignalLog
-from quantumtrader.store.writer import StoreWriter, checkpoint_job, retention_job, retire_journal_job, save_state_job, signals_job
+from quantumtrader.store.writer import SignalsJob, StoreWriter, checkpoint_job, retention_job, retire_journal_job, save_state_job
 
 log = get_logger("quantumtrader.store")
 
@@ -28,7 +28,9 @@ log = get_logger("quantumtrader.store")
 class Store:
     """Owns the signal journal, the writer thread (signal inserts, state, retention) and a connection for start-up."""
 
-    def __init__(self, path: Path, *, queue_max: int = 10_000, retention_days: float = 0.0, cipher: SignalCipher | None = None) -> None:
+    def __init__(
+        self, path: Path, *, queue_max: int = 10_000, retention_days: float = 0.0, cipher: SignalCipher | None = None, log_interval_s: float = 10.0
+    ) -> None:
         self.path = path
         with opening(path):
             self._conn = connect(path, checkpoints=False)  # start-up's; checkpoints happen on the writer
@@ -38,7 +40,7 @@ class Store:
         self.journal = SignalJournal(path)
         self._unretired: list[Closed] = []
         self._pending: list[Row] = []
-        self.writer = StoreWriter(path, queue_max)
+        self.writer = StoreWriter(path, queue_max, log_interval_s=log_interval_s)
         self.retention_days = retention_days
         self.encrypted = cipher is not None
 
@@ -50,6 +52,7 @@ class Store:
             queue_max=sc.queue_max,
             retention_days=sc.signal_retention_days,
             cipher=cipher_from_env(sc.encrypt_env),
+            log_interval_s=config.daemon.reject_log_interval_s,
         )
 
     def start(self) -> None:
@@ -99,7 +102,7 @@ class Store:
         if not self._pending:
             return False
         rows, self._pending = self._pending, []
-        return self.writer.submit("signals", signals_job(rows))
+        return self.writer.submit("signals", SignalsJob(rows))
 
     def rotate_journal(self, *, block: bool = False) -> None:
         """Start a new journal file and queue the closed one(s) for retirement (insert all, commit, delete)."""

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from quantumtrader.log import get_logger
+from quantumtrader.metrics import LogLimiter
 from quantumtrader.store.codec import pack_state
 from quantumtrader.store.db import connect
 from quantumtrader.store.journal import remove_journal, settle_journal
@@ -32,6 +33,11 @@ log = get_logger("quantumtrader.store")
 Job = Callable[[sqlite3.Connection], "Callable[[], None] | None"]
 _STOP = object()
 _BLOCK_S = 10.0
+#: Signal rows whose insert failed (a full disk) that the writer keeps and retries, at most: ~1 KB each,
+#: ~5 hours of 50 symbols signalling every 10 s. Beyond it the oldest are let go, counted and logged.
+UNSAVED_ROWS_MAX = 100_000
+#: Seconds between two tries of the kept rows (also the queue's wait while rows are kept and nothing comes).
+RETRY_UNSAVED_S = 1.0
 
 
 def save_state_job(name: str, saved_msc: int, state: dict[str, Any]) -> Job:
@@ -48,13 +54,19 @@ def save_state_job(name: str, saved_msc: int, state: dict[str, Any]) -> Job:
     return job
 
 
-def signals_job(rows: Sequence[Sequence[Any]]) -> Job:
-    """A job that inserts store rows the loop has already journaled."""
+class SignalsJob:
+    """A job that inserts store rows the loop has already journaled.
 
-    def job(conn: sqlite3.Connection) -> None:
-        insert_rows(conn, rows)
+    A class, not a closure, so that the writer can keep the rows of one that
+    failed (see :meth:`StoreWriter._keep_unsaved`): while the journal is
+    paused by a full disk, this job is the only copy of its signals.
+    """
 
-    return job
+    def __init__(self, rows: Sequence[Sequence[Any]]) -> None:
+        self.rows = rows
+
+    def __call__(self, conn: sqlite3.Connection) -> None:
+        insert_rows(conn, self.rows)
 
 
 def retire_journal_job(path: Path, ids: list[str]) -> Job:
@@ -83,11 +95,16 @@ def checkpoint_job(conn: sqlite3.Connection) -> None:
 class StoreWriter:
     """One thread, one connection, one queue of jobs; each job is its own transaction."""
 
-    def __init__(self, path: Path, queue_max: int) -> None:
+    def __init__(self, path: Path, queue_max: int, *, log_interval_s: float = 10.0, clock: Callable[[], float] = time.monotonic) -> None:
         self._path = path
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=queue_max)
         self.counters: Counter[str] = Counter()
         self.failing: dict[str, str] = {}  # kind -> the error of its last job, until one of that kind succeeds
+        # A full disk fails every job, several a second: one line per kind and interval, with the count.
+        self._failure_log = LogLimiter(log_interval_s, clock)
+        self._clock = clock
+        self._unsaved: list[Sequence[Any]] = []  # rows of failed signal inserts, oldest first: retried, not dropped
+        self._retry_at = 0.0
         self._died = False  # the thread ended on an error of its own: nothing queued runs any more
         self._thread = threading.Thread(target=self._run_guarded, name="qt-store-writer", daemon=True)
 
@@ -132,13 +149,72 @@ class StoreWriter:
             self.failing["writer"] = f"the writer thread stopped: {exc!r}"[:200]
             log.error("store writer stopped; signals stay in their journal files until a restart", error=repr(exc)[:300])
 
+    @property
+    def unsaved_signals(self) -> int:
+        """Signal rows the writer holds because their insert failed (for health and tests)."""
+        return len(self._unsaved)
+
+    def _keep_unsaved(self, rows: Sequence[Sequence[Any]]) -> None:
+        """Keep a failed insert's rows for the next try; the oldest go beyond ``UNSAVED_ROWS_MAX``.
+
+        Before, a failed signals job was dropped like any other: with the
+        journal paused by the same full disk its rows were nowhere else, and a
+        150-second full disk lost every signal of those seconds for good.
+        """
+        self._unsaved.extend(rows)
+        over = len(self._unsaved) - UNSAVED_ROWS_MAX
+        if over > 0:
+            del self._unsaved[:over]
+            self.counters["lost_signals"] += over
+            self._failure_log.log("lost", log.error, "signals lost: the store kept failing and its retry buffer is full", lost=over, kept=len(self._unsaved))
+
+    def _retry_unsaved(self, conn: sqlite3.Connection, *, final: bool = False) -> None:
+        """Insert the kept rows, at most once per ``RETRY_UNSAVED_S`` (every time at the end)."""
+        if not self._unsaved or (not final and self._clock() < self._retry_at):
+            return
+        self._retry_at = self._clock() + RETRY_UNSAVED_S
+        rows, self._unsaved = self._unsaved, []
+        if self._transaction(conn, "signals", SignalsJob(rows)):
+            log.warning("signals stored after failed inserts", signals=len(rows))
+            self.counters["retried_signals"] += len(rows)
+        elif final:
+            self.counters["lost_signals"] += len(self._unsaved)
+            log.error("signals not stored: the store still fails at the stop", signals=len(self._unsaved), error=self.failing.get("signals", ""))
+
+    def _transaction(self, conn: sqlite3.Connection, kind: str, job: Job) -> bool:
+        """Run ``job`` in its own transaction; on failure count, log (rate-limited) and keep a signals job's rows."""
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            after_commit = job(conn)
+            conn.execute("COMMIT")
+            if after_commit is not None:
+                after_commit()
+        except Exception as exc:  # a failed save must not kill the writer; the next one retries
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            self.counters[f"failed_{kind}"] += 1
+            self.failing[kind] = repr(exc)[:200]
+            self._failure_log.log(kind, log.error, "store job failed", kind=kind, error=repr(exc)[:300], failed=self.counters[f"failed_{kind}"])
+            if isinstance(job, SignalsJob):
+                self._keep_unsaved(job.rows)
+            return False
+        self.counters[f"done_{kind}"] += 1
+        self.failing.pop(kind, None)
+        return True
+
     def _run(self) -> None:
         conn = connect(self._path)
         try:
             while True:
-                item = self._queue.get()
+                try:  # while rows are kept, wake to retry them even if nothing is queued
+                    item = self._queue.get(timeout=RETRY_UNSAVED_S if self._unsaved else None)
+                except queue.Empty:
+                    self._retry_unsaved(conn)
+                    continue
                 if item is _STOP:
+                    self._retry_unsaved(conn, final=True)
                     return
+                self._retry_unsaved(conn)
                 kind, job = item
                 started = time.perf_counter()
                 if job is checkpoint_job:  # must run outside a transaction; PASSIVE never blocks readers or the loop's writes
@@ -149,20 +225,7 @@ class StoreWriter:
                         self.counters["failed_checkpoint"] += 1
                         log.error("store checkpoint failed", error=repr(exc)[:300])
                     continue
-                try:
-                    conn.execute("BEGIN IMMEDIATE")
-                    after_commit = job(conn)
-                    conn.execute("COMMIT")
-                    if after_commit is not None:
-                        after_commit()
-                    self.counters[f"done_{kind}"] += 1
-                    self.failing.pop(kind, None)
-                except Exception as exc:  # a failed save must not kill the writer; the next one retries
-                    if conn.in_transaction:
-                        conn.execute("ROLLBACK")
-                    self.counters[f"failed_{kind}"] += 1
-                    self.failing[kind] = repr(exc)[:200]
-                    log.error("store job failed", kind=kind, error=repr(exc)[:300])
+                self._transaction(conn, kind, job)
                 self.counters[f"ms_{kind}"] = round((time.perf_counter() - started) * 1000, 3)
         finally:
             conn.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 from pathlib import Path
 
 import numpy as np
@@ -190,6 +191,67 @@ def test_a_writer_that_dies_while_close_drains_it_does_not_report_the_drain_done
     assert store.writer.submit("state", breaks_the_connection)
     assert not store.writer.close()
     assert "writer" in store.writer.failing
+
+
+def test_signal_inserts_that_fail_are_kept_and_retried_not_dropped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A full disk pauses the journal, so the writer's job is a signal's only copy: a failed insert was dropped and
+    every signal of a 150-second full disk was lost for good (an operations review, 2026-12-05), with a log line
+    per failed job (644 in 139 s). Now kept, retried each RETRY_UNSAVED_S, logged once per interval."""
+    import quantumtrader.store.writer as writer_module
+
+    disk_full = True
+    real_insert = writer_module.insert_rows
+
+    def insert(conn: sqlite3.Connection, rows: list) -> int:
+        if disk_full:
+            raise sqlite3.OperationalError("database or disk is full")
+        return real_insert(conn, rows)
+
+    errors: list[tuple[str, dict]] = []
+    monkeypatch.setattr(writer_module, "insert_rows", insert)
+    monkeypatch.setattr(writer_module, "RETRY_UNSAVED_S", 0.05)
+    monkeypatch.setattr(writer_module.log, "error", lambda event, **kw: errors.append((event, kw)))
+    store = Store(tmp_path / "qt.db", log_interval_s=60)
+    store.start()
+    signals = [make_signal(n) for n in range(30)]
+    for batch in range(10):  # ten jobs, each failing (retries of the kept rows fail too)
+        store.queue_signals(store.signals.rows(signals[batch * 3 : batch * 3 + 3]))
+        assert store.flush_signals()
+        time.sleep(0.02)
+    wait = time.monotonic() + 5
+    while store.writer.counters["failed_signals"] < 10 and time.monotonic() < wait:
+        time.sleep(0.01)
+    assert store.writer.counters["failed_signals"] >= 10
+    assert store.writer.unsaved_signals == 30  # every row kept once, none twice
+    assert "disk is full" in store.writer.failing["signals"]
+    assert [event for event, _ in errors] == ["store job failed"]  # one line per kind and interval
+
+    disk_full = False  # room again: the kept rows go in without a new signal to carry them
+    while store.writer.unsaved_signals and time.monotonic() < wait + 5:
+        time.sleep(0.01)
+    assert store.writer.unsaved_signals == 0
+    assert store.writer.counters["retried_signals"] == 30 and "signals" not in store.writer.failing
+    assert store.close()
+    with SignalReader(tmp_path / "qt.db") as reader:
+        assert sorted(reader.ids()) == sorted(s["id"] for s in signals)
+
+
+def test_signals_the_store_still_cannot_take_at_the_stop_are_counted_lost(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import quantumtrader.store.writer as writer_module
+
+    def insert(conn: sqlite3.Connection, rows: list) -> int:
+        raise sqlite3.OperationalError("database or disk is full")
+
+    errors: list[tuple[str, dict]] = []
+    monkeypatch.setattr(writer_module, "insert_rows", insert)
+    monkeypatch.setattr(writer_module.log, "error", lambda event, **kw: errors.append((event, kw)))
+    store = Store(tmp_path / "qt.db")
+    store.start()
+    store.queue_signals(store.signals.rows([make_signal(n) for n in range(4)]))
+    store.flush_signals()
+    store.close()
+    assert store.writer.counters["lost_signals"] == 4
+    assert ("signals not stored: the store still fails at the stop", {"signals": 4, "error": store.writer.failing["signals"]}) in errors
 
 
 def test_codec_round_trips_without_pickle() -> None:
