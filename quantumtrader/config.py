@@ -352,6 +352,12 @@ class ExecutionConfig:
 
     command_timeout_ms: int = setting(3000, "how long to wait for a terminal's reply before a Lazy Pirate retry", positive)
     command_retries: int = setting(2, "resends of the same command id after a timeout", non_negative)
+    stop_wait_ms: int = setting(
+        3000,
+        "at a stop, how long commands already sent may take to be answered (Lazy Pirate retries included);"
+        " orders still unanswered then are journaled unknown and settle from the positions at the next start; commands not yet sent are refused",
+        non_negative,
+    )
     magic: int = setting(20240115, "magic number put on every order", non_negative)
     deviation_points: int = setting(10, "max slippage in points for market orders", non_negative)
     queue_max: int = setting(1000, "commands waiting per terminal before new ones are refused", positive)

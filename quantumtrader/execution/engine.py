@@ -113,6 +113,32 @@ class ExecutionEngine:
         self._volatility = source
 
     def close(self) -> None:
+        """An ordered stop (uvicorn's shape): nothing new leaves, what left may finish, then the sockets.
+
+        Commands still queued behind their terminal are refused (never sent:
+        safe to ask again); a command in flight gets ``execution.stop_wait_ms``
+        for its reply; an order still unanswered then is journaled unknown
+        and its requester told so (the next start settles it from the
+        terminal's positions). Before, a stop closed the sockets at once: the
+        order stayed "pending" in the journal and its requester waited out
+        its own timeout for an answer that never came.
+        """
+        until = time.monotonic() + self.config.execution.stop_wait_ms / 1000.0
+        for session in self.sessions.values():
+            for command in session.drop_queued():
+                order = self.orders.get(command["id"])
+                if order is not None and order.status == PENDING:
+                    self._settle(order, REJECTED, error="not sent: the daemon stopped while it waited its turn at the terminal")
+        for session in self.sessions.values():
+            if session.inflight is not None:
+                log.info("waiting for the terminal to answer before the stop", terminal=session.terminal, order=session.inflight.command["id"])
+                session.await_inflight(until)
+        for order in [o for o in self.orders.values() if o.status == PENDING]:
+            self._mark_unknown(
+                order,
+                "the daemon stopped before the terminal answered; will settle from the terminal's positions at the next start",
+                "the daemon is stopping before the terminal answered: the order's outcome is unknown and will be reconciled at the next start",
+            )
         for session in self.sessions.values():
             session.close()
         self.journal.close()

@@ -113,6 +113,32 @@ class CommandSession:
             return
         self._finish(None)
 
+    def drop_queued(self) -> list[dict[str, Any]]:
+        """At a stop: the commands not yet sent, taken out of the queue (returned so their orders can be answered)."""
+        dropped = [pending.command for pending in self.queue]
+        self.queue.clear()
+        return dropped
+
+    def await_inflight(self, until: float) -> None:
+        """At a stop, the loop gone: the command in flight gets until ``until`` (monotonic) to be answered.
+
+        Blocking, on this socket alone; Lazy Pirate retries go on as in the
+        loop. Its ``on_done`` runs as usual if the reply comes (or every try
+        times out). One look even when ``until`` has passed: a reply may be
+        waiting already.
+        """
+        while self.inflight is not None and self._socket is not None:
+            now = self._monotonic()
+            wait_s = max(0.0, min(self.deadline, until) - now)
+            if self._socket.poll(int(wait_s * 1000)):
+                self._on_readable()
+                continue
+            now = self._monotonic()
+            if now >= self.deadline:
+                self.check(now)
+            elif now >= until:
+                return
+
     def close(self) -> None:
         if self._socket is not None:
             self._unwatch(self._socket)

@@ -1,0 +1,95 @@
+"""A graceful stop (SIGINT, as Ctrl-C and ``qt-daemon stop`` end a run) with orders in flight, over real
+processes: what was sent may finish within ``execution.stop_wait_ms``, what was not sent is refused, every
+requester gets an answer, and what stayed unanswered settles from the positions at the next start.
+
+Before (an operations review, 2026-12-05) a stop closed the command sockets at once: the order stayed
+"pending" in the journal, its requester waited out its own timeout for nothing, and the next start had to
+guess from the positions.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from support import Endpoints, control, daemon_process, start, stop, wait_for
+from test_orders_over_sockets import RISK_OFF, Dealer, settled_order, terminal_positions
+
+
+def _pending(control_endpoint: str) -> list[dict]:
+    return [o for o in control(control_endpoint, "orders")["orders"] if o["status"] == "pending"]
+
+
+@contextlib.contextmanager
+def _slow_terminal(eps: Endpoints, tmp_path: Path, env: dict[str, str], reply_delay_ms: int) -> Iterator[Endpoints]:
+    """A paper terminal that holds every reply ``reply_delay_ms``, for the whole block: its positions are read
+    after the daemon's stop, and a restarted daemon settles from them."""
+    paper = start(
+        ["paper", "--rate", "100", "--heartbeat-s", "0.3", "--delay-reply-every", "1", "--delay-reply-ms", str(reply_delay_ms)],
+        eps.env(tmp_path / "data", **env),
+        tmp_path / "paper.log",
+    )
+    try:
+        yield eps
+    finally:
+        stop(paper)
+
+
+@contextlib.contextmanager
+def _trading(eps: Endpoints, tmp_path: Path, env: dict[str, str]) -> Iterator[tuple[subprocess.Popen[bytes], Dealer]]:
+    """A daemon process and a DEALER on its control socket, once the terminal's EURUSD is quoted."""
+    with daemon_process(eps, tmp_path, **env) as daemon:
+        dealer = Dealer(eps.control)
+        try:
+            wait_for(lambda: any(q["symbol"] == "EURUSD" for q in control(eps.control, "snapshot")["quotes"]), 15, "a EURUSD quote")
+            yield daemon, dealer
+        finally:
+            dealer.close()
+
+
+@pytest.mark.timeout(120)
+def test_a_stop_lets_the_command_in_flight_finish_and_refuses_the_queued_one(tmp_path: Path) -> None:
+    eps = Endpoints()
+    env = {**RISK_OFF, "QT_EXECUTION__COMMAND_TIMEOUT_MS": "20000", "QT_EXECUTION__STOP_WAIT_MS": "10000"}
+    # every reply held 1.5 s: the first order is in flight when the stop comes, the second waits its turn
+    with _slow_terminal(eps, tmp_path, env, 1500):
+        with _trading(eps, tmp_path, env) as (daemon, dealer):
+            first = dealer.send("trade", symbol="EURUSD", side="buy", lots=0.02, source="test")
+            second = dealer.send("trade", symbol="EURUSD", side="sell", lots=0.03, source="test")
+            wait_for(lambda: len(_pending(eps.control)) == 2, 5, "both orders journaled as pending")
+            assert stop(daemon, signal.SIGINT, timeout=15) == 0
+            replies = dealer.collect({first, second}, timeout_s=5)  # answered before the daemon exited
+        filled, refused = replies[first]["order"], replies[second]["order"]
+        assert replies[first]["ok"] is True and filled["status"] == "filled"
+        assert replies[second]["ok"] is False and refused["status"] == "rejected" and "not sent" in refused["error"]
+        comments = [p["comment"] for p in terminal_positions(eps.command)]
+        assert comments.count("QT-" + filled["id"]) == 1 and "QT-" + refused["id"] not in comments
+        with daemon_process(eps, tmp_path, **env):  # the journal says the same after the restart
+            journal = {o["id"]: o["status"] for o in control(eps.control, "orders")["orders"]}
+            assert journal[filled["id"]] == "filled" and journal[refused["id"]] == "rejected"
+
+
+@pytest.mark.timeout(120)
+def test_an_order_unanswered_by_the_end_of_the_stop_wait_is_left_unknown_then_settles(tmp_path: Path) -> None:
+    eps = Endpoints()
+    env = {**RISK_OFF, "QT_EXECUTION__COMMAND_TIMEOUT_MS": "20000", "QT_EXECUTION__STOP_WAIT_MS": "1000"}
+    # the terminal executes at once but holds the reply 10 s, beyond the stop's 1 s wait
+    with _slow_terminal(eps, tmp_path, env, 10_000):
+        with _trading(eps, tmp_path, env) as (daemon, dealer):
+            request = dealer.send("trade", symbol="EURUSD", side="buy", lots=0.05, source="test")
+            (order,) = wait_for(lambda: _pending(eps.control), 5, "the order journaled as pending")
+            wait_for(lambda: any(p["comment"] == "QT-" + order["id"] for p in terminal_positions(eps.command)), 5, "the terminal to execute")
+            assert stop(daemon, signal.SIGINT, timeout=15) == 0
+            reply = dealer.collect({request}, timeout_s=5)[request]
+        assert reply["ok"] is False and reply["order"]["status"] == "unknown" and reply["status"] == 504
+        assert "stopping" in reply["error"] and "reconciled" in reply["error"]
+        with daemon_process(eps, tmp_path, **env):
+            settled = settled_order(eps.control, order["id"], 15, "the order to be reconciled from the terminal's positions")
+            assert settled["status"] == "filled" and settled["reconciled"] is True
+            held = [p for p in terminal_positions(eps.command) if p["comment"] == "QT-" + order["id"]]
+            assert len(held) == 1, "the order was sent again after the restart"
