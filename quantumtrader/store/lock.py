@@ -56,8 +56,12 @@ class DataDirLock:
             ) from None
         # Written over the previous holder's pid at a fixed width: no truncation, which
         # Windows may refuse with a locked range in the file.
-        os.lseek(fd, 0, os.SEEK_SET)
-        os.write(fd, f"{os.getpid():<20}".encode())
+        try:
+            os.lseek(fd, 0, os.SEEK_SET)
+            os.write(fd, f"{os.getpid():<20}".encode())
+        except OSError as exc:  # a full disk: the first write of a start, a traceback before (an operations review)
+            os.close(fd)
+            raise StateFileError(f"cannot write the data directory's lock file {self.path}: {exc.strerror or exc} (a full disk?)") from None
         self._fd = fd
 
     def release(self) -> None:

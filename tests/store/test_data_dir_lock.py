@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from quantumtrader.store.db import StateFileError
 from quantumtrader.store.lock import DataDirBusy, DataDirLock
 from support import Endpoints, control, start, stop, wait_for, wait_ready
 
@@ -22,6 +23,15 @@ def test_a_second_lock_on_the_directory_is_refused_until_the_first_is_released(t
         first.release()
     second.acquire()  # released: free again
     second.release()
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (Linux)")
+def test_a_lock_file_that_cannot_be_written_is_a_clear_error(tmp_path: Path) -> None:
+    """A full disk at start: writing the pid raised a bare OSError, a traceback out of ``qt-daemon run``."""
+    (tmp_path / "daemon.lock").symlink_to("/dev/full")  # every write: ENOSPC, as on a full disk
+    with pytest.raises(StateFileError, match="cannot write the data directory's lock file .*No space left on device"):
+        DataDirLock(tmp_path).acquire()
+    DataDirLock(tmp_path).release()  # nothing held
 
 
 @pytest.mark.timeout(180)
