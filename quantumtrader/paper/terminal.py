@@ -28,6 +28,7 @@ import zmq
 
 from quantumtrader.config import Config
 from quantumtrader.log import get_logger
+from quantumtrader.metrics import LogLimiter
 from quantumtrader.paper.book import PaperBook, TradeError
 from quantumtrader.paper.ticks import CsvStats, generate_ticks, merge_csv_ticks, symbol_from_path
 from quantumtrader.protocol import (
@@ -46,6 +47,10 @@ log = get_logger("quantumtrader.paper")
 
 #: How often, at most, an account event follows equity while positions are open (the EAs' AccountMinIntervalMs default).
 ACCOUNT_INTERVAL_S = 1.0
+#: A paced source this far behind its schedule (the process was stopped, the VM paused) resumes at its rate from
+#: now on instead of sending every tick it missed at once: 13 minutes stopped came back as ~40,000 ticks in 4 s,
+#: each restamped now, and 15-79 signals per symbol in 6 s that auto-trading would act on (an operations review).
+MAX_BEHIND_S = 1.0
 _REPLY_CACHE_SIZE = 4096  # ids remembered for "answer a repeated id with the stored reply"
 _SNDHWM = 10_000
 _OUTBOX_MAX = 10_000
@@ -359,11 +364,16 @@ class PaperTerminal:
         # perf_counter, not monotonic: on Windows monotonic moves in ~15.6 ms steps, and paced ticks left in bursts.
         start = time.perf_counter()
         next_heartbeat = start + self.cfg.heartbeat_s
+        behind_log = LogLimiter(10.0)  # an overloaded paced source falls behind again and again
         finished = False
         try:
             while not self._stop:
                 now = time.perf_counter()
                 self.outbox.flush(self.push)
+                if not fast and pending is not None and now - (start + pending[0]) > MAX_BEHIND_S:
+                    behind = now - (start + pending[0])
+                    start += behind  # the missed due times are skipped, not made up: the ticks themselves come later
+                    behind_log.log("behind", log.warning, "paper terminal fell behind its tick schedule (paused?); resuming at its rate", behind_s=round(behind, 3))
                 produced = 0
                 while pending is not None and (not fast or not len(self.outbox)) and produced < 2000:
                     if not fast and start + pending[0] > now:

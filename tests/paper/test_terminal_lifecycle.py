@@ -7,7 +7,9 @@ import signal
 import time
 from pathlib import Path
 
+import orjson
 import pytest
+import zmq
 
 from support import Endpoints, FeedSubscriber, control, daemon_process, start, stop, terminal_status, wait_for
 
@@ -70,3 +72,36 @@ def test_paper_terminal_registers_streams_goes_stale_and_reregisters(tmp_path: P
         # a clean stop says bye
         term = wait_for(lambda: terminal_status(eps.control, name)["gone"], 5, "bye from the stopped terminal")
         assert term
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGSTOP"), reason="SIGSTOP/SIGCONT: POSIX")
+def test_a_paused_paper_terminal_resumes_at_its_rate_instead_of_sending_what_it_missed(tmp_path: Path) -> None:
+    """Stopped 13 minutes, the terminal came back with ~40,000 ticks in 4 s (an operations review, 2026-12-05);
+    now the due times it missed are skipped and the ticks go on at the configured rate."""
+    eps = Endpoints()
+    pull = zmq.Context.instance().socket(zmq.PULL)  # the daemon's side, counted by hand
+    pull.setsockopt(zmq.LINGER, 0)
+    pull.bind(eps.events)
+    paper = start(["paper", "--rate", "200", "--heartbeat-s", "30"], eps.env(tmp_path / "data"), tmp_path / "paper.log")
+
+    def ticks_within(seconds: float) -> int:
+        n, until = 0, time.monotonic() + seconds
+        while (left := until - time.monotonic()) > 0:
+            if pull.poll(int(left * 1000) + 1):
+                n += orjson.loads(pull.recv())["type"] == "tick"
+        return n
+
+    try:
+        assert pull.poll(20_000), "no event from the paper terminal"  # its interpreter's start
+        assert ticks_within(1.0) > 0
+        paper.send_signal(signal.SIGSTOP)
+        ticks_within(0.2)  # what was on its way
+        time.sleep(3.0)  # 600 due times at 200/s
+        paper.send_signal(signal.SIGCONT)
+        after = ticks_within(1.0)
+    finally:
+        paper.send_signal(signal.SIGCONT)
+        stop(paper)
+        pull.close()
+    assert 50 <= after <= 400, after  # about 200; the whole backlog would be ~800
+    assert "fell behind its tick schedule" in (tmp_path / "paper.log").read_text(encoding="utf-8")
