@@ -20,7 +20,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from quantumtrader.log import get_logger
 from quantumtrader.protocol import MAX_LONG, iso_from_msc
+
+log = get_logger("quantumtrader.daemon")
 
 
 @dataclass(slots=True)
@@ -117,10 +120,11 @@ class TerminalRegistry:
                 session.seq_regressions += 1
         session.last_seq = seq
         session.events += 1
+        if session.stale:  # its going stale and retired were logged (warnings): its return is said too
+            log.info("terminal back", terminal=terminal, silent_s=round(now - session.last_seen, 1), was="retired" if session.retired else "stale")
+            session.stale = session.retired = False
         session.last_seen = now
         session.last_seen_msc = now_msc
-        if session.stale:
-            session.stale = session.retired = False
         return session, known
 
     def bye(self, terminal: str, reason: str) -> None:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import structlog
+
 from quantumtrader.daemon.terminals import TerminalRegistry
 from support import Endpoints, FakeClock, control, daemon_process, event_frame, events_push, start, stop, terminal_status, wait_for
 
@@ -36,8 +38,11 @@ def test_only_a_terminal_stale_for_the_whole_period_is_retired_and_any_event_or_
     entry = {t["terminal"]: t for t in registry.to_json()}["a"]
     assert entry["retired"] and entry["stale"] and not entry["connected"]
 
-    session, known = registry.seen("a", 1, clock.now, 0)  # any event: back, not stale, not retired
+    with structlog.testing.capture_logs() as logged:
+        session, known = registry.seen("a", 1, clock.now, 0)  # any event: back, not stale, not retired
     assert known and not session.retired and not session.stale
+    # said, as its going stale and retired are (a review found it silent, 2026-12-05)
+    assert [(e["event"], e["terminal"], e["was"], e["silent_s"]) for e in logged] == [("terminal back", "a", "retired", 10.5)]
     clock.now += 20.0
     registry.update_stale(clock.now)
     registry.retire_silent(clock.now, 10.0)
