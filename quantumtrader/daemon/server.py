@@ -564,6 +564,9 @@ class Daemon:
             "terminals": self.terminals.to_json(),
             "counters": dict(self.counters),
             "rejects": {k: v for k, v in self.rejects.counts.items() if v},
+            # the feed's health message of now: a sidecar that starts (or heals) answers /api/health from this
+            # reply instead of "unreachable" until the next health message, up to health_interval_s later
+            "health": self.health(),
         }
 
     def control_specs(self, request: dict[str, Any]) -> dict[str, Any]:

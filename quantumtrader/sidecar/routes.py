@@ -119,6 +119,9 @@ async def refresh(request: Request) -> Response:
 
 # -- observability -------------------------------------------------------------------------
 
+#: In its first seconds, before the first snapshot, ``/api/health`` waits at most this long for it.
+STARTUP_SYNC_WAIT_S = 2.0
+
 
 async def health(request: Request) -> Response:
     """Is the whole chain up: daemon reachable, terminals connected and fresh. No auth, nothing secret.
@@ -136,6 +139,11 @@ async def health(request: Request) -> Response:
     sidecar = _sidecar(request)
     clone = sidecar.clone
     assert clone is not None
+    if clone.snapshot_seq is None and time.monotonic() - sidecar.started_at < STARTUP_SYNC_WAIT_S:
+        # Just started: the first snapshot (which carries the daemon's health) is ms away; answering before it
+        # said "unreachable" of a healthy daemon (a restarted sidecar, an operations review, 2026-12-05).
+        with anyio.move_on_after(STARTUP_SYNC_WAIT_S):
+            await clone.synced.wait()
     daemon = clone.daemon_health if clone.daemon_alive() else {}
     alive = bool(daemon)
     signed_in = _signed_in(request, sidecar)  # once: both the terminals and the problems are shown by it

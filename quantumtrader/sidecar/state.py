@@ -310,6 +310,12 @@ class Clone:
         self.accounts = {str(a.get("terminal", "")): a for a in snap.get("accounts", []) if isinstance(a, dict)}
         if isinstance(snap.get("terminals"), list):
             self.terminals = snap["terminals"]
+        health = snap.get("health")
+        if isinstance(health, dict):  # the daemon's own word, as of this reply: alive, and this healthy
+            self.daemon_health = health
+            self.last_message_at = max(self.last_message_at, self._clock())
+            if isinstance(health.get("terminals"), list):
+                self.terminals = health["terminals"]
         for msg_seq, kind, data in replay:
             if msg_seq <= seq:
                 continue  # the snapshot already holds it

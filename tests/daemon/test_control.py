@@ -22,6 +22,8 @@ def test_snapshot_carries_quotes_positions_accounts_and_the_feed_seq(tmp_path: P
             assert set(quote) >= {"symbol", "bid", "ask", "spread", "time_msc", "timestamp"}
             (account,) = snap["accounts"]
             assert account["balance"] == 10_000.0 and account["terminal"] == "paper-1@QuantumTrader-Paper"
+            # the health the feed would say now (a starting sidecar answers /api/health from it)
+            assert snap["health"]["status"] == "healthy" and [t["terminal"] for t in snap["health"]["terminals"]] == ["paper-1@QuantumTrader-Paper"]
             later = control(eps.control, "snapshot")
             assert later["feed_seq"] >= snap["feed_seq"]
             # a filter: only the named symbols; a list too long or not of names is refused, not searched per quote

@@ -299,6 +299,25 @@ def test_clone_sees_gaps_and_restarts_and_heals_clients_from_the_snapshot() -> N
     assert seq_of(b'{"type":"x","data":{},"timestamp":"t","seq":123}') == 123 and seq_of(b"{}") is None
 
 
+def test_a_snapshot_with_the_daemons_health_makes_the_clone_see_it_alive_at_once() -> None:
+    """A sidecar that had just started (or healed) said the daemon unreachable and degraded until the next health
+    message, 0.1-0.57 s after the snapshot was applied (an operations review, 2026-12-05): the reply now carries it."""
+    now = [100.0]
+
+    async def scenario() -> Clone:
+        clone = Clone("tcp://127.0.0.1:1", None, _NoControl(), _Sink(), hwm=10, recent_signals=10, silence_s=3.0, clock=lambda: now[0])  # type: ignore[arg-type]
+        assert not clone.daemon_alive()
+        health = {"status": "healthy", "uptime": 5.0, "terminals": [{"terminal": "t1", "connected": True}]}
+        clone.apply_snapshot({"feed_seq": 10, "quotes": [], "positions": [], "accounts": [], "health": health})
+        return clone
+
+    clone = asyncio.run(scenario())
+    assert clone.daemon_alive() and clone.daemon_health["status"] == "healthy"
+    assert clone.terminals == [{"terminal": "t1", "connected": True}]
+    now[0] += 3.5  # and like any message from the daemon, it ages: silence after it is still noticed
+    assert not clone.daemon_alive()
+
+
 def test_reading_the_feed_leaves_no_garbage_cycles() -> None:
     """A reference cycle per feed wake-up piled up ~50,000 objects every few seconds at 2,000 ticks/s,
     and their collection stopped the sidecar's loop for 25-40 ms (zmq.asyncio's non-blocking recv

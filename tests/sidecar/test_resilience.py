@@ -87,6 +87,30 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
     yield from running_stack(tmp_path)
 
 
+def test_a_sidecar_that_starts_beside_a_healthy_daemon_never_calls_it_unreachable(tmp_path: Path) -> None:
+    """Every freshly started sidecar answered degraded ("unreachable", no terminals) for 0.1-0.57 s after its first
+    snapshot, until the next health message on the feed (an operations review, 2026-12-05; 43-156 such answers
+    per restart in a loop of requests). The snapshot now carries the health, and the first seconds' requests wait
+    for it."""
+    stack = make_stack(tmp_path)
+    try:
+        stack.start_daemon()
+        stack.start_paper()
+        wait_for(lambda: control(stack.eps.control)["health"]["status"] == "healthy", 30, "the daemon healthy")
+        stack.procs["sidecar"] = start(["sidecar"], stack.env, stack.tmp / "sidecar.log")
+        answers: list[str] = []
+        with httpx.Client(timeout=5) as client:
+            deadline = time.monotonic() + 60
+            while len(answers) < 40 and time.monotonic() < deadline:
+                try:
+                    answers.append(client.get(f"{stack.url}/api/health").json()["status"])
+                except httpx.HTTPError:  # not listening yet
+                    time.sleep(0.005)
+    finally:
+        stack.stop_all()
+    assert len(answers) == 40 and set(answers) == {"healthy"}, answers
+
+
 def test_sidecar_heals_from_a_fresh_snapshot_when_the_daemon_restarts(stack: Stack) -> None:
     trade = httpx.post(f"{stack.url}/api/trade", headers=stack.headers(), json={"symbol": "EURUSD", "type": "BUY", "lots": 0.02}, timeout=20)
     assert trade.status_code == 200, trade.text
