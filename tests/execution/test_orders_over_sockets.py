@@ -316,6 +316,10 @@ def test_an_order_journal_that_cannot_be_written_refuses_new_orders_and_the_daem
             engine.journal.save = real_save
             filled = control(eps.control, "trade", timeout_ms=10_000, symbol="EURUSD", side="buy", lots=0.01, source="test")
             assert filled["ok"] is True and filled["order"]["status"] == "filled", filled
+            # settled, nothing of it is kept in memory (a soak found every request's id held for good), and a
+            # client that retries the request still finds its order, in the journal
+            assert engine.orders == {} and engine._by_request == {}
+            assert [o["id"] for o in control(eps.control, "orders", request_id=filled["id"])["orders"]] == [filled["order"]["id"]]
         finally:
             stop(paper)
 
