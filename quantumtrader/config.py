@@ -207,7 +207,13 @@ class DaemonConfig:
         between(1, 65_536),
     )
     events_hwm: int = setting(1_000_000, "receive high-water mark of the events PULL socket", positive)
-    feed_hwm: int = setting(1_000_000, "send high-water mark of the feed PUB socket (drops beyond it are counted)", positive)
+    feed_hwm: int = setting(
+        100_000,
+        "send high-water mark of the feed PUB socket, per subscriber (beyond it that subscriber loses messages and sees a"
+        " seq gap); each queued message is ~0.5 KB of the daemon's memory: a subscriber that stops reading holds up to"
+        " ~55 MB at 100,000 (a soak: ~550 MB at 1,000,000, kept by the process after it left)",
+        positive,
+    )
     heartbeat_s: float = setting(5.0, "heartbeat period assumed for terminals whose hello does not state one", positive)
     stale_heartbeats: int = setting(3, "a terminal silent for this many heartbeat periods is stale", positive)
     retire_after_s: float = setting(
