@@ -41,6 +41,7 @@ from quantumtrader.protocol import (
     now_msc,
     price_update,
 )
+from quantumtrader.shutdown import stop_signal
 
 log = get_logger("quantumtrader.daemon")
 
@@ -250,7 +251,7 @@ class Daemon:
                     status_ticks, status_at = ticks, now
                     next_status = now + dc.status_interval_s
         finally:
-            log.info("daemon stopping", ticks=self.counters["ticks"], rejects=self.rejects.total)
+            log.info("daemon stopping", ticks=self.counters["ticks"], rejects=self.rejects.total, signal=stop_signal())
             for hook in reversed(self._shutdown_hooks):
                 try:
                     hook()
