@@ -38,6 +38,8 @@ _BLOCK_S = 10.0
 UNSAVED_ROWS_MAX = 100_000
 #: Seconds between two tries of the kept rows (also the queue's wait while rows are kept and nothing comes).
 RETRY_UNSAVED_S = 1.0
+#: Kept rows per retry transaction.
+RETRY_CHUNK_ROWS = 1_000
 
 
 def save_state_job(name: str, saved_msc: int, state: dict[str, Any]) -> Job:
@@ -147,11 +149,29 @@ class StoreWriter:
         except Exception as exc:
             self._died = True
             self.failing["writer"] = f"the writer thread stopped: {exc!r}"[:200]
-            log.error("store writer stopped; signals stay in their journal files until a restart", error=repr(exc)[:300])
+            # rows held after failed inserts, and those still queued, may exist nowhere else (a paused journal)
+            held = len(self._unsaved) + self._queued_signal_rows()
+            self.counters["lost_signals"] += held
+            log.error(
+                "store writer stopped; signals not yet in SQLite stay in their journal files until a restart, except those held after failed inserts",
+                error=repr(exc)[:300],
+                signals_lost=held,
+            )
+
+    def _queued_signal_rows(self) -> int:
+        """Take what is left in the queue (the thread is dead: nothing will run it); how many signal rows it held."""
+        rows = 0
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                return rows
+            if item is not _STOP and isinstance(item[1], SignalsJob):
+                rows += len(item[1].rows)
 
     @property
     def unsaved_signals(self) -> int:
-        """Signal rows the writer holds because their insert failed (for health and tests)."""
+        """Signal rows the writer holds because their insert failed (health names them while there are any)."""
         return len(self._unsaved)
 
     def _keep_unsaved(self, rows: Sequence[Sequence[Any]]) -> None:
@@ -169,20 +189,33 @@ class StoreWriter:
             self._failure_log.log("lost", log.error, "signals lost: the store kept failing and its retry buffer is full", lost=over, kept=len(self._unsaved))
 
     def _retry_unsaved(self, conn: sqlite3.Connection, *, final: bool = False) -> None:
-        """Insert the kept rows, at most once per ``RETRY_UNSAVED_S`` (every time at the end)."""
+        """Insert the kept rows, oldest first, ``RETRY_CHUNK_ROWS`` a transaction, at most once per
+        ``RETRY_UNSAVED_S`` (and once more at the end). A row leaves the list only once it is committed; chunks,
+        so that a nearly full disk that takes a new batch takes the held rows too, not all or nothing."""
         if not self._unsaved or (not final and self._clock() < self._retry_at):
             return
         self._retry_at = self._clock() + RETRY_UNSAVED_S
-        rows, self._unsaved = self._unsaved, []
-        if self._transaction(conn, "signals", SignalsJob(rows)):
-            log.warning("signals stored after failed inserts", signals=len(rows))
-            self.counters["retried_signals"] += len(rows)
-        elif final:
+        stored = 0
+        while self._unsaved:
+            chunk = self._unsaved[:RETRY_CHUNK_ROWS]
+            if not self._transaction(conn, "signals", SignalsJob(chunk), keep=False):
+                break
+            del self._unsaved[: len(chunk)]
+            stored += len(chunk)
+        if not self._unsaved:
+            self.failing.pop("signals", None)
+        if stored:
+            self.counters["retried_signals"] += stored
+            log.warning("signals stored after failed inserts", signals=stored, still_held=len(self._unsaved))
+        if final and self._unsaved:
             self.counters["lost_signals"] += len(self._unsaved)
             log.error("signals not stored: the store still fails at the stop", signals=len(self._unsaved), error=self.failing.get("signals", ""))
 
-    def _transaction(self, conn: sqlite3.Connection, kind: str, job: Job) -> bool:
-        """Run ``job`` in its own transaction; on failure count, log (rate-limited) and keep a signals job's rows."""
+    def _transaction(self, conn: sqlite3.Connection, kind: str, job: Job, *, keep: bool = True) -> bool:
+        """Run ``job`` in its own transaction; on failure count, log (rate-limited) and keep a signals job's rows.
+
+        ``failing`` names a kind until one of its jobs succeeds, and for signals until no row is held either:
+        a new batch that fits does not mean the held ones went in."""
         try:
             conn.execute("BEGIN IMMEDIATE")
             after_commit = job(conn)
@@ -190,16 +223,17 @@ class StoreWriter:
             if after_commit is not None:
                 after_commit()
         except Exception as exc:  # a failed save must not kill the writer; the next one retries
+            if keep and isinstance(job, SignalsJob):  # first: a ROLLBACK that raises ends the thread, which counts them
+                self._keep_unsaved(job.rows)
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             self.counters[f"failed_{kind}"] += 1
             self.failing[kind] = repr(exc)[:200]
             self._failure_log.log(kind, log.error, "store job failed", kind=kind, error=repr(exc)[:300], failed=self.counters[f"failed_{kind}"])
-            if isinstance(job, SignalsJob):
-                self._keep_unsaved(job.rows)
             return False
         self.counters[f"done_{kind}"] += 1
-        self.failing.pop(kind, None)
+        if not (kind == "signals" and self._unsaved):
+            self.failing.pop(kind, None)
         return True
 
     def _run(self) -> None:
@@ -214,7 +248,6 @@ class StoreWriter:
                 if item is _STOP:
                     self._retry_unsaved(conn, final=True)
                     return
-                self._retry_unsaved(conn)
                 kind, job = item
                 started = time.perf_counter()
                 if job is checkpoint_job:  # must run outside a transaction; PASSIVE never blocks readers or the loop's writes
@@ -223,9 +256,12 @@ class StoreWriter:
                         self.counters["done_checkpoint"] += 1
                     except sqlite3.Error as exc:  # the writer outlives a failed checkpoint: the next one retries
                         self.counters["failed_checkpoint"] += 1
-                        log.error("store checkpoint failed", error=repr(exc)[:300])
-                    continue
-                self._transaction(conn, kind, job)
+                        self._failure_log.log("checkpoint", log.error, "store checkpoint failed", error=repr(exc)[:300], failed=self.counters["failed_checkpoint"])
+                else:
+                    self._transaction(conn, kind, job)
                 self.counters[f"ms_{kind}"] = round((time.perf_counter() - started) * 1000, 3)
+                # after the job, not before: a job taken from the queue is then committed or held before anything
+                # (a ROLLBACK raising in a retry) can end the thread, which counts what is held as lost
+                self._retry_unsaved(conn)
         finally:
             conn.close()
