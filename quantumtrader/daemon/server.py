@@ -567,8 +567,16 @@ class Daemon:
             "rejects": {k: v for k, v in self.rejects.counts.items() if v},
             # the feed's health message of now: a sidecar that starts (or heals) answers /api/health from this
             # reply instead of "unreachable" until the next health message, up to health_interval_s later
-            "health": self.health(),
+            "health": self._health_for_snapshot(),
         }
+
+    def _health_for_snapshot(self) -> dict[str, Any] | None:
+        """Health as the feed publishes it, or None if a provider fails: the snapshot's quotes and positions matter more."""
+        try:
+            return self.health()
+        except Exception as exc:
+            self.internal_error("health in a snapshot", exc)
+            return None
 
     def control_specs(self, request: dict[str, Any]) -> dict[str, Any]:
         """``{"type":"specs","terminal":T}`` -> the symbols' specs T last sent (what sizing uses; not in health: too big)."""

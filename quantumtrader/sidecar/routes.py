@@ -139,10 +139,12 @@ async def health(request: Request) -> Response:
     sidecar = _sidecar(request)
     clone = sidecar.clone
     assert clone is not None
-    if clone.snapshot_seq is None and time.monotonic() - sidecar.started_at < STARTUP_SYNC_WAIT_S:
+    young_for = STARTUP_SYNC_WAIT_S - (time.monotonic() - sidecar.started_at)
+    if clone.snapshot_seq is None and young_for > 0:
         # Just started: the first snapshot (which carries the daemon's health) is ms away; answering before it
-        # said "unreachable" of a healthy daemon (a restarted sidecar, an operations review, 2026-12-05).
-        with anyio.move_on_after(STARTUP_SYNC_WAIT_S):
+        # said "unreachable" of a healthy daemon (a restarted sidecar, an operations review, 2026-12-05). Until
+        # the sidecar is STARTUP_SYNC_WAIT_S old at most, not that long per request.
+        with anyio.move_on_after(young_for):
             await clone.synced.wait()
     daemon = clone.daemon_health if clone.daemon_alive() else {}
     alive = bool(daemon)

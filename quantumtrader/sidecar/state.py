@@ -103,6 +103,7 @@ class Clone:
         self.last_seq: int | None = None
         self.snapshot_seq: int | None = None
         self.last_message_at = float("-inf")
+        self._health_seq: int | None = None  # feed seq of the health held (a snapshot's older copy must not replace it)
         self.counters: Counter[str] = Counter()
         self._snapshot_wanted = asyncio.Event()
         self._resync_on_message = False
@@ -218,13 +219,18 @@ class Clone:
         elif kind == "trade":
             self._sink.reliable(None, text, recv_ns)
         elif kind == "health":
-            self.daemon_health = data
-            terminals = data.get("terminals")
-            if isinstance(terminals, list):
-                self.terminals = terminals
+            self._take_health(data, seq)
             self._sink.health(text)
         else:
             self.counters["feed_unknown_topic"] += 1
+
+    def _take_health(self, data: dict[str, Any], seq: int | None) -> None:
+        """The daemon's health (from the feed, or a snapshot's), and the terminals it lists."""
+        self.daemon_health = data
+        self._health_seq = seq
+        terminals = data.get("terminals")
+        if isinstance(terminals, list):
+            self.terminals = terminals
 
     def _check_seq(self, seq: int) -> None:
         last = self.last_seq
@@ -235,6 +241,7 @@ class Clone:
             return
         if seq <= last:
             self.counters["feed_resets"] += 1  # a new daemon process counts from 1 again
+            self._health_seq = None  # the old process's seqs say nothing of the new one's snapshot
             log.info("feed seq went back: daemon restarted; taking a fresh snapshot", seq=seq, last=last)
         else:
             self.counters["feed_gaps"] += 1
@@ -311,11 +318,10 @@ class Clone:
         if isinstance(snap.get("terminals"), list):
             self.terminals = snap["terminals"]
         health = snap.get("health")
-        if isinstance(health, dict):  # the daemon's own word, as of this reply: alive, and this healthy
-            self.daemon_health = health
+        if isinstance(health, dict):  # the daemon's own word, as of this reply: it is alive
             self.last_message_at = max(self.last_message_at, self._clock())
-            if isinstance(health.get("terminals"), list):
-                self.terminals = health["terminals"]
+            if self._health_seq is None or self._health_seq <= seq:  # not over a newer one the feed brought meanwhile
+                self._take_health(health, seq)
         for msg_seq, kind, data in replay:
             if msg_seq <= seq:
                 continue  # the snapshot already holds it

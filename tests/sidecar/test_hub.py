@@ -318,6 +318,27 @@ def test_a_snapshot_with_the_daemons_health_makes_the_clone_see_it_alive_at_once
     assert not clone.daemon_alive()
 
 
+def test_a_snapshots_health_does_not_replace_a_newer_one_from_the_feed() -> None:
+    """The review of the change: a health message that came on the feed while the snapshot was on its way (a higher
+    seq) was replaced by the snapshot's older copy (a stale terminal shown connected until the next one)."""
+
+    async def scenario() -> Clone:
+        clone = Clone("tcp://127.0.0.1:1", None, _NoControl(), _Sink(), hwm=10, recent_signals=10, silence_s=3.0)  # type: ignore[arg-type]
+        clone.apply_snapshot({"feed_seq": 10, "quotes": [], "positions": [], "accounts": [], "health": {"status": "healthy"}})
+        clone.handle(_frames("health", 11, {"status": "degraded", "terminals": [{"terminal": "t1", "stale": True}]}), 1)
+        clone.apply_snapshot({"feed_seq": 10, "quotes": [], "positions": [], "accounts": [], "health": {"status": "healthy", "terminals": []}})
+        assert clone.daemon_health["status"] == "degraded" and clone.terminals == [{"terminal": "t1", "stale": True}]
+        clone.apply_snapshot({"feed_seq": 12, "quotes": [], "positions": [], "accounts": [], "health": {"status": "healthy", "terminals": []}})
+        assert clone.daemon_health["status"] == "healthy"  # a newer snapshot's is taken
+        clone.handle(_frames("health", 13, {"status": "healthy"}), 1)
+        clone.handle(_frames("price", 1, {"symbol": "EURUSD", "bid": 1.1}, "EURUSD"), 1)  # a new daemon: seqs from 1
+        clone.apply_snapshot({"feed_seq": 2, "quotes": [], "positions": [], "accounts": [], "health": {"status": "degraded"}})
+        assert clone.daemon_health["status"] == "degraded"  # the old process's seq 13 does not outrank it
+        return clone
+
+    asyncio.run(scenario())
+
+
 def test_reading_the_feed_leaves_no_garbage_cycles() -> None:
     """A reference cycle per feed wake-up piled up ~50,000 objects every few seconds at 2,000 ticks/s,
     and their collection stopped the sidecar's loop for 25-40 ms (zmq.asyncio's non-blocking recv
