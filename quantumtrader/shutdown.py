@@ -37,7 +37,8 @@ def install_stop_handlers(stop: Callable[[], None]) -> None:
         if requested and signum == signal.SIGINT:
             raise KeyboardInterrupt
         requested = True
-        _received.append(signal.Signals(signum).name)
+        if not _received:
+            _received.append(signal.Signals(signum).name)
         stop()
 
     signal.signal(signal.SIGINT, handler)

@@ -49,7 +49,6 @@ def build_daemon(config: Config) -> Daemon:
         daemon.close()
         raise
     execution.attach()
-    daemon.on_shutdown(execution.close)
     try:
         from quantumtrader.daemon.pipeline import attach_signals
 
@@ -58,6 +57,9 @@ def build_daemon(config: Config) -> Daemon:
         daemon.close()
         raise
     execution.set_volatility_source(stage.volatility)
+    # Shutdown hooks run last-registered first: orders in flight get their stop wait before the store's final
+    # save and drain, not after them (the review of the change saw a requester wait for both).
+    daemon.on_shutdown(execution.close)
     if config.auto_trade.enabled:
         AutoTrader(config.auto_trade, execution, daemon).attach()
     return daemon

@@ -7,14 +7,17 @@ that may never come), open a fresh one and resend the *same* command with the
 outcome as unknown. The EA answers a repeated id from its reply cache, so a
 retry never executes twice.
 
-Nothing here blocks: the socket is polled by the daemon's poller (``watch``),
-timeouts are monotonic deadlines the loop wakes up for, and commands to one
-terminal wait in that terminal's queue, one in flight at a time, so a slow
-terminal delays only its own commands.
+Nothing here blocks while the daemon runs: the socket is polled by the
+daemon's poller (``watch``), timeouts are monotonic deadlines the loop wakes
+up for, and commands to one terminal wait in that terminal's queue, one in
+flight at a time, so a slow terminal delays only its own commands. Only at a
+stop, the loop gone, does :meth:`CommandSession.await_inflight` block, bounded
+by ``execution.stop_wait_ms``.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections import deque
 from collections.abc import Callable
@@ -130,14 +133,14 @@ class CommandSession:
         while self.inflight is not None and self._socket is not None:
             now = self._monotonic()
             wait_s = max(0.0, min(self.deadline, until) - now)
-            if self._socket.poll(int(wait_s * 1000)):
+            if self._socket.poll(math.ceil(wait_s * 1000)):
                 self._on_readable()
                 continue
             now = self._monotonic()
+            if now >= until:  # before a resend: one sent now could never be heard
+                return
             if now >= self.deadline:
                 self.check(now)
-            elif now >= until:
-                return
 
     def close(self) -> None:
         if self._socket is not None:

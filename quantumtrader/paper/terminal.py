@@ -370,8 +370,8 @@ class PaperTerminal:
             while not self._stop:
                 now = time.perf_counter()
                 self.outbox.flush(self.push)
-                if not fast and pending is not None and now - (start + pending[0]) > MAX_BEHIND_S:
-                    behind = now - (start + pending[0])
+                behind = now - (start + pending[0]) if not fast and pending is not None else 0.0
+                if behind > MAX_BEHIND_S:
                     start += behind  # the missed due times are skipped, not made up: the ticks themselves come later
                     behind_log.log("behind", log.warning, "paper terminal fell behind its tick schedule (paused?); resuming at its rate", behind_s=round(behind, 3))
                 produced = 0

@@ -64,6 +64,9 @@ def test_a_stop_lets_the_command_in_flight_finish_and_refuses_the_queued_one(tmp
             wait_for(lambda: len(_pending(eps.control)) == 2, 5, "both orders journaled as pending")
             assert stop(daemon, signal.SIGINT, timeout=15) == 0
             replies = dealer.collect({first, second}, timeout_s=5)  # answered before the daemon exited
+        log = (tmp_path / "daemon.log").read_text(encoding="utf-8")
+        # the orders' wait comes first, not after the store's final save and drain (the review of the change)
+        assert log.index("waiting for the terminal to answer") < log.index("signal store closed")
         filled, refused = replies[first]["order"], replies[second]["order"]
         assert replies[first]["ok"] is True and filled["status"] == "filled"
         assert replies[second]["ok"] is False and refused["status"] == "rejected" and "not sent" in refused["error"]

@@ -31,7 +31,8 @@ def test_a_lock_file_that_cannot_be_written_is_a_clear_error(tmp_path: Path) -> 
     (tmp_path / "daemon.lock").symlink_to("/dev/full")  # every write: ENOSPC, as on a full disk
     with pytest.raises(StateFileError, match="cannot write the data directory's lock file .*No space left on device"):
         DataDirLock(tmp_path).acquire()
-    DataDirLock(tmp_path).release()  # nothing held
+    with pytest.raises(StateFileError):  # the same error again, not DataDirBusy: the failed start let the lock go
+        DataDirLock(tmp_path).acquire()
 
 
 @pytest.mark.timeout(180)
