@@ -171,7 +171,8 @@ class StoreWriter:
 
     @property
     def unsaved_signals(self) -> int:
-        """Signal rows the writer holds because their insert failed (health names them while there are any)."""
+        """Signal rows the writer holds because their insert failed (while there are any, ``failing`` keeps the
+        signals' failure, so health stays degraded)."""
         return len(self._unsaved)
 
     def _keep_unsaved(self, rows: Sequence[Sequence[Any]]) -> None:
