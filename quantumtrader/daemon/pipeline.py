@@ -334,7 +334,11 @@ class PipelineStage:
     def store_problems(self) -> list[str]:
         """The store's writer failing (a full disk, a damaged database): health says degraded, naming it. Before,
         every write logged its failure while health said healthy and journal files piled up."""
-        return [f"signal store: {kind} writes failing: {error}" for kind, error in sorted(self.store.writer.failing.items())]
+        writer = self.store.writer
+        problems = [f"signal store: {kind} writes failing: {error}" for kind, error in sorted(writer.failing.items())]
+        if writer.unsaved_signals:  # they exist nowhere else when the journal is paused by the same disk
+            problems.append(f"signal store: {writer.unsaved_signals} signals held in memory after failed inserts, retried every second")
+        return problems
 
     def status_line(self) -> dict[str, Any]:
         """Compact fields for the periodic status log line (the full picture is the ``signals`` query)."""
