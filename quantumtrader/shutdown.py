@@ -19,26 +19,27 @@ from types import FrameType
 PARENT_PIPE_ENV = "QUANTUMTRADER_PARENT_PIPE"
 
 
-_received: list[str] = []
+_first_signal: str | None = None
 
 
 def stop_signal() -> str | None:
     """The name of the first signal that asked this process to stop, if one did (for the stop's log line: a soak
     saw a daemon stop 3 s after it started with nothing in its log to say why). Not logged in the handler itself:
     it runs between two bytecodes of the main thread, which may be holding the log's lock."""
-    return _received[0] if _received else None
+    return _first_signal
 
 
 def install_stop_handlers(stop: Callable[[], None]) -> None:
     requested = False
 
     def handler(signum: int, frame: FrameType | None) -> None:
+        global _first_signal
         nonlocal requested
         if requested and signum == signal.SIGINT:
             raise KeyboardInterrupt
         requested = True
-        if not _received:
-            _received.append(signal.Signals(signum).name)
+        if _first_signal is None:
+            _first_signal = signal.Signals(signum).name
         stop()
 
     signal.signal(signal.SIGINT, handler)

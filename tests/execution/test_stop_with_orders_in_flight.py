@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import signal
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -52,24 +52,32 @@ def _trading(eps: Endpoints, tmp_path: Path, env: dict[str, str]) -> Iterator[tu
             dealer.close()
 
 
+def _stopped_with_orders(eps: Endpoints, tmp_path: Path, env: dict[str, str], trades: list[dict], ready: Callable[[list[dict]], object]) -> list[dict]:
+    """Send ``trades`` to a daemon process, wait until ``ready(its pending orders)``, stop it with SIGINT (exit 0);
+    each trade's reply, in order, all received before the daemon exited."""
+    with _trading(eps, tmp_path, env) as (daemon, dealer):
+        requests = [dealer.send("trade", symbol="EURUSD", source="test", **trade) for trade in trades]
+        wait_for(lambda: ready(_pending(eps.control)), 5, "the orders journaled as pending (and the terminal ready)")
+        assert stop(daemon, signal.SIGINT, timeout=15) == 0
+        replies = dealer.collect(set(requests), timeout_s=5)  # answered before the daemon exited
+    return [replies[request] for request in requests]
+
+
 @pytest.mark.timeout(120)
 def test_a_stop_lets_the_command_in_flight_finish_and_refuses_the_queued_one(tmp_path: Path) -> None:
     eps = Endpoints()
     env = {**RISK_OFF, "QT_EXECUTION__COMMAND_TIMEOUT_MS": "20000", "QT_EXECUTION__STOP_WAIT_MS": "10000"}
     # every reply held 1.5 s: the first order is in flight when the stop comes, the second waits its turn
     with _slow_terminal(eps, tmp_path, env, 1500):
-        with _trading(eps, tmp_path, env) as (daemon, dealer):
-            first = dealer.send("trade", symbol="EURUSD", side="buy", lots=0.02, source="test")
-            second = dealer.send("trade", symbol="EURUSD", side="sell", lots=0.03, source="test")
-            wait_for(lambda: len(_pending(eps.control)) == 2, 5, "both orders journaled as pending")
-            assert stop(daemon, signal.SIGINT, timeout=15) == 0
-            replies = dealer.collect({first, second}, timeout_s=5)  # answered before the daemon exited
+        first, second = _stopped_with_orders(
+            eps, tmp_path, env, [{"side": "buy", "lots": 0.02}, {"side": "sell", "lots": 0.03}], lambda pending: len(pending) == 2
+        )
         log = (tmp_path / "daemon.log").read_text(encoding="utf-8")
         # the orders' wait comes first, not after the store's final save and drain (the review of the change)
         assert log.index("waiting for the terminal to answer") < log.index("signal store closed")
-        filled, refused = replies[first]["order"], replies[second]["order"]
-        assert replies[first]["ok"] is True and filled["status"] == "filled"
-        assert replies[second]["ok"] is False and refused["status"] == "rejected" and "not sent" in refused["error"]
+        filled, refused = first["order"], second["order"]
+        assert first["ok"] is True and filled["status"] == "filled"
+        assert second["ok"] is False and refused["status"] == "rejected" and "not sent" in refused["error"]
         comments = [p["comment"] for p in terminal_positions(eps.command)]
         assert comments.count("QT-" + filled["id"]) == 1 and "QT-" + refused["id"] not in comments
         with daemon_process(eps, tmp_path, **env):  # the journal says the same after the restart
@@ -81,15 +89,15 @@ def test_a_stop_lets_the_command_in_flight_finish_and_refuses_the_queued_one(tmp
 def test_an_order_unanswered_by_the_end_of_the_stop_wait_is_left_unknown_then_settles(tmp_path: Path) -> None:
     eps = Endpoints()
     env = {**RISK_OFF, "QT_EXECUTION__COMMAND_TIMEOUT_MS": "20000", "QT_EXECUTION__STOP_WAIT_MS": "1000"}
-    # the terminal executes at once but holds the reply 10 s, beyond the stop's 1 s wait
+
+    def executed(pending: list[dict]) -> bool:  # the terminal executes at once, its reply held
+        return len(pending) == 1 and any(p["comment"] == "QT-" + pending[0]["id"] for p in terminal_positions(eps.command))
+
+    # the terminal holds the reply 10 s, beyond the stop's 1 s wait
     with _slow_terminal(eps, tmp_path, env, 10_000):
-        with _trading(eps, tmp_path, env) as (daemon, dealer):
-            request = dealer.send("trade", symbol="EURUSD", side="buy", lots=0.05, source="test")
-            (order,) = wait_for(lambda: _pending(eps.control), 5, "the order journaled as pending")
-            wait_for(lambda: any(p["comment"] == "QT-" + order["id"] for p in terminal_positions(eps.command)), 5, "the terminal to execute")
-            assert stop(daemon, signal.SIGINT, timeout=15) == 0
-            reply = dealer.collect({request}, timeout_s=5)[request]
-        assert reply["ok"] is False and reply["order"]["status"] == "unknown" and reply["status"] == 504
+        (reply,) = _stopped_with_orders(eps, tmp_path, env, [{"side": "buy", "lots": 0.05}], executed)
+        order = reply["order"]
+        assert reply["ok"] is False and order["status"] == "unknown" and reply["status"] == 504
         assert "stopping" in reply["error"] and "reconciled" in reply["error"]
         with daemon_process(eps, tmp_path, **env):
             settled = settled_order(eps.control, order["id"], 15, "the order to be reconciled from the terminal's positions")
