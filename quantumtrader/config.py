@@ -230,8 +230,9 @@ class DaemonConfig:
     )
     max_terminals: int = setting(
         64,
-        "most terminal ids the daemon keeps while it runs (each has a session and a command socket, never dropped);"
-        " events of a new id beyond it are refused (too_many_terminals); at most 1,000: a process has ~1,023 sockets on Windows",
+        "most terminal ids the daemon keeps at once (each has a session and a command socket); a new id beyond it takes"
+        " the slot of the terminal silent longest that is stale or said bye and holds nothing (no positions or unsettled"
+        " orders), else is refused (too_many_terminals); at most 1,000: a process has ~1,023 sockets on Windows",
         between(1, 1000),
     )
     max_symbols: int = setting(

@@ -76,6 +76,15 @@ class MarketState:
             del self.owner[symbol]
         return freed
 
+    def forget(self, terminal: str) -> None:
+        """Everything kept of ``terminal`` (its session is forgotten to make room): quotes, book and account."""
+        self.release(terminal)
+        for key in [key for key in self.terminal_quotes if key[0] == terminal]:
+            del self.terminal_quotes[key]
+            self.terminal_received_ns.pop(key, None)
+        self.positions.pop(terminal, None)
+        self.accounts.pop(terminal, None)
+
     def update_positions(self, terminal: str, positions: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
         old = self.positions.get(terminal, {})
         changes = diff_positions(old, positions)

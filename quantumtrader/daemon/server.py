@@ -51,6 +51,9 @@ _MAX_POLL_MS = 200
 _FROZEN_S = 2.0
 _HARD_MAX_FRAME_BYTES = 256 * 1024 * 1024
 _EVENTS, _POLLIN = int(zmq.EVENTS), int(zmq.POLLIN)
+#: After a search for a terminal slot to free found none, the next search waits this long: a sender inventing ids
+#: at the cap must not cost a scan of every session per event.
+_ROOM_RETRY_S = 1.0
 
 
 def _symbol_filter(value: Any, max_symbols: int) -> frozenset[str] | None:
@@ -96,6 +99,9 @@ class Daemon:
         self._watched: dict[zmq.Socket[bytes], Callable[[], None]] = {}
         self._event_hooks: dict[str, list[Callable[[dict[str, Any]], None]]] = {}
         self._shutdown_hooks: list[Callable[[], None]] = []
+        self._terminal_keepers: list[Callable[[str], str | None]] = [self._keeps_positions]
+        self._forget_hooks: list[Callable[[str], None]] = []
+        self._room_search_after = 0.0  # monotonic: no terminal slot search before (one found none)
         self.signal_hooks: list[Callable[[dict[str, Any]], None]] = []  # called with each signal after it is published
         self.pending_trades: Callable[[], int] = lambda: 0  # orders sent and not answered (the execution engine sets it)
         self._deadlines: list[Callable[[], float]] = []
@@ -181,6 +187,16 @@ class Daemon:
     def on_event(self, kind: str, hook: Callable[[dict[str, Any]], None]) -> None:
         """``hook(msg)`` after the daemon handled a validated hello/account/positions/heartbeat/bye."""
         self._event_hooks.setdefault(kind, []).append(hook)
+
+    def keeps_terminal(self, provider: Callable[[str], str | None]) -> None:
+        """``provider(terminal)`` -> why that terminal's session must be kept (None: the subsystem holds nothing of it).
+
+        Asked only when every ``daemon.max_terminals`` slot is taken and a new id comes (:meth:`make_room`)."""
+        self._terminal_keepers.append(provider)
+
+    def on_terminal_forgotten(self, hook: Callable[[str], None]) -> None:
+        """``hook(terminal)`` after ``terminal``'s session was forgotten to make room: drop what is kept of it."""
+        self._forget_hooks.append(hook)
 
     def watch(self, socket: zmq.Socket[bytes], on_readable: Callable[[], None]) -> None:
         """Poll ``socket`` in the loop's poller; call ``on_readable()`` when it has input."""
@@ -319,7 +335,7 @@ class Daemon:
                 continue
             # Each id costs a session and, once it says hello, a command socket (1,023 at most per process):
             # past the cap a new id is refused. Under it this is one length check per event.
-            if len(sessions) >= max_terminals and msg["terminal"] not in sessions:
+            if len(sessions) >= max_terminals and msg["terminal"] not in sessions and not self.make_room(msg["terminal"], mono):
                 self.rejects.reject("events", "too_many_terminals", msg["terminal"])
                 continue
             kind = msg["type"]
@@ -361,6 +377,37 @@ class Daemon:
         if last_tick is not None:
             self.end_tick_batch(owned, n_ticks, last_tick["time_msc"], received_ns)
         return count
+
+    def make_room(self, newcomer: str, now: float) -> bool:
+        """Free a terminal slot for ``newcomer``: forget the session silent longest that is stale or said bye and that
+        nothing keeps (positions, orders: :meth:`keeps_terminal`). False when there is none (the newcomer is refused).
+
+        Off the tick path: called only for a new id when every slot is taken."""
+        if now < self._room_search_after:
+            return False
+        for session in self.terminals.forgettable():
+            terminal = session.terminal
+            if any(keeper(terminal) for keeper in self._terminal_keepers):
+                continue
+            self.terminals.forget(terminal)
+            self.market.forget(terminal)
+            for hook in self._forget_hooks:
+                hook(terminal)
+            self.counters["terminals_forgotten"] += 1
+            log.info(
+                "terminal forgotten to make room for a new one",
+                terminal=terminal,
+                silent_s=round(now - session.last_seen, 1),
+                said_bye=session.gone,
+                newcomer=newcomer,
+                max_terminals=self.config.daemon.max_terminals,
+            )
+            return True
+        self._room_search_after = now + _ROOM_RETRY_S
+        return False
+
+    def _keeps_positions(self, terminal: str) -> str | None:
+        return "it holds positions" if self.market.positions.get(terminal) else None
 
     def internal_error(self, where: str, exc: BaseException) -> None:
         """A subsystem raised inside the loop (a bug, or a failure nobody handled, such as a full disk under

@@ -13,6 +13,13 @@ health to say degraded. Without it, an EA removed without ``bye`` (a crashed
 terminal, a VPS moved) kept health degraded until the daemon restarted. It is
 not a ``bye``: its next event of any kind brings it back at once, as a stale
 terminal's does, so an hour-long network outage loses no ticks on return.
+
+A session is *forgotten* only to make room (``daemon.max_terminals``): when a
+new id comes and every slot is taken, the terminal silent longest among
+those that are stale or said bye, and hold nothing (the daemon asks its
+subsystems, :meth:`~quantumtrader.daemon.server.Daemon.keeps_terminal`),
+gives up its slot. Before, the ids of a run were kept until a restart, so
+events of 64 made-up or past ids locked every new terminal out for good.
 """
 
 from __future__ import annotations
@@ -159,6 +166,14 @@ class TerminalRegistry:
         for session in newly:
             session.retired = True
         return newly
+
+    def forgettable(self) -> list[TerminalSession]:
+        """Sessions that may give up their slot if nothing holds them: stale or said bye, silent longest first."""
+        return sorted((s for s in self.sessions.values() if s.stale or s.gone), key=lambda s: s.last_seen)
+
+    def forget(self, terminal: str) -> None:
+        """Drop ``terminal``'s session: its next event is a new terminal's (unknown until its hello or heartbeat)."""
+        self.sessions.pop(terminal, None)
 
     def degraded_by(self) -> list[TerminalSession]:
         """The terminals that make health degraded: stale and not yet retired."""

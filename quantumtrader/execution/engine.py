@@ -96,6 +96,8 @@ class ExecutionEngine:
         d.on_event("hello", self.handle_hello)
         d.on_event("positions", self.handle_positions)
         d.on_event("account", self.handle_account)
+        d.keeps_terminal(self.keeps_terminal)
+        d.on_terminal_forgotten(self.forget_terminal)
         d.every_pass(self.check_timeouts)
         d.next_deadline(self.next_deadline)
         d.control.register_async("trade", self.control_trade)
@@ -167,6 +169,27 @@ class ExecutionEngine:
         for order in self.orders.values():
             if order.terminal == terminal and order.status == UNKNOWN:
                 order.snapshots_without = 0  # judge it on what the terminal reports from now on
+
+    def keeps_terminal(self, terminal: str) -> str | None:
+        """Why ``terminal``'s session may not give up its slot: an order of it unsettled, a command under way, a fill
+        its positions have not listed yet (each settles from what it sends next, under its id)."""
+        if any(o.terminal == terminal for o in self.orders.values()):
+            return "it has unsettled orders"
+        session = self.sessions.get(terminal)
+        if session is not None and (session.inflight is not None or session.queue):
+            return "a command to it is under way"
+        if self._opened_not_listed.get(terminal):
+            return "fills of it are not in its positions yet"
+        return None
+
+    def forget_terminal(self, terminal: str) -> None:
+        """Its session was forgotten to make room: its command socket closed, its bookkeeping dropped (a hello
+        under the same id later starts afresh). The journal keeps its orders; the risk state, its day's equity."""
+        session = self.sessions.pop(terminal, None)
+        if session is not None:
+            session.close()
+        self._closed_since_positions.pop(terminal, None)
+        self._opened_not_listed.pop(terminal, None)
 
     def handle_account(self, msg: dict[str, Any]) -> None:
         # The daemon's clock decides the day, not the EA's: a terminal's old or skewed time_msc flipped the
