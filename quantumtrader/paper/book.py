@@ -10,6 +10,7 @@ No swap or commission.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -87,7 +88,13 @@ def _lots_ok(lots: float) -> bool:
 class PaperBook:
     """Quotes, positions and money of one paper account."""
 
-    def __init__(self, balance: float, leverage: int, first_ticket: int = 100_001, stop_out_pct: float = 0.0, currency: str = "USD") -> None:
+    def __init__(self, balance: float, leverage: int, first_ticket: int | None = None, stop_out_pct: float = 0.0, currency: str = "USD") -> None:
+        """``first_ticket`` None: the microseconds since the epoch, so a restarted paper terminal (a new book) never
+        reuses a ticket of its previous run that the daemon's order journal holds (every book counted from 100001,
+        and an unknown order of the last run could settle on the new run's position of that number). Below
+        2**53: the dashboard's JavaScript reads tickets as doubles."""
+        if first_ticket is None:
+            first_ticket = time.time_ns() // 1000
         self.balance = balance
         self.leverage = leverage
         self.currency = currency  # only a label unless USD: the book's arithmetic is in USD

@@ -428,7 +428,7 @@ def test_positions_on_accounts_in_other_currencies_are_totalled_apart(alice: Ali
         env,
         stack.tmp / "paper-euro.log",
     )
-    held: list[tuple[str, str]] = []  # (terminal, ticket): tickets are per terminal (both paper books count from 100001)
+    held: list[tuple[str, str]] = []  # (terminal, ticket): tickets are per terminal (two paper books may hand out the same number)
     try:
         for terminal in (first, euro):
             # 422 until the terminal's first GBPUSD quote

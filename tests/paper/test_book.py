@@ -23,6 +23,18 @@ def book_with_quote(bid: float = 1.1000, ask: float = 1.1002) -> PaperBook:
     return book
 
 
+def test_a_new_book_never_reuses_the_tickets_of_one_before_it() -> None:
+    """Every book counted from 100001, so a restarted paper terminal handed out the tickets of its last run again,
+    which the daemon's order journal holds (an unknown order of that run could settle on the new position)."""
+    before = PaperBook(balance=1e9, leverage=100)
+    before.on_quote("EURUSD", 1.1000, 1.1002, T)
+    tickets = [before.open("EURUSD", "buy", 0.01, 0, 0, 1, "", T).ticket for _ in range(1000)]
+    after = book_with_quote()
+    ticket = after.open("EURUSD", "buy", 0.01, 0, 0, 1, "", T).ticket
+    assert ticket > max(tickets)
+    assert ticket < 2**53  # the dashboard's JavaScript reads it exactly
+
+
 def test_buy_fills_at_ask_and_sell_at_bid() -> None:
     book = book_with_quote()
     buy = book.open("EURUSD", "buy", 0.1, 0, 0, 1, "QT-A", T)
