@@ -2,7 +2,8 @@
 
 Handlers only call ``stop()`` (which sets a flag): the loops notice within one
 poll timeout and shut down in order. A second Ctrl-C while stopping raises
-KeyboardInterrupt, so an operator can always get out.
+KeyboardInterrupt, so an operator can always get out; it says so on stderr
+first (:data:`CUT_SHORT_LINE`), else all that showed was an exit code.
 """
 
 from __future__ import annotations
@@ -20,6 +21,11 @@ PARENT_PIPE_ENV = "QUANTUMTRADER_PARENT_PIPE"
 
 
 _first_signal: str | None = None
+#: What a second Ctrl-C during a stop writes to stderr before it ends the process.
+CUT_SHORT_LINE = (
+    b"second Ctrl-C: the orderly stop is cut short; what it had not done yet (an order's reply, the last model"
+    b" save, the signals' move to SQLite) is left to the next start's recovery\n"
+)
 
 
 def stop_signal() -> str | None:
@@ -36,6 +42,9 @@ def install_stop_handlers(stop: Callable[[], None]) -> None:
         global _first_signal
         nonlocal requested
         if requested and signum == signal.SIGINT:
+            # Said before the way out, or the operator sees only an exit code; os.write, not the log: this
+            # runs between two bytecodes of the main thread, which may hold the log's lock.
+            os.write(2, CUT_SHORT_LINE)
             raise KeyboardInterrupt
         requested = True
         if _first_signal is None:
