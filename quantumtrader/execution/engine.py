@@ -184,12 +184,14 @@ class ExecutionEngine:
 
     def forget_terminal(self, terminal: str) -> None:
         """Its session was forgotten to make room: its command socket closed, its bookkeeping dropped (a hello
-        under the same id later starts afresh). The journal keeps its orders; the risk state, its day's equity."""
+        under the same id later starts afresh). The journal keeps its orders; the risk state, its day's loss."""
         session = self.sessions.pop(terminal, None)
         if session is not None:
             session.close()
         self._closed_since_positions.pop(terminal, None)
         self._opened_not_listed.pop(terminal, None)
+        if self.risk.forget_terminal(terminal):
+            self._save_risk()
 
     def handle_account(self, msg: dict[str, Any]) -> None:
         # The daemon's clock decides the day, not the EA's: a terminal's old or skewed time_msc flipped the

@@ -60,6 +60,9 @@ class RiskEngine:
         self._day: int = -1
         self._day_start_equity: dict[str, float] = {}
         self._equity: dict[str, float] = {}
+        # The day's loss of terminals forgotten since it began (ExecutionEngine.forget_terminal): kept as one
+        # number, so ids that come and go do not grow the two dicts above without bound, and a loss stays counted.
+        self._forgotten_loss = 0.0
         # The UTC day the daily loss reached its limit: reducing-only holds for the rest of it. Recomputed from
         # equity alone, the limit lifted itself when a floating loss recovered a little or a deposit came in.
         self._breached_day: int = -1
@@ -86,6 +89,7 @@ class RiskEngine:
         if changed:
             self._day = day
             self._day_start_equity = {t: e for t, e in self._equity.items() if e > 0}
+            self._forgotten_loss = 0.0
         # No equity (a terminal not logged in yet sends zeros) is no day's start: from 0 no loss is ever counted.
         if terminal not in self._day_start_equity and equity > 0:
             self._day_start_equity[terminal] = equity
@@ -101,6 +105,16 @@ class RiskEngine:
         """An operator's decision to trade on today: the day starts again from each terminal's equity now."""
         self._breached_day = -1
         self._day_start_equity = {t: e for t, e in self._equity.items() if e > 0}
+        self._forgotten_loss = 0.0
+
+    def forget_terminal(self, terminal: str) -> bool:
+        """``terminal``'s session gave up its slot: its day's loss so far is kept in one sum, its equity let go.
+        True when there was anything of it (the caller saves :meth:`saved_state`)."""
+        start = self._day_start_equity.pop(terminal, None)
+        equity = self._equity.pop(terminal, None)
+        if start is not None and equity is not None:
+            self._forgotten_loss += max(0.0, start - equity)
+        return start is not None or equity is not None
 
     def switch(self, on: bool) -> None:
         """The kill switch as the control request sets it (saved; the config's halt is not)."""
@@ -115,6 +129,7 @@ class RiskEngine:
             "day": self._day,
             "day_start_equity": dict(self._day_start_equity),
             "daily_loss_breached": self._breached_day == self._day >= 0,
+            "forgotten_loss": self._forgotten_loss,
         }
 
     def restore(self, state: dict[str, Any], now_msc: int) -> bool:
@@ -133,12 +148,15 @@ class RiskEngine:
             valid = {str(t): float(e) for t, e in starts.items() if type(e) in (int, float) and math.isfinite(e) and e > 0}
             self._day = today
             self._day_start_equity = valid
+            forgotten = state.get("forgotten_loss", 0.0)
+            if type(forgotten) in (int, float) and math.isfinite(forgotten) and forgotten > 0:
+                self._forgotten_loss = float(forgotten)
             if state.get("daily_loss_breached") is True:
                 self._breached_day = today
         return halted
 
     def daily_loss(self) -> float:
-        return sum(max(0.0, start - self._equity.get(t, start)) for t, start in self._day_start_equity.items())
+        return self._forgotten_loss + sum(max(0.0, start - self._equity.get(t, start)) for t, start in self._day_start_equity.items())
 
     @property
     def daily_loss_breached(self) -> bool:

@@ -231,6 +231,13 @@ class Clone:
         terminals = data.get("terminals")
         if isinstance(terminals, list):
             self.terminals = terminals
+            # The daemon lists every terminal it keeps; one it forgot to make room (daemon.max_terminals) holds no
+            # position, and its account and quotes go here too, or ids that come and go would grow them for good.
+            kept = {t.get("terminal") for t in terminals if isinstance(t, dict)}
+            for name in [name for name in self.accounts if name not in kept]:
+                del self.accounts[name]
+            for key in [key for key in self.terminal_quotes if key[0] not in kept]:
+                del self.terminal_quotes[key]
 
     def _check_seq(self, seq: int) -> None:
         last = self.last_seq

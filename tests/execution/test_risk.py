@@ -96,6 +96,29 @@ def test_a_daily_loss_that_reached_the_limit_holds_for_the_day_through_a_recover
     assert risk.state is TradingState.ACTIVE
 
 
+def test_a_forgotten_terminal_keeps_its_days_loss_and_nothing_else() -> None:
+    """A terminal's session may give up its slot (daemon.max_terminals): ids that come and go must not grow the
+    risk state, and a loss a terminal took before it went must still count that day, restart included."""
+    risk = engine(max_daily_loss=100.0)
+    day = 1_705_276_800_000  # 2024-01-15T00:00Z
+    risk.on_account("lost", 10_000.0, day + 1000)
+    risk.on_account("lost", 9_940.0, day + 2000)  # 60 down, then it leaves
+    assert risk.forget_terminal("lost") is True
+    for i in range(1000):  # ids that come and go
+        risk.on_account(f"passing-{i}", 5_000.0, day + 3000 + i)
+        risk.forget_terminal(f"passing-{i}")
+    assert risk.saved_state()["day_start_equity"] == {} and risk.daily_loss() == 60.0
+    risk.on_account("live", 1_000.0, day + 5000)
+    risk.on_account("live", 955.0, day + 6000)  # 45 more: 105 in all
+    assert risk.state is TradingState.REDUCING
+    restarted = engine(max_daily_loss=100.0)
+    restarted.restore({**risk.saved_state(), "daily_loss_breached": False}, day + 7000)
+    assert restarted.daily_loss() == 60.0  # the forgotten terminal's part survives the restart
+    risk.on_account("live", 955.0, day + 86_400_000 + 1)  # a new day starts afresh
+    assert risk.daily_loss() == 0.0 and risk.state is TradingState.ACTIVE
+    assert risk.forget_terminal("never-met") is False  # nothing to save
+
+
 def test_stops_that_are_pips_or_distances_or_past_zero_are_refused() -> None:
     """A stop in pips (20) or a distance (0.002) sent as a price, or a default stop that high volatility put below 0,
     passed every rule and went to the terminal (a review, 2026-12-04)."""

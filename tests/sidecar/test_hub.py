@@ -339,6 +339,27 @@ def test_a_snapshots_health_does_not_replace_a_newer_one_from_the_feed() -> None
     asyncio.run(scenario())
 
 
+def test_a_terminal_the_daemons_health_no_longer_lists_leaves_the_clone() -> None:
+    """The daemon forgets a terminal that left holding nothing when a new one needs its slot (daemon.max_terminals):
+    the clone let go of nothing, so ids that came and went grew its accounts and quotes for good."""
+
+    async def scenario() -> Clone:
+        clone = Clone("tcp://127.0.0.1:1", None, _NoControl(), _Sink(), hwm=10, recent_signals=10, silence_s=3.0)  # type: ignore[arg-type]
+        clone.apply_snapshot({"feed_seq": 10, "quotes": [], "positions": [], "accounts": []})
+        for seq, terminal in enumerate(("stays", "goes"), start=11):
+            clone.handle(_frames("account", seq, {"terminal": terminal, "balance": 1000.0}), 1)
+        clone.handle(_frames("price", 13, {"symbol": "EURUSD", "terminal": "stays", "bid": 1.1}, "EURUSD"), 1)
+        clone.handle(_frames("price", 14, {"symbol": "EURUSD", "terminal": "goes", "bid": 1.2}, "EURUSD"), 1)
+        assert set(clone.accounts) == {"stays", "goes"} and len(clone.terminal_quotes) == 2
+        clone.handle(_frames("health", 15, {"status": "healthy", "terminals": [{"terminal": "stays"}]}), 1)
+        return clone
+
+    clone = asyncio.run(scenario())
+    assert set(clone.accounts) == {"stays"}
+    assert set(clone.terminal_quotes) == {("stays", "EURUSD")}
+    assert clone.quotes["EURUSD"]["bid"] == 1.2  # the symbol's latest quote is the market's, whoever sent it
+
+
 def test_reading_the_feed_leaves_no_garbage_cycles() -> None:
     """A reference cycle per feed wake-up piled up ~50,000 objects every few seconds at 2,000 ticks/s,
     and their collection stopped the sidecar's loop for 25-40 ms (zmq.asyncio's non-blocking recv
