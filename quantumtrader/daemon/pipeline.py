@@ -119,6 +119,7 @@ class PipelineStage:
 
     def attach(self) -> None:
         d = self.daemon
+        d.resumed_symbols.update(self.restored.get("symbols", ()))
         d.on_ticks(self.on_ticks)
         d.every_pass(self.on_pass)
         if self._publish_features == "latest":

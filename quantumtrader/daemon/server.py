@@ -51,6 +51,10 @@ _MAX_POLL_MS = 200
 _FROZEN_S = 2.0
 _HARD_MAX_FRAME_BYTES = 256 * 1024 * 1024
 _EVENTS, _POLLIN = int(zmq.EVENTS), int(zmq.POLLIN)
+#: What a terminal not registered (no hello, nor a heartbeat with its fields) may not send: anyone can make up an id,
+#: and a made-up one's positions counted against risk.max_open_positions, its account replaced the app's and fed the
+#: daily loss, and its positions kept its slot (a review, 2026-12-05). A real EA's come again after its heartbeat.
+_NEEDS_REGISTRATION = frozenset(("account", "positions"))
 #: After a search for a terminal slot to free found none, the next search waits this long: a sender inventing ids
 #: at the cap must not cost a scan of every session per event.
 _ROOM_RETRY_S = 1.0
@@ -102,6 +106,9 @@ class Daemon:
         self._terminal_keepers: list[Callable[[str], str | None]] = [self._keeps_positions]
         self._forget_hooks: list[Callable[[str], None]] = []
         self._room_search_after = 0.0  # monotonic: no terminal slot search before (one found none)
+        # Symbols whose state the daemon resumed (the signal stage adds them at start): a terminal that outlived a
+        # restart ticks them before its heartbeat registers it again, and those ticks are the market's.
+        self.resumed_symbols: set[str] = set()
         self.signal_hooks: list[Callable[[dict[str, Any]], None]] = []  # called with each signal after it is published
         self.pending_trades: Callable[[], int] = lambda: 0  # orders sent and not answered (the execution engine sets it)
         self._deadlines: list[Callable[[], float]] = []
@@ -310,6 +317,7 @@ class Daemon:
         max_terminals = dc.max_terminals
         quotes = self.market.quotes  # one per symbol ever ticked (the first terminal to tick one owns it)
         max_symbols = dc.max_symbols
+        resumed = self.resumed_symbols
         owned: list[dict[str, Any]] = []  # ticks of the terminals that own their symbols: the features' input
         last_tick: dict[str, Any] | None = None
         n_ticks = count = 0
@@ -350,15 +358,23 @@ class Daemon:
                         if session.gone:  # said bye: its ticks are not the market's (never checked for silence again,
                             self.counters["ticks_after_bye"] += 1  # it kept a symbol it took back for good) until a hello or heartbeat
                             continue
-                        if len(quotes) >= max_symbols and msg["symbol"] not in quotes:  # each new symbol is state for good
-                            self.rejects.reject("events", "too_many_symbols", msg["symbol"])
-                            continue
+                        symbol = msg["symbol"]
+                        if symbol not in quotes:  # each new symbol is state for good (quotes, features, models, saved)
+                            if not session.registered and symbol not in resumed:
+                                self.rejects.reject("events", "not_registered", f"{msg['terminal']}: a tick of {symbol}")
+                                continue
+                            if len(quotes) >= max_symbols:
+                                self.rejects.reject("events", "too_many_symbols", symbol)
+                                continue
                         # Its price goes out now, not after the rest of the batch is
                         # decoded: a burst's first ticks do not wait for its last.
                         if quote(msg, received_ns):
                             owned.append(msg)
                         last_tick = msg
                         n_ticks += 1
+                        continue
+                    if not session.registered and kind in _NEEDS_REGISTRATION:
+                        self.rejects.reject("events", "not_registered", f"{msg['terminal']}: {kind}")
                         continue
                     if kind == "account":
                         self.handle_account(msg)
@@ -574,8 +590,14 @@ class Daemon:
             f"terminal {terminal}: tick times {(stamp - now) / 60_000:.0f} min ahead of this machine's UTC clock"
             " (the EA's UTC offset, UtcOffsetMinutes / UtcOffsetAuto, or a clock is off)"
             for terminal, stamp in sorted(latest.items())
-            if stamp - now > limit_ms and not self.terminals.is_gone(terminal)
+            if stamp - now > limit_ms and self._judged(terminal)
         ]
+
+    def _judged(self, terminal: str) -> bool:
+        """Whether a terminal's clock is a problem of health: registered and heard lately. One tick a day ahead from
+        an id that never said hello (or went quiet, or said bye) kept health degraded for as long as the quote stayed."""
+        session = self.terminals.sessions.get(terminal)
+        return session is not None and session.registered and not session.stale and not session.gone
 
     def control_status(self, request: dict[str, Any]) -> dict[str, Any]:
         """Health, rejects and feed counts; ``"reset_latency": true`` starts the histograms afresh after reading."""

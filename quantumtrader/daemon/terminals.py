@@ -176,8 +176,9 @@ class TerminalRegistry:
         self.sessions.pop(terminal, None)
 
     def degraded_by(self) -> list[TerminalSession]:
-        """The terminals that make health degraded: stale and not yet retired."""
-        return [s for s in self.sessions.values() if s.stale and not s.retired]
+        """The terminals that make health degraded: registered, stale and not yet retired (one event of a made-up id
+        made health degraded for ``retire_after_s``, an hour by default)."""
+        return [s for s in self.sessions.values() if s.stale and not s.retired and s.registered]
 
     def is_gone(self, terminal: str) -> bool:
         """Said bye and nothing brought it back (an unknown id is not gone: it was never met)."""

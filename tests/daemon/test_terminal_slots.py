@@ -55,14 +55,23 @@ def test_a_new_terminal_takes_the_slot_of_one_that_left_holding_nothing(tmp_path
     try:
         with serving(d):
             # A holds a position; B has an order whose outcome is unknown (its command endpoint never answers);
-            # C sent a tick and nothing else (no hello: a stray sender, or an EA from before a restart).
+            # C never said hello (a stray sender, or an EA from before a restart): its tick of a symbol the daemon
+            # knows is used, its positions and account are not (a review found a made-up id keeping its slot by
+            # claiming a position, 2026-12-05).
             push.send(_hello("A@One", 1))
             push.send(_positions("A@One", 1, [_position(7)]))
             push.send(_hello("B@Two", 2))
             push.send(_tick("B@Two", 1))
             push.send(_positions("B@Two", 2, []))
+            wait_for(lambda: _names(eps.control) == ["A@One", "B@Two"], 10, "A and B")
             push.send(_tick("C@Three", 1))
-            wait_for(lambda: _names(eps.control) == ["A@One", "B@Two", "C@Three"], 10, "three terminals")
+            push.send(_positions("C@Three", 2, [_position(8)]))
+            push.send(event_frame("C@Three", {"type": "account", "seq": 3, "login": 3, "currency": "USD", "balance": 1e4, "equity": 9e3, "margin": 0.0, "free_margin": 9e3, "leverage": 100}))
+            wait_for(lambda: _health(eps.control)["rejects"].get("not_registered") == 2, 10, "C's positions and account refused")
+            assert _names(eps.control) == ["A@One", "B@Two", "C@Three"]
+            snapshot = control(eps.control, "snapshot")
+            assert [p["ticket"] for p in snapshot["positions"]] == ["7"] and snapshot["accounts"] == []
+            assert {q["terminal"] for q in snapshot["terminal_quotes"]} == {"B@Two", "C@Three"}
             push.send(_tick("B@Two", 3))  # a fresh quote for the order's risk check
             reply = control(eps.control, "trade", timeout_ms=10_000, symbol="EURUSD", side="buy", lots=0.01, terminal="B@Two", source="test")
             assert reply["order"]["status"] == "unknown", reply

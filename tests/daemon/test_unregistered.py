@@ -1,0 +1,78 @@
+"""What a terminal that never said hello (nor sent a heartbeat with the hello fields) may change: little.
+
+Anyone who can reach the events port can make up an id. A review (2026-12-05) showed, over real processes, a
+made-up id's positions counting against risk.max_open_positions, its account replacing the app's, ticks of 4,096
+made-up symbols filling daemon.max_symbols, and one tick a day ahead keeping health degraded for a day. A real
+EA that outlived a daemon restart is unregistered only until its next heartbeat, which repeats the hello fields
+and is followed by its account and positions; its ticks of the symbols the daemon resumed are used meanwhile.
+Over real sockets, an in-process daemon.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from support import FeedSubscriber, control, event_frame, events_push, inproc_daemon, serving, terminal_status, wait_for
+
+from quantumtrader.protocol import now_msc
+
+
+def _tick(terminal: str, seq: int, symbol: str, **over: Any) -> bytes:
+    return event_frame(terminal, {"type": "tick", "seq": seq, "symbol": symbol, "bid": 1.1, "ask": 1.1001, "volume": 1, **over})
+
+
+def _hello(terminal: str) -> bytes:
+    return event_frame(terminal, {"type": "hello", "seq": 0, "platform": "MT5", "command_endpoint": "tcp://127.0.0.1:1", "symbols": ["EURUSD"], "heartbeat_s": 60})
+
+
+def test_after_a_restart_an_unregistered_terminal_ticks_the_resumed_symbols_only(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    first, eps = inproc_daemon(data)
+    push = events_push(eps.events)
+    try:
+        with serving(first):
+            push.send(_hello("A@One"))
+            push.send(_tick("A@One", 1, "EURUSD"))
+            wait_for(lambda: control(eps.control)["health"]["counters"].get("ticks") == 1, 10, "A's tick")
+    finally:  # the stop saves the models' state: EURUSD is resumed by the next daemon
+        push.close()
+        first.close()
+
+    second, eps = inproc_daemon(data)
+    push = events_push(eps.events)
+    feed = FeedSubscriber(eps.feed, (b"price.", b"health"))
+    try:
+        with serving(second):
+            feed.wait_joined()
+            push.send(_tick("A@One", 2, "EURUSD", bid=1.2, ask=1.2001))  # A outlived the restart: no hello yet
+            push.send(_tick("A@One", 3, "GBPUSD"))
+            wait_for(lambda: control(eps.control)["health"]["rejects"].get("not_registered") == 1, 10, "the new symbol refused")
+            health = control(eps.control)["health"]
+            assert health["counters"]["ticks"] == 1 and health["rejects"]["unknown_terminal"] == 1
+            prices = [m[1]["data"] for m in iter(lambda: feed.recv(500), None) if m[0].startswith("price.")]
+            assert [(p["symbol"], p["bid"]) for p in prices] == [("EURUSD", 1.2)]
+            push.send(event_frame("A@One", {"type": "heartbeat", "seq": 4, "dropped": 0, "platform": "MT5", "command_endpoint": "tcp://127.0.0.1:1", "symbols": ["EURUSD", "GBPUSD"], "heartbeat_s": 60}))
+            push.send(_tick("A@One", 5, "GBPUSD"))  # registered by its heartbeat: a new symbol is its to add
+            wait_for(lambda: control(eps.control)["health"]["counters"].get("ticks") == 2, 10, "GBPUSD after the heartbeat")
+    finally:
+        feed.close()
+        push.close()
+        second.close()
+
+
+def test_an_unregistered_id_neither_degrades_health_nor_names_a_clock_problem(tmp_path: Path) -> None:
+    d, eps = inproc_daemon(tmp_path / "data", QT_DAEMON__HEARTBEAT_S="0.1", QT_DAEMON__HEALTH_INTERVAL_S="0.1")
+    push = events_push(eps.events)
+    try:
+        with serving(d):
+            push.send(_hello("A@One"))  # announces 60 s heartbeats: stays connected for the test
+            push.send(_tick("A@One", 1, "EURUSD"))
+            wait_for(lambda: control(eps.control)["health"]["status"] == "healthy", 10, "healthy with A")
+            push.send(_tick("X@Made-up", 1, "EURUSD", time_msc=now_msc() + 20 * 3_600_000))  # 20 h ahead
+            wait_for(lambda: (t := terminal_status(eps.control, "X@Made-up")) is not None and t["stale"], 10, "X stale")
+            health = control(eps.control)["health"]
+            assert health["status"] == "healthy" and health["problems"] == [], health
+    finally:
+        push.close()
+        d.close()
