@@ -237,8 +237,9 @@ class DaemonConfig:
     )
     max_symbols: int = setting(
         4096,
-        "most symbols the daemon keeps while it runs (each has quotes, feature and model state, never dropped);"
-        " ticks of a new symbol beyond it are refused (too_many_symbols)",
+        "most symbols the daemon keeps (each has quotes, feature and model state, saved and resumed at the next start,"
+        " never dropped), those resumed from the saved state included; ticks of a new symbol beyond it are refused"
+        " (too_many_symbols)",
         positive,
     )
     health_interval_s: float = setting(1.0, "how often health is published on the feed", positive)

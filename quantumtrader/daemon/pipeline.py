@@ -119,7 +119,15 @@ class PipelineStage:
 
     def attach(self) -> None:
         d = self.daemon
-        d.resumed_symbols.update(self.restored.get("symbols", ()))
+        resumed = self.restored.get("symbols", [])
+        d.symbols.update(resumed)
+        if len(d.symbols) >= self.config.daemon.max_symbols:
+            log.warning(
+                "the saved model state holds as many symbols as daemon.max_symbols: ticks of any other symbol will be refused"
+                " (too_many_symbols) unless daemon.max_symbols is raised",
+                symbols=len(d.symbols),
+                max_symbols=self.config.daemon.max_symbols,
+            )
         d.on_ticks(self.on_ticks)
         d.every_pass(self.on_pass)
         if self._publish_features == "latest":

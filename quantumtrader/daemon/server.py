@@ -106,9 +106,10 @@ class Daemon:
         self._terminal_keepers: list[Callable[[str], str | None]] = [self._keeps_positions]
         self._forget_hooks: list[Callable[[str], None]] = []
         self._room_search_after = 0.0  # monotonic: no terminal slot search before (one found none)
-        # Symbols whose state the daemon resumed (the signal stage adds them at start): a terminal that outlived a
-        # restart ticks them before its heartbeat registers it again, and those ticks are the market's.
-        self.resumed_symbols: set[str] = set()
+        # Every symbol the daemon keeps state of (quotes, features, models, saved): resumed from the saved state (the
+        # signal stage adds those at start) or first ticked in this run; daemon.max_symbols caps it. A terminal that
+        # outlived a restart ticks the resumed ones before its heartbeat registers it again: those ticks are used.
+        self.symbols: set[str] = set()
         self.signal_hooks: list[Callable[[dict[str, Any]], None]] = []  # called with each signal after it is published
         self.pending_trades: Callable[[], int] = lambda: 0  # orders sent and not answered (the execution engine sets it)
         self._deadlines: list[Callable[[], float]] = []
@@ -317,7 +318,7 @@ class Daemon:
         max_terminals = dc.max_terminals
         quotes = self.market.quotes  # one per symbol ever ticked (the first terminal to tick one owns it)
         max_symbols = dc.max_symbols
-        resumed = self.resumed_symbols
+        kept_symbols = self.symbols
         owned: list[dict[str, Any]] = []  # ticks of the terminals that own their symbols: the features' input
         last_tick: dict[str, Any] | None = None
         n_ticks = count = 0
@@ -359,13 +360,14 @@ class Daemon:
                             self.counters["ticks_after_bye"] += 1  # it kept a symbol it took back for good) until a hello or heartbeat
                             continue
                         symbol = msg["symbol"]
-                        if symbol not in quotes:  # each new symbol is state for good (quotes, features, models, saved)
-                            if not session.registered and symbol not in resumed:
+                        if symbol not in quotes and symbol not in kept_symbols:  # a new symbol is state for good
+                            if not session.registered:
                                 self.rejects.reject("events", "not_registered", f"{msg['terminal']}: a tick of {symbol}")
                                 continue
-                            if len(quotes) >= max_symbols:
+                            if len(kept_symbols) >= max_symbols:  # resumed ones count: the saved state grew each run
                                 self.rejects.reject("events", "too_many_symbols", symbol)
                                 continue
+                            kept_symbols.add(symbol)
                         # Its price goes out now, not after the rest of the batch is
                         # decoded: a burst's first ticks do not wait for its last.
                         if quote(msg, received_ns):
