@@ -369,7 +369,7 @@ async def positions(request: Request) -> Response:
 
 
 async def account(request: Request) -> Response:
-    """The account object (of ``?terminal=`` when several terminals are connected; else the first).
+    """The account object (of ``?terminal=`` when several terminals are connected; else a connected one's, see Clone.default_account).
     ---
     summary: Account
     tags: [account]
@@ -387,9 +387,10 @@ async def account(request: Request) -> Response:
         if wanted not in accounts:
             raise ApiError(404, f"no account from terminal {wanted!r}")
         return JSONResponse(accounts[wanted])
-    if not accounts:
+    chosen = sidecar.clone.default_account()
+    if chosen is None:
         raise ApiError(503, "no terminal connected")
-    return JSONResponse(accounts[sorted(accounts)[0]])
+    return JSONResponse(chosen)
 
 
 async def orders(request: Request) -> Response:

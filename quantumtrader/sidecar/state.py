@@ -239,6 +239,15 @@ class Clone:
             for key in [key for key in self.terminal_quotes if key[0] not in kept]:
                 del self.terminal_quotes[key]
 
+    def default_account(self) -> dict[str, Any] | None:
+        """The account ``/api/account`` gives when no terminal is named: a connected terminal's before any other,
+        then by terminal id. The first id in order alone gave a terminal closed hours ago (its last account kept,
+        as it is listed while retired) over the one trading now."""
+        if not self.accounts:
+            return None
+        connected = {t.get("terminal") for t in self.terminals if isinstance(t, dict) and t.get("connected") is True}
+        return self.accounts[min(self.accounts, key=lambda name: (name not in connected, name))]
+
     def _check_seq(self, seq: int) -> None:
         last = self.last_seq
         self.last_seq = seq

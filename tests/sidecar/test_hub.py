@@ -360,6 +360,26 @@ def test_a_terminal_the_daemons_health_no_longer_lists_leaves_the_clone() -> Non
     assert clone.quotes["EURUSD"]["bid"] == 1.2  # the symbol's latest quote is the market's, whoever sent it
 
 
+def test_the_default_account_is_a_connected_terminals() -> None:
+    """/api/account without ?terminal= gave the first id in order: a terminal stopped hours ago (listed while retired,
+    its last account kept) over the one trading now."""
+
+    async def scenario() -> Clone:
+        clone = Clone("tcp://127.0.0.1:1", None, _NoControl(), _Sink(), hwm=10, recent_signals=10, silence_s=3.0)  # type: ignore[arg-type]
+        clone.apply_snapshot({"feed_seq": 10, "quotes": [], "positions": [], "accounts": []})
+        assert clone.default_account() is None
+        for seq, terminal in enumerate(("A@Old", "B@Now", "C@Now"), start=11):
+            clone.handle(_frames("account", seq, {"terminal": terminal, "balance": float(seq)}), 1)
+        terminals = [{"terminal": "A@Old", "connected": False, "retired": True}, {"terminal": "B@Now", "connected": True}, {"terminal": "C@Now", "connected": True}]
+        clone.handle(_frames("health", 14, {"status": "healthy", "terminals": terminals}), 1)
+        assert clone.default_account()["terminal"] == "B@Now"  # connected, then by id
+        clone.handle(_frames("health", 15, {"status": "degraded", "terminals": [{**t, "connected": False} for t in terminals]}), 1)
+        assert clone.default_account()["terminal"] == "A@Old"  # none connected: by id, as before
+        return clone
+
+    asyncio.run(scenario())
+
+
 def test_reading_the_feed_leaves_no_garbage_cycles() -> None:
     """A reference cycle per feed wake-up piled up ~50,000 objects every few seconds at 2,000 ticks/s,
     and their collection stopped the sidecar's loop for 25-40 ms (zmq.asyncio's non-blocking recv
