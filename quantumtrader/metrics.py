@@ -188,6 +188,20 @@ class LogLimiter:
         if since is not None:
             emit(event, count_since_last_log=since, **fields)
 
+    def overdue(self) -> list[tuple[str, int]]:
+        """Keys with occurrences no line has counted yet and whose interval is over: (key, how many), counted afresh.
+
+        Without it those were said only by the next occurrence's line, and after a burst none may come."""
+        now = self._clock()
+        out = []
+        for key, since in self._since_logged.items():
+            if since and now - self._last_logged.get(key, now) >= self._interval_s:
+                out.append((key, since))
+        for key, _ in out:
+            self._last_logged[key] = now
+            self._since_logged[key] = 0
+        return out
+
 
 class RejectLog:
     """Counts rejected messages by reason; logs each reason at most once per interval."""
@@ -199,11 +213,20 @@ class RejectLog:
         self.by_source: Counter[str] = Counter()
         self._log = log
         self._limiter = LogLimiter(interval_s, clock)
+        self._last: dict[str, tuple[str, str]] = {}  # reason -> (source, detail) of its latest reject
 
     def reject(self, source: str, reason: str, detail: str) -> None:
         self.counts[reason] += 1
         self.by_source[source] += 1
+        self._last[reason] = (source, detail)
         self._limiter.log(reason, self._log, "message rejected", source=source, reason=reason, detail=detail, total=self.counts[reason])
+
+    def flush(self) -> None:
+        """Say the rejects a line has not counted yet, once their interval is over (the owner calls it periodically):
+        an ops check saw 248 refused after a restart logged as one line, 'total: 1'."""
+        for reason, since in self._limiter.overdue():
+            source, detail = self._last[reason]
+            self._log("message rejected", source=source, reason=reason, detail=detail, total=self.counts[reason], count_since_last_log=since, last_of_those=True)
 
     @property
     def total(self) -> int:

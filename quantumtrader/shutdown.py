@@ -44,7 +44,10 @@ def install_stop_handlers(stop: Callable[[], None]) -> None:
         if requested and signum == signal.SIGINT:
             # Said before the way out, or the operator sees only an exit code; os.write, not the log: this
             # runs between two bytecodes of the main thread, which may hold the log's lock.
-            os.write(2, CUT_SHORT_LINE)
+            try:
+                os.write(2, CUT_SHORT_LINE)
+            except OSError:  # no stderr (pythonw), or a pipe whose reader the first Ctrl-C ended (| tee): an
+                pass  # OSError raised here would be caught by the stop's own handlers, and no Ctrl-C would get out
             raise KeyboardInterrupt
         requested = True
         if _first_signal is None:

@@ -62,6 +62,22 @@ def test_a_repeating_reject_is_logged_once_per_interval_with_the_count_since() -
     assert rejects.counts["bad_json"] == 6 and rejects.total == 7
 
 
+def test_rejects_no_line_counted_yet_are_said_once_their_interval_is_over() -> None:
+    """An ops check (2026-12-05): 248 refused after a restart were logged as one line ('total: 1'), since the count
+    of the suppressed ones waited for a next reject of that reason, and none came."""
+    from quantumtrader.metrics import RejectLog
+
+    clock, lines = FakeClock(), []
+    rejects = RejectLog(lambda event, **fields: lines.append((event, fields)), 10.0, clock)
+    for i in range(248):
+        rejects.reject("events", "not_registered", f"t{i}")
+    rejects.flush()  # the interval is not over: nothing yet
+    clock.now += 10.0
+    rejects.flush()
+    rejects.flush()  # said once
+    assert [(f["count_since_last_log"], f["total"], f["detail"]) for _, f in lines] == [(1, 1, "t0"), (247, 248, "t247")]
+
+
 def test_prometheus_values_are_exact_not_six_significant_digits() -> None:
     """``:g`` printed 1234567891 as 1.23457e+09: a counter moving in steps of 10,000 made rate() read 0 or a spike."""
     text = prometheus_text({"ticks": 1_234_567_891.0}, {"uptime_seconds": 12.345678912}, {"stage": {"p50_us": 123456.789, "count": 7_654_321.0}})

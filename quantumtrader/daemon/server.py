@@ -51,10 +51,17 @@ _MAX_POLL_MS = 200
 _FROZEN_S = 2.0
 _HARD_MAX_FRAME_BYTES = 256 * 1024 * 1024
 _EVENTS, _POLLIN = int(zmq.EVENTS), int(zmq.POLLIN)
-#: What a terminal not registered (no hello, nor a heartbeat with its fields) may not send: anyone can make up an id,
-#: and a made-up one's positions counted against risk.max_open_positions, its account replaced the app's and fed the
-#: daily loss, and its positions kept its slot (a review, 2026-12-05). A real EA's come again after its heartbeat.
+#: What a terminal not registered (no hello, nor a heartbeat with its fields) may not send: an id that never said hello
+#: (a stray sender) had its positions counted against risk.max_open_positions, its account replace the app's and feed
+#: the daily loss, and its positions keep its slot (a review, 2026-12-05). A real EA's come again after its heartbeat.
+#: Not authentication: an id that sends a hello first is registered, whoever sent it.
 _NEEDS_REGISTRATION = frozenset(("account", "positions"))
+
+
+def _registers(msg: dict[str, Any]) -> bool:
+    """Whether a validated event registers its terminal: a hello, or a heartbeat that repeats the hello fields."""
+    return msg["type"] == "hello" or (msg["type"] == "heartbeat" and "command_endpoint" in msg)
+
 #: After a search for a terminal slot to free found none, the next search waits this long: a sender inventing ids
 #: at the cap must not cost a scan of every session per event.
 _ROOM_RETRY_S = 1.0
@@ -110,6 +117,10 @@ class Daemon:
         # signal stage adds those at start) or first ticked in this run; daemon.max_symbols caps it. A terminal that
         # outlived a restart ticks the resumed ones before its heartbeat registers it again: those ticks are used.
         self.symbols: set[str] = set()
+        # Until then (monotonic; set when the loop starts) an unregistered terminal may add a symbol: one that
+        # outlived a restart without saved state (a first start, a new data directory) ticks before its next
+        # heartbeat registers it, and an ops check saw every price dark for ~5 s, 245 ticks refused.
+        self._adopt_symbols_until = 0.0
         self.signal_hooks: list[Callable[[dict[str, Any]], None]] = []  # called with each signal after it is published
         self.pending_trades: Callable[[], int] = lambda: 0  # orders sent and not answered (the execution engine sets it)
         self._deadlines: list[Callable[[], float]] = []
@@ -234,6 +245,7 @@ class Daemon:
         spin_ns = dc.busy_poll_us * 1000
         spin_until = 0
         self._last_housekeeping = now  # the kernels' warm-up since __init__ was no freeze
+        self._adopt_symbols_until = now + 2 * dc.heartbeat_s  # two default heartbeats: every live EA has sent one
         log.info(
             "daemon serving",
             events=self.config.endpoints.events,
@@ -319,6 +331,7 @@ class Daemon:
         quotes = self.market.quotes  # one per symbol ever ticked (the first terminal to tick one owns it)
         max_symbols = dc.max_symbols
         kept_symbols = self.symbols
+        registers = _registers
         owned: list[dict[str, Any]] = []  # ticks of the terminals that own their symbols: the features' input
         last_tick: dict[str, Any] | None = None
         n_ticks = count = 0
@@ -343,8 +356,9 @@ class Daemon:
                 self.rejects.reject("events", "internal_error", repr(exc)[:200])
                 continue
             # Each id costs a session and, once it says hello, a command socket (1,023 at most per process):
-            # past the cap a new id is refused. Under it this is one length check per event.
-            if len(sessions) >= max_terminals and msg["terminal"] not in sessions and not self.make_room(msg["terminal"], mono):
+            # past the cap a new id is refused unless its event registers it and a slot can be freed (make_room).
+            # Under it this is one length check per event.
+            if len(sessions) >= max_terminals and msg["terminal"] not in sessions and not (registers(msg) and self.make_room(msg["terminal"], mono)):
                 self.rejects.reject("events", "too_many_terminals", msg["terminal"])
                 continue
             kind = msg["type"]
@@ -361,7 +375,7 @@ class Daemon:
                             continue
                         symbol = msg["symbol"]
                         if symbol not in quotes and symbol not in kept_symbols:  # a new symbol is state for good
-                            if not session.registered:
+                            if not session.registered and mono >= self._adopt_symbols_until:
                                 self.rejects.reject("events", "not_registered", f"{msg['terminal']}: a tick of {symbol}")
                                 continue
                             if len(kept_symbols) >= max_symbols:  # resumed ones count: the saved state grew each run
@@ -400,12 +414,25 @@ class Daemon:
         """Free a terminal slot for ``newcomer``: forget the session silent longest that is stale or said bye and that
         nothing keeps (positions, orders: :meth:`keeps_terminal`). False when there is none (the newcomer is refused).
 
-        Off the tick path: called only for a new id when every slot is taken."""
+        Off the tick path: called only when every slot is taken and a new id's event would register it (a hello, or
+        a heartbeat with the hello fields): a made-up id's refused event took the slot of a terminal that was
+        stale after a network blip, whose heartbeat was then refused (the review of the change, 2026-12-05).
+        A keeper or hook that raises costs this search, logged, never the loop."""
         if now < self._room_search_after:
             return False
+        try:
+            return self._forget_one(newcomer, now)
+        except Exception as exc:
+            self.internal_error("terminal slot", exc)
+            return False
+
+    def _forget_one(self, newcomer: str, now: float) -> bool:
+        kept: dict[str, str] = {}
         for session in self.terminals.forgettable():
             terminal = session.terminal
-            if any(keeper(terminal) for keeper in self._terminal_keepers):
+            reason = next((why for why in (keeper(terminal) for keeper in self._terminal_keepers) if why), None)
+            if reason:
+                kept[terminal] = reason
                 continue
             self.terminals.forget(terminal)
             self.market.forget(terminal)
@@ -422,6 +449,14 @@ class Daemon:
             )
             return True
         self._room_search_after = now + _ROOM_RETRY_S
+        self._internal_log.log(  # once per interval: a sender at the cap retries every event
+            "no terminal slot",
+            log.warning,
+            "no terminal slot for a new terminal: every one is live or holds something",
+            newcomer=newcomer,
+            max_terminals=self.config.daemon.max_terminals,
+            kept=dict(list(kept.items())[:10]),
+        )
         return False
 
     def _keeps_positions(self, terminal: str) -> str | None:
@@ -528,6 +563,7 @@ class Daemon:
         for session in self.terminals.retire_silent(now, self.config.daemon.retire_after_s):
             self.counters["terminals_retired"] += 1
             log.warning("terminal retired: silent too long, health no longer waits for it", terminal=session.terminal, silent_s=round(now - session.last_seen, 1))
+        self.rejects.flush()
         self.feed.publish("health", self.health(), now_msc())
 
     def _log_status(self, ticks: int, seconds: float) -> None:
@@ -596,10 +632,11 @@ class Daemon:
         ]
 
     def _judged(self, terminal: str) -> bool:
-        """Whether a terminal's clock is a problem of health: registered and heard lately. One tick a day ahead from
-        an id that never said hello (or went quiet, or said bye) kept health degraded for as long as the quote stayed."""
+        """Whether a terminal's clock is a problem of health: connected (registered, heard lately, no bye). One tick a
+        day ahead from an id that never said hello (or went quiet, or said bye) kept health degraded for as long as
+        the quote stayed."""
         session = self.terminals.sessions.get(terminal)
-        return session is not None and session.registered and not session.stale and not session.gone
+        return session is not None and session.connected
 
     def control_status(self, request: dict[str, Any]) -> dict[str, Any]:
         """Health, rejects and feed counts; ``"reset_latency": true`` starts the histograms afresh after reading."""

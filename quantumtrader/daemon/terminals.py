@@ -56,6 +56,11 @@ class TerminalSession:
     bye_reason: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def connected(self) -> bool:
+        """Registered, heard lately and no bye: a terminal the daemon trades with and judges."""
+        return self.registered and not self.stale and not self.gone
+
     def to_json(self) -> dict[str, Any]:
         return {
             "terminal": self.terminal,
@@ -63,7 +68,7 @@ class TerminalSession:
             "command_endpoint": self.command_endpoint,
             "symbols": list(self.symbols),
             "registered": self.registered,
-            "connected": self.registered and not self.stale and not self.gone,
+            "connected": self.connected,
             "stale": self.stale,
             "retired": self.retired,
             "gone": self.gone,
@@ -168,8 +173,9 @@ class TerminalRegistry:
         return newly
 
     def forgettable(self) -> list[TerminalSession]:
-        """Sessions that may give up their slot if nothing holds them: stale or said bye, silent longest first."""
-        return sorted((s for s in self.sessions.values() if s.stale or s.gone), key=lambda s: s.last_seen)
+        """Sessions that may give up their slot if nothing holds them: stale or said bye; those that never registered
+        first, then silent longest first."""
+        return sorted((s for s in self.sessions.values() if s.stale or s.gone), key=lambda s: (s.registered, s.last_seen))
 
     def forget(self, terminal: str) -> None:
         """Drop ``terminal``'s session: its next event is a new terminal's (unknown until its hello or heartbeat)."""
@@ -186,7 +192,7 @@ class TerminalRegistry:
         return session is not None and session.gone
 
     def connected(self) -> list[TerminalSession]:
-        return [s for s in self.sessions.values() if s.registered and not s.stale and not s.gone]
+        return [s for s in self.sessions.values() if s.connected]
 
     def to_json(self) -> list[dict[str, Any]]:
         return [s.to_json() for s in self.sessions.values()]

@@ -88,8 +88,7 @@ class RiskEngine:
         changed = day != self._day
         if changed:
             self._day = day
-            self._day_start_equity = {t: e for t, e in self._equity.items() if e > 0}
-            self._forgotten_loss = 0.0
+            self._start_day()
         # No equity (a terminal not logged in yet sends zeros) is no day's start: from 0 no loss is ever counted.
         if terminal not in self._day_start_equity and equity > 0:
             self._day_start_equity[terminal] = equity
@@ -104,17 +103,23 @@ class RiskEngine:
     def reset_daily_loss(self) -> None:
         """An operator's decision to trade on today: the day starts again from each terminal's equity now."""
         self._breached_day = -1
+        self._start_day()
+
+    def _start_day(self) -> None:
+        """The day's loss counts from each terminal's equity now (no equity, a terminal not logged in: no start)."""
         self._day_start_equity = {t: e for t, e in self._equity.items() if e > 0}
         self._forgotten_loss = 0.0
 
     def forget_terminal(self, terminal: str) -> bool:
         """``terminal``'s session gave up its slot: its day's loss so far is kept in one sum, its equity let go.
         True when there was anything of it (the caller saves :meth:`saved_state`)."""
-        start = self._day_start_equity.pop(terminal, None)
         equity = self._equity.pop(terminal, None)
-        if start is not None and equity is not None:
+        if equity is None:  # no account since the daemon started: a start restored from before it stays, to count
+            return False  # its loss when it returns (the review of the change, 2026-12-05)
+        start = self._day_start_equity.pop(terminal, None)
+        if start is not None:
             self._forgotten_loss += max(0.0, start - equity)
-        return start is not None or equity is not None
+        return True
 
     def switch(self, on: bool) -> None:
         """The kill switch as the control request sets it (saved; the config's halt is not)."""

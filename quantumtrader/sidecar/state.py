@@ -96,6 +96,7 @@ class Clone:
         self.terminal_quotes: dict[tuple[str, str], dict[str, Any]] = {}
         self.positions: dict[tuple[str, str], dict[str, Any]] = {}
         self.accounts: dict[str, dict[str, Any]] = {}
+        self._listed_terminals: set[Any] = set()  # the terminals the last health listed (what the clone keeps)
         self.features: dict[str, bytes] = {}
         self.signals: deque[dict[str, Any]] = deque(maxlen=recent_signals)
         self.daemon_health: dict[str, Any] = {}
@@ -234,10 +235,12 @@ class Clone:
             # The daemon lists every terminal it keeps; one it forgot to make room (daemon.max_terminals) holds no
             # position, and its account and quotes go here too, or ids that come and go would grow them for good.
             kept = {t.get("terminal") for t in terminals if isinstance(t, dict)}
-            for name in [name for name in self.accounts if name not in kept]:
-                del self.accounts[name]
-            for key in [key for key in self.terminal_quotes if key[0] not in kept]:
-                del self.terminal_quotes[key]
+            if kept != self._listed_terminals:  # most health messages list the same terminals: nothing to scan
+                self._listed_terminals = kept
+                for name in [name for name in self.accounts if name not in kept]:
+                    del self.accounts[name]
+                for key in [key for key in self.terminal_quotes if key[0] not in kept]:
+                    del self.terminal_quotes[key]
 
     def default_account(self) -> dict[str, Any] | None:
         """The account ``/api/account`` gives when no terminal is named: a connected terminal's before any other,

@@ -110,3 +110,47 @@ def test_a_terminal_that_said_bye_gives_up_its_slot_before_it_goes_stale(tmp_pat
     finally:
         push.close()
         d.close()
+
+
+def test_only_an_event_that_registers_a_new_id_frees_a_slot(tmp_path: Path) -> None:
+    """The review of the change: a made-up id's refused positions event took the slot of a terminal stale after a
+    network blip, whose heartbeat was then refused. Only a hello (or a heartbeat with its fields) may free one."""
+    d, eps = inproc_daemon(tmp_path / "data", **{**SETTINGS, "QT_DAEMON__MAX_TERMINALS": "1"})
+    push = events_push(eps.events)
+    try:
+        with serving(d):
+            push.send(_hello("A@One", 1))
+            wait_for(lambda: (t := terminal_status(eps.control, "A@One")) is not None and t["stale"], 10, "A stale")
+            push.send(_positions("X@MadeUp", 1, []))
+            push.send(_tick("X@MadeUp", 2))
+            wait_for(lambda: _health(eps.control)["rejects"].get("too_many_terminals") == 2, 10, "X refused")
+            assert _names(eps.control) == ["A@One"] and "terminals_forgotten" not in _health(eps.control)["counters"]
+            heartbeat = {"type": "heartbeat", "seq": 1, "dropped": 0, "platform": "MT5", "command_endpoint": "tcp://127.0.0.1:1", "symbols": ["EURUSD"], "heartbeat_s": 0.1}
+            push.send(event_frame("A@One", heartbeat))  # A is back after its blip, in its own slot
+            wait_for(lambda: terminal_status(eps.control, "A@One")["events"] == 2, 10, "A's heartbeat")
+            assert _names(eps.control) == ["A@One"]
+    finally:
+        push.close()
+        d.close()
+
+
+def test_a_failing_forget_hook_costs_the_search_not_the_loop(tmp_path: Path) -> None:
+    d, eps = inproc_daemon(tmp_path / "data", **{**SETTINGS, "QT_DAEMON__MAX_TERMINALS": "1"})
+
+    def broken(terminal: str) -> None:
+        raise RuntimeError(f"cannot forget {terminal}")
+
+    d.on_terminal_forgotten(broken)
+    push = events_push(eps.events)
+    try:
+        with serving(d) as loop:
+            push.send(_hello("A@One", 1))
+            wait_for(lambda: (t := terminal_status(eps.control, "A@One")) is not None and t["stale"], 10, "A stale")
+            push.send(_hello("B@Two", 2))
+            wait_for(lambda: _health(eps.control)["counters"].get("internal_errors") == 1, 10, "the hook's failure counted")
+            assert loop.is_alive()
+            push.send(_tick("A@One", 1))  # the loop goes on serving
+            wait_for(lambda: _health(eps.control)["counters"].get("events", 0) >= 3, 10, "the next event")
+    finally:
+        push.close()
+        d.close()

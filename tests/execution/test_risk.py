@@ -119,6 +119,19 @@ def test_a_forgotten_terminal_keeps_its_days_loss_and_nothing_else() -> None:
     assert risk.forget_terminal("never-met") is False  # nothing to save
 
 
+def test_a_terminal_forgotten_before_its_first_account_since_a_restart_keeps_its_start() -> None:
+    """The review of the change: the day's start restored from before the restart was dropped with no loss counted
+    (no equity yet), so the terminal's 60 down that day was lost when it came back."""
+    day = 1_705_276_800_000
+    risk = engine(max_daily_loss=100.0)
+    risk.on_account("t", 10_000.0, day + 1000)
+    restarted = engine(max_daily_loss=100.0)
+    restarted.restore(risk.saved_state(), day + 2000)
+    assert restarted.forget_terminal("t") is False
+    restarted.on_account("t", 9_940.0, day + 3000)
+    assert restarted.daily_loss() == 60.0
+
+
 def test_stops_that_are_pips_or_distances_or_past_zero_are_refused() -> None:
     """A stop in pips (20) or a distance (0.002) sent as a price, or a default stop that high volatility put below 0,
     passed every rule and went to the terminal (a review, 2026-12-04)."""
