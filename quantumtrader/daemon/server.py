@@ -587,9 +587,8 @@ class Daemon:
     def health(self) -> dict[str, Any]:
         """The daemon's part of ``/api/health`` (PROTOCOL.md), also published on the feed."""
         terminals = self.terminals.to_json()
-        connected = self.terminals.connected()
-        problems = [problem for provider in self._health_problems for problem in provider()]
-        degraded = not connected or bool(self.terminals.degraded_by()) or bool(problems)
+        problems = self._terminal_problems() + [problem for provider in self._health_problems for problem in provider()]
+        degraded = bool(problems)
         return {
             "status": "degraded" if degraded else "healthy",
             "problems": problems,
@@ -609,6 +608,18 @@ class Daemon:
             "tick_priority": self.tick_priority.to_json(),
             **{k: v for provider in self._health_extra for k, v in provider().items()},
         }
+
+    def _terminal_problems(self) -> list[str]:
+        """Why the terminals make health degraded, in words: none connected, or one stale. An ops check saw
+        'degraded' with an empty ``problems`` after a restart, the reason left to be read from the terminal list."""
+        now = self._monotonic()
+        problems = [
+            f"terminal {s.terminal}: silent for {now - s.last_seen:.0f} s (stale; health waits for it until daemon.retire_after_s)"
+            for s in self.terminals.degraded_by()
+        ]
+        if not self.terminals.connected():
+            problems.insert(0, "no terminal connected: none has sent a hello, or a heartbeat with its fields, and been heard lately")
+        return problems
 
     def _clock_problems(self) -> list[str]:
         """Terminals whose tick times run ahead of this machine's UTC clock by more than ``clock_ahead_warn_s``.

@@ -104,3 +104,21 @@ def test_an_unregistered_id_neither_degrades_health_nor_names_a_clock_problem(tm
     finally:
         push.close()
         d.close()
+
+
+def test_health_says_in_its_problems_why_the_terminals_make_it_degraded(tmp_path: Path) -> None:
+    """An ops check: 'degraded' with problems [] after a restart, the reason left to be read from the terminal list."""
+    d, eps = inproc_daemon(tmp_path / "data", QT_DAEMON__HEALTH_INTERVAL_S="0.1")
+    push = events_push(eps.events)
+    try:
+        with serving(d):
+            health = control(eps.control)["health"]
+            assert health["status"] == "degraded" and health["problems"][0].startswith("no terminal connected"), health["problems"]
+            push.send(event_frame("A@One", {"type": "hello", "seq": 0, "platform": "MT5", "command_endpoint": "tcp://127.0.0.1:1", "symbols": ["EURUSD"], "heartbeat_s": 0.2}))
+            wait_for(lambda: control(eps.control)["health"]["status"] == "healthy", 10, "healthy with A")
+            assert control(eps.control)["health"]["problems"] == []
+            health = wait_for(lambda: (h := control(eps.control)["health"])["status"] == "degraded" and h, 10, "A stale")
+            assert health["problems"][0].startswith("no terminal connected") and health["problems"][1].startswith("terminal A@One: silent for"), health["problems"]
+    finally:
+        push.close()
+        d.close()
