@@ -62,6 +62,8 @@ def _registers(msg: dict[str, Any]) -> bool:
     """Whether a validated event registers its terminal: a hello, or a heartbeat that repeats the hello fields."""
     return msg["type"] == "hello" or (msg["type"] == "heartbeat" and "command_endpoint" in msg)
 
+#: How long health names the latest terminal refused for want of a slot (too_many_terminals).
+REFUSED_TERMINAL_SHOWN_S = 60.0
 #: After a search for a terminal slot to free found none, the next search waits this long: a sender inventing ids
 #: at the cap must not cost a scan of every session per event.
 _ROOM_RETRY_S = 1.0
@@ -113,6 +115,7 @@ class Daemon:
         self._terminal_keepers: list[Callable[[str], str | None]] = [self._keeps_positions]
         self._forget_hooks: list[Callable[[str], None]] = []
         self._room_search_after = 0.0  # monotonic: no terminal slot search before (one found none)
+        self._refused_terminal: tuple[str, float] | None = None  # the latest id refused for want of a slot, and when
         # Every symbol the daemon keeps state of (quotes, features, models, saved): resumed from the saved state (the
         # signal stage adds those at start) or first ticked in this run; daemon.max_symbols caps it. A terminal that
         # outlived a restart ticks the resumed ones before its heartbeat registers it again: those ticks are used.
@@ -360,6 +363,7 @@ class Daemon:
             # Under it this is one length check per event.
             if len(sessions) >= max_terminals and msg["terminal"] not in sessions and not (registers(msg) and self.make_room(msg["terminal"], mono)):
                 self.rejects.reject("events", "too_many_terminals", msg["terminal"])
+                self._refused_terminal = (msg["terminal"], mono)
                 continue
             kind = msg["type"]
             try:  # free in CPython 3.11+ until something raises; a per-event function call would not be
@@ -619,6 +623,12 @@ class Daemon:
         ]
         if not self.terminals.connected():
             problems.insert(0, "no terminal connected: none has sent a hello, or a heartbeat with its fields, and been heard lately")
+        refused = self._refused_terminal
+        if refused is not None and now - refused[1] < REFUSED_TERMINAL_SHOWN_S:  # else only the log said so
+            problems.append(
+                f"terminal {refused[0]}: refused {now - refused[1]:.0f} s ago, every one of the daemon.max_terminals"
+                f" ({self.config.daemon.max_terminals}) slots is live or holds positions or orders"
+            )
         return problems
 
     def _clock_problems(self) -> list[str]:

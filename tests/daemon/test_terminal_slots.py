@@ -87,6 +87,7 @@ def test_a_new_terminal_takes_the_slot_of_one_that_left_holding_nothing(tmp_path
             push.send(_hello("E@Five", 5))  # A (a position) and B (an unsettled order) keep theirs; D is live
             wait_for(lambda: _health(eps.control)["rejects"].get("too_many_terminals") == 1, 10, "E refused")
             assert _names(eps.control) == ["A@One", "B@Two", "D@Four"]
+            assert any(p.startswith("terminal E@Five: refused") and "(3) slots" in p for p in _health(eps.control)["problems"])  # not only in the log
 
             push.send(_tick("C@Three", 2))  # C again: a new terminal now, and no slot is free for it
             wait_for(lambda: _health(eps.control)["rejects"].get("too_many_terminals") == 2, 10, "C refused")
