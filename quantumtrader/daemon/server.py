@@ -56,17 +56,16 @@ _EVENTS, _POLLIN = int(zmq.EVENTS), int(zmq.POLLIN)
 #: the daily loss, and its positions keep its slot (a review, 2026-12-05). A real EA's come again after its heartbeat.
 #: Not authentication: an id that sends a hello first is registered, whoever sent it.
 _NEEDS_REGISTRATION = frozenset(("account", "positions"))
-
-
-def _registers(msg: dict[str, Any]) -> bool:
-    """Whether a validated event registers its terminal: a hello, or a heartbeat that repeats the hello fields."""
-    return msg["type"] == "hello" or (msg["type"] == "heartbeat" and "command_endpoint" in msg)
-
 #: How long health names the latest terminal refused for want of a slot (too_many_terminals).
 REFUSED_TERMINAL_SHOWN_S = 60.0
 #: After a search for a terminal slot to free found none, the next search waits this long: a sender inventing ids
 #: at the cap must not cost a scan of every session per event.
 _ROOM_RETRY_S = 1.0
+
+
+def _registers(msg: dict[str, Any]) -> bool:
+    """Whether a validated event registers its terminal: a hello, or a heartbeat that repeats the hello fields."""
+    return msg["type"] == "hello" or (msg["type"] == "heartbeat" and "command_endpoint" in msg)
 
 
 def _symbol_filter(value: Any, max_symbols: int) -> frozenset[str] | None:
@@ -363,7 +362,8 @@ class Daemon:
             # Under it this is one length check per event.
             if len(sessions) >= max_terminals and msg["terminal"] not in sessions and not (registers(msg) and self.make_room(msg["terminal"], mono)):
                 self.rejects.reject("events", "too_many_terminals", msg["terminal"])
-                self._refused_terminal = (msg["terminal"], mono)
+                if registers(msg):  # a terminal that wanted in, which health names (not a stray sender's every event)
+                    self._refused_terminal = (msg["terminal"], mono)
                 continue
             kind = msg["type"]
             try:  # free in CPython 3.11+ until something raises; a per-event function call would not be
@@ -627,7 +627,7 @@ class Daemon:
         if refused is not None and now - refused[1] < REFUSED_TERMINAL_SHOWN_S:  # else only the log said so
             problems.append(
                 f"terminal {refused[0]}: refused {now - refused[1]:.0f} s ago, every one of the daemon.max_terminals"
-                f" ({self.config.daemon.max_terminals}) slots is live or holds positions or orders"
+                f" ({self.config.daemon.max_terminals}) slots is live or holds positions or orders (the log names them)"
             )
         return problems
 
