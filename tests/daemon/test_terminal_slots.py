@@ -125,7 +125,9 @@ def test_only_an_event_that_registers_a_new_id_frees_a_slot(tmp_path: Path) -> N
             push.send(_positions("X@MadeUp", 1, []))
             push.send(_tick("X@MadeUp", 2))
             wait_for(lambda: _health(eps.control)["rejects"].get("too_many_terminals") == 2, 10, "X refused")
-            assert _names(eps.control) == ["A@One"] and "terminals_forgotten" not in _health(eps.control)["counters"]
+            health = _health(eps.control)
+            assert _names(eps.control) == ["A@One"] and "terminals_forgotten" not in health["counters"]
+            assert not any("X@MadeUp" in p for p in health["problems"]), health["problems"]  # a stray sender is not named
             heartbeat = {"type": "heartbeat", "seq": 1, "dropped": 0, "platform": "MT5", "command_endpoint": "tcp://127.0.0.1:1", "symbols": ["EURUSD"], "heartbeat_s": 0.1}
             push.send(event_frame("A@One", heartbeat))  # A is back after its blip, in its own slot
             wait_for(lambda: terminal_status(eps.control, "A@One")["events"] == 2, 10, "A's heartbeat")
