@@ -50,7 +50,7 @@ REJECT_REASONS: Final = (
     "bad_value",  # any other field outside its documented range
     "bad_id",  # command id not 1-20 chars of [A-Za-z0-9]
     "unknown_terminal",  # an event from a terminal that never said hello (counted once per session; its ticks of known symbols, heartbeats and bye are used)
-    "not_registered",  # from a terminal not registered (no hello, nor a heartbeat with its fields): an account or positions event, or a tick of a symbol the daemon does not know (refused; the EAs send them again after the heartbeat that registers them)
+    "not_registered",  # from a terminal not registered (no hello, nor a heartbeat with its fields): an account or positions event, or, after the first two daemon.heartbeat_s of the run, a tick of a symbol the daemon does not know (refused; the EAs send them again after the heartbeat that registers them)
     "too_many_terminals",  # an event of a new terminal id when daemon.max_terminals are known (refused)
     "too_many_symbols",  # a tick of a new symbol when daemon.max_symbols are known (refused)
     "internal_error",  # validation, or a handler or hook of a valid event, raised (a bug, a full disk): counted, logged, never raised into the loop

@@ -114,7 +114,7 @@ class Daemon:
         self._terminal_keepers: list[Callable[[str], str | None]] = [self._keeps_positions]
         self._forget_hooks: list[Callable[[str], None]] = []
         self._room_search_after = 0.0  # monotonic: no terminal slot search before (one found none)
-        self._refused_terminal: tuple[str, float] | None = None  # the latest id refused for want of a slot, and when
+        self._refused_terminal: tuple[str, float, int] | None = None  # the latest id refused for want of a slot; when (monotonic, msc)
         # Every symbol the daemon keeps state of (quotes, features, models, saved): resumed from the saved state (the
         # signal stage adds those at start) or first ticked in this run; daemon.max_symbols caps it. A terminal that
         # outlived a restart ticks the resumed ones before its heartbeat registers it again: those ticks are used.
@@ -360,11 +360,13 @@ class Daemon:
             # Each id costs a session and, once it says hello, a command socket (1,023 at most per process):
             # past the cap a new id is refused unless its event registers it and a slot can be freed (make_room).
             # Under it this is one length check per event.
-            if len(sessions) >= max_terminals and msg["terminal"] not in sessions and not (registers(msg) and self.make_room(msg["terminal"], mono)):
-                self.rejects.reject("events", "too_many_terminals", msg["terminal"])
-                if registers(msg):  # a terminal that wanted in, which health names (not a stray sender's every event)
-                    self._refused_terminal = (msg["terminal"], mono)
-                continue
+            if len(sessions) >= max_terminals and msg["terminal"] not in sessions:
+                wants_in = registers(msg)
+                if not (wants_in and self.make_room(msg["terminal"], mono)):
+                    self.rejects.reject("events", "too_many_terminals", msg["terminal"])
+                    if wants_in:  # a terminal that wanted in, which health tells of (not a stray sender's every event)
+                        self._refused_terminal = (msg["terminal"], mono, now_msc())
+                    continue
             kind = msg["type"]
             try:  # free in CPython 3.11+ until something raises; a per-event function call would not be
                 if kind == "hello":
@@ -440,8 +442,11 @@ class Daemon:
                 continue
             self.terminals.forget(terminal)
             self.market.forget(terminal)
-            for hook in self._forget_hooks:
-                hook(terminal)
+            for hook in self._forget_hooks:  # each on its own: the slot is free whatever one of them does
+                try:
+                    hook(terminal)
+                except Exception as exc:
+                    self.internal_error("forgetting a terminal", exc)
             self.counters["terminals_forgotten"] += 1
             log.info(
                 "terminal forgotten to make room for a new one",
@@ -532,7 +537,7 @@ class Daemon:
     def handle_heartbeat(self, msg: dict[str, Any]) -> None:
         session = self.terminals.sessions[msg["terminal"]]
         session.ea_dropped = msg["dropped"]
-        if (not session.registered or session.gone) and "command_endpoint" in msg:
+        if (not session.registered or session.gone) and _registers(msg):
             # A terminal met after a daemon restart: its heartbeat carries the hello fields. Or one
             # that said bye and still beats: the bye came from another process under its id (a copy
             # of the EA that failed to start) or its new hello was lost; it is alive, so it trades.
@@ -547,6 +552,7 @@ class Daemon:
     def handle_bye(self, msg: dict[str, Any]) -> None:
         self.terminals.bye(msg["terminal"], msg.get("reason", ""))
         self.market.release(msg["terminal"])
+        self._room_search_after = 0.0  # a slot may be free now: the next newcomer need not wait out a failed search
         log.info("terminal said bye", terminal=msg["terminal"], reason=msg.get("reason", ""))
 
     # -- periodic work -------------------------------------------------------------
@@ -562,6 +568,7 @@ class Daemon:
             self.terminals.restart_silence_clocks(now)
             log.warning("the daemon's loop did not run; terminals' silence timed afresh", stalled_s=round(gap, 1))
         for session in self.terminals.update_stale(now):
+            self._room_search_after = 0.0  # as at a bye
             freed = self.market.release(session.terminal)
             log.warning("terminal stale", terminal=session.terminal, silent_s=round(now - session.last_seen, 1), symbols_released=len(freed))
         for session in self.terminals.retire_silent(now, self.config.daemon.retire_after_s):
@@ -579,6 +586,7 @@ class Daemon:
             "status",
             ticks_per_s=round(ticks / seconds, 1) if seconds > 0 else 0.0,
             symbols=len(self.market.quotes),
+            symbols_kept=len(self.symbols),  # what daemon.max_symbols counts: resumed ones included
             terminals=len(connected),
             stale=len(self.terminals.degraded_by()),
             retired=sum(1 for s in self.terminals.sessions.values() if s.retired),
@@ -616,18 +624,21 @@ class Daemon:
     def _terminal_problems(self) -> list[str]:
         """Why the terminals make health degraded, in words: none connected, or one stale. An ops check saw
         'degraded' with an empty ``problems`` after a restart, the reason left to be read from the terminal list."""
-        now = self._monotonic()
+        # Times as UTC instants, not ages: the same problem reads the same in every health message (alerts dedupe).
         problems = [
-            f"terminal {s.terminal}: silent for {now - s.last_seen:.0f} s (stale; health waits for it until daemon.retire_after_s)"
+            f"terminal {s.terminal}: silent since {iso_from_msc(s.last_seen_msc)} (stale; health waits for it until daemon.retire_after_s)"
             for s in self.terminals.degraded_by()
         ]
         if not self.terminals.connected():
             problems.insert(0, "no terminal connected: none has sent a hello, or a heartbeat with its fields, and been heard lately")
         refused = self._refused_terminal
-        if refused is not None and now - refused[1] < REFUSED_TERMINAL_SHOWN_S:  # else only the log said so
+        if refused is not None and self._monotonic() - refused[1] < REFUSED_TERMINAL_SHOWN_S and refused[0] not in self.terminals.sessions:
+            # Without its id: a refused terminal has no session, so the sidecar could not hide the id (its broker
+            # login) from a caller without a token as it does every listed terminal's. The log names it.
             problems.append(
-                f"terminal {refused[0]}: refused {now - refused[1]:.0f} s ago, every one of the daemon.max_terminals"
-                f" ({self.config.daemon.max_terminals}) slots is live or holds positions or orders (the log names them)"
+                f"a new terminal was refused at {iso_from_msc(refused[2])}: all daemon.max_terminals"
+                f" ({self.config.daemon.max_terminals}) slots are taken by terminals live or holding positions or orders"
+                " (the log names it)"
             )
         return problems
 

@@ -90,7 +90,9 @@ class RiskEngine:
             self._day = day
             self._start_day()
         # No equity (a terminal not logged in yet sends zeros) is no day's start: from 0 no loss is ever counted.
-        if terminal not in self._day_start_equity and equity > 0:
+        if equity <= 0:  # not logged in (or not yet): no equity to judge; its 0 counted the whole day's start as lost
+            return changed
+        if terminal not in self._day_start_equity:
             self._day_start_equity[terminal] = equity
             changed = True
         self._equity[terminal] = equity

@@ -334,6 +334,7 @@ class Clone:
         }
         self.positions = {(str(p.get("terminal", "")), str(p.get("ticket", ""))): named(p) for p in snap.get("positions", []) if isinstance(p, dict)}
         self.accounts = {str(a.get("terminal", "")): a for a in snap.get("accounts", []) if isinstance(a, dict)}
+        self._listed_terminals = set()  # accounts and quotes replaced: the next health prunes them whatever it lists
         if isinstance(snap.get("terminals"), list):
             self.terminals = snap["terminals"]
         health = snap.get("health")

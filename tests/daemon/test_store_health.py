@@ -21,7 +21,9 @@ def test_health_is_degraded_while_the_stores_writes_fail_and_recovers_after(tmp_
             locker = sqlite3.connect(data / "quantumtrader.db", isolation_level=None, timeout=10)
             locker.execute("BEGIN IMMEDIATE")
             try:
-                health = wait_for(lambda: (h := control(eps.control)["health"])["problems"] and h, 30, "a failing write to show in health")
+                health = wait_for(  # the store's own lines: the paper terminal's 0.5 s heartbeats may make a terminal one first
+                    lambda: (h := control(eps.control)["health"]) and sum(p.startswith("signal store") for p in h["problems"]) == 2 and h, 30, "a failing write to show in health"
+                )
                 assert health["status"] == "degraded"
                 assert any(p.startswith("signal store: signals writes failing") and "locked" in p for p in health["problems"]), health["problems"]
                 # the failed insert's rows are held and retried, and health says how many (2026-12-05)

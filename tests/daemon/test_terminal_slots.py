@@ -87,7 +87,9 @@ def test_a_new_terminal_takes_the_slot_of_one_that_left_holding_nothing(tmp_path
             push.send(_hello("E@Five", 5))  # A (a position) and B (an unsettled order) keep theirs; D is live
             wait_for(lambda: _health(eps.control)["rejects"].get("too_many_terminals") == 1, 10, "E refused")
             assert _names(eps.control) == ["A@One", "B@Two", "D@Four"]
-            assert any(p.startswith("terminal E@Five: refused") and "(3) slots" in p for p in _health(eps.control)["problems"])  # not only in the log
+            problems = _health(eps.control)["problems"]
+            assert any(p.startswith("a new terminal was refused at") and "(3) slots" in p for p in problems), problems  # not only in the log
+            assert not any("E@Five" in p for p in problems)  # it has no session: the sidecar could not hide its id (a login)
 
             push.send(_tick("C@Three", 2))  # C again: a new terminal now, and no slot is free for it
             wait_for(lambda: _health(eps.control)["rejects"].get("too_many_terminals") == 2, 10, "C refused")
@@ -108,6 +110,12 @@ def test_a_terminal_that_said_bye_gives_up_its_slot_before_it_goes_stale(tmp_pat
             push.send(_hello("B@Two", 2))
             wait_for(lambda: _names(eps.control) == ["B@Two"], 10, "B in A's slot")
             assert all(q["terminal"] == "B@Two" for q in control(eps.control, "snapshot")["terminal_quotes"])
+            push.send(_hello("C@Three", 3))  # B is live: C is refused, and health says a terminal was
+            wait_for(lambda: any(p.startswith("a new terminal was refused") for p in _health(eps.control)["problems"]), 10, "C refused")
+            push.send(event_frame("B@Two", {"type": "bye", "seq": 1, "reason": "expert removed from chart"}))
+            push.send(_hello("C@Three", 3))  # in now: the refusal is no problem any more
+            wait_for(lambda: _names(eps.control) == ["C@Three"], 10, "C in B's slot")
+            assert not any(p.startswith("a new terminal was refused") for p in _health(eps.control)["problems"])
     finally:
         push.close()
         d.close()
@@ -132,6 +140,10 @@ def test_only_an_event_that_registers_a_new_id_frees_a_slot(tmp_path: Path) -> N
             push.send(event_frame("A@One", heartbeat))  # A is back after its blip, in its own slot
             wait_for(lambda: terminal_status(eps.control, "A@One")["events"] == 2, 10, "A's heartbeat")
             assert _names(eps.control) == ["A@One"]
+            wait_for(lambda: terminal_status(eps.control, "A@One")["stale"], 10, "A stale again")
+            push.send(event_frame("Y@Restarted", {**heartbeat, "seq": 5}))  # a heartbeat with the hello fields registers
+            wait_for(lambda: _names(eps.control) == ["Y@Restarted"], 10, "Y in A's slot")
+            assert terminal_status(eps.control, "Y@Restarted")["registered"]
     finally:
         push.close()
         d.close()
@@ -152,6 +164,8 @@ def test_a_failing_forget_hook_costs_the_search_not_the_loop(tmp_path: Path) -> 
             push.send(_hello("B@Two", 2))
             wait_for(lambda: _health(eps.control)["counters"].get("internal_errors") == 1, 10, "the hook's failure counted")
             assert loop.is_alive()
+            health = _health(eps.control)  # the slot was freed all the same: B is in, A forgotten and counted
+            assert _names(eps.control) == ["B@Two"] and health["counters"]["terminals_forgotten"] == 1
             push.send(_tick("A@One", 1))  # the loop goes on serving
             wait_for(lambda: _health(eps.control)["counters"].get("events", 0) >= 3, 10, "the next event")
     finally:

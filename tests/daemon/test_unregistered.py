@@ -118,7 +118,7 @@ def test_health_says_in_its_problems_why_the_terminals_make_it_degraded(tmp_path
             wait_for(lambda: control(eps.control)["health"]["status"] == "healthy", 10, "healthy with A")
             assert control(eps.control)["health"]["problems"] == []
             health = wait_for(lambda: (h := control(eps.control)["health"])["status"] == "degraded" and h, 10, "A stale")
-            assert health["problems"][0].startswith("no terminal connected") and health["problems"][1].startswith("terminal A@One: silent for"), health["problems"]
+            assert health["problems"][0].startswith("no terminal connected") and health["problems"][1].startswith("terminal A@One: silent since"), health["problems"]
     finally:
         push.close()
         d.close()

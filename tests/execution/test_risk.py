@@ -132,6 +132,20 @@ def test_a_terminal_forgotten_before_its_first_account_since_a_restart_keeps_its
     assert restarted.daily_loss() == 60.0
 
 
+def test_an_account_with_no_equity_is_not_a_loss() -> None:
+    """The review of the change: a terminal not logged in yet sends zeros, and after a same-day restart its 0 counted
+    the whole restored start as lost: reducing-only for the rest of the day."""
+    day = 1_705_276_800_000
+    risk = engine(max_daily_loss=100.0)
+    risk.on_account("t", 10_000.0, day + 1000)
+    restarted = engine(max_daily_loss=100.0)
+    restarted.restore(risk.saved_state(), day + 2000)
+    restarted.on_account("t", 0.0, day + 3000)  # the terminal starts again, not logged in yet
+    assert restarted.daily_loss() == 0.0 and restarted.state is TradingState.ACTIVE
+    restarted.on_account("t", 9_940.0, day + 4000)
+    assert restarted.daily_loss() == 60.0
+
+
 def test_stops_that_are_pips_or_distances_or_past_zero_are_refused() -> None:
     """A stop in pips (20) or a distance (0.002) sent as a price, or a default stop that high volatility put below 0,
     passed every rule and went to the terminal (a review, 2026-12-04)."""

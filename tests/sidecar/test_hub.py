@@ -359,6 +359,15 @@ def test_a_terminal_the_daemons_health_no_longer_lists_leaves_the_clone() -> Non
     assert set(clone.terminal_quotes) == {("stays", "EURUSD")}
     assert clone.quotes["EURUSD"]["bid"] == 1.2  # the symbol's latest quote is the market's, whoever sent it
 
+    async def late_snapshot(clone: Clone) -> None:
+        # a snapshot taken before the daemon forgot "goes" and applied after the health that says so: its health is
+        # not taken (an older one), and later healths list the same terminals, yet its account must go
+        clone.apply_snapshot({"feed_seq": 14, "quotes": [], "positions": [], "accounts": [{"terminal": "stays"}, {"terminal": "goes"}], "health": {"status": "healthy"}})
+        clone.handle(_frames("health", 16, {"status": "healthy", "terminals": [{"terminal": "stays"}]}), 1)
+
+    asyncio.run(late_snapshot(clone))
+    assert set(clone.accounts) == {"stays"}
+
 
 def test_the_default_account_is_a_connected_terminals() -> None:
     """/api/account without ?terminal= gave the first id in order: a terminal stopped hours ago (listed while retired,
