@@ -29,7 +29,7 @@ import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, Playwright, expect, sync_playwright
 
 from sidecar_stack import PASSWORDS, Stack, cli, running_stack
-from support import REPO, control, start, stop, wait_for
+from support import REPO, control, event_frame, events_push, start, stop, wait_for
 
 CHROMIUM = Path("/usr/bin/chromium")
 DESKTOP = {"width": 1280, "height": 800}
@@ -297,6 +297,20 @@ def test_the_trading_state_is_shown_with_the_daemon(alice: AlicePage, stack: Sta
     finally:
         control(stack.eps.control, "risk", kill_switch=False, source="test")
     expect(facts).to_contain_text("Tradingactive", timeout=10_000)
+
+
+def test_the_daemons_problems_are_shown_with_it(alice: AlicePage, stack: Stack) -> None:
+    """The badge said 'degraded' and nothing said why (an ops check, 2026-12-05): health's problems are listed."""
+    facts = alice.page.locator("#health-facts")
+    expect(facts).to_contain_text("Problemsnone")
+    push = events_push(stack.eps.events)
+    try:  # a terminal that says hello with 0.2 s heartbeats and then goes quiet: stale within a second
+        push.send(event_frame("Quiet@Dashboard", {"type": "hello", "seq": 0, "platform": "MT5", "command_endpoint": "tcp://127.0.0.1:1", "symbols": ["EURUSD"], "heartbeat_s": 0.2}))
+        expect(facts).to_contain_text(re.compile(r"Problemsterminal Quiet@Dashboard: silent since \S+ \(stale"), timeout=10_000)
+        push.send(event_frame("Quiet@Dashboard", {"type": "bye", "seq": 1, "reason": "test over"}))  # no problem once gone
+        expect(facts).to_contain_text("Problemsnone", timeout=10_000)
+    finally:
+        push.close()
 
 
 def test_a_refused_trade_shows_the_risk_rule_reason_verbatim(alice: AlicePage, stack: Stack, console: Console) -> None:

@@ -464,11 +464,15 @@ function renderHealth() {
     ["Pending trades", String(flow.pending_trades ?? 0)],
     ["WebSocket clients", String(h.connections ? h.connections.websocket_clients : "–")],
   ];
+  // why the daemon says degraded (no terminal, a stale one, the signal store, a clock): the badge alone did not say
+  const problems = Array.isArray(daemon.problems) ? daemon.problems.map(String) : [];
+  items.push(["Problems", problems.length ? problems.join(" · ") : "none"]);
   for (const [k, v] of items) {
     const dt = document.createElement("dt");
     dt.textContent = k;
     const dd = document.createElement("dd");
     dd.textContent = v;
+    if (k === "Problems" && problems.length) dd.className = "warn";
     facts.append(dt, dd);
   }
 }
@@ -588,7 +592,7 @@ function applyHealth(h, fromRest) {
   } else if (state.health) {
     // The feed's health (every second): fresher terminals and daemon state, same shapes.
     if (Array.isArray(h.terminals)) state.health.connections = { ...state.health.connections, terminals: h.terminals };
-    state.health.daemon = { ...(state.health.daemon || {}), status: h.status, uptime: h.uptime };
+    state.health.daemon = { ...(state.health.daemon || {}), status: h.status, uptime: h.uptime, problems: h.problems };
     if (h.data_flow) state.health.data_flow = h.data_flow;
   }
   schedule("health");
