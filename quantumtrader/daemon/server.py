@@ -599,6 +599,9 @@ class Daemon:
     def health(self) -> dict[str, Any]:
         """The daemon's part of ``/api/health`` (PROTOCOL.md), also published on the feed."""
         terminals = self.terminals.to_json()
+        books = self.market.positions
+        for entry in terminals:  # added to the protocol: whose book the daemon has since it started (the sidecar keeps
+            entry["positions_known"] = entry["terminal"] in books  # a restart's unconfirmed positions until this says so)
         problems = self._terminal_problems() + [problem for provider in self._health_problems for problem in provider()]
         degraded = bool(problems)
         return {

@@ -38,6 +38,9 @@ log = get_logger("quantumtrader.sidecar.state")
 _DRAIN_MAX = 1024  # messages handled per wake-up before yielding to HTTP and WebSocket work
 _SNAPSHOT_BACKOFF_S = (0.2, 0.5, 1.0, 2.0, 5.0)
 _REPLAY_MAX = 50_000  # feed updates kept while a snapshot is in flight
+#: How long the clone keeps a position a snapshot left out because its terminal's book was not known to the daemon
+#: yet (a daemon just restarted, before the terminal's next heartbeat and positions): then told closed.
+CARRY_S = 60.0
 
 
 class Sink(Protocol):
@@ -97,6 +100,10 @@ class Clone:
         self.positions: dict[tuple[str, str], dict[str, Any]] = {}
         self.accounts: dict[str, dict[str, Any]] = {}
         self._listed_terminals: set[Any] = set()  # the terminals the last health listed (what the clone keeps)
+        # Positions a snapshot did not have because the daemon did not know their terminal's book yet, by terminal,
+        # kept until it does (then those it does not list are closed) or CARRY_S: see apply_snapshot.
+        self._carried: dict[str, set[tuple[str, str]]] = {}
+        self._carried_at = 0.0
         self.features: dict[str, bytes] = {}
         self.signals: deque[dict[str, Any]] = deque(maxlen=recent_signals)
         self.daemon_health: dict[str, Any] = {}
@@ -225,13 +232,49 @@ class Clone:
         else:
             self.counters["feed_unknown_topic"] += 1
 
-    def _take_health(self, data: dict[str, Any], seq: int | None) -> None:
-        """The daemon's health (from the feed, or a snapshot's), and the terminals it lists."""
+    def _carry_unconfirmed(self, before: dict[tuple[str, str], dict[str, Any]], health: Any) -> None:
+        """Keep the positions the snapshot lacks only because the daemon has no book of their terminal yet.
+
+        A restarted daemon knows a terminal's positions from its first positions event, up to a heartbeat after
+        it starts; a snapshot taken sooner has none, and the clients were told every position closed, then
+        opened again seconds later: to a trader, positions that vanished. The daemon's health says whose book it
+        has (``positions_known``, per terminal); a daemon that does not say is taken at its word, as before."""
+        terminals = health.get("terminals") if isinstance(health, dict) else None
+        if not isinstance(terminals, list) or not all(isinstance(t, dict) and "positions_known" in t for t in terminals):
+            return
+        known = {t.get("terminal") for t in terminals if t.get("positions_known") is True}
+        carried = 0
+        for key, pos in before.items():
+            if key not in self.positions and key[0] not in known:
+                self.positions[key] = pos
+                self._carried.setdefault(key[0], set()).add(key)
+                carried += 1
+        if carried:
+            self._carried_at = self._clock()
+            log.info("positions kept until their terminal reports to the daemon", positions=carried, terminals=len(self._carried))
+
+    def _settle_carried(self, terminals: list[Any], notify: bool) -> None:
+        """Close the carried positions of each terminal whose book the daemon now has (it did not list them), and
+        all of them after CARRY_S: a terminal that never came back. ``notify`` False inside a snapshot, whose own
+        healing tells the clients."""
+        expired = self._clock() - self._carried_at > CARRY_S
+        known = {t.get("terminal") for t in terminals if isinstance(t, dict) and t.get("positions_known") is True}
+        now_ns = time.perf_counter_ns()
+        for terminal in [t for t in self._carried if expired or t in known]:
+            for key in self._carried.pop(terminal):
+                pos = self.positions.pop(key, None)
+                if pos is not None and notify:
+                    self._sink.reliable(None, envelope("position_update", {**pos, "status": "closed"}), now_ns)
+
+    def _take_health(self, data: dict[str, Any], seq: int | None, notify: bool = True) -> None:
+        """The daemon's health (from the feed, or a snapshot's: ``notify`` False), and the terminals it lists."""
         self.daemon_health = data
         self._health_seq = seq
         terminals = data.get("terminals")
         if isinstance(terminals, list):
             self.terminals = terminals
+            if self._carried:
+                self._settle_carried(terminals, notify)
             # The daemon lists every terminal it keeps; one it forgot to make room (daemon.max_terminals) holds no
             # position, and its account and quotes go here too, or ids that come and go would grow them for good.
             kept = {t.get("terminal") for t in terminals if isinstance(t, dict)}
@@ -269,6 +312,9 @@ class Clone:
 
     def _apply_position(self, data: dict[str, Any]) -> None:
         key = (str(data.get("terminal", "")), str(data.get("ticket", "")))
+        carried = self._carried.get(key[0])
+        if carried is not None:
+            carried.discard(key)  # the daemon has it again: no longer the clone's guess
         if data.get("status") == "closed":
             self.positions.pop(key, None)
         else:
@@ -338,10 +384,11 @@ class Clone:
         if isinstance(snap.get("terminals"), list):
             self.terminals = snap["terminals"]
         health = snap.get("health")
+        self._carry_unconfirmed(before, health)
         if isinstance(health, dict):  # the daemon's own word, as of this reply: it is alive
             self.last_message_at = max(self.last_message_at, self._clock())
             if self._health_seq is None or self._health_seq <= seq:  # not over a newer one the feed brought meanwhile
-                self._take_health(health, seq)
+                self._take_health(health, seq, notify=False)
         for msg_seq, kind, data in replay:
             if msg_seq <= seq:
                 continue  # the snapshot already holds it

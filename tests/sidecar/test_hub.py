@@ -17,7 +17,7 @@ import zmq.asyncio
 
 from quantumtrader.sidecar.hub import Hub
 from quantumtrader.sidecar.ratelimit import Buckets
-from quantumtrader.sidecar.state import Clone, seq_of
+from quantumtrader.sidecar.state import CARRY_S, Clone, seq_of
 
 
 def price(symbol: str, bid: float, seq: int = 0) -> str:
@@ -384,6 +384,54 @@ def test_the_default_account_is_a_connected_terminals() -> None:
         assert clone.default_account()["terminal"] == "B@Now"  # connected, then by id
         clone.handle(_frames("health", 15, {"status": "degraded", "terminals": [{**t, "connected": False} for t in terminals]}), 1)
         assert clone.default_account()["terminal"] == "A@Old"  # none connected: by id, as before
+        return clone
+
+    asyncio.run(scenario())
+
+
+def test_a_restarted_daemons_snapshot_does_not_close_positions_whose_terminal_has_not_reported_yet() -> None:
+    """A restarted daemon knows a terminal's positions from its first positions event, up to a heartbeat after it
+    starts: clients were told every position closed, then opened again (positions that vanished, to a trader)."""
+    now = [100.0]
+    sink = _Sink()
+
+    def pos(terminal: str, ticket: str) -> dict[str, Any]:
+        return {"ticket": ticket, "terminal": terminal, "symbol": "EURUSD", "type": "BUY"}
+
+    def health(seq: int, known: dict[str, bool]) -> list[bytes]:
+        return _frames("health", seq, {"status": "healthy", "terminals": [{"terminal": t, "positions_known": k} for t, k in known.items()]})
+
+    def closed() -> list[str]:
+        return [m["data"]["ticket"] for m in map(json.loads, sink.reliable_texts) if m["type"] == "position_update" and m["data"]["status"] == "closed"]
+
+    async def scenario() -> Clone:
+        clone = Clone("tcp://127.0.0.1:1", None, _NoControl(), sink, hwm=10, recent_signals=10, silence_s=3.0, clock=lambda: now[0])  # type: ignore[arg-type]
+        known = {"T1": True, "T2": True, "T3": True}
+        clone.apply_snapshot({"feed_seq": 10, "quotes": [], "positions": [pos("T1", "1"), pos("T2", "2"), pos("T3", "3")], "accounts": [],
+                              "health": {"status": "healthy", "terminals": [{"terminal": t, "positions_known": k} for t, k in known.items()]}})  # fmt: skip
+        clone.handle(_frames("price", 1, {"symbol": "EURUSD", "bid": 1.1}, "EURUSD"), 1)  # a new daemon: seq 1
+        clone.apply_snapshot({"feed_seq": 1, "quotes": [], "positions": [], "accounts": [], "health": {"status": "degraded", "terminals": []}})
+        assert sorted(k[1] for k in clone.positions) == ["1", "2", "3"] and closed() == []  # kept: no book of theirs yet
+        clone.handle(_frames("position", 2, {**pos("T1", "1"), "status": "opened"}), 1)  # T1 reports: 1 is still open
+        clone.handle(health(3, {"T1": True, "T2": False}), 1)
+        assert closed() == []
+        clone.handle(health(4, {"T1": True, "T2": True}), 1)  # T2 reports an empty book: 2 was closed meanwhile
+        assert closed() == ["2"] and sorted(k[1] for k in clone.positions) == ["1", "3"]
+        now[0] += CARRY_S + 1  # T3 never comes back
+        clone.handle(health(5, {"T1": True, "T2": True}), 1)
+        assert closed() == ["2", "3"] and sorted(k[1] for k in clone.positions) == ["1"]
+        return clone
+
+    asyncio.run(scenario())
+
+
+def test_a_snapshot_from_a_daemon_that_does_not_say_whose_book_it_has_is_taken_at_its_word() -> None:
+    async def scenario() -> Clone:
+        sink = _Sink()
+        clone = Clone("tcp://127.0.0.1:1", None, _NoControl(), sink, hwm=10, recent_signals=10, silence_s=3.0)  # type: ignore[arg-type]
+        clone.apply_snapshot({"feed_seq": 10, "quotes": [], "positions": [{"ticket": "7", "terminal": "T1"}], "accounts": []})
+        clone.apply_snapshot({"feed_seq": 11, "quotes": [], "positions": [], "accounts": [], "health": {"status": "healthy", "terminals": [{"terminal": "T1"}]}})
+        assert clone.positions == {} and json.loads(sink.reliable_texts[-1])["data"]["status"] == "closed"
         return clone
 
     asyncio.run(scenario())

@@ -26,11 +26,14 @@ from sidecar_stack import Stack, make_stack, running_stack
 from support import control, start, stop, wait_for
 
 
-def _prices(ws: ClientConnection, count: int, timeout: float) -> list[dict[str, Any]]:
+def _prices(ws: ClientConnection, count: int, timeout: float, seen: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """The next ``count`` price updates; every message read on the way is added to ``seen``."""
     out: list[dict[str, Any]] = []
     deadline = time.monotonic() + timeout
     while len(out) < count:
         msg = json.loads(ws.recv(timeout=max(0.01, deadline - time.monotonic())))
+        if seen is not None:
+            seen.append(msg)
         if msg["type"] == "price_update":
             out.append(msg)
     return out
@@ -127,14 +130,22 @@ def test_sidecar_heals_from_a_fresh_snapshot_when_the_daemon_restarts(stack: Sta
         stack.wait_healthy(timeout=30)
         wait_for(lambda: _health(stack)["feed"]["snapshots"] > before["feed"]["snapshots"], 10, "a fresh snapshot from the new daemon")
         # The same WebSocket connection carries prices from the new daemon.
-        fresh = [m for m in _prices(ws, 20, 15) if m["data"]["time_msc"] >= restarted_at_msc]
+        seen: list[dict[str, Any]] = []
+        fresh = [m for m in _prices(ws, 20, 15, seen) if m["data"]["time_msc"] >= restarted_at_msc]
         assert fresh, "no price from the restarted daemon reached the connected client"
 
-    def position_back() -> bool:
-        found = httpx.get(f"{stack.url}/api/positions", headers=stack.headers(), timeout=5).json()["positions"]
-        return any(p["ticket"] == ticket for p in found)
+        def position_back() -> bool:
+            found = httpx.get(f"{stack.url}/api/positions", headers=stack.headers(), timeout=5).json()["positions"]
+            return any(p["ticket"] == ticket for p in found)
 
-    wait_for(position_back, 15, "the open position to be known again after the restart")
+        # Never gone meanwhile: the new daemon has no book of the terminal until its next positions event, and the
+        # sidecar told its clients the position closed, then opened again (carried over since 2026-12-05).
+        assert position_back(), "the open position left the clone while the terminal had not reported to the new daemon"
+        wait_for(lambda: any(t.get("positions_known") for t in control(stack.eps.control)["health"]["terminals"]), 15, "the terminal's book in the new daemon")
+        _prices(ws, 20, 15, seen)  # and a health or two after it
+        assert position_back()
+    closes = [m for m in seen if m["type"] == "position_update" and str(m["data"].get("ticket")) == str(ticket) and m["data"].get("status") == "closed"]
+    assert closes == [], closes
     market = httpx.get(f"{stack.url}/api/market", headers=stack.headers(), timeout=5).json()
     assert market["quotes"] and max(q["time_msc"] for q in market["quotes"]) >= restarted_at_msc
 
