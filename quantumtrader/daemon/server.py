@@ -711,6 +711,9 @@ class Daemon:
             # the feed's health message of now: a sidecar that starts (or heals) answers /api/health from this
             # reply instead of "unreachable" until the next health message, up to health_interval_s later
             "health": self._health_for_snapshot(),
+            # added: whose positions the daemon has had since it started (the sidecar keeps a restart's others until
+            # they come); beside health's per-terminal flag, so a health provider's failure does not hide it
+            "positions_known": sorted(market.positions),
         }
 
     def _health_for_snapshot(self) -> dict[str, Any] | None:

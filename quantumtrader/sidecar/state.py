@@ -103,7 +103,7 @@ class Clone:
         # Positions a snapshot did not have because the daemon did not know their terminal's book yet, by terminal,
         # kept until it does (then those it does not list are closed) or CARRY_S: see apply_snapshot.
         self._carried: dict[str, set[tuple[str, str]]] = {}
-        self._carried_at = 0.0
+        self._carried_at: dict[str, float] = {}  # per terminal: when its positions were first carried
         self.features: dict[str, bytes] = {}
         self.signals: deque[dict[str, Any]] = deque(maxlen=recent_signals)
         self.daemon_health: dict[str, Any] = {}
@@ -232,35 +232,37 @@ class Clone:
         else:
             self.counters["feed_unknown_topic"] += 1
 
-    def _carry_unconfirmed(self, before: dict[tuple[str, str], dict[str, Any]], health: Any) -> None:
+    def _carry_unconfirmed(self, before: dict[tuple[str, str], dict[str, Any]], snap: dict[str, Any]) -> None:
         """Keep the positions the snapshot lacks only because the daemon has no book of their terminal yet.
 
         A restarted daemon knows a terminal's positions from its first positions event, up to a heartbeat after
         it starts; a snapshot taken sooner has none, and the clients were told every position closed, then
-        opened again seconds later: to a trader, positions that vanished. The daemon's health says whose book it
-        has (``positions_known``, per terminal); a daemon that does not say is taken at its word, as before."""
-        terminals = health.get("terminals") if isinstance(health, dict) else None
-        if not isinstance(terminals, list) or not all(isinstance(t, dict) and "positions_known" in t for t in terminals):
+        opened again seconds later: to a trader, positions that vanished. The snapshot says whose books the
+        daemon has (``positions_known``, as its health does per terminal); a daemon that does not say is taken at
+        its word, as before."""
+        known = snap.get("positions_known")
+        if not isinstance(known, list):
             return
-        known = {t.get("terminal") for t in terminals if t.get("positions_known") is True}
         carried = 0
+        now = self._clock()
         for key, pos in before.items():
             if key not in self.positions and key[0] not in known:
                 self.positions[key] = pos
                 self._carried.setdefault(key[0], set()).add(key)
+                self._carried_at.setdefault(key[0], now)  # a later heal does not start its CARRY_S again
                 carried += 1
         if carried:
-            self._carried_at = self._clock()
             log.info("positions kept until their terminal reports to the daemon", positions=carried, terminals=len(self._carried))
 
     def _settle_carried(self, terminals: list[Any], notify: bool) -> None:
         """Close the carried positions of each terminal whose book the daemon now has (it did not list them), and
         all of them after CARRY_S: a terminal that never came back. ``notify`` False inside a snapshot, whose own
         healing tells the clients."""
-        expired = self._clock() - self._carried_at > CARRY_S
+        now = self._clock()
         known = {t.get("terminal") for t in terminals if isinstance(t, dict) and t.get("positions_known") is True}
         now_ns = time.perf_counter_ns()
-        for terminal in [t for t in self._carried if expired or t in known]:
+        for terminal in [t for t in self._carried if t in known or now - self._carried_at[t] > CARRY_S]:
+            self._carried_at.pop(terminal, None)
             for key in self._carried.pop(terminal):
                 pos = self.positions.pop(key, None)
                 if pos is not None and notify:
@@ -273,7 +275,7 @@ class Clone:
         terminals = data.get("terminals")
         if isinstance(terminals, list):
             self.terminals = terminals
-            if self._carried:
+            if self._carried and not (notify and self._snapshot_wanted.is_set()):  # a heal is coming: it settles them
                 self._settle_carried(terminals, notify)
             # The daemon lists every terminal it keeps; one it forgot to make room (daemon.max_terminals) holds no
             # position, and its account and quotes go here too, or ids that come and go would grow them for good.
@@ -384,7 +386,9 @@ class Clone:
         if isinstance(snap.get("terminals"), list):
             self.terminals = snap["terminals"]
         health = snap.get("health")
-        self._carry_unconfirmed(before, health)
+        for keys in self._carried.values():
+            keys.difference_update(self.positions)  # the daemon has these again: no longer the clone's guess
+        self._carry_unconfirmed(before, snap)
         if isinstance(health, dict):  # the daemon's own word, as of this reply: it is alive
             self.last_message_at = max(self.last_message_at, self._clock())
             if self._health_seq is None or self._health_seq <= seq:  # not over a newer one the feed brought meanwhile

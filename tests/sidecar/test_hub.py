@@ -410,7 +410,7 @@ def test_a_restarted_daemons_snapshot_does_not_close_positions_whose_terminal_ha
         clone.apply_snapshot({"feed_seq": 10, "quotes": [], "positions": [pos("T1", "1"), pos("T2", "2"), pos("T3", "3")], "accounts": [],
                               "health": {"status": "healthy", "terminals": [{"terminal": t, "positions_known": k} for t, k in known.items()]}})  # fmt: skip
         clone.handle(_frames("price", 1, {"symbol": "EURUSD", "bid": 1.1}, "EURUSD"), 1)  # a new daemon: seq 1
-        clone.apply_snapshot({"feed_seq": 1, "quotes": [], "positions": [], "accounts": [], "health": {"status": "degraded", "terminals": []}})
+        clone.apply_snapshot({"feed_seq": 1, "quotes": [], "positions": [], "accounts": [], "positions_known": [], "health": {"status": "degraded", "terminals": []}})
         assert sorted(k[1] for k in clone.positions) == ["1", "2", "3"] and closed() == []  # kept: no book of theirs yet
         clone.handle(_frames("position", 2, {**pos("T1", "1"), "status": "opened"}), 1)  # T1 reports: 1 is still open
         clone.handle(health(3, {"T1": True, "T2": False}), 1)
@@ -423,6 +423,35 @@ def test_a_restarted_daemons_snapshot_does_not_close_positions_whose_terminal_ha
         return clone
 
     asyncio.run(scenario())
+
+
+def test_carried_positions_survive_a_lost_update_and_expire_from_their_first_carry() -> None:
+    """The review of the change: a carried position whose 'opened' was lost in a gap was closed by the gap's heal
+    though the daemon had it again; and every later heal restarted the 60 s, so one never reported stayed for good."""
+    now = [100.0]
+    sink = _Sink()
+
+    def snapshot(clone: Clone, seq: int, positions: list[dict[str, Any]], known: list[str]) -> None:
+        clone.apply_snapshot({"feed_seq": seq, "quotes": [], "positions": positions, "accounts": [], "positions_known": known,
+                              "health": {"status": "healthy", "terminals": [{"terminal": t, "positions_known": t in known} for t in ("T1", "T3")]}})  # fmt: skip
+        clone._snapshot_wanted.clear()  # as the clone's snapshot loop does when it takes one
+
+    async def scenario() -> list[tuple[str, str]]:
+        clone = Clone("tcp://127.0.0.1:1", None, _NoControl(), sink, hwm=10, recent_signals=10, silence_s=3.0, clock=lambda: now[0])  # type: ignore[arg-type]
+        one, three = {"ticket": "1", "terminal": "T1"}, {"ticket": "3", "terminal": "T3"}
+        snapshot(clone, 10, [one, three], ["T1", "T3"])
+        clone.handle(_frames("price", 1, {"symbol": "EURUSD", "bid": 1.1}, "EURUSD"), 1)  # a new daemon
+        snapshot(clone, 1, [], [])  # both carried
+        now[0] += 50
+        clone.handle(_frames("price", 5, {"symbol": "EURUSD", "bid": 1.1}, "EURUSD"), 1)  # T1's 'opened' was in 2-4: lost
+        snapshot(clone, 5, [one], ["T1"])  # the gap's heal: the daemon has T1's book, with 1 in it
+        assert sorted(k[1] for k in clone.positions) == ["1", "3"]
+        now[0] += 15  # 65 s after T3 was first carried, 15 s after the last heal
+        clone.handle(_frames("health", 6, {"status": "healthy", "terminals": [{"terminal": "T1", "positions_known": True}]}), 1)
+        return [(m["data"]["ticket"], m["data"]["status"]) for m in map(json.loads, sink.reliable_texts) if m["type"] == "position_update"]
+
+    updates = asyncio.run(scenario())
+    assert updates == [("3", "closed")], updates  # 1 never closed; 3 closed once, 60 s after its first carry
 
 
 def test_a_snapshot_from_a_daemon_that_does_not_say_whose_book_it_has_is_taken_at_its_word() -> None:
