@@ -533,6 +533,17 @@ class Daemon:
             price = self.market.current_price(terminal, pos["symbol"], pos["side"])
             self.feed.publish("position", app_position(pos, terminal, price, status), msg["time_msc"])
             self.counters[f"positions_{status}"] += 1
+            if status != "updated":  # said in the log too: a soak saw a position closed by its stop with only a counter to show
+                log.info(
+                    f"position {status}",
+                    terminal=terminal,
+                    ticket=pos["ticket"],
+                    symbol=pos["symbol"],
+                    side=pos["side"],
+                    lots=pos["lots"],
+                    profit=pos["profit"],
+                    comment=pos["comment"],
+                )
 
     def handle_heartbeat(self, msg: dict[str, Any]) -> None:
         session = self.terminals.sessions[msg["terminal"]]
