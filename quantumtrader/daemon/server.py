@@ -333,7 +333,6 @@ class Daemon:
         quotes = self.market.quotes  # one per symbol ever ticked (the first terminal to tick one owns it)
         max_symbols = dc.max_symbols
         kept_symbols = self.symbols
-        registers = _registers
         owned: list[dict[str, Any]] = []  # ticks of the terminals that own their symbols: the features' input
         last_tick: dict[str, Any] | None = None
         n_ticks = count = 0
@@ -361,7 +360,7 @@ class Daemon:
             # past the cap a new id is refused unless its event registers it and a slot can be freed (make_room).
             # Under it this is one length check per event.
             if len(sessions) >= max_terminals and msg["terminal"] not in sessions:
-                wants_in = registers(msg)
+                wants_in = _registers(msg)
                 if not (wants_in and self.make_room(msg["terminal"], mono)):
                     self.rejects.reject("events", "too_many_terminals", msg["terminal"])
                     if wants_in:  # a terminal that wanted in, which health tells of (not a stray sender's every event)
@@ -436,7 +435,7 @@ class Daemon:
         kept: dict[str, str] = {}
         for session in self.terminals.forgettable():
             terminal = session.terminal
-            reason = next((why for why in (keeper(terminal) for keeper in self._terminal_keepers) if why), None)
+            reason = next(filter(None, (keeper(terminal) for keeper in self._terminal_keepers)), None)
             if reason:
                 kept[terminal] = reason
                 continue

@@ -240,9 +240,10 @@ class Clone:
         opened again seconds later: to a trader, positions that vanished. The snapshot says whose books the
         daemon has (``positions_known``, as its health does per terminal); a daemon that does not say is taken at
         its word, as before."""
-        known = snap.get("positions_known")
-        if not isinstance(known, list):
+        listed = snap.get("positions_known")
+        if not isinstance(listed, list):
             return
+        known = set(listed)
         carried = 0
         now = self._clock()
         for key, pos in before.items():
@@ -266,7 +267,7 @@ class Clone:
             for key in self._carried.pop(terminal):
                 pos = self.positions.pop(key, None)
                 if pos is not None and notify:
-                    self._sink.reliable(None, envelope("position_update", {**pos, "status": "closed"}), now_ns)
+                    self._tell_closed(pos, now_ns)
 
     def _take_health(self, data: dict[str, Any], seq: int | None, notify: bool = True) -> None:
         """The daemon's health (from the feed, or a snapshot's: ``notify`` False), and the terminals it lists."""
@@ -410,12 +411,16 @@ class Clone:
         if not first:
             self._heal_clients(before)
 
+    def _tell_closed(self, pos: dict[str, Any], now_ns: int) -> None:
+        """A ``position_update`` closed for clients: one the daemon's feed never sent (a heal, a carried one let go)."""
+        self._sink.reliable(None, envelope("position_update", {**pos, "status": "closed"}), now_ns)
+
     def _heal_clients(self, before: dict[tuple[str, str], dict[str, Any]]) -> None:
         """Send WebSocket clients the position and account changes a gap or restart hid from them."""
         now_ns = time.perf_counter_ns()
         for key, pos in before.items():
             if key not in self.positions:
-                self._sink.reliable(None, envelope("position_update", {**pos, "status": "closed"}), now_ns)
+                self._tell_closed(pos, now_ns)
         for key, pos in self.positions.items():
             old = before.get(key)
             if old != pos:
