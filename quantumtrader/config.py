@@ -334,6 +334,12 @@ class StoreConfig:
 
     file_name: str = setting("quantumtrader.db", "database file in the data directory (WAL mode)", store_file_name)
     signal_retention_days: float = setting(0.0, "signals older than this are deleted (0 = keep the full history)", non_negative)
+    low_disk_mb: int = setting(
+        1000,
+        "health is degraded, naming it, while the data directory's disk has less free space than this, in MB (0 = never):"
+        " the full signal history grows every day",
+        non_negative,
+    )
     save_interval_s: float = setting(
         30.0, "how often the models' and features' state is saved (also on shutdown) and the signal journal starts a new file", positive
     )

@@ -9,6 +9,7 @@ from pathlib import Path
 import zmq
 
 from quantumtrader.config import BAD_INPUT_EXIT, Config
+from quantumtrader.daemon.disk import DiskSpaceWatch
 from quantumtrader.daemon.server import Daemon
 from quantumtrader.daemon.supervisor import Child
 from quantumtrader.execution.auto import AutoTrader
@@ -57,6 +58,7 @@ def build_daemon(config: Config) -> Daemon:
         daemon.close()
         raise
     execution.set_volatility_source(stage.volatility)
+    DiskSpaceWatch(config.data_path, config.store.low_disk_mb).attach(daemon)
     # Shutdown hooks run last-registered first: orders in flight get their stop wait before the store's final
     # save and drain, not after them (the review of the change saw a requester wait for both).
     daemon.on_shutdown(execution.close)

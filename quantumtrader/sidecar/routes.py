@@ -235,6 +235,9 @@ async def metrics(request: Request) -> Response:
     d_gauges = {"up": 1.0 if daemon else 0.0, "uptime_seconds": float(daemon.get("uptime") or 0.0), "rss_megabytes": float(daemon.get("memory", {}).get("rss_mb") or 0.0)}
     d_gauges["terminals_connected"] = float(sum(1 for t in clone.terminals if isinstance(t, dict) and not t.get("stale")))
     d_gauges["pending_trades"] = float((daemon.get("data_flow") or {}).get("pending_trades") or 0)  # a level, not a counter
+    free_mb = (daemon.get("disk") or {}).get("free_mb")
+    if isinstance(free_mb, int):  # absent (not read, or an older daemon) is not 0 MB free
+        d_gauges["data_dir_free_megabytes"] = float(free_mb)
     s_gauges = {
         "websocket_clients": float(len(sidecar.hub.clients)),
         "quotes": float(len(clone.quotes)),

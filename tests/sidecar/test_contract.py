@@ -314,6 +314,8 @@ def test_metrics_are_prometheus_text_of_both_processes(stack: Stack) -> None:
     for line in text.splitlines():
         assert line.startswith("#") or len(line.split(" ")) == 2, line
     assert "# TYPE qt_daemon_pending_trades gauge" in text and "qt_daemon_pending_trades_total" not in text  # it goes down too
+    free = [line for line in text.splitlines() if line.startswith("qt_daemon_data_dir_free_megabytes ")]
+    assert len(free) == 1 and float(free[0].split(" ")[1]) > 0, free  # the daemon's disk watch, through its health
 
 
 def test_live_signals_from_the_feed_reach_websocket_clients(stack: Stack) -> None:
