@@ -60,12 +60,14 @@ def build_config(
     overrides: dict[str, Any] | None = None,
     configure_log: bool = True,
     make_data_dir: bool = False,
+    log_file: str | None = None,
 ) -> Config:
     """Resolve the config once; a bad value exits 2 with the key named.
 
     ``make_data_dir``: the command writes there (store, users, Numba cache), so
     a directory that cannot be created is the same clear exit 2, not a traceback
-    from whichever part touches it first.
+    from whichever part touches it first. ``log_file``: the long-running
+    process's name, whose lines also go to its file in ``log.dir``.
     """
     merged = {"data_dir": data_dir, "log.format": log_format, "log.level": log_level, **(overrides or {})}
     try:
@@ -78,10 +80,20 @@ def build_config(
         except OSError as exc:
             raise _fail(f"data_dir: cannot create {config.data_path}: {exc.strerror or exc}") from None
     if configure_log:
-        from quantumtrader.log import configure_logging
-
-        configure_logging(config.log.format, config.log.level)
+        _configure_log(config, log_file)
     return config
+
+
+def _configure_log(config: Config, log_file: str | None) -> None:
+    """Logging as ``config.log`` says; ``log_file``: also to that process's file in ``log.dir`` (exit 2 if it cannot be written)."""
+    from quantumtrader.log import LogFileError, configure_logging, open_log_file
+
+    path = None if log_file is None else config.log_path(log_file)
+    try:
+        handler = None if path is None else open_log_file(path, config.log.rotate_mb, config.log.keep)
+    except LogFileError as exc:
+        raise _fail(f"log.dir: {exc}") from None
+    configure_logging(config.log.format, config.log.level, file=handler)
 
 
 @app.command()
@@ -97,7 +109,7 @@ def run(
     """Run the daemon (and with --paper a paper terminal streaming to it)."""
     if ticks and not paper:  # the files were ignored without a word: a daemon waiting for a terminal that never comes
         raise _fail("--ticks needs --paper: the files are replayed by the paper terminal")
-    cfg = build_config(config, data_dir=data_dir, log_format=log_format, log_level=log_level, make_data_dir=True)
+    cfg = build_config(config, data_dir=data_dir, log_format=log_format, log_level=log_level, make_data_dir=True, log_file="daemon")
     _check_numba_cache(cfg)
     _check_files(ticks)
     _check_store_key(cfg)
@@ -141,7 +153,8 @@ def paper_command(
         "paper.terminal": terminal,
         "paper.heartbeat_s": heartbeat_s,
     }
-    cfg = build_config(config, data_dir=data_dir, log_format=log_format, log_level=log_level, overrides=overrides)
+    cfg = build_config(config, data_dir=data_dir, log_format=log_format, log_level=log_level, overrides=overrides, configure_log=False)
+    _configure_log(cfg, f"paper-{cfg.paper.terminal}")  # one file per terminal id: several paper terminals may share a data directory
     _check_files(ticks)
     from quantumtrader.protocol import connect_address
     from quantumtrader.config import endpoint as check_endpoint
@@ -328,7 +341,13 @@ def sidecar_command(
 ) -> None:
     """Run the REST/WebSocket sidecar alone (`qt-daemon run` starts it for you)."""
     cfg = build_config(
-        config, data_dir=data_dir, log_format=log_format, log_level=log_level, overrides={"sidecar.host": host, "sidecar.port": port}, make_data_dir=True
+        config,
+        data_dir=data_dir,
+        log_format=log_format,
+        log_level=log_level,
+        overrides={"sidecar.host": host, "sidecar.port": port},
+        make_data_dir=True,
+        log_file="sidecar",
     )
     _signing_secret(cfg)  # a bad one is exit 2 naming the file, not a traceback from the server's start-up
     _check_store_key(cfg)

@@ -519,6 +519,14 @@ class LogConfig:
 
     format: str = setting("auto", "auto (console on a TTY, JSON lines otherwise), console or json", one_of("auto", "console", "json"))
     level: str = setting("info", "debug, info, warning or error", one_of("debug", "info", "warning", "error"))
+    dir: str = setting(
+        "logs",
+        "the daemon, sidecar and paper terminal also write their log here as JSON lines, one file each"
+        " (daemon.log, sidecar.log, paper-<terminal>.log), rotated by size; relative to data_dir; empty = stderr only",
+        lambda v: None if "\0" not in v else "must not contain a NUL character",
+    )
+    rotate_mb: float = setting(20.0, "a log file is renamed to .1 (the older ones to .2, ...) when it reaches this size, in MB", positive)
+    keep: int = setting(5, "rotated log files kept per process (0 = the current file is cut at rotate_mb and begun afresh)", non_negative)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -541,6 +549,14 @@ class Config:
     @property
     def data_path(self) -> Path:
         return Path(self.data_dir).expanduser()
+
+    def log_path(self, process: str) -> Path | None:
+        """Where ``process`` writes its log file (``log.dir``), None when it writes none."""
+        if not self.log.dir:
+            return None
+        from quantumtrader.log import log_file_name
+
+        return self.data_path / Path(self.log.dir).expanduser() / log_file_name(process)
 
 
 #: Cross-field rules, each returning (key, message) on failure.
@@ -568,6 +584,8 @@ def _check_whole(config: Config) -> None:
         raise ConfigError("signals.weight_*", f"weights must sum to 1 (they sum to {total:g})")
     if not s.sell_threshold < s.buy_threshold:
         raise ConfigError("signals.sell_threshold", "must be below signals.buy_threshold")
+    if config.log.dir and Path(config.log.dir).expanduser().parts[:1] in ((config.store.file_name,), *((name,) for name in OTHER_DATA_NAMES)):
+        raise ConfigError("log.dir", f"{config.log.dir} is a file of the data directory (the store or another); pick another name")
     eps = config.endpoints
     bound = [eps.events, eps.feed, eps.control]
     if len(set(bound)) != len(bound):

@@ -4,21 +4,93 @@ Console rendering on a TTY, JSON lines otherwise (or as ``--log-format``
 says). Levels are filtered by structlog's filtering bound logger, so a
 disabled ``debug`` call is a bare ``return``. Nothing logs per tick: the tick
 path counts, and the periodic status line reports the counts.
+
+The long-running processes (daemon, sidecar, paper terminal) also write
+their lines to a file of their own in ``log.dir`` (default ``logs`` in the
+data directory), always as JSON lines, rotated by size: a trader whose VPS
+console scrolled away, or who started the daemon without one, still has
+what it said. One file per process, because Windows cannot rename a file
+another process has open: two writers of one file could never rotate it.
 """
 
 from __future__ import annotations
 
 import logging
+import logging.handlers
+import re
 import sys
+import threading
+from pathlib import Path
 from typing import Any
 
 import structlog
 
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
 
+#: Characters kept in a log file's name (a paper terminal's id is ``login@server``).
+_UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._@-]+")
 
-def configure_logging(fmt: str = "auto", level: str = "info", stream: Any = None) -> None:
-    """Set up structlog for this process. ``fmt``: auto, console or json."""
+
+class LogFileError(Exception):
+    """The log file cannot be opened: the CLI says so and exits 2, before anything runs."""
+
+
+def log_file_name(process: str) -> str:
+    """``<process>.log`` with anything a file system may refuse replaced."""
+    return _UNSAFE_NAME.sub("_", process)[:100] + ".log"
+
+
+class _QuietRotatingFile(logging.handlers.RotatingFileHandler):
+    """A failing write (a full disk) is said once on stderr, not as a traceback per line (logging's default)."""
+
+    failed = False
+
+    def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 (logging's name)
+        if not self.failed:
+            self.failed = True
+            error = sys.exc_info()[1]
+            try:
+                sys.stderr.write(f"log file {self.baseFilename} cannot be written ({error}); lines go to stderr only\n")
+            except (OSError, ValueError):
+                pass
+
+
+class _StreamAndFile:
+    """structlog's logger when there is a log file: each event rendered for the stream and as JSON for the file."""
+
+    def __init__(self, stream: Any, render_stream: Any, handler: _QuietRotatingFile) -> None:
+        self._stream = stream
+        self._render_stream = render_stream
+        self._render_file = structlog.processors.JSONRenderer()
+        self._handler = handler
+        self._lock = threading.Lock()
+
+    def msg(self, **event: Any) -> None:
+        line = self._render_stream(None, "", dict(event))  # renderers may pop keys: each gets its own copy
+        with self._lock:
+            try:
+                self._stream.write(line + "\n")
+                self._stream.flush()
+            except (OSError, ValueError):  # stderr gone (a closed console): the file still has it
+                pass
+        self._handler.emit(logging.makeLogRecord({"msg": self._render_file(None, "", dict(event)), "args": None}))
+
+    log = debug = info = warn = warning = error = critical = exception = fatal = failure = err = msg
+
+
+def open_log_file(path: Path, rotate_mb: float, keep: int) -> _QuietRotatingFile:
+    """The rotating file, its directory made. Raises :class:`LogFileError` naming the path."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handler = _QuietRotatingFile(path, maxBytes=max(1, int(rotate_mb * 1_000_000)), backupCount=keep, encoding="utf-8")
+    except OSError as exc:
+        raise LogFileError(f"cannot write {path}: {exc.strerror or exc}") from None
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    return handler
+
+
+def configure_logging(fmt: str = "auto", level: str = "info", stream: Any = None, file: _QuietRotatingFile | None = None) -> None:
+    """Set up structlog for this process. ``fmt``: auto, console or json; ``file``: from :func:`open_log_file`."""
     stream = stream or sys.stderr
     if fmt == "auto":
         fmt = "console" if getattr(stream, "isatty", lambda: False)() else "json"
@@ -29,16 +101,22 @@ def configure_logging(fmt: str = "auto", level: str = "info", stream: Any = None
         if fmt == "console"
         else structlog.processors.JSONRenderer()
     )
+    processors: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.processors.format_exc_info,
+    ]
+    if file is None:
+        processors.append(renderer)
+        factory: Any = structlog.PrintLoggerFactory(file=stream)
+    else:  # the last processor hands the event over as keywords; the logger renders it twice
+        both = _StreamAndFile(stream, renderer, file)
+        factory = lambda *args: both  # noqa: E731
     structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.format_exc_info,
-            renderer,
-        ],
+        processors=processors,
         wrapper_class=structlog.make_filtering_bound_logger(_LEVELS[level]),
-        logger_factory=structlog.PrintLoggerFactory(file=stream),
+        logger_factory=factory,
         cache_logger_on_first_use=True,
     )
 

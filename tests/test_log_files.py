@@ -1,0 +1,95 @@
+"""The long-running processes write their own log files in ``log.dir``, as JSON lines, rotated by size.
+
+Before, the log went to stderr only: a VPS console that scrolled away, or a daemon started without one
+(a scheduled task), kept nothing of what it said."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import structlog
+
+from quantumtrader.log import configure_logging, open_log_file
+from support import Endpoints, control, daemon_process, wait_for
+
+
+def _lines(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def test_daemon_sidecar_and_paper_each_write_their_own_rotated_file(tmp_path: Path) -> None:
+    eps = Endpoints()
+    data = tmp_path / "data"
+    env = eps.env(data, QT_DAEMON__STATUS_INTERVAL_S="0.2", QT_LOG__ROTATE_MB="0.004", QT_LOG__KEEP="2")
+    err = (tmp_path / "stderr.log").open("wb")
+    proc = subprocess.Popen([sys.executable, "-m", "quantumtrader", "run", "--paper", "--log-format", "console"], env=env, stdout=err, stderr=err)
+    logs = data / "logs"
+    try:
+        # a 4 KB file holds a dozen status lines: rotated within seconds, and never more than two old files kept
+        wait_for(lambda: (logs / "daemon.log.2").exists() and (logs / "sidecar.log").exists(), 60, "the daemon's log rotated twice")
+        wait_for(lambda: any(e["event"] == "status" and e.get("terminals") == 1 for e in _lines(logs / "daemon.log")), 30, "a status line with the terminal")
+    finally:
+        proc.send_signal(signal.SIGINT)
+        code = proc.wait(30)
+        err.close()
+    assert code == 0
+    names = sorted(p.name for p in logs.iterdir())
+    assert names[:3] == ["daemon.log", "daemon.log.1", "daemon.log.2"] and "daemon.log.3" not in names, names
+    assert "paper-paper-1@QuantumTrader-Paper.log" in names and "sidecar.log" in names, names
+    for name in names:
+        assert (logs / name).stat().st_size <= 4_000 + 2_000, name  # cut at the size (a line may end past it)
+        events = _lines(logs / name)  # every line JSON, whatever the console format was
+        assert events and all("timestamp" in e and "level" in e for e in events), name
+    assert _lines(logs / "daemon.log")[-1]["event"] == "QuantumTrader stopped"
+    assert _lines(logs / "paper-paper-1@QuantumTrader-Paper.log")[-1]["event"] == "paper terminal stopped"
+    assert _lines(logs / "sidecar.log")[-1]["event"] == "sidecar stopped"
+    console = (tmp_path / "stderr.log").read_text(encoding="utf-8", errors="replace")
+    assert "QuantumTrader stopped" in console and '{"' not in console  # the console as asked: not the file's JSON
+
+
+def test_a_log_dir_that_cannot_be_written_is_exit_2_and_an_empty_one_writes_no_file(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    env = {**Endpoints().env(data), "QT_LOG__DIR": str(blocker / "logs")}
+    out = subprocess.run([sys.executable, "-m", "quantumtrader", "run", "--no-sidecar"], env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2 and out.stderr.startswith("error: log.dir: cannot write ") and "Traceback" not in out.stderr, out.stderr
+    assert not data.exists() or not any(data.iterdir())
+    eps = Endpoints()
+    with daemon_process(eps, tmp_path, QT_LOG__DIR=""):
+        assert control(eps.control)["health"]["uptime"] > 0
+    assert (tmp_path / "daemon.log").read_text(encoding="utf-8").count("QuantumTrader stopped") == 1  # stderr has it all
+    assert not (data / "logs").exists()
+
+
+def test_a_log_file_that_fails_is_said_once_on_stderr_and_the_lines_still_reach_the_stream(tmp_path: Path, capsys) -> None:
+    path = tmp_path / "logs" / "daemon.log"
+    handler = open_log_file(path, 0.0002, 1)  # 200 bytes: every other line rotates
+    shutil.rmtree(path.parent)  # rotation cannot rename into a directory that is gone
+    seen: list[str] = []
+
+    class Stream:
+        def write(self, text: str) -> None:
+            seen.append(text)
+
+        def flush(self) -> None:
+            pass
+
+    try:
+        configure_logging("json", "info", stream=Stream(), file=handler)
+        log = structlog.get_logger("t")
+        for i in range(10):
+            log.info("line", i=i, pad="x" * 100)
+    finally:
+        handler.close()
+        structlog.reset_defaults()
+        logging.shutdown()
+    assert [json.loads(s)["i"] for s in seen] == list(range(10))
+    err = capsys.readouterr().err
+    assert err.count("cannot be written") == 1 and "Traceback" not in err, err
