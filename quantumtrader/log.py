@@ -73,7 +73,8 @@ class _StreamAndFile:
                 self._stream.flush()
             except (OSError, ValueError):  # stderr gone (a closed console): the file still has it
                 pass
-        self._handler.emit(logging.makeLogRecord({"msg": self._render_file(None, "", dict(event)), "args": None}))
+        # handle(), not emit(): it takes the handler's lock, so two threads' lines never meet a rotation half done
+        self._handler.handle(logging.makeLogRecord({"msg": self._render_file(None, "", dict(event)), "args": None}))
 
     log = debug = info = warn = warning = error = critical = exception = fatal = failure = err = msg
 

@@ -93,3 +93,39 @@ def test_a_log_file_that_fails_is_said_once_on_stderr_and_the_lines_still_reach_
     assert [json.loads(s)["i"] for s in seen] == list(range(10))
     err = capsys.readouterr().err
     assert err.count("cannot be written") == 1 and "Traceback" not in err, err
+
+
+def test_threads_logging_at_once_through_rotations_lose_and_mangle_no_line(tmp_path: Path) -> None:
+    import threading
+
+    path = tmp_path / "logs" / "daemon.log"
+    handler = open_log_file(path, 0.02, 50)  # 20 KB files, enough kept for every line
+    sink: list[str] = []
+
+    class Stream:
+        def write(self, text: str) -> None:
+            sink.append(text)
+
+        def flush(self) -> None:
+            pass
+
+    try:
+        configure_logging("json", "info", stream=Stream(), file=handler)
+
+        def writer(n: int) -> None:
+            log = structlog.get_logger("t")
+            for i in range(500):
+                log.info("line", thread=n, i=i, pad="y" * 50)
+
+        threads = [threading.Thread(target=writer, args=(n,)) for n in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        handler.close()
+        structlog.reset_defaults()
+    files = sorted(path.parent.iterdir())
+    assert len(files) > 5  # it did rotate, many times
+    seen = sorted((e["thread"], e["i"]) for f in files for e in _lines(f))
+    assert seen == sorted((n, i) for n in range(4) for i in range(500))
