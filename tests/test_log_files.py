@@ -19,6 +19,19 @@ from quantumtrader.log import configure_logging, open_log_file
 from support import Endpoints, control, daemon_process, wait_for
 
 
+class _ListStream:
+    """A console that keeps what it is given."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def write(self, text: str) -> None:
+        self.lines.append(text)
+
+    def flush(self) -> None:
+        pass
+
+
 def _lines(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
 
@@ -72,17 +85,10 @@ def test_a_log_file_that_fails_is_said_once_on_stderr_and_the_lines_still_reach_
     path = tmp_path / "logs" / "daemon.log"
     handler = open_log_file(path, 0.0002, 1)  # 200 bytes: every other line rotates
     shutil.rmtree(path.parent)  # rotation cannot rename into a directory that is gone
-    seen: list[str] = []
-
-    class Stream:
-        def write(self, text: str) -> None:
-            seen.append(text)
-
-        def flush(self) -> None:
-            pass
-
+    stream = _ListStream()
+    seen = stream.lines
     try:
-        configure_logging("json", "info", stream=Stream(), file=handler)
+        configure_logging("json", "info", stream=stream, file=handler)
         log = structlog.get_logger("t")
         for i in range(10):
             log.info("line", i=i, pad="x" * 100)
@@ -100,17 +106,8 @@ def test_threads_logging_at_once_through_rotations_lose_and_mangle_no_line(tmp_p
 
     path = tmp_path / "logs" / "daemon.log"
     handler = open_log_file(path, 0.02, 50)  # 20 KB files, enough kept for every line
-    sink: list[str] = []
-
-    class Stream:
-        def write(self, text: str) -> None:
-            sink.append(text)
-
-        def flush(self) -> None:
-            pass
-
     try:
-        configure_logging("json", "info", stream=Stream(), file=handler)
+        configure_logging("json", "info", stream=_ListStream(), file=handler)
 
         def writer(n: int) -> None:
             log = structlog.get_logger("t")
