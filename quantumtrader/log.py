@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import logging
 import logging.handlers
+import os
 import re
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -40,19 +42,77 @@ def log_file_name(process: str) -> str:
     return _UNSAFE_NAME.sub("_", process)[:100] + ".log"
 
 
-class _QuietRotatingFile(logging.handlers.RotatingFileHandler):
-    """A failing write (a full disk) is said once on stderr, not as a traceback per line (logging's default)."""
+#: After a rotation failed (Windows: another program has the file open without sharing its deletion, a tail
+#: tool, an antivirus scan), the file is appended to and the rotation tried again this much later.
+ROTATION_RETRY_S = 60.0
 
-    failed = False
+
+class _QuietRotatingFile(logging.handlers.RotatingFileHandler):
+    """stdlib's size rotation, except where its failures cost the history or a traceback per line.
+
+    - A failing write (a full disk) is said once on stderr, not as a traceback per line (logging's default).
+    - The current file is renamed first and the older ones shifted only once that worked: the stdlib shifts
+      them first, so a rename refused on Windows deleted the oldest file at every line while the current one
+      was never rotated (an audit's simulation: after ten lines only ``.log`` and ``.log.5`` were left).
+    - ``keep`` 0 cuts the file and begins it afresh; the stdlib reopened it for appending, never cut it.
+    """
+
+    def __init__(self, path: Path, max_bytes: int, keep: int) -> None:
+        super().__init__(path, maxBytes=max_bytes, backupCount=keep, encoding="utf-8")
+        self._said: set[str] = set()
+        self._retry_at = 0.0
+
+    def _say_once(self, what: str, error: BaseException | None) -> None:
+        if what in self._said:
+            return
+        self._said.add(what)
+        try:
+            sys.stderr.write(f"log file {self.baseFilename} cannot be {what} ({error}); {_AFTER[what]}\n")
+        except (OSError, ValueError):
+            pass
 
     def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 (logging's name)
-        if not self.failed:
-            self.failed = True
-            error = sys.exc_info()[1]
+        self._say_once("written", sys.exc_info()[1])
+
+    def shouldRollover(self, record: logging.LogRecord) -> bool:  # noqa: N802
+        return time.monotonic() >= self._retry_at and bool(super().shouldRollover(record))
+
+    def doRollover(self) -> None:  # noqa: N802
+        if self.stream:
+            self.stream.close()
+            self.stream = None  # type: ignore[assignment]
+        base = self.baseFilename
+        try:
+            if self.backupCount:
+                os.replace(base, base + ".rotating")
+            else:
+                self.mode, mode = "w", self.mode  # cut: the one file begins afresh
+                try:
+                    self.stream = self._open()
+                finally:
+                    self.mode = mode
+                return
+        except OSError as exc:
+            self._retry_at = time.monotonic() + ROTATION_RETRY_S
+            self._say_once("rotated", exc)
+            self.stream = self._open()
+            return
+        for i in range(self.backupCount - 1, 0, -1):
             try:
-                sys.stderr.write(f"log file {self.baseFilename} cannot be written ({error}); lines go to stderr only\n")
-            except (OSError, ValueError):
+                os.replace(f"{base}.{i}", f"{base}.{i + 1}")
+            except OSError:  # not there yet, or held open by another program: that one stays as it is
                 pass
+        try:
+            os.replace(base + ".rotating", base + ".1")
+        except OSError as exc:  # .1 held open: the lines stay in .rotating, which the next rotation replaces
+            self._say_once("rotated", exc)
+        self.stream = self._open()
+
+
+_AFTER = {
+    "written": "lines go to stderr only",
+    "rotated": f"it is appended to and the rotation tried again every {ROTATION_RETRY_S:.0f} s",
+}
 
 
 class _StreamAndFile:
@@ -83,7 +143,7 @@ def open_log_file(path: Path, rotate_mb: float, keep: int) -> _QuietRotatingFile
     """The rotating file, its directory made. Raises :class:`LogFileError` naming the path."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        handler = _QuietRotatingFile(path, maxBytes=max(1, int(rotate_mb * 1_000_000)), backupCount=keep, encoding="utf-8")
+        handler = _QuietRotatingFile(path, max(1, int(rotate_mb * 1_000_000)), keep)
     except OSError as exc:
         raise LogFileError(f"cannot write {path}: {exc.strerror or exc}") from None
     handler.setFormatter(logging.Formatter("%(message)s"))

@@ -126,3 +126,66 @@ def test_threads_logging_at_once_through_rotations_lose_and_mangle_no_line(tmp_p
     assert len(files) > 5  # it did rotate, many times
     seen = sorted((e["thread"], e["i"]) for f in files for e in _lines(f))
     assert seen == sorted((n, i) for n in range(4) for i in range(500))
+
+
+def _log_lines(handler, n: int, start: int = 0) -> None:
+    """``n`` lines of ~120 bytes through ``handler`` (JSON to a throwaway console)."""
+    configure_logging("json", "info", stream=_ListStream(), file=handler)
+    log = structlog.get_logger("t")
+    for i in range(start, start + n):
+        log.info("line", i=i, pad="z" * 60)
+
+
+def test_a_rotation_the_os_refuses_keeps_every_file_appends_and_is_tried_again_later(tmp_path: Path, monkeypatch, capsys) -> None:
+    """Windows refuses to rename a file another program holds open (a tail tool, an antivirus scan). The stdlib's
+    rotation shifted the old files first, so each line deleted the oldest while the current was never rotated."""
+    import os
+    from types import SimpleNamespace
+
+    import quantumtrader.log as qlog
+    from support import FakeClock
+
+    clock = FakeClock()
+    monkeypatch.setattr(qlog, "time", SimpleNamespace(monotonic=clock))
+    path = tmp_path / "daemon.log"
+    handler = open_log_file(path, 0.001, 3)  # 1 KB
+    try:
+        _log_lines(handler, 30)  # rotates a few times: .1 .2 .3 exist
+        before = {p.name: p.read_text(encoding="utf-8") for p in tmp_path.iterdir()}
+        assert set(before) == {"daemon.log", "daemon.log.1", "daemon.log.2", "daemon.log.3"}, sorted(before)
+        real_replace = os.replace
+
+        def refuse_the_current(src, dst):
+            if str(src) == str(path):
+                raise PermissionError(13, "The process cannot access the file because it is being used by another process")
+            return real_replace(src, dst)
+
+        monkeypatch.setattr(qlog.os, "replace", refuse_the_current)
+        _log_lines(handler, 30, start=30)
+        for name in ("daemon.log.1", "daemon.log.2", "daemon.log.3"):  # the history untouched
+            assert (tmp_path / name).read_text(encoding="utf-8") == before[name], name
+        assert [e["i"] for e in _lines(path)][-30:] == list(range(30, 60))  # appended to, nothing lost
+        err = capsys.readouterr().err
+        assert err.count("cannot be rotated") == 1 and "tried again every 60 s" in err, err
+        monkeypatch.setattr(qlog.os, "replace", real_replace)
+        _log_lines(handler, 1, start=60)
+        assert (tmp_path / "daemon.log.1").read_text(encoding="utf-8") == before["daemon.log.1"]  # not before its time
+        clock.now += qlog.ROTATION_RETRY_S
+        _log_lines(handler, 1, start=61)
+        assert [e["i"] for e in _lines(tmp_path / "daemon.log.1")][-1] == 60 and _lines(path)[-1]["i"] == 61  # rotated now
+        assert (tmp_path / "daemon.log.2").read_text(encoding="utf-8") == before["daemon.log.1"]
+    finally:
+        handler.close()
+        structlog.reset_defaults()
+
+
+def test_keep_0_cuts_the_one_file_at_its_size(tmp_path: Path) -> None:
+    path = tmp_path / "daemon.log"
+    handler = open_log_file(path, 0.001, 0)
+    try:
+        _log_lines(handler, 100)
+    finally:
+        handler.close()
+        structlog.reset_defaults()
+    assert [p.name for p in tmp_path.iterdir()] == ["daemon.log"]
+    assert path.stat().st_size <= 1_000 and _lines(path)[-1]["i"] == 99
