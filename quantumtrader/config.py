@@ -259,7 +259,8 @@ class DaemonConfig:
         "after each batch of events the loop keeps asking the events socket for the next one, without sleeping, for"
         " up to this many µs before it blocks in the poller (0 = never): a thread that sleeps between ticks wakes"
         " to cold caches, and on a VM its core may have run another guest meanwhile. Costs CPU only while ticks"
-        " arrive: up to this long per batch, i.e. one core when they come more often than this, nothing when idle",
+        " arrive: up to this long per batch, i.e. one core when they come more often than this, nothing when idle;"
+        " off when the daemon may use one CPU only (there the spin holds the CPU the next tick needs)",
         between(0, 100_000),
     )
     tick_priority: str = setting(

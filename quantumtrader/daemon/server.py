@@ -80,6 +80,24 @@ def _symbol_filter(value: Any, max_symbols: int) -> frozenset[str] | None:
     return frozenset(value)
 
 
+
+def usable_cpus(process: psutil.Process) -> int:
+    """The CPUs this process may run on (its affinity: a VPS or a job object may allow fewer than the machine has)."""
+    try:
+        return len(process.cpu_affinity() or ()) or (psutil.cpu_count() or 1)
+    except (AttributeError, psutil.Error, OSError):  # cpu_affinity() does not exist on macOS
+        return psutil.cpu_count() or 1
+
+
+def busy_poll_us(configured: int, cpus: int) -> int:
+    """``daemon.busy_poll_us``, except 0 on one CPU: there the spin can never see a tick arrive, because ZeroMQ's
+    I/O thread, which would deliver it, needs the very CPU the spin holds (at a raised priority on Windows,
+    where the raise is always granted, it starves that thread, the store's writer and the terminals)."""
+    if configured and cpus < 2:
+        log.warning("busy polling off: this process may run on one CPU only", busy_poll_us=configured, cpus=cpus)
+        return 0
+    return configured
+
 class Daemon:
     """The daemon process's runtime state. Build with a resolved :class:`Config`."""
 
@@ -244,7 +262,7 @@ class Daemon:
         next_status = now + dc.status_interval_s if dc.status_interval_s > 0 else float("inf")
         status_ticks = 0
         status_at = now
-        spin_ns = dc.busy_poll_us * 1000
+        spin_ns = busy_poll_us(dc.busy_poll_us, usable_cpus(self._process)) * 1000
         spin_until = 0
         self._last_housekeeping = now  # the kernels' warm-up since __init__ was no freeze
         self._adopt_symbols_until = now + 2 * dc.heartbeat_s  # two default heartbeats: every live EA has sent one

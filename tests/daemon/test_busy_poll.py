@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 import time
@@ -117,3 +118,42 @@ def test_the_daemon_spins_after_each_batch_and_sleeps_when_no_event_comes(tmp_pa
     assert idle < 0.15, f"an idle daemon used {idle:.3f} s of CPU in 1.5 s: it spins without events"
     # ~1 s expected; a busy machine (or a host stealing a third of it) takes some: judged against the idle figure
     assert ticking > max(0.2, 5 * idle), f"ten ticks cost only {ticking:.3f} s of CPU ({idle:.3f} idle): the loop did not spin after them"
+
+
+def test_busy_polling_is_off_on_one_cpu() -> None:
+    from quantumtrader.daemon.server import busy_poll_us
+
+    assert busy_poll_us(200, 2) == 200 and busy_poll_us(0, 1) == 0
+    assert busy_poll_us(200, 1) == 0  # the spin would hold the one CPU the I/O thread needs to deliver the next tick
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="pins the daemon with Linux's affinity call")
+def test_a_daemon_allowed_one_cpu_does_not_spin(tmp_path: Path) -> None:
+    """The same ten ticks as above, the daemon pinned to one CPU (its affinity inherited): no spin after them."""
+    eps = Endpoints()
+    mine = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {min(mine)})
+    try:
+        context = daemon_process(eps, tmp_path, QT_DAEMON__BUSY_POLL_US="100000")
+        proc = context.__enter__()  # started while this process is pinned: the daemon inherits it
+    finally:
+        os.sched_setaffinity(0, mine)
+    try:
+        push = zmq.Context.instance().socket(zmq.PUSH)
+        push.connect(eps.events)
+        try:
+            push.send(_hello())
+            time.sleep(0.5)
+            process = psutil.Process(proc.pid)
+            before = _cpu_s(process)
+            for seq in range(1, 11):
+                push.send(_tick(seq))
+                time.sleep(0.2)
+            ticking = _cpu_s(process) - before
+        finally:
+            push.close(linger=0)
+    finally:
+        context.__exit__(None, None, None)
+    assert ticking < 0.3, f"ten ticks cost {ticking:.3f} s of CPU on one CPU: the loop spun after them (~1 s)"
+    log = (tmp_path / "daemon.log").read_text(encoding="utf-8")
+    assert log.count("busy polling off: this process may run on one CPU only") == 1, log[-2000:]
