@@ -93,6 +93,15 @@ def _cpu_s(proc: psutil.Process) -> float:
     return times.user + times.system
 
 
+def _cpu_for_ten_ticks(push: zmq.Socket, process: psutil.Process) -> float:
+    """CPU seconds the daemon spends over ten ticks sent 0.2 s apart."""
+    before = _cpu_s(process)
+    for seq in range(1, 11):
+        push.send(_tick(seq))
+        time.sleep(0.2)
+    return _cpu_s(process) - before
+
+
 def test_the_daemon_spins_after_each_batch_and_sleeps_when_no_event_comes(tmp_path: Path) -> None:
     """With a 100 ms spin (the maximum, to be measurable), ten ticks cost ~1 s of CPU; 1.5 s idle, almost none."""
     eps = Endpoints()
@@ -108,11 +117,7 @@ def test_the_daemon_spins_after_each_batch_and_sleeps_when_no_event_comes(tmp_pa
             time.sleep(1.5)
             idle = _cpu_s(process) - before
 
-            before = _cpu_s(process)
-            for seq in range(1, 11):
-                push.send(_tick(seq))
-                time.sleep(0.2)
-            ticking = _cpu_s(process) - before
+            ticking = _cpu_for_ten_ticks(push, process)
         finally:
             push.close(linger=0)
     assert idle < 0.15, f"an idle daemon used {idle:.3f} s of CPU in 1.5 s: it spins without events"
@@ -145,11 +150,7 @@ def test_a_daemon_allowed_one_cpu_does_not_spin(tmp_path: Path) -> None:
             push.send(_hello())
             time.sleep(0.5)
             process = psutil.Process(proc.pid)
-            before = _cpu_s(process)
-            for seq in range(1, 11):
-                push.send(_tick(seq))
-                time.sleep(0.2)
-            ticking = _cpu_s(process) - before
+            ticking = _cpu_for_ten_ticks(push, process)
         finally:
             push.close(linger=0)
     finally:
