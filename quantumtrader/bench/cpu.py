@@ -22,6 +22,8 @@ from typing import NamedTuple
 
 import psutil  # here, not in process_cpu_s: its first call runs on the sender-watch thread as the ticks start
 
+from quantumtrader.bench.procs import interpreter
+
 PROC_STAT = Path("/proc/stat")
 #: Above this much steal in a phase the console says the figures reflect the host, not only our code.
 NOTABLE_STEAL_PCT = 5.0
@@ -116,7 +118,7 @@ def process_cpu_s(pid: int | None = None) -> float | None:
     psutil, so it works on Windows too: the per-process shares are there
     even where the machine's steal is not."""
     try:
-        times = psutil.Process(pid).cpu_times()
+        times = interpreter(pid).cpu_times()
     except (psutil.Error, OSError):
         return None
     return float(times.user + times.system)

@@ -17,10 +17,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import psutil
-
 from quantumtrader.bench.common import machine, table, write_json
-from quantumtrader.bench.procs import Endpoints, control, start, stop, wait_ready
+from quantumtrader.bench.procs import Endpoints, control, interpreter, start, stop, wait_ready
 
 
 def _time_to_ready(eps: Endpoints, env: dict[str, str], log_path: Path) -> tuple[float, subprocess.Popen[bytes]]:
@@ -41,7 +39,7 @@ def run_startup_bench(*, symbols: int = 100, ticks: int = 50_000, json_out: Path
         log("startup: warm (cached kernels)")
         warm_s, proc = _time_to_ready(eps, env, tmp / "warm.log")
         try:
-            idle_rss = psutil.Process(proc.pid).memory_info().rss
+            idle_rss = interpreter(proc.pid).memory_info().rss
             log(f"startup: {ticks} ticks over {symbols} symbols, then RSS")
             sender = subprocess.run(
                 [sys.executable, "-m", "quantumtrader.bench.sender", eps.events, str(ticks), str(symbols), "0", str(tmp / "sent.npy")],
@@ -54,7 +52,7 @@ def run_startup_bench(*, symbols: int = 100, ticks: int = 50_000, json_out: Path
             while control(eps.control)["health"]["counters"].get("ticks", 0) < ticks and time.monotonic() < deadline:
                 time.sleep(0.2)
             health = control(eps.control)["health"]
-            rss = psutil.Process(proc.pid).memory_info().rss
+            rss = interpreter(proc.pid).memory_info().rss
         finally:
             stop(proc)
     result = {

@@ -50,7 +50,7 @@ from websockets.frames import Frame, Opcode
 from websockets.uri import WebSocketURI, parse_uri
 
 from quantumtrader.bench.common import GENERATOR, machine, paper_source, table, tick_file_per_symbol, tick_source, write_json
-from quantumtrader.bench.procs import Endpoints, control, start, stop, wait_for, wait_ready
+from quantumtrader.bench.procs import Endpoints, control, interpreter, start, stop, wait_for, wait_ready
 from quantumtrader.bench.staleness import OVER_MS, summarize_staleness
 from quantumtrader.config import SidecarConfig
 from quantumtrader.gc_tuning import tune_gc
@@ -363,7 +363,7 @@ async def _stalled_client(url: str) -> Any:
 
 def _sample_rss(pid: int, samples: list[float]) -> None:
     with contextlib.suppress(psutil.Error):
-        samples.append(psutil.Process(pid).memory_info().rss / 1e6)
+        samples.append(interpreter(pid).memory_info().rss / 1e6)
 
 
 async def _measure(fleet: Fleet, phase: Phase, seconds: float, sidecar_pid: int, rss: list[float]) -> None:
@@ -490,7 +490,7 @@ def _cpu_seconds(procs: dict[str, Any], sidecar_pid: int, client_pids: list[int]
     out: dict[str, float] = {}
     for name, group in pids.items():
         with contextlib.suppress(psutil.Error):
-            out[name] = sum(sum(psutil.Process(pid).cpu_times()[:2]) for pid in group)
+            out[name] = sum(sum(interpreter(pid).cpu_times()[:2]) for pid in group)
     return out
 
 
