@@ -416,7 +416,9 @@ class PaperTerminal:
                     wake = next_heartbeat if pending is None else min(next_heartbeat, start + pending[0])
                     # Rounded up: poll() counts whole milliseconds, and rounding a 0.5 ms wait down
                     # to 0 made the terminal spin a whole core at 2,000 ticks/s. Ticks due meanwhile
-                    # go out together on the next pass (at most 1 ms late), as a real feed bunches them.
+                    # go out together on the next pass (at most 1 ms late on Linux; on Windows, where
+                    # libzmq's poll is select() on the ~15.6 ms system timer, in ~16 ms bunches), as a
+                    # real feed bunches them.
                     wait_ms = max(0, min(100, math.ceil((wake - time.perf_counter()) * 1000)))
                     if len(self.outbox) or self._held:
                         wait_ms = min(wait_ms, 5)
