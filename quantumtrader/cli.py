@@ -490,12 +490,14 @@ def token_command(
 
 
 def _check_files(paths: list[Path] | None, what: str = "--ticks") -> None:
-    """Each tick file opens and has its header: checked before anything starts. Files naming one symbol are merged by time: said."""
-    from quantumtrader.paper.ticks import TickFileError, check_tick_file, shared_symbols
+    """Each tick file opens and has its header, and none is given twice: checked before anything starts. Files
+    naming one symbol are merged by time: said."""
+    from quantumtrader.paper.ticks import TickFileError, check_distinct_files, check_tick_file, shared_symbols
 
     try:
         for path in paths or ():
             check_tick_file(path)
+        check_distinct_files(list(paths or ()))
     except TickFileError as exc:
         raise _fail(f"{what}: {exc}") from None
     for symbol, files in shared_symbols(list(paths or ())).items():

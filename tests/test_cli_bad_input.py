@@ -248,3 +248,26 @@ def test_token_ttl_refuses_what_is_not_ascii_digits_with_its_own_message(ttl: st
     with pytest.raises(ValueError, match="expected seconds|from 1 second"):
         parse_ttl(ttl)
     assert parse_ttl("90m") == 5400 and parse_ttl("3600") == 3600
+
+
+@pytest.mark.timeout(300)
+def test_the_same_tick_file_given_twice_is_refused_not_merged_with_itself(tmp_path: Path) -> None:
+    """Found by a review (2026-12-05): `evaluate X X` (or ./t/../t/X and t/X) merged the file with itself, every tick
+    twice, and scored that (base rate 0.14 -> 0.57, skill -0.29 -> +0.55) with only the "merged by time" note."""
+    data = str(tmp_path / "data")
+    (tmp_path / "t").mkdir()
+    good = _good_csv(tmp_path / "t" / "EURUSD.csv", rows=30)
+    detour = f"{tmp_path}/t/../t/EURUSD.csv"
+    (tmp_path / "linked").mkdir()
+    (tmp_path / "linked" / "EURUSD.csv").symlink_to(good)  # os.path.samefile: another name of the same file
+    for twice in ((str(good), str(good)), (detour, str(good)), (str(tmp_path / "linked" / "EURUSD.csv"), str(good))):
+        _refused(_cli("evaluate", *twice, "--no-progress", "--data-dir", data), 2, "FILE:", "the same file", "given twice")
+    _refused(_cli("run", "--paper", "--no-sidecar", "--ticks", detour, "--ticks", str(good), "--data-dir", data, timeout=60), 2, "--ticks:", "the same file")
+    _refused(_cli("paper", "--ticks", str(good), "--ticks", detour, "--data-dir", data, timeout=60), 2, "--ticks:", "the same file")
+    # two files of one symbol that are not the same file are still merged by time (consecutive periods of one feed), and said
+    (tmp_path / "later").mkdir()
+    later = tmp_path / "later" / "EURUSD.csv"
+    later.write_text("time,bid,ask,volume\n" + "".join(f"2024-01-15T10:31:{i:02d}.000Z,1.1,1.1002,1\n" for i in range(30)))
+    merged = _cli("evaluate", str(good), str(later), "--no-progress", "--data-dir", data, timeout=280)
+    assert merged.returncode == 0, merged.stderr[-2000:]
+    assert "merged by time" in merged.stderr and "60 of 60 ticks accepted" in merged.stdout, (merged.stdout, merged.stderr[-2000:])

@@ -14,6 +14,7 @@ import gzip
 import heapq
 import io
 import math
+import os
 import random
 import zlib
 from collections.abc import Iterator
@@ -110,6 +111,25 @@ def check_tick_file(path: Path) -> SourceTick | None:
         rows.close()
 
 
+def check_distinct_files(paths: list[Path]) -> None:
+    """Raise TickFileError when one file is given twice, under the same name or another (``./t/../t/X.csv``,
+    a link): the same file as ``os.path.samefile`` sees it (device and inode).
+
+    Why: files are merged by time, so a file given twice was merged with itself, every tick twice, and
+    scored as such (a base rate of 0.14 reported as 0.57) with only the note that files of one symbol
+    are merged. A path that cannot be looked at is left to the reader, which names it."""
+    seen: dict[tuple[int, int], Path] = {}
+    for path in paths:
+        try:
+            status = os.stat(path)
+        except OSError:
+            continue
+        first = seen.get((status.st_dev, status.st_ino))
+        if first is not None:
+            raise TickFileError(f"{first} and {path} are the same file, given twice: its ticks would be merged with themselves")
+        seen[(status.st_dev, status.st_ino)] = path
+
+
 def shared_symbols(paths: list[Path]) -> dict[str, list[Path]]:
     """Symbols that more than one of ``paths`` names (the symbol is the file's name): their ticks are merged
     by time into one series, right for consecutive months of one feed, wrong for two brokers' feeds."""
@@ -152,7 +172,9 @@ def _read_rows(path: Path, symbol: str, stats: CsvStats) -> Iterator[SourceTick]
 
 
 def merge_csv_ticks(paths: list[Path], stats: CsvStats | None = None) -> Iterator[SourceTick]:
-    """Several files (the symbol of each is its name) merged into one time-ordered stream."""
+    """Several files (the symbol of each is its name) merged into one time-ordered stream; one file given
+    twice is a TickFileError (:func:`check_distinct_files`)."""
+    check_distinct_files(paths)
     streams = [read_csv_ticks(path, stats=stats) for path in paths]
     return heapq.merge(*streams, key=lambda t: t.time_msc) if len(streams) > 1 else streams[0]
 
