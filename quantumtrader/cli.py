@@ -490,8 +490,8 @@ def token_command(
 
 
 def _check_files(paths: list[Path] | None, what: str = "--ticks") -> None:
-    """Each tick file opens and has its header, and none is given twice: checked before anything starts. Files
-    naming one symbol are merged by time: said."""
+    """Each tick file opens, has its header and a tick the reader accepts, and none is given twice: checked
+    before anything starts. Files naming one symbol are merged by time: said."""
     from quantumtrader.paper.ticks import TickFileError, check_distinct_files, check_tick_file, shared_symbols
 
     try:

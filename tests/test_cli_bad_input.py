@@ -49,15 +49,25 @@ def test_tick_files_that_cannot_be_read_are_named_before_anything_runs(tmp_path:
     _refused(_cli("run", "--paper", "--no-sidecar", "--ticks", str(headerless), "--data-dir", data), 2, "--ticks:", "header")
 
 
-@pytest.mark.timeout(300)
-def test_a_file_of_only_unreadable_rows_is_an_error_not_a_table_of_zeros(tmp_path: Path) -> None:
+def test_a_file_with_no_tick_in_it_is_refused_alike_by_every_command_that_replays_it(tmp_path: Path) -> None:
+    """Found by a review (2026-12-05): a header alone, or only unreadable rows, passed `run --paper --ticks` and
+    `paper --ticks` (the paper terminal logged "tick source finished ticks=0" and sat idle) while evaluate (after
+    reading it, exit 1) and qt-bench (at once, exit 2) refused it. Now one refusal, before anything starts."""
+    from support import free_port
+
+    data = str(tmp_path / "data")
+    header_only = tmp_path / "GBPUSD.csv"
+    header_only.write_text("time,bid,ask\n")
     naive = tmp_path / "EURUSD.csv"
     naive.write_text("time,bid,ask\n2024-01-15T10:30:00,1.1,1.1002\n2024-01-15T10:30:01,1.1,1.1002\n")  # no timezone
-    (tmp_path / "fxcm").mkdir()
-    other = tmp_path / "fxcm" / "EURUSD.csv"
-    other.write_text(naive.read_text())
-    # two files of one symbol are merged by time (consecutive months of one feed): said, not refused
-    _refused(_cli("evaluate", str(naive), str(other), "--no-progress", "--data-dir", str(tmp_path / "data"), timeout=280), 1, "merged by time", "no tick accepted", "4 unreadable", "time has no timezone")
+    endpoints = ("--events", f"tcp://127.0.0.1:{free_port()}", "--command-endpoint", f"tcp://127.0.0.1:{free_port()}")
+    for path, why in ((header_only, "only its header"), (naive, "2 unreadable rows; first: ")):
+        says = (f"{path}: no tick in it", why)
+        _refused(_cli("evaluate", str(path), "--no-progress", "--data-dir", data, timeout=60), 2, "FILE:", *says)
+        _refused(_cli("run", "--paper", "--no-sidecar", "--ticks", str(path), "--data-dir", data, timeout=60), 2, "--ticks:", *says)
+        _refused(_cli("paper", "--ticks", str(path), *endpoints, "--data-dir", data, timeout=60), 2, "--ticks:", *says)
+        _refused(_bench("features", "--ticks", str(path)), 2, "--ticks", *says)
+    assert "time has no timezone" in _cli("paper", "--ticks", str(naive), *endpoints, "--data-dir", data, timeout=60).stderr
 
 
 def test_config_and_output_paths_that_cannot_be_used_are_clear_errors(tmp_path: Path) -> None:

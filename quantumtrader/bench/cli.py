@@ -49,12 +49,9 @@ def _first_tick(given: Path) -> SourceTick:
     from quantumtrader.paper.ticks import check_tick_file
 
     try:
-        first = check_tick_file(given)  # a header alone, or no row the reader accepts, is no tick file either
+        return check_tick_file(given)  # a header alone, or no row the reader accepts, is no tick file either
     except (ValueError, OSError) as exc:  # TickFileError is a ValueError
         raise typer.BadParameter(str(exc), param_hint="--ticks") from None
-    if first is None:
-        raise typer.BadParameter(f"{given}: no tick in it", param_hint="--ticks")
-    return first
 
 
 def _tick_file(given: Path | None) -> Path | None:

@@ -94,21 +94,28 @@ def read_csv_ticks(path: Path, symbol: str | None = None, stats: CsvStats | None
         raise TickFileError(f"{path}: cannot read it ({type(exc).__name__}: {exc}); {stats.rows:,} rows read before") from None
 
 
-def check_tick_file(path: Path) -> SourceTick | None:
-    """Raise ValueError naming the problem unless ``path`` opens and has a time,bid,ask header; returns its
-    first tick (None: no row the reader accepts).
+def check_tick_file(path: Path) -> SourceTick:
+    """``path``'s first tick; TickFileError naming the problem unless the file opens, has a time,bid,ask header
+    and a row the reader accepts.
 
     Run before anything starts, so a bad file is a clear error at once, not a
-    child process that fails and is restarted forever."""
+    child process that fails and is restarted forever. A header alone, or only
+    unreadable rows, is refused alike by every command that replays files: the
+    paper terminal replayed nothing and sat idle on one."""
     if not path.exists():
         raise TickFileError(f"{path}: no such file")
     if not path.is_file():
         raise TickFileError(f"{path}: not a file")
-    rows = read_csv_ticks(path)
+    stats = CsvStats()
+    rows = read_csv_ticks(path, stats=stats)
     try:
-        return next(rows, None)
+        first = next(rows, None)
     finally:
         rows.close()
+    if first is None:
+        found = f"{stats.skipped:,} unreadable rows; first: {stats.first_error}" if stats.skipped else "only its header"
+        raise TickFileError(f"{path}: no tick in it ({found})")
+    return first
 
 
 def check_distinct_files(paths: list[Path]) -> None:
