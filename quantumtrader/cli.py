@@ -291,10 +291,13 @@ def evaluate(
     from quantumtrader.evaluate.run import run as run_evaluate
 
     try:
-        table = run_evaluate(cfg, files, json_out=json_out, plot_out=plot_out, show_progress=not no_progress)
+        unwritten = run_evaluate(cfg, files, json_out=json_out, plot_out=plot_out, show_progress=not no_progress, echo=typer.echo)
     except ValueError as exc:  # a tick file that cannot be read, or gives no tick at all
         raise _fail(str(exc), 1) from None
-    typer.echo(table)
+    for problem in unwritten:  # after the table, which is printed whatever happens to the files
+        typer.echo(f"error: {problem}", err=True)
+    if unwritten:
+        raise typer.Exit(1)
 
 
 def _check_numba_cache(cfg: Config) -> None:

@@ -1,19 +1,37 @@
-"""Output files a command promises (``--json``, ``--plot``, ``--out``): checked before its work, not after.
+"""Output files a command promises (``--json``, ``--plot``, ``--out``): checked before its work, replaced whole after it.
 
 Why: ``qt-daemon evaluate`` and the benchmarks run for minutes; an output
-path that is a directory, lies under a regular file or names a format the
-plot cannot write used to fail only when the result was written, with a
-traceback and the result lost. Both CLIs call these before anything runs and
-turn a problem into a usage error (exit 2) naming the option.
+path that is a directory, lies under a regular file, names a format the plot
+cannot write or an existing file that may not be written used to fail only
+when the result was written, with a traceback and the result lost. Both CLIs
+call these before anything runs and turn a problem into a usage error (exit
+2) naming the option. A write that fails after the work all the same (a disk
+that filled meanwhile) goes to a temporary file beside the target, so it
+leaves no empty or partial file where the result should be, nor costs the
+file that was there; the CLIs then say which file and why (exit 1).
 """
 
 from __future__ import annotations
 
+import os
+import secrets
+import stat
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
+from typing import Any
 
 #: What the plots can be written as (matplotlib's backends without extras).
 PLOT_SUFFIXES = (".png", ".svg", ".pdf")
+
+
+class UnwrittenOutput(Exception):
+    """An output file that could not be written after the work: which file and why (the CLIs exit 1 on it)."""
+
+    def __init__(self, path: Path, error: OSError) -> None:
+        super().__init__(f"cannot write {path}: {error.strerror or error}")
+        self.path = path
 
 
 def _writable_dir_problem(directory: Path) -> str | None:
@@ -28,15 +46,98 @@ def _writable_dir_problem(directory: Path) -> str | None:
     return None
 
 
+def _replaceable_problem(path: Path, found: os.stat_result) -> str | None:
+    """Why the existing file at ``path`` is not one to replace (None: it is)."""
+    if not stat.S_ISREG(found.st_mode):  # /dev/null, a pipe: os.replace would put a regular file in its place
+        return f"{path} is not a regular file (a device or a pipe); give a file name"
+    try:
+        with open(path, "ab"):  # opened for writing, nothing written: a file its user may not write is left alone
+            pass
+    except OSError as exc:
+        return f"cannot replace {path}: {exc.strerror or exc}"
+    return None
+
+
 def output_file_problem(path: Path, suffixes: tuple[str, ...] = ()) -> str | None:
-    """Why ``path`` cannot take the file a command will write there (None: it can); makes its directory."""
-    if path.is_dir():
+    """Why ``path`` cannot take the file a command will write there (None: it can); makes its directory.
+
+    An existing file is replaced only if its user may write it (a read-only
+    result is kept, as ``cp`` would keep it); through a link, the file it
+    points to is (:func:`replacing`)."""
+    target = Path(os.path.realpath(path))
+    try:
+        found: os.stat_result | None = os.stat(target)
+    except (FileNotFoundError, NotADirectoryError):  # no file yet (a path under a file: said for its directory)
+        found = None
+    except OSError as exc:  # a name too long, a loop of links
+        return f"cannot write {path}: {exc.strerror or exc}"
+    if found is not None and stat.S_ISDIR(found.st_mode):
         return f"{path} is a directory; give a file name"
     if suffixes and path.suffix.lower() not in suffixes:
         return f"{path}: the name must end in {', '.join(suffixes)} (the format is taken from it)"
-    return _writable_dir_problem(path.parent)
+    problem = None if found is None else _replaceable_problem(path, found)
+    return problem if problem is not None else _writable_dir_problem(target.parent)
 
 
 def output_dir_problem(path: Path) -> str | None:
     """Why files cannot be written under ``path`` (None: they can); makes it."""
     return _writable_dir_problem(path)
+
+
+def _new_temporary(target: Path) -> Path:
+    """An empty file beside ``target``, ending as it does (matplotlib takes the format from the name), created
+    with the mode a plain write would give it (a temporary file's own 0o600 would stay after the rename)."""
+    while True:
+        temporary = target.with_name(f".{target.name[:80]}.{secrets.token_hex(4)}.partial{target.suffix}")
+        try:
+            os.close(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+            return temporary
+        except FileExistsError:
+            continue
+
+
+@contextmanager
+def replacing(path: Path) -> Iterator[Path]:
+    """A temporary path to write ``path``'s new content to; when the block ends it replaces ``path`` in one step
+    (``os.replace``, keeping an existing file's mode), and when the block or the replacing fails it is removed
+    and :class:`UnwrittenOutput` says which file and why; ``path`` is then as it was.
+
+    Through a link the linked file is replaced, as a plain write would do."""
+    target = Path(os.path.realpath(path))
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        temporary = _new_temporary(target)
+    except OSError as exc:
+        raise UnwrittenOutput(path, exc) from exc
+    try:
+        yield temporary
+        if target.exists():
+            os.chmod(temporary, stat.S_IMODE(os.stat(target).st_mode))
+        os.replace(temporary, target)
+    except BaseException as exc:
+        with suppress(OSError):  # the reason to report is the write's, not a failed clean-up's
+            temporary.unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise UnwrittenOutput(path, exc) from exc
+        raise
+
+
+def write_json(path: Path, value: Any) -> None:
+    """``value`` as indented JSON (numpy arrays and numbers too), replacing ``path`` whole or not at all
+    (:class:`UnwrittenOutput`): evaluate's report and every benchmark's figures."""
+    import orjson
+
+    with replacing(path) as temporary:
+        temporary.write_bytes(orjson.dumps(value, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY))
+
+
+def save_figure(figure: Any, path: Path) -> None:
+    """A matplotlib figure in the format its name ends in, replacing ``path`` whole or not at all
+    (:class:`UnwrittenOutput`); the figure is closed either way: evaluate's plot and the benchmarks'."""
+    import matplotlib.pyplot as plt
+
+    try:
+        with replacing(path) as temporary:
+            figure.savefig(temporary, dpi=110)
+    finally:
+        plt.close(figure)

@@ -281,3 +281,72 @@ def test_the_same_tick_file_given_twice_is_refused_not_merged_with_itself(tmp_pa
     merged = _cli("evaluate", str(good), str(later), "--no-progress", "--data-dir", data, timeout=280)
     assert merged.returncode == 0, merged.stderr[-2000:]
     assert "merged by time" in merged.stderr and "60 of 60 ticks accepted" in merged.stdout, (merged.stdout, merged.stderr[-2000:])
+
+
+def _bound_by_file_modes() -> list[str]:
+    """A command prefix under which a file's mode binds the CLI: root writes a read-only file, unless it runs without
+    CAP_DAC_OVERRIDE (util-linux's setpriv); anyone else is bound already."""
+    import shutil
+
+    if not hasattr(os, "geteuid") or os.geteuid() != 0:
+        return []
+    if shutil.which("setpriv") is None:
+        pytest.skip("running as root without setpriv (util-linux): a read-only file binds nobody here")
+    return ["setpriv", "--inh-caps=-dac_override", "--bounding-set=-dac_override"]
+
+
+@pytest.mark.timeout(300)
+def test_an_existing_output_file_that_cannot_be_replaced_is_refused_before_the_work(tmp_path: Path) -> None:
+    """Found by a review (2026-12-05): --json or --plot naming a file its user may not write passed the check (its
+    directory took a temporary file), and the write failed after the whole replay: a PermissionError traceback,
+    the table lost. Refused at once now, the file left as it was (evaluate and qt-bench share the check)."""
+    good = _good_csv(tmp_path / "EURUSD.csv", rows=30)
+    kept = tmp_path / "kept.json"
+    kept.write_text("an earlier result")
+    kept.chmod(0o444)
+    picture = tmp_path / "kept.png"
+    picture.write_bytes(b"an earlier plot")
+    picture.chmod(0o444)
+    environ = {**{k: v for k, v in os.environ.items() if not k.startswith("QT_")}, "COLUMNS": "1000"}
+    prefix = _bound_by_file_modes()
+
+    def cli(module: str, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*prefix, sys.executable, "-m", module, *args], capture_output=True, text=True, env=environ, timeout=280)
+
+    evaluate = ("quantumtrader", "evaluate", str(good), "--no-progress", "--data-dir", str(tmp_path / "data"))
+    _refused(cli(*evaluate, "--json", str(kept)), 2, "--json:", f"cannot replace {kept}", "Permission denied")
+    _refused(cli(*evaluate, "--plot", str(picture)), 2, "--plot:", f"cannot replace {picture}")
+    _refused(cli("quantumtrader.bench.cli", "journal", "--json", str(kept)), 2, "--json", "cannot replace")
+    assert kept.read_text() == "an earlier result" and picture.read_bytes() == b"an earlier plot"
+    if Path("/dev/null").exists():  # it would have been replaced by a regular file
+        _refused(_cli("evaluate", str(good), "--json", "/dev/null", "--data-dir", str(tmp_path / "data")), 2, "--json:", "not a regular file")
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.skipif(sys.platform == "win32", reason="RLIMIT_FSIZE: POSIX")
+def test_an_output_file_that_cannot_be_written_after_the_replay_costs_neither_the_table_nor_the_old_file(tmp_path: Path) -> None:
+    """Found by a review (2026-12-05): a disk that filled during the replay was an ENOSPC traceback, the table lost,
+    and an empty or partial file left where the result should be. A file size limit fails the writes half way
+    as a full disk does (EFBIG instead of ENOSPC): the table is printed, each file named with the reason, exit 1,
+    and the files of the run before are still there, whole; nothing partial is left."""
+    import resource
+
+    data, out = str(tmp_path / "data"), tmp_path / "out"
+    out.mkdir()
+    good = _good_csv(tmp_path / "EURUSD.csv", rows=60)
+    report, picture = out / "report.json", out / "report.png"
+    warm = _cli("evaluate", str(good), "--json", str(report), "--plot", str(picture), "--no-progress", "--data-dir", data, timeout=280)
+    assert warm.returncode == 0 and report.stat().st_size > 2048 and picture.stat().st_size > 2048, warm.stderr[-2000:]
+    earlier, earlier_plot = report.read_bytes(), picture.read_bytes()  # and the kernels cached: nothing but ours is written below
+
+    def small_files() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (2048, 2048))  # Python ignores SIGXFSZ: the write fails with EFBIG
+
+    environ = {**{k: v for k, v in os.environ.items() if not k.startswith("QT_")}, "COLUMNS": "1000"}
+    args = ["evaluate", str(good), "--json", str(report), "--plot", str(picture), "--no-progress", "--data-dir", data]
+    failed = subprocess.run([sys.executable, "-m", "quantumtrader", *args], capture_output=True, text=True, env=environ, timeout=280, preexec_fn=small_files)
+
+    _refused(failed, 1, f"--json: cannot write {report}: File too large", f"--plot: cannot write {picture}: File too large")
+    assert "ensemble" in failed.stdout and "coin_flip" in failed.stdout, failed.stdout  # the table, not lost
+    assert report.read_bytes() == earlier and picture.read_bytes() == earlier_plot  # the earlier results, whole
+    assert sorted(p.name for p in out.iterdir()) == ["report.json", "report.png"]  # no temporary file left

@@ -217,7 +217,15 @@ def all_scenarios(
 
 
 def main() -> None:
-    app()
+    """The app; a result file that cannot be written after a run (its figures are on the console by then) is named
+    with the reason, exit 1, not a traceback."""
+    from quantumtrader.outputs import UnwrittenOutput
+
+    try:
+        app()
+    except UnwrittenOutput as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise SystemExit(1) from None
 
 
 if __name__ == "__main__":

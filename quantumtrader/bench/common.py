@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import orjson
 
+from quantumtrader import outputs
 from quantumtrader.metrics import new_histogram, summarize
 
 _LIBRARIES = ("quantumtrader", "pyzmq", "numpy", "numba", "orjson", "starlette", "uvicorn", "ta-lib", "talipp", "pandas")
@@ -150,10 +150,9 @@ def progress(total: int, description: str, refresh_per_second: float = 10.0) -> 
 
 
 def write_json(path: Path | None, result: dict[str, Any]) -> None:
-    if path is None:
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY))
+    """A scenario's figures to its ``--json`` (none: not asked for), whole or not at all (``outputs.UnwrittenOutput``)."""
+    if path is not None:
+        outputs.write_json(path, result)
 
 
 def table(rows: list[tuple[str, ...]], header: tuple[str, ...]) -> str:
@@ -193,6 +192,4 @@ def percentile_plot(path: Path, series: dict[str, np.ndarray], title: str, throu
     ax.grid(True, alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    outputs.save_figure(fig, path)

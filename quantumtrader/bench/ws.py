@@ -55,6 +55,7 @@ from quantumtrader.bench.staleness import OVER_MS, summarize_staleness
 from quantumtrader.config import SidecarConfig
 from quantumtrader.gc_tuning import tune_gc
 from quantumtrader.metrics import add_values, new_histogram, summarize
+from quantumtrader.outputs import replacing
 
 #: The app's five (TradingPlatformService._subscribeToAllSymbols) first, then other liquid names.
 SYMBOLS = (
@@ -619,10 +620,11 @@ def run_ws_bench(
         "no_client_starves": result["clients_phase"]["starved_clients"] == 0 and result["stalled_phase"]["starved_clients"] == 0,
         "stalled_client_does_not_slow_others": p99_stalled < max(20.0, 1.5 * p99),
     }
+    log(render_markdown(result))  # first: a file that cannot be written costs the file, not the figures
     write_json(json_out, result)
     if json_out is not None:
-        json_out.with_suffix(".md").write_text(render_markdown(result), encoding="utf-8")
-    log(render_markdown(result))
+        with replacing(json_out.with_suffix(".md")) as temporary:
+            temporary.write_text(render_markdown(result), encoding="utf-8")
     return result
 
 

@@ -12,6 +12,7 @@ Strategies compared on the same ticks and the same horizon:
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -21,6 +22,7 @@ from quantumtrader.evaluate.replay import ReplayResult
 from quantumtrader.evaluate.scoring import calibration, probability_scores, trade_scores
 from quantumtrader.models.policy import BUY, HOLD, SELL, apply_policy
 from quantumtrader.models.state import make_policy_state
+from quantumtrader.outputs import save_figure
 from quantumtrader.pips import pip_size
 
 COIN_SEED = 20140501
@@ -151,8 +153,9 @@ def text_table(symbols: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def plot(symbols: list[dict[str, Any]], path: str) -> None:
-    """Calibration curve and cumulative P&L per symbol (needs the ``plot`` extra: matplotlib)."""
+def plot(symbols: list[dict[str, Any]], path: Path) -> None:
+    """Calibration curve and cumulative P&L per symbol (needs the ``plot`` extra: matplotlib), replacing ``path``
+    whole or not at all (``outputs.UnwrittenOutput``)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -173,5 +176,4 @@ def plot(symbols: list[dict[str, Any]], path: str) -> None:
         if pnl_ax.get_legend_handles_labels()[0]:
             pnl_ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import platform
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from quantumtrader.config import Config
 from quantumtrader.features.cache import ensure_numba_cache_dir
+from quantumtrader.outputs import UnwrittenOutput, write_json
 
 
 def run_evaluation(config: Config, files: list[Path], *, show_progress: bool = True) -> dict[str, Any]:
@@ -54,22 +54,44 @@ def run_evaluation(config: Config, files: list[Path], *, show_progress: bool = T
     }
 
 
-def write_json(report: dict[str, Any], path: Path) -> None:
-    from quantumtrader.evaluate.report import public
+def run(
+    config: Config,
+    files: list[Path],
+    *,
+    json_out: Path | None = None,
+    plot_out: Path | None = None,
+    show_progress: bool = True,
+    echo: Callable[[str], None] = print,
+) -> list[str]:
+    """Evaluate, show the text table (``echo``), then write the files; returns why each file that could not be
+    written was not (``--json: cannot write X: No space left on device``).
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(orjson.dumps(public(report), option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY))
+    The table is shown first and each file written on its own: a disk that
+    fills during a replay of minutes costs the file, not the result, and not
+    the other file."""
+    from quantumtrader.evaluate.report import plot, public
 
-
-def run(config: Config, files: list[Path], *, json_out: Path | None = None, plot_out: Path | None = None, show_progress: bool = True) -> str:
-    """Evaluate and return the text table (the CLI prints it)."""
     report = run_evaluation(config, files, show_progress=show_progress)
-    from quantumtrader.evaluate.report import plot, text_table
+    echo(summary(report))
+    unwritten = []
+    writes: tuple[tuple[str, Path | None, Callable[[Path], None]], ...] = (
+        ("--json", json_out, lambda path: write_json(path, public(report))),
+        ("--plot", plot_out, lambda path: plot(report["symbols"], path)),
+    )
+    for option, path, write in writes:
+        if path is None:
+            continue
+        try:
+            write(path)
+        except UnwrittenOutput as exc:
+            unwritten.append(f"{option}: {exc}")
+    return unwritten
 
-    if json_out is not None:
-        write_json(report, json_out)
-    if plot_out is not None:
-        plot(report["symbols"], str(plot_out))
+
+def summary(report: dict[str, Any]) -> str:
+    """The header (what was read, rejected, skipped, not scored) and the table, as the CLI prints them."""
+    from quantumtrader.evaluate.report import text_table
+
     rejected = _rejected_text(report["rejected"])
     header = f"{report['ticks_accepted']:,} of {report['rows_read']:,} ticks accepted (rejected as the daemon would: {rejected}); {report['runtime']['seconds']} s"
     if report["bad_rows"]:

@@ -75,3 +75,24 @@ def test_ws_symbols_bound_is_the_paper_terminals_list() -> None:
     from quantumtrader.bench.ws import SYMBOLS
 
     assert len(SYMBOLS) == 20  # the --symbols maximum in quantumtrader/bench/cli.py
+
+
+def test_a_result_file_that_cannot_be_written_after_a_run_is_named_with_exit_1(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """A disk that fills during a run: the write fails after it (the figures are on the console by then), and
+    was a traceback. The scenario is replaced by one whose write fails, so nothing is measured here."""
+    import errno
+
+    from quantumtrader.bench import cli, journal
+    from quantumtrader.outputs import UnwrittenOutput
+
+    target = tmp_path / "journal.json"
+
+    def full_disk(**options: object) -> None:
+        raise UnwrittenOutput(target, OSError(errno.ENOSPC, "No space left on device"))
+
+    monkeypatch.setattr(journal, "run_journal_bench", full_disk)
+    monkeypatch.setattr(sys, "argv", ["qt-bench", "journal", "--json", str(target)])
+    with pytest.raises(SystemExit) as stopped:
+        cli.main()
+    assert stopped.value.code == 1
+    assert f"error: cannot write {target}: No space left on device" in capsys.readouterr().err
