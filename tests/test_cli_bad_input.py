@@ -350,3 +350,19 @@ def test_an_output_file_that_cannot_be_written_after_the_replay_costs_neither_th
     assert "ensemble" in failed.stdout and "coin_flip" in failed.stdout, failed.stdout  # the table, not lost
     assert report.read_bytes() == earlier and picture.read_bytes() == earlier_plot  # the earlier results, whole
     assert sorted(p.name for p in out.iterdir()) == ["report.json", "report.png"]  # no temporary file left
+
+
+def test_numbers_and_times_that_python_alone_would_bend_are_refused_saying_what_is_accepted(tmp_path: Path) -> None:
+    """Found by a review (2026-12-05): `1_1,1_1002` was scored as a quote of 11 / 11002 (float takes digit-group
+    underscores); a time of `1705314600000.5` was "month must be in 1..12"; integer seconds were read as
+    milliseconds in 1970 and counted only as `bad_time`, no hint."""
+    data = str(tmp_path / "data")
+    cases = (
+        ("EURUSD.csv", "1705314600000,1_1,1_1002", "bid '1_1' is not a decimal number"),
+        ("GBPUSD.csv", "1705314600000.5,1.1,1.1002", "time 1705314600000.5 is not integer milliseconds; a time is integer milliseconds since 1970"),
+        ("USDJPY.csv", "1705314600,150.1,150.12", "time 1705314600 is before 2000-01-01 (seconds? times 1000 it is 2024-01-15T10:30:00.000Z)"),
+    )
+    for name, row, says in cases:
+        path = tmp_path / name
+        path.write_text("time,bid,ask\n" + (row + "\n") * 30)
+        _refused(_cli("evaluate", str(path), "--no-progress", "--data-dir", data), 2, f"{path}: no tick in it (30 unreadable rows; first: {path}:2: ", says)

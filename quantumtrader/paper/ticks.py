@@ -2,8 +2,10 @@
 
 CSV format (../shared/data/ticks): a header ``time,bid,ask[,volume]``, gzip or
 plain (detected by the gzip magic bytes, not the name), ``time`` either
-ISO-8601 UTC (``2014-05-01T00:00:00.292Z``) or integer milliseconds. A row that
-does not parse is skipped and counted, never fatal: recorded data is outside
+ISO-8601 with a zone (``2014-05-01T00:00:00.292Z``) or integer milliseconds
+since 1970, from 2000-01-01 (:func:`tick_time_msc`); prices and volumes plain
+decimal numbers (:func:`_number`). A row that does not parse is skipped and
+counted (the first with its reason), never fatal: recorded data is outside
 input like any other. Crossed quotes are passed through untouched, as a real
 broker feed would send them; the daemon's validation rejects them.
 """
@@ -16,6 +18,7 @@ import io
 import math
 import os
 import random
+import re
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -23,7 +26,7 @@ from pathlib import Path
 from typing import IO, Any, NamedTuple
 
 from quantumtrader.pips import pip_size
-from quantumtrader.protocol import ProtocolError, check_symbol, msc_from_text
+from quantumtrader.protocol import MAX_TIME_MSC, MIN_TIME_MSC, ProtocolError, check_symbol, decimal, iso_from_msc, msc_from_text
 
 
 class TickFileError(ValueError):
@@ -146,6 +149,56 @@ def shared_symbols(paths: list[Path]) -> dict[str, list[Path]]:
     return {symbol: files for symbol, files in by_symbol.items() if len(files) > 1}
 
 
+#: The forms a tick file's time may take, said with every time that takes none of them.
+TIME_FORMS = "integer milliseconds since 1970 (1398902400292) or ISO-8601 with a zone (2014-05-01T00:00:00.292Z)"
+
+_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+
+
+def tick_time_msc(text: str) -> int:
+    """A tick file's time as integer ms since 1970, from 2000-01-01 (the daemon's own floor, ``MIN_TIME_MSC``);
+    ValueError naming what is wrong and the forms a time may take (``TIME_FORMS``) otherwise.
+
+    Why: ``1705314600000.5`` fell through to the ISO parser and was reported as
+    "month must be in 1..12", and integer seconds were read as milliseconds in
+    January 1970, which only the daemon's validation refused, as ``bad_time``
+    with no hint. A time without a zone is refused (a local time is a mistake
+    to name, not to guess)."""
+    try:
+        time_msc = msc_from_text(text, naive_is_utc=False)
+    except ValueError as exc:  # the checks here only on the way out: reading a million rows pays for none of them
+        text = text.strip()
+        if decimal(text) is None and _NUMBER.fullmatch(text):
+            raise ValueError(f"time {text} is not integer milliseconds; a time is {TIME_FORMS}") from None
+        raise ValueError(f"time {text!r}: {exc}; a time is {TIME_FORMS}") from None
+    if time_msc < MIN_TIME_MSC:
+        text = text.strip()
+        as_seconds = time_msc * 1000 if decimal(text) is not None else None
+        hint = f" (seconds? times 1000 it is {iso_from_msc(as_seconds)})" if as_seconds is not None and MIN_TIME_MSC <= as_seconds <= MAX_TIME_MSC else ""
+        raise ValueError(f"time {text} is before 2000-01-01{hint}; a time is {TIME_FORMS}")
+    return time_msc
+
+
+def _number(name: str, text: str) -> float:
+    """A price or volume as written in a CSV: ASCII digits, a point, an exponent; finite.
+
+    Why not ``float`` alone: it also takes digit-group underscores (PEP 515)
+    and non-ASCII digits, so ``1_1,1_1002`` was read as a quote of 11 / 11002."""
+    if "_" in text or not text.isascii():
+        raise _not_a_number(name, text)
+    try:
+        value = float(text)
+    except ValueError:
+        raise _not_a_number(name, text) from None
+    if not math.isfinite(value):
+        raise ValueError(f"{name} {text.strip()} is not a finite number")
+    return value
+
+
+def _not_a_number(name: str, text: str) -> ValueError:
+    return ValueError(f"{name} {text.strip()!r} is not a decimal number")
+
+
 def _read_rows(path: Path, symbol: str, stats: CsvStats) -> Iterator[SourceTick]:
     with open_text(path) as handle:
         header = handle.readline().strip().lower().split(",")
@@ -156,12 +209,10 @@ def _read_rows(path: Path, symbol: str, stats: CsvStats) -> Iterator[SourceTick]
         for line_no, line in enumerate(handle, start=2):
             parts = line.rstrip("\r\n").split(",")
             try:
-                time_msc = msc_from_text(parts[0], naive_is_utc=False)  # a time without a zone is refused
-                bid = float(parts[1])
-                ask = float(parts[2])
-                volume = float(parts[3]) if has_volume and len(parts) > 3 and parts[3] else 0.0
-                if not (math.isfinite(bid) and math.isfinite(ask) and math.isfinite(volume)):
-                    raise ValueError("non-finite number")
+                time_msc = tick_time_msc(parts[0])
+                bid = _number("bid", parts[1])
+                ask = _number("ask", parts[2])
+                volume = _number("volume", parts[3]) if has_volume and len(parts) > 3 and parts[3] else 0.0
             except (ValueError, IndexError) as exc:
                 stats.skipped += 1
                 if not stats.first_error:
