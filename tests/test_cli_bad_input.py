@@ -366,3 +366,27 @@ def test_numbers_and_times_that_python_alone_would_bend_are_refused_saying_what_
         path = tmp_path / name
         path.write_text("time,bid,ask\n" + (row + "\n") * 30)
         _refused(_cli("evaluate", str(path), "--no-progress", "--data-dir", data), 2, f"{path}: no tick in it (30 unreadable rows; first: {path}:2: ", says)
+
+
+@pytest.mark.timeout(300)
+def test_too_few_ticks_to_score_are_said_not_a_table_of_nan(tmp_path: Path) -> None:
+    """Found by a review (2026-12-05): a file no longer than the horizon (20 ticks) printed a table of `nan`
+    and exited 0. No tick of such a symbol has an outcome to be scored against: it is named, not scored, and
+    a run where no symbol can be scored is an error."""
+    data = str(tmp_path / "data")
+    short = _good_csv(tmp_path / "GBPUSD.csv", rows=10)
+    alone = _cli("evaluate", str(short), "--no-progress", "--data-dir", data, timeout=280)
+    _refused(alone, 1, "too few ticks to score: GBPUSD 10 accepted", "horizon of 20 ticks (signals.horizon_ticks)", "at least 21")
+    assert alone.stdout == ""
+
+    longer = tmp_path / "EURUSD.csv"
+    longer.write_text("time,bid,ask\n" + "".join(f"{1_705_314_600_000 + 1000 * i},1.1000{i % 7},1.1002{i % 7}\n" for i in range(60)))
+    both = _cli("evaluate", str(longer), str(short), "--no-progress", "--json", str(tmp_path / "out.json"), "--data-dir", data, timeout=280)
+    assert both.returncode == 0, both.stderr[-2000:]
+    assert "GBPUSD: 10 ticks accepted, too few to score" in both.stdout and "EURUSD: 60 ticks" in both.stdout, both.stdout
+    assert "nan" not in both.stdout, both.stdout
+    import orjson
+
+    report = orjson.loads((tmp_path / "out.json").read_bytes())
+    assert [sym["symbol"] for sym in report["symbols"]] == ["EURUSD"]
+    assert report["symbols_not_scored"] == ["GBPUSD"] and report["too_few_ticks"] == {"GBPUSD": 10}

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from quantumtrader.config import SignalsConfig
-from quantumtrader.evaluate.replay import ReplayResult
+from quantumtrader.evaluate.replay import ReplayResult, TickArrays
 from quantumtrader.evaluate.scoring import calibration, probability_scores, trade_scores
 from quantumtrader.models.policy import BUY, HOLD, SELL, apply_policy
 from quantumtrader.models.state import make_policy_state
@@ -106,15 +106,29 @@ def evaluate_symbol(result: ReplayResult, s: int, ticks_of: np.ndarray, technica
     }
 
 
+def too_few_ticks(ticks: TickArrays, horizon_ticks: int) -> dict[str, int]:
+    """Symbols with no more accepted ticks than the horizon, and how many they have: none of their ticks has
+    an outcome ``horizon_ticks`` later, so there is nothing to score them on (every score was NaN, printed as
+    a table of ``nan``)."""
+    counts = np.bincount(ticks.sym, minlength=len(ticks.symbols))
+    return {symbol: int(n) for symbol, n in zip(ticks.symbols, counts) if n <= horizon_ticks}
+
+
 def evaluate(result: ReplayResult, cfg: SignalsConfig) -> list[dict[str, Any]]:
-    """Every symbol's report. The ticks are grouped by symbol once (a stable sort keeps each symbol's in
-    time order) and the technical baseline's policy runs once over all of them: per symbol, a mask over
-    every tick and a policy state sized to the symbol's row made the work grow with the square of the
-    symbol count."""
+    """The report of every symbol with more ticks than the horizon (the others: :func:`too_few_ticks`).
+
+    The ticks are grouped by symbol once (a stable sort keeps each symbol's in
+    time order) and the technical baseline's policy runs once over all of them:
+    per symbol, a mask over every tick and a policy state sized to the symbol's
+    row made the work grow with the square of the symbol count."""
     order = np.argsort(result.ticks.sym, kind="stable")
     bounds = np.searchsorted(result.ticks.sym[order], np.arange(len(result.ticks.symbols) + 1))
     technical = technical_policy(result, cfg)
-    return [evaluate_symbol(result, s, order[bounds[s] : bounds[s + 1]], technical, cfg) for s in range(len(result.ticks.symbols))]
+    return [
+        evaluate_symbol(result, s, order[bounds[s] : bounds[s + 1]], technical, cfg)
+        for s in range(len(result.ticks.symbols))
+        if bounds[s + 1] - bounds[s] > cfg.horizon_ticks
+    ]
 
 
 def public(report: dict[str, Any]) -> dict[str, Any]:

@@ -20,7 +20,7 @@ def run_evaluation(config: Config, files: list[Path], *, show_progress: bool = T
 
     ensure_numba_cache_dir(config.data_path)  # before the kernels' modules are imported (they fix it then)
     from quantumtrader.evaluate.replay import load_ticks, replay
-    from quantumtrader.evaluate.report import evaluate
+    from quantumtrader.evaluate.report import evaluate, too_few_ticks
 
     started = time.perf_counter()
     with Progress(
@@ -33,6 +33,11 @@ def run_evaluation(config: Config, files: list[Path], *, show_progress: bool = T
             rejected = _rejected_text(ticks.rejected)
             first = f"; first: {ticks.first_error}" if ticks.first_error else ""
             raise ValueError(f"no tick accepted from {ticks.rows_read:,} rows ({ticks.bad_rows:,} unreadable{first}; rejected as the daemon would: {rejected})")
+        horizon = config.signals.horizon_ticks
+        too_few = too_few_ticks(ticks, horizon)
+        if len(too_few) == len(ticks.symbols):  # before the replay: nothing it gives could be scored
+            counts = ", ".join(f"{symbol} {n:,}" for symbol, n in too_few.items())
+            raise ValueError(f"too few ticks to score: {counts} accepted; a symbol needs more than the horizon of {horizon} ticks (signals.horizon_ticks), at least {horizon + 1}")
         replaying = progress.add_task("replaying", total=int(ticks.sym.shape[0]))
         result = replay(config, ticks, lambda k: progress.advance(replaying, k))
     symbols = evaluate(result, config.signals)
@@ -45,8 +50,10 @@ def run_evaluation(config: Config, files: list[Path], *, show_progress: bool = T
         "first_out_of_order": ticks.first_out_of_order,
         "rejected": dict(ticks.rejected),
         "rejected_by_symbol": {s: dict(c) for s, c in sorted(ticks.rejected_by_symbol.items())},
-        # a symbol none of whose ticks was accepted has no report below: said here, not left out without a word
-        "symbols_not_scored": sorted(s for s in ticks.rejected_by_symbol if s not in ticks.symbols),
+        # a symbol none of whose ticks was accepted, or with no more than the horizon, has no report below:
+        # said here, not left out without a word
+        "symbols_not_scored": sorted({s for s in ticks.rejected_by_symbol if s not in ticks.symbols} | set(too_few)),
+        "too_few_ticks": too_few,
         "ticks_accepted": int(ticks.sym.shape[0]),
         "signals_config": asdict(config.signals),
         "symbols": symbols,
@@ -96,8 +103,12 @@ def summary(report: dict[str, Any]) -> str:
     header = f"{report['ticks_accepted']:,} of {report['rows_read']:,} ticks accepted (rejected as the daemon would: {rejected}); {report['runtime']['seconds']} s"
     if report["bad_rows"]:
         header += f"\n{report['bad_rows']:,} unreadable rows skipped (first: {report['first_bad_row']})"
+    horizon = report["signals_config"]["horizon_ticks"]
     for symbol in report["symbols_not_scored"]:
-        header += f"\n{symbol}: no tick accepted ({_rejected_text(report['rejected_by_symbol'][symbol])}), not scored"
+        if symbol in report["too_few_ticks"]:
+            header += f"\n{symbol}: {report['too_few_ticks'][symbol]:,} ticks accepted, too few to score (at least {horizon + 1}: the horizon is {horizon} ticks), not scored"
+        else:
+            header += f"\n{symbol}: no tick accepted ({_rejected_text(report['rejected_by_symbol'][symbol])}), not scored"
     if report["rows_out_of_order"]:
         header += (
             f"\n{report['rows_out_of_order']:,} rows earlier than the row before them (first: {report['first_out_of_order']}):"

@@ -151,7 +151,7 @@ def test_a_symbol_with_no_tick_accepted_is_named_not_left_out_and_names_keep_the
     good, crossed, lower = tmp_path / "EURUSDm.csv", tmp_path / "GBPUSD.csv", tmp_path / "audusd.csv"
     good.write_text("time,bid,ask\n" + "".join(f"{1_400_000_000_000 + 1000 * i},1.1000{i % 3},1.1001{i % 3}\n" for i in range(200)))
     crossed.write_text("time,bid,ask\n" + "".join(f"{1_400_000_000_000 + 1000 * i + 1},1.2001,1.2000\n" for i in range(50)))
-    lower.write_text("time,bid,ask\n" + "".join(f"{1_400_000_000_000 + 1000 * i + 2},0.6600{i % 3},0.6601{i % 3}\n" for i in range(5)))
+    lower.write_text("time,bid,ask\n" + "".join(f"{1_400_000_000_000 + 1000 * i + 2},0.6600{i % 3},0.6601{i % 3}\n" for i in range(30)))  # > the horizon: scored
     config = load_config(environ={"QT_DATA_DIR": str(tmp_path / "data")})
 
     report = run_evaluation(config, [good, crossed, lower], show_progress=False)
