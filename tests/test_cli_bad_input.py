@@ -11,11 +11,31 @@ from pathlib import Path
 import pytest
 
 
-def _cli(*args: str, timeout: float = 120, module: str = "quantumtrader", input: str | None = None, **env: str) -> subprocess.CompletedProcess[str]:
+def _cli(
+    *args: str, timeout: float = 120, module: str = "quantumtrader", input: str | None = None, full_disk: bool = False, **env: str
+) -> subprocess.CompletedProcess[str]:
     """``python -m <module> args`` without this shell's QT_ settings, with ``env`` added. typer's usage errors are
-    drawn in a box as wide as the terminal: wide enough (COLUMNS) that no message wraps."""
+    drawn in a box as wide as the terminal: wide enough (COLUMNS) that no message wraps. ``full_disk``: every
+    write to a file fails, as on a full disk (:func:`_as_on_a_full_disk`)."""
     environ = {**{k: v for k, v in os.environ.items() if not k.startswith("QT_")}, "COLUMNS": "1000", **env}
-    return subprocess.run([sys.executable, "-m", module, *args], input=input, capture_output=True, text=True, env=environ, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", module, *args],
+        input=input, capture_output=True, text=True, env=environ, timeout=timeout, preexec_fn=_as_on_a_full_disk if full_disk else None,
+    )
+
+
+#: The tests that fill the disk: a file size limit of 0 (RLIMIT_FSIZE) is one, for the child process alone.
+full_disk_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="simulates a full disk with RLIMIT_FSIZE (Linux)")
+
+
+def _as_on_a_full_disk() -> None:
+    """In the child before it runs: every write to a regular file fails (EFBIG) as on a full disk, even as root
+    (a read-only directory is not one for root). SIGXFSZ ignored, so the write fails instead of killing it."""
+    import resource
+    import signal
+
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))
 
 
 def _bench(*args: str) -> subprocess.CompletedProcess[str]:
@@ -162,6 +182,22 @@ def test_a_damaged_users_file_is_named_and_never_rewritten(tmp_path: Path) -> No
     # a hand-edited role: that entry is named; the others still log in (the sidecar), but nothing is rewritten
     users.write_bytes(damaged.replace(b'"users": {,', b'"users": {', 1).replace(b'"viewer"', b'"Viewer"', 1))
     _refused(_cli("user", "list", "--data-dir", data), 1, "entries without a known role", "'alice'")
+
+
+@full_disk_only
+def test_a_users_file_that_cannot_be_written_is_an_error_and_stays_as_it_was(tmp_path: Path) -> None:
+    """Found by a review (2026-12-05): on a full disk or in a read-only data directory `user add`, `revoke` and
+    `remove` ended in an OSError traceback from the save. Now exit 1 saying so; the file is as it was."""
+    data = tmp_path / "data"
+    added = _cli("user", "add", "alice", "--password-stdin", "--data-dir", str(data), input="a long password\n", timeout=60)
+    assert added.returncode == 0, added.stderr
+    users = data / "users.json"
+    before, names = users.read_bytes(), sorted(p.name for p in data.iterdir())
+    for change in (("add", "bob", "--password-stdin"), ("add", "alice", "--replace", "--password-stdin"), ("revoke", "alice"), ("remove", "alice")):
+        result = _cli("user", *change, "--data-dir", str(data), input="another long password\n", timeout=60, full_disk=True)
+        _refused(result, 1, f"cannot write {users}", "nothing was changed")
+    assert users.read_bytes() == before
+    assert sorted(p.name for p in data.iterdir()) == names  # no temporary file left behind
 
 
 def test_a_signing_secret_that_cannot_be_used_is_named_and_left_alone(tmp_path: Path) -> None:

@@ -47,7 +47,7 @@ MAX_PASSWORD_LEN = 1024  # scrypt of a megabyte "password" is a cheap denial of 
 
 
 class UserError(ValueError):
-    """A bad user name, role or password (message says which)."""
+    """A bad user name, role or password, a damaged users file, or one that cannot be written (message says which)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,7 +136,13 @@ class UserStore:
         return dict(self._records)
 
     def _save(self, records: dict[str, dict[str, Any]]) -> None:
-        write_private(self.path, orjson.dumps({"version": 1, "users": records}, option=orjson.OPT_INDENT_2))
+        """Replace the file with ``records``; UserError when it cannot be written. The write goes to a temporary
+        file first (write_private), so the file is as it was: a read-only data directory or a full disk was an
+        OSError traceback out of ``user add/remove/revoke`` that left the operator guessing."""
+        try:
+            write_private(self.path, orjson.dumps({"version": 1, "users": records}, option=orjson.OPT_INDENT_2))
+        except OSError as exc:
+            raise UserError(f"cannot write {self.path}: {exc.strerror or exc} (a read-only data directory or a full disk?); nothing was changed") from None
         self._mtime_ns = -1
 
     def get(self, name: str) -> User | None:
