@@ -15,7 +15,7 @@ import typer
 
 from quantumtrader.config import BAD_INPUT_EXIT, Config, ConfigError, load_config, render_toml
 from quantumtrader.outputs import PLOT_SUFFIXES, output_file_problem
-from quantumtrader.protocol import ORDERS_LIMIT_MAX
+from quantumtrader.protocol import CONTROL_TIMEOUT_MAX_MS, ORDERS_LIMIT_MAX
 
 if TYPE_CHECKING:
     from quantumtrader.sidecar.users import UserStore
@@ -44,6 +44,12 @@ TicksOpt = Annotated[
     typer.Option("--ticks", help="CSV of ticks to replay (time,bid,ask[,volume], gzip or plain); repeat for several symbols."),
 ]
 SpeedOpt = Annotated[Optional[float], typer.Option("--speed", help="Replay speed: 1 = real time, 0 = as fast as possible.")]
+
+
+def _timeout_option(help: str) -> Any:
+    """``--timeout-ms`` of the commands that ask a running daemon: bounded by the option parser, so a value
+    the wait cannot take (2^31 ms raised OverflowError in pyzmq's poll) is refused before anything is sent."""
+    return typer.Option("--timeout-ms", min=1, max=CONTROL_TIMEOUT_MAX_MS, help=f"{help} (at most {CONTROL_TIMEOUT_MAX_MS} ms, an hour).")
 
 
 def _fail(message: str, code: int = BAD_INPUT_EXIT) -> typer.Exit:
@@ -214,7 +220,7 @@ def _control(config: Path | None, kind: str, timeout_ms: int, **fields: Any) -> 
 @app.command()
 def stop(
     config: ConfigOpt = None,
-    timeout_ms: Annotated[int, typer.Option("--timeout-ms", min=1, help="How long to wait for the daemon's answer.")] = 2000,
+    timeout_ms: Annotated[int, _timeout_option("How long to wait for the daemon's answer")] = 2000,
 ) -> None:
     """Ask a running daemon to stop in order (as Ctrl-C does): for one without a console, e.g. a Windows scheduled task."""
     _control(config, "stop", timeout_ms)
@@ -223,7 +229,7 @@ def stop(
 @app.command()
 def status(
     config: ConfigOpt = None,
-    timeout_ms: Annotated[int, typer.Option("--timeout-ms", min=1, help="How long to wait for the daemon.")] = 2000,
+    timeout_ms: Annotated[int, _timeout_option("How long to wait for the daemon")] = 2000,
 ) -> None:
     """Ask a running daemon for its status (JSON on stdout)."""
     _control(config, "status", timeout_ms)
@@ -238,7 +244,7 @@ def trade(
     tp: Annotated[Optional[float], typer.Option("--tp", help="take profit price (default: reward/risk x stop)")] = None,
     terminal: Annotated[Optional[str], typer.Option("--terminal", help="terminal id when several stream the symbol")] = None,
     config: ConfigOpt = None,
-    timeout_ms: Annotated[int, typer.Option("--timeout-ms", min=1, help="How long to wait for the outcome.")] = 15000,
+    timeout_ms: Annotated[int, _timeout_option("How long to wait for the outcome")] = 15000,
 ) -> None:
     """Send a market order through the daemon (same risk rules as the app)."""
     import getpass

@@ -76,6 +76,9 @@ MIN_INT32: Final = -(2**31)
 MAX_INT32: Final = 2**31 - 1
 #: Most orders one ``orders`` control request may ask for (its ``limit``).
 ORDERS_LIMIT_MAX: Final = 10_000
+#: The longest a control request's caller may wait for the reply: an hour is past any order's outcome. Beyond
+#: 2^31 - 1 ms pyzmq's poll raised OverflowError, after ``qt-daemon trade`` had sent its order.
+CONTROL_TIMEOUT_MAX_MS: Final = 3_600_000
 
 #: The characters of a symbol (PROTOCOL.md); config's sidecar.symbol_suffix is made of them too.
 SYMBOL_CHARS: Final = r"[A-Za-z0-9._#+\-]"

@@ -155,6 +155,26 @@ def test_order_sizes_and_timeouts_that_are_no_numbers_are_refused_before_anythin
     _refused(_cli("orders", "--limit", "100000000000000000000", timeout=20), 2, "--limit")
 
 
+def test_a_timeout_beyond_an_hour_is_refused_before_anything_is_sent() -> None:
+    """Found by a review (2026-12-05): --timeout-ms 2147483648 was an OverflowError traceback from pyzmq's poll,
+    and `trade` had sent its order by then. A control socket listens here: nothing may reach it."""
+    import zmq
+
+    from support import free_port
+
+    control = zmq.Context.instance().socket(zmq.ROUTER)
+    control.bind(f"tcp://127.0.0.1:{free_port()}")
+    endpoint = control.getsockopt_string(zmq.LAST_ENDPOINT)
+    try:
+        for command in (("trade", "buy", "EURUSD", "0.1"), ("status",), ("stop",)):
+            for timeout_ms in ("2147483648", "3600001"):
+                result = _cli(*command, "--timeout-ms", timeout_ms, timeout=30, QT_ENDPOINTS__CONTROL=endpoint)
+                _refused(result, 2, "--timeout-ms", "3600000")
+        assert not control.poll(200), "a request reached the daemon's control socket"
+    finally:
+        control.close(linger=0)
+
+
 def test_paper_settings_that_would_crash_loop_the_paper_terminal_are_config_errors(tmp_path: Path) -> None:
     data = str(tmp_path / "data")
     for env, says in ((",", "must name at least one symbol"), ("EURUSD,bad sym!", "bad sym!")):
