@@ -30,11 +30,13 @@ from quantumtrader.features.limits import check_params
 from quantumtrader.priority import LEVELS as PRIORITY_LEVELS
 from quantumtrader.protocol import (
     DEFAULT_MAX_SKEW_MS,
+    MAX_CURRENCY_LEN,
     MAX_HEARTBEAT_S,
     MAX_TERMINAL_LEN,
     MIN_HEARTBEAT_S,
     MS_PER_DAY,
     SYMBOL_CHARS,
+    WILDCARD_HOSTS,
     ProtocolError,
     check_symbol,
     parse_endpoint,
@@ -163,6 +165,12 @@ def path_text(value: Any) -> str | None:
 def terminal_id(value: Any) -> str | None:
     """What the daemon accepts as a terminal id (every event of another would be refused: bad_terminal)."""
     return None if 0 < len(value) <= MAX_TERMINAL_LEN else f"must be 1-{MAX_TERMINAL_LEN} characters"
+
+
+def currency_name(value: Any) -> str | None:
+    """What an account event may carry as its currency: a longer one made the daemon refuse every account event
+    of the paper terminal (bad_value), after the config had loaded."""
+    return None if len(value) <= MAX_CURRENCY_LEN else f"must be at most {MAX_CURRENCY_LEN} characters (what an account event may carry)"
 
 
 def symbol_list(value: Any) -> str | None:
@@ -507,6 +515,7 @@ class PaperConfig:
         "USD",
         "account currency: the paper book computes in USD; another name only labels those figures (for display tests), its specs then"
         " carry no tick value, so orders need lots",
+        currency_name,
     )
     leverage: int = setting(100, "account leverage", positive)
     stop_out_pct: float = setting(50.0, "margin level (equity / margin x 100) below which the biggest loser is closed, as a broker's stop-out (0 = never)", non_negative)
@@ -587,10 +596,35 @@ def _check_whole(config: Config) -> None:
         raise ConfigError("signals.sell_threshold", "must be below signals.buy_threshold")
     if config.log.dir and Path(config.log.dir).expanduser().parts[:1] in ((config.store.file_name,), *((name,) for name in OTHER_DATA_NAMES)):
         raise ConfigError("log.dir", f"{config.log.dir} is a file of the data directory (the store or another); pick another name")
+    _check_listeners(config)
+
+
+#: The hosts of the listeners that take a port on every address of the machine (brackets off, as uvicorn takes them).
+_EVERY_ADDRESS = {host.strip("[]") for host in WILDCARD_HOSTS} | {"::"}
+
+
+def _same_port(a: tuple[str, int], b: tuple[str, int]) -> bool:
+    """Whether two listeners (host, port) want one port of one machine: the same port on the same host, or either
+    on every address. Hosts are compared as written (no lookup when a config loads), localhost as 127.0.0.1."""
+    (host_a, port_a), (host_b, port_b) = ((("127.0.0.1" if h.lower() == "localhost" else h.strip("[]").lower()), p) for h, p in (a, b))
+    return port_a == port_b and (host_a == host_b or host_a in _EVERY_ADDRESS or host_b in _EVERY_ADDRESS)
+
+
+def _check_listeners(config: Config) -> None:
+    """Every socket the daemon, its paper terminal and its sidecar listen on has a port of its own. Two on one port
+    loaded fine, then the second could not bind, at every restart: the paper terminal or the sidecar restarted
+    for ever (the sidecar's hint blaming another program), the daemon's own endpoints a failed start."""
     eps = config.endpoints
-    bound = [eps.events, eps.feed, eps.control]
-    if len(set(bound)) != len(bound):
-        raise ConfigError("endpoints", "events, feed and control must be different endpoints")
+    daemon = [(f"endpoints.{name}", parse_endpoint(getattr(eps, name))) for name in ("events", "feed", "control")]
+    children = [("paper.command_endpoint", parse_endpoint(config.paper.command_endpoint)), ("sidecar.port", (config.sidecar.host, config.sidecar.port))]
+    listeners = [(key, bind) for key, bind in (*daemon, *children) if bind is not None]  # None: refused by its own check
+    for i, (key, bind) in enumerate(listeners):
+        for earlier, other in listeners[:i]:
+            if not _same_port(bind, other):
+                continue
+            if key.startswith("endpoints."):
+                raise ConfigError("endpoints", f"events, feed and control must be different endpoints ({earlier} and {key} both listen on port {bind[1]})")
+            raise ConfigError(key, f"port {bind[1]} on {bind[0]} is taken by {earlier} ({other[0]}:{other[1]}); pick another port")
 
 
 # -- loading ---------------------------------------------------------------------

@@ -63,6 +63,8 @@ MS_PER_DAY: Final = 86_400_000
 DEFAULT_MAX_SKEW_MS: Final = MS_PER_DAY  # one day ahead of the daemon's clock
 MAX_TERMINAL_LEN: Final = 64
 MAX_TEXT_LEN: Final = 256
+#: An account event's ``currency`` at most (ISO 4217 codes are 3; brokers' own names, "USD.cent", a little more).
+MAX_CURRENCY_LEN: Final = 16
 MAX_SYMBOLS: Final = 4096
 MAX_POSITIONS: Final = 10_000
 #: MT5 tickets are ulong; orjson writes integers up to this and refuses larger ones.
@@ -381,7 +383,7 @@ def _check_specs(specs: Any) -> None:
 
 def _check_account(msg: dict[str, Any], now_msc: int, max_skew_ms: int) -> None:
     _integer(msg, "login", minimum=0, maximum=MAX_LONG)
-    _text(msg, "currency", max_len=16)
+    _text(msg, "currency", max_len=MAX_CURRENCY_LEN)
     for name in ("balance", "equity", "margin", "free_margin"):
         _money(msg, name)
     _integer(msg, "leverage", minimum=0, maximum=MAX_LONG)

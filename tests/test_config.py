@@ -61,6 +61,15 @@ def test_file_overrides_defaults_and_env_overrides_file_and_options_override_env
         # a huge horizon was a MemoryError when the models' state was allocated (max_symbols x H x features x 8 bytes)
         ("[signals]\nhorizon_ticks = 100000000\n", {}, "signals.horizon_ticks"),
         ("", {"QT_SIGNALS__HORIZON_TICKS": "1001"}, "signals.horizon_ticks"),
+        # a review (2026-12-05): these loaded, then a child failed at every restart (a bind) or every account event was refused
+        ("", {"QT_PAPER__COMMAND_ENDPOINT": "tcp://127.0.0.1:5557"}, "paper.command_endpoint"),
+        ("", {"QT_PAPER__COMMAND_ENDPOINT": "tcp://*:5555"}, "paper.command_endpoint"),
+        ("", {"QT_SIDECAR__PORT": "5556"}, "sidecar.port"),
+        ("", {"QT_SIDECAR__PORT": "5555", "QT_SIDECAR__HOST": "0.0.0.0"}, "sidecar.port"),
+        ("", {"QT_SIDECAR__PORT": "5557", "QT_ENDPOINTS__CONTROL": "tcp://localhost:5557"}, "sidecar.port"),
+        ("", {"QT_PAPER__COMMAND_ENDPOINT": "tcp://127.0.0.1:8080"}, "sidecar.port"),
+        ("", {"QT_PAPER__CURRENCY": "X" * 17}, "paper.currency"),
+        ("", {"QT_ENDPOINTS__FEED": "tcp://0.0.0.0:5555"}, "endpoints"),
     ],
 )
 def test_bad_values_name_the_key(tmp_path: Path, toml: str, env: dict[str, str], key: str) -> None:
@@ -69,6 +78,11 @@ def test_bad_values_name_the_key(tmp_path: Path, toml: str, env: dict[str, str],
     with pytest.raises(ConfigError) as info:
         load_config(path, environ=env)
     assert info.value.key == key
+
+
+def test_listeners_on_one_port_of_other_addresses_and_a_16_character_currency_load() -> None:
+    config = load_config(environ={"QT_SIDECAR__HOST": "127.0.0.2", "QT_SIDECAR__PORT": "5557", "QT_PAPER__CURRENCY": "X" * 16})
+    assert (config.sidecar.port, config.paper.currency) == (5557, "X" * 16)
 
 
 def test_horizon_ticks_is_bounded_with_a_message_that_says_the_bound(tmp_path: Path) -> None:
@@ -155,6 +169,19 @@ def test_run_with_a_value_the_kernels_refuse_exits_2_naming_it_without_a_traceba
     result = _cli("run", "--no-sidecar", env={"QT_FEATURES__WAVE_BINS": "32", "QT_DATA_DIR": str(tmp_path / "data")})
     assert result.returncode == 2, result.stderr[-2000:]
     assert "features.wave_bins" in result.stderr and "Traceback" not in result.stderr + result.stdout
+
+
+def test_settings_that_clash_are_refused_at_load_naming_the_key_and_whose_port(tmp_path: Path) -> None:
+    """`qt-daemon sidecar --port 5557` and a paper terminal on the control port started and failed to bind at every
+    restart; a 17-character paper.currency had every account event refused (bad_value). Now exit 2 at load."""
+    for env, says in (
+        ({"QT_PAPER__COMMAND_ENDPOINT": "tcp://127.0.0.1:5557"}, "paper.command_endpoint: port 5557 on 127.0.0.1 is taken by endpoints.control"),
+        ({"QT_PAPER__CURRENCY": "Euro-cent-account"}, "paper.currency: must be at most 16 characters"),
+    ):
+        result = _cli("config", "show", env=env)
+        assert result.returncode == 2 and says in result.stderr and "Traceback" not in result.stderr, result.stderr[-2000:]
+    result = _cli("sidecar", "--port", "5557", "--data-dir", str(tmp_path / "data"))
+    assert result.returncode == 2 and "sidecar.port: port 5557 on 127.0.0.1 is taken by endpoints.control" in result.stderr, result.stderr[-2000:]
 
 
 def test_a_config_file_nested_too_deeply_is_an_error_not_a_traceback(tmp_path: Path) -> None:
