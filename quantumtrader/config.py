@@ -797,6 +797,17 @@ class _TopLevel:
 # -- rendering -------------------------------------------------------------------
 
 
+#: TOML's short escapes in a basic string; the other control characters are written \\uXXXX (TOML 1.0, "String").
+_TOML_ESCAPES = {"\\": "\\\\", '"': '\\"', "\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f", "\r": "\\r"}
+
+
+def _toml_string(text: str) -> str:
+    """``text`` as a TOML basic string. Escaping only backslash and quote wrote a tab or a newline in a value
+    (QT_ settings can hold them) as itself, which TOML refuses: `config show` wrote a file that did not load."""
+    escaped = (_TOML_ESCAPES.get(c) or (f"\\u{ord(c):04X}" if c < " " or c == "\x7f" else c) for c in text)
+    return '"' + "".join(escaped) + '"'
+
+
 def _toml_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -804,8 +815,7 @@ def _toml_value(value: Any) -> str:
         return repr(value)
     if isinstance(value, tuple):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    escaped = str(value).replace("\\", "\\\\").replace('"', '\\"')
-    return f'"{escaped}"'
+    return _toml_string(str(value))
 
 
 def render_toml(config: Config, *, commented: bool) -> str:

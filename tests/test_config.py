@@ -228,6 +228,21 @@ def test_cli_config_init_then_show_round_trips(tmp_path: Path) -> None:
     assert _cli("config", "init", str(path)).returncode == 1  # refuses to overwrite
 
 
+def test_config_show_of_values_with_control_characters_loads_back(tmp_path: Path) -> None:
+    """Found by a review (2026-12-05): `config show` escaped only backslash and quote, so a tab or a newline in a
+    value (a QT_ variable can hold one) was written as itself, and TOML refuses that: the file did not load."""
+    env = {
+        "QT_DATA_DIR": str(tmp_path / "tab\there\nnew line"),
+        "QT_EXECUTION__DEFAULT_TERMINAL": 'bell\x07 del\x7f esc\x1b cr\r ff\f bs\b "quoted" back\\slash µ€',
+        "QT_SIDECAR__CORS_ORIGINS": "https://a.example\t,https://b.example",
+    }
+    shown = _cli("config", "show", env=env)
+    assert shown.returncode == 0, shown.stderr[-2000:]
+    path = tmp_path / "shown.toml"
+    path.write_text(shown.stdout, encoding="utf-8")
+    assert load_config(path, environ={}) == load_config(environ=env)
+
+
 def test_numba_cache_is_keyed_by_every_kernel_source(tmp_path, monkeypatch) -> None:
     """An edit to any kernel module (not only the one Numba checks) must give a fresh cache directory."""
     import shutil
