@@ -401,9 +401,16 @@ def user_add(
 ) -> None:
     """Add a user. The password is read from stdin or prompted for; it is never an argument (shell history)."""
     cfg = build_config(config, data_dir=data_dir, make_data_dir=True)  # logs go to stderr
-    _signing_secret(cfg)  # first: a user saved and then an error would read as a failure that changed something
     from quantumtrader.sidecar.users import UserError, UserStore
 
+    try:  # before the password is typed, twice: a bad name or role was refused only after it
+        UserStore(cfg.data_path).check_addable(name, role, replace=replace)
+    except UserError as exc:
+        raise _fail(str(exc), 1) from None
+    _signing_secret(cfg)  # before the save: a user saved and then an error would read as a failure that changed something
+    if not password_stdin and (sys.stdin is None or not sys.stdin.isatty()):
+        # The prompt would read the pipe (or /dev/null) and end in a bare "Aborted."
+        raise _fail("no terminal to ask for the password on (standard input is not one): pipe the password in with --password-stdin")
     if password_stdin:
         # Bytes, as UTF-8 (a byte-order mark dropped): Windows decodes a piped stdin with the ANSI code page,
         # so a non-ASCII password was hashed as other characters than the app sends, and login failed.

@@ -12,15 +12,21 @@ import pytest
 
 
 def _cli(
-    *args: str, timeout: float = 120, module: str = "quantumtrader", input: str | None = None, full_disk: bool = False, **env: str
+    *args: str,
+    timeout: float = 120,
+    module: str = "quantumtrader",
+    input: str | None = None,
+    stdin: int | None = None,
+    full_disk: bool = False,
+    **env: str,
 ) -> subprocess.CompletedProcess[str]:
     """``python -m <module> args`` without this shell's QT_ settings, with ``env`` added. typer's usage errors are
-    drawn in a box as wide as the terminal: wide enough (COLUMNS) that no message wraps. ``full_disk``: every
-    write to a file fails, as on a full disk (:func:`_as_on_a_full_disk`)."""
+    drawn in a box as wide as the terminal: wide enough (COLUMNS) that no message wraps. ``stdin``: without
+    ``input``, e.g. subprocess.DEVNULL. ``full_disk``: every write to a file fails (:func:`_as_on_a_full_disk`)."""
     environ = {**{k: v for k, v in os.environ.items() if not k.startswith("QT_")}, "COLUMNS": "1000", **env}
     return subprocess.run(
         [sys.executable, "-m", module, *args],
-        input=input, capture_output=True, text=True, env=environ, timeout=timeout, preexec_fn=_as_on_a_full_disk if full_disk else None,
+        input=input, stdin=stdin, capture_output=True, text=True, env=environ, timeout=timeout, preexec_fn=_as_on_a_full_disk if full_disk else None,
     )
 
 
@@ -218,6 +224,24 @@ def test_a_users_file_that_cannot_be_written_is_an_error_and_stays_as_it_was(tmp
         _refused(result, 1, f"cannot write {users}", "nothing was changed")
     assert users.read_bytes() == before
     assert sorted(p.name for p in data.iterdir()) == names  # no temporary file left behind
+
+
+def test_user_add_checks_the_name_first_and_says_when_there_is_no_terminal_for_the_password(tmp_path: Path) -> None:
+    """Found by a review (2026-12-05): the name and role were checked only after the password had been typed
+    twice, and a password piped without --password-stdin, or stdin from /dev/null, printed only "Aborted."."""
+    data = tmp_path / "data"
+    added = _cli("user", "add", "alice", "--password-stdin", "--data-dir", str(data), input="a long password\n", timeout=60)
+    assert added.returncode == 0, added.stderr
+    for args, says in (
+        (("bad name!",), "user name must be"),
+        (("carol", "--role", "admin"), "role must be one of viewer, trader"),
+        (("alice",), "user 'alice' exists (use --replace"),
+    ):
+        _refused(_cli("user", "add", *args, "--data-dir", str(data), stdin=subprocess.DEVNULL, timeout=60), 1, says)
+    no_terminal = "no terminal to ask for the password on (standard input is not one): pipe the password in with --password-stdin"
+    _refused(_cli("user", "add", "dave", "--data-dir", str(data), input="a long password\n", timeout=60), 2, no_terminal)
+    _refused(_cli("user", "add", "dave", "--data-dir", str(data), stdin=subprocess.DEVNULL, timeout=60), 2, no_terminal)
+    assert "dave" not in (data / "users.json").read_text()
 
 
 def test_a_signing_secret_that_cannot_be_used_is_named_and_left_alone(tmp_path: Path) -> None:
