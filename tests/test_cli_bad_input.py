@@ -226,6 +226,18 @@ def test_a_users_file_that_cannot_be_written_is_an_error_and_stays_as_it_was(tmp
     assert sorted(p.name for p in data.iterdir()) == names  # no temporary file left behind
 
 
+@full_disk_only
+def test_a_signing_secret_that_cannot_be_written_is_not_left_empty(tmp_path: Path) -> None:
+    """Found by a review (2026-12-05): a full disk while jwt_secret was created left it empty, and every later
+    command said it held fewer than 32 bytes until someone deleted it. Now it is there whole or not at all."""
+    data = tmp_path / "data"
+    _refused(_cli("token", "--user", "alice", "--data-dir", str(data), timeout=60, full_disk=True), 2, "cannot use", "jwt_secret")
+    assert list(data.iterdir()) == []  # neither the secret nor its temporary file
+    added = _cli("user", "add", "alice", "--password-stdin", "--data-dir", str(data), input="a long password\n", timeout=60)
+    assert added.returncode == 0, added.stderr
+    assert len((data / "jwt_secret").read_bytes()) == 128
+
+
 def test_user_add_checks_the_name_first_and_says_when_there_is_no_terminal_for_the_password(tmp_path: Path) -> None:
     """Found by a review (2026-12-05): the name and role were checked only after the password had been typed
     twice, and a password piped without --password-stdin, or stdin from /dev/null, printed only "Aborted."."""
