@@ -21,8 +21,9 @@ PRIVATE_MODE = 0o600
 
 
 def _new_file(path: Path) -> int:
-    """A write descriptor of a new file at ``path``, 0600."""
-    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_MODE)
+    """A write descriptor of a new file at ``path``, 0600. O_BINARY (Windows only): without it the descriptor is
+    in text mode there, and every newline of users.json was written as CRLF."""
+    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), PRIVATE_MODE)
 
 
 def _written_beside(path: Path, data: bytes) -> Path:
