@@ -7,7 +7,9 @@ passwords exist only in memory during ``user add`` and a login. There are no
 default users: ``qt-daemon user add`` creates them.
 
 The sidecar re-reads the file when its modification time changes, so
-``user remove`` revokes a user's tokens without a restart.
+``user remove`` revokes a user's tokens without a restart. While the file
+cannot be read (on Windows another process may hold it for a moment) the
+users read before stay in force and the next request tries again.
 
 A damaged file (not JSON, a hand-edited entry without a known role) is never
 rewritten: a change refuses with the reason (``UserError``), so the users it
@@ -115,13 +117,28 @@ class UserStore:
             self._mtime_ns, self._records, self.damaged = -1, {}, None
             return self._records
         except OSError as exc:
-            self._mtime_ns, self._records, self.damaged = -1, {}, f"{self.path} cannot be read: {exc.strerror or exc}"
+            return self._unreadable(exc)
+        if mtime == self._mtime_ns:
             return self._records
-        if mtime != self._mtime_ns:
-            self._records, self.damaged = _parse(self.path)
-            self._mtime_ns = mtime
-            if self.damaged is not None:
-                log.error("users file damaged: only the entries it can read may log in, and no change is written to it", problem=self.damaged, users_read=len(self._records))
+        try:
+            raw = self.path.read_bytes()
+        except OSError as exc:  # not found too: it was there at the stat an instant ago
+            return self._unreadable(exc)
+        self._records, self.damaged = _parse(self.path, raw)
+        self._mtime_ns = mtime
+        if self.damaged is not None:
+            log.error("users file damaged: only the entries it can read may log in, and no change is written to it", problem=self.damaged, users_read=len(self._records))
+        return self._records
+
+    def _unreadable(self, exc: OSError) -> dict[str, dict[str, Any]]:
+        """The records read last, kept while the file cannot be read, and no mtime recorded, so the next call reads
+        it again. On Windows a backup or antivirus tool holding the file, or the instant of the CLI's os.replace,
+        is a sharing violation: recorded with its mtime and no users, every token got 401 until the file changed
+        again. ``damaged`` says why meanwhile, so no change is saved from records that may be out of date."""
+        problem = f"{self.path} cannot be read: {exc.strerror or exc}"
+        if problem != self.damaged:
+            log.warning("users file cannot be read: the users read before are kept until it can", problem=problem, users_kept=len(self._records))
+        self._mtime_ns, self.damaged = -1, problem
         return self._records
 
     def check(self) -> None:
@@ -221,12 +238,10 @@ def _next_epoch(record: dict[str, Any] | None, now_msc: int) -> int:
     return max(now_msc, previous + 1 if type(previous) is int else 0)
 
 
-def _parse(path: Path) -> tuple[dict[str, dict[str, Any]], str | None]:
-    """The usable records of a users file, and what is wrong with it (None: nothing)."""
+def _parse(path: Path, raw: bytes) -> tuple[dict[str, dict[str, Any]], str | None]:
+    """The usable records of a users file's content, and what is wrong with it (None: nothing)."""
     try:
-        data = orjson.loads(path.read_bytes())
-    except OSError as exc:
-        return {}, f"{path} cannot be read: {exc.strerror or exc}"
+        data = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         return {}, f"{path} is not valid JSON ({exc})"
     users = data.get("users") if isinstance(data, dict) else None
