@@ -11,7 +11,12 @@ naming the holder, when another process has it.
 
 The lock is the operating system's (``flock`` on Linux, ``msvcrt.locking``
 on Windows): it goes with the process however the process ends, kill -9
-included, so a stale lock file never blocks a restart. The descriptor is
+included, so a stale lock file never blocks a restart. Windows releases the
+locks of a killed process "depending on available system resources"
+(``msvcrt.locking``), not at once: a lock whose recorded holder is no live
+process is tried again for :data:`DEAD_HOLDER_WAIT_S` before the start is
+refused, so a service manager restarting the daemon at once is not refused in
+the name of a dead pid. The descriptor is
 not inherited (Python's default), so the terminals and the sidecar the
 daemon starts never hold it. The file itself stays; its content (the
 holder's pid) is only for the message.
@@ -20,11 +25,16 @@ holder's pid) is only for the message.
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
+
+import psutil
 
 from quantumtrader.store.db import StateFileError
 
 LOCK_FILE = "daemon.lock"
+#: How long a lock whose recorded holder is dead is tried again (the module's docstring says why).
+DEAD_HOLDER_WAIT_S = 5.0
 
 
 class DataDirBusy(RuntimeError):
@@ -45,11 +55,16 @@ class DataDirLock:
         except OSError as exc:  # a directory in its place, no permission: a traceback before
             raise StateFileError(f"cannot open the data directory's lock file {self.path}: {exc.strerror or exc}") from None
         try:
-            _lock(fd)
+            _lock_unless_held_by_the_living(fd)
         except OSError:
             holder = _read_pid(fd)
             os.close(fd)
             who = f"process {holder}" if holder else "another process"
+            if holder and not psutil.pid_exists(holder):
+                raise DataDirBusy(
+                    f"data directory {self.path.parent} is locked for process {holder}, which is no longer running:"
+                    f" the OS has not released its lock after {DEAD_HOLDER_WAIT_S:g} s; try again in a moment"
+                ) from None
             raise DataDirBusy(
                 f"data directory {self.path.parent} is in use by {who} (another daemon?); "
                 "stop it, or give this one its own data directory (--data-dir or QT_DATA_DIR)"
@@ -68,6 +83,21 @@ class DataDirLock:
         if self._fd is not None:
             os.close(self._fd)  # closing the descriptor releases the lock on both systems
             self._fd = None
+
+
+def _lock_unless_held_by_the_living(fd: int) -> None:
+    """``_lock(fd)``, tried again every 0.1 s for up to DEAD_HOLDER_WAIT_S while the pid recorded in the file is
+    no live process's; OSError when held by a live (or unknown) one, at once, or by a dead one after the wait."""
+    deadline = time.monotonic() + DEAD_HOLDER_WAIT_S
+    while True:
+        try:
+            _lock(fd)
+            return
+        except OSError:
+            holder = _read_pid(fd)
+            if holder is None or psutil.pid_exists(holder) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.1)
 
 
 def _read_pid(fd: int) -> int | None:

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
 
+from quantumtrader.store import lock
 from quantumtrader.store.db import StateFileError
-from quantumtrader.store.lock import DataDirBusy, DataDirLock
+from quantumtrader.store.lock import DEAD_HOLDER_WAIT_S, DataDirBusy, DataDirLock
 from support import Endpoints, control, start, stop, wait_for, wait_ready
 
 
@@ -23,6 +28,59 @@ def test_a_second_lock_on_the_directory_is_refused_until_the_first_is_released(t
         first.release()
     second.acquire()  # released: free again
     second.release()
+
+
+def _dead_pid() -> int:
+    """The pid of a process that has exited (and been reaped)."""
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait(timeout=60)
+    return gone.pid
+
+
+def _held_for(tmp_path: Path, pid: int) -> DataDirLock:
+    """The directory's lock taken in this process, the file naming ``pid`` as its holder: a lock the OS has not yet
+    released after its process died, as Windows may leave one for a while (msvcrt.locking's "depending on available
+    system resources"), which Linux's flock never does; so it is made by hand here."""
+    held = DataDirLock(tmp_path)
+    held.acquire()
+    (tmp_path / "daemon.lock").write_text(f"{pid:<20}")
+    return held
+
+
+def test_a_lock_recorded_for_a_dead_process_is_waited_for(tmp_path: Path) -> None:
+    """Found by a Windows review (2026-12-05): a service manager restarting a killed daemon at once could be
+    refused with DataDirBusy naming the dead pid. Tried again while the recorded holder is not alive."""
+    held = _held_for(tmp_path, _dead_pid())
+    threading.Timer(0.5, held.release).start()  # the OS gets round to it
+    began = time.monotonic()
+    restarted = DataDirLock(tmp_path)
+    restarted.acquire()
+    restarted.release()
+    assert 0.4 < time.monotonic() - began < DEAD_HOLDER_WAIT_S
+
+
+def test_a_dead_holders_lock_that_stays_is_refused_after_the_wait_saying_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(lock, "DEAD_HOLDER_WAIT_S", 0.3)
+    dead = _dead_pid()
+    held = _held_for(tmp_path, dead)
+    try:
+        began = time.monotonic()
+        with pytest.raises(DataDirBusy, match=f"locked for process {dead}, which is no longer running: .* try again in a moment"):
+            DataDirLock(tmp_path).acquire()
+        assert time.monotonic() - began >= 0.3
+    finally:
+        held.release()
+
+
+def test_a_lock_held_by_a_live_process_is_refused_at_once(tmp_path: Path) -> None:
+    held = _held_for(tmp_path, os.getpid())
+    try:
+        began = time.monotonic()
+        with pytest.raises(DataDirBusy, match=f"in use by process {os.getpid()}"):
+            DataDirLock(tmp_path).acquire()
+        assert time.monotonic() - began < 0.5
+    finally:
+        held.release()
 
 
 @pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (Linux)")
