@@ -520,7 +520,18 @@ def _check_files(paths: list[Path] | None, what: str = "--ticks") -> None:
         typer.echo(f"note: {', '.join(map(str, files))} are all {symbol}: merged by time into one series (right for consecutive periods of one feed, not for two brokers' feeds)", err=True)
 
 
+def _utf8_when_redirected() -> None:
+    """stdout and stderr write UTF-8 when they are not a console. Windows encodes a redirected stream with the ANSI
+    code page (cp1252), strictly: `config show > qt.toml` with a non-ASCII path wrote cp1252, which loading then
+    refused as not UTF-8, and `user add` raised UnicodeEncodeError after the user was saved. A console is left
+    as it is (Windows' takes Unicode itself); each stream keeps its own errors policy."""
+    for stream in (sys.stdout, sys.stderr):
+        if stream is not None and not stream.isatty() and hasattr(stream, "reconfigure"):
+            stream.reconfigure(encoding="utf-8", errors=stream.errors)
+
+
 def main() -> None:
+    _utf8_when_redirected()
     app()
 
 

@@ -85,3 +85,29 @@ def test_a_password_piped_in_is_read_as_utf8_whatever_the_code_page(tmp_path: Pa
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert UserStore(data).authenticate("ana", password) is not None
+
+
+def _cli_cp1252(*args: str, stdin: bytes = b"") -> subprocess.CompletedProcess[bytes]:
+    """The CLI with stdout and stderr redirected as Windows hands them over: the ANSI code page, strictly."""
+    environ = {**{k: v for k, v in os.environ.items() if not k.startswith("QT_")}, "PYTHONIOENCODING": "cp1252"}
+    return subprocess.run([sys.executable, "-m", "quantumtrader", *args], input=stdin, capture_output=True, env=environ, timeout=120)
+
+
+def test_the_cli_writes_utf8_to_a_redirected_stdout_and_stderr_whatever_the_code_page(tmp_path: Path) -> None:
+    """Found by a Windows review (2026-12-05): `config show > qt.toml` with a non-ASCII data directory wrote cp1252
+    (then refused on load as not UTF-8), or raised UnicodeEncodeError for what cp1252 lacks; `user add` raised it
+    after the user was saved; an error naming such a path came out as backslash escapes."""
+    for name in ("Grüße", "данные"):
+        data = tmp_path / name
+        shown = _cli_cp1252("config", "show", "--data-dir", str(data))
+        assert shown.returncode == 0, shown.stderr.decode(errors="replace")[-2000:]
+        config_file = tmp_path / f"{name}.toml"
+        config_file.write_bytes(shown.stdout)
+        assert load_config(config_file, environ={}).data_dir == str(data)
+        added = _cli_cp1252("user", "add", "ana", "--password-stdin", "--data-dir", str(data), stdin=b"a long password\n")
+        assert added.returncode == 0 and b"Traceback" not in added.stderr, added.stderr.decode(errors="replace")[-2000:]
+        assert f"user ana (viewer) saved in {data}" in added.stdout.decode("utf-8")
+        missing = tmp_path / f"{name}-missing.toml"
+        refused = _cli_cp1252("config", "show", "--config", str(missing))
+        assert refused.returncode == 2 and f"file not found: {missing}" in refused.stderr.decode("utf-8"), refused.stderr[-2000:]
+
