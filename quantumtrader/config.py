@@ -127,13 +127,29 @@ ORDERS_FILE = "orders.sqlite"
 OTHER_DATA_NAMES = (ORDERS_FILE, "daemon.lock", "users.json", "jwt_secret", "numba-cache")
 
 
+#: What Windows refuses in a file name besides the separators, and the device names it reserves whatever follows a
+#: dot ("Naming Files, Paths, and Namespaces"). Refused on every platform: a config must load the same everywhere.
+_WINDOWS_BAD_CHARS = '<>:"|?*'
+_WINDOWS_DEVICES = frozenset({"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)), *(f"LPT{i}" for i in range(1, 10))})
+
+
+def _same_file_name(a: str, b: str) -> bool:
+    """Whether two names in one directory are one file on Windows, which ignores case and trailing dots and spaces
+    (``Orders.sqlite`` is orders.sqlite there): so compared on every platform."""
+    return a.rstrip(". ").casefold() == b.rstrip(". ").casefold()
+
+
 def store_file_name(value: Any) -> str | None:
-    """A plain file name in the data directory: a path in it ("../x.db") put the store elsewhere or failed with
-    a traceback from SQLite, and another file's name made two subsystems share one file."""
-    if not value or value in (".", "..") or any(c in value for c in "/\\\0:"):
-        return "must be a plain file name (no directory, no / \\ : or NUL)"
-    if value in OTHER_DATA_NAMES:
-        return f"{value} is another file of the data directory; pick another name"
+    """A plain file name in the data directory that every platform takes: a path in it ("../x.db") put the store
+    elsewhere or failed with a traceback from SQLite, and another file's name made two subsystems share one file."""
+    if not value or value in (".", "..") or any(c in "/\\" + _WINDOWS_BAD_CHARS or c < " " for c in value):
+        return 'must be a plain file name (no directory; none of / \\ < > : " | ? * or control characters)'
+    if value[-1] in ". ":
+        return "must not end with a dot or a space (Windows drops them)"
+    if value.split(".")[0].rstrip(" ").upper() in _WINDOWS_DEVICES:
+        return f"{value} is a device on Windows (CON, PRN, AUX, NUL, COM1-9, LPT1-9, whatever follows a dot); pick another name"
+    if any(_same_file_name(value, name) for name in OTHER_DATA_NAMES):
+        return f"{value} is another file of the data directory (as Windows compares names: case ignored); pick another name"
     return None
 
 
@@ -341,7 +357,12 @@ class SignalsConfig:
 class StoreConfig:
     """The SQLite store in the data directory (DESIGN.md, "Storage")."""
 
-    file_name: str = setting("quantumtrader.db", "database file in the data directory (WAL mode)", store_file_name)
+    file_name: str = setting(
+        "quantumtrader.db",
+        "database file in the data directory (WAL mode): a plain name Windows takes too (none of < > : \" | ? *, no trailing"
+        " dot or space, no device name such as NUL.db) and not another file's there, case ignored (Orders.sqlite is the order journal)",
+        store_file_name,
+    )
     signal_retention_days: float = setting(0.0, "signals older than this are deleted (0 = keep the full history)", non_negative)
     low_disk_mb: int = setting(
         1000,
@@ -594,8 +615,9 @@ def _check_whole(config: Config) -> None:
         raise ConfigError("signals.weight_*", f"weights must sum to 1 (they sum to {total:g})")
     if not s.sell_threshold < s.buy_threshold:
         raise ConfigError("signals.sell_threshold", "must be below signals.buy_threshold")
-    if config.log.dir and Path(config.log.dir).expanduser().parts[:1] in ((config.store.file_name,), *((name,) for name in OTHER_DATA_NAMES)):
-        raise ConfigError("log.dir", f"{config.log.dir} is a file of the data directory (the store or another); pick another name")
+    top = re.split(r"[\\/]", config.log.dir, maxsplit=1)[0]  # its first name in the data directory, either separator
+    if top and any(_same_file_name(top, name) for name in (config.store.file_name, *OTHER_DATA_NAMES)):
+        raise ConfigError("log.dir", f"{config.log.dir} is a file of the data directory (the store or another, case ignored); pick another name")
     _check_listeners(config)
 
 

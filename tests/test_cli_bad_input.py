@@ -285,7 +285,13 @@ def test_a_store_name_or_key_that_cannot_work_is_refused_before_the_daemon_start
     order journal's) made two subsystems share one database; a key Fernet refuses was a StoreKeyError
     traceback after the kernels had warmed up."""
     data = str(tmp_path / "data")
-    for name, says in (("../../x.db", "plain file name"), ("orders.sqlite", "another file of the data directory"), ("", "plain file name")):
+    for name, says in (
+        ("../../x.db", "plain file name"),
+        ("orders.sqlite", "another file of the data directory"),
+        ("Orders.sqlite", "another file of the data directory"),  # the same file on Windows
+        ("NUL.db", "a device on Windows"),
+        ("", "plain file name"),
+    ):
         _refused(_cli("config", "show", "--data-dir", data, timeout=60, QT_STORE__FILE_NAME=name), 2, "store.file_name", says)
     _refused(_cli("run", "--no-sidecar", "--data-dir", data, QT_STORE_KEY="garbage"), 2, "QT_STORE_KEY", "not a valid Fernet key")
 

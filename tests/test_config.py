@@ -70,6 +70,13 @@ def test_file_overrides_defaults_and_env_overrides_file_and_options_override_env
         ("", {"QT_PAPER__COMMAND_ENDPOINT": "tcp://127.0.0.1:8080"}, "sidecar.port"),
         ("", {"QT_PAPER__CURRENCY": "X" * 17}, "paper.currency"),
         ("", {"QT_ENDPOINTS__FEED": "tcp://0.0.0.0:5555"}, "endpoints"),
+        # a Windows review (2026-12-05): one file there, or a name Windows refuses, and loaded everywhere
+        *(("", {"QT_STORE__FILE_NAME": name}, "store.file_name") for name in (
+            "Orders.sqlite", "USERS.JSON", "Daemon.Lock.", "a<b.db", "a>b.db", 'a"b.db', "a|b.db", "a?b.db", "a*b.db", "a\tb.db",
+            "quantumtrader.db.", "quantumtrader.db ", "CON", "nul.db", "Com1.sqlite", "LPT9", "aux .db",
+        )),
+        *(("", {"QT_LOG__DIR": name}, "log.dir") for name in ("Orders.sqlite/logs", "QUANTUMTRADER.DB\\logs", "Numba-Cache", "JWT_SECRET.")),
+        ("", {"QT_LOG__DIR": "My.db/logs", "QT_STORE__FILE_NAME": "my.DB"}, "log.dir"),
     ],
 )
 def test_bad_values_name_the_key(tmp_path: Path, toml: str, env: dict[str, str], key: str) -> None:
@@ -78,6 +85,11 @@ def test_bad_values_name_the_key(tmp_path: Path, toml: str, env: dict[str, str],
     with pytest.raises(ConfigError) as info:
         load_config(path, environ=env)
     assert info.value.key == key
+
+
+@pytest.mark.parametrize("name", ["console.db", "com10.db", "nul-ish.db", "my.store.db", "Ørders.sqlite", "LPT.db"])
+def test_store_names_that_windows_takes_load(name: str) -> None:
+    assert load_config(environ={"QT_STORE__FILE_NAME": name, "QT_LOG__DIR": "Logs"}).store.file_name == name
 
 
 def test_listeners_on_one_port_of_other_addresses_and_a_16_character_currency_load() -> None:
