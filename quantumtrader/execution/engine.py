@@ -43,6 +43,7 @@ from quantumtrader.protocol import (
     open_command,
     positive_int,
 )
+from quantumtrader.store.db import opening
 
 log = get_logger("quantumtrader.execution")
 
@@ -70,6 +71,15 @@ class ExecutionEngine:
         self._by_request: dict[str, str] = {}
         self._volatility: Any = None
         self._symbol_map = parse_symbol_map(config.execution.symbol_map)
+        # The journal's first reads and writes: a damaged page they meet stops the start naming the file
+        # (StateFileError), as damage found by the open does, instead of a traceback a service manager restarts.
+        # The risk state first: it only reads, so damage there is found before anything is written.
+        with opening(self.journal.path):
+            self._restore_risk()
+            self._take_over_unsettled()
+
+    def _take_over_unsettled(self) -> None:
+        """Orders the previous run left pending become unknown, to be settled from the terminal's positions."""
         for order in self.journal.unsettled():
             # The daemon stopped mid-command: the outcome is unknown until the
             # terminal's positions say. Never resend blindly.
@@ -79,6 +89,9 @@ class ExecutionEngine:
             self.orders[order.id] = order
         if self.orders:
             log.warning("orders to reconcile from the previous run", count=len(self.orders))
+
+    def _restore_risk(self) -> None:
+        """The kill switch and the day's starting equity as the previous run left them (halted when unreadable)."""
         try:
             saved = self.journal.load_risk()
         except RiskStateDamaged as exc:

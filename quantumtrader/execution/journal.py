@@ -50,6 +50,7 @@ class RiskStateDamaged(ValueError):
 
 class OrderJournal:
     def __init__(self, path: Path, sync: str = "normal") -> None:
+        self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         check_state_file(path)  # an empty one read as a new journal: no orders to reconcile, the kill switch off
         with opening(path):

@@ -47,8 +47,10 @@ def check_state_file(path: Path) -> None:
 
 @contextlib.contextmanager
 def opening(path: Path) -> Iterator[None]:
-    """Around opening and migrating a state database: SQLite's "malformed", "not a database", a table
-    that exists though its schema version is gone, become a StateFileError naming the file."""
+    """Around a state database's start-up work (opening, migrating, the first reads and writes): SQLite's
+    "malformed", "not a database", a table that exists though its schema version is gone, become a
+    StateFileError naming the file. The first reads belong here too: a damaged page shows only when it is
+    read, which for a table the open does not touch (the saved models, the unsettled orders) is after it."""
     try:
         yield
     except sqlite3.DatabaseError as exc:

@@ -119,8 +119,10 @@ class Store:
 
         A save that cannot be unpacked (bytes flipped on disk: zipfile's Bad CRC) is None too, logged: the
         models start cold, as without one, instead of the daemon not starting. The row stays for a person
-        to look at until the next save replaces it."""
-        row = self._conn.execute("SELECT saved_msc, body FROM model_state WHERE name = ?", (name,)).fetchone()
+        to look at until the next save replaces it. A damaged page on the way to the row is SQLite's own
+        damage, not the blob's: StateFileError, as at the open."""
+        with opening(self.path):
+            row = self._conn.execute("SELECT saved_msc, body FROM model_state WHERE name = ?", (name,)).fetchone()
         if row is None:
             return None
         try:

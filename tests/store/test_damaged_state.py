@@ -57,6 +57,51 @@ def test_run_refuses_a_cut_order_journal_naming_it(tmp_path: Path) -> None:
     assert (data / "orders.sqlite").stat().st_size == 0
 
 
+def _overwrite_root_page(db: Path, table: str) -> bytes:
+    """``table``'s first page overwritten with 0xFF bytes (SQLite: "database disk image is malformed"), as a bad
+    sector or a bad copy leaves it: the schema and its version still read, so the open and the migration pass and
+    the first read of ``table`` meets the damage. The file's bytes after."""
+    conn = sqlite3.connect(db)
+    (root,) = conn.execute("SELECT rootpage FROM sqlite_master WHERE name = ?", (table,)).fetchone()
+    (page_size,) = conn.execute("PRAGMA page_size").fetchone()
+    conn.close()
+    with db.open("r+b") as f:
+        f.seek((root - 1) * page_size)
+        f.write(b"\xff" * page_size)
+    return db.read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("file_name", "table"),
+    [
+        ("quantumtrader.db", "model_state"),  # the store's load_state
+        ("orders.sqlite", "orders"),  # the order journal's unsettled orders
+        ("orders.sqlite", "risk_state"),  # the order journal's saved kill switch
+    ],
+)
+def test_run_refuses_a_damaged_page_its_first_reads_meet_naming_the_file(tmp_path: Path, file_name: str, table: str) -> None:
+    """Only the open and the migration were covered: a damaged page met by the first reads was a traceback and exit 1,
+    which a service manager restarts forever (a review, 2026-12-05)."""
+    import numpy as np
+
+    data = tmp_path / "data"
+    store = Store(data / "quantumtrader.db")
+    store.start()
+    store.save_state("pipeline", 1, {"w": np.arange(1000, dtype=np.float64)}, final=True)
+    assert store.close()
+    journal = OrderJournal(data / "orders.sqlite")
+    journal.save_risk({"kill_switch": True, "day": 0, "day_start_equity": {}})
+    journal.close()
+    damaged = _overwrite_root_page(data / file_name, table)
+    eps = Endpoints()
+    result = subprocess.run([sys.executable, "-m", "quantumtrader", "run", "--no-sidecar"], env=eps.env(data), capture_output=True, text=True, timeout=120)
+    output = result.stdout + result.stderr
+    assert result.returncode == 2, output[-2000:]
+    assert "cannot start" in output and f"{file_name} cannot be used (database disk image is malformed)" in output, output[-2000:]
+    assert "Traceback" not in output
+    assert (data / file_name).read_bytes() == damaged  # nothing in it touched
+
+
 def test_a_damaged_risk_state_halts_trading_until_an_operator_lifts_it(tmp_path: Path) -> None:
     """Read as "never saved", a damaged row resumed trading an operator had halted, then was overwritten."""
     data = tmp_path / "data"
