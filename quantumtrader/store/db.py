@@ -11,6 +11,7 @@ earlier could survive either. Each thread opens its own connection.
 from __future__ import annotations
 
 import contextlib
+import os
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,14 +30,51 @@ class StateFileError(RuntimeError):
     """
 
 
+#: For a file that is damaged, or not this program's: only then is moving it away the way out.
 _ADVICE = "move it (with its -wal and -shm files) out of the data directory to start afresh, or put a backup in its place"
+#: For a file this process may not use: nothing is wrong with it, and moving it away would throw away the
+#: order journal and the kill switch (which the damage advice above once told a permissions problem to do).
+_ACCESS_ADVICE = "the daemon must read and write its databases and create files beside them: check the owner and mode of the file and its directory, or run qt-daemon as the user that owns them"
+#: SQLite's result codes (the primary code, the low byte) that mean this process may not open or write the
+#: file, not that the file is damaged: a refusal os.access cannot see (Windows' ACLs, a security module).
+_ACCESS_CODES = frozenset({sqlite3.SQLITE_PERM, sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN})
+#: ... and those that mean damage, or a file that is not this program's (SQLITE_ERROR: a schema that
+#: contradicts itself, such as tables without their schema version).
+_DAMAGE_CODES = frozenset({sqlite3.SQLITE_ERROR, sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB})
+
+
+def _no_access(path: Path) -> str | None:
+    """What this process may not do with database ``path`` and its directory (to go after "this process"),
+    or None when nothing.
+
+    SQLite needs to read and write the file and its -wal and -shm files, and
+    to create those in the directory (as the signal journal does its files);
+    a file it may only read opens read-only without a word, and every write
+    failed later: orders the journal could not record, no model save."""
+    if os.path.exists(path) and not os.access(path, os.R_OK | os.W_OK):  # os.path: False, not a raise, in a directory it may not search
+        return "may not read and write it"
+    for suffix in ("-wal", "-shm"):
+        beside = path.with_name(path.name + suffix)
+        if os.path.exists(beside) and not os.access(beside, os.R_OK | os.W_OK):
+            return f"may not read and write its {suffix} file {beside}"
+    if not os.access(path.parent, os.W_OK | os.X_OK):
+        return f"may not create files in its directory {path.parent}"
+    return None
+
+
+def _access_denied(path: Path, refused: str) -> str:
+    return f"{path} cannot be opened: permission denied (this process {refused}); {_ACCESS_ADVICE}"
 
 
 def check_state_file(path: Path) -> None:
-    """StateFileError unless ``path`` is absent (a first start) or a non-empty regular file.
+    """StateFileError unless ``path`` is absent (a first start) or a non-empty regular file, and this process
+    may read and write it (and its directory).
 
     Once a database has been opened here it is never empty (WAL mode writes its
     header at once), so an empty one was cut: by a full disk, a bad copy, a person."""
+    refused = _no_access(path)
+    if refused is not None:
+        raise StateFileError(_access_denied(path, refused))
     if not path.exists():
         return
     if not path.is_file():
@@ -45,16 +83,30 @@ def check_state_file(path: Path) -> None:
         raise StateFileError(f"{path} is empty (0 bytes): it was cut, and starting afresh would forget what it held; {_ADVICE}")
 
 
+def _describe(path: Path, exc: sqlite3.Error) -> str:
+    """The one-line "cannot start" reason for SQLite's ``exc`` on ``path``, with advice that fits its kind:
+    move a damaged file away, or fix a permission; anything else (a lock another program holds past the busy
+    timeout, a full disk, an I/O error) says nothing about the file, so it gets no advice to move it."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    kind = None if code is None else code & 0xFF
+    if kind in _ACCESS_CODES:
+        return _access_denied(path, f"{_no_access(path) or 'was refused it or its directory'}: {exc}")
+    if kind is None or kind in _DAMAGE_CODES:
+        return f"{path} cannot be used ({exc}): damaged, or not this program's; {_ADVICE}"
+    return f"{path} cannot be used now ({exc}); start again once that is resolved"
+
+
 @contextlib.contextmanager
 def opening(path: Path) -> Iterator[None]:
     """Around a state database's start-up work (opening, migrating, the first reads and writes): SQLite's
     "malformed", "not a database", a table that exists though its schema version is gone, become a
-    StateFileError naming the file. The first reads belong here too: a damaged page shows only when it is
-    read, which for a table the open does not touch (the saved models, the unsettled orders) is after it."""
+    StateFileError naming the file, and so does a refusal of access, said as one (:func:`_describe`).
+    The first reads belong here too: a damaged page shows only when it is read, which for a table the open
+    does not touch (the saved models, the unsettled orders) is after it."""
     try:
         yield
     except sqlite3.DatabaseError as exc:
-        raise StateFileError(f"{path} cannot be used ({exc}): damaged, or not this program's; {_ADVICE}") from None
+        raise StateFileError(_describe(path, exc)) from None
 
 
 def store_path(data_dir: Path, file_name: str) -> Path:

@@ -20,6 +20,9 @@ from support import Endpoints, control, daemon_process
 from tests.store.test_journal import _die, _journal, _stored_ids
 from tests.store.test_store import make_signal
 
+#: The daemon's two databases in its data directory.
+DATABASES = ("quantumtrader.db", "orders.sqlite")
+
 
 def test_an_empty_or_foreign_database_is_refused_and_left_as_it_is(tmp_path: Path) -> None:
     """SQLite takes an empty file for a new database: a cut orders.sqlite came back with no orders to
@@ -50,11 +53,40 @@ def test_run_refuses_a_cut_order_journal_naming_it(tmp_path: Path) -> None:
     data = tmp_path / "data"
     OrderJournal(data / "orders.sqlite").close()
     (data / "orders.sqlite").write_bytes(b"")
-    eps = Endpoints()
-    result = subprocess.run([sys.executable, "-m", "quantumtrader", "run", "--no-sidecar"], env=eps.env(data), capture_output=True, text=True, timeout=120)
-    assert result.returncode == 2, result.stderr[-2000:]
-    assert "orders.sqlite is empty" in result.stdout + result.stderr and "Traceback" not in result.stderr
+    assert "orders.sqlite is empty" in refused_start(data)
     assert (data / "orders.sqlite").stat().st_size == 0
+
+
+def stopped_data_dir(data: Path) -> dict[str, bytes]:
+    """Both databases as a stopped daemon leaves them (a saved model state, a saved kill switch) and its lock file
+    (a read-only directory must not fail at the lock file first); the databases' bytes by name."""
+    import numpy as np
+
+    from quantumtrader.store.lock import DataDirLock
+
+    store = Store(data / "quantumtrader.db")
+    store.start()
+    store.save_state("pipeline", 1, {"w": np.arange(1000, dtype=np.float64)}, final=True)
+    assert store.close()
+    journal = OrderJournal(data / "orders.sqlite")
+    journal.save_risk({"kill_switch": True, "day": 0, "day_start_equity": {}})
+    journal.close()
+    lock = DataDirLock(data)
+    lock.acquire()
+    lock.release()
+    return {name: (data / name).read_bytes() for name in DATABASES}
+
+
+def refused_start(data: Path, *prefix: str, **env: str) -> str:
+    """``qt-daemon run`` on ``data`` (after ``prefix``: a command it runs under), which must refuse to start as a
+    StateFileError does: exit 2, "cannot start", no traceback. What it said."""
+    result = subprocess.run(
+        [*prefix, sys.executable, "-m", "quantumtrader", "run", "--no-sidecar"], env=Endpoints().env(data, **env), capture_output=True, text=True, timeout=120
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 2, output[-2000:]
+    assert "cannot start" in output and "Traceback" not in output, output[-2000:]
+    return output
 
 
 def _overwrite_root_page(db: Path, table: str) -> bytes:
@@ -82,23 +114,11 @@ def _overwrite_root_page(db: Path, table: str) -> bytes:
 def test_run_refuses_a_damaged_page_its_first_reads_meet_naming_the_file(tmp_path: Path, file_name: str, table: str) -> None:
     """Only the open and the migration were covered: a damaged page met by the first reads was a traceback and exit 1,
     which a service manager restarts forever (a review, 2026-12-05)."""
-    import numpy as np
-
     data = tmp_path / "data"
-    store = Store(data / "quantumtrader.db")
-    store.start()
-    store.save_state("pipeline", 1, {"w": np.arange(1000, dtype=np.float64)}, final=True)
-    assert store.close()
-    journal = OrderJournal(data / "orders.sqlite")
-    journal.save_risk({"kill_switch": True, "day": 0, "day_start_equity": {}})
-    journal.close()
+    stopped_data_dir(data)
     damaged = _overwrite_root_page(data / file_name, table)
-    eps = Endpoints()
-    result = subprocess.run([sys.executable, "-m", "quantumtrader", "run", "--no-sidecar"], env=eps.env(data), capture_output=True, text=True, timeout=120)
-    output = result.stdout + result.stderr
-    assert result.returncode == 2, output[-2000:]
-    assert "cannot start" in output and f"{file_name} cannot be used (database disk image is malformed)" in output, output[-2000:]
-    assert "Traceback" not in output
+    output = refused_start(data)
+    assert f"{file_name} cannot be used (database disk image is malformed)" in output, output[-2000:]
     assert (data / file_name).read_bytes() == damaged  # nothing in it touched
 
 
