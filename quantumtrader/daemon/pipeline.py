@@ -46,12 +46,15 @@ from quantumtrader.store import Store
 from quantumtrader.store.journal import JournalPaused
 
 if TYPE_CHECKING:
-    from quantumtrader.models.pipeline import Batch
+    from quantumtrader.models.pipeline import Batch, Restored
 
 log = get_logger("quantumtrader.signals")
 
 #: The name the pipeline's state is saved under in the store's model_state table.
 STATE_NAME = "pipeline"
+#: A saved state that does not fit the settings at a start is kept under this prefix and its save time
+#: ("pipeline.kept.1764930000000"), where no save overwrites it: a start with the settings it fits restores it.
+KEPT_PREFIX = f"{STATE_NAME}.kept."
 #: Most symbols whose latest prediction the periodic status line lists (the most recently signalled).
 STATUS_SIGNALS = 20
 
@@ -108,14 +111,44 @@ class PipelineStage:
             return
         saved_msc, state = loaded
         restored = self.pipeline.restore(state)
-        self.restored = {**restored, "saved_msc": saved_msc, "symbols": [s for s in self.pipeline.symbols if s]}
+        if not restored.whole:
+            saved_msc, restored = self._set_aside(saved_msc, state, restored)
+        self.restored = {**restored._asdict(), "saved_msc": saved_msc, "symbols": [s for s in self.pipeline.symbols if s]}
         log.info(
             "model state restored",
-            features=restored["features"],
-            models=restored["models"],
+            features=restored.features,
+            models=restored.models,
             symbols=len(self.restored["symbols"]),
             age_s=round((now_msc() - saved_msc) / 1000, 1),
         )
+
+    def _set_aside(self, saved_msc: int, state: dict[str, Any], restored: Restored) -> tuple[int, Restored]:
+        """The latest save does not fit these settings (another horizon, other feature windows): keep it where the
+        next save cannot overwrite it, and resume from a kept one that fits whole if there is one (the settings it
+        was saved with are back); else from what fits of the latest. Said at warning level either way."""
+        kept_as = f"{KEPT_PREFIX}{saved_msc}"
+        self.store.keep_state(STATE_NAME, kept_as)
+        for name in self.store.state_names(KEPT_PREFIX):
+            kept = self.store.load_state(name) if name != kept_as else None
+            if kept is None:
+                continue
+            resumed = self.pipeline.restore(kept[1])
+            if resumed.whole:
+                self.store.move_state(name, STATE_NAME)  # the kept one is the current one again, no longer kept
+                log.warning(
+                    "saved model state does not fit these settings: kept; resuming from the one saved with them",
+                    unfit=restored.unfit,
+                    kept_as=kept_as,
+                    resumed_from=name,
+                )
+                return kept[0], resumed
+        restored = self.pipeline.restore(state)  # back to what fits of the latest (a kept one tried replaced it)
+        log.warning(
+            "saved model state does not fit these settings: what does not fit starts cold; the state is kept for a start with its settings",
+            unfit=restored.unfit,
+            kept_as=kept_as,
+        )
+        return saved_msc, restored
 
     def attach(self) -> None:
         d = self.daemon

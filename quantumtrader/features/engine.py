@@ -18,7 +18,7 @@ import numpy as np
 from quantumtrader.config import FeaturesConfig
 from quantumtrader.features.kernel import update_batch, update_tick
 from quantumtrader.features.names import FEATURE_NAMES, N_FEATURES
-from quantumtrader.features.state import SHARED, FeatureState, grow, make_feature_state
+from quantumtrader.features.state import SHARED, FeatureState, grow, make_feature_state, param_changes
 from quantumtrader.kernel_entry import CompiledKernel, array_types
 
 _SNAPSHOT_VERSION = 1
@@ -115,8 +115,11 @@ class FeatureEngine:
             raise ValueError(f"feature snapshot version {snapshot.get('version')!r} is not {_SNAPSHOT_VERSION}")
         engine = cls(cfg)
         arrays = snapshot["arrays"]
-        if not np.array_equal(arrays["params"], engine.state.params) or not np.allclose(arrays["wave_table"], engine.state.wave_table):
-            raise ValueError("feature snapshot was taken with different feature parameters")
+        changes = param_changes(np.asarray(arrays["params"]), engine.state.params)
+        if not changes and not np.allclose(arrays["wave_table"], engine.state.wave_table):
+            changes = ["features.wave_bandwidth (its wave_function table differs)"]  # the one setting params do not hold
+        if changes:
+            raise ValueError(f"feature snapshot was taken with different feature parameters: {'; '.join(changes)}")
         for name in snapshot["symbols"]:
             engine.add_symbol(str(name))
         n = len(engine.symbols)

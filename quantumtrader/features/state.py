@@ -69,6 +69,16 @@ P_CHAOS_MIN_TSEP = 6
 P_CHAOS_TRAJ_LEN = 7
 P_CHAOS_EMB_DIM = 8
 N_PARAMS = 9
+#: The params slots a ``features`` setting fills, by the setting's name (the others are the program's constants).
+#: A saved state's params say which settings it was taken with: a restore refused names those that differ.
+PARAM_SETTINGS = {
+    P_WAVE_WINDOW: "wave_window",
+    P_WAVE_BINS: "wave_bins",
+    P_CHAOS_WINDOW: "chaos_window",
+    P_CHAOS_EVERY: "chaos_every",
+    P_PERM_ORDER: "perm_order",
+    P_PERM_WINDOW: "perm_window",
+}
 
 #: Standardized returns are binned on [-Z_MAX, Z_MAX]; beyond it they count in the edge bins.
 Z_MAX = 4.0
@@ -113,12 +123,8 @@ def make_feature_state(capacity: int, cfg: FeaturesConfig) -> FeatureState:
     cap = max(1, capacity)
     n_patterns = math.factorial(cfg.perm_order)
     params = np.zeros(N_PARAMS, dtype=np.int64)
-    params[P_WAVE_WINDOW] = cfg.wave_window
-    params[P_WAVE_BINS] = cfg.wave_bins
-    params[P_CHAOS_WINDOW] = cfg.chaos_window
-    params[P_CHAOS_EVERY] = cfg.chaos_every
-    params[P_PERM_ORDER] = cfg.perm_order
-    params[P_PERM_WINDOW] = cfg.perm_window
+    for slot, setting in PARAM_SETTINGS.items():
+        params[slot] = getattr(cfg, setting)
     params[P_CHAOS_MIN_TSEP] = CHAOS_MIN_TSEP
     params[P_CHAOS_TRAJ_LEN] = CHAOS_TRAJ_LEN
     params[P_CHAOS_EMB_DIM] = CHAOS_EMB_DIM
@@ -142,6 +148,19 @@ def make_feature_state(capacity: int, cfg: FeaturesConfig) -> FeatureState:
         wave_table=wave_table(cfg.wave_bins, cfg.wave_bandwidth),
         clogc=clogc_table(cfg.perm_window - cfg.perm_order + 1),
     )
+
+
+def param_changes(saved: np.ndarray, current: np.ndarray) -> list[str]:
+    """The settings whose value in ``saved`` params differs from ``current`` ("features.wave_window 64, now 32");
+    a constant of the program's that differs (another version of it) as such."""
+    if saved.shape != current.shape:
+        return [f"{saved.shape[0]} feature parameters, this program's {current.shape[0]} (another version of it)"]
+    changes = []
+    for slot in np.flatnonzero(saved != current).tolist():
+        setting = PARAM_SETTINGS.get(slot)
+        what = f"features.{setting}" if setting else f"the program's feature constant #{slot} (another version of it)"
+        changes.append(f"{what} {int(saved[slot])}, now {int(current[slot])}")
+    return changes
 
 
 def grow(state: FeatureState, capacity: int) -> FeatureState:

@@ -92,13 +92,23 @@ class ModelEngine:
             "arrays": {name: arr.copy() for name, arr in zip(ModelState._fields, self.state)},
         }
 
+    def unfit(self, snapshot: dict[str, Any]) -> str | None:
+        """Why a :meth:`snapshot` does not fit this engine (the setting that differs, by name), or None when it does."""
+        if snapshot.get("version") != STATE_VERSION:
+            return f"saved as model state version {snapshot.get('version')!r}, this program's is {STATE_VERSION} (another version of it)"
+        if snapshot.get("n_features") != self.n_features:
+            return f"saved with {snapshot.get('n_features')!r} features, this program has {self.n_features} (another version of it)"
+        if snapshot.get("horizon") != self.horizon:
+            return f"signals.horizon_ticks {snapshot.get('horizon')!r}, now {self.horizon}"
+        if set(snapshot.get("arrays", ())) != set(ModelState._fields):
+            return "its arrays are not this program's model state"
+        return None
+
     def restore(self, snapshot: dict[str, Any]) -> bool:
-        """Load a :meth:`snapshot`. False (and the state untouched) when it does not fit this config."""
-        if (snapshot.get("version"), snapshot.get("n_features"), snapshot.get("horizon")) != (STATE_VERSION, self.n_features, self.horizon):
+        """Load a :meth:`snapshot`. False (and the state untouched) when it does not fit this config (:meth:`unfit`)."""
+        if self.unfit(snapshot) is not None:
             return False
         arrays = snapshot["arrays"]
-        if set(arrays) != set(ModelState._fields):
-            return False
         saved = ModelState(**{name: np.asarray(arrays[name]) for name in ModelState._fields})
         self.ensure_capacity(saved.momentum.shape[0])
         self.state = ModelState(*grow_rows(saved, make_model_state(self.capacity, self.n_features, self.horizon)))

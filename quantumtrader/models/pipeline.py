@@ -73,6 +73,18 @@ def trend_label(score: float) -> str:
     return "neutral"
 
 
+class Restored(NamedTuple):
+    """What :meth:`SignalPipeline.restore` could use of a saved state, and why not the rest."""
+
+    features: bool
+    models: bool
+    unfit: dict[str, str]  # "features"/"models" -> why that half starts cold (the settings that differ, by name)
+
+    @property
+    def whole(self) -> bool:
+        return self.features and self.models
+
+
 class SignalPipeline:
     """Feature engine + model engine + signal objects for any number of symbols."""
 
@@ -152,27 +164,50 @@ class SignalPipeline:
         """Copies of all learned and feature state, with the symbol order they are indexed by."""
         return {"symbols": list(self.symbols), "features": self.features.snapshot(), "models": self.models.snapshot()}
 
-    def restore(self, snapshot: dict[str, Any]) -> dict[str, bool]:
-        """Resume from a :meth:`snapshot`. Each half is restored only if it fits the current config."""
+    def restore(self, snapshot: dict[str, Any]) -> Restored:
+        """Resume from a :meth:`snapshot`, replacing all state: each half only if it fits the current config, else
+        cold, with the reason (:class:`Restored`). Calling it again with another snapshot leaves nothing of the first."""
         symbols = [str(s) for s in snapshot.get("symbols", [])]
-        restored = {"features": False, "models": False}
-        try:
-            features = FeatureEngine.restore(snapshot["features"], self.features_cfg)
-        except Exception:  # a snapshot from another feature layout: start features cold
-            features = None
-        if features is not None and all(int(features.symbol_index(s)) == i for i, s in enumerate(symbols) if s):
-            self.features = features
-            restored["features"] = True
-        else:
-            self.features = FeatureEngine(self.features_cfg)
+        unfit: dict[str, str] = {}
+        features_unfit = self._restore_features(snapshot.get("features"), symbols)
+        if features_unfit is not None:
+            unfit["features"] = features_unfit
+        self.models = ModelEngine(self.signals_cfg, capacity=self.features_cfg.max_symbols)
         self.symbols, self._index = [], {}
         for name in symbols:
             if name:
                 self.index_of(name)
-        # Models learned on the features as they were computed: a feature state refused for other windows
-        # or bins means the learners' weights and scaling fit another definition, so they start cold too.
-        restored["models"] = restored["features"] and self.models.restore(snapshot["models"])
-        return restored
+        models_unfit = self._restore_models(snapshot.get("models", {}), features_fit=features_unfit is None)
+        if models_unfit is not None:
+            unfit["models"] = models_unfit
+        return Restored("features" not in unfit, "models" not in unfit, unfit)
+
+    def _restore_features(self, saved: Any, symbols: list[str]) -> str | None:
+        """The saved feature state if it fits (None), else a cold engine and why it did not."""
+        try:
+            features = FeatureEngine.restore(saved, self.features_cfg)
+        except Exception as exc:  # a snapshot from another feature layout: start features cold
+            self.features = FeatureEngine(self.features_cfg)
+            return str(exc) if isinstance(exc, ValueError) else f"not a feature state ({exc!r})"
+        if not all(features.symbol_index(s) == i for i, s in enumerate(symbols) if s):
+            self.features = FeatureEngine(self.features_cfg)
+            return "its symbols are not in the order of its rows"
+        self.features = features
+        return None
+
+    def _restore_models(self, saved: dict[str, Any], *, features_fit: bool) -> str | None:
+        """The saved learners into the (cold) model engine if they fit (None), else why not."""
+        reason = self.models.unfit(saved)
+        if reason is None and not features_fit:
+            # Models learned on the features as they were computed: a feature state refused for other windows
+            # or bins means the learners' weights and scaling fit another definition, so they start cold too.
+            reason = "learned on the saved features, which could not be used"
+        if reason is None:
+            try:
+                self.models.restore(saved)
+            except ValueError as exc:  # arrays of the right names but not the shapes this config makes
+                reason = f"its arrays do not fit ({exc})"
+        return reason
 
     def warm_up(self) -> float:
         """Compile (or load from the Numba cache) both kernels on a scratch pipeline; seconds taken.

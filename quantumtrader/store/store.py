@@ -131,6 +131,30 @@ class Store:
             log.error("saved model state unreadable; the models start cold", name=name, error=repr(exc)[:300])
             return None
 
+    def state_names(self, prefix: str) -> list[str]:
+        """Names of the saved states that start with ``prefix``, the newest save first. Start-up only (blocks)."""
+        with opening(self.path):
+            rows = self._conn.execute("SELECT name FROM model_state WHERE substr(name, 1, ?) = ? ORDER BY saved_msc DESC", (len(prefix), prefix)).fetchall()
+        return [str(row[0]) for row in rows]
+
+    def keep_state(self, name: str, as_name: str) -> None:
+        """A copy of the saved state ``name`` under ``as_name`` (replacing one of that name), committed when this
+        returns: before the writer's next save can replace ``name``. Start-up only (blocks)."""
+        with opening(self.path):
+            self._conn.execute("INSERT OR REPLACE INTO model_state (name, saved_msc, body) SELECT ?, saved_msc, body FROM model_state WHERE name = ?", (as_name, name))
+
+    def move_state(self, name: str, to: str) -> None:
+        """The saved state ``name`` renamed ``to``, replacing the one of that name, in one transaction. Start-up only."""
+        with opening(self.path):
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                self._conn.execute("DELETE FROM model_state WHERE name = ?", (to,))
+                self._conn.execute("UPDATE model_state SET name = ? WHERE name = ?", (to, name))
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+
     def save_state(self, name: str, saved_msc: int, state: dict[str, Any], *, final: bool = False) -> bool:
         """Enqueue a save of ``state`` (a copy the caller no longer mutates). Never blocks, except
         ``final`` (shutdown): that one waits for room, bounded, so a full queue cannot drop the last state."""

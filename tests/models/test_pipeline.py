@@ -75,7 +75,7 @@ def test_snapshot_restore_resumes_the_learners_instead_of_starting_at_half() -> 
 
     resumed = SignalPipeline(FeaturesConfig(), FAST)
     restored = resumed.restore(first.snapshot())
-    assert restored == {"features": True, "models": True}
+    assert restored.whole and restored.unfit == {}
     assert resumed.symbols == first.symbols
     names, bid, ask, volume, stamp = ticks
     sym = np.array([resumed.index_of(s) for s in names[2000:2300]], dtype=np.int32)
@@ -96,5 +96,27 @@ def test_models_start_cold_when_the_feature_state_is_refused_for_another_definit
     # check is what must refuse them.
     for change in ({"wave_window": FeaturesConfig().wave_window + 8}, {"chaos_every": FeaturesConfig().chaos_every * 2}, {"wave_bandwidth": FeaturesConfig().wave_bandwidth * 1.5}):
         resumed = SignalPipeline(dataclasses.replace(FeaturesConfig(), **change), FAST)
-        assert resumed.restore(first.snapshot()) == {"features": False, "models": False}, change
+        restored = resumed.restore(first.snapshot())
+        assert (restored.features, restored.models) == (False, False), change
+        (setting,) = change
+        assert f"features.{setting}" in restored.unfit["features"], restored.unfit  # the setting that differs, named
+        assert restored.unfit["models"] == "learned on the saved features, which could not be used"
+
+
+def test_a_refused_half_is_named_with_the_setting_that_differs_and_a_second_restore_leaves_nothing_of_the_first() -> None:
+    """A changed setting dropped learned models with only "models=False" at info level (a review, 2026-12-05)."""
+    ticks = _ticks(3000, ("EURUSD",))
+    first = SignalPipeline(FeaturesConfig(), FAST)
+    _run(first, ticks, 0, 3000)
+    longer = SignalPipeline(FeaturesConfig(), dataclasses.replace(FAST, horizon_ticks=FAST.horizon_ticks + 30))
+    restored = longer.restore(first.snapshot())
+    assert restored.features and not restored.models
+    assert restored.unfit == {"models": f"signals.horizon_ticks {FAST.horizon_ticks}, now {FAST.horizon_ticks + 30}"}
+    narrower = SignalPipeline(dataclasses.replace(FeaturesConfig(), wave_window=32), FAST)
+    assert narrower.restore(first.snapshot()).unfit["features"].endswith(f"features.wave_window {FeaturesConfig().wave_window}, now 32")
+    # restored twice (the daemon tries a kept state, then goes back): the second leaves nothing of the first
+    again = SignalPipeline(FeaturesConfig(), FAST)
+    assert again.restore(first.snapshot()).whole and again.models.labels_seen(0) == first.models.labels_seen(0) > 0
+    assert not again.restore({**first.snapshot(), "models": longer.snapshot()["models"]}).models
+    assert again.models.labels_seen(0) == 0  # cold, not the learners of the first restore
 
