@@ -38,12 +38,13 @@ def test_a_config_file_saved_by_notepad_or_powershell_is_read(tmp_path: Path) ->
 def test_a_tick_file_saved_as_excel_csv_utf8_is_read(tmp_path: Path) -> None:
     """Excel's "CSV UTF-8" begins with a byte-order mark: the header read ``\\ufefftime,bid,ask`` and was refused."""
     path = tmp_path / "EURUSD.csv"
-    path.write_bytes(b"\xef\xbb\xbftime,bid,ask\r\n2024-01-15T10:30:00.000Z,1.1,1.1002\r\n")
+    rows = b"".join(b"2024-01-15T10:30:%02d.000Z,1.1,1.1002\r\n" % i for i in range(30))  # more than the horizon: scored
+    path.write_bytes(b"\xef\xbb\xbftime,bid,ask\r\n" + rows)
     with open_text(path) as handle:
         assert handle.readline().rstrip("\r\n") == "time,bid,ask"
     result = _cli("evaluate", str(path), "--no-progress", "--data-dir", str(tmp_path / "data"), timeout=300)
     assert "header" not in result.stderr, result.stderr[-2000:]
-    assert "1 of 1 ticks accepted" in result.stdout + result.stderr, (result.stdout[-2000:], result.stderr[-2000:])
+    assert "30 of 30 ticks accepted" in result.stdout + result.stderr, (result.stdout[-2000:], result.stderr[-2000:])
 
 
 def test_a_reply_in_a_language_the_code_page_lacks_is_printed_not_a_traceback(tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ import orjson
 import pytest
 
 from quantumtrader.bench.pipeline import SUSTAIN_TRIES, TARGETS, _sustained, daemon_settings, judge, over_runs, receive_timeout_s, run_pipeline_bench
+from quantumtrader.outputs import UnwrittenOutput
 from support import shared_ticks
 
 
@@ -72,7 +73,7 @@ def test_repeated_runs_over_real_processes_are_each_judged_and_summarized(tmp_pa
     settings = {"QT_DAEMON__BUSY_POLL_US": "0"}
     (tmp_path / "a-file").write_text("")
     bad_plot = tmp_path / "a-file" / "pipeline.png"  # under a regular file: the plot fails, the JSON must not be lost with it
-    with pytest.raises(OSError):
+    with pytest.raises(UnwrittenOutput, match="pipeline.png"):  # naming the file (qt-bench exits 1 with it)
         # 2.5 s paced: the two latency resets, fired at 90 % of the warm-up, must land before the run ends
         run_pipeline_bench(rate=2000, symbols=5, duration_s=2.0, warmup_s=0.5, throughput_ticks=60_000, sustain_s=0.5, ticks_csv=shared_ticks(), repeat=2, daemon_env=settings, json_out=out, plot_out=bad_plot, log=lines.append)
     written = orjson.loads(out.read_bytes())
