@@ -91,14 +91,19 @@ def build_config(
 
 
 def _configure_log(config: Config, log_file: str | None) -> None:
-    """Logging as ``config.log`` says; ``log_file``: also to that process's file in ``log.dir`` (exit 2 if it cannot be written)."""
+    """Logging as ``config.log`` says; ``log_file``: also to that process's file in ``log.dir``.
+
+    A file that cannot be opened is said on stderr and the process logs there only: a review saw the paper
+    terminal, which needs nothing of the data directory, refuse to start over it (2026-12-05), and the
+    daemon's own files are judged by the parts that write them (the store, the lock)."""
     from quantumtrader.log import LogFileError, configure_logging, open_log_file
 
     path = None if log_file is None else config.log_path(log_file)
+    handler = None
     try:
         handler = None if path is None else open_log_file(path, config.log.rotate_mb, config.log.keep)
     except LogFileError as exc:
-        raise _fail(f"log.dir: {exc}") from None
+        typer.echo(f"warning: log.dir: {exc}; logging to stderr only", err=True)
     configure_logging(config.log.format, config.log.level, file=handler)
 
 

@@ -556,7 +556,7 @@ class LogConfig:
         " (daemon.log, sidecar.log, paper-<terminal>.log), rotated by size; relative to data_dir; empty = stderr only",
         lambda v: None if "\0" not in v else "must not contain a NUL character",
     )
-    rotate_mb: float = setting(20.0, "a log file is renamed to .1 (the older ones to .2, ...) when it reaches this size, in MB", positive)
+    rotate_mb: float = setting(20.0, "a log file is renamed to <name>.<UTC time of the rotation> when it reaches this size, in MB", positive)
     keep: int = setting(5, "rotated log files kept per process (0 = the current file is cut at rotate_mb and begun afresh)", non_negative)
 
 

@@ -22,6 +22,7 @@ import re
 import sys
 import threading
 import time
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -46,14 +47,22 @@ def log_file_name(process: str) -> str:
 #: tool, an antivirus scan), the file is appended to and the rotation tried again this much later.
 ROTATION_RETRY_S = 60.0
 
+#: A rotated file's suffix: when it was rotated, UTC, to the microsecond: names of one length, which sort as
+#: the rotations came.
+_ROTATED = re.compile(r"\.\d{8}-\d{6}-\d{6}$")
+
 
 class _QuietRotatingFile(logging.handlers.RotatingFileHandler):
     """stdlib's size rotation, except where its failures cost the history or a traceback per line.
 
+    - Each rotation is one rename of the current file to a name of its own, ``daemon.log.20261205-103000-123456``
+      (UTC, to the microsecond), and the oldest beyond ``keep`` are deleted after. The stdlib shifts ``.1``...``.N`` up first:
+      on Windows a rename refused because another program holds a file (a tail tool, a viewer, an antivirus
+      scan) lost one file per rotation, or every line's retry deleted the oldest while the current file
+      was never rotated (a Windows audit and a review simulated both, 2026-12-05). Here a held old file
+      only outlives its deletion until a later rotation.
+    - The current file's rename refused: appended to, tried again ``ROTATION_RETRY_S`` later.
     - A failing write (a full disk) is said once on stderr, not as a traceback per line (logging's default).
-    - The current file is renamed first and the older ones shifted only once that worked: the stdlib shifts
-      them first, so a rename refused on Windows deleted the oldest file at every line while the current one
-      was never rotated (an audit's simulation: after ten lines only ``.log`` and ``.log.5`` were left).
     - ``keep`` 0 cuts the file and begins it afresh; the stdlib reopened it for appending, never cut it.
     """
 
@@ -81,10 +90,9 @@ class _QuietRotatingFile(logging.handlers.RotatingFileHandler):
         if self.stream:
             self.stream.close()
             self.stream = None  # type: ignore[assignment]
-        base = self.baseFilename
         try:
             if self.backupCount:
-                os.replace(base, base + ".rotating")
+                os.rename(self.baseFilename, self._rotated_name())  # rename, not replace: never over another file
             else:
                 self.mode, mode = "w", self.mode  # cut: the one file begins afresh
                 try:
@@ -97,16 +105,27 @@ class _QuietRotatingFile(logging.handlers.RotatingFileHandler):
             self._say_once("rotated", exc)
             self.stream = self._open()
             return
-        for i in range(self.backupCount - 1, 0, -1):
-            try:
-                os.replace(f"{base}.{i}", f"{base}.{i + 1}")
-            except OSError:  # not there yet, or held open by another program: that one stays as it is
-                pass
-        try:
-            os.replace(base + ".rotating", base + ".1")
-        except OSError as exc:  # .1 held open: the lines stay in .rotating, which the next rotation replaces
-            self._say_once("rotated", exc)
         self.stream = self._open()
+        self._delete_beyond_keep()
+
+    def rotated_files(self) -> list[Path]:
+        """This file's rotated ones, oldest first (their names sort by when they were rotated)."""
+        base = Path(self.baseFilename)
+        prefix = base.name + "."
+        return sorted(p for p in base.parent.glob(prefix + "*") if _ROTATED.search(p.name))  # names of log_file_name's characters
+
+    def _rotated_name(self) -> str:
+        when = datetime.now(timezone.utc)
+        while os.path.exists(name := f"{self.baseFilename}.{when:%Y%m%d-%H%M%S-%f}"):
+            when += timedelta(microseconds=1)
+        return name
+
+    def _delete_beyond_keep(self) -> None:
+        for old in self.rotated_files()[: -self.backupCount]:
+            try:
+                old.unlink()
+            except OSError:  # held open by another program: deleted at a later rotation
+                pass
 
 
 _AFTER = {

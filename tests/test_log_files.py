@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import shutil
 import signal
 import subprocess
@@ -32,6 +33,11 @@ class _ListStream:
         pass
 
 
+def _rotated(path: Path) -> list[Path]:
+    """``path``'s rotated files, oldest first: ``daemon.log.20261205-103000-123456`` (when, UTC, to the µs)."""
+    return sorted(p for p in path.parent.glob(path.name + ".*") if re.fullmatch(re.escape(path.name) + r"\.\d{8}-\d{6}-\d{6}", p.name))
+
+
 def _lines(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
 
@@ -45,7 +51,7 @@ def test_daemon_sidecar_and_paper_each_write_their_own_rotated_file(tmp_path: Pa
     logs = data / "logs"
     try:
         # a 4 KB file holds a dozen status lines: rotated within seconds, and never more than two old files kept
-        wait_for(lambda: (logs / "daemon.log.2").exists() and (logs / "sidecar.log").exists(), 60, "the daemon's log rotated twice")
+        wait_for(lambda: len(_rotated(logs / "daemon.log")) >= 2 and (logs / "sidecar.log").exists(), 60, "the daemon's log rotated twice")
         wait_for(lambda: any(e["event"] == "status" and e.get("terminals") == 1 for e in _lines(logs / "daemon.log")), 30, "a status line with the terminal")
     finally:
         proc.send_signal(signal.SIGINT)
@@ -53,7 +59,7 @@ def test_daemon_sidecar_and_paper_each_write_their_own_rotated_file(tmp_path: Pa
         err.close()
     assert code == 0
     names = sorted(p.name for p in logs.iterdir())
-    assert names[:3] == ["daemon.log", "daemon.log.1", "daemon.log.2"] and "daemon.log.3" not in names, names
+    assert len(_rotated(logs / "daemon.log")) == 2, names  # log.keep: the oldest deleted at each rotation
     assert "paper-paper-1@QuantumTrader-Paper.log" in names and "sidecar.log" in names, names
     for name in names:
         assert (logs / name).stat().st_size <= 4_000 + 2_000, name  # cut at the size (a line may end past it)
@@ -66,14 +72,18 @@ def test_daemon_sidecar_and_paper_each_write_their_own_rotated_file(tmp_path: Pa
     assert "QuantumTrader stopped" in console and '{"' not in console  # the console as asked: not the file's JSON
 
 
-def test_a_log_dir_that_cannot_be_written_is_exit_2_and_an_empty_one_writes_no_file(tmp_path: Path) -> None:
+def test_a_log_dir_that_cannot_be_written_is_said_and_an_empty_one_writes_no_file(tmp_path: Path) -> None:
+    """A log file is no reason to refuse a start (a review saw the paper terminal, which needs nothing of the data
+    directory, refused over one): a warning on stderr, and the process logs there only."""
     data = tmp_path / "data"
     blocker = tmp_path / "a-file"
     blocker.write_text("not a directory")
     env = {**Endpoints().env(data), "QT_LOG__DIR": str(blocker / "logs")}
-    out = subprocess.run([sys.executable, "-m", "quantumtrader", "run", "--no-sidecar"], env=env, capture_output=True, text=True, timeout=60)
-    assert out.returncode == 2 and out.stderr.startswith("error: log.dir: cannot write ") and "Traceback" not in out.stderr, out.stderr
-    assert not data.exists() or not any(data.iterdir())
+    out = subprocess.run([sys.executable, "-m", "quantumtrader", "paper", "--max-ticks", "5", "--exit-at-end", "--rate", "50"], env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and "Traceback" not in out.stderr, out.stderr
+    assert out.stderr.startswith("warning: log.dir: cannot write ") and out.stderr.count("log.dir") == 1, out.stderr
+    assert "paper terminal stopped" in out.stderr  # its lines on stderr
+    data = tmp_path / "data-2"
     eps = Endpoints()
     with daemon_process(eps, tmp_path, QT_LOG__DIR=""):
         assert control(eps.control)["health"]["uptime"] > 0
@@ -137,8 +147,9 @@ def _log_lines(handler, n: int, start: int = 0) -> None:
 
 
 def test_a_rotation_the_os_refuses_keeps_every_file_appends_and_is_tried_again_later(tmp_path: Path, monkeypatch, capsys) -> None:
-    """Windows refuses to rename a file another program holds open (a tail tool, an antivirus scan). The stdlib's
-    rotation shifted the old files first, so each line deleted the oldest while the current was never rotated."""
+    """Windows refuses to rename or delete a file another program holds open (a tail tool, a viewer, an antivirus
+    scan). The stdlib's rotation shifted .1...N first: a held file cost one file per rotation, a held current file
+    cost the oldest at every line. Here: the current one held, then an old one."""
     import os
     from types import SimpleNamespace
 
@@ -148,32 +159,44 @@ def test_a_rotation_the_os_refuses_keeps_every_file_appends_and_is_tried_again_l
     clock = FakeClock()
     monkeypatch.setattr(qlog, "time", SimpleNamespace(monotonic=clock))
     path = tmp_path / "daemon.log"
-    handler = open_log_file(path, 0.001, 3)  # 1 KB
+    handler = open_log_file(path, 0.001, 3)  # 1 KB: a rotation every ~7 lines
+    held: set[str] = set()
+    real_rename, real_unlink = os.rename, os.unlink
+
+    def refuse_held(name) -> None:
+        if str(name) in held:
+            raise PermissionError(13, "The process cannot access the file because it is being used by another process")
+
+    monkeypatch.setattr(qlog.os, "rename", lambda src, dst: refuse_held(src) or real_rename(src, dst))
+    monkeypatch.setattr(os, "unlink", lambda name, *a, **k: refuse_held(name) or real_unlink(name, *a, **k))
     try:
-        _log_lines(handler, 30)  # rotates a few times: .1 .2 .3 exist
-        before = {p.name: p.read_text(encoding="utf-8") for p in tmp_path.iterdir()}
-        assert set(before) == {"daemon.log", "daemon.log.1", "daemon.log.2", "daemon.log.3"}, sorted(before)
-        real_replace = os.replace
+        _log_lines(handler, 30)
+        before = {p.name: p.read_text(encoding="utf-8") for p in _rotated(path)}
+        assert len(before) == 3, sorted(before)  # log.keep
 
-        def refuse_the_current(src, dst):
-            if str(src) == str(path):
-                raise PermissionError(13, "The process cannot access the file because it is being used by another process")
-            return real_replace(src, dst)
-
-        monkeypatch.setattr(qlog.os, "replace", refuse_the_current)
+        held.add(str(path))  # the current file
         _log_lines(handler, 30, start=30)
-        for name in ("daemon.log.1", "daemon.log.2", "daemon.log.3"):  # the history untouched
-            assert (tmp_path / name).read_text(encoding="utf-8") == before[name], name
+        assert {p.name: p.read_text(encoding="utf-8") for p in _rotated(path)} == before  # the history untouched
         assert [e["i"] for e in _lines(path)][-30:] == list(range(30, 60))  # appended to, nothing lost
         err = capsys.readouterr().err
         assert err.count("cannot be rotated") == 1 and "tried again every 60 s" in err, err
-        monkeypatch.setattr(qlog.os, "replace", real_replace)
+        held.clear()
         _log_lines(handler, 1, start=60)
-        assert (tmp_path / "daemon.log.1").read_text(encoding="utf-8") == before["daemon.log.1"]  # not before its time
+        assert {p.name for p in _rotated(path)} == set(before)  # not before its time
         clock.now += qlog.ROTATION_RETRY_S
         _log_lines(handler, 1, start=61)
-        assert [e["i"] for e in _lines(tmp_path / "daemon.log.1")][-1] == 60 and _lines(path)[-1]["i"] == 61  # rotated now
-        assert (tmp_path / "daemon.log.2").read_text(encoding="utf-8") == before["daemon.log.1"]
+        assert _lines(_rotated(path)[-1])[-1]["i"] == 60 and _lines(path)[-1]["i"] == 61  # rotated now
+
+        oldest = _rotated(path)[0]
+        held.add(str(oldest))  # an old file held (a viewer): its deletion waits, nothing else is lost
+        _log_lines(handler, 40, start=62)
+        rotated = _rotated(path)
+        assert rotated[0] == oldest and len(rotated) == 4, [p.name for p in rotated]  # keep 3, and the held one
+        recent = [e["i"] for f in [*rotated[1:], path] for e in _lines(f)]
+        assert recent == list(range(recent[0], 102)), recent  # the newest files hold every line, in order
+        held.clear()
+        _log_lines(handler, 10, start=102)
+        assert oldest not in _rotated(path) and len(_rotated(path)) == 3  # deleted at a later rotation
     finally:
         handler.close()
         structlog.reset_defaults()
