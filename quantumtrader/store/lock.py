@@ -35,6 +35,11 @@ from quantumtrader.store.db import StateFileError
 LOCK_FILE = "daemon.lock"
 #: How long a lock whose recorded holder is dead is tried again (the module's docstring says why).
 DEAD_HOLDER_WAIT_S = 5.0
+#: Whether a lock may outlive its process: on Windows (msvcrt.locking) for a while; never with Linux's flock,
+#: where a held lock recorded for a pid this machine does not know is a live holder out of sight (another
+#: container or host sharing the directory): waiting, then calling it dead, invited deleting the lock file
+#: and a second daemon on the same directory (a review, 2026-12-05).
+LOCKS_OUTLIVE_THEIR_HOLDER = os.name == "nt"
 
 
 class DataDirBusy(RuntimeError):
@@ -60,7 +65,9 @@ class DataDirLock:
             holder = _read_pid(fd)
             os.close(fd)
             who = f"process {holder}" if holder else "another process"
-            if holder and not psutil.pid_exists(holder):
+            if holder and not psutil.pid_exists(holder) and not LOCKS_OUTLIVE_THEIR_HOLDER:
+                who = f"process {holder} (not a process this machine sees: another container or host sharing the directory?)"
+            elif holder and not psutil.pid_exists(holder):
                 raise DataDirBusy(
                     f"data directory {self.path.parent} is locked for process {holder}, which is no longer running:"
                     f" the OS has not released its lock after {DEAD_HOLDER_WAIT_S:g} s; try again in a moment"
@@ -86,8 +93,9 @@ class DataDirLock:
 
 
 def _lock_unless_held_by_the_living(fd: int) -> None:
-    """``_lock(fd)``, tried again every 0.1 s for up to DEAD_HOLDER_WAIT_S while the pid recorded in the file is
-    no live process's; OSError when held by a live (or unknown) one, at once, or by a dead one after the wait."""
+    """``_lock(fd)``; where locks outlive their process (Windows), tried again every 0.1 s for up to
+    DEAD_HOLDER_WAIT_S while the pid recorded in the file is no live process's. OSError when held by a live (or
+    unknown) one, at once, or by a dead one after the wait."""
     deadline = time.monotonic() + DEAD_HOLDER_WAIT_S
     while True:
         try:
@@ -95,7 +103,7 @@ def _lock_unless_held_by_the_living(fd: int) -> None:
             return
         except OSError:
             holder = _read_pid(fd)
-            if holder is None or psutil.pid_exists(holder) or time.monotonic() >= deadline:
+            if not LOCKS_OUTLIVE_THEIR_HOLDER or holder is None or psutil.pid_exists(holder) or time.monotonic() >= deadline:
                 raise
             time.sleep(0.1)
 
