@@ -90,6 +90,16 @@ def build_config(
     return config
 
 
+def _check_children(config: Config, *children: str) -> None:
+    """The ports of the children this command starts or is ("paper", "sidecar") against the daemon's: exit 2 naming the key."""
+    from quantumtrader.config import check_listeners
+
+    try:
+        check_listeners(config, children)
+    except ConfigError as exc:
+        raise _fail(str(exc)) from None
+
+
 def _configure_log(config: Config, log_file: str | None) -> None:
     """Logging as ``config.log`` says; ``log_file``: also to that process's file in ``log.dir``.
 
@@ -121,6 +131,7 @@ def run(
     if ticks and not paper:  # the files were ignored without a word: a daemon waiting for a terminal that never comes
         raise _fail("--ticks needs --paper: the files are replayed by the paper terminal")
     cfg = build_config(config, data_dir=data_dir, log_format=log_format, log_level=log_level, make_data_dir=True, log_file="daemon")
+    _check_children(cfg, *(("paper",) if paper else ()), *(() if no_sidecar else ("sidecar",)))
     _check_numba_cache(cfg)
     _check_files(ticks)
     _check_store_key(cfg)
@@ -166,6 +177,7 @@ def paper_command(
     }
     cfg = build_config(config, data_dir=data_dir, log_format=log_format, log_level=log_level, overrides=overrides, configure_log=False)
     _configure_log(cfg, f"paper-{cfg.paper.terminal}")  # one file per terminal id: several paper terminals may share a data directory
+    _check_children(cfg, "paper")
     _check_files(ticks)
     from quantumtrader.protocol import connect_address
     from quantumtrader.config import endpoint as check_endpoint
@@ -363,6 +375,7 @@ def sidecar_command(
         make_data_dir=True,
         log_file="sidecar",
     )
+    _check_children(cfg, "sidecar")
     _signing_secret(cfg)  # a bad one is exit 2 naming the file, not a traceback from the server's start-up
     _check_store_key(cfg)
     from quantumtrader.sidecar import run_sidecar

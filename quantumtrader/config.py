@@ -618,7 +618,7 @@ def _check_whole(config: Config) -> None:
     top = re.split(r"[\\/]", config.log.dir, maxsplit=1)[0]  # its first name in the data directory, either separator
     if top and any(_same_file_name(top, name) for name in (config.store.file_name, *OTHER_DATA_NAMES)):
         raise ConfigError("log.dir", f"{config.log.dir} is a file of the data directory (the store or another, case ignored); pick another name")
-    _check_listeners(config)
+    check_listeners(config)
 
 
 #: The hosts of the listeners that take a port on every address of the machine (brackets off, as uvicorn takes them).
@@ -632,14 +632,17 @@ def _same_port(a: tuple[str, int], b: tuple[str, int]) -> bool:
     return port_a == port_b and (host_a == host_b or host_a in _EVERY_ADDRESS or host_b in _EVERY_ADDRESS)
 
 
-def _check_listeners(config: Config) -> None:
-    """Every socket the daemon, its paper terminal and its sidecar listen on has a port of its own. Two on one port
-    loaded fine, then the second could not bind, at every restart: the paper terminal or the sidecar restarted
-    for ever (the sidecar's hint blaming another program), the daemon's own endpoints a failed start."""
+def check_listeners(config: Config, children: tuple[str, ...] = ()) -> None:
+    """Every socket the daemon and the ``children`` ("paper", "sidecar") listen on has a port of its own. Two on one
+    port loaded fine, then the second could not bind, at every restart: the paper terminal or the sidecar restarted
+    for ever (the sidecar's hint blaming another program), the daemon's own endpoints a failed start. The
+    daemon's at every load; a child's by the command that starts it or is it (``run --paper``, ``run``'s sidecar,
+    ``paper``, ``sidecar``): checked at every load, a live setup's events port equal to the paper terminal's
+    default refused every command, ``status`` and ``stop`` included (a review, 2026-12-05)."""
     eps = config.endpoints
     daemon = [(f"endpoints.{name}", parse_endpoint(getattr(eps, name))) for name in ("events", "feed", "control")]
-    children = [("paper.command_endpoint", parse_endpoint(config.paper.command_endpoint)), ("sidecar.port", (config.sidecar.host, config.sidecar.port))]
-    listeners = [(key, bind) for key, bind in (*daemon, *children) if bind is not None]  # None: refused by its own check
+    child_binds = {"paper": ("paper.command_endpoint", parse_endpoint(config.paper.command_endpoint)), "sidecar": ("sidecar.port", (config.sidecar.host, config.sidecar.port))}
+    listeners = [(key, bind) for key, bind in (*daemon, *(child_binds[c] for c in children)) if bind is not None]  # None: refused by its own check
     for i, (key, bind) in enumerate(listeners):
         for earlier, other in listeners[:i]:
             if not _same_port(bind, other):
@@ -647,6 +650,7 @@ def _check_listeners(config: Config) -> None:
             if key.startswith("endpoints."):
                 raise ConfigError("endpoints", f"events, feed and control must be different endpoints ({earlier} and {key} both listen on port {bind[1]})")
             raise ConfigError(key, f"port {bind[1]} on {bind[0]} is taken by {earlier} ({other[0]}:{other[1]}); pick another port")
+
 
 
 # -- loading ---------------------------------------------------------------------
