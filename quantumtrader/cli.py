@@ -426,9 +426,6 @@ def user_add(
     except UserError as exc:
         raise _fail(str(exc), 1) from None
     _signing_secret(cfg)  # before the save: a user saved and then an error would read as a failure that changed something
-    if not password_stdin and (sys.stdin is None or not sys.stdin.isatty()):
-        # The prompt would read the pipe (or /dev/null) and end in a bare "Aborted."
-        raise _fail("no terminal to ask for the password on (standard input is not one): pipe the password in with --password-stdin")
     if password_stdin:
         # Bytes, as UTF-8 (a byte-order mark dropped): Windows decodes a piped stdin with the ANSI code page,
         # so a non-ASCII password was hashed as other characters than the app sends, and login failed.
@@ -437,7 +434,12 @@ def user_add(
         except UnicodeDecodeError:
             raise _fail("--password-stdin: the password is not UTF-8 text") from None
     else:
-        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+        # The prompt asks on the terminal (/dev/tty, the Windows console) even when stdin is redirected; with no
+        # terminal it reads stdin, and a pipe or /dev/null ran out in a bare "Aborted." (a review, 2026-12-05).
+        try:
+            password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+        except (typer.Abort, EOFError):
+            raise _fail("no password read (no terminal to ask on, or it was cancelled): pipe the password in with --password-stdin") from None
     try:
         user = UserStore(cfg.data_path).add(name, role, password, replace=replace)
     except UserError as exc:

@@ -27,6 +27,7 @@ def _cli(
     return subprocess.run(
         [sys.executable, "-m", module, *args],
         input=input, stdin=stdin, capture_output=True, text=True, env=environ, timeout=timeout, preexec_fn=_as_on_a_full_disk if full_disk else None,
+        start_new_session=True,  # no controlling terminal: a password prompt must not wait on the developer's
     )
 
 
@@ -250,10 +251,57 @@ def test_user_add_checks_the_name_first_and_says_when_there_is_no_terminal_for_t
         (("alice",), "user 'alice' exists (use --replace"),
     ):
         _refused(_cli("user", "add", *args, "--data-dir", str(data), stdin=subprocess.DEVNULL, timeout=60), 1, says)
-    no_terminal = "no terminal to ask for the password on (standard input is not one): pipe the password in with --password-stdin"
+    no_terminal = "no password read (no terminal to ask on, or it was cancelled): pipe the password in with --password-stdin"
     _refused(_cli("user", "add", "dave", "--data-dir", str(data), input="a long password\n", timeout=60), 2, no_terminal)
     _refused(_cli("user", "add", "dave", "--data-dir", str(data), stdin=subprocess.DEVNULL, timeout=60), 2, no_terminal)
     assert "dave" not in (data / "users.json").read_text()
+
+
+@pytest.mark.skipif(not hasattr(os, "openpty"), reason="a pseudo-terminal (POSIX)")
+def test_user_add_asks_on_the_terminal_when_stdin_is_redirected(tmp_path: Path) -> None:
+    """The prompt reads the terminal, not stdin: `user add bob < /dev/null` typed at a terminal worked, and a check
+    of stdin alone refused it (a later review, 2026-12-05). A pseudo-terminal is the child's controlling one."""
+    import fcntl
+    import time
+    import select
+    import termios
+
+    master, slave = os.openpty()
+
+    def own_terminal() -> None:  # in the child: a session of its own, the pty (its stdout) its controlling terminal
+        fcntl.ioctl(1, termios.TIOCSCTTY, 0)
+
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("QT_")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "quantumtrader", "user", "add", "bob", "--data-dir", str(tmp_path / "data")],
+        stdin=subprocess.DEVNULL, stdout=slave, stderr=slave, env=environ, start_new_session=True, preexec_fn=own_terminal,
+    )
+    os.close(slave)
+    seen = b""
+    try:
+        for prompt in (b"Password", b"Repeat"):
+            deadline = time.monotonic() + 60
+            while prompt not in seen:
+                assert time.monotonic() < deadline and proc.poll() is None, seen
+                if select.select([master], [], [], 0.2)[0]:
+                    seen += os.read(master, 1024)
+            while termios.tcgetattr(master)[3] & termios.ECHO:  # getpass turns echo off, flushing input, after its prompt
+                assert time.monotonic() < deadline and proc.poll() is None, seen
+                time.sleep(0.01)
+            os.write(master, b"a long password\n")
+        deadline = time.monotonic() + 60
+        while proc.poll() is None and time.monotonic() < deadline:  # read on: a full pty would block its writes
+            if select.select([master], [], [], 0.2)[0]:
+                try:
+                    seen += os.read(master, 1024)
+                except OSError:  # EIO: the child closed its side
+                    break
+        assert proc.wait(10) == 0, seen
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.close(master)
+    assert '"bob"' in (tmp_path / "data" / "users.json").read_text()
 
 
 def test_a_signing_secret_that_cannot_be_used_is_named_and_left_alone(tmp_path: Path) -> None:
