@@ -128,16 +128,19 @@ def check_distinct_files(paths: list[Path]) -> None:
     Why: files are merged by time, so a file given twice was merged with itself, every tick twice, and
     scored as such (a base rate of 0.14 reported as 0.57) with only the note that files of one symbol
     are merged. A path that cannot be looked at is left to the reader, which names it."""
-    seen: dict[tuple[int, int], Path] = {}
+    seen: dict[tuple[int, int] | str, Path] = {}
     for path in paths:
         try:
             status = os.stat(path)
         except OSError:
             continue
-        first = seen.get((status.st_dev, status.st_ino))
+        # st_ino is unique only when non-zero (Python's docs): some Windows file systems and network redirectors
+        # give 0, which made two different files "the same" (a review, 2026-12-05). Their resolved names then.
+        key = (status.st_dev, status.st_ino) if status.st_ino else os.path.normcase(os.path.realpath(path))
+        first = seen.get(key)
         if first is not None:
             raise TickFileError(f"{first} and {path} are the same file, given twice: its ticks would be merged with themselves")
-        seen[(status.st_dev, status.st_ino)] = path
+        seen[key] = path
 
 
 def shared_symbols(paths: list[Path]) -> dict[str, list[Path]]:

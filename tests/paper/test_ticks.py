@@ -66,3 +66,21 @@ def test_times_the_daemon_takes_are_read_as_before(tmp_path: Path) -> None:
     ticks, stats = _read(tmp_path, "1398902400292,1.1,1.1002,1", " 2014-05-01T00:00:00.292Z , 1.1 ,1.1002,", "2014-05-01T02:00:00.292+02:00,1.1,1.1002,2")
 
     assert stats.skipped == 0 and [t.time_msc for t in ticks] == [1398902400292] * 3
+
+
+def test_files_whose_system_gives_no_inode_are_told_apart_by_their_resolved_names(tmp_path: Path, monkeypatch) -> None:
+    """st_ino is unique only when non-zero: some Windows file systems and redirectors give 0, and two different
+    files were refused as "the same file" (a review, 2026-12-05). Simulated: every stat answers inode 0."""
+    import os
+
+    from quantumtrader.paper import ticks
+
+    (tmp_path / "t").mkdir()
+    one, other = tmp_path / "t" / "EURUSD.csv", tmp_path / "t" / "GBPUSD.csv"
+    for path in (one, other):
+        path.write_text("time,bid,ask\n2024-01-15T10:30:00.000Z,1.1,1.1002\n")
+    real_stat = os.stat
+    monkeypatch.setattr(ticks.os, "stat", lambda p, *a, **k: os.stat_result((*real_stat(p, *a, **k)[:1], 0, *real_stat(p, *a, **k)[2:10])))
+    ticks.check_distinct_files([one, other])  # two files
+    with pytest.raises(ticks.TickFileError, match="the same file, given twice"):
+        ticks.check_distinct_files([one, tmp_path / "t" / ".." / "t" / "EURUSD.csv"])  # one, by two names
