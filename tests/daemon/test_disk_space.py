@@ -10,38 +10,37 @@ from types import SimpleNamespace
 
 import structlog
 
-from quantumtrader.daemon.disk import CHECK_EVERY_S, DiskSpaceWatch
-from support import Endpoints, FakeClock, control, daemon_process, start, stop, wait_for
+from quantumtrader.daemon.disk import DiskSpaceWatch
+from support import Endpoints, control, daemon_process, start, stop, wait_for
 
 
-def _watch(free_mb: list[int | OSError], low_mb: int, clock: FakeClock) -> DiskSpaceWatch:
+def _watch(free_mb: list[int | OSError], low_mb: int) -> DiskSpaceWatch:
     def usage(path: Path) -> SimpleNamespace:
         value = free_mb[0]
         if isinstance(value, OSError):
             raise value
         return SimpleNamespace(free=value * 1_000_000 + 999_999)
 
-    return DiskSpaceWatch(Path("/data"), low_mb, usage=usage, clock=clock)
+    return DiskSpaceWatch(Path("/data"), low_mb, usage=usage)
 
 
-def test_a_disk_under_the_threshold_is_a_problem_logged_once_each_way_and_read_at_most_every_check_period() -> None:
-    clock = FakeClock()
+def test_a_disk_under_the_threshold_is_a_problem_logged_once_each_way() -> None:
     free: list[int | OSError] = [5_000]
-    watch = _watch(free, 1_000, clock)
+    watch = _watch(free, 1_000)
     with structlog.testing.capture_logs() as logged:
+        watch.check()
         assert watch.problems() == [] and watch.free_mb == 5_000
         free[0] = 800
-        clock.now += CHECK_EVERY_S / 2
-        assert watch.problems() == []  # not read again yet
-        clock.now += CHECK_EVERY_S / 2
+        assert watch.problems() == []  # health reads the latest check, it does not read the disk itself
+        watch.check()
         problems = watch.problems()
         assert len(problems) == 1 and problems[0].startswith("data directory's disk: 800 MB free, under store.low_disk_mb (1,000)")
         assert "/data" not in problems[0]  # health answers callers without a token; the log names the path
-        clock.now += CHECK_EVERY_S
         free[0] = 700
+        watch.check()
         assert watch.problems()[0].startswith("data directory's disk: 700 MB free")
-        clock.now += CHECK_EVERY_S
         free[0] = 1_000  # at the threshold is not under it
+        watch.check()
         assert watch.problems() == []
     assert [(e["event"].split(":")[0], e.get("free_mb")) for e in logged] == [
         ("the data directory's disk is nearly full", 800),
@@ -51,16 +50,40 @@ def test_a_disk_under_the_threshold_is_a_problem_logged_once_each_way_and_read_a
 
 
 def test_zero_never_warns_and_an_unreadable_disk_is_said_once_not_raised() -> None:
-    clock = FakeClock()
     free: list[int | OSError] = [0]
-    assert _watch(free, 0, clock).problems() == []
-    watch = _watch(free, 1_000, clock)
+    never = _watch(free, 0)
+    never.check()
+    assert never.problems() == []
+    watch = _watch(free, 1_000)
     free[0] = FileNotFoundError(2, "No such file or directory")
     with structlog.testing.capture_logs() as logged:
         for _ in range(3):
+            watch.check()
             assert watch.problems() == [] and watch.free_mb is None
-            clock.now += CHECK_EVERY_S
     assert [e["event"] for e in logged] == ["the data directory's free space cannot be read"]
+
+
+def test_a_disk_that_hangs_never_holds_up_health() -> None:
+    """A network drive that hangs: statvfs waits for seconds. Health answers from the latest read meanwhile."""
+    import threading
+    import time
+
+    release = threading.Event()
+
+    def hanging(path: Path) -> SimpleNamespace:
+        release.wait(10)
+        return SimpleNamespace(free=1)
+
+    watch = DiskSpaceWatch(Path("/data"), 1_000, usage=hanging)
+    reader = threading.Thread(target=watch.check)
+    reader.start()
+    try:
+        began = time.monotonic()
+        assert watch.problems() == [] and time.monotonic() - began < 0.1
+    finally:
+        release.set()
+        reader.join(10)
+    assert watch.problems()[0].startswith("data directory's disk: 0 MB free")
 
 
 def test_the_daemon_says_so_in_health_and_its_log(tmp_path: Path) -> None:
