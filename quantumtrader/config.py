@@ -673,7 +673,7 @@ def _coerce(key: str, kind: Any, value: Any, from_env: bool) -> Any:
                 return False
             raise ConfigError(key, f"expected true or false, got {value!r}")
         if get_origin(kind) is tuple:
-            return tuple(part.strip() for part in text.split(",") if part.strip())
+            value = [part.strip() for part in text.split(",") if part.strip()]  # checked below as a file's list is
         if kind in (int, float):
             try:
                 value = kind(text)
@@ -694,13 +694,24 @@ def _coerce(key: str, kind: Any, value: Any, from_env: bool) -> Any:
     if kind is str:
         if not isinstance(value, str):
             raise ConfigError(key, f"expected a string, got {value!r}")
-        return value
+        return _utf8(key, value)
     if get_origin(kind) is tuple:
         (item,) = get_args(kind)[:1]
         if not isinstance(value, (list, tuple)) or not all(isinstance(v, item) for v in value):
             raise ConfigError(key, f"expected a list of {item.__name__}, got {value!r}")
-        return tuple(value)
+        return tuple(_utf8(key, v) if isinstance(v, str) else v for v in value)
     raise ConfigError(key, f"unsupported setting type {kind!r}")  # pragma: no cover - a programming error
+
+
+def _utf8(key: str, text: str) -> str:
+    """``text`` unless it holds what UTF-8 cannot write: an environment variable of bytes in another encoding
+    reaches Python as lone surrogates (PEP 383), and a paper terminal's id of such bytes was a TypeError
+    traceback from the first event it encoded (a review, 2026-12-05). Every protocol frame is UTF-8 JSON."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ConfigError(key, f"is not valid UTF-8 text: {text.encode('utf-8', 'backslashreplace').decode('ascii', 'backslashreplace')}") from None
+    return text
 
 
 def _build(cls: type, prefix: str, values: Mapping[str, Any], env: Mapping[str, Any]) -> Any:
@@ -754,6 +765,19 @@ def _env_overrides(environ: Mapping[str, str]) -> dict[str, dict[str, str]]:
     return out
 
 
+#: A config file is a page or two: more than this is another file given by mistake (``--config /dev/zero`` read
+#: until memory ran out: a MemoryError traceback, a review, 2026-12-05).
+MAX_CONFIG_BYTES = 1_000_000
+
+
+def _read_config_file(path: Path) -> bytes:
+    with path.open("rb") as handle:
+        raw = handle.read(MAX_CONFIG_BYTES + 1)
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError("--config", f"{path} is larger than {MAX_CONFIG_BYTES:,} bytes: not a config file")
+    return raw
+
+
 def _toml_text(raw: bytes) -> str:
     """A config file's text. TOML is UTF-8, but Windows tools write what they like: Notepad's "UTF-8" begins
     with a byte-order mark (which tomllib refuses at line 1, column 1) and PowerShell 5's ``>`` writes UTF-16
@@ -778,7 +802,7 @@ def load_config(
     if path is not None:
         p = Path(path)
         try:
-            file_values = tomllib.loads(_toml_text(p.read_bytes()))
+            file_values = tomllib.loads(_toml_text(_read_config_file(p)))
         except FileNotFoundError:
             raise ConfigError("--config", f"file not found: {p}") from None
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:

@@ -63,6 +63,9 @@ def test_file_overrides_defaults_and_env_overrides_file_and_options_override_env
         ("", {"QT_SIGNALS__HORIZON_TICKS": "1001"}, "signals.horizon_ticks"),
         # a review (2026-12-05): this loaded, then every account event was refused
         ("", {"QT_PAPER__CURRENCY": "X" * 17}, "paper.currency"),
+        # ... and this a TypeError from the first event encoded (bytes of another encoding reach Python as surrogates)
+        ("", {"QT_PAPER__TERMINAL": "caf\udce9@X"}, "paper.terminal"),
+        ("", {"QT_EXECUTION__SYMBOL_MAP": "t:EURUSD=EURUSD\udce9"}, "execution.symbol_map"),
         ("", {"QT_ENDPOINTS__FEED": "tcp://0.0.0.0:5555"}, "endpoints"),
         # a Windows review (2026-12-05): one file there, or a name Windows refuses, and loaded everywhere
         *(("", {"QT_STORE__FILE_NAME": name}, "store.file_name") for name in (
@@ -343,4 +346,14 @@ def test_a_numba_cache_cut_by_a_power_cut_is_compiled_afresh_not_a_failed_start(
     assert "Numba cache could not be loaded; deleted and compiling afresh" in result.stdout + result.stderr
     assert cut[0].stat().st_size > 0  # written again
     assert all(p.read_bytes() == body for p, body in others.items())  # only the damaged kernel was compiled again
+
+
+@pytest.mark.skipif(not Path("/dev/zero").exists(), reason="needs /dev/zero")
+def test_a_config_file_that_never_ends_or_an_environment_of_other_bytes_is_exit_2_not_a_traceback(tmp_path: Path) -> None:
+    """`--config /dev/zero` read until memory ran out (MemoryError); a paper terminal id of Latin-1 bytes in the
+    environment was a TypeError from its first event (a review, 2026-12-05)."""
+    result = _cli("config", "show", "--config", "/dev/zero")
+    assert result.returncode == 2 and "/dev/zero is larger than 1,000,000 bytes: not a config file" in result.stderr and "Traceback" not in result.stderr, result.stderr[-2000:]
+    result = _cli("paper", "--max-ticks", "1", env={"QT_PAPER__TERMINAL": os.fsdecode(b"caf\xe9@X"), "QT_DATA_DIR": str(tmp_path / "data")})
+    assert result.returncode == 2 and "paper.terminal: is not valid UTF-8 text" in result.stderr and "Traceback" not in result.stderr, result.stderr[-2000:]
 
