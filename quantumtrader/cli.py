@@ -427,6 +427,8 @@ def user_add(
         raise _fail(str(exc), 1) from None
     _signing_secret(cfg)  # before the save: a user saved and then an error would read as a failure that changed something
     if password_stdin:
+        if sys.stdin is None:  # pythonw, a service: no standard input at all (an AttributeError traceback before)
+            raise _fail("--password-stdin: this process has no standard input to read the password from")
         # Bytes, as UTF-8 (a byte-order mark dropped): Windows decodes a piped stdin with the ANSI code page,
         # so a non-ASCII password was hashed as other characters than the app sends, and login failed.
         try:

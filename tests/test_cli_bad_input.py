@@ -257,6 +257,16 @@ def test_user_add_checks_the_name_first_and_says_when_there_is_no_terminal_for_t
     assert "dave" not in (data / "users.json").read_text()
 
 
+def test_password_stdin_without_any_standard_input_is_said_not_a_traceback(tmp_path: Path) -> None:
+    """pythonw or a service has no stdin at all (sys.stdin is None): an AttributeError traceback (the hunt, 2026-12-05)."""
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("QT_")}
+    result = subprocess.run(
+        [sys.executable, "-m", "quantumtrader", "user", "add", "erin", "--password-stdin", "--data-dir", str(tmp_path / "data")],
+        capture_output=True, text=True, env=environ, timeout=60, preexec_fn=lambda: os.close(0),  # no fd 0: sys.stdin is None
+    )
+    _refused(result, 2, "--password-stdin: this process has no standard input to read the password from")
+
+
 @pytest.mark.skipif(not hasattr(os, "openpty"), reason="a pseudo-terminal (POSIX)")
 def test_user_add_asks_on_the_terminal_when_stdin_is_redirected(tmp_path: Path) -> None:
     """The prompt reads the terminal, not stdin: `user add bob < /dev/null` typed at a terminal worked, and a check
