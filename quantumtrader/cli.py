@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
-from quantumtrader.config import BAD_INPUT_EXIT, Config, ConfigError, load_config, render_toml
+from quantumtrader.config import BAD_INPUT_EXIT, Config, ConfigError, check_listeners, load_config, render_toml
 from quantumtrader.outputs import PLOT_SUFFIXES, output_file_problem
 from quantumtrader.protocol import CONTROL_TIMEOUT_MAX_MS, ORDERS_LIMIT_MAX
 
@@ -92,8 +92,6 @@ def build_config(
 
 def _check_children(config: Config, *children: str) -> None:
     """The ports of the children this command starts or is ("paper", "sidecar") against the daemon's: exit 2 naming the key."""
-    from quantumtrader.config import check_listeners
-
     try:
         check_listeners(config, children)
     except ConfigError as exc:
@@ -110,10 +108,11 @@ def _configure_log(config: Config, log_file: str | None) -> None:
 
     path = None if log_file is None else config.log_path(log_file)
     handler = None
-    try:
-        handler = None if path is None else open_log_file(path, config.log.rotate_mb, config.log.keep)
-    except LogFileError as exc:
-        typer.echo(f"warning: log.dir: {exc}; logging to stderr only", err=True)
+    if path is not None:
+        try:
+            handler = open_log_file(path, config.log.rotate_mb, config.log.keep)
+        except LogFileError as exc:
+            typer.echo(f"warning: log.dir: {exc}; logging to stderr only", err=True)
     configure_logging(config.log.format, config.log.level, file=handler)
 
 

@@ -636,9 +636,9 @@ def check_listeners(config: Config, children: tuple[str, ...] = ()) -> None:
     """Every socket the daemon and the ``children`` ("paper", "sidecar") listen on has a port of its own. Two on one
     port loaded fine, then the second could not bind, at every restart: the paper terminal or the sidecar restarted
     for ever (the sidecar's hint blaming another program), the daemon's own endpoints a failed start. The
-    daemon's at every load; a child's by the command that starts it or is it (``run --paper``, ``run``'s sidecar,
-    ``paper``, ``sidecar``): checked at every load, a live setup's events port equal to the paper terminal's
-    default refused every command, ``status`` and ``stop`` included (a review, 2026-12-05)."""
+    daemon's are checked at every load, a child's only by the command that starts it or is it (``run --paper``,
+    ``run``'s sidecar, ``paper``, ``sidecar``): checked at every load, a live setup's events port equal to the
+    paper terminal's default refused every command, ``status`` and ``stop`` included (a review, 2026-12-05)."""
     eps = config.endpoints
     daemon = [(f"endpoints.{name}", parse_endpoint(getattr(eps, name))) for name in ("events", "feed", "control")]
     child_binds = {"paper": ("paper.command_endpoint", parse_endpoint(config.paper.command_endpoint)), "sidecar": ("sidecar.port", (config.sidecar.host, config.sidecar.port))}
@@ -650,7 +650,6 @@ def check_listeners(config: Config, children: tuple[str, ...] = ()) -> None:
             if key.startswith("endpoints."):
                 raise ConfigError("endpoints", f"events, feed and control must be different endpoints ({earlier} and {key} both listen on port {bind[1]})")
             raise ConfigError(key, f"port {bind[1]} on {bind[0]} is taken by {earlier} ({other[0]}:{other[1]}); pick another port")
-
 
 
 # -- loading ---------------------------------------------------------------------

@@ -35,7 +35,7 @@ _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._@-]+")
 
 
 class LogFileError(Exception):
-    """The log file cannot be opened: the CLI says so and exits 2, before anything runs."""
+    """The log file cannot be opened: the CLI says so on stderr and the process logs there only."""
 
 
 def log_file_name(process: str) -> str:
@@ -140,7 +140,8 @@ class _StreamAndFile:
     def __init__(self, stream: Any, render_stream: Any, handler: _QuietRotatingFile) -> None:
         self._stream = stream
         self._render_stream = render_stream
-        self._render_file = structlog.processors.JSONRenderer()
+        # JSON on the stream too (not a console): its line serves the file, rendered once
+        self._render_file = None if isinstance(render_stream, structlog.processors.JSONRenderer) else structlog.processors.JSONRenderer()
         self._handler = handler
         self._lock = threading.Lock()
 
@@ -153,7 +154,8 @@ class _StreamAndFile:
             except (OSError, ValueError):  # stderr gone (a closed console): the file still has it
                 pass
         # handle(), not emit(): it takes the handler's lock, so two threads' lines never meet a rotation half done
-        self._handler.handle(logging.makeLogRecord({"msg": self._render_file(None, "", dict(event)), "args": None}))
+        file_line = line if self._render_file is None else self._render_file(None, "", dict(event))
+        self._handler.handle(logging.makeLogRecord({"msg": file_line, "args": None}))
 
     log = debug = info = warn = warning = error = critical = exception = fatal = failure = err = msg
 

@@ -181,7 +181,9 @@ class Daemon:
         self.control.register("snapshot", self.control_snapshot)
         self.control.register("specs", self.control_specs)
         self.control.register("stop", self.control_stop)
-        self.health_problems(self._clock_problems)  # through the same mechanism as the subsystems' problems
+        # The daemon's own problems through the same mechanism as the subsystems', the terminals' first.
+        self.health_problems(self._terminal_problems)
+        self.health_problems(self._clock_problems)
         self._spin_items = [(self.events, _POLLIN)]  # for the busy poll, built once
         self.poller = zmq.Poller()  # registered once; the loop reuses it
         self.poller.register(self.events, zmq.POLLIN)
@@ -382,7 +384,7 @@ class Daemon:
                 if not (wants_in and self.make_room(msg["terminal"], mono)):
                     self.rejects.reject("events", "too_many_terminals", msg["terminal"])
                     if wants_in:  # a terminal that wanted in, which health tells of (not a stray sender's every event)
-                        self._refused_terminal = (msg["terminal"], mono, now_msc())
+                        self._refused_terminal = (msg["terminal"], mono, clock_msc)
                     continue
             kind = msg["type"]
             try:  # free in CPython 3.11+ until something raises; a per-event function call would not be
@@ -630,10 +632,9 @@ class Daemon:
         books = self.market.positions
         for entry in terminals:  # added to the protocol: whose book the daemon has since it started (the sidecar keeps
             entry["positions_known"] = entry["terminal"] in books  # a restart's unconfirmed positions until this says so)
-        problems = self._terminal_problems() + [problem for provider in self._health_problems for problem in provider()]
-        degraded = bool(problems)
+        problems = [problem for provider in self._health_problems for problem in provider()]
         return {
-            "status": "degraded" if degraded else "healthy",
+            "status": "degraded" if problems else "healthy",
             "problems": problems,
             "uptime": round(self._monotonic() - self._started, 3),
             "terminals": terminals,

@@ -89,8 +89,9 @@ class RiskEngine:
         if changed:
             self._day = day
             self._start_day()
-        # No equity (a terminal not logged in yet sends zeros) is no day's start: from 0 no loss is ever counted.
-        if equity <= 0:  # not logged in (or not yet): no equity to judge; its 0 counted the whole day's start as lost
+        # No equity (a terminal not logged in yet sends zeros) is no day's start nor a loss: its 0 counted the whole
+        # day's start as lost. So every equity kept below is > 0.
+        if equity <= 0:
             return changed
         if terminal not in self._day_start_equity:
             self._day_start_equity[terminal] = equity
@@ -108,8 +109,8 @@ class RiskEngine:
         self._start_day()
 
     def _start_day(self) -> None:
-        """The day's loss counts from each terminal's equity now (no equity, a terminal not logged in: no start)."""
-        self._day_start_equity = {t: e for t, e in self._equity.items() if e > 0}
+        """The day's loss counts from each terminal's equity now (one not logged in has none kept: no start)."""
+        self._day_start_equity = dict(self._equity)
         self._forgotten_loss = 0.0
 
     def forget_terminal(self, terminal: str) -> bool:

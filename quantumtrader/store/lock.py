@@ -13,8 +13,8 @@ The lock is the operating system's (``flock`` on Linux, ``msvcrt.locking``
 on Windows): it goes with the process however the process ends, kill -9
 included, so a stale lock file never blocks a restart. Windows releases the
 locks of a killed process "depending on available system resources"
-(``msvcrt.locking``), not at once: a lock whose recorded holder is no live
-process is tried again for :data:`DEAD_HOLDER_WAIT_S` before the start is
+(``msvcrt.locking``), not at once: there a lock whose recorded holder is no
+live process is tried again for :data:`DEAD_HOLDER_WAIT_S` before the start is
 refused, so a service manager restarting the daemon at once is not refused in
 the name of a dead pid. The descriptor is
 not inherited (Python's default), so the terminals and the sidecar the
@@ -64,14 +64,15 @@ class DataDirLock:
         except OSError:
             holder = _read_pid(fd)
             os.close(fd)
-            who = f"process {holder}" if holder else "another process"
-            if holder and not psutil.pid_exists(holder) and not LOCKS_OUTLIVE_THEIR_HOLDER:
-                who = f"process {holder} (not a process this machine sees: another container or host sharing the directory?)"
-            elif holder and not psutil.pid_exists(holder):
+            unseen = holder is not None and not psutil.pid_exists(holder)
+            if unseen and LOCKS_OUTLIVE_THEIR_HOLDER:
                 raise DataDirBusy(
                     f"data directory {self.path.parent} is locked for process {holder}, which is no longer running:"
                     f" the OS has not released its lock after {DEAD_HOLDER_WAIT_S:g} s; try again in a moment"
                 ) from None
+            who = "another process" if holder is None else f"process {holder}"
+            if unseen:  # flock: a live holder this machine does not see
+                who += " (not a process this machine sees: another container or host sharing the directory?)"
             raise DataDirBusy(
                 f"data directory {self.path.parent} is in use by {who} (another daemon?); "
                 "stop it, or give this one its own data directory (--data-dir or QT_DATA_DIR)"
