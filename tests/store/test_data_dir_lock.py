@@ -47,6 +47,18 @@ def _held_for(tmp_path: Path, pid: int) -> DataDirLock:
     return held
 
 
+def _refused_after(tmp_path: Path, pid: int, match: str) -> float:
+    """Seconds a second lock took to be refused (DataDirBusy matching ``match``) while one is held for ``pid``."""
+    held = _held_for(tmp_path, pid)
+    try:
+        began = time.monotonic()
+        with pytest.raises(DataDirBusy, match=match):
+            DataDirLock(tmp_path).acquire()
+        return time.monotonic() - began
+    finally:
+        held.release()
+
+
 def test_a_lock_recorded_for_a_dead_process_is_waited_for_where_locks_outlive_their_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Found by a Windows review (2026-12-05): a service manager restarting a killed daemon at once could be
     refused with DataDirBusy naming the dead pid. Tried again while the recorded holder is not alive."""
@@ -64,14 +76,7 @@ def test_a_dead_holders_lock_that_stays_is_refused_after_the_wait_saying_so(tmp_
     monkeypatch.setattr(lock, "DEAD_HOLDER_WAIT_S", 0.3)
     monkeypatch.setattr(lock, "LOCKS_OUTLIVE_THEIR_HOLDER", True)  # as on Windows
     dead = _dead_pid()
-    held = _held_for(tmp_path, dead)
-    try:
-        began = time.monotonic()
-        with pytest.raises(DataDirBusy, match=f"locked for process {dead}, which is no longer running: .* try again in a moment"):
-            DataDirLock(tmp_path).acquire()
-        assert time.monotonic() - began >= 0.3
-    finally:
-        held.release()
+    assert _refused_after(tmp_path, dead, f"locked for process {dead}, which is no longer running: .* try again in a moment") >= 0.3
 
 
 def test_on_linux_a_held_lock_recorded_for_an_unknown_pid_is_a_live_holder_out_of_sight(tmp_path: Path) -> None:
@@ -80,25 +85,11 @@ def test_on_linux_a_held_lock_recorded_for_an_unknown_pid_is_a_live_holder_out_o
     if lock.LOCKS_OUTLIVE_THEIR_HOLDER:
         pytest.skip("Windows: such a lock may be a dead process's")
     unknown = _dead_pid()
-    held = _held_for(tmp_path, unknown)
-    try:
-        began = time.monotonic()
-        with pytest.raises(DataDirBusy, match=f"in use by process {unknown} \\(not a process this machine sees"):
-            DataDirLock(tmp_path).acquire()
-        assert time.monotonic() - began < 0.5  # at once
-    finally:
-        held.release()
+    assert _refused_after(tmp_path, unknown, f"in use by process {unknown} \\(not a process this machine sees") < 0.5  # at once
 
 
 def test_a_lock_held_by_a_live_process_is_refused_at_once(tmp_path: Path) -> None:
-    held = _held_for(tmp_path, os.getpid())
-    try:
-        began = time.monotonic()
-        with pytest.raises(DataDirBusy, match=f"in use by process {os.getpid()}"):
-            DataDirLock(tmp_path).acquire()
-        assert time.monotonic() - began < 0.5
-    finally:
-        held.release()
+    assert _refused_after(tmp_path, os.getpid(), f"in use by process {os.getpid()}") < 0.5
 
 
 @pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (Linux)")
