@@ -11,7 +11,10 @@ Four steps in one invocation, all between separate processes over loopback TCP:
    receiver counting price updates without decoding them; loss from the
    receiver's count and the daemon's seq gaps);
 4. paced runs below that rate until one keeps up: the sustained throughput
-   the target is judged on (:func:`_sustained`).
+   the target is judged on (:func:`_sustained`);
+5. the floor again, at the same rate, then flat out and paced the same way:
+   the rate the transport alone sustains on this host, which bounds the
+   daemon's (the throughput target over the floor's is the part we can move).
 
 Warm-up ticks (JIT, caches, TCP) are sent first and left out of the figures.
 Each run's figures are judged against the targets of issues 8 and 4
@@ -122,7 +125,7 @@ def over_runs(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return summary
 
 
-_PHASES = ("floor", "daemon", "daemon_max_rate", "floor_after")
+_PHASES = ("floor", "daemon", "daemon_max_rate", "floor_after", "floor_max_rate")
 
 #: A paced run "kept up" when it lost nothing and its tick -> price_update p99 stayed under this: a daemon
 #: slower than the sender by even 5 % builds a backlog that passes it within half a second of a 3 s run.
@@ -132,6 +135,9 @@ KEPT_UP_P99_US = 20_000.0
 SUSTAIN_TRIES = 5
 #: A paced try counts only if the sender reached this share of its rate (it never spins: a starved one falls behind).
 SENDER_REACHED = 0.97
+#: How the frames the floor's relay forwards besides ticks begin (the sender's hello, the bench's probe):
+#: a counting receiver must not count them as ticks' prices.
+_NOT_TICKS = (b'{"v":1,"type":"hello"', b'{"type":"probe"')
 
 
 def steal_over_runs(runs: list[dict[str, Any]]) -> dict[str, list[float | None]]:
@@ -231,8 +237,9 @@ class _Receiver:
                     topic = recv(zmq.NOBLOCK)
                 except zmq.Again:
                     break
-                recv()  # the body: every feed message is two frames
-                if topic.startswith(b"price."):
+                body = recv()  # every feed message is two frames
+                # The floor's relay forwards every frame as a price: not its hello or the bench's probes.
+                if topic.startswith(b"price.") and not body.startswith(_NOT_TICKS):
                     recv_ns[self.received] = clock()
                     self.received += 1
 
@@ -524,6 +531,26 @@ def run_pipeline_bench(
 Plot = tuple[dict[str, np.ndarray], str, dict[str, float]]
 
 
+def _ratio(ours: float | None, floor: float | None) -> float | None:
+    return ours / floor if ours is not None and floor else None
+
+
+def _sustained_text(sustained: dict[str, Any]) -> str:
+    """A sustained search on the console: the figure and every try."""
+    tried = ", ".join(f"{t['rate_target']:,.0f}/s {_outcome(t)} (lost {t['lost']}, p99 {t['tick_to_price_update'].get('p99_us', float('nan')):,.0f} µs)" for t in sustained["tries"])
+    above = " (every try kept up: the limit lies above)" if sustained.get("limit_above") else ""
+    return f"{_fmt(sustained['ticks_per_s'])} ticks/s{above}; tried {tried or 'nothing (no flat-out rate)'}"
+
+
+def _floor_sustained_text(floor_sustained: dict[str, Any], floor_max_rate: dict[str, Any], ratio: float | None) -> str:
+    """The floor's throughput on the console: what the transport alone keeps up with on this host."""
+    share = "" if ratio is None else f" (the daemon sustained x{ratio:.2f} of the floor's rate)"
+    return (
+        f"the floor sustained (PUSH -> relay -> SUB, no work; its backlog drained at {_fmt(floor_max_rate.get('throughput_ticks_per_s'))}/s):"
+        f" {_sustained_text(floor_sustained)}{share}"
+    )
+
+
 def _outcome(attempt: dict[str, Any]) -> str:
     """A sustained try on the console: a sender that fell short is its own limit, not the daemon's."""
     if attempt["kept_up"]:
@@ -555,7 +582,9 @@ def _draw(plot_out: Path | None, plot: Plot) -> None:
         percentile_plot(plot_out, series, title, throughput)
 
 
-def _sustained(flat_out: dict[str, Any], sustain_s: float, paced_run: Callable[[float, int], dict[str, Any]], log: Callable[[str], None]) -> dict[str, Any]:
+def _sustained(
+    flat_out: dict[str, Any], sustain_s: float, paced_run: Callable[[float, int], dict[str, Any]], log: Callable[[str], None], who: str = "daemon"
+) -> dict[str, Any]:
     """The sustained rate: paced runs from 0.9x the flat-out run's rate, down by 0.8x until one keeps up, or,
     when the first keeps up, up by 1.1x until one falls behind; the highest rate kept up with is the figure.
 
@@ -579,7 +608,7 @@ def _sustained(flat_out: dict[str, Any], sustain_s: float, paced_run: Callable[[
         if rate < 1000:
             break
         n_ticks = int(rate * sustain_s)
-        log(f"daemon: {n_ticks} ticks paced at {rate:,.0f}/s (does it keep up?)")
+        log(f"{who}: {n_ticks} ticks paced at {rate:,.0f}/s (does it keep up?)")
         run = paced_run(rate, n_ticks)
         p99 = run["tick_to_price_update"].get("p99_us")
         sent = run.get("rate_sent") or 0.0
@@ -628,8 +657,9 @@ def _run_once(
     with tempfile.TemporaryDirectory(prefix="qt-bench-") as tmp_name:
         tmp = Path(tmp_name)
 
-        def floor_run(when: str) -> dict[str, Any]:
-            """The transport floor: a bare PUSH -> relay -> SUB, the same ticks at the same rate."""
+        def floor_run(when: str, *, throughput: bool = False) -> dict[str, Any]:
+            """The transport floor: a bare PUSH -> relay -> SUB, the same ticks at the same rate; with ``throughput``
+            also flat out and the sustained search, as the daemon's (in the result as ``_max_rate``, ``_sustained``)."""
             events, feed = (f"tcp://127.0.0.1:{port}" for port in free_ports(2))
             relay = start([events, feed], dict(os.environ), tmp / f"relay-{when}.log", module="quantumtrader.bench.floor")
             poke_sock = zmq.Context.instance().socket(zmq.PUSH)
@@ -642,6 +672,14 @@ def _run_once(
             try:
                 log(f"floor ({when}): PUSH -> relay -> SUB, {n_ticks} ticks at {rate:g}/s over {symbols} symbols")
                 run = _one_run(events, feed, n_ticks, warmup, symbols, rate, tmp, ticks_csv, poke, relay.pid)
+                if throughput:
+                    log(f"floor ({when}): {throughput_ticks} ticks as fast as the sender can push")
+                    flat = _one_run(events, feed, throughput_ticks, min(warmup, throughput_ticks // 10), symbols, 0, tmp, ticks_csv, poke, relay.pid)
+                    flat["lost"] = max(0, flat["lost"])
+                    run["_max_rate"] = flat
+                    run["_sustained"] = _sustained(
+                        flat, sustain_s, lambda r, n: _one_run(events, feed, n, n // 10, symbols, r, tmp, ticks_csv, poke, relay.pid, count_only=True), log, "floor"
+                    )
             finally:
                 poke_sock.close()
                 stop(relay)
@@ -678,7 +716,8 @@ def _run_once(
             signal_store = control(eps.control, "signals", timeout_ms=3000)["store"]  # after every run
         finally:
             stop(daemon)
-        floor_after = floor_run("after")
+        floor_after = floor_run("after", throughput=True)
+        floor_max_rate, floor_sustained = floor_after.pop("_max_rate"), floor_after.pop("_sustained")
 
     # Over the mean of the floors before and after: one floor measured minutes before the daemon divided two
     # moments of a host whose floor p50 moved 300-1,900 µs between runs (a review of the method, 2026-12-04).
@@ -695,6 +734,10 @@ def _run_once(
         "daemon": {k: v for k, v in paced.items() if not k.startswith("_")},
         "daemon_max_rate": {k: v for k, v in flat_out.items() if not k.startswith("_")},  # how fast a backlog drains
         "daemon_sustained": sustained,  # the highest paced rate tried that the daemon kept up with
+        # The same two measures through the floor's relay, after the daemon: the transport's own limit on this host.
+        "floor_max_rate": {k: v for k, v in floor_max_rate.items() if not k.startswith("_")},
+        "floor_sustained": floor_sustained,
+        "daemon_over_floor_sustained": _ratio(sustained["ticks_per_s"], floor_sustained["ticks_per_s"]),
         "daemon_over_floor": ratio,  # over the mean of floor and floor_after
         # the daemon's own histograms, from 90 % of each run's warm-up on (True), or since its start (False: the reset never came)
         "daemon_histograms_after_warmup": {"paced": paced["_reset_after_warmup"], "max_rate": flat_out["_reset_after_warmup"]},
@@ -710,7 +753,7 @@ def _run_once(
         "daemon_store_writer": signal_store.get("writer", {}),  # the writer thread kept up (or dropped: counted)
     }
     result["targets"] = judge(result)
-    phases = (("floor", floor), ("daemon", paced), ("daemon max rate", flat_out), ("floor after", floor_after))
+    phases = (("floor", floor), ("daemon", paced), ("daemon max rate", flat_out), ("floor after", floor_after), ("floor max rate", floor_max_rate))
     rows = []
     for name, run in phases:
         lat = run["tick_to_price_update"]
@@ -724,9 +767,8 @@ def _run_once(
             log(f"tick -> signal: all {paced['signals']} signals came during warm-up; run longer (--duration)")
     log(f"daemon over floor (the mean of before and after): p50 x{ratio['p50']:.2f}, p99 x{ratio['p99']:.2f}")
     log(_from_due_text(floor, paced))
-    tried = ", ".join(f"{t['rate_target']:,.0f}/s {_outcome(t)} (lost {t['lost']}, p99 {t['tick_to_price_update'].get('p99_us', float('nan')):,.0f} µs)" for t in sustained["tries"])
-    above = " (every try kept up: the limit lies above)" if sustained.get("limit_above") else ""
-    log(f"sustained: {_fmt(sustained['ticks_per_s'])} ticks/s{above}; tried {tried or 'nothing (no flat-out rate)'}")
+    log(f"sustained: {_sustained_text(sustained)}")
+    log(_floor_sustained_text(floor_sustained, floor_max_rate, result["daemon_over_floor_sustained"]))
     log(describe({name: run["cpu"] for name, run in phases}))
     log("cores busy (server / sender / receiver): " + ", ".join(f"{name} {_cores_text(run['cpu_cores'])}" for name, run in phases))
     if note := _off_target_load(rate, symbols):
@@ -739,4 +781,6 @@ def _run_once(
         series["daemon tick->signal"] = paced["_signal_latency_ns"]
     throughput = {name: run.get("throughput_ticks_per_s", 0.0) for name, run in phases}
     throughput["daemon sustained"] = sustained["ticks_per_s"] or 0.0
+    throughput["floor max rate"] = floor_max_rate.get("throughput_ticks_per_s", 0.0)
+    throughput["floor sustained"] = floor_sustained["ticks_per_s"] or 0.0
     return result, (series, f"pipeline at {rate:g} ticks/s over {symbols} symbols", throughput)  # the plot: drawn after the JSON is written

@@ -81,19 +81,24 @@ def test_repeated_runs_over_real_processes_are_each_judged_and_summarized(tmp_pa
     assert written["repeat"] == 2 and len(written["runs"]) == 2
     for run in written["runs"]:
         assert run["daemon"]["lost"] == 0 and run["floor"]["lost"] == 0 and run["daemon_max_rate"]["lost"] == 0
-        # the sustained rate: paced tries from 0.9x the flat-out drain rate, down until one kept up or up until
-        # one fell behind; the highest that kept up is the figure
-        sustained = run["daemon_sustained"]
-        tries = sustained["tries"]
-        assert tries and tries[0]["rate_target"] == round(0.9 * run["daemon_max_rate"]["throughput_ticks_per_s"], -3)
-        kept = [t["rate_target"] for t in tries if t["kept_up"]]
-        assert sustained["ticks_per_s"] == (max(kept) if kept else None)
-        assert all(t["lost"] == 0 and t["tick_to_price_update"]["p99_us"] < sustained["kept_up_p99_us"] for t in tries if t["kept_up"])
-        step = 1 if tries[0]["kept_up"] else -1  # up after a first try that kept up, else down
-        assert all((b["rate_target"] - a["rate_target"]) * step > 0 for a, b in zip(tries, tries[1:]))
-        assert all(t["kept_up"] == tries[0]["kept_up"] for t in tries[:-1])  # it turns at most once, at the last try
-        if not kept:
-            assert len(tries) == SUSTAIN_TRIES
+        # the sustained rate, the daemon's and the floor's (the transport alone, after the daemon): paced tries
+        # from 0.9x the flat-out drain rate, down until one kept up or up until one fell behind; the highest
+        # that kept up is the figure
+        for server in ("daemon", "floor"):
+            sustained = run[f"{server}_sustained"]
+            assert run[f"{server}_max_rate"]["lost"] == 0
+            tries = sustained["tries"]
+            assert tries and tries[0]["rate_target"] == round(0.9 * run[f"{server}_max_rate"]["throughput_ticks_per_s"], -3)
+            kept = [t["rate_target"] for t in tries if t["kept_up"]]
+            assert sustained["ticks_per_s"] == (max(kept) if kept else None)
+            assert all(t["lost"] == 0 and t["tick_to_price_update"]["p99_us"] < sustained["kept_up_p99_us"] for t in tries if t["kept_up"])
+            step = 1 if tries[0]["kept_up"] else -1  # up after a first try that kept up, else down
+            assert all((b["rate_target"] - a["rate_target"]) * step > 0 for a, b in zip(tries, tries[1:]))
+            assert all(t["kept_up"] == tries[0]["kept_up"] for t in tries[:-1])  # it turns at most once, at the last try
+            if not kept:
+                assert len(tries) == SUSTAIN_TRIES
+        daemon_rate, floor_rate = run["daemon_sustained"]["ticks_per_s"], run["floor_sustained"]["ticks_per_s"]
+        assert run["daemon_over_floor_sustained"] == (pytest.approx(daemon_rate / floor_rate) if daemon_rate and floor_rate else None)
         assert run["daemon"]["received"] == run["daemon"]["ticks"] == 5000
         # coordinated omission: from the due time a tick waits at least as long as from the sender's stamp
         for phase in ("floor", "daemon", "floor_after"):
@@ -123,6 +128,7 @@ def test_repeated_runs_over_real_processes_are_each_judged_and_summarized(tmp_pa
         assert written["steal_pct_over_runs"]["daemon"] == [run["daemon"]["cpu"]["steal_pct"] for run in written["runs"]]
         assert any(line.startswith("CPU over all cores") for line in lines)
     assert any(line.startswith("cores busy (server / sender / receiver)") for line in lines)
+    assert sum(line.startswith("the floor sustained (PUSH -> relay -> SUB, no work") for line in lines) == 2  # one a run
     for i, summary in enumerate(written["over_runs"]):
         values = [run["targets"][i]["value"] for run in written["runs"]]
         assert summary["values"] == values
