@@ -53,6 +53,9 @@ class Target(NamedTuple):
     at_least: bool  # True: the figure must reach the limit; False: stay under it
     issue: int
     phase: str = "daemon"  # the run phase it was measured in: the figure counts only if that phase lost nothing
+    # Where the floor measured the same thing (its runs before and after the daemon): whether the bare
+    # transport itself met the limit on this host, which no daemon can beat. The floor's best figure is used.
+    floor_paths: tuple[tuple[str, ...], ...] = ()
 
 
 #: The load the targets are stated for (issues 4 and 8).
@@ -60,17 +63,24 @@ TARGET_RATE, TARGET_SYMBOLS = 10_000, 50
 #: The targets of issues 8 and 4 this scenario measures, in one place: the
 #: console, the JSON's ``targets`` and the over-runs summary all read them here.
 TARGETS: tuple[Target, ...] = (
-    Target("tick -> price_update p99 µs", ("daemon", "tick_to_price_update", "p99_us"), 500, False, 8),
+    Target(
+        "tick -> price_update p99 µs",
+        ("daemon", "tick_to_price_update", "p99_us"),
+        500,
+        False,
+        8,
+        floor_paths=(("floor", "tick_to_price_update", "p99_us"), ("floor_after", "tick_to_price_update", "p99_us")),
+    ),
     Target("tick -> signal p99 µs", ("daemon", "tick_to_signal", "p99_us"), 1000, False, 8),
     Target("daemon / floor at p50", ("daemon_over_floor", "p50"), 3.0, False, 8),
-    Target("sustained ticks/s, zero loss", ("daemon_sustained", "ticks_per_s"), 150_000, True, 8, "daemon_sustained"),
+    Target("sustained ticks/s, zero loss", ("daemon_sustained", "ticks_per_s"), 150_000, True, 8, "daemon_sustained", (("floor_sustained", "ticks_per_s"),)),
     Target("in-daemon receive -> signal published p99 µs", ("daemon_signal_path", "receive_to_signal_emitted", "p99_us"), 100, False, 4),
 )
 
 
-def _figure(result: dict[str, Any], target: Target) -> float | None:
+def _figure(result: dict[str, Any], path: tuple[str, ...]) -> float | None:
     value: Any = result
-    for key in target.path:
+    for key in path:
         if not isinstance(value, dict) or key not in value:
             return None
         value = value[key]
@@ -89,17 +99,30 @@ def judge(result: dict[str, Any]) -> list[dict[str, Any]]:
     """
     out = []
     for target in TARGETS:
-        value = _figure(result, target)
+        value = _figure(result, target.path)
         phase = result.get(target.phase)
         lost = phase.get("lost") if isinstance(phase, dict) else None
-        if value is None or lost != 0:
-            met = False
-        elif target.at_least:
-            met = value >= target.limit
-        else:
-            met = value < target.limit
-        out.append({"target": target.name, "issue": target.issue, "value": value, "limit": target.limit, "at_least": target.at_least, "met": met})
+        verdict = {"target": target.name, "issue": target.issue, "value": value, "limit": target.limit, "at_least": target.at_least}
+        verdict["met"] = lost == 0 and _within(value, target)
+        if target.floor_paths:
+            # The floor's phases count only where they lost nothing either; the best of them stands for the host.
+            known = [v for path in target.floor_paths if _lost_nothing(result, path[0]) and (v := _figure(result, path)) is not None]
+            floor = (max if target.at_least else min)(known) if known else None
+            verdict["floor_value"], verdict["floor_met"] = floor, _within(floor, target)
+        out.append(verdict)
     return out
+
+
+def _within(value: float | None, target: Target) -> bool:
+    if value is None:
+        return False
+    return value >= target.limit if target.at_least else value < target.limit
+
+
+def _lost_nothing(result: dict[str, Any], phase: str) -> bool:
+    """A sustained search's figure is kept up with zero loss by construction (``lost`` is that of its best try)."""
+    run = result.get(phase)
+    return isinstance(run, dict) and run.get("lost", 0) == 0
 
 
 def over_runs(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -109,19 +132,21 @@ def over_runs(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for i, target in enumerate(TARGETS):
         values = [v[i]["value"] for v in verdicts]
         known = [x for x in values if x is not None]
-        summary.append(
-            {
-                "target": target.name,
-                "issue": target.issue,
-                "limit": target.limit,
-                "values": values,
-                "min": min(known) if known else None,
-                "median": float(np.median(known)) if known else None,
-                "max": max(known) if known else None,
-                "met_runs": sum(v[i]["met"] for v in verdicts),
-                "runs": len(runs),
-            }
-        )
+        row = {
+            "target": target.name,
+            "issue": target.issue,
+            "limit": target.limit,
+            "values": values,
+            "min": min(known) if known else None,
+            "median": float(np.median(known)) if known else None,
+            "max": max(known) if known else None,
+            "met_runs": sum(v[i]["met"] for v in verdicts),
+            "runs": len(runs),
+        }
+        if target.floor_paths:  # in how many runs the bare transport itself met it: the host's share of a miss
+            row["floor_values"] = [v[i]["floor_value"] for v in verdicts]
+            row["floor_met_runs"] = sum(v[i]["floor_met"] for v in verdicts)
+        summary.append(row)
     return summary
 
 
@@ -515,9 +540,12 @@ def run_pipeline_bench(
         _draw(plot_out, plot)
         return runs[0]
     summary = over_runs(runs)
-    rows = [(s["target"], f"#{s['issue']}", _fmt(s["limit"]), _fmt(s["min"]), _fmt(s["median"]), _fmt(s["max"]), f"{s['met_runs']} of {s['runs']}") for s in summary]
+    rows = [
+        (s["target"], f"#{s['issue']}", _fmt(s["limit"]), _fmt(s["min"]), _fmt(s["median"]), _fmt(s["max"]), f"{s['met_runs']} of {s['runs']}", f"{s['floor_met_runs']} of {s['runs']}" if "floor_met_runs" in s else "-")
+        for s in summary
+    ]
     log(f"over {repeat} runs:{_off_target_load(rate, symbols)}")
-    log(table(rows, ("target", "issue", "limit", "min", "median", "max", "met")))
+    log(table(rows, ("target", "issue", "limit", "min", "median", "max", "met", "floor met")))
     steal = steal_over_runs(runs)
     if any(v is not None for values in steal.values() for v in values):
         log("steal % per run (CPU time the host took): " + "; ".join(f"{phase} {', '.join(_fmt(v) for v in values)}" for phase, values in steal.items()))
@@ -529,6 +557,16 @@ def run_pipeline_bench(
 
 #: A run's percentile plot: latency series, title, throughput per phase.
 Plot = tuple[dict[str, np.ndarray], str, dict[str, float]]
+
+
+def _verdict_text(verdict: dict[str, Any]) -> str:
+    """One target on the console, with the bare transport's own figure where it measured the same thing."""
+    bound = ">=" if verdict["at_least"] else "<"
+    text = f"  #{verdict['issue']} {verdict['target']}: {_fmt(verdict['value'])} (target {bound} {_fmt(verdict['limit'])}): {'met' if verdict['met'] else 'MISSED'}"
+    if "floor_value" in verdict:
+        host = "met by the floor" if verdict["floor_met"] else "missed by the floor itself: beyond this host's transport, whatever the daemon does"
+        text += f"; the floor alone: {_fmt(verdict['floor_value'])} ({host})"
+    return text
 
 
 def _ratio(ours: float | None, floor: float | None) -> float | None:
@@ -774,8 +812,7 @@ def _run_once(
     if note := _off_target_load(rate, symbols):
         log(note)
     for verdict in result["targets"]:
-        bound = ">=" if verdict["at_least"] else "<"
-        log(f"  #{verdict['issue']} {verdict['target']}: {_fmt(verdict['value'])} (target {bound} {_fmt(verdict['limit'])}): {'met' if verdict['met'] else 'MISSED'}")
+        log(_verdict_text(verdict))
     series = {"floor": floor["_latency_ns"], "daemon tick->price_update": paced["_latency_ns"]}
     if "_signal_latency_ns" in paced:
         series["daemon tick->signal"] = paced["_signal_latency_ns"]

@@ -31,6 +31,25 @@ def _met(run: dict) -> dict[str, bool]:
     return {v["target"]: v["met"] for v in judge(run)}
 
 
+def test_where_the_floor_measured_the_same_thing_its_own_verdict_stands_beside_the_daemons() -> None:
+    run = _run(450, 600, 1.2, 120_000)
+    run["floor"] = {"tick_to_price_update": {"p99_us": 700.0}, "lost": 0}
+    run["floor_after"] = {"tick_to_price_update": {"p99_us": 480.0}, "lost": 0}
+    run["floor_sustained"] = {"ticks_per_s": 90_000.0, "lost": 0}
+    verdicts = {v["target"]: v for v in judge(run)}
+    price, sustained = verdicts["tick -> price_update p99 µs"], verdicts["sustained ticks/s, zero loss"]
+    assert (price["floor_value"], price["floor_met"]) == (480.0, True)  # the better of the two floors stands for the host
+    assert (sustained["floor_value"], sustained["floor_met"]) == (90_000.0, False)  # the bare transport misses it too
+    assert "floor_value" not in verdicts["tick -> signal p99 µs"]  # no floor measures a signal
+    run["floor_after"]["lost"] = 1  # a floor phase that lost ticks does not count
+    assert judge(run)[0]["floor_value"] == 700.0 and not judge(run)[0]["floor_met"]
+    del run["floor"], run["floor_after"], run["floor_sustained"]  # a result from before the floor measured these
+    assert {v["floor_value"] for v in judge(run) if "floor_value" in v} == {None}
+    summary = {s["target"]: s for s in over_runs([run, _run(450, 600, 1.2, 120_000) | {"floor_sustained": {"ticks_per_s": 160_000.0, "lost": 0}}])}
+    assert summary["sustained ticks/s, zero loss"]["floor_values"] == [None, 160_000.0]
+    assert summary["sustained ticks/s, zero loss"]["floor_met_runs"] == 1 and "floor_met_runs" not in summary["tick -> signal p99 µs"]
+
+
 def test_each_target_is_met_only_on_its_side_of_the_limit() -> None:
     names = [t.name for t in TARGETS]
     assert _met(_run(499.0, 999.0, 2.9, 150_000, emitting_p99=99.0)) == dict.fromkeys(names, True)
@@ -133,6 +152,8 @@ def test_repeated_runs_over_real_processes_are_each_judged_and_summarized(tmp_pa
         values = [run["targets"][i]["value"] for run in written["runs"]]
         assert summary["values"] == values
         assert summary["met_runs"] == sum(run["targets"][i]["met"] for run in written["runs"])
+    sustained = {s["target"]: s for s in written["over_runs"]}["sustained ticks/s, zero loss"]
+    assert sustained["floor_values"] == [run["floor_sustained"]["ticks_per_s"] for run in written["runs"]]
     assert any(line.startswith("over 2 runs") for line in lines)
 
 
