@@ -4,7 +4,11 @@ Cold: an empty Numba cache (a fresh ``NUMBA_CACHE_DIR``), so every kernel
 compiles. Warm: the same cache again, so kernels load from disk. "Healthy"
 means the control socket answers ``status``, which the daemon only does once
 its kernels are warmed up and its loop runs. RSS is read after 100 symbols
-have streamed through features and models.
+have streamed through features and models, for the warm start and for the
+cold one: a daemon that compiled its kernels in its own process kept the
+compiler's memory for life (~90 MiB more; since then a child process
+compiles them, :mod:`quantumtrader.precompile`), and the cold start is the
+first one every trader meets, so the target is judged on the larger of the two.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from quantumtrader.bench.common import machine, table, write_json
 from quantumtrader.bench.procs import Endpoints, control, interpreter, start, stop, wait_ready
@@ -35,24 +39,14 @@ def run_startup_bench(*, symbols: int = 100, ticks: int = 50_000, json_out: Path
         env = eps.env(tmp / "data", QT_DAEMON__STATUS_INTERVAL_S="0", QT_LOG__LEVEL="warning", NUMBA_CACHE_DIR=str(tmp / "numba-cache"))
         log("startup: cold (empty Numba cache)")
         cold_s, proc = _time_to_ready(eps, env, tmp / "cold.log")
-        stop(proc)
+        try:
+            cold = _rss_after_ticks(proc.pid, eps, symbols, ticks, tmp, log)
+        finally:
+            stop(proc)
         log("startup: warm (cached kernels)")
         warm_s, proc = _time_to_ready(eps, env, tmp / "warm.log")
         try:
-            idle_rss = interpreter(proc.pid).memory_info().rss
-            log(f"startup: {ticks} ticks over {symbols} symbols, then RSS")
-            sender = subprocess.run(
-                [sys.executable, "-m", "quantumtrader.bench.sender", eps.events, str(ticks), str(symbols), "0", str(tmp / "sent.npy")],
-                capture_output=True,
-                timeout=300,
-                check=True,
-            )
-            del sender
-            deadline = time.monotonic() + 60
-            while control(eps.control)["health"]["counters"].get("ticks", 0) < ticks and time.monotonic() < deadline:
-                time.sleep(0.2)
-            health = control(eps.control)["health"]
-            rss = interpreter(proc.pid).memory_info().rss
+            warm = _rss_after_ticks(proc.pid, eps, symbols, ticks, tmp, log)
         finally:
             stop(proc)
     result = {
@@ -60,10 +54,14 @@ def run_startup_bench(*, symbols: int = 100, ticks: int = 50_000, json_out: Path
         "machine": machine(),
         "cold_start_to_ready_s": cold_s,
         "warm_start_to_ready_s": warm_s,
-        "rss_idle_mb": idle_rss / 1e6,
-        "rss_after_symbols_mb": rss / 1e6,
+        "rss_idle_mb": warm.idle_rss / 1e6,
+        "rss_after_symbols_mb": max(warm.rss, cold.rss) / 1e6,  # the larger: the target holds for both starts or not at all
+        "warm_rss_after_symbols_mb": warm.rss / 1e6,
+        "cold_rss_idle_mb": cold.idle_rss / 1e6,
+        "cold_rss_after_symbols_mb": cold.rss / 1e6,
         "symbols": symbols,
-        "ticks": health["counters"].get("ticks", 0),
+        "ticks": warm.ticks,
+        "cold_ticks": cold.ticks,
         "targets": {"warm_start_to_ready_s": 3.0, "rss_after_symbols_mb": 250},
     }
     log(
@@ -71,11 +69,37 @@ def run_startup_bench(*, symbols: int = 100, ticks: int = 50_000, json_out: Path
             [
                 ("cold start -> ready", f"{cold_s:.2f} s"),
                 ("warm start -> ready", f"{warm_s:.2f} s"),
-                ("RSS idle", f"{idle_rss / 1e6:.0f} MB"),
-                (f"RSS after {symbols} symbols", f"{rss / 1e6:.0f} MB"),
+                ("RSS idle (cold / warm start)", f"{cold.idle_rss / 1e6:.0f} / {warm.idle_rss / 1e6:.0f} MB"),
+                (f"RSS after {symbols} symbols (cold / warm start)", f"{cold.rss / 1e6:.0f} / {warm.rss / 1e6:.0f} MB"),
             ],
             ("startup", "measured"),
         )
     )
     write_json(json_out, result)
     return result
+
+
+class _Memory(NamedTuple):
+    idle_rss: int  # bytes, when it first answered
+    rss: int  # bytes, after the ticks
+    ticks: int  # ticks it counted
+
+
+def _rss_after_ticks(pid: int, eps: Endpoints, symbols: int, ticks: int, tmp: Path, log: Callable[[str], None]) -> _Memory:
+    """The daemon's RSS as it answered, then after ``ticks`` ticks over ``symbols`` symbols (sent flat out)."""
+    idle_rss = interpreter(pid).memory_info().rss
+    log(f"startup: {ticks} ticks over {symbols} symbols, then RSS")
+    subprocess.run(
+        [sys.executable, "-m", "quantumtrader.bench.sender", eps.events, str(ticks), str(symbols), "0", str(tmp / "sent.npy")],
+        capture_output=True,
+        timeout=300,
+        check=True,
+    )
+    deadline = time.monotonic() + 60
+    counted = 0
+    while time.monotonic() < deadline:
+        counted = control(eps.control)["health"]["counters"].get("ticks", 0)
+        if counted >= ticks:
+            break
+        time.sleep(0.2)
+    return _Memory(idle_rss, interpreter(pid).memory_info().rss, counted)

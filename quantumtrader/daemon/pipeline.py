@@ -37,10 +37,11 @@ from quantumtrader.config import Config
 from quantumtrader.daemon.conflate import Conflator
 from quantumtrader.daemon.control import ControlError
 from quantumtrader.daemon.server import Daemon
-from quantumtrader.features.cache import ensure_numba_cache_dir
+from quantumtrader.features.cache import compiled_here, ensure_numba_cache_dir
 from quantumtrader.features.names import FEATURE_NAMES
 from quantumtrader.log import get_logger
 from quantumtrader.metrics import LatencyRecorder, LogLimiter
+from quantumtrader.precompile import compile_in_child
 from quantumtrader.protocol import now_msc
 from quantumtrader.store import Store
 from quantumtrader.store.journal import JournalPaused
@@ -82,13 +83,25 @@ class PipelineStage:
         # when its module is imported: so the directory first, then the import.
         cache_dir = ensure_numba_cache_dir(config.data_path)
         cached = any(cache_dir.rglob("*.nbi"))
-        if not cached:  # else ~10 s of silence at a first start, which reads as a hang
-            log.info("compiling the signal kernels (first start with this code: ~10 s, then cached)", numba_cache=str(cache_dir))
+        child_s = None
+        if not cached:  # the log line: else ~10 s of silence at a first start, which reads as a hang
+            log.info("compiling the signal kernels in a child process (first start with this code: ~10 s, then cached)", numba_cache=str(cache_dir))
+            child = compile_in_child(config.features, config.signals)  # not here: see precompile.py
+            child_s = round(child.seconds, 3)
+            if child.error is not None:
+                log.warning("compiling in a child process failed; compiling here (the daemon keeps ~90 MiB more)", error=child.error, seconds=child_s)
         from quantumtrader.models.pipeline import SignalPipeline
 
         self.pipeline = SignalPipeline(config.features, config.signals)
         self.warmup_s = self.pipeline.warm_up()
-        log.info("signal kernels ready", warmup_s=round(self.warmup_s, 3), numba_cache=str(cache_dir), cache_present_before=cached)
+        log.info(
+            "signal kernels ready",
+            warmup_s=round(self.warmup_s, 3),
+            child_compile_s=child_s,
+            compiled_here=compiled_here(),  # overloads this process compiled, not loaded: 0 unless the child failed
+            numba_cache=str(cache_dir),
+            cache_present_before=cached,
+        )
         self.store = Store.from_config(config)
         self._restore()
         self.store.start()

@@ -74,6 +74,25 @@ def ensure_numba_cache_dir(data_dir: Path | str) -> Path:
     return path
 
 
+def compiled_here() -> int:
+    """How many kernel overloads this process compiled rather than loaded from the cache (Numba's own counts).
+
+    Over the kernels imported so far (every ``@njit`` dispatcher in the kernel packages' loaded modules);
+    the daemon logs it after its warm-up: 0 when its kernels came from the cache."""
+    import sys
+
+    from numba.core.dispatcher import Dispatcher
+
+    missed = 0
+    for name, module in list(sys.modules.items()):
+        if module is None or not name.startswith(tuple(f"quantumtrader.{package}." for package in _KERNEL_PACKAGES)):
+            continue
+        for value in vars(module).values():
+            if isinstance(value, Dispatcher) and value.__module__ == name:  # each kernel once, in its own module
+                missed += sum(value.stats.cache_misses.values())
+    return missed
+
+
 def clear_numba_cache() -> int:
     """Delete damaged compiled kernels in the current keyed cache directory; how many files went.
 
