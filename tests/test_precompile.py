@@ -1,6 +1,6 @@
 """The first compile of the kernels happens in a child process: the daemon loads what the child compiled and never
 holds the compiler's memory (a daemon that compiled in its own process kept ~100 MB more for its life:
-bench/results/startup-*.json). Each test compiles from an empty Numba cache, so each takes a first compile's time."""
+bench/results/startup-*.json). Each test starts from an empty Numba cache."""
 
 from __future__ import annotations
 
@@ -35,9 +35,9 @@ def test_a_first_start_compiles_in_a_child_and_the_daemon_loads_every_kernel(tmp
 
 
 @pytest.mark.timeout(400)
-def test_a_child_that_overruns_is_killed_and_the_process_compiles_itself_counted(tmp_path: Path) -> None:
-    """The fallback: a child compile that fails (here: overruns its time) is killed, and the kernels are compiled in
-    the calling process, which :func:`compiled_here` then counts (what the daemon logs, so it must not be 0 here)."""
+def test_a_child_that_overruns_is_killed_and_what_the_process_compiles_itself_is_counted(tmp_path: Path) -> None:
+    """The fallback: a child compile that fails (here: overruns its time) is killed, leaving the calling process to
+    compile, which :func:`compiled_here` (what the daemon logs) counts: one small kernel here, not all of them."""
     script = (
         "import psutil\n"
         "from quantumtrader.config import load_config\n"
@@ -48,8 +48,9 @@ def test_a_child_that_overruns_is_killed_and_the_process_compiles_itself_counted
         "outcome = compile_in_child(cfg.features, cfg.signals, timeout_s=0.3)\n"
         "print('error:', outcome.error)\n"
         "print('children:', len(psutil.Process().children()))\n"
-        "from quantumtrader.models.pipeline import SignalPipeline\n"
-        "SignalPipeline(cfg.features, cfg.signals).warm_up()\n"
+        "print('before:', compiled_here())\n"
+        "from quantumtrader.models.learners import sigmoid\n"
+        "sigmoid(0.5)\n"
         "print('compiled here:', compiled_here())\n"
     )
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("QT_")}, "NUMBA_CACHE_DIR": str(tmp_path / "numba")}
@@ -57,4 +58,4 @@ def test_a_child_that_overruns_is_killed_and_the_process_compiles_itself_counted
     assert result.returncode == 0, result.stderr[-3000:]
     out = dict(line.split(": ", 1) for line in result.stdout.splitlines())
     assert out["error"] == "it took over 0.3 s" and out["children"] == "0"
-    assert int(out["compiled here"]) > 0
+    assert (out["before"], out["compiled here"]) == ("0", "1")
