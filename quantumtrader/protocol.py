@@ -706,6 +706,19 @@ def reply_error(command_id: str, code: int, message: str) -> dict[str, Any]:
     }
 
 
+def with_event_seq(reply: dict[str, Any], last_seq: int) -> dict[str, Any]:
+    """``reply`` with ``event_seq``: the seq of the last event the terminal built before it ran the command.
+
+    An event of that terminal with a greater seq (and no hello between) was
+    built after the command ran, so a positions event's list shows its
+    outcome. The daemon counts only those when it decides from positions
+    events that a fill closed or an unknown order never ran: events built
+    before the command, still queued while the daemon is behind, cannot
+    know of it. ``last_seq`` below 0 (no event yet) adds nothing.
+    """
+    return {**reply, "event_seq": last_seq} if last_seq >= 0 else reply
+
+
 def decode_reply(raw: bytes, clock_msc: int | None = None) -> dict[str, Any]:
     """Decode an EA's reply to a command (PROTOCOL.md, "Commands")."""
     msg = parse_object(raw)
@@ -715,6 +728,8 @@ def decode_reply(raw: bytes, clock_msc: int | None = None) -> dict[str, Any]:
     ok = _get(msg, "ok")
     if type(ok) is not bool:
         raise ProtocolError("bad_type", "ok must be true or false")
+    if "event_seq" in msg:  # added: the last event the terminal built before it ran the command (see reply_event_seq)
+        _integer(msg, "event_seq", minimum=0, maximum=MAX_LONG, reason="bad_seq")
     if ok:
         if "ticket" in msg:
             _integer(msg, "ticket", minimum=0, maximum=MAX_TICKET)

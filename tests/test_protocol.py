@@ -307,6 +307,17 @@ def test_a_replys_error_codes_are_an_mql_int_and_its_ticket_at_most_a_ulong() ->
     assert p.decode_reply(orjson.dumps({**filled, "stops_error": {"code": 130, "message": "x"}}))["ticket"] == 2**64 - 1
 
 
+def test_a_replys_event_seq_is_a_seq_on_success_and_failure_and_absent_from_an_eas_reply_without_events() -> None:
+    base = {"v": 1, "type": "reply", "id": "ABC123", "ok": False, "error": {"code": 128, "message": "trade timeout"}}
+    for reply in (base, p.reply_ok("ABC123", ticket=1)):
+        assert p.decode_reply(orjson.dumps(p.with_event_seq(reply, 0)))["event_seq"] == 0
+        assert "event_seq" not in p.with_event_seq(reply, -1)  # no event built yet: nothing to tell
+        for bad in (-1, 2**63, 1.5, "7", None, True):
+            with pytest.raises(p.ProtocolError) as refused:
+                p.decode_reply(orjson.dumps({**reply, "event_seq": bad}))
+            assert refused.value.reason in ("bad_seq", "bad_type"), (bad, refused.value.reason)
+
+
 def test_a_terminals_amounts_prices_and_lots_are_bounded_not_only_finite() -> None:
     """A fuzz (2026-12-05): a fill of 1e308 lots was recorded (every later trade of the symbol refused for the
     exposure), an equity of -1e308 over a margin of 5e-324 gave the app nulls."""

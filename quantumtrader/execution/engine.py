@@ -223,8 +223,9 @@ class ExecutionEngine:
     def handle_positions(self, msg: dict[str, Any]) -> None:
         """Settle unknown orders of this terminal from its complete list of positions."""
         terminal = msg["terminal"]
+        seq = msg["seq"]
         self._closed_since_positions.pop(terminal, None)
-        self._forget_listed_opens(terminal, {p["ticket"] for p in msg["positions"]})
+        self._forget_listed_opens(terminal, {p["ticket"] for p in msg["positions"]}, seq)
         unknown = [o for o in self.orders.values() if o.terminal == terminal and o.status == UNKNOWN]
         if not unknown:
             return
@@ -245,6 +246,8 @@ class ExecutionEngine:
                 continue
             if order.kind == "modify" and held is not None and _same_price(held["sl"], order.sl) and _same_price(held["tp"], order.tp):
                 self._settle(order, FILLED, reconciled=True)  # the position carries the stops asked for
+                continue
+            if not self._shows_outcome(order, seq):  # built before the command ran: silent on it
                 continue
             order.snapshots_without += 1
             if order.snapshots_without >= self.config.execution.settle_snapshots:
@@ -517,6 +520,7 @@ class ExecutionEngine:
         self._publish(order)
         account = self.daemon.market.accounts.get(order.terminal) or {}
         command = for_account(command, int(account.get("login", 0)))  # the terminal refuses it on another account
+        order.epoch = self._hellos(order.terminal)
         if not session.submit(command, lambda reply, attempts, rtt_ns: self._on_reply(order, reply, attempts, rtt_ns), gate):
             self._settle(order, REJECTED, error=f"terminal {order.terminal} has {self.config.execution.queue_max} commands waiting")
 
@@ -530,6 +534,8 @@ class ExecutionEngine:
             )
             return
         self.daemon.metrics.record("command_round_trip", rtt_ns)
+        if "event_seq" in reply and self._hellos(order.terminal) == order.epoch:  # else which run of the EA it counts in is unknown
+            order.after_seq = reply["event_seq"]
         retried_close_gone = order.kind == "close" and attempts > 1 and not reply["ok"] and reply["error"]["code"] in CLOSE_TARGET_GONE
         if not reply["ok"] and (reply["error"]["code"] in OUTCOME_UNKNOWN or retried_close_gone):
             err = reply["error"]
@@ -642,16 +648,38 @@ class ExecutionEngine:
         held = [(p["side"], p["lots"]) for p in book if p["symbol"] == broker_symbol]
         return held + [(o.side, o.lots) for o in self.opens_not_in_positions() if o.terminal == terminal and o.broker_symbol == broker_symbol]
 
-    def _forget_listed_opens(self, terminal: str, tickets: set[int]) -> None:
-        """A positions event: filled opens it lists are counted from the positions now; one missing from
-        ``settle_snapshots`` events was closed before any listed it (its stop), and holds no slot."""
+    def _forget_listed_opens(self, terminal: str, tickets: set[int], seq: int) -> None:
+        """A positions event (numbered ``seq``): filled opens it lists are counted from the positions now; one
+        missing from ``settle_snapshots`` events built after it filled was closed before any listed it (its stop),
+        and holds no slot."""
         waiting = self._opened_not_listed.get(terminal)
         if not waiting:
             return
         for ticket, entry in list(waiting.items()):
-            entry[1] += 1
-            if ticket in tickets or entry[1] >= self.config.execution.settle_snapshots:
+            if ticket in tickets:
                 del waiting[ticket]
+                continue
+            if self._shows_outcome(entry[0], seq):
+                entry[1] += 1
+                if entry[1] >= self.config.execution.settle_snapshots:
+                    del waiting[ticket]
+
+    def _shows_outcome(self, order: Order, seq: int) -> bool:
+        """Whether the terminal's positions event numbered ``seq`` was built after ``order``'s command ran.
+
+        A daemon behind on a terminal's events (a fast feed, a backlog after a restart) read positions events
+        the terminal built before the fill, after the fill's reply: three of them dropped a filled open from the
+        limits' count while the positions it read did not show it yet (max_open_positions 3, 9 positions open),
+        and settled executed opens as "not executed" (a hunt, 2026-12-05). The reply's ``event_seq`` says which
+        events came after. Without one, or with a hello since the dispatch (another run of the EA, its numbers
+        afresh), every event counts, as before."""
+        if order.after_seq is None or self._hellos(order.terminal) != order.epoch:
+            return True
+        return seq > order.after_seq
+
+    def _hellos(self, terminal: str) -> int:
+        session = self.daemon.terminals.sessions.get(terminal)
+        return session.hellos if session is not None else -1
 
     def opens_not_in_positions(self) -> list[Order]:
         """Opens the positions do not show, for the risk limits and auto-trading's one per direction.

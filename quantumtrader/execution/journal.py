@@ -85,7 +85,7 @@ class OrderJournal:
                 f"{f.name} {_TYPES[f.type if isinstance(f.type, str) else f.type.__name__]}"
                 + (" PRIMARY KEY" if f.name == "id" else "")
                 for f in fields(Order)
-                if f.name != "snapshots_without"
+                if f.name not in TRANSIENT or f.name == "position_lots"  # a column since the first schema, never written
             )
             with self._db:
                 self._db.execute("BEGIN")

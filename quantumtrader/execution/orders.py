@@ -22,7 +22,7 @@ FINAL = (FILLED, REJECTED)
 
 
 #: Order fields kept in memory only (settling progress), not in the journal's columns.
-TRANSIENT = ("snapshots_without", "position_lots")
+TRANSIENT = ("snapshots_without", "position_lots", "after_seq", "epoch")
 
 
 @dataclass(slots=True)
@@ -53,6 +53,11 @@ class Order:
     # lost can be told from one that did not happen (MT5 keeps the ticket). Not persisted: after
     # a restart an unknown partial close settles as the snapshots say, as before.
     position_lots: float = field(default=0.0, compare=False)
+    # The reply's event_seq (a protocol addition): the terminal's positions events numbered above it were built
+    # after the command ran, so only those can tell that it did not (engine: _shows_outcome). None: every one
+    # counts, as before (an EA that sends none, no reply, a hello between dispatch and reply, after a restart).
+    after_seq: int | None = field(default=None, compare=False)
+    epoch: int = field(default=-1, compare=False)  # its terminal's hello count when the order was dispatched
 
     def to_row(self) -> dict[str, Any]:
         row = asdict(self)

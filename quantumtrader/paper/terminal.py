@@ -41,6 +41,7 @@ from quantumtrader.protocol import (
     now_msc,
     reply_error,
     reply_ok,
+    with_event_seq,
 )
 
 log = get_logger("quantumtrader.paper")
@@ -247,7 +248,8 @@ class PaperTerminal:
         cached = self._replies.get(cmd["id"])
         if cached is not None:
             return cached, None
-        reply = encode(self._execute(cmd))
+        before = self.seq  # the command runs after this event and before the next: what its reply tells (event_seq)
+        reply = encode(with_event_seq(self._execute(cmd), before))
         self._replies[cmd["id"]] = reply
         if len(self._replies) > _REPLY_CACHE_SIZE:
             self._replies.popitem(last=False)
@@ -295,7 +297,8 @@ class PaperTerminal:
                 self.commands_seen += 1
                 if opts.timeout_reply_every and self.commands_seen % opts.timeout_reply_every == 0:
                     # as MT4 may: the order went through, the terminal says it timed out
-                    reply = encode(reply_error(faultable_id, 128, "trade timeout (paper fault injection: executed)"))
+                    # self.seq: no event was built since the command ran (handle_command, just above)
+                    reply = encode(with_event_seq(reply_error(faultable_id, 128, "trade timeout (paper fault injection: executed)"), self.seq))
                 if opts.drop_reply_every and self.commands_seen % opts.drop_reply_every == 0:
                     self.replies_dropped += 1  # executed, but the daemon never hears: its retry must not execute again
                     continue

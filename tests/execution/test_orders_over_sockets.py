@@ -14,7 +14,7 @@ import orjson
 import pytest
 import zmq
 
-from quantumtrader.protocol import WRONG_ACCOUNT, control_request, decode_command, encode, new_command_id, now_msc, parse_object, reply_error, reply_ok, snapshot_command
+from quantumtrader.protocol import WRONG_ACCOUNT, control_request, decode_command, encode, new_command_id, now_msc, parse_object, reply_error, reply_ok, snapshot_command, with_event_seq
 from support import Endpoints, control, daemon_process, event_frame, events_push, inproc_daemon, serving, start, stop, wait_for
 
 # Generous limits so only the rule under test can refuse; a rich paper account.
@@ -396,7 +396,12 @@ class ScriptedTerminal:
         self._seq = iter(range(1000))
 
     def send(self, **fields: object) -> None:
-        self.events.send(event_frame(self.name, {"seq": next(self._seq), **fields}))
+        self.events.send(self.build(**fields))
+
+    def build(self, **fields: object) -> bytes:
+        """An event numbered now, to send now or later (built before a command ran, read after its reply)."""
+        self.last_seq = next(self._seq)
+        return event_frame(self.name, {"seq": self.last_seq, **fields})
 
     def hello(self, kind: str = "hello", symbols: tuple[str, ...] = ("EURUSD",), send_positions: bool = True, **fields: object) -> None:
         """A hello (or a heartbeat that repeats its fields, ``kind="heartbeat", dropped=0``), then an empty positions
@@ -598,6 +603,52 @@ def test_what_a_risk_review_found_over_real_sockets(tmp_path: Path) -> None:
         wait_for(lambda: control(eps.control, "snapshot")["accounts"][0]["currency"] == "JPY", 10, "the JPY account")
         quote()
         refused_here(term, control(eps.control, "trade", symbol="EURUSD", side="buy", source="test"), "cannot size EURUSD")
+
+
+@pytest.mark.timeout(60)
+def test_positions_events_built_before_a_command_ran_do_not_settle_it_when_read_after_its_reply(tmp_path: Path) -> None:
+    """A hunt (2026-12-05): a daemon behind on a terminal's events reads positions events the terminal built before
+    a fill after the fill's reply (replies come back in milliseconds on their own socket). Three of them dropped the
+    fill from the limits' count while the positions it had read did not list it yet: with max_open_positions 3,
+    nine positions opened one after another. And an open the terminal executed but answered with a trade timeout
+    was settled "not executed" by three such events. The reply's event_seq (the last event built before the
+    command ran) now tells which events can know of it."""
+    env = {**RISK_OFF, "QT_RISK__MAX_OPEN_POSITIONS": "1", "QT_RISK__MAX_QUOTE_AGE_MS": "3000", "QT_EXECUTION__COMMAND_TIMEOUT_MS": "10000", "QT_EXECUTION__COMMAND_RETRIES": "0"}
+    stops = {"sl": 1.09, "tp": 1.11}
+    with scripted_daemon(tmp_path, **env) as (eps, term, dealer):
+        term.hello()
+        term.account(10_000.0)
+        fresh_quote(term, eps)
+
+        # a fill whose reply comes before three positions events built before it ran
+        opened = dealer.send("trade", symbol="EURUSD", side="buy", lots=0.01, source="test", **stops)
+        ident, command = term.next_command()
+        built_before = [term.build(type="positions", positions=[]) for _ in range(3)]
+        term.answer(ident, with_event_seq(reply_ok(command["id"], ticket=9101, price=1.1, lots=0.01, time_msc=now_msc()), term.last_seq))
+        assert dealer.collect({opened}, timeout_s=10)[opened]["order"]["status"] == "filled"
+        for frame in built_before:
+            term.events.send(frame)
+        fresh_quote(term, eps)  # one PUSH, in order: handled after the three
+        refused_here(term, control(eps.control, "trade", symbol="EURUSD", side="buy", lots=0.01, source="test", **stops), "max_open_positions")
+        # three built after it without it (its stop closed it): the slot is free again
+        for _ in range(3):
+            term.send(type="positions", positions=[])
+        fresh_quote(term, eps)
+
+        # executed, answered with a trade timeout: events built before it do not settle it as not executed
+        timed_out = dealer.send("trade", symbol="EURUSD", side="buy", lots=0.01, source="test", **stops)
+        ident, command = term.next_command()
+        built_before = [term.build(type="positions", positions=[]) for _ in range(3)]
+        term.answer(ident, with_event_seq(reply_error(command["id"], 128, "trade timeout"), term.last_seq))
+        assert dealer.collect({timed_out}, timeout_s=10)[timed_out]["order"]["status"] == "unknown"
+        for frame in built_before:
+            term.events.send(frame)
+        fresh_quote(term, eps)
+        unknown = [o for o in control(eps.control, "orders", limit=50)["orders"] if o["id"] == command["id"]]
+        assert [o["status"] for o in unknown] == ["unknown"], unknown
+        term.send(type="positions", positions=[held_position(9102, lots=0.01, comment="QT-" + command["id"])])  # built after it ran
+        settled = settled_order(eps.control, command["id"], 10, "the timed-out open settled from the positions")
+        assert settled["status"] == "filled" and settled["ticket"] == "9102", settled
 
 
 @pytest.mark.timeout(60)

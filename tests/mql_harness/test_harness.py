@@ -386,8 +386,13 @@ def test_a_trade_meant_for_another_account_is_refused(tmp_path: Path, executable
         assert other["ok"] is False and other["error"]["code"] == WRONG_ACCOUNT and "7000001" in other["error"]["message"], other
         _, snap = ask_ea(command_endpoint, snapshot_command("ACCTSNAP01"))
         assert snap["positions"] == [], snap["positions"]
-        _, own = ask_ea(command_endpoint, for_account(open_command("ACCTOPEN02", "EURUSD", "buy", 0.1, deviation_points=1000), 7000001))
+        raw, own = ask_ea(command_endpoint, for_account(open_command("ACCTOPEN02", "EURUSD", "buy", 0.1, deviation_points=1000), 7000001))
         assert own["ok"], own
+        # event_seq: the last event built before the command ran; the trade's own positions and account events
+        # come after it (what the daemon counts to settle from positions), and a retry gets the same reply
+        _, ping = ask_ea(command_endpoint, ping_command("ACCTPING02"))
+        assert 0 <= own["event_seq"] and ping["event_seq"] >= own["event_seq"] + 2, (own, ping)
+        assert ask_ea(command_endpoint, for_account(open_command("ACCTOPEN02", "EURUSD", "buy", 0.1, deviation_points=1000), 7000001))[0] == raw
 
 
 @pytest.mark.timeout(TIMEOUT_S)

@@ -115,6 +115,16 @@ string QtPositionsEvent(string terminal, long seq, string positions_json, long t
    return QtEventHead("positions", terminal, seq) + ",\"positions\":" + positions_json + QtEventTail(time_msc);
   }
 
+//--- a reply with ,"event_seq":<n> before its closing brace: the seq of the last event built before the
+//--- command ran, so the daemon knows which positions events were built after it (PROTOCOL addition)
+string QtWithEventSeq(string reply, long last_seq)
+  {
+   int n = StringLen(reply);
+   if(last_seq < 0 || n == 0 || StringGetCharacter(reply, n - 1) != '}')
+      return reply;
+   return StringSubstr(reply, 0, n - 1) + ",\"event_seq\":" + QtJsonInt(last_seq) + "}";
+  }
+
 //--- {"v":1,"type":"reply","id":"<id>","ok":<ok>   (left open)
 string QtReplyHead(string id, bool ok)
   {
