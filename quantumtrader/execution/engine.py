@@ -373,6 +373,8 @@ class ExecutionEngine:
         if "kill_switch" in request:
             if type(request["kill_switch"]) is not bool:
                 raise ControlError("kill_switch must be true or false", 422)
+            if request["kill_switch"] is False and self.risk.config_halts:
+                raise ControlError("trading is halted by the config (risk.trading_enabled = false): set it true there and restart", 409)
             self.risk.switch(request["kill_switch"])
             # opens waiting behind a slow terminal were approved before the switch: refused now, not when their turn comes
             dropped = sum(session.recheck_queue() for session in self.sessions.values()) if self.risk.kill_switch else 0

@@ -125,8 +125,16 @@ class RiskEngine:
         return True
 
     def switch(self, on: bool) -> None:
-        """The kill switch as the control request sets it (saved; the config's halt is not)."""
-        self.kill_switch = self._switched = on
+        """The kill switch as the control request sets it (saved; the config's halt is not, and a request does not
+        lift it: ``risk.trading_enabled = false`` halts until the config says otherwise. A control request lifted it,
+        against the documentation: a hunt, 2026-12-05)."""
+        self._switched = on
+        self.kill_switch = on or not self.config.trading_enabled
+
+    @property
+    def config_halts(self) -> bool:
+        """Whether the config halts trading (``risk.trading_enabled = false``), whatever the control request says."""
+        return not self.config.trading_enabled
 
     def saved_state(self) -> dict[str, Any]:
         """What must survive a restart: the kill switch as the control request set it (None: never; a halt

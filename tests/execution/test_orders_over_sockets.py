@@ -770,3 +770,17 @@ def test_missing_lots_are_sized_by_the_specs_the_terminal_sends(tmp_path: Path) 
         assert opened(symbol="US30", side="sell", sl=39052.0, tp=38900.0)["lots"] == pytest.approx(1.9)
         refused = control(eps.control, "trade", symbol="US30", side="buy", lots=0.3, sl=38900.0, tp=39100.0, source="test")
         refused_here(term, refused, "US30's minimum at the broker (0.5)")
+
+
+@pytest.mark.timeout(60)
+def test_a_halt_from_the_config_is_not_lifted_by_a_control_request(tmp_path: Path) -> None:
+    """A hunt (2026-12-05): with risk.trading_enabled = false, `risk {"kill_switch": false}` made trading active and an
+    order filled, while the docs say the config's halt is lifted in the config. Now refused (409), saying where."""
+    with scripted_daemon(tmp_path, **{**RISK_OFF, "QT_RISK__TRADING_ENABLED": "false"}) as (eps, term, dealer):
+        term.hello()
+        term.account(10_000.0)
+        fresh_quote(term, eps)
+        lifted = control(eps.control, "risk", kill_switch=False, source="test")
+        assert lifted["ok"] is False and lifted["status"] == 409 and "risk.trading_enabled" in lifted["error"], lifted
+        assert control(eps.control, "risk")["state"] == "halted"
+        refused_here(term, control(eps.control, "trade", symbol="EURUSD", side="buy", lots=0.01, sl=1.09, tp=1.11, source="test"), "kill switch")

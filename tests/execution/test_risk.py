@@ -208,6 +208,9 @@ def test_the_saved_state_restores_a_halt_and_today_s_start_only() -> None:
     off_in_config.restore({**saved, "kill_switch": False}, day + 5000)  # a saved "off" does not lift the config's halt
     assert off_in_config.state is TradingState.HALTED
     assert engine(trading_enabled=False).saved_state()["kill_switch"] is None  # the config's halt is the config's to lift
+    off_in_config.switch(False)  # nor does the control request lift it (a hunt, 2026-12-05: it did)
+    assert off_in_config.state is TradingState.HALTED and off_in_config.config_halts
+    assert off_in_config.saved_state()["kill_switch"] is False  # what the request set is still what is saved
 
     garbled = engine(max_daily_loss=100.0)
     garbled.restore({"kill_switch": "yes", "day": (day + 5000) // 86_400_000, "day_start_equity": {"t": "lots", "u": float("nan"), "w": 0.0, "v": 1.0}}, day + 5000)
