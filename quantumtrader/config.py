@@ -455,6 +455,12 @@ class AutoTradeConfig:
     min_confidence: float = setting(0.8, "act only on BUY/SELL signals at least this confident", unit_interval)
     lots: float = setting(0.0, "order size (0 = size by risk.risk_pct)", non_negative)
     one_per_direction: bool = setting(True, "at most one open position per symbol and direction")
+    max_signal_age_s: float = setting(
+        10.0,
+        "act only on signals whose tick is at most this old by this machine's UTC clock (0 = any age): the ticks a"
+        " terminal queued while the daemon was down are not the market now",
+        non_negative,
+    )
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -29,6 +29,7 @@ from quantumtrader.execution.engine import ExecutionEngine
 from quantumtrader.execution.risk import TradingState
 from quantumtrader.log import get_logger
 from quantumtrader.metrics import LogLimiter
+from quantumtrader.protocol import now_msc
 
 log = get_logger("quantumtrader.auto_trade")
 
@@ -72,6 +73,21 @@ class AutoTrader:
         side = "buy" if prediction == "BUY" else "sell"
         symbol = signal["symbol"]
         counters = self.daemon.counters
+        age_s = (now_msc() - signal["time_msc"]) / 1000.0
+        if self.config.max_signal_age_s and age_s > self.config.max_signal_age_s:
+            # A hunt (2026-12-05): after a restart the daemon read the ticks its terminal had queued meanwhile, and
+            # an order went out on a signal whose tick was 61 s old. Its tick time is the broker's, in UTC.
+            counters["auto_skipped_stale"] += 1
+            self._log.log(
+                "stale",
+                log.warning,
+                "auto order not sent: the signal's tick is older than auto_trade.max_signal_age_s (a backlog after a"
+                " restart or a daemon behind its feed; or the terminal's clock is off)",
+                signal=signal["id"],
+                symbol=symbol,
+                age_s=round(age_s, 1),
+            )
+            return
         state = self.execution.risk.state
         if state is not TradingState.ACTIVE:
             counters[f"auto_skipped_{state.value}"] += 1

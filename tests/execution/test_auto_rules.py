@@ -56,7 +56,7 @@ def test_auto_trading_looks_at_the_terminal_it_trades_at_and_skips_while_halted(
         # both quotes in before the signal: on a busy machine a pass could take the signal before the ticks arrived
         arrived = lambda c: c.get("ticks", 0) + c.get("ticks_after_bye", 0)  # noqa: E731 (A's, once it said bye)
         wait_for(lambda: arrived(counters()) >= arrived(seen) + 2, 10, "both terminals' ticks")
-        signals.put({"id": f"sig-{next(ids)}", "symbol": "EURUSD", "prediction": prediction, "confidence": 1.0})
+        signals.put({"id": f"sig-{next(ids)}", "symbol": "EURUSD", "prediction": prediction, "confidence": 1.0, "time_msc": now_msc()})
         wait_for(lambda: sum(v for k, v in counters().items() if k.startswith("auto_")) > before, 10, f"the {prediction} signal acted on")
 
     def position(ticket: int, side: str, command_id: str, symbol: str = "EURUSDm") -> dict[str, Any]:
@@ -115,7 +115,8 @@ def test_after_a_restart_a_terminal_is_not_traded_until_its_positions_come(tmp_p
     """A kill -9 soak (2026-12-05): a terminal that outlived the daemon is routable from its first heartbeat, its
     positions come in the next events, and the signals of a batch in between were traded against an empty book:
     16 positions became 31, each symbol's pair held twice, max_open_positions (20) passed. Here the heartbeat
-    alone (the daemon never had a hello from it), then a signal and a manual trade, then the positions."""
+    alone (the daemon never had a hello from it), then a signal and a manual trade, then the positions. And a
+    signal from a tick queued while the daemon was down is not acted on (auto_trade.max_signal_age_s)."""
     d, eps = inproc_daemon(tmp_path / "data", **{**ENV, "QT_EXECUTION__DEFAULT_TERMINAL": ""})
     signals: queue.Queue[dict[str, Any]] = queue.Queue()
     auto = _auto_trader(d)
@@ -125,9 +126,10 @@ def test_after_a_restart_a_terminal_is_not_traded_until_its_positions_come(tmp_p
     def counters() -> dict[str, int]:
         return control(eps.control)["health"]["counters"]
 
-    def signal(prediction: str) -> None:
+    def signal(prediction: str, age_s: float = 0.0) -> None:
         before = sum(v for k, v in counters().items() if k.startswith("auto_"))
-        signals.put({"id": f"sig-{prediction}-{before}", "symbol": "EURUSD", "prediction": prediction, "confidence": 1.0})
+        tick_msc = now_msc() - int(age_s * 1000)
+        signals.put({"id": f"sig-{prediction}-{before}", "symbol": "EURUSD", "prediction": prediction, "confidence": 1.0, "time_msc": tick_msc})
         wait_for(lambda: sum(v for k, v in counters().items() if k.startswith("auto_")) > before, 10, f"the {prediction} signal acted on")
 
     held = {"ticket": 500, "symbol": "EURUSD", "side": "buy", "lots": 0.01, "open_price": 1.1, "sl": 0.0, "tp": 0.0, "profit": 0.0,
@@ -149,6 +151,9 @@ def test_after_a_restart_a_terminal_is_not_traded_until_its_positions_come(tmp_p
             wait_for(lambda: control(eps.control, "snapshot")["positions"], 10, "the positions")
             signal("BUY")
             assert counters()["auto_skipped_holding"] == 1 and b.next_command(300) is None
+            # a signal from a tick the terminal queued while the daemon was down (a hunt, 2026-12-05: an order on a 61 s old one)
+            signal("SELL", age_s=61)
+            assert counters()["auto_skipped_stale"] == 1 and b.next_command(300) is None
             signal("SELL")
             ident, command = b.next_command()
             assert (command["type"], command["side"]) == ("open", "sell"), command
