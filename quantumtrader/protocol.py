@@ -872,6 +872,11 @@ def feed_frames(kind: str, data: Mapping[str, Any] | orjson.Fragment, time_msc: 
     return [feed_topic(kind, symbol), orjson.dumps(envelope)]
 
 
+def sidecar_envelope(kind: str, data: Mapping[str, Any], time_msc: int) -> bytes:
+    """A feed-shaped message the sidecar itself sends its WebSocket clients (no ``seq``: not the daemon's feed)."""
+    return orjson.dumps({"v": PROTOCOL_VERSION, "type": FEED_TYPES[kind], "data": data, "timestamp": iso_from_msc(time_msc)})
+
+
 def decode_feed(frames: Sequence[bytes]) -> tuple[str, dict[str, Any]]:
     """Subscriber side: (topic, envelope). Raises ProtocolError on a malformed message."""
     if len(frames) != 2:

@@ -260,7 +260,7 @@ async def market(request: Request) -> Response:
     summary: Latest quotes
     tags: [market]
     responses:
-      200: {description: "{quotes: [{symbol, bid, ask, spread, time_msc, timestamp}], timestamp}"}
+      200: {description: "{quotes: [{symbol, bid, ask, spread, time_msc, timestamp}], timestamp, daemon_reachable}"}
     """
     sidecar, _ = _user(request)
     assert sidecar.clone is not None
@@ -268,7 +268,7 @@ async def market(request: Request) -> Response:
         {k: q.get(k) for k in ("symbol", "bid", "ask", "spread", "time_msc", "timestamp", "terminal")}
         for _, q in sorted(sidecar.clone.quotes.items())
     ]
-    return JSONResponse({"quotes": quotes, "count": len(quotes), "timestamp": _now_iso()})
+    return JSONResponse({"quotes": quotes, "count": len(quotes), "timestamp": _now_iso(), "daemon_reachable": sidecar.clone.daemon_alive()})
 
 
 #: The latest moment ``since`` may name: the end of year 9999 (datetime's range), in ms.
@@ -353,7 +353,7 @@ async def positions(request: Request) -> Response:
     summary: Open positions
     tags: [account]
     responses:
-      200: {description: "{positions: [position], count, timestamp}"}
+      200: {description: "{positions: [position], count, timestamp, daemon_reachable}"}
     """
     sidecar, _ = _user(request)
     clone = sidecar.clone
@@ -368,7 +368,7 @@ async def positions(request: Request) -> Response:
             item["current_price"] = price
         out.append(item)
     out.sort(key=lambda p: (str(p.get("open_time")), str(p.get("ticket"))))
-    return JSONResponse({"positions": out, "count": len(out), "timestamp": _now_iso()})
+    return JSONResponse({"positions": out, "count": len(out), "timestamp": _now_iso(), "daemon_reachable": clone.daemon_alive()})
 
 
 async def account(request: Request) -> Response:
@@ -379,7 +379,7 @@ async def account(request: Request) -> Response:
     parameters:
       - {name: terminal, in: query, schema: {type: string}}
     responses:
-      200: {description: "{login, name, server, currency, balance, equity, margin, free_margin, margin_level, profit, terminal}"}
+      200: {description: "{login, name, server, currency, balance, equity, margin, free_margin, margin_level, profit, terminal, daemon_reachable}"}
       503: {description: no terminal connected}
     """
     sidecar, _ = _user(request)
@@ -389,11 +389,12 @@ async def account(request: Request) -> Response:
     if wanted:
         if wanted not in accounts:
             raise ApiError(404, f"no account from terminal {wanted!r}")
-        return JSONResponse(accounts[wanted])
+        return JSONResponse({**accounts[wanted], "daemon_reachable": sidecar.clone.daemon_alive()})
     chosen = sidecar.clone.default_account()
     if chosen is None:
         raise ApiError(503, "no terminal connected")
-    return JSONResponse(chosen)
+    # daemon_reachable (added): false while the daemon is silent, when these are its last figures (a hunt, 2026-12-05)
+    return JSONResponse({**chosen, "daemon_reachable": sidecar.clone.daemon_alive()})
 
 
 async def orders(request: Request) -> Response:

@@ -29,7 +29,7 @@ import zmq
 import zmq.asyncio
 
 from quantumtrader.log import get_logger
-from quantumtrader.protocol import iso_from_msc, now_msc
+from quantumtrader.protocol import iso_from_msc, now_msc, sidecar_envelope
 from quantumtrader.sidecar.control import AsyncControl, ControlTimeout
 from quantumtrader.sidecar.symbols import AppSymbols
 
@@ -145,6 +145,15 @@ class Clone:
     def daemon_alive(self) -> bool:
         return self._clock() - self.last_message_at < self._silence_s
 
+    def unreachable_health(self) -> str:
+        """The health envelope WebSocket clients get from the sidecar while the daemon is silent, shaped as the
+        daemon's (``status`` "unreachable", as ``/api/health`` says then). The daemon's own stop coming, and a
+        client kept showing the last one, "healthy", for as long as the daemon was down (a hunt, 2026-12-05)."""
+        silent = self._clock() - self.last_message_at
+        problem = f"no message from the daemon for {silent:.0f} s" if silent != float("inf") else "no message from the daemon yet"
+        data = {"status": "unreachable", "reachable": False, "uptime": None, "problems": [problem]}
+        return sidecar_envelope("health", data, now_msc()).decode()
+
     # -- feed ------------------------------------------------------------------------
 
     async def _read_feed(self, sock: zmq.asyncio.Socket) -> None:
@@ -157,11 +166,13 @@ class Clone:
         while True:
             # Wait with a timeout so a silent daemon is noticed (it publishes health every second).
             if not await sock.poll(int(self._silence_s * 1000)):
-                if self.last_seq is not None and not self.daemon_alive():
-                    log.warning("daemon silent; will resync when it is back", silent_s=self._silence_s)
-                    self.last_seq = None
-                    self._resync_on_message = True  # whatever it missed meanwhile, a new snapshot has
-                    self.synced.clear()
+                if not self.daemon_alive():
+                    if self.last_seq is not None:
+                        log.warning("daemon silent; will resync when it is back", silent_s=self._silence_s)
+                        self.last_seq = None
+                        self._resync_on_message = True  # whatever it missed meanwhile, a new snapshot has
+                        self.synced.clear()
+                    self._sink.health(self.unreachable_health())  # again each silence_s while it lasts
                 continue
             for _ in range(_DRAIN_MAX):
                 if not drain.get(zmq.EVENTS) & zmq.POLLIN:

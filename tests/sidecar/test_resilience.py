@@ -22,7 +22,7 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
-from sidecar_stack import Stack, make_stack, running_stack
+from sidecar_stack import Stack, make_stack, recv_until, running_stack
 from support import control, start, stop, wait_for
 
 
@@ -123,6 +123,12 @@ def test_sidecar_heals_from_a_fresh_snapshot_when_the_daemon_restarts(stack: Sta
         _prices(ws, 2, 10)
         stop(stack.procs.pop("daemon"))
         assert wait_for(lambda: _health(stack)["status"] == "degraded", 10, "health to turn degraded while the daemon is down")
+        # and the connected client is told, not left with the daemon's last "healthy" (a hunt, 2026-12-05)
+        told = recv_until(ws, lambda m: m["type"] == "health" and m["data"].get("status") == "unreachable", 10, "a health message: daemon unreachable")
+        assert told["data"]["reachable"] is False and "no message from the daemon" in told["data"]["problems"][0] and "seq" not in told, told
+        for path in ("positions", "account", "market"):  # the last figures, said to be so
+            frozen = httpx.get(f"{stack.url}/api/{path}", headers=stack.headers(), timeout=5)
+            assert frozen.status_code == 200 and frozen.json()["daemon_reachable"] is False, (path, frozen.text)
         down = httpx.get(f"{stack.url}/api/orders", headers=stack.headers(), timeout=15)
         assert down.status_code == 503 and down.json()["success"] is False  # daemon down: 503, not 504
         restarted_at_msc = int(time.time() * 1000)
