@@ -233,7 +233,9 @@ async def metrics(request: Request) -> Response:
     d_counters = {k: float(v) for k, v in daemon.get("counters", {}).items() if isinstance(v, (int, float))}
     d_counters.update({f"rejects_{k}": float(v) for k, v in daemon.get("rejects", {}).items() if isinstance(v, (int, float))})
     d_gauges = {"up": 1.0 if daemon else 0.0, "uptime_seconds": float(daemon.get("uptime") or 0.0), "rss_megabytes": float(daemon.get("memory", {}).get("rss_mb") or 0.0)}
-    d_gauges["terminals_connected"] = float(sum(1 for t in clone.terminals if isinstance(t, dict) and not t.get("stale")))
+    # Connected as the daemon says (registered, heard lately, no bye), and none while the daemon itself is silent:
+    # "not stale" counted one that said bye, and the clone's last list while the daemon was down (a hunt, 2026-12-05).
+    d_gauges["terminals_connected"] = float(sum(1 for t in clone.terminals if isinstance(t, dict) and t.get("connected") is True)) if daemon else 0.0
     d_gauges["pending_trades"] = float((daemon.get("data_flow") or {}).get("pending_trades") or 0)  # a level, not a counter
     free_mb = (daemon.get("disk") or {}).get("free_mb")
     if isinstance(free_mb, int):  # absent (not read, or an older daemon) is not 0 MB free

@@ -308,7 +308,7 @@ def test_metrics_are_prometheus_text_of_both_processes(stack: Stack) -> None:
     response = httpx.get(f"{stack.url}/api/metrics", headers=stack.headers("bob"), timeout=5)
     assert response.status_code == 200 and response.headers["content-type"].startswith("text/plain")
     text = response.text
-    assert "qt_daemon_ticks_total" in text and "qt_daemon_up 1" in text
+    assert "qt_daemon_ticks_total" in text and "qt_daemon_up 1" in text and "qt_daemon_terminals_connected 1" in text  # the paper terminal
     assert "qt_sidecar_feed_messages_total" in text and "qt_sidecar_websocket_clients" in text
     assert 'qt_sidecar_latency_feed_to_websocket_microseconds{quantile="0.99"}' in text
     for line in text.splitlines():

@@ -126,6 +126,8 @@ def test_sidecar_heals_from_a_fresh_snapshot_when_the_daemon_restarts(stack: Sta
         # and the connected client is told, not left with the daemon's last "healthy" (a hunt, 2026-12-05)
         told = recv_until(ws, lambda m: m["type"] == "health" and m["data"].get("status") == "unreachable", 10, "a health message: daemon unreachable")
         assert told["data"]["reachable"] is False and "no message from the daemon" in told["data"]["problems"][0] and "seq" not in told, told
+        metrics = httpx.get(f"{stack.url}/api/metrics", headers=stack.headers(), timeout=5).text
+        assert "qt_daemon_up 0" in metrics and "qt_daemon_terminals_connected 0" in metrics, metrics[-2000:]
         for path in ("positions", "account", "market"):  # the last figures, said to be so
             frozen = httpx.get(f"{stack.url}/api/{path}", headers=stack.headers(), timeout=5)
             assert frozen.status_code == 200 and frozen.json()["daemon_reachable"] is False, (path, frozen.text)
