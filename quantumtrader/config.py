@@ -425,6 +425,12 @@ class RiskConfig:
 
     trading_enabled: bool = setting(True, "the global kill switch: false refuses every new position (closes still allowed)")
     max_quote_age_ms: int = setting(5000, "refuse when the symbol's latest quote arrived longer ago than this", positive)
+    max_tick_lag_s: float = setting(
+        10.0,
+        "refuse when the latest quote's own tick time is older than this by this machine's UTC clock, however lately it"
+        " arrived: a backlog the daemon is still reading (after a restart, behind a fast feed) or a terminal clock off (0 = off)",
+        non_negative,
+    )
     max_spread_pct: float = setting(0.05, "refuse when spread / mid x 100 exceeds this (0.05 = 5.4 pips on EURUSD)", positive)
     lot_min: float = setting(0.01, "smallest order size", positive)
     lot_max: float = setting(10.0, "largest order size", positive)

@@ -303,6 +303,7 @@ class ExecutionEngine:
             self._quote_age_ms(terminal, broker_symbol),
             self._exposure(terminal, broker_symbol),
             spec,
+            tick_lag_ms=_tick_lag_ms(quote),
         )
         if reason:
             self._refuse(order, reason, responder)
@@ -498,10 +499,12 @@ class ExecutionEngine:
     def _still_wanted(self, order: Order) -> bool:
         """An open leaving its terminal's queue: the rules that may have changed while it waited, again
         (:meth:`RiskEngine.check_queued`). Refused, it is settled as rejected and never sent."""
+        quote = self.daemon.market.terminal_quotes.get((order.terminal, order.broker_symbol))
         reason = self.risk.check_queued(
             OpenIntent(order.broker_symbol, order.side, order.lots, order.sl, order.tp),
-            self.daemon.market.terminal_quotes.get((order.terminal, order.broker_symbol)),
+            quote,
             self._quote_age_ms(order.terminal, order.broker_symbol),
+            tick_lag_ms=_tick_lag_ms(quote),
         )
         if reason is None:
             return True
@@ -725,6 +728,11 @@ class ExecutionEngine:
 
 
 # -- request field helpers (control requests are outside input: validate everything) ----------
+
+
+def _tick_lag_ms(quote: dict[str, Any] | None) -> float:
+    """How far a quote's own tick time lies behind this machine's UTC clock (0 for none, or one ahead)."""
+    return max(0.0, float(now_msc() - quote["time_msc"])) if quote is not None else 0.0
 
 
 def _symbol(request: dict[str, Any]) -> str:

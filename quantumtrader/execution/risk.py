@@ -250,11 +250,19 @@ class RiskEngine:
     # -- the rules -------------------------------------------------------------
 
     def check_open(
-        self, intent: OpenIntent, quote: dict[str, Any] | None, quote_age_ms: float, exposure: Exposure, spec: Mapping[str, float] | None = None
+        self,
+        intent: OpenIntent,
+        quote: dict[str, Any] | None,
+        quote_age_ms: float,
+        exposure: Exposure,
+        spec: Mapping[str, float] | None = None,
+        *,
+        tick_lag_ms: float = 0.0,
     ) -> str | None:
-        """The reason a new position is refused, or None if every rule passes."""
+        """The reason a new position is refused, or None if every rule passes. ``quote_age_ms``: since the quote
+        arrived; ``tick_lag_ms``: how far its own tick time lies behind this machine's UTC clock."""
         for reason in (
-            self.check_queued(intent, quote, quote_age_ms),
+            self.check_queued(intent, quote, quote_age_ms, tick_lag_ms=tick_lag_ms),
             self._check_lots(intent.symbol, intent.lots, spec),
             self._check_open_positions(exposure.open_positions),
             self._check_symbol_exposure(exposure.symbol_lots, intent.lots),
@@ -263,13 +271,13 @@ class RiskEngine:
                 return reason
         return None
 
-    def check_queued(self, intent: OpenIntent, quote: dict[str, Any] | None, quote_age_ms: float) -> str | None:
+    def check_queued(self, intent: OpenIntent, quote: dict[str, Any] | None, quote_age_ms: float, *, tick_lag_ms: float = 0.0) -> str | None:
         """The rules that may change while an open waits its turn at a busy terminal (the kill switch, the
         daily loss, the quote's age and spread, the stops against the price): run when it is requested and
         again when it leaves the queue. The limits need not be: they counted it from its request on."""
         for reason in (
             self._check_state(),
-            self._check_quote(quote, quote_age_ms),
+            self._check_quote(quote, quote_age_ms, tick_lag_ms),
             self._check_spread(quote),
             self._check_stops(intent.side, quote, intent.sl, intent.tp),
             self._check_stops_set(intent.sl, intent.tp),
@@ -294,11 +302,19 @@ class RiskEngine:
             )
         return None
 
-    def _check_quote(self, quote: dict[str, Any] | None, age_ms: float) -> str | None:
+    def _check_quote(self, quote: dict[str, Any] | None, age_ms: float, tick_lag_ms: float) -> str | None:
         if quote is None:
             return "no quote for this symbol yet"
         if age_ms > self.config.max_quote_age_ms:
             return f"quote is stale: {age_ms:.0f} ms old (risk.max_quote_age_ms {self.config.max_quote_age_ms})"
+        # Its arrival is recent, its tick is not: a backlog read after a restart passed the rule above with quotes
+        # 23 s old and the default stops were set from them (a hunt, 2026-12-05).
+        limit_s = self.config.max_tick_lag_s
+        if limit_s and tick_lag_ms > limit_s * 1000:
+            return (
+                f"quote is from a backlog: its tick time is {tick_lag_ms / 1000:.0f} s behind this machine's UTC clock"
+                f" (risk.max_tick_lag_s {limit_s:g}; the daemon is reading ticks queued earlier, or the terminal's clock is off)"
+            )
         return None
 
     def _check_spread(self, quote: dict[str, Any] | None) -> str | None:

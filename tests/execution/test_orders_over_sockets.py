@@ -784,3 +784,22 @@ def test_a_halt_from_the_config_is_not_lifted_by_a_control_request(tmp_path: Pat
         assert lifted["ok"] is False and lifted["status"] == 409 and "risk.trading_enabled" in lifted["error"], lifted
         assert control(eps.control, "risk")["state"] == "halted"
         refused_here(term, control(eps.control, "trade", symbol="EURUSD", side="buy", lots=0.01, sl=1.09, tp=1.11, source="test"), "kill switch")
+
+
+@pytest.mark.timeout(60)
+def test_a_quote_read_from_a_backlog_is_refused_however_lately_it_arrived(tmp_path: Path) -> None:
+    """A hunt (2026-12-05): a daemon reading the ticks a terminal queued while it was down (or behind a fast feed)
+    took quotes 23 s old by their own time as fresh (their age counted from their arrival), and set default stops
+    from them. risk.max_tick_lag_s (10 s) refuses them, saying why; a live quote passes."""
+    with scripted_daemon(tmp_path, **RISK_OFF) as (eps, term, dealer):
+        term.hello()
+        term.account(10_000.0)
+        before = control(eps.control)["health"]["counters"].get("ticks", 0)
+        term.send(type="tick", symbol="EURUSD", bid=1.1, ask=1.1001, volume=1, time_msc=now_msc() - 23_000)
+        wait_for(lambda: control(eps.control)["health"]["counters"].get("ticks", 0) > before, 10, "the queued tick")
+        refused_here(term, control(eps.control, "trade", symbol="EURUSD", side="buy", lots=0.01, source="test"), "quote is from a backlog")
+        fresh_quote(term, eps)
+        live = dealer.send("trade", symbol="EURUSD", side="buy", lots=0.01, source="test")
+        ident, command = term.next_command()
+        term.answer(ident, reply_ok(command["id"], ticket=9201, price=1.1001, lots=0.01, time_msc=now_msc()))
+        assert dealer.collect({live}, timeout_s=10)[live]["order"]["status"] == "filled"

@@ -118,7 +118,7 @@ def ea_env(eps: Endpoints, tick_path: Path, name: str, command: str) -> dict[str
 def stack(tmp_path: Path, executables: dict[str, Path], tick_file) -> Iterator[tuple[Endpoints, dict[str, Terminal], FeedSubscriber]]:
     eps = Endpoints(spare=len(executables))  # a command port per EA
     spare = iter(eps.spare_ports)
-    env = {"QT_RISK__MAX_QUOTE_AGE_MS": "3600000", "QT_RISK__MAX_SPREAD_PCT": "1"}
+    env = {"QT_RISK__MAX_QUOTE_AGE_MS": "3600000", "QT_RISK__MAX_TICK_LAG_S": "0", "QT_RISK__MAX_SPREAD_PCT": "1"}  # replayed ticks are years old
     with daemon_process(eps, tmp_path, **env):
         feed = FeedSubscriber(eps.feed)
         feed.wait_joined()
@@ -476,7 +476,7 @@ def test_an_ea_started_before_the_login_says_hello_as_the_account(tmp_path: Path
     account of zeros (the day's starting equity) or empty positions before the login."""
     eps = Endpoints(spare=1)
     command_endpoint = f"tcp://127.0.0.1:{eps.spare_ports[0]}"
-    with daemon_process(eps, tmp_path, QT_RISK__MAX_QUOTE_AGE_MS="3600000", QT_RISK__MAX_SPREAD_PCT="1"):  # replayed ticks are old
+    with daemon_process(eps, tmp_path, QT_RISK__MAX_QUOTE_AGE_MS="3600000", QT_RISK__MAX_TICK_LAG_S="0", QT_RISK__MAX_SPREAD_PCT="1"):  # replayed ticks are old
         feed = FeedSubscriber(eps.feed, (b"account",))
         env = {**ea_env(eps, tick_file[0], terminal_id, command_endpoint),
                "MQL_LOGIN": "7012345", "MQL_SERVER": "Harness-Live", "MQL_LOGIN_AFTER_MS": "1500",
