@@ -209,8 +209,13 @@ def paper_command(
         raise _fail(str(exc), 1) from None
 
 
-def _control(config: Path | None, kind: str, timeout_ms: int, **fields: Any) -> dict[str, Any]:
-    """One control request; prints the JSON reply; exits 1 when the daemon refuses or is silent."""
+#: Tries of a control request from the CLI (Lazy Pirate: the same id each time), each of --timeout-ms.
+CLI_CONTROL_TRIES = 3
+
+
+def _control(config: Path | None, kind: str, timeout_ms: int, *, silent_hint: str = "", **fields: Any) -> dict[str, Any]:
+    """One control request; prints the JSON reply; exits 1 when the daemon refuses or is silent (``silent_hint`` then
+    follows the message)."""
     import orjson
 
     from quantumtrader.protocol import connect_address
@@ -218,10 +223,11 @@ def _control(config: Path | None, kind: str, timeout_ms: int, **fields: Any) -> 
 
     cfg = build_config(config, configure_log=False)
     try:
-        with ControlClient(connect_address(cfg.endpoints.control), timeout_ms=timeout_ms) as client:
+        with ControlClient(connect_address(cfg.endpoints.control), timeout_ms=timeout_ms, retries=CLI_CONTROL_TRIES - 1) as client:
             reply = client.request(kind, **fields)
     except ControlTimeout:
-        raise _fail(f"no answer from the daemon at {cfg.endpoints.control} within {timeout_ms} ms", 1) from None
+        tries = f"{CLI_CONTROL_TRIES} tries of {timeout_ms} ms"
+        raise _fail(f"no answer from the daemon at {cfg.endpoints.control} after {tries}{silent_hint}", 1) from None
     # As UTF-8 bytes: on Windows a piped stdout encodes with the ANSI code page, strictly, and a broker's
     # message in Russian or Chinese (a trade's reply) raised UnicodeEncodeError after the order had gone out,
     # which reads as a failure worth retrying.
@@ -270,20 +276,35 @@ def trade(
         # JSON has no NaN or infinity: they would go out as null, which reads as "not given" (a risk-sized order)
         if number is not None and not (math.isfinite(number) and number > 0):
             raise _fail(f"{name} must be a finite number above 0, got {number}")
-    fields: dict[str, Any] = {"symbol": symbol, "side": side, "source": f"cli:{getpass.getuser()}"}
+    from quantumtrader.protocol import iso_from_msc, new_command_id, now_msc
+
+    # Expires when this command stops waiting: a daemon that reads it later does nothing. Without it, a trade the
+    # command gave up on ("no answer") filled when a slow daemon got to it, and a retry by hand opened a second
+    # position (a hunt, 2026-12-05). The request's id finds its order afterwards (`orders --request-id`).
+    request_id = new_command_id()
+    expires_msc = now_msc() + CLI_CONTROL_TRIES * timeout_ms
+    fields: dict[str, Any] = {"symbol": symbol, "side": side, "source": f"cli:{getpass.getuser()}", "req_id": request_id, "expires_msc": expires_msc}
     for name, value in (("lots", lots), ("sl", sl), ("tp", tp), ("terminal", terminal)):
         if value is not None:
             fields[name] = value
-    _control(config, "trade", timeout_ms, **fields)
+    hint = (
+        f". Request {request_id}: a daemon that read it before {iso_from_msc(expires_msc)} may still fill it, one that"
+        f" reads it later does nothing; before trying again, look: qt-daemon orders --request-id {request_id}"
+    )
+    _control(config, "trade", timeout_ms, silent_hint=hint, **fields)
 
 
 @app.command()
 def orders(
     limit: Annotated[int, typer.Option("--limit", min=1, max=ORDERS_LIMIT_MAX, help="How many, newest first.")] = 20,
+    request_id: Annotated[Optional[str], typer.Option("--request-id", help="Only the order of this trade request (the id `trade` names when it got no answer).")] = None,
     config: ConfigOpt = None,
 ) -> None:
     """List recent orders with their outcome."""
-    _control(config, "orders", 3000, limit=limit)
+    if request_id is not None:
+        _control(config, "orders", 3000, request_id=request_id)
+    else:
+        _control(config, "orders", 3000, limit=limit)
 
 
 @app.command()

@@ -182,6 +182,35 @@ def test_a_timeout_beyond_an_hour_is_refused_before_anything_is_sent() -> None:
         control.close(linger=0)
 
 
+def test_a_trade_the_daemon_does_not_answer_expires_and_names_its_request_to_look_up() -> None:
+    """A hunt (2026-12-05): `trade` said "no answer" and exited 1 while a slow daemon still read the request later and
+    filled it; an operator who tried again got a second position. The request now expires when the command stops
+    waiting (the daemon does nothing with it after) and the message names the request id and how to look it up.
+    A control socket that reads and never answers (a stalled daemon) takes all three tries here."""
+    import orjson
+    import zmq
+
+    from quantumtrader.protocol import now_msc
+    from support import free_port
+
+    control = zmq.Context.instance().socket(zmq.ROUTER)
+    control.bind(f"tcp://127.0.0.1:{free_port()}")
+    endpoint = control.getsockopt_string(zmq.LAST_ENDPOINT)
+    try:
+        sent_msc = now_msc()
+        result = _cli("trade", "buy", "EURUSD", "0.1", "--timeout-ms", "300", timeout=30, QT_ENDPOINTS__CONTROL=endpoint)
+        requests = []
+        while control.poll(100):
+            requests.append(orjson.loads(control.recv_multipart()[-1]))
+    finally:
+        control.close(linger=0)
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert len(requests) == 3 and len({r["id"] for r in requests}) == 1, requests  # Lazy Pirate: one request, three tries
+    request = requests[0]
+    assert sent_msc + 900 <= request["expires_msc"] <= now_msc() + 900, request  # when the command stops waiting
+    assert "3 tries of 300 ms" in result.stderr and f"qt-daemon orders --request-id {request['id']}" in result.stderr, result.stderr
+
+
 def test_paper_settings_that_would_crash_loop_the_paper_terminal_are_config_errors(tmp_path: Path) -> None:
     data = str(tmp_path / "data")
     for env, says in ((",", "must name at least one symbol"), ("EURUSD,bad sym!", "bad sym!")):
