@@ -14,24 +14,32 @@ The child gets the exact feature and signal settings (pickled on stdin),
 because the compiled overloads are keyed by the Numba types of what the
 daemon passes, which come from those settings. Should it fail, the daemon
 compiles in its own process as before, with a warning: a start is never
-refused over memory.
+refused over memory. The child is run unless the cache directory says it is
+complete (:func:`quantumtrader.features.cache.cache_complete`): a first
+start cut short (Ctrl-C, a power cut) left some kernels, and the next start
+compiled the rest in the daemon. The parent keeps the child's stdin open
+while it waits; a child whose stdin ends (its parent killed: SIGTERM,
+TerminateProcess) exits, and does not race the next start.
 
 Usage (by :func:`compile_in_child` only): ``python -m quantumtrader.precompile``
 """
 
 from __future__ import annotations
 
+import os
 import pickle
 import subprocess
 import sys
+import tempfile
+import threading
 import time
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from quantumtrader.config import FeaturesConfig, SignalsConfig
 
 #: Longest a first compile may take in the child before the daemon compiles in its own process instead
 #: (~10-14 s on the project's slow 2-core host; a busy VPS may take several times that).
-CHILD_COMPILE_TIMEOUT_S = 600.0
+CHILD_COMPILE_TIMEOUT_S = 300.0
 
 
 class ChildCompile(NamedTuple):
@@ -39,6 +47,13 @@ class ChildCompile(NamedTuple):
 
     seconds: float
     error: str | None
+
+
+def _popen_kwargs() -> dict[str, Any]:
+    # No console window flashing up when the daemon runs without one (pythonw, a service).
+    if sys.platform == "win32":
+        return {"creationflags": subprocess.CREATE_NO_WINDOW}  # type: ignore[attr-defined]
+    return {}
 
 
 def compile_in_child(features: FeaturesConfig, signals: SignalsConfig, *, timeout_s: float = CHILD_COMPILE_TIMEOUT_S) -> ChildCompile:
@@ -49,37 +64,57 @@ def compile_in_child(features: FeaturesConfig, signals: SignalsConfig, *, timeou
     compiles in its own process. An interrupt (Ctrl-C) kills the child too.
     """
     started = time.perf_counter()
-    try:
-        child = subprocess.Popen(
-            [sys.executable, "-m", "quantumtrader.precompile"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-    except OSError as exc:
-        return ChildCompile(time.perf_counter() - started, f"could not start it: {exc!r}"[:300])
-    try:
-        _, stderr = child.communicate(pickle.dumps((features, signals)), timeout=timeout_s)
-    except subprocess.TimeoutExpired:
-        return ChildCompile(time.perf_counter() - started, f"it took over {timeout_s:g} s")
-    finally:
-        if child.poll() is None:
-            child.kill()
+    with tempfile.TemporaryFile() as stderr:
+        try:
+            child = subprocess.Popen(
+                [sys.executable, "-m", "quantumtrader.precompile"], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=stderr, **_popen_kwargs()
+            )
+        except OSError as exc:
+            return ChildCompile(time.perf_counter() - started, f"could not start it: {exc!r}"[:300])
+        assert child.stdin is not None
+        try:
+            child.stdin.write(pickle.dumps((features, signals)))
+            child.stdin.flush()  # and kept open until the child is done: its end is how the child knows we are gone
+            child.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            return ChildCompile(time.perf_counter() - started, f"it took over {timeout_s:g} s")
+        except OSError as exc:  # it died before it read its settings (a broken pipe)
             child.wait()
-    if child.returncode != 0:
-        tail = stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or ["no output"]
-        return ChildCompile(time.perf_counter() - started, f"exit {child.returncode}: {tail[0]}"[:300])
+            return ChildCompile(time.perf_counter() - started, f"exit {child.returncode}: {exc!r}"[:300])
+        finally:
+            if child.poll() is None:
+                child.kill()
+                child.wait()
+            child.stdin.close()
+        if child.returncode != 0:
+            stderr.seek(0)
+            tail = stderr.read().decode("utf-8", "replace").strip().splitlines()[-1:] or ["no output"]
+            return ChildCompile(time.perf_counter() - started, f"exit {child.returncode}: {tail[0]}"[:300])
     return ChildCompile(time.perf_counter() - started, None)
 
 
+def _exit_when_parent_goes(fd: int) -> None:
+    """Read until the parent's end of the pipe closes, then exit: it closes it only once we are done, or it died.
+
+    From the file descriptor, not ``sys.stdin.buffer``: a thread blocked in the buffered reader holds its lock, and
+    the interpreter's shutdown then aborts (SIGABRT, "could not acquire lock ... at interpreter shutdown")."""
+    while os.read(fd, 4096):
+        pass
+    os._exit(3)
+
+
 def main() -> None:
-    features, signals = pickle.load(sys.stdin.buffer)  # from the parent daemon only: see compile_in_child
+    stdin = sys.stdin.buffer
+    features, signals = pickle.load(stdin)  # from the parent daemon only: see compile_in_child
+    threading.Thread(target=_exit_when_parent_goes, args=(stdin.fileno(),), daemon=True).start()
     from quantumtrader.log import configure_logging
 
     configure_logging(level="warning")  # the parent says what happens; this child speaks only when it fails
+    from quantumtrader.features.cache import mark_cache_complete
     from quantumtrader.models.pipeline import SignalPipeline
 
     SignalPipeline(features, signals).warm_up()
+    mark_cache_complete()
 
 
 if __name__ == "__main__":

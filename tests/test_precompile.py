@@ -5,21 +5,37 @@ bench/results/startup-*.json). Each test starts from an empty Numba cache."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import orjson
+import psutil
 import pytest
 
-from support import Endpoints, start, stop, wait_ready
+from support import Endpoints, start, stop, wait_for, wait_ready
+
+
+def _partial_cache(tmp_path: Path) -> Path:
+    """A cache as a first start cut short leaves it (a review, 2026-12-05: the next start then compiled the rest in
+    the daemon, 252 MB): this session's feature kernels, not the models', no completion marker. Empty when this
+    worker has compiled nothing yet, which is a cold cache: the child compiles whatever is missing either way."""
+    from quantumtrader.features.cache import COMPLETE_MARKER, numba_cache_path
+
+    cache = tmp_path / "numba"
+    keyed = numba_cache_path(tmp_path)
+    shutil.copytree(Path(os.environ["NUMBA_CACHE_DIR"]), cache / keyed.name, dirs_exist_ok=True, ignore=shutil.ignore_patterns("models_*", COMPLETE_MARKER))
+    return cache
 
 
 @pytest.mark.timeout(400)
 def test_a_first_start_compiles_in_a_child_and_the_daemon_loads_every_kernel(tmp_path: Path) -> None:
+    from quantumtrader.features.cache import COMPLETE_MARKER
+
     eps = Endpoints()
     log_path = tmp_path / "daemon.log"
-    cache = tmp_path / "numba"
+    cache = _partial_cache(tmp_path)
     proc = start(["run", "--no-sidecar"], eps.env(tmp_path / "data", NUMBA_CACHE_DIR=str(cache)), log_path)
     try:
         wait_ready(eps.control, proc, log_path, timeout=300)
@@ -30,8 +46,30 @@ def test_a_first_start_compiles_in_a_child_and_the_daemon_loads_every_kernel(tmp
     assert len(ready) == 1, lines
     assert ready[0]["cache_present_before"] is False
     assert ready[0]["child_compile_s"] > 0 and ready[0]["compiled_here"] == 0, ready[0]  # every kernel loaded, none compiled here
-    assert not [line for line in lines if line.get("level") in ("warning", "error")], lines
-    assert any(cache.rglob("*.nbi"))
+    # none about the kernels (a host that refuses the raised tick priority warns of that, which is not ours here)
+    kernels = [line for line in lines if line.get("level") in ("warning", "error") and ("compil" in line["event"] or "Numba" in line["event"])]
+    assert kernels == [], kernels
+    assert any(cache.rglob("*.nbi")) and any(cache.rglob(COMPLETE_MARKER))
+
+
+@pytest.mark.timeout(120)
+def test_a_compiling_child_does_not_outlive_a_daemon_that_is_killed(tmp_path: Path) -> None:
+    """A review (2026-12-05): SIGTERM to the daemon during the child compile (a service manager stopping it; on
+    Windows TerminateProcess) left the child compiling on its own for ~10 s, racing the next start."""
+    eps = Endpoints()
+    log_path = tmp_path / "daemon.log"
+    proc = start(["run", "--no-sidecar"], eps.env(tmp_path / "data", NUMBA_CACHE_DIR=str(tmp_path / "numba")), log_path)
+    try:
+        wait_for(lambda: b"compiling the signal kernels in a child process" in log_path.read_bytes(), 60, "the child compile to start")
+        child = wait_for(lambda: next(iter(psutil.Process(proc.pid).children()), None), 10, "the compiling child")
+        proc.kill()  # no clean-up at all: SIGKILL here, TerminateProcess on Windows
+        proc.wait(10)
+        gone, _ = psutil.wait_procs([child], timeout=10)
+        assert gone, f"the compiling child {child.pid} outlived its daemon"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
 
 
 @pytest.mark.timeout(400)

@@ -37,7 +37,7 @@ from quantumtrader.config import Config
 from quantumtrader.daemon.conflate import Conflator
 from quantumtrader.daemon.control import ControlError
 from quantumtrader.daemon.server import Daemon
-from quantumtrader.features.cache import compiled_here, ensure_numba_cache_dir
+from quantumtrader.features.cache import cache_complete, compiled_here, ensure_numba_cache_dir, mark_cache_complete
 from quantumtrader.features.names import FEATURE_NAMES
 from quantumtrader.log import get_logger
 from quantumtrader.metrics import LatencyRecorder, LogLimiter
@@ -82,7 +82,7 @@ class PipelineStage:
         # Numba fixes a kernel's cache directory when the kernel is decorated, i.e.
         # when its module is imported: so the directory first, then the import.
         cache_dir = ensure_numba_cache_dir(config.data_path)
-        cached = any(cache_dir.rglob("*.nbi"))
+        cached = cache_complete(cache_dir)  # not any *.nbi: a first start cut short leaves some (a review, 2026-12-05)
         child_s = None
         if not cached:  # the log line: else ~10 s of silence at a first start, which reads as a hang
             log.info("compiling the signal kernels in a child process (first start with this code: ~10 s, then cached)", numba_cache=str(cache_dir))
@@ -94,14 +94,11 @@ class PipelineStage:
 
         self.pipeline = SignalPipeline(config.features, config.signals)
         self.warmup_s = self.pipeline.warm_up()
-        log.info(
-            "signal kernels ready",
-            warmup_s=round(self.warmup_s, 3),
-            child_compile_s=child_s,
-            compiled_here=compiled_here(),  # overloads this process compiled, not loaded: 0 unless the child failed
-            numba_cache=str(cache_dir),
-            cache_present_before=cached,
-        )
+        mark_cache_complete()
+        here = compiled_here()  # overloads this process compiled, not loaded: 0 unless the child failed
+        log.info("signal kernels ready", warmup_s=round(self.warmup_s, 3), child_compile_s=child_s, compiled_here=here, numba_cache=str(cache_dir), cache_present_before=cached)
+        if here:
+            log.warning("the daemon compiled kernels itself: it keeps the compiler's memory (~90 MiB) until it restarts", compiled_here=here)
         self.store = Store.from_config(config)
         self._restore()
         self.store.start()

@@ -74,6 +74,26 @@ def ensure_numba_cache_dir(data_dir: Path | str) -> Path:
     return path
 
 
+#: Written into the keyed cache directory once every kernel is in it (by the child compile or the daemon's warm-up).
+COMPLETE_MARKER = "kernels-complete"
+
+
+def cache_complete(path: Path) -> bool:
+    """Whether the keyed cache directory holds every kernel: a first compile cut short leaves some (and no marker)."""
+    return (path / COMPLETE_MARKER).is_file()
+
+
+def mark_cache_complete() -> None:
+    """After a warm-up that compiled or loaded every kernel into the current NUMBA_CACHE_DIR (a write that fails
+    only means the next start checks again)."""
+    directory = os.environ.get("NUMBA_CACHE_DIR")
+    if directory:
+        try:
+            (Path(directory) / COMPLETE_MARKER).touch()
+        except OSError:
+            pass
+
+
 def compiled_here() -> int:
     """How many kernel overloads this process compiled rather than loaded from the cache (Numba's own counts).
 
@@ -105,6 +125,7 @@ def clear_numba_cache() -> int:
     directory = os.environ.get("NUMBA_CACHE_DIR")
     if not directory:
         return 0
+    (Path(directory) / COMPLETE_MARKER).unlink(missing_ok=True)  # compiled again, by this process, next
     indexes = [p for p in Path(directory).rglob("*.nbi") if p.is_file()]
     damaged = [p for p in indexes if not _index_reads(p)]
     removed = 0
