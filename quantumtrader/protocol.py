@@ -728,7 +728,7 @@ def decode_reply(raw: bytes, clock_msc: int | None = None) -> dict[str, Any]:
     ok = _get(msg, "ok")
     if type(ok) is not bool:
         raise ProtocolError("bad_type", "ok must be true or false")
-    if "event_seq" in msg:  # added: the last event the terminal built before it ran the command (see reply_event_seq)
+    if "event_seq" in msg:  # added: the last event the terminal built before it ran the command (see with_event_seq)
         _integer(msg, "event_seq", minimum=0, maximum=MAX_LONG, reason="bad_seq")
     if ok:
         if "ticket" in msg:

@@ -108,7 +108,10 @@ def judge(result: dict[str, Any]) -> list[dict[str, Any]]:
             # The floor's phases count only where they lost nothing either; the best of them stands for the host.
             known = [v for path in target.floor_paths if _lost_nothing(result, path[0]) and (v := _figure(result, path)) is not None]
             floor = (max if target.at_least else min)(known) if known else None
-            verdict["floor_value"], verdict["floor_met"] = floor, _within(floor, target)
+            met: bool | None = _within(floor, target)
+            if not met and target.at_least and any((result.get(path[0]) or {}).get("limit_above") for path in target.floor_paths):
+                met = None  # every try kept up, below the limit: the floor's own limit is not known (a review, 2026-12-05)
+            verdict["floor_value"], verdict["floor_met"] = floor, met
         out.append(verdict)
     return out
 
@@ -145,7 +148,7 @@ def over_runs(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
         }
         if target.floor_paths:  # in how many runs the bare transport itself met it: the host's share of a miss
             row["floor_values"] = [v[i]["floor_value"] for v in verdicts]
-            row["floor_met_runs"] = sum(v[i]["floor_met"] for v in verdicts)
+            row["floor_met_runs"] = sum(v[i]["floor_met"] is True for v in verdicts)
         summary.append(row)
     return summary
 
@@ -564,7 +567,12 @@ def _verdict_text(verdict: dict[str, Any]) -> str:
     bound = ">=" if verdict["at_least"] else "<"
     text = f"  #{verdict['issue']} {verdict['target']}: {_fmt(verdict['value'])} (target {bound} {_fmt(verdict['limit'])}): {'met' if verdict['met'] else 'MISSED'}"
     if "floor_value" in verdict:
-        host = "met by the floor" if verdict["floor_met"] else "missed by the floor itself: beyond this host's transport, whatever the daemon does"
+        if verdict["floor_met"] is None:
+            host = "every rate tried kept up: the floor's limit lies above, not known"
+        elif verdict["floor_met"]:
+            host = "met by the floor"
+        else:
+            host = "missed by the bare Python relay itself: beyond this host for a daemon in Python on this transport"
         text += f"; the floor alone: {_fmt(verdict['floor_value'])} ({host})"
     return text
 

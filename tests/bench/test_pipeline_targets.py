@@ -43,6 +43,8 @@ def test_where_the_floor_measured_the_same_thing_its_own_verdict_stands_beside_t
     assert "floor_value" not in verdicts["tick -> signal p99 µs"]  # no floor measures a signal
     run["floor_after"]["lost"] = 1  # a floor phase that lost ticks does not count
     assert judge(run)[0]["floor_value"] == 700.0 and not judge(run)[0]["floor_met"]
+    run["floor_sustained"] = {"ticks_per_s": 90_000.0, "lost": 0, "limit_above": True}  # every try kept up: its limit is not known
+    assert {v["target"]: v for v in judge(run)}["sustained ticks/s, zero loss"]["floor_met"] is None
     del run["floor"], run["floor_after"], run["floor_sustained"]  # a result from before the floor measured these
     assert {v["floor_value"] for v in judge(run) if "floor_value" in v} == {None}
     summary = {s["target"]: s for s in over_runs([run, _run(450, 600, 1.2, 120_000) | {"floor_sustained": {"ticks_per_s": 160_000.0, "lost": 0}}])}
