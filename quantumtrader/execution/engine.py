@@ -62,8 +62,8 @@ class ExecutionEngine:
         self.sessions: dict[str, CommandSession] = {}
         self.orders: dict[str, Order] = {}  # unsettled orders (pending or unknown) by id
         self._journal_log = LogLimiter(config.daemon.reject_log_interval_s)
-        # terminal -> tickets a close filled since its latest positions event (they may not show it yet)
-        self._closed_since_positions: dict[str, set[int]] = {}
+        # terminal -> ticket -> the close that filled it, until a positions event built after it ran (they may not show it yet)
+        self._closed_since_positions: dict[str, dict[int, Order]] = {}
         # terminal -> ticket -> [open filled by a reply, positions events since that did not list it]: it counts
         # against the limits until one does (or settle_snapshots do not: closed meanwhile, by its stop).
         self._opened_not_listed: dict[str, dict[int, list[Any]]] = {}
@@ -224,7 +224,11 @@ class ExecutionEngine:
         """Settle unknown orders of this terminal from its complete list of positions."""
         terminal = msg["terminal"]
         seq = msg["seq"]
-        self._closed_since_positions.pop(terminal, None)
+        closed = self._closed_since_positions.get(terminal)
+        if closed:
+            for ticket, close in list(closed.items()):
+                if self._shows_outcome(close, seq):  # one built before the close ran still shows the old lots (a review)
+                    del closed[ticket]
         self._forget_listed_opens(terminal, {p["ticket"] for p in msg["positions"]}, seq)
         unknown = [o for o in self.orders.values() if o.terminal == terminal and o.status == UNKNOWN]
         if not unknown:
@@ -592,7 +596,7 @@ class ExecutionEngine:
         order.reconciled = reconciled
         order.updated_msc = now_msc()
         if order.kind == "close" and status == FILLED:
-            self._closed_since_positions.setdefault(order.terminal, set()).add(order.ticket)
+            self._closed_since_positions.setdefault(order.terminal, {})[order.ticket] = order
         if order.kind == "open" and status == FILLED and not reconciled and order.ticket not in self.daemon.market.positions.get(order.terminal, {}):
             self._opened_not_listed.setdefault(order.terminal, {})[order.ticket] = [order, 0]
         self._record(order)

@@ -650,6 +650,24 @@ def test_positions_events_built_before_a_command_ran_do_not_settle_it_when_read_
         settled = settled_order(eps.control, command["id"], 10, "the timed-out open settled from the positions")
         assert settled["status"] == "filled" and settled["ticket"] == "9102", settled
 
+        # a partial close: an event built before it ran, read after its reply, still shows the old lots, so the
+        # next close of that position must not take them as the position's (a review of the change, 2026-12-05)
+        term.send(type="positions", positions=[held_position(9103, lots=0.10)])
+        wait_for(lambda: any(p["ticket"] == "9103" for p in control(eps.control, "snapshot")["positions"]), 10, "position 9103")
+        partial = dealer.send("close", ticket=9103, lots=0.04, source="test")
+        ident, command = term.next_command()
+        assert command["position_lots"] == 0.10, command
+        built_before = term.build(type="positions", positions=[held_position(9103, lots=0.10)])
+        term.answer(ident, with_event_seq(reply_ok(command["id"], ticket=9103, price=1.1, lots=0.04, time_msc=now_msc()), term.last_seq))
+        assert dealer.collect({partial}, timeout_s=10)[partial]["order"]["status"] == "filled"
+        term.events.send(built_before)
+        fresh_quote(term, eps)  # handled after it
+        again = dealer.send("close", ticket=9103, lots=0.03, source="test")
+        ident, command = term.next_command()
+        assert "position_lots" not in command, command  # unknown until an event built after the first close
+        term.answer(ident, reply_ok(command["id"], ticket=9103, price=1.1, lots=0.03, time_msc=now_msc()))
+        dealer.collect({again}, timeout_s=10)
+
 
 @pytest.mark.timeout(60)
 def test_a_retried_close_that_finds_its_work_done_is_settled_from_the_positions(tmp_path: Path) -> None:
