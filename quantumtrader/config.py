@@ -124,7 +124,7 @@ def symbol_suffix(value: Any) -> str | None:
 #: The names the daemon and the sidecar keep in the data directory besides the store (each module's own
 #: constant; tests/test_config.py holds them equal): the store must not be opened on one of them.
 ORDERS_FILE = "orders.sqlite"
-OTHER_DATA_NAMES = (ORDERS_FILE, "daemon.lock", "users.json", "jwt_secret", "numba-cache")
+OTHER_DATA_NAMES = (ORDERS_FILE, "daemon.lock", "users.json", "jwt_secret", "numba-cache", "paper-books")
 
 
 #: What Windows refuses in a file name besides the separators, and the device names it reserves whatever follows a

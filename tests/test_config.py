@@ -304,11 +304,12 @@ def test_the_data_directorys_other_names_are_the_ones_the_modules_use(monkeypatc
     from quantumtrader.features.cache import numba_cache_path
     from quantumtrader.sidecar.auth import SECRET_FILE
     from quantumtrader.sidecar.users import USERS_FILE
+    from quantumtrader.paper.terminal import PAPER_BOOKS_DIR
     from quantumtrader.store.lock import LOCK_FILE
 
     monkeypatch.delenv("NUMBA_CACHE_DIR", raising=False)
     cache = numba_cache_path(Path("data")).parent.name
-    assert set(OTHER_DATA_NAMES) == {ORDERS_FILE, LOCK_FILE, USERS_FILE, SECRET_FILE, cache}
+    assert set(OTHER_DATA_NAMES) == {ORDERS_FILE, LOCK_FILE, USERS_FILE, SECRET_FILE, cache, PAPER_BOOKS_DIR}
 
 
 def test_a_numba_cache_cut_by_a_power_cut_is_compiled_afresh_not_a_failed_start(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ No swap or commission.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -80,6 +81,18 @@ class PaperPosition:
         }
 
 
+#: The fields of a position a restart keeps (all but the profit).
+_SAVED_FIELDS = ("ticket", "symbol", "side", "lots", "open_price", "sl", "tp", "magic", "comment", "open_time_msc")
+
+
+def _finite(value: Any) -> bool:
+    return type(value) in (int, float) and math.isfinite(value)
+
+
+def _count(value: Any) -> bool:
+    return type(value) is int and value >= 0
+
+
 def _lots_ok(lots: float) -> bool:
     steps = lots / LOT_STEP
     return LOT_MIN - 1e-12 <= lots <= LOT_MAX + 1e-12 and abs(steps - round(steps)) < 1e-6
@@ -103,6 +116,36 @@ class PaperBook:
         self.positions: dict[int, PaperPosition] = {}
         self._next_ticket = first_ticket
         self.closed_trades = 0
+
+    # -- what a restart keeps -------------------------------------------------------
+
+    def saved(self) -> dict[str, Any]:
+        """Money, positions and the ticket counter: what a real terminal's broker keeps across the EA's restarts.
+        Profits are left out (recomputed from the next quotes), so an unchanged book saves the same dict."""
+        positions = [{name: getattr(pos, name) for name in _SAVED_FIELDS} for pos in self.positions.values()]
+        return {"version": 1, "currency": self.currency, "balance": self.balance, "next_ticket": self._next_ticket, "closed_trades": self.closed_trades, "positions": positions}
+
+    def restore(self, saved: Any) -> None:
+        """Load :meth:`saved`; ValueError (the book untouched) for anything else: another currency, a wrong field."""
+        if not isinstance(saved, dict) or saved.get("version") != 1:
+            raise ValueError("not a saved paper book (version 1)")
+        if saved.get("currency") != self.currency:
+            raise ValueError(f"an account in {saved.get('currency')!r}, this one is in {self.currency!r} (paper.currency)")
+        balance, next_ticket, closed = saved.get("balance"), saved.get("next_ticket"), saved.get("closed_trades")
+        if not _finite(balance) or not _count(next_ticket) or not _count(closed) or not isinstance(saved.get("positions"), list):
+            raise ValueError("balance, next_ticket, closed_trades or positions of the wrong kind")
+        positions: dict[int, PaperPosition] = {}
+        for raw in saved["positions"]:
+            if not isinstance(raw, dict) or set(raw) != set(_SAVED_FIELDS):
+                raise ValueError(f"a position without exactly the fields {', '.join(_SAVED_FIELDS)}")
+            if not (_count(raw["ticket"]) and raw["ticket"] < next_ticket and raw["side"] in ("buy", "sell") and _finite(raw["lots"]) and _lots_ok(raw["lots"])):
+                raise ValueError(f"position {raw['ticket']!r}: ticket, side or lots out of range")
+            if not all(_finite(raw[k]) for k in ("open_price", "sl", "tp")) or not _count(raw["open_time_msc"]) or type(raw["magic"]) is not int:
+                raise ValueError(f"position {raw['ticket']!r}: prices, magic or open time of the wrong kind")
+            if not (isinstance(raw["symbol"], str) and isinstance(raw["comment"], str)):
+                raise ValueError(f"position {raw['ticket']!r}: symbol or comment not text")
+            positions[raw["ticket"]] = PaperPosition(**raw)
+        self.balance, self._next_ticket, self.closed_trades, self.positions = float(balance), next_ticket, closed, positions
 
     # -- market --------------------------------------------------------------------
 

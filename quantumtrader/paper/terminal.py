@@ -24,11 +24,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import orjson
 import zmq
 
 from quantumtrader.config import Config
-from quantumtrader.log import get_logger
+from quantumtrader.log import get_logger, log_file_name
 from quantumtrader.metrics import LogLimiter
+from quantumtrader.outputs import UnwrittenOutput, write_json
 from quantumtrader.paper.book import PaperBook, TradeError
 from quantumtrader.paper.ticks import CsvStats, generate_ticks, merge_csv_ticks, symbol_from_path
 from quantumtrader.protocol import (
@@ -115,12 +117,23 @@ class CommandBindError(Exception):
     """The command socket's endpoint is taken: said in one line (it was a traceback at every restart)."""
 
 
+#: Where each paper terminal keeps its book, in the data directory: ``<dir>/<terminal id, made a safe name>.json``.
+PAPER_BOOKS_DIR = "paper-books"
+
+
+def paper_book_name(terminal: str) -> str:
+    return log_file_name(terminal)[: -len(".log")] + ".json"
+
+
 class PaperTerminal:
     def __init__(self, config: Config, options: PaperOptions, context: zmq.Context[Any] | None = None) -> None:
         self.cfg = config.paper
         self.options = options
         self._context = context or zmq.Context.instance()
         self.book = PaperBook(self.cfg.balance, self.cfg.leverage, stop_out_pct=self.cfg.stop_out_pct, currency=self.cfg.currency)
+        self.book_path = config.data_path / PAPER_BOOKS_DIR / paper_book_name(self.cfg.terminal)
+        self._book_saved = self._load_book()
+        self._save_log = LogLimiter(60.0)
         self.outbox = Outbox()
         self.seq = -1
         self.ticks_sent = 0
@@ -198,6 +211,48 @@ class PaperTerminal:
     def send_positions(self) -> None:
         self._send("positions", "positions", positions=self.book.positions_event())
         self._positions_dirty = False
+        self._save_book()
+
+    # -- the book across restarts ----------------------------------------------------
+
+    def _load_book(self) -> dict[str, Any] | None:
+        """The book the last run saved, as a broker keeps it across a terminal's restarts. Before, every restart of
+        the paper terminal (a crash, Ctrl-C and run again) opened a fresh account: the positions the daemon's orders
+        had opened were gone and the balance reset (a hunt, 2026-12-05). One that cannot be used is set aside
+        (``.unusable``), said once, and the account starts fresh."""
+        try:
+            saved = orjson.loads(self.book_path.read_bytes())
+        except FileNotFoundError:
+            return None
+        except (OSError, orjson.JSONDecodeError) as exc:
+            return self._set_aside(repr(exc)[:200])
+        try:
+            self.book.restore(saved)
+        except ValueError as exc:
+            return self._set_aside(str(exc))
+        log.info("paper book restored", file=str(self.book_path), positions=len(self.book.positions), balance=round(self.book.balance, 2))
+        return self.book.saved()
+
+    def _set_aside(self, why: str) -> None:
+        aside = self.book_path.with_name(self.book_path.name + ".unusable")
+        try:
+            self.book_path.replace(aside)
+        except OSError:
+            aside = self.book_path  # left where it is; the next save replaces it
+        log.warning("paper book not usable: this run starts a fresh account", file=str(aside), reason=why)
+        return None
+
+    def _save_book(self) -> None:
+        """Write the book when it changed since the last write (whole or not at all); a failure is logged once a minute."""
+        state = self.book.saved()
+        if state == self._book_saved:
+            return
+        try:
+            write_json(self.book_path, state)
+        except UnwrittenOutput as exc:
+            self._save_log.log("save", log.warning, "paper book not saved: a restart would start a fresh account", error=str(exc)[:300])
+            return
+        self._book_saved = state
 
     def send_heartbeat(self) -> None:
         self._send("heartbeat", dropped=self.outbox.dropped, **self._hello_fields())
@@ -263,6 +318,9 @@ class PaperTerminal:
             return reply_error(cid, WRONG_ACCOUNT, f"account {cmd['login']} asked, logged in to {self.cfg.login}: not executed")
         try:
             if kind == "open":
+                held = next((p for p in self.book.positions.values() if p.comment == "QT-" + cid), None)
+                if held is not None:  # opened by an earlier run whose reply cache went with it (the EAs do the same)
+                    return reply_ok(cid, ticket=held.ticket, price=held.open_price, lots=held.lots, time_msc=stamp)
                 pos = self.book.open(cmd["symbol"], cmd["side"], cmd["lots"], cmd["sl"], cmd["tp"], cmd["magic"], "QT-" + cid, stamp)
                 self._positions_dirty = self._account_dirty = True
                 return reply_ok(cid, ticket=pos.ticket, price=pos.open_price, lots=pos.lots, time_msc=stamp)
@@ -430,6 +488,7 @@ class PaperTerminal:
             self._shutdown()
 
     def _shutdown(self) -> None:
+        self._save_book()  # a trade just before the stop, not yet in a positions event
         try:
             self.outbox.flush(self.push)
             self._send("bye", reason="paper terminal stopped")

@@ -22,14 +22,15 @@ from support import free_port
 T0 = 1_700_000_000_000
 
 
-def _events(options: dict, held: tuple[float, float], sl: float = 0.0, **paper: object) -> tuple[PaperTerminal, list[dict]]:
+def _events(data: Path, options: dict, held: tuple[float, float], sl: float = 0.0, **paper: object) -> tuple[PaperTerminal, list[dict]]:
     """A paper terminal holding a 1-lot EURUSD buy opened at quote ``held`` (stop ``sl``), run on its own thread until
-    its source ends or ``max_ticks``; every event it sent, in order."""
+    its source ends or ``max_ticks``; every event it sent, in order. ``data``: its data directory (it keeps its book
+    there; the default is the user's)."""
     pull = zmq.Context.instance().socket(zmq.PULL)
     pull.setsockopt(zmq.LINGER, 0)
     port = pull.bind_to_random_port("tcp://127.0.0.1")
     cfg = Config()
-    cfg = dataclasses.replace(cfg, paper=dataclasses.replace(cfg.paper, command_endpoint=f"tcp://127.0.0.1:{free_port()}", **paper))
+    cfg = dataclasses.replace(cfg, data_dir=str(data), paper=dataclasses.replace(cfg.paper, command_endpoint=f"tcp://127.0.0.1:{free_port()}", **paper))
     terminal = PaperTerminal(cfg, PaperOptions(events_endpoint=f"tcp://127.0.0.1:{port}", exit_at_end=True, **options))
     terminal.book.on_quote("EURUSD", *held, T0)
     terminal.book.open("EURUSD", "buy", 1.0, sl, 0, 1, "QT-HELD", T0)
@@ -46,8 +47,8 @@ def _events(options: dict, held: tuple[float, float], sl: float = 0.0, **paper: 
     return terminal, events
 
 
-def test_the_account_follows_equity_while_a_position_is_open() -> None:
-    terminal, events = _events({"max_ticks": 700}, (1.08500, 1.08508), ticks_per_s=200.0, symbols=("EURUSD",), heartbeat_s=30.0)
+def test_the_account_follows_equity_while_a_position_is_open(tmp_path: Path) -> None:
+    terminal, events = _events(tmp_path, {"max_ticks": 700}, (1.08500, 1.08508), ticks_per_s=200.0, symbols=("EURUSD",), heartbeat_s=30.0)
     accounts = [e for e in events if e["type"] == "account"]
     assert sum(e["type"] == "tick" for e in events) == 700  # 3.5 s at 200/s, no heartbeat meanwhile (30 s)
     assert len(accounts) >= 3, [a["equity"] for a in accounts]  # the first, then about one a second as equity moved
@@ -58,7 +59,7 @@ def test_a_position_its_stop_closed_is_reported_before_the_next_burst_of_replaye
     path = tmp_path / "EURUSD.csv"
     drop = [0.0020 if i >= 10 else 0.0 for i in range(3000)]  # tick 11 on: 20 pips down, through the stop
     path.write_text("time,bid,ask\n" + "".join(f"{T0 + 100 * i},{1.10000 - d:.5f},{1.10002 - d:.5f}\n" for i, d in enumerate(drop)))
-    _, events = _events({"tick_files": (path,), "keep_times": True}, (1.10000, 1.10002), sl=1.0990, speed=0.0)
+    _, events = _events(tmp_path, {"tick_files": (path,), "keep_times": True}, (1.10000, 1.10002), sl=1.0990, speed=0.0)
     ticks = 0
     for event in events:
         ticks += event["type"] == "tick"

@@ -105,3 +105,82 @@ def test_a_paused_paper_terminal_resumes_at_its_rate_instead_of_sending_what_it_
         pull.close()
     assert 50 <= after <= 400, after  # about 200; the whole backlog would be ~800
     assert "fell behind its tick schedule" in (tmp_path / "paper.log").read_text(encoding="utf-8")
+
+
+def _ask(endpoint: str, command: dict) -> dict:
+    from quantumtrader.protocol import decode_reply, encode
+
+    sock = zmq.Context.instance().socket(zmq.REQ)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.connect(endpoint)
+    try:
+        sock.send(encode(command))
+        assert sock.poll(5000), f"the paper terminal did not answer {command['type']}"
+        return decode_reply(sock.recv())
+    finally:
+        sock.close()
+
+
+def _filled(endpoint: str, side: str, lots: float) -> tuple[str, dict]:
+    """(id, reply) of an EURUSD open that filled: a terminal just started has no quote yet, and a refused id's reply
+    is cached (a retry of it gets the same answer), so each try is a new id."""
+    from quantumtrader.protocol import new_command_id, open_command
+
+    last: list[dict] = []
+
+    def fills() -> tuple[str, dict] | None:
+        command_id = new_command_id()
+        last[:] = [_ask(endpoint, open_command(command_id, "EURUSD", side, lots))]
+        return (command_id, last[0]) if last[0]["ok"] else None
+
+    try:
+        return wait_for(fills, 20, "an open to fill")  # type: ignore[no-any-return]
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; the last reply: {last}") from None
+
+
+def test_a_paper_terminal_keeps_its_book_across_a_kill_9_and_a_retry_does_not_open_twice(tmp_path: Path) -> None:
+    """A hunt (2026-12-05): any restart of the paper terminal (a crash, Ctrl-C and run again, a supervisor restart)
+    opened a fresh account: the daemon's filled orders had tickets that no longer existed and the balance reset. A
+    broker keeps them across a terminal's restarts; the paper terminal now keeps its book in the data directory. An
+    open retried after the restart (its reply cache went with the process) answers with the position it opened, as
+    the EAs do. A book file that cannot be used is set aside and the account starts fresh, said once."""
+    from quantumtrader.paper.terminal import PAPER_BOOKS_DIR
+    from quantumtrader.protocol import close_command, open_command, snapshot_command
+
+    eps = Endpoints()
+    env = eps.env(tmp_path / "data")
+    args = ["paper", "--terminal", "paper-9@Test", "--rate", "50"]
+    first = start(args, env, tmp_path / "paper-1.log")
+    try:
+        opened_id, opened = _filled(eps.command, "buy", 0.1)
+        _, closed = _filled(eps.command, "sell", 0.2)
+        assert _ask(eps.command, close_command("KEEP000003", closed["ticket"]))["ok"]
+        before = _ask(eps.command, snapshot_command("SNAPBEFORE"))
+        wait_for(lambda: (tmp_path / "data" / PAPER_BOOKS_DIR / "paper-9@Test.json").exists(), 10, "the saved book")
+        time.sleep(0.5)  # the positions event after the close, and with it the save
+    finally:
+        first.kill()  # kill -9: no clean-up at all
+        first.wait(10)
+    second = start(args, env, tmp_path / "paper-2.log")
+    try:
+        after = wait_for(lambda: _ask(eps.command, snapshot_command("SNAPAFTER1")), 20, "the restarted terminal")
+        assert [(p["ticket"], p["lots"], p["open_price"], p["comment"]) for p in after["positions"]] == [(opened["ticket"], 0.1, opened["price"], "QT-" + opened_id)]
+        assert after["account"]["balance"] == before["account"]["balance"] != 10_000.0, (before["account"], after["account"])  # the close's loss kept
+        again = _ask(eps.command, open_command(opened_id, "EURUSD", "buy", 0.1))  # the daemon's retry
+        assert again["ok"] and again["ticket"] == opened["ticket"]
+        assert len(_ask(eps.command, snapshot_command("SNAPAFTER2"))["positions"]) == 1
+        _, fresh = _filled(eps.command, "buy", 0.1)
+        assert fresh["ticket"] > opened["ticket"]  # the ticket counter kept too
+    finally:
+        assert stop(second) == 0
+    book = tmp_path / "data" / PAPER_BOOKS_DIR / "paper-9@Test.json"
+    book.write_text('{"version": 1, "currency": "USD", "balance": "lots"}')
+    third = start(args, env, tmp_path / "paper-3.log")
+    try:
+        fresh_account = wait_for(lambda: _ask(eps.command, snapshot_command("SNAPAFTER3")), 20, "the terminal on a bad book")
+        assert fresh_account["positions"] == [] and fresh_account["account"]["balance"] == 10_000.0
+    finally:
+        assert stop(third) == 0
+    assert book.with_name(book.name + ".unusable").exists()
+    assert b"paper book not usable: this run starts a fresh account" in (tmp_path / "paper-3.log").read_bytes()

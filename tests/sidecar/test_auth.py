@@ -12,6 +12,7 @@ import stat
 import sys
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import jwt
@@ -131,14 +132,14 @@ def test_websocket_without_a_valid_token_gets_an_error_then_1008(stack: Stack) -
     refresh = jwt.encode(_claims(stack, type="refresh"), secret, algorithm="HS256")
     for query in ("", "?token=", "?token=garbage", f"?token={expired}", f"?token={refresh}"):
         with connect(f"{stack.ws_url}{query}", open_timeout=5) as ws:
-            error = json.loads(ws.recv(timeout=5))
+            error = _next(ws)
             assert error["type"] == "error" and error["data"]["message"]
             with pytest.raises(ConnectionClosed) as closed:
                 ws.recv(timeout=5)
         assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
     # The Authorization header works as well as ?token=.
     with connect(stack.ws_url, additional_headers={"Authorization": f"Bearer {stack.tokens['bob']}"}, open_timeout=5) as ws:
-        assert json.loads(ws.recv(timeout=5))["type"] == "connection"
+        assert _next(ws)["type"] == "connection"
 
 
 def _closed_for_policy_within(ws: object, seconds: float) -> str:
@@ -154,12 +155,21 @@ def _closed_for_policy_within(ws: object, seconds: float) -> str:
     return error
 
 
+def _next(ws: Any) -> dict[str, Any]:
+    """The next message but the sidecar's own health: no daemon runs here, and every daemon_silence_s it tells its
+    clients the daemon is unreachable."""
+    while True:
+        msg: dict[str, Any] = json.loads(ws.recv(timeout=5))
+        if msg["type"] != "health":
+            return msg
+
+
 def test_an_open_websocket_is_closed_when_its_token_expires_or_its_user_is_removed(stack: Stack) -> None:
     """A socket outlives its token: it used to stream on after the expiry and after `user remove`."""
     secret = _secret(stack)
     short = jwt.encode(_claims(stack, sub="bob", role="viewer", exp=int(time.time()) + 1), secret, algorithm="HS256")  # + the 5 s leeway
     with connect(f"{stack.ws_url}?token={short}", open_timeout=5) as ws:
-        assert json.loads(ws.recv(timeout=5))["type"] == "connection"
+        assert _next(ws)["type"] == "connection"
         started = time.monotonic()
         assert "expired" in _closed_for_policy_within(ws, 10)
         assert time.monotonic() - started > 0.5  # open while the token was valid
@@ -167,10 +177,10 @@ def test_an_open_websocket_is_closed_when_its_token_expires_or_its_user_is_remov
     assert done.returncode == 0, done.stderr
     token = cli(["token", "--user", "temp", "--ttl", "1h"], stack.env).stdout.strip()
     with connect(f"{stack.ws_url}?token={token}", open_timeout=5) as ws:
-        assert json.loads(ws.recv(timeout=5))["type"] == "connection"
+        assert _next(ws)["type"] == "connection"
         time.sleep(1.0)
         ws.send(json.dumps({"type": "ping", "timestamp": 1}))  # still served before the removal
-        assert json.loads(ws.recv(timeout=5))["type"] == "pong"
+        assert _next(ws)["type"] == "pong"
         assert cli(["user", "remove", "temp"], stack.env).returncode == 0
         assert _closed_for_policy_within(ws, 5)
 
@@ -180,18 +190,18 @@ def test_a_socket_handed_a_renewed_token_outlives_the_one_it_connected_with(stac
     secret = _secret(stack)
     short = jwt.encode(_claims(stack, sub="bob", role="viewer", exp=int(time.time()) + 1), secret, algorithm="HS256")
     with connect(f"{stack.ws_url}?token={short}", open_timeout=5) as ws:
-        assert json.loads(ws.recv(timeout=5))["type"] == "connection"
+        assert _next(ws)["type"] == "connection"
         ws.send(json.dumps({"type": "auth", "token": stack.tokens["alice"]}))  # another user's: refused, the old token stays
-        assert "another user" in json.loads(ws.recv(timeout=5))["data"]["message"]
+        assert "another user" in _next(ws)["data"]["message"]
         ws.send(json.dumps({"type": "auth", "token": "garbage"}))
-        assert "auth refused" in json.loads(ws.recv(timeout=5))["data"]["message"]
+        assert "auth refused" in _next(ws)["data"]["message"]
         ws.send(json.dumps({"type": "auth", "token": stack.tokens["bob"]}))
-        reply = json.loads(ws.recv(timeout=5))
+        reply = _next(ws)
         assert reply["type"] == "authenticated" and reply["data"]["user"] == "bob", reply
         deadline = time.monotonic() + 9  # past the short token's expiry and leeway (~6 s) and a few re-checks
         while time.monotonic() < deadline:
             ws.send(json.dumps({"type": "ping", "timestamp": 1}))
-            assert json.loads(ws.recv(timeout=5))["type"] == "pong"  # still open: a 1008 close would raise here
+            assert _next(ws)["type"] == "pong"  # still open: a 1008 close would raise here
             time.sleep(1)
 
 
@@ -201,7 +211,7 @@ def test_one_user_cannot_take_every_websocket_slot(stack: Stack) -> None:
     held = [connect(url, open_timeout=5) for _ in range(3)]
     try:
         for ws in held:
-            assert json.loads(ws.recv(timeout=5))["type"] == "connection"
+            assert _next(ws)["type"] == "connection"
         with connect(url, open_timeout=5) as extra:
             assert "too many connections" in json.loads(extra.recv(timeout=5))["data"]["message"]
             with pytest.raises(ConnectionClosed) as closed:
@@ -239,7 +249,7 @@ def test_secret_and_users_files_are_private_and_hold_no_clear_password(stack: St
     for token in stack.tokens.values():
         assert _request(stack, "GET", "/api/positions", token).status_code in (200, 403)
         with connect(f"{stack.ws_url}?token={token}", open_timeout=5) as ws:
-            assert json.loads(ws.recv(timeout=5))["type"] == "connection"
+            assert _next(ws)["type"] == "connection"
     time.sleep(0.5)  # any log line of those requests written
     log_text = (stack.tmp / "sidecar.log").read_text()
     for token in stack.tokens.values():
