@@ -180,7 +180,7 @@ class Sidecar:
                 )
                 if not complete:
                     self.counters["signal_queries_cut_short"] += 1
-                return [names.data(row) for row in rows], "store", complete
+                return self._with_unstored([names.data(row) for row in rows], symbol, min_confidence, limit, since_msc), "store", complete
             except Exception as exc:  # a locked, half-migrated or damaged store must not take the endpoint down
                 self.counters["store_errors"] += 1
                 self.signal_reader = None
@@ -188,6 +188,22 @@ class Sidecar:
                 self._store_log.log("query", log.error, "signal store unreadable; answering from the signals seen on the feed since start", error=repr(exc)[:300], store_errors=self.counters["store_errors"])
                 return self._recent(symbol, min_confidence, limit, since_msc), "feed", False
         return self._recent(symbol, min_confidence, limit, since_msc), "feed", True
+
+    def _with_unstored(self, stored: list[dict[str, Any]], symbol: str | None, min_confidence: float, limit: int, since_msc: int | None) -> list[dict[str, Any]]:
+        """The store's answer with the signals seen on the feed that are newer than its newest and not in it yet.
+
+        The daemon's writer puts signals in SQLite up to ~200 ms after it publishes them (the journal holds them
+        meanwhile): a kill in that window left the ones an app had just received out of the history until the
+        daemon came back, with ``complete`` true (a hunt, 2026-12-05); every answer lagged the same way."""
+        newest = stored[0]["time_msc"] if stored else None
+        have = {row.get("id") for row in stored}
+        seen = [
+            s for s in self._recent(symbol, min_confidence, limit, since_msc)
+            if s.get("id") not in have and isinstance(s.get("time_msc"), int) and (newest is None or s["time_msc"] >= newest)
+        ]
+        if not seen:
+            return stored
+        return sorted(seen + stored, key=lambda row: row["time_msc"], reverse=True)[:limit]
 
     def _recent(self, symbol: str | None, min_confidence: float, limit: int, since_msc: int | None) -> list[dict[str, Any]]:
         """The signals the clone has seen on the feed (a store-less daemon's only history)."""

@@ -137,3 +137,27 @@ def test_the_feed_fallback_finds_a_symbol_asked_for_by_the_brokers_name(tmp_path
     plain.clone = SimpleNamespace(signals=deque([signal]))  # type: ignore[assignment]
     assert asyncio.run(plain.query_signals(symbol="EURUSDm", min_confidence=0.0, limit=10, since_msc=None))[0] == [signal]
     assert asyncio.run(plain.query_signals(symbol="EURUSD", min_confidence=0.0, limit=10, since_msc=None))[0] == []
+
+
+def test_signals_published_but_not_yet_stored_are_in_the_answer_once(tmp_path) -> None:
+    """A hunt (2026-12-05): the daemon's writer stores a signal up to ~200 ms after publishing it; killed in that
+    window, the signals an app had just received were missing from /api/signals (complete: true) until the daemon
+    came back. Those seen on the feed that are newer than the store's newest are added, each once, newest first."""
+    import asyncio
+    from collections import deque
+    from types import SimpleNamespace
+
+    from quantumtrader.config import load_config
+    from quantumtrader.sidecar.runtime import Sidecar
+    from sidecar_stack import seed_signals
+
+    stored = seed_signals(tmp_path, count=4)  # s-test0000..3, a second apart, all EURUSD/GBPUSD
+    unstored = {**stored[-1], "id": "s-unstored", "time_msc": stored[-1]["time_msc"] + 500}
+    old_feed = {**stored[0], "id": "s-older-than-store", "time_msc": stored[0]["time_msc"] - 60_000}
+    sidecar = Sidecar(load_config(environ={}, overrides={"data_dir": str(tmp_path)}))
+    sidecar.clone = SimpleNamespace(signals=deque([unstored, stored[-1], stored[-2], old_feed]))  # type: ignore[assignment]  # newest first, as kept
+    found, source, complete = asyncio.run(sidecar.query_signals(symbol=None, min_confidence=0.0, limit=3, since_msc=None))
+    assert source == "store" and complete is True
+    assert [s["id"] for s in found] == ["s-unstored", "s-test0003", "s-test0002"]  # once each, the limit kept
+    found, _, _ = asyncio.run(sidecar.query_signals(symbol=None, min_confidence=0.0, limit=10, since_msc=None))
+    assert [s["id"] for s in found] == ["s-unstored", "s-test0003", "s-test0002", "s-test0001", "s-test0000"]  # not the feed's older one
