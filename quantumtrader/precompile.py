@@ -26,6 +26,7 @@ Usage (by :func:`compile_in_child` only): ``python -m quantumtrader.precompile``
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
 import subprocess
@@ -85,7 +86,8 @@ def compile_in_child(features: FeaturesConfig, signals: SignalsConfig, *, timeou
             if child.poll() is None:
                 child.kill()
                 child.wait()
-            child.stdin.close()
+            with contextlib.suppress(OSError):  # closing flushes what a dead child never read: a second broken pipe
+                child.stdin.close()
         if child.returncode != 0:
             stderr.seek(0)
             tail = stderr.read().decode("utf-8", "replace").strip().splitlines()[-1:] or ["no output"]

@@ -97,3 +97,22 @@ def test_a_child_that_overruns_is_killed_and_what_the_process_compiles_itself_is
     out = dict(line.split(": ", 1) for line in result.stdout.splitlines())
     assert out["error"] == "it took over 0.3 s" and out["children"] == "0"
     assert (out["before"], out["compiled here"]) == ("0", "1")
+
+
+@pytest.mark.skipif(not Path("/bin/true").exists(), reason="needs a program that exits at once")
+def test_a_child_that_dies_before_it_reads_its_settings_is_an_error_not_a_failed_start(monkeypatch) -> None:
+    """A review (2026-12-05): closing the pipe to a child that had died flushed the unread settings again, and the
+    second broken pipe escaped: a daemon whose interpreter could not start the child failed its own start."""
+    import pickle
+    import time
+
+    from quantumtrader import precompile
+    from quantumtrader.config import Config
+
+    real_dumps = pickle.dumps
+    monkeypatch.setattr(precompile.sys, "executable", "/bin/true")  # exits before it reads anything
+    # small enough to stay in the pipe's buffer until the flush, which is after the child is gone
+    monkeypatch.setattr(precompile.pickle, "dumps", lambda value: (time.sleep(0.5), real_dumps(value))[1])
+    cfg = Config()
+    outcome = precompile.compile_in_child(cfg.features, cfg.signals, timeout_s=10)
+    assert outcome.error is not None, outcome

@@ -17,7 +17,7 @@ from typing import Any
 
 from quantumtrader import money
 from quantumtrader.pips import pip_size
-from quantumtrader.protocol import CLOSE_ALREADY_RAN, MAX_PRICE, MIN_PRICE, spec_in_range
+from quantumtrader.protocol import CLOSE_ALREADY_RAN, MAX_MONEY, MAX_PRICE, MIN_PRICE, ProtocolError, check_position, now_msc, spec_in_range
 
 LOT_MIN = 0.01
 LOT_MAX = 100.0
@@ -125,27 +125,37 @@ class PaperBook:
         positions = [{name: getattr(pos, name) for name in _SAVED_FIELDS} for pos in self.positions.values()]
         return {"version": 1, "currency": self.currency, "balance": self.balance, "next_ticket": self._next_ticket, "closed_trades": self.closed_trades, "positions": positions}
 
-    def restore(self, saved: Any) -> None:
-        """Load :meth:`saved`; ValueError (the book untouched) for anything else: another currency, a wrong field."""
+    def check_saved(self, saved: Any) -> None:
+        """ValueError unless ``saved`` is a book :meth:`restore` may load: positions as the protocol's positions
+        event takes them (else the daemon refuses every positions event of this terminal), money in range."""
         if not isinstance(saved, dict) or saved.get("version") != 1:
             raise ValueError("not a saved paper book (version 1)")
         if saved.get("currency") != self.currency:
             raise ValueError(f"an account in {saved.get('currency')!r}, this one is in {self.currency!r} (paper.currency)")
         balance, next_ticket, closed = saved.get("balance"), saved.get("next_ticket"), saved.get("closed_trades")
-        if not _finite(balance) or not _count(next_ticket) or not _count(closed) or not isinstance(saved.get("positions"), list):
-            raise ValueError("balance, next_ticket, closed_trades or positions of the wrong kind")
-        positions: dict[int, PaperPosition] = {}
+        if not _finite(balance) or abs(balance) > MAX_MONEY or not _count(next_ticket) or not _count(closed) or not isinstance(saved.get("positions"), list):
+            raise ValueError("balance, next_ticket, closed_trades or positions of the wrong kind or out of range")
         for raw in saved["positions"]:
             if not isinstance(raw, dict) or set(raw) != set(_SAVED_FIELDS):
                 raise ValueError(f"a position without exactly the fields {', '.join(_SAVED_FIELDS)}")
             if not (_count(raw["ticket"]) and raw["ticket"] < next_ticket and raw["side"] in ("buy", "sell") and _finite(raw["lots"]) and _lots_ok(raw["lots"])):
                 raise ValueError(f"position {raw['ticket']!r}: ticket, side or lots out of range")
-            if not all(_finite(raw[k]) for k in ("open_price", "sl", "tp")) or not _count(raw["open_time_msc"]) or type(raw["magic"]) is not int:
-                raise ValueError(f"position {raw['ticket']!r}: prices, magic or open time of the wrong kind")
-            if not (isinstance(raw["symbol"], str) and isinstance(raw["comment"], str)):
-                raise ValueError(f"position {raw['ticket']!r}: symbol or comment not text")
-            positions[raw["ticket"]] = PaperPosition(**raw)
-        self.balance, self._next_ticket, self.closed_trades, self.positions = float(balance), next_ticket, closed, positions
+            try:
+                check_position({**raw, "profit": 0.0, "swap": 0.0, "commission": 0.0}, now_msc())
+            except ProtocolError as exc:
+                raise ValueError(f"position {raw['ticket']!r}: {exc.detail}") from None
+        if len({raw["ticket"] for raw in saved["positions"]}) != len(saved["positions"]):
+            raise ValueError("a ticket held twice")
+
+    def restore(self, saved: Any) -> None:
+        """Load :meth:`saved`; ValueError (the book untouched) for anything :meth:`check_saved` refuses.
+
+        The ticket counter never goes back: a trade filled after the last save (a kill right after its reply)
+        must not give its ticket to the next run's first position (a review, 2026-12-05)."""
+        self.check_saved(saved)
+        self.positions = {raw["ticket"]: PaperPosition(**raw) for raw in saved["positions"]}
+        self.balance, self.closed_trades = float(saved["balance"]), saved["closed_trades"]
+        self._next_ticket = max(saved["next_ticket"], self._next_ticket)
 
     # -- market --------------------------------------------------------------------
 

@@ -16,6 +16,7 @@ pauses instead, so a benchmark replay loses nothing.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import time
 from collections import OrderedDict
@@ -122,7 +123,10 @@ PAPER_BOOKS_DIR = "paper-books"
 
 
 def paper_book_name(terminal: str) -> str:
-    return log_file_name(terminal)[: -len(".log")] + ".json"
+    """A file name of its own per terminal id: the id made safe, then a hash of the exact id (ids that differ only
+    in characters made safe, in case or past the cut, and Windows' device names, stay apart; a review)."""
+    digest = hashlib.sha256(terminal.encode("utf-8")).hexdigest()[:10]
+    return f"paper-{log_file_name(terminal)[: -len('.log')][:80]}-{digest}.json"
 
 
 class PaperTerminal:
@@ -132,6 +136,7 @@ class PaperTerminal:
         self._context = context or zmq.Context.instance()
         self.book = PaperBook(self.cfg.balance, self.cfg.leverage, stop_out_pct=self.cfg.stop_out_pct, currency=self.cfg.currency)
         self.book_path = config.data_path / PAPER_BOOKS_DIR / paper_book_name(self.cfg.terminal)
+        self._start_balance = self.cfg.balance  # the account's, as first opened: kept in its file (a restored one's below)
         self._book_saved = self._load_book()
         self._save_log = LogLimiter(60.0)
         self.outbox = Outbox()
@@ -227,11 +232,25 @@ class PaperTerminal:
         except (OSError, orjson.JSONDecodeError) as exc:
             return self._set_aside(repr(exc)[:200])
         try:
+            if not isinstance(saved, dict) or saved.get("terminal") != self.cfg.terminal:
+                raise ValueError(f"the book of terminal {saved.get('terminal') if isinstance(saved, dict) else None!r}, not {self.cfg.terminal!r}")
             self.book.restore(saved)
         except ValueError as exc:
             return self._set_aside(str(exc))
         log.info("paper book restored", file=str(self.book_path), positions=len(self.book.positions), balance=round(self.book.balance, 2))
-        return self.book.saved()
+        start = saved.get("start_balance")
+        self._start_balance = start if type(start) in (int, float) else self.cfg.balance
+        if self._start_balance != self.cfg.balance:
+            log.warning(
+                "paper.balance differs from the saved account's starting balance: the saved account goes on; delete its file for a fresh one",
+                file=str(self.book_path),
+                saved_start=saved.get("start_balance"),
+                paper_balance=self.cfg.balance,
+            )
+        return self._book_state()
+
+    def _book_state(self) -> dict[str, Any]:
+        return {**self.book.saved(), "terminal": self.cfg.terminal, "start_balance": self._start_balance}
 
     def _set_aside(self, why: str) -> None:
         aside = self.book_path.with_name(self.book_path.name + ".unusable")
@@ -244,7 +263,7 @@ class PaperTerminal:
 
     def _save_book(self) -> None:
         """Write the book when it changed since the last write (whole or not at all); a failure is logged once a minute."""
-        state = self.book.saved()
+        state = self._book_state()
         if state == self._book_saved:
             return
         try:
@@ -305,6 +324,8 @@ class PaperTerminal:
             return cached, None
         before = self.seq  # the command runs after this event and before the next: what its reply tells (event_seq)
         reply = encode(with_event_seq(self._execute(cmd), before))
+        if cmd["type"] in ("open", "close", "modify"):
+            self._save_book()  # before the reply: a kill right after it must not lose the trade (or reuse its ticket)
         self._replies[cmd["id"]] = reply
         if len(self._replies) > _REPLY_CACHE_SIZE:
             self._replies.popitem(last=False)
