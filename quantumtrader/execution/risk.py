@@ -313,7 +313,8 @@ class RiskEngine:
         if limit_s and tick_lag_ms > limit_s * 1000:
             return (
                 f"quote is from a backlog: its tick time is {tick_lag_ms / 1000:.0f} s behind this machine's UTC clock"
-                f" (risk.max_tick_lag_s {limit_s:g}; the daemon is reading ticks queued earlier, or the terminal's clock is off)"
+                f" (risk.max_tick_lag_s {limit_s:g}; the daemon is reading ticks queued earlier, or this machine's clock or the"
+                " broker's is off)"
             )
         return None
 
