@@ -118,7 +118,7 @@ class CommandBindError(Exception):
     """The command socket's endpoint is taken: said in one line (it was a traceback at every restart)."""
 
 
-#: Where each paper terminal keeps its book, in the data directory: ``<dir>/<terminal id, made a safe name>.json``.
+#: Where each paper terminal keeps its book, in the data directory: ``<dir>/paper-<terminal id made safe>-<hash>.json``.
 PAPER_BOOKS_DIR = "paper-books"
 
 
