@@ -116,3 +116,18 @@ def test_a_child_that_dies_before_it_reads_its_settings_is_an_error_not_a_failed
     cfg = Config()
     outcome = precompile.compile_in_child(cfg.features, cfg.signals, timeout_s=10)
     assert outcome.error is not None, outcome
+
+
+def test_the_completion_marker_holds_for_these_source_files_only(tmp_path: Path, monkeypatch) -> None:
+    """A review (2026-12-05): the marker said "complete" after a reinstall that rewrote the kernel sources with new
+    time stamps, which Numba checks: the child was skipped and the daemon compiled itself."""
+    from quantumtrader.features import cache
+
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path))
+    assert not cache.cache_complete(tmp_path)
+    cache.mark_cache_complete()
+    assert cache.cache_complete(tmp_path)
+    monkeypatch.setattr(cache, "sources_stamp", lambda: "features/kernel.py 1 2")  # as after a reinstall
+    assert not cache.cache_complete(tmp_path)  # a source file's stamp changed
+    (tmp_path / cache.COMPLETE_MARKER).write_bytes(b"\xff\xfe")
+    assert not cache.cache_complete(tmp_path)  # unreadable: not complete, no traceback

@@ -78,9 +78,26 @@ def ensure_numba_cache_dir(data_dir: Path | str) -> Path:
 COMPLETE_MARKER = "kernels-complete"
 
 
+def sources_stamp() -> str:
+    """Each kernel source file's modification time and size: what Numba checks a cached kernel against besides its
+    types. A reinstall that rewrites the files with the same content keeps the directory's key (:func:`sources_key`)
+    but not these, and Numba compiles those kernels again."""
+    root = Path(__file__).resolve().parents[1]
+    lines = []
+    for package in _KERNEL_PACKAGES:
+        for source in sorted((root / package).glob("*.py")):
+            stat = source.stat()
+            lines.append(f"{package}/{source.name} {stat.st_mtime_ns} {stat.st_size}")
+    return "\n".join(lines)
+
+
 def cache_complete(path: Path) -> bool:
-    """Whether the keyed cache directory holds every kernel: a first compile cut short leaves some (and no marker)."""
-    return (path / COMPLETE_MARKER).is_file()
+    """Whether the keyed cache directory holds every kernel for these very source files: a first compile cut short
+    leaves some (and no marker); a reinstall that rewrote the sources leaves kernels Numba will not load (a review)."""
+    try:
+        return (path / COMPLETE_MARKER).read_text(encoding="utf-8") == sources_stamp()
+    except (OSError, UnicodeDecodeError):
+        return False
 
 
 def mark_cache_complete() -> None:
@@ -89,7 +106,7 @@ def mark_cache_complete() -> None:
     directory = os.environ.get("NUMBA_CACHE_DIR")
     if directory:
         try:
-            (Path(directory) / COMPLETE_MARKER).touch()
+            (Path(directory) / COMPLETE_MARKER).write_text(sources_stamp(), encoding="utf-8")
         except OSError:
             pass
 
