@@ -180,7 +180,7 @@ def paper_command(
     _check_files(ticks)
     from quantumtrader.protocol import connect_address
     from quantumtrader.config import endpoint as check_endpoint
-    from quantumtrader.paper.terminal import CommandBindError, PaperOptions, PaperTerminal
+    from quantumtrader.paper.terminal import CommandBindError, PaperBookError, PaperOptions, PaperTerminal
     from quantumtrader.paper.ticks import TickFileError
     from quantumtrader.shutdown import install_stop_handlers, stop_with_parent
 
@@ -198,7 +198,10 @@ def paper_command(
         delay_reply_ms=delay_reply_ms,
         timeout_reply_every=timeout_reply_every,
     )
-    term = PaperTerminal(cfg, options)
+    try:
+        term = PaperTerminal(cfg, options)
+    except PaperBookError as exc:  # a file held for a moment: the supervisor's next try may read it (exit 1)
+        raise _fail(str(exc), 1) from None
     install_stop_handlers(term.stop)
     stop_with_parent(term.stop)
     try:

@@ -82,7 +82,7 @@ class AutoTrader:
                 "stale",
                 log.warning,
                 "auto order not sent: the signal's tick is older than auto_trade.max_signal_age_s (a backlog after a"
-                " restart or a daemon behind its feed; or the terminal's clock is off)",
+                " restart or a daemon behind its feed; or this machine's clock or the broker's is off)",
                 signal=signal["id"],
                 symbol=symbol,
                 age_s=round(age_s, 1),

@@ -317,9 +317,10 @@ class PaperBook:
         pos = self.positions.get(ticket)
         if pos is None:
             raise TradeError(RET_POSITION_CLOSED)
-        bid, ask = self.quotes[pos.symbol]
-        if bid >= ask:  # as open and close: a crossed quote is no price to judge stops by
+        quote = self.quotes.get(pos.symbol)  # none yet after a restart restored the position (a review, 2026-12-05)
+        if quote is None or quote[0] >= quote[1]:  # as open and close: a crossed quote is no price to judge stops by
             raise TradeError(RET_PRICE_OFF)
+        bid, ask = quote
         self._check_stops(pos.side, bid, ask, sl, tp)
         pos.sl, pos.tp = sl, tp
         return pos

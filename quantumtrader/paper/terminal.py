@@ -114,6 +114,11 @@ class Outbox:
             del self._items[slot]
 
 
+class PaperBookError(Exception):
+    """The saved book exists but cannot be read (a sharing violation, no permission): the terminal does not start
+    rather than open a fresh account that its next save would write over the saved one (a review, 2026-12-05)."""
+
+
 class CommandBindError(Exception):
     """The command socket's endpoint is taken: said in one line (it was a traceback at every restart)."""
 
@@ -226,10 +231,14 @@ class PaperTerminal:
         had opened were gone and the balance reset (a hunt, 2026-12-05). One that cannot be used is set aside
         (``.unusable``), said once, and the account starts fresh."""
         try:
-            saved = orjson.loads(self.book_path.read_bytes())
+            raw = self.book_path.read_bytes()
         except FileNotFoundError:
             return None
-        except (OSError, orjson.JSONDecodeError) as exc:
+        except OSError as exc:  # held by another program, no permission: the account is there, never overwritten
+            raise PaperBookError(f"cannot read the paper book {self.book_path}: {exc.strerror or exc}; it is left as it is") from None
+        try:
+            saved = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
             return self._set_aside(repr(exc)[:200])
         try:
             if not isinstance(saved, dict) or saved.get("terminal") != self.cfg.terminal:

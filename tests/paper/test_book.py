@@ -181,3 +181,17 @@ def test_an_account_labelled_in_another_currency_sends_no_tick_value() -> None:
         book.on_quote("EURUSD", 1.1000, 1.1002, T)
     assert usd.symbol_spec("EURUSD")["tick_value"] == pytest.approx(1.0)
     assert jpy.symbol_spec("EURUSD")["tick_value"] == 0.0 and jpy.symbol_spec("EURUSD")["tick_size"] == 0.0
+
+
+def test_a_restored_position_without_a_quote_yet_is_refused_a_modify_not_a_crash() -> None:
+    """A review (2026-12-05): a position restored from the saved book before its symbol's first quote (or of a symbol
+    this run does not stream) made modify raise KeyError, which ended the paper terminal."""
+    saved = book_with_quote()
+    pos = saved.open("EURUSD", "buy", 0.1, 0, 0, 1, "QT-KEPT", T)
+    restored = PaperBook(balance=10_000.0, leverage=100)
+    restored.restore(saved.saved())
+    with pytest.raises(TradeError) as refused:
+        restored.modify(pos.ticket, 1.09, 1.11)
+    assert refused.value.code == RET_PRICE_OFF
+    restored.on_quote("EURUSD", 1.1000, 1.1002, T)
+    assert restored.modify(pos.ticket, 1.09, 1.11).sl == 1.09
