@@ -99,7 +99,7 @@ def _new_temporary(target: Path) -> Path:
 @contextmanager
 def replacing(path: Path) -> Iterator[Path]:
     """A temporary path to write ``path``'s new content to; when the block ends it replaces ``path`` in one step
-    (``os.replace``, keeping an existing file's mode), and when the block or the replacing fails it is removed
+    (``os.replace``, keeping an existing file's mode, its content synced to disk first), and when the block or the replacing fails it is removed
     and :class:`UnwrittenOutput` says which file and why; ``path`` is then as it was.
 
     Through a link the linked file is replaced, as a plain write would do."""
@@ -113,6 +113,10 @@ def replacing(path: Path) -> Iterator[Path]:
         yield temporary
         if target.exists():
             os.chmod(temporary, stat.S_IMODE(os.stat(target).st_mode))
+        # On disk before the name points at it: after a power cut the old content or the new, never an empty file
+        # (the paper terminal's book, "as a broker keeps it", was the case; a review, 2026-12-05).
+        with open(temporary, "rb+") as handle:
+            os.fsync(handle.fileno())
         os.replace(temporary, target)
     except BaseException as exc:
         with suppress(OSError):  # the reason to report is the write's, not a failed clean-up's

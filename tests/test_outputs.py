@@ -85,3 +85,20 @@ def test_an_output_that_is_no_regular_file_is_refused(tmp_path: Path) -> None:
     assert "is a directory" in (output_file_problem(tmp_path) or "")
     if Path("/dev/null").exists():
         assert "not a regular file" in (output_file_problem(Path("/dev/null")) or "")
+
+
+def test_the_new_content_is_synced_to_disk_before_it_replaces_the_file(tmp_path: Path, monkeypatch) -> None:
+    """A review (2026-12-05): the paper terminal's book (and every report) was renamed over the old file unsynced, so a
+    power cut could leave an empty file where the account was."""
+    import quantumtrader.outputs as outputs
+
+    target = tmp_path / "book.json"
+    target.write_text("old")
+    events: list[tuple[str, object]] = []
+    real_fsync, real_replace = os.fsync, os.replace
+    monkeypatch.setattr(outputs.os, "fsync", lambda fd: (events.append(("fsync", os.fstat(fd).st_size)), real_fsync(fd))[1])
+    monkeypatch.setattr(outputs.os, "replace", lambda a, b: (events.append(("replace", Path(b).name)), real_replace(a, b))[1])
+    with replacing(target) as temporary:
+        temporary.write_text("the new content")
+    assert events == [("fsync", len("the new content")), ("replace", "book.json")], events
+    assert target.read_text() == "the new content"
