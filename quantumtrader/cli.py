@@ -444,8 +444,9 @@ def user_add(
     cfg = build_config(config, data_dir=data_dir, make_data_dir=True)  # logs go to stderr
     from quantumtrader.sidecar.users import UserError, UserStore
 
+    users = UserStore(cfg.data_path)
     try:  # before the password is typed, twice: a bad name or role was refused only after it
-        UserStore(cfg.data_path).check_addable(name, role, replace=replace)
+        users.check_addable(name, role, replace=replace)
     except UserError as exc:
         raise _fail(str(exc), 1) from None
     _signing_secret(cfg)  # before the save: a user saved and then an error would read as a failure that changed something
@@ -466,7 +467,7 @@ def user_add(
         except (typer.Abort, EOFError):
             raise _fail("no password read (no terminal to ask on, or it was cancelled): pipe the password in with --password-stdin") from None
     try:
-        user = UserStore(cfg.data_path).add(name, role, password, replace=replace)
+        user = users.add(name, role, password, replace=replace)
     except UserError as exc:
         raise _fail(str(exc), 1) from None
     typer.echo(f"user {user.name} ({user.role}) saved in {cfg.data_path}")
@@ -555,13 +556,14 @@ def _check_files(paths: list[Path] | None, what: str = "--ticks") -> None:
     before anything starts. Files naming one symbol are merged by time: said."""
     from quantumtrader.paper.ticks import TickFileError, check_distinct_files, check_tick_file, shared_symbols
 
+    given = list(paths or ())
     try:
-        for path in paths or ():
+        for path in given:
             check_tick_file(path)
-        check_distinct_files(list(paths or ()))
+        check_distinct_files(given)
     except TickFileError as exc:
         raise _fail(f"{what}: {exc}") from None
-    for symbol, files in shared_symbols(list(paths or ())).items():
+    for symbol, files in shared_symbols(given).items():
         typer.echo(f"note: {', '.join(map(str, files))} are all {symbol}: merged by time into one series (right for consecutive periods of one feed, not for two brokers' feeds)", err=True)
 
 

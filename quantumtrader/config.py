@@ -634,7 +634,7 @@ def _check_whole(config: Config) -> None:
 
 
 #: The hosts of the listeners that take a port on every address of the machine (brackets off, as uvicorn takes them).
-_EVERY_ADDRESS = {host.strip("[]") for host in WILDCARD_HOSTS} | {"::"}
+_EVERY_ADDRESS = {host.strip("[]") for host in WILDCARD_HOSTS}  # "[::]" gives "::"
 
 
 def _same_port(a: tuple[str, int], b: tuple[str, int]) -> bool:

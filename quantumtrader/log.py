@@ -38,9 +38,14 @@ class LogFileError(Exception):
     """The log file cannot be opened: the CLI says so on stderr and the process logs there only."""
 
 
+def safe_file_stem(name: str) -> str:
+    """``name`` with anything a file system may refuse replaced, at most 100 characters: a file name's stem."""
+    return _UNSAFE_NAME.sub("_", name)[:100]
+
+
 def log_file_name(process: str) -> str:
     """``<process>.log`` with anything a file system may refuse replaced."""
-    return _UNSAFE_NAME.sub("_", process)[:100] + ".log"
+    return safe_file_stem(process) + ".log"
 
 
 #: After a rotation failed (Windows: another program has the file open without sharing its deletion, a tail

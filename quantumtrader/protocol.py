@@ -152,8 +152,8 @@ def _get(msg: Mapping[str, Any], name: str) -> Any:
         raise ProtocolError("missing_field", f"{msg.get('type', 'message')} needs {name!r}") from None
 
 
-def _is_number(value: Any) -> bool:
-    # bool is an int subclass in Python; JSON true is never a number here.
+def is_number(value: Any) -> bool:
+    """A finite int or float: bool is an int subclass in Python, and JSON true is never a number here."""
     return (type(value) is float or type(value) is int) and math.isfinite(value)
 
 
@@ -169,7 +169,7 @@ MAX_HEARTBEAT_S: Final = 3600.0
 def _number(msg: Mapping[str, Any], name: str, *, minimum: float | None = None, maximum: float | None = None, reason: str | None = None) -> float:
     """A finite JSON number; ``reason`` overrides bad_type/bad_value (e.g. bad_price)."""
     value = _get(msg, name)
-    if not _is_number(value):
+    if not is_number(value):
         raise ProtocolError(reason or "bad_type", f"{name} must be a finite number, got {_short(value)}")
     if minimum is not None and value < minimum:
         raise ProtocolError(reason or "bad_value", f"{name} must be >= {minimum:g}, got {value!r}")
@@ -308,19 +308,19 @@ def _check_tick(msg: dict[str, Any], now_msc: int, max_skew_ms: int) -> None:
     check_symbol(_get(msg, "symbol"))
     bid = _get(msg, "bid")
     ask = _get(msg, "ask")
-    if not _is_number(bid) or not MIN_PRICE <= bid <= MAX_PRICE:
+    if not is_number(bid) or not MIN_PRICE <= bid <= MAX_PRICE:
         raise ProtocolError("bad_price", f"bid must be a number from {MIN_PRICE:g} to {MAX_PRICE:g}, got {_short(bid)}")
-    if not _is_number(ask) or not MIN_PRICE <= ask <= MAX_PRICE:
+    if not is_number(ask) or not MIN_PRICE <= ask <= MAX_PRICE:
         raise ProtocolError("bad_price", f"ask must be a number from {MIN_PRICE:g} to {MAX_PRICE:g}, got {_short(ask)}")
     if ask < bid:
         raise ProtocolError("crossed_quote", f"ask {ask!r} < bid {bid!r}")
     volume = _get(msg, "volume")
-    if not _is_number(volume) or not 0 <= volume <= MAX_VOLUME:
+    if not is_number(volume) or not 0 <= volume <= MAX_VOLUME:
         raise ProtocolError("bad_volume", f"volume must be a number from 0 to {MAX_VOLUME:g}, got {_short(volume)}")
     for name in ("open", "high", "low"):
         if name in msg:
             value = msg[name]
-            if not _is_number(value) or value <= 0:
+            if not is_number(value) or value <= 0:
                 raise ProtocolError("bad_price", f"{name} must be a finite number > 0, got {_short(value)}")
     if "sent_ns" in msg:
         if not _is_int(msg["sent_ns"]):
@@ -377,7 +377,7 @@ def _check_specs(specs: Any) -> None:
                 raise ProtocolError("missing_field", f"specs[{symbol}] needs {name!r}")
             value = spec[name]
             # 0 (not known) or at least 1e-8, the EA's last decimal: a step of 1e-320 overflowed the lot rounding
-            if not _is_number(value) or not (value == 0 or spec_in_range(value)):
+            if not is_number(value) or not (value == 0 or spec_in_range(value)):
                 raise ProtocolError("bad_value", f"specs[{symbol}].{name} must be 0 or from {MIN_SPEC_VALUE:g} to {MAX_SPEC_VALUE:g}, got {_short(value)}")
 
 
@@ -412,7 +412,11 @@ def check_position(pos: Any, now_msc: int, max_skew_ms: int = DEFAULT_MAX_SKEW_M
 
 
 def _check_positions(msg: dict[str, Any], now_msc: int, max_skew_ms: int) -> None:
-    positions = _get(msg, "positions")
+    check_positions(_get(msg, "positions"), now_msc, max_skew_ms)
+
+
+def check_positions(positions: Any, now_msc: int, max_skew_ms: int = DEFAULT_MAX_SKEW_MS) -> None:
+    """A ``positions`` list as an event or a snapshot reply carries it (also a paper terminal's saved book's)."""
     if type(positions) is not list or len(positions) > MAX_POSITIONS:
         raise ProtocolError("bad_type", f"positions must be a list of at most {MAX_POSITIONS}")
     for pos in positions:

@@ -100,10 +100,8 @@ def judge(result: dict[str, Any]) -> list[dict[str, Any]]:
     out = []
     for target in TARGETS:
         value = _figure(result, target.path)
-        phase = result.get(target.phase)
-        lost = phase.get("lost") if isinstance(phase, dict) else None
         verdict = {"target": target.name, "issue": target.issue, "value": value, "limit": target.limit, "at_least": target.at_least}
-        verdict["met"] = lost == 0 and _within(value, target)
+        verdict["met"] = _lost_nothing(result, target.phase) and _within(value, target)
         if target.floor_paths:
             # The floor's phases count only where they lost nothing either; the best of them stands for the host.
             known = [v for path in target.floor_paths if _lost_nothing(result, path[0]) and (v := _figure(result, path)) is not None]
@@ -123,9 +121,9 @@ def _within(value: float | None, target: Target) -> bool:
 
 
 def _lost_nothing(result: dict[str, Any], phase: str) -> bool:
-    """A sustained search's figure is kept up with zero loss by construction (``lost`` is that of its best try)."""
+    """Whether ``phase`` of the run lost nothing (a sustained search's ``lost`` is that of its best try)."""
     run = result.get(phase)
-    return isinstance(run, dict) and run.get("lost", 0) == 0
+    return isinstance(run, dict) and run.get("lost") == 0
 
 
 def over_runs(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -165,7 +163,8 @@ SUSTAIN_TRIES = 5
 SENDER_REACHED = 0.97
 #: How the frames the floor's relay forwards besides ticks begin (the sender's hello, the bench's probe):
 #: a counting receiver must not count them as ticks' prices.
-_NOT_TICKS = (b'{"v":1,"type":"hello"', b'{"type":"probe"')
+_PROBE = orjson.dumps({"type": "probe"})  # what the bench sends the relay until its subscriber has joined
+_NOT_TICKS = (b'{"v":1,"type":"hello"', _PROBE[:-1])
 
 
 def steal_over_runs(runs: list[dict[str, Any]]) -> dict[str, list[float | None]]:
@@ -703,9 +702,18 @@ def _run_once(
     with tempfile.TemporaryDirectory(prefix="qt-bench-") as tmp_name:
         tmp = Path(tmp_name)
 
-        def floor_run(when: str, *, throughput: bool = False) -> dict[str, Any]:
+        def flat_out_run(who: str, events: str, feed: str, poke: Callable[[], None] | None, pid: int, when_warm: Callable[[], None] | None = None) -> dict[str, Any]:
+            """The throughput_ticks pushed at once: how fast the daemon's or the floor's backlog drains."""
+            log(f"{who}: {throughput_ticks} ticks as fast as the sender can push")
+            return _one_run(events, feed, throughput_ticks, min(warmup, throughput_ticks // 10), symbols, 0, tmp, ticks_csv, poke, pid, when_warm)
+
+        def sustained_search(who: str, events: str, feed: str, poke: Callable[[], None] | None, pid: int, flat: dict[str, Any]) -> dict[str, Any]:
+            """The paced tries from the flat-out run's rate (:func:`_sustained`), the daemon's and the floor's alike."""
+            return _sustained(flat, sustain_s, lambda r, n: _one_run(events, feed, n, n // 10, symbols, r, tmp, ticks_csv, poke, pid, count_only=True), log, who)
+
+        def floor_run(when: str, *, throughput: bool = False) -> tuple[dict[str, Any], tuple[dict[str, Any], dict[str, Any]] | None]:
             """The transport floor: a bare PUSH -> relay -> SUB, the same ticks at the same rate; with ``throughput``
-            also flat out and the sustained search, as the daemon's (in the result as ``_max_rate``, ``_sustained``)."""
+            also its flat-out run and sustained search, as the daemon's (else None)."""
             events, feed = (f"tcp://127.0.0.1:{port}" for port in free_ports(2))
             relay = start([events, feed], dict(os.environ), tmp / f"relay-{when}.log", module="quantumtrader.bench.floor")
             poke_sock = zmq.Context.instance().socket(zmq.PUSH)
@@ -713,27 +721,23 @@ def _run_once(
             poke_sock.connect(events)
 
             def poke() -> None:  # the relay publishes only what it receives: prod it until the SUB has joined
-                poke_sock.send(orjson.dumps({"type": "probe"}), zmq.NOBLOCK)
+                poke_sock.send(_PROBE, zmq.NOBLOCK)
 
+            limits = None
             try:
                 log(f"floor ({when}): PUSH -> relay -> SUB, {n_ticks} ticks at {rate:g}/s over {symbols} symbols")
                 run = _one_run(events, feed, n_ticks, warmup, symbols, rate, tmp, ticks_csv, poke, relay.pid)
                 if throughput:
-                    log(f"floor ({when}): {throughput_ticks} ticks as fast as the sender can push")
-                    flat = _one_run(events, feed, throughput_ticks, min(warmup, throughput_ticks // 10), symbols, 0, tmp, ticks_csv, poke, relay.pid)
-                    flat["lost"] = max(0, flat["lost"])
-                    run["_max_rate"] = flat
-                    run["_sustained"] = _sustained(
-                        flat, sustain_s, lambda r, n: _one_run(events, feed, n, n // 10, symbols, r, tmp, ticks_csv, poke, relay.pid, count_only=True), log, "floor"
-                    )
+                    flat = flat_out_run(f"floor ({when})", events, feed, poke, relay.pid)
+                    limits = flat, sustained_search("floor", events, feed, poke, relay.pid, flat)
             finally:
                 poke_sock.close()
                 stop(relay)
             run["lost"] = max(0, run["lost"])
-            return run
+            return run, limits
 
         # 1. the floor, before the daemon (and 4. again after it: the host's floor moves between minutes)
-        floor = floor_run("before")
+        floor, _ = floor_run("before")
 
         # 2 + 3. the daemon
         eps = Endpoints()
@@ -753,17 +757,15 @@ def _run_once(
             paced = _one_run(eps.events, eps.feed, n_ticks, warmup, symbols, rate, tmp, ticks_csv, None, daemon.pid, forget_warmup)
             status_paced = control(eps.control, timeout_ms=3000)["health"]
             signal_path = control(eps.control, "signals", timeout_ms=3000)["latency"]  # where a signal's time goes, in the daemon
-            log(f"daemon: {throughput_ticks} ticks as fast as the sender can push")
-            flat_out = _one_run(
-                eps.events, eps.feed, throughput_ticks, min(warmup, throughput_ticks // 10), symbols, 0, tmp, ticks_csv, None, daemon.pid, forget_warmup
-            )
+            flat_out = flat_out_run("daemon", eps.events, eps.feed, None, daemon.pid, forget_warmup)
             status = control(eps.control, timeout_ms=3000)["health"]
-            sustained = _sustained(flat_out, sustain_s, lambda r, n: _one_run(eps.events, eps.feed, n, n // 10, symbols, r, tmp, ticks_csv, None, daemon.pid, count_only=True), log)
+            sustained = sustained_search("daemon", eps.events, eps.feed, None, daemon.pid, flat_out)
             signal_store = control(eps.control, "signals", timeout_ms=3000)["store"]  # after every run
         finally:
             stop(daemon)
-        floor_after = floor_run("after", throughput=True)
-        floor_max_rate, floor_sustained = floor_after.pop("_max_rate"), floor_after.pop("_sustained")
+        floor_after, floor_limits = floor_run("after", throughput=True)
+        assert floor_limits is not None
+        floor_max_rate, floor_sustained = floor_limits
 
     # Over the mean of the floors before and after: one floor measured minutes before the daemon divided two
     # moments of a host whose floor p50 moved 300-1,900 µs between runs (a review of the method, 2026-12-04).

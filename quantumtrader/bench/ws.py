@@ -620,11 +620,12 @@ def run_ws_bench(
         "no_client_starves": result["clients_phase"]["starved_clients"] == 0 and result["stalled_phase"]["starved_clients"] == 0,
         "stalled_client_does_not_slow_others": p99_stalled < max(20.0, 1.5 * p99),
     }
-    log(render_markdown(result))  # first: a file that cannot be written costs the file, not the figures
+    text = render_markdown(result)
+    log(text)  # first: a file that cannot be written costs the file, not the figures
     write_json(json_out, result)
     if json_out is not None:
         with replacing(json_out.with_suffix(".md")) as temporary:
-            temporary.write_text(render_markdown(result), encoding="utf-8")
+            temporary.write_text(text, encoding="utf-8")
     return result
 
 

@@ -94,7 +94,8 @@ class PipelineStage:
 
         self.pipeline = SignalPipeline(config.features, config.signals)
         self.warmup_s = self.pipeline.warm_up()
-        mark_cache_complete()
+        if not cache_complete(cache_dir):  # the child wrote it unless it failed (or a damaged cache was cleared)
+            mark_cache_complete()
         here = compiled_here()  # overloads this process compiled, not loaded: 0 unless the child failed
         log.info("signal kernels ready", warmup_s=round(self.warmup_s, 3), child_compile_s=child_s, compiled_here=here, numba_cache=str(cache_dir), cache_present_before=cached)
         if here:

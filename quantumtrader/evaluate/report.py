@@ -106,12 +106,17 @@ def evaluate_symbol(result: ReplayResult, s: int, ticks_of: np.ndarray, technica
     }
 
 
+def _scorable(n_ticks: int, horizon_ticks: int) -> bool:
+    """The one rule both sides below use: a symbol is scored when some tick has an outcome ``horizon_ticks`` later."""
+    return n_ticks > horizon_ticks
+
+
 def too_few_ticks(ticks: TickArrays, horizon_ticks: int) -> dict[str, int]:
     """Symbols with no more accepted ticks than the horizon, and how many they have: none of their ticks has
     an outcome ``horizon_ticks`` later, so there is nothing to score them on (every score was NaN, printed as
     a table of ``nan``)."""
     counts = np.bincount(ticks.sym, minlength=len(ticks.symbols))
-    return {symbol: int(n) for symbol, n in zip(ticks.symbols, counts) if n <= horizon_ticks}
+    return {symbol: int(n) for symbol, n in zip(ticks.symbols, counts) if not _scorable(n, horizon_ticks)}
 
 
 def evaluate(result: ReplayResult, cfg: SignalsConfig) -> list[dict[str, Any]]:
@@ -127,7 +132,7 @@ def evaluate(result: ReplayResult, cfg: SignalsConfig) -> list[dict[str, Any]]:
     return [
         evaluate_symbol(result, s, order[bounds[s] : bounds[s + 1]], technical, cfg)
         for s in range(len(result.ticks.symbols))
-        if bounds[s + 1] - bounds[s] > cfg.horizon_ticks
+        if _scorable(bounds[s + 1] - bounds[s], cfg.horizon_ticks)
     ]
 
 

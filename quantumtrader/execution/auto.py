@@ -25,11 +25,10 @@ from typing import Any
 from quantumtrader.config import AutoTradeConfig
 from quantumtrader.daemon.control import ControlError
 from quantumtrader.daemon.server import Daemon
-from quantumtrader.execution.engine import ExecutionEngine
+from quantumtrader.execution.engine import ExecutionEngine, tick_lag_ms
 from quantumtrader.execution.risk import TradingState
 from quantumtrader.log import get_logger
 from quantumtrader.metrics import LogLimiter
-from quantumtrader.protocol import now_msc
 
 log = get_logger("quantumtrader.auto_trade")
 
@@ -73,7 +72,7 @@ class AutoTrader:
         side = "buy" if prediction == "BUY" else "sell"
         symbol = signal["symbol"]
         counters = self.daemon.counters
-        age_s = (now_msc() - signal["time_msc"]) / 1000.0
+        age_s = tick_lag_ms(signal) / 1000.0
         if self.config.max_signal_age_s and age_s > self.config.max_signal_age_s:
             # A hunt (2026-12-05): after a restart the daemon read the ticks its terminal had queued meanwhile, and
             # an order went out on a signal whose tick was 61 s old. Its tick time is the broker's, in UTC.

@@ -307,7 +307,7 @@ class ExecutionEngine:
             self._quote_age_ms(terminal, broker_symbol),
             self._exposure(terminal, broker_symbol),
             spec,
-            tick_lag_ms=_tick_lag_ms(quote),
+            tick_lag_ms=tick_lag_ms(quote),
         )
         if reason:
             self._refuse(order, reason, responder)
@@ -508,7 +508,7 @@ class ExecutionEngine:
             OpenIntent(order.broker_symbol, order.side, order.lots, order.sl, order.tp),
             quote,
             self._quote_age_ms(order.terminal, order.broker_symbol),
-            tick_lag_ms=_tick_lag_ms(quote),
+            tick_lag_ms=tick_lag_ms(quote),
         )
         if reason is None:
             return True
@@ -734,8 +734,8 @@ class ExecutionEngine:
 # -- request field helpers (control requests are outside input: validate everything) ----------
 
 
-def _tick_lag_ms(quote: dict[str, Any] | None) -> float:
-    """How far a quote's own tick time lies behind this machine's UTC clock (0 for none, or one ahead)."""
+def tick_lag_ms(quote: dict[str, Any] | None) -> float:
+    """How far a quote's (or a signal's) own tick time lies behind this machine's UTC clock (0 for none, or one ahead)."""
     return max(0.0, float(now_msc() - quote["time_msc"])) if quote is not None else 0.0
 
 

@@ -129,7 +129,7 @@ class RiskEngine:
         lift it: ``risk.trading_enabled = false`` halts until the config says otherwise. A control request lifted it,
         against the documentation: a hunt, 2026-12-05)."""
         self._switched = on
-        self.kill_switch = on or not self.config.trading_enabled
+        self.kill_switch = on or self.config_halts
 
     @property
     def config_halts(self) -> bool:

@@ -23,20 +23,27 @@ import glob
 import hashlib
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 
 _KERNEL_PACKAGES = ("features", "models")  # every module with @njit(cache=True) lives in these
 
 
-def sources_key() -> str:
-    """``k-`` and 12 hex digits of a hash over the kernel packages' sources (names and bytes)."""
+def _kernel_sources() -> Iterator[tuple[str, Path]]:
+    """(package, source file) of every module that may hold a cached kernel, in a fixed order."""
     root = Path(__file__).resolve().parents[1]
-    digest = hashlib.sha256()
     for package in _KERNEL_PACKAGES:
         for source in sorted((root / package).glob("*.py")):
-            digest.update(source.name.encode())
-            digest.update(source.read_bytes())
+            yield package, source
+
+
+def sources_key() -> str:
+    """``k-`` and 12 hex digits of a hash over the kernel packages' sources (names and bytes)."""
+    digest = hashlib.sha256()
+    for _, source in _kernel_sources():
+        digest.update(source.name.encode())
+        digest.update(source.read_bytes())
     return "k-" + digest.hexdigest()[:12]
 
 
@@ -82,12 +89,10 @@ def sources_stamp() -> str:
     """Each kernel source file's modification time and size: what Numba checks a cached kernel against besides its
     types. A reinstall that rewrites the files with the same content keeps the directory's key (:func:`sources_key`)
     but not these, and Numba compiles those kernels again."""
-    root = Path(__file__).resolve().parents[1]
     lines = []
-    for package in _KERNEL_PACKAGES:
-        for source in sorted((root / package).glob("*.py")):
-            stat = source.stat()
-            lines.append(f"{package}/{source.name} {stat.st_mtime_ns} {stat.st_size}")
+    for package, source in _kernel_sources():
+        stat = source.stat()
+        lines.append(f"{package}/{source.name} {stat.st_mtime_ns} {stat.st_size}")
     return "\n".join(lines)
 
 
@@ -120,9 +125,10 @@ def compiled_here() -> int:
 
     from numba.core.dispatcher import Dispatcher
 
+    prefixes = tuple(f"quantumtrader.{package}." for package in _KERNEL_PACKAGES)
     missed = 0
     for name, module in list(sys.modules.items()):
-        if module is None or not name.startswith(tuple(f"quantumtrader.{package}." for package in _KERNEL_PACKAGES)):
+        if module is None or not name.startswith(prefixes):
             continue
         for value in vars(module).values():
             if isinstance(value, Dispatcher) and value.__module__ == name:  # each kernel once, in its own module

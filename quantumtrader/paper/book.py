@@ -10,14 +10,13 @@ No swap or commission.
 
 from __future__ import annotations
 
-import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 from quantumtrader import money
 from quantumtrader.pips import pip_size
-from quantumtrader.protocol import CLOSE_ALREADY_RAN, MAX_MONEY, MAX_PRICE, MIN_PRICE, ProtocolError, check_position, now_msc, spec_in_range
+from quantumtrader.protocol import CLOSE_ALREADY_RAN, MAX_MONEY, MAX_PRICE, MIN_PRICE, ProtocolError, check_positions, is_number, now_msc, spec_in_range
 
 LOT_MIN = 0.01
 LOT_MAX = 100.0
@@ -81,12 +80,8 @@ class PaperPosition:
         }
 
 
-#: The fields of a position a restart keeps (all but the profit).
-_SAVED_FIELDS = ("ticket", "symbol", "side", "lots", "open_price", "sl", "tp", "magic", "comment", "open_time_msc")
-
-
-def _finite(value: Any) -> bool:
-    return type(value) in (int, float) and math.isfinite(value)
+#: The fields of a position a restart keeps (all but the profit, recomputed from the next quote).
+_SAVED_FIELDS = tuple(f.name for f in fields(PaperPosition) if f.name != "profit")
 
 
 def _count(value: Any) -> bool:
@@ -133,19 +128,17 @@ class PaperBook:
         if saved.get("currency") != self.currency:
             raise ValueError(f"an account in {saved.get('currency')!r}, this one is in {self.currency!r} (paper.currency)")
         balance, next_ticket, closed = saved.get("balance"), saved.get("next_ticket"), saved.get("closed_trades")
-        if not _finite(balance) or abs(balance) > MAX_MONEY or not _count(next_ticket) or not _count(closed) or not isinstance(saved.get("positions"), list):
+        if not is_number(balance) or abs(balance) > MAX_MONEY or not _count(next_ticket) or not _count(closed) or not isinstance(saved.get("positions"), list):
             raise ValueError("balance, next_ticket, closed_trades or positions of the wrong kind or out of range")
-        for raw in saved["positions"]:
-            if not isinstance(raw, dict) or set(raw) != set(_SAVED_FIELDS):
-                raise ValueError(f"a position without exactly the fields {', '.join(_SAVED_FIELDS)}")
-            if not (_count(raw["ticket"]) and raw["ticket"] < next_ticket and raw["side"] in ("buy", "sell") and _finite(raw["lots"]) and _lots_ok(raw["lots"])):
-                raise ValueError(f"position {raw['ticket']!r}: ticket, side or lots out of range")
-            try:
-                check_position({**raw, "profit": 0.0, "swap": 0.0, "commission": 0.0}, now_msc())
-            except ProtocolError as exc:
-                raise ValueError(f"position {raw['ticket']!r}: {exc.detail}") from None
-        if len({raw["ticket"] for raw in saved["positions"]}) != len(saved["positions"]):
-            raise ValueError("a ticket held twice")
+        if not all(isinstance(raw, dict) and set(raw) == set(_SAVED_FIELDS) for raw in saved["positions"]):
+            raise ValueError(f"a position without exactly the fields {', '.join(_SAVED_FIELDS)}")
+        try:  # as the daemon will read them (ticket, side, prices, lots, comment; no ticket twice)
+            check_positions([{**raw, "profit": 0.0, "swap": 0.0, "commission": 0.0} for raw in saved["positions"]], now_msc())
+        except ProtocolError as exc:
+            raise ValueError(f"positions: {exc.detail}") from None
+        for raw in saved["positions"]:  # what is the book's own: below its ticket counter, a lot size it trades
+            if not (raw["ticket"] < next_ticket and _lots_ok(raw["lots"])):
+                raise ValueError(f"position {raw['ticket']!r}: ticket or lots out of range")
 
     def restore(self, saved: Any) -> None:
         """Load :meth:`saved`; ValueError (the book untouched) for anything :meth:`check_saved` refuses.

@@ -29,7 +29,7 @@ import orjson
 import zmq
 
 from quantumtrader.config import Config
-from quantumtrader.log import get_logger, log_file_name
+from quantumtrader.log import get_logger, safe_file_stem
 from quantumtrader.metrics import LogLimiter
 from quantumtrader.outputs import UnwrittenOutput, write_json
 from quantumtrader.paper.book import PaperBook, TradeError
@@ -131,7 +131,7 @@ def paper_book_name(terminal: str) -> str:
     """A file name of its own per terminal id: the id made safe, then a hash of the exact id (ids that differ only
     in characters made safe, in case or past the cut, and Windows' device names, stay apart; a review)."""
     digest = hashlib.sha256(terminal.encode("utf-8")).hexdigest()[:10]
-    return f"paper-{log_file_name(terminal)[: -len('.log')][:80]}-{digest}.json"
+    return f"paper-{safe_file_stem(terminal)[:80]}-{digest}.json"
 
 
 class PaperTerminal:
@@ -333,12 +333,13 @@ class PaperTerminal:
             return cached, None
         before = self.seq  # the command runs after this event and before the next: what its reply tells (event_seq)
         reply = encode(with_event_seq(self._execute(cmd), before))
-        if cmd["type"] in ("open", "close", "modify"):
+        trade = cmd["type"] in ("open", "close", "modify")
+        if trade:
             self._save_book()  # before the reply: a kill right after it must not lose the trade (or reuse its ticket)
         self._replies[cmd["id"]] = reply
         if len(self._replies) > _REPLY_CACHE_SIZE:
             self._replies.popitem(last=False)
-        return reply, cmd["id"] if cmd["type"] in ("open", "close", "modify") else None
+        return reply, cmd["id"] if trade else None
 
     def _execute(self, cmd: dict[str, Any]) -> dict[str, Any]:
         kind = cmd["type"]

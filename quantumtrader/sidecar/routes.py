@@ -391,10 +391,11 @@ async def account(request: Request) -> Response:
     if wanted:
         if wanted not in accounts:
             raise ApiError(404, f"no account from terminal {wanted!r}")
-        return JSONResponse({**accounts[wanted], "daemon_reachable": sidecar.clone.daemon_alive()})
-    chosen = sidecar.clone.default_account()
-    if chosen is None:
-        raise ApiError(503, "no terminal connected")
+        chosen = accounts[wanted]
+    else:
+        chosen = sidecar.clone.default_account()
+        if chosen is None:
+            raise ApiError(503, "no terminal connected")
     # daemon_reachable (added): false while the daemon is silent, when these are its last figures (a hunt, 2026-12-05)
     return JSONResponse({**chosen, "daemon_reachable": sidecar.clone.daemon_alive()})
 

@@ -169,23 +169,25 @@ class UserStore:
     def list(self) -> list[User]:
         return [_user(name, rec) for name, rec in sorted(self._load().items())]
 
-    def check_addable(self, name: str, role: str, *, replace: bool = False) -> None:
+    def check_addable(self, name: str, role: str, *, replace: bool = False) -> dict[str, dict[str, Any]]:
         """UserError unless ``add(name, role, ..., replace=replace)`` can save, the password aside: the CLI asks
-        this before the password is typed twice (a bad name was refused only after it)."""
+        this before the password is typed twice (a bad name was refused only after it). Returns the records read,
+        for ``add`` to change and save (one read: the check and the save see the same users)."""
         check_name(name)
         check_role(role)
-        if name in self._for_change() and not replace:
+        records = self._for_change()
+        if name in records and not replace:
             raise UserError(f"user {name!r} exists (use --replace to change its role or password)")
+        return records
 
     def add(self, name: str, role: str, password: str, *, replace: bool = False) -> User:
-        self.check_addable(name, role, replace=replace)
+        records = self.check_addable(name, role, replace=replace)
         if not MIN_PASSWORD_LEN <= len(password) <= MAX_PASSWORD_LEN:
             raise UserError(f"password must be {MIN_PASSWORD_LEN}-{MAX_PASSWORD_LEN} characters")
         try:
             password.encode("utf-8")
         except UnicodeEncodeError:
             raise UserError("the password is not text (UTF-8)") from None
-        records = self._for_change()
         now = time.time_ns() // 1_000_000
         old = records.get(name)
         # A new password retires the tokens issued before; a role change alone keeps them (it applies to them

@@ -109,6 +109,18 @@ def opening(path: Path) -> Iterator[None]:
         raise StateFileError(_describe(path, exc)) from None
 
 
+@contextlib.contextmanager
+def transaction(conn: sqlite3.Connection, begin: str = "BEGIN") -> Iterator[None]:
+    """``begin`` ... COMMIT, or ROLLBACK and the error raised on (the connections run in autocommit mode)."""
+    conn.execute(begin)
+    try:
+        yield
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
 def store_path(data_dir: Path, file_name: str) -> Path:
     return Path(data_dir).expanduser() / file_name
 

@@ -12,7 +12,7 @@ import sqlite3
 import time
 from typing import NamedTuple
 
-from quantumtrader.store.db import StateFileError
+from quantumtrader.store.db import StateFileError, transaction
 
 
 class Migration(NamedTuple):
@@ -75,8 +75,7 @@ def migrate(conn: sqlite3.Connection, target: int = SCHEMA_VERSION) -> list[int]
     for step in MIGRATIONS:
         if step.version <= have or step.version > target:
             continue
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with transaction(conn, "BEGIN IMMEDIATE"):
             for statement in step.sql.split(";"):
                 if statement.strip():
                     conn.execute(statement)
@@ -84,9 +83,5 @@ def migrate(conn: sqlite3.Connection, target: int = SCHEMA_VERSION) -> list[int]
                 "INSERT INTO schema_version (version, description, applied_msc) VALUES (?, ?, ?)",
                 (step.version, step.description, time.time_ns() // 1_000_000),
             )
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
         applied.append(step.version)
     return applied

@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 
 from quantumtrader.store.crypto import SignalCipher
-from quantumtrader.store.db import connect
+from quantumtrader.store.db import connect, transaction
 
 _INSERT = "INSERT OR IGNORE INTO signals (id, symbol, time_msc, prediction, confidence, body, encrypted) VALUES (?, ?, ?, ?, ?, ?, ?)"
 
@@ -55,15 +55,8 @@ class SignalLog:
 
     def commit_rows(self, rows: Sequence[Sequence[Any]]) -> int:
         """Insert store rows (from :meth:`rows` or a journal) in one transaction."""
-        conn = self._conn
-        conn.execute("BEGIN")
-        try:
-            new = insert_rows(conn, rows)
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        return new
+        with transaction(self._conn):
+            return insert_rows(self._conn, rows)
 
 
 #: SQLite virtual machine steps between two looks at a query's deadline (well under a millisecond of work).

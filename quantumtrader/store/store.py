@@ -16,7 +16,7 @@ from quantumtrader.log import get_logger
 from quantumtrader.protocol import MS_PER_DAY
 from quantumtrader.store.codec import unpack_state
 from quantumtrader.store.crypto import SignalCipher, cipher_from_env
-from quantumtrader.store.db import StateFileError, checkpoint_on_close, connect, opening, store_path
+from quantumtrader.store.db import StateFileError, checkpoint_on_close, connect, opening, store_path, transaction
 from quantumtrader.store.schema import migrate
 from quantumtrader.store.journal import CHUNK_BYTES, Closed, Row, SignalJournal, journal_files, keep_damaged_journal, read_journal, remove_journal
 from quantumtrader.store.signals import SignalLog
@@ -145,15 +145,9 @@ class Store:
 
     def move_state(self, name: str, to: str) -> None:
         """The saved state ``name`` renamed ``to``, replacing the one of that name, in one transaction. Start-up only."""
-        with opening(self.path):
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                self._conn.execute("DELETE FROM model_state WHERE name = ?", (to,))
-                self._conn.execute("UPDATE model_state SET name = ? WHERE name = ?", (to, name))
-                self._conn.execute("COMMIT")
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
+        with opening(self.path), transaction(self._conn, "BEGIN IMMEDIATE"):
+            self._conn.execute("DELETE FROM model_state WHERE name = ?", (to,))
+            self._conn.execute("UPDATE model_state SET name = ? WHERE name = ?", (to, name))
 
     def save_state(self, name: str, saved_msc: int, state: dict[str, Any], *, final: bool = False) -> bool:
         """Enqueue a save of ``state`` (a copy the caller no longer mutates). Never blocks, except

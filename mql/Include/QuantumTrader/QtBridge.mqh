@@ -368,7 +368,7 @@ string QtHandleCommand(string text)
    string cached = QtReplyCacheFind(g_cache, cmd.id);
    if(cached != "")
       return cached;                     // a retry (Lazy Pirate): never execute twice
-   long before = g_seq.next - 1;         // the last event built before the command runs (cached with the reply)
+   long before = QtSeqLast(g_seq);       // the last event built before the command runs (cached with the reply)
    string reply = QtWithEventSeq(QtExecute(cmd), before);
    if(cmd.type != "ping" && cmd.type != "snapshot")
       QtReplyCachePut(g_cache, cmd.id, reply);  // only trades must never run twice; reads keep the slots free

@@ -18,6 +18,12 @@ void QtSeqReset(QtSeq &seq)
    seq.next = 0;
   }
 
+//--- the number of the last event built (-1 before the first)
+long QtSeqLast(QtSeq &seq)
+  {
+   return seq.next - 1;
+  }
+
 //--- the number for the next event; advances the counter
 long QtSeqTake(QtSeq &seq)
   {
