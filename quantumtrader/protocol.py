@@ -329,7 +329,19 @@ def _check_tick(msg: dict[str, Any], now_msc: int, max_skew_ms: int) -> None:
             raise ProtocolError("bad_value", f"sent_ns must be from 0 to 2^62, got {_short(msg['sent_ns'])}")
 
 
+def check_run(msg: Mapping[str, Any]) -> None:
+    """The optional ``run`` (added): the number of the EA's run that numbered the message's ``seq``.
+
+    An EA's ``seq`` restarts at 0 with each hello; ``run`` grows from one run
+    to the next (our EAs take this machine's UTC milliseconds at the hello,
+    above the last run's), so (run, seq) orders a terminal's events across
+    re-initialisations, which ``seq`` alone cannot (see with_event_seq)."""
+    if "run" in msg:
+        _integer(msg, "run", minimum=0, maximum=MAX_LONG, reason="bad_seq")
+
+
 def _check_hello(msg: dict[str, Any], now_msc: int, max_skew_ms: int) -> None:
+    check_run(msg)
     _text(msg, "platform", max_len=16)
     endpoint = _text(msg, "command_endpoint", max_len=128)
     parsed = parse_endpoint(endpoint)
@@ -412,6 +424,7 @@ def check_position(pos: Any, now_msc: int, max_skew_ms: int = DEFAULT_MAX_SKEW_M
 
 
 def _check_positions(msg: dict[str, Any], now_msc: int, max_skew_ms: int) -> None:
+    check_run(msg)
     check_positions(_get(msg, "positions"), now_msc, max_skew_ms)
 
 
@@ -710,7 +723,7 @@ def reply_error(command_id: str, code: int, message: str) -> dict[str, Any]:
     }
 
 
-def with_event_seq(reply: dict[str, Any], last_seq: int) -> dict[str, Any]:
+def with_event_seq(reply: dict[str, Any], last_seq: int, run: int | None = None) -> dict[str, Any]:
     """``reply`` with ``event_seq``: the seq of the last event the terminal built before it ran the command.
 
     An event of that terminal with a greater seq (and no hello between) was
@@ -718,9 +731,14 @@ def with_event_seq(reply: dict[str, Any], last_seq: int) -> dict[str, Any]:
     outcome. The daemon counts only those when it decides from positions
     events that a fill closed or an unknown order never ran: events built
     before the command, still queued while the daemon is behind, cannot
-    know of it. ``last_seq`` below 0 (no event yet) adds nothing.
+    know of it. ``last_seq`` below 0 (no event yet) adds nothing. ``run``
+    (the run that numbered it, as in its hello and positions events) says
+    which numbering ``event_seq`` is in when the EA re-initialised while the
+    daemon was behind: (run, seq) above (run, event_seq) came after.
     """
-    return {**reply, "event_seq": last_seq} if last_seq >= 0 else reply
+    if last_seq < 0:
+        return reply
+    return {**reply, "event_seq": last_seq} if run is None else {**reply, "event_seq": last_seq, "run": run}
 
 
 def decode_reply(raw: bytes, clock_msc: int | None = None) -> dict[str, Any]:
@@ -734,6 +752,7 @@ def decode_reply(raw: bytes, clock_msc: int | None = None) -> dict[str, Any]:
         raise ProtocolError("bad_type", "ok must be true or false")
     if "event_seq" in msg:  # added: the last event the terminal built before it ran the command (see with_event_seq)
         _integer(msg, "event_seq", minimum=0, maximum=MAX_LONG, reason="bad_seq")
+        check_run(msg)
     if ok:
         if "ticket" in msg:
             _integer(msg, "ticket", minimum=0, maximum=MAX_TICKET)

@@ -318,6 +318,25 @@ def test_a_replys_event_seq_is_a_seq_on_success_and_failure_and_absent_from_an_e
             assert refused.value.reason in ("bad_seq", "bad_type"), (bad, refused.value.reason)
 
 
+def test_a_run_names_the_numbering_of_hello_positions_and_a_replys_event_seq() -> None:
+    """(run, seq) orders a terminal's events across re-initialisations (docs/protocol.md, "run")."""
+    reply = p.with_event_seq(p.reply_ok("ABC123", ticket=1), 4, 1705314600000)
+    assert p.decode_reply(orjson.dumps(reply))["run"] == 1705314600000 and reply["event_seq"] == 4
+    assert "run" not in p.with_event_seq(p.reply_ok("ABC123"), 4) and p.with_event_seq(p.reply_ok("ABC123"), -1, 7) == p.reply_ok("ABC123")
+    hello = p.event("hello", "T1", 0, NOW, platform="MT5", command_endpoint="tcp://127.0.0.1:5560", symbols=["EURUSD"], run=NOW)
+    positions = p.event("positions", "T1", 1, NOW, positions=[], run=NOW)
+    heartbeat = p.event("heartbeat", "T1", 2, NOW, dropped=0, platform="MT5", command_endpoint="tcp://127.0.0.1:5560", symbols=["EURUSD"], run=NOW)
+    for msg in (hello, positions, heartbeat):
+        assert p.decode_event(orjson.dumps(msg), NOW)["run"] == NOW
+        for bad in (-1, 2**63, 1.5, "7", None, True):
+            with pytest.raises(p.ProtocolError) as refused:
+                p.decode_event(orjson.dumps({**msg, "run": bad}), NOW)
+            assert refused.value.reason == "bad_seq", (msg["type"], bad, refused.value.reason)
+    for bad in (-1, 2**63, "7", None):
+        with pytest.raises(p.ProtocolError):
+            p.decode_reply(orjson.dumps({**reply, "run": bad}))
+
+
 def test_a_terminals_amounts_prices_and_lots_are_bounded_not_only_finite() -> None:
     """A fuzz (2026-12-05): a fill of 1e308 lots was recorded (every later trade of the symbol refused for the
     exposure), an equity of -1e308 over a margin of 5e-324 gave the app nulls."""

@@ -50,6 +50,7 @@ class TerminalSession:
     seq_regressions: int = 0  # seq went backwards without a hello (duplicate or reordered)
     ea_dropped: int = 0  # what the EA itself reports it could not send
     hellos: int = 0
+    run: int | None = None  # the EA's run as its hello (or a heartbeat repeating it) named it (protocol.check_run)
     stale: bool = False
     retired: bool = False  # stale for daemon.retire_after_s: listed, but no longer makes health degraded
     gone: bool = False  # said bye
@@ -81,6 +82,7 @@ class TerminalSession:
             "seq_regressions": self.seq_regressions,
             "ea_dropped": self.ea_dropped,
             "hellos": self.hellos,
+            "run": self.run,
         }
 
 
@@ -112,6 +114,7 @@ class TerminalRegistry:
         session.symbols = tuple(msg["symbols"])
         session.specs = msg.get("specs", {})  # heartbeats that repeat them refresh them (Daemon.handle_heartbeat)
         session.heartbeat_s = float(msg.get("heartbeat_s", self._default_heartbeat_s))
+        session.run = msg.get("run")
         session.registered = True
         session.stale = False
         session.retired = False

@@ -224,12 +224,13 @@ class ExecutionEngine:
         """Settle unknown orders of this terminal from its complete list of positions."""
         terminal = msg["terminal"]
         seq = msg["seq"]
+        run = msg.get("run")
         closed = self._closed_since_positions.get(terminal)
         if closed:
             for ticket, close in list(closed.items()):
-                if self._shows_outcome(close, seq):  # one built before the close ran still shows the old lots (a review)
+                if self._shows_outcome(close, seq, run):  # one built before the close ran still shows the old lots (a review)
                     del closed[ticket]
-        self._forget_listed_opens(terminal, {p["ticket"] for p in msg["positions"]}, seq)
+        self._forget_listed_opens(terminal, {p["ticket"] for p in msg["positions"]}, seq, run)
         unknown = [o for o in self.orders.values() if o.terminal == terminal and o.status == UNKNOWN]
         if not unknown:
             return
@@ -251,7 +252,7 @@ class ExecutionEngine:
             if order.kind == "modify" and held is not None and _same_price(held["sl"], order.sl) and _same_price(held["tp"], order.tp):
                 self._settle(order, FILLED, reconciled=True)  # the position carries the stops asked for
                 continue
-            if not self._shows_outcome(order, seq):  # built before the command ran: silent on it
+            if not self._shows_outcome(order, seq, run):  # built before the command ran: silent on it
                 continue
             order.snapshots_without += 1
             if order.snapshots_without >= self.config.execution.settle_snapshots:
@@ -543,8 +544,11 @@ class ExecutionEngine:
             )
             return
         self.daemon.metrics.record("command_round_trip", rtt_ns)
-        if "event_seq" in reply and self._hellos(order.terminal) == order.epoch:  # else which run of the EA it counts in is unknown
-            order.after_seq = reply["event_seq"]
+        if "event_seq" in reply:
+            if "run" in reply:  # the run that numbered it: the hellos read since the dispatch do not matter
+                order.after_seq, order.after_run = reply["event_seq"], reply["run"]
+            elif self._hellos(order.terminal) == order.epoch:  # else which run of the EA it counts in is unknown
+                order.after_seq = reply["event_seq"]
         retried_close_gone = order.kind == "close" and attempts > 1 and not reply["ok"] and reply["error"]["code"] in CLOSE_TARGET_GONE
         if not reply["ok"] and (reply["error"]["code"] in OUTCOME_UNKNOWN or retried_close_gone):
             err = reply["error"]
@@ -657,8 +661,8 @@ class ExecutionEngine:
         held = [(p["side"], p["lots"]) for p in book if p["symbol"] == broker_symbol]
         return held + [(o.side, o.lots) for o in self.opens_not_in_positions() if o.terminal == terminal and o.broker_symbol == broker_symbol]
 
-    def _forget_listed_opens(self, terminal: str, tickets: set[int], seq: int) -> None:
-        """A positions event (numbered ``seq``): filled opens it lists are counted from the positions now; one
+    def _forget_listed_opens(self, terminal: str, tickets: set[int], seq: int, run: int | None) -> None:
+        """A positions event (numbered ``seq`` in ``run``): filled opens it lists are counted from the positions now; one
         missing from ``settle_snapshots`` events built after it filled was closed before any listed it (its stop),
         and holds no slot."""
         waiting = self._opened_not_listed.get(terminal)
@@ -668,21 +672,27 @@ class ExecutionEngine:
             if ticket in tickets:
                 del waiting[ticket]
                 continue
-            if self._shows_outcome(entry[0], seq):
+            if self._shows_outcome(entry[0], seq, run):
                 entry[1] += 1
                 if entry[1] >= self.config.execution.settle_snapshots:
                     del waiting[ticket]
 
-    def _shows_outcome(self, order: Order, seq: int) -> bool:
-        """Whether the terminal's positions event numbered ``seq`` was built after ``order``'s command ran.
+    def _shows_outcome(self, order: Order, seq: int, run: int | None) -> bool:
+        """Whether the terminal's positions event numbered ``seq`` (in ``run``) was built after ``order``'s command ran.
 
         A daemon behind on a terminal's events (a fast feed, a backlog after a restart) read positions events
         the terminal built before the fill, after the fill's reply: three of them dropped a filled open from the
         limits' count while the positions it read did not show it yet (max_open_positions 3, 9 positions open),
         and settled executed opens as "not executed" (a hunt, 2026-12-05). The reply's ``event_seq`` says which
-        events came after. Without one, or with a hello since the dispatch (another run of the EA, its numbers
-        afresh), every event counts, as before."""
-        if order.after_seq is None or self._hellos(order.terminal) != order.epoch:
+        events came after. Where the reply and the event name their EA's ``run``, (run, seq) orders them across
+        re-initialisations: an EA re-initialised while the daemon was behind answered from its new run, numbered
+        afresh, and the old run's queued events counted as after it. Without ``event_seq``, or without runs and
+        with a hello since the dispatch (another run of the EA, its numbers afresh), every event counts, as before."""
+        if order.after_seq is None:
+            return True
+        if order.after_run is not None and run is not None:
+            return (run, seq) > (order.after_run, order.after_seq)
+        if self._hellos(order.terminal) != order.epoch:
             return True
         return seq > order.after_seq
 

@@ -22,7 +22,7 @@ FINAL = (FILLED, REJECTED)
 
 
 #: Order fields kept in memory only (settling progress), not in the journal's columns.
-TRANSIENT = ("snapshots_without", "position_lots", "after_seq", "epoch")
+TRANSIENT = ("snapshots_without", "position_lots", "after_seq", "after_run", "epoch")
 
 
 @dataclass(slots=True)
@@ -55,8 +55,10 @@ class Order:
     position_lots: float = field(default=0.0, compare=False)
     # The reply's event_seq (a protocol addition): the terminal's positions events numbered above it were built
     # after the command ran, so only those can tell that it did not (engine: _shows_outcome). None: every one
-    # counts, as before (an EA that sends none, no reply, a hello between dispatch and reply, after a restart).
+    # counts, as before (an EA that sends none, no reply, after a restart; without runs: a hello between dispatch
+    # and reply).
     after_seq: int | None = field(default=None, compare=False)
+    after_run: int | None = field(default=None, compare=False)  # the EA run that numbered after_seq (its reply's run)
     epoch: int = field(default=-1, compare=False)  # its terminal's hello count when the order was dispatched
 
     def to_row(self) -> dict[str, Any]:

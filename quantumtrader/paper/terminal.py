@@ -146,6 +146,9 @@ class PaperTerminal:
         self._save_log = LogLimiter(60.0)
         self.outbox = Outbox()
         self.seq = -1
+        # This process's run (protocol.check_run): its seq starts at 0, so (run, seq) orders its events after
+        # an earlier process's under the same id, whose queued events a restarted daemon may still read.
+        self.run_number = now_msc()
         self.ticks_sent = 0
         self.csv_stats = CsvStats()
         self._replies: OrderedDict[str, bytes] = OrderedDict()
@@ -200,7 +203,7 @@ class PaperTerminal:
     def _hello_fields(self) -> dict[str, Any]:
         endpoint = connect_address(self.cfg.command_endpoint)  # bound on every interface: the daemon reaches it on loopback
         specs = {symbol: self.book.symbol_spec(symbol) for symbol in self.symbols}  # heartbeats repeat them, as the EAs' do
-        return {"platform": "PAPER", "command_endpoint": endpoint, "symbols": list(self.symbols), "heartbeat_s": self.cfg.heartbeat_s, "specs": specs}
+        return {"platform": "PAPER", "command_endpoint": endpoint, "symbols": list(self.symbols), "heartbeat_s": self.cfg.heartbeat_s, "specs": specs, "run": self.run_number}
 
     def send_hello(self) -> None:
         self._send("hello", **self._hello_fields())
@@ -219,7 +222,7 @@ class PaperTerminal:
         self._account_dirty = False
 
     def send_positions(self) -> None:
-        self._send("positions", "positions", positions=self.book.positions_event())
+        self._send("positions", "positions", positions=self.book.positions_event(), run=self.run_number)
         self._positions_dirty = False
         self._save_book()
 
@@ -332,7 +335,7 @@ class PaperTerminal:
         if cached is not None:
             return cached, None
         before = self.seq  # the command runs after this event and before the next: what its reply tells (event_seq)
-        reply = encode(with_event_seq(self._execute(cmd), before))
+        reply = encode(with_event_seq(self._execute(cmd), before, self.run_number))
         trade = cmd["type"] in ("open", "close", "modify")
         if trade:
             self._save_book()  # before the reply: a kill right after it must not lose the trade (or reuse its ticket)
@@ -387,7 +390,7 @@ class PaperTerminal:
                 if opts.timeout_reply_every and self.commands_seen % opts.timeout_reply_every == 0:
                     # as MT4 may: the order went through, the terminal says it timed out
                     # self.seq: no event was built since the command ran (handle_command, just above)
-                    reply = encode(with_event_seq(reply_error(faultable_id, 128, "trade timeout (paper fault injection: executed)"), self.seq))
+                    reply = encode(with_event_seq(reply_error(faultable_id, 128, "trade timeout (paper fault injection: executed)"), self.seq, self.run_number))
                 if opts.drop_reply_every and self.commands_seen % opts.drop_reply_every == 0:
                     self.replies_dropped += 1  # executed, but the daemon never hears: its retry must not execute again
                     continue

@@ -670,6 +670,64 @@ def test_positions_events_built_before_a_command_ran_do_not_settle_it_when_read_
 
 
 @pytest.mark.timeout(60)
+def test_an_ea_reinitialised_while_the_daemon_is_behind_answers_from_its_new_run(tmp_path: Path) -> None:
+    """Left open by the change above (2026-12-05): an EA re-initialised in place (new inputs; it keeps its sockets)
+    while the daemon is behind on its events answers a command from its new run, whose seq restarts at 0, before
+    the daemon has read the new hello. The old run's queued positions events, numbered above the reply's
+    event_seq, then counted as built after the command: they dropped a fill from max_open_positions and settled
+    an executed open as "not executed". The reply and the positions events now name their ``run``, and (run, seq)
+    orders them."""
+    env = {**RISK_OFF, "QT_RISK__MAX_OPEN_POSITIONS": "1", "QT_RISK__MAX_QUOTE_AGE_MS": "3000", "QT_EXECUTION__COMMAND_TIMEOUT_MS": "10000", "QT_EXECUTION__COMMAND_RETRIES": "0"}
+    stops = {"sl": 1.09, "tp": 1.11}
+    old_run, new_run = 1_700_000_000_000, 1_700_000_060_000
+    with scripted_daemon(tmp_path, **env) as (eps, term, dealer):
+        term.hello(run=old_run)
+        term.account(10_000.0)
+        fresh_quote(term, eps)
+        endpoint = f"tcp://127.0.0.1:{term.port}"
+
+        def new_run_starts(positions: list[dict]) -> int:
+            """The new run's hello and positions (seq 0 and 1), built before the command ran in it: its event_seq."""
+            term.events.send(event_frame(term.name, {"seq": 0, "type": "hello", "platform": "MT4", "command_endpoint": endpoint, "symbols": ["EURUSD"], "run": new_run}))
+            term.events.send(event_frame(term.name, {"seq": 1, "type": "positions", "positions": positions, "run": new_run}))
+            return 1
+
+        # a fill answered by the new run while three of the old run's events are still queued for the daemon
+        opened = dealer.send("trade", symbol="EURUSD", side="buy", lots=0.01, source="test", **stops)
+        ident, command = term.next_command()
+        queued = [term.build(type="positions", positions=[], run=old_run) for _ in range(3)]
+        term.answer(ident, with_event_seq(reply_ok(command["id"], ticket=9201, price=1.1, lots=0.01, time_msc=now_msc()), 1, new_run))
+        assert dealer.collect({opened}, timeout_s=10)[opened]["order"]["status"] == "filled"
+        for frame in queued:
+            term.events.send(frame)
+        fresh_quote(term, eps)  # one PUSH, in order: handled after the three
+        refused_here(term, control(eps.control, "trade", symbol="EURUSD", side="buy", lots=0.01, source="test", **stops), "max_open_positions")
+        new_run_starts([])  # built before the command ran in the new run: not the fill's outcome either
+        fresh_quote(term, eps)
+        refused_here(term, control(eps.control, "trade", symbol="EURUSD", side="buy", lots=0.01, source="test", **stops), "max_open_positions")
+        for seq in (2, 3, 4):  # built after it, without it (its stop closed it): the slot is free again
+            term.events.send(event_frame(term.name, {"seq": seq, "type": "positions", "positions": [], "run": new_run}))
+        fresh_quote(term, eps)
+
+        # an open the new run executed and answered with a trade timeout: the old run's events do not settle it
+        old_run, new_run = new_run, new_run + 60_000
+        timed_out = dealer.send("trade", symbol="EURUSD", side="buy", lots=0.01, source="test", **stops)
+        ident, command = term.next_command()
+        queued = [event_frame(term.name, {"seq": seq, "type": "positions", "positions": [], "run": old_run}) for seq in (5, 6, 7)]
+        term.answer(ident, with_event_seq(reply_error(command["id"], 128, "trade timeout"), 1, new_run))
+        assert dealer.collect({timed_out}, timeout_s=10)[timed_out]["order"]["status"] == "unknown"
+        for frame in queued:
+            term.events.send(frame)
+        fresh_quote(term, eps)
+        unknown = [o for o in control(eps.control, "orders", limit=50)["orders"] if o["id"] == command["id"]]
+        assert [o["status"] for o in unknown] == ["unknown"], unknown
+        new_run_starts([])
+        term.events.send(event_frame(term.name, {"seq": 2, "type": "positions", "positions": [held_position(9202, lots=0.01, comment="QT-" + command["id"])], "run": new_run}))
+        settled = settled_order(eps.control, command["id"], 10, "the timed-out open settled from the new run's positions")
+        assert settled["status"] == "filled" and settled["ticket"] == "9202", settled
+
+
+@pytest.mark.timeout(60)
 def test_a_retried_close_that_finds_its_work_done_is_settled_from_the_positions(tmp_path: Path) -> None:
     """Found by a review of the EAs (2026-12-04): an EA restarted between a close and its reply lost its reply
     cache; the daemon's retry then found the position gone (MT4 4108: a partial close gives the rest a new

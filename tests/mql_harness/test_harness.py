@@ -29,7 +29,7 @@ import zmq
 
 import harness
 from test_wire import REFUSED
-from quantumtrader.protocol import CLOSE_ALREADY_RAN, WRONG_ACCOUNT, close_command, decode_reply, encode, for_account, modify_command, open_command, ping_command, snapshot_command
+from quantumtrader.protocol import CLOSE_ALREADY_RAN, MIN_TIME_MSC, WRONG_ACCOUNT, close_command, decode_reply, encode, for_account, modify_command, open_command, ping_command, snapshot_command
 from support import REPO, Endpoints, FeedSubscriber, control, daemon_process, shared_ticks, terminal_status, wait_for
 
 BUILD_DIR = REPO / ".harness-build"
@@ -196,6 +196,7 @@ def test_both_compiled_eas_drive_the_real_daemon(stack, tick_file) -> None:
         session = wait_for(lambda: terminal_status(eps.control, t.name), 20, f"{t.name} to register")
         assert session["registered"] and session["platform"] == t.platform.upper().replace("QL", "T")
         assert session["command_endpoint"] == t.command
+        assert session["run"] >= MIN_TIME_MSC, session  # the run: the UTC ms at the hello (the replay's clock here)
         # and each symbol's specs as the terminal has them (what the daemon sizes positions by)
         specs = wait_for(lambda: control(eps.control, "specs", terminal=t.name)["specs"], 10, f"{t.name}'s specs")
         assert set(specs) == set(session["symbols"]), specs
@@ -289,6 +290,8 @@ def test_reinit_in_place_multipart_requests_and_lot_steps(stack, tmp_path: Path)
         before = open_command("BEFORE" + p, "EURUSD", "buy", 0.1, deviation_points=1000)
         first_raw, first = ask_ea(t.command, before)
         assert first["ok"], first
+        old_run = terminal_status(eps.control, t.name)["run"]
+        assert first["run"] == old_run, (first, old_run)
 
         t.proc.send_signal(signal.SIGUSR1)
         wait_for(lambda: "reinit oninit=0" in t.output(), 10, f"{t.name} to re-initialise")
@@ -298,6 +301,9 @@ def test_reinit_in_place_multipart_requests_and_lot_steps(stack, tmp_path: Path)
         assert not byes, byes  # read after the hello, which the EA sends after any bye
         again_raw, _ = ask_ea(t.command, before)
         assert again_raw == first_raw, "a retried id after a re-init was executed again"
+        # a new run, numbered afresh from its hello: (run, seq) still orders its events after the old run's
+        assert session["run"] > old_run, (session, old_run)
+        assert ask_ea(t.command, ping_command("RUNPING" + p))[1]["run"] == session["run"]
         assert t.output().count(f"comment=QT-{before['id']}") == 1
         reply = control(eps.control, "trade", timeout_ms=20_000, symbol="EURUSD", side="buy", lots=0.1, terminal=t.name, source="test")
         assert reply["order"]["status"] == "filled", reply
@@ -392,6 +398,7 @@ def test_a_trade_meant_for_another_account_is_refused(tmp_path: Path, executable
         # come after it (what the daemon counts to settle from positions), and a retry gets the same reply
         _, ping = ask_ea(command_endpoint, ping_command("ACCTPING02"))
         assert 0 <= own["event_seq"] and ping["event_seq"] >= own["event_seq"] + 2, (own, ping)
+        assert own["run"] == ping["run"] >= MIN_TIME_MSC, (own, ping)  # the run that numbered them
         assert ask_ea(command_endpoint, for_account(open_command("ACCTOPEN02", "EURUSD", "buy", 0.1, deviation_points=1000), 7000001))[0] == raw
 
 

@@ -201,10 +201,10 @@ string QtSpecsField()
    return ",\"specs\":{" + out + "}";
   }
 
-//--- the hello fields as a hello or heartbeat carries them: the fixed ones and the specs of now
+//--- the hello fields as a hello or heartbeat carries them: the fixed ones, the specs of now and the run
 string QtHelloFieldsNow()
   {
-   return g_hello_fields + QtSpecsField();
+   return g_hello_fields + QtSpecsField() + ",\"run\":" + QtJsonInt(g_seq.run);
   }
 
 string QtLotsText(string symbol, double requested)
@@ -285,7 +285,7 @@ void QtSendPositions()
    string key = "";
    string positions = QtPositionsJson(key);
    g_positions_key = key;
-   QtEmit(QT_KIND_POSITIONS, "", QtPositionsEvent(g_terminal, QtSeqTake(g_seq), positions, QtNowUtcMsc()));
+   QtEmit(QT_KIND_POSITIONS, "", QtWithInt(QtPositionsEvent(g_terminal, QtSeqTake(g_seq), positions, QtNowUtcMsc()), "run", g_seq.run));
   }
 
 //--- heartbeat (with the hello fields, docs/protocol.md), then account and positions
@@ -369,7 +369,7 @@ string QtHandleCommand(string text)
    if(cached != "")
       return cached;                     // a retry (Lazy Pirate): never execute twice
    long before = QtSeqLast(g_seq);       // the last event built before the command runs (cached with the reply)
-   string reply = QtWithEventSeq(QtExecute(cmd), before);
+   string reply = QtWithEventSeq(QtExecute(cmd), before, g_seq.run);
    if(cmd.type != "ping" && cmd.type != "snapshot")
       QtReplyCachePut(g_cache, cmd.id, reply);  // only trades must never run twice; reads keep the slots free
    return reply;
@@ -521,7 +521,7 @@ bool QtSayHello()
    // is taken, under the same default terminal id) must not say it for the copy that works, which
    // the daemon would take as gone and stop trading with.
    g_connected = true;
-   QtSeqReset(g_seq);  // here, not earlier: a bye from a failed re-initialisation keeps the old count
+   QtSeqReset(g_seq, QtNowUtcMsc());  // here, not earlier: a bye from a failed re-initialisation keeps the old count
    QtEmit(QT_KIND_OTHER, "", QtHelloEvent(g_terminal, QtSeqTake(g_seq), QtHelloFieldsNow(), QtNowUtcMsc()));
    QtSendAccount();
    QtSendPositions();

@@ -115,14 +115,23 @@ string QtPositionsEvent(string terminal, long seq, string positions_json, long t
    return QtEventHead("positions", terminal, seq) + ",\"positions\":" + positions_json + QtEventTail(time_msc);
   }
 
-//--- a reply with ,"event_seq":<n> before its closing brace: the seq of the last event built before the
-//--- command ran, so the daemon knows which positions events were built after it (PROTOCOL addition)
-string QtWithEventSeq(string reply, long last_seq)
+//--- a built object with ,"<name>":<value> before its closing brace (fields added to the protocol)
+string QtWithInt(string json, string name, long value)
   {
-   int n = StringLen(reply);
-   if(last_seq < 0 || n == 0 || StringGetCharacter(reply, n - 1) != '}')
+   int n = StringLen(json);
+   if(n == 0 || StringGetCharacter(json, n - 1) != '}')
+      return json;
+   return StringSubstr(json, 0, n - 1) + "," + QtJsonString(name) + ":" + QtJsonInt(value) + "}";
+  }
+
+//--- a reply with ,"event_seq":<n>,"run":<run>: the seq of the last event built before the command ran,
+//--- and the run that numbered it, so the daemon knows which positions events were built after it
+//--- (PROTOCOL addition; docs/protocol.md). Nothing before the run's first event.
+string QtWithEventSeq(string reply, long last_seq, long run)
+  {
+   if(last_seq < 0)
       return reply;
-   return StringSubstr(reply, 0, n - 1) + ",\"event_seq\":" + QtJsonInt(last_seq) + "}";
+   return QtWithInt(QtWithInt(reply, "event_seq", last_seq), "run", run);
   }
 
 //--- {"v":1,"type":"reply","id":"<id>","ok":<ok>   (left open)
