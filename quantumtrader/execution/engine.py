@@ -46,6 +46,7 @@ from quantumtrader.protocol import (
 from quantumtrader.store.db import opening
 
 log = get_logger("quantumtrader.execution")
+_NOT_EXECUTED_KEPT = 256  # opens settled "not executed" remembered for a late QT-<id> (a few KB)
 
 # A broker's suffix: a separator and up to 4 more (EURUSD.r, EURUSD#, EURUSD.pro), or up to 4 lowercase letters or
 # digits (EURUSDm, EURUSDc). Capitals without a separator are another symbol: "EUR" + "USD" opened EURUSD for "EUR".
@@ -67,6 +68,9 @@ class ExecutionEngine:
         # terminal -> ticket -> [open filled by a reply, positions events since that did not list it]: it counts
         # against the limits until one does (or settle_snapshots do not: closed meanwhile, by its stop).
         self._opened_not_listed: dict[str, dict[int, list[Any]]] = {}
+        # opens settled "not executed" in this run, by id (the last _NOT_EXECUTED_KEPT): a position with their
+        # QT-<id> that comes later (a terminal that ran a command it had held) settles them again as filled
+        self._not_executed: dict[str, Order] = {}
         self._waiters: dict[str, list[Responder]] = {}
         self._by_request: dict[str, str] = {}
         self._volatility: Any = None
@@ -231,6 +235,8 @@ class ExecutionEngine:
                 if self._shows_outcome(close, seq, run):  # one built before the close ran still shows the old lots (a review)
                     del closed[ticket]
         self._forget_listed_opens(terminal, {p["ticket"] for p in msg["positions"]}, seq, run)
+        if self._not_executed:
+            self._executed_after_all(terminal, msg["positions"])
         unknown = [o for o in self.orders.values() if o.terminal == terminal and o.status == UNKNOWN]
         if not unknown:
             return
@@ -260,6 +266,26 @@ class ExecutionEngine:
                 if order.kind == "close":
                     reason = f"not executed: position {order.ticket} still open after {order.snapshots_without} snapshots"
                 self._settle(order, REJECTED, error=reason, reconciled=True)
+                if order.kind == "open":
+                    self._not_executed[order.id] = order
+                    while len(self._not_executed) > _NOT_EXECUTED_KEPT:
+                        del self._not_executed[next(iter(self._not_executed))]
+
+    def _executed_after_all(self, terminal: str, positions: list[dict[str, Any]]) -> None:
+        """Opens settled "not executed" whose QT-<id> a position now carries: filled after all, settled so.
+
+        The snapshots that settled them were read after the command left, but a terminal that held it (frozen,
+        or a command without a reply, so no ``event_seq`` to judge them by) can run it later; the order's
+        history said "not executed" of a position the trader holds (a hunt's suggestion, 2026-12-05)."""
+        for pos in positions:
+            comment = pos["comment"]
+            order = self._not_executed.get(comment[3:]) if comment.startswith("QT-") else None
+            if order is None or order.terminal != terminal:
+                continue
+            del self._not_executed[order.id]
+            self.daemon.counters["orders_executed_after_all"] += 1
+            log.warning("an order settled as not executed was executed after all", id=order.id, terminal=terminal, ticket=pos["ticket"], earlier=order.error)
+            self._settle(order, FILLED, ticket=pos["ticket"], price=pos["open_price"], lots=pos["lots"], error=f"executed after it was settled as {order.error!r}", reconciled=True)
 
     # -- the Lazy Pirate loop duties -------------------------------------------------------
 

@@ -728,6 +728,33 @@ def test_an_ea_reinitialised_while_the_daemon_is_behind_answers_from_its_new_run
 
 
 @pytest.mark.timeout(60)
+def test_an_open_settled_not_executed_whose_position_comes_later_is_settled_filled(tmp_path: Path) -> None:
+    """A hunt's suggestion (2026-12-05): a terminal that held a command it never answered (frozen, no event_seq to
+    judge its snapshots by) ran it after settle_snapshots positions events without it; the order's history said
+    "not executed" of a position the trader holds. Its QT-<id> now settles it again, as filled."""
+    env = {**RISK_OFF, "QT_EXECUTION__COMMAND_TIMEOUT_MS": "800", "QT_EXECUTION__COMMAND_RETRIES": "0"}
+    with scripted_daemon(tmp_path, **env) as (eps, term, dealer):
+        term.hello()
+        term.account(10_000.0)
+        fresh_quote(term, eps)
+        opened = dealer.send("trade", symbol="EURUSD", side="buy", lots=0.01, source="test", sl=1.09, tp=1.11)
+        _, command = term.next_command()  # never answered
+        assert dealer.collect({opened}, timeout_s=10)[opened]["order"]["status"] == "unknown"
+        for _ in range(3):
+            term.send(type="positions", positions=[])
+        first = settled_order(eps.control, command["id"], 10, "the unanswered open settled from the positions")
+        assert first["status"] == "rejected" and first["error"].startswith("not executed"), first
+        term.send(type="positions", positions=[held_position(9301, lots=0.01, comment="QT-" + command["id"])])
+
+        def journal_says() -> dict | None:
+            return next((o for o in control(eps.control, "orders", limit=50)["orders"] if o["id"] == command["id"] and o["status"] == "filled"), None)
+
+        later = wait_for(journal_says, 10, "the open settled again as filled")
+        assert later["ticket"] == "9301" and later["reconciled"] is True and "executed after it was settled as" in later["error"], later
+        assert control(eps.control)["health"]["counters"]["orders_executed_after_all"] == 1
+
+
+@pytest.mark.timeout(60)
 def test_a_retried_close_that_finds_its_work_done_is_settled_from_the_positions(tmp_path: Path) -> None:
     """Found by a review of the EAs (2026-12-04): an EA restarted between a close and its reply lost its reply
     cache; the daemon's retry then found the position gone (MT4 4108: a partial close gives the rest a new
