@@ -145,3 +145,18 @@ def save_figure(figure: Any, path: Path) -> None:
             figure.savefig(temporary, dpi=110)
     finally:
         plt.close(figure)
+
+
+def set_aside(path: Path, suffix: str) -> Path:
+    """Rename ``path`` beside itself as ``<name><suffix>``, never over an earlier one: ``<suffix>.2``, ``.3``...
+
+    For a file that cannot be used (a damaged journal, an unusable paper book) and is kept as evidence that
+    may be mended by hand: a second one of the same name used to replace the first's. OSError if the OS
+    refuses the rename (the caller leaves the file where it is)."""
+    kept = path.with_name(path.name + suffix)
+    n = 1
+    while kept.exists():
+        n += 1
+        kept = path.with_name(f"{path.name}{suffix}.{n}")
+    path.replace(kept)
+    return kept

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from quantumtrader.outputs import UnwrittenOutput, output_file_problem, replacing
+from quantumtrader.outputs import UnwrittenOutput, output_file_problem, replacing, set_aside
 
 
 def _full_disk_after(first: bytes):
@@ -102,3 +102,14 @@ def test_the_new_content_is_synced_to_disk_before_it_replaces_the_file(tmp_path:
         temporary.write_text("the new content")
     assert events == [("fsync", len("the new content")), ("replace", "book.json")], events
     assert target.read_text() == "the new content"
+
+
+def test_a_file_set_aside_never_replaces_one_set_aside_before(tmp_path: Path) -> None:
+    """A review (2026-12-05): a second unusable paper book replaced the first one kept as ``.unusable``."""
+    book = tmp_path / "paper-1.json"
+    for text in ("first", "second", "third"):
+        book.write_text(text)
+        set_aside(book, ".unusable")
+    assert not book.exists()
+    kept = {p.name: p.read_text() for p in tmp_path.iterdir()}
+    assert kept == {"paper-1.json.unusable": "first", "paper-1.json.unusable.2": "second", "paper-1.json.unusable.3": "third"}, kept

@@ -31,7 +31,7 @@ import zmq
 from quantumtrader.config import Config
 from quantumtrader.log import get_logger, safe_file_stem
 from quantumtrader.metrics import LogLimiter
-from quantumtrader.outputs import UnwrittenOutput, write_json
+from quantumtrader.outputs import UnwrittenOutput, set_aside, write_json
 from quantumtrader.paper.book import PaperBook, TradeError
 from quantumtrader.paper.ticks import CsvStats, generate_ticks, merge_csv_ticks, symbol_from_path
 from quantumtrader.protocol import (
@@ -232,7 +232,7 @@ class PaperTerminal:
         """The book the last run saved, as a broker keeps it across a terminal's restarts. Before, every restart of
         the paper terminal (a crash, Ctrl-C and run again) opened a fresh account: the positions the daemon's orders
         had opened were gone and the balance reset (a hunt, 2026-12-05). One that cannot be used is set aside
-        (``.unusable``), said once, and the account starts fresh."""
+        (``.unusable``, ``.unusable.2``...), said once, and the account starts fresh."""
         try:
             raw = self.book_path.read_bytes()
         except FileNotFoundError:
@@ -265,9 +265,8 @@ class PaperTerminal:
         return {**self.book.saved(), "terminal": self.cfg.terminal, "start_balance": self._start_balance}
 
     def _set_aside(self, why: str) -> None:
-        aside = self.book_path.with_name(self.book_path.name + ".unusable")
         try:
-            self.book_path.replace(aside)
+            aside = set_aside(self.book_path, ".unusable")  # never over an earlier one (each may be mended by hand)
         except OSError:
             aside = self.book_path  # left where it is; the next save replaces it
         log.warning("paper book not usable: this run starts a fresh account", file=str(aside), reason=why)

@@ -58,6 +58,7 @@ from typing import Any
 import orjson
 
 from quantumtrader.log import get_logger
+from quantumtrader.outputs import set_aside
 from quantumtrader.store.signals import insert_rows
 
 log = get_logger("quantumtrader.store")
@@ -158,17 +159,11 @@ def keep_damaged_journal(path: Path) -> Path:
     second damaged file of the same name (two cut files in a row) replaced the first's evidence.
     The later ones are ``<name>.damaged.2``, ``.3``...; the data directory's lock makes this process the
     only one naming them."""
-    kept = path.with_name(path.name + ".damaged")
-    n = 1
-    while kept.exists():
-        n += 1
-        kept = path.with_name(f"{path.name}.damaged.{n}")
     try:
-        path.replace(kept)
+        return set_aside(path, ".damaged")
     except OSError as exc:
         log.warning("damaged signal journal file left in place", file=str(path), error=repr(exc)[:200])
         return path
-    return kept
 
 
 def remove_journal(path: Path) -> None:
