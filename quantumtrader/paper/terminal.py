@@ -426,14 +426,27 @@ class PaperTerminal:
         rate = self.cfg.ticks_per_s
         step = 1.0 / rate if rate > 0 else 0.0
         due = 0.0
-        for symbol, bid, ask, volume in generate_ticks(self.cfg.symbols, self.cfg.seed):
+        for symbol, bid, ask, volume in generate_ticks(self.symbols, self.cfg.seed):
             yield due, symbol, bid, ask, volume, None
             due += step
 
     def _symbols(self) -> tuple[str, ...]:
+        """What this run streams: the tick files' symbols, or paper.symbols and those the book holds positions in.
+
+        A book restored with a position in a symbol dropped from paper.symbols could neither price nor close it
+        (no quote: "no quotes to process the request"); the generator streams it as well, said once. Tick files
+        cannot: said once too, naming the symbols."""
         if self.options.tick_files:
-            return tuple(dict.fromkeys(symbol_from_path(p) for p in self.options.tick_files))
-        return self.cfg.symbols
+            streamed = tuple(dict.fromkeys(symbol_from_path(p) for p in self.options.tick_files))
+        else:
+            streamed = self.cfg.symbols
+        held = sorted({p.symbol for p in self.book.positions.values()} - set(streamed))
+        if held and self.options.tick_files:
+            log.warning("the paper book holds positions in symbols no tick file has: they cannot be priced or closed in this run", symbols=held, file=str(self.book_path))
+        elif held:
+            log.warning("the paper book holds positions in symbols paper.symbols does not name: streamed as well, so they can be priced and closed", symbols=held, file=str(self.book_path))
+            return streamed + tuple(held)
+        return streamed
 
     def run(self) -> None:
         self.symbols = self._symbols()

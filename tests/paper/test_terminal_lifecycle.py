@@ -222,3 +222,28 @@ def test_a_trade_is_in_the_saved_book_before_its_reply_goes_and_an_unreadable_bo
     with pytest.raises(PaperBookError, match="cannot read the paper book"):
         PaperTerminal(cfg, PaperOptions(events_endpoint="tcp://127.0.0.1:1"))
     assert book.is_dir()  # left as it is
+
+
+def test_a_position_in_a_symbol_dropped_from_paper_symbols_can_still_be_closed(tmp_path: Path) -> None:
+    """Left by the change that kept the paper book (2026-12-05): a book restored with a position in a symbol no
+    longer in paper.symbols had no quote for it, so the position could never be closed. The generator now
+    streams the symbols the book holds as well, and says so."""
+    from quantumtrader.protocol import close_command, new_command_id, open_command, snapshot_command
+
+    eps = Endpoints()
+    args = ["paper", "--terminal", "paper-10@Test", "--rate", "100"]
+    first = start(args, eps.env(tmp_path / "data", QT_PAPER__SYMBOLS="EURUSD,XAUUSD"), tmp_path / "paper-1.log")
+    try:
+        opened = wait_for(lambda: (r := _ask(eps.command, open_command(new_command_id(), "XAUUSD", "buy", 0.1)))["ok"] and r, 20, "an XAUUSD open")
+    finally:
+        assert stop(first) == 0
+    second = start(args, eps.env(tmp_path / "data", QT_PAPER__SYMBOLS="EURUSD"), tmp_path / "paper-2.log")
+    try:
+        held = wait_for(lambda: _ask(eps.command, snapshot_command(new_command_id()))["positions"], 20, "the restored position")
+        assert [p["symbol"] for p in held] == ["XAUUSD"], held
+        closed = wait_for(lambda: (r := _ask(eps.command, close_command(new_command_id(), opened["ticket"])))["ok"] and r, 20, "the XAUUSD close")
+        assert closed["ticket"] == opened["ticket"]
+        assert _ask(eps.command, snapshot_command(new_command_id()))["positions"] == []
+    finally:
+        assert stop(second) == 0
+    assert b"streamed as well, so they can be priced and closed" in (tmp_path / "paper-2.log").read_bytes()
