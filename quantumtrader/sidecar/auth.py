@@ -108,7 +108,10 @@ class TokenService:
                 self._secret,
                 algorithms=[ALGORITHM],
                 issuer=ISSUER,
-                options={"require": _REQUIRED_CLAIMS},
+                # iat not judged: this process signed it with its own clock, and that clock stepped back (NTP)
+                # made every token "not yet valid" until it caught up, the app's refresh token too (a hunt,
+                # 2026-12-05); exp still ends it
+                options={"require": _REQUIRED_CLAIMS, "verify_iat": False},
                 leeway=5,
             )
         except jwt.ExpiredSignatureError:

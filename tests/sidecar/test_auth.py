@@ -115,6 +115,9 @@ def test_bad_signature_alg_none_expired_and_refresh_as_access_are_401(stack: Sta
             _assert_401(_request(stack, method, path, token), words)
     good = jwt.encode(_claims(stack), secret, algorithm="HS256")
     assert _request(stack, "GET", "/api/positions", good).status_code == 200
+    # issued before this machine's clock stepped back an hour: still good until it expires (a hunt, 2026-12-05)
+    later = jwt.encode(_claims(stack, iat=int(time.time()) + 3600, exp=int(time.time()) + 7200), secret, algorithm="HS256")
+    assert _request(stack, "GET", "/api/positions", later).status_code == 200
 
 
 def test_a_viewer_cannot_trade(stack: Stack) -> None:
