@@ -443,6 +443,12 @@ class RiskConfig:
     max_lots_per_symbol: float = setting(5.0, "refuse when open + pending lots in one symbol would exceed this (0 = no limit)", non_negative)
     max_daily_loss: float = setting(0.0, "account currency lost since the UTC day began that switches to reducing-only (0 = off)", non_negative)
     risk_pct: float = setting(1.0, "size missing lots so a stop-out loses this % of equity", positive)
+    max_trade_risk_pct: float = setting(
+        10.0,
+        "refuse an open whose stop-out would lose more than this % of equity at its lots (0 = off): given lots with a far stop,"
+        " or a default stop set from volatility a price gap (a weekend's) inflated",
+        non_negative,
+    )
     reward_risk: float = setting(2.0, "take-profit distance = this x stop distance when tp is missing", positive)
     stop_sigmas: float = setting(2.0, "missing stop distance = this many standard deviations of price over stop_horizon_ticks", positive)
     stop_horizon_ticks: int = setting(

@@ -314,13 +314,13 @@ class ExecutionEngine:
         quote = self.daemon.market.terminal_quotes.get((terminal, broker_symbol))  # the price this terminal trades at
         order = self._new_order(request, "open", terminal, symbol, broker_symbol, side)
         spec = self._spec(terminal, broker_symbol)
+        account = self.daemon.market.accounts.get(terminal) or {}
         if quote is not None:
             vol = self._volatility(broker_symbol) if self._volatility else None
             sl, tp = self.risk.default_stops(side, quote["bid"], quote["ask"], sl, tp, vol)
             digits = _price_digits(quote["ask"])
             sl, tp = round(sl, digits), round(tp, digits)
             if lots is None:
-                account = self.daemon.market.accounts.get(terminal) or {}
                 problem = self.risk.sizing_problem(broker_symbol, account.get("currency"), spec)
                 if problem:
                     self._refuse(order, problem, responder)
@@ -328,14 +328,10 @@ class ExecutionEngine:
                 lots = self.risk.size_lots(broker_symbol, side, quote["bid"], quote["ask"], sl, float(account.get("equity", 0.0)), spec)
         lots = round_lots_down(lots or 0.0, self.risk.lot_step(spec))
         order.lots, order.sl, order.tp = lots, sl, tp
-        reason = self.risk.check_open(
-            OpenIntent(broker_symbol, side, lots, sl, tp),
-            quote,
-            self._quote_age_ms(terminal, broker_symbol),
-            self._exposure(terminal, broker_symbol),
-            spec,
-            tick_lag_ms=tick_lag_ms(quote),
-        )
+        intent = OpenIntent(broker_symbol, side, lots, sl, tp)
+        reason = self.risk.check_open(intent, quote, self._quote_age_ms(terminal, broker_symbol), self._exposure(terminal, broker_symbol), spec, tick_lag_ms=tick_lag_ms(quote))
+        if not reason and quote is not None:
+            reason = self.risk.trade_risk_problem(intent, quote["bid"], quote["ask"], float(account.get("equity", 0.0)), account.get("currency"), spec)
         if reason:
             self._refuse(order, reason, responder)
             return

@@ -247,6 +247,30 @@ class RiskEngine:
             cap = min(cap, spec["volume_max"])
         return min(round_lots_down(lots, self.lot_step(spec)), cap)
 
+    def trade_risk_problem(self, intent: OpenIntent, bid: float, ask: float, equity: float, account_currency: str | None, spec: Mapping[str, float] | None = None) -> str | None:
+        """Why the open's stop-out would lose too much of the account (``max_trade_risk_pct``), or None.
+
+        Sizing keeps a stop-out to ``risk_pct`` only when lots are missing. Given lots (the app, auto_trade.lots)
+        with a far stop were not judged at all: after a 35-pip Monday gap, volatility_20 held the gap's return and
+        the default stop came out 948 pips away, 47% of equity at 0.5 lots (a hunt, 2026-12-05). Not judged when
+        the loss per lot cannot be known (see sizing_problem) or the equity is not known yet."""
+        limit = self.config.max_trade_risk_pct
+        if not limit or intent.sl <= 0 or intent.lots <= 0 or not equity > 0 or self.sizing_problem(intent.symbol, account_currency, spec):
+            return None
+        price = ask if intent.side == "buy" else bid
+        per_lot = money.loss_per_lot(intent.symbol, price, abs(price - intent.sl), spec)
+        if not (per_lot > 0 and math.isfinite(per_lot)):
+            return None
+        loss = per_lot * intent.lots
+        share = loss / equity * 100.0
+        if share <= limit:
+            return None
+        return (
+            f"the stop at {intent.sl:g} would lose {loss:.2f} {account_currency or ''} ({share:.1f}% of equity) at {intent.lots:g} lots,"
+            f" above risk.max_trade_risk_pct {limit:g}: give fewer lots or a nearer stop (a default stop follows recent volatility,"
+            " which a price gap inflates for a while)"
+        ).replace("  ", " ")
+
     # -- the rules -------------------------------------------------------------
 
     def check_open(

@@ -23,6 +23,7 @@ RISK_OFF = {
     "QT_RISK__MAX_LOTS_PER_SYMBOL": "0",
     "QT_RISK__LOT_MAX": "1000",
     "QT_RISK__MAX_SPREAD_PCT": "1",
+    "QT_RISK__MAX_TRADE_RISK_PCT": "0",
     "QT_PAPER__BALANCE": "1000000000",
     "QT_EXECUTION__QUEUE_MAX": "5000",
 }
@@ -725,6 +726,27 @@ def test_an_ea_reinitialised_while_the_daemon_is_behind_answers_from_its_new_run
         term.events.send(event_frame(term.name, {"seq": 2, "type": "positions", "positions": [held_position(9202, lots=0.01, comment="QT-" + command["id"])], "run": new_run}))
         settled = settled_order(eps.control, command["id"], 10, "the timed-out open settled from the new run's positions")
         assert settled["status"] == "filled" and settled["ticket"] == "9202", settled
+
+
+@pytest.mark.timeout(60)
+def test_an_open_whose_stop_out_would_lose_too_much_of_the_account_is_refused(tmp_path: Path) -> None:
+    """A hunt (2026-12-05): after a 35-pip Monday gap volatility_20 held the gap's return, and an app order of 0.5
+    lots without a stop got a default stop 948 pips away: 47% of the account at risk, with nothing to refuse it
+    (sizing keeps a stop-out to risk_pct only when lots are missing). risk.max_trade_risk_pct (10) now does."""
+    env = {"QT_RISK__MAX_QUOTE_AGE_MS": "3000", "QT_EXECUTION__COMMAND_TIMEOUT_MS": "10000"}
+    with scripted_daemon(tmp_path, **env) as (eps, term, dealer):
+        term.hello()
+        term.account(10_000.0)
+        fresh_quote(term, eps)  # bid 1.1, ask 1.1001
+        far = {"sl": round(1.1001 - 0.0948, 5), "tp": 1.2}
+        refused_here(term, control(eps.control, "trade", symbol="EURUSD", side="buy", lots=0.5, source="test", **far), "risk.max_trade_risk_pct 10")
+        reply = control(eps.control, "trade", symbol="EURUSD", side="buy", lots=0.5, source="test", **far)
+        assert "would lose 4740.00 USD (47.4% of equity) at 0.5 lots" in reply["error"], reply
+        small = dealer.send("trade", symbol="EURUSD", side="buy", lots=0.01, source="test", **far)  # 94.80 USD: within
+        ident, command = term.next_command()
+        assert command["lots"] == 0.01 and command["sl"] == far["sl"], command
+        term.answer(ident, reply_ok(command["id"], ticket=9401, price=1.1001, lots=0.01, time_msc=now_msc()))
+        assert dealer.collect({small}, timeout_s=10)[small]["order"]["status"] == "filled"
 
 
 @pytest.mark.timeout(60)
