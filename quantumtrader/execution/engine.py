@@ -437,17 +437,24 @@ class ExecutionEngine:
             return terminal, broker
         if not connected:
             raise ControlError("no terminal connected", 503)
-        candidates = [(t, b) for t, s in connected.items() if (b := self._broker_symbol(t, symbol, s.symbols)) is not None]
+        # Chosen among the terminals that stream it and are only silent for now (stale, not retired, no bye), not
+        # only the connected ones: a default terminal that blinked sent its auto-trades to the other account, the
+        # one the trader never picked, while its own position was still open (a hunt, 2026-12-05).
+        present = [s for s in self.daemon.terminals.sessions.values() if s.registered and not s.gone and not s.retired]
+        candidates = [(s.terminal, b) for s in present if (b := self._broker_symbol(s.terminal, symbol, s.symbols)) is not None]
         if not candidates:
             raise ControlError(f"no connected terminal streams {symbol}", 422)
-        if len(candidates) == 1:
-            return candidates[0]
         default = self.config.execution.default_terminal
-        for terminal_id, broker in candidates:
-            if terminal_id == default:
-                return terminal_id, broker
-        names = ", ".join(sorted(t for t, _ in candidates))
-        raise ControlError(f"{symbol} is streamed by several terminals ({names}): name one, or set execution.default_terminal", 400)
+        chosen = candidates[0] if len(candidates) == 1 else next((c for c in candidates if c[0] == default), None)
+        if chosen is None:
+            names = ", ".join(sorted(t for t, _ in candidates))
+            raise ControlError(f"{symbol} is streamed by several terminals ({names}): name one, or set execution.default_terminal", 400)
+        if chosen[0] not in connected:
+            raise ControlError(
+                f"terminal {chosen[0]!r}, which trades {symbol} when no terminal is named, is not connected (silent): its orders do not go"
+                " to another account; name a terminal to trade there", 503
+            )
+        return chosen
 
     def _broker_symbol(self, terminal: str, symbol: str, streamed: tuple[str, ...]) -> str | None:
         mapped = self._symbol_map.get((terminal, symbol))

@@ -15,7 +15,7 @@ import pytest
 import zmq
 
 from quantumtrader.protocol import WRONG_ACCOUNT, control_request, decode_command, encode, new_command_id, now_msc, parse_object, reply_error, reply_ok, snapshot_command, with_event_seq
-from support import Endpoints, control, daemon_process, event_frame, events_push, inproc_daemon, serving, start, stop, wait_for
+from support import Endpoints, control, daemon_process, event_frame, events_push, inproc_daemon, serving, start, stop, terminal_status, wait_for
 
 # Generous limits so only the rule under test can refuse; a rich paper account.
 RISK_OFF = {
@@ -747,6 +747,37 @@ def test_an_open_whose_stop_out_would_lose_too_much_of_the_account_is_refused(tm
         assert command["lots"] == 0.01 and command["sl"] == far["sl"], command
         term.answer(ident, reply_ok(command["id"], ticket=9401, price=1.1001, lots=0.01, time_msc=now_msc()))
         assert dealer.collect({small}, timeout_s=10)[small]["order"]["status"] == "filled"
+
+
+@pytest.mark.timeout(60)
+def test_an_unnamed_order_never_goes_to_another_account_while_the_default_terminal_is_silent(tmp_path: Path) -> None:
+    """A hunt (2026-12-05): with execution.default_terminal set and two terminals streaming EURUSD, the default one
+    going stale for a moment sent the auto-trades (orders naming no terminal) to the other account, the one the
+    trader never picked, while the default's own position was still open. They are refused (503) instead."""
+    env = {**RISK_OFF, "QT_EXECUTION__DEFAULT_TERMINAL": "script@Broker", "QT_DAEMON__HEALTH_INTERVAL_S": "0.1", "QT_RISK__MAX_QUOTE_AGE_MS": "60000"}
+    with scripted_daemon(tmp_path, **env) as (eps, term, dealer):
+        other = ScriptedTerminal(eps, name="prop@OtherBroker")
+        try:
+            term.hello(heartbeat_s=0.3)
+            other.hello()
+            for t in (term, other):
+                t.account(10_000.0)
+                fresh_quote(t, eps)
+            chosen = dealer.send("trade", symbol="EURUSD", side="buy", lots=0.01, source="test", sl=1.09, tp=1.11)
+            ident, command = term.next_command()
+            term.answer(ident, reply_ok(command["id"], ticket=9501, price=1.1001, lots=0.01, time_msc=now_msc()))
+            assert dealer.collect({chosen}, timeout_s=10)[chosen]["order"]["terminal"] == "script@Broker"
+            wait_for(lambda: terminal_status(eps.control, "script@Broker")["stale"], 10, "the default terminal to go stale")
+            other.send(type="heartbeat", dropped=0)
+            refused = control(eps.control, "trade", symbol="EURUSD", side="buy", lots=0.01, source="auto", sl=1.09, tp=1.11)
+            assert refused["ok"] is False and refused["status"] == 503 and "'script@Broker'" in refused["error"] and "not connected" in refused["error"], refused
+            assert other.next_command(300) is None, "an unnamed order went to the other account"
+            named = dealer.send("trade", symbol="EURUSD", side="buy", lots=0.01, source="test", terminal="prop@OtherBroker", sl=1.09, tp=1.11)
+            ident, command = other.next_command()  # named, it goes there
+            other.answer(ident, reply_ok(command["id"], ticket=9502, price=1.1001, lots=0.01, time_msc=now_msc()))
+            assert dealer.collect({named}, timeout_s=10)[named]["order"]["status"] == "filled"
+        finally:
+            other.close()
 
 
 @pytest.mark.timeout(60)
