@@ -675,25 +675,39 @@ class Daemon:
         return problems
 
     def _clock_problems(self) -> list[str]:
-        """Terminals whose tick times run ahead of this machine's UTC clock by more than ``clock_ahead_warn_s``.
+        """Terminals whose tick times run ahead of this machine's UTC clock by more than ``clock_ahead_warn_s``, or
+        behind it by more than ``risk.max_tick_lag_s`` while their ticks arrive now.
 
         An EA whose UTC offset estimate never took (the VPS clock more than 2 minutes off) stamped its ticks
         with the broker's time, 2-3 hours ahead, and nothing said so: the daemon takes ticks up to a day ahead.
         Read from each terminal's latest quotes (``market.terminal_quotes``), once per health: nothing on the tick
         path. A terminal's old quote understates how far ahead it runs, never overstates it."""
         limit_ms = self.config.daemon.clock_ahead_warn_s * 1000
-        if not limit_ms:
-            return []
+        behind_ms = self.config.risk.max_tick_lag_s * 1000
         latest: dict[str, int] = {}
-        for (terminal, _), tick in self.market.terminal_quotes.items():
-            latest[terminal] = max(latest.get(terminal, 0), tick["time_msc"])
+        arrived: dict[str, int] = {}  # each terminal's latest arrival (monotonic ns)
+        for key, tick in self.market.terminal_quotes.items():
+            latest[key[0]] = max(latest.get(key[0], 0), tick["time_msc"])
+            arrived[key[0]] = max(arrived.get(key[0], 0), self.market.terminal_received_ns.get(key, 0))
         now = now_msc()
-        return [
+        recent_ns = time.perf_counter_ns() - int(behind_ms * 1e6)
+        problems = [
             f"terminal {terminal}: tick times {(stamp - now) / 60_000:.0f} min ahead of this machine's UTC clock"
             " (the EA's UTC offset, UtcOffsetMinutes / UtcOffsetAuto, or a clock is off)"
             for terminal, stamp in sorted(latest.items())
-            if stamp - now > limit_ms and self._judged(terminal)
+            if limit_ms and stamp - now > limit_ms and self._judged(terminal)
         ]
+        # Behind, while its ticks arrive now (not a quiet market): an EA whose fixed UtcOffsetMinutes a DST change
+        # made an hour too large. Risk refused every open ("quote is from a backlog"), auto-trading skipped every
+        # signal, and health said healthy (a hunt, 2026-12-05).
+        problems += [
+            f"terminal {terminal}: tick times {(now - stamp) / 60_000:.0f} min behind this machine's UTC clock while they"
+            " arrive now: opens are refused (risk.max_tick_lag_s) (the EA's UTC offset, UtcOffsetMinutes after a DST change,"
+            " or a clock is off; or the daemon is reading a backlog)"
+            for terminal, stamp in sorted(latest.items())
+            if behind_ms and now - stamp > behind_ms and arrived[terminal] > recent_ns and self._judged(terminal)
+        ]
+        return problems
 
     def _judged(self, terminal: str) -> bool:
         """Whether a terminal's clock is a problem of health: connected (registered, heard lately, no bye). One tick a

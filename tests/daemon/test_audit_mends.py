@@ -329,6 +329,14 @@ def test_a_terminal_whose_tick_times_run_hours_ahead_is_named_in_health(tmp_path
             assert "fast@Broker" in health["problems"][0] and "125 min ahead" in health["problems"][0], health["problems"]
             tick("fast@Broker", 2, 0)  # back on time
             wait_for(lambda: not control(eps.control)["health"]["problems"], 10, "the problem gone")
+            # an hour behind while its ticks arrive now (a fixed UtcOffsetMinutes after a DST change): every open is
+            # refused as "from a backlog", and health said healthy (a hunt, 2026-12-05)
+            tick("fast@Broker", 3, -(3_600_000 + 60_000))
+            health = wait_for(lambda: (h := control(eps.control)["health"])["problems"] and h, 10, "a clock problem behind")
+            assert health["status"] == "degraded" and len(health["problems"]) == 1, health["problems"]
+            assert "fast@Broker" in health["problems"][0] and "61 min behind" in health["problems"][0] and "max_tick_lag_s" in health["problems"][0], health["problems"]
+            tick("fast@Broker", 4, 0)
+            wait_for(lambda: not control(eps.control)["health"]["problems"], 10, "the problem gone again")
     finally:
         push.close()
         d.close()
