@@ -305,7 +305,17 @@ def test_openapi_documents_every_route(stack: Stack) -> None:
 
 
 def test_metrics_are_prometheus_text_of_both_processes(stack: Stack) -> None:
-    response = httpx.get(f"{stack.url}/api/metrics", headers=stack.headers("bob"), timeout=5)
+    # a message through to a client of its own first: the latency quantiles are written once there is one (the
+    # summary is recomputed at most once a second), and which tests ran before this one on its worker is up to
+    # xdist (alone, it failed)
+    with connect(f"{stack.ws_url}?token={stack.tokens['bob']}", open_timeout=5) as ws:
+        recv_until(ws, lambda m: m["type"] == "price_update", 20, "a price through the sidecar")
+
+    def metrics() -> httpx.Response | None:
+        response = httpx.get(f"{stack.url}/api/metrics", headers=stack.headers("bob"), timeout=5)
+        return response if 'feed_to_websocket_microseconds{quantile="0.99"}' in response.text else None
+
+    response = wait_for(metrics, 10, "the sidecar's latency quantiles")
     assert response.status_code == 200 and response.headers["content-type"].startswith("text/plain")
     text = response.text
     assert "qt_daemon_ticks_total" in text and "qt_daemon_up 1" in text and "qt_daemon_terminals_connected 1" in text  # the paper terminal
