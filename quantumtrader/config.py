@@ -457,6 +457,12 @@ class RiskConfig:
         positive,
     )
     default_stop_pct: float = setting(0.2, "stop distance in % of price when no volatility is known yet", positive)
+    max_default_stop_pct: float = setting(
+        1.0,
+        "a default stop from volatility is at most this far, in % of price (1 = 110 pips on EURUSD; 0 = no cap): a price gap"
+        " (a weekend's, a terminal taking a symbol over) inflates volatility_20 for 20 ticks",
+        non_negative,
+    )
 
 
 @dataclass(frozen=True, kw_only=True)

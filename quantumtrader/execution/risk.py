@@ -186,12 +186,16 @@ class RiskEngine:
 
         ``volatility`` is the std of *tick* returns; a stop must survive the
         moves of a horizon, not of one tick, so it is scaled by the square root
-        of ``stop_horizon_ticks`` (random-walk scaling) before ``stop_sigmas``.
+        of ``stop_horizon_ticks`` (random-walk scaling) before ``stop_sigmas``, and capped at
+        ``max_default_stop_pct``: volatility_20 holds a price gap's return for 20 ticks.
         """
         cfg = self.config
         floor = price * cfg.min_stop_pct / 100.0 * 1.5
         if volatility is not None and math.isfinite(volatility) and volatility > 0:
-            return max(floor, cfg.stop_sigmas * volatility * math.sqrt(cfg.stop_horizon_ticks) * price)
+            distance = cfg.stop_sigmas * volatility * math.sqrt(cfg.stop_horizon_ticks) * price
+            if cfg.max_default_stop_pct:  # a gap's one return made it 948 pips after a weekend (a hunt, 2026-12-05)
+                distance = min(distance, price * cfg.max_default_stop_pct / 100.0)
+            return max(floor, distance)
         return max(floor, price * cfg.default_stop_pct / 100.0)
 
     def default_stops(self, side: str, bid: float, ask: float, sl: float, tp: float, volatility: float | None) -> tuple[float, float]:

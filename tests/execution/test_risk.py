@@ -153,7 +153,7 @@ def test_stops_that_are_pips_or_distances_or_past_zero_are_refused() -> None:
     assert "20 is 1718% from the price 1.1001, beyond risk.max_stop_pct 20" in check(risk, side="sell", sl=20.0, tp=1.09)
     assert "stop loss 0.002 is 100% from the price" in check(risk, sl=0.002)
     assert "take profit 40 is" in check(risk, tp=40.0)
-    sl, tp = risk.default_stops("buy", 1.1, 1.1001, 0.0, 0.0, volatility=0.01)
+    sl, tp = engine(max_default_stop_pct=0.0).default_stops("buy", 1.1, 1.1001, 0.0, 0.0, volatility=0.01)
     assert sl < 0
     assert "stop loss" in check(engine(max_stop_pct=1000.0), sl=sl, tp=tp) and "is not a price" in check(engine(max_stop_pct=1000.0), sl=sl, tp=tp)
     assert check(engine(max_stop_pct=30.0), sl=0.8, tp=1.3) is None  # within the bound set
@@ -282,6 +282,11 @@ def test_default_stops_come_from_volatility_and_reward_risk() -> None:
     assert tp - 1.1001 == pytest.approx(2 * (1.1001 - sl))
     sl, tp = risk.default_stops("sell", 1.1, 1.1001, 0.0, 0.0, volatility=None)
     assert sl - 1.1 == pytest.approx(1.1 * 0.2 / 100)  # default_stop_pct
+    # a price gap's return in volatility_20 (35 pips after a weekend: 7.2e-4) gave a stop 948 pips away (a hunt,
+    # 2026-12-05): capped at max_default_stop_pct (1% of price)
+    sl, tp = risk.default_stops("buy", 1.1, 1.1001, 0.0, 0.0, volatility=7.2e-4)
+    assert 1.1001 - sl == pytest.approx(1.1001 * 0.01) and tp - 1.1001 == pytest.approx(2 * 1.1001 * 0.01)
+    assert 1.1001 - engine(max_default_stop_pct=0.0).default_stops("buy", 1.1, 1.1001, 0.0, 0.0, volatility=7.2e-4)[0] > 0.09
 
 
 def test_error_codes_read_as_text_for_both_platforms() -> None:
