@@ -103,6 +103,35 @@ MAX_WINDOW = 4096
 MAX_HORIZON_TICKS = 1000
 
 
+_DAY_START = re.compile(r"([01][0-9]|2[0-3]):([0-5][0-9])(?: +([A-Za-z0-9_+-]+(?:/[A-Za-z0-9_+-]+)*))?")
+
+
+def parse_day_start(text: str) -> tuple[int, Any]:
+    """``risk.day_start`` as (minutes after midnight, a ``zoneinfo.ZoneInfo`` or None for UTC); ValueError if not one.
+
+    The IANA zones come from the OS or, where it has none (Windows, a bare container), the ``tzdata`` package."""
+    import zoneinfo  # here: only a config naming a zone pays for it
+
+    match = _DAY_START.fullmatch(text.strip()) if isinstance(text, str) else None
+    if match is None:
+        raise ValueError("must be HH:MM (UTC) or HH:MM Area/City, e.g. 17:00 America/New_York")
+    minutes = int(match.group(1)) * 60 + int(match.group(2))
+    if match.group(3) is None or match.group(3) == "UTC":
+        return minutes, None
+    try:
+        return minutes, zoneinfo.ZoneInfo(match.group(3))
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"names no time zone this machine knows: {match.group(3)!r} (an IANA name such as America/New_York)") from None
+
+
+def day_start(value: Any) -> str | None:
+    try:
+        parse_day_start(value)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
 def port(value: Any) -> str | None:
     return None if 1 <= value <= 65535 else "must be a TCP port (1-65535)"
 
@@ -441,7 +470,23 @@ class RiskConfig:
     )
     max_open_positions: int = setting(20, "refuse new positions beyond this many open (0 = no limit)", non_negative)
     max_lots_per_symbol: float = setting(5.0, "refuse when open + pending lots in one symbol would exceed this (0 = no limit)", non_negative)
-    max_daily_loss: float = setting(0.0, "account currency lost since the UTC day began that switches to reducing-only (0 = off)", non_negative)
+    max_daily_loss: float = setting(
+        0.0,
+        "lost since the trading day began (risk.day_start), in each account currency on its own, that switches to reducing-only (0 = off)",
+        non_negative,
+    )
+    max_daily_loss_pct: float = setting(
+        0.0,
+        "% of one account's equity at the trading day's start lost that switches to reducing-only (0 = off): the same for"
+        " accounts in any currency (a JPY account beside a USD one)",
+        between(0.0, 100.0),
+    )
+    day_start: str = setting(
+        "00:00",
+        "when the trading day of max_daily_loss begins: HH:MM in UTC, or HH:MM Area/City (17:00 America/New_York: the FX"
+        " day, daylight saving followed)",
+        day_start,
+    )
     risk_pct: float = setting(1.0, "size missing lots so a stop-out loses this % of equity", positive)
     max_trade_risk_pct: float = setting(
         10.0,

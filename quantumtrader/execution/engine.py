@@ -213,7 +213,7 @@ class ExecutionEngine:
     def handle_account(self, msg: dict[str, Any]) -> None:
         # The daemon's clock decides the day, not the EA's: a terminal's old or skewed time_msc flipped the
         # day back and forth, and each flip took the day's starting equity afresh (no daily loss).
-        if self.risk.on_account(msg["terminal"], msg["equity"], now_msc()):
+        if self.risk.on_account(msg["terminal"], msg["equity"], now_msc(), currency=msg["currency"], login=msg["login"]):
             self._save_risk()
 
     def _save_risk(self) -> None:
@@ -419,6 +419,7 @@ class ExecutionEngine:
             "state": self.risk.state.value,
             "kill_switch": self.risk.kill_switch,
             "daily_loss": self.risk.daily_loss(),
+            "daily_losses": self.risk.daily_losses(),  # per account currency: the limit is judged in each alone
             "daily_loss_breached": self.risk.daily_loss_breached,
         }
 

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from datetime import date, datetime, timedelta
 from enum import Enum
 from collections.abc import Mapping
 from typing import Any
 
 from quantumtrader import money
-from quantumtrader.config import RiskConfig
+from quantumtrader.config import RiskConfig, parse_day_start
+from quantumtrader.log import get_logger
 from quantumtrader.pips import fx_pair
 from quantumtrader.protocol import MS_PER_DAY
 
@@ -52,17 +54,27 @@ def round_lots_down(lots: float, step: float) -> float:
     return round(steps * step, 8)
 
 
+log = get_logger("quantumtrader.execution")
+_EPOCH_DATE = date(1970, 1, 1)
+
+
 class RiskEngine:
     def __init__(self, config: RiskConfig) -> None:
         self.config = config
+        self._day_start = parse_day_start(config.day_start)
         self.kill_switch = not config.trading_enabled
         self._switched: bool | None = None  # what the control request last set: saved, unlike the config's halt
         self._day: int = -1
         self._day_start_equity: dict[str, float] = {}
         self._equity: dict[str, float] = {}
-        # The day's loss of terminals forgotten since it began (ExecutionEngine.forget_terminal): kept as one
-        # number, so ids that come and go do not grow the two dicts above without bound, and a loss stays counted.
-        self._forgotten_loss = 0.0
+        # Each terminal's account as its account events name it: (login, currency). Losses are summed per currency
+        # (a JPY account's 5,000 yen, ~33 USD, reached a limit of 100 meant in USD and halted the USD account; a
+        # hunt, 2026-12-05), and a terminal logged in to another account starts that account's day afresh.
+        self._account: dict[str, tuple[int | None, str]] = {}
+        # The day's loss of terminals forgotten since it began (ExecutionEngine.forget_terminal), or of the account a
+        # terminal left, per currency: so ids that come and go do not grow the dicts above without bound, and a loss
+        # stays counted.
+        self._forgotten_loss: dict[str, float] = {}
         # The UTC day the daily loss reached its limit: reducing-only holds for the rest of it. Recomputed from
         # equity alone, the limit lifted itself when a floating loss recovered a little or a deposit came in.
         self._breached_day: int = -1
@@ -77,14 +89,25 @@ class RiskEngine:
             return TradingState.REDUCING
         return TradingState.ACTIVE
 
-    def on_account(self, terminal: str, equity: float, now_msc: int) -> bool:
-        """Track equity per terminal and where it stood when the UTC day began.
+    def day_of(self, now_msc: int) -> int:
+        """The trading day ``now_msc`` falls in, as days since 1970-01-01, starting at ``risk.day_start``.
+
+        UTC midnight fell 2-3 hours into the FX session (which opens at 17:00 New York): a loss before it and
+        another after it each had the whole limit (a hunt, 2026-12-05)."""
+        minutes, zone = self._day_start
+        if zone is None:
+            return (now_msc - minutes * 60_000) // MS_PER_DAY
+        local = datetime.fromtimestamp(now_msc / 1000.0, zone) - timedelta(minutes=minutes)
+        return (local.date() - _EPOCH_DATE).days
+
+    def on_account(self, terminal: str, equity: float, now_msc: int, *, currency: str = "", login: int | None = None) -> bool:
+        """Track equity per terminal and where it stood when the trading day began (:meth:`day_of`).
 
         True when the day's starting equity changed or the daily loss just reached its limit: the
         caller saves :meth:`saved_state`, so a restart later that day neither starts the daily loss
         afresh nor lifts the limit.
         """
-        day = now_msc // MS_PER_DAY
+        day = self.day_of(now_msc)
         changed = day != self._day
         if changed:
             self._day = day
@@ -93,15 +116,38 @@ class RiskEngine:
         # day's start as lost. So every equity kept below is > 0.
         if equity <= 0:
             return changed
+        account = (login, currency)
+        before = self._account.get(terminal)
+        # (a login restored as None, from before a restart, is not known to differ)
+        if before is not None and terminal in self._day_start_equity and (before[1] != currency or before[0] not in (None, login)):
+            # Another account under the same terminal id (a fixed TerminalId, a login changed): its 50,000 -> 5,000
+            # counted 45,000 lost at once. The left account's loss so far stays counted; this one starts now.
+            self._keep_loss(terminal)
+            log.warning("terminal logged in to another account: its day's loss counts afresh", terminal=terminal, was=f"{before[0]} {before[1]}", now=f"{login} {currency}")
+        self._account[terminal] = account
         if terminal not in self._day_start_equity:
             self._day_start_equity[terminal] = equity
             changed = True
         self._equity[terminal] = equity
-        limit = self.config.max_daily_loss
-        if limit > 0 and self._breached_day != day and self.daily_loss() >= limit:
+        if self._breached_day != day and self._daily_limit_reached():
             self._breached_day = day
             changed = True
         return changed
+
+    def _daily_limit_reached(self) -> bool:
+        """``max_daily_loss`` by one currency's accounts, or ``max_daily_loss_pct`` of one account's day-start equity."""
+        limit, pct = self.config.max_daily_loss, self.config.max_daily_loss_pct
+        if limit > 0 and self.daily_loss() >= limit:
+            return True
+        return pct > 0 and any((start - self._equity.get(t, start)) / start * 100.0 >= pct for t, start in self._day_start_equity.items())
+
+    def _keep_loss(self, terminal: str) -> None:
+        """``terminal``'s day's loss so far into the forgotten sum of its currency; its start and equity let go."""
+        equity = self._equity.pop(terminal, None)
+        start = self._day_start_equity.pop(terminal, None)
+        if start is not None and equity is not None and start > equity:
+            currency = self._account.get(terminal, (None, ""))[1]
+            self._forgotten_loss[currency] = self._forgotten_loss.get(currency, 0.0) + start - equity
 
     def reset_daily_loss(self) -> None:
         """An operator's decision to trade on today: the day starts again from each terminal's equity now."""
@@ -111,17 +157,15 @@ class RiskEngine:
     def _start_day(self) -> None:
         """The day's loss counts from each terminal's equity now (one not logged in has none kept: no start)."""
         self._day_start_equity = dict(self._equity)
-        self._forgotten_loss = 0.0
+        self._forgotten_loss = {}
 
     def forget_terminal(self, terminal: str) -> bool:
         """``terminal``'s session gave up its slot: its day's loss so far is kept in one sum, its equity let go.
         True when there was anything of it (the caller saves :meth:`saved_state`)."""
-        equity = self._equity.pop(terminal, None)
-        if equity is None:  # no account since the daemon started: a start restored from before it stays, to count
-            return False  # its loss when it returns (the review of the change, 2026-12-05)
-        start = self._day_start_equity.pop(terminal, None)
-        if start is not None:
-            self._forgotten_loss += max(0.0, start - equity)
+        if terminal not in self._equity:  # no account since the daemon started: a start restored from before it stays, to
+            return False  # count its loss when it returns (the review of the change, 2026-12-05)
+        self._keep_loss(terminal)
+        self._account.pop(terminal, None)
         return True
 
     def switch(self, on: bool) -> None:
@@ -144,8 +188,9 @@ class RiskEngine:
             "kill_switch": self._switched,
             "day": self._day,
             "day_start_equity": dict(self._day_start_equity),
+            "currencies": {t: a[1] for t, a in self._account.items() if t in self._day_start_equity},
             "daily_loss_breached": self._breached_day == self._day >= 0,
-            "forgotten_loss": self._forgotten_loss,
+            "forgotten_losses": dict(self._forgotten_loss),
         }
 
     def restore(self, state: dict[str, Any], now_msc: int) -> bool:
@@ -159,25 +204,48 @@ class RiskEngine:
         if halted:
             self.kill_switch = self._switched = True
         starts = state.get("day_start_equity")
-        today = now_msc // MS_PER_DAY
+        today = self.day_of(now_msc)
         if state.get("day") == today and isinstance(starts, dict):
             valid = {str(t): float(e) for t, e in starts.items() if type(e) in (int, float) and math.isfinite(e) and e > 0}
             self._day = today
             self._day_start_equity = valid
-            forgotten = state.get("forgotten_loss", 0.0)
-            if type(forgotten) in (int, float) and math.isfinite(forgotten) and forgotten > 0:
-                self._forgotten_loss = float(forgotten)
+            forgotten = state.get("forgotten_losses")
+            if not isinstance(forgotten, dict):  # saved before losses were kept per currency: one number
+                forgotten = {"": state.get("forgotten_loss", 0.0)}
+            self._forgotten_loss = {str(c): float(v) for c, v in forgotten.items() if type(v) in (int, float) and math.isfinite(v) and v > 0}
+            currencies = state.get("currencies")
+            if isinstance(currencies, dict):  # until each terminal's next account event names its account
+                self._account = {t: (None, c) for t, c in currencies.items() if t in valid and isinstance(c, str)}
             if state.get("daily_loss_breached") is True:
                 self._breached_day = today
         return halted
 
+    def daily_losses(self) -> dict[str, float]:
+        """The day's loss so far per account currency ("" where no account event named one yet)."""
+        losses = dict(self._forgotten_loss)
+        for terminal, start in self._day_start_equity.items():
+            currency = self._account.get(terminal, (None, ""))[1]
+            losses[currency] = losses.get(currency, 0.0) + max(0.0, start - self._equity.get(terminal, start))
+        return losses
+
     def daily_loss(self) -> float:
-        return self._forgotten_loss + sum(max(0.0, start - self._equity.get(t, start)) for t, start in self._day_start_equity.items())
+        """The largest day's loss of one currency: what ``max_daily_loss`` is judged on (in each currency alone)."""
+        return max(self.daily_losses().values(), default=0.0)
+
+    def _daily_limits_text(self) -> str:
+        limits = [f"risk.max_daily_loss {self.config.max_daily_loss:g}"] if self.config.max_daily_loss > 0 else []
+        if self.config.max_daily_loss_pct > 0:
+            limits.append(f"risk.max_daily_loss_pct {self.config.max_daily_loss_pct:g}% of an account")
+        return " or ".join(limits)
+
+    def _daily_loss_text(self) -> str:
+        currency, loss = max(self.daily_losses().items(), key=lambda item: item[1], default=("", 0.0))
+        return f"{loss:.2f}" + (f" {currency}" if currency else "")
 
     @property
     def daily_loss_breached(self) -> bool:
-        """The daily loss reached ``max_daily_loss`` today (latched until the next UTC day or :meth:`reset_daily_loss`)."""
-        return self.config.max_daily_loss > 0 and self._breached_day == self._day >= 0
+        """The daily loss reached ``max_daily_loss`` today (latched until the next trading day or :meth:`reset_daily_loss`)."""
+        return (self.config.max_daily_loss > 0 or self.config.max_daily_loss_pct > 0) and self._breached_day == self._day >= 0
 
     # -- sizing and default stops ----------------------------------------------
 
@@ -325,8 +393,8 @@ class RiskEngine:
             return "trading halted: the kill switch is on (risk.trading_enabled)"
         if state is TradingState.REDUCING:
             return (
-                f"reducing only: the daily loss reached risk.max_daily_loss {self.config.max_daily_loss:g} today (now {self.daily_loss():.2f}); "
-                'until the next UTC day, or control risk {"daily_loss_reset": true}'
+                f"reducing only: the daily loss reached {self._daily_limits_text()} today (now {self._daily_loss_text()}); "
+                f'until the next trading day (risk.day_start {self.config.day_start}), or control risk {{"daily_loss_reset": true}}'
             )
         return None
 

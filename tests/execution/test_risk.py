@@ -146,6 +146,62 @@ def test_an_account_with_no_equity_is_not_a_loss() -> None:
     assert restarted.daily_loss() == 60.0
 
 
+def test_the_daily_loss_is_judged_in_each_account_currency_and_afresh_for_another_account() -> None:
+    """A hunt of two terminals (2026-12-05): a JPY account's 5,000 yen (~33 USD) reached a limit of 100 and halted the
+    USD account; USD and EUR losses were added; a terminal logged in to another account (50,000 -> 5,000) counted
+    45,000 lost at once."""
+    day = 1_764_892_800_000  # a UTC midnight
+    risk = engine(max_daily_loss=100.0)
+    risk.on_account("usd", 10_000.0, day + 1000, currency="USD", login=1)
+    risk.on_account("eur", 10_000.0, day + 1000, currency="EUR", login=2)
+    risk.on_account("usd", 9_940.0, day + 2000, currency="USD", login=1)
+    risk.on_account("eur", 9_940.0, day + 2000, currency="EUR", login=2)
+    assert risk.state is TradingState.ACTIVE and risk.daily_losses() == {"USD": 60.0, "EUR": 60.0}  # 120 if added
+    risk.on_account("usd", 9_890.0, day + 3000, currency="USD", login=1)
+    assert risk.state is TradingState.REDUCING and "(now 110.00 USD)" in check(risk)
+
+    yen = engine(max_daily_loss_pct=2.0)  # one rule for every currency: % of each account
+    yen.on_account("jpy", 1_500_000.0, day + 1000, currency="JPY", login=3)
+    yen.on_account("usd", 10_000.0, day + 1000, currency="USD", login=1)
+    yen.on_account("jpy", 1_495_000.0, day + 2000, currency="JPY", login=3)  # 5,000 yen: 0.3%
+    assert yen.state is TradingState.ACTIVE
+    yen.on_account("usd", 9_790.0, day + 3000, currency="USD", login=1)  # 2.1%
+    assert yen.state is TradingState.REDUCING and "risk.max_daily_loss_pct 2% of an account" in check(yen)
+
+    switched = engine(max_daily_loss=1000.0)
+    switched.on_account("fixed-id", 50_000.0, day + 1000, currency="USD", login=1)
+    switched.on_account("fixed-id", 49_800.0, day + 2000, currency="USD", login=1)  # 200 lost on the first account
+    switched.on_account("fixed-id", 5_000.0, day + 3000, currency="USD", login=2)  # logged in to another
+    assert switched.state is TradingState.ACTIVE and switched.daily_losses() == {"USD": 200.0}
+    switched.on_account("fixed-id", 4_100.0, day + 4000, currency="USD", login=2)
+    assert switched.daily_losses() == {"USD": 1100.0} and switched.state is TradingState.REDUCING  # both accounts' losses
+    restarted = engine(max_daily_loss=1000.0)
+    restarted.restore({**switched.saved_state(), "daily_loss_breached": False}, day + 5000)
+    assert restarted.daily_losses() == {"USD": 200.0}  # the left account's, kept per currency across a restart
+    restarted.on_account("fixed-id", 4_100.0, day + 6000, currency="USD", login=2)  # the live one's when it reports
+    assert restarted.daily_losses() == {"USD": 1100.0}
+
+
+def test_the_trading_day_starts_at_risk_day_start() -> None:
+    """A hunt (2026-12-05): the day began at UTC midnight, 2-3 hours into the FX session, so a loss on each side of it
+    had the whole limit. 17:00 New York is 22:00 UTC in winter and 21:00 in summer."""
+    winter = 1_764_892_800_000  # 2025-12-05 00:00 UTC
+    ny = engine(day_start="17:00 America/New_York")
+    assert ny.day_of(winter - 2 * 3_600_000 - 1) == ny.day_of(winter - 3 * 3_600_000)  # 21:59 and 21:00 UTC: one day
+    assert ny.day_of(winter - 2 * 3_600_000) == ny.day_of(winter + 3_600_000) == ny.day_of(winter - 3 * 3_600_000) + 1  # from 22:00
+    summer = winter - 170 * 86_400_000  # June: 17:00 New York is 21:00 UTC
+    assert ny.day_of(summer - 3 * 3_600_000) == ny.day_of(summer - 3 * 3_600_000 - 1) + 1
+    utc = engine()
+    assert utc.day_of(winter) == winter // 86_400_000 == utc.day_of(winter - 1) + 1  # the default: UTC midnight, as before
+    assert engine(day_start="22:00").day_of(winter - 2 * 3_600_000) == engine(day_start="22:00").day_of(winter + 21 * 3_600_000)
+    risk = engine(max_daily_loss=100.0, day_start="22:00")
+    risk.on_account("t", 10_000.0, winter - 3 * 3_600_000, currency="USD", login=1)
+    risk.on_account("t", 9_950.0, winter - 2 * 3_600_000 - 1000, currency="USD", login=1)  # 21:59:59: 50 lost
+    risk.on_account("t", 9_950.0, winter - 2 * 3_600_000 + 1000, currency="USD", login=1)  # 22:00:01: a new day
+    risk.on_account("t", 9_900.0, winter + 1000, currency="USD", login=1)  # after UTC midnight: the same day
+    assert risk.daily_losses() == {"USD": 50.0}
+
+
 def test_stops_that_are_pips_or_distances_or_past_zero_are_refused() -> None:
     """A stop in pips (20) or a distance (0.002) sent as a price, or a default stop that high volatility put below 0,
     passed every rule and went to the terminal (a review, 2026-12-04)."""
