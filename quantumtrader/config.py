@@ -269,6 +269,12 @@ class DaemonConfig:
     )
     heartbeat_s: float = setting(5.0, "heartbeat period assumed for terminals whose hello does not state one", positive)
     stale_heartbeats: int = setting(3, "a terminal silent for this many heartbeat periods is stale", positive)
+    owner_silent_s: float = setting(
+        60.0,
+        "a symbol's series passes to another terminal that streams it when its owner has sent no tick of it for this long"
+        " while the other has (an EA whose terminal lost its broker keeps beating, so it never goes stale; 0 = never)",
+        non_negative,
+    )
     retire_after_s: float = setting(
         3600.0,
         "a terminal silent this long is retired: still listed, no longer keeps health degraded (an EA removed without bye);"

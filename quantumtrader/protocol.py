@@ -913,8 +913,11 @@ def decode_feed(frames: Sequence[bytes]) -> tuple[str, dict[str, Any]]:
     return frames[0].decode("utf-8", "replace"), envelope
 
 
-def price_update(tick: Mapping[str, Any]) -> dict[str, Any]:
-    """Feed ``price_update`` data from a validated tick.
+def price_update(tick: Mapping[str, Any], owner: bool = True) -> dict[str, Any]:
+    """Feed ``price_update`` data from a validated tick; ``owner``: whether its terminal owns the symbol's series.
+
+    ``owner`` (added) tells a client which terminal's prices are the symbol's quote where several stream it (two
+    brokers, 1-2 pips apart): the app, which reads no ``terminal``, showed EURUSD flipping between them.
 
     The tick's ``sent_ns`` (our addition: the paper terminal and the bench
     sender stamp it with ``time.perf_counter_ns()``) goes along when there is
@@ -933,6 +936,7 @@ def price_update(tick: Mapping[str, Any]) -> dict[str, Any]:
         "time_msc": tick["time_msc"],
         "timestamp": iso_from_msc(tick["time_msc"]),
         "terminal": tick["terminal"],
+        "owner": owner,
     }
     sent_ns = tick.get("sent_ns")
     if sent_ns is not None:

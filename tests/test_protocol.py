@@ -173,7 +173,7 @@ def test_feed_envelope_is_what_the_websocket_sends() -> None:
     assert envelope["v"] == 1  # PROTOCOL.md: every daemon message carries it (the feed went without, 2026-12-04)
     assert envelope["timestamp"] == "2024-01-15T10:30:45.123Z"
     data = envelope["data"]
-    assert set(data) == {"symbol", "bid", "ask", "spread", "volume", "time_msc", "timestamp", "terminal"}
+    assert set(data) == {"symbol", "bid", "ask", "spread", "volume", "time_msc", "timestamp", "terminal", "owner"}  # owner: added (docs/protocol.md)
     assert isinstance(data["volume"], int)
     assert math.isclose(data["spread"], 0.0001)
 

@@ -69,6 +69,26 @@ class MarketState:
         self.received_ns[symbol] = received_ns
         return True
 
+    def hand_over_silent(self, now_ns: int, silent_ns: int) -> list[tuple[str, str, str]]:
+        """Symbols whose owner sent no tick of them for ``silent_ns`` while another terminal did: released to it.
+
+        An EA whose terminal lost its broker connection keeps sending heartbeats, so it never goes stale: it kept
+        its symbols while another terminal streamed them, and features, signals and auto-trading stopped with
+        health saying nothing (a hunt, 2026-12-05). Returns (symbol, silent owner, the terminal now ticking it)."""
+        since = now_ns - silent_ns
+        active: dict[str, str] = {}  # symbol -> a terminal other than its owner that ticked it lately
+        for (terminal, symbol), received in self.terminal_received_ns.items():
+            owner = self.owner.get(symbol)
+            if owner is not None and terminal != owner and received > since:
+                active[symbol] = terminal
+        handed = []
+        for symbol, other in active.items():
+            owner = self.owner[symbol]
+            if self.terminal_received_ns.get((owner, symbol), 0) <= since:
+                self.owner[symbol] = other
+                handed.append((symbol, owner, other))
+        return handed
+
     def release(self, terminal: str) -> list[str]:
         """A terminal went stale or left: its symbols go to whichever terminal ticks next."""
         freed = [symbol for symbol, owner in self.owner.items() if owner == terminal]

@@ -521,7 +521,7 @@ class Daemon:
     def quote_tick(self, tick: dict[str, Any], received_ns: int) -> bool:
         """Market state and the price update of one validated tick; True if its terminal owns the symbol."""
         owns = self._quote(tick, received_ns)
-        data = price_update(tick)
+        data = price_update(tick, owns)
         self._publish("price", data, tick["time_msc"], tick["symbol"], data["timestamp"])
         sent_ns = tick.get("sent_ns")
         if sent_ns is not None and received_ns > sent_ns:
@@ -601,6 +601,11 @@ class Daemon:
             self._room_search_after = 0.0  # as at a bye
             freed = self.market.release(session.terminal)
             log.warning("terminal stale", terminal=session.terminal, silent_s=round(now - session.last_seen, 1), symbols_released=len(freed))
+        silent_s = self.config.daemon.owner_silent_s
+        if silent_s:
+            for symbol, owner, other in self.market.hand_over_silent(time.perf_counter_ns(), int(silent_s * 1e9)):
+                self.counters["symbols_handed_over"] += 1
+                log.warning("symbol handed over: its owner sent no tick of it while another terminal did", symbol=symbol, silent=owner, now_from=other, silent_s=silent_s)
         for session in self.terminals.retire_silent(now, self.config.daemon.retire_after_s):
             self.counters["terminals_retired"] += 1
             log.warning("terminal retired: silent too long, health no longer waits for it", terminal=session.terminal, silent_s=round(now - session.last_seen, 1))
@@ -741,7 +746,7 @@ class Daemon:
             app_position(pos, terminal, market.current_price(terminal, pos["symbol"], pos["side"]))
             for terminal, pos in market.all_positions()
         ]
-        terminal_quotes = [price_update(t) for (_, s), t in market.terminal_quotes.items() if symbols is None or s in symbols]
+        terminal_quotes = [price_update(t, market.owner.get(s) == t["terminal"]) for (_, s), t in market.terminal_quotes.items() if symbols is None or s in symbols]
         return {
             "feed_seq": self.feed.seq,
             "quotes": quotes,  # per symbol, from the terminal that owns its series

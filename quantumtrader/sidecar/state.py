@@ -221,9 +221,9 @@ class Clone:
         else:
             text = raw.decode()
         if kind == "price":
-            self._set_quote(symbol, data)
             self._remember(seq, kind, data)
-            self._sink.price(symbol, text, recv_ns)
+            if self._set_quote(symbol, data):  # another broker's price of it prices that terminal's positions only
+                self._sink.price(symbol, text, recv_ns)
         elif kind == "signal":
             self.signals.appendleft(data)
             self._sink.reliable(symbol, text, recv_ns)
@@ -334,10 +334,16 @@ class Clone:
         else:
             self.positions[key] = {k: v for k, v in data.items() if k != "status"}
 
-    def _set_quote(self, symbol: str, data: dict[str, Any]) -> None:
-        """A price update: the symbol's latest quote, and its terminal's (which prices that terminal's positions)."""
-        self.quotes[symbol] = data
+    def _set_quote(self, symbol: str, data: dict[str, Any]) -> bool:
+        """A price update: its terminal's latest quote (which prices that terminal's positions), and the symbol's
+        when that terminal owns its series (``owner``; a daemon that does not say is taken at its word). Returns
+        whether it is the symbol's: only those go to the WebSocket clients. Two brokers streaming EURUSD 1-2 pips
+        apart made the app's quote flip between them 22 times in 6 s (a hunt, 2026-12-05)."""
         self.terminal_quotes[(str(data.get("terminal", "")), symbol)] = data
+        if data.get("owner") is False:
+            return False
+        self.quotes[symbol] = data
+        return True
 
     def _remember(self, seq: int | None, kind: str, data: dict[str, Any]) -> None:
         replay = self._replay

@@ -224,3 +224,29 @@ def test_a_trade_the_stalled_daemon_reads_after_the_sidecar_gave_up_does_nothing
         assert control(stack.eps.control, "snapshot")["positions"] == []
     finally:
         stack.stop_all()
+
+
+def test_the_apps_quote_of_a_symbol_comes_from_the_terminal_that_owns_it(stack: Stack) -> None:
+    """A hunt of two terminals (2026-12-05): two brokers streaming EURUSD 1-2 pips apart, and the sidecar took every
+    terminal's price as the symbol's quote: /api/market changed terminal 22 times in 6 s and the app's WebSocket
+    interleaved both (the app reads no ``terminal``). Only the owner's prices (``owner`` in price_update) are."""
+    second = start(
+        ["paper", "--terminal", "paper-2@OtherBroker", "--rate", "200", "--heartbeat-s", "0.5", "--command-endpoint", f"tcp://127.0.0.1:{stack.eps.spare_ports[1]}"],
+        {**stack.env, "QT_PAPER__SEED": "7"},
+        stack.tmp / "paper-2.log",
+    )
+    try:
+        wait_for(lambda: control(stack.eps.control)["health"]["counters"].get("ticks_not_owner", 0) > 50, 20, "the second terminal's ticks")
+        owners = {q["terminal"] for q in control(stack.eps.control, "snapshot")["quotes"] if q["symbol"] == "EURUSD"}
+        seen: set[str] = set()
+        with stack.http() as client:
+            for _ in range(20):
+                quotes = client.get("/api/market", headers=stack.headers()).json()["quotes"]
+                seen |= {q.get("terminal", "") for q in quotes if q["symbol"] == "EURUSD"}
+                time.sleep(0.05)
+        assert seen == owners, (seen, owners)
+        with connect(f"{stack.ws_url}?token={stack.tokens['bob']}", open_timeout=5) as ws:
+            prices = [recv_until(ws, lambda m: m["type"] == "price_update" and m["data"]["symbol"] == "EURUSD", 10, "a EURUSD price") for _ in range(10)]
+        assert {m["data"]["terminal"] for m in prices} == owners and all(m["data"]["owner"] is True for m in prices), prices
+    finally:
+        stop(second)
