@@ -350,7 +350,7 @@ class ExecutionEngine:
         order.ticket, order.lots = ticket, lots
         # The lots the position has now, unless another close of it may still change them before the next
         # positions event (one in flight, or one filled since the last event): then a shrink proves nothing.
-        closing = any(o.kind == "close" and o.ticket == ticket for o in self.orders.values())
+        closing = any(o.kind == "close" and o.ticket == ticket and o.terminal == terminal for o in self.orders.values())  # tickets are per terminal
         if not closing and ticket not in self._closed_since_positions.get(terminal, ()):
             order.position_lots = pos["lots"]
         if lots:
