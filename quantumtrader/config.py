@@ -530,6 +530,13 @@ class AutoTradeConfig:
         " terminal queued while the daemon was down are not the market now",
         non_negative,
     )
+    settle_after_break_s: float = setting(
+        60.0,
+        "after a break in a symbol's series (no tick for break_gap_s, another terminal taking it over, the daemon's"
+        " start), act on none of its signals for this long in tick time: the indicators hold the jump (0 = off)",
+        non_negative,
+    )
+    break_gap_s: float = setting(300.0, "a symbol's ticks this far apart are a break in its series (a weekend, an outage)", positive)
 
 
 @dataclass(frozen=True, kw_only=True)

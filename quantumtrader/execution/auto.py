@@ -60,18 +60,25 @@ class AutoTrader:
         self.execution = execution
         self.daemon = daemon
         self._log = LogLimiter(execution.config.daemon.reject_log_interval_s)
+        self._last: dict[str, tuple[int, str | None]] = {}  # symbol -> its last signal's tick time, and its series' owner
+        self._settled_at: dict[str, int] = {}  # symbol -> tick time from which its signals are acted on again
 
     def attach(self) -> None:
         self.daemon.signal_hooks.append(self.on_signal)
         log.warning("auto-trading is ON", min_confidence=self.config.min_confidence, lots=self.config.lots or "by risk")
 
     def on_signal(self, signal: dict[str, Any]) -> None:
+        after_break = self._after_break(signal)  # every signal, HOLD too: their times tell where the series broke
         prediction = signal["prediction"]
         if prediction == "HOLD" or signal["confidence"] < self.config.min_confidence:
             return
         side = "buy" if prediction == "BUY" else "sell"
         symbol = signal["symbol"]
         counters = self.daemon.counters
+        if after_break:
+            counters["auto_skipped_after_break"] += 1
+            self._log.log("break", log.info, "auto order not sent: the symbol's series broke lately (auto_trade.settle_after_break_s)", signal=signal["id"], symbol=symbol)
+            return
         age_s = tick_lag_ms(signal) / 1000.0
         if self.config.max_signal_age_s and age_s > self.config.max_signal_age_s:
             # A hunt (2026-12-05): after a restart the daemon read the ticks its terminal had queued meanwhile, and
@@ -120,6 +127,24 @@ class AutoTrader:
             self.execution.control_trade(request, responder)  # type: ignore[arg-type]
         except ControlError as exc:
             responder.error(str(exc), exc.status)
+
+    def _after_break(self, signal: dict[str, Any]) -> bool:
+        """Whether ``signal`` comes within ``settle_after_break_s`` (tick time) of a break in its symbol's series.
+
+        A weekend's gap, another broker taking the symbol over, or the downtime a restart's restored state spans is
+        one return in the indicators: after a 35-pip Monday gap the first signal went out with RSI 97 and an order's
+        default stop 948 pips away; after a restart 15 pips away, 281 (two hunts, 2026-12-05). Signals are published
+        at least every signals.interval_s while ticks come, so their times show a gap in the ticks."""
+        symbol, stamp = signal["symbol"], signal["time_msc"]
+        owner = self.daemon.market.owner.get(symbol)
+        last = self._last.get(symbol)
+        self._last[symbol] = (stamp, owner)
+        settle_ms = self.config.settle_after_break_s * 1000
+        if not settle_ms:
+            return False
+        if last is None or stamp - last[0] > self.config.break_gap_s * 1000 or last[1] != owner:
+            self._settled_at[symbol] = stamp + int(settle_ms)
+        return stamp < self._settled_at.get(symbol, 0)
 
     def _holding(self, terminal: str, broker_symbol: str, side: str) -> bool:
         """The terminal the order would go to holds, or has under way, a position in this symbol and direction.

@@ -28,6 +28,7 @@ ENV = {
     "QT_EXECUTION__COMMAND_TIMEOUT_MS": "10000",
     "QT_EXECUTION__COMMAND_RETRIES": "0",
     "QT_RISK__MAX_SPREAD_PCT": "1",
+    "QT_AUTO_TRADE__SETTLE_AFTER_BREAK_S": "0",  # the tests below are about other rules (the last one turns it on)
 }
 
 
@@ -160,4 +161,47 @@ def test_after_a_restart_a_terminal_is_not_traded_until_its_positions_come(tmp_p
             b.answer(ident, reply_ok(command["id"], ticket=501, price=1.1, lots=0.01, time_msc=now_msc()))
     finally:
         b.close()
+        d.close()
+
+
+@pytest.mark.timeout(90)
+def test_signals_right_after_a_break_in_the_series_are_not_acted_on(tmp_path: Path) -> None:
+    """Two hunts (2026-12-05): after a 35-pip Monday gap the first signal (RSI 97, volatility_20 29 times its
+    Friday value) became an order, and after a restart whose restored state spanned a 15-pip move an auto order's
+    default stop was 281 pips away. Signals within auto_trade.settle_after_break_s (tick time) of a break (the
+    run's first signal of a symbol, no signal for break_gap_s, another terminal owning it) are skipped."""
+    d, eps = inproc_daemon(tmp_path / "data", **{**ENV, "QT_AUTO_TRADE__SETTLE_AFTER_BREAK_S": "60", "QT_EXECUTION__DEFAULT_TERMINAL": ""})
+    signals: queue.Queue[dict[str, Any]] = queue.Queue()
+    auto = _auto_trader(d)
+    d.every_pass(lambda now: [auto.on_signal(signals.get_nowait()) for _ in range(signals.qsize())])
+    term = ScriptedTerminal(eps, "A@X")
+    ids = iter(range(1000))
+    start = now_msc()
+
+    def counters() -> dict[str, int]:
+        return control(eps.control)["health"]["counters"]
+
+    def signal(prediction: str, at_s: float) -> None:
+        seen = sum(v for k, v in counters().items() if k.startswith("auto_") or k == "ticks")
+        term.send(type="tick", symbol="EURUSD", bid=1.1, ask=1.1001, volume=1)
+        signals.put({"id": f"sig-{next(ids)}", "symbol": "EURUSD", "prediction": prediction, "confidence": 1.0, "time_msc": start + int(at_s * 1000)})
+        wait_for(lambda: sum(v for k, v in counters().items() if k.startswith("auto_") or k == "ticks") >= seen + (1 if prediction == "HOLD" else 2), 10, f"the {prediction} signal at {at_s} s")
+
+    try:
+        with serving(d):
+            term.hello(symbols=("EURUSD",))
+            term.account(10_000.0)
+            signal("BUY", 0)  # the run's first: its features may span the downtime
+            assert counters()["auto_skipped_after_break"] == 1 and term.next_command(300) is None
+            signal("HOLD", 30)
+            signal("SELL", 59)
+            assert counters()["auto_skipped_after_break"] == 2 and term.next_command(300) is None
+            signal("BUY", 61)  # settled
+            ident, command = term.next_command()
+            assert (command["type"], command["side"]) == ("open", "buy"), command
+            term.answer(ident, reply_ok(command["id"], ticket=700, price=1.1001, lots=0.01, time_msc=now_msc()))
+            signal("SELL", 61 + 301)  # after a gap of more than break_gap_s (300): a weekend, an outage
+            assert counters()["auto_skipped_after_break"] == 3 and term.next_command(300) is None
+    finally:
+        term.close()
         d.close()

@@ -17,6 +17,7 @@ AUTO = {
     "QT_SIGNALS__SELL_THRESHOLD": "0.4999",
     "QT_SIGNALS__INTERVAL_S": "0.2",
     "QT_RISK__MAX_SPREAD_PCT": "1",
+    "QT_AUTO_TRADE__SETTLE_AFTER_BREAK_S": "0",  # signals from the first seconds on (test_auto_rules.py tests the rule)
 }
 
 
