@@ -120,7 +120,7 @@ def parse_day_start(text: str) -> tuple[int, Any]:
         return minutes, None
     try:
         return minutes, zoneinfo.ZoneInfo(match.group(3))
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a folder of zones ("America") named
         raise ValueError(f"names no time zone this machine knows: {match.group(3)!r} (an IANA name such as America/New_York)") from None
 
 
@@ -478,7 +478,8 @@ class RiskConfig:
     max_lots_per_symbol: float = setting(5.0, "refuse when open + pending lots in one symbol would exceed this (0 = no limit)", non_negative)
     max_daily_loss: float = setting(
         0.0,
-        "lost since the trading day began (risk.day_start), in each account currency on its own, that switches to reducing-only (0 = off)",
+        "lost since the trading day began (risk.day_start) that switches to reducing-only, judged in each account currency alone"
+        " (the same number for each: with accounts in currencies of different scale, JPY beside USD, use max_daily_loss_pct; 0 = off)",
         non_negative,
     )
     max_daily_loss_pct: float = setting(
@@ -697,6 +698,10 @@ def _check_whole(config: Config) -> None:
         raise ConfigError("signals.weight_*", f"weights must sum to 1 (they sum to {total:g})")
     if not s.sell_threshold < s.buy_threshold:
         raise ConfigError("signals.sell_threshold", "must be below signals.buy_threshold")
+    auto = config.auto_trade
+    if auto.settle_after_break_s and auto.break_gap_s <= s.interval_s:
+        # signals re-published every interval_s would each look like a break, and auto-trading would never act
+        raise ConfigError("auto_trade.break_gap_s", f"must be above signals.interval_s ({s.interval_s:g}): a signal comes at least that often while ticks do")
     top = re.split(r"[\\/]", config.log.dir, maxsplit=1)[0]  # its first name in the data directory, either separator
     if top and any(_same_file_name(top, name) for name in (config.store.file_name, *OTHER_DATA_NAMES)):
         raise ConfigError("log.dir", f"{config.log.dir} is a file of the data directory (the store or another, case ignored); pick another name")

@@ -69,8 +69,8 @@ class MarketState:
         self.received_ns[symbol] = received_ns
         return True
 
-    def hand_over_silent(self, now_ns: int, silent_ns: int) -> list[tuple[str, str, str]]:
-        """Symbols whose owner sent no tick of them for ``silent_ns`` while another terminal did: released to it.
+    def hand_over_silent(self, now_ns: int, silent_ns: int, connected: set[str]) -> list[tuple[str, str, str]]:
+        """Symbols whose owner sent no tick of them for ``silent_ns`` while another, ``connected``, terminal did: handed to it.
 
         An EA whose terminal lost its broker connection keeps sending heartbeats, so it never goes stale: it kept
         its symbols while another terminal streamed them, and features, signals and auto-trading stopped with
@@ -79,7 +79,7 @@ class MarketState:
         active: dict[str, str] = {}  # symbol -> a terminal other than its owner that ticked it lately
         for (terminal, symbol), received in self.terminal_received_ns.items():
             owner = self.owner.get(symbol)
-            if owner is not None and terminal != owner and received > since:
+            if owner is not None and terminal != owner and received > since and terminal in connected:
                 active[symbol] = terminal
         handed = []
         for symbol, other in active.items():

@@ -590,7 +590,8 @@ class Daemon:
     def _housekeeping(self, now: float) -> None:
         gap = now - self._last_housekeeping
         self._last_housekeeping = now
-        if gap > max(_FROZEN_S, 3 * self.config.daemon.health_interval_s):
+        frozen = gap > max(_FROZEN_S, 3 * self.config.daemon.health_interval_s)
+        if frozen:
             # The loop itself did not run (SIGSTOP, a VM paused, a swap storm): the terminals' events of that time
             # are still in the sockets, unread. Judged now, every terminal was "silent" for as long as the daemon
             # was frozen: a soak saw "terminal stale" logged, symbols released and health degraded 0.5 ms after
@@ -602,8 +603,9 @@ class Daemon:
             freed = self.market.release(session.terminal)
             log.warning("terminal stale", terminal=session.terminal, silent_s=round(now - session.last_seen, 1), symbols_released=len(freed))
         silent_s = self.config.daemon.owner_silent_s
-        if silent_s:
-            for symbol, owner, other in self.market.hand_over_silent(time.perf_counter_ns(), int(silent_s * 1e9)):
+        if silent_s and not frozen:  # after a freeze the first batch read may hold one terminal's ticks and not the owner's
+            connected = {session.terminal for session in self.terminals.connected()}
+            for symbol, owner, other in self.market.hand_over_silent(time.perf_counter_ns(), int(silent_s * 1e9), connected):
                 self.counters["symbols_handed_over"] += 1
                 log.warning("symbol handed over: its owner sent no tick of it while another terminal did", symbol=symbol, silent=owner, now_from=other, silent_s=silent_s)
         for session in self.terminals.retire_silent(now, self.config.daemon.retire_after_s):

@@ -31,6 +31,7 @@ from quantumtrader.log import get_logger
 from quantumtrader.protocol import MAX_LONG, iso_from_msc
 
 log = get_logger("quantumtrader.daemon")
+RUNS_KEPT = 16  # an EA's runs a session remembers the order of (orders in flight span one or two)
 
 
 @dataclass(slots=True)
@@ -51,6 +52,11 @@ class TerminalSession:
     ea_dropped: int = 0  # what the EA itself reports it could not send
     hellos: int = 0
     run: int | None = None  # the EA's run as its hello (or a heartbeat repeating it) named it (protocol.check_run)
+    # Each run's place in the order the daemon first read it (the last RUNS_KEPT): which of two runs came first,
+    # by the pipe's order rather than by the EAs' clocks (a run is the EA's UTC ms, and a clock set back made a
+    # later run's number smaller; ExecutionEngine._shows_outcome).
+    runs: dict[int, int] = field(default_factory=dict)
+    runs_read: int = 0
     stale: bool = False
     retired: bool = False  # stale for daemon.retire_after_s: listed, but no longer makes health degraded
     gone: bool = False  # said bye
@@ -114,7 +120,12 @@ class TerminalRegistry:
         session.symbols = tuple(msg["symbols"])
         session.specs = msg.get("specs", {})  # heartbeats that repeat them refresh them (Daemon.handle_heartbeat)
         session.heartbeat_s = float(msg.get("heartbeat_s", self._default_heartbeat_s))
-        session.run = msg.get("run")
+        session.run = run = msg.get("run")
+        if run is not None and run not in session.runs:
+            session.runs_read += 1
+            session.runs[run] = session.runs_read
+            if len(session.runs) > RUNS_KEPT:
+                del session.runs[next(iter(session.runs))]
         session.registered = True
         session.stale = False
         session.retired = False

@@ -438,24 +438,28 @@ class ExecutionEngine:
             return terminal, broker
         if not connected:
             raise ControlError("no terminal connected", 503)
-        # Chosen among the terminals that stream it and are only silent for now (stale, not retired, no bye), not
-        # only the connected ones: a default terminal that blinked sent its auto-trades to the other account, the
-        # one the trader never picked, while its own position was still open (a hunt, 2026-12-05).
-        present = [s for s in self.daemon.terminals.sessions.values() if s.registered and not s.gone and not s.retired]
-        candidates = [(s.terminal, b) for s in present if (b := self._broker_symbol(s.terminal, symbol, s.symbols)) is not None]
+        default = self.config.execution.default_terminal
+        session = self.daemon.terminals.sessions.get(default) if default else None
+        if session is not None and session.registered and not session.gone and not session.retired:
+            broker = self._broker_symbol(default, symbol, session.symbols)
+            if broker is not None:
+                # The default trades it even while only silent (stale, not retired, no bye): one that blinked sent
+                # its auto-trades to the other account, the one the trader never picked, while its own position was
+                # still open (a hunt, 2026-12-05).
+                if default not in connected:
+                    raise ControlError(
+                        f"terminal {default!r} (execution.default_terminal), which trades {symbol} when no terminal is named, is not"
+                        " connected (silent): its orders do not go to another account; name a terminal to trade there",
+                        503,
+                    )
+                return default, broker
+        candidates = [(t, b) for t, s in connected.items() if (b := self._broker_symbol(t, symbol, s.symbols)) is not None]
         if not candidates:
             raise ControlError(f"no connected terminal streams {symbol}", 422)
-        default = self.config.execution.default_terminal
-        chosen = candidates[0] if len(candidates) == 1 else next((c for c in candidates if c[0] == default), None)
-        if chosen is None:
-            names = ", ".join(sorted(t for t, _ in candidates))
-            raise ControlError(f"{symbol} is streamed by several terminals ({names}): name one, or set execution.default_terminal", 400)
-        if chosen[0] not in connected:
-            raise ControlError(
-                f"terminal {chosen[0]!r}, which trades {symbol} when no terminal is named, is not connected (silent): its orders do not go"
-                " to another account; name a terminal to trade there", 503
-            )
-        return chosen
+        if len(candidates) == 1:
+            return candidates[0]
+        names = ", ".join(sorted(t for t, _ in candidates))
+        raise ControlError(f"{symbol} is streamed by several terminals ({names}): name one, or set execution.default_terminal", 400)
 
     def _broker_symbol(self, terminal: str, symbol: str, streamed: tuple[str, ...]) -> str | None:
         mapped = self._symbol_map.get((terminal, symbol))
@@ -577,6 +581,8 @@ class ExecutionEngine:
         if "event_seq" in reply:
             if "run" in reply:  # the run that numbered it: the hellos read since the dispatch do not matter
                 order.after_seq, order.after_run = reply["event_seq"], reply["run"]
+                session = self.daemon.terminals.sessions.get(order.terminal)
+                order.runs_read = session.runs_read if session is not None else 0
             elif self._hellos(order.terminal) == order.epoch:  # else which run of the EA it counts in is unknown
                 order.after_seq = reply["event_seq"]
         retried_close_gone = order.kind == "close" and attempts > 1 and not reply["ok"] and reply["error"]["code"] in CLOSE_TARGET_GONE
@@ -721,7 +727,18 @@ class ExecutionEngine:
         if order.after_seq is None:
             return True
         if order.after_run is not None and run is not None:
-            return (run, seq) > (order.after_run, order.after_seq)
+            if run == order.after_run:
+                return seq > order.after_seq
+            # Which run came first, by the order the daemon read them (TerminalSession.runs), not by their numbers
+            # (the EAs' clocks): a clock set back between two runs made every later event count as earlier.
+            session = self.daemon.terminals.sessions.get(order.terminal)
+            runs = session.runs if session is not None else {}
+            read, reply_read = runs.get(run), runs.get(order.after_run)
+            if read is not None and reply_read is not None:
+                return read > reply_read
+            if read is not None:  # the reply's run not read yet: this event's run came before it if read before the reply
+                return read > order.runs_read
+            return run > order.after_run  # its run never read (a hello lost): by number, the EAs' runs grow with the clock
         if self._hellos(order.terminal) != order.epoch:
             return True
         return seq > order.after_seq

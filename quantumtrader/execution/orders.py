@@ -22,7 +22,7 @@ FINAL = (FILLED, REJECTED)
 
 
 #: Order fields kept in memory only (settling progress), not in the journal's columns.
-TRANSIENT = ("snapshots_without", "position_lots", "after_seq", "after_run", "epoch")
+TRANSIENT = ("snapshots_without", "position_lots", "after_seq", "after_run", "runs_read", "epoch")
 
 
 @dataclass(slots=True)
@@ -59,6 +59,7 @@ class Order:
     # and reply).
     after_seq: int | None = field(default=None, compare=False)
     after_run: int | None = field(default=None, compare=False)  # the EA run that numbered after_seq (its reply's run)
+    runs_read: int = field(default=0, compare=False)  # its terminal's runs read when the reply came (TerminalSession.runs_read)
     epoch: int = field(default=-1, compare=False)  # its terminal's hello count when the order was dispatched
 
     def to_row(self) -> dict[str, Any]:

@@ -67,9 +67,9 @@ class RiskEngine:
         self._day: int = -1
         self._day_start_equity: dict[str, float] = {}
         self._equity: dict[str, float] = {}
-        # Each terminal's account as its account events name it: (login, currency). Losses are summed per currency
-        # (a JPY account's 5,000 yen, ~33 USD, reached a limit of 100 meant in USD and halted the USD account; a
-        # hunt, 2026-12-05), and a terminal logged in to another account starts that account's day afresh.
+        # Each terminal's account as its account events name it: (login, currency). Losses are summed per currency,
+        # never across (USD and EUR were added; a hunt, 2026-12-05: max_daily_loss_pct is the rule for a JPY account
+        # beside a USD one), and a terminal logged in to another account starts that account's day afresh.
         self._account: dict[str, tuple[int | None, str]] = {}
         # The day's loss of terminals forgotten since it began (ExecutionEngine.forget_terminal), or of the account a
         # terminal left, per currency: so ids that come and go do not grow the dicts above without bound, and a loss

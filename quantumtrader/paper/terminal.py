@@ -426,7 +426,7 @@ class PaperTerminal:
         rate = self.cfg.ticks_per_s
         step = 1.0 / rate if rate > 0 else 0.0
         due = 0.0
-        for symbol, bid, ask, volume in generate_ticks(self.symbols, self.cfg.seed):
+        for symbol, bid, ask, volume in generate_ticks(self.symbols, self.cfg.seed, {pos.symbol: pos.open_price for pos in self.book.positions.values()}):
             yield due, symbol, bid, ask, volume, None
             due += step
 

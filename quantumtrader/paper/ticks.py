@@ -20,7 +20,7 @@ import os
 import random
 import re
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, NamedTuple
@@ -273,7 +273,7 @@ def _digits(pip: float) -> int:
     return max(0, round(-math.log10(pip)) + 1)
 
 
-def generate_ticks(symbols: tuple[str, ...], seed: int) -> Iterator[tuple[str, float, float, float]]:
+def generate_ticks(symbols: tuple[str, ...], seed: int, starts: Mapping[str, float] | None = None) -> Iterator[tuple[str, float, float, float]]:
     """Endless random-walk quotes: (symbol, bid, ask, volume), symbols in random turn.
 
     Mid follows a driftless random walk with occasional bursts, ~0.3 pip per
@@ -288,6 +288,8 @@ def generate_ticks(symbols: tuple[str, ...], seed: int) -> Iterator[tuple[str, f
     state: dict[str, list[Any]] = {}  # [mid, pip, typical spread in pips, price digits]: the digits once, not per tick
     for i, symbol in enumerate(symbols):
         mid, pip, typical = _start(symbol, i)
+        if starts and starts.get(symbol, 0) > 0:  # where a restored book's position of it was opened: no P&L jump
+            mid = starts[symbol]
         state[symbol] = [mid, pip, typical, _digits(pip)]
     while True:
         symbol = symbols[rng.randrange(len(symbols))]

@@ -727,6 +727,21 @@ def test_an_ea_reinitialised_while_the_daemon_is_behind_answers_from_its_new_run
         settled = settled_order(eps.control, command["id"], 10, "the timed-out open settled from the new run's positions")
         assert settled["status"] == "filled" and settled["ticket"] == "9202", settled
 
+        # a run whose number is smaller than the one that answered (the EA's clock set back before it restarted):
+        # ordered by when the daemon read it, its events come after, and settle an unexecuted open (a review)
+        term.events.send(event_frame(term.name, {"seq": 3, "type": "positions", "positions": [], "run": new_run}))  # 9202 closed
+        fresh_quote(term, eps)
+        timed_out = dealer.send("trade", symbol="EURUSD", side="buy", lots=0.01, source="test", **stops)
+        ident, command = term.next_command()
+        term.answer(ident, with_event_seq(reply_error(command["id"], 128, "trade timeout"), 3, new_run))
+        assert dealer.collect({timed_out}, timeout_s=10)[timed_out]["order"]["status"] == "unknown"
+        new_run -= 240_000
+        new_run_starts([])
+        for seq in (2, 3):
+            term.events.send(event_frame(term.name, {"seq": seq, "type": "positions", "positions": [], "run": new_run}))
+        settled = settled_order(eps.control, command["id"], 10, "the open settled from the set-back run's positions")
+        assert settled["status"] == "rejected" and settled["error"].startswith("not executed"), settled
+
 
 @pytest.mark.timeout(60)
 def test_an_open_whose_stop_out_would_lose_too_much_of_the_account_is_refused(tmp_path: Path) -> None:
@@ -749,6 +764,15 @@ def test_an_open_whose_stop_out_would_lose_too_much_of_the_account_is_refused(tm
         assert dealer.collect({small}, timeout_s=10)[small]["order"]["status"] == "filled"
 
 
+def one_soon_stale_and_another(eps: Endpoints, term: ScriptedTerminal, other: ScriptedTerminal) -> None:
+    """Both streaming EURUSD with an account and a fresh quote; ``term`` beats every 0.3 s (stale 0.9 s after it stops)."""
+    term.hello(heartbeat_s=0.3)
+    other.hello()
+    for t in (term, other):
+        t.account(10_000.0)
+        fresh_quote(t, eps)
+
+
 @pytest.mark.timeout(60)
 def test_an_unnamed_order_never_goes_to_another_account_while_the_default_terminal_is_silent(tmp_path: Path) -> None:
     """A hunt (2026-12-05): with execution.default_terminal set and two terminals streaming EURUSD, the default one
@@ -758,11 +782,7 @@ def test_an_unnamed_order_never_goes_to_another_account_while_the_default_termin
     with scripted_daemon(tmp_path, **env) as (eps, term, dealer):
         other = ScriptedTerminal(eps, name="prop@OtherBroker")
         try:
-            term.hello(heartbeat_s=0.3)
-            other.hello()
-            for t in (term, other):
-                t.account(10_000.0)
-                fresh_quote(t, eps)
+            one_soon_stale_and_another(eps, term, other)
             chosen = dealer.send("trade", symbol="EURUSD", side="buy", lots=0.01, source="test", sl=1.09, tp=1.11)
             ident, command = term.next_command()
             term.answer(ident, reply_ok(command["id"], ticket=9501, price=1.1001, lots=0.01, time_msc=now_msc()))
@@ -776,6 +796,28 @@ def test_an_unnamed_order_never_goes_to_another_account_while_the_default_termin
             ident, command = other.next_command()  # named, it goes there
             other.answer(ident, reply_ok(command["id"], ticket=9502, price=1.1001, lots=0.01, time_msc=now_msc()))
             assert dealer.collect({named}, timeout_s=10)[named]["order"]["status"] == "filled"
+        finally:
+            other.close()
+
+
+@pytest.mark.timeout(60)
+def test_without_a_default_terminal_an_unnamed_order_goes_to_the_one_connected_terminal_that_streams_it(tmp_path: Path) -> None:
+    """The review of the change above (2026-12-05): counting silent terminals as candidates without a default made
+    every unnamed order (every auto-trade) a 400 "streamed by several terminals" for an hour after one of two
+    crashed without a bye. The one still connected trades it, as before."""
+    env = {**RISK_OFF, "QT_DAEMON__HEALTH_INTERVAL_S": "0.1", "QT_RISK__MAX_QUOTE_AGE_MS": "60000"}
+    with scripted_daemon(tmp_path, **env) as (eps, term, dealer):
+        other = ScriptedTerminal(eps, name="live@OtherBroker")
+        try:
+            one_soon_stale_and_another(eps, term, other)
+            both = control(eps.control, "trade", symbol="EURUSD", side="buy", lots=0.01, source="test", sl=1.09, tp=1.11)
+            assert both["status"] == 400 and "several terminals" in both["error"], both
+            wait_for(lambda: terminal_status(eps.control, "script@Broker")["stale"], 10, "one terminal to go stale")
+            other.send(type="heartbeat", dropped=0)
+            unnamed = dealer.send("trade", symbol="EURUSD", side="buy", lots=0.01, source="auto", sl=1.09, tp=1.11)
+            ident, command = other.next_command()
+            other.answer(ident, reply_ok(command["id"], ticket=9601, price=1.1001, lots=0.01, time_msc=now_msc()))
+            assert dealer.collect({unnamed}, timeout_s=10)[unnamed]["order"]["terminal"] == "live@OtherBroker"
         finally:
             other.close()
 

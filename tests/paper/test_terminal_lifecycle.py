@@ -232,16 +232,20 @@ def test_a_position_in_a_symbol_dropped_from_paper_symbols_can_still_be_closed(t
 
     eps = Endpoints()
     args = ["paper", "--terminal", "paper-10@Test", "--rate", "100"]
-    first = start(args, eps.env(tmp_path / "data", QT_PAPER__SYMBOLS="EURUSD,XAUUSD"), tmp_path / "paper-1.log")
+    first = start(args, eps.env(tmp_path / "data", QT_PAPER__SYMBOLS="EURUSD,GBPUSD,ABCDEF"), tmp_path / "paper-1.log")
     try:
-        opened = wait_for(lambda: (r := _ask(eps.command, open_command(new_command_id(), "XAUUSD", "buy", 0.1)))["ok"] and r, 20, "an XAUUSD open")
+        opened = wait_for(lambda: (r := _ask(eps.command, open_command(new_command_id(), "ABCDEF", "buy", 0.1)))["ok"] and r, 20, "an ABCDEF open")
     finally:
         assert stop(first) == 0
     second = start(args, eps.env(tmp_path / "data", QT_PAPER__SYMBOLS="EURUSD"), tmp_path / "paper-2.log")
     try:
         held = wait_for(lambda: _ask(eps.command, snapshot_command(new_command_id()))["positions"], 20, "the restored position")
-        assert [p["symbol"] for p in held] == ["XAUUSD"], held
-        closed = wait_for(lambda: (r := _ask(eps.command, close_command(new_command_id(), opened["ticket"])))["ok"] and r, 20, "the XAUUSD close")
+        assert [p["symbol"] for p in held] == ["ABCDEF"], held
+        # priced from where it was opened, not from the generator's start for its new place in the list (1.1, not
+        # 1.2: a 1,000-pip jump in its profit; a review, 2026-12-05)
+        priced = wait_for(lambda: [p for p in _ask(eps.command, snapshot_command(new_command_id()))["positions"] if p["profit"] != 0.0], 20, "a quote for it")
+        assert abs(priced[0]["profit"]) < 100, priced
+        closed = wait_for(lambda: (r := _ask(eps.command, close_command(new_command_id(), opened["ticket"])))["ok"] and r, 20, "the ABCDEF close")
         assert closed["ticket"] == opened["ticket"]
         assert _ask(eps.command, snapshot_command(new_command_id()))["positions"] == []
     finally:
