@@ -120,7 +120,13 @@ class _QuietRotatingFile(logging.handlers.RotatingFileHandler):
         return sorted(p for p in base.parent.glob(prefix + "*") if _ROTATED.search(p.name))  # names of log_file_name's characters
 
     def _rotated_name(self) -> str:
+        """A name that sorts after every rotated file before it: the clock set back (NTP, a VM restored) named the
+        newest as if oldest, and it was the first deleted (a hunt, 2026-12-05)."""
         when = datetime.now(timezone.utc)
+        earlier = self.rotated_files()
+        if earlier:
+            last = datetime.strptime(earlier[-1].name[-22:], "%Y%m%d-%H%M%S-%f").replace(tzinfo=timezone.utc)
+            when = max(when, last + timedelta(microseconds=1))
         while os.path.exists(name := f"{self.baseFilename}.{when:%Y%m%d-%H%M%S-%f}"):
             when += timedelta(microseconds=1)
         return name

@@ -212,3 +212,20 @@ def test_keep_0_cuts_the_one_file_at_its_size(tmp_path: Path) -> None:
         structlog.reset_defaults()
     assert [p.name for p in tmp_path.iterdir()] == ["daemon.log"]
     assert path.stat().st_size <= 1_000 and _lines(path)[-1]["i"] == 99
+
+
+def test_a_file_rotated_after_the_clock_was_set_back_sorts_newest_and_is_kept(tmp_path: Path) -> None:
+    """A hunt (2026-12-05): rotated names carry the wall clock, so after the clock was set back the newest rotated
+    file sorted as the oldest and was the first deleted. A new name now sorts after every earlier one."""
+    path = tmp_path / "daemon.log"
+    ahead = tmp_path / "daemon.log.29991231-235959-000000"  # rotated before the clock was set back
+    ahead.write_text('{"i": -1}\n')
+    handler = open_log_file(path, 0.001, 2)
+    try:
+        _log_lines(handler, 12)  # ~1,400 bytes: one rotation
+    finally:
+        handler.close()
+        structlog.reset_defaults()
+    rotated = handler.rotated_files()
+    assert len(rotated) == 2 and rotated[0] == ahead and rotated[1].name > ahead.name, rotated
+    assert _lines(rotated[1])[0]["i"] == 0  # the file just rotated, kept as the newest
