@@ -107,7 +107,9 @@ class RiskEngine:
         caller saves :meth:`saved_state`, so a restart later that day neither starts the daily loss
         afresh nor lifts the limit.
         """
-        day = self.day_of(now_msc)
+        # Days only go forward: the clock set back across the day's start (NTP) began the day afresh, and reducing-only
+        # was lifted until the clock came back (a hunt, 2026-12-05).
+        day = max(self.day_of(now_msc), self._day)
         changed = day != self._day
         if changed:
             self._day = day

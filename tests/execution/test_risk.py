@@ -200,6 +200,9 @@ def test_the_trading_day_starts_at_risk_day_start() -> None:
     risk.on_account("t", 9_950.0, winter - 2 * 3_600_000 + 1000, currency="USD", login=1)  # 22:00:01: a new day
     risk.on_account("t", 9_900.0, winter + 1000, currency="USD", login=1)  # after UTC midnight: the same day
     assert risk.daily_losses() == {"USD": 50.0}
+    # the clock set back across the day's start: the day does not begin again (reducing-only would have lifted)
+    risk.on_account("t", 9_850.0, winter - 2 * 3_600_000 - 60_000, currency="USD", login=1)
+    assert risk.daily_losses() == {"USD": 100.0}
 
 
 def test_stops_that_are_pips_or_distances_or_past_zero_are_refused() -> None:
