@@ -823,6 +823,31 @@ def test_without_a_default_terminal_an_unnamed_order_goes_to_the_one_connected_t
 
 
 @pytest.mark.timeout(60)
+def test_a_close_in_flight_at_one_terminal_does_not_change_a_close_of_the_same_ticket_number_at_another(tmp_path: Path) -> None:
+    """A hunt of two terminals (2026-12-05): the check for a close of the ticket already under way ignored the
+    terminal, so a close of ticket 800 at B went without its position_lots while one of ticket 800 at A waited
+    (tickets are per terminal): B's partial close could then not be told from one that did not happen."""
+    env = {**RISK_OFF, "QT_EXECUTION__COMMAND_TIMEOUT_MS": "10000"}
+    with scripted_daemon(tmp_path, **env) as (eps, term, dealer):
+        other = ScriptedTerminal(eps, name="other@Broker")
+        try:
+            for t in (term, other):
+                t.hello(send_positions=False)
+                t.send(type="positions", positions=[held_position(800)])
+            wait_for(lambda: len(control(eps.control, "snapshot")["positions"]) == 2, 10, "both positions 800")
+            dealer.send("close", ticket=800, lots=0.04, terminal="script@Broker", source="test")
+            _, command = term.next_command()  # in flight, unanswered
+            assert command["position_lots"] == 0.10, command
+            second = dealer.send("close", ticket=800, lots=0.04, terminal="other@Broker", source="test")
+            ident, command = other.next_command()
+            assert command["position_lots"] == 0.10, command
+            other.answer(ident, reply_ok(command["id"], ticket=800, price=1.1, lots=0.04, time_msc=now_msc()))
+            assert dealer.collect({second}, timeout_s=10)[second]["order"]["status"] == "filled"
+        finally:
+            other.close()
+
+
+@pytest.mark.timeout(60)
 def test_an_open_settled_not_executed_whose_position_comes_later_is_settled_filled(tmp_path: Path) -> None:
     """A hunt's suggestion (2026-12-05): a terminal that held a command it never answered (frozen, no event_seq to
     judge its snapshots by) ran it after settle_snapshots positions events without it; the order's history said
