@@ -679,6 +679,10 @@ class ExecutionEngine:
             return math.inf
         return (time.perf_counter_ns() - received_ns) / 1e6
 
+    def limits_reason(self, terminal: str, broker_symbol: str, lots: float) -> str | None:
+        """Why an open of ``lots`` (0: sized later) at ``terminal`` would be refused by the position limits, or None."""
+        return self.risk.check_limits(self._exposure(terminal, broker_symbol), lots)
+
     def _exposure(self, terminal: str, broker_symbol: str) -> Exposure:
         held = sum(lots for _, lots in self.holdings(terminal, broker_symbol))
         return Exposure(open_positions=sum(len(b) for b in self.daemon.market.positions.values()) + len(self.opens_not_in_positions()), symbol_lots=held)

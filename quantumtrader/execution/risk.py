@@ -362,8 +362,7 @@ class RiskEngine:
         for reason in (
             self.check_queued(intent, quote, quote_age_ms, tick_lag_ms=tick_lag_ms),
             self._check_lots(intent.symbol, intent.lots, spec),
-            self._check_open_positions(exposure.open_positions),
-            self._check_symbol_exposure(exposure.symbol_lots, intent.lots),
+            self.check_limits(exposure, intent.lots),
         ):
             if reason:
                 return reason
@@ -466,6 +465,11 @@ class RiskEngine:
             name = "take profit" if side == "buy" else "stop loss"
             return f"{name} {above:g} must be above {price:g} by at least {min_distance:.6g}"
         return None
+
+    def check_limits(self, exposure: Exposure, lots: float) -> str | None:
+        """The position limits alone (max_open_positions, max_lots_per_symbol): what auto-trading asks before it
+        sends, as check_open asks them of every open."""
+        return self._check_open_positions(exposure.open_positions) or self._check_symbol_exposure(exposure.symbol_lots, lots)
 
     def _check_open_positions(self, open_positions: int) -> str | None:
         limit = self.config.max_open_positions

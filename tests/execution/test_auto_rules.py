@@ -205,3 +205,30 @@ def test_signals_right_after_a_break_in_the_series_are_not_acted_on(tmp_path: Pa
     finally:
         term.close()
         d.close()
+
+
+@pytest.mark.timeout(60)
+def test_at_a_position_limit_signals_are_skipped_not_journaled_as_refused_orders(tmp_path: Path) -> None:
+    """A churn soak (2026-12-05): at max_open_positions every BUY/SELL signal became an order the limit refused, in
+    the order journal and on the app's feed: 1,782 in ten minutes. Skipped and counted instead, as while halted."""
+    d, eps = inproc_daemon(tmp_path / "data", **{**ENV, "QT_RISK__MAX_OPEN_POSITIONS": "1", "QT_EXECUTION__DEFAULT_TERMINAL": ""})
+    signals: queue.Queue[dict[str, Any]] = queue.Queue()
+    auto = _auto_trader(d)
+    d.every_pass(lambda now: [auto.on_signal(signals.get_nowait()) for _ in range(signals.qsize())])
+    term = ScriptedTerminal(eps, "A@X")
+    held = {"ticket": 1, "symbol": "GBPUSD", "side": "buy", "lots": 0.01, "open_price": 1.3, "sl": 0.0, "tp": 0.0, "profit": 0.0,
+            "swap": 0.0, "commission": 0.0, "magic": 0, "comment": "manual", "open_time_msc": now_msc()}  # fmt: skip
+    try:
+        with serving(d):
+            term.hello(symbols=("EURUSD", "GBPUSD"))
+            term.account(10_000.0)
+            term.send(type="positions", positions=[held])
+            term.send(type="tick", symbol="EURUSD", bid=1.1, ask=1.1001, volume=1)
+            wait_for(lambda: control(eps.control)["health"]["counters"].get("ticks", 0) >= 1, 10, "the tick")
+            for i in range(3):
+                signals.put({"id": f"sig-{i}", "symbol": "EURUSD", "prediction": "BUY", "confidence": 1.0, "time_msc": now_msc()})
+            wait_for(lambda: control(eps.control)["health"]["counters"].get("auto_skipped_limits", 0) == 3, 10, "three signals skipped")
+            assert control(eps.control, "orders", limit=100)["orders"] == [] and term.next_command(300) is None
+    finally:
+        term.close()
+        d.close()
