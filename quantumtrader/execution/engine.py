@@ -71,6 +71,8 @@ class ExecutionEngine:
         # opens settled "not executed" in this run, by id (the last _NOT_EXECUTED_KEPT): a position with their
         # QT-<id> that comes later (a terminal that ran a command it had held) settles them again as filled
         self._not_executed: dict[str, Order] = {}
+        # until when the positions terminals listed before the restart count for those not heard since (risk.py)
+        self._held_until: float | None = time.monotonic() + config.daemon.retire_after_s if config.daemon.retire_after_s else None
         self._waiters: dict[str, list[Responder]] = {}
         self._by_request: dict[str, str] = {}
         self._volatility: Any = None
@@ -126,6 +128,9 @@ class ExecutionEngine:
         d.status_fields(lambda: {"orders_pending": d.pending_trades(), "orders_unknown": self._count(UNKNOWN)})
         # the trading state in health: a trader learned of a halt only from the next order's refusal
         d.health_fields(lambda: {"trading": {"state": self.risk.state.value, "kill_switch": self.risk.kill_switch}})
+        d.health_problems(self._unreported_problems)
+        if self.risk.held_restored():
+            log.info("positions counted until their terminals report", terminals=self.risk.held_restored())
 
     def set_volatility_source(self, source: Any) -> None:
         """``source(symbol) -> float | None``: recent volatility of tick returns for default stops."""
@@ -229,6 +234,8 @@ class ExecutionEngine:
         terminal = msg["terminal"]
         seq = msg["seq"]
         run = msg.get("run")
+        if self.risk.on_positions(terminal, len(msg["positions"])):
+            self._save_risk()
         closed = self._closed_since_positions.get(terminal)
         if closed:
             for ticket, close in list(closed.items()):
@@ -439,20 +446,24 @@ class ExecutionEngine:
         if not connected:
             raise ControlError("no terminal connected", 503)
         default = self.config.execution.default_terminal
-        session = self.daemon.terminals.sessions.get(default) if default else None
-        if session is not None and session.registered and not session.gone and not session.retired:
-            broker = self._broker_symbol(default, symbol, session.symbols)
-            if broker is not None:
-                # The default trades it even while only silent (stale, not retired, no bye): one that blinked sent
-                # its auto-trades to the other account, the one the trader never picked, while its own position was
-                # still open (a hunt, 2026-12-05).
-                if default not in connected:
-                    raise ControlError(
-                        f"terminal {default!r} (execution.default_terminal), which trades {symbol} when no terminal is named, is not"
-                        " connected (silent): its orders do not go to another account; name a terminal to trade there",
-                        503,
-                    )
-                return default, broker
+        if default:
+            # The default trades what it streams even while it is away (silent, gone, or not heard since a restart):
+            # one that blinked sent its auto-trades to the other account, the one the trader never picked, while its
+            # own position was still open (a hunt), and so did a daemon restarted while it was down (a churn soak;
+            # 2026-12-05). Another terminal trades a symbol only when the default's hello did not list it.
+            session = self.daemon.terminals.sessions.get(default)
+            streams = session is None or not session.registered or self._broker_symbol(default, symbol, session.symbols) is not None
+            if streams and default not in connected:
+                raise ControlError(
+                    f"terminal {default!r} (execution.default_terminal), which trades what it streams when no terminal is named,"
+                    " is not connected (silent, gone, or not heard since the daemon started): its orders do not go to another"
+                    " account; name a terminal to trade there",
+                    503,
+                )
+            if streams and session is not None:
+                broker = self._broker_symbol(default, symbol, session.symbols)
+                if broker is not None:
+                    return default, broker
         candidates = [(t, b) for t, s in connected.items() if (b := self._broker_symbol(t, symbol, s.symbols)) is not None]
         if not candidates:
             raise ControlError(f"no connected terminal streams {symbol}", 422)
@@ -683,9 +694,33 @@ class ExecutionEngine:
         """Why an open of ``lots`` (0: sized later) at ``terminal`` would be refused by the position limits, or None."""
         return self.risk.check_limits(self._exposure(terminal, broker_symbol), lots)
 
+    def _expire_held(self) -> None:
+        """Terminals that listed positions before the restart and never came back stop counting after retire_after_s."""
+        if self._held_until is not None and time.monotonic() > self._held_until:
+            self.risk.forget_held()
+            self._held_until = None
+
+    def _unreported_problems(self) -> list[str]:
+        """Terminals that listed positions before the restart and have not since: the limits count them, health says so
+        (a churn soak saw health "healthy" while a frozen terminal's positions were nowhere in the daemon)."""
+        self._expire_held()
+        books = self.daemon.market.positions
+        missing = {t: n for t, n in self.risk.held_restored().items() if t not in books}
+        if not missing:
+            return []
+        # Without the ids: a terminal not heard yet has no session, so the sidecar could not hide its id (a broker
+        # login) from a caller without a token as it does every listed terminal's. The start's log names them.
+        return [
+            f"{len(missing)} terminal(s) listed {sum(missing.values())} open positions before the daemon started and have not"
+            " reported since; they count toward risk.max_open_positions until they do (or daemon.retire_after_s)"
+        ]
+
     def _exposure(self, terminal: str, broker_symbol: str) -> Exposure:
         held = sum(lots for _, lots in self.holdings(terminal, broker_symbol))
-        return Exposure(open_positions=sum(len(b) for b in self.daemon.market.positions.values()) + len(self.opens_not_in_positions()), symbol_lots=held)
+        books = self.daemon.market.positions
+        self._expire_held()
+        unreported = self.risk.unreported_positions(books)  # listed before the restart, not since
+        return Exposure(open_positions=sum(len(b) for b in books.values()) + unreported + len(self.opens_not_in_positions()), symbol_lots=held)
 
     def positions_known(self, terminal: str) -> bool:
         """Whether ``terminal`` has sent its positions since this daemon started. A terminal that outlived a restart

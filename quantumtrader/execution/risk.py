@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from enum import Enum
-from collections.abc import Mapping
+from collections.abc import Container, Mapping
 from typing import Any
 
 from quantumtrader import money
@@ -75,6 +75,12 @@ class RiskEngine:
         # terminal left, per currency: so ids that come and go do not grow the dicts above without bound, and a loss
         # stays counted.
         self._forgotten_loss: dict[str, float] = {}
+        # Each terminal's open positions as its last positions event listed them, saved: after a restart a terminal
+        # not heard yet (frozen, its EA restarting) counted 0 toward max_open_positions, and a churn soak saw 8
+        # positions open under a limit of 6 (2026-12-05). ``_held_restored``: those read at start, counted for a
+        # terminal until it reports (ExecutionEngine._exposure).
+        self._held: dict[str, int] = {}
+        self._held_restored: dict[str, int] = {}
         # The UTC day the daily loss reached its limit: reducing-only holds for the rest of it. Recomputed from
         # equity alone, the limit lifted itself when a floating loss recovered a little or a deposit came in.
         self._breached_day: int = -1
@@ -168,6 +174,8 @@ class RiskEngine:
             return False  # count its loss when it returns (the review of the change, 2026-12-05)
         self._keep_loss(terminal)
         self._account.pop(terminal, None)
+        self._held.pop(terminal, None)
+        self._held_restored.pop(terminal, None)
         return True
 
     def switch(self, on: bool) -> None:
@@ -193,6 +201,7 @@ class RiskEngine:
             "currencies": {t: a[1] for t, a in self._account.items() if t in self._day_start_equity},
             "daily_loss_breached": self._breached_day == self._day >= 0,
             "forgotten_losses": dict(self._forgotten_loss),
+            "positions_held": {t: n for t, n in self._held.items() if n},
         }
 
     def restore(self, state: dict[str, Any], now_msc: int) -> bool:
@@ -205,6 +214,10 @@ class RiskEngine:
         halted = state.get("kill_switch") is True
         if halted:
             self.kill_switch = self._switched = True
+        held = state.get("positions_held")
+        if isinstance(held, dict):  # not of a day: positions stay open across days
+            self._held_restored = {str(t): n for t, n in held.items() if type(n) is int and 0 < n < 1_000_000}
+            self._held = dict(self._held_restored)
         starts = state.get("day_start_equity")
         today = self.day_of(now_msc)
         if state.get("day") == today and isinstance(starts, dict):
@@ -221,6 +234,28 @@ class RiskEngine:
             if state.get("daily_loss_breached") is True:
                 self._breached_day = today
         return halted
+
+    def on_positions(self, terminal: str, count: int) -> bool:
+        """``terminal`` lists ``count`` open positions; True when that changed (the caller saves :meth:`saved_state`)."""
+        self._held_restored.pop(terminal, None)  # it reports for itself from now on
+        if self._held.get(terminal, 0) == count:
+            return False
+        self._held[terminal] = count
+        return True
+
+    def held_restored(self) -> dict[str, int]:
+        """The positions each terminal listed before the restart, for those that have not listed theirs since."""
+        return dict(self._held_restored)
+
+    def unreported_positions(self, reported: Container[str]) -> int:
+        """The positions that terminals listed before the restart and have not listed since (not in ``reported``)."""
+        return sum(n for t, n in self._held_restored.items() if t not in reported)
+
+    def forget_held(self) -> None:
+        """The restored counts of terminals that never came back stop counting (after daemon.retire_after_s)."""
+        for terminal in self._held_restored:
+            self._held.pop(terminal, None)
+        self._held_restored = {}
 
     def daily_losses(self) -> dict[str, float]:
         """The day's loss so far per account currency ("" where no account event named one yet)."""
