@@ -123,6 +123,20 @@ async def refresh(request: Request) -> Response:
 STARTUP_SYNC_WAIT_S = 2.0
 
 
+async def _first_snapshot(sidecar: Sidecar) -> None:
+    """Just started: wait for the clone's first snapshot (ms away), at most until the sidecar is STARTUP_SYNC_WAIT_S old.
+
+    Answered before it, health said "unreachable" of a healthy daemon (an operations review), and an app or page
+    that reconnected at once got /api/account's 503 "no terminal connected" and empty positions and quotes (a CI
+    run, 2026-12-05): the feed's health can come before the snapshot's accounts."""
+    clone = sidecar.clone
+    assert clone is not None
+    young_for = STARTUP_SYNC_WAIT_S - (time.monotonic() - sidecar.started_at)
+    if clone.snapshot_seq is None and young_for > 0:
+        with anyio.move_on_after(young_for):
+            await clone.synced.wait()
+
+
 async def health(request: Request) -> Response:
     """Is the whole chain up: daemon reachable, terminals connected and fresh. No auth, nothing secret.
 
@@ -139,13 +153,7 @@ async def health(request: Request) -> Response:
     sidecar = _sidecar(request)
     clone = sidecar.clone
     assert clone is not None
-    young_for = STARTUP_SYNC_WAIT_S - (time.monotonic() - sidecar.started_at)
-    if clone.snapshot_seq is None and young_for > 0:
-        # Just started: the first snapshot (which carries the daemon's health) is ms away; answering before it
-        # said "unreachable" of a healthy daemon (a restarted sidecar, an operations review, 2026-12-05). Until
-        # the sidecar is STARTUP_SYNC_WAIT_S old at most, not that long per request.
-        with anyio.move_on_after(young_for):
-            await clone.synced.wait()
+    await _first_snapshot(sidecar)
     daemon = clone.daemon_health if clone.daemon_alive() else {}
     alive = bool(daemon)
     signed_in = _signed_in(request, sidecar)  # once: both the terminals and the problems are shown by it
@@ -265,6 +273,7 @@ async def market(request: Request) -> Response:
       200: {description: "{quotes: [{symbol, bid, ask, spread, time_msc, timestamp}], timestamp, daemon_reachable}"}
     """
     sidecar, _ = _user(request)
+    await _first_snapshot(sidecar)
     assert sidecar.clone is not None
     quotes = [
         {k: q.get(k) for k in ("symbol", "bid", "ask", "spread", "time_msc", "timestamp", "terminal")}
@@ -358,6 +367,7 @@ async def positions(request: Request) -> Response:
       200: {description: "{positions: [position], count, timestamp, daemon_reachable}"}
     """
     sidecar, _ = _user(request)
+    await _first_snapshot(sidecar)
     clone = sidecar.clone
     assert clone is not None
     out = []
@@ -385,6 +395,7 @@ async def account(request: Request) -> Response:
       503: {description: no terminal connected}
     """
     sidecar, _ = _user(request)
+    await _first_snapshot(sidecar)
     assert sidecar.clone is not None
     accounts = sidecar.clone.accounts
     wanted = request.query_params.get("terminal")
