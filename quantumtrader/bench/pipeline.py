@@ -729,6 +729,7 @@ def _run_once(
                 run = _one_run(events, feed, n_ticks, warmup, symbols, rate, tmp, ticks_csv, poke, relay.pid)
                 if throughput:
                     flat = flat_out_run(f"floor ({when})", events, feed, poke, relay.pid)
+                    flat["lost"] = max(0, flat["lost"])  # as the paced run's below (lost in the move to flat_out_run)
                     limits = flat, sustained_search("floor", events, feed, poke, relay.pid, flat)
             finally:
                 poke_sock.close()
