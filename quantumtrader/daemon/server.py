@@ -695,26 +695,27 @@ class Daemon:
         arrived: dict[str, int] = {}  # each terminal's latest arrival (monotonic ns)
         for key, tick in self.market.terminal_quotes.items():
             latest[key[0]] = max(latest.get(key[0], 0), tick["time_msc"])
-            arrived[key[0]] = max(arrived.get(key[0], 0), self.market.terminal_received_ns.get(key, 0))
+            arrived[key[0]] = max(arrived.get(key[0], 0), self.market.terminal_received_ns[key])  # the same keys as the quotes
         now = now_msc()
         recent_ns = time.perf_counter_ns() - int(behind_ms * 1e6)
-        problems = [
-            f"terminal {terminal}: tick times {(stamp - now) / 60_000:.0f} min ahead of this machine's UTC clock"
-            " (the EA's UTC offset, UtcOffsetMinutes / UtcOffsetAuto, or a clock is off)"
-            for terminal, stamp in sorted(latest.items())
-            if limit_ms and stamp - now > limit_ms and self._judged(terminal)
-        ]
-        # Behind, while its ticks arrive now (not a quiet market): an EA whose fixed UtcOffsetMinutes a DST change
-        # made an hour too large. Risk refused every open ("quote is from a backlog"), auto-trading skipped every
-        # signal, and health said healthy (a hunt, 2026-12-05).
-        problems += [
-            f"terminal {terminal}: tick times {(now - stamp) / 60_000:.0f} min behind this machine's UTC clock while they"
-            " arrive now: opens are refused (risk.max_tick_lag_s) (the EA's UTC offset, UtcOffsetMinutes after a DST change,"
-            " or a clock is off; or the daemon is reading a backlog)"
-            for terminal, stamp in sorted(latest.items())
-            if behind_ms and now - stamp > behind_ms and arrived[terminal] > recent_ns and self._judged(terminal)
-        ]
-        return problems
+        ahead: list[str] = []
+        behind: list[str] = []
+        for terminal, stamp in sorted(latest.items()):
+            if limit_ms and stamp - now > limit_ms and self._judged(terminal):
+                ahead.append(
+                    f"terminal {terminal}: tick times {(stamp - now) / 60_000:.0f} min ahead of this machine's UTC clock"
+                    " (the EA's UTC offset, UtcOffsetMinutes / UtcOffsetAuto, or a clock is off)"
+                )
+            # Behind, while its ticks arrive now (not a quiet market): an EA whose fixed UtcOffsetMinutes a DST change
+            # made an hour too large. Risk refused every open ("quote is from a backlog"), auto-trading skipped every
+            # signal, and health said healthy (a hunt, 2026-12-05).
+            elif behind_ms and now - stamp > behind_ms and arrived[terminal] > recent_ns and self._judged(terminal):
+                behind.append(
+                    f"terminal {terminal}: tick times {(now - stamp) / 60_000:.0f} min behind this machine's UTC clock while they"
+                    " arrive now: opens are refused (risk.max_tick_lag_s) (the EA's UTC offset, UtcOffsetMinutes after a DST change,"
+                    " or a clock is off; or the daemon is reading a backlog)"
+                )
+        return ahead + behind
 
     def _judged(self, terminal: str) -> bool:
         """Whether a terminal's clock is a problem of health: connected (registered, heard lately, no bye). One tick a

@@ -56,12 +56,16 @@ class TerminalSession:
     # by the pipe's order rather than by the EAs' clocks (a run is the EA's UTC ms, and a clock set back made a
     # later run's number smaller; ExecutionEngine._shows_outcome).
     runs: dict[int, int] = field(default_factory=dict)
-    runs_read: int = 0
     stale: bool = False
     retired: bool = False  # stale for daemon.retire_after_s: listed, but no longer makes health degraded
     gone: bool = False  # said bye
     bye_reason: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def runs_read(self) -> int:
+        """How many runs were read so far: the newest place in ``runs`` (places grow, only the oldest is dropped)."""
+        return next(reversed(self.runs.values()), 0)
 
     @property
     def connected(self) -> bool:
@@ -122,8 +126,7 @@ class TerminalRegistry:
         session.heartbeat_s = float(msg.get("heartbeat_s", self._default_heartbeat_s))
         session.run = run = msg.get("run")
         if run is not None and run not in session.runs:
-            session.runs_read += 1
-            session.runs[run] = session.runs_read
+            session.runs[run] = session.runs_read + 1
             if len(session.runs) > RUNS_KEPT:
                 del session.runs[next(iter(session.runs))]
         session.registered = True

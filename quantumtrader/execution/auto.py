@@ -60,8 +60,8 @@ class AutoTrader:
         self.execution = execution
         self.daemon = daemon
         self._log = LogLimiter(execution.config.daemon.reject_log_interval_s)
-        self._last: dict[str, tuple[int, str | None]] = {}  # symbol -> its last signal's tick time, and its series' owner
-        self._settled_at: dict[str, int] = {}  # symbol -> tick time from which its signals are acted on again
+        # symbol -> (its last signal's tick time, its series' owner then, the tick time its signals are acted on from)
+        self._series: dict[str, tuple[int, str | None, int]] = {}
 
     def attach(self) -> None:
         self.daemon.signal_hooks.append(self.on_signal)
@@ -142,16 +142,17 @@ class AutoTrader:
         one return in the indicators: after a 35-pip Monday gap the first signal went out with RSI 97 and an order's
         default stop 948 pips away; after a restart 15 pips away, 281 (two hunts, 2026-12-05). Signals are published
         at least every signals.interval_s while ticks come, so their times show a gap in the ticks."""
-        symbol, stamp = signal["symbol"], signal["time_msc"]
-        owner = self.daemon.market.owner.get(symbol)
-        last = self._last.get(symbol)
-        self._last[symbol] = (stamp, owner)
         settle_ms = self.config.settle_after_break_s * 1000
         if not settle_ms:
             return False
+        symbol, stamp = signal["symbol"], signal["time_msc"]
+        owner = self.daemon.market.owner.get(symbol)
+        last = self._series.get(symbol)
+        settled_at = last[2] if last is not None else 0
         if last is None or stamp - last[0] > self.config.break_gap_s * 1000 or last[1] != owner:
-            self._settled_at[symbol] = stamp + int(settle_ms)
-        return stamp < self._settled_at.get(symbol, 0)
+            settled_at = stamp + int(settle_ms)
+        self._series[symbol] = (stamp, owner, settled_at)
+        return stamp < settled_at
 
     def _holding(self, terminal: str, broker_symbol: str, side: str) -> bool:
         """The terminal the order would go to holds, or has under way, a position in this symbol and direction.

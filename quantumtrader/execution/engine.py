@@ -251,8 +251,7 @@ class ExecutionEngine:
         by_ticket = {p["ticket"]: p for p in msg["positions"]}
         for order in unknown:
             if order.kind == "open" and ("QT-" + order.id) in by_comment:
-                pos = by_comment["QT-" + order.id]
-                self._settle(order, FILLED, ticket=pos["ticket"], price=pos["open_price"], lots=pos["lots"], reconciled=True)
+                self._filled_from(order, by_comment["QT-" + order.id])
                 continue
             held = by_ticket.get(order.ticket)
             if order.kind == "close" and held is None:
@@ -292,7 +291,11 @@ class ExecutionEngine:
             del self._not_executed[order.id]
             self.daemon.counters["orders_executed_after_all"] += 1
             log.warning("an order settled as not executed was executed after all", id=order.id, terminal=terminal, ticket=pos["ticket"], earlier=order.error)
-            self._settle(order, FILLED, ticket=pos["ticket"], price=pos["open_price"], lots=pos["lots"], error=f"executed after it was settled as {order.error!r}", reconciled=True)
+            self._filled_from(order, pos, error=f"executed after it was settled as {order.error!r}")
+
+    def _filled_from(self, order: Order, pos: dict[str, Any], error: str = "") -> None:
+        """An open settled filled from the position with its QT-<id>: its ticket, price and lots."""
+        self._settle(order, FILLED, ticket=pos["ticket"], price=pos["open_price"], lots=pos["lots"], error=error, reconciled=True)
 
     # -- the Lazy Pirate loop duties -------------------------------------------------------
 
@@ -336,9 +339,16 @@ class ExecutionEngine:
         lots = round_lots_down(lots or 0.0, self.risk.lot_step(spec))
         order.lots, order.sl, order.tp = lots, sl, tp
         intent = OpenIntent(broker_symbol, side, lots, sl, tp)
-        reason = self.risk.check_open(intent, quote, self._quote_age_ms(terminal, broker_symbol), self._exposure(terminal, broker_symbol), spec, tick_lag_ms=tick_lag_ms(quote))
-        if not reason and quote is not None:
-            reason = self.risk.trade_risk_problem(intent, quote["bid"], quote["ask"], float(account.get("equity", 0.0)), account.get("currency"), spec)
+        reason = self.risk.check_open(
+            intent,
+            quote,
+            self._quote_age_ms(terminal, broker_symbol),
+            self._exposure(terminal, broker_symbol),
+            spec,
+            tick_lag_ms=tick_lag_ms(quote),
+            equity=float(account.get("equity", 0.0)),
+            account_currency=account.get("currency"),
+        )
         if reason:
             self._refuse(order, reason, responder)
             return
@@ -452,7 +462,8 @@ class ExecutionEngine:
             # own position was still open (a hunt), and so did a daemon restarted while it was down (a churn soak;
             # 2026-12-05). Another terminal trades a symbol only when the default's hello did not list it.
             session = self.daemon.terminals.sessions.get(default)
-            streams = session is None or not session.registered or self._broker_symbol(default, symbol, session.symbols) is not None
+            broker = self._broker_symbol(default, symbol, session.symbols) if session is not None and session.registered else None
+            streams = broker is not None or session is None or not session.registered  # not known yet: it may
             if streams and default not in connected:
                 raise ControlError(
                     f"terminal {default!r} (execution.default_terminal), which trades what it streams when no terminal is named,"
@@ -460,10 +471,8 @@ class ExecutionEngine:
                     " account; name a terminal to trade there",
                     503,
                 )
-            if streams and session is not None:
-                broker = self._broker_symbol(default, symbol, session.symbols)
-                if broker is not None:
-                    return default, broker
+            if broker is not None:
+                return default, broker
         candidates = [(t, b) for t, s in connected.items() if (b := self._broker_symbol(t, symbol, s.symbols)) is not None]
         if not candidates:
             raise ControlError(f"no connected terminal streams {symbol}", 422)
@@ -716,11 +725,12 @@ class ExecutionEngine:
         ]
 
     def _exposure(self, terminal: str, broker_symbol: str) -> Exposure:
-        held = sum(lots for _, lots in self.holdings(terminal, broker_symbol))
+        opens = self.opens_not_in_positions()  # once: holdings reads the same list
+        held = sum(lots for _, lots in self.holdings(terminal, broker_symbol, opens))
         books = self.daemon.market.positions
         self._expire_held()
         unreported = self.risk.unreported_positions(books)  # listed before the restart, not since
-        return Exposure(open_positions=sum(len(b) for b in books.values()) + unreported + len(self.opens_not_in_positions()), symbol_lots=held)
+        return Exposure(open_positions=sum(len(b) for b in books.values()) + unreported + len(opens), symbol_lots=held)
 
     def positions_known(self, terminal: str) -> bool:
         """Whether ``terminal`` has sent its positions since this daemon started. A terminal that outlived a restart
@@ -729,12 +739,14 @@ class ExecutionEngine:
         positions to 31, each symbol's pair held twice, max_open_positions 20. Opens wait for them."""
         return terminal in self.daemon.market.positions
 
-    def holdings(self, terminal: str, broker_symbol: str) -> list[tuple[str, float]]:
+    def holdings(self, terminal: str, broker_symbol: str, opens: list[Order] | None = None) -> list[tuple[str, float]]:
         """(side, lots) of what ``terminal`` holds or has under way in ``broker_symbol``: its positions, and its opens
-        the positions do not show yet. The risk limits' exposure and auto-trading's one per direction read it."""
+        the positions do not show yet (``opens``: :meth:`opens_not_in_positions`, when the caller has it). The risk
+        limits' exposure and auto-trading's one per direction read it."""
         book = self.daemon.market.positions.get(terminal, {}).values()
         held = [(p["side"], p["lots"]) for p in book if p["symbol"] == broker_symbol]
-        return held + [(o.side, o.lots) for o in self.opens_not_in_positions() if o.terminal == terminal and o.broker_symbol == broker_symbol]
+        opens = self.opens_not_in_positions() if opens is None else opens
+        return held + [(o.side, o.lots) for o in opens if o.terminal == terminal and o.broker_symbol == broker_symbol]
 
     def _forget_listed_opens(self, terminal: str, tickets: set[int], seq: int, run: int | None) -> None:
         """A positions event (numbered ``seq`` in ``run``): filled opens it lists are counted from the positions now; one

@@ -9,7 +9,7 @@ comment: ``filled`` (with ``reconciled`` set) or ``rejected`` (not executed).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from quantumtrader.protocol import iso_from_msc
@@ -20,9 +20,6 @@ REJECTED = "rejected"
 UNKNOWN = "unknown"
 FINAL = (FILLED, REJECTED)
 
-
-#: Order fields kept in memory only (settling progress), not in the journal's columns.
-TRANSIENT = ("snapshots_without", "position_lots", "after_seq", "after_run", "runs_read", "epoch")
 
 
 @dataclass(slots=True)
@@ -90,3 +87,8 @@ class Order:
             "created": iso_from_msc(self.created_msc) if self.created_msc else None,
             "updated": iso_from_msc(self.updated_msc) if self.updated_msc else None,
         }
+
+
+#: Order fields kept in memory only (settling progress), not in the journal's columns: those left out of comparing
+#: orders (``compare=False``), declared once there.
+TRANSIENT = tuple(f.name for f in fields(Order) if not f.compare)

@@ -201,7 +201,7 @@ class RiskEngine:
             "currencies": {t: a[1] for t, a in self._account.items() if t in self._day_start_equity},
             "daily_loss_breached": self._breached_day == self._day >= 0,
             "forgotten_losses": dict(self._forgotten_loss),
-            "positions_held": {t: n for t, n in self._held.items() if n},
+            "positions_held": dict(self._held),
         }
 
     def restore(self, state: dict[str, Any], now_msc: int) -> bool:
@@ -240,7 +240,10 @@ class RiskEngine:
         self._held_restored.pop(terminal, None)  # it reports for itself from now on
         if self._held.get(terminal, 0) == count:
             return False
-        self._held[terminal] = count
+        if count:
+            self._held[terminal] = count
+        else:
+            del self._held[terminal]
         return True
 
     def held_restored(self) -> dict[str, int]:
@@ -343,12 +346,8 @@ class RiskEngine:
 
         ``spec``: the symbol's specs from its terminal (protocol.SYMBOL_SPEC_FIELDS), when it sent them.
         """
-        price = ask if side == "buy" else bid
-        distance = abs(price - sl)
-        if distance <= 0 or equity <= 0:
-            return 0.0
-        per_lot = money.loss_per_lot(symbol, price, distance, spec)
-        if not (per_lot > 0 and math.isfinite(per_lot)):  # odd specs (within their bounds): no size rather than a crash
+        per_lot = self._loss_per_lot(symbol, side, bid, ask, sl, spec)
+        if per_lot is None or equity <= 0:
             return 0.0
         lots = equity * self.config.risk_pct / 100.0 / per_lot
         cap = self.config.lot_max
@@ -356,29 +355,40 @@ class RiskEngine:
             cap = min(cap, spec["volume_max"])
         return min(round_lots_down(lots, self.lot_step(spec)), cap)
 
-    def trade_risk_problem(self, intent: OpenIntent, bid: float, ask: float, equity: float, account_currency: str | None, spec: Mapping[str, float] | None = None) -> str | None:
+    @staticmethod
+    def _loss_per_lot(symbol: str, side: str, bid: float, ask: float, sl: float, spec: Mapping[str, float] | None) -> float | None:
+        """What one lot loses at the stop, in the account currency; None for no distance or odd specs (within their
+        bounds): no size, no judgement, rather than a crash."""
+        price = ask if side == "buy" else bid
+        distance = abs(price - sl)
+        if distance <= 0:
+            return None
+        per_lot = money.loss_per_lot(symbol, price, distance, spec)
+        return per_lot if per_lot > 0 and math.isfinite(per_lot) else None
+
+    def _check_trade_risk(self, intent: OpenIntent, quote: dict[str, Any] | None, equity: float, account_currency: str | None, spec: Mapping[str, float] | None) -> str | None:
         """Why the open's stop-out would lose too much of the account (``max_trade_risk_pct``), or None.
 
         Sizing keeps a stop-out to ``risk_pct`` only when lots are missing. Given lots (the app, auto_trade.lots)
         with a far stop were not judged at all: after a 35-pip Monday gap, volatility_20 held the gap's return and
         the default stop came out 948 pips away, 47% of equity at 0.5 lots (a hunt, 2026-12-05). Not judged when
-        the loss per lot cannot be known (see sizing_problem) or the equity is not known yet."""
+        the loss per lot cannot be known (see sizing_problem), without a quote, or before the equity is known."""
         limit = self.config.max_trade_risk_pct
-        if not limit or intent.sl <= 0 or intent.lots <= 0 or not equity > 0 or self.sizing_problem(intent.symbol, account_currency, spec):
+        if not limit or quote is None or intent.sl <= 0 or intent.lots <= 0 or not equity > 0 or self.sizing_problem(intent.symbol, account_currency, spec):
             return None
-        price = ask if intent.side == "buy" else bid
-        per_lot = money.loss_per_lot(intent.symbol, price, abs(price - intent.sl), spec)
-        if not (per_lot > 0 and math.isfinite(per_lot)):
+        per_lot = self._loss_per_lot(intent.symbol, intent.side, quote["bid"], quote["ask"], intent.sl, spec)
+        if per_lot is None:
             return None
         loss = per_lot * intent.lots
         share = loss / equity * 100.0
         if share <= limit:
             return None
+        money_text = f"{loss:.2f} {account_currency}" if account_currency else f"{loss:.2f}"
         return (
-            f"the stop at {intent.sl:g} would lose {loss:.2f} {account_currency or ''} ({share:.1f}% of equity) at {intent.lots:g} lots,"
+            f"the stop at {intent.sl:g} would lose {money_text} ({share:.1f}% of equity) at {intent.lots:g} lots,"
             f" above risk.max_trade_risk_pct {limit:g}: give fewer lots or a nearer stop (a default stop follows recent volatility,"
             " which a price gap inflates for a while)"
-        ).replace("  ", " ")
+        )
 
     # -- the rules -------------------------------------------------------------
 
@@ -391,13 +401,17 @@ class RiskEngine:
         spec: Mapping[str, float] | None = None,
         *,
         tick_lag_ms: float = 0.0,
+        equity: float = 0.0,
+        account_currency: str | None = None,
     ) -> str | None:
         """The reason a new position is refused, or None if every rule passes. ``quote_age_ms``: since the quote
-        arrived; ``tick_lag_ms``: how far its own tick time lies behind this machine's UTC clock."""
+        arrived; ``tick_lag_ms``: how far its own tick time lies behind this machine's UTC clock; ``equity`` (0: not
+        known) and ``account_currency``: the account's, for the stop-out's share of it."""
         for reason in (
             self.check_queued(intent, quote, quote_age_ms, tick_lag_ms=tick_lag_ms),
             self._check_lots(intent.symbol, intent.lots, spec),
             self.check_limits(exposure, intent.lots),
+            self._check_trade_risk(intent, quote, equity, account_currency, spec),
         ):
             if reason:
                 return reason

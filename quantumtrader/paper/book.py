@@ -269,10 +269,16 @@ class PaperBook:
         elif (sl > 0 and sl <= ask) or (tp > 0 and tp >= ask):
             raise TradeError(RET_INVALID_STOPS)
 
-    def open(self, symbol: str, side: str, lots: float, sl: float, tp: float, magic: int, comment: str, time_msc: int) -> PaperPosition:
+    def _tradable_quote(self, symbol: str) -> tuple[float, float]:
+        """(bid, ask) to trade at, or RET_PRICE_OFF: no quote yet (a position restored before its symbol's first tick),
+        or a crossed one, which is no price to fill or judge stops by."""
         quote = self.quotes.get(symbol)
         if quote is None or quote[0] >= quote[1]:
             raise TradeError(RET_PRICE_OFF)
+        return quote
+
+    def open(self, symbol: str, side: str, lots: float, sl: float, tp: float, magic: int, comment: str, time_msc: int) -> PaperPosition:
+        quote = self._tradable_quote(symbol)
         if not _lots_ok(lots):
             raise TradeError(RET_INVALID_VOLUME)
         bid, ask = quote
@@ -296,9 +302,7 @@ class PaperBook:
             raise TradeError(RET_POSITION_CLOSED)
         if position_lots > 0 and pos.lots < position_lots - 1e-9:
             raise TradeError(CLOSE_ALREADY_RAN)
-        quote = self.quotes.get(pos.symbol)
-        if quote is None or quote[0] >= quote[1]:
-            raise TradeError(RET_PRICE_OFF)
+        quote = self._tradable_quote(pos.symbol)
         lots = pos.lots if lots == 0 else lots
         if lots > pos.lots + 1e-9 or not _lots_ok(lots):
             raise TradeError(RET_INVALID_VOLUME)
@@ -310,10 +314,7 @@ class PaperBook:
         pos = self.positions.get(ticket)
         if pos is None:
             raise TradeError(RET_POSITION_CLOSED)
-        quote = self.quotes.get(pos.symbol)  # none yet after a restart restored the position (a review, 2026-12-05)
-        if quote is None or quote[0] >= quote[1]:  # as open and close: a crossed quote is no price to judge stops by
-            raise TradeError(RET_PRICE_OFF)
-        bid, ask = quote
+        bid, ask = self._tradable_quote(pos.symbol)  # none yet after a restart restored it (a review, 2026-12-05)
         self._check_stops(pos.side, bid, ask, sl, tp)
         pos.sl, pos.tp = sl, tp
         return pos

@@ -40,6 +40,7 @@ from quantumtrader.protocol import (
     decode_command,
     encode,
     event,
+    is_number,
     WRONG_ACCOUNT,
     now_msc,
     reply_error,
@@ -251,7 +252,7 @@ class PaperTerminal:
             return self._set_aside(str(exc))
         log.info("paper book restored", file=str(self.book_path), positions=len(self.book.positions), balance=round(self.book.balance, 2))
         start = saved.get("start_balance")
-        self._start_balance = start if type(start) in (int, float) else self.cfg.balance
+        self._start_balance = start if is_number(start) else self.cfg.balance  # JSON holds no inf or NaN: the same values
         if self._start_balance != self.cfg.balance:
             log.warning(
                 "paper.balance differs from the saved account's starting balance: the saved account goes on; delete its file for a fresh one",

@@ -213,17 +213,18 @@ class Clone:
             return
         # sidecar.symbol_suffix: the apps get (and the clone keeps) their names, not the broker's. data() learns
         # the data's symbol, which is the topic's: renamed, the topic's symbol is the renamed data's.
-        if names.active and (renamed := names.data(data, learn=True)) is not data:
-            env["data"] = data = renamed
-            text = orjson.dumps(env).decode()
+        renamed = names.active and (named := names.data(data, learn=True)) is not data
+        if renamed:
+            env["data"] = data = named
             if symbol:
                 symbol = data["symbol"]
-        else:
-            text = raw.decode()
         if kind == "price":
             self._remember(seq, kind, data)
-            if self._set_quote(symbol, data):  # another broker's price of it prices that terminal's positions only
-                self._sink.price(symbol, text, recv_ns)
+            if not self._set_quote(symbol, data):
+                return  # another broker's price of it prices that terminal's positions only: no text for the clients
+        text = orjson.dumps(env).decode() if renamed else raw.decode()
+        if kind == "price":
+            self._sink.price(symbol, text, recv_ns)
         elif kind == "signal":
             self.signals.appendleft(data)
             self._sink.reliable(symbol, text, recv_ns)

@@ -36,12 +36,19 @@ def _auto_trader(daemon: Any) -> Any:
     return next(hook.__self__ for hook in daemon.signal_hooks if type(hook.__self__).__name__ == "AutoTrader")
 
 
+def _signals_to_auto_trader(daemon: Any) -> queue.Queue[dict[str, Any]]:
+    """A queue whose signals the daemon's auto-trader takes on the daemon's own thread (a pass hook), as the signal
+    stage hands them."""
+    signals: queue.Queue[dict[str, Any]] = queue.Queue()
+    auto = _auto_trader(daemon)
+    daemon.every_pass(lambda now: [auto.on_signal(signals.get_nowait()) for _ in range(signals.qsize())])
+    return signals
+
+
 @pytest.mark.timeout(90)
 def test_auto_trading_looks_at_the_terminal_it_trades_at_and_skips_while_halted(tmp_path: Path) -> None:
     d, eps = inproc_daemon(tmp_path / "data", **ENV)
-    signals: queue.Queue[dict[str, Any]] = queue.Queue()
-    auto = _auto_trader(d)
-    d.every_pass(lambda now: [auto.on_signal(signals.get_nowait()) for _ in range(signals.qsize())])
+    signals = _signals_to_auto_trader(d)
     a, b = ScriptedTerminal(eps, "A@X"), ScriptedTerminal(eps, "B@X")
     ids = iter(range(1000))
 
@@ -119,9 +126,7 @@ def test_after_a_restart_a_terminal_is_not_traded_until_its_positions_come(tmp_p
     alone (the daemon never had a hello from it), then a signal and a manual trade, then the positions. And a
     signal from a tick queued while the daemon was down is not acted on (auto_trade.max_signal_age_s)."""
     d, eps = inproc_daemon(tmp_path / "data", **{**ENV, "QT_EXECUTION__DEFAULT_TERMINAL": ""})
-    signals: queue.Queue[dict[str, Any]] = queue.Queue()
-    auto = _auto_trader(d)
-    d.every_pass(lambda now: [auto.on_signal(signals.get_nowait()) for _ in range(signals.qsize())])
+    signals = _signals_to_auto_trader(d)
     b = ScriptedTerminal(eps, "B@X")
 
     def counters() -> dict[str, int]:
@@ -171,9 +176,7 @@ def test_signals_right_after_a_break_in_the_series_are_not_acted_on(tmp_path: Pa
     default stop was 281 pips away. Signals within auto_trade.settle_after_break_s (tick time) of a break (the
     run's first signal of a symbol, no signal for break_gap_s, another terminal owning it) are skipped."""
     d, eps = inproc_daemon(tmp_path / "data", **{**ENV, "QT_AUTO_TRADE__SETTLE_AFTER_BREAK_S": "60", "QT_EXECUTION__DEFAULT_TERMINAL": ""})
-    signals: queue.Queue[dict[str, Any]] = queue.Queue()
-    auto = _auto_trader(d)
-    d.every_pass(lambda now: [auto.on_signal(signals.get_nowait()) for _ in range(signals.qsize())])
+    signals = _signals_to_auto_trader(d)
     term = ScriptedTerminal(eps, "A@X")
     ids = iter(range(1000))
     start = now_msc()
@@ -212,9 +215,7 @@ def test_at_a_position_limit_signals_are_skipped_not_journaled_as_refused_orders
     """A churn soak (2026-12-05): at max_open_positions every BUY/SELL signal became an order the limit refused, in
     the order journal and on the app's feed: 1,782 in ten minutes. Skipped and counted instead, as while halted."""
     d, eps = inproc_daemon(tmp_path / "data", **{**ENV, "QT_RISK__MAX_OPEN_POSITIONS": "1", "QT_EXECUTION__DEFAULT_TERMINAL": ""})
-    signals: queue.Queue[dict[str, Any]] = queue.Queue()
-    auto = _auto_trader(d)
-    d.every_pass(lambda now: [auto.on_signal(signals.get_nowait()) for _ in range(signals.qsize())])
+    signals = _signals_to_auto_trader(d)
     term = ScriptedTerminal(eps, "A@X")
     held = {"ticket": 1, "symbol": "GBPUSD", "side": "buy", "lots": 0.01, "open_price": 1.3, "sl": 0.0, "tp": 0.0, "profit": 0.0,
             "swap": 0.0, "commission": 0.0, "magic": 0, "comment": "manual", "open_time_msc": now_msc()}  # fmt: skip

@@ -429,10 +429,10 @@ class ScriptedTerminal:
 
 
 @contextlib.contextmanager
-def scripted_daemon(tmp_path: Path, **env: str) -> Iterator[tuple[Endpoints, ScriptedTerminal, Dealer]]:
+def scripted_daemon(tmp_path: Path, *, terminal: str = "script@Broker", **env: str) -> Iterator[tuple[Endpoints, ScriptedTerminal, Dealer]]:
     """The real daemon in process with its loop on a thread, a scripted terminal (no hello yet) and a dealer."""
     d, eps = inproc_daemon(tmp_path / "data", **env)
-    term = ScriptedTerminal(eps)
+    term = ScriptedTerminal(eps, terminal)
     dealer = Dealer(eps.control)
     try:
         with serving(d):
@@ -855,39 +855,25 @@ def test_after_a_restart_a_terminal_not_heard_yet_counts_its_positions_and_holds
     kept with the risk state and count until it reports; the default keeps its symbols until it is back."""
     env = {**RISK_OFF, "QT_RISK__MAX_OPEN_POSITIONS": "3", "QT_EXECUTION__DEFAULT_TERMINAL": "default@Broker", "QT_RISK__MAX_QUOTE_AGE_MS": "60000"}
     stops = {"sl": 1.09, "tp": 1.11}
-    data = tmp_path / "data"
-    d, eps = inproc_daemon(data, **env)
-    frozen = ScriptedTerminal(eps, name="frozen@Broker")
-    try:
-        with serving(d):
-            frozen.hello()
-            frozen.send(type="positions", positions=[held_position(1), held_position(2)])
-            wait_for(lambda: len(control(eps.control, "snapshot")["positions"]) == 2, 10, "its two positions")
-    finally:
-        frozen.close()
-        d.close()
-    d, eps = inproc_daemon(data, **env)  # frozen@Broker says nothing to this one; default@Broker has not come back
-    live = ScriptedTerminal(eps, name="live@Broker")
-    dealer = Dealer(eps.control)
-    try:
-        with serving(d):
-            live.hello()
-            live.account(10_000.0)
-            fresh_quote(live, eps)
-            unnamed = control(eps.control, "trade", symbol="EURUSD", side="buy", lots=0.01, source="auto", **stops)
-            assert unnamed["status"] == 503 and "default@Broker" in unnamed["error"], unnamed
-            assert live.next_command(300) is None, "an unnamed order went to another account while the default was away"
-            health = control(eps.control)["health"]
-            assert health["status"] == "degraded" and any("2 open positions before the daemon started" in p for p in health["problems"]), health
-            opened = dealer.send("trade", symbol="EURUSD", side="buy", lots=0.01, terminal="live@Broker", source="test", **stops)
-            ident, command = live.next_command()  # 2 unreported + 0: a third is within the limit
-            live.answer(ident, reply_ok(command["id"], ticket=10, price=1.1001, lots=0.01, time_msc=now_msc()))
-            assert dealer.collect({opened}, timeout_s=10)[opened]["order"]["status"] == "filled"
-            refused_here(live, control(eps.control, "trade", symbol="EURUSD", side="buy", lots=0.01, terminal="live@Broker", source="test", **stops), "3 positions open")
-    finally:
-        dealer.close()
-        live.close()
-        d.close()
+    with scripted_daemon(tmp_path, terminal="frozen@Broker", **env) as (eps, frozen, _):
+        frozen.hello()
+        frozen.send(type="positions", positions=[held_position(1), held_position(2)])
+        wait_for(lambda: len(control(eps.control, "snapshot")["positions"]) == 2, 10, "its two positions")
+    # the same data directory: frozen@Broker says nothing to this one; default@Broker has not come back
+    with scripted_daemon(tmp_path, terminal="live@Broker", **env) as (eps, live, dealer):
+        live.hello()
+        live.account(10_000.0)
+        fresh_quote(live, eps)
+        unnamed = control(eps.control, "trade", symbol="EURUSD", side="buy", lots=0.01, source="auto", **stops)
+        assert unnamed["status"] == 503 and "default@Broker" in unnamed["error"], unnamed
+        assert live.next_command(300) is None, "an unnamed order went to another account while the default was away"
+        health = control(eps.control)["health"]
+        assert health["status"] == "degraded" and any("2 open positions before the daemon started" in p for p in health["problems"]), health
+        opened = dealer.send("trade", symbol="EURUSD", side="buy", lots=0.01, terminal="live@Broker", source="test", **stops)
+        ident, command = live.next_command()  # 2 unreported + 0: a third is within the limit
+        live.answer(ident, reply_ok(command["id"], ticket=10, price=1.1001, lots=0.01, time_msc=now_msc()))
+        assert dealer.collect({opened}, timeout_s=10)[opened]["order"]["status"] == "filled"
+        refused_here(live, control(eps.control, "trade", symbol="EURUSD", side="buy", lots=0.01, terminal="live@Broker", source="test", **stops), "3 positions open")
 
 
 @pytest.mark.timeout(60)

@@ -121,8 +121,8 @@ def _ask(endpoint: str, command: dict) -> dict:
         sock.close()
 
 
-def _filled(endpoint: str, side: str, lots: float) -> tuple[str, dict]:
-    """(id, reply) of an EURUSD open that filled: a terminal just started has no quote yet, and a refused id's reply
+def _filled(endpoint: str, side: str, lots: float, symbol: str = "EURUSD") -> tuple[str, dict]:
+    """(id, reply) of an open (of EURUSD unless said) that filled: a terminal just started has no quote yet, and a refused id's reply
     is cached (a retry of it gets the same answer), so each try is a new id."""
     from quantumtrader.protocol import new_command_id, open_command
 
@@ -130,7 +130,7 @@ def _filled(endpoint: str, side: str, lots: float) -> tuple[str, dict]:
 
     def fills() -> tuple[str, dict] | None:
         command_id = new_command_id()
-        last[:] = [_ask(endpoint, open_command(command_id, "EURUSD", side, lots))]
+        last[:] = [_ask(endpoint, open_command(command_id, symbol, side, lots))]
         return (command_id, last[0]) if last[0]["ok"] else None
 
     try:
@@ -228,13 +228,13 @@ def test_a_position_in_a_symbol_dropped_from_paper_symbols_can_still_be_closed(t
     """Left by the change that kept the paper book (2026-12-05): a book restored with a position in a symbol no
     longer in paper.symbols had no quote for it, so the position could never be closed. The generator now
     streams the symbols the book holds as well, and says so."""
-    from quantumtrader.protocol import close_command, new_command_id, open_command, snapshot_command
+    from quantumtrader.protocol import close_command, new_command_id, snapshot_command
 
     eps = Endpoints()
     args = ["paper", "--terminal", "paper-10@Test", "--rate", "100"]
     first = start(args, eps.env(tmp_path / "data", QT_PAPER__SYMBOLS="EURUSD,GBPUSD,ABCDEF"), tmp_path / "paper-1.log")
     try:
-        opened = wait_for(lambda: (r := _ask(eps.command, open_command(new_command_id(), "ABCDEF", "buy", 0.1)))["ok"] and r, 20, "an ABCDEF open")
+        _, opened = _filled(eps.command, "buy", 0.1, "ABCDEF")
     finally:
         assert stop(first) == 0
     second = start(args, eps.env(tmp_path / "data", QT_PAPER__SYMBOLS="EURUSD"), tmp_path / "paper-2.log")
