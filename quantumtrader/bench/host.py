@@ -22,8 +22,17 @@ pause, so every price publication pays the wake-up, and a signal in the same
 batch pays it again when the thread went back to sleep meanwhile. What the
 ratio is on the machine is what the daemon cannot save by being faster.
 
+The same two timings of a one-byte pipe write to another process asleep in a
+``read`` (no ZeroMQ, no Python on the waking side's path) say whose cost that
+is: on the 2-core VM of 2026-12-05 the write cost ~13 µs after 100 µs and
+~0.5 µs after 5 µs (``haltpoll``: an idle virtual CPU polls for ~10 µs, then
+halts, and waking a halted one costs the waker a trip through the hypervisor),
+as a feed publication did, so the wake-up is the host's price, not ZeroMQ's.
+
 Usage of the module itself: ``python -m quantumtrader.bench.host ENDPOINT``
-is that subscriber (prints how many messages it took when told to end).
+is that subscriber (prints how many messages it took when told to end);
+``python -m quantumtrader.bench.host --pipe-reader`` is the pipe's reader
+(prints how many bytes it read before the pipe closed).
 """
 
 from __future__ import annotations
@@ -51,6 +60,7 @@ PAUSES_S = (0.0001, 0.005)  # 100 µs: between two ticks at 10,000/s; 5 ms: a qu
 #: The feed step's message: a price update as the daemon publishes one.
 PRICE = {"symbol": "EURUSD", "bid": 1.38676, "ask": 1.38686, "spread": 0.0001, "volume": 0, "time_msc": 1398902400292, "timestamp": "2014-05-01T00:00:00.292Z", "terminal": "host-bench"}
 END_TOPIC = b"end"
+PIPE_READER = "--pipe-reader"
 
 
 def _percentiles(samples_ns: list[int]) -> dict[str, float]:
@@ -136,6 +146,35 @@ def _feed_wakeup(samples: int, log: Callable[[str], None]) -> tuple[list[dict[st
     return results, delivered
 
 
+def _process_wakeup(samples: int, log: Callable[[str], None]) -> list[dict[str, Any]]:
+    """A one-byte pipe write to a reader process asleep in ``read``, after each pause and back to back.
+
+    The reader must have taken every byte (raises otherwise), as the feed's subscriber must.
+    """
+    child = subprocess.Popen([sys.executable, "-m", "quantumtrader.bench.host", PIPE_READER], stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0, **popen_kwargs())
+    assert child.stdin is not None
+    fd = child.stdin.fileno()
+    results = []
+    try:
+        os.write(fd, b"x")  # the reader is up and reading before the first sample
+        time.sleep(0.5)
+        for pause_s in PAUSES_S:
+            log(f"host: wake a process (pipe write) after {pause_s * 1e6:.0f} µs and back to back, {samples} samples each")
+            figures = _measure_wakeup(lambda i: os.write(fd, b"x"), pause_s, samples)
+            ratio = figures["after_pause"]["p50_us"] / max(figures["back_to_back"]["p50_us"], 1e-3)
+            results.append({"step": "wake a process", "pause_us": pause_s * 1e6, **figures, "p50_ratio": ratio})
+        child.stdin.close()  # the reader's end of input
+        assert child.stdout is not None
+        out = child.stdout.read()
+        child.wait(timeout=30)
+    finally:
+        stop_child(child)
+    written = 1 + 2 * samples * len(PAUSES_S)
+    if int(out.split()[-1]) != written:
+        raise RuntimeError(f"the reader took {int(out.split()[-1])} of the {written} bytes written")
+    return results
+
+
 def run_host_bench(*, samples: int = 400, json_out: Path | None = None, log: Callable[[str], None] = print) -> dict[str, Any]:
     """Every step after every pause, sleeping vs spinning; returns (and writes) the figures with the machine.
 
@@ -163,6 +202,7 @@ def run_host_bench(*, samples: int = 400, json_out: Path | None = None, log: Cal
         finally:
             os.close(fd)
         wakeup, delivered = _feed_wakeup(samples, log)
+        wakeup += _process_wakeup(samples, log)
     rows = [
         (
             r["step"],
@@ -212,5 +252,13 @@ def _subscriber(endpoint: str) -> int:
         ctx.term()
 
 
+def _pipe_reader() -> int:
+    """Read standard input a byte at a time, each read a sleep until the next write, until it closes; how many bytes."""
+    count = 0
+    while os.read(0, 1):
+        count += 1
+    return count
+
+
 if __name__ == "__main__":
-    print(_subscriber(sys.argv[1]), flush=True)
+    print(_pipe_reader() if sys.argv[1] == PIPE_READER else _subscriber(sys.argv[1]), flush=True)
