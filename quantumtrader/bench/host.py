@@ -24,10 +24,11 @@ ratio is on the machine is what the daemon cannot save by being faster.
 
 The same two timings of a one-byte pipe write to another process asleep in a
 ``read`` (no ZeroMQ, no Python on the waking side's path) say whose cost that
-is: on the 2-core VM of 2026-12-05 the write cost ~13 µs after 100 µs and
-~0.5 µs after 5 µs (``haltpoll``: an idle virtual CPU polls for ~10 µs, then
-halts, and waking a halted one costs the waker a trip through the hypervisor),
-as a feed publication did, so the wake-up is the host's price, not ZeroMQ's.
+is: on the 2-core VM of 2026-12-05 the write cost 12-13 µs p50 after 100 µs and
+0.8 µs right after another, the feed publication 14-15 and 3-7 (``haltpoll``: an
+idle virtual CPU polls for ~10 µs, then halts, and waking a halted one costs
+the waker a trip through the hypervisor), so the wake-up is the host's price,
+not ZeroMQ's.
 
 Usage of the module itself: ``python -m quantumtrader.bench.host ENDPOINT``
 is that subscriber (prints how many messages it took when told to end);
@@ -170,8 +171,9 @@ def _process_wakeup(samples: int, log: Callable[[str], None]) -> list[dict[str, 
     finally:
         stop_child(child)
     written = 1 + 2 * samples * len(PAUSES_S)
-    if int(out.split()[-1]) != written:
-        raise RuntimeError(f"the reader took {int(out.split()[-1])} of the {written} bytes written")
+    took = int(out.split()[-1]) if out.split() else 0  # nothing printed: the reader died
+    if took != written:
+        raise RuntimeError(f"the reader took {took} of the {written} bytes written")
     return results
 
 
@@ -202,7 +204,7 @@ def run_host_bench(*, samples: int = 400, json_out: Path | None = None, log: Cal
         finally:
             os.close(fd)
         wakeup, delivered = _feed_wakeup(samples, log)
-        wakeup += _process_wakeup(samples, log)
+        process = _process_wakeup(samples, log)
     rows = [
         (
             r["step"],
@@ -223,11 +225,11 @@ def run_host_bench(*, samples: int = 400, json_out: Path | None = None, log: Cal
             f"{r['back_to_back']['p50_us']:.1f} / {r['back_to_back']['p99_us']:.1f}",
             f"x{r['p50_ratio']:.1f}",
         )
-        for r in wakeup
+        for r in wakeup + process
     ]
     log(table(wake_rows, ("step", "pause (spun)", "after pause p50 / p99 µs", "back to back p50 / p99 µs", "pause/back-to-back p50")))
     log(describe({"this run": cpu.shares}))
-    result = {"scenario": "host", "samples": samples, "results": results, "feed_wakeup": wakeup, "feed_delivered": delivered, "cpu": cpu.shares, "machine": machine()}
+    result = {"scenario": "host", "samples": samples, "results": results, "feed_wakeup": wakeup, "feed_delivered": delivered, "process_wakeup": process, "cpu": cpu.shares, "machine": machine()}
     write_json(json_out, result)
     return result
 
