@@ -51,6 +51,9 @@ class MarketState:
         self.terminal_received_ns: dict[tuple[str, str], int] = {}
         self.owner: dict[str, str] = {}  # symbol -> the terminal whose ticks drive it
         self.positions: dict[str, dict[int, dict[str, Any]]] = {}
+        # terminal -> ticket -> position: what it listed before the daemon restarted, the baseline of its first list
+        # (not in ``positions``: the book is not known until the terminal itself lists it)
+        self.restored_positions: dict[str, dict[int, dict[str, Any]]] = {}
         self.accounts: dict[str, dict[str, Any]] = {}
 
     def quote(self, tick: dict[str, Any], received_ns: int) -> bool:
@@ -103,10 +106,15 @@ class MarketState:
             del self.terminal_quotes[key]
             self.terminal_received_ns.pop(key, None)
         self.positions.pop(terminal, None)
+        self.restored_positions.pop(terminal, None)
         self.accounts.pop(terminal, None)
 
     def update_positions(self, terminal: str, positions: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
-        old = self.positions.get(terminal, {})
+        """The changes since the terminal's previous list; its first list after a restart is compared with the one it
+        sent before (a restart re-announced every open position "opened" and never told of those closed meanwhile)."""
+        old = self.positions.get(terminal)
+        if old is None:
+            old = self.restored_positions.pop(terminal, {})
         changes = diff_positions(old, positions)
         self.positions[terminal] = {pos["ticket"]: pos for pos in positions}
         return changes

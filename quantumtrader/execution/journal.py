@@ -120,6 +120,21 @@ class OrderJournal:
             raise RiskStateDamaged(f"not a risk state: {str(row[0])[:80]!r}")
         return state
 
+    def save_books(self, books: dict[str, list[dict[str, Any]]]) -> None:
+        """The positions each terminal last listed (by terminal), committed when this returns: a restarted daemon
+        diffs each terminal's first list against its own, so apps are told what changed while it was down."""
+        self._db.execute("INSERT OR REPLACE INTO risk_state (name, value) VALUES ('books', ?)", (orjson.dumps(books).decode(),))
+
+    def load_books(self) -> dict[str, Any]:
+        """The saved books as they were written, unchecked; {} when none was saved or the row is not a JSON object
+        (a wrong baseline costs only position events: each terminal's first list is then all "opened")."""
+        row = self._db.execute("SELECT value FROM risk_state WHERE name = 'books'").fetchone()
+        try:
+            books = orjson.loads(row[0]) if row is not None else {}
+        except (orjson.JSONDecodeError, TypeError):
+            return {}
+        return books if isinstance(books, dict) else {}
+
     def save(self, order: Order) -> None:
         """Insert or update one order, committed when this returns."""
         row = order.to_row()

@@ -14,8 +14,9 @@ import orjson
 import pytest
 import zmq
 
+from quantumtrader.config import ORDERS_FILE
 from quantumtrader.protocol import WRONG_ACCOUNT, control_request, decode_command, encode, new_command_id, now_msc, parse_object, reply_error, reply_ok, snapshot_command, with_event_seq
-from support import Endpoints, control, daemon_process, event_frame, events_push, inproc_daemon, serving, start, stop, terminal_status, wait_for
+from support import Endpoints, FeedSubscriber, control, daemon_process, event_frame, events_push, inproc_daemon, serving, start, stop, terminal_status, wait_for
 
 # Generous limits so only the rule under test can refuse; a rich paper account.
 RISK_OFF = {
@@ -874,6 +875,52 @@ def test_after_a_restart_a_terminal_not_heard_yet_counts_its_positions_and_holds
         live.answer(ident, reply_ok(command["id"], ticket=10, price=1.1001, lots=0.01, time_msc=now_msc()))
         assert dealer.collect({opened}, timeout_s=10)[opened]["order"]["status"] == "filled"
         refused_here(live, control(eps.control, "trade", symbol="EURUSD", side="buy", lots=0.01, terminal="live@Broker", source="test", **stops), "3 positions open")
+
+
+@pytest.mark.timeout(60)
+def test_after_a_restart_a_terminals_first_positions_say_what_changed_while_the_daemon_was_down(tmp_path: Path) -> None:
+    """Left open since 2026-12-04: a restarted daemon published every position a terminal still held as "opened"
+    again, and never told apps of one closed while it was down. The book each terminal last listed is saved with
+    the order journal, and its first list after a restart is compared with it."""
+    env = {**RISK_OFF, "QT_DAEMON__HEALTH_INTERVAL_S": "0.2"}
+    with scripted_daemon(tmp_path, **env) as (eps, term, _):
+        term.hello()
+        term.send(type="positions", positions=[held_position(1), held_position(2)])
+        wait_for(lambda: len(control(eps.control, "snapshot")["positions"]) == 2, 10, "its two positions")
+    with scripted_daemon(tmp_path, **env) as (eps, term, _):
+        feed = FeedSubscriber(eps.feed, (b"position", b"health"))
+        try:
+            feed.wait_joined()
+            term.hello(send_positions=False)  # its real list follows, as an EA's does
+            # ticket 1 still open (its profit moved), 2 closed while the daemon was down, 3 opened meanwhile
+            term.send(type="positions", positions=[held_position(1, profit=12.5), held_position(3)])
+            told: dict[str, str] = {}
+            deadline = time.monotonic() + 10
+            while len(told) < 3 and time.monotonic() < deadline:
+                got = feed.recv(200)
+                if got is not None and got[0] == "position":
+                    print("POS", got[1]["data"]["ticket"], got[1]["data"]["status"], got[1]["seq"]); told[got[1]["data"]["ticket"]] = got[1]["data"]["status"]
+            assert told == {"1": "updated", "2": "closed", "3": "opened"}, told
+            assert sorted(p["ticket"] for p in control(eps.control, "snapshot")["positions"]) == ["1", "3"]
+        finally:
+            feed.close()
+    # and a book that is not a positions list is dropped at the start, never raised: that terminal's list is all new
+    with sqlite3.connect(tmp_path / "data" / ORDERS_FILE) as db:
+        db.execute("UPDATE risk_state SET value = ? WHERE name = 'books'", (orjson.dumps({"script@Broker": [{"ticket": "x"}]}).decode(),))
+    with scripted_daemon(tmp_path, **env) as (eps, term, _):
+        feed = FeedSubscriber(eps.feed, (b"position", b"health"))
+        try:
+            feed.wait_joined()
+            term.hello(send_positions=False)  # its real list follows, as an EA's does
+            term.send(type="positions", positions=[held_position(1)])
+            got = None
+            deadline = time.monotonic() + 10
+            while got is None and time.monotonic() < deadline:
+                got = feed.recv(200)
+                got = got if got is not None and got[0] == "position" else None
+            assert got is not None and got[1]["data"]["status"] == "opened", got
+        finally:
+            feed.close()
 
 
 @pytest.mark.timeout(60)
