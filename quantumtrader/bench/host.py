@@ -62,6 +62,7 @@ PAUSES_S = (0.0001, 0.005)  # 100 µs: between two ticks at 10,000/s; 5 ms: a qu
 PRICE = {"symbol": "EURUSD", "bid": 1.38676, "ask": 1.38686, "spread": 0.0001, "volume": 0, "time_msc": 1398902400292, "timestamp": "2014-05-01T00:00:00.292Z", "terminal": "host-bench"}
 END_TOPIC = b"end"
 PIPE_READER = "--pipe-reader"
+READY = b"ready\n"
 
 
 def _percentiles(samples_ns: list[int]) -> dict[str, float]:
@@ -153,21 +154,24 @@ def _process_wakeup(samples: int, log: Callable[[str], None]) -> list[dict[str, 
     The reader must have taken every byte (raises otherwise), as the feed's subscriber must.
     """
     child = subprocess.Popen([sys.executable, "-m", "quantumtrader.bench.host", PIPE_READER], stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0, **popen_kwargs())
-    assert child.stdin is not None
+    assert child.stdin is not None and child.stdout is not None
     fd = child.stdin.fileno()
     results = []
     try:
-        os.write(fd, b"x")  # the reader is up and reading before the first sample
-        time.sleep(0.5)
-        for pause_s in PAUSES_S:
-            log(f"host: wake a process (pipe write) after {pause_s * 1e6:.0f} µs and back to back, {samples} samples each")
-            figures = _measure_wakeup(lambda i: os.write(fd, b"x"), pause_s, samples)
-            ratio = figures["after_pause"]["p50_us"] / max(figures["back_to_back"]["p50_us"], 1e-3)
-            results.append({"step": "wake a process", "pause_us": pause_s * 1e6, **figures, "p50_ratio": ratio})
+        try:
+            os.write(fd, b"x")
+            if child.stdout.readline() != READY:  # it has read the first byte: the next read is the one it sleeps in
+                raise RuntimeError("the reader process did not start")
+            for pause_s in PAUSES_S:
+                log(f"host: wake a process (pipe write) after {pause_s * 1e6:.0f} µs and back to back, {samples} samples each")
+                figures = _measure_wakeup(lambda i: os.write(fd, b"x"), pause_s, samples)
+                ratio = figures["after_pause"]["p50_us"] / max(figures["back_to_back"]["p50_us"], 1e-3)
+                results.append({"step": "wake a process", "pause_us": pause_s * 1e6, **figures, "p50_ratio": ratio})
+        except OSError as exc:  # a broken pipe (EINVAL on Windows): the reader is gone
+            raise RuntimeError(f"the reader process died: {exc!r}") from None
         child.stdin.close()  # the reader's end of input
-        assert child.stdout is not None
-        out = child.stdout.read()
-        child.wait(timeout=30)
+        child.stdin = None  # so communicate() does not flush it
+        out, _ = child.communicate(timeout=30)
     finally:
         stop_child(child)
     written = 1 + 2 * samples * len(PAUSES_S)
@@ -255,10 +259,14 @@ def _subscriber(endpoint: str) -> int:
 
 
 def _pipe_reader() -> int:
-    """Read standard input a byte at a time, each read a sleep until the next write, until it closes; how many bytes."""
+    """Read standard input a byte at a time, each read a sleep until the next write, until it closes; how many bytes.
+    Says READY after the first, so the parent's samples start with this process asleep in a read."""
     count = 0
     while os.read(0, 1):
         count += 1
+        if count == 1:
+            sys.stdout.buffer.write(READY)
+            sys.stdout.buffer.flush()
     return count
 
 

@@ -109,6 +109,11 @@ class MarketState:
         self.restored_positions.pop(terminal, None)
         self.accounts.pop(terminal, None)
 
+    def restore_positions(self, books: dict[str, list[dict[str, Any]]]) -> None:
+        """The positions each terminal listed before the daemon restarted (checked by the caller), the baseline of its
+        first list after the start."""
+        self.restored_positions = {terminal: {pos["ticket"]: pos for pos in book} for terminal, book in books.items()}
+
     def update_positions(self, terminal: str, positions: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
         """The changes since the terminal's previous list; its first list after a restart is compared with the one it
         sent before (a restart re-announced every open position "opened" and never told of those closed meanwhile)."""

@@ -488,7 +488,8 @@ class Daemon:
         return False
 
     def _keeps_positions(self, terminal: str) -> str | None:
-        return "it holds positions" if self.market.positions.get(terminal) else None
+        market = self.market  # or held them before the restart and has not listed its own since: its saved book is kept
+        return "it holds positions" if market.positions.get(terminal) or market.restored_positions.get(terminal) else None
 
     def internal_error(self, where: str, exc: BaseException) -> None:
         """A subsystem raised inside the loop (a bug, or a failure nobody handled, such as a full disk under

@@ -83,7 +83,7 @@ class ExecutionEngine:
         # The risk state first: it only reads, so damage there is found before anything is written.
         with opening(self.journal.path):
             self._restore_risk()
-            self._books = self._restore_books()
+            self._book_tickets = self._restore_books()
             self._take_over_unsettled()
 
     def _take_over_unsettled(self) -> None:
@@ -110,8 +110,9 @@ class ExecutionEngine:
             if saved is not None and self.risk.restore(saved, now_msc()):  # the control request's halt, kept across the restart
                 log.warning("trading halted: the kill switch was set on by the control request before the daemon stopped (control risk {\"kill_switch\": false} lifts it)")
 
-    def _restore_books(self) -> dict[str, list[dict[str, Any]]]:
-        """The positions each terminal listed before the restart, as the market's baseline for its first list.
+    def _restore_books(self) -> dict[str, frozenset[int]]:
+        """The positions each terminal listed before the restart, handed to the market as the baseline of its first
+        list; returns their tickets by terminal (a book is saved again only when they change).
 
         Each book is checked as a positions event is (the file is ours, but a crash or an older version may have
         left anything): one that fails is dropped and said, and that terminal's first list is all "opened", as before.
@@ -119,27 +120,30 @@ class ExecutionEngine:
         books: dict[str, list[dict[str, Any]]] = {}
         for terminal, positions in self.journal.load_books().items():
             try:
-                check_positions(positions, now_msc())
+                check_positions(positions, now_msc(), self.config.daemon.max_clock_skew_ms)
             except ProtocolError as exc:
                 log.warning("saved positions of a terminal unusable: its first list after this start counts as all opened", terminal=terminal, problem=str(exc)[:200])
                 continue
             books[terminal] = positions
-        self.daemon.market.restored_positions = {t: {pos["ticket"]: pos for pos in book} for t, book in books.items()}
-        return books
+        self.daemon.market.restore_positions(books)
+        return {terminal: frozenset(pos["ticket"] for pos in book) for terminal, book in books.items()}
 
-    def _save_books(self, terminal: str, positions: list[dict[str, Any]]) -> None:
-        """``terminal``'s book saved when its tickets changed (not its profit: a restart's first list says "updated")."""
-        if {pos["ticket"] for pos in positions} == {pos["ticket"] for pos in self._books.get(terminal, ())}:
+    def _save_book(self, terminal: str, positions: list[dict[str, Any]]) -> None:
+        """``terminal``'s book saved when its tickets changed (not its profit: a restart's first list says "updated").
+        A failed save is tried again with the next list (its tickets are not taken as saved)."""
+        tickets = frozenset(pos["ticket"] for pos in positions)
+        if tickets == self._book_tickets.get(terminal, frozenset()):
             return
-        if positions:
-            self._books[terminal] = positions
-        else:
-            self._books.pop(terminal, None)
         try:
-            self.journal.save_books(self._books)
+            self.journal.save_book(terminal, positions)
         except sqlite3.Error as exc:
             self.daemon.counters["risk_state_errors"] += 1
-            self._journal_log.log("books", log.error, "positions not saved: a restart would announce them opened again", error=repr(exc)[:300])
+            self._journal_log.log("books", log.error, "positions not saved: after a restart the changes since the last save would be told again", error=repr(exc)[:300])
+            return
+        if tickets:
+            self._book_tickets[terminal] = tickets
+        else:
+            self._book_tickets.pop(terminal, None)
 
     # -- wiring ------------------------------------------------------------------
 
@@ -247,7 +251,6 @@ class ExecutionEngine:
         self._opened_not_listed.pop(terminal, None)
         if self.risk.forget_terminal(terminal):
             self._save_risk()
-        self._save_books(terminal, [])
 
     def handle_account(self, msg: dict[str, Any]) -> None:
         # The daemon's clock decides the day, not the EA's: a terminal's old or skewed time_msc flipped the
@@ -270,7 +273,7 @@ class ExecutionEngine:
         run = msg.get("run")
         if self.risk.on_positions(terminal, len(msg["positions"])):
             self._save_risk()
-        self._save_books(terminal, msg["positions"])
+        self._save_book(terminal, msg["positions"])
         closed = self._closed_since_positions.get(terminal)
         if closed:
             for ticket, close in list(closed.items()):

@@ -41,6 +41,8 @@ def _sql_ticket(ticket: int) -> int:
 def _ticket_from_sql(value: int | None) -> int | None:
     """None stays None: a row of an older journal written without a ticket."""
     return value + _TICKET_WRAP if value is not None and value < 0 else value
+#: risk_state rows of the positions each terminal last listed: "book:" + terminal id.
+_BOOK_PREFIX = "book:"
 _RISK_TABLE = "CREATE TABLE risk_state (name TEXT PRIMARY KEY, value TEXT NOT NULL)"
 
 
@@ -120,20 +122,26 @@ class OrderJournal:
             raise RiskStateDamaged(f"not a risk state: {str(row[0])[:80]!r}")
         return state
 
-    def save_books(self, books: dict[str, list[dict[str, Any]]]) -> None:
-        """The positions each terminal last listed (by terminal), committed when this returns: a restarted daemon
-        diffs each terminal's first list against its own, so apps are told what changed while it was down."""
-        self._db.execute("INSERT OR REPLACE INTO risk_state (name, value) VALUES ('books', ?)", (orjson.dumps(books).decode(),))
+    def save_book(self, terminal: str, positions: list[dict[str, Any]]) -> None:
+        """The positions ``terminal`` last listed (its row gone when it lists none), committed when this returns: a
+        restarted daemon diffs each terminal's first list against it, so apps are told what changed while it was
+        down. One row per terminal: a change of one book does not rewrite the others."""
+        name = _BOOK_PREFIX + terminal
+        if positions:
+            self._db.execute("INSERT OR REPLACE INTO risk_state (name, value) VALUES (?, ?)", (name, orjson.dumps(positions).decode()))
+        else:
+            self._db.execute("DELETE FROM risk_state WHERE name = ?", (name,))
 
     def load_books(self) -> dict[str, Any]:
-        """The saved books as they were written, unchecked; {} when none was saved or the row is not a JSON object
-        (a wrong baseline costs only position events: each terminal's first list is then all "opened")."""
-        row = self._db.execute("SELECT value FROM risk_state WHERE name = 'books'").fetchone()
-        try:
-            books = orjson.loads(row[0]) if row is not None else {}
-        except (orjson.JSONDecodeError, TypeError):
-            return {}
-        return books if isinstance(books, dict) else {}
+        """The saved books by terminal as they were written, unchecked; a row that is not JSON is left out (a wrong
+        baseline costs only position events: that terminal's first list is then all "opened")."""
+        books: dict[str, Any] = {}
+        for name, value in self._db.execute("SELECT name, value FROM risk_state WHERE substr(name, 1, ?) = ?", (len(_BOOK_PREFIX), _BOOK_PREFIX)):
+            try:
+                books[name[len(_BOOK_PREFIX) :]] = orjson.loads(value)
+            except (orjson.JSONDecodeError, TypeError):
+                continue
+        return books
 
     def save(self, order: Order) -> None:
         """Insert or update one order, committed when this returns."""

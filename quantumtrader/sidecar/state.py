@@ -229,8 +229,13 @@ class Clone:
             self.signals.appendleft(data)
             self._sink.reliable(symbol, text, recv_ns)
         elif kind == "position":
-            self._apply_position(data)
+            told = self._apply_position(data)
             self._remember(seq, kind, data)
+            if told is None:
+                self.counters["positions_closed_again"] += 1
+                return
+            if told != data.get("status"):
+                text = orjson.dumps({**env, "data": {**data, "status": told}}).decode()
             self._sink.reliable(None, text, recv_ns)
         elif kind == "account":
             self.accounts[str(data.get("terminal", ""))] = data
@@ -325,15 +330,21 @@ class Clone:
             self.counters["feed_lost"] += seq - last - 1
         self._snapshot_wanted.set()
 
-    def _apply_position(self, data: dict[str, Any]) -> None:
+    def _apply_position(self, data: dict[str, Any]) -> str | None:
+        """Apply a position update; returns the status the clients are to be told: None for the close of one the
+        clone does not hold (the clients were told already: a carried position let go after CARRY_S whose terminal
+        then reported it closed while the daemon was down), "opened" for an update of one it does not hold."""
         key = (str(data.get("terminal", "")), str(data.get("ticket", "")))
         carried = self._carried.get(key[0])
         if carried is not None:
             carried.discard(key)  # the daemon has it again: no longer the clone's guess
-        if data.get("status") == "closed":
+        held = key in self.positions
+        status = data.get("status")
+        if status == "closed":
             self.positions.pop(key, None)
-        else:
-            self.positions[key] = {k: v for k, v in data.items() if k != "status"}
+            return status if held else None
+        self.positions[key] = {k: v for k, v in data.items() if k != "status"}
+        return "opened" if status == "updated" and not held else status
 
     def _set_quote(self, symbol: str, data: dict[str, Any]) -> bool:
         """A price update: its terminal's latest quote (which prices that terminal's positions), and the symbol's

@@ -906,7 +906,7 @@ def test_after_a_restart_a_terminals_first_positions_say_what_changed_while_the_
             feed.close()
     # and a book that is not a positions list is dropped at the start, never raised: that terminal's list is all new
     with sqlite3.connect(tmp_path / "data" / ORDERS_FILE) as db:
-        db.execute("UPDATE risk_state SET value = ? WHERE name = 'books'", (orjson.dumps({"script@Broker": [{"ticket": "x"}]}).decode(),))
+        assert db.execute("UPDATE risk_state SET value = ? WHERE name = 'book:script@Broker'", (orjson.dumps([{"ticket": "x"}]).decode(),)).rowcount == 1
     with scripted_daemon(tmp_path, **env) as (eps, term, _):
         feed = FeedSubscriber(eps.feed, (b"position", b"health"))
         try:
@@ -921,6 +921,46 @@ def test_after_a_restart_a_terminals_first_positions_say_what_changed_while_the_
             assert got is not None and got[1]["data"]["status"] == "opened", got
         finally:
             feed.close()
+
+
+@pytest.mark.timeout(60)
+def test_a_book_whose_save_failed_is_saved_with_the_next_list_and_a_terminal_with_a_saved_book_keeps_its_slot(tmp_path: Path) -> None:
+    """The review of the change: a save that failed (a full disk) was taken as done, so the book was not saved again
+    until its tickets changed, and a restart told its changes since again; a terminal that held positions before the
+    restart and had not listed them since could be forgotten to make room, its saved book with it."""
+    d, eps = inproc_daemon(tmp_path / "data", **RISK_OFF)
+    engine = next(hook.__self__ for hook in d._event_hooks["positions"] if hasattr(hook.__self__, "journal"))
+    save_book = engine.journal.save_book
+    failures = [1]
+
+    def full_disk(terminal: str, positions: list) -> None:
+        if failures[0]:
+            failures[0] -= 1
+            raise sqlite3.OperationalError("database or disk is full")
+        save_book(terminal, positions)
+
+    engine.journal.save_book = full_disk
+
+    def saved() -> list:
+        with contextlib.closing(sqlite3.connect(tmp_path / "data" / ORDERS_FILE)) as db:
+            row = db.execute("SELECT value FROM risk_state WHERE name = 'book:script@Broker'").fetchone()
+        return [] if row is None else sorted(pos["ticket"] for pos in orjson.loads(row[0]))
+
+    term = ScriptedTerminal(eps, "script@Broker")
+    try:
+        with serving(d):
+            term.hello(send_positions=False)
+            term.send(type="positions", positions=[held_position(1)])  # its save fails
+            wait_for(lambda: d.counters["risk_state_errors"] == 1, 10, "the failed save counted")
+            assert saved() == []
+            term.send(type="positions", positions=[held_position(1, profit=2.0)])  # the same tickets: saved now
+            wait_for(lambda: saved() == [1], 10, "the book saved with the next list")
+        d.market.positions.clear()  # as after a restart, before the terminal lists its own
+        d.market.restore_positions({"script@Broker": [held_position(1)], "other@Broker": []})
+        assert d._keeps_positions("script@Broker") == "it holds positions" and d._keeps_positions("other@Broker") is None
+    finally:
+        term.close()
+        d.close()
 
 
 @pytest.mark.timeout(60)

@@ -425,6 +425,39 @@ def test_a_restarted_daemons_snapshot_does_not_close_positions_whose_terminal_ha
     asyncio.run(scenario())
 
 
+def test_a_terminal_that_reports_after_its_carried_positions_were_let_go_is_not_told_closed_twice() -> None:
+    """The review of the change (2026-12-05): a restarted daemon now tells, from the book it saved, each position a
+    terminal closed while it was down, and "updated" for one still open. When that terminal reports after CARRY_S,
+    the clone has already told the clients every carried position closed: they heard "closed" twice, and then an
+    "updated" of a position they were told is gone. Now a close of one the clone does not hold is not passed on,
+    and an update of one it does not hold reaches them as "opened"."""
+    now = [100.0]
+    sink = _Sink()
+
+    def pos(ticket: str) -> dict[str, Any]:
+        return {"ticket": ticket, "terminal": "T1", "symbol": "EURUSD", "type": "BUY"}
+
+    def told() -> list[tuple[str, str]]:
+        return [(m["data"]["ticket"], m["data"]["status"]) for m in map(json.loads, sink.reliable_texts) if m["type"] == "position_update"]
+
+    async def scenario() -> Clone:
+        clone = Clone("tcp://127.0.0.1:1", None, _NoControl(), sink, hwm=10, recent_signals=10, silence_s=3.0, clock=lambda: now[0])  # type: ignore[arg-type]
+        clone.apply_snapshot({"feed_seq": 10, "quotes": [], "positions": [pos("1"), pos("2")], "accounts": [],
+                              "health": {"status": "healthy", "terminals": [{"terminal": "T1", "positions_known": True}]}})  # fmt: skip
+        clone.handle(_frames("price", 1, {"symbol": "EURUSD", "bid": 1.1}, "EURUSD"), 1)  # a new daemon: seq 1
+        clone.apply_snapshot({"feed_seq": 1, "quotes": [], "positions": [], "accounts": [], "positions_known": [], "health": {"status": "degraded", "terminals": []}})
+        now[0] += CARRY_S + 1  # T1 has not reported: its carried positions are let go, the clients told
+        clone.handle(_frames("health", 2, {"status": "degraded", "terminals": [{"terminal": "T1", "positions_known": False}]}), 1)
+        assert sorted(told()) == [("1", "closed"), ("2", "closed")] and not clone.positions
+        clone.handle(_frames("position", 3, {**pos("1"), "status": "updated"}), 1)  # T1 reports: 1 still open, 2 closed
+        clone.handle(_frames("position", 4, {**pos("2"), "status": "closed"}), 1)
+        assert sorted(told()) == [("1", "closed"), ("1", "opened"), ("2", "closed")], told()
+        assert [k[1] for k in clone.positions] == ["1"] and clone.counters["positions_closed_again"] == 1
+        return clone
+
+    asyncio.run(scenario())
+
+
 def test_carried_positions_survive_a_lost_update_and_expire_from_their_first_carry() -> None:
     """The review of the change: a carried position whose 'opened' was lost in a gap was closed by the gap's heal
     though the daemon had it again; and every later heal restarted the 60 s, so one never reported stayed for good."""
