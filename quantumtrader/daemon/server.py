@@ -746,9 +746,12 @@ class Daemon:
         market = self.market
         symbols = _symbol_filter(request.get("symbols"), self.config.daemon.max_symbols)
         quotes = [price_update(t) for s, t in market.quotes.items() if symbols is None or s in symbols]
+        # and those a terminal listed before the daemon restarted, until it lists its own: with the terminal down across
+        # the restart, the app showed none of them for the whole outage, or told them closed (a hunt, 2026-12-05)
+        restored = [(t, pos) for t, book in market.restored_positions.items() for pos in book.values()]
         positions = [
             app_position(pos, terminal, market.current_price(terminal, pos["symbol"], pos["side"]))
-            for terminal, pos in market.all_positions()
+            for terminal, pos in market.all_positions() + restored
         ]
         terminal_quotes = [price_update(t, market.owner.get(s) == t["terminal"]) for (_, s), t in market.terminal_quotes.items() if symbols is None or s in symbols]
         return {

@@ -84,6 +84,8 @@ class Order:
             "terminal": self.terminal,
             "source": self.source,
             "reconciled": self.reconciled,
+            # added: the trade request that made it (a 504 names it; GET /api/orders?request_id= finds the order)
+            "request_id": self.request_id or None,
             "created": iso_from_msc(self.created_msc) if self.created_msc else None,
             "updated": iso_from_msc(self.updated_msc) if self.updated_msc else None,
         }

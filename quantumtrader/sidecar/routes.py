@@ -164,7 +164,8 @@ async def health(request: Request) -> Response:
         {
             "status": "healthy" if alive and daemon.get("status") == "healthy" else "degraded",
             "uptime": round(time.monotonic() - sidecar.started_at, 3),
-            "daemon": {"reachable": alive, "status": daemon.get("status", "unreachable"), "uptime": daemon.get("uptime"), "problems": _problems_for(signed_in, daemon.get("problems", []), clone.terminals)},
+            # unreachable: the reason, as the WebSocket's health says it (the list was empty: a hunt, 2026-12-05)
+            "daemon": {"reachable": alive, "status": daemon.get("status", "unreachable"), "uptime": daemon.get("uptime"), "problems": _problems_for(signed_in, daemon.get("problems", []), clone.terminals) if alive else [clone.unreachable_problem()]},
             # active / reducing (the daily loss) / halted (the kill switch); null while the daemon is unreachable
             "trading": daemon.get("trading"),
             "connections": {"terminals": _terminals_for(signed_in, clone.terminals if alive else []), "websocket_clients": len(sidecar.hub.clients)},
@@ -418,12 +419,18 @@ async def orders(request: Request) -> Response:
     tags: [trading]
     parameters:
       - {name: limit, in: query, schema: {type: integer, minimum: 1, maximum: 1000, default: 100}}
+      - {name: request_id, in: query, schema: {type: string, maxLength: 64}, description: "the order a trade request made (its 504 names the id); none: an empty list"}
     responses:
       200: {description: "{orders: [order], count, timestamp}"}
     """
     sidecar, _ = _user(request)
-    limit = query_int(request, "limit", 100, sidecar.counters, low=1, high=1000)
-    reply = await sidecar.call("orders", limit=limit)
+    # request_id: the id a trade's 504 tells the app to look for here; this route took only limit, and the answer,
+    # the newest orders, read as though the request had made none of them (a hunt, 2026-12-05)
+    request_id = text(dict(request.query_params), "request_id", sidecar.counters, max_len=64, required=False)
+    if request_id is not None:
+        reply = await sidecar.call("orders", request_id=request_id)
+    else:
+        reply = await sidecar.call("orders", limit=query_int(request, "limit", 100, sidecar.counters, low=1, high=1000))
     found = [sidecar.names.data(order) if isinstance(order, dict) else order for order in reply.get("orders", [])]
     return JSONResponse({"orders": found, "count": len(found), "timestamp": _now_iso()})
 

@@ -149,10 +149,13 @@ class Clone:
         """The health envelope WebSocket clients get from the sidecar while the daemon is silent, shaped as the
         daemon's (``status`` "unreachable", as ``/api/health`` says then). The daemon's own stop coming, and a
         client kept showing the last one, "healthy", for as long as the daemon was down (a hunt, 2026-12-05)."""
-        silent = self._clock() - self.last_message_at
-        problem = f"no message from the daemon for {silent:.0f} s" if silent != float("inf") else "no message from the daemon yet"
-        data = {"status": "unreachable", "reachable": False, "uptime": None, "problems": [problem]}
+        data = {"status": "unreachable", "reachable": False, "uptime": None, "problems": [self.unreachable_problem()]}
         return sidecar_envelope("health", data, now_msc()).decode()
+
+    def unreachable_problem(self) -> str:
+        """Why the daemon counts as unreachable: how long it has been silent."""
+        silent = self._clock() - self.last_message_at
+        return f"no message from the daemon for {silent:.0f} s" if silent != float("inf") else "no message from the daemon yet"
 
     # -- feed ------------------------------------------------------------------------
 

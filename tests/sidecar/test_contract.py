@@ -294,6 +294,27 @@ def test_websocket_streams_position_updates_of_a_trade(stack: Stack) -> None:
         assert closed["data"]["ticket"] == trade["ticket"]
 
 
+def test_orders_finds_the_order_a_trade_request_made_by_its_request_id(stack: Stack) -> None:
+    """A trade's 504 tells the app to look for its request id in GET /api/orders, which took only ``limit``: the
+    newest orders came back whatever the id (a hunt, 2026-12-05). Orders carry their request id, and the route
+    finds one by it."""
+    made = stack.trade("EURUSD", "BUY", 0.01)
+    request_id = made["order"]["request_id"]
+    assert isinstance(request_id, str) and request_id, made
+    later = stack.trade("EURUSD", "BUY", 0.01)  # an order after it: the lookup must not answer with the newest
+    with stack.http() as http:
+        try:
+            found = http.get("/api/orders", params={"request_id": request_id}, headers=stack.headers()).json()
+            assert [o["id"] for o in found["orders"]] == [made["id"]] and found["count"] == 1, found
+            none = http.get("/api/orders", params={"request_id": "NOSUCHREQ1"}, headers=stack.headers()).json()
+            assert none["orders"] == [] and none["count"] == 0, none
+            refused = http.get("/api/orders", params={"request_id": "x" * 65}, headers=stack.headers())
+            assert refused.status_code == 422 and "request_id" in refused.json()["error"], refused.text
+        finally:  # the stack is shared: leave no position behind
+            for trade in (made, later):
+                http.post(f"/api/trade/close/{trade['ticket']}", headers=stack.headers())
+
+
 def test_openapi_documents_every_route(stack: Stack) -> None:
     schema = httpx.get(f"{stack.url}/api/openapi.json", timeout=5).json()
     paths = schema["paths"]

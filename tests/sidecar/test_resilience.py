@@ -123,6 +123,8 @@ def test_sidecar_heals_from_a_fresh_snapshot_when_the_daemon_restarts(stack: Sta
         _prices(ws, 2, 10)
         stop(stack.procs.pop("daemon"))
         assert wait_for(lambda: _health(stack)["status"] == "degraded", 10, "health to turn degraded while the daemon is down")
+        # REST says why too, as the WebSocket does (its problems were [] while unreachable: a hunt, 2026-12-05)
+        assert wait_for(lambda: "no message from the daemon" in " ".join(_health(stack)["daemon"]["problems"]), 10, "the reason in /api/health")
         # and the connected client is told, not left with the daemon's last "healthy" (a hunt, 2026-12-05)
         told = recv_until(ws, lambda m: m["type"] == "health" and m["data"].get("status") == "unreachable", 10, "a health message: daemon unreachable")
         assert told["data"]["reachable"] is False and "no message from the daemon" in told["data"]["problems"][0] and "seq" not in told, told
