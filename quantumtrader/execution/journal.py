@@ -41,6 +41,8 @@ def _sql_ticket(ticket: int) -> int:
 def _ticket_from_sql(value: int | None) -> int | None:
     """None stays None: a row of an older journal written without a ticket."""
     return value + _TICKET_WRAP if value is not None and value < 0 else value
+
+
 #: risk_state rows of the positions each terminal last listed: "book:" + terminal id.
 _BOOK_PREFIX = "book:"
 _RISK_TABLE = "CREATE TABLE risk_state (name TEXT PRIMARY KEY, value TEXT NOT NULL)"

@@ -877,6 +877,17 @@ def test_after_a_restart_a_terminal_not_heard_yet_counts_its_positions_and_holds
         refused_here(live, control(eps.control, "trade", symbol="EURUSD", side="buy", lots=0.01, terminal="live@Broker", source="test", **stops), "3 positions open")
 
 
+def position_updates(feed: FeedSubscriber, tickets: int, timeout_s: float = 10.0) -> dict[str, str]:
+    """Ticket -> status of the feed's position updates, until ``tickets`` tickets have one (or the time is up)."""
+    told: dict[str, str] = {}
+    deadline = time.monotonic() + timeout_s
+    while len(told) < tickets and time.monotonic() < deadline:
+        got = feed.recv(200)
+        if got is not None and got[0] == "position":
+            told[got[1]["data"]["ticket"]] = got[1]["data"]["status"]
+    return told
+
+
 @pytest.mark.timeout(60)
 def test_after_a_restart_a_terminals_first_positions_say_what_changed_while_the_daemon_was_down(tmp_path: Path) -> None:
     """Left open since 2026-12-04: a restarted daemon published every position a terminal still held as "opened"
@@ -898,12 +909,7 @@ def test_after_a_restart_a_terminals_first_positions_say_what_changed_while_the_
             term.hello(send_positions=False)  # its real list follows, as an EA's does
             # ticket 1 still open (its profit moved), 2 closed while the daemon was down, 3 opened meanwhile
             term.send(type="positions", positions=[held_position(1, profit=12.5), held_position(3)])
-            told: dict[str, str] = {}
-            deadline = time.monotonic() + 10
-            while len(told) < 3 and time.monotonic() < deadline:
-                got = feed.recv(200)
-                if got is not None and got[0] == "position":
-                    print("POS", got[1]["data"]["ticket"], got[1]["data"]["status"], got[1]["seq"]); told[got[1]["data"]["ticket"]] = got[1]["data"]["status"]
+            told = position_updates(feed, 3)
             assert told == {"1": "updated", "2": "closed", "3": "opened"}, told
             assert sorted(p["ticket"] for p in control(eps.control, "snapshot")["positions"]) == ["1", "3"]
         finally:
@@ -917,12 +923,7 @@ def test_after_a_restart_a_terminals_first_positions_say_what_changed_while_the_
             feed.wait_joined()
             term.hello(send_positions=False)  # its real list follows, as an EA's does
             term.send(type="positions", positions=[held_position(1)])
-            got = None
-            deadline = time.monotonic() + 10
-            while got is None and time.monotonic() < deadline:
-                got = feed.recv(200)
-                got = got if got is not None and got[0] == "position" else None
-            assert got is not None and got[1]["data"]["status"] == "opened", got
+            assert position_updates(feed, 1) == {"1": "opened"}
         finally:
             feed.close()
 
