@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import psutil
 
-from support import Endpoints, control, wait_for
+from support import Endpoints, control, wait_for, wait_ready
 
 
 def test_run_paper_prints_status_and_exits_cleanly_on_sigint(tmp_path: Path) -> None:
@@ -114,6 +114,8 @@ def test_qt_daemon_stop_stops_a_daemon_that_has_no_console_in_order(tmp_path: Pa
     env = eps.env(tmp_path / "data")
     proc, log_path = _qt_daemon(tmp_path, env, "run", "--paper", "--no-sidecar")
     try:
+        # ready first: a request sent while the kernels compile waits past control()'s 5 s (a CI run, 2026-12-05)
+        wait_ready(eps.control, proc, log_path, 60)
         wait_for(lambda: control(eps.control)["health"]["status"] == "healthy", 40, "the daemon healthy with its paper terminal")
         children = psutil.Process(proc.pid).children()
         done = subprocess.run([str(shutil.which("qt-daemon")), "stop"], env=env, capture_output=True, text=True, timeout=30)
