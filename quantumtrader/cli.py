@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 import typer
 
 from quantumtrader.config import BAD_INPUT_EXIT, Config, ConfigError, check_listeners, load_config, render_toml
-from quantumtrader.outputs import PLOT_SUFFIXES, output_file_problem
-from quantumtrader.protocol import CONTROL_TIMEOUT_MAX_MS, ORDERS_LIMIT_MAX
+from quantumtrader.outputs import PLOT_SUFFIXES, clash_problem, output_file_problem
+from quantumtrader.protocol import CONTROL_TIMEOUT_MAX_MS, ORDERS_LIMIT_MAX, ProtocolError
 
 if TYPE_CHECKING:
     from quantumtrader.sidecar.users import UserStore
@@ -46,10 +46,15 @@ TicksOpt = Annotated[
 SpeedOpt = Annotated[Optional[float], typer.Option("--speed", help="Replay speed: 1 = real time, 0 = as fast as possible.")]
 
 
+#: Tries of a control request from the CLI (Lazy Pirate: the same id each time), each of --timeout-ms.
+CLI_CONTROL_TRIES = 3
+
+
 def _timeout_option(help: str) -> Any:
     """``--timeout-ms`` of the commands that ask a running daemon: bounded by the option parser, so a value
     the wait cannot take (2^31 ms raised OverflowError in pyzmq's poll) is refused before anything is sent."""
-    return typer.Option("--timeout-ms", min=1, max=CONTROL_TIMEOUT_MAX_MS, help=f"{help} (at most {CONTROL_TIMEOUT_MAX_MS} ms, an hour).")
+    # per try, and said so: the help said "how long to wait" and a command waited three times that (a hunt, 2026-12-05)
+    return typer.Option("--timeout-ms", min=1, max=CONTROL_TIMEOUT_MAX_MS, help=f"{help}, per try: {CLI_CONTROL_TRIES} tries, the same request each (at most {CONTROL_TIMEOUT_MAX_MS} ms a try, an hour).")
 
 
 def _fail(message: str, code: int = BAD_INPUT_EXIT) -> typer.Exit:
@@ -212,8 +217,6 @@ def paper_command(
         raise _fail(str(exc), 1) from None
 
 
-#: Tries of a control request from the CLI (Lazy Pirate: the same id each time), each of --timeout-ms.
-CLI_CONTROL_TRIES = 3
 
 
 def _control(config: Path | None, kind: str, timeout_ms: int, *, silent_hint: str = "", **fields: Any) -> dict[str, Any]:
@@ -275,6 +278,16 @@ def trade(
     import getpass
     import math
 
+    from quantumtrader.protocol import check_symbol
+
+    # checked here, as lots are: a wrong side or symbol waited out every try with no daemon, then said "a daemon
+    # that read it may still fill it" of an order none could take (a hunt, 2026-12-05)
+    if side.lower() not in ("buy", "sell"):  # the daemon's own rule (any case)
+        raise _fail(f"side must be buy or sell, got {side!r}")
+    try:
+        check_symbol(symbol)
+    except ProtocolError as exc:
+        raise _fail(f"symbol: {exc.detail}") from None
     for name, number in (("lots", lots), ("--sl", sl), ("--tp", tp)):
         # JSON has no NaN or infinity: they would go out as null, which reads as "not given" (a risk-sized order)
         if number is not None and not (math.isfinite(number) and number > 0):
@@ -334,6 +347,9 @@ def evaluate(
         problem = None if out is None else output_file_problem(out, suffixes)
         if problem is not None:
             raise _fail(f"{option}: {problem}")
+    problem = clash_problem({"--json": json_out, "--plot": plot_out}, files)
+    if problem is not None:
+        raise _fail(problem)
     from quantumtrader.evaluate.run import run as run_evaluate
 
     try:

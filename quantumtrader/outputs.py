@@ -17,7 +17,7 @@ import os
 import secrets
 import stat
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
@@ -77,6 +77,31 @@ def output_file_problem(path: Path, suffixes: tuple[str, ...] = ()) -> str | Non
         return f"{path}: the name must end in {', '.join(suffixes)} (the format is taken from it)"
     problem = None if found is None else _replaceable_problem(path, found)
     return problem if problem is not None else _writable_dir_problem(target.parent)
+
+
+def same_file(a: Path, b: Path) -> bool:
+    """Whether two paths name one file (through links and ``..``), whether or not it exists yet."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist (yet)
+        return os.path.realpath(a) == os.path.realpath(b)
+
+
+def clash_problem(outputs: Mapping[str, Path | None], inputs: Iterable[Path] = ()) -> str | None:
+    """Why the outputs (option -> path) would overwrite an input or one another (None: they would not).
+
+    ``evaluate V.csv --json V.csv`` replaced the recorded ticks with the report, and ``--json X.png --plot X.png``
+    the report with the plot, each with exit 0 (a hunt, 2026-12-05)."""
+    named = [(option, path) for option, path in outputs.items() if path is not None]
+    sources = list(inputs)
+    for i, (option, path) in enumerate(named):
+        for source in sources:
+            if same_file(path, source):
+                return f"{option} {path} is an input file: writing there would destroy it"
+        for other, other_path in named[i + 1 :]:
+            if same_file(path, other_path):
+                return f"{option} and {other} name one file ({path}): one would replace the other"
+    return None
 
 
 def output_dir_problem(path: Path) -> str | None:

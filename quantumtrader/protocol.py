@@ -170,7 +170,7 @@ def _number(msg: Mapping[str, Any], name: str, *, minimum: float | None = None, 
     """A finite JSON number; ``reason`` overrides bad_type/bad_value (e.g. bad_price)."""
     value = _get(msg, name)
     if not is_number(value):
-        raise ProtocolError(reason or "bad_type", f"{name} must be a finite number, got {_short(value)}")
+        raise ProtocolError(reason or "bad_type", f"{name} must be a finite number, got {shorten(value)}")
     if minimum is not None and value < minimum:
         raise ProtocolError(reason or "bad_value", f"{name} must be >= {minimum:g}, got {value!r}")
     if maximum is not None and value > maximum:
@@ -186,7 +186,7 @@ def _money(msg: Mapping[str, Any], name: str) -> float:
 def _integer(msg: Mapping[str, Any], name: str, *, minimum: int | None = None, maximum: int | None = None, reason: str | None = None) -> int:
     value = _get(msg, name)
     if not _is_int(value):
-        raise ProtocolError(reason or "bad_type", f"{name} must be an integer, got {_short(value)}")
+        raise ProtocolError(reason or "bad_type", f"{name} must be an integer, got {shorten(value)}")
     if minimum is not None and value < minimum:
         raise ProtocolError(reason or "bad_value", f"{name} must be >= {minimum}, got {value}")
     if maximum is not None and value > maximum:
@@ -199,7 +199,7 @@ def _text(msg: Mapping[str, Any], name: str, *, max_len: int = MAX_TEXT_LEN, req
         return ""
     value = _get(msg, name)
     if type(value) is not str:
-        raise ProtocolError("bad_type", f"{name} must be a string, got {_short(value)}")
+        raise ProtocolError("bad_type", f"{name} must be a string, got {shorten(value)}")
     if len(value) > max_len:
         raise ProtocolError("bad_value", f"{name} longer than {max_len} characters")
     return value
@@ -250,7 +250,8 @@ def msc_from_text(text: str, *, naive_is_utc: bool) -> int:
     return int(round(stamp.timestamp() * 1000))
 
 
-def _short(value: Any) -> str:
+def shorten(value: Any) -> str:
+    """``repr(value)``, cut to 40 characters: a message names a bad value, it does not echo a megabyte of it."""
     text = repr(value)
     return text if len(text) <= 40 else text[:37] + "..."
 
@@ -262,11 +263,11 @@ _KNOWN_SYMBOLS_MAX = 100_000
 def check_symbol(value: Any) -> str:
     """A symbol as PROTOCOL.md allows: 1-32 chars of [A-Za-z0-9._#+-]."""
     if type(value) is not str:  # first: an unhashable value must not reach the set lookup
-        raise ProtocolError("bad_symbol", f"symbol must be 1-32 chars of [A-Za-z0-9._#+-], got {_short(value)}")
+        raise ProtocolError("bad_symbol", f"symbol must be 1-32 chars of [A-Za-z0-9._#+-], got {shorten(value)}")
     if value in _KNOWN_SYMBOLS:
         return value
     if _SYMBOL_RE.fullmatch(value) is None:
-        raise ProtocolError("bad_symbol", f"symbol must be 1-32 chars of [A-Za-z0-9._#+-], got {_short(value)}")
+        raise ProtocolError("bad_symbol", f"symbol must be 1-32 chars of [A-Za-z0-9._#+-], got {shorten(value)}")
     if len(_KNOWN_SYMBOLS) < _KNOWN_SYMBOLS_MAX:  # bounded: a flood of distinct names cannot grow it forever
         _KNOWN_SYMBOLS.add(value)
     return value
@@ -275,14 +276,14 @@ def check_symbol(value: Any) -> str:
 def check_command_id(value: Any) -> str:
     """A command id: 1-20 chars of [A-Za-z0-9] (it goes into a 31-char MT4 comment as QT-<id>)."""
     if type(value) is not str or _ID_RE.fullmatch(value) is None:
-        raise ProtocolError("bad_id", f"id must be 1-20 chars of [A-Za-z0-9], got {_short(value)}")
+        raise ProtocolError("bad_id", f"id must be 1-20 chars of [A-Za-z0-9], got {shorten(value)}")
     return value
 
 
 def _time_msc(msg: Mapping[str, Any], name: str, now_msc: int, max_skew_ms: int) -> int:
     value = _get(msg, name)
     if not _is_int(value):
-        raise ProtocolError("bad_time", f"{name} must be integer milliseconds, got {_short(value)}")
+        raise ProtocolError("bad_time", f"{name} must be integer milliseconds, got {shorten(value)}")
     if value < MIN_TIME_MSC:
         raise ProtocolError("bad_time", f"{name} {value} is before 2000-01-01")
     if value > now_msc + max_skew_ms:
@@ -294,10 +295,10 @@ def _envelope(msg: Mapping[str, Any], now_msc: int, max_skew_ms: int) -> None:
     """The fields every event carries: terminal, seq, time_msc."""
     terminal = _get(msg, "terminal")
     if type(terminal) is not str or not 0 < len(terminal) <= MAX_TERMINAL_LEN:
-        raise ProtocolError("bad_terminal", f"terminal must be a string of 1-{MAX_TERMINAL_LEN} chars, got {_short(terminal)}")
+        raise ProtocolError("bad_terminal", f"terminal must be a string of 1-{MAX_TERMINAL_LEN} chars, got {shorten(terminal)}")
     seq = _get(msg, "seq")
     if not _is_int(seq) or not 0 <= seq <= MAX_LONG:
-        raise ProtocolError("bad_seq", f"seq must be an integer from 0 to 2^63-1, got {_short(seq)}")
+        raise ProtocolError("bad_seq", f"seq must be an integer from 0 to 2^63-1, got {shorten(seq)}")
     _time_msc(msg, "time_msc", now_msc, max_skew_ms)
 
 
@@ -309,24 +310,24 @@ def _check_tick(msg: dict[str, Any], now_msc: int, max_skew_ms: int) -> None:
     bid = _get(msg, "bid")
     ask = _get(msg, "ask")
     if not is_number(bid) or not MIN_PRICE <= bid <= MAX_PRICE:
-        raise ProtocolError("bad_price", f"bid must be a number from {MIN_PRICE:g} to {MAX_PRICE:g}, got {_short(bid)}")
+        raise ProtocolError("bad_price", f"bid must be a number from {MIN_PRICE:g} to {MAX_PRICE:g}, got {shorten(bid)}")
     if not is_number(ask) or not MIN_PRICE <= ask <= MAX_PRICE:
-        raise ProtocolError("bad_price", f"ask must be a number from {MIN_PRICE:g} to {MAX_PRICE:g}, got {_short(ask)}")
+        raise ProtocolError("bad_price", f"ask must be a number from {MIN_PRICE:g} to {MAX_PRICE:g}, got {shorten(ask)}")
     if ask < bid:
         raise ProtocolError("crossed_quote", f"ask {ask!r} < bid {bid!r}")
     volume = _get(msg, "volume")
     if not is_number(volume) or not 0 <= volume <= MAX_VOLUME:
-        raise ProtocolError("bad_volume", f"volume must be a number from 0 to {MAX_VOLUME:g}, got {_short(volume)}")
+        raise ProtocolError("bad_volume", f"volume must be a number from 0 to {MAX_VOLUME:g}, got {shorten(volume)}")
     for name in ("open", "high", "low"):
         if name in msg:
             value = msg[name]
             if not is_number(value) or value <= 0:
-                raise ProtocolError("bad_price", f"{name} must be a finite number > 0, got {_short(value)}")
+                raise ProtocolError("bad_price", f"{name} must be a finite number > 0, got {shorten(value)}")
     if "sent_ns" in msg:
         if not _is_int(msg["sent_ns"]):
             raise ProtocolError("bad_type", "sent_ns must be an integer")
         if not 0 <= msg["sent_ns"] < _MAX_NS:
-            raise ProtocolError("bad_value", f"sent_ns must be from 0 to 2^62, got {_short(msg['sent_ns'])}")
+            raise ProtocolError("bad_value", f"sent_ns must be from 0 to 2^62, got {shorten(msg['sent_ns'])}")
 
 
 def check_run(msg: Mapping[str, Any]) -> None:
@@ -346,7 +347,7 @@ def _check_hello(msg: dict[str, Any], now_msc: int, max_skew_ms: int) -> None:
     endpoint = _text(msg, "command_endpoint", max_len=128)
     parsed = parse_endpoint(endpoint)
     if parsed is None or parsed[0] in WILDCARD_HOSTS:
-        raise ProtocolError("bad_value", f"command_endpoint must be tcp://HOST:PORT that the daemon can connect to (not a wildcard: {', '.join(WILDCARD_HOSTS)}), got {_short(endpoint)}")
+        raise ProtocolError("bad_value", f"command_endpoint must be tcp://HOST:PORT that the daemon can connect to (not a wildcard: {', '.join(WILDCARD_HOSTS)}), got {shorten(endpoint)}")
     symbols = _get(msg, "symbols")
     if type(symbols) is not list or len(symbols) > MAX_SYMBOLS:
         raise ProtocolError("bad_type", f"symbols must be a list of at most {MAX_SYMBOLS} symbols")
@@ -390,7 +391,7 @@ def _check_specs(specs: Any) -> None:
             value = spec[name]
             # 0 (not known) or at least 1e-8, the EA's last decimal: a step of 1e-320 overflowed the lot rounding
             if not is_number(value) or not (value == 0 or spec_in_range(value)):
-                raise ProtocolError("bad_value", f"specs[{symbol}].{name} must be 0 or from {MIN_SPEC_VALUE:g} to {MAX_SPEC_VALUE:g}, got {_short(value)}")
+                raise ProtocolError("bad_value", f"specs[{symbol}].{name} must be 0 or from {MIN_SPEC_VALUE:g} to {MAX_SPEC_VALUE:g}, got {shorten(value)}")
 
 
 def _check_account(msg: dict[str, Any], now_msc: int, max_skew_ms: int) -> None:
@@ -410,7 +411,7 @@ def check_position(pos: Any, now_msc: int, max_skew_ms: int = DEFAULT_MAX_SKEW_M
     _integer(pos, "ticket", minimum=1)
     check_symbol(_get(pos, "symbol"))
     if _get(pos, "side") not in ("buy", "sell"):
-        raise ProtocolError("bad_value", f"side must be 'buy' or 'sell', got {_short(pos['side'])}")
+        raise ProtocolError("bad_value", f"side must be 'buy' or 'sell', got {shorten(pos['side'])}")
     _number(pos, "lots", minimum=0.0, maximum=MAX_LOTS)
     # 0 taken: one entry refused drops the whole list (the daemon keeps a stale book), and the EAs write a NaN as 0
     _number(pos, "open_price", minimum=0.0, maximum=MAX_PRICE, reason="bad_price")
@@ -520,7 +521,7 @@ def _parse(raw: bytes, max_bytes: int | None) -> dict[str, Any]:
 
 def _check_version(msg: dict[str, Any]) -> None:
     if msg.get("v") != PROTOCOL_VERSION or type(msg.get("v")) is not int:
-        raise ProtocolError("bad_version", f"v must be {PROTOCOL_VERSION}, got {_short(msg.get('v'))}")
+        raise ProtocolError("bad_version", f"v must be {PROTOCOL_VERSION}, got {shorten(msg.get('v'))}")
 
 
 def parse_object(raw: bytes, max_bytes: int | None = None) -> dict[str, Any]:
@@ -553,7 +554,7 @@ def decode_event(
     kind = msg.get("type")
     check = _EVENT_CHECKS.get(kind) if type(kind) is str else None
     if check is None:
-        raise ProtocolError("unknown_type", f"not an event type: {_short(msg.get('type'))}")
+        raise ProtocolError("unknown_type", f"not an event type: {shorten(msg.get('type'))}")
     _envelope(msg, now_msc, max_skew_ms)
     check(msg, now_msc, max_skew_ms)
     return msg
@@ -701,7 +702,7 @@ def decode_command(raw: bytes) -> dict[str, Any]:
     kind = msg.get("type")
     check = _COMMAND_CHECKS.get(kind) if type(kind) is str else None
     if check is None:
-        raise ProtocolError("unknown_type", f"not a command type: {_short(msg.get('type'))}")
+        raise ProtocolError("unknown_type", f"not a command type: {shorten(msg.get('type'))}")
     check_command_id(_get(msg, "id"))
     check(msg)
     return msg
@@ -745,7 +746,7 @@ def decode_reply(raw: bytes, clock_msc: int | None = None) -> dict[str, Any]:
     """Decode an EA's reply to a command (PROTOCOL.md, "Commands")."""
     msg = parse_object(raw)
     if msg.get("type") != "reply":
-        raise ProtocolError("unknown_type", f"expected a reply, got {_short(msg.get('type'))}")
+        raise ProtocolError("unknown_type", f"expected a reply, got {shorten(msg.get('type'))}")
     check_command_id(_get(msg, "id"))
     ok = _get(msg, "ok")
     if type(ok) is not bool:

@@ -575,3 +575,43 @@ def test_too_few_ticks_to_score_are_said_not_a_table_of_nan(tmp_path: Path) -> N
     report = orjson.loads((tmp_path / "out.json").read_bytes())
     assert [sym["symbol"] for sym in report["symbols"]] == ["EURUSD"]
     assert report["symbols_not_scored"] == ["GBPUSD"] and report["too_few_ticks"] == {"GBPUSD": 10}
+
+
+def test_an_output_that_is_an_input_or_the_other_output_is_refused_before_anything_runs(tmp_path: Path) -> None:
+    """A hunt (2026-12-05): `evaluate V.csv --json V.csv` replaced the recorded ticks with the report, and
+    `--json X.png --plot X.png` the report with the plot, each with exit 0; qt-bench's --json could replace its
+    --ticks file the same way."""
+    ticks = _good_csv(tmp_path / "EURUSD.csv")
+    before = ticks.read_bytes()
+    data = str(tmp_path / "data")
+    link = tmp_path / "link.csv"
+    link.symlink_to(ticks)
+    (tmp_path / "sub").mkdir()
+    for out in (str(ticks), str(link), str(tmp_path / "sub" / ".." / "EURUSD.csv")):
+        _refused(_cli("evaluate", str(ticks), "--no-progress", "--data-dir", data, "--json", out), 2, "--json", "is an input file")
+    _refused(_cli("evaluate", str(ticks), "--no-progress", "--data-dir", data, "--json", str(tmp_path / "r.png"), "--plot", str(tmp_path / "r.png")), 2, "--json and --plot name one file")
+    _refused(_bench("features", "--ticks", str(ticks), "--json", str(ticks)), 2, "is an input file")
+    assert ticks.read_bytes() == before
+
+
+def test_a_trade_with_a_side_or_symbol_no_order_can_have_is_refused_before_it_is_sent() -> None:
+    """A hunt (2026-12-05): `trade hold EURUSD` with no daemon waited out every try (45 s), then said a daemon that
+    read it "may still fill it"; the daemon refuses it at once. Checked here as lots are, exit 2."""
+    _refused(_cli("trade", "hold", "EURUSD", "--timeout-ms", "50", timeout=20), 2, "side must be buy or sell, got 'hold'")
+    _refused(_cli("trade", "buy", "EUR USD", "--timeout-ms", "50", timeout=20), 2, "symbol must be 1-32 chars")
+
+
+def test_a_huge_bad_value_in_a_tick_file_is_named_cut_short(tmp_path: Path) -> None:
+    """A hunt (2026-12-05): a 1,000,000-character time was echoed twice (2 MB on the terminal and in the JSON's
+    first_bad_row), and a 200,000-character header once."""
+    rows = tmp_path / "EURUSD.csv"
+    rows.write_text("time,bid,ask\n" + "x" * 1_000_000 + ",1.1,1.1002\n" + "".join(f"2024-01-15T10:30:{i:02d}.000Z,1.1,1.1002\n" for i in range(50)))
+    header = tmp_path / "GBPUSD.csv"
+    header.write_text("z" * 200_000 + "\n2024-01-15T10:30:00.000Z,1.1,1.1002\n")
+    data = str(tmp_path / "data")
+    result = _cli("evaluate", str(rows), "--no-progress", "--data-dir", data)
+    assert "Traceback" not in result.stderr and "xxxxxxxx" in result.stdout + result.stderr, result.stderr[-500:]
+    assert len(result.stdout) + len(result.stderr) < 50_000, (len(result.stdout), len(result.stderr))
+    refused = _cli("evaluate", str(header), "--no-progress", "--data-dir", data)
+    _refused(refused, 2, "header must start with time,bid,ask")
+    assert len(refused.stderr) < 2_000, len(refused.stderr)

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 import typer
 
 from quantumtrader.config import DaemonConfig
-from quantumtrader.outputs import PLOT_SUFFIXES, output_dir_problem, output_file_problem
+from quantumtrader.outputs import PLOT_SUFFIXES, clash_problem, output_dir_problem, output_file_problem
 
 if TYPE_CHECKING:
     from quantumtrader.paper.ticks import SourceTick
@@ -54,6 +54,13 @@ def _first_tick(given: Path) -> SourceTick:
         raise typer.BadParameter(str(exc), param_hint="--ticks") from None
 
 
+def _no_clash(ticks: Path | None, **outputs: Path | None) -> None:
+    """``--json``/``--plot`` neither the ``--ticks`` file nor one another (checked before the run, exit 2)."""
+    problem = clash_problem({f"--{name}": path for name, path in outputs.items()}, [] if ticks is None else [ticks])
+    if problem is not None:
+        raise typer.BadParameter(problem)
+
+
 def _tick_file(given: Path | None) -> Path | None:
     """``--ticks`` checked (:func:`_first_tick`), else the default tick file."""
     if given is None:
@@ -83,6 +90,7 @@ def pipeline(
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--set") from None
     csv = _tick_file(ticks)
+    _no_clash(csv, json=json, plot=plot)
     run_pipeline_bench(rate=rate, symbols=symbols, duration_s=duration_s, throughput_ticks=throughput_ticks, sustain_s=sustain_s, ticks_csv=csv, repeat=repeat, daemon_env=daemon_env, json_out=json, plot_out=plot)
 
 
@@ -96,6 +104,7 @@ def trade(
     """Control -> daemon -> terminal -> reply round trip, and the tick path while orders are in flight."""
     from quantumtrader.bench.trade import run_trade_bench
 
+    _no_clash(ticks, json=json)
     if ticks is not None:
         symbol = _first_tick(ticks).symbol
         if symbol != "EURUSD":  # what the orders trade; another symbol had no quote, after 30 s
@@ -122,6 +131,7 @@ def features(
     from quantumtrader.features.cache import ensure_numba_cache_dir
 
     path = _tick_file(ticks)
+    _no_clash(path, json=json)
     if path is None:
         raise typer.BadParameter("no tick file: pass --ticks (../shared/data/ticks/EURUSD.csv.gz was not found)")
     try:  # the kernels run in this process: the daemon's keyed cache, before they import
@@ -156,6 +166,7 @@ def ws(
 
     from quantumtrader.paper.ticks import TickFileError
 
+    _no_clash(ticks, json=json)
     if ticks is not None:
         _first_tick(ticks)
     try:

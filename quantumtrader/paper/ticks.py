@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import IO, Any, NamedTuple
 
 from quantumtrader.pips import pip_size
-from quantumtrader.protocol import MAX_TIME_MSC, MIN_TIME_MSC, ProtocolError, check_symbol, decimal, iso_from_msc, msc_from_text
+from quantumtrader.protocol import MAX_TIME_MSC, MIN_TIME_MSC, ProtocolError, check_symbol, decimal, iso_from_msc, msc_from_text, shorten
 
 
 class TickFileError(ValueError):
@@ -173,7 +173,9 @@ def tick_time_msc(text: str) -> int:
         text = text.strip()
         if decimal(text) is None and _NUMBER.fullmatch(text):
             raise ValueError(f"time {text} is not integer milliseconds; a time is {TIME_FORMS}") from None
-        raise ValueError(f"time {text!r}: {exc}; a time is {TIME_FORMS}") from None
+        # each cut: Python's message repeats the whole text (a 1 MB row was echoed twice: a hunt, 2026-12-05)
+        detail = str(exc) if len(str(exc)) <= 120 else str(exc)[:117] + "..."
+        raise ValueError(f"time {shorten(text)}: {detail}; a time is {TIME_FORMS}") from None
     if time_msc < MIN_TIME_MSC:
         text = text.strip()
         as_seconds = time_msc * 1000 if decimal(text) is not None else None
@@ -199,14 +201,14 @@ def _number(name: str, text: str) -> float:
 
 
 def _not_a_number(name: str, text: str) -> ValueError:
-    return ValueError(f"{name} {text.strip()!r} is not a decimal number")
+    return ValueError(f"{name} {shorten(text.strip())} is not a decimal number")
 
 
 def _read_rows(path: Path, symbol: str, stats: CsvStats) -> Iterator[SourceTick]:
     with open_text(path) as handle:
         header = handle.readline().strip().lower().split(",")
         if header[:3] != ["time", "bid", "ask"]:
-            raise TickFileError(f"{path}: header must start with time,bid,ask (got {','.join(header)!r})")
+            raise TickFileError(f"{path}: header must start with time,bid,ask (got {shorten(','.join(header))})")
         has_volume = len(header) > 3 and header[3] == "volume"
         last_msc = None
         for line_no, line in enumerate(handle, start=2):
