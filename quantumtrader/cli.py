@@ -15,7 +15,7 @@ import typer
 
 from quantumtrader.config import BAD_INPUT_EXIT, Config, ConfigError, check_listeners, load_config, render_toml
 from quantumtrader.outputs import PLOT_SUFFIXES, clash_problem, output_file_problem
-from quantumtrader.protocol import CONTROL_TIMEOUT_MAX_MS, ORDERS_LIMIT_MAX, ProtocolError
+from quantumtrader.protocol import CONTROL_TIMEOUT_MAX_MS, ORDERS_LIMIT_MAX, ProtocolError, check_symbol
 
 if TYPE_CHECKING:
     from quantumtrader.sidecar.users import UserStore
@@ -217,8 +217,6 @@ def paper_command(
         raise _fail(str(exc), 1) from None
 
 
-
-
 def _control(config: Path | None, kind: str, timeout_ms: int, *, silent_hint: str = "", **fields: Any) -> dict[str, Any]:
     """One control request; prints the JSON reply; exits 1 when the daemon refuses or is silent (``silent_hint`` then
     follows the message)."""
@@ -277,8 +275,6 @@ def trade(
     """Send a market order through the daemon (same risk rules as the app)."""
     import getpass
     import math
-
-    from quantumtrader.protocol import check_symbol
 
     # checked here, as lots are: a wrong side or symbol waited out every try with no daemon, then said "a daemon
     # that read it may still fill it" of an order none could take (a hunt, 2026-12-05)
