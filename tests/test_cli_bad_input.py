@@ -615,3 +615,16 @@ def test_a_huge_bad_value_in_a_tick_file_is_named_cut_short(tmp_path: Path) -> N
     refused = _cli("evaluate", str(header), "--no-progress", "--data-dir", data)
     _refused(refused, 2, "header must start with time,bid,ask")
     assert len(refused.stderr) < 2_000, len(refused.stderr)
+
+
+def test_a_tick_dated_in_the_future_is_rejected_by_evaluate_as_the_daemon_would(tmp_path: Path) -> None:
+    """A hunt (2026-12-05): evaluate judged "too far ahead" against each tick's own time, so it never fired; one row
+    dated 2099 was accepted and moved the signal policy's clock on by 75 years. Judged against the machine's clock now,
+    as the daemon's is: rejected, counted under the daemon's reason, the other rows replayed."""
+    rows = [f"2024-01-15T10:{i // 60:02d}:{i % 60:02d}.000Z,1.1,1.1002" for i in range(100)]
+    rows.insert(50, "2099-01-15T10:30:00.000Z,1.1,1.1002")
+    ticks = tmp_path / "EURUSD.csv"
+    ticks.write_text("time,bid,ask\n" + "\n".join(rows) + "\n")
+    result = _cli("evaluate", str(ticks), "--no-progress", "--data-dir", str(tmp_path / "data"))
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    assert "100 of 101 ticks accepted (rejected as the daemon would: bad_time 1)" in result.stdout, result.stdout[:500]

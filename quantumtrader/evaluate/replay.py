@@ -21,7 +21,7 @@ from quantumtrader.config import Config
 from quantumtrader.models.kernel import OUT_PROBABILITY, OUT_TECHNICAL
 from quantumtrader.models.pipeline import SignalIds, SignalPipeline
 from quantumtrader.paper.ticks import CsvStats, merge_csv_ticks
-from quantumtrader.protocol import ProtocolError, decode_event, encode, event
+from quantumtrader.protocol import ProtocolError, decode_event, encode, event, now_msc
 
 BATCH = 4096
 
@@ -70,13 +70,16 @@ def load_ticks(paths: list[Path], progress: Callable[[int], None] | None = None)
     volume: list[float] = []
     stamp: list[int] = []
     read = 0
+    # "Too far ahead" is judged as the daemon judges it, against this machine's clock: against each tick's own time
+    # it never fired, and one row dated 2099 moved the signal policy's clock on by 75 years (a hunt, 2026-12-05).
+    clock_msc = now_msc()
     for seq, tick in enumerate(merge_csv_ticks(paths, stats)):
         read += 1
         if progress is not None and read % 50_000 == 0:
             progress(50_000)
         raw = encode(event("tick", "evaluate", seq, tick.time_msc, symbol=tick.symbol, bid=tick.bid, ask=tick.ask, volume=tick.volume))
         try:
-            decode_event(raw, tick.time_msc)
+            decode_event(raw, clock_msc)
         except ProtocolError as exc:
             rejected[exc.reason] += 1
             rejected_by_symbol.setdefault(tick.symbol, Counter())[exc.reason] += 1
