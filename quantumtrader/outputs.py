@@ -79,12 +79,25 @@ def output_file_problem(path: Path, suffixes: tuple[str, ...] = ()) -> str | Non
     return problem if problem is not None else _writable_dir_problem(target.parent)
 
 
-def same_file(a: Path, b: Path) -> bool:
-    """Whether two paths name one file (through links and ``..``), whether or not it exists yet."""
+def file_key(path: Path) -> tuple[int, int] | str | None:
+    """What names one file whatever the path to it (links, ``..``): its device and inode, or its resolved name where
+    the file system gives no inode; None when there is no file there.
+
+    st_ino is unique only when non-zero (Python's docs): some Windows file systems and network redirectors give 0,
+    which made two different files "the same" (a review, 2026-12-05); ``os.path.samefile`` compares exactly that."""
     try:
-        return os.path.samefile(a, b)
-    except OSError:  # one of them does not exist (yet)
-        return os.path.realpath(a) == os.path.realpath(b)
+        status = os.stat(path)
+    except OSError:
+        return None
+    return (status.st_dev, status.st_ino) if status.st_ino else os.path.normcase(os.path.realpath(path))
+
+
+def same_file(a: Path, b: Path) -> bool:
+    """Whether two paths name one file (:func:`file_key`), whether or not it exists yet."""
+    key_a, key_b = file_key(a), file_key(b)
+    if key_a is None or key_b is None:  # one of them does not exist (yet): their resolved names
+        return os.path.normcase(os.path.realpath(a)) == os.path.normcase(os.path.realpath(b))
+    return key_a == key_b
 
 
 def clash_problem(outputs: Mapping[str, Path | None], inputs: Iterable[Path] = ()) -> str | None:

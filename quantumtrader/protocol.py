@@ -250,10 +250,14 @@ def msc_from_text(text: str, *, naive_is_utc: bool) -> int:
     return int(round(stamp.timestamp() * 1000))
 
 
+def cut(text: str, limit: int) -> str:
+    """``text`` at most ``limit`` characters, "..." at the end when cut."""
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def shorten(value: Any) -> str:
     """``repr(value)``, cut to 40 characters: a message names a bad value, it does not echo a megabyte of it."""
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
+    return cut(repr(value), 40)
 
 
 _KNOWN_SYMBOLS: set[str] = set()  # symbols already validated: a set lookup instead of a regex per tick

@@ -118,9 +118,10 @@ class ExecutionEngine:
         left anything): one that fails is dropped and said, and that terminal's first list is all "opened", as before.
         """
         books: dict[str, list[dict[str, Any]]] = {}
+        clock_msc = now_msc()
         for terminal, positions in self.journal.load_books().items():
             try:
-                check_positions(positions, now_msc(), self.config.daemon.max_clock_skew_ms)
+                check_positions(positions, clock_msc, self.config.daemon.max_clock_skew_ms)
             except ProtocolError as exc:
                 log.warning("saved positions of a terminal unusable: its first list after this start counts as all opened", terminal=terminal, problem=str(exc)[:200])
                 continue

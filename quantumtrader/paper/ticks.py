@@ -16,7 +16,6 @@ import gzip
 import heapq
 import io
 import math
-import os
 import random
 import re
 import zlib
@@ -26,7 +25,8 @@ from pathlib import Path
 from typing import IO, Any, NamedTuple
 
 from quantumtrader.pips import pip_size
-from quantumtrader.protocol import MAX_TIME_MSC, MIN_TIME_MSC, ProtocolError, check_symbol, decimal, iso_from_msc, msc_from_text, shorten
+from quantumtrader.protocol import MAX_TIME_MSC, MIN_TIME_MSC, ProtocolError, check_symbol, cut, decimal, iso_from_msc, msc_from_text, shorten
+from quantumtrader.outputs import file_key
 
 
 class TickFileError(ValueError):
@@ -123,20 +123,16 @@ def check_tick_file(path: Path) -> SourceTick:
 
 def check_distinct_files(paths: list[Path]) -> None:
     """Raise TickFileError when one file is given twice, under the same name or another (``./t/../t/X.csv``,
-    a link): the same file as ``os.path.samefile`` sees it (device and inode).
+    a link): the same file by :func:`~quantumtrader.outputs.file_key` (device and inode, or the resolved name).
 
     Why: files are merged by time, so a file given twice was merged with itself, every tick twice, and
     scored as such (a base rate of 0.14 reported as 0.57) with only the note that files of one symbol
     are merged. A path that cannot be looked at is left to the reader, which names it."""
     seen: dict[tuple[int, int] | str, Path] = {}
     for path in paths:
-        try:
-            status = os.stat(path)
-        except OSError:
+        key = file_key(path)
+        if key is None:
             continue
-        # st_ino is unique only when non-zero (Python's docs): some Windows file systems and network redirectors
-        # give 0, which made two different files "the same" (a review, 2026-12-05). Their resolved names then.
-        key = (status.st_dev, status.st_ino) if status.st_ino else os.path.normcase(os.path.realpath(path))
         first = seen.get(key)
         if first is not None:
             raise TickFileError(f"{first} and {path} are the same file, given twice: its ticks would be merged with themselves")
@@ -174,8 +170,7 @@ def tick_time_msc(text: str) -> int:
         if decimal(text) is None and _NUMBER.fullmatch(text):
             raise ValueError(f"time {text} is not integer milliseconds; a time is {TIME_FORMS}") from None
         # each cut: Python's message repeats the whole text (a 1 MB row was echoed twice: a hunt, 2026-12-05)
-        detail = str(exc) if len(str(exc)) <= 120 else str(exc)[:117] + "..."
-        raise ValueError(f"time {shorten(text)}: {detail}; a time is {TIME_FORMS}") from None
+        raise ValueError(f"time {shorten(text)}: {cut(str(exc), 120)}; a time is {TIME_FORMS}") from None
     if time_msc < MIN_TIME_MSC:
         text = text.strip()
         as_seconds = time_msc * 1000 if decimal(text) is not None else None

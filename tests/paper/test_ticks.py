@@ -80,7 +80,7 @@ def test_files_whose_system_gives_no_inode_are_told_apart_by_their_resolved_name
     for path in (one, other):
         path.write_text("time,bid,ask\n2024-01-15T10:30:00.000Z,1.1,1.1002\n")
     real_stat = os.stat
-    monkeypatch.setattr(ticks.os, "stat", lambda p, *a, **k: os.stat_result((*real_stat(p, *a, **k)[:1], 0, *real_stat(p, *a, **k)[2:10])))
+    monkeypatch.setattr(os, "stat", lambda p, *a, **k: os.stat_result((*real_stat(p, *a, **k)[:1], 0, *real_stat(p, *a, **k)[2:10])))
     ticks.check_distinct_files([one, other])  # two files
     with pytest.raises(ticks.TickFileError, match="the same file, given twice"):
         ticks.check_distinct_files([one, tmp_path / "t" / ".." / "t" / "EURUSD.csv"])  # one, by two names
