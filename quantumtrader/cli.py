@@ -328,6 +328,9 @@ def evaluate(
     log_level: LogLevelOpt = None,
     json_out: Annotated[Optional[Path], typer.Option("--json", help="Write the full report as JSON here.")] = None,
     plot_out: Annotated[Optional[Path], typer.Option("--plot", help="Write a PNG (calibration curve, cumulative P&L); needs the 'plot' extra.")] = None,
+    signals_out: Annotated[
+        Optional[Path], typer.Option("--signals", help="Write every ensemble signal as CSV with the quotes it was scored on and its outcome, to check the scores.")
+    ] = None,
     no_progress: Annotated[bool, typer.Option("--no-progress", help="No progress bar (e.g. in CI logs).")] = False,
 ) -> None:
     """Replay recorded ticks through the daemon's own pipeline and score its signals against baselines."""
@@ -339,17 +342,17 @@ def evaluate(
 
         if importlib.util.find_spec("matplotlib") is None:
             raise _fail("--plot needs matplotlib: pip install 'quantumtrader[plot]'")
-    for option, out, suffixes in (("--json", json_out, ()), ("--plot", plot_out, PLOT_SUFFIXES)):
+    for option, out, suffixes in (("--json", json_out, ()), ("--plot", plot_out, PLOT_SUFFIXES), ("--signals", signals_out, ())):
         problem = None if out is None else output_file_problem(out, suffixes)
         if problem is not None:
             raise _fail(f"{option}: {problem}")
-    problem = clash_problem({"--json": json_out, "--plot": plot_out}, files)
+    problem = clash_problem({"--json": json_out, "--plot": plot_out, "--signals": signals_out}, files)
     if problem is not None:
         raise _fail(problem)
     from quantumtrader.evaluate.run import run as run_evaluate
 
     try:
-        unwritten = run_evaluate(cfg, files, json_out=json_out, plot_out=plot_out, show_progress=not no_progress, echo=typer.echo)
+        unwritten = run_evaluate(cfg, files, json_out=json_out, plot_out=plot_out, signals_out=signals_out, show_progress=not no_progress, echo=typer.echo)
     except ValueError as exc:  # a tick file that cannot be read, or gives no tick at all
         raise _fail(str(exc), 1) from None
     for problem in unwritten:  # after the table, which is printed whatever happens to the files

@@ -590,6 +590,8 @@ def test_an_output_that_is_an_input_or_the_other_output_is_refused_before_anythi
     for out in (str(ticks), str(link), str(tmp_path / "sub" / ".." / "EURUSD.csv")):
         _refused(_cli("evaluate", str(ticks), "--no-progress", "--data-dir", data, "--json", out), 2, "--json", "is an input file")
     _refused(_cli("evaluate", str(ticks), "--no-progress", "--data-dir", data, "--json", str(tmp_path / "r.png"), "--plot", str(tmp_path / "r.png")), 2, "--json and --plot name one file")
+    _refused(_cli("evaluate", str(ticks), "--no-progress", "--data-dir", data, "--signals", str(link)), 2, "--signals", "is an input file")
+    _refused(_cli("evaluate", str(ticks), "--no-progress", "--data-dir", data, "--signals", str(tmp_path / "s"), "--json", str(tmp_path / "s")), 2, "name one file")
     _refused(_bench("features", "--ticks", str(ticks), "--json", str(ticks)), 2, "is an input file")
     assert ticks.read_bytes() == before
 

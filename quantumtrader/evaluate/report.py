@@ -5,13 +5,21 @@ Strategies compared on the same ticks and the same horizon:
 - ``technical``: the technical component alone, through the same thresholds
   and signal policy (``models.policy.apply_policy``, the kernel's own code);
 - ``coin_flip``: a seeded coin decides BUY or SELL at each moment the
-  ensemble acts, so it trades as often and as late as the ensemble does;
+  ensemble acts, so it trades as often and as late as the ensemble does
+  (one draw: what the ensemble is judged against is the chance level at
+  those moments, ``scoring.trade_scores``);
 - ``always_hold``: never trades, always says 0.5.
+
+No strategy trades across a pause of the market longer than
+:data:`MAX_HOLD_GAP_MS` (a weekend, a holiday): the horizon is counted in
+ticks, and a trade opened on Friday's last ticks would be held to Sunday's.
+Each strategy counts the ones it left out (``trades_over_gap``).
 """
 
 from __future__ import annotations
 
 import math
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -20,12 +28,15 @@ import numpy as np
 from quantumtrader.config import SignalsConfig
 from quantumtrader.evaluate.replay import ReplayResult, TickArrays
 from quantumtrader.evaluate.scoring import calibration, probability_scores, trade_scores
-from quantumtrader.models.policy import BUY, HOLD, SELL, apply_policy
+from quantumtrader.models.policy import BUY, HOLD, PREDICTIONS, SELL, apply_policy
 from quantumtrader.models.state import make_policy_state
-from quantumtrader.outputs import save_figure
+from quantumtrader.outputs import replacing, save_figure
 from quantumtrader.pips import pip_size
 
 COIN_SEED = 20140501
+
+#: A trade whose horizon holds a pause between two ticks longer than this is not scored (see the module's doc).
+MAX_HOLD_GAP_MS = 3_600_000
 
 
 def technical_policy(result: ReplayResult, cfg: SignalsConfig) -> tuple[np.ndarray, np.ndarray]:
@@ -49,23 +60,38 @@ def technical_policy(result: ReplayResult, cfg: SignalsConfig) -> tuple[np.ndarr
     return prediction, emit
 
 
-def _acted(prediction: np.ndarray, emit: np.ndarray, n_labelled: int) -> tuple[np.ndarray, np.ndarray]:
-    rows = np.flatnonzero(emit[:n_labelled] & (prediction[:n_labelled] != HOLD))
-    return rows, np.where(prediction[rows] == BUY, 1, -1)
+def spans_gap(time_msc: np.ndarray, horizon: int) -> np.ndarray:
+    """Per labelled tick (all but the last ``horizon``): whether its horizon holds a pause of more than
+    :data:`MAX_HOLD_GAP_MS` between two ticks."""
+    n_labelled = max(0, time_msc.size - horizon)
+    gaps_before = np.concatenate(([0], np.cumsum(np.diff(time_msc) > MAX_HOLD_GAP_MS)))  # pauses before each tick
+    return gaps_before[horizon:] - gaps_before[:n_labelled] > 0
 
 
-def _strategy(name: str, p: np.ndarray | None, rows: np.ndarray, direction: np.ndarray, emit: np.ndarray | None, prediction: np.ndarray | None,
+def _acted(prediction: np.ndarray, emit: np.ndarray, over_gap: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    """The acted signals' rows and sides (+1 BUY, -1 SELL) that have an outcome and do not span a pause, and how
+    many were left out for the pause."""
+    n_labelled = over_gap.size
+    acted = emit[:n_labelled] & (prediction[:n_labelled] != HOLD)
+    rows = np.flatnonzero(acted & ~over_gap)
+    return rows, np.where(prediction[rows] == BUY, 1, -1), int((acted & over_gap).sum())
+
+
+def _strategy(name: str, p: np.ndarray | None, acted: tuple[np.ndarray, np.ndarray, int], emit: np.ndarray | None, prediction: np.ndarray | None,
               y: np.ndarray, bid: np.ndarray, ask: np.ndarray, mid: np.ndarray, horizon: int, pip: float) -> dict[str, Any]:
+    rows, direction, over_gap = acted
     n_labelled = y.size
     probs = probability_scores(np.full(n_labelled, 0.5) if p is None else p[:n_labelled], y)
     trades = trade_scores(direction, rows, bid, ask, mid, horizon, pip)
-    out: dict[str, Any] = {"strategy": name, "probability": probs, **{k: v for k, v in trades.items() if k != "cumulative_pnl"}}
+    out: dict[str, Any] = {"strategy": name, "probability": probs, **trades}
+    out["trades_over_gap"] = over_gap
     if emit is not None and prediction is not None:
         out["signals"] = int(emit.sum())
         out["signals_by_prediction"] = {label: int((emit & (prediction == code)).sum()) for label, code in (("BUY", BUY), ("SELL", SELL), ("HOLD", HOLD))}
     else:
-        out["signals"] = int(rows.size)
-    out["_cumulative_pnl"] = trades["cumulative_pnl"]
+        out["signals"] = int(rows.size) + over_gap
+    out["_cumulative_pnl"] = np.cumsum(trades["_per_trade"]["pnl_pips"])
+    out["_rows"] = rows
     out["calibration"] = calibration(p[:n_labelled], y) if p is not None else []
     return out
 
@@ -84,18 +110,22 @@ def evaluate_symbol(result: ReplayResult, s: int, ticks_of: np.ndarray, technica
     p, tech = result.probability[ticks_of], result.technical[ticks_of]
     prediction, emit = result.prediction[ticks_of], result.emit[ticks_of]
 
-    rows, direction = _acted(prediction, emit, n_labelled)
+    over_gap = spans_gap(t.time_msc[ticks_of], h)
+    ensemble = _acted(prediction, emit, over_gap)
     tech_pred, tech_emit = technical[0][ticks_of], technical[1][ticks_of]
-    tech_rows, tech_dir = _acted(tech_pred, tech_emit, n_labelled)
-    coin = np.random.default_rng(COIN_SEED).choice(np.array([1, -1]), size=rows.size)
+    rows = ensemble[0]
+    # A coin of each symbol's own: one sequence for all gave every symbol of a run the same draws.
+    coin = np.random.default_rng([COIN_SEED, zlib.crc32(symbol.encode())]).choice(np.array([1, -1]), size=rows.size)
     strategies = [
-        _strategy("ensemble", p, rows, direction, emit, prediction, y, bid, ask, mid, h, pip),
-        _strategy("technical", tech, tech_rows, tech_dir, tech_emit, tech_pred, y, bid, ask, mid, h, pip),
-        _strategy("coin_flip", None, rows, coin, None, None, y, bid, ask, mid, h, pip),
-        _strategy("always_hold", None, rows[:0], direction[:0], None, None, y, bid, ask, mid, h, pip),
+        _strategy("ensemble", p, ensemble, emit, prediction, y, bid, ask, mid, h, pip),
+        _strategy("technical", tech, _acted(tech_pred, tech_emit, over_gap), tech_emit, tech_pred, y, bid, ask, mid, h, pip),
+        _strategy("coin_flip", None, (rows, coin, ensemble[2]), None, None, y, bid, ask, mid, h, pip),
+        _strategy("always_hold", None, (rows[:0], ensemble[1][:0], 0), None, None, y, bid, ask, mid, h, pip),
     ]
     spread_pips = (ask - bid) / pip
+    times = t.time_msc[ticks_of]
     return {
+        "_signals": _signal_table(strategies[0], times, bid, ask, p, tech, prediction, emit, over_gap, h),
         "symbol": symbol,
         "ticks": int(n),
         "labelled_ticks": int(n_labelled),
@@ -104,6 +134,59 @@ def evaluate_symbol(result: ReplayResult, s: int, ticks_of: np.ndarray, technica
         "median_spread_pips": float(np.median(spread_pips)) if n else math.nan,
         "strategies": strategies,
     }
+
+
+#: What became of each signal in ``--signals``' ``outcome`` column, by code.
+OUTCOMES: tuple[str, ...] = ("hold", "scored", "no_outcome_yet", "market_pause")
+SIGNAL_COLUMNS: tuple[str, ...] = (
+    "symbol", "time_msc", "prediction", "probability", "technical", "outcome",
+    "exit_time_msc", "entry_bid", "entry_ask", "exit_bid", "exit_ask", "hit", "pnl_pips",
+)  # fmt: skip
+
+
+def _signal_table(ensemble: dict[str, Any], times: np.ndarray, bid: np.ndarray, ask: np.ndarray, p: np.ndarray, tech: np.ndarray,
+                  prediction: np.ndarray, emit: np.ndarray, over_gap: np.ndarray, horizon: int) -> dict[str, np.ndarray]:
+    """The ensemble's signals one by one, with the quotes each was scored on and its outcome (``scoring``'s own
+    per-trade figures, not computed again): what ``--signals`` writes, so that anyone can check the scores."""
+    rows = np.flatnonzero(emit)
+    acted = prediction[rows] != HOLD
+    has_outcome = rows < over_gap.size
+    paused = np.zeros(rows.size, dtype=np.bool_)
+    paused[has_outcome] = over_gap[rows[has_outcome]]
+    outcome = np.where(~acted, 0, np.where(~has_outcome, 2, np.where(paused, 3, 1)))
+    scored = outcome == 1
+    scored_at = np.searchsorted(ensemble["_rows"], rows[scored])  # each scored signal's place among the ensemble's trades
+    hit, pnl = np.zeros(rows.size, dtype=np.bool_), np.zeros(rows.size)
+    hit[scored], pnl[scored] = ensemble["_per_trade"]["hit"][scored_at], ensemble["_per_trade"]["pnl_pips"][scored_at]
+    exit_rows = np.minimum(rows + horizon, times.size - 1)
+    return {
+        "time_msc": times[rows], "prediction": prediction[rows], "probability": p[rows], "technical": tech[rows],
+        "outcome": outcome, "exit_row_valid": acted & has_outcome,
+        "exit_time_msc": times[exit_rows], "entry_bid": bid[rows], "entry_ask": ask[rows], "exit_bid": bid[exit_rows], "exit_ask": ask[exit_rows],
+        "hit": hit, "pnl_pips": pnl,
+    }  # fmt: skip
+
+
+def write_signals(path: Path, symbols: list[dict[str, Any]]) -> None:
+    """Every ensemble signal of every symbol as CSV (:data:`SIGNAL_COLUMNS`), in time order per symbol,
+    replacing ``path`` whole or not at all (``outputs.UnwrittenOutput``). Exit quotes are given for a
+    BUY/SELL with an outcome (scored, or left out for a market pause); hit and P&L for a scored one."""
+    with replacing(path) as temporary, temporary.open("w", encoding="utf-8", newline="") as out:
+        out.write(",".join(SIGNAL_COLUMNS) + "\n")
+        for sym in symbols:
+            tab = sym["_signals"]
+            for i in range(tab["time_msc"].size):
+                code = int(tab["outcome"][i])
+                fields = [sym["symbol"], str(int(tab["time_msc"][i])), PREDICTIONS[int(tab["prediction"][i])],
+                          repr(float(tab["probability"][i])), repr(float(tab["technical"][i])), OUTCOMES[code],
+                          str(int(tab["exit_time_msc"][i])) if tab["exit_row_valid"][i] else "",
+                          repr(float(tab["entry_bid"][i])), repr(float(tab["entry_ask"][i]))]  # fmt: skip
+                if tab["exit_row_valid"][i]:
+                    fields += [repr(float(tab["exit_bid"][i])), repr(float(tab["exit_ask"][i]))]
+                else:
+                    fields += ["", ""]
+                fields += [str(int(tab["hit"][i])), repr(float(tab["pnl_pips"][i]))] if code == 1 else ["", ""]
+                out.write(",".join(fields) + "\n")
 
 
 def _scorable(n_ticks: int, horizon_ticks: int) -> bool:
@@ -149,6 +232,11 @@ def _fmt(x: float, spec: str) -> str:
     return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else format(x, spec)
 
 
+def _fmt_p(p: float) -> str:
+    """A p-value to three places, and one below that as such, not as a 0.000 that reads as impossible."""
+    return "<0.001" if p < 0.0005 else _fmt(p, ".3f")
+
+
 def text_table(symbols: list[dict[str, Any]]) -> str:
     lines = []
     for sym in symbols:
@@ -156,14 +244,29 @@ def text_table(symbols: list[dict[str, Any]]) -> str:
             f"{sym['symbol']}: {sym['ticks']:,} ticks, horizon {sym['horizon_ticks']} ticks, "
             f"pip {sym['pip_size']:g}, median spread {sym['median_spread_pips']:.2f} pips, base rate (mid up) {sym['strategies'][0]['probability']['base_rate']:.4f}"
         )
-        lines.append(f"  {'strategy':<12} {'signals':>8} {'trades':>7} {'hit rate':>9} {'95% CI':>17} {'P&L pips':>11} {'pips/trade':>10} {'Brier':>8} {'skill':>8} {'log loss':>9}")
+        lines.append(
+            f"  {'strategy':<12} {'signals':>8} {'trades':>7} {'hit rate':>9} {'95% CI':>17} {'chance':>7} {'p':>7} {'won':>6} "
+            f"{'P&L pips':>11} {'pips/trade':>10} {'Brier':>8} {'skill':>8} {'log loss':>9}"
+        )
         for st in sym["strategies"]:
             ci = st["hit_rate_ci95"]
             pr = st["probability"]
             lines.append(
                 f"  {st['strategy']:<12} {st['signals']:>8} {st['trades']:>7} {_fmt(st['hit_rate'], '.4f'):>9} "
-                f"{'[' + _fmt(ci[0], '.3f') + ', ' + _fmt(ci[1], '.3f') + ']':>17} {st['pnl_pips']:>11.1f} {_fmt(st['pnl_pips_per_trade'], '.3f'):>10} "
+                f"{'[' + _fmt(ci[0], '.3f') + ', ' + _fmt(ci[1], '.3f') + ']':>17} {_fmt(st['chance_hit_rate'], '.4f'):>7} "
+                f"{_fmt_p(st['p_value_vs_chance']):>7} {_fmt(st['win_rate'], '.3f'):>6} {st['pnl_pips']:>11.1f} {_fmt(st['pnl_pips_per_trade'], '.3f'):>10} "
                 f"{pr['brier']:>8.5f} {_fmt(pr['brier_skill'], '+.5f'):>8} {pr['log_loss']:>9.5f}"
+            )
+        lines.append(
+            "  95% CI: allowing for overlapping trades (a chain of trades opened within the horizon of each other shares"
+            " its outcome); chance: what a random side hits at the same moments (ties miss both); p: the hit rate against"
+            " chance; won: the share of trades that made money after the spread"
+        )
+        gapped = {st["strategy"]: st["trades_over_gap"] for st in sym["strategies"] if st["trades_over_gap"]}
+        if gapped:
+            lines.append(
+                f"  not scored, their horizon spanning a market pause over {MAX_HOLD_GAP_MS // 60_000} min: "
+                + ", ".join(f"{name} {k}" for name, k in gapped.items())
             )
         lines.append(
             f"  reference: Brier of the base rate {sym['strategies'][0]['probability']['brier_base_rate']:.5f}, "

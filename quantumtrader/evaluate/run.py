@@ -67,6 +67,7 @@ def run(
     *,
     json_out: Path | None = None,
     plot_out: Path | None = None,
+    signals_out: Path | None = None,
     show_progress: bool = True,
     echo: Callable[[str], None] = print,
 ) -> list[str]:
@@ -76,7 +77,7 @@ def run(
     The table is shown first and each file written on its own: a disk that
     fills during a replay of minutes costs the file, not the result, and not
     the other file."""
-    from quantumtrader.evaluate.report import plot, public
+    from quantumtrader.evaluate.report import plot, public, write_signals
 
     report = run_evaluation(config, files, show_progress=show_progress)
     echo(summary(report))
@@ -84,6 +85,7 @@ def run(
     writes: tuple[tuple[str, Path | None, Callable[[Path], None]], ...] = (
         ("--json", json_out, lambda path: write_json(path, public(report))),
         ("--plot", plot_out, lambda path: plot(report["symbols"], path)),
+        ("--signals", signals_out, lambda path: write_signals(path, report["symbols"])),
     )
     for option, path, write in writes:
         if path is None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import csv
 import gzip
+import io
 import itertools
 import math
 import subprocess
@@ -14,7 +16,16 @@ import orjson
 import pytest
 
 from support import shared_ticks
-from quantumtrader.evaluate.scoring import brier_score, log_loss, probability_scores, trade_scores, wilson_interval
+from quantumtrader.evaluate.scoring import (
+    brier_score,
+    design_effect,
+    log_loss,
+    overlap_chains,
+    p_value_against,
+    probability_scores,
+    trade_scores,
+    wilson_interval,
+)
 
 SLICE_TICKS = 40_000
 
@@ -45,6 +56,65 @@ def test_trades_pay_the_spread_both_ways() -> None:
     assert out["hits"] == 1 and out["trades"] == 2 and out["buys"] == 1
 
 
+def test_trades_far_apart_get_the_plain_wilson_interval_and_overlapping_ones_a_wider_one() -> None:
+    # Arrange: a mid that rises every tick, so a BUY hits and a SELL misses; 100 trades, 60 hits. Apart: each entry a
+    # horizon (4 ticks) after the one before. Overlapping: in pairs one tick apart (50 chains) whose two trades are
+    # on the same side, so share their outcome, as trades opened within each other's horizon do.
+    horizon, n = 4, 100
+    pair_sides = np.array([1, 1, -1, -1] * 5 + [1] * 10 + [1, 1, -1, -1] * 5)  # 50 pairs: 30 BUY, 20 SELL
+    mid = 1.0 + 0.0001 * np.arange(n * horizon + horizon + 1)
+    apart = np.arange(n) * horizon
+    paired = np.repeat(np.arange(n // 2) * 2 * horizon, 2) + np.tile([0, 1], n // 2)
+    sides = np.repeat(pair_sides, 2)
+
+    # Act
+    alone = trade_scores(sides, apart, mid, mid, mid, horizon, 0.0001)
+    together = trade_scores(sides, paired, mid, mid, mid, horizon, 0.0001)
+
+    # Assert
+    assert alone["hits"] == together["hits"] == 60 and alone["trades"] == together["trades"] == n
+    assert alone["overlap_chains"] == n and alone["design_effect"] == 1.0
+    assert alone["hit_rate_ci95"] == list(wilson_interval(60, n)) == alone["hit_rate_ci95_independent"]
+    assert together["overlap_chains"] == n // 2
+    # cluster-robust variance: (30 * 0.8^2 + 20 * 1.2^2) / 100^2 = 0.0048, twice the binomial 0.6 * 0.4 / 100:
+    # the information of 50 trades, which is what 50 pairs of shared outcomes hold
+    assert together["design_effect"] == pytest.approx(2.0)
+    assert together["hit_rate_ci95"] == pytest.approx(list(wilson_interval(30, 50)))
+    low, high = together["hit_rate_ci95"]
+    assert low < alone["hit_rate_ci95"][0] and high > alone["hit_rate_ci95"][1]
+
+
+def test_overlap_chains_join_a_trade_opened_within_the_horizon_of_the_one_before() -> None:
+    assert overlap_chains(np.array([0, 3, 5, 10, 30, 49, 50]), 20).tolist() == [0, 0, 0, 0, 1, 1, 1]
+    assert overlap_chains(np.array([0, 20, 40]), 20).tolist() == [0, 1, 2]  # one's exit tick is the next's entry: apart
+    assert overlap_chains(np.array([], dtype=np.int64), 20).size == 0
+    one_chain = np.array([True, False, True, True])
+    assert design_effect(one_chain, np.zeros(4, dtype=np.int64)) == 4.0  # one chain: one outcome's worth
+    assert design_effect(np.ones(5, dtype=bool), np.arange(5)) == 1.0  # all hits: nothing to inflate
+
+
+def test_the_chance_level_counts_ties_as_misses_and_the_p_value_judges_against_it() -> None:
+    # Arrange: 10 trades far apart; after them mid went up 4 times, down 4 times, nowhere 2 times
+    horizon, moves = 2, np.array([1, 1, 1, 1, -1, -1, -1, -1, 0, 0])
+    entries = np.arange(10) * 3  # entry at 3k, exit at 3k + 2: no tick is both
+    mid = np.full(entries[-1] + horizon + 1, 1.0)
+    mid[entries + horizon] = 1.0 + 0.001 * moves
+
+    # Act: a BUY at every moment hits the 4 ups; a SELL at every moment the 4 downs
+    buys = trade_scores(np.ones(10, dtype=int), entries, mid, mid, mid, horizon, 0.0001)
+    sells = trade_scores(-np.ones(10, dtype=int), entries, mid, mid, mid, horizon, 0.0001)
+
+    # Assert: chance is half the ups and half the downs, 0.4, not 0.5; a hit rate at chance has p 1
+    assert buys["chance_hit_rate"] == sells["chance_hit_rate"] == pytest.approx(0.4)
+    assert buys["hit_rate"] == sells["hit_rate"] == pytest.approx(0.4)
+    assert buys["p_value_vs_chance"] == pytest.approx(1.0)
+    assert buys["win_rate"] == pytest.approx(0.4)  # no spread here: a hit is a win
+    # a hit rate of 0.6 over 100 independent trades against chance 0.5: z = 2, p = 0.0455
+    assert p_value_against(0.6, 0.5, 100, 1.0) == pytest.approx(0.0455, abs=1e-4)
+    # the same with a design effect of 4: z = 1, p = 0.317
+    assert p_value_against(0.6, 0.5, 100, 4.0) == pytest.approx(0.3173, abs=1e-4)
+
+
 def _slice(tmp: Path) -> Path:
     path = tmp / "EURUSD.csv.gz"
     with gzip.open(shared_ticks(), "rt") as src, gzip.open(path, "wt") as dst:
@@ -52,28 +122,29 @@ def _slice(tmp: Path) -> Path:
     return path
 
 
-def _evaluate(path: Path, tmp: Path, name: str) -> tuple[dict, str]:
+def _evaluate(path: Path, tmp: Path, name: str) -> tuple[dict, str, str]:
     out = tmp / f"{name}.json"
     plot = tmp / f"{name}.png"
+    signals = tmp / f"{name}.csv"
     proc = subprocess.run(
-        [sys.executable, "-m", "quantumtrader", "evaluate", str(path), "--json", str(out), "--plot", str(plot), "--no-progress", "--data-dir", str(tmp / "data")],
+        [sys.executable, "-m", "quantumtrader", "evaluate", str(path), "--json", str(out), "--plot", str(plot), "--signals", str(signals), "--no-progress", "--data-dir", str(tmp / "data")],
         capture_output=True,
         text=True,
         timeout=240,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert plot.stat().st_size > 10_000
-    return orjson.loads(out.read_bytes()), proc.stdout
+    return orjson.loads(out.read_bytes()), proc.stdout, signals.read_text()
 
 
 @pytest.mark.timeout(300)
 def test_evaluate_gives_the_same_numbers_twice_and_the_promised_reports(tmp_path: Path) -> None:
     path = _slice(tmp_path)
-    first, table = _evaluate(path, tmp_path, "a")
-    second, _ = _evaluate(path, tmp_path, "b")
+    first, table, signals = _evaluate(path, tmp_path, "a")
+    second, _, signals_again = _evaluate(path, tmp_path, "b")
 
     first.pop("runtime"), second.pop("runtime")
-    assert first == second
+    assert first == second and signals == signals_again
     (eurusd,) = first["symbols"]
     assert eurusd["symbol"] == "EURUSD" and eurusd["ticks"] == SLICE_TICKS
     strategies = {s["strategy"]: s for s in eurusd["strategies"]}
@@ -85,3 +156,19 @@ def test_evaluate_gives_the_same_numbers_twice_and_the_promised_reports(tmp_path
         low, high = st["hit_rate_ci95"]
         assert st["trades"] == 0 or low <= st["hit_rate"] <= high
     assert "ensemble" in table and "coin_flip" in table
+
+    # --signals: every ensemble signal, and the scored ones add up to the report's figures and follow from their quotes
+    rows = list(csv.DictReader(io.StringIO(signals)))
+    ensemble = strategies["ensemble"]
+    assert len(rows) == ensemble["signals"] and {r["symbol"] for r in rows} == {"EURUSD"}
+    assert [int(r["time_msc"]) for r in rows] == sorted(int(r["time_msc"]) for r in rows)
+    scored = [r for r in rows if r["outcome"] == "scored"]
+    assert len(scored) == ensemble["trades"] > 0 and sum(int(r["hit"]) for r in scored) == ensemble["hits"]
+    assert sum(float(r["pnl_pips"]) for r in scored) == pytest.approx(ensemble["pnl_pips"])
+    for r in scored:
+        entry_bid, entry_ask, exit_bid, exit_ask = (float(r[k]) for k in ("entry_bid", "entry_ask", "exit_bid", "exit_ask"))
+        buy = r["prediction"] == "BUY"
+        assert float(r["pnl_pips"]) == pytest.approx(((exit_bid - entry_ask) if buy else (entry_bid - exit_ask)) / eurusd["pip_size"])
+        moved = (exit_bid + exit_ask) - (entry_bid + entry_ask)
+        assert r["hit"] == str(int(moved > 0 if buy else moved < 0))
+    assert {r["prediction"] for r in rows if r["outcome"] == "hold"} <= {"HOLD"}

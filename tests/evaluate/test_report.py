@@ -9,7 +9,7 @@ import numpy as np
 from quantumtrader.config import load_config
 from quantumtrader.evaluate.replay import load_ticks, replay
 from quantumtrader.evaluate.report import evaluate, technical_policy
-from quantumtrader.models.policy import apply_policy
+from quantumtrader.models.policy import HOLD, apply_policy
 from quantumtrader.models.state import make_policy_state
 
 SYMBOLS = ("EURUSD", "GBPUSD", "AUDUSD")
@@ -162,3 +162,52 @@ def test_a_symbol_with_no_tick_accepted_is_named_not_left_out_and_names_keep_the
     shown: list[str] = []
     assert run(config, [good, crossed, lower], show_progress=False, echo=shown.append) == []  # nothing unwritten
     assert "GBPUSD: no tick accepted (crossed_quote 50), not scored" in shown[0]
+
+
+def _trending_with_a_pause(tmp: Path, symbols: tuple[str, ...], pause_after: int) -> list[Path]:
+    """The same market for each symbol: a quote a second, rising 1 pip a tick for the 200 ticks before a
+    two-hour pause (a market closed) after tick ``pause_after``, falling before that."""
+    i = np.arange(TICKS_PER_SYMBOL)
+    bid = 1.1 - 1e-5 * np.minimum(i, pause_after - 200) + 1e-4 * np.clip(i - (pause_after - 200), 0, 200)
+    stamp = 1_400_000_000_000 + 1000 * i + 7_200_000 * (i > pause_after)
+    paths = []
+    for k, symbol in enumerate(symbols):
+        path = tmp / f"{symbol}.csv"
+        path.write_text("time,bid,ask\n" + "".join(f"{t + 7 * k},{b:.5f},{b + 1e-4:.5f}\n" for t, b in zip(stamp, bid)))
+        paths.append(path)
+    return paths
+
+
+def test_no_trade_is_held_across_a_market_pause_and_each_one_left_out_is_counted(tmp_path: Path) -> None:
+    # Arrange: the technical component alone (no learner), rising into a two-hour pause
+    overrides = {"signals.weight_quantum": 0.0, "signals.weight_chaos": 0.0, "signals.weight_ml_ensemble": 0.0, "signals.weight_technical": 1.0}
+    config = load_config(environ={}, overrides=overrides)
+    pause_after, h = 1500, config.signals.horizon_ticks
+
+    # Act
+    result = replay(config, load_ticks(_trending_with_a_pause(tmp_path, ("EURUSD",), pause_after)))
+    report = evaluate(result, config.signals)
+
+    # Assert: the acted signals of the last h ticks before the pause (whose horizon holds it) are counted, not traded
+    acted = result.emit & (result.prediction != HOLD)
+    before_pause = int(acted[pause_after + 1 - h : pause_after + 1].sum())
+    assert before_pause > 0, "the market rising into the pause gave no BUY there: the test shows nothing"
+    ensemble = report[0]["strategies"][0]
+    assert ensemble["trades_over_gap"] == before_pause
+    assert ensemble["trades"] == int(acted[: result.emit.size - h].sum()) - before_pause
+    assert ensemble["signals"] == int(result.emit.sum())
+
+
+def test_each_symbol_has_a_coin_of_its_own(tmp_path: Path) -> None:
+    # Arrange: two symbols with the very same market
+    config = load_config(environ={})
+    paths = _trending_with_a_pause(tmp_path, ("EURUSD", "GBPUSD"), 1500)
+
+    # Act
+    report = evaluate(replay(config, load_ticks(paths)), config.signals)
+
+    # Assert: the ensemble acts at the same moments on both; the coins do not fall the same way
+    ensembles = [sym["strategies"][0] for sym in report]
+    coins = [sym["strategies"][2] for sym in report]
+    assert coins[0]["strategy"] == "coin_flip" and ensembles[0]["trades"] == ensembles[1]["trades"] > 10
+    assert not np.array_equal(coins[0]["_cumulative_pnl"], coins[1]["_cumulative_pnl"])
