@@ -139,7 +139,7 @@ def evaluate_symbol(result: ReplayResult, s: int, ticks_of: np.ndarray, technica
 #: What became of each signal in ``--signals``' ``outcome`` column, by code.
 OUTCOMES: tuple[str, ...] = ("hold", "scored", "no_outcome_yet", "market_pause")
 SIGNAL_COLUMNS: tuple[str, ...] = (
-    "symbol", "time_msc", "prediction", "probability", "technical", "outcome",
+    "symbol", "tick", "time_msc", "prediction", "probability", "technical", "outcome",
     "exit_time_msc", "entry_bid", "entry_ask", "exit_bid", "exit_ask", "hit", "pnl_pips",
 )  # fmt: skip
 
@@ -160,7 +160,7 @@ def _signal_table(ensemble: dict[str, Any], times: np.ndarray, bid: np.ndarray, 
     hit[scored], pnl[scored] = ensemble["_per_trade"]["hit"][scored_at], ensemble["_per_trade"]["pnl_pips"][scored_at]
     exit_rows = np.minimum(rows + horizon, times.size - 1)
     return {
-        "time_msc": times[rows], "prediction": prediction[rows], "probability": p[rows], "technical": tech[rows],
+        "tick": rows, "time_msc": times[rows], "prediction": prediction[rows], "probability": p[rows], "technical": tech[rows],
         "outcome": outcome, "exit_row_valid": acted & has_outcome,
         "exit_time_msc": times[exit_rows], "entry_bid": bid[rows], "entry_ask": ask[rows], "exit_bid": bid[exit_rows], "exit_ask": ask[exit_rows],
         "hit": hit, "pnl_pips": pnl,
@@ -168,16 +168,18 @@ def _signal_table(ensemble: dict[str, Any], times: np.ndarray, bid: np.ndarray, 
 
 
 def write_signals(path: Path, symbols: list[dict[str, Any]]) -> None:
-    """Every ensemble signal of every symbol as CSV (:data:`SIGNAL_COLUMNS`), in time order per symbol,
-    replacing ``path`` whole or not at all (``outputs.UnwrittenOutput``). Exit quotes are given for a
-    BUY/SELL with an outcome (scored, or left out for a market pause); hit and P&L for a scored one."""
+    """Every ensemble signal of every scored symbol as CSV (:data:`SIGNAL_COLUMNS`), in time order per symbol,
+    replacing ``path`` whole or not at all (``outputs.UnwrittenOutput``). ``tick`` is the signal's place among
+    its symbol's accepted ticks (from 0), so its exit is tick + H even where two ticks share a millisecond.
+    Exit quotes are given for a BUY/SELL with an outcome (scored, or left out for a market pause); hit and
+    P&L for a scored one."""
     with replacing(path) as temporary, temporary.open("w", encoding="utf-8", newline="") as out:
         out.write(",".join(SIGNAL_COLUMNS) + "\n")
         for sym in symbols:
             tab = sym["_signals"]
             for i in range(tab["time_msc"].size):
                 code = int(tab["outcome"][i])
-                fields = [sym["symbol"], str(int(tab["time_msc"][i])), PREDICTIONS[int(tab["prediction"][i])],
+                fields = [sym["symbol"], str(int(tab["tick"][i])), str(int(tab["time_msc"][i])), PREDICTIONS[int(tab["prediction"][i])],
                           repr(float(tab["probability"][i])), repr(float(tab["technical"][i])), OUTCOMES[code],
                           str(int(tab["exit_time_msc"][i])) if tab["exit_row_valid"][i] else "",
                           repr(float(tab["entry_bid"][i])), repr(float(tab["entry_ask"][i]))]  # fmt: skip

@@ -95,35 +95,42 @@ def overlap_chains(entry_rows: np.ndarray, horizon: int) -> np.ndarray:
     return np.cumsum(starts) - 1
 
 
+#: Below this many chains the cluster-robust variance is itself too noisy to trust (it can fall far below the
+#: binomial one: 9 chains of 317 trades gave 0.08), so every chain is counted as one outcome instead.
+MIN_CHAINS_ESTIMATED = 30
+
+
 def design_effect(hits: np.ndarray, chain: np.ndarray) -> float:
     """How many times the variance of the hit rate exceeds the binomial one, its trades being clustered in
-    ``chain``s (the cluster-robust variance); at least 1.
+    ``chain``s; at least 1, at most ``sum(n_c^2) / n`` (every chain one outcome: ``n`` for one chain, 1 for
+    trades each in a chain of its own); nan without trades.
 
-    Without the usual C/(C-1) small-sample factor, so that trades each in a chain of its own give the
-    binomial variance exactly (1, not n/(n-1)); with the ~800 chains of a real run the factor is 0.1 %.
-    One chain holding every trade gives ``n`` (one outcome's worth of information; the robust variance
-    of one cluster is 0, not an estimate); a hit rate of 0 or 1 has no spread to inflate and gives 1."""
+    Estimated (the cluster-robust variance over the binomial one) from :data:`MIN_CHAINS_ESTIMATED` chains
+    up, when the hits vary; without the usual C/(C-1) small-sample factor, so that trades each in a chain of
+    their own give the binomial variance exactly (1, not n/(n-1)); with the ~800 chains of a real run the
+    factor is 0.1 %. With fewer chains, or a hit rate of 0 or 1 (where there is no spread to estimate it
+    from: one chain of 50 hits would have counted as 50 independent ones), the upper bound is taken."""
     n = hits.size
-    if n < 2:
-        return 1.0
-    p = float(hits.mean())
-    if p in (0.0, 1.0):
-        return 1.0
-    chains = int(chain[-1]) + 1
-    if chains < 2:
-        return float(n)
-    k_c = np.bincount(chain, weights=hits.astype(np.float64))
+    if n == 0:
+        return math.nan
     n_c = np.bincount(chain).astype(np.float64)
+    every_chain_one = float(np.sum(n_c * n_c)) / n
+    p = float(hits.mean())
+    if n_c.size < MIN_CHAINS_ESTIMATED or p in (0.0, 1.0):
+        return every_chain_one
+    k_c = np.bincount(chain, weights=hits.astype(np.float64))
     clustered = float(np.sum((k_c - p * n_c) ** 2)) / (n * n)
-    return max(1.0, clustered / (p * (1.0 - p) / n))
+    return min(every_chain_one, max(1.0, clustered / (p * (1.0 - p) / n)))
 
 
 def overlap_aware_interval(hits: np.ndarray, chain: np.ndarray) -> tuple[tuple[float, float], float]:
     """95 % interval of the hit rate on the effective number of trades (n / design effect), and that effect."""
     n = hits.size
+    if n == 0:
+        return (math.nan, math.nan), math.nan
     deff = design_effect(hits, chain)
     n_eff = n / deff
-    return wilson_interval(float(hits.mean()) * n_eff if n else 0.0, n_eff), deff
+    return wilson_interval(float(hits.mean()) * n_eff, n_eff), deff
 
 
 def p_value_against(rate: float, chance: float, n: int, deff: float) -> float:
@@ -157,9 +164,10 @@ def trade_scores(direction: np.ndarray, entry_rows: np.ndarray, bid: np.ndarray,
     chain = overlap_chains(entry_rows, horizon)
     (low, high), deff = overlap_aware_interval(hits, chain)
     chance = (int(up.sum()) + int(down.sum())) / (2 * n) if n else math.nan
+    buys = int((direction > 0).sum())
     return {
         "trades": n,
-        "buys": int((direction > 0).sum()),
+        "buys": buys,
         "sells": int((direction < 0).sum()),
         "hits": k,
         "hit_rate": rate,
@@ -168,6 +176,8 @@ def trade_scores(direction: np.ndarray, entry_rows: np.ndarray, bid: np.ndarray,
         "overlap_chains": int(chain[-1]) + 1 if n else 0,
         "design_effect": deff,
         "chance_hit_rate": chance,
+        # a random side drawn with this strategy's own share of BUYs: no credit for leaning with the sample's drift
+        "chance_hit_rate_own_sides": (buys * int(up.sum()) + (n - buys) * int(down.sum())) / (n * n) if n else math.nan,
         "p_value_vs_chance": p_value_against(rate, chance, n, deff),
         "win_rate": float((pnl > 0).mean()) if n else math.nan,
         "pnl_pips": float(pnl.sum()),

@@ -90,7 +90,25 @@ def test_overlap_chains_join_a_trade_opened_within_the_horizon_of_the_one_before
     assert overlap_chains(np.array([], dtype=np.int64), 20).size == 0
     one_chain = np.array([True, False, True, True])
     assert design_effect(one_chain, np.zeros(4, dtype=np.int64)) == 4.0  # one chain: one outcome's worth
-    assert design_effect(np.ones(5, dtype=bool), np.arange(5)) == 1.0  # all hits: nothing to inflate
+    assert design_effect(np.ones(5, dtype=bool), np.arange(5)) == 1.0  # all hits, each its own chain: independent
+    # all hits in one chain is one outcome, not 50 (a review: the estimate has no spread to work from there, and
+    # taking 1 made one more hit turn "nothing" into p < 0.001)
+    assert design_effect(np.ones(50, dtype=bool), np.zeros(50, dtype=np.int64)) == 50.0
+    # under MIN_CHAINS_ESTIMATED chains the estimate is not trusted (9 chains of 317 trades estimated 0.08): every chain
+    # counts as one outcome, sum(n_c^2) / n
+    few = np.repeat(np.arange(3), [10, 20, 30])
+    hits = np.arange(60) % 7 != 0
+    assert design_effect(hits, few) == pytest.approx((100 + 400 + 900) / 60)
+    assert math.isnan(design_effect(np.zeros(0, dtype=bool), np.zeros(0, dtype=np.int64)))
+
+
+def test_a_chain_of_hits_is_not_significant() -> None:
+    # Arrange: a mid rising every tick and 50 BUYs one tick apart: one chain, one outcome
+    mid = 1.0 + 0.0001 * np.arange(80)
+    out = trade_scores(np.ones(50, dtype=int), np.arange(50), mid, mid, mid, 20, 0.0001)
+    # Assert: chance here is 0.5 (every move is up); 50 hits in one chain are one coin that came up heads
+    assert out["hit_rate"] == 1.0 and out["design_effect"] == 50.0 and out["overlap_chains"] == 1
+    assert out["p_value_vs_chance"] > 0.3 and out["hit_rate_ci95"][0] < 0.25
 
 
 def test_the_chance_level_counts_ties_as_misses_and_the_p_value_judges_against_it() -> None:
@@ -108,6 +126,12 @@ def test_the_chance_level_counts_ties_as_misses_and_the_p_value_judges_against_i
     assert buys["chance_hit_rate"] == sells["chance_hit_rate"] == pytest.approx(0.4)
     assert buys["hit_rate"] == sells["hit_rate"] == pytest.approx(0.4)
     assert buys["p_value_vs_chance"] == pytest.approx(1.0)
+    # with the strategy's own share of sides (no credit for leaning with the drift): 6 ups, 2 downs, 2 ties after
+    # 3 BUY and 7 SELL: 0.3 * 6/10 + 0.7 * 2/10 = 0.32, where half and half gives 0.4
+    drift = np.full(entries[-1] + horizon + 1, 1.0)
+    drift[entries + horizon] = 1.0 + 0.001 * np.array([1, 1, 1, 1, 1, 1, -1, -1, 0, 0])
+    mixed = trade_scores(np.array([1] * 3 + [-1] * 7), entries, drift, drift, drift, horizon, 0.0001)
+    assert mixed["chance_hit_rate"] == pytest.approx(0.4) and mixed["chance_hit_rate_own_sides"] == pytest.approx(0.32)
     assert buys["win_rate"] == pytest.approx(0.4)  # no spread here: a hit is a win
     # a hit rate of 0.6 over 100 independent trades against chance 0.5: z = 2, p = 0.0455
     assert p_value_against(0.6, 0.5, 100, 1.0) == pytest.approx(0.0455, abs=1e-4)

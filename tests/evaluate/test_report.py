@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from quantumtrader.config import load_config
 from quantumtrader.evaluate.replay import load_ticks, replay
-from quantumtrader.evaluate.report import evaluate, technical_policy
+from quantumtrader.evaluate.report import MAX_HOLD_GAP_MS, evaluate, spans_gap, technical_policy, write_signals
 from quantumtrader.models.policy import HOLD, apply_policy
 from quantumtrader.models.state import make_policy_state
 
@@ -211,3 +213,58 @@ def test_each_symbol_has_a_coin_of_its_own(tmp_path: Path) -> None:
     coins = [sym["strategies"][2] for sym in report]
     assert coins[0]["strategy"] == "coin_flip" and ensembles[0]["trades"] == ensembles[1]["trades"] > 10
     assert not np.array_equal(coins[0]["_cumulative_pnl"], coins[1]["_cumulative_pnl"])
+
+
+def test_spans_gap_marks_exactly_the_horizons_that_hold_a_pause_over_an_hour() -> None:
+    # Arrange: steps of 1 s, exactly the limit (no pause), one ms over it (a pause), ties, at every place of a short series
+    steps = [1000, MAX_HOLD_GAP_MS, 1000, MAX_HOLD_GAP_MS + 1, 0, 0, 1000, 1000, MAX_HOLD_GAP_MS + 1, 1000, 1000, 0]
+    times = np.concatenate(([1_400_000_000_000], 1_400_000_000_000 + np.cumsum(steps)))
+    for horizon in (1, 3, 5, times.size, times.size + 2):
+        # Act
+        marked = spans_gap(times, horizon)
+
+        # Assert: against the definition, step by step
+        expected = [any(times[i + 1] - times[i] > MAX_HOLD_GAP_MS for i in range(r, r + horizon)) for r in range(times.size - horizon)]
+        assert marked.tolist() == expected, horizon
+
+
+def test_signals_file_gives_each_signal_its_outcome_and_the_quotes_of_the_tick_a_horizon_later(tmp_path: Path) -> None:
+    # Arrange: two symbols, each falling 1 pip a tick into a two-hour pause after tick 479, then rising 1 pip a
+    # tick to its last tick, a quote a second: the technical component alone says SELL before the pause and BUY at
+    # the end, so there are signals scored, left out for the pause and without an outcome yet
+    overrides = {"signals.weight_quantum": 0.0, "signals.weight_chaos": 0.0, "signals.weight_ml_ensemble": 0.0, "signals.weight_technical": 1.0}
+    config = load_config(environ={}, overrides=overrides)
+    h, n, pause_after = config.signals.horizon_ticks, 1000, 479
+    i = np.arange(n)
+    bid = np.round(1.2 - 1e-4 * np.minimum(i, pause_after) + 1e-4 * np.maximum(0, i - pause_after), 5)
+    stamp = 1_400_000_000_000 + 1000 * i + 7_200_000 * (i > pause_after)
+    quotes = {}
+    for k, symbol in enumerate(("EURUSD", "GBPUSD")):
+        (tmp_path / f"{symbol}.csv").write_text("time,bid,ask\n" + "".join(f"{t + 3 * k},{b:.5f},{b + 1e-4:.5f}\n" for t, b in zip(stamp, bid)))
+        quotes[symbol] = (stamp + 3 * k, bid, bid + 1e-4)
+    report = evaluate(replay(config, load_ticks(sorted(tmp_path.glob("*.csv")))), config.signals)
+
+    # Act
+    write_signals(tmp_path / "signals.csv", report)
+
+    # Assert
+    rows = list(csv.DictReader((tmp_path / "signals.csv").open()))
+    for sym in report:
+        times, bids, asks = quotes[sym["symbol"]]
+        mine = [r for r in rows if r["symbol"] == sym["symbol"]]
+        ensemble = sym["strategies"][0]
+        assert len(mine) == ensemble["signals"]
+        outcomes = [r["outcome"] for r in mine]
+        assert {"scored", "market_pause", "no_outcome_yet"} <= set(outcomes), outcomes
+        assert outcomes.count("scored") == ensemble["trades"] and outcomes.count("market_pause") == ensemble["trades_over_gap"]
+        for r in mine:
+            tick = int(r["tick"])
+            assert int(r["time_msc"]) == times[tick] and float(r["entry_bid"]) == pytest.approx(bids[tick])
+            acted = r["prediction"] != "HOLD"
+            expected = "hold" if not acted else "no_outcome_yet" if tick + h >= n else "market_pause" if tick <= pause_after < tick + h else "scored"
+            assert r["outcome"] == expected, r
+            if r["outcome"] in ("scored", "market_pause"):
+                assert int(r["exit_time_msc"]) == times[tick + h]
+                assert (float(r["exit_bid"]), float(r["exit_ask"])) == pytest.approx((bids[tick + h], asks[tick + h]))
+            else:
+                assert r["exit_time_msc"] == r["exit_bid"] == r["hit"] == ""
