@@ -43,9 +43,9 @@ def _lines(path: Path) -> list[dict]:
 
 
 def test_daemon_sidecar_and_paper_each_write_their_own_rotated_file(tmp_path: Path) -> None:
-    eps = Endpoints()
+    eps = Endpoints(spare=1)  # the sidecar's port from this worker's range: 8080, the default, may be anyone's
     data = tmp_path / "data"
-    env = eps.env(data, QT_DAEMON__STATUS_INTERVAL_S="0.2", QT_LOG__ROTATE_MB="0.004", QT_LOG__KEEP="2")
+    env = eps.env(data, QT_DAEMON__STATUS_INTERVAL_S="0.2", QT_LOG__ROTATE_MB="0.004", QT_LOG__KEEP="2", QT_SIDECAR__PORT=str(eps.spare_ports[0]))
     err = (tmp_path / "stderr.log").open("wb")
     proc = subprocess.Popen([sys.executable, "-m", "quantumtrader", "run", "--paper", "--log-format", "console"], env=env, stdout=err, stderr=err)
     logs = data / "logs"

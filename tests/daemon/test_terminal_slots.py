@@ -25,8 +25,10 @@ SETTINGS = {
 }
 
 
-def _hello(terminal: str, port: int) -> bytes:
-    return event_frame(terminal, {"type": "hello", "seq": 0, "platform": "MT5", "command_endpoint": f"tcp://127.0.0.1:{port}", "symbols": ["EURUSD"], "heartbeat_s": 0.1})
+def _hello(terminal: str, port: int, heartbeat_s: float = 0.1) -> bytes:
+    """A terminal that goes stale 0.3-0.4 s after it falls silent, unless it says a longer ``heartbeat_s``: one the
+    test needs live must, or a test process held up that long lets it go stale and give up its slot (a hunt)."""
+    return event_frame(terminal, {"type": "hello", "seq": 0, "platform": "MT5", "command_endpoint": f"tcp://127.0.0.1:{port}", "symbols": ["EURUSD"], "heartbeat_s": heartbeat_s})
 
 
 def _tick(terminal: str, seq: int) -> bytes:
@@ -77,7 +79,7 @@ def test_a_new_terminal_takes_the_slot_of_one_that_left_holding_nothing(tmp_path
             assert reply["order"]["status"] == "unknown", reply
             wait_for(lambda: all(terminal_status(eps.control, t)["stale"] for t in ("A@One", "B@Two", "C@Three")), 10, "all three stale")
 
-            push.send(_hello("D@Four", 4))  # C gives up its slot: it holds nothing
+            push.send(_hello("D@Four", 4, heartbeat_s=60))  # C gives up its slot: it holds nothing
             wait_for(lambda: _names(eps.control) == ["A@One", "B@Two", "D@Four"], 10, "D in C's slot")
             health = _health(eps.control)
             assert health["counters"]["terminals_forgotten"] == 1
@@ -107,7 +109,7 @@ def test_a_terminal_that_said_bye_gives_up_its_slot_before_it_goes_stale(tmp_pat
             push.send(_tick("A@One", 1))
             push.send(event_frame("A@One", {"type": "bye", "seq": 2, "reason": "expert removed from chart"}))
             wait_for(lambda: (t := terminal_status(eps.control, "A@One")) is not None and t["gone"], 10, "A's bye")
-            push.send(_hello("B@Two", 2))
+            push.send(_hello("B@Two", 2, heartbeat_s=60))
             wait_for(lambda: _names(eps.control) == ["B@Two"], 10, "B in A's slot")
             assert all(q["terminal"] == "B@Two" for q in control(eps.control, "snapshot")["terminal_quotes"])
             push.send(_hello("C@Three", 3))  # B is live: C is refused, and health says a terminal was
