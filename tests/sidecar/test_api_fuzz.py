@@ -132,9 +132,10 @@ def test_after_the_fuzz_the_app_is_still_served(stack: Stack) -> None:
 
 def test_a_handler_that_raises_answers_the_apps_json_shape_with_a_500() -> None:
     """What the fuzz would meet if a route raised: the app's JSON error, not Starlette's plain-text page (in process, the app's own handler mapping)."""
+    import asyncio
+
     from starlette.applications import Starlette
     from starlette.routing import Route
-    from starlette.testclient import TestClient
 
     from quantumtrader.sidecar.errors import EXCEPTION_HANDLERS
 
@@ -142,7 +143,14 @@ def test_a_handler_that_raises_answers_the_apps_json_shape_with_a_500() -> None:
         raise ZeroDivisionError("a bug")
 
     app = Starlette(routes=[Route("/api/broken", broken)], exception_handlers=EXCEPTION_HANDLERS)
-    with TestClient(app, raise_server_exceptions=False) as client:
-        response = client.get("/api/broken")
+
+    async def ask() -> httpx.Response:
+        # httpx's own ASGI transport, not starlette.testclient: Starlette 1.10 deprecates that client over httpx
+        # (a CI warning, 2026-12-05), and the suite installs the newest Starlette on every fresh machine
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://sidecar") as client:
+            return await client.get("/api/broken")
+
+    response = asyncio.run(ask())
     assert response.status_code == 500 and response.headers["content-type"].startswith("application/json")
     assert response.json() == {"success": False, "error": "internal error: ZeroDivisionError"}

@@ -7,6 +7,7 @@ daemon is down.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import stat
 import sys
@@ -211,8 +212,8 @@ def test_a_socket_handed_a_renewed_token_outlives_the_one_it_connected_with(stac
 def test_one_user_cannot_take_every_websocket_slot(stack: Stack) -> None:
     """Each connection of a user counts until it ends; beyond ws_max_per_user (3 here) refused with 1013."""
     url = f"{stack.ws_url}?token={stack.tokens['bob']}"
-    held = [connect(url, open_timeout=5) for _ in range(3)]
-    try:
+    with contextlib.ExitStack() as opened:  # each connect() as a context manager, as websockets now asks
+        held = [opened.enter_context(connect(url, open_timeout=5)) for _ in range(3)]
         for ws in held:
             assert _next(ws)["type"] == "connection"
         with connect(url, open_timeout=5) as extra:
@@ -230,9 +231,6 @@ def test_one_user_cannot_take_every_websocket_slot(stack: Stack) -> None:
                     break
             assert time.monotonic() < deadline, "a slot freed by a close was never given back"
             time.sleep(0.1)
-    finally:
-        for ws in held:
-            ws.close()
 
 
 def test_secret_and_users_files_are_private_and_hold_no_clear_password(stack: Stack) -> None:

@@ -8,6 +8,7 @@ QuantumTrader-Pro's lib/services (routes, headers, bodies with ``stop_loss``
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Iterator
@@ -371,8 +372,8 @@ def test_clients_share_one_compressed_frame_per_message(stack: Stack) -> None:
         return next(float(line.split(" ")[1]) for line in text.splitlines() if line.startswith(f"qt_sidecar_{name}"))
 
     reused_before = counter("ws_frames_reused")
-    clients = [connect(f"{stack.ws_url}?token={stack.tokens['bob']}", open_timeout=5) for _ in range(3)]
-    try:
+    with contextlib.ExitStack() as opened:  # each connect() as a context manager, as websockets now asks
+        clients = [opened.enter_context(connect(f"{stack.ws_url}?token={stack.tokens['bob']}", open_timeout=5)) for _ in range(3)]
         for ws in clients:
             negotiated = ws.response.headers.get("Sec-WebSocket-Extensions", "")
             assert "permessage-deflate" in negotiated and "server_no_context_takeover" in negotiated, negotiated
@@ -383,9 +384,6 @@ def test_clients_share_one_compressed_frame_per_message(stack: Stack) -> None:
                 if msg["type"] == "price_update":
                     dart.market_update(msg["data"])
                     assert msg["data"]["ask"] >= msg["data"]["bid"] > 0
-    finally:
-        for ws in clients:
-            ws.close()
     assert counter("ws_frames_reused") > reused_before
 
 
