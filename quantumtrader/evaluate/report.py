@@ -21,13 +21,13 @@ from __future__ import annotations
 import math
 import zlib
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from quantumtrader.config import SignalsConfig
 from quantumtrader.evaluate.replay import ReplayResult, TickArrays
-from quantumtrader.evaluate.scoring import calibration, probability_scores, trade_scores
+from quantumtrader.evaluate.scoring import calibration, mid_level, probability_scores, trade_scores
 from quantumtrader.models.policy import BUY, HOLD, PREDICTIONS, SELL, apply_policy
 from quantumtrader.models.state import make_policy_state
 from quantumtrader.outputs import replacing, save_figure
@@ -68,28 +68,55 @@ def spans_gap(time_msc: np.ndarray, horizon: int) -> np.ndarray:
     return gaps_before[horizon:] - gaps_before[:n_labelled] > 0
 
 
-def _acted(prediction: np.ndarray, emit: np.ndarray, over_gap: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
-    """The acted signals' rows and sides (+1 BUY, -1 SELL) that have an outcome and do not span a pause, and how
-    many were left out for the pause."""
+#: What became of each signal (``--signals``' ``outcome`` column), by code: not acted on, scored, acted on within the
+#: horizon of the file's end (no outcome yet), or acted on with a market pause within its horizon (not scored).
+OUTCOMES: tuple[str, ...] = ("hold", "scored", "no_outcome_yet", "market_pause")
+NOT_ACTED, SCORED, NO_OUTCOME_YET, MARKET_PAUSE = range(len(OUTCOMES))
+NO_SIGNAL = -1
+
+
+def signal_outcomes(prediction: np.ndarray, emit: np.ndarray, over_gap: np.ndarray) -> np.ndarray:
+    """Per tick, the outcome code (:data:`OUTCOMES`) of the signal given there, :data:`NO_SIGNAL` where none was:
+    the one rule of which signals are scored, for the scores and ``--signals`` alike."""
     n_labelled = over_gap.size
-    acted = emit[:n_labelled] & (prediction[:n_labelled] != HOLD)
-    rows = np.flatnonzero(acted & ~over_gap)
-    return rows, np.where(prediction[rows] == BUY, 1, -1), int((acted & over_gap).sum())
+    code = np.full(prediction.size, NO_SIGNAL, dtype=np.int64)
+    code[emit] = NOT_ACTED
+    acted = emit & (prediction != HOLD)
+    code[acted] = NO_OUTCOME_YET
+    labelled = acted[:n_labelled]
+    code[:n_labelled][labelled] = np.where(over_gap[labelled], MARKET_PAUSE, SCORED)
+    return code
 
 
-def _strategy(name: str, p: np.ndarray | None, acted: tuple[np.ndarray, np.ndarray, int], emit: np.ndarray | None, prediction: np.ndarray | None,
-              y: np.ndarray, bid: np.ndarray, ask: np.ndarray, mid: np.ndarray, horizon: int, pip: float) -> dict[str, Any]:
-    rows, direction, over_gap = acted
+class Acted(NamedTuple):
+    """A strategy's BUY/SELL signals: the scored ones' rows and sides (+1 BUY, -1 SELL), and how many there were
+    in all (``signals``) and left out for a pause (``over_gap``)."""
+
+    rows: np.ndarray
+    direction: np.ndarray
+    signals: int
+    over_gap: int
+
+
+def _acted(prediction: np.ndarray, code: np.ndarray) -> Acted:
+    rows = np.flatnonzero(code == SCORED)
+    acted = int((code >= SCORED).sum())  # every code from SCORED up is a BUY or SELL
+    return Acted(rows, np.where(prediction[rows] == BUY, 1, -1), acted, int((code == MARKET_PAUSE).sum()))
+
+
+def _strategy(name: str, p: np.ndarray | None, acted: Acted, emit: np.ndarray | None, prediction: np.ndarray | None,
+              y: np.ndarray, bid: np.ndarray, ask: np.ndarray, level: np.ndarray, horizon: int, pip: float) -> dict[str, Any]:
+    rows = acted.rows
     n_labelled = y.size
     probs = probability_scores(np.full(n_labelled, 0.5) if p is None else p[:n_labelled], y)
-    trades = trade_scores(direction, rows, bid, ask, mid, horizon, pip)
+    trades = trade_scores(acted.direction, rows, bid, ask, level, horizon, pip)
     out: dict[str, Any] = {"strategy": name, "probability": probs, **trades}
-    out["trades_over_gap"] = over_gap
+    out["trades_over_gap"] = acted.over_gap
     if emit is not None and prediction is not None:
         out["signals"] = int(emit.sum())
         out["signals_by_prediction"] = {label: int((emit & (prediction == code)).sum()) for label, code in (("BUY", BUY), ("SELL", SELL), ("HOLD", HOLD))}
-    else:
-        out["signals"] = int(rows.size) + over_gap
+    else:  # the coin: a signal at each of the ensemble's BUY/SELL moments
+        out["signals"] = acted.signals
     out["_cumulative_pnl"] = np.cumsum(trades["_per_trade"]["pnl_pips"])
     out["_rows"] = rows
     out["calibration"] = calibration(p[:n_labelled], y) if p is not None else []
@@ -101,31 +128,31 @@ def evaluate_symbol(result: ReplayResult, s: int, ticks_of: np.ndarray, technica
     t = result.ticks
     symbol = t.symbols[s]
     bid, ask = t.bid[ticks_of], t.ask[ticks_of]
-    mid = 0.5 * (bid + ask)
     h = cfg.horizon_ticks
-    n = mid.size
+    n = bid.size
     n_labelled = max(0, n - h)
-    y = (mid[h:] > mid[:n_labelled]).astype(np.float64)
-    pip = pip_size(symbol, float(np.median(mid)))
+    pip = pip_size(symbol, float(np.median(0.5 * (bid + ask))))
+    level = mid_level(bid, ask, pip)
+    y = (level[h:] > level[:n_labelled]).astype(np.float64)
     p, tech = result.probability[ticks_of], result.technical[ticks_of]
     prediction, emit = result.prediction[ticks_of], result.emit[ticks_of]
 
-    over_gap = spans_gap(t.time_msc[ticks_of], h)
-    ensemble = _acted(prediction, emit, over_gap)
+    times = t.time_msc[ticks_of]
+    over_gap = spans_gap(times, h)
+    outcome = signal_outcomes(prediction, emit, over_gap)
+    ensemble = _acted(prediction, outcome)
     tech_pred, tech_emit = technical[0][ticks_of], technical[1][ticks_of]
-    rows = ensemble[0]
     # A coin of each symbol's own: one sequence for all gave every symbol of a run the same draws.
-    coin = np.random.default_rng([COIN_SEED, zlib.crc32(symbol.encode())]).choice(np.array([1, -1]), size=rows.size)
+    coin = np.random.default_rng([COIN_SEED, zlib.crc32(symbol.encode())]).choice(np.array([1, -1]), size=ensemble.rows.size)
     strategies = [
-        _strategy("ensemble", p, ensemble, emit, prediction, y, bid, ask, mid, h, pip),
-        _strategy("technical", tech, _acted(tech_pred, tech_emit, over_gap), tech_emit, tech_pred, y, bid, ask, mid, h, pip),
-        _strategy("coin_flip", None, (rows, coin, ensemble[2]), None, None, y, bid, ask, mid, h, pip),
-        _strategy("always_hold", None, (rows[:0], ensemble[1][:0], 0), None, None, y, bid, ask, mid, h, pip),
+        _strategy("ensemble", p, ensemble, emit, prediction, y, bid, ask, level, h, pip),
+        _strategy("technical", tech, _acted(tech_pred, signal_outcomes(tech_pred, tech_emit, over_gap)), tech_emit, tech_pred, y, bid, ask, level, h, pip),
+        _strategy("coin_flip", None, ensemble._replace(direction=coin), None, None, y, bid, ask, level, h, pip),
+        _strategy("always_hold", None, Acted(ensemble.rows[:0], ensemble.direction[:0], 0, 0), None, None, y, bid, ask, level, h, pip),
     ]
     spread_pips = (ask - bid) / pip
-    times = t.time_msc[ticks_of]
     return {
-        "_signals": _signal_table(strategies[0], times, bid, ask, p, tech, prediction, emit, over_gap, h),
+        "_signals": _signal_table(strategies[0], outcome, times, bid, ask, p, tech, prediction, h),
         "symbol": symbol,
         "ticks": int(n),
         "labelled_ticks": int(n_labelled),
@@ -136,34 +163,28 @@ def evaluate_symbol(result: ReplayResult, s: int, ticks_of: np.ndarray, technica
     }
 
 
-#: What became of each signal in ``--signals``' ``outcome`` column, by code.
-OUTCOMES: tuple[str, ...] = ("hold", "scored", "no_outcome_yet", "market_pause")
 SIGNAL_COLUMNS: tuple[str, ...] = (
     "symbol", "tick", "time_msc", "prediction", "probability", "technical", "outcome",
     "exit_time_msc", "entry_bid", "entry_ask", "exit_bid", "exit_ask", "hit", "pnl_pips",
 )  # fmt: skip
 
 
-def _signal_table(ensemble: dict[str, Any], times: np.ndarray, bid: np.ndarray, ask: np.ndarray, p: np.ndarray, tech: np.ndarray,
-                  prediction: np.ndarray, emit: np.ndarray, over_gap: np.ndarray, horizon: int) -> dict[str, np.ndarray]:
-    """The ensemble's signals one by one, with the quotes each was scored on and its outcome (``scoring``'s own
-    per-trade figures, not computed again): what ``--signals`` writes, so that anyone can check the scores."""
-    rows = np.flatnonzero(emit)
-    acted = prediction[rows] != HOLD
-    has_outcome = rows < over_gap.size
-    paused = np.zeros(rows.size, dtype=np.bool_)
-    paused[has_outcome] = over_gap[rows[has_outcome]]
-    outcome = np.where(~acted, 0, np.where(~has_outcome, 2, np.where(paused, 3, 1)))
-    scored = outcome == 1
-    scored_at = np.searchsorted(ensemble["_rows"], rows[scored])  # each scored signal's place among the ensemble's trades
+def _signal_table(ensemble: dict[str, Any], outcome: np.ndarray, times: np.ndarray, bid: np.ndarray, ask: np.ndarray, p: np.ndarray,
+                  tech: np.ndarray, prediction: np.ndarray, horizon: int) -> dict[str, np.ndarray]:
+    """The ensemble's signals one by one (``outcome``: :func:`signal_outcomes`), with the quotes each was scored
+    on and the scoring's own per-trade hit and P&L, not computed again: what ``--signals`` writes."""
+    rows = np.flatnonzero(outcome != NO_SIGNAL)
+    code = outcome[rows]
+    scored = code == SCORED
+    # the scored signals are the ensemble's trades (both from signal_outcomes), in the same order
+    scored_at = np.searchsorted(ensemble["_rows"], rows[scored])
     hit, pnl = np.zeros(rows.size, dtype=np.bool_), np.zeros(rows.size)
     hit[scored], pnl[scored] = ensemble["_per_trade"]["hit"][scored_at], ensemble["_per_trade"]["pnl_pips"][scored_at]
     exit_rows = np.minimum(rows + horizon, times.size - 1)
     return {
         "tick": rows, "time_msc": times[rows], "prediction": prediction[rows], "probability": p[rows], "technical": tech[rows],
-        "outcome": outcome, "exit_row_valid": acted & has_outcome,
-        "exit_time_msc": times[exit_rows], "entry_bid": bid[rows], "entry_ask": ask[rows], "exit_bid": bid[exit_rows], "exit_ask": ask[exit_rows],
-        "hit": hit, "pnl_pips": pnl,
+        "outcome": code, "exit_time_msc": times[exit_rows], "entry_bid": bid[rows], "entry_ask": ask[rows],
+        "exit_bid": bid[exit_rows], "exit_ask": ask[exit_rows], "hit": hit, "pnl_pips": pnl,
     }  # fmt: skip
 
 
@@ -172,23 +193,25 @@ def write_signals(path: Path, symbols: list[dict[str, Any]]) -> None:
     replacing ``path`` whole or not at all (``outputs.UnwrittenOutput``). ``tick`` is the signal's place among
     its symbol's accepted ticks (from 0), so its exit is tick + H even where two ticks share a millisecond.
     Exit quotes are given for a BUY/SELL with an outcome (scored, or left out for a market pause); hit and
-    P&L for a scored one."""
+    P&L for a scored one only; an empty field where there is none."""
+    import csv
+
     with replacing(path) as temporary, temporary.open("w", encoding="utf-8", newline="") as out:
-        out.write(",".join(SIGNAL_COLUMNS) + "\n")
+        writer = csv.DictWriter(out, fieldnames=SIGNAL_COLUMNS, lineterminator="\n")
+        writer.writeheader()
         for sym in symbols:
             tab = sym["_signals"]
-            for i in range(tab["time_msc"].size):
+            for i in range(tab["tick"].size):
                 code = int(tab["outcome"][i])
-                fields = [sym["symbol"], str(int(tab["tick"][i])), str(int(tab["time_msc"][i])), PREDICTIONS[int(tab["prediction"][i])],
-                          repr(float(tab["probability"][i])), repr(float(tab["technical"][i])), OUTCOMES[code],
-                          str(int(tab["exit_time_msc"][i])) if tab["exit_row_valid"][i] else "",
-                          repr(float(tab["entry_bid"][i])), repr(float(tab["entry_ask"][i]))]  # fmt: skip
-                if tab["exit_row_valid"][i]:
-                    fields += [repr(float(tab["exit_bid"][i])), repr(float(tab["exit_ask"][i]))]
-                else:
-                    fields += ["", ""]
-                fields += [str(int(tab["hit"][i])), repr(float(tab["pnl_pips"][i]))] if code == 1 else ["", ""]
-                out.write(",".join(fields) + "\n")
+                row = {"symbol": sym["symbol"], "tick": int(tab["tick"][i]), "time_msc": int(tab["time_msc"][i]), "outcome": OUTCOMES[code],
+                       "prediction": PREDICTIONS[int(tab["prediction"][i])], "probability": repr(float(tab["probability"][i])),
+                       "technical": repr(float(tab["technical"][i])), "entry_bid": repr(float(tab["entry_bid"][i])),
+                       "entry_ask": repr(float(tab["entry_ask"][i]))}  # fmt: skip
+                if code in (SCORED, MARKET_PAUSE):  # there is a tick H later
+                    row.update(exit_time_msc=int(tab["exit_time_msc"][i]), exit_bid=repr(float(tab["exit_bid"][i])), exit_ask=repr(float(tab["exit_ask"][i])))
+                if code == SCORED:
+                    row.update(hit=int(tab["hit"][i]), pnl_pips=repr(float(tab["pnl_pips"][i])))
+                writer.writerow(row)
 
 
 def _scorable(n_ticks: int, horizon_ticks: int) -> bool:
@@ -222,7 +245,7 @@ def evaluate(result: ReplayResult, cfg: SignalsConfig) -> list[dict[str, Any]]:
 
 
 def public(report: dict[str, Any]) -> dict[str, Any]:
-    """The report without the private series (``_*`` keys) that only the plot uses."""
+    """The report without the private series (``_*`` keys): the arrays the plot and ``--signals`` use."""
     if isinstance(report, dict):
         return {k: public(v) for k, v in report.items() if not k.startswith("_")}
     if isinstance(report, list):

@@ -1,4 +1,4 @@
-"""``qt-daemon evaluate``: replay files, score, print, write JSON and the plot."""
+"""``qt-daemon evaluate``: replay files, score, print, write the JSON, the plot and the signals."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from quantumtrader.outputs import UnwrittenOutput, write_json
 
 
 def run_evaluation(config: Config, files: list[Path], *, show_progress: bool = True) -> dict[str, Any]:
-    """The whole evaluation as a JSON-ready dict plus private series for the plot (``_*`` keys)."""
+    """The whole evaluation as a JSON-ready dict plus private arrays for the plot and ``--signals`` (``_*`` keys)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     ensure_numba_cache_dir(config.data_path)  # before the kernels' modules are imported (they fix it then)
@@ -76,7 +76,7 @@ def run(
 
     The table is shown first and each file written on its own: a disk that
     fills during a replay of minutes costs the file, not the result, and not
-    the other file."""
+    the other files."""
     from quantumtrader.evaluate.report import plot, public, write_signals
 
     report = run_evaluation(config, files, show_progress=show_progress)

@@ -15,7 +15,8 @@ from support import control, event_frame, events_push, inproc_daemon, serving, t
 
 from quantumtrader.protocol import now_msc
 
-#: Silent terminals go stale within ~0.5 s: hellos announce 0.1 s heartbeats, the daemon assumes 0.1 s for the rest.
+#: Silent terminals go stale within ~0.5 s: hellos announce 0.1 s heartbeats (but those of terminals a test needs
+#: live: ``_hello``), the daemon assumes 0.1 s for the rest.
 SETTINGS = {
     "QT_DAEMON__MAX_TERMINALS": "3",
     "QT_DAEMON__HEARTBEAT_S": "0.1",

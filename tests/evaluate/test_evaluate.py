@@ -9,6 +9,7 @@ import itertools
 import math
 import subprocess
 import sys
+from decimal import Decimal
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,7 @@ from quantumtrader.evaluate.scoring import (
     brier_score,
     design_effect,
     log_loss,
+    mid_level,
     overlap_chains,
     p_value_against,
     probability_scores,
@@ -82,6 +84,23 @@ def test_trades_far_apart_get_the_plain_wilson_interval_and_overlapping_ones_a_w
     assert together["hit_rate_ci95"] == pytest.approx(list(wilson_interval(30, 50)))
     low, high = together["hit_rate_ci95"]
     assert low < alone["hit_rate_ci95"][0] and high > alone["hit_rate_ci95"][1]
+
+
+def test_two_quotes_with_the_same_mid_are_a_tie_whatever_their_floats_say() -> None:
+    # Arrange: the same mid, 1.393165, quoted two ways; as floats the two halves differ in the last bit (a review found
+    # such ties scored as moves on both EURUSD feeds)
+    bid, ask = np.array([1.39308, 1.3931]), np.array([1.39325, 1.39323])
+    assert 0.5 * (bid[0] + ask[0]) != 0.5 * (bid[1] + ask[1])  # the premise: float mids call it a move
+
+    # Act
+    level = mid_level(bid, ask, 0.0001)
+    buy = trade_scores(np.array([1]), np.array([0]), bid, ask, level, 1, 0.0001)
+    sell = trade_scores(np.array([-1]), np.array([0]), bid, ask, level, 1, 0.0001)
+
+    # Assert: neither side hits a tie, and chance at that moment is 0
+    assert level[0] == level[1]
+    assert buy["hits"] == sell["hits"] == 0 and buy["chance_hit_rate"] == 0.0
+    assert mid_level(np.array([1.1]), np.array([1.10001]), 0.0001)[0] < mid_level(np.array([1.1]), np.array([1.10002]), 0.0001)[0]
 
 
 def test_overlap_chains_join_a_trade_opened_within_the_horizon_of_the_one_before() -> None:
@@ -193,6 +212,7 @@ def test_evaluate_gives_the_same_numbers_twice_and_the_promised_reports(tmp_path
         entry_bid, entry_ask, exit_bid, exit_ask = (float(r[k]) for k in ("entry_bid", "entry_ask", "exit_bid", "exit_ask"))
         buy = r["prediction"] == "BUY"
         assert float(r["pnl_pips"]) == pytest.approx(((exit_bid - entry_ask) if buy else (entry_bid - exit_ask)) / eurusd["pip_size"])
-        moved = (exit_bid + exit_ask) - (entry_bid + entry_ask)
+        # the mid's move in exact decimals (as floats two quotes of one mid can differ in the last bit)
+        moved = sum(Decimal(r[k]) for k in ("exit_bid", "exit_ask")) - sum(Decimal(r[k]) for k in ("entry_bid", "entry_ask"))
         assert r["hit"] == str(int(moved > 0 if buy else moved < 0))
     assert {r["prediction"] for r in rows if r["outcome"] == "hold"} <= {"HOLD"}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import math
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +11,7 @@ import pytest
 
 from quantumtrader.config import load_config
 from quantumtrader.evaluate.replay import load_ticks, replay
-from quantumtrader.evaluate.report import MAX_HOLD_GAP_MS, evaluate, spans_gap, technical_policy, write_signals
+from quantumtrader.evaluate.report import MAX_HOLD_GAP_MS, evaluate, spans_gap, technical_policy, text_table, write_signals
 from quantumtrader.models.policy import HOLD, apply_policy
 from quantumtrader.models.state import make_policy_state
 
@@ -167,8 +168,8 @@ def test_a_symbol_with_no_tick_accepted_is_named_not_left_out_and_names_keep_the
 
 
 def _trending_with_a_pause(tmp: Path, symbols: tuple[str, ...], pause_after: int) -> list[Path]:
-    """The same market for each symbol: a quote a second, rising 1 pip a tick for the 200 ticks before a
-    two-hour pause (a market closed) after tick ``pause_after``, falling before that."""
+    """The same market for each symbol: a quote a second, falling 0.1 pip a tick, then rising 1 pip a tick for the
+    200 ticks before a two-hour pause (a market closed) after tick ``pause_after``, flat after it."""
     i = np.arange(TICKS_PER_SYMBOL)
     bid = 1.1 - 1e-5 * np.minimum(i, pause_after - 200) + 1e-4 * np.clip(i - (pause_after - 200), 0, 200)
     stamp = 1_400_000_000_000 + 1000 * i + 7_200_000 * (i > pause_after)
@@ -242,7 +243,8 @@ def test_signals_file_gives_each_signal_its_outcome_and_the_quotes_of_the_tick_a
     for k, symbol in enumerate(("EURUSD", "GBPUSD")):
         (tmp_path / f"{symbol}.csv").write_text("time,bid,ask\n" + "".join(f"{t + 3 * k},{b:.5f},{b + 1e-4:.5f}\n" for t, b in zip(stamp, bid)))
         quotes[symbol] = (stamp + 3 * k, bid, bid + 1e-4)
-    report = evaluate(replay(config, load_ticks(sorted(tmp_path.glob("*.csv")))), config.signals)
+    result = replay(config, load_ticks(sorted(tmp_path.glob("*.csv"))))
+    report = evaluate(result, config.signals)
 
     # Act
     write_signals(tmp_path / "signals.csv", report)
@@ -251,6 +253,7 @@ def test_signals_file_gives_each_signal_its_outcome_and_the_quotes_of_the_tick_a
     rows = list(csv.DictReader((tmp_path / "signals.csv").open()))
     for sym in report:
         times, bids, asks = quotes[sym["symbol"]]
+        of_symbol = np.flatnonzero(result.ticks.sym == result.ticks.symbols.index(sym["symbol"]))  # its ticks in time order
         mine = [r for r in rows if r["symbol"] == sym["symbol"]]
         ensemble = sym["strategies"][0]
         assert len(mine) == ensemble["signals"]
@@ -260,6 +263,7 @@ def test_signals_file_gives_each_signal_its_outcome_and_the_quotes_of_the_tick_a
         for r in mine:
             tick = int(r["tick"])
             assert int(r["time_msc"]) == times[tick] and float(r["entry_bid"]) == pytest.approx(bids[tick])
+            assert float(r["probability"]) == result.probability[of_symbol[tick]] and float(r["technical"]) == result.technical[of_symbol[tick]]
             acted = r["prediction"] != "HOLD"
             expected = "hold" if not acted else "no_outcome_yet" if tick + h >= n else "market_pause" if tick <= pause_after < tick + h else "scored"
             assert r["outcome"] == expected, r
@@ -267,4 +271,32 @@ def test_signals_file_gives_each_signal_its_outcome_and_the_quotes_of_the_tick_a
                 assert int(r["exit_time_msc"]) == times[tick + h]
                 assert (float(r["exit_bid"]), float(r["exit_ask"])) == pytest.approx((bids[tick + h], asks[tick + h]))
             else:
-                assert r["exit_time_msc"] == r["exit_bid"] == r["hit"] == ""
+                assert r["exit_time_msc"] == r["exit_bid"] == r["exit_ask"] == ""
+            if r["outcome"] != "scored":  # hit and P&L are the scored ones' only
+                assert r["hit"] == r["pnl_pips"] == "", r
+
+
+def _row(name: str, **fields: object) -> dict:
+    probability = {"brier": 0.25, "brier_skill": -0.001, "log_loss": 0.6931, "base_rate": 0.48, "brier_base_rate": 0.2496, "log_loss_base_rate": 0.6923}
+    return {"strategy": name, "probability": probability, "trades_over_gap": 0, **fields}
+
+
+def test_the_table_shows_each_figure_in_its_column_and_says_what_a_pause_left_out() -> None:
+    # Arrange: a report of known figures (the table's own input), one p below 0.0005, one undefined
+    ensemble = _row("ensemble", signals=120, trades=80, hit_rate=0.55, hit_rate_ci95=[0.48, 0.61], chance_hit_rate=0.4912,
+                    p_value_vs_chance=0.0004, win_rate=0.075, pnl_pips=-12.5, pnl_pips_per_trade=-0.156, trades_over_gap=2)
+    hold = _row("always_hold", signals=0, trades=0, hit_rate=math.nan, hit_rate_ci95=[math.nan, math.nan], chance_hit_rate=math.nan,
+                p_value_vs_chance=math.nan, win_rate=math.nan, pnl_pips=0.0, pnl_pips_per_trade=math.nan)
+    symbol = {"symbol": "EURUSD", "ticks": 1000, "horizon_ticks": 20, "pip_size": 0.0001, "median_spread_pips": 1.1, "strategies": [ensemble, hold]}
+
+    # Act
+    lines = text_table([symbol]).splitlines()
+
+    # Assert: column by column (the interval is two words)
+    row = next(line for line in lines if line.split()[0] == "ensemble").split()
+    assert row == ["ensemble", "120", "80", "0.5500", "[0.480,", "0.610]", "0.4912", "<0.001", "0.075", "-12.5", "-0.156", "0.25000", "-0.00100", "0.69310"]
+    header = next(line for line in lines if line.split()[0] == "strategy").split()
+    assert header[:8] == ["strategy", "signals", "trades", "hit", "rate", "95%", "CI", "chance"] and header[8:10] == ["p", "won"]
+    empty = next(line for line in lines if line.split()[0] == "always_hold").split()
+    assert empty[3:9] == ["-", "[-,", "-]", "-", "-", "-"]
+    assert any("not scored" in line and "pause" in line and "ensemble 2" in line for line in lines), lines
