@@ -2,9 +2,10 @@
 
 Definitions (docs/evaluation.md): the label of tick t is whether mid rose
 over the next H ticks of the same symbol (``mid[t+H] > mid[t]``, compared
-exactly: :func:`mid_level`; a tie is "not up"). A BUY hits when mid rose, a SELL when it fell; a tie is a miss for
-both. Acting on a signal opens at the signal's tick and closes H ticks later,
-paying the spread both ways as quoted (buy at ask, sell at bid).
+exactly: :func:`mid_level`; a tie is "not up"). A BUY hits when mid rose, a
+SELL when it fell; a tie is a miss for both. Acting on a signal opens at the
+signal's tick and closes H ticks later, paying the spread both ways as
+quoted (buy at ask, sell at bid).
 
 Trades whose horizons overlap share most of their outcome, so they are not
 independent draws: the hit rate's interval and its test against chance are
