@@ -27,7 +27,7 @@ import numpy as np
 
 from quantumtrader.config import SignalsConfig
 from quantumtrader.evaluate.replay import ReplayResult, TickArrays
-from quantumtrader.evaluate.scoring import calibration, mid_level, probability_scores, trade_scores
+from quantumtrader.evaluate.scoring import calibration, probability_scores, trade_scores, up_down
 from quantumtrader.models.policy import BUY, HOLD, PREDICTIONS, SELL, apply_policy
 from quantumtrader.models.state import make_policy_state
 from quantumtrader.outputs import replacing, save_figure
@@ -105,11 +105,11 @@ def _acted(prediction: np.ndarray, code: np.ndarray) -> Acted:
 
 
 def _strategy(name: str, p: np.ndarray | None, acted: Acted, emit: np.ndarray | None, prediction: np.ndarray | None,
-              y: np.ndarray, bid: np.ndarray, ask: np.ndarray, level: np.ndarray, horizon: int, pip: float) -> dict[str, Any]:
+              y: np.ndarray, bid: np.ndarray, ask: np.ndarray, mid: np.ndarray, horizon: int, pip: float) -> dict[str, Any]:
     rows = acted.rows
     n_labelled = y.size
     probs = probability_scores(np.full(n_labelled, 0.5) if p is None else p[:n_labelled], y)
-    trades = trade_scores(acted.direction, rows, bid, ask, level, horizon, pip)
+    trades = trade_scores(acted.direction, rows, bid, ask, mid, horizon, pip)
     out: dict[str, Any] = {"strategy": name, "probability": probs, **trades}
     out["trades_over_gap"] = acted.over_gap
     if emit is not None and prediction is not None:
@@ -131,9 +131,9 @@ def evaluate_symbol(result: ReplayResult, s: int, ticks_of: np.ndarray, technica
     h = cfg.horizon_ticks
     n = bid.size
     n_labelled = max(0, n - h)
-    pip = pip_size(symbol, float(np.median(0.5 * (bid + ask))))
-    level = mid_level(bid, ask, pip)
-    y = (level[h:] > level[:n_labelled]).astype(np.float64)
+    mid = 0.5 * (bid + ask)
+    pip = pip_size(symbol, float(np.median(mid)))
+    y = up_down(mid[h:], mid[:n_labelled])[0].astype(np.float64)
     p, tech = result.probability[ticks_of], result.technical[ticks_of]
     prediction, emit = result.prediction[ticks_of], result.emit[ticks_of]
 
@@ -145,10 +145,10 @@ def evaluate_symbol(result: ReplayResult, s: int, ticks_of: np.ndarray, technica
     # A coin of each symbol's own: one sequence for all gave every symbol of a run the same draws.
     coin = np.random.default_rng([COIN_SEED, zlib.crc32(symbol.encode())]).choice(np.array([1, -1]), size=ensemble.rows.size)
     strategies = [
-        _strategy("ensemble", p, ensemble, emit, prediction, y, bid, ask, level, h, pip),
-        _strategy("technical", tech, _acted(tech_pred, signal_outcomes(tech_pred, tech_emit, over_gap)), tech_emit, tech_pred, y, bid, ask, level, h, pip),
-        _strategy("coin_flip", None, ensemble._replace(direction=coin), None, None, y, bid, ask, level, h, pip),
-        _strategy("always_hold", None, Acted(ensemble.rows[:0], ensemble.direction[:0], 0, 0), None, None, y, bid, ask, level, h, pip),
+        _strategy("ensemble", p, ensemble, emit, prediction, y, bid, ask, mid, h, pip),
+        _strategy("technical", tech, _acted(tech_pred, signal_outcomes(tech_pred, tech_emit, over_gap)), tech_emit, tech_pred, y, bid, ask, mid, h, pip),
+        _strategy("coin_flip", None, ensemble._replace(direction=coin), None, None, y, bid, ask, mid, h, pip),
+        _strategy("always_hold", None, Acted(ensemble.rows[:0], ensemble.direction[:0], 0, 0), None, None, y, bid, ask, mid, h, pip),
     ]
     spread_pips = (ask - bid) / pip
     return {

@@ -1,8 +1,8 @@
 """Scores of probabilities and of acting on signals: pure numpy, no pipeline.
 
 Definitions (docs/evaluation.md): the label of tick t is whether mid rose
-over the next H ticks of the same symbol (``mid[t+H] > mid[t]``, compared
-exactly: :func:`mid_level`; a tie is "not up"). A BUY hits when mid rose, a
+over the next H ticks of the same symbol (``mid[t+H] > mid[t]`` beyond
+rounding: ``models.labels.mid_rose``, the learners' rule too; a tie is "not up"). A BUY hits when mid rose, a
 SELL when it fell; a tie is a miss for both. Acting on a signal opens at the
 signal's tick and closes H ticks later, paying the spread both ways as
 quoted (buy at ask, sell at bid).
@@ -18,6 +18,10 @@ from __future__ import annotations
 import math
 
 import numpy as np
+
+from quantumtrader.models.labels import mid_rose
+
+_rose = mid_rose.py_func  # the same rule over arrays
 
 #: Probabilities are clipped here for the log loss, so one 0/1 output costs
 #: log(1e6) ~ 13.8 nats instead of infinity.
@@ -38,18 +42,6 @@ def wilson_interval(hits: float, n: float, z: float = Z95) -> tuple[float, float
     centre = (p + z * z / (2 * n)) / denom
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
     return (max(0.0, centre - half), min(1.0, centre + half))
-
-
-def mid_level(bid: np.ndarray, ask: np.ndarray, pip: float) -> np.ndarray:
-    """bid + ask in whole ten-thousandths of a pip (int64): the mid, compared exactly.
-
-    As floats, two quotes with the same mid may differ in the last bit
-    ((1.39308 + 1.39325) / 2 = 1.3931650000000002, (1.3931 + 1.39323) / 2 =
-    1.393165), which made a tie, a miss for both sides, a move: a review
-    counted 2 hits too many and chance 0.17 points too high on OANDA's
-    EURUSD. No quote is finer than a ten-thousandth of a pip (a pip is about
-    a ten-thousandth of the price, ``quantumtrader.pips``)."""
-    return np.rint((bid + ask) * (1e4 / pip)).astype(np.int64)
 
 
 def brier_score(p: np.ndarray, y: np.ndarray) -> float:
@@ -95,6 +87,12 @@ def calibration(p: np.ndarray, y: np.ndarray, bins: int = 10) -> list[dict[str, 
         if mask.any():
             out.append({"p_mean": float(p[mask].mean()), "observed": float(y[mask].mean()), "n": int(mask.sum())})
     return out
+
+
+def up_down(later: np.ndarray, earlier: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Where mid rose and where it fell from ``earlier`` to ``later``, by the learners' own rule
+    (``models.labels.mid_rose``: beyond rounding, so two quotes of one mid are a tie, neither)."""
+    return _rose(later, earlier), _rose(earlier, later)
 
 
 def overlap_chains(entry_rows: np.ndarray, horizon: int) -> np.ndarray:
@@ -155,22 +153,20 @@ def p_value_against(rate: float, chance: float, n: int, deff: float) -> float:
     return math.erfc(abs(z) / math.sqrt(2.0))
 
 
-def trade_scores(direction: np.ndarray, entry_rows: np.ndarray, bid: np.ndarray, ask: np.ndarray, level: np.ndarray, horizon: int, pip: float) -> dict[str, object]:
+def trade_scores(direction: np.ndarray, entry_rows: np.ndarray, bid: np.ndarray, ask: np.ndarray, mid: np.ndarray, horizon: int, pip: float) -> dict[str, object]:
     """Hit rate (95 % interval allowing for overlapping trades), its chance level and P&L in pips of acting on signals.
 
     ``direction`` +1 (BUY) / -1 (SELL) per acted signal, ``entry_rows`` its
     tick index in this symbol's arrays, in time order; signals within
     ``horizon`` of the end (no outcome yet) must be filtered out by the caller.
-    ``level``: the mid as :func:`mid_level` gives it (any array that orders
-    exactly as the mid does), for what moved up, down or not at all.
+    What moved up, down or not at all is :func:`up_down`'s.
 
     The chance level is what a side picked at random would hit at the same
     moments: half the moves up plus half the moves down, below 0.5 as ties
     miss both sides. A seeded coin's hit rate is one draw around it.
     """
     exit_rows = entry_rows + horizon
-    up = level[exit_rows] > level[entry_rows]
-    down = level[exit_rows] < level[entry_rows]
+    up, down = up_down(mid[exit_rows], mid[entry_rows])
     hits = np.where(direction > 0, up, down)
     pnl = np.where(direction > 0, bid[exit_rows] - ask[entry_rows], bid[entry_rows] - ask[exit_rows]) / pip
     n = int(direction.size)

@@ -18,6 +18,7 @@ from numba import njit
 
 from quantumtrader.models import params as P
 from quantumtrader.models.components import chaos_probability, quantum_probability, technical_probability, trend_score
+from quantumtrader.models.labels import mid_rose
 from quantumtrader.models.learners import nb_predict, nb_update, sgd_predict, sgd_update, standardize
 from quantumtrader.models.policy import classify, policy_step
 from quantumtrader.models.state import ModelState, PolicyState
@@ -102,7 +103,7 @@ def ensemble_step(
         standardize(feat_mean, feat_var, feat_count, s, row, alpha_min, z)
         pos = ring_pos[s]
         if ring_fill[s] == horizon:
-            label = 1 if mid > ring_mid[s, pos] else 0
+            label = 1 if mid_rose(mid, ring_mid[s, pos]) else 0
             matured = ring_x[s, pos]
             sgd_update(sgd_w, s, matured, float(label), params[P.SGD_LR], params[P.SGD_L2])
             nb_update(nb_count, nb_mean, nb_var, s, matured, label, alpha_min)

@@ -21,13 +21,13 @@ from quantumtrader.evaluate.scoring import (
     brier_score,
     design_effect,
     log_loss,
-    mid_level,
     overlap_chains,
     p_value_against,
     probability_scores,
     trade_scores,
     wilson_interval,
 )
+from quantumtrader.models.labels import mid_rose
 
 SLICE_TICKS = 40_000
 
@@ -90,17 +90,20 @@ def test_two_quotes_with_the_same_mid_are_a_tie_whatever_their_floats_say() -> N
     # Arrange: the same mid, 1.393165, quoted two ways; as floats the two halves differ in the last bit (a review found
     # such ties scored as moves on both EURUSD feeds)
     bid, ask = np.array([1.39308, 1.3931]), np.array([1.39325, 1.39323])
-    assert 0.5 * (bid[0] + ask[0]) != 0.5 * (bid[1] + ask[1])  # the premise: float mids call it a move
+    mid = 0.5 * (bid + ask)
+    assert mid[0] != mid[1]  # the premise: compared as floats, a move
 
     # Act
-    level = mid_level(bid, ask, 0.0001)
-    buy = trade_scores(np.array([1]), np.array([0]), bid, ask, level, 1, 0.0001)
-    sell = trade_scores(np.array([-1]), np.array([0]), bid, ask, level, 1, 0.0001)
+    buy = trade_scores(np.array([1]), np.array([0]), bid, ask, mid, 1, 0.0001)
+    sell = trade_scores(np.array([-1]), np.array([0]), bid, ask, mid, 1, 0.0001)
 
-    # Assert: neither side hits a tie, and chance at that moment is 0
-    assert level[0] == level[1]
+    # Assert: neither side hits a tie, and chance at that moment is 0; the learners' jitted rule says the same
     assert buy["hits"] == sell["hits"] == 0 and buy["chance_hit_rate"] == 0.0
-    assert mid_level(np.array([1.1]), np.array([1.10001]), 0.0001)[0] < mid_level(np.array([1.1]), np.array([1.10002]), 0.0001)[0]
+    assert not mid_rose(mid[0], mid[1]) and not mid_rose(mid[1], mid[0])
+    # one point up (half a point of mid) is a move, for the kernel's rule and over arrays alike
+    assert mid_rose(1.1000050, 1.1000000) and mid_rose(60_000.005, 60_000.0) and not mid_rose(1.1000000, 1.1000050)
+    up = mid_rose.py_func(np.array([1.1000050, 1.1, mid[0]]), np.array([1.1, 1.1000050, mid[1]]))
+    assert up.tolist() == [True, False, False]
 
 
 def test_overlap_chains_join_a_trade_opened_within_the_horizon_of_the_one_before() -> None:
