@@ -77,6 +77,10 @@ def run(
     The table is shown first and each file written on its own: a disk that
     fills during a replay of minutes costs the file, not the result, and not
     the other files."""
+    # Before report's import, which imports the kernels: they take the cache directory there is then. Imported
+    # first (until 2026-12-06), they went to Numba's default cache beside the sources, which checks only each
+    # kernel file's own time stamp, so an edit to a module it inlines (models/labels.py) ran the old code.
+    ensure_numba_cache_dir(config.data_path)
     from quantumtrader.evaluate.report import plot, public, write_signals
 
     report = run_evaluation(config, files, show_progress=show_progress)

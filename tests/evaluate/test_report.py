@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import math
+from decimal import Decimal
 from pathlib import Path
 
 import numpy as np
@@ -104,9 +105,13 @@ def test_each_symbol_is_scored_on_its_own_ticks_in_time_order(tmp_path: Path) ->
     for k, symbol in enumerate(SYMBOLS):
         n = 400 + 300 * k
         stamp = 1_400_000_000_000 + np.cumsum(rng.integers(1, 2000, n))
-        bid = np.round(1.1 + np.cumsum(rng.normal(0, 1e-4, n)), 5)
-        (tmp_path / f"{symbol}.csv").write_text("time,bid,ask\n" + "".join(f"{t},{b:.5f},{b + 0.0001:.5f}\n" for t, b in zip(stamp, bid)))
-        series[symbol] = bid + 0.00005
+        # steps of up to 2 points and spreads of 1-3: mids come back to where they were 20 ticks before, quoted
+        # another way, and some such ties differ as floats (2 of 2,040 labels here): the base rate must not count them
+        bid = np.round(1.39 + np.cumsum(rng.integers(-2, 3, n)) * 1e-5, 5)
+        spread = rng.integers(1, 4, n) * 1e-5
+        rows = [(f"{b:.5f}", f"{b + w:.5f}") for b, w in zip(bid, spread)]
+        (tmp_path / f"{symbol}.csv").write_text("time,bid,ask\n" + "".join(f"{t},{b},{a}\n" for t, (b, a) in zip(stamp, rows)))
+        series[symbol] = [Decimal(b) + Decimal(a) for b, a in rows]  # twice the mid, exactly, from the text written
     config = load_config(environ={})
 
     # Act
@@ -116,8 +121,9 @@ def test_each_symbol_is_scored_on_its_own_ticks_in_time_order(tmp_path: Path) ->
     h = config.signals.horizon_ticks
     for sym in report:
         mid = series[sym["symbol"]]
-        assert (sym["ticks"], sym["labelled_ticks"]) == (mid.size, mid.size - h)
-        assert sym["strategies"][0]["probability"]["base_rate"] == np.mean(mid[h:] > mid[:-h])
+        assert (sym["ticks"], sym["labelled_ticks"]) == (len(mid), len(mid) - h)
+        ups = sum(later > earlier for later, earlier in zip(mid[h:], mid[:-h]))
+        assert sym["strategies"][0]["probability"]["base_rate"] == ups / (len(mid) - h)
 
 
 def test_the_technical_policy_over_every_tick_is_each_symbols_own_run(tmp_path: Path) -> None:
@@ -233,7 +239,8 @@ def test_signals_file_gives_each_signal_its_outcome_and_the_quotes_of_the_tick_a
     # Arrange: two symbols, each falling 1 pip a tick into a two-hour pause after tick 479, then rising 1 pip a
     # tick to its last tick, a quote a second: the technical component alone says SELL before the pause and BUY at
     # the end, so there are signals scored, left out for the pause and without an outcome yet
-    overrides = {"signals.weight_quantum": 0.0, "signals.weight_chaos": 0.0, "signals.weight_ml_ensemble": 0.0, "signals.weight_technical": 1.0}
+    # (mostly technical, some quantum: the two columns must differ for the file to show it took each from its own)
+    overrides = {"signals.weight_quantum": 0.1, "signals.weight_chaos": 0.0, "signals.weight_ml_ensemble": 0.0, "signals.weight_technical": 0.9}
     config = load_config(environ={}, overrides=overrides)
     h, n, pause_after = config.signals.horizon_ticks, 1000, 479
     i = np.arange(n)
@@ -245,6 +252,7 @@ def test_signals_file_gives_each_signal_its_outcome_and_the_quotes_of_the_tick_a
         quotes[symbol] = (stamp + 3 * k, bid, bid + 1e-4)
     result = replay(config, load_ticks(sorted(tmp_path.glob("*.csv"))))
     report = evaluate(result, config.signals)
+    assert not np.array_equal(result.probability, result.technical)
 
     # Act
     write_signals(tmp_path / "signals.csv", report)
@@ -260,6 +268,10 @@ def test_signals_file_gives_each_signal_its_outcome_and_the_quotes_of_the_tick_a
         outcomes = [r["outcome"] for r in mine]
         assert {"scored", "market_pause", "no_outcome_yet"} <= set(outcomes), outcomes
         assert outcomes.count("scored") == ensemble["trades"] and outcomes.count("market_pause") == ensemble["trades_over_gap"]
+        coin = sym["strategies"][2]  # at every BUY/SELL of the ensemble: its signals, trades and pauses are the ensemble's
+        acted = sum(o != "hold" for o in outcomes)
+        assert coin["strategy"] == "coin_flip" and coin["signals"] == acted == sum(ensemble["signals_by_prediction"][k] for k in ("BUY", "SELL"))
+        assert (coin["trades"], coin["trades_over_gap"]) == (ensemble["trades"], ensemble["trades_over_gap"])
         for r in mine:
             tick = int(r["tick"])
             assert int(r["time_msc"]) == times[tick] and float(r["entry_bid"]) == pytest.approx(bids[tick])

@@ -160,3 +160,20 @@ def test_restore_refuses_a_state_of_another_shape() -> None:
     assert not other.restore(snap)
     snap["n_features"] = N_FEATURES + 1
     assert not ModelEngine(DEFAULT).restore(snap)
+
+
+def test_the_learners_take_two_quotes_of_one_mid_as_a_tie_not_a_rise() -> None:
+    # Arrange: mid 1.393165 quoted two ways in turn; as floats the halves differ in the last bit, so a plain
+    # comparison labelled every other tick "up" (a review, 2026-12-06: ~48.5 up labels of 99)
+    cfg = dataclasses.replace(DEFAULT, horizon_ticks=1, ml_warmup_labels=1)
+    quotes = np.array([[1.39308, 1.39325], [1.3931, 1.39323]] * 50)
+    mid = 0.5 * (quotes[:, 0] + quotes[:, 1])
+    assert mid[0] != mid[1]  # the premise
+    engine = ModelEngine(cfg)
+
+    # Act
+    _run(engine, mid, feature_rows(mid.size))
+
+    # Assert: every label learned, none of them "up" (models.labels.mid_rose, the rule evaluate scores by)
+    assert engine.labels_seen(0) == mid.size - 1
+    assert engine.state.nb_count[0, 1] == 0.0 and engine.state.nb_count[0, 0] > 0
