@@ -1,11 +1,12 @@
-"""Scores of probabilities and of acting on signals: pure numpy, no pipeline.
+"""Scores of probabilities and of acting on signals: numpy, no pipeline.
 
 Definitions (docs/evaluation.md): the label of tick t is whether mid rose
 over the next H ticks of the same symbol (``mid[t+H] > mid[t]`` beyond
-rounding: ``models.labels.mid_rose``, the learners' rule too; a tie is "not up"). A BUY hits when mid rose, a
-SELL when it fell; a tie is a miss for both. Acting on a signal opens at the
-signal's tick and closes H ticks later, paying the spread both ways as
-quoted (buy at ask, sell at bid).
+rounding: ``models.labels.mid_rose``, the learners' own rule, used here
+through its plain Python function; a tie is "not up"). A BUY hits when mid
+rose, a SELL when it fell; a tie is a miss for both. Acting on a signal
+opens at the signal's tick and closes H ticks later, paying the spread both
+ways as quoted (buy at ask, sell at bid).
 
 Trades whose horizons overlap share most of their outcome, so they are not
 independent draws: the hit rate's interval and its test against chance are
