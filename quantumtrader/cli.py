@@ -15,7 +15,7 @@ import typer
 
 from quantumtrader.config import BAD_INPUT_EXIT, Config, ConfigError, check_listeners, load_config, render_toml
 from quantumtrader.outputs import PLOT_SUFFIXES, clash_problem, output_file_problem
-from quantumtrader.protocol import CONTROL_TIMEOUT_MAX_MS, ORDERS_LIMIT_MAX, ProtocolError, check_symbol
+from quantumtrader.protocol import CONTROL_TIMEOUT_MAX_MS, ORDERS_LIMIT_MAX, ProtocolError, check_symbol, order_side
 
 if TYPE_CHECKING:
     from quantumtrader.sidecar.users import UserStore
@@ -278,7 +278,7 @@ def trade(
 
     # checked here, as lots are: a wrong side or symbol waited out every try with no daemon, then said "a daemon
     # that read it may still fill it" of an order none could take (a hunt, 2026-12-05)
-    if side.lower() not in ("buy", "sell"):  # the daemon's own rule (any case)
+    if order_side(side) is None:  # the daemon's own rule (any case)
         raise _fail(f"side must be buy or sell, got {side!r}")
     try:
         check_symbol(symbol)

@@ -264,6 +264,18 @@ _KNOWN_SYMBOLS: set[str] = set()  # symbols already validated: a set lookup inst
 _KNOWN_SYMBOLS_MAX = 100_000
 
 
+#: The sides of an order and a position, as the wire carries them.
+SIDES: Final = ("buy", "sell")
+
+
+def order_side(value: Any) -> str | None:
+    """A side asked for by a person or an app ("buy"/"sell" in any case) as the wire carries it, None if it is not one:
+    the daemon's rule for a trade request, which the CLI applies before sending one."""
+    if type(value) is str and value.lower() in SIDES:
+        return value.lower()
+    return None
+
+
 def check_symbol(value: Any) -> str:
     """A symbol as PROTOCOL.md allows: 1-32 chars of [A-Za-z0-9._#+-]."""
     if type(value) is not str:  # first: an unhashable value must not reach the set lookup
@@ -414,7 +426,7 @@ def check_position(pos: Any, now_msc: int, max_skew_ms: int = DEFAULT_MAX_SKEW_M
         raise ProtocolError("bad_type", "each position must be an object")
     _integer(pos, "ticket", minimum=1)
     check_symbol(_get(pos, "symbol"))
-    if _get(pos, "side") not in ("buy", "sell"):
+    if _get(pos, "side") not in SIDES:
         raise ProtocolError("bad_value", f"side must be 'buy' or 'sell', got {shorten(pos['side'])}")
     _number(pos, "lots", minimum=0.0, maximum=MAX_LOTS)
     # 0 taken: one entry refused drops the whole list (the daemon keeps a stale book), and the EAs write a NaN as 0
@@ -595,7 +607,7 @@ def open_command(
 ) -> dict[str, Any]:
     """A market order. ``sl``/``tp`` 0 means none."""
     check_symbol(symbol)
-    if side not in ("buy", "sell"):
+    if side not in SIDES:
         raise ProtocolError("bad_value", f"side must be 'buy' or 'sell', got {side!r}")
     return _command(
         "open",
@@ -657,7 +669,7 @@ def ping_command(command_id: str) -> dict[str, Any]:
 def _check_open(msg: dict[str, Any]) -> None:
     _check_login(msg)
     check_symbol(_get(msg, "symbol"))
-    if _get(msg, "side") not in ("buy", "sell"):
+    if _get(msg, "side") not in SIDES:
         raise ProtocolError("bad_value", "side must be 'buy' or 'sell'")
     if _number(msg, "lots", minimum=0.0) <= 0:
         raise ProtocolError("bad_value", "lots of an open must be > 0")  # as the EAs' QtValidateCommand

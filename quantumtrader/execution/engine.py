@@ -42,6 +42,7 @@ from quantumtrader.protocol import (
     new_command_id,
     now_msc,
     open_command,
+    order_side,
     positive_int,
 )
 from quantumtrader.store.db import opening
@@ -894,10 +895,10 @@ def _symbol(request: dict[str, Any]) -> str:
 
 
 def _side(request: dict[str, Any]) -> str:
-    side = request.get("side", request.get("type"))
-    if type(side) is str and side.lower() in ("buy", "sell"):
-        return side.lower()
-    raise ControlError("side must be buy or sell", 422)
+    side = order_side(request.get("side", request.get("type")))
+    if side is None:
+        raise ControlError("side must be buy or sell", 422)
+    return side
 
 
 #: Beyond any lot size, stop or take-profit of any market (the protocol's price bound); lot arithmetic on 1e308 overflowed (a 500).
