@@ -557,11 +557,11 @@ def token_command(
         ttl_s = parse_ttl(ttl) if ttl is not None else cfg.sidecar.cli_token_ttl_s
     except ValueError as exc:
         raise _fail(f"--ttl: {exc}") from None
-    secret = _signing_secret(cfg)
     users = _users(cfg)  # checked: "no user" would send the operator to re-add a user the damaged file still holds
     found = users.get(user)
     if found is None:
         raise _fail(f"no user {user!r} (add one with: qt-daemon user add {user} --role viewer --password-stdin)", 1)
+    secret = _signing_secret(cfg)  # after the user: a refused request leaves no secret behind in a fresh data directory
     tokens = TokenService(secret, users)
     sys.stdout.write(tokens.issue(found, ACCESS, ttl_s) + "\n")
 

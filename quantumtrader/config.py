@@ -761,7 +761,11 @@ def _coerce(key: str, kind: Any, value: Any, from_env: bool) -> Any:
         if get_origin(kind) is tuple:
             value = [part.strip() for part in text.split(",") if part.strip()]  # checked below as a file's list is
         if kind in (int, float):
+            # Python's int() and float() also take "1_000" and other scripts' digits ("١٢"), which a TOML
+            # file refuses: the environment takes what the file takes, ASCII without underscores.
             try:
+                if not text.isascii() or "_" in text:
+                    raise ValueError(text)
                 value = kind(text)
             except ValueError:
                 raise ConfigError(key, f"expected {kind.__name__}, got {value!r}") from None

@@ -103,6 +103,9 @@ def test_config_and_output_paths_that_cannot_be_used_are_clear_errors(tmp_path: 
     blocker = tmp_path / "a-file"
     blocker.write_text("x")
     _refused(_cli("token", "--user", "nobody", "--data-dir", str(blocker / "data")), 2, "data_dir: cannot create")
+    fresh = tmp_path / "fresh-data"  # a refused token leaves no signing secret behind (it made one before the check)
+    _refused(_cli("token", "--user", "nobody", "--data-dir", str(fresh)), 1, "no user 'nobody'")
+    assert not (fresh / "jwt_secret").exists()
     good = _good_csv(tmp_path / "EURUSD.csv")
     _refused(_cli("evaluate", str(good), "--plot", str(blocker / "out.png"), "--data-dir", str(tmp_path / "data")), 2, "cannot write")
 

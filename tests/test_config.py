@@ -67,6 +67,11 @@ def test_file_overrides_defaults_and_env_overrides_file_and_options_override_env
         ("", {"QT_PAPER__TERMINAL": "caf\udce9@X"}, "paper.terminal"),
         ("", {"QT_EXECUTION__SYMBOL_MAP": "t:EURUSD=EURUSD\udce9"}, "execution.symbol_map"),
         ("", {"QT_ENDPOINTS__FEED": "tcp://0.0.0.0:5555"}, "endpoints"),
+        # Python's int() and float() take these; a TOML file does not, and neither does the environment now
+        ("", {"QT_SIDECAR__PORT": "8_080"}, "sidecar.port"),
+        ("", {"QT_SIDECAR__PORT": "\u0668\u0660\u0668\u0661"}, "sidecar.port"),  # Arabic-Indic 8081
+        ("", {"QT_SIGNALS__INTERVAL_S": "1_0.5"}, "signals.interval_s"),
+        ("", {"QT_SIGNALS__INTERVAL_S": "\uff11\uff10"}, "signals.interval_s"),  # fullwidth 10
         # a Windows review (2026-12-05): one file there, or a name Windows refuses, and loaded everywhere
         *(("", {"QT_STORE__FILE_NAME": name}, "store.file_name") for name in (
             "Orders.sqlite", "USERS.JSON", "Daemon.Lock.", "a<b.db", "a>b.db", 'a"b.db', "a|b.db", "a?b.db", "a*b.db", "a\tb.db",
