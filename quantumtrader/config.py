@@ -87,6 +87,10 @@ def between(low: float, high: float) -> Check:
 
 unit_interval = between(0.0, 1.0)
 
+
+def step_size(value: Any) -> str | None:
+    return None if 0 < value <= 1 else "must be above 0 and at most 1"
+
 #: What every numeric setting is held to besides its own check. Beyond them values reached C APIs
 #: (ZeroMQ's int options: events_hwm 1e20 raised OverflowError at bind) or turned into inf (a health
 #: interval of 1e308 s, times 1000 for the poller) and ended the daemon with a traceback, not a
@@ -383,7 +387,7 @@ class SignalsConfig:
     chaos_scale: float = setting(0.5, "chaos trust = exp(-max(chaos_index, 0) / chaos_scale): higher = trust trend longer", positive)
     ml_warmup_labels: int = setting(500, "labels a symbol's learners see before ml_ensemble leaves 0.5", non_negative)
     ml_memory_ticks: int = setting(5000, "horizon of the online standardization and naive Bayes moments (exponential forgetting)", positive)
-    sgd_learning_rate: float = setting(0.01, "step size of the SGD logistic regression", positive)
+    sgd_learning_rate: float = setting(0.01, "step size of the SGD logistic regression (above 0, at most 1)", step_size)
     sgd_l2: float = setting(1e-4, "L2 penalty of the SGD logistic regression", non_negative)
     nb_temperature: float = setting(4.0, "naive Bayes log-odds are divided by this (correlated features make it overconfident)", positive)
 
@@ -694,10 +698,16 @@ def _check_whole(config: Config) -> None:
     parse_symbol_map(config.execution.symbol_map)
     s = config.signals
     total = s.weight_quantum + s.weight_chaos + s.weight_ml_ensemble + s.weight_technical
-    if not math.isclose(total, 1.0, abs_tol=1e-9):
-        raise ConfigError("signals.weight_*", f"weights must sum to 1 (they sum to {total:g})")
+    if not math.isclose(total, 1.0, abs_tol=1e-9):  # repr: ":g" printed 1.000000002 as "1"
+        raise ConfigError("signals.weight_*", f"weights must sum to 1 (they sum to {total!r})")
     if not s.sell_threshold < s.buy_threshold:
         raise ConfigError("signals.sell_threshold", "must be below signals.buy_threshold")
+    # A cold symbol's components all say 0.5: thresholds on one side of it made "no opinion" a trade signal
+    # (buy 0.9, sell 0.6: every first tick a SELL of confidence 0.5, which auto-trading may act on).
+    if not s.sell_threshold <= 0.5 <= s.buy_threshold:
+        raise ConfigError("signals.buy_threshold", f"signals.sell_threshold ({s.sell_threshold:g}) and buy_threshold ({s.buy_threshold:g}) must lie either side of 0.5, where a symbol without an opinion is")
+    if s.sgd_learning_rate * s.sgd_l2 >= 1.0:  # each step multiplies the weights by (1 - rate x l2): at 1 or more they flip sign and grow
+        raise ConfigError("signals.sgd_l2", f"signals.sgd_learning_rate x sgd_l2 must be below 1 (it is {s.sgd_learning_rate * s.sgd_l2:g}): the learner's weights would diverge")
     auto = config.auto_trade
     if auto.settle_after_break_s and auto.break_gap_s <= s.interval_s:
         # signals re-published every interval_s would each look like a break, and auto-trading would never act

@@ -67,6 +67,12 @@ def test_file_overrides_defaults_and_env_overrides_file_and_options_override_env
         ("", {"QT_PAPER__TERMINAL": "caf\udce9@X"}, "paper.terminal"),
         ("", {"QT_EXECUTION__SYMBOL_MAP": "t:EURUSD=EURUSD\udce9"}, "execution.symbol_map"),
         ("", {"QT_ENDPOINTS__FEED": "tcp://0.0.0.0:5555"}, "endpoints"),
+        # a helper's check of the models (2026-12-06): thresholds on one side of 0.5 made a cold symbol's "no opinion"
+        # a SELL (or BUY) that auto-trading could act on; a learning rate x L2 of 1 or more diverged the SGD learner
+        ("[signals]\nbuy_threshold = 0.9\nsell_threshold = 0.6\n", {}, "signals.buy_threshold"),
+        ("[signals]\nbuy_threshold = 0.4\nsell_threshold = 0.1\n", {}, "signals.buy_threshold"),
+        ("[signals]\nsgd_learning_rate = 100.0\n", {}, "signals.sgd_learning_rate"),
+        ("[signals]\nsgd_learning_rate = 1.0\nsgd_l2 = 1.0\n", {}, "signals.sgd_l2"),
         # Python's int() and float() take these; a TOML file does not, and neither does the environment now
         ("", {"QT_SIDECAR__PORT": "8_080"}, "sidecar.port"),
         ("", {"QT_SIDECAR__PORT": "\u0668\u0660\u0668\u0661"}, "sidecar.port"),  # Arabic-Indic 8081
@@ -372,3 +378,15 @@ def test_a_config_file_that_never_ends_or_an_environment_of_other_bytes_is_exit_
     result = _cli("paper", "--max-ticks", "1", env={"QT_PAPER__TERMINAL": os.fsdecode(b"caf\xe9@X"), "QT_DATA_DIR": str(tmp_path / "data")})
     assert result.returncode == 2 and "paper.terminal: is not valid UTF-8 text" in result.stderr and "Traceback" not in result.stderr, result.stderr[-2000:]
 
+
+
+def test_weights_that_do_not_sum_to_one_say_what_they_sum_to() -> None:
+    """The sum was printed with ":g": 1.000000002 read "they sum to 1"."""
+    with pytest.raises(ConfigError, match=r"sum to 1\.000000002"):
+        load_config(environ={"QT_SIGNALS__WEIGHT_QUANTUM": "0.300000002"})
+
+
+def test_thresholds_may_reach_one_half_from_either_side() -> None:
+    """0.5 itself is HOLD under either threshold (the comparisons are strict), so it may be one of them."""
+    assert load_config(environ={"QT_SIGNALS__BUY_THRESHOLD": "0.5"}).signals.buy_threshold == 0.5
+    assert load_config(environ={"QT_SIGNALS__SELL_THRESHOLD": "0.5"}).signals.sell_threshold == 0.5

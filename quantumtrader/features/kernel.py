@@ -94,18 +94,25 @@ def _push_rolling(ring: np.ndarray, num: np.ndarray, s: int, c1: int, c2: int, v
     """Put the k-th sample of symbol ``s`` into its ring of ``size``; keep sum and sum of squares in num[s, c1/c2].
 
     Whenever the ring completes a lap both sums are recomputed from the ring,
-    so rounding never accumulates. ``size`` is a literal at each call site, so
-    after inlining the modulo is a multiply, not a division.
+    so rounding never accumulates; and at once when the sample leaving held
+    nearly all of the sum of squares, whose subtraction leaves mostly rounding:
+    one off-market tick (a return of x1e6) left volatility_5 138 times too
+    large for the rest of the lap after it had left the window, and a window
+    of equal quotes read 4e-13, not 0 (a helper's check, 2026-12-06).
+    ``size`` is a literal at each call site, so after inlining the modulo is a
+    multiply, not a division.
     """
     slot = k % size
+    anchor = slot == size - 1
     if k >= size:
         old = ring[s, slot]
         num[s, c1] -= old
         num[s, c2] -= old * old
+        anchor |= old * old > 1e6 * abs(num[s, c2])
     ring[s, slot] = value
     num[s, c1] += value
     num[s, c2] += value * value
-    if slot == size - 1:
+    if anchor:
         a1 = 0.0
         a2 = 0.0
         for i in range(size):

@@ -29,6 +29,24 @@ def quantum_probability(wave_function: float) -> float:
 STILL_VOLATILITY = 1e-9
 
 
+#: The chaos component's momentum takes a tick return clipped at this many times the symbol's typical one
+#: (:data:`TREND_SCALE_ALPHA`'s EMA of the returns it took, clipped): one off-market quote (a bid x1000, or
+#: x0.001) gave returns of +999 and -0.999, and the EMA of them read a strong up-trend for ~170 ticks, whichever
+#: way the quote was off (a helper's check, 2026-12-06). The clipped return updates the scale, so a spike cannot
+#: widen its own clip. On clean EURUSD ticks no prediction changed.
+TREND_CLIP = 8.0
+TREND_SCALE_ALPHA = 0.02
+
+
+@njit(cache=True, inline="always")
+def clipped_return(r: float, scale: float) -> float:
+    """``r`` within +-:data:`TREND_CLIP` x ``scale``; as it is while the scale is unknown (NaN) or 0 (no move yet)."""
+    if scale > 0.0:
+        limit = TREND_CLIP * scale
+        return min(limit, max(-limit, r))
+    return r
+
+
 @njit(cache=True, inline="always")
 def trend_score(momentum: float, volatility: float, alpha: float) -> float:
     """Momentum over volatility, squashed to [-1, 1].

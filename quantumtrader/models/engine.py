@@ -20,8 +20,21 @@ from quantumtrader.models.params import feature_columns, model_params
 from quantumtrader.models.state import ModelState, PolicyState, grow_rows, make_model_state, make_policy_state
 
 #: Bumped when the meaning or layout of ModelState changes; a saved state of
-#: another version is ignored (models start cold) rather than misread.
-STATE_VERSION = 1
+#: another version is ignored (models start cold) rather than misread, unless
+#: :func:`_upgraded` knows how to bring it up to date.
+#: 2 (2026-12-06): ``trend_scale``, the scale the momentum's returns are clipped at.
+STATE_VERSION = 2
+
+
+def _upgraded(snapshot: dict[str, Any]) -> dict[str, Any]:
+    """A version 1 snapshot as version 2: its ``trend_scale`` unknown (NaN), learned again from the next return,
+    as at a symbol's first tick. Everything the learners learned is kept: a new version of the program does not
+    cost a trader the models' history. Anything else is returned as it is."""
+    arrays = snapshot.get("arrays")
+    if snapshot.get("version") != 1 or not isinstance(arrays, dict) or "trend_scale" in arrays or "momentum" not in arrays:
+        return snapshot
+    momentum = np.asarray(arrays["momentum"])
+    return {**snapshot, "version": 2, "arrays": {**arrays, "trend_scale": np.full(momentum.shape, np.nan)}}
 
 
 class StepResult(NamedTuple):
@@ -94,6 +107,7 @@ class ModelEngine:
 
     def unfit(self, snapshot: dict[str, Any]) -> str | None:
         """Why a :meth:`snapshot` does not fit this engine (the setting that differs, by name), or None when it does."""
+        snapshot = _upgraded(snapshot)
         if snapshot.get("version") != STATE_VERSION:
             return f"saved as model state version {snapshot.get('version')!r}, this program's is {STATE_VERSION} (another version of it)"
         if snapshot.get("n_features") != self.n_features:
@@ -108,7 +122,7 @@ class ModelEngine:
         """Load a :meth:`snapshot`. False (and the state untouched) when it does not fit this config (:meth:`unfit`)."""
         if self.unfit(snapshot) is not None:
             return False
-        arrays = snapshot["arrays"]
+        arrays = _upgraded(snapshot)["arrays"]
         saved = ModelState(**{name: np.asarray(arrays[name]) for name in ModelState._fields})
         self.ensure_capacity(saved.momentum.shape[0])
         self.state = ModelState(*grow_rows(saved, make_model_state(self.capacity, self.n_features, self.horizon)))

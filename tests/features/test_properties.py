@@ -123,3 +123,19 @@ def test_latest_gives_json_ready_values(features_cfg) -> None:
     run(engine, ["A"] * 3, np.array([1.1, 1.2, 1.3]))
     latest = engine.latest("A")
     assert latest["returns"] == pytest.approx(1.3 / 1.2 - 1) and latest["rsi"] is None
+
+
+@pytest.mark.parametrize("at", [300, 303, 311, 319])  # where in the rings' laps the quote falls
+def test_volatility_is_exact_again_once_an_off_market_quote_has_left_its_window(features_cfg, at: int) -> None:
+    """The running sums lost the window's digits to one huge return (a quote x1e6): after it left the window,
+    volatility_5 read up to 138 times, volatility_20 39 times, the true value until the ring's next lap (a helper's
+    check, 2026-12-06). Now they are recomputed when the sample leaving held nearly all of the sum of squares."""
+    rng = np.random.default_rng(3)
+    mid = 1.1 + np.cumsum(rng.normal(0, 5e-5, 400))
+    mid[at] *= 1e6
+    out = run(FeatureEngine(features_cfg), ["EURUSD"] * mid.size, mid - 5e-5, mid + 5e-5)
+    returns = out[:, F["returns"]]  # the kernel's own, from which both volatilities are taken
+    for name, window in (("volatility_5", 5), ("volatility_20", 20)):
+        for t in range(at + window + 1, mid.size):  # the spike's two returns (at, at + 1) are out of the window
+            exact = np.std(returns[t - window + 1 : t + 1], ddof=1)
+            assert out[t, F[name]] == pytest.approx(exact, rel=1e-9), (name, t)

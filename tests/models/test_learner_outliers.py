@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from quantumtrader.config import FeaturesConfig, SignalsConfig
 from quantumtrader.features.names import FEATURE_INDEX, N_FEATURES
@@ -75,3 +76,38 @@ def test_a_feature_that_jumps_rarely_keeps_its_variance() -> None:
     for v in values:
         standardize(mean, var, count, 0, np.array([v]), 1 / 5000, z)
     assert 1e-5 < np.sqrt(var[0, 0]) < 4e-5  # the true sd: sqrt(0.01 x 0.99) x 2e-4 = 2e-5
+
+
+def _trend_after(bid: np.ndarray) -> np.ndarray:
+    """The signals' trend score (OUT_TREND) of every tick of one symbol's replay, in one batch."""
+    from quantumtrader.models.kernel import OUT_TREND
+
+    pipeline = SignalPipeline(FeaturesConfig(), SignalsConfig(), ids=SignalIds("t"))
+    sym = pipeline.index_of("EURUSD")
+    t = np.arange(bid.size)
+    batch = pipeline.process(np.full(bid.size, sym, np.int32), bid, bid + 1e-4, np.zeros(bid.size), t + 1_700_000_000_000, t / 10)
+    return batch.models.out[:, OUT_TREND].copy()
+
+
+@pytest.mark.parametrize("factor", [1000.0, 0.001, 0.9])
+def test_one_off_market_quote_does_not_read_as_a_trend_either_way(factor: float) -> None:
+    """A bid and ask x1000 (or x0.001) for one tick gave returns of +999 and -0.999, whose EMA read a strong
+    up-trend (|trend| > 0.9) for ~170 ticks whichever way the quote was off: every signal said "bullish" and
+    leaned to BUY (a helper's check, 2026-12-06). The momentum takes each return clipped at 8x the typical one."""
+    rng = np.random.default_rng(11)
+    clean = 1.1 + np.cumsum(rng.normal(0, 5e-5, N))
+    spiked = clean.copy()
+    spiked[SPIKE] *= factor
+    after = slice(SPIKE + 1, SPIKE + 1_000)
+    base, hit = _trend_after(clean)[after], _trend_after(spiked)[after]
+    assert (np.abs(hit) > 0.9).sum() <= (np.abs(base) > 0.9).sum() + 5, ((np.abs(hit) > 0.9).sum(), (np.abs(base) > 0.9).sum())
+    assert np.abs(hit[20:] - base[20:]).max() < 0.5  # once the quote has left volatility_20's window
+
+
+def test_the_momentum_still_follows_a_real_change_of_scale() -> None:
+    """The clip bounds one return, not a regime: moves ten times larger for good read as the trend they are."""
+    rng = np.random.default_rng(13)
+    steps = np.concatenate((rng.normal(0, 5e-5, 6_000), rng.normal(2e-4, 5e-4, 2_000)))  # then 10x the noise and a drift
+    trend = _trend_after(1.1 + np.cumsum(steps))
+    # unclipped, this drift reads tanh(z / 2) with z = 2e-4 / (5e-4 x sqrt(alpha / (2 - alpha))) ~ 1.8: ~0.7
+    assert trend[-1_900:].mean() > 0.6, trend[-1_900:].mean()
