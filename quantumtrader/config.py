@@ -402,7 +402,8 @@ class StoreConfig:
         " dot or space, no device name such as NUL.db) and not another file's there, case ignored (Orders.sqlite is the order journal)",
         store_file_name,
     )
-    signal_retention_days: float = setting(0.0, "signals older than this are deleted (0 = keep the full history)", non_negative)
+    # At most 100 years: 1e12 days loaded, then every retention pass failed (a cutoff beyond SQLite's integers).
+    signal_retention_days: float = setting(0.0, "signals older than this many days are deleted (0 = keep the full history; at most 36,500)", between(0.0, 36_500.0))
     low_disk_mb: int = setting(
         1000,
         "health is degraded, naming it, while the data directory's disk has less free space than this, in MB (0 = never):"

@@ -389,6 +389,8 @@ class PipelineStage:
         every write logged its failure while health said healthy and journal files piled up."""
         writer = self.store.writer
         problems = [f"signal store: {kind} writes failing: {error}" for kind, error in sorted(writer.failing.items())]
+        if self.store.key_problem:
+            problems.append(f"signal store: {self.store.key_problem}")
         if writer.unsaved_signals:  # they exist nowhere else when the journal is paused by the same disk
             problems.append(f"signal store: {writer.unsaved_signals} signals held in memory after failed inserts, retried every second")
         return problems

@@ -313,7 +313,7 @@ async def signals(request: Request) -> Response:
       - {name: limit, in: query, schema: {type: integer, minimum: 1, maximum: 1000, default: 100}}
       - {name: since, in: query, schema: {type: string}, description: ISO-8601 time or integer ms}
     responses:
-      200: {description: "{signals: [signal], count, timestamp, source, complete} (complete false: the query's time budget ran out; older ones may match)"}
+      200: {description: "{signals: [signal], count, timestamp, source, complete} (complete false: the query's time budget ran out, older ones may match; or stored signals that cannot be read were left out)"}
     """
     sidecar, _ = _user(request)
     rejects = sidecar.counters

@@ -178,7 +178,17 @@ class Sidecar:
                 rows, complete = await anyio.to_thread.run_sync(
                     lambda: reader.signals(symbol=stored, min_confidence=min_confidence, limit=limit, since_msc=since_msc)
                 )
-                if not complete:
+                unreadable = getattr(rows, "unreadable", 0)
+                if unreadable:  # another store key, none, or damage: left out, counted, said once per interval
+                    self.counters["stored_signals_unreadable"] += unreadable
+                    self._store_log.log(
+                        "unreadable",
+                        log.error,
+                        "stored signals that cannot be read (encrypted with another store key, or without one set here, or damaged) left out of an answer",
+                        unreadable=unreadable,
+                        total=self.counters["stored_signals_unreadable"],
+                    )
+                elif not complete:
                     self.counters["signal_queries_cut_short"] += 1
                 return self._with_unstored([names.data(row) for row in rows], symbol, min_confidence, limit, since_msc), "store", complete
             except Exception as exc:  # a locked, half-migrated or damaged store must not take the endpoint down

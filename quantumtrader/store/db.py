@@ -18,6 +18,9 @@ from pathlib import Path
 
 #: How long a writer waits for the other writer's lock before SQLITE_BUSY.
 BUSY_TIMEOUT_MS = 5000
+#: Bytes of WAL a writer's connection leaves on disk after a checkpoint has reset it (SQLite's default: all of
+#: it, for good): a burst of writes (a retention pass, a recovery) otherwise kept its size until a clean stop.
+JOURNAL_SIZE_LIMIT = 16 * 1024 * 1024
 
 
 class StateFileError(RuntimeError):
@@ -157,6 +160,7 @@ def connect(path: Path, *, readonly: bool = False, checkpoints: bool = True) -> 
         conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute(f"PRAGMA journal_size_limit={JOURNAL_SIZE_LIMIT}")
         if not checkpoints:
             conn.execute("PRAGMA wal_autocheckpoint=0")
     conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")

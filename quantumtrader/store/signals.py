@@ -18,7 +18,7 @@ from typing import Any
 
 import orjson
 
-from quantumtrader.store.crypto import SignalCipher
+from quantumtrader.store.crypto import SignalCipher, StoreKeyError
 from quantumtrader.store.db import connect, transaction
 
 _INSERT = "INSERT OR IGNORE INTO signals (id, symbol, time_msc, prediction, confidence, body, encrypted) VALUES (?, ?, ?, ?, ?, ?, ?)"
@@ -65,9 +65,11 @@ _PROGRESS_STEPS = 20_000
 
 class SignalPage(list[dict[str, Any]]):
     """Signals, newest first. ``complete`` is False when the query's time budget ran out before it
-    had looked at every row it might match: there may be more, older than the last one here."""
+    had looked at every row it might match (there may be more, older than the last one here), or when
+    ``unreadable`` rows were left out: encrypted with another key, or without one, or damaged."""
 
     complete: bool = True
+    unreadable: int = 0
 
 
 class SignalReader:
@@ -89,8 +91,6 @@ class SignalReader:
     def _decode(self, body: str, encrypted: int) -> dict[str, Any]:
         if encrypted:
             if self._cipher is None:
-                from quantumtrader.store.crypto import StoreKeyError
-
                 raise StoreKeyError("the store holds encrypted signals; set the store key to read them")
             return orjson.loads(self._cipher.decrypt(body))
         return orjson.loads(body)
@@ -143,8 +143,16 @@ class SignalReader:
                 if deadline is not None and time.monotonic() > deadline:  # decrypting is the slow part of encrypted rows
                     out.complete = False
                     break
-                sig = self._decode(body, encrypted)
-                if min_confidence is not None and sig["confidence"] < min_confidence:
+                try:
+                    sig = self._decode(body, encrypted)
+                    confidence = sig["confidence"]
+                except (StoreKeyError, ValueError, KeyError, TypeError):  # orjson's JSONDecodeError is a ValueError
+                    # One such row ended the whole query, so the app saw none of the history around it (a review,
+                    # 2026-12-06: a restart with another key hid every signal from a filtered query).
+                    out.unreadable += 1
+                    out.complete = False
+                    continue
+                if min_confidence is not None and confidence < min_confidence:
                     continue
                 out.append(sig)
                 if len(out) >= limit:

@@ -15,7 +15,7 @@ from quantumtrader.config import Config
 from quantumtrader.log import get_logger
 from quantumtrader.protocol import MS_PER_DAY
 from quantumtrader.store.codec import unpack_state
-from quantumtrader.store.crypto import SignalCipher, cipher_from_env
+from quantumtrader.store.crypto import SignalCipher, StoreKeyError, cipher_from_env
 from quantumtrader.store.db import StateFileError, checkpoint_on_close, connect, opening, store_path, transaction
 from quantumtrader.store.schema import migrate
 from quantumtrader.store.journal import CHUNK_BYTES, Closed, Row, SignalJournal, journal_files, keep_damaged_journal, read_journal, remove_journal
@@ -29,12 +29,21 @@ class Store:
     """Owns the signal journal, the writer thread (signal inserts, state, retention) and a connection for start-up."""
 
     def __init__(
-        self, path: Path, *, queue_max: int = 10_000, retention_days: float = 0.0, cipher: SignalCipher | None = None, log_interval_s: float = 10.0
+        self,
+        path: Path,
+        *,
+        queue_max: int = 10_000,
+        retention_days: float = 0.0,
+        cipher: SignalCipher | None = None,
+        log_interval_s: float = 10.0,
+        key_env: str = "QT_STORE_KEY",
     ) -> None:
         self.path = path
         with opening(path):
             self._conn = connect(path, checkpoints=False)  # start-up's; checkpoints happen on the writer
             self.migrated = migrate(self._conn)
+            #: Said by health while it holds: the store has encrypted signals and no key was given to read them.
+            self.key_problem = self._check_key(cipher, key_env)
             self.signals = SignalLog(self._conn, cipher)
             self.recovered = self._recover_journal()
         self.journal = SignalJournal(path)
@@ -43,6 +52,31 @@ class Store:
         self.writer = StoreWriter(path, queue_max, log_interval_s=log_interval_s)
         self.retention_days = retention_days
         self.encrypted = cipher is not None
+
+    def _check_key(self, cipher: SignalCipher | None, key_env: str) -> str | None:
+        """Whether the key fits the signals already stored (a review, 2026-12-06: a restart with another key, or
+        none, was silent; the new rows were written with it, or in clear, beside the old ones, and the app's
+        filtered queries lost the whole history to the first row they could not read).
+
+        Another key: StateFileError, the daemon does not start (its rows would be readable with neither key
+        alone). No key: the daemon starts and health says so for as long as it holds, since switching
+        encryption off may be meant; the old rows are left out of answers, counted."""
+        row = self._conn.execute("SELECT body FROM signals WHERE encrypted = 1 ORDER BY rowid DESC LIMIT 1").fetchone()
+        if row is None:
+            return None
+        if cipher is None:
+            n = int(self._conn.execute("SELECT COUNT(*) FROM signals WHERE encrypted = 1").fetchone()[0])
+            problem = f"the store holds {n} encrypted signals and no store key is set ({key_env}): they cannot be read, and new signals are stored in clear"
+            log.error(problem, store=str(self.path))
+            return problem
+        try:
+            cipher.decrypt(row[0])
+        except StoreKeyError:
+            raise StateFileError(
+                f"{self.path}: the store key in {key_env} does not decrypt the signals stored there (they were encrypted with another key);"
+                " set the key they were written with, or move the database (with its -wal and -shm files) out of the data directory to start afresh"
+            ) from None
+        return None
 
     @classmethod
     def from_config(cls, config: Config) -> Store:
@@ -53,6 +87,7 @@ class Store:
             retention_days=sc.signal_retention_days,
             cipher=cipher_from_env(sc.encrypt_env),
             log_interval_s=config.daemon.reject_log_interval_s,
+            key_env=sc.encrypt_env,
         )
 
     def start(self) -> None:

@@ -40,6 +40,13 @@ UNSAVED_ROWS_MAX = 100_000
 RETRY_UNSAVED_S = 1.0
 #: Kept rows per retry transaction.
 RETRY_CHUNK_ROWS = 1_000
+#: Signals one retention transaction deletes (~1 MB of WAL), with a checkpoint after each, and the most time one
+#: retention job takes before it leaves the rest to the next (store.save_interval_s later): the writer inserts
+#: signals and saves state too. One DELETE of the whole history before it grew the WAL by as much as it deleted
+#: (a review, 2026-12-06: 28 MB for 20,000 signals), and on a nearly full disk, which health advises retention
+#: for, it failed every time after taking the last free space; a kill -9 then lost the signals held in memory.
+RETENTION_CHUNK_ROWS = 1_000
+RETENTION_BUDGET_S = 2.0
 
 
 def save_state_job(name: str, saved_msc: int, state: dict[str, Any]) -> Job:
@@ -83,11 +90,24 @@ def retire_journal_job(path: Path, ids: list[str]) -> Job:
     return job
 
 
-def retention_job(cutoff_msc: int) -> Job:
-    def job(conn: sqlite3.Connection) -> None:
-        conn.execute("DELETE FROM signals WHERE time_msc < ?", (cutoff_msc,))
+class RetentionJob:
+    """Delete the signals older than ``cutoff_msc``, :data:`RETENTION_CHUNK_ROWS` a transaction, each followed by a
+    passive checkpoint, so the WAL (kept to ``db.JOURNAL_SIZE_LIMIT``) reuses its pages instead of growing
+    by the whole history; deleted pages are reused by later inserts. Run by the writer outside a transaction."""
 
-    return job
+    def __init__(self, cutoff_msc: int) -> None:
+        self.cutoff_msc = cutoff_msc
+
+    def chunk(self, conn: sqlite3.Connection) -> None:
+        """One transaction's worth (the caller counts what it deleted from ``conn.total_changes``)."""
+        conn.execute(
+            "DELETE FROM signals WHERE rowid IN (SELECT rowid FROM signals WHERE time_msc < ? LIMIT ?)",
+            (self.cutoff_msc, RETENTION_CHUNK_ROWS),
+        )
+
+
+def retention_job(cutoff_msc: int) -> RetentionJob:
+    return RetentionJob(cutoff_msc)
 
 
 def checkpoint_job(conn: sqlite3.Connection) -> None:
@@ -237,6 +257,28 @@ class StoreWriter:
             self.failing.pop(kind, None)
         return True
 
+    def _checkpoint(self, conn: sqlite3.Connection) -> None:
+        try:
+            conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            self.counters["done_checkpoint"] += 1
+        except sqlite3.Error as exc:  # the writer outlives a failed checkpoint: the next one retries
+            self.counters["failed_checkpoint"] += 1
+            self._failure_log.log("checkpoint", log.error, "store checkpoint failed", error=repr(exc)[:300], failed=self.counters["failed_checkpoint"])
+
+    def _retention(self, conn: sqlite3.Connection, job: RetentionJob) -> None:
+        """Chunks until none is full or the budget is spent; the first failure ends the job (a full disk: the next
+        job, a save interval later, tries again), its failure counted and said like any job's."""
+        deadline = time.monotonic() + RETENTION_BUDGET_S
+        while True:
+            before = conn.total_changes
+            if not self._transaction(conn, "retention", job.chunk):
+                return
+            deleted = conn.total_changes - before
+            self.counters["retention_deleted"] += deleted
+            self._checkpoint(conn)
+            if deleted < RETENTION_CHUNK_ROWS or time.monotonic() > deadline:
+                return
+
     def _run(self) -> None:
         conn = connect(self._path)
         try:
@@ -252,12 +294,9 @@ class StoreWriter:
                 kind, job = item
                 started = time.perf_counter()
                 if job is checkpoint_job:  # must run outside a transaction; PASSIVE never blocks readers or the loop's writes
-                    try:
-                        conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
-                        self.counters["done_checkpoint"] += 1
-                    except sqlite3.Error as exc:  # the writer outlives a failed checkpoint: the next one retries
-                        self.counters["failed_checkpoint"] += 1
-                        self._failure_log.log("checkpoint", log.error, "store checkpoint failed", error=repr(exc)[:300], failed=self.counters["failed_checkpoint"])
+                    self._checkpoint(conn)
+                elif isinstance(job, RetentionJob):
+                    self._retention(conn, job)
                 else:
                     self._transaction(conn, kind, job)
                 self.counters[f"ms_{kind}"] = round((time.perf_counter() - started) * 1000, 3)

@@ -35,3 +35,35 @@ def test_health_is_degraded_while_the_stores_writes_fail_and_recovers_after(tmp_
             assert control(eps.control)["health"]["problems"] == []
         finally:
             stop(paper)
+
+
+def test_a_store_key_that_does_not_fit_stops_the_start_and_a_missing_one_is_named_by_health(tmp_path: Path) -> None:
+    """A restart with another key, or none, was silent (a review, 2026-12-06): the new signals went in with it (rows
+    of two keys, readable with neither alone) or in clear, and the app's filtered queries lost the history."""
+    from cryptography.fernet import Fernet
+
+    from quantumtrader.protocol import signal_object
+    from quantumtrader.store import SignalCipher, Store
+
+    data = tmp_path / "data"
+    data.mkdir()
+    store = Store(data / "quantumtrader.db", cipher=SignalCipher(Fernet.generate_key().decode()))
+    store.signals.commit([
+        signal_object(signal_id=f"s-old-{n}", symbol="EURUSD", prediction="HOLD", probability=0.5, trend="neutral", time_msc=1_700_000_000_000 + n,
+                      components={"quantum": 0.5, "chaos": 0.5, "ml_ensemble": 0.5, "technical": 0.5}, features={}, ml_probability=0.5,
+                      ml_components={"sgd_logistic": 0.5, "gaussian_nb": 0.5})
+        for n in range(2)
+    ])  # fmt: skip
+    store.close()
+    eps = Endpoints()
+    log_path = tmp_path / "wrong-key.log"
+    proc = start(["run", "--no-sidecar"], eps.env(data, QT_STORE_KEY=Fernet.generate_key().decode()), log_path)
+    try:
+        assert proc.wait(60) == 2
+    finally:
+        if proc.poll() is None:
+            stop(proc)
+    assert "the store key in QT_STORE_KEY does not decrypt the signals stored there" in log_path.read_text()
+    with daemon_process(eps, tmp_path):  # no key at all: it starts, and says so for as long as it runs
+        problems = control(eps.control)["health"]["problems"]
+        assert "signal store: the store holds 2 encrypted signals and no store key is set (QT_STORE_KEY): they cannot be read, and new signals are stored in clear" in problems, problems

@@ -32,9 +32,20 @@ def test_an_unreadable_store_is_answered_from_the_feed_marked_incomplete_and_log
         assert db.execute("UPDATE signals SET body = substr(body, 1, 40) WHERE id = ?", (newest,)).rowcount == 1  # cut, as a bad disk would
         db.commit()
         db.close()
+        # One damaged row is left out of the answer, the rest still the store's (before 2026-12-06 it cost the
+        # whole history: the answer came from the feed, only what the sidecar had seen since it started)
         damaged = signals()
-        assert damaged["source"] == "feed" and damaged["complete"] is False, damaged
+        assert damaged["source"] == "store" and damaged["complete"] is False, damaged
+        assert newest not in {sig["id"] for sig in damaged["signals"]} and damaged["count"] >= len(stack.signals) - 1
         log = tmp_path / "sidecar.log"
+        wait_for(lambda: "left out of an answer" in log.read_text(errors="replace"), 5, "the damaged row in the sidecar's log")
+        # A store that cannot be read at all (here: its table gone, as a half-finished migration by hand leaves it)
+        db = sqlite3.connect(stack.data_dir / "quantumtrader.db")
+        db.execute("ALTER TABLE signals RENAME TO signals_moved")
+        db.commit()
+        db.close()
+        unreadable = signals()
+        assert unreadable["source"] == "feed" and unreadable["complete"] is False, unreadable
         wait_for(lambda: "signal store unreadable" in log.read_text(errors="replace"), 5, "the failure in the sidecar's log")
     finally:
         stack.stop_all()

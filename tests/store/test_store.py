@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import time
 from pathlib import Path
@@ -334,6 +335,79 @@ def test_codec_round_trips_without_pickle() -> None:
         pack_state({"a/b": 1})
 
 
+def test_retention_of_a_long_history_goes_by_chunks_and_leaves_the_wal_small(tmp_path: Path) -> None:
+    """One DELETE of the whole history grew the WAL by as much as it deleted (28 MB for 20,000 signals; a review,
+    2026-12-06), which on a nearly full disk took the last free space and failed every time. By chunks of 1,000,
+    each checkpointed, the WAL's pages are reused."""
+    day = 86_400_000
+    now = 1_700_000_000_000 + 10 * day
+    old = 6_000
+    store = Store(tmp_path / "qt.db", retention_days=2.0)
+    store.signals.commit([make_signal(n, time_msc=now - 5 * day) for n in range(old)] + [make_signal(old, time_msc=now)])
+    with contextlib.closing(sqlite3.connect(tmp_path / "qt.db")) as raw:  # the commits' own WAL into the database: what follows is the retention's
+        raw.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    wal = tmp_path / "qt.db-wal"
+    deleted_bytes = (tmp_path / "qt.db").stat().st_size  # nearly all of it is the old signals
+    store.start()
+    try:
+        assert store.apply_retention(now)
+        with SignalReader(tmp_path / "qt.db") as reader:
+            time_limit = time.monotonic() + 30
+            while reader.count() > 1 and time.monotonic() < time_limit:
+                time.sleep(0.05)
+            assert reader.ids() == [f"s-test-{old}"]
+        assert wal.stat().st_size < deleted_bytes / 3, (wal.stat().st_size, deleted_bytes)
+        assert store.writer.counters["retention_deleted"] == old
+    finally:
+        store.close()
+
+
+def test_a_retention_the_config_takes_never_overflows_the_cutoff() -> None:
+    """1e12 days loaded, then every retention pass failed (a cutoff beyond SQLite's integers): capped at 100 years."""
+    from quantumtrader.config import ConfigError, load_config
+
+    assert load_config(environ={"QT_STORE__SIGNAL_RETENTION_DAYS": "36500"}).store.signal_retention_days == 36_500
+    with pytest.raises(ConfigError):
+        load_config(environ={"QT_STORE__SIGNAL_RETENTION_DAYS": "1e12"})
+
+
+def test_a_store_key_that_does_not_fit_the_stored_signals_is_refused_and_none_is_said(tmp_path: Path) -> None:
+    """A restart with another key, or none, was silent (a review, 2026-12-06): new rows went in with it, or in
+    clear, and the app's filtered queries lost the whole history to the first row they could not read."""
+    from cryptography.fernet import Fernet
+
+    from quantumtrader.store.db import StateFileError
+
+    first, other = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    store = Store(tmp_path / "qt.db", cipher=SignalCipher(first))
+    store.signals.commit([make_signal(0), make_signal(1)])
+    store.close()
+    with pytest.raises(StateFileError, match="QT_STORE_KEY does not decrypt"):
+        Store(tmp_path / "qt.db", cipher=SignalCipher(other))
+    without = Store(tmp_path / "qt.db")
+    assert without.key_problem is not None and "2 encrypted signals and no store key is set (QT_STORE_KEY)" in without.key_problem
+    without.signals.commit([make_signal(2, p=0.9)])  # in clear, as it says
+    without.close()
+    again = Store(tmp_path / "qt.db", cipher=SignalCipher(first))  # the right key: no problem, whatever else is stored
+    assert again.key_problem is None
+    again.close()
+    with SignalReader(tmp_path / "qt.db") as reader:  # the readable rows still come back
+        page = reader.signals(min_confidence=0.5)
+        assert ([sig["id"] for sig in page], page.unreadable, page.complete) == (["s-test-2"], 2, False)
+
+
+def test_a_damaged_row_is_left_out_of_a_query_not_the_end_of_it(tmp_path: Path) -> None:
+    store = Store(tmp_path / "qt.db")
+    store.signals.commit([make_signal(n) for n in range(3)])
+    store.close()
+    with contextlib.closing(sqlite3.connect(tmp_path / "qt.db")) as raw:
+        raw.execute("UPDATE signals SET body = '{not json' WHERE id = 's-test-1'")
+        raw.commit()
+    with SignalReader(tmp_path / "qt.db") as reader:
+        page = reader.signals(limit=10)
+        assert ([sig["id"] for sig in page], page.unreadable, page.complete) == (["s-test-2", "s-test-0"], 1, False)
+
+
 def test_encrypted_signals_hide_predictions_and_read_back_with_the_key(tmp_path: Path) -> None:
     from cryptography.fernet import Fernet
 
@@ -351,8 +425,9 @@ def test_encrypted_signals_hide_predictions_and_read_back_with_the_key(tmp_path:
     assert sorted(orjson.loads(fernet.decrypt(r[2].encode()))["prediction"] for r in raw) == ["BUY", "HOLD"]
     with SignalReader(tmp_path / "qt.db", SignalCipher(key)) as reader:
         assert [s["id"] for s in reader.signals(min_confidence=0.8)] == ["s-test-0"]
-    with SignalReader(tmp_path / "qt.db") as reader, pytest.raises(StoreKeyError):
-        reader.signals()
+    with SignalReader(tmp_path / "qt.db") as reader:  # without the key: left out and counted, not the query's end
+        page = reader.signals()
+        assert (list(page), page.unreadable, page.complete) == ([], 2, False)
     with pytest.raises(StoreKeyError):
         SignalCipher("not a key")
 
