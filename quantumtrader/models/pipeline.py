@@ -162,7 +162,7 @@ class SignalPipeline:
 
     def snapshot(self) -> dict[str, Any]:
         """Copies of all learned and feature state, with the symbol order they are indexed by."""
-        return {"symbols": list(self.symbols), "features": self.features.snapshot(), "models": self.models.snapshot()}
+        return {"symbols": list(self.symbols), "features": self.features.snapshot(), "models": self.models.snapshot(rows=len(self.symbols))}
 
     def restore(self, snapshot: dict[str, Any]) -> Restored:
         """Resume from a :meth:`snapshot`, replacing all state: each half only if it fits the current config, else

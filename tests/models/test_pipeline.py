@@ -83,6 +83,8 @@ def test_snapshot_restore_resumes_the_learners_instead_of_starting_at_half() -> 
     ref = whole.process(sym, bid[2000:2300], ask[2000:2300], volume[2000:2300], stamp[2000:2300], stamp[2000:2300] / 1000.0).models.out[:, OUT_ML]
     np.testing.assert_allclose(got, ref, rtol=0, atol=1e-12)
     assert np.all(got != 0.5)
+    # the symbols in use only, not the engine's whole capacity: the copy is made on the tick loop's thread
+    assert {arr.shape[0] for arr in first.snapshot()["models"]["arrays"].values()} == {3} and first.models.capacity > 3
 
 
 def test_models_start_cold_when_the_feature_state_is_refused_for_another_definition() -> None:
