@@ -133,7 +133,7 @@ class StoreWriter:
     def start(self) -> None:
         self._thread.start()
 
-    def submit(self, kind: str, job: Job, *, block: bool = False) -> bool:
+    def submit(self, kind: str, job: Job | RetentionJob, *, block: bool = False) -> bool:
         """Enqueue without blocking; False, counted as ``dropped_<kind>``, when full.
 
         ``block`` (shutdown only) waits for room, but never for a writer that
