@@ -264,8 +264,10 @@ def test_a_signing_secret_that_cannot_be_written_is_not_left_empty(tmp_path: Pat
     """Found by a review (2026-12-05): a full disk while jwt_secret was created left it empty, and every later
     command said it held fewer than 32 bytes until someone deleted it. Now it is there whole or not at all."""
     data = tmp_path / "data"
-    _refused(_cli("token", "--user", "alice", "--data-dir", str(data), timeout=60, full_disk=True), 2, "cannot use", "jwt_secret")
-    assert list(data.iterdir()) == []  # neither the secret nor its temporary file
+    # `user add`, which makes the secret before it saves the user (`token` asks for an existing user first, 2026-12-06)
+    full = _cli("user", "add", "alice", "--password-stdin", "--data-dir", str(data), input="a long password\n", timeout=60, full_disk=True)
+    _refused(full, 2, "cannot use", "jwt_secret")
+    assert list(data.iterdir()) == []  # neither the secret nor its temporary file, nor the user
     added = _cli("user", "add", "alice", "--password-stdin", "--data-dir", str(data), input="a long password\n", timeout=60)
     assert added.returncode == 0, added.stderr
     assert len((data / "jwt_secret").read_bytes()) == 128
@@ -350,7 +352,8 @@ def test_a_signing_secret_that_cannot_be_used_is_named_and_left_alone(tmp_path: 
     """A short secret raised RuntimeError (a traceback) from `token` and `user add`, a directory in its place
     IsADirectoryError; the sidecar failed at start-up and `run` restarted it forever."""
     data = tmp_path / "data"
-    data.mkdir()
+    added = _cli("user", "add", "alice", "--password-stdin", "--data-dir", str(data), input="a long password\n", timeout=60)
+    assert added.returncode == 0, added.stderr  # an existing user: `token` looks at the secret only for one
     secret = data / "jwt_secret"
     secret.write_text("short")
     _refused(_cli("token", "--user", "alice", "--data-dir", str(data)), 2, "jwt_secret holds fewer than 32 bytes")
@@ -360,7 +363,7 @@ def test_a_signing_secret_that_cannot_be_used_is_named_and_left_alone(tmp_path: 
     secret.mkdir()
     added = _cli("user", "add", "bob", "--password-stdin", "--data-dir", str(data), input="a long password\n", timeout=60)
     _refused(added, 2, "jwt_secret as the token signing secret: it is not a file")
-    assert not (data / "users.json").exists()  # refused before the user was saved
+    assert '"bob"' not in (data / "users.json").read_text() and '"alice"' in (data / "users.json").read_text()  # refused before the user was saved
     _refused(_cli("run", "--data-dir", str(data), timeout=60), 2, "it is not a file")
 
 
