@@ -6,8 +6,10 @@ ws, host, journal); this module only parses options and calls them.
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Callable
 from pathlib import Path
+from types import FrameType
 from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
@@ -227,11 +229,33 @@ def all_scenarios(
         run()
 
 
+#: The signals that end a run from outside besides Ctrl-C: a supervisor's or ``kill``'s SIGTERM, a closed terminal's
+#: SIGHUP (POSIX), a console's Ctrl-Break (Windows). Those a platform lacks are left out.
+_STOP_SIGNALS = tuple(sig for sig in (getattr(signal, name, None) for name in ("SIGTERM", "SIGHUP", "SIGBREAK")) if sig is not None)
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
+
+
+def interrupt_on_stop_signals() -> None:
+    """Each of :data:`_STOP_SIGNALS` raises KeyboardInterrupt in the main thread, as Ctrl-C does.
+
+    Why: their default ends the process at once, so no scenario's ``finally``
+    ran; the daemon, paper terminal and sidecar it had started kept running with
+    their ports, and its temporary directories stayed (a review, 2026-12-06:
+    SIGTERM during ``qt-bench pipeline`` left its daemon listening)."""
+    for sig in _STOP_SIGNALS:
+        if signal.getsignal(sig) == signal.SIG_DFL:  # one ignored on purpose (nohup's SIGHUP) stays ignored
+            signal.signal(sig, _interrupt)
+
+
 def main() -> None:
     """The app; a result file that cannot be written after a run (its figures are on the console by then) is named
     with the reason, exit 1, not a traceback."""
     from quantumtrader.outputs import UnwrittenOutput
 
+    interrupt_on_stop_signals()
     try:
         app()
     except UnwrittenOutput as exc:

@@ -114,6 +114,13 @@ def stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGINT, timeout: float
     return proc.returncode
 
 
+def stop_quietly(proc: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
+    """:func:`stop` on the way out of a failure or an interrupt: one that had to be killed is not a second error
+    (it would hide the first)."""
+    if not stop_child(proc, signal.SIGINT, timeout):
+        print(f"warning: {proc.args} did not stop within {timeout:g}s after SIGINT; killed", file=sys.stderr)
+
+
 def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.05) -> Any:
     deadline = time.monotonic() + timeout
     while True:

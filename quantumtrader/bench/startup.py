@@ -22,13 +22,19 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from quantumtrader.bench.common import machine, table, write_json
-from quantumtrader.bench.procs import Endpoints, control, interpreter, start, stop, wait_ready
+from quantumtrader.bench.procs import Endpoints, control, interpreter, start, stop, stop_quietly, wait_ready
 
 
 def _time_to_ready(eps: Endpoints, env: dict[str, str], log_path: Path) -> tuple[float, subprocess.Popen[bytes]]:
+    """A daemon started and its seconds to ready; stopped if the wait fails or is interrupted (Ctrl-C, or SIGTERM
+    through the CLI): it was left running with its ports, its data directory removed under it (a review, 2026-12-06)."""
     began = time.monotonic()
     proc = start(["run", "--no-sidecar"], env, log_path)
-    wait_ready(eps.control, proc, log_path, timeout=300)
+    try:
+        wait_ready(eps.control, proc, log_path, timeout=300)
+    except BaseException:
+        stop_quietly(proc)
+        raise
     return time.monotonic() - began, proc
 
 

@@ -50,7 +50,7 @@ from websockets.frames import Frame, Opcode
 from websockets.uri import WebSocketURI, parse_uri
 
 from quantumtrader.bench.common import GENERATOR, machine, paper_source, table, tick_file_per_symbol, tick_source, write_json
-from quantumtrader.bench.procs import Endpoints, control, interpreter, start, stop, wait_for, wait_ready
+from quantumtrader.bench.procs import Endpoints, control, interpreter, start, stop_quietly, wait_for, wait_ready
 from quantumtrader.bench.staleness import OVER_MS, summarize_staleness
 from quantumtrader.config import SidecarConfig
 from quantumtrader.gc_tuning import tune_gc
@@ -451,6 +451,7 @@ class _Stack:
         self.env = self.eps.env(tmp / "data", **extra)
         self.ticks_per_s = ticks_per_s
         self.procs: dict[str, Any] = {}
+        self._stops = contextlib.ExitStack()
 
     def token(self) -> str:
         from quantumtrader.sidecar.auth import ACCESS, TokenService, load_or_create_secret
@@ -461,28 +462,39 @@ class _Stack:
         return TokenService(load_or_create_secret(self.tmp / "data"), users).issue(user, ACCESS, 3600)
 
     def __enter__(self) -> _Stack:
-        log = self.tmp / "daemon.log"
-        self.procs["daemon"] = start(["run", "--no-sidecar"], self.env, log)
-        wait_ready(self.eps.control, self.procs["daemon"], log, timeout=120)
-        self.procs["paper"] = start(["paper", *self.source, "--rate", str(self.ticks_per_s)], self.env, self.tmp / "paper.log")
-        self.procs["sidecar"] = start(["sidecar"], self.env, self.tmp / "sidecar.log")
-        url = f"http://127.0.0.1:{self.port}/api/health"
+        """The three processes started and the sidecar healthy; on any failure or interrupt on the way, those
+        already started are stopped before it is raised (they were left running with their ports: a review,
+        2026-12-06). Each is stopped in the reverse order of its start, on the way out as on exit."""
+        with contextlib.ExitStack() as started:
+            log = self.tmp / "daemon.log"
+            self._start(started, "daemon", ["run", "--no-sidecar"], log)
+            wait_ready(self.eps.control, self.procs["daemon"], log, timeout=120)
+            self._start(started, "paper", ["paper", *self.source, "--rate", str(self.ticks_per_s)], self.tmp / "paper.log")
+            self._start(started, "sidecar", ["sidecar"], self.tmp / "sidecar.log")
+            url = f"http://127.0.0.1:{self.port}/api/health"
 
-        def healthy() -> bool:
-            try:
-                return httpx.get(url, timeout=2).json().get("status") == "healthy"
-            except httpx.HTTPError:
-                return False
+            def healthy() -> bool:
+                try:
+                    return httpx.get(url, timeout=2).json().get("status") == "healthy"
+                except httpx.HTTPError:
+                    return False
 
-        wait_for(healthy, 60, "the sidecar to report healthy", interval=0.2)
+            wait_for(healthy, 60, "the sidecar to report healthy", interval=0.2)
+            self._stops = started.pop_all()  # up: stopped by __exit__ from here on
         return self
 
+    def _start(self, started: contextlib.ExitStack, name: str, args: list[str], log: Path) -> None:
+        proc = start(args, self.env, log)
+        self.procs[name] = proc
+        started.callback(self._stop, name)
+
+    def _stop(self, name: str) -> None:
+        proc = self.procs.pop(name, None)
+        if proc is not None:
+            stop_quietly(proc)
+
     def __exit__(self, *exc: object) -> None:
-        for name in ("sidecar", "paper", "daemon"):
-            proc = self.procs.pop(name, None)
-            if proc is not None:
-                with contextlib.suppress(AssertionError):
-                    stop(proc, timeout=20)
+        self._stops.close()
 
 
 def _cpu_seconds(procs: dict[str, Any], sidecar_pid: int, client_pids: list[int]) -> dict[str, float]:
