@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
+from quantumtrader.bench.sender import MAX_RUN_TICKS
 from quantumtrader.config import DaemonConfig
 from quantumtrader.outputs import PLOT_SUFFIXES, clash_problem, output_dir_problem, output_file_problem
 
@@ -73,10 +74,10 @@ def _tick_file(given: Path | None) -> Path | None:
 
 @app.command()
 def pipeline(
-    rate: Annotated[float, typer.Option("--rate", min=1.0, max=1_000_000.0, help="Ticks per second for the latency runs.")] = 10_000,
+    rate: Annotated[float, typer.Option("--rate", min=1.0, max=1_000_000.0, help=f"Ticks per second for the latency runs (times --duration and the warm-up: at most {MAX_RUN_TICKS:,} ticks).")] = 10_000,
     symbols: SymbolsOpt = 50,
     duration_s: DurationOpt = 10.0,
-    throughput_ticks: Annotated[int, typer.Option("--throughput-ticks", min=1000, max=100_000_000, help="Ticks for the as-fast-as-possible runs of the daemon and of the floor (how fast a backlog drains).")] = 300_000,
+    throughput_ticks: Annotated[int, typer.Option("--throughput-ticks", min=1000, max=MAX_RUN_TICKS, help="Ticks for the as-fast-as-possible runs of the daemon and of the floor (how fast a backlog drains).")] = 300_000,
     sustain_s: Annotated[float, typer.Option("--sustain", min=0.5, max=600.0, help="Seconds of each paced run that looks for the highest rate the daemon keeps up with, and then the floor (from 0.9x the flat-out rate, down by 0.8x or up by 1.1x, at most 5 tries each).")] = 3.0,
     ticks: TicksOpt = None,
     repeat: Annotated[int, typer.Option("--repeat", min=1, help="Independent runs; above 1 the JSON and the console add, per target, min/median/max over the runs and in how many it was met.")] = 1,
@@ -85,15 +86,27 @@ def pipeline(
     plot: PlotOpt = None,
 ) -> None:
     """Sender process -> daemon -> SUB receiver, against a PUSH->PUB relay (the transport floor)."""
-    from quantumtrader.bench.pipeline import daemon_settings, run_pipeline_bench
+    from quantumtrader.bench.pipeline import WARMUP_S, daemon_settings, paced_ticks, run_pipeline_bench, symbols_problem
+    from quantumtrader.paper.ticks import TickFileError
 
+    n_ticks = paced_ticks(rate, duration_s)
+    if n_ticks > MAX_RUN_TICKS:
+        raise typer.BadParameter(
+            f"{rate:g} ticks/s over {duration_s:g} s and {WARMUP_S:g} s of warm-up is {n_ticks:,} ticks in one run; at most {MAX_RUN_TICKS:,} (each is held in memory)",
+            param_hint="--rate x --duration",
+        )
     try:
         daemon_env = daemon_settings(settings or [])
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--set") from None
+    if problem := symbols_problem(daemon_env, symbols):
+        raise typer.BadParameter(problem, param_hint="--set / --symbols")
     csv = _tick_file(ticks)
     _no_clash(csv, json=json, plot=plot)
-    run_pipeline_bench(rate=rate, symbols=symbols, duration_s=duration_s, throughput_ticks=throughput_ticks, sustain_s=sustain_s, ticks_csv=csv, repeat=repeat, daemon_env=daemon_env, json_out=json, plot_out=plot)
+    try:  # the file is read whole before anything starts (tick_series): a bad one is this usage error
+        run_pipeline_bench(rate=rate, symbols=symbols, duration_s=duration_s, throughput_ticks=throughput_ticks, sustain_s=sustain_s, ticks_csv=csv, repeat=repeat, daemon_env=daemon_env, json_out=json, plot_out=plot)
+    except TickFileError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--ticks") from None
 
 
 @app.command()
@@ -142,11 +155,11 @@ def features(
         raise typer.BadParameter(str(exc), param_hint="QT_* environment") from None
     except OSError as exc:
         raise typer.BadParameter(f"cannot create the Numba cache in the data directory: {exc}", param_hint="QT_DATA_DIR") from None
-    from quantumtrader.bench.features import TooFewTicks, run_features_bench
+    from quantumtrader.bench.features import run_features_bench
 
     try:
         run_features_bench(path, n_ticks, json)
-    except TooFewTicks as exc:
+    except ValueError as exc:  # TooFewTicks, or a TickFileError (a truncated gzip): found reading it, before any timing
         raise typer.BadParameter(str(exc), param_hint="--ticks") from None
 
 

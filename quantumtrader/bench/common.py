@@ -70,11 +70,21 @@ def latency_summary(values_ns: Iterable[int]) -> dict[str, float]:
 
 #: What the trade and ws scenarios stream without --ticks.
 GENERATOR = "the paper terminal's generator"
+#: What the pipeline's senders send without a tick file (:func:`quantumtrader.bench.sender.prices`).
+RANDOM_WALK = "a seeded random walk per symbol (the bench sender's)"
 
 
-def tick_source(ticks_csv: Path | None) -> str:
-    """What the results say the paper terminal streamed: the file, or :data:`GENERATOR`."""
-    return str(ticks_csv) if ticks_csv is not None else GENERATOR
+def tick_source(ticks_csv: Path | None, generated: str = GENERATOR) -> str:
+    """What the results say was streamed: the file, or what made the ticks without one (``generated``)."""
+    return str(ticks_csv) if ticks_csv is not None else generated
+
+
+def us_cell(summary: dict[str, float], key: str) -> str:
+    """One percentile of a latency summary for a console table: "-" for a histogram with no sample, which
+    printed as 0 µs (a stage that never ran read as the fastest; a review, 2026-12-06)."""
+    if not summary.get("count") or key not in summary:
+        return "-"
+    return f"{summary[key]:.0f}"
 
 
 #: Pauses in a tick file longer than this (nights, weekends) are cut to it when a file is spread over symbols (ms).

@@ -38,9 +38,10 @@ import numpy as np
 import orjson
 import zmq
 
-from quantumtrader.bench.common import latency_summary, machine, percentile_plot, progress, table, write_json
+from quantumtrader.bench.common import RANDOM_WALK, latency_summary, machine, percentile_plot, progress, table, tick_source, us_cell, write_json
 from quantumtrader.bench.cpu import Mark, cores, describe, mark, usage
 from quantumtrader.bench.procs import Endpoints, control, free_ports, start, stop, wait_ready
+from quantumtrader.bench.sender import MAX_RUN_TICKS
 from quantumtrader.config import ConfigError, load_config
 
 
@@ -152,6 +153,8 @@ def over_runs(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 _PHASES = ("floor", "daemon", "daemon_max_rate", "floor_after", "floor_max_rate")
+#: Seconds of ticks at the paced rate before the measured ones (JIT, caches, TCP), left out of the figures.
+WARMUP_S = 2.0
 
 #: A paced run "kept up" when it lost nothing and its tick -> price_update p99 stayed under this: a daemon
 #: slower than the sender by even 5 % builds a backlog that passes it within half a second of a 3 s run.
@@ -305,17 +308,47 @@ class _Receiver:
         self.sock.close(linger=0)
 
 
-def _send(events: str, n_ticks: int, symbols: int, rate: float, tmp: Path, csv: Path | None) -> tuple[subprocess.Popen[bytes], Path]:
+def _send(events: str, n_ticks: int, symbols: int, rate: float, tmp: Path, series: Path | None) -> tuple[subprocess.Popen[bytes], Path]:
+    """A sender process; ``series``: the tick file's rows saved once per run (:func:`tick_series`), else its random walk."""
     out = tmp / f"sent-{time.perf_counter_ns()}.npy"
     args = [sys.executable, "-m", "quantumtrader.bench.sender", events, str(n_ticks), str(symbols), str(rate), str(out)]
-    if csv is not None:
-        series = tmp / "series.npy"  # the file parsed once per run, here, not by each of its senders
-        if not series.exists():
-            from quantumtrader.bench.sender import file_series
-
-            np.save(series, file_series(csv))
+    if series is not None:
         args += ["--series", str(series)]
     return subprocess.Popen(args, stdout=subprocess.PIPE), out
+
+
+def tick_series(ticks_csv: Path | None) -> np.ndarray | None:
+    """The tick file's quotes for the senders, read whole before anything starts (None: the senders' random walk).
+
+    Read once the floor's relay had started, a truncated gzip ended the run with
+    a traceback, and a file of crossed quotes only gave the senders nothing to
+    send (a review, 2026-12-06): both are a TickFileError here, which the CLI
+    turns into a usage error naming --ticks."""
+    if ticks_csv is None:
+        return None
+    from quantumtrader.bench.sender import file_series
+    from quantumtrader.paper.ticks import TickFileError
+
+    series = file_series(ticks_csv)
+    if len(series) == 0:
+        raise TickFileError(f"{ticks_csv}: no row with ask >= bid (crossed quotes are left out)")
+    return series
+
+
+def paced_ticks(rate: float, duration_s: float, warmup_s: float = WARMUP_S) -> int:
+    """Ticks of the paced runs: the measured seconds and the warm-up at the rate."""
+    return int(rate * (duration_s + warmup_s))
+
+
+def symbols_problem(daemon_env: dict[str, str], symbols: int) -> str | None:
+    """Why the daemon these settings make cannot take the bench's own ticks (None: it can).
+
+    ``--set daemon.max_symbols=2 --symbols 5`` had the daemon refuse three symbols' ticks: every run then waited
+    out its minute and reported them lost, with no word why (a review, 2026-12-06)."""
+    most = load_config(environ=daemon_env).daemon.max_symbols
+    if most < symbols:
+        return f"daemon.max_symbols={most} is below --symbols {symbols}: the daemon would refuse the ticks of {symbols - most} of them"
+    return None
 
 
 def _one_run(
@@ -326,7 +359,7 @@ def _one_run(
     symbols: int,
     rate: float,
     tmp: Path,
-    csv: Path | None,
+    series: Path | None,
     poke: Callable[[], None] | None,
     server_pid: int,
     when_warm: Callable[[], None] | None = None,
@@ -347,7 +380,7 @@ def _one_run(
     try:
         receiver.wait_joined(20, poke)
         opened: list[Mark] = []
-        sender, out = _send(events, n_ticks, symbols, rate, tmp, csv)
+        sender, out = _send(events, n_ticks, symbols, rate, tmp, series)
         lines: list[bytes] = []
 
         def watch_sender() -> None:
@@ -508,7 +541,7 @@ def run_pipeline_bench(
     rate: float = 10_000,
     symbols: int = 50,
     duration_s: float = 10.0,
-    warmup_s: float = 2.0,
+    warmup_s: float = WARMUP_S,
     throughput_ticks: int = 300_000,
     sustain_s: float = 3.0,
     ticks_csv: Path | None = None,
@@ -527,6 +560,9 @@ def run_pipeline_bench(
     """
     if repeat < 1:
         raise ValueError("repeat must be at least 1")
+    series = tick_series(ticks_csv)  # before anything starts: a bad file is the caller's usage error, not a traceback
+    source = tick_source(ticks_csv, RANDOM_WALK)
+    log(f"ticks: {source}")
     runs = []
     # Compiled by the first run's daemon, loaded by the later ones' (an explicit
     # NUMBA_CACHE_DIR is used as it is): only the first run's daemon_ready_s is a cold start.
@@ -535,7 +571,8 @@ def run_pipeline_bench(
         for number in range(1, repeat + 1):
             if repeat > 1:
                 log(f"== run {number} of {repeat}")
-            run, plot = _run_once(rate, symbols, duration_s, warmup_s, throughput_ticks, sustain_s, ticks_csv, log, numba_cache, daemon_env or {})
+            run, plot = _run_once(rate, symbols, duration_s, warmup_s, throughput_ticks, sustain_s, series, log, numba_cache, daemon_env or {})
+            run["ticks"] = source
             runs.append(run)  # the last run's plot is drawn
     if repeat == 1:
         write_json(json_out, runs[0])
@@ -551,7 +588,7 @@ def run_pipeline_bench(
     steal = steal_over_runs(runs)
     if any(v is not None for values in steal.values() for v in values):
         log("steal % per run (CPU time the host took): " + "; ".join(f"{phase} {', '.join(_fmt(v) for v in values)}" for phase, values in steal.items()))
-    result = {"scenario": "pipeline", "machine": machine(), "repeat": repeat, "over_runs": summary, "steal_pct_over_runs": steal, "runs": runs}
+    result = {"scenario": "pipeline", "machine": machine(), "ticks": source, "repeat": repeat, "over_runs": summary, "steal_pct_over_runs": steal, "runs": runs}
     write_json(json_out, result)
     _draw(plot_out, plot)
     return result
@@ -574,6 +611,15 @@ def _verdict_text(verdict: dict[str, Any]) -> str:
             host = "missed by the bare Python relay itself: beyond this host for a daemon in Python on this transport"
         text += f"; the floor alone: {_fmt(verdict['floor_value'])} ({host})"
     return text
+
+
+def _rejects_text(rejects: dict[str, int], lost: bool) -> str | None:
+    """The daemon's refusals on the console whenever there were any or a phase lost ticks: a loss with no reason
+    beside it sent the reader to the daemon's log in a temporary directory already removed."""
+    if not rejects and not lost:
+        return None
+    said = ", ".join(f"{reason} {count:,}" for reason, count in sorted(rejects.items())) or "none"
+    return f"the daemon refused (by reason, all its runs): {said}"
 
 
 def _ratio(ours: float | None, floor: float | None) -> float | None:
@@ -650,7 +696,7 @@ def _sustained(
     best: float | None = None
     direction = ""  # "down" after a first try that fell behind, "up" after one that kept up
     for _ in range(SUSTAIN_TRIES):
-        if rate < 1000:
+        if rate < 1000 or rate * sustain_s > MAX_RUN_TICKS:  # no try the sender cannot hold (sender.MAX_RUN_TICKS)
             break
         n_ticks = int(rate * sustain_s)
         log(f"{who}: {n_ticks} ticks paced at {rate:,.0f}/s (does it keep up?)")
@@ -692,15 +738,18 @@ def _run_once(
     warmup_s: float,
     throughput_ticks: int,
     sustain_s: float,
-    ticks_csv: Path | None,
+    series: np.ndarray | None,
     log: Callable[[str], None],
     numba_cache: str,
     daemon_env: dict[str, str],
 ) -> tuple[dict[str, Any], Plot]:
-    n_ticks = int(rate * (duration_s + warmup_s))
+    n_ticks = paced_ticks(rate, duration_s, warmup_s)
     warmup = int(rate * warmup_s)
     with tempfile.TemporaryDirectory(prefix="qt-bench-") as tmp_name:
         tmp = Path(tmp_name)
+        ticks_csv = None if series is None else tmp / "series.npy"  # saved once per run, loaded by each of its senders
+        if ticks_csv is not None:
+            np.save(ticks_csv, series)
 
         def flat_out_run(who: str, events: str, feed: str, poke: Callable[[], None] | None, pid: int, when_warm: Callable[[], None] | None = None) -> dict[str, Any]:
             """The throughput_ticks pushed at once: how fast the daemon's or the floor's backlog drains."""
@@ -762,6 +811,7 @@ def _run_once(
             status = control(eps.control, timeout_ms=3000)["health"]
             sustained = sustained_search("daemon", eps.events, eps.feed, None, daemon.pid, flat_out)
             signal_store = control(eps.control, "signals", timeout_ms=3000)["store"]  # after every run
+            rejects = {k: v for k, v in control(eps.control, timeout_ms=3000)["rejects"].items() if v}  # every run's
         finally:
             stop(daemon)
         floor_after, floor_limits = floor_run("after", throughput=True)
@@ -800,14 +850,17 @@ def _run_once(
         "daemon_settings": {name[3:].lower().replace("__", "."): value for name, value in daemon_env.items()},
         "daemon_tick_priority": status_paced.get("tick_priority"),  # whether the loop's thread really was raised
         "daemon_store_writer": signal_store.get("writer", {}),  # the writer thread kept up (or dropped: counted)
+        "daemon_rejects": rejects,  # what the daemon refused, by reason, over all its runs: why ticks were lost
     }
     result["targets"] = judge(result)
     phases = (("floor", floor), ("daemon", paced), ("daemon max rate", flat_out), ("floor after", floor_after), ("floor max rate", floor_max_rate))
     rows = []
     for name, run in phases:
         lat = run["tick_to_price_update"]
-        rows.append((name, f"{run.get('rate_sent') or 0:,.0f}", f"{lat.get('p50_us', 0):.0f}", f"{lat.get('p90_us', 0):.0f}", f"{lat.get('p99_us', 0):.0f}", f"{lat.get('p99.9_us', 0):.0f}", f"{lat.get('max_us', 0):.0f}", str(run["lost"]), f"{run.get('throughput_ticks_per_s', 0):,.0f}"))
+        rows.append((name, f"{run.get('rate_sent') or 0:,.0f}", *(us_cell(lat, k) for k in ("p50_us", "p90_us", "p99_us", "p99.9_us", "max_us")), str(run["lost"]), f"{run.get('throughput_ticks_per_s', 0):,.0f}"))
     log(table(rows, ("tick -> price_update", "sent/s", "p50 µs", "p90", "p99", "p99.9", "max", "lost", "recv/s")))
+    if text := _rejects_text(rejects, any(run["lost"] for _, run in phases)):
+        log(text)
     if "tick_to_signal" in paced:
         sig = paced["tick_to_signal"]
         if sig.get("count"):

@@ -9,7 +9,8 @@ no ``sent_ns`` (the send times go to OUT.npy only). Tick ``i`` has ``time_msc`` 
 update or a signal (which carry their tick's time_msc) map back to the tick,
 and each symbol's market clock advances ``n_symbols`` ms a tick. The volume is
 the data's (the tick index stood there once and fed the volume_rate feature
-a ramp).
+a ramp). ``base_msc`` lies far enough back that the run's last tick is still
+an hour in the past (:func:`base_time_msc`).
 
 Why one clock works across processes: ``time.perf_counter_ns()`` is
 CLOCK_MONOTONIC on Linux and QueryPerformanceCounter on Windows; both are
@@ -39,6 +40,20 @@ import zmq
 TERMINAL = "bench-sender@QuantumTrader"
 #: Most ticks a paced run encodes before its clock starts (~0.2 KB each in memory).
 PRE_ENCODED_MAX = 1_000_000
+#: Most ticks one sender run may carry: the bench's receiver holds 24 bytes a tick and the sender ~40 before any
+#: encoding (--rate 1000000 --duration 86400 asked numpy for 644 GiB and died with a traceback, a review).
+MAX_RUN_TICKS = 100_000_000
+
+
+def base_time_msc(n_ticks: int, now_msc: int) -> int:
+    """The ``time_msc`` before tick 0: an hour and the run's ``n_ticks`` ms in the past.
+
+    Tick i carries ``base + i + 1`` (one ms of market time a tick, whatever the
+    rate) and the daemon refuses a time more than a day ahead of its clock: with
+    the base an hour back, every tick beyond ~89 million of one run was refused as
+    bad_time (a review, 2026-12-06). Going back by the run's own length keeps every
+    tick in the past; the daemon sets no lower bound but 2000-01-01."""
+    return now_msc - 3_600_000 - n_ticks
 
 
 def symbols(n: int) -> list[str]:
@@ -88,8 +103,9 @@ def main(argv: list[str]) -> None:
     push.setsockopt(zmq.SNDHWM, 0)
     push.setsockopt(zmq.LINGER, 60_000)
     push.connect(endpoint)
-    base_msc = int(time.time() * 1000) - 3_600_000
-    push.send(orjson.dumps({"v": 1, "type": "hello", "terminal": TERMINAL, "seq": 0, "platform": "BENCH", "command_endpoint": "tcp://127.0.0.1:1", "symbols": names, "time_msc": base_msc + 3_600_000}))
+    now_msc = int(time.time() * 1000)
+    base_msc = base_time_msc(n_ticks, now_msc)
+    push.send(orjson.dumps({"v": 1, "type": "hello", "terminal": TERMINAL, "seq": 0, "platform": "BENCH", "command_endpoint": "tcp://127.0.0.1:1", "symbols": names, "time_msc": now_msc}))
     time.sleep(0.2)
     sent_ns = np.zeros(n_ticks, dtype=np.int64)
 

@@ -96,3 +96,44 @@ def test_a_result_file_that_cannot_be_written_after_a_run_is_named_with_exit_1(t
         cli.main()
     assert stopped.value.code == 1
     assert f"error: cannot write {target}: No space left on device" in capsys.readouterr().err
+
+
+def _refused(done: subprocess.CompletedProcess[str], *says: str) -> None:
+    """Exit 2 naming the problem, no traceback, and nothing run (no scenario's first line on stdout)."""
+    assert done.returncode == 2 and "Traceback" not in done.stderr, (done.returncode, done.stdout[-1000:], done.stderr[-2000:])
+    assert all(s in done.stderr for s in says), done.stderr[-2000:]
+    assert "floor (before)" not in done.stdout and "features:" not in done.stdout, done.stdout[-1000:]
+
+
+def _truncated_gzip(path: Path, rows: int = 30_000) -> Path:
+    import gzip
+
+    body = "time,bid,ask\n" + "".join(f"{1_705_314_600_000 + i},1.1,1.1002\n" for i in range(rows))
+    whole = gzip.compress(body.encode())
+    path.write_bytes(whole[: len(whole) // 2])  # a download cut short: its first rows read, then EOFError
+    return path
+
+
+@pytest.mark.parametrize("scenario", [["features", "--n-ticks", "20000"], ["pipeline"]])
+def test_a_truncated_gzip_tick_file_is_a_usage_error_before_anything_starts(tmp_path: Path, scenario: list[str]) -> None:
+    """It was a traceback: features read it while loading, pipeline once the floor's relay ran (a review, 2026-12-06)."""
+    cut = _truncated_gzip(tmp_path / "EURUSD.csv.gz")
+    _refused(_bench(*scenario, "--ticks", str(cut)), "--ticks", "cannot read it (EOFError")
+
+
+def test_a_tick_file_of_crossed_quotes_only_is_refused_by_the_pipeline(tmp_path: Path) -> None:
+    """The senders leave crossed quotes out: such a file gave them nothing to send."""
+    crossed = tmp_path / "EURUSD.csv"
+    crossed.write_text("time,bid,ask\n" + "".join(f"{1_705_314_600_000 + i},1.1003,1.1001\n" for i in range(100)))
+    _refused(_bench("pipeline", "--ticks", str(crossed)), "--ticks", "no row with ask >= bid")
+
+
+def test_a_run_too_long_to_hold_is_refused() -> None:
+    """--rate 1000000 --duration 86400 asked numpy for 644 GiB after the floor's relay had started (a traceback)."""
+    _refused(_bench("pipeline", "--rate", "1000000", "--duration", "86400"), "--rate x --duration", "86,402,000,000 ticks")
+
+
+def test_daemon_settings_that_refuse_the_benchs_own_symbols_are_refused_up_front() -> None:
+    """--set daemon.max_symbols=2 --symbols 5 waited out a minute per phase and reported the loss with no reason."""
+    done = _bench("pipeline", "--set", "daemon.max_symbols=2", "--symbols", "5", "--duration", "1", "--rate", "1000", "--throughput-ticks", "1000", "--sustain", "0.5")
+    _refused(done, "daemon.max_symbols=2 is below --symbols 5")

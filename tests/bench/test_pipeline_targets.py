@@ -100,6 +100,9 @@ def test_repeated_runs_over_real_processes_are_each_judged_and_summarized(tmp_pa
     written = orjson.loads(out.read_bytes())
 
     assert written["repeat"] == 2 and len(written["runs"]) == 2
+    # which ticks: the file, in the JSON and on the console (it was neither; a review, 2026-12-06)
+    assert written["ticks"] == str(shared_ticks()) and all(run["ticks"] == written["ticks"] for run in written["runs"])
+    assert f"ticks: {shared_ticks()}" in lines
     for run in written["runs"]:
         assert run["daemon"]["lost"] == 0 and run["floor"]["lost"] == 0 and run["daemon_max_rate"]["lost"] == 0
         # the sustained rate, the daemon's and the floor's (the transport alone, after the daemon): paced tries
@@ -131,6 +134,7 @@ def test_repeated_runs_over_real_processes_are_each_judged_and_summarized(tmp_pa
         assert run["daemon_over_floor"]["p50"] == pytest.approx(run["daemon"]["tick_to_price_update"]["p50_us"] / floors)
         assert [v["target"] for v in run["targets"]] == [t.name for t in TARGETS]
         assert run["daemon_settings"] == {"daemon.busy_poll_us": "0"}
+        assert run["daemon_rejects"] == {}  # what it refused, by reason: nothing from the bench's own sender
         assert run["daemon_tick_priority"]["requested"] == "high"
         # the daemon's own histograms start afresh at 90 % of each run's warm-up: its figures leave the warm-up out
         assert run["daemon_histograms_after_warmup"] == {"paced": True, "max_rate": True}
@@ -210,6 +214,14 @@ def test_bench_all_hands_every_scenario_its_defaults_and_output_paths(tmp_path: 
     assert calls["startup"][1] == {"symbols": 100, "json_out": tmp_path / "startup.json"}
     assert calls["ws"][1]["json_out"] == tmp_path / "ws.json" and calls["ws"][1]["clients"] == 500
     assert calls["host"][1] == {"samples": 400, "json_out": tmp_path / "cold-caches.json"}
+
+
+def test_the_daemons_refusals_are_said_whenever_a_phase_lost_ticks() -> None:
+    from quantumtrader.bench.pipeline import _rejects_text
+
+    assert _rejects_text({}, lost=False) is None
+    assert _rejects_text({"too_many_symbols": 2400, "bad_time": 3}, lost=True) == "the daemon refused (by reason, all its runs): bad_time 3, too_many_symbols 2,400"
+    assert _rejects_text({}, lost=True) == "the daemon refused (by reason, all its runs): none"  # lost, but not by refusal
 
 
 def test_the_receiver_waits_as_long_as_the_ticks_take_at_their_rate() -> None:

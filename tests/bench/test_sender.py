@@ -115,3 +115,20 @@ def test_a_series_parsed_once_gives_the_senders_the_same_prices_as_the_file(tmp_
     np.save(saved, file_series(path))
     for got, want in zip(prices(1000, 7, np.load(saved)), prices(1000, 7, path), strict=True):
         assert np.array_equal(got, want)
+
+
+def test_the_last_tick_of_the_longest_run_is_not_ahead_of_the_daemons_clock() -> None:
+    """With the base an hour back, ticks beyond ~89 million of one run were refused as bad_time (a review, 2026-12-06)."""
+    import time
+
+    import orjson
+
+    from quantumtrader.bench.sender import MAX_RUN_TICKS, TERMINAL, base_time_msc
+    from quantumtrader.protocol import decode_event
+
+    now = int(time.time() * 1000)
+    base = base_time_msc(MAX_RUN_TICKS, now)
+    for i in (0, MAX_RUN_TICKS - 1):
+        raw = orjson.dumps({"v": 1, "type": "tick", "terminal": TERMINAL, "seq": i + 1, "symbol": "SYM000", "bid": 1.1, "ask": 1.1001, "time_msc": base + i + 1, "volume": 1.0})
+        assert decode_event(raw, now)["time_msc"] == base + i + 1
+    assert base + MAX_RUN_TICKS <= now - 3_600_000  # in the past by the hour it always was
