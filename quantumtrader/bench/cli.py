@@ -6,6 +6,7 @@ ws, host, journal); this module only parses options and calls them.
 
 from __future__ import annotations
 
+import importlib.util
 import signal
 from collections.abc import Callable
 from pathlib import Path
@@ -35,11 +36,28 @@ def _checked(problem_of: Callable[[Path], str | None]) -> Callable[[Path | None]
     return check
 
 
+def _missing_modules(*names: str) -> list[str]:
+    """Which of the importable ``names`` this Python lacks: asked before a run that needs them, not after it."""
+    return [name for name in names if importlib.util.find_spec(name) is None]
+
+
+def _plot_problem(path: Path) -> str | None:
+    """``--plot``: a name matplotlib can write, and matplotlib itself (without it the plot failed after the whole run)."""
+    problem = output_file_problem(path, PLOT_SUFFIXES)
+    if problem is None and _missing_modules("matplotlib"):
+        problem = "--plot needs matplotlib: pip install 'quantumtrader[bench]'"
+    return problem
+
+
 JsonOpt = Annotated[Optional[Path], typer.Option("--json", callback=_checked(output_file_problem), help="Write every figure and the machine to this JSON file.")]
-PlotOpt = Annotated[Optional[Path], typer.Option("--plot", callback=_checked(lambda path: output_file_problem(path, PLOT_SUFFIXES)), help="Write a latency percentile plot (PNG, or .svg/.pdf; needs matplotlib).")]
+PlotOpt = Annotated[Optional[Path], typer.Option("--plot", callback=_checked(_plot_problem), help="Write a latency percentile plot (PNG, or .svg/.pdf; needs matplotlib).")]
 TicksOpt = Annotated[Optional[Path], typer.Option("--ticks", help="Real ticks to replay (CSV as in ../shared/data/ticks), each symbol from its own point in the file; default ../shared/data/ticks/EURUSD.csv.gz when present, else a seeded random walk per symbol.")]
 SymbolsOpt = Annotated[int, typer.Option("--symbols", min=1, max=DaemonConfig().max_symbols, help="How many symbols the ticks are spread over (at most daemon.max_symbols' default).")]
 DurationOpt = Annotated[float, typer.Option("--duration", min=1.0, max=86_400.0, help="Measured seconds (after warm-up).")]
+
+
+#: What the scenarios that replay a file without --ticks say when ../shared is not beside the repository.
+_NO_DEFAULT_TICKS = "../shared/data/ticks/EURUSD.csv.gz was not found"
 
 
 def _default_ticks() -> Path | None:
@@ -109,6 +127,14 @@ def pipeline(
         raise typer.BadParameter(str(exc), param_hint="--ticks") from None
 
 
+def _check_trade_ticks(ticks: Path | None) -> None:
+    """``trade --ticks``: a tick file of the symbol the orders trade (another symbol had no quote, after 30 s)."""
+    if ticks is not None:
+        symbol = _first_tick(ticks).symbol
+        if symbol != "EURUSD":
+            raise typer.BadParameter(f"{ticks}: the orders trade EURUSD, this file is {symbol}", param_hint="--ticks")
+
+
 @app.command()
 def trade(
     orders: Annotated[int, typer.Option("--orders", min=1, max=1_000_000, help="Market orders to send one after another (and two before them, an open and its close, not counted: the first connects the daemon to the terminal).")] = 500,
@@ -120,10 +146,7 @@ def trade(
     from quantumtrader.bench.trade import run_trade_bench
 
     _no_clash(ticks, json=json)
-    if ticks is not None:
-        symbol = _first_tick(ticks).symbol
-        if symbol != "EURUSD":  # what the orders trade; another symbol had no quote, after 30 s
-            raise typer.BadParameter(f"{ticks}: the orders trade EURUSD, this file is {symbol}", param_hint="--ticks")
+    _check_trade_ticks(ticks)
     run_trade_bench(orders=orders, tick_rate=tick_rate, ticks_csv=ticks, json_out=json)
 
 
@@ -148,7 +171,11 @@ def features(
     path = _tick_file(ticks)
     _no_clash(path, json=json)
     if path is None:
-        raise typer.BadParameter("no tick file: pass --ticks (../shared/data/ticks/EURUSD.csv.gz was not found)")
+        raise typer.BadParameter(f"no tick file: pass --ticks ({_NO_DEFAULT_TICKS})")
+    from quantumtrader.bench.features import BASELINE_MODULES
+
+    if missing := _missing_modules(*BASELINE_MODULES):  # before the timings, not a traceback at the first missing one
+        raise typer.BadParameter(f"the baselines need {', '.join(missing)}: pip install 'quantumtrader[bench]'")
     try:  # the kernels run in this process: the daemon's keyed cache, before they import
         ensure_numba_cache_dir(load_config().data_path)
     except ConfigError as exc:
@@ -177,11 +204,16 @@ def ws(
     json: JsonOpt = None,
 ) -> None:
     """Through the sidecar to N WebSocket clients: tick -> client latency, starvation, a stuck client."""
-    from quantumtrader.bench.ws import run_ws_bench
-
+    from quantumtrader.bench.ws import report_path, run_ws_bench
     from quantumtrader.paper.ticks import TickFileError
 
-    _no_clash(ticks, json=json)
+    report = None if json is None else report_path(json)
+    if json is not None and report is not None:  # checked as --json is: it was written after the run, unchecked
+        if report == json:
+            raise typer.BadParameter(f"{json}: the markdown report is written beside the JSON as {report.name}; give the JSON another name (.json)", param_hint="--json")
+        if problem := output_file_problem(report):
+            raise typer.BadParameter(f"the markdown report beside it: {problem}", param_hint="--json")
+    _no_clash(ticks, json=json, report=report)
     if ticks is not None:
         _first_tick(ticks)
     try:
@@ -220,26 +252,37 @@ def journal(
 @app.command("all")
 def all_scenarios(
     out_dir: Annotated[Optional[Path], typer.Option("--out", callback=_checked(output_dir_problem), help="Directory for one JSON per scenario (default: qt-bench-results/<UTC time>, never the committed bench/results).")] = None,
+    ticks: Annotated[
+        Optional[Path],
+        typer.Option("--ticks", help="Real ticks for every scenario that replays them (features, pipeline, trade, ws; trade needs EURUSD); default ../shared/data/ticks/EURUSD.csv.gz for features and pipeline, else features is skipped and the others use generated ticks."),
+    ] = None,
 ) -> None:
     """Every scenario with its defaults, results under --out."""
     if out_dir is None:
         from datetime import datetime, timezone
 
         out_dir = Path("qt-bench-results") / datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    if ticks is not None:  # every check of the file before the first scenario, not when the fourth one reads it
+        _first_tick(ticks)
+        _check_trade_ticks(ticks)
     typer.echo(f"results under {out_dir}")
+    replayed = ticks or _default_ticks()
+    if replayed is None:
+        typer.echo(f"no tick file ({_NO_DEFAULT_TICKS}; --ticks names one): features is skipped, the other scenarios use generated ticks")
     runs: list[tuple[str, Any]] = [
         # keywords: a new option in the middle of a command's signature must not shift these
-        ("features", lambda: features(ticks=None, n_ticks=200_000, json=out_dir / "features.json")),
-        ("pipeline", lambda: pipeline(rate=10_000, symbols=50, duration_s=10.0, throughput_ticks=300_000, sustain_s=3.0, ticks=None, repeat=1, settings=None, json=out_dir / "pipeline.json", plot=out_dir / "pipeline.png")),
-        ("trade", lambda: trade(orders=500, tick_rate=2000, ticks=None, json=out_dir / "trade.json")),
+        ("features", None if replayed is None else lambda: features(ticks=ticks, n_ticks=200_000, json=out_dir / "features.json")),
+        ("pipeline", lambda: pipeline(rate=10_000, symbols=50, duration_s=10.0, throughput_ticks=300_000, sustain_s=3.0, ticks=ticks, repeat=1, settings=None, json=out_dir / "pipeline.json", plot=out_dir / "pipeline.png")),
+        ("trade", lambda: trade(orders=500, tick_rate=2000, ticks=ticks, json=out_dir / "trade.json")),
         ("startup", lambda: startup(symbols=100, json=out_dir / "startup.json")),
-        ("ws", lambda: ws(clients=500, tick_rate=2000, symbols=20, duration_s=20.0, ticks=None, json=out_dir / "ws.json")),
+        ("ws", lambda: ws(clients=500, tick_rate=2000, symbols=20, duration_s=20.0, ticks=ticks, json=out_dir / "ws.json")),
         ("host", lambda: host(samples=400, json=out_dir / "cold-caches.json")),
         ("journal", lambda: journal(batches=10_000, signals_per_batch=1, pause_us=100.0, directory=None, json=out_dir / "journal.json")),
     ]
     for name, run in runs:
-        typer.echo(f"== {name}")
-        run()
+        typer.echo(f"== {name}" if run is not None else f"== {name}: skipped (no tick file)")
+        if run is not None:
+            run()
 
 
 #: The signals that end a run from outside besides Ctrl-C: a supervisor's or ``kill``'s SIGTERM, a closed terminal's

@@ -38,6 +38,8 @@ from quantumtrader.bench.common import machine, table, write_json
 from quantumtrader.config import load_config
 
 _BATCH = 4096
+#: What the baselines import (TA-Lib, talipp, the pandas recompute): the CLI checks for them before any timing.
+BASELINE_MODULES = ("talib", "talipp", "pandas")
 _PANDAS_TICKS = 300
 _PANDAS_WINDOW = 1000
 #: The chaos recompute's windows: this many, starting this many ticks apart.

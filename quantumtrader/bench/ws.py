@@ -574,20 +574,23 @@ def run_ws_bench(
     symbols: int = 20,
     duration_s: float = 20.0,
     json_out: Path | None = None,
-    dashboards: int = 10,
+    dashboards: int | None = None,
     max_updates_per_s: float | None = None,
     extra_env: dict[str, str] | None = None,
     client_procs: int = 2,
     ticks_csv: Path | None = None,
     log: Any = print,
 ) -> dict[str, Any]:
-    """Run the three phases and return (and write) the result; ``ws.md`` is written beside ``json_out``.
+    """Run the three phases and return (and write) the result; the markdown report beside ``json_out``
+    (:func:`report_path`). ``dashboards``: of the clients, how many subscribe to nothing (default
+    :func:`dashboard_clients`).
 
     ``ticks_csv``: real ticks the paper terminal replays at ``ticks_per_s`` instead of its generator, as
     ``symbols`` symbols, each a stretch of the file (:func:`~quantumtrader.bench.common.tick_file_per_symbol`).
     """
     if not 1 <= symbols <= len(SYMBOLS):
         raise ValueError(f"symbols must be 1-{len(SYMBOLS)}")
+    dashboards = dashboard_clients(clients) if dashboards is None else min(dashboards, clients)
     with tempfile.TemporaryDirectory(prefix="qt-bench-ws-") as tmp_name:
         tmp = Path(tmp_name)
         (tmp / "a").mkdir()
@@ -636,9 +639,24 @@ def run_ws_bench(
     log(text)  # first: a file that cannot be written costs the file, not the figures
     write_json(json_out, result)
     if json_out is not None:
-        with replacing(json_out.with_suffix(".md")) as temporary:
+        with replacing(report_path(json_out)) as temporary:
             temporary.write_text(text, encoding="utf-8")
     return result
+
+
+def report_path(json_out: Path) -> Path:
+    """Where the markdown report goes beside ``--json``: checked with it before the run (the CLI), written after it."""
+    return json_out.with_suffix(".md")
+
+
+#: Clients per dashboard (a client subscribed to nothing, so to every symbol) and the most dashboards of a run.
+_CLIENTS_PER_DASHBOARD, _MAX_DASHBOARDS = 50, 10
+
+
+def dashboard_clients(clients: int) -> int:
+    """How many of ``clients`` are dashboards: one per 50, at most 10 (500 clients: 10, as always). A fixed 10 of
+    3 clients gave "-7 subscribed" (a review, 2026-12-06)."""
+    return min(_MAX_DASHBOARDS, clients // _CLIENTS_PER_DASHBOARD)
 
 
 def _run_loop(coro: Any) -> Any:

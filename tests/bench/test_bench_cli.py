@@ -98,6 +98,14 @@ def test_a_result_file_that_cannot_be_written_after_a_run_is_named_with_exit_1(t
     assert f"error: cannot write {target}: No space left on device" in capsys.readouterr().err
 
 
+def _bench_without(modules: tuple[str, ...], *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """qt-bench in a Python where ``modules`` cannot be imported, as in an install without the bench extra."""
+    hide = "".join(f"sys.modules[{name!r}] = None; " for name in modules)
+    code = f"import sys; {hide}sys.argv[0] = 'qt-bench'; from quantumtrader.bench.cli import main; main()"
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("QT_")}, "COLUMNS": "500"}
+    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, env=env, timeout=timeout)
+
+
 def _refused(done: subprocess.CompletedProcess[str], *says: str) -> None:
     """Exit 2 naming the problem, no traceback, and nothing run (no scenario's first line on stdout)."""
     assert done.returncode == 2 and "Traceback" not in done.stderr, (done.returncode, done.stdout[-1000:], done.stderr[-2000:])
@@ -126,6 +134,25 @@ def test_a_tick_file_of_crossed_quotes_only_is_refused_by_the_pipeline(tmp_path:
     crossed = tmp_path / "EURUSD.csv"
     crossed.write_text("time,bid,ask\n" + "".join(f"{1_705_314_600_000 + i},1.1003,1.1001\n" for i in range(100)))
     _refused(_bench("pipeline", "--ticks", str(crossed)), "--ticks", "no row with ask >= bid")
+
+
+def test_ws_refuses_a_json_name_its_markdown_report_would_overwrite_or_cannot_take(tmp_path: Path) -> None:
+    """``--json NAME.md`` had the report replace the JSON; a report path that cannot be written failed after the run."""
+    quick = ("--clients", "1", "--duration", "2", "--symbols", "1", "--tick-rate", "50")
+    _refused(_bench("ws", *quick, "--json", str(tmp_path / "ws.md")), "--json", "markdown report")
+    (tmp_path / "taken.md").mkdir()
+    _refused(_bench("ws", *quick, "--json", str(tmp_path / "taken.json")), "--json", "taken.md is a directory")
+
+
+def test_plot_without_matplotlib_is_refused_before_the_run() -> None:
+    done = _bench_without(("matplotlib",), "pipeline", "--duration", "1", "--rate", "1000", "--symbols", "2", "--throughput-ticks", "1000", "--sustain", "0.5", "--plot", "out.png")
+    _refused(done, "--plot", "needs matplotlib")
+
+
+def test_features_without_a_baseline_library_names_it_before_timing() -> None:
+    done = _bench_without(("talipp",), "features", "--n-ticks", "20000")
+    _refused(done, "talipp")
+    assert "talib," not in done.stderr and "pandas" not in done.stderr  # only what is missing
 
 
 def test_a_run_too_long_to_hold_is_refused() -> None:

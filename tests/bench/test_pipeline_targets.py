@@ -216,6 +216,43 @@ def test_bench_all_hands_every_scenario_its_defaults_and_output_paths(tmp_path: 
     assert calls["host"][1] == {"samples": 400, "json_out": tmp_path / "cold-caches.json"}
 
 
+def _stub_every_scenario(monkeypatch, tmp_path: Path) -> dict[str, tuple]:
+    """Every scenario's run replaced by a recorder of its arguments (`qt-bench all` is about their plumbing)."""
+    from quantumtrader.bench import features, host, journal, pipeline, startup, trade, ws
+
+    monkeypatch.setenv("QT_DATA_DIR", str(tmp_path / "data"))
+    calls: dict[str, tuple] = {}
+    for module, name in ((features, "features"), (pipeline, "pipeline"), (trade, "trade"), (startup, "startup"), (ws, "ws"), (host, "host"), (journal, "journal")):
+        monkeypatch.setattr(module, f"run_{name}_bench", lambda *args, _name=name, **kwargs: calls.__setitem__(_name, (args, kwargs)))
+    return calls
+
+
+def test_bench_all_without_a_tick_file_skips_features_and_runs_the_rest_on_generated_ticks(tmp_path: Path, monkeypatch, capsys) -> None:
+    """Without ../shared it stopped at features with "pass --ticks", an option `all` did not have (a review, 2026-12-06)."""
+    from quantumtrader.bench import cli
+
+    calls = _stub_every_scenario(monkeypatch, tmp_path)
+    monkeypatch.setattr(cli, "_default_ticks", lambda: None)
+    cli.all_scenarios(out_dir=tmp_path, ticks=None)
+
+    assert set(calls) == {"pipeline", "trade", "startup", "ws", "host", "journal"}
+    assert calls["pipeline"][1]["ticks_csv"] is None and calls["trade"][1]["ticks_csv"] is None and calls["ws"][1]["ticks_csv"] is None
+    out = capsys.readouterr().out
+    assert "no tick file" in out and "== features: skipped (no tick file)" in out, out
+
+
+def test_bench_all_hands_its_ticks_to_every_scenario_that_replays_them(tmp_path: Path, monkeypatch) -> None:
+    from quantumtrader.bench import cli
+
+    calls = _stub_every_scenario(monkeypatch, tmp_path)
+    monkeypatch.setattr(cli, "_default_ticks", lambda: None)  # --ticks alone, whether or not ../shared is there
+    ticks = shared_ticks()
+    cli.all_scenarios(out_dir=tmp_path, ticks=ticks)
+
+    assert calls["features"][0][0] == ticks
+    assert calls["pipeline"][1]["ticks_csv"] == calls["trade"][1]["ticks_csv"] == calls["ws"][1]["ticks_csv"] == ticks
+
+
 def test_the_daemons_refusals_are_said_whenever_a_phase_lost_ticks() -> None:
     from quantumtrader.bench.pipeline import _rejects_text
 

@@ -25,3 +25,11 @@ def test_without_clients_the_stack_keeps_the_defaults_that_matter(tmp_path: Path
     defaults = load_config(environ={}).sidecar
     sidecar = load_config(environ=_Stack(tmp_path, 2000, 20, None, {}).env).sidecar
     assert sidecar.ws_max_clients == defaults.ws_max_clients and sidecar.max_updates_per_s == defaults.max_updates_per_s
+
+
+@pytest.mark.parametrize(("clients", "dashboards"), [(1, 0), (3, 0), (49, 0), (50, 1), (120, 2), (500, 10), (3000, 10)])
+def test_the_dashboards_are_a_share_of_the_clients_never_more(clients: int, dashboards: int) -> None:
+    """A fixed 10 of 3 clients read "-7 subscribed to the app's 5 symbols" (a review, 2026-12-06); 500 keep their 10."""
+    from quantumtrader.bench.ws import dashboard_clients
+
+    assert dashboard_clients(clients) == dashboards
