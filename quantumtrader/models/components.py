@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 from numba import njit
 
 
@@ -29,22 +30,41 @@ def quantum_probability(wave_function: float) -> float:
 STILL_VOLATILITY = 1e-9
 
 
-#: The chaos component's momentum takes a tick return clipped at this many times the symbol's typical one
-#: (:data:`TREND_SCALE_ALPHA`'s EMA of the returns it took, clipped): one off-market quote (a bid x1000, or
-#: x0.001) gave returns of +999 and -0.999, and the EMA of them read a strong up-trend for ~170 ticks, whichever
-#: way the quote was off (a helper's check, 2026-12-06). The clipped return updates the scale, so a spike cannot
-#: widen its own clip. On clean EURUSD ticks no prediction changed.
-TREND_CLIP = 8.0
+#: The chaos component's momentum takes a tick return clipped at this many times the symbol's typical move:
+#: one off-market quote (a bid x1000, or x0.001) gave returns of +999 and -0.999, and the EMA of them read a
+#: strong up-trend for ~170 ticks, whichever way the quote was off (a helper's check, 2026-12-06).
+TREND_CLIP = 10.0
+#: The typical move: the geometric mean of |return| over the moves (returns of 0 left out: a still market says
+#: nothing about the size of the next move, and an EMA that took them shrank towards 0 in a quiet spell, then
+#: clipped the first real moves after it), exact over the first 1 / TREND_SCALE_ALPHA moves, then forgetting
+#: with this weight. In logarithms, so one spike moves it by a factor, not by its size: the first move of a
+#: symbol being the spike left the scale ~1e6 too large under a plain mean.
 TREND_SCALE_ALPHA = 0.02
+#: Moves the scale must have seen before the momentum takes any return: until then a spike could not be told
+#: from a move (the trend reads 0 until volatility_20 has 20 returns anyway).
+TREND_SCALE_WARMUP = 20
+_LOG_TREND_CLIP = math.log(TREND_CLIP)
 
 
 @njit(cache=True, inline="always")
-def clipped_return(r: float, scale: float) -> float:
-    """``r`` within +-:data:`TREND_CLIP` x ``scale``; as it is while the scale is unknown (NaN) or 0 (no move yet)."""
-    if scale > 0.0:
-        limit = TREND_CLIP * scale
-        return min(limit, max(-limit, r))
-    return r
+def momentum_step(momentum: np.ndarray, log_scale: np.ndarray, moves: np.ndarray, s: int, r: float, alpha: float) -> None:
+    """Symbol ``s``'s momentum (an EMA of weight ``alpha``) after tick return ``r`` (not NaN), clipped at
+    :data:`TREND_CLIP` times its typical move, whose log (``log_scale``) and count of moves (``moves``) it updates."""
+    if r != 0.0:
+        log_r = math.log(abs(r))
+        n = moves[s]
+        if n > 0.0:
+            limit = log_scale[s] + _LOG_TREND_CLIP
+            if log_r > limit:  # clipped before it updates the scale: a spike cannot widen its own clip
+                log_r = limit
+                r = math.copysign(math.exp(limit), r)
+        n += 1.0
+        moves[s] = n
+        weight = max(1.0 / n, TREND_SCALE_ALPHA)
+        log_scale[s] = log_r if n == 1.0 else log_scale[s] + weight * (log_r - log_scale[s])
+    if moves[s] >= TREND_SCALE_WARMUP:
+        m = momentum[s]
+        momentum[s] = r if math.isnan(m) else m + alpha * (r - m)
 
 
 @njit(cache=True, inline="always")

@@ -22,19 +22,21 @@ from quantumtrader.models.state import ModelState, PolicyState, grow_rows, make_
 #: Bumped when the meaning or layout of ModelState changes; a saved state of
 #: another version is ignored (models start cold) rather than misread, unless
 #: :func:`_upgraded` knows how to bring it up to date.
-#: 2 (2026-12-06): ``trend_scale``, the scale the momentum's returns are clipped at.
+#: 2 (2026-12-06): ``trend_log_scale`` and ``trend_moves``, the typical move the momentum's returns are clipped at.
 STATE_VERSION = 2
+_ADDED_IN_2 = ("trend_log_scale", "trend_moves")
 
 
 def _upgraded(snapshot: dict[str, Any]) -> dict[str, Any]:
-    """A version 1 snapshot as version 2: its ``trend_scale`` unknown (NaN), learned again from the next return,
-    as at a symbol's first tick. Everything the learners learned is kept: a new version of the program does not
-    cost a trader the models' history. Anything else is returned as it is."""
+    """A version 1 snapshot as version 2: no move seen by the scale yet, as at a symbol's first tick (the momentum
+    is kept, and waits for the scale's first ``TREND_SCALE_WARMUP`` moves). Everything the learners learned is
+    kept: a new version of the program does not cost a trader the models' history. Anything else is returned
+    as it is."""
     arrays = snapshot.get("arrays")
-    if snapshot.get("version") != 1 or not isinstance(arrays, dict) or "trend_scale" in arrays or "momentum" not in arrays:
+    if snapshot.get("version") != 1 or not isinstance(arrays, dict) or any(name in arrays for name in _ADDED_IN_2) or "momentum" not in arrays:
         return snapshot
-    momentum = np.asarray(arrays["momentum"])
-    return {**snapshot, "version": 2, "arrays": {**arrays, "trend_scale": np.full(momentum.shape, np.nan)}}
+    rows = np.asarray(arrays["momentum"]).shape
+    return {**snapshot, "version": 2, "arrays": {**arrays, **{name: np.zeros(rows) for name in _ADDED_IN_2}}}
 
 
 class StepResult(NamedTuple):

@@ -17,14 +17,7 @@ import numpy as np
 from numba import njit
 
 from quantumtrader.models import params as P
-from quantumtrader.models.components import (
-    TREND_SCALE_ALPHA,
-    chaos_probability,
-    clipped_return,
-    quantum_probability,
-    technical_probability,
-    trend_score,
-)
+from quantumtrader.models.components import chaos_probability, momentum_step, quantum_probability, technical_probability, trend_score
 from quantumtrader.models.labels import mid_rose
 from quantumtrader.models.learners import nb_predict, nb_update, sgd_predict, sgd_update, standardize
 from quantumtrader.models.policy import classify, policy_step
@@ -80,7 +73,7 @@ def ensemble_step(
     ``ask`` for a known mid: ``(m + m) * 0.5`` is exactly ``m``.
     """
     # unpacked once: taking a field out of a NamedTuple per tick costs a reference count update each time
-    momentum, trend_scale, feat_mean, feat_var, feat_count, ring_x, ring_mid, ring_pos, ring_fill, labels, sgd_w, nb_count, nb_mean, nb_var = state
+    momentum, trend_log_scale, trend_moves, feat_mean, feat_var, feat_count, ring_x, ring_mid, ring_pos, ring_fill, labels, sgd_w, nb_count, nb_mean, nb_var = state
     last_prediction, last_emit_s = policy
     n_features = features.shape[1]
     horizon = ring_x.shape[1]
@@ -93,14 +86,10 @@ def ensemble_step(
         row = features[i]
         mid = (bid[i] + ask[i]) * 0.5
 
-        # chaos: trend of an EMA of returns (each clipped at a multiple of the typical one), discounted by the Lyapunov exponent
+        # chaos: trend of an EMA of returns (each clipped at a multiple of the typical move), discounted by the Lyapunov exponent
         r = row[cols[P.COL_RETURNS]]
         if not math.isnan(r):
-            scale = trend_scale[s]
-            r = clipped_return(r, scale)
-            trend_scale[s] = abs(r) if math.isnan(scale) else scale + TREND_SCALE_ALPHA * (abs(r) - scale)
-            m = momentum[s]
-            momentum[s] = r if math.isnan(m) else m + trend_alpha * (r - m)
+            momentum_step(momentum, trend_log_scale, trend_moves, s, r, trend_alpha)
         volatility = row[cols[P.COL_VOLATILITY_20]]
         trend = trend_score(momentum[s], volatility, trend_alpha)
         p_chaos = chaos_probability(trend, row[cols[P.COL_CHAOS_INDEX]], params[P.CHAOS_SCALE])

@@ -19,7 +19,8 @@ class ModelState(NamedTuple):
     """What the online models remember per symbol. ``S`` symbols, ``F`` features, ``H`` horizon."""
 
     momentum: np.ndarray  # f8[S]: EMA of tick returns (chaos component's trend); NaN until the first return
-    trend_scale: np.ndarray  # f8[S]: EMA of |return| as the momentum took it (the scale returns are clipped at); NaN until the first
+    trend_log_scale: np.ndarray  # f8[S]: log of the typical move the momentum's returns are clipped at (components.momentum_step)
+    trend_moves: np.ndarray  # f8[S]: non-zero returns seen (the scale's exact mean at first, the momentum's warm-up)
     feat_mean: np.ndarray  # f8[S, F]: online standardization, exponentially forgetting mean
     feat_var: np.ndarray  # f8[S, F]: ... and variance
     feat_count: np.ndarray  # f8[S, F]: finite values seen per feature (forgetting weight = max(1/n, 1/memory))
@@ -45,7 +46,8 @@ def make_model_state(n_symbols: int, n_features: int, horizon: int) -> ModelStat
     s, f, h = n_symbols, n_features, horizon
     return ModelState(
         momentum=np.full(s, np.nan),
-        trend_scale=np.full(s, np.nan),
+        trend_log_scale=np.zeros(s),
+        trend_moves=np.zeros(s),
         feat_mean=np.zeros((s, f)),
         feat_var=np.zeros((s, f)),
         feat_count=np.zeros((s, f)),

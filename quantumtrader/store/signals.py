@@ -70,6 +70,7 @@ class SignalPage(list[dict[str, Any]]):
 
     complete: bool = True
     unreadable: int = 0
+    timed_out: bool = False  # the budget ran out (``complete`` is False for unreadable rows too)
 
 
 class SignalReader:
@@ -142,6 +143,7 @@ class SignalReader:
             for body, encrypted in conn.execute(sql, args):
                 if deadline is not None and time.monotonic() > deadline:  # decrypting is the slow part of encrypted rows
                     out.complete = False
+                    out.timed_out = True
                     break
                 try:
                     sig = self._decode(body, encrypted)
@@ -161,6 +163,7 @@ class SignalReader:
             if deadline is None or "interrupt" not in str(exc):
                 raise
             out.complete = False
+            out.timed_out = True
         finally:
             if deadline is not None:
                 conn.set_progress_handler(None, 0)

@@ -97,6 +97,8 @@ class RetentionJob:
 
     def __init__(self, cutoff_msc: int) -> None:
         self.cutoff_msc = cutoff_msc
+        #: Set by the writer when the job has run (whatever it deleted): the store queues no other meanwhile.
+        self.done = False
 
     def chunk(self, conn: sqlite3.Connection) -> None:
         """One transaction's worth (the caller counts what it deleted from ``conn.total_changes``)."""
@@ -269,15 +271,18 @@ class StoreWriter:
         """Chunks until none is full or the budget is spent; the first failure ends the job (a full disk: the next
         job, a save interval later, tries again), its failure counted and said like any job's."""
         deadline = time.monotonic() + RETENTION_BUDGET_S
-        while True:
-            before = conn.total_changes
-            if not self._transaction(conn, "retention", job.chunk):
-                return
-            deleted = conn.total_changes - before
-            self.counters["retention_deleted"] += deleted
-            self._checkpoint(conn)
-            if deleted < RETENTION_CHUNK_ROWS or time.monotonic() > deadline:
-                return
+        try:
+            while True:
+                before = conn.total_changes
+                if not self._transaction(conn, "retention", job.chunk):
+                    return
+                deleted = conn.total_changes - before
+                self.counters["retention_deleted"] += deleted
+                self._checkpoint(conn)
+                if deleted < RETENTION_CHUNK_ROWS or time.monotonic() > deadline:
+                    return
+        finally:
+            job.done = True
 
     def _run(self) -> None:
         conn = connect(self._path)

@@ -163,7 +163,7 @@ def test_restore_refuses_a_state_of_another_shape() -> None:
 
 
 def test_a_state_saved_before_the_trend_clip_resumes_its_learners() -> None:
-    """Version 1 (before ``trend_scale``, 2026-12-06) is brought up to date, not dropped: an upgrade must not cost a
+    """Version 1 (before the trend clip's scale, 2026-12-06) is brought up to date, not dropped: an upgrade must not cost a
     trader the learners' history. Its scale starts unknown, as at a symbol's first tick; other versions are refused."""
     mid, rows = trending_rows(1200, 2e-6, noise=1e-5)
     cfg = dataclasses.replace(DEFAULT, ml_warmup_labels=100)
@@ -171,12 +171,12 @@ def test_a_state_saved_before_the_trend_clip_resumes_its_learners() -> None:
     _run(first, mid[:700], rows[:700])
     snap = first.snapshot()
     assert snap["version"] == 2
-    old = {**snap, "version": 1, "arrays": {k: v for k, v in snap["arrays"].items() if k != "trend_scale"}}
+    old = {**snap, "version": 1, "arrays": {k: v for k, v in snap["arrays"].items() if k not in ("trend_log_scale", "trend_moves")}}
     resumed = ModelEngine(cfg, capacity=1)
     assert resumed.unfit(old) is None
     assert resumed.restore(old)
     np.testing.assert_array_equal(resumed.state.sgd_w[: first.capacity], first.state.sgd_w)
-    assert np.isnan(resumed.state.trend_scale).all()
+    assert not resumed.state.trend_moves.any()  # the scale starts again, as at a first tick
     out, _, _ = _run(resumed, mid[700:], rows[700:])
     assert np.all(out[:, OUT_ML] != 0.5)  # the learners resumed warm
     assert not ModelEngine(cfg).restore({**old, "version": 0})

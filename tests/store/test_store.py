@@ -362,6 +362,22 @@ def test_retention_of_a_long_history_goes_by_chunks_and_leaves_the_wal_small(tmp
         store.close()
 
 
+def test_a_retention_pass_is_not_queued_again_while_one_is_waiting_or_running(tmp_path: Path) -> None:
+    """Each pass may take 2 s: with a save interval under that, passes were queued faster than they ran."""
+    store = Store(tmp_path / "qt.db", retention_days=1.0)
+    now = 1_700_000_000_000
+    assert store.apply_retention(now)
+    assert not store.apply_retention(now)  # the writer has not started: the first still waits
+    store.start()
+    try:
+        time_limit = time.monotonic() + 10
+        while not (queued_again := store.apply_retention(now)) and time.monotonic() < time_limit:
+            time.sleep(0.01)
+        assert queued_again and store.writer.counters["done_retention"] >= 1  # once the first had run
+    finally:
+        store.close()
+
+
 def test_a_retention_the_config_takes_never_overflows_the_cutoff() -> None:
     """1e12 days loaded, then every retention pass failed (a cutoff beyond SQLite's integers): capped at 100 years."""
     from quantumtrader.config import ConfigError, load_config
@@ -385,7 +401,7 @@ def test_a_store_key_that_does_not_fit_the_stored_signals_is_refused_and_none_is
     with pytest.raises(StateFileError, match="QT_STORE_KEY does not decrypt"):
         Store(tmp_path / "qt.db", cipher=SignalCipher(other))
     without = Store(tmp_path / "qt.db")
-    assert without.key_problem is not None and "2 encrypted signals and no store key is set (QT_STORE_KEY)" in without.key_problem
+    assert without.key_problem is not None and "encrypted signals (2 of its newest 10,000) and no store key is set (QT_STORE_KEY)" in without.key_problem
     without.signals.commit([make_signal(2, p=0.9)])  # in clear, as it says
     without.close()
     again = Store(tmp_path / "qt.db", cipher=SignalCipher(first))  # the right key: no problem, whatever else is stored
@@ -394,6 +410,23 @@ def test_a_store_key_that_does_not_fit_the_stored_signals_is_refused_and_none_is
     with SignalReader(tmp_path / "qt.db") as reader:  # the readable rows still come back
         page = reader.signals(min_confidence=0.5)
         assert ([sig["id"] for sig in page], page.unreadable, page.complete) == (["s-test-2"], 2, False)
+
+
+def test_the_right_key_starts_though_the_newest_encrypted_row_is_damaged(tmp_path: Path) -> None:
+    """Only the newest encrypted row was tried: one changed byte in it refused the right key, and the advice was to
+    move the database away (a review, 2026-12-06)."""
+    from cryptography.fernet import Fernet
+
+    key = Fernet.generate_key().decode()
+    store = Store(tmp_path / "qt.db", cipher=SignalCipher(key))
+    store.signals.commit([make_signal(n) for n in range(5)])
+    store.close()
+    with contextlib.closing(sqlite3.connect(tmp_path / "qt.db")) as raw:
+        raw.execute("UPDATE signals SET body = 'x' || substr(body, 2) WHERE id = 's-test-4'")
+        raw.commit()
+    again = Store(tmp_path / "qt.db", cipher=SignalCipher(key))
+    assert again.key_problem is None
+    again.close()
 
 
 def test_a_damaged_row_is_left_out_of_a_query_not_the_end_of_it(tmp_path: Path) -> None:
