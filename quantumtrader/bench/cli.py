@@ -50,7 +50,17 @@ def _plot_problem(path: Path) -> str | None:
 
 
 JsonOpt = Annotated[Optional[Path], typer.Option("--json", callback=_checked(output_file_problem), help="Write every figure and the machine to this JSON file.")]
-PlotOpt = Annotated[Optional[Path], typer.Option("--plot", callback=_checked(_plot_problem), help="Write a latency percentile plot (PNG, or .svg/.pdf; needs matplotlib).")]
+
+
+def _plot_option(what: str) -> Any:
+    """``--plot``, checked as every scenario's is (:func:`_plot_problem`); ``what``: the figure it draws."""
+    return Annotated[Optional[Path], typer.Option("--plot", callback=_checked(_plot_problem), help=f"Write {what} (PNG, or .svg/.pdf; needs matplotlib).")]
+
+
+PlotOpt = _plot_option("a latency percentile plot")
+TradePlotOpt = _plot_option("the round trips by percentile: the client's from its samples, the daemon's REQ -> REP from its histogram's percentiles")
+FeaturesPlotOpt = _plot_option("ns/tick per kernel and baseline as bars, log scale")
+WsPlotOpt = _plot_option("tick -> client latency by percentile per phase, and the daemon's ticks/s without and with the clients")
 TicksOpt = Annotated[Optional[Path], typer.Option("--ticks", help="Real ticks to replay (CSV as in ../shared/data/ticks), each symbol from its own point in the file; default ../shared/data/ticks/EURUSD.csv.gz when present, else a seeded random walk per symbol.")]
 SymbolsOpt = Annotated[int, typer.Option("--symbols", min=1, max=DaemonConfig().max_symbols, help="How many symbols the ticks are spread over (at most daemon.max_symbols' default).")]
 DurationOpt = Annotated[float, typer.Option("--duration", min=1.0, max=86_400.0, help="Measured seconds (after warm-up).")]
@@ -141,13 +151,14 @@ def trade(
     tick_rate: Annotated[float, typer.Option("--tick-rate", min=1.0, max=1_000_000.0, help="Ticks/s the paper terminal streams meanwhile.")] = 2000,
     ticks: Annotated[Optional[Path], typer.Option("--ticks", help="Real EURUSD ticks (CSV as in ../shared/data/ticks) for the paper terminal to replay at --tick-rate, once: they must last the run; default its generator.")] = None,
     json: JsonOpt = None,
+    plot: TradePlotOpt = None,
 ) -> None:
     """Control -> daemon -> terminal -> reply round trip, and the tick path while orders are in flight."""
     from quantumtrader.bench.trade import run_trade_bench
 
-    _no_clash(ticks, json=json)
+    _no_clash(ticks, json=json, plot=plot)
     _check_trade_ticks(ticks)
-    run_trade_bench(orders=orders, tick_rate=tick_rate, ticks_csv=ticks, json_out=json)
+    run_trade_bench(orders=orders, tick_rate=tick_rate, ticks_csv=ticks, json_out=json, plot_out=plot)
 
 
 @app.command()
@@ -163,13 +174,14 @@ def features(
     ticks: TicksOpt = None,
     n_ticks: Annotated[int, typer.Option("--n-ticks", min=20_000, max=100_000_000, help="How many real ticks to run through each implementation (the baselines need 20,000 at least).")] = 200_000,
     json: JsonOpt = None,
+    plot: FeaturesPlotOpt = None,
 ) -> None:
     """Feature kernel ns/tick against TA-Lib stream, talipp and the pandas recompute of the system we replace."""
     from quantumtrader.config import ConfigError, load_config
     from quantumtrader.features.cache import ensure_numba_cache_dir
 
     path = _tick_file(ticks)
-    _no_clash(path, json=json)
+    _no_clash(path, json=json, plot=plot)
     if path is None:
         raise typer.BadParameter(f"no tick file: pass --ticks ({_NO_DEFAULT_TICKS})")
     from quantumtrader.bench.features import BASELINE_MODULES
@@ -185,7 +197,7 @@ def features(
     from quantumtrader.bench.features import run_features_bench
 
     try:
-        run_features_bench(path, n_ticks, json)
+        run_features_bench(path, n_ticks, json, plot_out=plot)
     except ValueError as exc:  # TooFewTicks, or a TickFileError (a truncated gzip): found reading it, before any timing
         raise typer.BadParameter(str(exc), param_hint="--ticks") from None
 
@@ -202,6 +214,7 @@ def ws(
         typer.Option("--max-updates-per-s", min=0.1, max=1_000_000.0, help="The sidecar's price throttle per symbol (sidecar.max_updates_per_s); default the sidecar's default. High: no quote is held, so what is left is delivery."),
     ] = None,
     json: JsonOpt = None,
+    plot: WsPlotOpt = None,
 ) -> None:
     """Through the sidecar to N WebSocket clients: tick -> client latency, starvation, a stuck client."""
     from quantumtrader.bench.ws import report_path, run_ws_bench
@@ -213,11 +226,11 @@ def ws(
             raise typer.BadParameter(f"{json}: the markdown report is written beside the JSON as {report.name}; give the JSON another name (.json)", param_hint="--json")
         if problem := output_file_problem(report):
             raise typer.BadParameter(f"the markdown report beside it: {problem}", param_hint="--json")
-    _no_clash(ticks, json=json, report=report)
+    _no_clash(ticks, json=json, report=report, plot=plot)
     if ticks is not None:
         _first_tick(ticks)
     try:
-        run_ws_bench(clients=clients, ticks_per_s=tick_rate, symbols=symbols, duration_s=duration_s, ticks_csv=ticks, max_updates_per_s=max_updates_per_s, json_out=json)
+        run_ws_bench(clients=clients, ticks_per_s=tick_rate, symbols=symbols, duration_s=duration_s, ticks_csv=ticks, max_updates_per_s=max_updates_per_s, json_out=json, plot_out=plot)
     except TickFileError as exc:  # too few ticks to spread over --symbols: found before anything starts
         raise typer.BadParameter(str(exc), param_hint="--ticks") from None
 
@@ -271,11 +284,11 @@ def all_scenarios(
         typer.echo(f"no tick file ({_NO_DEFAULT_TICKS}; --ticks names one): features is skipped, the other scenarios use generated ticks")
     runs: list[tuple[str, Any]] = [
         # keywords: a new option in the middle of a command's signature must not shift these
-        ("features", None if replayed is None else lambda: features(ticks=ticks, n_ticks=200_000, json=out_dir / "features.json")),
+        ("features", None if replayed is None else lambda: features(ticks=ticks, n_ticks=200_000, json=out_dir / "features.json", plot=out_dir / "features.png")),
         ("pipeline", lambda: pipeline(rate=10_000, symbols=50, duration_s=10.0, throughput_ticks=300_000, sustain_s=3.0, ticks=ticks, repeat=1, settings=None, json=out_dir / "pipeline.json", plot=out_dir / "pipeline.png")),
-        ("trade", lambda: trade(orders=500, tick_rate=2000, ticks=ticks, json=out_dir / "trade.json")),
+        ("trade", lambda: trade(orders=500, tick_rate=2000, ticks=ticks, json=out_dir / "trade.json", plot=out_dir / "trade.png")),
         ("startup", lambda: startup(symbols=100, json=out_dir / "startup.json")),
-        ("ws", lambda: ws(clients=500, tick_rate=2000, symbols=20, duration_s=20.0, ticks=ticks, json=out_dir / "ws.json")),
+        ("ws", lambda: ws(clients=500, tick_rate=2000, symbols=20, duration_s=20.0, ticks=ticks, json=out_dir / "ws.json", plot=out_dir / "ws.png")),
         ("host", lambda: host(samples=400, json=out_dir / "cold-caches.json")),
         ("journal", lambda: journal(batches=10_000, signals_per_batch=1, pause_us=100.0, directory=None, json=out_dir / "journal.json")),
     ]

@@ -136,26 +136,47 @@ def paper_source(ticks: Path | Sequence[Path] | None) -> list[str]:
     return [arg for path in files for arg in ("--ticks", str(path))]
 
 
-def progress(total: int, description: str, refresh_per_second: float = 10.0) -> Any:
+def progress(total: int, description: str, refresh_per_second: float | None = 10.0) -> Any:
     """A rich progress bar on stderr (typer brings rich); disabled when stderr is not a terminal.
 
     Its redraws run on a thread of this process: where this process is also
-    measuring (the pipeline's receiver stamps arrivals), ask for fewer.
+    measuring (the pipeline's receiver stamps arrivals), ask for fewer. Where
+    the timed code runs in this very thread (the features' kernels), pass
+    None: no thread, a redraw only when :func:`advance_to` is called between
+    the timings, so that none lands inside one.
+
+    Drawn on stderr's console: rich's default console is stdout's, so with
+    the figures sent to a file (``> out.txt``) the bar was drawn into nothing
+    while stderr's terminal showed none. The scenarios' own lines go through
+    the bar (above it) only when stdout is a terminal too; else straight to
+    their file.
+
+    ``bar.advance_to(done, description=None)``: ``done`` of ``total`` (and
+    the step now under way, when given).
     """
+    from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    auto = refresh_per_second is not None
     bar = Progress(
         TextColumn("{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
+        console=Console(file=sys.stderr),
+        redirect_stdout=sys.stdout.isatty(),
         transient=True,
         disable=not sys.stderr.isatty(),
-        refresh_per_second=refresh_per_second,
+        auto_refresh=auto,
+        refresh_per_second=refresh_per_second or 10.0,
     )
     bar.start()
     task = bar.add_task(description, total=total)
-    bar.advance_to = lambda done: bar.update(task, completed=done)  # type: ignore[attr-defined]
+
+    def advance_to(done: float, description: str | None = None) -> None:
+        bar.update(task, completed=done, description=description, refresh=not auto)
+
+    bar.advance_to = advance_to  # type: ignore[attr-defined]
     return bar
 
 
@@ -171,9 +192,23 @@ def table(rows: list[tuple[str, ...]], header: tuple[str, ...]) -> str:
     return "\n".join([line(header), "  ".join("-" * w for w in widths), *map(line, rows)])
 
 
-def percentile_plot(path: Path, series: dict[str, np.ndarray], title: str, throughput: dict[str, float] | None = None) -> None:
-    """Latency by percentile (log x of 1/(1-p)), one line per series, and beside it ``throughput``
-    (ticks/s per run) as bars when given; needs matplotlib (bench extra)."""
+#: The percentiles a latency plot's x axis marks (log of 1/(1-p)).
+_PLOT_PERCENTILES = np.array([50, 75, 90, 95, 99, 99.5, 99.9, 99.95, 99.99])
+
+
+def summary_points(summary: dict[str, float]) -> tuple[np.ndarray, np.ndarray]:
+    """The percentiles of a latency summary (:func:`latency_summary`, the daemon's histograms: ``p99.9_us`` ...)
+    and their values in µs, ascending: what a plot can show of a figure whose samples stayed in another process."""
+    points = sorted((float(key[1:-3]), value) for key, value in summary.items() if key.startswith("p") and key.endswith("_us"))
+    return np.array([p for p, _ in points]), np.array([v for _, v in points])
+
+
+def percentile_plot(
+    path: Path, series: dict[str, np.ndarray], title: str, throughput: dict[str, float] | None = None, summaries: dict[str, dict[str, float]] | None = None
+) -> None:
+    """Latency by percentile (log x of 1/(1-p)), one line per series (samples in ns), and beside it ``throughput``
+    (ticks/s per run) as bars when given; ``summaries``: more lines from only a summary's percentile points
+    (:func:`summary_points`), dashed. Needs matplotlib (bench extra)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -189,10 +224,14 @@ def percentile_plot(path: Path, series: dict[str, np.ndarray], title: str, throu
         bars.grid(True, axis="y", alpha=0.3)
     else:
         fig, ax = plt.subplots(figsize=(8, 4.5))
-    pct = np.array([50, 75, 90, 95, 99, 99.5, 99.9, 99.95, 99.99])
+    pct = _PLOT_PERCENTILES
     for name, values_ns in series.items():
         if len(values_ns):
             ax.plot(1 / (1 - pct / 100), np.percentile(values_ns, pct) / 1000.0, marker="o", label=name)
+    for name, summary in (summaries or {}).items():
+        at, values_us = summary_points(summary)
+        if len(at):
+            ax.plot(1 / (1 - at / 100), values_us, marker="s", linestyle="--", label=f"{name} (summary)")
     ax.set_xscale("log")
     ax.set_xticks(1 / (1 - pct / 100))
     ax.set_xticklabels([f"{p:g}" for p in pct])
@@ -201,5 +240,29 @@ def percentile_plot(path: Path, series: dict[str, np.ndarray], title: str, throu
     ax.set_title(title)
     ax.grid(True, alpha=0.3)
     ax.legend()
+    fig.tight_layout()
+    outputs.save_figure(fig, path)
+
+
+def bar_chart(path: Path, values: dict[str, float], title: str, unit: str) -> None:
+    """One horizontal bar per name, log scale: figures that span orders of magnitude (the features' ns/tick run from
+    ~10 to ~10^6), which a linear axis would show as one bar. Needs matplotlib (bench extra)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(values)
+    fig, ax = plt.subplots(figsize=(9, 0.45 * len(names) + 1.5))
+    ax.barh(range(len(names)), [values[n] for n in names], color="tab:blue")
+    ax.set_yticks(range(len(names)))
+    ax.set_yticklabels(names)
+    ax.invert_yaxis()  # the first name on top, as in the console's table
+    ax.set_xscale("log")
+    ax.set_xlabel(unit)
+    ax.set_title(title)
+    ax.grid(True, axis="x", which="both", alpha=0.3)
+    for i, n in enumerate(names):
+        ax.annotate(f"{values[n]:,.1f}", (values[n], i), xytext=(3, 0), textcoords="offset points", va="center", fontsize=8)
     fig.tight_layout()
     outputs.save_figure(fig, path)

@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from quantumtrader.bench.common import machine, table, write_json
+from quantumtrader.bench.common import bar_chart, machine, progress, table, write_json
 from quantumtrader.config import load_config
 
 _BATCH = 4096
@@ -248,30 +248,56 @@ def _compile_times() -> dict[str, float]:
     return {"first_compile_s": cold, "cached_load_s": warm}
 
 
-def run_features_bench(ticks_path: Path, n_ticks: int = 200_000, json_out: Path | None = None, log: Callable[[str], None] = print) -> dict[str, Any]:
+def _timings(bid: np.ndarray, ask: np.ndarray) -> list[tuple[str, int, Callable[[], float]]]:
+    """Each implementation's name, how many runs of it the best is taken from, and one run (ns/tick): the console's
+    and the JSON's order."""
+    return [
+        ("ours_batch", 3, lambda: _ours_batch(bid, ask)),
+        ("ours_batch_ta3", 3, lambda: _ours_batch_ta(bid)),
+        ("ours_per_tick_call", 2, lambda: _ours_per_tick(bid, ask)),
+        ("ours_per_tick_ta3", 2, lambda: _ours_per_tick_ta3(bid)),
+        ("ours_daemon_call_1_tick", 2, lambda: _ours_daemon_call(bid, ask)),
+        ("talib_batch", 3, lambda: _talib_batch(bid)),
+        ("talib_stream", 2, lambda: _talib_stream(bid)),
+        ("talipp", 1, lambda: _talipp(bid[: min(len(bid), 50_000)])),
+        ("pandas_recompute_1000", 1, lambda: _pandas_recompute(bid)),
+    ]
+
+
+def _warm_up(bid: np.ndarray, ask: np.ndarray) -> None:
+    """Each of our kernels compiled or loaded before any timing."""
+    _ours_batch(bid[:5000], ask[:5000])
+    _ours_batch_ta(bid[:5000])
+    _ours_per_tick(bid[:100], ask[:100])
+    _ours_per_tick_ta3(bid[:100])
+    _ours_daemon_call(bid[:100], ask[:100])
+
+
+def run_features_bench(
+    ticks_path: Path, n_ticks: int = 200_000, json_out: Path | None = None, log: Callable[[str], None] = print, plot_out: Path | None = None
+) -> dict[str, Any]:
+    """``plot_out``: ns/tick per implementation as bars, log scale, drawn after the JSON is written."""
     bid, ask = _load(ticks_path, n_ticks)
     needed = min_ticks()
     if len(bid) < needed:
         raise TooFewTicks(f"{ticks_path} has {len(bid):,} ticks; the baselines need at least {needed:,}")
     log(f"features: {len(bid):,} real ticks from {ticks_path.name}")
-    _ours_batch(bid[:5000], ask[:5000])  # compile or load before timing
-    _ours_batch_ta(bid[:5000])
-    _ours_per_tick(bid[:100], ask[:100])
-    _ours_per_tick_ta3(bid[:100])
-    _ours_daemon_call(bid[:100], ask[:100])
-    ns = {
-        "ours_batch": _best_of(3, lambda: _ours_batch(bid, ask)),
-        "ours_batch_ta3": _best_of(3, lambda: _ours_batch_ta(bid)),
-        "ours_per_tick_call": _best_of(2, lambda: _ours_per_tick(bid, ask)),
-        "ours_per_tick_ta3": _best_of(2, lambda: _ours_per_tick_ta3(bid)),
-        "ours_daemon_call_1_tick": _best_of(2, lambda: _ours_daemon_call(bid, ask)),
-        "talib_batch": _best_of(3, lambda: _talib_batch(bid)),
-        "talib_stream": _best_of(2, lambda: _talib_stream(bid)),
-        "talipp": _best_of(1, lambda: _talipp(bid[: min(len(bid), 50_000)])),
-        "pandas_recompute_1000": _best_of(1, lambda: _pandas_recompute(bid)),
-    }
-    chaos_us = _chaos_recompute_us(bid)
-    compile_times = _compile_times()
+    timings = _timings(bid, ask)
+    # the steps: the warm-up, each implementation, the chaos recompute, the compile probes. The kernels are timed in
+    # this thread: the bar redraws only when advanced, between two timings, never during one (no refresh thread)
+    bar = progress(len(timings) + 3, "features: warm-up", refresh_per_second=None)
+    try:
+        _warm_up(bid, ask)
+        ns: dict[str, float] = {}
+        for done, (name, runs, run) in enumerate(timings, start=1):
+            bar.advance_to(done, f"features: {name}")
+            ns[name] = _best_of(runs, run)
+        bar.advance_to(len(timings) + 1, "features: chaos_index recompute")
+        chaos_us = _chaos_recompute_us(bid)
+        bar.advance_to(len(timings) + 2, "features: first compile and cached load")
+        compile_times = _compile_times()
+    finally:
+        bar.stop()
     cfg = load_config(environ={}).features
     base = ns["ours_batch"]
     ratios = {name: value / base for name, value in ns.items()}
@@ -324,4 +350,6 @@ def run_features_bench(ticks_path: Path, n_ticks: int = 200_000, json_out: Path 
     log(f"one chaos_index recompute: {chaos_us:.1f} µs (every {cfg.chaos_every} ticks: {result['chaos_amortized_ns_per_tick']:.1f} ns/tick amortized)")
     log(f"kernels: first compile {compile_times['first_compile_s']:.1f} s, cached load {compile_times['cached_load_s']:.2f} s")
     write_json(json_out, result)
+    if plot_out is not None:  # after the JSON: a plot that cannot be written costs only the plot
+        bar_chart(plot_out, ns, f"qt-bench features: ns per tick on {ticks_path.name} (log scale)", "ns per tick")
     return result

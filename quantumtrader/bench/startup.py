@@ -21,7 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from quantumtrader.bench.common import machine, table, write_json
+from quantumtrader.bench.common import machine, progress, table, write_json
 from quantumtrader.bench.procs import Endpoints, control, interpreter, start, stop, stop_quietly, wait_ready
 
 
@@ -38,25 +38,37 @@ def _time_to_ready(eps: Endpoints, env: dict[str, str], log_path: Path) -> tuple
     return time.monotonic() - began, proc
 
 
+def _start_and_feed(
+    eps: Endpoints, env: dict[str, str], log_path: Path, symbols: int, ticks: int, log: Callable[[str], None], ready: Callable[[], None]
+) -> tuple[float, _Memory]:
+    """One daemon: its seconds to ready, then its memory after the symbols are fed (:func:`_rss_after_ticks`);
+    stopped either way. ``ready``: called between the two (the progress bar's step), off the timed start."""
+    ready_s, proc = _time_to_ready(eps, env, log_path)
+    try:
+        ready()
+        return ready_s, _rss_after_ticks(proc.pid, eps, symbols, ticks, log_path.parent, log)
+    finally:
+        stop(proc)
+
+
 def run_startup_bench(*, symbols: int = 100, ticks: int = 50_000, json_out: Path | None = None, log: Callable[[str], None] = print) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="qt-bench-") as tmp_name:
         tmp = Path(tmp_name)
         eps = Endpoints()
         env = eps.env(tmp / "data", QT_DAEMON__STATUS_INTERVAL_S="0", QT_LOG__LEVEL="warning", NUMBA_CACHE_DIR=str(tmp / "numba-cache"))
-        log("startup: cold (empty Numba cache)")
-        cold_s, proc = _time_to_ready(eps, env, tmp / "cold.log")
+        # the steps: each start, then its symbols fed; one redraw a second while this process times a start
+        bar = progress(4, "startup: cold start", refresh_per_second=1.0)
         try:
-            cold = _rss_after_ticks(proc.pid, eps, symbols, ticks, tmp, log)
+            log("startup: cold (empty Numba cache)")
+            cold_s, cold = _start_and_feed(eps, env, tmp / "cold.log", symbols, ticks, log, lambda: bar.advance_to(1, "startup: cold start, symbols fed"))
+            bar.advance_to(2, "startup: warm start")
+            log("startup: warm (cached kernels)")
+            # A data directory of its own, as the cold start had: the kernels cached, no state the cold daemon saved
+            # (100 symbols restored weighed on the warm figures, which were no longer those of the runs before; a review).
+            warm_env = {**env, "QT_DATA_DIR": str(tmp / "data-warm")}
+            warm_s, warm = _start_and_feed(eps, warm_env, tmp / "warm.log", symbols, ticks, log, lambda: bar.advance_to(3, "startup: warm start, symbols fed"))
         finally:
-            stop(proc)
-        log("startup: warm (cached kernels)")
-        # A data directory of its own, as the cold start had: the kernels cached, no state the cold daemon saved
-        # (100 symbols restored weighed on the warm figures, which were no longer those of the runs before; a review).
-        warm_s, proc = _time_to_ready(eps, {**env, "QT_DATA_DIR": str(tmp / "data-warm")}, tmp / "warm.log")
-        try:
-            warm = _rss_after_ticks(proc.pid, eps, symbols, ticks, tmp, log)
-        finally:
-            stop(proc)
+            bar.stop()
     result = {
         "scenario": "startup",
         "machine": machine(),

@@ -17,16 +17,24 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from quantumtrader.bench.common import latency_summary, machine, paper_source, progress, table, tick_source, us_cell, write_json
+import numpy as np
+
+from quantumtrader.bench.common import latency_summary, machine, paper_source, percentile_plot, progress, table, tick_source, us_cell, write_json
 from quantumtrader.bench.procs import Endpoints, control, start, stop, wait_for, wait_ready
 from quantumtrader.control_client import ControlClient
 
 
 def run_trade_bench(
-    *, orders: int = 500, tick_rate: float = 2000, ticks_csv: Path | None = None, json_out: Path | None = None, log: Callable[[str], None] = print
+    *,
+    orders: int = 500,
+    tick_rate: float = 2000,
+    ticks_csv: Path | None = None,
+    json_out: Path | None = None,
+    log: Callable[[str], None] = print,
+    plot_out: Path | None = None,
 ) -> dict[str, Any]:
     """``ticks_csv``: real ticks the paper terminal replays at ``tick_rate`` (its symbol must be EURUSD, what the
-    orders trade), instead of its generator."""
+    orders trade), instead of its generator. ``plot_out``: the round trips by percentile (:func:`_draw`)."""
     with tempfile.TemporaryDirectory(prefix="qt-bench-") as tmp_name:
         tmp = Path(tmp_name)
         eps = Endpoints()
@@ -116,7 +124,20 @@ def run_trade_bench(
             f"{tick_rate:g}/s: " + (f"{ticks_csv} ran out (the paper terminal replays it once); a longer file or a lower --tick-rate" if ticks_csv else "the paper terminal fell behind its rate")
         )
     write_json(json_out, result)
+    if plot_out is not None:  # after the JSON: a plot that cannot be written costs only the plot
+        _draw(plot_out, np.array(client_ns, dtype=np.int64), result)
     return result
+
+
+def _draw(plot_out: Path, client_ns: np.ndarray, result: dict[str, Any]) -> None:
+    """The client's round trip from its samples; the daemon's REQ -> REP from its histogram's percentiles (its
+    samples stay in the daemon, which sends only the summary)."""
+    percentile_plot(
+        plot_out,
+        {"control -> terminal -> control (client)": client_ns},
+        f"qt-bench trade: {result['orders']} orders while {result['tick_rate']:g} ticks/s stream",
+        summaries={"daemon REQ -> terminal REP": result["daemon_command_round_trip"]},
+    )
 
 
 class _Streamed(NamedTuple):

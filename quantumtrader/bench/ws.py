@@ -34,9 +34,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +51,7 @@ from websockets.extensions.permessage_deflate import enable_client_permessage_de
 from websockets.frames import Frame, Opcode
 from websockets.uri import WebSocketURI, parse_uri
 
-from quantumtrader.bench.common import GENERATOR, machine, paper_source, table, tick_file_per_symbol, tick_source, write_json
+from quantumtrader.bench.common import GENERATOR, machine, paper_source, percentile_plot, progress, table, tick_file_per_symbol, tick_source, write_json
 from quantumtrader.bench.procs import Endpoints, control, interpreter, start, stop_quietly, wait_for, wait_ready
 from quantumtrader.bench.staleness import OVER_MS, summarize_staleness
 from quantumtrader.config import SidecarConfig
@@ -367,21 +369,35 @@ def _sample_rss(pid: int, samples: list[float]) -> None:
         samples.append(interpreter(pid).memory_info().rss / 1e6)
 
 
-async def _measure(fleet: Fleet, phase: Phase, seconds: float, sidecar_pid: int, rss: list[float]) -> None:
+async def _measure(fleet: Fleet, phase: Phase, seconds: float, sidecar_pid: int, rss: list[float], elapsed: Callable[[float], None]) -> None:
+    """The phase's ``seconds``, waking once a second to sample the sidecar's RSS and tell ``elapsed`` (the progress
+    bar) the phase's seconds so far: the clients stamp in their own processes, this one only waits."""
     await fleet.begin(phase)
     end = phase.started_ns / 1e9 + seconds
     while time.perf_counter() < end:
         await asyncio.sleep(min(1.0, end - time.perf_counter()))
         _sample_rss(sidecar_pid, rss)
+        elapsed(seconds - max(end - time.perf_counter(), 0.0))
     await fleet.end(phase)
+
+
+def _all_quotes(phase: Phase) -> np.ndarray:
+    """Every client process's rows of the phase in one [n, 4] array (:meth:`_Worker.end_phase`)."""
+    return np.concatenate(phase.quotes) if phase.quotes else np.empty((0, 4), dtype=np.int64)
+
+
+def tick_to_client_ns(phase: Phase) -> np.ndarray:
+    """Each price update's age as a client got it (received - the tick's sent_ns): the phase's latency samples."""
+    quotes = _all_quotes(phase)
+    return quotes[:, 3] - quotes[:, 2]
 
 
 def _phase_result(phase: Phase, ticks_sent: dict[int, np.ndarray]) -> dict[str, Any]:
     seconds = max((phase.ended_ns - phase.started_ns) / 1e9, 1e-9)
-    quotes = np.concatenate(phase.quotes) if phase.quotes else np.empty((0, 4), dtype=np.int64)
+    quotes = _all_quotes(phase)
     counts = np.bincount(quotes[:, 0], minlength=phase.clients).tolist()
     latency = new_histogram()
-    add_values(latency, quotes[:, 3] - quotes[:, 2])
+    add_values(latency, tick_to_client_ns(phase))
     rates = sorted(c / seconds for c in counts)
     median = statistics.median(rates) if rates else 0.0
     # Starving is judged within each kind of client: a dashboard gets every symbol (~4x an app's five), so
@@ -511,7 +527,8 @@ def _cpu_share(before: dict[str, float], after: dict[str, float], wall_s: float)
     return {name: round((after[name] - before[name]) / wall_s, 2) for name in after if name in before}
 
 
-async def _loaded_run(stack: _Stack, clients: int, dashboards: int, duration_s: float, client_procs: int) -> dict[str, Any]:
+async def _loaded_run(stack: _Stack, clients: int, dashboards: int, duration_s: float, client_procs: int, bar: _Bar) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """The clients phase then the stalled one: their figures, and each phase's tick -> client samples (ns) for the plot."""
     token = stack.token()
     url = f"ws://127.0.0.1:{stack.port}/ws?token={token}"
     sidecar_pid = stack.procs["sidecar"].pid
@@ -530,13 +547,13 @@ async def _loaded_run(stack: _Stack, clients: int, dashboards: int, duration_s: 
         clients_phase = Phase("clients", clients, dashboards)
         cpu_before = _cpu_seconds(stack.procs, sidecar_pid, fleet.pids)
         wall_before = time.monotonic()
-        await _measure(fleet, clients_phase, duration_s, sidecar_pid, rss)
+        await _measure(fleet, clients_phase, duration_s, sidecar_pid, rss, bar.phase("ws: clients", duration_s / 2))
         cpu_share = _cpu_share(cpu_before, _cpu_seconds(stack.procs, sidecar_pid, fleet.pids), time.monotonic() - wall_before)
         rss_before_stall = max(rss)
         stalled = await _stalled_client(url)
         stalled_phase = Phase("stalled", clients, dashboards)
         stall_rss: list[float] = []
-        await _measure(fleet, stalled_phase, duration_s, sidecar_pid, stall_rss)
+        await _measure(fleet, stalled_phase, duration_s, sidecar_pid, stall_rss, bar.phase("ws: + stalled client", 1.5 * duration_s))
         after = _daemon_latency(stack.eps)
         async with httpx.AsyncClient(timeout=10) as http:
             metrics = (await http.get(f"http://127.0.0.1:{stack.port}/api/metrics", headers={"Authorization": f"Bearer {token}"})).text
@@ -547,6 +564,7 @@ async def _loaded_run(stack: _Stack, clients: int, dashboards: int, duration_s: 
     finally:
         ticks_sent = feed_ticks.stop()
     ticks = after["ticks"] - before["ticks"]
+    samples = {f"{clients} clients": tick_to_client_ns(clients_phase), "+ stalled client": tick_to_client_ns(stalled_phase)}
     return {
         "connect_s": round(connect_s, 2),
         "clients_phase": _phase_result(clients_phase, ticks_sent),
@@ -564,7 +582,7 @@ async def _loaded_run(stack: _Stack, clients: int, dashboards: int, duration_s: 
         },
         # who used the cores during the clients phase (1.0 = one core)
         "cpu_cores_used_clients_phase": cpu_share,
-    }
+    }, samples
 
 
 def run_ws_bench(
@@ -580,6 +598,7 @@ def run_ws_bench(
     client_procs: int = 2,
     ticks_csv: Path | None = None,
     log: Any = print,
+    plot_out: Path | None = None,
 ) -> dict[str, Any]:
     """Run the three phases and return (and write) the result; the markdown report beside ``json_out``
     (:func:`report_path`). ``dashboards``: of the clients, how many subscribe to nothing (default
@@ -587,6 +606,7 @@ def run_ws_bench(
 
     ``ticks_csv``: real ticks the paper terminal replays at ``ticks_per_s`` instead of its generator, as
     ``symbols`` symbols, each a stretch of the file (:func:`~quantumtrader.bench.common.tick_file_per_symbol`).
+    ``plot_out``: tick -> client by percentile per phase, and the daemon's ticks/s without and with the clients.
     """
     if not 1 <= symbols <= len(SYMBOLS):
         raise ValueError(f"symbols must be 1-{len(SYMBOLS)}")
@@ -602,15 +622,14 @@ def run_ws_bench(
             tick_files, held = tick_file_per_symbol(ticks_csv, SYMBOLS[:symbols], tmp / "ticks", needed)
             if held < needed:
                 log(f"ws: {ticks_csv} holds {held:,} good rows, {needed:,} wanted at {ticks_per_s:g} ticks/s: the ticks may end before the last phase")
-        log(f"ws: baseline (no clients) for {duration_s / 2:g} s")
-        with _Stack(tmp / "a", ticks_per_s, symbols, max_updates_per_s, extra_env or {}, tick_files=tick_files) as stack:
-            first = _daemon_latency(stack.eps, reset=True)  # the window's figures only, not the stack's start-up
-            time.sleep(duration_s / 2)
-            baseline = _daemon_latency(stack.eps)
-            baseline["ticks_per_s_measured"] = round((baseline["ticks"] - first["ticks"]) / max(baseline["uptime_s"] - first["uptime_s"], 1e-9), 1)
-        log(f"ws: {clients} clients ({dashboards} unsubscribed) for {duration_s:g} s, then one stalled client for {duration_s:g} s")
-        with _Stack(tmp / "b", ticks_per_s, symbols, max_updates_per_s, extra_env or {}, clients, tick_files=tick_files) as stack:
-            loaded = _run_loop(_loaded_run(stack, clients, dashboards, duration_s, client_procs))
+        with _Bar(duration_s) as bar:
+            log(f"ws: baseline (no clients) for {duration_s / 2:g} s")
+            with _Stack(tmp / "a", ticks_per_s, symbols, max_updates_per_s, extra_env or {}, tick_files=tick_files) as stack:
+                baseline = _baseline(stack, duration_s / 2, bar.phase("ws: baseline (no clients)", 0.0))
+            log(f"ws: {clients} clients ({dashboards} unsubscribed) for {duration_s:g} s, then one stalled client for {duration_s:g} s")
+            bar.phase(f"ws: {clients} clients connecting", duration_s / 2)  # the stack's start and the connects: not measured seconds
+            with _Stack(tmp / "b", ticks_per_s, symbols, max_updates_per_s, extra_env or {}, clients, tick_files=tick_files) as stack:
+                loaded, samples = _run_loop(_loaded_run(stack, clients, dashboards, duration_s, client_procs, bar))
     result: dict[str, Any] = {
         "scenario": "ws",
         "clients": clients,
@@ -641,7 +660,46 @@ def run_ws_bench(
     if json_out is not None:
         with replacing(report_path(json_out)) as temporary:
             temporary.write_text(text, encoding="utf-8")
+    if plot_out is not None:  # after the JSON and the report: a plot that cannot be written costs only the plot
+        throughput = {"no clients": baseline["ticks_per_s_measured"], f"{clients} clients": result["ticks_per_s_measured"]}
+        title = f"qt-bench ws: tick -> client, {clients} clients, {ticks_per_s:g} ticks/s over {symbols} symbols"
+        percentile_plot(plot_out, samples, title, throughput)
     return result
+
+
+def _baseline(stack: _Stack, seconds: float, elapsed: Callable[[float], None]) -> dict[str, Any]:
+    """The daemon's tick path over ``seconds`` without clients, and the ticks/s it counted; ``elapsed`` told the
+    seconds so far once a second (the progress bar: this process only waits, the daemon keeps its own figures)."""
+    first = _daemon_latency(stack.eps, reset=True)  # the window's figures only, not the stack's start-up
+    began = time.monotonic()
+    while (left := seconds - (time.monotonic() - began)) > 0:
+        time.sleep(min(1.0, left))
+        elapsed(min(time.monotonic() - began, seconds))
+    baseline = _daemon_latency(stack.eps)
+    baseline["ticks_per_s_measured"] = round((baseline["ticks"] - first["ticks"]) / max(baseline["uptime_s"] - first["uptime_s"], 1e-9), 1)
+    return baseline
+
+
+class _Bar:
+    """The run's progress bar, in measured seconds: the baseline's half duration, then the clients phase and the
+    stalled one (2.5 x ``duration_s`` in all; the stacks' starts and the connects are not counted). One redraw a
+    second, the pace at which the phases wake anyway."""
+
+    def __init__(self, duration_s: float) -> None:
+        self._total = math.ceil(2.5 * duration_s)
+        self._bar: Any = None
+
+    def __enter__(self) -> _Bar:
+        self._bar = progress(self._total, "ws: starting", refresh_per_second=1.0)
+        return self
+
+    def phase(self, description: str, done_before_s: float) -> Callable[[float], None]:
+        """What a phase tells of its seconds so far; the phase begins after ``done_before_s`` measured seconds."""
+        self._bar.advance_to(round(done_before_s), description)
+        return lambda elapsed_s: self._bar.advance_to(min(round(done_before_s + elapsed_s), self._total))
+
+    def __exit__(self, *exc: object) -> None:
+        self._bar.stop()
 
 
 def report_path(json_out: Path) -> Path:

@@ -207,12 +207,12 @@ def test_bench_all_hands_every_scenario_its_defaults_and_output_paths(tmp_path: 
     monkeypatch.setattr(host, "run_host_bench", stub("host"))
     cli.all_scenarios(out_dir=tmp_path)
 
-    assert calls["features"][0][1:] == (200_000, tmp_path / "features.json")
+    assert calls["features"][0][1:] == (200_000, tmp_path / "features.json") and calls["features"][1] == {"plot_out": tmp_path / "features.png"}
     p = calls["pipeline"][1]
     assert (p["rate"], p["symbols"], p["repeat"], p["daemon_env"], p["json_out"], p["plot_out"], p["sustain_s"]) == (10_000, 50, 1, {}, tmp_path / "pipeline.json", tmp_path / "pipeline.png", 3.0)
-    assert calls["trade"][1] == {"orders": 500, "tick_rate": 2000, "ticks_csv": None, "json_out": tmp_path / "trade.json"}
+    assert calls["trade"][1] == {"orders": 500, "tick_rate": 2000, "ticks_csv": None, "json_out": tmp_path / "trade.json", "plot_out": tmp_path / "trade.png"}
     assert calls["startup"][1] == {"symbols": 100, "json_out": tmp_path / "startup.json"}
-    assert calls["ws"][1]["json_out"] == tmp_path / "ws.json" and calls["ws"][1]["clients"] == 500
+    assert calls["ws"][1]["json_out"] == tmp_path / "ws.json" and calls["ws"][1]["clients"] == 500 and calls["ws"][1]["plot_out"] == tmp_path / "ws.png"
     assert calls["host"][1] == {"samples": 400, "json_out": tmp_path / "cold-caches.json"}
 
 
