@@ -79,6 +79,15 @@ def tick_source(ticks_csv: Path | None, generated: str = GENERATOR) -> str:
     return str(ticks_csv) if ticks_csv is not None else generated
 
 
+#: The percentile columns of the console's latency tables, as :func:`latency_summary` names them.
+TABLE_PERCENTILES = ("p50_us", "p90_us", "p99_us", "p99.9_us", "max_us")
+
+
+def latency_cells(summary: dict[str, float]) -> tuple[str, ...]:
+    """A latency summary's :data:`TABLE_PERCENTILES` as table cells (:func:`us_cell`)."""
+    return tuple(us_cell(summary, key) for key in TABLE_PERCENTILES)
+
+
 def us_cell(summary: dict[str, float], key: str) -> str:
     """One percentile of a latency summary for a console table: "-" for a histogram with no sample, which
     printed as 0 µs (a stage that never ran read as the fastest; a review, 2026-12-06)."""

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from quantumtrader.bench.common import APPEND_FLAGS, latency_summary, machine, spin, table, write_json
+from quantumtrader.bench.common import APPEND_FLAGS, TABLE_PERCENTILES, latency_summary, machine, spin, table, write_json
 from quantumtrader.bench.cpu import CpuPhase, describe
 from quantumtrader.features.names import FEATURE_NAMES
 from quantumtrader.protocol import SIGNAL_COMPONENTS, signal_object
@@ -120,7 +120,7 @@ def run_journal_bench(
     figures = {name: latency_summary(values) for name, values in timings.items()}
     before, after = figures["os.write (before)"], figures["journal (mmap)"]
     ratios = {q: after[q] / max(before[q], 1e-3) for q in ("p50_us", "p99_us", "p99.9_us")}
-    rows_out = [(name, *(f"{f[q]:.1f}" for q in ("p50_us", "p90_us", "p99_us", "p99.9_us", "max_us"))) for name, f in figures.items()]
+    rows_out = [(name, *(f"{f[q]:.1f}" for q in TABLE_PERCENTILES)) for name, f in figures.items()]
     log(table(rows_out, ("step", "p50 µs", "p90", "p99", "p99.9", "max")))
     log(f"journal / os.write: p50 x{ratios['p50_us']:.2f}, p99 x{ratios['p99_us']:.2f}, p99.9 x{ratios['p99.9_us']:.2f} ({files} journal file(s) used)")
     log(describe({"this run": cpu.shares}))

@@ -38,7 +38,7 @@ import numpy as np
 import orjson
 import zmq
 
-from quantumtrader.bench.common import RANDOM_WALK, latency_summary, machine, percentile_plot, progress, table, tick_source, us_cell, write_json
+from quantumtrader.bench.common import RANDOM_WALK, latency_cells, latency_summary, machine, percentile_plot, progress, table, tick_source, write_json
 from quantumtrader.bench.cpu import Mark, cores, describe, mark, usage
 from quantumtrader.bench.procs import Endpoints, control, free_ports, start, stop, wait_ready
 from quantumtrader.bench.sender import MAX_RUN_TICKS
@@ -857,7 +857,7 @@ def _run_once(
     rows = []
     for name, run in phases:
         lat = run["tick_to_price_update"]
-        rows.append((name, f"{run.get('rate_sent') or 0:,.0f}", *(us_cell(lat, k) for k in ("p50_us", "p90_us", "p99_us", "p99.9_us", "max_us")), str(run["lost"]), f"{run.get('throughput_ticks_per_s', 0):,.0f}"))
+        rows.append((name, f"{run.get('rate_sent') or 0:,.0f}", *latency_cells(lat), str(run["lost"]), f"{run.get('throughput_ticks_per_s', 0):,.0f}"))
     log(table(rows, ("tick -> price_update", "sent/s", "p50 µs", "p90", "p99", "p99.9", "max", "lost", "recv/s")))
     if text := _rejects_text(rejects, any(run["lost"] for _, run in phases)):
         log(text)

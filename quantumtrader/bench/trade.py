@@ -19,7 +19,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from quantumtrader.bench.common import latency_summary, machine, paper_source, percentile_plot, progress, table, tick_source, us_cell, write_json
+from quantumtrader.bench.common import latency_cells, latency_summary, machine, paper_source, percentile_plot, progress, table, tick_source, write_json
 from quantumtrader.bench.procs import Endpoints, control, start, stop, wait_for, wait_ready
 from quantumtrader.control_client import ControlClient
 
@@ -154,4 +154,4 @@ class _Streamed(NamedTuple):
 
 
 def _row(summary: dict[str, float]) -> tuple[str, ...]:
-    return tuple(us_cell(summary, k) for k in ("p50_us", "p90_us", "p99_us", "p99.9_us", "max_us"))
+    return latency_cells(summary)

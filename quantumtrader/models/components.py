@@ -13,6 +13,8 @@ import math
 import numpy as np
 from numba import njit
 
+from quantumtrader.models.learners import forgetting_weight
+
 
 @njit(cache=True, inline="always")
 def quantum_probability(wave_function: float) -> float:
@@ -60,8 +62,8 @@ def momentum_step(momentum: np.ndarray, log_scale: np.ndarray, moves: np.ndarray
                 r = math.copysign(math.exp(limit), r)
         n += 1.0
         moves[s] = n
-        weight = max(1.0 / n, TREND_SCALE_ALPHA)
-        log_scale[s] = log_r if n == 1.0 else log_scale[s] + weight * (log_r - log_scale[s])
+        # the first move's weight is 1: the scale is that move (0 + (log_r - 0) is log_r exactly)
+        log_scale[s] += forgetting_weight(n, TREND_SCALE_ALPHA) * (log_r - log_scale[s])
     if moves[s] >= TREND_SCALE_WARMUP:
         m = momentum[s]
         momentum[s] = r if math.isnan(m) else m + alpha * (r - m)

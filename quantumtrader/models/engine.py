@@ -113,7 +113,10 @@ class ModelEngine:
 
     def unfit(self, snapshot: dict[str, Any]) -> str | None:
         """Why a :meth:`snapshot` does not fit this engine (the setting that differs, by name), or None when it does."""
-        snapshot = _upgraded(snapshot)
+        return self._unfit_current(_upgraded(snapshot))
+
+    def _unfit_current(self, snapshot: dict[str, Any]) -> str | None:
+        """:meth:`unfit` of a snapshot already brought up to date (:func:`_upgraded`)."""
         if snapshot.get("version") != STATE_VERSION:
             return f"saved as model state version {snapshot.get('version')!r}, this program's is {STATE_VERSION} (another version of it)"
         if snapshot.get("n_features") != self.n_features:
@@ -126,9 +129,10 @@ class ModelEngine:
 
     def restore(self, snapshot: dict[str, Any]) -> bool:
         """Load a :meth:`snapshot`. False (and the state untouched) when it does not fit this config (:meth:`unfit`)."""
-        if self.unfit(snapshot) is not None:
+        snapshot = _upgraded(snapshot)
+        if self._unfit_current(snapshot) is not None:
             return False
-        arrays = _upgraded(snapshot)["arrays"]
+        arrays = snapshot["arrays"]
         saved = ModelState(**{name: np.asarray(arrays[name]) for name in ModelState._fields})
         self.ensure_capacity(saved.momentum.shape[0])
         self.state = ModelState(*grow_rows(saved, make_model_state(self.capacity, self.n_features, self.horizon)))

@@ -28,6 +28,13 @@ NB_VAR_FLOOR = 1e-2
 
 
 @njit(cache=True, inline="always")
+def forgetting_weight(n: float, floor: float) -> float:
+    """The weight of the ``n``-th observation: ``1/n`` (an exact running mean) until it falls to ``floor``, then
+    ``floor`` (an EWMA). The learners' moments and the trend clip's scale (``components.momentum_step``) use it."""
+    return max(1.0 / n, floor)
+
+
+@njit(cache=True, inline="always")
 def standardize(mean: np.ndarray, var: np.ndarray, count: np.ndarray, s: int, x: np.ndarray, alpha_min: float, z: np.ndarray) -> None:
     """Update symbol ``s``'s running moments with the raw row ``x`` and write its z-scores to ``z``.
 
@@ -50,7 +57,7 @@ def standardize(mean: np.ndarray, var: np.ndarray, count: np.ndarray, s: int, x:
             z[f] = 0.0
             continue
         count[s, f] += 1.0
-        alpha = max(1.0 / count[s, f], alpha_min)
+        alpha = forgetting_weight(count[s, f], alpha_min)
         d = v - mean[s, f]
         if var[s, f] > 0.0:  # from the third value on
             limit = MOMENT_CLIP * math.sqrt(var[s, f])
@@ -95,7 +102,7 @@ def nb_update(count: np.ndarray, mean: np.ndarray, var: np.ndarray, s: int, z: n
     count[s, 0] *= decay
     count[s, 1] *= decay
     count[s, y] += 1.0
-    alpha = max(1.0 / count[s, y], alpha_min)
+    alpha = forgetting_weight(count[s, y], alpha_min)
     for f in range(z.shape[0]):
         d = z[f] - mean[s, y, f]
         mean[s, y, f] += alpha * d

@@ -188,7 +188,7 @@ class Sidecar:
                         unreadable=unreadable,
                         total=self.counters["stored_signals_unreadable"],
                     )
-                if getattr(rows, "timed_out", not complete and not unreadable):  # both can happen to one query
+                if getattr(rows, "timed_out", not complete):  # both can happen to one query
                     self.counters["signal_queries_cut_short"] += 1
                 return self._with_unstored([names.data(row) for row in rows], symbol, min_confidence, limit, since_msc), "store", complete
             except Exception as exc:  # a locked, half-migrated or damaged store must not take the endpoint down

@@ -19,7 +19,8 @@ class SignalReader(Protocol):
     """The store's read side, as the sidecar uses it (newest first)."""
 
     def signals(self, *, symbol: str | None, min_confidence: float, limit: int, since_msc: int | None) -> tuple[list[dict[str, Any]], bool]:
-        """(signals, complete): complete is False when the query's time budget ran out first."""
+        """(signals, complete): complete is False when the query's time budget ran out first or unreadable rows were
+        left out; the store's signals are a ``SignalPage``, which says which (``timed_out``, ``unreadable``)."""
 
 
 def app_signal(sig: dict[str, Any]) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from quantumtrader.store.db import StateFileError, checkpoint_on_close, connect,
 from quantumtrader.store.schema import migrate
 from quantumtrader.store.journal import CHUNK_BYTES, Closed, Row, SignalJournal, journal_files, keep_damaged_journal, read_journal, remove_journal
 from quantumtrader.store.signals import SignalLog
-from quantumtrader.store.writer import RetentionJob, SignalsJob, StoreWriter, checkpoint_job, retention_job, retire_journal_job, save_state_job
+from quantumtrader.store.writer import RetentionJob, SignalsJob, StoreWriter, checkpoint_job, retire_journal_job, save_state_job
 
 log = get_logger("quantumtrader.store")
 
@@ -225,7 +225,7 @@ class Store:
         budget (2 s) and a history to work through, passes were queued faster than they ran (a review, 2026-12-06)."""
         if self.retention_days <= 0 or (self._retention is not None and not self._retention.done):
             return False
-        job = retention_job(now_msc - int(self.retention_days * MS_PER_DAY))
+        job = RetentionJob(now_msc - int(self.retention_days * MS_PER_DAY))
         queued = self.writer.submit("retention", job)
         self._retention = job if queued else None
         return queued

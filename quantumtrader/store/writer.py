@@ -108,9 +108,6 @@ class RetentionJob:
         )
 
 
-def retention_job(cutoff_msc: int) -> RetentionJob:
-    return RetentionJob(cutoff_msc)
-
 
 def checkpoint_job(conn: sqlite3.Connection) -> None:
     """Marker job: the writer runs a PASSIVE checkpoint outside any transaction (see _run)."""
