@@ -188,6 +188,10 @@ class LogLimiter:
         if since is not None:
             emit(event, count_since_last_log=since, **fields)
 
+    def __len__(self) -> int:
+        """How many keys it remembers (each key ever logged: bound them where keys come from outside)."""
+        return len(self._last_logged)
+
     def overdue(self) -> list[tuple[str, int]]:
         """Keys with occurrences no line has counted yet and whose interval is over: (key, how many), counted afresh.
 

@@ -61,6 +61,10 @@ REFUSED_TERMINAL_SHOWN_S = 60.0
 #: After a search for a terminal slot to free found none, the next search waits this long: a sender inventing ids
 #: at the cap must not cost a scan of every session per event.
 _ROOM_RETRY_S = 1.0
+#: A terminal's "registered" and "said bye" lines: at most one each per this interval, the rest counted in the next
+#: (a hunt, 2026-12-06: a sender repeating hello and bye wrote 7,500 lines in 3 s). A second so that a trader's
+#: chart change (bye, then hello at once) still shows both lines, and a second one seconds later too.
+_SESSION_LOG_INTERVAL_S = 1.0
 
 
 def _registers(msg: dict[str, Any]) -> bool:
@@ -115,6 +119,7 @@ class Daemon:
         self._receive_to_publish = self.metrics.histograms["receive_to_publish"].record
         self.rejects = RejectLog(log.warning, dc.reject_log_interval_s, monotonic)
         self._internal_log = LogLimiter(dc.reject_log_interval_s, monotonic)
+        self._session_log = LogLimiter(_SESSION_LOG_INTERVAL_S, monotonic)
         self.terminals = TerminalRegistry(dc.heartbeat_s, dc.stale_heartbeats)
         self.market = MarketState()
         self._quote = self.market.quote  # bound once, like the recorders above: called per tick
@@ -372,6 +377,8 @@ class Daemon:
                 msg = decode_event(raw, clock_msc, max_bytes=dc.max_message_bytes, max_skew_ms=dc.max_clock_skew_ms)
             except ProtocolError as exc:
                 self.rejects.reject("events", exc.reason, exc.detail)
+                if exc.sender is not None:  # received, so not lost: its seq is accounted (ProtocolError)
+                    self.terminals.refused(*exc.sender)
                 continue
             except Exception as exc:  # a validation bug must cost one message, not the daemon
                 self.rejects.reject("events", "internal_error", repr(exc)[:200])
@@ -510,7 +517,9 @@ class Daemon:
     def handle_hello(self, msg: dict[str, Any], mono: float, clock_msc: int) -> None:
         session = self.terminals.hello(msg, mono, clock_msc)
         self.counters["hellos"] += 1
-        log.info(
+        self._session_log.log(
+            f"hello {session.terminal}",
+            log.info,
             "terminal registered",
             terminal=session.terminal,
             platform=session.platform,
@@ -584,7 +593,7 @@ class Daemon:
         self.terminals.bye(msg["terminal"], msg.get("reason", ""))
         self.market.release(msg["terminal"])
         self._room_search_after = 0.0  # a slot may be free now: the next newcomer need not wait out a failed search
-        log.info("terminal said bye", terminal=msg["terminal"], reason=msg.get("reason", ""))
+        self._session_log.log(f"bye {msg['terminal']}", log.info, "terminal said bye", terminal=msg["terminal"], reason=msg.get("reason", ""))
 
     # -- periodic work -------------------------------------------------------------
 
@@ -613,7 +622,17 @@ class Daemon:
             self.counters["terminals_retired"] += 1
             log.warning("terminal retired: silent too long, health no longer waits for it", terminal=session.terminal, silent_s=round(now - session.last_seen, 1))
         self.rejects.flush()
+        self._flush_session_log()
         self.feed.publish("health", self.health(), now_msc())
+
+    def _flush_session_log(self) -> None:
+        """Hellos and byes the rate limit held back and no later line counted: said now, one line each. Then, as
+        terminal ids come from outside, the limiter is started afresh once it remembers far more than can be live."""
+        for key, count in self._session_log.overdue():
+            kind, _, terminal = key.partition(" ")
+            log.info("terminal registered again" if kind == "hello" else "terminal said bye again", terminal=terminal, count_since_last_log=count)
+        if len(self._session_log) > 4 * self.config.daemon.max_terminals:
+            self._session_log = LogLimiter(_SESSION_LOG_INTERVAL_S, self._monotonic)
 
     def _log_status(self, ticks: int, seconds: float) -> None:
         connected = self.terminals.connected()

@@ -47,6 +47,7 @@ class TerminalSession:
     last_seen_msc: int = 0  # wall clock, for humans
     last_seq: int = -1
     events: int = 0
+    refused_events: int = 0  # events received and refused (their seq accounted: not counted as lost too)
     lost_events: int = 0  # sum of seq gaps
     seq_regressions: int = 0  # seq went backwards without a hello (duplicate or reordered)
     ea_dropped: int = 0  # what the EA itself reports it could not send
@@ -88,6 +89,7 @@ class TerminalSession:
             "last_seen_msc": self.last_seen_msc,
             "last_seq": self.last_seq,
             "events": self.events,
+            "refused_events": self.refused_events,
             "lost_events": self.lost_events,
             "seq_regressions": self.seq_regressions,
             "ea_dropped": self.ea_dropped,
@@ -141,13 +143,7 @@ class TerminalRegistry:
         known = session is not None
         if session is None:
             session = self.sessions[terminal] = TerminalSession(terminal=terminal, heartbeat_s=self._default_heartbeat_s)
-        expected = session.last_seq + 1
-        if session.last_seq >= 0:
-            if seq > expected:  # "at least" past 2^63 - 1: seq resets with each hello, so gaps can add up beyond 64 bits
-                session.lost_events = min(session.lost_events + seq - expected, MAX_LONG)
-            elif seq < expected:
-                session.seq_regressions += 1
-        session.last_seq = seq
+        _account_seq(session, seq)
         session.events += 1
         if session.stale:  # its going stale and retired were logged (warnings): its return is said too
             log.info("terminal back", terminal=terminal, silent_s=round(now - session.last_seen, 1), was="retired" if session.retired else "stale")
@@ -155,6 +151,19 @@ class TerminalRegistry:
         session.last_seen = now
         session.last_seen_msc = now_msc
         return session, known
+
+    def refused(self, terminal: str, seq: int) -> None:
+        """An event of ``terminal`` that was received and refused. Its seq is taken only when it is the one
+        expected next (an EA's in-order stream with a bad quote in it), so the next event's gap does not count
+        it again as lost; any other seq is left alone, since a refused event is suspect (a garbage sender's seq 0
+        under a terminal's id would otherwise make the terminal's next event a gap of thousands). Nothing else:
+        a refused event neither makes a session (they are capped) nor says the terminal is alive."""
+        session = self.sessions.get(terminal)
+        if session is None:
+            return
+        session.refused_events += 1
+        if session.last_seq >= 0 and seq == session.last_seq + 1:
+            session.last_seq = seq
 
     def bye(self, terminal: str, reason: str) -> None:
         session = self.sessions.get(terminal)
@@ -213,3 +222,14 @@ class TerminalRegistry:
 
     def to_json(self) -> list[dict[str, Any]]:
         return [s.to_json() for s in self.sessions.values()]
+
+
+def _account_seq(session: TerminalSession, seq: int) -> None:
+    """The gap before ``seq`` counts as lost, a step back as a regression; ``seq`` is the newest after."""
+    expected = session.last_seq + 1
+    if session.last_seq >= 0:
+        if seq > expected:  # "at least" past 2^63 - 1: seq resets with each hello, so gaps can add up beyond 64 bits
+            session.lost_events = min(session.lost_events + seq - expected, MAX_LONG)
+        elif seq < expected:
+            session.seq_regressions += 1
+    session.last_seq = seq

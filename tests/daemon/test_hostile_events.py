@@ -16,7 +16,7 @@ from pathlib import Path
 import orjson
 import zmq
 
-from support import Endpoints, FeedSubscriber, control, daemon_process, event_frame, inproc_daemon, serving, wait_for
+from support import Endpoints, FeedSubscriber, control, daemon_process, event_frame, events_push, inproc_daemon, serving, wait_for
 
 TERMINAL = "hostile-1@Test"
 
@@ -181,3 +181,70 @@ def test_seq_beyond_an_mql_long_is_refused_and_gaps_that_add_up_past_64_bits_kee
     terminal = next(t for t in status["health"]["terminals"] if t["terminal"] == TERMINAL)
     assert terminal["lost_events"] == max_long, terminal  # "at least this many"
     assert snapshot["ok"] and status["health"]["counters"].get("internal_errors", 0) == 0
+
+
+def test_a_refused_event_counts_as_refused_not_also_as_lost(tmp_path: Path) -> None:
+    """A real daemon process. A refused event with a valid terminal and seq was received: before, its seq was never
+    accounted, so the next event's "gap" counted it again as lost on the way (a hunt, 2026-12-06: five crossed
+    quotes read "5 lost" on the console, and qt-bench took them for transport loss). A real gap still counts, and
+    a refused event out of sequence (a garbage sender's seq 0 under the terminal's id) leaves the count alone."""
+    eps = Endpoints()
+    with daemon_process(eps, tmp_path) as daemon:
+        push = events_push(eps.events)  # closed only after the daemon took every event
+        try:
+            hello = {"type": "hello", "platform": "MT5", "command_endpoint": "tcp://127.0.0.1:1", "symbols": ["EURUSD"]}
+            push.send(_frame(seq=0, **hello))
+            push.send(_tick(1))
+            push.send(_tick(2, bid=1.2, ask=1.1))  # crossed: refused
+            push.send(_tick(3, time_msc=int(time.time() * 1000) + 3 * 86_400_000))  # three days ahead: refused
+            push.send(_frame(type="heartbeat", seq=4, dropped=-1))  # a bad heartbeat: refused
+            push.send(_tick(5))
+            push.send(_tick(9))  # 6, 7 and 8 never sent: lost
+            push.send(_tick(0, bid=1.2, ask=1.1))  # refused, out of sequence: not taken as the terminal's
+            push.send(_tick(10))
+            wait_for(lambda: control(eps.control)["health"]["counters"].get("events", 0) >= 9, 10, "the nine events taken")
+            status = control(eps.control)
+        finally:
+            push.close()
+        assert daemon.poll() is None
+    rejects = {reason: n for reason, n in status["rejects"].items() if n}
+    assert sum(rejects.values()) == 4 and rejects["crossed_quote"] == 2, rejects
+    terminal = next(t for t in status["health"]["terminals"] if t["terminal"] == TERMINAL)
+    assert terminal["lost_events"] == 3, terminal
+    assert terminal["refused_events"] == 4, terminal
+    assert terminal["seq_regressions"] == 0 and terminal["last_seq"] == 10, terminal
+
+
+def test_a_flood_of_hellos_and_byes_is_logged_once_a_second_and_every_one_counted(tmp_path: Path) -> None:
+    """Each hello and bye was a log line: a sender repeating them wrote 7,500 lines in 3 s (a hunt, 2026-12-06).
+    Over real sockets into the real daemon: a chart change's bye and hello are both said, then a flood is said
+    at most once a second per terminal and kind, and every event is counted in the lines, the held ones later."""
+    import structlog
+
+    daemon, eps = inproc_daemon(tmp_path / "data")
+    push = events_push(eps.events)
+    hello = {"type": "hello", "platform": "MT5", "command_endpoint": "tcp://127.0.0.1:1", "symbols": ["EURUSD"]}
+    rounds = 1000
+    try:
+        with structlog.testing.capture_logs() as logged:
+            started = time.monotonic()
+            for i in range(rounds):
+                push.send(_frame(seq=0, **hello))
+                push.send(_frame(type="bye", seq=1, reason="chart changed"))
+            taken = 0
+            while taken < 2 * rounds:
+                assert time.monotonic() - started < 30, f"{taken} of {2 * rounds} events taken"
+                taken += daemon.drain_events()
+            seconds = time.monotonic() - started
+            time.sleep(1.1)
+            daemon._flush_session_log()  # what housekeeping does every second
+    finally:
+        push.close()
+        daemon.close()
+    lines = [e for e in logged if e["event"].startswith(("terminal registered", "terminal said bye"))]
+    hellos = [e for e in lines if e["event"].startswith("terminal registered")]
+    byes = [e for e in lines if e["event"].startswith("terminal said bye")]
+    assert hellos[0]["event"] == "terminal registered" and byes[0]["event"] == "terminal said bye"  # the first of each said at once
+    assert len(hellos) <= seconds + 3 and len(byes) <= seconds + 3, (len(hellos), len(byes), seconds)
+    assert sum(e["count_since_last_log"] for e in hellos) == rounds
+    assert sum(e["count_since_last_log"] for e in byes) == rounds

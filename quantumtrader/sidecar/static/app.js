@@ -441,7 +441,8 @@ function renderHealth() {
       stateCell,
       cell(ago(t.last_seen_msc ?? Date.parse(t.last_seen || "")), "num last-seen"),
       cell(String(t.last_seq ?? "–"), "num opt"),
-      cell(`${t.lost_events ?? 0} lost · ${t.seq_regressions ?? 0} back`, `num gaps${gaps ? " warn" : ""}`),
+      // refused events (bad quotes, a clock off) are the rejects' to tell, not a gap on the wire
+      cell(`${t.lost_events ?? 0} lost · ${t.seq_regressions ?? 0} back${t.refused_events ? ` · ${t.refused_events} refused` : ""}`, `num gaps${gaps ? " warn" : ""}`),
       cell(String(Array.isArray(t.symbols) ? t.symbols.length : "–"), "num opt"),
     );
     row.querySelector(".last-seen").dataset.msc = String(t.last_seen_msc ?? "");
