@@ -11,12 +11,14 @@ terminal's ``positions`` by their ``QT-<id>`` comment, never sent again.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 import sqlite3
 import time
 from typing import Any
 
+import orjson
 import zmq
 
 from quantumtrader.config import ORDERS_FILE, Config, parse_symbol_map
@@ -548,6 +550,7 @@ class ExecutionEngine:
             tp=0.0,
             source=source if type(source) is str else "",
             request_id=request.get("id", "") if type(request.get("id")) is str else "",
+            fingerprint=request_fingerprint(request),
             comment=_optional_text(request, "comment") or "",
             created_msc=stamp,
             updated_msc=stamp,
@@ -561,6 +564,17 @@ class ExecutionEngine:
         order = self._order_of_request(request_id)
         if order is None:
             return False
+        if order.fingerprint and order.fingerprint != request_fingerprint(request):
+            # A client's Idempotency-Key used again for another request (a close, other lots): answering with the
+            # first order told the app "Position closed successfully" of a close that never happened (a hunt,
+            # 2026-12-06). Refused, as the IETF Idempotency-Key draft says: a new request needs a new key.
+            self.daemon.counters["request_ids_reused"] += 1
+            responder.error(
+                f"request id {request_id!r} (an Idempotency-Key) was used for another request (order {order.id}, {order.kind} {order.symbol});"
+                " a retry must repeat the same request, a new request needs a new key",
+                422,
+            )
+            return True
         if order.status == PENDING:
             self._waiters.setdefault(order.id, []).append(responder)
         else:
@@ -914,6 +928,21 @@ def _optional_number(request: dict[str, Any], *names: str) -> float | None:
             raise ControlError(f"{name} must be a number from 0 to {_MAX_NUMBER:g}", 422)
         return float(value)
     return None
+
+
+#: Fields of a control request that may differ between tries of one request: its id, and when its requester stops
+#: waiting (the sidecar sets it per try). Everything else is what the request asks.
+_PER_TRY = frozenset(("v", "id", "expires_msc"))
+
+
+def request_fingerprint(request: dict[str, Any]) -> str:
+    """A hash of what a control request asks (its type and fields, not :data:`_PER_TRY`), to tell a retry of a
+    request from another request under the same id. "" when it cannot be encoded (nothing is compared then)."""
+    try:
+        asked = orjson.dumps({k: v for k, v in request.items() if k not in _PER_TRY}, option=orjson.OPT_SORT_KEYS)
+    except (TypeError, orjson.JSONEncodeError):
+        return ""
+    return hashlib.sha256(asked).hexdigest()[:24]
 
 
 def _check_expiry(request: dict[str, Any]) -> None:

@@ -21,8 +21,9 @@ import orjson
 from quantumtrader.execution.orders import FINAL, TRANSIENT, Order
 from quantumtrader.store.db import StateFileError, check_state_file, checkpoint_on_close, opening
 
-#: 2 added ``risk_state`` (the kill switch and the day's starting equity survive a restart).
-_SCHEMA_VERSION = 2
+#: 2 added ``risk_state`` (the kill switch and the day's starting equity survive a restart); 3 the orders'
+#: ``fingerprint`` (a request id reused for another request is refused, after a restart too).
+_SCHEMA_VERSION = 3
 _COLUMNS = tuple(f.name for f in fields(Order) if f.name not in TRANSIENT)
 _TYPES = {"int": "INTEGER", "float": "REAL", "str": "TEXT", "bool": "INTEGER"}
 
@@ -100,11 +101,14 @@ class OrderJournal:
                 self._db.execute("INSERT INTO schema_version VALUES (?)", (_SCHEMA_VERSION,))
         elif row[0] > _SCHEMA_VERSION:
             raise StateFileError(f"order journal schema {row[0]} is newer than this version understands ({_SCHEMA_VERSION}); upgrade QuantumTrader")
-        elif row[0] == 1:
-            with self._db:
+        elif row[0] < _SCHEMA_VERSION:
+            with self._db:  # one transaction: a journal is at one version or the next, never between
                 self._db.execute("BEGIN")
-                self._db.execute(_RISK_TABLE)
-                self._db.execute("UPDATE schema_version SET version = 2")
+                if row[0] < 2:
+                    self._db.execute(_RISK_TABLE)
+                if row[0] < 3:
+                    self._db.execute("ALTER TABLE orders ADD COLUMN fingerprint TEXT NOT NULL DEFAULT ''")
+                self._db.execute("UPDATE schema_version SET version = ?", (_SCHEMA_VERSION,))
 
     def save_risk(self, state: dict[str, Any]) -> None:
         """The risk engine's state to survive a restart (RiskEngine.saved_state), committed when this returns."""

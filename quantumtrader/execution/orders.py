@@ -45,6 +45,9 @@ class Order:
     updated_msc: int = 0
     attempts: int = 0
     reconciled: bool = False
+    # What the request asked, hashed (engine.request_fingerprint): a repeat of its id must ask the same to be answered
+    # with this order. "" for orders of a journal before schema 3, which are answered as before.
+    fingerprint: str = ""
     snapshots_without: int = field(default=0, compare=False)  # settling progress, not persisted
     # A close: the position's lots when it was asked for, so a partial close whose reply was
     # lost can be told from one that did not happen (MT5 keeps the ticket). Not persisted: after

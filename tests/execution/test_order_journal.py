@@ -10,22 +10,30 @@ import pytest
 from quantumtrader.execution.journal import OrderJournal, RiskStateDamaged
 
 
+def _as_written_by(path: Path, version: int, undo: str | None, order_id: str, request_id: str) -> None:
+    """Take a journal back to what ``version`` wrote (no fingerprint column, ``undo`` of any later change) and add
+    an order of that time."""
+    db = sqlite3.connect(path)
+    if undo:
+        db.execute(undo)
+    db.execute("ALTER TABLE orders DROP COLUMN fingerprint")
+    db.execute("UPDATE schema_version SET version = ?", (version,))
+    db.execute("INSERT INTO orders (id, kind, terminal, symbol, broker_symbol, side, lots, sl, tp, ticket, status, request_id, created_msc) "
+               "VALUES (?, 'open', 't', 'EURUSD', 'EURUSD', 'buy', 0.1, 0, 0, 7, 'filled', ?, 1)", (order_id, request_id))  # fmt: skip
+    db.commit()
+    db.close()
+
+
 def test_a_version_1_journal_gains_the_risk_state_and_keeps_its_orders(tmp_path: Path) -> None:
     path = tmp_path / "orders.sqlite"
     OrderJournal(path).close()
-    db = sqlite3.connect(path)  # back to what version 1 wrote: no risk_state table
-    db.execute("DROP TABLE risk_state")
-    db.execute("UPDATE schema_version SET version = 1")
-    db.execute("INSERT INTO orders (id, kind, terminal, symbol, broker_symbol, side, lots, sl, tp, status, created_msc) "
-               "VALUES ('OLDORDER01', 'open', 't', 'EURUSD', 'EURUSD', 'buy', 0.1, 0, 0, 'filled', 1)")  # fmt: skip
-    db.commit()
-    db.close()
+    _as_written_by(path, 1, "DROP TABLE risk_state", "OLDORDER01", "")  # no risk_state table, no fingerprint column
 
     journal = OrderJournal(path)
     try:
         assert journal.load_risk() is None
         journal.save_risk({"kill_switch": True, "day": 20_000, "day_start_equity": {"t": 10_000.0}})
-        assert [o.id for o in journal.recent(10)] == ["OLDORDER01"]
+        assert [(o.id, o.fingerprint) for o in journal.recent(10)] == [("OLDORDER01", "")]  # answered as before
     finally:
         journal.close()
     reopened = OrderJournal(path)
@@ -33,7 +41,32 @@ def test_a_version_1_journal_gains_the_risk_state_and_keeps_its_orders(tmp_path:
         assert reopened.load_risk() == {"kill_switch": True, "day": 20_000, "day_start_equity": {"t": 10_000.0}}
     finally:
         reopened.close()
-    assert sqlite3.connect(path).execute("SELECT version FROM schema_version").fetchone() == (2,)
+    assert sqlite3.connect(path).execute("SELECT version FROM schema_version").fetchone() == (3,)
+
+
+def test_a_version_2_journal_gains_the_fingerprints_and_keeps_its_orders_and_risk_state(tmp_path: Path) -> None:
+    path = tmp_path / "orders.sqlite"
+    journal = OrderJournal(path)
+    journal.save_risk({"kill_switch": True})
+    journal.close()
+    _as_written_by(path, 2, None, "OLDORDER02", "req-2")  # no fingerprint column
+
+    journal = OrderJournal(path)
+    try:
+        assert journal.load_risk() == {"kill_switch": True}
+        old = journal.by_request("req-2")
+        assert old is not None and old.id == "OLDORDER02" and old.fingerprint == ""
+        old.fingerprint = "abc"
+        journal.save(old)
+    finally:
+        journal.close()
+    reopened = OrderJournal(path)
+    try:
+        again = reopened.by_request("req-2")
+        assert again is not None and again.fingerprint == "abc"
+    finally:
+        reopened.close()
+    assert sqlite3.connect(path).execute("SELECT version FROM schema_version").fetchone() == (3,)
 
 
 def test_a_risk_state_that_cannot_be_read_is_said_not_taken_for_none(tmp_path: Path) -> None:

@@ -188,6 +188,15 @@ def test_a_repeated_idempotency_key_finds_the_first_order_and_a_partial_close_is
         other = http.post("/api/trade", headers={**keyed, "Idempotency-Key": keyed["Idempotency-Key"] + "-b"}, content=body).json()
         assert other["success"] is True and other["id"] != first["id"]
         ticket = first["ticket"]
+        # the key again for other requests: a close, other lots. Answered with the first order, the close read
+        # "Position closed successfully" while the position stayed open (a hunt, 2026-12-06): refused now
+        reused = [
+            http.post(f"/api/trade/close/{ticket}", headers=keyed),
+            http.post("/api/trade", headers=keyed, content=body.replace('"lots": 0.1', '"lots": 0.2')),
+        ]
+        for response in reused:
+            assert response.status_code == 422 and "was used for another request" in response.json()["error"], response.text
+        assert http.post("/api/trade", headers=keyed, content=body).json()["id"] == first["id"]  # the same request still finds its order
 
         def lots() -> float | None:
             found = http.get("/api/positions", headers=stack.headers()).json()["positions"]
