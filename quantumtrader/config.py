@@ -709,6 +709,7 @@ def _check_whole(config: Config) -> None:
         raise ConfigError("signals.buy_threshold", f"signals.sell_threshold ({s.sell_threshold:g}) and buy_threshold ({s.buy_threshold:g}) must lie either side of 0.5, where a symbol without an opinion is")
     if s.sgd_learning_rate * s.sgd_l2 >= 1.0:  # each step multiplies the weights by (1 - rate x l2): at 1 or more they flip sign and grow
         raise ConfigError("signals.sgd_l2", f"signals.sgd_learning_rate x sgd_l2 must be below 1 (it is {s.sgd_learning_rate * s.sgd_l2:g}): the learner's weights would diverge")
+    _check_risk(config.risk)
     auto = config.auto_trade
     if auto.settle_after_break_s and auto.break_gap_s <= s.interval_s:
         # signals re-published every interval_s would each look like a break, and auto-trading would never act
@@ -718,6 +719,27 @@ def _check_whole(config: Config) -> None:
         raise ConfigError("log.dir", f"{config.log.dir} is a file of the data directory (the store or another, case ignored); pick another name")
     check_listeners(config)
 
+
+
+def _check_risk(r: RiskConfig) -> None:
+    """Risk settings that clash: each loaded alone, and then every order was refused, for a reason that blamed the
+    order ("stops are prices, not pips") when the daemon had set the stop itself (a hunt, 2026-12-06)."""
+    if r.lot_min > r.lot_max:
+        raise ConfigError("risk.lot_min", f"({r.lot_min:g}) must not be above risk.lot_max ({r.lot_max:g}): no size could pass")
+    if r.min_stop_pct >= r.max_stop_pct:
+        raise ConfigError("risk.min_stop_pct", f"({r.min_stop_pct:g}) must be below risk.max_stop_pct ({r.max_stop_pct:g}): no stop could pass")
+    if not r.min_stop_pct <= r.default_stop_pct <= r.max_stop_pct:
+        raise ConfigError(
+            "risk.default_stop_pct",
+            f"({r.default_stop_pct:g}) must lie from risk.min_stop_pct ({r.min_stop_pct:g}) to risk.max_stop_pct ({r.max_stop_pct:g}):"
+            " the daemon's own default stops would be refused",
+        )
+    if r.max_default_stop_pct and not r.min_stop_pct <= r.max_default_stop_pct <= r.max_stop_pct:
+        raise ConfigError(
+            "risk.max_default_stop_pct",
+            f"({r.max_default_stop_pct:g}) must be 0 (no cap) or lie from risk.min_stop_pct ({r.min_stop_pct:g}) to risk.max_stop_pct"
+            f" ({r.max_stop_pct:g}): capped default stops would be refused",
+        )
 
 #: The hosts of the listeners that take a port on every address of the machine (brackets off, as uvicorn takes them).
 _EVERY_ADDRESS = {host.strip("[]") for host in WILDCARD_HOSTS}  # "[::]" gives "::"

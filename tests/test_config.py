@@ -85,6 +85,15 @@ def test_file_overrides_defaults_and_env_overrides_file_and_options_override_env
         )),
         *(("", {"QT_LOG__DIR": name}, "log.dir") for name in ("Orders.sqlite/logs", "QUANTUMTRADER.DB\\logs", "Numba-Cache", "JWT_SECRET.")),
         ("", {"QT_LOG__DIR": "My.db/logs", "QT_STORE__FILE_NAME": "my.DB"}, "log.dir"),
+        # a trader's walk-through (2026-12-06): these loaded, then every order was refused, the daemon's own default
+        # stop blamed as "pips, not a price"
+        ("[risk]\nlot_min = 5.0\nlot_max = 1.0\n", {}, "risk.lot_min"),
+        ("[risk]\nmin_stop_pct = 5.0\nmax_stop_pct = 0.5\n", {}, "risk.min_stop_pct"),
+        ("[risk]\nmin_stop_pct = 0.5\nmax_stop_pct = 0.5\n", {}, "risk.min_stop_pct"),
+        ("[risk]\ndefault_stop_pct = 5.0\nmax_stop_pct = 1.0\nmax_default_stop_pct = 0.5\n", {}, "risk.default_stop_pct"),
+        ("[risk]\nmin_stop_pct = 0.3\n", {}, "risk.default_stop_pct"),  # the default stop, 0.2 %, too near
+        ("[risk]\nmax_stop_pct = 0.5\n", {}, "risk.max_default_stop_pct"),  # capped at 1 %: beyond what is allowed
+        ("", {"QT_RISK__MIN_STOP_PCT": "0.1", "QT_RISK__MAX_DEFAULT_STOP_PCT": "0.05"}, "risk.max_default_stop_pct"),
     ],
 )
 def test_bad_values_name_the_key(tmp_path: Path, toml: str, env: dict[str, str], key: str) -> None:
@@ -384,6 +393,14 @@ def test_weights_that_do_not_sum_to_one_say_what_they_sum_to() -> None:
     """The sum was printed with ":g": 1.000000002 read "they sum to 1"."""
     with pytest.raises(ConfigError, match=r"sum to 1\.000000002"):
         load_config(environ={"QT_SIGNALS__WEIGHT_QUANTUM": "0.300000002"})
+
+
+def test_risk_settings_at_their_edges_load() -> None:
+    """One lot size (min = max), no minimum stop, no cap on default stops, a default stop at either end: all usable."""
+    edges = {"QT_RISK__LOT_MIN": "0.1", "QT_RISK__LOT_MAX": "0.1", "QT_RISK__MIN_STOP_PCT": "0", "QT_RISK__MAX_DEFAULT_STOP_PCT": "0"}
+    assert load_config(environ=edges).risk.lot_max == 0.1
+    assert load_config(environ={"QT_RISK__DEFAULT_STOP_PCT": "20", "QT_RISK__MAX_STOP_PCT": "20"}).risk.default_stop_pct == 20
+    assert load_config(environ={"QT_RISK__MIN_STOP_PCT": "0.2", "QT_RISK__MAX_DEFAULT_STOP_PCT": "0.2"}).risk.min_stop_pct == 0.2
 
 
 def test_thresholds_may_reach_one_half_from_either_side() -> None:
