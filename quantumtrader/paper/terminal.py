@@ -47,6 +47,8 @@ from quantumtrader.protocol import (
     reply_ok,
     with_event_seq,
 )
+from quantumtrader.store.db import StateFileError
+from quantumtrader.store.lock import DataDirBusy, DataDirLock
 
 log = get_logger("quantumtrader.paper")
 
@@ -142,8 +144,13 @@ class PaperTerminal:
         self._context = context or zmq.Context.instance()
         self.book = PaperBook(self.cfg.balance, self.cfg.leverage, stop_out_pct=self.cfg.stop_out_pct, currency=self.cfg.currency)
         self.book_path = config.data_path / PAPER_BOOKS_DIR / paper_book_name(self.cfg.terminal)
+        self._book_lock = self._lock_book()
         self._start_balance = self.cfg.balance  # the account's, as first opened: kept in its file (a restored one's below)
-        self._book_saved = self._load_book()
+        try:
+            self._book_saved = self._load_book()
+        except BaseException:
+            self.release_book()
+            raise
         self._save_log = LogLimiter(60.0)
         self.outbox = Outbox()
         self.seq = -1
@@ -228,6 +235,28 @@ class PaperTerminal:
         self._save_book()
 
     # -- the book across restarts ----------------------------------------------------
+
+    def _lock_book(self) -> DataDirLock:
+        """The book is this process's until it ends: a second terminal of the same id on the same data directory
+        (``run --paper`` beside a ``paper`` started by hand) restored the same book and each rewrote it whole, so
+        one's positions were gone from it (a hunt, 2026-12-06). Refused now, naming the holder (exit 1)."""
+        lock = DataDirLock(
+            self.book_path.parent,
+            name=self.book_path.name + ".lock",
+            kind="paper book",
+            what=f"paper book of terminal {self.cfg.terminal!r} ({self.book_path})",
+            hint="(another paper terminal of that id on this data directory?); stop it, or give this one another paper.terminal",
+        )
+        try:
+            self.book_path.parent.mkdir(parents=True, exist_ok=True)
+            lock.acquire()
+        except (DataDirBusy, StateFileError, OSError) as exc:
+            raise PaperBookError(str(exc)) from None
+        return lock
+
+    def release_book(self) -> None:
+        """Give the book's lock back (at the stop; the OS does it anyway when the process ends)."""
+        self._book_lock.release()
 
     def _load_book(self) -> dict[str, Any] | None:
         """The book the last run saved, as a broker keeps it across a terminal's restarts. Before, every restart of
@@ -542,4 +571,5 @@ class PaperTerminal:
         finally:
             self.router.close(linger=0)
             self.push.close(linger=2000)
+            self.release_book()
             log.info("paper terminal stopped", ticks=self.ticks_sent, dropped=self.outbox.dropped, seq=self.seq)

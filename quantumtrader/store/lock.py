@@ -47,10 +47,16 @@ class DataDirBusy(RuntimeError):
 
 
 class DataDirLock:
-    """``acquire()`` once at start; the OS releases it when the process exits (``release()`` for tests and tidiness)."""
+    """``acquire()`` once at start; the OS releases it when the process exits (``release()`` for tests and tidiness).
 
-    def __init__(self, data_dir: Path) -> None:
-        self.path = Path(data_dir) / LOCK_FILE
+    The data directory's by default; ``name`` and ``what`` make it another file's (a paper terminal's book: two
+    terminals of one id on one directory each rewrote the book whole, and one's positions were gone)."""
+
+    def __init__(self, data_dir: Path, *, name: str = LOCK_FILE, kind: str = "data directory", what: str = "", hint: str = "") -> None:
+        self.path = Path(data_dir) / name
+        self.kind = kind
+        self.what = what or f"data directory {Path(data_dir)}"
+        self.hint = hint or "(another daemon?); stop it, or give this one its own data directory (--data-dir or QT_DATA_DIR)"
         self._fd: int | None = None
 
     def acquire(self) -> None:
@@ -58,7 +64,7 @@ class DataDirLock:
         try:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_BINARY", 0), 0o644)
         except OSError as exc:  # a directory in its place, no permission: a traceback before
-            raise StateFileError(f"cannot open the data directory's lock file {self.path}: {exc.strerror or exc}") from None
+            raise StateFileError(f"cannot open the {self.kind}'s lock file {self.path}: {exc.strerror or exc}") from None
         try:
             _lock_unless_held_by_the_living(fd)
         except OSError:
@@ -67,16 +73,13 @@ class DataDirLock:
             unseen = holder is not None and not psutil.pid_exists(holder)
             if unseen and LOCKS_OUTLIVE_THEIR_HOLDER:
                 raise DataDirBusy(
-                    f"data directory {self.path.parent} is locked for process {holder}, which is no longer running:"
+                    f"{self.what} is locked for process {holder}, which is no longer running:"
                     f" the OS has not released its lock after {DEAD_HOLDER_WAIT_S:g} s; try again in a moment"
                 ) from None
             who = "another process" if holder is None else f"process {holder}"
             if unseen:  # flock: a live holder this machine does not see
                 who += " (not a process this machine sees: another container or host sharing the directory?)"
-            raise DataDirBusy(
-                f"data directory {self.path.parent} is in use by {who} (another daemon?); "
-                "stop it, or give this one its own data directory (--data-dir or QT_DATA_DIR)"
-            ) from None
+            raise DataDirBusy(f"{self.what} is in use by {who} {self.hint}") from None
         # Written over the previous holder's pid at a fixed width: no truncation, which
         # Windows may refuse with a locked range in the file.
         try:
@@ -84,7 +87,7 @@ class DataDirLock:
             os.write(fd, f"{os.getpid():<20}".encode())
         except OSError as exc:  # a full disk: the first write of a start, a traceback before (an operations review)
             os.close(fd)
-            raise StateFileError(f"cannot write the data directory's lock file {self.path}: {exc.strerror or exc} (a full disk?)") from None
+            raise StateFileError(f"cannot write the {self.kind}'s lock file {self.path}: {exc.strerror or exc} (a full disk?)") from None
         self._fd = fd
 
     def release(self) -> None:

@@ -217,6 +217,7 @@ def test_a_trade_is_in_the_saved_book_before_its_reply_goes_and_an_unreadable_bo
     saved = orjson.loads(book.read_bytes())  # written by handle_command itself, before the reply is sent
     assert [p["ticket"] for p in saved["positions"]] == [reply["ticket"]] and saved["positions"][0]["comment"] == "QT-SAVEDFIRST"
 
+    terminal.release_book()  # this test's second terminal is not another process's: the book is read again
     book.unlink()
     book.mkdir()  # exists, cannot be read as a file (as a held one cannot)
     with pytest.raises(PaperBookError, match="cannot read the paper book"):
@@ -251,3 +252,35 @@ def test_a_position_in_a_symbol_dropped_from_paper_symbols_can_still_be_closed(t
     finally:
         assert stop(second) == 0
     assert b"streamed as well, so they can be priced and closed" in (tmp_path / "paper-2.log").read_bytes()
+
+
+def test_a_second_paper_terminal_of_the_same_id_on_the_same_data_directory_is_refused_and_the_book_kept(tmp_path: Path) -> None:
+    """A hunt (2026-12-06): ``run --paper`` beside a ``paper`` started by hand, both the default id on one data
+    directory: each restored the same book and rewrote it whole, and the first one's position was gone from it.
+    Two real processes: the second exits 1 naming the first's pid before it reads the book; the first's position
+    stays in it, and after the first stops a terminal of that id starts and restores it."""
+    from quantumtrader.paper.terminal import PAPER_BOOKS_DIR, paper_book_name
+    from quantumtrader.protocol import new_command_id, snapshot_command
+
+    eps = Endpoints(spare=1)
+    data = tmp_path / "data"
+    args = ["paper", "--terminal", "paper-11@Test", "--rate", "100"]
+    first = start(args, eps.env(data), tmp_path / "paper-1.log")
+    try:
+        _, opened = _filled(eps.command, "buy", 0.1)
+        second = start(args, eps.env(data, QT_PAPER__COMMAND_ENDPOINT=f"tcp://127.0.0.1:{eps.spare_ports[0]}"), tmp_path / "paper-2.log")
+        assert second.wait(60) == 1
+        said = (tmp_path / "paper-2.log").read_text()
+        assert f"in use by process {first.pid}" in said and "another paper.terminal" in said, said
+        assert "paper book restored" not in said
+        assert _ask(eps.command, snapshot_command(new_command_id()))["positions"][0]["ticket"] == opened["ticket"]
+    finally:
+        assert stop(first) == 0
+    book = orjson.loads((data / PAPER_BOOKS_DIR / paper_book_name("paper-11@Test")).read_bytes())
+    assert [p["ticket"] for p in book["positions"]] == [opened["ticket"]]
+    third = start(args, eps.env(data), tmp_path / "paper-3.log")
+    try:
+        held = wait_for(lambda: _ask(eps.command, snapshot_command(new_command_id()))["positions"], 20, "the restored position")
+        assert [p["ticket"] for p in held] == [opened["ticket"]]
+    finally:
+        assert stop(third) == 0
