@@ -211,7 +211,15 @@ class PipelineStage:
             self._publish(batch, stamp, now)
 
     def _emit(self, batch: Batch, stamp: np.ndarray, received_ns: int) -> None:
-        signals = [self.pipeline.signal(batch, int(row), int(stamp[row])) for row in batch.emitted]
+        # A signal's time is its tick's, but never past this machine's clock: a terminal whose clock runs ahead (broker
+        # time sent as UTC, up to the day the protocol allows) stamped signals hours ahead, and the history, newest
+        # first by time, kept them above every later one until the clock caught up (a hunt, 2026-12-06).
+        now = now_msc()
+        times = [int(stamp[row]) for row in batch.emitted]
+        if max(times) > now:
+            self.counters["signal_times_clamped"] += sum(t > now for t in times)
+            times = [min(t, now) for t in times]
+        signals = [self.pipeline.signal(batch, int(row), t) for row, t in zip(batch.emitted, times, strict=True)]
         started = time.perf_counter_ns()
         bodies = [orjson.dumps(sig) for sig in signals]  # once: the journal and the feed embed these bytes
         rows = self.store.signals.rows(signals, bodies)
