@@ -18,7 +18,7 @@ from quantumtrader.outputs import PLOT_SUFFIXES, clash_problem, output_file_prob
 from quantumtrader.protocol import CONTROL_TIMEOUT_MAX_MS, ORDERS_LIMIT_MAX, ProtocolError, check_symbol, order_side
 
 if TYPE_CHECKING:
-    from quantumtrader.sidecar.users import UserStore
+    from quantumtrader.sidecar.users import UserError, UserStore
 
 app = typer.Typer(
     name="qt-daemon",
@@ -231,7 +231,7 @@ def _control(config: Path | None, kind: str, timeout_ms: int, *, silent_hint: st
             reply = client.request(kind, **fields)
     except ControlTimeout:
         tries = f"{CLI_CONTROL_TRIES} tries of {timeout_ms} ms"
-        raise _fail(f"no answer from the daemon at {cfg.endpoints.control} after {tries}{silent_hint}", 1) from None
+        raise _fail(f"no answer from the daemon at {cfg.endpoints.control} after {tries}{_who_runs(cfg)}{silent_hint}", 1) from None
     # As UTF-8 bytes: on Windows a piped stdout encodes with the ANSI code page, strictly, and a broker's
     # message in Russian or Chinese (a trade's reply) raised UnicodeEncodeError after the order had gone out,
     # which reads as a failure worth retrying.
@@ -241,6 +241,17 @@ def _control(config: Path | None, kind: str, timeout_ms: int, *, silent_hint: st
     if not reply.get("ok"):
         raise _fail(str(reply.get("error")), 1)
     return reply
+
+
+def _who_runs(cfg: Config) -> str:
+    """After no answer: whether a daemon holds the configured data directory. "No answer" alone read the same for a
+    daemon that is not running as for one that is stuck or listens elsewhere (a trader's walk-through, 2026-12-06)."""
+    from quantumtrader.store.lock import live_holder
+
+    pid = live_holder(cfg.data_path)
+    if pid is None:
+        return f"; no daemon is running on data directory {cfg.data_path} (started with another --data-dir or config?)"
+    return f"; process {pid} holds data directory {cfg.data_path}: a daemon stuck, or listening on another control endpoint"
 
 
 @app.command()
@@ -385,6 +396,8 @@ def config_init(
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
 ) -> None:
     """Write a commented config file with every key at its default."""
+    if path.is_dir():  # "exists; use --force", then --force failed with "Is a directory" (a walk-through, 2026-12-06)
+        raise _fail(f"{path} is a directory: give the file's path, e.g. {path / 'quantumtrader.toml'}")
     if path.exists() and not force:
         raise _fail(f"{path} exists; use --force to overwrite", 1)
     try:
@@ -463,7 +476,7 @@ def user_add(
     try:  # before the password is typed, twice: a bad name or role was refused only after it
         users.check_addable(name, role, replace=replace)
     except UserError as exc:
-        raise _fail(str(exc), 1) from None
+        raise _user_failure(exc) from None
     _signing_secret(cfg)  # before the save: a user saved and then an error would read as a failure that changed something
     if password_stdin:
         if sys.stdin is None:  # pythonw, a service: no standard input at all (an AttributeError traceback before)
@@ -484,8 +497,16 @@ def user_add(
     try:
         user = users.add(name, role, password, replace=replace)
     except UserError as exc:
-        raise _fail(str(exc), 1) from None
+        raise _user_failure(exc) from None
     typer.echo(f"user {user.name} ({user.role}) saved in {cfg.data_path}")
+
+
+def _user_failure(exc: UserError) -> typer.Exit:
+    """Exit 2 for a bad name, role or password, as for any bad option (it was 1, like a damaged users file or a
+    user that exists: a trader's walk-through, 2026-12-06); exit 1 for those."""
+    from quantumtrader.sidecar.users import BadUserInput
+
+    return _fail(str(exc), BAD_INPUT_EXIT if isinstance(exc, BadUserInput) else 1)
 
 
 @user_app.command("list")

@@ -279,12 +279,13 @@ def test_user_add_checks_the_name_first_and_says_when_there_is_no_terminal_for_t
     data = tmp_path / "data"
     added = _cli("user", "add", "alice", "--password-stdin", "--data-dir", str(data), input="a long password\n", timeout=60)
     assert added.returncode == 0, added.stderr
-    for args, says in (
-        (("bad name!",), "user name must be"),
-        (("carol", "--role", "admin"), "role must be one of viewer, trader"),
-        (("alice",), "user 'alice' exists (use --replace"),
+    for args, code, says in (  # bad input exit 2, as any bad option (was 1: a walk-through, 2026-12-06); a user that exists 1
+        (("bad name!",), 2, "user name must be"),
+        (("carol", "--role", "admin"), 2, "role must be one of viewer, trader"),
+        (("alice",), 1, "user 'alice' exists (use --replace"),
     ):
-        _refused(_cli("user", "add", *args, "--data-dir", str(data), stdin=subprocess.DEVNULL, timeout=60), 1, says)
+        _refused(_cli("user", "add", *args, "--data-dir", str(data), stdin=subprocess.DEVNULL, timeout=60), code, says)
+    _refused(_cli("user", "add", "carol", "--password-stdin", "--data-dir", str(data), input="short\n", timeout=60), 2, "password must be 8-")
     no_terminal = "no password read (no terminal to ask on, or it was cancelled): pipe the password in with --password-stdin"
     _refused(_cli("user", "add", "dave", "--data-dir", str(data), input="a long password\n", timeout=60), 2, no_terminal)
     _refused(_cli("user", "add", "dave", "--data-dir", str(data), stdin=subprocess.DEVNULL, timeout=60), 2, no_terminal)
@@ -636,3 +637,23 @@ def test_a_tick_dated_in_the_future_is_rejected_by_evaluate_as_the_daemon_would(
     result = _cli("evaluate", str(ticks), "--no-progress", "--data-dir", str(tmp_path / "data"))
     assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr[-2000:]
     assert "100 of 101 ticks accepted (rejected as the daemon would: bad_time 1)" in result.stdout, result.stdout[:500]
+
+
+def test_config_init_on_a_directory_and_status_with_no_daemon_say_what_is_wrong(tmp_path: Path) -> None:
+    """A trader's walk-through (2026-12-06): ``config init DIR`` said "exists; use --force", then ``--force`` failed
+    with "Is a directory"; ``status`` with no daemon said only "no answer", as for a stuck one."""
+    for force in ((), ("--force",)):
+        _refused(_cli("config", "init", str(tmp_path), *force), 2, f"{tmp_path} is a directory: give the file's path")
+    from quantumtrader.bench.procs import free_port
+    from quantumtrader.store.lock import DataDirLock
+
+    data = tmp_path / "data"
+    data.mkdir()
+    env = {"QT_DATA_DIR": str(data), "QT_ENDPOINTS__CONTROL": f"tcp://127.0.0.1:{free_port()}"}
+    _refused(_cli("status", "--timeout-ms", "200", **env), 1, "no answer from the daemon", f"no daemon is running on data directory {data}")
+    held = DataDirLock(data)  # this process holds it, as a daemon stuck or listening elsewhere would
+    held.acquire()
+    try:
+        _refused(_cli("stop", "--timeout-ms", "200", **env), 1, f"process {os.getpid()} holds data directory {data}")
+    finally:
+        held.release()

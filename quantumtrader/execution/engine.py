@@ -378,7 +378,8 @@ class ExecutionEngine:
                     self._refuse(order, problem, responder)
                     return
                 lots = self.risk.size_lots(broker_symbol, side, quote["bid"], quote["ask"], sl, float(account.get("equity", 0.0)), spec)
-        lots = round_lots_down(lots or 0.0, self.risk.lot_step(spec))
+        asked, step = lots, self.risk.lot_step(spec)
+        lots = round_lots_down(lots or 0.0, step)
         order.lots, order.sl, order.tp = lots, sl, tp
         intent = OpenIntent(broker_symbol, side, lots, sl, tp)
         reason = self.risk.check_open(
@@ -392,6 +393,8 @@ class ExecutionEngine:
             account_currency=account.get("currency"),
         )
         if reason:
+            if asked is not None and asked != lots and reason.startswith("lots "):  # "lots 0 below the minimum" of 0.001 asked
+                reason += f" ({asked:g} asked, rounded down to the lot step {step:g})"
             self._refuse(order, reason, responder)
             return
         ec = self.config.execution

@@ -52,6 +52,10 @@ class UserError(ValueError):
     """A bad user name, role or password, a damaged users file, or one that cannot be written (message says which)."""
 
 
+class BadUserInput(UserError):
+    """A bad user name, role or password: the caller's input (the CLI's exit 2, as for any bad option), not the file's."""
+
+
 @dataclass(frozen=True, slots=True)
 class User:
     name: str
@@ -64,13 +68,13 @@ class User:
 
 def check_name(name: str) -> str:
     if not isinstance(name, str) or _NAME_RE.fullmatch(name) is None:
-        raise UserError("user name must be 1-64 chars of [A-Za-z0-9._@-]")
+        raise BadUserInput("user name must be 1-64 chars of [A-Za-z0-9._@-]")
     return name
 
 
 def check_role(role: str) -> str:
     if role not in ROLES:
-        raise UserError(f"role must be one of {', '.join(ROLES)}")
+        raise BadUserInput(f"role must be one of {', '.join(ROLES)}")
     return role
 
 
@@ -183,11 +187,11 @@ class UserStore:
     def add(self, name: str, role: str, password: str, *, replace: bool = False) -> User:
         records = self.check_addable(name, role, replace=replace)
         if not MIN_PASSWORD_LEN <= len(password) <= MAX_PASSWORD_LEN:
-            raise UserError(f"password must be {MIN_PASSWORD_LEN}-{MAX_PASSWORD_LEN} characters")
+            raise BadUserInput(f"password must be {MIN_PASSWORD_LEN}-{MAX_PASSWORD_LEN} characters")
         try:
             password.encode("utf-8")
         except UnicodeEncodeError:
-            raise UserError("the password is not text (UTF-8)") from None
+            raise BadUserInput("the password is not text (UTF-8)") from None
         now = time.time_ns() // 1_000_000
         old = records.get(name)
         # A new password retires the tokens issued before; a role change alone keeps them (it applies to them

@@ -96,6 +96,22 @@ class DataDirLock:
             self._fd = None
 
 
+def live_holder(data_dir: Path, name: str = LOCK_FILE) -> int | None:
+    """The pid the lock file records when that process is running, else None (no file, a dead or unknown pid).
+
+    Read only, never locked: a probe that took the lock for a moment could refuse a daemon starting at that
+    moment. A pid reused by another program reads as live: callers use it for a hint, never to decide."""
+    try:
+        fd = os.open(Path(data_dir) / name, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+    except OSError:
+        return None
+    try:
+        pid = _read_pid(fd)
+    finally:
+        os.close(fd)
+    return pid if pid is not None and psutil.pid_exists(pid) else None
+
+
 def _lock_unless_held_by_the_living(fd: int) -> None:
     """``_lock(fd)``; where locks outlive their process (Windows), tried again every 0.1 s for up to
     DEAD_HOLDER_WAIT_S while the pid recorded in the file is no live process's. OSError when held by a live (or

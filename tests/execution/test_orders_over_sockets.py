@@ -1147,3 +1147,18 @@ def test_a_quote_read_from_a_backlog_is_refused_however_lately_it_arrived(tmp_pa
         ident, command = term.next_command()
         term.answer(ident, reply_ok(command["id"], ticket=9201, price=1.1001, lots=0.01, time_msc=now_msc()))
         assert dealer.collect({live}, timeout_s=10)[live]["order"]["status"] == "filled"
+
+
+def test_lots_that_round_down_below_the_minimum_say_what_was_asked(tmp_path: Path) -> None:
+    """A trader's walk-through (2026-12-06): ``trade buy EURUSD 0.001`` was refused "lots 0 below the minimum 0.01",
+    naming an amount nobody asked for. The refusal says what was asked and the step it was rounded down to."""
+    with scripted_daemon(tmp_path, **RISK_OFF) as (eps, term, dealer):
+        term.hello()
+        term.send(type="positions", positions=[])
+        fresh_quote(term, eps)
+        reply = control(eps.control, "trade", symbol="EURUSD", side="buy", lots=0.001, source="test")
+        refused_here(term, reply, "lots 0 below the minimum 0.01 (0.001 asked, rounded down to the lot step 0.01)")
+        # a size the step does not change is named as it is, with nothing added
+        reply = control(eps.control, "trade", symbol="EURUSD", side="buy", lots=5000.0, source="test")
+        refused_here(term, reply, "lots 5000 above the maximum 1000")
+        assert "asked" not in reply["error"], reply
