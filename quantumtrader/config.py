@@ -543,6 +543,12 @@ class AutoTradeConfig:
         non_negative,
     )
     break_gap_s: float = setting(300.0, "a symbol's ticks this far apart are a break in its series (a weekend, an outage)", positive)
+    refused_pause_s: float = setting(
+        60.0,
+        "after the risk rules or the terminal refuse an auto order, send none for that symbol and direction at that terminal"
+        " for this long (0 = off): a market closed or a spread too wide refused every signal again, each one journaled",
+        non_negative,
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -711,6 +717,7 @@ def _check_whole(config: Config) -> None:
         raise ConfigError("signals.sgd_l2", f"signals.sgd_learning_rate x sgd_l2 must be below 1 (it is {s.sgd_learning_rate * s.sgd_l2:g}): the learner's weights would diverge")
     _check_risk(config.risk)
     auto = config.auto_trade
+    _check_auto_lots(auto.lots, config.risk)
     if auto.settle_after_break_s and auto.break_gap_s <= s.interval_s:
         # signals re-published every interval_s would each look like a break, and auto-trading would never act
         raise ConfigError("auto_trade.break_gap_s", f"must be above signals.interval_s ({s.interval_s:g}): a signal comes at least that often while ticks do")
@@ -719,6 +726,20 @@ def _check_whole(config: Config) -> None:
         raise ConfigError("log.dir", f"{config.log.dir} is a file of the data directory (the store or another, case ignored); pick another name")
     check_listeners(config)
 
+
+
+def _check_auto_lots(lots: float, r: RiskConfig) -> None:
+    """A fixed auto-trading size the risk rules refuse every time: it loaded, and every signal became a journaled
+    refusal (below the minimum) or was skipped (above the symbol limit) while health said healthy (a hunt, 2026-12-06)."""
+    if not lots:
+        return
+    if not r.lot_min <= lots <= r.lot_max:
+        raise ConfigError("auto_trade.lots", f"({lots:g}) must be 0 (sized by risk) or lie from risk.lot_min ({r.lot_min:g}) to risk.lot_max ({r.lot_max:g})")
+    if r.max_lots_per_symbol and lots > r.max_lots_per_symbol:
+        raise ConfigError("auto_trade.lots", f"({lots:g}) is above risk.max_lots_per_symbol ({r.max_lots_per_symbol:g}): no auto order could be sent")
+    steps = lots / r.lot_step
+    if abs(steps - round(steps)) > 1e-6:
+        raise ConfigError("auto_trade.lots", f"({lots:g}) must be a multiple of risk.lot_step ({r.lot_step:g}): orders are rounded down to it")
 
 
 def _check_risk(r: RiskConfig) -> None:

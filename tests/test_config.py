@@ -94,6 +94,12 @@ def test_file_overrides_defaults_and_env_overrides_file_and_options_override_env
         ("[risk]\nmin_stop_pct = 0.3\n", {}, "risk.default_stop_pct"),  # the default stop, 0.2 %, too near
         ("[risk]\nmax_stop_pct = 0.5\n", {}, "risk.max_default_stop_pct"),  # capped at 1 %: beyond what is allowed
         ("", {"QT_RISK__MIN_STOP_PCT": "0.1", "QT_RISK__MAX_DEFAULT_STOP_PCT": "0.05"}, "risk.max_default_stop_pct"),
+        # an auto-trading hunt (2026-12-06): a fixed size the risk rules refuse every time loaded, and every signal was
+        # a journaled refusal (below the minimum) or skipped (above the symbol's limit) while health said healthy
+        ("", {"QT_AUTO_TRADE__LOTS": "0.005"}, "auto_trade.lots"),
+        ("", {"QT_AUTO_TRADE__LOTS": "6"}, "auto_trade.lots"),  # above max_lots_per_symbol (5)
+        ("", {"QT_AUTO_TRADE__LOTS": "11", "QT_RISK__MAX_LOTS_PER_SYMBOL": "0"}, "auto_trade.lots"),  # above lot_max (10)
+        ("", {"QT_AUTO_TRADE__LOTS": "0.015"}, "auto_trade.lots"),  # not a multiple of lot_step (0.01)
     ],
 )
 def test_bad_values_name_the_key(tmp_path: Path, toml: str, env: dict[str, str], key: str) -> None:
@@ -393,6 +399,11 @@ def test_weights_that_do_not_sum_to_one_say_what_they_sum_to() -> None:
     """The sum was printed with ":g": 1.000000002 read "they sum to 1"."""
     with pytest.raises(ConfigError, match=r"sum to 1\.000000002"):
         load_config(environ={"QT_SIGNALS__WEIGHT_QUANTUM": "0.300000002"})
+
+
+def test_auto_trading_sizes_the_risk_rules_take_load() -> None:
+    for lots in ("0", "0.01", "0.07", "5", "1.23"):
+        assert load_config(environ={"QT_AUTO_TRADE__LOTS": lots}).auto_trade.lots == float(lots)
 
 
 def test_risk_settings_at_their_edges_load() -> None:

@@ -6,7 +6,8 @@ source ``auto:<signal id>`` to the terminal the request is routed to; with
 ``one_per_direction`` (default) nothing is sent while that terminal already
 holds a position, or has an order under way, in that symbol (its broker's
 name) and direction. Nothing is sent while trading is halted or
-reducing-only, when a position limit is reached, or when no terminal trades the symbol: counted as skipped,
+reducing-only, when a position limit is reached (judged with the lots the order will have), for a while after
+that terminal refused that symbol and direction, or when no terminal trades the symbol: counted as skipped,
 never journaled as a refused order (one per signal per symbol filled the
 order journal for as long as a halt lasted). Refusals by the risk rules are
 counted and logged at most once per interval, never raised: a signal that
@@ -20,6 +21,8 @@ a new one, so once a position closes the next BUY opens another.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from typing import Any
 
 from quantumtrader.config import AutoTradeConfig
@@ -36,11 +39,12 @@ log = get_logger("quantumtrader.auto_trade")
 class _LogResponder:
     """Where an auto order's outcome goes: no one is waiting, so it is counted and logged (once per interval per status)."""
 
-    def __init__(self, daemon: Daemon, signal_id: str, limiter: LogLimiter) -> None:
+    def __init__(self, daemon: Daemon, signal_id: str, limiter: LogLimiter, on_refused: Callable[[], None]) -> None:
         self._daemon = daemon
         self._signal_id = signal_id
         self._limiter = limiter
-        self.done = False
+        self._on_refused = on_refused
+        self.refused = False
 
     def ok(self, **fields: Any) -> None:
         self._daemon.counters["auto_orders_filled"] += 1
@@ -51,6 +55,8 @@ class _LogResponder:
             self._limiter.log("unknown", log.warning, "auto order outcome unknown; will settle from the terminal's positions", signal=self._signal_id, reason=message)
             return
         self._daemon.counters["auto_orders_refused"] += 1
+        self.refused = True
+        self._on_refused()
         self._limiter.log(f"refused-{status}", log.info, "auto order not filled", signal=self._signal_id, status=status, reason=message)
 
 
@@ -62,6 +68,8 @@ class AutoTrader:
         self._log = LogLimiter(execution.config.daemon.reject_log_interval_s)
         # symbol -> (its last signal's tick time, its series' owner then, the tick time its signals are acted on from)
         self._series: dict[str, tuple[int, str | None, int]] = {}
+        # (terminal, broker symbol, side) -> when (monotonic) auto orders of it may be sent again after a refusal
+        self._paused: dict[tuple[str, str, str], float] = {}
 
     def attach(self) -> None:
         self.daemon.signal_hooks.append(self.on_signal)
@@ -111,7 +119,16 @@ class AutoTrader:
         if self.config.one_per_direction and self._holding(terminal, broker_symbol, side):
             counters["auto_skipped_holding"] += 1
             return
-        limits = self.execution.limits_reason(terminal, broker_symbol, self.config.lots)
+        key = (terminal, broker_symbol, side)
+        if self._paused.get(key, 0.0) > time.monotonic():
+            # A hunt (2026-12-06): a market closed, a spread too wide, a size that cannot be computed refused every
+            # signal again (each periodic one too), each a journaled refusal on the app's feed, or a broker request.
+            counters["auto_skipped_refused_lately"] += 1
+            return
+        # The limits judged with the lots the order will have: with 0 (sized later) a sized order passed them, and at
+        # the symbol limit every signal became a journaled refusal after all (a hunt, 2026-12-06).
+        plan = self.execution.plan_open(terminal, broker_symbol, side, self.config.lots or None)
+        limits = self.execution.limits_reason(terminal, broker_symbol, plan.lots)
         if limits:
             # A soak (2026-12-05): at the position limit every BUY/SELL signal became an order refused by it, in the
             # journal and on the app's feed: 1,782 of them in ten minutes. Skipped and counted, as while halted.
@@ -128,12 +145,24 @@ class AutoTrader:
         }
         if self.config.lots > 0:
             request["lots"] = self.config.lots
-        responder = _LogResponder(self.daemon, signal["id"], self._log)
-        self.daemon.counters["auto_orders_sent"] += 1
+        responder = _LogResponder(self.daemon, signal["id"], self._log, lambda: self._pause(key))
+        counters["auto_orders_requested"] += 1
         try:
             self.execution.control_trade(request, responder)  # type: ignore[arg-type]
         except ControlError as exc:
             responder.error(str(exc), exc.status)
+        if not responder.refused:  # past the risk rules: queued for its terminal (which may still refuse it)
+            counters["auto_orders_sent"] += 1
+
+    def _pause(self, key: tuple[str, str, str]) -> None:
+        """After a refusal: that terminal, symbol and direction get no auto order for ``refused_pause_s``."""
+        pause_s = self.config.refused_pause_s
+        if not pause_s:
+            return
+        now = time.monotonic()
+        if len(self._paused) > 4096:  # keys come from the symbols terminals stream: bounded, expired ones dropped
+            self._paused = {k: until for k, until in self._paused.items() if until > now}
+        self._paused[key] = now + pause_s
 
     def _after_break(self, signal: dict[str, Any]) -> bool:
         """Whether ``signal`` comes within ``settle_after_break_s`` (tick time) of a break in its symbol's series.

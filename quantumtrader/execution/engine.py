@@ -16,7 +16,7 @@ import math
 import re
 import sqlite3
 import time
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 import zmq
@@ -55,6 +55,17 @@ _NOT_EXECUTED_KEPT = 256  # opens settled "not executed" remembered for a late Q
 # A broker's suffix: a separator and up to 4 more (EURUSD.r, EURUSD#, EURUSD.pro), or up to 4 lowercase letters or
 # digits (EURUSDm, EURUSDc). Capitals without a separator are another symbol: "EUR" + "USD" opened EURUSD for "EUR".
 _SUFFIX_RE = re.compile(r"[._#+\-][A-Za-z0-9]{0,4}|[a-z0-9]{1,4}")
+
+
+class OpenPlan(NamedTuple):
+    """What :meth:`ExecutionEngine.plan_open` makes of an open: its lots and stops, or why it cannot size it."""
+
+    lots: float
+    sl: float
+    tp: float
+    problem: str | None  # the sizing's refusal (no tick value for the account's currency...), or None
+    asked: float | None  # the lots the request named (None: sized)
+    step: float  # the lot step they were rounded down to
 
 
 class ExecutionEngine:
@@ -365,21 +376,13 @@ class ExecutionEngine:
             raise ControlError(f"terminal {terminal!r} has not sent its positions since the daemon started: the limits cannot be checked yet; retry in a few seconds", 503)
         quote = self.daemon.market.terminal_quotes.get((terminal, broker_symbol))  # the price this terminal trades at
         order = self._new_order(request, "open", terminal, symbol, broker_symbol, side)
+        plan = self.plan_open(terminal, broker_symbol, side, lots, sl, tp)
+        if plan.problem:
+            self._refuse(order, plan.problem, responder)
+            return
+        lots, sl, tp = plan.lots, plan.sl, plan.tp
         spec = self._spec(terminal, broker_symbol)
         account = self.daemon.market.accounts.get(terminal) or {}
-        if quote is not None:
-            vol = self._volatility(broker_symbol) if self._volatility else None
-            sl, tp = self.risk.default_stops(side, quote["bid"], quote["ask"], sl, tp, vol)
-            digits = _price_digits(quote["ask"])
-            sl, tp = round(sl, digits), round(tp, digits)
-            if lots is None:
-                problem = self.risk.sizing_problem(broker_symbol, account.get("currency"), spec)
-                if problem:
-                    self._refuse(order, problem, responder)
-                    return
-                lots = self.risk.size_lots(broker_symbol, side, quote["bid"], quote["ask"], sl, float(account.get("equity", 0.0)), spec)
-        asked, step = lots, self.risk.lot_step(spec)
-        lots = round_lots_down(lots or 0.0, step)
         order.lots, order.sl, order.tp = lots, sl, tp
         intent = OpenIntent(broker_symbol, side, lots, sl, tp)
         reason = self.risk.check_open(
@@ -393,13 +396,35 @@ class ExecutionEngine:
             account_currency=account.get("currency"),
         )
         if reason:
-            if asked is not None and asked != lots and reason.startswith("lots "):  # "lots 0 below the minimum" of 0.001 asked
-                reason += f" ({asked:g} asked, rounded down to the lot step {step:g})"
+            if plan.asked is not None and plan.asked != lots and reason.startswith("lots "):  # "lots 0 below the minimum" of 0.001 asked
+                reason += f" ({plan.asked:g} asked, rounded down to the lot step {plan.step:g})"
             self._refuse(order, reason, responder)
             return
         ec = self.config.execution
         command = open_command(order.id, broker_symbol, side, lots, sl=sl, tp=tp, deviation_points=ec.deviation_points, magic=ec.magic)
         self._dispatch(order, command, responder, gate=lambda: self._still_wanted(order))
+
+    def plan_open(self, terminal: str, broker_symbol: str, side: str, lots: float | None, sl: float = 0.0, tp: float = 0.0) -> OpenPlan:
+        """The lots and stops an open at ``terminal`` gets before the risk rules judge it: missing stops set from
+        the price and volatility, missing lots sized by risk, lots rounded down to the step. One place for
+        :meth:`control_trade` and for auto-trading, which must judge the position limits with the lots an order
+        will have (with 0 a sized order passed them, and every signal at the limit became a journaled refusal)."""
+        quote = self.daemon.market.terminal_quotes.get((terminal, broker_symbol))
+        spec = self._spec(terminal, broker_symbol)
+        step = self.risk.lot_step(spec)
+        asked = lots
+        if quote is not None:
+            vol = self._volatility(broker_symbol) if self._volatility else None
+            sl, tp = self.risk.default_stops(side, quote["bid"], quote["ask"], sl, tp, vol)
+            digits = _price_digits(quote["ask"])
+            sl, tp = round(sl, digits), round(tp, digits)
+            if lots is None:
+                account = self.daemon.market.accounts.get(terminal) or {}
+                problem = self.risk.sizing_problem(broker_symbol, account.get("currency"), spec)
+                if problem:
+                    return OpenPlan(0.0, sl, tp, problem, asked, step)
+                lots = self.risk.size_lots(broker_symbol, side, quote["bid"], quote["ask"], sl, float(account.get("equity", 0.0)), spec)
+        return OpenPlan(round_lots_down(lots or 0.0, step), sl, tp, None, asked, step)
 
     def control_close(self, request: dict[str, Any], responder: Responder) -> None:
         if self._answer_repeat(request, responder):

@@ -21,10 +21,10 @@ from support import control, inproc_daemon, serving, wait_for
 from test_orders_over_sockets import ScriptedTerminal
 
 def _decided(counters: dict[str, int]) -> int:
-    """How many BUY/SELL signals the auto-trader has decided on: each ends in one skip counter or in an order sent.
+    """How many BUY/SELL signals the auto-trader has decided on: each ends in one skip counter or in an order requested.
     Not every auto_ counter: an order's outcome (auto_orders_filled...) comes later, with its reply, and a CI run's
     wait for the next signal was met by the last order's fill before the signal was read (2026-12-06)."""
-    return sum(v for k, v in counters.items() if k.startswith("auto_skipped_") or k == "auto_orders_sent")
+    return sum(v for k, v in counters.items() if k.startswith("auto_skipped_") or k == "auto_orders_requested")
 
 
 ENV = {
@@ -237,6 +237,87 @@ def test_at_a_position_limit_signals_are_skipped_not_journaled_as_refused_orders
                 signals.put({"id": f"sig-{i}", "symbol": "EURUSD", "prediction": "BUY", "confidence": 1.0, "time_msc": now_msc()})
             wait_for(lambda: control(eps.control)["health"]["counters"].get("auto_skipped_limits", 0) == 3, 10, "three signals skipped")
             assert control(eps.control, "orders", limit=100)["orders"] == [] and term.next_command(300) is None
+    finally:
+        term.close()
+        d.close()
+
+
+def _auto_daemon(tmp_path: Path, **env: str) -> tuple[Any, Any, Any, Any]:
+    """An in-process daemon with auto-trading on, one scripted terminal A@X streaming EURUSD with an account and no
+    positions, and the queue that hands the auto-trader its signals (the caller serves, then closes both)."""
+    d, eps = inproc_daemon(tmp_path / "data", **{**ENV, "QT_EXECUTION__DEFAULT_TERMINAL": "", **env})
+    return d, eps, _signals_to_auto_trader(d), ScriptedTerminal(eps, "A@X")
+
+
+@pytest.mark.timeout(90)
+def test_a_sized_order_at_the_symbol_limit_is_skipped_not_journaled_as_a_refusal(tmp_path: Path) -> None:
+    """A hunt (2026-12-06): with auto_trade.lots 0 (sized by risk, the default) the limits were judged with 0 lots, so
+    at risk.max_lots_per_symbol every signal became a sized order the limit refused, journaled and on the feed."""
+    d, eps, signals, term = _auto_daemon(tmp_path, QT_AUTO_TRADE__LOTS="0", QT_RISK__MAX_LOTS_PER_SYMBOL="0.5")
+
+    def counters() -> dict[str, int]:
+        return control(eps.control)["health"]["counters"]
+
+    try:
+        with serving(d):
+            term.hello()
+            term.account(10_000.0)
+            term.send(type="positions", positions=[])
+            term.send(type="tick", symbol="EURUSD", bid=1.1, ask=1.1001, volume=1)
+            wait_for(lambda: counters().get("ticks", 0) >= 1, 10, "the tick")
+            signals.put({"id": "sig-buy", "symbol": "EURUSD", "prediction": "BUY", "confidence": 1.0, "time_msc": now_msc()})
+            ident, command = term.next_command()
+            lots = command["lots"]
+            assert 0.25 < lots <= 0.5, command  # sized so that a second one passes the symbol's limit of 0.5
+            term.answer(ident, reply_ok(command["id"], ticket=1, price=1.1001, lots=lots, time_msc=now_msc()))
+            held = {"ticket": 1, "symbol": "EURUSD", "side": "buy", "lots": lots, "open_price": 1.1001, "sl": command["sl"], "tp": command["tp"],
+                    "profit": 0.0, "swap": 0.0, "commission": 0.0, "magic": 0, "comment": "QT-" + command["id"], "open_time_msc": now_msc()}  # fmt: skip
+            term.send(type="positions", positions=[held])
+            wait_for(lambda: control(eps.control, "snapshot")["positions"], 10, "the position listed")
+            for i in range(3):  # the prediction turned: SELL, re-published
+                signals.put({"id": f"sig-sell-{i}", "symbol": "EURUSD", "prediction": "SELL", "confidence": 1.0, "time_msc": now_msc()})
+            wait_for(lambda: counters().get("auto_skipped_limits", 0) == 3, 10, "three sells skipped at the limit")
+            assert term.next_command(300) is None
+            assert [o["status"] for o in control(eps.control, "orders", limit=100)["orders"]] == ["filled"]
+            assert counters().get("auto_orders_sent") == counters().get("auto_orders_requested") == 1
+    finally:
+        term.close()
+        d.close()
+
+
+@pytest.mark.timeout(90)
+def test_after_a_refusal_that_symbol_and_direction_get_no_auto_order_for_a_while(tmp_path: Path) -> None:
+    """A hunt (2026-12-06): a refusal that does not go away (the market closed, a spread too wide) met every signal
+    again, the periodic ones too: each a broker request or a journaled refusal on the app's feed. Now that terminal,
+    symbol and direction get none for auto_trade.refused_pause_s; the other direction still trades."""
+    d, eps, signals, term = _auto_daemon(tmp_path, QT_AUTO_TRADE__REFUSED_PAUSE_S="60")
+
+    def counters() -> dict[str, int]:
+        return control(eps.control)["health"]["counters"]
+
+    def signal(i: int, prediction: str) -> None:
+        term.send(type="tick", symbol="EURUSD", bid=1.1, ask=1.1001, volume=1)  # a fresh quote for the risk rules
+        before = _decided(counters())
+        signals.put({"id": f"sig-{i}", "symbol": "EURUSD", "prediction": prediction, "confidence": 1.0, "time_msc": now_msc()})
+        wait_for(lambda: _decided(counters()) > before, 10, f"signal {i} decided")
+
+    try:
+        with serving(d):
+            term.hello()
+            term.account(10_000.0)
+            term.send(type="positions", positions=[])
+            signal(0, "BUY")
+            ident, command = term.next_command()
+            term.answer(ident, reply_error(command["id"], 10018, "Market is closed"))
+            wait_for(lambda: counters().get("auto_orders_refused") == 1, 10, "the refusal")
+            for i in range(1, 4):
+                signal(i, "BUY")
+            assert term.next_command(300) is None, "a buy sent again after the terminal refused one"
+            assert counters()["auto_skipped_refused_lately"] == 3
+            signal(4, "SELL")
+            ident, command = term.next_command()
+            assert command["side"] == "sell", command
+            assert len(control(eps.control, "orders", limit=100)["orders"]) == 2
     finally:
         term.close()
         d.close()
