@@ -650,10 +650,10 @@ CLOSE_ALREADY_RAN: Final = 65601
 def close_command(command_id: str, ticket: int, lots: float = 0.0, position_lots: float = 0.0) -> dict[str, Any]:
     """Close a position; ``lots`` 0 closes the whole of it.
 
-    ``position_lots`` (an added field, sent when known): the position's lots when the close was asked. A
-    terminal that finds the position already smaller refuses with :data:`CLOSE_ALREADY_RAN` instead of closing
-    again: a retry of a partial close whose first try ran in an earlier run of the EA (its reply cache went
-    with it) closed what the trader meant to keep."""
+    ``position_lots`` (an added field, sent when known): the position's lots when the close was asked. The
+    paper terminal, finding the position already smaller, refuses with :data:`CLOSE_ALREADY_RAN` instead of
+    closing again: a retry of a partial close whose first try ran (its reply cache gone) closed what the trader
+    meant to keep. The MT5 EA ignores it and looks for the close's own deal in the position's history."""
     if position_lots > 0:
         return _command("close", command_id, ticket=int(ticket), lots=float(lots), position_lots=float(position_lots))
     return _command("close", command_id, ticket=int(ticket), lots=float(lots))

@@ -327,33 +327,106 @@ string QtExecuteOpen(QtCommand &cmd)
    return QtReplyTrade(cmd.id, ticket, price, digits, result.volume, lot_digits, time_msc);
   }
 
+//--- what an earlier try of close `id` did to a position: its deals are those whose comment, or whose
+//--- order's comment, is "QT-<id>" (a broker may rewrite a deal's comment; the order keeps the request's).
+//--- 1 = it ran (volume, volume-weighted price, the last deal's server time and the symbol set), 0 = no
+//--- such deal, -1 = the position's history could not be selected.
+int QtEarlierClose(long position_id, string id, double &volume, double &price, long &deal_msc, string &symbol)
+  {
+   string comment = "QT-" + id;
+   double value = 0.0;
+   volume = 0.0;
+   price = 0.0;
+   deal_msc = 0;
+   symbol = "";
+   if(!HistorySelectByPosition(position_id))
+      return -1;
+   int deals = HistoryDealsTotal();
+   for(int i = 0; i < deals; i++)
+     {
+      ulong deal = HistoryDealGetTicket(i);
+      if(deal == 0)
+         continue;
+      ulong order = (ulong)HistoryDealGetInteger(deal, DEAL_ORDER);
+      if(HistoryDealGetString(deal, DEAL_COMMENT) != comment && (order == 0 || HistoryOrderGetString(order, ORDER_COMMENT) != comment))
+         continue;
+      double lots = HistoryDealGetDouble(deal, DEAL_VOLUME);
+      volume += lots;
+      value += lots * HistoryDealGetDouble(deal, DEAL_PRICE);
+      symbol = HistoryDealGetString(deal, DEAL_SYMBOL);
+      long msc = HistoryDealGetInteger(deal, DEAL_TIME_MSC);
+      if(msc > deal_msc)
+         deal_msc = msc;
+     }
+   if(volume <= 0.0)
+      return 0;
+   price = value / volume;
+   return 1;
+  }
+
+//--- the reply to a close that an earlier try carried out, from that try's deals; "" when there was
+//--- none, or when the history could not be read (history_error says why, else 0)
+string QtReplyIfClosed(QtCommand &cmd, long position_id, int &history_error)
+  {
+   double volume = 0.0;
+   double price = 0.0;
+   long deal_msc = 0;
+   string symbol = "";
+   history_error = 0;
+   ResetLastError();
+   int found = QtEarlierClose(position_id, cmd.id, volume, price, deal_msc, symbol);
+   if(found < 0)
+     {
+      history_error = GetLastError();
+      if(history_error == 0)
+         history_error = 4755;              // ERR_TRADE_DEAL_NOT_FOUND
+      return "";
+     }
+   if(found == 0)
+      return "";
+   long time_msc = QtNowUtcMsc();
+   if(deal_msc > 0)
+      time_msc = QtServerMscToUtc(g_clock, deal_msc);
+   return QtReplyTrade(cmd.id, cmd.ticket, price, (int)SymbolInfoInteger(symbol, SYMBOL_DIGITS), volume,
+                       QtStepDigits(SymbolInfoDouble(symbol, SYMBOL_VOLUME_STEP)), time_msc);
+  }
+
 string QtExecuteClose(QtCommand &cmd)
   {
+   int history_error = 0;
    ResetLastError();
    if(!PositionSelectByTicket((ulong)cmd.ticket))
      {
       int err = GetLastError();
       if(err == 0)
          err = 4753;                        // ERR_TRADE_POSITION_NOT_FOUND
+      // Closed in full by an earlier try of this id, whose reply went with an earlier run's cache: that
+      // try's deal is the answer. A position's identifier is the ticket of the order that opened it, the
+      // ticket the daemon holds. Found nothing: 4753, which the daemon settles from the positions.
+      string closed = QtReplyIfClosed(cmd, cmd.ticket, history_error);
+      if(closed != "")
+         return closed;
       return QtReplyError(cmd.id, err, QtMt5RetcodeText(err) + ": ticket " + IntegerToString(cmd.ticket));
      }
    string symbol = PositionGetString(POSITION_SYMBOL);
    double volume = PositionGetDouble(POSITION_VOLUME);
    bool is_buy = (PositionGetInteger(POSITION_TYPE) == POSITION_TYPE_BUY);
    long magic = PositionGetInteger(POSITION_MAGIC);
+   long position_id = PositionGetInteger(POSITION_IDENTIFIER);
    int digits = (int)SymbolInfoInteger(symbol, SYMBOL_DIGITS);
    int lot_digits = QtStepDigits(SymbolInfoDouble(symbol, SYMBOL_VOLUME_STEP));
    // A retried close whose first try ran in an earlier run of this EA (re-attached, recompiled, the
    // terminal restarted: the reply cache went with it). MT5 keeps the ticket on a partial close, so the
-   // position is there, smaller than when the daemon asked; closing "lots" again took what the trader kept
-   // (the whole rest when it was no more than that). The daemon settles the order from the positions.
-   double tolerance = SymbolInfoDouble(symbol, SYMBOL_VOLUME_STEP) / 2.0;
-   if(tolerance < 1e-8)
-      tolerance = 1e-8;
-   if(cmd.position_lots > 0.0 && volume < cmd.position_lots - tolerance)
-      return QtReplyError(cmd.id, QT_ERR_CLOSE_ALREADY_RAN,
-                          QtMt5RetcodeText(QT_ERR_CLOSE_ALREADY_RAN) + ": ticket " + IntegerToString(cmd.ticket) + " holds " +
-                          DoubleToString(volume, lot_digits) + " lots, asked against " + DoubleToString(cmd.position_lots, lot_digits));
+   // position is still there and closing "lots" again would take what the trader kept. That try's deal
+   // (comment QT-<id>) is the record that survives. The position's size is not one: a manual partial
+   // close, another EA or a netting deal shrinks it too, and refusing then (65601) had the daemon settle
+   // as filled a close that never ran. With no such deal the close runs, capped at what the position holds.
+   string earlier = QtReplyIfClosed(cmd, position_id, history_error);
+   if(earlier != "")
+      return earlier;
+   if(history_error != 0)                   // whether an earlier try ran is not known: nothing sent, a plain failure
+      return QtReplyError(cmd.id, history_error, QtMt5RetcodeText(history_error) + ": the history of ticket " +
+                          IntegerToString(cmd.ticket) + " could not be read; the close was not sent");
    double lots = volume;
    if(cmd.lots > 0.0 && cmd.lots < volume && !QtLotsForSymbol(symbol, cmd.lots, lots))
       return QtReplyError(cmd.id, TRADE_RETCODE_INVALID_VOLUME,

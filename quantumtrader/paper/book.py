@@ -296,7 +296,8 @@ class PaperBook:
         """Close ``lots`` (0 = all) of a position. Returns (position, price, lots closed).
 
         ``position_lots``: what the position held when the close was asked (0: not said); a position already
-        smaller is refused, as the EAs do (protocol.close_command)."""
+        smaller is refused (protocol.close_command). The paper book keeps no history of close ids; the MT5 EA
+        decides from the close's own deal instead (docs/mql.md)."""
         pos = self.positions.get(ticket)
         if pos is None:
             raise TradeError(RET_POSITION_CLOSED)

@@ -29,7 +29,7 @@ import zmq
 
 import harness
 from test_wire import REFUSED
-from quantumtrader.protocol import CLOSE_ALREADY_RAN, MIN_TIME_MSC, WRONG_ACCOUNT, close_command, decode_reply, encode, for_account, modify_command, open_command, ping_command, snapshot_command
+from quantumtrader.protocol import MIN_TIME_MSC, WRONG_ACCOUNT, close_command, decode_reply, encode, for_account, modify_command, open_command, ping_command, snapshot_command
 from support import REPO, Endpoints, FeedSubscriber, control, daemon_process, shared_ticks, terminal_status, wait_for
 
 BUILD_DIR = REPO / ".harness-build"
@@ -424,23 +424,44 @@ def test_stops_are_put_on_the_symbols_tick_grid(tmp_path: Path, executables, tic
 
 
 @pytest.mark.timeout(TIMEOUT_S)
-def test_a_retried_partial_close_after_the_ea_restarted_does_not_close_the_rest(tmp_path: Path, executables, tick_file) -> None:
+@pytest.mark.parametrize("closed_before", [0.05, 0.10])
+def test_a_retried_close_after_the_ea_restarted_is_answered_from_its_deal(tmp_path: Path, executables, tick_file, closed_before: float) -> None:
     """Found by a review (2026-12-04): MT5 keeps a position's ticket on a partial close. An EA re-attached after
     closing 0.05 of 0.10 but before its reply reached the daemon got the Lazy Pirate retry with an empty reply
-    cache, found 0.05 left, and closed it: the half the trader kept. The daemon now sends the lots the position
-    had when it asked (position_lots); the EA refuses a close whose position is already smaller (65601, which
-    the daemon settles from the positions). MT4 gives the rest a new ticket: its retry finds no position."""
-    with ea_running(tmp_path, executables["mql5"], tick_file[0], "harness-partial-mql5", MQL_POSITION="EURUSD,0,0.05,QT-KEPT000001") as (eps, command_endpoint, log):
+    cache, found 0.05 left, and closed it: the half the trader kept. The earlier try's deal (comment QT-<id>)
+    is in the position's history: the EA answers the retry from it and closes nothing (a position closed in
+    full is answered the same way, not "not found"). MT4 gives the rest a new ticket: its retry finds no
+    position."""
+    with ea_running(tmp_path, executables["mql5"], tick_file[0], "harness-partial-mql5", MQL_POSITION="EURUSD,0,0.10,QT-KEPT000001",
+                    MQL_POSITION_CLOSED=f"{closed_before},QT-PCLOSE0001") as (eps, command_endpoint, log):  # fmt: skip
         held = wait_for(lambda: re.search(r"order_opened ticket=(\d+) symbol=EURUSD comment=QT-KEPT000001", log.read_text(errors="replace")), 30, "the held position")
         ticket = int(held.group(1))
-        _, again = ask_ea(command_endpoint, close_command("PCLOSE0001", ticket, 0.05, position_lots=0.10))
-        assert again["ok"] is False and again["error"]["code"] == CLOSE_ALREADY_RAN, again
+        _, again = ask_ea(command_endpoint, close_command("PCLOSE0001", ticket, closed_before, position_lots=0.10))
+        assert again["ok"] and int(again["ticket"]) == ticket and again["lots"] == closed_before and again["price"] > 0, again
         _, snap = ask_ea(command_endpoint, snapshot_command("SNAPPART01"))
-        assert [p["lots"] for p in snap["positions"]] == [0.05], snap  # the half the trader kept
-        _, partial = ask_ea(command_endpoint, close_command("PCLOSE0002", ticket, 0.02, position_lots=0.05))  # asked against what it holds
-        assert partial["ok"] and partial["lots"] == 0.02, partial
-        _, snap = ask_ea(command_endpoint, snapshot_command("SNAPPART02"))
-        assert [p["lots"] for p in snap["positions"]] == [0.03], snap
+        assert [p["lots"] for p in snap["positions"]] == ([0.05] if closed_before == 0.05 else []), snap  # what the trader kept
+        if closed_before == 0.05:
+            _, partial = ask_ea(command_endpoint, close_command("PCLOSE0002", ticket, 0.02, position_lots=0.05))  # asked against what it holds
+            assert partial["ok"] and partial["lots"] == 0.02, partial
+            _, snap = ask_ea(command_endpoint, snapshot_command("SNAPPART02"))
+            assert [p["lots"] for p in snap["positions"]] == [0.03], snap
+
+
+@pytest.mark.timeout(TIMEOUT_S)
+def test_the_first_try_of_a_close_runs_on_a_position_shrunk_by_someone_else(tmp_path: Path, executables, tick_file) -> None:
+    """Found by a review (2026-12-06): the MT5 EA took a position smaller than the close's position_lots for
+    a sign that an earlier try of that close ran, and refused with 65601, which the daemon settles from the
+    positions as filled. A manual partial close (or another EA, or a netting deal) shrinks a position too:
+    the first try of a close was refused and the trader told it filled. Only the close's own deal says it
+    ran; here there is none, so it runs, capped at what the position holds."""
+    with ea_running(tmp_path, executables["mql5"], tick_file[0], "harness-shrunk-mql5", MQL_POSITION="EURUSD,0,0.20,QT-SHRUNK00001",
+                    MQL_POSITION_CLOSED="0.10,MANUAL") as (eps, command_endpoint, log):  # fmt: skip
+        held = wait_for(lambda: re.search(r"order_opened ticket=(\d+) symbol=EURUSD comment=QT-SHRUNK00001", log.read_text(errors="replace")), 30, "the held position")
+        ticket = int(held.group(1))
+        _, first = ask_ea(command_endpoint, close_command("CLOSEFIRST1", ticket, 0.0, position_lots=0.20))
+        assert first["ok"] and int(first["ticket"]) == ticket and first["lots"] == 0.1, first
+        _, snap = ask_ea(command_endpoint, snapshot_command("SNAPSHRUNK"))
+        assert snap["positions"] == [], snap["positions"]
 
 
 @pytest.mark.timeout(TIMEOUT_S)

@@ -12,7 +12,8 @@
 #property strict
 
 //--- Ours, in MQL5's range for user errors: a close refused because its position already holds less
-//--- than the position_lots it was asked against (quantumtrader/protocol.py CLOSE_ALREADY_RAN)
+//--- than the position_lots it was asked against (quantumtrader/protocol.py CLOSE_ALREADY_RAN). The paper
+//--- terminal refuses so; the MT5 EA answers a retried close from its history instead (docs/mql.md)
 #define QT_ERR_CLOSE_ALREADY_RAN 65601
 //--- a trade command meant for another account than the one logged in now (quantumtrader/protocol.py WRONG_ACCOUNT)
 #define QT_ERR_WRONG_ACCOUNT 65602
@@ -121,6 +122,7 @@ string QtMt5RetcodeText(int code)
       case QT_ERR_WRONG_ACCOUNT: return "the terminal is logged in to another account than the command was meant for: not executed";
       case 4752:  return "trading by Expert Advisors prohibited";
       case 4754:  return "order not found";
+      case 4755:  return "deal not found";
       case 4756:  return "trade request sending failed";
      }
    return "error " + IntegerToString(code);

@@ -2,7 +2,7 @@
 // prelude.hpp, generated from the MQL reference, declares them) over a market
 // replayed from a CSV, and runs the EA's handlers the way the terminal does.
 //
-// Configuration (environment, set by tests/mql_harness):
+// Configuration (environment, set by tests/mql_harness; MQL_POSITION, MQL_POSITION_CLOSED below):
 //   MQL_TICKS           CSV "symbol,time_msc,bid,ask" (UTC ms), sorted by time
 //   MQL_CHART_SYMBOL    the chart's symbol (OnTick fires for its ticks)
 //   MQL_TICK_US         real microseconds between replayed ticks (default 500)
@@ -140,6 +140,12 @@ struct Deal {  // MT5 history
   ulong ticket = 0, order = 0, position = 0;
   long time_msc = 0;
   double price = 0, volume = 0, commission = 0;
+  std::string symbol, comment;  // the comment is the order's (the request's), as most brokers keep it
+};
+
+struct HistoryOrder {  // MT5 history: the market order behind each deal
+  ulong ticket = 0, position = 0;
+  std::string symbol, comment;
 };
 
 std::vector<Symbol> symbols;
@@ -156,6 +162,7 @@ long currency_digits = 2;
 double contract = 100000.0, vol_min = 0.01, vol_max = 100.0, vol_step = 0.01;
 std::vector<Order> open_orders, history;
 std::vector<Deal> deals;
+std::vector<HistoryOrder> history_orders;
 long next_ticket = 100000;
 int last_error = 0;
 int timer_ms = 0;
@@ -599,7 +606,7 @@ bool OrderModify(int ticket, double price, double stoploss, double takeprofit, d
 #ifdef QT_MQL5
 // -- built-ins: MQL5 ----------------------------------------------------------------
 static sim::Order position;  // the selected position
-static std::vector<ulong> selected_deals;
+static std::vector<ulong> selected_deals, selected_orders;  // the history HistorySelectByPosition selected
 
 datetime TimeTradeServer() { return sim::server_msc(sim::now_utc_msc()) / 1000; }
 double AccountInfoDouble(ENUM_ACCOUNT_INFO_DOUBLE property_id) { return sim::account_double(property_id); }
@@ -675,11 +682,30 @@ static const sim::Deal* deal(ulong ticket) {
   return nullptr;
 }
 bool HistoryDealSelect(ulong ticket) { return deal(ticket) != nullptr; }
+// the deals and the orders of the position (MQL5: "retrieves the history of deals and orders having the
+// specified position identifier"); HistoryDealGet*/HistoryOrderGet* read what it selected
 bool HistorySelectByPosition(ulong position_id) {
   selected_deals.clear();
+  selected_orders.clear();
   for (auto& d : sim::deals)
     if (d.position == position_id) selected_deals.push_back(d.ticket);
+  for (auto& o : sim::history_orders)
+    if (o.position == position_id) selected_orders.push_back(o.ticket);
   return true;
+}
+string HistoryDealGetString(ulong ticket_number, ENUM_DEAL_PROPERTY_STRING property_id) {
+  const sim::Deal* d = deal(ticket_number);
+  if (!d) return sim::last_error = 4755, string();  // ERR_TRADE_DEAL_NOT_FOUND
+  return string((property_id == DEAL_SYMBOL ? d->symbol : property_id == DEAL_COMMENT ? d->comment : std::string()).c_str());
+}
+// an order of the history selected beforehand (HistorySelectByPosition), as the MQL5 reference requires
+string HistoryOrderGetString(ulong ticket_number, ENUM_ORDER_PROPERTY_STRING property_id) {
+  for (ulong t : selected_orders) {
+    if (t != ticket_number) continue;
+    for (auto& o : sim::history_orders)
+      if (o.ticket == t) return string((property_id == ORDER_SYMBOL ? o.symbol : property_id == ORDER_COMMENT ? o.comment : std::string()).c_str());
+  }
+  return sim::last_error = 4754, string();  // ERR_TRADE_ORDER_NOT_FOUND
 }
 int HistoryDealsTotal() { return (int)selected_deals.size(); }
 ulong HistoryDealGetTicket(int index) { return index >= 0 && index < (int)selected_deals.size() ? selected_deals[(size_t)index] : 0; }
@@ -713,7 +739,8 @@ static bool reject(MqlTradeResult& result, uint retcode) {
   return false;
 }
 
-static void add_deal(MqlTradeResult& result, ulong order, ulong position_id, double price, double volume) {
+static void add_deal(MqlTradeResult& result, ulong order, ulong position_id, double price, double volume, const std::string& symbol,
+                     const std::string& comment) {
   sim::Deal d;
   d.ticket = (ulong)sim::next_ticket++;
   d.order = order;
@@ -721,7 +748,10 @@ static void add_deal(MqlTradeResult& result, ulong order, ulong position_id, dou
   d.time_msc = sim::server_msc(sim::last_tick_utc_msc);
   d.price = price;
   d.volume = volume;
+  d.symbol = symbol;
+  d.comment = comment.substr(0, 31);
   sim::deals.push_back(d);
+  sim::history_orders.push_back({order, position_id, symbol, d.comment});
   result.retcode = TRADE_RETCODE_DONE;
   result.deal = d.ticket;
   result.order = order;
@@ -743,7 +773,7 @@ bool OrderSend(MqlTradeRequest& request, MqlTradeResult& result) {
       case sim::OK: break;
     }
     sim::Order& o = sim::open(symbol, request.type, request.volume, request.sl, request.tp, (long)request.magic, request.comment.utf8());
-    add_deal(result, (ulong)o.ticket, (ulong)o.ticket, o.open_price, o.lots);
+    add_deal(result, (ulong)o.ticket, (ulong)o.ticket, o.open_price, o.lots, symbol, request.comment.utf8());
     return true;
   }
   if (request.action == TRADE_ACTION_DEAL) {
@@ -758,7 +788,7 @@ bool OrderSend(MqlTradeRequest& request, MqlTradeResult& result) {
     if (std::fabs(request.price - market) > (double)request.deviation * sim::point(s) + 1e-9) return reject(result, TRADE_RETCODE_REQUOTE);
     ulong position_id = (ulong)o.ticket;
     sim::Order closed = sim::close((size_t)i, request.volume, false);
-    add_deal(result, (ulong)sim::next_ticket++, position_id, closed.close_price, closed.lots);
+    add_deal(result, (ulong)sim::next_ticket++, position_id, closed.close_price, closed.lots, closed.symbol, request.comment.utf8());
     return true;
   }
   if (request.action == TRADE_ACTION_SLTP) {
@@ -773,6 +803,26 @@ bool OrderSend(MqlTradeRequest& request, MqlTradeResult& result) {
     return true;
   }
   return reject(result, TRADE_RETCODE_INVALID);
+}
+
+// MQL_POSITION_CLOSED=LOTS,COMMENT: an earlier run of the EA closed LOTS of the held position (MQL_POSITION)
+// with an order commented COMMENT, and its reply went with that run: the deal is in the history
+static void close_held_before_start(const char* spec) {
+  double lots = 0;
+  char comment[64] = {0};
+  if (std::sscanf(spec, "%lf,%63s", &lots, comment) != 2 || sim::open_orders.empty()) mql_critical("MQL_POSITION_CLOSED: LOTS,COMMENT after MQL_POSITION");
+  sim::Order& o = sim::open_orders.back();
+  MqlTradeRequest request;
+  MqlTradeResult result;
+  request.action = TRADE_ACTION_DEAL;
+  request.position = (ulong)o.ticket;
+  request.symbol = string(o.symbol.c_str());
+  request.volume = lots;
+  request.type = o.type == 0 ? ORDER_TYPE_SELL : ORDER_TYPE_BUY;
+  const sim::Tick* q = sim::quote(sim::find(o.symbol));
+  request.price = o.type == 0 ? q->bid : q->ask;
+  request.comment = string(comment);
+  if (!OrderSend(request, result)) mql_critical("MQL_POSITION_CLOSED: the close failed");
 }
 #endif
 
@@ -856,6 +906,9 @@ int main() {
     if (std::sscanf(held, "%63[^,],%d,%lf,%63s", symbol, &type, &lots, comment) != 4) mql_critical("MQL_POSITION: SYMBOL,TYPE,LOTS,COMMENT");
     sim::open(symbol, type, lots, 0, 0, 0, comment);
   }
+#ifdef QT_MQL5
+  if (const char* closed = std::getenv("MQL_POSITION_CLOSED")) close_held_before_start(closed);
+#endif
   mql_apply_inputs();
   if (!start_ea("oninit")) return 3;
   using clock = std::chrono::steady_clock;
