@@ -346,7 +346,8 @@ int OnInit()
    int result = QtBridgeStart("MT4", g_last_server_time);
    if(result != INIT_SUCCEEDED)
       return result;
-   // the quotes the terminal has now go out at once, not at the first change
+   // the quotes the terminal has now go out at once, not at the first change (after a re-initialisation
+   // in place, what arrived since the last one sent: QtLoadSymbols keeps it)
    for(int i = 0; i < g_symbol_count; i++)
       QtStreamSymbol(i);
    return INIT_SUCCEEDED;

@@ -13,6 +13,7 @@ import contextlib
 import datetime as dt
 import fcntl
 import gzip
+import json
 import os
 import re
 import shutil
@@ -140,10 +141,10 @@ def stack(tmp_path: Path, executables: dict[str, Path], tick_file) -> Iterator[t
 
 
 @contextlib.contextmanager
-def ea_running(tmp_path: Path, executable: Path, tick_path: Path, name: str, **mql_env: str) -> Iterator[tuple[Endpoints, str, Path]]:
-    """One compiled EA (``name`` its TerminalId, ``mql_env`` more MQL_ settings) for a test that commands it directly
-    (``ask_ea``, as the daemon's retry would): its events go to a PULL socket nobody reads, no daemon needed (one
-    started per test cost ~2.5 s each). Yields the endpoints, the EA's command endpoint and its log."""
+def ea_process(tmp_path: Path, executable: Path, tick_path: Path, name: str, **mql_env: str) -> Iterator[tuple[Endpoints, str, Path, subprocess.Popen[bytes], zmq.Socket]]:
+    """One compiled EA (``name`` its TerminalId, ``mql_env`` more MQL_ settings), no daemon: its events go to a
+    PULL socket (read it, or leave it unread). Yields the endpoints, the EA's command endpoint, its log, the
+    process and that socket."""
     eps = Endpoints(spare=1)
     command_endpoint = f"tcp://127.0.0.1:{eps.spare_ports[0]}"
     events = zmq.Context.instance().socket(zmq.PULL)
@@ -153,11 +154,20 @@ def ea_running(tmp_path: Path, executable: Path, tick_path: Path, name: str, **m
     env = {**ea_env(eps, tick_path, name, command_endpoint), **mql_env}
     proc = subprocess.Popen([str(executable)], env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
     try:
-        yield eps, command_endpoint, log
+        yield eps, command_endpoint, log, proc, events
     finally:
         proc.kill()
         proc.wait(5)
         events.close()
+
+
+@contextlib.contextmanager
+def ea_running(tmp_path: Path, executable: Path, tick_path: Path, name: str, **mql_env: str) -> Iterator[tuple[Endpoints, str, Path]]:
+    """One compiled EA for a test that commands it directly (``ask_ea``, as the daemon's retry would): its events
+    go to a PULL socket nobody reads, no daemon needed (one started per test cost ~2.5 s each). Yields the
+    endpoints, the EA's command endpoint and its log."""
+    with ea_process(tmp_path, executable, tick_path, name, **mql_env) as (eps, command_endpoint, log, _proc, _events):
+        yield eps, command_endpoint, log
 
 
 def ask_ea(endpoint: str, command: dict | bytes, timeout_ms: int = 5000) -> tuple[bytes, dict]:
@@ -445,6 +455,40 @@ def test_a_retried_close_after_the_ea_restarted_is_answered_from_its_deal(tmp_pa
             assert partial["ok"] and partial["lots"] == 0.02, partial
             _, snap = ask_ea(command_endpoint, snapshot_command("SNAPPART02"))
             assert [p["lots"] for p in snap["positions"]] == [0.03], snap
+
+
+def drain_events(events: zmq.Socket, seconds: float) -> list[dict[str, Any]]:
+    """Every event the EA sends for ``seconds``."""
+    out, end = [], time.monotonic() + seconds
+    while time.monotonic() < end:
+        if events.poll(50):
+            out.append(json.loads(events.recv()))
+    return out
+
+
+@pytest.mark.timeout(TIMEOUT_S)
+@pytest.mark.parametrize("platform", ["mql4", "mql5"])
+def test_a_reinit_in_place_neither_loses_nor_repeats_a_tick(tmp_path: Path, executables, tick_file, platform: str) -> None:
+    """Found by a review (2026-12-06): a re-initialisation in place (the trader flips the chart's timeframe)
+    started the symbol list afresh. MT5 then sent only the current quote and copied on from it: the ticks
+    that arrived since the last timer event were never sent, and not counted in ``dropped`` (a 200 ms timer
+    lost hundreds in five flips). Both platforms sent the last tick again in the new run. Each symbol now
+    keeps what was last sent for it: every tick of the file goes out once (MT4: each change once), across
+    five re-initialisations. MT5 streams EURUSD from its timer alone here (the chart shows another symbol)."""
+    chart = {"MQL_CHART_SYMBOL": "GBPUSD", "MQL_INPUT_SymbolList": "EURUSD"} if platform == "mql5" else {}
+    with ea_process(tmp_path, executables[platform], tick_file[0], f"harness-flip-{platform}", MQL_INPUT_TimerMilliseconds="200", **chart) as (eps, command_endpoint, log, proc, events):  # fmt: skip
+        sent = drain_events(events, 0.3)
+        for _ in range(5):
+            proc.send_signal(signal.SIGUSR1)
+            sent += drain_events(events, 0.2)
+        sent += drain_events(events, 0.5)
+        wait_for(lambda: "replay_done" in log.read_text(errors="replace"), 30, "the replay to end")
+        sent += drain_events(events, 1.0)
+    assert log.read_text(errors="replace").count("reinit oninit=0") == 5
+    assert sum(e["type"] == "hello" for e in sent) == 6
+    ticks = [(e["time_msc"], e["bid"], e["ask"]) for e in sent if e["type"] == "tick"]
+    assert ticks == expected_ticks(platform, tick_file[1]), f"{len(ticks)} ticks sent, {len(expected_ticks(platform, tick_file[1]))} in the file"
+    assert {e["dropped"] for e in sent if e["type"] == "heartbeat"} <= {0}
 
 
 @pytest.mark.timeout(TIMEOUT_S)

@@ -122,9 +122,8 @@ void QtAddSymbol(string name)
   }
 
 //--- SymbolList (comma separated), or every Market Watch symbol when empty
-void QtLoadSymbols()
+void QtLoadSymbolList()
   {
-   g_symbol_count = 0;
    string list = QtTrim(SymbolList);
    if(list == "")
      {
@@ -141,6 +140,44 @@ void QtLoadSymbols()
       if(name != "")
          QtAddSymbol(name);
      }
+  }
+
+//--- the symbol list, each symbol keeping what was last sent for it. The terminal re-initialises an EA in
+//--- place (a chart's symbol or period, new inputs) with its globals kept, as the reply cache is: a symbol
+//--- streamed before goes on from its last sent tick (MT5 copies the ticks that arrived meanwhile, none
+//--- lost and none sent twice; MT4 sends its quote only when changed). Only a symbol new to the list
+//--- starts afresh with its current quote.
+void QtLoadSymbols()
+  {
+   int kept = g_symbol_count;
+   string kept_symbols[];
+   long kept_msc[];
+   int kept_sent[];
+   double kept_bid[];
+   double kept_ask[];
+   if(ArrayResize(kept_symbols, kept) != kept || ArrayResize(kept_msc, kept) != kept || ArrayResize(kept_sent, kept) != kept ||
+      ArrayResize(kept_bid, kept) != kept || ArrayResize(kept_ask, kept) != kept)
+      kept = 0;                          // out of memory: every symbol starts afresh, as on a first start
+   for(int i = 0; i < kept; i++)
+     {
+      kept_symbols[i] = g_symbols[i];
+      kept_msc[i] = g_last_msc[i];
+      kept_sent[i] = g_sent_at_last[i];
+      kept_bid[i] = g_last_bid[i];
+      kept_ask[i] = g_last_ask[i];
+     }
+   g_symbol_count = 0;
+   QtLoadSymbolList();
+   for(int i = 0; i < g_symbol_count; i++)
+      for(int j = 0; j < kept; j++)
+         if(kept_symbols[j] == g_symbols[i])
+           {
+            g_last_msc[i] = kept_msc[j];
+            g_sent_at_last[i] = kept_sent[j];
+            g_last_bid[i] = kept_bid[j];
+            g_last_ask[i] = kept_ask[j];
+            break;
+           }
   }
 
 int QtSymbolIndex(string name)
