@@ -9,7 +9,9 @@ level (where the seed app's WebSocketService looks for it).
 
 Client messages are outside input: size-capped by uvicorn, rate limited per
 connection, parsed defensively; a bad one is answered with an error and
-counted, never allowed to close anything else.
+counted, never allowed to close anything else. One the protocol refuses
+(over the size cap, a broken frame) closes its own connection
+(uvicorn's doing): counted and logged all the same.
 """
 
 from __future__ import annotations
@@ -103,6 +105,9 @@ async def _serve(websocket: WebSocket, sidecar: Sidecar, principal: Principal, t
         while True:
             event = await websocket.receive()
             if event["type"] == "websocket.disconnect":
+                refused = _protocol_refusal(websocket, event)
+                if refused is not None:
+                    _count_refusal(sidecar, refused, f"{event.get('reason') or 'frame refused'} (closed {event.get('code')})")
                 break
             raw = event.get("text")
             if raw is None and event.get("bytes") is not None:
@@ -170,6 +175,30 @@ async def _close_when_dropped(websocket: WebSocket, client: Client) -> None:
     """Close the socket once the hub has given up on the client (too slow, or its send failed)."""
     await client.closed.wait()
     await _close(websocket, CLOSE_TOO_SLOW if client.too_slow else CLOSE_GOING_AWAY, "too far behind" if client.too_slow else "")
+
+
+#: Close codes with which the WebSocket protocol's parser (the websockets library's, under uvicorn) ends a
+#: connection over a client's frame before the endpoint sees it, and the reason counted; any other: bad_frame.
+_PROTOCOL_REFUSALS = {1009: "too_large"}
+
+
+def _protocol_refusal(websocket: WebSocket, event: dict[str, Any]) -> str | None:
+    """The reason, when this disconnect is the protocol refusing the client's frame (a message over
+    ``sidecar.ws_max_message_bytes``, a frame breaking RFC 6455); None otherwise.
+
+    uvicorn closes such a connection itself (1009, 1002) and only tells the endpoint it is gone: a 70 KB
+    message left no count and no line (a trader's walk-through hunt, 2026-12-06). The parser's exception
+    tells it from a client that closes with one of those codes itself."""
+    conn = getattr(_uvicorn_protocol(websocket), "conn", None)
+    if getattr(conn, "parser_exc", None) is None:
+        return None
+    return _PROTOCOL_REFUSALS.get(event.get("code", 0), "bad_frame")
+
+
+def _count_refusal(sidecar: Sidecar, reason: str, text: str) -> None:
+    """A client's message refused: counted as ``ws_reject_<reason>``, logged once per reason and interval."""
+    sidecar.counters[f"ws_reject_{reason}"] += 1
+    sidecar.log_reject(f"ws {reason}", route="/ws", reason=reason, error=text[:200])
 
 
 def _uvicorn_protocol(websocket: WebSocket) -> Any:
@@ -273,8 +302,7 @@ class Session:
         self.limiter = Buckets(rate, max(1, int(rate * 2)), max_keys=1)
 
     def reject(self, reason: str, text: str) -> None:
-        self.sidecar.counters[f"ws_reject_{reason}"] += 1
-        self.sidecar.log_reject(f"ws {reason}", route="/ws", reason=reason, error=text[:200])
+        _count_refusal(self.sidecar, reason, text)
         self.client.reply(error_message(text))
 
     async def handle(self, raw: str) -> None:

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from websockets.sync.client import connect
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import ClientConnection, connect
 
 from sidecar_stack import Stack, running_stack
 
@@ -125,3 +126,35 @@ def test_refused_requests_and_websocket_messages_are_logged_once_per_reason(stac
     assert len([line for line in _refused_lines(stack, '"route": "/ws"') if '"reason": "bad_json"' in line]) == 1
     log = _log(stack)
     assert stack.tokens["alice"] not in log and "Bearer" not in log
+
+
+def _frame_the_protocol_refuses(ws: ClientConnection, kind: str) -> None:
+    """Send, on an open connection, a frame that uvicorn's WebSocket protocol itself refuses (the endpoint never sees it)."""
+    if kind == "too_large":  # 70,000 bytes once inflated: over sidecar.ws_max_message_bytes (64 KiB)
+        ws.send('{"type":"ping","pad":"' + "x" * 70_000 + '"}')
+    else:  # an unmasked frame: a client must mask every frame (RFC 6455 5.1)
+        ws.socket.sendall(b"\x81\x05hello")
+
+
+@pytest.mark.parametrize(("kind", "code"), [("too_large", 1009), ("bad_frame", 1002)])
+def test_a_websocket_frame_the_protocol_refuses_is_counted_and_logged_once(stack: Stack, kind: str, code: int) -> None:
+    """uvicorn closed such a connection (1009 for a message over 64 KiB) and nothing was counted or logged: only
+    ws_connections_total moved (a trader's walk-through hunt, 2026-12-06)."""
+    before = _counter(stack, f"ws_reject_{kind}")
+    with connect(f"{stack.ws_url}?token={stack.tokens['alice']}", open_timeout=5) as ws:
+        ws.recv(timeout=5)
+        ws.close(code)  # a client's own close with that code: nothing refused, nothing counted (checked below)
+    for _ in range(3):
+        with connect(f"{stack.ws_url}?token={stack.tokens['alice']}", open_timeout=5) as ws:
+            ws.recv(timeout=5)  # connection
+            _frame_the_protocol_refuses(ws, kind)
+            with pytest.raises(ConnectionClosed):
+                while True:
+                    ws.recv(timeout=5)
+            assert ws.protocol.close_rcvd is not None and ws.protocol.close_rcvd.code == code
+    deadline = time.monotonic() + 10
+    while _counter(stack, f"ws_reject_{kind}") < before + 3 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _counter(stack, f"ws_reject_{kind}") == before + 3
+    (line,) = [line for line in _refused_lines(stack, '"route": "/ws"') if f'"reason": "{kind}"' in line]
+    assert f"(closed {code})" in line, line
