@@ -20,7 +20,8 @@ from quantumtrader.sidecar.jsonresp import JSONResponse
 
 
 class ApiError(Exception):
-    """A refusal with its HTTP status (PROTOCOL.md, "App API": 400 401 403 404 422 429 503 504)."""
+    """A refusal with its HTTP status (PROTOCOL.md, "App API": 400 401 403 404 422 429 503 504; and 413, a body
+    over the sidecar's limit)."""
 
     def __init__(
         self, status: int, message: str, headers: Mapping[str, str] | None = None, extra: Mapping[str, Any] | None = None, *, reason: str | None = None

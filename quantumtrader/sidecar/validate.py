@@ -1,6 +1,6 @@
 """Request bodies and query parameters are outside input: every field checked, every refusal counted.
 
-400 when the body is not a JSON object at all; 422 when a field is missing,
+400 when the body is not a JSON object at all (413 when it is over 64 KiB); 422 when a field is missing,
 of the wrong type or out of range (PROTOCOL.md, "App API"). The messages name
 the field, so an app developer can fix the request from the error alone.
 """
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Mapping
 from typing import Any
 
 import anyio
@@ -45,7 +46,7 @@ async def _read_limited(request: Request, rejects: Counter[str]) -> bytes:
     """
     declared = request.headers.get("content-length")
     if declared is not None and (decimal(declared) or 0) > MAX_BODY_BYTES:
-        raise refuse(rejects, "body_too_large", 400, f"body larger than {MAX_BODY_BYTES} bytes")
+        raise _too_large(rejects)
     chunks: list[bytes] = []
     size = 0
     timeout_s = request.app.state.sidecar.config.sidecar.body_timeout_s
@@ -54,7 +55,7 @@ async def _read_limited(request: Request, rejects: Counter[str]) -> bytes:
             async for chunk in request.stream():
                 size += len(chunk)
                 if size > MAX_BODY_BYTES:
-                    raise refuse(rejects, "body_too_large", 400, f"body larger than {MAX_BODY_BYTES} bytes")
+                    raise _too_large(rejects)
                 chunks.append(chunk)
     except ClientDisconnect:
         raise refuse(rejects, "body_incomplete", 400, "the client went away before its body ended") from None
@@ -63,11 +64,19 @@ async def _read_limited(request: Request, rejects: Counter[str]) -> bytes:
     return b"".join(chunks)
 
 
-def refuse(rejects: Counter[str], reason: str, status: int, message: str) -> ApiError:
+def _too_large(rejects: Counter[str]) -> ApiError:
+    """413, and the connection closed after it: the rest of the body is still coming (or never will, when the
+    declared length is a lie), and the server would otherwise read and drop it all on a connection kept alive,
+    the client left waiting with its upload unfinished. It was a 400 on an open connection (a trader's
+    walk-through hunt, 2026-12-06)."""
+    return refuse(rejects, "body_too_large", 413, f"body larger than {MAX_BODY_BYTES} bytes", {"Connection": "close"})
+
+
+def refuse(rejects: Counter[str], reason: str, status: int, message: str, headers: Mapping[str, str] | None = None) -> ApiError:
     """Count a refusal under ``reason`` and make its error (the reason goes along: the refusal's log line is
     keyed by it, errors.py)."""
     rejects[reason] += 1
-    return ApiError(status, message, reason=reason)
+    return ApiError(status, message, headers, reason=reason)
 
 
 def field_error(rejects: Counter[str], message: str) -> ApiError:

@@ -9,8 +9,10 @@ and the sidecar's own refusals were counted but never logged.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -158,3 +160,55 @@ def test_a_websocket_frame_the_protocol_refuses_is_counted_and_logged_once(stack
     assert _counter(stack, f"ws_reject_{kind}") == before + 3
     (line,) = [line for line in _refused_lines(stack, '"route": "/ws"') if f'"reason": "{kind}"' in line]
     assert f"(closed {code})" in line, line
+
+
+def _answer_then_end(sock: socket.socket, within_s: float) -> tuple[bytes, float]:
+    """Everything the server sends until it ends the connection (EOF or reset), and how long that took."""
+    started = time.monotonic()
+    sock.settimeout(within_s)
+    answer = b""
+    try:
+        while chunk := sock.recv(65536):
+            answer += chunk
+    except ConnectionResetError:  # the server closed with the rest of the body unread: the kernel resets
+        pass
+    except TimeoutError:  # still open: the time says so
+        pass
+    return answer, time.monotonic() - started
+
+
+def _send_quietly(sock: socket.socket, data: bytes) -> None:
+    with contextlib.suppress(OSError):  # the server has answered and closed: the rest is refused
+        sock.sendall(data)
+
+
+def _trade_head(stack: Stack, framing: str) -> bytes:
+    return (
+        f"POST /api/trade HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {stack.tokens['alice']}\r\n"
+        f"Content-Type: application/json\r\n{framing}\r\n\r\n"
+    ).encode()
+
+
+@pytest.mark.parametrize("sent", ["declared 99999999999, sent 6", "declared and sent 20 MB", "chunked, 100 KB"])
+def test_a_body_over_64_KiB_is_answered_413_and_the_connection_closed(stack: Stack, sent: str) -> None:
+    """It was a 400 on a connection kept alive: a client still sending its 20 MB was left hanging, the server taking
+    and dropping the rest; one that had declared 99999999999 bytes and sent 6 was never told the connection was
+    done with (a trader's walk-through hunt, 2026-12-06)."""
+    before = _counter(stack, "body_too_large")
+    big = b'{"symbol":"EURUSD","type":"BUY","comment":"' + b"x" * (20 * 1024 * 1024) + b'"}'
+    with socket.create_connection(("127.0.0.1", stack.port), timeout=10) as sock:
+        if sent.startswith("declared 9"):
+            sock.sendall(_trade_head(stack, "Content-Length: 99999999999") + b'{"a":1')
+        elif sent.startswith("chunked"):
+            sock.sendall(_trade_head(stack, "Transfer-Encoding: chunked") + b"%x\r\n" % 100_000 + b"x" * 100_000 + b"\r\n")
+        else:  # the whole body, from a thread: the server answers (and closes) long before it is sent
+            sock.sendall(_trade_head(stack, f"Content-Length: {len(big)}"))
+            threading.Thread(target=_send_quietly, args=(sock, big), daemon=True).start()
+        answer, took = _answer_then_end(sock, within_s=10)
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 413 "), answer[:300]
+    assert b"\r\nconnection: close" in head.lower(), head
+    assert json.loads(body) == {"success": False, "error": "body larger than 65536 bytes"}
+    assert took < 5, took  # the server ended the connection: the client is not left waiting
+    assert _counter(stack, "body_too_large") == before + 1
+    assert len(_refused_lines(stack, '"reason": "body_too_large"')) == 1
