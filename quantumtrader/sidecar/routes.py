@@ -645,7 +645,7 @@ async def broker_connect(request: Request) -> Response:
           schema: {type: object, required: [login], properties: {platform: {type: string}, server: {type: string}, login: {type: integer}, password: {type: string}}}
     responses:
       200: {description: "{success: true, terminal}"}
-      404: {description: no connected terminal has that login}
+      404: {description: "no connected terminal has that login (or only on another server: the error names it)"}
       503: {description: no terminal connected}
     """
     sidecar, _ = _user(request)
@@ -663,9 +663,13 @@ async def broker_connect(request: Request) -> Response:
     if not clone.accounts:
         raise ApiError(503, "no terminal connected")
     stale = {t.get("terminal") for t in clone.terminals if isinstance(t, dict) and t.get("stale")}
-    for terminal, acc in sorted(clone.accounts.items()):
-        if acc.get("login") == login_value and terminal not in stale and (not server or not acc.get("server") or acc.get("server") == server):
+    logged_in = [(terminal, acc) for terminal, acc in sorted(clone.accounts.items()) if acc.get("login") == login_value and terminal not in stale]
+    for terminal, acc in logged_in:
+        if not server or not acc.get("server") or acc.get("server") == server:
             return JSONResponse({"success": True, "terminal": terminal, "login": login_value, "server": acc.get("server", ""), "message": "terminal connected"})
+    if logged_in:  # the login is right, the server is not: "no terminal is logged in as" read as a wrong login (a hunt, 2026-12-06)
+        servers = ", ".join(sorted({repr(acc.get("server")) for _, acc in logged_in}))
+        raise ApiError(404, f"login {login_value} is connected on server {servers}, not {server!r}")
     raise ApiError(404, f"no connected terminal is logged in as {login_value}")
 
 

@@ -217,7 +217,12 @@ def test_connectToBroker_answers_whether_that_login_is_connected_and_forgets_the
     response = httpx.post(f"{stack.url}/api/broker/connect", headers=stack.headers(), content=json.dumps(body), timeout=5)
     assert response.status_code == 200 and response.json()["success"] is True
     other = httpx.post(f"{stack.url}/api/broker/connect", headers=stack.headers(), content=json.dumps({**body, "login": 42}), timeout=5)
-    assert other.status_code == 404 and other.json()["success"] is False
+    assert other.status_code == 404 and other.json() == {"success": False, "error": "no connected terminal is logged in as 42"}
+    # The right login on another server: it said "no connected terminal is logged in as 1000001", as if the login
+    # were wrong (a trader's walk-through hunt, 2026-12-06). It names the server the login is connected on.
+    elsewhere = httpx.post(f"{stack.url}/api/broker/connect", headers=stack.headers(), content=json.dumps({**body, "server": "Other-Live"}), timeout=5)
+    assert elsewhere.status_code == 404, elsewhere.text
+    assert elsewhere.json() == {"success": False, "error": "login 1000001 is connected on server 'QuantumTrader-Paper', not 'Other-Live'"}
     for path in stack.tmp.rglob("*"):
         if path.is_file():
             assert b"hunter2-broker-pw" not in path.read_bytes(), f"the broker password ended up in {path}"
