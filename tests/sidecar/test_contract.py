@@ -418,6 +418,17 @@ def test_number_like_text_that_is_not_a_number_is_a_422_never_a_500(stack: Stack
         assert response.status_code == 422, response.text
 
 
+def test_a_bad_limit_gets_one_message_on_every_route_whatever_is_wrong_with_it(stack: Stack) -> None:
+    """A 23-digit limit was "must be an integer" (it is one; the parser takes 20 digits at most) where a 20-digit one
+    was "must be between 1 and 1000" (a trader's walk-through hunt, 2026-12-06, compared /api/signals and
+    /api/orders): one message says what is wanted, for every bad value."""
+    with stack.http() as http:
+        for route in ("/api/signals", "/api/orders"):
+            for raw in ("99999999999999999999999", "99999999999999999999", "1001", "0", "-1", "abc", "1e3", "²"):
+                response = http.get(route, params={"limit": raw}, headers=stack.headers())
+                assert response.status_code == 422, (route, raw, response.text)
+                assert response.json() == {"success": False, "error": "limit must be an integer from 1 to 1000"}, (route, raw)
+
 
 def test_the_dashboard_files_carry_the_page_headers_under_static_too(stack: Stack) -> None:
     """/static/index.html is the same working page as /: without the headers it could be framed and escape the CSP."""
