@@ -419,14 +419,15 @@ async def orders(request: Request) -> Response:
     tags: [trading]
     parameters:
       - {name: limit, in: query, schema: {type: integer, minimum: 1, maximum: 1000, default: 100}}
-      - {name: request_id, in: query, schema: {type: string, maxLength: 64}, description: "the order a trade request made (its 504 names the id); none: an empty list"}
+      - {name: request_id, in: query, schema: {type: string, minLength: 1, maxLength: 64}, description: "the order a trade request made (its 504 names the id); none: an empty list"}
     responses:
       200: {description: "{orders: [order], count, timestamp}"}
     """
     sidecar, _ = _user(request)
     # request_id: the id a trade's 504 tells the app to look for here; this route took only limit, and the answer,
-    # the newest orders, read as though the request had made none of them (a hunt, 2026-12-05)
-    request_id = text(dict(request.query_params), "request_id", sidecar.counters, max_len=64, required=False)
+    # the newest orders, read as though the request had made none of them (a hunt, 2026-12-05). Empty is refused:
+    # it was an empty list, the same "your request made no order" (a trader's walk-through hunt, 2026-12-06).
+    request_id = text(dict(request.query_params), "request_id", sidecar.counters, max_len=64, min_len=1, required=False)
     if request_id is not None:
         reply = await sidecar.call("orders", request_id=request_id)
     else:

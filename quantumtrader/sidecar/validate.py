@@ -83,14 +83,14 @@ def field_error(rejects: Counter[str], message: str) -> ApiError:
     return refuse(rejects, "invalid_field", 422, message)
 
 
-def text(body: dict[str, Any], name: str, rejects: Counter[str], *, max_len: int = 256, required: bool = True) -> str | None:
+def text(body: dict[str, Any], name: str, rejects: Counter[str], *, max_len: int = 256, min_len: int = 0, required: bool = True) -> str | None:
     value = body.get(name)
     if value is None:
         if required:
             raise field_error(rejects, f"{name} is required")
         return None
-    if not isinstance(value, str) or len(value) > max_len:
-        raise field_error(rejects, f"{name} must be a string of at most {max_len} characters")
+    if not isinstance(value, str) or not min_len <= len(value) <= max_len:
+        raise field_error(rejects, f"{name} must be a string of {f'{min_len} to' if min_len else 'at most'} {max_len} characters")
     return value
 
 
