@@ -29,7 +29,9 @@ class ApiError(Exception):
         super().__init__(message)
         self.status = status
         self.message = message
-        self.reason = reason  # the counter it is counted under, when validation refused it (validate.refuse)
+        # Why, as the counter it is counted under (validate.refuse; a limiter's own for a login's 429): the refusal's
+        # log line is keyed by it, so each reason of a route gets its line. None: a 5xx, or an outcome, not a refusal.
+        self.reason = reason
         self.headers = dict(headers or {})
         self.extra = dict(extra or {})  # fields the body adds after success and error (the order a 504 left pending)
 
@@ -62,15 +64,15 @@ def error_response(status: int, message: str, headers: Mapping[str, str] | None 
     return JSONResponse({"success": False, "error": message, **(extra or {})}, status_code=status, headers=dict(headers or {}))
 
 
-def _log_refusal(request: Request, status: int, message: str, reason: str | None = None, counter: str | None = None) -> None:
-    """A client's request refused (4xx): counted under ``counter`` when validation has not counted it already,
-    logged once per status, route and reason per interval (Sidecar.log_reject). The route's template, not the
-    path, keys it: paths are the client's to invent."""
+def _log_refusal(request: Request, status: int, message: str, reason: str | None, *, count: bool = False) -> None:
+    """A client's request refused (4xx): counted under ``reason`` when ``count`` (validation has not counted it
+    already), logged once per status, route and reason per interval (Sidecar.log_reject). The route's template,
+    not the path, keys it: paths are the client's to invent."""
     sidecar = getattr(request.app.state, "sidecar", None)
     if sidecar is None or not 400 <= status < 500:
         return
-    if counter is not None:
-        sidecar.counters[counter] += 1
+    if count and reason is not None:
+        sidecar.counters[reason] += 1
     route = getattr(request.scope.get("route"), "path", None) or "(no route)"
     sidecar.log_reject(f"{status} {route} {reason}", status=status, route=route, reason=reason, method=request.scope.get("method", "WS"), error=message[:200])
 
@@ -101,7 +103,7 @@ async def handle_http_exception(request: Request, exc: Exception) -> Response:
     message = exc.detail if isinstance(exc.detail, str) and exc.detail else "error"
     if exc.status_code == 404:
         message = f"not found: {request.url.path}{_legacy_hint(request.url.path)}"
-    _log_refusal(request, exc.status_code, message, counter=f"http_{exc.status_code}")  # an unknown route, a wrong method
+    _log_refusal(request, exc.status_code, message, f"http_{exc.status_code}", count=True)  # an unknown route, a wrong method
     return error_response(exc.status_code, message, exc.headers)
 
 

@@ -27,7 +27,7 @@ from quantumtrader.sidecar.jsonresp import JSONResponse
 from quantumtrader.sidecar.ratelimit import client_ip, retry_after
 from quantumtrader.sidecar.runtime import Sidecar
 from quantumtrader.sidecar.signals import app_signal
-from quantumtrader.sidecar.validate import field_error, json_body, number, query_float, query_int, symbol, text, ticket
+from quantumtrader.sidecar.validate import field_error, json_body, number, query_float, query_int, refuse, symbol, text, ticket
 
 
 def _sidecar(request: Request) -> Sidecar:
@@ -74,12 +74,11 @@ async def login(request: Request) -> Response:
     assert username is not None and password is not None
     wait = sidecar.login_per_ip.take(client_ip(request.scope)) or sidecar.login_failures_per_name.wait(username)
     if wait:  # counted by the limiters themselves (login_rate_limited in the metrics)
-        raise ApiError(429, "too many login attempts; retry later", retry_after(wait))
+        raise ApiError(429, "too many login attempts; retry later", retry_after(wait), reason="login_rate_limited")
     user = await anyio.to_thread.run_sync(sidecar.users.authenticate, username, password, limiter=sidecar.scrypt_limiter)
     if user is None:
-        sidecar.counters["login_failures"] += 1
         sidecar.login_failures_per_name.charge(username)
-        raise ApiError(401, "wrong user name or password")
+        raise refuse(rejects, "login_failures", 401, "wrong user name or password")
     assert sidecar.tokens is not None
     sc = sidecar.config.sidecar
     sidecar.counters["logins"] += 1
@@ -112,7 +111,7 @@ async def refresh(request: Request) -> Response:
     body = await json_body(request, sidecar.counters)
     token = text(body, "refreshToken", sidecar.counters, max_len=4096)
     assert token is not None and sidecar.tokens is not None
-    principal = sidecar.tokens.verify(token, REFRESH)
+    principal = sidecar.verify(token, REFRESH)
     ttl = sidecar.config.sidecar.access_ttl_s
     return JSONResponse({"success": True, "accessToken": sidecar.tokens.issue(principal.user, "access", ttl), "tokenType": "Bearer", "expiresIn": ttl})
 
@@ -352,7 +351,7 @@ async def features(request: Request) -> Response:
     latest = reply.get("features")
     data = latest.get(broker) if isinstance(latest, dict) else None
     if not isinstance(data, dict):
-        raise ApiError(404, f"no features for {sym} yet")
+        raise refuse(sidecar.counters, "no_features", 404, f"no features for {sym} yet")
     return JSONResponse({"symbol": sym, "time_msc": data.get("time_msc"), "features": data.get("features", {})})
 
 
@@ -402,7 +401,7 @@ async def account(request: Request) -> Response:
     wanted = request.query_params.get("terminal")
     if wanted:
         if wanted not in accounts:
-            raise ApiError(404, f"no account from terminal {wanted!r}")
+            raise refuse(sidecar.counters, "unknown_terminal", 404, f"no account from terminal {wanted!r}")
         chosen = accounts[wanted]
     else:
         chosen = sidecar.clone.default_account()
@@ -670,8 +669,8 @@ async def broker_connect(request: Request) -> Response:
             return JSONResponse({"success": True, "terminal": terminal, "login": login_value, "server": acc.get("server", ""), "message": "terminal connected"})
     if logged_in:  # the login is right, the server is not: "no terminal is logged in as" read as a wrong login (a hunt, 2026-12-06)
         servers = ", ".join(sorted({repr(acc.get("server")) for _, acc in logged_in}))
-        raise ApiError(404, f"login {login_value} is connected on server {servers}, not {server!r}")
-    raise ApiError(404, f"no connected terminal is logged in as {login_value}")
+        raise refuse(rejects, "login_on_other_server", 404, f"login {login_value} is connected on server {servers}, not {server!r}")
+    raise refuse(rejects, "login_not_connected", 404, f"no connected terminal is logged in as {login_value}")
 
 
 def api_routes() -> list[BaseRoute]:

@@ -30,6 +30,7 @@ from quantumtrader.sidecar.state import Clone
 from quantumtrader.sidecar.store_reader import open_signal_reader
 from quantumtrader.sidecar.symbols import AppSymbols
 from quantumtrader.sidecar.users import UserStore
+from quantumtrader.sidecar.validate import refuse
 
 #: HTTP statuses of the App API that a daemon refusal may carry through unchanged.
 #: Logins whose scrypt may run at once (the rest wait their turn).
@@ -120,21 +121,24 @@ class Sidecar:
 
     def authenticate(self, conn: HTTPConnection, token: str | None = None) -> Principal:
         """The caller of a request (Bearer header) or WebSocket (``?token=`` or header); 401 otherwise."""
-        assert self.tokens is not None
         token = token or bearer_token(conn.headers.get("authorization"))
         if not token:
-            self.counters["auth_missing"] += 1
-            raise ApiError(401, "missing token: send Authorization: Bearer <token>", {"WWW-Authenticate": "Bearer"})
+            raise refuse(self.counters, "auth_missing", 401, "missing token: send Authorization: Bearer <token>", {"WWW-Authenticate": "Bearer"})
+        return self.verify(token, ACCESS)
+
+    def verify(self, token: str, kind: str) -> Principal:
+        """The principal of a valid token of type ``kind`` (an access token, or the refresh route's); else a 401
+        refused as auth_invalid: counted, and logged apart from auth_missing (before, both were one line per
+        route and interval, "reason": null: a trader's walk-through hunt, 2026-12-06)."""
+        assert self.tokens is not None
         try:
-            return self.tokens.verify(token, ACCESS)
-        except ApiError:
-            self.counters["auth_invalid"] += 1
-            raise
+            return self.tokens.verify(token, kind)
+        except ApiError as exc:
+            raise refuse(self.counters, "auth_invalid", exc.status, exc.message, exc.headers) from None
 
     def require_trader(self, principal: Principal) -> None:
         if principal.role != "trader":
-            self.counters["auth_forbidden"] += 1
-            raise ApiError(403, f"role {principal.role!r} may not trade (needs trader)")
+            raise refuse(self.counters, "auth_forbidden", 403, f"role {principal.role!r} may not trade (needs trader)")
 
     # -- daemon ------------------------------------------------------------------------------
 
@@ -162,7 +166,8 @@ class Sidecar:
             raise ApiError(503, f"this daemon does not support {kind!r} yet ({error})")
         if not isinstance(status, int) or status not in _PASS_THROUGH:
             status = 502 if isinstance(status, int) and status >= 500 else 400
-        raise ApiError(status, error, extra=order_fields(reply.get("order")))
+        # Counted here too (the daemon counts it by its own reasons): the app's requests the daemon refused.
+        raise refuse(self.counters, "daemon_refused", status, error, extra=order_fields(reply.get("order")))
 
     async def query_signals(self, *, symbol: str | None, min_confidence: float, limit: int, since_msc: int | None) -> tuple[list[dict[str, Any]], str, bool]:
         """Newest-first signals, where they came from ("store" or "feed") and whether the store's query

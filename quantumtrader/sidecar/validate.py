@@ -72,11 +72,13 @@ def _too_large(rejects: Counter[str]) -> ApiError:
     return refuse(rejects, "body_too_large", 413, f"body larger than {MAX_BODY_BYTES} bytes", {"Connection": "close"})
 
 
-def refuse(rejects: Counter[str], reason: str, status: int, message: str, headers: Mapping[str, str] | None = None) -> ApiError:
+def refuse(
+    rejects: Counter[str], reason: str, status: int, message: str, headers: Mapping[str, str] | None = None, *, extra: Mapping[str, Any] | None = None
+) -> ApiError:
     """Count a refusal under ``reason`` and make its error (the reason goes along: the refusal's log line is
     keyed by it, errors.py)."""
     rejects[reason] += 1
-    return ApiError(status, message, headers, reason=reason)
+    return ApiError(status, message, headers, extra, reason=reason)
 
 
 def field_error(rejects: Counter[str], message: str) -> ApiError:

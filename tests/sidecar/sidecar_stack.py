@@ -79,6 +79,18 @@ def recv_until(ws: ClientConnection, predicate: Any, timeout: float, what: str, 
     raise AssertionError(f"no {what} within {timeout}s")
 
 
+def jwt_secret(stack: Stack) -> bytes:
+    return (stack.data_dir / "jwt_secret").read_bytes().strip()
+
+
+def token_claims(stack: Stack, **override: object) -> dict[str, object]:
+    """Alice's claims (or ``sub``'s) as the sidecar issues them, the user's token epoch from the users file included."""
+    now = int(time.time())
+    users = json.loads((stack.data_dir / "users.json").read_text())["users"]
+    epoch = users.get(str(override.get("sub", "alice")), {}).get("epoch", 0)
+    return {"sub": "alice", "role": "trader", "type": "access", "iss": "quantumtrader", "iat": now, "exp": now + 600, "ep": epoch, **override}
+
+
 @dataclass
 class Stack:
     eps: Endpoints

@@ -21,7 +21,7 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-from sidecar_stack import PASSWORDS, Stack, cli, make_stack, recv_until, running_stack
+from sidecar_stack import PASSWORDS, Stack, cli, jwt_secret, make_stack, recv_until, running_stack, token_claims
 from support import start, wait_for
 
 PROTECTED = [
@@ -61,18 +61,6 @@ def _up(stack: Stack) -> bool:
         return False
 
 
-def _secret(stack: Stack) -> bytes:
-    return (stack.data_dir / "jwt_secret").read_bytes().strip()
-
-
-def _claims(stack: Stack, **override: object) -> dict[str, object]:
-    """Alice's claims (or ``sub``'s) as the sidecar issues them, the user's token epoch from the users file included."""
-    now = int(time.time())
-    users = json.loads((stack.data_dir / "users.json").read_text())["users"]
-    epoch = users.get(str(override.get("sub", "alice")), {}).get("epoch", 0)
-    return {"sub": "alice", "role": "trader", "type": "access", "iss": "quantumtrader", "iat": now, "exp": now + 600, "ep": epoch, **override}
-
-
 def _request(stack: Stack, method: str, path: str, token: str | None) -> httpx.Response:
     headers = {"Content-Type": "application/json"}
     if token is not None:
@@ -94,14 +82,14 @@ def test_every_protected_endpoint_refuses_a_missing_token(stack: Stack) -> None:
 
 
 def test_bad_signature_alg_none_expired_and_refresh_as_access_are_401(stack: Stack) -> None:
-    secret = _secret(stack)
-    forged = jwt.encode(_claims(stack), b"x" * 64, algorithm="HS256")
-    unsigned = jwt.encode(_claims(stack), None, algorithm="none")  # type: ignore[arg-type]
-    expired = jwt.encode(_claims(stack, exp=int(time.time()) - 60, iat=int(time.time()) - 120), secret, algorithm="HS256")
-    refresh = jwt.encode(_claims(stack, type="refresh"), secret, algorithm="HS256")
-    no_role = jwt.encode({k: v for k, v in _claims(stack).items() if k != "role"}, secret, algorithm="HS256")
-    stranger = jwt.encode(_claims(stack, sub="mallory"), secret, algorithm="HS256")
-    hs512 = jwt.encode(_claims(stack), secret, algorithm="HS512")
+    secret = jwt_secret(stack)
+    forged = jwt.encode(token_claims(stack), b"x" * 64, algorithm="HS256")
+    unsigned = jwt.encode(token_claims(stack), None, algorithm="none")  # type: ignore[arg-type]
+    expired = jwt.encode(token_claims(stack, exp=int(time.time()) - 60, iat=int(time.time()) - 120), secret, algorithm="HS256")
+    refresh = jwt.encode(token_claims(stack, type="refresh"), secret, algorithm="HS256")
+    no_role = jwt.encode({k: v for k, v in token_claims(stack).items() if k != "role"}, secret, algorithm="HS256")
+    stranger = jwt.encode(token_claims(stack, sub="mallory"), secret, algorithm="HS256")
+    hs512 = jwt.encode(token_claims(stack), secret, algorithm="HS512")
     for token, words in [
         (forged, "invalid token"),
         (unsigned, "invalid token"),
@@ -114,10 +102,10 @@ def test_bad_signature_alg_none_expired_and_refresh_as_access_are_401(stack: Sta
     ]:
         for method, path in (("GET", "/api/positions"), ("POST", "/api/trade")):
             _assert_401(_request(stack, method, path, token), words)
-    good = jwt.encode(_claims(stack), secret, algorithm="HS256")
+    good = jwt.encode(token_claims(stack), secret, algorithm="HS256")
     assert _request(stack, "GET", "/api/positions", good).status_code == 200
     # issued before this machine's clock stepped back an hour: still good until it expires (a hunt, 2026-12-05)
-    later = jwt.encode(_claims(stack, iat=int(time.time()) + 3600, exp=int(time.time()) + 7200), secret, algorithm="HS256")
+    later = jwt.encode(token_claims(stack, iat=int(time.time()) + 3600, exp=int(time.time()) + 7200), secret, algorithm="HS256")
     assert _request(stack, "GET", "/api/positions", later).status_code == 200
 
 
@@ -131,9 +119,9 @@ def test_a_viewer_cannot_trade(stack: Stack) -> None:
 
 
 def test_websocket_without_a_valid_token_gets_an_error_then_1008(stack: Stack) -> None:
-    secret = _secret(stack)
-    expired = jwt.encode(_claims(stack, exp=int(time.time()) - 60, iat=int(time.time()) - 120), secret, algorithm="HS256")
-    refresh = jwt.encode(_claims(stack, type="refresh"), secret, algorithm="HS256")
+    secret = jwt_secret(stack)
+    expired = jwt.encode(token_claims(stack, exp=int(time.time()) - 60, iat=int(time.time()) - 120), secret, algorithm="HS256")
+    refresh = jwt.encode(token_claims(stack, type="refresh"), secret, algorithm="HS256")
     for query in ("", "?token=", "?token=garbage", f"?token={expired}", f"?token={refresh}"):
         with connect(f"{stack.ws_url}{query}", open_timeout=5) as ws:
             error = _next(ws)
@@ -170,8 +158,8 @@ def _next(ws: Any) -> dict[str, Any]:
 
 def test_an_open_websocket_is_closed_when_its_token_expires_or_its_user_is_removed(stack: Stack) -> None:
     """A socket outlives its token: it used to stream on after the expiry and after `user remove`."""
-    secret = _secret(stack)
-    short = jwt.encode(_claims(stack, sub="bob", role="viewer", exp=int(time.time()) + 1), secret, algorithm="HS256")  # + the 5 s leeway
+    secret = jwt_secret(stack)
+    short = jwt.encode(token_claims(stack, sub="bob", role="viewer", exp=int(time.time()) + 1), secret, algorithm="HS256")  # + the 5 s leeway
     with connect(f"{stack.ws_url}?token={short}", open_timeout=5) as ws:
         assert _next(ws)["type"] == "connection"
         started = time.monotonic()
@@ -191,8 +179,8 @@ def test_an_open_websocket_is_closed_when_its_token_expires_or_its_user_is_remov
 
 def test_a_socket_handed_a_renewed_token_outlives_the_one_it_connected_with(stack: Stack) -> None:
     """The dashboard refreshes its token before expiry and sends it ({"type":"auth"}) instead of reconnecting."""
-    secret = _secret(stack)
-    short = jwt.encode(_claims(stack, sub="bob", role="viewer", exp=int(time.time()) + 1), secret, algorithm="HS256")
+    secret = jwt_secret(stack)
+    short = jwt.encode(token_claims(stack, sub="bob", role="viewer", exp=int(time.time()) + 1), secret, algorithm="HS256")
     with connect(f"{stack.ws_url}?token={short}", open_timeout=5) as ws:
         assert _next(ws)["type"] == "connection"
         ws.send(json.dumps({"type": "auth", "token": stack.tokens["alice"]}))  # another user's: refused, the old token stays
@@ -237,7 +225,7 @@ def test_secret_and_users_files_are_private_and_hold_no_clear_password(stack: St
     for name in ("jwt_secret", "users.json"):
         mode = stat.S_IMODE((stack.data_dir / name).stat().st_mode)
         assert mode == 0o600, f"{name} has mode {oct(mode)}"
-    assert len(_secret(stack)) >= 64
+    assert len(jwt_secret(stack)) >= 64
     for path in stack.tmp.rglob("*"):
         if path.is_file():
             data = path.read_bytes()

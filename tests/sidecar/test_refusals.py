@@ -18,11 +18,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import jwt
 import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
-from sidecar_stack import Stack, running_stack
+from sidecar_stack import Stack, jwt_secret, running_stack, token_claims
 
 
 @pytest.fixture(scope="module")
@@ -212,3 +213,37 @@ def test_a_body_over_64_KiB_is_answered_413_and_the_connection_closed(stack: Sta
     assert took < 5, took  # the server ended the connection: the client is not left waiting
     assert _counter(stack, "body_too_large") == before + 1
     assert len(_refused_lines(stack, '"reason": "body_too_large"')) == 1
+
+
+def test_every_refusal_line_names_its_reason_and_each_reason_gets_its_own_line(stack: Stack) -> None:
+    """401, 403, 404 and 405 lines said "reason": null, and their key was status and route alone: a "token expired"
+    within the interval was folded into an earlier "missing token" line of the route, although the counters tell
+    auth_missing from auth_invalid (a trader's walk-through hunt, 2026-12-06)."""
+    now = int(time.time())
+    expired = jwt.encode(token_claims(stack, exp=now - 60, iat=now - 120), jwt_secret(stack), algorithm="HS256")
+    bob = stack.headers("bob")
+    asks: list[tuple[str, str, dict[str, str], dict[str, object] | None, int, str, str]] = [
+        # method, path, headers, body, status, route (as logged), reason
+        ("GET", "/api/market", {}, None, 401, "/api/market", "auth_missing"),
+        ("GET", "/api/market", {"Authorization": f"Bearer {expired}"}, None, 401, "/api/market", "auth_invalid"),
+        ("POST", "/api/auth/refresh", {}, {"refreshToken": expired}, 401, "/api/auth/refresh", "auth_invalid"),
+        ("POST", "/api/auth/login", {}, {"username": "alice", "password": "not-alices"}, 401, "/api/auth/login", "login_failures"),
+        ("POST", "/api/trade", bob, {"symbol": "EURUSD", "type": "BUY", "lots": 0.01}, 403, "/api/trade", "auth_forbidden"),
+        ("GET", "/api/no-such-route", {}, None, 404, "(no route)", "http_404"),
+        ("DELETE", "/api/market", stack.headers(), None, 405, "/api/market", "http_405"),
+        ("GET", "/api/account?terminal=no-such-terminal", stack.headers(), None, 404, "/api/account", "unknown_terminal"),
+        ("POST", "/api/broker/connect", stack.headers(), {"login": 42}, 404, "/api/broker/connect", "login_not_connected"),
+        ("POST", "/api/broker/connect", stack.headers(), {"login": 1000001, "server": "Other-Live"}, 404, "/api/broker/connect", "login_on_other_server"),
+        ("POST", "/api/trade/close/424242", stack.headers(), None, 404, "/api/trade/close/{ticket}", "daemon_refused"),
+    ]
+    with httpx.Client(base_url=stack.url, timeout=20) as http:
+        for method, path, headers, body, status, _, _ in asks:
+            response = http.request(method, path, headers=headers, content=json.dumps(body) if body is not None else None)
+            assert response.status_code == status, (method, path, response.text)
+    for method, _, _, _, status, route, reason in asks:
+        lines = [line for line in _refused_lines(stack, f'"reason": "{reason}"') if f'"status": {status},' in line and f'"route": "{route}"' in line]
+        assert len(lines) == 1, (method, route, reason, lines)
+    (expired_line,) = [line for line in _refused_lines(stack, '"route": "/api/market"') if '"auth_invalid"' in line]
+    assert '"error": "token expired"' in expired_line
+    nameless = [line for line in _refused_lines(stack, "") if '"reason": null' in line]
+    assert not nameless, nameless
