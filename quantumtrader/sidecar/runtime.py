@@ -78,6 +78,12 @@ class Sidecar:
         many. Before, the sidecar's refusals were counted only, so a broken client or a scan left no line to read."""
         self._reject_log.log(key, log.warning, "request refused", **fields)
 
+    def ws_reject(self, reason: str, text: str) -> None:
+        """A WebSocket client's message refused (by the endpoint or, before it, by uvicorn): counted as
+        ``ws_reject_<reason>``, logged once per reason and interval."""
+        self.counters[f"ws_reject_{reason}"] += 1
+        self.log_reject(f"ws {reason}", route="/ws", reason=reason, error=text[:200])
+
     def rate_limited(self, kind: str) -> None:
         """A 429 the rate limiter answered (``kind``: ip, token, login...): counted and logged as a refusal."""
         self.counters[f"rate_limited_{kind}_responses"] += 1

@@ -30,30 +30,40 @@ from quantumtrader.sidecar.runtime import Sidecar
 log = get_logger("quantumtrader.sidecar")
 
 
-class InvalidRequestLog(logging.Filter):
-    """uvicorn's "Invalid HTTP request received." (a warning per malformed request: 2,000 garbage connections
-    were 2,000 log lines in 1.6 s, counted nowhere): counted in ``http_invalid_requests`` and logged as the
-    sidecar's other refusals are (Sidecar.log_reject, once per interval), uvicorn's own line dropped."""
+class UvicornRefusalLog(logging.Filter):
+    """uvicorn's own lines for input it refused before the app saw it, counted and logged as the sidecar's other
+    refusals are (once per interval), uvicorn's own line dropped:
+
+    - "Invalid HTTP request received." (a warning per malformed request: 2,000 garbage connections were 2,000
+      log lines in 1.6 s, counted nowhere): ``http_invalid_requests``;
+    - "Invalid UTF-8 sequence received from client." (a WebSocket text message that is not UTF-8, closed 1007:
+      an error with a traceback per message, counted nowhere; a trader's walk-through hunt, 2026-12-06):
+      ``ws_reject_bad_utf8``.
+    """
 
     def __init__(self, sidecar: Sidecar) -> None:
         super().__init__()
         self._sidecar = sidecar
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if not str(record.msg).startswith("Invalid HTTP request"):
-            return True
-        self._sidecar.counters["http_invalid_requests"] += 1
-        self._sidecar.log_reject("invalid_http", reason="invalid_http", error=record.getMessage()[:200])
-        return False
+        text = str(record.msg)
+        if text.startswith("Invalid HTTP request"):
+            self._sidecar.counters["http_invalid_requests"] += 1
+            self._sidecar.log_reject("invalid_http", reason="invalid_http", error=record.getMessage()[:200])
+            return False
+        if text.startswith("Invalid UTF-8 sequence received from client"):
+            self._sidecar.ws_reject("bad_utf8", "a text message that is not UTF-8 (closed 1007)")
+            return False
+        return True
 
 
 def uvicorn_config(config: Config) -> uvicorn.Config:
     sc = config.sidecar
     app = create_app(config)
     uvicorn_log = logging.getLogger("uvicorn.error")
-    for old in [f for f in uvicorn_log.filters if isinstance(f, InvalidRequestLog)]:  # one per process's app
+    for old in [f for f in uvicorn_log.filters if isinstance(f, UvicornRefusalLog)]:  # one per process's app
         uvicorn_log.removeFilter(old)
-    uvicorn_log.addFilter(InvalidRequestLog(app.state.sidecar))
+    uvicorn_log.addFilter(UvicornRefusalLog(app.state.sidecar))
     return uvicorn.Config(
         app,
         host=sc.host,

@@ -10,7 +10,7 @@ level (where the seed app's WebSocketService looks for it).
 Client messages are outside input: size-capped by uvicorn, rate limited per
 connection, parsed defensively; a bad one is answered with an error and
 counted, never allowed to close anything else. One the protocol refuses
-(over the size cap, a broken frame) closes its own connection
+(over the size cap, a broken frame, text that is not UTF-8) closes its own connection
 (uvicorn's doing): counted and logged all the same.
 """
 
@@ -107,7 +107,7 @@ async def _serve(websocket: WebSocket, sidecar: Sidecar, principal: Principal, t
             if event["type"] == "websocket.disconnect":
                 refused = _protocol_refusal(websocket, event)
                 if refused is not None:
-                    _count_refusal(sidecar, refused, f"{event.get('reason') or 'frame refused'} (closed {event.get('code')})")
+                    sidecar.ws_reject(refused, f"{event.get('reason') or 'frame refused'} (closed {event.get('code')})")
                 break
             raw = event.get("text")
             if raw is None and event.get("bytes") is not None:
@@ -188,17 +188,12 @@ def _protocol_refusal(websocket: WebSocket, event: dict[str, Any]) -> str | None
 
     uvicorn closes such a connection itself (1009, 1002) and only tells the endpoint it is gone: a 70 KB
     message left no count and no line (a trader's walk-through hunt, 2026-12-06). The parser's exception
-    tells it from a client that closes with one of those codes itself."""
+    tells it from a client that closes with one of those codes itself. (Text that is not UTF-8 uvicorn refuses
+    after the parser, 1007, with a log line: counted there, server.UvicornRefusalLog.)"""
     conn = getattr(_uvicorn_protocol(websocket), "conn", None)
     if getattr(conn, "parser_exc", None) is None:
         return None
     return _PROTOCOL_REFUSALS.get(event.get("code", 0), "bad_frame")
-
-
-def _count_refusal(sidecar: Sidecar, reason: str, text: str) -> None:
-    """A client's message refused: counted as ``ws_reject_<reason>``, logged once per reason and interval."""
-    sidecar.counters[f"ws_reject_{reason}"] += 1
-    sidecar.log_reject(f"ws {reason}", route="/ws", reason=reason, error=text[:200])
 
 
 def _uvicorn_protocol(websocket: WebSocket) -> Any:
@@ -302,7 +297,7 @@ class Session:
         self.limiter = Buckets(rate, max(1, int(rate * 2)), max_keys=1)
 
     def reject(self, reason: str, text: str) -> None:
-        _count_refusal(self.sidecar, reason, text)
+        self.sidecar.ws_reject(reason, text)
         self.client.reply(error_message(text))
 
     async def handle(self, raw: str) -> None:

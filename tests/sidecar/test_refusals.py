@@ -135,14 +135,17 @@ def _frame_the_protocol_refuses(ws: ClientConnection, kind: str) -> None:
     """Send, on an open connection, a frame that uvicorn's WebSocket protocol itself refuses (the endpoint never sees it)."""
     if kind == "too_large":  # 70,000 bytes once inflated: over sidecar.ws_max_message_bytes (64 KiB)
         ws.send('{"type":"ping","pad":"' + "x" * 70_000 + '"}')
+    elif kind == "bad_utf8":
+        ws.send(b'{"type":"ping","pad":"\xff"}', text=True)
     else:  # an unmasked frame: a client must mask every frame (RFC 6455 5.1)
         ws.socket.sendall(b"\x81\x05hello")
 
 
-@pytest.mark.parametrize(("kind", "code"), [("too_large", 1009), ("bad_frame", 1002)])
+@pytest.mark.parametrize(("kind", "code"), [("too_large", 1009), ("bad_frame", 1002), ("bad_utf8", 1007)])
 def test_a_websocket_frame_the_protocol_refuses_is_counted_and_logged_once(stack: Stack, kind: str, code: int) -> None:
     """uvicorn closed such a connection (1009 for a message over 64 KiB) and nothing was counted or logged: only
-    ws_connections_total moved (a trader's walk-through hunt, 2026-12-06)."""
+    ws_connections_total moved; text that is not UTF-8 (1007) was a traceback per message instead (a trader's
+    walk-through hunt, 2026-12-06)."""
     before = _counter(stack, f"ws_reject_{kind}")
     with connect(f"{stack.ws_url}?token={stack.tokens['alice']}", open_timeout=5) as ws:
         ws.recv(timeout=5)
@@ -161,6 +164,8 @@ def test_a_websocket_frame_the_protocol_refuses_is_counted_and_logged_once(stack
     assert _counter(stack, f"ws_reject_{kind}") == before + 3
     (line,) = [line for line in _refused_lines(stack, '"route": "/ws"') if f'"reason": "{kind}"' in line]
     assert f"(closed {code})" in line, line
+    log = _log(stack)
+    assert "Traceback" not in log and "Invalid UTF-8" not in log, log[-3000:]
 
 
 def _answer_then_end(sock: socket.socket, within_s: float) -> tuple[bytes, float]:
