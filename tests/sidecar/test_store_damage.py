@@ -26,17 +26,19 @@ def test_an_unreadable_store_is_answered_from_the_feed_marked_incomplete_and_log
         whole = signals()
         assert whole["source"] == "store" and whole["complete"] is True and whole["count"] >= len(stack.signals)
         db = sqlite3.connect(stack.data_dir / "quantumtrader.db")
-        # the store's newest, not the answer's: that may be one seen on the feed and not in SQLite yet (the writer's
-        # ~200 ms), whose UPDATE then changed nothing (a CI run, 2026-12-05)
-        newest = db.execute("SELECT id FROM signals ORDER BY time_msc DESC LIMIT 1").fetchone()[0]
-        assert db.execute("UPDATE signals SET body = substr(body, 1, 40) WHERE id = ?", (newest,)).rowcount == 1  # cut, as a bad disk would
+        # The store's oldest: a row of the answer's SQLite part only. Not the newest: that may be one seen on the feed
+        # and not in SQLite yet (the writer's ~200 ms), whose UPDATE then changed nothing (a CI run, 2026-12-05), and
+        # a damaged newest one comes back from the feed when the sidecar saw it there (it is newer than the rows the
+        # store gave), which failed this test now and then (a helper's run, 2026-12-06)
+        damaged_id = db.execute("SELECT id FROM signals ORDER BY time_msc ASC LIMIT 1").fetchone()[0]
+        assert db.execute("UPDATE signals SET body = substr(body, 1, 40) WHERE id = ?", (damaged_id,)).rowcount == 1  # cut, as a bad disk would
         db.commit()
         db.close()
         # One damaged row is left out of the answer, the rest still the store's (before 2026-12-06 it cost the
         # whole history: the answer came from the feed, only what the sidecar had seen since it started)
         damaged = signals()
         assert damaged["source"] == "store" and damaged["complete"] is False, damaged
-        assert newest not in {sig["id"] for sig in damaged["signals"]} and damaged["count"] >= len(stack.signals) - 1
+        assert damaged_id not in {sig["id"] for sig in damaged["signals"]} and damaged["count"] >= len(stack.signals) - 1
         log = tmp_path / "sidecar.log"
         wait_for(lambda: "left out of an answer" in log.read_text(errors="replace"), 5, "the damaged row in the sidecar's log")
         # A store that cannot be read at all (here: its table gone, as a half-finished migration by hand leaves it)
