@@ -259,6 +259,7 @@ def test_a_second_paper_terminal_of_the_same_id_on_the_same_data_directory_is_re
     directory: each restored the same book and rewrote it whole, and the first one's position was gone from it.
     Two real processes: the second exits 1 naming the first's pid before it reads the book; the first's position
     stays in it, and after the first stops a terminal of that id starts and restores it."""
+    from quantumtrader.bench.procs import stop_quietly
     from quantumtrader.paper.terminal import PAPER_BOOKS_DIR, paper_book_name
     from quantumtrader.protocol import new_command_id, snapshot_command
 
@@ -266,6 +267,7 @@ def test_a_second_paper_terminal_of_the_same_id_on_the_same_data_directory_is_re
     data = tmp_path / "data"
     args = ["paper", "--terminal", "paper-11@Test", "--rate", "100"]
     first = start(args, eps.env(data), tmp_path / "paper-1.log")
+    second = None
     try:
         _, opened = _filled(eps.command, "buy", 0.1)
         second = start(args, eps.env(data, QT_PAPER__COMMAND_ENDPOINT=f"tcp://127.0.0.1:{eps.spare_ports[0]}"), tmp_path / "paper-2.log")
@@ -275,6 +277,8 @@ def test_a_second_paper_terminal_of_the_same_id_on_the_same_data_directory_is_re
         assert "paper book restored" not in said
         assert _ask(eps.command, snapshot_command(new_command_id()))["positions"][0]["ticket"] == opened["ticket"]
     finally:
+        if second is not None and second.poll() is None:  # it ran on (as before the lock): never left behind
+            stop_quietly(second)
         assert stop(first) == 0
     book = orjson.loads((data / PAPER_BOOKS_DIR / paper_book_name("paper-11@Test")).read_bytes())
     assert [p["ticket"] for p in book["positions"]] == [opened["ticket"]]
