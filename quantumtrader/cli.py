@@ -272,7 +272,9 @@ def status(
     _control(config, "status", timeout_ms)
 
 
-@app.command()
+# A negative size ("-1") read as an unknown option, "No such option: -1" (a walk-through, 2026-12-06): taken as the
+# argument it is, and refused by the size's own check.
+@app.command(context_settings={"ignore_unknown_options": True})
 def trade(
     side: Annotated[str, typer.Argument(help="buy or sell")],
     symbol: Annotated[str, typer.Argument(help="e.g. EURUSD")],

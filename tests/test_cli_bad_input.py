@@ -159,6 +159,8 @@ def test_order_sizes_and_timeouts_that_are_no_numbers_are_refused_before_anythin
         (("buy", "EURUSD", "inf"), "got inf"),
         (("sell", "EURUSD", "0.1", "--sl", "nan"), "--sl must be a finite number"),
         (("sell", "EURUSD", "0.1", "--tp", "-1"), "--tp must be a finite number above 0"),
+        (("buy", "EURUSD", "-1"), "lots must be a finite number above 0, got -1"),  # was "No such option: -1" (2026-12-06)
+        (("buy", "EURUSD", "0.1", "--sll", "1.09"), "Got unexpected extra argument"),  # a typo of an option is still said
     ):
         _refused(_cli("trade", *args, "--timeout-ms", "50"), 2, says)
     _refused(_cli("status", "--timeout-ms", "-1", timeout=20), 2, "--timeout-ms")
