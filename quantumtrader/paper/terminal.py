@@ -31,7 +31,7 @@ import zmq
 from quantumtrader.config import Config
 from quantumtrader.log import get_logger, safe_file_stem
 from quantumtrader.metrics import LogLimiter
-from quantumtrader.outputs import UnwrittenOutput, set_aside, write_json
+from quantumtrader.outputs import UnwrittenOutput, remove_leftover_temporaries, set_aside, write_json
 from quantumtrader.paper.book import PaperBook, TradeError
 from quantumtrader.paper.ticks import CsvStats, generate_ticks, merge_csv_ticks, symbol_from_path
 from quantumtrader.protocol import (
@@ -145,6 +145,7 @@ class PaperTerminal:
         self.book = PaperBook(self.cfg.balance, self.cfg.leverage, stop_out_pct=self.cfg.stop_out_pct, currency=self.cfg.currency)
         self.book_path = config.data_path / PAPER_BOOKS_DIR / paper_book_name(self.cfg.terminal)
         self._book_lock = self._lock_book()
+        remove_leftover_temporaries(self.book_path)  # ours alone now (the lock): what killed saves left
         self._start_balance = self.cfg.balance  # the account's, as first opened: kept in its file (a restored one's below)
         try:
             self._book_saved = self._load_book()
@@ -217,6 +218,7 @@ class PaperTerminal:
         self._send("hello", **self._hello_fields())
 
     def send_account(self) -> None:
+        self._save_book()  # first: see send_positions
         self._account_sent = self.book.account_fields()
         self._send(
             "account",
@@ -230,9 +232,12 @@ class PaperTerminal:
         self._account_dirty = False
 
     def send_positions(self) -> None:
+        # The book on disk before the daemon hears of it, as a trade's is before its reply: saved after, a kill -9
+        # in between brought a position its stop had closed back at the restart, and the daemon, told it closed,
+        # saw it open again and closed twice (a crash hunt, 2026-12-06: 7 of 60 kills).
+        self._save_book()
         self._send("positions", "positions", positions=self.book.positions_event(), run=self.run_number)
         self._positions_dirty = False
-        self._save_book()
 
     # -- the book across restarts ----------------------------------------------------
 

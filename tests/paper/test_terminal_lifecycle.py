@@ -288,3 +288,39 @@ def test_a_second_paper_terminal_of_the_same_id_on_the_same_data_directory_is_re
         assert [p["ticket"] for p in held] == [opened["ticket"]]
     finally:
         assert stop(third) == 0
+
+
+def test_the_book_is_saved_before_an_event_tells_of_a_change_and_killed_saves_leave_no_files(tmp_path: Path) -> None:
+    """A crash hunt (2026-12-06): a position its stop closed was sent as closed before the book was saved; a kill -9
+    in between brought it back at the restart, and the daemon saw it open again and closed twice (7 of 60 kills).
+    And each kill during a save left a temporary file beside the book for good (9 after 60 kills). Driven by hand:
+    the book on disk is read at the moment each event goes out."""
+    import dataclasses
+
+    from quantumtrader.config import Config
+    from quantumtrader.outputs import _temporary_name
+    from quantumtrader.paper.terminal import PAPER_BOOKS_DIR, PaperOptions, PaperTerminal, paper_book_name
+    from quantumtrader.protocol import decode_reply, encode, open_command
+
+    cfg = dataclasses.replace(Config(), data_dir=str(tmp_path / "data"))
+    book = tmp_path / "data" / PAPER_BOOKS_DIR / paper_book_name(cfg.paper.terminal)
+    book.parent.mkdir(parents=True)
+    left = [book.with_name(_temporary_name(book, tag)) for tag in ("0a1b2c3d", "deadbeef")]
+    for path in left:  # as two saves killed mid-write left them
+        path.write_text('{"half": ')
+    unrelated = book.with_name("notes.json")
+    unrelated.write_text("{}")
+    terminal = PaperTerminal(cfg, PaperOptions(events_endpoint="tcp://127.0.0.1:1"))
+    try:
+        assert not any(path.exists() for path in left) and unrelated.exists()
+        terminal.book.on_quote("EURUSD", 1.1000, 1.1002, 1_700_000_000_000)
+        raw, _ = terminal.handle_command(encode(open_command("STOPPEDOUT", "EURUSD", "buy", 0.1, sl=1.0990)))
+        assert decode_reply(raw)["ok"]
+        on_disk: list[tuple[str, list[int]]] = []
+        terminal._send = lambda kind, *args, **fields: on_disk.append((kind, [p["ticket"] for p in orjson.loads(book.read_bytes())["positions"]]))  # type: ignore[method-assign]
+        assert terminal.book.on_quote("EURUSD", 1.0980, 1.0982, 1_700_000_001_000)  # the stop closes it
+        terminal.send_positions()
+        terminal.send_account()
+        assert on_disk == [("positions", []), ("account", [])], on_disk  # closed on disk before the daemon hears it
+    finally:
+        terminal.release_book()
