@@ -251,6 +251,12 @@ class EndpointsConfig:
     events: str = setting("tcp://127.0.0.1:5555", "EA PUSH -> daemon PULL (bound by the daemon)", endpoint)
     feed: str = setting("tcp://127.0.0.1:5556", "daemon PUB feed for apps and the sidecar", endpoint)
     control: str = setting("tcp://127.0.0.1:5557", "daemon ROUTER for the sidecar and the CLI", endpoint)
+    allow_remote: bool = setting(
+        False,
+        "let an endpoint bind beyond loopback (0.0.0.0, a LAN address): they have no authentication, so whoever reaches"
+        " control can trade, close, halt and stop, events can speak as a terminal, the feed shows every position;"
+        " only behind a firewall that admits your own machines",
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -725,6 +731,48 @@ def _check_whole(config: Config) -> None:
     if top and any(_same_file_name(top, name) for name in (config.store.file_name, *OTHER_DATA_NAMES)):
         raise ConfigError("log.dir", f"{config.log.dir} is a file of the data directory (the store or another, case ignored); pick another name")
     check_listeners(config)
+    _check_remote(config.endpoints)
+
+
+#: Hosts that reach this machine only: an endpoint bound to one of them is out of the network's reach.
+_LOOPBACK_HOSTS = frozenset(("localhost", "::1", "[::1]"))
+
+
+def is_loopback(host: str) -> bool:
+    return host in _LOOPBACK_HOSTS or host.startswith("127.")
+
+
+def _check_remote(endpoints: EndpointsConfig) -> None:
+    """The daemon's sockets have no authentication: one bound to every address loaded with an info line, and anyone
+    on the network could trade, lift the kill switch and stop the daemon on control (a security review, 2026-12-06).
+    Beyond loopback only when ``endpoints.allow_remote`` says so (the daemon then warns at start)."""
+    if endpoints.allow_remote:
+        return
+    for name, bound, risk in remote_endpoints(endpoints):
+        raise ConfigError(
+            f"endpoints.{name}",
+            f"{bound} binds beyond this machine, and the daemon's sockets have no authentication ({risk}):"
+            " keep it on 127.0.0.1, or set endpoints.allow_remote = true behind a firewall",
+        )
+
+
+#: What a stranger who reaches each endpoint can do (the config error and the start's warning say it).
+_REMOTE_RISK = {
+    "events": "anyone reaching it can speak as a terminal",
+    "feed": "anyone reaching it reads every price, signal, position and account",
+    "control": "anyone reaching it can trade, close, lift the kill switch and stop the daemon",
+}
+
+
+def remote_endpoints(endpoints: EndpointsConfig) -> list[tuple[str, str, str]]:
+    """(setting, endpoint, what a stranger reaching it can do) of each endpoint bound beyond loopback."""
+    out = []
+    for name, risk in _REMOTE_RISK.items():
+        bound = getattr(endpoints, name)
+        parsed = parse_endpoint(bound)
+        if parsed is not None and not is_loopback(parsed[0]):
+            out.append((name, bound, risk))
+    return out
 
 
 

@@ -100,6 +100,10 @@ def test_file_overrides_defaults_and_env_overrides_file_and_options_override_env
         ("", {"QT_AUTO_TRADE__LOTS": "6"}, "auto_trade.lots"),  # above max_lots_per_symbol (5)
         ("", {"QT_AUTO_TRADE__LOTS": "11", "QT_RISK__MAX_LOTS_PER_SYMBOL": "0"}, "auto_trade.lots"),  # above lot_max (10)
         ("", {"QT_AUTO_TRADE__LOTS": "0.015"}, "auto_trade.lots"),  # not a multiple of lot_step (0.01)
+        # a security review (2026-12-06): the daemon's sockets have no authentication, and one bound to every address
+        # loaded with an info line: anyone on the network could trade, lift the kill switch and stop the daemon
+        *(("", {f"QT_ENDPOINTS__{name.upper()}": f"tcp://{host}:{port}"}, f"endpoints.{name}") for name, port in (("events", 5555), ("feed", 5556), ("control", 5557))
+          for host in ("0.0.0.0", "*", "[::]", "192.168.1.20", "vps.example.com")),
     ],
 )
 def test_bad_values_name_the_key(tmp_path: Path, toml: str, env: dict[str, str], key: str) -> None:
@@ -399,6 +403,13 @@ def test_weights_that_do_not_sum_to_one_say_what_they_sum_to() -> None:
     """The sum was printed with ":g": 1.000000002 read "they sum to 1"."""
     with pytest.raises(ConfigError, match=r"sum to 1\.000000002"):
         load_config(environ={"QT_SIGNALS__WEIGHT_QUANTUM": "0.300000002"})
+
+
+def test_endpoints_beyond_loopback_load_only_when_allowed() -> None:
+    for host in ("127.0.0.1", "127.0.0.2", "localhost", "[::1]"):
+        assert load_config(environ={"QT_ENDPOINTS__CONTROL": f"tcp://{host}:5557"}).endpoints.control == f"tcp://{host}:5557"
+    allowed = load_config(environ={"QT_ENDPOINTS__CONTROL": "tcp://0.0.0.0:5557", "QT_ENDPOINTS__ALLOW_REMOTE": "true"})
+    assert allowed.endpoints.control == "tcp://0.0.0.0:5557"
 
 
 def test_auto_trading_sizes_the_risk_rules_take_load() -> None:

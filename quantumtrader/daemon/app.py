@@ -8,7 +8,7 @@ from pathlib import Path
 
 import zmq
 
-from quantumtrader.config import BAD_INPUT_EXIT, Config
+from quantumtrader.config import BAD_INPUT_EXIT, Config, remote_endpoints
 from quantumtrader.daemon.disk import DiskSpaceWatch
 from quantumtrader.daemon.server import Daemon
 from quantumtrader.daemon.supervisor import Child
@@ -123,6 +123,8 @@ def _serve(config: Config, options: RunOptions) -> int:
         paper=options.paper,
         hint="Ctrl-C to stop",
     )
+    for name, bound, risk in remote_endpoints(config.endpoints):  # only with endpoints.allow_remote (config.py)
+        log.warning("an endpoint binds beyond this machine, without authentication", setting=f"endpoints.{name}", endpoint=bound, risk=risk)
     try:
         daemon.run()
     finally:

@@ -248,3 +248,17 @@ def test_a_flood_of_hellos_and_byes_is_logged_once_a_second_and_every_one_counte
     assert len(hellos) <= seconds + 3 and len(byes) <= seconds + 3, (len(hellos), len(byes), seconds)
     assert sum(e["count_since_last_log"] for e in hellos) == rounds
     assert sum(e["count_since_last_log"] for e in byes) == rounds
+
+
+def test_a_daemon_allowed_to_bind_beyond_loopback_says_what_a_stranger_could_do(tmp_path: Path) -> None:
+    """A security review (2026-12-06): control bound to every address started with an info line, and anyone on the
+    network could trade, lift the kill switch and stop the daemon. Refused when the config loads (test_config.py)
+    unless endpoints.allow_remote; then a real daemon warns at start, naming the endpoint and the risk."""
+    eps = Endpoints()
+    port = eps.control.rsplit(":", 1)[1]
+    with daemon_process(eps, tmp_path, QT_ENDPOINTS__CONTROL=f"tcp://0.0.0.0:{port}", QT_ENDPOINTS__ALLOW_REMOTE="true"):
+        assert control(eps.control)["ok"]  # loopback reaches a wildcard bind
+    lines = [orjson.loads(line) for line in (tmp_path / "daemon.log").read_text().splitlines() if line.startswith("{")]
+    warned = [line for line in lines if line.get("event") == "an endpoint binds beyond this machine, without authentication"]
+    assert [(w["level"], w["setting"], w["endpoint"]) for w in warned] == [("warning", "endpoints.control", f"tcp://0.0.0.0:{port}")], warned
+    assert "stop the daemon" in warned[0]["risk"]
