@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 import typer
 
 from quantumtrader.config import BAD_INPUT_EXIT, Config, ConfigError, check_listeners, load_config, render_toml
-from quantumtrader.outputs import PLOT_SUFFIXES, clash_problem, output_file_problem
+from quantumtrader.outputs import PLOT_SUFFIXES, clash_problem, keep_files_private, output_file_problem
 from quantumtrader.protocol import CONTROL_TIMEOUT_MAX_MS, ORDERS_LIMIT_MAX, ProtocolError, check_symbol, order_side
 
 if TYPE_CHECKING:
@@ -134,6 +134,7 @@ def run(
     """Run the daemon (and with --paper a paper terminal streaming to it)."""
     if ticks and not paper:  # the files were ignored without a word: a daemon waiting for a terminal that never comes
         raise _fail("--ticks needs --paper: the files are replayed by the paper terminal")
+    keep_files_private()  # before the data directory is made: the children started later inherit it
     cfg = build_config(config, data_dir=data_dir, log_format=log_format, log_level=log_level, make_data_dir=True, log_file="daemon")
     _check_children(cfg, *(("paper",) if paper else ()), *(() if no_sidecar else ("sidecar",)))
     _check_numba_cache(cfg)
@@ -179,6 +180,7 @@ def paper_command(
         "paper.terminal": terminal,
         "paper.heartbeat_s": heartbeat_s,
     }
+    keep_files_private()
     cfg = build_config(config, data_dir=data_dir, log_format=log_format, log_level=log_level, overrides=overrides, configure_log=False)
     _configure_log(cfg, f"paper-{cfg.paper.terminal}")  # one file per terminal id: several paper terminals may share a data directory
     _check_children(cfg, "paper")

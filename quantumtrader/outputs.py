@@ -123,6 +123,16 @@ def output_dir_problem(path: Path) -> str | None:
     return _writable_dir_problem(path)
 
 
+def keep_files_private() -> None:
+    """Files and directories this process creates from now on are its user's alone (umask 077; the processes it
+    starts inherit it). For the long-running commands, whose data directory holds the order journal, the
+    signals (in clear without a store key), the paper book and the logs: with the usual umask 022 they were
+    0644 in a 0755 directory, readable by any account on the machine (a security review, 2026-12-06). The
+    users file, the signing secret and the signal journal were already 0600. No effect on Windows, where a
+    file's access is its folder's ACL."""
+    os.umask(0o077)
+
+
 def _temporary_name(target: Path, tag: str) -> str:
     return f".{target.name[:80]}.{tag}.partial{target.suffix}"
 

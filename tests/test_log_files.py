@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import shutil
 import signal
@@ -14,10 +15,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import structlog
 
 from quantumtrader.log import configure_logging, open_log_file
-from support import Endpoints, control, daemon_process, wait_for
+from support import Endpoints, control, daemon_process, start, stop, wait_for
 
 
 class _ListStream:
@@ -229,3 +231,21 @@ def test_a_file_rotated_after_the_clock_was_set_back_sorts_newest_and_is_kept(tm
     rotated = handler.rotated_files()
     assert len(rotated) == 2 and rotated[0] == ahead and rotated[1].name > ahead.name, rotated
     assert _lines(rotated[1])[0]["i"] == 0  # the file just rotated, kept as the newest
+
+
+@pytest.mark.skipif(os.name == "nt", reason="POSIX file modes (Windows: the folder's ACL)")
+def test_the_daemon_and_its_children_keep_their_files_to_their_user(tmp_path: Path) -> None:
+    """A security review (2026-12-06): with the usual umask 022 the order journal, the signals, the paper book and the
+    logs were 0644 in a 0755 data directory, readable by any account on the machine. A real `run --paper`: every
+    file and directory it creates in the data directory is its user's alone."""
+    eps = Endpoints(spare=1)
+    data = tmp_path / "data"
+    env = eps.env(data, QT_SIDECAR__PORT=str(eps.spare_ports[0]))
+    proc = start(["run", "--paper"], env, tmp_path / "run.log")
+    try:
+        wait_for(lambda: (data / "paper-books").is_dir() and any((data / "paper-books").glob("*.json")), 60, "the paper book")
+        wait_for(lambda: control(eps.control)["health"]["counters"].get("ticks", 0) > 0, 30, "ticks")
+    finally:
+        assert stop(proc) == 0
+    loose = {str(p.relative_to(data)): oct(p.stat().st_mode & 0o777) for p in [data, *data.rglob("*")] if p.stat().st_mode & 0o077}
+    assert not loose, loose
