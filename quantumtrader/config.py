@@ -608,6 +608,12 @@ class SidecarConfig:
         " decrypting it when encrypted; past this it answers with what it found and complete: false",
         positive,
     )
+    signal_queries_waiting: int = setting(
+        4,
+        "signal history queries (GET /api/signals, WebSocket get_signals) that may wait for the store behind the one it runs;"
+        " more are answered 503 (signal history busy, retry) with Retry-After at once instead of queueing",
+        positive,
+    )
     symbol_suffix: str = setting(
         "",
         'the broker\'s suffix on its symbol names ("m" for EURUSDm, ".r" for EURUSD.r): taken off every symbol the sidecar sends'

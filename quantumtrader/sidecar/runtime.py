@@ -7,6 +7,7 @@ exactly as long as the server does.
 
 from __future__ import annotations
 
+import math
 import time
 from collections import Counter
 from typing import Any
@@ -35,7 +36,12 @@ from quantumtrader.sidecar.validate import refuse
 #: HTTP statuses of the App API that a daemon refusal may carry through unchanged.
 #: Logins whose scrypt may run at once (the rest wait their turn).
 LOGIN_SCRYPTS_AT_ONCE = 2
+#: Store queries running at once: one, as the store's one read-only connection runs them one at a time anyway
+#: (store_reader.LockedReader); the others wait on the event loop, holding no thread (see query_signals).
+STORE_QUERIES_AT_ONCE = 1
 _PASS_THROUGH = {400, 401, 403, 404, 409, 422, 429, 503, 504}
+#: The refusal of a signal query when too many wait for the store (counter and log key).
+BUSY = "signal_history_busy"
 
 
 log = get_logger("quantumtrader.sidecar")
@@ -57,6 +63,12 @@ class Sidecar:
         # Logins' scrypts at once, whatever the limits above let through (~16 MB and a core's worth each): a
         # security review (2026-12-05) ran 294 in 6 s from one client, 830 MB, the daemon's cores. Made in start().
         self.scrypt_limiter: anyio.CapacityLimiter | None = None
+        # Signal queries' own threads, apart from anyio's shared pool (40) that Starlette serves the static files
+        # from too: each query that waited for the store's lock held a thread of it, and one viewer's slow queries
+        # (min_confidence=1 on a big store, each its whole budget) stalled the dashboard for a minute (review,
+        # 2026-12-06). Made in start(); ``store_queries`` counts those running and waiting, to refuse beyond.
+        self.store_limiter: anyio.CapacityLimiter | None = None
+        self.store_queries = 0
         self.names = AppSymbols(sc.symbol_suffix)  # what apps call each symbol (sidecar.symbol_suffix)
         self._store_log = LogLimiter(config.daemon.reject_log_interval_s)
         self._reject_log = LogLimiter(config.daemon.reject_log_interval_s)
@@ -94,6 +106,7 @@ class Sidecar:
     async def start(self) -> None:
         sc = self.config.sidecar
         self.scrypt_limiter = anyio.CapacityLimiter(LOGIN_SCRYPTS_AT_ONCE)
+        self.store_limiter = anyio.CapacityLimiter(STORE_QUERIES_AT_ONCE)
         self.config.data_path.mkdir(parents=True, exist_ok=True)
         self.tokens = TokenService(load_or_create_secret(self.config.data_path), self.users)
         self._context = zmq.asyncio.Context()
@@ -185,9 +198,11 @@ class Sidecar:
         if reader is not None:
             names = self.names
             stored = names.to_broker(symbol) if symbol is not None else None  # the store has the broker's names
+            self._admit_store_query()
+            self.store_queries += 1
             try:
                 rows, complete = await anyio.to_thread.run_sync(
-                    lambda: reader.signals(symbol=stored, min_confidence=min_confidence, limit=limit, since_msc=since_msc)
+                    lambda: reader.signals(symbol=stored, min_confidence=min_confidence, limit=limit, since_msc=since_msc), limiter=self.store_limiter
                 )
                 unreadable = getattr(rows, "unreadable", 0)
                 if unreadable:  # another store key, none, or damage: left out, counted, said once per interval
@@ -208,7 +223,22 @@ class Sidecar:
                 # ... nor hide the history silently: said (once per interval), and the answer marked incomplete
                 self._store_log.log("query", log.error, "signal store unreadable; answering from the signals seen on the feed since start", error=repr(exc)[:300], store_errors=self.counters["store_errors"])
                 return self._recent(symbol, min_confidence, limit, since_msc), "feed", False
+            finally:
+                self.store_queries -= 1
         return self._recent(symbol, min_confidence, limit, since_msc), "feed", True
+
+    def _admit_store_query(self) -> None:
+        """Room for one more store query, else a 503 at once (counted as ``signal_history_busy``, logged once per
+        interval): queued without bound, each waiting its turn of up to ``sidecar.signal_query_budget_ms``, one
+        client's queries delayed everyone's history by minutes, and answers came long after their clients had gone."""
+        sc = self.config.sidecar
+        if self.store_queries < STORE_QUERIES_AT_ONCE + sc.signal_queries_waiting:
+            return
+        # When the queue ahead should have drained: each query runs within its budget.
+        retry_s = max(1, math.ceil(self.store_queries * sc.signal_query_budget_ms / 1000 / STORE_QUERIES_AT_ONCE))
+        # Logged here: a 5xx is not logged as a client's refusal (errors.py), nor is the WebSocket's answer to it.
+        self.log_reject("503 signal_history_busy", status=503, reason=BUSY, waiting=self.store_queries)
+        raise refuse(self.counters, BUSY, 503, f"signal history busy, retry in {retry_s} s", {"Retry-After": str(retry_s)})
 
     def _with_unstored(self, stored: list[dict[str, Any]], symbol: str | None, min_confidence: float, limit: int, since_msc: int | None) -> list[dict[str, Any]]:
         """The store's answer with the signals seen on the feed that are newer than its newest and not in it yet.

@@ -414,7 +414,11 @@ class Session:
             symbol = self._symbol(msg)
             if symbol is None:
                 return
-        rows, _, _ = await self.sidecar.query_signals(symbol=symbol, min_confidence=float(min_conf), limit=limit, since_msc=None)
+        try:
+            rows, _, _ = await self.sidecar.query_signals(symbol=symbol, min_confidence=float(min_conf), limit=limit, since_msc=None)
+        except ApiError as exc:  # the store's queue is full (runtime.BUSY): already counted and logged there
+            self.client.reply(error_message(exc.message))
+            return
         for sig in reversed(rows):  # oldest first, as if they had streamed live
             self.client.reply(message("signal", app_signal(sig)))
 

@@ -120,6 +120,12 @@ class Stack:
             out["Authorization"] = f"Bearer {self.tokens[user]}"
         return out
 
+    def counter(self, name: str) -> float:
+        """The sidecar's own counter ``name`` from /api/metrics (0 when it has not counted any yet)."""
+        text = httpx.get(f"{self.url}/api/metrics", headers=self.headers(), timeout=10).text
+        line = next((ln for ln in text.splitlines() if ln.startswith(f"qt_sidecar_{name}_total ")), None)
+        return float(line.split()[1]) if line else 0.0
+
     def trade(self, symbol: str, side: str, lots: float) -> dict[str, Any]:
         """TradingPlatformService.executeTrade's request (null stops), as alice; asserts it filled."""
         body = {"symbol": symbol, "type": side, "lots": lots, "stopLoss": None, "takeProfit": None}

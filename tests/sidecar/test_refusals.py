@@ -55,9 +55,7 @@ def _cut_body(stack: Stack) -> bytes:
 
 
 def _counter(stack: Stack, name: str) -> float:
-    text = httpx.get(f"{stack.url}/api/metrics", headers=stack.headers(), timeout=10).text
-    line = next((ln for ln in text.splitlines() if ln.startswith(f"qt_sidecar_{name}_total ")), None)
-    return float(line.split()[1]) if line else 0.0
+    return stack.counter(name)
 
 
 def _log(stack: Stack) -> str:
