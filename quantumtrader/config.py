@@ -206,6 +206,11 @@ def listen_host(value: Any) -> str | None:
     return "must be an IP address (127.0.0.1, 0.0.0.0, ::1) or a host name"
 
 
+def no_nul(value: Any) -> str | None:
+    """A path that may be empty (a feature off): a NUL in it raised ValueError from the first file call, a traceback."""
+    return None if "\0" not in value else "must not contain a NUL character"
+
+
 def path_text(value: Any) -> str | None:
     """A path the OS can take: a NUL in it raised ValueError from the first file call, a traceback."""
     return "must not be empty or contain a NUL character" if not value or "\0" in value else None
@@ -563,6 +568,13 @@ class SidecarConfig:
 
     host: str = setting("127.0.0.1", "bind address (0.0.0.0 to serve phones; tokens still required)", listen_host)
     port: int = setting(8080, "HTTP port", port)
+    tls_certfile: str = setting(
+        "",
+        "PEM certificate (its chain after it) to serve HTTPS and WSS with, with tls_keyfile (both or neither; read when the config loads);"
+        " empty = plain HTTP, fit for loopback or behind a TLS reverse proxy only: passwords and tokens would cross the network readable",
+        no_nul,
+    )
+    tls_keyfile: str = setting("", "PEM private key of tls_certfile, not encrypted (keep it readable by this user only)", no_nul)
     cors_origins: tuple[str, ...] = setting((), 'origins allowed by CORS, e.g. ["https://app.example"] (empty = CORS off)')
     access_ttl_s: int = setting(3600, "lifetime of an access token from /api/auth/login", positive)
     signals_min_confidence: float = setting(
@@ -660,7 +672,7 @@ class LogConfig:
         "logs",
         "the daemon, sidecar and paper terminal also write their log here as JSON lines, one file each"
         " (daemon.log, sidecar.log, paper-<terminal>.log), rotated by size; relative to data_dir; empty = stderr only",
-        lambda v: None if "\0" not in v else "must not contain a NUL character",
+        no_nul,
     )
     rotate_mb: float = setting(20.0, "a log file is renamed to <name>.<UTC time of the rotation> when it reaches this size, in MB", positive)
     keep: int = setting(5, "rotated log files kept per process (0 = the current file is cut at rotate_mb and begun afresh)", non_negative)
@@ -738,14 +750,19 @@ def _check_whole(config: Config) -> None:
         raise ConfigError("log.dir", f"{config.log.dir} is a file of the data directory (the store or another, case ignored); pick another name")
     check_listeners(config)
     _check_remote(config.endpoints)
-
-
-#: Hosts that reach this machine only: an endpoint bound to one of them is out of the network's reach.
-_LOOPBACK_HOSTS = frozenset(("localhost", "::1", "[::1]"))
+    _check_tls(config.sidecar)
 
 
 def is_loopback(host: str) -> bool:
-    return host in _LOOPBACK_HOSTS or host.startswith("127.")
+    """Whether ``host`` (an IP literal, bracketed or not, or a name, as endpoints and sidecar.host take them) reaches
+    this machine only: 127.0.0.0/8, ::1, localhost. Any other name may resolve anywhere, so it is not."""
+    host = host.strip("[]").rstrip(".").lower()
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _check_remote(endpoints: EndpointsConfig) -> None:
@@ -780,6 +797,38 @@ def remote_endpoints(endpoints: EndpointsConfig) -> list[tuple[str, str, str]]:
             out.append((name, bound, risk))
     return out
 
+
+def sidecar_tls(sc: SidecarConfig) -> tuple[Path, Path] | None:
+    """The sidecar's (certificate, key) files, or None when it serves plain HTTP."""
+    if not sc.tls_certfile:
+        return None
+    return Path(sc.tls_certfile).expanduser(), Path(sc.tls_keyfile).expanduser()
+
+
+def _check_tls(sc: SidecarConfig) -> None:
+    """Both TLS files or neither, each readable, and a key that matches its certificate: checked when the config
+    loads (exit 2 naming the key), not when uvicorn starts, where a bad file ended the sidecar at every restart."""
+    if bool(sc.tls_certfile) != bool(sc.tls_keyfile):
+        given, missing = ("tls_certfile", "tls_keyfile") if sc.tls_certfile else ("tls_keyfile", "tls_certfile")
+        raise ConfigError(f"sidecar.{missing}", f"is needed with sidecar.{given} (both or neither)")
+    files = sidecar_tls(sc)
+    if files is None:
+        return
+    for key, path in zip(("sidecar.tls_certfile", "sidecar.tls_keyfile"), files):
+        try:
+            with path.open("rb") as f:
+                f.read(1)
+        except OSError as exc:
+            raise ConfigError(key, f"cannot read {path}: {exc.strerror or exc}") from None
+    import ssl  # here: only a config with TLS pays for it
+
+    try:
+        # The password callback: an encrypted key fails here instead of OpenSSL asking for it on the terminal.
+        ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(files[0], files[1], password=lambda: b"")
+    except ssl.SSLError as exc:
+        raise ConfigError(
+            "sidecar.tls_keyfile", f"{files[1]} is not an unencrypted PEM key of the PEM certificate {files[0]} ({exc.reason or exc})"
+        ) from None
 
 
 def _check_auto_lots(lots: float, r: RiskConfig) -> None:

@@ -25,7 +25,7 @@ from starlette.schemas import SchemaGenerator
 from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
-from quantumtrader.config import Config
+from quantumtrader.config import Config, sidecar_tls
 from quantumtrader.log import get_logger
 from quantumtrader.sidecar.errors import EXCEPTION_HANDLERS
 from quantumtrader.sidecar.ratelimit import RateLimitMiddleware
@@ -110,7 +110,7 @@ def create_app(config: Config) -> Starlette:
         await sidecar.start()
         log.info(
             "sidecar serving",
-            url=f"http://{config.sidecar.host}:{config.sidecar.port}",
+            url=f"{'http' if sidecar_tls(config.sidecar) is None else 'https'}://{config.sidecar.host}:{config.sidecar.port}",
             feed=config.endpoints.feed,
             control=config.endpoints.control,
             users=len(sidecar.users.list()),

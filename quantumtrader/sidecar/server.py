@@ -19,7 +19,7 @@ import warnings
 
 import uvicorn
 
-from quantumtrader.config import Config
+from quantumtrader.config import Config, is_loopback, sidecar_tls
 from quantumtrader.gc_tuning import tune_gc
 from quantumtrader.log import get_logger
 from quantumtrader.shutdown import stop_with_parent
@@ -59,6 +59,7 @@ class UvicornRefusalLog(logging.Filter):
 
 def uvicorn_config(config: Config) -> uvicorn.Config:
     sc = config.sidecar
+    tls = sidecar_tls(sc)  # checked when the config loaded (config._check_tls)
     app = create_app(config)
     uvicorn_log = logging.getLogger("uvicorn.error")
     for old in [f for f in uvicorn_log.filters if isinstance(f, UvicornRefusalLog)]:  # one per process's app
@@ -82,6 +83,8 @@ def uvicorn_config(config: Config) -> uvicorn.Config:
         # on: rotating it bypassed the login limit, locked a user out, ran unlimited scrypts (review, 2026-12-05).
         proxy_headers=False,
         timeout_graceful_shutdown=5,
+        ssl_certfile=None if tls is None else str(tls[0]),
+        ssl_keyfile=None if tls is None else str(tls[1]),
     )
 
 
@@ -104,12 +107,25 @@ def run_sidecar(config: Config) -> int:
             else "another sidecar or program has this port? give this one another: sidecar.port (QT_SIDECAR__PORT, --port)",
         )
         return 1
+    warn_plain_http(config)
     server = uvicorn.Server(uvicorn_config(config))
     stop_with_parent(lambda: setattr(server, "should_exit", True))  # uvicorn's own orderly stop, as on a signal
     tune_gc()  # hundreds of connections' objects made a full collection a pause of milliseconds
     with listener:
         server.run(sockets=[listener])
     return 0 if server.started else 1
+
+
+def warn_plain_http(config: Config) -> None:
+    """Said once at start when the sidecar serves beyond this machine without TLS: logins' passwords and every
+    token crossed the network readable, and nothing said so (a security review, 2026-12-06)."""
+    sc = config.sidecar
+    if sidecar_tls(sc) is None and not is_loopback(sc.host):
+        log.warning(
+            "serving plain HTTP beyond this machine: passwords and tokens cross the network readable by anyone on its path",
+            host=sc.host,
+            hint="set sidecar.tls_certfile and sidecar.tls_keyfile (docs/sidecar.md, TLS), or keep sidecar.host on loopback behind a TLS reverse proxy",
+        )
 
 
 def listen(host: str, port: int) -> socket.socket:
