@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 import typer
 
 from quantumtrader.config import BAD_INPUT_EXIT, Config, ConfigError, check_listeners, load_config, render_toml
-from quantumtrader.outputs import PLOT_SUFFIXES, clash_problem, keep_files_private, output_file_problem
+from quantumtrader.outputs import PLOT_SUFFIXES, clash_problem, keep_files_private, output_file_problem, shared_data_dir
 from quantumtrader.protocol import CONTROL_TIMEOUT_MAX_MS, ORDERS_LIMIT_MAX, ProtocolError, check_symbol, order_side
 
 if TYPE_CHECKING:
@@ -95,6 +95,20 @@ def build_config(
     return config
 
 
+def _say_if_shared(config: Config) -> None:
+    """A data directory other accounts may enter (one made before umask 077, or shared on purpose): said, not changed."""
+    mode = shared_data_dir(config.data_path)
+    if mode is not None:
+        from quantumtrader.log import get_logger
+
+        get_logger("quantumtrader").warning(
+            "the data directory is open to other accounts of this machine: the order journal, the signals and the logs in it too",
+            data_dir=str(config.data_path),
+            mode=mode,
+            hint=f"chmod 700 {config.data_path}",
+        )
+
+
 def _check_children(config: Config, *children: str) -> None:
     """The ports of the children this command starts or is ("paper", "sidecar") against the daemon's: exit 2 naming the key."""
     try:
@@ -136,6 +150,7 @@ def run(
         raise _fail("--ticks needs --paper: the files are replayed by the paper terminal")
     keep_files_private()  # before the data directory is made: the children started later inherit it
     cfg = build_config(config, data_dir=data_dir, log_format=log_format, log_level=log_level, make_data_dir=True, log_file="daemon")
+    _say_if_shared(cfg)
     _check_children(cfg, *(("paper",) if paper else ()), *(() if no_sidecar else ("sidecar",)))
     _check_numba_cache(cfg)
     _check_files(ticks)
@@ -183,6 +198,7 @@ def paper_command(
     keep_files_private()
     cfg = build_config(config, data_dir=data_dir, log_format=log_format, log_level=log_level, overrides=overrides, configure_log=False)
     _configure_log(cfg, f"paper-{cfg.paper.terminal}")  # one file per terminal id: several paper terminals may share a data directory
+    _say_if_shared(cfg)
     _check_children(cfg, "paper")
     _check_files(ticks)
     from quantumtrader.protocol import connect_address

@@ -753,11 +753,15 @@ def _check_whole(config: Config) -> None:
     _check_tls(config.sidecar)
 
 
+#: Names of this machine only: the usual host names, and the loopback interface (ZeroMQ binds to an interface name).
+_LOOPBACK_NAMES = frozenset(("localhost", "ip6-localhost", "ip6-loopback", "lo"))
+
+
 def is_loopback(host: str) -> bool:
     """Whether ``host`` (an IP literal, bracketed or not, or a name, as endpoints and sidecar.host take them) reaches
     this machine only: 127.0.0.0/8, ::1, localhost. Any other name may resolve anywhere, so it is not."""
     host = host.strip("[]").rstrip(".").lower()
-    if host == "localhost":
+    if host in _LOOPBACK_NAMES:
         return True
     try:
         return ipaddress.ip_address(host).is_loopback
@@ -774,8 +778,9 @@ def _check_remote(endpoints: EndpointsConfig) -> None:
     for name, bound, risk in remote_endpoints(endpoints):
         raise ConfigError(
             f"endpoints.{name}",
-            f"{bound} binds beyond this machine, and the daemon's sockets have no authentication ({risk}):"
-            " keep it on 127.0.0.1, or set endpoints.allow_remote = true behind a firewall",
+            f"{bound} is beyond this machine (the daemon binds it, the sidecar and the CLI connect to it), and the"
+            f" daemon's sockets have no authentication ({risk}): keep it on 127.0.0.1, or set endpoints.allow_remote"
+            " = true behind a firewall",
         )
 
 
@@ -840,9 +845,6 @@ def _check_auto_lots(lots: float, r: RiskConfig) -> None:
         raise ConfigError("auto_trade.lots", f"({lots:g}) must be 0 (sized by risk) or lie from risk.lot_min ({r.lot_min:g}) to risk.lot_max ({r.lot_max:g})")
     if r.max_lots_per_symbol and lots > r.max_lots_per_symbol:
         raise ConfigError("auto_trade.lots", f"({lots:g}) is above risk.max_lots_per_symbol ({r.max_lots_per_symbol:g}): no auto order could be sent")
-    steps = lots / r.lot_step
-    if abs(steps - round(steps)) > 1e-6:
-        raise ConfigError("auto_trade.lots", f"({lots:g}) must be a multiple of risk.lot_step ({r.lot_step:g}): orders are rounded down to it")
 
 
 def _check_risk(r: RiskConfig) -> None:

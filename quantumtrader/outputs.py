@@ -133,6 +133,19 @@ def keep_files_private() -> None:
     os.umask(0o077)
 
 
+def shared_data_dir(path: Path) -> str | None:
+    """The data directory's mode when other accounts may enter it (POSIX), else None. The umask above protects what is
+    created from now on; a directory made by an earlier version stays 0755 with its files 0644 (the review of the
+    change, 2026-12-06), and is said at start rather than changed: it may be one the user shares on purpose."""
+    if os.name == "nt":
+        return None
+    try:
+        mode = stat.S_IMODE(path.stat().st_mode)
+    except OSError:
+        return None
+    return oct(mode) if mode & 0o077 else None
+
+
 def _temporary_name(target: Path, tag: str) -> str:
     return f".{target.name[:80]}.{tag}.partial{target.suffix}"
 

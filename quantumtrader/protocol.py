@@ -15,6 +15,7 @@ afford an allocation per field.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 import secrets
@@ -855,6 +856,27 @@ def control_id(msg: Mapping[str, Any]) -> str | None:
     """A control request's id ("" when absent), or None if it is not a string of at most 64 chars."""
     req_id = msg.get("id", "")
     return req_id if type(req_id) is str and len(req_id) <= 64 else None
+
+
+#: Fields of a control request that may differ between tries of one request: its id, and when its requester stops
+#: waiting (the sidecar sets it per try). Everything else is what the request asks.
+_PER_TRY: Final = frozenset(("v", "id", "expires_msc"))
+
+
+def request_fingerprint(request: Mapping[str, Any]) -> str:
+    """A hash of what a control request asks (its type and fields, not :data:`_PER_TRY`), to tell a retry of a
+    request from another request under the same id: the daemon's order keeps it, and the sidecar compares
+    requests in flight with it. "" when it cannot be encoded (nothing is compared then)."""
+    try:
+        asked = orjson.dumps({k: v for k, v in request.items() if k not in _PER_TRY}, option=orjson.OPT_SORT_KEYS)
+    except (TypeError, orjson.JSONEncodeError):
+        return ""
+    return hashlib.sha256(asked).hexdigest()[:24]
+
+
+def request_id_reused(request_id: str, first: str) -> str:
+    """The refusal of another request under a used id (an app's Idempotency-Key), ``first`` naming the first one's."""
+    return f"request id {request_id!r} (an Idempotency-Key) was used for another request ({first}); a retry must repeat the same request, a new request needs a new key"
 
 
 def control_request(kind: str, req_id: str | None = None, **fields: Any) -> dict[str, Any]:

@@ -249,3 +249,12 @@ def test_the_daemon_and_its_children_keep_their_files_to_their_user(tmp_path: Pa
         assert stop(proc) == 0
     loose = {str(p.relative_to(data)): oct(p.stat().st_mode & 0o777) for p in [data, *data.rglob("*")] if p.stat().st_mode & 0o077}
     assert not loose, loose
+    # A data directory made before (0755, its files 0644) is said at start, not changed (the review of the change).
+    data.chmod(0o755)
+    proc = start(["run", "--paper"], env, tmp_path / "run-2.log")
+    try:
+        wait_for(lambda: "open to other accounts" in (tmp_path / "run-2.log").read_text(errors="replace"), 60, "the warning")
+        wait_for(lambda: control(eps.control)["health"]["counters"].get("ticks", 0) > 0, 30, "ticks")  # serving: a clean stop
+    finally:
+        assert stop(proc) == 0
+    assert data.stat().st_mode & 0o777 == 0o755

@@ -517,8 +517,8 @@ class Daemon:
     def handle_hello(self, msg: dict[str, Any], mono: float, clock_msc: int) -> None:
         session = self.terminals.hello(msg, mono, clock_msc)
         self.counters["hellos"] += 1
-        self._session_log.log(
-            f"hello {session.terminal}",
+        self._session_log.log(  # keyed by endpoint and platform too: a hello that moves them is always said
+            f"hello {session.terminal} {session.command_endpoint} {session.platform}",
             log.info,
             "terminal registered",
             terminal=session.terminal,
@@ -629,7 +629,7 @@ class Daemon:
         """Hellos and byes the rate limit held back and no later line counted: said now, one line each. Then, as
         terminal ids come from outside, the limiter is started afresh once it remembers far more than can be live."""
         for key, count in self._session_log.overdue():
-            kind, _, terminal = key.partition(" ")
+            kind, terminal = key.split(" ")[:2]
             log.info("terminal registered again" if kind == "hello" else "terminal said bye again", terminal=terminal, count_since_last_log=count)
         if len(self._session_log) > 4 * self.config.daemon.max_terminals:
             self._session_log = LogLimiter(_SESSION_LOG_INTERVAL_S, self._monotonic)

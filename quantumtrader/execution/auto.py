@@ -56,7 +56,8 @@ class _LogResponder:
             return
         self._daemon.counters["auto_orders_refused"] += 1
         self.refused = True
-        self._on_refused()
+        if status == 422:  # a risk rule or the terminal said no; not a 503 (no command session yet), which passes
+            self._on_refused()
         self._limiter.log(f"refused-{status}", log.info, "auto order not filled", signal=self._signal_id, status=status, reason=message)
 
 

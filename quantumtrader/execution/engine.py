@@ -11,14 +11,12 @@ terminal's ``positions`` by their ``QT-<id>`` comment, never sent again.
 
 from __future__ import annotations
 
-import hashlib
 import math
 import re
 import sqlite3
 import time
 from typing import Any, NamedTuple
 
-import orjson
 import zmq
 
 from quantumtrader.config import ORDERS_FILE, Config, parse_symbol_map
@@ -46,6 +44,8 @@ from quantumtrader.protocol import (
     open_command,
     order_side,
     positive_int,
+    request_fingerprint,
+    request_id_reused,
 )
 from quantumtrader.store.db import opening
 
@@ -597,11 +597,7 @@ class ExecutionEngine:
             # first order told the app "Position closed successfully" of a close that never happened (a hunt,
             # 2026-12-06). Refused, as the IETF Idempotency-Key draft says: a new request needs a new key.
             self.daemon.counters["request_ids_reused"] += 1
-            responder.error(
-                f"request id {request_id!r} (an Idempotency-Key) was used for another request (order {order.id}, {order.kind} {order.symbol});"
-                " a retry must repeat the same request, a new request needs a new key",
-                422,
-            )
+            responder.error(request_id_reused(request_id, f"order {order.id}, {order.kind} {order.symbol}"), 422)
             return True
         if order.status == PENDING:
             self._waiters.setdefault(order.id, []).append(responder)
@@ -956,21 +952,6 @@ def _optional_number(request: dict[str, Any], *names: str) -> float | None:
             raise ControlError(f"{name} must be a number from 0 to {_MAX_NUMBER:g}", 422)
         return float(value)
     return None
-
-
-#: Fields of a control request that may differ between tries of one request: its id, and when its requester stops
-#: waiting (the sidecar sets it per try). Everything else is what the request asks.
-_PER_TRY = frozenset(("v", "id", "expires_msc"))
-
-
-def request_fingerprint(request: dict[str, Any]) -> str:
-    """A hash of what a control request asks (its type and fields, not :data:`_PER_TRY`), to tell a retry of a
-    request from another request under the same id. "" when it cannot be encoded (nothing is compared then)."""
-    try:
-        asked = orjson.dumps({k: v for k, v in request.items() if k not in _PER_TRY}, option=orjson.OPT_SORT_KEYS)
-    except (TypeError, orjson.JSONEncodeError):
-        return ""
-    return hashlib.sha256(asked).hexdigest()[:24]
 
 
 def _check_expiry(request: dict[str, Any]) -> None:

@@ -485,7 +485,11 @@ class PaperTerminal:
 
     def run(self) -> None:
         self.symbols = self._symbols()
-        self._open()
+        try:
+            self._open()
+        except BaseException:  # its port taken: the book is not held for the rest of the process (run's finally is not reached)
+            self.release_book()
+            raise
         if self.options.tick_files:
             fast = self.options.replay_rate <= 0 and self.cfg.speed == 0
         else:

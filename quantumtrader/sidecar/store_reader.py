@@ -1,7 +1,7 @@
 """The store's :class:`~quantumtrader.store.SignalReader`, opened read-only when the daemon has made the file.
 
-Calls come from the sidecar's own store threads (runtime.STORE_QUERIES_AT_ONCE, apart from the pool static files
-are served from; SQLite must not block the event loop); one
+Calls come from worker threads under the sidecar's own capacity limiter (runtime.STORE_QUERIES_AT_ONCE), not the
+default one the static files are served under; SQLite must not block the event loop; one
 lock serializes them on the single read-only connection, which is plenty for
 a query that reads at most ``limit`` rows of an index.
 """

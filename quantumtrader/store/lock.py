@@ -92,7 +92,8 @@ class DataDirLock:
 
     def release(self) -> None:
         if self._fd is not None:
-            os.close(self._fd)  # closing the descriptor releases the lock on both systems
+            _unlock(self._fd)
+            os.close(self._fd)
             self._fd = None
 
 
@@ -145,8 +146,20 @@ if os.name == "nt":  # pragma: no cover - no Windows machine runs the tests here
         msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
         os.lseek(fd, 0, os.SEEK_SET)
 
+    def _unlock(fd: int) -> None:
+        # Explicitly: Windows releases a lock left at close only "depending on available system resources", and the
+        # paper terminal's book is locked again in the same process (a review, 2026-12-06).
+        try:
+            os.lseek(fd, 1 << 20, os.SEEK_SET)
+            msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
+        except OSError:
+            pass  # not held: nothing to release
+
 else:
     import fcntl
 
     def _lock(fd: int) -> None:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+    def _unlock(fd: int) -> None:
+        pass  # closing the descriptor releases a flock at once

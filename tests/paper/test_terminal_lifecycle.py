@@ -324,3 +324,24 @@ def test_the_book_is_saved_before_an_event_tells_of_a_change_and_killed_saves_le
         assert on_disk == [("positions", []), ("account", [])], on_disk  # closed on disk before the daemon hears it
     finally:
         terminal.release_book()
+
+
+def test_a_terminal_whose_command_port_is_taken_gives_its_book_back(tmp_path: Path) -> None:
+    """The review of the change (2026-12-06): run() opened its sockets before the try whose finally gives the book's
+    lock back, so a taken command port kept the book locked for the rest of the process."""
+    import dataclasses
+
+    from quantumtrader.config import Config
+    from quantumtrader.paper.terminal import CommandBindError, PaperOptions, PaperTerminal
+    from support import free_port
+
+    taken = zmq.Context.instance().socket(zmq.REP)
+    port = taken.bind_to_random_port("tcp://127.0.0.1")
+    cfg = Config()
+    cfg = dataclasses.replace(cfg, data_dir=str(tmp_path / "data"), paper=dataclasses.replace(cfg.paper, command_endpoint=f"tcp://127.0.0.1:{port}"))
+    try:
+        with pytest.raises(CommandBindError):
+            PaperTerminal(cfg, PaperOptions(events_endpoint=f"tcp://127.0.0.1:{free_port()}")).run()
+    finally:
+        taken.close(linger=0)
+    PaperTerminal(cfg, PaperOptions(events_endpoint="tcp://127.0.0.1:1")).release_book()  # the book is free again
