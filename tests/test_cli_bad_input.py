@@ -659,3 +659,28 @@ def test_config_init_on_a_directory_and_status_with_no_daemon_say_what_is_wrong(
         _refused(_cli("stop", "--timeout-ms", "200", **env), 1, f"process {os.getpid()} holds data directory {data}")
     finally:
         held.release()
+
+
+def test_two_feeds_of_one_symbol_over_one_period_are_refused_and_consecutive_periods_merged(tmp_path: Path) -> None:
+    """A hunt of evaluate (2026-12-06): an OANDA and an FXCM file of one period were merged into one EURUSD series and
+    scored, a trade opened on one feed's ask and closed on the other's bid, with only a note on stderr (the mix read
+    a positive Brier skill neither feed had). Files of one symbol whose ticks interleave are refused before the
+    replay, naming them; consecutive periods of one feed are merged as before."""
+
+    def feed(path: Path, start_s: int, rows: int, step_s: int, mid: float) -> Path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lines = []
+        for i in range(rows):
+            t = start_s + i * step_s
+            m = mid + 0.0001 * ((i * 7919) % 13 - 6)
+            lines.append(f"2024-01-15T{t // 3600:02d}:{t // 60 % 60:02d}:{t % 60:02d}.000Z,{m:.5f},{m + 0.0002:.5f},1\n")
+        path.write_text("time,bid,ask,volume\n" + "".join(lines))
+        return path
+
+    data = str(tmp_path / "data")
+    a = feed(tmp_path / "oanda" / "EURUSD.csv", 36_000, 400, 2, 1.1000)
+    b = feed(tmp_path / "fxcm" / "EURUSD.csv", 36_001, 400, 2, 1.1001)  # the same period, a second apart
+    _refused(_cli("evaluate", str(a), str(b), "--no-progress", "--data-dir", data), 1, "overlap in time", str(a), str(b), "evaluate each on its own")
+    later = feed(tmp_path / "later" / "EURUSD.csv", 36_000 + 800, 400, 2, 1.1000)  # after a's last tick
+    merged = _cli("evaluate", str(a), str(later), "--no-progress", "--data-dir", data)
+    assert merged.returncode == 0 and "overlap" not in merged.stderr, merged.stderr[-2000:]

@@ -44,6 +44,7 @@ class TickArrays:
     first_error: str = ""  # where the first unreadable row was, and why
     out_of_order: int = 0  # rows earlier than the row before them in their file (CsvStats)
     first_out_of_order: str = ""
+    overlapping: dict[str, list[str]] = field(default_factory=dict)  # CsvStats.overlapping
 
 
 @dataclass
@@ -105,6 +106,7 @@ def load_ticks(paths: list[Path], progress: Callable[[int], None] | None = None)
         first_error=stats.first_error,
         out_of_order=stats.out_of_order,
         first_out_of_order=stats.first_out_of_order,
+        overlapping=stats.overlapping,
     )
 
 

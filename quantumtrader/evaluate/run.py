@@ -33,6 +33,9 @@ def run_evaluation(config: Config, files: list[Path], *, show_progress: bool = T
             rejected = _rejected_text(ticks.rejected)
             first = f"; first: {ticks.first_error}" if ticks.first_error else ""
             raise ValueError(f"no tick accepted from {ticks.rows_read:,} rows ({ticks.bad_rows:,} unreadable{first}; rejected as the daemon would: {rejected})")
+        if ticks.overlapping:  # before the replay: a score of two feeds mixed would describe their disagreement
+            mixed = "; ".join(f"{symbol}: {', '.join(files)}" for symbol, files in ticks.overlapping.items())
+            raise ValueError(f"files of one symbol overlap in time ({mixed}): two feeds, not consecutive periods of one; evaluate each on its own")
         horizon = config.signals.horizon_ticks
         too_few = too_few_ticks(ticks, horizon)
         if len(too_few) == len(ticks.symbols):  # before the replay: nothing it gives could be scored
