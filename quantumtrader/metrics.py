@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 from typing import Any
 
 import numpy as np
@@ -168,10 +168,10 @@ class LogLimiter:
     def __init__(self, interval_s: float, clock: Callable[[], float] = time.monotonic) -> None:
         self._interval_s = interval_s
         self._clock = clock
-        self._last_logged: dict[str, float] = {}
-        self._since_logged: Counter[str] = Counter()
+        self._last_logged: dict[Hashable, float] = {}
+        self._since_logged: Counter[Hashable] = Counter()
 
-    def due(self, key: str) -> int | None:
+    def due(self, key: Hashable) -> int | None:
         """Count one occurrence of ``key``; if a line is due, how many occurred since the last one (this one included)."""
         self._since_logged[key] += 1
         now = self._clock()
@@ -182,7 +182,7 @@ class LogLimiter:
         since, self._since_logged[key] = self._since_logged[key], 0
         return since
 
-    def log(self, key: str, emit: Callable[..., Any], event: str, **fields: Any) -> None:
+    def log(self, key: Hashable, emit: Callable[..., Any], event: str, **fields: Any) -> None:
         """Count one occurrence of ``key``; when a line is due, ``emit(event, count_since_last_log=N, **fields)``."""
         since = self.due(key)
         if since is not None:
@@ -192,7 +192,7 @@ class LogLimiter:
         """How many keys it remembers (each key ever logged: bound them where keys come from outside)."""
         return len(self._last_logged)
 
-    def overdue(self) -> list[tuple[str, int]]:
+    def overdue(self) -> list[tuple[Hashable, int]]:
         """Keys with occurrences no line has counted yet and whose interval is over: (key, how many), counted afresh.
 
         Without it those were said only by the next occurrence's line, and after a burst none may come."""

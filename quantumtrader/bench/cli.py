@@ -194,11 +194,12 @@ def features(
         raise typer.BadParameter(str(exc), param_hint="QT_* environment") from None
     except OSError as exc:
         raise typer.BadParameter(f"cannot create the Numba cache in the data directory: {exc}", param_hint="QT_DATA_DIR") from None
-    from quantumtrader.bench.features import run_features_bench
+    from quantumtrader.bench.features import TooFewTicks, run_features_bench
+    from quantumtrader.paper.ticks import TickFileError
 
     try:
         run_features_bench(path, n_ticks, json, plot_out=plot)
-    except ValueError as exc:  # TooFewTicks, or a TickFileError (a truncated gzip): found reading it, before any timing
+    except (TooFewTicks, TickFileError) as exc:  # found reading it (a truncated gzip: TickFileError), before any timing
         raise typer.BadParameter(str(exc), param_hint="--ticks") from None
 
 
@@ -221,7 +222,7 @@ def ws(
     from quantumtrader.paper.ticks import TickFileError
 
     report = None if json is None else report_path(json)
-    if json is not None and report is not None:  # checked as --json is: it was written after the run, unchecked
+    if report is not None:  # checked as --json is: it was written after the run, unchecked
         if report == json:
             raise typer.BadParameter(f"{json}: the markdown report is written beside the JSON as {report.name}; give the JSON another name (.json)", param_hint="--json")
         if problem := output_file_problem(report):
@@ -276,8 +277,7 @@ def all_scenarios(
 
         out_dir = Path("qt-bench-results") / datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     if ticks is not None:  # every check of the file before the first scenario, not when the fourth one reads it
-        _first_tick(ticks)
-        _check_trade_ticks(ticks)
+        _check_trade_ticks(ticks)  # reads its first tick, which checks it
     typer.echo(f"results under {out_dir}")
     replayed = ticks or _default_ticks()
     if replayed is None:

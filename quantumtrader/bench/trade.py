@@ -112,10 +112,10 @@ def run_trade_bench(
         "targets": {"client_round_trip_p99_us": 2000},
     }
     rows = [
-        ("control -> terminal -> control (client)", *_row(result["client_round_trip"])),
-        ("daemon REQ -> terminal REP", *_row(result["daemon_command_round_trip"])),
-        ("tick receive -> publish, quiet", *_row(quiet)),
-        ("tick receive -> publish, orders in flight", *_row(busy)),
+        ("control -> terminal -> control (client)", *latency_cells(result["client_round_trip"])),
+        ("daemon REQ -> terminal REP", *latency_cells(result["daemon_command_round_trip"])),
+        ("tick receive -> publish, quiet", *latency_cells(quiet)),
+        ("tick receive -> publish, orders in flight", *latency_cells(busy)),
     ]
     log(table(rows, ("", "p50 µs", "p90", "p99", "p99.9", "max")))
     if streamed.ran_out():
@@ -151,7 +151,3 @@ class _Streamed(NamedTuple):
         the rate: a loaded host slows the terminal by a fraction, not by half. Said, not refused: how long the orders
         take is known only after them; the short file's "orders in flight" row read 0 µs before (a review, 2026-12-06)."""
         return self.ticks < 0.5 * self.expected
-
-
-def _row(summary: dict[str, float]) -> tuple[str, ...]:
-    return latency_cells(summary)

@@ -215,11 +215,11 @@ class PipelineStage:
         # time sent as UTC, up to the day the protocol allows) stamped signals hours ahead, and the history, newest
         # first by time, kept them above every later one until the clock caught up (a hunt, 2026-12-06).
         now = now_msc()
-        times = [int(stamp[row]) for row in batch.emitted]
-        if max(times) > now:
-            self.counters["signal_times_clamped"] += sum(t > now for t in times)
-            times = [min(t, now) for t in times]
-        signals = [self.pipeline.signal(batch, int(row), t) for row, t in zip(batch.emitted, times, strict=True)]
+        times = stamp[batch.emitted].tolist()  # one call, not a numpy scalar per row
+        ahead = sum(t > now for t in times)
+        if ahead:
+            self.counters["signal_times_clamped"] += ahead
+        signals = [self.pipeline.signal(batch, int(row), min(t, now)) for row, t in zip(batch.emitted, times, strict=True)]
         started = time.perf_counter_ns()
         bodies = [orjson.dumps(sig) for sig in signals]  # once: the journal and the feed embed these bytes
         rows = self.store.signals.rows(signals, bodies)

@@ -518,7 +518,7 @@ class Daemon:
         session = self.terminals.hello(msg, mono, clock_msc)
         self.counters["hellos"] += 1
         self._session_log.log(  # keyed by endpoint and platform too: a hello that moves them is always said
-            f"hello {session.terminal} {session.command_endpoint} {session.platform}",
+            ("hello", session.terminal, session.command_endpoint, session.platform),
             log.info,
             "terminal registered",
             terminal=session.terminal,
@@ -593,7 +593,7 @@ class Daemon:
         self.terminals.bye(msg["terminal"], msg.get("reason", ""))
         self.market.release(msg["terminal"])
         self._room_search_after = 0.0  # a slot may be free now: the next newcomer need not wait out a failed search
-        self._session_log.log(f"bye {msg['terminal']}", log.info, "terminal said bye", terminal=msg["terminal"], reason=msg.get("reason", ""))
+        self._session_log.log(("bye", msg["terminal"]), log.info, "terminal said bye", terminal=msg["terminal"], reason=msg.get("reason", ""))
 
     # -- periodic work -------------------------------------------------------------
 
@@ -629,7 +629,7 @@ class Daemon:
         """Hellos and byes the rate limit held back and no later line counted: said now, one line each. Then, as
         terminal ids come from outside, the limiter is started afresh once it remembers far more than can be live."""
         for key, count in self._session_log.overdue():
-            kind, terminal = key.split(" ")[:2]
+            kind, terminal = key[:2]  # type: ignore[index]  # this limiter's keys are the tuples above
             log.info("terminal registered again" if kind == "hello" else "terminal said bye again", terminal=terminal, count_since_last_log=count)
         if len(self._session_log) > 4 * self.config.daemon.max_terminals:
             self._session_log = LogLimiter(_SESSION_LOG_INTERVAL_S, self._monotonic)

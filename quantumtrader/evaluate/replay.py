@@ -74,7 +74,7 @@ def load_ticks(paths: list[Path], progress: Callable[[int], None] | None = None)
     # "Too far ahead" is judged as the daemon judges it, against this machine's clock: against each tick's own time
     # it never fired, and one row dated 2099 moved the signal policy's clock on by 75 years (a hunt, 2026-12-05).
     clock_msc = now_msc()
-    for seq, tick in enumerate(merge_csv_ticks(paths, stats)):
+    for seq, tick in enumerate(merge_csv_ticks(paths, stats, watch_overlap=True)):
         read += 1
         if progress is not None and read % 50_000 == 0:
             progress(50_000)

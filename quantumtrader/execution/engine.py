@@ -64,8 +64,6 @@ class OpenPlan(NamedTuple):
     sl: float
     tp: float
     problem: str | None  # the sizing's refusal (no tick value for the account's currency...), or None
-    asked: float | None  # the lots the request named (None: sized)
-    step: float  # the lot step they were rounded down to
 
 
 class ExecutionEngine:
@@ -376,6 +374,7 @@ class ExecutionEngine:
             raise ControlError(f"terminal {terminal!r} has not sent its positions since the daemon started: the limits cannot be checked yet; retry in a few seconds", 503)
         quote = self.daemon.market.terminal_quotes.get((terminal, broker_symbol))  # the price this terminal trades at
         order = self._new_order(request, "open", terminal, symbol, broker_symbol, side)
+        asked = lots
         plan = self.plan_open(terminal, broker_symbol, side, lots, sl, tp)
         if plan.problem:
             self._refuse(order, plan.problem, responder)
@@ -396,8 +395,8 @@ class ExecutionEngine:
             account_currency=account.get("currency"),
         )
         if reason:
-            if plan.asked is not None and plan.asked != lots and reason.startswith("lots "):  # "lots 0 below the minimum" of 0.001 asked
-                reason += f" ({plan.asked:g} asked, rounded down to the lot step {plan.step:g})"
+            if asked is not None and asked != lots and reason.startswith("lots "):  # "lots 0 below the minimum" of 0.001 asked
+                reason += f" ({asked:g} asked, rounded down to the lot step {self.risk.lot_step(spec):g})"
             self._refuse(order, reason, responder)
             return
         ec = self.config.execution
@@ -411,8 +410,6 @@ class ExecutionEngine:
         will have (with 0 a sized order passed them, and every signal at the limit became a journaled refusal)."""
         quote = self.daemon.market.terminal_quotes.get((terminal, broker_symbol))
         spec = self._spec(terminal, broker_symbol)
-        step = self.risk.lot_step(spec)
-        asked = lots
         if quote is not None:
             vol = self._volatility(broker_symbol) if self._volatility else None
             sl, tp = self.risk.default_stops(side, quote["bid"], quote["ask"], sl, tp, vol)
@@ -422,9 +419,9 @@ class ExecutionEngine:
                 account = self.daemon.market.accounts.get(terminal) or {}
                 problem = self.risk.sizing_problem(broker_symbol, account.get("currency"), spec)
                 if problem:
-                    return OpenPlan(0.0, sl, tp, problem, asked, step)
+                    return OpenPlan(0.0, sl, tp, problem)
                 lots = self.risk.size_lots(broker_symbol, side, quote["bid"], quote["ask"], sl, float(account.get("equity", 0.0)), spec)
-        return OpenPlan(round_lots_down(lots or 0.0, step), sl, tp, None, asked, step)
+        return OpenPlan(round_lots_down(lots or 0.0, self.risk.lot_step(spec)), sl, tp, None)
 
     def control_close(self, request: dict[str, Any], responder: Responder) -> None:
         if self._answer_repeat(request, responder):

@@ -484,12 +484,16 @@ class PaperTerminal:
         return streamed
 
     def run(self) -> None:
-        self.symbols = self._symbols()
+        """Stream and serve until stopped; the book's lock is given back however it ends (a command port taken
+        kept it for the rest of the process: the review of the change, 2026-12-06)."""
         try:
-            self._open()
-        except BaseException:  # its port taken: the book is not held for the rest of the process (run's finally is not reached)
+            self._run()
+        finally:
             self.release_book()
-            raise
+
+    def _run(self) -> None:
+        self.symbols = self._symbols()
+        self._open()
         if self.options.tick_files:
             fast = self.options.replay_rate <= 0 and self.cfg.speed == 0
         else:
@@ -580,5 +584,4 @@ class PaperTerminal:
         finally:
             self.router.close(linger=0)
             self.push.close(linger=2000)
-            self.release_book()
             log.info("paper terminal stopped", ticks=self.ticks_sent, dropped=self.outbox.dropped, seq=self.seq)

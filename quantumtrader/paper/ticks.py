@@ -231,15 +231,14 @@ def _read_rows(path: Path, symbol: str, stats: CsvStats) -> Iterator[SourceTick]
             yield SourceTick(time_msc, symbol, bid, ask, volume)
 
 
-def merge_csv_ticks(paths: list[Path], stats: CsvStats | None = None) -> Iterator[SourceTick]:
+def merge_csv_ticks(paths: list[Path], stats: CsvStats | None = None, *, watch_overlap: bool = False) -> Iterator[SourceTick]:
     """Several files (the symbol of each is its name) merged into one time-ordered stream; one file given
     twice is a TickFileError (:func:`check_distinct_files`)."""
     check_distinct_files(paths)
     streams = [read_csv_ticks(path, stats=stats) for path in paths]
     if len(streams) == 1:
         return streams[0]
-    shared = shared_symbols(paths)
-    if not shared:
+    if not (watch_overlap and shared_symbols(paths)):  # only evaluate reads stats.overlapping: none pay for it else
         return heapq.merge(*streams, key=lambda t: t.time_msc)
     tagged = [_tagged(stream, i) for i, stream in enumerate(streams)]
     return _watch_overlap(heapq.merge(*tagged, key=lambda pair: pair[0].time_msc), paths, stats if stats is not None else CsvStats())

@@ -40,8 +40,8 @@ class AsyncControl:
         self._context = context
         self._socket: zmq.asyncio.Socket | None = None
         self._pending: dict[str, asyncio.Future[dict[str, Any]]] = {}
-        self._asked: dict[str, str] = {}  # request id in flight -> what it asks (protocol.request_fingerprint)
-        self._kinds: dict[str, str] = {}  # request id in flight -> its type, for the refusal of another under its id
+        # request id in flight -> (what it asks: protocol.request_fingerprint, its type for the refusal of another)
+        self._asked: dict[str, tuple[str, str]] = {}
         self._reader: asyncio.Task[None] | None = None
         self.timeouts = 0
 
@@ -84,11 +84,12 @@ class AsyncControl:
         timeout_s = (timeout_ms or self.timeout_ms) / 1000.0
         asked = request_fingerprint(msg)
         same = self._pending.get(msg["id"])
-        if same is not None and asked != self._asked.get(msg["id"], asked):
+        first = self._asked.get(msg["id"])
+        if same is not None and first is not None and first[0] != asked:
             # Another request under an id in flight (an app's Idempotency-Key used for a close while its trade waits):
             # it shared the trade's reply, "Position closed successfully" of a close never sent, and the daemon's own
             # check never saw it (the review of the change, 2026-12-06). Refused as the daemon refuses it.
-            return control_reply(msg["id"], ok=False, error=request_id_reused(msg["id"], f"a {self._kinds.get(msg['id'], '')} request still in flight"), status=422)
+            return control_reply(msg["id"], ok=False, error=request_id_reused(msg["id"], f"a {first[1]} request still in flight"), status=422)
         if same is not None:  # the same request in flight (an app's repeated Idempotency-Key): one reply serves both
             try:
                 return await asyncio.wait_for(asyncio.shield(same), timeout_s)
@@ -99,7 +100,7 @@ class AsyncControl:
             sock = self._socket or self._open()
             future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
             self._pending[msg["id"]] = future
-            self._asked[msg["id"]], self._kinds[msg["id"]] = asked, kind
+            self._asked[msg["id"]] = (asked, kind)
             try:
                 await sock.send(frame)
                 return await asyncio.wait_for(future, timeout_s)
@@ -108,7 +109,6 @@ class AsyncControl:
             finally:
                 self._pending.pop(msg["id"], None)
                 self._asked.pop(msg["id"], None)
-                self._kinds.pop(msg["id"], None)
         raise ControlTimeout(f"no reply from the daemon at {self.endpoint} to {kind!r}")
 
     async def close(self) -> None:

@@ -68,9 +68,12 @@ class SignalPage(list[dict[str, Any]]):
     had looked at every row it might match (there may be more, older than the last one here), or when
     ``unreadable`` rows were left out: encrypted with another key, or without one, or damaged."""
 
-    complete: bool = True
     unreadable: int = 0
-    timed_out: bool = False  # the budget ran out (``complete`` is False for unreadable rows too)
+    timed_out: bool = False  # the budget ran out
+
+    @property
+    def complete(self) -> bool:
+        return not self.timed_out and not self.unreadable
 
 
 class SignalReader:
@@ -142,7 +145,6 @@ class SignalReader:
         try:
             for body, encrypted in conn.execute(sql, args):
                 if deadline is not None and time.monotonic() > deadline:  # decrypting is the slow part of encrypted rows
-                    out.complete = False
                     out.timed_out = True
                     break
                 try:
@@ -152,7 +154,6 @@ class SignalReader:
                     # One such row ended the whole query, so the app saw none of the history around it (a review,
                     # 2026-12-06: a restart with another key hid every signal from a filtered query).
                     out.unreadable += 1
-                    out.complete = False
                     continue
                 if min_confidence is not None and confidence < min_confidence:
                     continue
@@ -162,7 +163,6 @@ class SignalReader:
         except sqlite3.OperationalError as exc:
             if deadline is None or "interrupt" not in str(exc):
                 raise
-            out.complete = False
             out.timed_out = True
         finally:
             if deadline is not None:
